@@ -1,0 +1,168 @@
+"""The ``timbremap`` command: argument parsing, messages and exit codes over the packages'
+public functions. Heavy modules (tensorflow) are imported only by the commands that need them.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("timbremap")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """An expected failure: printed as one line, exit code 1."""
+
+
+def _print(*lines):
+    """Results go to stdout (messages and progress go to stderr through logging and tqdm)."""
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- featurestore commands
+def cmd_render(args):
+    from featurestore.render import RenderOptions, render_soundfont
+    options = RenderOptions(velocities=tuple(args.velocities), pitch_step=args.pitch_step,
+                            fractions=tuple(args.fractions), seed=args.seed)
+    counts = render_soundfont(args.out, args.soundfont, options, programs=args.programs,
+                              tag=args.tag, progress=not args.quiet)
+    _print(*(f"{split}: {n} notes -> {Path(args.out) / split}" for split, n in counts.items()))
+
+
+def feature_params(args):
+    from featurestore.params import FeatureParams
+    return FeatureParams(kind=args.features, n_fft=args.n_fft, hop_length=args.hop_length,
+                         n_mels=args.n_mels, sample_rate=args.sample_rate)
+
+
+def build_summary(reports):
+    """The one-screen summary of a build."""
+    lines = [f"{'split':<7}{'status':<9}{'notes':>8}{'skipped':>9}{'adjusted':>10}"
+             f"{'seconds':>9}{'notes/s':>9}{'MiB':>9}{'KiB/note':>10}"]
+    for r in reports:
+        per_note = r.bytes / r.n_examples / 1024 if r.n_examples else float("nan")
+        lines.append(f"{r.split:<7}{r.status:<9}{r.n_examples:>8}{r.n_skipped:>9}"
+                     f"{r.n_adjusted:>10}{r.seconds:>9.1f}{r.rate:>9.0f}"
+                     f"{r.bytes / 2**20:>9.1f}{per_note:>10.1f}")
+    for r in reports:
+        for name, reason in r.skipped[:5]:
+            lines.append(f"  skipped {r.split}/{name}: {reason}")
+        if len(r.skipped) > 5:
+            lines.append(f"  ... {len(r.skipped) - 5} more skipped in {r.split} "
+                         f"(timbremap inspect lists them)")
+    return lines
+
+
+def cmd_build(args):
+    from featurestore.build import build_store
+    reports = build_store(args.root, args.out, feature_params(args), jobs=args.jobs,
+                          backend=args.backend, batch_size=args.batch_size,
+                          overwrite=args.overwrite, progress=not args.quiet)
+    _print(*build_summary(reports))
+
+
+def cmd_inspect(args):
+    from featurestore.inspect import describe_store
+    _print(*describe_store(args.store))
+
+
+# ---------------------------------------------------------------- parser
+def _add_feature_options(p):
+    from featurestore.params import FeatureParams
+    d = FeatureParams()
+    g = p.add_argument_group("features (recorded in the store's attrs)")
+    g.add_argument("--features", choices=("stft", "mel"), default=d.kind,
+                   help="log-magnitude STFT (default) or log-mel bands")
+    g.add_argument("--n-fft", type=int, default=d.n_fft)
+    g.add_argument("--hop-length", type=int, default=d.hop_length)
+    g.add_argument("--n-mels", type=int, default=d.n_mels, help="mel bands (--features mel)")
+    g.add_argument("--sample-rate", type=int, default=d.sample_rate,
+                   help="audio at other rates is resampled to this one")
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(
+        prog="timbremap",
+        description="HDF5 feature store, instrument-family classifier and timbre maps "
+                    "for NSynth-layout audio.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="debug messages")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add = sub.add_parser
+
+    def add_parser(*a, **k):
+        return _add(*a, parents=[common], **k)
+    sub.add_parser = add_parser
+
+    p = sub.add_parser("render", help="render NSynth-layout notes from a General MIDI SoundFont",
+                       description="Render notes of a General MIDI SoundFont into instrument-"
+                                   "disjoint train/valid/test splits in NSynth's layout.")
+    p.add_argument("soundfont", nargs="?", type=Path,
+                   help="SF2 file (default: TimGM6mb.sf2 shipped by pretty_midi)")
+    p.add_argument("out", type=Path, help="root folder to write train/ valid/ test/ into")
+    p.add_argument("--velocities", type=int, nargs="+", default=[50, 75, 100, 127])
+    p.add_argument("--pitch-step", type=int, default=1, help="render every Nth pitch")
+    p.add_argument("--fractions", type=float, nargs=3, default=[0.6, 0.2, 0.2],
+                   metavar=("TRAIN", "VALID", "TEST"), help="share of programs per split")
+    p.add_argument("--programs", type=int, nargs="+", help="GM programs (default: all mapped)")
+    p.add_argument("--tag", help="bank tag in instrument names (default: SoundFont file name)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the program -> split assignment")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("build", help="build one chunked HDF5 feature file per split",
+                       description="Turn ROOT/{train,valid,test} (examples.json + audio/*.wav) "
+                                   "into OUT/SPLIT.h5. Resumes an interrupted build.")
+    p.add_argument("root", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--backend", choices=("loky", "dask", "threading"), default="loky",
+                   help="joblib backend; dask uses the running client or a LocalCluster")
+    p.add_argument("--batch-size", type=int, default=32, help="notes per worker task")
+    p.add_argument("--overwrite", action="store_true", help="rebuild finished split files")
+    _add_feature_options(p)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("inspect", help="describe a store's splits",
+                       description="Shapes, label counts, statistics, skipped inputs and "
+                                   "feature parameters of every split of a store.")
+    p.add_argument("store", type=Path)
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="timbremap: %(message)s", stream=sys.stderr)
+    for noisy in ("h5py", "numba", "matplotlib", "distributed", "tensorflow", "absl"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    expected = [CommandError, OSError, ValueError, KeyError, ImportError]
+    try:
+        from featurestore.build import BuildError
+        from featurestore.store import StoreError
+        expected += [BuildError, StoreError]
+    except ImportError:  # pragma: no cover - broken install; let the traceback show
+        pass
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except tuple(expected) as err:
+        if args.verbose:
+            log.exception("failed")
+        message = str(err) if not isinstance(err, KeyError) else f"missing {err}"
+        log.error("error: %s", message.strip() or type(err).__name__)
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

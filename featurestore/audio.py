@@ -1,0 +1,103 @@
+"""Reading and checking one audio file.
+
+:func:`load_audio` is the only way audio enters timbremap: ``build`` and ``predict`` both call
+it, so a note is read, downmixed, resampled and padded the same way in training and serving.
+
+What it does to a file, in order:
+
+1. read with soundfile (WAV, FLAC, OGG, MP3 and everything libsndfile knows), falling back to
+   librosa's audioread loader for other formats;
+2. reject it (:class:`AudioError`) when it cannot be decoded, holds no samples, or holds NaN
+   or infinite samples;
+3. average the channels of a multichannel file to mono;
+4. resample to ``params.sample_rate`` with soxr (high quality) when the rates differ;
+5. zero-pad at the end, or trim the end, to exactly ``params.n_samples`` samples.
+
+Steps 3 to 5 are *adjustments*, returned so the build can record them; they never reject a file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Tuple
+
+import numpy as np
+import soundfile as sf
+
+from .params import FeatureParams
+
+__all__ = ["AudioError", "load_audio"]
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used; ``str(err)`` names the file and the reason."""
+
+    def __init__(self, path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def _read(path: Path) -> Tuple[np.ndarray, int]:
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        return data, int(sr)
+    except sf.LibsndfileError as sf_error:
+        sf_reason = str(sf_error)
+    except (RuntimeError, ValueError, EOFError) as sf_error:  # truncated or odd headers
+        sf_reason = str(sf_error) or type(sf_error).__name__
+    try:  # formats libsndfile does not know (e.g. m4a through ffmpeg)
+        import librosa  # imported lazily: only needed for rare formats
+        data, sr = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
+    except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
+        raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
+    return np.atleast_2d(data).T, int(sr)
+
+
+def load_audio(path, params: FeatureParams) -> Tuple[np.ndarray, List[str]]:
+    """Read one audio file as a mono float32 waveform of exactly ``params.n_samples`` samples.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Any file soundfile or librosa can decode.
+    params : FeatureParams
+        Gives the target ``sample_rate`` and ``n_samples``.
+
+    Returns
+    -------
+    y : np.ndarray, float32, shape ``(params.n_samples,)``
+    adjustments : list of str
+        What was done to fit the file to ``params`` (``'downmixed 2 channels'``,
+        ``'resampled 44100 Hz -> 16000 Hz'``, ``'padded 3.2 s -> 4.0 s'``, ...); empty when the file
+        already matched.
+
+    Raises
+    ------
+    AudioError
+        The file is missing, cannot be decoded, is empty, or holds NaN/inf samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "no such file")
+    data, sr = _read(path)
+    if data.size == 0:
+        raise AudioError(path, "holds no samples")
+    if not np.isfinite(data).all():
+        raise AudioError(path, "holds NaN or infinite samples")
+    adjustments = []
+    if data.shape[1] > 1:
+        adjustments.append(f"downmixed {data.shape[1]} channels")
+        y = data.mean(axis=1, dtype=np.float32)
+    else:
+        y = data[:, 0]
+    if sr != params.sample_rate:
+        import soxr  # librosa's resampler; imported only when needed
+        adjustments.append(f"resampled {sr} Hz -> {params.sample_rate} Hz")
+        y = soxr.resample(y, sr, params.sample_rate, quality="HQ").astype(np.float32, copy=False)
+    n = params.n_samples
+    if len(y) != n:
+        verb = "padded" if len(y) < n else "trimmed"
+        adjustments.append(
+            f"{verb} {len(y) / params.sample_rate:.3f} s -> {n / params.sample_rate:.3f} s")
+        y = y[:n] if len(y) > n else np.pad(y, (0, n - len(y)))
+    return np.ascontiguousarray(y, dtype=np.float32), adjustments

@@ -1,0 +1,414 @@
+"""The parallel build: NSynth-layout folder -> one HDF5 file per split.
+
+Workers (joblib: loky processes by default, or a dask cluster) read audio with soundfile and
+compute features and partial statistics for batches of notes; this process is the only writer.
+
+Never half-written, resumable
+-----------------------------
+Each split is written to ``SPLIT.h5.partial`` next to its destination and renamed to
+``SPLIT.h5`` only when complete, so a reader of ``SPLIT.h5`` sees the previous finished file
+or none. ``/spectra`` is allocated in full when the partial file is created, so filling it
+writes raw chunk data only and never changes HDF5's metadata: a ``kill -9`` can at worst leave
+rows that are later overwritten. After every batch the file is flushed and a small journal
+(``SPLIT.h5.journal``: position, rows written, merged statistics, skipped inputs) replaces the
+previous one atomically. Running the build again continues from the journal and produces the
+same file an uninterrupted build would (same rows, same float64 statistics: batches are merged
+in the same order). A journal whose inputs or parameters no longer match starts the split anew.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import h5py
+import numpy as np
+from joblib import Parallel, delayed, parallel_config
+from tqdm.auto import tqdm
+
+from . import __version__
+from .audio import AudioError
+from .features import features_from_file
+from .nsynth import FAMILIES, QUALITIES, SPLITS, Example, find_splits, read_split
+from .params import FeatureParams
+from .stats import RunningStats
+from .store import read_params, split_path
+
+__all__ = ["build_store", "BuildError", "SplitReport"]
+
+log = logging.getLogger(__name__)
+BACKENDS = ("loky", "dask", "threading")
+STRING = h5py.string_dtype("utf-8")
+
+
+class BuildError(RuntimeError):
+    """A build that cannot start or go on; the message names the path and the problem."""
+
+
+@dataclass
+class SplitReport:
+    """What building one split did (printed as the build's summary)."""
+
+    split: str
+    path: Path
+    status: str  # 'built', 'resumed' or 'kept'
+    n_examples: int = 0
+    n_skipped: int = 0
+    n_adjusted: int = 0
+    seconds: float = 0.0
+    steady_rate: float = float("nan")
+    resumed_at: int = 0
+    skipped: List[Tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return self.path.stat().st_size if self.path.is_file() else 0
+
+    @property
+    def rate(self) -> float:
+        done = self.n_examples + self.n_skipped - self.resumed_at
+        return done / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _extract(batch: Sequence[Tuple[int, str]], params: FeatureParams):
+    """Worker: features, partial statistics, skips and adjustments of a batch of files."""
+    features = np.empty((len(batch),) + params.shape, dtype=np.float16)
+    done, skipped, adjusted = [], [], []
+    for pos, path in batch:
+        try:
+            spectrum, adjustments = features_from_file(path, params)
+        except AudioError as err:
+            skipped.append((pos, err.reason))
+            continue
+        features[len(done)] = spectrum
+        done.append(pos)
+        if adjustments:
+            adjusted.append((pos, "; ".join(adjustments)))
+    features = features[:len(done)]
+    return done, features, RunningStats.from_rows(features), skipped, adjusted
+
+
+def _fingerprint(params: FeatureParams, items) -> str:
+    digest = hashlib.sha1(params.to_json().encode())
+    for example, path in items:
+        digest.update(f"{example.note_str}\0{path}\0".encode())
+    return digest.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """Mean and standard deviation of a split, as stored on ``/spectra``."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    count: int
+
+
+@dataclass
+class _Progress:
+    """The resumable state of a split being built (mirrored in its journal)."""
+
+    fingerprint: str
+    position: int = 0
+    n_written: int = 0
+    stats: RunningStats = field(default_factory=RunningStats)
+    skipped: list = field(default_factory=list)   # [position, reason]
+    adjusted: list = field(default_factory=list)  # [position, what]
+
+    def save(self, path: Path):
+        stats = None
+        if self.stats.count:
+            stats = {"count": self.stats.count, "mean": self.stats.mean.tolist(),
+                     "m2": self.stats.m2.tolist()}
+        _atomic_write_text(path, json.dumps({
+            "fingerprint": self.fingerprint, "position": self.position,
+            "n_written": self.n_written, "stats": stats, "skipped": self.skipped,
+            "adjusted": self.adjusted}))
+
+    @classmethod
+    def load(cls, path: Path, fingerprint: str) -> Optional["_Progress"]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if data.get("fingerprint") != fingerprint:
+            return None
+        stats = RunningStats()
+        if data["stats"]:
+            stats = RunningStats(data["stats"]["count"], np.array(data["stats"]["mean"]),
+                                 np.array(data["stats"]["m2"]))
+        return cls(fingerprint, data["position"], data["n_written"], stats,
+                   [tuple(s) for s in data["skipped"]], [tuple(a) for a in data["adjusted"]])
+
+
+def _create_partial(path: Path, n: int, params: FeatureParams):
+    with h5py.File(path, "w") as f:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # every chunk placed now, in order
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)     # ... without writing fill values
+        f.create_dataset("spectra", shape=(n,) + params.shape, dtype=np.float16,
+                         maxshape=(None,) + params.shape, chunks=(1,) + params.shape,
+                         dcpl=dcpl)
+        f.attrs.update(params.to_attrs())
+
+
+def _strings(rows) -> np.ndarray:
+    return np.array(rows, dtype=object).reshape(-1, 2)
+
+
+def _finalize(f: h5py.File, split: str, root: Path, items, state: _Progress,
+              problems, summary: Optional[_Summary], stats_split: str):
+    skipped_pos = {pos for pos, _ in state.skipped}
+    written = [items[i][0] for i in range(len(items)) if i not in skipped_pos]
+    assert len(written) == state.n_written
+    spectra = f["spectra"]
+    if spectra.shape[0] != state.n_written:
+        spectra.resize(state.n_written, axis=0)
+    if summary is not None:
+        spectra.attrs.update({"mean": summary.mean, "std": summary.std,
+                              "stats_count": summary.count, "stats_split": stats_split})
+    f.create_dataset("labels", data=np.array([e.instrument_family for e in written], np.int32))
+    f["labels"].attrs["names"] = np.array(FAMILIES, dtype=STRING)
+    columns = {
+        "names": ([e.note_str for e in written], STRING),
+        "pitch": ([e.pitch for e in written], np.int16),
+        "velocity": ([e.velocity for e in written], np.int16),
+        "instrument": ([e.instrument for e in written], np.int32),
+        "instrument_str": ([e.instrument_str for e in written], STRING),
+        "source": ([e.instrument_source_str for e in written], STRING),
+    }
+    for name, (values, dtype) in columns.items():
+        f.create_dataset(name, data=np.array(values, dtype=object if dtype is STRING else dtype),
+                         dtype=dtype)
+    f.create_dataset("qualities", data=np.array([e.qualities for e in written], np.uint8)
+                     .reshape(-1, len(QUALITIES)))
+    f["qualities"].attrs["names"] = np.array(QUALITIES, dtype=STRING)
+    skipped = sorted(list(problems) + [(items[p][0].note_str, r) for p, r in state.skipped])
+    f.create_dataset("skipped", data=_strings(skipped), dtype=STRING, maxshape=(None, 2))
+    f.create_dataset("adjusted", data=_strings(
+        [(items[p][0].note_str, what) for p, what in state.adjusted]), dtype=STRING,
+        maxshape=(None, 2))
+    for name in ("skipped", "adjusted"):
+        f[name].attrs["columns"] = np.array(["name", "reason" if name == "skipped" else "what"],
+                                            dtype=STRING)
+    f.attrs.update({"split": split, "n_examples": state.n_written,
+                    "timbremap_version": __version__, "source_root": str(root.resolve()),
+                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+    return skipped
+
+
+@contextlib.contextmanager
+def _backend(backend: str, jobs: int):
+    """joblib's parallel configuration; for dask, a client (an existing one, or a local cluster)."""
+    if backend != "dask":
+        with parallel_config(backend=backend, n_jobs=jobs):
+            yield
+        return
+    try:
+        from dask.distributed import Client, LocalCluster, get_client
+    except ImportError:
+        raise BuildError("--backend dask needs dask.distributed: pip install 'dask[distributed]'") \
+            from None
+    try:
+        get_client()
+        own = contextlib.nullcontext()
+    except ValueError:  # no client yet: run a local cluster for this build
+        log.info("starting a dask LocalCluster with %d workers", jobs)
+        own = Client(LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                  dashboard_address=None))
+    with own, parallel_config(backend="dask", n_jobs=-1):
+        yield
+
+
+def _build_split(split: str, root: Path, path: Path, params: FeatureParams, items, problems,
+                 train_stats: Optional[_Summary], jobs: int, batch_size: int,
+                 progress: bool) -> Tuple[SplitReport, RunningStats]:
+    partial = path.with_name(path.name + ".partial")
+    journal = path.with_name(path.name + ".journal")
+    fingerprint = _fingerprint(params, items)
+    state = _Progress.load(journal, fingerprint) if partial.is_file() else None
+    if state is not None:
+        try:
+            with h5py.File(partial, "r") as f:
+                if f["spectra"].shape != (len(items),) + params.shape:
+                    state = None
+        except (OSError, KeyError):
+            state = None
+        if state is None:
+            log.warning("%s: unreadable partial file, starting %s again", partial, split)
+    if state is None:
+        _create_partial(partial, len(items), params)
+        state = _Progress(fingerprint)
+        state.save(journal)
+    resumed_at = state.position
+    if resumed_at:
+        log.info("%s: resuming at note %d of %d", split, resumed_at, len(items))
+
+    positions = range(state.position, len(items))
+    batches = [[(i, str(items[i][1])) for i in positions[k:k + batch_size]]
+               for k in range(0, len(positions), batch_size)]
+    start = time.perf_counter()
+    steady_start, steady_done = None, 0
+    bar = tqdm(total=len(items), initial=state.position, unit="note", desc=split,
+               disable=not progress, dynamic_ncols=True)
+    with h5py.File(partial, "r+") as f, bar:
+        spectra = f["spectra"]
+        results = Parallel(return_as="generator", pre_dispatch="2*n_jobs")(
+            delayed(_extract)(batch, params) for batch in batches)
+        for (done, features, stats, skipped, adjusted), batch in zip(results, batches):
+            if len(done):
+                spectra[state.n_written:state.n_written + len(done)] = features
+            state.n_written += len(done)
+            state.position = batch[-1][0] + 1
+            state.stats.merge(stats)
+            state.skipped += skipped
+            state.adjusted += adjusted
+            f.flush()
+            state.save(journal)
+            bar.update(len(batch))
+            if steady_start is None:  # the first batch carries worker start-up
+                steady_start = time.perf_counter()
+            else:
+                steady_done += len(batch)
+        if train_stats is None:
+            own = state.stats
+            summary = _Summary(own.mean, own.std, own.count) if own.count else None
+            stats_split = split
+        else:
+            summary, stats_split = train_stats, "train"
+        skipped = _finalize(f, split, root, items, state, problems, summary, stats_split)
+    os.replace(partial, path)
+    journal.unlink()
+    seconds = time.perf_counter() - start
+    steady = steady_done / (time.perf_counter() - steady_start) if steady_done else float("nan")
+    report = SplitReport(split, path, "resumed" if resumed_at else "built", state.n_written,
+                         len(skipped), len(state.adjusted), seconds, steady, resumed_at, skipped)
+    return report, state.stats
+
+
+def _check_writable(out: Path):
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".timbremap-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise BuildError(f"{out}: cannot write there ({err.strerror or err})") from None
+
+
+def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int = 2,
+                backend: str = "loky", batch_size: int = 32, overwrite: bool = False,
+                splits: Optional[Sequence[str]] = None, progress: bool = True
+                ) -> List[SplitReport]:
+    """Build ``OUT/SPLIT.h5`` for every split of an NSynth-layout folder.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        Folder with ``train/``, ``valid/`` and/or ``test/``, each holding ``examples.json`` and
+        ``audio/*.wav``.
+    out : str or pathlib.Path
+        The store folder (created if needed).
+    params : FeatureParams
+        The features to compute (recorded in every file's attrs).
+    jobs : int
+        Worker processes (loky) or, for dask, local-cluster workers when no client exists.
+    backend : {'loky', 'dask', 'threading'}
+        joblib backend. ``'dask'`` uses the current ``dask.distributed`` client, or starts a
+        ``LocalCluster`` for the build.
+    batch_size : int
+        Notes per worker task (also the resume granularity).
+    overwrite : bool
+        Rebuild splits whose finished file exists; otherwise those are kept as they are.
+    splits : sequence of str, optional
+        Only these splits (default: every split found in ``root``).
+    progress : bool
+        Show a tqdm bar per split.
+
+    Returns
+    -------
+    list of SplitReport
+        One per split, in NSynth order (train first: its statistics go into every split).
+
+    Raises
+    ------
+    BuildError
+        Missing ``root``, a ``root`` without splits, an unwritable ``out``, or a kept split
+        built with other feature parameters.
+    """
+    root, out = Path(root), Path(out)
+    if backend not in BACKENDS:
+        raise BuildError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not root.is_dir():
+        raise BuildError(f"{root}: no such folder")
+    found = find_splits(root)
+    if not found:
+        raise BuildError(f"{root}: no split folder with an examples.json "
+                         f"(expected {', '.join(s + '/' for s in SPLITS)})")
+    if splits is not None:
+        missing = [s for s in splits if s not in found]
+        if missing:
+            raise BuildError(f"{root}: no split {', '.join(missing)} "
+                             f"(found {', '.join(found)})")
+        found = [s for s in found if s in splits]
+    _check_writable(out)
+
+    reports, train_stats = [], None
+    with _backend(backend, jobs):
+        for split in found:
+            path = split_path(out, split)
+            if path.is_file() and not overwrite:
+                with h5py.File(path, "r") as f:
+                    differences = read_params(f).differences(params)
+                    n = f["spectra"].shape[0]
+                if differences:
+                    raise BuildError(f"{path}: exists and was built with other feature parameters "
+                                     f"({'; '.join(differences)}); use --overwrite to rebuild")
+                log.info("%s: finished store kept (use --overwrite to rebuild)", path)
+                reports.append(SplitReport(split, path, "kept", n))
+                continue
+            if split != "train" and train_stats is None:
+                train_stats = _existing_train_stats(out, params)
+            items, problems = read_split(root / split)
+            if split == "train" and not items:
+                raise BuildError(f"{root / split}: no usable notes in the train split "
+                                 f"({len(problems)} problems, first: {problems[:1]})")
+            report, stats = _build_split(split, root, path, params, items, problems,
+                                         train_stats if split != "train" else None, jobs,
+                                         batch_size, progress)
+            if split == "train":
+                train_stats = _Summary(stats.mean, stats.std, stats.count) if stats.count else None
+            reports.append(report)
+    return reports
+
+
+def _existing_train_stats(out: Path, params: FeatureParams) -> Optional["_Summary"]:
+    path = split_path(out, "train")
+    if not path.is_file():
+        log.warning("no train split: each split's statistics are its own")
+        return None
+    with h5py.File(path, "r") as f:
+        if read_params(f).differences(params):
+            raise BuildError(f"{path}: built with other feature parameters; use --overwrite")
+        attrs = f["spectra"].attrs
+        if "mean" not in attrs:
+            return None
+        return _Summary(np.asarray(attrs["mean"]), np.asarray(attrs["std"]),
+                        int(attrs["stats_count"]))

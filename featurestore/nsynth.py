@@ -1,0 +1,153 @@
+"""NSynth's json/wav layout <-> examples and labels.
+
+A split folder holds ``examples.json`` (a mapping of note name to its fields) and
+``audio/NAME.wav``.  :func:`read_split` pairs the two and reports, instead of raising, every
+entry that cannot be used, so a build can record it and go on.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+__all__ = ["FAMILIES", "SPLITS", "QUALITIES", "Example", "read_split", "write_split",
+           "find_splits"]
+
+#: The 11 instrument families in NSynth's order: ``FAMILIES[label]`` is the family name.
+FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed",
+            "string", "synth_lead", "vocal")
+#: NSynth's split names, in the order a build processes them (train first: it gives the stats).
+SPLITS = ("train", "valid", "test")
+#: NSynth's note qualities, in the order of the ``qualities`` vector.
+QUALITIES = ("bright", "dark", "distortion", "fast_decay", "long_release", "multiphonic",
+             "nonlinear_env", "percussive", "reverb", "tempo-synced")
+SOURCES = ("acoustic", "electronic", "synthetic")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled note, as NSynth's ``examples.json`` describes it."""
+
+    note_str: str
+    instrument_family: int
+    instrument_family_str: str
+    instrument: int
+    instrument_str: str
+    instrument_source: int
+    instrument_source_str: str
+    pitch: int
+    velocity: int
+    sample_rate: int
+    qualities: Tuple[int, ...] = (0,) * len(QUALITIES)
+    qualities_str: Tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_json(cls, name: str, entry: dict) -> "Example":
+        """Validate one json entry; raises ``ValueError`` naming what is wrong."""
+        if not isinstance(entry, dict):
+            raise ValueError("entry is not a json object")
+        family_str = entry.get("instrument_family_str")
+        if family_str not in FAMILIES:
+            raise ValueError(f"unknown instrument family {family_str!r} "
+                             f"(expected one of {', '.join(FAMILIES)})")
+        family = entry.get("instrument_family", FAMILIES.index(family_str))
+        if family != FAMILIES.index(family_str):
+            raise ValueError(f"instrument_family {family!r} does not match "
+                             f"instrument_family_str {family_str!r}")
+        source_str = entry.get("instrument_source_str", "")
+        try:
+            qualities = tuple(int(q) for q in entry.get("qualities", (0,) * len(QUALITIES)))
+            if len(qualities) != len(QUALITIES):
+                raise ValueError(f"qualities has {len(qualities)} values, "
+                                 f"expected {len(QUALITIES)}")
+            return cls(
+                note_str=str(entry.get("note_str", name)),
+                instrument_family=family,
+                instrument_family_str=family_str,
+                instrument=int(entry.get("instrument", -1)),
+                instrument_str=str(entry.get("instrument_str", "")),
+                instrument_source=int(entry.get(
+                    "instrument_source",
+                    SOURCES.index(source_str) if source_str in SOURCES else -1)),
+                instrument_source_str=str(source_str),
+                pitch=int(entry.get("pitch", -1)),
+                velocity=int(entry.get("velocity", -1)),
+                sample_rate=int(entry.get("sample_rate", 16000)),
+                qualities=qualities,
+                qualities_str=tuple(str(q) for q in entry.get("qualities_str", ())),
+            )
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"bad field: {err}") from None
+
+    def to_json(self) -> dict:
+        entry = asdict(self)
+        entry["qualities"] = list(self.qualities)
+        entry["qualities_str"] = list(self.qualities_str)
+        return entry
+
+
+def find_splits(root) -> List[str]:
+    """The NSynth split names present under ``root`` (folders with an ``examples.json``)."""
+    root = Path(root)
+    return [s for s in SPLITS if (root / s / "examples.json").is_file()]
+
+
+def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, str]]]:
+    """Pair the json entries of one split folder with their wav files.
+
+    Parameters
+    ----------
+    split_dir : str or pathlib.Path
+        A folder with ``examples.json`` and ``audio/``.
+
+    Returns
+    -------
+    usable : list of (Example, pathlib.Path)
+        Valid entries that have a wav, sorted by note name (a build's fixed order).
+    problems : list of (str, str)
+        ``(name, reason)`` for every json entry without a wav, wav without a json entry and
+        invalid entry, sorted by name.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        When ``examples.json`` is missing or is not a json object.
+    """
+    split_dir = Path(split_dir)
+    json_path = split_dir / "examples.json"
+    try:
+        with json_path.open(encoding="utf-8") as fh:
+            entries: Dict[str, dict] = json.load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{json_path}: no such file") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{json_path}: not valid json ({err})") from None
+    if not isinstance(entries, dict):
+        raise ValueError(f"{json_path}: expected a json object mapping note names to fields")
+    audio_dir = split_dir / "audio"
+    wavs = {p.stem: p for p in audio_dir.glob("*.wav")} if audio_dir.is_dir() else {}
+    usable, problems = [], []
+    for name in sorted(entries):
+        wav = wavs.get(name)
+        if wav is None:
+            problems.append((name, f"json entry has no wav ({audio_dir / (name + '.wav')})"))
+            continue
+        try:
+            usable.append((Example.from_json(name, entries[name]), wav))
+        except ValueError as err:
+            problems.append((name, str(err)))
+    problems += [(name, f"wav has no entry in {json_path.name}")
+                 for name in sorted(set(wavs) - set(entries))]
+    return usable, sorted(problems)
+
+
+def write_split(split_dir, examples: Dict[str, Example]) -> Path:
+    """Write ``examples.json`` for a split folder (sorted keys, so it is byte-stable)."""
+    split_dir = Path(split_dir)
+    split_dir.mkdir(parents=True, exist_ok=True)
+    path = split_dir / "examples.json"
+    with path.open("w", encoding="utf-8") as fh:
+        json.dump({name: ex.to_json() for name, ex in examples.items()}, fh, indent=1,
+                  sort_keys=True)
+    return path

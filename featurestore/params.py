@@ -1,0 +1,155 @@
+"""The feature parameters: one dataclass, written to and read back from store attributes.
+
+Every parameter that shapes the stored features lives in :class:`FeatureParams`.  The build
+records it in the root attributes of each split file (prefixed ``feature_``) and ``predict``
+reads it back from there, so a model always sees features computed exactly like its store's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+__all__ = ["FeatureParams", "ATTR_PREFIX"]
+
+ATTR_PREFIX = "feature_"
+KINDS = ("stft", "mel")
+WINDOWS = ("hann", "hamming", "blackman")
+PAD_MODES = ("constant", "reflect")
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """How a waveform becomes a spectrum.
+
+    Parameters
+    ----------
+    kind : {'stft', 'mel'}
+        ``'stft'``: the linear-frequency magnitude STFT (``n_fft // 2 + 1`` bins).
+        ``'mel'``: the same STFT folded onto ``n_mels`` mel bands (librosa's filters).
+    sample_rate : int
+        Audio is resampled to this rate (Hz) before analysis.
+    duration : float
+        Seconds per note; shorter audio is zero-padded at the end, longer audio trimmed.
+    n_fft, hop_length : int
+        STFT frame length and hop, in samples.
+    window : str
+        Periodic analysis window (``scipy.signal.get_window`` name).
+    center : bool
+        Pad ``n_fft // 2`` samples on both sides so frame ``t`` is centred on ``t * hop``.
+    pad_mode : {'constant', 'reflect'}
+        How ``center`` pads (librosa's default is ``'constant'``: zeros).
+    power : float
+        Exponent of the magnitude: 1 for magnitude, 2 for power.
+    compression : float
+        The stored value is ``log(1 + compression * S)`` where ``S`` is the (mel) spectrum.
+    n_mels, fmin, fmax : int, float, float or None
+        Mel bands and their frequency range (``kind='mel'`` only; ``fmax=None`` is Nyquist).
+    """
+
+    kind: str = "stft"
+    sample_rate: int = 16000
+    duration: float = 4.0
+    n_fft: int = 1024
+    hop_length: int = 256
+    window: str = "hann"
+    center: bool = True
+    pad_mode: str = "constant"
+    power: float = 1.0
+    compression: float = 1000.0
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: Optional[float] = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.window not in WINDOWS:
+            raise ValueError(f"window must be one of {WINDOWS}, got {self.window!r}")
+        if self.pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {self.pad_mode!r}")
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("duration", "power", "compression"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.n_samples < (1 if self.center else self.n_fft):
+            raise ValueError(
+                f"duration {self.duration} s at {self.sample_rate} Hz gives {self.n_samples} "
+                f"samples, fewer than one frame of n_fft={self.n_fft}")
+        nyquist = self.sample_rate / 2
+        if self.kind == "mel":
+            top = nyquist if self.fmax is None else self.fmax
+            if not 0 <= self.fmin < top <= nyquist:
+                raise ValueError(
+                    f"need 0 <= fmin < fmax <= {nyquist} Hz, got fmin={self.fmin}, fmax={self.fmax}")
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per note after padding or trimming."""
+        return int(round(self.duration * self.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        """Time frames per note."""
+        if self.center:
+            return 1 + self.n_samples // self.hop_length
+        return 1 + (self.n_samples - self.n_fft) // self.hop_length
+
+    @property
+    def n_bins(self) -> int:
+        """Frequency bins per frame."""
+        return self.n_mels if self.kind == "mel" else self.n_fft // 2 + 1
+
+    @property
+    def shape(self) -> tuple:
+        """``(n_frames, n_bins)`` of one note's features."""
+        return (self.n_frames, self.n_bins)
+
+    def to_attrs(self) -> dict:
+        """The parameters as HDF5-storable attributes (``None`` is stored as ``'none'``)."""
+        return {ATTR_PREFIX + k: ("none" if v is None else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping) -> "FeatureParams":
+        """Read parameters back from attributes written by :meth:`to_attrs`.
+
+        Raises
+        ------
+        KeyError
+            When an attribute is missing (the file was not written by timbremap).
+        """
+        values = {}
+        for field in dataclasses.fields(cls):
+            raw = attrs[ATTR_PREFIX + field.name]
+            if hasattr(raw, "item"):
+                raw = raw.item()
+            if isinstance(raw, bytes):
+                raw = raw.decode()
+            if raw == "none":
+                raw = None
+            elif field.name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
+                raw = int(raw)
+            elif field.name == "center":
+                raw = bool(raw)
+            elif field.name in ("duration", "power", "compression", "fmin", "fmax"):
+                raw = float(raw)
+            values[field.name] = raw
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "FeatureParams":
+        return cls(**dict(data))
+
+    def differences(self, other: "FeatureParams") -> list:
+        """Human-readable ``name: a != b`` for every field that differs from ``other``."""
+        return [f"{f.name}: {getattr(self, f.name)!r} != {getattr(other, f.name)!r}"
+                for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(other, f.name)]

@@ -1,0 +1,261 @@
+"""SoundFont rendering: General MIDI programs -> NSynth-layout splits of real sampled notes.
+
+A General MIDI SoundFont holds recorded samples for 128 programs; :data:`GM_FAMILIES` maps the
+programs that belong clearly to one NSynth family onto it (ambiguous ones such as accordion,
+harmonica, harp, timpani, synth pads and effects, or orchestra hit are left out).  Each note is
+held for ``hold`` seconds, then released, and recorded for ``duration`` seconds, as NSynth's
+notes are (3 s held, 4 s long).
+
+Splits are instrument-disjoint: each program of a family goes to exactly one split, so like
+NSynth's test set, the instruments of ``valid`` and ``test`` are never heard in ``train``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from .nsynth import FAMILIES, SOURCES, Example, write_split
+
+__all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
+           "assign_splits"]
+
+log = logging.getLogger(__name__)
+
+
+def _programs(family: str, source: str, *numbers) -> Dict[int, Tuple[str, str]]:
+    return {n: (family, source) for n in numbers}
+
+
+#: GM program number (0-127) -> (NSynth family, NSynth source).
+GM_FAMILIES: Dict[int, Tuple[str, str]] = {
+    **_programs("keyboard", "acoustic", 0, 1, 3, 6, 7),
+    **_programs("keyboard", "electronic", 2, 4, 5),
+    **_programs("mallet", "acoustic", 9, 10, 11, 12, 13, 14),
+    **_programs("organ", "electronic", 16, 17, 18),
+    **_programs("organ", "acoustic", 19, 20),
+    **_programs("guitar", "acoustic", 24, 25),
+    **_programs("guitar", "electronic", 26, 27, 28, 29, 30, 31),
+    **_programs("bass", "acoustic", 32),
+    **_programs("bass", "electronic", 33, 34, 35, 36, 37),
+    **_programs("bass", "synthetic", 38, 39),
+    **_programs("string", "acoustic", 40, 41, 42, 43, 44, 45, 48, 49, 110),
+    **_programs("vocal", "acoustic", 52, 53),
+    **_programs("vocal", "synthetic", 54),
+    **_programs("brass", "acoustic", 56, 57, 58, 59, 60, 61),
+    **_programs("brass", "synthetic", 62, 63),
+    **_programs("reed", "acoustic", 64, 65, 66, 67, 68, 69, 70, 71, 111),
+    **_programs("flute", "acoustic", 72, 73, 74, 75, 76, 77, 78, 79),
+    **_programs("synth_lead", "synthetic", 80, 81, 82, 83, 84, 85, 86, 87),
+}
+
+#: Plausible MIDI pitch range (inclusive) of each family.
+PITCH_RANGES = {
+    "bass": (28, 64), "brass": (40, 84), "flute": (60, 96), "guitar": (40, 84),
+    "keyboard": (21, 108), "mallet": (53, 108), "organ": (36, 96), "reed": (40, 84),
+    "string": (36, 96), "synth_lead": (36, 96), "vocal": (48, 84),
+}
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How notes are rendered.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Output rate (Hz); NSynth's is 16000.
+    duration, hold : float
+        Note length and how long the key is held before release (s).
+    velocities : tuple of int
+        MIDI velocities rendered for every pitch.
+    pitch_step : int
+        Render every ``pitch_step``-th pitch of a family's range.
+    fractions : tuple of float
+        Share of each family's programs in train, valid and test.
+    seed : int
+        Seeds the assignment of programs to splits.
+    gain_db : float
+        Synth gain; notes whose peak would clip are scaled to a peak of 0.99.
+    """
+
+    sample_rate: int = 16000
+    duration: float = 4.0
+    hold: float = 3.0
+    velocities: Tuple[int, ...] = (50, 75, 100, 127)
+    pitch_step: int = 1
+    fractions: Tuple[float, ...] = (0.6, 0.2, 0.2)
+    seed: int = 0
+    gain_db: float = 0.0
+
+    def __post_init__(self):
+        if not 0 < self.hold <= self.duration:
+            raise ValueError(f"need 0 < hold <= duration, got hold={self.hold}, "
+                             f"duration={self.duration}")
+        if not self.velocities or not all(1 <= v <= 127 for v in self.velocities):
+            raise ValueError(f"velocities must be MIDI velocities 1..127, got {self.velocities}")
+        if self.pitch_step < 1:
+            raise ValueError(f"pitch_step must be >= 1, got {self.pitch_step}")
+        if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) \
+                or not sum(self.fractions) > 0:
+            raise ValueError(f"fractions must be 3 non-negative shares (train, valid, test), "
+                             f"got {self.fractions}")
+
+
+def default_soundfont() -> Path:
+    """The ``TimGM6mb.sf2`` General MIDI bank that the ``pretty_midi`` package ships."""
+    path = Path(str(resources.files("pretty_midi") / "TimGM6mb.sf2"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pretty_midi's TimGM6mb.sf2 is missing")
+    return path
+
+
+def _tag(soundfont: Path) -> str:
+    return re.sub(r"[^a-z0-9]", "", soundfont.stem.lower()) or "sf"
+
+
+def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
+                  ) -> Dict[int, str]:
+    """Instrument-disjoint split of programs, family by family.
+
+    Each family's programs are shuffled with ``seed`` and cut by ``fractions``; every split
+    with a non-zero share gets at least one program of a family when the family has enough.
+
+    Returns
+    -------
+    dict
+        program -> ``'train'``, ``'valid'`` or ``'test'``.
+    """
+    names = ("train", "valid", "test")
+    wanted = [n for n, f in zip(names, fractions) if f > 0]
+    shares = np.array([f for f in fractions if f > 0], dtype=float)
+    shares /= shares.sum()
+    result = {}
+    for family in FAMILIES:
+        members = sorted(p for p in programs if GM_FAMILIES[p][0] == family)
+        if not members:
+            continue
+        rng = np.random.default_rng([seed, FAMILIES.index(family)])
+        members = [members[i] for i in rng.permutation(len(members))]
+        counts = np.floor(shares * len(members)).astype(int)
+        if len(members) >= len(wanted):
+            counts = np.maximum(counts, 1)
+        while counts.sum() > len(members):
+            counts[np.argmax(counts)] -= 1
+        while counts.sum() < len(members):  # leftovers go to the largest share
+            counts[np.argmax(shares - counts / len(members))] += 1
+        start = 0
+        for name, count in zip(wanted, counts):
+            for program in members[start:start + count]:
+                result[program] = name
+            start += count
+    return result
+
+
+def _render_note(synth, sfid: int, program: int, pitch: int, velocity: int,
+                 options: RenderOptions) -> np.ndarray:
+    synth.program_select(0, sfid, 0, program)
+    synth.noteon(0, pitch, velocity)
+    held = int(round(options.hold * options.sample_rate))
+    total = int(round(options.duration * options.sample_rate))
+    first = np.frombuffer(synth.generate(held), dtype=np.float32)
+    synth.noteoff(0, pitch)
+    rest = np.frombuffer(synth.generate(total - held), dtype=np.float32)
+    synth.sounds_off()
+    synth.generate(options.sample_rate // 10)  # let voices die out before the next note
+    stereo = np.concatenate([first, rest]).reshape(-1, 2)
+    mono = stereo.mean(axis=1)
+    peak = float(np.abs(mono).max()) if mono.size else 0.0
+    if peak > 0.99:
+        mono *= 0.99 / peak
+    return mono
+
+
+def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions(),
+                     programs: Optional[Sequence[int]] = None, tag: Optional[str] = None,
+                     progress: bool = True) -> Dict[str, int]:
+    """Render General MIDI programs of a SoundFont into NSynth-layout splits.
+
+    Parameters
+    ----------
+    out : str or pathlib.Path
+        Root folder; ``OUT/SPLIT/audio/*.wav`` and ``OUT/SPLIT/examples.json`` are written.
+    soundfont : str or pathlib.Path, optional
+        An SF2/SF3 file; default: :func:`default_soundfont`.
+    options : RenderOptions
+    programs : sequence of int, optional
+        GM programs to render (default: every program of :data:`GM_FAMILIES`).
+    tag : str, optional
+        Goes into instrument names, so banks rendered into one root stay apart (default: the
+        SoundFont's file name).
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    dict
+        Notes written per split.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        When the SoundFont is missing or unreadable, or a program has no NSynth family.
+    """
+    try:
+        import tinysoundfont
+    except ImportError:
+        raise ImportError("rendering needs tinysoundfont: pip install --no-deps tinysoundfont") \
+            from None
+    soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
+    if not soundfont.is_file():
+        raise FileNotFoundError(f"{soundfont}: no such SoundFont file")
+    programs = sorted(GM_FAMILIES) if programs is None else sorted(set(programs))
+    unknown = [p for p in programs if p not in GM_FAMILIES]
+    if unknown:
+        raise ValueError(f"programs {unknown} have no NSynth family (mapped programs: "
+                         f"{sorted(GM_FAMILIES)})")
+    tag = tag or _tag(soundfont)
+    synth = tinysoundfont.Synth(samplerate=options.sample_rate, gain=options.gain_db)
+    try:
+        sfid = synth.sfload(str(soundfont))
+    except Exception as err:  # noqa: BLE001 - tinysoundfont raises a bare Exception
+        raise ValueError(f"{soundfont}: not a readable SoundFont ({err})") from None
+    splits = assign_splits(programs, options.fractions, options.seed)
+    out = Path(out)
+    jobs: List[Tuple[int, int, int]] = []
+    for program in programs:
+        low, high = PITCH_RANGES[GM_FAMILIES[program][0]]
+        jobs += [(program, pitch, v) for pitch in range(low, high + 1, options.pitch_step)
+                 for v in options.velocities]
+    examples: Dict[str, Dict[str, Example]] = {s: {} for s in set(splits.values())}
+    for split in examples:
+        (out / split / "audio").mkdir(parents=True, exist_ok=True)
+    bank = zlib.crc32(tag.encode()) % 1000
+    for program, pitch, velocity in tqdm(jobs, unit="note", desc=f"render {soundfont.name}",
+                                         disable=not progress, dynamic_ncols=True):
+        family, source = GM_FAMILIES[program]
+        instrument_str = f"{family}_{source}_{tag}{program:03d}"
+        name = f"{instrument_str}-{pitch:03d}-{velocity:03d}"
+        audio = _render_note(synth, sfid, program, pitch, velocity, options)
+        split = splits[program]
+        sf.write(out / split / "audio" / f"{name}.wav", audio, options.sample_rate,
+                 subtype="PCM_16")
+        examples[split][name] = Example(
+            note_str=name, instrument_family=FAMILIES.index(family),
+            instrument_family_str=family, instrument=bank * 1000 + program,
+            instrument_str=instrument_str, instrument_source=SOURCES.index(source),
+            instrument_source_str=source, pitch=pitch, velocity=velocity,
+            sample_rate=options.sample_rate)
+    for split, notes in examples.items():
+        write_split(out / split, notes)
+        log.info("%s: %d notes of %d instruments", out / split, len(notes),
+                 len({e.instrument for e in notes.values()}))
+    return {split: len(notes) for split, notes in examples.items()}

@@ -1,0 +1,229 @@
+"""The read side of a feature store, and its schema.
+
+A store is a folder with one HDF5 file per split (``train.h5``, ``valid.h5``, ``test.h5``).
+Each file opens with plain ``h5py.File(path, 'r')``; this is all there is in it.
+
+Schema of ``SPLIT.h5``
+----------------------
+``/spectra``       float16 ``(N, frames, bins)``: the features of each note, from
+                   :func:`featurestore.features.compute_features` (default: log(1 + 1000·|STFT|),
+                   ``(251, 513)`` for a 4 s note at 16 kHz).
+                   Chunked ``(1, frames, bins)`` (one note, ~250 KiB), uncompressed, no filters.
+                   Why: the trainer reads random batches by index; a one-note chunk means a batch
+                   reads exactly the notes it asks for (no read amplification, no decompression),
+                   and because the chunks are allocated up front, in order, the dataset can also
+                   be read through a numpy memory map at the chunks' byte offsets (see
+                   :class:`SpectraReader`), which is as fast as fancy indexing in RAM once the
+                   file is in the page cache.
+    attrs ``mean``, ``std``: float64 ``(bins,)``, per-bin mean and standard deviation (square
+                   root of the population variance) over every frame of the *train* split,
+                   accumulated streaming in float64. ``valid.h5`` and ``test.h5`` carry the train
+                   split's values. ``stats_split`` names the split they come from,
+                   ``stats_count`` the number of frames they summarise.
+``/labels``        int32 ``(N,)``: family index; attr ``names`` = the 11 families in NSynth's
+                   order, so ``names[label]`` is the json's ``instrument_family_str``.
+``/names``         utf-8 ``(N,)``: note names (the json keys, ``audio/NAME.wav``).
+``/pitch``         int16 ``(N,)``: MIDI pitch.
+``/velocity``      int16 ``(N,)``: MIDI velocity.
+``/instrument``    int32 ``(N,)``: instrument id; ``/instrument_str`` utf-8 ``(N,)`` its name.
+``/source``        utf-8 ``(N,)``: ``acoustic``, ``electronic`` or ``synthetic``.
+``/qualities``     uint8 ``(N, 10)``: NSynth's quality flags; attr ``names`` lists them.
+``/skipped``       utf-8 ``(M, 2)``: ``[name, reason]`` of every input that could not be used
+                   (corrupt or empty audio, NaN samples, json entry without wav, wav without
+                   json entry, unknown family, ...).
+``/adjusted``      utf-8 ``(K, 2)``: ``[name, what]`` of every used input that had to be fitted to
+                   the feature parameters (downmixed to mono, resampled, padded or trimmed).
+root attrs         ``feature_*``: every parameter that shapes the features
+                   (:class:`featurestore.params.FeatureParams`); ``split``, ``n_examples``,
+                   ``timbremap_version``, ``source_root``, ``created`` (ISO 8601, UTC).
+
+Analysis may add ``/embeddings``, ``/probabilities`` and ``/tsne``; a build never writes them.
+
+Strings read back as ``bytes`` with plain h5py; ``f['names'].asstr()[:]`` gives ``str``.
+"""
+from __future__ import annotations
+
+import mmap
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import h5py
+import numpy as np
+
+from .nsynth import FAMILIES, SPLITS
+from .params import FeatureParams
+
+__all__ = ["SpectraReader", "split_path", "open_split", "read_params", "read_stats",
+           "store_splits", "StoreError"]
+
+SUFFIX = ".h5"
+METADATA = ("labels", "names", "pitch", "velocity", "instrument", "instrument_str", "source",
+            "qualities")
+
+
+class StoreError(ValueError):
+    """A store, or a split of it, that is missing or not what the caller needs."""
+
+
+def split_path(store, split: str) -> Path:
+    """``STORE/SPLIT.h5``."""
+    return Path(store) / f"{split}{SUFFIX}"
+
+
+def store_splits(store) -> list:
+    """The finished splits of a store, in NSynth order then any others by name."""
+    store = Path(store)
+    found = sorted(p.stem for p in store.glob(f"*{SUFFIX}"))
+    return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
+
+
+def open_split(store, split: str, mode: str = "r") -> h5py.File:
+    """Open ``STORE/SPLIT.h5``, raising :class:`StoreError` with a clear message if absent."""
+    path = split_path(store, split)
+    if not Path(store).is_dir():
+        raise StoreError(f"{store}: no such store folder")
+    if not path.is_file():
+        have = ", ".join(store_splits(store)) or "none"
+        raise StoreError(f"{path}: the store has no '{split}' split (splits present: {have})")
+    try:
+        f = h5py.File(path, mode)
+    except OSError as err:
+        raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
+    if "spectra" not in f:
+        f.close()
+        raise StoreError(f"{path}: not a timbremap store (no /spectra dataset)")
+    return f
+
+
+def read_params(f: h5py.File) -> FeatureParams:
+    """The :class:`FeatureParams` a split file was built with."""
+    try:
+        return FeatureParams.from_attrs(f.attrs)
+    except KeyError as err:
+        raise StoreError(f"{f.filename}: feature parameter {err} missing from its attrs") from None
+
+
+def read_stats(f: h5py.File):
+    """``(mean, std)`` float64 arrays of shape ``(bins,)`` stored on ``/spectra``."""
+    attrs = f["spectra"].attrs
+    return np.asarray(attrs["mean"], np.float64), np.asarray(attrs["std"], np.float64)
+
+
+def _chunk_offsets(ds: h5py.Dataset) -> Optional[np.ndarray]:
+    """Byte offset of each note's chunk, or None when the layout does not allow a memory map."""
+    if ds.chunks is None or ds.chunks[1:] != ds.shape[1:] or ds.chunks[0] != 1 \
+            or ds.compression is not None or ds._filters:
+        return None
+    offsets = np.full(ds.shape[0], -1, dtype=np.int64)
+
+    def visit(info):
+        offsets[info.chunk_offset[0]] = info.byte_offset
+    try:
+        ds.id.chunk_iter(visit)
+    except (AttributeError, RuntimeError):  # HDF5 < 1.12.3: one call per chunk
+        for i in range(ds.id.get_num_chunks()):
+            info = ds.id.get_chunk_info(i)
+            offsets[info.chunk_offset[0]] = info.byte_offset
+    return None if (offsets < 0).any() else offsets
+
+
+class SpectraReader:
+    """Random batches of ``/spectra`` (and labels) by index, without loading the split.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A split file.
+    method : {'mmap', 'h5py'}
+        ``'mmap'``: a numpy memory map over the chunks (byte offsets from HDF5's chunk index);
+        falls back to ``'h5py'`` when the dataset is compressed or not chunked one note per chunk.
+        ``'h5py'``: h5py fancy indexing with sorted unique indices.
+
+    Attributes
+    ----------
+    n : int
+        Notes in the split.
+    shape : tuple
+        ``(frames, bins)`` of one note.
+    labels : np.ndarray, int32
+        All labels (small: 4 bytes a note).
+    method : str
+        The method in use after any fallback.
+
+    Examples
+    --------
+    >>> with SpectraReader("store/train.h5") as reader:     # doctest: +SKIP
+    ...     x, y = reader.batch([3, 17, 42])
+    """
+
+    def __init__(self, path, method: str = "mmap"):
+        if method not in ("mmap", "h5py"):
+            raise ValueError(f"method must be 'mmap' or 'h5py', got {method!r}")
+        self.path = Path(path)
+        self._file = h5py.File(self.path, "r")
+        self._ds = self._file["spectra"]
+        self.n = int(self._ds.shape[0])
+        self.shape = tuple(self._ds.shape[1:])
+        self.labels = self._file["labels"][:].astype(np.int32)
+        self._map = self._rows = self._offsets = None
+        self.method = "h5py"
+        offsets = _chunk_offsets(self._ds) if method == "mmap" and self.n else None
+        if offsets is not None:
+            self._fh = open(self.path, "rb")
+            self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+            row_bytes = int(np.prod(self.shape)) * 2
+            if (np.diff(offsets) == row_bytes).all():  # laid out in order: one strided view
+                self._rows = np.ndarray((self.n,) + self.shape, dtype=np.float16,
+                                        buffer=self._mm, offset=int(offsets[0]))
+            else:
+                self._offsets = offsets
+            self.method = "mmap"
+
+    def batch(self, indices: Sequence[int], labels: bool = True):
+        """Spectra (float16, ``(len(indices), frames, bins)``) in the order of ``indices``.
+
+        Returns ``(x, y)`` when ``labels`` is true, else ``x``.
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError(f"{self.path}: indices must be in [0, {self.n}), "
+                             f"got {idx.min()}..{idx.max()}")
+        if self._rows is not None:
+            x = self._rows[idx]
+        elif self._offsets is not None:
+            x = np.empty((len(idx),) + self.shape, dtype=np.float16)
+            count = int(np.prod(self.shape))
+            for k, i in enumerate(idx):
+                x[k] = np.frombuffer(self._mm, np.float16, count,
+                                     int(self._offsets[i])).reshape(self.shape)
+        else:
+            order = np.argsort(idx, kind="stable")
+            unique, inverse = np.unique(idx[order], return_inverse=True)
+            rows = self._ds[unique] if len(unique) else np.empty((0,) + self.shape, np.float16)
+            x = np.empty((len(idx),) + self.shape, dtype=np.float16)
+            x[order] = rows[inverse]
+        return (x, self.labels[idx]) if labels else x
+
+    def __len__(self):
+        return self.n
+
+    def iter_batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """All spectra in order, ``batch_size`` notes at a time."""
+        for start in range(0, self.n, batch_size):
+            yield self.batch(np.arange(start, min(start + batch_size, self.n)), labels=False)
+
+    def close(self):
+        self._rows = None
+        if hasattr(self, "_mm"):
+            self._mm.close()
+            self._fh.close()
+            del self._mm
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+

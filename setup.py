@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="timbremap",
+    version="0.1.0",
+    description="HDF5-backed audio feature store, instrument-family trainer and timbre maps",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["featurestore", "training", "analysis"]),
+    install_requires=[
+        "h5py>=3.10",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "librosa>=0.10",
+        "soundfile>=0.12",
+        "soxr>=0.3",
+        "tensorflow-cpu>=2.16; platform_machine == 'x86_64'",
+        "tensorflow>=2.16; platform_machine != 'x86_64'",
+        "scikit-learn>=1.3",
+        "joblib>=1.3",
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+        "pretty_midi>=0.2.10",
+    ],
+    extras_require={
+        # tinysoundfont renders SoundFonts; install it with --no-deps (its pyaudio requirement
+        # is for live playback only and has no Linux wheel): see the Makefile.
+        "dask": ["dask[distributed]>=2023.1"],
+        "test": ["pytest>=7", "dask[distributed]>=2023.1"],
+    },
+    entry_points={"console_scripts": ["timbremap=analysis.cli:main"]},
+)
