@@ -39,8 +39,12 @@ class AudioError(ValueError):
 
 def _read(path: Path) -> Tuple[np.ndarray, int]:
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        return data, int(sr)
+        with sf.SoundFile(str(path)) as fh:
+            if fh.subtype == "PCM_16":  # NSynth's format: int16 read, scaled as libsndfile does
+                data = fh.read(dtype="int16", always_2d=True) * np.float32(1 / 32768)
+            else:
+                data = fh.read(dtype="float32", always_2d=True)
+            return data, int(fh.samplerate)
     except sf.LibsndfileError as sf_error:
         sf_reason = str(sf_error)
     except (RuntimeError, ValueError, EOFError) as sf_error:  # truncated or odd headers

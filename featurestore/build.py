@@ -80,6 +80,7 @@ class SplitReport:
 def _extract(batch: Sequence[Tuple[int, str]], params: FeatureParams):
     """Worker: features, partial statistics, skips and adjustments of a batch of files."""
     features = np.empty((len(batch),) + params.shape, dtype=np.float16)
+    stats = RunningStats()
     done, skipped, adjusted = [], [], []
     for pos, path in batch:
         try:
@@ -88,11 +89,11 @@ def _extract(batch: Sequence[Tuple[int, str]], params: FeatureParams):
             skipped.append((pos, err.reason))
             continue
         features[len(done)] = spectrum
+        stats.merge(RunningStats.from_rows(spectrum))
         done.append(pos)
         if adjustments:
             adjusted.append((pos, "; ".join(adjustments)))
-    features = features[:len(done)]
-    return done, features, RunningStats.from_rows(features), skipped, adjusted
+    return done, features[:len(done)], stats, skipped, adjusted
 
 
 def _fingerprint(params: FeatureParams, items) -> str:

@@ -23,6 +23,7 @@ import scipy.fft
 import scipy.signal
 
 from .audio import load_audio
+from .half import to_float16
 from .params import FeatureParams
 
 __all__ = ["compute_features", "features_from_file"]
@@ -69,7 +70,11 @@ def compute_features(y: np.ndarray, params: FeatureParams) -> np.ndarray:
     if y.ndim != 1 or len(y) != params.n_samples:
         raise ValueError(f"expected a mono waveform of {params.n_samples} samples, "
                          f"got shape {y.shape}")
-    if params.center:
+    if params.center and params.pad_mode == "constant":  # zeros, without np.pad's overhead
+        padded = np.zeros(len(y) + 2 * (params.n_fft // 2), dtype=np.float32)
+        padded[params.n_fft // 2:params.n_fft // 2 + len(y)] = y
+        y = padded
+    elif params.center:
         y = np.pad(y, params.n_fft // 2, mode=params.pad_mode)
     frames = np.lib.stride_tricks.sliding_window_view(y, params.n_fft)[::params.hop_length]
     frames = frames * _window(params.window, params.n_fft)
@@ -82,7 +87,7 @@ def compute_features(y: np.ndarray, params: FeatureParams) -> np.ndarray:
     spectrum *= np.float32(params.compression)
     spectrum += np.float32(1.0)
     np.log(spectrum, out=spectrum)
-    return spectrum.astype(np.float16)
+    return to_float16(spectrum)
 
 
 def features_from_file(path, params: FeatureParams) -> Tuple[np.ndarray, List[str]]:
