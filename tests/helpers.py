@@ -1,0 +1,62 @@
+"""Small NSynth-layout data sets made on the fly: synthetic tones with a known peak bin."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from featurestore.nsynth import FAMILIES, Example, write_split
+
+SR = 16000
+
+
+def tone(bin_index: int, seconds: float = 4.0, n_fft: int = 1024, sr: int = SR,
+         amplitude: float = 0.5, harmonics: int = 1) -> np.ndarray:
+    """A decaying tone whose fundamental sits exactly on STFT bin ``bin_index``."""
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = bin_index * sr / n_fft
+    y = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, harmonics + 1)
+            if f0 * h < sr / 2)
+    return (amplitude * np.exp(-t) * y).astype(np.float32)
+
+
+def example(name: str, family: str, pitch: int = 60, velocity: int = 100,
+            instrument: int = 0) -> Example:
+    return Example(note_str=name, instrument_family=FAMILIES.index(family),
+                   instrument_family_str=family, instrument=instrument,
+                   instrument_str=f"{family}_synthetic_{instrument:03d}", instrument_source=2,
+                   instrument_source_str="synthetic", pitch=pitch, velocity=velocity,
+                   sample_rate=SR)
+
+
+def write_note(split_dir: Path, name: str, audio: np.ndarray, sr: int = SR,
+               subtype: str = "PCM_16"):
+    (split_dir / "audio").mkdir(parents=True, exist_ok=True)
+    sf.write(split_dir / "audio" / f"{name}.wav", audio, sr, subtype=subtype)
+
+
+def make_tone_split(split_dir: Path, n: int, seed: int, families=FAMILIES,
+                    first_instrument: int = 0) -> dict:
+    """``n`` tones, family ``i % len(families)``; the bin (and harmonics) depend on the family
+    so a classifier can learn them. Returns the examples by name."""
+    rng = np.random.default_rng(seed)
+    examples = {}
+    for i in range(n):
+        family = families[i % len(families)]
+        k = FAMILIES.index(family)
+        name = f"{family}_synthetic_{first_instrument + k:03d}-{60 + i:03d}-100"
+        audio = tone(8 + 12 * k + int(rng.integers(0, 3)), harmonics=1 + k % 4,
+                     amplitude=float(rng.uniform(0.2, 0.6)))
+        write_note(split_dir, name, audio)
+        examples[name] = example(name, family, pitch=60 + i, instrument=first_instrument + k)
+    write_split(split_dir, examples)
+    return examples
+
+
+def make_tone_root(root: Path, n_train: int = 22, n_valid: int = 11, n_test: int = 11) -> Path:
+    for split, n, seed in (("train", n_train, 0), ("valid", n_valid, 1), ("test", n_test, 2)):
+        if n:
+            make_tone_split(root / split, n, seed, first_instrument={"train": 0, "valid": 100,
+                                                                     "test": 200}[split])
+    return root

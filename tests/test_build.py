@@ -1,0 +1,263 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+
+from featurestore.build import BuildError, build_store
+from featurestore.features import features_from_file
+from featurestore.nsynth import FAMILIES, read_split
+from featurestore.params import FeatureParams
+from featurestore.store import SpectraReader, open_split, read_params
+from helpers import SR, example, make_tone_root, make_tone_split, tone, write_note
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_schema_and_labels_match_the_json(tone_root, tone_store):
+    for split in ("train", "valid", "test"):
+        entries = json.loads((tone_root / split / "examples.json").read_text())
+        with h5py.File(tone_store / f"{split}.h5", "r") as f:
+            names = f["names"].asstr()[:]
+            n = len(entries)
+            assert f["spectra"].shape == (n, 251, 513)
+            assert f["spectra"].dtype == np.float16
+            assert f["spectra"].chunks == (1, 251, 513)
+            assert f["spectra"].compression is None
+            assert sorted(names) == sorted(entries)
+            family_names = list(f["labels"].attrs["names"])
+            assert family_names == list(FAMILIES)
+            for i, name in enumerate(names):
+                entry = entries[name]
+                assert family_names[f["labels"][i]] == entry["instrument_family_str"]
+                assert f["pitch"][i] == entry["pitch"]
+                assert f["velocity"][i] == entry["velocity"]
+                assert f["instrument"][i] == entry["instrument"]
+                assert f["instrument_str"].asstr()[i] == entry["instrument_str"]
+                assert f["source"].asstr()[i] == entry["instrument_source_str"]
+                np.testing.assert_array_equal(f["qualities"][i], entry["qualities"])
+            assert f["skipped"].shape == (0, 2)
+            assert f.attrs["split"] == split and f.attrs["n_examples"] == n
+            assert read_params(f) == FeatureParams()
+            for key in ("timbremap_version", "source_root", "created"):
+                assert key in f.attrs
+
+
+def test_spectra_are_the_feature_function(tone_root, tone_store):
+    with h5py.File(tone_store / "valid.h5", "r") as f:
+        for i in (0, 5):
+            name = f["names"].asstr()[i]
+            expected, _ = features_from_file(tone_root / "valid" / "audio" / f"{name}.wav",
+                                             FeatureParams())
+            np.testing.assert_array_equal(f["spectra"][i], expected)
+
+
+def test_statistics_against_numpy_on_the_stored_data(tone_store):
+    with h5py.File(tone_store / "train.h5", "r") as f:
+        x = f["spectra"][:].astype(np.float64).reshape(-1, 513)
+        mean, std = f["spectra"].attrs["mean"], f["spectra"].attrs["std"]
+        assert mean.dtype == np.float64 and mean.shape == (513,)
+        np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(std, x.std(axis=0), rtol=1e-9, atol=1e-12)
+        assert f["spectra"].attrs["stats_count"] == x.shape[0]
+    for split in ("valid", "test"):  # carry the train split's values
+        with h5py.File(tone_store / f"{split}.h5", "r") as f:
+            np.testing.assert_array_equal(f["spectra"].attrs["mean"], mean)
+            np.testing.assert_array_equal(f["spectra"].attrs["std"], std)
+            assert f["spectra"].attrs["stats_split"] == "train"
+
+
+@pytest.mark.parametrize("method", ["mmap", "h5py"])
+def test_reader_batches_by_index(tone_store, method):
+    with h5py.File(tone_store / "train.h5", "r") as f:
+        everything, labels = f["spectra"][:], f["labels"][:]
+    with SpectraReader(tone_store / "train.h5", method=method) as reader:
+        assert reader.method == method and len(reader) == len(labels)
+        idx = np.array([7, 3, 3, 21, 0])  # unsorted, with a repeat
+        x, y = reader.batch(idx)
+        np.testing.assert_array_equal(x, everything[idx])
+        np.testing.assert_array_equal(y, labels[idx])
+        assert np.concatenate(list(reader.iter_batches(5))).shape == everything.shape
+        with pytest.raises(IndexError, match="indices must be in"):
+            reader.batch([len(labels)])
+
+
+def test_mel_features_and_parallel_build_equal_serial(tone_root, tmp_path):
+    params = FeatureParams(kind="mel", n_mels=32)
+    build_store(tone_root, tmp_path / "a", params, jobs=1, batch_size=3, progress=False,
+                splits=["train"])
+    build_store(tone_root, tmp_path / "b", params, jobs=2, batch_size=5, progress=False,
+                splits=["train"])
+    with h5py.File(tmp_path / "a" / "train.h5") as a, h5py.File(tmp_path / "b" / "train.h5") as b:
+        assert a["spectra"].shape[1:] == (251, 32)
+        np.testing.assert_array_equal(a["spectra"][:], b["spectra"][:])
+        np.testing.assert_allclose(a["spectra"].attrs["mean"], b["spectra"].attrs["mean"],
+                                   rtol=1e-12)
+        assert read_params(a) == params
+
+
+@pytest.fixture
+def bad_root(tmp_path):
+    """A train split with every kind of bad input next to good tones."""
+    root = tmp_path / "bad"
+    split = root / "train"
+    examples = make_tone_split(split, 6, seed=3)
+    y = tone(30)
+    cases = {
+        "corrupt": lambda d, n: (d / "audio" / f"{n}.wav").write_bytes(b"RIFF????WAVEfmt junk"),
+        "empty": lambda d, n: write_note(d, n, np.zeros(0, np.float32)),
+        "nan": lambda d, n: write_note(d, n, np.where(np.arange(len(y)) == 5, np.nan, y),
+                                       subtype="FLOAT"),
+        "stereo": lambda d, n: write_note(d, n, np.stack([y, y * 0.5], axis=1)),
+        "rate44k": lambda d, n: write_note(d, n, tone(30, sr=44100), sr=44100),
+        "short": lambda d, n: write_note(d, n, y[:SR]),
+        "long": lambda d, n: write_note(d, n, np.concatenate([y, y])),
+        "nowav": lambda d, n: None,
+    }
+    for name, make in cases.items():
+        make(split, name)
+        examples[name] = example(name, "guitar")
+    write_note(split, "nojson", y)
+    bad_family = {name: e.to_json() for name, e in examples.items()}
+    write_note(split, "alien", y)
+    bad_family["alien"] = dict(example("alien", "guitar").to_json(),
+                               instrument_family_str="theremin")
+    (split / "examples.json").write_text(json.dumps(bad_family))
+    return root
+
+
+def test_bad_inputs_are_recorded_and_the_build_goes_on(bad_root, tmp_path):
+    report = build_store(bad_root, tmp_path / "out", jobs=2, batch_size=4, progress=False)[0]
+    with h5py.File(tmp_path / "out" / "train.h5", "r") as f:
+        skipped = dict(f["skipped"].asstr()[:])
+        adjusted = dict(f["adjusted"].asstr()[:])
+        names = set(f["names"].asstr()[:])
+    assert set(skipped) == {"corrupt", "empty", "nan", "nowav", "nojson", "alien"}
+    assert "cannot decode" in skipped["corrupt"]
+    assert "no samples" in skipped["empty"]
+    assert "NaN" in skipped["nan"]
+    assert "has no wav" in skipped["nowav"]
+    assert "has no entry" in skipped["nojson"]
+    assert "theremin" in skipped["alien"]
+    assert adjusted == {"stereo": "downmixed 2 channels",
+                        "rate44k": "resampled 44100 Hz -> 16000 Hz",
+                        "short": "padded 1.000 s -> 4.000 s",
+                        "long": "trimmed 8.000 s -> 4.000 s"}
+    assert {"stereo", "rate44k", "short", "long"} <= names and len(names) == 10
+    assert report.n_examples == 10 and report.n_skipped == 6 and report.n_adjusted == 4
+
+
+def test_existing_store_kept_unless_overwrite(tone_root, tmp_path):
+    out = tmp_path / "s"
+    build_store(tone_root, out, jobs=1, progress=False, splits=["valid"])
+    before = (out / "valid.h5").stat().st_mtime_ns
+    report = build_store(tone_root, out, jobs=1, progress=False, splits=["valid"])[0]
+    assert report.status == "kept" and (out / "valid.h5").stat().st_mtime_ns == before
+    with pytest.raises(BuildError, match="other feature parameters"):
+        build_store(tone_root, out, FeatureParams(n_fft=512), progress=False, splits=["valid"])
+    report = build_store(tone_root, out, FeatureParams(n_fft=512), jobs=1, progress=False,
+                         splits=["valid"], overwrite=True)[0]
+    assert report.status == "built"
+    with h5py.File(out / "valid.h5") as f:
+        assert f["spectra"].shape[2] == 257
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda t: t / "missing", "no such folder"),
+    (lambda t: t, "no split folder"),
+])
+def test_bad_root(tmp_path, setup, message):
+    with pytest.raises(BuildError, match=message):
+        build_store(setup(tmp_path), tmp_path / "out", progress=False)
+
+
+def test_unwritable_out(tone_root, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(BuildError, match="cannot write"):
+        build_store(tone_root, blocker / "out", progress=False)
+
+
+SLOW_BUILD = """
+import sys, time
+import featurestore.build as b
+extract = b._extract
+def slow(batch, params):
+    time.sleep(0.05)
+    return extract(batch, params)
+b._extract = slow
+b.build_store(sys.argv[1], sys.argv[2], jobs=1, batch_size=2, progress=False)
+"""
+
+
+def test_resume_after_kill_gives_the_same_store(tmp_path):
+    root = make_tone_root(tmp_path / "root", n_train=60, n_valid=0, n_test=0)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, str(root), str(out)],
+                            cwd=REPO, start_new_session=True)
+    journal = out / "train.h5.journal"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if json.loads(journal.read_text())["position"] >= 20:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "train.h5").exists()  # never visible half-written
+    assert (out / "train.h5.partial").exists()
+    position = json.loads(journal.read_text())["position"]
+    assert 20 <= position < 60
+    report = build_store(root, out, jobs=2, progress=False)[0]
+    assert report.status == "resumed" and report.resumed_at == position
+    assert not (out / "train.h5.partial").exists() and not journal.exists()
+    build_store(root, tmp_path / "clean", jobs=1, progress=False)
+    with h5py.File(out / "train.h5") as a, h5py.File(tmp_path / "clean" / "train.h5") as b:
+        for key in ("spectra", "labels", "names", "pitch", "skipped"):
+            np.testing.assert_array_equal(a[key][:], b[key][:])
+        for key in ("mean", "std", "stats_count"):
+            np.testing.assert_array_equal(a["spectra"].attrs[key], b["spectra"].attrs[key])
+
+
+def test_dask_backend_on_a_local_cluster(tone_root, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        build_store(tone_root, tmp_path / "dask", backend="dask", batch_size=4,
+                    progress=False, splits=["train"])
+    build_store(tone_root, tmp_path / "loky", jobs=2, progress=False, splits=["train"])
+    with h5py.File(tmp_path / "dask" / "train.h5") as a, \
+            h5py.File(tmp_path / "loky" / "train.h5") as b:
+        np.testing.assert_array_equal(a["spectra"][:], b["spectra"][:])
+        np.testing.assert_allclose(a["spectra"].attrs["std"], b["spectra"].attrs["std"],
+                                   rtol=1e-12)
+
+
+def test_read_split_reports_problems(tmp_path):
+    split = tmp_path / "train"
+    split.mkdir()
+    (split / "examples.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="expected a json object"):
+        read_split(split)
+    (split / "examples.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid json"):
+        read_split(split)
+
+
+def test_open_split_errors(tone_store, tmp_path):
+    from featurestore.store import StoreError
+    with pytest.raises(StoreError, match="no 'nosuch' split"):
+        open_split(tone_store, "nosuch")
+    (tmp_path / "train.h5").write_bytes(b"garbage")
+    with pytest.raises(StoreError, match="not a readable HDF5 file"):
+        open_split(tmp_path, "train")

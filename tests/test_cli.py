@@ -1,0 +1,60 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = ["render", "build", "inspect"]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "analysis.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert command in capsys.readouterr().out
+
+
+def test_build_does_not_import_tensorflow(tone_root, tmp_path):
+    code = ("import sys; from analysis.cli import main; "
+            f"main(['build', r'{tone_root}', r'{tmp_path / 's'}', '--jobs', '1', '-q']); "
+            "assert 'tensorflow' not in sys.modules and 'librosa' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.startswith(('tensorflow', 'librosa')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def test_build_and_inspect(tone_root, tmp_path):
+    out = tmp_path / "store"
+    result = run("build", tone_root, out, "--jobs", "2", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "train" in result.stdout and "KiB/note" in result.stdout
+    result = run("inspect", out)
+    assert result.returncode == 0, result.stderr
+    for text in ("== train", "== valid", "== test", "spectra   float16 (22, 251, 513)",
+                 "bass 2", "skipped   0", "n_fft=1024"):
+        assert text in result.stdout, text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["build", "{tmp}/nowhere", "{tmp}/out"], "nowhere: no such folder"),
+    (["build", "{tmp}", "{tmp}/out"], "no split folder"),
+    (["inspect", "{tmp}/nowhere"], "no such store folder"),
+    (["inspect", "{tmp}"], "no split files"),
+    (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
+])
+def test_errors_are_one_line_without_traceback(tmp_path, args, message):
+    result = run(*[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -1,0 +1,127 @@
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from featurestore.audio import AudioError, load_audio
+from featurestore.features import compute_features, features_from_file
+from featurestore.half import to_float16, to_float32
+from featurestore.params import FeatureParams
+from helpers import SR, tone
+
+
+def librosa_reference(y, p: FeatureParams):
+    spectrum = np.abs(librosa.stft(y, n_fft=p.n_fft, hop_length=p.hop_length, window=p.window,
+                                   center=p.center, pad_mode=p.pad_mode)) ** p.power
+    if p.kind == "mel":
+        spectrum = librosa.feature.melspectrogram(S=spectrum, sr=p.sample_rate, n_mels=p.n_mels,
+                                                  fmin=p.fmin, fmax=p.fmax, power=1.0)
+    return np.log1p(p.compression * spectrum.astype(np.float64)).T
+
+
+def assert_within_float16_rounding(ours, reference):
+    assert ours.dtype == np.float16
+    reference16 = reference.astype(np.float16).astype(np.float64)
+    ulp = np.spacing(np.abs(reference).astype(np.float16)).astype(np.float64)
+    assert np.all(np.abs(ours.astype(np.float64) - reference16) <= ulp + 1e-12)
+
+
+@pytest.mark.parametrize("params", [
+    FeatureParams(),
+    FeatureParams(n_fft=512, hop_length=128, window="hamming"),
+    FeatureParams(center=False, power=2.0, compression=10.0),
+    FeatureParams(pad_mode="reflect", duration=1.0),
+    FeatureParams(kind="mel", n_mels=64),
+])
+def test_equals_librosa_within_float16_rounding(params):
+    rng = np.random.default_rng(0)
+    y = (tone(20, seconds=params.duration, harmonics=3)
+         + 0.01 * rng.standard_normal(params.n_samples)).astype(np.float32)
+    ours = compute_features(y, params)
+    assert ours.shape == params.shape
+    assert_within_float16_rounding(ours, librosa_reference(y, params))
+
+
+def test_default_shape_is_the_tutorials():
+    assert FeatureParams().shape == (251, 513)
+    assert FeatureParams(kind="mel", n_mels=96).shape == (251, 96)
+
+
+def test_peak_bin_of_a_tone():
+    features = compute_features(tone(37), FeatureParams())
+    assert np.argmax(features.astype(np.float32).mean(axis=0)) == 37
+
+
+def test_rejects_wrong_length():
+    with pytest.raises(ValueError, match="64000 samples"):
+        compute_features(np.zeros(100, np.float32), FeatureParams())
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(kind="cqt"), "kind must be one of"),
+    (dict(n_fft=0), "n_fft must be a positive integer"),
+    (dict(hop_length=2.5), "hop_length must be a positive integer"),
+    (dict(window="kaiser"), "window must be one of"),
+    (dict(duration=0.01, center=False), "fewer than one frame"),
+    (dict(kind="mel", fmax=9000), "fmax"),
+])
+def test_params_validated(bad, message):
+    with pytest.raises(ValueError, match=message):
+        FeatureParams(**bad)
+
+
+def test_params_roundtrip_through_attrs(tmp_path):
+    import h5py
+    params = FeatureParams(kind="mel", n_mels=40, fmax=6000.0, center=False)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f.attrs.update(params.to_attrs())
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert FeatureParams.from_attrs(f.attrs) == params
+    assert FeatureParams.from_attrs(FeatureParams().to_attrs()) == FeatureParams()
+
+
+def test_half_casts_match_numpy_bit_for_bit():
+    sweep = np.arange(0, 0x477FE000, 4099, dtype=np.uint32).view(np.float32)
+    ours = to_float16(sweep)
+    assert np.array_equal(ours.view(np.uint16), sweep.astype(np.float16).view(np.uint16))
+    back = to_float32(ours)
+    assert np.array_equal(back.view(np.uint32), ours.astype(np.float32).view(np.uint32))
+    odd = np.array([-1.0, np.inf, np.nan, 70000.0], np.float32)  # numpy's own cast
+    np.testing.assert_array_equal(to_float16(odd), odd.astype(np.float16))
+
+
+def test_load_audio_fits_files_to_params(tmp_path):
+    params = FeatureParams()
+    y = tone(20)
+    sf.write(tmp_path / "stereo.wav", np.stack([y, y], axis=1), SR)
+    sf.write(tmp_path / "hi.flac", librosa.resample(y, orig_sr=SR, target_sr=44100), 44100)
+    sf.write(tmp_path / "short.wav", y[:SR], SR)
+    sf.write(tmp_path / "long.wav", np.concatenate([y, y]), SR)
+    sf.write(tmp_path / "exact.wav", y, SR)
+    expected = {"stereo.wav": "downmixed 2 channels", "hi.flac": "resampled 44100 Hz -> 16000 Hz",
+                "short.wav": "padded 1.000 s -> 4.000 s", "long.wav": "trimmed 8.000 s -> 4.000 s"}
+    for name, what in expected.items():
+        audio, adjustments = load_audio(tmp_path / name, params)
+        assert audio.shape == (params.n_samples,) and audio.dtype == np.float32
+        assert what in adjustments, (name, adjustments)
+    audio, adjustments = load_audio(tmp_path / "exact.wav", params)
+    assert adjustments == []
+    np.testing.assert_allclose(audio, y, atol=1 / 32768)
+    resampled, _ = features_from_file(tmp_path / "hi.flac", params)
+    direct = compute_features(load_audio(tmp_path / "exact.wav", params)[0], params)
+    assert np.argmax(resampled.astype(np.float32).mean(0)) == np.argmax(
+        direct.astype(np.float32).mean(0)) == 20
+
+
+def test_load_audio_rejects_bad_files(tmp_path):
+    params = FeatureParams()
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00not really a wav at all" * 10)
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), SR)
+    bad = tone(10)
+    bad[100] = np.nan
+    sf.write(tmp_path / "nan.wav", bad, SR, subtype="FLOAT")
+    for name, reason in [("corrupt.wav", "cannot decode"), ("empty.wav", "no samples"),
+                         ("nan.wav", "NaN"), ("missing.wav", "no such file")]:
+        with pytest.raises(AudioError, match=reason) as err:
+            load_audio(tmp_path / name, params)
+        assert name in str(err.value)

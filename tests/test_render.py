@@ -1,0 +1,61 @@
+import hashlib
+import json
+
+import pytest
+
+from featurestore.nsynth import FAMILIES, QUALITIES, read_split
+from featurestore.render import (GM_FAMILIES, RenderOptions, assign_splits, default_soundfont,
+                                 render_soundfont)
+
+FIELDS = {"instrument_family", "instrument_family_str", "instrument", "instrument_str",
+          "instrument_source_str", "pitch", "velocity", "sample_rate", "qualities", "note_str"}
+OPTIONS = RenderOptions(pitch_step=12, velocities=(100,), duration=1.0, hold=0.75)
+PROGRAMS = [0, 1, 2, 40, 41, 42, 73, 74, 75]
+
+
+def digest(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_render_is_deterministic_and_instrument_disjoint(tmp_path):
+    counts = render_soundfont(tmp_path / "a", options=OPTIONS, programs=PROGRAMS, progress=False)
+    render_soundfont(tmp_path / "b", options=OPTIONS, programs=PROGRAMS, progress=False)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    instruments = {}
+    for split, n in counts.items():
+        usable, problems = read_split(tmp_path / "a" / split)
+        assert len(usable) == n > 0 and problems == []
+        instruments[split] = {e.instrument for e, _ in usable}
+        entries = json.loads((tmp_path / "a" / split / "examples.json").read_text())
+        for name, entry in entries.items():
+            assert FIELDS <= set(entry)
+            assert entry["note_str"] == name
+            assert entry["instrument_family_str"] == FAMILIES[entry["instrument_family"]]
+            assert len(entry["qualities"]) == len(QUALITIES)
+    assert set(counts) == {"train", "valid", "test"}
+    splits = list(instruments.values())
+    assert all(not (a & b) for i, a in enumerate(splits) for b in splits[i + 1:])
+
+
+def test_assign_splits_gives_every_split_each_family_when_possible():
+    splits = assign_splits(sorted(GM_FAMILIES), (0.6, 0.2, 0.2), seed=0)
+    for family in FAMILIES:
+        got = {splits[p] for p, (f, _) in GM_FAMILIES.items() if f == family}
+        assert got == {"train", "valid", "test"}, family
+    assert assign_splits(sorted(GM_FAMILIES), (1, 0, 0), seed=0) == {
+        p: "train" for p in GM_FAMILIES}
+
+
+def test_render_bad_input(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such SoundFont"):
+        render_soundfont(tmp_path, tmp_path / "missing.sf2", progress=False)
+    junk = tmp_path / "junk.sf2"
+    junk.write_bytes(b"not a soundfont")
+    with pytest.raises(ValueError, match="not a readable SoundFont"):
+        render_soundfont(tmp_path / "out", junk, progress=False)
+    with pytest.raises(ValueError, match="no NSynth family"):
+        render_soundfont(tmp_path / "out", programs=[120], progress=False)
+    with pytest.raises(ValueError, match="velocities"):
+        RenderOptions(velocities=(0,))
+    assert default_soundfont().name == "TimGM6mb.sf2"
