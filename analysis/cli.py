@@ -71,6 +71,61 @@ def cmd_inspect(args):
     _print(*describe_store(args.store))
 
 
+# ---------------------------------------------------------------- training commands
+def train_config(args):
+    from training.config import TrainConfig
+    changes = {name: getattr(args, name) for name in
+               ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "patience",
+                "max_minutes", "seed", "loader")
+               if getattr(args, name, None) is not None}
+    if args.no_augment:
+        changes["augment"] = False
+    if args.no_balance:
+        changes["balance"] = False
+    return TrainConfig(**changes)
+
+
+def cmd_train(args):
+    from training.train import train
+    result = train(args.store, args.model_dir, train_config(args), resume=args.resume,
+                   overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+    _print(f"model: {result.model_dir / 'model.keras'}",
+           f"best validation accuracy {result.best_val_accuracy:.3f} at epoch "
+           f"{result.best_epoch} of {result.epochs}"
+           f"{' (stopped early)' if result.stopped_early else ''}; "
+           f"{result.minutes:.1f} minutes of training",
+           f"history: {result.model_dir / 'history.csv'}, curves: "
+           f"{result.model_dir / 'curves.png'}, config: {result.model_dir / 'config.json'}")
+
+
+def cmd_evaluate(args):
+    import json
+    from training.evaluate import classification_report_text, evaluate
+    result = evaluate(args.store, args.model_dir, args.split, confusion_png=args.confusion)
+    report = classification_report_text(result)
+    if args.json:
+        _print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
+        return
+    _print(f"{args.split} split of {args.store}: {result['n']} notes",
+           f"accuracy {result['accuracy']:.3f}, balanced accuracy "
+           f"{result['balanced_accuracy']:.3f}", "", report.rstrip(), "",
+           f"confusion matrix: {result['confusion_png']}")
+
+
+def cmd_predict(args):
+    from training.predict import predict_files
+    results = predict_files(args.model_dir, args.files)
+    failed = 0
+    for r in results:
+        if r.error:
+            failed += 1
+            log.error("error: %s", r.error)
+            continue
+        _print(f"{r.path}: " + ", ".join(f"{name} {p:.3f}" for name, p in r.top(args.top)))
+    if failed:
+        raise CommandError(f"{failed} of {len(results)} files could not be read")
+
+
 # ---------------------------------------------------------------- parser
 def _add_feature_options(p):
     from featurestore.params import FeatureParams
@@ -133,6 +188,50 @@ def make_parser():
                                    "feature parameters of every split of a store.")
     p.add_argument("store", type=Path)
     p.set_defaults(func=cmd_inspect)
+
+    from training.config import TrainConfig
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train the family classifier on a store",
+                       description="Train on STORE/train.h5, pick the best epoch on "
+                                   "STORE/valid.h5; write MODEL_DIR/model.keras, config.json, "
+                                   "history.csv and curves.png.")
+    p.add_argument("store", type=Path)
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--model", choices=("default", "tutorial"), default=d.model)
+    p.add_argument("--epochs", type=int, help=f"at most this many (default {d.epochs})")
+    p.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: N / batch)")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--learning-rate", type=float, help=f"default {d.learning_rate}")
+    p.add_argument("--patience", type=int, help=f"early-stopping patience (default {d.patience})")
+    p.add_argument("--max-minutes", type=float,
+                   help=f"time budget; stops after the epoch that crosses it "
+                        f"(default {d.max_minutes})")
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument("--loader", choices=("mmap", "h5py"), help=f"default {d.loader}")
+    p.add_argument("--no-augment", action="store_true", help="no augmentation")
+    p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--overwrite", action="store_true", help="replace a trained model")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a model on a split",
+                       description="Per-family precision/recall/F1, accuracy, balanced accuracy "
+                                   "and a confusion-matrix PNG.")
+    p.add_argument("store", type=Path)
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--split", default="test")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--confusion", type=Path,
+                   help="confusion-matrix PNG (default MODEL_DIR/confusion_SPLIT.png)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top families of audio files",
+                       description="Top families with probabilities for each audio file "
+                                   "(wav, flac, mp3, ...; any sample rate; stereo is downmixed).")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("--top", type=int, default=3)
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
@@ -144,12 +243,9 @@ def main(argv=None) -> int:
     for noisy in ("h5py", "numba", "matplotlib", "distributed", "tensorflow", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     expected = [CommandError, OSError, ValueError, KeyError, ImportError]
-    try:
-        from featurestore.build import BuildError
-        from featurestore.store import StoreError
-        expected += [BuildError, StoreError]
-    except ImportError:  # pragma: no cover - broken install; let the traceback show
-        pass
+    from featurestore.build import BuildError
+    from featurestore.store import StoreError
+    expected += [BuildError, StoreError]
     try:
         args.func(args)
     except KeyboardInterrupt:

@@ -1,0 +1,198 @@
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import soundfile as sf
+
+from featurestore.build import build_store
+from featurestore.params import FeatureParams
+from training.config import TrainConfig
+from training.data import StoreBatches, balanced_weights
+from training.evaluate import evaluate
+from training.modeldir import ModelError, load_trained
+from training.predict import predict_features, predict_files
+from training.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = TrainConfig(epochs=2, steps_per_epoch=6, batch_size=8, patience=5, max_minutes=None,
+                    seed=1, width=8)
+
+
+def history(model_dir):
+    with (Path(model_dir) / "history.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def trained(tone_store, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("model")
+    result = train(tone_store, model_dir, QUICK, verbose=0)
+    return model_dir, result
+
+
+def test_training_writes_everything_and_loss_falls(trained):
+    model_dir, result = trained
+    for name in ("model.keras", "config.json", "history.csv", "curves.png"):
+        assert (model_dir / name).is_file(), name
+    assert not (model_dir / "backup").exists()
+    rows = history(model_dir)
+    assert len(rows) == 2 == result.epochs
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])
+    info = json.loads((model_dir / "config.json").read_text())
+    assert FeatureParams.from_dict(info["features"]) == FeatureParams()
+    assert TrainConfig.from_dict(info["train"]) == QUICK
+    assert info["best_epoch"] in (1, 2) and 0 <= info["best_val_accuracy"] <= 1
+    assert (model_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_normalises_its_own_input(trained, tone_store):
+    model = load_trained(trained[0]).model
+    norm = model.get_layer("normalize")
+    with h5py.File(tone_store / "train.h5") as f:
+        mean, std = f["spectra"].attrs["mean"], f["spectra"].attrs["std"]
+    np.testing.assert_allclose(np.ravel(norm.mean), mean, rtol=1e-6)
+    np.testing.assert_allclose(np.sqrt(np.ravel(norm.variance)), std, rtol=1e-5)
+
+
+def test_save_load_identical_predictions(trained, tone_store):
+    model_dir, _ = trained
+    with h5py.File(tone_store / "test.h5") as f:
+        x = f["spectra"][:6].astype(np.float32)
+    first = predict_features(load_trained(model_dir), x)
+    second = predict_features(load_trained(model_dir), x)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_no_train_serve_skew(trained, tone_root, tone_store):
+    """Predicting a note's wav equals predicting from its stored spectrum."""
+    model = load_trained(trained[0])
+    with h5py.File(tone_store / "test.h5") as f:
+        names = f["names"].asstr()[:4]
+        stored = f["spectra"][:4]
+    from_store = predict_features(model, stored)
+    results = predict_files(model, [tone_root / "test" / "audio" / f"{n}.wav" for n in names])
+    from_files = np.stack([r.probabilities for r in results])
+    np.testing.assert_array_equal(from_files, from_store)
+
+
+def test_predict_any_format_and_goes_on_after_bad_files(trained, tone_root, tmp_path):
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    y, sr = sf.read(wav)
+    sf.write(tmp_path / "stereo44k.flac", np.stack([y, y], 1).repeat(2, axis=0), 2 * sr)
+    (tmp_path / "broken.wav").write_bytes(b"garbage")
+    results = predict_files(trained[0], [tmp_path / "broken.wav", wav,
+                                         tmp_path / "stereo44k.flac", tmp_path / "missing.mp3"])
+    assert [r.error is None for r in results] == [False, True, True, False]
+    assert "broken.wav" in results[0].error and "missing.mp3" in results[3].error
+    top = results[1].top(3)
+    assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
+    assert "resampled 32000 Hz -> 16000 Hz" in results[2].adjustments
+
+
+def test_evaluate_matches_scikit_learn(trained, tone_store):
+    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
+                                 f1_score)
+    model_dir, _ = trained
+    result = evaluate(tone_store, model_dir, "test")
+    with h5py.File(tone_store / "test.h5") as f:
+        x, labels = f["spectra"][:].astype(np.float32), f["labels"][:]
+    predicted = predict_features(load_trained(model_dir), x).argmax(axis=1)
+    assert result["n"] == len(labels)
+    assert result["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
+    assert result["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels,
+                                                                                predicted))
+    assert result["confusion"] == confusion_matrix(labels, predicted, labels=range(11)).tolist()
+    f1 = f1_score(labels, predicted, labels=range(11), average=None, zero_division=0)
+    assert [v["f1"] for v in result["per_family"].values()] == pytest.approx(f1.tolist())
+    assert Path(result["confusion_png"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_cli_json(trained, tone_store):
+    out = subprocess.run([sys.executable, "-m", "analysis.cli", "evaluate", str(tone_store),
+                          str(trained[0]), "--split", "valid", "--json"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert {"accuracy", "balanced_accuracy", "n", "per_family", "confusion"} <= set(data)
+    assert data["n"] == 11 and set(data["per_family"]) >= {"bass", "vocal"}
+
+
+def test_same_seed_same_model(tone_store, tmp_path, trained):
+    train(tone_store, tmp_path / "again", QUICK, verbose=0)
+    a = load_trained(trained[0]).model.get_weights()
+    b = load_trained(tmp_path / "again").model.get_weights()
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+
+def test_resume_continues_an_interrupted_run(tone_store, tmp_path):
+    config = QUICK.replace(epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(tone_store, tmp_path / "m", config, verbose=0, callbacks=[Interrupt()])
+    assert (tmp_path / "m" / "backup").is_dir() and not (tmp_path / "m" / "model.keras").exists()
+    assert len(history(tmp_path / "m")) == 1
+    with pytest.raises(ModelError, match="--resume"):
+        train(tone_store, tmp_path / "m", config, verbose=0)
+    result = train(tone_store, tmp_path / "m", resume=True, verbose=0)
+    assert [int(r["epoch"]) for r in history(tmp_path / "m")] == [0, 1, 2]
+    assert result.epochs == 3 and (tmp_path / "m" / "model.keras").is_file()
+    with pytest.raises(ModelError, match="already"):
+        train(tone_store, tmp_path / "m", config, verbose=0)
+    with pytest.raises(ModelError, match="no interrupted run"):
+        train(tone_store, tmp_path / "m", resume=True, verbose=0)
+
+
+def test_batches_are_balanced_and_bounded(tone_store):
+    data = StoreBatches(tone_store / "train.h5", 8, shuffle=True, steps=50, seed=0)
+    x, y = data[0]
+    assert x.shape == (8, 251, 513) and x.dtype == np.float32 and y.shape == (8, 11)
+    counts = np.bincount(data.reader.labels[data._order], minlength=11)
+    assert counts.min() > 0.5 * counts.mean()
+    data.close()
+    w = balanced_weights(np.array([0, 0, 0, 1]), np.array([5, 5, 6, 7]))
+    np.testing.assert_allclose(w, [0.125, 0.125, 0.25, 0.5])
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "analysis.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_line_error(result, message):
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len([l for l in result.stderr.splitlines() if "error" in l]) == 1, result.stderr
+
+
+def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
+    model_dir, _ = trained
+    (tmp_path / "nosplit").mkdir()
+    one_line_error(run("train", tmp_path / "nosplit", tmp_path / "m"), "no 'train' split")
+    other = tmp_path / "other"
+    build_store(tone_root, other, FeatureParams(kind="mel", n_mels=32), jobs=1, progress=False,
+                splits=["test"])
+    one_line_error(run("evaluate", other, model_dir), "other features than the model")
+    one_line_error(run("evaluate", tone_store, tmp_path / "nomodel"), "no such model folder")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((model_dir / "config.json").read_text())
+    (broken / "model.keras").write_bytes(b"not a zip")
+    one_line_error(run("predict", broken, "x.wav"), "cannot load the model")
+    (tmp_path / "bad.wav").write_bytes(b"RIFF")
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    result = run("predict", model_dir, tmp_path / "bad.wav", wav)
+    assert result.returncode == 1 and "bad.wav" in result.stderr
+    assert wav.name in result.stdout and "Traceback" not in result.stderr

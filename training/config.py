@@ -1,0 +1,105 @@
+"""Training configuration: one typed place for every knob, saved next to the model."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+__all__ = ["TrainConfig", "MODELS", "LOADERS"]
+
+MODELS = ("default", "tutorial")
+LOADERS = ("mmap", "h5py")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained.
+
+    Parameters
+    ----------
+    model : {'default', 'tutorial'}
+        ``'default'``: our CNN (early downsampling, batch norm, global pooling, augmentation).
+        ``'tutorial'``: the tutorial's network rebuilt in Keras 3 (no augmentation).
+    epochs : int
+        Upper bound on epochs; early stopping usually ends sooner.
+    steps_per_epoch : int, optional
+        Batches per epoch (default: one pass worth of notes, ``ceil(N / batch_size)``).
+    batch_size : int
+    learning_rate : float
+        Peak learning rate of AdamW (cosine decay over ``epochs``).
+    weight_decay : float
+    label_smoothing : float
+    patience : int
+        Epochs without a better validation accuracy before stopping.
+    max_minutes : float, optional
+        Stop after the epoch that crosses this wall-clock budget.
+    seed : int
+        Seeds weights, sampling and augmentation: the same seed gives the same model.
+    loader : {'mmap', 'h5py'}
+        How batches are read from the store (see ``benchmarks/loader.py``).
+    balance : bool
+        Sample every family equally often, and every instrument of a family equally often.
+    augment : bool
+        Gain, frequency shift, SpecAugment masks and mixup (default model only).
+    gain_db, shift_bins, freq_masks, freq_mask_bins, time_masks, time_mask_frames, mixup_alpha
+        Augmentation strengths: random gain within +-``gain_db``; frequency shift within
+        +-``shift_bins`` bins; SpecAugment masks; mixup with Beta(alpha, alpha) weights
+        (0 disables it).
+    width : int
+        Channels of the default model's first convolution (doubling per block).
+    dropout : float
+    """
+
+    model: str = "default"
+    epochs: int = 40
+    steps_per_epoch: Optional[int] = None
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    patience: int = 8
+    max_minutes: Optional[float] = 25.0
+    seed: int = 0
+    loader: str = "mmap"
+    balance: bool = True
+    augment: bool = True
+    gain_db: float = 12.0
+    shift_bins: int = 3
+    freq_masks: int = 2
+    freq_mask_bins: int = 24
+    time_masks: int = 2
+    time_mask_frames: int = 20
+    mixup_alpha: float = 0.2
+    width: int = 16
+    dropout: float = 0.3
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.loader not in LOADERS:
+            raise ValueError(f"loader must be one of {LOADERS}, got {self.loader!r}")
+        for name in ("epochs", "batch_size", "patience", "width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
+            raise ValueError("dropout and label_smoothing must be in [0, 1)")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: Path):
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))

@@ -1,0 +1,128 @@
+"""Random batches by index from a store, for Keras.
+
+:class:`StoreBatches` is a ``keras.utils.PyDataset``: each step reads one batch of notes by
+index through :class:`featurestore.store.SpectraReader` (a memory map of the uncompressed
+chunks by default), so a split is never loaded whole. Sampling is class-balanced: every family
+is drawn equally often and, within a family, every instrument equally often, so the model
+cannot win by memorising the largest instruments. Mixup happens here (it needs the labels);
+the other augmentations are layers of the model.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import keras
+import numpy as np
+
+from featurestore.half import to_float32
+from featurestore.nsynth import FAMILIES
+from featurestore.store import SpectraReader
+
+__all__ = ["StoreBatches", "balanced_weights"]
+
+
+def balanced_weights(labels: np.ndarray, instruments: Optional[np.ndarray] = None) -> np.ndarray:
+    """Sampling probability of each note: families equally likely, then instruments.
+
+    Parameters
+    ----------
+    labels : np.ndarray of int, shape ``(N,)``
+    instruments : np.ndarray, shape ``(N,)``, optional
+        Instrument ids; without them, notes of a family are equally likely.
+
+    Returns
+    -------
+    np.ndarray, float64, shape ``(N,)``, summing to 1.
+    """
+    labels = np.asarray(labels)
+    if instruments is None:
+        instruments = np.zeros_like(labels)
+    weights = np.zeros(len(labels), dtype=np.float64)
+    families = np.unique(labels)
+    for family in families:
+        in_family = labels == family
+        owners, counts = np.unique(instruments[in_family], return_counts=True)
+        per_note = 1.0 / (len(families) * len(owners) * counts)
+        weights[in_family] = per_note[np.searchsorted(owners, instruments[in_family])]
+    return weights / weights.sum()
+
+
+class StoreBatches(keras.utils.PyDataset):
+    """Batches ``(x, y)`` of one split: ``x`` float32 ``(B, frames, bins)`` (the stored
+    features, unnormalised: the model normalises), ``y`` one-hot float32 ``(B, 11)``.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A split file.
+    batch_size : int
+    shuffle : bool
+        Training mode: each epoch draws ``steps`` batches of random indices (balanced when
+        ``balance``); otherwise the split is read once, in order.
+    balance : bool
+    steps : int, optional
+        Batches per epoch in training mode (default ``ceil(N / batch_size)``).
+    mixup_alpha : float
+        Mixup with weights from Beta(alpha, alpha); 0 disables it.
+    seed : int
+        Epoch ``e`` uses ``default_rng([seed, e])``: a resumed run sees the same batches.
+    loader : {'mmap', 'h5py'}
+    """
+
+    def __init__(self, path, batch_size: int, shuffle: bool = False, balance: bool = True,
+                 steps: Optional[int] = None, mixup_alpha: float = 0.0, seed: int = 0,
+                 loader: str = "mmap", **kwargs):
+        super().__init__(**kwargs)
+        self.reader = SpectraReader(path, method=loader)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.mixup_alpha = float(mixup_alpha)
+        self.seed = seed
+        self.epoch = 0
+        n = len(self.reader)
+        if n == 0:
+            raise ValueError(f"{path}: the split holds no notes")
+        self.steps = steps or math.ceil(n / self.batch_size)
+        if shuffle:
+            import h5py
+            with h5py.File(path, "r") as f:
+                instruments = f["instrument"][:]
+            self.weights = (balanced_weights(self.reader.labels, instruments) if balance
+                            else np.full(n, 1.0 / n))
+        self._order = self._draw()
+
+    def _draw(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.reader))
+        rng = np.random.default_rng([self.seed, self.epoch])
+        return rng.choice(len(self.reader), size=self.steps * self.batch_size, p=self.weights)
+
+    def __len__(self):
+        return self.steps if self.shuffle else math.ceil(len(self.reader) / self.batch_size)
+
+    def __getitem__(self, index):
+        idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        x, labels = self.reader.batch(idx)
+        x = to_float32(x)
+        y = keras.utils.to_categorical(labels, len(FAMILIES)).astype(np.float32)
+        if self.shuffle and self.mixup_alpha > 0:
+            rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+            lam = rng.beta(self.mixup_alpha, self.mixup_alpha, size=len(idx)).astype(np.float32)
+            lam = np.maximum(lam, 1 - lam)  # the first note stays the main one
+            partner = rng.permutation(len(idx))
+            x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[partner]
+            y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
+        return x, y
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = self._draw()
+
+    def set_epoch(self, epoch: int):
+        """Continue the sampling sequence at ``epoch`` (for resumed runs)."""
+        self.epoch = epoch
+        self._order = self._draw()
+
+    def close(self):
+        self.reader.close()

@@ -1,0 +1,111 @@
+"""``timbremap evaluate``: score a model on a split, with scikit-learn's report and a
+row-normalised confusion matrix."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from featurestore.nsynth import FAMILIES
+from featurestore.store import SpectraReader, open_split, read_params, split_path
+
+from .modeldir import TrainedModel, load_trained
+
+__all__ = ["predict_split", "evaluate", "plot_confusion", "classification_report_text"]
+
+
+def predict_split(trained: TrainedModel, store, split: str, batch_size: int = 128,
+                  loader: str = "mmap"):
+    """Class probabilities of every note of a split, read in batches (memory stays bounded).
+
+    Returns
+    -------
+    probabilities : np.ndarray, float32, shape ``(N, 11)``
+    labels : np.ndarray, int32, shape ``(N,)``
+    """
+    with open_split(store, split) as f:
+        trained.check_features(read_params(f), f.filename)
+    with SpectraReader(split_path(store, split), method=loader) as reader:
+        parts = [trained.model.predict_on_batch(x.astype(np.float32))
+                 for x in reader.iter_batches(batch_size)]
+        labels = reader.labels
+    probabilities = (np.concatenate(parts) if parts
+                     else np.zeros((0, len(FAMILIES)), np.float32))
+    return np.asarray(probabilities, np.float32), labels
+
+
+def evaluate(store, model_dir, split: str = "test", batch_size: int = 128,
+             confusion_png: Optional[Path] = None) -> dict:
+    """Accuracy, balanced accuracy, per-family precision/recall/F1 and the confusion matrix.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``balanced_accuracy``, ``n``, ``per_family`` (family -> precision,
+        recall, f1, support), ``confusion`` (11 x 11 counts, rows = true family), ``families``,
+        ``split``, ``store``, ``model`` and ``confusion_png`` (where the plot went).
+    """
+    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
+                                 precision_recall_fscore_support)
+    trained = load_trained(model_dir)
+    probabilities, labels = predict_split(trained, store, split, batch_size)
+    predicted = probabilities.argmax(axis=1)
+    everything = list(range(len(FAMILIES)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=everything, zero_division=0)
+    confusion = confusion_matrix(labels, predicted, labels=everything)
+    present = np.unique(labels)
+    result = {
+        "split": split, "store": str(Path(store).resolve()),
+        "model": str(Path(model_dir).resolve()), "n": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, predicted)) if len(labels) else float("nan"),
+        "balanced_accuracy": float(balanced_accuracy_score(labels, predicted))
+        if len(present) else float("nan"),
+        "per_family": {name: {"precision": float(p), "recall": float(r), "f1": float(f),
+                              "support": int(s)}
+                       for name, p, r, f, s in zip(FAMILIES, precision, recall, f1, support)},
+        "confusion": confusion.tolist(), "families": list(FAMILIES),
+    }
+    png = Path(confusion_png) if confusion_png else Path(model_dir) / f"confusion_{split}.png"
+    plot_confusion(confusion, png, f"{split}: accuracy {result['accuracy']:.3f}, balanced "
+                                   f"{result['balanced_accuracy']:.3f} (n={result['n']})")
+    result["confusion_png"] = str(png)
+    result["_labels"], result["_predicted"] = labels, predicted
+    return result
+
+
+def classification_report_text(result: dict) -> str:
+    """scikit-learn's per-family report for an :func:`evaluate` result."""
+    from sklearn.metrics import classification_report
+    present = sorted(set(result["_labels"].tolist()) | set(result["_predicted"].tolist()))
+    return classification_report(result["_labels"], result["_predicted"], labels=present,
+                                 target_names=[FAMILIES[i] for i in present], digits=3,
+                                 zero_division=0)
+
+
+def plot_confusion(confusion: np.ndarray, path: Path, title: str):
+    """Row-normalised confusion matrix with the family names on both axes."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    confusion = np.asarray(confusion, dtype=float)
+    rows = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(8.5, 7.5), constrained_layout=True)
+    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(FAMILIES))
+    ax.set_xticks(ticks, FAMILIES, rotation=45, ha="right")
+    ax.set_yticks(ticks, [f"{name} ({int(n)})" for name, n in zip(FAMILIES, rows[:, 0])])
+    for i in ticks:
+        for j in ticks:
+            if normalised[i, j] >= 0.005:
+                ax.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if normalised[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted family")
+    ax.set_ylabel("true family (notes)")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true family's notes")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,186 @@
+"""The classifiers, and the augmentation layers that live inside them.
+
+``default``: our CNN for 11 families, built to generalise to instruments it never heard:
+
+    spectra (frames, bins), the store's own features, unnormalised
+    -> [train only] random gain (exact in the log(1 + c*S) domain), frequency shift
+    -> Normalization with the store's per-bin mean and variance (saved inside the model)
+    -> [train only] SpecAugment: frequency and time masks
+    -> Conv 5x5 stride (2, bins // 128), width channels + BN + ReLU, max-pool 2
+       (early downsampling: a 251 x 513 note becomes 63 x 65 before the second layer)
+    -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width
+    -> Conv 3x3 + BN + ReLU -> global average + global max pooling
+    -> Dropout -> Dense 128 ReLU ('embedding') -> Dropout -> Dense 11 softmax ('family')
+
+``tutorial``: the tutorial's TF1 ``tf.contrib.layers`` network rebuilt in Keras 3, the classic
+two-stage CNN of the TF1 tutorials applied to the spectrogram:
+
+    spectra -> Normalization -> Conv 5x5, 32, ReLU -> max-pool 4x4
+    -> Conv 5x5, 64, ReLU -> max-pool 4x4 -> Flatten -> Dense 256 ReLU ('embedding')
+    -> Dropout 0.4 -> Dense 11 softmax ('family')
+
+(no batch norm, no global pooling, no augmentation or balancing; its TF1 original pooled 2x2
+and had a 1024-unit dense layer, which on 251 x 513 inputs means 500M weights: the pools are
+4x4 and the dense layer 256 wide so it trains on a CPU).
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from featurestore.nsynth import FAMILIES
+
+from .config import TrainConfig
+
+__all__ = ["build_model", "SpectralGain", "FrequencyShift", "SpecAugment", "EMBEDDING_LAYER"]
+
+EMBEDDING_LAYER = "embedding"
+
+
+@keras.saving.register_keras_serializable(package="timbremap")
+class SpectralGain(layers.Layer):
+    """Random gain per note, in training only, exact for features ``log(1 + c * |X|**power)``:
+    a gain ``g`` on the waveform maps ``v`` to ``log(1 + g**power * (exp(v) - 1))``."""
+
+    def __init__(self, max_db: float, power: float = 1.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_db, self.power, self.seed = float(max_db), float(power), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.max_db <= 0:
+            return x
+        db = keras.random.uniform((ops.shape(x)[0], 1, 1), -self.max_db, self.max_db,
+                                  seed=self.seed_generator)
+        scale = ops.power(10.0, db * (self.power / 20.0))
+        return ops.log1p(scale * ops.expm1(x))
+
+    def get_config(self):
+        return {**super().get_config(), "max_db": self.max_db, "power": self.power,
+                "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="timbremap")
+class FrequencyShift(layers.Layer):
+    """Shift each note by a random whole number of bins within +-``max_bins`` (training only);
+    bins shifted in repeat the edge."""
+
+    def __init__(self, max_bins: int, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_bins, self.seed = int(max_bins), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.max_bins <= 0:
+            return x
+        bins = ops.shape(x)[-1]
+        shift = keras.random.randint((ops.shape(x)[0], 1), -self.max_bins, self.max_bins + 1,
+                                     seed=self.seed_generator)
+        index = ops.clip(ops.arange(bins)[None, :] - shift, 0, bins - 1)
+        index = ops.broadcast_to(index[:, None, :], ops.shape(x))
+        return ops.take_along_axis(x, ops.cast(index, "int32"), axis=2)
+
+    def get_config(self):
+        return {**super().get_config(), "max_bins": self.max_bins, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="timbremap")
+class SpecAugment(layers.Layer):
+    """SpecAugment masks (training only): ``freq_masks`` bands of up to ``freq_width`` bins and
+    ``time_masks`` spans of up to ``time_width`` frames set to 0 (the mean, after
+    normalisation)."""
+
+    def __init__(self, freq_masks: int, freq_width: int, time_masks: int, time_width: int,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.freq_masks, self.freq_width = int(freq_masks), int(freq_width)
+        self.time_masks, self.time_width = int(time_masks), int(time_width)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _masks(self, batch, size, count, width):
+        keep = ops.ones((batch, size), dtype="bool")
+        positions = ops.arange(size)[None, :]
+        for _ in range(count):
+            w = keras.random.randint((batch, 1), 0, min(width, size) + 1, seed=self.seed_generator)
+            start = ops.floor(keras.random.uniform((batch, 1), seed=self.seed_generator)
+                              * ops.cast(size - w + 1, "float32"))
+            start = ops.cast(start, "int32")
+            keep = ops.logical_and(keep, ops.logical_or(positions < start,
+                                                        positions >= start + w))
+        return keep
+
+    def call(self, x, training=None):
+        if not training:
+            return x
+        batch, frames, bins = ops.shape(x)[0], x.shape[1], x.shape[2]
+        keep = ops.logical_and(
+            self._masks(batch, bins, self.freq_masks, self.freq_width)[:, None, :],
+            self._masks(batch, frames, self.time_masks, self.time_width)[:, :, None])
+        return ops.where(keep, x, ops.zeros_like(x))
+
+    def get_config(self):
+        return {**super().get_config(), "freq_masks": self.freq_masks,
+                "freq_width": self.freq_width, "time_masks": self.time_masks,
+                "time_width": self.time_width, "seed": self.seed}
+
+
+def _conv(x, channels, kernel, strides=1):
+    x = layers.Conv2D(channels, kernel, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
+def build_model(config: TrainConfig, input_shape, mean, std, power: float = 1.0
+                ) -> keras.Model:
+    """A compiled-ready (uncompiled) Keras model for ``config.model``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    input_shape : tuple
+        ``(frames, bins)`` of the store's features.
+    mean, std : np.ndarray, shape ``(bins,)``
+        The store's statistics; the model normalises its own input with them.
+    power : float
+        The features' magnitude exponent (for exact gain augmentation).
+    """
+    frames, bins = input_shape
+    mean = np.asarray(mean, np.float64)
+    variance = np.maximum(np.asarray(std, np.float64) ** 2, 1e-8)
+    inputs = keras.Input(shape=(frames, bins), name="spectra")
+    x = inputs
+    augment = config.augment and config.model == "default"
+    seed = config.seed
+    if augment:
+        x = SpectralGain(config.gain_db, power, seed=seed, name="gain")(x)
+        x = FrequencyShift(config.shift_bins, seed=seed + 1, name="shift")(x)
+    x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalize")(x)
+    if augment:
+        x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
+                        config.time_mask_frames, seed=seed + 2, name="specaugment")(x)
+    x = layers.Reshape((frames, bins, 1))(x)
+    if config.model == "tutorial":
+        x = layers.Conv2D(32, 5, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D(4, padding="same")(x)
+        x = layers.Conv2D(64, 5, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D(4, padding="same")(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(256, activation="relu", name=EMBEDDING_LAYER)(x)
+        x = layers.Dropout(0.4)(x)
+    else:
+        w = config.width
+        x = _conv(x, w, 5, strides=(2, max(1, bins // 128)))
+        x = layers.MaxPooling2D(2, padding="same")(x)
+        for channels in (2 * w, 4 * w, 8 * w):
+            x = _conv(x, channels, 3)
+            x = layers.MaxPooling2D(2, padding="same")(x)
+        x = _conv(x, 8 * w, 3)
+        x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
+                                  layers.GlobalMaxPooling2D()(x)])
+        x = layers.Dropout(config.dropout)(x)
+        x = layers.Dense(128, activation="relu", name=EMBEDDING_LAYER)(x)
+        x = layers.Dropout(config.dropout)(x)
+    outputs = layers.Dense(len(FAMILIES), activation="softmax", name="family")(x)
+    return keras.Model(inputs, outputs, name=f"timbremap_{config.model}")
