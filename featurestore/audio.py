@@ -17,6 +17,7 @@ Steps 3 to 5 are *adjustments*, returned so the build can record them; they neve
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import List, Tuple
 
@@ -37,11 +38,14 @@ class AudioError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+_PCM16_SCALE = np.float32(1 / 32768)
+
+
 def _read(path: Path) -> Tuple[np.ndarray, int]:
     try:
         with sf.SoundFile(str(path)) as fh:
             if fh.subtype == "PCM_16":  # NSynth's format: int16 read, scaled as libsndfile does
-                data = fh.read(dtype="int16", always_2d=True) * np.float32(1 / 32768)
+                data = fh.read(dtype="int16", always_2d=True) * _PCM16_SCALE
             else:
                 data = fh.read(dtype="float32", always_2d=True)
             return data, int(fh.samplerate)
@@ -51,7 +55,9 @@ def _read(path: Path) -> Tuple[np.ndarray, int]:
         sf_reason = str(sf_error) or type(sf_error).__name__
     try:  # formats libsndfile does not know (e.g. m4a through ffmpeg)
         import librosa  # imported lazily: only needed for rare formats
-        data, sr = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
+        with warnings.catch_warnings():  # its "PySoundFile failed" notes are ours to report
+            warnings.simplefilter("ignore")
+            data, sr = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
     except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
         raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
     return np.atleast_2d(data).T, int(sr)

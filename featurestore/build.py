@@ -9,11 +9,13 @@ Each split is written to ``SPLIT.h5.partial`` next to its destination and rename
 ``SPLIT.h5`` only when complete, so a reader of ``SPLIT.h5`` sees the previous finished file
 or none. ``/spectra`` is allocated in full when the partial file is created, so filling it
 writes raw chunk data only and never changes HDF5's metadata: a ``kill -9`` can at worst leave
-rows that are later overwritten. After every batch the file is flushed and a small journal
-(``SPLIT.h5.journal``: position, rows written, merged statistics, skipped inputs) replaces the
-previous one atomically. Running the build again continues from the journal and produces the
-same file an uninterrupted build would (same rows, same float64 statistics: batches are merged
-in the same order). A journal whose inputs or parameters no longer match starts the split anew.
+rows that are later overwritten. Every :data:`JOURNAL_SECONDS` (after the batch that crosses
+it) the file is flushed and a small journal (``SPLIT.h5.journal``: position, rows written,
+merged statistics, skipped inputs) replaces the previous one atomically; saving it after every
+batch cost more than the batch's own writes. Running the build again continues from the
+journal, recomputing and overwriting the rows written after it, and produces the same file an
+uninterrupted build would (same rows, same float64 statistics: batches are merged in the same
+order). A journal whose inputs or parameters no longer match starts the split anew.
 """
 from __future__ import annotations
 
@@ -34,8 +36,8 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
 from . import __version__
-from .audio import AudioError
-from .features import features_from_file
+from .audio import AudioError, load_audio
+from .features import _features_and_sums
 from .nsynth import FAMILIES, QUALITIES, SPLITS, Example, find_splits, read_split
 from .params import FeatureParams
 from .stats import RunningStats
@@ -45,6 +47,7 @@ __all__ = ["build_store", "BuildError", "SplitReport"]
 
 log = logging.getLogger(__name__)
 BACKENDS = ("loky", "dask", "threading")
+JOURNAL_SECONDS = 1.0  # at most this much finished work is redone after an interruption
 STRING = h5py.string_dtype("utf-8")
 
 
@@ -78,18 +81,24 @@ class SplitReport:
 
 
 def _extract(batch: Sequence[Tuple[int, str]], params: FeatureParams):
-    """Worker: features, partial statistics, skips and adjustments of a batch of files."""
+    """Worker: features, per-note statistics, skips and adjustments of a batch of files.
+
+    The statistics are one :class:`RunningStats` per note, merged by the writer note by note, so
+    the float64 result does not depend on how notes were batched (a resumed build may batch the
+    notes after its journal differently from an uninterrupted one).
+    """
     features = np.empty((len(batch),) + params.shape, dtype=np.float16)
-    stats = RunningStats()
+    stats = []
     done, skipped, adjusted = [], [], []
     for pos, path in batch:
         try:
-            spectrum, adjustments = features_from_file(path, params)
+            y, adjustments = load_audio(path, params)
         except AudioError as err:
             skipped.append((pos, err.reason))
             continue
-        features[len(done)] = spectrum
-        stats.merge(RunningStats.from_rows(spectrum))
+        # features_from_file's computation, written in place, with the sums of the stored values
+        _, total, squares = _features_and_sums(y, params, out=features[len(done)])
+        stats.append(RunningStats.from_sums(params.n_frames, total, squares))
         done.append(pos)
         if adjustments:
             adjusted.append((pos, "; ".join(adjustments)))
@@ -269,16 +278,20 @@ def _build_split(split: str, root: Path, path: Path, params: FeatureParams, item
         spectra = f["spectra"]
         results = Parallel(return_as="generator", pre_dispatch="2*n_jobs")(
             delayed(_extract)(batch, params) for batch in batches)
+        last_save = time.monotonic()
         for (done, features, stats, skipped, adjusted), batch in zip(results, batches):
-            if len(done):
-                spectra[state.n_written:state.n_written + len(done)] = features
-            state.n_written += len(done)
+            for row in features:  # one chunk per note, uncompressed: its bytes are the chunk
+                spectra.id.write_direct_chunk((state.n_written, 0, 0), row)
+                state.n_written += 1
             state.position = batch[-1][0] + 1
-            state.stats.merge(stats)
+            for note_stats in stats:
+                state.stats.merge(note_stats)
             state.skipped += skipped
             state.adjusted += adjusted
-            f.flush()
-            state.save(journal)
+            if time.monotonic() - last_save >= JOURNAL_SECONDS:
+                f.flush()
+                state.save(journal)
+                last_save = time.monotonic()
             bar.update(len(batch))
             if steady_start is None:  # the first batch carries worker start-up
                 steady_start = time.perf_counter()

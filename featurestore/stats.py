@@ -45,12 +45,20 @@ class RunningStats:
         if rows.dtype == np.float16:
             rows = to_float32(rows)
         rows = rows.reshape(-1, rows.shape[-1]).astype(np.float64)
-        count = rows.shape[0]
+        return cls.from_sums(rows.shape[0], rows.sum(axis=0), np.einsum("ij,ij->j", rows, rows))
+
+    @classmethod
+    def from_sums(cls, count: int, total: np.ndarray, squares: np.ndarray) -> "RunningStats":
+        """Statistics of ``count`` rows from their per-bin float64 sum and sum of squares.
+
+        What :meth:`from_rows` computes after summing; the build's feature kernel produces the
+        sums itself (see :func:`featurestore.features._features_and_sums`).
+        """
         if count == 0:
             return cls()
-        total = rows.sum(axis=0)
+        total = np.asarray(total, dtype=np.float64)
         mean = total / count
-        m2 = np.einsum("ij,ij->j", rows, rows) - total * mean
+        m2 = np.asarray(squares, dtype=np.float64) - total * mean
         return cls(count, mean, np.maximum(m2, 0.0))
 
     def merge(self, other: "RunningStats") -> "RunningStats":

@@ -1,0 +1,148 @@
+"""Quality on instruments never heard in training: MFCC baseline vs. tutorial vs. default model.
+
+    python benchmarks/quality.py                        # everything, ~1 hour on 2 cores
+    python benchmarks/quality.py --workdir /tmp/q --skip-tutorial
+
+Data (rendered here, cached in --workdir):
+  train  TimGM6mb (pretty_midi's bank, every mapped GM program) + FluidR3_GM's programs that
+         assign_splits puts in 'train' (70%)
+  valid  FluidR3_GM's other programs: model selection (early stopping) only
+  test   OPL-3 FM bank (Debian's opl3-soundfont): a different SoundFont, never used for any
+         choice; its score is the one reported
+Needs Debian's fluid-soundfont-gm and opl3-soundfont (apt-get install them).
+
+Rows: the classic baseline (MFCC(20) mean and std per clip, standardised, logistic
+regression), ``timbremap train --model tutorial`` and ``timbremap train`` with defaults only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed
+
+FLUID = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+OPL3 = Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
+
+
+def render_root(workdir: Path, pitch_step: int, velocities) -> Path:
+    from featurestore.nsynth import read_split, write_split
+    from featurestore.render import RenderOptions, default_soundfont, render_soundfont
+    banks = {"timgm6mb": (default_soundfont(), (1, 0, 0)), "fluidr3": (FLUID, (0.7, 0.3, 0)),
+             "opl3": (OPL3, (0, 0, 1))}
+    for name, (soundfont, fractions) in banks.items():
+        if not soundfont.is_file():
+            sys.exit(f"{soundfont}: missing (apt-get install fluid-soundfont-gm opl3-soundfont)")
+        out = workdir / "banks" / name
+        if not (out / "done").is_file():
+            options = RenderOptions(pitch_step=pitch_step, velocities=tuple(velocities),
+                                    fractions=fractions)
+            render_soundfont(out, soundfont, options, tag=name)
+            (out / "done").write_text("")
+    root = workdir / "root"
+    layout = {"train": [("timgm6mb", "train"), ("fluidr3", "train")],
+              "valid": [("fluidr3", "valid")], "test": [("opl3", "test")]}
+    for split, sources in layout.items():
+        (root / split / "audio").mkdir(parents=True, exist_ok=True)
+        examples = {}
+        for bank, bank_split in sources:
+            usable, _ = read_split(workdir / "banks" / bank / bank_split)
+            for example, wav in usable:
+                link = root / split / "audio" / wav.name
+                if not link.exists():
+                    os.symlink(wav.resolve(), link)
+                examples[example.note_str] = example
+        write_split(root / split, examples)
+    return root
+
+
+def mfcc_features(wav: str) -> np.ndarray:
+    import librosa
+    y, sr = librosa.load(wav, sr=16000)
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
+    return np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)])
+
+
+def baseline(root: Path) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from featurestore.nsynth import read_split
+    start = time.perf_counter()
+    data = {}
+    for split in ("train", "valid", "test"):
+        usable, _ = read_split(root / split)
+        x = np.array(Parallel(n_jobs=2)(delayed(mfcc_features)(str(w)) for _, w in usable))
+        data[split] = (x, np.array([e.instrument_family for e, _ in usable]))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+    model.fit(*data["train"])
+    scores = {}
+    for split in ("valid", "test"):
+        x, y = data[split]
+        predicted = model.predict(x)
+        scores[split] = (accuracy_score(y, predicted), balanced_accuracy_score(y, predicted))
+    return {"name": "MFCC(20) mean+std, logistic regression", "valid": scores["valid"][0],
+            "accuracy": scores["test"][0], "balanced_accuracy": scores["test"][1],
+            "minutes": (time.perf_counter() - start) / 60}
+
+
+def cli(*args) -> str:
+    result = subprocess.run([sys.executable, "-m", "analysis.cli", *map(str, args)],
+                            check=True, stdout=subprocess.PIPE, text=True)
+    return result.stdout
+
+
+def network(store: Path, model_dir: Path, model: str, extra) -> dict:
+    if not (model_dir / "model.keras").is_file():
+        cli("train", store, model_dir, "--model", model, "--overwrite", "-q", *extra)
+    info = json.loads((model_dir / "config.json").read_text())
+    test = json.loads(cli("evaluate", store, model_dir, "--split", "test", "--json"))
+    return {"name": f"timbremap train --model {model}" + (" " + " ".join(extra) if extra else ""),
+            "valid": info["best_val_accuracy"], "accuracy": test["accuracy"],
+            "balanced_accuracy": test["balanced_accuracy"], "minutes": info["minutes"]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", type=Path, default=Path("bench-out/quality"))
+    parser.add_argument("--pitch-step", type=int, default=2)
+    parser.add_argument("--velocities", type=int, nargs="+", default=[50, 90, 127])
+    parser.add_argument("--skip-tutorial", action="store_true")
+    parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
+                        help="extra arguments for the default model's training (not defaults!)")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    root = render_root(args.workdir, args.pitch_step, args.velocities)
+    store = args.workdir / "store"
+    cli("build", root, store, "--jobs", "2", "-q")
+    print(cli("inspect", store))
+    rows = [baseline(root)]
+    print(rows[-1], flush=True)
+    if not args.skip_tutorial:
+        rows.append(network(store, args.workdir / "model-tutorial", "tutorial", []))
+        print(rows[-1], flush=True)
+    rows.append(network(store, args.workdir / "model-default", "default", args.train_args))
+    print(rows[-1], flush=True)
+    counts = {s: sum(1 for _ in (root / s / "audio").iterdir()) for s in ("train", "valid", "test")}
+    print(f"\nheld-out SoundFont test (train {counts['train']} notes: TimGM6mb + FluidR3 "
+          f"programs; valid {counts['valid']}: other FluidR3 programs; test {counts['test']}: "
+          f"OPL-3 FM bank), {os.cpu_count()} cores\n")
+    print("| model | test accuracy | test balanced accuracy | valid accuracy | minutes |")
+    print("|---|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['name']} | {row['accuracy']:.3f} | {row['balanced_accuracy']:.3f} "
+              f"| {row['valid']:.3f} | {row['minutes']:.1f} |")
+    margin = rows[-1]["accuracy"] - rows[0]["accuracy"]
+    print(f"\ndefault model - baseline: {100 * margin:+.1f} accuracy points (target: >= +20)")
+    (args.workdir / "result.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
