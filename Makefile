@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: install demo test clean
+.PHONY: install browser demo test clean
 
 $(BIN)/timbremap: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +19,16 @@ $(BIN)/timbremap: setup.py
 
 install: $(BIN)/timbremap
 
-demo: install
-	$(BIN)/timbremap render $(DEMO)/notes --pitch-step 3 --velocities 75 127 -q
-	$(BIN)/timbremap build $(DEMO)/notes $(DEMO)/store --jobs 2
-	$(BIN)/timbremap inspect $(DEMO)/store
+# The interactive map's test opens it in Debian's headless chromium.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing Debian's chromium for the map test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install
+demo: install
+	$(BIN)/timbremap demo $(DEMO)
+
+test: install browser
 	$(BIN)/python -m pytest -q tests
 
 clean:

@@ -126,6 +126,64 @@ def cmd_predict(args):
         raise CommandError(f"{failed} of {len(results)} files could not be read")
 
 
+# ---------------------------------------------------------------- analysis commands
+def cmd_embed(args):
+    from analysis.embed import embed_store
+    shapes = embed_store(args.store, args.model_dir, args.split, progress=not args.quiet)
+    _print(*(f"{split}: /embeddings {shape}, /probabilities ({shape[0]}, 11)"
+             for split, shape in shapes.items()))
+
+
+def cmd_tsne(args):
+    from analysis.tsne import tsne_split
+    result = tsne_split(args.store, args.split, args.source, args.method, args.perplexity,
+                        args.seed)
+    a = result.attrs
+    _print(f"{args.split}: /tsne ({result.n}, 2) by {a['method']} from {a['source']}, "
+           f"perplexity {a['perplexity']:g}, KL {a['kl_divergence']:.3f}",
+           f"trustworthiness (k=10) {a['trustworthiness']:.3f}; kNN family accuracy (k=10) "
+           f"{a['knn_accuracy_source']:.3f} in the source space, {a['knn_accuracy_map']:.3f} "
+           f"on the map")
+
+
+def cmd_place(args):
+    from analysis.place import place_files
+    results = place_files(args.store, args.model_dir, args.files, args.split)
+    failed = 0
+    for r in results:
+        if r.error:
+            failed += 1
+            log.error("error: %s", r.error)
+            continue
+        near = ", ".join(f"{n['name']} ({n['family']})" for n in r.nearest[:3])
+        _print(f"{r.path}: ({r.x:.2f}, {r.y:.2f}) predicted {r.family} {r.probability:.2f}; "
+               f"nearest: {near}")
+    if failed:
+        raise CommandError(f"{failed} of {len(results)} files could not be read")
+
+
+def cmd_plot(args):
+    from analysis.plot import plot_map
+    _print(str(plot_map(args.store, args.out, args.split)))
+
+
+def cmd_map(args):
+    from analysis.mapview import write_map
+    _print(str(write_map(args.store, args.out_dir, args.split, copy_audio=args.copy_audio)))
+
+
+def cmd_demo(args):
+    from analysis.demo import run_demo
+    report = run_demo(args.out_dir, progress=not args.quiet)
+    lines = [f"timbremap demo in {report.out}:"]
+    lines += [f"  {name:<9}{seconds:7.1f} s  {summary}" for name, seconds, summary in report.steps]
+    lines.append(f"  total    {sum(s for _, s, _ in report.steps):7.1f} s")
+    lines.append("files:")
+    lines += [f"  {path}" for path in report.files]
+    lines.append(f"open {report.out / 'map' / 'index.html'} in a browser to explore and listen")
+    _print(*lines)
+
+
 # ---------------------------------------------------------------- parser
 def _add_feature_options(p):
     from featurestore.params import FeatureParams
@@ -232,6 +290,55 @@ def make_parser():
     p.add_argument("files", type=Path, nargs="+")
     p.add_argument("--top", type=int, default=3)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("embed", help="write embeddings and probabilities into the store",
+                       description="Write /embeddings (the model's penultimate layer) and "
+                                   "/probabilities into each split file.")
+    p.add_argument("store", type=Path)
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--split", nargs="+", help="only these splits (default: all)")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("tsne", help="write a t-SNE map of a split into the store",
+                       description="Write /tsne (N, 2) with its quality (trustworthiness, kNN "
+                                   "family accuracy) in the attrs.")
+    p.add_argument("store", type=Path)
+    p.add_argument("--split", default="test")
+    p.add_argument("--source", choices=("embeddings", "spectra"), default="embeddings")
+    p.add_argument("--method", choices=("opentsne", "sklearn"), default="opentsne")
+    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_tsne)
+
+    p = sub.add_parser("place", help="put new sounds on an existing t-SNE map",
+                       description="Embed audio files and position them on a split's "
+                                   "openTSNE map; print coordinates and nearest stored notes.")
+    p.add_argument("store", type=Path)
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("--split", default="test")
+    p.set_defaults(func=cmd_place)
+
+    p = sub.add_parser("plot", help="PNG of the t-SNE maps, coloured by family")
+    p.add_argument("store", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("map", help="interactive HTML map: hover, click to listen, filter",
+                       description="Write OUT_DIR/index.html, which opens offline from disk.")
+    p.add_argument("store", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
+    p.add_argument("--copy-audio", action="store_true",
+                   help="copy the notes' audio next to the page (default: link to it)")
+    p.set_defaults(func=cmd_map)
+
+    p = sub.add_parser("demo", help="everything on the bundled SoundFont, in minutes",
+                       description="render -> build -> train (short) -> evaluate -> embed -> "
+                                   "tsne -> plot -> map on notes from TimGM6mb.")
+    p.add_argument("out_dir", type=Path, nargs="?", default=Path("demo"))
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
@@ -240,7 +347,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="timbremap: %(message)s", stream=sys.stderr)
-    for noisy in ("h5py", "numba", "matplotlib", "distributed", "tensorflow", "absl"):
+    for noisy in ("h5py", "numba", "matplotlib", "distributed", "tensorflow", "absl", "openTSNE"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     expected = [CommandError, OSError, ValueError, KeyError, ImportError]
     from featurestore.build import BuildError

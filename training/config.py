@@ -45,7 +45,7 @@ class TrainConfig:
         Gain, frequency shift, SpecAugment masks and mixup (default model only).
     gain_db, shift_bins, freq_masks, freq_mask_bins, time_masks, time_mask_frames, mixup_alpha
         Augmentation strengths: random gain within +-``gain_db``; frequency shift within
-        +-``shift_bins`` bins; SpecAugment masks; mixup with Beta(alpha, alpha) weights
+        +-``shift_bins`` bins (mel bands for the default model); SpecAugment masks; mixup with Beta(alpha, alpha) weights
         (0 disables it).
     width : int
         Channels of the default model's first convolution (doubling per block).
@@ -66,9 +66,9 @@ class TrainConfig:
     balance: bool = True
     augment: bool = True
     gain_db: float = 12.0
-    shift_bins: int = 3
+    shift_bins: int = 2
     freq_masks: int = 2
-    freq_mask_bins: int = 24
+    freq_mask_bins: int = 12
     time_masks: int = 2
     time_mask_frames: int = 20
     mixup_alpha: float = 0.2

@@ -3,11 +3,12 @@
 ``default``: our CNN for 11 families, built to generalise to instruments it never heard:
 
     spectra (frames, bins), the store's own features, unnormalised
-    -> [train only] random gain (exact in the log(1 + c*S) domain), frequency shift
+    -> [train only] random gain (exact in the log(1 + c*S) domain)
     -> Normalization with the store's per-bin mean and variance (saved inside the model)
-    -> [train only] SpecAugment: frequency and time masks
-    -> Conv 5x5 stride (2, bins // 128), width channels + BN + ReLU, max-pool 2
-       (early downsampling: a 251 x 513 note becomes 63 x 65 before the second layer)
+    -> fixed mel-band averaging, 513 STFT bins -> 96 bands (kept when the store holds
+       128 bins or fewer, e.g. mel features): early downsampling on a log-frequency axis
+    -> [train only] shift by a few bands (about a semitone each), SpecAugment masks
+    -> average-pool 2 frames -> Conv 3x3 + BN + ReLU, max-pool 2
     -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width
     -> Conv 3x3 + BN + ReLU -> global average + global max pooling
     -> Dropout -> Dense 128 ReLU ('embedding') -> Dropout -> Dense 11 softmax ('family')
@@ -30,12 +31,14 @@ import numpy as np
 from keras import layers, ops
 
 from featurestore.nsynth import FAMILIES
+from featurestore.params import FeatureParams
 
 from .config import TrainConfig
 
 __all__ = ["build_model", "SpectralGain", "FrequencyShift", "SpecAugment", "EMBEDDING_LAYER"]
 
 EMBEDDING_LAYER = "embedding"
+N_BANDS = 96
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
@@ -132,36 +135,37 @@ def _conv(x, channels, kernel, strides=1):
     return layers.ReLU()(x)
 
 
-def build_model(config: TrainConfig, input_shape, mean, std, power: float = 1.0
-                ) -> keras.Model:
-    """A compiled-ready (uncompiled) Keras model for ``config.model``.
+def band_matrix(params: FeatureParams, n_bands: int) -> np.ndarray:
+    """``(bins, n_bands)`` weights averaging STFT bins into mel bands (each column sums to 1)."""
+    import librosa
+    bands = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=n_bands,
+                                fmin=params.fmin, fmax=params.fmax, norm=None).T
+    return (bands / np.maximum(bands.sum(axis=0, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def build_model(config: TrainConfig, params: FeatureParams, mean, std) -> keras.Model:
+    """An uncompiled Keras model for ``config.model``.
 
     Parameters
     ----------
     config : TrainConfig
-    input_shape : tuple
-        ``(frames, bins)`` of the store's features.
+    params : FeatureParams
+        The store's features (input shape, power for the gain augmentation, band layout).
     mean, std : np.ndarray, shape ``(bins,)``
         The store's statistics; the model normalises its own input with them.
-    power : float
-        The features' magnitude exponent (for exact gain augmentation).
     """
-    frames, bins = input_shape
-    mean = np.asarray(mean, np.float64)
+    frames, bins = params.shape
     variance = np.maximum(np.asarray(std, np.float64) ** 2, 1e-8)
     inputs = keras.Input(shape=(frames, bins), name="spectra")
-    x = inputs
     augment = config.augment and config.model == "default"
     seed = config.seed
+    x = inputs
     if augment:
-        x = SpectralGain(config.gain_db, power, seed=seed, name="gain")(x)
-        x = FrequencyShift(config.shift_bins, seed=seed + 1, name="shift")(x)
-    x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalize")(x)
-    if augment:
-        x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
-                        config.time_mask_frames, seed=seed + 2, name="specaugment")(x)
-    x = layers.Reshape((frames, bins, 1))(x)
+        x = SpectralGain(config.gain_db, params.power, seed=seed, name="gain")(x)
+    x = layers.Normalization(axis=-1, mean=np.asarray(mean, np.float64), variance=variance,
+                             name="normalize")(x)
     if config.model == "tutorial":
+        x = layers.Reshape((frames, bins, 1))(x)
         x = layers.Conv2D(32, 5, padding="same", activation="relu")(x)
         x = layers.MaxPooling2D(4, padding="same")(x)
         x = layers.Conv2D(64, 5, padding="same", activation="relu")(x)
@@ -170,8 +174,19 @@ def build_model(config: TrainConfig, input_shape, mean, std, power: float = 1.0
         x = layers.Dense(256, activation="relu", name=EMBEDDING_LAYER)(x)
         x = layers.Dropout(0.4)(x)
     else:
+        if params.kind == "stft" and bins > N_BANDS:
+            x = layers.Dense(N_BANDS, use_bias=False, trainable=False, name="bands",
+                             kernel_initializer=keras.initializers.Constant(
+                                 band_matrix(params, N_BANDS)))(x)
+            bins = N_BANDS
+        if augment:
+            x = FrequencyShift(config.shift_bins, seed=seed + 1, name="shift")(x)
+            x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
+                            config.time_mask_frames, seed=seed + 2, name="specaugment")(x)
+        x = layers.Reshape((frames, bins, 1))(x)
+        x = layers.AveragePooling2D((2, 1), padding="same")(x)
         w = config.width
-        x = _conv(x, w, 5, strides=(2, max(1, bins // 128)))
+        x = _conv(x, w, 3)
         x = layers.MaxPooling2D(2, padding="same")(x)
         for channels in (2 * w, 4 * w, 8 * w):
             x = _conv(x, channels, 3)

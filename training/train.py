@@ -168,7 +168,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
 
     strategy = distribution_strategy()
     with strategy.scope():
-        model = build_model(config, input_shape, mean, std, params.power)
+        model = build_model(config, params, mean, std)
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate, decay_steps=config.epochs * len(train_data), alpha=0.05,
             warmup_target=None)

@@ -1,0 +1,86 @@
+"""``timbremap embed``: the model's penultimate layer and its probabilities, per note, written
+into each split file as ``/embeddings`` float32 ``(N, D)`` and ``/probabilities`` float32
+``(N, 11)``."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from featurestore.store import SpectraReader, StoreError, open_split, read_params, split_path
+from featurestore.store import store_splits
+from training.modeldir import TrainedModel, load_trained
+from training.models import EMBEDDING_LAYER
+
+from .writeback import write_result
+
+__all__ = ["embed_store", "embedding_model"]
+
+log = logging.getLogger(__name__)
+
+
+def embedding_model(trained: TrainedModel):
+    """A Keras model mapping spectra to ``(embedding, probabilities)``."""
+    import keras
+    model = trained.model
+    return keras.Model(model.inputs, [model.get_layer(EMBEDDING_LAYER).output, model.outputs[0]])
+
+
+def _attrs(trained: TrainedModel) -> dict:
+    return {"model": str(trained.path.resolve()), "model_sha1": trained.weights_hash,
+            "layer": EMBEDDING_LAYER}
+
+
+def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None,
+                batch_size: int = 128, progress: bool = True) -> Dict[str, tuple]:
+    """Write ``/embeddings`` and ``/probabilities`` into every (or the named) split file.
+
+    Reads spectra in batches by index, so memory stays bounded whatever the split's size.
+
+    Returns
+    -------
+    dict
+        split -> shape of its embeddings.
+
+    Raises
+    ------
+    StoreError, ModelError
+        A missing store or split, a model that cannot be loaded, or a store built with other
+        features than the model.
+    """
+    store = Path(store)
+    trained = load_trained(model_dir)
+    splits = list(splits) if splits else store_splits(store)
+    if not splits:
+        raise StoreError(f"{store}: no split files (*.h5) in this folder")
+    for split in splits:  # check all before writing anything
+        with open_split(store, split) as f:
+            trained.check_features(read_params(f), f.filename)
+    both = embedding_model(trained)
+    attrs = _attrs(trained)
+    shapes = {}
+    for split in splits:
+        path = split_path(store, split)
+        with SpectraReader(path) as reader:
+            n = len(reader)
+            dim = int(both.outputs[0].shape[-1])
+            bar = tqdm(total=n, unit="note", desc=f"embed {split}", disable=not progress)
+            # one pass over the spectra; what it keeps is small (D + 11 floats a note)
+            embeddings, probabilities = [], []
+            for x in reader.iter_batches(batch_size):
+                e, p = both.predict_on_batch(x.astype(np.float32))
+                embeddings.append(np.asarray(e, np.float32))
+                probabilities.append(np.asarray(p, np.float32))
+                bar.update(len(x))
+            bar.close()
+        with h5py.File(path, "r+") as f:
+            write_result(f, "embeddings", (n, dim), embeddings, attrs)
+            write_result(f, "probabilities", (n, probabilities[0].shape[1] if n else 11),
+                         probabilities, attrs)
+        shapes[split] = (n, dim)
+        log.info("%s: embeddings %s written", path, (n, dim))
+    return shapes

@@ -1,0 +1,110 @@
+"""``timbremap place``: new sounds on an existing t-SNE map.
+
+Each file goes through the same feature function as the store, the model's embedding layer,
+and openTSNE's ``transform`` of the split's fitted map (``SPLIT.tsne.pkl``). The placed points
+are kept next to the store in ``placed.json`` so ``plot`` and ``map`` can show them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import List, Sequence
+
+import h5py
+import numpy as np
+
+from featurestore.audio import AudioError
+from featurestore.features import features_from_file
+from featurestore.nsynth import FAMILIES
+from featurestore.store import StoreError, open_split, read_params, split_path
+from training.modeldir import load_trained
+
+from .embed import embedding_model
+from .tsne import tsne_model_path
+
+__all__ = ["place_files", "Placed", "read_placed", "PLACED_FILE"]
+
+PLACED_FILE = "placed.json"
+
+
+@dataclass
+class Placed:
+    """A new sound on the map (or why it could not be placed)."""
+
+    path: str
+    split: str
+    x: float = float("nan")
+    y: float = float("nan")
+    family: str = ""
+    probability: float = float("nan")
+    nearest: List[dict] = field(default_factory=list)  # name, family, distance (on the map)
+    error: str = ""
+
+
+def read_placed(store) -> List[Placed]:
+    """The placed sounds recorded next to a store (empty when none)."""
+    path = Path(store) / PLACED_FILE
+    if not path.is_file():
+        return []
+    return [Placed(**row) for row in json.loads(path.read_text())]
+
+
+def place_files(store, model_dir, files: Sequence, split: str = "test", k: int = 5
+                ) -> List[Placed]:
+    """Position audio files on the t-SNE map of ``split`` and list their nearest stored notes.
+
+    Raises
+    ------
+    StoreError
+        The split has no openTSNE map (run ``timbremap tsne`` with ``--method opentsne``), or
+        was built with other features than the model.
+    """
+    store = Path(store)
+    trained = load_trained(model_dir)
+    with open_split(store, split) as f:
+        trained.check_features(read_params(f), f.filename)
+        if "tsne" not in f:
+            raise StoreError(f"{split_path(store, split)}: no /tsne map (run 'timbremap tsne "
+                             f"{store} --split {split}' first)")
+        mapped = f["tsne"][:]
+        names = f["names"].asstr()[:]
+        labels = f["labels"][:]
+        source = f["tsne"].attrs["source"]
+    fitted_path = tsne_model_path(store, split)
+    if not fitted_path.is_file():
+        raise StoreError(f"{fitted_path}: missing; placing needs a map made with --method "
+                         f"opentsne")
+    import pickle
+    with fitted_path.open("rb") as fh:
+        fitted = pickle.load(fh)
+    results, features = [], []
+    for path in map(Path, files):
+        try:
+            spectrum, _ = features_from_file(path, trained.features)
+        except AudioError as err:
+            results.append(Placed(str(path), split, error=str(err)))
+            continue
+        results.append(Placed(str(path), split))
+        features.append(spectrum)
+    ok = [r for r in results if not r.error]
+    if ok:
+        x = np.stack(features).astype(np.float32)
+        embeddings, probabilities = embedding_model(trained).predict_on_batch(x)
+        if source == "spectra":
+            points = fitted["pca"].transform(x.reshape(len(x), -1)).astype(np.float32)
+        else:
+            points = np.asarray(embeddings, np.float32)
+        coords = np.asarray(fitted["embedding"].transform(points))
+        for r, xy, p in zip(ok, coords, np.asarray(probabilities)):
+            r.x, r.y = float(xy[0]), float(xy[1])
+            r.family, r.probability = FAMILIES[int(p.argmax())], float(p.max())
+            distance = np.linalg.norm(mapped - xy, axis=1)
+            r.nearest = [{"name": str(names[i]), "family": FAMILIES[int(labels[i])],
+                          "distance": float(distance[i])} for i in np.argsort(distance)[:k]]
+    kept = {(p.path, p.split): p for p in read_placed(store)}
+    kept.update({(r.path, r.split): r for r in ok})
+    tmp = store / (PLACED_FILE + ".tmp")
+    tmp.write_text(json.dumps([asdict(p) for p in kept.values()], indent=1))
+    tmp.replace(store / PLACED_FILE)
+    return results

@@ -1,0 +1,152 @@
+"""``timbremap tsne``: a 2-D t-SNE map of a split, written back as ``/tsne`` float32 ``(N, 2)``,
+with attrs that say how faithful the picture is.
+
+attrs of ``/tsne``: ``method`` (opentsne | sklearn), ``perplexity``, ``seed``, ``source``
+(embeddings | spectra), ``kl_divergence``, ``trustworthiness`` (scikit-learn's, k = 10),
+``knn_accuracy_source`` and ``knn_accuracy_map`` (leave-one-out k = 10 nearest-neighbour family
+accuracy in the source space and in the map), ``metrics_sample`` (points the metrics used),
+and for ``spectra`` ``pca_components`` and ``pca_explained_variance``.
+
+With openTSNE the fitted map is kept next to the store as ``SPLIT.tsne.pkl``: ``place`` needs it
+to position new sounds on the map (openTSNE's ``transform``).
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import h5py
+import numpy as np
+
+from featurestore.store import SpectraReader, StoreError, open_split, split_path
+
+from .writeback import write_result
+
+__all__ = ["tsne_split", "knn_accuracy", "map_metrics", "TsneResult", "METHODS", "SOURCES",
+           "tsne_model_path"]
+
+log = logging.getLogger(__name__)
+METHODS = ("opentsne", "sklearn")
+SOURCES = ("embeddings", "spectra")
+K = 10
+METRICS_SAMPLE = 10000  # trustworthiness needs all pairwise distances: O(n^2) memory
+
+
+@dataclass
+class TsneResult:
+    """The attrs written on ``/tsne``."""
+
+    split: str
+    n: int
+    attrs: dict
+
+
+def tsne_model_path(store, split: str) -> Path:
+    return Path(store) / f"{split}.tsne.pkl"
+
+
+def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = K) -> float:
+    """Leave-one-out accuracy of a ``k``-nearest-neighbour vote of family labels."""
+    from sklearn.neighbors import NearestNeighbors
+    k = min(k, len(points) - 1)
+    if k < 1:
+        return float("nan")
+    _, index = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
+    votes = labels[index[:, 1:]]
+    predicted = np.array([np.bincount(v).argmax() for v in votes])
+    return float((predicted == labels).mean())
+
+
+def map_metrics(source: np.ndarray, mapped: np.ndarray, labels: np.ndarray, seed: int = 0,
+                k: int = K) -> dict:
+    """Trustworthiness and kNN family accuracy (source space and map) on up to
+    ``METRICS_SAMPLE`` points."""
+    from sklearn.manifold import trustworthiness
+    n = len(source)
+    pick = np.arange(n)
+    if n > METRICS_SAMPLE:
+        pick = np.sort(np.random.default_rng(seed).choice(n, METRICS_SAMPLE, replace=False))
+    s, m, y = source[pick], mapped[pick], labels[pick]
+    return {"trustworthiness": float(trustworthiness(s, m, n_neighbors=min(k, len(s) // 2 - 1))),
+            "knn_accuracy_source": knn_accuracy(s, y, k),
+            "knn_accuracy_map": knn_accuracy(m, y, k), "metrics_sample": int(len(pick))}
+
+
+def _spectra_pca(path: Path, components: int, seed: int, batch_size: int = 256):
+    """Spectra flattened and reduced by incremental PCA, read in batches (bounded memory)."""
+    from sklearn.decomposition import IncrementalPCA
+    with SpectraReader(path) as reader:
+        components = min(components, len(reader), int(np.prod(reader.shape)))
+        pca = IncrementalPCA(n_components=components)
+        size = max(batch_size, components)
+        batches = lambda: reader.iter_batches(size)  # noqa: E731
+        for x in batches():
+            if len(x) >= components:
+                pca.partial_fit(x.reshape(len(x), -1).astype(np.float32))
+        reduced = np.concatenate([pca.transform(x.reshape(len(x), -1).astype(np.float32))
+                                  for x in batches()])
+    return reduced.astype(np.float32), pca
+
+
+def tsne_split(store, split: str = "test", source: str = "embeddings",
+               method: str = "opentsne", perplexity: float = 30.0, seed: int = 0,
+               pca_components: int = 50, n_jobs: int = 2) -> TsneResult:
+    """Fit a t-SNE map of one split and write it to ``/tsne``.
+
+    Raises
+    ------
+    StoreError
+        Missing split, no ``/embeddings`` for ``source='embeddings'`` (run ``embed``), or too
+        few points for the perplexity.
+    ValueError
+        Unknown method or source, or a non-positive perplexity.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if not perplexity > 0:
+        raise ValueError(f"perplexity must be positive, got {perplexity}")
+    path = split_path(store, split)
+    with open_split(store, split) as f:
+        n = f["spectra"].shape[0]
+        labels = f["labels"][:].astype(np.int64)
+        if source == "embeddings":
+            if "embeddings" not in f:
+                raise StoreError(f"{path}: no /embeddings to map (run 'timbremap embed "
+                                 f"{store} MODEL_DIR' first, or use --source spectra)")
+            data = f["embeddings"][:].astype(np.float32)
+    if n <= 3 * perplexity:
+        raise StoreError(f"{path}: {n} points are too few for perplexity {perplexity:g} "
+                         f"(needs more than {3 * perplexity:g}; lower --perplexity)")
+    attrs = {"method": method, "perplexity": float(perplexity), "seed": int(seed),
+             "source": source}
+    if source == "spectra":
+        data, pca = _spectra_pca(path, pca_components, seed)
+        attrs.update(pca_components=int(pca.n_components_),
+                     pca_explained_variance=float(pca.explained_variance_ratio_.sum()))
+    if method == "opentsne":
+        import openTSNE
+        embedding = openTSNE.TSNE(perplexity=perplexity, random_state=seed, n_jobs=n_jobs,
+                                  negative_gradient_method="fft").fit(data)
+        mapped = np.asarray(embedding, dtype=np.float32)
+        attrs["kl_divergence"] = float(embedding.kl_divergence)
+        with open(tsne_model_path(store, split).with_suffix(".tmp"), "wb") as fh:
+            pickle.dump({"embedding": embedding, "source": source,
+                         "pca": pca if source == "spectra" else None}, fh)
+        tsne_model_path(store, split).with_suffix(".tmp").replace(tsne_model_path(store, split))
+    else:
+        from sklearn.manifold import TSNE
+        model = TSNE(perplexity=perplexity, random_state=seed, init="pca", n_jobs=n_jobs)
+        mapped = model.fit_transform(data).astype(np.float32)
+        attrs["kl_divergence"] = float(model.kl_divergence_)
+        tsne_model_path(store, split).unlink(missing_ok=True)  # no transform for new points
+    attrs.update(map_metrics(data, mapped, labels, seed))
+    with h5py.File(path, "r+") as f:
+        write_result(f, "tsne", mapped.shape, [mapped], attrs)
+    log.info("%s: /tsne written (trustworthiness %.3f, kNN accuracy %.3f -> %.3f)", path,
+             attrs["trustworthiness"], attrs["knn_accuracy_source"], attrs["knn_accuracy_map"])
+    return TsneResult(split, n, attrs)

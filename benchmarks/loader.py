@@ -1,0 +1,79 @@
+"""Training input pipeline speed: random batches of 64 by index, in examples/s, against
+numpy fancy indexing in RAM (1x) and naive one-note-at-a-time h5py reads, in one run.
+
+    python benchmarks/loader.py                          # store from benchmarks/extract.py
+    python benchmarks/loader.py --store bench-out/quality/store/train.h5 --notes 3000
+
+The file is read once first, so every reader works from the page cache.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+def rate(fn, batches, batch_size) -> float:
+    fn(batches[0])  # warm-up
+    start = time.perf_counter()
+    for idx in batches:
+        fn(idx)
+    return len(batches) * batch_size / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--store", type=Path, default=Path("bench-out/extract/store/train.h5"))
+    parser.add_argument("--notes", type=int, default=3000, help="notes used (from the start)")
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    if not args.store.is_file():
+        raise SystemExit(f"{args.store}: no such store file (run benchmarks/extract.py first)")
+    from featurestore.store import SpectraReader
+    from training.data import StoreBatches
+
+    with open(args.store, "rb") as fh:  # page cache warm for everyone
+        while fh.read(1 << 24):
+            pass
+    with h5py.File(args.store, "r") as f:
+        n = min(args.notes, f["spectra"].shape[0])
+        in_ram = f["spectra"][:n]
+    rng = np.random.default_rng(0)
+    batches = [rng.choice(n, args.batch_size, replace=False) for _ in range(args.batches)]
+    rows = [("numpy fancy indexing, in RAM", rate(lambda i: in_ram[i], batches,
+                                                  args.batch_size))]
+    with h5py.File(args.store, "r") as f:
+        ds = f["spectra"]
+        rows.append(("h5py, one note at a time (naive)",
+                     rate(lambda i: np.stack([ds[j] for j in i]), batches, args.batch_size)))
+        rows.append(("h5py fancy indexing, sorted unique",
+                     rate(lambda i: ds[np.sort(i)], batches, args.batch_size)))
+    for method in ("h5py", "mmap"):
+        with SpectraReader(args.store, method=method) as reader:
+            rows.append((f"SpectraReader(method='{method}')",
+                         rate(lambda i: reader.batch(i), batches, args.batch_size)))
+    for loader in ("h5py", "mmap"):
+        data = StoreBatches(args.store, args.batch_size, shuffle=True, steps=args.batches,
+                            mixup_alpha=0.2, loader=loader)
+        data.weights = np.where(np.arange(len(data.weights)) < n, 1.0 / n, 0.0)
+        data.set_epoch(0)
+        rows.append((f"trainer pipeline (StoreBatches, loader='{loader}': read, float32, "
+                     f"one-hot, mixup)",
+                     rate(lambda k: data[k], list(range(args.batches)), args.batch_size)))
+        data.close()
+    base, naive = rows[0][1], rows[1][1]
+    print(f"\nrandom batches of {args.batch_size} from {n} notes of {args.store} "
+          f"({in_ram.shape[1:]} float16), page cache warm\n")
+    print("| reader | examples/s | × in-RAM | × naive h5py |")
+    print("|---|---:|---:|---:|")
+    for name, value in rows:
+        print(f"| {name} | {value:,.0f} | {value / base:.2f} | {value / naive:.1f} |")
+    print("\ntargets: trainer pipeline >= 0.5x in-RAM and >= 10x naive reads")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis.embed import embed_store
+from analysis.mapview import write_map
+from analysis.place import place_files, read_placed
+from analysis.plot import plot_map
+from analysis.tsne import knn_accuracy, tsne_split
+from analysis.writeback import write_result
+from featurestore.build import build_store
+from featurestore.params import FeatureParams
+from featurestore.store import StoreError
+from training.config import TrainConfig
+from training.modeldir import ModelError
+from training.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def mapped(tone_store, tmp_path_factory):
+    """A copy of the tone store with a quick model, embeddings and t-SNE maps."""
+    store = tmp_path_factory.mktemp("mapped") / "store"
+    shutil.copytree(tone_store, store)
+    model = store.parent / "model"
+    train(store, model, TrainConfig(epochs=2, steps_per_epoch=6, batch_size=8, width=8,
+                                    max_minutes=None, seed=3), verbose=0)
+    embed_store(store, model, progress=False)
+    for split in ("train", "test"):
+        tsne_split(store, split, perplexity=3, seed=0)
+    return store, model
+
+
+def build_only(path):
+    with h5py.File(path) as f:
+        return {k: f[k][:].tobytes() for k in ("spectra", "labels", "names")}, \
+            dict(f["spectra"].attrs), dict(f.attrs)
+
+
+def test_embed_writes_shapes_and_attrs(mapped, tone_store):
+    store, model = mapped
+    for split, n in (("train", 22), ("valid", 11), ("test", 11)):
+        with h5py.File(store / f"{split}.h5") as f:
+            assert f["embeddings"].shape == (n, 128) and f["embeddings"].dtype == np.float32
+            assert f["probabilities"].shape == (n, 11)
+            np.testing.assert_allclose(f["probabilities"][:].sum(1), 1, rtol=1e-5)
+            attrs = f["embeddings"].attrs
+            assert attrs["model"] == str(model.resolve()) and attrs["layer"] == "embedding"
+            assert len(attrs["model_sha1"]) == 40
+            assert not [k for k in f if k.startswith(".partial")]
+        before, after = build_only(tone_store / f"{split}.h5"), build_only(store / f"{split}.h5")
+        assert before[0] == after[0]
+        assert all(np.array_equal(before[1][k], after[1][k]) for k in before[1])
+
+
+def test_rerun_replaces_and_leaves_the_build_alone(mapped):
+    store, model = mapped
+    before = build_only(store / "test.h5")
+    with h5py.File(store / "test.h5") as f:
+        old = f["embeddings"][:]
+    embed_store(store, model, ["test"], progress=False)
+    tsne_split(store, "test", perplexity=3, seed=0)
+    with h5py.File(store / "test.h5") as f:
+        np.testing.assert_array_equal(f["embeddings"][:], old)
+        assert sorted(f) == sorted(["adjusted", "embeddings", "instrument", "instrument_str",
+                                    "labels", "names", "pitch", "probabilities", "qualities",
+                                    "skipped", "source", "spectra", "tsne", "velocity"])
+    after = build_only(store / "test.h5")
+    assert before[0] == after[0]
+
+
+def test_a_crashed_write_never_looks_complete(tmp_path):
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        write_result(f, "tsne", (4, 2), [np.ones((4, 2))], {"method": "old"})
+
+    def broken():
+        yield np.zeros((2, 2))
+        raise RuntimeError("crash mid-write")
+    with h5py.File(path, "r+") as f, pytest.raises(RuntimeError):
+        write_result(f, "tsne", (4, 2), broken(), {"method": "new"})
+    with h5py.File(path, "r+") as f:
+        assert f["tsne"].attrs["method"] == "old" and (f["tsne"][:] == 1).all()
+        assert ".partial-tsne" in f  # the unfinished one has a name that says so
+        write_result(f, "tsne", (4, 2), [np.zeros((4, 2))], {"method": "new"})
+        assert ".partial-tsne" not in f and f["tsne"].attrs["method"] == "new"
+        with pytest.raises(ValueError, match="written by the build"):
+            write_result(f, "spectra", (1,), [np.zeros(1)], {})
+
+
+def cluster_store(path: Path, n_per: int = 30, families: int = 5, dim: int = 16, seed: int = 0):
+    """A minimal split file whose embeddings form well-separated clusters by family."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(families), n_per)
+    centres = rng.normal(0, 20, (families, dim))
+    embeddings = centres[labels] + rng.normal(0, 1, (len(labels), dim))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f["spectra"] = np.repeat(embeddings[:, None, :], 2, axis=1).astype(np.float16)
+        f["labels"] = labels.astype(np.int32)
+        f["embeddings"] = embeddings.astype(np.float32)
+    return labels
+
+
+@pytest.mark.parametrize("method", ["opentsne", "sklearn"])
+def test_tsne_of_separated_clusters_is_faithful(tmp_path, method):
+    cluster_store(tmp_path / "test.h5")
+    result = tsne_split(tmp_path, "test", method=method, perplexity=10, seed=0)
+    with h5py.File(tmp_path / "test.h5") as f:
+        assert f["tsne"].shape == (150, 2) and f["tsne"].dtype == np.float32
+        attrs = dict(f["tsne"].attrs)
+    assert attrs == pytest.approx(result.attrs)
+    assert attrs["method"] == method and attrs["perplexity"] == 10 and attrs["seed"] == 0
+    assert attrs["trustworthiness"] > 0.9
+    assert attrs["knn_accuracy_source"] == 1.0 and attrs["knn_accuracy_map"] > 0.98
+    assert attrs["kl_divergence"] > 0
+    assert (tmp_path / "test.tsne.pkl").exists() == (method == "opentsne")
+
+
+def test_tsne_from_spectra_records_pca(tmp_path):
+    cluster_store(tmp_path / "test.h5")
+    attrs = tsne_split(tmp_path, "test", source="spectra", perplexity=10).attrs
+    assert attrs["source"] == "spectra" and attrs["pca_components"] == 32
+    assert 0.99 < attrs["pca_explained_variance"] <= 1.0 + 1e-6
+
+
+def test_knn_accuracy_leaves_one_out():
+    points = np.array([[0.0], [0.1], [5.0], [5.1], [5.2]])
+    assert knn_accuracy(points, np.array([0, 0, 1, 1, 1]), k=1) == 1.0
+    assert knn_accuracy(points, np.array([0, 1, 0, 1, 0]), k=1) == 0.0
+
+
+def test_tsne_bad_input(tmp_path, tone_store):
+    with pytest.raises(StoreError, match="no /embeddings"):
+        tsne_split(tone_store, "test")
+    cluster_store(tmp_path / "test.h5", n_per=5)
+    with pytest.raises(StoreError, match="too few for perplexity 30"):
+        tsne_split(tmp_path, "test", perplexity=30)
+
+
+def test_embed_rejects_a_model_of_other_features(mapped, tone_root, tmp_path):
+    other = tmp_path / "mel"
+    build_store(tone_root, other, FeatureParams(kind="mel", n_mels=32), jobs=1, progress=False,
+                splits=["test"])
+    with pytest.raises(ModelError, match="other features than the model"):
+        embed_store(other, mapped[1], progress=False)
+
+
+def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
+    store, model = mapped
+    with h5py.File(store / "train.h5") as f:
+        names = f["names"].asstr()[:]
+    copy = tmp_path / "copy_of_note.wav"
+    shutil.copyfile(tone_root / "train" / "audio" / f"{names[4]}.wav", copy)
+    (tmp_path / "bad.wav").write_bytes(b"nope")
+    results = place_files(store, model, [copy, tmp_path / "bad.wav"], split="train")
+    assert results[1].error and "bad.wav" in results[1].error
+    placed = results[0]
+    assert placed.nearest[0]["name"] == names[4]
+    with h5py.File(store / "train.h5") as f:
+        xy = f["tsne"][:]
+    spread = np.linalg.norm(xy - xy.mean(0), axis=1).mean()
+    assert placed.nearest[0]["distance"] < 0.25 * spread
+    assert [p.path for p in read_placed(store)] == [str(copy)]
+
+
+def test_plot_is_a_png(mapped, tmp_path):
+    out = plot_map(mapped[0], tmp_path / "map.png")
+    assert out.read_bytes()[:8] == PNG and out.stat().st_size > 20000
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise AssertionError("the map test needs Debian's chromium (make test installs it)")
+
+
+def test_map_opens_offline_draws_points_and_plays(mapped, tmp_path):
+    page = write_map(mapped[0], tmp_path / "map")
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html  # no CDN, nothing fetched
+    data = json.loads(html.split("const DATA = ", 1)[1].split(";\n", 1)[0])
+    assert set(data["splits"]) == {"train", "test"} and len(data["placed"]) == 1
+    assert all((page.parent / a).is_file() for a in data["splits"]["test"]["audio"])
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--autoplay-policy=no-user-gesture-required",
+             "--allow-file-access-from-files", "--window-size=1200,800",
+             "--virtual-time-budget=8000"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium(), *flags, f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.read_bytes()[:8] == PNG
+    from matplotlib.image import imread
+    pixels = imread(shot)[:, 240:, :3]
+    coloured = (pixels.max(axis=2) - pixels.min(axis=2)) > 0.2  # family colours, not grey
+    assert coloured.sum() > 200
+    dom = subprocess.run([chromium(), *flags, "--dump-dom", page.as_uri() + "#selftest"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    drawn = int(dom.split('data-drawn="', 1)[1].split('"', 1)[0])
+    assert drawn == 22 + 1  # the train split's notes and the placed sound
+    assert 'data-playing="' in dom, dom[-2000:]
+
+
+def test_cli_bad_input_lines(mapped, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "analysis.cli", *map(str, args)],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+    r = run("tsne", mapped[0], "--split", "valid", "--perplexity", "30")
+    assert r.returncode == 1 and "too few for perplexity" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run("plot", tmp_path, tmp_path / "x.png")
+    assert r.returncode == 1 and "no split has a /tsne map" in r.stderr
