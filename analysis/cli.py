@@ -114,16 +114,21 @@ def cmd_evaluate(args):
 
 def cmd_predict(args):
     from training.predict import predict_files
-    results = predict_files(args.model_dir, args.files)
-    failed = 0
+    _report_files(predict_files(args.model_dir, args.files), lambda r: ", ".join(
+        f"{name} {p:.3f}" for name, p in r.top(args.top)))
+
+
+def _report_files(results, describe):
+    """One line per file (stdout), one error line per unreadable file (stderr); then fail if
+    any file could not be read, after all the others were done."""
+    failed = [r for r in results if r.error]
     for r in results:
         if r.error:
-            failed += 1
             log.error("error: %s", r.error)
-            continue
-        _print(f"{r.path}: " + ", ".join(f"{name} {p:.3f}" for name, p in r.top(args.top)))
+        else:
+            _print(f"{r.path}: {describe(r)}")
     if failed:
-        raise CommandError(f"{failed} of {len(results)} files could not be read")
+        raise CommandError(f"{len(failed)} of {len(results)} files could not be read")
 
 
 # ---------------------------------------------------------------- analysis commands
@@ -148,18 +153,9 @@ def cmd_tsne(args):
 
 def cmd_place(args):
     from analysis.place import place_files
-    results = place_files(args.store, args.model_dir, args.files, args.split)
-    failed = 0
-    for r in results:
-        if r.error:
-            failed += 1
-            log.error("error: %s", r.error)
-            continue
-        near = ", ".join(f"{n['name']} ({n['family']})" for n in r.nearest[:3])
-        _print(f"{r.path}: ({r.x:.2f}, {r.y:.2f}) predicted {r.family} {r.probability:.2f}; "
-               f"nearest: {near}")
-    if failed:
-        raise CommandError(f"{failed} of {len(results)} files could not be read")
+    _report_files(place_files(args.store, args.model_dir, args.files, args.split), lambda r: (
+        f"({r.x:.2f}, {r.y:.2f}) predicted {r.family} {r.probability:.2f}; nearest: "
+        + ", ".join(f"{n['name']} ({n['family']})" for n in r.nearest[:3])))
 
 
 def cmd_plot(args):

@@ -198,7 +198,7 @@ b.build_store(sys.argv[1], sys.argv[2], jobs=1, batch_size=2, progress=False)
 
 
 def test_resume_after_kill_gives_the_same_store(tmp_path):
-    root = make_tone_root(tmp_path / "root", n_train=60, n_valid=0, n_test=0)
+    root = make_tone_root(tmp_path / "root", n_train=120, n_valid=0, n_test=0)
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, str(root), str(out)],
                             cwd=REPO, start_new_session=True)
@@ -216,7 +216,7 @@ def test_resume_after_kill_gives_the_same_store(tmp_path):
     assert not (out / "train.h5").exists()  # never visible half-written
     assert (out / "train.h5.partial").exists()
     position = json.loads(journal.read_text())["position"]
-    assert 20 <= position < 60
+    assert 20 <= position < 120
     report = build_store(root, out, jobs=2, progress=False)[0]
     assert report.status == "resumed" and report.resumed_at == position
     assert not (out / "train.h5.partial").exists() and not journal.exists()

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["TrainConfig", "MODELS", "LOADERS"]
+__all__ = ["TrainConfig", "MODELS", "LOADERS", "MAX_DEFAULT_STEPS"]
 
 MODELS = ("default", "tutorial")
 LOADERS = ("mmap", "h5py")
+#: Batches per epoch when ``steps_per_epoch`` is not given and the split is larger.
+MAX_DEFAULT_STEPS = 150
 
 
 @dataclass(frozen=True)
@@ -23,9 +25,11 @@ class TrainConfig:
         ``'default'``: our CNN (early downsampling, batch norm, global pooling, augmentation).
         ``'tutorial'``: the tutorial's network rebuilt in Keras 3 (no augmentation).
     epochs : int
-        Upper bound on epochs; early stopping usually ends sooner.
+        Epochs; the learning rate follows a cosine from its peak to 5% over all of them, and
+        early stopping may end sooner.
     steps_per_epoch : int, optional
-        Batches per epoch (default: one pass worth of notes, ``ceil(N / batch_size)``).
+        Batches per epoch (default: one pass worth of notes, ``ceil(N / batch_size)``, at most
+        :data:`MAX_DEFAULT_STEPS`, so an epoch takes minutes whatever the store's size).
     batch_size : int
     learning_rate : float
         Peak learning rate of AdamW (cosine decay over ``epochs``).
@@ -43,8 +47,9 @@ class TrainConfig:
         Sample every family equally often, and every instrument of a family equally often.
     augment : bool
         Gain, frequency shift, SpecAugment masks and mixup (default model only).
-    gain_db, shift_bins, freq_masks, freq_mask_bins, time_masks, time_mask_frames, mixup_alpha
-        Augmentation strengths: random gain within +-``gain_db``; frequency shift within
+    gain_db, tilt_db, shift_bins, freq_masks, freq_mask_bins, time_masks, time_mask_frames, mixup_alpha
+        Augmentation strengths: random gain within +-``gain_db`` and spectral tilt within
+        +-``tilt_db`` (low to high bins); frequency shift within
         +-``shift_bins`` bins (mel bands for the default model); SpecAugment masks; mixup with Beta(alpha, alpha) weights
         (0 disables it).
     width : int
@@ -53,19 +58,20 @@ class TrainConfig:
     """
 
     model: str = "default"
-    epochs: int = 40
+    epochs: int = 7
     steps_per_epoch: Optional[int] = None
     batch_size: int = 64
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     patience: int = 8
-    max_minutes: Optional[float] = 25.0
+    max_minutes: Optional[float] = 28.0
     seed: int = 0
     loader: str = "mmap"
     balance: bool = True
     augment: bool = True
     gain_db: float = 12.0
+    tilt_db: float = 6.0
     shift_bins: int = 2
     freq_masks: int = 2
     freq_mask_bins: int = 12

@@ -3,7 +3,7 @@
 ``default``: our CNN for 11 families, built to generalise to instruments it never heard:
 
     spectra (frames, bins), the store's own features, unnormalised
-    -> [train only] random gain (exact in the log(1 + c*S) domain)
+    -> [train only] random gain and spectral tilt (exact in the log(1 + c*S) domain)
     -> Normalization with the store's per-bin mean and variance (saved inside the model)
     -> fixed mel-band averaging, 513 STFT bins -> 96 bands (kept when the store holds
        128 bins or fewer, e.g. mel features): early downsampling on a log-frequency axis
@@ -43,25 +43,39 @@ N_BANDS = 96
 
 @keras.saving.register_keras_serializable(package="timbremap")
 class SpectralGain(layers.Layer):
-    """Random gain per note, in training only, exact for features ``log(1 + c * |X|**power)``:
-    a gain ``g`` on the waveform maps ``v`` to ``log(1 + g**power * (exp(v) - 1))``."""
+    """Random gain and spectral tilt per note (training only), exact for features
+    ``log(1 + c * |X|**power)``: a gain ``g(f)`` on bin ``f`` maps ``v`` to
+    ``log(1 + g(f)**power * (exp(v) - 1))``.
 
-    def __init__(self, max_db: float, power: float = 1.0, seed=None, **kwargs):
+    ``g`` in dB is a level within +-``max_db`` plus a tilt within +-``tilt_db`` that rises or
+    falls linearly in log-frequency from the lowest to the highest bin (brighter or darker
+    renderings of the same instrument, as different sample banks and microphones give).
+    """
+
+    def __init__(self, max_db: float, power: float = 1.0, tilt_db: float = 0.0, seed=None,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.max_db, self.power, self.seed = float(max_db), float(power), seed
+        self.max_db, self.power, self.tilt_db, self.seed = (float(max_db), float(power),
+                                                            float(tilt_db), seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, x, training=None):
-        if not training or self.max_db <= 0:
+        if not training or (self.max_db <= 0 and self.tilt_db <= 0):
             return x
-        db = keras.random.uniform((ops.shape(x)[0], 1, 1), -self.max_db, self.max_db,
+        batch, bins = ops.shape(x)[0], x.shape[-1]
+        db = keras.random.uniform((batch, 1, 1), -self.max_db, self.max_db,
                                   seed=self.seed_generator)
+        if self.tilt_db > 0:
+            position = np.log1p(np.arange(bins)) / np.log1p(max(bins - 1, 1)) * 2 - 1
+            tilt = keras.random.uniform((batch, 1, 1), -self.tilt_db, self.tilt_db,
+                                        seed=self.seed_generator)
+            db = db + tilt * ops.convert_to_tensor(position.astype("float32"))[None, None, :]
         scale = ops.power(10.0, db * (self.power / 20.0))
         return ops.log1p(scale * ops.expm1(x))
 
     def get_config(self):
         return {**super().get_config(), "max_db": self.max_db, "power": self.power,
-                "seed": self.seed}
+                "tilt_db": self.tilt_db, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
@@ -161,7 +175,8 @@ def build_model(config: TrainConfig, params: FeatureParams, mean, std) -> keras.
     seed = config.seed
     x = inputs
     if augment:
-        x = SpectralGain(config.gain_db, params.power, seed=seed, name="gain")(x)
+        x = SpectralGain(config.gain_db, params.power, config.tilt_db, seed=seed,
+                         name="gain")(x)
     x = layers.Normalization(axis=-1, mean=np.asarray(mean, np.float64), variance=variance,
                              name="normalize")(x)
     if config.model == "tutorial":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from featurestore import __version__
 from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, open_split, read_params, read_stats, split_path
 
-from .config import TrainConfig
+from .config import MAX_DEFAULT_STEPS, TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
                        MODEL_FILE, ModelError)
 
@@ -91,7 +92,7 @@ def _open_store(store: Path):
         if differences:
             raise StoreError(f"{split_path(store, 'valid')}: built with other features than "
                              f"train.h5 ({'; '.join(differences)})")
-    return params, mean, std, shape[1:]
+    return params, mean, std, shape[1:], shape[0]
 
 
 def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool = False,
@@ -123,7 +124,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         (without ``resume``), or ``resume`` finds nothing to resume.
     """
     store, model_dir = Path(store), Path(model_dir)
-    params, mean, std, input_shape = _open_store(store)
+    params, mean, std, input_shape, n_train = _open_store(store)
     backup = model_dir / BACKUP_DIR
     if resume:
         if not backup.is_dir():
@@ -156,7 +157,9 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     (model_dir / CONFIG_FILE).write_text(json.dumps(info, indent=2))
 
     train_data = StoreBatches(split_path(store, "train"), config.batch_size, shuffle=True,
-                              balance=config.balance, steps=config.steps_per_epoch,
+                              balance=config.balance,
+                              steps=config.steps_per_epoch or min(
+                                  MAX_DEFAULT_STEPS, math.ceil(n_train / config.batch_size)),
                               mixup_alpha=config.mixup_alpha if config.augment
                               and config.model == "default" else 0.0,
                               seed=config.seed, loader=config.loader)
