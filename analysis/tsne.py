@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 METHODS = ("opentsne", "sklearn")
 SOURCES = ("embeddings", "spectra")
 K = 10
-METRICS_SAMPLE = 10000  # trustworthiness needs all pairwise distances: O(n^2) memory
+METRICS_SAMPLE = 5000  # trustworthiness needs all pairwise distances: O(n^2) memory
 
 
 @dataclass

@@ -1,0 +1,92 @@
+"""t-SNE speed at equal quality: openTSNE (FFT-accelerated gradients) vs scikit-learn's TSNE
+(Barnes-Hut), on the same >= 20k points, in one run.
+
+    python benchmarks/tsne.py                                   # 20,000 synthetic points
+    python benchmarks/tsne.py --store bench-out/quality/store   # a store's /embeddings
+
+Points: by default a mixture of 11 Gaussian clusters of uneven size and spread in 64-D (like
+embeddings of 11 families); with --store, the /embeddings of every split of that store
+(run `timbremap embed` first), topped up to --n with jittered copies if the store is smaller.
+Quality: scikit-learn's trustworthiness (k = 10) and leave-one-out 10-NN family accuracy, on a
+fixed sample of 5,000 points for both maps. Target: openTSNE <= 1/5 of scikit-learn's time at
+equal trustworthiness (+-0.01).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def synthetic(n: int, seed: int = 0, dim: int = 64, k: int = 11):
+    rng = np.random.default_rng(seed)
+    sizes = rng.dirichlet(np.full(k, 3.0)) * n
+    labels = np.repeat(np.arange(k), np.diff(np.round(np.concatenate([[0], np.cumsum(sizes)]))
+                                                     .astype(int)))[:n]
+    centres = rng.normal(0, 6, (k, dim))
+    spread = rng.uniform(1, 3, k)
+    points = centres[labels] + rng.normal(0, 1, (len(labels), dim)) * spread[labels, None]
+    return points.astype(np.float32), labels
+
+
+def from_store(store: Path, n: int, seed: int = 0):
+    import h5py
+    from featurestore.store import store_splits, split_path
+    parts, labels = [], []
+    for split in store_splits(store):
+        with h5py.File(split_path(store, split), "r") as f:
+            if "embeddings" in f:
+                parts.append(f["embeddings"][:])
+                labels.append(f["labels"][:])
+    if not parts:
+        raise SystemExit(f"{store}: no /embeddings (run timbremap embed)")
+    x, y = np.concatenate(parts), np.concatenate(labels)
+    if len(x) < n:
+        rng = np.random.default_rng(seed)
+        extra = rng.choice(len(x), n - len(x))
+        noise = rng.normal(0, 0.05, (len(extra), x.shape[1])) * x.std(axis=0)
+        x, y = np.concatenate([x, x[extra] + noise]), np.concatenate([y, y[extra]])
+    return x.astype(np.float32), y
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--store", type=Path)
+    parser.add_argument("--perplexity", type=float, default=30.0)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    from analysis.tsne import map_metrics
+    x, y = from_store(args.store, args.n) if args.store else synthetic(args.n)
+    rows = []
+    import openTSNE
+    start = time.perf_counter()
+    mapped = np.asarray(openTSNE.TSNE(perplexity=args.perplexity, n_jobs=args.jobs,
+                                      random_state=0, negative_gradient_method="fft").fit(x))
+    rows.append(("openTSNE (FFT)", time.perf_counter() - start, mapped))
+    from sklearn.manifold import TSNE
+    start = time.perf_counter()
+    mapped = TSNE(perplexity=args.perplexity, n_jobs=args.jobs, random_state=0,
+                  init="pca").fit_transform(x)
+    rows.append(("scikit-learn TSNE (Barnes-Hut)", time.perf_counter() - start, mapped))
+    print(f"\nt-SNE of {len(x)} points ({x.shape[1]}-D, "
+          f"{'store embeddings' if args.store else 'synthetic clusters'}), perplexity "
+          f"{args.perplexity:g}, {args.jobs} jobs, {os.cpu_count()} cores\n")
+    print("| method | seconds | × scikit-learn time | trustworthiness (k=10) | "
+          "10-NN accuracy, map | 10-NN accuracy, source |")
+    print("|---|---:|---:|---:|---:|---:|")
+    metrics = [map_metrics(x, m, y, seed=0) for _, _, m in rows]
+    for (name, seconds, _), m in zip(rows, metrics):
+        print(f"| {name} | {seconds:.1f} | {seconds / rows[1][1]:.2f} | "
+              f"{m['trustworthiness']:.3f} | {m['knn_accuracy_map']:.3f} | "
+              f"{m['knn_accuracy_source']:.3f} |")
+    print(f"\n(metrics on {metrics[0]['metrics_sample']} points) target: openTSNE <= 0.20x "
+          f"the time, trustworthiness within 0.01: difference "
+          f"{metrics[0]['trustworthiness'] - metrics[1]['trustworthiness']:+.3f}")
+
+
+if __name__ == "__main__":
+    main()
