@@ -21,8 +21,8 @@ class DemoOptions:
 
     pitch_step: int = 3
     velocities: tuple = (64, 127)
-    epochs: int = 8
-    max_minutes: float = 6.0
+    epochs: int = 7
+    max_minutes: float = 7.0
     jobs: int = 2
     seed: int = 0
 
@@ -72,8 +72,9 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     def do_train():
         if (model / "model.keras").is_file():
             return "kept"
-        result = train(store, model, TrainConfig(epochs=options.epochs, seed=options.seed,
-                                                 max_minutes=options.max_minutes),
+        config = TrainConfig(epochs=options.epochs, seed=options.seed, bn_momentum=0.9,
+                             max_minutes=options.max_minutes)
+        result = train(store, model, config,
                        verbose=1 if progress else 0)
         return (f"best validation accuracy {result.best_val_accuracy:.3f} "
                 f"(epoch {result.best_epoch} of {result.epochs})")

@@ -41,7 +41,8 @@ def mapped(tone_store, tmp_path_factory):
 
 def build_only(path):
     with h5py.File(path) as f:
-        return {k: f[k][:].tobytes() for k in ("spectra", "labels", "names")}, \
+        return {"spectra": f["spectra"][:].tobytes(), "labels": f["labels"][:].tobytes(),
+                "names": f["names"].asstr()[:].tolist()}, \
             dict(f["spectra"].attrs), dict(f.attrs)
 
 

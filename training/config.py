@@ -55,6 +55,9 @@ class TrainConfig:
     width : int
         Channels of the default model's first convolution (doubling per block).
     dropout : float
+    bn_momentum : float
+        Momentum of the batch-norm moving statistics (used at inference); short runs need a
+        lower value so the statistics settle within the few steps they take.
     """
 
     model: str = "default"
@@ -80,6 +83,7 @@ class TrainConfig:
     mixup_alpha: float = 0.2
     width: int = 16
     dropout: float = 0.3
+    bn_momentum: float = 0.99
 
     def __post_init__(self):
         if self.model not in MODELS:

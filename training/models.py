@@ -143,9 +143,9 @@ class SpecAugment(layers.Layer):
                 "time_width": self.time_width, "seed": self.seed}
 
 
-def _conv(x, channels, kernel, strides=1):
-    x = layers.Conv2D(channels, kernel, strides=strides, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+def _conv(x, channels, kernel, momentum):
+    x = layers.Conv2D(channels, kernel, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=momentum)(x)
     return layers.ReLU()(x)
 
 
@@ -201,12 +201,12 @@ def build_model(config: TrainConfig, params: FeatureParams, mean, std) -> keras.
         x = layers.Reshape((frames, bins, 1))(x)
         x = layers.AveragePooling2D((2, 1), padding="same")(x)
         w = config.width
-        x = _conv(x, w, 3)
+        x = _conv(x, w, 3, config.bn_momentum)
         x = layers.MaxPooling2D(2, padding="same")(x)
         for channels in (2 * w, 4 * w, 8 * w):
-            x = _conv(x, channels, 3)
+            x = _conv(x, channels, 3, config.bn_momentum)
             x = layers.MaxPooling2D(2, padding="same")(x)
-        x = _conv(x, 8 * w, 3)
+        x = _conv(x, 8 * w, 3, config.bn_momentum)
         x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
                                   layers.GlobalMaxPooling2D()(x)])
         x = layers.Dropout(config.dropout)(x)
