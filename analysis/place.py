@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Sequence
 
-import h5py
 import numpy as np
 
 from featurestore.audio import AudioError

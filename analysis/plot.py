@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import h5py
-import numpy as np
 
 from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, split_path, store_splits

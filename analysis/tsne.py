@@ -16,7 +16,7 @@ import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+
 
 import h5py
 import numpy as np

@@ -103,7 +103,7 @@ def main():
 
     print(f"\nfeature extraction, {len(wavs)} notes, {os.cpu_count()} cores "
           f"(python {sys.version.split()[0]})\n")
-    print(f"| pipeline | files/s | × serial | × joblib loop | bytes/example | × serial bytes |")
+    print("| pipeline | files/s | × serial | × joblib loop | bytes/example | × serial bytes |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, rate, size in rows:
         print(f"| {name} | {rate:.0f} | {rate / rows[0][1]:.2f} | {rate / rows[1][1]:.2f} "

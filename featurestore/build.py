@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .audio import AudioError, load_audio
 from .features import _features_and_sums
-from .nsynth import FAMILIES, QUALITIES, SPLITS, Example, find_splits, read_split
+from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits, read_split
 from .params import FeatureParams
 from .stats import RunningStats
 from .store import read_params, split_path

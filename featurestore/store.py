@@ -50,15 +50,13 @@ from typing import Iterator, Optional, Sequence
 import h5py
 import numpy as np
 
-from .nsynth import FAMILIES, SPLITS
+from .nsynth import SPLITS
 from .params import FeatureParams
 
 __all__ = ["SpectraReader", "split_path", "open_split", "read_params", "read_stats",
            "store_splits", "StoreError"]
 
 SUFFIX = ".h5"
-METADATA = ("labels", "names", "pitch", "velocity", "instrument", "instrument_str", "source",
-            "qualities")
 
 
 class StoreError(ValueError):

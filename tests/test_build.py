@@ -9,7 +9,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import soundfile as sf
 
 from featurestore.build import BuildError, build_store
 from featurestore.features import features_from_file

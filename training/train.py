@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from featurestore import __version__
 from featurestore.nsynth import FAMILIES
