@@ -24,6 +24,8 @@ setup(
         "matplotlib>=3.7",
         "tqdm>=4.60",
         "pretty_midi>=0.2.10",
+        "openTSNE>=1.0",
+        "numba>=0.57",
     ],
     extras_require={
         # tinysoundfont renders SoundFonts; install it with --no-deps (its pyaudio requirement
