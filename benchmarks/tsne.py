@@ -59,19 +59,20 @@ def main():
     parser.add_argument("--perplexity", type=float, default=30.0)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
-    from analysis.tsne import map_metrics
+    from analysis.tsne import INTS_IN_INTERVAL, fit_opentsne, map_metrics
     x, y = from_store(args.store, args.n) if args.store else synthetic(args.n)
     rows = []
-    import openTSNE
     start = time.perf_counter()
-    mapped = np.asarray(openTSNE.TSNE(perplexity=args.perplexity, n_jobs=args.jobs,
-                                      random_state=0, negative_gradient_method="fft").fit(x))
-    rows.append(("openTSNE (FFT)", time.perf_counter() - start, mapped))
+    embedding, info = fit_opentsne(x, perplexity=args.perplexity, seed=0, n_jobs=args.jobs)
+    rows.append((f"openTSNE (FFT), as `timbremap tsne` runs it ({info['neighbors']} "
+                 f"neighbours, intervals of {INTS_IN_INTERVAL}, 250 + {info['iterations']} "
+                 "iterations)", time.perf_counter() - start, np.asarray(embedding)))
     from sklearn.manifold import TSNE
     start = time.perf_counter()
-    mapped = TSNE(perplexity=args.perplexity, n_jobs=args.jobs, random_state=0,
-                  init="pca").fit_transform(x)
-    rows.append(("scikit-learn TSNE (Barnes-Hut)", time.perf_counter() - start, mapped))
+    model = TSNE(perplexity=args.perplexity, n_jobs=args.jobs, random_state=0, init="pca")
+    mapped = model.fit_transform(x)
+    rows.append((f"scikit-learn TSNE (Barnes-Hut, {model.n_iter_} iterations)",
+                 time.perf_counter() - start, mapped))
     print(f"\nt-SNE of {len(x)} points ({x.shape[1]}-D, "
           f"{'store embeddings' if args.store else 'synthetic clusters'}), perplexity "
           f"{args.perplexity:g}, {args.jobs} jobs, {os.cpu_count()} cores\n")

@@ -12,7 +12,7 @@ from analysis.embed import embed_store
 from analysis.mapview import write_map
 from analysis.place import place_files, read_placed
 from analysis.plot import plot_map
-from analysis.tsne import knn_accuracy, tsne_split
+from analysis.tsne import _Converged, knn_accuracy, tsne_split
 from analysis.writeback import write_result
 from featurestore.build import build_store
 from featurestore.params import FeatureParams
@@ -124,6 +124,15 @@ def test_tsne_of_separated_clusters_is_faithful(tmp_path, method):
     assert attrs["knn_accuracy_source"] == 1.0 and attrs["knn_accuracy_map"] > 0.98
     assert attrs["kl_divergence"] > 0
     assert (tmp_path / "test.tsne.pkl").exists() == (method == "opentsne")
+    if method == "opentsne":
+        assert attrs["neighbors"] == "exact" and 50 <= attrs["iterations"] <= 500
+
+
+def test_tsne_stops_when_the_kl_divergence_stalls():
+    converged = _Converged(tol=0.01)
+    assert [converged(i, kl, None) for i, kl in ((50, 4.0), (100, 3.0), (150, 2.98))] == \
+        [False, False, True]
+    assert converged.iterations == 150
 
 
 def test_tsne_from_spectra_records_pca(tmp_path):
