@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
-import scipy.fft
 
 from .audio import load_audio
 from .half import to_float16, to_float32
@@ -254,6 +253,7 @@ def _features_and_sums(y: np.ndarray, params: FeatureParams, out: Optional[np.nd
         frames = np.empty((params.n_frames, params.n_fft), dtype=np.float32)
         n_active = kernels[0](padded, window, params.hop_length, frames)
         frames = frames[:n_active]  # the rest are silent: zero spectrum, zero features
+    import scipy.fft  # here, not at the top: the build's writer process never needs it
     spectrum = scipy.fft.rfft(frames, axis=-1, overwrite_x=True)
     mode = 0 if params.power == 1 else 1 if params.power == 2 else 2
     if params.kind == "mel":
