@@ -11,8 +11,6 @@ from typing import Optional
 
 import numpy as np
 
-from .half import to_float32
-
 __all__ = ["RunningStats"]
 
 
@@ -34,25 +32,13 @@ class RunningStats:
     m2: Optional[np.ndarray] = None
 
     @classmethod
-    def from_rows(cls, rows: np.ndarray) -> "RunningStats":
-        """Statistics of ``rows`` (shape ``(..., bins)``; all leading axes are pooled).
-
-        One pass of float64 sums and sums of squares: a single note's frames are few, so
-        ``M2 = sum(x**2) - sum(x)**2 / n`` loses nothing that matters in float64; the
-        cancellation-free merge of many such partials is :meth:`merge`.
-        """
-        rows = np.asarray(rows)
-        if rows.dtype == np.float16:
-            rows = to_float32(rows)
-        rows = rows.reshape(-1, rows.shape[-1]).astype(np.float64)
-        return cls.from_sums(rows.shape[0], rows.sum(axis=0), np.einsum("ij,ij->j", rows, rows))
-
-    @classmethod
     def from_sums(cls, count: int, total: np.ndarray, squares: np.ndarray) -> "RunningStats":
         """Statistics of ``count`` rows from their per-bin float64 sum and sum of squares.
 
-        What :meth:`from_rows` computes after summing; the build's feature kernel produces the
-        sums itself (see :func:`featurestore.features._features_and_sums`).
+        The build's feature kernel produces the sums of each note (see
+        :func:`featurestore.features._features_and_sums`). A note's frames are few, so
+        ``M2 = sum(x**2) - sum(x)**2 / n`` loses nothing that matters in float64; the
+        cancellation-free merge of many such partials is :meth:`merge`.
         """
         if count == 0:
             return cls()
