@@ -132,7 +132,7 @@ def test_tsne_stops_when_the_kl_divergence_stalls():
     converged = _Converged(tol=0.01)
     assert [converged(i, kl, None) for i, kl in ((50, 4.0), (100, 3.0), (150, 2.98))] == \
         [False, False, True]
-    assert converged.iterations == 150
+    assert converged.stopped_at == 150
 
 
 def test_tsne_from_spectra_records_pca(tmp_path):
