@@ -2,6 +2,10 @@
 
 Workers (joblib: loky processes by default, or a dask cluster) read audio with soundfile and
 compute features and partial statistics for batches of notes; this process is the only writer.
+Local worker processes (loky) compute each batch's features straight into a slot of a small
+memory-mapped ring file next to the output (:class:`_Ring`), so 250 KB a note are not pickled
+through pipes; the writer copies them once, into the HDF5 file, and frees the slot. Dask
+workers, which may run on other machines, return their features as arrays.
 
 Never half-written, resumable
 -----------------------------
@@ -26,6 +30,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -48,6 +53,7 @@ __all__ = ["build_store", "BuildError", "SplitReport"]
 log = logging.getLogger(__name__)
 BACKENDS = ("loky", "dask", "threading")
 JOURNAL_SECONDS = 1.0  # at most this much finished work is redone after an interruption
+RING_SLOTS_PER_JOB = 4  # batches of features a loky worker can be ahead of the writer
 STRING = h5py.string_dtype("utf-8")
 
 
@@ -80,14 +86,75 @@ class SplitReport:
         return done / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _extract(batch: Sequence[Tuple[int, str]], params: FeatureParams):
+@dataclass(frozen=True)
+class _Ring:
+    """A memory-mapped ring of ``slots`` batches of features, shared by the writer and its loky
+    workers.
+
+    The file holds an int64 header, the number of batches the writer has consumed, then the
+    slots. Batch ``k`` of a run fills slot ``k % slots`` once the writer has consumed batch
+    ``k - slots``; batches are taken and consumed in order, so the batch the writer waits for
+    never waits itself. Workers map the file anew for every batch (a rebuilt ring is a new
+    file: a long-lived worker never writes into an old one).
+    """
+
+    path: str
+    slots: int
+    batch_size: int
+    shape: Tuple[int, int]
+    owner: int  # the writer's pid: a worker stops waiting when it is gone
+
+    HEADER = 64  # bytes, keeps the slots aligned
+
+    @classmethod
+    def create(cls, path: Path, slots: int, batch_size: int, shape) -> "_Ring":
+        ring = cls(str(path), slots, batch_size, tuple(shape), os.getpid())
+        size = cls.HEADER + slots * batch_size * int(np.prod(shape)) * 2
+        with open(path, "wb") as f:
+            f.truncate(size)  # sparse and zero: nothing consumed yet
+        return ring
+
+    def open(self) -> Tuple[np.ndarray, np.ndarray]:
+        """``(consumed, slots)``: the header as a 1-element int64 array, and the slots as
+        float16 ``(slots, batch_size, frames, bins)``, both views of the mapped file."""
+        memory = np.memmap(self.path, dtype=np.uint8, mode="r+")
+        consumed = memory[:8].view(np.int64)
+        slots = memory[self.HEADER:].view(np.float16).reshape(
+            (self.slots, self.batch_size) + self.shape)
+        return consumed, slots
+
+    def slot_for(self, number: int, timeout: float = 600.0) -> np.ndarray:
+        """Worker side: batch ``number``'s slot, once the writer is done with its last use."""
+        consumed, slots = self.open()
+        deadline = time.monotonic() + timeout
+        while consumed[0] < number - self.slots + 1:
+            try:
+                os.kill(self.owner, 0)
+            except ProcessLookupError:
+                raise BuildError(f"{self.path}: the build's writer (pid {self.owner}) is gone") \
+                    from None
+            if time.monotonic() > deadline:
+                raise BuildError(f"{self.path}: batch {number} waited {timeout:g} s for the "
+                                 f"writer to free its slot")
+            time.sleep(0.001)
+        return slots[number % self.slots]
+
+
+def _extract(batch: Sequence[Tuple[int, str]], params: FeatureParams,
+             ring: Optional[_Ring] = None, number: int = 0):
     """Worker: features, per-note statistics, skips and adjustments of a batch of files.
+
+    The features go into slot ``number`` of ``ring`` when one is given (and ``None`` is
+    returned in their place), otherwise into a new array that is returned.
 
     The statistics are one :class:`RunningStats` per note, merged by the writer note by note, so
     the float64 result does not depend on how notes were batched (a resumed build may batch the
     notes after its journal differently from an uninterrupted one).
     """
-    features = np.empty((len(batch),) + params.shape, dtype=np.float16)
+    if ring is None:
+        features = np.empty((len(batch),) + params.shape, dtype=np.float16)
+    else:
+        features = ring.slot_for(number)
     stats = []
     done, skipped, adjusted = [], [], []
     for pos, path in batch:
@@ -102,7 +169,7 @@ def _extract(batch: Sequence[Tuple[int, str]], params: FeatureParams):
         done.append(pos)
         if adjustments:
             adjusted.append((pos, "; ".join(adjustments)))
-    return done, features[:len(done)], stats, skipped, adjusted
+    return done, None if ring is not None else features[:len(done)], stats, skipped, adjusted
 
 
 def _fingerprint(params: FeatureParams, items) -> str:
@@ -245,7 +312,7 @@ def _backend(backend: str, jobs: int):
 
 def _build_split(split: str, root: Path, path: Path, params: FeatureParams, items, problems,
                  train_stats: Optional[_Summary], jobs: int, batch_size: int,
-                 progress: bool) -> Tuple[SplitReport, RunningStats]:
+                 progress: bool, local_processes: bool) -> Tuple[SplitReport, RunningStats]:
     partial = path.with_name(path.name + ".partial")
     journal = path.with_name(path.name + ".journal")
     fingerprint = _fingerprint(params, items)
@@ -274,36 +341,56 @@ def _build_split(split: str, root: Path, path: Path, params: FeatureParams, item
     steady_start, steady_done = None, 0
     bar = tqdm(total=len(items), initial=state.position, unit="note", desc=split,
                disable=not progress, dynamic_ncols=True)
-    with h5py.File(partial, "r+") as f, bar:
-        spectra = f["spectra"]
-        results = Parallel(return_as="generator", pre_dispatch="2*n_jobs")(
-            delayed(_extract)(batch, params) for batch in batches)
-        last_save = time.monotonic()
-        for (done, features, stats, skipped, adjusted), batch in zip(results, batches):
-            for row in features:  # one chunk per note, uncompressed: its bytes are the chunk
-                spectra.id.write_direct_chunk((state.n_written, 0, 0), row)
-                state.n_written += 1
-            state.position = batch[-1][0] + 1
-            for note_stats in stats:
-                state.stats.merge(note_stats)
-            state.skipped += skipped
-            state.adjusted += adjusted
-            if time.monotonic() - last_save >= JOURNAL_SECONDS:
-                f.flush()
-                state.save(journal)
-                last_save = time.monotonic()
-            bar.update(len(batch))
-            if steady_start is None:  # the first batch carries worker start-up
-                steady_start = time.perf_counter()
+    for stale in path.parent.glob(f"{path.name}.ring-*"):  # left by a killed build
+        stale.unlink()
+    ring = slots = consumed = None
+    if local_processes and batches:
+        ring = _Ring.create(path.with_name(f"{path.name}.ring-{uuid.uuid4().hex[:12]}"),
+                            RING_SLOTS_PER_JOB * jobs, batch_size, params.shape)
+        consumed, slots = ring.open()
+    try:
+        with h5py.File(partial, "r+") as f, bar:
+            spectra = f["spectra"]
+            # batch_size=1: joblib must not group batches into one task, or a worker could wait
+            # for a slot that only the results still held in its own task would free
+            results = Parallel(return_as="generator", pre_dispatch="2*n_jobs", batch_size=1)(
+                delayed(_extract)(batch, params, ring, number)
+                for number, batch in enumerate(batches))
+            last_save = time.monotonic()
+            for number, ((done, features, stats, skipped, adjusted), batch) in enumerate(
+                    zip(results, batches)):
+                if features is None:  # computed into the ring
+                    features = slots[number % ring.slots][:len(done)]
+                for row in features:  # one chunk per note, uncompressed: its bytes are the chunk
+                    spectra.id.write_direct_chunk((state.n_written, 0, 0), row)
+                    state.n_written += 1
+                if ring is not None:
+                    consumed[0] = number + 1  # the slot is free again
+                state.position = batch[-1][0] + 1
+                for note_stats in stats:
+                    state.stats.merge(note_stats)
+                state.skipped += skipped
+                state.adjusted += adjusted
+                if time.monotonic() - last_save >= JOURNAL_SECONDS:
+                    f.flush()
+                    state.save(journal)
+                    last_save = time.monotonic()
+                bar.update(len(batch))
+                if steady_start is None:  # the first batch carries worker start-up
+                    steady_start = time.perf_counter()
+                else:
+                    steady_done += len(batch)
+            if train_stats is None:
+                own = state.stats
+                summary = _Summary(own.mean, own.std, own.count) if own.count else None
+                stats_split = split
             else:
-                steady_done += len(batch)
-        if train_stats is None:
-            own = state.stats
-            summary = _Summary(own.mean, own.std, own.count) if own.count else None
-            stats_split = split
-        else:
-            summary, stats_split = train_stats, "train"
-        skipped = _finalize(f, split, root, items, state, problems, summary, stats_split)
+                summary, stats_split = train_stats, "train"
+            skipped = _finalize(f, split, root, items, state, problems, summary, stats_split)
+    finally:
+        if ring is not None:
+            del slots, consumed
+            Path(ring.path).unlink(missing_ok=True)
     os.replace(partial, path)
     journal.unlink()
     seconds = time.perf_counter() - start
@@ -385,6 +472,8 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
     _check_writable(out)
 
     reports, train_stats = [], None
+    # loky's worker processes share this machine's files: they hand features over in a ring
+    local_processes = backend == "loky" and jobs > 1 and os.name == "posix"
     with _backend(backend, jobs):
         for split in found:
             path = split_path(out, split)
@@ -406,7 +495,7 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                                  f"({len(problems)} problems, first: {problems[:1]})")
             report, stats = _build_split(split, root, path, params, items, problems,
                                          train_stats if split != "train" else None, jobs,
-                                         batch_size, progress)
+                                         batch_size, progress, local_processes)
             if split == "train":
                 train_stats = _Summary(stats.mean, stats.std, stats.count) if stats.count else None
             reports.append(report)

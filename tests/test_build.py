@@ -188,11 +188,11 @@ SLOW_BUILD = """
 import sys, time
 import featurestore.build as b
 extract = b._extract
-def slow(batch, params):
+def slow(*args):
     time.sleep(0.05)
-    return extract(batch, params)
+    return extract(*args)
 b._extract = slow
-b.build_store(sys.argv[1], sys.argv[2], jobs=1, batch_size=2, progress=False)
+b.build_store(sys.argv[1], sys.argv[2], jobs=2, batch_size=2, progress=False)
 """
 
 
@@ -219,12 +219,27 @@ def test_resume_after_kill_gives_the_same_store(tmp_path):
     report = build_store(root, out, jobs=2, progress=False)[0]
     assert report.status == "resumed" and report.resumed_at == position
     assert not (out / "train.h5.partial").exists() and not journal.exists()
+    assert not list(out.glob("train.h5.ring-*"))  # the killed build's ring is gone too
     build_store(root, tmp_path / "clean", jobs=1, progress=False)
     with h5py.File(out / "train.h5") as a, h5py.File(tmp_path / "clean" / "train.h5") as b:
         for key in ("spectra", "labels", "names", "pitch", "skipped"):
             np.testing.assert_array_equal(a[key][:], b[key][:])
         for key in ("mean", "std", "stats_count"):
             np.testing.assert_array_equal(a["spectra"].attrs[key], b["spectra"].attrs[key])
+
+
+def test_workers_waiting_for_ring_slots_give_the_same_store(tone_root, tmp_path, monkeypatch):
+    import featurestore.build
+    monkeypatch.setattr(featurestore.build, "RING_SLOTS_PER_JOB", 1)  # workers often wait
+    build_store(tone_root, tmp_path / "ring", jobs=2, batch_size=1, progress=False,
+                splits=["train"])
+    build_store(tone_root, tmp_path / "threads", jobs=2, backend="threading", batch_size=3,
+                progress=False, splits=["train"])
+    assert not list((tmp_path / "ring").glob("*.ring-*"))
+    with h5py.File(tmp_path / "ring" / "train.h5") as a, \
+            h5py.File(tmp_path / "threads" / "train.h5") as b:
+        np.testing.assert_array_equal(a["spectra"][:], b["spectra"][:])
+        np.testing.assert_array_equal(a["spectra"].attrs["std"], b["spectra"].attrs["std"])
 
 
 def test_dask_backend_on_a_local_cluster(tone_root, tmp_path):
@@ -260,3 +275,22 @@ def test_open_split_errors(tone_store, tmp_path):
     (tmp_path / "train.h5").write_bytes(b"garbage")
     with pytest.raises(StoreError, match="not a readable HDF5 file"):
         open_split(tmp_path, "train")
+
+
+def test_ring_slots_wait_for_the_writer(tmp_path):
+    import dataclasses
+
+    from featurestore.build import BuildError, _Ring
+    ring = _Ring.create(tmp_path / "ring", slots=2, batch_size=1, shape=(2, 3))
+    ring.slot_for(1)[0] = 7  # batches 0 and 1 have free slots
+    consumed, slots = ring.open()
+    assert (slots[1] == 7).all() and (slots[0] == 0).all() and consumed[0] == 0
+    with pytest.raises(BuildError, match="batch 2 waited"):
+        ring.slot_for(2, timeout=0.05)  # slot 0 is busy until the writer consumed batch 0
+    consumed[0] = 1
+    assert ring.slot_for(2).shape == (1, 2, 3)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    orphan = dataclasses.replace(ring, owner=int(gone.stdout))
+    with pytest.raises(BuildError, match="writer .* is gone"):
+        orphan.slot_for(3)
