@@ -114,6 +114,17 @@ class _Ring:
             f.truncate(size)  # sparse and zero: nothing consumed yet
         return ring
 
+    @classmethod
+    @contextlib.contextmanager
+    def beside(cls, store: Path, slots: int, batch_size: int, shape):
+        """A new ring ``STORE.ring-ID`` for one run, removed afterwards."""
+        ring = cls.create(store.with_name(f"{store.name}.ring-{uuid.uuid4().hex[:12]}"), slots,
+                          batch_size, shape)
+        try:
+            yield ring
+        finally:
+            Path(ring.path).unlink(missing_ok=True)
+
     def open(self) -> Tuple[np.ndarray, np.ndarray]:
         """``(consumed, slots)``: the header as a 1-element int64 array, and the slots as
         float16 ``(slots, batch_size, frames, bins)``, both views of the mapped file."""
@@ -343,54 +354,49 @@ def _build_split(split: str, root: Path, path: Path, params: FeatureParams, item
                disable=not progress, dynamic_ncols=True)
     for stale in path.parent.glob(f"{path.name}.ring-*"):  # left by a killed build
         stale.unlink()
-    ring = slots = consumed = None
+    handoff = contextlib.nullcontext()
     if local_processes and batches:
-        ring = _Ring.create(path.with_name(f"{path.name}.ring-{uuid.uuid4().hex[:12]}"),
-                            RING_SLOTS_PER_JOB * jobs, batch_size, params.shape)
-        consumed, slots = ring.open()
-    try:
-        with h5py.File(partial, "r+") as f, bar:
-            spectra = f["spectra"]
-            # batch_size=1: joblib must not group batches into one task, or a worker could wait
-            # for a slot that only the results still held in its own task would free
-            results = Parallel(return_as="generator", pre_dispatch="2*n_jobs", batch_size=1)(
-                delayed(_extract)(batch, params, ring, number)
-                for number, batch in enumerate(batches))
-            last_save = time.monotonic()
-            for number, ((done, features, stats, skipped, adjusted), batch) in enumerate(
-                    zip(results, batches)):
-                if features is None:  # computed into the ring
-                    features = slots[number % ring.slots][:len(done)]
-                for row in features:  # one chunk per note, uncompressed: its bytes are the chunk
-                    spectra.id.write_direct_chunk((state.n_written, 0, 0), row)
-                    state.n_written += 1
-                if ring is not None:
-                    consumed[0] = number + 1  # the slot is free again
-                state.position = batch[-1][0] + 1
-                for note_stats in stats:
-                    state.stats.merge(note_stats)
-                state.skipped += skipped
-                state.adjusted += adjusted
-                if time.monotonic() - last_save >= JOURNAL_SECONDS:
-                    f.flush()
-                    state.save(journal)
-                    last_save = time.monotonic()
-                bar.update(len(batch))
-                if steady_start is None:  # the first batch carries worker start-up
-                    steady_start = time.perf_counter()
-                else:
-                    steady_done += len(batch)
-            if train_stats is None:
-                own = state.stats
-                summary = _Summary(own.mean, own.std, own.count) if own.count else None
-                stats_split = split
-            else:
-                summary, stats_split = train_stats, "train"
-            skipped = _finalize(f, split, root, items, state, problems, summary, stats_split)
-    finally:
+        handoff = _Ring.beside(path, RING_SLOTS_PER_JOB * jobs, batch_size, params.shape)
+    with handoff as ring, h5py.File(partial, "r+") as f, bar:
         if ring is not None:
-            del slots, consumed
-            Path(ring.path).unlink(missing_ok=True)
+            consumed, slots = ring.open()
+        spectra = f["spectra"]
+        # batch_size=1: joblib must not group batches into one task, or a worker could wait
+        # for a slot that only the results still held in its own task would free
+        results = Parallel(return_as="generator", pre_dispatch="2*n_jobs", batch_size=1)(
+            delayed(_extract)(batch, params, ring, number)
+            for number, batch in enumerate(batches))
+        last_save = time.monotonic()
+        for number, ((done, features, stats, skipped, adjusted), batch) in enumerate(
+                zip(results, batches)):
+            if features is None:  # computed into the ring
+                features = slots[number % ring.slots][:len(done)]
+            for row in features:  # one chunk per note, uncompressed: its bytes are the chunk
+                spectra.id.write_direct_chunk((state.n_written, 0, 0), row)
+                state.n_written += 1
+            if ring is not None:
+                consumed[0] = number + 1  # the slot is free again
+            state.position = batch[-1][0] + 1
+            for note_stats in stats:
+                state.stats.merge(note_stats)
+            state.skipped += skipped
+            state.adjusted += adjusted
+            if time.monotonic() - last_save >= JOURNAL_SECONDS:
+                f.flush()
+                state.save(journal)
+                last_save = time.monotonic()
+            bar.update(len(batch))
+            if steady_start is None:  # the first batch carries worker start-up
+                steady_start = time.perf_counter()
+            else:
+                steady_done += len(batch)
+        if train_stats is None:
+            own = state.stats
+            summary = _Summary(own.mean, own.std, own.count) if own.count else None
+            stats_split = split
+        else:
+            summary, stats_split = train_stats, "train"
+        skipped = _finalize(f, split, root, items, state, problems, summary, stats_split)
     os.replace(partial, path)
     journal.unlink()
     seconds = time.perf_counter() - start
