@@ -19,7 +19,6 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-
 import h5py
 import numpy as np
 

@@ -369,7 +369,7 @@ def _build_split(split: str, root: Path, path: Path, params: FeatureParams, item
         last_save = time.monotonic()
         for number, ((done, features, stats, skipped, adjusted), batch) in enumerate(
                 zip(results, batches)):
-            if features is None:  # computed into the ring
+            if ring is not None:  # the worker computed them into its slot
                 features = slots[number % ring.slots][:len(done)]
             for row in features:  # one chunk per note, uncompressed: its bytes are the chunk
                 spectra.id.write_direct_chunk((state.n_written, 0, 0), row)
