@@ -188,24 +188,19 @@ def _log_half_py(spectrum, mode, power, compression, out, sums, squares):
             squares[k] += stored * stored
 
 
-_COMPILED = {}
-
-
+@lru_cache(maxsize=None)
 def _kernels():
     """The numba-compiled ``(frames, log_half)`` kernels, or ``None`` without numba.
 
     Compiled once per process (``cache=True`` keeps the machine code in ``__pycache__``, so
     later processes only load it).
     """
-    if "kernels" not in _COMPILED:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba comes with librosa
-            _COMPILED["kernels"] = None
-        else:
-            jit = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
-            _COMPILED["kernels"] = (jit(_frames_py), jit(_log_half_py))
-    return _COMPILED["kernels"]
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba comes with librosa
+        return None
+    jit = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+    return jit(_frames_py), jit(_log_half_py)
 
 
 def _padded(y: np.ndarray, params: FeatureParams) -> np.ndarray:

@@ -154,6 +154,20 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path):
         train(tone_store, tmp_path / "m", resume=True, verbose=0)
 
 
+def test_resumed_run_equals_an_uninterrupted_one(tone_store, tmp_path):
+    config = QUICK.replace(epochs=3)  # with augmentation, dropout and mixup
+    train(tone_store, tmp_path / "whole", config, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(tone_store, tmp_path / "parts", config, verbose=0, callbacks=[Interrupt()])
+    train(tone_store, tmp_path / "parts", resume=True, verbose=0)
+    rows = [[(r["epoch"], r["loss"], r["val_loss"]) for r in history(tmp_path / name)]
+            for name in ("whole", "parts")]
+    assert rows[0] == rows[1] and len(rows[0]) == 3
+    whole, parts = (load_trained(tmp_path / name).model for name in ("whole", "parts"))
+    for u, v in zip(whole.get_weights(), parts.get_weights()):
+        np.testing.assert_array_equal(u, v)
+
+
 def test_batches_are_balanced_and_bounded(tone_store):
     data = StoreBatches(tone_store / "train.h5", 8, shuffle=True, steps=50, seed=0)
     x, y = data[0]

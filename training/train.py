@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 
 from featurestore import __version__
 from featurestore.nsynth import FAMILIES
@@ -76,6 +77,19 @@ def plot_curves(history: list, path: Path, title: str):
     fig.suptitle(title)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _reseed_layers(model, epoch: int):
+    """Start each random layer (augmentation, dropout) on a stream of its own for ``epoch``:
+    Keras does not save their generators' states, and a resumed run must draw what an
+    uninterrupted one would."""
+    import keras
+    for layer in model.layers:
+        generator = getattr(layer, "seed_generator", None)
+        if isinstance(generator, keras.random.SeedGenerator):
+            seed = int(generator.state.numpy()[0])
+            generator.state.assign(np.array([seed, (epoch * 1_000_003) % 2**31],
+                                            dtype=generator.state.dtype))
 
 
 def _open_store(store: Path):
@@ -167,6 +181,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     history_path = model_dir / HISTORY_FILE
     previous = _read_history(history_path) if resume else []
     best_so_far = max((row["val_accuracy"] for row in previous), default=None)
+    # Before fit: Keras starts prefetching an epoch's batches before its callbacks run.
+    train_data.set_epoch(len(previous))
 
     strategy = distribution_strategy()
     with strategy.scope():
@@ -188,6 +204,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
 
         def on_epoch_begin(self, epoch, logs=None):
             train_data.set_epoch(epoch)
+            _reseed_layers(self.model, epoch)
             self.epoch_start = time.monotonic()
 
         def on_epoch_end(self, epoch, logs=None):
@@ -211,8 +228,10 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         *callbacks,
     ]
     try:
+        # shuffle=False: the batches are random draws already; Keras's shuffling of their
+        # order would follow Python's global random state, which a resumed run does not share.
         model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
-                  callbacks=callbacks, verbose=verbose)
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
     finally:
         train_data.close()
         valid_data.close()
