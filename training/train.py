@@ -181,8 +181,6 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     history_path = model_dir / HISTORY_FILE
     previous = _read_history(history_path) if resume else []
     best_so_far = max((row["val_accuracy"] for row in previous), default=None)
-    # Before fit: Keras starts prefetching an epoch's batches before its callbacks run.
-    train_data.set_epoch(len(previous))
 
     strategy = distribution_strategy()
     with strategy.scope():
