@@ -197,8 +197,9 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     spent_before = sum(row.get("seconds", 0.0) for row in previous) / 60
 
     class Bookkeeping(keras.callbacks.Callback):
-        """Keeps the sampler in step with the epoch (resume), logs each epoch's seconds and
-        enforces max_minutes (over the whole run, resumed parts included)."""
+        """Keeps the sampler and the random layers in step with the epoch (so a resumed run
+        draws what an uninterrupted one would), logs each epoch's seconds and enforces
+        max_minutes (over the whole run, resumed parts included)."""
 
         def on_epoch_begin(self, epoch, logs=None):
             train_data.set_epoch(epoch)
