@@ -44,7 +44,8 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
         raise StoreError(f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
     colors = family_colors()
     placed = read_placed(store)
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 6.8), squeeze=False,
+    width = 6.5 * len(panels)  # inches
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 6.8), squeeze=False,
                              constrained_layout=True)
     for ax, (split, xy, labels, attrs) in zip(axes[0], panels):
         size = max(2.0, min(30.0, 6000.0 / max(len(xy), 1)))
@@ -69,7 +70,9 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     if placed:
         handles.append(plt.Line2D([], [], marker="*", ls="", color="black", markersize=14,
                                   label="placed sound"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
+    # ~1.6 inches a legend entry ("synth_lead" at 11 pt): the legend stays inside the figure
+    fig.legend(handles=handles, loc="outside lower center",
+               ncol=min(len(handles), max(2, int(width // 1.6))),
                fontsize=11, frameon=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

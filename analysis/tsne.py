@@ -35,7 +35,7 @@ SOURCES = ("embeddings", "spectra")
 K = 10
 METRICS_SAMPLE = 5000  # trustworthiness needs all pairwise distances: O(n^2) memory
 MAX_ITER = 500  # openTSNE's default iterations after early exaggeration
-KL_TOL = 0.005  # converged: 50 iterations lower the KL divergence by less than 0.5 %
+KL_TOL = 0.02  # converged: 50 iterations lower the KL divergence by less than 2 %
 EXACT_NEIGHBORS_MAX = 30_000  # exact nearest neighbours up to here, Annoy's beyond
 INTS_IN_INTERVAL = 4  # width of openTSNE's FFT interpolation intervals (its default: 1)
 

@@ -182,9 +182,15 @@ def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
     assert [p.path for p in read_placed(store)] == [str(copy)]
 
 
-def test_plot_is_a_png(mapped, tmp_path):
-    out = plot_map(mapped[0], tmp_path / "map.png")
+@pytest.mark.parametrize("splits", [["train"], ["train", "test"]])
+def test_plot_is_a_png_with_nothing_cut_off(mapped, tmp_path, splits):
+    out = plot_map(mapped[0], tmp_path / "map.png", splits=splits)
     assert out.read_bytes()[:8] == PNG and out.stat().st_size > 20000
+    import matplotlib.image
+    image = matplotlib.image.imread(out)[..., :3]
+    # the legend and titles fit: the image's outer columns and rows are background only
+    for edge in (image[:, :3], image[:, -3:], image[:3], image[-3:]):
+        assert edge.min() > 0.95
 
 
 def chromium():
