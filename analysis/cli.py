@@ -230,9 +230,10 @@ def make_parser():
                                    "into OUT/SPLIT.h5. Resumes an interrupted build.")
     p.add_argument("root", type=Path)
     p.add_argument("out", type=Path)
-    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    p.add_argument("--backend", choices=("loky", "dask", "threading"), default="loky",
-                   help="joblib backend; dask uses the running client or a LocalCluster")
+    p.add_argument("--jobs", type=int, default=2, help="parallel workers (default 2)")
+    p.add_argument("--backend", choices=("auto", "loky", "dask", "threading"), default="auto",
+                   help="joblib backend (default auto: threads for up to 2 jobs, loky processes "
+                        "beyond); dask uses the running client or a LocalCluster")
     p.add_argument("--batch-size", type=int, default=32, help="notes per worker task")
     p.add_argument("--overwrite", action="store_true", help="rebuild finished split files")
     _add_feature_options(p)

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from featurestore.build import BuildError, build_store
+from featurestore.build import BuildError, build_store, resolve_backend
 from featurestore.features import features_from_file
 from featurestore.nsynth import FAMILIES, read_split
 from featurestore.params import FeatureParams
@@ -133,7 +133,8 @@ def bad_root(tmp_path):
 
 
 def test_bad_inputs_are_recorded_and_the_build_goes_on(bad_root, tmp_path):
-    report = build_store(bad_root, tmp_path / "out", jobs=2, batch_size=4, progress=False)[0]
+    report = build_store(bad_root, tmp_path / "out", jobs=2, backend="loky", batch_size=4,
+                         progress=False)[0]
     with h5py.File(tmp_path / "out" / "train.h5", "r") as f:
         skipped = dict(f["skipped"].asstr()[:])
         adjusted = dict(f["adjusted"].asstr()[:])
@@ -231,8 +232,8 @@ def test_resume_after_kill_gives_the_same_store(tmp_path):
 def test_workers_waiting_for_ring_slots_give_the_same_store(tone_root, tmp_path, monkeypatch):
     import featurestore.build
     monkeypatch.setattr(featurestore.build, "RING_SLOTS_PER_JOB", 1)  # workers often wait
-    build_store(tone_root, tmp_path / "ring", jobs=2, batch_size=1, progress=False,
-                splits=["train"])
+    build_store(tone_root, tmp_path / "ring", jobs=2, backend="loky", batch_size=1,
+                progress=False, splits=["train"])
     build_store(tone_root, tmp_path / "threads", jobs=2, backend="threading", batch_size=3,
                 progress=False, splits=["train"])
     assert not list((tmp_path / "ring").glob("*.ring-*"))
@@ -242,6 +243,14 @@ def test_workers_waiting_for_ring_slots_give_the_same_store(tone_root, tmp_path,
         np.testing.assert_array_equal(a["spectra"].attrs["std"], b["spectra"].attrs["std"])
 
 
+def test_auto_backend_is_threads_for_few_jobs_and_processes_beyond():
+    assert resolve_backend("auto", 1) == resolve_backend("auto", 2) == "threading"
+    assert resolve_backend("auto", 3) == "loky"
+    assert resolve_backend("dask", 1) == "dask" and resolve_backend("loky", 2) == "loky"
+    with pytest.raises(BuildError, match="backend must be one of auto, loky, dask, threading"):
+        resolve_backend("mpi", 2)
+
+
 def test_dask_backend_on_a_local_cluster(tone_root, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -249,7 +258,8 @@ def test_dask_backend_on_a_local_cluster(tone_root, tmp_path):
             distributed.Client(cluster):
         build_store(tone_root, tmp_path / "dask", backend="dask", batch_size=4,
                     progress=False, splits=["train"])
-    build_store(tone_root, tmp_path / "loky", jobs=2, progress=False, splits=["train"])
+    build_store(tone_root, tmp_path / "loky", jobs=2, backend="loky", progress=False,
+                splits=["train"])
     with h5py.File(tmp_path / "dask" / "train.h5") as a, \
             h5py.File(tmp_path / "loky" / "train.h5") as b:
         np.testing.assert_array_equal(a["spectra"][:], b["spectra"][:])
