@@ -72,10 +72,9 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     def do_train():
         if (model / "model.keras").is_file():
             return "kept"
-        config = TrainConfig(epochs=options.epochs, seed=options.seed, bn_momentum=0.9,
+        config = TrainConfig(epochs=options.epochs, seed=options.seed,
                              max_minutes=options.max_minutes)
-        result = train(store, model, config,
-                       verbose=1 if progress else 0)
+        result = train(store, model, config, verbose=1 if progress else 0)
         return (f"best validation accuracy {result.best_val_accuracy:.3f} "
                 f"(epoch {result.best_epoch} of {result.epochs})")
 

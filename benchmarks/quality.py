@@ -11,6 +11,13 @@ Data (rendered here, cached in --workdir):
          choice; its score is the one reported
 Needs Debian's fluid-soundfont-gm and opl3-soundfont (apt-get install them).
 
+Model selection across banks (``--selection``): train on TimGM6mb alone and score FluidR3's
+valid programs, a bank never heard in training, with TrainConfig fields set by ``--set``; OPL-3 is
+not touched. This is how session 5 judged its trials (README, "Quality").
+
+    python benchmarks/quality.py --selection trial-e --set epochs=6 steps_per_epoch=100 \
+        max_minutes=none bands=48 shift_bins=1 freq_mask_bins=6
+
 Rows: the classic baseline (MFCC(20) mean and std per clip, standardised, logistic
 regression), ``timbremap train --model tutorial`` (3 epochs of 30 batches: its network costs
 about 8x the default's per note) and ``timbremap train`` with defaults only. Trained models are
@@ -34,7 +41,6 @@ OPL3 = Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
 
 
 def render_root(workdir: Path, pitch_step: int, velocities) -> Path:
-    from featurestore.nsynth import read_split, write_split
     from featurestore.render import RenderOptions, default_soundfont, render_soundfont
     banks = {"timgm6mb": (default_soundfont(), (1, 0, 0)), "fluidr3": (FLUID, (0.7, 0.3, 0)),
              "opl3": (OPL3, (0, 0, 1))}
@@ -47,9 +53,15 @@ def render_root(workdir: Path, pitch_step: int, velocities) -> Path:
                                     fractions=fractions)
             render_soundfont(out, soundfont, options, tag=name)
             (out / "done").write_text("")
-    root = workdir / "root"
-    layout = {"train": [("timgm6mb", "train"), ("fluidr3", "train")],
-              "valid": [("fluidr3", "valid")], "test": [("opl3", "test")]}
+    return link_root(workdir, workdir / "root",
+                     {"train": [("timgm6mb", "train"), ("fluidr3", "train")],
+                      "valid": [("fluidr3", "valid")], "test": [("opl3", "test")]})
+
+
+def link_root(workdir: Path, root: Path, layout: dict) -> Path:
+    """An NSynth-layout ``root`` whose splits link the rendered banks' notes (``layout``:
+    split -> [(bank, the bank's split)])."""
+    from featurestore.nsynth import read_split, write_split
     for split, sources in layout.items():
         (root / split / "audio").mkdir(parents=True, exist_ok=True)
         examples = {}
@@ -111,6 +123,46 @@ def network(store: Path, model_dir: Path, model: str, extra) -> dict:
             "balanced_accuracy": test["balanced_accuracy"], "minutes": info["minutes"]}
 
 
+def parse_settings(pairs) -> dict:
+    """``["key=value", ...]`` -> TrainConfig changes, each value converted like the field's
+    default (``none`` for None)."""
+    import dataclasses
+    from training.config import TrainConfig
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    changes = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in fields:
+            sys.exit(f"--set {pair}: no TrainConfig field {key!r} (one of {', '.join(fields)})")
+        default = fields[key].default
+        if value.lower() == "none":
+            changes[key] = None
+        elif isinstance(default, bool):
+            changes[key] = value.lower() in ("1", "true", "yes")
+        elif default is None:  # Optional[int] / Optional[float]
+            changes[key] = float(value) if "." in value else int(value)
+        else:
+            changes[key] = type(default)(value)
+    return changes
+
+
+def selection(workdir: Path, name: str, changes: dict) -> dict:
+    """Train on TimGM6mb alone and score FluidR3's valid programs (a bank never heard)."""
+    from training.config import TrainConfig
+    from training.train import train
+    root = link_root(workdir, workdir / "selection-root",
+                     {"train": [("timgm6mb", "train")], "valid": [("fluidr3", "valid")]})
+    store = workdir / "selection-store"
+    cli("build", root, store, "--jobs", "2", "-q")
+    config = TrainConfig(**changes)
+    result = train(store, workdir / name, config, overwrite=True, verbose=2)
+    row = {"name": name, "changes": changes, "valid": result.best_val_accuracy,
+           "best_epoch": result.best_epoch, "epochs": result.epochs, "minutes": result.minutes}
+    with (workdir / "selection.jsonl").open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    return row
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/quality"))
@@ -119,9 +171,16 @@ def main():
     parser.add_argument("--skip-tutorial", action="store_true")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="extra arguments for the default model's training (not defaults!)")
+    parser.add_argument("--selection", metavar="NAME",
+                        help="a model-selection trial instead: train TimGM6mb, score FluidR3")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="TrainConfig fields for --selection")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     root = render_root(args.workdir, args.pitch_step, args.velocities)
+    if args.selection:
+        print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set))))
+        return
     store = args.workdir / "store"
     cli("build", root, store, "--jobs", "2", "-q")
     print(cli("inspect", store))

@@ -16,6 +16,7 @@ from training.config import TrainConfig
 from training.data import StoreBatches, balanced_weights
 from training.evaluate import evaluate
 from training.modeldir import ModelError, load_trained
+from training.models import FrequencyShift, SpecAugment, SpectralGain, build_model
 from training.predict import predict_features, predict_files
 from training.train import train
 
@@ -177,6 +178,48 @@ def test_batches_are_balanced_and_bounded(tone_store):
     data.close()
     w = balanced_weights(np.array([0, 0, 0, 1]), np.array([5, 5, 6, 7]))
     np.testing.assert_allclose(w, [0.125, 0.125, 0.25, 0.5])
+
+
+AUGMENTATIONS = [SpectralGain(12.0, 1.0, tilt_db=6.0, seed=0), FrequencyShift(2, seed=0),
+                 SpecAugment(2, 3, 2, 4, seed=0)]
+
+
+@pytest.mark.parametrize("layer", AUGMENTATIONS, ids=lambda layer: type(layer).__name__)
+def test_augmentation_is_identity_at_inference_and_changes_training_input(layer):
+    x = np.random.default_rng(0).uniform(0, 5, (6, 40, 24)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    y = np.asarray(layer(x, training=True))
+    assert y.shape == x.shape and np.isfinite(y).all() and not np.array_equal(y, x)
+
+
+def test_default_model_averages_stft_bins_into_the_configured_bands():
+    params = FeatureParams()
+    mean, std = np.zeros(513), np.ones(513)
+    for bands in (96, 32):
+        model = build_model(QUICK.replace(bands=bands), params, mean, std)
+        weights = model.get_layer("bands").get_weights()[0]
+        assert weights.shape == (513, bands)
+        np.testing.assert_allclose(weights.sum(axis=0), 1, rtol=1e-5)  # each band: an average
+    mel = FeatureParams(kind="mel", n_mels=64)
+    model = build_model(QUICK, mel, np.zeros(64), np.ones(64))
+    assert "bands" not in [layer.name for layer in model.layers]
+
+def test_spectral_gain_is_a_gain_in_the_feature_domain():
+    """Features log(1 + c*S): a gain g on S maps v to log(1 + g * (exp(v) - 1)). The gain in dB
+    is a level plus a tilt linear in log-frequency, the same in every frame, within bounds."""
+    x = np.random.default_rng(1).uniform(0.5, 6, (64, 5, 30)).astype(np.float32)
+    y = np.asarray(SpectralGain(12.0, 1.0, tilt_db=6.0, seed=3)(x, training=True))
+    db = 20 * np.log10(np.expm1(y.astype(np.float64)) / np.expm1(x.astype(np.float64)))
+    np.testing.assert_allclose(db, db[:, :1].repeat(5, axis=1), atol=1e-3)  # every frame
+    position = np.log1p(np.arange(30)) / np.log1p(29)
+    for note in db[:, 0]:  # level + tilt * position: linear in log-frequency
+        np.testing.assert_allclose(note, np.polyval(np.polyfit(position, note, 1), position),
+                                   atol=1e-3)
+    assert np.abs(db).max() <= 12 + 6 + 1e-3
+    assert (db[:, 0, 0] > 3).any() and (db[:, 0, 0] < -3).any()
+    silent = np.zeros((4, 5, 30), np.float32)  # silence stays silent whatever the gain
+    np.testing.assert_array_equal(
+        np.asarray(SpectralGain(12.0, 1.0, 6.0, seed=0)(silent, training=True)), silent)
 
 
 def run(*args):

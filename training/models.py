@@ -5,8 +5,9 @@
     spectra (frames, bins), the store's own features, unnormalised
     -> [train only] random gain and spectral tilt (exact in the log(1 + c*S) domain)
     -> Normalization with the store's per-bin mean and variance (saved inside the model)
-    -> fixed mel-band averaging, 513 STFT bins -> 96 bands (kept when the store holds
-       128 bins or fewer, e.g. mel features): early downsampling on a log-frequency axis
+    -> fixed mel-band averaging, 513 STFT bins -> ``config.bands`` (96) bands (skipped when
+       the store holds that many bins or fewer, e.g. mel features): early downsampling on a
+       log-frequency axis
     -> [train only] shift by a few bands (about a semitone each), SpecAugment masks
     -> average-pool 2 frames -> Conv 3x3 + BN + ReLU, max-pool 2
     -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width
@@ -38,7 +39,6 @@ from .config import TrainConfig
 __all__ = ["build_model", "SpectralGain", "FrequencyShift", "SpecAugment", "EMBEDDING_LAYER"]
 
 EMBEDDING_LAYER = "embedding"
-N_BANDS = 96
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
@@ -189,11 +189,11 @@ def build_model(config: TrainConfig, params: FeatureParams, mean, std) -> keras.
         x = layers.Dense(256, activation="relu", name=EMBEDDING_LAYER)(x)
         x = layers.Dropout(0.4)(x)
     else:
-        if params.kind == "stft" and bins > N_BANDS:
-            x = layers.Dense(N_BANDS, use_bias=False, trainable=False, name="bands",
+        if params.kind == "stft" and bins > config.bands:
+            x = layers.Dense(config.bands, use_bias=False, trainable=False, name="bands",
                              kernel_initializer=keras.initializers.Constant(
-                                 band_matrix(params, N_BANDS)))(x)
-            bins = N_BANDS
+                                 band_matrix(params, config.bands)))(x)
+            bins = config.bands
         if augment:
             x = FrequencyShift(config.shift_bins, seed=seed + 1, name="shift")(x)
             x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
