@@ -204,6 +204,7 @@ def test_default_model_averages_stft_bins_into_the_configured_bands():
     model = build_model(QUICK, mel, np.zeros(64), np.ones(64))
     assert "bands" not in [layer.name for layer in model.layers]
 
+
 def test_spectral_gain_is_a_gain_in_the_feature_domain():
     """Features log(1 + c*S): a gain g on S maps v to log(1 + g * (exp(v) - 1)). The gain in dB
     is a level plus a tilt linear in log-frequency, the same in every frame, within bounds."""
