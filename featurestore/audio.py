@@ -42,25 +42,31 @@ _PCM16_SCALE = np.float32(1 / 32768)
 
 
 def _read(path: Path) -> Tuple[np.ndarray, int]:
+    """``(frames, channels)`` float32 samples and the sample rate; finite (checked here, where
+    the format says whether it could be otherwise)."""
     try:
         with sf.SoundFile(str(path)) as fh:
             if fh.subtype == "PCM_16":  # NSynth's format: int16 read, scaled as libsndfile does
-                data = fh.read(dtype="int16", always_2d=True) * _PCM16_SCALE
-            else:
-                data = fh.read(dtype="float32", always_2d=True)
-            return data, int(fh.samplerate)
+                return fh.read(dtype="int16", always_2d=True) * _PCM16_SCALE, fh.samplerate
+            data, sr = fh.read(dtype="float32", always_2d=True), fh.samplerate
     except sf.LibsndfileError as sf_error:
-        sf_reason = str(sf_error)
+        data, sf_reason = None, str(sf_error)
     except (RuntimeError, ValueError, EOFError) as sf_error:  # truncated or odd headers
-        sf_reason = str(sf_error) or type(sf_error).__name__
-    try:  # formats libsndfile does not know (e.g. m4a through ffmpeg)
-        import librosa  # imported lazily: only needed for rare formats
-        with warnings.catch_warnings():  # its "PySoundFile failed" notes are ours to report
-            warnings.simplefilter("ignore")
-            data, sr = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
-    except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
-        raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
-    return np.atleast_2d(data).T, int(sr)
+        data, sf_reason = None, str(sf_error) or type(sf_error).__name__
+    if data is None and not path.is_file():  # checked only now: one stat less per good file
+        raise AudioError(path, "no such file")
+    if data is None:  # formats libsndfile does not know (e.g. m4a through ffmpeg)
+        try:
+            import librosa  # imported lazily: only needed for rare formats
+            with warnings.catch_warnings():  # its "PySoundFile failed" notes are ours to report
+                warnings.simplefilter("ignore")
+                data, sr = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
+        except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
+            raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
+        data = np.atleast_2d(data).T
+    if not np.isfinite(data).all():
+        raise AudioError(path, "holds NaN or infinite samples")
+    return data, int(sr)
 
 
 def load_audio(path, params: FeatureParams) -> Tuple[np.ndarray, List[str]]:
@@ -87,13 +93,9 @@ def load_audio(path, params: FeatureParams) -> Tuple[np.ndarray, List[str]]:
         The file is missing, cannot be decoded, is empty, or holds NaN/inf samples.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "no such file")
     data, sr = _read(path)
     if data.size == 0:
         raise AudioError(path, "holds no samples")
-    if not np.isfinite(data).all():
-        raise AudioError(path, "holds NaN or infinite samples")
     adjustments = []
     if data.shape[1] > 1:
         adjustments.append(f"downmixed {data.shape[1]} channels")

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from featurestore import features
 from featurestore.audio import AudioError, load_audio
 from featurestore.features import compute_features, features_from_file
 from featurestore.half import to_float16, to_float32
@@ -40,6 +41,43 @@ def test_equals_librosa_within_float16_rounding(params):
     ours = compute_features(y, params)
     assert ours.shape == params.shape
     assert_within_float16_rounding(ours, librosa_reference(y, params))
+
+
+def _note_with_silent_end(params):
+    rng = np.random.default_rng(1)
+    y = (tone(30, seconds=params.duration, harmonics=4)
+         + 0.003 * rng.standard_normal(params.n_samples)).astype(np.float32)
+    y[int(0.7 * len(y)):] = 0  # digital silence: its frames are skipped, their features 0
+    return y
+
+
+@pytest.mark.parametrize("params", [FeatureParams(), FeatureParams(power=2.0),
+                                    FeatureParams(kind="mel", n_mels=64)])
+def test_compiled_kernels_agree_with_numpy(params, monkeypatch):
+    assert features._compiled() is not None  # numba is a dependency: the fast path is tested
+    y = _note_with_silent_end(params)
+    fast, fast_sums, fast_squares = features._features_and_sums(y, params)
+    with monkeypatch.context() as m:
+        m.setattr(features, "_compiled", lambda: None)
+        slow, slow_sums, slow_squares = features._features_and_sums(y, params)
+    ulp = np.spacing(slow.astype(np.float16)).astype(np.float64)
+    assert np.all(np.abs(fast.astype(np.float64) - slow.astype(np.float64)) <= ulp)
+    assert np.mean(fast == slow) > 0.99  # two log implementations, rounding alike
+    assert not fast[int(0.7 * params.n_frames) + 3:].any()
+    for values, sums, squares in [(fast, fast_sums, fast_squares),
+                                  (slow, slow_sums, slow_squares)]:
+        stored = values.astype(np.float64)
+        np.testing.assert_array_equal(sums, stored.sum(axis=0))  # float16 sums are exact
+        np.testing.assert_allclose(squares, (stored ** 2).sum(axis=0), rtol=1e-13)
+
+
+def test_blocks_of_frames_do_not_change_anything(monkeypatch):
+    params = FeatureParams()
+    y = _note_with_silent_end(params)
+    whole = features._features_and_sums(y, params)
+    monkeypatch.setattr(features, "BLOCK_FRAMES", 7)
+    for ours, reference in zip(features._features_and_sums(y, params), whole):
+        assert np.array_equal(ours.view(np.uint8), reference.view(np.uint8))
 
 
 def test_default_shape_is_the_tutorials():
