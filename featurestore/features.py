@@ -11,8 +11,8 @@ For ``kind='stft'`` the result equals, within float16 rounding::
 
 It is computed leanly, because the build runs it on every note: the frames are a strided view
 of the (padded) waveform, those after the note's last non-zero sample are skipped (all zeros),
-the rest are windowed into one float32 buffer and go through one float32 real FFT, and a single
-fused pass (compiled with numba, :mod:`featurestore.kernels`) turns each bin into
+the rest are windowed and transformed by a float32 real FFT :data:`BLOCK_FRAMES` at a time (a
+block's frames and spectrum stay in the CPU's cache), and for each block a single fused pass (compiled with numba, :mod:`featurestore.kernels`) turns each bin into
 ``log1p(compression * S)``, casts it to float16 (the CPU's F16C instruction: round half to
 even, as numpy) and adds the stored value to float64 per-bin sums and sums of squares, which
 the build turns into its statistics. Without numba the same features come from plain numpy

@@ -95,9 +95,8 @@ class FeatureParams:
     @property
     def n_frames(self) -> int:
         """Time frames per note."""
-        if self.center:
-            return 1 + self.n_samples // self.hop_length
-        return 1 + (self.n_samples - self.n_fft) // self.hop_length
+        padded = self.n_samples + (2 * (self.n_fft // 2) if self.center else 0)
+        return 1 + (padded - self.n_fft) // self.hop_length
 
     @property
     def n_bins(self) -> int:
