@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 log = logging.getLogger("timbremap")
@@ -115,8 +116,11 @@ def cmd_evaluate(args):
 
 def cmd_predict(args):
     from training.predict import predict_files
+    if args.top < 1:
+        raise CommandError(f"--top must be at least 1, got {args.top}")
     _report_files(predict_files(args.model_dir, args.files), lambda r: ", ".join(
-        f"{name} {p:.3f}" for name, p in r.top(args.top)))
+        f"{name} {p:.3f}" for name, p in r.top(args.top)) + (
+        f"  ({'; '.join(r.adjustments)})" if r.adjustments else ""))
 
 
 def _report_files(results, describe):
@@ -340,14 +344,22 @@ def make_parser():
     return parser
 
 
+OWN_LOGGERS = {"timbremap", "featurestore", "training", "analysis"}
+
+
+def _own_or_warning(record: logging.LogRecord) -> bool:
+    """Our packages' messages at any level; other libraries' only from warnings up."""
+    return record.levelno >= logging.WARNING or record.name.split(".")[0] in OWN_LOGGERS
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorflow's C++ start-up chatter
     parser = make_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="timbremap: %(message)s", stream=sys.stderr)
-    for noisy in ("h5py", "numba", "matplotlib", "distributed", "tensorflow", "absl", "openTSNE"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:  # other libraries (dask, numba...): warnings
+        handler.addFilter(_own_or_warning)
     expected = [CommandError, OSError, ValueError, KeyError, ImportError]
     from featurestore.build import BuildError
     from featurestore.store import StoreError
@@ -356,6 +368,10 @@ def main(argv=None) -> int:
         args.func(args)
     except KeyboardInterrupt:
         log.error("interrupted")
+        if threading.active_count() > 1:  # workers may be inside C++ code (the FFT): ending
+            sys.stdout.flush()            # the interpreter under them aborts the process, so
+            sys.stderr.flush()            # leave without finalising (files are closed by now)
+            os._exit(130)
         return 130
     except tuple(expected) as err:
         if args.verbose:

@@ -14,11 +14,10 @@ import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-import h5py
 import numpy as np
 
 from featurestore.nsynth import FAMILIES
-from featurestore.store import StoreError, split_path, store_splits
+from featurestore.store import StoreError, open_split, store_splits
 
 from .place import read_placed
 from .plot import family_colors
@@ -46,7 +45,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"families": list(FAMILIES), "colors": family_colors(), "splits": {}}
     for split in splits or store_splits(store):
-        with h5py.File(split_path(store, split), "r") as f:
+        with open_split(store, split) as f:
             if "tsne" not in f:
                 continue
             root = Path(str(f.attrs.get("source_root", "."))) / split / "audio"

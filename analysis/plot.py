@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-import h5py
 
 from featurestore.nsynth import FAMILIES
-from featurestore.store import StoreError, split_path, store_splits
+from featurestore.store import StoreError, open_split, store_splits
 
 from .place import read_placed
 
@@ -37,7 +36,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     store, out = Path(store), Path(out)
     panels = []
     for split in splits or store_splits(store):
-        with h5py.File(split_path(store, split), "r") as f:
+        with open_split(store, split) as f:
             if "tsne" in f:
                 panels.append((split, f["tsne"][:], f["labels"][:], dict(f["tsne"].attrs)))
     if not panels:

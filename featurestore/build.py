@@ -193,6 +193,15 @@ def _fingerprint(params: FeatureParams, items) -> str:
     return digest.hexdigest()
 
 
+def _inputs_digest(items) -> str:
+    """What a finished split was built from: each note's name and file size (stored in the
+    split's attrs, so a later build can tell that the folder changed)."""
+    digest = hashlib.sha1()
+    for example, path in items:
+        digest.update(f"{path.stem}\0{path.stat().st_size}\0".encode())
+    return digest.hexdigest()
+
+
 def _atomic_write_text(path: Path, text: str):
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -263,7 +272,11 @@ def _strings(rows) -> np.ndarray:
 def _finalize(f: h5py.File, split: str, root: Path, items, state: _Progress,
               problems, summary: Optional[_Summary], stats_split: str):
     skipped_pos = {pos for pos, _ in state.skipped}
-    written = [items[i][0] for i in range(len(items)) if i not in skipped_pos]
+    kept = [i for i in range(len(items)) if i not in skipped_pos]
+    written = [items[i][0] for i in kept]
+
+    def key(i):  # the json key, i.e. the file name audio/NAME.wav
+        return items[i][1].stem
     assert len(written) == state.n_written
     spectra = f["spectra"]
     if spectra.shape[0] != state.n_written:
@@ -274,7 +287,7 @@ def _finalize(f: h5py.File, split: str, root: Path, items, state: _Progress,
     f.create_dataset("labels", data=np.array([e.instrument_family for e in written], np.int32))
     f["labels"].attrs["names"] = np.array(FAMILIES, dtype=STRING)
     columns = {
-        "names": ([e.note_str for e in written], STRING),
+        "names": ([key(i) for i in kept], STRING),
         "pitch": ([e.pitch for e in written], np.int16),
         "velocity": ([e.velocity for e in written], np.int16),
         "instrument": ([e.instrument for e in written], np.int32),
@@ -287,15 +300,16 @@ def _finalize(f: h5py.File, split: str, root: Path, items, state: _Progress,
     f.create_dataset("qualities", data=np.array([e.qualities for e in written], np.uint8)
                      .reshape(-1, len(QUALITIES)))
     f["qualities"].attrs["names"] = np.array(QUALITIES, dtype=STRING)
-    skipped = sorted(list(problems) + [(items[p][0].note_str, r) for p, r in state.skipped])
+    skipped = sorted(list(problems) + [(key(p), r) for p, r in state.skipped])
     f.create_dataset("skipped", data=_strings(skipped), dtype=STRING, maxshape=(None, 2))
     f.create_dataset("adjusted", data=_strings(
-        [(items[p][0].note_str, what) for p, what in state.adjusted]), dtype=STRING,
+        [(key(p), what) for p, what in state.adjusted]), dtype=STRING,
         maxshape=(None, 2))
     for name in ("skipped", "adjusted"):
         f[name].attrs["columns"] = np.array(["name", "reason" if name == "skipped" else "what"],
                                             dtype=STRING)
     f.attrs.update({"split": split, "n_examples": state.n_written,
+                    "inputs_digest": _inputs_digest(items),
                     "timbremap_version": __version__, "source_root": str(root.resolve()),
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat()})
     return skipped
@@ -410,6 +424,8 @@ def _build_split(split: str, root: Path, path: Path, params: FeatureParams, item
 
 
 def _check_writable(out: Path):
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"{out}: exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".timbremap-write-test"
@@ -483,7 +499,7 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not root.is_dir():
-        raise BuildError(f"{root}: no such folder")
+        raise BuildError(f"{root}: " + ("not a folder" if root.exists() else "no such folder"))
     found = find_splits(root)
     if not found:
         raise BuildError(f"{root}: no split folder with an examples.json "
@@ -505,12 +521,10 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
             if path.is_file() and not overwrite:
                 with h5py.File(path, "r") as f:
                     differences = read_params(f).differences(params)
-                    n = f["spectra"].shape[0]
                 if differences:
                     raise BuildError(f"{path}: exists and was built with other feature parameters "
                                      f"({'; '.join(differences)}); use --overwrite to rebuild")
-                log.info("%s: finished store kept (use --overwrite to rebuild)", path)
-                reports.append(SplitReport(split, path, "kept", n))
+                reports.append(_kept(split, path, root))
                 continue
             if split != "train" and train_stats is None:
                 train_stats = _existing_train_stats(out, params)
@@ -521,10 +535,38 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
             report, stats = _build_split(split, root, path, params, items, problems,
                                          train_stats if split != "train" else None, jobs,
                                          batch_size, progress, local_processes)
+            if items and not report.n_examples:
+                first = report.skipped[0] if report.skipped else ("?", "?")
+                if split == "train":  # no statistics, nothing to train on: not a store
+                    path.unlink()
+                    raise BuildError(f"{root / split}: none of its {len(items)} notes could be "
+                                     f"used (first: {first[0]}: {first[1]}); nothing written")
+                log.warning("%s: none of its %d notes could be used (first: %s: %s)",
+                            root / split, len(items), *first)
             if split == "train":
                 train_stats = _Summary(stats.mean, stats.std, stats.count) if stats.count else None
             reports.append(report)
     return reports
+
+
+def _kept(split: str, path: Path, root: Path) -> SplitReport:
+    """The report of a finished split left as it is, with a warning when its inputs changed."""
+    with h5py.File(path, "r") as f:
+        report = SplitReport(split, path, "kept", int(f["spectra"].shape[0]),
+                             n_skipped=len(f["skipped"]), n_adjusted=len(f["adjusted"]),
+                             skipped=[tuple(row) for row in f["skipped"].asstr()[:]])
+        digest = f.attrs.get("inputs_digest")
+    try:
+        items, _ = read_split(root / split)
+        changed = digest is not None and digest != _inputs_digest(items)
+    except (OSError, ValueError):
+        changed = True
+    if changed:
+        log.warning("%s: kept, but %s changed since it was built; use --overwrite to rebuild",
+                    path, root / split)
+    else:
+        log.info("%s: finished store kept (use --overwrite to rebuild)", path)
+    return report
 
 
 def _existing_train_stats(out: Path, params: FeatureParams) -> Optional["_Summary"]:

@@ -126,7 +126,8 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
     if not isinstance(entries, dict):
         raise ValueError(f"{json_path}: expected a json object mapping note names to fields")
     audio_dir = split_dir / "audio"
-    wavs = {p.stem: p for p in audio_dir.glob("*.wav")} if audio_dir.is_dir() else {}
+    wavs = {p.stem: p for p in sorted(audio_dir.iterdir())  # NAME.wav, also NAME.WAV
+            if p.suffix.lower() == ".wav"} if audio_dir.is_dir() else {}
     usable, problems = [], []
     for name in sorted(entries):
         wav = wavs.get(name)

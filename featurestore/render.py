@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .nsynth import FAMILIES, SOURCES, Example, write_split
+from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
 
 __all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
            "assign_splits"]
@@ -207,7 +207,8 @@ def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions
     Raises
     ------
     FileNotFoundError, ValueError
-        When the SoundFont is missing or unreadable, or a program has no NSynth family.
+        When the SoundFont is missing or unreadable, a program has no NSynth family, or
+        ``out`` holds rendered splits already.
     """
     try:
         import tinysoundfont
@@ -230,6 +231,10 @@ def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions
         raise ValueError(f"{soundfont}: not a readable SoundFont ({err})") from None
     splits = assign_splits(programs, options.fractions, options.seed)
     out = Path(out)
+    rendered = [out / split for split in SPLITS if (out / split / "examples.json").exists()]
+    if rendered:  # its wavs would stay next to the new ones, as notes without a json entry
+        raise ValueError(f"{rendered[0]}: holds rendered notes already; render into a new "
+                         f"folder (or delete this one)")
     jobs: List[Tuple[int, int, int]] = []
     for program in programs:
         low, high = PITCH_RANGES[GM_FAMILIES[program][0]]

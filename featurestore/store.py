@@ -35,7 +35,9 @@ Schema of ``SPLIT.h5``
                    the feature parameters (downmixed to mono, resampled, padded or trimmed).
 root attrs         ``feature_*``: every parameter that shapes the features
                    (:class:`featurestore.params.FeatureParams`); ``split``, ``n_examples``,
-                   ``timbremap_version``, ``source_root``, ``created`` (ISO 8601, UTC).
+                   ``timbremap_version``, ``source_root``, ``created`` (ISO 8601, UTC),
+                   ``inputs_digest`` (SHA-1 of the input files' names and sizes: a later
+                   build warns when the folder changed).
 
 Analysis may add ``/embeddings``, ``/probabilities`` and ``/tsne``; a build never writes them.
 

@@ -169,6 +169,44 @@ def test_existing_store_kept_unless_overwrite(tone_root, tmp_path):
         assert f["spectra"].shape[2] == 257
 
 
+def test_kept_split_reports_what_it_holds_and_warns_when_its_inputs_changed(bad_root, tmp_path,
+                                                                          caplog):
+    out = tmp_path / "s"
+    built = build_store(bad_root, out, jobs=1, progress=False, splits=["train"])[0]
+    kept = build_store(bad_root, out, jobs=1, progress=False, splits=["train"])[0]
+    assert kept.status == "kept" and kept.n_skipped == built.n_skipped > 0
+    assert kept.n_adjusted == built.n_adjusted > 0 and kept.skipped == built.skipped
+    assert "changed since" not in caplog.text
+    write_note(bad_root / "train", "stereo", np.zeros((SR, 2), np.float32))  # re-recorded
+    assert build_store(bad_root, out, jobs=1, progress=False, splits=["train"])[0].status == \
+        "kept"
+    assert "changed since it was built" in caplog.text
+
+
+def test_train_split_without_a_usable_note_is_an_error(tmp_path):
+    split = tmp_path / "root" / "train"
+    make_tone_split(split, 2, seed=0)
+    for wav in (split / "audio").iterdir():
+        wav.write_bytes(b"RIFF not really")
+    with pytest.raises(BuildError, match="none of its 2 notes could be used.*cannot decode"):
+        build_store(tmp_path / "root", tmp_path / "s", jobs=1, progress=False)
+    assert not (tmp_path / "s" / "train.h5").exists()
+
+
+def test_names_are_the_json_keys_and_upper_case_wav_is_found(tmp_path):
+    split = tmp_path / "root" / "train"
+    examples = make_tone_split(split, 3, seed=0)
+    first = sorted(examples)[0]
+    (split / "audio" / f"{first}.wav").rename(split / "audio" / f"{first}.WAV")
+    entries = json.loads((split / "examples.json").read_text())
+    for entry in entries.values():
+        entry["note_str"] = "not the file name"
+    (split / "examples.json").write_text(json.dumps(entries))
+    build_store(tmp_path / "root", tmp_path / "s", jobs=1, progress=False)
+    with h5py.File(tmp_path / "s" / "train.h5") as f:
+        assert sorted(f["names"].asstr()[:]) == sorted(examples) and not len(f["skipped"])
+
+
 @pytest.mark.parametrize("setup, message", [
     (lambda t: t / "missing", "no such folder"),
     (lambda t: t, "no split folder"),

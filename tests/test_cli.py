@@ -1,5 +1,7 @@
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,13 +50,50 @@ def test_build_and_inspect(tone_root, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["build", "{tmp}/nowhere", "{tmp}/out"], "nowhere: no such folder"),
     (["build", "{tmp}", "{tmp}/out"], "no split folder"),
+    (["build", "{tmp}/file", "{tmp}/out"], "file: not a folder"),
     (["inspect", "{tmp}/nowhere"], "no such store folder"),
     (["inspect", "{tmp}"], "no split files"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
+    (tmp_path / "file").write_text("not a folder")
     result = run(*[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_build_into_a_file_is_one_clear_line(tone_root, tmp_path):
+    (tmp_path / "store").write_text("a file")
+    result = run("build", tone_root, tmp_path / "store", "-q")
+    assert result.returncode == 1 and "store: exists and is not a folder" in result.stderr
+
+
+INTERRUPTED_BUILD = """
+import sys
+import featurestore.build as b
+from analysis.cli import main
+extract = b._extract
+def slow(*args):  # each batch 200 times over: the worker threads are mostly in the FFT
+    for _ in range(200):
+        result = extract(*args)
+    return result
+b._extract = slow
+sys.exit(main(["build", sys.argv[1], sys.argv[2], "--jobs", "2", "--batch-size", "1", "-q"]))
+"""
+
+
+def test_ctrl_c_during_a_threaded_build_exits_130_and_resumes(tone_root, tmp_path):
+    out = tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_BUILD, str(tone_root), str(out)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "train.h5.journal").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # worker threads busy with notes (a split takes seconds)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "terminate called" not in stderr
+    assert run("build", tone_root, out, "-q").returncode == 0

@@ -159,8 +159,11 @@ def test_load_audio_rejects_bad_files(tmp_path):
     bad = tone(10)
     bad[100] = np.nan
     sf.write(tmp_path / "nan.wav", bad, SR, subtype="FLOAT")
+    (tmp_path / "zero.wav").write_bytes(b"")
+    (tmp_path / "folder.wav").mkdir()
     for name, reason in [("corrupt.wav", "cannot decode"), ("empty.wav", "no samples"),
-                         ("nan.wav", "NaN"), ("missing.wav", "no such file")]:
+                         ("nan.wav", "NaN"), ("missing.wav", "no such file"),
+                         ("zero.wav", "empty file"), ("folder.wav", "is a folder")]:
         with pytest.raises(AudioError, match=reason) as err:
             load_audio(tmp_path / name, params)
         assert name in str(err.value)

@@ -22,6 +22,9 @@ def test_render_is_deterministic_and_instrument_disjoint(tmp_path):
     counts = render_soundfont(tmp_path / "a", options=OPTIONS, programs=PROGRAMS, progress=False)
     render_soundfont(tmp_path / "b", options=OPTIONS, programs=PROGRAMS, progress=False)
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    with pytest.raises(ValueError, match="holds rendered notes already"):  # no stale wavs
+        render_soundfont(tmp_path / "a", options=OPTIONS, programs=PROGRAMS[:1], progress=False)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
     instruments = {}
     for split, n in counts.items():
         usable, problems = read_split(tmp_path / "a" / split)
