@@ -49,7 +49,8 @@ def build_summary(reports):
     for r in reports:
         per_note = r.bytes / r.n_examples / 1024 if r.n_examples else float("nan")
         lines.append(f"{r.split:<7}{r.status:<9}{r.n_examples:>8}{r.n_skipped:>9}"
-                     f"{r.n_adjusted:>10}{r.seconds:>9.1f}{r.rate:>9.0f}"
+                     f"{r.n_adjusted:>10}{r.seconds:>9.1f}"
+                     f"{'-' if r.status == 'kept' else f'{r.rate:.0f}':>9}"
                      f"{r.bytes / 2**20:>9.1f}{per_note:>10.1f}")
     for r in reports:
         for name, reason in r.skipped[:5]:
@@ -207,6 +208,8 @@ def make_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="debug messages")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    from featurestore import __version__
+    parser.add_argument("--version", action="version", version=f"timbremap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add = sub.add_parser
 

@@ -80,7 +80,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None,
         with h5py.File(path, "r+") as f:
             write_result(f, "embeddings", (n, dim), embeddings, attrs)
             write_result(f, "probabilities", (n, probabilities[0].shape[1] if n else 11),
-                         probabilities, attrs)
+                         probabilities, {**attrs, "layer": "family"})  # the softmax
         shapes[split] = (n, dim)
         log.info("%s: embeddings %s written", path, (n, dim))
     return shapes

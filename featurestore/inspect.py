@@ -26,7 +26,10 @@ def describe_store(store, max_skipped: int = 10) -> List[str]:
         raise StoreError(f"{store}: no such store folder")
     splits = store_splits(store)
     if not splits:
-        raise StoreError(f"{store}: no split files (*.h5) in this folder")
+        unfinished = sorted(p.name for p in store.glob("*.h5.partial"))
+        raise StoreError(f"{store}: no split files (*.h5) in this folder" + (
+            f"; an unfinished build left {', '.join(unfinished)} (run build again to resume)"
+            if unfinished else ""))
     lines = []
     for split in splits:
         with open_split(store, split) as f:

@@ -56,6 +56,7 @@ def test_embed_writes_shapes_and_attrs(mapped, tone_store):
             attrs = f["embeddings"].attrs
             assert attrs["model"] == str(model.resolve()) and attrs["layer"] == "embedding"
             assert len(attrs["model_sha1"]) == 40
+            assert f["probabilities"].attrs["layer"] == "family"
             assert not [k for k in f if k.startswith(".partial")]
         before, after = build_only(tone_store / f"{split}.h5"), build_only(store / f"{split}.h5")
         assert before[0] == after[0]

@@ -25,6 +25,12 @@ def test_help(command, capsys):
     assert command in capsys.readouterr().out
 
 
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("timbremap ")
+
+
 def test_build_does_not_import_tensorflow(tone_root, tmp_path):
     code = ("import sys; from analysis.cli import main; "
             f"main(['build', r'{tone_root}', r'{tmp_path / 's'}', '--jobs', '1', '-q']); "
@@ -53,10 +59,13 @@ def test_build_and_inspect(tone_root, tmp_path):
     (["build", "{tmp}/file", "{tmp}/out"], "file: not a folder"),
     (["inspect", "{tmp}/nowhere"], "no such store folder"),
     (["inspect", "{tmp}"], "no split files"),
+    (["inspect", "{tmp}/half"], "an unfinished build left train.h5.partial"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "train.h5.partial").write_bytes(b"")
     result = run(*[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 1
     assert message in result.stderr
