@@ -197,7 +197,7 @@ def _inputs_digest(items) -> str:
     """What a finished split was built from: each note's name and file size (stored in the
     split's attrs, so a later build can tell that the folder changed)."""
     digest = hashlib.sha1()
-    for example, path in items:
+    for _, path in items:
         digest.update(f"{path.stem}\0{path.stat().st_size}\0".encode())
     return digest.hexdigest()
 
@@ -552,9 +552,10 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
 def _kept(split: str, path: Path, root: Path) -> SplitReport:
     """The report of a finished split left as it is, with a warning when its inputs changed."""
     with h5py.File(path, "r") as f:
+        skipped = [tuple(row) for row in f["skipped"].asstr()[:]] if "skipped" in f else []
         report = SplitReport(split, path, "kept", int(f["spectra"].shape[0]),
-                             n_skipped=len(f["skipped"]), n_adjusted=len(f["adjusted"]),
-                             skipped=[tuple(row) for row in f["skipped"].asstr()[:]])
+                             n_skipped=len(skipped), skipped=skipped,
+                             n_adjusted=len(f["adjusted"]) if "adjusted" in f else 0)
         digest = f.attrs.get("inputs_digest")
     try:
         items, _ = read_split(root / split)
