@@ -285,7 +285,8 @@ def make_parser():
     p.add_argument("--split", default="test")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--confusion", type=Path,
-                   help="confusion-matrix PNG (default MODEL_DIR/confusion_SPLIT.png)")
+                   help="confusion-matrix PNG (default MODEL_DIR/confusion_SPLIT.png, or "
+                        "confusion_STORENAME_SPLIT.png for another store than the model's)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top families of audio files",

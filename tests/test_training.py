@@ -113,6 +113,16 @@ def test_evaluate_matches_scikit_learn(trained, tone_store):
     f1 = f1_score(labels, predicted, labels=range(11), average=None, zero_division=0)
     assert [v["f1"] for v in result["per_family"].values()] == pytest.approx(f1.tolist())
     assert Path(result["confusion_png"]).read_bytes()[:4] == b"\x89PNG"
+    assert Path(result["confusion_png"]) == model_dir / "confusion_test.png"  # its own store
+
+
+def test_evaluating_another_store_does_not_overwrite_the_plot(trained, tone_store, tmp_path):
+    import shutil
+    model_dir, _ = trained
+    other = tmp_path / "other"
+    shutil.copytree(tone_store, other)
+    result = evaluate(other, model_dir, "test")
+    assert Path(result["confusion_png"]) == model_dir / "confusion_other_test.png"
 
 
 def test_evaluate_cli_json(trained, tone_store):

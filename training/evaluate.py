@@ -65,12 +65,21 @@ def evaluate(store, model_dir, split: str = "test", batch_size: int = 128,
                        for name, p, r, f, s in zip(FAMILIES, precision, recall, f1, support)},
         "confusion": confusion.tolist(), "families": list(FAMILIES),
     }
-    png = Path(confusion_png) if confusion_png else Path(model_dir) / f"confusion_{split}.png"
+    png = Path(confusion_png) if confusion_png else default_confusion_png(trained, store, split)
     plot_confusion(confusion, png, f"{split}: accuracy {result['accuracy']:.3f}, balanced "
                                    f"{result['balanced_accuracy']:.3f} (n={result['n']})")
     result["confusion_png"] = str(png)
     result["_labels"], result["_predicted"] = labels, predicted
     return result
+
+
+def default_confusion_png(trained: TrainedModel, store, split: str) -> Path:
+    """``MODEL_DIR/confusion_SPLIT.png`` for the store the model was trained on, and
+    ``MODEL_DIR/confusion_STORENAME_SPLIT.png`` for any other (so one does not overwrite the
+    other)."""
+    own = Path(trained.info.get("store", "")).resolve() == Path(store).resolve()
+    return trained.path / (f"confusion_{split}.png" if own
+                           else f"confusion_{Path(store).resolve().name}_{split}.png")
 
 
 def _balanced_accuracy(labels, predicted, score) -> float:
