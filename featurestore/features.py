@@ -12,10 +12,11 @@ For ``kind='stft'`` the result equals, within float16 rounding::
 It is computed leanly, because the build runs it on every note: the frames are a strided view
 of the (padded) waveform, those after the note's last non-zero sample are skipped (all zeros),
 the rest are windowed and transformed by a float32 real FFT :data:`BLOCK_FRAMES` at a time (a
-block's frames and spectrum stay in the CPU's cache), and for each block a single fused pass (compiled with numba, :mod:`featurestore.kernels`) turns each bin into
-``log1p(compression * S)``, casts it to float16 (the CPU's F16C instruction: round half to
-even, as numpy) and adds the stored value to float64 per-bin sums and sums of squares, which
-the build turns into its statistics. Without numba the same features come from plain numpy
+block's frames and spectrum stay in the CPU's cache), and for each block a single fused pass
+(compiled with numba, :mod:`featurestore.kernels`) turns each bin into ``log1p(compression *
+S)``, casts it to float16 (the CPU's F16C instruction: round half to even, as numpy) and adds
+the stored value to float64 per-bin sums and sums of squares, which the build turns into its
+statistics. Without numba the same features come from plain numpy
 operations (slower, equal within float16 rounding).
 """
 from __future__ import annotations
@@ -163,6 +164,7 @@ def _features_and_sums(y: np.ndarray, params: FeatureParams, out: Optional[np.nd
         padded, params.hop_length, params.n_frames)  # the rest are zeros: zero features
     window = _window(params.window, params.n_fft)
     mode = 3 if params.kind == "mel" else 0 if params.power == 1 else 1 if params.power == 2 else 2
+    log_half = _log_half_numpy if kernels is None else kernels.log_half
     sums, squares = np.zeros(out.shape[1]), np.zeros(out.shape[1])
     for start in range(0, n_active, BLOCK_FRAMES):
         block = slice(start, min(start + BLOCK_FRAMES, n_active))
@@ -170,7 +172,6 @@ def _features_and_sums(y: np.ndarray, params: FeatureParams, out: Optional[np.nd
                                   axis=-1, overwrite_x=True)
         if mode == 3:
             spectrum = _mel_bands(spectrum, params)
-        log_half = _log_half_numpy if kernels is None else kernels.log_half
         log_half(spectrum, mode, float(params.power), float(params.compression),
                  out[block].view(np.uint16), sums, squares)
     out[n_active:] = 0  # silent frames add nothing to the sums either
