@@ -53,15 +53,14 @@ def _read(path: Path) -> Tuple[np.ndarray, int]:
         data, sf_reason = None, str(sf_error)
     except (RuntimeError, ValueError, EOFError) as sf_error:  # truncated or odd headers
         data, sf_reason = None, str(sf_error) or type(sf_error).__name__
-    if data is None:  # checked only now: one stat less per good file
+    if data is None:  # the path is checked only now: one stat less per good file
         if path.is_dir():
             raise AudioError(path, "is a folder, not an audio file")
         if not path.is_file():
             raise AudioError(path, "no such file")
         if path.stat().st_size == 0:
             raise AudioError(path, "empty file (0 bytes)")
-    if data is None:  # formats libsndfile does not know (e.g. m4a through ffmpeg)
-        try:
+        try:  # formats libsndfile does not know (e.g. m4a through ffmpeg)
             import librosa  # imported lazily: only needed for rare formats
             with warnings.catch_warnings():  # its "PySoundFile failed" notes are ours to report
                 warnings.simplefilter("ignore")

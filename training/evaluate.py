@@ -46,8 +46,7 @@ def evaluate(store, model_dir, split: str = "test", batch_size: int = 128,
         recall, f1, support), ``confusion`` (11 x 11 counts, rows = true family), ``families``,
         ``split``, ``store``, ``model`` and ``confusion_png`` (where the plot went).
     """
-    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
-                                 precision_recall_fscore_support)
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
     trained = load_trained(model_dir)
     probabilities, labels = predict_split(trained, store, split, batch_size)
     predicted = probabilities.argmax(axis=1)
@@ -59,7 +58,7 @@ def evaluate(store, model_dir, split: str = "test", batch_size: int = 128,
         "split": split, "store": str(Path(store).resolve()),
         "model": str(Path(model_dir).resolve()), "n": int(len(labels)),
         "accuracy": float(accuracy_score(labels, predicted)) if len(labels) else float("nan"),
-        "balanced_accuracy": _balanced_accuracy(labels, predicted, balanced_accuracy_score),
+        "balanced_accuracy": _balanced_accuracy(labels, predicted),
         "per_family": {name: {"precision": float(p), "recall": float(r), "f1": float(f),
                               "support": int(s)}
                        for name, p, r, f, s in zip(FAMILIES, precision, recall, f1, support)},
@@ -82,15 +81,16 @@ def default_confusion_png(trained: TrainedModel, store, split: str) -> Path:
                            else f"confusion_{Path(store).resolve().name}_{split}.png")
 
 
-def _balanced_accuracy(labels, predicted, score) -> float:
+def _balanced_accuracy(labels, predicted) -> float:
     """scikit-learn's balanced accuracy over the families present, without its warning that
     the model predicted a family the split has none of (normal on a small split)."""
     import warnings
+    from sklearn.metrics import balanced_accuracy_score
     if not len(labels):
         return float("nan")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-        return float(score(labels, predicted))
+        return float(balanced_accuracy_score(labels, predicted))
 
 
 def classification_report_text(result: dict) -> str:
