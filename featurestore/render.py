@@ -207,8 +207,13 @@ def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions
     Raises
     ------
     FileNotFoundError, ValueError
-        When the SoundFont is missing or unreadable, a program has no NSynth family, or
-        ``out`` holds rendered splits already.
+        When the SoundFont is missing or unreadable, has none of the programs, a program has
+        no NSynth family, or ``out`` holds rendered splits already.
+
+    Notes
+    -----
+    Programs the SoundFont has no preset for (in bank 0) are left out, and so are notes that
+    come out silent (keys no sample covers); both are logged as warnings.
     """
     try:
         import tinysoundfont
@@ -229,6 +234,13 @@ def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions
         sfid = synth.sfload(str(soundfont))
     except Exception as err:  # noqa: BLE001 - tinysoundfont raises a bare Exception
         raise ValueError(f"{soundfont}: not a readable SoundFont ({err})") from None
+    absent = [p for p in programs if synth.sfpreset_name(sfid, 0, p) is None]
+    if absent:  # tinysoundfont would play another preset under their labels
+        programs = [p for p in programs if p not in absent]
+        if not programs:
+            raise ValueError(f"{soundfont}: has none of the GM programs asked for "
+                             f"(no preset in bank 0 for {absent})")
+        log.warning("%s: no preset for GM programs %s; they are left out", soundfont, absent)
     splits = assign_splits(programs, options.fractions, options.seed)
     out = Path(out)
     rendered = [out / split for split in SPLITS if (out / split / "examples.json").exists()]
@@ -244,12 +256,16 @@ def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions
     for split in examples:
         (out / split / "audio").mkdir(parents=True, exist_ok=True)
     bank = zlib.crc32(tag.encode()) % 1000
+    silent: List[str] = []
     for program, pitch, velocity in tqdm(jobs, unit="note", desc=f"render {soundfont.name}",
                                          disable=not progress, dynamic_ncols=True):
         family, source = GM_FAMILIES[program]
         instrument_str = f"{family}_{source}_{tag}{program:03d}"
         name = f"{instrument_str}-{pitch:03d}-{velocity:03d}"
         audio = _render_note(synth, sfid, program, pitch, velocity, options)
+        if not np.abs(audio).max() >= 0.5 / 32768:  # all 0 as 16-bit: no sample covers the key
+            silent.append(name)
+            continue
         split = splits[program]
         sf.write(out / split / "audio" / f"{name}.wav", audio, options.sample_rate,
                  subtype="PCM_16")
@@ -259,6 +275,9 @@ def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions
             instrument_str=instrument_str, instrument_source=SOURCES.index(source),
             instrument_source_str=source, pitch=pitch, velocity=velocity,
             sample_rate=options.sample_rate)
+    if silent:
+        log.warning("%s: %d notes came out silent (no sample covers their key) and were left "
+                    "out, e.g. %s", soundfont, len(silent), silent[0])
     for split, notes in examples.items():
         write_split(out / split, notes)
         log.info("%s: %d notes of %d instruments", out / split, len(notes),

@@ -29,8 +29,8 @@ Schema of ``SPLIT.h5``
 ``/source``        utf-8 ``(N,)``: ``acoustic``, ``electronic`` or ``synthetic``.
 ``/qualities``     uint8 ``(N, 10)``: NSynth's quality flags; attr ``names`` lists them.
 ``/skipped``       utf-8 ``(M, 2)``: ``[name, reason]`` of every input that could not be used
-                   (corrupt or empty audio, NaN samples, json entry without wav, wav without
-                   json entry, unknown family, ...).
+                   (corrupt or empty audio, NaN samples, silence, json entry without wav, wav
+                   without json entry, unknown family, ...).
 ``/adjusted``      utf-8 ``(K, 2)``: ``[name, what]`` of every used input that had to be fitted to
                    the feature parameters (downmixed to mono, resampled, padded or trimmed).
 root attrs         ``feature_*``: every parameter that shapes the features

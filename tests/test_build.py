@@ -118,6 +118,7 @@ def bad_root(tmp_path):
         "rate44k": lambda d, n: write_note(d, n, tone(30, sr=44100), sr=44100),
         "short": lambda d, n: write_note(d, n, y[:SR]),
         "long": lambda d, n: write_note(d, n, np.concatenate([y, y])),
+        "silent": lambda d, n: write_note(d, n, np.zeros_like(y)),
         "nowav": lambda d, n: None,
     }
     for name, make in cases.items():
@@ -139,10 +140,11 @@ def test_bad_inputs_are_recorded_and_the_build_goes_on(bad_root, tmp_path):
         skipped = dict(f["skipped"].asstr()[:])
         adjusted = dict(f["adjusted"].asstr()[:])
         names = set(f["names"].asstr()[:])
-    assert set(skipped) == {"corrupt", "empty", "nan", "nowav", "nojson", "alien"}
+    assert set(skipped) == {"corrupt", "empty", "nan", "silent", "nowav", "nojson", "alien"}
     assert "cannot decode" in skipped["corrupt"]
     assert "no samples" in skipped["empty"]
     assert "NaN" in skipped["nan"]
+    assert skipped["silent"] == "silent: every sample is 0"
     assert "has no wav" in skipped["nowav"]
     assert "has no entry" in skipped["nojson"]
     assert "theremin" in skipped["alien"]
@@ -151,7 +153,7 @@ def test_bad_inputs_are_recorded_and_the_build_goes_on(bad_root, tmp_path):
                         "short": "padded 1.000 s -> 4.000 s",
                         "long": "trimmed 8.000 s -> 4.000 s"}
     assert {"stereo", "rate44k", "short", "long"} <= names and len(names) == 10
-    assert report.n_examples == 10 and report.n_skipped == 6 and report.n_adjusted == 4
+    assert report.n_examples == 10 and report.n_skipped == 7 and report.n_adjusted == 4
 
 
 def test_existing_store_kept_unless_overwrite(tone_root, tmp_path):

@@ -62,3 +62,24 @@ def test_render_bad_input(tmp_path):
     with pytest.raises(ValueError, match="velocities"):
         RenderOptions(velocities=(0,))
     assert default_soundfont().name == "TimGM6mb.sf2"
+
+
+def test_silent_notes_and_programs_without_a_preset_are_left_out(tmp_path, monkeypatch, caplog):
+    options = RenderOptions(pitch_step=12, velocities=(100,), duration=1.0, hold=0.75,
+                            fractions=(1, 0, 0))
+    # TimGM6mb's whistle (program 78) has no sample above key 80: those keys render silent
+    render_soundfont(tmp_path / "whistle", options=options, programs=[78], progress=False)
+    usable, _ = read_split(tmp_path / "whistle" / "train")
+    assert sorted(e.pitch for e, _ in usable) == [60, 72]
+    assert "2 notes came out silent" in caplog.text
+    import tinysoundfont
+    has_preset = tinysoundfont.Synth.sfpreset_name
+    monkeypatch.setattr(tinysoundfont.Synth, "sfpreset_name", lambda self, sfid, bank, preset:
+                        None if preset == 41 else has_preset(self, sfid, bank, preset))
+    counts = render_soundfont(tmp_path / "partial", options=options, programs=[40, 41],
+                              progress=False)
+    usable, _ = read_split(tmp_path / "partial" / "train")
+    assert {e.instrument % 1000 for e, _ in usable} == {40} and counts == {"train": len(usable)}
+    assert "no preset for GM programs [41]" in caplog.text
+    with pytest.raises(ValueError, match="has none of the GM programs"):
+        render_soundfont(tmp_path / "none", options=options, programs=[41], progress=False)
