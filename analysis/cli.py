@@ -126,7 +126,7 @@ def cmd_predict(args):
 
 def _report_files(results, describe):
     """One line per file (stdout), one error line per unreadable file (stderr); then fail if
-    any file could not be read, after all the others were done."""
+    any file could not be used, after all the others were done."""
     failed = [r for r in results if r.error]
     for r in results:
         if r.error:
@@ -134,7 +134,7 @@ def _report_files(results, describe):
         else:
             _print(f"{r.path}: {describe(r)}")
     if failed:
-        raise CommandError(f"{len(failed)} of {len(results)} files could not be read")
+        raise CommandError(f"{len(failed)} of {len(results)} files could not be used")
 
 
 # ---------------------------------------------------------------- analysis commands

@@ -11,7 +11,9 @@ What it does to a file, in order:
    or infinite samples;
 3. average the channels of a multichannel file to mono;
 4. resample to ``params.sample_rate`` with soxr (high quality) when the rates differ;
-5. zero-pad at the end, or trim the end, to exactly ``params.n_samples`` samples.
+5. zero-pad at the end, or trim the end, to exactly ``params.n_samples`` samples;
+6. reject it when every sample of the result is 0 (digital silence: nothing to classify, and in
+   a training set a label that is noise).
 
 Steps 3 to 5 are *adjustments*, returned so the build can record them; they never reject a file.
 """
@@ -94,7 +96,7 @@ def load_audio(path, params: FeatureParams) -> Tuple[np.ndarray, List[str]]:
     Raises
     ------
     AudioError
-        The file is missing, cannot be decoded, is empty, or holds NaN/inf samples.
+        The file is missing, cannot be decoded, is empty, holds NaN/inf samples, or is silent.
     """
     path = Path(path)
     data, sr = _read(path)
@@ -116,4 +118,7 @@ def load_audio(path, params: FeatureParams) -> Tuple[np.ndarray, List[str]]:
         adjustments.append(
             f"{verb} {len(y) / params.sample_rate:.3f} s -> {n / params.sample_rate:.3f} s")
         y = y[:n] if len(y) > n else np.pad(y, (0, n - len(y)))
+    if not y.any():
+        raise AudioError(path, "silent: every sample is 0" + (
+            f" in the {n / params.sample_rate:.3f} s used" if len(data) > n else ""))
     return np.ascontiguousarray(y, dtype=np.float32), adjustments

@@ -58,8 +58,6 @@ THREADS_UP_TO = 2
 JOURNAL_SECONDS = 1.0  # at most this much finished work is redone after an interruption
 RING_SLOTS_PER_JOB = 4  # batches of features a loky worker can be ahead of the writer
 STRING = h5py.string_dtype("utf-8")
-#: The ``/skipped`` reason of a note whose samples are all 0 (e.g. a key no sample covers).
-SILENT = "silent: every sample is 0"
 
 
 class BuildError(RuntimeError):
@@ -178,9 +176,6 @@ def _extract(batch: Sequence[Tuple[int, str]], params: FeatureParams,
             y, adjustments = load_audio(path, params)
         except AudioError as err:
             skipped.append((pos, err.reason))
-            continue
-        if not y.any():  # nothing to learn from, and its label would be noise
-            skipped.append((pos, SILENT))
             continue
         # features_from_file's computation, written in place, with the sums of the stored values
         _, total, squares = _features_and_sums(y, params, out=features[len(done)])

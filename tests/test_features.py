@@ -161,9 +161,14 @@ def test_load_audio_rejects_bad_files(tmp_path):
     sf.write(tmp_path / "nan.wav", bad, SR, subtype="FLOAT")
     (tmp_path / "zero.wav").write_bytes(b"")
     (tmp_path / "folder.wav").mkdir()
+    sf.write(tmp_path / "silent.wav", np.zeros(SR), SR)
+    late = np.concatenate([np.zeros(5 * SR), tone(10)])  # its sound starts after the 4 s used
+    sf.write(tmp_path / "late.wav", late, SR)
     for name, reason in [("corrupt.wav", "cannot decode"), ("empty.wav", "no samples"),
                          ("nan.wav", "NaN"), ("missing.wav", "no such file"),
-                         ("zero.wav", "empty file"), ("folder.wav", "is a folder")]:
+                         ("zero.wav", "empty file"), ("folder.wav", "is a folder"),
+                         ("silent.wav", "silent: every sample is 0$"),
+                         ("late.wav", "silent: every sample is 0 in the 4.000 s used")]:
         with pytest.raises(AudioError, match=reason) as err:
             load_audio(tmp_path / name, params)
         assert name in str(err.value)

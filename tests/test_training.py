@@ -88,13 +88,15 @@ def test_predict_any_format_and_goes_on_after_bad_files(trained, tone_root, tmp_
     y, sr = sf.read(wav)
     sf.write(tmp_path / "stereo44k.flac", np.stack([y, y], 1).repeat(2, axis=0), 2 * sr)
     (tmp_path / "broken.wav").write_bytes(b"garbage")
-    results = predict_files(trained[0], [tmp_path / "broken.wav", wav,
+    sf.write(tmp_path / "silent.wav", np.zeros(sr), sr)
+    results = predict_files(trained[0], [tmp_path / "broken.wav", wav, tmp_path / "silent.wav",
                                          tmp_path / "stereo44k.flac", tmp_path / "missing.mp3"])
-    assert [r.error is None for r in results] == [False, True, True, False]
-    assert "broken.wav" in results[0].error and "missing.mp3" in results[3].error
+    assert [r.error is None for r in results] == [False, True, False, True, False]
+    assert "broken.wav" in results[0].error and "missing.mp3" in results[4].error
+    assert results[2].error == f"{tmp_path / 'silent.wav'}: silent: every sample is 0"
     top = results[1].top(3)
     assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
-    assert "resampled 32000 Hz -> 16000 Hz" in results[2].adjustments
+    assert "resampled 32000 Hz -> 16000 Hz" in results[3].adjustments
 
 
 def test_evaluate_matches_scikit_learn(trained, tone_store):
