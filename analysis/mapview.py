@@ -8,9 +8,11 @@ attr), or copied next to the page with ``copy_audio``.
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
+import urllib.parse
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -26,8 +28,10 @@ __all__ = ["write_map"]
 
 
 def _audio_link(out_dir: Path, audio: Path) -> str:
+    """A URL of ``audio`` relative to the page, percent-encoded (names may hold ``#``, ``?``,
+    ``%`` or spaces)."""
     try:
-        return Path(os.path.relpath(audio, out_dir)).as_posix()
+        return urllib.parse.quote(Path(os.path.relpath(audio, out_dir)).as_posix())
     except ValueError:  # another drive (Windows)
         return audio.resolve().as_uri()
 
@@ -77,7 +81,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None,
                       for p in read_placed(store)]
     page = out_dir / "index.html"
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    page.write_text(TEMPLATE.replace("__DATA__", payload).replace("__TITLE__", store.name),
+    page.write_text(TEMPLATE.replace("__DATA__", payload).replace("__TITLE__",
+                                                                  html.escape(store.name)),
                     encoding="utf-8")
     return page
 
@@ -163,10 +168,13 @@ function nearest(ev) {
   for (const p of screen) { const dd = (p.px - x) ** 2 + (p.py - y) ** 2; if (dd < bd) { bd = dd; best = p; } }
   return best;
 }
+function esc(text) {  // names come from the data set: shown as text, never as HTML
+  return String(text).replace(/[&<>"']/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
+}
 function describe(p) {
-  if (p.placed) return '&#9733; ' + p.placed.name + '<br>placed; predicted ' + p.placed.family;
+  if (p.placed) return '&#9733; ' + esc(p.placed.name) + '<br>placed; predicted ' + esc(p.placed.family);
   const d = DATA.splits[split], i = p.i;
-  return '<b>' + d.name[i] + '</b><br>family: ' + DATA.families[d.family[i]] + '<br>pitch ' + d.pitch[i] +
+  return '<b>' + esc(d.name[i]) + '</b><br>family: ' + DATA.families[d.family[i]] + '<br>pitch ' + d.pitch[i] +
     ', velocity ' + d.velocity[i] + '<br>predicted: ' + (d.predicted[i] >= 0 ? DATA.families[d.predicted[i]] : 'n/a (run embed)');
 }
 canvas.onmousemove = ev => {
@@ -190,9 +198,10 @@ canvas.onclick = ev => {
 };
 window.onresize = draw;
 draw();
-if (location.hash === '#selftest') {  // used by the tests: click the first drawn point
+if (location.hash === '#selftest') {  // used by the tests: hover over and click the first drawn point
   const p = screen.find(q => !q.placed), r = canvas.getBoundingClientRect();
-  if (p) canvas.onclick({clientX: r.left + p.px, clientY: r.top + p.py});
+  const at = p && {clientX: r.left + p.px, clientY: r.top + p.py};
+  if (p) { canvas.onmousemove(at); canvas.onclick(at); }
 }
 </script></body></html>
 """

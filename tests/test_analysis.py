@@ -229,6 +229,28 @@ def test_map_opens_offline_draws_points_and_plays(mapped, tmp_path):
     assert 'data-playing="' in dom, dom[-2000:]
 
 
+def test_map_shows_names_as_text_and_plays_names_with_url_characters(mapped, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    odd = "<img src=x onerror=\"document.title='XSS'\">take#1 100%?v=2"
+    with h5py.File(store / "train.h5", "r+") as f:
+        original = Path(f.attrs["source_root"]) / "train" / "audio" / f"{f['names'][0].decode()}.wav"
+        f["names"][0] = odd
+        f.attrs["source_root"] = str(tmp_path / "notes")
+    (tmp_path / "notes" / "train" / "audio").mkdir(parents=True)
+    shutil.copyfile(original, tmp_path / "notes" / "train" / "audio" / f"{odd}.wav")
+    page = write_map(store, tmp_path / "map")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}", "--autoplay-policy=no-user-gesture-required",
+             "--allow-file-access-from-files", "--window-size=1200,800",
+             "--virtual-time-budget=8000", "--dump-dom"]
+    dom = subprocess.run([chromium(), *flags, page.as_uri() + "#selftest"], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    assert "<title>timbremap: store</title>" in dom  # the name's script never ran
+    assert "&lt;img src=x" in dom.split('id="tip"', 1)[1]  # shown as text on hover
+    assert 'data-playing="' in dom and "data-play-error" not in dom, dom[-1500:]  # it played
+
+
 def test_cli_bad_input_lines(mapped, tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "analysis.cli", *map(str, args)],
