@@ -19,6 +19,7 @@ Steps 3 to 5 are *adjustments*, returned so the build can record them; they neve
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import List, Tuple
@@ -58,6 +59,8 @@ def _read(path: Path) -> Tuple[np.ndarray, int]:
     if data is None:  # the path is checked only now: one stat less per good file
         if path.is_dir():
             raise AudioError(path, "is a folder, not an audio file")
+        if path.is_symlink() and not path.exists():
+            raise AudioError(path, f"broken symbolic link (to {os.readlink(path)})")
         if not path.is_file():
             raise AudioError(path, "no such file")
         if path.stat().st_size == 0:

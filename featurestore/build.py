@@ -198,7 +198,11 @@ def _inputs_digest(items) -> str:
     split's attrs, so a later build can tell that the folder changed)."""
     digest = hashlib.sha1()
     for _, path in items:
-        digest.update(f"{path.stem}\0{path.stat().st_size}\0".encode())
+        try:
+            size = path.stat().st_size
+        except OSError:  # gone, or a broken link (recorded in /skipped)
+            size = -1
+        digest.update(f"{path.stem}\0{size}\0".encode())
     return digest.hexdigest()
 
 
@@ -278,6 +282,8 @@ def _finalize(f: h5py.File, split: str, root: Path, items, state: _Progress,
     def key(i):  # the json key, i.e. the file name audio/NAME.wav
         return items[i][1].stem
     assert len(written) == state.n_written
+    for name in [name for name in f if name != "spectra"]:  # from a finalize that failed
+        del f[name]
     spectra = f["spectra"]
     if spectra.shape[0] != state.n_written:
         spectra.resize(state.n_written, axis=0)
@@ -530,8 +536,9 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                 train_stats = _existing_train_stats(out, params)
             items, problems = read_split(root / split)
             if split == "train" and not items:
+                first = f"; first: {problems[0][0]}: {problems[0][1]}" if problems else ""
                 raise BuildError(f"{root / split}: no usable notes in the train split "
-                                 f"({len(problems)} problems, first: {problems[:1]})")
+                                 f"({len(problems)} problems{first})")
             report, stats = _build_split(split, root, path, params, items, problems,
                                          train_stats if split != "train" else None, jobs,
                                          batch_size, progress, local_processes)

@@ -44,47 +44,73 @@ class Example:
 
     @classmethod
     def from_json(cls, name: str, entry: dict) -> "Example":
-        """Validate one json entry; raises ``ValueError`` naming what is wrong."""
+        """Validate one json entry; raises ``ValueError`` naming the field and what is wrong."""
         if not isinstance(entry, dict):
             raise ValueError("entry is not a json object")
+        family = _integer(entry, "instrument_family", None, 0, len(FAMILIES) - 1)
         family_str = entry.get("instrument_family_str")
+        if family_str is None and family is not None:
+            family_str = FAMILIES[family]
+        if family_str is None:
+            raise ValueError("missing instrument_family_str (and instrument_family)")
         if family_str not in FAMILIES:
             raise ValueError(f"unknown instrument family {family_str!r} "
                              f"(expected one of {', '.join(FAMILIES)})")
-        family = entry.get("instrument_family", FAMILIES.index(family_str))
-        if family != FAMILIES.index(family_str):
-            raise ValueError(f"instrument_family {family!r} does not match "
+        if family is not None and family != FAMILIES.index(family_str):
+            raise ValueError(f"instrument_family {family} does not match "
                              f"instrument_family_str {family_str!r}")
-        source_str = entry.get("instrument_source_str", "")
-        try:
-            qualities = tuple(int(q) for q in entry.get("qualities", (0,) * len(QUALITIES)))
-            if len(qualities) != len(QUALITIES):
-                raise ValueError(f"qualities has {len(qualities)} values, "
-                                 f"expected {len(QUALITIES)}")
-            return cls(
-                note_str=str(entry.get("note_str", name)),
-                instrument_family=family,
-                instrument_family_str=family_str,
-                instrument=int(entry.get("instrument", -1)),
-                instrument_str=str(entry.get("instrument_str", "")),
-                instrument_source=int(entry.get(
-                    "instrument_source",
-                    SOURCES.index(source_str) if source_str in SOURCES else -1)),
-                instrument_source_str=str(source_str),
-                pitch=int(entry.get("pitch", -1)),
-                velocity=int(entry.get("velocity", -1)),
-                sample_rate=int(entry.get("sample_rate", 16000)),
-                qualities=qualities,
-                qualities_str=tuple(str(q) for q in entry.get("qualities_str", ())),
-            )
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"bad field: {err}") from None
+        source_str = str(entry.get("instrument_source_str", ""))
+        known = SOURCES.index(source_str) if source_str in SOURCES else -1
+        source = _integer(entry, "instrument_source", known, -1, len(SOURCES) - 1)
+        if known >= 0 and source != known:
+            raise ValueError(f"instrument_source {source} does not match "
+                             f"instrument_source_str {source_str!r}")
+        qualities = entry.get("qualities", [0] * len(QUALITIES))
+        if not isinstance(qualities, list) or len(qualities) != len(QUALITIES) \
+                or any(q not in (0, 1) or isinstance(q, bool) for q in qualities):
+            raise ValueError(f"qualities must be a list of {len(QUALITIES)} values 0 or 1, "
+                             f"got {qualities!r}")
+        return cls(
+            note_str=str(entry.get("note_str", name)),
+            instrument_family=FAMILIES.index(family_str),
+            instrument_family_str=family_str,
+            instrument=_integer(entry, "instrument", -1, -1, 2**31 - 1),
+            instrument_str=str(entry.get("instrument_str", "")),
+            instrument_source=source,
+            instrument_source_str=source_str,
+            pitch=_integer(entry, "pitch", -1, -1, 127),
+            velocity=_integer(entry, "velocity", -1, -1, 127),
+            sample_rate=_integer(entry, "sample_rate", 16000, 1, 2**31 - 1),
+            qualities=tuple(int(q) for q in qualities),
+            qualities_str=tuple(str(q) for q in entry.get("qualities_str", ())),
+        )
 
     def to_json(self) -> dict:
         entry = asdict(self)
         entry["qualities"] = list(self.qualities)
         entry["qualities_str"] = list(self.qualities_str)
         return entry
+
+
+def _integer(entry: dict, key: str, default, low: int, high: int):
+    """``entry[key]`` as an int within ``[low, high]`` (``default`` when absent); whole-number
+    floats and strings are taken, anything else is a ``ValueError`` naming the field."""
+    if key not in entry:
+        return default
+    value = entry[key]
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = int(value) if isinstance(value, (int, str)) else None
+        if number is None and float(value).is_integer():
+            number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if number is None:
+        raise ValueError(f"{key} {value!r} is not an integer")
+    if not low <= number <= high:
+        raise ValueError(f"{key} {number} is out of range ({low}..{high})")
+    return number
 
 
 def find_splits(root) -> List[str]:
@@ -117,22 +143,30 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
     split_dir = Path(split_dir)
     json_path = split_dir / "examples.json"
     try:
-        with json_path.open(encoding="utf-8") as fh:
+        with json_path.open(encoding="utf-8-sig") as fh:  # a byte-order mark is allowed
             entries: Dict[str, dict] = json.load(fh)
     except FileNotFoundError:
         raise FileNotFoundError(f"{json_path}: no such file") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{json_path}: not UTF-8 text ({err.reason} at byte {err.start})") \
+            from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{json_path}: not valid json ({err})") from None
     if not isinstance(entries, dict):
         raise ValueError(f"{json_path}: expected a json object mapping note names to fields")
     audio_dir = split_dir / "audio"
-    wavs = {p.stem: p for p in sorted(audio_dir.iterdir())  # NAME.wav, also NAME.WAV
-            if p.suffix.lower() == ".wav"} if audio_dir.is_dir() else {}
+    files = sorted(audio_dir.iterdir()) if audio_dir.is_dir() else []
+    wavs = {p.stem: p for p in files if p.suffix.lower() == ".wav"}  # NAME.wav, also NAME.WAV
+    others = {p.stem: p.name for p in files if p.suffix.lower() != ".wav"}
     usable, problems = [], []
     for name in sorted(entries):
         wav = wavs.get(name)
         if wav is None:
-            problems.append((name, f"json entry has no wav ({audio_dir / (name + '.wav')})"))
+            expected = audio_dir / (name + ".wav")
+            why = ("no folder " + str(audio_dir) if not audio_dir.is_dir() else
+                   f"{others[name]} is there; only .wav files are read" if name in others
+                   else str(expected))
+            problems.append((name, f"json entry has no wav ({why})"))
             continue
         try:
             usable.append((Example.from_json(name, entries[name]), wav))

@@ -229,8 +229,8 @@ SLOW_BUILD = """
 import sys, time
 import featurestore.build as b
 extract = b._extract
-def slow(*args):
-    time.sleep(0.05)
+def slow(*args):  # 120 notes take ~6 s, so the kill lands between two journal saves (1 s)
+    time.sleep(0.2)
     return extract(*args)
 b._extract = slow
 b.build_store(sys.argv[1], sys.argv[2], jobs=2, batch_size=2, progress=False)
@@ -344,3 +344,28 @@ def test_ring_slots_wait_for_the_writer(tmp_path):
     orphan = dataclasses.replace(ring, owner=int(gone.stdout))
     with pytest.raises(BuildError, match="writer .* is gone"):
         orphan.slot_for(3)
+
+
+def test_broken_link_is_skipped_and_a_failed_finish_is_redone(tmp_path, monkeypatch):
+    split = tmp_path / "root" / "train"
+    examples = make_tone_split(split, 3, seed=0)
+    os.symlink(tmp_path / "gone.wav", split / "audio" / "dangling.wav")
+    examples["dangling"] = example("dangling", "guitar")
+    (split / "examples.json").write_text(json.dumps({k: e.to_json() for k, e in examples.items()}))
+    import featurestore.build as build
+    finalize = build._finalize
+
+    def fails_halfway(f, *args):
+        f.create_dataset("labels", data=[0])
+        raise OSError("disk full")
+    monkeypatch.setattr(build, "_finalize", fails_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        build_store(tmp_path / "root", tmp_path / "s", jobs=1, progress=False)
+    monkeypatch.setattr(build, "_finalize", finalize)
+    assert (tmp_path / "s" / "train.h5.partial").exists()  # reused: it holds 'labels' already
+    report = build_store(tmp_path / "root", tmp_path / "s", jobs=1, progress=False)[0]
+    assert report.n_examples == 3 and not (tmp_path / "s" / "train.h5.partial").exists()
+    with h5py.File(tmp_path / "s" / "train.h5") as f:
+        assert len(f["labels"]) == 3
+        assert dict(f["skipped"].asstr()[:]) == {
+            "dangling": f"broken symbolic link (to {tmp_path / 'gone.wav'})"}

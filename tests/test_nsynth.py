@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from featurestore.nsynth import Example, read_split
+
+from helpers import example, tone, write_note
+
+GOOD = example("n", "brass").to_json()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"pitch": 70000}, "pitch 70000 is out of range"),
+    ({"pitch": float("inf")}, "pitch inf is not an integer"),
+    ({"velocity": 99.7}, "velocity 99.7 is not an integer"),
+    ({"velocity": "loud"}, "velocity 'loud' is not an integer"),
+    ({"instrument": 2**40}, "instrument 1099511627776 is out of range"),
+    ({"instrument_family": True}, "instrument_family True is not an integer"),
+    ({"instrument_family": 3}, "does not match instrument_family_str 'brass'"),
+    ({"instrument_family_str": "theremin"}, "unknown instrument family 'theremin'"),
+    ({"instrument_family_str": None, "instrument_family": None}, "missing instrument_family_str"),
+    ({"qualities": "0100000000"}, "qualities must be a list of 10 values 0 or 1"),
+    ({"qualities": [300] + [0] * 9}, "qualities must be a list of 10 values 0 or 1"),
+    ({"instrument_source": 0}, "instrument_source 0 does not match instrument_source_str"),
+])
+def test_bad_fields_are_named(change, message):
+    entry = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    with pytest.raises(ValueError, match=message):
+        Example.from_json("n", entry)
+
+
+def test_lenient_where_nothing_is_lost():
+    loose = dict(GOOD, velocity="100", pitch=64.0)
+    del loose["instrument_family_str"]  # the number alone says which family
+    parsed = Example.from_json("n", loose)
+    assert (parsed.velocity, parsed.pitch, parsed.instrument_family_str) == (100, 64, "brass")
+
+
+def test_read_split_encodings_and_missing_audio(tmp_path):
+    split = tmp_path / "train"
+    write_note(split, "a", tone(10))
+    (split / "audio" / "b.flac").write_bytes(b"fLaC")
+    entries = {"a": GOOD, "b": GOOD}
+    (split / "examples.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(entries).encode())
+    usable, problems = read_split(split)  # a byte-order mark is fine
+    assert [e.note_str for e, _ in usable] == ["n"]
+    assert problems == [("b", "json entry has no wav (b.flac is there; only .wav files are "
+                              "read)")]
+    (split / "examples.json").write_bytes(json.dumps(entries).encode("utf-16"))
+    with pytest.raises(ValueError, match=r"examples.json: not UTF-8 text"):
+        read_split(split)
+    (tmp_path / "valid").mkdir()
+    (tmp_path / "valid" / "examples.json").write_text(json.dumps({"a": GOOD}))
+    assert read_split(tmp_path / "valid")[1] == [
+        ("a", f"json entry has no wav (no folder {tmp_path / 'valid' / 'audio'})")]
