@@ -16,6 +16,9 @@ __all__ = ["FeatureParams", "ATTR_PREFIX"]
 ATTR_PREFIX = "feature_"
 KINDS = ("stft", "mel")
 WINDOWS = ("hann", "hamming", "blackman")
+#: Most frequency bins a store can hold: ``/spectra``'s ``mean`` and ``std`` attributes (float64
+#: per bin) must each fit HDF5's 64 KiB attribute message.
+MAX_BINS = 8000
 PAD_MODES = ("constant", "reflect")
 
 
@@ -76,10 +79,15 @@ class FeatureParams:
         for name in ("duration", "power", "compression"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.n_samples < (1 if self.center else self.n_fft):
+        if self.n_samples < self.n_fft:
             raise ValueError(
                 f"duration {self.duration} s at {self.sample_rate} Hz gives {self.n_samples} "
                 f"samples, fewer than one frame of n_fft={self.n_fft}")
+        if self.n_bins > MAX_BINS:
+            raise ValueError(
+                f"{self.n_bins} frequency bins is more than {MAX_BINS:,} (n_fft up to "
+                f"{2 * MAX_BINS - 2:,}, n_mels up to {MAX_BINS:,}): the per-bin mean and std are "
+                f"HDF5 attributes, limited to 64 KiB each")
         nyquist = self.sample_rate / 2
         if self.kind == "mel":
             top = nyquist if self.fmax is None else self.fmax

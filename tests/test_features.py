@@ -102,6 +102,9 @@ def test_rejects_wrong_length():
     (dict(hop_length=2.5), "hop_length must be a positive integer"),
     (dict(window="kaiser"), "window must be one of"),
     (dict(duration=0.01, center=False), "fewer than one frame"),
+    (dict(duration=0.01), "fewer than one frame"),
+    (dict(n_fft=16384), "8193 frequency bins is more than 8,000"),
+    (dict(kind="mel", n_mels=9000), "9000 frequency bins"),
     (dict(kind="mel", fmax=9000), "fmax"),
 ])
 def test_params_validated(bad, message):
