@@ -261,8 +261,30 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     (broken / "config.json").write_text((model_dir / "config.json").read_text())
     (broken / "model.keras").write_bytes(b"not a zip")
     one_line_error(run("predict", broken, "x.wav"), "cannot load the model")
+    one_line_error(run("train", tone_store, tmp_path / "m", "--resume", "--epochs", "3"),
+                   "--resume continues the run with the settings it started with; leave out "
+                   "--epochs")
+    one_line_error(run("train", tone_store, tone_store), "holds files that are not a timbremap "
+                                                         "model's (test.h5, train.h5, valid.h5)")
+    one_line_error(run("train", tone_store, tmp_path / "m", "--learning-rate", "inf"),
+                   "learning_rate must be positive and finite")
     (tmp_path / "bad.wav").write_bytes(b"RIFF")
     wav = next((tone_root / "test" / "audio").glob("*.wav"))
     result = run("predict", model_dir, tmp_path / "bad.wav", wav)
     assert result.returncode == 1 and "bad.wav" in result.stderr
     assert wav.name in result.stdout and "Traceback" not in result.stderr
+
+
+def test_cli_train_prints_only_results_on_stdout(tone_store, tmp_path):
+    result = run("train", tone_store, tmp_path / "m", "--epochs", "1", "--steps-per-epoch", "1",
+                 "--batch-size", "4")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("model: "), result.stdout  # no progress bar
+    assert "1/1" in result.stderr  # Keras's progress went to stderr
+
+
+def test_training_that_diverges_is_an_error(tone_store, tmp_path):
+    with pytest.raises(ModelError, match="training diverged .* lower --learning-rate"):
+        train(tone_store, tmp_path / "m", QUICK.replace(learning_rate=1e30, augment=False),
+              verbose=0)

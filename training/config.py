@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -103,8 +104,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 < self.learning_rate < math.inf:
+            raise ValueError(f"learning_rate must be positive and finite, got "
+                             f"{self.learning_rate}")
+        if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
+            raise ValueError(f"max_minutes must be positive and finite (or None), got "
+                             f"{self.max_minutes}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be in 0..2**32-1, got {self.seed}")
+        for name in ("weight_decay", "gain_db", "tilt_db", "mixup_alpha"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise ValueError("dropout and label_smoothing must be in [0, 1)")
 

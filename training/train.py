@@ -108,6 +108,27 @@ def _open_store(store: Path):
     return params, mean, std, shape[1:], shape[0]
 
 
+def _check_model_dir(model_dir: Path):
+    """A model folder is new, empty or timbremap's own: training never writes over a user's
+    files (or into a store folder)."""
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ModelError(f"{model_dir}: exists and is not a folder")
+    ours = {MODEL_FILE, BEST_FILE, CONFIG_FILE, HISTORY_FILE, CURVES_FILE, BACKUP_DIR}
+    foreign = sorted(p.name for p in model_dir.iterdir() if p.name not in ours
+                     and not p.name.startswith(".")  # .DS_Store, .ipynb_checkpoints
+                     and not (p.name.startswith("confusion") and p.suffix == ".png")
+                     ) if model_dir.is_dir() else []
+    if (model_dir / CONFIG_FILE).is_file():
+        try:
+            json.loads((model_dir / CONFIG_FILE).read_text())["timbremap_version"]
+        except (OSError, ValueError, KeyError, TypeError):
+            foreign.insert(0, CONFIG_FILE)
+    if foreign:
+        raise ModelError(f"{model_dir}: holds files that are not a timbremap model's "
+                         f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
+                         f"train into a new or empty folder")
+
+
 def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool = False,
           overwrite: bool = False, verbose: int = 1, callbacks: Sequence = ()) -> TrainResult:
     """Train ``config.model`` on a store.
@@ -137,6 +158,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         (without ``resume``), or ``resume`` finds nothing to resume.
     """
     store, model_dir = Path(store), Path(model_dir)
+    _check_model_dir(model_dir)
     params, mean, std, input_shape, n_train = _open_store(store)
     backup = model_dir / BACKUP_DIR
     if resume:
@@ -216,6 +238,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
                 self.model.stop_training = True
 
     callbacks = [
+        keras.callbacks.TerminateOnNaN(),
         keras.callbacks.BackupAndRestore(str(backup)),
         Bookkeeping(),
         keras.callbacks.ModelCheckpoint(model_dir / BEST_FILE, monitor="val_accuracy",
@@ -235,6 +258,10 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         train_data.close()
         valid_data.close()
     history = _read_history(history_path)
+    diverged = [int(row["epoch"]) + 1 for row in history if not math.isfinite(row["loss"])]
+    if diverged:
+        raise ModelError(f"{model_dir}: training diverged (the loss is not finite in epoch "
+                         f"{diverged[0]}); try a lower --learning-rate")
     best = max(history, key=lambda row: row["val_accuracy"])
     best_model = model_dir / BEST_FILE
     if not best_model.is_file():  # resumed after the best epoch had been checkpointed
