@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -16,6 +15,7 @@ from featurestore.store import store_splits
 from training.modeldir import TrainedModel, load_trained
 from training.models import EMBEDDING_LAYER
 
+from .tsne import drop_map
 from .writeback import write_result
 
 __all__ = ["embed_store", "embedding_model"]
@@ -77,10 +77,16 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None,
                 probabilities.append(np.asarray(p, np.float32))
                 bar.update(len(x))
             bar.close()
-        with h5py.File(path, "r+") as f:
+        with open_split(store, split, "r+") as f:
+            stale = "tsne" in f and f["tsne"].attrs.get("source") == "embeddings" and \
+                f["tsne"].attrs.get("embeddings_model_sha1", "") != trained.weights_hash
             write_result(f, "embeddings", (n, dim), embeddings, attrs)
             write_result(f, "probabilities", (n, probabilities[0].shape[1] if n else 11),
                          probabilities, {**attrs, "layer": "family"})  # the softmax
+            if stale:  # a map of other embeddings: it would no longer match them
+                drop_map(store, split, f)
+                log.warning("%s: its t-SNE map was made from another model's embeddings and "
+                            "was removed; run 'timbremap tsne' again", path)
         shapes[split] = (n, dim)
         log.info("%s: embeddings %s written", path, (n, dim))
     return shapes

@@ -7,6 +7,7 @@ are kept next to the store in ``placed.json`` so ``plot`` and ``map`` can show t
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Sequence
@@ -25,6 +26,7 @@ from .tsne import tsne_model_path
 __all__ = ["place_files", "Placed", "read_placed", "PLACED_FILE"]
 
 PLACED_FILE = "placed.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +41,21 @@ class Placed:
     probability: float = float("nan")
     nearest: List[dict] = field(default_factory=list)  # name, family, distance (on the map)
     error: str = ""
+
+
+def forget_placed(store, split: str):
+    """Drop the sounds placed on ``split``'s map (when the map is replaced or removed)."""
+    placed = read_placed(store)
+    kept = [p for p in placed if p.split != split]
+    if len(kept) != len(placed):
+        _write_placed(store, kept)
+
+
+def _write_placed(store, placed: Sequence[Placed]):
+    path = Path(store) / PLACED_FILE
+    tmp = path.with_name(PLACED_FILE + ".tmp")
+    tmp.write_text(json.dumps([asdict(p) for p in placed], indent=1))
+    tmp.replace(path)
 
 
 def read_placed(store) -> List[Placed]:
@@ -70,6 +87,11 @@ def place_files(store, model_dir, files: Sequence, split: str = "test", k: int =
         names = f["names"].asstr()[:]
         labels = f["labels"][:]
         source = f["tsne"].attrs["source"]
+        made_from = str(f["tsne"].attrs.get("embeddings_model_sha1", ""))
+    if source == "embeddings" and made_from and made_from != trained.weights_hash:
+        raise StoreError(f"{split_path(store, split)}: its map was made from another model's "
+                         f"embeddings than {trained.path}; place with that model (or embed "
+                         f"and map again with this one)")
     fitted_path = tsne_model_path(store, split)
     if not fitted_path.is_file():
         raise StoreError(f"{fitted_path}: missing; placing needs a map made with --method "
@@ -84,7 +106,7 @@ def place_files(store, model_dir, files: Sequence, split: str = "test", k: int =
         except AudioError as err:
             results.append(Placed(str(path), split, error=str(err)))
             continue
-        results.append(Placed(str(path), split))
+        results.append(Placed(str(path.resolve()), split))  # map pages link it from anywhere
         features.append(spectrum)
     ok = [r for r in results if not r.error]
     if ok:
@@ -103,7 +125,9 @@ def place_files(store, model_dir, files: Sequence, split: str = "test", k: int =
                           "distance": float(distance[i])} for i in np.argsort(distance)[:k]]
     kept = {(p.path, p.split): p for p in read_placed(store)}
     kept.update({(r.path, r.split): r for r in ok})
-    tmp = store / (PLACED_FILE + ".tmp")
-    tmp.write_text(json.dumps([asdict(p) for p in kept.values()], indent=1))
-    tmp.replace(store / PLACED_FILE)
+    try:
+        _write_placed(store, list(kept.values()))
+    except OSError as err:  # e.g. a read-only store: the answer is still worth having
+        log.warning("%s: cannot record the placed sounds for plot and map (%s)",
+                    store / PLACED_FILE, err.strerror or err)
     return results

@@ -53,6 +53,16 @@ def tsne_model_path(store, split: str) -> Path:
     return Path(store) / f"{split}.tsne.pkl"
 
 
+def drop_map(store, split: str, f: h5py.File):
+    """Remove a split's map: ``/tsne`` (``f`` open for writing), its fitted openTSNE model and
+    the sounds placed on it."""
+    from .place import forget_placed  # place imports this module
+    if "tsne" in f:
+        del f["tsne"]
+    tsne_model_path(store, split).unlink(missing_ok=True)
+    forget_placed(store, split)
+
+
 def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = K) -> float:
     """Leave-one-out accuracy of a ``k``-nearest-neighbour vote of family labels."""
     from sklearn.neighbors import NearestNeighbors
@@ -195,11 +205,14 @@ def tsne_split(store, split: str = "test", source: str = "embeddings",
                 raise StoreError(f"{path}: no /embeddings to map (run 'timbremap embed "
                                  f"{store} MODEL_DIR' first, or use --source spectra)")
             data = f["embeddings"][:].astype(np.float32)
+            embeddings_model = str(f["embeddings"].attrs.get("model_sha1", ""))
     if n <= 3 * perplexity:
         raise StoreError(f"{path}: {n} points are too few for perplexity {perplexity:g} "
                          f"(needs more than {3 * perplexity:g}; lower --perplexity)")
     attrs = {"method": method, "perplexity": float(perplexity), "seed": int(seed),
              "source": source}
+    if source == "embeddings":  # which model's embeddings (place checks it)
+        attrs["embeddings_model_sha1"] = embeddings_model
     if source == "spectra":
         data, pca = _spectra_pca(path, pca_components, seed)
         attrs.update(pca_components=int(pca.n_components_),
@@ -209,19 +222,26 @@ def tsne_split(store, split: str = "test", source: str = "embeddings",
         attrs.update(fit_attrs)
         mapped = np.asarray(embedding, dtype=np.float32)
         attrs["kl_divergence"] = float(embedding.kl_divergence)
-        with open(tsne_model_path(store, split).with_suffix(".tmp"), "wb") as fh:
-            pickle.dump({"embedding": embedding, "source": source,
-                         "pca": pca if source == "spectra" else None}, fh)
-        tsne_model_path(store, split).with_suffix(".tmp").replace(tsne_model_path(store, split))
     else:
         from sklearn.manifold import TSNE
         model = TSNE(perplexity=perplexity, random_state=seed, init="pca", n_jobs=n_jobs)
         mapped = model.fit_transform(data).astype(np.float32)
         attrs["kl_divergence"] = float(model.kl_divergence_)
-        tsne_model_path(store, split).unlink(missing_ok=True)  # no transform for new points
     attrs.update(map_metrics(data, mapped, labels, seed))
-    with h5py.File(path, "r+") as f:
-        write_result(f, "tsne", mapped.shape, [mapped], attrs)
+    fitted = tsne_model_path(store, split)
+    pending = fitted.with_suffix(".tmp")
+    try:
+        if method == "opentsne":  # written aside, in place only once /tsne is
+            with open(pending, "wb") as fh:
+                pickle.dump({"embedding": embedding, "source": source,
+                             "pca": pca if source == "spectra" else None}, fh)
+        with open_split(store, split, "r+") as f:
+            drop_map(store, split, f)  # the old map, its model and the sounds placed on it
+            write_result(f, "tsne", mapped.shape, [mapped], attrs)
+            if method == "opentsne":
+                pending.replace(fitted)  # sklearn's maps have no transform for new points
+    finally:
+        pending.unlink(missing_ok=True)
     log.info("%s: /tsne written (trustworthiness %.3f, kNN accuracy %.3f -> %.3f)", path,
              attrs["trustworthiness"], attrs["knn_accuracy_source"], attrs["knn_accuracy_map"])
     return TsneResult(split, n, attrs)

@@ -88,6 +88,12 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
     try:
         f = h5py.File(path, mode)
     except OSError as err:
+        text = str(err)
+        if "unable to lock file" in text:
+            raise StoreError(f"{path}: open in another program (HDF5 locks a file while it is "
+                             f"written to); close it there and try again") from None
+        if err.errno == 30 or "Read-only file system" in text:
+            raise StoreError(f"{path}: read-only, cannot write results into it") from None
         raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
     if "spectra" not in f:
         f.close()

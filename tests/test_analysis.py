@@ -79,6 +79,29 @@ def test_rerun_replaces_and_leaves_the_build_alone(mapped):
     assert before[0] == after[0]
 
 
+def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    model = mapped[1]
+    wav = next((tone_root / "train" / "audio").glob("*.wav"))
+    place_files(store, model, [wav], split="train")
+    place_files(store, model, [wav], split="test")
+    assert sorted(p.split for p in read_placed(store)) == ["test", "train"]
+    tsne_split(store, "test", perplexity=3, seed=1)  # a new map: its old placed sounds go
+    assert [p.split for p in read_placed(store)] == ["train"]
+    other = tmp_path / "other-model"
+    train(store, other, TrainConfig(epochs=1, steps_per_epoch=2, batch_size=8, width=8,
+                                    max_minutes=None, seed=4), verbose=0)
+    with pytest.raises(StoreError, match="made from another model's embeddings"):
+        place_files(store, other, [wav], split="train")
+    embed_store(store, other, ["train"], progress=False)  # the old map no longer fits
+    with h5py.File(store / "train.h5") as f:
+        assert "tsne" not in f and "embeddings" in f
+    assert not (store / "train.tsne.pkl").exists() and read_placed(store) == []
+    with h5py.File(store / "test.h5") as f:
+        assert "tsne" in f  # other splits keep theirs
+
+
 def test_a_crashed_write_never_looks_complete(tmp_path):
     path = tmp_path / "x.h5"
     with h5py.File(path, "w") as f:
