@@ -229,6 +229,8 @@ def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions
         raise ValueError(f"programs {unknown} have no NSynth family (mapped programs: "
                          f"{sorted(GM_FAMILIES)})")
     tag = tag or _tag(soundfont)
+    if not re.fullmatch(r"[A-Za-z0-9]+", tag):
+        raise ValueError(f"tag must be letters and digits (it goes into note names), got {tag!r}")
     synth = tinysoundfont.Synth(samplerate=options.sample_rate, gain=options.gain_db)
     try:
         sfid = synth.sfload(str(soundfont))

@@ -66,7 +66,9 @@ class StoreError(ValueError):
 
 
 def split_path(store, split: str) -> Path:
-    """``STORE/SPLIT.h5``."""
+    """``STORE/SPLIT.h5``; ``split`` is a name (``train``, ``valid``, ``test``, ...), not a path."""
+    if not split or Path(split).name != split or split.startswith("."):
+        raise StoreError(f"split must be a name such as train, valid or test, not {split!r}")
     return Path(store) / f"{split}{SUFFIX}"
 
 

@@ -118,6 +118,14 @@ def test_evaluate_matches_scikit_learn(trained, tone_store):
     assert Path(result["confusion_png"]) == model_dir / "confusion_test.png"  # its own store
 
 
+def test_confusion_path_is_a_png_wherever_it_is_asked_for(trained, tone_store, tmp_path):
+    model_dir, _ = trained
+    assert evaluate(tone_store, model_dir, "test", confusion_png=tmp_path)["confusion_png"] == \
+        str(tmp_path / "confusion_test.png")
+    named = evaluate(tone_store, model_dir, "test", confusion_png=tmp_path / "cm")
+    assert named["confusion_png"] == str(tmp_path / "cm.png") and (tmp_path / "cm.png").is_file()
+
+
 def test_evaluating_another_store_does_not_overwrite_the_plot(trained, tone_store, tmp_path):
     import shutil
     model_dir, _ = trained
@@ -266,6 +274,8 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
                    "--epochs")
     one_line_error(run("train", tone_store, tone_store), "holds files that are not a timbremap "
                                                          "model's (test.h5, train.h5, valid.h5)")
+    one_line_error(run("evaluate", tone_store, model_dir, "--split", "../store/test"),
+                   "split must be a name such as train, valid or test")
     one_line_error(run("train", tone_store, tmp_path / "m", "--learning-rate", "inf"),
                    "learning_rate must be positive and finite")
     (tmp_path / "bad.wav").write_bytes(b"RIFF")

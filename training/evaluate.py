@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from featurestore.nsynth import FAMILIES
-from featurestore.store import SpectraReader, open_split, read_params, split_path
+from featurestore.store import SpectraReader, StoreError, open_split, read_params, split_path
 
 from .modeldir import TrainedModel, load_trained
 
@@ -49,6 +49,8 @@ def evaluate(store, model_dir, split: str = "test", batch_size: int = 128,
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
     trained = load_trained(model_dir)
     probabilities, labels = predict_split(trained, store, split, batch_size)
+    if not len(labels):
+        raise StoreError(f"{split_path(store, split)}: holds no notes to evaluate")
     predicted = probabilities.argmax(axis=1)
     everything = list(range(len(FAMILIES)))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -65,6 +67,10 @@ def evaluate(store, model_dir, split: str = "test", batch_size: int = 128,
         "confusion": confusion.tolist(), "families": list(FAMILIES),
     }
     png = Path(confusion_png) if confusion_png else default_confusion_png(trained, store, split)
+    if png.is_dir():
+        png = png / default_confusion_png(trained, store, split).name
+    elif png.suffix.lower() != ".png":
+        png = png.with_name(png.name + ".png")
     plot_confusion(confusion, png, f"{split}: accuracy {result['accuracy']:.3f}, balanced "
                                    f"{result['balanced_accuracy']:.3f} (n={result['n']})")
     result["confusion_png"] = str(png)

@@ -51,10 +51,10 @@ class TrainedModel:
 
     def check_features(self, params: FeatureParams, where: str):
         """Raise :class:`ModelError` when ``params`` differ from the model's features."""
-        differences = self.features.differences(params)
+        differences = params.differences(self.features)  # the store's value first
         if differences:
             raise ModelError(f"{where} was built with other features than the model "
-                             f"{self.path} ({'; '.join(differences)})")
+                             f"{self.path} ({'; '.join(differences)}, store != model)")
 
 
 def load_trained(model_dir) -> TrainedModel:
