@@ -51,6 +51,9 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None,
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
             if "tsne" not in f:
+                if splits:  # asked for by name
+                    raise StoreError(f"{f.filename}: no /tsne map (run 'timbremap tsne {store} "
+                                     f"--split {split}')")
                 continue
             root = Path(str(f.attrs.get("source_root", "."))) / split / "audio"
             names = f["names"].asstr()[:]

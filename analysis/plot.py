@@ -39,6 +39,9 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
         with open_split(store, split) as f:
             if "tsne" in f:
                 panels.append((split, f["tsne"][:], f["labels"][:], dict(f["tsne"].attrs)))
+            elif splits:  # asked for by name
+                raise StoreError(f"{f.filename}: no /tsne map (run 'timbremap tsne {store} "
+                                 f"--split {split}')")
     if not panels:
         raise StoreError(f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
     colors = family_colors()

@@ -206,6 +206,8 @@ def tsne_split(store, split: str = "test", source: str = "embeddings",
                                  f"{store} MODEL_DIR' first, or use --source spectra)")
             data = f["embeddings"][:].astype(np.float32)
             embeddings_model = str(f["embeddings"].attrs.get("model_sha1", ""))
+    if n < 5:
+        raise StoreError(f"{path}: {n} notes are too few for a map (at least 5)")
     if n <= 3 * perplexity:
         raise StoreError(f"{path}: {n} points are too few for perplexity {perplexity:g} "
                          f"(needs more than {3 * perplexity:g}; lower --perplexity)")

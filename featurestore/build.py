@@ -47,7 +47,7 @@ from .features import _features_and_sums
 from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits, read_split
 from .params import FeatureParams
 from .stats import RunningStats
-from .store import read_params, split_path
+from .store import StoreError, read_params, split_path
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
 
@@ -441,6 +441,24 @@ def _check_writable(out: Path):
         raise BuildError(f"{out}: cannot write there ({err.strerror or err})") from None
 
 
+@contextlib.contextmanager
+def _locked(out: Path):
+    """An exclusive lock on ``OUT/.timbremap-build.lock`` for the build (POSIX; released when
+    the process ends, however it ends), so two builds never write the same store."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    with open(out / ".timbremap-build.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise BuildError(f"{out}: another build is writing this store; wait for it to "
+                             f"finish") from None
+        yield
+
+
 def resolve_backend(backend: str, jobs: int) -> str:
     """The joblib backend ``build_store`` runs: ``'auto'`` is ``'threading'`` for up to
     :data:`THREADS_UP_TO` jobs and ``'loky'`` beyond; other names are kept.
@@ -521,12 +539,16 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
     reports, train_stats = [], None
     # loky's worker processes share this machine's files: they hand features over in a ring
     local_processes = backend == "loky" and jobs > 1 and os.name == "posix"
-    with _backend(backend, jobs):
+    with _locked(out), _backend(backend, jobs):
         for split in found:
             path = split_path(out, split)
             if path.is_file() and not overwrite:
-                with h5py.File(path, "r") as f:
-                    differences = read_params(f).differences(params)
+                try:
+                    with h5py.File(path, "r") as f:
+                        differences = read_params(f).differences(params)
+                except (OSError, StoreError):
+                    raise BuildError(f"{path}: exists and is not a timbremap split file; move "
+                                     f"it away or use --overwrite") from None
                 if differences:
                     raise BuildError(f"{path}: exists and was built with other feature parameters "
                                      f"({'; '.join(differences)}); use --overwrite to rebuild")

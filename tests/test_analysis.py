@@ -283,3 +283,5 @@ def test_cli_bad_input_lines(mapped, tmp_path):
     assert "Traceback" not in r.stderr
     r = run("plot", tmp_path, tmp_path / "x.png")
     assert r.returncode == 1 and "no split has a /tsne map" in r.stderr
+    r = run("plot", mapped[0], tmp_path / "x.png", "--split", "valid")  # mapped: train, test
+    assert r.returncode == 1 and "valid.h5: no /tsne map (run 'timbremap tsne" in r.stderr

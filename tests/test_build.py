@@ -369,3 +369,21 @@ def test_broken_link_is_skipped_and_a_failed_finish_is_redone(tmp_path, monkeypa
         assert len(f["labels"]) == 3
         assert dict(f["skipped"].asstr()[:]) == {
             "dangling": f"broken symbolic link (to {tmp_path / 'gone.wav'})"}
+
+
+def test_a_second_build_of_the_same_store_is_refused_while_one_runs(tone_root, tmp_path):
+    import fcntl
+    out = tmp_path / "s"
+    out.mkdir()
+    with open(out / ".timbremap-build.lock", "w") as held:  # as a running build holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(BuildError, match="another build is writing this store"):
+            build_store(tone_root, out, jobs=1, progress=False)
+    assert build_store(tone_root, out, jobs=1, progress=False, splits=["test"])[0].n_examples
+
+
+def test_a_file_that_is_not_a_split_is_not_kept_silently(tone_root, tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "test.h5").write_text("my notes")
+    with pytest.raises(BuildError, match="test.h5: exists and is not a timbremap split file"):
+        build_store(tone_root, tmp_path / "s", jobs=1, progress=False, splits=["test"])

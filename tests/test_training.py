@@ -268,7 +268,7 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     broken.mkdir()
     (broken / "config.json").write_text((model_dir / "config.json").read_text())
     (broken / "model.keras").write_bytes(b"not a zip")
-    one_line_error(run("predict", broken, "x.wav"), "cannot load the model")
+    one_line_error(run("predict", broken, "x.wav"), "model.keras: not a Keras model file")
     one_line_error(run("train", tone_store, tmp_path / "m", "--resume", "--epochs", "3"),
                    "--resume continues the run with the settings it started with; leave out "
                    "--epochs")

@@ -5,7 +5,7 @@
     ``config.json``   ``train`` (TrainConfig), ``features`` (FeatureParams of the store, so
                       ``predict`` computes identical features), ``families``, ``input_shape``,
                       ``store``, the best epoch and its validation accuracy, minutes trained
-    ``history.csv``   one row per epoch (loss, accuracy, val_loss, val_accuracy, lr)
+    ``history.csv``   one row per epoch (epoch, loss, accuracy, val_loss, val_accuracy, seconds)
     ``curves.png``    learning curves
     ``backup/``       only while training: what ``--resume`` continues from
 """
@@ -80,6 +80,9 @@ def load_trained(model_dir) -> TrainedModel:
         raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable model config ({err})") from None
     import keras
     from . import models  # noqa: F401  registers the custom layers
+    import zipfile
+    if not zipfile.is_zipfile(model_dir / MODEL_FILE):  # keras would say "File not found"
+        raise ModelError(f"{model_dir / MODEL_FILE}: not a Keras model file (not a .keras zip)")
     try:
         model = keras.models.load_model(model_dir / MODEL_FILE)
     except Exception as err:  # noqa: BLE001 - keras raises many kinds for a bad file
