@@ -15,7 +15,7 @@ from featurestore.store import store_splits
 from training.modeldir import TrainedModel, load_trained
 from training.models import EMBEDDING_LAYER
 
-from .tsne import drop_map
+from .tsne import drop_map, map_model
 from .writeback import write_result
 
 __all__ = ["embed_store", "embedding_model"]
@@ -78,8 +78,8 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None,
                 bar.update(len(x))
             bar.close()
         with open_split(store, split, "r+") as f:
-            stale = "tsne" in f and f["tsne"].attrs.get("source") == "embeddings" and \
-                f["tsne"].attrs.get("embeddings_model_sha1", "") != trained.weights_hash
+            made_from = map_model(f)
+            stale = bool(made_from) and made_from != trained.weights_hash
             write_result(f, "embeddings", (n, dim), embeddings, attrs)
             write_result(f, "probabilities", (n, probabilities[0].shape[1] if n else 11),
                          probabilities, {**attrs, "layer": "family"})  # the softmax

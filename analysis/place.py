@@ -21,7 +21,7 @@ from featurestore.store import StoreError, open_split, read_params, split_path
 from training.modeldir import load_trained
 
 from .embed import embedding_model
-from .tsne import tsne_model_path
+from .tsne import map_model, tsne_model_path
 
 __all__ = ["place_files", "Placed", "read_placed", "PLACED_FILE"]
 
@@ -87,8 +87,8 @@ def place_files(store, model_dir, files: Sequence, split: str = "test", k: int =
         names = f["names"].asstr()[:]
         labels = f["labels"][:]
         source = f["tsne"].attrs["source"]
-        made_from = str(f["tsne"].attrs.get("embeddings_model_sha1", ""))
-    if source == "embeddings" and made_from and made_from != trained.weights_hash:
+        made_from = map_model(f)
+    if made_from and made_from != trained.weights_hash:
         raise StoreError(f"{split_path(store, split)}: its map was made from another model's "
                          f"embeddings than {trained.path}; place with that model (or embed "
                          f"and map again with this one)")

@@ -53,6 +53,16 @@ def tsne_model_path(store, split: str) -> Path:
     return Path(store) / f"{split}.tsne.pkl"
 
 
+def map_model(f: h5py.File) -> str:
+    """The ``model_sha1`` of the model whose embeddings ``/tsne`` maps ('' when it maps spectra
+    or there is no map). Maps made before the attr existed are taken to map the current
+    ``/embeddings``."""
+    if "tsne" not in f or f["tsne"].attrs.get("source") != "embeddings":
+        return ""
+    return str(f["tsne"].attrs.get("embeddings_model_sha1", "") or (
+        f["embeddings"].attrs.get("model_sha1", "") if "embeddings" in f else ""))
+
+
 def drop_map(store, split: str, f: h5py.File):
     """Remove a split's map: ``/tsne`` (``f`` open for writing), its fitted openTSNE model and
     the sounds placed on it."""
@@ -238,12 +248,15 @@ def tsne_split(store, split: str = "test", source: str = "embeddings",
                 pickle.dump({"embedding": embedding, "source": source,
                              "pca": pca if source == "spectra" else None}, fh)
         with open_split(store, split, "r+") as f:
-            drop_map(store, split, f)  # the old map, its model and the sounds placed on it
-            write_result(f, "tsne", mapped.shape, [mapped], attrs)
-            if method == "opentsne":
-                pending.replace(fitted)  # sklearn's maps have no transform for new points
+            write_result(f, "tsne", mapped.shape, [mapped], attrs)  # replaces the old map
+        if method == "opentsne":
+            pending.replace(fitted)
+        else:  # sklearn's maps have no transform for new points
+            fitted.unlink(missing_ok=True)
     finally:
         pending.unlink(missing_ok=True)
+    from .place import forget_placed  # place imports this module
+    forget_placed(store, split)  # they were placed on the old map
     log.info("%s: /tsne written (trustworthiness %.3f, kNN accuracy %.3f -> %.3f)", path,
              attrs["trustworthiness"], attrs["knn_accuracy_source"], attrs["knn_accuracy_map"])
     return TsneResult(split, n, attrs)

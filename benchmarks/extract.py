@@ -66,7 +66,7 @@ def _fresh(folder: Path) -> Path:
     contender pays for another's files)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
-    os.sync()
+    getattr(os, "sync", lambda: None)()  # POSIX
     return folder
 
 
@@ -99,7 +99,7 @@ def _whole_command(root: Path, out: Path, jobs: int, n: int) -> float:
 
 def _steady_state(root: Path, out: Path, jobs: int) -> float:
     from featurestore.build import build_store
-    os.sync()
+    getattr(os, "sync", lambda: None)()
     return build_store(root, out, jobs=jobs, overwrite=True, progress=False)[0].steady_rate
 
 
@@ -112,6 +112,8 @@ def main():
                         help="each contender runs once per round, in turn; the table shows "
                              "medians over rounds")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     args.workdir.mkdir(parents=True, exist_ok=True)
     root = make_root(args.workdir, args.n)
     wavs = sorted(str(p) for p in (root / "train" / "audio").glob("*.wav"))

@@ -177,7 +177,7 @@ def selection(workdir: Path, name: str, changes: dict, train_banks=("timgm6mb",)
                      {"train": [(bank, "train") for bank in train_banks],
                       "valid": [("fluidr3", "valid")]})
     store = workdir / f"selection-store{suffix}"
-    cli("build", root, store, "--jobs", "2", "-q")
+    cli("build", root, store, "--jobs", "2", "-q", "--overwrite")  # with this code's checks
     config = TrainConfig(**changes)
     result = train(store, workdir / name, config, overwrite=True, verbose=2)
     row = {"name": name, "changes": changes, "train_banks": list(train_banks),
@@ -206,7 +206,8 @@ def main():
                              "downloaded from PyPI)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    root = render_root(args.workdir, args.pitch_step, args.velocities, args.train_banks)
+    root = render_root(args.workdir, args.pitch_step, args.velocities,
+                       args.train_banks if args.selection else ())
     if args.selection:
         print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
                                    args.train_banks)))

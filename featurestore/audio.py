@@ -116,6 +116,7 @@ def load_audio(path, params: FeatureParams) -> Tuple[np.ndarray, List[str]]:
         adjustments.append(f"resampled {sr} Hz -> {params.sample_rate} Hz")
         y = soxr.resample(y, sr, params.sample_rate, quality="HQ").astype(np.float32, copy=False)
     n = params.n_samples
+    trimmed = len(y) > n
     if len(y) != n:
         verb = "padded" if len(y) < n else "trimmed"
         adjustments.append(
@@ -123,5 +124,5 @@ def load_audio(path, params: FeatureParams) -> Tuple[np.ndarray, List[str]]:
         y = y[:n] if len(y) > n else np.pad(y, (0, n - len(y)))
     if not y.any():
         raise AudioError(path, "silent: every sample is 0" + (
-            f" in the {n / params.sample_rate:.3f} s used" if len(data) > n else ""))
+            f" in the {n / params.sample_rate:.3f} s used" if trimmed else ""))
     return np.ascontiguousarray(y, dtype=np.float32), adjustments

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import json
 import logging
@@ -285,8 +286,6 @@ def _finalize(f: h5py.File, split: str, root: Path, items, state: _Progress,
     for name in [name for name in f if name != "spectra"]:  # from a finalize that failed
         del f[name]
     spectra = f["spectra"]
-    if spectra.shape[0] != state.n_written:
-        spectra.resize(state.n_written, axis=0)
     if summary is not None:
         spectra.attrs.update({"mean": summary.mean, "std": summary.std,
                               "stats_count": summary.count, "stats_split": stats_split})
@@ -318,6 +317,8 @@ def _finalize(f: h5py.File, split: str, root: Path, items, state: _Progress,
                     "inputs_digest": _inputs_digest(items),
                     "timbremap_version": __version__, "source_root": str(root.resolve()),
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+    if spectra.shape[0] != state.n_written:  # last: a failed finalize can be redone
+        spectra.resize(state.n_written, axis=0)
     return skipped
 
 
@@ -443,20 +444,28 @@ def _check_writable(out: Path):
 
 @contextlib.contextmanager
 def _locked(out: Path):
-    """An exclusive lock on ``OUT/.timbremap-build.lock`` for the build (POSIX; released when
-    the process ends, however it ends), so two builds never write the same store."""
+    """An exclusive lock on the store folder itself for the build (POSIX ``flock`` on its
+    descriptor: no file is left behind, and the lock goes when the process ends, however it
+    ends), so two builds never write the same store. Where folders cannot be locked (no
+    ``fcntl``, some network file systems) the build runs unlocked."""
     try:
         import fcntl
-    except ImportError:  # Windows: no lock
+    except ImportError:
+        fcntl = None
+    fd = os.open(out, os.O_RDONLY) if fcntl is not None else None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise BuildError(f"{out}: another build is writing this store; wait for "
+                                     f"it to finish") from None
+                log.debug("%s: cannot be locked (%s); building unlocked", out, err)
         yield
-        return
-    with open(out / ".timbremap-build.lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise BuildError(f"{out}: another build is writing this store; wait for it to "
-                             f"finish") from None
-        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def resolve_backend(backend: str, jobs: int) -> str:
@@ -546,9 +555,15 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                 try:
                     with h5py.File(path, "r") as f:
                         differences = read_params(f).differences(params)
-                except (OSError, StoreError):
+                except OSError as err:
+                    if "unable to lock file" in str(err):
+                        raise BuildError(f"{path}: open in another program; close it there "
+                                         f"and try again") from None
                     raise BuildError(f"{path}: exists and is not a timbremap split file; move "
                                      f"it away or use --overwrite") from None
+                except (StoreError, ValueError) as err:
+                    raise BuildError(f"{path}: exists, but its feature parameters cannot be "
+                                     f"read ({err}); use --overwrite to rebuild it") from None
                 if differences:
                     raise BuildError(f"{path}: exists and was built with other feature parameters "
                                      f"({'; '.join(differences)}); use --overwrite to rebuild")

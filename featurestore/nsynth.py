@@ -65,6 +65,8 @@ class Example:
         if known >= 0 and source != known:
             raise ValueError(f"instrument_source {source} does not match "
                              f"instrument_source_str {source_str!r}")
+        if not source_str and source >= 0:
+            source_str = SOURCES[source]
         qualities = entry.get("qualities", [0] * len(QUALITIES))
         if not isinstance(qualities, list) or len(qualities) != len(QUALITIES) \
                 or any(q not in (0, 1) or isinstance(q, bool) for q in qualities):

@@ -91,11 +91,13 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
         f = h5py.File(path, mode)
     except OSError as err:
         text = str(err)
-        if "unable to lock file" in text:
-            raise StoreError(f"{path}: open in another program (HDF5 locks a file while it is "
-                             f"written to); close it there and try again") from None
-        if err.errno == 30 or "Read-only file system" in text:
-            raise StoreError(f"{path}: read-only, cannot write results into it") from None
+        if "errno = 11" in text:  # HDF5's file lock: another process has it open
+            raise StoreError(f"{path}: open in another program (HDF5 lets a file be written "
+                             f"only when no one else has it open); close it there and try "
+                             f"again") from None
+        if err.errno in (13, 30) or "errno = 13" in text or "errno = 30" in text:
+            raise StoreError(f"{path}: not writable (read-only file or file system), cannot "
+                             f"write results into it") from None
         raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
     if "spectra" not in f:
         f.close()

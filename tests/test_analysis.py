@@ -90,6 +90,10 @@ def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tm
     tsne_split(store, "test", perplexity=3, seed=1)  # a new map: its old placed sounds go
     assert [p.split for p in read_placed(store)] == ["train"]
     other = tmp_path / "other-model"
+    embed_store(store, model, ["train"], progress=False)  # the same model: the map stays
+    with h5py.File(store / "train.h5") as f:
+        assert "tsne" in f
+    assert [p.split for p in read_placed(store)] == ["train"]
     train(store, other, TrainConfig(epochs=1, steps_per_epoch=2, batch_size=8, width=8,
                                     max_minutes=None, seed=4), verbose=0)
     with pytest.raises(StoreError, match="made from another model's embeddings"):
@@ -253,7 +257,7 @@ def test_map_opens_offline_draws_points_and_plays(mapped, tmp_path):
 
 
 def test_map_shows_names_as_text_and_plays_names_with_url_characters(mapped, tmp_path):
-    store = tmp_path / "store"
+    store = tmp_path / "st<i>ore"
     shutil.copytree(mapped[0], store)
     odd = "<img src=x onerror=\"document.title='XSS'\">take#1 100%?v=2"
     with h5py.File(store / "train.h5", "r+") as f:
@@ -269,7 +273,7 @@ def test_map_shows_names_as_text_and_plays_names_with_url_characters(mapped, tmp
              "--virtual-time-budget=8000", "--dump-dom"]
     dom = subprocess.run([chromium(), *flags, page.as_uri() + "#selftest"], capture_output=True,
                          text=True, timeout=120, check=True).stdout
-    assert "<title>timbremap: store</title>" in dom  # the name's script never ran
+    assert "<title>timbremap: st&lt;i&gt;ore</title>" in dom  # the name's script never ran
     assert "&lt;img src=x" in dom.split('id="tip"', 1)[1]  # shown as text on hover
     assert 'data-playing="' in dom and "data-play-error" not in dom, dom[-1500:]  # it played
 

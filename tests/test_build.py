@@ -353,16 +353,16 @@ def test_broken_link_is_skipped_and_a_failed_finish_is_redone(tmp_path, monkeypa
     examples["dangling"] = example("dangling", "guitar")
     (split / "examples.json").write_text(json.dumps({k: e.to_json() for k, e in examples.items()}))
     import featurestore.build as build
-    finalize = build._finalize
+    digest = build._inputs_digest
 
-    def fails_halfway(f, *args):
-        f.create_dataset("labels", data=[0])
+    def fails(items):  # late in _finalize: its datasets are written, the attrs not yet
         raise OSError("disk full")
-    monkeypatch.setattr(build, "_finalize", fails_halfway)
+    monkeypatch.setattr(build, "_inputs_digest", fails)
     with pytest.raises(OSError, match="disk full"):
         build_store(tmp_path / "root", tmp_path / "s", jobs=1, progress=False)
-    monkeypatch.setattr(build, "_finalize", finalize)
-    assert (tmp_path / "s" / "train.h5.partial").exists()  # reused: it holds 'labels' already
+    monkeypatch.setattr(build, "_inputs_digest", digest)
+    with h5py.File(tmp_path / "s" / "train.h5.partial") as f:  # reused by the next run
+        assert "labels" in f and len(f["spectra"]) == 4  # 4 rows until the finish succeeds
     report = build_store(tmp_path / "root", tmp_path / "s", jobs=1, progress=False)[0]
     assert report.n_examples == 3 and not (tmp_path / "s" / "train.h5.partial").exists()
     with h5py.File(tmp_path / "s" / "train.h5") as f:
@@ -375,11 +375,15 @@ def test_a_second_build_of_the_same_store_is_refused_while_one_runs(tone_root, t
     import fcntl
     out = tmp_path / "s"
     out.mkdir()
-    with open(out / ".timbremap-build.lock", "w") as held:  # as a running build holds it
+    held = os.open(out, os.O_RDONLY)  # the store folder, locked as a running build locks it
+    try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(BuildError, match="another build is writing this store"):
             build_store(tone_root, out, jobs=1, progress=False)
+    finally:
+        os.close(held)
     assert build_store(tone_root, out, jobs=1, progress=False, splits=["test"])[0].n_examples
+    assert sorted(p.name for p in out.iterdir()) == ["test.h5"]  # no lock file left behind
 
 
 def test_a_file_that_is_not_a_split_is_not_kept_silently(tone_root, tmp_path):

@@ -167,11 +167,13 @@ def test_load_audio_rejects_bad_files(tmp_path):
     sf.write(tmp_path / "silent.wav", np.zeros(SR), SR)
     late = np.concatenate([np.zeros(5 * SR), tone(10)])  # its sound starts after the 4 s used
     sf.write(tmp_path / "late.wav", late, SR)
+    sf.write(tmp_path / "silent44k.wav", np.zeros(3 * 44100), 44100)  # all of it used
     for name, reason in [("corrupt.wav", "cannot decode"), ("empty.wav", "no samples"),
                          ("nan.wav", "NaN"), ("missing.wav", "no such file"),
                          ("zero.wav", "empty file"), ("folder.wav", "is a folder"),
                          ("silent.wav", "silent: every sample is 0$"),
-                         ("late.wav", "silent: every sample is 0 in the 4.000 s used")]:
+                         ("late.wav", "silent: every sample is 0 in the 4.000 s used"),
+                         ("silent44k.wav", "silent: every sample is 0$")]:
         with pytest.raises(AudioError, match=reason) as err:
             load_audio(tmp_path / name, params)
         assert name in str(err.value)

@@ -32,8 +32,10 @@ def test_bad_fields_are_named(change, message):
 def test_lenient_where_nothing_is_lost():
     loose = dict(GOOD, velocity="100", pitch=64.0)
     del loose["instrument_family_str"]  # the number alone says which family
+    del loose["instrument_source_str"]  # ... and which source
     parsed = Example.from_json("n", loose)
     assert (parsed.velocity, parsed.pitch, parsed.instrument_family_str) == (100, 64, "brass")
+    assert parsed.instrument_source_str == "synthetic"
 
 
 def test_read_split_encodings_and_missing_audio(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,11 +79,10 @@ def load_trained(model_dir) -> TrainedModel:
         features = FeatureParams.from_dict(info["features"])
     except (ValueError, KeyError, TypeError) as err:
         raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable model config ({err})") from None
-    import keras
-    from . import models  # noqa: F401  registers the custom layers
-    import zipfile
     if not zipfile.is_zipfile(model_dir / MODEL_FILE):  # keras would say "File not found"
         raise ModelError(f"{model_dir / MODEL_FILE}: not a Keras model file (not a .keras zip)")
+    import keras
+    from . import models  # noqa: F401  registers the custom layers
     try:
         model = keras.models.load_model(model_dir / MODEL_FILE)
     except Exception as err:  # noqa: BLE001 - keras raises many kinds for a bad file

@@ -109,20 +109,20 @@ def _open_store(store: Path):
 
 
 def _check_model_dir(model_dir: Path):
-    """A model folder is new, empty or timbremap's own: training never writes over a user's
-    files (or into a store folder)."""
+    """A model folder is new, empty or timbremap's own (its ``config.json`` says so): training
+    never writes over a user's files, or into a store folder. Files a user adds to a model
+    folder (notes, reports) are left alone."""
     if model_dir.exists() and not model_dir.is_dir():
         raise ModelError(f"{model_dir}: exists and is not a folder")
-    ours = {MODEL_FILE, BEST_FILE, CONFIG_FILE, HISTORY_FILE, CURVES_FILE, BACKUP_DIR}
-    foreign = sorted(p.name for p in model_dir.iterdir() if p.name not in ours
-                     and not p.name.startswith(".")  # .DS_Store, .ipynb_checkpoints
-                     and not (p.name.startswith("confusion") and p.suffix == ".png")
-                     ) if model_dir.is_dir() else []
-    if (model_dir / CONFIG_FILE).is_file():
-        try:
-            json.loads((model_dir / CONFIG_FILE).read_text())["timbremap_version"]
-        except (OSError, ValueError, KeyError, TypeError):
-            foreign.insert(0, CONFIG_FILE)
+    if not model_dir.is_dir():
+        return
+    try:
+        json.loads((model_dir / CONFIG_FILE).read_text())["timbremap_version"]
+        return  # a model folder of ours
+    except FileNotFoundError:
+        foreign = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith("."))
+    except (OSError, ValueError, KeyError, TypeError):
+        foreign = [CONFIG_FILE]
     if foreign:
         raise ModelError(f"{model_dir}: holds files that are not a timbremap model's "
                          f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
@@ -259,10 +259,13 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         valid_data.close()
     history = _read_history(history_path)
     diverged = [int(row["epoch"]) + 1 for row in history if not math.isfinite(row["loss"])]
-    if diverged:
+    best = max(history, key=lambda row: row["val_accuracy"])
+    if diverged and not math.isfinite(best["loss"]):
         raise ModelError(f"{model_dir}: training diverged (the loss is not finite in epoch "
                          f"{diverged[0]}); try a lower --learning-rate")
-    best = max(history, key=lambda row: row["val_accuracy"])
+    if diverged:
+        log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
+                    "model is its best epoch before that", diverged[0])
     best_model = model_dir / BEST_FILE
     if not best_model.is_file():  # resumed after the best epoch had been checkpointed
         raise ModelError(f"{best_model}: missing, cannot pick the best epoch")
