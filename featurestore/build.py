@@ -48,7 +48,7 @@ from .features import _features_and_sums
 from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits, read_split
 from .params import FeatureParams
 from .stats import RunningStats
-from .store import StoreError, read_params, split_path
+from .store import read_params, split_path
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
 
@@ -561,7 +561,7 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                                          f"and try again") from None
                     raise BuildError(f"{path}: exists and is not a timbremap split file; move "
                                      f"it away or use --overwrite") from None
-                except (StoreError, ValueError) as err:
+                except ValueError as err:  # StoreError, or parameters FeatureParams refuses
                     raise BuildError(f"{path}: exists, but its feature parameters cannot be "
                                      f"read ({err}); use --overwrite to rebuild it") from None
                 if differences:
