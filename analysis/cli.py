@@ -89,7 +89,6 @@ def train_config(args):
 
 
 def cmd_train(args):
-    import contextlib
     from training.config import TrainConfig
     from training.train import train
     config = train_config(args)
@@ -101,9 +100,8 @@ def cmd_train(args):
         if given:
             raise CommandError(f"--resume continues the run with the settings it started "
                                f"with; leave out {', '.join(given)}")
-    with contextlib.redirect_stdout(sys.stderr):  # Keras's progress bar: stdout is for results
-        result = train(args.store, args.model_dir, config, resume=args.resume,
-                       overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+    result = train(args.store, args.model_dir, config, resume=args.resume,
+                   overwrite=args.overwrite, verbose=0 if args.quiet else 1)
     _print(f"model: {result.model_dir / 'model.keras'}",
            f"best validation accuracy {result.best_val_accuracy:.3f} at epoch "
            f"{result.best_epoch} of {result.epochs}"

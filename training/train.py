@@ -1,11 +1,13 @@
 """``timbremap train``: fit a classifier on ``STORE/train.h5``, select on ``STORE/valid.h5``."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import math
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,8 +254,9 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     try:
         # shuffle=False: the batches are random draws already; Keras's shuffling of their
         # order would follow Python's global random state, which a resumed run does not share.
-        model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
+        with contextlib.redirect_stdout(sys.stderr):  # Keras's progress: stdout is for results
+            model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
+                      callbacks=callbacks, verbose=verbose, shuffle=False)
     finally:
         train_data.close()
         valid_data.close()
