@@ -97,9 +97,13 @@ def link_root(workdir: Path, root: Path, layout: dict) -> Path:
     return root
 
 
-def mfcc_features(wav: str) -> np.ndarray:
+def mfcc_features(wav: str):
+    """MFCC(20) mean and std, or None for a silent note (``build`` skips those: every contender
+    sees the same notes)."""
     import librosa
     y, sr = librosa.load(wav, sr=16000)
+    if not y.any():
+        return None
     mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
     return np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)])
 
@@ -114,8 +118,10 @@ def baseline(root: Path) -> dict:
     data = {}
     for split in ("train", "valid", "test"):
         usable, _ = read_split(root / split)
-        x = np.array(Parallel(n_jobs=2)(delayed(mfcc_features)(str(w)) for _, w in usable))
-        data[split] = (x, np.array([e.instrument_family for e, _ in usable]))
+        rows = Parallel(n_jobs=2)(delayed(mfcc_features)(str(w)) for _, w in usable)
+        kept = [i for i, row in enumerate(rows) if row is not None]
+        data[split] = (np.array([rows[i] for i in kept]),
+                       np.array([usable[i][0].instrument_family for i in kept]))
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
     model.fit(*data["train"])
     scores = {}
