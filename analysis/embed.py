@@ -79,7 +79,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None,
             bar.close()
         with open_split(store, split, "r+") as f:
             made_from = map_model(f)
-            stale = bool(made_from) and made_from != trained.weights_hash
+            stale = bool(made_from) and made_from != attrs["model_sha1"]
             write_result(f, "embeddings", (n, dim), embeddings, attrs)
             write_result(f, "probabilities", (n, probabilities[0].shape[1] if n else 11),
                          probabilities, {**attrs, "layer": "family"})  # the softmax

@@ -48,7 +48,7 @@ from .features import _features_and_sums
 from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits, read_split
 from .params import FeatureParams
 from .stats import RunningStats
-from .store import read_params, split_path
+from .store import held_by_another, read_params, split_path
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
 
@@ -556,7 +556,7 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                     with h5py.File(path, "r") as f:
                         differences = read_params(f).differences(params)
                 except OSError as err:
-                    if "unable to lock file" in str(err):
+                    if held_by_another(err):
                         raise BuildError(f"{path}: open in another program; close it there "
                                          f"and try again") from None
                     raise BuildError(f"{path}: exists and is not a timbremap split file; move "

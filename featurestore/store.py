@@ -56,7 +56,7 @@ from .nsynth import SPLITS
 from .params import FeatureParams
 
 __all__ = ["SpectraReader", "split_path", "open_split", "read_params", "read_stats",
-           "store_splits", "StoreError"]
+           "store_splits", "StoreError", "held_by_another"]
 
 SUFFIX = ".h5"
 
@@ -79,6 +79,11 @@ def store_splits(store) -> list:
     return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
 
 
+def held_by_another(err: OSError) -> bool:
+    """Whether h5py could not open a file because another process holds HDF5's lock on it."""
+    return "errno = 11" in str(err)
+
+
 def open_split(store, split: str, mode: str = "r") -> h5py.File:
     """Open ``STORE/SPLIT.h5``, raising :class:`StoreError` with a clear message if absent."""
     path = split_path(store, split)
@@ -91,7 +96,7 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
         f = h5py.File(path, mode)
     except OSError as err:
         text = str(err)
-        if "errno = 11" in text:  # HDF5's file lock: another process has it open
+        if held_by_another(err):
             raise StoreError(f"{path}: open in another program (HDF5 lets a file be written "
                              f"only when no one else has it open); close it there and try "
                              f"again") from None

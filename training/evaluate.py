@@ -66,9 +66,10 @@ def evaluate(store, model_dir, split: str = "test", batch_size: int = 128,
                        for name, p, r, f, s in zip(FAMILIES, precision, recall, f1, support)},
         "confusion": confusion.tolist(), "families": list(FAMILIES),
     }
-    png = Path(confusion_png) if confusion_png else default_confusion_png(trained, store, split)
+    default = default_confusion_png(trained, store, split)
+    png = Path(confusion_png) if confusion_png else default
     if png.is_dir():
-        png = png / default_confusion_png(trained, store, split).name
+        png = png / default.name
     elif png.suffix.lower() != ".png":
         png = png.with_name(png.name + ".png")
     plot_confusion(confusion, png, f"{split}: accuracy {result['accuracy']:.3f}, balanced "
