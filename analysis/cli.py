@@ -38,8 +38,11 @@ def cmd_render(args):
 
 def feature_params(args):
     from featurestore.params import FeatureParams
+    if args.n_mels is not None and args.features != "mel":
+        raise CommandError(f"--n-mels {args.n_mels}: mel bands apply to --features mel only")
+    mel = {} if args.n_mels is None else {"n_mels": args.n_mels}
     return FeatureParams(kind=args.features, n_fft=args.n_fft, hop_length=args.hop_length,
-                         n_mels=args.n_mels, sample_rate=args.sample_rate)
+                         sample_rate=args.sample_rate, **mel)
 
 
 def build_summary(reports):
@@ -130,19 +133,19 @@ def cmd_predict(args):
     if args.top < 1:
         raise CommandError(f"--top must be at least 1, got {args.top}")
     _report_files(predict_files(args.model_dir, args.files), lambda r: ", ".join(
-        f"{name} {p:.3f}" for name, p in r.top(args.top)) + (
-        f"  ({'; '.join(r.adjustments)})" if r.adjustments else ""))
+        f"{name} {p:.3f}" for name, p in r.top(args.top)))
 
 
 def _report_files(results, describe):
-    """One line per file (stdout), one error line per unreadable file (stderr); then fail if
-    any file could not be used, after all the others were done."""
+    """One line per file (stdout) with what reading did to it, one error line per unreadable
+    file (stderr); then fail if any file could not be used, after all the others were done."""
     failed = [r for r in results if r.error]
     for r in results:
         if r.error:
             log.error("error: %s", r.error)
         else:
-            _print(f"{r.path}: {describe(r)}")
+            _print(f"{r.path}: {describe(r)}"
+                   + (f"  ({'; '.join(r.adjustments)})" if r.adjustments else ""))
     if failed:
         raise CommandError(f"{len(failed)} of {len(results)} files could not be used")
 
@@ -205,7 +208,7 @@ def _add_feature_options(p):
                    help="log-magnitude STFT (default) or log-mel bands")
     g.add_argument("--n-fft", type=int, default=d.n_fft)
     g.add_argument("--hop-length", type=int, default=d.hop_length)
-    g.add_argument("--n-mels", type=int, default=d.n_mels, help="mel bands (--features mel)")
+    g.add_argument("--n-mels", type=int, help=f"mel bands (--features mel; default {d.n_mels})")
     g.add_argument("--sample-rate", type=int, default=d.sample_rate,
                    help="audio at other rates is resampled to this one")
 

@@ -41,6 +41,7 @@ class Placed:
     probability: float = float("nan")
     nearest: List[dict] = field(default_factory=list)  # name, family, distance (on the map)
     error: str = ""
+    adjustments: List[str] = field(default_factory=list)  # what reading did (resample, pad...)
 
 
 def forget_placed(store, split: str):
@@ -102,11 +103,12 @@ def place_files(store, model_dir, files: Sequence, split: str = "test", k: int =
     results, features = [], []
     for path in map(Path, files):
         try:
-            spectrum, _ = features_from_file(path, trained.features)
+            spectrum, adjustments = features_from_file(path, trained.features)
         except AudioError as err:
             results.append(Placed(str(path), split, error=str(err)))
             continue
-        results.append(Placed(str(path.resolve()), split))  # map pages link it from anywhere
+        # an absolute path: map pages link it from anywhere
+        results.append(Placed(str(path.resolve()), split, adjustments=adjustments))
         features.append(spectrum)
     ok = [r for r in results if not r.error]
     if ok:

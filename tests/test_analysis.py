@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import soundfile as sf
 
 from analysis.embed import embed_store
 from analysis.mapview import write_map
@@ -196,12 +197,14 @@ def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
     store, model = mapped
     with h5py.File(store / "train.h5") as f:
         names = f["names"].asstr()[:]
-    copy = tmp_path / "copy_of_note.wav"
-    shutil.copyfile(tone_root / "train" / "audio" / f"{names[4]}.wav", copy)
+    copy = tmp_path / "copy_of_note.wav"  # as stereo: two equal channels
+    y, sr = sf.read(tone_root / "train" / "audio" / f"{names[4]}.wav", dtype="float32")
+    sf.write(copy, np.stack([y, y], axis=1), sr, subtype="FLOAT")
     (tmp_path / "bad.wav").write_bytes(b"nope")
     results = place_files(store, model, [copy, tmp_path / "bad.wav"], split="train")
     assert results[1].error and "bad.wav" in results[1].error
     placed = results[0]
+    assert placed.adjustments == ["downmixed 2 channels"]
     assert placed.nearest[0]["name"] == names[4]
     with h5py.File(store / "train.h5") as f:
         xy = f["tsne"][:]

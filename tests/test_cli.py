@@ -51,6 +51,7 @@ def test_build_and_inspect(tone_root, tmp_path):
     for text in ("== train", "== valid", "== test", "spectra   float16 (22, 251, 513)",
                  "bass 2", "skipped   0", "n_fft=1024"):
         assert text in result.stdout, text
+    assert "n_mels" not in result.stdout  # mel bands do not shape an STFT store
 
 
 @pytest.mark.parametrize("args, message", [
@@ -61,6 +62,7 @@ def test_build_and_inspect(tone_root, tmp_path):
     (["inspect", "{tmp}"], "no split files"),
     (["inspect", "{tmp}/half"], "an unfinished build left train.h5.partial"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
+    (["build", "{tmp}", "{tmp}/out", "--n-mels", "64"], "apply to --features mel only"),
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")

@@ -122,6 +122,14 @@ def test_params_roundtrip_through_attrs(tmp_path):
     assert FeatureParams.from_attrs(FeatureParams().to_attrs()) == FeatureParams()
 
 
+def test_differences_name_only_what_shapes_the_features():
+    assert FeatureParams(n_mels=40, fmin=50.0).differences(FeatureParams()) == []  # both STFT
+    assert FeatureParams(kind="mel", n_mels=40).differences(FeatureParams(kind="mel")) == [
+        "n_mels: 40 != 128"]
+    assert FeatureParams(hop_length=128).differences(FeatureParams()) == [
+        "hop_length: 128 != 256"]
+
+
 def test_half_casts_match_numpy_bit_for_bit():
     sweep = np.arange(0, 0x477FE000, 4099, dtype=np.uint32).view(np.float32)
     ours = to_float16(sweep)
@@ -140,8 +148,10 @@ def test_load_audio_fits_files_to_params(tmp_path):
     sf.write(tmp_path / "short.wav", y[:SR], SR)
     sf.write(tmp_path / "long.wav", np.concatenate([y, y]), SR)
     sf.write(tmp_path / "exact.wav", y, SR)
+    sf.write(tmp_path / "click.wav", y[SR // 4:SR // 4 + 3], SR)
     expected = {"stereo.wav": "downmixed 2 channels", "hi.flac": "resampled 44100 Hz -> 16000 Hz",
-                "short.wav": "padded 1.000 s -> 4.000 s", "long.wav": "trimmed 8.000 s -> 4.000 s"}
+                "short.wav": "padded 1.000 s -> 4.000 s", "long.wav": "trimmed 8.000 s -> 4.000 s",
+                "click.wav": "padded 3 samples -> 4.000 s"}
     for name, what in expected.items():
         audio, adjustments = load_audio(tmp_path / name, params)
         assert audio.shape == (params.n_samples,) and audio.dtype == np.float32

@@ -14,6 +14,8 @@ GOOD = example("n", "brass").to_json()
     ({"pitch": float("inf")}, "pitch inf is not an integer"),
     ({"velocity": 99.7}, "velocity 99.7 is not an integer"),
     ({"velocity": "loud"}, "velocity 'loud' is not an integer"),
+    ({"velocity": "1_00"}, "velocity '1_00' is not an integer"),
+    ({"pitch": "9" * 5000}, r"pitch '9{36}\.\.\. is not an integer"),
     ({"instrument": 2**40}, "instrument 1099511627776 is out of range"),
     ({"instrument_family": True}, "instrument_family True is not an integer"),
     ({"instrument_family": 3}, "does not match instrument_family_str 'brass'"),
@@ -30,7 +32,7 @@ def test_bad_fields_are_named(change, message):
 
 
 def test_lenient_where_nothing_is_lost():
-    loose = dict(GOOD, velocity="100", pitch=64.0)
+    loose = dict(GOOD, velocity="100", pitch=" 64.0 ")
     del loose["instrument_family_str"]  # the number alone says which family
     del loose["instrument_source_str"]  # ... and which source
     parsed = Example.from_json("n", loose)
@@ -55,3 +57,20 @@ def test_read_split_encodings_and_missing_audio(tmp_path):
     (tmp_path / "valid" / "examples.json").write_text(json.dumps({"a": GOOD}))
     assert read_split(tmp_path / "valid")[1] == [
         ("a", f"json entry has no wav (no folder {tmp_path / 'valid' / 'audio'})")]
+
+
+def test_read_split_names_entries_given_twice(tmp_path):
+    split = tmp_path / "train"
+    for name in "abcd":
+        write_note(split, name, tone(10))
+    good, other = json.dumps(GOOD), json.dumps(dict(GOOD, pitch=61))
+    twice_field = good[:-1] + ', "pitch": 99}'  # pitch given again, differently
+    (split / "examples.json").write_text(
+        f'{{"a": {good}, "a": {other}, "b": {good}, "b": {good}, "c": {twice_field}, '
+        f'"d": {good}}}')
+    usable, problems = read_split(split)
+    assert len(usable) == 2  # b (the same entry twice loses nothing) and d
+    assert problems == [
+        ("a", "examples.json has several different entries for this name; which one is meant "
+              "is unclear"),
+        ("c", "json entry gives pitch more than once, with different values")]
