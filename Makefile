@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: install browser demo test clean
+.PHONY: install tools demo test clean
 
 $(BIN)/timbremap: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,16 +19,22 @@ $(BIN)/timbremap: setup.py
 
 install: $(BIN)/timbremap
 
-# The interactive map's test opens it in Debian's headless chromium.
-browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  { echo "installing Debian's chromium for the map test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Debian's tools some tests use: headless chromium opens the interactive map, sf3convert
+# makes an SF3 SoundFont (MuseScore's banks come as SF3) for the render test.
+tools:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  missing="$$missing chromium"; \
+	command -v sf3convert >/dev/null 2>&1 || missing="$$missing sf3convert"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's$$missing for the tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 demo: install
 	$(BIN)/timbremap demo $(DEMO)
 
-test: install browser
+test: install tools
 	$(BIN)/python -m pytest -q tests
 
 clean:

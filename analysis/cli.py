@@ -234,7 +234,8 @@ def make_parser():
                        description="Render notes of a General MIDI SoundFont into instrument-"
                                    "disjoint train/valid/test splits in NSynth's layout.")
     p.add_argument("soundfont", nargs="?", type=Path,
-                   help="SF2 file (default: TimGM6mb.sf2 shipped by pretty_midi)")
+                   help="SF2 or SF3 (Vorbis-compressed) file (default: TimGM6mb.sf2 "
+                        "shipped by pretty_midi)")
     p.add_argument("out", type=Path, help="root folder to write train/ valid/ test/ into")
     p.add_argument("--velocities", type=int, nargs="+", default=[50, 75, 100, 127])
     p.add_argument("--pitch-step", type=int, default=1, help="render every Nth pitch")
