@@ -38,6 +38,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,46 +67,91 @@ def merlin_soundfont(workdir: Path) -> Path:
     return target
 
 
+#: Content comparison of samples: the first FINGERPRINT samples at FINGERPRINT_RATE Hz, aligned
+#: within +-MAX_LAG samples; a normalised correlation above SAME_RECORDING is the same recording
+#: (copies found trimmed, resampled x2 or re-levelled correlate 0.996-0.9998).
+FINGERPRINT_RATE, FINGERPRINT, MAX_LAG, SAME_RECORDING = 16000, 4096, 256, 0.99
+
+
+@dataclass
+class _Sample:
+    name: str
+    digest: str  # SHA-1 of the PCM data
+    pitch: int  # the sample's original MIDI key (255: unpitched)
+    spectrum: np.ndarray  # rfft of its zero-padded, unit-norm fingerprint
+
+
 def _program_samples(soundfont: Path) -> dict:
-    """GM program (bank 0) -> ``{(sample name, SHA-1 of its PCM data)}`` of a SoundFont."""
+    """GM program (bank 0) -> the :class:`_Sample` s it plays, for a SoundFont."""
     import hashlib
     import logging
+    import soxr
     try:
         from sf2utils.sf2parse import Sf2File
     except ImportError:  # a benchmark-only dependency
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", SF2UTILS], check=True)
         from sf2utils.sf2parse import Sf2File
+    quiet = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)  # sf2utils warns of every odd loop point
-    programs = {}
-    with soundfont.open("rb") as fh:
-        for preset in Sf2File(fh).presets:
-            if getattr(preset, "bank", None) != 0:
-                continue  # the terminal record, drum kits and variations
-            programs[preset.preset] = {
-                (zone.sample.name, hashlib.sha1(zone.sample.raw_sample_data).hexdigest())
-                for bag in preset.bags if bag.instrument is not None
-                for zone in bag.instrument.bags if zone.sample is not None}
+    samples, programs = {}, {}
+    try:
+        with soundfont.open("rb") as fh:
+            for preset in Sf2File(fh).presets:
+                if getattr(preset, "bank", None) != 0:
+                    continue  # the terminal record, drum kits and variations
+                zones = [zone.sample for bag in preset.bags if bag.instrument is not None
+                         for zone in bag.instrument.bags if zone.sample is not None]
+                for sample in zones:
+                    if id(sample) in samples:
+                        continue
+                    if sample.sample_width != 2:
+                        sys.exit(f"{soundfont}: 24-bit samples; only 16-bit ones are compared")
+                    pcm = sample.raw_sample_data
+                    x = np.frombuffer(pcm, "<i2").astype(np.float32)
+                    x = soxr.resample(x, sample.sample_rate, FINGERPRINT_RATE)[:FINGERPRINT]
+                    x = x / (np.linalg.norm(x) or 1.0)
+                    samples[id(sample)] = _Sample(
+                        sample.name, hashlib.sha1(pcm).hexdigest(), sample.original_pitch,
+                        np.fft.rfft(x, 2 * FINGERPRINT))
+                programs[preset.preset] = [samples[id(sample)] for sample in zones]
+    finally:
+        logging.getLogger().setLevel(quiet)
     return programs
 
 
-def heard_programs(soundfont: Path, heard_banks) -> dict:
-    """Programs of ``soundfont`` that play a sample also in ``heard_banks``: bit-identical, or
-    of the same name (the same recording trimmed, resampled or re-levelled) -> the reason.
+def _same_recording(a: _Sample, b: _Sample) -> bool:
+    """Whether two samples' fingerprints correlate above SAME_RECORDING at some small lag
+    (only samples within a semitone of each other, or unpitched, are compared)."""
+    if min(a.pitch, b.pitch) < 128 <= max(a.pitch, b.pitch) or (
+            a.pitch < 128 and abs(a.pitch - b.pitch) > 1):
+        return False
+    correlation = np.fft.irfft(a.spectrum * np.conj(b.spectrum))
+    near = np.concatenate([correlation[:MAX_LAG + 1], correlation[-MAX_LAG:]])
+    return float(np.abs(near).max()) > SAME_RECORDING
 
-    Free GM banks are often compiled from each other: such a program is not an instrument the
-    model never heard."""
-    names, hashes = set(), set()
+
+def heard_programs(soundfont: Path, heard_banks) -> dict:
+    """Programs of ``soundfont`` that play a recording also in ``heard_banks`` -> the reason.
+
+    A sample counts as heard when it is bit-identical to one of theirs, has the name of one of
+    theirs (the same recording trimmed or re-levelled), or its first quarter second correlates
+    above SAME_RECORDING with one of theirs within a semitone (the same recording resampled
+    or renamed). Free GM banks are often compiled from each other: such a program is not an
+    instrument the model never heard."""
+    heard_samples = {}
     for bank in heard_banks:
         for samples in _program_samples(bank).values():
-            names |= {name for name, _ in samples}
-            hashes |= {digest for _, digest in samples}
+            heard_samples.update({s.digest: s for s in samples})
+    names = {s.name for s in heard_samples.values()}
     heard = {}
     for program, samples in _program_samples(soundfont).items():
-        same = sum(digest in hashes for _, digest in samples)
-        named = sum(name in names and digest not in hashes for name, digest in samples)
-        if same or named:
+        same = sum(s.digest in heard_samples for s in samples)
+        named = sum(s.name in names and s.digest not in heard_samples for s in samples)
+        alike = sum(s.digest not in heard_samples and s.name not in names and any(
+            _same_recording(s, t) for t in heard_samples.values()) for s in samples)
+        if same or named or alike:
             heard[program] = (f"{same} of its {len(samples)} samples bit-identical, {named} "
-                              f"more of the same name")
+                              f"more of the same name, {alike} more of the same content")
     return heard
 
 
@@ -300,6 +346,9 @@ def main():
                 if program in GM_FAMILIES:  # the programs render plays
                     print(f"{bank}: program {program} left out: {reason} in TimGM6mb or "
                           f"FluidR3")
+            kept = sorted(set(GM_FAMILIES) - set(heard))
+            print(f"{bank}: {len(kept)} of {len(GM_FAMILIES)} mapped programs never heard: "
+                  f"{kept}")
             roots[bank] = link_root(args.workdir, args.workdir / f"root-test-{bank}-unheard",
                                     {"test": [(bank, "train")]}, leave_out=heard)
             stores[bank] = args.workdir / f"store-test-{bank}-unheard"
@@ -314,7 +363,11 @@ def main():
     rows.append(network(store, args.workdir / "model-default", "default", args.train_args,
                         stores))
     print(rows[-1], flush=True)
-    counts = {s: sum(1 for _ in (root / s / "audio").iterdir()) for s in ("train", "valid")}
+    import h5py
+    counts = {}
+    for split in ("train", "valid"):  # the notes the store holds (silent ones are skipped)
+        with h5py.File(store / f"{split}.h5", "r") as f:
+            counts[split] = len(f["labels"])
     names = {"opl3": "OPL-3 (FM)", "merlin": "Merlin Silver (unheard programs)"}
     print(f"\nheld-out SoundFont tests (train {counts['train']} notes: TimGM6mb + FluidR3 "
           f"programs; valid {counts['valid']}: other FluidR3 programs; test: "

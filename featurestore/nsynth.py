@@ -101,17 +101,16 @@ def _integer(entry: dict, key: str, default, low: int, high: int):
     if key not in entry:
         return default
     value = number = entry[key]
-    try:
-        if isinstance(number, str) and re.fullmatch(r"\s*[+-]?\d+(\.0*)?\s*", number):
-            number = float(number) if "." in number else int(number)  # "64", " 64.0"
-        if isinstance(number, float) and number.is_integer():
-            number = int(number)
-    except ValueError:  # more digits than Python converts
-        pass
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    whole = isinstance(number, str) and re.fullmatch(r"\s*[+-]?(\d+)(\.0*)?\s*", number)
+    if whole and len(whole.group(1).lstrip("0")) > 18:  # beyond any field's range
+        raise ValueError(f"{key} {shown} is out of range ({low}..{high})")
+    if whole:
+        number = int(whole.group(1)) * (-1 if number.strip().startswith("-") else 1)
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
     if isinstance(number, bool) or not isinstance(number, int):
-        shown = repr(value)
-        raise ValueError(f"{key} {shown if len(shown) <= 40 else shown[:37] + '...'} is not "
-                         f"an integer")
+        raise ValueError(f"{key} {shown} is not an integer")
     if not low <= number <= high:
         raise ValueError(f"{key} {number} is out of range ({low}..{high})")
     return number

@@ -128,6 +128,8 @@ def test_differences_name_only_what_shapes_the_features():
         "n_mels: 40 != 128"]
     assert FeatureParams(hop_length=128).differences(FeatureParams()) == [
         "hop_length: 128 != 256"]
+    assert FeatureParams(n_mels=40).differences(FeatureParams(kind="mel")) == [  # mixed kinds
+        "kind: 'stft' != 'mel'", "n_mels: 40 != 128"]
 
 
 def test_half_casts_match_numpy_bit_for_bit():

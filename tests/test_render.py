@@ -99,6 +99,9 @@ def test_renders_sf3_soundfonts_like_their_sf2(tmp_path):
     sf3 = tmp_path / "tim.sf3"
     subprocess.run(["sf3convert", "-z", str(default_soundfont()), str(sf3)], check=True,
                    capture_output=True, timeout=120)
+    data = sf3.read_bytes()
+    at = data.index(b"ifil") + 8  # the version chunk: major 3 = Vorbis-compressed samples
+    assert int.from_bytes(data[at:at + 2], "little") == 3
     options = RenderOptions(pitch_step=24, velocities=(100,), duration=1.0, hold=0.75,
                             fractions=(1, 0, 0))
     for name, soundfont in (("sf2", default_soundfont()), ("sf3", sf3)):
