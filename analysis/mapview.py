@@ -22,6 +22,7 @@ from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, open_split, store_splits
 
 from .place import read_placed
+from .tsne import no_map
 from .plot import family_colors
 
 __all__ = ["write_map"]
@@ -52,8 +53,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None,
         with open_split(store, split) as f:
             if "tsne" not in f:
                 if splits:  # asked for by name
-                    raise StoreError(f"{f.filename}: no /tsne map (run 'timbremap tsne {store} "
-                                     f"--split {split}')")
+                    raise no_map(store, split)
                 continue
             root = Path(str(f.attrs.get("source_root", "."))) / split / "audio"
             names = f["names"].asstr()[:]

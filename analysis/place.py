@@ -21,7 +21,7 @@ from featurestore.store import StoreError, open_split, read_params, split_path
 from training.modeldir import load_trained
 
 from .embed import embedding_model
-from .tsne import map_model, tsne_model_path
+from .tsne import map_model, no_map, tsne_model_path
 
 __all__ = ["place_files", "Placed", "read_placed", "PLACED_FILE"]
 
@@ -82,8 +82,7 @@ def place_files(store, model_dir, files: Sequence, split: str = "test", k: int =
     with open_split(store, split) as f:
         trained.check_features(read_params(f), f.filename)
         if "tsne" not in f:
-            raise StoreError(f"{split_path(store, split)}: no /tsne map (run 'timbremap tsne "
-                             f"{store} --split {split}' first)")
+            raise no_map(store, split)
         mapped = f["tsne"][:]
         names = f["names"].asstr()[:]
         labels = f["labels"][:]

@@ -9,6 +9,7 @@ from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, open_split, store_splits
 
 from .place import read_placed
+from .tsne import no_map
 
 __all__ = ["plot_map", "family_colors"]
 
@@ -40,8 +41,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
             if "tsne" in f:
                 panels.append((split, f["tsne"][:], f["labels"][:], dict(f["tsne"].attrs)))
             elif splits:  # asked for by name
-                raise StoreError(f"{f.filename}: no /tsne map (run 'timbremap tsne {store} "
-                                 f"--split {split}')")
+                raise no_map(store, split)
     if not panels:
         raise StoreError(f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
     colors = family_colors()

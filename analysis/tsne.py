@@ -53,6 +53,12 @@ def tsne_model_path(store, split: str) -> Path:
     return Path(store) / f"{split}.tsne.pkl"
 
 
+def no_map(store, split: str) -> StoreError:
+    """The error for a split that has no ``/tsne`` map where one is needed."""
+    return StoreError(f"{split_path(store, split)}: no /tsne map (run 'timbremap tsne {store} "
+                      f"--split {split}' first)")
+
+
 def map_model(f: h5py.File) -> str:
     """The ``model_sha1`` of the model whose embeddings ``/tsne`` maps ('' when it maps spectra
     or there is no map). Maps made before the attr existed are taken to map the current

@@ -7,7 +7,7 @@ from typing import List
 import numpy as np
 
 from .nsynth import FAMILIES
-from .params import ATTR_PREFIX, MEL_ONLY
+from .params import ATTR_PREFIX
 from .store import StoreError, open_split, read_params, store_splits
 
 __all__ = ["describe_store"]
@@ -65,10 +65,9 @@ def describe_store(store, max_skipped: int = 10) -> List[str]:
                 lines.append(f"  adjusted  {len(adjusted)} (e.g. {adjusted[0][0]}: "
                              f"{adjusted[0][1]})")
             params = read_params(f)
-            shown = {k.removeprefix(ATTR_PREFIX): v for k, v in params.to_attrs().items()}
+            attrs = params.to_attrs()
             lines.append("  features  " + ", ".join(
-                f"{k}={v}" for k, v in shown.items()
-                if params.kind == "mel" or k not in MEL_ONLY))  # what shapes the features
+                f"{name}={attrs[ATTR_PREFIX + name]}" for name in params.shaping()))
             lines.append(f"  built     {f.attrs.get('created', '?')} by timbremap "
                          f"{f.attrs.get('timbremap_version', '?')} from "
                          f"{f.attrs.get('source_root', '?')}")

@@ -101,7 +101,8 @@ def _integer(entry: dict, key: str, default, low: int, high: int):
     if key not in entry:
         return default
     value = number = entry[key]
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
     whole = isinstance(number, str) and re.fullmatch(r"\s*[+-]?(\d+)(\.0*)?\s*", number)
     if whole and len(whole.group(1).lstrip("0")) > 18:  # beyond any field's range
         raise ValueError(f"{key} {shown} is out of range ({low}..{high})")

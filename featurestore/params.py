@@ -157,10 +157,16 @@ class FeatureParams:
     def from_dict(cls, data: Mapping) -> "FeatureParams":
         return cls(**dict(data))
 
+    def shaping(self) -> list:
+        """Names of the fields that shape these features (the mel bands' fields only for
+        ``kind='mel'``: they do not shape an STFT)."""
+        return [f.name for f in dataclasses.fields(self)
+                if self.kind == "mel" or f.name not in MEL_ONLY]
+
     def differences(self, other: "FeatureParams") -> list:
-        """Human-readable ``name: a != b`` for every field that differs from ``other`` (the
-        mel bands' fields only when either is ``kind='mel'``: they do not shape an STFT)."""
-        ignored = () if "mel" in (self.kind, other.kind) else MEL_ONLY
+        """Human-readable ``name: a != b`` for every field that shapes either's features and
+        differs from ``other``."""
+        shaping = set(self.shaping()) | set(other.shaping())
         return [f"{f.name}: {getattr(self, f.name)!r} != {getattr(other, f.name)!r}"
-                for f in dataclasses.fields(self) if f.name not in ignored
+                for f in dataclasses.fields(self) if f.name in shaping
                 and getattr(self, f.name) != getattr(other, f.name)]
