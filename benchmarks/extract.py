@@ -99,8 +99,7 @@ def _whole_command(root: Path, out: Path, jobs: int, n: int) -> float:
 
 def _steady_state(root: Path, out: Path, jobs: int) -> float:
     from featurestore.build import build_store
-    getattr(os, "sync", lambda: None)()
-    return build_store(root, out, jobs=jobs, overwrite=True, progress=False)[0].steady_rate
+    return build_store(root, _fresh(out), jobs=jobs, progress=False)[0].steady_rate
 
 
 def main():

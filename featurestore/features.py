@@ -10,7 +10,8 @@ For ``kind='stft'`` the result equals, within float16 rounding::
     np.log1p(compression * S).T.astype(np.float16)
 
 It is computed leanly, because the build runs it on every note: the frames are a strided view
-of the (padded) waveform, those after the note's last non-zero sample are skipped (all zeros),
+of the (padded) waveform, buffers are reused from note to note (:class:`Workspace`), frames
+after the note's last non-zero sample are skipped (all zeros),
 the rest are windowed and transformed by a float32 real FFT :data:`BLOCK_FRAMES` at a time (a
 block's frames and spectrum stay in the CPU's cache), and for each block a single fused pass
 (compiled with numba, :mod:`featurestore.kernels`) turns each bin into ``log1p(compression *
@@ -96,14 +97,68 @@ def _compiled():
         return None
 
 
-def _padded(y: np.ndarray, params: FeatureParams) -> np.ndarray:
-    if not params.center:
-        return y
-    if params.pad_mode == "constant":  # zeros, without np.pad's overhead
-        padded = np.zeros(len(y) + 2 * (params.n_fft // 2), dtype=np.float32)
-        padded[params.n_fft // 2:params.n_fft // 2 + len(y)] = y
-        return padded
-    return np.pad(y, params.n_fft // 2, mode=params.pad_mode)
+@lru_cache(maxsize=None)
+def _rfft_into():
+    """``rfft_into(x, out)``: ``out[...] = scipy.fft.rfft(x, axis=-1)`` without a new array.
+
+    A new 0.5 MB spectrum per block of frames cost more than the FFT itself (fresh pages from
+    the kernel, and two threads contending for them), so the FFT writes into the workspace:
+    through ``out`` of scipy's own pocketfft binding, the function ``scipy.fft.rfft`` calls,
+    checked once per process to give ``scipy.fft.rfft``'s bits; where that private binding is
+    missing or differs, the result of ``scipy.fft.rfft`` is copied.
+    """
+    import scipy.fft  # here, not at the top: the build's writer process never needs it
+
+    def copied(x, out):
+        out[...] = scipy.fft.rfft(x, axis=-1)
+    try:
+        from scipy.fft._pocketfft import pypocketfft
+
+        def direct(x, out):
+            pypocketfft.r2c(x, (x.ndim - 1,), True, 0, out, 1)
+        probe = np.random.default_rng(0).standard_normal((3, 64)).astype(np.float32)
+        out = np.empty((3, 33), dtype=np.complex64)
+        direct(probe, out)
+        if np.array_equal(out, scipy.fft.rfft(probe, axis=-1)):
+            return direct
+    except Exception:  # noqa: BLE001 - another scipy: its public function, copied
+        pass
+    return copied
+
+
+class Workspace:
+    """The buffers computing features reuses from note to note: the padded waveform, a block
+    of windowed frames and its spectrum (about 1 MB for the defaults).
+
+    One per thread: the build makes one per batch of notes, :func:`compute_features` one per
+    call. Reusing them matters: allocating a block's frames and spectrum anew took as long as
+    transforming them, and two threads allocating at once scaled worse still.
+
+    Attributes
+    ----------
+    waveform : np.ndarray, float32, shape ``(params.n_samples,)``
+        The note inside the padded waveform: read a file straight into it
+        (``load_audio(path, params, out=workspace.waveform)``) and it is not copied.
+    """
+
+    def __init__(self, params: FeatureParams):
+        self.params = params
+        self.pad = params.n_fft // 2 if params.center else 0
+        self.padded = np.zeros(params.n_samples + 2 * self.pad, dtype=np.float32)
+        self.waveform = self.padded[self.pad:self.pad + params.n_samples]
+        self.frames = np.lib.stride_tricks.as_strided(  # a read-only view: frame t at t * hop
+            self.padded, shape=params.shape[:1] + (params.n_fft,),
+            strides=(self.padded.strides[0] * params.hop_length, self.padded.strides[0]),
+            writeable=False)
+        self.windowed = np.empty((BLOCK_FRAMES, params.n_fft), dtype=np.float32)
+        self.spectrum = np.empty((BLOCK_FRAMES, params.n_fft // 2 + 1), dtype=np.complex64)
+
+    def load(self, y: np.ndarray):
+        """Put ``y`` into :attr:`waveform` and pad it (``params.pad_mode``; zeros stay)."""
+        if y is not self.waveform:
+            self.waveform[...] = y
+        if self.pad and self.params.pad_mode != "constant":
+            self.padded[...] = np.pad(self.waveform, self.pad, mode=self.params.pad_mode)
 
 
 def _mel_bands(spectrum: np.ndarray, params: FeatureParams) -> np.ndarray:
@@ -129,7 +184,8 @@ def _log_half_numpy(spectrum, mode, power, compression, out, sums, squares):
     squares += np.einsum("ij,ij->j", stored, stored)
 
 
-def _features_and_sums(y: np.ndarray, params: FeatureParams, out: Optional[np.ndarray] = None
+def _features_and_sums(y: np.ndarray, params: FeatureParams, out: Optional[np.ndarray] = None,
+                       workspace: Optional[Workspace] = None
                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`compute_features` plus the per-bin float64 sum and sum of squares of its values.
 
@@ -139,6 +195,8 @@ def _features_and_sums(y: np.ndarray, params: FeatureParams, out: Optional[np.nd
     params : FeatureParams
     out : np.ndarray, float16, shape ``params.shape``, optional
         Where to write the features (e.g. a row of the build's batch buffer).
+    workspace : Workspace, optional
+        Buffers to reuse (one per thread; a new one when not given or made for other params).
 
     Returns
     -------
@@ -154,26 +212,28 @@ def _features_and_sums(y: np.ndarray, params: FeatureParams, out: Optional[np.nd
                          f"got shape {y.shape}")
     if out is None:
         out = np.empty(params.shape, dtype=np.float16)
-    import scipy.fft  # here, not at the top: the build's writer process never needs it
-    kernels = _compiled()
-    padded = _padded(y, params)
-    frames = np.lib.stride_tricks.as_strided(  # a read-only view: frame t at t * hop
-        padded, shape=params.shape[:1] + (params.n_fft,),
-        strides=(padded.strides[0] * params.hop_length, padded.strides[0]), writeable=False)
+    if workspace is None or workspace.params != params:
+        workspace = Workspace(params)
+    kernels, rfft_into = _compiled(), _rfft_into()
+    workspace.load(y)
+    frames = workspace.frames
     n_active = len(frames) if kernels is None else kernels.active_frames(
-        padded, params.hop_length, params.n_frames)  # the rest are zeros: zero features
+        workspace.padded, params.hop_length, params.n_frames)  # the rest are zeros: zero features
     window = _window(params.window, params.n_fft)
     mode = 3 if params.kind == "mel" else 0 if params.power == 1 else 1 if params.power == 2 else 2
     log_half = _log_half_numpy if kernels is None else kernels.log_half
     sums, squares = np.zeros(out.shape[1]), np.zeros(out.shape[1])
-    for start in range(0, n_active, BLOCK_FRAMES):
-        block = slice(start, min(start + BLOCK_FRAMES, n_active))
-        spectrum = scipy.fft.rfft(np.multiply(frames[block], window, dtype=np.float32),
-                                  axis=-1, overwrite_x=True)
+    block = len(workspace.windowed)
+    for start in range(0, n_active, block):
+        stop = min(start + block, n_active)
+        windowed = np.multiply(frames[start:stop], window,
+                               out=workspace.windowed[:stop - start])
+        spectrum = workspace.spectrum[:stop - start]
+        rfft_into(windowed, spectrum)
         if mode == 3:
             spectrum = _mel_bands(spectrum, params)
         log_half(spectrum, mode, float(params.power), float(params.compression),
-                 out[block].view(np.uint16), sums, squares)
+                 out[start:stop].view(np.uint16), sums, squares)
     out[n_active:] = 0  # silent frames add nothing to the sums either
     return out, sums, squares
 

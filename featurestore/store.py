@@ -56,7 +56,7 @@ from .nsynth import SPLITS
 from .params import FeatureParams
 
 __all__ = ["SpectraReader", "split_path", "open_split", "read_params", "read_stats",
-           "store_splits", "StoreError", "held_by_another"]
+           "store_splits", "StoreError", "held_by_another", "chunk_offsets"]
 
 SUFFIX = ".h5"
 
@@ -124,8 +124,10 @@ def read_stats(f: h5py.File):
     return np.asarray(attrs["mean"], np.float64), np.asarray(attrs["std"], np.float64)
 
 
-def _chunk_offsets(ds: h5py.Dataset) -> Optional[np.ndarray]:
-    """Byte offset of each note's chunk, or None when the layout does not allow a memory map."""
+def chunk_offsets(ds: h5py.Dataset) -> Optional[np.ndarray]:
+    """Byte offset in the file of each note's chunk of ``ds`` (``/spectra``), or None when the
+    layout does not allow reading or writing the notes' bytes there directly (not one
+    uncompressed, unfiltered note per chunk, or a chunk not allocated)."""
     if ds.chunks is None or ds.chunks[1:] != ds.shape[1:] or ds.chunks[0] != 1 \
             or ds.compression is not None or ds._filters:
         return None
@@ -183,7 +185,7 @@ class SpectraReader:
         self.labels = self._file["labels"][:].astype(np.int32)
         self._map = self._rows = self._offsets = None
         self.method = "h5py"
-        offsets = _chunk_offsets(self._ds) if method == "mmap" and self.n else None
+        offsets = chunk_offsets(self._ds) if method == "mmap" and self.n else None
         if offsets is not None:
             self._fh = open(self.path, "rb")
             self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)

@@ -102,6 +102,21 @@ def test_mel_features_and_parallel_build_equal_serial(tone_root, tmp_path):
         assert read_params(a) == params
 
 
+def test_notes_written_at_chunk_offsets_equal_hdf5s_own_chunk_writes(tone_root, tmp_path,
+                                                                    monkeypatch):
+    from featurestore import build
+    build_store(tone_root, tmp_path / "raw", jobs=2, progress=False, splits=["train"])
+    writes = []
+    monkeypatch.setattr(build, "chunk_offsets", lambda ds: writes.append(ds.name))  # -> None
+    build_store(tone_root, tmp_path / "hdf5", jobs=2, progress=False, splits=["train"])
+    assert writes == ["/spectra"]  # the fallback, write_direct_chunk, wrote the second store
+    with h5py.File(tmp_path / "raw" / "train.h5") as a, \
+            h5py.File(tmp_path / "hdf5" / "train.h5") as b:
+        assert a["spectra"].shape[0] > 0
+        np.testing.assert_array_equal(a["spectra"][:], b["spectra"][:])
+        assert a["spectra"][:].any()
+
+
 @pytest.fixture
 def bad_root(tmp_path):
     """A train split with every kind of bad input next to good tones."""

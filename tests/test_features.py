@@ -189,3 +189,39 @@ def test_load_audio_rejects_bad_files(tmp_path):
         with pytest.raises(AudioError, match=reason) as err:
             load_audio(tmp_path / name, params)
         assert name in str(err.value)
+
+
+def test_pcm16_files_read_through_libsndfile_as_soundfile_reads_them(tmp_path, monkeypatch):
+    from featurestore import audio
+    params = FeatureParams()
+    y = tone(20)
+    sf.write(tmp_path / "exact.wav", y, SR)
+    sf.write(tmp_path / "stereo.wav", np.stack([y, 0.5 * y], axis=1), SR)
+    sf.write(tmp_path / "short.flac", y[:SR], SR)  # FLAC's samples are PCM_16 too
+    sf.write(tmp_path / "rate.wav", y, 22050)
+    sf.write(tmp_path / "float.wav", y, SR, subtype="FLOAT")  # not PCM_16: soundfile reads it
+    whole = (tmp_path / "exact.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[:len(whole) // 2 + 1])  # header says more frames
+    names = ["exact.wav", "stereo.wav", "short.flac", "rate.wav", "float.wav", "cut.wav"]
+
+    def read_all():
+        return {name: load_audio(tmp_path / name, params) for name in names}
+    fast = read_all()
+    with monkeypatch.context() as m:  # a soundfile without the C binding: SoundFile reads all
+        m.setattr(audio, "_libsndfile", lambda: None)
+        slow = read_all()
+    for name in names:
+        assert np.array_equal(fast[name][0], slow[name][0]), name
+        assert fast[name][1] == slow[name][1], name
+    assert fast["cut.wav"][1] == ["padded 1.999 s -> 4.000 s"]  # what the cut file holds
+
+    def no_soundfile(*args, **kwargs):
+        raise AssertionError("sf.SoundFile used for a 16-bit file")
+    monkeypatch.setattr(audio.sf, "SoundFile", no_soundfile)  # the fast path is the one taken
+    out = np.full(params.n_samples, np.nan, np.float32)
+    y_out, adjustments = load_audio(tmp_path / "exact.wav", params, out=out)
+    assert y_out is out and adjustments == [] and np.array_equal(out, fast["exact.wav"][0])
+    y_out, _ = load_audio(tmp_path / "stereo.wav", params, out=out)  # adjusted: copied into out
+    assert y_out is out and np.array_equal(out, fast["stereo.wav"][0])
+    with pytest.raises(ValueError, match="out must be float32"):
+        load_audio(tmp_path / "exact.wav", params, out=np.empty(10, np.float32))
