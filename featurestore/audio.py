@@ -5,8 +5,9 @@ it, so a note is read, downmixed, resampled and padded the same way in training 
 
 What it does to a file, in order:
 
-1. read with soundfile (WAV, FLAC, OGG, MP3 and everything libsndfile knows), falling back to
-   librosa's audioread loader for other formats;
+1. read with soundfile (WAV, FLAC, OGG, MP3 and everything libsndfile knows; 16-bit files,
+   NSynth's, through libsndfile's C calls as soundfile binds them, see :func:`_read_pcm16`),
+   falling back to librosa's audioread loader for other formats;
 2. reject it (:class:`AudioError`) when it cannot be decoded, holds no samples, or holds NaN
    or infinite samples;
 3. average the channels of a multichannel file to mono;
