@@ -44,6 +44,7 @@ class AudioError(ValueError):
 
 _PCM16_SCALE = np.float32(1 / 32768)
 _SUBTYPE_MASK, _PCM_16 = 0x0000FFFF, 0x0002  # libsndfile's SF_FORMAT_SUBMASK, SF_FORMAT_PCM_16
+_MAX_FAST_FRAMES = 2 ** 26  # 70 minutes at 16 kHz; longer files go through sf.SoundFile
 
 
 def _libsndfile():
@@ -63,9 +64,10 @@ def _read_pcm16(path: Path, out: Optional[np.ndarray]) -> Optional[Tuple[np.ndar
     4-second file, and the wrapper holds the GIL, so two reading threads did not scale).
 
     Returns the samples scaled as libsndfile scales them (into ``out`` when its shape fits)
-    and the sample rate, or ``None`` for anything else (another subtype, a file libsndfile
-    cannot open, a read error), which :func:`_read` then reads, or explains, through
-    ``sf.SoundFile``.
+    and the sample rate, or ``None`` for anything else, which :func:`_read` then reads, or
+    explains, through ``sf.SoundFile`` exactly as before: another subtype, a file libsndfile
+    cannot open, a header whose frame count is unknown (a streamed FLAC says 2**63 - 1), above
+    :data:`_MAX_FAST_FRAMES` or more than the file holds, a read error.
     """
     binding = _libsndfile()
     if binding is None:
@@ -76,17 +78,17 @@ def _read_pcm16(path: Path, out: Optional[np.ndarray]) -> Optional[Tuple[np.ndar
     if handle == ffi.NULL:
         return None
     try:
-        if info.format & _SUBTYPE_MASK != _PCM_16 or info.channels < 1 or info.frames < 0:
+        if info.format & _SUBTYPE_MASK != _PCM_16 or info.channels < 1 \
+                or not 0 <= info.frames <= _MAX_FAST_FRAMES:
             return None
         pcm = np.empty((info.frames, info.channels), dtype=np.int16)
         frames = lib.sf_readf_short(handle, ffi.cast("short *", ffi.from_buffer(pcm)),
                                     info.frames)
-        if lib.sf_error(handle):
+        if frames != info.frames or lib.sf_error(handle):
             return None
     finally:
         lib.sf_close(handle)
-    # fewer frames than the header says: what could be read, as soundfile gives it
-    return _scaled(pcm[:frames], out), int(info.samplerate)
+    return _scaled(pcm, out), int(info.samplerate)
 
 
 def _scaled(pcm: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
@@ -110,7 +112,8 @@ def _read(path: Path, out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, int
             data, sr = fh.read(dtype="float32", always_2d=True), fh.samplerate
     except sf.LibsndfileError as sf_error:
         data, sf_reason = None, str(sf_error)
-    except (RuntimeError, ValueError, EOFError) as sf_error:  # truncated or odd headers
+    except (RuntimeError, ValueError, EOFError, MemoryError) as sf_error:  # odd headers (a FLAC
+        # whose frame count is unknown or inflated asks soundfile for an impossible array)
         data, sf_reason = None, str(sf_error) or type(sf_error).__name__
     if data is None:  # the path is checked only now: one stat less per good file
         if path.is_dir():

@@ -105,7 +105,16 @@ def test_mel_features_and_parallel_build_equal_serial(tone_root, tmp_path):
 def test_notes_written_at_chunk_offsets_equal_hdf5s_own_chunk_writes(tone_root, tmp_path,
                                                                     monkeypatch):
     from featurestore import build
-    build_store(tone_root, tmp_path / "raw", jobs=2, progress=False, splits=["train"])
+    pwrite, pwrites = os.pwrite, []
+
+    def counted(*args):
+        pwrites.append(args[2])
+        return pwrite(*args)
+    with monkeypatch.context() as m:
+        m.setattr(os, "pwrite", counted)
+        build_store(tone_root, tmp_path / "raw", jobs=2, progress=False, splits=["train"])
+    with h5py.File(tmp_path / "raw" / "train.h5") as f:
+        assert len(pwrites) == f["spectra"].shape[0] > 0  # one os.pwrite a note
     writes = []
     monkeypatch.setattr(build, "chunk_offsets", lambda ds: writes.append(ds.name))  # -> None
     build_store(tone_root, tmp_path / "hdf5", jobs=2, progress=False, splits=["train"])
