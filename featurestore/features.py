@@ -9,16 +9,16 @@ For ``kind='stft'`` the result equals, within float16 rounding::
                             center=center, pad_mode=pad_mode)) ** power
     np.log1p(compression * S).T.astype(np.float16)
 
-It is computed leanly, because the build runs it on every note: the frames are a strided view
-of the (padded) waveform, buffers are reused from note to note (:class:`Workspace`), frames
-after the note's last non-zero sample are skipped (all zeros),
-the rest are windowed and transformed by a float32 real FFT :data:`BLOCK_FRAMES` at a time (a
-block's frames and spectrum stay in the CPU's cache), and for each block a single fused pass
-(compiled with numba, :mod:`featurestore.kernels`) turns each bin into ``log1p(compression *
-S)``, casts it to float16 (the CPU's F16C instruction: round half to even, as numpy) and adds
-the stored value to float64 per-bin sums and sums of squares, which the build turns into its
-statistics. Without numba the same features come from plain numpy
-operations (slower, equal within float16 rounding).
+It is computed leanly, because the build runs it on every note: buffers are reused from note to
+note (:class:`Workspace`), the frames are a strided view of the (padded) waveform, those after
+the note's last non-zero sample are skipped (all zeros), the rest are windowed and transformed
+by a float32 real FFT :data:`BLOCK_FRAMES` at a time (a block's frames and spectrum stay in the
+CPU's cache), and for each block a single fused pass (compiled with numba,
+:mod:`featurestore.kernels`) turns each bin into ``log1p(compression * S)``, casts it to
+float16 (the CPU's F16C instruction: round half to even, as numpy) and adds the stored value to
+float64 per-bin sums and sums of squares, which the build turns into its statistics. Without
+numba the same features come from plain numpy operations (slower, equal within float16
+rounding).
 """
 from __future__ import annotations
 
@@ -101,11 +101,11 @@ def _compiled():
 def _rfft_into():
     """``rfft_into(x, out)``: ``out[...] = scipy.fft.rfft(x, axis=-1)`` without a new array.
 
-    A new 0.5 MB spectrum per block of frames cost more than the FFT itself (fresh pages from
-    the kernel, and two threads contending for them), so the FFT writes into the workspace:
-    through ``out`` of scipy's own pocketfft binding, the function ``scipy.fft.rfft`` calls,
-    checked once per process to give ``scipy.fft.rfft``'s bits; where that private binding is
-    missing or differs, the result of ``scipy.fft.rfft`` is copied.
+    A new 0.5 MB spectrum per block of frames cost about as much as the FFT itself (fresh pages
+    from the kernel, and two threads contending for them), so the FFT writes into the
+    workspace: through ``out`` of scipy's own pocketfft binding, the function
+    ``scipy.fft.rfft`` calls, checked once per process to give ``scipy.fft.rfft``'s bits; where
+    that private binding is missing or differs, the result of ``scipy.fft.rfft`` is copied.
     """
     import scipy.fft  # here, not at the top: the build's writer process never needs it
 

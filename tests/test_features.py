@@ -250,3 +250,22 @@ def test_pcm16_files_read_through_libsndfile_as_soundfile_reads_them(tmp_path, m
     assert y_out is out and np.array_equal(out, fast["stereo.wav"][0])
     with pytest.raises(ValueError, match="out must be float32"):
         load_audio(tmp_path / "exact.wav", params, out=np.empty(10, np.float32))
+
+
+def test_fft_into_the_workspace_equals_scipys_rfft(monkeypatch):
+    import sys
+    y = _note_with_silent_end(FeatureParams())
+    direct = features._features_and_sums(y, FeatureParams())
+    assert features._rfft_into().__name__ == "direct"  # scipy's binding, written in place
+    features._rfft_into.cache_clear()
+    try:
+        import scipy.fft._pocketfft as pocketfft
+        monkeypatch.delattr(pocketfft, "pypocketfft")  # a scipy without the binding
+        monkeypatch.setitem(sys.modules, "scipy.fft._pocketfft.pypocketfft", None)
+        assert features._rfft_into().__name__ == "copied"
+        copied = features._features_and_sums(y, FeatureParams())
+    finally:
+        monkeypatch.undo()
+        features._rfft_into.cache_clear()
+    for ours, reference in zip(copied, direct):
+        assert np.array_equal(ours.view(np.uint8), reference.view(np.uint8))
