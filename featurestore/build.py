@@ -283,12 +283,12 @@ def _note_writer(path: Path, spectra: h5py.Dataset):
     cannot be read, or without ``os.pwrite``, ``write_direct_chunk`` writes the chunk.
     """
     offsets = chunk_offsets(spectra) if hasattr(os, "pwrite") else None
-    if offsets is None:
-        yield lambda i, row: spectra.id.write_direct_chunk((i, 0, 0), row)
-        return
-    fd = os.open(path, os.O_WRONLY)
+    fd = None if offsets is None else os.open(path, os.O_WRONLY)
 
     def write_note(i, row):
+        if fd is None:
+            spectra.id.write_direct_chunk((i, 0, 0), row)
+            return
         data, position = memoryview(np.ascontiguousarray(row)).cast("B"), int(offsets[i])
         while data:
             written = os.pwrite(fd, data, position)
@@ -296,7 +296,8 @@ def _note_writer(path: Path, spectra: h5py.Dataset):
     try:
         yield write_note
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def _strings(rows) -> np.ndarray:
@@ -605,9 +606,14 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                 first = f"; first: {problems[0][0]}: {problems[0][1]}" if problems else ""
                 raise BuildError(f"{root / split}: no usable notes in the train split "
                                  f"({len(problems)} problems{first})")
-            report, stats = _build_split(split, root, path, params, items, problems,
-                                         train_stats if split != "train" else None, jobs,
-                                         batch_size, progress, local_processes)
+            try:
+                report, stats = _build_split(split, root, path, params, items, problems,
+                                             train_stats if split != "train" else None, jobs,
+                                             batch_size, progress, local_processes)
+            except OSError as err:  # a full disk, most likely; the journal keeps what was done
+                raise BuildError(f"{path}: cannot be written ({err.strerror or err}); what was "
+                                 f"done is kept in {path.name}.partial: make room and run the "
+                                 f"same build again to resume") from None
             if items and not report.n_examples:
                 first = report.skipped[0] if report.skipped else ("?", "?")
                 if split == "train":  # no statistics, nothing to train on: not a store

@@ -249,6 +249,34 @@ def test_unwritable_out(tone_root, tmp_path):
         build_store(tone_root, blocker / "out", progress=False)
 
 
+def test_a_full_disk_names_the_file_and_the_build_resumes(tone_root, tmp_path, monkeypatch):
+    import errno
+    from featurestore import build
+    pwrite, calls = os.pwrite, []
+
+    def full_after_five(*args):
+        calls.append(args[2])
+        if len(calls) > 5:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return pwrite(*args)
+    out = tmp_path / "full"
+    with monkeypatch.context() as m:
+        m.setattr(os, "pwrite", full_after_five)
+        m.setattr(build, "JOURNAL_SECONDS", 0.0)  # a journal after every batch
+        with pytest.raises(BuildError, match=r"train\.h5: cannot be written \(No space left on "
+                                             r"device\); .* kept in train\.h5\.partial: make "
+                                             r"room and run the same build again to resume"):
+            build_store(tone_root, out, jobs=1, batch_size=2, progress=False, splits=["train"])
+    assert not (out / "train.h5").exists() and (out / "train.h5.partial").exists()
+    report = build_store(tone_root, out, jobs=1, batch_size=2, progress=False,
+                         splits=["train"])[0]
+    assert report.status == "resumed" and report.resumed_at == 4  # the last full batch
+    build_store(tone_root, tmp_path / "clean", jobs=1, progress=False, splits=["train"])
+    with h5py.File(out / "train.h5") as a, h5py.File(tmp_path / "clean" / "train.h5") as b:
+        np.testing.assert_array_equal(a["spectra"][:], b["spectra"][:])
+        np.testing.assert_array_equal(a["spectra"].attrs["std"], b["spectra"].attrs["std"])
+
+
 SLOW_BUILD = """
 import sys, time
 import featurestore.build as b
@@ -382,7 +410,7 @@ def test_broken_link_is_skipped_and_a_failed_finish_is_redone(tmp_path, monkeypa
     def fails(items):  # late in _finalize: its datasets are written, the attrs not yet
         raise OSError("disk full")
     monkeypatch.setattr(build, "_inputs_digest", fails)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(BuildError, match=r"train\.h5: cannot be written \(disk full\); .*resume"):
         build_store(tmp_path / "root", tmp_path / "s", jobs=1, progress=False)
     monkeypatch.setattr(build, "_inputs_digest", digest)
     with h5py.File(tmp_path / "s" / "train.h5.partial") as f:  # reused by the next run
