@@ -213,6 +213,25 @@ def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
     assert [p.path for p in read_placed(store)] == [str(copy)]
 
 
+def test_place_command_prints_what_reading_did(mapped, tone_root, tmp_path, capsys, caplog):
+    from analysis.cli import main
+    store, model = mapped
+    with h5py.File(store / "train.h5") as f:
+        name = f["names"].asstr()[0]
+    y, sr = sf.read(tone_root / "train" / "audio" / f"{name}.wav", dtype="float32")
+    sf.write(tmp_path / "stereo.wav", np.stack([y, y], axis=1), sr)
+    (tmp_path / "bad.wav").write_bytes(b"nope")
+    code = main(["place", str(store), str(model), str(tmp_path / "stereo.wav"),
+                 str(tmp_path / "bad.wav"), "--split", "train"])
+    out = capsys.readouterr().out
+    assert code == 1  # one file could not be used, after the other was placed
+    line, = [row for row in out.splitlines() if "stereo.wav" in row]
+    assert f"{name} (" in line.split("nearest: ")[1]  # the copy's original is among them
+    assert line.endswith("  (downmixed 2 channels)")
+    assert "bad.wav: cannot decode audio" in caplog.text
+    assert "1 of 2 files could not be used" in caplog.text
+
+
 @pytest.mark.parametrize("splits", [["train"], ["train", "test"]])
 def test_plot_is_a_png_with_nothing_cut_off(mapped, tmp_path, splits):
     out = plot_map(mapped[0], tmp_path / "map.png", splits=splits)
