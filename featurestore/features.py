@@ -32,7 +32,7 @@ from .audio import load_audio
 from .half import to_float16, to_float32
 from .params import FeatureParams
 
-__all__ = ["compute_features", "features_from_file"]
+__all__ = ["compute_features", "features_from_file", "Workspace"]
 
 #: Frames transformed at a time: a block's frames and spectrum stay in the CPU's cache
 #: (measured here: blocks of 64 or 128 frames made a note 1.7x faster than all 251 at once).

@@ -215,7 +215,8 @@ def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
 
 def test_place_command_prints_what_reading_did(mapped, tone_root, tmp_path, capsys, caplog):
     from analysis.cli import main
-    store, model = mapped
+    store, model = tmp_path / "store", mapped[1]
+    shutil.copytree(mapped[0], store)  # its placed sounds stay out of the shared store
     with h5py.File(store / "train.h5") as f:
         name = f["names"].asstr()[0]
     y, sr = sf.read(tone_root / "train" / "audio" / f"{name}.wav", dtype="float32")
