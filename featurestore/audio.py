@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -47,9 +48,11 @@ _SUBTYPE_MASK, _PCM_16 = 0x0000FFFF, 0x0002  # libsndfile's SF_FORMAT_SUBMASK, S
 _MAX_FAST_FRAMES = 2 ** 26  # 70 minutes at 16 kHz; longer files go through sf.SoundFile
 
 
+@lru_cache(maxsize=None)
 def _libsndfile():
     """``(lib, ffi)``: libsndfile's C functions as soundfile binds them (cffi), or ``None`` where
-    this soundfile does not expose them (then every file goes through ``sf.SoundFile``)."""
+    this soundfile does not expose them (then every file goes through ``sf.SoundFile``).
+    Looked up once per process."""
     lib, ffi = getattr(sf, "_snd", None), getattr(sf, "_ffi", None)
     names = ("sf_open", "sf_readf_short", "sf_error", "sf_close", "SFM_READ")
     if os.name == "nt" or lib is None or ffi is None or not all(hasattr(lib, n) for n in names):
