@@ -30,6 +30,17 @@ def embedding_model(trained: TrainedModel):
     return keras.Model(model.inputs, [model.get_layer(EMBEDDING_LAYER).output, model.outputs[0]])
 
 
+def _check_finite(rows: np.ndarray, path: Path, start: int, problem: str):
+    """Raise :class:`StoreError` naming the first note (``start`` + row) of ``rows`` that is
+    not all finite, and the ``problem``: nothing infinite or NaN is written into a store."""
+    bad = ~np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)
+    if bad.any():
+        index = start + int(np.argmax(bad))
+        with open_split(path.parent, path.stem) as f:
+            name = f["names"].asstr()[index] if "names" in f else f"#{index}"
+        raise StoreError(f"{path}: note {name} (row {index}): {problem}; nothing was written")
+
+
 def _attrs(trained: TrainedModel) -> dict:
     return {"model": str(trained.path.resolve()), "model_sha1": trained.weights_hash,
             "layer": EMBEDDING_LAYER}
@@ -71,10 +82,14 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None,
             bar = tqdm(total=n, unit="note", desc=f"embed {split}", disable=not progress)
             # one pass over the spectra; what it keeps is small (D + 11 floats a note)
             embeddings, probabilities = [], []
-            for x in reader.iter_batches(batch_size):
+            for start, x in zip(range(0, n, batch_size), reader.iter_batches(batch_size)):
+                _check_finite(x, path, start, "its stored features are not finite (rebuild the "
+                              "store with --overwrite: a build skips such notes)")
                 e, p = both.predict_on_batch(x.astype(np.float32))
                 embeddings.append(np.asarray(e, np.float32))
                 probabilities.append(np.asarray(p, np.float32))
+                _check_finite(embeddings[-1], path, start, f"the model {trained.path} gives "
+                              f"embeddings that are not finite")
                 bar.update(len(x))
             bar.close()
         with open_split(store, split, "r+") as f:

@@ -1,8 +1,9 @@
 """``timbremap place``: new sounds on an existing t-SNE map.
 
 Each file goes through the same feature function as the store, the model's embedding layer,
-and openTSNE's ``transform`` of the split's fitted map (``SPLIT.tsne.pkl``). The placed points
-are kept next to the store in ``placed.json`` so ``plot`` and ``map`` can show them.
+and openTSNE's ``transform`` of the split's map, rebuilt from the split file's arrays
+(:func:`analysis.tsne.fitted_map`: nothing is unpickled). The placed points are kept next to the
+store in ``placed.json`` so ``plot`` and ``map`` can show them.
 """
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ import numpy as np
 
 from featurestore.audio import AudioError
 from featurestore.features import features_from_file
+from featurestore.files import atomic_write_text
 from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, open_split, read_params, split_path
 from training.modeldir import load_trained
 
 from .embed import embedding_model
-from .tsne import map_model, no_map, tsne_model_path
+from .tsne import fitted_map, map_model, no_map
 
 __all__ = ["place_files", "Placed", "read_placed", "PLACED_FILE"]
 
@@ -53,10 +55,7 @@ def forget_placed(store, split: str):
 
 
 def _write_placed(store, placed: Sequence[Placed]):
-    path = Path(store) / PLACED_FILE
-    tmp = path.with_name(PLACED_FILE + ".tmp")
-    tmp.write_text(json.dumps([asdict(p) for p in placed], indent=1))
-    tmp.replace(path)
+    atomic_write_text(Path(store) / PLACED_FILE, json.dumps([asdict(p) for p in placed], indent=1))
 
 
 def read_placed(store) -> List[Placed]:
@@ -74,8 +73,9 @@ def place_files(store, model_dir, files: Sequence, split: str = "test", k: int =
     Raises
     ------
     StoreError
-        The split has no openTSNE map (run ``timbremap tsne`` with ``--method opentsne``), or
-        was built with other features than the model.
+        The split has no openTSNE map (run ``timbremap tsne`` with ``--method opentsne``), its
+        map was made from another model's embeddings, or it was built with other features
+        than the model.
     """
     store = Path(store)
     trained = load_trained(model_dir)
@@ -83,47 +83,35 @@ def place_files(store, model_dir, files: Sequence, split: str = "test", k: int =
         trained.check_features(read_params(f), f.filename)
         if "tsne" not in f:
             raise no_map(store, split)
-        mapped = f["tsne"][:]
-        names = f["names"].asstr()[:]
-        labels = f["labels"][:]
-        source = f["tsne"].attrs["source"]
         made_from = map_model(f)
-    if made_from and made_from != trained.weights_hash:
-        raise StoreError(f"{split_path(store, split)}: its map was made from another model's "
-                         f"embeddings than {trained.path}; place with that model (or embed "
-                         f"and map again with this one)")
-    fitted_path = tsne_model_path(store, split)
-    if not fitted_path.is_file():
-        raise StoreError(f"{fitted_path}: missing; placing needs a map made with --method "
-                         f"opentsne")
-    import pickle
-    with fitted_path.open("rb") as fh:
-        fitted = pickle.load(fh)
-    results, features = [], []
-    for path in map(Path, files):
-        try:
-            spectrum, adjustments = features_from_file(path, trained.features)
-        except AudioError as err:
-            results.append(Placed(str(path), split, error=str(err)))
-            continue
-        # an absolute path: map pages link it from anywhere
-        results.append(Placed(str(path.resolve()), split, adjustments=adjustments))
-        features.append(spectrum)
-    ok = [r for r in results if not r.error]
-    if ok:
-        x = np.stack(features).astype(np.float32)
-        embeddings, probabilities = embedding_model(trained).predict_on_batch(x)
-        if source == "spectra":
-            points = fitted["pca"].transform(x.reshape(len(x), -1)).astype(np.float32)
-        else:
-            points = np.asarray(embeddings, np.float32)
-        coords = np.asarray(fitted["embedding"].transform(points))
-        for r, xy, p in zip(ok, coords, np.asarray(probabilities)):
-            r.x, r.y = float(xy[0]), float(xy[1])
-            r.family, r.probability = FAMILIES[int(p.argmax())], float(p.max())
-            distance = np.linalg.norm(mapped - xy, axis=1)
-            r.nearest = [{"name": str(names[i]), "family": FAMILIES[int(labels[i])],
-                          "distance": float(distance[i])} for i in np.argsort(distance)[:k]]
+        if made_from and made_from != trained.weights_hash:
+            raise StoreError(f"{split_path(store, split)}: its map was made from another "
+                             f"model's embeddings than {trained.path}; place with that model "
+                             f"(or embed and map again with this one)")
+        to_map = fitted_map(f)
+        mapped, names, labels = f["tsne"][:], f["names"].asstr()[:], f["labels"][:]
+        results, features = [], []
+        for path in map(Path, files):
+            try:
+                spectrum, adjustments = features_from_file(path, trained.features)
+            except AudioError as err:
+                results.append(Placed(str(path), split, error=str(err)))
+                continue
+            # an absolute path: map pages link it from anywhere
+            results.append(Placed(str(path.resolve()), split, adjustments=adjustments))
+            features.append(spectrum)
+        ok = [r for r in results if not r.error]
+        coords = probabilities = ()
+        if ok:
+            x = np.stack(features).astype(np.float32)
+            embeddings, probabilities = embedding_model(trained).predict_on_batch(x)
+            coords = to_map(x, np.asarray(embeddings, np.float32))
+    for r, xy, p in zip(ok, coords, np.asarray(probabilities)):
+        r.x, r.y = float(xy[0]), float(xy[1])
+        r.family, r.probability = FAMILIES[int(p.argmax())], float(p.max())
+        distance = np.linalg.norm(mapped - xy, axis=1)
+        r.nearest = [{"name": str(names[i]), "family": FAMILIES[int(labels[i])],
+                      "distance": float(distance[i])} for i in np.argsort(distance)[:k]]
     kept = {(p.path, p.split): p for p in read_placed(store)}
     kept.update({(r.path, r.split): r for r in ok})
     try:

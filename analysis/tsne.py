@@ -9,13 +9,15 @@ for ``spectra`` ``pca_components`` and ``pca_explained_variance``, and for openT
 ``neighbors`` (exact | annoy) and ``iterations`` (after early exaggeration; see
 :func:`fit_opentsne`).
 
-With openTSNE the fitted map is kept next to the store as ``SPLIT.tsne.pkl``: ``place`` needs it
-to position new sounds on the map (openTSNE's ``transform``).
+``place`` positions new sounds on an openTSNE map with openTSNE's ``transform``, on the map
+rebuilt from plain arrays of the split file (:func:`fitted_map`): ``/tsne``, its attrs, and the
+points it maps (``/embeddings``, or for ``spectra`` the PCA kept as ``/tsne_pca_components``
+float32 ``(k, frames * bins)`` and ``/tsne_pca_mean`` float32 ``(frames * bins,)``). Nothing is
+pickled: a store from someone else can be mapped and placed into without trusting it.
 """
 from __future__ import annotations
 
 import logging
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from featurestore.store import SpectraReader, StoreError, open_split, split_path
 from .writeback import write_result
 
 __all__ = ["tsne_split", "knn_accuracy", "map_metrics", "TsneResult", "METHODS", "SOURCES",
-           "tsne_model_path", "fit_opentsne"]
+           "fit_opentsne", "fitted_map", "MAP_DATASETS"]
 
 log = logging.getLogger(__name__)
 METHODS = ("opentsne", "sklearn")
@@ -38,6 +40,9 @@ MAX_ITER = 500  # openTSNE's default iterations after early exaggeration
 KL_TOL = 0.02  # converged: 50 iterations lower the KL divergence by less than 2 %
 EXACT_NEIGHBORS_MAX = 30_000  # exact nearest neighbours up to here, Annoy's beyond
 INTS_IN_INTERVAL = 4  # width of openTSNE's FFT interpolation intervals (its default: 1)
+PCA_COMPONENTS, PCA_MEAN = "tsne_pca_components", "tsne_pca_mean"
+#: What a map is made of in a split file (``/tsne`` last: written last, it marks a whole map).
+MAP_DATASETS = (PCA_COMPONENTS, PCA_MEAN, "tsne")
 
 
 @dataclass
@@ -47,10 +52,6 @@ class TsneResult:
     split: str
     n: int
     attrs: dict
-
-
-def tsne_model_path(store, split: str) -> Path:
-    return Path(store) / f"{split}.tsne.pkl"
 
 
 def no_map(store, split: str) -> StoreError:
@@ -70,12 +71,12 @@ def map_model(f: h5py.File) -> str:
 
 
 def drop_map(store, split: str, f: h5py.File):
-    """Remove a split's map: ``/tsne`` (``f`` open for writing), its fitted openTSNE model and
-    the sounds placed on it."""
+    """Remove a split's map (``f`` open for writing: ``/tsne`` and its PCA) and the sounds
+    placed on it."""
     from .place import forget_placed  # place imports this module
-    if "tsne" in f:
-        del f["tsne"]
-    tsne_model_path(store, split).unlink(missing_ok=True)
+    for name in MAP_DATASETS[::-1]:
+        if name in f:
+            del f[name]
     forget_placed(store, split)
 
 
@@ -193,6 +194,68 @@ def fit_opentsne(data: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jo
     return embedding, {"neighbors": neighbors, "iterations": int(iterations)}
 
 
+def _pca_points(f: h5py.File, spectra: np.ndarray) -> np.ndarray:
+    """``spectra`` ``(n, frames, bins)`` in the PCA space of a ``spectra`` map (as
+    scikit-learn's ``PCA.transform``: centred, projected, not whitened)."""
+    flat = spectra.reshape(len(spectra), -1).astype(np.float32)
+    return ((flat - f[PCA_MEAN][:]) @ f[PCA_COMPONENTS][:].T).astype(np.float32)
+
+
+def fitted_map(f: h5py.File, n_jobs: int = 2):
+    """A split's openTSNE map, rebuilt from the file's plain arrays for ``place``.
+
+    The affinities are computed again from the points the map was made of, with the
+    parameters in ``/tsne``'s attrs (the same exact or seeded Annoy neighbours), and the map's
+    coordinates are ``/tsne``: what ``transform`` then does equals what the fitted object
+    would do, within float32 rounding.
+
+    Returns
+    -------
+    to_map : callable
+        ``to_map(spectra, embeddings)`` -> ``(n, 2)`` positions of new notes on the map, in
+        ``/tsne``'s coordinates (``spectra`` ``(n, frames, bins)``, ``embeddings`` ``(n, D)``).
+
+    Raises
+    ------
+    StoreError
+        No map, a map openTSNE did not make (scikit-learn's cannot place new points), or one
+        whose source arrays are missing.
+    """
+    import openTSNE
+    path = Path(f.filename)
+    if "tsne" not in f:
+        raise StoreError(f"{path}: no /tsne map")
+    attrs = f["tsne"].attrs
+    if attrs.get("method") != "opentsne":
+        raise StoreError(f"{path}: its map was made with --method {attrs.get('method')}, which "
+                         f"cannot place new points; make it with --method opentsne")
+    source = attrs.get("source")
+    needed = ["embeddings"] if source == "embeddings" else [PCA_COMPONENTS, PCA_MEAN]
+    missing = [name for name in needed if name not in f]
+    if missing:
+        raise StoreError(f"{path}: its map lacks /{', /'.join(missing)}; run 'timbremap tsne' "
+                         f"again")
+    if source == "embeddings":
+        points = f["embeddings"][:].astype(np.float32)
+    else:
+        with SpectraReader(path) as reader:
+            points = np.concatenate([_pca_points(f, x) for x in reader.iter_batches(256)])
+    seed = int(attrs["seed"])
+    affinities = openTSNE.affinity.MultiscaleMixture(
+        points, float(attrs["perplexity"]), method=str(attrs["neighbors"]), n_jobs=n_jobs,
+        random_state=seed)
+    coords = f["tsne"][:].astype(np.float64)
+    embedding = openTSNE.TSNEEmbedding(coords, affinities, random_state=seed,
+                                       negative_gradient_method="fft",
+                                       ints_in_interval=INTS_IN_INTERVAL, n_jobs=n_jobs)
+    centre = (coords.max(axis=0) + coords.min(axis=0)) / 2  # transform centres the map first
+
+    def to_map(spectra: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+        new = embeddings if source == "embeddings" else _pca_points(f, spectra)
+        return np.asarray(embedding.transform(np.asarray(new, np.float32))) + centre
+    return to_map
+
+
 def tsne_split(store, split: str = "test", source: str = "embeddings",
                method: str = "opentsne", perplexity: float = 30.0, seed: int = 0,
                pca_components: int = 50, n_jobs: int = 2) -> TsneResult:
@@ -246,23 +309,12 @@ def tsne_split(store, split: str = "test", source: str = "embeddings",
         mapped = model.fit_transform(data).astype(np.float32)
         attrs["kl_divergence"] = float(model.kl_divergence_)
     attrs.update(map_metrics(data, mapped, labels, seed))
-    fitted = tsne_model_path(store, split)
-    pending = fitted.with_suffix(".tmp")
-    try:
-        if method == "opentsne":  # written aside, in place only once /tsne is
-            with open(pending, "wb") as fh:
-                pickle.dump({"embedding": embedding, "source": source,
-                             "pca": pca if source == "spectra" else None}, fh)
-        with open_split(store, split, "r+") as f:
-            write_result(f, "tsne", mapped.shape, [mapped], attrs)  # replaces the old map
-        if method == "opentsne":
-            pending.replace(fitted)
-        else:  # sklearn's maps have no transform for new points
-            fitted.unlink(missing_ok=True)
-    finally:
-        pending.unlink(missing_ok=True)
-    from .place import forget_placed  # place imports this module
-    forget_placed(store, split)  # they were placed on the old map
+    with open_split(store, split, "r+") as f:  # the old map goes first: never half of each
+        drop_map(store, split, f)
+        if source == "spectra" and method == "opentsne":  # place needs it
+            write_result(f, PCA_COMPONENTS, pca.components_.shape, [pca.components_], {})
+            write_result(f, PCA_MEAN, pca.mean_.shape, [pca.mean_], {})
+        write_result(f, "tsne", mapped.shape, [mapped], attrs)
     log.info("%s: /tsne written (trustworthiness %.3f, kNN accuracy %.3f -> %.3f)", path,
              attrs["trustworthiness"], attrs["knn_accuracy_source"], attrs["knn_accuracy_map"])
     return TsneResult(split, n, attrs)

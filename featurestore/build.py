@@ -43,12 +43,14 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
 from . import __version__
-from .audio import AudioError, load_audio
-from .features import Workspace, _features_and_sums
+from .audio import AudioError
+from .features import Workspace, note_features
+from .files import atomic_write_text
 from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits, read_split
 from .params import FeatureParams
 from .stats import RunningStats
-from .store import chunk_offsets, held_by_another, read_params, split_path
+from .store import (StoreError, chunk_offsets, held_by_another, read_params, read_stats,
+                    split_path)
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
 
@@ -173,14 +175,12 @@ def _extract(batch: Sequence[Tuple[int, str]], params: FeatureParams,
     stats, workspace = [], Workspace(params)
     done, skipped, adjusted = [], [], []
     for pos, path in batch:
-        try:
-            y, adjustments = load_audio(path, params, out=workspace.waveform)
+        try:  # the features go straight into their row; a skipped note's row is reused
+            _, total, squares, adjustments = note_features(
+                Path(path), params, out=features[len(done)], workspace=workspace)
         except AudioError as err:
             skipped.append((pos, err.reason))
             continue
-        # features_from_file's computation, written in place, with the sums of the stored values
-        _, total, squares = _features_and_sums(y, params, out=features[len(done)],
-                                               workspace=workspace)
         stats.append(RunningStats.from_sums(params.n_frames, total, squares))
         done.append(pos)
         if adjustments:
@@ -208,12 +208,6 @@ def _inputs_digest(items) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write_text(path: Path, text: str):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 @dataclass(frozen=True)
 class _Summary:
     """Mean and standard deviation of a split, as stored on ``/spectra``."""
@@ -221,6 +215,10 @@ class _Summary:
     mean: np.ndarray
     std: np.ndarray
     count: int
+
+    @property
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.mean).all() and np.isfinite(self.std).all())
 
 
 @dataclass
@@ -239,7 +237,7 @@ class _Progress:
         if self.stats.count:
             stats = {"count": self.stats.count, "mean": self.stats.mean.tolist(),
                      "m2": self.stats.m2.tolist()}
-        _atomic_write_text(path, json.dumps({
+        atomic_write_text(path, json.dumps({
             "fingerprint": self.fingerprint, "position": self.position,
             "n_written": self.n_written, "stats": stats, "skipped": self.skipped,
             "adjusted": self.adjusted}))
@@ -450,6 +448,10 @@ def _build_split(split: str, root: Path, path: Path, params: FeatureParams, item
             stats_split = split
         else:
             summary, stats_split = train_stats, "train"
+        if summary is not None and not summary.finite:
+            raise BuildError(f"{path}: the statistics of {split} are not finite although every "
+                             f"note's features were; nothing was finished (a bug: please "
+                             f"report it)")
         skipped = _finalize(f, split, root, items, state, problems, summary, stats_split)
     os.replace(partial, path)
     journal.unlink()
@@ -660,5 +662,8 @@ def _existing_train_stats(out: Path, params: FeatureParams) -> Optional["_Summar
         attrs = f["spectra"].attrs
         if "mean" not in attrs:
             return None
-        return _Summary(np.asarray(attrs["mean"]), np.asarray(attrs["std"]),
-                        int(attrs["stats_count"]))
+        try:
+            mean, std = read_stats(f)
+        except StoreError as err:
+            raise BuildError(str(err)) from None
+        return _Summary(mean, std, int(attrs["stats_count"]))

@@ -28,11 +28,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .audio import load_audio
+from .audio import AudioError, load_audio
 from .half import to_float16, to_float32
 from .params import FeatureParams
 
-__all__ = ["compute_features", "features_from_file", "Workspace"]
+__all__ = ["compute_features", "features_from_file", "note_features", "Workspace"]
 
 #: Frames transformed at a time: a block's frames and spectrum stay in the CPU's cache
 #: (measured here: blocks of 64 or 128 frames made a note 1.7x faster than all 251 at once).
@@ -261,14 +261,55 @@ def compute_features(y: np.ndarray, params: FeatureParams) -> np.ndarray:
     return _features_and_sums(y, params)[0]
 
 
+def note_features(path, params: FeatureParams, *, out: Optional[np.ndarray] = None,
+                  workspace: Optional[Workspace] = None
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[str]]:
+    """Read one audio file and compute its features: what ``build`` stores and ``predict`` and
+    ``place`` feed the model.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    params : FeatureParams
+    out : np.ndarray, float16, shape ``params.shape``, optional
+        Where to write the features.
+    workspace : Workspace, optional
+        Buffers to reuse (one per thread); the file is read straight into its waveform.
+
+    Returns
+    -------
+    features : np.ndarray, float16, shape ``params.shape``
+    sums, squares : np.ndarray, float64, shape ``(n_bins,)``
+        See :func:`_features_and_sums`.
+    adjustments : list of str
+        What reading did to fit the file to ``params`` (downmix, resample, pad, trim, peak).
+
+    Raises
+    ------
+    AudioError
+        The file cannot be used (see :func:`featurestore.audio.load_audio`), or its features
+        are not all finite (one such note would make a split's statistics NaN).
+    """
+    if workspace is None or workspace.params != params:
+        workspace = Workspace(params)
+    y, adjustments = load_audio(path, params, out=workspace.waveform)
+    features, sums, squares = _features_and_sums(y, params, out=out, workspace=workspace)
+    # the sums are float64 over float16 values: finite exactly when every value is
+    if not (np.isfinite(sums).all() and np.isfinite(squares).all()):
+        bad = np.count_nonzero(~np.isfinite(features))
+        raise AudioError(path, f"its features are not finite ({bad} of {features.size} values "
+                               f"are infinite or NaN)")
+    return features, sums, squares, adjustments
+
+
 def features_from_file(path, params: FeatureParams) -> Tuple[np.ndarray, List[str]]:
-    """Read an audio file with :func:`~featurestore.audio.load_audio` and compute its features.
+    """The features of one audio file (:func:`note_features` without the sums).
 
     Returns
     -------
     features : np.ndarray, float16, shape ``params.shape``
     adjustments : list of str
-        What reading did to fit the file to ``params`` (downmix, resample, pad, trim).
+        What reading did to fit the file to ``params`` (downmix, resample, pad, trim, peak).
     """
-    y, adjustments = load_audio(Path(path), params)
-    return compute_features(y, params), adjustments
+    features, _, _, adjustments = note_features(Path(path), params)
+    return features, adjustments

@@ -7,6 +7,7 @@ entry that cannot be used, so a build can record it and go on.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,11 +174,21 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
         raise ValueError(f"{json_path}: expected a json object mapping note names to fields")
     audio_dir = split_dir / "audio"
     files = sorted(audio_dir.iterdir()) if audio_dir.is_dir() else []
-    wavs = {p.stem: p for p in files if p.suffix.lower() == ".wav"}  # NAME.wav, also NAME.WAV
+    candidates: Dict[str, List[Path]] = {}  # NAME.wav, also NAME.WAV
+    for p in files:
+        if p.suffix.lower() == ".wav":
+            candidates.setdefault(p.stem, []).append(p)
     others = {p.stem: p.name for p in files if p.suffix.lower() != ".wav"}
     usable, problems = [], []
     for name in sorted(entries):
-        wav = wavs.get(name)
+        if _is_path(name):
+            problems.append((name, "json key is a path, not a note name (a name has no /, \\ "
+                                   "or NUL and is not . or ..)"))
+            continue
+        if len(candidates.get(name, ())) > 1:
+            problems.append((name, _ambiguous(candidates[name])))
+            continue
+        wav = candidates.get(name, [None])[0]
         if wav is None:
             expected = audio_dir / (name + ".wav")
             why = ("no folder " + str(audio_dir) if not audio_dir.is_dir() else
@@ -199,8 +210,21 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
         except ValueError as err:
             problems.append((name, str(err)))
     problems += [(name, f"wav has no entry in {json_path.name}")
-                 for name in sorted(set(wavs) - set(entries))]
+                 for name in sorted(set(candidates) - set(entries))]
     return usable, sorted(problems)
+
+
+def _is_path(name: str) -> bool:
+    """Whether a json key names anything but a file in ``audio/`` (``../x``, ``a/b``)."""
+    return name in ("", ".", "..") or any(c in name for c in "/\\\0")
+
+
+def _ambiguous(paths: List[Path]) -> str:
+    """The reason for an entry that several files fit (``NAME.wav`` and ``NAME.WAV``)."""
+    names = " and ".join(p.name for p in paths)
+    links = [f"{p.name} is a link to {os.readlink(p)}" for p in paths if p.is_symlink()]
+    return (f"ambiguous: {names} both fit this entry" + (f" ({'; '.join(links)})" if links
+                                                         else "") + "; keep one")
 
 
 def write_split(split_dir, examples: Dict[str, Example]) -> Path:

@@ -39,7 +39,8 @@ root attrs         ``feature_*``: every parameter that shapes the features
                    ``inputs_digest`` (SHA-1 of the input files' names and sizes: a later
                    build warns when the folder changed).
 
-Analysis may add ``/embeddings``, ``/probabilities`` and ``/tsne``; a build never writes them.
+Analysis may add ``/embeddings``, ``/probabilities`` and ``/tsne`` (with, for a map of spectra,
+``/tsne_pca_components`` and ``/tsne_pca_mean``); a build never writes them.
 
 Strings read back as ``bytes`` with plain h5py; ``f['names'].asstr()[:]`` gives ``str``.
 """
@@ -92,22 +93,35 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
     if not path.is_file():
         have = ", ".join(store_splits(store)) or "none"
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: {have})")
-    try:
-        f = h5py.File(path, mode)
-    except OSError as err:
-        text = str(err)
-        if held_by_another(err):
-            raise StoreError(f"{path}: open in another program (HDF5 lets a file be written "
-                             f"only when no one else has it open); close it there and try "
-                             f"again") from None
-        if err.errno in (13, 30) or "errno = 13" in text or "errno = 30" in text:
-            raise StoreError(f"{path}: not writable (read-only file or file system), cannot "
-                             f"write results into it") from None
-        raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
+    f = _open_file(path, mode)
     if "spectra" not in f:
         f.close()
         raise StoreError(f"{path}: not a timbremap store (no /spectra dataset)")
     return f
+
+
+def _open_file(path: Path, mode: str) -> h5py.File:
+    """``h5py.File(path, mode)``, with a :class:`StoreError` that says what to do when it
+    cannot be opened.
+
+    HDF5 lets one process write a file while no other has it open: a writer (``embed``,
+    ``tsne``) holds an exclusive lock and every reader a shared one, so a reader of a file
+    being written, or a writer of a file being read, is refused here instead of seeing half of
+    a change.
+    """
+    try:
+        return h5py.File(path, mode)
+    except OSError as err:
+        text = str(err)
+        if held_by_another(err):
+            doing = "written by" if mode == "r" else "open in"
+            raise StoreError(f"{path}: {doing} another program (HDF5 lets a file be written "
+                             f"only while no one else has it open); wait for it or close it "
+                             f"there, and try again") from None
+        if err.errno in (13, 30) or "errno = 13" in text or "errno = 30" in text:
+            raise StoreError(f"{path}: not writable (read-only file or file system), cannot "
+                             f"write results into it") from None
+        raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
 
 
 def read_params(f: h5py.File) -> FeatureParams:
@@ -119,9 +133,21 @@ def read_params(f: h5py.File) -> FeatureParams:
 
 
 def read_stats(f: h5py.File):
-    """``(mean, std)`` float64 arrays of shape ``(bins,)`` stored on ``/spectra``."""
+    """``(mean, std)`` float64 arrays of shape ``(bins,)`` stored on ``/spectra``.
+
+    Raises
+    ------
+    StoreError
+        When they are missing or not all finite (nothing could be learnt from them).
+    """
     attrs = f["spectra"].attrs
-    return np.asarray(attrs["mean"], np.float64), np.asarray(attrs["std"], np.float64)
+    if "mean" not in attrs or "std" not in attrs:
+        raise StoreError(f"{f.filename}: no statistics (/spectra attrs mean, std)")
+    mean, std = np.asarray(attrs["mean"], np.float64), np.asarray(attrs["std"], np.float64)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise StoreError(f"{f.filename}: its statistics (/spectra attrs mean, std) are not "
+                         f"finite; rebuild the store with --overwrite")
+    return mean, std
 
 
 def chunk_offsets(ds: h5py.Dataset) -> Optional[np.ndarray]:
@@ -178,7 +204,7 @@ class SpectraReader:
         if method not in ("mmap", "h5py"):
             raise ValueError(f"method must be 'mmap' or 'h5py', got {method!r}")
         self.path = Path(path)
-        self._file = h5py.File(self.path, "r")
+        self._file = _open_file(self.path, "r")
         self._ds = self._file["spectra"]
         self.n = int(self._ds.shape[0])
         self.shape = tuple(self._ds.shape[1:])

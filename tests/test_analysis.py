@@ -102,7 +102,7 @@ def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tm
     embed_store(store, other, ["train"], progress=False)  # the old map no longer fits
     with h5py.File(store / "train.h5") as f:
         assert "tsne" not in f and "embeddings" in f
-    assert not (store / "train.tsne.pkl").exists() and read_placed(store) == []
+    assert read_placed(store) == []
     with h5py.File(store / "test.h5") as f:
         assert "tsne" in f  # other splits keep theirs
 
@@ -152,7 +152,7 @@ def test_tsne_of_separated_clusters_is_faithful(tmp_path, method):
     assert attrs["trustworthiness"] > 0.9
     assert attrs["knn_accuracy_source"] == 1.0 and attrs["knn_accuracy_map"] > 0.98
     assert attrs["kl_divergence"] > 0
-    assert (tmp_path / "test.tsne.pkl").exists() == (method == "opentsne")
+    assert [p.name for p in tmp_path.iterdir()] == ["test.h5"]  # nothing beside the store
     if method == "opentsne":
         assert attrs["neighbors"] == "exact" and 50 <= attrs["iterations"] <= 500
 
@@ -227,8 +227,11 @@ def test_place_command_prints_what_reading_did(mapped, tone_root, tmp_path, caps
     out = capsys.readouterr().out
     assert code == 1  # one file could not be used, after the other was placed
     line, = [row for row in out.splitlines() if "stereo.wav" in row]
-    assert f"{name} (" in line.split("nearest: ")[1]  # the copy's original is among them
-    assert line.endswith("  (downmixed 2 channels)")
+    shutil.copytree(mapped[0], tmp_path / "again")  # what place_files says of the same file
+    placed = place_files(tmp_path / "again", model, [tmp_path / "stereo.wav"], split="train")[0]
+    nearest = ", ".join(f"{n['name']} ({n['family']})" for n in placed.nearest[:3])
+    assert line.split("nearest: ")[1] == f"{nearest}  (downmixed 2 channels)"
+    assert placed.family in line
     assert "bad.wav: cannot decode audio" in caplog.text
     assert "1 of 2 files could not be used" in caplog.text
 
@@ -312,3 +315,142 @@ def test_cli_bad_input_lines(mapped, tmp_path):
     assert r.returncode == 1 and "no split has a /tsne map" in r.stderr
     r = run("plot", mapped[0], tmp_path / "x.png", "--split", "valid")  # mapped: train, test
     assert r.returncode == 1 and "valid.h5: no /tsne map (run 'timbremap tsne" in r.stderr
+
+
+class Planted:
+    """A pickle that leaves a file behind when it is loaded."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def place_copy(store, model, tone_root, tmp_path, split="train", row=4):
+    """Place a copy of a stored note; returns ``(its original's name, Placed)``."""
+    with h5py.File(store / f"{split}.h5") as f:
+        name = f["names"].asstr()[row]
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes((tone_root / split / "audio" / f"{name}.wav").read_bytes())
+    return name, place_files(store, model, [copy], split=split)[0]
+
+
+def test_nothing_beside_a_store_is_unpickled(mapped, tone_root, tmp_path, monkeypatch):
+    import pickle
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    marker = tmp_path / "the-pickle-ran"
+    for split in ("train", "test"):
+        (store / f"{split}.tsne.pkl").write_bytes(pickle.dumps(Planted(marker)))
+
+    def refused(*args, **kwargs):
+        raise AssertionError("something was unpickled")
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refused)
+    name, placed = place_copy(store, mapped[1], tone_root, tmp_path)
+    assert placed.nearest[0]["name"] == name and not marker.exists()
+    tsne_split(store, "train", perplexity=3, seed=0)  # a new map, with the pickle still there
+    assert place_copy(store, mapped[1], tone_root, tmp_path)[1].nearest[0]["name"] == name
+    assert not marker.exists()
+
+
+def test_a_map_rebuilt_from_the_file_places_as_the_fitted_one(tmp_path):
+    from analysis.tsne import fit_opentsne, fitted_map
+    labels = cluster_store(tmp_path / "test.h5")
+    with h5py.File(tmp_path / "test.h5") as f:
+        points = f["embeddings"][:]
+    tsne_split(tmp_path, "test", perplexity=10, seed=0)
+    fitted, _ = fit_opentsne(points, 10.0, seed=0)  # what tsne fitted, as an object
+    new = points[[0, 70]] + 0.01
+    expected = np.asarray(fitted.transform(new))
+    with h5py.File(tmp_path / "test.h5") as f:
+        xy = f["tsne"][:]
+        placed = fitted_map(f)(None, new)
+    # transform centres the map first; the rebuilt map answers in /tsne's coordinates
+    np.testing.assert_allclose(placed - (xy.max(0) + xy.min(0)) / 2, expected, atol=1e-3)
+    nearest = [labels[np.argmin(np.linalg.norm(xy - p, axis=1))] for p in placed]
+    assert nearest == [labels[0], labels[70]]
+
+
+def test_place_on_a_map_of_spectra(mapped, tone_root, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    tsne_split(store, "train", source="spectra", perplexity=3, seed=0, pca_components=8)
+    with h5py.File(store / "train.h5") as f:
+        assert f["tsne_pca_components"].shape == (8, int(np.prod(f["spectra"].shape[1:])))
+    name, placed = place_copy(store, mapped[1], tone_root, tmp_path)
+    with h5py.File(store / "train.h5") as f:
+        xy = f["tsne"][:]
+    spread = np.linalg.norm(xy - xy.mean(0), axis=1).mean()
+    assert name in [n["name"] for n in placed.nearest]  # among its 5 nearest on the map
+    assert placed.nearest[0]["distance"] < 0.25 * spread
+    assert placed.nearest[0]["family"] == name.split("_synthetic")[0]
+    tsne_split(store, "train", method="sklearn", perplexity=3, seed=0)
+    with h5py.File(store / "train.h5") as f:
+        assert "tsne_pca_components" not in f  # gone with the map it belonged to
+    with pytest.raises(StoreError, match="made with --method sklearn, which cannot place"):
+        place_copy(store, mapped[1], tone_root, tmp_path)
+
+
+def test_embed_writes_nothing_when_a_stored_note_is_not_finite(mapped, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    with h5py.File(store / "test.h5", "r+") as f:
+        before = f["embeddings"][:]
+        name = f["names"].asstr()[2]
+        row = f["spectra"][2]
+        row[7, 9] = np.inf
+        f["spectra"][2] = row
+    with pytest.raises(StoreError, match=rf"test.h5: note {name} \(row 2\): its stored "
+                                         rf"features are not finite"):
+        embed_store(store, mapped[1], ["test"], progress=False)
+    with h5py.File(store / "test.h5") as f:
+        assert np.array_equal(f["embeddings"][:], before)
+
+
+HOLD = """
+import sys, time, h5py
+f = h5py.File(sys.argv[1], sys.argv[2])
+print("open", flush=True)
+time.sleep(60)
+"""
+
+
+def held(path, mode):
+    """A process of its own that holds ``path`` open (HDF5's locks are per process)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path), mode], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "open"
+    return proc
+
+
+def test_a_split_being_read_is_not_written_and_one_being_written_is_not_read(mapped, tmp_path):
+    from featurestore.store import SpectraReader, open_split
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    before = (store / "test.h5").read_bytes()
+    reader = held(store / "test.h5", "r")  # a training run, inspect, a user's h5py session
+    try:
+        with pytest.raises(StoreError, match="test.h5: open in another program .* wait for it "
+                                             "or close it there"):
+            embed_store(store, mapped[1], ["test"], progress=False)
+        with pytest.raises(StoreError, match="test.h5: open in another program"):
+            tsne_split(store, "test", perplexity=3)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert (store / "test.h5").read_bytes() == before
+    writer = held(store / "test.h5", "r+")
+    try:
+        with pytest.raises(StoreError, match="test.h5: written by another program"):
+            open_split(store, "test")
+        with pytest.raises(StoreError, match="test.h5: written by another program"):
+            SpectraReader(store / "test.h5")
+        r = subprocess.run([sys.executable, "-m", "analysis.cli", "inspect", str(store)],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and "test.h5: written by another program" in r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        writer.kill()
+        writer.wait()

@@ -1,4 +1,7 @@
+import re
+
 import librosa
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -236,13 +239,19 @@ def test_pcm16_files_read_through_libsndfile_as_soundfile_reads_them(tmp_path, m
             continue
         assert np.array_equal(fast[name][0], slow[name][0]), name
         assert fast[name][1] == slow[name][1], name
-    assert fast["cut.wav"][1] == ["padded 1.999 s -> 4.000 s"]  # what the cut file holds
+    # cut short: what its header declares is not there (one frame is 2 bytes)
+    assert fast["cut.wav"].endswith("truncated: its header declares 64000 frames, the file "
+                                     "holds 31989")
+    assert re.search(fr"truncated: its header declares {2 * SR} frames, decoding stopped after "
+                     fr"1\d{{4}} \(", fast["inflated.flac"])  # FLAC: read till the decoder fails
 
     def no_soundfile(*args, **kwargs):
         raise AssertionError("sf.SoundFile used for a 16-bit file")
     monkeypatch.setattr(audio.sf, "SoundFile", no_soundfile)  # the fast path is the one taken
-    for name in ["exact.wav", "stereo.wav", "short.flac", "rate.wav", "cut.wav"]:
+    for name in ["exact.wav", "stereo.wav", "short.flac", "rate.wav"]:
         assert np.array_equal(load_audio(tmp_path / name, params)[0], fast[name][0]), name
+    with pytest.raises(AudioError, match="truncated"):
+        load_audio(tmp_path / "cut.wav", params)
     out = np.full(params.n_samples, np.nan, np.float32)
     y_out, adjustments = load_audio(tmp_path / "exact.wav", params, out=out)
     assert y_out is out and adjustments == [] and np.array_equal(out, fast["exact.wav"][0])

@@ -84,7 +84,8 @@ def load_trained(model_dir) -> TrainedModel:
     import keras
     from . import models  # noqa: F401  registers the custom layers
     try:
-        model = keras.models.load_model(model_dir / MODEL_FILE)
+        # safe mode: a model file never runs code (no lambda layers are deserialised)
+        model = keras.models.load_model(model_dir / MODEL_FILE, safe_mode=True)
     except Exception as err:  # noqa: BLE001 - keras raises many kinds for a bad file
         raise ModelError(f"{model_dir / MODEL_FILE}: cannot load the model "
                          f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import math
 import shutil
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from featurestore import __version__
+from featurestore.files import atomic_write_text, replaced
 from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, open_split, read_params, read_stats, split_path
 
@@ -48,13 +47,6 @@ def distribution_strategy():
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def _read_history(path: Path) -> list:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def plot_curves(history: list, path: Path, title: str):
@@ -131,6 +123,133 @@ def _check_model_dir(model_dir: Path):
                          f"train into a new or empty folder")
 
 
+def _start(model_dir: Path, config: TrainConfig, params, *, resume: bool,
+           overwrite: bool) -> TrainConfig:
+    """The folder policy: the configuration to run (a resumed run's own), after clearing what
+    a fresh run replaces."""
+    if resume:
+        try:
+            saved = json.loads((model_dir / CONFIG_FILE).read_text())
+        except FileNotFoundError:
+            raise ModelError(f"{model_dir}: no interrupted run to resume (no {CONFIG_FILE})") \
+                from None
+        if params.differences(type(params).from_dict(saved["features"])):
+            raise ModelError(f"{model_dir}: the interrupted run used a store with other features")
+        return TrainConfig.from_dict(saved["train"])
+    if (model_dir / MODEL_FILE).exists() and not overwrite:
+        raise ModelError(f"{model_dir}: holds a trained model already (use --overwrite)")
+    if (model_dir / BACKUP_DIR).is_dir() and not overwrite:
+        raise ModelError(f"{model_dir}: holds an interrupted run (use --resume to continue "
+                         f"it or --overwrite to start again)")
+    shutil.rmtree(model_dir / BACKUP_DIR, ignore_errors=True)
+    for name in (MODEL_FILE, BEST_FILE, HISTORY_FILE, CURVES_FILE):
+        (model_dir / name).unlink(missing_ok=True)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int):
+    """The model with its optimizer (AdamW, cosine decay over the run) and loss."""
+    import keras
+    from .models import build_model
+    model = build_model(config, params, mean, std)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.05,
+        warmup_target=None)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"])
+    return model
+
+
+def _batches(store: Path, config: TrainConfig, n_train: int):
+    """``(train, valid)``: random balanced training batches, and the validation split."""
+    from .data import StoreBatches
+    steps = config.steps_per_epoch or min(MAX_DEFAULT_STEPS, math.ceil(n_train / config.batch_size))
+    mixup = config.mixup_alpha if config.augment and config.model == "default" else 0.0
+    train_data = StoreBatches(split_path(store, "train"), config.batch_size, shuffle=True,
+                              balance=config.balance, steps=steps, mixup_alpha=mixup,
+                              seed=config.seed, loader=config.loader)
+    return train_data, StoreBatches(split_path(store, "valid"), 2 * config.batch_size,
+                                    loader=config.loader)
+
+
+def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n_train: int,
+         *, resume: bool, verbose: int, callbacks: Sequence):
+    """Train from the newest backup (or from scratch) until :func:`should_stop` says so."""
+    import keras
+    from .runfiles import RunFiles, latest_backup, read_history, should_stop, write_history
+    backup = latest_backup(model_dir / BACKUP_DIR) if resume else None
+    initial_epoch = backup[0] if backup else 0
+    history = read_history(model_dir / HISTORY_FILE)[:initial_epoch]  # later rows are redone
+    write_history(model_dir / HISTORY_FILE, history)
+    if initial_epoch and should_stop(history, config):
+        return  # it had stopped; the interruption came before it was finished
+    train_data, valid_data = _batches(store, config, n_train)
+
+    class Draws(keras.callbacks.Callback):
+        """Each epoch's batches and random layers start where an uninterrupted run's would."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            train_data.set_epoch(epoch)
+            _reseed_layers(self.model, epoch)
+
+    with distribution_strategy().scope():
+        model = _compiled_model(config, params, mean, std, len(train_data))
+        if backup:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(backup[1])
+    run_files = RunFiles(model_dir, config, history, history_file=HISTORY_FILE,
+                         best_file=BEST_FILE, backup_dir=BACKUP_DIR)
+    try:
+        # shuffle=False: the batches are random draws already; Keras's shuffling of their
+        # order would follow Python's global random state, which a resumed run does not share.
+        with contextlib.redirect_stdout(sys.stderr):  # Keras's progress: stdout is for results
+            model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
+                      initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
+                      callbacks=[keras.callbacks.TerminateOnNaN(), Draws(), run_files,
+                                 *callbacks])
+    finally:
+        train_data.close()
+        valid_data.close()
+
+
+def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> TrainResult:
+    """Pick the best epoch: ``config.json`` with it, ``model.keras``, the curves, then the
+    backup and the best-epoch copy go; each step can be redone after an interruption."""
+    from .runfiles import read_history
+    history = read_history(model_dir / HISTORY_FILE)
+    if not history:
+        raise ModelError(f"{model_dir}: no finished epoch to pick a model from")
+    diverged = [int(row["epoch"]) + 1 for row in history if not math.isfinite(row["loss"])]
+    best = max(history, key=lambda row: row["val_accuracy"])
+    if diverged and not math.isfinite(best["loss"]):
+        raise ModelError(f"{model_dir}: training diverged (the loss is not finite in epoch "
+                         f"{diverged[0]}); try a lower --learning-rate")
+    if diverged:
+        log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
+                    "model is its best epoch before that", diverged[0])
+    info.update(best_epoch=int(best["epoch"]) + 1, best_val_accuracy=best["val_accuracy"],
+                epochs_run=len(history),
+                minutes=round(sum(row.get("seconds", 0.0) for row in history) / 60, 2))
+    atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
+    best_model = model_dir / BEST_FILE
+    if best_model.is_file():
+        with replaced(model_dir / MODEL_FILE) as tmp:
+            shutil.copyfile(best_model, tmp)
+    elif not (model_dir / MODEL_FILE).is_file():
+        raise ModelError(f"{best_model}: missing, cannot pick the best epoch")
+    with replaced(model_dir / CURVES_FILE, ".png") as tmp:
+        plot_curves(history, tmp, f"{config.model} model on {store.name}: best validation "
+                                  f"accuracy {best['val_accuracy']:.3f} (epoch "
+                                  f"{info['best_epoch']})")
+    shutil.rmtree(model_dir / BACKUP_DIR, ignore_errors=True)
+    best_model.unlink(missing_ok=True)
+    return TrainResult(model_dir, len(history), info["best_epoch"], best["val_accuracy"],
+                       info["minutes"], len(history) < config.epochs)
+
+
 def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool = False,
           overwrite: bool = False, verbose: int = 1, callbacks: Sequence = ()) -> TrainResult:
     """Train ``config.model`` on a store.
@@ -143,7 +262,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         Where the model, its config, history and curves go (see :mod:`training.modeldir`).
     config : TrainConfig
     resume : bool
-        Continue the interrupted run in ``model_dir`` (from its last finished epoch).
+        Continue the interrupted run in ``model_dir`` after its last finished epoch, with its
+        own settings (see :mod:`training.runfiles`); a run that had finished is left as it is.
     overwrite : bool
         Replace a finished model in ``model_dir``.
     verbose : int
@@ -157,129 +277,25 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         Missing splits, or splits built with different features.
     ModelError
         ``model_dir`` holds a finished model (without ``overwrite``) or an interrupted run
-        (without ``resume``), or ``resume`` finds nothing to resume.
+        (without ``resume``), or ``resume`` finds no run in it.
     """
     store, model_dir = Path(store), Path(model_dir)
     _check_model_dir(model_dir)
     params, mean, std, input_shape, n_train = _open_store(store)
-    backup = model_dir / BACKUP_DIR
-    if resume:
-        if not backup.is_dir():
-            raise ModelError(f"{model_dir}: no interrupted run to resume (no {BACKUP_DIR}/)")
-        saved = json.loads((model_dir / CONFIG_FILE).read_text())
-        config = TrainConfig.from_dict(saved["train"])
-        if params.differences(type(params).from_dict(saved["features"])):
-            raise ModelError(f"{model_dir}: the interrupted run used a store with other features")
-    else:
-        if (model_dir / MODEL_FILE).exists() and not overwrite:
-            raise ModelError(f"{model_dir}: holds a trained model already (use --overwrite)")
-        if backup.is_dir() and not overwrite:
-            raise ModelError(f"{model_dir}: holds an interrupted run (use --resume to continue "
-                             f"it or --overwrite to start again)")
-        shutil.rmtree(backup, ignore_errors=True)
-        for name in (MODEL_FILE, BEST_FILE, HISTORY_FILE, CURVES_FILE):
-            (model_dir / name).unlink(missing_ok=True)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    config = _start(model_dir, config, params, resume=resume, overwrite=overwrite)
+    if resume and (model_dir / MODEL_FILE).is_file():
+        log.info("%s: the run had finished; nothing to resume", model_dir)
+        info = json.loads((model_dir / CONFIG_FILE).read_text())
+        return _finish(store, model_dir, config, info)
 
     import keras
     import tensorflow as tf
-    from .data import StoreBatches
-    from .models import build_model
-
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
             "families": list(FAMILIES), "input_shape": list(input_shape),
             "store": str(store.resolve()), "timbremap_version": __version__}
-    (model_dir / CONFIG_FILE).write_text(json.dumps(info, indent=2))
-
-    train_data = StoreBatches(split_path(store, "train"), config.batch_size, shuffle=True,
-                              balance=config.balance,
-                              steps=config.steps_per_epoch or min(
-                                  MAX_DEFAULT_STEPS, math.ceil(n_train / config.batch_size)),
-                              mixup_alpha=config.mixup_alpha if config.augment
-                              and config.model == "default" else 0.0,
-                              seed=config.seed, loader=config.loader)
-    valid_data = StoreBatches(split_path(store, "valid"), 2 * config.batch_size,
-                              loader=config.loader)
-    history_path = model_dir / HISTORY_FILE
-    previous = _read_history(history_path) if resume else []
-    best_so_far = max((row["val_accuracy"] for row in previous), default=None)
-
-    strategy = distribution_strategy()
-    with strategy.scope():
-        model = build_model(config, params, mean, std)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.epochs * len(train_data), alpha=0.05,
-            warmup_target=None)
-        model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-            metrics=["accuracy"])
-
-    started = time.monotonic()
-    spent_before = sum(row.get("seconds", 0.0) for row in previous) / 60
-
-    class Bookkeeping(keras.callbacks.Callback):
-        """Keeps the sampler and the random layers in step with the epoch (so a resumed run
-        draws what an uninterrupted one would), logs each epoch's seconds and enforces
-        max_minutes (over the whole run, resumed parts included)."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            train_data.set_epoch(epoch)
-            _reseed_layers(self.model, epoch)
-            self.epoch_start = time.monotonic()
-
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None:
-                logs["seconds"] = time.monotonic() - self.epoch_start
-            minutes = spent_before + (time.monotonic() - started) / 60
-            if config.max_minutes is not None and minutes >= config.max_minutes:
-                log.info("time budget of %.1f minutes reached after epoch %d",
-                         config.max_minutes, epoch + 1)
-                self.model.stop_training = True
-
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(str(backup)),
-        Bookkeeping(),
-        keras.callbacks.ModelCheckpoint(model_dir / BEST_FILE, monitor="val_accuracy",
-                                        mode="max", save_best_only=True,
-                                        initial_value_threshold=best_so_far),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                      patience=config.patience),
-        keras.callbacks.CSVLogger(str(history_path), append=resume),
-        *callbacks,
-    ]
-    try:
-        # shuffle=False: the batches are random draws already; Keras's shuffling of their
-        # order would follow Python's global random state, which a resumed run does not share.
-        with contextlib.redirect_stdout(sys.stderr):  # Keras's progress: stdout is for results
-            model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
-                      callbacks=callbacks, verbose=verbose, shuffle=False)
-    finally:
-        train_data.close()
-        valid_data.close()
-    history = _read_history(history_path)
-    diverged = [int(row["epoch"]) + 1 for row in history if not math.isfinite(row["loss"])]
-    best = max(history, key=lambda row: row["val_accuracy"])
-    if diverged and not math.isfinite(best["loss"]):
-        raise ModelError(f"{model_dir}: training diverged (the loss is not finite in epoch "
-                         f"{diverged[0]}); try a lower --learning-rate")
-    if diverged:
-        log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
-                    "model is its best epoch before that", diverged[0])
-    best_model = model_dir / BEST_FILE
-    if not best_model.is_file():  # resumed after the best epoch had been checkpointed
-        raise ModelError(f"{best_model}: missing, cannot pick the best epoch")
-    best_model.replace(model_dir / MODEL_FILE)
-    info.update(best_epoch=int(best["epoch"]) + 1, best_val_accuracy=best["val_accuracy"],
-                epochs_run=len(history),
-                minutes=round(sum(row.get("seconds", 0.0) for row in history) / 60, 2))
-    (model_dir / CONFIG_FILE).write_text(json.dumps(info, indent=2))
-    plot_curves(history, model_dir / CURVES_FILE,
-                f"{config.model} model on {store.name}: best validation accuracy "
-                f"{best['val_accuracy']:.3f} (epoch {info['best_epoch']})")
-    stopped_early = len(history) < config.epochs
-    return TrainResult(model_dir, len(history), info["best_epoch"], best["val_accuracy"],
-                       info["minutes"], stopped_early)
+    atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
+    _fit(store, model_dir, config, params, mean, std, n_train, resume=resume, verbose=verbose,
+         callbacks=callbacks)
+    return _finish(store, model_dir, config, info)

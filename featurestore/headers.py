@@ -1,0 +1,123 @@
+"""What an audio file's header declares: how many frames a WAV, AIFF or FLAC file promises.
+
+A file that holds fewer frames than its header declares was cut short (a copy or download that
+stopped); libsndfile reads such a WAV or AIFF as a shorter file without a word, so
+:func:`featurestore.audio.load_audio` compares what it decoded with :func:`declared_frames` to
+tell a truncated file from a genuinely short one.
+
+Only the header is read (a few hundred bytes): the RIFF/RIFX ``data`` chunk's size over the
+``fmt `` chunk's block size (uncompressed PCM, float, A-law and mu-law), the AIFF/AIFC ``COMM``
+chunk's frame count, FLAC's STREAMINFO total samples. Sizes that mean "unknown" (a WAV
+streamed with ``0xFFFFFFFF``, RF64, a FLAC with 0 total samples) and every other format give
+``None``: nothing declared, nothing to check.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from typing import Optional
+
+__all__ = ["declared_frames"]
+
+#: WAVE format tags whose frames are ``block_align`` bytes each: PCM, IEEE float, A-law,
+#: mu-law, and WAVE_FORMAT_EXTENSIBLE (PCM or float in practice).
+_UNCOMPRESSED_WAV = {0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE}
+_UNKNOWN_SIZE = 0xFFFFFFFF  # a WAV written by a stream that never went back to its header
+_MAX_CHUNKS = 64  # chunks looked at before the data chunk; a header has a handful
+
+
+def declared_frames(path) -> Optional[int]:
+    """Frames the header of a WAV, AIFF or FLAC file declares.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    int or None
+        The declared number of frames (samples per channel), or ``None`` when the format is
+        another one, the header declares no length, or cannot be read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        head = _Head(fd)
+        magic = head.read(0, 12)
+        if magic[:4] == b"fLaC":
+            return _flac(head)
+        if magic[:4] in (b"RIFF", b"RIFX") and magic[8:12] == b"WAVE":
+            return _wav(head, "<" if magic[:4] == b"RIFF" else ">")
+        if magic[:4] == b"FORM" and magic[8:12] in (b"AIFF", b"AIFC"):
+            return _aiff(head)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None
+
+
+class _Head:
+    """The start of a file, read once (one system call for the usual header), and bytes beyond
+    it on demand."""
+
+    SIZE = 4096
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.start = os.pread(fd, self.SIZE, 0)
+
+    def read(self, position: int, size: int) -> bytes:
+        if position + size <= len(self.start):
+            return self.start[position:position + size]
+        return os.pread(self.fd, size, position)
+
+
+def _chunks(head: _Head, order: str):
+    """``(id, size, position of its data)`` of the chunks after a 12-byte RIFF/FORM header."""
+    position = 12
+    for _ in range(_MAX_CHUNKS):
+        header = head.read(position, 8)
+        if len(header) < 8:
+            return
+        chunk_id, size = header[:4], struct.unpack(order + "I", header[4:])[0]
+        yield chunk_id, size, position + 8
+        position += 8 + size + (size & 1)  # chunks are padded to an even size
+
+
+def _wav(head: _Head, order: str) -> Optional[int]:
+    block_align = None
+    for chunk_id, size, start in _chunks(head, order):
+        if chunk_id == b"fmt ":
+            fmt = head.read(start, 16)
+            if len(fmt) < 16:
+                return None
+            tag, _, _, _, block_align, _ = struct.unpack(order + "HHIIHH", fmt)
+            if tag not in _UNCOMPRESSED_WAV or block_align == 0:
+                return None
+        elif chunk_id == b"data":
+            if block_align is None or size == _UNKNOWN_SIZE:
+                return None
+            return size // block_align
+    return None
+
+
+def _aiff(head: _Head) -> Optional[int]:
+    for chunk_id, size, start in _chunks(head, ">"):
+        if chunk_id == b"COMM" and size >= 6:
+            comm = head.read(start, 6)
+            return struct.unpack(">hI", comm)[1] if len(comm) == 6 else None
+    return None
+
+
+def _flac(head: _Head) -> Optional[int]:
+    """STREAMINFO is the first metadata block: 4 bytes of block header after ``fLaC``, then
+    34 bytes whose bytes 10 to 17 hold sample rate (20 bits), channels (3), bits per sample (5)
+    and total samples (36)."""
+    block = head.read(4, 4 + 34)
+    if len(block) < 38 or block[0] & 0x7F != 0:  # not a STREAMINFO block
+        return None
+    total = int.from_bytes(block[4 + 10:4 + 18], "big") & (2 ** 36 - 1)
+    return total or None

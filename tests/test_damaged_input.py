@@ -1,0 +1,207 @@
+"""Damaged and ambiguous inputs never enter a store: truncated files, overflowing samples,
+features that are not finite, two files for one entry, note names that are paths."""
+import json
+import os
+import struct
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+
+from featurestore import build as build_module
+from featurestore import features
+from featurestore.audio import MAX_PEAK, AudioError, load_audio
+from featurestore.build import BuildError, build_store
+from featurestore.headers import declared_frames
+from featurestore.nsynth import read_split, write_split
+from featurestore.params import FeatureParams
+from featurestore.render import RenderOptions, render_soundfont
+from featurestore.store import StoreError, open_split, read_stats
+from helpers import SR, example, make_tone_split, tone, write_note
+
+PARAMS = FeatureParams()
+FORMATS = [("WAV", "PCM_16", "wav"), ("WAV", "FLOAT", "wav"), ("WAV", "PCM_24", "wav"),
+           ("AIFF", "PCM_16", "aiff"), ("FLAC", "PCM_16", "flac")]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """A real note, rendered from the bundled SoundFont (a piano, 4 s at 16 kHz)."""
+    root = tmp_path_factory.mktemp("rendered")
+    render_soundfont(root, options=RenderOptions(pitch_step=48, velocities=(100,)),
+                     programs=[0], progress=False)
+    wav = sorted(root.rglob("*.wav"))[0]
+    y, sr = sf.read(wav, dtype="float32")
+    assert sr == SR and len(y) == PARAMS.n_samples
+    return y
+
+
+def audio_start(data: bytes, fmt: str) -> int:
+    """Byte offset of the first sample (after the header) of a file libsndfile wrote."""
+    if fmt == "FLAC":
+        position = 4
+        while True:  # metadata blocks: 1 byte flags/type, 3 bytes length
+            last, length = data[position] & 0x80, int.from_bytes(data[position + 1:position + 4],
+                                                                   "big")
+            position += 4 + length
+            if last:
+                return position
+    if fmt == "WAV":
+        return data.index(b"data") + 8
+    return data.index(b"SSND") + 16  # AIFF: id, size, offset, block size
+
+
+@pytest.mark.parametrize("fmt, subtype, ext", FORMATS)
+def test_truncated_files_are_refused_and_short_ones_padded(rendered, tmp_path, fmt, subtype, ext):
+    whole = tmp_path / f"whole.{ext}"
+    sf.write(whole, rendered, SR, format=fmt, subtype=subtype)
+    data = whole.read_bytes()
+    start, frame = audio_start(data, fmt), sf.info(whole).channels * {
+        "PCM_16": 2, "PCM_24": 3, "FLOAT": 4}[subtype]
+    assert declared_frames(whole) == len(rendered)
+    assert load_audio(whole, PARAMS)[1] == []
+    cuts = {"header only": start, "a few samples in": start + 5 * frame,
+            "half way": len(data) // 2, "one frame short": len(data) - frame}
+    for what, cut in cuts.items():
+        path = tmp_path / f"{what.replace(' ', '_')}.{ext}"
+        path.write_bytes(data[:cut])
+        with pytest.raises(AudioError, match=rf"truncated: its header declares {len(rendered)} "
+                                             rf"frames, (the file holds|decoding stopped after) "
+                                             rf"\d+") as err:
+            load_audio(path, PARAMS)
+        assert path.name in str(err.value), what
+    short = tmp_path / f"short.{ext}"  # a short note with a header that says so
+    sf.write(short, rendered[:SR], SR, format=fmt, subtype=subtype)
+    assert load_audio(short, PARAMS)[1] == ["padded 1.000 s -> 4.000 s"]
+
+
+def test_headers_that_declare_no_length_are_not_truncated(tmp_path):
+    y = tone(10)
+    sf.write(tmp_path / "x.wav", y, SR)
+    data = bytearray((tmp_path / "x.wav").read_bytes())
+    data[data.index(b"data") + 4:data.index(b"data") + 8] = struct.pack("<I", 0xFFFFFFFF)
+    (tmp_path / "streamed.wav").write_bytes(bytes(data))  # a stream never went back to it
+    assert declared_frames(tmp_path / "streamed.wav") is None
+    assert np.array_equal(load_audio(tmp_path / "streamed.wav", PARAMS)[0],
+                          load_audio(tmp_path / "x.wav", PARAMS)[0])
+    sf.write(tmp_path / "x.ogg", y, SR)
+    (tmp_path / "x.mp4").write_bytes(b"\0" * 64)
+    for name in ("x.ogg", "x.mp4", "missing.wav"):
+        assert declared_frames(tmp_path / name) is None
+
+
+def test_float_files_above_full_scale(tmp_path):
+    y = tone(10)
+    y /= np.abs(y).max()
+    sf.write(tmp_path / "hot.wav", 3 * y, SR, subtype="FLOAT")
+    sf.write(tmp_path / "huge.wav", 1e37 * y, SR, subtype="FLOAT")
+    sf.write(tmp_path / "limit.wav", MAX_PEAK * y, SR, subtype="FLOAT")
+    assert load_audio(tmp_path / "hot.wav", PARAMS)[1] == ["peak 3 above full scale, used as "
+                                                          "it is"]
+    assert load_audio(tmp_path / "limit.wav", PARAMS)[1] == ["peak 1e+03 above full scale, "
+                                                            "used as it is"]
+    with pytest.raises(AudioError, match=r"huge.wav: samples far above full scale \(peak "
+                                         r"1e\+37, more than 1000 times full scale\)"):
+        load_audio(tmp_path / "huge.wav", PARAMS)
+
+
+def poisoned_root(tmp_path):
+    """Train notes of which one overflows (samples around 1e37) and one is fine but loud."""
+    root = tmp_path / "root"
+    make_tone_split(root / "train", 6, seed=0)
+    examples = json.loads((root / "train" / "examples.json").read_text())
+    names = sorted(examples)
+    y, _ = sf.read(root / "train" / "audio" / f"{names[0]}.wav", dtype="float32")
+    sf.write(root / "train" / "audio" / f"{names[0]}.wav", 1e37 * y, SR, subtype="FLOAT")
+    sf.write(root / "train" / "audio" / f"{names[1]}.wav", 2 * y / np.abs(y).max(), SR,
+             subtype="FLOAT")
+    return root, names
+
+
+def test_an_overflowing_note_is_skipped_and_the_statistics_stay_finite(tmp_path):
+    root, names = poisoned_root(tmp_path)
+    report = build_store(root, tmp_path / "store", jobs=1, progress=False)[0]
+    assert report.n_examples == 5
+    with open_split(tmp_path / "store", "train") as f:
+        mean, std = read_stats(f)
+        skipped = dict(f["skipped"].asstr()[:].tolist())
+        adjusted = dict(f["adjusted"].asstr()[:].tolist())
+        assert np.isfinite(f["spectra"][:].astype(np.float32)).all()
+    assert np.isfinite(mean).all() and np.isfinite(std).all()
+    assert skipped[names[0]].startswith("samples far above full scale")
+    assert adjusted[names[1]] == "peak 2 above full scale, used as it is"
+
+
+def test_a_note_whose_features_are_not_finite_is_skipped_whatever_the_cause(tmp_path,
+                                                                            monkeypatch):
+    root = tmp_path / "root"
+    examples = make_tone_split(root / "train", 6, seed=0)
+    first = sorted(examples)[0]
+    compute = features._features_and_sums
+    marker = load_audio(root / "train" / "audio" / f"{first}.wav", PARAMS)[0][:8].copy()
+
+    def overflowing(y, params, out=None, workspace=None):  # e.g. extreme feature parameters
+        result, sums, squares = compute(y, params, out=out, workspace=workspace)
+        if np.array_equal(y[:8], marker):
+            result[3, 5], sums[5] = np.inf, np.inf
+        return result, sums, squares
+    monkeypatch.setattr(features, "_features_and_sums", overflowing)
+    build_store(root, tmp_path / "store", jobs=2, progress=False)
+    with open_split(tmp_path / "store", "train") as f:
+        assert f["names"].asstr()[:].tolist() == sorted(examples)[1:]
+        assert np.isfinite(read_stats(f)[0]).all()
+        assert dict(f["skipped"].asstr()[:].tolist())[first] == \
+            "its features are not finite (1 of 128763 values are infinite or NaN)"
+    with pytest.raises(AudioError, match="its features are not finite"):
+        features.features_from_file(root / "train" / "audio" / f"{first}.wav", PARAMS)
+
+
+def test_statistics_that_are_not_finite_never_finish_a_split(tmp_path, monkeypatch):
+    make_tone_split(tmp_path / "root" / "train", 4, seed=0)
+    from featurestore.stats import RunningStats
+    sums = RunningStats.from_sums
+
+    def nan_sums(count, total, squares):  # a guard above it gone: the last one holds
+        return sums(count, total * np.nan, squares)
+    monkeypatch.setattr(build_module.RunningStats, "from_sums", nan_sums)
+    with pytest.raises(BuildError, match="statistics of train are not finite"):
+        build_store(tmp_path / "root", tmp_path / "store", jobs=1, progress=False)
+    assert not (tmp_path / "store" / "train.h5").exists()
+
+
+def test_a_store_whose_statistics_are_not_finite_is_refused(tone_root, tone_store, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    for name in ("train.h5", "valid.h5"):
+        (store / name).write_bytes((tone_store / name).read_bytes())
+    with h5py.File(store / "train.h5", "r+") as f:
+        f["spectra"].attrs["std"] = np.full(f["spectra"].shape[2], np.nan)
+    with open_split(store, "train") as f, pytest.raises(StoreError, match="not finite; rebuild"):
+        read_stats(f)
+    with pytest.raises(BuildError, match=r"train.h5: its statistics .* are not finite"):
+        build_store(tone_root, store, jobs=1, progress=False, splits=["test"])
+
+
+def test_two_files_for_one_entry_are_ambiguous_and_path_keys_refused(tmp_path):
+    split = tmp_path / "train"
+    examples = {name: example(name, "guitar") for name in ("a", "b", "c", "../up", "x/y", "..")}
+    write_split(split, examples)
+    for name in ("a", "b", "c"):
+        write_note(split, name, tone(10))
+    (split / "audio" / "a.wav").rename(split / "audio" / "a.WAV")
+    write_note(split, "a", tone(12))  # a.wav and a.WAV
+    os.symlink("b.wav", split / "audio" / "b.Wav")  # a link and its target
+    (tmp_path / "up.wav").write_bytes((split / "audio" / "c.wav").read_bytes())
+    usable, problems = read_split(split)
+    assert [e.note_str for e, _ in usable] == ["c"]
+    problems = dict(problems)
+    assert problems["a"] == "ambiguous: a.WAV and a.wav both fit this entry; keep one"
+    assert problems["b"] == ("ambiguous: b.Wav and b.wav both fit this entry (b.Wav is a link "
+                             "to b.wav); keep one")
+    for name in ("../up", "x/y", ".."):
+        assert problems[name].startswith("json key is a path, not a note name"), name
+    build_store(tmp_path, tmp_path / "store", jobs=1, progress=False)
+    with open_split(tmp_path / "store", "train") as f:
+        assert f["names"].asstr()[:].tolist() == ["c"]
+        assert set(f["skipped"].asstr()[:, 0]) == {"a", "b", "../up", "x/y", ".."}

@@ -1,0 +1,132 @@
+"""What a training run keeps on disk while it runs, so that a ``kill -9`` at any moment leaves a
+run that ``--resume`` continues to the model an uninterrupted run gives.
+
+At the end of each epoch :class:`RunFiles`, the last of the run's callbacks, writes in this
+order, each file whole or not at all (:mod:`featurestore.files`):
+
+1. ``history.csv`` with the epoch's row;
+2. ``best.keras`` when the epoch's validation accuracy is the best so far;
+3. ``backup/epoch-NNNN.weights.h5``, the weights and optimizer state after epoch ``NNNN``,
+   then the older backup is removed.
+
+The newest backup marks the last finished epoch: a resumed run starts after it, from its
+weights, and keeps only the history rows before it (a row or best model written after the
+backup is written again, the same, by the repeated epoch). Whether training should stop (epoch
+count, early stopping, time budget) is decided from the history alone, so a resumed run stops
+where the uninterrupted one would.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import time
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import keras
+
+from featurestore.files import atomic_write_text, replaced
+
+from .config import TrainConfig
+
+__all__ = ["RunFiles", "latest_backup", "read_history", "write_history", "should_stop"]
+
+log = logging.getLogger(__name__)
+_BACKUP = re.compile(r"epoch-(\d{4,})\.weights\.h5")
+
+
+def read_history(path: Path) -> List[dict]:
+    """The rows of ``history.csv`` (numbers as floats), one per finished epoch, in order."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def write_history(path: Path, rows: List[dict]):
+    """Write ``history.csv`` whole: ``epoch`` first, then the other columns sorted."""
+    columns = ["epoch"] + sorted({k for row in rows for k in row} - {"epoch"})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: int(v) if k == "epoch" else v for k, v in row.items()})
+    atomic_write_text(path, text.getvalue())
+
+
+def latest_backup(folder: Path) -> Optional[Tuple[int, Path]]:
+    """``(epochs finished, path)`` of the newest backup in ``folder``, or ``None``."""
+    found = [(int(m.group(1)), p) for p in folder.glob("epoch-*.weights.h5")
+             if (m := _BACKUP.fullmatch(p.name))] if folder.is_dir() else []
+    return max(found) if found else None
+
+
+def should_stop(history: List[dict], config: TrainConfig) -> Optional[str]:
+    """Why training should stop after the epochs in ``history`` (``None``: go on).
+
+    Early stopping as Keras's ``EarlyStopping(monitor='val_accuracy', mode='max')``: stop when
+    ``patience`` epochs have passed since the first epoch with the best accuracy.
+    """
+    if len(history) >= config.epochs:
+        return f"{config.epochs} epochs done"
+    best = 0
+    for i, row in enumerate(history):
+        if row["val_accuracy"] > history[best]["val_accuracy"]:
+            best = i
+    if history and len(history) - 1 - best >= config.patience:
+        return f"no better validation accuracy for {config.patience} epochs"
+    minutes = sum(row.get("seconds", 0.0) for row in history) / 60
+    if config.max_minutes is not None and minutes >= config.max_minutes:
+        return f"time budget of {config.max_minutes:g} minutes used"
+    return None
+
+
+class RunFiles(keras.callbacks.Callback):
+    """Writes a run's history, best model and backup at each epoch's end (see the module), and
+    stops training as :func:`should_stop` says.
+
+    Parameters
+    ----------
+    model_dir : pathlib.Path
+    config : TrainConfig
+    history : list of dict
+        The rows of the epochs finished before this run started (a resumed run's).
+    history_file, best_file, backup_dir : str
+        Names in ``model_dir``.
+    """
+
+    def __init__(self, model_dir: Path, config: TrainConfig, history: List[dict], *,
+                 history_file: str, best_file: str, backup_dir: str):
+        super().__init__()
+        self.config = config
+        self.history = list(history)
+        self.history_path = model_dir / history_file
+        self.best_path = model_dir / best_file
+        self.backup_dir = model_dir / backup_dir
+        self.epoch_start = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": float(epoch), **{k: float(v) for k, v in (logs or {}).items()},
+               "seconds": time.monotonic() - self.epoch_start}
+        best = max((r["val_accuracy"] for r in self.history), default=None)
+        self.history.append(row)
+        write_history(self.history_path, self.history)
+        if best is None or row["val_accuracy"] > best:
+            with replaced(self.best_path, ".keras") as tmp:
+                self.model.save(tmp)
+        self.backup_dir.mkdir(exist_ok=True)
+        with replaced(self.backup_dir / f"epoch-{epoch + 1:04d}.weights.h5",
+                      ".weights.h5") as tmp:
+            self.model.save_weights(tmp)
+        for older in self.backup_dir.glob("epoch-*.weights.h5"):
+            if older.name != f"epoch-{epoch + 1:04d}.weights.h5":
+                older.unlink()
+        reason = should_stop(self.history, self.config)
+        if reason and len(self.history) < self.config.epochs:
+            log.info("stopping after epoch %d: %s", epoch + 1, reason)
+        self.model.stop_training = self.model.stop_training or reason is not None
