@@ -299,7 +299,11 @@ def _note_writer(path: Path, spectra: h5py.Dataset):
 
 
 def _strings(rows) -> np.ndarray:
-    return np.array(rows, dtype=object).reshape(-1, 2)
+    """``[name, text]`` rows as HDF5 can store them: a name from a json key may hold what UTF-8
+    strings in HDF5 cannot (a NUL, a lone surrogate), which is written escaped."""
+    def storable(text: str) -> str:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\0")
+    return np.array([[storable(a), storable(b)] for a, b in rows], dtype=object).reshape(-1, 2)
 
 
 def _finalize(f: h5py.File, split: str, root: Path, items, state: _Progress,

@@ -74,6 +74,8 @@ class Example:
                 or any(q not in (0, 1) or isinstance(q, bool) for q in qualities):
             raise ValueError(f"qualities must be a list of {len(QUALITIES)} values 0 or 1, "
                              f"got {qualities!r}")
+        for key in ("note_str", "instrument_str", "instrument_source_str"):
+            _check_text(entry, key)
         return cls(
             note_str=str(entry.get("note_str", name)),
             instrument_family=FAMILIES.index(family_str),
@@ -116,6 +118,19 @@ def _integer(entry: dict, key: str, default, low: int, high: int):
     if not low <= number <= high:
         raise ValueError(f"{key} {number} is out of range ({low}..{high})")
     return number
+
+
+def _check_text(entry: dict, key: str):
+    """A text field HDF5 can store as UTF-8: no NUL character, no lone surrogate."""
+    value = entry.get(key)
+    if not isinstance(value, str):
+        return
+    if "\0" in value:
+        raise ValueError(f"{key} holds a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{key} is not valid Unicode (a lone surrogate)") from None
 
 
 def find_splits(root) -> List[str]:
@@ -184,6 +199,11 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
         if _is_path(name):
             problems.append((name, "json key is a path, not a note name (a name has no /, \\ "
                                    "or NUL and is not . or ..)"))
+            continue
+        try:
+            _check_text({"json key": name}, "json key")
+        except ValueError as err:
+            problems.append((name, str(err)))
             continue
         if len(candidates.get(name, ())) > 1:
             problems.append((name, _ambiguous(candidates[name])))

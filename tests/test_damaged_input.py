@@ -205,3 +205,19 @@ def test_two_files_for_one_entry_are_ambiguous_and_path_keys_refused(tmp_path):
     with open_split(tmp_path / "store", "train") as f:
         assert f["names"].asstr()[:].tolist() == ["c"]
         assert set(f["skipped"].asstr()[:, 0]) == {"a", "b", "../up", "x/y", ".."}
+
+
+def test_text_hdf5_cannot_store_is_refused_or_escaped(tmp_path):
+    split = tmp_path / "train"
+    examples = make_tone_split(split, 3, seed=0)
+    entries = json.loads((split / "examples.json").read_text())
+    first, second = sorted(entries)[:2]
+    entries[second]["instrument_str"] = "piano\u0000"
+    entries["lone\ud800"] = entries[first]  # json allows it; UTF-8 does not
+    (split / "examples.json").write_text(json.dumps(entries))
+    build_store(tmp_path, tmp_path / "store", jobs=1, progress=False)
+    with open_split(tmp_path / "store", "train") as f:
+        assert f["names"].asstr()[:].tolist() == sorted(set(examples) - {second})
+        assert f["skipped"].asstr()[:].tolist() == [
+            [second, "instrument_str holds a NUL character"],
+            ["lone\\ud800", "json key is not valid Unicode (a lone surrogate)"]]
