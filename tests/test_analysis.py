@@ -358,15 +358,16 @@ def test_nothing_beside_a_store_is_unpickled(mapped, tone_root, tmp_path, monkey
 def test_a_map_rebuilt_from_the_file_places_as_the_fitted_one(tmp_path):
     from analysis.tsne import fit_opentsne, fitted_map
     labels = cluster_store(tmp_path / "test.h5")
-    with h5py.File(tmp_path / "test.h5") as f:
+    with h5py.File(tmp_path / "test.h5", "r+") as f:
         points = f["embeddings"][:]
-    tsne_split(tmp_path, "test", perplexity=10, seed=0)
-    fitted, _ = fit_opentsne(points, 10.0, seed=0)  # what tsne fitted, as an object
+        fitted, attrs = fit_opentsne(points, 10.0, seed=0, max_iter=100)  # as tsne fits it
+        xy = np.asarray(fitted, np.float32)
+        write_result(f, "tsne", xy.shape, [xy], {"method": "opentsne", "perplexity": 10.0,
+                                                 "seed": 0, "source": "embeddings", **attrs})
     new = points[[0, 70]] + 0.01
-    expected = np.asarray(fitted.transform(new))
     with h5py.File(tmp_path / "test.h5") as f:
-        xy = f["tsne"][:]
         placed = fitted_map(f)(None, new)
+    expected = np.asarray(fitted.transform(new))
     # transform centres the map first; the rebuilt map answers in /tsne's coordinates
     np.testing.assert_allclose(placed - (xy.max(0) + xy.min(0)) / 2, expected, atol=1e-3)
     nearest = [labels[np.argmin(np.linalg.norm(xy - p, axis=1))] for p in placed]
