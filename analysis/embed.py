@@ -16,7 +16,7 @@ from training.modeldir import TrainedModel, load_trained
 from training.models import EMBEDDING_LAYER
 
 from .tsne import drop_map, map_model
-from .writeback import write_result
+from .writeback import results_file, write_result
 
 __all__ = ["embed_store", "embedding_model"]
 
@@ -92,7 +92,8 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None,
                               f"embeddings that are not finite")
                 bar.update(len(x))
             bar.close()
-        with open_split(store, split, "r+") as f:
+        nbytes = sum(block.nbytes for block in embeddings + probabilities)
+        with results_file(store, split, nbytes) as f:
             made_from = map_model(f)
             stale = bool(made_from) and made_from != attrs["model_sha1"]
             write_result(f, "embeddings", (n, dim), embeddings, attrs)

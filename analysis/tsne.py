@@ -26,7 +26,8 @@ import numpy as np
 
 from featurestore.store import SpectraReader, StoreError, open_split, split_path
 
-from .writeback import write_result
+from .placed import forget_placed
+from .writeback import results_file, write_result
 
 __all__ = ["tsne_split", "knn_accuracy", "map_metrics", "TsneResult", "METHODS", "SOURCES",
            "fit_opentsne", "fitted_map", "MAP_DATASETS"]
@@ -73,7 +74,6 @@ def map_model(f: h5py.File) -> str:
 def drop_map(store, split: str, f: h5py.File):
     """Remove a split's map (``f`` open for writing: ``/tsne`` and its PCA) and the sounds
     placed on it."""
-    from .place import forget_placed  # place imports this module
     for name in MAP_DATASETS[::-1]:
         if name in f:
             del f[name]
@@ -309,9 +309,11 @@ def tsne_split(store, split: str = "test", source: str = "embeddings",
         mapped = model.fit_transform(data).astype(np.float32)
         attrs["kl_divergence"] = float(model.kl_divergence_)
     attrs.update(map_metrics(data, mapped, labels, seed))
-    with open_split(store, split, "r+") as f:  # the old map goes first: never half of each
+    keep_pca = source == "spectra" and method == "opentsne"  # place needs it
+    nbytes = mapped.nbytes + (4 * (pca.components_.size + pca.mean_.size) if keep_pca else 0)
+    with results_file(store, split, nbytes) as f:  # the old map goes first: never half of each
         drop_map(store, split, f)
-        if source == "spectra" and method == "opentsne":  # place needs it
+        if keep_pca:
             write_result(f, PCA_COMPONENTS, pca.components_.shape, [pca.components_], {})
             write_result(f, PCA_MEAN, pca.mean_.shape, [pca.mean_], {})
         write_result(f, "tsne", mapped.shape, [mapped], attrs)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -131,8 +132,10 @@ def _start(model_dir: Path, config: TrainConfig, params, *, resume: bool,
         try:
             saved = json.loads((model_dir / CONFIG_FILE).read_text())
         except FileNotFoundError:
-            raise ModelError(f"{model_dir}: no interrupted run to resume (no {CONFIG_FILE})") \
-                from None
+            started = model_dir.is_dir() and not any(model_dir.iterdir())
+            raise ModelError(f"{model_dir}: no interrupted run to resume (no {CONFIG_FILE}" + (
+                "; it was stopped before it started: run it again without --resume)"
+                if started else ")")) from None
         if params.differences(type(params).from_dict(saved["features"])):
             raise ModelError(f"{model_dir}: the interrupted run used a store with other features")
         return TrainConfig.from_dict(saved["train"])
@@ -179,7 +182,13 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
          *, resume: bool, verbose: int, callbacks: Sequence):
     """Train from the newest backup (or from scratch) until :func:`should_stop` says so."""
     import keras
+    import tensorflow as tf
     from .runfiles import RunFiles, latest_backup, read_history, should_stop, write_history
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    for folder in (model_dir, model_dir / BACKUP_DIR):  # files a killed run was writing
+        for leftover in folder.glob(".*.partial*"):
+            leftover.unlink()
     backup = latest_backup(model_dir / BACKUP_DIR) if resume else None
     initial_epoch = backup[0] if backup else 0
     history = read_history(model_dir / HISTORY_FILE)[:initial_epoch]  # later rows are redone
@@ -287,15 +296,18 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         log.info("%s: the run had finished; nothing to resume", model_dir)
         info = json.loads((model_dir / CONFIG_FILE).read_text())
         return _finish(store, model_dir, config, info)
-
-    import keras
-    import tensorflow as tf
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
     info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
             "families": list(FAMILIES), "input_shape": list(input_shape),
             "store": str(store.resolve()), "timbremap_version": __version__}
-    atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
-    _fit(store, model_dir, config, params, mean, std, n_train, resume=resume, verbose=verbose,
-         callbacks=callbacks)
-    return _finish(store, model_dir, config, info)
+    try:
+        # first, before the seconds TensorFlow takes to start: a run killed from now on resumes
+        atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
+        _fit(store, model_dir, config, params, mean, std, n_train, resume=resume,
+             verbose=verbose, callbacks=callbacks)
+        return _finish(store, model_dir, config, info)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise ModelError(f"{err.filename or model_dir}: cannot be written ({err.strerror}); "
+                         f"the finished epochs are kept: make room and resume with 'timbremap "
+                         f"train {store} {model_dir} --resume'") from None
