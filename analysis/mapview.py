@@ -21,7 +21,7 @@ import numpy as np
 from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, open_split, store_splits
 
-from .place import read_placed
+from .placed import read_placed
 from .tsne import no_map
 from .plot import family_colors
 

@@ -7,9 +7,7 @@ store in ``placed.json`` so ``plot`` and ``map`` can show them.
 """
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Sequence
 
@@ -17,53 +15,17 @@ import numpy as np
 
 from featurestore.audio import AudioError
 from featurestore.features import features_from_file
-from featurestore.files import atomic_write_text
 from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, open_split, read_params, split_path
 from training.modeldir import load_trained
 
 from .embed import embedding_model
+from .placed import PLACED_FILE, Placed, read_placed, write_placed
 from .tsne import fitted_map, map_model, no_map
 
-__all__ = ["place_files", "Placed", "read_placed", "PLACED_FILE"]
+__all__ = ["place_files"]
 
-PLACED_FILE = "placed.json"
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Placed:
-    """A new sound on the map (or why it could not be placed)."""
-
-    path: str
-    split: str
-    x: float = float("nan")
-    y: float = float("nan")
-    family: str = ""
-    probability: float = float("nan")
-    nearest: List[dict] = field(default_factory=list)  # name, family, distance (on the map)
-    error: str = ""
-    adjustments: List[str] = field(default_factory=list)  # what reading did (resample, pad...)
-
-
-def forget_placed(store, split: str):
-    """Drop the sounds placed on ``split``'s map (when the map is replaced or removed)."""
-    placed = read_placed(store)
-    kept = [p for p in placed if p.split != split]
-    if len(kept) != len(placed):
-        _write_placed(store, kept)
-
-
-def _write_placed(store, placed: Sequence[Placed]):
-    atomic_write_text(Path(store) / PLACED_FILE, json.dumps([asdict(p) for p in placed], indent=1))
-
-
-def read_placed(store) -> List[Placed]:
-    """The placed sounds recorded next to a store (empty when none)."""
-    path = Path(store) / PLACED_FILE
-    if not path.is_file():
-        return []
-    return [Placed(**row) for row in json.loads(path.read_text())]
 
 
 def place_files(store, model_dir, files: Sequence, split: str = "test", k: int = 5
@@ -115,7 +77,7 @@ def place_files(store, model_dir, files: Sequence, split: str = "test", k: int =
     kept = {(p.path, p.split): p for p in read_placed(store)}
     kept.update({(r.path, r.split): r for r in ok})
     try:
-        _write_placed(store, list(kept.values()))
+        write_placed(store, list(kept.values()))
     except OSError as err:  # e.g. a read-only store: the answer is still worth having
         log.warning("%s: cannot record the placed sounds for plot and map (%s)",
                     store / PLACED_FILE, err.strerror or err)

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, open_split, store_splits
 
-from .place import read_placed
+from .placed import read_placed
 from .tsne import no_map
 
 __all__ = ["plot_map", "family_colors"]

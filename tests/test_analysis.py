@@ -11,7 +11,8 @@ import soundfile as sf
 
 from analysis.embed import embed_store
 from analysis.mapview import write_map
-from analysis.place import place_files, read_placed
+from analysis.place import place_files
+from analysis.placed import read_placed
 from analysis.plot import plot_map
 from analysis.tsne import _Converged, knn_accuracy, tsne_split
 from analysis.writeback import write_result
@@ -23,6 +24,7 @@ from training.modeldir import ModelError
 from training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.full
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
