@@ -1,12 +1,14 @@
 # The two commands of the README:
 #   make demo   set everything up, then run the main job on demo data rendered from the bundled SoundFont
-#   make test   set everything up, then run the test suite
+#   make test   set everything up, then run the test suite (every tier, as CI does)
+# and for development:
+#   make check  the unit tier alone (no TensorFlow, Chromium or dask cluster), about a minute
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: install tools demo test clean
+.PHONY: install tools demo test check clean
 
 $(BIN)/timbremap: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +38,9 @@ demo: install
 
 test: install tools
 	$(BIN)/python -m pytest -q tests
+
+check: install
+	$(BIN)/python -m pytest -q -m "not full" tests
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench-out *.egg-info

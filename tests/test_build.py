@@ -343,6 +343,7 @@ def test_auto_backend_is_threads_for_few_jobs_and_processes_beyond():
         resolve_backend("mpi", 2)
 
 
+@pytest.mark.full  # a dask cluster
 def test_dask_backend_on_a_local_cluster(tone_root, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

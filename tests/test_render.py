@@ -87,6 +87,7 @@ def test_silent_notes_and_programs_without_a_preset_are_left_out(tmp_path, monke
         render_soundfont(tmp_path / "none", options=options, programs=[41], progress=False)
 
 
+@pytest.mark.full  # Debian's sf3convert
 def test_renders_sf3_soundfonts_like_their_sf2(tmp_path):
     """MuseScore's banks come as SF3 (Vorbis-compressed samples): the same notes, lossy."""
     import shutil

@@ -21,6 +21,7 @@ from training.predict import predict_features, predict_files
 from training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.full
 QUICK = TrainConfig(epochs=2, steps_per_epoch=6, batch_size=8, patience=5, max_minutes=None,
                     seed=1, width=8)
 
