@@ -10,14 +10,16 @@ import sys
 import threading
 from pathlib import Path
 
+from featurestore.errors import TimbremapError
+
 log = logging.getLogger("timbremap")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-class CommandError(Exception):
-    """An expected failure: printed as one line, exit code 1."""
+class CommandError(TimbremapError):
+    """A command line that cannot be run as given: printed as one line, exit code 1."""
 
 
 def _print(*lines):
@@ -378,10 +380,6 @@ def main(argv=None) -> int:
                         format="timbremap: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # other libraries (dask, numba...): warnings
         handler.addFilter(_own_or_warning)
-    expected = [CommandError, OSError, ValueError, KeyError, ImportError]
-    from featurestore.build import BuildError
-    from featurestore.store import StoreError
-    expected += [BuildError, StoreError]
     try:
         args.func(args)
     except KeyboardInterrupt:
@@ -391,11 +389,10 @@ def main(argv=None) -> int:
             sys.stderr.flush()            # leave without finalising (files are closed by now)
             os._exit(130)
         return 130
-    except tuple(expected) as err:
+    except (TimbremapError, OSError) as err:  # expected: bad input, a file, the disk
         if args.verbose:
             log.exception("failed")
-        message = str(err) if not isinstance(err, KeyError) else f"missing {err}"
-        log.error("error: %s", message.strip() or type(err).__name__)
+        log.error("error: %s", str(err).strip() or type(err).__name__)
         return EXIT_ERROR
     return 0
 

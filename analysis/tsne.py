@@ -24,6 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from featurestore.errors import InputError
 from featurestore.store import SpectraReader, StoreError, open_split, split_path
 
 from .placed import forget_placed
@@ -270,11 +271,11 @@ def tsne_split(store, split: str = "test", source: str = "embeddings",
         Unknown method or source, or a non-positive perplexity.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise InputError(f"method must be one of {METHODS}, got {method!r}")
     if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        raise InputError(f"source must be one of {SOURCES}, got {source!r}")
     if not perplexity > 0:
-        raise ValueError(f"perplexity must be positive, got {perplexity}")
+        raise InputError(f"perplexity must be positive, got {perplexity}")
     path = split_path(store, split)
     with open_split(store, split) as f:
         n = f["spectra"].shape[0]

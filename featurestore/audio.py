@@ -32,13 +32,14 @@ from typing import List, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
+from .errors import TimbremapError
 from .headers import declared_frames
 from .params import FeatureParams
 
 __all__ = ["AudioError", "load_audio"]
 
 
-class AudioError(ValueError):
+class AudioError(TimbremapError, ValueError):
     """An audio file that cannot be used; ``str(err)`` names the file and the reason."""
 
     def __init__(self, path, reason: str):

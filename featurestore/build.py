@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .audio import AudioError
+from .errors import TimbremapError
 from .features import Workspace, note_features
 from .files import atomic_write_text
 from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits, read_split
@@ -63,7 +64,7 @@ RING_SLOTS_PER_JOB = 4  # batches of features a loky worker can be ahead of the 
 STRING = h5py.string_dtype("utf-8")
 
 
-class BuildError(RuntimeError):
+class BuildError(TimbremapError, RuntimeError):
     """A build that cannot start or go on; the message names the path and the problem."""
 
 

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+from .errors import InputError
+
 __all__ = ["FAMILIES", "SPLITS", "QUALITIES", "Example", "read_split", "write_split",
            "find_splits"]
 
@@ -181,12 +183,12 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
     except FileNotFoundError:
         raise FileNotFoundError(f"{json_path}: no such file") from None
     except UnicodeDecodeError as err:
-        raise ValueError(f"{json_path}: not UTF-8 text ({err.reason} at byte {err.start})") \
+        raise InputError(f"{json_path}: not UTF-8 text ({err.reason} at byte {err.start})") \
             from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{json_path}: not valid json ({err})") from None
+        raise InputError(f"{json_path}: not valid json ({err})") from None
     if not isinstance(entries, dict):
-        raise ValueError(f"{json_path}: expected a json object mapping note names to fields")
+        raise InputError(f"{json_path}: expected a json object mapping note names to fields")
     audio_dir = split_dir / "audio"
     files = sorted(audio_dir.iterdir()) if audio_dir.is_dir() else []
     candidates: Dict[str, List[Path]] = {}  # NAME.wav, also NAME.WAV

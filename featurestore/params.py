@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from .errors import InputError
+
 __all__ = ["FeatureParams", "ATTR_PREFIX"]
 
 ATTR_PREFIX = "feature_"
@@ -69,24 +71,24 @@ class FeatureParams:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+            raise InputError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.window not in WINDOWS:
-            raise ValueError(f"window must be one of {WINDOWS}, got {self.window!r}")
+            raise InputError(f"window must be one of {WINDOWS}, got {self.window!r}")
         if self.pad_mode not in PAD_MODES:
-            raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {self.pad_mode!r}")
+            raise InputError(f"pad_mode must be one of {PAD_MODES}, got {self.pad_mode!r}")
         for name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
         for name in ("duration", "power", "compression"):
             if not float(getattr(self, name)) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+                raise InputError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.n_samples < self.n_fft:
-            raise ValueError(
+            raise InputError(
                 f"duration {self.duration} s at {self.sample_rate} Hz gives {self.n_samples} "
                 f"samples, fewer than one frame of n_fft={self.n_fft}")
         if self.n_bins > MAX_BINS:
-            raise ValueError(
+            raise InputError(
                 f"{self.n_bins} frequency bins is more than {MAX_BINS:,} (n_fft up to "
                 f"{2 * MAX_BINS - 2:,}, n_mels up to {MAX_BINS:,}): the per-bin mean and std are "
                 f"HDF5 attributes, limited to 64 KiB each")
@@ -94,7 +96,7 @@ class FeatureParams:
         if self.kind == "mel":
             top = nyquist if self.fmax is None else self.fmax
             if not 0 <= self.fmin < top <= nyquist:
-                raise ValueError(
+                raise InputError(
                     f"need 0 <= fmin < fmax <= {nyquist} Hz, got fmin={self.fmin}, fmax={self.fmax}")
 
     @property

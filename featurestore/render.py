@@ -23,6 +23,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
+from .errors import InputError, NeedsPackage
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
 
 __all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
@@ -98,15 +99,15 @@ class RenderOptions:
 
     def __post_init__(self):
         if not 0 < self.hold <= self.duration:
-            raise ValueError(f"need 0 < hold <= duration, got hold={self.hold}, "
+            raise InputError(f"need 0 < hold <= duration, got hold={self.hold}, "
                              f"duration={self.duration}")
         if not self.velocities or not all(1 <= v <= 127 for v in self.velocities):
-            raise ValueError(f"velocities must be MIDI velocities 1..127, got {self.velocities}")
+            raise InputError(f"velocities must be MIDI velocities 1..127, got {self.velocities}")
         if self.pitch_step < 1:
-            raise ValueError(f"pitch_step must be >= 1, got {self.pitch_step}")
+            raise InputError(f"pitch_step must be >= 1, got {self.pitch_step}")
         if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) \
                 or not sum(self.fractions) > 0:
-            raise ValueError(f"fractions must be 3 non-negative shares (train, valid, test), "
+            raise InputError(f"fractions must be 3 non-negative shares (train, valid, test), "
                              f"got {self.fractions}")
 
 
@@ -218,7 +219,7 @@ def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions
     try:
         import tinysoundfont
     except ImportError:
-        raise ImportError("rendering needs tinysoundfont: pip install --no-deps tinysoundfont") \
+        raise NeedsPackage("rendering needs tinysoundfont: pip install --no-deps tinysoundfont") \
             from None
     soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
     if not soundfont.is_file():
@@ -226,28 +227,28 @@ def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions
     programs = sorted(GM_FAMILIES) if programs is None else sorted(set(programs))
     unknown = [p for p in programs if p not in GM_FAMILIES]
     if unknown:
-        raise ValueError(f"programs {unknown} have no NSynth family (mapped programs: "
+        raise InputError(f"programs {unknown} have no NSynth family (mapped programs: "
                          f"{sorted(GM_FAMILIES)})")
     tag = tag or _tag(soundfont)
     if not re.fullmatch(r"[A-Za-z0-9]+", tag):
-        raise ValueError(f"tag must be letters and digits (it goes into note names), got {tag!r}")
+        raise InputError(f"tag must be letters and digits (it goes into note names), got {tag!r}")
     synth = tinysoundfont.Synth(samplerate=options.sample_rate, gain=options.gain_db)
     try:
         sfid = synth.sfload(str(soundfont))
     except Exception as err:  # noqa: BLE001 - tinysoundfont raises a bare Exception
-        raise ValueError(f"{soundfont}: not a readable SoundFont ({err})") from None
+        raise InputError(f"{soundfont}: not a readable SoundFont ({err})") from None
     absent = [p for p in programs if synth.sfpreset_name(sfid, 0, p) is None]
     if absent:  # tinysoundfont would play another preset under their labels
         programs = [p for p in programs if p not in absent]
         if not programs:
-            raise ValueError(f"{soundfont}: has none of the GM programs asked for "
+            raise InputError(f"{soundfont}: has none of the GM programs asked for "
                              f"(no preset in bank 0 for {absent})")
         log.warning("%s: no preset for GM programs %s; they are left out", soundfont, absent)
     splits = assign_splits(programs, options.fractions, options.seed)
     out = Path(out)
     rendered = [out / split for split in SPLITS if (out / split / "examples.json").exists()]
     if rendered:  # its wavs would stay next to the new ones, as notes without a json entry
-        raise ValueError(f"{rendered[0]}: holds rendered notes already; render into a new "
+        raise InputError(f"{rendered[0]}: holds rendered notes already; render into a new "
                          f"folder (or delete this one)")
     jobs: List[Tuple[int, int, int]] = []
     for program in programs:

@@ -53,6 +53,7 @@ from typing import Iterator, Optional, Sequence
 import h5py
 import numpy as np
 
+from .errors import TimbremapError
 from .nsynth import SPLITS
 from .params import FeatureParams
 
@@ -62,7 +63,7 @@ __all__ = ["SpectraReader", "split_path", "open_split", "read_params", "read_sta
 SUFFIX = ".h5"
 
 
-class StoreError(ValueError):
+class StoreError(TimbremapError, ValueError):
     """A store, or a split of it, that is missing or not what the caller needs."""
 
 
@@ -94,9 +95,11 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
         have = ", ".join(store_splits(store)) or "none"
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: {have})")
     f = _open_file(path, mode)
-    if "spectra" not in f:
+    missing = [name for name in ("spectra", "labels") if name not in f]
+    if missing:
         f.close()
-        raise StoreError(f"{path}: not a timbremap store (no /spectra dataset)")
+        raise StoreError(f"{path}: not a timbremap store (no {', '.join('/' + m for m in missing)} "
+                         f"dataset)")
     return f
 
 

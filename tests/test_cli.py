@@ -108,3 +108,21 @@ def test_ctrl_c_during_a_threaded_build_exits_130_and_resumes(tone_root, tmp_pat
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "terminate called" not in stderr
     assert run("build", tone_root, out, "-q").returncode == 0
+
+
+def test_a_bug_shows_its_traceback_and_an_expected_error_is_one_line(monkeypatch, tmp_path,
+                                                                     caplog):
+    import analysis.cli as cli
+    from featurestore.errors import InputError
+
+    def bug(args):
+        raise KeyError("a bug")
+    monkeypatch.setattr(cli, "cmd_inspect", bug)
+    with pytest.raises(KeyError, match="a bug"):  # not hidden behind a one-line message
+        cli.main(["inspect", str(tmp_path)])
+
+    def expected(args):
+        raise InputError("x.h5: not what was expected")
+    monkeypatch.setattr(cli, "cmd_inspect", expected)
+    assert cli.main(["inspect", str(tmp_path)]) == 1
+    assert "error: x.h5: not what was expected" in caplog.text

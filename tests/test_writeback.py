@@ -16,6 +16,7 @@ from featurestore.store import StoreError
 def split_file(path):
     with h5py.File(path, "w") as f:
         f["spectra"] = np.zeros((10, 4, 3), np.float16)
+        f["labels"] = np.zeros(10, np.int32)
     return path
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from featurestore.errors import InputError
+
 __all__ = ["TrainConfig", "MODELS", "LOADERS", "MAX_DEFAULT_STEPS"]
 
 MODELS = ("default", "tutorial")
@@ -96,27 +98,27 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+            raise InputError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.loader not in LOADERS:
-            raise ValueError(f"loader must be one of {LOADERS}, got {self.loader!r}")
+            raise InputError(f"loader must be one of {LOADERS}, got {self.loader!r}")
         for name in ("epochs", "batch_size", "patience", "bands", "width"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+            raise InputError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
         if not 0 < self.learning_rate < math.inf:
-            raise ValueError(f"learning_rate must be positive and finite, got "
+            raise InputError(f"learning_rate must be positive and finite, got "
                              f"{self.learning_rate}")
         if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
-            raise ValueError(f"max_minutes must be positive and finite (or None), got "
+            raise InputError(f"max_minutes must be positive and finite (or None), got "
                              f"{self.max_minutes}")
         if not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must be in 0..2**32-1, got {self.seed}")
+            raise InputError(f"seed must be in 0..2**32-1, got {self.seed}")
         for name in ("weight_decay", "gain_db", "tilt_db", "mixup_alpha"):
             if not 0 <= getattr(self, name) < math.inf:
-                raise ValueError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
-            raise ValueError("dropout and label_smoothing must be in [0, 1)")
+            raise InputError("dropout and label_smoothing must be in [0, 1)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

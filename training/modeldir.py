@@ -17,6 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from featurestore.errors import TimbremapError
 from featurestore.params import FeatureParams
 
 from .config import TrainConfig
@@ -31,7 +32,7 @@ BACKUP_DIR = "backup"
 BEST_FILE = "best.keras"
 
 
-class ModelError(ValueError):
+class ModelError(TimbremapError, ValueError):
     """A model folder that is missing, incomplete or unreadable, or does not fit a store."""
 
 
