@@ -33,7 +33,7 @@ def cmd_render(args):
     from featurestore.render import RenderOptions, render_soundfont
     options = RenderOptions(velocities=tuple(args.velocities), pitch_step=args.pitch_step,
                             fractions=tuple(args.fractions), seed=args.seed)
-    counts = render_soundfont(args.out, args.soundfont, options, programs=args.programs,
+    counts = render_soundfont(args.out, args.soundfont, options=options, programs=args.programs,
                               tag=args.tag, progress=not args.quiet)
     _print(*(f"{split}: {n} notes -> {Path(args.out) / split}" for split, n in counts.items()))
 
@@ -162,8 +162,8 @@ def cmd_embed(args):
 
 def cmd_tsne(args):
     from analysis.tsne import tsne_split
-    result = tsne_split(args.store, args.split, args.source, args.method, args.perplexity,
-                        args.seed)
+    result = tsne_split(args.store, args.split, source=args.source, method=args.method,
+                        perplexity=args.perplexity, seed=args.seed)
     a = result.attrs
     _print(f"{args.split}: /tsne ({result.n}, 2) by {a['method']} from {a['source']}, "
            f"perplexity {a['perplexity']:g}, KL {a['kl_divergence']:.3f}",
@@ -174,9 +174,10 @@ def cmd_tsne(args):
 
 def cmd_place(args):
     from analysis.place import place_files
-    _report_files(place_files(args.store, args.model_dir, args.files, args.split), lambda r: (
-        f"({r.x:.2f}, {r.y:.2f}) predicted {r.family} {r.probability:.2f}; nearest: "
-        + ", ".join(f"{n['name']} ({n['family']})" for n in r.nearest[:3])))
+    _report_files(place_files(args.store, args.model_dir, args.files, split=args.split),
+                  lambda r: (f"({r.x:.2f}, {r.y:.2f}) predicted {r.family} {r.probability:.2f}; "
+                             f"nearest: " + ", ".join(f"{n['name']} ({n['family']})"
+                                                      for n in r.nearest[:3])))
 
 
 def cmd_plot(args):

@@ -46,7 +46,7 @@ def _attrs(trained: TrainedModel) -> dict:
             "layer": EMBEDDING_LAYER}
 
 
-def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None,
+def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
                 batch_size: int = 128, progress: bool = True) -> Dict[str, tuple]:
     """Write ``/embeddings`` and ``/probabilities`` into every (or the named) split file.
 
@@ -96,9 +96,9 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None,
         with results_file(store, split, nbytes) as f:
             made_from = map_model(f)
             stale = bool(made_from) and made_from != attrs["model_sha1"]
-            write_result(f, "embeddings", (n, dim), embeddings, attrs)
-            write_result(f, "probabilities", (n, probabilities[0].shape[1] if n else 11),
-                         probabilities, {**attrs, "layer": "family"})  # the softmax
+            write_result(f, "embeddings", shape=(n, dim), blocks=embeddings, attrs=attrs)
+            write_result(f, "probabilities", shape=(n, probabilities[0].shape[1] if n else 11),
+                         blocks=probabilities, attrs={**attrs, "layer": "family"})  # softmax
             if stale:  # a map of other embeddings: it would no longer match them
                 drop_map(store, split, f)
                 log.warning("%s: its t-SNE map was made from another model's embeddings and "

@@ -37,7 +37,7 @@ def _audio_link(out_dir: Path, audio: Path) -> str:
         return audio.resolve().as_uri()
 
 
-def write_map(store, out_dir, splits: Optional[Sequence[str]] = None,
+def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
               copy_audio: bool = False) -> Path:
     """Write ``OUT_DIR/index.html`` for every split with a ``/tsne`` map.
 

@@ -28,7 +28,7 @@ __all__ = ["place_files"]
 log = logging.getLogger(__name__)
 
 
-def place_files(store, model_dir, files: Sequence, split: str = "test", k: int = 5
+def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: int = 5
                 ) -> List[Placed]:
     """Position audio files on the t-SNE map of ``split`` and list their nearest stored notes.
 

@@ -93,7 +93,7 @@ def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = K) -> float:
     return float((predicted == labels).mean())
 
 
-def map_metrics(source: np.ndarray, mapped: np.ndarray, labels: np.ndarray, seed: int = 0,
+def map_metrics(source: np.ndarray, mapped: np.ndarray, labels: np.ndarray, *, seed: int = 0,
                 k: int = K) -> dict:
     """Trustworthiness and kNN family accuracy (source space and map) on up to
     ``METRICS_SAMPLE`` points."""
@@ -141,7 +141,7 @@ class _Converged:
         return converged
 
 
-def fit_opentsne(data: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int = 2,
+def fit_opentsne(data: np.ndarray, perplexity: float = 30.0, *, seed: int = 0, n_jobs: int = 2,
                  max_iter: int = MAX_ITER, tol: float = KL_TOL, every: int = 50):
     """openTSNE's standard t-SNE, with exact neighbours for small data and a converged stop.
 
@@ -257,7 +257,7 @@ def fitted_map(f: h5py.File, n_jobs: int = 2):
     return to_map
 
 
-def tsne_split(store, split: str = "test", source: str = "embeddings",
+def tsne_split(store, split: str = "test", *, source: str = "embeddings",
                method: str = "opentsne", perplexity: float = 30.0, seed: int = 0,
                pca_components: int = 50, n_jobs: int = 2) -> TsneResult:
     """Fit a t-SNE map of one split and write it to ``/tsne``.
@@ -300,7 +300,7 @@ def tsne_split(store, split: str = "test", source: str = "embeddings",
         attrs.update(pca_components=int(pca.n_components_),
                      pca_explained_variance=float(pca.explained_variance_ratio_.sum()))
     if method == "opentsne":
-        embedding, fit_attrs = fit_opentsne(data, perplexity, seed, n_jobs)
+        embedding, fit_attrs = fit_opentsne(data, perplexity, seed=seed, n_jobs=n_jobs)
         attrs.update(fit_attrs)
         mapped = np.asarray(embedding, dtype=np.float32)
         attrs["kl_divergence"] = float(embedding.kl_divergence)
@@ -309,15 +309,16 @@ def tsne_split(store, split: str = "test", source: str = "embeddings",
         model = TSNE(perplexity=perplexity, random_state=seed, init="pca", n_jobs=n_jobs)
         mapped = model.fit_transform(data).astype(np.float32)
         attrs["kl_divergence"] = float(model.kl_divergence_)
-    attrs.update(map_metrics(data, mapped, labels, seed))
+    attrs.update(map_metrics(data, mapped, labels, seed=seed))
     keep_pca = source == "spectra" and method == "opentsne"  # place needs it
     nbytes = mapped.nbytes + (4 * (pca.components_.size + pca.mean_.size) if keep_pca else 0)
     with results_file(store, split, nbytes) as f:  # the old map goes first: never half of each
         drop_map(store, split, f)
         if keep_pca:
-            write_result(f, PCA_COMPONENTS, pca.components_.shape, [pca.components_], {})
-            write_result(f, PCA_MEAN, pca.mean_.shape, [pca.mean_], {})
-        write_result(f, "tsne", mapped.shape, [mapped], attrs)
+            write_result(f, PCA_COMPONENTS, shape=pca.components_.shape,
+                         blocks=[pca.components_], attrs={})
+            write_result(f, PCA_MEAN, shape=pca.mean_.shape, blocks=[pca.mean_], attrs={})
+        write_result(f, "tsne", shape=mapped.shape, blocks=[mapped], attrs=attrs)
     log.info("%s: /tsne written (trustworthiness %.3f, kNN accuracy %.3f -> %.3f)", path,
              attrs["trustworthiness"], attrs["knn_accuracy_source"], attrs["knn_accuracy_map"])
     return TsneResult(split, n, attrs)

@@ -34,7 +34,7 @@ PROTECTED = {"spectra", "labels", "names", "pitch", "velocity", "instrument", "i
              "source", "qualities", "skipped", "adjusted"}
 
 
-def write_result(f: h5py.File, name: str, shape, blocks: Iterable[np.ndarray],
+def write_result(f: h5py.File, name: str, *, shape, blocks: Iterable[np.ndarray],
                  attrs: Mapping, dtype=np.float32) -> h5py.Dataset:
     """Write ``/name`` from consecutive row blocks, atomically within the file.
 

@@ -168,7 +168,7 @@ def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=()) -> P
         if not (out / "done").is_file():
             options = RenderOptions(pitch_step=pitch_step, velocities=tuple(velocities),
                                     fractions=fractions)
-            render_soundfont(out, soundfont, options, tag=name)
+            render_soundfont(out, soundfont, options=options, tag=name)
             (out / "done").write_text("")
     return link_root(workdir, workdir / "root",
                      {"train": [("timgm6mb", "train"), ("fluidr3", "train")],

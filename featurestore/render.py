@@ -180,7 +180,7 @@ def _render_note(synth, sfid: int, program: int, pitch: int, velocity: int,
     return mono
 
 
-def render_soundfont(out, soundfont=None, options: RenderOptions = RenderOptions(),
+def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOptions(),
                      programs: Optional[Sequence[int]] = None, tag: Optional[str] = None,
                      progress: bool = True) -> Dict[str, int]:
     """Render General MIDI programs of a SoundFont into NSynth-layout splits.

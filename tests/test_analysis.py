@@ -112,20 +112,20 @@ def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tm
 def test_a_crashed_write_never_looks_complete(tmp_path):
     path = tmp_path / "x.h5"
     with h5py.File(path, "w") as f:
-        write_result(f, "tsne", (4, 2), [np.ones((4, 2))], {"method": "old"})
+        write_result(f, "tsne", shape=(4, 2), blocks=[np.ones((4, 2))], attrs={"method": "old"})
 
     def broken():
         yield np.zeros((2, 2))
         raise RuntimeError("crash mid-write")
     with h5py.File(path, "r+") as f, pytest.raises(RuntimeError):
-        write_result(f, "tsne", (4, 2), broken(), {"method": "new"})
+        write_result(f, "tsne", shape=(4, 2), blocks=broken(), attrs={"method": "new"})
     with h5py.File(path, "r+") as f:
         assert f["tsne"].attrs["method"] == "old" and (f["tsne"][:] == 1).all()
         assert ".partial-tsne" in f  # the unfinished one has a name that says so
-        write_result(f, "tsne", (4, 2), [np.zeros((4, 2))], {"method": "new"})
+        write_result(f, "tsne", shape=(4, 2), blocks=[np.zeros((4, 2))], attrs={"method": "new"})
         assert ".partial-tsne" not in f and f["tsne"].attrs["method"] == "new"
         with pytest.raises(ValueError, match="written by the build"):
-            write_result(f, "spectra", (1,), [np.zeros(1)], {})
+            write_result(f, "spectra", shape=(1,), blocks=[np.zeros(1)], attrs={})
 
 
 def cluster_store(path: Path, n_per: int = 30, families: int = 5, dim: int = 16, seed: int = 0):
@@ -364,8 +364,8 @@ def test_a_map_rebuilt_from_the_file_places_as_the_fitted_one(tmp_path):
         points = f["embeddings"][:]
         fitted, attrs = fit_opentsne(points, 10.0, seed=0, max_iter=100)  # as tsne fits it
         xy = np.asarray(fitted, np.float32)
-        write_result(f, "tsne", xy.shape, [xy], {"method": "opentsne", "perplexity": 10.0,
-                                                 "seed": 0, "source": "embeddings", **attrs})
+        write_result(f, "tsne", shape=xy.shape, blocks=[xy], attrs={
+            "method": "opentsne", "perplexity": 10.0, "seed": 0, "source": "embeddings", **attrs})
     new = points[[0, 70]] + 0.01
     with h5py.File(tmp_path / "test.h5") as f:
         placed = fitted_map(f)(None, new)

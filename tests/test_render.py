@@ -106,7 +106,7 @@ def test_renders_sf3_soundfonts_like_their_sf2(tmp_path):
     options = RenderOptions(pitch_step=24, velocities=(100,), duration=1.0, hold=0.75,
                             fractions=(1, 0, 0))
     for name, soundfont in (("sf2", default_soundfont()), ("sf3", sf3)):
-        render_soundfont(tmp_path / name, soundfont, options, programs=[0, 73], tag="tim",
+        render_soundfont(tmp_path / name, soundfont, options=options, programs=[0, 73], tag="tim",
                          progress=False)
     wavs = sorted(p.name for p in (tmp_path / "sf2" / "train" / "audio").iterdir())
     assert wavs and wavs == sorted(p.name for p in (tmp_path / "sf3" / "train" / "audio")

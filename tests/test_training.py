@@ -267,12 +267,12 @@ def test_default_model_averages_stft_bins_into_the_configured_bands():
     params = FeatureParams()
     mean, std = np.zeros(513), np.ones(513)
     for bands in (96, 32):
-        model = build_model(QUICK.replace(bands=bands), params, mean, std)
+        model = build_model(QUICK.replace(bands=bands), params, mean=mean, std=std)
         weights = model.get_layer("bands").get_weights()[0]
         assert weights.shape == (513, bands)
         np.testing.assert_allclose(weights.sum(axis=0), 1, rtol=1e-5)  # each band: an average
     mel = FeatureParams(kind="mel", n_mels=64)
-    model = build_model(QUICK, mel, np.zeros(64), np.ones(64))
+    model = build_model(QUICK, mel, mean=np.zeros(64), std=np.ones(64))
     assert "bands" not in [layer.name for layer in model.layers]
 
 

@@ -25,7 +25,8 @@ def test_results_go_into_reserved_room_which_is_given_back(tmp_path):
     seen = []
     with results_file(tmp_path, "test", 4 * 10 * 2) as f:
         seen.append(os.path.getsize(path))
-        write_result(f, "tsne", (10, 2), [np.ones((10, 2))], {"method": "x"})
+        write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))],
+                     attrs={"method": "x"})
     assert seen[0] >= 80 + METADATA_BYTES  # reserved before HDF5 opened it
     assert os.path.getsize(path) < METADATA_BYTES  # HDF5 cut it back to what it uses
     with h5py.File(path) as f:

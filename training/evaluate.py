@@ -15,7 +15,7 @@ from .modeldir import TrainedModel, load_trained
 __all__ = ["predict_split", "evaluate", "plot_confusion", "classification_report_text"]
 
 
-def predict_split(trained: TrainedModel, store, split: str, batch_size: int = 128,
+def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int = 128,
                   loader: str = "mmap"):
     """Class probabilities of every note of a split, read in batches (memory stays bounded).
 
@@ -35,7 +35,7 @@ def predict_split(trained: TrainedModel, store, split: str, batch_size: int = 12
     return np.asarray(probabilities, np.float32), labels
 
 
-def evaluate(store, model_dir, split: str = "test", batch_size: int = 128,
+def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
              confusion_png: Optional[Path] = None) -> dict:
     """Accuracy, balanced accuracy, per-family precision/recall/F1 and the confusion matrix.
 
@@ -48,7 +48,7 @@ def evaluate(store, model_dir, split: str = "test", batch_size: int = 128,
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
     trained = load_trained(model_dir)
-    probabilities, labels = predict_split(trained, store, split, batch_size)
+    probabilities, labels = predict_split(trained, store, split, batch_size=batch_size)
     if not len(labels):
         raise StoreError(f"{split_path(store, split)}: holds no notes to evaluate")
     predicted = probabilities.argmax(axis=1)

@@ -157,7 +157,7 @@ def band_matrix(params: FeatureParams, n_bands: int) -> np.ndarray:
     return (bands / np.maximum(bands.sum(axis=0, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def build_model(config: TrainConfig, params: FeatureParams, mean, std) -> keras.Model:
+def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> keras.Model:
     """An uncompiled Keras model for ``config.model``.
 
     Parameters

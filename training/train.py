@@ -155,7 +155,7 @@ def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int
     """The model with its optimizer (AdamW, cosine decay over the run) and loss."""
     import keras
     from .models import build_model
-    model = build_model(config, params, mean, std)
+    model = build_model(config, params, mean=mean, std=std)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.05,
         warmup_target=None)
