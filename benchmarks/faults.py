@@ -5,8 +5,8 @@ moments, a disk that fills up, and a store on a read-only file system.
     python benchmarks/faults.py --trials 2 --commands build tsne --work /tmp/faults
 
 Data: synthetic tones in NSynth's layout (``tests/helpers.py``; 68 train, 40 valid, 40 test
-notes of 4 s, ``--notes``). First every command runs once uninterrupted, timed: the reference results and
-the durations. Then each trial starts the command (``timbremap ...`` in its own session),
+notes of 4 s, ``--notes``). First every command runs once uninterrupted, timed: the reference
+results and the durations. Then each trial starts the command (``timbremap ...`` in its own session),
 sends SIGKILL to its whole process group at a moment drawn uniformly between 0 and the
 uninterrupted run's duration (numpy generator seeded with ``--seed``), waits until no process
 of the group is left, and checks:

@@ -351,3 +351,13 @@ def test_training_that_diverges_is_an_error(tone_store, tmp_path):
     with pytest.raises(ModelError, match="training diverged .* lower --learning-rate"):
         train(tone_store, tmp_path / "m", QUICK.replace(learning_rate=1e30, augment=False),
               verbose=0)
+
+
+def test_a_valid_split_without_notes_is_one_line(tmp_path):
+    from helpers import make_tone_split, write_note
+    make_tone_split(tmp_path / "root" / "train", 11, seed=0)
+    valid = make_tone_split(tmp_path / "root" / "valid", 1, seed=1)
+    write_note(tmp_path / "root" / "valid", next(iter(valid)), np.zeros(16000))  # silent
+    build_store(tmp_path / "root", tmp_path / "store", jobs=1, progress=False)
+    one_line_error(run("train", tmp_path / "store", tmp_path / "m", "--epochs", "1"),
+                   "valid.h5: the split holds no notes")

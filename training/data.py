@@ -17,7 +17,7 @@ import numpy as np
 
 from featurestore.half import to_float32
 from featurestore.nsynth import FAMILIES
-from featurestore.store import SpectraReader
+from featurestore.store import SpectraReader, StoreError
 
 __all__ = ["StoreBatches", "balanced_weights"]
 
@@ -82,7 +82,7 @@ class StoreBatches(keras.utils.PyDataset):
         self.epoch = 0
         n = len(self.reader)
         if n == 0:
-            raise ValueError(f"{path}: the split holds no notes")
+            raise StoreError(f"{path}: the split holds no notes")
         self.steps = steps or math.ceil(n / self.batch_size)
         if shuffle:
             import h5py
