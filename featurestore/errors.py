@@ -3,7 +3,7 @@ package that is not installed. Each message names what and where; the ``timbrema
 prints it as one line. Any other exception is a bug and shows its traceback."""
 from __future__ import annotations
 
-__all__ = ["TimbremapError", "InputError", "NeedsPackage"]
+__all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError"]
 
 
 class TimbremapError(Exception):
@@ -16,3 +16,7 @@ class InputError(TimbremapError, ValueError):
 
 class NeedsPackage(TimbremapError, ImportError):
     """An optional package that a feature needs is not installed; says how to install it."""
+
+
+class BuildError(TimbremapError, RuntimeError):
+    """A build that cannot start or go on; the message names the path and the problem."""

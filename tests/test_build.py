@@ -104,7 +104,7 @@ def test_mel_features_and_parallel_build_equal_serial(tone_root, tmp_path):
 
 def test_notes_written_at_chunk_offsets_equal_hdf5s_own_chunk_writes(tone_root, tmp_path,
                                                                     monkeypatch):
-    from featurestore import build
+    from featurestore import splitfile
     pwrite, pwrites = os.pwrite, []
 
     def counted(*args):
@@ -116,7 +116,7 @@ def test_notes_written_at_chunk_offsets_equal_hdf5s_own_chunk_writes(tone_root, 
     with h5py.File(tmp_path / "raw" / "train.h5") as f:
         assert len(pwrites) == f["spectra"].shape[0] > 0  # one os.pwrite a note
     writes = []
-    monkeypatch.setattr(build, "chunk_offsets", lambda ds: writes.append(ds.name))  # -> None
+    monkeypatch.setattr(splitfile, "chunk_offsets", lambda ds: writes.append(ds.name))  # None
     build_store(tone_root, tmp_path / "hdf5", jobs=2, progress=False, splits=["train"])
     assert writes == ["/spectra"]  # the fallback, write_direct_chunk, wrote the second store
     with h5py.File(tmp_path / "raw" / "train.h5") as a, \
@@ -251,7 +251,7 @@ def test_unwritable_out(tone_root, tmp_path):
 
 def test_a_full_disk_names_the_file_and_the_build_resumes(tone_root, tmp_path, monkeypatch):
     import errno
-    from featurestore import build
+    from featurestore import splitfile
     pwrite, calls = os.pwrite, []
 
     def full_after_five(*args):
@@ -262,7 +262,7 @@ def test_a_full_disk_names_the_file_and_the_build_resumes(tone_root, tmp_path, m
     out = tmp_path / "full"
     with monkeypatch.context() as m:
         m.setattr(os, "pwrite", full_after_five)
-        m.setattr(build, "JOURNAL_SECONDS", 0.0)  # a journal after every batch
+        m.setattr(splitfile, "JOURNAL_SECONDS", 0.0)  # a journal after every batch
         with pytest.raises(BuildError, match=r"train\.h5: cannot be written \(No space left on "
                                              r"device\); .* kept in train\.h5\.partial: make "
                                              r"room and run the same build again to resume"):
@@ -279,13 +279,14 @@ def test_a_full_disk_names_the_file_and_the_build_resumes(tone_root, tmp_path, m
 
 SLOW_BUILD = """
 import sys, time
-import featurestore.build as b
-extract = b._extract
+import featurestore.workers as w
+extract = w.extract
 def slow(*args):  # 120 notes take ~6 s, so the kill lands between two journal saves (1 s)
     time.sleep(0.2)
     return extract(*args)
-b._extract = slow
-b.build_store(sys.argv[1], sys.argv[2], jobs=2, batch_size=2, progress=False)
+w.extract = slow
+from featurestore.build import build_store
+build_store(sys.argv[1], sys.argv[2], jobs=2, batch_size=2, progress=False)
 """
 
 
@@ -322,8 +323,8 @@ def test_resume_after_kill_gives_the_same_store(tmp_path):
 
 
 def test_workers_waiting_for_ring_slots_give_the_same_store(tone_root, tmp_path, monkeypatch):
-    import featurestore.build
-    monkeypatch.setattr(featurestore.build, "RING_SLOTS_PER_JOB", 1)  # workers often wait
+    import featurestore.workers
+    monkeypatch.setattr(featurestore.workers, "RING_SLOTS_PER_JOB", 1)  # workers often wait
     build_store(tone_root, tmp_path / "ring", jobs=2, backend="loky", batch_size=1,
                 progress=False, splits=["train"])
     build_store(tone_root, tmp_path / "threads", jobs=2, backend="threading", batch_size=3,
@@ -383,8 +384,8 @@ def test_open_split_errors(tone_store, tmp_path):
 def test_ring_slots_wait_for_the_writer(tmp_path):
     import dataclasses
 
-    from featurestore.build import BuildError, _Ring
-    ring = _Ring.create(tmp_path / "ring", slots=2, batch_size=1, shape=(2, 3))
+    from featurestore.workers import Ring
+    ring = Ring.create(tmp_path / "ring", slots=2, batch_size=1, shape=(2, 3))
     ring.slot_for(1)[0] = 7  # batches 0 and 1 have free slots
     consumed, slots = ring.open()
     assert (slots[1] == 7).all() and (slots[0] == 0).all() and consumed[0] == 0
@@ -405,15 +406,15 @@ def test_broken_link_is_skipped_and_a_failed_finish_is_redone(tmp_path, monkeypa
     os.symlink(tmp_path / "gone.wav", split / "audio" / "dangling.wav")
     examples["dangling"] = example("dangling", "guitar")
     (split / "examples.json").write_text(json.dumps({k: e.to_json() for k, e in examples.items()}))
-    import featurestore.build as build
-    digest = build._inputs_digest
+    import featurestore.splitfile as splitfile
+    digest = splitfile.inputs_digest
 
-    def fails(items):  # late in _finalize: its datasets are written, the attrs not yet
+    def fails(items):  # late in finalize: its datasets are written, the attrs not yet
         raise OSError("disk full")
-    monkeypatch.setattr(build, "_inputs_digest", fails)
+    monkeypatch.setattr(splitfile, "inputs_digest", fails)
     with pytest.raises(BuildError, match=r"train\.h5: cannot be written \(disk full\); .*resume"):
         build_store(tmp_path / "root", tmp_path / "s", jobs=1, progress=False)
-    monkeypatch.setattr(build, "_inputs_digest", digest)
+    monkeypatch.setattr(splitfile, "inputs_digest", digest)
     with h5py.File(tmp_path / "s" / "train.h5.partial") as f:  # reused by the next run
         assert "labels" in f and len(f["spectra"]) == 4  # 4 rows until the finish succeeds
     report = build_store(tmp_path / "root", tmp_path / "s", jobs=1, progress=False)[0]

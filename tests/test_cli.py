@@ -83,14 +83,14 @@ def test_build_into_a_file_is_one_clear_line(tone_root, tmp_path):
 
 INTERRUPTED_BUILD = """
 import sys
-import featurestore.build as b
+import featurestore.workers as w
 from analysis.cli import main
-extract = b._extract
+extract = w.extract
 def slow(*args):  # each batch 200 times over: the worker threads are mostly in the FFT
     for _ in range(200):
         result = extract(*args)
     return result
-b._extract = slow
+w.extract = slow
 sys.exit(main(["build", sys.argv[1], sys.argv[2], "--jobs", "2", "--batch-size", "1", "-q"]))
 """
 

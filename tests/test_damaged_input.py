@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from featurestore import build as build_module
 from featurestore import features
 from featurestore.audio import MAX_PEAK, AudioError, load_audio
 from featurestore.build import BuildError, build_store
@@ -17,6 +16,7 @@ from featurestore.headers import declared_frames
 from featurestore.nsynth import read_split, write_split
 from featurestore.params import FeatureParams
 from featurestore.render import RenderOptions, render_soundfont
+from featurestore.stats import RunningStats
 from featurestore.store import StoreError, open_split, read_stats
 from helpers import SR, example, make_tone_split, tone, write_note
 
@@ -159,12 +159,11 @@ def test_a_note_whose_features_are_not_finite_is_skipped_whatever_the_cause(tmp_
 
 def test_statistics_that_are_not_finite_never_finish_a_split(tmp_path, monkeypatch):
     make_tone_split(tmp_path / "root" / "train", 4, seed=0)
-    from featurestore.stats import RunningStats
     sums = RunningStats.from_sums
 
     def nan_sums(count, total, squares):  # a guard above it gone: the last one holds
         return sums(count, total * np.nan, squares)
-    monkeypatch.setattr(build_module.RunningStats, "from_sums", nan_sums)
+    monkeypatch.setattr(RunningStats, "from_sums", nan_sums)
     with pytest.raises(BuildError, match="statistics of train are not finite"):
         build_store(tmp_path / "root", tmp_path / "store", jobs=1, progress=False)
     assert not (tmp_path / "store" / "train.h5").exists()

@@ -1,0 +1,174 @@
+"""The build's parallel map: workers that read audio and compute features for batches of notes.
+
+Workers are joblib threads or loky processes (:func:`resolve_backend`), or the workers of a dask
+cluster (:func:`parallel_backend`); the build's own process is the only writer
+(:mod:`featurestore.splitfile`). Local worker processes (loky, chosen for more than
+:data:`THREADS_UP_TO` jobs) compute each batch's features straight into a slot of a small
+memory-mapped ring file next to the output (:class:`Ring`), so 250 KB a note are not pickled
+through pipes; the writer copies them once, into the HDF5 file, and frees the slot. Dask
+workers, which may run on other machines, return their features as arrays. Threads and loky
+processes are measured against each other in ``docs/extraction.md``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from joblib import parallel_config
+
+from .audio import AudioError
+from .errors import BuildError
+from .features import Workspace, note_features
+from .params import FeatureParams
+from .stats import RunningStats
+
+__all__ = ["BACKENDS", "Ring", "extract", "parallel_backend", "resolve_backend"]
+
+log = logging.getLogger(__name__)
+BACKENDS = ("auto", "loky", "dask", "threading")
+#: ``backend='auto'`` runs up to this many jobs as threads, more as loky processes.
+THREADS_UP_TO = 2
+RING_SLOTS_PER_JOB = 4  # batches of features a loky worker can be ahead of the writer
+
+
+@dataclass(frozen=True)
+class Ring:
+    """A memory-mapped ring of ``slots`` batches of features, shared by the writer and its loky
+    workers.
+
+    The file holds an int64 header, the number of batches the writer has consumed, then the
+    slots. Batch ``k`` of a run fills slot ``k % slots`` once the writer has consumed batch
+    ``k - slots``; batches are taken and consumed in order, so the batch the writer waits for
+    never waits itself. Workers map the file anew for every batch (a rebuilt ring is a new
+    file: a long-lived worker never writes into an old one).
+    """
+
+    path: str
+    slots: int
+    batch_size: int
+    shape: Tuple[int, int]
+    owner: int  # the writer's pid: a worker stops waiting when it is gone
+
+    HEADER = 64  # bytes, keeps the slots aligned
+
+    @classmethod
+    def create(cls, path: Path, slots: int, batch_size: int, shape) -> "Ring":
+        ring = cls(str(path), slots, batch_size, tuple(shape), os.getpid())
+        size = cls.HEADER + slots * batch_size * int(np.prod(shape)) * 2
+        with open(path, "wb") as f:
+            f.truncate(size)  # sparse and zero: nothing consumed yet
+        return ring
+
+    @classmethod
+    @contextlib.contextmanager
+    def beside(cls, store: Path, slots: int, batch_size: int, shape):
+        """A new ring ``STORE.ring-ID`` for one run, removed afterwards."""
+        ring = cls.create(store.with_name(f"{store.name}.ring-{uuid.uuid4().hex[:12]}"), slots,
+                          batch_size, shape)
+        try:
+            yield ring
+        finally:
+            Path(ring.path).unlink(missing_ok=True)
+
+    def open(self) -> Tuple[np.ndarray, np.ndarray]:
+        """``(consumed, slots)``: the header as a 1-element int64 array, and the slots as
+        float16 ``(slots, batch_size, frames, bins)``, both views of the mapped file."""
+        memory = np.memmap(self.path, dtype=np.uint8, mode="r+")
+        consumed = memory[:8].view(np.int64)
+        slots = memory[self.HEADER:].view(np.float16).reshape(
+            (self.slots, self.batch_size) + self.shape)
+        return consumed, slots
+
+    def slot_for(self, number: int, timeout: float = 600.0) -> np.ndarray:
+        """Worker side: batch ``number``'s slot, once the writer is done with its last use."""
+        consumed, slots = self.open()
+        deadline = time.monotonic() + timeout
+        while consumed[0] < number - self.slots + 1:
+            try:
+                os.kill(self.owner, 0)
+            except ProcessLookupError:
+                raise BuildError(f"{self.path}: the build's writer (pid {self.owner}) is gone") \
+                    from None
+            if time.monotonic() > deadline:
+                raise BuildError(f"{self.path}: batch {number} waited {timeout:g} s for the "
+                                 f"writer to free its slot")
+            time.sleep(0.001)
+        return slots[number % self.slots]
+
+
+def extract(batch: Sequence[Tuple[int, str]], params: FeatureParams,
+             ring: Optional[Ring] = None, number: int = 0):
+    """Worker: features, per-note statistics, skips and adjustments of a batch of files.
+
+    The features go into slot ``number`` of ``ring`` when one is given (and ``None`` is
+    returned in their place), otherwise into a new array that is returned.
+
+    The statistics are one :class:`RunningStats` per note, merged by the writer note by note, so
+    the float64 result does not depend on how notes were batched (a resumed build may batch the
+    notes after its journal differently from an uninterrupted one).
+    """
+    if ring is None:
+        features = np.empty((len(batch),) + params.shape, dtype=np.float16)
+    else:
+        features = ring.slot_for(number)
+    stats, workspace = [], Workspace(params)
+    done, skipped, adjusted = [], [], []
+    for pos, path in batch:
+        try:  # the features go straight into their row; a skipped note's row is reused
+            _, total, squares, adjustments = note_features(
+                Path(path), params, out=features[len(done)], workspace=workspace)
+        except AudioError as err:
+            skipped.append((pos, err.reason))
+            continue
+        stats.append(RunningStats.from_sums(params.n_frames, total, squares))
+        done.append(pos)
+        if adjustments:
+            adjusted.append((pos, "; ".join(adjustments)))
+    return done, None if ring is not None else features[:len(done)], stats, skipped, adjusted
+
+
+@contextlib.contextmanager
+def parallel_backend(backend: str, jobs: int):
+    """joblib's parallel configuration; for dask, a client (an existing one, or a local cluster)."""
+    if backend != "dask":
+        with parallel_config(backend=backend, n_jobs=jobs):
+            yield
+        return
+    try:
+        from dask.distributed import Client, LocalCluster, get_client
+    except ImportError:
+        raise BuildError("--backend dask needs dask.distributed: pip install 'dask[distributed]'") \
+            from None
+    try:
+        get_client()
+        own = contextlib.nullcontext()
+    except ValueError:  # no client yet: run a local cluster for this build
+        log.info("starting a dask LocalCluster with %d workers", jobs)
+        own = Client(LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                  dashboard_address=None))
+    with own, parallel_config(backend="dask", n_jobs=-1):
+        yield
+
+
+def resolve_backend(backend: str, jobs: int) -> str:
+    """The joblib backend ``build_store`` runs: ``'auto'`` is ``'threading'`` for up to
+    :data:`THREADS_UP_TO` jobs and ``'loky'`` beyond; other names are kept.
+
+    The hot path (soundfile reads, the numba kernels, scipy's FFT, numpy on whole notes) runs
+    without the GIL, so on few cores threads lose little to it and save each loky process's
+    start-up (~1.5 s of imports and numba's LLVM; measured on 2 cores for 3,000 notes: the
+    whole command 5.5 s with 2 threads, 6.3-6.7 s with 2 processes, alternating runs). On
+    more cores the GIL-bound parts would add up, so processes take over.
+    """
+    if backend not in BACKENDS:
+        raise BuildError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return "threading" if jobs <= THREADS_UP_TO else "loky"
+    return backend
