@@ -15,7 +15,6 @@ from featurestore.errors import TimbremapError
 log = logging.getLogger("timbremap")
 
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 
 
 class CommandError(TimbremapError):
@@ -28,7 +27,6 @@ def _print(*lines):
     sys.stdout.flush()
 
 
-# ---------------------------------------------------------------- featurestore commands
 def cmd_render(args):
     from featurestore.render import RenderOptions, render_soundfont
     options = RenderOptions(velocities=tuple(args.velocities), pitch_step=args.pitch_step,
@@ -79,7 +77,6 @@ def cmd_inspect(args):
     _print(*describe_store(args.store))
 
 
-# ---------------------------------------------------------------- training commands
 def train_config(args):
     from training.config import TrainConfig
     changes = {name: getattr(args, name) for name in
@@ -152,11 +149,11 @@ def _report_files(results, describe):
         raise CommandError(f"{len(failed)} of {len(results)} files could not be used")
 
 
-# ---------------------------------------------------------------- analysis commands
 def cmd_embed(args):
     from analysis.embed import embed_store
+    from featurestore.nsynth import FAMILIES
     shapes = embed_store(args.store, args.model_dir, args.split, progress=not args.quiet)
-    _print(*(f"{split}: /embeddings {shape}, /probabilities ({shape[0]}, 11)"
+    _print(*(f"{split}: /embeddings {shape}, /probabilities ({shape[0]}, {len(FAMILIES)})"
              for split, shape in shapes.items()))
 
 
@@ -195,19 +192,17 @@ def cmd_demo(args):
     report = run_demo(args.out_dir, progress=not args.quiet)
     lines = [f"timbremap demo in {report.out}:"]
     lines += [f"  {name:<9}{seconds:7.1f} s  {summary}" for name, seconds, summary in report.steps]
-    lines.append(f"  total    {sum(s for _, s, _ in report.steps):7.1f} s")
-    lines.append("files:")
+    lines += [f"  total    {sum(s for _, s, _ in report.steps):7.1f} s", "files:"]
     lines += [f"  {path}" for path in report.files]
     lines.append(f"open {report.out / 'map' / 'index.html'} in a browser to explore and listen")
     _print(*lines)
 
 
-# ---------------------------------------------------------------- parser
 def _add_feature_options(p):
-    from featurestore.params import FeatureParams
+    from featurestore.params import KINDS, FeatureParams
     d = FeatureParams()
     g = p.add_argument_group("features (recorded in the store's attrs)")
-    g.add_argument("--features", choices=("stft", "mel"), default=d.kind,
+    g.add_argument("--features", choices=KINDS, default=d.kind,
                    help="log-magnitude STFT (default) or log-mel bands")
     g.add_argument("--n-fft", type=int, default=d.n_fft)
     g.add_argument("--hop-length", type=int, default=d.hop_length)
@@ -217,6 +212,10 @@ def _add_feature_options(p):
 
 
 def make_parser():
+    from analysis.tsne import METHODS, SOURCES
+    from featurestore import __version__
+    from featurestore.workers import BACKENDS
+    from training.config import LOADERS, MODELS, TrainConfig
     parser = argparse.ArgumentParser(
         prog="timbremap",
         description="HDF5 feature store, instrument-family classifier and timbre maps "
@@ -224,7 +223,6 @@ def make_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="debug messages")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    from featurestore import __version__
     parser.add_argument("--version", action="version", version=f"timbremap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add = sub.add_parser
@@ -255,7 +253,7 @@ def make_parser():
     p.add_argument("root", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--jobs", type=int, default=2, help="parallel workers (default 2)")
-    p.add_argument("--backend", choices=("auto", "loky", "dask", "threading"), default="auto",
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="joblib backend (default auto: threads for up to 2 jobs, loky processes "
                         "beyond); dask uses the running client or a LocalCluster")
     p.add_argument("--batch-size", type=int, default=32, help="notes per worker task")
@@ -269,7 +267,6 @@ def make_parser():
     p.add_argument("store", type=Path)
     p.set_defaults(func=cmd_inspect)
 
-    from training.config import TrainConfig
     d = TrainConfig()
     p = sub.add_parser("train", help="train the family classifier on a store",
                        description="Train on STORE/train.h5, pick the best epoch on "
@@ -277,7 +274,7 @@ def make_parser():
                                    "history.csv and curves.png.")
     p.add_argument("store", type=Path)
     p.add_argument("model_dir", type=Path)
-    p.add_argument("--model", choices=("default", "tutorial"), default=d.model)
+    p.add_argument("--model", choices=MODELS, default=d.model)
     p.add_argument("--epochs", type=int, help=f"at most this many (default {d.epochs})")
     p.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: N / batch)")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
@@ -287,7 +284,7 @@ def make_parser():
                    help=f"time budget; stops after the epoch that crosses it "
                         f"(default {d.max_minutes})")
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
-    p.add_argument("--loader", choices=("mmap", "h5py"), help=f"default {d.loader}")
+    p.add_argument("--loader", choices=LOADERS, help=f"default {d.loader}")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
@@ -327,8 +324,8 @@ def make_parser():
                                    "family accuracy) in the attrs.")
     p.add_argument("store", type=Path)
     p.add_argument("--split", default="test")
-    p.add_argument("--source", choices=("embeddings", "spectra"), default="embeddings")
-    p.add_argument("--method", choices=("opentsne", "sklearn"), default="opentsne")
+    p.add_argument("--source", choices=SOURCES, default=SOURCES[0])
+    p.add_argument("--method", choices=METHODS, default=METHODS[0])
     p.add_argument("--perplexity", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_tsne)
