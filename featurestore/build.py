@@ -97,8 +97,8 @@ def _build_split(split: str, root: Path, path: Path, params: FeatureParams, item
     if local_processes and batches:
         handoff = Ring.beside(path, workers.RING_SLOTS_PER_JOB * jobs, batch_size,
                              params.shape)
-    with handoff as ring, h5py.File(partial, "r+") as f, bar, \
-            note_writer(partial, f["spectra"]) as write_note:
+    with handoff as ring, h5py.File(partial, "r+") as f, bar:
+        write_note = note_writer(f["spectra"])
         if ring is not None:
             consumed, slots = ring.open()
         # batch_size=1: joblib must not group batches into one task, or a worker could wait

@@ -18,11 +18,9 @@ rest of the schema (labels, metadata, ``/skipped``, ``/adjusted``, attrs).
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -35,7 +33,6 @@ from .files import atomic_write_text
 from .nsynth import FAMILIES, QUALITIES
 from .params import FeatureParams
 from .stats import RunningStats
-from .store import chunk_offsets
 
 __all__ = ["Progress", "Summary", "create_partial", "note_writer", "finalize", "fingerprint",
            "inputs_digest", "JOURNAL_SECONDS"]
@@ -125,33 +122,17 @@ def create_partial(path: Path, n: int, params: FeatureParams):
         f.attrs.update(params.to_attrs())
 
 
-@contextlib.contextmanager
-def note_writer(path: Path, spectra: h5py.Dataset):
-    """``write_note(i, features)``: note ``i``'s features into its chunk of ``/spectra``.
+def note_writer(spectra: h5py.Dataset):
+    """``write_note(i, features)``: note ``i``'s features as its chunk of ``/spectra``.
 
     The chunks are allocated when the partial file is created, one note each, uncompressed and
-    without filters, so a note's bytes are its chunk: they go to the chunk's byte offset with
-    ``os.pwrite``, which releases the GIL while the 250 KB are copied (h5py's
-    ``write_direct_chunk`` holds it: 88 against 50 microseconds a note measured here), so
-    worker threads go on meanwhile. HDF5 writes only the file's metadata. Where the offsets
-    cannot be read, or without ``os.pwrite``, ``write_direct_chunk`` writes the chunk.
+    without filters, so a note's bytes are its chunk (h5py's ``write_direct_chunk``). Writing
+    them with ``os.pwrite`` at the chunks' byte offsets instead, which frees the GIL while
+    they are copied, made the build no faster (``benchmarks/fastpaths.py``).
     """
-    offsets = chunk_offsets(spectra) if hasattr(os, "pwrite") else None
-    fd = None if offsets is None else os.open(path, os.O_WRONLY)
-
-    def write_note(i, row):
-        if fd is None:
-            spectra.id.write_direct_chunk((i, 0, 0), row)
-            return
-        data, position = memoryview(np.ascontiguousarray(row)).cast("B"), int(offsets[i])
-        while data:
-            written = os.pwrite(fd, data, position)
-            data, position = data[written:], position + written
-    try:
-        yield write_note
-    finally:
-        if fd is not None:
-            os.close(fd)
+    def write_note(i: int, row: np.ndarray):
+        spectra.id.write_direct_chunk((i, 0, 0), np.ascontiguousarray(row))
+    return write_note
 
 
 def _strings(rows) -> np.ndarray:

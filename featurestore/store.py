@@ -155,10 +155,10 @@ def read_stats(f: h5py.File):
 
 def chunk_offsets(ds: h5py.Dataset) -> Optional[np.ndarray]:
     """Byte offset in the file of each note's chunk of ``ds`` (``/spectra``), or None when the
-    layout does not allow reading or writing the notes' bytes there directly (not one
-    uncompressed, unfiltered note per chunk, or a chunk not allocated)."""
+    layout does not allow reading the notes' bytes there directly (not one unfiltered,
+    uncompressed note per chunk, or a chunk not allocated)."""
     if ds.chunks is None or ds.chunks[1:] != ds.shape[1:] or ds.chunks[0] != 1 \
-            or ds.compression is not None or ds._filters:
+            or ds.id.get_create_plist().get_nfilters():
         return None
     offsets = np.full(ds.shape[0], -1, dtype=np.int64)
 

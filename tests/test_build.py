@@ -102,30 +102,6 @@ def test_mel_features_and_parallel_build_equal_serial(tone_root, tmp_path):
         assert read_params(a) == params
 
 
-def test_notes_written_at_chunk_offsets_equal_hdf5s_own_chunk_writes(tone_root, tmp_path,
-                                                                    monkeypatch):
-    from featurestore import splitfile
-    pwrite, pwrites = os.pwrite, []
-
-    def counted(*args):
-        pwrites.append(args[2])
-        return pwrite(*args)
-    with monkeypatch.context() as m:
-        m.setattr(os, "pwrite", counted)
-        build_store(tone_root, tmp_path / "raw", jobs=2, progress=False, splits=["train"])
-    with h5py.File(tmp_path / "raw" / "train.h5") as f:
-        assert len(pwrites) == f["spectra"].shape[0] > 0  # one os.pwrite a note
-    writes = []
-    monkeypatch.setattr(splitfile, "chunk_offsets", lambda ds: writes.append(ds.name))  # None
-    build_store(tone_root, tmp_path / "hdf5", jobs=2, progress=False, splits=["train"])
-    assert writes == ["/spectra"]  # the fallback, write_direct_chunk, wrote the second store
-    with h5py.File(tmp_path / "raw" / "train.h5") as a, \
-            h5py.File(tmp_path / "hdf5" / "train.h5") as b:
-        assert a["spectra"].shape[0] > 0
-        np.testing.assert_array_equal(a["spectra"][:], b["spectra"][:])
-        assert a["spectra"][:].any()
-
-
 @pytest.fixture
 def bad_root(tmp_path):
     """A train split with every kind of bad input next to good tones."""
@@ -251,17 +227,21 @@ def test_unwritable_out(tone_root, tmp_path):
 
 def test_a_full_disk_names_the_file_and_the_build_resumes(tone_root, tmp_path, monkeypatch):
     import errno
-    from featurestore import splitfile
-    pwrite, calls = os.pwrite, []
+    from featurestore import build, splitfile
+    calls = []
 
-    def full_after_five(*args):
-        calls.append(args[2])
-        if len(calls) > 5:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return pwrite(*args)
+    def full_after_five(spectra):
+        write = splitfile.note_writer(spectra)
+
+        def write_note(i, row):
+            calls.append(i)
+            if len(calls) > 5:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            write(i, row)
+        return write_note
     out = tmp_path / "full"
     with monkeypatch.context() as m:
-        m.setattr(os, "pwrite", full_after_five)
+        m.setattr(build, "note_writer", full_after_five)
         m.setattr(splitfile, "JOURNAL_SECONDS", 0.0)  # a journal after every batch
         with pytest.raises(BuildError, match=r"train\.h5: cannot be written \(No space left on "
                                              r"device\); .* kept in train\.h5\.partial: make "

@@ -1,0 +1,107 @@
+"""What each fast path of the build's hot path gives: the steady-state build with all of them,
+and with each one switched off in turn, in one run.
+
+    python benchmarks/fastpaths.py               # 3,000 notes rendered from TimGM6mb
+    python benchmarks/fastpaths.py --n 500 --rounds 2 --workdir /tmp/bench
+
+The fast paths, and what stands in for each when it is off:
+
+libsndfile C calls
+    16-bit files read through ``sf_open``/``sf_readf_short`` as soundfile binds them
+    (``soundfile._snd``, a private binding; ``featurestore.audio._read_pcm16``); off: every file
+    through ``sf.SoundFile``.
+pocketfft into the workspace
+    the FFT written into a reused buffer through scipy's private ``scipy.fft._pocketfft``
+    binding (``featurestore.features._rfft_into``); off: ``scipy.fft.rfft``, copied.
+numba kernel
+    the fused log / float16 / statistics pass with its hand port of ``logf``
+    (``featurestore.kernels``); off: the same arithmetic in numpy.
+
+A fast path is kept when it gives at least 10 % (``docs/extraction.md`` has the table, and the
+rejected ones).
+
+Each contender is an in-process ``build_store`` (2 threads) into an empty folder; the figure is
+its steady state (notes/s after the first batch). Contenders run once per round, in turn; the
+table gives medians, and each one's ratio to all fast paths as the median of the rounds' own
+ratios, with their range.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from extract import _fresh, make_root
+
+
+def _switches():
+    """``{name: context manager that switches that fast path off}``."""
+    import scipy.fft
+
+    from featurestore import audio, features
+
+    def copied(x, out):
+        out[...] = scipy.fft.rfft(x, axis=-1)
+
+    @contextlib.contextmanager
+    def patched(module, name, value):
+        old = getattr(module, name)
+        setattr(module, name, value)
+        try:
+            yield
+        finally:
+            setattr(module, name, old)
+    return {
+        "all fast paths": contextlib.nullcontext,
+        "without libsndfile C calls": lambda: patched(audio, "_libsndfile", lambda: None),
+        "without pocketfft into the workspace": lambda: patched(features, "_rfft_into",
+                                                                lambda: copied),
+        "without the numba kernel": lambda: patched(features, "_compiled", lambda: None),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--workdir", type=Path, default=Path("bench-out/extract"))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    from featurestore.build import build_store
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    root = make_root(args.workdir, args.n)
+    for wav in (root / "train" / "audio").glob("*.wav"):  # page cache warm for every contender
+        wav.read_bytes()
+    out = args.workdir / "fastpaths-store"
+    switches = _switches()
+    rates = {name: [] for name in switches}
+    build_store(root, _fresh(out), jobs=args.jobs, progress=False)  # compiles numba's kernel
+    for round_ in range(args.rounds):
+        for name, off in switches.items():
+            with off():
+                rates[name].append(build_store(root, _fresh(out), jobs=args.jobs,
+                                               progress=False)[0].steady_rate)
+        print(f"round {round_ + 1}: " + ", ".join(f"{r[-1]:.0f}" for r in rates.values())
+              + " notes/s", flush=True)
+    base = np.array(rates["all fast paths"])
+    print(f"\nsteady-state build, {args.n} notes, {args.jobs} threads, {os.cpu_count()} cores, "
+          f"median of {args.rounds} rounds\n")
+    print("| build | notes/s | x all fast paths | the fast path's gain |")
+    print("|---|---:|---:|---:|")
+    for name, values in rates.items():
+        ratio = np.array(values) / base
+        gain = "" if name == "all fast paths" else f"{1 / np.median(ratio) - 1:+.0%}"
+        print(f"| {name} | {np.median(values):.0f} | {np.median(ratio):.2f} "
+              f"({ratio.min():.2f}-{ratio.max():.2f}) | {gain} |")
+    print(f"\nrerun: python benchmarks/fastpaths.py --n {args.n} --rounds {args.rounds} "
+          f"--jobs {args.jobs} --workdir {args.workdir}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
