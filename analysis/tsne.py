@@ -195,11 +195,16 @@ def fit_opentsne(data: np.ndarray, perplexity: float = 30.0, *, seed: int = 0, n
     return embedding, {"neighbors": neighbors, "iterations": int(iterations)}
 
 
-def _pca_points(f: h5py.File, spectra: np.ndarray) -> np.ndarray:
-    """``spectra`` ``(n, frames, bins)`` in the PCA space of a ``spectra`` map (as
-    scikit-learn's ``PCA.transform``: centred, projected, not whitened)."""
-    flat = spectra.reshape(len(spectra), -1).astype(np.float32)
-    return ((flat - f[PCA_MEAN][:]) @ f[PCA_COMPONENTS][:].T).astype(np.float32)
+def _pca_projection(f: h5py.File):
+    """``project(spectra)``: ``(n, frames, bins)`` spectra in the PCA space of a ``spectra``
+    map (as scikit-learn's ``PCA.transform``: centred, projected, not whitened); the PCA is
+    read once."""
+    mean, components = f[PCA_MEAN][:], f[PCA_COMPONENTS][:]
+
+    def project(spectra: np.ndarray) -> np.ndarray:
+        flat = spectra.reshape(len(spectra), -1).astype(np.float32)
+        return ((flat - mean) @ components.T).astype(np.float32)
+    return project
 
 
 def fitted_map(f: h5py.File, n_jobs: int = 2):
@@ -239,8 +244,9 @@ def fitted_map(f: h5py.File, n_jobs: int = 2):
     if source == "embeddings":
         points = f["embeddings"][:].astype(np.float32)
     else:
+        project = _pca_projection(f)
         with SpectraReader(path) as reader:
-            points = np.concatenate([_pca_points(f, x) for x in reader.iter_batches(256)])
+            points = np.concatenate([project(x) for x in reader.iter_batches(256)])
     seed = int(attrs["seed"])
     affinities = openTSNE.affinity.MultiscaleMixture(
         points, float(attrs["perplexity"]), method=str(attrs["neighbors"]), n_jobs=n_jobs,
@@ -252,7 +258,7 @@ def fitted_map(f: h5py.File, n_jobs: int = 2):
     centre = (coords.max(axis=0) + coords.min(axis=0)) / 2  # transform centres the map first
 
     def to_map(spectra: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-        new = embeddings if source == "embeddings" else _pca_points(f, spectra)
+        new = embeddings if source == "embeddings" else project(spectra)
         return np.asarray(embedding.transform(np.asarray(new, np.float32))) + centre
     return to_map
 

@@ -163,11 +163,11 @@ def _read(path: Path, out: Optional[np.ndarray] = None
     except (RuntimeError, ValueError, EOFError, MemoryError) as sf_error:  # odd headers
         data, sf_reason = None, _reason(sf_error)
     else:
-        if error is not None:
+        if error is not None and len(data):
             _check_complete(path, len(data), _reason(error))
-            if len(data):
-                raise AudioError(path, f"damaged: decoding stopped after {len(data)} frames "
-                                       f"({_reason(error)})")
+            raise AudioError(path, f"damaged: decoding stopped after {len(data)} frames "
+                                   f"({_reason(error)})")
+        if error is not None:  # nothing decoded: explained below, like a file that won't open
             data, sf_reason = None, _reason(error)
     if data is None:  # the path is checked only now: one stat less per good file
         if path.is_dir():

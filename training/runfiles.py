@@ -120,11 +120,11 @@ class RunFiles(keras.callbacks.Callback):
             with replaced(self.best_path, ".keras") as tmp:
                 self.model.save(tmp)
         self.backup_dir.mkdir(exist_ok=True)
-        with replaced(self.backup_dir / f"epoch-{epoch + 1:04d}.weights.h5",
-                      ".weights.h5") as tmp:
+        backup = self.backup_dir / f"epoch-{epoch + 1:04d}.weights.h5"
+        with replaced(backup, ".weights.h5") as tmp:
             self.model.save_weights(tmp)
         for older in self.backup_dir.glob("epoch-*.weights.h5"):
-            if older.name != f"epoch-{epoch + 1:04d}.weights.h5":
+            if older != backup:
                 older.unlink()
         reason = should_stop(self.history, self.config)
         if reason and len(self.history) < self.config.epochs:
