@@ -1,15 +1,16 @@
-"""The ``timbremap`` command: argument parsing, messages and exit codes over the packages'
-public functions. Heavy modules (tensorflow) are imported only by the commands that need them.
+"""The ``timbremap`` command: messages and exit codes over the packages' public functions
+(its options are in :mod:`analysis.options`). Heavy modules (tensorflow) are imported only by
+the commands that need them.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import threading
 from pathlib import Path
 
+from analysis.options import make_parser
 from featurestore.errors import TimbremapError
 
 log = logging.getLogger("timbremap")
@@ -198,170 +199,10 @@ def cmd_demo(args):
     _print(*lines)
 
 
-def _add_feature_options(p):
-    from featurestore.params import KINDS, FeatureParams
-    d = FeatureParams()
-    g = p.add_argument_group("features (recorded in the store's attrs)")
-    g.add_argument("--features", choices=KINDS, default=d.kind,
-                   help="log-magnitude STFT (default) or log-mel bands")
-    g.add_argument("--n-fft", type=int, default=d.n_fft)
-    g.add_argument("--hop-length", type=int, default=d.hop_length)
-    g.add_argument("--n-mels", type=int, help=f"mel bands (--features mel; default {d.n_mels})")
-    g.add_argument("--sample-rate", type=int, default=d.sample_rate,
-                   help="audio at other rates is resampled to this one")
-
-
-def make_parser():
-    from analysis.tsne import METHODS, SOURCES
-    from featurestore import __version__
-    from featurestore.workers import BACKENDS
-    from training.config import LOADERS, MODELS, TrainConfig
-    parser = argparse.ArgumentParser(
-        prog="timbremap",
-        description="HDF5 feature store, instrument-family classifier and timbre maps "
-                    "for NSynth-layout audio.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="debug messages")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--version", action="version", version=f"timbremap {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add = sub.add_parser
-
-    def add_parser(*a, **k):
-        return _add(*a, parents=[common], **k)
-    sub.add_parser = add_parser
-
-    p = sub.add_parser("render", help="render NSynth-layout notes from a General MIDI SoundFont",
-                       description="Render notes of a General MIDI SoundFont into instrument-"
-                                   "disjoint train/valid/test splits in NSynth's layout.")
-    p.add_argument("soundfont", nargs="?", type=Path,
-                   help="SF2 or SF3 (Vorbis-compressed) file (default: TimGM6mb.sf2 "
-                        "shipped by pretty_midi)")
-    p.add_argument("out", type=Path, help="root folder to write train/ valid/ test/ into")
-    p.add_argument("--velocities", type=int, nargs="+", default=[50, 75, 100, 127])
-    p.add_argument("--pitch-step", type=int, default=1, help="render every Nth pitch")
-    p.add_argument("--fractions", type=float, nargs=3, default=[0.6, 0.2, 0.2],
-                   metavar=("TRAIN", "VALID", "TEST"), help="share of programs per split")
-    p.add_argument("--programs", type=int, nargs="+", help="GM programs (default: all mapped)")
-    p.add_argument("--tag", help="bank tag in instrument names (default: SoundFont file name)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the program -> split assignment")
-    p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser("build", help="build one chunked HDF5 feature file per split",
-                       description="Turn ROOT/{train,valid,test} (examples.json + audio/*.wav) "
-                                   "into OUT/SPLIT.h5. Resumes an interrupted build.")
-    p.add_argument("root", type=Path)
-    p.add_argument("out", type=Path)
-    p.add_argument("--jobs", type=int, default=2, help="parallel workers (default 2)")
-    p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="joblib backend (default auto: threads for up to 2 jobs, loky processes "
-                        "beyond); dask uses the running client or a LocalCluster")
-    p.add_argument("--batch-size", type=int, default=32, help="notes per worker task")
-    p.add_argument("--overwrite", action="store_true", help="rebuild finished split files")
-    _add_feature_options(p)
-    p.set_defaults(func=cmd_build)
-
-    p = sub.add_parser("inspect", help="describe a store's splits",
-                       description="Shapes, label counts, statistics, skipped inputs and "
-                                   "feature parameters of every split of a store.")
-    p.add_argument("store", type=Path)
-    p.set_defaults(func=cmd_inspect)
-
-    d = TrainConfig()
-    p = sub.add_parser("train", help="train the family classifier on a store",
-                       description="Train on STORE/train.h5, pick the best epoch on "
-                                   "STORE/valid.h5; write MODEL_DIR/model.keras, config.json, "
-                                   "history.csv and curves.png.")
-    p.add_argument("store", type=Path)
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("--model", choices=MODELS, default=d.model)
-    p.add_argument("--epochs", type=int, help=f"at most this many (default {d.epochs})")
-    p.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: N / batch)")
-    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    p.add_argument("--learning-rate", type=float, help=f"default {d.learning_rate}")
-    p.add_argument("--patience", type=int, help=f"early-stopping patience (default {d.patience})")
-    p.add_argument("--max-minutes", type=float,
-                   help=f"time budget; stops after the epoch that crosses it "
-                        f"(default {d.max_minutes})")
-    p.add_argument("--seed", type=int, help=f"default {d.seed}")
-    p.add_argument("--loader", choices=LOADERS, help=f"default {d.loader}")
-    p.add_argument("--no-augment", action="store_true", help="no augmentation")
-    p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    p.add_argument("--overwrite", action="store_true", help="replace a trained model")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("evaluate", help="score a model on a split",
-                       description="Per-family precision/recall/F1, accuracy, balanced accuracy "
-                                   "and a confusion-matrix PNG.")
-    p.add_argument("store", type=Path)
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("--split", default="test")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--confusion", type=Path,
-                   help="confusion-matrix PNG (default MODEL_DIR/confusion_SPLIT.png, or "
-                        "confusion_STORENAME_SPLIT.png for another store than the model's)")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("predict", help="top families of audio files",
-                       description="Top families with probabilities for each audio file "
-                                   "(wav, flac, mp3, ...; any sample rate; stereo is downmixed).")
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("files", type=Path, nargs="+")
-    p.add_argument("--top", type=int, default=3)
-    p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser("embed", help="write embeddings and probabilities into the store",
-                       description="Write /embeddings (the model's penultimate layer) and "
-                                   "/probabilities into each split file.")
-    p.add_argument("store", type=Path)
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("--split", nargs="+", help="only these splits (default: all)")
-    p.set_defaults(func=cmd_embed)
-
-    p = sub.add_parser("tsne", help="write a t-SNE map of a split into the store",
-                       description="Write /tsne (N, 2) with its quality (trustworthiness, kNN "
-                                   "family accuracy) in the attrs.")
-    p.add_argument("store", type=Path)
-    p.add_argument("--split", default="test")
-    p.add_argument("--source", choices=SOURCES, default=SOURCES[0])
-    p.add_argument("--method", choices=METHODS, default=METHODS[0])
-    p.add_argument("--perplexity", type=float, default=30.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_tsne)
-
-    p = sub.add_parser("place", help="put new sounds on an existing t-SNE map",
-                       description="Embed audio files and position them on a split's "
-                                   "openTSNE map; print coordinates and nearest stored notes.")
-    p.add_argument("store", type=Path)
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("files", type=Path, nargs="+")
-    p.add_argument("--split", default="test")
-    p.set_defaults(func=cmd_place)
-
-    p = sub.add_parser("plot", help="PNG of the t-SNE maps, coloured by family")
-    p.add_argument("store", type=Path)
-    p.add_argument("out", type=Path)
-    p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
-    p.set_defaults(func=cmd_plot)
-
-    p = sub.add_parser("map", help="interactive HTML map: hover, click to listen, filter",
-                       description="Write OUT_DIR/index.html, which opens offline from disk.")
-    p.add_argument("store", type=Path)
-    p.add_argument("out_dir", type=Path)
-    p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
-    p.add_argument("--copy-audio", action="store_true",
-                   help="copy the notes' audio next to the page (default: link to it)")
-    p.set_defaults(func=cmd_map)
-
-    p = sub.add_parser("demo", help="everything on the bundled SoundFont, in minutes",
-                       description="render -> build -> train (short) -> evaluate -> embed -> "
-                                   "tsne -> plot -> map on notes from TimGM6mb.")
-    p.add_argument("out_dir", type=Path, nargs="?", default=Path("demo"))
-    p.set_defaults(func=cmd_demo)
-    return parser
-
-
+COMMANDS = {"render": cmd_render, "build": cmd_build, "inspect": cmd_inspect, "train": cmd_train,
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "embed": cmd_embed,
+            "tsne": cmd_tsne, "place": cmd_place, "plot": cmd_plot, "map": cmd_map,
+            "demo": cmd_demo}
 OWN_LOGGERS = {"timbremap", "featurestore", "training", "analysis"}
 
 
@@ -372,14 +213,13 @@ def _own_or_warning(record: logging.LogRecord) -> bool:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorflow's C++ start-up chatter
-    parser = make_parser()
-    args = parser.parse_args(argv)
+    args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="timbremap: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # other libraries (dask, numba...): warnings
         handler.addFilter(_own_or_warning)
     try:
-        args.func(args)
+        COMMANDS[args.command](args)
     except KeyboardInterrupt:
         log.error("interrupted")
         if threading.active_count() > 1:  # workers may be inside C++ code (the FFT): ending

@@ -10,6 +10,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from featurestore import schema
 from featurestore.store import SpectraReader, StoreError, open_split, read_params, split_path
 from featurestore.store import store_splits
 from training.modeldir import TrainedModel, load_trained
@@ -37,12 +38,12 @@ def _check_finite(rows: np.ndarray, path: Path, start: int, problem: str):
     if bad.any():
         index = start + int(np.argmax(bad))
         with open_split(path.parent, path.stem) as f:
-            name = f["names"].asstr()[index] if "names" in f else f"#{index}"
+            name = f[schema.NAMES].asstr()[index] if schema.NAMES in f else f"#{index}"
         raise StoreError(f"{path}: note {name} (row {index}): {problem}; nothing was written")
 
 
 def _attrs(trained: TrainedModel) -> dict:
-    return {"model": str(trained.path.resolve()), "model_sha1": trained.weights_hash,
+    return {"model": str(trained.path.resolve()), schema.MODEL_SHA1: trained.weights_hash,
             "layer": EMBEDDING_LAYER}
 
 
@@ -95,9 +96,9 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
         nbytes = sum(block.nbytes for block in embeddings + probabilities)
         with results_file(store, split, nbytes) as f:
             made_from = map_model(f)
-            stale = bool(made_from) and made_from != attrs["model_sha1"]
-            write_result(f, "embeddings", shape=(n, dim), blocks=embeddings, attrs=attrs)
-            write_result(f, "probabilities", shape=(n, probabilities[0].shape[1] if n else 11),
+            stale = bool(made_from) and made_from != trained.weights_hash
+            write_result(f, schema.EMBEDDINGS, shape=(n, dim), blocks=embeddings, attrs=attrs)
+            write_result(f, schema.PROBABILITIES, shape=(n, probabilities[0].shape[1] if n else 11),
                          blocks=probabilities, attrs={**attrs, "layer": "family"})  # softmax
             if stale:  # a map of other embeddings: it would no longer match them
                 drop_map(store, split, f)

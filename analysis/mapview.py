@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from featurestore.nsynth import FAMILIES
+from featurestore import schema
 from featurestore.store import StoreError, open_split, store_splits
 
 from .placed import read_placed
@@ -51,13 +52,13 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     data = {"families": list(FAMILIES), "colors": family_colors(), "splits": {}}
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
-            if "tsne" not in f:
+            if schema.TSNE not in f:
                 if splits:  # asked for by name
                     raise no_map(store, split)
                 continue
             root = Path(str(f.attrs.get("source_root", "."))) / split / "audio"
-            names = f["names"].asstr()[:]
-            predicted = (f["probabilities"][:].argmax(axis=1) if "probabilities" in f
+            names = f[schema.NAMES].asstr()[:]
+            predicted = (f[schema.PROBABILITIES][:].argmax(axis=1) if schema.PROBABILITIES in f
                          else np.full(len(names), -1))
             audio = []
             for name in names:
@@ -68,14 +69,14 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                     shutil.copyfile(source, target)
                     source = target
                 audio.append(_audio_link(out_dir, source))
-            xy = f["tsne"][:]
+            xy = f[schema.TSNE][:]
             data["splits"][split] = {
                 "x": np.round(xy[:, 0], 3).tolist(), "y": np.round(xy[:, 1], 3).tolist(),
-                "family": f["labels"][:].tolist(), "name": names.tolist(),
-                "pitch": f["pitch"][:].tolist(), "velocity": f["velocity"][:].tolist(),
+                "family": f[schema.LABELS][:].tolist(), "name": names.tolist(),
+                "pitch": f[schema.PITCH][:].tolist(), "velocity": f[schema.VELOCITY][:].tolist(),
                 "predicted": predicted.tolist(), "audio": audio,
                 "info": {k: (v.item() if hasattr(v, "item") else v)
-                         for k, v in f["tsne"].attrs.items()},
+                         for k, v in f[schema.TSNE].attrs.items()},
             }
     if not data["splits"]:
         raise StoreError(f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")

@@ -16,6 +16,7 @@ import numpy as np
 from featurestore.audio import AudioError
 from featurestore.features import features_from_file
 from featurestore.nsynth import FAMILIES
+from featurestore import schema
 from featurestore.store import StoreError, open_split, read_params, split_path
 from training.modeldir import load_trained
 
@@ -43,7 +44,7 @@ def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: in
     trained = load_trained(model_dir)
     with open_split(store, split) as f:
         trained.check_features(read_params(f), f.filename)
-        if "tsne" not in f:
+        if schema.TSNE not in f:
             raise no_map(store, split)
         made_from = map_model(f)
         if made_from and made_from != trained.weights_hash:
@@ -51,7 +52,8 @@ def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: in
                              f"model's embeddings than {trained.path}; place with that model "
                              f"(or embed and map again with this one)")
         to_map = fitted_map(f)
-        mapped, names, labels = f["tsne"][:], f["names"].asstr()[:], f["labels"][:]
+        mapped, labels = f[schema.TSNE][:], f[schema.LABELS][:]
+        names = f[schema.NAMES].asstr()[:]
         results, features = [], []
         for path in map(Path, files):
             try:

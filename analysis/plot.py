@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 
 from featurestore.nsynth import FAMILIES
+from featurestore import schema
 from featurestore.store import StoreError, open_split, store_splits
 
 from .placed import read_placed
@@ -38,8 +39,9 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     panels = []
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
-            if "tsne" in f:
-                panels.append((split, f["tsne"][:], f["labels"][:], dict(f["tsne"].attrs)))
+            if schema.TSNE in f:
+                tsne = f[schema.TSNE]
+                panels.append((split, tsne[:], f[schema.LABELS][:], dict(tsne.attrs)))
             elif splits:  # asked for by name
                 raise no_map(store, split)
     if not panels:

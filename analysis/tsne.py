@@ -24,6 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from featurestore import schema
 from featurestore.errors import InputError
 from featurestore.store import SpectraReader, StoreError, open_split, split_path
 
@@ -35,16 +36,17 @@ __all__ = ["tsne_split", "knn_accuracy", "map_metrics", "TsneResult", "METHODS",
 
 log = logging.getLogger(__name__)
 METHODS = ("opentsne", "sklearn")
-SOURCES = ("embeddings", "spectra")
+SOURCES = (schema.EMBEDDINGS, schema.SPECTRA)
 K = 10
 METRICS_SAMPLE = 5000  # trustworthiness needs all pairwise distances: O(n^2) memory
 MAX_ITER = 500  # openTSNE's default iterations after early exaggeration
 KL_TOL = 0.02  # converged: 50 iterations lower the KL divergence by less than 2 %
 EXACT_NEIGHBORS_MAX = 30_000  # exact nearest neighbours up to here, Annoy's beyond
 INTS_IN_INTERVAL = 4  # width of openTSNE's FFT interpolation intervals (its default: 1)
-PCA_COMPONENTS, PCA_MEAN = "tsne_pca_components", "tsne_pca_mean"
 #: What a map is made of in a split file (``/tsne`` last: written last, it marks a whole map).
-MAP_DATASETS = (PCA_COMPONENTS, PCA_MEAN, "tsne")
+#: attr of ``/tsne`` made of embeddings: the ``model_sha1`` of the model they come from
+EMBEDDINGS_MODEL = "embeddings_model_sha1"
+MAP_DATASETS = (schema.TSNE_PCA_COMPONENTS, schema.TSNE_PCA_MEAN, schema.TSNE)
 
 
 @dataclass
@@ -66,10 +68,11 @@ def map_model(f: h5py.File) -> str:
     """The ``model_sha1`` of the model whose embeddings ``/tsne`` maps ('' when it maps spectra
     or there is no map). Maps made before the attr existed are taken to map the current
     ``/embeddings``."""
-    if "tsne" not in f or f["tsne"].attrs.get("source") != "embeddings":
+    if schema.TSNE not in f or f[schema.TSNE].attrs.get("source") != schema.EMBEDDINGS:
         return ""
-    return str(f["tsne"].attrs.get("embeddings_model_sha1", "") or (
-        f["embeddings"].attrs.get("model_sha1", "") if "embeddings" in f else ""))
+    embeddings = f[schema.EMBEDDINGS] if schema.EMBEDDINGS in f else None
+    return str(f[schema.TSNE].attrs.get(EMBEDDINGS_MODEL, "") or (
+        embeddings.attrs.get(schema.MODEL_SHA1, "") if embeddings is not None else ""))
 
 
 def drop_map(store, split: str, f: h5py.File):
@@ -199,7 +202,7 @@ def _pca_projection(f: h5py.File):
     """``project(spectra)``: ``(n, frames, bins)`` spectra in the PCA space of a ``spectra``
     map (as scikit-learn's ``PCA.transform``: centred, projected, not whitened); the PCA is
     read once."""
-    mean, components = f[PCA_MEAN][:], f[PCA_COMPONENTS][:]
+    mean, components = f[schema.TSNE_PCA_MEAN][:], f[schema.TSNE_PCA_COMPONENTS][:]
 
     def project(spectra: np.ndarray) -> np.ndarray:
         flat = spectra.reshape(len(spectra), -1).astype(np.float32)
@@ -229,20 +232,21 @@ def fitted_map(f: h5py.File, n_jobs: int = 2):
     """
     import openTSNE
     path = Path(f.filename)
-    if "tsne" not in f:
+    if schema.TSNE not in f:
         raise StoreError(f"{path}: no /tsne map")
-    attrs = f["tsne"].attrs
+    attrs = f[schema.TSNE].attrs
     if attrs.get("method") != "opentsne":
         raise StoreError(f"{path}: its map was made with --method {attrs.get('method')}, which "
                          f"cannot place new points; make it with --method opentsne")
     source = attrs.get("source")
-    needed = ["embeddings"] if source == "embeddings" else [PCA_COMPONENTS, PCA_MEAN]
+    needed = [schema.EMBEDDINGS] if source == schema.EMBEDDINGS else [
+        schema.TSNE_PCA_COMPONENTS, schema.TSNE_PCA_MEAN]
     missing = [name for name in needed if name not in f]
     if missing:
         raise StoreError(f"{path}: its map lacks /{', /'.join(missing)}; run 'timbremap tsne' "
                          f"again")
-    if source == "embeddings":
-        points = f["embeddings"][:].astype(np.float32)
+    if source == schema.EMBEDDINGS:
+        points = f[schema.EMBEDDINGS][:].astype(np.float32)
     else:
         project = _pca_projection(f)
         with SpectraReader(path) as reader:
@@ -251,14 +255,14 @@ def fitted_map(f: h5py.File, n_jobs: int = 2):
     affinities = openTSNE.affinity.MultiscaleMixture(
         points, float(attrs["perplexity"]), method=str(attrs["neighbors"]), n_jobs=n_jobs,
         random_state=seed)
-    coords = f["tsne"][:].astype(np.float64)
+    coords = f[schema.TSNE][:].astype(np.float64)
     embedding = openTSNE.TSNEEmbedding(coords, affinities, random_state=seed,
                                        negative_gradient_method="fft",
                                        ints_in_interval=INTS_IN_INTERVAL, n_jobs=n_jobs)
     centre = (coords.max(axis=0) + coords.min(axis=0)) / 2  # transform centres the map first
 
     def to_map(spectra: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-        new = embeddings if source == "embeddings" else project(spectra)
+        new = embeddings if source == schema.EMBEDDINGS else project(spectra)
         return np.asarray(embedding.transform(np.asarray(new, np.float32))) + centre
     return to_map
 
@@ -284,14 +288,14 @@ def tsne_split(store, split: str = "test", *, source: str = "embeddings",
         raise InputError(f"perplexity must be positive, got {perplexity}")
     path = split_path(store, split)
     with open_split(store, split) as f:
-        n = f["spectra"].shape[0]
-        labels = f["labels"][:].astype(np.int64)
-        if source == "embeddings":
-            if "embeddings" not in f:
+        n = f[schema.SPECTRA].shape[0]
+        labels = f[schema.LABELS][:].astype(np.int64)
+        if source == schema.EMBEDDINGS:
+            if schema.EMBEDDINGS not in f:
                 raise StoreError(f"{path}: no /embeddings to map (run 'timbremap embed "
                                  f"{store} MODEL_DIR' first, or use --source spectra)")
-            data = f["embeddings"][:].astype(np.float32)
-            embeddings_model = str(f["embeddings"].attrs.get("model_sha1", ""))
+            data = f[schema.EMBEDDINGS][:].astype(np.float32)
+            embeddings_model = str(f[schema.EMBEDDINGS].attrs.get(schema.MODEL_SHA1, ""))
     if n < 5:
         raise StoreError(f"{path}: {n} notes are too few for a map (at least 5)")
     if n <= 3 * perplexity:
@@ -299,9 +303,9 @@ def tsne_split(store, split: str = "test", *, source: str = "embeddings",
                          f"(needs more than {3 * perplexity:g}; lower --perplexity)")
     attrs = {"method": method, "perplexity": float(perplexity), "seed": int(seed),
              "source": source}
-    if source == "embeddings":  # which model's embeddings (place checks it)
-        attrs["embeddings_model_sha1"] = embeddings_model
-    if source == "spectra":
+    if source == schema.EMBEDDINGS:  # which model's embeddings (place checks it)
+        attrs[EMBEDDINGS_MODEL] = embeddings_model
+    if source == schema.SPECTRA:
         data, pca = _spectra_pca(path, pca_components, seed)
         attrs.update(pca_components=int(pca.n_components_),
                      pca_explained_variance=float(pca.explained_variance_ratio_.sum()))
@@ -316,15 +320,16 @@ def tsne_split(store, split: str = "test", *, source: str = "embeddings",
         mapped = model.fit_transform(data).astype(np.float32)
         attrs["kl_divergence"] = float(model.kl_divergence_)
     attrs.update(map_metrics(data, mapped, labels, seed=seed))
-    keep_pca = source == "spectra" and method == "opentsne"  # place needs it
+    keep_pca = source == schema.SPECTRA and method == "opentsne"  # place needs it
     nbytes = mapped.nbytes + (4 * (pca.components_.size + pca.mean_.size) if keep_pca else 0)
     with results_file(store, split, nbytes) as f:  # the old map goes first: never half of each
         drop_map(store, split, f)
         if keep_pca:
-            write_result(f, PCA_COMPONENTS, shape=pca.components_.shape,
+            write_result(f, schema.TSNE_PCA_COMPONENTS, shape=pca.components_.shape,
                          blocks=[pca.components_], attrs={})
-            write_result(f, PCA_MEAN, shape=pca.mean_.shape, blocks=[pca.mean_], attrs={})
-        write_result(f, "tsne", shape=mapped.shape, blocks=[mapped], attrs=attrs)
+            write_result(f, schema.TSNE_PCA_MEAN, shape=pca.mean_.shape, blocks=[pca.mean_],
+                         attrs={})
+        write_result(f, schema.TSNE, shape=mapped.shape, blocks=[mapped], attrs=attrs)
     log.info("%s: /tsne written (trustworthiness %.3f, kNN accuracy %.3f -> %.3f)", path,
              attrs["trustworthiness"], attrs["knn_accuracy_source"], attrs["knn_accuracy_map"])
     return TsneResult(split, n, attrs)

@@ -21,17 +21,15 @@ from typing import Iterable, Iterator, Mapping
 import h5py
 import numpy as np
 
+from featurestore import schema
 from featurestore.store import StoreError, open_split, split_path
 
-__all__ = ["write_result", "results_file", "PROTECTED"]
+__all__ = ["write_result", "results_file"]
 
 #: Reserved beyond the results' own bytes, for HDF5's metadata (headers, attributes, indexes).
 METADATA_BYTES = 1 << 20
 
 PREFIX = ".partial-"
-#: Written by the build; analysis never replaces them.
-PROTECTED = {"spectra", "labels", "names", "pitch", "velocity", "instrument", "instrument_str",
-             "source", "qualities", "skipped", "adjusted"}
 
 
 def write_result(f: h5py.File, name: str, *, shape, blocks: Iterable[np.ndarray],
@@ -49,7 +47,7 @@ def write_result(f: h5py.File, name: str, *, shape, blocks: Iterable[np.ndarray]
     attrs : mapping
         Attributes of the finished dataset.
     """
-    if name in PROTECTED:
+    if name in schema.BUILT:
         raise ValueError(f"/{name} is written by the build and cannot be replaced")
     for leftover in [k for k in f if k.startswith(PREFIX)]:
         del f[leftover]

@@ -8,14 +8,17 @@ The fast paths, and what stands in for each when it is off:
 
 libsndfile C calls
     16-bit files read through ``sf_open``/``sf_readf_short`` as soundfile binds them
-    (``soundfile._snd``, a private binding; ``featurestore.audio._read_pcm16``); off: every file
-    through ``sf.SoundFile``.
+    (``soundfile._snd``, a private binding; ``featurestore.fastpaths.read_pcm16``); off: every
+    file through ``sf.SoundFile``.
 pocketfft into the workspace
     the FFT written into a reused buffer through scipy's private ``scipy.fft._pocketfft``
-    binding (``featurestore.features._rfft_into``); off: ``scipy.fft.rfft``, copied.
+    binding (``featurestore.fastpaths.rfft_into``); off: ``scipy.fft.rfft``, copied.
 numba kernel
     the fused log / float16 / statistics pass with its hand port of ``logf``
-    (``featurestore.kernels``); off: the same arithmetic in numpy.
+    (``featurestore.fastpaths.kernels``); off: the same arithmetic in numpy.
+loky ring (``--backend loky`` only)
+    loky worker processes compute features into a shared memory-mapped ring
+    (``featurestore.workers.Ring``); off: they return them as arrays, pickled through pipes.
 
 A fast path is kept when it gives at least 10 % (``docs/extraction.md`` has the table, and the
 rejected ones).
@@ -38,14 +41,9 @@ import numpy as np
 from extract import _fresh, make_root
 
 
-def _switches():
+def _switches(backend: str):
     """``{name: context manager that switches that fast path off}``."""
-    import scipy.fft
-
-    from featurestore import audio, features
-
-    def copied(x, out):
-        out[...] = scipy.fft.rfft(x, axis=-1)
+    from featurestore import fastpaths, workers
 
     @contextlib.contextmanager
     def patched(module, name, value):
@@ -55,12 +53,17 @@ def _switches():
             yield
         finally:
             setattr(module, name, old)
+    @contextlib.contextmanager
+    def no_ring(*args):
+        yield None
+    ring = {"without the loky ring": lambda: patched(workers.Ring, "beside", no_ring)}
     return {
         "all fast paths": contextlib.nullcontext,
-        "without libsndfile C calls": lambda: patched(audio, "_libsndfile", lambda: None),
-        "without pocketfft into the workspace": lambda: patched(features, "_rfft_into",
-                                                                lambda: copied),
-        "without the numba kernel": lambda: patched(features, "_compiled", lambda: None),
+        "without libsndfile C calls": lambda: patched(fastpaths, "_libsndfile", lambda: None),
+        "without pocketfft into the workspace": lambda: patched(fastpaths, "rfft_into",
+                                                                lambda: None),
+        "without the numba kernel": lambda: patched(fastpaths, "kernels", lambda: None),
+        **(ring if backend == "loky" else {}),
     }
 
 
@@ -70,6 +73,7 @@ def main():
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/extract"))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backend", choices=("threading", "loky"), default="threading")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -79,18 +83,21 @@ def main():
     for wav in (root / "train" / "audio").glob("*.wav"):  # page cache warm for every contender
         wav.read_bytes()
     out = args.workdir / "fastpaths-store"
-    switches = _switches()
+    switches = _switches(args.backend)
     rates = {name: [] for name in switches}
-    build_store(root, _fresh(out), jobs=args.jobs, progress=False)  # compiles numba's kernel
+    build_store(root, _fresh(out), jobs=args.jobs, backend=args.backend,
+                progress=False)  # compiles numba's kernel
     for round_ in range(args.rounds):
         for name, off in switches.items():
             with off():
                 rates[name].append(build_store(root, _fresh(out), jobs=args.jobs,
+                                               backend=args.backend,
                                                progress=False)[0].steady_rate)
         print(f"round {round_ + 1}: " + ", ".join(f"{r[-1]:.0f}" for r in rates.values())
               + " notes/s", flush=True)
     base = np.array(rates["all fast paths"])
-    print(f"\nsteady-state build, {args.n} notes, {args.jobs} threads, {os.cpu_count()} cores, "
+    print(f"\nsteady-state build, {args.n} notes, {args.jobs} jobs ({args.backend}), "
+          f"{os.cpu_count()} cores, "
           f"median of {args.rounds} rounds\n")
     print("| build | notes/s | x all fast paths | the fast path's gain |")
     print("|---|---:|---:|---:|")
@@ -100,7 +107,7 @@ def main():
         print(f"| {name} | {np.median(values):.0f} | {np.median(ratio):.2f} "
               f"({ratio.min():.2f}-{ratio.max():.2f}) | {gain} |")
     print(f"\nrerun: python benchmarks/fastpaths.py --n {args.n} --rounds {args.rounds} "
-          f"--jobs {args.jobs} --workdir {args.workdir}")
+          f"--jobs {args.jobs} --backend {args.backend} --workdir {args.workdir}")
 
 
 if __name__ == "__main__":

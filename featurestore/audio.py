@@ -6,7 +6,8 @@ it, so a note is read, downmixed, resampled and padded the same way in training 
 What it does to a file, in order:
 
 1. read with soundfile (WAV, FLAC, OGG, MP3 and everything libsndfile knows; 16-bit files,
-   NSynth's, through libsndfile's C calls as soundfile binds them, see :func:`_read_pcm16`),
+   NSynth's, through libsndfile's C calls as soundfile binds them, see
+   :func:`featurestore.fastpaths.read_pcm16`),
    falling back to librosa's audioread loader for other formats;
 2. reject it (:class:`AudioError`) when it cannot be decoded, holds fewer frames than its
    header declares (cut short: see :mod:`featurestore.headers`), holds no samples, holds NaN
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from functools import lru_cache
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -49,59 +49,11 @@ class AudioError(TimbremapError, ValueError):
 
 
 _PCM16_SCALE = np.float32(1 / 32768)
-_SUBTYPE_MASK, _PCM_16 = 0x0000FFFF, 0x0002  # libsndfile's SF_FORMAT_SUBMASK, SF_FORMAT_PCM_16
-_MAX_FAST_FRAMES = 2 ** 26  # 70 minutes at 16 kHz; longer files go through sf.SoundFile
 _BLOCK_FRAMES = 2 ** 16  # frames sf.SoundFile reads at a time
 _SALVAGE_FRAMES = 2 ** 10  # ... and after a decoding error, to find where it stopped
 #: Float samples above this many times full scale are refused (60 dB over: not audio scaled to
 #: +-1, e.g. integers written as floats); between 1 and this they are used as they are.
 MAX_PEAK = 1000.0
-
-
-@lru_cache(maxsize=None)
-def _libsndfile():
-    """``(lib, ffi)``: libsndfile's C functions as soundfile binds them (cffi), or ``None`` where
-    this soundfile does not expose them (then every file goes through ``sf.SoundFile``).
-    Looked up once per process."""
-    lib, ffi = getattr(sf, "_snd", None), getattr(sf, "_ffi", None)
-    names = ("sf_open", "sf_readf_short", "sf_error", "sf_close", "SFM_READ")
-    if os.name == "nt" or lib is None or ffi is None or not all(hasattr(lib, n) for n in names):
-        return None  # Windows: soundfile opens paths with sf_wchar_open
-    return lib, ffi
-
-
-def _read_pcm16(path: Path, out: Optional[np.ndarray]) -> Optional[Tuple[np.ndarray, int]]:
-    """A 16-bit PCM file (NSynth's format) through libsndfile's C API: ``sf_open``,
-    ``sf_readf_short``, ``sf_close``, the calls ``sf.SoundFile(...).read(dtype='int16')`` makes,
-    without the 130 microseconds of Python around them (measured here: 48 against 179 a
-    4-second file, and the wrapper holds the GIL, so two reading threads did not scale).
-
-    Returns the samples scaled as libsndfile scales them (into ``out`` when its shape fits)
-    and the sample rate, or ``None`` for anything else, which :func:`_read` then reads, or
-    explains, through ``sf.SoundFile`` exactly as before: another subtype, a file libsndfile
-    cannot open, a header whose frame count is unknown (a streamed FLAC says 2**63 - 1), above
-    :data:`_MAX_FAST_FRAMES` or more than the file holds, a read error.
-    """
-    binding = _libsndfile()
-    if binding is None:
-        return None
-    lib, ffi = binding
-    info = ffi.new("SF_INFO*")
-    handle = lib.sf_open(os.fsencode(path), lib.SFM_READ, info)
-    if handle == ffi.NULL:
-        return None
-    try:
-        if info.format & _SUBTYPE_MASK != _PCM_16 or info.channels < 1 \
-                or not 0 <= info.frames <= _MAX_FAST_FRAMES:
-            return None
-        pcm = np.empty((info.frames, info.channels), dtype=np.int16)
-        frames = lib.sf_readf_short(handle, ffi.cast("short *", ffi.from_buffer(pcm)),
-                                    info.frames)
-        if frames != info.frames or lib.sf_error(handle):
-            return None
-    finally:
-        lib.sf_close(handle)
-    return _scaled(pcm, out), int(info.samplerate)
 
 
 def _scaled(pcm: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
@@ -152,10 +104,12 @@ def _read(path: Path, out: Optional[np.ndarray] = None
     the header declares (both checked here, where the format says whether they could be
     otherwise). 16-bit samples go into ``out``, a float32 ``(frames, channels)`` array, when
     its shape fits."""
-    fast = _read_pcm16(path, out)
+    from .fastpaths import read_pcm16  # here: importing it imports numba
+    fast = read_pcm16(path)
     if fast is not None:
-        _check_complete(path, len(fast[0]))
-        return fast[0], fast[1], None  # 16-bit integers: finite, within full scale
+        pcm, sr = fast
+        _check_complete(path, len(pcm))
+        return _scaled(pcm, out), sr, None  # 16-bit integers: finite, within full scale
     try:
         data, sr, pcm16, error = _read_soundfile(path)
     except sf.LibsndfileError as sf_error:

@@ -20,14 +20,14 @@ import h5py
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from . import splitfile, workers
-from .errors import BuildError
+from . import schema, splitfile, workers
+from .errors import BuildError, StoreError
 from .nsynth import SPLITS, find_splits, read_split
 from .params import FeatureParams
 from .splitfile import (Progress, Summary, create_partial, finalize, fingerprint,
                         inputs_digest, note_writer)
 from .stats import RunningStats
-from .store import StoreError, held_by_another, read_params, read_stats, split_path
+from .store import held_by_another, split_path
 from .workers import Ring, parallel_backend, resolve_backend
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
@@ -60,45 +60,75 @@ class SplitReport:
         return done / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _build_split(split: str, root: Path, path: Path, params: FeatureParams, items, problems,
-                 train_stats: Optional[Summary], jobs: int, batch_size: int,
-                 progress: bool, local_processes: bool) -> Tuple[SplitReport, RunningStats]:
-    partial = path.with_name(path.name + ".partial")
-    journal = path.with_name(path.name + ".journal")
-    digest = fingerprint(params, items)
+@dataclass(frozen=True)
+class _Split:
+    """One split to build: where from, where to, and the train split's statistics for the
+    others (``None`` for train, which computes its own)."""
+
+    name: str
+    root: Path
+    path: Path
+    items: list      # [(Example, wav path)] in the json's order
+    problems: list   # [(name, reason)] found before reading audio
+    train_stats: Optional[Summary]
+
+
+@dataclass(frozen=True)
+class _Workers:
+    """How a split's notes are spread over workers."""
+
+    jobs: int
+    batch_size: int
+    progress: bool
+    local_processes: bool  # loky workers on this machine: features handed over in a Ring
+
+
+def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
+                     journal: Path) -> Progress:
+    """The journal's progress when its partial file can be resumed, else a new partial file."""
+    digest = fingerprint(params, split.items)
     state = Progress.load(journal, digest) if partial.is_file() else None
     if state is not None:
         try:
             with h5py.File(partial, "r") as f:
-                if f["spectra"].shape != (len(items),) + params.shape:
+                if f[schema.SPECTRA].shape != (len(split.items),) + params.shape:
                     state = None
         except (OSError, KeyError):
             state = None
         if state is None:
-            log.warning("%s: unreadable partial file, starting %s again", partial, split)
+            log.warning("%s: unreadable partial file, starting %s again", partial, split.name)
     if state is None:
-        create_partial(partial, len(items), params)
+        create_partial(partial, len(split.items), params)
         state = Progress(digest)
         state.save(journal)
+    return state
+
+
+def _build_split(split: _Split, params: FeatureParams,
+                 run: _Workers) -> Tuple[SplitReport, RunningStats]:
+    path, items = split.path, split.items
+    partial = path.with_name(path.name + ".partial")
+    journal = path.with_name(path.name + ".journal")
+    state = _start_or_resume(split, params, partial, journal)
     resumed_at = state.position
     if resumed_at:
-        log.info("%s: resuming at note %d of %d", split, resumed_at, len(items))
+        log.info("%s: resuming at note %d of %d", split.name, resumed_at, len(items))
 
     positions = range(state.position, len(items))
-    batches = [[(i, str(items[i][1])) for i in positions[k:k + batch_size]]
-               for k in range(0, len(positions), batch_size)]
+    batches = [[(i, str(items[i][1])) for i in positions[k:k + run.batch_size]]
+               for k in range(0, len(positions), run.batch_size)]
     start = time.perf_counter()
     steady_start, steady_done = None, 0
-    bar = tqdm(total=len(items), initial=state.position, unit="note", desc=split,
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(items), initial=state.position, unit="note", desc=split.name,
+               disable=not run.progress, dynamic_ncols=True)
     for stale in path.parent.glob(f"{path.name}.ring-*"):  # left by a killed build
         stale.unlink()
     handoff = contextlib.nullcontext()
-    if local_processes and batches:
-        handoff = Ring.beside(path, workers.RING_SLOTS_PER_JOB * jobs, batch_size,
-                             params.shape)
+    if run.local_processes and batches:
+        handoff = Ring.beside(path, workers.RING_SLOTS_PER_JOB * run.jobs, run.batch_size,
+                              params.shape)
     with handoff as ring, h5py.File(partial, "r+") as f, bar:
-        write_note = note_writer(f["spectra"])
+        write_note = note_writer(f[schema.SPECTRA])
         if ring is not None:
             consumed, slots = ring.open()
         # batch_size=1: joblib must not group batches into one task, or a worker could wait
@@ -130,22 +160,23 @@ def _build_split(split: str, root: Path, path: Path, params: FeatureParams, item
                 steady_start = time.perf_counter()
             else:
                 steady_done += len(batch)
-        if train_stats is None:
+        if split.train_stats is None:
             own = state.stats
             summary = Summary(own.mean, own.std, own.count) if own.count else None
-            stats_split = split
+            stats_split = split.name
         else:
-            summary, stats_split = train_stats, "train"
+            summary, stats_split = split.train_stats, "train"
         if summary is not None and not summary.finite:
-            raise BuildError(f"{path}: the statistics of {split} are not finite although every "
-                             f"note's features were; nothing was finished (a bug: please "
+            raise BuildError(f"{path}: the statistics of {split.name} are not finite although "
+                             f"every note's features were; nothing was finished (a bug: please "
                              f"report it)")
-        skipped = finalize(f, split, root, items, state, problems, summary, stats_split)
+        skipped = finalize(f, split.name, split.root, items, state, split.problems, summary,
+                           stats_split)
     os.replace(partial, path)
     journal.unlink()
     seconds = time.perf_counter() - start
     steady = steady_done / (time.perf_counter() - steady_start) if steady_done else float("nan")
-    report = SplitReport(split, path, "resumed" if resumed_at else "built", state.n_written,
+    report = SplitReport(split.name, path, "resumed" if resumed_at else "built", state.n_written,
                          len(skipped), len(state.adjusted), seconds, steady, resumed_at, skipped)
     return report, state.stats
 
@@ -249,15 +280,16 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
     _check_writable(out)
 
     reports, train_stats = [], None
-    # loky's worker processes share this machine's files: they hand features over in a ring
-    local_processes = backend == "loky" and jobs > 1 and os.name == "posix"
+    # loky's worker processes share this machine's files: they hand features over in a Ring
+    run = _Workers(jobs, batch_size, progress,
+                   local_processes=backend == "loky" and jobs > 1 and os.name == "posix")
     with _locked(out), parallel_backend(backend, jobs):
         for split in found:
             path = split_path(out, split)
             if path.is_file() and not overwrite:
                 try:
                     with h5py.File(path, "r") as f:
-                        differences = read_params(f).differences(params)
+                        differences = schema.read_params(f).differences(params)
                 except OSError as err:
                     if held_by_another(err):
                         raise BuildError(f"{path}: open in another program; close it there "
@@ -280,9 +312,9 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                 raise BuildError(f"{root / split}: no usable notes in the train split "
                                  f"({len(problems)} problems{first})")
             try:
-                report, stats = _build_split(split, root, path, params, items, problems,
-                                             train_stats if split != "train" else None, jobs,
-                                             batch_size, progress, local_processes)
+                report, stats = _build_split(_Split(
+                    split, root, path, items, problems,
+                    train_stats if split != "train" else None), params, run)
             except OSError as err:  # a full disk, most likely; the journal keeps what was done
                 raise BuildError(f"{path}: cannot be written ({err.strerror or err}); what was "
                                  f"done is kept in {path.name}.partial: make room and run the "
@@ -304,11 +336,10 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
 def _kept(split: str, path: Path, root: Path) -> SplitReport:
     """The report of a finished split left as it is, with a warning when its inputs changed."""
     with h5py.File(path, "r") as f:
-        skipped = [tuple(row) for row in f["skipped"].asstr()[:]] if "skipped" in f else []
-        report = SplitReport(split, path, "kept", int(f["spectra"].shape[0]),
-                             n_skipped=len(skipped), skipped=skipped,
-                             n_adjusted=len(f["adjusted"]) if "adjusted" in f else 0)
-        digest = f.attrs.get("inputs_digest")
+        skipped, adjusted = schema.read_problems(f)
+        report = SplitReport(split, path, "kept", int(f[schema.SPECTRA].shape[0]),
+                             n_skipped=len(skipped), skipped=skipped, n_adjusted=len(adjusted))
+        digest = f.attrs.get(schema.INPUTS_DIGEST)
     try:
         items, _ = read_split(root / split)
         changed = digest is not None and digest != inputs_digest(items)
@@ -328,13 +359,13 @@ def _existing_train_stats(out: Path, params: FeatureParams) -> Optional["Summary
         log.warning("no train split: each split's statistics are its own")
         return None
     with h5py.File(path, "r") as f:
-        if read_params(f).differences(params):
+        if schema.read_params(f).differences(params):
             raise BuildError(f"{path}: built with other feature parameters; use --overwrite")
-        attrs = f["spectra"].attrs
-        if "mean" not in attrs:
+        count, _ = schema.read_stats_count(f)
+        if not count:
             return None
         try:
-            mean, std = read_stats(f)
+            mean, std = schema.read_stats(f)
         except StoreError as err:
             raise BuildError(str(err)) from None
-        return Summary(mean, std, int(attrs["stats_count"]))
+        return Summary(mean, std, count)

@@ -3,7 +3,7 @@ package that is not installed. Each message names what and where; the ``timbrema
 prints it as one line. Any other exception is a bug and shows its traceback."""
 from __future__ import annotations
 
-__all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError"]
+__all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError"]
 
 
 class TimbremapError(Exception):
@@ -20,3 +20,7 @@ class NeedsPackage(TimbremapError, ImportError):
 
 class BuildError(TimbremapError, RuntimeError):
     """A build that cannot start or go on; the message names the path and the problem."""
+
+
+class StoreError(TimbremapError, ValueError):
+    """A store, or a split of it, that is missing or not what the caller needs."""

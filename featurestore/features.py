@@ -14,11 +14,11 @@ note (:class:`Workspace`), the frames are a strided view of the (padded) wavefor
 the note's last non-zero sample are skipped (all zeros), the rest are windowed and transformed
 by a float32 real FFT :data:`BLOCK_FRAMES` at a time (a block's frames and spectrum stay in the
 CPU's cache), and for each block a single fused pass (compiled with numba,
-:mod:`featurestore.kernels`) turns each bin into ``log1p(compression * S)``, casts it to
+:mod:`featurestore.fastpaths`) turns each bin into ``log1p(compression * S)``, casts it to
 float16 (the CPU's F16C instruction: round half to even, as numpy) and adds the stored value to
-float64 per-bin sums and sums of squares, which the build turns into its statistics. Without
-numba the same features come from plain numpy operations (slower, equal within float16
-rounding).
+float64 per-bin sums and sums of squares, which the build turns into its statistics. Where
+that kernel cannot be used, the same features come from plain numpy operations (slower, equal
+within float16 rounding).
 """
 from __future__ import annotations
 
@@ -74,56 +74,10 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax):
     return scipy.sparse.csr_matrix(basis)
 
 
-@lru_cache(maxsize=None)
-def _compiled():
-    """:mod:`featurestore.kernels`, or ``None`` where it cannot be used.
-
-    Compiled once per process (``cache=True`` keeps the machine code in ``__pycache__``, so
-    later processes only load it) and checked against numpy's float16 cast: without numba, or
-    on a CPU whose compiled cast disagrees, the features come from plain numpy operations
-    (slower, equal within float16 rounding).
-    """
-    try:
-        from . import kernels
-        probe = np.array([[0.0, 1e-9, 3e-6, 0.5, 7.25, 1e4]], dtype=np.complex64)
-        out = np.empty(probe.shape, dtype=np.uint16)
-        sums, squares = np.zeros(probe.shape[1]), np.zeros(probe.shape[1])
-        kernels.log_half(probe, 3, 1.0, 1.0, out, sums, squares)
-        expected = np.log1p(probe.real.astype(np.float64)).astype(np.float16)
-        if not np.array_equal(out, expected.view(np.uint16)):
-            return None
-        return kernels
-    except Exception:  # noqa: BLE001 - no numba, or no compiled float16 cast on this CPU
-        return None
-
-
-@lru_cache(maxsize=None)
-def _rfft_into():
-    """``rfft_into(x, out)``: ``out[...] = scipy.fft.rfft(x, axis=-1)`` without a new array.
-
-    A new 0.5 MB spectrum per block of frames cost about as much as the FFT itself (fresh pages
-    from the kernel, and two threads contending for them), so the FFT writes into the
-    workspace: through ``out`` of scipy's own pocketfft binding, the function
-    ``scipy.fft.rfft`` calls, checked once per process to give ``scipy.fft.rfft``'s bits; where
-    that private binding is missing or differs, the result of ``scipy.fft.rfft`` is copied.
-    """
+def _rfft_copied(x, out):
+    """``scipy.fft.rfft`` into ``out``, copied (where :func:`fastpaths.rfft_into` is not taken)."""
     import scipy.fft  # here, not at the top: the build's writer process never needs it
-
-    def copied(x, out):
-        out[...] = scipy.fft.rfft(x, axis=-1)
-    try:
-        from scipy.fft._pocketfft import pypocketfft
-
-        def direct(x, out):
-            pypocketfft.r2c(x, (x.ndim - 1,), True, 0, out, 1)
-        probe = np.random.default_rng(0).standard_normal((3, 64)).astype(np.float32)
-        out = np.empty((3, 33), dtype=np.complex64)
-        direct(probe, out)
-        if np.array_equal(out, scipy.fft.rfft(probe, axis=-1)):
-            return direct
-    except Exception:  # noqa: BLE001 - another scipy: its public function, copied
-        pass
-    return copied
+    out[...] = scipy.fft.rfft(x, axis=-1)
 
 
 class Workspace:
@@ -171,7 +125,7 @@ def _mel_bands(spectrum: np.ndarray, params: FeatureParams) -> np.ndarray:
 
 
 def _log_half_numpy(spectrum, mode, power, compression, out, sums, squares):
-    """:func:`featurestore.kernels.log_half` in numpy (used without numba; equal within float16
+    """:func:`featurestore.fastpaths.log_half` in numpy (used without numba; equal within float16
     rounding, sums equal up to their order)."""
     magnitude = spectrum.real if mode == 3 else np.abs(spectrum)
     if mode != 3 and power != 1:
@@ -214,7 +168,8 @@ def _features_and_sums(y: np.ndarray, params: FeatureParams, out: Optional[np.nd
         out = np.empty(params.shape, dtype=np.float16)
     if workspace is None or workspace.params != params:
         workspace = Workspace(params)
-    kernels, rfft_into = _compiled(), _rfft_into()
+    from . import fastpaths  # here: importing it imports numba
+    kernels, rfft_into = fastpaths.kernels(), fastpaths.rfft_into() or _rfft_copied
     workspace.load(y)
     frames = workspace.frames
     n_active = len(frames) if kernels is None else kernels.active_frames(

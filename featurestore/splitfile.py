@@ -18,7 +18,6 @@ rest of the schema (labels, metadata, ``/skipped``, ``/adjusted``, attrs).
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -28,9 +27,8 @@ from typing import Optional
 import h5py
 import numpy as np
 
-from . import __version__
+from . import schema
 from .files import atomic_write_text
-from .nsynth import FAMILIES, QUALITIES
 from .params import FeatureParams
 from .stats import RunningStats
 
@@ -38,7 +36,6 @@ __all__ = ["Progress", "Summary", "create_partial", "note_writer", "finalize", "
            "inputs_digest", "JOURNAL_SECONDS"]
 
 JOURNAL_SECONDS = 1.0  # at most this much finished work is redone after an interruption
-STRING = h5py.string_dtype("utf-8")
 
 
 def fingerprint(params: FeatureParams, items) -> str:
@@ -113,13 +110,7 @@ class Progress:
 
 def create_partial(path: Path, n: int, params: FeatureParams):
     with h5py.File(path, "w") as f:
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # every chunk placed now, in order
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)     # ... without writing fill values
-        f.create_dataset("spectra", shape=(n,) + params.shape, dtype=np.float16,
-                         maxshape=(None,) + params.shape, chunks=(1,) + params.shape,
-                         dcpl=dcpl)
-        f.attrs.update(params.to_attrs())
+        schema.create_spectra(f, n, params)
 
 
 def note_writer(spectra: h5py.Dataset):
@@ -135,57 +126,25 @@ def note_writer(spectra: h5py.Dataset):
     return write_note
 
 
-def _strings(rows) -> np.ndarray:
-    """``[name, text]`` rows as HDF5 can store them: a name from a json key may hold what UTF-8
-    strings in HDF5 cannot (a NUL, a lone surrogate), which is written escaped."""
-    def storable(text: str) -> str:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\0")
-    return np.array([[storable(a), storable(b)] for a, b in rows], dtype=object).reshape(-1, 2)
-
-
 def finalize(f: h5py.File, split: str, root: Path, items, state: Progress,
-              problems, summary: Optional[Summary], stats_split: str):
+             problems, summary: Optional[Summary], stats_split: str):
+    """Write the rest of the schema around the filled ``/spectra``; returns the skipped rows.
+    Safe to run again after it failed part way."""
     skipped_pos = {pos for pos, _ in state.skipped}
     kept = [i for i in range(len(items)) if i not in skipped_pos]
-    written = [items[i][0] for i in kept]
 
     def key(i):  # the json key, i.e. the file name audio/NAME.wav
         return items[i][1].stem
-    assert len(written) == state.n_written
-    for name in [name for name in f if name != "spectra"]:  # from a finalize that failed
-        del f[name]
-    spectra = f["spectra"]
+    assert len(kept) == state.n_written
+    schema.clear_metadata(f)
     if summary is not None:
-        spectra.attrs.update({"mean": summary.mean, "std": summary.std,
-                              "stats_count": summary.count, "stats_split": stats_split})
-    f.create_dataset("labels", data=np.array([e.instrument_family for e in written], np.int32))
-    f["labels"].attrs["names"] = np.array(FAMILIES, dtype=STRING)
-    columns = {
-        "names": ([key(i) for i in kept], STRING),
-        "pitch": ([e.pitch for e in written], np.int16),
-        "velocity": ([e.velocity for e in written], np.int16),
-        "instrument": ([e.instrument for e in written], np.int32),
-        "instrument_str": ([e.instrument_str for e in written], STRING),
-        "source": ([e.instrument_source_str for e in written], STRING),
-    }
-    for name, (values, dtype) in columns.items():
-        f.create_dataset(name, data=np.array(values, dtype=object if dtype is STRING else dtype),
-                         dtype=dtype)
-    f.create_dataset("qualities", data=np.array([e.qualities for e in written], np.uint8)
-                     .reshape(-1, len(QUALITIES)))
-    f["qualities"].attrs["names"] = np.array(QUALITIES, dtype=STRING)
+        schema.write_stats(f, summary.mean, summary.std, summary.count, stats_split)
+    schema.write_notes(f, [items[i][0] for i in kept], [key(i) for i in kept])
     skipped = sorted(list(problems) + [(key(p), r) for p, r in state.skipped])
-    f.create_dataset("skipped", data=_strings(skipped), dtype=STRING, maxshape=(None, 2))
-    f.create_dataset("adjusted", data=_strings(
-        [(key(p), what) for p, what in state.adjusted]), dtype=STRING,
-        maxshape=(None, 2))
-    for name in ("skipped", "adjusted"):
-        f[name].attrs["columns"] = np.array(["name", "reason" if name == "skipped" else "what"],
-                                            dtype=STRING)
-    f.attrs.update({"split": split, "n_examples": state.n_written,
-                    "inputs_digest": inputs_digest(items),
-                    "timbremap_version": __version__, "source_root": str(root.resolve()),
-                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+    schema.write_problems(f, skipped, [(key(p), what) for p, what in state.adjusted])
+    schema.write_provenance(f, split=split, n=state.n_written, inputs_digest=inputs_digest(items),
+                            source_root=str(root.resolve()))
+    spectra = f[schema.SPECTRA]
     if spectra.shape[0] != state.n_written:  # last: a failed finalize can be redone
         spectra.resize(state.n_written, axis=0)
     return skipped

@@ -1,48 +1,9 @@
-"""The read side of a feature store, and its schema.
+"""The read side of a feature store: its split files, opened with clear errors, and random
+batches of notes by index (:class:`SpectraReader`).
 
-A store is a folder with one HDF5 file per split (``train.h5``, ``valid.h5``, ``test.h5``).
-Each file opens with plain ``h5py.File(path, 'r')``; this is all there is in it.
-
-Schema of ``SPLIT.h5``
-----------------------
-``/spectra``       float16 ``(N, frames, bins)``: the features of each note, from
-                   :func:`featurestore.features.compute_features` (default: log(1 + 1000·|STFT|),
-                   ``(251, 513)`` for a 4 s note at 16 kHz).
-                   Chunked ``(1, frames, bins)`` (one note, ~250 KiB), uncompressed, no filters.
-                   Why: the trainer reads random batches by index; a one-note chunk means a batch
-                   reads exactly the notes it asks for (no read amplification, no decompression),
-                   and because the chunks are allocated up front, in order, the dataset can also
-                   be read through a numpy memory map at the chunks' byte offsets (see
-                   :class:`SpectraReader`), which is as fast as fancy indexing in RAM once the
-                   file is in the page cache.
-    attrs ``mean``, ``std``: float64 ``(bins,)``, per-bin mean and standard deviation (square
-                   root of the population variance) over every frame of the *train* split,
-                   accumulated streaming in float64. ``valid.h5`` and ``test.h5`` carry the train
-                   split's values. ``stats_split`` names the split they come from,
-                   ``stats_count`` the number of frames they summarise.
-``/labels``        int32 ``(N,)``: family index; attr ``names`` = the 11 families in NSynth's
-                   order, so ``names[label]`` is the json's ``instrument_family_str``.
-``/names``         utf-8 ``(N,)``: note names (the json keys, ``audio/NAME.wav``).
-``/pitch``         int16 ``(N,)``: MIDI pitch.
-``/velocity``      int16 ``(N,)``: MIDI velocity.
-``/instrument``    int32 ``(N,)``: instrument id; ``/instrument_str`` utf-8 ``(N,)`` its name.
-``/source``        utf-8 ``(N,)``: ``acoustic``, ``electronic`` or ``synthetic``.
-``/qualities``     uint8 ``(N, 10)``: NSynth's quality flags; attr ``names`` lists them.
-``/skipped``       utf-8 ``(M, 2)``: ``[name, reason]`` of every input that could not be used
-                   (corrupt or empty audio, NaN samples, silence, json entry without wav, wav
-                   without json entry, unknown family, ...).
-``/adjusted``      utf-8 ``(K, 2)``: ``[name, what]`` of every used input that had to be fitted to
-                   the feature parameters (downmixed to mono, resampled, padded or trimmed).
-root attrs         ``feature_*``: every parameter that shapes the features
-                   (:class:`featurestore.params.FeatureParams`); ``split``, ``n_examples``,
-                   ``timbremap_version``, ``source_root``, ``created`` (ISO 8601, UTC),
-                   ``inputs_digest`` (SHA-1 of the input files' names and sizes: a later
-                   build warns when the folder changed).
-
-Analysis may add ``/embeddings``, ``/probabilities`` and ``/tsne`` (with, for a map of spectra,
-``/tsne_pca_components`` and ``/tsne_pca_mean``); a build never writes them.
-
-Strings read back as ``bytes`` with plain h5py; ``f['names'].asstr()[:]`` gives ``str``.
+A store is a folder with one HDF5 file per split (``train.h5``, ``valid.h5``, ``test.h5``);
+:mod:`featurestore.schema` lists what each file holds. ``read_params`` and ``read_stats``
+(from the schema) are here too, for those who read a store.
 """
 from __future__ import annotations
 
@@ -53,18 +14,14 @@ from typing import Iterator, Optional, Sequence
 import h5py
 import numpy as np
 
-from .errors import TimbremapError
+from .errors import StoreError
 from .nsynth import SPLITS
-from .params import FeatureParams
+from .schema import LABELS, SPECTRA, check_split, read_params, read_stats
 
 __all__ = ["SpectraReader", "split_path", "open_split", "read_params", "read_stats",
            "store_splits", "StoreError", "held_by_another", "chunk_offsets"]
 
 SUFFIX = ".h5"
-
-
-class StoreError(TimbremapError, ValueError):
-    """A store, or a split of it, that is missing or not what the caller needs."""
 
 
 def split_path(store, split: str) -> Path:
@@ -95,11 +52,11 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
         have = ", ".join(store_splits(store)) or "none"
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: {have})")
     f = _open_file(path, mode)
-    missing = [name for name in ("spectra", "labels") if name not in f]
-    if missing:
+    try:
+        check_split(f)
+    except StoreError:
         f.close()
-        raise StoreError(f"{path}: not a timbremap store (no {', '.join('/' + m for m in missing)} "
-                         f"dataset)")
+        raise
     return f
 
 
@@ -125,32 +82,6 @@ def _open_file(path: Path, mode: str) -> h5py.File:
             raise StoreError(f"{path}: not writable (read-only file or file system), cannot "
                              f"write results into it") from None
         raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
-
-
-def read_params(f: h5py.File) -> FeatureParams:
-    """The :class:`FeatureParams` a split file was built with."""
-    try:
-        return FeatureParams.from_attrs(f.attrs)
-    except KeyError as err:
-        raise StoreError(f"{f.filename}: feature parameter {err} missing from its attrs") from None
-
-
-def read_stats(f: h5py.File):
-    """``(mean, std)`` float64 arrays of shape ``(bins,)`` stored on ``/spectra``.
-
-    Raises
-    ------
-    StoreError
-        When they are missing or not all finite (nothing could be learnt from them).
-    """
-    attrs = f["spectra"].attrs
-    if "mean" not in attrs or "std" not in attrs:
-        raise StoreError(f"{f.filename}: no statistics (/spectra attrs mean, std)")
-    mean, std = np.asarray(attrs["mean"], np.float64), np.asarray(attrs["std"], np.float64)
-    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-        raise StoreError(f"{f.filename}: its statistics (/spectra attrs mean, std) are not "
-                         f"finite; rebuild the store with --overwrite")
-    return mean, std
 
 
 def chunk_offsets(ds: h5py.Dataset) -> Optional[np.ndarray]:
@@ -208,10 +139,10 @@ class SpectraReader:
             raise ValueError(f"method must be 'mmap' or 'h5py', got {method!r}")
         self.path = Path(path)
         self._file = _open_file(self.path, "r")
-        self._ds = self._file["spectra"]
+        self._ds = self._file[SPECTRA]
         self.n = int(self._ds.shape[0])
         self.shape = tuple(self._ds.shape[1:])
-        self.labels = self._file["labels"][:].astype(np.int32)
+        self.labels = self._file[LABELS][:].astype(np.int32)
         self._map = self._rows = self._offsets = None
         self.method = "h5py"
         offsets = chunk_offsets(self._ds) if method == "mmap" and self.n else None

@@ -14,6 +14,7 @@ from featurestore.build import BuildError, build_store, resolve_backend
 from featurestore.features import features_from_file
 from featurestore.nsynth import FAMILIES, read_split
 from featurestore.params import FeatureParams
+from featurestore import schema
 from featurestore.store import SpectraReader, open_split, read_params
 from helpers import SR, example, make_tone_root, make_tone_split, tone, write_note
 
@@ -47,6 +48,15 @@ def test_schema_and_labels_match_the_json(tone_root, tone_store):
             assert read_params(f) == FeatureParams()
             for key in ("timbremap_version", "source_root", "created"):
                 assert key in f.attrs
+            assert sorted(f) == sorted(schema.BUILT)  # what the schema module names
+
+
+def test_the_schema_documents_every_dataset_and_attribute():
+    names = [value for key, value in vars(schema).items()
+             if key.isupper() and isinstance(value, str) and key != "STRING"]
+    assert "spectra" in names and "tsne_pca_mean" in names and "stats_count" in names
+    for name in names:
+        assert f"``/{name}``" in schema.__doc__ or f"``{name}``" in schema.__doc__, name
 
 
 def test_spectra_are_the_feature_function(tone_root, tone_store):

@@ -4,6 +4,8 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 
 from analysis.cli import main
@@ -52,6 +54,11 @@ def test_build_and_inspect(tone_root, tmp_path):
                  "bass 2", "skipped   0", "n_fft=1024"):
         assert text in result.stdout, text
     assert "n_mels" not in result.stdout  # mel bands do not shape an STFT store
+    assert "also" not in result.stdout
+    with h5py.File(out / "test.h5", "a") as f:  # whatever else a split holds is shown too
+        f["my_scores"] = np.zeros((3, 4), np.float32)
+    result = run("inspect", out)
+    assert "also      my_scores float32 (3, 4)" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -98,7 +105,9 @@ sys.exit(main(["build", sys.argv[1], sys.argv[2], "--jobs", "2", "--batch-size",
 def test_ctrl_c_during_a_threaded_build_exits_130_and_resumes(tone_root, tmp_path):
     out = tmp_path / "s"
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_BUILD, str(tone_root), str(out)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a suite run in the background ignores SIGINT, and so would this
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (out / "train.h5.journal").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -117,12 +126,34 @@ def test_a_bug_shows_its_traceback_and_an_expected_error_is_one_line(monkeypatch
 
     def bug(args):
         raise KeyError("a bug")
-    monkeypatch.setattr(cli, "cmd_inspect", bug)
+    monkeypatch.setitem(cli.COMMANDS, "inspect", bug)
     with pytest.raises(KeyError, match="a bug"):  # not hidden behind a one-line message
         cli.main(["inspect", str(tmp_path)])
 
     def expected(args):
         raise InputError("x.h5: not what was expected")
-    monkeypatch.setattr(cli, "cmd_inspect", expected)
+    monkeypatch.setitem(cli.COMMANDS, "inspect", expected)
     assert cli.main(["inspect", str(tmp_path)]) == 1
     assert "error: x.h5: not what was expected" in caplog.text
+
+
+def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
+    import analysis.tsne
+    import featurestore.build
+    from analysis.options import make_parser
+
+    def build_store(root, out, params=None, *, jobs=7, backend="threading", batch_size=5):
+        pass
+
+    def tsne_split(store, split="valid", *, source="spectra", method="sklearn",
+                   perplexity=12.5, seed=3):
+        pass
+    monkeypatch.setattr(featurestore.build, "build_store", build_store)
+    monkeypatch.setattr(analysis.tsne, "tsne_split", tsne_split)
+    parser = make_parser()
+    args = parser.parse_args(["build", "root", "out"])
+    assert (args.jobs, args.backend, args.batch_size) == (7, "threading", 5)
+    args = parser.parse_args(["tsne", "store"])
+    assert (args.split, args.source, args.method, args.perplexity, args.seed) == (
+        "valid", "spectra", "sklearn", 12.5, 3)
+    assert parser.parse_args(["place", "store", "model", "a.wav"]).split == "valid"

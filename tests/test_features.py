@@ -1,4 +1,5 @@
 import re
+import sys
 
 import librosa
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from featurestore import features
+from featurestore import fastpaths, features
 from featurestore.audio import AudioError, load_audio
 from featurestore.features import compute_features, features_from_file
 from featurestore.half import to_float16, to_float32
@@ -58,11 +59,10 @@ def _note_with_silent_end(params):
 @pytest.mark.parametrize("params", [FeatureParams(), FeatureParams(power=2.0),
                                     FeatureParams(kind="mel", n_mels=64)])
 def test_compiled_kernels_agree_with_numpy(params, monkeypatch):
-    assert features._compiled() is not None  # numba is a dependency: the fast path is tested
     y = _note_with_silent_end(params)
     fast, fast_sums, fast_squares = features._features_and_sums(y, params)
     with monkeypatch.context() as m:
-        m.setattr(features, "_compiled", lambda: None)
+        m.setattr(fastpaths, "kernels", lambda: None)
         slow, slow_sums, slow_squares = features._features_and_sums(y, params)
     ulp = np.spacing(slow.astype(np.float16)).astype(np.float64)
     assert np.all(np.abs(fast.astype(np.float64) - slow.astype(np.float64)) <= ulp)
@@ -231,7 +231,7 @@ def test_pcm16_files_read_through_libsndfile_as_soundfile_reads_them(tmp_path, m
         return outcomes
     fast = read_all()
     with monkeypatch.context() as m:  # a soundfile without the C binding: SoundFile reads all
-        m.setattr(audio, "_libsndfile", lambda: None)
+        m.setattr(fastpaths, "_libsndfile", lambda: None)
         slow = read_all()
     for name in names:
         if isinstance(slow[name], str):
@@ -262,19 +262,36 @@ def test_pcm16_files_read_through_libsndfile_as_soundfile_reads_them(tmp_path, m
 
 
 def test_fft_into_the_workspace_equals_scipys_rfft(monkeypatch):
-    import sys
     y = _note_with_silent_end(FeatureParams())
     direct = features._features_and_sums(y, FeatureParams())
-    assert features._rfft_into().__name__ == "direct"  # scipy's binding, written in place
-    features._rfft_into.cache_clear()
-    try:
-        import scipy.fft._pocketfft as pocketfft
-        monkeypatch.delattr(pocketfft, "pypocketfft")  # a scipy without the binding
-        monkeypatch.setitem(sys.modules, "scipy.fft._pocketfft.pypocketfft", None)
-        assert features._rfft_into().__name__ == "copied"
-        copied = features._features_and_sums(y, FeatureParams())
-    finally:
-        monkeypatch.undo()
-        features._rfft_into.cache_clear()
+    monkeypatch.setattr(fastpaths, "rfft_into", lambda: None)
+    copied = features._features_and_sums(y, FeatureParams())
     for ours, reference in zip(copied, direct):
         assert np.array_equal(ours.view(np.uint8), reference.view(np.uint8))
+
+
+def test_every_fast_path_is_taken_on_the_installed_versions(tmp_path):
+    """Fails when a dependency upgrade breaks a fast path (the build would run slower)."""
+    sf.write(tmp_path / "note.wav", tone(20), SR, subtype="PCM_16")
+    pcm, rate = fastpaths.read_pcm16(tmp_path / "note.wav")
+    assert pcm.dtype == np.int16 and pcm.shape == (4 * SR, 1) and rate == SR
+    assert fastpaths.rfft_into() is not None
+    assert fastpaths.kernels() is not None
+
+
+def test_a_fast_path_not_taken_says_so(monkeypatch, caplog):
+    import scipy.fft._pocketfft as pocketfft
+    monkeypatch.delattr(fastpaths.sf, "_snd")  # a soundfile without the binding
+    monkeypatch.delattr(pocketfft, "pypocketfft")  # a scipy without it
+    monkeypatch.setitem(sys.modules, "scipy.fft._pocketfft.pypocketfft", None)
+    for cached in (fastpaths._libsndfile, fastpaths.rfft_into):
+        cached.cache_clear()
+    try:
+        assert fastpaths._libsndfile() is None and fastpaths.rfft_into() is None
+    finally:
+        monkeypatch.undo()
+        for cached in (fastpaths._libsndfile, fastpaths.rfft_into):
+            cached.cache_clear()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("'libsndfile C calls' not taken" in w and "_snd" in w for w in warned), warned
+    assert any("'pocketfft into the workspace' not taken" in w for w in warned), warned

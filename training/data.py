@@ -15,6 +15,7 @@ from typing import Optional
 import keras
 import numpy as np
 
+from featurestore import schema
 from featurestore.half import to_float32
 from featurestore.nsynth import FAMILIES
 from featurestore.store import SpectraReader, StoreError
@@ -87,7 +88,7 @@ class StoreBatches(keras.utils.PyDataset):
         if shuffle:
             import h5py
             with h5py.File(path, "r") as f:
-                instruments = f["instrument"][:]
+                instruments = f[schema.INSTRUMENT][:]
             self.weights = (balanced_weights(self.reader.labels, instruments) if balance
                             else np.full(n, 1.0 / n))
         self._order = self._draw()

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from featurestore import __version__
+from featurestore import __version__, schema
 from featurestore.files import atomic_write_text, replaced
 from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, open_split, read_params, read_stats, split_path
@@ -92,7 +92,7 @@ def _open_store(store: Path):
     with open_split(store, "train") as f:
         params = read_params(f)
         mean, std = read_stats(f)
-        shape = f["spectra"].shape
+        shape = f[schema.SPECTRA].shape
     if shape[0] == 0:
         raise StoreError(f"{split_path(store, 'train')}: the train split holds no notes")
     with open_split(store, "valid") as f:

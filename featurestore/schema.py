@@ -1,0 +1,236 @@
+"""The schema of a split file: the name of every dataset and attribute, and the functions that
+write and read them. Every module that touches a split file by name goes through here.
+
+A store is a folder with one HDF5 file per split (``train.h5``, ``valid.h5``, ``test.h5``).
+Each file opens with plain ``h5py.File(path, 'r')``; this is all there is in it.
+
+Written by the build
+--------------------
+``/spectra``       float16 ``(N, frames, bins)``: the features of each note, from
+                   :func:`featurestore.features.compute_features` (default: log(1 + 1000·|STFT|),
+                   ``(251, 513)`` for a 4 s note at 16 kHz).
+                   Chunked ``(1, frames, bins)`` (one note, ~250 KiB), uncompressed, no filters,
+                   every chunk allocated up front and in order (:func:`create_spectra`).
+                   Why: the trainer reads random batches by index; a one-note chunk means a batch
+                   reads exactly the notes it asks for (no read amplification, no decompression),
+                   and the notes can also be read through a numpy memory map at the chunks' byte
+                   offsets (:class:`featurestore.store.SpectraReader`), as fast as fancy indexing
+                   in RAM once the file is in the page cache.
+    attrs ``mean``, ``std``: float64 ``(bins,)``, per-bin mean and standard deviation (square
+                   root of the population variance) over every frame of the *train* split,
+                   accumulated streaming in float64. ``valid.h5`` and ``test.h5`` carry the train
+                   split's values. ``stats_split`` names the split they come from,
+                   ``stats_count`` the number of frames they summarise.
+``/labels``        int32 ``(N,)``: family index; attr ``names`` = the 11 families in NSynth's
+                   order, so ``names[label]`` is the json's ``instrument_family_str``.
+``/names``         utf-8 ``(N,)``: note names (the json keys, ``audio/NAME.wav``).
+``/pitch``         int16 ``(N,)``: MIDI pitch.
+``/velocity``      int16 ``(N,)``: MIDI velocity.
+``/instrument``    int32 ``(N,)``: instrument id; ``/instrument_str`` utf-8 ``(N,)`` its name.
+``/source``        utf-8 ``(N,)``: ``acoustic``, ``electronic`` or ``synthetic``.
+``/qualities``     uint8 ``(N, 10)``: NSynth's quality flags; attr ``names`` lists them.
+``/skipped``       utf-8 ``(M, 2)``: ``[name, reason]`` of every input that could not be used
+                   (corrupt, truncated or empty audio, NaN samples, silence, json entry without
+                   wav, wav without json entry, unknown family, ...); attr ``columns``.
+``/adjusted``      utf-8 ``(K, 2)``: ``[name, what]`` of every used input that had to be fitted to
+                   the feature parameters (downmixed to mono, resampled, padded or trimmed,
+                   louder than full scale); attr ``columns``.
+root attrs         ``feature_*``: every parameter that shapes the features
+                   (:class:`featurestore.params.FeatureParams`); ``split``, ``n_examples``,
+                   ``timbremap_version``, ``source_root``, ``created`` (ISO 8601, UTC),
+                   ``inputs_digest`` (SHA-1 of the input files' names and sizes: a later
+                   build warns when the folder changed).
+
+Added by analysis (never by a build)
+------------------------------------
+``/embeddings``    float32 ``(N, D)``, ``/probabilities`` float32 ``(N, 11)``: a trained model's
+                   penultimate layer and output; attrs ``model``, ``model_sha1``, ``layer``
+                   (``timbremap embed``).
+``/tsne``          float32 ``(N, 2)``: a t-SNE map, with its method, source and quality in its
+                   attrs (:mod:`analysis.tsne`); for a map of spectra also
+                   ``/tsne_pca_components`` float32 ``(k, frames * bins)`` and
+                   ``/tsne_pca_mean`` float32 ``(frames * bins,)``.
+
+Strings read back as ``bytes`` with plain h5py; ``f['names'].asstr()[:]`` gives ``str``.
+"""
+from __future__ import annotations
+
+import datetime
+from typing import List, Sequence, Tuple
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .errors import StoreError
+from . import nsynth
+from .params import FeatureParams
+
+__all__ = ["SPECTRA", "LABELS", "NAMES", "PITCH", "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR",
+           "SOURCE", "QUALITIES", "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS",
+           "PROBABILITIES", "TSNE", "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1",
+           "create_spectra", "write_notes", "write_stats", "write_problems", "write_provenance",
+           "clear_metadata", "check_split", "read_params", "read_stats", "read_stats_count",
+           "read_problems", "datasets"]
+
+# datasets written by the build
+SPECTRA = "spectra"
+LABELS = "labels"
+NAMES = "names"
+PITCH = "pitch"
+VELOCITY = "velocity"
+INSTRUMENT = "instrument"
+INSTRUMENT_STR = "instrument_str"
+SOURCE = "source"
+QUALITIES = "qualities"
+SKIPPED = "skipped"
+ADJUSTED = "adjusted"
+#: Every dataset a build writes; analysis never replaces them.
+BUILT = (SPECTRA, LABELS, NAMES, PITCH, VELOCITY, INSTRUMENT, INSTRUMENT_STR, SOURCE,
+         QUALITIES, SKIPPED, ADJUSTED)
+REQUIRED = (SPECTRA, LABELS)
+
+# datasets analysis adds
+EMBEDDINGS = "embeddings"
+PROBABILITIES = "probabilities"
+TSNE = "tsne"
+TSNE_PCA_COMPONENTS = "tsne_pca_components"
+TSNE_PCA_MEAN = "tsne_pca_mean"
+
+# attributes
+MEAN, STD, STATS_COUNT, STATS_SPLIT = "mean", "std", "stats_count", "stats_split"  # /spectra
+LIST_NAMES = "names"   # /labels, /qualities: what each index or column means
+COLUMNS = "columns"    # /skipped, /adjusted
+MODEL_SHA1 = "model_sha1"  # /embeddings: the weights they come from
+INPUTS_DIGEST = "inputs_digest"  # root
+
+STRING = h5py.string_dtype("utf-8")
+
+
+def create_spectra(f: h5py.File, n: int, params: FeatureParams):
+    """``/spectra`` for ``n`` notes, every one-note chunk allocated now and in order (without
+    writing fill values), and the feature parameters as root attrs."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    f.create_dataset(SPECTRA, shape=(n,) + params.shape, dtype=np.float16,
+                     maxshape=(None,) + params.shape, chunks=(1,) + params.shape, dcpl=dcpl)
+    f.attrs.update(params.to_attrs())
+
+
+def clear_metadata(f: h5py.File):
+    """Remove everything but ``/spectra`` (what a finish that failed half way wrote)."""
+    for name in [name for name in f if name != SPECTRA]:
+        del f[name]
+
+
+def write_notes(f: h5py.File, examples: Sequence, names: Sequence[str]):
+    """``/labels`` and the per-note metadata of the written notes, in their order.
+
+    Parameters
+    ----------
+    examples : sequence of featurestore.nsynth.Example
+    names : sequence of str
+        Each note's name (its json key), same length.
+    """
+    f.create_dataset(LABELS, data=np.array([e.instrument_family for e in examples], np.int32))
+    f[LABELS].attrs[LIST_NAMES] = np.array(nsynth.FAMILIES, dtype=STRING)
+    columns = {
+        NAMES: (list(names), STRING),
+        PITCH: ([e.pitch for e in examples], np.int16),
+        VELOCITY: ([e.velocity for e in examples], np.int16),
+        INSTRUMENT: ([e.instrument for e in examples], np.int32),
+        INSTRUMENT_STR: ([e.instrument_str for e in examples], STRING),
+        SOURCE: ([e.instrument_source_str for e in examples], STRING),
+    }
+    for name, (values, dtype) in columns.items():
+        f.create_dataset(name, data=np.array(values, dtype=object if dtype is STRING else dtype),
+                         dtype=dtype)
+    f.create_dataset(QUALITIES, data=np.array(
+        [e.qualities for e in examples], np.uint8).reshape(-1, len(nsynth.QUALITIES)))
+    f[QUALITIES].attrs[LIST_NAMES] = np.array(nsynth.QUALITIES, dtype=STRING)
+
+
+def write_stats(f: h5py.File, mean: np.ndarray, std: np.ndarray, count: int, split: str):
+    """The normalisation statistics on ``/spectra``: per-bin ``mean`` and ``std`` (float64
+    ``(bins,)``) over ``count`` frames of ``split``."""
+    f[SPECTRA].attrs.update({MEAN: mean, STD: std, STATS_COUNT: count, STATS_SPLIT: split})
+
+
+def write_problems(f: h5py.File, skipped: Sequence[Tuple[str, str]],
+                   adjusted: Sequence[Tuple[str, str]]):
+    """``/skipped`` (``[name, reason]`` rows) and ``/adjusted`` (``[name, what]`` rows)."""
+    for name, rows, second in ((SKIPPED, skipped, "reason"), (ADJUSTED, adjusted, "what")):
+        f.create_dataset(name, data=_strings(rows), dtype=STRING, maxshape=(None, 2))
+        f[name].attrs[COLUMNS] = np.array(["name", second], dtype=STRING)
+
+
+def _strings(rows) -> np.ndarray:
+    """``[name, text]`` rows as HDF5 can store them: a name from a json key may hold what UTF-8
+    strings in HDF5 cannot (a NUL, a lone surrogate), which is written escaped."""
+    def storable(text: str) -> str:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\0")
+    return np.array([[storable(a), storable(b)] for a, b in rows], dtype=object).reshape(-1, 2)
+
+
+def write_provenance(f: h5py.File, *, split: str, n: int, inputs_digest: str, source_root: str):
+    """The root attrs saying what the file is and what it was built from."""
+    f.attrs.update({"split": split, "n_examples": n, INPUTS_DIGEST: inputs_digest,
+                    "timbremap_version": __version__, "source_root": source_root,
+                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+
+
+def check_split(f: h5py.File):
+    """Raise :class:`StoreError` when ``f`` lacks what every split file has."""
+    missing = [name for name in REQUIRED if name not in f]
+    if missing:
+        raise StoreError(f"{f.filename}: not a timbremap store (no "
+                         f"{', '.join('/' + m for m in missing)} dataset)")
+
+
+def read_params(f: h5py.File) -> FeatureParams:
+    """The :class:`FeatureParams` a split file was built with."""
+    try:
+        return FeatureParams.from_attrs(f.attrs)
+    except KeyError as err:
+        raise StoreError(f"{f.filename}: feature parameter {err} missing from its attrs") from None
+
+
+def read_stats(f: h5py.File) -> Tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` float64 arrays of shape ``(bins,)`` stored on ``/spectra``.
+
+    Raises
+    ------
+    StoreError
+        When they are missing or not all finite (nothing could be learnt from them).
+    """
+    attrs = f[SPECTRA].attrs
+    if MEAN not in attrs or STD not in attrs:
+        raise StoreError(f"{f.filename}: no statistics (/{SPECTRA} attrs {MEAN}, {STD})")
+    mean, std = np.asarray(attrs[MEAN], np.float64), np.asarray(attrs[STD], np.float64)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise StoreError(f"{f.filename}: its statistics (/{SPECTRA} attrs {MEAN}, {STD}) are "
+                         f"not finite; rebuild the store with --overwrite")
+    return mean, std
+
+
+def read_stats_count(f: h5py.File) -> Tuple[int, str]:
+    """``(frames, split)`` the statistics summarise; ``(0, '')`` when the file has none."""
+    attrs = f[SPECTRA].attrs
+    return int(attrs.get(STATS_COUNT, 0)), str(attrs.get(STATS_SPLIT, ""))
+
+
+def read_problems(f: h5py.File) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]:
+    """``(skipped, adjusted)``: the ``[name, reason]`` and ``[name, what]`` rows."""
+    def rows(name):
+        return [tuple(row) for row in f[name].asstr()[:]] if name in f else []
+    return rows(SKIPPED), rows(ADJUSTED)
+
+
+def datasets(f: h5py.File) -> List[Tuple[str, h5py.Dataset]]:
+    """Every dataset of a split file, ``(name, dataset)``, the build's first (in schema order),
+    then any other by name (analysis results, or what another program added)."""
+    built = [name for name in BUILT if name in f]
+    other = sorted(name for name, item in f.items()
+                   if name not in BUILT and isinstance(item, h5py.Dataset))
+    return [(name, f[name]) for name in built + other]
