@@ -36,7 +36,9 @@ tools:
 demo: install
 	$(BIN)/timbremap demo $(DEMO)
 
+# JAX's CPU wheels: a test trains under KERAS_BACKEND=jax too
 test: install tools
+	$(BIN)/python -m pip install -q -e '.[jax]'
 	$(BIN)/python -m pytest -q tests
 
 check: install

@@ -31,6 +31,8 @@ setup(
         # tinysoundfont renders SoundFonts; install it with --no-deps (its pyaudio requirement
         # is for live playback only and has no Linux wheel): see the Makefile.
         "dask": ["dask[distributed]>=2023.1"],
+        # Keras's JAX backend (KERAS_BACKEND=jax), CPU wheels: make test runs training on it
+        "jax": ["jax[cpu]>=0.4.30"],
         "test": ["pytest>=7", "dask[distributed]>=2023.1"],
     },
     entry_points={"console_scripts": ["timbremap=analysis.cli:main"]},

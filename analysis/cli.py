@@ -81,9 +81,11 @@ def cmd_inspect(args):
 def train_config(args):
     from training.config import TrainConfig
     changes = {name: getattr(args, name) for name in
-               ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "patience",
-                "max_minutes", "seed", "loader")
+               ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "schedule",
+                "patience", "budget_minutes", "seed", "loader")
                if getattr(args, name, None) is not None}
+    if changes.get("budget_minutes") == 0:
+        changes["budget_minutes"] = None
     if args.no_augment:
         changes["augment"] = False
     if args.no_balance:
@@ -107,8 +109,7 @@ def cmd_train(args):
                    overwrite=args.overwrite, verbose=0 if args.quiet else 1)
     _print(f"model: {result.model_dir / 'model.keras'}",
            f"best validation accuracy {result.best_val_accuracy:.3f} at epoch "
-           f"{result.best_epoch} of {result.epochs}"
-           f"{' (stopped early)' if result.stopped_early else ''}; "
+           f"{result.best_epoch} of {result.epochs} (stopped: {result.stopped}); "
            f"{result.minutes:.1f} minutes of training",
            f"history: {result.model_dir / 'history.csv'}, curves: "
            f"{result.model_dir / 'curves.png'}, config: {result.model_dir / 'config.json'}")

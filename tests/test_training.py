@@ -18,11 +18,12 @@ from training.evaluate import evaluate
 from training.modeldir import ModelError, load_trained
 from training.models import FrequencyShift, SpecAugment, SpectralGain, build_model
 from training.predict import predict_features, predict_files
+from training.runfiles import plateau_learning_rate, should_stop
 from training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.full
-QUICK = TrainConfig(epochs=2, steps_per_epoch=6, batch_size=8, patience=5, max_minutes=None,
+QUICK = TrainConfig(epochs=2, steps_per_epoch=6, batch_size=8, patience=5, budget_minutes=None,
                     seed=1, width=8)
 
 
@@ -51,6 +52,40 @@ def test_training_writes_everything_and_loss_falls(trained):
     assert TrainConfig.from_dict(info["train"]) == QUICK
     assert info["best_epoch"] in (1, 2) and 0 <= info["best_val_accuracy"] <= 1
     assert (model_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plateau_schedule_and_stopping_follow_the_history():
+    config = TrainConfig(learning_rate=1e-3, lr_patience=2, patience=4, budget_minutes=None)
+
+    def rows(accuracies):
+        return [{"val_accuracy": a, "seconds": 60.0} for a in accuracies]
+    assert plateau_learning_rate([], config) == 1e-3
+    assert plateau_learning_rate(rows([.1, .2, .3]), config) == 1e-3
+    assert plateau_learning_rate(rows([.1, .3, .2]), config) == 1e-3  # one epoch without
+    assert plateau_learning_rate(rows([.1, .3, .2, .3]), config) == 5e-4  # equal is not better
+    assert plateau_learning_rate(rows([.1, .3, .2, .3, .4, .1, .1]), config) == 2.5e-4
+    assert should_stop(rows([.1, .3, .2, .2, .2]), config) is None
+    assert "for 4 epochs" in should_stop(rows([.1, .3, .2, .2, .2, .2]), config)
+    budget = config.replace(budget_minutes=3.5)
+    assert should_stop(rows([.1, .2]), budget) is None  # a third epoch ends at 3 minutes
+    assert "budget of 3.5 minutes" in should_stop(rows([.1, .2, .3]), budget)  # a 4th at 4
+    assert "2 epochs done" in should_stop(rows([.1, .2]), config.replace(epochs=2))
+    with pytest.raises(ValueError, match="cosine schedule needs a number of epochs"):
+        TrainConfig(schedule="cosine")
+
+
+def test_default_training_runs_until_validation_stops_improving(tone_store, tmp_path):
+    config = TrainConfig(steps_per_epoch=2, batch_size=8, width=8, patience=2, lr_patience=1,
+                         budget_minutes=1.0, seed=2)
+    assert config.epochs is None and config.schedule == "plateau"
+    result = train(tone_store, tmp_path / "m", config, verbose=0)
+    rows = [{k: float(v) for k, v in row.items()} for row in history(tmp_path / "m")]
+    assert len(rows) == result.epochs >= 1
+    assert result.stopped.startswith(("no better validation accuracy for 2 epochs",
+                                      "time budget of 1 minutes"))
+    for i, row in enumerate(rows):  # each epoch ran at the rate its history called for
+        assert row["learning_rate"] == pytest.approx(plateau_learning_rate(rows[:i], config))
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["stopped"] == result.stopped
 
 
 def test_model_normalises_its_own_input(trained, tone_store):

@@ -10,12 +10,14 @@ from typing import Optional
 
 from featurestore.errors import InputError
 
-__all__ = ["TrainConfig", "MODELS", "LOADERS", "MAX_DEFAULT_STEPS"]
+__all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "EPOCH_NOTES"]
 
 MODELS = ("default", "tutorial")
 LOADERS = ("mmap", "h5py")
-#: Batches per epoch when ``steps_per_epoch`` is not given and the split is larger.
-MAX_DEFAULT_STEPS = 150
+SCHEDULES = ("plateau", "cosine")
+#: An epoch is one pass over the training split, or this many notes of it when it holds more
+#: (so that validation, early stopping and backups come every few minutes on 2 cores).
+EPOCH_NOTES = 20_000
 
 
 @dataclass(frozen=True)
@@ -27,21 +29,32 @@ class TrainConfig:
     model : {'default', 'tutorial'}
         ``'default'``: our CNN (early downsampling, batch norm, global pooling, augmentation).
         ``'tutorial'``: the tutorial's network rebuilt in Keras 3 (no augmentation).
-    epochs : int
-        Epochs; the learning rate follows a cosine from its peak to 5% over all of them, and
-        early stopping may end sooner.
+    epochs : int, optional
+        At most this many epochs (default: as many as ``budget_minutes`` and ``patience``
+        allow). Required by the ``cosine`` schedule.
     steps_per_epoch : int, optional
-        Batches per epoch (default: one pass worth of notes, ``ceil(N / batch_size)``, at most
-        :data:`MAX_DEFAULT_STEPS`, so an epoch takes minutes whatever the store's size).
+        Batches per epoch (default: one pass over the training split, ``ceil(N /
+        batch_size)``, or :data:`EPOCH_NOTES` notes of it when it holds more). The notes are
+        drawn at random (balanced when ``balance``), so a pass sees most notes once.
     batch_size : int
     learning_rate : float
-        Peak learning rate of AdamW (cosine decay over ``epochs``).
+        Learning rate of AdamW: constant until validation stops improving (``plateau``), or the
+        peak of a cosine over ``epochs`` (``cosine``).
+    schedule : {'plateau', 'cosine'}
+        ``'plateau'``: the learning rate halves after every ``lr_patience`` epochs without a
+        better validation accuracy (never rising again); training stops after ``patience``
+        epochs without one, or when the budget is spent. ``'cosine'``: from
+        ``learning_rate`` to 5 % of it over ``epochs`` epochs.
+    lr_patience : int
+        Epochs without a better validation accuracy before the ``plateau`` schedule halves the
+        learning rate.
     weight_decay : float
     label_smoothing : float
     patience : int
         Epochs without a better validation accuracy before stopping.
-    max_minutes : float, optional
-        Stop after the epoch that crosses this wall-clock budget.
+    budget_minutes : float, optional
+        Training time: no epoch starts that would, at the pace of the epochs so far, end
+        after it (``None``: no limit). The model is the best epoch's, whatever stops the run.
     seed : int
         Seeds weights, sampling and augmentation: the same seed gives the same model.
     loader : {'mmap', 'h5py'}
@@ -71,14 +84,16 @@ class TrainConfig:
     """
 
     model: str = "default"
-    epochs: int = 7
+    epochs: Optional[int] = None
     steps_per_epoch: Optional[int] = None
     batch_size: int = 64
     learning_rate: float = 2e-3
+    schedule: str = "plateau"
+    lr_patience: int = 2
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
-    patience: int = 8
-    max_minutes: Optional[float] = 28.0
+    patience: int = 6
+    budget_minutes: Optional[float] = 30.0
     seed: int = 0
     loader: str = "mmap"
     balance: bool = True
@@ -101,17 +116,22 @@ class TrainConfig:
             raise InputError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.loader not in LOADERS:
             raise InputError(f"loader must be one of {LOADERS}, got {self.loader!r}")
-        for name in ("epochs", "batch_size", "patience", "bands", "width"):
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        for name in ("batch_size", "patience", "lr_patience", "bands", "width"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise InputError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+        for name in ("epochs", "steps_per_epoch"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1 (or None), got {getattr(self, name)}")
+        if self.schedule == "cosine" and self.epochs is None:
+            raise InputError("the cosine schedule needs a number of epochs")
         if not 0 < self.learning_rate < math.inf:
             raise InputError(f"learning_rate must be positive and finite, got "
                              f"{self.learning_rate}")
-        if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
-            raise InputError(f"max_minutes must be positive and finite (or None), got "
-                             f"{self.max_minutes}")
+        if self.budget_minutes is not None and not 0 < self.budget_minutes < math.inf:
+            raise InputError(f"budget_minutes must be positive and finite (or None), got "
+                             f"{self.budget_minutes}")
         if not 0 <= self.seed < 2**32:
             raise InputError(f"seed must be in 0..2**32-1, got {self.seed}")
         for name in ("weight_decay", "gain_db", "tilt_db", "mixup_alpha"):
@@ -119,6 +139,12 @@ class TrainConfig:
                 raise InputError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
+
+    def steps(self, n_train: int) -> int:
+        """Batches per epoch for a training split of ``n_train`` notes."""
+        if self.steps_per_epoch is not None:
+            return self.steps_per_epoch
+        return math.ceil(min(n_train, EPOCH_NOTES) / self.batch_size)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -69,12 +69,17 @@ class StoreBatches(keras.utils.PyDataset):
     seed : int
         Epoch ``e`` uses ``default_rng([seed, e])``: a resumed run sees the same batches.
     loader : {'mmap', 'h5py'}
+    multiple_of : int
+        Read in order (``shuffle=False``), batches are ``(x, y, weight)`` whose length is a
+        multiple of this (the devices a batch is split over): a short last batch is filled with
+        repeated notes of weight 0, which count in no metric.
     """
 
     def __init__(self, path, batch_size: int, shuffle: bool = False, balance: bool = True,
                  steps: Optional[int] = None, mixup_alpha: float = 0.0, seed: int = 0,
-                 loader: str = "mmap", **kwargs):
+                 loader: str = "mmap", multiple_of: int = 1, **kwargs):
         super().__init__(**kwargs)
+        self.multiple_of = int(multiple_of)
         self.reader = SpectraReader(path, method=loader)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -114,7 +119,15 @@ class StoreBatches(keras.utils.PyDataset):
             partner = rng.permutation(len(idx))
             x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[partner]
             y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
-        return x, y
+        if self.shuffle or self.multiple_of == 1:
+            return x, y
+        weight = np.ones(len(x), np.float32)
+        fill = -len(x) % self.multiple_of
+        if fill:
+            again = np.arange(fill) % len(x)
+            x, y = np.concatenate([x, x[again]]), np.concatenate([y, y[again]])
+            weight = np.concatenate([weight, np.zeros(fill, np.float32)])
+        return x, y, weight
 
     def on_epoch_end(self):
         self.epoch += 1

@@ -175,10 +175,11 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
     seed = config.seed
     x = inputs
     if augment:
+        # float32 in any precision: exp() of the features overflows float16
         x = SpectralGain(config.gain_db, params.power, config.tilt_db, seed=seed,
-                         name="gain")(x)
+                         name="gain", dtype="float32")(x)
     x = layers.Normalization(axis=-1, mean=np.asarray(mean, np.float64), variance=variance,
-                             name="normalize")(x)
+                             name="normalize", dtype="float32")(x)
     if config.model == "tutorial":
         x = layers.Reshape((frames, bins, 1))(x)
         x = layers.Conv2D(32, 5, padding="same", activation="relu")(x)
@@ -212,5 +213,7 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
         x = layers.Dropout(config.dropout)(x)
         x = layers.Dense(128, activation="relu", name=EMBEDDING_LAYER)(x)
         x = layers.Dropout(config.dropout)(x)
-    outputs = layers.Dense(len(FAMILIES), activation="softmax", name="family")(x)
+    # float32 whatever the policy (mixed precision on GPUs): probabilities and loss stay exact
+    outputs = layers.Dense(len(FAMILIES), activation="softmax", name="family",
+                           dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"timbremap_{config.model}")

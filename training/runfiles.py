@@ -12,14 +12,15 @@ order, each file whole or not at all (:mod:`featurestore.files`):
 The newest backup marks the last finished epoch: a resumed run starts after it, from its
 weights, and keeps only the history rows before it (a row or best model written after the
 backup is written again, the same, by the repeated epoch). Whether training should stop (epoch
-count, early stopping, time budget) is decided from the history alone, so a resumed run stops
-where the uninterrupted one would.
+count, early stopping, time budget) and the next epoch's learning rate (``plateau`` schedule)
+are decided from the history alone, so a resumed run goes on as the uninterrupted one would.
 """
 from __future__ import annotations
 
 import csv
 import io
 import logging
+import math
 import re
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ from featurestore.files import atomic_write_text, replaced
 
 from .config import TrainConfig
 
-__all__ = ["RunFiles", "latest_backup", "read_history", "write_history", "should_stop"]
+__all__ = ["RunFiles", "latest_backup", "read_history", "write_history", "should_stop",
+           "plateau_learning_rate"]
 
 log = logging.getLogger(__name__)
 _BACKUP = re.compile(r"epoch-(\d{4,})\.weights\.h5")
@@ -63,24 +65,48 @@ def latest_backup(folder: Path) -> Optional[Tuple[int, Path]]:
     return max(found) if found else None
 
 
-def should_stop(history: List[dict], config: TrainConfig) -> Optional[str]:
-    """Why training should stop after the epochs in ``history`` (``None``: go on).
-
-    Early stopping as Keras's ``EarlyStopping(monitor='val_accuracy', mode='max')``: stop when
-    ``patience`` epochs have passed since the first epoch with the best accuracy.
-    """
-    if len(history) >= config.epochs:
-        return f"{config.epochs} epochs done"
+def _since_best(history: List[dict]) -> int:
+    """Epochs since the first epoch with the best validation accuracy."""
     best = 0
     for i, row in enumerate(history):
         if row["val_accuracy"] > history[best]["val_accuracy"]:
             best = i
-    if history and len(history) - 1 - best >= config.patience:
+    return len(history) - 1 - best
+
+
+def should_stop(history: List[dict], config: TrainConfig) -> Optional[str]:
+    """Why training should stop after the epochs in ``history`` (``None``: go on).
+
+    - ``config.epochs`` done;
+    - early stopping as Keras's ``EarlyStopping(monitor='val_accuracy', mode='max')``:
+      ``patience`` epochs have passed since the first epoch with the best accuracy;
+    - the budget: another epoch, as long as the mean epoch so far, would end after
+      ``budget_minutes``.
+    """
+    if config.epochs is not None and len(history) >= config.epochs:
+        return f"{config.epochs} epochs done"
+    if history and _since_best(history) >= config.patience:
         return f"no better validation accuracy for {config.patience} epochs"
-    minutes = sum(row.get("seconds", 0.0) for row in history) / 60
-    if config.max_minutes is not None and minutes >= config.max_minutes:
-        return f"time budget of {config.max_minutes:g} minutes used"
+    seconds = [row.get("seconds", 0.0) for row in history]
+    if config.budget_minutes is not None and seconds and \
+            sum(seconds) + sum(seconds) / len(seconds) > 60 * config.budget_minutes:
+        return f"time budget of {config.budget_minutes:g} minutes used"
     return None
+
+
+def plateau_learning_rate(history: List[dict], config: TrainConfig) -> float:
+    """The ``plateau`` schedule's learning rate for the epoch after ``history``: halved each
+    time ``lr_patience`` epochs pass without a better validation accuracy (as Keras's
+    ``ReduceLROnPlateau(monitor='val_accuracy', factor=0.5, cooldown=0)``)."""
+    rate, best, waited = config.learning_rate, -math.inf, 0
+    for row in history:
+        if row["val_accuracy"] > best:
+            best, waited = row["val_accuracy"], 0
+            continue
+        waited += 1
+        if waited >= config.lr_patience:
+            rate, waited = rate / 2, 0
+    return rate
 
 
 class RunFiles(keras.callbacks.Callback):
@@ -109,9 +135,17 @@ class RunFiles(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.monotonic()
+        if self.config.schedule == "plateau":
+            rate = plateau_learning_rate(self.history, self.config)
+            if self.history and rate < plateau_learning_rate(self.history[:-1], self.config):
+                log.info("epoch %d: learning rate %.3g (validation accuracy stalled)",
+                         epoch + 1, rate)
+            self.model.optimizer.learning_rate.assign(rate)
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": float(epoch), **{k: float(v) for k, v in (logs or {}).items()},
+               "learning_rate": float(keras.ops.convert_to_numpy(
+                   self.model.optimizer.learning_rate)),  # at the epoch's end
                "seconds": time.monotonic() - self.epoch_start}
         best = max((r["val_accuracy"] for r in self.history), default=None)
         self.history.append(row)
@@ -127,6 +161,6 @@ class RunFiles(keras.callbacks.Callback):
             if older != backup:
                 older.unlink()
         reason = should_stop(self.history, self.config)
-        if reason and len(self.history) < self.config.epochs:
+        if reason and len(self.history) != self.config.epochs:
             log.info("stopping after epoch %d: %s", epoch + 1, reason)
         self.model.stop_training = self.model.stop_training or reason is not None

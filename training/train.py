@@ -19,13 +19,15 @@ from featurestore.files import atomic_write_text, replaced
 from featurestore.nsynth import FAMILIES
 from featurestore.store import StoreError, open_split, read_params, read_stats, split_path
 
-from .config import MAX_DEFAULT_STEPS, TrainConfig
+from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
                        MODEL_FILE, ModelError)
 
-__all__ = ["train", "TrainResult", "distribution_strategy"]
+__all__ = ["train", "TrainResult"]
 
 log = logging.getLogger(__name__)
+#: Keras's epoch count when the run ends by budget or plateau (RunFiles stops it).
+UNTIL_STOPPED = 1_000_000
 
 
 @dataclass
@@ -37,17 +39,7 @@ class TrainResult:
     best_epoch: int
     best_val_accuracy: float
     minutes: float
-    stopped_early: bool
-
-
-def distribution_strategy():
-    """``MirroredStrategy`` over all GPUs when there are several, else the default strategy
-    (one GPU or the CPU): the same code runs unchanged on either."""
-    import tensorflow as tf
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+    stopped: str  # why training stopped
 
 
 def plot_curves(history: list, path: Path, title: str):
@@ -82,7 +74,7 @@ def _reseed_layers(model, epoch: int):
     for layer in model.layers:
         generator = getattr(layer, "seed_generator", None)
         if isinstance(generator, keras.random.SeedGenerator):
-            seed = int(generator.state.numpy()[0])
+            seed = int(keras.ops.convert_to_numpy(generator.state)[0])
             generator.state.assign(np.array([seed, (epoch * 1_000_003) % 2**31],
                                             dtype=generator.state.dtype))
 
@@ -152,40 +144,49 @@ def _start(model_dir: Path, config: TrainConfig, params, *, resume: bool,
 
 
 def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int):
-    """The model with its optimizer (AdamW, cosine decay over the run) and loss."""
+    """The model with its optimizer (AdamW; its rate constant, set each epoch by
+    :class:`~training.runfiles.RunFiles`, or a cosine over the run) and loss; in mixed
+    precision on a GPU (:func:`training.backend.precision`, with loss scaling)."""
     import keras
+    from .backend import precision
     from .models import build_model
-    model = build_model(config, params, mean=mean, std=std)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.05,
-        warmup_target=None)
+    with precision():
+        model = build_model(config, params, mean=mean, std=std)
+    rate = config.learning_rate
+    if config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.05)
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        optimizer=keras.optimizers.AdamW(rate, weight_decay=config.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"])
+        weighted_metrics=["accuracy"])  # weighted: notes that fill a batch (weight 0) don't count
     return model
 
 
 def _batches(store: Path, config: TrainConfig, n_train: int):
-    """``(train, valid)``: random balanced training batches, and the validation split."""
+    """``(train, valid)``: random balanced training batches, and the validation split. With
+    several devices (:func:`training.backend.replicas`) a batch holds ``batch_size`` notes for
+    each of them, and an epoch as many notes in fewer steps."""
+    from .backend import replicas
     from .data import StoreBatches
-    steps = config.steps_per_epoch or min(MAX_DEFAULT_STEPS, math.ceil(n_train / config.batch_size))
+    batch = config.batch_size * replicas()
+    steps = math.ceil(config.steps(n_train) / replicas())
     mixup = config.mixup_alpha if config.augment and config.model == "default" else 0.0
-    train_data = StoreBatches(split_path(store, "train"), config.batch_size, shuffle=True,
+    train_data = StoreBatches(split_path(store, "train"), batch, shuffle=True,
                               balance=config.balance, steps=steps, mixup_alpha=mixup,
                               seed=config.seed, loader=config.loader)
-    return train_data, StoreBatches(split_path(store, "valid"), 2 * config.batch_size,
-                                    loader=config.loader)
+    return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=config.loader,
+                                    multiple_of=replicas())
 
 
 def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n_train: int,
          *, resume: bool, verbose: int, callbacks: Sequence):
     """Train from the newest backup (or from scratch) until :func:`should_stop` says so."""
     import keras
-    import tensorflow as tf
+    from . import backend
     from .runfiles import RunFiles, latest_backup, read_history, should_stop, write_history
     keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
+    backend.make_deterministic()
     for folder in (model_dir, model_dir / BACKUP_DIR):  # files a killed run was writing
         for leftover in folder.glob(".*.partial*"):
             leftover.unlink()
@@ -204,18 +205,19 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
             train_data.set_epoch(epoch)
             _reseed_layers(self.model, epoch)
 
-    with distribution_strategy().scope():
-        model = _compiled_model(config, params, mean, std, len(train_data))
-        if backup:
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(backup[1])
     run_files = RunFiles(model_dir, config, history, history_file=HISTORY_FILE,
                          best_file=BEST_FILE, backup_dir=BACKUP_DIR)
+    # shuffle=False: the batches are random draws already; Keras's shuffling of their order
+    # would follow Python's global random state, which a resumed run does not share.
+    # Keras's progress goes to stderr: stdout is for results.
     try:
-        # shuffle=False: the batches are random draws already; Keras's shuffling of their
-        # order would follow Python's global random state, which a resumed run does not share.
-        with contextlib.redirect_stdout(sys.stderr):  # Keras's progress: stdout is for results
-            model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
+        with backend.data_parallel(), contextlib.redirect_stdout(sys.stderr):
+            model = _compiled_model(config, params, mean, std, len(train_data))
+            if backup:
+                model.optimizer.build(model.trainable_variables)
+                model.load_weights(backup[1])
+            model.fit(train_data, validation_data=valid_data,
+                      epochs=config.epochs or UNTIL_STOPPED,
                       initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
                       callbacks=[keras.callbacks.TerminateOnNaN(), Draws(), run_files,
                                  *callbacks])
@@ -227,7 +229,7 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
 def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> TrainResult:
     """Pick the best epoch: ``config.json`` with it, ``model.keras``, the curves, then the
     backup and the best-epoch copy go; each step can be redone after an interruption."""
-    from .runfiles import read_history
+    from .runfiles import read_history, should_stop
     history = read_history(model_dir / HISTORY_FILE)
     if not history:
         raise ModelError(f"{model_dir}: no finished epoch to pick a model from")
@@ -240,6 +242,7 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
         log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
                     "model is its best epoch before that", diverged[0])
     info.update(best_epoch=int(best["epoch"]) + 1, best_val_accuracy=best["val_accuracy"],
+                stopped=should_stop(history, config) or "the loss was not finite",
                 epochs_run=len(history),
                 minutes=round(sum(row.get("seconds", 0.0) for row in history) / 60, 2))
     atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
@@ -256,7 +259,7 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
     shutil.rmtree(model_dir / BACKUP_DIR, ignore_errors=True)
     best_model.unlink(missing_ok=True)
     return TrainResult(model_dir, len(history), info["best_epoch"], best["val_accuracy"],
-                       info["minutes"], len(history) < config.epochs)
+                       info["minutes"], info["stopped"])
 
 
 def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool = False,

@@ -1,0 +1,96 @@
+"""Training speed on this machine: notes per second of ``timbremap train`` steps, with and
+without op determinism, in one run.
+
+    python benchmarks/trainspeed.py                       # 3 rounds, 6 epochs of 20 batches
+    python benchmarks/trainspeed.py --rounds 5 --steps 40
+
+Each contender is a training run of its own (a new process: TensorFlow's op determinism cannot
+be switched off once on) on the same store of rendered notes (``benchmarks/extract.py``'s,
+made here when missing); its rate is the median over its epochs after the first (which carries
+graph tracing). Contenders alternate, round after round.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+RUN = """
+import json, sys
+from pathlib import Path
+from training import backend
+from training.config import TrainConfig
+from training.train import train
+if sys.argv[3] == "off":
+    backend.make_deterministic = lambda: None
+config = TrainConfig(epochs=int(sys.argv[4]), steps_per_epoch=int(sys.argv[5]),
+                     budget_minutes=None, patience=1000)
+train(Path(sys.argv[1]), Path(sys.argv[2]), config, overwrite=True, verbose=0)
+"""
+
+
+def one_run(store: Path, model_dir: Path, determinism: str, epochs: int, steps: int) -> float:
+    """Notes per second of one run: the median of its epochs after the first."""
+    subprocess.run([sys.executable, "-c", RUN, str(store), str(model_dir), determinism,
+                    str(epochs), str(steps)], check=True, env={**os.environ,
+                                                               "TF_CPP_MIN_LOG_LEVEL": "2"})
+    with (model_dir / "history.csv").open(newline="") as fh:
+        seconds = [float(row["seconds"]) for row in csv.DictReader(fh)][1:]
+    return steps * 64 / float(np.median(seconds))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", type=Path, default=Path("bench-out/extract"))
+    parser.add_argument("--n", type=int, default=3000, help="notes in the store")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=20, help="batches of 64 per epoch")
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs: at least 2 (the first is not timed)")
+    from extract import _fresh, make_root
+    from featurestore.build import build_store
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    store = args.workdir / f"trainspeed-store{args.n}"
+    if not (store / "valid.h5").is_file():
+        root = make_root(args.workdir, args.n)
+        (root / "valid").mkdir(exist_ok=True)
+        if not (root / "valid" / "examples.json").is_file():  # a small valid split: train's
+            entries = json.loads((root / "train" / "examples.json").read_text())
+            keep = dict(list(entries.items())[:256])
+            (root / "valid" / "audio").mkdir(exist_ok=True)
+            for name in keep:
+                link = root / "valid" / "audio" / f"{name}.wav"
+                if not link.exists():
+                    os.symlink((root / "train" / "audio" / f"{name}.wav").resolve(), link)
+            (root / "valid" / "examples.json").write_text(json.dumps(keep))
+        build_store(root, _fresh(store), jobs=2, progress=False)
+    rates = {"op determinism on (the default)": [], "op determinism off": []}
+    for round_ in range(args.rounds):
+        for name, switch in zip(rates, ("on", "off")):
+            rates[name].append(one_run(store, args.workdir / "trainspeed-model", switch,
+                                       args.epochs, args.steps))
+        print(f"round {round_ + 1}: " + ", ".join(f"{r[-1]:.1f}" for r in rates.values())
+              + " notes/s", flush=True)
+    base = np.array(rates["op determinism on (the default)"])
+    print(f"\ntraining steps of 64 notes, {args.n}-note store, {os.cpu_count()} cores, median "
+          f"of {args.rounds} rounds\n")
+    print("| training | notes/s | x determinism on |")
+    print("|---|---:|---:|")
+    for name, values in rates.items():
+        ratio = np.array(values) / base
+        print(f"| {name} | {np.median(values):.1f} | {np.median(ratio):.2f} "
+              f"({ratio.min():.2f}-{ratio.max():.2f}) |")
+    print(f"\nrerun: python benchmarks/trainspeed.py --n {args.n} --rounds {args.rounds} "
+          f"--epochs {args.epochs} --steps {args.steps} --workdir {args.workdir}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Training, saving, loading, predicting and embedding under Keras's other backends."""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.full
+
+RUN = """
+import json, sys
+from pathlib import Path
+import keras
+import numpy as np
+from analysis.embed import embed_store
+from training.config import TrainConfig
+from training.evaluate import evaluate
+from training.modeldir import load_trained
+from training.predict import predict_files
+from training.train import train
+store, model, wav = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+config = TrainConfig(epochs=2, steps_per_epoch=3, batch_size=8, width=8, budget_minutes=None,
+                     seed=1)
+result = train(store, model, config, verbose=0)
+(prediction,) = predict_files(model, [wav])
+again = predict_files(load_trained(model), [wav])[0]
+shapes = embed_store(store, model, progress=False)
+print(json.dumps({"backend": keras.backend.backend(), "epochs": result.epochs,
+                  "probabilities": prediction.probabilities.tolist(),
+                  "reloaded": again.probabilities.tolist(),
+                  "accuracy": evaluate(store, model, "test")["accuracy"],
+                  "embeddings": {k: list(v) for k, v in shapes.items()}}))
+"""
+
+
+def _available(backend: str) -> bool:
+    module = {"jax": "jax", "torch": "torch"}[backend]
+    return subprocess.run([sys.executable, "-c", f"import {module}"],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_train_save_load_predict_embed_under_another_backend(backend, tone_root, tone_store,
+                                                             tmp_path):
+    if backend == "torch" and not _available("torch"):
+        pytest.skip("PyTorch is not installed (make test installs JAX only)")
+    assert _available(backend), f"{backend} missing: make test installs it"
+    store = tmp_path / "store"
+    shutil.copytree(tone_store, store)  # embed writes into it
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    done = subprocess.run([sys.executable, "-c", RUN, str(store), str(tmp_path / "m"), str(wav)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["backend"] == backend and out["epochs"] == 2
+    assert np.allclose(out["probabilities"], out["reloaded"], atol=1e-6)
+    assert sum(out["probabilities"]) == pytest.approx(1, abs=1e-5)
+    assert out["embeddings"]["test"][0] == 11 and 0 <= out["accuracy"] <= 1
+    # the model file it wrote loads under TensorFlow, the default, and predicts the same
+    from training.modeldir import load_trained
+    from training.predict import predict_files
+    ours = predict_files(load_trained(tmp_path / "m"), [wav])[0].probabilities
+    assert np.allclose(ours, out["probabilities"], atol=1e-4)
+
+
+TWO_DEVICES = """
+import json, sys
+from pathlib import Path
+import keras
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from training import backend
+from training.config import TrainConfig
+from training.train import train
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        assert self.model.distribute_strategy.num_replicas_in_sync == 2
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+store, model = Path(sys.argv[1]), Path(sys.argv[2])
+config = TrainConfig(epochs=2, steps_per_epoch=4, batch_size=4, width=8, budget_minutes=None,
+                     seed=1)
+try:
+    train(store, model, config, verbose=0, callbacks=[Interrupt()])
+except KeyboardInterrupt:
+    pass
+result = train(store, model, resume=True, verbose=0, callbacks=[Interrupt()])
+print(json.dumps({"replicas": backend.replicas(), "epochs": result.epochs}))
+"""
+
+
+def test_data_parallel_training_over_two_devices_trains_and_resumes(tone_store, tmp_path):
+    """The MirroredStrategy path, on two logical CPU devices: batches of 2 x 4 notes."""
+    done = subprocess.run([sys.executable, "-c", TWO_DEVICES, str(tone_store), str(tmp_path / "m")],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {"replicas": 2, "epochs": 2}
+    with (tmp_path / "m" / "history.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    # 11 validation notes in a batch of 16 (2 devices x 8): the 5 repeated to fill it count 0
+    assert all(round(float(row["val_accuracy"]) * 11, 4).is_integer() for row in rows)

@@ -1,0 +1,114 @@
+"""What training needs from the Keras backend in use: TensorFlow by default, JAX or PyTorch
+with ``KERAS_BACKEND=jax`` / ``torch`` (set before anything imports Keras).
+
+The models, their augmentation layers and the input pipeline are written in ``keras.ops`` and
+``keras.utils.PyDataset`` and run unchanged on any of them; a ``.keras`` file saved by one
+loads in the others. What differs is here: making kernels deterministic, finding the GPUs, and
+spreading a batch over several of them.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import List
+
+__all__ = ["name", "gpus", "replicas", "make_deterministic", "data_parallel", "precision"]
+
+log = logging.getLogger(__name__)
+
+
+def name() -> str:
+    """``'tensorflow'``, ``'jax'`` or ``'torch'``."""
+    import keras
+    return keras.backend.backend()
+
+
+def gpus() -> List[str]:
+    """The GPUs the backend sees, by name."""
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return [d.name for d in tf.config.list_logical_devices("GPU")]
+    if backend == "jax":
+        import jax
+        return [str(d) for d in jax.devices() if d.platform == "gpu"]
+    if backend == "torch":
+        import torch
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return []
+
+
+def _parallel_devices() -> List[str]:
+    """The devices a batch is split over: every GPU; without one, the CPU's logical devices
+    where more than one were configured (TensorFlow only: how tests run the parallel path)."""
+    devices = gpus()
+    if not devices and name() == "tensorflow":
+        import tensorflow as tf
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return devices if len(devices) > 1 and name() in ("tensorflow", "jax") else []
+
+
+def replicas() -> int:
+    """How many devices each batch is split over (1: no data parallelism)."""
+    return max(1, len(_parallel_devices()))
+
+
+@contextlib.contextmanager
+def precision():
+    """A scope for building a model: mixed float16 (float32 variables, float16 arithmetic)
+    when a GPU is present, float32 otherwise. Layers that must stay exact (the gain, the
+    normalisation, the output and so the loss) are float32 in any case."""
+    import keras
+    previous = keras.config.dtype_policy()
+    if gpus():
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def make_deterministic():
+    """Ask the backend for kernels that give the same bits on every run (with the seeds
+    ``keras.utils.set_random_seed`` sets). On a CPU, JAX's are already; on a GPU JAX needs
+    ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` in the environment before it starts."""
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    elif backend == "jax" and gpus() and "xla_gpu_deterministic_ops" not in os.environ.get(
+            "XLA_FLAGS", ""):
+        log.warning("JAX on a GPU: set XLA_FLAGS=--xla_gpu_deterministic_ops=true before "
+                    "starting for a run that repeats bit for bit")
+
+
+@contextlib.contextmanager
+def data_parallel():
+    """A scope in which a model is built and trained with each batch split over
+    :func:`replicas` devices (TensorFlow's ``MirroredStrategy``, JAX's
+    ``keras.distribution.DataParallel``); with one device, or with PyTorch, the model runs
+    where it is. Batches given to training are global: ``replicas()`` times the batch size
+    each device computes."""
+    backend, devices = name(), _parallel_devices()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        strategy = (tf.distribute.MirroredStrategy(devices) if devices
+                    else tf.distribute.get_strategy())
+        with strategy.scope():
+            yield
+        return
+    if backend == "jax" and devices:
+        import keras
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(previous)
+        return
+    yield
