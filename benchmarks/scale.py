@@ -1,0 +1,171 @@
+"""A store larger than RAM: build rate and peak memory at 100,000 notes against 3,000, and
+training read cold from disk.
+
+    python benchmarks/scale.py                          # 100,000 notes, ~25 GiB in --workdir
+    python benchmarks/scale.py --n 20000 --workdir /tmp/scale
+
+The notes are rendered ones (TimGM6mb, ``benchmarks/extract.py``'s), linked under new names
+until the train split holds ``--n``: the build reads and transforms every one. Each build is
+``timbremap build ROOT STORE --jobs 2`` in a process of its own; its peak memory is that
+process's (and its threads') largest resident set. Then, with the store's pages dropped from
+the page cache (``posix_fadvise(DONTNEED)``: no root needed), it measures the disk's sequential
+read rate on the store file, the rate of model-ready training batches (``StoreBatches``,
+random and balanced) read cold, and one training epoch of ``timbremap train`` (20,000 notes)
+from the cold store. Ends with the table, the paper figures for NSynth's 289,205 training
+notes, and the command to rerun it. Not part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+NSYNTH_TRAIN = 289_205
+
+
+def linked_root(rendered: Path, root: Path, n: int) -> Path:
+    """A train split of ``n`` notes: the rendered ones, again and again under new names (each
+    copy numbered ``-rK``), and a valid split of 512 of them."""
+    from featurestore.nsynth import read_split, write_split
+    usable, _ = read_split(rendered / "train")
+    shutil.rmtree(root, ignore_errors=True)
+    for split, count in (("train", n), ("valid", 512)):
+        (root / split / "audio").mkdir(parents=True)
+        examples = {}
+        for i in range(count):
+            example, wav = usable[i % len(usable)]
+            name = f"{example.note_str}-r{i // len(usable)}"
+            os.symlink(wav.resolve(), root / split / "audio" / f"{name}.wav")
+            examples[name] = dataclasses.replace(example, note_str=name)
+        write_split(root / split, examples)
+    return root
+
+
+def timed_build(root: Path, store: Path) -> dict:
+    """``timbremap build`` in a process of its own: seconds, notes/s (train and valid),
+    peak resident memory, the train split's bytes."""
+    shutil.rmtree(store, ignore_errors=True)
+    getattr(os, "sync", lambda: None)()
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "analysis.cli", "build", str(root),
+                             str(store), "--jobs", "2", "-q"], stdout=subprocess.PIPE,
+                            text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"build of {root} failed")
+    n = sum(json.loads(subprocess.run([sys.executable, "-c", (
+        "import h5py, json, sys; f = h5py.File(sys.argv[1]); "
+        "print(json.dumps(int(f['spectra'].shape[0])))"), str(store / f"{split}.h5")],
+        capture_output=True, text=True, check=True).stdout) for split in ("train", "valid"))
+    return {"notes": n, "seconds": seconds, "rate": n / seconds,
+            "peak_mib": usage.ru_maxrss / 1024, "bytes": (store / "train.h5").stat().st_size}
+
+
+def drop_cached(path: Path):
+    """Drop a file's pages from the page cache (they are clean: nothing is lost)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def sequential_read(path: Path, seconds: float = 10.0) -> float:
+    """MB/s reading ``path`` from its start, cold, for at most ``seconds``."""
+    drop_cached(path)
+    done, start = 0, time.perf_counter()
+    with open(path, "rb", buffering=0) as fh:
+        while time.perf_counter() - start < seconds:
+            block = fh.read(1 << 24)
+            if not block:
+                break
+            done += len(block)
+    return done / 1e6 / (time.perf_counter() - start)
+
+
+def cold_batches(path: Path, batches: int) -> float:
+    """Notes/s of random balanced training batches of 64 read cold."""
+    from training.data import StoreBatches
+    drop_cached(path)
+    data = StoreBatches(path, 64, shuffle=True, steps=batches, seed=0)
+    start = time.perf_counter()
+    for i in range(batches):
+        data[i]
+    rate = batches * 64 / (time.perf_counter() - start)
+    data.close()
+    return rate
+
+
+def cold_epoch(store: Path, model_dir: Path, n: int) -> float:
+    """Training notes/s of one ``timbremap train`` epoch (``n`` notes, 20,000 at most) from
+    the cold store."""
+    drop_cached(store / "train.h5")
+    subprocess.run([sys.executable, "-m", "analysis.cli", "train", str(store), str(model_dir),
+                    "--epochs", "1", "--overwrite", "-q"], check=True,
+                   stdout=subprocess.DEVNULL)
+    with (model_dir / "history.csv").open(newline="") as fh:
+        seconds = float(next(csv.DictReader(fh))["seconds"])
+    from training.config import EPOCH_NOTES
+    return min(n, EPOCH_NOTES) / seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=3000)
+    parser.add_argument("--workdir", type=Path, default=Path("bench-out/scale"))
+    parser.add_argument("--batches", type=int, default=100, help="cold batches of 64 timed")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    from extract import make_root
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    rendered = make_root(args.workdir, args.small).parent / "rendered"
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    builds = {}
+    for n in (args.small, args.n):
+        root = linked_root(rendered, args.workdir / f"root{n}", n)
+        builds[n] = timed_build(root, args.workdir / f"store{n}")
+        shutil.rmtree(root)
+        print(json.dumps({"n": n, **builds[n]}), flush=True)
+    big = args.workdir / f"store{args.n}"
+    disk = sequential_read(big / "train.h5")
+    batches = cold_batches(big / "train.h5", args.batches)
+    epoch = cold_epoch(big, args.workdir / "model", args.n)
+    small, large = builds[args.small], builds[args.n]
+    per_note = large["bytes"] / large["notes"]
+    print(f"\n{os.cpu_count()} cores, {ram / 2**30:.1f} GiB of RAM\n")
+    print("| train split | build notes/s | peak memory | store | store / RAM |")
+    print("|---|---:|---:|---:|---:|")
+    for n, b in builds.items():
+        print(f"| {n:,} notes | {b['rate']:,.0f} | {b['peak_mib']:,.0f} MiB | "
+              f"{b['bytes'] / 2**30:.1f} GiB | {b['bytes'] / ram:.2f} |")
+    print(f"\npeak memory {large['peak_mib'] / small['peak_mib']:.2f}x at "
+          f"{args.n / args.small:.0f}x the notes; build rate {large['rate'] / small['rate']:.2f}x")
+    print(f"\nread cold from the {large['bytes'] / 2**30:.1f} GiB store:\n")
+    print("| what | rate |")
+    print("|---|---:|")
+    print(f"| the disk, sequential read of the store file | {disk:,.0f} MB/s "
+          f"({disk * 1e6 / per_note:,.0f} notes/s) |")
+    print(f"| model-ready training batches of 64, random and balanced | {batches:,.0f} notes/s |")
+    print(f"| one training epoch ({min(args.n, 20000):,} notes, with its validation), "
+          f"`timbremap train` | {epoch:,.0f} notes/s |")
+    mel = 251 * 128 * 2
+    print(f"\nNSynth's {NSYNTH_TRAIN:,} training notes at these rates: STFT store "
+          f"{NSYNTH_TRAIN * per_note / 1e9:.1f} GB ({NSYNTH_TRAIN * mel / 1e9:.1f} GB as 128 "
+          f"mel bands), built in {NSYNTH_TRAIN / large['rate'] / 60:.0f} minutes with --jobs 2")
+    print(f"\nrerun: python benchmarks/scale.py --n {args.n} --small {args.small} "
+          f"--workdir {args.workdir}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
