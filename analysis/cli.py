@@ -86,6 +86,8 @@ def train_config(args):
                if getattr(args, name, None) is not None}
     if changes.get("budget_minutes") == 0:
         changes["budget_minutes"] = None
+    if args.deterministic:
+        changes["deterministic"] = True
     if args.no_augment:
         changes["augment"] = False
     if args.no_balance:

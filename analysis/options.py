@@ -116,6 +116,8 @@ def make_parser():
                    help=f"learning rate: halved on a validation plateau, or a cosine over "
                         f"--epochs (default {d.schedule})")
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument("--deterministic", action="store_true",
+                   help="the same seed gives the same model (slower: see docs/training.md)")
     p.add_argument("--loader", choices=LOADERS, help=f"default {d.loader}")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")

@@ -24,7 +24,7 @@ from training.train import train
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.full
 QUICK = TrainConfig(epochs=2, steps_per_epoch=6, batch_size=8, patience=5, budget_minutes=None,
-                    seed=1, width=8)
+                    seed=1, width=8, deterministic=True)
 
 
 def history(model_dir):

@@ -56,7 +56,11 @@ class TrainConfig:
         Training time: no epoch starts that would, at the pace of the epochs so far, end
         after it (``None``: no limit). The model is the best epoch's, whatever stops the run.
     seed : int
-        Seeds weights, sampling and augmentation: the same seed gives the same model.
+        Seeds weights, sampling and augmentation.
+    deterministic : bool
+        Kernels that give the same bits on every run, so that the same seed gives the same
+        model, and a resumed run the model of an uninterrupted one. It cost a third of the
+        training speed on 2 CPU cores (``benchmarks/trainspeed.py``), so it is asked for.
     loader : {'mmap', 'h5py'}
         How batches are read from the store (see ``benchmarks/loader.py``).
     balance : bool
@@ -95,6 +99,7 @@ class TrainConfig:
     patience: int = 6
     budget_minutes: Optional[float] = 30.0
     seed: int = 0
+    deterministic: bool = False
     loader: str = "mmap"
     balance: bool = True
     augment: bool = True

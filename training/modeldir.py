@@ -4,8 +4,10 @@
     ``model.keras``   the best model (by validation accuracy); it normalises its own input
     ``config.json``   ``train`` (TrainConfig), ``features`` (FeatureParams of the store, so
                       ``predict`` computes identical features), ``families``, ``input_shape``,
-                      ``store``, the best epoch and its validation accuracy, minutes trained
-    ``history.csv``   one row per epoch (epoch, loss, accuracy, val_loss, val_accuracy, seconds)
+                      ``store``, the best epoch and its validation accuracy, epochs run,
+                      minutes trained, and why training stopped (``stopped``)
+    ``history.csv``   one row per epoch (epoch, loss, accuracy, val_loss, val_accuracy,
+                      learning_rate, seconds)
     ``curves.png``    learning curves
     ``backup/``       only while training: what ``--resume`` continues from
 """

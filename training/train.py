@@ -186,7 +186,8 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
     from . import backend
     from .runfiles import RunFiles, latest_backup, read_history, should_stop, write_history
     keras.utils.set_random_seed(config.seed)
-    backend.make_deterministic()
+    if config.deterministic:
+        backend.make_deterministic()
     for folder in (model_dir, model_dir / BACKUP_DIR):  # files a killed run was writing
         for leftover in folder.glob(".*.partial*"):
             leftover.unlink()
