@@ -161,9 +161,7 @@ def _build_split(split: _Split, params: FeatureParams,
             else:
                 steady_done += len(batch)
         if split.train_stats is None:
-            own = state.stats
-            summary = Summary(own.mean, own.std, own.count) if own.count else None
-            stats_split = split.name
+            summary, stats_split = Summary.of(state.stats), split.name
         else:
             summary, stats_split = split.train_stats, "train"
         if summary is not None and not summary.finite:
@@ -328,7 +326,7 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                 log.warning("%s: none of its %d notes could be used (first: %s: %s)",
                             root / split, len(items), *first)
             if split == "train":
-                train_stats = Summary(stats.mean, stats.std, stats.count) if stats.count else None
+                train_stats = Summary.of(stats)
             reports.append(report)
     return reports
 

@@ -66,6 +66,11 @@ class Summary:
     std: np.ndarray
     count: int
 
+    @classmethod
+    def of(cls, stats: RunningStats) -> Optional["Summary"]:
+        """The summary of streamed statistics; ``None`` when they hold no frame."""
+        return cls(stats.mean, stats.std, stats.count) if stats.count else None
+
     @property
     def finite(self) -> bool:
         return bool(np.isfinite(self.mean).all() and np.isfinite(self.std).all())

@@ -137,10 +137,11 @@ class RunFiles(keras.callbacks.Callback):
         self.epoch_start = time.monotonic()
         if self.config.schedule == "plateau":
             rate = plateau_learning_rate(self.history, self.config)
-            if self.history and rate < plateau_learning_rate(self.history[:-1], self.config):
+            current = self.model.optimizer.learning_rate
+            if rate < float(keras.ops.convert_to_numpy(current)):
                 log.info("epoch %d: learning rate %.3g (validation accuracy stalled)",
                          epoch + 1, rate)
-            self.model.optimizer.learning_rate.assign(rate)
+            current.assign(rate)
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": float(epoch), **{k: float(v) for k, v in (logs or {}).items()},

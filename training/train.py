@@ -169,14 +169,15 @@ def _batches(store: Path, config: TrainConfig, n_train: int):
     each of them, and an epoch as many notes in fewer steps."""
     from .backend import replicas
     from .data import StoreBatches
-    batch = config.batch_size * replicas()
-    steps = math.ceil(config.steps(n_train) / replicas())
+    devices = replicas()
+    batch = config.batch_size * devices
+    steps = math.ceil(config.steps(n_train) / devices)
     mixup = config.mixup_alpha if config.augment and config.model == "default" else 0.0
     train_data = StoreBatches(split_path(store, "train"), batch, shuffle=True,
                               balance=config.balance, steps=steps, mixup_alpha=mixup,
                               seed=config.seed, loader=config.loader)
     return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=config.loader,
-                                    multiple_of=replicas())
+                                    multiple_of=devices)
 
 
 def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n_train: int,
