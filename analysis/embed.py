@@ -86,7 +86,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
             for start, x in zip(range(0, n, batch_size), reader.iter_batches(batch_size)):
                 _check_finite(x, path, start, "its stored features are not finite (rebuild the "
                               "store with --overwrite: a build skips such notes)")
-                e, p = both.predict_on_batch(x.astype(np.float32))
+                e, p = both.predict_on_batch(x)
                 embeddings.append(np.asarray(e, np.float32))
                 probabilities.append(np.asarray(p, np.float32))
                 _check_finite(embeddings[-1], path, start, f"the model {trained.path} gives "

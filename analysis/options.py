@@ -35,7 +35,7 @@ def make_parser():
     from featurestore.build import build_store
     from featurestore.render import RenderOptions
     from featurestore.workers import BACKENDS, THREADS_UP_TO
-    from training.config import EPOCH_NOTES, LOADERS, MODELS, SCHEDULES, TrainConfig
+    from training.config import EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES, TrainConfig
     from training.evaluate import evaluate
     from training.predict import FilePrediction
     parser = argparse.ArgumentParser(
@@ -118,7 +118,11 @@ def make_parser():
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--deterministic", action="store_true",
                    help="the same seed gives the same model (slower: see docs/training.md)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help=f"mixed: float16 arithmetic; auto: mixed on a GPU (default {d.precision})")
     p.add_argument("--loader", choices=LOADERS, help=f"default {d.loader}")
+    p.add_argument("--workers", type=int,
+                   help=f"threads reading batches ahead of training (default {d.workers})")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

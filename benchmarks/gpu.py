@@ -1,19 +1,22 @@
-"""Training on a GPU: notes/s of the default model for batch 64 and the largest batch that fits,
-the GPU's utilisation, and whether the input pipeline keeps up, on a synthetic store made here.
+"""Training on a GPU: notes/s of the default model for a range of batch sizes, on the device
+alone and end to end from a store, with the GPU's utilisation, on a synthetic store made here.
 
 Made for a machine with PyTorch or JAX, h5py and numpy, but no TensorFlow and no network:
 
-    python benchmarks/gpu.py --bundle bench-out/wheels      # here: Keras and its small deps
-    # there, with the repository and bench-out/wheels copied over:
-    pip install --no-index --find-links bench-out/wheels keras
-    KERAS_BACKEND=jax python benchmarks/gpu.py --notes 20000
+    python benchmarks/gpu.py --bundle .whl                  # here: Keras, librosa, their deps
+    # there, with the repository and .whl copied over:
+    pip install --no-index --no-deps --target /tmp/site .whl/*.whl
+    PYTHONPATH=/tmp/site:. KERAS_BACKEND=jax python benchmarks/gpu.py
 
-The store holds ``--notes`` random notes of 128 log-mel bands (the model uses them as they are;
-an STFT store of that size would take minutes to write), with the schema a build writes. For
-each batch size the model trains ``--steps`` steps on a batch already made (its rate on the
-device alone) while ``nvidia-smi`` is sampled; then the input pipeline
-(``training.data.StoreBatches``, mixup included) is timed making ``--steps`` batches: where it
-makes fewer notes/s than the model consumes, the GPU would wait for it.
+The store holds ``--notes`` notes of the default features (251 frames x 513 STFT bins,
+float16; ``--kind mel``: 128 mel bands), drawn from a pool of random ones (writing that many distinct random notes would take
+minutes). For each batch size the model, compiled as ``timbremap train`` compiles it (mixup
+layer, AdamW, ``--precision``), is timed three ways:
+
+- *device*: training steps on one batch already made (the host-to-device copy included);
+- *pipeline*: :class:`training.data.StoreBatches` making batches in one thread;
+- *end to end*: ``fit`` on those batches with ``--workers`` threads reading ahead, while
+  ``nvidia-smi`` is sampled. Where it falls short of *device*, the GPU waits for its input.
 """
 from __future__ import annotations
 
@@ -28,30 +31,32 @@ from pathlib import Path
 
 import numpy as np
 
-WHEELS = ["keras", "absl-py", "namex", "optree", "ml-dtypes", "rich", "markdown-it-py",
-          "mdurl", "pygments", "packaging"]
+#: What the GPU machine lacks: Keras and librosa (the model's band matrix), and their deps.
+WHEELS = ["keras", "namex", "optree", "librosa", "soundfile", "soxr", "audioread", "pooch",
+          "decorator", "platformdirs", "cffi", "pycparser", "standard-aifc", "standard-sunau",
+          "standard-chunk"]
 
 
-def synthetic_store(store: Path, n: int, bins: int = 128, frames: int = 251) -> Path:
-    """``store/{train,valid}.h5`` of random features with the build's schema."""
+def synthetic_store(store: Path, n: int, kind: str = "stft") -> Path:
+    """``store/{train,valid}.h5``: ``n`` and ``n // 20`` notes of the default features of
+    ``kind`` (``'stft'``: 513 bins; ``'mel'``: 128 bands)."""
     import h5py
 
     from featurestore import schema
     from featurestore.nsynth import FAMILIES, Example
     from featurestore.params import FeatureParams
-    params = FeatureParams(kind="mel", n_mels=bins)
-    assert params.shape == (frames, bins)
+    params = FeatureParams(kind=kind)
     rng = np.random.default_rng(0)
+    pool = rng.gamma(2.0, 0.5, (256,) + params.shape).astype(np.float16)
     store.mkdir(parents=True, exist_ok=True)
     for split, count in (("train", n), ("valid", max(256, n // 20))):
         labels = rng.integers(0, len(FAMILIES), count)
         with h5py.File(store / f"{split}.h5", "w") as f:
             schema.create_spectra(f, count, params)
-            for start in range(0, count, 1024):
-                block = rng.gamma(2.0, 1.0, (min(1024, count - start),) + params.shape)
-                f[schema.SPECTRA][start:start + len(block)] = block.astype(np.float16)
-            schema.write_stats(f, np.full(bins, 2.0), np.full(bins, 1.4), count * frames,
-                               "train")
+            for start in range(0, count, len(pool)):
+                f[schema.SPECTRA][start:start + len(pool)] = pool[:count - start]
+            schema.write_stats(f, np.full(params.n_bins, 1.0), np.full(params.n_bins, 0.7),
+                               count * params.n_frames, "train")
             examples = [Example(f"n{i}", int(k), FAMILIES[k], int(k) * 100 + i % 7,
                                 f"{FAMILIES[k]}_synthetic_{i % 7}", 2, "synthetic", 60, 100,
                                 16000) for i, k in enumerate(labels)]
@@ -83,76 +88,97 @@ class Utilisation(threading.Thread):
         return float(np.mean(self.samples)) if self.samples else float("nan")
 
 
-def train_rate(store: Path, batch: int, steps: int) -> tuple:
-    """``(training notes/s, mean GPU utilisation %, pipeline notes/s)`` for one batch size:
-    the model's steps on batches already made, and the input pipeline making them, apart."""
+def measure(store: Path, batch: int, notes: int, precision: str, workers: int) -> dict:
+    """One batch size: notes/s on the device alone, of the pipeline alone, and end to end."""
     import keras
 
     from featurestore.store import open_split, read_params, read_stats, split_path
-    from training.backend import precision
     from training.config import TrainConfig
     from training.data import StoreBatches
-    from training.models import build_model
-    config = TrainConfig(batch_size=batch)
+    from training.train import _compiled_model
+    config = TrainConfig(batch_size=batch, precision=precision, workers=workers)
+    steps = max(8, notes // batch)
     with open_split(store, "train") as f:
         params, (mean, std) = read_params(f), read_stats(f)
-    data = StoreBatches(split_path(store, "train"), batch, shuffle=True, steps=steps + 5,
-                        mixup_alpha=config.mixup_alpha, seed=0)
-    with precision():
-        model = build_model(config, params, mean=mean, std=std)
-    model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
+    fitted, _ = _compiled_model(config, params, mean, std, steps)
+    data = StoreBatches(split_path(store, "train"), batch, shuffle=True, steps=steps,
+                        mixup_alpha=config.mixup(), workers=workers, max_queue_size=2 * workers)
     x, y = data[0]
     for _ in range(3):  # compile and warm up
-        model.train_on_batch(x, y)
-    meter = Utilisation()
-    meter.start()
+        fitted.train_on_batch(x, y)
     start = time.perf_counter()
     for _ in range(steps):
-        model.train_on_batch(x, y)
-    keras.ops.convert_to_numpy(model.trainable_variables[0])  # wait for the device
-    rate = steps * batch / (time.perf_counter() - start)
-    busy = meter.stop()
+        loss = fitted.train_on_batch(x, y)
+    float(np.asarray(loss).ravel()[0])  # wait for the device
+    device = steps * batch / (time.perf_counter() - start)
     start = time.perf_counter()
     for i in range(steps):
-        data[1 + i]
+        data[i]
     pipeline = steps * batch / (time.perf_counter() - start)
+    marks, meter = [], Utilisation()
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda *_: marks.append(time.perf_counter()),
+        on_epoch_end=lambda *_: marks.append(time.perf_counter()))
+    meter.start()
+    fitted.fit(data, epochs=2, verbose=0, shuffle=False, callbacks=[timer])  # the 2nd is timed
+    busy = meter.stop()
     data.close()
-    return rate, busy, pipeline
+    return {"batch": batch, "precision": precision, "device": device, "pipeline": pipeline,
+            "end_to_end": steps * batch / (marks[-1] - marks[-2]), "gpu_busy": busy}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bundle", type=Path, help="download Keras's wheels here and stop")
+    parser.add_argument("--bundle", type=Path,
+                        help="download the wheels the GPU machine lacks here, and stop")
+    parser.add_argument("--python-version", default="3.12", help="the GPU machine's (--bundle)")
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/gpu"))
-    parser.add_argument("--notes", type=int, default=20000)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024, 4096])
+    parser.add_argument("--notes", type=int, default=8000, help="notes in the store")
+    parser.add_argument("--kind", choices=["stft", "mel"], default="stft",
+                        help="the store's features: 513 STFT bins or 128 mel bands")
+    parser.add_argument("--per-run", type=int, default=16384, help="notes each timing trains")
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 512, 4096])
+    parser.add_argument("--precision", nargs="+", default=["mixed"],
+                        help="mixed and/or float32, each at every batch size")
+    parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
-    if args.bundle:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(args.bundle),
-                        "--only-binary=:all:", *WHEELS], check=True)
+    if args.bundle:  # the versions installed here, where they are
+        from importlib.metadata import PackageNotFoundError, version
+
+        def pinned(name):
+            try:
+                return f"{name}=={version(name)}"
+            except PackageNotFoundError:
+                return name
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                        "--only-binary=:all:", "--python-version", args.python_version,
+                        "--implementation", "cp", "--platform", "manylinux2014_x86_64",
+                        "--platform", "manylinux_2_28_x86_64", "--platform",
+                        "manylinux_2_17_x86_64", "-d", str(args.bundle), *map(pinned, WHEELS)],
+                       check=True)
         print(f"{args.bundle}: {len(list(args.bundle.glob('*.whl')))} wheels")
         return
     from training.backend import gpus, name
-    store = synthetic_store(args.workdir / "store", args.notes)
+    store = synthetic_store(args.workdir / f"store-{args.kind}", args.notes, args.kind)
     print(f"backend {name()}, GPUs {gpus() or 'none'}, {os.cpu_count()} cores", flush=True)
     rows = []
-    for batch in args.batches:
-        try:
-            rate, busy, pipeline = train_rate(store, batch, args.steps)
-        except Exception as err:  # noqa: BLE001 - out of device memory: the largest was before
-            print(f"batch {batch}: {type(err).__name__}: {str(err)[:200]}")
-            break
-        rows.append({"batch": batch, "train": rate, "gpu_busy": busy, "pipeline": pipeline})
-        print(json.dumps(rows[-1]), flush=True)
-    print("\n| batch | training notes/s | GPU busy | input pipeline notes/s | keeps up |")
-    print("|---:|---:|---:|---:|---|")
+    for precision in args.precision:
+        for batch in args.batches:
+            try:
+                rows.append(measure(store, batch, args.per_run, precision, args.workers))
+            except Exception as err:  # noqa: BLE001 - out of memory: the largest was before
+                print(f"batch {batch}, {precision}: {type(err).__name__}: {str(err)[:300]}")
+                break
+            print(json.dumps(rows[-1]), flush=True)
+    print(f"\n| backend | precision | batch | device notes/s | pipeline notes/s (1 thread) | "
+          f"end to end notes/s ({args.workers} workers) | GPU busy |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['batch']} | {r['train']:,.0f} | {r['gpu_busy']:.0f} % | "
-              f"{r['pipeline']:,.0f} | {'yes' if r['pipeline'] >= r['train'] else 'no'} |")
+        print(f"| {name()} | {r['precision']} | {r['batch']} | {r['device']:,.0f} | "
+              f"{r['pipeline']:,.0f} | {r['end_to_end']:,.0f} | {r['gpu_busy']:.0f} % |")
     print(f"\nrerun: KERAS_BACKEND={name()} python benchmarks/gpu.py --notes {args.notes} "
-          f"--steps {args.steps} --batches {' '.join(map(str, args.batches))}")
+          f"--kind {args.kind} --per-run {args.per_run} --batches {' '.join(map(str, args.batches))} "
+          f"--precision {' '.join(args.precision)} --workers {args.workers}")
 
 
 if __name__ == "__main__":

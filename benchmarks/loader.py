@@ -3,13 +3,20 @@ numpy fancy indexing in RAM (1x) and naive one-note-at-a-time h5py reads, in one
 
     python benchmarks/loader.py                          # store from benchmarks/extract.py
     python benchmarks/loader.py --store bench-out/quality/store/train.h5 --notes 3000
+    python benchmarks/loader.py --cold bench-out/scale/store100000/train.h5
 
-The file is read once first, so every reader works from the page cache.
+The file is read once first, so every reader works from the page cache. The trainer's rows are
+model-ready batches, as ``timbremap train`` gives them to the model: float16 as stored, one-hot
+labels mixed with the mixup weights (the model casts, normalises, augments and mixes). With
+``--cold`` (a store larger than RAM), the same batches are also read with the file's pages
+dropped from the page cache, beside the disk's sequential read rate on that file.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -30,6 +37,9 @@ def main():
     parser.add_argument("--notes", type=int, default=3000, help="notes used (from the start)")
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for the threaded rows (timbremap train's --workers)")
+    parser.add_argument("--cold", type=Path, help="a train.h5 larger than RAM, read cold too")
     args = parser.parse_args()
     if not args.store.is_file():
         raise SystemExit(f"{args.store}: no such store file (run benchmarks/extract.py first)")
@@ -56,14 +66,16 @@ def main():
         with SpectraReader(args.store, method=method) as reader:
             rows.append((f"SpectraReader(method='{method}')",
                          rate(lambda i: reader.batch(i), batches, args.batch_size)))
-    for loader in ("h5py", "mmap"):
+    for loader, threads in (("h5py", 1), ("mmap", 1), ("mmap", args.threads)):
         data = StoreBatches(args.store, args.batch_size, shuffle=True, steps=args.batches,
                             mixup_alpha=0.2, loader=loader)
         data.weights = np.where(np.arange(len(data.weights)) < n, 1.0 / n, 0.0)
         data.set_epoch(0)
-        rows.append((f"trainer pipeline (StoreBatches, loader='{loader}': read, float32, "
-                     f"one-hot, mixup)",
-                     rate(lambda k: data[k], list(range(args.batches)), args.batch_size)))
+        with ThreadPoolExecutor(threads) as pool:
+            rows.append((f"model-ready batches (StoreBatches, loader='{loader}'), "
+                         f"{threads} thread{'s' if threads > 1 else ''}",
+                         rate(lambda ks: list(pool.map(data.__getitem__, ks)),
+                              [range(args.batches)], args.batches * args.batch_size)))
         data.close()
     base, naive = rows[0][1], rows[1][1]
     print(f"\nrandom batches of {args.batch_size} from {n} notes of {args.store} "
@@ -72,7 +84,21 @@ def main():
     print("|---|---:|---:|---:|")
     for name, value in rows:
         print(f"| {name} | {value:,.0f} | {value / base:.2f} | {value / naive:.1f} |")
-    print("\ntargets: trainer pipeline >= 0.5x in-RAM and >= 10x naive reads")
+    print("\ntargets: model-ready batches >= 10,000 notes/s, >= 0.5x in-RAM and >= 10x naive "
+          "reads")
+    if args.cold:
+        from scale import cold_batches, sequential_read
+        print(f"\n{args.cold}: {args.cold.stat().st_size / 2**30:.1f} GiB, "
+              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB of "
+              f"RAM, its pages dropped from the page cache before each row\n")
+        print("| cold read | rate |")
+        print("|---|---:|")
+        print(f"| sequential, 16 MiB blocks | {sequential_read(args.cold):,.0f} MB/s |")
+        for threads in (1, args.threads, 4 * args.threads):
+            print(f"| model-ready batches, {threads} thread{'s' if threads > 1 else ''} | "
+                  f"{cold_batches(args.cold, 2 * args.batches, threads):,.0f} notes/s |")
+    print(f"\nrerun: python benchmarks/loader.py --store {args.store} --notes {args.notes} "
+          f"--threads {args.threads}" + (f" --cold {args.cold}" if args.cold else ""))
 
 
 if __name__ == "__main__":

@@ -93,14 +93,18 @@ def sequential_read(path: Path, seconds: float = 10.0) -> float:
     return done / 1e6 / (time.perf_counter() - start)
 
 
-def cold_batches(path: Path, batches: int) -> float:
-    """Notes/s of random balanced training batches of 64 read cold."""
+def cold_batches(path: Path, batches: int, threads: int = 1) -> float:
+    """Notes/s of random balanced model-ready training batches of 64 (``StoreBatches``, mixup
+    on) read cold by ``threads`` threads, as ``timbremap train``'s workers read them."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from training.data import StoreBatches
     drop_cached(path)
-    data = StoreBatches(path, 64, shuffle=True, steps=batches, seed=0)
+    data = StoreBatches(path, 64, shuffle=True, steps=batches, seed=0, mixup_alpha=0.2)
     start = time.perf_counter()
-    for i in range(batches):
-        data[i]
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(data.__getitem__, range(batches)):
+            pass
     rate = batches * 64 / (time.perf_counter() - start)
     data.close()
     return rate

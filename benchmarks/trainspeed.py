@@ -1,8 +1,9 @@
 """Training speed on this machine: notes per second of ``timbremap train`` steps, with and
-without op determinism, in one run.
+without op determinism, or against another revision of timbremap, in one run.
 
     python benchmarks/trainspeed.py                       # 3 rounds, 6 epochs of 20 batches
     python benchmarks/trainspeed.py --rounds 5 --steps 40
+    python benchmarks/trainspeed.py --against 5b28b2c     # this checkout against a revision
 
 Each contender is a training run of its own (a new process: TensorFlow's op determinism cannot
 be switched off once on) on the same store of rendered notes (``benchmarks/extract.py``'s,
@@ -33,11 +34,16 @@ train(Path(sys.argv[1]), Path(sys.argv[2]), config, overwrite=True, verbose=0)
 """
 
 
-def one_run(store: Path, model_dir: Path, determinism: str, epochs: int, steps: int) -> float:
-    """Notes per second of one run: the median of its epochs after the first."""
-    subprocess.run([sys.executable, "-c", RUN, str(store), str(model_dir), determinism,
-                    str(epochs), str(steps)], check=True, env={**os.environ,
-                                                               "TF_CPP_MIN_LOG_LEVEL": "2"})
+REPO = Path(__file__).resolve().parents[1]
+
+
+def one_run(code: Path, store: Path, model_dir: Path, determinism: str, epochs: int,
+            steps: int) -> float:
+    """Notes per second of one run of the timbremap in ``code``: the median of its epochs after
+    the first."""
+    subprocess.run([sys.executable, "-c", RUN, str(store.resolve()), str(model_dir.resolve()),
+                    determinism, str(epochs), str(steps)], check=True, cwd=code,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(code)})
     with (model_dir / "history.csv").open(newline="") as fh:
         seconds = [float(row["seconds"]) for row in csv.DictReader(fh)][1:]
     return steps * 64 / float(np.median(seconds))
@@ -50,6 +56,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--steps", type=int, default=20, help="batches of 64 per epoch")
+    parser.add_argument("--against", metavar="REV",
+                        help="compare with this git revision (both without op determinism)")
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs: at least 2 (the first is not timed)")
@@ -70,24 +78,35 @@ def main():
                     os.symlink((root / "train" / "audio" / f"{name}.wav").resolve(), link)
             (root / "valid" / "examples.json").write_text(json.dumps(keep))
         build_store(root, _fresh(store), jobs=2, progress=False)
-    rates = {"op determinism on (--deterministic)": [], "op determinism off (the default)": []}
+    if args.against:
+        other = args.workdir / f"trainspeed-{args.against}"
+        if not other.is_dir():
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach",
+                            str(other.resolve()), args.against], check=True)
+        contenders = {f"revision {args.against}": (other, "off"), "this checkout": (REPO, "off")}
+    else:
+        contenders = {"op determinism on (--deterministic)": (REPO, "on"),
+                      "op determinism off (the default)": (REPO, "off")}
+    rates = {name: [] for name in contenders}
     for round_ in range(args.rounds):
-        for name, switch in zip(rates, ("on", "off")):
-            rates[name].append(one_run(store, args.workdir / "trainspeed-model", switch,
+        for name, (code, switch) in contenders.items():
+            rates[name].append(one_run(code, store, args.workdir / "trainspeed-model", switch,
                                        args.epochs, args.steps))
         print(f"round {round_ + 1}: " + ", ".join(f"{r[-1]:.1f}" for r in rates.values())
               + " notes/s", flush=True)
-    base = np.array(rates["op determinism on (--deterministic)"])
+    first = next(iter(rates))
+    base = np.array(rates[first])
     print(f"\ntraining steps of 64 notes, {args.n}-note store, {os.cpu_count()} cores, median "
           f"of {args.rounds} rounds\n")
-    print("| training | notes/s | x determinism on |")
+    print(f"| training | notes/s | x {first} |")
     print("|---|---:|---:|")
     for name, values in rates.items():
         ratio = np.array(values) / base
         print(f"| {name} | {np.median(values):.1f} | {np.median(ratio):.2f} "
               f"({ratio.min():.2f}-{ratio.max():.2f}) |")
     print(f"\nrerun: python benchmarks/trainspeed.py --n {args.n} --rounds {args.rounds} "
-          f"--epochs {args.epochs} --steps {args.steps} --workdir {args.workdir}")
+          f"--epochs {args.epochs} --steps {args.steps} --workdir {args.workdir}"
+          + (f" --against {args.against}" if args.against else ""))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""float32 <-> float16 casts in numpy, for the trainer's batches and the features' numpy path.
+"""float32 <-> float16 casts in numpy, for the features' numpy path.
 
 numpy's own casts between float16 and float32 run element by element (measured here:
 0.54 ms float32 -> float16 and 0.27 ms back, for one 251 x 513 note; the compiled feature

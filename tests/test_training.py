@@ -11,12 +11,13 @@ import pytest
 import soundfile as sf
 
 from featurestore.build import build_store
+from featurestore.errors import InputError
 from featurestore.params import FeatureParams
 from training.config import TrainConfig
 from training.data import StoreBatches, balanced_weights
 from training.evaluate import evaluate
 from training.modeldir import ModelError, load_trained
-from training.models import FrequencyShift, SpecAugment, SpectralGain, build_model
+from training.models import FrequencyShift, Mixup, SpecAugment, SpectralGain, build_model
 from training.predict import predict_features, predict_files
 from training.runfiles import plateau_learning_rate, should_stop
 from training.train import train
@@ -52,6 +53,9 @@ def test_training_writes_everything_and_loss_falls(trained):
     assert TrainConfig.from_dict(info["train"]) == QUICK
     assert info["best_epoch"] in (1, 2) and 0 <= info["best_val_accuracy"] <= 1
     assert (model_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = load_trained(model_dir).model  # the classifier alone, without the Mixup it trained behind
+    assert [(i.name, i.dtype) for i in model.inputs] == [("spectra", "float16")]
+    assert not any(isinstance(layer, Mixup) for layer in model.layers) and QUICK.mixup() > 0
 
 
 def test_plateau_schedule_and_stopping_follow_the_history():
@@ -278,12 +282,40 @@ def test_a_model_file_never_runs_code(trained, tmp_path):
 def test_batches_are_balanced_and_bounded(tone_store):
     data = StoreBatches(tone_store / "train.h5", 8, shuffle=True, steps=50, seed=0)
     x, y = data[0]
-    assert x.shape == (8, 251, 513) and x.dtype == np.float32 and y.shape == (8, 11)
+    assert x.shape == (8, 251, 513) and x.dtype == np.float16 and y.shape == (8, 11)
+    np.testing.assert_array_equal(x, data.reader.batch(data._order[:8])[0])  # as stored
     counts = np.bincount(data.reader.labels[data._order], minlength=11)
     assert counts.min() > 0.5 * counts.mean()
     data.close()
     w = balanced_weights(np.array([0, 0, 0, 1]), np.array([5, 5, 6, 7]))
     np.testing.assert_allclose(w, [0.125, 0.125, 0.25, 0.5])
+
+
+def test_mixup_mixes_labels_in_the_batches_as_the_layer_mixes_notes(tone_store):
+    data = StoreBatches(tone_store / "train.h5", 8, shuffle=True, steps=5, mixup_alpha=0.4)
+    x, y = data[1]
+    spectra, mix = x["spectra"], x["mix"]
+    stored, labels = data.reader.batch(data._order[8:16])
+    np.testing.assert_array_equal(spectra, stored)
+    assert mix.dtype == np.float32 and (mix >= 0.5).all() and (mix <= 1).all() and mix.std() > 0
+    partner = np.arange(8) ^ 1  # 2k with 2k + 1
+    onehot = np.eye(11, dtype=np.float32)[labels]
+    np.testing.assert_allclose(y, mix[:, None] * onehot + (1 - mix[:, None]) * onehot[partner])
+    mixed = np.asarray(Mixup(dtype="float32")(spectra, mix, training=True))
+    expected = spectra.astype(np.float32)
+    expected = mix[:, None, None] * expected + (1 - mix[:, None, None]) * expected[partner]
+    np.testing.assert_allclose(mixed, expected, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(Mixup(dtype="float32")(spectra, mix)),
+                                  spectra.astype(np.float32))  # inference: as they are
+    data.close()
+    valid = StoreBatches(tone_store / "valid.h5", 4, mixup_alpha=0.4, multiple_of=3)
+    x, y, weight = valid[0]  # in order: no mixing, and padded for the devices
+    assert len(weight) == 6 and (x["mix"] == 1).all() and list(weight) == [1] * 4 + [0] * 2
+    assert (y.max(axis=1) == 1).all()
+    valid.close()
+    with pytest.raises(InputError, match="batch_size must be even with mixup"):
+        TrainConfig(batch_size=7)
+    assert TrainConfig(batch_size=7, augment=False).mixup() == 0
 
 
 AUGMENTATIONS = [SpectralGain(12.0, 1.0, tilt_db=6.0, seed=0), FrequencyShift(2, seed=0),

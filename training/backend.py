@@ -55,13 +55,14 @@ def replicas() -> int:
 
 
 @contextlib.contextmanager
-def precision():
+def precision(mode: str = "auto"):
     """A scope for building a model: mixed float16 (float32 variables, float16 arithmetic)
-    when a GPU is present, float32 otherwise. Layers that must stay exact (the gain, the
-    normalisation, the output and so the loss) are float32 in any case."""
+    for ``mode='mixed'``, and for ``'auto'`` when a GPU is present; float32 otherwise. Layers
+    that must stay exact (the gain, the normalisation, the output and so the loss) are float32
+    in any case."""
     import keras
     previous = keras.config.dtype_policy()
-    if gpus():
+    if mode == "mixed" or (mode == "auto" and gpus()):
         keras.config.set_dtype_policy("mixed_float16")
     try:
         yield

@@ -10,11 +10,12 @@ from typing import Optional
 
 from featurestore.errors import InputError
 
-__all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "EPOCH_NOTES"]
+__all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "PRECISIONS", "EPOCH_NOTES"]
 
 MODELS = ("default", "tutorial")
 LOADERS = ("mmap", "h5py")
 SCHEDULES = ("plateau", "cosine")
+PRECISIONS = ("auto", "mixed", "float32")
 #: An epoch is one pass over the training split, or this many notes of it when it holds more
 #: (so that validation, early stopping and backups come every few minutes on 2 cores).
 EPOCH_NOTES = 20_000
@@ -37,6 +38,7 @@ class TrainConfig:
         batch_size)``, or :data:`EPOCH_NOTES` notes of it when it holds more). The notes are
         drawn at random (balanced when ``balance``), so a pass sees most notes once.
     batch_size : int
+        Notes per batch and device (even with mixup: notes are mixed in pairs).
     learning_rate : float
         Learning rate of AdamW: constant until validation stops improving (``plateau``), or the
         peak of a cosine over ``epochs`` (``cosine``).
@@ -61,8 +63,14 @@ class TrainConfig:
         Kernels that give the same bits on every run, so that the same seed gives the same
         model, and a resumed run the model of an uninterrupted one. It cost a third of the
         training speed on 2 CPU cores (``benchmarks/trainspeed.py``), so it is asked for.
+    precision : {'auto', 'mixed', 'float32'}
+        ``'mixed'``: float16 arithmetic with float32 weights, output and loss (Keras's
+        ``mixed_float16``); ``'auto'``: mixed where a GPU is present, else float32.
     loader : {'mmap', 'h5py'}
         How batches are read from the store (see ``benchmarks/loader.py``).
+    workers : int
+        Threads that read training batches ahead of the training step (at most ``2 *
+        workers`` batches wait in memory); 1 reads each batch when it is needed.
     balance : bool
         Sample every family equally often, and every instrument of a family equally often.
     augment : bool
@@ -100,7 +108,9 @@ class TrainConfig:
     budget_minutes: Optional[float] = 30.0
     seed: int = 0
     deterministic: bool = False
+    precision: str = "auto"
     loader: str = "mmap"
+    workers: int = 2
     balance: bool = True
     augment: bool = True
     gain_db: float = 12.0
@@ -123,7 +133,9 @@ class TrainConfig:
             raise InputError(f"loader must be one of {LOADERS}, got {self.loader!r}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        for name in ("batch_size", "patience", "lr_patience", "bands", "width"):
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("batch_size", "patience", "lr_patience", "bands", "width", "workers"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "steps_per_epoch"):
@@ -142,8 +154,16 @@ class TrainConfig:
         for name in ("weight_decay", "gain_db", "tilt_db", "mixup_alpha"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise InputError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
+        if self.mixup() and self.batch_size % 2:
+            raise InputError(f"batch_size must be even with mixup (notes are mixed in pairs), "
+                             f"got {self.batch_size}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
+
+    def mixup(self) -> float:
+        """The mixup alpha training uses: ``mixup_alpha`` when augmenting the default model,
+        else 0 (no mixup)."""
+        return self.mixup_alpha if self.augment and self.model == "default" else 0.0
 
     def steps(self, n_train: int) -> int:
         """Batches per epoch for a training split of ``n_train`` notes."""

@@ -4,8 +4,12 @@
 index through :class:`featurestore.store.SpectraReader` (a memory map of the uncompressed
 chunks by default), so a split is never loaded whole. Sampling is class-balanced: every family
 is drawn equally often and, within a family, every instrument equally often, so the model
-cannot win by memorising the largest instruments. Mixup happens here (it needs the labels);
-the other augmentations are layers of the model.
+cannot win by memorising the largest instruments.
+
+A batch is what the store holds, float16, with its labels: casting, normalising, augmenting and
+mixing happen in the model, on the accelerator where there is one. For mixup the batches carry
+the mixing weights and the labels mixed with them; :class:`training.models.Mixup` mixes the
+notes alike.
 """
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ import keras
 import numpy as np
 
 from featurestore import schema
-from featurestore.half import to_float32
 from featurestore.nsynth import FAMILIES
 from featurestore.store import SpectraReader, StoreError
 
@@ -50,8 +53,8 @@ def balanced_weights(labels: np.ndarray, instruments: Optional[np.ndarray] = Non
 
 
 class StoreBatches(keras.utils.PyDataset):
-    """Batches ``(x, y)`` of one split: ``x`` float32 ``(B, frames, bins)`` (the stored
-    features, unnormalised: the model normalises), ``y`` one-hot float32 ``(B, 11)``.
+    """Batches ``(x, y)`` of one split: ``x`` float16 ``(B, frames, bins)`` (the stored
+    features as stored: the model casts and normalises), ``y`` one-hot float32 ``(B, 11)``.
 
     Parameters
     ----------
@@ -65,7 +68,10 @@ class StoreBatches(keras.utils.PyDataset):
     steps : int, optional
         Batches per epoch in training mode (default ``ceil(N / batch_size)``).
     mixup_alpha : float
-        Mixup with weights from Beta(alpha, alpha); 0 disables it.
+        For a model behind :func:`training.models.with_mixup`: ``x`` is ``{'spectra': x,
+        'mix': w}``, with ``w`` float32 ``(B,)`` from Beta(alpha, alpha) (at least 0.5: the
+        note stays the main one) and ``y`` mixed as :class:`~training.models.Mixup` mixes the
+        notes (``2k`` with ``2k + 1``); read in order, ``w`` is 1 (no mixing). 0: no mixup.
     seed : int
         Epoch ``e`` uses ``default_rng([seed, e])``: a resumed run sees the same batches.
     loader : {'mmap', 'h5py'}
@@ -73,6 +79,10 @@ class StoreBatches(keras.utils.PyDataset):
         Read in order (``shuffle=False``), batches are ``(x, y, weight)`` whose length is a
         multiple of this (the devices a batch is split over): a short last batch is filled with
         repeated notes of weight 0, which count in no metric.
+    **kwargs
+        ``keras.utils.PyDataset``'s: ``workers`` threads read batches ahead, and at most
+        ``max_queue_size`` batches wait (each batch depends on its epoch and index alone, so
+        the threads change no result).
     """
 
     def __init__(self, path, batch_size: int, shuffle: bool = False, balance: bool = True,
@@ -110,24 +120,22 @@ class StoreBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
         x, labels = self.reader.batch(idx)
-        x = to_float32(x)
-        y = keras.utils.to_categorical(labels, len(FAMILIES)).astype(np.float32)
+        y = np.eye(len(FAMILIES), dtype=np.float32)[labels]
+        mix = np.ones(len(idx), np.float32)
         if self.shuffle and self.mixup_alpha > 0:
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])
-            lam = rng.beta(self.mixup_alpha, self.mixup_alpha, size=len(idx)).astype(np.float32)
-            lam = np.maximum(lam, 1 - lam)  # the first note stays the main one
-            partner = rng.permutation(len(idx))
-            x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[partner]
-            y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
-        if self.shuffle or self.multiple_of == 1:
-            return x, y
+            mix = rng.beta(self.mixup_alpha, self.mixup_alpha, size=len(idx)).astype(np.float32)
+            mix = np.maximum(mix, 1 - mix)
+            y = mix[:, None] * y + (1 - mix[:, None]) * y[np.arange(len(idx)) ^ 1]
         weight = np.ones(len(x), np.float32)
-        fill = -len(x) % self.multiple_of
+        fill = 0 if self.shuffle else -len(x) % self.multiple_of
         if fill:
             again = np.arange(fill) % len(x)
-            x, y = np.concatenate([x, x[again]]), np.concatenate([y, y[again]])
+            x, y, mix = (np.concatenate([a, a[again]]) for a in (x, y, mix))
             weight = np.concatenate([weight, np.zeros(fill, np.float32)])
-        return x, y, weight
+        if self.mixup_alpha > 0:
+            x = {"spectra": x, "mix": mix}
+        return (x, y) if self.shuffle or self.multiple_of == 1 else (x, y, weight)
 
     def on_epoch_end(self):
         self.epoch += 1

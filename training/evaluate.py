@@ -27,7 +27,7 @@ def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int =
     with open_split(store, split) as f:
         trained.check_features(read_params(f), f.filename)
     with SpectraReader(split_path(store, split), method=loader) as reader:
-        parts = [trained.model.predict_on_batch(x.astype(np.float32))
+        parts = [trained.model.predict_on_batch(x)
                  for x in reader.iter_batches(batch_size)]
         labels = reader.labels
     probabilities = (np.concatenate(parts) if parts

@@ -2,7 +2,7 @@
 
 ``default``: our CNN for 11 families, built to generalise to instruments it never heard:
 
-    spectra (frames, bins), the store's own features, unnormalised
+    spectra (frames, bins), the store's own features as stored (float16), unnormalised
     -> [train only] random gain and spectral tilt (exact in the log(1 + c*S) domain)
     -> Normalization with the store's per-bin mean and variance (saved inside the model)
     -> fixed mel-band averaging, 513 STFT bins -> ``config.bands`` (96) bands (skipped when
@@ -24,6 +24,10 @@ two-stage CNN of the TF1 tutorials applied to the spectrogram:
 (no batch norm, no global pooling, no augmentation or balancing; its TF1 original pooled 2x2
 and had a 1024-unit dense layer, which on 251 x 513 inputs means 500M weights: the pools are
 4x4 and the dense layer 256 wide so it trains on a CPU).
+
+Mixup is a layer too: with it on, training fits :func:`with_mixup`'s model, the classifier
+behind a :class:`Mixup` layer, so the batches stay as stored and every cast and mix runs on the
+device; the classifier alone is what is saved.
 """
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ from featurestore.params import FeatureParams
 
 from .config import TrainConfig
 
-__all__ = ["build_model", "SpectralGain", "FrequencyShift", "SpecAugment", "EMBEDDING_LAYER"]
+__all__ = ["build_model", "with_mixup", "Mixup", "SpectralGain", "FrequencyShift", "SpecAugment",
+           "EMBEDDING_LAYER"]
 
 EMBEDDING_LAYER = "embedding"
 
@@ -143,6 +148,36 @@ class SpecAugment(layers.Layer):
                 "time_width": self.time_width, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="timbremap")
+class Mixup(layers.Layer):
+    """Mixup (training only): note ``2k`` becomes ``w * x[2k] + (1 - w) * x[2k + 1]`` with its
+    own weight ``w`` from ``mix``, and note ``2k + 1`` the other way round; the labels are mixed
+    alike by :class:`training.data.StoreBatches`. Partners are neighbours so that a batch split
+    over devices keeps its pairs; the notes of a training batch are independent random draws,
+    so a neighbour is as random a partner as any. Outside training, ``spectra`` pass as they
+    are (cast to the layer's dtype)."""
+
+    def call(self, spectra, mix, training=None):
+        x = ops.cast(spectra, self.compute_dtype)
+        if not training:
+            return x
+        pairs = ops.flip(ops.reshape(x, (-1, 2) + tuple(x.shape[1:])), axis=1)
+        weight = ops.reshape(ops.cast(mix, x.dtype), (-1,) + (1,) * (len(x.shape) - 1))
+        return weight * x + (1 - weight) * ops.reshape(pairs, ops.shape(x))
+
+
+def with_mixup(classifier: keras.Model) -> keras.Model:
+    """The model training fits when mixup is on: inputs ``{'spectra': (B, frames, bins),
+    'mix': (B,)}`` -> :class:`Mixup` -> ``classifier``, whose weights it shares. ``B`` must be
+    even (notes are mixed in pairs)."""
+    spectra = keras.Input(shape=classifier.input_shape[1:], dtype=classifier.inputs[0].dtype,
+                          name="spectra")
+    mix = keras.Input(shape=(), name="mix")
+    x = Mixup(name="mixup", dtype="float32")(spectra, mix)
+    return keras.Model({"spectra": spectra, "mix": mix}, classifier(x),
+                       name=f"{classifier.name}_mixup")
+
+
 def _conv(x, channels, kernel, momentum):
     x = layers.Conv2D(channels, kernel, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization(momentum=momentum)(x)
@@ -170,7 +205,7 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
     """
     frames, bins = params.shape
     variance = np.maximum(np.asarray(std, np.float64) ** 2, 1e-8)
-    inputs = keras.Input(shape=(frames, bins), name="spectra")
+    inputs = keras.Input(shape=(frames, bins), dtype="float16", name="spectra")  # as stored
     augment = config.augment and config.model == "default"
     seed = config.seed
     x = inputs

@@ -35,7 +35,7 @@ class FilePrediction:
 def predict_features(trained: TrainedModel, features: np.ndarray, batch_size: int = 64
                      ) -> np.ndarray:
     """Probabilities ``(N, 11)`` for stored-format features ``(N, frames, bins)``."""
-    parts = [trained.model.predict_on_batch(np.asarray(features[i:i + batch_size], np.float32))
+    parts = [trained.model.predict_on_batch(np.asarray(features[i:i + batch_size]))
              for i in range(0, len(features), batch_size)]
     return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros((0, 11))
 

@@ -119,14 +119,19 @@ class RunFiles(keras.callbacks.Callback):
     config : TrainConfig
     history : list of dict
         The rows of the epochs finished before this run started (a resumed run's).
+    classifier : keras.Model
+        The model saved as the best epoch's (the fitted model, or the classifier inside it:
+        see :func:`training.models.with_mixup`); the backup holds the fitted model's weights
+        and optimizer.
     history_file, best_file, backup_dir : str
         Names in ``model_dir``.
     """
 
-    def __init__(self, model_dir: Path, config: TrainConfig, history: List[dict], *,
-                 history_file: str, best_file: str, backup_dir: str):
+    def __init__(self, model_dir: Path, config: TrainConfig, history: List[dict],
+                 classifier: keras.Model, *, history_file: str, best_file: str, backup_dir: str):
         super().__init__()
         self.config = config
+        self.classifier = classifier
         self.history = list(history)
         self.history_path = model_dir / history_file
         self.best_path = model_dir / best_file
@@ -153,7 +158,7 @@ class RunFiles(keras.callbacks.Callback):
         write_history(self.history_path, self.history)
         if best is None or row["val_accuracy"] > best:
             with replaced(self.best_path, ".keras") as tmp:
-                self.model.save(tmp)
+                self.classifier.save(tmp)
         self.backup_dir.mkdir(exist_ok=True)
         backup = self.backup_dir / f"epoch-{epoch + 1:04d}.weights.h5"
         with replaced(backup, ".weights.h5") as tmp:

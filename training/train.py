@@ -144,27 +144,32 @@ def _start(model_dir: Path, config: TrainConfig, params, *, resume: bool,
 
 
 def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int):
-    """The model with its optimizer (AdamW; its rate constant, set each epoch by
-    :class:`~training.runfiles.RunFiles`, or a cosine over the run) and loss; in mixed
-    precision on a GPU (:func:`training.backend.precision`, with loss scaling)."""
+    """``(fitted, classifier)``: the classifier, and the model that training fits, which is the
+    classifier behind a :class:`~training.models.Mixup` layer when mixup is on (it shares the
+    classifier's weights), else the classifier itself. It is compiled with its optimizer (AdamW;
+    its rate constant, set each epoch by :class:`~training.runfiles.RunFiles`, or a cosine over
+    the run) and loss; in mixed precision on a GPU (:func:`training.backend.precision`, with
+    loss scaling)."""
     import keras
     from .backend import precision
-    from .models import build_model
-    with precision():
-        model = build_model(config, params, mean=mean, std=std)
+    from .models import build_model, with_mixup
+    with precision(config.precision):
+        classifier = build_model(config, params, mean=mean, std=std)
+        fitted = with_mixup(classifier) if config.mixup() else classifier
     rate = config.learning_rate
     if config.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
             config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.05)
-    model.compile(
+    fitted.compile(
         optimizer=keras.optimizers.AdamW(rate, weight_decay=config.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         weighted_metrics=["accuracy"])  # weighted: notes that fill a batch (weight 0) don't count
-    return model
+    return fitted, classifier
 
 
 def _batches(store: Path, config: TrainConfig, n_train: int):
-    """``(train, valid)``: random balanced training batches, and the validation split. With
+    """``(train, valid)``: random balanced training batches (``config.workers`` threads read
+    them ahead), and the validation split. With
     several devices (:func:`training.backend.replicas`) a batch holds ``batch_size`` notes for
     each of them, and an epoch as many notes in fewer steps."""
     from .backend import replicas
@@ -172,12 +177,12 @@ def _batches(store: Path, config: TrainConfig, n_train: int):
     devices = replicas()
     batch = config.batch_size * devices
     steps = math.ceil(config.steps(n_train) / devices)
-    mixup = config.mixup_alpha if config.augment and config.model == "default" else 0.0
     train_data = StoreBatches(split_path(store, "train"), batch, shuffle=True,
-                              balance=config.balance, steps=steps, mixup_alpha=mixup,
-                              seed=config.seed, loader=config.loader)
+                              balance=config.balance, steps=steps, mixup_alpha=config.mixup(),
+                              seed=config.seed, loader=config.loader, workers=config.workers,
+                              max_queue_size=2 * config.workers)
     return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=config.loader,
-                                    multiple_of=devices)
+                                    mixup_alpha=config.mixup(), multiple_of=devices)
 
 
 def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n_train: int,
@@ -205,19 +210,20 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
 
         def on_epoch_begin(self, epoch, logs=None):
             train_data.set_epoch(epoch)
-            _reseed_layers(self.model, epoch)
+            _reseed_layers(classifier, epoch)
 
-    run_files = RunFiles(model_dir, config, history, history_file=HISTORY_FILE,
-                         best_file=BEST_FILE, backup_dir=BACKUP_DIR)
     # shuffle=False: the batches are random draws already; Keras's shuffling of their order
     # would follow Python's global random state, which a resumed run does not share.
     # Keras's progress goes to stderr: stdout is for results.
     try:
         with backend.data_parallel(), contextlib.redirect_stdout(sys.stderr):
-            model = _compiled_model(config, params, mean, std, len(train_data))
+            model, classifier = _compiled_model(config, params, mean, std, len(train_data))
             if backup:
                 model.optimizer.build(model.trainable_variables)
                 model.load_weights(backup[1])
+            run_files = RunFiles(model_dir, config, history, classifier,
+                                 history_file=HISTORY_FILE, best_file=BEST_FILE,
+                                 backup_dir=BACKUP_DIR)
             model.fit(train_data, validation_data=valid_data,
                       epochs=config.epochs or UNTIL_STOPPED,
                       initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
