@@ -1,5 +1,6 @@
 import csv
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from training.evaluate import evaluate
 from training.modeldir import ModelError, load_trained
 from training.models import FrequencyShift, Mixup, SpecAugment, SpectralGain, build_model
 from training.predict import predict_features, predict_files
-from training.runfiles import plateau_learning_rate, should_stop
+from training.runfiles import RunFiles, plateau_learning_rate, should_stop
 from training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -277,6 +278,24 @@ def test_a_model_file_never_runs_code(trained, tmp_path):
     (folder / "config.json").write_text((trained[0] / "config.json").read_text())
     with pytest.raises(ModelError, match="model.keras: cannot load the model .*arbitrary code"):
         load_trained(folder)
+
+
+def test_the_plateau_schedule_sets_the_rate_and_logs_only_a_lower_one(tmp_path, caplog):
+    config = TrainConfig(learning_rate=2e-3, lr_patience=2, budget_minutes=None)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate), loss="mse")
+    rows = [{"val_accuracy": a, "seconds": 1.0} for a in (0.5, 0.4, 0.3)]
+    run = RunFiles(tmp_path, config, rows[:2], model, history_file="history.csv",
+                   best_file="best.keras", backup_dir="backup")
+    run.set_model(model)
+    with caplog.at_level(logging.INFO, logger="training.runfiles"):
+        run.on_epoch_begin(2)  # one epoch without a better accuracy: the same rate
+        assert "learning rate" not in caplog.text  # float32's 0.002 is not above 0.002
+        run.history = rows  # two: halved
+        run.on_epoch_begin(3)
+    assert "epoch 4: learning rate 0.001 (validation accuracy stalled)" in caplog.text
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == \
+        pytest.approx(1e-3)
 
 
 def test_batches_are_balanced_and_bounded(tone_store):

@@ -143,7 +143,7 @@ class RunFiles(keras.callbacks.Callback):
         if self.config.schedule == "plateau":
             rate = plateau_learning_rate(self.history, self.config)
             current = self.model.optimizer.learning_rate
-            if rate < float(keras.ops.convert_to_numpy(current)):
+            if rate < 0.99 * float(keras.ops.convert_to_numpy(current)):  # float32's rounding
                 log.info("epoch %d: learning rate %.3g (validation accuracy stalled)",
                          epoch + 1, rate)
             current.assign(rate)
