@@ -9,14 +9,15 @@ Made for a machine with PyTorch or JAX, h5py and numpy, but no TensorFlow and no
     PYTHONPATH=/tmp/site:. KERAS_BACKEND=jax python benchmarks/gpu.py
 
 The store holds ``--notes`` notes of the default features (251 frames x 513 STFT bins,
-float16; ``--kind mel``: 128 mel bands), drawn from a pool of random ones (writing that many distinct random notes would take
-minutes). For each batch size the model, compiled as ``timbremap train`` compiles it (mixup
-layer, AdamW, ``--precision``), is timed three ways:
+float16; ``--kind mel``: 128 mel bands), drawn from a pool of random ones (that many distinct
+random notes would take minutes to write). For each batch size the model, compiled as
+``timbremap train`` compiles it (mixup layer, AdamW, ``--precision``), is timed three ways:
 
-- *device*: training steps on one batch already made (the host-to-device copy included);
+- *steps one at a time*: ``train_on_batch`` on one batch already made, each step waiting for
+  the one before (the host-to-device copy included);
 - *pipeline*: :class:`training.data.StoreBatches` making batches in one thread;
 - *end to end*: ``fit`` on those batches with ``--workers`` threads reading ahead, while
-  ``nvidia-smi`` is sampled. Where it falls short of *device*, the GPU waits for its input.
+  ``nvidia-smi`` samples how much of the time the GPU computes.
 """
 from __future__ import annotations
 
@@ -89,7 +90,8 @@ class Utilisation(threading.Thread):
 
 
 def measure(store: Path, batch: int, notes: int, precision: str, workers: int) -> dict:
-    """One batch size: notes/s on the device alone, of the pipeline alone, and end to end."""
+    """One batch size: notes/s of steps one at a time, of the pipeline alone, and end to
+    end."""
     import keras
 
     from featurestore.store import open_split, read_params, read_stats, split_path
@@ -170,15 +172,16 @@ def main():
                 print(f"batch {batch}, {precision}: {type(err).__name__}: {str(err)[:300]}")
                 break
             print(json.dumps(rows[-1]), flush=True)
-    print(f"\n| backend | precision | batch | device notes/s | pipeline notes/s (1 thread) | "
-          f"end to end notes/s ({args.workers} workers) | GPU busy |")
+    print(f"\n| backend | precision | batch | steps one at a time, notes/s | pipeline notes/s "
+          f"(1 thread) | end to end notes/s ({args.workers} workers) | GPU busy |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {name()} | {r['precision']} | {r['batch']} | {r['device']:,.0f} | "
               f"{r['pipeline']:,.0f} | {r['end_to_end']:,.0f} | {r['gpu_busy']:.0f} % |")
     print(f"\nrerun: KERAS_BACKEND={name()} python benchmarks/gpu.py --notes {args.notes} "
-          f"--kind {args.kind} --per-run {args.per_run} --batches {' '.join(map(str, args.batches))} "
-          f"--precision {' '.join(args.precision)} --workers {args.workers}")
+          f"--kind {args.kind} --per-run {args.per_run} --batches "
+          f"{' '.join(map(str, args.batches))} --precision {' '.join(args.precision)} "
+          f"--workers {args.workers}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Training speed on this machine: notes per second of ``timbremap train`` steps, with and
-without op determinism, or against another revision of timbremap, in one run.
+without op determinism, with and without XLA, or against another revision of timbremap, in one
+run.
 
     python benchmarks/trainspeed.py                       # 3 rounds, 6 epochs of 20 batches
     python benchmarks/trainspeed.py --rounds 5 --steps 40
     python benchmarks/trainspeed.py --against 5b28b2c     # this checkout against a revision
+    python benchmarks/trainspeed.py --xla                 # TensorFlow with and without XLA
 
 Each contender is a training run of its own (a new process: TensorFlow's op determinism cannot
 be switched off once on) on the same store of rendered notes (``benchmarks/extract.py``'s,
@@ -23,11 +25,14 @@ from pathlib import Path
 import numpy as np
 
 RUN = """
-import json, sys
+import sys
 from pathlib import Path
-from training import backend
+import keras
 from training.config import TrainConfig
 from training.train import train
+if sys.argv[6] == "on":  # Keras's choice for TensorFlow: no XLA on a machine without a GPU
+    compile_ = keras.Model.compile
+    keras.Model.compile = lambda model, *a, **k: compile_(model, *a, **k, jit_compile=True)
 config = TrainConfig(epochs=int(sys.argv[4]), steps_per_epoch=int(sys.argv[5]),
                      budget_minutes=None, patience=1000, deterministic=sys.argv[3] == "on")
 train(Path(sys.argv[1]), Path(sys.argv[2]), config, overwrite=True, verbose=0)
@@ -38,11 +43,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def one_run(code: Path, store: Path, model_dir: Path, determinism: str, epochs: int,
-            steps: int) -> float:
-    """Notes per second of one run of the timbremap in ``code``: the median of its epochs after
-    the first."""
+            steps: int, xla: str = "auto") -> float:
+    """Notes per second of one run of the timbremap in ``code`` (``xla='on'``: compiled with
+    XLA; ``'auto'``: as Keras chooses): the median of its epochs after the first."""
     subprocess.run([sys.executable, "-c", RUN, str(store.resolve()), str(model_dir.resolve()),
-                    determinism, str(epochs), str(steps)], check=True, cwd=code,
+                    determinism, str(epochs), str(steps), xla], check=True, cwd=code,
                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(code)})
     with (model_dir / "history.csv").open(newline="") as fh:
         seconds = [float(row["seconds"]) for row in csv.DictReader(fh)][1:]
@@ -58,6 +63,9 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="batches of 64 per epoch")
     parser.add_argument("--against", metavar="REV",
                         help="compare with this git revision (both without op determinism)")
+    parser.add_argument("--xla", action="store_true",
+                        help="compare Keras's choice (no XLA without a GPU) with XLA, without op "
+                             "determinism")
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs: at least 2 (the first is not timed)")
@@ -83,15 +91,19 @@ def main():
         if not other.is_dir():
             subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach",
                             str(other.resolve()), args.against], check=True)
-        contenders = {f"revision {args.against}": (other, "off"), "this checkout": (REPO, "off")}
+        contenders = {f"revision {args.against}": (other, "off", "auto"),
+                      "this checkout": (REPO, "off", "auto")}
+    elif args.xla:
+        contenders = {"Keras's choice (no XLA without a GPU)": (REPO, "off", "auto"),
+                      "XLA (jit_compile=True)": (REPO, "off", "on")}
     else:
-        contenders = {"op determinism on (--deterministic)": (REPO, "on"),
-                      "op determinism off (the default)": (REPO, "off")}
+        contenders = {"op determinism on (--deterministic)": (REPO, "on", "auto"),
+                      "op determinism off (the default)": (REPO, "off", "auto")}
     rates = {name: [] for name in contenders}
     for round_ in range(args.rounds):
-        for name, (code, switch) in contenders.items():
+        for name, (code, switch, xla) in contenders.items():
             rates[name].append(one_run(code, store, args.workdir / "trainspeed-model", switch,
-                                       args.epochs, args.steps))
+                                       args.epochs, args.steps, xla))
         print(f"round {round_ + 1}: " + ", ".join(f"{r[-1]:.1f}" for r in rates.values())
               + " notes/s", flush=True)
     first = next(iter(rates))
@@ -106,7 +118,8 @@ def main():
               f"({ratio.min():.2f}-{ratio.max():.2f}) |")
     print(f"\nrerun: python benchmarks/trainspeed.py --n {args.n} --rounds {args.rounds} "
           f"--epochs {args.epochs} --steps {args.steps} --workdir {args.workdir}"
-          + (f" --against {args.against}" if args.against else ""))
+          + (f" --against {args.against}" if args.against else "")
+          + (" --xla" if args.xla else ""))
 
 
 if __name__ == "__main__":

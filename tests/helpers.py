@@ -1,6 +1,9 @@
-"""Small NSynth-layout data sets made on the fly: synthetic tones with a known peak bin."""
+"""Small NSynth-layout data sets made on the fly: synthetic tones with a known peak bin; and
+the benchmarks as modules."""
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +63,14 @@ def make_tone_root(root: Path, n_train: int = 22, n_valid: int = 11, n_test: int
             make_tone_split(root / split, n, seed, first_instrument={"train": 0, "valid": 100,
                                                                      "test": 200}[split])
     return root
+
+
+def load_benchmark(name: str):
+    """``benchmarks/NAME.py`` as a module (``benchmarks/`` is not a package, and putting it on
+    ``sys.path`` would let its ``tsne.py`` and ``loader.py`` shadow other modules)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

@@ -70,6 +70,8 @@ def test_build_and_inspect(tone_root, tmp_path):
     (["inspect", "{tmp}/half"], "an unfinished build left train.h5.partial"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
     (["build", "{tmp}", "{tmp}/out", "--n-mels", "64"], "apply to --features mel only"),
+    (["train", "{tmp}", "{tmp}/m", "--workers", "0"], "workers must be >= 1, got 0"),
+    (["train", "{tmp}", "{tmp}/m", "--batch-size", "7"], "batch_size must be even with mixup"),
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")
@@ -135,6 +137,19 @@ def test_a_bug_shows_its_traceback_and_an_expected_error_is_one_line(monkeypatch
     monkeypatch.setitem(cli.COMMANDS, "inspect", expected)
     assert cli.main(["inspect", str(tmp_path)]) == 1
     assert "error: x.h5: not what was expected" in caplog.text
+
+
+def test_train_options_become_the_training_configuration():
+    from analysis.cli import train_config
+    from analysis.options import make_parser
+    from training.config import TrainConfig
+    parser = make_parser()
+    assert train_config(parser.parse_args(["train", "store", "model"])) == TrainConfig()
+    config = train_config(parser.parse_args([
+        "train", "store", "model", "--precision", "float32", "--workers", "4",
+        "--budget-minutes", "0", "--deterministic", "--no-augment", "--batch-size", "7"]))
+    assert (config.precision, config.workers, config.budget_minutes, config.deterministic,
+            config.augment, config.batch_size) == ("float32", 4, None, True, False, 7)
 
 
 def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):

@@ -4,26 +4,13 @@ SIGKILL at seeded random moments leaves only whole files, its rerun completes an
 uninterrupted result; a full disk and a read-only store give one-line errors and damage
 nothing. The disk-full and read-only tests mount file systems and are skipped where that is
 not permitted."""
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import load_benchmark
 
 
-def _load_benchmark(name: str):
-    """``benchmarks/NAME.py`` as a module (``benchmarks/`` is not a package, and putting it on
-    ``sys.path`` would let its ``tsne.py`` and ``loader.py`` shadow other modules)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-faults = _load_benchmark("faults")
+faults = load_benchmark("faults")
 pytestmark = pytest.mark.full
 
 #: Kill trials per command (the benchmark runs 20).

@@ -54,7 +54,7 @@ def test_training_writes_everything_and_loss_falls(trained):
     assert TrainConfig.from_dict(info["train"]) == QUICK
     assert info["best_epoch"] in (1, 2) and 0 <= info["best_val_accuracy"] <= 1
     assert (model_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    model = load_trained(model_dir).model  # the classifier alone, without the Mixup it trained behind
+    model = load_trained(model_dir).model  # the classifier, without the Mixup it trained behind
     assert [(i.name, i.dtype) for i in model.inputs] == [("spectra", "float16")]
     assert not any(isinstance(layer, Mixup) for layer in model.layers) and QUICK.mixup() > 0
 

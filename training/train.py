@@ -169,9 +169,9 @@ def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int
 
 def _batches(store: Path, config: TrainConfig, n_train: int):
     """``(train, valid)``: random balanced training batches (``config.workers`` threads read
-    them ahead), and the validation split. With
-    several devices (:func:`training.backend.replicas`) a batch holds ``batch_size`` notes for
-    each of them, and an epoch as many notes in fewer steps."""
+    them ahead), and the validation split. With several devices
+    (:func:`training.backend.replicas`) a batch holds ``batch_size`` notes for each of them, and
+    an epoch as many notes in fewer steps."""
     from .backend import replicas
     from .data import StoreBatches
     devices = replicas()

@@ -1,0 +1,28 @@
+"""The prepared GPU benchmark (``benchmarks/gpu.py``) runs on a CPU too: its store trains, and
+its three timings come out, so that it still works when a GPU machine is at hand."""
+import math
+
+import h5py
+import pytest
+from helpers import load_benchmark
+
+from featurestore import schema
+from featurestore.params import FeatureParams
+from featurestore.store import open_split, read_params
+
+gpu = load_benchmark("gpu")
+pytestmark = pytest.mark.full
+
+
+@pytest.mark.parametrize("kind", ["stft", "mel"])
+def test_the_gpu_benchmark_times_the_training_on_a_cpu(kind, tmp_path):
+    store = gpu.synthetic_store(tmp_path / "store", 24, kind)
+    with open_split(store, "train") as f:
+        assert read_params(f) == FeatureParams(kind=kind)
+        assert f[schema.SPECTRA].shape[0] == len(f[schema.LABELS]) == 24
+    with h5py.File(store / "valid.h5", "r") as f:
+        assert f[schema.SPECTRA].shape[0] == 256
+    row = gpu.measure(store, batch=8, notes=16, precision="float32", workers=2)
+    assert row["batch"] == 8 and row["precision"] == "float32"
+    for key in ("device", "pipeline", "end_to_end"):
+        assert 0 < row[key] < math.inf, key
