@@ -160,10 +160,14 @@ class TrainConfig:
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
 
+    def augments(self) -> bool:
+        """Whether training augments: ``augment`` for the default model (the tutorial's
+        network never does)."""
+        return self.augment and self.model == "default"
+
     def mixup(self) -> float:
-        """The mixup alpha training uses: ``mixup_alpha`` when augmenting the default model,
-        else 0 (no mixup)."""
-        return self.mixup_alpha if self.augment and self.model == "default" else 0.0
+        """The mixup alpha training uses: ``mixup_alpha`` when it augments, else 0."""
+        return self.mixup_alpha if self.augments() else 0.0
 
     def steps(self, n_train: int) -> int:
         """Batches per epoch for a training split of ``n_train`` notes."""

@@ -206,7 +206,7 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
     frames, bins = params.shape
     variance = np.maximum(np.asarray(std, np.float64) ** 2, 1e-8)
     inputs = keras.Input(shape=(frames, bins), dtype="float16", name="spectra")  # as stored
-    augment = config.augment and config.model == "default"
+    augment = config.augments()
     seed = config.seed
     x = inputs
     if augment:

@@ -142,11 +142,10 @@ class RunFiles(keras.callbacks.Callback):
         self.epoch_start = time.monotonic()
         if self.config.schedule == "plateau":
             rate = plateau_learning_rate(self.history, self.config)
-            current = self.model.optimizer.learning_rate
-            if rate < 0.99 * float(keras.ops.convert_to_numpy(current)):  # float32's rounding
+            if self.history and rate < plateau_learning_rate(self.history[:-1], self.config):
                 log.info("epoch %d: learning rate %.3g (validation accuracy stalled)",
                          epoch + 1, rate)
-            current.assign(rate)
+            self.model.optimizer.learning_rate.assign(rate)
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": float(epoch), **{k: float(v) for k, v in (logs or {}).items()},
