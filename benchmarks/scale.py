@@ -7,7 +7,9 @@ training read cold from disk.
 The notes are rendered ones (TimGM6mb, ``benchmarks/extract.py``'s), linked under new names
 until the train split holds ``--n``: the build reads and transforms every one. Each build is
 ``timbremap build ROOT STORE --jobs 2`` in a process of its own; its peak memory is that
-process's (and its threads') largest resident set. Then, with the store's pages dropped from
+process's (and its threads') largest resident set, and its resident memory is sampled while it
+runs (flat while the notes are transformed: the features waiting for the disk stay within the
+build's ring, ``featurestore.workers.Ring``). Then, with the store's pages dropped from
 the page cache (``posix_fadvise(DONTNEED)``: no root needed), it measures the disk's sequential
 read rate on the store file, the rate of model-ready training batches (``StoreBatches``,
 random and balanced) read cold, and one training epoch of ``timbremap train`` (20,000 notes)
@@ -49,17 +51,34 @@ def linked_root(rendered: Path, root: Path, n: int) -> Path:
     return root
 
 
+def resident_mib(pid: int) -> float:
+    """A process's resident memory now (Linux's ``/proc``; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmRSS"))
+    except (OSError, StopIteration):
+        return float("nan")
+
+
 def timed_build(root: Path, store: Path) -> dict:
     """``timbremap build`` in a process of its own: seconds, notes/s (train and valid),
-    peak resident memory, the train split's bytes."""
+    peak resident memory, the resident memory at a quarter, half and three quarters of the
+    build's time (sampled every 0.1 s), the train split's bytes."""
     shutil.rmtree(store, ignore_errors=True)
     getattr(os, "sync", lambda: None)()
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "analysis.cli", "build", str(root),
-                             str(store), "--jobs", "2", "-q"], stdout=subprocess.PIPE,
-                            text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
+                             str(store), "--jobs", "2", "-q"], stdout=subprocess.DEVNULL)
+    samples = []
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        samples.append((time.perf_counter() - start, resident_mib(proc.pid)))
+        time.sleep(0.1)
     seconds = time.perf_counter() - start
+    during = [next((mib for t, mib in samples if t >= part * seconds), float("nan"))
+              for part in (0.25, 0.5, 0.75)]
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"build of {root} failed")
     n = sum(json.loads(subprocess.run([sys.executable, "-c", (
@@ -67,7 +86,8 @@ def timed_build(root: Path, store: Path) -> dict:
         "print(json.dumps(int(f['spectra'].shape[0])))"), str(store / f"{split}.h5")],
         capture_output=True, text=True, check=True).stdout) for split in ("train", "valid"))
     return {"notes": n, "seconds": seconds, "rate": n / seconds,
-            "peak_mib": usage.ru_maxrss / 1024, "bytes": (store / "train.h5").stat().st_size}
+            "peak_mib": usage.ru_maxrss / 1024, "during_mib": during,
+            "bytes": (store / "train.h5").stat().st_size}
 
 
 def drop_cached(path: Path):
@@ -148,10 +168,12 @@ def main():
     small, large = builds[args.small], builds[args.n]
     per_note = large["bytes"] / large["notes"]
     print(f"\n{os.cpu_count()} cores, {ram / 2**30:.1f} GiB of RAM\n")
-    print("| train split | build notes/s | peak memory | store | store / RAM |")
-    print("|---|---:|---:|---:|---:|")
+    print("| train split | build notes/s | resident at 1/4, 1/2, 3/4 of the build | peak memory "
+          "| store | store / RAM |")
+    print("|---|---:|---:|---:|---:|---:|")
     for n, b in builds.items():
-        print(f"| {n:,} notes | {b['rate']:,.0f} | {b['peak_mib']:,.0f} MiB | "
+        during = ", ".join(f"{mib:,.0f}" for mib in b["during_mib"])
+        print(f"| {n:,} notes | {b['rate']:,.0f} | {during} MiB | {b['peak_mib']:,.0f} MiB | "
               f"{b['bytes'] / 2**30:.1f} GiB | {b['bytes'] / ram:.2f} |")
     print(f"\npeak memory {large['peak_mib'] / small['peak_mib']:.2f}x at "
           f"{args.n / args.small:.0f}x the notes; build rate {large['rate'] / small['rate']:.2f}x")

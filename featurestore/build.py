@@ -80,7 +80,8 @@ class _Workers:
     jobs: int
     batch_size: int
     progress: bool
-    local_processes: bool  # loky workers on this machine: features handed over in a Ring
+    ring: bool  # local workers compute into a Ring: at most its slots wait to be written
+    threads: bool  # the workers are threads: the Ring is in memory
 
 
 def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
@@ -124,9 +125,9 @@ def _build_split(split: _Split, params: FeatureParams,
     for stale in path.parent.glob(f"{path.name}.ring-*"):  # left by a killed build
         stale.unlink()
     handoff = contextlib.nullcontext()
-    if run.local_processes and batches:
-        handoff = Ring.beside(path, workers.RING_SLOTS_PER_JOB * run.jobs, run.batch_size,
-                              params.shape)
+    if run.ring and batches:
+        slots = workers.RING_SLOTS_PER_JOB * run.jobs, run.batch_size, params.shape
+        handoff = Ring.in_memory(*slots) if run.threads else Ring.beside(path, *slots)
     with handoff as ring, h5py.File(partial, "r+") as f, bar:
         write_note = note_writer(f[schema.SPECTRA])
         if ring is not None:
@@ -278,9 +279,10 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
     _check_writable(out)
 
     reports, train_stats = [], None
-    # loky's worker processes share this machine's files: they hand features over in a Ring
-    run = _Workers(jobs, batch_size, progress,
-                   local_processes=backend == "loky" and jobs > 1 and os.name == "posix")
+    # threads, and loky processes sharing this machine's files, hand features over in a Ring
+    threads = backend == "threading"
+    run = _Workers(jobs, batch_size, progress, threads=threads, ring=jobs > 1 and (
+        threads or backend == "loky" and os.name == "posix"))
     with _locked(out), parallel_backend(backend, jobs):
         for split in found:
             path = split_path(out, split)

@@ -197,7 +197,9 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
             candidates.setdefault(p.stem, []).append(p)
     others = {p.stem: p.name for p in files if p.suffix.lower() != ".wav"}
     usable, problems = [], []
+    unmatched = sorted(set(candidates) - set(entries))
     for name in sorted(entries):
+        entry = entries.pop(name)  # freed as it goes: the notes' objects reuse its memory
         if _is_path(name):
             problems.append((name, "json key is a path, not a note name (a name has no /, \\ "
                                    "or NUL and is not . or ..)"))
@@ -222,17 +224,16 @@ def read_split(split_dir) -> Tuple[List[Tuple[Example, Path]], List[Tuple[str, s
             problems.append((name, f"{json_path.name} has several different entries for this "
                                    f"name; which one is meant is unclear"))
             continue
-        twice = sorted(getattr(entries[name], "duplicates", ()))
+        twice = sorted(getattr(entry, "duplicates", ()))
         if twice:
             problems.append((name, f"json entry gives {', '.join(twice)} more than once, with "
                                    f"different values"))
             continue
         try:
-            usable.append((Example.from_json(name, entries[name]), wav))
+            usable.append((Example.from_json(name, entry), wav))
         except ValueError as err:
             problems.append((name, str(err)))
-    problems += [(name, f"wav has no entry in {json_path.name}")
-                 for name in sorted(set(candidates) - set(entries))]
+    problems += [(name, f"wav has no entry in {json_path.name}") for name in unmatched]
     return usable, sorted(problems)
 
 

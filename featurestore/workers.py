@@ -2,12 +2,14 @@
 
 Workers are joblib threads or loky processes (:func:`resolve_backend`), or the workers of a dask
 cluster (:func:`parallel_backend`); the build's own process is the only writer
-(:mod:`featurestore.splitfile`). Local worker processes (loky, chosen for more than
-:data:`THREADS_UP_TO` jobs) compute each batch's features straight into a slot of a small
-memory-mapped ring file next to the output (:class:`Ring`), so 250 KB a note are not pickled
-through pipes; the writer copies them once, into the HDF5 file, and frees the slot. Dask
-workers, which may run on other machines, return their features as arrays. Threads and loky
-processes are measured against each other in ``docs/extraction.md``.
+(:mod:`featurestore.splitfile`). Workers on the build's machine compute each batch's features
+straight into a slot of a small ring (:class:`Ring`): in memory for threads, a memory-mapped
+file next to the output for loky processes (chosen for more than :data:`THREADS_UP_TO` jobs),
+so 250 KB a note are not pickled through pipes. The writer copies them once, into the HDF5
+file, and frees the slot; a worker waits for a free slot, so the features waiting to be written
+stay within the ring however far the disk falls behind. Dask workers, which may run on other
+machines, return their features as arrays. Threads and loky processes are measured against each
+other in ``docs/extraction.md``.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
@@ -35,52 +37,82 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "loky", "dask", "threading")
 #: ``backend='auto'`` runs up to this many jobs as threads, more as loky processes.
 THREADS_UP_TO = 2
-RING_SLOTS_PER_JOB = 4  # batches of features a loky worker can be ahead of the writer
+RING_SLOTS_PER_JOB = 4  # batches of features a worker can be ahead of the writer
 
 
 @dataclass(frozen=True)
 class Ring:
-    """A memory-mapped ring of ``slots`` batches of features, shared by the writer and its loky
-    workers.
+    """A ring of ``slots`` batches of features, shared by the writer and its workers: in the
+    build's own memory for threads (:meth:`in_memory`), a memory-mapped file beside the store
+    for loky processes (:meth:`beside`).
 
-    The file holds an int64 header, the number of batches the writer has consumed, then the
-    slots. Batch ``k`` of a run fills slot ``k % slots`` once the writer has consumed batch
-    ``k - slots``; batches are taken and consumed in order, so the batch the writer waits for
-    never waits itself. Workers map the file anew for every batch (a rebuilt ring is a new
-    file: a long-lived worker never writes into an old one).
+    It holds an int64 header, the number of batches the writer has consumed (:data:`STOPPED`
+    once the writer has stopped), then the slots. Batch ``k`` of a run fills slot
+    ``k % slots`` once the writer has consumed batch ``k - slots``; batches are taken and
+    consumed in order, so the batch the writer waits for never waits itself, and at most
+    ``slots`` batches of features wait for a writer slower than its workers (a disk that
+    cannot take them as fast). Workers map the file anew for every batch (a rebuilt ring is a
+    new file: a long-lived worker never writes into an old one).
     """
 
-    path: str
+    path: Optional[str]  # None: in memory
     slots: int
     batch_size: int
     shape: Tuple[int, int]
     owner: int  # the writer's pid: a worker stops waiting when it is gone
+    memory: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
     HEADER = 64  # bytes, keeps the slots aligned
+    STOPPED = -1
+
+    @classmethod
+    def size(cls, slots: int, batch_size: int, shape) -> int:
+        """Bytes of a ring."""
+        return cls.HEADER + slots * batch_size * int(np.prod(shape)) * 2
 
     @classmethod
     def create(cls, path: Path, slots: int, batch_size: int, shape) -> "Ring":
-        ring = cls(str(path), slots, batch_size, tuple(shape), os.getpid())
-        size = cls.HEADER + slots * batch_size * int(np.prod(shape)) * 2
+        """A ring in a new file at ``path``."""
         with open(path, "wb") as f:
-            f.truncate(size)  # sparse and zero: nothing consumed yet
-        return ring
+            f.truncate(cls.size(slots, batch_size, shape))  # sparse and zero: nothing consumed
+        return cls(str(path), slots, batch_size, tuple(shape), os.getpid())
 
     @classmethod
     @contextlib.contextmanager
     def beside(cls, store: Path, slots: int, batch_size: int, shape):
-        """A new ring ``STORE.ring-ID`` for one run, removed afterwards."""
+        """A new ring file ``STORE.ring-ID`` for one run, stopped and removed afterwards."""
         ring = cls.create(store.with_name(f"{store.name}.ring-{uuid.uuid4().hex[:12]}"), slots,
                           batch_size, shape)
         try:
-            yield ring
+            with ring._stopping():
+                yield ring
         finally:
             Path(ring.path).unlink(missing_ok=True)
 
+    @classmethod
+    @contextlib.contextmanager
+    def in_memory(cls, slots: int, batch_size: int, shape):
+        """A new ring in this process's memory for one run (workers that are threads),
+        stopped afterwards."""
+        ring = cls(None, slots, batch_size, tuple(shape), os.getpid(),
+                   np.zeros(cls.size(slots, batch_size, shape), dtype=np.uint8))
+        with ring._stopping():
+            yield ring
+
+    @contextlib.contextmanager
+    def _stopping(self):
+        """Tell waiting workers that the writer has stopped, however it stops."""
+        try:
+            yield
+        finally:
+            self.open()[0][0] = self.STOPPED
+
     def open(self) -> Tuple[np.ndarray, np.ndarray]:
         """``(consumed, slots)``: the header as a 1-element int64 array, and the slots as
-        float16 ``(slots, batch_size, frames, bins)``, both views of the mapped file."""
-        memory = np.memmap(self.path, dtype=np.uint8, mode="r+")
+        float16 ``(slots, batch_size, frames, bins)``, both views of the ring."""
+        memory = self.memory
+        if memory is None:
+            memory = np.memmap(self.path, dtype=np.uint8, mode="r+")
         consumed = memory[:8].view(np.int64)
         slots = memory[self.HEADER:].view(np.float16).reshape(
             (self.slots, self.batch_size) + self.shape)
@@ -89,15 +121,19 @@ class Ring:
     def slot_for(self, number: int, timeout: float = 600.0) -> np.ndarray:
         """Worker side: batch ``number``'s slot, once the writer is done with its last use."""
         consumed, slots = self.open()
+        name = self.path or "the build's ring"
         deadline = time.monotonic() + timeout
         while consumed[0] < number - self.slots + 1:
+            if consumed[0] == self.STOPPED:
+                raise BuildError(f"{name}: the build's writer stopped before batch {number}")
             try:
-                os.kill(self.owner, 0)
+                if self.memory is None:  # threads: the writer is this process
+                    os.kill(self.owner, 0)
             except ProcessLookupError:
-                raise BuildError(f"{self.path}: the build's writer (pid {self.owner}) is gone") \
+                raise BuildError(f"{name}: the build's writer (pid {self.owner}) is gone") \
                     from None
             if time.monotonic() > deadline:
-                raise BuildError(f"{self.path}: batch {number} waited {timeout:g} s for the "
+                raise BuildError(f"{name}: batch {number} waited {timeout:g} s for the "
                                  f"writer to free its slot")
             time.sleep(0.001)
         return slots[number % self.slots]

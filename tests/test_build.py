@@ -326,6 +326,40 @@ def test_workers_waiting_for_ring_slots_give_the_same_store(tone_root, tmp_path,
         np.testing.assert_array_equal(a["spectra"].attrs["std"], b["spectra"].attrs["std"])
 
 
+def test_features_waiting_for_a_slow_disk_stay_within_the_ring(tone_root, tmp_path,
+                                                              monkeypatch):
+    """A writer slower than its threads (a disk that cannot keep up) holds at most the ring's
+    batches of features: a worker waits for a free slot instead of piling up results."""
+    import featurestore.build
+    import featurestore.workers
+    monkeypatch.setattr(featurestore.workers, "RING_SLOTS_PER_JOB", 1)  # a ring of 2 batches
+    done, ahead = [], []
+    extract, note_writer = featurestore.workers.extract, featurestore.build.note_writer
+
+    def counted(*args):
+        result = extract(*args)
+        done.append(1)
+        return result
+
+    def slow_writer(spectra):
+        write = note_writer(spectra)
+
+        def write_note(i, row):
+            time.sleep(0.02)
+            ahead.append(len(done) - i)  # batches of one note extracted but not yet written
+            write(i, row)
+        return write_note
+    monkeypatch.setattr(featurestore.workers, "extract", counted)
+    monkeypatch.setattr(featurestore.build, "note_writer", slow_writer)
+    build_store(tone_root, tmp_path / "slow", jobs=2, backend="threading", batch_size=1,
+                progress=False, splits=["train"])
+    assert len(ahead) == 22 and max(ahead) <= 2
+    build_store(tone_root, tmp_path / "fast", jobs=1, progress=False, splits=["train"])
+    with h5py.File(tmp_path / "slow" / "train.h5") as a, \
+            h5py.File(tmp_path / "fast" / "train.h5") as b:
+        np.testing.assert_array_equal(a["spectra"][:], b["spectra"][:])
+
+
 def test_auto_backend_is_threads_for_few_jobs_and_processes_beyond():
     assert resolve_backend("auto", 1) == resolve_backend("auto", 2) == "threading"
     assert resolve_backend("auto", 3) == "loky"
@@ -388,6 +422,11 @@ def test_ring_slots_wait_for_the_writer(tmp_path):
     orphan = dataclasses.replace(ring, owner=int(gone.stdout))
     with pytest.raises(BuildError, match="writer .* is gone"):
         orphan.slot_for(3)
+    with Ring.in_memory(slots=2, batch_size=1, shape=(2, 3)) as ring:  # the threads' ring
+        ring.slot_for(1)[0] = 7
+        assert (ring.open()[1][1] == 7).all()
+    with pytest.raises(BuildError, match="writer stopped before batch 2"):
+        ring.slot_for(2)  # at once, not after the timeout: the writer has left its ring
 
 
 def test_broken_link_is_skipped_and_a_failed_finish_is_redone(tmp_path, monkeypatch):
