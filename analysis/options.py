@@ -115,6 +115,10 @@ def make_parser():
     p.add_argument("--schedule", choices=SCHEDULES,
                    help=f"learning rate: halved on a validation plateau, or a cosine over "
                         f"--epochs (default {d.schedule})")
+    p.add_argument("--average-epochs", type=float,
+                   help=f"validation scores, and the model keeps, the weights' moving average "
+                        f"over about this many epochs (default {d.average_epochs:g}; 0: the "
+                        f"weights as trained)")
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--deterministic", action="store_true",
                    help="the same seed gives the same model (slower: see docs/training.md)")

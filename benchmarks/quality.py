@@ -256,6 +256,8 @@ def cli(*args) -> str:
 RECIPES = {
     "default": ({}, "timbremap train as it is: epochs of one pass, plateau schedule, stops on a "
                     "validation plateau or at its 30-minute budget"),
+    "no-average": ({"average_epochs": 0.0},
+                   "the default with the weights as trained, not their moving average"),
     "fixed": ({"epochs": 7, "steps_per_epoch": 150, "schedule": "cosine", "patience": 8,
                "budget_minutes": 28.0},
               "7 epochs of 150 batches, cosine schedule over them, 28 minutes at most"),

@@ -16,7 +16,7 @@ from featurestore.errors import InputError
 from featurestore.params import FeatureParams
 from training.config import TrainConfig
 from training.data import StoreBatches, balanced_weights
-from training.evaluate import evaluate
+from training.evaluate import evaluate, predict_split
 from training.modeldir import ModelError, load_trained
 from training.models import FrequencyShift, Mixup, SpecAugment, SpectralGain, build_model
 from training.predict import predict_features, predict_files
@@ -39,6 +39,23 @@ def trained(tone_store, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("model")
     result = train(tone_store, model_dir, QUICK, verbose=0)
     return model_dir, result
+
+
+def test_the_model_kept_is_the_weights_validation_scored(tone_store, trained):
+    """Validation scores the weights' moving average, and the best epoch's model is that
+    average: on the valid split it gives the loss validation recorded for its epoch."""
+    model_dir, result = trained
+    assert QUICK.ema_momentum(QUICK.steps_per_epoch) == pytest.approx(5 / 6)
+    assert TrainConfig(average_epochs=0).ema_momentum(100) == 0
+    with h5py.File(tone_store / "valid.h5") as f:
+        labels = f["labels"][:]
+    probabilities, _ = predict_split(load_trained(model_dir), tone_store, "valid")
+    smoothed = np.full(probabilities.shape, QUICK.label_smoothing / probabilities.shape[1])
+    smoothed[np.arange(len(labels)), labels] += 1 - QUICK.label_smoothing
+    loss = -(smoothed * np.log(np.clip(probabilities, 1e-7, 1))).sum(axis=1).mean()
+    best = next(row for row in history(model_dir)
+                if int(row["epoch"]) + 1 == result.best_epoch)
+    assert loss == pytest.approx(float(best["val_loss"]), rel=1e-3)
 
 
 def test_training_writes_everything_and_loss_falls(trained):
