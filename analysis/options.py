@@ -115,10 +115,6 @@ def make_parser():
     p.add_argument("--schedule", choices=SCHEDULES,
                    help=f"learning rate: halved on a validation plateau, or a cosine over "
                         f"--epochs (default {d.schedule})")
-    p.add_argument("--average-epochs", type=float,
-                   help=f"validation scores, and the model keeps, the weights' moving average "
-                        f"over about this many epochs (default {d.average_epochs:g}; 0: the "
-                        f"weights as trained)")
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--deterministic", action="store_true",
                    help="the same seed gives the same model (slower: see docs/training.md)")
@@ -127,6 +123,9 @@ def make_parser():
     p.add_argument("--loader", choices=LOADERS, help=f"default {d.loader}")
     p.add_argument("--workers", type=int,
                    help=f"threads reading batches ahead of training (default {d.workers})")
+    p.add_argument("--band-energy", action=argparse.BooleanOptionalAction,
+                   help=f"bands as the log of their energy, not the mean of their bins' logs "
+                        f"(default {d.band_energy})")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

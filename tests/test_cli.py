@@ -72,8 +72,6 @@ def test_build_and_inspect(tone_root, tmp_path):
     (["build", "{tmp}", "{tmp}/out", "--n-mels", "64"], "apply to --features mel only"),
     (["train", "{tmp}", "{tmp}/m", "--workers", "0"], "workers must be >= 1, got 0"),
     (["train", "{tmp}", "{tmp}/m", "--batch-size", "7"], "batch_size must be even with mixup"),
-    (["train", "{tmp}", "{tmp}/m", "--average-epochs", "-1"],
-     "average_epochs must be >= 0 and finite, got -1.0"),
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")
@@ -149,11 +147,9 @@ def test_train_options_become_the_training_configuration():
     assert train_config(parser.parse_args(["train", "store", "model"])) == TrainConfig()
     config = train_config(parser.parse_args([
         "train", "store", "model", "--precision", "float32", "--workers", "4",
-        "--budget-minutes", "0", "--deterministic", "--no-augment", "--batch-size", "7",
-        "--average-epochs", "0"]))
+        "--budget-minutes", "0", "--deterministic", "--no-augment", "--batch-size", "7"]))
     assert (config.precision, config.workers, config.budget_minutes, config.deterministic,
-            config.augment, config.batch_size, config.average_epochs) == (
-        "float32", 4, None, True, False, 7, 0.0)
+            config.augment, config.batch_size) == ("float32", 4, None, True, False, 7)
 
 
 def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):

@@ -52,10 +52,6 @@ class TrainConfig:
         learning rate.
     weight_decay : float
     label_smoothing : float
-    average_epochs : float
-        Validation scores, and the model keeps, the weights' exponential moving average over
-        about this many epochs (Keras's optimizer EMA, Polyak averaging); 0: the weights as
-        trained.
     patience : int
         Epochs without a better validation accuracy before stopping.
     budget_minutes : float, optional
@@ -89,6 +85,9 @@ class TrainConfig:
     bands : int
         Mel bands the default model averages STFT bins into before its convolutions (stores
         of ``bands`` bins or fewer, e.g. mel features, are used as they are).
+    band_energy : bool
+        The bands are the log of their bins' mean energy, normalised by batch norm; otherwise
+        the mean of their bins' normalised logs.
     width : int
         Channels of the default model's first convolution (doubling per block).
     dropout : float
@@ -108,7 +107,6 @@ class TrainConfig:
     lr_patience: int = 2
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
-    average_epochs: float = 1.0
     patience: int = 6
     budget_minutes: Optional[float] = 30.0
     seed: int = 0
@@ -127,6 +125,7 @@ class TrainConfig:
     time_mask_frames: int = 20
     mixup_alpha: float = 0.2
     bands: int = 96
+    band_energy: bool = False
     width: int = 16
     dropout: float = 0.3
     bn_momentum: float = 0.9
@@ -156,7 +155,7 @@ class TrainConfig:
                              f"{self.budget_minutes}")
         if not 0 <= self.seed < 2**32:
             raise InputError(f"seed must be in 0..2**32-1, got {self.seed}")
-        for name in ("weight_decay", "average_epochs", "gain_db", "tilt_db", "mixup_alpha"):
+        for name in ("weight_decay", "gain_db", "tilt_db", "mixup_alpha"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise InputError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
         if self.mixup() and self.batch_size % 2:
@@ -173,13 +172,6 @@ class TrainConfig:
     def mixup(self) -> float:
         """The mixup alpha training uses: ``mixup_alpha`` when it augments, else 0."""
         return self.mixup_alpha if self.augments() else 0.0
-
-    def ema_momentum(self, steps_per_epoch: int) -> float:
-        """Momentum of the weights' moving average for epochs of ``steps_per_epoch`` batches:
-        a horizon of ``average_epochs`` epochs (0 when there is no average)."""
-        if not self.average_epochs:
-            return 0.0
-        return 1 - 1 / max(1.0, self.average_epochs * steps_per_epoch)
 
     def steps(self, n_train: int) -> int:
         """Batches per epoch for a training split of ``n_train`` notes."""

@@ -5,10 +5,9 @@ At the end of each epoch :class:`RunFiles`, the last of the run's callbacks, wri
 order, each file whole or not at all (:mod:`featurestore.files`):
 
 1. ``history.csv`` with the epoch's row;
-2. ``best.keras`` when the epoch's validation accuracy is the best so far (the weights
-   validation scored: their moving average, when training keeps one);
-3. ``backup/epoch-NNNN.weights.h5``, the weights and optimizer state (with the moving
-   average) after epoch ``NNNN``, then the older backup is removed.
+2. ``best.keras`` when the epoch's validation accuracy is the best so far;
+3. ``backup/epoch-NNNN.weights.h5``, the weights and optimizer state after epoch ``NNNN``,
+   then the older backup is removed.
 
 The newest backup marks the last finished epoch: a resumed run starts after it, from its
 weights, and keeps only the history rows before it (a row or best model written after the
@@ -18,7 +17,6 @@ are decided from the history alone, so a resumed run goes on as the uninterrupte
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import logging
@@ -125,20 +123,15 @@ class RunFiles(keras.callbacks.Callback):
         The model saved as the best epoch's (the fitted model, or the classifier inside it:
         see :func:`training.models.with_mixup`); the backup holds the fitted model's weights
         and optimizer.
-    averaged : keras.callbacks.SwapEMAWeights, optional
-        The callback that swaps the weights' moving average in for validation, when training
-        keeps one: it is swapped in for saving the best model too.
     history_file, best_file, backup_dir : str
         Names in ``model_dir``.
     """
 
     def __init__(self, model_dir: Path, config: TrainConfig, history: List[dict],
-                 classifier: keras.Model, averaged: Optional[keras.callbacks.SwapEMAWeights]
-                 = None, *, history_file: str, best_file: str, backup_dir: str):
+                 classifier: keras.Model, *, history_file: str, best_file: str, backup_dir: str):
         super().__init__()
         self.config = config
         self.classifier = classifier
-        self.averaged = averaged
         self.history = list(history)
         self.history_path = model_dir / history_file
         self.best_path = model_dir / best_file
@@ -154,18 +147,6 @@ class RunFiles(keras.callbacks.Callback):
                          epoch + 1, rate)
             self.model.optimizer.learning_rate.assign(rate)
 
-    @contextlib.contextmanager
-    def _scored_weights(self):
-        """The weights validation scored in the model: the moving average, when kept."""
-        if self.averaged is None:
-            yield
-            return
-        self.averaged.on_test_begin()
-        try:
-            yield
-        finally:
-            self.averaged.on_test_end()
-
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": float(epoch), **{k: float(v) for k, v in (logs or {}).items()},
                "learning_rate": float(keras.ops.convert_to_numpy(
@@ -175,7 +156,7 @@ class RunFiles(keras.callbacks.Callback):
         self.history.append(row)
         write_history(self.history_path, self.history)
         if best is None or row["val_accuracy"] > best:
-            with replaced(self.best_path, ".keras") as tmp, self._scored_weights():
+            with replaced(self.best_path, ".keras") as tmp:
                 self.classifier.save(tmp)
         self.backup_dir.mkdir(exist_ok=True)
         backup = self.backup_dir / f"epoch-{epoch + 1:04d}.weights.h5"

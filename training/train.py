@@ -148,8 +148,8 @@ def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int
     classifier behind a :class:`~training.models.Mixup` layer when mixup is on (it shares the
     classifier's weights), else the classifier itself. It is compiled with its optimizer (AdamW;
     its rate constant, set each epoch by :class:`~training.runfiles.RunFiles`, or a cosine over
-    the run; keeping the weights' moving average when ``config.average_epochs``) and loss; in
-    mixed precision on a GPU (:func:`training.backend.precision`, with loss scaling)."""
+    the run) and loss; in mixed precision on a GPU (:func:`training.backend.precision`, with
+    loss scaling)."""
     import keras
     from .backend import precision
     from .models import build_model, with_mixup
@@ -160,10 +160,8 @@ def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int
     if config.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
             config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.05)
-    momentum = config.ema_momentum(steps_per_epoch)
     fitted.compile(
-        optimizer=keras.optimizers.AdamW(rate, weight_decay=config.weight_decay,
-                                         use_ema=momentum > 0, ema_momentum=momentum),
+        optimizer=keras.optimizers.AdamW(rate, weight_decay=config.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         weighted_metrics=["accuracy"])  # weighted: notes that fill a batch (weight 0) don't count
     return fitted, classifier
@@ -223,17 +221,14 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
             if backup:
                 model.optimizer.build(model.trainable_variables)
                 model.load_weights(backup[1])
-            # validation scores the moving average: swapped in for it, and for the best model
-            averaged = [keras.callbacks.SwapEMAWeights()] \
-                if config.ema_momentum(len(train_data)) > 0 else []
-            run_files = RunFiles(model_dir, config, history, classifier, *averaged,
+            run_files = RunFiles(model_dir, config, history, classifier,
                                  history_file=HISTORY_FILE, best_file=BEST_FILE,
                                  backup_dir=BACKUP_DIR)
             model.fit(train_data, validation_data=valid_data,
                       epochs=config.epochs or UNTIL_STOPPED,
                       initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
-                      callbacks=[keras.callbacks.TerminateOnNaN(), Draws(), *averaged,
-                                 run_files, *callbacks])
+                      callbacks=[keras.callbacks.TerminateOnNaN(), Draws(), run_files,
+                                 *callbacks])
     finally:
         train_data.close()
         valid_data.close()
