@@ -123,9 +123,6 @@ def make_parser():
     p.add_argument("--loader", choices=LOADERS, help=f"default {d.loader}")
     p.add_argument("--workers", type=int,
                    help=f"threads reading batches ahead of training (default {d.workers})")
-    p.add_argument("--band-energy", action=argparse.BooleanOptionalAction,
-                   help=f"bands as the log of their energy, not the mean of their bins' logs "
-                        f"(default {d.band_energy})")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -256,9 +256,6 @@ def cli(*args) -> str:
 RECIPES = {
     "default": ({}, "timbremap train as it is: epochs of one pass, plateau schedule, stops on a "
                     "validation plateau or at its 30-minute budget"),
-    "band-energy": ({"band_energy": True},
-                    "the default with bands as the log of their energy (batch-normalised), not "
-                    "the mean of their bins' normalised logs"),
     "fixed": ({"epochs": 7, "steps_per_epoch": 150, "schedule": "cosine", "patience": 8,
                "budget_minutes": 28.0},
               "7 epochs of 150 batches, cosine schedule over them, 28 minutes at most"),
@@ -270,14 +267,8 @@ RECIPES = {
 
 def _flags(changes: dict) -> list:
     """``timbremap train`` options for ``TrainConfig`` fields."""
-    flags = []
-    for key, value in changes.items():
-        option = key.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(f"--{option}" if value else f"--no-{option}")
-        else:
-            flags += [f"--{option}", str(value)]
-    return flags
+    return [item for key, value in changes.items()
+            for item in (f"--{key.replace('_', '-')}", str(value))]
 
 
 def network(store: Path, model_dir: Path, changes: dict, seed: int, tests: dict) -> dict:

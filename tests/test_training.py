@@ -380,27 +380,6 @@ def test_spectral_gain_is_a_gain_in_the_feature_domain():
         np.asarray(SpectralGain(12.0, 1.0, 6.0, seed=0)(silent, training=True)), silent)
 
 
-def test_band_energy_is_the_log_of_each_bands_energy():
-    """Features log(1 + c*S) -> log(1 + c * sum_k W[k, b] S_k), with the band matrix of the
-    store's STFT saved in the model; a band of silent bins stays 0."""
-    from training.models import band_matrix
-    params = FeatureParams()
-    config = TrainConfig(band_energy=True, width=4)
-    model = build_model(config, params, mean=np.zeros(513), std=np.ones(513))
-    weights = band_matrix(params, config.bands)
-    np.testing.assert_array_equal(model.get_layer("bands").get_weights()[0], weights)
-    x = np.random.default_rng(0).uniform(0, 9, (2, 251, 513)).astype(np.float16)
-    x[:, :, :40] = 0  # the lowest bands hear nothing
-    bands = keras.Model(model.inputs, model.get_layer("bands").output)(x)
-    expected = np.log1p(np.expm1(x.astype(np.float64)) @ weights)
-    np.testing.assert_allclose(np.asarray(bands), expected, rtol=1e-5, atol=1e-5)
-    assert (np.asarray(bands)[:, :, 0] == 0).all()
-    assert [layer.name for layer in model.layers[1:4]] == ["gain", "bands", "normalize"]
-    plain = build_model(config.replace(band_energy=False), params, mean=np.zeros(513),
-                        std=np.ones(513))
-    assert [layer.name for layer in plain.layers[1:4]] == ["gain", "normalize", "bands"]
-
-
 def run(*args):
     return subprocess.run([sys.executable, "-m", "analysis.cli", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)

@@ -85,9 +85,6 @@ class TrainConfig:
     bands : int
         Mel bands the default model averages STFT bins into before its convolutions (stores
         of ``bands`` bins or fewer, e.g. mel features, are used as they are).
-    band_energy : bool
-        The bands are the log of their bins' mean energy, normalised by batch norm; otherwise
-        the mean of their bins' normalised logs.
     width : int
         Channels of the default model's first convolution (doubling per block).
     dropout : float
@@ -125,7 +122,6 @@ class TrainConfig:
     time_mask_frames: int = 20
     mixup_alpha: float = 0.2
     bands: int = 96
-    band_energy: bool = False
     width: int = 16
     dropout: float = 0.3
     bn_momentum: float = 0.9

@@ -40,8 +40,8 @@ from featurestore.params import FeatureParams
 
 from .config import TrainConfig
 
-__all__ = ["build_model", "with_mixup", "Mixup", "SpectralGain", "LogBandEnergy", "FrequencyShift",
-           "SpecAugment", "EMBEDDING_LAYER"]
+__all__ = ["build_model", "with_mixup", "Mixup", "SpectralGain", "FrequencyShift", "SpecAugment",
+           "EMBEDDING_LAYER"]
 
 EMBEDDING_LAYER = "embedding"
 
@@ -81,29 +81,6 @@ class SpectralGain(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "max_db": self.max_db, "power": self.power,
                 "tilt_db": self.tilt_db, "seed": self.seed}
-
-
-@keras.saving.register_keras_serializable(package="timbremap")
-class LogBandEnergy(layers.Layer):
-    """The log of each band's energy from features ``log(1 + c * S)``: ``log(1 + sum_k
-    W[k, b] * (exp(v_k) - 1)) = log(1 + c * sum_k W[k, b] * S_k)`` for ``W`` (bins, bands)
-    (:func:`band_matrix`, set after construction and saved with the weights). Averaging the
-    logs of a band's bins instead weighs the floor between partials as much as the partials.
-    """
-
-    def __init__(self, bands: int, **kwargs):
-        super().__init__(**kwargs)
-        self.bands = int(bands)
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.bands), initializer="zeros",
-                                      trainable=False, name="kernel")
-
-    def call(self, x):
-        return ops.log1p(ops.matmul(ops.expm1(ops.cast(x, self.compute_dtype)), self.kernel))
-
-    def get_config(self):
-        return {**super().get_config(), "bands": self.bands}
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
@@ -236,18 +213,8 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
         # float32 in any precision: exp() of the features overflows float16
         x = SpectralGain(config.gain_db, params.power, config.tilt_db, seed=seed,
                          name="gain", dtype="float32")(x)
-    energy = config.band_energy and config.model == "default" and params.kind == "stft" \
-        and bins > config.bands
-    if energy:  # float32: exp() of the features overflows float16
-        bands = LogBandEnergy(config.bands, name="bands", dtype="float32")
-        x = bands(x)
-        bands.set_weights([band_matrix(params, config.bands)])
-        x = layers.BatchNormalization(momentum=config.bn_momentum, center=False, scale=False,
-                                      name="normalize", dtype="float32")(x)
-        bins = config.bands
-    else:
-        x = layers.Normalization(axis=-1, mean=np.asarray(mean, np.float64), variance=variance,
-                                 name="normalize", dtype="float32")(x)
+    x = layers.Normalization(axis=-1, mean=np.asarray(mean, np.float64), variance=variance,
+                             name="normalize", dtype="float32")(x)
     if config.model == "tutorial":
         x = layers.Reshape((frames, bins, 1))(x)
         x = layers.Conv2D(32, 5, padding="same", activation="relu")(x)
@@ -258,7 +225,7 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
         x = layers.Dense(256, activation="relu", name=EMBEDDING_LAYER)(x)
         x = layers.Dropout(0.4)(x)
     else:
-        if params.kind == "stft" and bins > config.bands and not energy:
+        if params.kind == "stft" and bins > config.bands:
             x = layers.Dense(config.bands, use_bias=False, trainable=False, name="bands",
                              kernel_initializer=keras.initializers.Constant(
                                  band_matrix(params, config.bands)))(x)
