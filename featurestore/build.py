@@ -126,8 +126,8 @@ def _build_split(split: _Split, params: FeatureParams,
         stale.unlink()
     handoff = contextlib.nullcontext()
     if run.ring and batches:
-        slots = workers.RING_SLOTS_PER_JOB * run.jobs, run.batch_size, params.shape
-        handoff = Ring.in_memory(*slots) if run.threads else Ring.beside(path, *slots)
+        size = workers.RING_SLOTS_PER_JOB * run.jobs, run.batch_size, params.shape
+        handoff = Ring.in_memory(*size) if run.threads else Ring.beside(path, *size)
     with handoff as ring, h5py.File(partial, "r+") as f, bar:
         write_note = note_writer(f[schema.SPECTRA])
         if ring is not None:

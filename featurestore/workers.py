@@ -127,7 +127,7 @@ class Ring:
             if consumed[0] == self.STOPPED:
                 raise BuildError(f"{name}: the build's writer stopped before batch {number}")
             try:
-                if self.memory is None:  # threads: the writer is this process
+                if self.memory is None:  # a file: the writer is another process
                     os.kill(self.owner, 0)
             except ProcessLookupError:
                 raise BuildError(f"{name}: the build's writer (pid {self.owner}) is gone") \
