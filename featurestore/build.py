@@ -80,8 +80,7 @@ class _Workers:
     jobs: int
     batch_size: int
     progress: bool
-    ring: bool  # local workers compute into a Ring: at most its slots wait to be written
-    threads: bool  # the workers are threads: the Ring is in memory
+    ring: Optional[str]  # where local workers' Ring is: 'memory' (threads), 'file' (loky)
 
 
 def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
@@ -127,7 +126,7 @@ def _build_split(split: _Split, params: FeatureParams,
     handoff = contextlib.nullcontext()
     if run.ring and batches:
         size = workers.RING_SLOTS_PER_JOB * run.jobs, run.batch_size, params.shape
-        handoff = Ring.in_memory(*size) if run.threads else Ring.beside(path, *size)
+        handoff = Ring.in_memory(*size) if run.ring == "memory" else Ring.beside(path, *size)
     with handoff as ring, h5py.File(partial, "r+") as f, bar:
         write_note = note_writer(f[schema.SPECTRA])
         if ring is not None:
@@ -280,9 +279,12 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
 
     reports, train_stats = [], None
     # threads, and loky processes sharing this machine's files, hand features over in a Ring
-    threads = backend == "threading"
-    run = _Workers(jobs, batch_size, progress, threads=threads, ring=jobs > 1 and (
-        threads or backend == "loky" and os.name == "posix"))
+    ring = None
+    if jobs > 1 and backend == "threading":
+        ring = "memory"
+    elif jobs > 1 and backend == "loky" and os.name == "posix":
+        ring = "file"
+    run = _Workers(jobs, batch_size, progress, ring)
     with _locked(out), parallel_backend(backend, jobs):
         for split in found:
             path = split_path(out, split)
