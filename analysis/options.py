@@ -123,12 +123,6 @@ def make_parser():
     p.add_argument("--loader", choices=LOADERS, help=f"default {d.loader}")
     p.add_argument("--workers", type=int,
                    help=f"threads reading batches ahead of training (default {d.workers})")
-    p.add_argument("--fade-db", type=float,
-                   help=f"random fade over each note from a head to a tail within +-this many "
-                        f"dB (default {d.fade_db:g}: none)")
-    p.add_argument("--stretch", type=float,
-                   help=f"random stretch of the frequency axis by a factor within 1/(1+s) .. "
-                        f"1+s (default {d.stretch:g}: none)")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -256,10 +256,6 @@ def cli(*args) -> str:
 RECIPES = {
     "default": ({}, "timbremap train as it is: epochs of one pass, plateau schedule, stops on a "
                     "validation plateau or at its 30-minute budget"),
-    "fade-stretch": ({"fade_db": 6.0, "stretch": 0.25},
-                     "the default with BYOL-A's random fades (a linear fade over the note from "
-                     "a head to a tail within +-6 dB) and a random stretch of the bands by a "
-                     "factor within 0.8-1.25"),
     "fixed": ({"epochs": 7, "steps_per_epoch": 150, "schedule": "cosine", "patience": 8,
                "budget_minutes": 28.0},
               "7 epochs of 150 batches, cosine schedule over them, 28 minutes at most"),

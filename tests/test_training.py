@@ -337,9 +337,8 @@ def test_mixup_mixes_labels_in_the_batches_as_the_layer_mixes_notes(tone_store):
     assert TrainConfig(batch_size=7, augment=False).mixup() == 0
 
 
-AUGMENTATIONS = [SpectralGain(12.0, 1.0, tilt_db=6.0, seed=0),
-                 SpectralGain(0.0, 1.0, fade_db=6.0, seed=0), FrequencyShift(2, seed=0),
-                 FrequencyShift(0, stretch=0.25, seed=0), SpecAugment(2, 3, 2, 4, seed=0)]
+AUGMENTATIONS = [SpectralGain(12.0, 1.0, tilt_db=6.0, seed=0), FrequencyShift(2, seed=0),
+                 SpecAugment(2, 3, 2, 4, seed=0)]
 
 
 @pytest.mark.parametrize("layer", AUGMENTATIONS, ids=lambda layer: type(layer).__name__)
@@ -379,34 +378,6 @@ def test_spectral_gain_is_a_gain_in_the_feature_domain():
     silent = np.zeros((4, 5, 30), np.float32)  # silence stays silent whatever the gain
     np.testing.assert_array_equal(
         np.asarray(SpectralGain(12.0, 1.0, 6.0, seed=0)(silent, training=True)), silent)
-
-
-def test_fade_is_a_gain_linear_in_time_within_bounds():
-    x = np.random.default_rng(2).uniform(0.5, 6, (64, 9, 4)).astype(np.float32)
-    y = np.asarray(SpectralGain(0.0, 1.0, fade_db=6.0, seed=1)(x, training=True))
-    db = 20 * np.log10(np.expm1(y.astype(np.float64)) / np.expm1(x.astype(np.float64)))
-    np.testing.assert_allclose(db, db[:, :, :1].repeat(4, axis=2), atol=1e-3)  # every bin
-    position = np.linspace(0, 1, 9)
-    for note in db[:, :, 0]:
-        np.testing.assert_allclose(note, np.polyval(np.polyfit(position, note, 1), position),
-                                   atol=1e-3)
-    assert np.abs(db).max() <= 6 + 1e-3
-    slopes = db[:, -1, 0] - db[:, 0, 0]
-    assert (slopes > 3).any() and (slopes < -3).any()  # fades in and out
-
-
-def test_stretch_moves_bands_about_the_middle_within_its_factor():
-    bins = 41
-    x = np.zeros((200, 3, bins), np.float32)
-    x[:, :, 30] = 1.0  # a peak 10 bands above the middle
-    y = np.asarray(FrequencyShift(0, stretch=0.25, seed=4)(x, training=True))
-    peak = (y * np.arange(bins)).sum(axis=2) / y.sum(axis=2)  # interpolated: its centroid
-    distance = peak[:, 0] - 20
-    assert distance.min() >= 10 / 1.25 - 0.5 and distance.max() <= 10 * 1.25 + 0.5
-    assert distance.min() < 9 and distance.max() > 11  # squeezed and stretched
-    flat = np.full((4, 3, bins), 2.5, np.float32)  # a flat spectrum stays flat
-    np.testing.assert_allclose(
-        np.asarray(FrequencyShift(2, stretch=0.25, seed=0)(flat, training=True)), flat)
 
 
 def run(*args):

@@ -78,12 +78,6 @@ class TrainConfig:
     gain_db, tilt_db, shift_bins : float, float, int
         Random gain within +-``gain_db``, spectral tilt within +-``tilt_db`` (low to high
         bins), frequency shift within +-``shift_bins`` bins (mel bands for the default model).
-    fade_db : float
-        Random fade: a gain going linearly over the note from a head to a tail each within
-        +-``fade_db`` (0: none).
-    stretch : float
-        Random stretch of the frequency axis (bands for the default model) by a factor within
-        ``1 / (1 + stretch)`` .. ``1 + stretch`` (0: none).
     freq_masks, freq_mask_bins, time_masks, time_mask_frames : int
         SpecAugment masks: how many, and how wide at most.
     mixup_alpha : float
@@ -122,8 +116,6 @@ class TrainConfig:
     gain_db: float = 12.0
     tilt_db: float = 6.0
     shift_bins: int = 2
-    fade_db: float = 0.0
-    stretch: float = 0.0
     freq_masks: int = 2
     freq_mask_bins: int = 12
     time_masks: int = 2
@@ -159,8 +151,7 @@ class TrainConfig:
                              f"{self.budget_minutes}")
         if not 0 <= self.seed < 2**32:
             raise InputError(f"seed must be in 0..2**32-1, got {self.seed}")
-        for name in ("weight_decay", "gain_db", "tilt_db", "fade_db", "stretch",
-                     "mixup_alpha"):
+        for name in ("weight_decay", "gain_db", "tilt_db", "mixup_alpha"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise InputError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
         if self.mixup() and self.batch_size % 2:

@@ -48,35 +48,26 @@ EMBEDDING_LAYER = "embedding"
 
 @keras.saving.register_keras_serializable(package="timbremap")
 class SpectralGain(layers.Layer):
-    """Random gain, spectral tilt and fade per note (training only), exact for features
-    ``log(1 + c * |X|**power)``: a gain ``g(t, f)`` on frame ``t`` and bin ``f`` maps ``v`` to
-    ``log(1 + g(t, f)**power * (exp(v) - 1))``.
+    """Random gain and spectral tilt per note (training only), exact for features
+    ``log(1 + c * |X|**power)``: a gain ``g(f)`` on bin ``f`` maps ``v`` to
+    ``log(1 + g(f)**power * (exp(v) - 1))``.
 
-    ``g`` in dB is a level within +-``max_db``, plus a tilt within +-``tilt_db`` that rises or
+    ``g`` in dB is a level within +-``max_db`` plus a tilt within +-``tilt_db`` that rises or
     falls linearly in log-frequency from the lowest to the highest bin (brighter or darker
-    renderings of the same instrument, as different sample banks and microphones give), plus
-    a fade that goes linearly in time from a head to a tail each within +-``fade_db`` (notes
-    that decay faster or slower; BYOL-A's random linear fader).
+    renderings of the same instrument, as different sample banks and microphones give).
     """
 
     def __init__(self, max_db: float, power: float = 1.0, tilt_db: float = 0.0, seed=None,
-                 fade_db: float = 0.0, **kwargs):
+                 **kwargs):
         super().__init__(**kwargs)
         self.max_db, self.power, self.tilt_db, self.seed = (float(max_db), float(power),
                                                             float(tilt_db), seed)
-        self.fade_db = float(fade_db)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def _ramp(self, batch, length, max_db):
-        """``(batch, length)`` dB going linearly from a random head to a random tail."""
-        ends = keras.random.uniform((batch, 2), -max_db, max_db, seed=self.seed_generator)
-        position = ops.convert_to_tensor(np.linspace(0, 1, length).astype("float32"))[None]
-        return ends[:, :1] * (1 - position) + ends[:, 1:] * position
-
     def call(self, x, training=None):
-        if not training or max(self.max_db, self.tilt_db, self.fade_db) <= 0:
+        if not training or (self.max_db <= 0 and self.tilt_db <= 0):
             return x
-        batch, frames, bins = ops.shape(x)[0], x.shape[1], x.shape[-1]
+        batch, bins = ops.shape(x)[0], x.shape[-1]
         db = keras.random.uniform((batch, 1, 1), -self.max_db, self.max_db,
                                   seed=self.seed_generator)
         if self.tilt_db > 0:
@@ -84,57 +75,36 @@ class SpectralGain(layers.Layer):
             tilt = keras.random.uniform((batch, 1, 1), -self.tilt_db, self.tilt_db,
                                         seed=self.seed_generator)
             db = db + tilt * ops.convert_to_tensor(position.astype("float32"))[None, None, :]
-        if self.fade_db > 0:
-            db = db + self._ramp(batch, frames, self.fade_db)[:, :, None]
         scale = ops.power(10.0, db * (self.power / 20.0))
         return ops.log1p(scale * ops.expm1(x))
 
     def get_config(self):
         return {**super().get_config(), "max_db": self.max_db, "power": self.power,
-                "tilt_db": self.tilt_db, "fade_db": self.fade_db, "seed": self.seed}
+                "tilt_db": self.tilt_db, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
 class FrequencyShift(layers.Layer):
-    """Shift each note by a random number of bins within +-``max_bins``, and stretch it about
-    its middle bin by a factor within ``1 / (1 + stretch)`` .. ``1 + stretch`` (log-uniform;
-    BYOL-A's random resize of the frequency axis), training only. Bins are interpolated
-    linearly; bins moved in from outside repeat the edge."""
+    """Shift each note by a random whole number of bins within +-``max_bins`` (training only);
+    bins shifted in repeat the edge."""
 
-    def __init__(self, max_bins: int, seed=None, stretch: float = 0.0, **kwargs):
+    def __init__(self, max_bins: int, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.max_bins, self.seed, self.stretch = int(max_bins), seed, float(stretch)
+        self.max_bins, self.seed = int(max_bins), seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, x, training=None):
-        if not training or (self.max_bins <= 0 and self.stretch <= 0):
+        if not training or self.max_bins <= 0:
             return x
-        batch, bins = ops.shape(x)[0], x.shape[-1]
-        if self.stretch <= 0:
-            shift = keras.random.randint((batch, 1), -self.max_bins, self.max_bins + 1,
-                                         seed=self.seed_generator)
-            index = ops.clip(ops.arange(bins)[None, :] - shift, 0, bins - 1)
-            index = ops.broadcast_to(index[:, None, :], ops.shape(x))
-            return ops.take_along_axis(x, ops.cast(index, "int32"), axis=2)
-        log_factor = np.log1p(self.stretch)
-        factor = ops.exp(keras.random.uniform((batch, 1), -log_factor, log_factor,
-                                              seed=self.seed_generator))
-        shift = keras.random.uniform((batch, 1), -self.max_bins, self.max_bins,
+        bins = ops.shape(x)[-1]
+        shift = keras.random.randint((ops.shape(x)[0], 1), -self.max_bins, self.max_bins + 1,
                                      seed=self.seed_generator)
-        middle = (bins - 1) / 2
-        source = ops.clip((ops.arange(bins, dtype="float32")[None, :] - middle) / factor
-                          + middle - shift, 0, bins - 1)
-        below = ops.floor(source)
-        weight = ops.cast((source - below)[:, None, :], x.dtype)
-        below = ops.cast(below, "int32")
-        above = ops.minimum(below + 1, bins - 1)
-        low = ops.take_along_axis(x, ops.broadcast_to(below[:, None, :], ops.shape(x)), axis=2)
-        high = ops.take_along_axis(x, ops.broadcast_to(above[:, None, :], ops.shape(x)), axis=2)
-        return low + weight * (high - low)
+        index = ops.clip(ops.arange(bins)[None, :] - shift, 0, bins - 1)
+        index = ops.broadcast_to(index[:, None, :], ops.shape(x))
+        return ops.take_along_axis(x, ops.cast(index, "int32"), axis=2)
 
     def get_config(self):
-        return {**super().get_config(), "max_bins": self.max_bins, "stretch": self.stretch,
-                "seed": self.seed}
+        return {**super().get_config(), "max_bins": self.max_bins, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
@@ -242,7 +212,7 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
     if augment:
         # float32 in any precision: exp() of the features overflows float16
         x = SpectralGain(config.gain_db, params.power, config.tilt_db, seed=seed,
-                         fade_db=config.fade_db, name="gain", dtype="float32")(x)
+                         name="gain", dtype="float32")(x)
     x = layers.Normalization(axis=-1, mean=np.asarray(mean, np.float64), variance=variance,
                              name="normalize", dtype="float32")(x)
     if config.model == "tutorial":
@@ -261,8 +231,7 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
                                  band_matrix(params, config.bands)))(x)
             bins = config.bands
         if augment:
-            x = FrequencyShift(config.shift_bins, seed=seed + 1, stretch=config.stretch,
-                               name="shift")(x)
+            x = FrequencyShift(config.shift_bins, seed=seed + 1, name="shift")(x)
             x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
                             config.time_mask_frames, seed=seed + 2, name="specaugment")(x)
         x = layers.Reshape((frames, bins, 1))(x)
