@@ -44,7 +44,7 @@ def synthetic_store(store: Path, n: int, kind: str = "stft") -> Path:
     import h5py
 
     from featurestore import schema
-    from featurestore.nsynth import FAMILIES, Example
+    from featurestore.nsynth import FAMILIES, Example, Notes
     from featurestore.params import FeatureParams
     params = FeatureParams(kind=kind)
     rng = np.random.default_rng(0)
@@ -61,7 +61,8 @@ def synthetic_store(store: Path, n: int, kind: str = "stft") -> Path:
             examples = [Example(f"n{i}", int(k), FAMILIES[k], int(k) * 100 + i % 7,
                                 f"{FAMILIES[k]}_synthetic_{i % 7}", 2, "synthetic", 60, 100,
                                 16000) for i, k in enumerate(labels)]
-            schema.write_notes(f, examples, [e.note_str for e in examples])
+            schema.write_notes(f, Notes.collect(store, ((e.note_str, ".wav", e)
+                                                        for e in examples)))
     return store
 
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from . import schema, splitfile, workers
 from .errors import BuildError, StoreError
-from .nsynth import SPLITS, find_splits, read_split
+from .nsynth import SPLITS, Notes, find_splits, read_split
 from .params import FeatureParams
 from .splitfile import (Progress, Summary, create_partial, finalize, fingerprint,
                         inputs_digest, note_writer)
@@ -68,7 +68,7 @@ class _Split:
     name: str
     root: Path
     path: Path
-    items: list      # [(Example, wav path)] in the json's order
+    notes: Notes     # in the store's order
     problems: list   # [(name, reason)] found before reading audio
     train_stats: Optional[Summary]
 
@@ -81,24 +81,25 @@ class _Workers:
     batch_size: int
     progress: bool
     ring: Optional[str]  # where local workers' Ring is: 'memory' (threads), 'file' (loky)
+    dask: bool           # workers of a dask cluster (their results bounded by on_dask)
 
 
 def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
                      journal: Path) -> Progress:
     """The journal's progress when its partial file can be resumed, else a new partial file."""
-    digest = fingerprint(params, split.items)
+    digest = fingerprint(params, split.notes)
     state = Progress.load(journal, digest) if partial.is_file() else None
     if state is not None:
         try:
             with h5py.File(partial, "r") as f:
-                if f[schema.SPECTRA].shape != (len(split.items),) + params.shape:
+                if f[schema.SPECTRA].shape != (len(split.notes),) + params.shape:
                     state = None
         except (OSError, KeyError):
             state = None
         if state is None:
             log.warning("%s: unreadable partial file, starting %s again", partial, split.name)
     if state is None:
-        create_partial(partial, len(split.items), params)
+        create_partial(partial, len(split.notes), params)
         state = Progress(digest)
         state.save(journal)
     return state
@@ -106,39 +107,44 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
 
 def _build_split(split: _Split, params: FeatureParams,
                  run: _Workers) -> Tuple[SplitReport, RunningStats]:
-    path, items = split.path, split.items
+    path, notes = split.path, split.notes
     partial = path.with_name(path.name + ".partial")
     journal = path.with_name(path.name + ".journal")
     state = _start_or_resume(split, params, partial, journal)
     resumed_at = state.position
     if resumed_at:
-        log.info("%s: resuming at note %d of %d", split.name, resumed_at, len(items))
+        log.info("%s: resuming at note %d of %d", split.name, resumed_at, len(notes))
 
-    positions = range(state.position, len(items))
-    batches = [[(i, str(items[i][1])) for i in positions[k:k + run.batch_size]]
-               for k in range(0, len(positions), run.batch_size)]
+    # (first, end) of each batch; its notes' paths are made when a worker is given it
+    bounds = [(k, min(k + run.batch_size, len(notes)))
+              for k in range(state.position, len(notes), run.batch_size)]
     start = time.perf_counter()
     steady_start, steady_done = None, 0
-    bar = tqdm(total=len(items), initial=state.position, unit="note", desc=split.name,
+    bar = tqdm(total=len(notes), initial=state.position, unit="note", desc=split.name,
                disable=not run.progress, dynamic_ncols=True)
     for stale in path.parent.glob(f"{path.name}.ring-*"):  # left by a killed build
         stale.unlink()
     handoff = contextlib.nullcontext()
-    if run.ring and batches:
+    if run.ring and bounds:
         size = workers.RING_SLOTS_PER_JOB * run.jobs, run.batch_size, params.shape
         handoff = Ring.in_memory(*size) if run.ring == "memory" else Ring.beside(path, *size)
     with handoff as ring, h5py.File(partial, "r+") as f, bar:
         write_note = note_writer(f[schema.SPECTRA])
         if ring is not None:
             consumed, slots = ring.open()
-        # batch_size=1: joblib must not group batches into one task, or a worker could wait
-        # for a slot that only the results still held in its own task would free
-        results = Parallel(return_as="generator", pre_dispatch="2*n_jobs", batch_size=1)(
-            delayed(workers.extract)(batch, params, ring, number)
-            for number, batch in enumerate(batches))
+        calls = (delayed(workers.extract)([(i, str(notes.path(i))) for i in range(first, end)],
+                                          params, ring, number)
+                 for number, (first, end) in enumerate(bounds))
+        if run.dask:
+            results = workers.on_dask(calls)
+        else:
+            # batch_size=1: joblib must not group batches into one task, or a worker could
+            # wait for a slot that only the results still held in its own task would free
+            results = Parallel(return_as="generator", pre_dispatch="2*n_jobs",
+                               batch_size=1)(calls)
         last_save = time.monotonic()
-        for number, ((done, features, stats, skipped, adjusted), batch) in enumerate(
-                zip(results, batches)):
+        for number, ((done, features, stats, skipped, adjusted), (first, end)) in enumerate(
+                zip(results, bounds)):
             if ring is not None:  # the worker computed them into its slot
                 features = slots[number % ring.slots][:len(done)]
             for row in features:
@@ -146,7 +152,7 @@ def _build_split(split: _Split, params: FeatureParams,
                 state.n_written += 1
             if ring is not None:
                 consumed[0] = number + 1  # the slot is free again
-            state.position = batch[-1][0] + 1
+            state.position = end
             for note_stats in stats:
                 state.stats.merge(note_stats)
             state.skipped += skipped
@@ -155,11 +161,11 @@ def _build_split(split: _Split, params: FeatureParams,
                 f.flush()
                 state.save(journal)
                 last_save = time.monotonic()
-            bar.update(len(batch))
+            bar.update(end - first)
             if steady_start is None:  # the first batch carries worker start-up
                 steady_start = time.perf_counter()
             else:
-                steady_done += len(batch)
+                steady_done += end - first
         if split.train_stats is None:
             summary, stats_split = Summary.of(state.stats), split.name
         else:
@@ -168,7 +174,7 @@ def _build_split(split: _Split, params: FeatureParams,
             raise BuildError(f"{path}: the statistics of {split.name} are not finite although "
                              f"every note's features were; nothing was finished (a bug: please "
                              f"report it)")
-        skipped = finalize(f, split.name, split.root, items, state, split.problems, summary,
+        skipped = finalize(f, split.name, split.root, notes, state, split.problems, summary,
                            stats_split)
     os.replace(partial, path)
     journal.unlink()
@@ -284,7 +290,7 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
         ring = "memory"
     elif jobs > 1 and backend == "loky" and os.name == "posix":
         ring = "file"
-    run = _Workers(jobs, batch_size, progress, ring)
+    run = _Workers(jobs, batch_size, progress, ring, backend == "dask")
     with _locked(out), parallel_backend(backend, jobs):
         for split in found:
             path = split_path(out, split)
@@ -308,27 +314,27 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                 continue
             if split != "train" and train_stats is None:
                 train_stats = _existing_train_stats(out, params)
-            items, problems = read_split(root / split)
-            if split == "train" and not items:
+            notes, problems = read_split(root / split)
+            if split == "train" and not notes:
                 first = f"; first: {problems[0][0]}: {problems[0][1]}" if problems else ""
                 raise BuildError(f"{root / split}: no usable notes in the train split "
                                  f"({len(problems)} problems{first})")
             try:
                 report, stats = _build_split(_Split(
-                    split, root, path, items, problems,
+                    split, root, path, notes, problems,
                     train_stats if split != "train" else None), params, run)
             except OSError as err:  # a full disk, most likely; the journal keeps what was done
                 raise BuildError(f"{path}: cannot be written ({err.strerror or err}); what was "
                                  f"done is kept in {path.name}.partial: make room and run the "
                                  f"same build again to resume") from None
-            if items and not report.n_examples:
+            if notes and not report.n_examples:
                 first = report.skipped[0] if report.skipped else ("?", "?")
                 if split == "train":  # no statistics, nothing to train on: not a store
                     path.unlink()
-                    raise BuildError(f"{root / split}: none of its {len(items)} notes could be "
+                    raise BuildError(f"{root / split}: none of its {len(notes)} notes could be "
                                      f"used (first: {first[0]}: {first[1]}); nothing written")
                 log.warning("%s: none of its %d notes could be used (first: %s: %s)",
-                            root / split, len(items), *first)
+                            root / split, len(notes), *first)
             if split == "train":
                 train_stats = Summary.of(stats)
             reports.append(report)
@@ -343,8 +349,8 @@ def _kept(split: str, path: Path, root: Path) -> SplitReport:
                              n_skipped=len(skipped), skipped=skipped, n_adjusted=len(adjusted))
         digest = f.attrs.get(schema.INPUTS_DIGEST)
     try:
-        items, _ = read_split(root / split)
-        changed = digest is not None and digest != inputs_digest(items)
+        notes, _ = read_split(root / split)
+        changed = digest is not None and digest != inputs_digest(notes)
     except (OSError, ValueError):
         changed = True
     if changed:

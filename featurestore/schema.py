@@ -124,30 +124,28 @@ def clear_metadata(f: h5py.File):
         del f[name]
 
 
-def write_notes(f: h5py.File, examples: Sequence, names: Sequence[str]):
+def write_notes(f: h5py.File, notes):
     """``/labels`` and the per-note metadata of the written notes, in their order.
 
     Parameters
     ----------
-    examples : sequence of featurestore.nsynth.Example
-    names : sequence of str
-        Each note's name (its json key), same length.
+    notes : featurestore.nsynth.Notes
+        One row per note of ``/spectra``.
     """
-    f.create_dataset(LABELS, data=np.array([e.instrument_family for e in examples], np.int32))
+    f.create_dataset(LABELS, data=notes.family.astype(np.int32))
     f[LABELS].attrs[LIST_NAMES] = np.array(nsynth.FAMILIES, dtype=STRING)
     columns = {
-        NAMES: (list(names), STRING),
-        PITCH: ([e.pitch for e in examples], np.int16),
-        VELOCITY: ([e.velocity for e in examples], np.int16),
-        INSTRUMENT: ([e.instrument for e in examples], np.int32),
-        INSTRUMENT_STR: ([e.instrument_str for e in examples], STRING),
-        SOURCE: ([e.instrument_source_str for e in examples], STRING),
+        NAMES: (notes.names, STRING),
+        PITCH: (notes.pitch, np.int16),
+        VELOCITY: (notes.velocity, np.int16),
+        INSTRUMENT: (notes.instrument, np.int32),
+        INSTRUMENT_STR: (notes.instrument_str, STRING),
+        SOURCE: (notes.instrument_source_str, STRING),
     }
     for name, (values, dtype) in columns.items():
         f.create_dataset(name, data=np.array(values, dtype=object if dtype is STRING else dtype),
                          dtype=dtype)
-    f.create_dataset(QUALITIES, data=np.array(
-        [e.qualities for e in examples], np.uint8).reshape(-1, len(nsynth.QUALITIES)))
+    f.create_dataset(QUALITIES, data=notes.qualities.astype(np.uint8))
     f[QUALITIES].attrs[LIST_NAMES] = np.array(nsynth.QUALITIES, dtype=STRING)
 
 

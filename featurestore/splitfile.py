@@ -29,6 +29,7 @@ import numpy as np
 
 from . import schema
 from .files import atomic_write_text
+from .nsynth import Notes
 from .params import FeatureParams
 from .stats import RunningStats
 
@@ -38,23 +39,24 @@ __all__ = ["Progress", "Summary", "create_partial", "note_writer", "finalize", "
 JOURNAL_SECONDS = 1.0  # at most this much finished work is redone after an interruption
 
 
-def fingerprint(params: FeatureParams, items) -> str:
+def fingerprint(params: FeatureParams, notes: Notes) -> str:
+    """What a journal belongs to: the parameters and each note's name and wav file."""
     digest = hashlib.sha1(params.to_json().encode())
-    for example, path in items:
-        digest.update(f"{example.note_str}\0{path}\0".encode())
+    for i in range(len(notes)):
+        digest.update(f"{notes.note_str[i]}\0{notes.path(i)}\0".encode())
     return digest.hexdigest()
 
 
-def inputs_digest(items) -> str:
+def inputs_digest(notes: Notes) -> str:
     """What a finished split was built from: each note's name and file size (stored in the
     split's attrs, so a later build can tell that the folder changed)."""
     digest = hashlib.sha1()
-    for _, path in items:
+    for i, name in enumerate(notes.names):
         try:
-            size = path.stat().st_size
+            size = notes.path(i).stat().st_size
         except OSError:  # gone, or a broken link (recorded in /skipped)
             size = -1
-        digest.update(f"{path.stem}\0{size}\0".encode())
+        digest.update(f"{name}\0{size}\0".encode())
     return digest.hexdigest()
 
 
@@ -131,23 +133,21 @@ def note_writer(spectra: h5py.Dataset):
     return write_note
 
 
-def finalize(f: h5py.File, split: str, root: Path, items, state: Progress,
+def finalize(f: h5py.File, split: str, root: Path, notes: Notes, state: Progress,
              problems, summary: Optional[Summary], stats_split: str):
     """Write the rest of the schema around the filled ``/spectra``; returns the skipped rows.
     Safe to run again after it failed part way."""
-    skipped_pos = {pos for pos, _ in state.skipped}
-    kept = [i for i in range(len(items)) if i not in skipped_pos]
-
-    def key(i):  # the json key, i.e. the file name audio/NAME.wav
-        return items[i][1].stem
-    assert len(kept) == state.n_written
+    kept = np.ones(len(notes), bool)
+    kept[[pos for pos, _ in state.skipped]] = False
+    assert kept.sum() == state.n_written
     schema.clear_metadata(f)
     if summary is not None:
         schema.write_stats(f, summary.mean, summary.std, summary.count, stats_split)
-    schema.write_notes(f, [items[i][0] for i in kept], [key(i) for i in kept])
-    skipped = sorted(list(problems) + [(key(p), r) for p, r in state.skipped])
-    schema.write_problems(f, skipped, [(key(p), what) for p, what in state.adjusted])
-    schema.write_provenance(f, split=split, n=state.n_written, inputs_digest=inputs_digest(items),
+    schema.write_notes(f, notes.take(np.flatnonzero(kept)))
+    names = notes.names  # the json keys, i.e. the files' names audio/NAME.wav
+    skipped = sorted(list(problems) + [(names[p], r) for p, r in state.skipped])
+    schema.write_problems(f, skipped, [(names[p], what) for p, what in state.adjusted])
+    schema.write_provenance(f, split=split, n=state.n_written, inputs_digest=inputs_digest(notes),
                             source_root=str(root.resolve()))
     spectra = f[schema.SPECTRA]
     if spectra.shape[0] != state.n_written:  # last: a failed finalize can be redone

@@ -8,11 +8,14 @@ file next to the output for loky processes (chosen for more than :data:`THREADS_
 so 250 KB a note are not pickled through pipes. The writer copies them once, into the HDF5
 file, and frees the slot; a worker waits for a free slot, so the features waiting to be written
 stay within the ring however far the disk falls behind. Dask workers, which may run on other
-machines, return their features as arrays. Threads and loky processes are measured against each
+machines, return their features as arrays, and the build submits batches in order no more than
+:data:`RING_SLOTS_PER_JOB` per cluster thread ahead of the writer (:func:`on_dask`), so there too
+what waits for the disk stays bounded. Threads and loky processes are measured against each
 other in ``docs/extraction.md``.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -20,7 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 from joblib import parallel_config
@@ -31,7 +34,8 @@ from .features import Workspace, note_features
 from .params import FeatureParams
 from .stats import RunningStats
 
-__all__ = ["BACKENDS", "Ring", "extract", "parallel_backend", "resolve_backend"]
+__all__ = ["BACKENDS", "Ring", "extract", "in_order", "on_dask", "parallel_backend",
+           "resolve_backend"]
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "loky", "dask", "threading")
@@ -170,9 +174,42 @@ def extract(batch: Sequence[Tuple[int, str]], params: FeatureParams,
     return done, None if ring is not None else features[:len(done)], stats, skipped, adjusted
 
 
+def in_order(submit: Callable, calls: Iterable[tuple], ahead: int) -> Iterator:
+    """The results of joblib ``delayed`` calls, in order, each submitted with
+    ``submit(function, *args, **kwargs)`` (which returns a future) no more than ``ahead`` calls
+    before its result is taken: a consumer slower than the workers holds at most ``ahead``
+    results. (joblib's generator submits a call whenever one finishes, however many results
+    wait to be taken.)"""
+    pending = collections.deque()
+    try:
+        for function, args, kwargs in calls:
+            pending.append(submit(function, *args, **kwargs))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # the consumer stopped, or a call failed: what was submitted is not needed
+        for future in pending:
+            future.cancel()
+
+
+def on_dask(calls: Iterable[tuple]) -> Iterator:
+    """:func:`in_order` on the current dask client, :data:`RING_SLOTS_PER_JOB` calls ahead per
+    thread of its cluster when the build starts (an adaptive cluster that grows later keeps
+    that bound)."""
+    from dask.distributed import get_client
+    client = get_client()
+    threads = sum(client.nthreads().values())
+
+    def submit(function, *args, **kwargs):
+        return client.submit(function, *args, pure=False, **kwargs)
+    return in_order(submit, calls, RING_SLOTS_PER_JOB * max(1, threads))
+
+
 @contextlib.contextmanager
 def parallel_backend(backend: str, jobs: int):
-    """joblib's parallel configuration; for dask, a client (an existing one, or a local cluster)."""
+    """joblib's parallel configuration; for dask, a client (an existing one, or a local cluster)
+    that :func:`on_dask` finds."""
     if backend != "dask":
         with parallel_config(backend=backend, n_jobs=jobs):
             yield
@@ -189,7 +226,7 @@ def parallel_backend(backend: str, jobs: int):
         log.info("starting a dask LocalCluster with %d workers", jobs)
         own = Client(LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                   dashboard_address=None))
-    with own, parallel_config(backend="dask", n_jobs=-1):
+    with own:
         yield
 
 

@@ -360,6 +360,27 @@ def test_features_waiting_for_a_slow_disk_stay_within_the_ring(tone_root, tmp_pa
         np.testing.assert_array_equal(a["spectra"][:], b["spectra"][:])
 
 
+def test_in_order_holds_at_most_its_calls_ahead_of_a_slow_consumer():
+    """What dask workers return waits in order, and no more than ``ahead`` calls are
+    submitted before their results are taken."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from joblib import delayed
+
+    from featurestore.workers import in_order
+    submitted, taken, ahead = [], [], []
+
+    def submit(function, *args, **kwargs):
+        submitted.append(args[0])
+        return executor.submit(function, *args, **kwargs)
+    with ThreadPoolExecutor(4) as executor:
+        for result in in_order(submit, (delayed(pow)(k, 2) for k in range(40)), ahead=3):
+            ahead.append(len(submitted) - len(taken))
+            taken.append(result)
+            time.sleep(0.002)  # a writer slower than its workers
+    assert taken == [k * k for k in range(40)] and max(ahead) == 3
+
+
 def test_auto_backend_is_threads_for_few_jobs_and_processes_beyond():
     assert resolve_backend("auto", 1) == resolve_backend("auto", 2) == "threading"
     assert resolve_backend("auto", 3) == "loky"

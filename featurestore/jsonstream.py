@@ -1,0 +1,183 @@
+"""A json object's members read one at a time, so that a file of any size is read in memory
+that does not grow with it.
+
+Each key and value is decoded by :mod:`json`'s own decoder (``JSONDecoder.raw_decode``), so
+escapes, numbers, ``NaN``, lone surrogates and ``object_pairs_hook`` behave exactly as with
+``json.load``; only the object's own braces, colons and commas are walked here. The C
+backend of ijson, the streaming parser on PyPI, turns a lone surrogate into ``?`` and refuses
+the whole file for one ``NaN`` or ``1e400``, which ``json`` reads and a split reports as one
+bad entry.
+"""
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Tuple
+
+from .errors import InputError
+
+__all__ = ["object_members"]
+
+_SPACE = re.compile(r"[ \t\n\r]*")  # json's whitespace
+_NUMBER_TAIL = re.compile(r"[0-9.eE+-]*")  # what could still continue a number read so far
+
+
+class _Text:
+    """A UTF-8 file's text, read in chunks, with positions counted from the file's start."""
+
+    def __init__(self, fh, path: Path, chunk: int):
+        self.fh, self.path, self.chunk = fh, path, chunk
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.buf, self.pos = "", 0
+        self.dropped = 0                  # characters before ``buf``
+        self.line, self.line_start = 1, 0  # line number at ``buf``'s start, where it began
+        self.bytes_read, self.eof = 0, False
+        first = fh.read(len(codecs.BOM_UTF8))
+        if first == codecs.BOM_UTF8:  # a byte-order mark is allowed, as json.load allows it
+            self.bytes_read = len(first)
+        else:
+            fh.seek(0)
+
+    def more(self) -> bool:
+        """Append the next chunk (at least as long as what waits to be decoded, so that a
+        value longer than a chunk is read in a few steps); False at the end of the file."""
+        if self.eof:
+            return False
+        data = self.fh.read(max(self.chunk, len(self.buf) - self.pos))
+        pending = len(self.decoder.getstate()[0])
+        try:
+            self.buf += self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as err:
+            raise InputError(f"{self.path}: not UTF-8 text ({err.reason} at byte "
+                             f"{self.bytes_read - pending + err.start})") from None
+        self.bytes_read += len(data)
+        self.eof = not data
+        return not self.eof
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ('' at the end of the file)."""
+        while True:
+            self.pos = _SPACE.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            self.drop_read()
+            if not self.more():
+                return ""
+
+    def expect(self, char: str, message: str):
+        if self.peek() != char:
+            raise self.error(message, self.pos)
+        self.pos += 1
+
+    def decode(self, decoder: json.JSONDecoder):
+        """The json value at the current position."""
+        while True:
+            try:
+                value, end = decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as err:
+                # a fault where the text read so far ends may be where a chunk cut the value
+                cut = err.pos >= len(self.buf) - 16 or err.msg.startswith("Unterminated string")
+                if cut and self.more():
+                    continue
+                raise self.error(err.msg, err.pos) from None
+            # a number ('1', '1.', '1e') may go on in the next chunk
+            if _NUMBER_TAIL.match(self.buf, end).end() < len(self.buf) or not self.more():
+                self.pos = end
+                return value
+
+    def drop_read(self):
+        """Forget the text before the current position once it is longer than a chunk."""
+        if self.pos < self.chunk:
+            return
+        gone = self.buf[:self.pos]
+        newlines = gone.count("\n")
+        if newlines:
+            self.line += newlines
+            self.line_start = self.dropped + gone.rindex("\n") + 1
+        self.buf, self.dropped, self.pos = self.buf[self.pos:], self.dropped + self.pos, 0
+
+    def error(self, message: str, pos: int) -> InputError:
+        """``json``'s message for a fault at ``buf[pos]``, placed in the whole file."""
+        newline = self.buf.rfind("\n", 0, pos)
+        line = self.line + self.buf.count("\n", 0, pos)
+        column = pos - newline if newline >= 0 else self.dropped + pos - self.line_start + 1
+        return InputError(f"{self.path}: not valid json ({message}: line {line} column "
+                          f"{column} (char {self.dropped + pos}))")
+
+
+def _trailing_comma() -> Tuple[str, bool]:
+    """What this Python's ``json`` says of a comma before an object's ``}``, and whether it
+    places it at the comma (3.13 and later) or at the brace."""
+    try:
+        json.loads('{"": 0,}')
+    except json.JSONDecodeError as err:
+        return err.msg, err.pos == 6
+    raise AssertionError("json read an object with a trailing comma")
+
+
+def object_members(path, *, object_pairs_hook: Optional[Callable] = None,
+                   chunk_chars: int = 1 << 20) -> Iterator[Tuple[str, object]]:
+    """``(key, value)`` for each member of the json object in a UTF-8 file, in file order.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file holding one json object (a byte-order mark before it is allowed).
+    object_pairs_hook : callable, optional
+        As for :func:`json.load`, applied to the objects inside the values.
+    chunk_chars : int
+        Characters read at a time; what is held is about this much text and one value.
+
+    Yields
+    ------
+    key : str
+    value : object
+        A key given twice is yielded twice.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    InputError
+        The file is not UTF-8, not valid json, or valid json that is not an object; the
+        message names the file and where (line, column, character, as ``json`` does).
+    """
+    path = Path(path)
+    if not isinstance(chunk_chars, int) or chunk_chars < 1:
+        raise ValueError(f"chunk_chars must be a positive integer, got {chunk_chars!r}")
+    decoder = json.JSONDecoder(object_pairs_hook=object_pairs_hook)
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    with fh:
+        text = _Text(fh, path, chunk_chars)
+        if text.peek() != "{":
+            text.decode(decoder)  # not valid json, or json that is not an object
+            raise InputError(f"{path}: expected a json object mapping note names to fields")
+        text.pos += 1
+        if text.peek() == "}":
+            text.pos += 1
+        else:
+            while True:
+                if text.peek() != '"':
+                    raise text.error("Expecting property name enclosed in double quotes",
+                                     text.pos)
+                key = text.decode(decoder)
+                text.expect(":", "Expecting ':' delimiter")
+                text.peek()
+                yield key, text.decode(decoder)
+                text.drop_read()
+                if text.peek() == "}":
+                    text.pos += 1
+                    break
+                comma = text.dropped + text.pos
+                text.expect(",", "Expecting ',' delimiter")
+                if text.peek() == "}":
+                    message, at_comma = _trailing_comma()
+                    comma -= text.dropped  # < 0: dropped with a long run of whitespace
+                    raise text.error(message, comma if at_comma and comma >= 0 else text.pos)
+        if text.peek():
+            raise text.error("Extra data", text.pos)
