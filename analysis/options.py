@@ -123,6 +123,9 @@ def make_parser():
     p.add_argument("--loader", choices=LOADERS, help=f"default {d.loader}")
     p.add_argument("--workers", type=int,
                    help=f"threads reading batches ahead of training (default {d.workers})")
+    p.add_argument("--time-pool", type=int,
+                   help=f"frames the default model averages before its first convolution "
+                        f"(default {d.time_pool})")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -349,6 +349,16 @@ def test_augmentation_is_identity_at_inference_and_changes_training_input(layer)
     assert y.shape == x.shape and np.isfinite(y).all() and not np.array_equal(y, x)
 
 
+def test_default_model_pools_the_configured_frames_first():
+    params = FeatureParams()
+    for frames in (2, 4):
+        model = build_model(QUICK.replace(time_pool=frames), params, mean=np.zeros(513),
+                            std=np.ones(513))
+        assert model.get_layer("time_pool").pool_size == (frames, 1)
+    with pytest.raises(InputError, match="time_pool must be >= 1"):
+        TrainConfig(time_pool=0)
+
+
 def test_default_model_averages_stft_bins_into_the_configured_bands():
     params = FeatureParams()
     mean, std = np.zeros(513), np.ones(513)

@@ -85,6 +85,8 @@ class TrainConfig:
     bands : int
         Mel bands the default model averages STFT bins into before its convolutions (stores
         of ``bands`` bins or fewer, e.g. mel features, are used as they are).
+    time_pool : int
+        Frames the default model averages before its first convolution.
     width : int
         Channels of the default model's first convolution (doubling per block).
     dropout : float
@@ -122,6 +124,7 @@ class TrainConfig:
     time_mask_frames: int = 20
     mixup_alpha: float = 0.2
     bands: int = 96
+    time_pool: int = 2
     width: int = 16
     dropout: float = 0.3
     bn_momentum: float = 0.9
@@ -135,7 +138,8 @@ class TrainConfig:
             raise InputError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("batch_size", "patience", "lr_patience", "bands", "width", "workers"):
+        for name in ("batch_size", "patience", "lr_patience", "bands", "time_pool", "width",
+                     "workers"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "steps_per_epoch"):

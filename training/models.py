@@ -9,7 +9,7 @@
        the store holds that many bins or fewer, e.g. mel features): early downsampling on a
        log-frequency axis
     -> [train only] shift by a few bands (about a semitone each), SpecAugment masks
-    -> average-pool 2 frames -> Conv 3x3 + BN + ReLU, max-pool 2
+    -> average-pool ``config.time_pool`` (2) frames -> Conv 3x3 + BN + ReLU, max-pool 2
     -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width
     -> Conv 3x3 + BN + ReLU -> global average + global max pooling
     -> Dropout -> Dense 128 ReLU ('embedding') -> Dropout -> Dense 11 softmax ('family')
@@ -235,7 +235,7 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
             x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
                             config.time_mask_frames, seed=seed + 2, name="specaugment")(x)
         x = layers.Reshape((frames, bins, 1))(x)
-        x = layers.AveragePooling2D((2, 1), padding="same")(x)
+        x = layers.AveragePooling2D((config.time_pool, 1), padding="same", name="time_pool")(x)
         w = config.width
         x = _conv(x, w, 3, config.bn_momentum)
         x = layers.MaxPooling2D(2, padding="same")(x)
