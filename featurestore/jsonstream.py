@@ -118,7 +118,7 @@ def _trailing_comma() -> Tuple[str, bool]:
 
 
 def object_members(path, *, object_pairs_hook: Optional[Callable] = None,
-                   chunk_chars: int = 1 << 20) -> Iterator[Tuple[str, object]]:
+                   chunk_bytes: int = 1 << 20) -> Iterator[Tuple[str, object]]:
     """``(key, value)`` for each member of the json object in a UTF-8 file, in file order.
 
     Parameters
@@ -127,8 +127,8 @@ def object_members(path, *, object_pairs_hook: Optional[Callable] = None,
         A file holding one json object (a byte-order mark before it is allowed).
     object_pairs_hook : callable, optional
         As for :func:`json.load`, applied to the objects inside the values.
-    chunk_chars : int
-        Characters read at a time; what is held is about this much text and one value.
+    chunk_bytes : int
+        Bytes read at a time; what is held is about twice this much text and one value.
 
     Yields
     ------
@@ -145,15 +145,15 @@ def object_members(path, *, object_pairs_hook: Optional[Callable] = None,
         message names the file and where (line, column, character, as ``json`` does).
     """
     path = Path(path)
-    if not isinstance(chunk_chars, int) or chunk_chars < 1:
-        raise ValueError(f"chunk_chars must be a positive integer, got {chunk_chars!r}")
+    if not isinstance(chunk_bytes, int) or chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be a positive integer, got {chunk_bytes!r}")
     decoder = json.JSONDecoder(object_pairs_hook=object_pairs_hook)
     try:
         fh = path.open("rb")
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     with fh:
-        text = _Text(fh, path, chunk_chars)
+        text = _Text(fh, path, chunk_bytes)
         if text.peek() != "{":
             text.decode(decoder)  # not valid json, or json that is not an object
             raise InputError(f"{path}: expected a json object mapping note names to fields")

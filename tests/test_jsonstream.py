@@ -38,7 +38,7 @@ def test_members_are_what_json_reads_wherever_a_chunk_ends(tmp_path, text):
     path.write_text(text, encoding="utf-8")
     expected = json.dumps(json.loads(text, object_pairs_hook=list))  # NaN == NaN here
     for chunk in range(1, len(text.encode()) + 2):
-        got = list(object_members(path, object_pairs_hook=list, chunk_chars=chunk))
+        got = list(object_members(path, object_pairs_hook=list, chunk_bytes=chunk))
         assert json.dumps(got) == expected, chunk  # duplicates kept, in order
 
 
@@ -50,7 +50,7 @@ def test_faults_are_placed_as_json_places_them(tmp_path, text, chunk):
     with pytest.raises(json.JSONDecodeError) as expected:
         json.loads(text)
     with pytest.raises(InputError) as got:
-        list(object_members(path, chunk_chars=chunk))
+        list(object_members(path, chunk_bytes=chunk))
     assert str(got.value) == f"{path}: not valid json ({expected.value})"
 
 
@@ -58,14 +58,14 @@ def test_a_long_document_in_small_chunks(tmp_path):
     entries = {f"note{i:05d}": {"pitch": i % 128, "text": "x" * (i % 50)} for i in range(3000)}
     path = tmp_path / "long.json"
     path.write_text(json.dumps(entries, indent=1))
-    assert dict(object_members(path, chunk_chars=100)) == entries
+    assert dict(object_members(path, chunk_bytes=100)) == entries
     broken = json.dumps(entries, indent=1).replace('"pitch": 7,', '"pitch": 7,,', 1)
     path.write_text(broken)
     with pytest.raises(json.JSONDecodeError) as expected:
         json.loads(broken)
     assert expected.value.lineno > 20  # far past the first chunks
     with pytest.raises(InputError) as got:
-        list(object_members(path, chunk_chars=100))
+        list(object_members(path, chunk_bytes=100))
     assert str(got.value) == f"{path}: not valid json ({expected.value})"
 
 
@@ -77,7 +77,7 @@ def test_bom_not_utf8_not_an_object_and_no_file(tmp_path):
         path.write_bytes(b'{"abc": "d\xc3\xa9", "e": "\xff"}')  # byte 21 is not UTF-8
         with pytest.raises(InputError, match=r"x.json: not UTF-8 text \(invalid start byte at "
                                              r"byte 21\)"):
-            list(object_members(path, chunk_chars=chunk))
+            list(object_members(path, chunk_bytes=chunk))
     path.write_bytes(b'{"a": "\xc3')  # cut inside a character
     with pytest.raises(InputError, match="not UTF-8 text"):
         list(object_members(path))
@@ -87,8 +87,8 @@ def test_bom_not_utf8_not_an_object_and_no_file(tmp_path):
             list(object_members(path))
     with pytest.raises(FileNotFoundError, match="none.json: no such file"):
         list(object_members(tmp_path / "none.json"))
-    with pytest.raises(ValueError, match="chunk_chars must be a positive integer, got 0"):
-        list(object_members(path, chunk_chars=0))
+    with pytest.raises(ValueError, match="chunk_bytes must be a positive integer, got 0"):
+        list(object_members(path, chunk_bytes=0))
 
 
 def test_a_fault_early_in_a_long_file_is_found_without_reading_the_rest(tmp_path, monkeypatch):
@@ -117,5 +117,5 @@ def test_a_fault_early_in_a_long_file_is_found_without_reading_the_rest(tmp_path
             self.fh.close()
     monkeypatch.setattr(Path, "open", lambda self, *a, **k: Counted(open_file(self, *a, **k)))
     with pytest.raises(InputError, match=r"Expecting ',' delimiter: line 1 column 15"):
-        list(object_members(path, chunk_chars=64))
+        list(object_members(path, chunk_bytes=64))
     assert sum(read) < 1000 < path.stat().st_size

@@ -99,7 +99,7 @@ def test_read_split_memory_grows_by_a_few_hundred_bytes_a_note(tmp_path, monkeyp
     from featurestore import jsonstream, nsynth
     # chunks much smaller than the files, as NSynth's 130 MB file is to the default's 1 MB
     monkeypatch.setattr(nsynth, "object_members",
-                        functools.partial(jsonstream.object_members, chunk_chars=4096))
+                        functools.partial(jsonstream.object_members, chunk_bytes=4096))
     sizes, peaks, kept = (2000, 6000), [], []
     for n in sizes:
         _split_of_empty_wavs(tmp_path / str(n), n)
