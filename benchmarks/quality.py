@@ -256,9 +256,9 @@ def cli(*args) -> str:
 RECIPES = {
     "default": ({}, "timbremap train as it is: epochs of one pass, plateau schedule, stops on a "
                     "validation plateau or at its 30-minute budget"),
-    "time-pool-4": ({"time_pool": 4},
-                    "the default averaging 4 frames before its first convolution instead of 2: "
-                    "half the cost per note, so the budget buys about twice the epochs"),
+    "time-pool-2": ({"time_pool": 2},
+                    "the default averaging 2 frames before its first convolution instead of 4: "
+                    "twice the cost per note"),
     "fixed": ({"epochs": 7, "steps_per_epoch": 150, "schedule": "cosine", "patience": 8,
                "budget_minutes": 28.0},
               "7 epochs of 150 batches, cosine schedule over them, 28 minutes at most"),

@@ -86,7 +86,9 @@ class TrainConfig:
         Mel bands the default model averages STFT bins into before its convolutions (stores
         of ``bands`` bins or fewer, e.g. mel features, are used as they are).
     time_pool : int
-        Frames the default model averages before its first convolution.
+        Frames the default model averages before its first convolution (4: 64 ms with the
+        default hop; 2 cost twice as much per note and did worse on the selection bank:
+        docs/quality.md).
     width : int
         Channels of the default model's first convolution (doubling per block).
     dropout : float
@@ -124,7 +126,7 @@ class TrainConfig:
     time_mask_frames: int = 20
     mixup_alpha: float = 0.2
     bands: int = 96
-    time_pool: int = 2
+    time_pool: int = 4
     width: int = 16
     dropout: float = 0.3
     bn_momentum: float = 0.9

@@ -9,7 +9,7 @@
        the store holds that many bins or fewer, e.g. mel features): early downsampling on a
        log-frequency axis
     -> [train only] shift by a few bands (about a semitone each), SpecAugment masks
-    -> average-pool ``config.time_pool`` (2) frames -> Conv 3x3 + BN + ReLU, max-pool 2
+    -> average-pool ``config.time_pool`` (4) frames -> Conv 3x3 + BN + ReLU, max-pool 2
     -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width
     -> Conv 3x3 + BN + ReLU -> global average + global max pooling
     -> Dropout -> Dense 128 ReLU ('embedding') -> Dropout -> Dense 11 softmax ('family')
