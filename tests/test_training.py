@@ -357,6 +357,10 @@ def test_default_model_pools_the_configured_frames_first():
         assert model.get_layer("time_pool").pool_size == (frames, 1)
     with pytest.raises(InputError, match="time_pool must be >= 1"):
         TrainConfig(time_pool=0)
+    saved = TrainConfig().to_dict()
+    assert TrainConfig.from_dict(saved).time_pool == 4
+    del saved["time_pool"]  # a run saved before the field: it pooled 2, and resumes so
+    assert TrainConfig.from_dict(saved).time_pool == 2
 
 
 def test_default_model_averages_stft_bins_into_the_configured_bands():

@@ -19,6 +19,9 @@ PRECISIONS = ("auto", "mixed", "float32")
 #: An epoch is one pass over the training split, or this many notes of it when it holds more
 #: (so that validation, early stopping and backups come every few minutes on 2 cores).
 EPOCH_NOTES = 20_000
+#: Fields added after runs were saved without them, and the value those runs had: a run
+#: resumed from such a ``config.json`` goes on as it started.
+BEFORE = {"time_pool": 2}
 
 
 @dataclass(frozen=True)
@@ -186,8 +189,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
+        """The configuration ``to_dict`` gave; a field it lacks takes the value runs had
+        before the field existed (:data:`BEFORE`), else its default."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{**BEFORE, **{k: v for k, v in data.items() if k in known}})
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
