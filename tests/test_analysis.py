@@ -30,12 +30,15 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def mapped(tone_store, tmp_path_factory):
-    """A copy of the tone store with a quick model, embeddings and t-SNE maps."""
+    """A copy of the tone store with a quick model, embeddings and t-SNE maps. The model pools
+    2 frames: after its 12 steps, one pooling 4 maps a copy of a note next to a tone a
+    semitone away, not next to its original, which the tests of `place` look for."""
     store = tmp_path_factory.mktemp("mapped") / "store"
     shutil.copytree(tone_store, store)
     model = store.parent / "model"
     train(store, model, TrainConfig(epochs=2, steps_per_epoch=6, batch_size=8, width=8,
-                                    budget_minutes=None, seed=3, deterministic=True), verbose=0)
+                                    time_pool=2, budget_minutes=None, seed=3,
+                                    deterministic=True), verbose=0)
     embed_store(store, model, progress=False)
     for split in ("train", "test"):
         tsne_split(store, split, perplexity=3, seed=0)
