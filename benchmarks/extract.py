@@ -43,7 +43,8 @@ def tutorial_extract(wav: str, out_dir: str):
 
 def make_root(workdir: Path, n: int) -> Path:
     """An NSynth root with one train split of ``n`` notes rendered from TimGM6mb."""
-    from featurestore.nsynth import read_split, write_split
+    from featurestore.nsynth import write_split
+    from featurestore.splitfolder import read_split
     from featurestore.render import RenderOptions, render_soundfont
     rendered = workdir / "rendered"
     if not (rendered / "train" / "examples.json").is_file():

@@ -178,7 +178,8 @@ def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=()) -> P
 def link_root(workdir: Path, root: Path, layout: dict, leave_out=()) -> Path:
     """An NSynth-layout ``root`` whose splits link the rendered banks' notes (``layout``:
     split -> [(bank, the bank's split)]), without the GM programs in ``leave_out``."""
-    from featurestore.nsynth import read_split, write_split
+    from featurestore.nsynth import write_split
+    from featurestore.splitfolder import read_split
     for split, sources in layout.items():
         (root / split / "audio").mkdir(parents=True, exist_ok=True)
         examples = {}
@@ -208,7 +209,7 @@ def mfcc_features(wav: str):
 
 def mfcc_split(folder: Path):
     """MFCC rows and family labels of a split's usable, non-silent notes."""
-    from featurestore.nsynth import read_split
+    from featurestore.splitfolder import read_split
     usable, _ = read_split(folder)
     rows = Parallel(n_jobs=2)(delayed(mfcc_features)(str(w)) for _, w in usable)
     kept = [i for i, row in enumerate(rows) if row is not None]

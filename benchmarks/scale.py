@@ -36,7 +36,8 @@ NSYNTH_TRAIN = 289_205
 def linked_root(rendered: Path, root: Path, n: int) -> Path:
     """A train split of ``n`` notes: the rendered ones, again and again under new names (each
     copy numbered ``-rK``), and a valid split of 512 of them."""
-    from featurestore.nsynth import read_split, write_split
+    from featurestore.nsynth import write_split
+    from featurestore.splitfolder import read_split
     usable, _ = read_split(rendered / "train")
     shutil.rmtree(root, ignore_errors=True)
     for split, count in (("train", n), ("valid", 512)):

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from . import schema, splitfile, workers
 from .errors import BuildError, StoreError
-from .nsynth import SPLITS, Notes, find_splits, read_split
+from .nsynth import SPLITS, find_splits
+from .splitfolder import Notes, read_split
 from .params import FeatureParams
 from .splitfile import (Progress, Summary, create_partial, finalize, fingerprint,
                         inputs_digest, note_writer)

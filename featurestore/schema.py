@@ -129,7 +129,7 @@ def write_notes(f: h5py.File, notes):
 
     Parameters
     ----------
-    notes : featurestore.nsynth.Notes
+    notes : featurestore.splitfolder.Notes
         One row per note of ``/spectra``.
     """
     f.create_dataset(LABELS, data=notes.family.astype(np.int32))

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import schema
 from .files import atomic_write_text
-from .nsynth import Notes
+from .splitfolder import Notes
 from .params import FeatureParams
 from .stats import RunningStats
 

@@ -12,7 +12,8 @@ import pytest
 
 from featurestore.build import BuildError, build_store, resolve_backend
 from featurestore.features import features_from_file
-from featurestore.nsynth import FAMILIES, read_split
+from featurestore.nsynth import FAMILIES
+from featurestore.splitfolder import read_split
 from featurestore.params import FeatureParams
 from featurestore import schema
 from featurestore.store import SpectraReader, open_split, read_params

@@ -13,7 +13,8 @@ from featurestore import features
 from featurestore.audio import MAX_PEAK, AudioError, load_audio
 from featurestore.build import BuildError, build_store
 from featurestore.headers import declared_frames
-from featurestore.nsynth import read_split, write_split
+from featurestore.nsynth import write_split
+from featurestore.splitfolder import read_split
 from featurestore.params import FeatureParams
 from featurestore.render import RenderOptions, render_soundfont
 from featurestore.stats import RunningStats

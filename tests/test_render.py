@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from featurestore.nsynth import FAMILIES, QUALITIES, read_split
+from featurestore.nsynth import FAMILIES, QUALITIES
+from featurestore.splitfolder import read_split
 from featurestore.render import (GM_FAMILIES, RenderOptions, assign_splits, default_soundfont,
                                  render_soundfont)
 
