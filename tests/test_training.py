@@ -18,7 +18,8 @@ from training.config import TrainConfig
 from training.data import StoreBatches, balanced_weights
 from training.evaluate import evaluate
 from training.modeldir import ModelError, load_trained
-from training.models import FrequencyShift, Mixup, SpecAugment, SpectralGain, build_model
+from training.models import (FramePool, FrequencyShift, Mixup, SpecAugment, SpectralGain,
+                             build_model)
 from training.predict import predict_features, predict_files
 from training.runfiles import RunFiles, plateau_learning_rate, should_stop
 from training.train import train
@@ -354,13 +355,27 @@ def test_default_model_pools_the_configured_frames_first():
     for frames in (2, 4):
         model = build_model(QUICK.replace(time_pool=frames), params, mean=np.zeros(513),
                             std=np.ones(513))
-        assert model.get_layer("time_pool").pool_size == (frames, 1)
+        assert model.get_layer("time_pool").size == frames
     with pytest.raises(InputError, match="time_pool must be >= 1"):
         TrainConfig(time_pool=0)
     saved = TrainConfig().to_dict()
     assert TrainConfig.from_dict(saved).time_pool == 4
     del saved["time_pool"]  # a run saved before the field: it pooled 2, and resumes so
     assert TrainConfig.from_dict(saved).time_pool == 2
+
+
+@pytest.mark.parametrize("frames", [251, 252, 249, 3, 1])
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_frame_pool_is_tensorflows_same_average_pooling(frames, size):
+    """What AveragePooling2D((size, 1), padding='same') gives under TensorFlow and JAX (the
+    windows at the edges average only the frames they hold), whatever the backend."""
+    x = np.random.default_rng(frames).normal(size=(2, frames, 3, 1)).astype(np.float32)
+    windows = -(-frames // size)
+    pad = windows * size - frames
+    starts = np.arange(windows) * size - pad // 2
+    expected = np.stack([x[:, max(a, 0):a + size].mean(axis=1) for a in starts], axis=1)
+    got = np.asarray(FramePool(size)(x))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_default_model_averages_stft_bins_into_the_configured_bands():

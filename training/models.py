@@ -41,7 +41,7 @@ from featurestore.params import FeatureParams
 from .config import TrainConfig
 
 __all__ = ["build_model", "with_mixup", "Mixup", "SpectralGain", "FrequencyShift", "SpecAugment",
-           "EMBEDDING_LAYER"]
+           "FramePool", "EMBEDDING_LAYER"]
 
 EMBEDDING_LAYER = "embedding"
 
@@ -149,6 +149,34 @@ class SpecAugment(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
+class FramePool(layers.Layer):
+    """The mean of every ``size`` frames of ``(batch, frames, bins, channels)``; frames short
+    of a whole window are padded half before, half after, and the windows they touch average
+    the frames they hold. That is ``AveragePooling2D((size, 1), padding='same')`` under
+    TensorFlow and JAX; Keras's PyTorch backend repeats the edge frames into those windows
+    instead, so a model would compute another function there."""
+
+    def __init__(self, size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+
+    def call(self, x):
+        frames, size = x.shape[1], self.size
+        windows = -(-frames // size)
+        pad = windows * size - frames
+        before = pad // 2
+        counts = np.full(windows, size, np.float32)
+        counts[0] -= before
+        counts[-1] -= pad - before
+        x = ops.pad(x, [[0, 0], [before, pad - before], [0, 0], [0, 0]])
+        sums = ops.sum(ops.reshape(x, (-1, windows, size) + tuple(x.shape[2:])), axis=2)
+        return sums / ops.cast(counts[None, :, None, None], sums.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+@keras.saving.register_keras_serializable(package="timbremap")
 class Mixup(layers.Layer):
     """Mixup (training only): note ``2k`` becomes ``w * x[2k] + (1 - w) * x[2k + 1]`` with its
     own weight ``w`` from ``mix``, and note ``2k + 1`` the other way round; the labels are mixed
@@ -235,7 +263,7 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
             x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
                             config.time_mask_frames, seed=seed + 2, name="specaugment")(x)
         x = layers.Reshape((frames, bins, 1))(x)
-        x = layers.AveragePooling2D((config.time_pool, 1), padding="same", name="time_pool")(x)
+        x = FramePool(config.time_pool, name="time_pool")(x)
         w = config.width
         x = _conv(x, w, 3, config.bn_momentum)
         x = layers.MaxPooling2D(2, padding="same")(x)
