@@ -127,6 +127,9 @@ def make_parser():
     p.add_argument("--time-pool", type=int,
                    help=f"frames the default model averages before its first convolution "
                         f"(default {d.time_pool})")
+    p.add_argument("--weight-decay", type=float,
+                   help=f"AdamW's decoupled weight decay, per unit of learning rate (default "
+                        f"{d.weight_decay:g})")
     p.add_argument("--width", type=int,
                    help=f"channels of the default model's first convolution, doubling per "
                         f"block (default {d.width})")
