@@ -82,8 +82,8 @@ def train_config(args):
     from training.config import TrainConfig
     changes = {name: getattr(args, name) for name in
                ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "schedule",
-                "patience", "budget_minutes", "weight_decay", "time_pool", "width",
-                "mixup_domain", "seed", "precision", "loader", "workers")
+                "patience", "budget_minutes", "weight_decay", "time_pool", "width", "seed",
+                "precision", "loader", "workers")
                if getattr(args, name, None) is not None}
     if changes.get("budget_minutes") == 0:
         changes["budget_minutes"] = None

@@ -35,8 +35,7 @@ def make_parser():
     from featurestore.build import build_store
     from featurestore.render import RenderOptions
     from featurestore.workers import BACKENDS, THREADS_UP_TO
-    from training.config import (EPOCH_NOTES, LOADERS, MIXUP_DOMAINS, MODELS, PRECISIONS,
-                                 SCHEDULES, TrainConfig)
+    from training.config import EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES, TrainConfig
     from training.evaluate import evaluate
     from training.predict import FilePrediction
     parser = argparse.ArgumentParser(
@@ -133,9 +132,6 @@ def make_parser():
     p.add_argument("--width", type=int,
                    help=f"channels of the default model's first convolution, doubling per "
                         f"block (default {d.width})")
-    p.add_argument("--mixup-domain", choices=MIXUP_DOMAINS,
-                   help=f"mix notes as stored (log) or mix their spectra (energy; default "
-                        f"{d.mixup_domain})")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -260,13 +260,6 @@ RECIPES = {
     "time-pool-2": ({"time_pool": 2},
                     "the default averaging 2 frames before its first convolution instead of 4: "
                     "twice the cost per note"),
-    "mixup-energy": ({"mixup_domain": "energy"},
-                     "the default mixing notes' spectra (log-mixup-exp) instead of their logs"),
-    "width-24": ({"width": 24}, "the default with 24 channels in its first convolution "
-                                "instead of 16 (doubling per block)"),
-    "weight-decay": ({"weight_decay": 0.05},
-                     "the default with AdamW's weight decay 0.05 instead of 1e-4 (per unit of "
-                     "learning rate: about 1e-4 a step at the starting rate)"),
     "fixed": ({"epochs": 7, "steps_per_epoch": 150, "schedule": "cosine", "patience": 8,
                "budget_minutes": 28.0},
               "7 epochs of 150 batches, cosine schedule over them, 28 minutes at most"),

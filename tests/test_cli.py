@@ -147,9 +147,11 @@ def test_train_options_become_the_training_configuration():
     assert train_config(parser.parse_args(["train", "store", "model"])) == TrainConfig()
     config = train_config(parser.parse_args([
         "train", "store", "model", "--precision", "float32", "--workers", "4",
-        "--budget-minutes", "0", "--deterministic", "--no-augment", "--batch-size", "7"]))
+        "--budget-minutes", "0", "--deterministic", "--no-augment", "--batch-size", "7",
+        "--time-pool", "2", "--width", "24", "--weight-decay", "0.05"]))
     assert (config.precision, config.workers, config.budget_minutes, config.deterministic,
             config.augment, config.batch_size) == ("float32", 4, None, True, False, 7)
+    assert (config.time_pool, config.width, config.weight_decay) == (2, 24, 0.05)
 
 
 def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):

@@ -10,13 +10,11 @@ from typing import Optional
 
 from featurestore.errors import InputError
 
-__all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "MIXUP_DOMAINS", "PRECISIONS",
-           "EPOCH_NOTES"]
+__all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "PRECISIONS", "EPOCH_NOTES"]
 
 MODELS = ("default", "tutorial")
 LOADERS = ("mmap", "h5py")
 SCHEDULES = ("plateau", "cosine")
-MIXUP_DOMAINS = ("log", "energy")
 PRECISIONS = ("auto", "mixed", "float32")
 #: An epoch is one pass over the training split, or this many notes of it when it holds more
 #: (so that validation, early stopping and backups come every few minutes on 2 cores).
@@ -87,11 +85,6 @@ class TrainConfig:
         SpecAugment masks: how many, and how wide at most.
     mixup_alpha : float
         Mixup with Beta(alpha, alpha) weights (0 disables it).
-    mixup_domain : {'log', 'energy'}
-        ``'log'``: notes are mixed as stored, ``w * v1 + (1 - w) * v2``; ``'energy'``: their
-        spectra ``S`` are mixed, ``log(w * exp(v1) + (1 - w) * exp(v2))`` for stored ``v =
-        log(1 + c * S)`` (BYOL-A's log-mixup-exp: the features of the two notes played
-        together).
     bands : int
         Mel bands the default model averages STFT bins into before its convolutions (stores
         of ``bands`` bins or fewer, e.g. mel features, are used as they are).
@@ -135,7 +128,6 @@ class TrainConfig:
     time_masks: int = 2
     time_mask_frames: int = 20
     mixup_alpha: float = 0.2
-    mixup_domain: str = "log"
     bands: int = 96
     time_pool: int = 4
     width: int = 16
@@ -149,9 +141,6 @@ class TrainConfig:
             raise InputError(f"loader must be one of {LOADERS}, got {self.loader!r}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.mixup_domain not in MIXUP_DOMAINS:
-            raise InputError(f"mixup_domain must be one of {MIXUP_DOMAINS}, got "
-                             f"{self.mixup_domain!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("batch_size", "patience", "lr_patience", "bands", "time_pool", "width",

@@ -183,39 +183,25 @@ class Mixup(layers.Layer):
     alike by :class:`training.data.StoreBatches`. Partners are neighbours so that a batch split
     over devices keeps its pairs; the notes of a training batch are independent random draws,
     so a neighbour is as random a partner as any. Outside training, ``spectra`` pass as they
-    are (cast to the layer's dtype).
-
-    ``domain='energy'`` mixes the spectra the features are the log of: for ``v = log(1 + c *
-    S)``, ``log(w * exp(v1) + (1 - w) * exp(v2)) = log(1 + c * (w * S1 + (1 - w) * S2))``.
-    """
-
-    def __init__(self, domain: str = "log", **kwargs):
-        super().__init__(**kwargs)
-        self.domain = domain
+    are (cast to the layer's dtype)."""
 
     def call(self, spectra, mix, training=None):
         x = ops.cast(spectra, self.compute_dtype)
         if not training:
             return x
-        partner = ops.reshape(ops.flip(ops.reshape(x, (-1, 2) + tuple(x.shape[1:])), axis=1),
-                              ops.shape(x))
+        pairs = ops.flip(ops.reshape(x, (-1, 2) + tuple(x.shape[1:])), axis=1)
         weight = ops.reshape(ops.cast(mix, x.dtype), (-1,) + (1,) * (len(x.shape) - 1))
-        if self.domain == "energy":
-            return ops.logaddexp(x + ops.log(weight), partner + ops.log1p(-weight))
-        return weight * x + (1 - weight) * partner
-
-    def get_config(self):
-        return {**super().get_config(), "domain": self.domain}
+        return weight * x + (1 - weight) * ops.reshape(pairs, ops.shape(x))
 
 
-def with_mixup(classifier: keras.Model, domain: str = "log") -> keras.Model:
+def with_mixup(classifier: keras.Model) -> keras.Model:
     """The model training fits when mixup is on: inputs ``{'spectra': (B, frames, bins),
     'mix': (B,)}`` -> :class:`Mixup` -> ``classifier``, whose weights it shares. ``B`` must be
     even (notes are mixed in pairs)."""
     spectra = keras.Input(shape=classifier.input_shape[1:], dtype=classifier.inputs[0].dtype,
                           name="spectra")
     mix = keras.Input(shape=(), name="mix")
-    x = Mixup(domain, name="mixup", dtype="float32")(spectra, mix)
+    x = Mixup(name="mixup", dtype="float32")(spectra, mix)
     return keras.Model({"spectra": spectra, "mix": mix}, classifier(x),
                        name=f"{classifier.name}_mixup")
 

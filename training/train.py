@@ -155,8 +155,7 @@ def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int
     from .models import build_model, with_mixup
     with precision(config.precision):
         classifier = build_model(config, params, mean=mean, std=std)
-        fitted = (with_mixup(classifier, config.mixup_domain) if config.mixup()
-                  else classifier)
+        fitted = with_mixup(classifier) if config.mixup() else classifier
     rate = config.learning_rate
     if config.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
