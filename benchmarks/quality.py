@@ -263,6 +263,10 @@ RECIPES = {
     "fixed": ({"epochs": 7, "steps_per_epoch": 150, "schedule": "cosine", "patience": 8,
                "budget_minutes": 28.0},
               "7 epochs of 150 batches, cosine schedule over them, 28 minutes at most"),
+    "fixed-time-pool-2": ({"epochs": 7, "steps_per_epoch": 150, "schedule": "cosine", "patience": 8,
+                           "budget_minutes": 28.0, "time_pool": 2},
+                          "the fixed recipe on the model averaging 2 frames before its first "
+                          "convolution"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
                  "the tutorial's network (about 8x the default's cost per note): 3 epochs of "
                  "30 batches"),
