@@ -82,7 +82,7 @@ def train_config(args):
     from training.config import TrainConfig
     changes = {name: getattr(args, name) for name in
                ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "schedule",
-                "patience", "budget_minutes", "weight_decay", "time_pool", "width", "soup", "seed",
+                "patience", "budget_minutes", "weight_decay", "time_pool", "width", "seed",
                 "precision", "loader", "workers")
                if getattr(args, name, None) is not None}
     if changes.get("budget_minutes") == 0:

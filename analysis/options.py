@@ -132,9 +132,6 @@ def make_parser():
     p.add_argument("--width", type=int,
                    help=f"channels of the default model's first convolution, doubling per "
                         f"block (default {d.width})")
-    p.add_argument("--soup", type=int,
-                   help=f"the model averages up to this many best epochs' weights, greedily "
-                        f"(default {d.soup}: the best epoch)")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

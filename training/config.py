@@ -95,10 +95,6 @@ class TrainConfig:
     width : int
         Channels of the default model's first convolution (doubling per block).
     dropout : float
-    soup : int
-        At the end, average the weights of up to ``soup`` best epochs (by validation accuracy),
-        greedily: an epoch joins the average only where the average's validation accuracy does
-        not fall (a "greedy soup"); 1 keeps the best epoch as it is.
     bn_momentum : float
         Momentum of the batch-norm moving statistics (used at inference). 0.9 lets them settle
         within tens of steps; at 0.99 a third of their start values (mean 0, variance 1) is
@@ -137,7 +133,6 @@ class TrainConfig:
     width: int = 16
     dropout: float = 0.3
     bn_momentum: float = 0.9
-    soup: int = 1
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -149,7 +144,7 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("batch_size", "patience", "lr_patience", "bands", "time_pool", "width",
-                     "workers", "soup"):
+                     "workers"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "steps_per_epoch"):

@@ -137,7 +137,6 @@ class RunFiles(keras.callbacks.Callback):
         self.best_path = model_dir / best_file
         self.backup_dir = model_dir / backup_dir
         self.epoch_start = time.monotonic()
-        self.epoch_weights = {}  # epoch -> the classifier's weights (a soup's ingredients)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.monotonic()
@@ -155,8 +154,6 @@ class RunFiles(keras.callbacks.Callback):
                "seconds": time.monotonic() - self.epoch_start}
         best = max((r["val_accuracy"] for r in self.history), default=None)
         self.history.append(row)
-        if self.config.soup > 1:
-            self.epoch_weights[epoch] = [w.copy() for w in self.classifier.get_weights()]
         write_history(self.history_path, self.history)
         if best is None or row["val_accuracy"] > best:
             with replaced(self.best_path, ".keras") as tmp:

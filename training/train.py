@@ -229,35 +229,9 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
                       initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
                       callbacks=[keras.callbacks.TerminateOnNaN(), Draws(), run_files,
                                  *callbacks])
-            if config.soup > 1:
-                _greedy_soup(model, classifier, run_files, valid_data, model_dir, config.soup)
     finally:
         train_data.close()
         valid_data.close()
-
-
-def _greedy_soup(model, classifier, run_files, valid_data, model_dir: Path, size: int):
-    """Average the best epochs' weights greedily (Wortsman et al. 2022): from the best epoch
-    down, an epoch joins while the average's validation accuracy does not fall. The average is
-    saved as the best model, its epochs and accuracy in ``soup.json``."""
-    ranked = sorted(run_files.epoch_weights,
-                    key=lambda e: -run_files.history[e]["val_accuracy"])[:size]
-    soup, best = [ranked[0]], run_files.history[ranked[0]]["val_accuracy"]
-    for epoch in ranked[1:]:
-        trial = soup + [epoch]
-        classifier.set_weights([np.mean([run_files.epoch_weights[e][i] for e in trial], axis=0)
-                                for i in range(len(run_files.epoch_weights[epoch]))])
-        accuracy = model.evaluate(valid_data, verbose=0, return_dict=True)["accuracy"]
-        log.info("soup of epochs %s: validation accuracy %.4f", [e + 1 for e in trial],
-                 accuracy)
-        if accuracy >= best:
-            soup, best = trial, accuracy
-    classifier.set_weights([np.mean([run_files.epoch_weights[e][i] for e in soup], axis=0)
-                            for i in range(len(run_files.epoch_weights[soup[0]]))])
-    with replaced(model_dir / BEST_FILE, ".keras") as tmp:
-        classifier.save(tmp)
-    atomic_write_text(model_dir / "soup.json", json.dumps(
-        {"epochs": [e + 1 for e in soup], "val_accuracy": best}))
 
 
 def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> TrainResult:
@@ -275,11 +249,7 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
     if diverged:
         log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
                     "model is its best epoch before that", diverged[0])
-    soup = json.loads((model_dir / "soup.json").read_text()) \
-        if (model_dir / "soup.json").is_file() else {}
-    info.update(best_epoch=int(best["epoch"]) + 1,
-                best_val_accuracy=soup.get("val_accuracy", best["val_accuracy"]),
-                soup_epochs=soup.get("epochs", [int(best["epoch"]) + 1]),
+    info.update(best_epoch=int(best["epoch"]) + 1, best_val_accuracy=best["val_accuracy"],
                 stopped=should_stop(history, config) or "the loss was not finite",
                 epochs_run=len(history),
                 minutes=round(sum(row.get("seconds", 0.0) for row in history) / 60, 2))
