@@ -1,7 +1,7 @@
 """The cross-bank protocol: how well a recipe names the family of instruments from sound banks
 it never heard, with two seeds or more, against the MFCC baseline.
 
-    python benchmarks/quality.py                     # the recipes 'default' and 'fixed', seeds 0 1
+    python benchmarks/quality.py      # recipes 'default', 'fixed' and 'fixed-time-pool-2', seeds 0 1
     python benchmarks/quality.py --recipes default --seeds 0 1 2 --workdir /tmp/q
 
 Banks (General MIDI SoundFonts rendered here with ``timbremap render``'s mapping of GM programs
@@ -400,7 +400,7 @@ def main():
     parser.add_argument("--pitch-step", type=int, default=2)
     parser.add_argument("--velocities", type=int, nargs="+", default=[50, 90, 127])
     parser.add_argument("--recipes", nargs="+", choices=list(RECIPES),
-                        default=["default", "fixed"], help="the first is compared to the others")
+                        default=["default", "fixed", "fixed-time-pool-2"], help="the first is compared to the others")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--selection", metavar="NAME",
                         help="a trial judged on a selection bank instead: train TimGM6mb, "
