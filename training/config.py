@@ -90,7 +90,7 @@ class TrainConfig:
         of ``bands`` bins or fewer, e.g. mel features, are used as they are).
     time_pool : int
         Frames the default model averages before its first convolution (4: 64 ms with the
-        default hop; 2 cost twice as much per note and did worse on the selection bank:
+        default hop; 2 cost twice as much per note and were no better on the selection bank:
         docs/quality.md).
     width : int
         Channels of the default model's first convolution (doubling per block).
