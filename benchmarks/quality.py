@@ -267,6 +267,8 @@ RECIPES = {
                            "budget_minutes": 28.0, "time_pool": 2},
                           "the fixed recipe on the model averaging 2 frames before its first "
                           "convolution"),
+    "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
+                                      "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
                  "the tutorial's network (about 8x the default's cost per note): 3 epochs of "
                  "30 batches"),
