@@ -1,7 +1,7 @@
 """The cross-bank protocol: how well a recipe names the family of instruments from sound banks
 it never heard, with two seeds or more, against the MFCC baseline.
 
-    python benchmarks/quality.py      # recipes 'default', 'fixed' and 'fixed-time-pool-2', seeds 0 1
+    python benchmarks/quality.py     # recipes default, fixed, fixed-time-pool-2; seeds 0 1
     python benchmarks/quality.py --recipes default --seeds 0 1 2 --workdir /tmp/q
 
 Banks (General MIDI SoundFonts rendered here with ``timbremap render``'s mapping of GM programs
