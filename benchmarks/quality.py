@@ -267,6 +267,11 @@ RECIPES = {
     "fixed-time-pool-2": ({**FIXED, "time_pool": 2},
                           "the fixed recipe on the model averaging 2 frames before its first "
                           "convolution"),
+    "width-24": ({"width": 24}, "the default with 24 channels in its first convolution "
+                                "instead of 16, doubling per block"),
+    "weight-decay": ({"weight_decay": 0.05},
+                     "the default with AdamW's weight decay 0.05 instead of 1e-4 (per unit of "
+                     "learning rate: about 1e-4 a step at the starting rate)"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
