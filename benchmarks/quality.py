@@ -252,7 +252,7 @@ def cli(*args) -> str:
     return result.stdout
 
 
-#: The fixed recipe's schedule: 7 epochs of 150 batches under a cosine.
+#: The fixed recipe: 7 epochs of 150 batches under a cosine, with the weight decay of its time.
 FIXED = {"epochs": 7, "steps_per_epoch": 150, "schedule": "cosine", "patience": 8,
          "budget_minutes": 28.0, "weight_decay": 1e-4}
 #: The recipes the protocol compares: ``TrainConfig`` fields set on top of the defaults, and
