@@ -25,7 +25,7 @@ from .errors import BuildError, StoreError
 from .nsynth import SPLITS, find_splits
 from .splitfolder import Notes, read_split
 from .params import FeatureParams
-from .splitfile import (Progress, Summary, create_partial, finalize, fingerprint,
+from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
                         inputs_digest, note_writer)
 from .stats import RunningStats
 from .store import held_by_another, split_path
@@ -89,7 +89,13 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
                      journal: Path) -> Progress:
     """The journal's progress when its partial file can be resumed, else a new partial file."""
     digest = fingerprint(params, split.notes)
-    state = Progress.load(journal, digest) if partial.is_file() else None
+    state = None
+    if partial.is_file():
+        try:
+            state = Progress.load(journal, digest)
+        except JournalError as err:
+            log.warning("%s: unreadable build journal: %s; starting %s again", journal, err,
+                        split.name)
     if state is not None:
         try:
             with h5py.File(partial, "r") as f:

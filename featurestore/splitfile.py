@@ -13,7 +13,8 @@ skipped inputs) replaces the previous one atomically; saving it after every batc
 than the batch's own writes. Running the build again continues from the journal, recomputing
 and overwriting the rows written after it, and produces the same file an uninterrupted build
 would (same rows, same float64 statistics: batches are merged in the same order). A journal
-whose inputs or parameters no longer match starts the split anew. :func:`finalize` writes the
+whose inputs or parameters no longer match starts the split anew, and so does one that cannot be
+read (:class:`JournalError`, reported by the build before it starts again). :func:`finalize` writes the
 rest of the schema (labels, metadata, ``/skipped``, ``/adjusted``, attrs).
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .splitfolder import Notes
 from .params import FeatureParams
 from .stats import RunningStats
 
-__all__ = ["Progress", "Summary", "create_partial", "note_writer", "finalize", "fingerprint",
+__all__ = ["Progress", "JournalError", "Summary", "create_partial", "note_writer", "finalize", "fingerprint",
            "inputs_digest", "JOURNAL_SECONDS"]
 
 JOURNAL_SECONDS = 1.0  # at most this much finished work is redone after an interruption
@@ -101,18 +102,53 @@ class Progress:
 
     @classmethod
     def load(cls, path: Path, fingerprint: str) -> Optional["Progress"]:
+        """The progress a journal holds.
+
+        Parameters
+        ----------
+        path : pathlib.Path
+            The journal, ``SPLIT.h5.journal``.
+        fingerprint : str
+            What the split is built from now (:func:`fingerprint`).
+
+        Returns
+        -------
+        Progress or None
+            ``None`` when there is no journal or it belongs to other inputs or parameters.
+
+        Raises
+        ------
+        JournalError
+            The journal cannot be read, or does not hold what :meth:`save` writes.
+        """
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return None
+        except OSError as err:
+            raise JournalError(f"cannot be read ({err.strerror or err})") from err
+        except ValueError as err:  # not UTF-8, or not json
+            raise JournalError(f"not json ({err})") from err
+        if not isinstance(data, dict):
+            raise JournalError(f"not a json object but {type(data).__name__}")
         if data.get("fingerprint") != fingerprint:
             return None
-        stats = RunningStats()
-        if data["stats"]:
-            stats = RunningStats(data["stats"]["count"], np.array(data["stats"]["mean"]),
-                                 np.array(data["stats"]["m2"]))
-        return cls(fingerprint, data["position"], data["n_written"], stats,
-                   [tuple(s) for s in data["skipped"]], [tuple(a) for a in data["adjusted"]])
+        try:
+            stats = RunningStats()
+            if data["stats"]:
+                stats = RunningStats(data["stats"]["count"], np.array(data["stats"]["mean"]),
+                                     np.array(data["stats"]["m2"]))
+            return cls(fingerprint, int(data["position"]), int(data["n_written"]), stats,
+                       [tuple(s) for s in data["skipped"]],
+                       [tuple(a) for a in data["adjusted"]])
+        except KeyError as err:
+            raise JournalError(f"no {err} in it") from err
+        except (TypeError, ValueError) as err:
+            raise JournalError(f"a field of the wrong type ({err})") from err
+
+
+class JournalError(ValueError):
+    """A journal that cannot be read or does not hold what :meth:`Progress.save` writes."""
 
 
 def create_partial(path: Path, n: int, params: FeatureParams):

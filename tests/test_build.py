@@ -268,6 +268,52 @@ def test_a_full_disk_names_the_file_and_the_build_resumes(tone_root, tmp_path, m
         np.testing.assert_array_equal(a["spectra"].attrs["std"], b["spectra"].attrs["std"])
 
 
+
+@pytest.mark.parametrize("text, what", [("{\"fingerprint\": ", "not json"),
+                                        ("[1, 2]", "not a json object"),
+                                        ("\udcff", "not json")])
+def test_an_unreadable_journal_is_reported_before_the_split_starts_again(
+        tone_root, tmp_path, caplog, text, what):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train.h5.partial").write_bytes(b"left by an earlier build")
+    journal = out / "train.h5.journal"
+    journal.write_text(text, encoding="utf-8", errors="surrogateescape")
+    with caplog.at_level("WARNING", logger="featurestore.build"):
+        report = build_store(tone_root, out, jobs=1, progress=False, splits=["train"])[0]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"{journal}: unreadable build journal: {what}")
+    assert warnings[0].endswith("starting train again")
+    assert report.status == "built" and not journal.exists()
+
+
+
+def test_a_journal_missing_a_field_or_with_a_wrong_one_says_which(tmp_path):
+    from featurestore.splitfile import JournalError, Progress
+    journal = tmp_path / "train.h5.journal"
+    Progress("abc", position=4, n_written=3, skipped=[(1, "silent")]).save(journal)
+    assert Progress.load(journal, "abc").skipped == [(1, "silent")]
+    assert Progress.load(journal, "another") is None
+    assert Progress.load(tmp_path / "none.journal", "abc") is None
+    data = json.loads(journal.read_text())
+    journal.write_text(json.dumps({k: v for k, v in data.items() if k != "n_written"}))
+    with pytest.raises(JournalError, match="no 'n_written' in it"):
+        Progress.load(journal, "abc")
+    journal.write_text(json.dumps(dict(data, position=[4])))
+    with pytest.raises(JournalError, match="a field of the wrong type"):
+        Progress.load(journal, "abc")
+
+def test_a_journal_of_other_inputs_starts_the_split_again_without_a_warning(
+        tone_root, tmp_path, caplog):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train.h5.partial").write_bytes(b"left by an earlier build")
+    (out / "train.h5.journal").write_text(json.dumps({"fingerprint": "another build"}))
+    with caplog.at_level("WARNING", logger="featurestore.build"):
+        report = build_store(tone_root, out, jobs=1, progress=False, splits=["train"])[0]
+    assert report.status == "built" and not caplog.records
+
 SLOW_BUILD = """
 import sys, time
 import featurestore.workers as w
