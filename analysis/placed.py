@@ -3,9 +3,12 @@ json, read by ``plot`` and ``map``, dropped with the map they were placed on).""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Sequence
 
@@ -33,24 +36,65 @@ class Placed:
 
 
 def write_placed(store, placed: Sequence[Placed]):
-    """Replace ``placed.json`` (whole or not at all)."""
-    atomic_write_text(Path(store) / PLACED_FILE,
-                      json.dumps([asdict(p) for p in placed], indent=1))
+    """Replace ``placed.json`` (whole or not at all).
+
+    A ``placed.json`` that is not what this function writes (someone else's, damaged) is not
+    replaced but renamed first, to ``placed.json.damaged-<UTC time>``, with a warning naming it.
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+        The store folder.
+    placed : sequence of Placed
+        Every placed sound to keep.
+    """
+    path = Path(store) / PLACED_FILE
+    try:
+        _load(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        aside = _keep_aside(path)
+        log.warning("%s: not a list of placed sounds (%s); kept as %s", path, err, aside.name)
+    atomic_write_text(path, json.dumps([asdict(p) for p in placed], indent=1))
 
 
 def read_placed(store) -> List[Placed]:
     """The placed sounds recorded next to a store (empty when none). A file that is not what
-    ``place`` writes (someone else's, damaged) is ignored with a warning."""
+    ``place`` writes (someone else's, damaged) is ignored with a warning (and kept aside when a
+    new one is written: :func:`write_placed`)."""
     path = Path(store) / PLACED_FILE
     if not path.is_file():
         return []
-    names = {f.name for f in dataclasses.fields(Placed)}
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-        return [Placed(**{k: v for k, v in row.items() if k in names}) for row in rows]
-    except (ValueError, TypeError, AttributeError) as err:
+        return _load(path)
+    except (OSError, ValueError, TypeError, AttributeError) as err:
         log.warning("%s: not a list of placed sounds (%s); ignored", path, err)
         return []
+
+
+def _load(path: Path) -> List[Placed]:
+    names = {f.name for f in dataclasses.fields(Placed)}
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    return [Placed(**{k: v for k, v in row.items() if k in names}) for row in rows]
+
+
+def _keep_aside(path: Path) -> Path:
+    """Rename ``path`` to a name of its own beside it (never over an earlier one)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for n in itertools.count():
+        aside = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{n}" if n else ""))
+        try:  # a link fails where the name exists: nothing is overwritten
+            os.link(path, aside)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here (or a folder): rename to a name still free
+            if aside.exists() or aside.is_symlink():
+                continue
+            os.rename(path, aside)
+            return aside
+        path.unlink()
+        return aside
 
 
 def forget_placed(store, split: str):

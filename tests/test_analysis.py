@@ -218,6 +218,20 @@ def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
     assert [p.path for p in read_placed(store)] == [str(copy)]
 
 
+
+def test_place_keeps_a_damaged_placed_json_aside(mapped, tone_root, tmp_path, caplog):
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    damaged = b'[{"path": "/my/own.wav", "split": "train"'
+    (store / "placed.json").write_bytes(damaged)
+    wav = next((tone_root / "train" / "audio").glob("*.wav"))
+    place_files(store, mapped[1], [wav], split="train")
+    aside, = store.glob("placed.json.damaged-*")
+    assert aside.read_bytes() == damaged
+    assert [p.path for p in read_placed(store)] == [str(wav.resolve())]
+    assert "placed.json: not a list of placed sounds" in caplog.text
+    assert f"kept as {aside.name}" in caplog.text
+
 def test_place_command_prints_what_reading_did(mapped, tone_root, tmp_path, capsys, caplog):
     from analysis.cli import main
     store, model = tmp_path / "store", mapped[1]

@@ -1,0 +1,47 @@
+"""placed.json: what ``place`` records beside a store, and what it never overwrites."""
+import json
+import logging
+
+from analysis.placed import PLACED_FILE, Placed, forget_placed, read_placed, write_placed
+
+DAMAGED = b'[{"path": "/my/own.wav", "split": "test", "x": 1.5,'  # cut off mid-write
+
+
+def test_placed_sounds_round_trip(tmp_path):
+    placed = [Placed("/a.wav", "test", x=1.0, y=2.0, family="bass", probability=0.5),
+              Placed("/b.wav", "train", adjustments=["downmixed 2 channels"])]
+    write_placed(tmp_path, placed)
+    assert read_placed(tmp_path)[0] == placed[0]
+    assert read_placed(tmp_path)[1].adjustments == ["downmixed 2 channels"]
+    forget_placed(tmp_path, "train")
+    assert [p.path for p in read_placed(tmp_path)] == ["/a.wav"]
+    assert [p.name for p in tmp_path.iterdir()] == [PLACED_FILE]
+
+
+def test_a_damaged_placed_json_is_kept_aside_byte_for_byte(tmp_path, caplog):
+    path = tmp_path / PLACED_FILE
+    path.write_bytes(DAMAGED)
+    with caplog.at_level(logging.WARNING, logger="analysis.placed"):
+        assert read_placed(tmp_path) == []
+        forget_placed(tmp_path, "test")  # nothing to forget: the file stays as it is
+        assert path.read_bytes() == DAMAGED
+        write_placed(tmp_path, [Placed("/new.wav", "test")])
+    aside, = tmp_path.glob(f"{PLACED_FILE}.damaged-*")
+    assert aside.read_bytes() == DAMAGED
+    assert [p.path for p in read_placed(tmp_path)] == ["/new.wav"]
+    *ignored, kept = [r.getMessage() for r in caplog.records]
+    ignored, = set(ignored)  # by read_placed and forget_placed
+    assert ignored.startswith(f"{path}: not a list of placed sounds (") and "ignored" in ignored
+    assert kept.startswith(f"{path}: not a list of placed sounds (")
+    assert kept.endswith(f"; kept as {aside.name}")
+
+
+def test_every_damaged_placed_json_is_kept_under_a_name_of_its_own(tmp_path):
+    path = tmp_path / PLACED_FILE
+    damaged = [DAMAGED, b"\xff\xfe not text", json.dumps({"not": "a list"}).encode()]
+    for text in damaged:  # within the same second: the names must still differ
+        path.write_bytes(text)
+        write_placed(tmp_path, [])
+    kept = sorted(p.read_bytes() for p in tmp_path.glob(f"{PLACED_FILE}.damaged-*"))
+    assert kept == sorted(damaged)
+    assert json.loads(path.read_text()) == []
