@@ -25,7 +25,10 @@ seed by ``timbremap train`` on the same store, and scored by ``timbremap evaluat
 reported bank. The table gives each bank's accuracy and balanced accuracy as the mean over the
 seeds with their range, the mean over the reported banks, and per-family recall. The MFCC(20)
 mean+std + logistic regression baseline is deterministic: one run. Trained models are kept in
---workdir and reused by a later run (delete them to retrain).
+--workdir and reused by a later run when their ``config.json`` records the recipe's training
+configuration and the store's features; a run that finds a model trained otherwise (under an
+older default, say) names the fields that differ and stops before training anything: delete
+that folder to train it again.
 
 ``--selection NAME --set KEY=VALUE ...`` instead trains on TimGM6mb alone and scores FluidR3's
 held-out programs: a trial judged on a bank never heard, with OPL-3 and Merlin untouched.
@@ -283,9 +286,63 @@ def _flags(changes: dict) -> list:
             for item in (f"--{key.replace('_', '-')}", str(value))]
 
 
+#: ``TrainConfig`` fields that decide how a run is carried out, not what it learns: a model
+#: trained with other values of these is still the recipe's.
+HOW_IT_RUNS = ("deterministic", "loader", "workers")
+
+
+def config_differences(recorded: dict, wanted: dict) -> list:
+    """``name: recorded != wanted`` for every ``TrainConfig`` field that shapes the model or
+    its training (all but :data:`HOW_IT_RUNS`) and differs between two configurations, each a
+    ``TrainConfig.to_dict()`` (``recorded``: the ``train`` of a model folder's
+    ``config.json``, where a field it lacks has the value runs had before the field existed,
+    as ``--resume`` reads it)."""
+    from training.config import TrainConfig
+    old, new = TrainConfig.from_dict(recorded), TrainConfig.from_dict(wanted)
+    return [f"{name}: {getattr(old, name)!r} != {getattr(new, name)!r}"
+            for name in old.to_dict() if name not in HOW_IT_RUNS
+            and getattr(old, name) != getattr(new, name)]
+
+
+def reuse_differences(model_dir: Path, changes: dict, seed: int, features) -> list:
+    """What keeps the model in ``model_dir`` from standing for the recipe ``changes`` with
+    ``seed`` on a store of ``features`` (its ``FeatureParams``): the training and feature
+    fields in which its ``config.json`` differs, or why it cannot be read; empty when it can
+    be reused, or when there is no model to reuse."""
+    from featurestore.params import FeatureParams
+    from training.config import TrainConfig
+    if not (model_dir / "model.keras").is_file():
+        return []
+    try:
+        info = json.loads((model_dir / "config.json").read_text())
+        recorded, params = info["train"], FeatureParams.from_dict(info["features"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return [f"config.json unreadable ({type(err).__name__}: {err})"]
+    wanted = TrainConfig(seed=seed, **changes).to_dict()
+    return (config_differences(recorded, wanted)
+            + [f"features {d}" for d in params.differences(features)])
+
+
+def model_dir_of(workdir: Path, recipe: str, seed: int) -> Path:
+    return workdir / f"model-{recipe}-seed{seed}"
+
+
+def stale_models(workdir: Path, recipes, seeds, features) -> str:
+    """A message naming every model folder of ``recipes`` x ``seeds`` in ``workdir`` that
+    :func:`reuse_differences` will not reuse, and its differences; ``''`` when there is none."""
+    lines = [f"  {model_dir_of(workdir, recipe, seed)}: {'; '.join(differences)}"
+             for seed in seeds for recipe in recipes
+             for differences in [reuse_differences(model_dir_of(workdir, recipe, seed),
+                                                   RECIPES[recipe][0], seed, features)]
+             if differences]
+    return ("trained otherwise than its recipe asks (recorded != recipe); delete the folder to "
+            "train it again, or use another --workdir:\n" + "\n".join(lines)) if lines else ""
+
+
 def network(store: Path, model_dir: Path, changes: dict, seed: int, tests: dict) -> dict:
-    """Train (unless ``model_dir`` holds a model) with ``timbremap train``, and score each of
-    ``tests`` (bank -> store whose test split holds that bank) with ``timbremap evaluate``."""
+    """Train (unless ``model_dir`` holds a model, which :func:`reuse_differences` has found to
+    be the recipe's) with ``timbremap train``, and score each of ``tests`` (bank -> store whose
+    test split holds that bank) with ``timbremap evaluate``."""
     if not (model_dir / "model.keras").is_file():
         cli("train", store, model_dir, "--overwrite", "-q", "--seed", seed, *_flags(changes))
     info = json.loads((model_dir / "config.json").read_text())
@@ -440,12 +497,18 @@ def main():
     stores = {"opl3": store, "merlin": args.workdir / "store-test-merlin"}
     # a store of its own holding only a test split (the model normalises itself)
     cli("build", roots["merlin"], stores["merlin"], "--jobs", "2", "-q", "--overwrite")
+    from featurestore.store import open_split, read_params
+    with open_split(store, "train") as f:
+        features = read_params(f)
+    stale = stale_models(args.workdir, args.recipes, args.seeds, features)
+    if stale:  # before anything is trained: a model trained otherwise is never reported
+        sys.exit(stale)
     base = baseline(root, roots)
     print(json.dumps(base), flush=True)
     results = {recipe: [] for recipe in args.recipes}
     for seed in args.seeds:  # seed by seed: an interrupted run still compares the recipes
         for recipe in args.recipes:
-            results[recipe].append(network(store, args.workdir / f"model-{recipe}-seed{seed}",
+            results[recipe].append(network(store, model_dir_of(args.workdir, recipe, seed),
                                            RECIPES[recipe][0], seed, stores))
             print(json.dumps({"recipe": recipe, **results[recipe][-1]}), flush=True)
     import h5py

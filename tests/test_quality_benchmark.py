@@ -1,0 +1,92 @@
+"""The quality benchmark (``benchmarks/quality.py``) reuses a trained model only when its
+``config.json`` records the recipe: a model trained under another default is not reported as
+the recipe's. Checked on configurations and hand-written model folders, without training."""
+import json
+
+import pytest
+from helpers import load_benchmark
+
+from featurestore.params import FeatureParams
+from training.config import TrainConfig
+
+quality = load_benchmark("quality")
+
+
+def test_config_differences_name_every_field_that_shapes_the_model():
+    default = TrainConfig().to_dict()
+    assert quality.config_differences(default, default) == []
+    older = TrainConfig(weight_decay=1e-4, time_pool=2).to_dict()
+    assert quality.config_differences(older, default) == ["weight_decay: 0.0001 != 0.05",
+                                                          "time_pool: 2 != 4"]
+    fixed = TrainConfig(**quality.RECIPES["fixed"][0]).to_dict()
+    assert {d.split(":")[0] for d in quality.config_differences(default, fixed)} == {
+        "epochs", "steps_per_epoch", "schedule", "patience", "budget_minutes", "weight_decay"}
+    assert quality.config_differences(default, TrainConfig(seed=1).to_dict()) == ["seed: 0 != 1"]
+
+
+def test_how_a_run_is_carried_out_does_not_count():
+    default = TrainConfig().to_dict()
+    other = TrainConfig(deterministic=True, loader="h5py", workers=1).to_dict()
+    assert quality.config_differences(other, default) == []
+
+
+def test_a_field_the_record_lacks_has_its_value_from_before_the_field():
+    recorded = TrainConfig(weight_decay=1e-4).to_dict()
+    del recorded["time_pool"]  # saved before the option existed: the model pooled 2 frames
+    assert quality.config_differences(recorded, TrainConfig().to_dict()) == [
+        "weight_decay: 0.0001 != 0.05", "time_pool: 2 != 4"]
+    recipe = TrainConfig(**quality.RECIPES["time-pool-2"][0], weight_decay=1e-4).to_dict()
+    assert quality.config_differences(recorded, recipe) == []
+
+
+def _model(folder, config: TrainConfig, features: FeatureParams):
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(b"")  # never opened by the check
+    (folder / "config.json").write_text(json.dumps(
+        {"train": config.to_dict(), "features": json.loads(features.to_json())}))
+    return folder
+
+
+@pytest.mark.parametrize("recipe", ["default", "fixed", "fixed-time-pool-2"])
+def test_a_model_of_the_recipe_is_reused(recipe, tmp_path):
+    changes = quality.RECIPES[recipe][0]
+    folder = _model(tmp_path / "m", TrainConfig(seed=1, **changes), FeatureParams())
+    assert quality.reuse_differences(folder, changes, 1, FeatureParams()) == []
+
+
+def test_a_model_trained_otherwise_is_not_reused(tmp_path):
+    changes = quality.RECIPES["default"][0]
+    older = _model(tmp_path / "older", TrainConfig(weight_decay=1e-4), FeatureParams())
+    assert quality.reuse_differences(older, changes, 0, FeatureParams()) == [
+        "weight_decay: 0.0001 != 0.05"]
+    assert quality.reuse_differences(older, changes, 1, FeatureParams()) == [
+        "weight_decay: 0.0001 != 0.05", "seed: 0 != 1"]
+    mel = _model(tmp_path / "mel", TrainConfig(), FeatureParams(kind="mel"))
+    found = quality.reuse_differences(mel, changes, 0, FeatureParams())
+    assert found and all(d.startswith("features ") for d in found)
+    assert any("kind" in d for d in found)
+
+
+def test_no_model_or_an_unreadable_record(tmp_path):
+    assert quality.reuse_differences(tmp_path / "none", {}, 0, FeatureParams()) == []
+    broken = _model(tmp_path / "broken", TrainConfig(), FeatureParams())
+    (broken / "config.json").write_text("{")
+    found = quality.reuse_differences(broken, {}, 0, FeatureParams())
+    assert len(found) == 1 and found[0].startswith("config.json unreadable")
+
+
+def test_a_run_names_every_model_it_will_not_reuse_before_training(tmp_path):
+    _model(quality.model_dir_of(tmp_path, "default", 0), TrainConfig(), FeatureParams())
+    _model(quality.model_dir_of(tmp_path, "default", 1), TrainConfig(seed=1, weight_decay=1e-4),
+           FeatureParams())
+    _model(quality.model_dir_of(tmp_path, "fixed", 0), TrainConfig(), FeatureParams())
+    assert quality.stale_models(tmp_path, ["default"], [0], FeatureParams()) == ""
+    message = quality.stale_models(tmp_path, ["default", "fixed"], [0, 1], FeatureParams())
+    lines = message.splitlines()
+    assert lines[0].startswith("trained otherwise than its recipe asks")
+    assert lines[1] == (f"  {tmp_path / 'model-fixed-seed0'}: epochs: None != 7; "
+                        "steps_per_epoch: None != 150; schedule: 'plateau' != 'cosine'; "
+                        "weight_decay: 0.05 != 0.0001; patience: 6 != 8; "
+                        "budget_minutes: 30.0 != 28.0")
+    assert lines[2] == f"  {tmp_path / 'model-default-seed1'}: weight_decay: 0.0001 != 0.05"
+    assert len(lines) == 3  # model-fixed-seed1 does not exist: it will be trained
