@@ -1,5 +1,6 @@
-"""The ``timbremap`` command's options. Choices and defaults come from the modules and
-functions that own them; nothing is typed twice.
+"""The ``timbremap`` command's options: one builder a command, in the order ``--help`` lists
+them. Choices and defaults come from the modules and functions that own them; nothing is typed
+twice.
 """
 from __future__ import annotations
 
@@ -10,17 +11,31 @@ from pathlib import Path
 __all__ = ["make_parser"]
 
 
-def _add_feature_options(p):
-    from featurestore.params import KINDS, FeatureParams
-    d = FeatureParams()
-    g = p.add_argument_group("features (recorded in the store's attrs)")
-    g.add_argument("--features", choices=KINDS, default=d.kind,
-                   help="log-magnitude STFT (default) or log-mel bands")
-    g.add_argument("--n-fft", type=int, default=d.n_fft)
-    g.add_argument("--hop-length", type=int, default=d.hop_length)
-    g.add_argument("--n-mels", type=int, help=f"mel bands (--features mel; default {d.n_mels})")
-    g.add_argument("--sample-rate", type=int, default=d.sample_rate,
-                   help="audio at other rates is resampled to this one")
+def make_parser() -> argparse.ArgumentParser:
+    """The ``timbremap`` parser: ``--version`` and one subcommand per builder of
+    :data:`COMMANDS`, each with the common options ``-v`` and ``-q``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Its parsed namespace names the subcommand in ``command``.
+    """
+    from featurestore import __version__
+    parser = argparse.ArgumentParser(
+        prog="timbremap",
+        description="HDF5 feature store, instrument-family classifier and timbre maps "
+                    "for NSynth-layout audio.")
+    parser.add_argument("--version", action="version", version=f"timbremap {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="debug messages")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+    for add_options in COMMANDS:
+        add_options(add_command)
+    return parser
 
 
 def _default(func, name: str):
@@ -29,33 +44,11 @@ def _default(func, name: str):
     return inspect.signature(func).parameters[name].default
 
 
-def make_parser():
-    from analysis.tsne import METHODS, SOURCES, tsne_split
-    from featurestore import __version__
-    from featurestore.build import build_store
+def _render(add_command):
     from featurestore.render import RenderOptions
-    from featurestore.workers import BACKENDS, THREADS_UP_TO
-    from training.config import EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES, TrainConfig
-    from training.evaluate import evaluate
-    from training.predict import FilePrediction
-    parser = argparse.ArgumentParser(
-        prog="timbremap",
-        description="HDF5 feature store, instrument-family classifier and timbre maps "
-                    "for NSynth-layout audio.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="debug messages")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--version", action="version", version=f"timbremap {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add = sub.add_parser
-
-    def add_parser(*a, **k):
-        return _add(*a, parents=[common], **k)
-    sub.add_parser = add_parser
-
-    p = sub.add_parser("render", help="render NSynth-layout notes from a General MIDI SoundFont",
-                       description="Render notes of a General MIDI SoundFont into instrument-"
-                                   "disjoint train/valid/test splits in NSynth's layout.")
+    p = add_command("render", help="render NSynth-layout notes from a General MIDI SoundFont",
+                    description="Render notes of a General MIDI SoundFont into instrument-"
+                                "disjoint train/valid/test splits in NSynth's layout.")
     p.add_argument("soundfont", nargs="?", type=Path,
                    help="SF2 or SF3 (Vorbis-compressed) file (default: TimGM6mb.sf2 "
                         "shipped by pretty_midi)")
@@ -71,9 +64,13 @@ def make_parser():
     p.add_argument("--seed", type=int, default=r.seed,
                    help="seeds the program -> split assignment")
 
-    p = sub.add_parser("build", help="build one chunked HDF5 feature file per split",
-                       description="Turn ROOT/{train,valid,test} (examples.json + audio/*.wav) "
-                                   "into OUT/SPLIT.h5. Resumes an interrupted build.")
+
+def _build(add_command):
+    from featurestore.build import build_store
+    from featurestore.workers import BACKENDS, THREADS_UP_TO
+    p = add_command("build", help="build one chunked HDF5 feature file per split",
+                    description="Turn ROOT/{train,valid,test} (examples.json + audio/*.wav) "
+                                "into OUT/SPLIT.h5. Resumes an interrupted build.")
     p.add_argument("root", type=Path)
     p.add_argument("out", type=Path)
     jobs = _default(build_store, "jobs")
@@ -85,18 +82,39 @@ def make_parser():
     p.add_argument("--batch-size", type=int, default=_default(build_store, "batch_size"),
                    help="notes per worker task")
     p.add_argument("--overwrite", action="store_true", help="rebuild finished split files")
-    _add_feature_options(p)
+    _feature_options(p)
 
-    p = sub.add_parser("inspect", help="describe a store's splits",
-                       description="Shapes, label counts, statistics, skipped inputs and "
-                                   "feature parameters of every split of a store.")
+
+def _feature_options(p):
+    """The options of :class:`featurestore.params.FeatureParams` (``build``)."""
+    from featurestore.params import KINDS, FeatureParams
+    d = FeatureParams()
+    g = p.add_argument_group("features (recorded in the store's attrs)")
+    g.add_argument("--features", choices=KINDS, default=d.kind,
+                   help="log-magnitude STFT (default) or log-mel bands")
+    g.add_argument("--n-fft", type=int, default=d.n_fft)
+    g.add_argument("--hop-length", type=int, default=d.hop_length)
+    g.add_argument("--n-mels", type=int, help=f"mel bands (--features mel; default {d.n_mels})")
+    g.add_argument("--sample-rate", type=int, default=d.sample_rate,
+                   help="audio at other rates is resampled to this one")
+
+
+def _inspect(add_command):
+    p = add_command("inspect", help="describe a store's splits",
+                    description="Shapes, label counts, statistics, skipped inputs and "
+                                "feature parameters of every split of a store.")
     p.add_argument("store", type=Path)
 
+
+def _train(add_command):
+    """The options of :class:`training.config.TrainConfig`: left out, they are ``None`` and
+    the config's default applies (so ``--resume`` can tell which were given)."""
+    from training.config import EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES, TrainConfig
     d = TrainConfig()
-    p = sub.add_parser("train", help="train the family classifier on a store",
-                       description="Train on STORE/train.h5, pick the best epoch on "
-                                   "STORE/valid.h5; write MODEL_DIR/model.keras, config.json, "
-                                   "history.csv and curves.png.")
+    p = add_command("train", help="train the family classifier on a store",
+                    description="Train on STORE/train.h5, pick the best epoch on "
+                                "STORE/valid.h5; write MODEL_DIR/model.keras, config.json, "
+                                "history.csv and curves.png.")
     p.add_argument("store", type=Path)
     p.add_argument("model_dir", type=Path)
     p.add_argument("--model", choices=MODELS, default=d.model)
@@ -137,9 +155,12 @@ def make_parser():
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace a trained model")
 
-    p = sub.add_parser("evaluate", help="score a model on a split",
-                       description="Per-family precision/recall/F1, accuracy, balanced accuracy "
-                                   "and a confusion-matrix PNG.")
+
+def _evaluate(add_command):
+    from training.evaluate import evaluate
+    p = add_command("evaluate", help="score a model on a split",
+                    description="Per-family precision/recall/F1, accuracy, balanced accuracy "
+                                "and a confusion-matrix PNG.")
     p.add_argument("store", type=Path)
     p.add_argument("model_dir", type=Path)
     p.add_argument("--split", default=_default(evaluate, "split"))
@@ -148,23 +169,31 @@ def make_parser():
                    help="confusion-matrix PNG (default MODEL_DIR/confusion_SPLIT.png, or "
                         "confusion_STORENAME_SPLIT.png for another store than the model's)")
 
-    p = sub.add_parser("predict", help="top families of audio files",
-                       description="Top families with probabilities for each audio file "
-                                   "(wav, flac, mp3, ...; any sample rate; stereo is downmixed).")
+
+def _predict(add_command):
+    from training.predict import FilePrediction
+    p = add_command("predict", help="top families of audio files",
+                    description="Top families with probabilities for each audio file "
+                                "(wav, flac, mp3, ...; any sample rate; stereo is downmixed).")
     p.add_argument("model_dir", type=Path)
     p.add_argument("files", type=Path, nargs="+")
     p.add_argument("--top", type=int, default=_default(FilePrediction.top, "k"))
 
-    p = sub.add_parser("embed", help="write embeddings and probabilities into the store",
-                       description="Write /embeddings (the model's penultimate layer) and "
-                                   "/probabilities into each split file.")
+
+def _embed(add_command):
+    p = add_command("embed", help="write embeddings and probabilities into the store",
+                    description="Write /embeddings (the model's penultimate layer) and "
+                                "/probabilities into each split file.")
     p.add_argument("store", type=Path)
     p.add_argument("model_dir", type=Path)
     p.add_argument("--split", nargs="+", help="only these splits (default: all)")
 
-    p = sub.add_parser("tsne", help="write a t-SNE map of a split into the store",
-                       description="Write /tsne (N, 2) with its quality (trustworthiness, kNN "
-                                   "family accuracy) in the attrs.")
+
+def _tsne(add_command):
+    from analysis.tsne import METHODS, SOURCES, tsne_split
+    p = add_command("tsne", help="write a t-SNE map of a split into the store",
+                    description="Write /tsne (N, 2) with its quality (trustworthiness, kNN "
+                                "family accuracy) in the attrs.")
     p.add_argument("store", type=Path)
     for option in ("split", "perplexity", "seed"):
         default = _default(tsne_split, option)
@@ -172,30 +201,44 @@ def make_parser():
     p.add_argument("--source", choices=SOURCES, default=_default(tsne_split, "source"))
     p.add_argument("--method", choices=METHODS, default=_default(tsne_split, "method"))
 
-    p = sub.add_parser("place", help="put new sounds on an existing t-SNE map",
-                       description="Embed audio files and position them on a split's "
-                                   "openTSNE map; print coordinates and nearest stored notes.")
+
+def _place(add_command):
+    from analysis.tsne import tsne_split
+    p = add_command("place", help="put new sounds on an existing t-SNE map",
+                    description="Embed audio files and position them on a split's "
+                                "openTSNE map; print coordinates and nearest stored notes.")
     p.add_argument("store", type=Path)
     p.add_argument("model_dir", type=Path)
     p.add_argument("files", type=Path, nargs="+")
     p.add_argument("--split", default=_default(tsne_split, "split"),
                    help="the split whose map to place on (default: the one tsne maps)")
 
-    p = sub.add_parser("plot", help="PNG of the t-SNE maps, coloured by family")
+
+def _plot(add_command):
+    p = add_command("plot", help="PNG of the t-SNE maps, coloured by family")
     p.add_argument("store", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
 
-    p = sub.add_parser("map", help="interactive HTML map: hover, click to listen, filter",
-                       description="Write OUT_DIR/index.html, which opens offline from disk.")
+
+def _map(add_command):
+    p = add_command("map", help="interactive HTML map: hover, click to listen, filter",
+                    description="Write OUT_DIR/index.html, which opens offline from disk.")
     p.add_argument("store", type=Path)
     p.add_argument("out_dir", type=Path)
     p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
     p.add_argument("--copy-audio", action="store_true",
                    help="copy the notes' audio next to the page (default: link to it)")
 
-    p = sub.add_parser("demo", help="everything on the bundled SoundFont, in minutes",
-                       description="render -> build -> train (short) -> evaluate -> embed -> "
-                                   "tsne -> plot -> map on notes from TimGM6mb.")
+
+def _demo(add_command):
+    p = add_command("demo", help="everything on the bundled SoundFont, in minutes",
+                    description="render -> build -> train (short) -> evaluate -> embed -> "
+                                "tsne -> plot -> map on notes from TimGM6mb.")
     p.add_argument("out_dir", type=Path, nargs="?", default=Path("demo"))
-    return parser
+
+
+#: One builder per subcommand, in the order ``timbremap --help`` lists them; each is given
+#: ``add_command(name, help=..., description=...)`` and adds its options to the parser it gets.
+COMMANDS = (_render, _build, _inspect, _train, _evaluate, _predict, _embed, _tsne, _place,
+            _plot, _map, _demo)

@@ -27,6 +27,22 @@ def test_help(command, capsys):
     assert command in capsys.readouterr().out
 
 
+
+def test_every_command_has_its_help_and_a_builder(capsys):
+    from analysis import cli
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert exit_.value.code == 0
+    for command in cli.COMMANDS:
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert exit_.value.code == 0, command
+        assert out.startswith(f"usage: timbremap {command} ") and "--quiet" in out, command
+    commands = [line.split()[0] for line in listed.splitlines() if line.startswith("    ")]
+    assert commands == list(cli.COMMANDS)  # each with its function, in the same order
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
