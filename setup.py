@@ -1,12 +1,26 @@
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
+HERE = Path(__file__).resolve().parent
+
+
+def read_version() -> str:
+    """``featurestore.__version__``, read from the file's text: the version is written once,
+    and installing imports nothing of the package (nor its requirements)."""
+    text = (HERE / "featurestore" / "__init__.py").read_text(encoding="utf-8")
+    found = re.search(r"""^__version__ = ["']([^"']+)["']""", text, re.MULTILINE)
+    if found is None:
+        raise RuntimeError("featurestore/__init__.py: no line __version__ = \"...\"")
+    return found.group(1)
+
+
 setup(
     name="timbremap",
-    version="0.1.0",
+    version=read_version(),
     description="HDF5-backed audio feature store, instrument-family trainer and timbre maps",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["featurestore", "training", "analysis"]),
