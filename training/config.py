@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 from featurestore.errors import InputError
@@ -199,6 +197,3 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
-
-    def save(self, path: Path):
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
