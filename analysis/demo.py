@@ -17,11 +17,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """Sizes of the demo: within 15 minutes on 2 CPU cores.
+    """Sizes of the demo: small enough to run in minutes on a 2-core machine.
 
-    Training is ``timbremap train``'s own (epochs of one pass over the 1,720 training notes
+    Training is ``timbremap train``'s own (epochs of one pass over the rendered training notes
     until validation stops improving), with a budget of ``budget_minutes`` instead of 30:
-    figures in ``docs/demo.md``.
+    its notes, times and scores are in ``docs/demo.md``.
     """
 
     pitch_step: int = 3

@@ -152,12 +152,12 @@ def fit_opentsne(data: np.ndarray, perplexity: float = 30.0, *, seed: int = 0, n
     learning rate N/12, then exaggeration 1 with FFT-accelerated gradients), except that
 
     * the perplexity's ``3 * perplexity`` nearest neighbours are exact (scikit-learn) for up to
-      :data:`EXACT_NEIGHBORS_MAX` points, where that is faster than Annoy's approximate search
-      (measured on 2 cores: 4.6 s vs 7.5 s for 20k points in 64-D), and Annoy beyond;
+      :data:`EXACT_NEIGHBORS_MAX` points, where that is faster than Annoy's approximate search,
+      and Annoy beyond;
     * the FFT interpolation intervals are :data:`INTS_IN_INTERVAL` units wide, not 1: the
       gradient's cost grows with the number of intervals squared, and maps of real embeddings
-      spread over 150 units and more (20k store embeddings, 750 iterations on 2 cores: 113 s
-      with 1-unit intervals, 29 s with 2, 25 s with 4; trustworthiness 0.996, 0.996, 0.995);
+      spread wide, while wider intervals leave their trustworthiness as it was (the times and
+      scores of 1, 2 and 4 units: ``docs/tsne.md``);
     * the main phase stops when ``every`` iterations lower the KL divergence by less than the
       fraction ``tol``, at the latest after ``max_iter`` (openTSNE's default: 500).
 

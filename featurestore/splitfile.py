@@ -162,7 +162,7 @@ def note_writer(spectra: h5py.Dataset):
     The chunks are allocated when the partial file is created, one note each, uncompressed and
     without filters, so a note's bytes are its chunk (h5py's ``write_direct_chunk``). Writing
     them with ``os.pwrite`` at the chunks' byte offsets instead, which frees the GIL while
-    they are copied, made the build no faster (``benchmarks/fastpaths.py``).
+    they are copied, made the build no faster (``docs/extraction.md``, the fast-path table).
     """
     def write_note(i: int, row: np.ndarray):
         spectra.id.write_direct_chunk((i, 0, 0), np.ascontiguousarray(row))

@@ -65,8 +65,8 @@ class TrainConfig:
         Seeds weights, sampling and augmentation.
     deterministic : bool
         Kernels that give the same bits on every run, so that the same seed gives the same
-        model, and a resumed run the model of an uninterrupted one. It cost a third of the
-        training speed on 2 CPU cores (``benchmarks/trainspeed.py``), so it is asked for.
+        model, and a resumed run the model of an uninterrupted one. They train more slowly (by
+        how much: ``docs/training.md``), so they are asked for.
     precision : {'auto', 'mixed', 'float32'}
         ``'mixed'``: float16 arithmetic with float32 weights, output and loss (Keras's
         ``mixed_float16``); ``'auto'``: mixed where a GPU is present, else float32.
@@ -91,7 +91,7 @@ class TrainConfig:
         of ``bands`` bins or fewer, e.g. mel features, are used as they are).
     time_pool : int
         Frames the default model averages before its first convolution (4: 64 ms with the
-        default hop; 2 cost twice as much per note and were no better on the selection bank:
+        default hop; 2 cost more per note and were no better on the selection bank:
         docs/quality.md).
     width : int
         Channels of the default model's first convolution (doubling per block).
