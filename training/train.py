@@ -10,7 +10,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -23,10 +23,11 @@ from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
                        MODEL_FILE, ModelError)
 
-__all__ = ["train", "TrainResult"]
+__all__ = ["train", "TrainResult", "epoch_progress"]
 
 log = logging.getLogger(__name__)
-#: Keras's epoch count when the run ends by budget or plateau (RunFiles stops it).
+#: Keras's epoch count when the run ends by budget or plateau (RunFiles stops it); the
+#: progress line never shows it (:func:`epoch_progress`).
 UNTIL_STOPPED = 1_000_000
 
 
@@ -185,6 +186,40 @@ def _batches(store: Path, config: TrainConfig, n_train: int):
                                     mixup_alpha=config.mixup(), multiple_of=devices)
 
 
+def epoch_progress(at_most: Optional[int] = None):
+    """Keras's progress bar whose epoch line says what is known of the run's length.
+
+    ``model.fit`` is given :data:`UNTIL_STOPPED` epochs when the stopping rules (patience,
+    budget) end the run, so Keras's own line would say ``Epoch 3/1000000``; this one says
+    ``Epoch 3``, or ``Epoch 3 (at most 40)`` where the configuration bounds the epochs
+    (the rules may still stop it earlier).
+
+    Parameters
+    ----------
+    at_most : int, optional
+        The most epochs the run can take (``TrainConfig.epochs``); ``None``: no bound.
+
+    Returns
+    -------
+    keras.callbacks.ProgbarLogger
+        To pass in ``model.fit``'s callbacks, which then adds no progress bar of its own.
+    """
+    import keras
+
+    class EpochProgress(keras.callbacks.ProgbarLogger):
+        def set_params(self, params):
+            # Keras's bar prints no epoch line of its own for a single epoch
+            super().set_params({**params, "epochs": 1})
+
+        def on_epoch_begin(self, epoch, logs=None):
+            super().on_epoch_begin(epoch, logs)
+            if self.verbose:
+                bound = f" (at most {at_most})" if at_most else ""
+                sys.stdout.write(f"Epoch {epoch + 1}{bound}\n")
+                sys.stdout.flush()
+    return EpochProgress()
+
+
 def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n_train: int,
          *, resume: bool, verbose: int, callbacks: Sequence):
     """Train from the newest backup (or from scratch) until :func:`should_stop` says so."""
@@ -224,11 +259,13 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
             run_files = RunFiles(model_dir, config, history, classifier,
                                  history_file=HISTORY_FILE, best_file=BEST_FILE,
                                  backup_dir=BACKUP_DIR)
+            own_bar = any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks)
+            progress = [epoch_progress(config.epochs)] if verbose and not own_bar else []
             model.fit(train_data, validation_data=valid_data,
                       epochs=config.epochs or UNTIL_STOPPED,
                       initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
                       callbacks=[keras.callbacks.TerminateOnNaN(), Draws(), run_files,
-                                 *callbacks])
+                                 *callbacks, *progress])
     finally:
         train_data.close()
         valid_data.close()
@@ -287,7 +324,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     overwrite : bool
         Replace a finished model in ``model_dir``.
     verbose : int
-        Keras progress: 0 silent, 1 progress bar, 2 one line per epoch.
+        Keras progress, on stderr: 0 silent, 1 progress bar, 2 one line per epoch; each epoch
+        starts with :func:`epoch_progress`'s line (``Epoch 3``, or ``Epoch 3 (at most N)``).
     callbacks : sequence of keras.callbacks.Callback
         Extra callbacks, run after timbremap's own.
 
