@@ -10,8 +10,11 @@ Made for a machine with PyTorch or JAX, h5py and numpy, but no TensorFlow and no
 
 The store holds ``--notes`` notes of the default features (251 frames x 513 STFT bins,
 float16; ``--kind mel``: 128 mel bands), drawn from a pool of random ones (that many distinct
-random notes would take minutes to write). For each batch size the model, compiled as
-``timbremap train`` compiles it (mixup layer, AdamW, ``--precision``), is timed three ways:
+random notes would take minutes to write). The model is the default one, or the one
+``--time-pool``, ``--width`` and ``--weight-decay`` make (the ``TrainConfig`` fields
+``timbremap train`` takes with those names; the output names them). For each batch size it is
+compiled as ``timbremap train`` compiles it (mixup layer, AdamW, ``--precision``) and timed
+three ways:
 
 - *steps one at a time*: ``train_on_batch`` on one batch already made, each step waiting for
   the one before (the host-to-device copy included);
@@ -29,6 +32,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -91,16 +95,18 @@ class Utilisation(threading.Thread):
         return float(np.mean(self.samples)) if self.samples else float("nan")
 
 
-def measure(store: Path, batch: int, notes: int, precision: str, workers: int) -> dict:
+def measure(store: Path, batch: int, notes: int, precision: str, workers: int,
+            model: Optional[dict] = None) -> dict:
     """One batch size: notes/s of steps one at a time, of the pipeline alone, and end to
-    end."""
+    end, for the model of ``model`` (``TrainConfig`` fields; default: the default model)."""
     import keras
 
     from featurestore.store import open_split, read_params, read_stats, split_path
     from training.config import TrainConfig
     from training.data import StoreBatches
     from training.train import _compiled_model
-    config = TrainConfig(batch_size=batch, precision=precision, workers=workers)
+    config = TrainConfig(batch_size=batch, precision=precision, workers=workers,
+                         **(model or {}))
     steps = max(8, notes // batch)
     with open_split(store, "train") as f:
         params, (mean, std) = read_params(f), read_stats(f)
@@ -127,8 +133,10 @@ def measure(store: Path, batch: int, notes: int, precision: str, workers: int) -
     fitted.fit(data, epochs=2, verbose=0, shuffle=False, callbacks=[timer])  # the 2nd is timed
     busy = meter.stop()
     data.close()
-    return {"batch": batch, "precision": precision, "device": device, "pipeline": pipeline,
-            "end_to_end": steps * batch / (marks[-1] - marks[-2]), "gpu_busy": busy}
+    return {"batch": batch, "precision": precision,
+            **{name: getattr(config, name) for name in model or {}}, "device": device,
+            "pipeline": pipeline, "end_to_end": steps * batch / (marks[-1] - marks[-2]),
+            "gpu_busy": busy}
 
 
 def main():
@@ -145,7 +153,10 @@ def main():
     parser.add_argument("--precision", nargs="+", default=["mixed"],
                         help="mixed and/or float32, each at every batch size")
     parser.add_argument("--workers", type=int, default=4)
+    from trainspeed import add_model_options, model_flags, model_options  # benchmarks/
+    add_model_options(parser)
     args = parser.parse_args()
+    model = model_options(args)
     if args.bundle:  # the versions installed here, where they are
         from importlib.metadata import PackageNotFoundError, version
 
@@ -164,12 +175,14 @@ def main():
         return
     from training.backend import gpus, name
     store = synthetic_store(args.workdir / f"store-{args.kind}", args.notes, args.kind)
-    print(f"backend {name()}, GPUs {gpus() or 'none'}, {os.cpu_count()} cores", flush=True)
+    print(f"backend {name()}, GPUs {gpus() or 'none'}, {os.cpu_count()} cores; model: "
+          + ", ".join(f"{key} {value:g}" for key, value in model.items()), flush=True)
     rows = []
     for precision in args.precision:
         for batch in args.batches:
             try:
-                rows.append(measure(store, batch, args.per_run, precision, args.workers))
+                rows.append(measure(store, batch, args.per_run, precision, args.workers,
+                                    model))
             except Exception as err:  # noqa: BLE001 - out of memory: the largest was before
                 print(f"batch {batch}, {precision}: {type(err).__name__}: {str(err)[:300]}")
                 break
@@ -183,7 +196,7 @@ def main():
     print(f"\nrerun: KERAS_BACKEND={name()} python benchmarks/gpu.py --notes {args.notes} "
           f"--kind {args.kind} --per-run {args.per_run} --batches "
           f"{' '.join(map(str, args.batches))} --precision {' '.join(args.precision)} "
-          f"--workers {args.workers}")
+          f"--workers {args.workers} {model_flags(model)}")
 
 
 if __name__ == "__main__":

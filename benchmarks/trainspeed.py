@@ -6,11 +6,19 @@ run.
     python benchmarks/trainspeed.py --rounds 5 --steps 40
     python benchmarks/trainspeed.py --against 5b28b2c     # this checkout against a revision
     python benchmarks/trainspeed.py --xla                 # TensorFlow with and without XLA
+    python benchmarks/trainspeed.py --time-pool 2         # the model pooling 2 frames
 
 Each contender is a training run of its own (a new process: TensorFlow's op determinism cannot
 be switched off once on) on the same store of rendered notes (``benchmarks/extract.py``'s,
 made here when missing); its rate is the median over its epochs after the first (which carries
-graph tracing). Contenders alternate, round after round.
+graph tracing). Contenders alternate, round after round. The model is the default one, or
+the one ``--time-pool``, ``--width`` and ``--weight-decay`` make (the ``TrainConfig`` fields
+``timbremap train`` takes with those names), the same for every contender; a revision whose
+``TrainConfig`` lacks one of them runs its own model there, and the output says so.
+
+The table gives each contender's median rate over the rounds, its ratio to the first
+contender's median, and the range of the ratios round by round (each round's runs side by
+side): where that range spans 1, the contenders are not told apart ("no difference").
 """
 from __future__ import annotations
 
@@ -21,37 +29,91 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional, Tuple
 
 import numpy as np
 
 RUN = """
 import sys
 from pathlib import Path
+import dataclasses
+import json
 import keras
 from training.config import TrainConfig
 from training.train import train
 if sys.argv[6] == "on":  # Keras's choice for TensorFlow: no XLA on a machine without a GPU
     compile_ = keras.Model.compile
     keras.Model.compile = lambda model, *a, **k: compile_(model, *a, **k, jit_compile=True)
+model = json.loads(sys.argv[7])
+known = {field.name for field in dataclasses.fields(TrainConfig)}
+print("lacks: " + json.dumps(sorted(set(model) - known)), flush=True)
 config = TrainConfig(epochs=int(sys.argv[4]), steps_per_epoch=int(sys.argv[5]),
-                     budget_minutes=None, patience=1000, deterministic=sys.argv[3] == "on")
+                     budget_minutes=None, patience=1000, deterministic=sys.argv[3] == "on",
+                     **{name: value for name, value in model.items() if name in known})
 train(Path(sys.argv[1]), Path(sys.argv[2]), config, overwrite=True, verbose=0)
 """
 
 
 REPO = Path(__file__).resolve().parents[1]
+#: ``TrainConfig`` fields that shape the model and its optimiser, given as the options of
+#: ``timbremap train`` with the same names (``benchmarks/gpu.py`` takes them too).
+MODEL_OPTIONS = ("time_pool", "width", "weight_decay")
+
+
+def add_model_options(parser: argparse.ArgumentParser):
+    """``--time-pool``, ``--width``, ``--weight-decay``: :data:`MODEL_OPTIONS`, with today's
+    defaults."""
+    from training.config import TrainConfig
+    defaults = TrainConfig()
+    group = parser.add_argument_group("the model (as timbremap train takes it)")
+    for name in MODEL_OPTIONS:
+        value = getattr(defaults, name)
+        group.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                           help=f"TrainConfig.{name} (default {value:g})")
+
+
+def model_options(args) -> dict:
+    """The :data:`MODEL_OPTIONS` given on the command line, as ``TrainConfig`` fields."""
+    return {name: getattr(args, name) for name in MODEL_OPTIONS}
+
+
+def model_flags(model: dict) -> str:
+    """``--time-pool 2 --width 16 --weight-decay 0.05`` for :func:`model_options`."""
+    return " ".join(f"--{name.replace('_', '-')} {value:g}" for name, value in model.items())
 
 
 def one_run(code: Path, store: Path, model_dir: Path, determinism: str, epochs: int,
-            steps: int, xla: str = "auto") -> float:
+            steps: int, xla: str = "auto", model: Optional[dict] = None) -> Tuple[float, list]:
     """Notes per second of one run of the timbremap in ``code`` (``xla='on'``: compiled with
-    XLA; ``'auto'``: as Keras chooses): the median of its epochs after the first."""
-    subprocess.run([sys.executable, "-c", RUN, str(store.resolve()), str(model_dir.resolve()),
-                    determinism, str(epochs), str(steps), xla], check=True, cwd=code,
-                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(code)})
+    XLA; ``'auto'``: as Keras chooses) on the model of ``model`` (``TrainConfig`` fields): the
+    median of its epochs after the first; and the fields of ``model`` that revision lacks."""
+    done = subprocess.run([sys.executable, "-c", RUN, str(store.resolve()),
+                           str(model_dir.resolve()), determinism, str(epochs), str(steps), xla,
+                           json.dumps(model or {})], check=True, cwd=code, text=True,
+                          stdout=subprocess.PIPE,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(code)})
+    lacks = next(json.loads(line[len("lacks: "):]) for line in done.stdout.splitlines()
+                 if line.startswith("lacks: "))
     with (model_dir / "history.csv").open(newline="") as fh:
         seconds = [float(row["seconds"]) for row in csv.DictReader(fh)][1:]
-    return steps * 64 / float(np.median(seconds))
+    return steps * 64 / float(np.median(seconds)), lacks
+
+
+def compare(rates: dict) -> list:
+    """For each contender (name -> its rate in each round), against the first: ``(name,
+    median rate, ratio of the medians, lowest and highest ratio of one round's rates,
+    verdict)``; the verdict is "no difference" where the rounds' ratios span 1."""
+    first = np.asarray(next(iter(rates.values())), dtype=float)
+    rows = []
+    for name, values in rates.items():
+        values = np.asarray(values, dtype=float)
+        ratios = values / first
+        low, high = float(ratios.min()), float(ratios.max())
+        verdict = ("faster in every round" if low > 1 else "slower in every round" if high < 1
+                   else "no difference (the rounds' ratios span 1)")
+        rows.append((name, float(np.median(values)),
+                     float(np.median(values) / np.median(first)), low, high, verdict))
+    return rows
 
 
 def main():
@@ -66,7 +128,9 @@ def main():
     parser.add_argument("--xla", action="store_true",
                         help="compare Keras's choice (no XLA without a GPU) with XLA, without op "
                              "determinism")
+    add_model_options(parser)
     args = parser.parse_args()
+    model = model_options(args)
     if args.epochs < 2:
         parser.error("--epochs: at least 2 (the first is not timed)")
     from extract import _fresh, make_root
@@ -100,26 +164,31 @@ def main():
         contenders = {"op determinism on (--deterministic)": (REPO, "on", "auto"),
                       "op determinism off (the default)": (REPO, "off", "auto")}
     rates = {name: [] for name in contenders}
+    lacking = {}
     for round_ in range(args.rounds):
         for name, (code, switch, xla) in contenders.items():
-            rates[name].append(one_run(code, store, args.workdir / "trainspeed-model", switch,
-                                       args.epochs, args.steps, xla))
+            rate, lacking[name] = one_run(code, store, args.workdir / "trainspeed-model", switch,
+                                          args.epochs, args.steps, xla, model)
+            rates[name].append(rate)
         print(f"round {round_ + 1}: " + ", ".join(f"{r[-1]:.1f}" for r in rates.values())
               + " notes/s", flush=True)
     first = next(iter(rates))
-    base = np.array(rates[first])
     print(f"\ntraining steps of 64 notes, {args.n}-note store, {os.cpu_count()} cores, median "
-          f"of {args.rounds} rounds\n")
-    print(f"| training | notes/s | x {first} |")
-    print("|---|---:|---:|")
-    for name, values in rates.items():
-        ratio = np.array(values) / base
-        print(f"| {name} | {np.median(values):.1f} | {np.median(ratio):.2f} "
-              f"({ratio.min():.2f}-{ratio.max():.2f}) |")
+          f"of {args.rounds} rounds; model: "
+          + ", ".join(f"{name} {value:g}" for name, value in model.items()))
+    for name, lacks in lacking.items():
+        if lacks:
+            print(f"({name} has no {', '.join(lacks)}: it runs its own model there)")
+    print(f"\n| training | notes/s | x {first} (ratio of the medians) | x {first}, "
+          f"round by round | |")
+    print("|---|---:|---:|---|---|")
+    for name, median, ratio, low, high, verdict in compare(rates):
+        print(f"| {name} | {median:.1f} | {ratio:.2f} | {low:.2f}-{high:.2f} | "
+              f"{verdict if name != first else ''} |")
     print(f"\nrerun: python benchmarks/trainspeed.py --n {args.n} --rounds {args.rounds} "
           f"--epochs {args.epochs} --steps {args.steps} --workdir {args.workdir}"
           + (f" --against {args.against}" if args.against else "")
-          + (" --xla" if args.xla else ""))
+          + (" --xla" if args.xla else "") + f" {model_flags(model)}")
 
 
 if __name__ == "__main__":

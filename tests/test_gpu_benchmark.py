@@ -1,5 +1,6 @@
-"""The prepared GPU benchmark (``benchmarks/gpu.py``) runs on a CPU too: its store trains, and
-its three timings come out, so that it still works when a GPU machine is at hand."""
+"""The prepared GPU benchmark (``benchmarks/gpu.py``) runs on a CPU too: its store trains, on
+the model its options ask for, and its three timings come out, so that it still works when a
+GPU machine is at hand."""
 import math
 
 import h5py
@@ -22,7 +23,9 @@ def test_the_gpu_benchmark_times_the_training_on_a_cpu(kind, tmp_path):
         assert f[schema.SPECTRA].shape[0] == len(f[schema.LABELS]) == 24
     with h5py.File(store / "valid.h5", "r") as f:
         assert f[schema.SPECTRA].shape[0] == 256
-    row = gpu.measure(store, batch=8, notes=16, precision="float32", workers=2)
+    model = {"time_pool": 2, "width": 8, "weight_decay": 1e-4}  # as --time-pool 2 ... give
+    row = gpu.measure(store, batch=8, notes=16, precision="float32", workers=2, model=model)
     assert row["batch"] == 8 and row["precision"] == "float32"
+    assert {name: row[name] for name in model} == model  # the model it timed, in its row
     for key in ("device", "pipeline", "end_to_end"):
         assert 0 < row[key] < math.inf, key
