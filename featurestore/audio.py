@@ -1,33 +1,44 @@
 """Reading and checking one audio file.
 
-:func:`load_audio` is the only way audio enters timbremap: ``build`` and ``predict`` both call
-it, so a note is read, downmixed, resampled and padded the same way in training and serving.
+:func:`load_audio` is the only way audio enters timbremap: ``build``, ``predict`` and ``place``
+all call it, so a note is read, downmixed, resampled and padded the same way in training and
+serving, and every input costs what the clip needs, whatever the file or its header says.
 
 What it does to a file, in order:
 
-1. read with soundfile (WAV, FLAC, OGG, MP3 and everything libsndfile knows; 16-bit files,
+1. refuse anything that is not a regular file, or a link to one, without opening it (a named
+   pipe would block the read forever; a device never ends);
+2. open it with soundfile (WAV, FLAC, OGG, MP3 and everything libsndfile knows; 16-bit files,
    NSynth's, through libsndfile's C calls as soundfile binds them, see
-   :func:`featurestore.fastpaths.read_pcm16`),
-   falling back to librosa's audioread loader for other formats;
-2. reject it (:class:`AudioError`) when it cannot be decoded, holds fewer frames than its
+   :func:`featurestore.fastpaths.read_pcm16`), falling back to librosa's audioread loader for
+   other formats, and refuse a sample rate outside :data:`MIN_SAMPLE_RATE` to
+   :data:`MAX_SAMPLE_RATE` or more than :data:`MAX_CHANNELS` channels before reading a sample;
+3. decode only the frames the clip needs (:func:`frames_needed`), in blocks, averaging the
+   channels of each block to mono as it comes; of the rest of a long file only its last frame
+   is read, so a file cut short is still caught. A read that takes longer than
+   :data:`READ_SECONDS` is given up (the guard that keeps one pathological file from
+   stopping a build);
+4. reject it (:class:`AudioError`) when it cannot be decoded, holds fewer frames than its
    header declares (cut short: see :mod:`featurestore.headers`), holds no samples, holds NaN
    or infinite samples, or float samples more than :data:`MAX_PEAK` times full scale (a float
    file between full scale and that is used as it is, and its peak listed as an adjustment);
-3. average the channels of a multichannel file to mono;
-4. resample to ``params.sample_rate`` with soxr (high quality) when the rates differ;
-5. zero-pad at the end, or trim the end, to exactly ``params.n_samples`` samples;
-6. reject it when every sample of the result is 0 (digital silence: nothing to classify, and in
+5. resample to ``params.sample_rate`` with soxr (high quality) when the rates differ;
+6. zero-pad at the end, or trim the end, to exactly ``params.n_samples`` samples;
+7. reject it when every sample of the result is 0 (digital silence: nothing to classify, and in
    a training set a label that is noise).
 
-Steps 3 to 5, and a peak above full scale, are *adjustments*, returned so the build can record
-them; they never reject a file.
+The downmix, the resampling, the padding or trimming, and a peak above full scale are
+*adjustments*, returned so the build can record them; they never reject a file.
 """
 from __future__ import annotations
 
+import math
 import os
+import stat
+import time
 import warnings
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -36,7 +47,8 @@ from .errors import TimbremapError
 from .headers import declared_frames
 from .params import FeatureParams
 
-__all__ = ["AudioError", "load_audio"]
+__all__ = ["AudioError", "MAX_CHANNELS", "MAX_PEAK", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE",
+           "READ_SECONDS", "frames_needed", "load_audio"]
 
 
 class AudioError(TimbremapError, ValueError):
@@ -48,12 +60,57 @@ class AudioError(TimbremapError, ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
-_PCM16_SCALE = np.float32(1 / 32768)
-_BLOCK_FRAMES = 2 ** 16  # frames sf.SoundFile reads at a time
-_SALVAGE_FRAMES = 2 ** 10  # ... and after a decoding error, to find where it stopped
 #: Float samples above this many times full scale are refused (60 dB over: not audio scaled to
 #: +-1, e.g. integers written as floats); between 1 and this they are used as they are.
 MAX_PEAK = 1000.0
+#: Sample rates audio files plausibly hold, in Hz (telephone speech to 768 kHz studio files);
+#: a header outside them is refused with its value before anything is read.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
+#: The most channels a file may have (third-order ambisonics has 16, a 7.1.4 mix 12).
+MAX_CHANNELS = 64
+#: Wall-clock seconds one file's reading may take before it is given up.
+READ_SECONDS = 60.0
+
+_PCM16_SCALE = np.float32(1 / 32768)
+_BLOCK_SAMPLES = 2 ** 18  # samples (frames times channels) sf.SoundFile reads at a time
+_SALVAGE_FRAMES = 2 ** 10  # ... and after a decoding error, to find where it stopped
+#: Input read beyond the clip when resampling, for the resampler's filter: with it the clip is
+#: what resampling the whole file would give (``tests/test_damaged_input.py``).
+_MARGIN_SECONDS = 0.064
+_UNKNOWN_LENGTH = 2 ** 62  # libsndfile counts a stream of unknown length as 2**63 - 1 frames
+_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, EOFError, MemoryError)
+
+
+def frames_needed(sample_rate: int, params: FeatureParams) -> int:
+    """How many frames of a file at ``sample_rate`` make the clip.
+
+    Parameters
+    ----------
+    sample_rate : int
+        The file's rate, in Hz.
+    params : FeatureParams
+        Gives the clip's ``sample_rate`` and ``n_samples``.
+
+    Returns
+    -------
+    int
+        ``params.n_samples`` at the clip's rate; at another rate, the clip's duration plus
+        :data:`_MARGIN_SECONDS` for the resampler's filter to see what follows the clip.
+    """
+    if sample_rate == params.sample_rate:
+        return params.n_samples
+    return (math.ceil(params.n_samples * sample_rate / params.sample_rate)
+            + math.ceil(_MARGIN_SECONDS * sample_rate))
+
+
+class _Decoded(NamedTuple):
+    """What :func:`_read` got from a file."""
+
+    data: np.ndarray  # float32 (frames, 1 or 2), at most frames_needed frames
+    sample_rate: int
+    channels: int
+    frames: Optional[int]  # in the whole file; None where unknown
+    peak: Optional[float]  # largest magnitude; None for 16-bit integers (within full scale)
 
 
 def _scaled(pcm: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
@@ -63,101 +120,180 @@ def _scaled(pcm: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
     return np.multiply(pcm, _PCM16_SCALE, out=out)
 
 
-def _read_soundfile(path: Path) -> Tuple[np.ndarray, int, bool, Optional[Exception]]:
-    """``(samples, sample rate, pcm16, error)`` through ``sf.SoundFile``, read in blocks of
-    :data:`_BLOCK_FRAMES` (a header that inflates its frame count asks for no impossible
-    array). A file cut short gives what it holds before the decoder's ``error``: libsndfile
-    fails a whole read that meets it, so the file is then read again in small pieces. 16-bit
-    files come as int16, others as float32. Raises what opening the file raises."""
-    data, sr, pcm16, error = _read_blocks(path, _BLOCK_FRAMES)
-    if error is not None:
-        data = _read_blocks(path, _SALVAGE_FRAMES)[0]
-    return data, sr, pcm16, error
-
-
-def _read_blocks(path: Path, frames: int):
-    with sf.SoundFile(str(path)) as fh:
-        pcm16 = fh.subtype == "PCM_16"
-        dtype = "int16" if pcm16 else "float32"
-        blocks, error = [], None
-        while True:
-            try:
-                block = fh.read(frames, dtype=dtype, always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as err:
-                error = err
-                break
-            if not len(block):
-                break
-            blocks.append(block)
-        data = np.concatenate(blocks) if blocks else np.empty((0, fh.channels), dtype)
-        return data, fh.samplerate, pcm16, error
-
-
 def _reason(err: Exception) -> str:
     return str(err) or type(err).__name__
 
 
-def _read(path: Path, out: Optional[np.ndarray] = None
-          ) -> Tuple[np.ndarray, int, Optional[float]]:
-    """``(frames, channels)`` float32 samples, the sample rate and the peak magnitude (``None``
-    for 16-bit integers, which lie within full scale). The samples are finite and as many as
-    the header declares (both checked here, where the format says whether they could be
-    otherwise). 16-bit samples go into ``out``, a float32 ``(frames, channels)`` array, when
-    its shape fits."""
-    from .fastpaths import read_pcm16  # here: importing it imports numba
-    fast = read_pcm16(path)
-    if fast is not None:
-        pcm, sr = fast
-        _check_complete(path, len(pcm))
-        return _scaled(pcm, out), sr, None  # 16-bit integers: finite, within full scale
+def _check_file(path: Path):
+    """Raise :class:`AudioError` unless ``path`` is a regular file, or a link to one, that is
+    not empty; only its metadata is read."""
     try:
-        data, sr, pcm16, error = _read_soundfile(path)
-    except sf.LibsndfileError as sf_error:
-        data, sf_reason = None, str(sf_error)
-    except (RuntimeError, ValueError, EOFError, MemoryError) as sf_error:  # odd headers
-        data, sf_reason = None, _reason(sf_error)
-    else:
-        if error is not None and len(data):
-            _check_complete(path, len(data), _reason(error))
-            raise AudioError(path, f"damaged: decoding stopped after {len(data)} frames "
-                                   f"({_reason(error)})")
-        if error is not None:  # nothing decoded: explained below, like a file that won't open
-            data, sf_reason = None, _reason(error)
-    if data is None:  # the path is checked only now: one stat less per good file
-        if path.is_dir():
-            raise AudioError(path, "is a folder, not an audio file")
-        if path.is_symlink() and not path.exists():
-            raise AudioError(path, f"broken symbolic link (to {os.readlink(path)})")
-        if not path.is_file():
-            raise AudioError(path, "no such file")
-        if path.stat().st_size == 0:
-            raise AudioError(path, "empty file (0 bytes)")
-        _check_complete(path, 0, sf_reason)
-        try:  # formats libsndfile does not know (e.g. m4a through ffmpeg)
-            import librosa  # imported lazily: only needed for rare formats
-            with warnings.catch_warnings():  # its "PySoundFile failed" notes are ours to report
-                warnings.simplefilter("ignore")
-                data, sr = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
-        except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
-            raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
-        data, pcm16 = np.atleast_2d(data).T, False
-    else:
-        _check_complete(path, len(data))
-    if pcm16:
-        return _scaled(data, out), int(sr), None
+        info = os.stat(path)
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise AudioError(path, f"broken symbolic link (to {os.readlink(path)})") from None
+        raise AudioError(path, "no such file") from None
+    except OSError as err:
+        raise AudioError(path, f"cannot be read ({err.strerror or _reason(err)})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise AudioError(path, "is a folder, not an audio file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else
+                "a socket" if stat.S_ISSOCK(info.st_mode) else
+                "a character device" if stat.S_ISCHR(info.st_mode) else
+                "a block device" if stat.S_ISBLK(info.st_mode) else "not a file")
+        raise AudioError(path, f"is {kind}, not a regular file: not read")
+    if info.st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+
+
+def _check_format(path: Path, sample_rate: int, channels: int):
+    """Raise :class:`AudioError` for a sample rate or a channel count no audio file holds."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(path, f"implausible sample rate {sample_rate} Hz (expected "
+                               f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz)")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(path, f"implausible channel count {channels} (expected 1 to "
+                               f"{MAX_CHANNELS})")
+
+
+def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None) -> _Decoded:
+    """The first :func:`frames_needed` frames of ``path``, checked (see the module's steps 2 to
+    4). 16-bit samples go into ``out``, a float32 ``(frames, channels)`` array, when its shape
+    fits."""
+    from .fastpaths import read_pcm16  # here: importing it imports numba
+
+    def needed(sample_rate: int, channels: int) -> int:
+        _check_format(path, sample_rate, channels)
+        return frames_needed(sample_rate, params)
+
+    fast = read_pcm16(path, needed)
+    if fast is not None:
+        pcm, sr, frames = fast
+        _check_complete(path, frames)
+        return _Decoded(_scaled(pcm, out), sr, pcm.shape[1], frames, None)
+    try:
+        return _read_blocks(path, needed, time.monotonic() + READ_SECONDS)
+    except AudioError:
+        raise
+    except _DECODE_ERRORS as sf_error:  # libsndfile cannot open or decode it
+        sf_reason = _reason(sf_error)
+    _check_complete(path, 0, sf_reason)
+    return _read_other(path, params, sf_reason)
+
+
+def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
+    """:func:`_read` through ``sf.SoundFile``, a block at a time, each block's channels
+    averaged to mono as it comes (at most one block of all channels is held). Raises what
+    opening or decoding the file's first block raises."""
+    with sf.SoundFile(str(path)) as fh:
+        sr, channels, frames = fh.samplerate, fh.channels, fh.frames
+        want = needed(sr, channels)
+        known = 0 <= frames < _UNKNOWN_LENGTH
+        pcm16 = fh.subtype == "PCM_16"
+        dtype = "int16" if pcm16 else "float32"
+        mono = np.empty((min(want, frames) if known else want, 1), dtype=np.float32)
+        step = max(1, _BLOCK_SAMPLES // channels)
+        filled, peak, error = 0, 0.0, None
+        while filled < len(mono):
+            try:
+                block = fh.read(min(step, len(mono) - filled), dtype=dtype, always_2d=True)
+            except _DECODE_ERRORS as err:
+                error = err
+                break
+            if not len(block):
+                break
+            if pcm16:
+                block = _scaled(block, None)
+            else:
+                if not np.isfinite(block).all():
+                    raise AudioError(path, "holds NaN or infinite samples")
+                peak = max(peak, float(np.abs(block).max()))
+                _check_peak(path, peak)
+            part = mono[filled:filled + len(block), 0]
+            if channels > 1:
+                block.mean(axis=1, dtype=np.float32, out=part)
+            else:
+                part[:] = block[:, 0]
+            filled += len(block)
+            if time.monotonic() > deadline:
+                raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for "
+                                       f"{filled} frames; given up")
+        if error is None and known and filled < frames:  # stopped at the clip's end
+            try:  # the last frame: a FLAC cut short fails here
+                fh.seek(frames - 1)
+                fh.read(1, dtype=dtype)
+            except _DECODE_ERRORS as err:
+                raise AudioError(path, f"truncated or damaged: its header declares {frames} "
+                                       f"frames, and the last of them cannot be read "
+                                       f"({_reason(err)})") from None
+    if error is not None:
+        decoded = _decodable_frames(path, filled + step)
+        if not decoded:  # explained like a file libsndfile cannot open
+            raise error
+        _check_complete(path, decoded, _reason(error))
+        raise AudioError(path, f"damaged: decoding stopped after {decoded} frames "
+                               f"({_reason(error)})")
+    if filled < len(mono):  # the file ended before the clip: that is all it holds
+        frames, known = filled, True
+    if known:
+        _check_complete(path, frames)
+    return _Decoded(mono[:filled], sr, channels, frames if known else None,
+                    None if pcm16 else peak)
+
+
+def _decodable_frames(path: Path, limit: int) -> int:
+    """How many of the first ``limit`` frames of ``path`` decode, read in small pieces
+    (libsndfile fails a whole read that meets an error)."""
+    frames = 0
+    with sf.SoundFile(str(path)) as fh:
+        while frames < limit:
+            try:
+                got = len(fh.read(min(_SALVAGE_FRAMES, limit - frames), dtype="float32"))
+            except _DECODE_ERRORS:
+                break
+            if not got:
+                break
+            frames += got
+    return frames
+
+
+def _read_other(path: Path, params: FeatureParams, sf_reason: str) -> _Decoded:
+    """:func:`_read` through librosa's audioread loader, for formats libsndfile does not know
+    (e.g. m4a through ffmpeg): only the clip's duration and its margin are decoded."""
+    try:
+        import librosa  # imported lazily: only needed for rare formats
+        with warnings.catch_warnings():  # its "PySoundFile failed" notes are ours to report
+            warnings.simplefilter("ignore")
+            data, sr = librosa.load(str(path), sr=None, mono=False, dtype=np.float32,
+                                    duration=params.n_samples / params.sample_rate
+                                    + _MARGIN_SECONDS)
+    except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
+        raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
+    data, sr = np.atleast_2d(data).T, int(sr)
+    _check_format(path, sr, data.shape[1])
     if not np.isfinite(data).all():
         raise AudioError(path, "holds NaN or infinite samples")
     peak = float(np.abs(data).max()) if data.size else 0.0
+    _check_peak(path, peak)
+    channels = data.shape[1]
+    if channels > 1:
+        data = data.mean(axis=1, dtype=np.float32, keepdims=True)
+    whole = len(data) < frames_needed(sr, params)  # it ended before the duration asked for
+    return _Decoded(data, sr, channels, len(data) if whole else None, peak)
+
+
+def _check_peak(path: Path, peak: float):
     if peak > MAX_PEAK:
         raise AudioError(path, f"samples far above full scale (peak {peak:.3g}, more than "
                                f"{MAX_PEAK:g} times full scale): audio samples lie within "
                                f"+-1; rescale the file")
-    return data, int(sr), peak
 
 
 def _check_complete(path: Path, frames: int, error: Optional[str] = None):
     """Raise :class:`AudioError` when ``path``'s header declares more than the ``frames``
-    decoded (see :mod:`featurestore.headers`); ``error`` is why decoding stopped, if it did."""
+    the file holds (see :mod:`featurestore.headers`); ``error`` is why decoding stopped, if
+    it did."""
     declared = declared_frames(path)
     if declared is None or frames >= declared:
         return
@@ -168,6 +304,9 @@ def _check_complete(path: Path, frames: int, error: Optional[str] = None):
 def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None
                ) -> Tuple[np.ndarray, List[str]]:
     """Read one audio file as a mono float32 waveform of exactly ``params.n_samples`` samples.
+
+    Only the part of the file that makes the clip is decoded (see :func:`frames_needed`), so
+    what a file costs in time and memory is bounded by the clip, however long the file is.
 
     Parameters
     ----------
@@ -184,41 +323,47 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None
         ``out`` when given.
     adjustments : list of str
         What was done to fit the file to ``params`` (``'downmixed 2 channels'``,
-        ``'resampled 44100 Hz -> 16000 Hz'``, ``'padded 3.2 s -> 4.0 s'``, ...); empty when the file
-        already matched.
+        ``'resampled 44100 Hz -> 16000 Hz'``, ``'padded 3.200 s -> 4.000 s'``, ...); empty
+        when the file already matched.
 
     Raises
     ------
     AudioError
-        The file is missing, cannot be decoded, is truncated, is empty, holds NaN/inf samples
-        or samples far above full scale, or is silent.
+        The file is missing, not a regular file, cannot be decoded, is truncated, is empty,
+        declares an implausible sample rate or channel count, holds NaN/inf samples or samples
+        far above full scale, takes longer than :data:`READ_SECONDS` to read, or is silent.
     """
     path = Path(path)
     if out is not None and (out.shape != (params.n_samples,) or out.dtype != np.float32):
         raise ValueError(f"out must be float32 of shape ({params.n_samples},), "
                          f"got {out.dtype} {out.shape}")
-    data, sr, peak = _read(path, None if out is None else out[:, np.newaxis])
-    if data.size == 0:
+    _check_file(path)
+    got = _read(path, params, None if out is None else out[:, np.newaxis])
+    if got.data.size == 0:
         raise AudioError(path, "holds no samples")
     adjustments = []
-    if peak is not None and peak > 1:
-        adjustments.append(f"peak {peak:.3g} above full scale, used as it is")
-    if data.shape[1] > 1:
-        adjustments.append(f"downmixed {data.shape[1]} channels")
-        y = data.mean(axis=1, dtype=np.float32)
-    else:
-        y = data[:, 0]
+    if got.peak is not None and got.peak > 1:
+        adjustments.append(f"peak {got.peak:.3g} above full scale, used as it is")
+    if got.channels > 1:
+        adjustments.append(f"downmixed {got.channels} channels")
+    y = got.data[:, 0] if got.data.shape[1] == 1 else got.data.mean(axis=1, dtype=np.float32)
+    sr, n = got.sample_rate, params.n_samples
     if sr != params.sample_rate:
         import soxr  # librosa's resampler; imported only when needed
         adjustments.append(f"resampled {sr} Hz -> {params.sample_rate} Hz")
         y = soxr.resample(y, sr, params.sample_rate, quality="HQ").astype(np.float32, copy=False)
-    n = params.n_samples
-    trimmed = len(y) > n
-    if len(y) != n:
-        verb = "padded" if len(y) < n else "trimmed"
-        adjustments.append(f"{verb} {_duration(len(y), params.sample_rate)} -> "
+    length = _duration(round(got.frames * params.sample_rate / sr), params.sample_rate) \
+        if got.frames is not None else None
+    trimmed = len(y) > n or (got.frames is not None and got.frames > len(got.data))
+    if trimmed:
+        adjustments.append(f"trimmed {length} -> {_duration(n, params.sample_rate)}"
+                           if length else f"trimmed to {_duration(n, params.sample_rate)} "
+                                          f"(the rest not read)")
+        y = y[:n]
+    elif len(y) < n:
+        adjustments.append(f"padded {_duration(len(y), params.sample_rate)} -> "
                            f"{_duration(n, params.sample_rate)}")
-        y = y[:n] if len(y) > n else np.pad(y, (0, n - len(y)))
+        y = np.pad(y, (0, n - len(y)))
     if not y.any():
         raise AudioError(path, "silent: every sample is 0" + (
             f" in the {_duration(n, params.sample_rate)} used" if trimmed else ""))

@@ -1,27 +1,28 @@
 """The fast paths of the feature hot path: every use of a dependency's private API, and every
 hand-written replacement of a library function, is here and nowhere else.
 
-======================  ===========================================  ======  ======================
-fast path               leans on                                     gain    without it
-======================  ===========================================  ======  ======================
-:func:`read_pcm16`      soundfile's private cffi binding of           +21 %   ``sf.SoundFile``
-                        libsndfile (``soundfile._snd``, ``_ffi``)
-:func:`rfft_into`       scipy's private pocketfft binding             +19 %   ``scipy.fft.rfft``,
-                        (``scipy.fft._pocketfft.pypocketfft``)                copied
-:func:`kernels`         numba kernels, with a hand port of musl's     +89 %   the same arithmetic
-                        ``logf`` and LLVM's float16 cast                      in numpy
-======================  ===========================================  ======  ======================
+=====================  ============================================  ======================
+fast path              leans on                                      without it
+=====================  ============================================  ======================
+:func:`read_pcm16`     soundfile's private cffi binding of           ``sf.SoundFile``
+                       libsndfile (``soundfile._snd``, ``_ffi``)
+:func:`rfft_into`      scipy's private pocketfft binding             ``scipy.fft.rfft``,
+                       (``scipy.fft._pocketfft.pypocketfft``)        copied
+:func:`kernels`        numba kernels, with a hand port of musl's     the same arithmetic
+                       ``logf`` and LLVM's float16 cast              in numpy
+=====================  ============================================  ======================
 
-Gains: the steady-state build with each one switched off in turn (``benchmarks/fastpaths.py``,
-table in ``docs/extraction.md``); a fast path stays only while it gives at least 10 %.
+What each gains: the steady-state build with each one switched off in turn
+(``benchmarks/fastpaths.py``, table in ``docs/extraction.md``); a fast path stays only while it
+gives at least 10 %.
 
 Each is checked once per process against the public function it replaces (same bits). Where one
-cannot be taken on the installed versions, a warning names it and what it costs, and the public
+cannot be taken on the installed versions, a warning names it and why, and the public
 function stands in: the build is right, only slower. The unit tests fail in that case
 (``tests/test_features.py``), so a dependency upgrade that breaks a fast path is an error, not
 an unexplained slowdown.
 
-Importing this module imports numba (~0.5 s): :mod:`featurestore.audio` and
+Importing this module imports numba, which takes a while: :mod:`featurestore.audio` and
 :mod:`featurestore.features` import it where they first read or transform a note, so a process
 that only writes (the build's writer) does not pay for it.
 
@@ -43,7 +44,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numba
 import numpy as np
@@ -57,15 +58,16 @@ __all__ = ["read_pcm16", "rfft_into", "kernels", "active_frames", "log_half"]
 log = logging.getLogger(__name__)
 
 
-def _not_taken(name: str, gain: str, why: str):
-    log.warning("fast path '%s' not taken (%s): the build runs about %s slower; please report "
-                "it with your package versions", name, why, gain)
+def _not_taken(name: str, why: str):
+    log.warning("fast path '%s' not taken (%s): the build runs slower (docs/extraction.md has "
+                "what each fast path gains); please report it with your package versions",
+                name, why)
 
 
 # ---- libsndfile's C calls ------------------------------------------------------------------
 
 _SUBTYPE_MASK, _PCM_16 = 0x0000FFFF, 0x0002  # libsndfile's SF_FORMAT_SUBMASK, SF_FORMAT_PCM_16
-_MAX_FAST_FRAMES = 2 ** 26  # 70 minutes at 16 kHz; longer files go through sf.SoundFile
+_UNKNOWN_LENGTH = 2 ** 62  # a streamed FLAC's frame count says 2**63 - 1
 
 
 @lru_cache(maxsize=None)
@@ -75,27 +77,36 @@ def _libsndfile():
     if os.name == "nt":  # soundfile opens paths with sf_wchar_open there: not a fast path
         return None
     lib, ffi = getattr(sf, "_snd", None), getattr(sf, "_ffi", None)
-    names = ("sf_open", "sf_readf_short", "sf_error", "sf_close", "SFM_READ")
+    names = ("sf_open", "sf_readf_short", "sf_seek", "sf_error", "sf_close", "SFM_READ")
     if lib is None or ffi is None or not all(hasattr(lib, n) for n in names):
-        _not_taken("libsndfile C calls", "17 %",
+        _not_taken("libsndfile C calls",
                    f"soundfile {sf.__version__} has no _snd/_ffi binding with {', '.join(names)}")
         return None
     return lib, ffi
 
 
-def read_pcm16(path: Path) -> Optional[Tuple[np.ndarray, int]]:
-    """A 16-bit PCM file (NSynth's format) through libsndfile's C API: ``sf_open``,
-    ``sf_readf_short``, ``sf_close``, the calls ``sf.SoundFile(...).read(dtype='int16')`` makes,
-    without the 130 microseconds of Python around them (48 against 179 a 4-second file, and
-    the wrapper holds the GIL, so two reading threads did not scale).
+def read_pcm16(path: Path, frames_for: Callable[[int, int], int]
+               ) -> Optional[Tuple[np.ndarray, int, int]]:
+    """The start of a 16-bit PCM file (NSynth's format) of one or two channels through
+    libsndfile's C API: ``sf_open``, ``sf_readf_short``, ``sf_seek``, ``sf_close``, the calls
+    ``sf.SoundFile(...).read(dtype='int16')`` makes, without the Python around them (which
+    holds the GIL, so two reading threads did not scale).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    frames_for : callable
+        ``frames_for(sample_rate, channels)``: how many frames to read at most; it may raise
+        to refuse the file.
 
     Returns
     -------
-    (pcm, sample_rate) or None
-        int16 ``(frames, channels)``; ``None`` for anything else, which ``sf.SoundFile`` then
-        reads, or explains: another subtype, a file libsndfile cannot open, a header whose frame
-        count is unknown (a streamed FLAC says 2**63 - 1), above ``2**26`` frames or more than
-        the file holds, a read error.
+    (pcm, sample_rate, frames) or None
+        int16 ``(min(frames, frames_for(...)), channels)`` and the frames the whole file holds;
+        of a longer file only the last frame is read besides (a FLAC cut short fails there).
+        ``None`` for anything else, which ``sf.SoundFile`` then reads, or explains: another
+        subtype, more than two channels, a file libsndfile cannot open, a header whose frame
+        count is unknown, a read or seek error.
     """
     binding = _libsndfile()
     if binding is None:
@@ -106,17 +117,23 @@ def read_pcm16(path: Path) -> Optional[Tuple[np.ndarray, int]]:
     if handle == ffi.NULL:
         return None
     try:
-        if info.format & _SUBTYPE_MASK != _PCM_16 or info.channels < 1 \
-                or not 0 <= info.frames <= _MAX_FAST_FRAMES:
+        frames, channels = info.frames, info.channels
+        if info.format & _SUBTYPE_MASK != _PCM_16 or not 1 <= channels <= 2 \
+                or not 0 <= frames < _UNKNOWN_LENGTH:
             return None
-        pcm = np.empty((info.frames, info.channels), dtype=np.int16)
-        frames = lib.sf_readf_short(handle, ffi.cast("short *", ffi.from_buffer(pcm)),
-                                    info.frames)
-        if frames != info.frames or lib.sf_error(handle):
+        want = min(frames, frames_for(int(info.samplerate), channels))
+        pcm = np.empty((want, channels), dtype=np.int16)
+        if lib.sf_readf_short(handle, ffi.cast("short *", ffi.from_buffer(pcm)), want) != want \
+                or lib.sf_error(handle):
             return None
+        if want < frames:
+            last = np.empty((1, channels), dtype=np.int16)
+            if lib.sf_seek(handle, frames - 1, os.SEEK_SET) != frames - 1 or lib.sf_readf_short(
+                    handle, ffi.cast("short *", ffi.from_buffer(last)), 1) != 1:
+                return None
     finally:
         lib.sf_close(handle)
-    return pcm, int(info.samplerate)
+    return pcm, int(info.samplerate), int(frames)
 
 
 # ---- pocketfft into a given array ----------------------------------------------------------
@@ -127,7 +144,7 @@ def rfft_into():
     through ``out`` of scipy's own pocketfft binding (the function ``scipy.fft.rfft`` calls);
     ``None`` (warned once) where that binding is missing or gives other bits.
 
-    A new 0.5 MB spectrum per block of frames cost about as much as the FFT itself (fresh pages
+    A new spectrum per block of frames cost about as much as the FFT itself (fresh pages
     from the kernel, and two threads contending for them).
     """
     import scipy
@@ -145,7 +162,7 @@ def rfft_into():
         why = "its result differs from scipy.fft.rfft"
     except (ImportError, AttributeError, TypeError, ValueError) as err:
         why = f"{type(err).__name__}: {err}"
-    _not_taken("pocketfft into the workspace", "16 %",
+    _not_taken("pocketfft into the workspace",
                f"scipy {scipy.__version__}'s private pocketfft binding: {why}")
     return None
 
@@ -163,11 +180,11 @@ def kernels() -> Optional[SimpleNamespace]:
     try:
         log_half(probe, 3, 1.0, 1.0, out, sums, squares)
     except numba.core.errors.NumbaError as err:
-        _not_taken("numba kernel", "47 %", f"numba {numba.__version__} cannot compile it: {err}")
+        _not_taken("numba kernel", f"numba {numba.__version__} cannot compile it: {err}")
         return None
     expected = np.log1p(probe.real.astype(np.float64)).astype(np.float16)
     if not np.array_equal(out, expected.view(np.uint16)):
-        _not_taken("numba kernel", "47 %", "its float16 cast differs from numpy's on this CPU")
+        _not_taken("numba kernel", "its float16 cast differs from numpy's on this CPU")
         return None
     return SimpleNamespace(active_frames=active_frames, log_half=log_half)
 
