@@ -34,8 +34,8 @@ from .params import FeatureParams
 
 __all__ = ["compute_features", "features_from_file", "note_features", "Workspace"]
 
-#: Frames transformed at a time: a block's frames and spectrum stay in the CPU's cache
-#: (measured here: blocks of 64 or 128 frames made a note 1.7x faster than all 251 at once).
+#: Frames transformed at a time: a block's frames and spectrum stay in the CPU's cache, which
+#: made a note faster than all its frames at once.
 BLOCK_FRAMES = 128
 
 # Cosine-sum coefficients of the windows FeatureParams allows (scipy.signal.windows' values).
@@ -47,7 +47,7 @@ def _window(name: str, n_fft: int) -> np.ndarray:
     """``scipy.signal.get_window(name, n_fft, fftbins=True)`` as float32.
 
     Computed like scipy's ``general_cosine`` (float64, then cast), because importing
-    ``scipy.signal`` costs about a second in every worker; other names go to scipy.
+    ``scipy.signal`` is slow in every worker; other names go to scipy.
     """
     if name not in _COSINE_WINDOWS:
         import scipy.signal
@@ -82,7 +82,7 @@ def _rfft_copied(x, out):
 
 class Workspace:
     """The buffers computing features reuses from note to note: the padded waveform, a block
-    of windowed frames and its spectrum (about 1 MB for the defaults).
+    of windowed frames and its spectrum.
 
     One per thread: the build makes one per batch of notes, :func:`compute_features` one per
     call. Reusing them matters: allocating a block's frames and spectrum anew took as long as

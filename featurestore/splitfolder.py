@@ -45,8 +45,8 @@ _SHARED = ("instrument_str", "instrument_source_str", "qualities_str")
 @dataclass(frozen=True, eq=False)
 class Notes(Sequence):
     """A split's usable notes as columns, one row per note: its name, numbers in arrays and
-    text as references to shared strings, about 160 bytes a note (an :class:`Example` and a
-    ``Path`` per note kept 0.9 KiB, and took 2.3 KiB at the peak of reading them).
+    text as references to shared strings: a fraction of what an :class:`Example` and a
+    ``Path`` per note keep (docs/scale.md has the memory a split's notes take).
 
     ``notes[i]`` is ``(Example, pathlib.Path)``; the columns are what a store records.
 
@@ -135,9 +135,8 @@ def read_split(split_dir) -> Tuple[Notes, List[Tuple[str, str]]]:
     """Pair the json entries of one split folder with their wav files.
 
     ``examples.json`` is read one entry at a time and each usable entry kept as a row of
-    :class:`Notes`: the notes keep about 160 bytes each, and reading them takes about 400
-    bytes a note at its peak (the listing of ``audio/`` and each name's hash), whatever the
-    size of the file.
+    :class:`Notes`: what reading them holds grows with the notes (the listing of ``audio/``
+    and each name's hash), not with the size of the file (docs/scale.md).
 
     Parameters
     ----------

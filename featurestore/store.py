@@ -115,7 +115,7 @@ class SpectraReader:
         ``'mmap'``: a numpy memory map over the chunks (byte offsets from HDF5's chunk index);
         falls back to ``'h5py'`` when the dataset is compressed or not chunked one note per chunk.
         ``'h5py'``: h5py reads one note (one chunk) at a time; its fancy indexing with
-        sorted unique indices measured ~100x slower (``benchmarks/loader.py``).
+        sorted unique indices is far slower (``docs/loader.md``).
 
     Attributes
     ----------

@@ -236,9 +236,8 @@ def resolve_backend(backend: str, jobs: int) -> str:
 
     The hot path (soundfile reads, the numba kernels, scipy's FFT, numpy on whole notes) runs
     without the GIL, so on few cores threads lose little to it and save each loky process's
-    start-up (~1.5 s of imports and numba's LLVM; measured on 2 cores for 3,000 notes: the
-    whole command 5.5 s with 2 threads, 6.3-6.7 s with 2 processes, alternating runs). On
-    more cores the GIL-bound parts would add up, so processes take over.
+    start-up (its imports and numba's LLVM; ``docs/extraction.md`` measures both). On more
+    cores the GIL-bound parts would add up, so processes take over.
     """
     if backend not in BACKENDS:
         raise BuildError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
