@@ -3,8 +3,8 @@ disk (no server, no CDN): every note a point coloured by family; hover shows its
 family, pitch, velocity and the model's predicted family; a click plays it; the legend
 filters families; placed new sounds are stars.
 
-Audio is linked by relative path to the notes the store was built from (its ``source_root``
-attr), or copied next to the page with ``copy_audio``.
+Audio is linked by relative path to the notes the store was built from (each note's folder in
+``/source_folder``), or copied next to the page with ``copy_audio``.
 """
 from __future__ import annotations
 
@@ -56,13 +56,11 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                 if splits:  # asked for by name
                     raise no_map(store, split)
                 continue
-            root = Path(str(f.attrs.get("source_root", "."))) / split / "audio"
             names = f[schema.NAMES].asstr()[:]
             predicted = (f[schema.PROBABILITIES][:].argmax(axis=1) if schema.PROBABILITIES in f
                          else np.full(len(names), -1))
             audio = []
-            for name in names:
-                source = root / f"{name}.wav"
+            for source in schema.read_audio_paths(f):
                 if copy_audio and source.is_file():
                     target = out_dir / "audio" / split / source.name
                     target.parent.mkdir(parents=True, exist_ok=True)

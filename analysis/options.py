@@ -69,10 +69,14 @@ def _build(add_command):
     from featurestore.build import build_store
     from featurestore.workers import BACKENDS, THREADS_UP_TO
     p = add_command("build", help="build one chunked HDF5 feature file per split",
-                    description="Turn ROOT/{train,valid,test} (examples.json + audio/*.wav) "
-                                "into OUT/SPLIT.h5. Resumes an interrupted build.")
-    p.add_argument("root", type=Path)
-    p.add_argument("out", type=Path)
+                    description="Turn NOTES/{train,valid,test} (examples.json + audio/*.wav) "
+                                "into STORE/SPLIT.h5. With several NOTES folders (e.g. SoundFont "
+                                "and synth renders) each split holds the notes of that split "
+                                "of every folder; a note name two folders share is refused. "
+                                "Resumes an interrupted build.")
+    p.add_argument("root", type=Path, nargs="+", metavar="NOTES",
+                   help="NSynth-layout folders, one or more")
+    p.add_argument("out", type=Path, metavar="STORE")
     jobs = _default(build_store, "jobs")
     p.add_argument("--jobs", type=int, default=jobs, help=f"parallel workers (default {jobs})")
     p.add_argument("--backend", choices=BACKENDS, default=_default(build_store, "backend"),

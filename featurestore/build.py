@@ -1,6 +1,8 @@
-"""The build: an NSynth-layout folder -> one HDF5 file per split.
+"""The build: one or more NSynth-layout folders -> one HDF5 file per split.
 
-:func:`build_store` checks the folders, locks the store (one build at a time), and builds each
+:func:`build_store` checks the folders, merges each split's notes from every folder that has
+it (a note name two folders share is refused, naming both), locks the store (one build at a
+time), and builds each
 split with the workers of :mod:`featurestore.workers` feeding the single writer of
 :mod:`featurestore.splitfile` (written as ``SPLIT.h5.partial`` with a journal, resumable,
 renamed when whole); a finished split is kept unless it is to be overwritten.
@@ -63,11 +65,12 @@ class SplitReport:
 
 @dataclass(frozen=True)
 class _Split:
-    """One split to build: where from, where to, and the train split's statistics for the
-    others (``None`` for train, which computes its own)."""
+    """One split to build: where from (every NOTES folder of the build, which ``notes.folder``
+    indexes), where to, and the train split's statistics for the others (``None`` for train,
+    which computes its own)."""
 
     name: str
-    root: Path
+    roots: Tuple[Path, ...]
     path: Path
     notes: Notes     # in the store's order
     problems: list   # [(name, reason)] found before reading audio
@@ -181,7 +184,7 @@ def _build_split(split: _Split, params: FeatureParams,
             raise BuildError(f"{path}: the statistics of {split.name} are not finite although "
                              f"every note's features were; nothing was finished (a bug: please "
                              f"report it)")
-        skipped = finalize(f, split.name, split.root, notes, state, split.problems, summary,
+        skipped = finalize(f, split.name, split.roots, notes, state, split.problems, summary,
                            stats_split)
     os.replace(partial, path)
     journal.unlink()
@@ -230,17 +233,18 @@ def _locked(out: Path):
             os.close(fd)
 
 
-def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int = 2,
+def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: int = 2,
                 backend: str = "auto", batch_size: int = 32, overwrite: bool = False,
                 splits: Optional[Sequence[str]] = None, progress: bool = True
                 ) -> List[SplitReport]:
-    """Build ``OUT/SPLIT.h5`` for every split of an NSynth-layout folder.
+    """Build ``OUT/SPLIT.h5`` for every split of one or more NSynth-layout folders.
 
     Parameters
     ----------
-    root : str or pathlib.Path
-        Folder with ``train/``, ``valid/`` and/or ``test/``, each holding ``examples.json`` and
-        ``audio/*.wav``.
+    roots : str or pathlib.Path, or a sequence of them
+        Folders (NOTES) with ``train/``, ``valid/`` and/or ``test/``, each holding
+        ``examples.json`` and ``audio/*.wav``. Each split of the store holds the notes of that
+        split of every folder, sorted by name; ``/source_folder`` records each note's folder.
     out : str or pathlib.Path
         The store folder (created if needed).
     params : FeatureParams
@@ -255,7 +259,7 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
     overwrite : bool
         Rebuild splits whose finished file exists; otherwise those are kept as they are.
     splits : sequence of str, optional
-        Only these splits (default: every split found in ``root``).
+        Only these splits (default: every split found in any of ``roots``).
     progress : bool
         Show a tqdm bar per split.
 
@@ -267,25 +271,21 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
     Raises
     ------
     BuildError
-        Missing ``root``, a ``root`` without splits, an unwritable ``out``, or a kept split
-        built with other feature parameters.
+        A missing folder, a folder without splits or given twice, a note name two folders
+        share, an unwritable ``out``, or a kept split built with other feature parameters.
     """
-    root, out = Path(root), Path(out)
+    roots = _roots(roots)
+    out = Path(out)
     if not isinstance(jobs, int) or jobs < 1:
         raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
     backend = resolve_backend(backend, jobs)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not root.is_dir():
-        raise BuildError(f"{root}: " + ("not a folder" if root.exists() else "no such folder"))
-    found = find_splits(root)
-    if not found:
-        raise BuildError(f"{root}: no split folder with an examples.json "
-                         f"(expected {', '.join(s + '/' for s in SPLITS)})")
+    found = _found_splits(roots)
     if splits is not None:
         missing = [s for s in splits if s not in found]
         if missing:
-            raise BuildError(f"{root}: no split {', '.join(missing)} "
+            raise BuildError(f"{', '.join(map(str, roots))}: no split {', '.join(missing)} "
                              f"(found {', '.join(found)})")
         found = [s for s in found if s in splits]
     _check_writable(out)
@@ -317,18 +317,19 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                 if differences:
                     raise BuildError(f"{path}: exists and was built with other feature parameters "
                                      f"({'; '.join(differences)}); use --overwrite to rebuild")
-                reports.append(_kept(split, path, root))
+                reports.append(_kept(split, path, roots))
                 continue
             if split != "train" and train_stats is None:
                 train_stats = _existing_train_stats(out, params)
-            notes, problems = read_split(root / split)
+            notes, problems = _read_notes(roots, split)
+            where = _where(roots, split)
             if split == "train" and not notes:
                 first = f"; first: {problems[0][0]}: {problems[0][1]}" if problems else ""
-                raise BuildError(f"{root / split}: no usable notes in the train split "
+                raise BuildError(f"{where}: no usable notes in the train split "
                                  f"({len(problems)} problems{first})")
             try:
                 report, stats = _build_split(_Split(
-                    split, root, path, notes, problems,
+                    split, roots, path, notes, problems,
                     train_stats if split != "train" else None), params, run)
             except OSError as err:  # a full disk, most likely; the journal keeps what was done
                 raise BuildError(f"{path}: cannot be written ({err.strerror or err}); what was "
@@ -338,17 +339,78 @@ def build_store(root, out, params: FeatureParams = FeatureParams(), *, jobs: int
                 first = report.skipped[0] if report.skipped else ("?", "?")
                 if split == "train":  # no statistics, nothing to train on: not a store
                     path.unlink()
-                    raise BuildError(f"{root / split}: none of its {len(notes)} notes could be "
+                    raise BuildError(f"{where}: none of its {len(notes)} notes could be "
                                      f"used (first: {first[0]}: {first[1]}); nothing written")
                 log.warning("%s: none of its %d notes could be used (first: %s: %s)",
-                            root / split, len(notes), *first)
+                            where, len(notes), *first)
             if split == "train":
                 train_stats = Summary.of(stats)
             reports.append(report)
     return reports
 
 
-def _kept(split: str, path: Path, root: Path) -> SplitReport:
+def _roots(roots) -> Tuple[Path, ...]:
+    """The NOTES folders of a build, checked: each one exists, none is given twice."""
+    roots = (Path(roots),) if isinstance(roots, (str, os.PathLike)) else tuple(map(Path, roots))
+    if not roots:
+        raise BuildError("no NOTES folder given")
+    seen = {}
+    for root in roots:
+        if not root.is_dir():
+            raise BuildError(f"{root}: " + ("not a folder" if root.exists() else "no such folder"))
+        if root.resolve() in seen:
+            raise BuildError(f"{root}: given twice (also as {seen[root.resolve()]})")
+        seen[root.resolve()] = root
+    return roots
+
+
+def _found_splits(roots: Sequence[Path]) -> List[str]:
+    """The splits any of ``roots`` has, in NSynth order; every root must have one."""
+    found = set()
+    for root in roots:
+        splits = find_splits(root)
+        if not splits:
+            raise BuildError(f"{root}: no split folder with an examples.json "
+                             f"(expected {', '.join(s + '/' for s in SPLITS)})")
+        found.update(splits)
+    return [s for s in SPLITS if s in found]
+
+
+def _where(roots: Sequence[Path], split: str) -> str:
+    """The split's folders, for messages."""
+    return " and ".join(str(root / split) for root in roots
+                        if (root / split / "examples.json").is_file())
+
+
+def _read_notes(roots: Sequence[Path], split: str) -> Tuple[Notes, List[Tuple[str, str]]]:
+    """:func:`read_split` of ``split`` in every one of ``roots`` that has it, merged (a root
+    without it gives no notes); ``notes.folder`` indexes ``roots``.
+
+    Raises
+    ------
+    BuildError
+        When a note name is usable in two of the folders (which note the store means by it
+        would be unclear), naming both files.
+    """
+    parts, problems = [], []
+    for root in roots:
+        notes, found = (read_split(root / split) if (root / split / "examples.json").is_file()
+                        else (Notes.collect(root / split / "audio", ()), []))
+        parts.append(notes)
+        problems += found
+    notes = Notes.merge(parts)
+    names = notes.names  # sorted: a name in two folders is in two neighbouring rows
+    shared = [i for i in range(1, len(names)) if names[i] == names[i - 1]]
+    if shared:
+        i = shared[0]
+        a, b = (roots[notes.folder[j]] / split / "examples.json" for j in (i - 1, i))
+        raise BuildError(f"note {names[i]!r} is in {a} and in {b} ({len(shared)} names of "
+                         f"{split} are in two folders); a note's name must be unique across "
+                         f"the NOTES folders: rename or leave out one of them")
+    return notes, sorted(problems)
+
+
+def _kept(split: str, path: Path, roots: Sequence[Path]) -> SplitReport:
     """The report of a finished split left as it is, with a warning when its inputs changed."""
     with h5py.File(path, "r") as f:
         skipped, adjusted = schema.read_problems(f)
@@ -356,13 +418,13 @@ def _kept(split: str, path: Path, root: Path) -> SplitReport:
                              n_skipped=len(skipped), skipped=skipped, n_adjusted=len(adjusted))
         digest = f.attrs.get(schema.INPUTS_DIGEST)
     try:
-        notes, _ = read_split(root / split)
+        notes, _ = _read_notes(roots, split)
         changed = digest is not None and digest != inputs_digest(notes)
-    except (OSError, ValueError):
+    except (OSError, ValueError, BuildError):
         changed = True
     if changed:
         log.warning("%s: kept, but %s changed since it was built; use --overwrite to rebuild",
-                    path, root / split)
+                    path, _where(roots, split))
     else:
         log.info("%s: finished store kept (use --overwrite to rebuild)", path)
     return report

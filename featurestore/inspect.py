@@ -72,7 +72,13 @@ def _describe_split(split: str, f, max_skipped: int) -> List[str]:
     attrs = params.to_attrs()
     lines.append("  features  " + ", ".join(
         f"{name}={attrs[ATTR_PREFIX + name]}" for name in params.shaping()))
+    if schema.SOURCE_FOLDER in f:  # every NOTES folder, with its notes in this split
+        folders = f[schema.SOURCE_FOLDER]
+        counts = np.bincount(folders[:], minlength=len(folders.attrs[schema.LIST_NAMES]))
+        source = ", ".join(f"{root} ({n} notes)"
+                           for root, n in zip(folders.attrs[schema.LIST_NAMES], counts))
+    else:
+        source = str(f.attrs.get("source_root", "?"))
     lines.append(f"  built     {f.attrs.get('created', '?')} by timbremap "
-                 f"{f.attrs.get('timbremap_version', '?')} from "
-                 f"{f.attrs.get('source_root', '?')}")
+                 f"{f.attrs.get('timbremap_version', '?')} from {source}")
     return lines

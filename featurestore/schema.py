@@ -29,6 +29,10 @@ Written by the build
 ``/instrument``    int32 ``(N,)``: instrument id; ``/instrument_str`` utf-8 ``(N,)`` its name.
 ``/source``        utf-8 ``(N,)``: ``acoustic``, ``electronic`` or ``synthetic``.
 ``/qualities``     uint8 ``(N, 10)``: NSynth's quality flags; attr ``names`` lists them.
+``/source_folder`` int16 ``(N,)``: the NOTES folder each note comes from, an index into its attr
+                   ``names`` (every folder the build was given, absolute, in the order given:
+                   the same index means the same folder in every split of a store); the note's
+                   audio is ``names[i]/SPLIT/audio/NAME.wav``.
 ``/skipped``       utf-8 ``(M, 2)``: ``[name, reason]`` of every input that could not be used
                    (corrupt, truncated or empty audio, NaN samples, silence, json entry without
                    wav, wav without json entry, unknown family, ...); attr ``columns``.
@@ -37,7 +41,8 @@ Written by the build
                    louder than full scale); attr ``columns``.
 root attrs         ``feature_*``: every parameter that shapes the features
                    (:class:`featurestore.params.FeatureParams`); ``split``, ``n_examples``,
-                   ``timbremap_version``, ``source_root``, ``created`` (ISO 8601, UTC),
+                   ``timbremap_version``, ``source_root`` (the first NOTES folder; see
+                   ``/source_folder``), ``created`` (ISO 8601, UTC),
                    ``inputs_digest`` (SHA-1 of the input files' names and sizes: a later
                    build warns when the folder changed).
 
@@ -56,6 +61,7 @@ Strings read back as ``bytes`` with plain h5py; ``f['names'].asstr()[:]`` gives 
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 from typing import List, Sequence, Tuple
 
 import h5py
@@ -67,11 +73,11 @@ from . import nsynth
 from .params import FeatureParams
 
 __all__ = ["SPECTRA", "LABELS", "NAMES", "PITCH", "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR",
-           "SOURCE", "QUALITIES", "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS",
+           "SOURCE", "QUALITIES", "SOURCE_FOLDER", "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS",
            "PROBABILITIES", "TSNE", "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1",
            "create_spectra", "write_notes", "write_stats", "write_problems", "write_provenance",
            "clear_metadata", "check_split", "read_params", "read_stats", "read_stats_count",
-           "read_problems", "datasets"]
+           "read_audio_paths", "read_problems", "datasets"]
 
 # datasets written by the build
 SPECTRA = "spectra"
@@ -83,11 +89,12 @@ INSTRUMENT = "instrument"
 INSTRUMENT_STR = "instrument_str"
 SOURCE = "source"
 QUALITIES = "qualities"
+SOURCE_FOLDER = "source_folder"
 SKIPPED = "skipped"
 ADJUSTED = "adjusted"
 #: Every dataset a build writes; analysis never replaces them.
 BUILT = (SPECTRA, LABELS, NAMES, PITCH, VELOCITY, INSTRUMENT, INSTRUMENT_STR, SOURCE,
-         QUALITIES, SKIPPED, ADJUSTED)
+         QUALITIES, SOURCE_FOLDER, SKIPPED, ADJUSTED)
 REQUIRED = (SPECTRA, LABELS)
 
 # datasets analysis adds
@@ -124,13 +131,15 @@ def clear_metadata(f: h5py.File):
         del f[name]
 
 
-def write_notes(f: h5py.File, notes):
+def write_notes(f: h5py.File, notes, roots: Sequence[str]):
     """``/labels`` and the per-note metadata of the written notes, in their order.
 
     Parameters
     ----------
     notes : featurestore.splitfolder.Notes
         One row per note of ``/spectra``.
+    roots : sequence of str
+        The NOTES folders of the build; ``notes.folder`` indexes them.
     """
     f.create_dataset(LABELS, data=notes.family.astype(np.int32))
     f[LABELS].attrs[LIST_NAMES] = np.array(nsynth.FAMILIES, dtype=STRING)
@@ -147,6 +156,8 @@ def write_notes(f: h5py.File, notes):
                          dtype=dtype)
     f.create_dataset(QUALITIES, data=notes.qualities.astype(np.uint8))
     f[QUALITIES].attrs[LIST_NAMES] = np.array(nsynth.QUALITIES, dtype=STRING)
+    f.create_dataset(SOURCE_FOLDER, data=notes.folder.astype(np.int16))
+    f[SOURCE_FOLDER].attrs[LIST_NAMES] = np.array(list(roots), dtype=STRING)
 
 
 def write_stats(f: h5py.File, mean: np.ndarray, std: np.ndarray, count: int, split: str):
@@ -216,6 +227,19 @@ def read_stats_count(f: h5py.File) -> Tuple[int, str]:
     """``(frames, split)`` the statistics summarise; ``(0, '')`` when the file has none."""
     attrs = f[SPECTRA].attrs
     return int(attrs.get(STATS_COUNT, 0)), str(attrs.get(STATS_SPLIT, ""))
+
+
+def read_audio_paths(f: h5py.File) -> List[Path]:
+    """Where each note's audio was when the split was built: ``ROOT/SPLIT/audio/NAME.wav``,
+    ``ROOT`` from ``/source_folder`` (or, in a store built before it, the ``source_root``
+    attr)."""
+    split, names = str(f.attrs.get("split", "")), f[NAMES].asstr()[:]
+    if SOURCE_FOLDER in f:
+        roots = [Path(r) for r in f[SOURCE_FOLDER].attrs[LIST_NAMES]]
+        folder = f[SOURCE_FOLDER][:]
+    else:
+        roots, folder = [Path(str(f.attrs.get("source_root", ".")))], np.zeros(len(names), int)
+    return [roots[k] / split / "audio" / f"{name}.wav" for k, name in zip(folder, names)]
 
 
 def read_problems(f: h5py.File) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]:

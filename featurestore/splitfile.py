@@ -23,7 +23,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import h5py
 import numpy as np
@@ -169,7 +169,7 @@ def note_writer(spectra: h5py.Dataset):
     return write_note
 
 
-def finalize(f: h5py.File, split: str, root: Path, notes: Notes, state: Progress,
+def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, state: Progress,
              problems, summary: Optional[Summary], stats_split: str):
     """Write the rest of the schema around the filled ``/spectra``; returns the skipped rows.
     Safe to run again after it failed part way."""
@@ -179,12 +179,13 @@ def finalize(f: h5py.File, split: str, root: Path, notes: Notes, state: Progress
     schema.clear_metadata(f)
     if summary is not None:
         schema.write_stats(f, summary.mean, summary.std, summary.count, stats_split)
-    schema.write_notes(f, notes.take(np.flatnonzero(kept)))
+    roots = [str(root.resolve()) for root in roots]
+    schema.write_notes(f, notes.take(np.flatnonzero(kept)), roots)
     names = notes.names  # the json keys, i.e. the files' names audio/NAME.wav
     skipped = sorted(list(problems) + [(names[p], r) for p, r in state.skipped])
     schema.write_problems(f, skipped, [(names[p], what) for p, what in state.adjusted])
     schema.write_provenance(f, split=split, n=state.n_written, inputs_digest=inputs_digest(notes),
-                            source_root=str(root.resolve()))
+                            source_root=roots[0])
     spectra = f[schema.SPECTRA]
     if spectra.shape[0] != state.n_written:  # last: a failed finalize can be redone
         spectra.resize(state.n_written, axis=0)

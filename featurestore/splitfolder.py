@@ -52,7 +52,10 @@ class Notes(Sequence):
 
     Attributes
     ----------
-    audio_dir : pathlib.Path
+    audio_dirs : tuple of pathlib.Path
+        The ``audio/`` folders the notes come from (one, or one per NOTES folder of a build).
+    folder : np.ndarray, int16, shape ``(n,)``
+        Each note's index into ``audio_dirs``.
     names : list of str, length ``n``
         The json keys, i.e. the wav files' names without their suffix.
     suffixes : list of str, length ``n``
@@ -64,7 +67,8 @@ class Notes(Sequence):
     note_str, instrument_str, instrument_source_str, qualities_str : list, length ``n``
     """
 
-    audio_dir: Path
+    audio_dirs: Tuple[Path, ...]
+    folder: np.ndarray
     names: list
     suffixes: list
     family: np.ndarray
@@ -99,7 +103,28 @@ class Notes(Sequence):
         columns = {key: np.array(values, dtype=values.typecode)
                    for key, values in numbers.items()}
         columns["qualities"] = np.array(qualities, np.uint8).reshape(-1, len(QUALITIES))
-        return cls(Path(audio_dir), **text, **columns)
+        columns["folder"] = np.zeros(len(text["names"]), np.int16)
+        return cls((Path(audio_dir),), **text, **columns)
+
+    @classmethod
+    def merge(cls, parts: Sequence["Notes"]) -> "Notes":
+        """The notes of several folders as one, sorted by name: ``parts[k]``'s notes (each of
+        one folder) get ``folder`` ``k``."""
+        if not parts or any(len(part.audio_dirs) != 1 for part in parts):
+            raise ValueError("merge takes one or more Notes of one folder each")
+        if len(parts) == 1:
+            return parts[0]
+        columns = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "audio_dirs":
+                continue
+            values = [getattr(part, f.name) for part in parts]
+            columns[f.name] = (np.concatenate(values) if isinstance(values[0], np.ndarray)
+                               else [item for value in values for item in value])
+        columns["folder"] = np.concatenate([np.full(len(part), k, np.int16)
+                                            for k, part in enumerate(parts)])
+        merged = cls(tuple(part.audio_dirs[0] for part in parts), **columns)
+        return merged.take(np.argsort(np.array(merged.names, dtype=object), kind="stable"))
 
     def take(self, rows) -> "Notes":
         """These rows (a sequence of indices), in this order."""
@@ -107,14 +132,14 @@ class Notes(Sequence):
         return dataclasses.replace(self, **{
             f.name: (getattr(self, f.name)[rows] if isinstance(getattr(self, f.name), np.ndarray)
                      else [getattr(self, f.name)[i] for i in rows])
-            for f in dataclasses.fields(self) if f.name != "audio_dir"})
+            for f in dataclasses.fields(self) if f.name != "audio_dirs"})
 
     def __len__(self) -> int:
         return len(self.names)
 
     def path(self, i: int) -> Path:
         """Note ``i``'s wav file."""
-        return self.audio_dir / (self.names[i] + self.suffixes[i])
+        return self.audio_dirs[self.folder[i]] / (self.names[i] + self.suffixes[i])
 
     def __getitem__(self, i: int) -> Tuple["Example", Path]:
         if not -len(self) <= i < len(self):

@@ -80,7 +80,8 @@ def test_rerun_replaces_and_leaves_the_build_alone(mapped):
         np.testing.assert_array_equal(f["embeddings"][:], old)
         assert sorted(f) == sorted(["adjusted", "embeddings", "instrument", "instrument_str",
                                     "labels", "names", "pitch", "probabilities", "qualities",
-                                    "skipped", "source", "spectra", "tsne", "velocity"])
+                                    "skipped", "source", "source_folder", "spectra", "tsne",
+                                    "velocity"])
     after = build_only(store / "test.h5")
     assert before[0] == after[0]
 

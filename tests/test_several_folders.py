@@ -1,0 +1,77 @@
+"""One store from several NOTES folders (e.g. SoundFont renders and synth renders): their
+splits merged, each note's folder recorded, a name two folders share refused."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis.cli import main
+from featurestore import schema
+from featurestore.build import BuildError, build_store
+from featurestore.inspect import describe_store
+from featurestore.nsynth import write_split
+from helpers import example, make_tone_root, make_tone_split, tone, write_note
+
+
+@pytest.fixture(scope="module")
+def two_roots(tmp_path_factory):
+    """``a``: train, valid, test; ``b``: train and test only, other instruments and names."""
+    base = tmp_path_factory.mktemp("roots")
+    a = make_tone_root(base / "a", n_train=6, n_valid=3, n_test=3)
+    make_tone_split(base / "b" / "train", 5, seed=7, first_instrument=500)
+    make_tone_split(base / "b" / "test", 2, seed=8, first_instrument=700)
+    return a, base / "b"
+
+
+def notes_of(path):
+    with h5py.File(path, "r") as f:
+        return {name: (int(folder), spectrum) for name, folder, spectrum in zip(
+            f[schema.NAMES].asstr()[:], f[schema.SOURCE_FOLDER][:], f[schema.SPECTRA][:])}
+
+
+def test_splits_are_merged_and_each_note_knows_its_folder(two_roots, tmp_path):
+    a, b = two_roots
+    build_store([a, b], tmp_path / "both", jobs=1, progress=False)
+    build_store(b, tmp_path / "b", jobs=1, progress=False)
+    for split, sizes in (("train", (6, 5)), ("valid", (3, 0)), ("test", (3, 2))):
+        with h5py.File(tmp_path / "both" / f"{split}.h5", "r") as f:
+            folders = f[schema.SOURCE_FOLDER]
+            assert list(folders.attrs["names"]) == [str(a.resolve()), str(b.resolve())]
+            assert tuple(np.bincount(folders[:], minlength=2)) == sizes
+            names = list(f[schema.NAMES].asstr()[:])
+            assert names == sorted(names) and f.attrs["n_examples"] == sum(sizes)
+            for path in schema.read_audio_paths(f):  # each note's own folder
+                assert path.is_file(), path
+    merged = notes_of(tmp_path / "both" / "test.h5")
+    for name, (folder, spectrum) in notes_of(tmp_path / "b" / "test.h5").items():
+        assert merged[name][0] == 1 and np.array_equal(merged[name][1], spectrum)
+    with h5py.File(tmp_path / "both" / "train.h5", "r") as f:  # statistics over both folders
+        assert f[schema.SPECTRA].attrs["stats_count"] == 11 * f[schema.SPECTRA].shape[1]
+    described = "\n".join(describe_store(tmp_path / "both"))
+    assert f"{a.resolve()} (6 notes), {b.resolve()} (5 notes)" in described
+
+
+def test_a_name_two_folders_share_is_refused_with_both_paths(two_roots, tmp_path):
+    a, _ = two_roots
+    c = tmp_path / "c"
+    name = sorted(json.loads((a / "train" / "examples.json").read_text()))[2]
+    write_note(c / "train", name, tone(30))
+    write_split(c / "train", {name: example(name, "organ")})
+    with pytest.raises(BuildError, match=rf"note '{name}' is in {a}/train/examples.json and in "
+                                         rf"{c}/train/examples.json \(1 names of train"):
+        build_store([a, c], tmp_path / "store", jobs=1, progress=False)
+    assert not list((tmp_path / "store").glob("*.h5*"))  # nothing written
+
+
+def test_a_folder_given_twice_is_refused(two_roots, tmp_path):
+    a, _ = two_roots
+    with pytest.raises(BuildError, match="given twice"):
+        build_store([a, a / ".." / a.name], tmp_path / "store", jobs=1, progress=False)
+
+
+def test_the_command_takes_several_folders(two_roots, tmp_path, capsys):
+    a, b = two_roots
+    main(["build", str(a), str(b), str(tmp_path / "store"), "--jobs", "1", "-q"])
+    with h5py.File(tmp_path / "store" / "train.h5", "r") as f:
+        assert f.attrs["n_examples"] == 11
