@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import soundfile as sf
@@ -123,25 +123,38 @@ def _tag(soundfont: Path) -> str:
     return re.sub(r"[^a-z0-9]", "", soundfont.stem.lower()) or "sf"
 
 
-def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
+def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int, *,
+                  families: Optional[Mapping[int, Union[str, Tuple[str, str]]]] = None
                   ) -> Dict[int, str]:
     """Instrument-disjoint split of programs, family by family.
 
     Each family's programs are shuffled with ``seed`` and cut by ``fractions``; every split
     with a non-zero share gets at least one program of a family when the family has enough.
 
+    Parameters
+    ----------
+    programs : sequence of int
+        Instrument numbers (GM programs, or any other instrument ids).
+    fractions : sequence of 3 float
+        Shares of train, valid and test.
+    seed : int
+    families : mapping, optional
+        program -> its NSynth family name, or a ``(family, source)`` pair as
+        :data:`GM_FAMILIES` holds (the default).
+
     Returns
     -------
     dict
         program -> ``'train'``, ``'valid'`` or ``'test'``.
     """
+    families = GM_FAMILIES if families is None else families
     names = ("train", "valid", "test")
     wanted = [n for n, f in zip(names, fractions) if f > 0]
     shares = np.array([f for f in fractions if f > 0], dtype=float)
     shares /= shares.sum()
     result = {}
     for family in FAMILIES:
-        members = sorted(p for p in programs if GM_FAMILIES[p][0] == family)
+        members = sorted(p for p in programs if _family(families[p]) == family)
         if not members:
             continue
         rng = np.random.default_rng([seed, FAMILIES.index(family)])
@@ -159,6 +172,10 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
                 result[program] = name
             start += count
     return result
+
+
+def _family(label: Union[str, Tuple[str, str]]) -> str:
+    return label if isinstance(label, str) else label[0]
 
 
 def _render_note(synth, sfid: int, program: int, pitch: int, velocity: int,

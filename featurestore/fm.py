@@ -1,0 +1,329 @@
+"""DX7 FM instruments: family prototypes as 6-operator voices, rendered by dexed-py."""
+from __future__ import annotations
+
+from typing import Callable, Dict, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from .errors import InputError, NeedsPackage
+from .synth import Instrument, Prototype
+
+__all__ = ["PROTOTYPES", "voice", "patch", "renderer"]
+
+#: The pip requirement and the module it installs.
+PACKAGE, MODULE = "dexed-py", "dexed"
+
+#: DX7 algorithms by index (the manual's number minus 1): three carrier/modulator pairs
+#: (1<-2, 3<-4, 5<-6, feedback on 6), and six carriers (feedback on 6).
+PAIRS, ADDITIVE = 4, 31
+
+Env = Tuple[float, float, float, float, float, float, float, float]
+
+
+def _op(ratio: float, level: float, env: Env, *, vel: float = 0, detune: float = 7,
+        rate_scaling: float = 0, ams: float = 0) -> list:
+    """One operator's 21 VCED bytes: ratio (0.5..31), output level (0..99), envelope (R1-R4,
+    L1-L4), velocity sensitivity (0..7), detune (7 is none), rate scaling, amp-mod sensitivity.
+    """
+    coarse = 0 if ratio < 1 else int(ratio)
+    fine = (ratio / (coarse or 0.5) - 1) * 100
+    bytes_ = [*env, 39, 0, 0, 0, 0, rate_scaling, ams, vel, level, 0, coarse, fine, detune]
+    limits = [99] * 11 + [3, 3, 7, 3, 7, 99, 1, 31, 99, 14]
+    return [int(min(max(round(b), 0), top)) for b, top in zip(bytes_, limits)]
+
+
+def voice(algorithm: int, feedback: float, ops: Sequence[list], *,
+          lfo: Tuple[float, float, float, float] = (35, 0, 0, 0), pms: float = 0,
+          pitch_env: Env = (99, 99, 99, 99, 50, 50, 50, 50), name: str = "TIMBREMAP") -> bytes:
+    """A DX7 single voice in the 155-byte VCED layout.
+
+    Parameters
+    ----------
+    algorithm : int
+        0..31.
+    feedback : float
+        0..7.
+    ops : sequence of 6 lists
+        Operators 1..6, each from :func:`_op`.
+    lfo : (speed, delay, pitch depth, amp depth), each 0..99
+        A sine LFO.
+    pms : float
+        Pitch-mod sensitivity 0..7.
+    pitch_env : (R1-R4, L1-L4)
+        The pitch envelope (50 is no shift; the note starts at L4).
+    name : str
+        Up to 10 ASCII characters.
+
+    Returns
+    -------
+    bytes, length 155
+
+    Raises
+    ------
+    InputError
+        Unless there are 6 operators.
+    """
+    if len(ops) != 6:
+        raise InputError(f"a DX7 voice has 6 operators, got {len(ops)}")
+    head = [*pitch_env, algorithm, feedback, 1, *lfo, 0, 4, pms, 24]
+    limits = [99] * 8 + [31, 7, 1, 99, 99, 99, 99, 1, 5, 7, 48]
+    head = [int(min(max(round(b), 0), top)) for b, top in zip(head, limits)]
+    data = [b for op in reversed(list(ops)) for b in op] + head  # VCED stores op 6 first
+    return bytes(data) + name[:10].ljust(10).encode("ascii")
+
+
+def _sustained(attack: float, release: float, sustain: float = 95) -> Env:
+    return (attack, 40, 30, release, 99, (99 + sustain) / 2, sustain, 0)
+
+
+def _decaying(decay: float, release: float, level2: float = 80, rate3: float = 25) -> Env:
+    return (99, decay, rate3, release, 99, level2, 0, 0)
+
+
+def _choice(options: Sequence[float], draw: float) -> float:
+    return options[min(int(draw * len(options)), len(options) - 1)]
+
+
+def _brass(s):
+    car, mod = _sustained(s["attack"], s["release"]), _sustained(s["swell"], s["release"], 85)
+    d = s["detune"]
+    return voice(PAIRS, s["feedback"], [
+        _op(1, 99, car, vel=1), _op(1, s["index"], mod, vel=s["brightness"]),
+        _op(1, 93, car, vel=1, detune=7 + d), _op(1, s["index"] - 4, mod, detune=7 - d),
+        _op(1, 80, car, detune=7 - d), _op(1, s["index"] - 12, mod)],
+        pitch_env=(80, 60, 50, 60, 50, 50, 50, 50 - s["scoop"]))
+
+
+def _bass(s):
+    car = (99, s["decay"], 20, s["release"], 99, s["sustain"], s["sustain"] - 15, 0)
+    growl = (99, s["growl"], 30, s["release"], 99, 60, 50, 0)
+    return voice(PAIRS, s["feedback"], [
+        _op(1, 99, car, vel=2, rate_scaling=2),
+        _op(_choice((1, 1, 2), s["ratio"]), s["index"], growl, vel=4),
+        _op(1, 85, car, detune=8, rate_scaling=2), _op(1, s["index"] - 10, growl, vel=3),
+        _op(1, 70, car), _op(1, 70, growl)])
+
+
+def _epiano(s):
+    car = _decaying(s["decay"], s["release"], s["body"])
+    tine = (99, s["tine_decay"], 30, 70, 99, 0, 0, 0)
+    return voice(PAIRS, 6, [
+        _op(1, 99, car, vel=2, rate_scaling=2), _op(1, s["index"], car, vel=s["vel"]),
+        _op(1, 99, car, vel=2, rate_scaling=2, detune=8),
+        _op(_choice((14, 14, 11, 7), s["tine_ratio"]), s["tine"], tine, vel=6),
+        _op(1, s["warmth"], car, detune=6, rate_scaling=2), _op(1, 60, car)])
+
+
+def _clav(s):
+    car = (99, s["decay"], 20, s["release"], 99, s["sustain"], 0, 0)
+    mod = (99, 50, 30, s["release"], 99, 75, 0, 0)
+    return voice(PAIRS, 7, [
+        _op(1, 99, car, vel=2, rate_scaling=3), _op(1, s["index"], mod, vel=4),
+        _op(1, 90, car, rate_scaling=3), _op(3, s["nasal"], mod, vel=3),
+        _op(1, 60, car), _op(1, s["buzz"], mod)])
+
+
+def _marimba(s):
+    def ring(decay):
+        return (99, decay, 30, 60, 99, 0, 0, 0)
+    return voice(PAIRS, 0, [
+        _op(1, 99, ring(s["decay"]), vel=2, rate_scaling=3),
+        _op(1, s["hardness"], ring(s["decay"] + 20), vel=5),
+        _op(4, s["mode2"], ring(s["decay"] + 10), vel=3, rate_scaling=3),
+        _op(1, 30, ring(80)),
+        _op(_choice((9.2, 10), s["ratio3"]), s["mode3"], ring(s["decay"] + 25), vel=4),
+        _op(1, 0, ring(80))])
+
+
+def _vibes(s):
+    ring = (99, s["decay"], 25, s["release"], 99, 0, 0, 0)
+    fast = (99, s["decay"] + 18, 25, s["release"], 99, 0, 0, 0)
+    return voice(PAIRS, 0, [
+        _op(1, 99, ring, vel=2, ams=2, rate_scaling=2), _op(1, s["hardness"], fast, vel=5),
+        _op(4, s["mode2"], fast, vel=3, ams=2, rate_scaling=2), _op(1, 20, fast),
+        _op(10, s["mode3"], fast, vel=4), _op(1, 0, fast)],
+        lfo=(s["rate"], 0, 0, s["tremolo"]))
+
+
+def _bell(s):
+    ring = (99, s["decay"], 25, s["release"], 99, 0, 0, 0)
+    return voice(PAIRS, 0, [
+        _op(1, 99, ring, vel=2, rate_scaling=2),
+        _op(_choice((1.41, 3.5), s["ratio"]), s["index"], ring, vel=5),
+        _op(1, 90, ring, detune=9, rate_scaling=2),
+        _op(3.5, s["index"] - 12, (99, s["decay"] + 15, 25, 60, 99, 0, 0, 0), vel=4),
+        _op(_choice((2.76, 5.4), s["ratio"]), s["partial"], ring, rate_scaling=3),
+        _op(1, 0, ring)])
+
+
+def _organ(s):
+    env = (99, 99, 99, s["release"], 99, 99, 99, 0)
+    click = (99, 80, 99, 99, 99, 0, 0, 0)
+    return voice(ADDITIVE, 7, [
+        _op(1, s["bar8"], env), _op(0.5, s["bar16"], env), _op(2, s["bar4"], env),
+        _op(3, s["bar3"], env), _op(4, s["bar2"], env), _op(8, s["click"], click)],
+        lfo=(s["rate"], 0, s["vibrato"], 0), pms=2)
+
+
+def _flute(s):
+    env = _sustained(s["attack"], s["release"])
+    chiff = (99, 60, 40, 70, 99, 55, 45, 0)
+    return voice(PAIRS, 7, [
+        _op(1, 99, env, vel=1), _op(1, s["index"], env, vel=3),
+        _op(2, s["octave"], env, vel=1), _op(1, 40, env),
+        _op(1, s["breath"], chiff), _op(1, 92, chiff)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3)
+
+
+def _clarinet(s):
+    env = _sustained(s["attack"], s["release"])
+    return voice(PAIRS, 3, [
+        _op(1, 99, env, vel=1), _op(2, s["index"], env, vel=3),
+        _op(3, s["third"], env, vel=2), _op(2, s["index"] - 15, env),
+        _op(1, 0, env), _op(2, 40, env)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3)
+
+
+def _double_reed(s):
+    env = _sustained(s["attack"], s["release"])
+    return voice(PAIRS, 5, [
+        _op(1, 99, env, vel=1), _op(1, s["index"], env, vel=3),
+        _op(_choice((3, 4, 5), s["formant"]), s["formant_level"], env, vel=2),
+        _op(1, s["index"] - 8, env, vel=2), _op(1, 0, env), _op(1, 50, env)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3)
+
+
+def _strings(s):
+    car = _sustained(s["attack"], s["release"], 97)
+    mod = _sustained(s["attack"] - 5, s["release"], 90)
+    d = s["detune"]
+    return voice(PAIRS, s["feedback"], [
+        _op(1, 99, car, detune=7 - d), _op(1, s["index"], mod, vel=2),
+        _op(1, 97, car, detune=7 + d), _op(1, s["index"] - 3, mod, vel=2),
+        _op(1, 94, car), _op(1, s["index"], mod)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3)
+
+
+def _guitar(s):
+    car = (99, s["decay"], 20, s["release"], 99, s["body"], 0, 0)
+    pluck = (99, s["pluck"], 30, 70, 99, 50, 0, 0)
+    return voice(PAIRS, 4, [
+        _op(1, 99, car, vel=2, rate_scaling=2),
+        _op(_choice((1, 3), s["ratio"]), s["index"], pluck, vel=4),
+        _op(1, 92, car, detune=8, rate_scaling=2),
+        _op(5, s["pick"], (99, 75, 30, 70, 99, 0, 0, 0), vel=5),
+        _op(1, 0, car), _op(1, 0, car)])
+
+
+def _lead(s):
+    env = (99, 99, 99, s["release"], 99, 99, 99, 0)
+    return voice(PAIRS, 7, [
+        _op(1, 99, env, detune=7 - s["detune"]), _op(1, s["saw"], env, vel=2),
+        _op(1, 95, env, detune=7 + s["detune"]), _op(2, s["square"], env, vel=2),
+        _op(1, s["third_voice"], env), _op(1, 80, env)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4)
+
+
+_ENV = {"attack": (50, 75), "release": (55, 75)}
+_LFO = {"rate": (28, 40), "delay": (30, 70), "vibrato": (2, 8)}
+
+#: Prototype name -> :class:`Prototype`: the family mapping (each one's voice: ``_VOICES``).
+#: Why each is its family: FM brass is the DX7's signature (ratio 1:1, the modulation index
+#: swelling with the attack as a player's lips open: ``fmbrass``); basses and electric pianos
+#: are its most used patches (``fmbass``: 1:1 with a fast-decaying index, the growl of a
+#: picked or synth bass; ``fmepiano``: the tine, a 14:1 modulator that dies within a second
+#: over a 1:1 body; ``fmclav``: clavinet, bright and quickly damped, a keyboard in NSynth as
+#: in General MIDI); mallets are struck and decay, with the bar's inharmonic modes as extra
+#: carriers (``fmmarimba``: modes 1, 4, ~10; ``fmvibes``: with tremolo; ``fmbell``: tubular
+#: bells, GM's chimes, inharmonic ratios); ``fmorgan`` is a drawbar organ, six sine carriers at
+#: the footages 8', 16', 4', 2 2/3', 2' plus a key click; ``fmflute`` is near-sine with breath
+#: noise from a feedback operator and delayed vibrato; reeds are the hollow odd-harmonic
+#: clarinet (1:2) and the nasal double reed/saxophone (a formant carrier at 3-5 times the
+#: pitch); ``fmstrings`` is a bowed ensemble (slow attack, three detuned 1:1 pairs, vibrato);
+#: ``fmguitar`` a plucked string (bright pick transient, body that decays); ``fmlead`` the
+#: sustained saw-plus-square mono lead of synthesizers. No vocal: FM formants need carriers at
+#: the harmonic nearest each formant, which a patch's fixed ratios cannot follow across keys.
+PROTOTYPES: Dict[str, Prototype] = {
+    "fmbass": Prototype("bass", "picked/synth bass: 1:1 or 1:2 growl that decays",
+        {"decay": (25, 45), "sustain": (60, 82), "release": (60, 75), "growl": (55, 80),
+         "index": (72, 90), "ratio": (0, 1), "feedback": (4, 7)}),
+    "fmbrass": Prototype("brass", "brass section: 1:1 with a swelling index",
+        {"attack": (55, 72), "swell": (45, 62), "release": (55, 70), "index": (74, 88),
+         "brightness": (2, 4), "detune": (1, 3), "feedback": (3, 6), "scoop": (0, 4)}),
+    "fmflute": Prototype("flute", "flute: near-sine, octave, breath chiff, delayed vibrato",
+        {**_ENV, **_LFO, "attack": (50, 64), "index": (45, 62), "octave": (55, 75),
+         "breath": (55, 72)}),
+    "fmguitar": Prototype("guitar", "plucked string: pick transient, decaying body",
+        {"decay": (28, 42), "body": (70, 88), "release": (65, 78), "pluck": (55, 72),
+         "ratio": (0, 1), "index": (65, 82), "pick": (45, 68)}),
+    "fmepiano": Prototype("keyboard", "tine electric piano: 14:1 tine over a 1:1 body",
+        {"decay": (20, 35), "body": (60, 82), "release": (60, 72), "index": (45, 66),
+         "vel": (3, 6), "tine_ratio": (0, 1), "tine": (70, 88), "tine_decay": (55, 78),
+         "warmth": (0, 75)}),
+    "fmclav": Prototype("keyboard", "clavinet: bright, nasal, quickly damped",
+        {"decay": (25, 40), "sustain": (55, 75), "release": (75, 90), "index": (80, 94),
+         "nasal": (60, 82), "buzz": (60, 85)}),
+    "fmmarimba": Prototype("mallet", "marimba/xylophone: short, modes 1, 4, ~10",
+        {"decay": (25, 42), "hardness": (45, 72), "mode2": (55, 80), "ratio3": (0, 1),
+         "mode3": (40, 70)}),
+    "fmvibes": Prototype("mallet", "vibraphone: long ring, modes 1, 4, 10, tremolo",
+        {"decay": (22, 36), "release": (40, 60), "hardness": (30, 58), "mode2": (60, 80),
+         "mode3": (40, 65), "rate": (30, 45), "tremolo": (5, 30)}),
+    "fmbell": Prototype("mallet", "tubular bell/chime: inharmonic ratios, long decay",
+        {"decay": (20, 34), "release": (40, 60), "ratio": (0, 1), "index": (50, 72),
+         "partial": (55, 78)}, pitches=(60, 96)),
+    "fmorgan": Prototype("organ", "drawbar organ: sine footages, key click, vibrato",
+        {"release": (60, 82), "bar8": (90, 99), "bar16": (0, 85), "bar4": (65, 95),
+         "bar3": (0, 88), "bar2": (0, 86), "click": (0, 72), "rate": (30, 40), "vibrato": (0, 6)}),
+    "fmclarinet": Prototype("reed", "clarinet: odd harmonics from a 1:2 modulator",
+        {**_ENV, **_LFO, "attack": (58, 75), "index": (70, 84), "third": (50, 72)}),
+    "fmdoublereed": Prototype("reed", "oboe/saxophone: 1:1 with a formant carrier",
+        {**_ENV, **_LFO, "attack": (58, 75), "index": (74, 88), "formant": (0, 1),
+         "formant_level": (68, 86)}),
+    "fmstrings": Prototype("string", "bowed ensemble: slow attack, detuned 1:1 pairs",
+        {**_LFO, "attack": (40, 56), "release": (45, 60), "index": (66, 80), "detune": (1, 4),
+         "feedback": (4, 7)}),
+    "fmlead": Prototype("synth_lead", "mono lead: saw-like 1:1 and square-like 1:2 voices",
+        {**_LFO, "release": (65, 85), "saw": (78, 92), "square": (70, 90), "detune": (0, 3),
+         "third_voice": (0, 85)}),
+}
+
+#: Prototype name -> the function that turns its drawn settings into a DX7 voice.
+_VOICES: Dict[str, Callable[[Mapping[str, float]], bytes]] = {
+    "fmbass": _bass, "fmbrass": _brass, "fmflute": _flute, "fmguitar": _guitar,
+    "fmepiano": _epiano, "fmclav": _clav, "fmmarimba": _marimba, "fmvibes": _vibes,
+    "fmbell": _bell, "fmorgan": _organ, "fmclarinet": _clarinet, "fmdoublereed": _double_reed,
+    "fmstrings": _strings, "fmlead": _lead,
+}
+
+
+def patch(instrument: Instrument) -> bytes:
+    """The instrument's DX7 voice (155 VCED bytes)."""
+    return _VOICES[instrument.prototype](instrument.values())
+
+
+def renderer(options) -> Callable[[Instrument, int, int], np.ndarray]:
+    """A function ``(instrument, pitch, velocity) -> float32 (n,)`` that renders one note.
+
+    Raises
+    ------
+    NeedsPackage
+        Without dexed-py.
+    """
+    try:
+        import dexed
+    except ImportError:
+        raise NeedsPackage(f"FM rendering needs {PACKAGE}: pip install 'timbremap[synth]'") \
+            from None
+    synth = dexed.DexedSynth(sample_rate=options.sample_rate)
+    loaded = []
+
+    def render(instrument: Instrument, pitch: int, velocity: int) -> np.ndarray:
+        if loaded != [instrument]:
+            synth.load_patch(dexed.Patch.from_sysex(patch(instrument)))
+            loaded[:] = [instrument]
+        audio = synth.render(midi_note=pitch, velocity=velocity, note_duration=options.hold,
+                             render_duration=options.duration)
+        return np.asarray(audio, dtype=np.float32)
+
+    return render

@@ -1,0 +1,327 @@
+"""Synthesised instruments: settings drawn around each engine's prototypes, rendered to splits.
+
+An *engine* is a module of this package that makes sound another way than sample playback
+(:data:`ENGINES`: DX7 FM voices in :mod:`featurestore.fm`; Faust physical models, subtractive
+and additive voices in :mod:`featurestore.faust`). Each holds ``PROTOTYPES``, its table of
+hand-designed :class:`Prototype` instruments (the family mapping, one NSynth family each),
+``PACKAGE`` and ``MODULE`` (the pip requirement and the module it installs) and
+``renderer(options)``, which imports the package only when it is called, so this package
+imports without it.
+
+An *instrument* is one prototype with every setting drawn, uniformly within the prototype's
+ranges, from a generator seeded with the seed, the engine, the prototype and the instrument's
+rank: the same seed gives the same instruments, and asking for more instruments per family
+keeps the first ones. Splits are drawn engine by engine and family by family with
+:func:`featurestore.render.assign_splits`, so no instrument is in two splits and every split gets
+instruments of every family an engine covers when there are enough.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from .errors import InputError, NeedsPackage
+from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
+from .render import PITCH_RANGES, RenderOptions, assign_splits
+
+__all__ = ["ENGINES", "Prototype", "Instrument", "engine_module", "available_engines",
+           "synth_instruments", "render_synth", "scale_note"]
+
+log = logging.getLogger(__name__)
+
+#: Engine name -> the module that holds its prototypes and renderer. The name is also the tag
+#: in note and instrument names (``brass_synthetic_dexed004-060-100``).
+ENGINES = {"dexed": "featurestore.fm", "faust": "featurestore.faust"}
+
+#: What to install when no engine is there.
+INSTALL_HINT = "pip install 'timbremap[synth]'"
+
+#: A note whose peak before scaling is below this (-60 dBFS) did not sound (a physical model
+#: that did not start to oscillate, a key outside a model's range) and is left out.
+SILENT_PEAK = 1e-3
+
+
+@dataclass(frozen=True)
+class Prototype:
+    """A hand-designed instrument of one NSynth family that instruments are drawn around.
+
+    Parameters
+    ----------
+    family : str
+        Its NSynth family (one of :data:`featurestore.nsynth.FAMILIES`).
+    about : str
+        What it imitates and why that is its family.
+    ranges : mapping of str to (float, float)
+        Each setting's range; an instrument draws every setting uniformly within it.
+    source : str
+        NSynth source: ``'synthetic'`` (every note here is synthesised).
+    pitches : (int, int), optional
+        MIDI pitches it is rendered on (inclusive), where the model holds its tuning; default:
+        the family's range in :data:`featurestore.render.PITCH_RANGES`.
+    """
+
+    family: str
+    about: str
+    ranges: Mapping[str, Tuple[float, float]]
+    source: str = "synthetic"
+    pitches: Optional[Tuple[int, int]] = None
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise InputError(f"unknown family {self.family!r} (expected one of "
+                             f"{', '.join(FAMILIES)})")
+        if self.source not in SOURCES:
+            raise InputError(f"unknown source {self.source!r} (expected one of "
+                             f"{', '.join(SOURCES)})")
+        bad = [k for k, (low, high) in self.ranges.items() if not low <= high]
+        if bad:
+            raise InputError(f"ranges {bad} need low <= high")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One patch or model setting: a prototype with its settings drawn."""
+
+    engine: str
+    number: int
+    prototype: str
+    family: str
+    source: str
+    settings: Tuple[Tuple[str, float], ...]
+    pitches: Tuple[int, int]
+
+    @property
+    def name(self) -> str:
+        """``{family}_{source}_{engine}{number:03d}``, as NSynth's ``instrument_str``."""
+        return f"{self.family}_{self.source}_{self.engine}{self.number:03d}"
+
+    @property
+    def id(self) -> int:
+        """Unique across engines and apart from SoundFont ids (``bank * 1000 + program`` with
+        ``bank < 1000``): ``(1000 + crc32(engine) % 1000) * 1000 + number``."""
+        return (1000 + zlib.crc32(self.engine.encode()) % 1000) * 1000 + self.number
+
+    def values(self) -> Dict[str, float]:
+        """The settings as a dict."""
+        return dict(self.settings)
+
+
+def engine_module(engine: str):
+    """The module of an engine in :data:`ENGINES` (its package is not imported)."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown synthesis engine {engine!r} (known: {', '.join(ENGINES)})")
+    return importlib.import_module(ENGINES[engine])
+
+
+def _installed(engine: str) -> bool:
+    try:
+        importlib.import_module(engine_module(engine).MODULE)
+    except ImportError:
+        return False
+    return True
+
+
+def available_engines() -> List[str]:
+    """The engines of :data:`ENGINES` whose synthesis package is installed."""
+    return [engine for engine in ENGINES if _installed(engine)]
+
+
+def synth_instruments(engine: str, *, per_family: int = 15, seed: int = 0,
+                      families: Optional[Sequence[str]] = None) -> List[Instrument]:
+    """The instruments an engine renders: ``per_family`` of each family it covers.
+
+    A family's instruments go round its prototypes in turn; instrument ``k`` of a prototype
+    draws its settings from ``numpy.random.default_rng([seed, crc32(engine), crc32(prototype),
+    k])``, so it does not depend on ``per_family``.
+
+    Parameters
+    ----------
+    engine : str
+        A name in :data:`ENGINES`.
+    per_family : int
+        Instruments of each family (1..999 in all).
+    seed : int
+    families : sequence of str, optional
+        Only these families (default: every family the engine covers).
+
+    Returns
+    -------
+    list of Instrument
+        Numbered from 0 in family order, then round the prototypes.
+    """
+    module = engine_module(engine)
+    prototypes: Mapping[str, Prototype] = module.PROTOTYPES
+    covered = [f for f in FAMILIES if any(p.family == f for p in prototypes.values())]
+    wanted = covered if families is None else [f for f in FAMILIES if f in set(families)]
+    unknown = sorted(set(families or ()) - set(FAMILIES))
+    if unknown:
+        raise InputError(f"unknown families {unknown} (expected some of {', '.join(FAMILIES)})")
+    if per_family < 1 or per_family * len(wanted) > 1000:
+        raise InputError(f"per_family must be >= 1 and give at most 1000 instruments "
+                         f"({len(wanted)} families), got {per_family}")
+    instruments = []
+    for family in wanted:
+        names = [n for n, p in prototypes.items() if p.family == family]
+        for k in range(per_family):
+            name = names[k % len(names)] if names else None
+            if name is None:
+                break  # a family the engine does not cover
+            proto = prototypes[name]
+            rng = np.random.default_rng([seed, zlib.crc32(engine.encode()),
+                                         zlib.crc32(name.encode()), k // len(names)])
+            settings = tuple((key, float(rng.uniform(low, high)))
+                             for key, (low, high) in sorted(proto.ranges.items()))
+            low, high = PITCH_RANGES[family]
+            pitches = proto.pitches or (low, high)
+            instruments.append(Instrument(engine, len(instruments), name, family, proto.source,
+                                          settings, (max(low, pitches[0]), min(high, pitches[1]))))
+    return instruments
+
+
+def scale_note(audio: np.ndarray, velocity: int, *, gain_db: float = 0.0) -> np.ndarray:
+    """Scale a note to a peak of ``0.9 (velocity / 127) ** 2``, at most 0.99.
+
+    The engines' output levels are arbitrary and differ with pitch and model, so each note is
+    set to the level General MIDI's velocity curve gives (40 dB between velocity 127 and 1);
+    the engine's own velocity response still shapes the timbre.
+
+    Parameters
+    ----------
+    audio : np.ndarray, float, shape (n,)
+    velocity : int
+    gain_db : float
+        Added to the level (the result is still scaled to a peak of 0.99 at most).
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n,)
+    """
+    peak = float(np.abs(audio).max())
+    target = min(0.99, 0.9 * (velocity / 127) ** 2 * 10 ** (gain_db / 20))
+    return (audio * (target / peak)).astype(np.float32)
+
+
+def _engines_to_render(engines: Optional[Sequence[str]]) -> List[str]:
+    named = list(ENGINES) if engines is None else list(dict.fromkeys(engines))
+    for engine in named:
+        engine_module(engine)  # refuses unknown names
+    if not named:
+        raise InputError(f"no engine asked for (known: {', '.join(ENGINES)})")
+    present = [e for e in named if _installed(e)]
+    missing = [e for e in named if e not in present]
+    needed = ", ".join(f"{engine_module(e).PACKAGE} (the {e} engine)" for e in missing)
+    if not present or (missing and engines is not None):
+        raise NeedsPackage(f"synthesis needs {needed}: {INSTALL_HINT}")
+    if missing:
+        log.warning("%s not installed: rendering %s only (%s)", needed, ", ".join(present),
+                    INSTALL_HINT)
+    return present
+
+
+def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: int = 15,
+                 families: Optional[Sequence[str]] = None,
+                 options: RenderOptions = RenderOptions(), progress: bool = True
+                 ) -> Dict[str, int]:
+    """Render the instruments of synthesis engines into NSynth-layout splits.
+
+    Parameters
+    ----------
+    out : str or pathlib.Path
+        Root folder; ``OUT/SPLIT/audio/*.wav`` and ``OUT/SPLIT/examples.json`` are written.
+    engines : sequence of str, optional
+        Names in :data:`ENGINES`; default: every engine whose package is installed (with a
+        warning naming a missing one).
+    per_family : int
+        Instruments of each family per engine (see :func:`synth_instruments`).
+    families : sequence of str, optional
+        Only these families (default: all an engine covers).
+    options : RenderOptions
+        Sample rate, length, hold, velocities, pitch step, split shares, ``seed`` (draws the
+        instruments and their splits) and ``gain_db``.
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    dict
+        Notes written per split.
+
+    Raises
+    ------
+    NeedsPackage
+        When no engine asked for is installed, or an engine named in ``engines`` is not.
+    InputError
+        For an unknown engine or family, or when ``out`` holds rendered splits already.
+
+    Notes
+    -----
+    Each note is held for ``options.hold`` s and recorded for ``options.duration`` s, then
+    scaled by :func:`scale_note`. A note that does not sound (peak below :data:`SILENT_PEAK`)
+    or is not finite is left out, with a warning.
+    """
+    names = _engines_to_render(engines)
+    out = Path(out)
+    rendered = [out / split for split in SPLITS if (out / split / "examples.json").exists()]
+    if rendered:  # its wavs would stay next to the new ones, as notes without a json entry
+        raise InputError(f"{rendered[0]}: holds rendered notes already; render into a new "
+                         f"folder (or delete this one)")
+    jobs: List[Tuple[Instrument, int, int]] = []
+    splits: Dict[Tuple[str, int], str] = {}
+    for engine in names:
+        instruments = synth_instruments(engine, per_family=per_family, seed=options.seed,
+                                        families=families)
+        drawn = assign_splits([i.number for i in instruments], options.fractions,
+                              options.seed, families={i.number: i.family for i in instruments})
+        splits.update({(engine, n): split for n, split in drawn.items()})
+        for inst in instruments:
+            low, high = inst.pitches
+            jobs += [(inst, pitch, v) for pitch in range(low, high + 1, options.pitch_step)
+                     for v in options.velocities]
+    if not jobs:
+        raise InputError(f"no instrument of the families {list(families or ())} in the "
+                         f"engines {names}")
+    examples: Dict[str, Dict[str, Example]] = {s: {} for s in set(splits.values())}
+    for split in examples:
+        (out / split / "audio").mkdir(parents=True, exist_ok=True)
+    renderers: Dict[str, Callable] = {}
+    total = int(round(options.duration * options.sample_rate))
+    failed: Dict[str, List[str]] = {"silent": [], "not finite": []}
+    for inst, pitch, velocity in tqdm(jobs, unit="note", desc=f"render {'+'.join(names)}",
+                                      disable=not progress, dynamic_ncols=True):
+        if inst.engine not in renderers:
+            renderers[inst.engine] = engine_module(inst.engine).renderer(options)
+        name = f"{inst.name}-{pitch:03d}-{velocity:03d}"
+        audio = np.asarray(renderers[inst.engine](inst, pitch, velocity), dtype=np.float64)
+        audio = np.pad(audio[:total], (0, max(0, total - audio.size)))  # exactly the duration
+        if not np.all(np.isfinite(audio)):
+            failed["not finite"].append(name)
+            continue
+        if not audio.size or np.abs(audio).max() < SILENT_PEAK:
+            failed["silent"].append(name)
+            continue
+        split = splits[inst.engine, inst.number]
+        sf.write(out / split / "audio" / f"{name}.wav",
+                 scale_note(audio, velocity, gain_db=options.gain_db), options.sample_rate,
+                 subtype="PCM_16")
+        examples[split][name] = Example(
+            note_str=name, instrument_family=FAMILIES.index(inst.family),
+            instrument_family_str=inst.family, instrument=inst.id, instrument_str=inst.name,
+            instrument_source=SOURCES.index(inst.source), instrument_source_str=inst.source,
+            pitch=pitch, velocity=velocity, sample_rate=options.sample_rate)
+    for what, notes in failed.items():
+        if notes:
+            log.warning("%d notes came out %s and were left out, e.g. %s", len(notes), what,
+                        notes[0])
+    for split, notes in examples.items():
+        write_split(out / split, notes)
+        log.info("%s: %d notes of %d instruments", out / split, len(notes),
+                 len({e.instrument for e in notes.values()}))
+    return {split: len(notes) for split, notes in examples.items()}
