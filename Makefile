@@ -13,7 +13,8 @@ DEMO   ?= demo
 $(BIN)/timbremap: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	# the synthesis engines (the demo renders them, the tests render each one)
+	$(BIN)/python -m pip install -q -e '.[test,synth]'
 	# tinysoundfont renders SoundFonts; its pyaudio requirement is for live playback only
 	# and has no Linux wheel, so it is installed without dependencies.
 	$(BIN)/python -m pip install -q --no-deps 'tinysoundfont>=0.3'

@@ -47,6 +47,9 @@ setup(
         "dask": ["dask[distributed]>=2023.1"],
         # Keras's JAX backend (KERAS_BACKEND=jax), CPU wheels: make test runs training on it
         "jax": ["jax[cpu]>=0.4.30"],
+        # synthesis engines for `timbremap render --synth` (and the demo): DX7 FM voices and
+        # Faust voices; their wheels need Python 3.11+ (GPL-3.0, installed, not bundled)
+        "synth": ["dexed-py>=0.3", "dawdreamer>=0.9"],
         "test": ["pytest>=7", "dask[distributed]>=2023.1"],
     },
     entry_points={"console_scripts": ["timbremap=analysis.cli:main"]},

@@ -29,12 +29,26 @@ def _print(*lines):
 
 
 def cmd_render(args):
+    from featurestore.nsynth import SPLITS
     from featurestore.render import RenderOptions, render_soundfont
+    from featurestore.synth import render_synth
     options = RenderOptions(velocities=tuple(args.velocities), pitch_step=args.pitch_step,
                             fractions=tuple(args.fractions), seed=args.seed)
-    counts = render_soundfont(args.out, args.soundfont, options=options, programs=args.programs,
-                              tag=args.tag, progress=not args.quiet)
-    _print(*(f"{split}: {n} notes -> {Path(args.out) / split}" for split, n in counts.items()))
+    others = ({"SOUNDFONT": args.soundfont, "--programs": args.programs, "--tag": args.tag}
+              if args.synth else {"--engines": args.engines, "--per-family": args.per_family})
+    given = [name for name, value in others.items() if value is not None]
+    if given:
+        raise CommandError(f"{', '.join(given)}: " + (
+            "a SoundFont's options, not for --synth" if args.synth else "only with --synth"))
+    if args.synth:
+        extra = {} if args.per_family is None else {"per_family": args.per_family}
+        counts = render_synth(args.out, engines=args.engines, options=options,
+                              progress=not args.quiet, **extra)
+    else:
+        counts = render_soundfont(args.out, args.soundfont, options=options,
+                                  programs=args.programs, tag=args.tag, progress=not args.quiet)
+    _print(*(f"{split}: {counts[split]} notes -> {Path(args.out) / split}" for split in SPLITS
+             if split in counts))
 
 
 def feature_params(args):

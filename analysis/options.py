@@ -46,12 +46,16 @@ def _default(func, name: str):
 
 def _render(add_command):
     from featurestore.render import RenderOptions
-    p = add_command("render", help="render NSynth-layout notes from a General MIDI SoundFont",
-                    description="Render notes of a General MIDI SoundFont into instrument-"
-                                "disjoint train/valid/test splits in NSynth's layout.")
+    from featurestore.synth import ENGINES, render_synth
+    p = add_command("render", help="render notes from a GM SoundFont or synthesis engines",
+                    description="Render notes of a General MIDI SoundFont, or with --synth of "
+                                "synthesised instruments (DX7 FM voices, Faust physical models, "
+                                "subtractive and additive voices: pip install "
+                                "'timbremap[synth]'), into instrument-disjoint train/valid/test "
+                                "splits in NSynth's layout.")
     p.add_argument("soundfont", nargs="?", type=Path,
                    help="SF2 or SF3 (Vorbis-compressed) file (default: TimGM6mb.sf2 "
-                        "shipped by pretty_midi)")
+                        "shipped by pretty_midi); not with --synth")
     p.add_argument("out", type=Path, help="root folder to write train/ valid/ test/ into")
     r = RenderOptions()
     p.add_argument("--velocities", type=int, nargs="+", default=list(r.velocities))
@@ -62,7 +66,16 @@ def _render(add_command):
     p.add_argument("--programs", type=int, nargs="+", help="GM programs (default: all mapped)")
     p.add_argument("--tag", help="bank tag in instrument names (default: SoundFont file name)")
     p.add_argument("--seed", type=int, default=r.seed,
-                   help="seeds the program -> split assignment")
+                   help="seeds the program -> split assignment (with --synth: the instruments "
+                        "too)")
+    g = p.add_argument_group("synthesis engines")
+    g.add_argument("--synth", action="store_true",
+                   help="render every installed engine's instruments instead of a SoundFont")
+    g.add_argument("--engines", nargs="+", choices=sorted(ENGINES),
+                   help="only these engines (default: every installed one)")
+    per_family = _default(render_synth, "per_family")
+    g.add_argument("--per-family", type=int,
+                   help=f"instruments of each family per engine (default {per_family})")
 
 
 def _build(add_command):

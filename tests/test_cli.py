@@ -85,6 +85,9 @@ def test_build_and_inspect(tone_root, tmp_path):
     (["inspect", "{tmp}"], "no split files"),
     (["inspect", "{tmp}/half"], "an unfinished build left train.h5.partial"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
+    (["render", "--synth", "{tmp}/out", "--tag", "x"], "--tag: a SoundFont's options, not for "
+                                                       "--synth"),
+    (["render", "{tmp}/out", "--per-family", "2"], "--per-family: only with --synth"),
     (["build", "{tmp}", "{tmp}/out", "--n-mels", "64"], "apply to --features mel only"),
     (["train", "{tmp}", "{tmp}/m", "--workers", "0"], "workers must be >= 1, got 0"),
     (["train", "{tmp}", "{tmp}/m", "--batch-size", "7"], "batch_size must be even with mixup"),

@@ -216,3 +216,15 @@ def test_scale_note_follows_the_velocity_curve():
     assert np.abs(scale_note(note, 64)).max() == pytest.approx(0.9 * (64 / 127) ** 2)
     assert np.abs(scale_note(note, 127, gain_db=6)).max() == pytest.approx(0.99)
     assert scale_note(note, 100).dtype == np.float32
+
+
+def test_the_command_renders_the_engines_asked_for(tmp_path, capsys):
+    from analysis.cli import main
+    needs("dexed")
+    main(["render", "--synth", str(tmp_path / "notes"), "--engines", "dexed", "--per-family",
+          "3", "--pitch-step", "36", "--velocities", "100", "-q"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["train", "valid", "test"]
+    for split in ("train", "valid", "test"):
+        usable, _ = read_split(tmp_path / "notes" / split)
+        assert usable and all("_dexed" in e.instrument_str for e, _ in usable)
