@@ -140,10 +140,14 @@ def cmd_evaluate(args):
     if args.json:
         _print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
         return
+    folders = [f"  {name}: accuracy {r['accuracy']:.3f}, balanced "
+               f"{r['balanced_accuracy']:.3f} ({r['n']} notes)"
+               for name, r in result["per_folder"].items()]
     _print(f"{args.split} split of {args.store}: {result['n']} notes",
            f"accuracy {result['accuracy']:.3f}, balanced accuracy "
-           f"{result['balanced_accuracy']:.3f}", "", report.rstrip(), "",
-           f"confusion matrix: {result['confusion_png']}")
+           f"{result['balanced_accuracy']:.3f}", *(["by NOTES folder:"] + folders if folders
+                                                   else []),
+           "", report.rstrip(), "", f"confusion matrix: {result['confusion_png']}")
 
 
 def cmd_predict(args):
@@ -207,8 +211,8 @@ def cmd_map(args):
 
 
 def cmd_demo(args):
-    from analysis.demo import run_demo
-    report = run_demo(args.out_dir, progress=not args.quiet)
+    from analysis.demo import DemoOptions, run_demo
+    report = run_demo(args.out_dir, DemoOptions(seed=args.seed), progress=not args.quiet)
     lines = [f"timbremap demo in {report.out}:"]
     lines += [f"  {name:<9}{seconds:7.1f} s  {summary}" for name, seconds, summary in report.steps]
     lines += [f"  total    {sum(s for _, s, _ in report.steps):7.1f} s", "files:"]

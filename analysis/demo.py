@@ -1,4 +1,6 @@
-"""``timbremap demo``: the whole path on notes rendered from the bundled SoundFont.
+"""``timbremap demo``: the whole path on notes of two kinds of sound-making: sampled
+instruments rendered from the bundled SoundFont and synthesised ones (FM, physical models,
+subtractive and additive voices: :mod:`featurestore.synth`).
 
 render -> build -> train (short) -> evaluate -> embed -> tsne -> plot -> map, into one folder.
 """
@@ -10,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
 
+from featurestore.errors import NeedsPackage
+from featurestore.synth import INSTALL_HINT
+
 __all__ = ["DemoOptions", "run_demo"]
 
 log = logging.getLogger(__name__)
@@ -19,14 +24,33 @@ log = logging.getLogger(__name__)
 class DemoOptions:
     """Sizes of the demo: small enough to run in minutes on a 2-core machine.
 
-    Training is ``timbremap train``'s own (epochs of one pass over the rendered training notes
-    until validation stops improving), with a budget of ``budget_minutes`` instead of 30:
-    its notes, times and scores are in ``docs/demo.md``.
+    Parameters
+    ----------
+    pitch_step, velocities : int, tuple of int
+        The TimGM6mb notes: every ``pitch_step``-th pitch of a family's range, at each velocity
+        (the synthesised notes too).
+    synth_per_family, synth_pitch_step, synth_fractions : int, int, tuple of float
+        The synthesised instruments: how many of each family per engine, every how many
+        pitches, and their shares of train, valid and test (more test instruments a family
+        than the SoundFont's one or two, so the test figure holds from seed to seed).
+    budget_minutes : float
+        Training's budget; otherwise training is ``timbremap train``'s own (epochs of one
+        pass over the training notes until validation stops improving).
+    perplexity : float
+        The t-SNE maps'.
+    jobs, seed : int
+        The build's workers; the training run's seed.
+
+    Notes, times and scores: ``docs/demo.md``.
     """
 
     pitch_step: int = 3
     velocities: tuple = (64, 127)
+    synth_per_family: int = 8
+    synth_pitch_step: int = 4
+    synth_fractions: tuple = (0.5, 0.25, 0.25)
     budget_minutes: float = 8.0
+    perplexity: float = 30.0
     jobs: int = 2
     seed: int = 0
 
@@ -43,6 +67,7 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     from featurestore.build import build_store
     from featurestore.nsynth import find_splits
     from featurestore.render import RenderOptions, render_soundfont
+    from featurestore.synth import available_engines, render_synth
     from training.config import TrainConfig
     from training.evaluate import evaluate
     from training.train import train
@@ -54,6 +79,9 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
 
     out = Path(out)
     notes, store, model = out / "notes", out / "store", out / "model"
+    sampled, synthesised = notes / "timgm6mb", notes / "synth"
+    if not available_engines():
+        raise NeedsPackage(f"the demo renders synthesised instruments too: {INSTALL_HINT}")
     report = DemoReport(out)
 
     def step(name, func):
@@ -62,15 +90,28 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
         summary = func()
         report.steps.append((name, time.perf_counter() - start, summary))
 
+    def rendered(folder, what, render):
+        if find_splits(folder) == ["train", "valid", "test"]:
+            return f"{what} kept"
+        counts = render(folder)
+        return f"{what}: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in ("train", "valid",
+                                                                            "test")) + " notes"
+
     def do_render():
-        if find_splits(notes) == ["train", "valid", "test"]:
-            return "kept"
-        counts = render_soundfont(notes, options=RenderOptions(
-            pitch_step=options.pitch_step, velocities=options.velocities), progress=progress)
-        return ", ".join(f"{s} {n}" for s, n in counts.items()) + " notes (TimGM6mb)"
+        return "; ".join([
+            rendered(sampled, "TimGM6mb", lambda folder: render_soundfont(
+                folder, options=RenderOptions(pitch_step=options.pitch_step,
+                                              velocities=options.velocities),
+                progress=progress)),
+            rendered(synthesised, "synthesised", lambda folder: render_synth(
+                folder, per_family=options.synth_per_family, options=RenderOptions(
+                    pitch_step=options.synth_pitch_step, velocities=options.velocities,
+                    fractions=options.synth_fractions),
+                progress=progress))])
 
     def do_build():
-        reports = build_store(notes, store, jobs=options.jobs, progress=progress)
+        reports = build_store([sampled, synthesised], store, jobs=options.jobs,
+                              progress=progress)
         return ", ".join(f"{r.split} {r.n_examples}" for r in reports) + " notes"
 
     def do_train():
@@ -83,13 +124,15 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
 
     def do_evaluate():
         result = evaluate(store, model, "test")
+        kinds = "; ".join(f"{Path(folder).name} {r['accuracy']:.3f}"
+                          for folder, r in result["per_folder"].items())
         return (f"test accuracy {result['accuracy']:.3f}, balanced "
-                f"{result['balanced_accuracy']:.3f}")
+                f"{result['balanced_accuracy']:.3f} ({kinds})")
 
     def do_tsne():
         parts = []
         for split in ("valid", "test"):
-            attrs = tsne_split(store, split, perplexity=30.0, seed=options.seed).attrs
+            attrs = tsne_split(store, split, perplexity=options.perplexity, seed=options.seed).attrs
             parts.append(f"{split}: trustworthiness {attrs['trustworthiness']:.3f}, "
                          f"kNN accuracy {attrs['knn_accuracy_map']:.3f}")
         return "; ".join(parts)

@@ -249,10 +249,13 @@ def _map(add_command):
 
 
 def _demo(add_command):
-    p = add_command("demo", help="everything on the bundled SoundFont, in minutes",
+    from analysis.demo import DemoOptions
+    p = add_command("demo", help="everything on sampled and synthesised notes, in minutes",
                     description="render -> build -> train (short) -> evaluate -> embed -> "
-                                "tsne -> plot -> map on notes from TimGM6mb.")
+                                "tsne -> plot -> map on notes from TimGM6mb and from the "
+                                "synthesis engines (pip install 'timbremap[synth]').")
     p.add_argument("out_dir", type=Path, nargs="?", default=Path("demo"))
+    p.add_argument("--seed", type=int, default=DemoOptions.seed, help="the training run's seed")
 
 
 #: One builder per subcommand, in the order ``timbremap --help`` lists them; each is given

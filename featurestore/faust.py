@@ -1,6 +1,9 @@
 """Faust instruments: physical models, subtractive and additive voices, rendered by DawDreamer."""
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from typing import Callable, Dict, Mapping
 
 import numpy as np
@@ -289,6 +292,27 @@ def dsp_code(prototype: str) -> str:
     return f"{_HEADER}{sliders}{_VOICES[prototype]}process = voice : fi.dcblocker;\n"
 
 
+def load():
+    """The dawdreamer module, its shared library loaded with its own symbols bound first
+    (``RTLD_DEEPBIND``, where the platform has it): in a process that imported TensorFlow
+    before it (the demo, a test session) it otherwise binds to libraries TensorFlow loaded and
+    crashes the process (``tests/test_synth.py``).
+
+    Raises
+    ------
+    ImportError
+        Without dawdreamer.
+    """
+    if MODULE in sys.modules or not hasattr(sys, "getdlopenflags"):  # loaded, or not POSIX
+        return importlib.import_module(MODULE)
+    flags = sys.getdlopenflags()
+    sys.setdlopenflags(flags | getattr(os, "RTLD_DEEPBIND", 0))
+    try:
+        return importlib.import_module(MODULE)
+    finally:
+        sys.setdlopenflags(flags)
+
+
 def renderer(options) -> Callable[[Instrument, int, int], np.ndarray]:
     """A function ``(instrument, pitch, velocity) -> float32 (n,)`` that renders one note; each
     prototype's program is compiled the first time one of its instruments plays.
@@ -299,7 +323,7 @@ def renderer(options) -> Callable[[Instrument, int, int], np.ndarray]:
         Without dawdreamer.
     """
     try:
-        import dawdreamer
+        dawdreamer = load()
     except ImportError:
         raise NeedsPackage(f"Faust rendering needs {PACKAGE}: pip install 'timbremap[synth]'") \
             from None

@@ -1,6 +1,8 @@
 """DX7 FM instruments: family prototypes as 6-operator voices, rendered by dexed-py."""
 from __future__ import annotations
 
+import importlib
+
 from typing import Callable, Dict, Mapping, Sequence, Tuple
 
 import numpy as np
@@ -302,6 +304,11 @@ def patch(instrument: Instrument) -> bytes:
     return _VOICES[instrument.prototype](instrument.values())
 
 
+def load():
+    """The dexed module; raises ImportError without dexed-py."""
+    return importlib.import_module(MODULE)
+
+
 def renderer(options) -> Callable[[Instrument, int, int], np.ndarray]:
     """A function ``(instrument, pitch, velocity) -> float32 (n,)`` that renders one note.
 
@@ -311,7 +318,7 @@ def renderer(options) -> Callable[[Instrument, int, int], np.ndarray]:
         Without dexed-py.
     """
     try:
-        import dexed
+        dexed = load()
     except ImportError:
         raise NeedsPackage(f"FM rendering needs {PACKAGE}: pip install 'timbremap[synth]'") \
             from None

@@ -4,9 +4,9 @@ An *engine* is a module of this package that makes sound another way than sample
 (:data:`ENGINES`: DX7 FM voices in :mod:`featurestore.fm`; Faust physical models, subtractive
 and additive voices in :mod:`featurestore.faust`). Each holds ``PROTOTYPES``, its table of
 hand-designed :class:`Prototype` instruments (the family mapping, one NSynth family each),
-``PACKAGE`` and ``MODULE`` (the pip requirement and the module it installs) and
-``renderer(options)``, which imports the package only when it is called, so this package
-imports without it.
+``PACKAGE`` and ``MODULE`` (the pip requirement and the module it installs), ``load()``,
+which imports that module, and ``renderer(options)``, which loads it only when it is called,
+so this package imports without it.
 
 An *instrument* is one prototype with every setting drawn, uniformly within the prototype's
 ranges, from a generator seeded with the seed, the engine, the prototype and the instrument's
@@ -123,7 +123,7 @@ def engine_module(engine: str):
 
 def _installed(engine: str) -> bool:
     try:
-        importlib.import_module(engine_module(engine).MODULE)
+        engine_module(engine).load()
     except ImportError:
         return False
     return True

@@ -228,3 +228,23 @@ def test_the_command_renders_the_engines_asked_for(tmp_path, capsys):
     for split in ("train", "valid", "test"):
         usable, _ = read_split(tmp_path / "notes" / split)
         assert usable and all("_dexed" in e.instrument_str for e, _ in usable)
+
+
+def test_faust_renders_in_a_process_that_imported_tensorflow_first():
+    """The demo and a test session import TensorFlow before dawdreamer (a segmentation fault
+    without :func:`featurestore.faust.load`)."""
+    import subprocess
+    needs("faust")
+    code = ("import tensorflow\n"
+            "from featurestore import faust\n"
+            "from featurestore.render import RenderOptions\n"
+            "from featurestore.synth import available_engines, synth_instruments\n"
+            "assert 'faust' in available_engines()\n"
+            "render = faust.renderer(RenderOptions(duration=0.5, hold=0.25))\n"
+            "note = render(synth_instruments('faust', per_family=1, families=['organ'])[0], "
+            "60, 100)\n"
+            "print(note.shape, float(abs(note).max()) > 0)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["(8000,)", "True"]

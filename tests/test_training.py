@@ -203,6 +203,28 @@ def test_evaluating_another_store_does_not_overwrite_the_plot(trained, tone_stor
     assert Path(result["confusion_png"]) == model_dir / "confusion_other_test.png"
 
 
+def test_evaluate_scores_each_notes_folder_of_a_store_built_from_several(trained, tone_store,
+                                                                         tmp_path):
+    import shutil
+    model_dir, _ = trained
+    assert evaluate(tone_store, model_dir, "test")["per_folder"] == {}  # one folder
+    store = tmp_path / "two"
+    shutil.copytree(tone_store, store)
+    with h5py.File(store / "test.h5", "r+") as f:  # as if built from two NOTES folders
+        folder = np.arange(len(f["labels"])) % 2
+        f["source_folder"][...] = folder
+        f["source_folder"].attrs["names"] = ["/notes/sf", "/notes/synth"]
+        labels = f["labels"][:]
+    result = evaluate(store, model_dir, "test")
+    predicted = np.array(result["_predicted"])
+    assert list(result["per_folder"]) == ["/notes/sf", "/notes/synth"]
+    for k, name in enumerate(result["per_folder"]):
+        mine = folder == k
+        assert result["per_folder"][name]["n"] == mine.sum()
+        assert result["per_folder"][name]["accuracy"] == pytest.approx(
+            np.mean(labels[mine] == predicted[mine]))
+
+
 def test_evaluate_cli_json(trained, tone_store):
     out = subprocess.run([sys.executable, "-m", "analysis.cli", "evaluate", str(tone_store),
                           str(trained[0]), "--split", "valid", "--json"], cwd=REPO,

@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from featurestore import schema
 from featurestore.nsynth import FAMILIES
 from featurestore.store import SpectraReader, StoreError, open_split, read_params, split_path
 
@@ -43,8 +44,10 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
     -------
     dict
         ``accuracy``, ``balanced_accuracy``, ``n``, ``per_family`` (family -> precision,
-        recall, f1, support), ``confusion`` (11 x 11 counts, rows = true family), ``families``,
-        ``split``, ``store``, ``model`` and ``confusion_png`` (where the plot went).
+        recall, f1, support), ``per_folder`` (for a store built from several NOTES folders:
+        folder -> ``n``, ``accuracy``, ``balanced_accuracy`` of its notes; else empty),
+        ``confusion`` (11 x 11 counts, rows = true family), ``families``, ``split``,
+        ``store``, ``model`` and ``confusion_png`` (where the plot went).
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
     trained = load_trained(model_dir)
@@ -64,6 +67,7 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
         "per_family": {name: {"precision": float(p), "recall": float(r), "f1": float(f),
                               "support": int(s)}
                        for name, p, r, f, s in zip(FAMILIES, precision, recall, f1, support)},
+        "per_folder": _per_folder(store, split, labels, predicted),
         "confusion": confusion.tolist(), "families": list(FAMILIES),
     }
     default = default_confusion_png(trained, store, split)
@@ -76,6 +80,27 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
                                    f"{result['balanced_accuracy']:.3f} (n={result['n']})")
     result["confusion_png"] = str(png)
     result["_labels"], result["_predicted"] = labels, predicted
+    return result
+
+
+def _per_folder(store, split: str, labels: np.ndarray, predicted: np.ndarray) -> dict:
+    """Accuracy of the notes of each NOTES folder a store was built from (``/source_folder``),
+    when there are several; ``{}`` otherwise."""
+    with open_split(store, split) as f:
+        if schema.SOURCE_FOLDER not in f:
+            return {}
+        folders = f[schema.SOURCE_FOLDER]
+        names, index = list(folders.attrs[schema.LIST_NAMES]), folders[:]
+    if len(names) < 2:
+        return {}
+    result = {}
+    for k, name in enumerate(names):
+        mine = index == k
+        if mine.any():
+            result[str(name)] = {
+                "n": int(mine.sum()),
+                "accuracy": float(np.mean(labels[mine] == predicted[mine])),
+                "balanced_accuracy": _balanced_accuracy(labels[mine], predicted[mine])}
     return result
 
 

@@ -1,0 +1,28 @@
+"""``timbremap demo`` end to end, at a size that runs in a minute."""
+import h5py
+import pytest
+
+from analysis.demo import DemoOptions, run_demo
+
+pytestmark = pytest.mark.full
+
+TINY = DemoOptions(pitch_step=24, velocities=(100,), synth_per_family=3, synth_pitch_step=24,
+                   budget_minutes=0.2, perplexity=5)
+
+
+def test_a_tiny_demo_trains_on_both_kinds_and_scores_each(tmp_path):
+    report = run_demo(tmp_path / "demo", TINY, progress=False)
+    steps = dict((name, summary) for name, _, summary in report.steps)
+    assert list(steps) == ["render", "build", "train", "evaluate", "embed", "tsne", "plot",
+                           "map"]
+    assert "TimGM6mb: train" in steps["render"] and "synthesised: train" in steps["render"]
+    assert "(timgm6mb " in steps["evaluate"] and "; synth " in steps["evaluate"]
+    with h5py.File(tmp_path / "demo" / "store" / "test.h5", "r") as f:
+        folders = [name.rsplit("/", 1)[-1] for name in f["source_folder"].attrs["names"]]
+        assert folders == ["timgm6mb", "synth"] and set(f["source_folder"][:]) == {0, 1}
+        sources = set(f["instrument_str"].asstr()[:])
+    assert any("_dexed" in s for s in sources) and any("_faust" in s for s in sources)
+    assert (tmp_path / "demo" / "map" / "index.html").is_file()
+    assert (tmp_path / "demo" / "map.png").is_file()
+    again = run_demo(tmp_path / "demo", TINY, progress=False)  # finished steps are kept
+    assert dict((n, s) for n, _, s in again.steps)["render"] == "TimGM6mb kept; synthesised kept"
