@@ -174,7 +174,7 @@ class SpectraReader:
             for k, i in enumerate(idx):
                 x[k] = np.frombuffer(self._mm, np.float16, count,
                                      int(self._offsets[i])).reshape(self.shape)
-        else:  # one chunk per note: row reads beat h5py's fancy indexing by ~100x
+        else:  # one chunk per note: row reads beat h5py's fancy indexing (docs/loader.md)
             x = np.empty((len(idx),) + self.shape, dtype=np.float16)
             for k, i in enumerate(idx):
                 self._ds.read_direct(x, np.s_[int(i)], np.s_[k])
