@@ -11,7 +11,7 @@ import numpy as np
 from .errors import NeedsPackage
 from .synth import Instrument, Prototype
 
-__all__ = ["PROTOTYPES", "dsp_code", "renderer"]
+__all__ = ["PROTOTYPES", "dsp_code", "load", "renderer"]
 
 #: The pip requirement and the module it installs.
 PACKAGE, MODULE = "dawdreamer", "dawdreamer"

@@ -10,7 +10,7 @@ import numpy as np
 from .errors import InputError, NeedsPackage
 from .synth import Instrument, Prototype
 
-__all__ = ["PROTOTYPES", "voice", "patch", "renderer"]
+__all__ = ["PROTOTYPES", "load", "voice", "patch", "renderer"]
 
 #: The pip requirement and the module it installs.
 PACKAGE, MODULE = "dexed-py", "dexed"

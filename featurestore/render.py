@@ -27,7 +27,7 @@ from .errors import InputError, NeedsPackage
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
 
 __all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
-           "assign_splits"]
+           "assign_splits", "refuse_rendered"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,15 @@ def default_soundfont() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: pretty_midi's TimGM6mb.sf2 is missing")
     return path
+
+
+def refuse_rendered(out: Path):
+    """Raise :class:`InputError` when ``out`` holds rendered splits already: their wavs would
+    stay next to the new ones, as notes without a json entry."""
+    rendered = [out / split for split in SPLITS if (out / split / "examples.json").exists()]
+    if rendered:
+        raise InputError(f"{rendered[0]}: holds rendered notes already; render into a new "
+                         f"folder (or delete this one)")
 
 
 def _tag(soundfont: Path) -> str:
@@ -263,10 +272,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
         log.warning("%s: no preset for GM programs %s; they are left out", soundfont, absent)
     splits = assign_splits(programs, options.fractions, options.seed)
     out = Path(out)
-    rendered = [out / split for split in SPLITS if (out / split / "examples.json").exists()]
-    if rendered:  # its wavs would stay next to the new ones, as notes without a json entry
-        raise InputError(f"{rendered[0]}: holds rendered notes already; render into a new "
-                         f"folder (or delete this one)")
+    refuse_rendered(out)
     jobs: List[Tuple[int, int, int]] = []
     for program in programs:
         low, high = PITCH_RANGES[GM_FAMILIES[program][0]]

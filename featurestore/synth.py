@@ -29,8 +29,8 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage
-from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
-from .render import PITCH_RANGES, RenderOptions, assign_splits
+from .nsynth import FAMILIES, SOURCES, Example, write_split
+from .render import PITCH_RANGES, RenderOptions, assign_splits, refuse_rendered
 
 __all__ = ["ENGINES", "Prototype", "Instrument", "engine_module", "available_engines",
            "synth_instruments", "render_synth", "scale_note"]
@@ -269,10 +269,7 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
     """
     names = _engines_to_render(engines)
     out = Path(out)
-    rendered = [out / split for split in SPLITS if (out / split / "examples.json").exists()]
-    if rendered:  # its wavs would stay next to the new ones, as notes without a json entry
-        raise InputError(f"{rendered[0]}: holds rendered notes already; render into a new "
-                         f"folder (or delete this one)")
+    refuse_rendered(out)
     jobs: List[Tuple[Instrument, int, int]] = []
     splits: Dict[Tuple[str, int], str] = {}
     for engine in names:
