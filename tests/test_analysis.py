@@ -309,7 +309,7 @@ def test_map_shows_names_as_text_and_plays_names_with_url_characters(mapped, tmp
     with h5py.File(store / "train.h5", "r+") as f:
         original = Path(f.attrs["source_root"]) / "train" / "audio" / f"{f['names'][0].decode()}.wav"
         f["names"][0] = odd
-        f.attrs["source_root"] = str(tmp_path / "notes")
+        f["source_folder"].attrs["names"] = [str(tmp_path / "notes")]  # the audio moved
     (tmp_path / "notes" / "train" / "audio").mkdir(parents=True)
     shutil.copyfile(original, tmp_path / "notes" / "train" / "audio" / f"{odd}.wav")
     page = write_map(store, tmp_path / "map")

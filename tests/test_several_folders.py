@@ -75,3 +75,14 @@ def test_the_command_takes_several_folders(two_roots, tmp_path, capsys):
     main(["build", str(a), str(b), str(tmp_path / "store"), "--jobs", "1", "-q"])
     with h5py.File(tmp_path / "store" / "train.h5", "r") as f:
         assert f.attrs["n_examples"] == 11
+
+
+def test_audio_paths_of_a_store_built_before_source_folder(two_roots, tmp_path):
+    a, _ = two_roots
+    build_store(a, tmp_path / "store", jobs=1, progress=False)
+    with h5py.File(tmp_path / "store" / "valid.h5", "r+") as f:
+        paths = schema.read_audio_paths(f)
+        assert paths == [a.resolve() / "valid" / "audio" / f"{name}.wav"
+                         for name in f[schema.NAMES].asstr()[:]]
+        del f[schema.SOURCE_FOLDER]  # as an older version wrote it: source_root alone
+        assert schema.read_audio_paths(f) == paths
