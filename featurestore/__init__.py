@@ -3,3 +3,13 @@
 Knows audio and HDF5 only: it imports neither ``training`` nor ``analysis``, nor tensorflow.
 """
 __version__ = "0.1.0"  # the only place it is written: setup.py reads this line
+
+__all__ = ["SplitDataset", "__version__"]
+
+
+def __getattr__(name):
+    """``featurestore.SplitDataset``, imported when first asked for (with h5py and numpy)."""
+    if name == "SplitDataset":
+        from .dataset import SplitDataset
+        return SplitDataset
+    raise AttributeError(f"module 'featurestore' has no attribute {name!r}")

@@ -74,3 +74,11 @@ def load_benchmark(name: str):
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def read_in_worker(dataset, index):
+    """A worker's read of ``dataset[index]``, and whether the file it read was opened by that
+    worker itself (for :class:`featurestore.SplitDataset` in pools)."""
+    import os
+    value = dataset[index]
+    return value, dataset._opened[0] == os.getpid()

@@ -1,0 +1,154 @@
+"""A split of a store as a map-style dataset that any framework's loader can use
+(:class:`SplitDataset`): it opens its file lazily, in each process that reads it."""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Tuple
+
+import h5py
+import numpy as np
+
+from .errors import StoreError
+from .schema import LABELS, SPECTRA
+from .store import SpectraReader, open_split, split_path
+
+__all__ = ["SplitDataset"]
+
+
+class SplitDataset:
+    """One split of a store, read by index: ``len(ds)``, ``ds[i]``, ``ds[[i, j, ...]]``.
+
+    The file is opened the first time a process reads an item, and again in any other process
+    the dataset reaches, by pickling (``spawn``, ``forkserver``: a PyTorch ``DataLoader``'s
+    workers, a ``multiprocessing`` pool) or by ``fork`` (an HDF5 file handle must not cross a
+    fork: the child opens its own). So hand the dataset to the workers as it is; nothing needs
+    to be opened in a ``worker_init_fn``.
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+        The store folder.
+    split : str
+        ``'train'``, ``'valid'``, ``'test'``, or another split the store has.
+    fields : sequence of str
+        Datasets of the split file to read for each item, in this order (default
+        ``('spectra', 'labels')``): any dataset whose first axis is the notes, e.g. ``names``,
+        ``pitch``, ``instrument``, ``source_folder``, ``embeddings``.
+    method : {'mmap', 'h5py'}
+        How ``spectra`` are read (:class:`featurestore.store.SpectraReader`).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The split file.
+    fields : tuple of str
+    shapes : dict of str to tuple
+        Each field's shape for one note (``()`` for a scalar).
+
+    Examples
+    --------
+    >>> ds = SplitDataset("store", "train")                   # doctest: +SKIP
+    >>> x, y = ds[0]            # float16 (frames, bins) as stored, int32 family
+    >>> xs, ys = ds[[3, 1, 4]]  # (3, frames, bins), (3,)
+    """
+
+    def __init__(self, store, split: str, *, fields: Sequence[str] = (SPECTRA, LABELS),
+                 method: str = "mmap"):
+        if method not in ("mmap", "h5py"):
+            raise ValueError(f"method must be 'mmap' or 'h5py', got {method!r}")
+        if isinstance(fields, str) or not fields:
+            raise ValueError(f"fields must be a non-empty sequence of dataset names, "
+                             f"got {fields!r}")
+        self.path = split_path(store, split)
+        self.fields = tuple(fields)
+        self.method = method
+        with open_split(store, split) as f:
+            n = f[SPECTRA].shape[0]
+            notes = [name for name, item in f.items()
+                     if isinstance(item, h5py.Dataset) and item.shape[:1] == (n,)]
+            missing = [name for name in self.fields if name not in notes]
+            if missing:
+                raise StoreError(f"{self.path}: no per-note dataset {', '.join(missing)} "
+                                 f"(it has {', '.join(sorted(notes))})")
+            self.shapes = {name: tuple(f[name].shape[1:]) for name in self.fields}
+            self._strings = {name for name in self.fields
+                             if h5py.check_string_dtype(f[name].dtype) is not None}
+        self._n = int(n)
+        self._opened = None  # (pid, SpectraReader or None, h5py.File), in the process using it
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):
+        """The fields of note ``index`` (an int, negative from the end), or of notes
+        ``index`` (a sequence or array of ints, or a slice) stacked in that order.
+
+        Returns
+        -------
+        tuple
+            One value per field: an array of the field's shape for one note (a scalar or
+            ``str`` for scalar fields), or stacked on a first axis for several notes.
+        """
+        one = isinstance(index, (int, np.integer))
+        rows = self._rows(index)
+        reader, f = self._open()
+        values = []
+        for name in self.fields:
+            if name == SPECTRA:
+                value = reader.batch(rows, labels=False)
+            else:
+                value = _read_rows(f[name], rows)
+                if name in self._strings:
+                    value = np.array([v.decode("utf-8") for v in value], dtype=object)
+            values.append(value[0] if one else value)
+        return tuple(values)
+
+    def _rows(self, index) -> np.ndarray:
+        """``index`` as an int64 array of rows in ``[0, len)``."""
+        if isinstance(index, slice):
+            return np.arange(self._n, dtype=np.int64)[index]
+        rows = np.atleast_1d(np.asarray(index))
+        if rows.dtype.kind not in "iu" or rows.ndim != 1:
+            raise TypeError(f"index must be an int, a sequence of ints or a slice, got {index!r}")
+        rows = rows.astype(np.int64)
+        rows = np.where(rows < 0, rows + self._n, rows)
+        if rows.size and (rows.min() < 0 or rows.max() >= self._n):
+            raise IndexError(f"{self.path}: index {index!r} out of range for {self._n} notes")
+        return rows
+
+    def _open(self) -> Tuple[Optional[SpectraReader], Optional[h5py.File]]:
+        """This process's spectra reader and file (for the other fields), each opened on first
+        use, and again after a fork."""
+        if self._opened is None or self._opened[0] != os.getpid():
+            self._opened = None  # a parent's handles are never used (nor closed) here
+            reader = (SpectraReader(self.path, self.method) if SPECTRA in self.fields
+                      else None)
+            f = (open_split(self.path.parent, self.path.stem)
+                 if set(self.fields) - {SPECTRA} else None)
+            self._opened = (os.getpid(), reader, f)
+        return self._opened[1], self._opened[2]
+
+    def close(self):
+        """Close this process's handles (the next read opens them again)."""
+        if self._opened is not None and self._opened[0] == os.getpid():
+            for handle in self._opened[1:]:
+                if handle is not None:
+                    handle.close()
+        self._opened = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_opened"] = None  # the path travels, not the open file
+        return state
+
+    def __repr__(self) -> str:
+        return (f"SplitDataset({str(self.path.parent)!r}, {self.path.stem!r}, "
+                f"fields={self.fields!r}) with {self._n} notes")
+
+
+def _read_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``ds[rows]`` for rows in any order, with repeats (h5py reads increasing ones only)."""
+    if not rows.size:
+        return np.empty((0,) + ds.shape[1:], dtype=ds.dtype)
+    unique, inverse = np.unique(rows, return_inverse=True)
+    return ds[unique][inverse]

@@ -1,0 +1,125 @@
+"""SplitDataset: a split read by index, in this process and in worker processes however they
+start, equal to what plain h5py reads."""
+import multiprocessing
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+
+from featurestore import SplitDataset
+from featurestore.errors import StoreError
+from helpers import read_in_worker
+
+
+def h5(store, split, name, rows):
+    with h5py.File(store / f"{split}.h5", "r") as f:
+        ds = f[name]
+        values = ds.asstr()[:] if h5py.check_string_dtype(ds.dtype) else ds[:]
+        return values[rows]
+
+
+def test_items_and_batches_are_what_h5py_reads(tone_store):
+    ds = SplitDataset(tone_store, "train", fields=("spectra", "labels", "names", "pitch"))
+    assert len(ds) == 22 and ds.shapes == {"spectra": (251, 513), "labels": (), "names": (),
+                                           "pitch": ()}
+    x, y, name, pitch = ds[3]
+    assert x.dtype == np.float16 and x.shape == (251, 513)
+    assert np.array_equal(x, h5(tone_store, "train", "spectra", 3))
+    assert y == h5(tone_store, "train", "labels", 3) and isinstance(name, str)
+    assert name == h5(tone_store, "train", "names", 3) and pitch == h5(tone_store, "train",
+                                                                        "pitch", 3)
+    rows = [5, 0, 21, 5, -1]  # any order, repeats, from the end
+    xs, ys, names, _ = ds[rows]
+    expected = [5, 0, 21, 5, 21]
+    assert xs.shape == (5, 251, 513) and np.array_equal(xs, h5(tone_store, "train", "spectra",
+                                                               expected))
+    assert np.array_equal(ys, h5(tone_store, "train", "labels", expected))
+    assert list(names) == list(h5(tone_store, "train", "names", expected))
+    assert np.array_equal(ds[2:6][1], h5(tone_store, "train", "labels", slice(2, 6)))
+    assert ds[np.array([], int)][0].shape == (0, 251, 513)
+    x_only, = SplitDataset(tone_store, "valid", fields=("spectra",), method="h5py")[[1]]
+    assert np.array_equal(x_only, h5(tone_store, "valid", "spectra", [1]))
+
+
+def test_bad_indices_fields_and_splits_say_what_exists(tone_store):
+    ds = SplitDataset(tone_store, "test")
+    with pytest.raises(IndexError, match="out of range for 11 notes"):
+        ds[11]
+    with pytest.raises(IndexError, match="out of range"):
+        ds[[0, -12]]
+    with pytest.raises(TypeError, match="index must be an int"):
+        ds[0.5]
+    with pytest.raises(StoreError, match=r"no per-note dataset colour \(it has .*labels.*names"):
+        SplitDataset(tone_store, "test", fields=("spectra", "colour"))
+    with pytest.raises(StoreError, match="no 'nope' split"):
+        SplitDataset(tone_store, "nope")
+    with pytest.raises(ValueError, match="fields must be a non-empty sequence"):
+        SplitDataset(tone_store, "test", fields="labels")
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_workers_open_the_file_themselves_however_they_start(tone_store, method):
+    ds = SplitDataset(tone_store, "train", fields=("spectra", "labels", "names"))
+    ds[0]  # opened here first: a forked worker must not use this process's handle
+    rows = [0, 7, 13, 21, 4, 9]
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        read = pool.starmap(read_in_worker, [(ds, i) for i in rows])
+    assert all(own for _, own in read)  # each worker read through a file it opened itself
+    items = [item for item, _ in read]
+    for i, (x, y, name) in zip(rows, items):
+        assert np.array_equal(x, h5(tone_store, "train", "spectra", i))
+        assert y == h5(tone_store, "train", "labels", i)
+        assert name == h5(tone_store, "train", "names", i)
+    assert ds._opened is not None  # this process's file is still open and usable
+    assert np.array_equal(ds[21][0], items[3][0])
+
+
+def test_a_pickled_dataset_carries_no_open_file(tone_store):
+    ds = SplitDataset(tone_store, "valid")
+    ds[0]
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy._opened is None and len(copy) == len(ds)
+    assert np.array_equal(copy[1][0], ds[1][0])
+    ds.close()
+    ds.close()  # twice is fine, and the next read opens it again
+    assert np.array_equal(ds[1][0], copy[1][0])
+
+
+def readme_snippet(word: str) -> str:
+    """The README's python block that uses ``word`` (and SplitDataset)."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    found = [b for b in blocks if "SplitDataset" in b and word in b]
+    assert len(found) == 1, f"one README block with {word}: {len(found)}"
+    return found[0]
+
+
+def run_snippet(code: str, store):
+    namespace = {}
+    exec(compile(code.replace('"demo/store"', repr(str(store))), "README.md", "exec"),
+         namespace)
+    return namespace
+
+
+def test_the_readme_numpy_loop(tone_store):
+    space = run_snippet(readme_snippet("\"names\""), tone_store)
+    assert space["x"].shape == (22 % 64, 251, 513) and list(space["names"]) == list(
+        h5(tone_store, "train", "names", slice(None)))
+
+
+def test_the_readme_pytorch_loader(tone_store):
+    pytest.importorskip("torch")
+    space = run_snippet(readme_snippet("DataLoader"), tone_store)
+    assert str(space["x"].dtype) == "torch.float16" and tuple(space["x"].shape) == (22, 251, 513)
+    assert sorted(space["y"].tolist()) == sorted(h5(tone_store, "train", "labels",
+                                                      slice(None)).tolist())
+
+
+@pytest.mark.full  # TensorFlow
+def test_the_readme_tf_data_pipeline(tone_store):
+    space = run_snippet(readme_snippet("tf.data"), tone_store)
+    assert space["x"].dtype.name == "float16" and tuple(space["x"].shape) == (22, 251, 513)
+    assert sorted(space["y"].numpy().tolist()) == sorted(
+        h5(tone_store, "train", "labels", slice(None)).tolist())
