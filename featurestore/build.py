@@ -299,9 +299,13 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: in
         ring = "file"
     run = _Workers(jobs, batch_size, progress, ring, backend == "dask")
     with _locked(out), parallel_backend(backend, jobs):
+        # every split to build is read first: a name two folders share stops the build
+        # before any split is written
+        to_read = {split: _read_notes(roots, split) for split in found
+                   if overwrite or not split_path(out, split).is_file()}
         for split in found:
             path = split_path(out, split)
-            if path.is_file() and not overwrite:
+            if split not in to_read:
                 try:
                     with h5py.File(path, "r") as f:
                         differences = schema.read_params(f).differences(params)
@@ -321,7 +325,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: in
                 continue
             if split != "train" and train_stats is None:
                 train_stats = _existing_train_stats(out, params)
-            notes, problems = _read_notes(roots, split)
+            notes, problems = to_read.pop(split)
             where = _where(roots, split)
             if split == "train" and not notes:
                 first = f"; first: {problems[0][0]}: {problems[0][1]}" if problems else ""

@@ -62,6 +62,13 @@ def test_a_name_two_folders_share_is_refused_with_both_paths(two_roots, tmp_path
                                          rf"{c}/train/examples.json \(1 names of train"):
         build_store([a, c], tmp_path / "store", jobs=1, progress=False)
     assert not list((tmp_path / "store").glob("*.h5*"))  # nothing written
+    d = tmp_path / "d"  # a name shared in the test split only: train is not written either
+    name = sorted(json.loads((a / "test" / "examples.json").read_text()))[0]
+    write_note(d / "test", name, tone(30))
+    write_split(d / "test", {name: example(name, "organ")})
+    with pytest.raises(BuildError, match=rf"note '{name}' is in {a}/test/examples.json"):
+        build_store([a, d], tmp_path / "store", jobs=1, progress=False)
+    assert not list((tmp_path / "store").glob("*.h5*"))
 
 
 def test_a_folder_given_twice_is_refused(two_roots, tmp_path):
