@@ -10,12 +10,12 @@
 (c) build:   ``timbremap build ROOT OUT --jobs 2`` as a subprocess (start-up included), and its
              steady state (notes/s after the first batch) from an in-process build.
 
-The machine's speed drifts by 10-30% within minutes, so each contender runs once per round, in
-turn (``--rounds``, default 3); the table gives each one's median, and each ratio as the median
-of the rounds' own ratios, with their range. Every contender starts from an empty output
-folder with the earlier contenders' files flushed to disk (``os.sync``, untimed), so none pays
-for another's writes (rewriting the same .npy names in a later round made the serial extractor
-30% slower).
+The machine's speed drifts within minutes, so each contender runs once per round, in turn
+(``--rounds``, default 3); the table gives each one's median, and each ratio as the ratio of
+the medians, with the range of the rounds' own ratios. Every contender starts from an empty
+output folder with the earlier contenders' files flushed to disk (``os.sync``, untimed), so
+none pays for another's writes (rewriting the same .npy names in a later round slowed the
+serial extractor: docs/extraction.md).
 """
 from __future__ import annotations
 
@@ -137,25 +137,26 @@ def main():
     store_bytes = (out / "train.h5").stat().st_size / len(wavs)
     shutil.rmtree(npy)
 
-    serial, loop = np.array(rates[names[0]]), np.array(rates[names[1]])
+    from trainspeed import compare  # the ratio of the medians, with the rounds' own ratios
+    against = [{name: f"{ratio:.2f} ({low:.2f}-{high:.2f})"
+                for name, _, ratio, low, high, _ in compare({"base": rates[base], **rates})[1:]}
+               for base in names[:2]]
     print(f"\nfeature extraction, {len(wavs)} notes, {os.cpu_count()} cores "
           f"(python {sys.version.split()[0]}), median of {args.rounds} rounds; a ratio is the "
-          f"median of each round's ratio (min-max in brackets)\n")
+          f"ratio of the medians (each round's own ratio, min-max, in brackets)\n")
     print("| pipeline | files/s | × serial | × joblib loop | bytes/example | × serial bytes |")
     print("|---|---:|---:|---:|---:|---:|")
     rows = []
     for name in names:
         rate = np.array(rates[name])
         size = npy_bytes if name.startswith(("(a)", "(b)")) else store_bytes
-        cells = []
-        for base in (serial, loop):
-            ratio = rate / base
-            cells.append(f"{np.median(ratio):.2f} ({ratio.min():.2f}-{ratio.max():.2f})")
-        print(f"| {name} | {np.median(rate):.0f} | {cells[0]} | {cells[1]} "
+        print(f"| {name} | {np.median(rate):.0f} | {against[0][name]} | {against[1][name]} "
               f"| {size:,.0f} | {size / npy_bytes:.1%} |")
         rows.append({"pipeline": name, "files_per_s": rates[name], "bytes_per_example": size})
     print("\ntargets: steady state >= 6x serial and >= 3x joblib loop; whole command >= 3x "
           "serial; <= 52% of the serial extractor's bytes per example")
+    print(f"\nrerun: python benchmarks/extract.py --n {args.n} --jobs {args.jobs} --rounds "
+          f"{args.rounds} --workdir {args.workdir}")
     (args.workdir / "result.json").write_text(json.dumps(rows, indent=1))
 
 
