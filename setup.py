@@ -9,10 +9,10 @@ HERE = Path(__file__).resolve().parent
 def read_version() -> str:
     """``featurestore.__version__``, read from the file's text: the version is written once,
     and installing imports nothing of the package (nor its requirements)."""
-    text = (HERE / "featurestore" / "__init__.py").read_text(encoding="utf-8")
+    text = (HERE / "featurestore" / "_version.py").read_text(encoding="utf-8")
     found = re.search(r"""^__version__ = ["']([^"']+)["']""", text, re.MULTILINE)
     if found is None:
-        raise RuntimeError("featurestore/__init__.py: no line __version__ = \"...\"")
+        raise RuntimeError("featurestore/_version.py: no line __version__ = \"...\"")
     return found.group(1)
 
 

@@ -2,7 +2,7 @@
 
 Knows audio and HDF5 only: it imports neither ``training`` nor ``analysis``, nor tensorflow.
 """
-__version__ = "0.1.0"  # the only place it is written: setup.py reads this line
+from ._version import __version__
 
 __all__ = ["SplitDataset", "__version__"]
 

@@ -67,9 +67,9 @@ from typing import List, Sequence, Tuple
 import h5py
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .errors import StoreError
-from . import nsynth
+from .nsynth import FAMILIES, QUALITIES as QUALITY_FLAGS
 from .params import FeatureParams
 
 __all__ = ["SPECTRA", "LABELS", "NAMES", "PITCH", "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR",
@@ -142,7 +142,7 @@ def write_notes(f: h5py.File, notes, roots: Sequence[str]):
         The NOTES folders of the build; ``notes.folder`` indexes them.
     """
     f.create_dataset(LABELS, data=notes.family.astype(np.int32))
-    f[LABELS].attrs[LIST_NAMES] = np.array(nsynth.FAMILIES, dtype=STRING)
+    f[LABELS].attrs[LIST_NAMES] = np.array(FAMILIES, dtype=STRING)
     columns = {
         NAMES: (notes.names, STRING),
         PITCH: (notes.pitch, np.int16),
@@ -155,7 +155,7 @@ def write_notes(f: h5py.File, notes, roots: Sequence[str]):
         f.create_dataset(name, data=np.array(values, dtype=object if dtype is STRING else dtype),
                          dtype=dtype)
     f.create_dataset(QUALITIES, data=notes.qualities.astype(np.uint8))
-    f[QUALITIES].attrs[LIST_NAMES] = np.array(nsynth.QUALITIES, dtype=STRING)
+    f[QUALITIES].attrs[LIST_NAMES] = np.array(QUALITY_FLAGS, dtype=STRING)
     f.create_dataset(SOURCE_FOLDER, data=notes.folder.astype(np.int16))
     f[SOURCE_FOLDER].attrs[LIST_NAMES] = np.array(list(roots), dtype=STRING)
 
