@@ -24,8 +24,7 @@ from tqdm.auto import tqdm
 
 from . import schema, splitfile, workers
 from .errors import BuildError, StoreError
-from .nsynth import SPLITS, find_splits
-from .splitfolder import Notes, read_split
+from .splitfolder import Notes, check_roots, found_splits, read_splits, split_folders
 from .params import FeatureParams
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
                         inputs_digest, note_writer)
@@ -274,14 +273,14 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: in
         A missing folder, a folder without splits or given twice, a note name two folders
         share, an unwritable ``out``, or a kept split built with other feature parameters.
     """
-    roots = _roots(roots)
+    roots = check_roots(roots)
     out = Path(out)
     if not isinstance(jobs, int) or jobs < 1:
         raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
     backend = resolve_backend(backend, jobs)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
-    found = _found_splits(roots)
+    found = found_splits(roots)
     if splits is not None:
         missing = [s for s in splits if s not in found]
         if missing:
@@ -301,7 +300,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: in
     with _locked(out), parallel_backend(backend, jobs):
         # every split to build is read first: a name two folders share stops the build
         # before any split is written
-        to_read = {split: _read_notes(roots, split) for split in found
+        to_read = {split: read_splits(roots, split) for split in found
                    if overwrite or not split_path(out, split).is_file()}
         for split in found:
             path = split_path(out, split)
@@ -326,7 +325,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: in
             if split != "train" and train_stats is None:
                 train_stats = _existing_train_stats(out, params)
             notes, problems = to_read.pop(split)
-            where = _where(roots, split)
+            where = split_folders(roots, split)
             if split == "train" and not notes:
                 first = f"; first: {problems[0][0]}: {problems[0][1]}" if problems else ""
                 raise BuildError(f"{where}: no usable notes in the train split "
@@ -353,67 +352,6 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: in
     return reports
 
 
-def _roots(roots) -> Tuple[Path, ...]:
-    """The NOTES folders of a build, checked: each one exists, none is given twice."""
-    roots = (Path(roots),) if isinstance(roots, (str, os.PathLike)) else tuple(map(Path, roots))
-    if not roots:
-        raise BuildError("no NOTES folder given")
-    seen = {}
-    for root in roots:
-        if not root.is_dir():
-            raise BuildError(f"{root}: " + ("not a folder" if root.exists() else "no such folder"))
-        if root.resolve() in seen:
-            raise BuildError(f"{root}: given twice (also as {seen[root.resolve()]})")
-        seen[root.resolve()] = root
-    return roots
-
-
-def _found_splits(roots: Sequence[Path]) -> List[str]:
-    """The splits any of ``roots`` has, in NSynth order; every root must have one."""
-    found = set()
-    for root in roots:
-        splits = find_splits(root)
-        if not splits:
-            raise BuildError(f"{root}: no split folder with an examples.json "
-                             f"(expected {', '.join(s + '/' for s in SPLITS)})")
-        found.update(splits)
-    return [s for s in SPLITS if s in found]
-
-
-def _where(roots: Sequence[Path], split: str) -> str:
-    """The split's folders, for messages."""
-    return " and ".join(str(root / split) for root in roots
-                        if (root / split / "examples.json").is_file())
-
-
-def _read_notes(roots: Sequence[Path], split: str) -> Tuple[Notes, List[Tuple[str, str]]]:
-    """:func:`read_split` of ``split`` in every one of ``roots`` that has it, merged (a root
-    without it gives no notes); ``notes.folder`` indexes ``roots``.
-
-    Raises
-    ------
-    BuildError
-        When a note name is usable in two of the folders (which note the store means by it
-        would be unclear), naming both files.
-    """
-    parts, problems = [], []
-    for root in roots:
-        notes, found = (read_split(root / split) if (root / split / "examples.json").is_file()
-                        else (Notes.collect(root / split / "audio", ()), []))
-        parts.append(notes)
-        problems += found
-    notes = Notes.merge(parts)
-    names = notes.names  # sorted: a name in two folders is in two neighbouring rows
-    shared = [i for i in range(1, len(names)) if names[i] == names[i - 1]]
-    if shared:
-        i = shared[0]
-        a, b = (roots[notes.folder[j]] / split / "examples.json" for j in (i - 1, i))
-        raise BuildError(f"note {names[i]!r} is in {a} and in {b} ({len(shared)} names of "
-                         f"{split} are in two folders); a note's name must be unique across "
-                         f"the NOTES folders: rename or leave out one of them")
-    return notes, sorted(problems)
-
-
 def _kept(split: str, path: Path, roots: Sequence[Path]) -> SplitReport:
     """The report of a finished split left as it is, with a warning when its inputs changed."""
     with h5py.File(path, "r") as f:
@@ -422,13 +360,13 @@ def _kept(split: str, path: Path, roots: Sequence[Path]) -> SplitReport:
                              n_skipped=len(skipped), skipped=skipped, n_adjusted=len(adjusted))
         digest = f.attrs.get(schema.INPUTS_DIGEST)
     try:
-        notes, _ = _read_notes(roots, split)
+        notes, _ = read_splits(roots, split)
         changed = digest is not None and digest != inputs_digest(notes)
     except (OSError, ValueError, BuildError):
         changed = True
     if changed:
         log.warning("%s: kept, but %s changed since it was built; use --overwrite to rebuild",
-                    path, _where(roots, split))
+                    path, split_folders(roots, split))
     else:
         log.info("%s: finished store kept (use --overwrite to rebuild)", path)
     return report

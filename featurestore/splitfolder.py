@@ -1,6 +1,7 @@
 """A split folder read as the notes a build can use: ``examples.json`` paired with
 ``audio/*.wav``, every entry that cannot be used reported instead of raised (so a build can
-record it and go on), and the usable notes kept as columns (:class:`Notes`).
+record it and go on), and the usable notes kept as columns (:class:`Notes`); a build's several
+NOTES folders read as one (:func:`read_splits`).
 """
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import numpy as np
 
 from .jsonstream import object_members
-from .nsynth import FAMILIES, QUALITIES, Example, check_text
+from .errors import BuildError
+from .nsynth import FAMILIES, QUALITIES, SPLITS, Example, check_text, find_splits
 
-__all__ = ["Notes", "read_split"]
+__all__ = ["Notes", "read_split", "read_splits", "check_roots", "found_splits",
+           "split_folders"]
 
 
 class _JsonObject(dict):
@@ -291,3 +294,66 @@ def _ambiguous(audio_dir: Path, files: List[str]) -> str:
              if (audio_dir / name).is_symlink()]
     return (f"ambiguous: {names} both fit this entry" + (f" ({'; '.join(links)})" if links
                                                          else "") + "; keep one")
+
+
+# ---- several NOTES folders (a build's) --------------------------------------------------
+
+def check_roots(roots) -> Tuple[Path, ...]:
+    """The NOTES folders of a build, checked: each one exists, none is given twice."""
+    roots = (Path(roots),) if isinstance(roots, (str, os.PathLike)) else tuple(map(Path, roots))
+    if not roots:
+        raise BuildError("no NOTES folder given")
+    seen = {}
+    for root in roots:
+        if not root.is_dir():
+            raise BuildError(f"{root}: " + ("not a folder" if root.exists() else "no such folder"))
+        if root.resolve() in seen:
+            raise BuildError(f"{root}: given twice (also as {seen[root.resolve()]})")
+        seen[root.resolve()] = root
+    return roots
+
+
+def found_splits(roots: Sequence[Path]) -> List[str]:
+    """The splits any of ``roots`` has, in NSynth order; every root must have one."""
+    found = set()
+    for root in roots:
+        splits = find_splits(root)
+        if not splits:
+            raise BuildError(f"{root}: no split folder with an examples.json "
+                             f"(expected {', '.join(s + '/' for s in SPLITS)})")
+        found.update(splits)
+    return [s for s in SPLITS if s in found]
+
+
+def split_folders(roots: Sequence[Path], split: str) -> str:
+    """The split's folders, for messages."""
+    return " and ".join(str(root / split) for root in roots
+                        if (root / split / "examples.json").is_file())
+
+
+def read_splits(roots: Sequence[Path], split: str) -> Tuple[Notes, List[Tuple[str, str]]]:
+    """:func:`read_split` of ``split`` in every one of ``roots`` that has it, merged (a root
+    without it gives no notes); ``notes.folder`` indexes ``roots``.
+
+    Raises
+    ------
+    BuildError
+        When a note name is usable in two of the folders (which note the store means by it
+        would be unclear), naming both files.
+    """
+    parts, problems = [], []
+    for root in roots:
+        notes, found = (read_split(root / split) if (root / split / "examples.json").is_file()
+                        else (Notes.collect(root / split / "audio", ()), []))
+        parts.append(notes)
+        problems += found
+    notes = Notes.merge(parts)
+    names = notes.names  # sorted: a name in two folders is in two neighbouring rows
+    shared = [i for i in range(1, len(names)) if names[i] == names[i - 1]]
+    if shared:
+        i = shared[0]
+        a, b = (roots[notes.folder[j]] / split / "examples.json" for j in (i - 1, i))
+        raise BuildError(f"note {names[i]!r} is in {a} and in {b} ({len(shared)} names of "
+                         f"{split} are in two folders); a note's name must be unique across "
+                         f"the NOTES folders: rename or leave out one of them")
+    return notes, sorted(problems)
