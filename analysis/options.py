@@ -155,7 +155,15 @@ def _train(add_command):
                    help="the same seed gives the same model (slower: see docs/training.md)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help=f"mixed: float16 arithmetic; auto: mixed on a GPU (default {d.precision})")
-    p.add_argument("--loader", choices=LOADERS, help=f"default {d.loader}")
+    p.add_argument("--loader", choices=LOADERS,
+                   help=f"how training batches are read: notes one by one (mmap, h5py), or runs "
+                        f"of notes shuffled within a buffer (block); auto: block when the train "
+                        f"split is larger than half the memory (default {d.loader})")
+    p.add_argument("--block-mib", type=float,
+                   help=f"the block order's runs of consecutive notes, MiB (default "
+                        f"{d.block_mib:g})")
+    p.add_argument("--buffer-mib", type=float,
+                   help=f"the block order's shuffle buffer, MiB (default {d.buffer_mib:g})")
     p.add_argument("--workers", type=int,
                    help=f"threads reading batches ahead of training (default {d.workers})")
     p.add_argument("--time-pool", type=int,

@@ -306,6 +306,10 @@ RECIPES = {
                           "convolution"),
     "weight-decay-1e-4": ({"weight_decay": 1e-4},
                           "the default with AdamW's weight decay 1e-4 instead of 0.05"),
+    "block-order": ({"loader": "block"},
+                    "the default reading its train split in the block order (runs of 8 MiB "
+                    "shuffled in buffers of 256 MiB), as it does a split larger than half the "
+                    "memory"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
@@ -321,8 +325,18 @@ def _flags(changes: dict) -> list:
 
 
 #: ``TrainConfig`` fields that decide how a run is carried out, not what it learns: a model
-#: trained with other values of these is still the recipe's.
-HOW_IT_RUNS = ("deterministic", "loader", "workers")
+#: trained with other values of these is still the recipe's. The loader counts only as far as
+#: the order it draws notes in: one by one (``auto`` on the protocol's stores, which fit in
+#: memory; ``mmap``, ``h5py``) or block by block, with its block and buffer sizes.
+HOW_IT_RUNS = ("deterministic", "workers")
+
+
+def _drawn(config) -> dict:
+    """A ``TrainConfig``'s fields, its loader replaced by the order it draws notes in."""
+    fields = config.to_dict()
+    if config.loader == "block":
+        return fields
+    return {**fields, "loader": "one by one", "block_mib": None, "buffer_mib": None}
 
 
 def config_differences(recorded: dict, wanted: dict) -> list:
@@ -332,10 +346,9 @@ def config_differences(recorded: dict, wanted: dict) -> list:
     ``config.json``, where a field it lacks has the value runs had before the field existed,
     as ``--resume`` reads it)."""
     from training.config import TrainConfig
-    old, new = TrainConfig.from_dict(recorded), TrainConfig.from_dict(wanted)
-    return [f"{name}: {getattr(old, name)!r} != {getattr(new, name)!r}"
-            for name in old.to_dict() if name not in HOW_IT_RUNS
-            and getattr(old, name) != getattr(new, name)]
+    old, new = (_drawn(TrainConfig.from_dict(config)) for config in (recorded, wanted))
+    return [f"{name}: {old[name]!r} != {new[name]!r}"
+            for name in old if name not in HOW_IT_RUNS and old[name] != new[name]]
 
 
 def reuse_differences(model_dir: Path, changes: dict, seed: int, features) -> list:

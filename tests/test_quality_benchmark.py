@@ -28,6 +28,17 @@ def test_how_a_run_is_carried_out_does_not_count():
     default = TrainConfig().to_dict()
     other = TrainConfig(deterministic=True, loader="h5py", workers=1).to_dict()
     assert quality.config_differences(other, default) == []
+    assert quality.config_differences(TrainConfig(loader="mmap", buffer_mib=64).to_dict(),
+                                      default) == []
+
+
+def test_the_block_order_counts_with_its_sizes():
+    default = TrainConfig().to_dict()
+    block = TrainConfig(**quality.RECIPES["block-order"][0]).to_dict()
+    assert quality.config_differences(default, block) == [
+        "loader: 'one by one' != 'block'", "block_mib: None != 8.0", "buffer_mib: None != 256.0"]
+    smaller = TrainConfig(loader="block", buffer_mib=64).to_dict()
+    assert quality.config_differences(smaller, block) == ["buffer_mib: 64 != 256.0"]
 
 
 def test_a_field_the_record_lacks_has_its_value_from_before_the_field():

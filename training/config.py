@@ -11,7 +11,7 @@ from featurestore.errors import InputError
 __all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "PRECISIONS", "EPOCH_NOTES"]
 
 MODELS = ("default", "tutorial")
-LOADERS = ("mmap", "h5py")
+LOADERS = ("auto", "mmap", "h5py", "block")
 SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("auto", "mixed", "float32")
 #: An epoch is one pass over the training split, or this many notes of it when it holds more
@@ -70,8 +70,15 @@ class TrainConfig:
     precision : {'auto', 'mixed', 'float32'}
         ``'mixed'``: float16 arithmetic with float32 weights, output and loss (Keras's
         ``mixed_float16``); ``'auto'``: mixed where a GPU is present, else float32.
-    loader : {'mmap', 'h5py'}
-        How batches are read from the store (see ``benchmarks/loader.py``).
+    loader : {'auto', 'mmap', 'h5py', 'block'}
+        How training batches are read from the store (:class:`training.data.StoreBatches`):
+        notes drawn one by one through a memory map (``'mmap'``) or h5py (``'h5py'``), or in
+        the block order, runs of consecutive notes shuffled within a buffer (``'block'``: for
+        a split larger than RAM, or on object storage); ``'auto'``: the block order when the
+        train split is larger than half the memory, else ``'mmap'`` (docs/scale.md).
+    block_mib, buffer_mib : float
+        The block order's runs of notes, and the buffer whose notes are shuffled together, in
+        MiB.
     workers : int
         Threads that read training batches ahead of the training step (at most ``2 *
         workers`` batches wait in memory); 1 reads each batch when it is needed.
@@ -117,7 +124,9 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     precision: str = "auto"
-    loader: str = "mmap"
+    loader: str = "auto"
+    block_mib: float = 8.0
+    buffer_mib: float = 256.0
     workers: int = 2
     balance: bool = True
     augment: bool = True
@@ -161,6 +170,10 @@ class TrainConfig:
                              f"{self.budget_minutes}")
         if not 0 <= self.seed < 2**32:
             raise InputError(f"seed must be in 0..2**32-1, got {self.seed}")
+        if not 0 < self.block_mib <= self.buffer_mib < math.inf:
+            raise InputError(f"block_mib and buffer_mib must be positive and finite, with "
+                             f"block_mib <= buffer_mib; got {self.block_mib} and "
+                             f"{self.buffer_mib}")
         for name in ("weight_decay", "gain_db", "tilt_db", "mixup_alpha"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise InputError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")

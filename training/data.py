@@ -6,6 +6,10 @@ chunks by default), so a split is never loaded whole. Sampling is class-balanced
 is drawn equally often and, within a family, every instrument equally often, so the model
 cannot win by memorising the largest instruments.
 
+A split larger than the memory training may keep of it in the page cache is read in the block
+order instead (:mod:`training.blockorder`): runs of consecutive notes in random order,
+shuffled within a buffer, each run one read of the file.
+
 A batch is what the store holds, float16, with its labels: casting, normalising, augmenting and
 mixing happen in the model, on the accelerator where there is one. For mixup the batches carry
 the mixing weights and the labels mixed with them; :class:`training.models.Mixup` mixes the
@@ -14,6 +18,7 @@ notes alike.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Optional
 
 import keras
@@ -23,7 +28,15 @@ from featurestore import schema
 from featurestore.nsynth import FAMILIES
 from featurestore.store import SpectraReader, StoreError
 
-__all__ = ["StoreBatches", "balanced_weights"]
+from .blockorder import block_plan, memory_for_cache
+
+__all__ = ["StoreBatches", "balanced_weights", "ORDERS"]
+
+#: How a training epoch's notes are drawn: each independently at random, or block by block.
+ORDERS = ("random", "block")
+#: Buffers of the block order kept in memory at once: the one being trained on, the one read
+#: ahead, and one for a reader thread that lags behind.
+BUFFERS_KEPT = 3
 
 
 def balanced_weights(labels: np.ndarray, instruments: Optional[np.ndarray] = None) -> np.ndarray:
@@ -74,7 +87,14 @@ class StoreBatches(keras.utils.PyDataset):
         notes (``2k`` with ``2k + 1``); read in order, ``w`` is 1 (no mixing). 0: no mixup.
     seed : int
         Epoch ``e`` uses ``default_rng([seed, e])``: a resumed run sees the same batches.
-    loader : {'mmap', 'h5py'}
+    loader : {'auto', 'mmap', 'h5py', 'block'}
+        ``'mmap'`` and ``'h5py'``: notes drawn independently, read one by one by that method
+        of :class:`~featurestore.store.SpectraReader`. ``'block'``: the block order
+        (:mod:`training.blockorder`). ``'auto'``: the block order when the split file is larger
+        than :func:`~training.blockorder.memory_for_cache`, else ``'mmap'``.
+    block_mib, buffer_mib : float
+        The block order's runs of notes and the buffer their notes are shuffled in, in MiB
+        (at least one note each); :data:`BUFFERS_KEPT` buffers are held at once.
     multiple_of : int
         Read in order (``shuffle=False``), batches are ``(x, y, weight)`` whose length is a
         multiple of this (the devices a batch is split over): a short last batch is filled with
@@ -87,10 +107,13 @@ class StoreBatches(keras.utils.PyDataset):
 
     def __init__(self, path, batch_size: int, shuffle: bool = False, balance: bool = True,
                  steps: Optional[int] = None, mixup_alpha: float = 0.0, seed: int = 0,
-                 loader: str = "mmap", multiple_of: int = 1, **kwargs):
+                 loader: str = "auto", block_mib: float = 8.0, buffer_mib: float = 256.0,
+                 multiple_of: int = 1, **kwargs):
         super().__init__(**kwargs)
+        if loader not in ("auto", "mmap", "h5py", "block"):
+            raise ValueError(f"loader must be 'auto', 'mmap', 'h5py' or 'block', got {loader!r}")
         self.multiple_of = int(multiple_of)
-        self.reader = SpectraReader(path, method=loader)
+        self.reader = SpectraReader(path, method="h5py" if loader == "h5py" else "mmap")
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.mixup_alpha = float(mixup_alpha)
@@ -106,27 +129,71 @@ class StoreBatches(keras.utils.PyDataset):
                 instruments = f[schema.INSTRUMENT][:]
             self.weights = (balanced_weights(self.reader.labels, instruments) if balance
                             else np.full(n, 1.0 / n))
+        big = n * self.reader.note_bytes > memory_for_cache()
+        self.order = ("block" if shuffle and (loader == "block" or loader == "auto" and big)
+                      else "random")
+        self.block = max(1, int(block_mib * 2**20 // self.reader.note_bytes))
+        self.window = max(1, int(buffer_mib * 2**20 // (self.block * self.reader.note_bytes)))
+        self._buffers, self._lock = {}, threading.Lock()
         self._order = self._draw()
 
-    def _draw(self) -> np.ndarray:
+    def _draw(self):
+        """This epoch's notes: an array of indices, or a block plan."""
+        self._buffers = {}
         if not self.shuffle:
             return np.arange(len(self.reader))
         rng = np.random.default_rng([self.seed, self.epoch])
-        return rng.choice(len(self.reader), size=self.steps * self.batch_size, p=self.weights)
+        total = self.steps * self.batch_size
+        if self.order == "block":
+            return block_plan(self.weights, total, block=self.block, window=self.window, rng=rng)
+        return rng.choice(len(self.reader), size=total, p=self.weights)
+
+    def _read(self, index: int):
+        """Spectra and labels of batch ``index``."""
+        part = np.s_[index * self.batch_size:(index + 1) * self.batch_size]
+        if self.order == "random":
+            idx = self._order[part]
+            if not self.shuffle and self.reader.in_order and len(idx):  # a run: one read
+                return self.reader.rows(int(idx[0]), int(idx[-1]) + 1), self.reader.labels[idx]
+            return self.reader.batch(idx)
+        plan = self._order
+        idx, windows, slots = plan.notes[part], plan.window[part], plan.slot[part]
+        x = np.empty((len(idx),) + self.reader.shape, dtype=np.float16)
+        for w in np.unique(windows):
+            here = windows == w
+            x[here] = self._buffer(plan, int(w))[slots[here]]
+        return x, self.reader.labels[idx]
+
+    def _buffer(self, plan, w: int) -> np.ndarray:
+        """The notes of buffer ``w``, read block by block in file order (once, whichever
+        thread asks first), the next buffer's blocks asked of the kernel ahead."""
+        with self._lock:
+            entry = self._buffers.setdefault(w, [threading.Lock(), None])
+            for old in sorted(self._buffers)[:-BUFFERS_KEPT]:
+                if old != w:
+                    del self._buffers[old]
+        with entry[0]:
+            if entry[1] is None:
+                n = len(self.reader)
+                entry[1] = np.concatenate([self.reader.rows(int(s), min(int(s) + plan.block, n))
+                                           for s in plan.blocks[w]])
+                for s in plan.blocks[w + 1] if w + 1 < len(plan.blocks) else ():
+                    self.reader.will_need(int(s), min(int(s) + plan.block, n))
+            return entry[1]
 
     def __len__(self):
         return self.steps if self.shuffle else math.ceil(len(self.reader) / self.batch_size)
 
     def __getitem__(self, index):
-        idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
-        x, labels = self.reader.batch(idx)
+        x, labels = self._read(index)
+        n = len(labels)
         y = np.eye(len(FAMILIES), dtype=np.float32)[labels]
-        mix = np.ones(len(idx), np.float32)
+        mix = np.ones(n, np.float32)
         if self.shuffle and self.mixup_alpha > 0:
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])
-            mix = rng.beta(self.mixup_alpha, self.mixup_alpha, size=len(idx)).astype(np.float32)
+            mix = rng.beta(self.mixup_alpha, self.mixup_alpha, size=n).astype(np.float32)
             mix = np.maximum(mix, 1 - mix)
-            y = mix[:, None] * y + (1 - mix[:, None]) * y[np.arange(len(idx)) ^ 1]
+            y = mix[:, None] * y + (1 - mix[:, None]) * y[np.arange(n) ^ 1]
         weight = np.ones(len(x), np.float32)
         fill = 0 if self.shuffle else -len(x) % self.multiple_of
         if fill:

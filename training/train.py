@@ -180,9 +180,11 @@ def _batches(store: Path, config: TrainConfig, n_train: int):
     steps = math.ceil(config.steps(n_train) / devices)
     train_data = StoreBatches(split_path(store, "train"), batch, shuffle=True,
                               balance=config.balance, steps=steps, mixup_alpha=config.mixup(),
-                              seed=config.seed, loader=config.loader, workers=config.workers,
+                              seed=config.seed, loader=config.loader, block_mib=config.block_mib,
+                              buffer_mib=config.buffer_mib, workers=config.workers,
                               max_queue_size=2 * config.workers)
-    return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=config.loader,
+    valid_loader = "h5py" if config.loader == "h5py" else "mmap"  # read once, in order
+    return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=valid_loader,
                                     mixup_alpha=config.mixup(), multiple_of=devices)
 
 
@@ -239,6 +241,9 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
     if initial_epoch and should_stop(history, config):
         return  # it had stopped; the interruption came before it was finished
     train_data, valid_data = _batches(store, config, n_train)
+    if train_data.order == "block":
+        log.info("%s: read in the block order (runs of %d notes, shuffled %d runs at a time)",
+                 split_path(store, "train"), train_data.block, train_data.window)
 
     class Draws(keras.callbacks.Callback):
         """Each epoch's batches and random layers start where an uninterrupted run's would."""

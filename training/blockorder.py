@@ -1,0 +1,112 @@
+"""The block-wise reading order: contiguous runs of notes, read in random order and shuffled
+within a buffer, for a split larger than the memory training may keep of it.
+
+Reading notes one by one at random costs one seek (or one request, on object storage) a note;
+reading runs of notes as they lie in the file costs one per run. WebDataset's shards and
+TFRecord's interleaved readers do the same: :func:`block_plan` draws an epoch as runs
+("blocks") of ``block`` consecutive notes in random order, gathers ``window`` blocks into a
+buffer and shuffles the notes within it. Class balance is kept in expectation: each note of a
+block read is taken ``floor(r)`` or ``ceil(r)`` times, ``r`` being its sampling weight times the
+split's size (1 for every note when sampling is uniform, so an epoch of one pass then takes
+every note once).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List
+
+import numpy as np
+
+__all__ = ["BlockPlan", "block_plan", "memory_for_cache"]
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """One epoch of the block order.
+
+    Attributes
+    ----------
+    notes : np.ndarray, int64, shape ``(total,)``
+        The notes in the order they are trained on.
+    window : np.ndarray, int64, shape ``(total,)``
+        The buffer each position's note is read into.
+    slot : np.ndarray, int64, shape ``(total,)``
+        The note's row within its buffer.
+    blocks : list of np.ndarray, int64
+        For each buffer, the first note of each of its blocks, in file order (the order they
+        are read in).
+    block : int
+        Notes a block (the last block of the split may be shorter).
+    """
+
+    notes: np.ndarray
+    window: np.ndarray
+    slot: np.ndarray
+    blocks: List[np.ndarray]
+    block: int
+
+
+def block_plan(weights: np.ndarray, total: int, *, block: int, window: int,
+               rng: np.random.Generator) -> BlockPlan:
+    """Draw ``total`` notes block by block.
+
+    Parameters
+    ----------
+    weights : np.ndarray, float, shape ``(N,)``
+        Sampling probability of each note (summing to 1): the expected share of the epoch each
+        note takes.
+    total : int
+        Notes in the epoch.
+    block : int
+        Consecutive notes read at once (>= 1).
+    window : int
+        Blocks a buffer holds: the notes of ``window`` blocks are shuffled together (>= 1).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    BlockPlan
+    """
+    n = len(weights)
+    if n == 0 or total < 1 or block < 1 or window < 1:
+        raise ValueError(f"block_plan needs notes, total >= 1, block >= 1 and window >= 1; got "
+                         f"{n} notes, total={total}, block={block}, window={window}")
+    expected = np.asarray(weights, dtype=np.float64) * n  # takes per note and pass (mean 1)
+    starts = np.arange(0, n, block)
+    notes, windows, slots, buffers = [], [], [], []
+    drawn = 0
+    while drawn < total:  # passes over every block, each in a new random order
+        order = rng.permutation(len(starts))
+        for first in range(0, len(order), window):
+            chosen = np.sort(starts[order[first:first + window]])
+            members = np.concatenate([np.arange(s, min(s + block, n)) for s in chosen])
+            r = expected[members]
+            takes = np.floor(r).astype(np.int64) + (rng.random(len(r)) < r - np.floor(r))
+            slot = np.repeat(np.arange(len(members)), takes)
+            if not len(slot):
+                continue
+            slot = rng.permutation(slot)
+            notes.append(members[slot])
+            slots.append(slot)
+            windows.append(np.full(len(slot), len(buffers)))
+            buffers.append(chosen)
+            drawn += len(slot)
+            if drawn >= total:
+                break
+    notes, windows, slots = (np.concatenate(parts)[:total].astype(np.int64)
+                             for parts in (notes, windows, slots))
+    return BlockPlan(notes, windows, slots, buffers[:int(windows[-1]) + 1], block)
+
+
+def memory_for_cache() -> int:
+    """Bytes of a split that training counts on the page cache to keep: half of the memory
+    this process may use (the machine's RAM, or its cgroup's limit when lower)."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        ram = min(ram, int(limit)) if limit.isdigit() else ram
+    except OSError:
+        pass
+    return ram // 2
