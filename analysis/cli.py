@@ -175,7 +175,8 @@ def _report_files(results, describe):
 def cmd_embed(args):
     from analysis.embed import embed_store
     from featurestore.nsynth import FAMILIES
-    shapes = embed_store(args.store, args.model_dir, args.split, progress=not args.quiet)
+    shapes = embed_store(args.store, args.model_dir, args.split, into=args.into,
+                         progress=not args.quiet)
     _print(*(f"{split}: /embeddings {shape}, /probabilities ({shape[0]}, {len(FAMILIES)})"
              for split, shape in shapes.items()))
 

@@ -1,6 +1,6 @@
 """``timbremap embed``: the model's penultimate layer and its probabilities, per note, written
 into each split file as ``/embeddings`` float32 ``(N, D)`` and ``/probabilities`` float32
-``(N, 11)``."""
+``(N, 11)``, or into files of their own (a store on object storage is never written)."""
 from __future__ import annotations
 
 import logging
@@ -11,8 +11,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from featurestore import schema
+from featurestore.nsynth import FAMILIES
 from featurestore.store import SpectraReader, StoreError, open_split, read_params, split_path
-from featurestore.store import store_splits
+from featurestore.files import replaced
+from featurestore.remote import is_url, store_location
+from featurestore.store import store_id, store_splits
 from training.modeldir import TrainedModel, load_trained
 from training.models import EMBEDDING_LAYER
 
@@ -31,15 +34,16 @@ def embedding_model(trained: TrainedModel):
     return keras.Model(model.inputs, [model.get_layer(EMBEDDING_LAYER).output, model.outputs[0]])
 
 
-def _check_finite(rows: np.ndarray, path: Path, start: int, problem: str):
+def _check_finite(rows: np.ndarray, store, split: str, start: int, problem: str):
     """Raise :class:`StoreError` naming the first note (``start`` + row) of ``rows`` that is
     not all finite, and the ``problem``: nothing infinite or NaN is written into a store."""
     bad = ~np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)
     if bad.any():
         index = start + int(np.argmax(bad))
-        with open_split(path.parent, path.stem) as f:
+        with open_split(store, split) as f:
             name = f[schema.NAMES].asstr()[index] if schema.NAMES in f else f"#{index}"
-        raise StoreError(f"{path}: note {name} (row {index}): {problem}; nothing was written")
+        raise StoreError(f"{split_path(store, split)}: note {name} (row {index}): {problem}; "
+                         f"nothing was written")
 
 
 def _attrs(trained: TrainedModel) -> dict:
@@ -48,10 +52,23 @@ def _attrs(trained: TrainedModel) -> dict:
 
 
 def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
-                batch_size: int = 128, progress: bool = True) -> Dict[str, tuple]:
+                into=None, batch_size: int = 128, progress: bool = True) -> Dict[str, tuple]:
     """Write ``/embeddings`` and ``/probabilities`` into every (or the named) split file.
 
     Reads spectra in batches by index, so memory stays bounded whatever the split's size.
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+        A store folder, or its URL (:mod:`featurestore.remote`).
+    model_dir : str or pathlib.Path
+    splits : sequence of str, optional
+        Default: every split of the store.
+    into : str or pathlib.Path, optional
+        A local folder: each split's results go to ``INTO/SPLIT.h5`` (``/embeddings``,
+        ``/probabilities`` and the notes' ``/names``, ``/labels``, ``/instrument``, the store
+        in its ``store`` attribute), written whole or not at all, and the store is not
+        touched. Needed for a store named by a URL.
 
     Returns
     -------
@@ -64,14 +81,17 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
         A missing store or split, a model that cannot be loaded, or a store built with other
         features than the model.
     """
-    store = Path(store)
+    if is_url(store) and into is None:
+        raise StoreError(f"{store}: a store on object storage is read, never written; give "
+                         f"--into FOLDER for the embeddings")
+    store = store_location(str(store))
     trained = load_trained(model_dir)
     splits = list(splits) if splits else store_splits(store)
     if not splits:
         raise StoreError(f"{store}: no split files (*.h5) in this folder")
     for split in splits:  # check all before writing anything
         with open_split(store, split) as f:
-            trained.check_features(read_params(f), f.filename)
+            trained.check_features(read_params(f), split_path(store, split))
     both = embedding_model(trained)
     attrs = _attrs(trained)
     shapes = {}
@@ -84,15 +104,19 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
             # one pass over the spectra; what it keeps is small (D + 11 floats a note)
             embeddings, probabilities = [], []
             for start, x in zip(range(0, n, batch_size), reader.iter_batches(batch_size)):
-                _check_finite(x, path, start, "its stored features are not finite (rebuild the "
+                _check_finite(x, store, split, start, "its stored features are not finite (rebuild the "
                               "store with --overwrite: a build skips such notes)")
                 e, p = both.predict_on_batch(x)
                 embeddings.append(np.asarray(e, np.float32))
                 probabilities.append(np.asarray(p, np.float32))
-                _check_finite(embeddings[-1], path, start, f"the model {trained.path} gives "
+                _check_finite(embeddings[-1], store, split, start, f"the model {trained.path} gives "
                               f"embeddings that are not finite")
                 bar.update(len(x))
             bar.close()
+        shapes[split] = (n, dim)
+        if into is not None:
+            _write_apart(Path(into), store, split, (n, dim), embeddings, probabilities, attrs)
+            continue
         nbytes = sum(block.nbytes for block in embeddings + probabilities)
         with results_file(store, split, nbytes) as f:
             made_from = map_model(f)
@@ -104,6 +128,22 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
                 drop_map(store, split, f)
                 log.warning("%s: its t-SNE map was made from another model's embeddings and "
                             "was removed; run 'timbremap tsne' again", path)
-        shapes[split] = (n, dim)
         log.info("%s: embeddings %s written", path, (n, dim))
     return shapes
+
+
+def _write_apart(into: Path, store, split: str, shape: tuple, embeddings, probabilities,
+                 attrs: dict):
+    """``INTO/SPLIT.h5``: a split's results, ``shape`` ``(N, D)``, with what names its notes."""
+    import h5py
+    into.mkdir(parents=True, exist_ok=True)
+    path = into / f"{split}.h5"
+    with SpectraReader(split_path(store, split)) as reader, replaced(path, ".h5") as tmp, \
+            h5py.File(tmp, "w") as f:
+        f.attrs.update({"store": store_id(store), "split": split})
+        write_result(f, schema.EMBEDDINGS, shape=shape, blocks=embeddings, attrs=attrs)
+        write_result(f, schema.PROBABILITIES, shape=(shape[0], len(FAMILIES)),
+                     blocks=probabilities, attrs={**attrs, "layer": "family"})
+        for name in (schema.NAMES, schema.LABELS, schema.INSTRUMENT):
+            f.create_dataset(name, data=reader.field(name))
+    log.info("%s: embeddings %s written", path, shape)

@@ -8,6 +8,8 @@ import argparse
 import inspect
 from pathlib import Path
 
+from featurestore.remote import store_location
+
 __all__ = ["make_parser"]
 
 
@@ -36,6 +38,11 @@ def make_parser() -> argparse.ArgumentParser:
     for add_options in COMMANDS:
         add_options(add_command)
     return parser
+
+
+#: The store argument of the commands that read a store without writing to it.
+STORE_HELP = ("the store folder, or its URL on object storage (s3://BUCKET/STORE, any fsspec "
+              "URL: read, never written)")
 
 
 def _default(func, name: str):
@@ -120,7 +127,7 @@ def _inspect(add_command):
     p = add_command("inspect", help="describe a store's splits",
                     description="Shapes, label counts, statistics, skipped inputs and "
                                 "feature parameters of every split of a store.")
-    p.add_argument("store", type=Path)
+    p.add_argument("store", type=store_location, help=STORE_HELP)
 
 
 def _train(add_command):
@@ -132,7 +139,7 @@ def _train(add_command):
                     description="Train on STORE/train.h5, pick the best epoch on "
                                 "STORE/valid.h5; write MODEL_DIR/model.keras, config.json, "
                                 "history.csv and curves.png.")
-    p.add_argument("store", type=Path)
+    p.add_argument("store", type=store_location, help=STORE_HELP)
     p.add_argument("model_dir", type=Path)
     p.add_argument("--model", choices=MODELS, default=d.model)
     p.add_argument("--budget-minutes", type=float,
@@ -186,7 +193,7 @@ def _evaluate(add_command):
     p = add_command("evaluate", help="score a model on a split",
                     description="Per-family precision/recall/F1, accuracy, balanced accuracy "
                                 "and a confusion-matrix PNG.")
-    p.add_argument("store", type=Path)
+    p.add_argument("store", type=store_location, help=STORE_HELP)
     p.add_argument("model_dir", type=Path)
     p.add_argument("--split", default=_default(evaluate, "split"))
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -208,9 +215,14 @@ def _predict(add_command):
 def _embed(add_command):
     p = add_command("embed", help="write embeddings and probabilities into the store",
                     description="Write /embeddings (the model's penultimate layer) and "
-                                "/probabilities into each split file.")
-    p.add_argument("store", type=Path)
+                                "/probabilities into each split file, or into files of their "
+                                "own (--into).")
+    p.add_argument("store", type=store_location, help=STORE_HELP)
     p.add_argument("model_dir", type=Path)
+    p.add_argument("--into", type=Path, metavar="FOLDER",
+                   help="write FOLDER/SPLIT.h5 (embeddings, probabilities, names, labels, "
+                        "instrument) instead of writing into the store; needed for a store "
+                        "on object storage")
     p.add_argument("--split", nargs="+", help="only these splits (default: all)")
 
 

@@ -9,7 +9,8 @@ import numpy as np
 from . import schema
 from .nsynth import FAMILIES
 from .params import ATTR_PREFIX
-from .store import StoreError, open_split, store_splits
+from . import remote
+from .store import StoreError, open_split, split_path, store_splits
 
 __all__ = ["describe_store"]
 
@@ -23,27 +24,29 @@ def describe_store(store, max_skipped: int = 10) -> List[str]:
     StoreError
         When ``store`` is not a folder or holds no split file.
     """
-    store = Path(store)
-    if not store.is_dir():
+    url = remote.is_url(store)
+    store = store if url else Path(store)
+    if not url and not store.is_dir():
         raise StoreError(f"{store}: no such store folder")
     splits = store_splits(store)
     if not splits:
-        unfinished = sorted(p.name for p in store.glob("*.h5.partial"))
+        unfinished = [] if url else sorted(p.name for p in store.glob("*.h5.partial"))
         raise StoreError(f"{store}: no split files (*.h5) in this folder" + (
             f"; an unfinished build left {', '.join(unfinished)} (run build again to resume)"
             if unfinished else ""))
     lines = []
     for split in splits:
+        path = split_path(store, split)
+        size = remote.file_size(path) if url else path.stat().st_size
         with open_split(store, split) as f:
-            lines += _describe_split(split, f, max_skipped)
+            lines += _describe_split(split, f, path, size, max_skipped)
     return lines
 
 
-def _describe_split(split: str, f, max_skipped: int) -> List[str]:
+def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[str]:
     spectra = f[schema.SPECTRA]
     n = spectra.shape[0]
-    size = Path(f.filename).stat().st_size
-    lines = [f"== {split}: {f.filename}  "
+    lines = [f"== {split}: {path}  "
              f"({size / 2**20:.1f} MiB, {size / max(n, 1) / 1024:.1f} KiB/note)",
              f"  {schema.SPECTRA:<9} {spectra.dtype} {spectra.shape}, chunks {spectra.chunks}, "
              f"compression {spectra.compression}"]

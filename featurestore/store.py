@@ -2,7 +2,9 @@
 batches of notes by index (:class:`SpectraReader`).
 
 A store is a folder with one HDF5 file per split (``train.h5``, ``valid.h5``, ``test.h5``);
-:mod:`featurestore.schema` lists what each file holds. ``read_params`` and ``read_stats``
+:mod:`featurestore.schema` lists what each file holds. A store on object storage is named by
+its URL (``s3://bucket/store``) and read through fsspec (:mod:`featurestore.remote`), never
+written. ``read_params`` and ``read_stats``
 (from the schema) are here too, for those who read a store.
 """
 from __future__ import annotations
@@ -15,27 +17,44 @@ from typing import Iterator, Optional, Sequence
 import h5py
 import numpy as np
 
+from . import remote
 from .errors import StoreError
 from .nsynth import SPLITS
 from .schema import LABELS, SPECTRA, check_split, read_params, read_stats
 
-__all__ = ["SpectraReader", "split_path", "open_split", "read_params", "read_stats",
+__all__ = ["SpectraReader", "split_path", "store_id", "store_name", "open_split", "read_params", "read_stats",
            "store_splits", "StoreError", "held_by_another", "chunk_offsets"]
 
 SUFFIX = ".h5"
 
 
-def split_path(store, split: str) -> Path:
-    """``STORE/SPLIT.h5``; ``split`` is a name (``train``, ``valid``, ``test``, ...), not a path."""
+def split_path(store, split: str):
+    """``STORE/SPLIT.h5`` (a :class:`pathlib.Path`, or a URL for a store named by one);
+    ``split`` is a name (``train``, ``valid``, ``test``, ...), not a path."""
     if not split or Path(split).name != split or split.startswith("."):
         raise StoreError(f"split must be a name such as train, valid or test, not {split!r}")
+    if remote.is_url(store):
+        return remote.join(store, f"{split}{SUFFIX}")
     return Path(store) / f"{split}{SUFFIX}"
+
+
+def store_id(store) -> str:
+    """A store as results record it: its URL, or its absolute path."""
+    return store if remote.is_url(store) else str(Path(store).resolve())
+
+
+def store_name(store) -> str:
+    """The last part of a store's path or URL (``demo/store`` -> ``store``)."""
+    return str(store).rstrip("/").rsplit("/", 1)[-1] if remote.is_url(store) \
+        else Path(store).resolve().name
 
 
 def store_splits(store) -> list:
     """The finished splits of a store, in NSynth order then any others by name."""
-    store = Path(store)
-    found = sorted(p.stem for p in store.glob(f"*{SUFFIX}"))
+    if remote.is_url(store):
+        found = [name[:-len(SUFFIX)] for name in remote.list_files(store, SUFFIX)]
+    else:
+        found = sorted(p.stem for p in Path(store).glob(f"*{SUFFIX}"))
     return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
 
 
@@ -47,9 +66,14 @@ def held_by_another(err: OSError) -> bool:
 def open_split(store, split: str, mode: str = "r") -> h5py.File:
     """Open ``STORE/SPLIT.h5``, raising :class:`StoreError` with a clear message if absent."""
     path = split_path(store, split)
-    if not Path(store).is_dir():
+    if remote.is_url(store):
+        if split not in store_splits(store):
+            have = ", ".join(store_splits(store)) or "none"
+            raise StoreError(f"{path}: the store has no '{split}' split (splits present: "
+                             f"{have})")
+    elif not Path(store).is_dir():
         raise StoreError(f"{store}: no such store folder")
-    if not path.is_file():
+    elif not path.is_file():
         have = ", ".join(store_splits(store)) or "none"
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: {have})")
     f = _open_file(path, mode)
@@ -70,6 +94,11 @@ def _open_file(path: Path, mode: str) -> h5py.File:
     being written, or a writer of a file being read, is refused here instead of seeing half of
     a change.
     """
+    if remote.is_url(path):
+        if mode != "r":
+            raise StoreError(f"{path}: a store on object storage is read, never written; "
+                             f"write results into a local copy of the store")
+        return h5py.File(remote.open_binary(path), "r")
     try:
         return h5py.File(path, mode)
     except OSError as err:
@@ -111,12 +140,14 @@ class SpectraReader:
     Parameters
     ----------
     path : str or pathlib.Path
-        A split file.
+        A split file, or its URL on object storage (:mod:`featurestore.remote`).
     method : {'mmap', 'h5py'}
         ``'mmap'``: a numpy memory map over the chunks (byte offsets from HDF5's chunk index);
         falls back to ``'h5py'`` when the dataset is compressed or not chunked one note per chunk.
         ``'h5py'``: h5py reads one note (one chunk) at a time; its fancy indexing with
-        sorted unique indices is far slower (``docs/loader.md``).
+        sorted unique indices is far slower (``docs/loader.md``). A split named by a URL is
+        read by byte ranges at the chunks' offsets (``'remote'``: one request a note, or a run
+        of notes), whatever the method, or by h5py where the layout does not allow that.
 
     Attributes
     ----------
@@ -127,7 +158,7 @@ class SpectraReader:
     labels : np.ndarray, int32
         All labels (small: 4 bytes a note).
     method : str
-        The method in use after any fallback.
+        The method in use after any fallback: ``'mmap'``, ``'h5py'`` or ``'remote'``.
     note_bytes : int
         Bytes of one note's spectra.
     in_order : bool
@@ -143,28 +174,36 @@ class SpectraReader:
     def __init__(self, path, method: str = "mmap"):
         if method not in ("mmap", "h5py"):
             raise ValueError(f"method must be 'mmap' or 'h5py', got {method!r}")
-        self.path = Path(path)
+        self.path = path if remote.is_url(path) else Path(path)
         self._file = _open_file(self.path, "r")
         self._ds = self._file[SPECTRA]
         self.n = int(self._ds.shape[0])
         self.shape = tuple(self._ds.shape[1:])
         self.labels = self._file[LABELS][:].astype(np.int32)
-        self._map = self._rows = self._offsets = None
+        self._rows = self._offsets = self._mm = None
         self.method = "h5py"
         self.note_bytes = int(np.prod(self.shape)) * 2
         self.in_order = False
-        offsets = chunk_offsets(self._ds) if method == "mmap" and self.n else None
-        if offsets is not None:
-            self._fh = open(self.path, "rb")
-            self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
-            self._start = int(offsets[0])
-            self.in_order = bool((np.diff(offsets) == self.note_bytes).all())
-            if self.in_order:  # one strided view
-                self._rows = np.ndarray((self.n,) + self.shape, dtype=np.float16,
-                                        buffer=self._mm, offset=self._start)
-            else:
-                self._offsets = offsets
-            self.method = "mmap"
+        byte_reads = method == "mmap" or remote.is_url(self.path)
+        offsets = chunk_offsets(self._ds) if byte_reads and self.n else None
+        if offsets is None:
+            return
+        self._offsets = offsets
+        self.in_order = bool((np.diff(offsets) == self.note_bytes).all())
+        if remote.is_url(self.path):
+            self.method = "remote"
+            return
+        self._fh = open(self.path, "rb")
+        self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if self.in_order:  # one strided view
+            self._rows = np.ndarray((self.n,) + self.shape, dtype=np.float16,
+                                    buffer=self._mm, offset=int(offsets[0]))
+        self.method = "mmap"
+
+    def _check(self, idx: np.ndarray):
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError(f"{self.path}: indices must be in [0, {self.n}), "
+                             f"got {idx.min()}..{idx.max()}")
 
     def batch(self, indices: Sequence[int], labels: bool = True):
         """Spectra (float16, ``(len(indices), frames, bins)``) in the order of ``indices``.
@@ -172,11 +211,15 @@ class SpectraReader:
         Returns ``(x, y)`` when ``labels`` is true, else ``x``.
         """
         idx = np.asarray(indices, dtype=np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
-            raise IndexError(f"{self.path}: indices must be in [0, {self.n}), "
-                             f"got {idx.min()}..{idx.max()}")
+        self._check(idx)
         if self._rows is not None:
             x = self._rows[idx]
+        elif self.method == "remote":
+            unique, inverse = np.unique(idx, return_inverse=True)
+            got = remote.read_ranges(self.path, [(int(self._offsets[i]),
+                                                  int(self._offsets[i]) + self.note_bytes)
+                                                 for i in unique])
+            x = self._decode(b"".join(got), len(unique))[inverse.reshape(-1)]
         elif self._offsets is not None:
             x = np.empty((len(idx),) + self.shape, dtype=np.float16)
             count = int(np.prod(self.shape))
@@ -189,16 +232,24 @@ class SpectraReader:
                 self._ds.read_direct(x, np.s_[int(i)], np.s_[k])
         return (x, self.labels[idx]) if labels else x
 
+    def _decode(self, data, n: int) -> np.ndarray:
+        return np.frombuffer(data, np.float16).reshape((n,) + self.shape)
+
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Spectra of notes ``start`` to ``stop - 1``, float16 ``(stop - start, frames, bins)``:
-        one read of the file (``os.preadv``, not through the page-fault path of the memory map)
-        when the notes lie in order, else :meth:`batch`."""
+        one read (``os.preadv``, not the memory map's page faults; one request on object
+        storage) when the notes lie in order, else :meth:`batch`."""
         if not 0 <= start <= stop <= self.n:
             raise IndexError(f"{self.path}: rows must lie in [0, {self.n}], got {start}:{stop}")
-        if not self.in_order:
+        if not self.in_order or start == stop:
             return self.batch(np.arange(start, stop), labels=False)
+        offset = int(self._offsets[start])
+        if self.method == "remote":
+            got, = remote.read_ranges(self.path, [(offset, offset + (stop - start) *
+                                                   self.note_bytes)])
+            return self._decode(got, stop - start).copy()
         x = np.empty((stop - start,) + self.shape, dtype=np.float16)
-        view, offset = memoryview(x.reshape(-1).view(np.uint8)), self._start + start * self.note_bytes
+        view = memoryview(x.reshape(-1).view(np.uint8))
         while len(view):
             got = os.preadv(self._fh.fileno(), [view], offset)
             if got <= 0:
@@ -207,11 +258,19 @@ class SpectraReader:
         return x
 
     def will_need(self, start: int, stop: int):
-        """Ask the kernel to start reading notes ``start`` to ``stop - 1`` now
+        """Ask the kernel to start reading notes ``start`` to ``stop - 1`` of a local file now
         (``posix_fadvise(WILLNEED)``), for a :meth:`rows` call to come; nothing otherwise."""
-        if self.in_order and hasattr(os, "posix_fadvise") and stop > start:
-            os.posix_fadvise(self._fh.fileno(), self._start + start * self.note_bytes,
+        if self._mm is not None and self.in_order and hasattr(os, "posix_fadvise") \
+                and stop > start:
+            os.posix_fadvise(self._fh.fileno(), int(self._offsets[start]),
                              (stop - start) * self.note_bytes, os.POSIX_FADV_WILLNEED)
+
+    def field(self, name: str) -> np.ndarray:
+        """The whole of another per-note dataset of the split (``instrument``, ``names``...)."""
+        if name not in self._file:
+            raise StoreError(f"{self.path}: no dataset /{name} (it has "
+                             f"{', '.join(sorted(self._file))})")
+        return self._file[name][:]
 
     def __len__(self):
         return self.n
@@ -219,14 +278,14 @@ class SpectraReader:
     def iter_batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """All spectra in order, ``batch_size`` notes at a time."""
         for start in range(0, self.n, batch_size):
-            yield self.batch(np.arange(start, min(start + batch_size, self.n)), labels=False)
+            yield self.rows(start, min(start + batch_size, self.n))
 
     def close(self):
         self._rows = None
-        if hasattr(self, "_mm"):
+        if self._mm is not None:
             self._mm.close()
             self._fh.close()
-            del self._mm
+            self._mm = None
         self._file.close()
 
     def __enter__(self):
@@ -234,5 +293,3 @@ class SpectraReader:
 
     def __exit__(self, *exc):
         self.close()
-
-

@@ -124,12 +124,10 @@ class StoreBatches(keras.utils.PyDataset):
             raise StoreError(f"{path}: the split holds no notes")
         self.steps = steps or math.ceil(n / self.batch_size)
         if shuffle:
-            import h5py
-            with h5py.File(path, "r") as f:
-                instruments = f[schema.INSTRUMENT][:]
+            instruments = self.reader.field(schema.INSTRUMENT)
             self.weights = (balanced_weights(self.reader.labels, instruments) if balance
                             else np.full(n, 1.0 / n))
-        big = n * self.reader.note_bytes > memory_for_cache()
+        big = self.reader.method == "remote" or n * self.reader.note_bytes > memory_for_cache()
         self.order = ("block" if shuffle and (loader == "block" or loader == "auto" and big)
                       else "random")
         self.block = max(1, int(block_mib * 2**20 // self.reader.note_bytes))

@@ -9,7 +9,8 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.nsynth import FAMILIES
-from featurestore.store import SpectraReader, StoreError, open_split, read_params, split_path
+from featurestore.store import (SpectraReader, StoreError, open_split, read_params, split_path,
+                                store_id, store_name)
 
 from .modeldir import TrainedModel, load_trained
 
@@ -26,7 +27,7 @@ def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int =
     labels : np.ndarray, int32, shape ``(N,)``
     """
     with open_split(store, split) as f:
-        trained.check_features(read_params(f), f.filename)
+        trained.check_features(read_params(f), split_path(store, split))
     with SpectraReader(split_path(store, split), method=loader) as reader:
         parts = [trained.model.predict_on_batch(x)
                  for x in reader.iter_batches(batch_size)]
@@ -60,7 +61,7 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
         labels, predicted, labels=everything, zero_division=0)
     confusion = confusion_matrix(labels, predicted, labels=everything)
     result = {
-        "split": split, "store": str(Path(store).resolve()),
+        "split": split, "store": store_id(store),
         "model": str(Path(model_dir).resolve()), "n": int(len(labels)),
         "accuracy": float(accuracy_score(labels, predicted)),
         "balanced_accuracy": _balanced_accuracy(labels, predicted),
@@ -108,9 +109,10 @@ def default_confusion_png(trained: TrainedModel, store, split: str) -> Path:
     """``MODEL_DIR/confusion_SPLIT.png`` for the store the model was trained on, and
     ``MODEL_DIR/confusion_STORENAME_SPLIT.png`` for any other (so one does not overwrite the
     other)."""
-    own = Path(trained.info.get("store", "")).resolve() == Path(store).resolve()
+    recorded = trained.info.get("store", "")
+    own = recorded and store_id(recorded) == store_id(store)
     return trained.path / (f"confusion_{split}.png" if own
-                           else f"confusion_{Path(store).resolve().name}_{split}.png")
+                           else f"confusion_{store_name(store)}_{split}.png")
 
 
 def _balanced_accuracy(labels, predicted) -> float:

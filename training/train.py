@@ -17,7 +17,9 @@ import numpy as np
 from featurestore import __version__, schema
 from featurestore.files import atomic_write_text, replaced
 from featurestore.nsynth import FAMILIES
-from featurestore.store import StoreError, open_split, read_params, read_stats, split_path
+from featurestore.remote import store_location
+from featurestore.store import (StoreError, open_split, read_params, read_stats, split_path,
+                                store_id, store_name)
 
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
@@ -303,7 +305,7 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
     elif not (model_dir / MODEL_FILE).is_file():
         raise ModelError(f"{best_model}: missing, cannot pick the best epoch")
     with replaced(model_dir / CURVES_FILE, ".png") as tmp:
-        plot_curves(history, tmp, f"{config.model} model on {store.name}: best validation "
+        plot_curves(history, tmp, f"{config.model} model on {store_name(store)}: best validation "
                                   f"accuracy {best['val_accuracy']:.3f} (epoch "
                                   f"{info['best_epoch']})")
     shutil.rmtree(model_dir / BACKUP_DIR, ignore_errors=True)
@@ -342,7 +344,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         ``model_dir`` holds a finished model (without ``overwrite``) or an interrupted run
         (without ``resume``), or ``resume`` finds no run in it.
     """
-    store, model_dir = Path(store), Path(model_dir)
+    store, model_dir = store_location(store), Path(model_dir)
     _check_model_dir(model_dir)
     params, mean, std, input_shape, n_train = _open_store(store)
     config = _start(model_dir, config, params, resume=resume, overwrite=overwrite)
@@ -352,7 +354,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         return _finish(store, model_dir, config, info)
     info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
             "families": list(FAMILIES), "input_shape": list(input_shape),
-            "store": str(store.resolve()), "timbremap_version": __version__}
+            "store": store_id(store), "timbremap_version": __version__}
     try:
         # first, before the seconds TensorFlow takes to start: a run killed from now on resumes
         atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))

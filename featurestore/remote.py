@@ -1,0 +1,112 @@
+"""Stores on object storage: a store named by an fsspec URL (``s3://bucket/store``,
+``gs://...``, ``memory://...``), read through fsspec's file objects with h5py's file-like
+support. timbremap reads such a store but never writes to it.
+
+Credentials, endpoints and other options come from fsspec's own configuration: for S3, the
+AWS variables and files botocore reads (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ...), or
+``FSSPEC_S3_*`` variables (``FSSPEC_S3_ENDPOINT_URL=http://localhost:9000``).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import List, Sequence, Tuple, Union
+
+from .errors import StoreError
+
+__all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
+           "file_size", "METADATA_BLOCK", "METADATA_BLOCKS"]
+
+#: The block cache h5py's reads of a split's metadata (its chunk index, labels, names) go
+#: through: blocks of this many bytes, at most METADATA_BLOCKS of them kept.
+METADATA_BLOCK = 1 << 20
+METADATA_BLOCKS = 64
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(store) -> bool:
+    """Whether ``store`` names a location by URL (``PROTOCOL://...``) rather than a path."""
+    return isinstance(store, str) and bool(_URL.match(store))
+
+
+def store_location(text: Union[str, Path]) -> Union[str, Path]:
+    """A store as given on a command line: the URL as it is (``pathlib`` would fold its
+    ``//``), a local path as a :class:`pathlib.Path`."""
+    return text if is_url(text) else Path(text)
+
+
+def join(url: str, name: str) -> str:
+    """``URL/NAME``."""
+    return f"{url.rstrip('/')}/{name}"
+
+
+def _filesystem(url: str):
+    """``(filesystem, path)`` for ``url``, or a :class:`StoreError` saying what to install."""
+    try:
+        import fsspec
+    except ImportError:
+        raise StoreError(f"{url}: reading a store from a URL needs fsspec; install it with "
+                         f"pip install 'timbremap[remote]'") from None
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as err:
+        raise StoreError(f"{url}: cannot read this kind of URL ({err}); for s3:// URLs, "
+                         f"pip install 'timbremap[remote]'") from None
+
+
+def _missing(url: str, err: Exception) -> StoreError:
+    return StoreError(f"{url}: cannot be read ({type(err).__name__}: {err})")
+
+
+def open_binary(url: str):
+    """A read-only file object for ``url`` with a block cache (for h5py's small reads).
+
+    Raises
+    ------
+    StoreError
+        When the object does not exist or cannot be read.
+    """
+    fs, path = _filesystem(url)
+    try:
+        return fs.open(path, "rb", block_size=METADATA_BLOCK, cache_type="blockcache",
+                       cache_options={"maxblocks": METADATA_BLOCKS})
+    except (OSError, ValueError) as err:
+        raise _missing(url, err) from None
+
+
+def list_files(url: str, suffix: str) -> List[str]:
+    """Names of the objects directly under ``url`` whose names end in ``suffix``."""
+    fs, path = _filesystem(url)
+    try:
+        found = fs.ls(path, detail=False)
+    except (OSError, ValueError) as err:
+        raise _missing(url, err) from None
+    return sorted(name.rstrip("/").rsplit("/", 1)[-1] for name in found
+                  if name.endswith(suffix))
+
+
+def file_size(url: str) -> int:
+    """Bytes of the object at ``url``."""
+    fs, path = _filesystem(url)
+    try:
+        return int(fs.size(path))
+    except (OSError, ValueError) as err:
+        raise _missing(url, err) from None
+
+
+def read_ranges(url: str, ranges: Sequence[Tuple[int, int]]) -> List[bytes]:
+    """The bytes ``[start, stop)`` of each range of ``url``, fetched concurrently where the
+    filesystem can (``fs.cat_ranges``: S3's are asynchronous requests)."""
+    fs, path = _filesystem(url)
+    if not ranges:
+        return []
+    starts, stops = zip(*ranges)
+    try:
+        got = fs.cat_ranges([path] * len(ranges), list(starts), list(stops), on_error="raise")
+    except (OSError, ValueError) as err:
+        raise _missing(url, err) from None
+    for data, (start, stop) in zip(got, ranges):
+        if len(data) != stop - start:
+            raise StoreError(f"{url}: ends inside bytes {start}..{stop}")
+    return got
