@@ -50,7 +50,11 @@ setup(
         # synthesis engines for `timbremap render --synth` (and the demo): DX7 FM voices and
         # Faust voices; their wheels need Python 3.11+ (GPL-3.0, installed, not bundled)
         "synth": ["dexed-py>=0.3", "dawdreamer>=0.9"],
-        "test": ["pytest>=7", "dask[distributed]>=2023.1"],
+        # reading stores from object storage: `timbremap inspect/train/evaluate/embed
+        # s3://BUCKET/STORE` (any fsspec URL; s3fs for s3://)
+        "remote": ["fsspec>=2023.1", "s3fs>=2023.1"],
+        # s3fs and moto's S3 server: tests/test_remote.py reads a store through a local S3 API
+        "test": ["pytest>=7", "dask[distributed]>=2023.1", "s3fs>=2023.1", "moto[server]>=5"],
     },
     entry_points={"console_scripts": ["timbremap=analysis.cli:main"]},
 )

@@ -1,0 +1,274 @@
+"""A store on object storage, read through a real S3 API: moto's server on a free localhost
+port (no mock of the client), the AWS variables pointing botocore at it, the tone store copied
+into ``s3://bucket/store``. The unit tier reads it (inspect, SpectraReader, SplitDataset, bad
+inputs); the full tier trains, evaluates and embeds from the command line."""
+import hashlib
+import json
+import logging
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import s3fs
+from moto.server import ThreadedMotoServer
+
+from analysis.cli import main
+from featurestore import SplitDataset
+from featurestore.inspect import describe_store
+from featurestore.store import SpectraReader, StoreError, open_split, store_splits
+
+REPO = Path(__file__).resolve().parents[1]
+BUCKET = "bucket"
+URL = f"s3://{BUCKET}/store"
+SPLIT_SIZES = {"train": 22, "valid": 11, "test": 11}
+
+
+def run(*args):
+    """``timbremap ARGS`` in a process of its own (it inherits the S3 variables)."""
+    return subprocess.run([sys.executable, "-m", "analysis.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_line_error(result, message):
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    # one line of ours (TensorFlow's own start-up notes may stand beside it)
+    assert len([line for line in result.stderr.splitlines() if "timbremap: error" in line]) \
+        == 1, result.stderr
+
+
+@pytest.fixture(scope="module")
+def s3(tone_store, tmp_path_factory):
+    """``s3://bucket/store``: a copy of :func:`tone_store` on a local S3 server, the
+    environment (of this process and the commands it starts) pointing at it; both undone
+    afterwards."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    werkzeug = logging.getLogger("werkzeug")  # the server's line per request
+    level = werkzeug.level
+    werkzeug.setLevel(logging.WARNING)
+    nothing = tmp_path_factory.mktemp("aws") / "none"  # no ~/.aws profile of the user's
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
+                     "AWS_SECURITY_TOKEN", "AWS_REGION", "FSSPEC_S3_ENDPOINT_URL",
+                     "FSSPEC_S3_KEY", "FSSPEC_S3_SECRET", "FSSPEC_S3"):
+            mp.delenv(name, raising=False)
+        mp.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_CONFIG_FILE", str(nothing))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(nothing))
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        s3fs.S3FileSystem.clear_instance_cache()  # none made for another endpoint is reused
+        try:
+            fs = s3fs.S3FileSystem()
+            fs.mkdir(BUCKET)
+            for path in sorted(Path(tone_store).glob("*.h5")):
+                fs.put_file(str(path), f"{BUCKET}/store/{path.name}")
+            fs.pipe_file(f"{BUCKET}/empty/readme.txt", b"no split files here")
+            yield URL
+        finally:
+            s3fs.S3FileSystem.clear_instance_cache()
+            server.stop()
+            werkzeug.setLevel(level)
+
+
+def without_paths(lines, *prefixes):
+    """``lines`` with each store's location taken out of them."""
+    out = []
+    for line in lines:
+        for prefix in prefixes:
+            line = line.replace(str(prefix).rstrip("/") + "/", "STORE/")
+        out.append(line)
+    return out
+
+
+# ---- the unit tier: reading, no TensorFlow ----------------------------------------------------
+
+def test_the_store_lists_its_splits(s3):
+    assert store_splits(s3) == ["train", "valid", "test"]
+    assert store_splits(s3 + "/") == ["train", "valid", "test"]
+
+
+def test_inspect_describes_the_store_as_its_local_copy(s3, tone_store):
+    remote, local = describe_store(s3), describe_store(tone_store)
+    assert [line for line in remote if line.startswith("== ")] == [
+        line.replace(f"{tone_store}/", f"{s3}/") for line in local if line.startswith("== ")]
+    assert f"== train: {s3}/train.h5  (" in remote[0]
+    assert without_paths(remote, s3) == without_paths(local, tone_store)
+    result = run("inspect", s3)  # the command, in a process of its own
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == remote
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_spectra_reader_reads_what_the_local_one_does(s3, tone_store, split):
+    n = SPLIT_SIZES[split]
+    with SpectraReader(f"{s3}/{split}.h5") as remote, \
+            SpectraReader(tone_store / f"{split}.h5") as local:
+        assert remote.method == "remote" and local.method == "mmap"
+        assert (remote.n, remote.shape, remote.note_bytes, remote.in_order) == \
+            (local.n, local.shape, local.note_bytes, local.in_order) and remote.n == n
+        assert remote.in_order  # as build writes them: rows() is one request
+        np.testing.assert_array_equal(remote.labels, local.labels)
+        for indices in ([3, 1, 3], [n - 1, 0, 5, 5, 2, n - 1], [7], []):
+            x, y = remote.batch(indices)
+            want_x, want_y = local.batch(indices)
+            assert x.dtype == np.float16 and x.shape == (len(indices),) + local.shape
+            np.testing.assert_array_equal(x, want_x)
+            np.testing.assert_array_equal(y, want_y)
+        for start, stop in ((0, n), (2, 9), (n - 1, n), (4, 4)):
+            rows = remote.rows(start, stop)
+            assert rows.shape == (stop - start,) + local.shape and rows.flags.writeable
+            np.testing.assert_array_equal(rows, local.rows(start, stop))
+        np.testing.assert_array_equal(np.concatenate(list(remote.iter_batches(4))),
+                                      local.rows(0, n))
+        np.testing.assert_array_equal(remote.field("names"), local.field("names"))
+        with pytest.raises(IndexError, match=rf"indices must be in \[0, {n}\)"):
+            remote.batch([0, n])
+        with pytest.raises(IndexError):
+            remote.rows(0, n + 1)
+
+
+def test_split_dataset_reads_what_the_local_one_does(s3, tone_store):
+    fields = ("spectra", "labels", "names", "pitch")
+    remote = SplitDataset(s3, "train", fields=fields)
+    local = SplitDataset(tone_store, "train", fields=fields)
+    assert len(remote) == len(local) == 22 and remote.shapes == local.shapes
+    assert "s3://bucket/store" in repr(remote) and "'train'" in repr(remote)
+    for index in ([3, 1, 3], [21, 0], 5, -1, slice(2, 6)):
+        for got, want in zip(remote[index], local[index]):
+            np.testing.assert_array_equal(got, want)
+    again = pickle.loads(pickle.dumps(remote))  # as a loader's worker receives it
+    for got, want in zip(again[[4, 2]], local[[4, 2]]):
+        np.testing.assert_array_equal(got, want)
+    for ds in (remote, again, local):
+        ds.close()
+    x, y = SplitDataset(s3, "valid")[[0, 10]]  # the default fields
+    np.testing.assert_array_equal(x, SplitDataset(tone_store, "valid")[[0, 10]][0])
+    assert y.dtype == np.int32
+
+
+def test_a_missing_split_names_the_splits_present(s3):
+    with pytest.raises(StoreError, match=r"store/nope\.h5: the store has no 'nope' split "
+                                         r"\(splits present: train, valid, test\)"):
+        open_split(s3, "nope")
+    with pytest.raises(StoreError, match="split must be a name"):
+        open_split(s3, "../store/train")
+    with pytest.raises(StoreError, match=r"s3://bucket/store/nope\.h5: cannot be read"):
+        SpectraReader(f"{s3}/nope.h5")
+
+
+@pytest.mark.parametrize("url", ["s3://nobucket/store", "s3://bucket/nostore"])
+def test_a_missing_bucket_or_store_is_a_store_error_naming_it(s3, url):
+    with pytest.raises(StoreError, match=rf"^{url}: cannot be read \(FileNotFoundError"):
+        describe_store(url)
+    with pytest.raises(StoreError, match=rf"^{url}: cannot be read"):
+        open_split(url, "train")
+
+
+def test_a_folder_without_split_files(s3):
+    with pytest.raises(StoreError, match=r"s3://bucket/empty: no split files \(\*\.h5\)"):
+        describe_store("s3://bucket/empty")
+
+
+def test_a_store_on_object_storage_is_never_written(s3):
+    for mode in ("r+", "a", "w"):
+        with pytest.raises(StoreError, match="a store on object storage is read, never written"):
+            open_split(s3, "train", mode)
+    with open_split(s3, "train") as f:  # reading it still works
+        assert f["spectra"].shape[0] == 22
+
+
+def test_an_unknown_protocol_is_a_clear_store_error(s3):
+    with pytest.raises(StoreError, match=r"nosuch://x/y: cannot read this kind of URL "
+                                         r"\(Protocol not known: nosuch\)"):
+        describe_store("nosuch://x/y")
+    with pytest.raises(StoreError, match="cannot read this kind of URL"):
+        SpectraReader("nosuch://x/y/train.h5")
+
+
+def test_inspect_errors_are_one_line(s3):
+    one_line_error(run("inspect", "s3://nobucket/store"),
+                   "error: s3://nobucket/store: cannot be read")
+    one_line_error(run("inspect", "nosuch://x/y"), "nosuch://x/y: cannot read this kind of URL")
+
+
+# ---- the full tier: training, evaluation and embeddings (TensorFlow) --------------------------
+
+@pytest.fixture(scope="module")
+def remote_model(s3, tmp_path_factory):
+    """A quick model trained from the command line on ``s3://bucket/store``."""
+    model = tmp_path_factory.mktemp("remote") / "model"
+    result = run("train", s3, model, "--epochs", "1", "--steps-per-epoch", "2",
+                 "--batch-size", "4", "--width", "8", "--budget-minutes", "0", "--seed", "3",
+                 "-q")
+    assert result.returncode == 0, result.stderr
+    return model, result
+
+
+def file_state(folder):
+    return {p.name: (p.stat().st_mtime_ns, hashlib.sha1(p.read_bytes()).hexdigest())
+            for p in sorted(Path(folder).iterdir())}
+
+
+@pytest.mark.full  # TensorFlow
+def test_train_from_a_url_records_it(remote_model):
+    model, result = remote_model
+    assert result.stdout.splitlines()[0] == f"model: {model / 'model.keras'}"
+    assert "Traceback" not in result.stderr
+    info = json.loads((model / "config.json").read_text())
+    assert info["store"] == URL
+    assert (model / "model.keras").is_file() and (model / "history.csv").is_file()
+
+
+@pytest.mark.full  # TensorFlow
+def test_evaluate_a_url_as_its_local_copy(remote_model, tone_store, capsys):
+    model, _ = remote_model
+    results = {}
+    for store in (URL, str(tone_store)):
+        assert main(["evaluate", store, str(model), "--json", "-q"]) == 0
+        results[store] = json.loads(capsys.readouterr().out)
+    remote, local = results[URL], results[str(tone_store)]
+    assert remote["store"] == URL and local["store"] == str(Path(tone_store).resolve())
+    assert remote["n"] == local["n"] == 11
+    assert remote["accuracy"] == local["accuracy"]
+    assert remote["balanced_accuracy"] == local["balanced_accuracy"]
+    assert remote["confusion"] == local["confusion"]
+
+
+@pytest.mark.full  # TensorFlow
+def test_embed_a_url_needs_into(remote_model):
+    model, _ = remote_model
+    one_line_error(run("embed", URL, model, "-q"),
+                   f"{URL}: a store on object storage is read, never written; give --into")
+
+
+@pytest.mark.full  # TensorFlow
+def test_embed_a_url_into_a_folder_as_its_local_copy(remote_model, tone_store, tmp_path,
+                                                      capsys):
+    model, _ = remote_model
+    before = file_state(tone_store)
+    assert main(["embed", URL, str(model), "--into", str(tmp_path / "remote"), "-q"]) == 0
+    assert main(["embed", str(tone_store), str(model), "--into", str(tmp_path / "local"),
+                 "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "train: /embeddings (22, " in out and "test: /embeddings (11, " in out
+    assert file_state(tone_store) == before  # nothing written into the store
+    assert sorted(p.name for p in (tmp_path / "remote").iterdir()) == \
+        ["test.h5", "train.h5", "valid.h5"]
+    for split, n in SPLIT_SIZES.items():
+        with h5py.File(tmp_path / "remote" / f"{split}.h5") as remote, \
+                h5py.File(tmp_path / "local" / f"{split}.h5") as local:
+            assert remote.attrs["store"] == URL and remote.attrs["split"] == split
+            assert remote["embeddings"].shape[0] == n
+            for name in ("embeddings", "probabilities", "names", "labels", "instrument"):
+                np.testing.assert_array_equal(remote[name][:], local[name][:], err_msg=name)
