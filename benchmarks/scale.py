@@ -12,8 +12,10 @@ runs (flat while the notes are transformed: the features waiting for the disk st
 build's ring, ``featurestore.workers.Ring``). Then, with the store's pages dropped from
 the page cache (``posix_fadvise(DONTNEED)``: no root needed), it measures the disk's sequential
 read rate on the store file, the rate of model-ready training batches (``StoreBatches``,
-random and balanced) read cold, and one training epoch of ``timbremap train`` (20,000 notes)
-from the cold store. Ends with the table, the paper figures for NSynth's 289,205 training
+balanced, mixup on) read cold, notes drawn one by one (``--loader mmap``) and in the block
+order (``--loader block``, what ``auto`` picks for a split larger than half the memory), and
+one training epoch of ``timbremap train`` (20,000 notes, its default loader) from the cold
+store. Ends with the table, the paper figures for NSynth's 289,205 training
 notes, and the command to rerun it. Not part of the test suite.
 """
 from __future__ import annotations
@@ -114,14 +116,15 @@ def sequential_read(path: Path, seconds: float = 10.0) -> float:
     return done / 1e6 / (time.perf_counter() - start)
 
 
-def cold_batches(path: Path, batches: int, threads: int = 1) -> float:
-    """Notes/s of random balanced model-ready training batches of 64 (``StoreBatches``, mixup
-    on) read cold by ``threads`` threads, as ``timbremap train``'s workers read them."""
+def cold_batches(path: Path, batches: int, loader: str, threads: int = 2) -> float:
+    """Notes/s of balanced model-ready training batches of 64 (``StoreBatches``, mixup on)
+    read cold by ``threads`` threads, as ``timbremap train``'s two workers read them."""
     from concurrent.futures import ThreadPoolExecutor
 
     from training.data import StoreBatches
     drop_cached(path)
-    data = StoreBatches(path, 64, shuffle=True, steps=batches, seed=0, mixup_alpha=0.2)
+    data = StoreBatches(path, 64, shuffle=True, steps=batches, seed=0, mixup_alpha=0.2,
+                        loader=loader)
     start = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         for _ in pool.map(data.__getitem__, range(batches)):
@@ -149,7 +152,7 @@ def main():
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=3000)
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/scale"))
-    parser.add_argument("--batches", type=int, default=100, help="cold batches of 64 timed")
+    parser.add_argument("--batches", type=int, default=200, help="cold batches of 64 timed")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     from extract import make_root
@@ -164,7 +167,8 @@ def main():
         print(json.dumps({"n": n, **builds[n]}), flush=True)
     big = args.workdir / f"store{args.n}"
     disk = sequential_read(big / "train.h5")
-    batches = cold_batches(big / "train.h5", args.batches)
+    batches = {loader: cold_batches(big / "train.h5", args.batches, loader)
+               for loader in ("mmap", "block")}
     epoch = cold_epoch(big, args.workdir / "model", args.n)
     small, large = builds[args.small], builds[args.n]
     per_note = large["bytes"] / large["notes"]
@@ -183,9 +187,17 @@ def main():
     print("|---|---:|")
     print(f"| the disk, sequential read of the store file | {disk:,.0f} MB/s "
           f"({disk * 1e6 / per_note:,.0f} notes/s) |")
-    print(f"| model-ready training batches of 64, random and balanced | {batches:,.0f} notes/s |")
+    print(f"| model-ready training batches of 64, balanced, notes one by one (`--loader mmap`), "
+          f"2 threads | {batches['mmap']:,.0f} notes/s |")
+    print(f"| model-ready training batches of 64, balanced, block order (`--loader block`), "
+          f"2 threads | {batches['block']:,.0f} notes/s |")
     print(f"| one training epoch ({min(args.n, 20000):,} notes, with its validation), "
-          f"`timbremap train` | {epoch:,.0f} notes/s |")
+          f"`timbremap train` (`--loader auto`) | {epoch:,.0f} notes/s |")
+    disk_notes = disk * 1e6 / per_note
+    print(f"\ncold model-ready batches: {batches['block']:,.0f} notes/s, "
+          f"{100 * batches['block'] / disk_notes:.0f} % of the disk's sequential rate "
+          f"(one by one: {batches['mmap']:,.0f} notes/s, "
+          f"{100 * batches['mmap'] / disk_notes:.0f} %)")
     mel = 251 * 128 * 2
     print(f"\nNSynth's {NSYNTH_TRAIN:,} training notes at these rates: STFT store "
           f"{NSYNTH_TRAIN * per_note / 1e9:.1f} GB ({NSYNTH_TRAIN * mel / 1e9:.1f} GB as 128 "

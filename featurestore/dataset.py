@@ -27,7 +27,7 @@ class SplitDataset:
     Parameters
     ----------
     store : str or pathlib.Path
-        The store folder.
+        The store folder, or its URL on object storage (:mod:`featurestore.remote`).
     split : str
         ``'train'``, ``'valid'``, ``'test'``, or another split the store has.
     fields : sequence of str
@@ -39,8 +39,8 @@ class SplitDataset:
 
     Attributes
     ----------
-    path : pathlib.Path
-        The split file.
+    path : pathlib.Path or str
+        The split file (its URL for a store named by one).
     fields : tuple of str
     shapes : dict of str to tuple
         Each field's shape for one note (``()`` for a scalar).
@@ -60,6 +60,7 @@ class SplitDataset:
             raise ValueError(f"fields must be a non-empty sequence of dataset names, "
                              f"got {fields!r}")
         self.path = split_path(store, split)
+        self._store, self._split = store, split
         self.fields = tuple(fields)
         self.method = method
         with open_split(store, split) as f:
@@ -123,7 +124,7 @@ class SplitDataset:
             self._opened = None  # a parent's handles are never used (nor closed) here
             reader = (SpectraReader(self.path, self.method) if SPECTRA in self.fields
                       else None)
-            f = (open_split(self.path.parent, self.path.stem)
+            f = (open_split(self._store, self._split)
                  if set(self.fields) - {SPECTRA} else None)
             self._opened = (os.getpid(), reader, f)
         return self._opened[1], self._opened[2]
@@ -142,7 +143,7 @@ class SplitDataset:
         return state
 
     def __repr__(self) -> str:
-        return (f"SplitDataset({str(self.path.parent)!r}, {self.path.stem!r}, "
+        return (f"SplitDataset({str(self._store)!r}, {self._split!r}, "
                 f"fields={self.fields!r}) with {self._n} notes")
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from . import schema
 from .nsynth import FAMILIES
 from .params import ATTR_PREFIX
-from . import remote
+import featurestore.remote as remote
 from .store import StoreError, open_split, split_path, store_splits
 
 __all__ = ["describe_store"]

@@ -17,7 +17,7 @@ from typing import Iterator, Optional, Sequence
 import h5py
 import numpy as np
 
-from . import remote
+import featurestore.remote as remote
 from .errors import StoreError
 from .nsynth import SPLITS
 from .schema import LABELS, SPECTRA, check_split, read_params, read_stats
@@ -162,8 +162,9 @@ class SpectraReader:
     note_bytes : int
         Bytes of one note's spectra.
     in_order : bool
-        Whether the notes lie in the file one after another, in order (as ``build`` writes
-        them): then :meth:`rows` reads a run of notes with one read.
+        Whether each note lies in the file after the one before (as ``build`` allocates them,
+        with HDF5's index nodes between some): then :meth:`rows` reads a run of notes with one
+        read.
 
     Examples
     --------
@@ -189,13 +190,13 @@ class SpectraReader:
         if offsets is None:
             return
         self._offsets = offsets
-        self.in_order = bool((np.diff(offsets) == self.note_bytes).all())
+        self.in_order = bool((np.diff(offsets) >= self.note_bytes).all())
         if remote.is_url(self.path):
             self.method = "remote"
             return
         self._fh = open(self.path, "rb")
         self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
-        if self.in_order:  # one strided view
+        if (np.diff(offsets) == self.note_bytes).all():  # nothing between notes: one view
             self._rows = np.ndarray((self.n,) + self.shape, dtype=np.float16,
                                     buffer=self._mm, offset=int(offsets[0]))
         self.method = "mmap"
@@ -235,27 +236,46 @@ class SpectraReader:
     def _decode(self, data, n: int) -> np.ndarray:
         return np.frombuffer(data, np.float16).reshape((n,) + self.shape)
 
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        """Spectra of notes ``start`` to ``stop - 1``, float16 ``(stop - start, frames, bins)``:
-        one read (``os.preadv``, not the memory map's page faults; one request on object
-        storage) when the notes lie in order, else :meth:`batch`."""
+    def rows(self, start: int, stop: int, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Spectra of notes ``start`` to ``stop - 1``, float16 ``(stop - start, frames, bins)``
+        (into ``out`` when given).
+
+        When the notes lie in order (:attr:`in_order`) they are one read of the file
+        (``os.preadv``; one request on object storage) for each stretch of notes with nothing
+        between them, else read as :meth:`batch` reads them.
+        """
         if not 0 <= start <= stop <= self.n:
             raise IndexError(f"{self.path}: rows must lie in [0, {self.n}], got {start}:{stop}")
-        if not self.in_order or start == stop:
-            return self.batch(np.arange(start, stop), labels=False)
-        offset = int(self._offsets[start])
+        count = stop - start
+        if out is None:
+            out = np.empty((count,) + self.shape, dtype=np.float16)
+        if not self.in_order or not count:
+            out[:] = self.batch(np.arange(start, stop), labels=False)
+            return out
+        offsets = self._offsets[start:stop]
+        # stretches of notes with nothing between them (HDF5's index nodes lie between some)
+        cuts = [0, *(np.flatnonzero(np.diff(offsets) != self.note_bytes) + 1), count]
+        flat = out.reshape(count, -1).view(np.uint8)
+        self._read_bytes([(int(offsets[a]), flat[a:b].reshape(-1))
+                          for a, b in zip(cuts[:-1], cuts[1:])])
+        return out
+
+    def _read_bytes(self, parts):
+        """Fill each uint8 array of ``parts``, ``[(offset, array), ...]``, with the file's
+        bytes from its offset on (the requests of object storage go together)."""
         if self.method == "remote":
-            got, = remote.read_ranges(self.path, [(offset, offset + (stop - start) *
-                                                   self.note_bytes)])
-            return self._decode(got, stop - start).copy()
-        x = np.empty((stop - start,) + self.shape, dtype=np.float16)
-        view = memoryview(x.reshape(-1).view(np.uint8))
-        while len(view):
-            got = os.preadv(self._fh.fileno(), [view], offset)
-            if got <= 0:
-                raise StoreError(f"{self.path}: the file ends inside note {stop - 1}'s spectra")
-            view, offset = view[got:], offset + got
-        return x
+            got = remote.read_ranges(self.path, [(at, at + len(into)) for at, into in parts])
+            for (_, into), data in zip(parts, got):
+                into[:] = np.frombuffer(data, np.uint8)
+            return
+        for offset, into in parts:
+            view = memoryview(into)
+            while len(view):
+                got = os.preadv(self._fh.fileno(), [view], offset)
+                if got <= 0:
+                    raise StoreError(f"{self.path}: the file ends at byte {offset}, inside a "
+                                     f"note")
+                view, offset = view[got:], offset + got
 
     def will_need(self, start: int, stop: int):
         """Ask the kernel to start reading notes ``start`` to ``stop - 1`` of a local file now

@@ -355,6 +355,35 @@ def test_batches_are_balanced_and_bounded(tone_store):
     np.testing.assert_allclose(w, [0.125, 0.125, 0.25, 0.5])
 
 
+def test_the_block_order_reads_runs_and_is_chosen_for_a_split_larger_than_memory(
+        tone_store, monkeypatch):
+    import training.data
+    path = tone_store / "train.h5"
+    data = StoreBatches(path, 8, shuffle=True, steps=6, seed=0)
+    assert data.order == "random"  # the split fits in memory
+    data.close()
+    monkeypatch.setattr(training.data, "memory_for_cache", lambda: 1)
+    data = StoreBatches(path, 8, shuffle=True, steps=6, seed=0, block_mib=0.5, buffer_mib=1.5)
+    assert data.order == "block" and data.block == 2 and data.window == 3
+    reads = []
+    rows = data.reader.rows
+    monkeypatch.setattr(data.reader, "rows",
+                        lambda a, b, out=None: reads.append((a, b)) or rows(a, b, out=out))
+    for i in range(len(data)):
+        x, y = data[i]
+        notes = data._order.notes[i * 8:(i + 1) * 8]
+        np.testing.assert_array_equal(x, data.reader.batch(notes)[0])  # as stored
+        np.testing.assert_array_equal(y.argmax(axis=1), data.reader.labels[notes])
+    assert all(b - a == 2 for a, b in reads)  # whole runs, each buffer read once
+    assert len(reads) == sum(len(blocks) for blocks in data._order.blocks)
+    data.close()
+    # balance off, an epoch of one pass: every note once
+    data = StoreBatches(path, 11, shuffle=True, balance=False, loader="block", seed=1)
+    seen = np.concatenate([data._order.notes[i * 11:(i + 1) * 11] for i in range(len(data))])
+    np.testing.assert_array_equal(np.sort(seen), np.arange(22))
+    data.close()
+
+
 def test_mixup_mixes_labels_in_the_batches_as_the_layer_mixes_notes(tone_store):
     data = StoreBatches(tone_store / "train.h5", 8, shuffle=True, steps=5, mixup_alpha=0.4)
     x, y = data[1]

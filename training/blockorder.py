@@ -12,14 +12,16 @@ every note once).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
-__all__ = ["BlockPlan", "block_plan", "memory_for_cache"]
+__all__ = ["BlockPlan", "block_plan", "Buffers", "memory_for_cache"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +112,82 @@ def memory_for_cache() -> int:
     except OSError:
         pass
     return ram // 2
+
+
+@dataclass
+class _Buffer:
+    lock: threading.Lock
+    base: Optional[np.ndarray] = None  # the memory, reused by a later buffer
+    array: Optional[np.ndarray] = None  # the notes, once read
+    users: int = 0
+    dropped: bool = False
+
+
+class Buffers:
+    """The block order's buffers, each read once (by whichever thread asks first), at most
+    ``kept`` of them held, their memory reused by the next ones (fresh memory costs the
+    kernel a page fault a page).
+
+    Parameters
+    ----------
+    kept : int
+        Buffers held at once: the oldest beyond it is dropped when a new one is asked for.
+    """
+
+    def __init__(self, kept: int):
+        self.kept = int(kept)
+        self._lock = threading.Lock()
+        self._held: Dict[int, _Buffer] = {}
+        self._spare: List[np.ndarray] = []
+
+    @contextlib.contextmanager
+    def use(self, key: int, shape: tuple, dtype, fill: Callable[[np.ndarray], None]
+            ) -> Iterator[np.ndarray]:
+        """Buffer ``key`` of ``shape``, filled by ``fill(array)`` the first time it is asked
+        for; held (not reused) until the ``with`` block ends."""
+        with self._lock:
+            entry = self._held.get(key)
+            if entry is None:
+                entry = self._held[key] = _Buffer(threading.Lock())
+                for old in sorted(k for k in self._held if k != key)[:len(self._held) -
+                                                                     self.kept]:
+                    self._drop(self._held.pop(old))
+            entry.users += 1
+        try:
+            with entry.lock:
+                if entry.array is None:
+                    with self._lock:
+                        entry.base = self._take(shape, dtype)
+                    array = entry.base[:shape[0]]
+                    fill(array)
+                    entry.array = array
+            yield entry.array
+        finally:
+            with self._lock:
+                entry.users -= 1
+                if entry.dropped and not entry.users:
+                    self._recycle(entry)
+
+    def clear(self):
+        """Drop every buffer (a new epoch's plan): their memory is kept for the next ones."""
+        with self._lock:
+            for entry in self._held.values():
+                self._drop(entry)
+            self._held = {}
+
+    def _drop(self, entry: _Buffer):
+        entry.dropped = True
+        if not entry.users:
+            self._recycle(entry)
+
+    def _recycle(self, entry: _Buffer):
+        if entry.base is not None:
+            self._spare.append(entry.base)
+        entry.base = entry.array = None
+
+    def _take(self, shape: tuple, dtype) -> np.ndarray:
+        for i, spare in enumerate(self._spare):
+            if spare.shape[0] >= shape[0] and spare.shape[1:] == shape[1:] \
+                    and spare.dtype == dtype:
+                return self._spare.pop(i)
+        return np.empty(shape, dtype)
