@@ -104,13 +104,13 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
             # one pass over the spectra; what it keeps is small (D + 11 floats a note)
             embeddings, probabilities = [], []
             for start, x in zip(range(0, n, batch_size), reader.iter_batches(batch_size)):
-                _check_finite(x, store, split, start, "its stored features are not finite (rebuild the "
-                              "store with --overwrite: a build skips such notes)")
+                _check_finite(x, store, split, start, "its stored features are not finite "
+                              "(rebuild the store with --overwrite: a build skips such notes)")
                 e, p = both.predict_on_batch(x)
                 embeddings.append(np.asarray(e, np.float32))
                 probabilities.append(np.asarray(p, np.float32))
-                _check_finite(embeddings[-1], store, split, start, f"the model {trained.path} gives "
-                              f"embeddings that are not finite")
+                _check_finite(embeddings[-1], store, split, start, f"the model {trained.path} "
+                              f"gives embeddings that are not finite")
                 bar.update(len(x))
             bar.close()
         shapes[split] = (n, dim)

@@ -82,7 +82,8 @@ class SplitDataset:
 
     def __getitem__(self, index):
         """The fields of note ``index`` (an int, negative from the end), or of notes
-        ``index`` (a sequence or array of ints, or a slice) stacked in that order.
+        ``index`` (a sequence or array of ints, or a slice) stacked in that order. Consecutive
+        notes (``ds[range(a, b)]``, ``ds[a:b]``) are one read of the file.
 
         Returns
         -------
@@ -95,7 +96,9 @@ class SplitDataset:
         reader, f = self._open()
         values = []
         for name in self.fields:
-            if name == SPECTRA:
+            if name == SPECTRA and len(rows) > 1 and (np.diff(rows) == 1).all():
+                value = reader.rows(int(rows[0]), int(rows[-1]) + 1)  # a run: one read
+            elif name == SPECTRA:
                 value = reader.batch(rows, labels=False)
             else:
                 value = _read_rows(f[name], rows)

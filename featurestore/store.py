@@ -22,8 +22,8 @@ from .errors import StoreError
 from .nsynth import SPLITS
 from .schema import LABELS, SPECTRA, check_split, read_params, read_stats
 
-__all__ = ["SpectraReader", "split_path", "store_id", "store_name", "open_split", "read_params", "read_stats",
-           "store_splits", "StoreError", "held_by_another", "chunk_offsets"]
+__all__ = ["SpectraReader", "split_path", "store_id", "store_name", "open_split", "read_params",
+           "read_stats", "store_splits", "StoreError", "held_by_another", "chunk_offsets"]
 
 SUFFIX = ".h5"
 

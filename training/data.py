@@ -29,10 +29,8 @@ from featurestore.store import SpectraReader, StoreError
 
 from .blockorder import Buffers, block_plan, memory_for_cache
 
-__all__ = ["StoreBatches", "balanced_weights", "ORDERS"]
+__all__ = ["StoreBatches", "balanced_weights"]
 
-#: How a training epoch's notes are drawn: each independently at random, or block by block.
-ORDERS = ("random", "block")
 #: Buffers of the block order kept in memory at once: the one being trained on, the one read
 #: ahead, and one for a reader thread that lags behind.
 BUFFERS_KEPT = 3
@@ -89,8 +87,9 @@ class StoreBatches(keras.utils.PyDataset):
     loader : {'auto', 'mmap', 'h5py', 'block'}
         ``'mmap'`` and ``'h5py'``: notes drawn independently, read one by one by that method
         of :class:`~featurestore.store.SpectraReader`. ``'block'``: the block order
-        (:mod:`training.blockorder`). ``'auto'``: the block order when the split file is larger
-        than :func:`~training.blockorder.memory_for_cache`, else ``'mmap'``.
+        (:mod:`training.blockorder`). ``'auto'``: the block order when the split is larger
+        than :func:`~training.blockorder.memory_for_cache` or on object storage, else
+        ``'mmap'``. Read in order (``shuffle=False``), every loader reads runs of notes.
     block_mib, buffer_mib : float
         The block order's runs of notes and the buffer their notes are shuffled in, in MiB
         (at least one note each); :data:`BUFFERS_KEPT` buffers are held at once.
@@ -150,7 +149,7 @@ class StoreBatches(keras.utils.PyDataset):
         part = np.s_[index * self.batch_size:(index + 1) * self.batch_size]
         if self.order == "random":
             idx = self._order[part]
-            if not self.shuffle and self.reader.in_order and len(idx):  # a run: one read
+            if not self.shuffle and len(idx):  # in order: a run
                 return self.reader.rows(int(idx[0]), int(idx[-1]) + 1), self.reader.labels[idx]
             return self.reader.batch(idx)
         plan = self._order
