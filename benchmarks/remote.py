@@ -1,0 +1,289 @@
+"""Reading a store over a local S3 server (moto's) against the same store on disk: random
+batches, model-ready batches in the block order, one pass in order, in notes/s.
+
+    python benchmarks/remote.py                          # 3,000 train notes in --workdir
+    python benchmarks/remote.py --notes 200 --batches 3 --rounds 1 --workdir /tmp/remote-smoke
+
+The notes are rendered ones (TimGM6mb, ``benchmarks/extract.py``'s), linked under new names
+until the train split holds ``--notes`` (``benchmarks/scale.py``'s ``linked_root``), built with
+``timbremap build ROOT STORE --jobs 2`` (a store of that size already in the workdir is reused).
+The store is copied to ``s3://bucket/store`` on moto's S3 server, run as a process of its own
+(``python -m moto.server`` on a free localhost port; the AWS variables of this process point
+botocore at it, as ``tests/test_remote.py`` does), so the server's CPU time and memory are its
+own and not this process's: both are read from ``/proc`` and reported beside the rates.
+
+Three reads of the train split, each timed on the local file (``SpectraReader``'s ``mmap``
+method, the file's pages dropped from the page cache before each round with
+``posix_fadvise(DONTNEED)``, so it is read cold) and from the server (``s3://bucket/store/
+train.h5``, method ``remote``), in one thread, each reader opened inside the timing:
+
+- random batches of 64: ``SpectraReader.batch`` of ``--batches`` batches of 64 random indices,
+  the same ones for both in a round (remote: one concurrent range request a note);
+- model-ready batches of 64, block order: ``StoreBatches(shuffle=True, loader='block',
+  steps=--batches, mixup_alpha=0.2)``, every batch (runs of notes, 8 MiB, one request for each
+  stretch with nothing between its notes);
+- one pass over the split in order: ``SpectraReader.iter_batches(256)``.
+
+Disk and server take turns within each round (the machine's speed drifts); the table gives each
+one's median rate with the range of the ``--rounds`` rounds, and server / disk as the ratio of
+the medians. The server keeps its objects in its own memory and temporary files, never dropped:
+its rates are those of the protocol, the client and the server, not of a disk. moto (5.x)
+reads the whole object for every GET, ranged or not (``FakeKey.value``, the range then cut from
+it), so its CPU time and memory a request grow with the split file, unlike S3's: the second
+table gives the server's GET requests, CPU time (``/proc/PID/stat``) and peak resident memory
+(``VmHWM``, started again before each read) for each read, and the upload's. Not part of the
+test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from extract import make_root
+from scale import drop_cached, linked_root
+
+BUCKET = "bucket"
+URL = f"s3://{BUCKET}/store"
+BATCH = 64
+PASS_BATCH = 256
+
+
+def train_notes(store: Path) -> int:
+    """Notes in ``store``'s train split, 0 when it has none (in a process of its own: no h5py
+    handle is left open here on the file timed cold)."""
+    path = store / "train.h5"
+    if not path.is_file():
+        return 0
+    result = subprocess.run([sys.executable, "-c", (
+        "import h5py, sys; print(h5py.File(sys.argv[1], 'r')['spectra'].shape[0])"),
+        str(path)], check=False, capture_output=True, text=True)
+    return int(result.stdout) if result.returncode == 0 else 0
+
+
+def the_store(workdir: Path, n: int) -> Path:
+    """``WORKDIR/storeN``, built unless it is there with ``n`` train notes."""
+    store = workdir / f"store{n}"
+    if train_notes(store) == n:
+        return store
+    shutil.rmtree(make_root(workdir, 1))  # WORKDIR/rendered, rendered once (not its root)
+    root = linked_root(workdir / "rendered", workdir / f"root{n}", n)
+    shutil.rmtree(store, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "analysis.cli", "build", str(root), str(store),
+                    "--jobs", "2", "-q"], check=True, stdout=subprocess.DEVNULL)
+    shutil.rmtree(root)
+    if train_notes(store) != n:
+        sys.exit(f"{store}: the build did not give {n} train notes")
+    return store
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(workdir: Path):
+    """moto's S3 server in a process of its own, and this process's AWS variables pointing at
+    it (no profile or file of the user's read). Returns the process; its log of requests is
+    ``WORKDIR/moto.log``."""
+    port = free_port()
+    with open(workdir / "moto.log", "w") as log:  # the server writes to its own copy
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                 "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            sys.exit(f"moto's server stopped at start (exit {proc.returncode}): "
+                     f"see {workdir / 'moto.log'}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                sys.exit("moto's server did not answer within 60 s")
+            time.sleep(0.2)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
+                 "AWS_SECURITY_TOKEN", "AWS_REGION", "FSSPEC_S3_ENDPOINT_URL",
+                 "FSSPEC_S3_KEY", "FSSPEC_S3_SECRET", "FSSPEC_S3"):
+        os.environ.pop(name, None)
+    nothing = str(Path(tempfile.gettempdir()) / "timbremap-no-aws-config")
+    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": nothing,
+                       "AWS_SHARED_CREDENTIALS_FILE": nothing,
+                       "AWS_EC2_METADATA_DISABLED": "true"})
+    import s3fs
+    s3fs.S3FileSystem.clear_instance_cache()  # none made for another endpoint is reused
+    return proc
+
+
+def upload(store: Path) -> float:
+    """Copies the store's split files to ``s3://bucket/store/``; seconds taken."""
+    import s3fs
+    fs = s3fs.S3FileSystem()
+    start = time.perf_counter()
+    fs.mkdir(BUCKET)
+    fs.put(str(store) + "/", f"{BUCKET}/store/", recursive=True)
+    return time.perf_counter() - start
+
+
+def server_usage(pid: int) -> dict:
+    """The server's CPU seconds so far and its peak and current resident memory (MiB), from
+    Linux's ``/proc`` (NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with open(f"/proc/{pid}/status") as fh:
+            status = dict(line.split(":", 1) for line in fh if ":" in line)
+        return {"cpu_s": cpu, "peak_mib": int(status["VmHWM"].split()[0]) / 1024,
+                "rss_mib": int(status["VmRSS"].split()[0]) / 1024}
+    except (OSError, KeyError, IndexError, ValueError):
+        return {"cpu_s": float("nan"), "peak_mib": float("nan"), "rss_mib": float("nan")}
+
+
+def reset_peak(pid: int):
+    """Start the server's peak resident memory again from its resident memory now (Linux's
+    ``/proc/PID/clear_refs``; nothing elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def requests_in(log: Path, start: int) -> tuple:
+    """GET requests the server logged after byte ``start`` of its log, and the log's end."""
+    with open(log, "rb") as fh:
+        fh.seek(start)
+        text = fh.read()
+    return text.count(b"GET /"), start + len(text)  # (werkzeug colours the lines)
+
+
+def random_batches(path, batches: int, round_: int) -> float:
+    from featurestore.store import SpectraReader
+    start = time.perf_counter()
+    with SpectraReader(path) as reader:
+        rng = np.random.default_rng([0, round_])
+        for _ in range(batches):
+            reader.batch(rng.integers(0, reader.n, BATCH))
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def block_batches(path, batches: int, round_: int) -> float:
+    from training.data import StoreBatches
+    start = time.perf_counter()
+    data = StoreBatches(path, BATCH, shuffle=True, steps=batches, seed=round_,
+                        mixup_alpha=0.2, loader="block")
+    for i in range(len(data)):
+        data[i]
+    rate = len(data) * BATCH / (time.perf_counter() - start)
+    data.close()
+    return rate
+
+
+def one_pass(path, batches: int, round_: int) -> float:
+    from featurestore.store import SpectraReader
+    start = time.perf_counter()
+    with SpectraReader(path) as reader:
+        for _ in reader.iter_batches(PASS_BATCH):
+            pass
+        n = reader.n
+    return n / (time.perf_counter() - start)
+
+
+READS = {"random batches of 64 (notes one by one)": random_batches,
+         "model-ready batches of 64, block order": block_batches,
+         "one pass over the split in order": one_pass}
+
+
+def spread(values) -> str:
+    return (f"{np.median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})"
+            if len(values) > 1 else f"{values[0]:,.0f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--notes", type=int, default=3000, help="notes in the train split")
+    parser.add_argument("--workdir", type=Path, default=Path("bench-out/remote"))
+    parser.add_argument("--batches", type=int, default=50, help="batches of 64 timed")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    store = the_store(args.workdir, args.notes)
+    local = store / "train.h5"
+    log = args.workdir / "moto.log"
+    server = start_server(args.workdir)
+    try:
+        seconds = upload(store)
+        after_upload = server_usage(server.pid)
+        print(json.dumps({"uploaded_s": round(seconds, 2), "server": after_upload}),
+              flush=True)
+        from featurestore.store import SpectraReader
+        with SpectraReader(local) as reader:
+            note_bytes, shape = reader.note_bytes, reader.shape
+        rates = {what: {"disk": [], "server": []} for what in READS}
+        usage = {what: {"cpu_s": [], "requests": [], "peak_mib": []} for what in READS}
+        _, at = requests_in(log, 0)
+        for round_ in range(args.rounds):
+            for what, read in READS.items():
+                drop_cached(local)
+                rates[what]["disk"].append(read(local, args.batches, round_))
+                reset_peak(server.pid)
+                before = server_usage(server.pid)["cpu_s"]
+                rates[what]["server"].append(read(f"{URL}/train.h5", args.batches, round_))
+                now = server_usage(server.pid)
+                usage[what]["cpu_s"].append(now["cpu_s"] - before)
+                usage[what]["peak_mib"].append(now["peak_mib"])
+                count, at = requests_in(log, at)
+                usage[what]["requests"].append(count)
+                print(json.dumps({"round": round_, "what": what,
+                                  **{k: round(v[-1], 1) for k, v in rates[what].items()},
+                                  "server_cpu_s": round(usage[what]["cpu_s"][-1], 2),
+                                  "requests": count,
+                                  "server_peak_mib": round(now["peak_mib"])}), flush=True)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    size = local.stat().st_size
+    store_bytes = sum(path.stat().st_size for path in store.glob("*.h5"))
+    print(f"\n{os.cpu_count()} cores; train split {args.notes:,} notes, "
+          f"{size / 2**20:,.0f} MiB; a note {note_bytes / 1024:,.0f} KiB "
+          f"({shape[0]} frames x {shape[1]} bins, float16); {args.batches} batches a round, "
+          f"{args.rounds} rounds, one thread\n")
+    print("| what | disk notes/s | S3 server notes/s | server / disk |")
+    print("|---|---:|---:|---:|")
+    for what in READS:
+        disk, remote = rates[what]["disk"], rates[what]["server"]
+        print(f"| {what} | {spread(disk)} | {spread(remote)} | "
+              f"{np.median(remote) / np.median(disk):.2f} |")
+    print("\nthe server (moto, a process of its own), per round:\n")
+    print("| what | GET requests | server CPU s | server CPU ms a note | server peak memory |")
+    print("|---|---:|---:|---:|---:|")
+    for what in READS:
+        notes = args.notes if what.startswith("one pass") else args.batches * BATCH
+        cpu = float(np.median(usage[what]["cpu_s"]))
+        print(f"| {what} | {np.median(usage[what]['requests']):,.0f} | {cpu:,.2f} | "
+              f"{1000 * cpu / notes:,.1f} | {max(usage[what]['peak_mib']):,.0f} MiB |")
+    print(f"\nthe upload of the store ({store_bytes / 2**20:,.0f} MiB, train and valid): "
+          f"{seconds:,.1f} s, the server's memory {after_upload['peak_mib']:,.0f} MiB at its "
+          f"peak, {after_upload['rss_mib']:,.0f} MiB resident after it")
+    print(f"\nrerun: python benchmarks/remote.py --notes {args.notes} --batches {args.batches} "
+          f"--rounds {args.rounds} --workdir {args.workdir}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
