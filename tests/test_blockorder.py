@@ -84,3 +84,33 @@ def test_rows_are_one_read_equal_to_the_notes(tone_store):
         assert not reader.in_order  # read note by note
         with SpectraReader(tone_store / "train.h5") as mapped:
             np.testing.assert_array_equal(reader.rows(0, 22), mapped.rows(0, 22))
+
+
+def test_buffers_are_read_once_held_while_used_and_their_memory_reused():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from training.blockorder import Buffers
+    fills = []
+
+    def fill(key):
+        def run(array):
+            fills.append(key)
+            array[:] = key
+        return run
+    buffers = Buffers(kept=2)
+    with ThreadPoolExecutor(4) as pool:  # four threads ask for buffer 0 at once: one read
+        list(pool.map(lambda _: buffers.use(0, (4, 3), np.float32, fill(0)).__enter__(),
+                      range(4)))
+    assert fills == [0]
+    with buffers.use(1, (4, 3), np.float32, fill(1)) as one:
+        assert (one == 1).all()
+    with buffers.use(2, (3, 3), np.float32, fill(2)) as two:  # 0 dropped, but still in use
+        assert (two == 2).all() and two.shape == (3, 3)
+    assert fills == [0, 1, 2]
+    with buffers.use(3, (4, 3), np.float32, fill(3)) as three:  # 1 dropped, its memory reused
+        assert three.base is one.base or three is one
+        assert (three == 3).all()
+    buffers.clear()
+    with buffers.use(0, (4, 3), np.float32, fill(0)) as again:  # a new epoch reads again
+        assert (again == 0).all()
+    assert fills == [0, 1, 2, 3, 0]
