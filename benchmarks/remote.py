@@ -1,16 +1,36 @@
-"""Reading a store over a local S3 server (moto's) against the same store on disk: random
-batches, model-ready batches in the block order, one pass in order, in notes/s.
+"""Reading a store over a local S3 server (s3rver, or moto's) against the same store on disk:
+random batches, model-ready batches in the block order, one pass in order, in notes/s.
 
     python benchmarks/remote.py                          # 3,000 train notes in --workdir
     python benchmarks/remote.py --notes 200 --batches 3 --rounds 1 --workdir /tmp/remote-smoke
+    python benchmarks/remote.py --server moto            # moto's server instead (see below)
 
 The notes are rendered ones (TimGM6mb, ``benchmarks/extract.py``'s), linked under new names
 until the train split holds ``--notes`` (``benchmarks/scale.py``'s ``linked_root``), built with
 ``timbremap build ROOT STORE --jobs 2`` (a store of that size already in the workdir is reused).
-The store is copied to ``s3://bucket/store`` on moto's S3 server, run as a process of its own
-(``python -m moto.server`` on a free localhost port; the AWS variables of this process point
-botocore at it, as ``tests/test_remote.py`` does), so the server's CPU time and memory are its
-own and not this process's: both are read from ``/proc`` and reported beside the rates.
+The store is copied to ``s3://bucket/store`` on an S3 server run as a process of its own on a
+free localhost port (the AWS variables of this process point botocore at it, as
+``tests/test_remote.py`` does; at an IP address it names the bucket in the path), so the
+server's CPU time and memory are its own and not this process's: both are read from ``/proc``
+and reported beside the rates. The server is stopped at the end, also when something fails.
+It runs on this machine and keeps its objects on the same disk as the local store: the "server"
+figures are those of HTTP, the S3 protocol, botocore and s3fs and the server's own reads, over
+the loopback, not those of a network or of S3's storage.
+
+``--server s3rver`` (the default): s3rver 3 (npm package ``s3rver``), a Node.js server keeping
+each object as a file, its data in ``WORKDIR/s3rver-data`` (emptied at the start, removed at the
+end); a ranged GET streams just that range of the file (``fs.createReadStream(path, {start,
+end})``), as S3 does, so its cost a request does not grow with the object. It needs Node.js and
+npm (``node``, ``npm`` on the PATH); s3rver itself is installed the first time into
+``WORKDIR/s3rver`` (``npm install --prefix WORKDIR/s3rver s3rver@3``, from the npm registry)
+and reused afterwards. The server's copy of the split is dropped from the page cache before each
+of its reads, as the local file is: both are read cold from the same disk.
+
+``--server moto``: moto's server (``python -m moto.server``, the test suite's, no install
+needed), objects in its own memory and temporary files, never dropped. Not the default: moto
+(5.x) reads the whole object for every GET, ranged or not (``FakeKey.value``, the range then
+cut from it), so each request costs CPU time and memory that grow with the split file (about
+0.3 s a request for a 740 MiB split): its figures measure moto, not reading S3.
 
 Three reads of the train split, each timed on the local file (``SpectraReader``'s ``mmap``
 method, the file's pages dropped from the page cache before each round with
@@ -21,24 +41,26 @@ train.h5``, method ``remote``), in one thread, each reader opened inside the tim
   the same ones for both in a round (remote: one concurrent range request a note);
 - model-ready batches of 64, block order: ``StoreBatches(shuffle=True, loader='block',
   steps=--batches, mixup_alpha=0.2)``, every batch (runs of notes, 8 MiB, one request for each
-  stretch with nothing between its notes);
+  stretch with nothing between its notes). The block order reads a whole buffer of 256 MiB
+  (about 1,000 notes) before its first batch comes out (on disk the kernel is asked for the
+  next buffer ahead; over S3 nothing is), so fewer than about five buffers' worth of batches
+  mostly measure its start: the default ``--batches`` 160 (10,240 notes, about ten buffers)
+  is for this read;
 - one pass over the split in order: ``SpectraReader.iter_batches(256)``.
 
 Disk and server take turns within each round (the machine's speed drifts); the table gives each
 one's median rate with the range of the ``--rounds`` rounds, and server / disk as the ratio of
-the medians. The server keeps its objects in its own memory and temporary files, never dropped:
-its rates are those of the protocol, the client and the server, not of a disk. moto (5.x)
-reads the whole object for every GET, ranged or not (``FakeKey.value``, the range then cut from
-it), so its CPU time and memory a request grow with the split file, unlike S3's: the second
-table gives the server's GET requests, CPU time (``/proc/PID/stat``) and peak resident memory
-(``VmHWM``, started again before each read) for each read, and the upload's. Not part of the
-test suite.
+the medians. The second table gives the server's GET requests (counted in its log of requests,
+``WORKDIR/SERVER.log``), CPU time (``/proc/PID/stat``, all its threads; for s3rver the node
+process) and peak resident memory (``VmHWM``, started again before each read) for each read,
+and the upload's. Not part of the test suite.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -91,40 +113,115 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(workdir: Path):
-    """moto's S3 server in a process of its own, and this process's AWS variables pointing at
-    it (no profile or file of the user's read). Returns the process; its log of requests is
-    ``WORKDIR/moto.log``."""
-    port = free_port()
-    with open(workdir / "moto.log", "w") as log:  # the server writes to its own copy
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                 "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            sys.exit(f"moto's server stopped at start (exit {proc.returncode}): "
-                     f"see {workdir / 'moto.log'}")
+SERVERS = ("s3rver", "moto")
+
+
+def s3rver_command(workdir: Path) -> list:
+    """``node .../s3rver`` from ``WORKDIR/s3rver``, installed there with npm first when it is
+    not (the server process is then node itself, the one whose usage is read)."""
+    node = shutil.which("node")
+    prefix = workdir / "s3rver"
+    script = prefix / "node_modules" / ".bin" / "s3rver"
+    if not script.exists():
+        npm = shutil.which("npm")
+        if node is None or npm is None:
+            sys.exit("--server s3rver needs Node.js and npm (node and npm on the PATH); "
+                     "or run with --server moto")
+        print(f"installing s3rver into {prefix}: npm install --prefix {prefix} s3rver@3",
+              file=sys.stderr, flush=True)
+        prefix.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+                        "s3rver@3"], check=True, stdout=sys.stderr)
+        if not script.exists():
+            sys.exit(f"npm installed no {script}")
+    if node is None:
+        sys.exit("--server s3rver needs Node.js (node on the PATH); or run with --server moto")
+    return [node, str(script.resolve())]
+
+
+class Server:
+    """An S3 server (``kind``: ``s3rver`` or ``moto``) in a process of its own on a free
+    localhost port, and this process's AWS variables pointing at it (no profile or file of the
+    user's read); its log of requests is ``WORKDIR/KIND.log``. :meth:`stop` ends it."""
+
+    def __init__(self, kind: str, workdir: Path):
+        self.kind, self.log = kind, workdir / f"{kind}.log"
+        self.data = workdir / "s3rver-data" if kind == "s3rver" else None
+        port = free_port()
+        if kind == "s3rver":
+            command = s3rver_command(workdir)
+            shutil.rmtree(self.data, ignore_errors=True)
+            self.data.mkdir(parents=True)
+            # not --silent: its line per response is what the requests are counted in; in
+            # colour, as s3rver cuts the colour codes' length off the front of each line
+            # (without them, the method and the start of the path go)
+            command += ["--directory", str(self.data), "--address", "127.0.0.1",
+                        "--port", str(port), "--no-vhost-buckets"]
+            env = dict(os.environ, FORCE_COLOR="1")
+            key = secret = "S3RVER"  # s3rver's own; it checks the signatures
+        else:
+            command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+            env, key, secret = None, "testing", "testing"
+        with open(self.log, "w") as log:  # the server writes to its own copy
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=env)
+        self.pid = self.proc.pid
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                sys.exit("moto's server did not answer within 60 s")
-            time.sleep(0.2)
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
-                 "AWS_SECURITY_TOKEN", "AWS_REGION", "FSSPEC_S3_ENDPOINT_URL",
-                 "FSSPEC_S3_KEY", "FSSPEC_S3_SECRET", "FSSPEC_S3"):
-        os.environ.pop(name, None)
-    nothing = str(Path(tempfile.gettempdir()) / "timbremap-no-aws-config")
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": nothing,
-                       "AWS_SHARED_CREDENTIALS_FILE": nothing,
-                       "AWS_EC2_METADATA_DISABLED": "true"})
-    import s3fs
-    s3fs.S3FileSystem.clear_instance_cache()  # none made for another endpoint is reused
-    return proc
+            self._wait(port)
+        except BaseException:
+            self.stop()
+            raise
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
+                     "AWS_SECURITY_TOKEN", "AWS_REGION", "FSSPEC_S3_ENDPOINT_URL",
+                     "FSSPEC_S3_KEY", "FSSPEC_S3_SECRET", "FSSPEC_S3"):
+            os.environ.pop(name, None)
+        nothing = str(Path(tempfile.gettempdir()) / "timbremap-no-aws-config")
+        os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+                           "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
+                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": nothing,
+                           "AWS_SHARED_CREDENTIALS_FILE": nothing,
+                           "AWS_EC2_METADATA_DISABLED": "true"})
+        import s3fs
+        s3fs.S3FileSystem.clear_instance_cache()  # none made for another endpoint is reused
+
+    def _wait(self, port: int):
+        """Until the server answers HTTP on ``port`` (60 s at most)."""
+        import http.client
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                sys.exit(f"the {self.kind} server stopped at start (exit "
+                         f"{self.proc.returncode}): see {self.log}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("GET", "/")
+                connection.getresponse().read()
+                connection.close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit(f"the {self.kind} server did not answer within 60 s: "
+                             f"see {self.log}")
+                time.sleep(0.2)
+
+    def object_file(self, key: str):
+        """The file s3rver keeps object ``key`` of the bucket in (None for moto)."""
+        if self.data is None:
+            return None
+        *folders, name = key.split("/")
+        path = self.data.joinpath(BUCKET, *folders, f"{name}._S3rver_object")
+        return path if path.is_file() else None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.data is not None:
+            shutil.rmtree(self.data, ignore_errors=True)  # the copy of the store
 
 
 def upload(store: Path) -> float:
@@ -163,11 +260,13 @@ def reset_peak(pid: int):
 
 
 def requests_in(log: Path, start: int) -> tuple:
-    """GET requests the server logged after byte ``start`` of its log, and the log's end."""
+    """GET requests the server logged after byte ``start`` of its log, and the log's end (a
+    line per request: werkzeug's for moto, koa-logger's response line for s3rver; their
+    colour codes are taken out first)."""
     with open(log, "rb") as fh:
         fh.seek(start)
         text = fh.read()
-    return text.count(b"GET /"), start + len(text)  # (werkzeug colours the lines)
+    return re.sub(rb"\x1b\[[0-9;]*m", b"", text).count(b"GET /"), start + len(text)
 
 
 def random_batches(path, batches: int, round_: int) -> float:
@@ -216,14 +315,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--notes", type=int, default=3000, help="notes in the train split")
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/remote"))
-    parser.add_argument("--batches", type=int, default=50, help="batches of 64 timed")
+    parser.add_argument("--batches", type=int, default=160,
+                        help="batches of 64 timed (160: about ten of the block order's buffers)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--server", choices=SERVERS, default="s3rver",
+                        help="the S3 server: s3rver (Node.js, installed into the workdir) or "
+                             "moto (reads the whole object for each ranged request)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     store = the_store(args.workdir, args.notes)
     local = store / "train.h5"
-    log = args.workdir / "moto.log"
-    server = start_server(args.workdir)
+    server = Server(args.server, args.workdir)
     try:
         seconds = upload(store)
         after_upload = server_usage(server.pid)
@@ -234,18 +336,23 @@ def main():
             note_bytes, shape = reader.note_bytes, reader.shape
         rates = {what: {"disk": [], "server": []} for what in READS}
         usage = {what: {"cpu_s": [], "requests": [], "peak_mib": []} for what in READS}
-        _, at = requests_in(log, 0)
+        copy = server.object_file("store/train.h5")  # s3rver's, on this disk
+        if server.kind == "s3rver" and copy is None:
+            sys.exit(f"no file of s3rver's for store/train.h5 under {server.data}")
+        _, at = requests_in(server.log, 0)
         for round_ in range(args.rounds):
             for what, read in READS.items():
                 drop_cached(local)
                 rates[what]["disk"].append(read(local, args.batches, round_))
+                if copy is not None:
+                    drop_cached(copy)
                 reset_peak(server.pid)
                 before = server_usage(server.pid)["cpu_s"]
                 rates[what]["server"].append(read(f"{URL}/train.h5", args.batches, round_))
                 now = server_usage(server.pid)
                 usage[what]["cpu_s"].append(now["cpu_s"] - before)
                 usage[what]["peak_mib"].append(now["peak_mib"])
-                count, at = requests_in(log, at)
+                count, at = requests_in(server.log, at)
                 usage[what]["requests"].append(count)
                 print(json.dumps({"round": round_, "what": what,
                                   **{k: round(v[-1], 1) for k, v in rates[what].items()},
@@ -253,11 +360,7 @@ def main():
                                   "requests": count,
                                   "server_peak_mib": round(now["peak_mib"])}), flush=True)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
     size = local.stat().st_size
     store_bytes = sum(path.stat().st_size for path in store.glob("*.h5"))
     print(f"\n{os.cpu_count()} cores; train split {args.notes:,} notes, "
@@ -270,7 +373,7 @@ def main():
         disk, remote = rates[what]["disk"], rates[what]["server"]
         print(f"| {what} | {spread(disk)} | {spread(remote)} | "
               f"{np.median(remote) / np.median(disk):.2f} |")
-    print("\nthe server (moto, a process of its own), per round:\n")
+    print(f"\nthe server ({server.kind}, a process of its own, pid {server.pid}), per round:\n")
     print("| what | GET requests | server CPU s | server CPU ms a note | server peak memory |")
     print("|---|---:|---:|---:|---:|")
     for what in READS:
@@ -282,7 +385,7 @@ def main():
           f"{seconds:,.1f} s, the server's memory {after_upload['peak_mib']:,.0f} MiB at its "
           f"peak, {after_upload['rss_mib']:,.0f} MiB resident after it")
     print(f"\nrerun: python benchmarks/remote.py --notes {args.notes} --batches {args.batches} "
-          f"--rounds {args.rounds} --workdir {args.workdir}")
+          f"--rounds {args.rounds} --server {args.server} --workdir {args.workdir}")
 
 
 if __name__ == "__main__":
