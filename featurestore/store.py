@@ -12,7 +12,7 @@ from __future__ import annotations
 import mmap
 import os
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -244,20 +244,34 @@ class SpectraReader:
         (``os.preadv``; one request on object storage) for each stretch of notes with nothing
         between them, else read as :meth:`batch` reads them.
         """
-        if not 0 <= start <= stop <= self.n:
-            raise IndexError(f"{self.path}: rows must lie in [0, {self.n}], got {start}:{stop}")
-        count = stop - start
         if out is None:
-            out = np.empty((count,) + self.shape, dtype=np.float16)
-        if not self.in_order or not count:
-            out[:] = self.batch(np.arange(start, stop), labels=False)
-            return out
-        offsets = self._offsets[start:stop]
-        # stretches of notes with nothing between them (HDF5's index nodes lie between some)
-        cuts = [0, *(np.flatnonzero(np.diff(offsets) != self.note_bytes) + 1), count]
-        flat = out.reshape(count, -1).view(np.uint8)
-        self._read_bytes([(int(offsets[a]), flat[a:b].reshape(-1))
-                          for a, b in zip(cuts[:-1], cuts[1:])])
+            out = np.empty((max(stop - start, 0),) + self.shape, dtype=np.float16)
+        return self.runs([(start, stop)], out)
+
+    def runs(self, spans: Sequence[Tuple[int, int]], out: np.ndarray) -> np.ndarray:
+        """The notes of several runs, ``[(start, stop), ...]``, one after another into
+        ``out`` (float16, ``(notes, frames, bins)``), as :meth:`rows` reads one: on object
+        storage, the requests of every run go together."""
+        parts, at = [], 0
+        flat = out.reshape(len(out), int(np.prod(self.shape))).view(np.uint8)
+        for start, stop in spans:
+            if not 0 <= start <= stop <= self.n:
+                raise IndexError(f"{self.path}: rows must lie in [0, {self.n}], got "
+                                 f"{start}:{stop}")
+            count = stop - start
+            if not self.in_order and count:
+                out[at:at + count] = self.batch(np.arange(start, stop), labels=False)
+            elif count:
+                offsets = self._offsets[start:stop]
+                # stretches with nothing between their notes (HDF5's index nodes lie between
+                # some)
+                cuts = [0, *(np.flatnonzero(np.diff(offsets) != self.note_bytes) + 1), count]
+                parts += [(int(offsets[a]), flat[at + a:at + b].reshape(-1))
+                          for a, b in zip(cuts[:-1], cuts[1:])]
+            at += count
+        if at != len(out):
+            raise ValueError(f"out holds {len(out)} notes, the runs {at}")
+        self._read_bytes(parts)
         return out
 
     def _read_bytes(self, parts):

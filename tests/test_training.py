@@ -366,9 +366,9 @@ def test_the_block_order_reads_runs_and_is_chosen_for_a_split_larger_than_memory
     data = StoreBatches(path, 8, shuffle=True, steps=6, seed=0, block_mib=0.5, buffer_mib=1.5)
     assert data.order == "block" and data.block == 2 and data.window == 3
     reads = []
-    rows = data.reader.rows
-    monkeypatch.setattr(data.reader, "rows",
-                        lambda a, b, out=None: reads.append((a, b)) or rows(a, b, out=out))
+    runs = data.reader.runs
+    monkeypatch.setattr(data.reader, "runs", lambda spans, out: reads.extend(spans) or
+                        runs(spans, out))
     for i in range(len(data)):
         x, y = data[i]
         notes = data._order.notes[i * 8:(i + 1) * 8]

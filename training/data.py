@@ -169,10 +169,8 @@ class StoreBatches(keras.utils.PyDataset):
         sizes = [min(int(s) + block, n) - int(s) for s in plan.blocks[w]]
 
         def fill(array):
-            at = 0
-            for s, size in zip(plan.blocks[w], sizes):
-                self.reader.rows(int(s), int(s) + size, out=array[at:at + size])
-                at += size
+            self.reader.runs([(int(s), int(s) + size) for s, size in zip(plan.blocks[w], sizes)],
+                             array)
             for s in plan.blocks[w + 1] if w + 1 < len(plan.blocks) else ():
                 self.reader.will_need(int(s), min(int(s) + block, n))
         return self._buffers.use(w, (sum(sizes),) + self.reader.shape, np.float16, fill)
