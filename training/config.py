@@ -125,7 +125,7 @@ class TrainConfig:
     deterministic: bool = False
     precision: str = "auto"
     loader: str = "auto"
-    block_mib: float = 8.0
+    block_mib: float = 2.0
     buffer_mib: float = 256.0
     workers: int = 2
     balance: bool = True
