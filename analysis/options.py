@@ -165,7 +165,8 @@ def _train(add_command):
     p.add_argument("--loader", choices=LOADERS,
                    help=f"how training batches are read: notes one by one (mmap, h5py), or runs "
                         f"of notes shuffled within a buffer (block); auto: block when the train "
-                        f"split is larger than half the memory (default {d.loader})")
+                        f"split is larger than half the memory or on object storage (default "
+                        f"{d.loader})")
     p.add_argument("--block-mib", type=float,
                    help=f"the block order's runs of consecutive notes, MiB (default "
                         f"{d.block_mib:g})")

@@ -307,11 +307,13 @@ RECIPES = {
     "weight-decay-1e-4": ({"weight_decay": 1e-4},
                           "the default with AdamW's weight decay 1e-4 instead of 0.05"),
     "block-order": ({"loader": "block"},
-                    "the default reading its train split in the block order (runs of 2 MiB "
+                    "the default reading its train split in the block order (runs of 0.5 MiB "
                     "shuffled in buffers of 256 MiB), as it does a split larger than half the "
                     "memory"),
+    "block-order-2mib": ({"loader": "block", "block_mib": 2.0},
+                         "the block order with runs of 2 MiB (8 STFT notes) instead of 0.5 (2)"),
     "block-order-8mib": ({"loader": "block", "block_mib": 8.0},
-                         "the block order with runs of 8 MiB (32 STFT notes) instead of 2"),
+                         "the block order with runs of 8 MiB (32 STFT notes) instead of 0.5 (2)"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},

@@ -40,7 +40,7 @@ train.h5``, method ``remote``), in one thread, each reader opened inside the tim
 - random batches of 64: ``SpectraReader.batch`` of ``--batches`` batches of 64 random indices,
   the same ones for both in a round (remote: one concurrent range request a note);
 - model-ready batches of 64, block order: ``StoreBatches(shuffle=True, loader='block',
-  steps=--batches, mixup_alpha=0.2)``, every batch (runs of notes, 2 MiB, one request for each
+  steps=--batches, mixup_alpha=0.2)``, every batch (runs of notes, 0.5 MiB, one request for each
   stretch with nothing between its notes). The block order reads a whole buffer of 256 MiB
   (about 1,000 notes) before its first batch comes out (on disk the kernel is asked for the
   next buffer ahead; over S3 nothing is), so fewer than about five buffers' worth of batches

@@ -116,15 +116,18 @@ def sequential_read(path: Path, seconds: float = 10.0) -> float:
     return done / 1e6 / (time.perf_counter() - start)
 
 
-def cold_batches(path: Path, batches: int, loader: str, threads: int = 2) -> float:
+def cold_batches(path: Path, batches: int, loader: str, block_mib: float = None,
+                 threads: int = 2) -> float:
     """Notes/s of balanced model-ready training batches of 64 (``StoreBatches``, mixup on)
-    read cold by ``threads`` threads, as ``timbremap train``'s two workers read them."""
+    read cold by ``threads`` threads, as ``timbremap train``'s two workers read them; the
+    block order's runs of ``block_mib`` (default: ``TrainConfig``'s)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from training.config import TrainConfig
     from training.data import StoreBatches
     drop_cached(path)
     data = StoreBatches(path, 64, shuffle=True, steps=batches, seed=0, mixup_alpha=0.2,
-                        loader=loader)
+                        loader=loader, block_mib=block_mib or TrainConfig().block_mib)
     start = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         for _ in pool.map(data.__getitem__, range(batches)):
@@ -156,6 +159,8 @@ def main():
                         help="cold batches of 64 timed for each loader (default: a training "
                              "epoch, 20,000 notes; the block order's first buffers cost more, "
                              "their memory being new)")
+    parser.add_argument("--block-mib", type=float, nargs="*", default=[2.0, 8.0],
+                        help="other runs of the block order timed besides the default's")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     from extract import make_root
@@ -170,8 +175,11 @@ def main():
         print(json.dumps({"n": n, **builds[n]}), flush=True)
     big = args.workdir / f"store{args.n}"
     disk = sequential_read(big / "train.h5")
-    batches = {loader: cold_batches(big / "train.h5", args.batches, loader)
-               for loader in ("mmap", "block")}
+    from training.config import TrainConfig
+    default_mib = TrainConfig().block_mib
+    batches = {"mmap": cold_batches(big / "train.h5", args.batches, "mmap")}
+    batches.update({mib: cold_batches(big / "train.h5", args.batches, "block", mib)
+                    for mib in sorted({default_mib, *args.block_mib})})
     epoch = cold_epoch(big, args.workdir / "model", args.n)
     small, large = builds[args.small], builds[args.n]
     per_note = large["bytes"] / large["notes"]
@@ -192,13 +200,15 @@ def main():
           f"({disk * 1e6 / per_note:,.0f} notes/s) |")
     print(f"| model-ready training batches of 64, balanced, notes one by one (`--loader mmap`), "
           f"2 threads | {batches['mmap']:,.0f} notes/s |")
-    print(f"| model-ready training batches of 64, balanced, block order (`--loader block`), "
-          f"2 threads | {batches['block']:,.0f} notes/s |")
+    for mib in sorted(m for m in batches if m != "mmap"):
+        print(f"| model-ready training batches of 64, balanced, block order (`--loader block "
+              f"--block-mib {mib:g}`{', the default' if mib == default_mib else ''}), 2 threads "
+              f"| {batches[mib]:,.0f} notes/s |")
     print(f"| one training epoch ({min(args.n, 20000):,} notes, with its validation), "
           f"`timbremap train` (`--loader auto`) | {epoch:,.0f} notes/s |")
     disk_notes = disk * 1e6 / per_note
-    print(f"\ncold model-ready batches: {batches['block']:,.0f} notes/s, "
-          f"{100 * batches['block'] / disk_notes:.0f} % of the disk's sequential rate "
+    print(f"\ncold model-ready batches: {batches[default_mib]:,.0f} notes/s, "
+          f"{100 * batches[default_mib] / disk_notes:.0f} % of the disk's sequential rate "
           f"(one by one: {batches['mmap']:,.0f} notes/s, "
           f"{100 * batches['mmap'] / disk_notes:.0f} %)")
     mel = 251 * 128 * 2
@@ -206,7 +216,8 @@ def main():
           f"{NSYNTH_TRAIN * per_note / 1e9:.1f} GB ({NSYNTH_TRAIN * mel / 1e9:.1f} GB as 128 "
           f"mel bands), built in {NSYNTH_TRAIN / large['rate'] / 60:.0f} minutes with --jobs 2")
     print(f"\nrerun: python benchmarks/scale.py --n {args.n} --small {args.small} "
-          f"--workdir {args.workdir} --batches {args.batches}")
+          f"--workdir {args.workdir} --batches {args.batches} --block-mib "
+          f"{' '.join(f'{m:g}' for m in args.block_mib)}")
 
 
 if __name__ == "__main__":

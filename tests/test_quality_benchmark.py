@@ -36,7 +36,7 @@ def test_the_block_order_counts_with_its_sizes():
     default = TrainConfig().to_dict()
     block = TrainConfig(**quality.RECIPES["block-order"][0]).to_dict()
     assert quality.config_differences(default, block) == [
-        "loader: 'one by one' != 'block'", "block_mib: None != 2.0", "buffer_mib: None != 256.0"]
+        "loader: 'one by one' != 'block'", "block_mib: None != 0.5", "buffer_mib: None != 256.0"]
     smaller = TrainConfig(loader="block", buffer_mib=64).to_dict()
     assert quality.config_differences(smaller, block) == ["buffer_mib: 64 != 256.0"]
 

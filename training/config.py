@@ -75,7 +75,8 @@ class TrainConfig:
         notes drawn one by one through a memory map (``'mmap'``) or h5py (``'h5py'``), or in
         the block order, runs of consecutive notes shuffled within a buffer (``'block'``: for
         a split larger than RAM, or on object storage); ``'auto'``: the block order when the
-        train split is larger than half the memory, else ``'mmap'`` (docs/scale.md).
+        train split is larger than half the memory or on object storage, else ``'mmap'``
+        (docs/scale.md).
     block_mib, buffer_mib : float
         The block order's runs of notes, and the buffer whose notes are shuffled together, in
         MiB.
@@ -125,7 +126,7 @@ class TrainConfig:
     deterministic: bool = False
     precision: str = "auto"
     loader: str = "auto"
-    block_mib: float = 2.0
+    block_mib: float = 0.5
     buffer_mib: float = 256.0
     workers: int = 2
     balance: bool = True

@@ -105,7 +105,7 @@ class StoreBatches(keras.utils.PyDataset):
 
     def __init__(self, path, batch_size: int, shuffle: bool = False, balance: bool = True,
                  steps: Optional[int] = None, mixup_alpha: float = 0.0, seed: int = 0,
-                 loader: str = "auto", block_mib: float = 2.0, buffer_mib: float = 256.0,
+                 loader: str = "auto", block_mib: float = 0.5, buffer_mib: float = 256.0,
                  multiple_of: int = 1, **kwargs):
         super().__init__(**kwargs)
         if loader not in ("auto", "mmap", "h5py", "block"):
