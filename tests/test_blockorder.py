@@ -114,3 +114,16 @@ def test_buffers_are_read_once_held_while_used_and_their_memory_reused():
     with buffers.use(0, (4, 3), np.float32, fill(0)) as again:  # a new epoch reads again
         assert (again == 0).all()
     assert fills == [0, 1, 2, 3, 0]
+
+
+def test_a_note_drawn_often_is_drawn_in_different_buffers():
+    # family 1's 40 notes are drawn about 12 times a pass each, in a pass of about 16 buffers:
+    # spread over them, not 12 times in one
+    labels = np.repeat([0, 1], [960, 40])
+    plan = block_plan(_balanced(labels), 4000, block=4, window=16,
+                      rng=np.random.default_rng(5))
+    for w in range(len(plan.blocks)):
+        _, counts = np.unique(plan.notes[plan.window == w], return_counts=True)
+        assert counts.max() <= 3
+    rare = np.isin(plan.notes, np.arange(960, 1000))
+    assert len(np.unique(plan.window[rare])) > 0.8 * len(plan.blocks)

@@ -5,10 +5,11 @@ Reading notes one by one at random costs one seek (or one request, on object sto
 reading runs of notes as they lie in the file costs one per run. WebDataset's shards and
 TFRecord's interleaved readers do the same: :func:`block_plan` draws an epoch as runs
 ("blocks") of ``block`` consecutive notes in random order, gathers ``window`` blocks into a
-buffer and shuffles the notes within it. Class balance is kept in expectation: each note of a
-block read is taken ``floor(r)`` or ``ceil(r)`` times, ``r`` being its sampling weight times the
-split's size (1 for every note when sampling is uniform, so an epoch of one pass then takes
-every note once).
+buffer and shuffles the notes within it. Class balance is kept in expectation, and a note drawn
+more than once a pass is drawn in different buffers: with ``r`` a note's sampling weight times
+the split's size (its expected takes a pass), a block is read ``floor(m)`` or ``ceil(m)`` times a
+pass, ``m`` its notes' largest ``r``, and each read takes each of its notes with probability
+``r / m`` (when sampling is uniform every ``r`` is 1, so a pass takes every note once).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class BlockPlan:
         The note's row within its buffer.
     blocks : list of np.ndarray, int64
         For each buffer, the first note of each of its blocks, in file order (the order they
-        are read in).
+        are read in; a block read twice in one buffer is there twice).
     block : int
         Notes a block (the last block of the split may be shorter).
     """
@@ -77,23 +78,25 @@ def block_plan(weights: np.ndarray, total: int, *, block: int, window: int,
                          f"{n} notes, total={total}, block={block}, window={window}")
     expected = np.asarray(weights, dtype=np.float64) * n  # takes per note and pass (mean 1)
     starts = np.arange(0, n, block)
+    sizes = np.minimum(starts + block, n) - starts
+    most = np.maximum.reduceat(expected, starts)  # each block's largest expected take
     notes, windows, slots, buffers = [], [], [], []
     drawn = 0
-    while drawn < total:  # passes over every block, each in a new random order
-        order = rng.permutation(len(starts))
-        for first in range(0, len(order), window):
-            chosen = np.sort(starts[order[first:first + window]])
-            members = np.concatenate([np.arange(s, min(s + block, n)) for s in chosen])
-            r = expected[members]
-            takes = np.floor(r).astype(np.int64) + (rng.random(len(r)) < r - np.floor(r))
-            slot = np.repeat(np.arange(len(members)), takes)
+    while drawn < total:  # passes: each block read about `most` times, in a new random order
+        reads = np.floor(most).astype(np.int64) + (rng.random(len(most)) < most % 1)
+        visits = rng.permutation(np.repeat(np.arange(len(starts)), reads))
+        for first in range(0, len(visits), window):
+            chosen = np.sort(visits[first:first + window])  # in file order
+            members = np.concatenate([np.arange(starts[b], starts[b] + sizes[b])
+                                      for b in chosen])
+            odds = expected[members] / np.repeat(most[chosen], sizes[chosen])
+            slot = rng.permutation(np.flatnonzero(rng.random(len(members)) < odds))
             if not len(slot):
                 continue
-            slot = rng.permutation(slot)
             notes.append(members[slot])
             slots.append(slot)
             windows.append(np.full(len(slot), len(buffers)))
-            buffers.append(chosen)
+            buffers.append(starts[chosen])
             drawn += len(slot)
             if drawn >= total:
                 break
