@@ -117,10 +117,10 @@ def test_buffers_are_read_once_held_while_used_and_their_memory_reused():
 
 
 def test_a_note_drawn_often_is_drawn_in_different_buffers():
-    # family 1's 40 notes are drawn about 12 times a pass each, in a pass of about 16 buffers:
+    # family 1's 40 notes are drawn about 12 times a pass each, in a pass of about 62 buffers:
     # spread over them, not 12 times in one
     labels = np.repeat([0, 1], [960, 40])
-    plan = block_plan(_balanced(labels), 4000, block=4, window=16,
+    plan = block_plan(_balanced(labels), 4000, block=4, window=4,
                       rng=np.random.default_rng(5))
     for w in range(len(plan.blocks)):
         _, counts = np.unique(plan.notes[plan.window == w], return_counts=True)
