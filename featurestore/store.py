@@ -252,6 +252,9 @@ class SpectraReader:
         """The notes of several runs, ``[(start, stop), ...]``, one after another into
         ``out`` (float16, ``(notes, frames, bins)``), as :meth:`rows` reads one: on object
         storage, the requests of every run go together."""
+        if not out.flags.c_contiguous or out.dtype != np.float16:
+            raise ValueError("out must be a C-contiguous float16 array (the runs are read into "
+                             "its memory)")
         parts, at = [], 0
         flat = out.reshape(len(out), int(np.prod(self.shape))).view(np.uint8)
         for start, stop in spans:

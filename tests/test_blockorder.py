@@ -80,6 +80,11 @@ def test_rows_are_one_read_equal_to_the_notes(tone_store):
         reader.will_need(0, len(reader))  # a hint: nothing to see but that it is accepted
         with pytest.raises(IndexError, match=r"rows must lie in \[0, 22\], got 20:23"):
             reader.rows(20, 23)
+        both = np.empty((5,) + reader.shape, np.float16)
+        reader.runs([(3, 5), (10, 13)], both)
+        np.testing.assert_array_equal(both, reader.batch([3, 4, 10, 11, 12])[0])
+        with pytest.raises(ValueError, match="C-contiguous float16"):
+            reader.runs([(0, 2)], np.empty((4,) + reader.shape, np.float16)[::2])
     with SpectraReader(tone_store / "train.h5", method="h5py") as reader:
         assert not reader.in_order  # read note by note
         with SpectraReader(tone_store / "train.h5") as mapped:
