@@ -376,6 +376,13 @@ def test_the_block_order_reads_runs_and_is_chosen_for_a_split_larger_than_memory
         np.testing.assert_array_equal(y.argmax(axis=1), data.reader.labels[notes])
     assert all(b - a == 2 for a, b in reads)  # whole runs, each buffer read once
     assert len(reads) == sum(len(blocks) for blocks in data._order.blocks)
+    # a reader thread still on the last epoch's plan fills no buffer of this epoch's
+    last = data._order
+    data.set_epoch(1)
+    with data._buffer(last, 0):
+        pass
+    x, _ = data[0]
+    np.testing.assert_array_equal(x, data.reader.batch(data._order.notes[:8])[0])
     data.close()
     # balance off, an epoch of one pass: every note once
     data = StoreBatches(path, 11, shuffle=True, balance=False, loader="block", seed=1)

@@ -121,6 +121,7 @@ def memory_for_cache() -> int:
 @dataclass
 class _Buffer:
     lock: threading.Lock
+    owner: object = None  # what the key names, kept alive while the buffer is held
     base: Optional[np.ndarray] = None  # the memory, reused by a later buffer
     array: Optional[np.ndarray] = None  # the notes, once read
     users: int = 0
@@ -129,8 +130,8 @@ class _Buffer:
 
 class Buffers:
     """The block order's buffers, each read once (by whichever thread asks first), at most
-    ``kept`` of them held, their memory reused by the next ones (fresh memory costs the
-    kernel a page fault a page).
+    ``kept`` of them held (the ones asked for last), their memory reused by the next ones
+    (fresh memory costs the kernel a page fault a page).
 
     Parameters
     ----------
@@ -145,17 +146,17 @@ class Buffers:
         self._spare: List[np.ndarray] = []
 
     @contextlib.contextmanager
-    def use(self, key: int, shape: tuple, dtype, fill: Callable[[np.ndarray], None]
-            ) -> Iterator[np.ndarray]:
-        """Buffer ``key`` of ``shape``, filled by ``fill(array)`` the first time it is asked
-        for; held (not reused) until the ``with`` block ends."""
+    def use(self, key, shape: tuple, dtype, fill: Callable[[np.ndarray], None], *,
+            owner: object = None) -> Iterator[np.ndarray]:
+        """Buffer ``key`` (any hashable) of ``shape``, filled by ``fill(array)`` the first time
+        it is asked for; held (not reused) until the ``with`` block ends. ``owner`` is kept
+        alive as long as the buffer (for a key made of its ``id``)."""
         with self._lock:
             entry = self._held.get(key)
             if entry is None:
-                entry = self._held[key] = _Buffer(threading.Lock())
-                for old in sorted(k for k in self._held if k != key)[:len(self._held) -
-                                                                     self.kept]:
-                    self._drop(self._held.pop(old))
+                entry = self._held[key] = _Buffer(threading.Lock(), owner)
+                for old in [k for k in self._held if k != key][:len(self._held) - self.kept]:
+                    self._drop(self._held.pop(old))  # the oldest asked for
             entry.users += 1
         try:
             with entry.lock:

@@ -173,7 +173,10 @@ class StoreBatches(keras.utils.PyDataset):
                              array)
             for s in plan.blocks[w + 1] if w + 1 < len(plan.blocks) else ():
                 self.reader.will_need(int(s), min(int(s) + block, n))
-        return self._buffers.use(w, (sum(sizes),) + self.reader.shape, np.float16, fill)
+        # keyed by the plan too: a thread still reading the last epoch's plan never fills a
+        # buffer of this epoch's
+        return self._buffers.use((id(plan), w), (sum(sizes),) + self.reader.shape, np.float16,
+                                 fill, owner=plan)
 
     def __len__(self):
         return self.steps if self.shuffle else math.ceil(len(self.reader) / self.batch_size)
