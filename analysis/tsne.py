@@ -216,7 +216,10 @@ def fitted_map(f: h5py.File, n_jobs: int = 2):
     The affinities are computed again from the points the map was made of, with the
     parameters in ``/tsne``'s attrs (the same exact or seeded Annoy neighbours), and the map's
     coordinates are ``/tsne``: what ``transform`` then does equals what the fitted object
-    would do, within float32 rounding.
+    would do, within float32 rounding. New points are placed with a sixth of the map's
+    perplexity (at least 1, at most openTSNE's 5): openTSNE's default for them is a sixth of
+    its fits', and on a small map a larger one spreads a note's affinities over notes far from
+    it and places it between them.
 
     Returns
     -------
@@ -251,9 +254,9 @@ def fitted_map(f: h5py.File, n_jobs: int = 2):
         project = _pca_projection(f)
         with SpectraReader(path) as reader:
             points = np.concatenate([project(x) for x in reader.iter_batches(256)])
-    seed = int(attrs["seed"])
+    seed, perplexity = int(attrs["seed"]), float(attrs["perplexity"])
     affinities = openTSNE.affinity.MultiscaleMixture(
-        points, float(attrs["perplexity"]), method=str(attrs["neighbors"]), n_jobs=n_jobs,
+        points, perplexity, method=str(attrs["neighbors"]), n_jobs=n_jobs,
         random_state=seed)
     coords = f[schema.TSNE][:].astype(np.float64)
     embedding = openTSNE.TSNEEmbedding(coords, affinities, random_state=seed,
@@ -263,7 +266,11 @@ def fitted_map(f: h5py.File, n_jobs: int = 2):
 
     def to_map(spectra: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
         new = embeddings if source == schema.EMBEDDINGS else project(spectra)
-        return np.asarray(embedding.transform(np.asarray(new, np.float32))) + centre
+        # openTSNE places new points with a sixth of its fits' perplexity (5 against 30): a
+        # sixth of this map's, at most 5, at least 1
+        new_perplexity = min(5.0, max(1.0, perplexity / 6))
+        return np.asarray(embedding.transform(np.asarray(new, np.float32),
+                                              perplexity=new_perplexity)) + centre
     return to_map
 
 
