@@ -26,6 +26,9 @@ __all__ = ["embed_store", "embedding_model"]
 
 log = logging.getLogger(__name__)
 
+#: What ``embed --into`` copies beside the results, to name each note.
+APART_NOTES = (schema.NAMES, schema.LABELS, schema.INSTRUMENT)
+
 
 def embedding_model(trained: TrainedModel):
     """A Keras model mapping spectra to ``(embedding, probabilities)``."""
@@ -113,9 +116,12 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
                               f"gives embeddings that are not finite")
                 bar.update(len(x))
             bar.close()
+            notes = ({name: reader.field(name) for name in APART_NOTES}
+                     if into is not None else None)
         shapes[split] = (n, dim)
         if into is not None:
-            _write_apart(Path(into), store, split, (n, dim), embeddings, probabilities, attrs)
+            _write_apart(Path(into), store, split, (n, dim), embeddings, probabilities, attrs,
+                         notes)
             continue
         nbytes = sum(block.nbytes for block in embeddings + probabilities)
         with results_file(store, split, nbytes) as f:
@@ -133,17 +139,17 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
 
 
 def _write_apart(into: Path, store, split: str, shape: tuple, embeddings, probabilities,
-                 attrs: dict):
-    """``INTO/SPLIT.h5``: a split's results, ``shape`` ``(N, D)``, with what names its notes."""
+                 attrs: dict, notes: dict):
+    """``INTO/SPLIT.h5``: a split's results, ``shape`` ``(N, D)``, with ``notes``, the
+    datasets that name its notes (:data:`APART_NOTES`)."""
     import h5py
     into.mkdir(parents=True, exist_ok=True)
     path = into / f"{split}.h5"
-    with SpectraReader(split_path(store, split)) as reader, replaced(path, ".h5") as tmp, \
-            h5py.File(tmp, "w") as f:
+    with replaced(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"store": store_id(store), "split": split})
         write_result(f, schema.EMBEDDINGS, shape=shape, blocks=embeddings, attrs=attrs)
         write_result(f, schema.PROBABILITIES, shape=(shape[0], len(FAMILIES)),
                      blocks=probabilities, attrs={**attrs, "layer": "family"})
-        for name in (schema.NAMES, schema.LABELS, schema.INSTRUMENT):
-            f.create_dataset(name, data=reader.field(name))
+        for name, values in notes.items():
+            f.create_dataset(name, data=values)
     log.info("%s: embeddings %s written", path, shape)

@@ -96,9 +96,7 @@ class SplitDataset:
         reader, f = self._open()
         values = []
         for name in self.fields:
-            if name == SPECTRA and len(rows) > 1 and (np.diff(rows) == 1).all():
-                value = reader.rows(int(rows[0]), int(rows[-1]) + 1)  # a run: one read
-            elif name == SPECTRA:
+            if name == SPECTRA:
                 value = reader.batch(rows, labels=False)
             else:
                 value = _read_rows(f[name], rows)

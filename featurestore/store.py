@@ -201,19 +201,19 @@ class SpectraReader:
                                     buffer=self._mm, offset=int(offsets[0]))
         self.method = "mmap"
 
-    def _check(self, idx: np.ndarray):
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
-            raise IndexError(f"{self.path}: indices must be in [0, {self.n}), "
-                             f"got {idx.min()}..{idx.max()}")
-
     def batch(self, indices: Sequence[int], labels: bool = True):
-        """Spectra (float16, ``(len(indices), frames, bins)``) in the order of ``indices``.
+        """Spectra (float16, ``(len(indices), frames, bins)``) in the order of ``indices``;
+        consecutive indices of notes that lie in order are one read (:meth:`rows`).
 
         Returns ``(x, y)`` when ``labels`` is true, else ``x``.
         """
         idx = np.asarray(indices, dtype=np.int64)
-        self._check(idx)
-        if self._rows is not None:
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError(f"{self.path}: indices must be in [0, {self.n}), "
+                             f"got {idx.min()}..{idx.max()}")
+        if self.in_order and len(idx) > 1 and (np.diff(idx) == 1).all():
+            x = self.rows(int(idx[0]), int(idx[-1]) + 1)
+        elif self._rows is not None:
             x = self._rows[idx]
         elif self.method == "remote":
             unique, inverse = np.unique(idx, return_inverse=True)

@@ -147,11 +147,8 @@ class StoreBatches(keras.utils.PyDataset):
     def _read(self, index: int):
         """Spectra and labels of batch ``index``."""
         part = np.s_[index * self.batch_size:(index + 1) * self.batch_size]
-        if self.order == "random":
-            idx = self._order[part]
-            if not self.shuffle and len(idx):  # in order: a run
-                return self.reader.rows(int(idx[0]), int(idx[-1]) + 1), self.reader.labels[idx]
-            return self.reader.batch(idx)
+        if self.order == "random":  # in order (shuffle=False), a run: one read
+            return self.reader.batch(self._order[part])
         plan = self._order
         idx, windows, slots = plan.notes[part], plan.window[part], plan.slot[part]
         x = np.empty((len(idx),) + self.reader.shape, dtype=np.float16)

@@ -185,8 +185,7 @@ def _batches(store: Path, config: TrainConfig, n_train: int):
                               seed=config.seed, loader=config.loader, block_mib=config.block_mib,
                               buffer_mib=config.buffer_mib, workers=config.workers,
                               max_queue_size=2 * config.workers)
-    valid_loader = "h5py" if config.loader == "h5py" else "mmap"  # read once, in order
-    return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=valid_loader,
+    return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=config.loader,
                                     mixup_alpha=config.mixup(), multiple_of=devices)
 
 
