@@ -77,7 +77,7 @@ __all__ = ["SPECTRA", "LABELS", "NAMES", "PITCH", "VELOCITY", "INSTRUMENT", "INS
            "PROBABILITIES", "TSNE", "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1",
            "create_spectra", "write_notes", "write_stats", "write_problems", "write_provenance",
            "clear_metadata", "check_split", "read_params", "read_stats", "read_stats_count",
-           "read_audio_paths", "read_problems", "datasets"]
+           "read_audio_paths", "read_problems", "read_label_names", "datasets"]
 
 # datasets written by the build
 SPECTRA = "spectra"
@@ -240,6 +240,15 @@ def read_audio_paths(f: h5py.File) -> List[Path]:
     else:
         roots, folder = [Path(str(f.attrs.get("source_root", ".")))], np.zeros(len(names), int)
     return [roots[k] / split / "audio" / f"{name}.wav" for k, name in zip(folder, names)]
+
+
+def read_label_names(f: h5py.File) -> Tuple[str, ...]:
+    """The store's label set: ``names[label]`` is the class of a note whose ``/labels`` value
+    is ``label`` (a store built before stores owned their label set: NSynth's families)."""
+    names = f[LABELS].attrs.get(LIST_NAMES) if LABELS in f else None
+    if names is None:
+        return tuple(FAMILIES)
+    return tuple(n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names)
 
 
 def read_problems(f: h5py.File) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]:

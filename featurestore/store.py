@@ -20,7 +20,7 @@ import numpy as np
 import featurestore.remote as remote
 from .errors import StoreError
 from .nsynth import SPLITS
-from .schema import LABELS, SPECTRA, check_split, read_params, read_stats
+from .schema import LABELS, SPECTRA, check_split, read_label_names, read_params, read_stats
 
 __all__ = ["SpectraReader", "split_path", "store_id", "store_name", "open_split", "read_params",
            "read_stats", "store_splits", "StoreError", "held_by_another", "chunk_offsets"]
@@ -157,6 +157,8 @@ class SpectraReader:
         ``(frames, bins)`` of one note.
     labels : np.ndarray, int32
         All labels (small: 4 bytes a note).
+    label_names : tuple of str
+        The store's label set: ``label_names[labels[i]]`` is note ``i``'s class.
     method : str
         The method in use after any fallback: ``'mmap'``, ``'h5py'`` or ``'remote'``.
     note_bytes : int
@@ -181,6 +183,7 @@ class SpectraReader:
         self.n = int(self._ds.shape[0])
         self.shape = tuple(self._ds.shape[1:])
         self.labels = self._file[LABELS][:].astype(np.int32)
+        self.label_names = read_label_names(self._file)
         self._rows = self._offsets = self._mm = None
         self.method = "h5py"
         self.note_bytes = int(np.prod(self.shape)) * 2
