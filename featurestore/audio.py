@@ -157,15 +157,16 @@ def _check_format(path: Path, sample_rate: int, channels: int):
                                f"{MAX_CHANNELS})")
 
 
-def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None) -> _Decoded:
-    """The first :func:`frames_needed` frames of ``path``, checked (see the module's steps 2 to
-    4). 16-bit samples go into ``out``, a float32 ``(frames, channels)`` array, when its shape
-    fits."""
+def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
+          offset: float = 0.0) -> _Decoded:
+    """The :func:`frames_needed` frames of ``path`` from ``offset`` seconds on, checked (see the
+    module's steps 2 to 4). 16-bit samples go into ``out``, a float32 ``(frames, channels)``
+    array, when its shape fits."""
     from .fastpaths import read_pcm16  # here: importing it imports numba
 
-    def needed(sample_rate: int, channels: int) -> int:
+    def needed(sample_rate: int, channels: int) -> Tuple[int, int]:
         _check_format(path, sample_rate, channels)
-        return frames_needed(sample_rate, params)
+        return round(offset * sample_rate), frames_needed(sample_rate, params)
 
     fast = read_pcm16(path, needed)
     if fast is not None:
@@ -179,7 +180,7 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None) -
     except _DECODE_ERRORS as sf_error:  # libsndfile cannot open or decode it
         sf_reason = _reason(sf_error)
     _check_complete(path, 0, sf_reason)
-    return _read_other(path, params, sf_reason)
+    return _read_other(path, params, sf_reason, offset)
 
 
 def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
@@ -188,11 +189,14 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
     opening or decoding the file's first block raises."""
     with sf.SoundFile(str(path)) as fh:
         sr, channels, frames = fh.samplerate, fh.channels, fh.frames
-        want = needed(sr, channels)
+        start, want = needed(sr, channels)
         known = 0 <= frames < _UNKNOWN_LENGTH
         pcm16 = fh.subtype == "PCM_16"
         dtype = "int16" if pcm16 else "float32"
-        mono = np.empty((min(want, frames) if known else want, 1), dtype=np.float32)
+        if start and (not known or start < frames):
+            fh.seek(start)
+        mono = np.empty((max(0, min(want, frames - start)) if known else want, 1),
+                        dtype=np.float32)
         step = max(1, _BLOCK_SAMPLES // channels)
         filled, peak, error = 0, 0.0, None
         while filled < len(mono):
@@ -219,7 +223,7 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
             if time.monotonic() > deadline:
                 raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for "
                                        f"{filled} frames; given up")
-        if error is None and known and filled < frames:  # stopped at the clip's end
+        if error is None and known and start + filled < frames:  # stopped at the clip's end
             try:  # the last frame: a FLAC cut short fails here
                 fh.seek(frames - 1)
                 fh.read(1, dtype=dtype)
@@ -235,7 +239,7 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
         raise AudioError(path, f"damaged: decoding stopped after {decoded} frames "
                                f"({_reason(error)})")
     if filled < len(mono):  # the file ended before the clip: that is all it holds
-        frames, known = filled, True
+        frames, known = start + filled, True
     if known:
         _check_complete(path, frames)
     return _Decoded(mono[:filled], sr, channels, frames if known else None,
@@ -258,16 +262,17 @@ def _decodable_frames(path: Path, limit: int) -> int:
     return frames
 
 
-def _read_other(path: Path, params: FeatureParams, sf_reason: str) -> _Decoded:
+def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float) -> _Decoded:
     """:func:`_read` through librosa's audioread loader, for formats libsndfile does not know
-    (e.g. m4a through ffmpeg): only the clip's duration and its margin are decoded."""
+    (e.g. m4a through ffmpeg): only the clip's duration and its margin from ``offset`` are
+    decoded."""
     try:
         import librosa  # imported lazily: only needed for rare formats
         with warnings.catch_warnings():  # its "PySoundFile failed" notes are ours to report
             warnings.simplefilter("ignore")
             data, sr = librosa.load(str(path), sr=None, mono=False, dtype=np.float32,
-                                    duration=params.n_samples / params.sample_rate
-                                    + _MARGIN_SECONDS)
+                                    offset=offset, duration=params.n_samples
+                                    / params.sample_rate + _MARGIN_SECONDS)
     except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
         raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
     data, sr = np.atleast_2d(data).T, int(sr)
@@ -280,7 +285,7 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str) -> _Decoded:
     if channels > 1:
         data = data.mean(axis=1, dtype=np.float32, keepdims=True)
     whole = len(data) < frames_needed(sr, params)  # it ended before the duration asked for
-    return _Decoded(data, sr, channels, len(data) if whole else None, peak)
+    return _Decoded(data, sr, channels, round(offset * sr) + len(data) if whole else None, peak)
 
 
 def _check_peak(path: Path, peak: float):
@@ -301,8 +306,8 @@ def _check_complete(path: Path, frames: int, error: Optional[str] = None):
     raise AudioError(path, f"truncated: its header declares {declared} frames, {found}")
 
 
-def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None
-               ) -> Tuple[np.ndarray, List[str]]:
+def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
+               offset: float = 0.0, window: bool = False) -> Tuple[np.ndarray, List[str]]:
     """Read one audio file as a mono float32 waveform of exactly ``params.n_samples`` samples.
 
     Only the part of the file that makes the clip is decoded (see :func:`frames_needed`), so
@@ -316,6 +321,12 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None
         Gives the target ``sample_rate`` and ``n_samples``.
     out : np.ndarray, float32, shape ``(params.n_samples,)``, optional
         Where to put the waveform (returned as ``y``), e.g. a buffer reused from file to file.
+    offset : float
+        Where the clip starts in the file, in seconds (a window of a long recording); what
+        comes before it is skipped, not decoded.
+    window : bool
+        The clip is one of a recording's windows: the file going on after it is no trimming
+        (not listed as an adjustment).
 
     Returns
     -------
@@ -331,15 +342,21 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None
     AudioError
         The file is missing, not a regular file, cannot be decoded, is truncated, is empty,
         declares an implausible sample rate or channel count, holds NaN/inf samples or samples
-        far above full scale, takes longer than :data:`READ_SECONDS` to read, or is silent.
+        far above full scale, takes longer than :data:`READ_SECONDS` to read, is silent, or
+        ends before ``offset``.
     """
     path = Path(path)
     if out is not None and (out.shape != (params.n_samples,) or out.dtype != np.float32):
         raise ValueError(f"out must be float32 of shape ({params.n_samples},), "
                          f"got {out.dtype} {out.shape}")
+    if not (math.isfinite(offset) and offset >= 0):
+        raise ValueError(f"offset must be a finite number of seconds >= 0, got {offset!r}")
     _check_file(path)
-    got = _read(path, params, None if out is None else out[:, np.newaxis])
+    got = _read(path, params, None if out is None else out[:, np.newaxis], offset)
     if got.data.size == 0:
+        if offset and got.frames is not None:
+            raise AudioError(path, f"ends at {_duration(got.frames, got.sample_rate)}, before "
+                                   f"the clip's offset {offset:.3f} s")
         raise AudioError(path, "holds no samples")
     adjustments = []
     if got.peak is not None and got.peak > 1:
@@ -354,8 +371,11 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None
         y = soxr.resample(y, sr, params.sample_rate, quality="HQ").astype(np.float32, copy=False)
     length = _duration(round(got.frames * params.sample_rate / sr), params.sample_rate) \
         if got.frames is not None else None
-    trimmed = len(y) > n or (got.frames is not None and got.frames > len(got.data))
-    if trimmed:
+    start = round(offset * sr)
+    trimmed = len(y) > n or (got.frames is not None and got.frames > start + len(got.data))
+    if trimmed and window:
+        y = y[:n]
+    elif trimmed:
         adjustments.append(f"trimmed {length} -> {_duration(n, params.sample_rate)}"
                            if length else f"trimmed to {_duration(n, params.sample_rate)} "
                                           f"(the rest not read)")
@@ -366,7 +386,8 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None
         y = np.pad(y, (0, n - len(y)))
     if not y.any():
         raise AudioError(path, "silent: every sample is 0" + (
-            f" in the {_duration(n, params.sample_rate)} used" if trimmed else ""))
+            f" in the {_duration(n, params.sample_rate)} used" if trimmed else "") + (
+            f" from {offset:.3f} s" if offset else ""))
     if out is None:
         return np.ascontiguousarray(y, dtype=np.float32), adjustments
     if not np.may_share_memory(y, out):  # adjusted, or not 16-bit

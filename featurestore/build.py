@@ -1,7 +1,8 @@
-"""The build: one or more NSynth-layout folders -> one HDF5 file per split.
+"""The build: labelled audio in one of :mod:`featurestore.layouts`' layouts (one or more NSynth
+or class folders, or manifests) -> one HDF5 file per split.
 
-:func:`build_store` checks the folders, merges each split's notes from every folder that has
-it (a note name two folders share is refused, naming both), locks the store (one build at a
+:func:`build_store` reads the inputs, merges each split's notes from every input that has it
+(a note name two inputs share is refused, naming both), locks the store (one build at a
 time), and builds each
 split with the workers of :mod:`featurestore.workers` feeding the single writer of
 :mod:`featurestore.splitfile` (written as ``SPLIT.h5.partial`` with a journal, resumable,
@@ -24,7 +25,8 @@ from tqdm.auto import tqdm
 
 from . import schema, splitfile, workers
 from .errors import BuildError, StoreError
-from .splitfolder import Notes, check_roots, found_splits, read_splits, split_folders
+from .layouts import InputOptions, Inputs, read_inputs
+from .splitfolder import Notes
 from .params import FeatureParams
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
                         inputs_digest, note_writer)
@@ -74,6 +76,8 @@ class _Split:
     notes: Notes     # in the store's order
     problems: list   # [(name, reason)] found before reading audio
     train_stats: Optional[Summary]
+    labels: Tuple[str, ...]  # the store's label set
+    attrs: dict              # how the inputs were read (root attrs)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class _Workers:
     progress: bool
     ring: Optional[str]  # where local workers' Ring is: 'memory' (threads), 'file' (loky)
     dask: bool           # workers of a dask cluster (their results bounded by on_dask)
+    windowed: bool       # notes are windows of longer recordings
 
 
 def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
@@ -141,8 +146,9 @@ def _build_split(split: _Split, params: FeatureParams,
         write_note = note_writer(f[schema.SPECTRA])
         if ring is not None:
             consumed, slots = ring.open()
-        calls = (delayed(workers.extract)([(i, str(notes.path(i))) for i in range(first, end)],
-                                          params, ring, number)
+        calls = (delayed(workers.extract)([(i, str(notes.path(i)), float(notes.offset[i]))
+                                           for i in range(first, end)],
+                                          params, ring, number, run.windowed)
                  for number, (first, end) in enumerate(bounds))
         if run.dask:
             results = workers.on_dask(calls)
@@ -184,7 +190,7 @@ def _build_split(split: _Split, params: FeatureParams,
                              f"every note's features were; nothing was finished (a bug: please "
                              f"report it)")
         skipped = finalize(f, split.name, split.roots, notes, state, split.problems, summary,
-                           stats_split)
+                           stats_split, label_names=split.labels, attrs=split.attrs)
     os.replace(partial, path)
     journal.unlink()
     seconds = time.perf_counter() - start
@@ -232,22 +238,28 @@ def _locked(out: Path):
             os.close(fd)
 
 
-def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: int = 2,
-                backend: str = "auto", batch_size: int = 32, overwrite: bool = False,
+def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
+                inputs: InputOptions = InputOptions(), jobs: int = 2, backend: str = "auto",
+                batch_size: int = 32, overwrite: bool = False,
                 splits: Optional[Sequence[str]] = None, progress: bool = True
                 ) -> List[SplitReport]:
-    """Build ``OUT/SPLIT.h5`` for every split of one or more NSynth-layout folders.
+    """Build ``OUT/SPLIT.h5`` for every split of labelled audio.
 
     Parameters
     ----------
     roots : str or pathlib.Path, or a sequence of them
-        Folders (NOTES) with ``train/``, ``valid/`` and/or ``test/``, each holding
-        ``examples.json`` and ``audio/*.wav``. Each split of the store holds the notes of that
-        split of every folder, sorted by name; ``/source_folder`` records each note's folder.
+        The inputs, of one layout (:mod:`featurestore.layouts`): NSynth-layout folders (NOTES:
+        ``train/``, ``valid/`` and/or ``test/``, each holding ``examples.json`` and
+        ``audio/*.wav``), class folders (``ROOT/[SPLIT/]LABEL/FILE``), or manifest CSV files.
+        Each split of the store holds the notes of that split of every input, sorted by name;
+        ``/source_folder`` records each note's folder.
     out : str or pathlib.Path
         The store folder (created if needed).
     params : FeatureParams
         The features to compute (recorded in every file's attrs).
+    inputs : InputOptions
+        How the inputs are read: layout, groups, drawn splits, windows (recorded in every
+        file's attrs).
     jobs : int
         Worker threads or processes or, for dask, local-cluster workers when no client exists.
     backend : {'auto', 'loky', 'dask', 'threading'}
@@ -258,7 +270,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: in
     overwrite : bool
         Rebuild splits whose finished file exists; otherwise those are kept as they are.
     splits : sequence of str, optional
-        Only these splits (default: every split found in any of ``roots``).
+        Only these splits (default: every split the inputs have).
     progress : bool
         Show a tqdm bar per split.
 
@@ -270,24 +282,26 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: in
     Raises
     ------
     BuildError
-        A missing folder, a folder without splits or given twice, a note name two folders
-        share, an unwritable ``out``, or a kept split built with other feature parameters.
+        A missing input, a folder without notes, an input given twice, a note name two inputs
+        share, an unwritable ``out``, or a kept split built with other feature parameters or
+        another label set.
     """
-    roots = check_roots(roots)
     out = Path(out)
     if not isinstance(jobs, int) or jobs < 1:
         raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
     backend = resolve_backend(backend, jobs)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
-    found = found_splits(roots)
+    read = read_inputs(roots, inputs, clip_seconds=params.n_samples / params.sample_rate)
+    found = list(read.splits)
     if splits is not None:
         missing = [s for s in splits if s not in found]
         if missing:
-            raise BuildError(f"{', '.join(map(str, roots))}: no split {', '.join(missing)} "
+            raise BuildError(f"{', '.join(map(str, read.roots))}: no split {', '.join(missing)} "
                              f"(found {', '.join(found)})")
         found = [s for s in found if s in splits]
     _check_writable(out)
+    attrs = inputs.to_attrs(read.layout)
 
     reports, train_stats = [], None
     # threads, and loky processes sharing this machine's files, hand features over in a Ring
@@ -296,44 +310,26 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: in
         ring = "memory"
     elif jobs > 1 and backend == "loky" and os.name == "posix":
         ring = "file"
-    run = _Workers(jobs, batch_size, progress, ring, backend == "dask")
+    run = _Workers(jobs, batch_size, progress, ring, backend == "dask",
+                   inputs.windows is not None)
     with _locked(out), parallel_backend(backend, jobs):
-        # every split to build is read first: a name two folders share stops the build
-        # before any split is written
-        to_read = {split: read_splits(roots, split) for split in found
-                   if overwrite or not split_path(out, split).is_file()}
         for split in found:
             path = split_path(out, split)
-            if split not in to_read:
-                try:
-                    with h5py.File(path, "r") as f:
-                        differences = schema.read_params(f).differences(params)
-                except OSError as err:
-                    if held_by_another(err):
-                        raise BuildError(f"{path}: open in another program; close it there "
-                                         f"and try again") from None
-                    raise BuildError(f"{path}: exists and is not a timbremap split file; move "
-                                     f"it away or use --overwrite") from None
-                except ValueError as err:  # StoreError, or parameters FeatureParams refuses
-                    raise BuildError(f"{path}: exists, but its feature parameters cannot be "
-                                     f"read ({err}); use --overwrite to rebuild it") from None
-                if differences:
-                    raise BuildError(f"{path}: exists and was built with other feature parameters "
-                                     f"({'; '.join(differences)}); use --overwrite to rebuild")
-                reports.append(_kept(split, path, roots))
+            if not overwrite and path.is_file():
+                reports.append(_kept(split, path, read, params))
                 continue
             if split != "train" and train_stats is None:
                 train_stats = _existing_train_stats(out, params)
-            notes, problems = to_read.pop(split)
-            where = split_folders(roots, split)
+            notes, problems = read.splits[split]
+            where = read.where(split)
             if split == "train" and not notes:
                 first = f"; first: {problems[0][0]}: {problems[0][1]}" if problems else ""
                 raise BuildError(f"{where}: no usable notes in the train split "
                                  f"({len(problems)} problems{first})")
             try:
                 report, stats = _build_split(_Split(
-                    split, roots, path, notes, problems,
-                    train_stats if split != "train" else None), params, run)
+                    split, read.roots, path, notes, problems,
+                    train_stats if split != "train" else None, read.labels, attrs), params, run)
             except OSError as err:  # a full disk, most likely; the journal keeps what was done
                 raise BuildError(f"{path}: cannot be written ({err.strerror or err}); what was "
                                  f"done is kept in {path.name}.partial: make room and run the "
@@ -352,21 +348,39 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *, jobs: in
     return reports
 
 
-def _kept(split: str, path: Path, roots: Sequence[Path]) -> SplitReport:
-    """The report of a finished split left as it is, with a warning when its inputs changed."""
-    with h5py.File(path, "r") as f:
-        skipped, adjusted = schema.read_problems(f)
-        report = SplitReport(split, path, "kept", int(f[schema.SPECTRA].shape[0]),
-                             n_skipped=len(skipped), skipped=skipped, n_adjusted=len(adjusted))
-        digest = f.attrs.get(schema.INPUTS_DIGEST)
+def _kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitReport:
+    """The report of a finished split left as it is, after checking that it fits the build
+    (its features and label set), with a warning when its inputs changed."""
     try:
-        notes, _ = read_splits(roots, split)
-        changed = digest is not None and digest != inputs_digest(notes)
-    except (OSError, ValueError, BuildError):
-        changed = True
-    if changed:
+        with h5py.File(path, "r") as f:
+            differences = schema.read_params(f).differences(params)
+            labels = schema.read_label_names(f) if schema.LABELS in f else None
+            skipped, adjusted = schema.read_problems(f)
+            n = int(f[schema.SPECTRA].shape[0]) if schema.SPECTRA in f else None
+            digest = f.attrs.get(schema.INPUTS_DIGEST)
+    except OSError as err:
+        if held_by_another(err):
+            raise BuildError(f"{path}: open in another program; close it there and try "
+                             f"again") from None
+        raise BuildError(f"{path}: exists and is not a timbremap split file; move it away or "
+                         f"use --overwrite") from None
+    except ValueError as err:  # StoreError, or parameters FeatureParams refuses
+        raise BuildError(f"{path}: exists, but its feature parameters cannot be read ({err}); "
+                         f"use --overwrite to rebuild it") from None
+    if differences:
+        raise BuildError(f"{path}: exists and was built with other feature parameters "
+                         f"({'; '.join(differences)}); use --overwrite to rebuild")
+    if n is None or labels is None:
+        raise BuildError(f"{path}: exists and is not a timbremap split file; move it away or "
+                         f"use --overwrite")
+    if labels != tuple(read.labels):
+        raise BuildError(f"{path}: exists with the label set ({', '.join(labels)}), and the "
+                         f"inputs hold ({', '.join(read.labels)}); use --overwrite to rebuild")
+    report = SplitReport(split, path, "kept", n, n_skipped=len(skipped), skipped=skipped,
+                         n_adjusted=len(adjusted))
+    if digest is not None and digest != inputs_digest(read.splits[split][0]):
         log.warning("%s: kept, but %s changed since it was built; use --overwrite to rebuild",
-                    path, split_folders(roots, split))
+                    path, read.where(split))
     else:
         log.info("%s: finished store kept (use --overwrite to rebuild)", path)
     return report

@@ -85,7 +85,7 @@ def _libsndfile():
     return lib, ffi
 
 
-def read_pcm16(path: Path, frames_for: Callable[[int, int], int]
+def read_pcm16(path: Path, frames_for: Callable[[int, int], Tuple[int, int]]
                ) -> Optional[Tuple[np.ndarray, int, int]]:
     """The start of a 16-bit PCM file (NSynth's format) of one or two channels through
     libsndfile's C API: ``sf_open``, ``sf_readf_short``, ``sf_seek``, ``sf_close``, the calls
@@ -96,14 +96,15 @@ def read_pcm16(path: Path, frames_for: Callable[[int, int], int]
     ----------
     path : pathlib.Path
     frames_for : callable
-        ``frames_for(sample_rate, channels)``: how many frames to read at most; it may raise
-        to refuse the file.
+        ``frames_for(sample_rate, channels)``: ``(start, count)``, the first frame to read and
+        how many frames to read at most; it may raise to refuse the file.
 
     Returns
     -------
     (pcm, sample_rate, frames) or None
-        int16 ``(min(frames, frames_for(...)), channels)`` and the frames the whole file holds;
-        of a longer file only the last frame is read besides (a FLAC cut short fails there).
+        int16 ``(min(frames - start, count), channels)`` (none when ``start`` is at or past the
+        end) and the frames the whole file holds; of the rest of the file only its last frame is
+        read besides (a FLAC cut short fails there).
         ``None`` for anything else, which ``sf.SoundFile`` then reads, or explains: another
         subtype, more than two channels, a file libsndfile cannot open, a header whose frame
         count is unknown, a read or seek error.
@@ -121,12 +122,15 @@ def read_pcm16(path: Path, frames_for: Callable[[int, int], int]
         if info.format & _SUBTYPE_MASK != _PCM_16 or not 1 <= channels <= 2 \
                 or not 0 <= frames < _UNKNOWN_LENGTH:
             return None
-        want = min(frames, frames_for(int(info.samplerate), channels))
+        start, count = frames_for(int(info.samplerate), channels)
+        want = max(0, min(frames - start, count))
         pcm = np.empty((want, channels), dtype=np.int16)
+        if want and start and lib.sf_seek(handle, start, os.SEEK_SET) != start:
+            return None
         if lib.sf_readf_short(handle, ffi.cast("short *", ffi.from_buffer(pcm)), want) != want \
                 or lib.sf_error(handle):
             return None
-        if want < frames:
+        if start + want < frames:
             last = np.empty((1, channels), dtype=np.int16)
             if lib.sf_seek(handle, frames - 1, os.SEEK_SET) != frames - 1 or lib.sf_readf_short(
                     handle, ffi.cast("short *", ffi.from_buffer(last)), 1) != 1:

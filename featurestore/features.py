@@ -217,7 +217,8 @@ def compute_features(y: np.ndarray, params: FeatureParams) -> np.ndarray:
 
 
 def note_features(path, params: FeatureParams, *, out: Optional[np.ndarray] = None,
-                  workspace: Optional[Workspace] = None
+                  workspace: Optional[Workspace] = None, offset: float = 0.0,
+                  window: bool = False
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[str]]:
     """Read one audio file and compute its features: what ``build`` stores and ``predict`` and
     ``place`` feed the model.
@@ -230,6 +231,11 @@ def note_features(path, params: FeatureParams, *, out: Optional[np.ndarray] = No
         Where to write the features.
     workspace : Workspace, optional
         Buffers to reuse (one per thread); the file is read straight into its waveform.
+    offset : float
+        Where the clip starts in the file, in seconds.
+    window : bool
+        The clip is one window of a longer recording (see
+        :func:`featurestore.audio.load_audio`).
 
     Returns
     -------
@@ -247,7 +253,8 @@ def note_features(path, params: FeatureParams, *, out: Optional[np.ndarray] = No
     """
     if workspace is None or workspace.params != params:
         workspace = Workspace(params)
-    y, adjustments = load_audio(path, params, out=workspace.waveform)
+    y, adjustments = load_audio(path, params, out=workspace.waveform, offset=offset,
+                                window=window)
     features, sums, squares = _features_and_sums(y, params, out=out, workspace=workspace)
     # the sums are float64 over float16 values: finite exactly when every value is
     if not (np.isfinite(sums).all() and np.isfinite(squares).all()):

@@ -21,18 +21,33 @@ Written by the build
                    accumulated streaming in float64. ``valid.h5`` and ``test.h5`` carry the train
                    split's values. ``stats_split`` names the split they come from,
                    ``stats_count`` the number of frames they summarise.
-``/labels``        int32 ``(N,)``: family index; attr ``names`` = the 11 families in NSynth's
-                   order, so ``names[label]`` is the json's ``instrument_family_str``.
-``/names``         utf-8 ``(N,)``: note names (the json keys, ``audio/NAME.wav``).
-``/pitch``         int16 ``(N,)``: MIDI pitch.
-``/velocity``      int16 ``(N,)``: MIDI velocity.
-``/instrument``    int32 ``(N,)``: instrument id; ``/instrument_str`` utf-8 ``(N,)`` its name.
-``/source``        utf-8 ``(N,)``: ``acoustic``, ``electronic`` or ``synthetic``.
+``/labels``        int32 ``(N,)``: each note's class, an index into its attr ``names``, the
+                   store's label set (the same in every split): NSynth's 11 families in their
+                   order for NSynth's layout (``names[label]`` is the json's
+                   ``instrument_family_str``), else every label of the inputs, sorted (a
+                   later ``build --add`` appends new ones, old indices kept).
+``/names``         utf-8 ``(N,)``: note names, unique in a split (NSynth: the json keys,
+                   ``audio/NAME.wav``; folders: ``LABEL/FILE``; manifest: its ``path``; a
+                   window of a recording: ``NAME@OFFSET``).
+``/file``          utf-8 ``(N,)``: each note's audio file, relative to its source folder
+                   (or absolute, as a manifest gave it).
+``/offset``        float64 ``(N,)``: where the note starts in its file, seconds (0 but for
+                   ``--windows``).
+``/group``         utf-8 ``(N,)``: what no two drawn splits share (NSynth: the instrument; a
+                   manifest's ``group`` column; the ``--group-by`` match; else the file).
+``/pitch``         int16 ``(N,)``: MIDI pitch (-1: not known).
+``/velocity``      int16 ``(N,)``: MIDI velocity (-1: not known).
+``/instrument``    int32 ``(N,)``: instrument id (-1: not known); ``/instrument_str`` utf-8
+                   ``(N,)`` its name (outside NSynth: the group).
+``/source``        utf-8 ``(N,)``: ``acoustic``, ``electronic`` or ``synthetic`` (empty: not
+                   known).
 ``/qualities``     uint8 ``(N, 10)``: NSynth's quality flags; attr ``names`` lists them.
-``/source_folder`` int16 ``(N,)``: the NOTES folder each note comes from, an index into its attr
-                   ``names`` (every folder the build was given, absolute, in the order given:
-                   the same index means the same folder in every split of a store); the note's
-                   audio is ``names[i]/SPLIT/audio/NAME.wav``.
+``/source_folder`` int16 ``(N,)``: the folder each note comes from (a NOTES folder, or a
+                   manifest's folder), an index into its attr ``names`` (absolute: the same
+                   index means the same folder in every split of a store); the note's audio is
+                   ``names[source_folder[i]]/file[i]``.
+``/metadata``      a group: ``/metadata/COL`` utf-8 ``(N,)`` for each other column of a
+                   manifest.
 ``/skipped``       utf-8 ``(M, 2)``: ``[name, reason]`` of every input that could not be used
                    (corrupt, truncated or empty audio, NaN samples, silence, json entry without
                    wav, wav without json entry, unknown family, ...); attr ``columns``.
@@ -40,7 +55,10 @@ Written by the build
                    the feature parameters (downmixed to mono, resampled, padded or trimmed,
                    louder than full scale); attr ``columns``.
 root attrs         ``feature_*``: every parameter that shapes the features
-                   (:class:`featurestore.params.FeatureParams`); ``split``, ``n_examples``,
+                   (:class:`featurestore.params.FeatureParams`); ``input_*``: how the notes
+                   were read (:class:`featurestore.layouts.InputOptions`: ``input_layout``,
+                   ``input_group_by``, ``input_windows`` (0: none), ``input_valid_fraction``,
+                   ``input_test_fraction``); ``split``, ``n_examples``,
                    ``timbremap_version``, ``source_root`` (the first NOTES folder; see
                    ``/source_folder``), ``created`` (ISO 8601, UTC),
                    ``inputs_digest`` (SHA-1 of the input files' names and sizes: a later
@@ -61,6 +79,7 @@ Strings read back as ``bytes`` with plain h5py; ``f['names'].asstr()[:]`` gives 
 from __future__ import annotations
 
 import datetime
+import os
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
@@ -72,7 +91,7 @@ from .errors import StoreError
 from .nsynth import FAMILIES, QUALITIES as QUALITY_FLAGS
 from .params import FeatureParams
 
-__all__ = ["SPECTRA", "LABELS", "NAMES", "PITCH", "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR",
+__all__ = ["SPECTRA", "LABELS", "NAMES", "FILE", "OFFSET", "GROUP", "METADATA", "PITCH", "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR",
            "SOURCE", "QUALITIES", "SOURCE_FOLDER", "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS",
            "PROBABILITIES", "TSNE", "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1",
            "create_spectra", "write_notes", "write_stats", "write_problems", "write_provenance",
@@ -83,6 +102,10 @@ __all__ = ["SPECTRA", "LABELS", "NAMES", "PITCH", "VELOCITY", "INSTRUMENT", "INS
 SPECTRA = "spectra"
 LABELS = "labels"
 NAMES = "names"
+FILE = "file"
+OFFSET = "offset"
+GROUP = "group"
+METADATA = "metadata"
 PITCH = "pitch"
 VELOCITY = "velocity"
 INSTRUMENT = "instrument"
@@ -93,8 +116,8 @@ SOURCE_FOLDER = "source_folder"
 SKIPPED = "skipped"
 ADJUSTED = "adjusted"
 #: Every dataset a build writes; analysis never replaces them.
-BUILT = (SPECTRA, LABELS, NAMES, PITCH, VELOCITY, INSTRUMENT, INSTRUMENT_STR, SOURCE,
-         QUALITIES, SOURCE_FOLDER, SKIPPED, ADJUSTED)
+BUILT = (SPECTRA, LABELS, NAMES, FILE, OFFSET, GROUP, PITCH, VELOCITY, INSTRUMENT,
+         INSTRUMENT_STR, SOURCE, QUALITIES, SOURCE_FOLDER, SKIPPED, ADJUSTED)
 REQUIRED = (SPECTRA, LABELS)
 
 # datasets analysis adds
@@ -131,7 +154,7 @@ def clear_metadata(f: h5py.File):
         del f[name]
 
 
-def write_notes(f: h5py.File, notes, roots: Sequence[str]):
+def write_notes(f: h5py.File, notes, roots: Sequence[str], label_names: Sequence[str]):
     """``/labels`` and the per-note metadata of the written notes, in their order.
 
     Parameters
@@ -139,12 +162,21 @@ def write_notes(f: h5py.File, notes, roots: Sequence[str]):
     notes : featurestore.splitfolder.Notes
         One row per note of ``/spectra``.
     roots : sequence of str
-        The NOTES folders of the build; ``notes.folder`` indexes them.
+        The folders the notes come from (absolute); ``notes.folder`` indexes them.
+    label_names : sequence of str
+        The store's label set; every note's label is one of them.
     """
-    f.create_dataset(LABELS, data=notes.family.astype(np.int32))
-    f[LABELS].attrs[LIST_NAMES] = np.array(FAMILIES, dtype=STRING)
+    index = {name: k for k, name in enumerate(label_names)}
+    f.create_dataset(LABELS, data=np.array([index[label] for label in notes.label], np.int32))
+    f[LABELS].attrs[LIST_NAMES] = np.array(list(label_names), dtype=STRING)
+    prefixes = [Path(os.path.relpath(Path(d).resolve(), root))
+                for d, root in zip(notes.audio_dirs, roots)]
     columns = {
         NAMES: (notes.names, STRING),
+        FILE: ([(prefixes[k] / name).as_posix() for k, name in zip(notes.folder, notes.files)],
+               STRING),
+        OFFSET: (notes.offset, np.float64),
+        GROUP: (notes.group, STRING),
         PITCH: (notes.pitch, np.int16),
         VELOCITY: (notes.velocity, np.int16),
         INSTRUMENT: (notes.instrument, np.int32),
@@ -158,6 +190,10 @@ def write_notes(f: h5py.File, notes, roots: Sequence[str]):
     f[QUALITIES].attrs[LIST_NAMES] = np.array(QUALITY_FLAGS, dtype=STRING)
     f.create_dataset(SOURCE_FOLDER, data=notes.folder.astype(np.int16))
     f[SOURCE_FOLDER].attrs[LIST_NAMES] = np.array(list(roots), dtype=STRING)
+    if notes.meta:
+        group = f.create_group(METADATA)
+        for key, values in notes.meta.items():
+            group.create_dataset(key, data=np.array(values, dtype=object), dtype=STRING)
 
 
 def write_stats(f: h5py.File, mean: np.ndarray, std: np.ndarray, count: int, split: str):
@@ -230,9 +266,12 @@ def read_stats_count(f: h5py.File) -> Tuple[int, str]:
 
 
 def read_audio_paths(f: h5py.File) -> List[Path]:
-    """Where each note's audio was when the split was built: ``ROOT/SPLIT/audio/NAME.wav``,
-    ``ROOT`` from ``/source_folder`` (or, in a store built before it, the ``source_root``
-    attr)."""
+    """Where each note's audio was when the split was built: ``ROOT/FILE``, ``ROOT`` from
+    ``/source_folder`` (in a store built before ``/file``: ``ROOT/SPLIT/audio/NAME.wav``, and
+    before ``/source_folder`` the ``source_root`` attr)."""
+    if FILE in f:
+        roots = [Path(r) for r in f[SOURCE_FOLDER].attrs[LIST_NAMES]]
+        return [roots[k] / name for k, name in zip(f[SOURCE_FOLDER][:], f[FILE].asstr()[:])]
     split, names = str(f.attrs.get("split", "")), f[NAMES].asstr()[:]
     if SOURCE_FOLDER in f:
         roots = [Path(r) for r in f[SOURCE_FOLDER].attrs[LIST_NAMES]]
@@ -262,6 +301,8 @@ def datasets(f: h5py.File) -> List[Tuple[str, h5py.Dataset]]:
     """Every dataset of a split file, ``(name, dataset)``, the build's first (in schema order),
     then any other by name (analysis results, or what another program added)."""
     built = [name for name in BUILT if name in f]
+    if isinstance(f.get(METADATA), h5py.Group):
+        built += [f"{METADATA}/{key}" for key in f[METADATA]]
     other = sorted(name for name, item in f.items()
                    if name not in BUILT and isinstance(item, h5py.Dataset))
     return [(name, f[name]) for name in built + other]

@@ -44,7 +44,7 @@ def fingerprint(params: FeatureParams, notes: Notes) -> str:
     """What a journal belongs to: the parameters and each note's name and wav file."""
     digest = hashlib.sha1(params.to_json().encode())
     for i in range(len(notes)):
-        digest.update(f"{notes.note_str[i]}\0{notes.path(i)}\0".encode())
+        digest.update(f"{notes.note_str[i]}\0{notes.path(i)}\0{notes.offset[i]!r}\0".encode())
     return digest.hexdigest()
 
 
@@ -170,9 +170,11 @@ def note_writer(spectra: h5py.Dataset):
 
 
 def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, state: Progress,
-             problems, summary: Optional[Summary], stats_split: str):
+             problems, summary: Optional[Summary], stats_split: str, *,
+             label_names: Sequence[str], attrs: dict):
     """Write the rest of the schema around the filled ``/spectra``; returns the skipped rows.
-    Safe to run again after it failed part way."""
+    ``label_names`` is the store's label set, ``attrs`` what else the root attrs record (how
+    the inputs were read). Safe to run again after it failed part way."""
     kept = np.ones(len(notes), bool)
     kept[[pos for pos, _ in state.skipped]] = False
     assert kept.sum() == state.n_written
@@ -180,12 +182,13 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
     if summary is not None:
         schema.write_stats(f, summary.mean, summary.std, summary.count, stats_split)
     roots = [str(root.resolve()) for root in roots]
-    schema.write_notes(f, notes.take(np.flatnonzero(kept)), roots)
+    schema.write_notes(f, notes.take(np.flatnonzero(kept)), roots, label_names)
     names = notes.names  # the json keys, i.e. the files' names audio/NAME.wav
     skipped = sorted(list(problems) + [(names[p], r) for p, r in state.skipped])
     schema.write_problems(f, skipped, [(names[p], what) for p, what in state.adjusted])
     schema.write_provenance(f, split=split, n=state.n_written, inputs_digest=inputs_digest(notes),
                             source_root=roots[0])
+    f.attrs.update(attrs)
     spectra = f[schema.SPECTRA]
     if spectra.shape[0] != state.n_written:  # last: a failed finalize can be redone
         spectra.resize(state.n_written, axis=0)

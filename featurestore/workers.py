@@ -143,9 +143,11 @@ class Ring:
         return slots[number % self.slots]
 
 
-def extract(batch: Sequence[Tuple[int, str]], params: FeatureParams,
-             ring: Optional[Ring] = None, number: int = 0):
-    """Worker: features, per-note statistics, skips and adjustments of a batch of files.
+def extract(batch: Sequence[Tuple[int, str, float]], params: FeatureParams,
+            ring: Optional[Ring] = None, number: int = 0, windowed: bool = False):
+    """Worker: features, per-note statistics, skips and adjustments of a batch of notes, each
+    ``(position, file, offset in seconds)``; ``windowed``: the notes are windows of longer
+    recordings (see :func:`featurestore.audio.load_audio`).
 
     The features go into slot ``number`` of ``ring`` when one is given (and ``None`` is
     returned in their place), otherwise into a new array that is returned.
@@ -160,10 +162,11 @@ def extract(batch: Sequence[Tuple[int, str]], params: FeatureParams,
         features = ring.slot_for(number)
     stats, workspace = [], Workspace(params)
     done, skipped, adjusted = [], [], []
-    for pos, path in batch:
+    for pos, path, offset in batch:
         try:  # the features go straight into their row; a skipped note's row is reused
             _, total, squares, adjustments = note_features(
-                Path(path), params, out=features[len(done)], workspace=workspace)
+                Path(path), params, out=features[len(done)], workspace=workspace, offset=offset,
+                window=windowed)
         except AudioError as err:
             skipped.append((pos, err.reason))
             continue

@@ -91,5 +91,7 @@ def test_audio_paths_of_a_store_built_before_source_folder(two_roots, tmp_path):
         paths = schema.read_audio_paths(f)
         assert paths == [a.resolve() / "valid" / "audio" / f"{name}.wav"
                          for name in f[schema.NAMES].asstr()[:]]
-        del f[schema.SOURCE_FOLDER]  # as an older version wrote it: source_root alone
+        del f[schema.FILE]  # as an older version wrote it: no /file
+        assert schema.read_audio_paths(f) == paths
+        del f[schema.SOURCE_FOLDER]  # older still: source_root alone
         assert schema.read_audio_paths(f) == paths

@@ -1,0 +1,436 @@
+"""The labelled audio a build can read, in three layouts, each read as the notes of every split
+(:class:`Inputs`):
+
+``nsynth``
+    ``ROOT/{train,valid,test}/examples.json`` and ``audio/NAME.wav`` (:mod:`featurestore.nsynth`);
+    the label set is NSynth's 11 families.
+``folders``
+    One folder per class: ``ROOT/{train,valid,test}/LABEL/**/FILE``, or ``ROOT/LABEL/**/FILE``
+    with the splits drawn by the build (:func:`drawn_split`). A note's name is its file's path
+    below the split folder (``LABEL/FILE``).
+``manifest``
+    A CSV file with the columns ``path`` (relative to the CSV's folder, or absolute) and
+    ``label``, and optionally ``split`` (``train``, ``valid`` or ``test``; empty: drawn) and
+    ``group``; any other column is kept as metadata text. A note's name is its ``path`` as
+    written.
+
+Outside NSynth's layout the label set is every label the inputs hold, sorted, and a note's
+group is what no two drawn splits share: the ``group`` column, else the part of the file's name
+that ``group_by`` (a regular expression: its first group, or its whole match) picks out, else
+the file itself. A row or file that cannot be used is a problem ``(name, reason)``, recorded in
+``/skipped`` as a bad note is.
+
+With ``windows`` (a hop in seconds) each file longer than a clip becomes one note per window
+(:func:`featurestore.windows.window_offsets`), named ``NAME@OFFSET``; all of a file's windows
+are in one split.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import logging
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .audio import AudioError
+from .errors import BuildError
+from .nsynth import FAMILIES, QUALITIES, SPLITS, check_text, find_splits
+from .splitfolder import Notes, check_roots, found_splits, read_splits
+from .windows import audio_seconds, check_hop, window_offsets
+
+__all__ = ["LAYOUTS", "AUDIO_SUFFIXES", "InputOptions", "Inputs", "read_inputs", "detect_layout",
+           "drawn_split"]
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("auto", "nsynth", "folders", "manifest")
+#: The files the folder layout reads as audio (by suffix, any case); others are left alone.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+                  ".au", ".w64", ".caf", ".m4a")
+#: The attrs prefix of :class:`InputOptions` in a split file.
+ATTR_PREFIX = "input_"
+MANIFEST_COLUMNS = ("path", "label")
+OPTIONAL_COLUMNS = ("split", "group")
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """How a build reads its inputs (recorded in every split file's attrs, ``input_*``).
+
+    Parameters
+    ----------
+    layout : {'auto', 'nsynth', 'folders', 'manifest'}
+        ``'auto'``: ``'manifest'`` for CSV files, ``'nsynth'`` for a folder with
+        ``SPLIT/examples.json``, ``'folders'`` otherwise (:func:`detect_layout`).
+    group_by : str, optional
+        A regular expression on a file's name: what it matches (its first group, if it has
+        one) is the file's group; files that share a group never share a drawn split.
+    windows : float, optional
+        Cut files longer than a clip into windows starting this many seconds apart, each a
+        note; default: the clip from each file's start (the rest trimmed, as ``/adjusted``
+        records).
+    valid_fraction, test_fraction : float
+        Shares of the groups that drawn splits give to valid and test.
+    """
+
+    layout: str = "auto"
+    group_by: Optional[str] = None
+    windows: Optional[float] = None
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise BuildError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.group_by is not None:
+            try:
+                re.compile(self.group_by)
+            except re.error as err:
+                raise BuildError(f"--group-by {self.group_by!r}: not a regular expression "
+                                 f"({err})") from None
+        if self.windows is not None:
+            try:
+                object.__setattr__(self, "windows", check_hop(self.windows))
+            except ValueError as err:
+                raise BuildError(f"--windows: {err}") from None
+        for name in ("valid_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise BuildError(f"{name} must be within [0, 1), got {value!r}")
+        if self.valid_fraction + self.test_fraction >= 1:
+            raise BuildError(f"valid_fraction + test_fraction must leave groups for train, got "
+                             f"{self.valid_fraction} + {self.test_fraction}")
+
+    def to_attrs(self, layout: str) -> dict:
+        """The attrs that record how the notes were read (``layout`` as detected)."""
+        return {ATTR_PREFIX + "layout": layout,
+                ATTR_PREFIX + "group_by": self.group_by or "",
+                ATTR_PREFIX + "windows": self.windows or 0.0,
+                ATTR_PREFIX + "valid_fraction": self.valid_fraction,
+                ATTR_PREFIX + "test_fraction": self.test_fraction}
+
+
+@dataclass
+class Inputs:
+    """Every split's notes, read from one layout.
+
+    Attributes
+    ----------
+    layout : str
+        The layout read (never ``'auto'``).
+    roots : tuple of pathlib.Path
+        The folders the notes' files are in (``/source_folder``): the NOTES folders, or each
+        manifest's folder.
+    labels : tuple of str
+        The label set: NSynth's families, or every label found, sorted.
+    splits : dict
+        ``split -> (Notes, problems)``, in :data:`SPLITS` order; ``notes.folder`` indexes
+        ``roots``.
+    """
+
+    layout: str
+    roots: Tuple[Path, ...]
+    labels: Tuple[str, ...]
+    splits: Dict[str, Tuple[Notes, List[Tuple[str, str]]]] = field(default_factory=dict)
+
+    def where(self, split: str) -> str:
+        """The inputs of a split, for messages."""
+        if self.layout == "nsynth":
+            return " and ".join(str(r / split) for r in self.roots
+                                if (r / split / "examples.json").is_file())
+        return " and ".join(map(str, self.roots)) + f" ({split})"
+
+
+def detect_layout(path: Path) -> str:
+    """``'manifest'`` for a CSV file, ``'nsynth'`` for a folder with ``SPLIT/examples.json``,
+    ``'folders'`` for any other folder."""
+    if not path.is_dir():
+        if path.suffix.lower() == ".csv":
+            return "manifest"
+        raise BuildError(f"{path}: not a folder (a manifest is a .csv file, given with "
+                         f"--manifest)")
+    return "nsynth" if find_splits(path) else "folders"
+
+
+def drawn_split(group: str, valid_fraction: float, test_fraction: float) -> str:
+    """The split a group's files go to when the inputs give none: decided by a hash of the
+    group's name alone, so it is the same on every machine and for every build, and a group
+    added later never moves the others.
+
+    Examples
+    --------
+    >>> drawn_split("violin_take1", 0.1, 0.1) in ("train", "valid", "test")
+    True
+    """
+    h = int.from_bytes(hashlib.sha1(group.encode("utf-8", "surrogatepass")).digest()[:8],
+                       "big") / 2 ** 64
+    return "test" if h < test_fraction else "valid" if h < test_fraction + valid_fraction \
+        else "train"
+
+
+def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
+                clip_seconds: float = 4.0) -> Inputs:
+    """Read every split of one or more inputs of one layout.
+
+    Parameters
+    ----------
+    paths : sequence of str or pathlib.Path
+        NOTES folders, or manifest CSV files.
+    options : InputOptions
+    clip_seconds : float
+        A clip's length (the features' duration), for ``options.windows``.
+
+    Returns
+    -------
+    Inputs
+
+    Raises
+    ------
+    BuildError
+        A missing input, inputs of different layouts, a layout that does not fit, a manifest
+        without its columns, or a note name two inputs share.
+    """
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    if not paths:
+        raise BuildError("no NOTES folder or manifest given")
+    for p in paths:
+        if not p.exists():
+            raise BuildError(f"{p}: " + ("no such file" if p.suffix.lower() == ".csv"
+                                         else "no such folder"))
+    layouts = {p: detect_layout(p) for p in paths}
+    layout = options.layout
+    if layout == "auto":
+        kinds = sorted(set(layouts.values()))
+        if len(kinds) > 1:
+            raise BuildError("the inputs are of different layouts (" + "; ".join(
+                f"{p}: {k}" for p, k in layouts.items()) + "); build them one layout at a time "
+                "or give --layout")
+        layout = kinds[0]
+    wrong = [p for p in paths if (layout == "manifest") != p.is_file()]
+    if wrong:
+        raise BuildError(f"{wrong[0]}: " + ("a manifest is a CSV file, not a folder"
+                                            if layout == "manifest" else "not a folder"))
+    if layout == "nsynth":
+        if options.group_by is not None:
+            raise BuildError("--group-by: NSynth's layout gives each note's split; group_by "
+                             "applies to the folder and manifest layouts")
+        roots = check_roots(paths)
+        inputs = Inputs(layout, roots, FAMILIES,
+                        {split: read_splits(roots, split) for split in found_splits(roots)})
+    elif layout == "folders":
+        roots = check_roots(paths)
+        inputs = _read_rows(layout, roots, [_folder_rows(root) for root in roots], options)
+    else:
+        roots = tuple(sorted({p.resolve().parent for p in paths}))
+        rows = [[] for _ in roots]
+        for p in paths:
+            rows[roots.index(p.resolve().parent)] += _manifest_rows(p)
+        inputs = _read_rows(layout, roots, rows, options)
+    if options.windows is not None:
+        for split, (notes, problems) in inputs.splits.items():
+            inputs.splits[split] = _windowed(notes, problems, clip_seconds, options.windows)
+    return inputs
+
+
+@dataclass
+class _Row:
+    """One file of the folder or manifest layout, before it is a note."""
+
+    name: str
+    file: str          # relative to its root (or absolute)
+    label: str
+    split: str         # '' to draw
+    group: str = ""    # '' to take from group_by or the file
+    meta: Dict[str, str] = field(default_factory=dict)
+    problem: str = ""  # why it cannot be used
+
+
+def _folder_rows(root: Path) -> List[_Row]:
+    """Every audio file below ``root``'s class folders, split folders or not."""
+    given = [s for s in SPLITS if (root / s).is_dir()]
+    rows = []
+    for split in given or [""]:
+        top = root / split if split else root
+        for label_dir in sorted(top.iterdir()):
+            if label_dir.name.startswith(".") or not label_dir.is_dir():
+                continue
+            if not split and label_dir.name in SPLITS:
+                continue
+            label = label_dir.name
+            for dirpath, dirnames, filenames in os.walk(label_dir, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for filename in sorted(filenames):
+                    if filename.startswith(".") or \
+                            os.path.splitext(filename)[1].lower() not in AUDIO_SUFFIXES:
+                        continue
+                    path = Path(dirpath) / filename
+                    rows.append(_Row(path.relative_to(top).as_posix(),
+                                     path.relative_to(root).as_posix(), label, split))
+    if not rows:
+        raise BuildError(f"{root}: no split folder with an examples.json (NSynth's layout: "
+                         f"{', '.join(s + '/' for s in SPLITS)}) and no audio files in class "
+                         f"folders (ROOT/LABEL/FILE or ROOT/SPLIT/LABEL/FILE, FILE one of "
+                         f"{', '.join(AUDIO_SUFFIXES)})")
+    return rows
+
+
+def _manifest_rows(path: Path) -> List[_Row]:
+    """The rows of a manifest CSV, each checked: a row that cannot be used gets its problem."""
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
+    except OSError as err:
+        raise BuildError(f"{path}: cannot be read ({err.strerror or err})") from None
+    rows, seen = [], {}
+    with fh:
+        reader = csv.DictReader(fh)
+        try:
+            columns = [c.strip() for c in reader.fieldnames or []]
+            missing = [c for c in MANIFEST_COLUMNS if c not in columns]
+            if missing:
+                raise BuildError(f"{path}: no {', '.join(missing)} column (a manifest has the "
+                                 f"columns path,label and optionally split, group; found: "
+                                 f"{', '.join(columns) or 'no header'})")
+            reader.fieldnames = columns
+            extra = [c for c in columns if c and c not in MANIFEST_COLUMNS + OPTIONAL_COLUMNS]
+            for entry in reader:
+                rows.append(_manifest_row(path, reader.line_num, entry, extra, seen))
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise BuildError(f"{path}: not a readable CSV file at line {reader.line_num} "
+                             f"({err})") from None
+    if not rows:
+        raise BuildError(f"{path}: no rows below its header")
+    return rows
+
+
+def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: dict) -> _Row:
+    def text(key: str) -> str:
+        value = entry.get(key)
+        return "" if value is None else str(value).strip()
+    file, label, split = text("path"), text("label"), text("split")
+    row = _Row(file or f"(line {line})", file, label, split, text("group"),
+               {key: text(key) for key in extra})
+    try:
+        for key in ("path", "label", "group", *extra):
+            check_text({key: text(key)}, key)
+    except ValueError as err:
+        row.problem = f"line {line}: {err}"
+        return row
+    if not file:
+        row.problem = f"line {line}: empty path"
+    elif not label:
+        row.problem = f"line {line}: empty label"
+    elif split and split not in SPLITS:
+        row.problem = f"line {line}: unknown split {split!r} (expected {', '.join(SPLITS)})"
+        row.split = ""
+    elif file in seen:
+        row.problem = f"line {line}: path given again (first on line {seen[file]})"
+    elif not (path.parent / file).is_file():
+        row.problem = (f"line {line}: no such file ({path.parent / file})"
+                       if not (path.parent / file).exists() else
+                       f"line {line}: not a file ({path.parent / file})")
+    seen.setdefault(file, line)
+    return row
+
+
+def _group(row: _Row, group_by: Optional[re.Pattern]) -> str:
+    if row.group:
+        return row.group
+    if group_by is not None:
+        found = group_by.search(Path(row.file).name)
+        if found:
+            return found.group(1) if found.re.groups else found.group(0)
+    return row.file
+
+
+def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[_Row]],
+               options: InputOptions) -> Inputs:
+    """The notes of every split from each root's rows (drawing splits where none is given)."""
+    group_by = re.compile(options.group_by) if options.group_by else None
+    unmatched = 0
+    by_split: Dict[str, List[Tuple[int, _Row, str]]] = defaultdict(list)
+    problems: Dict[str, List[Tuple[str, str]]] = defaultdict(list)
+    for k, rows in enumerate(rows_of):
+        for row in rows:
+            group = _group(row, group_by)
+            if group_by is not None and not row.group and group == row.file:
+                unmatched += 1
+            split = row.split or drawn_split(group, options.valid_fraction,
+                                             options.test_fraction)
+            if row.problem:
+                problems[split].append((row.name, row.problem))
+            else:
+                by_split[split].append((k, row, group))
+    if unmatched:
+        log.warning("--group-by %r matched none of %d file names: each of those files is a "
+                    "group of its own", options.group_by, unmatched)
+    labels = tuple(sorted({row.label for rows in by_split.values() for _, row, _ in rows}))
+    inputs = Inputs(layout, roots, labels)
+    for split in SPLITS:
+        if split not in by_split and split not in problems:
+            continue
+        parts = []
+        for k in range(len(roots)):
+            mine = [(row, group) for j, row, group in by_split.get(split, []) if j == k]
+            parts.append(_notes(roots[k], mine))
+        notes = Notes.merge(parts)
+        _refuse_shared_names(notes, roots, split)
+        inputs.splits[split] = notes, sorted(problems.get(split, []))
+    return inputs
+
+
+def _notes(root: Path, rows: List[Tuple[_Row, str]]) -> Notes:
+    """One root's rows as :class:`Notes`, sorted by name, NSynth's columns "not known"."""
+    rows = sorted(rows, key=lambda item: item[0].name)
+    n, shared = len(rows), {}
+
+    def text(values):
+        return [shared.setdefault(v, v) for v in values]
+    keys = sorted({key for row, _ in rows for key in row.meta})
+    return Notes(
+        (root,), folder=np.zeros(n, np.int16), names=[row.name for row, _ in rows],
+        files=[row.file for row, _ in rows], label=text(row.label for row, _ in rows),
+        offset=np.zeros(n), group=text(group for _, group in rows),
+        source=np.full(n, -1, np.int8), pitch=np.full(n, -1, np.int16),
+        velocity=np.full(n, -1, np.int16), instrument=np.full(n, -1, np.int32),
+        sample_rate=np.zeros(n, np.int32), qualities=np.zeros((n, len(QUALITIES)), np.uint8),
+        note_str=[row.name for row, _ in rows], instrument_str=text(group for _, group in rows),
+        instrument_source_str=text("" for _ in rows), qualities_str=text(() for _ in rows),
+        meta={key: [row.meta.get(key, "") for row, _ in rows] for key in keys})
+
+
+def _refuse_shared_names(notes: Notes, roots: Sequence[Path], split: str):
+    names = notes.names  # sorted: a name in two roots is in two neighbouring rows
+    shared = [i for i in range(1, len(names)) if names[i] == names[i - 1]]
+    if shared:
+        i = shared[0]
+        a, b = (roots[notes.folder[j]] / notes.files[j] for j in (i - 1, i))
+        raise BuildError(f"note {names[i]!r} of {split} is both {a} and {b} ({len(shared)} "
+                         f"names are given twice); a note's name must be unique across the "
+                         f"inputs: rename or leave out one of them")
+
+
+def _windowed(notes: Notes, problems: List[Tuple[str, str]], clip: float, hop: float
+              ) -> Tuple[Notes, List[Tuple[str, str]]]:
+    """Each note of a file longer than a clip as one note per window (``NAME@OFFSET``); a
+    file whose length cannot be read is a problem."""
+    rows, offsets, problems = [], [], list(problems)
+    for i in range(len(notes)):
+        try:
+            duration = audio_seconds(notes.path(i))
+        except AudioError as err:
+            problems.append((notes.names[i], err.reason))
+            continue
+        for offset in window_offsets(duration, clip, hop):
+            rows.append(i)
+            offsets.append(offset)
+    windows = notes.take(rows)
+    names = [f"{name}@{offset:.3f}" for name, offset in zip(windows.names, offsets)]
+    return dataclasses.replace(windows, offset=np.array(offsets, np.float64), names=names,
+                               note_str=names), sorted(problems)

@@ -1,0 +1,141 @@
+"""Recordings longer than a clip, cut into windows: where each window starts
+(:func:`window_offsets`), how long a file is without decoding it (:func:`audio_seconds`), and
+the features of each window of a file (:func:`file_windows`), read one window at a time, so
+what a recording costs in memory is a clip, however long it is.
+
+``build --windows HOP`` makes each window an example of the store; ``predict --windows HOP``
+gives the classes of a recording clip by clip. Both go through
+:func:`featurestore.features.note_features` with the window's offset: one code path.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator, List, NamedTuple, Optional
+
+import numpy as np
+import soundfile as sf
+
+from .audio import AudioError, _check_file, _check_format
+from .features import Workspace, note_features
+from .params import FeatureParams
+
+__all__ = ["Window", "window_offsets", "audio_seconds", "file_windows", "check_hop"]
+
+
+def check_hop(hop: float) -> float:
+    """``hop`` as a float, or ``ValueError`` saying what a hop is."""
+    if isinstance(hop, bool) or not isinstance(hop, (int, float)) \
+            or not math.isfinite(hop) or hop <= 0:
+        raise ValueError(f"the windows' hop must be a positive number of seconds, got {hop!r}")
+    return float(hop)
+
+
+def window_offsets(duration: float, clip: float, hop: float) -> np.ndarray:
+    """Where the windows of a recording start, in seconds.
+
+    Windows of ``clip`` seconds start every ``hop`` seconds from 0 while they fit; when the last
+    one ends before the recording does, one more starts ``hop`` later (padded like a short
+    file), so the whole recording is covered when ``hop <= clip``. A recording no longer than a
+    clip is one window.
+
+    Parameters
+    ----------
+    duration : float
+        The recording's length, seconds.
+    clip : float
+        A window's length, seconds (``params.n_samples / params.sample_rate``).
+    hop : float
+        Seconds from one window's start to the next's.
+
+    Returns
+    -------
+    np.ndarray, float64, shape ``(n,)``
+        ``n >= 1`` offsets, increasing, each before ``duration``.
+
+    Examples
+    --------
+    >>> window_offsets(10.0, 4.0, 4.0).tolist()
+    [0.0, 4.0, 8.0]
+    >>> window_offsets(3.0, 4.0, 1.0).tolist()
+    [0.0]
+    """
+    hop = check_hop(hop)
+    if not (math.isfinite(duration) and duration >= 0):
+        raise ValueError(f"duration must be a finite number of seconds >= 0, got {duration!r}")
+    count = int(math.floor(max(duration - clip, 0.0) / hop + 1e-9)) + 1
+    offsets = np.arange(count, dtype=np.float64) * hop
+    last = offsets[-1]
+    if last + clip < duration - 1e-9 and last + hop < duration:
+        offsets = np.append(offsets, last + hop)
+    return np.round(offsets, 6)
+
+
+def audio_seconds(path) -> float:
+    """A recording's length in seconds, from its header (nothing is decoded).
+
+    Raises
+    ------
+    AudioError
+        The file is missing, not a regular file, empty, or no decoder can tell its length.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+        frames, rate, channels = info.frames, info.samplerate, info.channels
+    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError):
+        frames = None
+    if frames is None or not 0 <= frames < 2 ** 62:
+        try:
+            import audioread  # what librosa decodes other formats (m4a, ...) with
+            with audioread.audio_open(str(path)) as fh:
+                return float(fh.duration)
+        except Exception as err:  # noqa: BLE001 - any decoder failure means "cannot decode"
+            raise AudioError(path, f"cannot tell its length ({type(err).__name__})") from None
+    _check_format(path, rate, channels)
+    return frames / rate
+
+
+class Window(NamedTuple):
+    """One window of a recording: its features, or why it cannot be used."""
+
+    offset: float                    # seconds from the recording's start
+    features: Optional[np.ndarray]   # float16 ``params.shape``; None when ``error``
+    adjustments: List[str]           # what reading did to fit it (resample, downmix, pad...)
+    error: Optional[str] = None      # why it cannot be used (silent, damaged...)
+
+
+def file_windows(path, params: FeatureParams, hop: float) -> Iterator[Window]:
+    """The features of each window of a recording, one window read at a time.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    params : FeatureParams
+        The features (and the clip length) of a model or store.
+    hop : float
+        Seconds between windows' starts (:func:`window_offsets`).
+
+    Yields
+    ------
+    Window
+        One per offset; a window that cannot be used (silent, damaged) has ``error`` set, and
+        the others go on.
+
+    Raises
+    ------
+    AudioError
+        The file cannot be used at all (missing, not audio, no length).
+    """
+    path = Path(path)
+    clip = params.n_samples / params.sample_rate
+    workspace = Workspace(params)
+    for offset in window_offsets(audio_seconds(path), clip, hop):
+        try:
+            features, _, _, adjustments = note_features(path, params, workspace=workspace,
+                                                        offset=float(offset), window=True)
+        except AudioError as err:
+            yield Window(float(offset), None, [], err.reason)
+            continue
+        yield Window(float(offset), features.copy(), adjustments)
