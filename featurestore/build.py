@@ -11,6 +11,7 @@ renamed when whole); a finished split is kept unless it is to be overwritten.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -23,9 +24,10 @@ import h5py
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from . import schema, splitfile, workers
+from . import grow, schema, splitfile, workers
 from .errors import BuildError, StoreError
 from .layouts import InputOptions, Inputs, read_inputs
+from .nsynth import SPLITS
 from .splitfolder import Notes
 from .params import FeatureParams
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
@@ -78,6 +80,15 @@ class _Split:
     train_stats: Optional[Summary]
     labels: Tuple[str, ...]  # the store's label set
     attrs: dict              # how the inputs were read (root attrs)
+    added: bool = False      # build --add: renamed by the commit, after every split is done
+    held: Optional[Notes] = None  # --add: the notes the finished file holds (kept first)
+    held_problems: tuple = ((), ())  # --add: their (skipped, adjusted) rows
+    held_stats: Optional[RunningStats] = None  # --add, train: the statistics it holds
+
+    @property
+    def base(self) -> int:
+        """Rows the file holds before these notes."""
+        return 0 if self.held is None else len(self.held)
 
 
 @dataclass(frozen=True)
@@ -94,8 +105,13 @@ class _Workers:
 
 def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
                      journal: Path) -> Progress:
-    """The journal's progress when its partial file can be resumed, else a new partial file."""
+    """The journal's progress when its partial file can be resumed, else a new partial file
+    (for ``--add``, a copy of the finished one with room for the new notes)."""
     digest = fingerprint(params, split.notes)
+    if split.held is not None:  # and of the file it grows
+        info = split.path.stat()
+        digest = f"{digest}:{info.st_size}:{info.st_mtime_ns}"
+    rows = split.base + len(split.notes)
     state = None
     if partial.is_file():
         try:
@@ -106,14 +122,17 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
     if state is not None:
         try:
             with h5py.File(partial, "r") as f:
-                if f[schema.SPECTRA].shape != (len(split.notes),) + params.shape:
+                if f[schema.SPECTRA].shape != (rows,) + params.shape:
                     state = None
         except (OSError, KeyError):
             state = None
         if state is None:
             log.warning("%s: unreadable partial file, starting %s again", partial, split.name)
     if state is None:
-        create_partial(partial, len(split.notes), params)
+        if split.held is not None:
+            grow.start_added(split.path, partial, rows)
+        else:
+            create_partial(partial, rows, params)
         state = Progress(digest)
         state.save(journal)
     return state
@@ -163,7 +182,7 @@ def _build_split(split: _Split, params: FeatureParams,
             if ring is not None:  # the worker computed them into its slot
                 features = slots[number % ring.slots][:len(done)]
             for row in features:
-                write_note(state.n_written, row)
+                write_note(split.base + state.n_written, row)
                 state.n_written += 1
             if ring is not None:
                 consumed[0] = number + 1  # the slot is free again
@@ -181,8 +200,12 @@ def _build_split(split: _Split, params: FeatureParams,
                 steady_start = time.perf_counter()
             else:
                 steady_done += end - first
+        stats = state.stats
+        if split.held_stats is not None:  # --add: the held notes' merged with the new ones'
+            stats = RunningStats(split.held_stats.count, split.held_stats.mean.copy(),
+                                 split.held_stats.m2.copy()).merge(state.stats)
         if split.train_stats is None:
-            summary, stats_split = Summary.of(state.stats), split.name
+            summary, stats_split = Summary.of(stats), split.name
         else:
             summary, stats_split = split.train_stats, "train"
         if summary is not None and not summary.finite:
@@ -190,14 +213,17 @@ def _build_split(split: _Split, params: FeatureParams,
                              f"every note's features were; nothing was finished (a bug: please "
                              f"report it)")
         skipped = finalize(f, split.name, split.roots, notes, state, split.problems, summary,
-                           stats_split, label_names=split.labels, attrs=split.attrs)
-    os.replace(partial, path)
-    journal.unlink()
+                           stats_split, label_names=split.labels, attrs=split.attrs,
+                           held=split.held, held_problems=split.held_problems)
+    if not split.added:  # --add renames every split at its commit
+        os.replace(partial, path)
+        journal.unlink()
     seconds = time.perf_counter() - start
     steady = steady_done / (time.perf_counter() - steady_start) if steady_done else float("nan")
-    report = SplitReport(split.name, path, "resumed" if resumed_at else "built", state.n_written,
-                         len(skipped), len(state.adjusted), seconds, steady, resumed_at, skipped)
-    return report, state.stats
+    status = "added" if split.added else "resumed" if resumed_at else "built"
+    report = SplitReport(split.name, path, status, state.n_written, len(skipped),
+                         len(state.adjusted), seconds, steady, resumed_at, skipped)
+    return report, stats
 
 
 def _check_writable(out: Path):
@@ -240,7 +266,7 @@ def _locked(out: Path):
 
 def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
                 inputs: InputOptions = InputOptions(), jobs: int = 2, backend: str = "auto",
-                batch_size: int = 32, overwrite: bool = False,
+                batch_size: int = 32, overwrite: bool = False, add: bool = False,
                 splits: Optional[Sequence[str]] = None, progress: bool = True
                 ) -> List[SplitReport]:
     """Build ``OUT/SPLIT.h5`` for every split of labelled audio.
@@ -269,6 +295,9 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         Notes per worker task (also the resume granularity).
     overwrite : bool
         Rebuild splits whose finished file exists; otherwise those are kept as they are.
+    add : bool
+        Grow the store: add the notes of the inputs it does not hold yet, leaving the ones it
+        holds as they are (:mod:`featurestore.grow`); the inputs are read as the store's were.
     splits : sequence of str, optional
         Only these splits (default: every split the inputs have).
     progress : bool
@@ -284,9 +313,12 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
     BuildError
         A missing input, a folder without notes, an input given twice, a note name two inputs
         share, an unwritable ``out``, or a kept split built with other feature parameters or
-        another label set.
+        another label set; with ``add``, a store that is missing or was built with other
+        parameters or read its inputs otherwise.
     """
     out = Path(out)
+    if add and overwrite:
+        raise BuildError("--add grows a store and --overwrite rebuilds it: give one of them")
     if not isinstance(jobs, int) or jobs < 1:
         raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
     backend = resolve_backend(backend, jobs)
@@ -313,6 +345,9 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
     run = _Workers(jobs, batch_size, progress, ring, backend == "dask",
                    inputs.windows is not None)
     with _locked(out), parallel_backend(backend, jobs):
+        grow.finish_commit(out)
+        if add:
+            return _add(read, out, params, attrs, run, found)
         for split in found:
             path = split_path(out, split)
             if not overwrite and path.is_file():
@@ -346,6 +381,87 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
                 train_stats = Summary.of(stats)
             reports.append(report)
     return reports
+
+
+def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Workers,
+         found: Sequence[str]) -> List[SplitReport]:
+    """``build --add``: each split grown by the notes it does not hold, all committed at once."""
+    train = split_path(out, "train")
+    if not train.is_file():
+        raise BuildError(f"{out}: no train.h5 to add to; build the store first (without --add)")
+    with h5py.File(train, "r") as f:
+        differences = schema.read_params(f).differences(params)
+        if differences:
+            raise BuildError(f"{train}: built with other feature parameters "
+                             f"({'; '.join(differences)}); --add computes the new notes' "
+                             f"features as the store's: give the same feature options")
+        recorded = {key: getattr(f.attrs[key], "item", lambda: f.attrs[key])()
+                    for key in attrs if key in f.attrs}
+        labels = schema.read_label_names(f)
+        roots = list(grow.read_notes(f).audio_dirs)
+    other = {key: (recorded.get(key), value) for key, value in attrs.items()
+             if key in recorded and recorded[key] != value}
+    if other:
+        raise BuildError(f"{train}: its inputs were read with " + ", ".join(
+            f"{key} {was!r}" for key, (was, _) in other.items()) + "; --add reads the new ones "
+            "the same way (now " + ", ".join(f"{key} {now!r}" for key, (_, now) in other.items())
+            + "): give the same input options")
+    held_labels = labels
+    if read.layout != "nsynth":
+        labels = grow.grown_labels(labels, read.labels)
+    resolved = [str(r.resolve()) for r in roots]
+    for root in read.roots:
+        if str(root.resolve()) not in resolved:
+            roots.append(root.resolve())
+            resolved.append(str(root.resolve()))
+    index = [resolved.index(str(root.resolve())) for root in read.roots]
+    reports, train_stats, changed = [], None, []
+    for split in [s for s in SPLITS if s in found or split_path(out, s).is_file()]:
+        path = split_path(out, split)
+        notes, problems = read.splits.get(split, (None, []))
+        notes = grow.rooted(notes, roots, index) if notes is not None else None
+        held, held_problems, held_stats = None, ((), ()), None
+        if path.is_file():
+            with h5py.File(path, "r") as f:
+                held = dataclasses.replace(grow.read_notes(f), audio_dirs=tuple(roots))
+                held_problems = schema.read_problems(f)
+                held_stats = grow.held_stats(f) if split == "train" else None
+            mine = {(int(k), name) for k, name in zip(held.folder, held.names)}
+            if notes is not None:
+                notes = notes.take([i for i in range(len(notes))
+                                    if (int(notes.folder[i]), notes.names[i]) not in mine])
+                known = set(held.names) | set(held_problems[0])
+                problems = [(name, why) for name, why in problems
+                            if name not in known and (name, why) not in known]
+        new = notes is not None and len(notes) > 0
+        if not (new or problems) and labels == held_labels and "train" not in changed:
+            if split == "train":
+                with h5py.File(path, "r") as f:
+                    train_stats = _summary(f)
+            reports.append(SplitReport(split, path, "kept", len(held)))
+            continue
+        if notes is None:
+            notes = Notes.concat([held.take([])])
+        report, stats = _build_split(_Split(
+            split, tuple(roots), path, notes, problems,
+            train_stats if split != "train" else None, labels, attrs, added=True, held=held,
+            held_problems=held_problems, held_stats=held_stats), params, run)
+        if split == "train":
+            train_stats = Summary.of(stats)
+        reports.append(report)
+        changed.append(split)
+    if changed:
+        grow.commit(out, changed)
+    return reports
+
+
+def _summary(f: h5py.File) -> Optional[Summary]:
+    """The statistics a split file holds, as :class:`Summary` (``None``: it holds none)."""
+    count, _ = schema.read_stats_count(f)
+    if not count:
+        return None
+    mean, std = schema.read_stats(f)
+    return Summary(mean, std, count)
 
 
 def _kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitReport:
@@ -394,11 +510,7 @@ def _existing_train_stats(out: Path, params: FeatureParams) -> Optional["Summary
     with h5py.File(path, "r") as f:
         if schema.read_params(f).differences(params):
             raise BuildError(f"{path}: built with other feature parameters; use --overwrite")
-        count, _ = schema.read_stats_count(f)
-        if not count:
-            return None
         try:
-            mean, std = schema.read_stats(f)
+            return _summary(f)
         except StoreError as err:
             raise BuildError(str(err)) from None
-        return Summary(mean, std, count)

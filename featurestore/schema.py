@@ -62,7 +62,9 @@ root attrs         ``feature_*``: every parameter that shapes the features
                    ``timbremap_version``, ``source_root`` (the first NOTES folder; see
                    ``/source_folder``), ``created`` (ISO 8601, UTC),
                    ``inputs_digest`` (SHA-1 of the input files' names and sizes: a later
-                   build warns when the folder changed).
+                   build warns when the folder changed), ``content_digest`` (SHA-1 of the
+                   label set and each note's name, label, file and offset: a model records it,
+                   and ``evaluate`` warns when the store changed since).
 
 Added by analysis (never by a build)
 ------------------------------------
@@ -133,6 +135,7 @@ LIST_NAMES = "names"   # /labels, /qualities: what each index or column means
 COLUMNS = "columns"    # /skipped, /adjusted
 MODEL_SHA1 = "model_sha1"  # /embeddings: the weights they come from
 INPUTS_DIGEST = "inputs_digest"  # root
+CONTENT_DIGEST = "content_digest"  # root
 
 STRING = h5py.string_dtype("utf-8")
 

@@ -169,27 +169,50 @@ def note_writer(spectra: h5py.Dataset):
     return write_note
 
 
+def content_digest(notes: Notes, label_names: Sequence[str]) -> str:
+    """What a split holds: SHA-1 of the label set and of each note's name, label, file and
+    offset, in order (a model records it: ``evaluate`` can tell that the store changed)."""
+    digest = hashlib.sha1("\0".join(label_names).encode("utf-8", "surrogatepass"))
+    for i in range(len(notes)):
+        digest.update(f"\0{notes.names[i]}\0{notes.label[i]}\0{notes.files[i]}\0"
+                      f"{notes.offset[i]!r}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
 def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, state: Progress,
              problems, summary: Optional[Summary], stats_split: str, *,
-             label_names: Sequence[str], attrs: dict):
+             label_names: Sequence[str], attrs: dict, held: Optional[Notes] = None,
+             held_problems=((), ())):
     """Write the rest of the schema around the filled ``/spectra``; returns the skipped rows.
+
     ``label_names`` is the store's label set, ``attrs`` what else the root attrs record (how
-    the inputs were read). Safe to run again after it failed part way."""
+    the inputs were read). ``held``: the notes the file held before these were added after
+    them (``build --add``), with their ``(skipped, adjusted)`` rows. Safe to run again after
+    it failed part way."""
     kept = np.ones(len(notes), bool)
     kept[[pos for pos, _ in state.skipped]] = False
     assert kept.sum() == state.n_written
+    written = notes.take(np.flatnonzero(kept))
+    names = notes.names
+    skipped = sorted(list(problems) + [(names[p], r) for p, r in state.skipped])
+    adjusted = [(names[p], what) for p, what in state.adjusted]
+    everything = notes
+    if held is not None:
+        from .grow import problems_after
+        written, everything = Notes.concat([held, written]), Notes.concat([held, notes])
+        skipped = problems_after(list(held_problems[0]), skipped, set(written.names))
+        adjusted = list(held_problems[1]) + adjusted
     schema.clear_metadata(f)
     if summary is not None:
         schema.write_stats(f, summary.mean, summary.std, summary.count, stats_split)
     roots = [str(root.resolve()) for root in roots]
-    schema.write_notes(f, notes.take(np.flatnonzero(kept)), roots, label_names)
-    names = notes.names  # the json keys, i.e. the files' names audio/NAME.wav
-    skipped = sorted(list(problems) + [(names[p], r) for p, r in state.skipped])
-    schema.write_problems(f, skipped, [(names[p], what) for p, what in state.adjusted])
-    schema.write_provenance(f, split=split, n=state.n_written, inputs_digest=inputs_digest(notes),
-                            source_root=roots[0])
+    schema.write_notes(f, written, roots, label_names)
+    schema.write_problems(f, skipped, adjusted)
+    schema.write_provenance(f, split=split, n=len(written),
+                            inputs_digest=inputs_digest(everything), source_root=roots[0])
     f.attrs.update(attrs)
+    f.attrs[schema.CONTENT_DIGEST] = content_digest(written, label_names)
     spectra = f[schema.SPECTRA]
-    if spectra.shape[0] != state.n_written:  # last: a failed finalize can be redone
-        spectra.resize(state.n_written, axis=0)
+    if spectra.shape[0] != len(written):  # last: a failed finalize can be redone
+        spectra.resize(len(written), axis=0)
     return skipped

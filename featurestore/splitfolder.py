@@ -137,20 +137,25 @@ class Notes(Sequence):
             raise ValueError("merge takes one or more Notes of one folder each")
         if len(parts) == 1:
             return parts[0]
+        dirs = tuple(part.audio_dirs[0] for part in parts)
+        merged = cls.concat([dataclasses.replace(part, audio_dirs=dirs,
+                                                 folder=np.full(len(part), k, np.int16))
+                             for k, part in enumerate(parts)])
+        return merged.take(np.argsort(np.array(merged.names, dtype=object), kind="stable"))
+
+    @classmethod
+    def concat(cls, parts: Sequence["Notes"]) -> "Notes":
+        """Notes of the same ``audio_dirs`` one after another, in their order."""
         columns = {}
         for f in dataclasses.fields(cls):
-            if f.name in _OWN:
-                continue
-            values = [getattr(part, f.name) for part in parts]
-            columns[f.name] = (np.concatenate(values) if isinstance(values[0], np.ndarray)
-                               else [item for value in values for item in value])
-        columns["folder"] = np.concatenate([np.full(len(part), k, np.int16)
-                                            for k, part in enumerate(parts)])
+            if f.name not in _OWN:
+                values = [getattr(part, f.name) for part in parts]
+                columns[f.name] = (np.concatenate(values) if isinstance(values[0], np.ndarray)
+                                   else [item for value in values for item in value])
         keys = sorted({key for part in parts for key in part.meta})
         meta = {key: [item for part in _part_items(parts, key) for item in part]
                 for key in keys}
-        merged = cls(tuple(part.audio_dirs[0] for part in parts), **columns, meta=meta)
-        return merged.take(np.argsort(np.array(merged.names, dtype=object), kind="stable"))
+        return cls(parts[0].audio_dirs, **columns, meta=meta)
 
     def take(self, rows) -> "Notes":
         """These rows (a sequence of indices), in this order."""

@@ -19,6 +19,7 @@ import numpy as np
 
 import featurestore.remote as remote
 from .errors import StoreError
+from .grow import finish_commit
 from .nsynth import SPLITS
 from .schema import LABELS, SPECTRA, check_split, read_label_names, read_params, read_stats
 
@@ -54,6 +55,7 @@ def store_splits(store) -> list:
     if remote.is_url(store):
         found = [name[:-len(SUFFIX)] for name in remote.list_files(store, SUFFIX)]
     else:
+        finish_commit(Path(store))
         found = sorted(p.stem for p in Path(store).glob(f"*{SUFFIX}"))
     return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
 
@@ -73,7 +75,7 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
                              f"{have})")
     elif not Path(store).is_dir():
         raise StoreError(f"{store}: no such store folder")
-    elif not path.is_file():
+    elif finish_commit(Path(store)) or not path.is_file():
         have = ", ".join(store_splits(store)) or "none"
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: {have})")
     f = _open_file(path, mode)

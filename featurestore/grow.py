@@ -1,0 +1,176 @@
+"""A store that grows: what ``build --add`` needs besides the build itself.
+
+``build --add`` computes the features of the notes a store does not hold yet and appends them,
+leaving the rows it holds as they are (never recomputed). Each split that changes is written as
+``SPLIT.h5.partial``, a copy of the finished file (``copy_file_range``: on file systems that
+share extents, XFS and Btrfs, no data is copied) grown by the new rows, with a journal, so a
+killed ``--add`` resumes like a killed build. When every changed split is complete, a commit
+file (:data:`COMMIT`) names them, and only then are the partial files renamed over the finished
+ones; a commit file left by a kill is finished (:func:`finish_commit`) before anything else
+reads or writes the store. So the store is always as it was or as it will be, never half.
+
+The train split's statistics are merged with the new notes' (Chan et al.), equal to those of a
+full rebuild within float64 rounding; the other splits carry them too. Labels the store does
+not know yet are appended to its label set, the old indices kept; analysis results
+(``/embeddings``, ``/tsne``, ...) describe the old notes only and are removed from a grown
+split.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import h5py
+import numpy as np
+
+from . import schema
+from .errors import BuildError
+from .files import atomic_write_text
+from .nsynth import QUALITIES, SOURCES
+from .splitfolder import Notes
+from .stats import RunningStats
+
+__all__ = ["COMMIT", "finish_commit", "commit", "start_added", "read_notes", "rooted",
+           "held_stats", "grown_labels", "problems_after"]
+
+log = logging.getLogger(__name__)
+
+#: The commit file of ``build --add``, in the store folder: the splits whose partial files
+#: replace the finished ones.
+COMMIT = ".add-commit.json"
+
+
+def finish_commit(out: Path):
+    """Finish the renames of an ``--add`` that was stopped after it committed (none: nothing);
+    every command that opens a local store calls it first."""
+    marker = Path(out) / COMMIT
+    if not marker.is_file():
+        return
+    try:
+        splits = json.loads(marker.read_text(encoding="utf-8"))["splits"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BuildError(f"{marker}: unreadable commit of an interrupted build --add ({err}); "
+                         f"its partial files are SPLIT.h5.partial beside it") from None
+    for split in splits:
+        path = Path(out) / f"{split}.h5"
+        partial = path.with_name(path.name + ".partial")
+        if partial.is_file():
+            os.replace(partial, path)
+        path.with_name(path.name + ".journal").unlink(missing_ok=True)
+    marker.unlink()
+    log.info("%s: finished the build --add of %s", out, ", ".join(splits))
+
+
+def commit(out: Path, splits: Sequence[str]):
+    """Replace each split's finished file by its complete partial one, all or none."""
+    atomic_write_text(Path(out) / COMMIT, json.dumps({"splits": list(splits)}))
+    finish_commit(out)
+
+
+def _copy(src: Path, dst: Path):
+    """``dst``, a copy of ``src``: shared extents where the file system has them."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        left = os.fstat(fin.fileno()).st_size
+        try:
+            while left > 0:
+                done = os.copy_file_range(fin.fileno(), fout.fileno(), left)
+                if done == 0:
+                    break
+                left -= done
+        except (AttributeError, OSError):  # no copy_file_range here: an ordinary copy
+            fin.seek(0)
+            fout.seek(0)
+            fout.truncate()
+            shutil.copyfileobj(fin, fout, 2 ** 24)
+
+
+def start_added(path: Path, partial: Path, rows: int):
+    """``partial``: a copy of the finished split ``path`` with room for ``rows`` notes, without
+    the analysis results, which describe the old notes only."""
+    _copy(path, partial)
+    with h5py.File(partial, "r+") as f:
+        gone = [name for name in f if name not in schema.BUILT and name != schema.METADATA]
+        for name in gone:
+            del f[name]
+        if gone:
+            log.warning("%s: grows by build --add; removed %s (run embed and tsne again)",
+                        path, ", ".join("/" + g for g in gone))
+        f[schema.SPECTRA].resize(rows, axis=0)
+
+
+def read_notes(f: h5py.File) -> Notes:
+    """A split file's notes as :class:`Notes`, their files relative to the source folders
+    (``audio_dirs``); columns the store does not keep (sample rate, quality names) are empty.
+
+    Raises
+    ------
+    BuildError
+        A store built before it recorded ``/file`` (it cannot be grown: rebuild it).
+    """
+    if schema.FILE not in f:
+        raise BuildError(f"{f.filename}: built before stores recorded each note's /file; it "
+                         f"cannot grow: rebuild it with --overwrite")
+    n = int(f[schema.SPECTRA].shape[0])
+    names = f[schema.NAMES].asstr()[:].tolist()
+    label_names = schema.read_label_names(f)
+    shared: dict = {}
+
+    def text(name):
+        return [shared.setdefault(v, v) for v in f[name].asstr()[:].tolist()]
+    source_str = text(schema.SOURCE)
+    meta = {}
+    if isinstance(f.get(schema.METADATA), h5py.Group):
+        meta = {key: f[schema.METADATA][key].asstr()[:].tolist() for key in f[schema.METADATA]}
+    return Notes(
+        tuple(Path(r) for r in f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES]),
+        folder=f[schema.SOURCE_FOLDER][:].astype(np.int16), names=names,
+        files=f[schema.FILE].asstr()[:].tolist(),
+        label=[label_names[k] for k in f[schema.LABELS][:]],
+        offset=f[schema.OFFSET][:].astype(np.float64), group=text(schema.GROUP),
+        source=np.array([SOURCES.index(s) if s in SOURCES else -1 for s in source_str],
+                        np.int8),
+        pitch=f[schema.PITCH][:].astype(np.int16), velocity=f[schema.VELOCITY][:].astype(np.int16),
+        instrument=f[schema.INSTRUMENT][:].astype(np.int32), sample_rate=np.zeros(n, np.int32),
+        qualities=f[schema.QUALITIES][:].astype(np.uint8).reshape(n, len(QUALITIES)),
+        note_str=names, instrument_str=text(schema.INSTRUMENT_STR),
+        instrument_source_str=source_str, qualities_str=[()] * n, meta=meta)
+
+
+def rooted(notes: Notes, roots: Sequence[Path], index: Sequence[int]) -> Notes:
+    """``notes`` with ``audio_dirs`` = ``roots`` (all of the store's source folders) and their
+    files relative to them: ``notes.audio_dirs[k]`` lies in ``roots[index[k]]``."""
+    prefixes = [Path(os.path.relpath(Path(d).resolve(), Path(roots[index[k]]).resolve()))
+                for k, d in enumerate(notes.audio_dirs)]
+    return dataclasses.replace(
+        notes, audio_dirs=tuple(Path(r) for r in roots),
+        folder=np.array([index[k] for k in notes.folder], np.int16),
+        files=[(prefixes[k] / name).as_posix() for k, name in zip(notes.folder, notes.files)])
+
+
+def held_stats(f: h5py.File) -> Optional[RunningStats]:
+    """The statistics a train split file holds, as mergeable :class:`RunningStats`."""
+    count, _ = schema.read_stats_count(f)
+    if not count:
+        return None
+    mean, std = schema.read_stats(f)
+    return RunningStats(count, mean.copy(), std ** 2 * count)
+
+
+def grown_labels(held: Tuple[str, ...], found: Sequence[str]) -> Tuple[str, ...]:
+    """The store's label set after an ``--add``: the labels it holds, in their order, then the
+    new ones, sorted."""
+    return tuple(held) + tuple(sorted(set(found) - set(held)))
+
+
+def problems_after(old: List[Tuple[str, str]], new: List[Tuple[str, str]],
+                   held: set) -> List[Tuple[str, str]]:
+    """``/skipped`` after an ``--add``: the newest reason for each name that is still not in
+    the store."""
+    latest = dict(old)
+    latest.update(new)
+    return sorted((name, why) for name, why in latest.items() if name not in held)

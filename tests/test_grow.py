@@ -1,0 +1,206 @@
+"""``build --add``: a store grows by the notes it does not hold, the held rows untouched, the
+statistics merged as a full rebuild computes them, the label set appended to, and a kill at
+any moment leaves the store as it was or as it will be."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+
+from featurestore import schema
+from featurestore.build import build_store
+from featurestore.errors import BuildError
+from featurestore.grow import COMMIT
+from featurestore.layouts import InputOptions
+from featurestore.store import open_split
+from tests.helpers import SR, make_tone_root, tone
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _wav(path, k, seconds=1.0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone(10 + 15 * k, seconds=seconds), SR, subtype="PCM_16")
+
+
+def _classes(root, labels, per_label, first=0):
+    for k, label in enumerate(labels):
+        for i in range(first, first + per_label):
+            split = "valid" if i % 4 == 3 else "train"
+            _wav(root / split / label / f"{label}{i:03d}.wav", k + len(label), 0.5 + (i % 5))
+
+
+def _rows(path):
+    with h5py.File(path, "r") as f:
+        names = f[schema.NAMES].asstr()[:].tolist()
+        labels = schema.read_label_names(f)
+        return {name: (f[schema.SPECTRA][i], labels[f[schema.LABELS][i]])
+                for i, name in enumerate(names)}
+
+
+def test_add_appends_new_notes_merges_statistics_and_grows_the_label_set(tmp_path):
+    root = tmp_path / "set"
+    _classes(root, ("bell", "drum"), 6)
+    store = tmp_path / "store"
+    build_store(root, store, jobs=1, progress=False)
+    with h5py.File(store / "train.h5", "r") as f:
+        before = {name: f[name][:] for name in (schema.SPECTRA, schema.LABELS)}
+        n_before = len(before[schema.SPECTRA])
+    _classes(root, ("bell", "drum"), 3, first=6)   # more of the known labels
+    _classes(root, ("cymbal",), 4)                  # and a new one
+    reports = build_store(root, store, jobs=1, progress=False, add=True)
+    assert {r.split: r.status for r in reports} == {"train": "added", "valid": "added"}
+    assert reports[0].n_examples == 2 + 2 + 3  # the train rows of the new files (i % 4 != 3)
+    with h5py.File(store / "train.h5", "r") as f:
+        assert schema.read_label_names(f) == ("bell", "drum", "cymbal")  # appended, old kept
+        np.testing.assert_array_equal(f[schema.SPECTRA][:n_before], before[schema.SPECTRA])
+        np.testing.assert_array_equal(f[schema.LABELS][:n_before], before[schema.LABELS])
+        grown = f[schema.SPECTRA].attrs["mean"], f[schema.SPECTRA].attrs["std"]
+        count = f[schema.SPECTRA].attrs["stats_count"]
+    with h5py.File(store / "valid.h5", "r") as f:
+        assert schema.read_label_names(f) == ("bell", "drum", "cymbal")
+        np.testing.assert_array_equal(f[schema.SPECTRA].attrs["mean"], grown[0])
+    # a full rebuild of the same notes: the same rows and, within float64 rounding, statistics
+    build_store(root, tmp_path / "full", jobs=1, progress=False)
+    with h5py.File(tmp_path / "full" / "train.h5", "r") as f:
+        assert f[schema.SPECTRA].attrs["stats_count"] == count
+        np.testing.assert_allclose(grown[0], f[schema.SPECTRA].attrs["mean"], rtol=1e-12,
+                                   atol=1e-12)
+        np.testing.assert_allclose(grown[1], f[schema.SPECTRA].attrs["std"], rtol=1e-12,
+                                   atol=1e-12)
+    full, added = _rows(tmp_path / "full" / "train.h5"), _rows(store / "train.h5")
+    assert sorted(full) == sorted(added)
+    for name, (row, label) in full.items():
+        np.testing.assert_array_equal(row, added[name][0])
+        assert label == added[name][1]
+    # nothing new: nothing is rewritten
+    mtime = (store / "train.h5").stat().st_mtime_ns
+    reports = build_store(root, store, jobs=1, progress=False, add=True)
+    assert {r.status for r in reports} == {"kept"}
+    assert (store / "train.h5").stat().st_mtime_ns == mtime
+
+
+def test_add_to_an_nsynth_store_from_another_folder(tmp_path):
+    first = make_tone_root(tmp_path / "a", 11, 0, 0)
+    build_store(first, tmp_path / "store", jobs=1, progress=False)
+    second = make_tone_root(tmp_path / "b", 11, 0, 6)
+    for split in ("train", "test"):  # other names than a's
+        for wav in (second / split / "audio").iterdir():
+            wav.rename(wav.with_name("b_" + wav.name))
+        data = json.loads((second / split / "examples.json").read_text())
+        (second / split / "examples.json").write_text(json.dumps(
+            {"b_" + k: dict(v, note_str="b_" + k) for k, v in data.items()}))
+    reports = build_store([first, second], tmp_path / "store", jobs=1, progress=False, add=True)
+    assert [(r.split, r.status) for r in reports] == [("train", "added"), ("test", "added")]
+    with h5py.File(tmp_path / "store" / "train.h5", "r") as f:
+        assert f[schema.SPECTRA].shape[0] == 22
+        assert schema.read_label_names(f)[0] == "bass"
+        roots = f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES].tolist()
+        assert [Path(r.decode() if isinstance(r, bytes) else r) for r in roots] == \
+            [first.resolve(), second.resolve()]
+        paths = schema.read_audio_paths(f)
+        assert all(p.is_file() for p in paths)
+
+
+def test_add_refuses_what_does_not_fit(tmp_path):
+    root = tmp_path / "set"
+    _classes(root, ("bell", "drum"), 4)
+    with pytest.raises(BuildError, match="no train.h5 to add to"):
+        build_store(root, tmp_path / "none", jobs=1, progress=False, add=True)
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    with pytest.raises(BuildError, match="input_windows 0.0.*now input_windows 2.0"):
+        build_store(root, tmp_path / "store", inputs=InputOptions(windows=2.0), jobs=1,
+                    progress=False, add=True)
+    from featurestore.params import FeatureParams
+    with pytest.raises(BuildError, match="other feature parameters"):
+        build_store(root, tmp_path / "store", FeatureParams(n_fft=512), jobs=1,
+                    progress=False, add=True)
+    with pytest.raises(BuildError, match="give one of them"):
+        build_store(root, tmp_path / "store", jobs=1, progress=False, add=True,
+                    overwrite=True)
+
+
+SLOW_ADD = """
+import sys, time
+import featurestore.workers as w
+import featurestore.grow as g
+extract = w.extract
+def slow(*args):
+    time.sleep(0.15)
+    return extract(*args)
+w.extract = slow
+if sys.argv[3] == "at-commit":  # stop between writing the commit file and its renames
+    import json, os
+    from pathlib import Path
+    def commit(out, splits):
+        g.atomic_write_text(Path(out) / g.COMMIT, json.dumps({"splits": list(splits)}))
+        os.kill(os.getpid(), 9)
+    g.commit = commit
+from featurestore.build import build_store
+build_store(sys.argv[1], sys.argv[2], jobs=2, batch_size=2, progress=False, add=True)
+"""
+
+
+def _datasets(store):
+    found = {}
+    for path in sorted(Path(store).glob("*.h5")):
+        with h5py.File(path, "r") as f:
+            for name, ds in schema.datasets(f):
+                found[(path.name, name)] = ds[()]
+            found[(path.name, "stats")] = tuple(f[schema.SPECTRA].attrs[k].tobytes()
+                                                for k in ("mean", "std"))
+    return found
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("moment", ["extracting", "at-commit"])
+def test_a_killed_add_leaves_the_store_as_it_was_or_as_it_will_be(tmp_path, moment):
+    root = tmp_path / "set"
+    _classes(root, ("bell", "drum"), 4)
+    store = tmp_path / "store"
+    build_store(root, store, jobs=1, progress=False)
+    before = _datasets(store)
+    _classes(root, ("bell", "drum", "gong"), 12, first=4)
+    expected = tmp_path / "expected"
+    shutil.copytree(store, expected)
+    build_store(root, expected, jobs=1, progress=False, add=True)
+    after = _datasets(expected)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_ADD, str(root), str(store), moment],
+                            cwd=REPO, start_new_session=True)
+    if moment == "extracting":
+        journal = store / "train.h5.journal"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if json.loads(journal.read_text())["position"] >= 4:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    if moment == "extracting":
+        assert _same(_datasets(store), before)  # as it was
+        assert not (store / COMMIT).exists()
+        build_store(root, store, jobs=1, progress=False, add=True)  # resumes
+    else:
+        assert (store / COMMIT).exists()  # committed: the next command finishes it
+        with open_split(store, "train"):
+            pass
+        assert not (store / COMMIT).exists()
+    assert _same(_datasets(store), after)  # as it will be
+    assert not list(store.glob("*.partial")) and not list(store.glob("*.journal"))
