@@ -204,3 +204,37 @@ def test_windows_cut_long_recordings_into_notes(tmp_path):
         expected = compute_features(y[3 * SR:7 * SR], FeatureParams())
         np.testing.assert_allclose(f[schema.SPECTRA][1].astype(np.float32),
                                    expected.astype(np.float32), atol=2e-2)
+
+
+def _hour_long_wav(path, tone_at: float):
+    """A 16 kHz 16-bit mono WAV of one hour, sparse (zeros) but for 4 s of tone at
+    ``tone_at`` seconds."""
+    import struct
+    frames = 3600 * SR
+    header = (b"RIFF" + struct.pack("<I", 36 + 2 * frames) + b"WAVEfmt "
+              + struct.pack("<IHHIIHH", 16, 1, 1, SR, 2 * SR, 2, 16)
+              + b"data" + struct.pack("<I", 2 * frames))
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(len(header) + 2 * frames)
+        f.seek(len(header) + 2 * int(tone_at * SR))
+        f.write((tone(40, seconds=4.0) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_a_window_of_an_hour_long_recording_costs_a_clip(tmp_path):
+    import tracemalloc
+    from featurestore.audio import load_audio
+    from featurestore.params import FeatureParams
+    from featurestore.windows import audio_seconds
+    path = _hour_long_wav(tmp_path / "hour.wav", tone_at=3000.0)
+    assert audio_seconds(path) == 3600.0
+    params = FeatureParams()
+    load_audio(_wav(tmp_path / "warm.wav"), params)  # imports, first calls: not the file's cost
+    tracemalloc.start()
+    y, adjustments = load_audio(path, params, offset=3000.0, window=True)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 8 * params.n_samples * 4  # a few clips' worth, not the file's 115 MB
+    np.testing.assert_allclose(y, tone(40, seconds=4.0), atol=1e-4)
+    assert adjustments == []
