@@ -174,11 +174,12 @@ def _report_files(results, describe):
 
 def cmd_embed(args):
     from analysis.embed import embed_store
-    from featurestore.nsynth import FAMILIES
+    from training.modeldir import label_set_text, read_model_labels
     shapes = embed_store(args.store, args.model_dir, args.split, into=args.into,
                          progress=not args.quiet)
-    _print(*(f"{split}: /embeddings {shape}, /probabilities ({shape[0]}, {len(FAMILIES)})"
-             for split, shape in shapes.items()))
+    labels = read_model_labels(args.model_dir)
+    _print(*(f"{split}: /embeddings {shape}, /probabilities ({shape[0]}, {len(labels)})"
+             for split, shape in shapes.items()), f"labels: {label_set_text(labels)}")
 
 
 def cmd_tsne(args):

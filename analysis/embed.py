@@ -1,6 +1,7 @@
 """``timbremap embed``: the model's penultimate layer and its probabilities, per note, written
 into each split file as ``/embeddings`` float32 ``(N, D)`` and ``/probabilities`` float32
-``(N, 11)``, or into files of their own (a store on object storage is never written)."""
+``(N, C)`` over the model's ``C`` labels (attr ``names``; the store's label set, checked), or
+into files of their own (a store on object storage is never written)."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from featurestore import schema
-from featurestore.nsynth import FAMILIES
 from featurestore.store import SpectraReader, StoreError, open_split, read_params, split_path
 from featurestore.files import replaced
 from featurestore.remote import is_url, store_location
@@ -54,6 +54,13 @@ def _attrs(trained: TrainedModel) -> dict:
             "layer": EMBEDDING_LAYER}
 
 
+def _probability_attrs(trained: TrainedModel, attrs: dict) -> dict:
+    """``/probabilities``'s attrs: the model's, its softmax layer, and the label of each
+    column (``names``, as ``/labels`` names its values)."""
+    return {**attrs, "layer": "family",
+            schema.LIST_NAMES: np.array(trained.labels, dtype=schema.STRING)}
+
+
 def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
                 into=None, batch_size: int = 128, progress: bool = True) -> Dict[str, tuple]:
     """Write ``/embeddings`` and ``/probabilities`` into every (or the named) split file.
@@ -81,8 +88,9 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     Raises
     ------
     StoreError, ModelError
-        A missing store or split, a model that cannot be loaded, or a store built with other
-        features than the model.
+        A missing store or split, a model that cannot be loaded, or a split built with other
+        features, or holding another label set, than the model (every split is checked
+        before anything is written).
     """
     if is_url(store) and into is None:
         raise StoreError(f"{store}: a store on object storage is read, never written; give "
@@ -95,6 +103,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     for split in splits:  # check all before writing anything
         with open_split(store, split) as f:
             trained.check_features(read_params(f), split_path(store, split))
+            trained.check_labels(schema.read_label_names(f), split_path(store, split))
     both = embedding_model(trained)
     attrs = _attrs(trained)
     shapes = {}
@@ -104,7 +113,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
             n = len(reader)
             dim = int(both.outputs[0].shape[-1])
             bar = tqdm(total=n, unit="note", desc=f"embed {split}", disable=not progress)
-            # one pass over the spectra; what it keeps is small (D + 11 floats a note)
+            # one pass over the spectra; what it keeps is small (D + C floats a note)
             embeddings, probabilities = [], []
             for start, x in zip(range(0, n, batch_size), reader.iter_batches(batch_size)):
                 _check_finite(x, store, split, start, "its stored features are not finite "
@@ -120,7 +129,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
                      if into is not None else None)
         shapes[split] = (n, dim)
         if into is not None:
-            _write_apart(Path(into), store, split, (n, dim), embeddings, probabilities, attrs,
+            _write_apart(Path(into), store, split, (n, dim), embeddings, probabilities, trained,
                          notes)
             continue
         nbytes = sum(block.nbytes for block in embeddings + probabilities)
@@ -128,8 +137,8 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
             made_from = map_model(f)
             stale = bool(made_from) and made_from != trained.weights_hash
             write_result(f, schema.EMBEDDINGS, shape=(n, dim), blocks=embeddings, attrs=attrs)
-            write_result(f, schema.PROBABILITIES, shape=(n, probabilities[0].shape[1] if n else 11),
-                         blocks=probabilities, attrs={**attrs, "layer": "family"})  # softmax
+            write_result(f, schema.PROBABILITIES, shape=(n, len(trained.labels)),
+                         blocks=probabilities, attrs=_probability_attrs(trained, attrs))
             if stale:  # a map of other embeddings: it would no longer match them
                 drop_map(store, split, f)
                 log.warning("%s: its t-SNE map was made from another model's embeddings and "
@@ -139,17 +148,19 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
 
 
 def _write_apart(into: Path, store, split: str, shape: tuple, embeddings, probabilities,
-                 attrs: dict, notes: dict):
+                 trained: TrainedModel, notes: dict):
     """``INTO/SPLIT.h5``: a split's results, ``shape`` ``(N, D)``, with ``notes``, the
-    datasets that name its notes (:data:`APART_NOTES`)."""
+    datasets that name its notes (:data:`APART_NOTES`), ``/labels`` with its label set."""
+    attrs = _attrs(trained)
     import h5py
     into.mkdir(parents=True, exist_ok=True)
     path = into / f"{split}.h5"
     with replaced(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"store": store_id(store), "split": split})
         write_result(f, schema.EMBEDDINGS, shape=shape, blocks=embeddings, attrs=attrs)
-        write_result(f, schema.PROBABILITIES, shape=(shape[0], len(FAMILIES)),
-                     blocks=probabilities, attrs={**attrs, "layer": "family"})
+        write_result(f, schema.PROBABILITIES, shape=(shape[0], len(trained.labels)),
+                     blocks=probabilities, attrs=_probability_attrs(trained, attrs))
         for name, values in notes.items():
             f.create_dataset(name, data=values)
+        f[schema.LABELS].attrs[schema.LIST_NAMES] = np.array(trained.labels, dtype=schema.STRING)
     log.info("%s: embeddings %s written", path, shape)

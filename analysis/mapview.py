@@ -1,7 +1,7 @@
 """``timbremap map``: an interactive map of the sounds, as one ``index.html`` that opens from
-disk (no server, no CDN): every note a point coloured by family; hover shows its name,
-family, pitch, velocity and the model's predicted family; a click plays it; the legend
-filters families; placed new sounds are stars.
+disk (no server, no CDN): every note a point coloured by its label (the store's label set);
+hover shows its name, label, pitch, velocity and the model's predicted label; a click plays
+it; the legend filters labels; placed new sounds are stars.
 
 Audio is linked by relative path to the notes the store was built from (each note's folder in
 ``/source_folder``), or copied next to the page with ``copy_audio``.
@@ -18,13 +18,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from featurestore.nsynth import FAMILIES
 from featurestore import schema
 from featurestore.store import StoreError, open_split, store_splits
 
 from .placed import read_placed
 from .tsne import no_map
-from .plot import family_colors
+from .plot import label_colors, one_label_set
 
 __all__ = ["write_map"]
 
@@ -42,20 +41,25 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
               copy_audio: bool = False) -> Path:
     """Write ``OUT_DIR/index.html`` for every split with a ``/tsne`` map.
 
+    The page's data names the store's label set (``families``, with one colour each in
+    ``colors``); each note's ``family`` and ``predicted`` are indices into it.
+
     Raises
     ------
     StoreError
-        When no split of the store has a ``/tsne`` map.
+        When no split of the store has a ``/tsne`` map, or two splits hold different label
+        sets.
     """
     store, out_dir = Path(store), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = {"families": list(FAMILIES), "colors": family_colors(), "splits": {}}
+    data, label_sets = {"splits": {}}, {}
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
             if schema.TSNE not in f:
                 if splits:  # asked for by name
                     raise no_map(store, split)
                 continue
+            label_sets[split] = schema.read_label_names(f)
             names = f[schema.NAMES].asstr()[:]
             predicted = (f[schema.PROBABILITIES][:].argmax(axis=1) if schema.PROBABILITIES in f
                          else np.full(len(names), -1))
@@ -78,6 +82,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             }
     if not data["splits"]:
         raise StoreError(f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
+    data["families"] = list(one_label_set(store, label_sets))
+    data["colors"] = label_colors(len(data["families"]))
     data["placed"] = [{"split": p.split, "x": p.x, "y": p.y, "name": Path(p.path).name,
                        "family": p.family, "audio": _audio_link(out_dir, Path(p.path))}
                       for p in read_placed(store)]
@@ -109,7 +115,8 @@ TEMPLATE = r"""<!DOCTYPE html>
 <div id="side"><h1>timbremap: __TITLE__</h1>
  <select id="split"></select>
  <div id="legend"></div>
- <div class="info">hover: details &middot; click: listen &middot; legend: show/hide a family &middot; &#9733; placed sounds</div>
+ <div class="info">hover: details &middot; click: listen &middot; legend: show/hide a label
+  &middot; &#9733; placed sounds</div>
  <div id="status"></div><div class="info" id="quality"></div>
 </div>
 <div id="main"><canvas id="map"></canvas><div id="tip"></div></div>
@@ -124,7 +131,7 @@ select.onchange = () => { split = select.value; draw(); };
 const legend = document.getElementById('legend');
 DATA.families.forEach((f, i) => {
   const row = document.createElement('div'); row.className = 'fam'; row.dataset.family = i;
-  row.innerHTML = '<span class="dot" style="background:' + DATA.colors[i] + '"></span>' + f;
+  row.innerHTML = '<span class="dot" style="background:' + DATA.colors[i] + '"></span>' + esc(f);
   row.onclick = () => { hidden.has(i) ? hidden.delete(i) : hidden.add(i); row.classList.toggle('off'); draw(); };
   legend.appendChild(row);
 });
@@ -156,7 +163,8 @@ function draw() {
   canvas.dataset.drawn = screen.length;
   const q = d.info; document.getElementById('quality').textContent =
     't-SNE (' + q.method + ', perplexity ' + q.perplexity + ') of ' + q.source + ': trustworthiness ' +
-    Number(q.trustworthiness).toFixed(3) + ', kNN family accuracy ' + Number(q.knn_accuracy_map).toFixed(3);
+    Number(q.trustworthiness).toFixed(3) + ', kNN label accuracy ' +
+    Number(q.knn_accuracy_map).toFixed(3);
 }
 function star(x, y, r) {
   ctx.beginPath();
@@ -175,9 +183,10 @@ function esc(text) {  // names come from the data set: shown as text, never as H
 }
 function describe(p) {
   if (p.placed) return '&#9733; ' + esc(p.placed.name) + '<br>placed; predicted ' + esc(p.placed.family);
-  const d = DATA.splits[split], i = p.i;
-  return '<b>' + esc(d.name[i]) + '</b><br>family: ' + DATA.families[d.family[i]] + '<br>pitch ' + d.pitch[i] +
-    ', velocity ' + d.velocity[i] + '<br>predicted: ' + (d.predicted[i] >= 0 ? DATA.families[d.predicted[i]] : 'n/a (run embed)');
+  const d = DATA.splits[split], i = p.i, label = k => esc(DATA.families[k]);
+  return '<b>' + esc(d.name[i]) + '</b><br>label: ' + label(d.family[i]) +
+    '<br>pitch ' + d.pitch[i] + ', velocity ' + d.velocity[i] +
+    '<br>predicted: ' + (d.predicted[i] >= 0 ? label(d.predicted[i]) : 'n/a (run embed)');
 }
 canvas.onmousemove = ev => {
   const p = nearest(ev);

@@ -135,7 +135,7 @@ def _train(add_command):
     the config's default applies (so ``--resume`` can tell which were given)."""
     from training.config import EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES, TrainConfig
     d = TrainConfig()
-    p = add_command("train", help="train the family classifier on a store",
+    p = add_command("train", help="train a classifier of the store's labels",
                     description="Train on STORE/train.h5, pick the best epoch on "
                                 "STORE/valid.h5; write MODEL_DIR/model.keras, config.json, "
                                 "history.csv and curves.png.")
@@ -192,8 +192,9 @@ def _train(add_command):
 def _evaluate(add_command):
     from training.evaluate import evaluate
     p = add_command("evaluate", help="score a model on a split",
-                    description="Per-family precision/recall/F1, accuracy, balanced accuracy "
-                                "and a confusion-matrix PNG.")
+                    description="Per-label precision/recall/F1, accuracy, balanced accuracy "
+                                "and a confusion-matrix PNG, over the model's label "
+                                "set (the store's must be the same).")
     p.add_argument("store", type=store_location, help=STORE_HELP)
     p.add_argument("model_dir", type=Path)
     p.add_argument("--split", default=_default(evaluate, "split"))
@@ -205,8 +206,8 @@ def _evaluate(add_command):
 
 def _predict(add_command):
     from training.predict import FilePrediction
-    p = add_command("predict", help="top families of audio files",
-                    description="Top families with probabilities for each audio file "
+    p = add_command("predict", help="top labels of audio files",
+                    description="The model's top labels with probabilities for each audio file "
                                 "(wav, flac, mp3, ...; any sample rate; stereo is downmixed).")
     p.add_argument("model_dir", type=Path)
     p.add_argument("files", type=Path, nargs="+")
@@ -253,7 +254,7 @@ def _place(add_command):
 
 
 def _plot(add_command):
-    p = add_command("plot", help="PNG of the t-SNE maps, coloured by family")
+    p = add_command("plot", help="PNG of the t-SNE maps, coloured by label")
     p.add_argument("store", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")

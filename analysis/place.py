@@ -15,7 +15,6 @@ import numpy as np
 
 from featurestore.audio import AudioError
 from featurestore.features import features_from_file
-from featurestore.nsynth import FAMILIES
 from featurestore import schema
 from featurestore.store import StoreError, open_split, read_params, split_path
 from training.modeldir import load_trained
@@ -33,17 +32,23 @@ def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: in
                 ) -> List[Placed]:
     """Position audio files on the t-SNE map of ``split`` and list their nearest stored notes.
 
+    Each placed file's ``family`` is the model's most likely label, and each nearest note's
+    ``family`` its label in the store: the model's label set and the store's are one.
+
     Raises
     ------
     StoreError
-        The split has no openTSNE map (run ``timbremap tsne`` with ``--method opentsne``), its
-        map was made from another model's embeddings, or it was built with other features
-        than the model.
+        The split has no openTSNE map (run ``timbremap tsne`` with ``--method opentsne``), or
+        its map was made from another model's embeddings.
+    ModelError
+        The split was built with other features, or holds another label set, than the model.
     """
     store = Path(store)
     trained = load_trained(model_dir)
     with open_split(store, split) as f:
         trained.check_features(read_params(f), f.filename)
+        label_names = schema.read_label_names(f)
+        trained.check_labels(label_names, f.filename)
         if schema.TSNE not in f:
             raise no_map(store, split)
         made_from = map_model(f)
@@ -72,9 +77,9 @@ def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: in
             coords = to_map(x, np.asarray(embeddings, np.float32))
     for r, xy, p in zip(ok, coords, np.asarray(probabilities)):
         r.x, r.y = float(xy[0]), float(xy[1])
-        r.family, r.probability = FAMILIES[int(p.argmax())], float(p.max())
+        r.family, r.probability = trained.labels[int(p.argmax())], float(p.max())
         distance = np.linalg.norm(mapped - xy, axis=1)
-        r.nearest = [{"name": str(names[i]), "family": FAMILIES[int(labels[i])],
+        r.nearest = [{"name": str(names[i]), "family": label_names[int(labels[i])],
                       "distance": float(distance[i])} for i in np.argsort(distance)[:k]]
     kept = {(p.path, p.split): p for p in read_placed(store)}
     kept.update({(r.path, r.split): r for r in ok})

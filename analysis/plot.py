@@ -1,63 +1,100 @@
-"""``timbremap plot``: the t-SNE map of each split, coloured by family, as one PNG."""
+"""``timbremap plot``: the t-SNE map of each split, coloured by label, as one PNG."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Optional, Sequence
-
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
-from featurestore.store import StoreError, open_split, store_splits
+from featurestore.store import StoreError, open_split, split_path, store_splits
+from training.modeldir import label_set_text
 
 from .placed import read_placed
 from .tsne import no_map
 
-__all__ = ["plot_map", "family_colors"]
+__all__ = ["plot_map", "label_colors", "family_colors", "one_label_set"]
 
 
-def family_colors() -> list:
-    """One distinct colour per family (matplotlib's tab20, hex), shared by plot and map."""
+def label_colors(n: int) -> List[str]:
+    """One distinct colour (hex) for each of ``n`` labels, shared by plot and map: matplotlib's
+    tab10 colours for up to 10 labels, then their lighter tab20 pairs for up to 20 (NSynth's 11
+    families: the tab10 colours and light blue), and for more, evenly spaced hues alternating
+    in brightness so that neighbours differ."""
     import matplotlib
-    cmap = matplotlib.colormaps["tab20"]
-    return [matplotlib.colors.to_hex(cmap(i * 2 % 20 + (i * 2 // 20))) for i in
-            range(len(FAMILIES))]
+    if n <= 20:
+        cmap = matplotlib.colormaps["tab20"]
+        return [matplotlib.colors.to_hex(cmap(i * 2 % 20 + (i * 2 // 20))) for i in range(n)]
+    return [matplotlib.colors.to_hex(matplotlib.colors.hsv_to_rgb(
+        (i / n, 0.75 if i % 2 else 0.55, 0.65 if i % 2 else 0.9))) for i in range(n)]
 
 
-def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
-    """One panel per split with a ``/tsne`` map, points coloured by family, a shared legend,
-    and the placed new sounds as labelled stars.
+def family_colors() -> List[str]:
+    """:func:`label_colors` of NSynth's 11 families."""
+    return label_colors(len(FAMILIES))
+
+
+def one_label_set(store, label_sets: Dict[str, Tuple[str, ...]]) -> Tuple[str, ...]:
+    """The label set the splits of ``store`` share (``label_sets``: split -> its
+    :func:`featurestore.schema.read_label_names`), for one legend over them all.
 
     Raises
     ------
     StoreError
-        When no split of the store has a ``/tsne`` map.
+        When two splits hold different label sets.
+    """
+    splits = list(label_sets)
+    for split in splits[1:]:
+        if label_sets[split] != label_sets[splits[0]]:
+            raise StoreError(f"{split_path(store, split)} holds labels "
+                             f"{label_set_text(label_sets[split])}, but "
+                             f"{split_path(store, splits[0])} holds "
+                             f"{label_set_text(label_sets[splits[0]])}: a store's splits share "
+                             f"one label set")
+    return label_sets[splits[0]] if splits else ()
+
+
+def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
+    """One panel per split with a ``/tsne`` map, points coloured by the store's labels, a
+    shared legend, and the placed new sounds as labelled stars.
+
+    Raises
+    ------
+    StoreError
+        When no split of the store has a ``/tsne`` map, or two splits hold different label
+        sets.
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     store, out = Path(store), Path(out)
-    panels = []
+    panels, label_sets = [], {}
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
             if schema.TSNE in f:
                 tsne = f[schema.TSNE]
                 panels.append((split, tsne[:], f[schema.LABELS][:], dict(tsne.attrs)))
+                label_sets[split] = schema.read_label_names(f)
             elif splits:  # asked for by name
                 raise no_map(store, split)
     if not panels:
         raise StoreError(f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
-    colors = family_colors()
+    names = one_label_set(store, label_sets)
+    colors = label_colors(len(names))
     placed = read_placed(store)
     width = 6.5 * len(panels)  # inches
-    fig, axes = plt.subplots(1, len(panels), figsize=(width, 6.8), squeeze=False,
-                             constrained_layout=True)
+    # a legend entry is about as wide as its name at 11 pt ("synth_lead": 1.6 inches)
+    ncol = max(2, int(width // max(1.6, 0.5 + 0.11 * max(map(len, names), default=0))))
+    legend_rows = math.ceil((len(names) + bool(placed)) / ncol)
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, constrained_layout=True,
+                             figsize=(width, 6.8 + 0.25 * max(0, legend_rows - 2)))
     for ax, (split, xy, labels, attrs) in zip(axes[0], panels):
         size = max(2.0, min(30.0, 6000.0 / max(len(xy), 1)))
-        for family in range(len(FAMILIES)):
-            mask = labels == family
+        for label, name in enumerate(names):
+            mask = labels == label
             if mask.any():
-                ax.scatter(xy[mask, 0], xy[mask, 1], s=size, color=colors[family], alpha=0.75,
-                           linewidths=0, label=FAMILIES[family])
+                ax.scatter(xy[mask, 0], xy[mask, 1], s=size, color=colors[label], alpha=0.75,
+                           linewidths=0, label=name)
         for p in (p for p in placed if p.split == split):
             ax.scatter([p.x], [p.y], marker="*", s=260, color="black", edgecolors="white",
                        zorder=5)
@@ -65,18 +102,17 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
                         textcoords="offset points", fontsize=9, weight="bold")
         ax.set_title(f"{split}: {len(xy)} notes, t-SNE of {attrs.get('source', '?')}\n"
                      f"trustworthiness {attrs.get('trustworthiness', float('nan')):.3f}, "
-                     f"kNN family accuracy {attrs.get('knn_accuracy_map', float('nan')):.3f}",
+                     f"kNN label accuracy {attrs.get('knn_accuracy_map', float('nan')):.3f}",
                      fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
     handles = [plt.Line2D([], [], marker="o", ls="", color=colors[i], markersize=9,
-                          label=name) for i, name in enumerate(FAMILIES)]
+                          label=name) for i, name in enumerate(names)]
     if placed:
         handles.append(plt.Line2D([], [], marker="*", ls="", color="black", markersize=14,
                                   label="placed sound"))
-    # ~1.6 inches a legend entry ("synth_lead" at 11 pt): the legend stays inside the figure
-    fig.legend(handles=handles, loc="outside lower center",
-               ncol=min(len(handles), max(2, int(width // 1.6))),
+    # the legend stays inside the figure: as many columns as fit its width
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), ncol),
                fontsize=11, frameon=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

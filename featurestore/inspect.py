@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Sequence
 
 import numpy as np
 
 from . import schema
-from .nsynth import FAMILIES
 from .params import ATTR_PREFIX
 import featurestore.remote as remote
 from .store import StoreError, open_split, split_path, store_splits
@@ -54,9 +53,7 @@ def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[st
     if others:  # whatever else the file holds (analysis results, ...)
         lines.append("  also      " + ", ".join(f"{name} {ds.dtype} {ds.shape}"
                                                for name, ds in others))
-    counts = np.bincount(f[schema.LABELS][:], minlength=len(FAMILIES))
-    lines.append("  labels    " + "  ".join(
-        f"{name} {count}" for name, count in zip(FAMILIES, counts)))
+    lines += _label_counts(f[schema.LABELS][:], schema.read_label_names(f))
     instruments = len(np.unique(f[schema.INSTRUMENT][:])) if n else 0
     lines.append(f"  notes     {n} from {instruments} instruments")
     count, stats_split = schema.read_stats_count(f)
@@ -85,3 +82,24 @@ def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[st
     lines.append(f"  built     {f.attrs.get('created', '?')} by timbremap "
                  f"{f.attrs.get('timbremap_version', '?')} from {source}")
     return lines
+
+
+def _label_counts(labels: np.ndarray, names: Sequence[str], width: int = 100) -> List[str]:
+    """``labels    NAME COUNT  NAME COUNT ...``: the notes of each label of the store's label set
+    ``names``, in its order, over as many lines of at most ``width`` characters as it takes;
+    a value that is not an index into ``names`` is counted as ``?VALUE``."""
+    labels = np.asarray(labels, dtype=np.int64)
+    known = (labels >= 0) & (labels < len(names))
+    counts = np.bincount(labels[known], minlength=len(names))
+    entries = [f"{name} {count}" for name, count in zip(names, counts)]
+    unknown, extra = np.unique(labels[~known], return_counts=True)
+    entries += [f"?{value} {count}" for value, count in zip(unknown, extra)]
+    prefix, rows, row = "  labels    ", [], []
+    for entry in entries or ["(none)"]:
+        if row and len(prefix) + len("  ".join(row + [entry])) > width:
+            rows.append(row)
+            row = []
+        row.append(entry)
+    rows.append(row)
+    return [(prefix if k == 0 else " " * len(prefix)) + "  ".join(row)
+            for k, row in enumerate(rows)]

@@ -82,3 +82,16 @@ def read_in_worker(dataset, index):
     import os
     value = dataset[index]
     return value, dataset._opened[0] == os.getpid()
+
+
+def relabel_store(store: Path, names, relabel=None) -> Path:
+    """Give every split file of ``store`` another label set, as a build from another layout
+    would: ``/labels`` becomes ``relabel(old)`` (default ``old % len(names)``) and its attr
+    ``names`` the label set ``names``. Returns ``store``."""
+    import h5py
+    relabel = relabel or (lambda old: old % len(names))
+    for path in sorted(Path(store).glob("*.h5")):
+        with h5py.File(path, "r+") as f:
+            f["labels"][...] = np.asarray(relabel(f["labels"][:]), dtype=np.int32)
+            f["labels"].attrs["names"] = np.array(list(names), dtype=h5py.string_dtype("utf-8"))
+    return Path(store)

@@ -1,4 +1,4 @@
-"""training: Keras classifiers of the 11 instrument families, trained from a feature store.
+"""training: Keras classifiers of a feature store's label set (NSynth's 11 families or any other).
 
 Imports ``featurestore``; never ``analysis``.
 """

@@ -84,7 +84,8 @@ class TrainConfig:
         Threads that read training batches ahead of the training step (at most ``2 *
         workers`` batches wait in memory); 1 reads each batch when it is needed.
     balance : bool
-        Sample every family equally often, and every instrument of a family equally often.
+        Sample every label of the store equally often, and every instrument of a label
+        equally often.
     augment : bool
         Gain, frequency shift, SpecAugment masks and mixup (default model only).
     gain_db, tilt_db, shift_bins : float, float, int

@@ -2,9 +2,9 @@
 
 :class:`StoreBatches` is a ``keras.utils.PyDataset``: each step reads one batch of notes by
 index through :class:`featurestore.store.SpectraReader` (a memory map of the uncompressed
-chunks by default), so a split is never loaded whole. Sampling is class-balanced: every family
-is drawn equally often and, within a family, every instrument equally often, so the model
-cannot win by memorising the largest instruments.
+chunks by default), so a split is never loaded whole. Sampling is class-balanced: every label
+of the store's label set is drawn equally often and, within a label, every instrument equally
+often, so the model cannot win by memorising the largest instruments.
 
 A split larger than the memory training may keep of it in the page cache is read in the block
 order instead (:mod:`training.blockorder`): runs of consecutive notes in random order,
@@ -24,7 +24,6 @@ import keras
 import numpy as np
 
 from featurestore import schema
-from featurestore.nsynth import FAMILIES
 from featurestore.store import SpectraReader, StoreError
 
 from .blockorder import Buffers, block_plan, memory_for_cache
@@ -37,13 +36,14 @@ BUFFERS_KEPT = 3
 
 
 def balanced_weights(labels: np.ndarray, instruments: Optional[np.ndarray] = None) -> np.ndarray:
-    """Sampling probability of each note: families equally likely, then instruments.
+    """Sampling probability of each note: the labels present equally likely (whatever their
+    number), then the instruments within a label.
 
     Parameters
     ----------
     labels : np.ndarray of int, shape ``(N,)``
     instruments : np.ndarray, shape ``(N,)``, optional
-        Instrument ids; without them, notes of a family are equally likely.
+        Instrument ids; without them, notes of a label are equally likely.
 
     Returns
     -------
@@ -64,7 +64,8 @@ def balanced_weights(labels: np.ndarray, instruments: Optional[np.ndarray] = Non
 
 class StoreBatches(keras.utils.PyDataset):
     """Batches ``(x, y)`` of one split: ``x`` float16 ``(B, frames, bins)`` (the stored
-    features as stored: the model casts and normalises), ``y`` one-hot float32 ``(B, 11)``.
+    features as stored: the model casts and normalises), ``y`` one-hot float32 ``(B, C)`` over
+    the split's label set (``label_names``, ``C`` labels).
 
     Parameters
     ----------
@@ -112,6 +113,7 @@ class StoreBatches(keras.utils.PyDataset):
             raise ValueError(f"loader must be 'auto', 'mmap', 'h5py' or 'block', got {loader!r}")
         self.multiple_of = int(multiple_of)
         self.reader = SpectraReader(path, method="h5py" if loader == "h5py" else "mmap")
+        self.label_names = self.reader.label_names
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.mixup_alpha = float(mixup_alpha)
@@ -181,7 +183,7 @@ class StoreBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         x, labels = self._read(index)
         n = len(labels)
-        y = np.eye(len(FAMILIES), dtype=np.float32)[labels]
+        y = np.eye(len(self.label_names), dtype=np.float32)[labels]
         mix = np.ones(n, np.float32)
         if self.shuffle and self.mixup_alpha > 0:
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])

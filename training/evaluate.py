@@ -1,5 +1,5 @@
 """``timbremap evaluate``: score a model on a split, with scikit-learn's report and a
-row-normalised confusion matrix."""
+row-normalised confusion matrix, over the model's label set (the store's, checked)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,13 +8,15 @@ from typing import Optional
 import numpy as np
 
 from featurestore import schema
-from featurestore.nsynth import FAMILIES
 from featurestore.store import (SpectraReader, StoreError, open_split, read_params, split_path,
                                 store_id, store_name)
 
 from .modeldir import TrainedModel, load_trained
 
 __all__ = ["predict_split", "evaluate", "plot_confusion", "classification_report_text"]
+
+#: Labels beyond which a confusion plot's cells carry no value (it would be too small to read).
+MAX_CELL_TEXT = 40
 
 
 def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int = 128,
@@ -23,32 +25,50 @@ def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int =
 
     Returns
     -------
-    probabilities : np.ndarray, float32, shape ``(N, 11)``
+    probabilities : np.ndarray, float32, shape ``(N, C)``
+        Over the model's ``C`` labels (``trained.labels``).
     labels : np.ndarray, int32, shape ``(N,)``
+
+    Raises
+    ------
+    ModelError
+        The split was built with other features, or holds another label set, than the model.
     """
     with open_split(store, split) as f:
         trained.check_features(read_params(f), split_path(store, split))
+        trained.check_labels(schema.read_label_names(f), split_path(store, split))
     with SpectraReader(split_path(store, split), method=loader) as reader:
         parts = [trained.model.predict_on_batch(x)
                  for x in reader.iter_batches(batch_size)]
         labels = reader.labels
     probabilities = (np.concatenate(parts) if parts
-                     else np.zeros((0, len(FAMILIES)), np.float32))
+                     else np.zeros((0, len(trained.labels)), np.float32))
     return np.asarray(probabilities, np.float32), labels
 
 
 def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
              confusion_png: Optional[Path] = None) -> dict:
-    """Accuracy, balanced accuracy, per-family precision/recall/F1 and the confusion matrix.
+    """Accuracy, balanced accuracy, per-label precision/recall/F1 and the confusion matrix,
+    over the model's label set (which must be the store's).
 
     Returns
     -------
     dict
-        ``accuracy``, ``balanced_accuracy``, ``n``, ``per_family`` (family -> precision,
-        recall, f1, support), ``per_folder`` (for a store built from several NOTES folders:
-        folder -> ``n``, ``accuracy``, ``balanced_accuracy`` of its notes; else empty),
-        ``confusion`` (11 x 11 counts, rows = true family), ``families``, ``split``,
-        ``store``, ``model`` and ``confusion_png`` (where the plot went).
+        ``accuracy``, ``balanced_accuracy``, ``n``, ``per_family`` (label -> precision,
+        recall, f1, support, for every label of the set; the name is NSynth's),
+        ``per_folder`` (for a store built from several NOTES folders: folder -> ``n``,
+        ``accuracy``, ``balanced_accuracy`` of its notes; else empty), ``confusion``
+        (C x C counts for the C labels, rows = true label), ``labels`` (the label set, in the
+        confusion matrix's order) and ``families`` (the same list, its older name),
+        ``split``, ``store``, ``model`` and ``confusion_png`` (where the plot went).
+
+    Raises
+    ------
+    ModelError
+        The model cannot be loaded, or the split was built with other features or holds
+        another label set than the model.
+    StoreError
+        A missing split, or one without notes.
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
     trained = load_trained(model_dir)
@@ -56,7 +76,8 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
     if not len(labels):
         raise StoreError(f"{split_path(store, split)}: holds no notes to evaluate")
     predicted = probabilities.argmax(axis=1)
-    everything = list(range(len(FAMILIES)))
+    names = list(trained.labels)
+    everything = list(range(len(names)))
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=everything, zero_division=0)
     confusion = confusion_matrix(labels, predicted, labels=everything)
@@ -67,9 +88,9 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
         "balanced_accuracy": _balanced_accuracy(labels, predicted),
         "per_family": {name: {"precision": float(p), "recall": float(r), "f1": float(f),
                               "support": int(s)}
-                       for name, p, r, f, s in zip(FAMILIES, precision, recall, f1, support)},
+                       for name, p, r, f, s in zip(names, precision, recall, f1, support)},
         "per_folder": _per_folder(store, split, labels, predicted),
-        "confusion": confusion.tolist(), "families": list(FAMILIES),
+        "confusion": confusion.tolist(), "labels": names, "families": names,
     }
     default = default_confusion_png(trained, store, split)
     png = Path(confusion_png) if confusion_png else default
@@ -78,7 +99,8 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
     elif png.suffix.lower() != ".png":
         png = png.with_name(png.name + ".png")
     plot_confusion(confusion, png, f"{split}: accuracy {result['accuracy']:.3f}, balanced "
-                                   f"{result['balanced_accuracy']:.3f} (n={result['n']})")
+                                   f"{result['balanced_accuracy']:.3f} (n={result['n']})",
+                   names=names)
     result["confusion_png"] = str(png)
     result["_labels"], result["_predicted"] = labels, predicted
     return result
@@ -116,8 +138,8 @@ def default_confusion_png(trained: TrainedModel, store, split: str) -> Path:
 
 
 def _balanced_accuracy(labels, predicted) -> float:
-    """scikit-learn's balanced accuracy over the families present, without its warning that
-    the model predicted a family the split has none of (normal on a small split)."""
+    """scikit-learn's balanced accuracy over the labels present, without its warning that
+    the model predicted a label the split has none of (normal on a small split)."""
     import warnings
     from sklearn.metrics import balanced_accuracy_score
     with warnings.catch_warnings():
@@ -126,36 +148,60 @@ def _balanced_accuracy(labels, predicted) -> float:
 
 
 def classification_report_text(result: dict) -> str:
-    """scikit-learn's per-family report for an :func:`evaluate` result."""
+    """scikit-learn's per-label report for an :func:`evaluate` result."""
     from sklearn.metrics import classification_report
     present = sorted(set(result["_labels"].tolist()) | set(result["_predicted"].tolist()))
+    names = result["labels"]
     return classification_report(result["_labels"], result["_predicted"], labels=present,
-                                 target_names=[FAMILIES[i] for i in present], digits=3,
+                                 target_names=[names[i] for i in present], digits=3,
                                  zero_division=0)
 
 
-def plot_confusion(confusion: np.ndarray, path: Path, title: str):
-    """Row-normalised confusion matrix with the family names on both axes."""
+def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names):
+    """Row-normalised confusion matrix with the label names on both axes.
+
+    Parameters
+    ----------
+    confusion : array of int, shape ``(C, C)``
+        Counts, rows = true label, columns = predicted label.
+    path : pathlib.Path
+        Where the PNG goes.
+    title : str
+    names : sequence of str, length ``C``
+        The label set. The figure, its type and its cell values grow or shrink with ``C`` so
+        a few labels or a few dozen stay readable; past :data:`MAX_CELL_TEXT` labels the cells
+        carry colour only.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    names = list(names)
     confusion = np.asarray(confusion, dtype=float)
     rows = confusion.sum(axis=1, keepdims=True)
     normalised = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(8.5, 7.5), constrained_layout=True)
+    size = _confusion_size(len(names))
+    fig, ax = plt.subplots(figsize=(size["width"], size["width"] - 1), constrained_layout=True)
     image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    ticks = np.arange(len(FAMILIES))
-    ax.set_xticks(ticks, FAMILIES, rotation=45, ha="right")
-    ax.set_yticks(ticks, [f"{name} ({int(n)})" for name, n in zip(FAMILIES, rows[:, 0])])
-    for i in ticks:
-        for j in ticks:
-            if normalised[i, j] >= 0.005:
-                ax.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if normalised[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted family")
-    ax.set_ylabel("true family (notes)")
+    ticks = np.arange(len(names))
+    ax.set_xticks(ticks, names, rotation=45, ha="right", fontsize=size["ticks"])
+    ax.set_yticks(ticks, [f"{name} ({int(n)})" for name, n in zip(names, rows[:, 0])],
+                  fontsize=size["ticks"])
+    for i, j in zip(*np.nonzero(normalised >= 0.005)) if size["cells"] else ():
+        ax.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center",
+                fontsize=size["cells"], color="white" if normalised[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label (notes)")
     ax.set_title(title)
-    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true family's notes")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true label's notes")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.2)  # axis labels uncut
     plt.close(fig)
+
+
+def _confusion_size(n: int) -> dict:
+    """Figure width (inches) and font sizes (points) of a confusion plot of ``n`` labels: NSynth's
+    11 families get the plot's original 8.5 x 7.5 inches and 8-point cells; fewer labels a
+    smaller figure with larger type, more a larger one (up to 30 inches) with smaller type."""
+    return {"width": float(np.clip(4.54 + 0.36 * n, 6.0, 30.0)),
+            "ticks": float(np.clip(300 / max(n, 1), 6.0, 10.0)),
+            "cells": float(np.clip(88 / max(n, 1), 5.0, 10.0)) if n <= MAX_CELL_TEXT else 0.0}

@@ -3,7 +3,8 @@
 ``MODEL_DIR/``
     ``model.keras``   the best model (by validation accuracy); it normalises its own input
     ``config.json``   ``train`` (TrainConfig), ``features`` (FeatureParams of the store, so
-                      ``predict`` computes identical features), ``families``, ``input_shape``,
+                      ``predict`` computes identical features), ``labels`` (the store's label
+                      set, in the order of the model's outputs), ``input_shape``,
                       ``store``, the best epoch and its validation accuracy, epochs run,
                       minutes trained, and why training stopped (``stopped``)
     ``history.csv``   one row per epoch (epoch, loss, accuracy, val_loss, val_accuracy,
@@ -18,13 +19,16 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence, Tuple
 
 from featurestore.errors import TimbremapError
+from featurestore.nsynth import FAMILIES
 from featurestore.params import FeatureParams
 
 from .config import TrainConfig
 
-__all__ = ["ModelError", "TrainedModel", "load_trained", "MODEL_FILE", "CONFIG_FILE"]
+__all__ = ["ModelError", "TrainedModel", "load_trained", "read_model_labels", "config_labels",
+           "label_set_text", "MODEL_FILE", "CONFIG_FILE"]
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -49,6 +53,11 @@ class TrainedModel:
     info: dict
 
     @property
+    def labels(self) -> Tuple[str, ...]:
+        """The label set the model was trained on: ``labels[i]`` is the class of output ``i``."""
+        return config_labels(self.info)
+
+    @property
     def weights_hash(self) -> str:
         """SHA-1 of the saved model file (identifies the weights in analysis attrs)."""
         return hashlib.sha1((self.path / MODEL_FILE).read_bytes()).hexdigest()
@@ -60,6 +69,48 @@ class TrainedModel:
             raise ModelError(f"{where} was built with other features than the model "
                              f"{self.path} ({'; '.join(differences)}, store != model)")
 
+    def check_labels(self, names: Sequence[str], where: str):
+        """Raise :class:`ModelError` when a store's label set ``names`` (what
+        :func:`featurestore.schema.read_label_names` gives for ``where``) is not the model's:
+        the same names in the same order, as its outputs are indices into them."""
+        names = tuple(names)
+        if names != self.labels:
+            order = (" (the same names in another order)"
+                     if sorted(names) == sorted(self.labels) else "")
+            raise ModelError(f"{where} holds labels {label_set_text(names)}; the model "
+                             f"{self.path} was trained on {label_set_text(self.labels)}{order}")
+
+
+def label_set_text(names: Sequence[str]) -> str:
+    """A label set as messages show it: ``(cello, dog, kettle)``."""
+    return "(" + ", ".join(names) + ")"
+
+
+def config_labels(info: dict) -> Tuple[str, ...]:
+    """The label set of a model's ``config.json`` (parsed): its ``labels``; a model trained
+    before stores owned their label set has ``families`` or nothing (NSynth's families,
+    both)."""
+    names = info.get("labels") or info.get("families") or FAMILIES
+    return tuple(str(name) for name in names)
+
+
+def read_model_labels(model_dir) -> Tuple[str, ...]:
+    """The label set a model folder's ``config.json`` records, without loading the model.
+
+    Raises
+    ------
+    ModelError
+        When ``config.json`` is missing or unreadable.
+    """
+    path = Path(model_dir) / CONFIG_FILE
+    try:
+        return config_labels(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise ModelError(f"{Path(model_dir)}: not a trained model folder (no {CONFIG_FILE})"
+                         ) from None
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        raise ModelError(f"{path}: unreadable model config ({err})") from None
+
 
 def load_trained(model_dir) -> TrainedModel:
     """Load ``MODEL_DIR/model.keras`` and ``config.json``.
@@ -67,7 +118,8 @@ def load_trained(model_dir) -> TrainedModel:
     Raises
     ------
     ModelError
-        When the folder or a file is missing, or the model cannot be loaded.
+        When the folder or a file is missing, the model cannot be loaded, or its outputs are
+        not as many as the labels ``config.json`` lists.
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -80,7 +132,8 @@ def load_trained(model_dir) -> TrainedModel:
         info = json.loads((model_dir / CONFIG_FILE).read_text())
         config = TrainConfig.from_dict(info["train"])
         features = FeatureParams.from_dict(info["features"])
-    except (ValueError, KeyError, TypeError) as err:
+        labels = config_labels(info)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable model config ({err})") from None
     if not zipfile.is_zipfile(model_dir / MODEL_FILE):  # keras would say "File not found"
         raise ModelError(f"{model_dir / MODEL_FILE}: not a Keras model file (not a .keras zip)")
@@ -92,4 +145,8 @@ def load_trained(model_dir) -> TrainedModel:
     except Exception as err:  # noqa: BLE001 - keras raises many kinds for a bad file
         raise ModelError(f"{model_dir / MODEL_FILE}: cannot load the model "
                          f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+    outputs = int(model.outputs[0].shape[-1])
+    if outputs != len(labels):
+        raise ModelError(f"{model_dir}: {MODEL_FILE} has {outputs} outputs, but {CONFIG_FILE} "
+                         f"lists {len(labels)} labels {label_set_text(labels)}")
     return TrainedModel(model_dir, model, config, features, info)

@@ -1,6 +1,7 @@
 """The classifiers, and the augmentation layers that live inside them.
 
-``default``: our CNN for 11 families, built to generalise to instruments it never heard:
+``default``: our CNN for the store's labels (NSynth's 11 families, or any label set of two or
+more), built to generalise to instruments it never heard:
 
     spectra (frames, bins), the store's own features as stored (float16), unnormalised
     -> [train only] random gain and spectral tilt (exact in the log(1 + c*S) domain)
@@ -12,14 +13,15 @@
     -> average-pool ``config.time_pool`` (4) frames -> Conv 3x3 + BN + ReLU, max-pool 2
     -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width
     -> Conv 3x3 + BN + ReLU -> global average + global max pooling
-    -> Dropout -> Dense 128 ReLU ('embedding') -> Dropout -> Dense 11 softmax ('family')
+    -> Dropout -> Dense 128 ReLU ('embedding') -> Dropout -> Dense C softmax ('family'),
+       one unit for each of the store's C labels
 
 ``tutorial``: the tutorial's TF1 ``tf.contrib.layers`` network rebuilt in Keras 3, the classic
 two-stage CNN of the TF1 tutorials applied to the spectrogram:
 
     spectra -> Normalization -> Conv 5x5, 32, ReLU -> max-pool 4x4
     -> Conv 5x5, 64, ReLU -> max-pool 4x4 -> Flatten -> Dense 256 ReLU ('embedding')
-    -> Dropout 0.4 -> Dense 11 softmax ('family')
+    -> Dropout 0.4 -> Dense C softmax ('family')
 
 (no batch norm, no global pooling, no augmentation or balancing; its TF1 original pooled 2x2
 and had a 1024-unit dense layer, which on 251 x 513 inputs means 500M weights: the pools are
@@ -220,7 +222,8 @@ def band_matrix(params: FeatureParams, n_bands: int) -> np.ndarray:
     return (bands / np.maximum(bands.sum(axis=0, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> keras.Model:
+def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
+                n_classes: int = len(FAMILIES)) -> keras.Model:
     """An uncompiled Keras model for ``config.model``.
 
     Parameters
@@ -230,6 +233,13 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
         The store's features (input shape, power for the gain augmentation, band layout).
     mean, std : np.ndarray, shape ``(bins,)``
         The store's statistics; the model normalises its own input with them.
+    n_classes : int
+        Units of the softmax output: the store's labels (default: NSynth's families).
+
+    Returns
+    -------
+    keras.Model
+        float16 ``(batch, frames, bins)`` -> float32 ``(batch, n_classes)`` probabilities.
     """
     frames, bins = params.shape
     variance = np.maximum(np.asarray(std, np.float64) ** 2, 1e-8)
@@ -277,6 +287,6 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std) -> ker
         x = layers.Dense(128, activation="relu", name=EMBEDDING_LAYER)(x)
         x = layers.Dropout(config.dropout)(x)
     # float32 whatever the policy (mixed precision on GPUs): probabilities and loss stay exact
-    outputs = layers.Dense(len(FAMILIES), activation="softmax", name="family",
+    outputs = layers.Dense(n_classes, activation="softmax", name="family",
                            dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"timbremap_{config.model}")

@@ -23,7 +23,7 @@ from featurestore.store import (StoreError, open_split, read_params, read_stats,
 
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
-                       MODEL_FILE, ModelError)
+                       MODEL_FILE, ModelError, config_labels, label_set_text)
 
 __all__ = ["train", "TrainResult", "epoch_progress"]
 
@@ -83,19 +83,43 @@ def _reseed_layers(model, epoch: int):
 
 
 def _open_store(store: Path):
-    """Check the store for training: train and valid splits with the same features."""
+    """Check the store for training: train and valid splits with the same features and the same
+    label set, of at least two labels, that every note's label indexes."""
     with open_split(store, "train") as f:
         params = read_params(f)
         mean, std = read_stats(f)
         shape = f[schema.SPECTRA].shape
+        labels = _label_set(f, split_path(store, "train"))
     if shape[0] == 0:
         raise StoreError(f"{split_path(store, 'train')}: the train split holds no notes")
+    if len(labels) < 2:
+        raise StoreError(f"{split_path(store, 'train')}: its label set "
+                         f"{label_set_text(labels)} has {len(labels)}; a classifier needs at "
+                         f"least two labels")
     with open_split(store, "valid") as f:
         differences = read_params(f).differences(params)
         if differences:
             raise StoreError(f"{split_path(store, 'valid')}: built with other features than "
                              f"train.h5 ({'; '.join(differences)})")
-    return params, mean, std, shape[1:], shape[0]
+        valid_labels = _label_set(f, split_path(store, "valid"))
+    if valid_labels != labels:
+        raise StoreError(f"{split_path(store, 'valid')} holds labels "
+                         f"{label_set_text(valid_labels)}, but {split_path(store, 'train')} "
+                         f"holds {label_set_text(labels)}: a store's splits share one label set")
+    return params, mean, std, shape[1:], shape[0], labels
+
+
+def _label_set(f, where) -> tuple:
+    """The split's label set (:func:`featurestore.schema.read_label_names`), after checking
+    that every ``/labels`` value indexes it."""
+    names = schema.read_label_names(f)
+    values = f[schema.LABELS][:]
+    if len(values) and (values.min() < 0 or values.max() >= len(names)):
+        bad = int(values.min() if values.min() < 0 else values.max())
+        raise StoreError(f"{where}: /labels holds {bad}, but its label set has "
+                         f"{len(names)} labels {label_set_text(names)} (indices 0 to "
+                         f"{len(names) - 1})")
+    return names
 
 
 def _check_model_dir(model_dir: Path):
@@ -119,7 +143,7 @@ def _check_model_dir(model_dir: Path):
                          f"train into a new or empty folder")
 
 
-def _start(model_dir: Path, config: TrainConfig, params, *, resume: bool,
+def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resume: bool,
            overwrite: bool) -> TrainConfig:
     """The folder policy: the configuration to run (a resumed run's own), after clearing what
     a fresh run replaces."""
@@ -133,6 +157,10 @@ def _start(model_dir: Path, config: TrainConfig, params, *, resume: bool,
                 if started else ")")) from None
         if params.differences(type(params).from_dict(saved["features"])):
             raise ModelError(f"{model_dir}: the interrupted run used a store with other features")
+        if config_labels(saved) != labels:
+            raise ModelError(f"{model_dir}: the interrupted run was trained on labels "
+                             f"{label_set_text(config_labels(saved))}; this store holds "
+                             f"{label_set_text(labels)}")
         return TrainConfig.from_dict(saved["train"])
     if (model_dir / MODEL_FILE).exists() and not overwrite:
         raise ModelError(f"{model_dir}: holds a trained model already (use --overwrite)")
@@ -146,18 +174,19 @@ def _start(model_dir: Path, config: TrainConfig, params, *, resume: bool,
     return config
 
 
-def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int):
+def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int, *,
+                    n_classes: int = len(FAMILIES)):
     """``(fitted, classifier)``: the classifier, and the model that training fits, which is the
     classifier behind a :class:`~training.models.Mixup` layer when mixup is on (it shares the
     classifier's weights), else the classifier itself. It is compiled with its optimizer (AdamW;
     its rate constant, set each epoch by :class:`~training.runfiles.RunFiles`, or a cosine over
     the run) and loss; in mixed precision on a GPU (:func:`training.backend.precision`, with
-    loss scaling)."""
+    loss scaling). ``n_classes``: the store's labels (default: NSynth's families)."""
     import keras
     from .backend import precision
     from .models import build_model, with_mixup
     with precision(config.precision):
-        classifier = build_model(config, params, mean=mean, std=std)
+        classifier = build_model(config, params, mean=mean, std=std, n_classes=n_classes)
         fitted = with_mixup(classifier) if config.mixup() else classifier
     rate = config.learning_rate
     if config.schedule == "cosine":
@@ -258,7 +287,8 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
     # Keras's progress goes to stderr: stdout is for results.
     try:
         with backend.data_parallel(), contextlib.redirect_stdout(sys.stderr):
-            model, classifier = _compiled_model(config, params, mean, std, len(train_data))
+            model, classifier = _compiled_model(config, params, mean, std, len(train_data),
+                                                n_classes=len(train_data.label_names))
             if backup:
                 model.optimizer.build(model.trainable_variables)
                 model.load_weights(backup[1])
@@ -338,21 +368,22 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     Raises
     ------
     StoreError
-        Missing splits, or splits built with different features.
+        Missing splits, splits built with different features or holding different label
+        sets, fewer than two labels, or a label that is not in the label set.
     ModelError
         ``model_dir`` holds a finished model (without ``overwrite``) or an interrupted run
-        (without ``resume``), or ``resume`` finds no run in it.
+        (without ``resume``), or ``resume`` finds no run in it, or one of another label set.
     """
     store, model_dir = store_location(store), Path(model_dir)
     _check_model_dir(model_dir)
-    params, mean, std, input_shape, n_train = _open_store(store)
-    config = _start(model_dir, config, params, resume=resume, overwrite=overwrite)
+    params, mean, std, input_shape, n_train, labels = _open_store(store)
+    config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite)
     if resume and (model_dir / MODEL_FILE).is_file():
         log.info("%s: the run had finished; nothing to resume", model_dir)
         info = json.loads((model_dir / CONFIG_FILE).read_text())
         return _finish(store, model_dir, config, info)
     info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
-            "families": list(FAMILIES), "input_shape": list(input_shape),
+            "labels": list(labels), "input_shape": list(input_shape),
             "store": store_id(store), "timbremap_version": __version__}
     try:
         # first, before the seconds TensorFlow takes to start: a run killed from now on resumes

@@ -1,0 +1,359 @@
+"""A store owns its label set: training, evaluation, prediction, the maps and ``inspect`` follow
+the store's (or the model's) label names and number of classes, and a model refuses a store of
+another label set. The tests that train or load a model are in the full tier."""
+import json
+import re
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from featurestore.inspect import describe_store
+from featurestore.nsynth import FAMILIES
+from featurestore.store import SpectraReader, StoreError
+from helpers import relabel_store
+
+NAMES = ("cello", "dog", "kettle")
+NSYNTH = "(" + ", ".join(FAMILIES) + ")"
+OURS = "(cello, dog, kettle)"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def three_labels(tone_store, tmp_path_factory):
+    """The tone store with the label set ``NAMES``: family ``k`` becomes label ``k % 3``."""
+    store = tmp_path_factory.mktemp("labels") / "store"
+    shutil.copytree(tone_store, store)
+    return relabel_store(store, NAMES)
+
+
+def label_lines(lines):
+    """The ``labels`` lines of each split in ``describe_store``'s output, joined."""
+    found, split = {}, None
+    for line in lines:
+        if line.startswith("== "):
+            split = line.split(":")[0][3:]
+        elif line.startswith("  labels") or (split in found and line.startswith(" " * 12)):
+            found[split] = (found.get(split, "") + " " + line.strip()).strip()
+    return found
+
+
+# ---- the unit tier: no TensorFlow ----
+
+def test_the_store_reports_its_own_label_set(three_labels, tone_store):
+    with SpectraReader(three_labels / "train.h5") as reader:
+        assert reader.label_names == NAMES
+        counts = np.bincount(reader.labels, minlength=3)
+    with SpectraReader(tone_store / "train.h5") as reader:
+        assert reader.label_names == tuple(FAMILIES)
+    lines = label_lines(describe_store(three_labels))
+    assert lines["train"] == "labels    " + "  ".join(
+        f"{name} {n}" for name, n in zip(NAMES, counts))
+    assert set(lines) == {"train", "valid", "test"}
+    assert "bass" not in " ".join(lines.values())
+
+
+def test_inspect_shows_a_store_of_one_label_and_labels_out_of_its_set(three_labels, tmp_path):
+    store = relabel_store(shutil.copytree(three_labels, tmp_path / "one"), ["only"],
+                          relabel=np.zeros_like)
+    assert label_lines(describe_store(store))["test"] == "labels    only 11"
+    with h5py.File(store / "test.h5", "r+") as f:
+        f["labels"][:2] = [4, -1]  # not in the label set (a damaged file)
+    assert label_lines(describe_store(store))["test"] == "labels    only 9  ?-1 1  ?4 1"
+
+
+def test_label_colours_keep_nsynths_and_fit_any_number():
+    import matplotlib
+    from analysis.plot import family_colors, label_colors
+    tab20 = matplotlib.colormaps["tab20"]
+    before = [matplotlib.colors.to_hex(tab20(i * 2 % 20 + (i * 2 // 20))) for i in range(11)]
+    assert family_colors() == label_colors(11) == before  # NSynth's families as they were
+    assert label_colors(3) == before[:3]
+    for n in (1, 2, 20, 21, 64):
+        colors = label_colors(n)
+        assert len(colors) == len(set(colors)) == n, n
+
+
+def tsne_split_file(path: Path, names, per_label: int = 4):
+    """A minimal split file holding what ``plot`` and ``map`` read: notes of the label set
+    ``names`` and a ``/tsne`` map of them."""
+    n = per_label * len(names)
+    with h5py.File(path, "w") as f:
+        f["spectra"] = np.zeros((n, 1, 1), np.float16)
+        f["names"] = np.array([f"note{i}" for i in range(n)], dtype=h5py.string_dtype())
+        f["pitch"] = f["velocity"] = np.full(n, 60, np.int16)
+        f["labels"] = np.repeat(np.arange(len(names)), per_label).astype(np.int32)
+        f["labels"].attrs["names"] = list(names)
+        f["tsne"] = np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32)
+        f["tsne"].attrs.update(source="embeddings", trustworthiness=0.9, knn_accuracy_map=0.8)
+
+
+@pytest.mark.parametrize("n", [3, 30])
+def test_plot_legend_names_the_labels_and_fits(tmp_path, monkeypatch, n):
+    import matplotlib.image
+    import matplotlib.pyplot as plt
+    from analysis.plot import plot_map
+    names = [f"sound_class_number_{i}" for i in range(n)] if n > 3 else list(NAMES)
+    tsne_split_file(tmp_path / "test.h5", names)
+    legends, close = [], plt.close
+
+    def closing(fig):
+        legends.append([t.get_text() for t in fig.legends[0].get_texts()])
+        close(fig)
+    monkeypatch.setattr(plt, "close", closing)
+    out = plot_map(tmp_path, tmp_path / "map.png")
+    assert legends == [names]
+    image = matplotlib.image.imread(out)[..., :3]
+    for edge in (image[:, :3], image[:, -3:], image[:3], image[-3:]):  # nothing cut off
+        assert edge.min() > 0.95
+
+
+def test_plot_and_map_refuse_splits_of_different_label_sets(tmp_path):
+    from analysis.mapview import write_map
+    from analysis.plot import plot_map
+    tsne_split_file(tmp_path / "test.h5", NAMES)
+    tsne_split_file(tmp_path / "train.h5", ["a", "b"])
+    message = re.escape(f"{tmp_path / 'test.h5'} holds labels {OURS}, but "
+                        f"{tmp_path / 'train.h5'} holds (a, b): a store's splits share one "
+                        f"label set")
+    with pytest.raises(StoreError, match=message):
+        plot_map(tmp_path, tmp_path / "map.png")
+    with pytest.raises(StoreError, match="a store's splits share one label set"):
+        write_map(tmp_path, tmp_path / "map")
+
+
+def test_confusion_plot_scales_with_the_labels(tmp_path):
+    import matplotlib.image
+    from training.evaluate import plot_confusion
+    sizes = []
+    for n in (3, 11, 30, 60):
+        names = [f"label_{i}" for i in range(n)]
+        plot_confusion(np.diag(np.arange(1, n + 1)) + 1, tmp_path / f"{n}.png", "title",
+                       names=names)
+        assert (tmp_path / f"{n}.png").read_bytes()[:8] == PNG
+        sizes.append(matplotlib.image.imread(tmp_path / f"{n}.png").shape[:2])
+    heights, widths = zip(*sizes)
+    assert list(widths) == sorted(set(widths)) and list(heights) == sorted(set(heights))
+    assert widths[-1] < 31 * 120  # bounded (30 inches at 120 dpi, and the margins)
+
+
+@pytest.mark.full  # training.data imports keras
+def test_balanced_sampling_over_any_label_set():
+    from training.data import balanced_weights
+    labels = np.array([0] * 50 + [1] * 5 + [2] * 20 + [5] * 1)  # label 3, 4 absent
+    instruments = np.array([0] * 40 + [1] * 10 + [2] * 5 + [3] * 10 + [4] * 10 + [5])
+    weights = balanced_weights(labels, instruments)
+    assert weights.sum() == pytest.approx(1)
+    for label in (0, 1, 2, 5):  # every label present equally likely
+        assert weights[labels == label].sum() == pytest.approx(1 / 4)
+    assert weights[:40].sum() == pytest.approx(weights[40:50].sum())  # then its instruments
+    one = balanced_weights(np.zeros(7, int))
+    assert one == pytest.approx(np.full(7, 1 / 7))
+
+
+# ---- the full tier: a model trained on the three labels ----
+
+QUICK = dict(epochs=1, steps_per_epoch=4, batch_size=8, width=8, time_pool=2,
+             budget_minutes=None, seed=3, deterministic=True)
+
+
+@pytest.fixture(scope="module")
+def labelled_model(three_labels, tmp_path_factory):
+    """``(store, model)``: a quick model trained on :func:`three_labels`, its embeddings in the
+    store, and an openTSNE map of the test split."""
+    from analysis.embed import embed_store
+    from analysis.tsne import tsne_split
+    from training.config import TrainConfig
+    from training.train import train
+    store = tmp_path_factory.mktemp("mapped") / "store"
+    shutil.copytree(three_labels, store)
+    model = store.parent / "model"
+    train(store, model, TrainConfig(**QUICK), verbose=0)
+    embed_store(store, model, progress=False)
+    tsne_split(store, "test", perplexity=3, seed=0)
+    return store, model
+
+
+@pytest.fixture(scope="module")
+def nsynth_model(labelled_model, tmp_path_factory):
+    """A model folder for NSynth's 11 families (untrained: only its label set matters), with
+    the features of the tone store."""
+    from training.config import TrainConfig
+    from training.models import build_model
+    from featurestore.params import FeatureParams
+    folder = tmp_path_factory.mktemp("nsynth") / "model"
+    folder.mkdir()
+    params = FeatureParams.from_dict(
+        json.loads((labelled_model[1] / "config.json").read_text())["features"])
+    bins = params.shape[1]
+    model = build_model(TrainConfig(**QUICK), params, mean=np.zeros(bins), std=np.ones(bins))
+    model.save(folder / "model.keras")
+    info = json.loads((labelled_model[1] / "config.json").read_text())
+    info["labels"] = list(FAMILIES)
+    (folder / "config.json").write_text(json.dumps(info))
+    return folder
+
+
+@pytest.mark.full
+def test_train_makes_one_output_for_each_label_and_records_them(labelled_model):
+    from training.modeldir import load_trained, read_model_labels
+    store, model = labelled_model
+    info = json.loads((model / "config.json").read_text())
+    assert info["labels"] == list(NAMES) and "families" not in info
+    trained = load_trained(model)
+    assert trained.labels == NAMES == read_model_labels(model)
+    assert tuple(trained.model.outputs[0].shape) == (None, 3)
+
+
+@pytest.mark.full
+def test_store_batches_one_hot_over_the_stores_labels(three_labels):
+    from training.data import StoreBatches
+    batches = StoreBatches(three_labels / "train.h5", 8, shuffle=True, steps=1)
+    try:
+        x, y = batches[0]
+        assert batches.label_names == NAMES and y.shape == (8, 3)
+        assert set(np.unique(y)) <= {0.0, 1.0} and (y.sum(axis=1) == 1).all()
+    finally:
+        batches.close()
+
+
+@pytest.mark.full
+def test_train_refuses_splits_of_different_label_sets(three_labels, tmp_path):
+    from training.config import TrainConfig
+    from training.train import train
+    store = shutil.copytree(three_labels, tmp_path / "store")
+    with h5py.File(store / "valid.h5", "r+") as f:
+        f["labels"].attrs["names"] = ["cello", "dog", "kettle", "tuba"]
+    message = re.escape(f"{store / 'valid.h5'} holds labels (cello, dog, kettle, tuba), but "
+                        f"{store / 'train.h5'} holds {OURS}: a store's splits share one "
+                        f"label set")
+    with pytest.raises(StoreError, match=message):
+        train(store, tmp_path / "m", TrainConfig(**QUICK), verbose=0)
+    relabel_store(store, ["only"], relabel=np.zeros_like)
+    with pytest.raises(StoreError, match=r"train.h5: its label set \(only\) has 1; a "
+                                         r"classifier needs at least two labels"):
+        train(store, tmp_path / "m", TrainConfig(**QUICK), verbose=0)
+    relabel_store(store, NAMES)
+    with h5py.File(store / "train.h5", "r+") as f:
+        f["labels"][0] = 3
+    with pytest.raises(StoreError, match=r"train.h5: /labels holds 3, but its label set has 3 "
+                                         r"labels \(cello, dog, kettle\) \(indices 0 to 2\)"):
+        train(store, tmp_path / "m", TrainConfig(**QUICK), verbose=0)
+
+
+@pytest.mark.full
+def test_resume_refuses_a_store_of_another_label_set(labelled_model, tone_store, tmp_path):
+    from training.train import train
+    folder = tmp_path / "m"
+    folder.mkdir()
+    shutil.copyfile(labelled_model[1] / "config.json", folder / "config.json")  # as if cut
+    from training.modeldir import ModelError
+    with pytest.raises(ModelError, match=re.escape(
+            f"{folder}: the interrupted run was trained on labels {OURS}; this store holds "
+            f"{NSYNTH}")):
+        train(tone_store, folder, resume=True, verbose=0)
+
+
+@pytest.mark.full
+def test_evaluate_reports_the_models_label_names(labelled_model):
+    from training.evaluate import classification_report_text, evaluate
+    store, model = labelled_model
+    result = evaluate(store, model, "test")
+    assert result["labels"] == result["families"] == list(NAMES)
+    assert list(result["per_family"]) == list(NAMES)
+    assert sum(v["support"] for v in result["per_family"].values()) == result["n"] == 11
+    assert np.array(result["confusion"]).shape == (3, 3)
+    report = classification_report_text(result)
+    assert "cello" in report and "bass" not in report
+    assert Path(result["confusion_png"]).read_bytes()[:8] == PNG
+
+
+@pytest.mark.full
+def test_predict_names_the_models_labels(labelled_model, tone_root):
+    from training.modeldir import load_trained
+    from training.predict import predict_features, predict_files
+    trained = load_trained(labelled_model[1])
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    (result,) = predict_files(trained, [wav])
+    top = result.top(5)
+    assert len(top) == 3 and {name for name, _ in top} == set(NAMES)
+    assert predict_features(trained, np.zeros((0, 251, 513), np.float16)).shape == (0, 3)
+
+
+@pytest.mark.full
+def test_embed_writes_one_probability_for_each_label(labelled_model, tmp_path, capsys):
+    from analysis.cli import main
+    from featurestore.schema import read_label_names
+    store, model = labelled_model
+    with h5py.File(store / "train.h5") as f:
+        assert f["probabilities"].shape == (22, 3)
+        assert list(f["probabilities"].attrs["names"]) == list(NAMES)
+    assert main(["embed", str(store), str(model), "--into", str(tmp_path / "apart"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "train: /embeddings (22, 128), /probabilities (22, 3)" in out
+    assert f"labels: {OURS}" in out
+    with h5py.File(tmp_path / "apart" / "test.h5") as f:
+        assert f["probabilities"].shape == (11, 3) and read_label_names(f) == NAMES
+
+
+@pytest.mark.full
+def test_place_plot_and_map_show_the_stores_labels(labelled_model, tone_root, tmp_path):
+    from analysis.mapview import write_map
+    from analysis.place import place_files
+    store = shutil.copytree(labelled_model[0], tmp_path / "store")
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    (placed,) = place_files(store, labelled_model[1], [wav], split="test")
+    assert placed.family in NAMES
+    assert {n["family"] for n in placed.nearest} <= set(NAMES)
+    page = write_map(store, tmp_path / "map")
+    data = json.loads(page.read_text().split("const DATA = ", 1)[1].split(";\n", 1)[0])
+    assert data["families"] == list(NAMES) and len(data["colors"]) == 3
+    assert max(data["splits"]["test"]["family"]) <= 2
+    assert data["placed"][0]["family"] in NAMES
+
+
+@pytest.mark.full
+def test_a_model_refuses_a_store_of_another_label_set(labelled_model, nsynth_model,
+                                                      tone_store, tone_root, tmp_path):
+    from analysis.embed import embed_store
+    from analysis.place import place_files
+    from training.evaluate import evaluate, predict_split
+    from training.modeldir import ModelError, load_trained
+    store, model = labelled_model
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    # an NSynth model on the store of three labels
+    ours = (f"{store / 'test.h5'} holds labels {OURS}; the model {nsynth_model} was trained "
+            f"on {NSYNTH}")
+    for attempt in (lambda: evaluate(store, nsynth_model, "test"),
+                    lambda: predict_split(load_trained(nsynth_model), store, "test"),
+                    lambda: embed_store(store, nsynth_model, ["test"], progress=False),
+                    lambda: place_files(store, nsynth_model, [wav], split="test")):
+        with pytest.raises(ModelError) as caught:
+            attempt()
+        assert str(caught.value) == ours
+    # and the model of three labels on an NSynth store
+    theirs = (f"{tone_store / 'test.h5'} holds labels {NSYNTH}; the model {model} was "
+              f"trained on {OURS}")
+    with pytest.raises(ModelError) as caught:
+        evaluate(tone_store, model, "test")
+    assert str(caught.value) == theirs
+    with pytest.raises(ModelError, match="holds labels"):
+        embed_store(tone_store, model, progress=False)
+
+
+@pytest.mark.full
+def test_older_model_configs_name_nsynths_families(labelled_model, nsynth_model, tmp_path):
+    from training.modeldir import ModelError, load_trained
+    folder = shutil.copytree(nsynth_model, tmp_path / "old")
+    info = json.loads((folder / "config.json").read_text())
+    del info["labels"]
+    (folder / "config.json").write_text(json.dumps(info))  # before any label set was recorded
+    assert load_trained(folder).labels == tuple(FAMILIES)
+    (folder / "config.json").write_text(json.dumps({**info, "families": list(FAMILIES)}))
+    assert load_trained(folder).labels == tuple(FAMILIES)
+    (folder / "config.json").write_text(json.dumps({**info, "labels": list(NAMES)}))
+    with pytest.raises(ModelError, match=re.escape(
+            f"{folder}: model.keras has 11 outputs, but config.json lists 3 labels {OURS}")):
+        load_trained(folder)
