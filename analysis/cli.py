@@ -81,9 +81,24 @@ def build_summary(reports):
 
 def cmd_build(args):
     from featurestore.build import build_store
-    reports = build_store(args.root, args.out, feature_params(args), jobs=args.jobs,
+    from featurestore.layouts import InputOptions
+    *inputs, out = args.paths
+    if args.manifest:
+        if inputs:
+            raise CommandError(f"{', '.join(map(str, inputs))}: with --manifest, give only "
+                               f"the STORE folder")
+        if args.layout not in ("auto", "manifest"):
+            raise CommandError(f"--manifest reads a manifest, not --layout {args.layout}")
+        inputs = args.manifest
+    elif not inputs:
+        raise CommandError("give the NOTES folders and the STORE folder (or --manifest FILE.csv "
+                           "and the STORE folder)")
+    options = InputOptions(layout="manifest" if args.manifest else args.layout,
+                           group_by=args.group_by, windows=args.windows,
+                           valid_fraction=args.valid_fraction, test_fraction=args.test_fraction)
+    reports = build_store(inputs, out, feature_params(args), inputs=options, jobs=args.jobs,
                           backend=args.backend, batch_size=args.batch_size,
-                          overwrite=args.overwrite, progress=not args.quiet)
+                          overwrite=args.overwrite, add=args.add, progress=not args.quiet)
     _print(*build_summary(reports))
 
 

@@ -87,16 +87,41 @@ def _render(add_command):
 
 def _build(add_command):
     from featurestore.build import build_store
+    from featurestore.layouts import LAYOUTS, InputOptions
     from featurestore.workers import BACKENDS, THREADS_UP_TO
     p = add_command("build", help="build one chunked HDF5 feature file per split",
-                    description="Turn NOTES/{train,valid,test} (examples.json + audio/*.wav) "
-                                "into STORE/SPLIT.h5. With several NOTES folders (e.g. SoundFont "
-                                "and synth renders) each split holds the notes of that split "
-                                "of every folder; a note name two folders share is refused. "
-                                "Resumes an interrupted build.")
-    p.add_argument("root", type=Path, nargs="+", metavar="NOTES",
-                   help="NSynth-layout folders, one or more")
-    p.add_argument("out", type=Path, metavar="STORE")
+                    description="Turn labelled audio into STORE/SPLIT.h5: NSynth-layout folders "
+                                "(NOTES/{train,valid,test} with examples.json + audio/*.wav), "
+                                "class folders (ROOT/LABEL/FILE or ROOT/SPLIT/LABEL/FILE) or a "
+                                "CSV manifest (path,label[,split,group,...]). With several "
+                                "inputs each split holds the notes of that split of every "
+                                "input; a note name two inputs share is refused. Resumes an "
+                                "interrupted build.")
+    p.add_argument("paths", type=Path, nargs="+", metavar="NOTES... STORE",
+                   help="the input folders, one or more (none with --manifest), then the "
+                        "store folder")
+    d = InputOptions()
+    g = p.add_argument_group("inputs (recorded in the store's attrs)")
+    g.add_argument("--layout", choices=LAYOUTS, default=d.layout,
+                   help="auto (default): nsynth where NOTES/SPLIT/examples.json exists, else "
+                        "folders (one folder per class)")
+    g.add_argument("--manifest", type=Path, action="append", metavar="FILE.csv",
+                   help="read this CSV (columns path,label and optionally split, group; other "
+                        "columns kept as metadata); paths are relative to its folder; may be "
+                        "given more than once")
+    g.add_argument("--group-by", metavar="REGEX",
+                   help="what this regular expression matches in a file's name (its first "
+                        "group, if any) is the file's group: files of one group never share "
+                        "a drawn split (default: each file is its own group)")
+    g.add_argument("--windows", type=float, metavar="HOP_SECONDS",
+                   help="cut files longer than a clip into clips starting HOP_SECONDS apart, "
+                        "each a note (default: each file's first clip; the rest is trimmed)")
+    g.add_argument("--valid-fraction", type=float, default=d.valid_fraction,
+                   help="share of the groups a drawn split gives valid (default "
+                        f"{d.valid_fraction:g}); splits are drawn where the inputs give none")
+    g.add_argument("--test-fraction", type=float, default=d.test_fraction,
+                   help=f"share of the groups a drawn split gives test (default "
+                        f"{d.test_fraction:g})")
     jobs = _default(build_store, "jobs")
     p.add_argument("--jobs", type=int, default=jobs, help=f"parallel workers (default {jobs})")
     p.add_argument("--backend", choices=BACKENDS, default=_default(build_store, "backend"),
@@ -106,6 +131,11 @@ def _build(add_command):
     p.add_argument("--batch-size", type=int, default=_default(build_store, "batch_size"),
                    help="notes per worker task")
     p.add_argument("--overwrite", action="store_true", help="rebuild finished split files")
+    p.add_argument("--add", action="store_true",
+                   help="grow the store: add the notes of the inputs it does not hold yet "
+                        "(the notes it holds are kept as they are; the statistics are merged; "
+                        "new labels are appended); read the inputs with the options the store "
+                        "was built with")
     _feature_options(p)
 
 
