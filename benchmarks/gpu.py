@@ -67,7 +67,8 @@ def synthetic_store(store: Path, n: int, kind: str = "stft") -> Path:
                                 f"{FAMILIES[k]}_synthetic_{i % 7}", 2, "synthetic", 60, 100,
                                 16000) for i, k in enumerate(labels)]
             schema.write_notes(f, Notes.collect(store, ((e.note_str, ".wav", e)
-                                                        for e in examples)), [str(store)])
+                                                        for e in examples)), [str(store)],
+                               FAMILIES)
     return store
 
 

@@ -28,10 +28,12 @@ from typing import List, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from . import schema
+from .schema import (BUILT, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LABELS, LIST_NAMES, METADATA,
+                     NAMES, OFFSET, PITCH, QUALITIES, SOURCE, SOURCE_FOLDER, SPECTRA, VELOCITY,
+                     read_label_names, read_stats, read_stats_count)
 from .errors import BuildError
 from .files import atomic_write_text
-from .nsynth import QUALITIES, SOURCES
+from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .splitfolder import Notes
 from .stats import RunningStats
 
@@ -94,13 +96,13 @@ def start_added(path: Path, partial: Path, rows: int):
     the analysis results, which describe the old notes only."""
     _copy(path, partial)
     with h5py.File(partial, "r+") as f:
-        gone = [name for name in f if name not in schema.BUILT and name != schema.METADATA]
+        gone = [name for name in f if name not in BUILT and name != METADATA]
         for name in gone:
             del f[name]
         if gone:
             log.warning("%s: grows by build --add; removed %s (run embed and tsne again)",
                         path, ", ".join("/" + g for g in gone))
-        f[schema.SPECTRA].resize(rows, axis=0)
+        f[SPECTRA].resize(rows, axis=0)
 
 
 def read_notes(f: h5py.File) -> Notes:
@@ -112,32 +114,32 @@ def read_notes(f: h5py.File) -> Notes:
     BuildError
         A store built before it recorded ``/file`` (it cannot be grown: rebuild it).
     """
-    if schema.FILE not in f:
+    if FILE not in f:
         raise BuildError(f"{f.filename}: built before stores recorded each note's /file; it "
                          f"cannot grow: rebuild it with --overwrite")
-    n = int(f[schema.SPECTRA].shape[0])
-    names = f[schema.NAMES].asstr()[:].tolist()
-    label_names = schema.read_label_names(f)
+    n = int(f[SPECTRA].shape[0])
+    names = f[NAMES].asstr()[:].tolist()
+    label_names = read_label_names(f)
     shared: dict = {}
 
     def text(name):
         return [shared.setdefault(v, v) for v in f[name].asstr()[:].tolist()]
-    source_str = text(schema.SOURCE)
+    source_str = text(SOURCE)
     meta = {}
-    if isinstance(f.get(schema.METADATA), h5py.Group):
-        meta = {key: f[schema.METADATA][key].asstr()[:].tolist() for key in f[schema.METADATA]}
+    if isinstance(f.get(METADATA), h5py.Group):
+        meta = {key: f[METADATA][key].asstr()[:].tolist() for key in f[METADATA]}
     return Notes(
-        tuple(Path(r) for r in f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES]),
-        folder=f[schema.SOURCE_FOLDER][:].astype(np.int16), names=names,
-        files=f[schema.FILE].asstr()[:].tolist(),
-        label=[label_names[k] for k in f[schema.LABELS][:]],
-        offset=f[schema.OFFSET][:].astype(np.float64), group=text(schema.GROUP),
+        tuple(Path(r) for r in f[SOURCE_FOLDER].attrs[LIST_NAMES]),
+        folder=f[SOURCE_FOLDER][:].astype(np.int16), names=names,
+        files=f[FILE].asstr()[:].tolist(),
+        label=[label_names[k] for k in f[LABELS][:]],
+        offset=f[OFFSET][:].astype(np.float64), group=text(GROUP),
         source=np.array([SOURCES.index(s) if s in SOURCES else -1 for s in source_str],
                         np.int8),
-        pitch=f[schema.PITCH][:].astype(np.int16), velocity=f[schema.VELOCITY][:].astype(np.int16),
-        instrument=f[schema.INSTRUMENT][:].astype(np.int32), sample_rate=np.zeros(n, np.int32),
-        qualities=f[schema.QUALITIES][:].astype(np.uint8).reshape(n, len(QUALITIES)),
-        note_str=names, instrument_str=text(schema.INSTRUMENT_STR),
+        pitch=f[PITCH][:].astype(np.int16), velocity=f[VELOCITY][:].astype(np.int16),
+        instrument=f[INSTRUMENT][:].astype(np.int32), sample_rate=np.zeros(n, np.int32),
+        qualities=f[QUALITIES][:].astype(np.uint8).reshape(n, len(QUALITY_FLAGS)),
+        note_str=names, instrument_str=text(INSTRUMENT_STR),
         instrument_source_str=source_str, qualities_str=[()] * n, meta=meta)
 
 
@@ -154,10 +156,10 @@ def rooted(notes: Notes, roots: Sequence[Path], index: Sequence[int]) -> Notes:
 
 def held_stats(f: h5py.File) -> Optional[RunningStats]:
     """The statistics a train split file holds, as mergeable :class:`RunningStats`."""
-    count, _ = schema.read_stats_count(f)
+    count, _ = read_stats_count(f)
     if not count:
         return None
-    mean, std = schema.read_stats(f)
+    mean, std = read_stats(f)
     return RunningStats(count, mean.copy(), std ** 2 * count)
 
 

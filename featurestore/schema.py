@@ -68,8 +68,9 @@ root attrs         ``feature_*``: every parameter that shapes the features
 
 Added by analysis (never by a build)
 ------------------------------------
-``/embeddings``    float32 ``(N, D)``, ``/probabilities`` float32 ``(N, 11)``: a trained model's
-                   penultimate layer and output; attrs ``model``, ``model_sha1``, ``layer``
+``/embeddings``    float32 ``(N, D)``, ``/probabilities`` float32 ``(N, C)``: a trained model's
+                   penultimate layer and output (``C`` labels, named by the attr ``names`` of
+                   ``/probabilities``); attrs ``model``, ``model_sha1``, ``layer``
                    (``timbremap embed``).
 ``/tsne``          float32 ``(N, 2)``: a t-SNE map, with its method, source and quality in its
                    attrs (:mod:`analysis.tsne`); for a map of spectra also

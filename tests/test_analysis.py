@@ -78,8 +78,9 @@ def test_rerun_replaces_and_leaves_the_build_alone(mapped):
     tsne_split(store, "test", perplexity=3, seed=0)
     with h5py.File(store / "test.h5") as f:
         np.testing.assert_array_equal(f["embeddings"][:], old)
-        assert sorted(f) == sorted(["adjusted", "embeddings", "instrument", "instrument_str",
-                                    "labels", "names", "pitch", "probabilities", "qualities",
+        assert sorted(f) == sorted(["adjusted", "embeddings", "file", "group", "instrument",
+                                    "instrument_str", "labels", "names", "offset", "pitch",
+                                    "probabilities", "qualities",
                                     "skipped", "source", "source_folder", "spectra", "tsne",
                                     "velocity"])
     after = build_only(store / "test.h5")
@@ -309,6 +310,7 @@ def test_map_shows_names_as_text_and_plays_names_with_url_characters(mapped, tmp
     with h5py.File(store / "train.h5", "r+") as f:
         original = Path(f.attrs["source_root"]) / "train" / "audio" / f"{f['names'][0].decode()}.wav"
         f["names"][0] = odd
+        f["file"][0] = f"train/audio/{odd}.wav"
         f["source_folder"].attrs["names"] = [str(tmp_path / "notes")]  # the audio moved
     (tmp_path / "notes" / "train" / "audio").mkdir(parents=True)
     shutil.copyfile(original, tmp_path / "notes" / "train" / "audio" / f"{odd}.wav")
