@@ -162,15 +162,41 @@ def cmd_evaluate(args):
            f"accuracy {result['accuracy']:.3f}, balanced accuracy "
            f"{result['balanced_accuracy']:.3f}", *(["by NOTES folder:"] + folders if folders
                                                    else []),
+           *([f"by recording (its clips' probabilities averaged): accuracy "
+              f"{files['accuracy']:.3f}, balanced {files['balanced_accuracy']:.3f} "
+              f"({files['n']} files)"] if (files := result["per_file"]) else []),
            "", report.rstrip(), "", f"confusion matrix: {result['confusion_png']}")
 
 
 def cmd_predict(args):
+    import json
     from training.predict import predict_files
     if args.top < 1:
         raise CommandError(f"--top must be at least 1, got {args.top}")
-    _report_files(predict_files(args.model_dir, args.files), lambda r: ", ".join(
-        f"{name} {p:.3f}" for name, p in r.top(args.top)))
+    if args.windows is not None and not args.windows > 0:
+        raise CommandError(f"--windows must be a positive number of seconds, got {args.windows}")
+    results = predict_files(args.model_dir, args.files, windows=args.windows)
+    if args.json:
+        _print(json.dumps([r.to_json(args.top) for r in results]))
+        failed = sum(1 for r in results if r.error)
+        if failed:
+            raise CommandError(f"{failed} of {len(results)} files could not be used")
+        return
+
+    def top(names):
+        return ", ".join(f"{name} {p:.3f}" for name, p in names)
+
+    def describe(r):
+        if not r.clips:
+            return top(r.top(args.top))
+        used = sum(1 for c in r.clips if c.error is None)
+        lines = [f"{top(r.top(args.top))} (mean of {used} clips)"]
+        for c in r.clips:
+            span = f"  {c.offset:8.2f}-{c.end:.2f} s  "
+            lines.append(span + (f"not used: {c.error}" if c.error else
+                                 top(r.clip_top(c, args.top))))
+        return "\n".join(lines)
+    _report_files(results, describe)
 
 
 def _report_files(results, describe):
@@ -180,9 +206,11 @@ def _report_files(results, describe):
     for r in results:
         if r.error:
             log.error("error: %s", r.error)
-        else:
-            _print(f"{r.path}: {describe(r)}"
-                   + (f"  ({'; '.join(r.adjustments)})" if r.adjustments else ""))
+        else:  # what reading did goes on the first line, below it any further lines
+            first, _, more = describe(r).partition("\n")
+            _print(f"{r.path}: {first}"
+                   + (f"  ({'; '.join(r.adjustments)})" if r.adjustments else "")
+                   + (f"\n{more}" if more else ""))
     if failed:
         raise CommandError(f"{len(failed)} of {len(results)} files could not be used")
 

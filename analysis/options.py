@@ -242,6 +242,11 @@ def _predict(add_command):
     p.add_argument("model_dir", type=Path)
     p.add_argument("files", type=Path, nargs="+")
     p.add_argument("--top", type=int, default=_default(FilePrediction.top, "k"))
+    p.add_argument("--windows", type=float, metavar="HOP_SECONDS",
+                   help="cut each file into clips starting HOP_SECONDS apart and print the "
+                        "labels of each (a timeline) after their mean; default: each file's "
+                        "first clip, as build stores it")
+    p.add_argument("--json", action="store_true", help="print one JSON array, an object a file")
 
 
 def _embed(add_command):

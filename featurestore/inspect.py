@@ -4,9 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Sequence
 
+import h5py
 import numpy as np
 
 from . import schema
+from .layouts import ATTR_PREFIX as INPUT_PREFIX
 from .params import ATTR_PREFIX
 import featurestore.remote as remote
 from .store import StoreError, open_split, split_path, store_splits
@@ -54,8 +56,7 @@ def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[st
         lines.append("  also      " + ", ".join(f"{name} {ds.dtype} {ds.shape}"
                                                for name, ds in others))
     lines += _label_counts(f[schema.LABELS][:], schema.read_label_names(f))
-    instruments = len(np.unique(f[schema.INSTRUMENT][:])) if n else 0
-    lines.append(f"  notes     {n} from {instruments} instruments")
+    lines.append(f"  notes     {n}" + _from_what(f, n))
     count, stats_split = schema.read_stats_count(f)
     if count:
         mean, std = schema.read_stats(f)
@@ -72,6 +73,14 @@ def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[st
     attrs = params.to_attrs()
     lines.append("  features  " + ", ".join(
         f"{name}={attrs[ATTR_PREFIX + name]}" for name in params.shaping()))
+    inputs = {key[len(INPUT_PREFIX):]: value for key, value in f.attrs.items()
+              if key.startswith(INPUT_PREFIX)}
+    if inputs:  # how the notes were read (stores built before this was recorded: none)
+        lines.append("  inputs    " + ", ".join(f"{key}={value}" for key, value in inputs.items()
+                                                if value not in ("", 0, 0.0)))
+    if isinstance(f.get(schema.METADATA), h5py.Group):
+        lines.append("  metadata  " + ", ".join(f"{schema.METADATA}/{key}"
+                                                for key in f[schema.METADATA]))
     if schema.SOURCE_FOLDER in f:  # every NOTES folder, with its notes in this split
         folders = f[schema.SOURCE_FOLDER]
         counts = np.bincount(folders[:], minlength=len(folders.attrs[schema.LIST_NAMES]))
@@ -82,6 +91,16 @@ def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[st
     lines.append(f"  built     {f.attrs.get('created', '?')} by timbremap "
                  f"{f.attrs.get('timbremap_version', '?')} from {source}")
     return lines
+
+
+def _from_what(f, n: int) -> str:
+    """`` from K instruments`` (NSynth), or `` from F files in G groups``."""
+    if not n:
+        return ""
+    if str(f.attrs.get(INPUT_PREFIX + "layout", "nsynth")) == "nsynth":
+        return f" from {len(np.unique(f[schema.INSTRUMENT][:]))} instruments"
+    files = len(np.unique(f[schema.FILE].asstr()[:]))
+    return f" from {files} files in {len(np.unique(f[schema.GROUP].asstr()[:]))} groups"
 
 
 def _label_counts(labels: np.ndarray, names: Sequence[str], width: int = 100) -> List[str]:

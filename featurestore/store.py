@@ -21,7 +21,8 @@ import featurestore.remote as remote
 from .errors import StoreError
 from .grow import finish_commit
 from .nsynth import SPLITS
-from .schema import LABELS, SPECTRA, check_split, read_label_names, read_params, read_stats
+from .schema import (CONTENT_DIGEST, LABELS, SPECTRA, check_split, read_label_names, read_params,
+                     read_stats)
 
 __all__ = ["SpectraReader", "split_path", "store_id", "store_name", "open_split", "read_params",
            "read_stats", "store_splits", "StoreError", "held_by_another", "chunk_offsets"]
@@ -58,6 +59,18 @@ def store_splits(store) -> list:
         finish_commit(Path(store))
         found = sorted(p.stem for p in Path(store).glob(f"*{SUFFIX}"))
     return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
+
+
+def content_digests(store) -> dict:
+    """``{split: content digest}`` of a store's finished splits (those built before splits
+    recorded one are left out): a model records them, and ``evaluate`` tells when they
+    changed."""
+    found = {}
+    for split in store_splits(store):
+        with open_split(store, split) as f:
+            if CONTENT_DIGEST in f.attrs:
+                found[split] = str(f.attrs[CONTENT_DIGEST])
+    return found
 
 
 def held_by_another(err: OSError) -> bool:

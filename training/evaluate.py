@@ -2,18 +2,21 @@
 row-normalised confusion matrix, over the model's label set (the store's, checked)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from featurestore import schema
-from featurestore.store import (SpectraReader, StoreError, open_split, read_params, split_path,
-                                store_id, store_name)
+from featurestore.store import (SpectraReader, StoreError, content_digests, open_split,
+                                read_params, split_path, store_id, store_name)
 
 from .modeldir import TrainedModel, load_trained
 
 __all__ = ["predict_split", "evaluate", "plot_confusion", "classification_report_text"]
+
+log = logging.getLogger(__name__)
 
 #: Labels beyond which a confusion plot's cells carry no value (it would be too small to read).
 MAX_CELL_TEXT = 40
@@ -57,7 +60,11 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
         ``accuracy``, ``balanced_accuracy``, ``n``, ``per_family`` (label -> precision,
         recall, f1, support, for every label of the set; the name is NSynth's),
         ``per_folder`` (for a store built from several NOTES folders: folder -> ``n``,
-        ``accuracy``, ``balanced_accuracy`` of its notes; else empty), ``confusion``
+        ``accuracy``, ``balanced_accuracy`` of its notes; else empty), ``per_file`` (for a
+        split with several clips of a file, ``build --windows``: ``n`` files, ``accuracy``
+        and ``balanced_accuracy`` of each file's clip probabilities averaged; else empty),
+        ``store_changed`` (the splits of the model's own store that changed since it was
+        trained, e.g. by ``build --add``: a warning is logged), ``confusion``
         (C x C counts for the C labels, rows = true label), ``labels`` (the label set, in the
         confusion matrix's order) and ``families`` (the same list, its older name),
         ``split``, ``store``, ``model`` and ``confusion_png`` (where the plot went).
@@ -90,6 +97,8 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
                               "support": int(s)}
                        for name, p, r, f, s in zip(names, precision, recall, f1, support)},
         "per_folder": _per_folder(store, split, labels, predicted),
+        "per_file": _per_file(store, split, labels, probabilities),
+        "store_changed": _changed_since(trained, store),
         "confusion": confusion.tolist(), "labels": names, "families": names,
     }
     default = default_confusion_png(trained, store, split)
@@ -125,6 +134,41 @@ def _per_folder(store, split: str, labels: np.ndarray, predicted: np.ndarray) ->
                 "accuracy": float(np.mean(labels[mine] == predicted[mine])),
                 "balanced_accuracy": _balanced_accuracy(labels[mine], predicted[mine])}
     return result
+
+
+def _per_file(store, split: str, labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    """Accuracy per recording, each file's clip probabilities averaged, when a file gave the
+    split several clips (``build --windows``); ``{}`` otherwise."""
+    with open_split(store, split) as f:
+        if schema.FILE not in f or not len(labels):
+            return {}
+        keys = np.char.add(f[schema.SOURCE_FOLDER][:].astype(str).astype(object),
+                           "\0" + f[schema.FILE].asstr()[:].astype(object))
+    files, index = np.unique(keys.astype(str), return_inverse=True)
+    if len(files) == len(keys):
+        return {}
+    sums = np.zeros((len(files), probabilities.shape[1]))
+    np.add.at(sums, index, probabilities)
+    truth = np.zeros(len(files), np.int64)
+    truth[index] = labels  # a file's clips share its label
+    guess = sums.argmax(axis=1)
+    return {"n": int(len(files)), "accuracy": float(np.mean(truth == guess)),
+            "balanced_accuracy": _balanced_accuracy(truth, guess)}
+
+
+def _changed_since(trained: TrainedModel, store) -> list:
+    """The splits of the store a model was trained on whose content changed since (a rebuild,
+    ``build --add``), each warned of; ``[]`` for another store or a model that recorded none."""
+    recorded = trained.info.get("store_content") or {}
+    if not recorded or store_id(trained.info.get("store", "")) != store_id(store):
+        return []
+    now = content_digests(store)
+    changed = [split for split, digest in recorded.items() if now.get(split) != digest]
+    for split in changed:
+        log.warning("%s: changed since the model %s was trained on it (built again or grown "
+                    "by build --add)%s", split_path(store, split), trained.path,
+                    "; the model has not learnt its new notes" if split == "train" else "")
+    return changed
 
 
 def default_confusion_png(trained: TrainedModel, store, split: str) -> Path:

@@ -1,8 +1,12 @@
 """``timbremap predict``: labels of new audio files, through the same feature function as
-the store (:func:`featurestore.features.features_from_file`), so there is no train/serve skew."""
+the store (:func:`featurestore.features.features_from_file`), so there is no train/serve skew;
+with ``windows``, the labels of a long recording clip by clip
+(:func:`featurestore.windows.file_windows`, as ``build --windows`` cuts it), one batch of
+clips in memory at a time."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -10,10 +14,21 @@ import numpy as np
 
 from featurestore.audio import AudioError
 from featurestore.features import features_from_file
+from featurestore.windows import check_hop, file_windows
 
 from .modeldir import TrainedModel, load_trained
 
-__all__ = ["FilePrediction", "predict_files", "predict_features"]
+__all__ = ["Clip", "FilePrediction", "predict_files", "predict_features"]
+
+
+@dataclass
+class Clip:
+    """One window of a recording and the model's answer for it, or why there is none."""
+
+    offset: float  # seconds
+    end: float     # seconds (the clip's length after ``offset``)
+    probabilities: Optional[np.ndarray] = None
+    error: Optional[str] = None
 
 
 @dataclass
@@ -31,6 +46,8 @@ class FilePrediction:
         Why the file could not be used.
     labels : tuple of str
         The model's label set: ``probabilities[i]`` is that of ``labels[i]``.
+    clips : list of Clip
+        With ``windows``: each clip's answer, in order; ``probabilities`` is their mean.
     """
 
     path: Path
@@ -38,6 +55,7 @@ class FilePrediction:
     adjustments: Sequence[str] = ()
     error: Optional[str] = None
     labels: Tuple[str, ...] = ()
+    clips: List[Clip] = field(default_factory=list)
 
     def top(self, k: int = 3) -> List[Tuple[str, float]]:
         """``[(label, probability), ...]``, the ``k`` most likely first.
@@ -47,11 +65,34 @@ class FilePrediction:
         ValueError
             When there are not as many label names as probabilities.
         """
-        if len(self.labels) != len(self.probabilities):
-            raise ValueError(f"{self.path}: {len(self.probabilities)} probabilities but "
-                             f"{len(self.labels)} label names")
-        order = np.argsort(self.probabilities)[::-1][:k]
-        return [(self.labels[i], float(self.probabilities[i])) for i in order]
+        return _top(self.labels, self.probabilities, k, self.path)
+
+    def clip_top(self, clip: "Clip", k: int = 3) -> List[Tuple[str, float]]:
+        """:meth:`top` of one of :attr:`clips`."""
+        return _top(self.labels, clip.probabilities, k, self.path)
+
+    def to_json(self, k: int = 3) -> dict:
+        """What ``predict --json`` prints for this file."""
+        if self.error:
+            return {"path": str(self.path), "error": self.error}
+        entry = {"path": str(self.path), "top": [[name, round(p, 6)] for name, p in
+                                                  self.top(k)],
+                 "adjustments": list(self.adjustments)}
+        if self.clips:
+            entry["clips"] = [
+                {"offset": c.offset, "end": c.end, "error": c.error} if c.error else
+                {"offset": c.offset, "end": c.end,
+                 "top": [[n, round(p, 6)] for n, p in self.clip_top(c, k)]}
+                for c in self.clips]
+        return entry
+
+
+def _top(labels, probabilities, k: int, path) -> List[Tuple[str, float]]:
+    if len(labels) != len(probabilities):
+        raise ValueError(f"{path}: {len(probabilities)} probabilities but {len(labels)} "
+                         f"label names")
+    order = np.argsort(probabilities)[::-1][:k]
+    return [(labels[i], float(probabilities[i])) for i in order]
 
 
 def predict_features(trained: TrainedModel, features: np.ndarray, batch_size: int = 64
@@ -64,7 +105,8 @@ def predict_features(trained: TrainedModel, features: np.ndarray, batch_size: in
             else np.zeros((0, len(trained.labels)), np.float32))
 
 
-def predict_files(model, files: Sequence, batch_size: int = 64) -> List[FilePrediction]:
+def predict_files(model, files: Sequence, batch_size: int = 64, *,
+                  windows: Optional[float] = None) -> List[FilePrediction]:
     """Predict every file; unreadable ones get ``error`` set and the others go on.
 
     Parameters
@@ -73,9 +115,19 @@ def predict_files(model, files: Sequence, batch_size: int = 64) -> List[FilePred
         A loaded model or its folder.
     files : sequence of paths
         Any audio librosa/soundfile can read (wav, flac, mp3, ...; any rate, stereo).
+    batch_size : int
+        Clips the model sees at a time.
+    windows : float, optional
+        Cut each file into clips starting this many seconds apart
+        (:func:`featurestore.windows.window_offsets`) and answer for each
+        (``FilePrediction.clips``); a file's ``probabilities`` are its clips' mean. Default:
+        each file's first clip, as ``build`` stores it.
     """
     trained = model if isinstance(model, TrainedModel) else load_trained(model)
     labels = trained.labels
+    if windows is not None:
+        hop = check_hop(windows)
+        return [_predict_windows(trained, Path(path), hop, batch_size) for path in files]
     results, features = [], []
     for path in map(Path, files):
         try:
@@ -90,3 +142,36 @@ def predict_files(model, files: Sequence, batch_size: int = 64) -> List[FilePred
         for result, p in zip((r for r in results if r.error is None), probabilities):
             result.probabilities = p
     return results
+
+
+def _predict_windows(trained: TrainedModel, path: Path, hop: float, batch_size: int
+                     ) -> FilePrediction:
+    """One recording's clips, read and answered a batch at a time."""
+    params = trained.features
+    clip = params.n_samples / params.sample_rate
+    result = FilePrediction(path, labels=trained.labels)
+    adjustments: dict = {}
+    try:
+        windows = file_windows(path, params, hop)
+        while True:
+            batch = list(islice(windows, batch_size))
+            if not batch:
+                break
+            usable = [w for w in batch if w.error is None]
+            answers = iter(predict_features(trained, np.stack([w.features for w in usable]))
+                           if usable else ())
+            for w in batch:
+                adjustments.update(dict.fromkeys(w.adjustments))
+                result.clips.append(Clip(w.offset, w.offset + clip,
+                                         None if w.error else next(answers), w.error))
+    except AudioError as err:
+        return FilePrediction(path, error=str(err), labels=trained.labels)
+    answered = [c.probabilities for c in result.clips if c.error is None]
+    if not answered:
+        first = result.clips[0]
+        return FilePrediction(path, error=f"{path}: none of its {len(result.clips)} clips could "
+                                          f"be used (first, at {first.offset:g} s: "
+                                          f"{first.error})", labels=trained.labels)
+    result.probabilities = np.mean(answered, axis=0)
+    result.adjustments = list(adjustments)
+    return result

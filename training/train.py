@@ -18,8 +18,8 @@ from featurestore import __version__, schema
 from featurestore.files import atomic_write_text, replaced
 from featurestore.nsynth import FAMILIES
 from featurestore.remote import store_location
-from featurestore.store import (StoreError, open_split, read_params, read_stats, split_path,
-                                store_id, store_name)
+from featurestore.store import (StoreError, content_digests, open_split, read_params,
+                                read_stats, split_path, store_id, store_name)
 
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
@@ -384,7 +384,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         return _finish(store, model_dir, config, info)
     info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
             "labels": list(labels), "input_shape": list(input_shape),
-            "store": store_id(store), "timbremap_version": __version__}
+            "store": store_id(store), "store_content": content_digests(store),
+            "timbremap_version": __version__}
     try:
         # first, before the seconds TensorFlow takes to start: a run killed from now on resumes
         atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
