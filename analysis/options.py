@@ -25,8 +25,9 @@ def make_parser() -> argparse.ArgumentParser:
     from featurestore import __version__
     parser = argparse.ArgumentParser(
         prog="timbremap",
-        description="HDF5 feature store, instrument-family classifier and timbre maps "
-                    "for NSynth-layout audio.")
+        description="HDF5 feature store, classifier and timbre maps for labelled audio: "
+                    "NSynth's layout (instrument families), a folder per class, or a CSV "
+                    "manifest.")
     parser.add_argument("--version", action="version", version=f"timbremap {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="debug messages")
