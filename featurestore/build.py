@@ -334,6 +334,10 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         found = [s for s in found if s in splits]
     _check_writable(out)
     attrs = inputs.to_attrs(read.layout)
+    if not overwrite and not add:  # finished splits kept: their label order is the store's
+        held = _held_labels(out, found)
+        if held is not None and set(held) == set(read.labels):
+            read.labels = held
 
     reports, train_stats = [], None
     # threads, and loky processes sharing this machine's files, hand features over in a Ring
@@ -453,6 +457,20 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     if changed:
         grow.commit(out, changed)
     return reports
+
+
+def _held_labels(out: Path, splits: Sequence[str]) -> Optional[Tuple[str, ...]]:
+    """The label set of the first finished split of ``splits`` (``build --add`` may have
+    appended labels out of sorted order), or ``None``."""
+    for split in splits:
+        path = split_path(out, split)
+        if path.is_file():
+            try:
+                with h5py.File(path, "r") as f:
+                    return schema.read_label_names(f) if schema.LABELS in f else None
+            except OSError:
+                return None  # _kept says what is wrong with it
+    return None
 
 
 def _summary(f: h5py.File) -> Optional[Summary]:

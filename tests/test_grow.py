@@ -204,3 +204,16 @@ def test_a_killed_add_leaves_the_store_as_it_was_or_as_it_will_be(tmp_path, mome
         assert not (store / COMMIT).exists()
     assert _same(_datasets(store), after)  # as it will be
     assert not list(store.glob("*.partial")) and not list(store.glob("*.journal"))
+
+
+def test_a_plain_build_after_add_keeps_the_grown_label_order(tmp_path):
+    root = tmp_path / "set"
+    _classes(root, ("drum",), 4)
+    _classes(root, ("gong",), 4)
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    _classes(root, ("bell",), 4)  # sorts first, appended last
+    build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)
+    reports = build_store(root, tmp_path / "store", jobs=1, progress=False)
+    assert {r.status for r in reports} == {"kept"}
+    with h5py.File(tmp_path / "store" / "valid.h5", "r") as f:
+        assert schema.read_label_names(f) == ("drum", "gong", "bell")
