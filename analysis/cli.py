@@ -65,7 +65,8 @@ def build_summary(reports):
     lines = [f"{'split':<7}{'status':<9}{'notes':>8}{'skipped':>9}{'adjusted':>10}"
              f"{'seconds':>9}{'notes/s':>9}{'MiB':>9}{'KiB/note':>10}"]
     for r in reports:
-        per_note = r.bytes / r.n_examples / 1024 if r.n_examples else float("nan")
+        held = r.n_examples + r.held  # the notes in the file (build --add: held and added)
+        per_note = r.bytes / held / 1024 if held else float("nan")
         lines.append(f"{r.split:<7}{r.status:<9}{r.n_examples:>8}{r.n_skipped:>9}"
                      f"{r.n_adjusted:>10}{r.seconds:>9.1f}"
                      f"{'-' if r.status == 'kept' else f'{r.rate:.0f}':>9}"
@@ -80,22 +81,29 @@ def build_summary(reports):
 
 
 def cmd_build(args):
+    import dataclasses
     from featurestore.build import build_store
+    from featurestore.grow import recorded_inputs
     from featurestore.layouts import InputOptions
     *inputs, out = args.paths
     if args.manifest:
         if inputs:
             raise CommandError(f"{', '.join(map(str, inputs))}: with --manifest, give only "
                                f"the STORE folder")
-        if args.layout not in ("auto", "manifest"):
+        if args.layout not in (None, "auto", "manifest"):
             raise CommandError(f"--manifest reads a manifest, not --layout {args.layout}")
         inputs = args.manifest
     elif not inputs:
         raise CommandError("give the NOTES folders and the STORE folder (or --manifest FILE.csv "
                            "and the STORE folder)")
-    options = InputOptions(layout="manifest" if args.manifest else args.layout,
-                           group_by=args.group_by, windows=args.windows,
-                           valid_fraction=args.valid_fraction, test_fraction=args.test_fraction)
+    given = {name: getattr(args, name) for name in
+             ("layout", "group_by", "windows", "valid_fraction", "test_fraction")
+             if getattr(args, name) is not None}
+    if args.manifest:
+        given["layout"] = "manifest"
+    # --add reads the inputs as the store was built, but for the options given
+    options = (dataclasses.replace(recorded_inputs(out), **given) if args.add
+               else InputOptions(**given))
     reports = build_store(inputs, out, feature_params(args), inputs=options, jobs=args.jobs,
                           backend=args.backend, batch_size=args.batch_size,
                           overwrite=args.overwrite, add=args.add, progress=not args.quiet)

@@ -102,8 +102,9 @@ def _build(add_command):
                    help="the input folders, one or more (none with --manifest), then the "
                         "store folder")
     d = InputOptions()
-    g = p.add_argument_group("inputs (recorded in the store's attrs)")
-    g.add_argument("--layout", choices=LAYOUTS, default=d.layout,
+    g = p.add_argument_group("inputs (recorded in the store's attrs; with --add, the store's "
+                             "unless given)")
+    g.add_argument("--layout", choices=LAYOUTS,
                    help="auto (default): nsynth where NOTES/SPLIT/examples.json exists, else "
                         "folders (one folder per class)")
     g.add_argument("--manifest", type=Path, action="append", metavar="FILE.csv",
@@ -117,10 +118,10 @@ def _build(add_command):
     g.add_argument("--windows", type=float, metavar="HOP_SECONDS",
                    help="cut files longer than a clip into clips starting HOP_SECONDS apart, "
                         "each a note (default: each file's first clip; the rest is trimmed)")
-    g.add_argument("--valid-fraction", type=float, default=d.valid_fraction,
+    g.add_argument("--valid-fraction", type=float,
                    help="share of the groups a drawn split gives valid (default "
                         f"{d.valid_fraction:g}); splits are drawn where the inputs give none")
-    g.add_argument("--test-fraction", type=float, default=d.test_fraction,
+    g.add_argument("--test-fraction", type=float,
                    help=f"share of the groups a drawn split gives test (default "
                         f"{d.test_fraction:g})")
     jobs = _default(build_store, "jobs")
@@ -135,8 +136,8 @@ def _build(add_command):
     p.add_argument("--add", action="store_true",
                    help="grow the store: add the notes of the inputs it does not hold yet "
                         "(the notes it holds are kept as they are; the statistics are merged; "
-                        "new labels are appended); read the inputs with the options the store "
-                        "was built with")
+                        "new labels are appended); the inputs are read with the options the "
+                        "store was built with")
     _feature_options(p)
 
 

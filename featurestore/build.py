@@ -55,6 +55,7 @@ class SplitReport:
     steady_rate: float = float("nan")
     resumed_at: int = 0
     skipped: List[Tuple[str, str]] = field(default_factory=list)
+    held: int = 0  # build --add: the notes the split held before (n_examples were added)
 
     @property
     def bytes(self) -> int:
@@ -222,7 +223,7 @@ def _build_split(split: _Split, params: FeatureParams,
     steady = steady_done / (time.perf_counter() - steady_start) if steady_done else float("nan")
     status = "added" if split.added else "resumed" if resumed_at else "built"
     report = SplitReport(split.name, path, status, state.n_written, len(skipped),
-                         len(state.adjusted), seconds, steady, resumed_at, skipped)
+                         len(state.adjusted), seconds, steady, resumed_at, skipped, split.base)
     return report, stats
 
 
@@ -265,7 +266,7 @@ def _locked(out: Path):
 
 
 def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
-                inputs: InputOptions = InputOptions(), jobs: int = 2, backend: str = "auto",
+                inputs: Optional[InputOptions] = None, jobs: int = 2, backend: str = "auto",
                 batch_size: int = 32, overwrite: bool = False, add: bool = False,
                 splits: Optional[Sequence[str]] = None, progress: bool = True
                 ) -> List[SplitReport]:
@@ -283,9 +284,10 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         The store folder (created if needed).
     params : FeatureParams
         The features to compute (recorded in every file's attrs).
-    inputs : InputOptions
+    inputs : InputOptions, optional
         How the inputs are read: layout, groups, drawn splits, windows (recorded in every
-        file's attrs).
+        file's attrs). Default: the defaults, and for ``add`` the store's
+        (:func:`featurestore.grow.recorded_inputs`).
     jobs : int
         Worker threads or processes or, for dask, local-cluster workers when no client exists.
     backend : {'auto', 'loky', 'dask', 'threading'}
@@ -319,6 +321,8 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
     out = Path(out)
     if add and overwrite:
         raise BuildError("--add grows a store and --overwrite rebuilds it: give one of them")
+    if inputs is None:
+        inputs = grow.recorded_inputs(out) if add else InputOptions()
     if not isinstance(jobs, int) or jobs < 1:
         raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
     backend = resolve_backend(backend, jobs)
@@ -406,10 +410,12 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     other = {key: (recorded.get(key), value) for key, value in attrs.items()
              if key in recorded and recorded[key] != value}
     if other:
+        def shown(key, value):
+            return f"{key} '{value}'" if isinstance(value, str) else f"{key} {value}"
         raise BuildError(f"{train}: its inputs were read with " + ", ".join(
-            f"{key} {was!r}" for key, (was, _) in other.items()) + "; --add reads the new ones "
-            "the same way (now " + ", ".join(f"{key} {now!r}" for key, (_, now) in other.items())
-            + "): give the same input options")
+            shown(key, was) for key, (was, _) in other.items()) + "; --add reads the new ones "
+            "the same way (now " + ", ".join(shown(key, now) for key, (_, now) in other.items())
+            + "): leave out the input options, or give the store's")
     held_labels = labels
     if read.layout != "nsynth":
         labels = grow.grown_labels(labels, read.labels)
@@ -430,10 +436,10 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
                 held = dataclasses.replace(grow.read_notes(f), audio_dirs=tuple(roots))
                 held_problems = schema.read_problems(f)
                 held_stats = grow.held_stats(f) if split == "train" else None
-            mine = {(int(k), name) for k, name in zip(held.folder, held.names)}
+            mine = dict(zip(held.names, held.folder))
             if notes is not None:
-                notes = notes.take([i for i in range(len(notes))
-                                    if (int(notes.folder[i]), notes.names[i]) not in mine])
+                _refuse_held_elsewhere(notes, mine, roots, split)
+                notes = notes.take([i for i in range(len(notes)) if notes.names[i] not in mine])
                 known = set(held.names) | set(held_problems[0])
                 problems = [(name, why) for name, why in problems
                             if name not in known and (name, why) not in known]
@@ -471,6 +477,17 @@ def _held_labels(out: Path, splits: Sequence[str]) -> Optional[Tuple[str, ...]]:
             except OSError:
                 return None  # _kept says what is wrong with it
     return None
+
+
+def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):
+    """Refuse a note whose name the split holds from another folder (which note the store
+    would mean by it is unclear), naming both."""
+    for i, name in enumerate(notes.names):
+        k = held.get(name)
+        if k is not None and k != notes.folder[i]:
+            raise BuildError(f"note {name!r} of {split} is in {roots[k]} (held by the store) and "
+                             f"in {roots[notes.folder[i]]}; a note's name must be unique across "
+                             f"the inputs: rename or leave out one of them")
 
 
 def _summary(f: h5py.File) -> Optional[Summary]:

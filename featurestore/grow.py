@@ -18,7 +18,6 @@ split.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -32,47 +31,16 @@ from .schema import (BUILT, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LABELS, LIS
                      NAMES, OFFSET, PITCH, QUALITIES, SOURCE, SOURCE_FOLDER, SPECTRA, VELOCITY,
                      read_label_names, read_stats, read_stats_count)
 from .errors import BuildError
-from .files import atomic_write_text
+from .commit import COMMIT, commit, finish_commit
+from .layouts import InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .splitfolder import Notes
 from .stats import RunningStats
 
 __all__ = ["COMMIT", "finish_commit", "commit", "start_added", "read_notes", "rooted",
-           "held_stats", "grown_labels", "problems_after"]
+           "recorded_inputs", "held_stats", "grown_labels", "problems_after"]
 
 log = logging.getLogger(__name__)
-
-#: The commit file of ``build --add``, in the store folder: the splits whose partial files
-#: replace the finished ones.
-COMMIT = ".add-commit.json"
-
-
-def finish_commit(out: Path):
-    """Finish the renames of an ``--add`` that was stopped after it committed (none: nothing);
-    every command that opens a local store calls it first."""
-    marker = Path(out) / COMMIT
-    if not marker.is_file():
-        return
-    try:
-        splits = json.loads(marker.read_text(encoding="utf-8"))["splits"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise BuildError(f"{marker}: unreadable commit of an interrupted build --add ({err}); "
-                         f"its partial files are SPLIT.h5.partial beside it") from None
-    for split in splits:
-        path = Path(out) / f"{split}.h5"
-        partial = path.with_name(path.name + ".partial")
-        if partial.is_file():
-            os.replace(partial, path)
-        path.with_name(path.name + ".journal").unlink(missing_ok=True)
-    marker.unlink()
-    log.info("%s: finished the build --add of %s", out, ", ".join(splits))
-
-
-def commit(out: Path, splits: Sequence[str]):
-    """Replace each split's finished file by its complete partial one, all or none."""
-    atomic_write_text(Path(out) / COMMIT, json.dumps({"splits": list(splits)}))
-    finish_commit(out)
-
 
 def _copy(src: Path, dst: Path):
     """``dst``, a copy of ``src``: shared extents where the file system has them."""
@@ -152,6 +120,22 @@ def rooted(notes: Notes, roots: Sequence[Path], index: Sequence[int]) -> Notes:
         notes, audio_dirs=tuple(Path(r) for r in roots),
         folder=np.array([index[k] for k in notes.folder], np.int16),
         files=[(prefixes[k] / name).as_posix() for k, name in zip(notes.folder, notes.files)])
+
+
+def recorded_inputs(out: Path) -> InputOptions:
+    """How the store's inputs were read, as its train split records it (``input_*`` attrs;
+    a store built before they were recorded: NSynth's layout, the defaults).
+
+    Raises
+    ------
+    BuildError
+        The store has no train split to add to.
+    """
+    train = Path(out) / "train.h5"
+    if not train.is_file():
+        raise BuildError(f"{out}: no train.h5 to add to; build the store first (without --add)")
+    with h5py.File(train, "r") as f:
+        return InputOptions.from_attrs(f.attrs)
 
 
 def held_stats(f: h5py.File) -> Optional[RunningStats]:

@@ -51,7 +51,8 @@ def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[st
              f"({size / 2**20:.1f} MiB, {size / max(n, 1) / 1024:.1f} KiB/note)",
              f"  {schema.SPECTRA:<9} {spectra.dtype} {spectra.shape}, chunks {spectra.chunks}, "
              f"compression {spectra.compression}"]
-    others = [(name, ds) for name, ds in schema.datasets(f) if name not in schema.BUILT]
+    others = [(name, ds) for name, ds in schema.datasets(f) if name not in schema.BUILT
+              and not name.startswith(schema.METADATA + "/")]
     if others:  # whatever else the file holds (analysis results, ...)
         lines.append("  also      " + ", ".join(f"{name} {ds.dtype} {ds.shape}"
                                                for name, ds in others))

@@ -108,6 +108,19 @@ class InputOptions:
             raise BuildError(f"valid_fraction + test_fraction must leave groups for train, got "
                              f"{self.valid_fraction} + {self.test_fraction}")
 
+    @classmethod
+    def from_attrs(cls, attrs) -> "InputOptions":
+        """The options a split file records (:meth:`to_attrs`); NSynth's layout and the
+        defaults for a file that records none."""
+        def value(name, default):
+            found = attrs.get(ATTR_PREFIX + name, default)
+            return found.item() if hasattr(found, "item") else found
+        return cls(layout=str(value("layout", "nsynth")),
+                   group_by=str(value("group_by", "")) or None,
+                   windows=float(value("windows", 0.0)) or None,
+                   valid_fraction=float(value("valid_fraction", cls.valid_fraction)),
+                   test_fraction=float(value("test_fraction", cls.test_fraction)))
+
     def to_attrs(self, layout: str) -> dict:
         """The attrs that record how the notes were read (``layout`` as detected)."""
         return {ATTR_PREFIX + "layout": layout,

@@ -19,7 +19,7 @@ import numpy as np
 
 import featurestore.remote as remote
 from .errors import StoreError
-from .grow import finish_commit
+from .commit import finish_commit
 from .nsynth import SPLITS
 from .schema import (CONTENT_DIGEST, LABELS, SPECTRA, check_split, read_label_names, read_params,
                      read_stats)
@@ -319,6 +319,10 @@ class SpectraReader:
                 and stop > start:
             os.posix_fadvise(self._fh.fileno(), int(self._offsets[start]),
                              (stop - start) * self.note_bytes, os.POSIX_FADV_WILLNEED)
+
+    def has(self, name: str) -> bool:
+        """Whether the split holds the per-note dataset ``name``."""
+        return name in self._file
 
     def field(self, name: str) -> np.ndarray:
         """The whole of another per-note dataset of the split (``instrument``, ``names``...)."""

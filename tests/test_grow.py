@@ -3,6 +3,7 @@ statistics merged as a full rebuild computes them, the label set appended to, an
 any moment leaves the store as it was or as it will be."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -118,7 +119,7 @@ def test_add_refuses_what_does_not_fit(tmp_path):
     with pytest.raises(BuildError, match="no train.h5 to add to"):
         build_store(root, tmp_path / "none", jobs=1, progress=False, add=True)
     build_store(root, tmp_path / "store", jobs=1, progress=False)
-    with pytest.raises(BuildError, match="input_windows 0.0.*now input_windows 2.0"):
+    with pytest.raises(BuildError, match="input_windows 0.0; .*now input_windows 2.0"):
         build_store(root, tmp_path / "store", inputs=InputOptions(windows=2.0), jobs=1,
                     progress=False, add=True)
     from featurestore.params import FeatureParams
@@ -143,7 +144,8 @@ if sys.argv[3] == "at-commit":  # stop between writing the commit file and its r
     import json, os
     from pathlib import Path
     def commit(out, splits):
-        g.atomic_write_text(Path(out) / g.COMMIT, json.dumps({"splits": list(splits)}))
+        from featurestore.files import atomic_write_text
+        atomic_write_text(Path(out) / g.COMMIT, json.dumps({"splits": list(splits)}))
         os.kill(os.getpid(), 9)
     g.commit = commit
 from featurestore.build import build_store
@@ -217,3 +219,24 @@ def test_a_plain_build_after_add_keeps_the_grown_label_order(tmp_path):
     assert {r.status for r in reports} == {"kept"}
     with h5py.File(tmp_path / "store" / "valid.h5", "r") as f:
         assert schema.read_label_names(f) == ("drum", "gong", "bell")
+
+
+def test_add_reads_the_inputs_as_the_store_did_and_refuses_a_name_held_elsewhere(tmp_path):
+    root = tmp_path / "set"
+    for player in range(8):
+        _wav(root / "bell" / f"p{player}_a.wav", 0)
+        _wav(root / "drum" / f"p{player}_a.wav", 1)
+    options = InputOptions(group_by=r"^(p\d)_", windows=1.5, valid_fraction=0.3)
+    build_store(root, tmp_path / "store", inputs=options, jobs=1, progress=False)
+    _wav(root / "bell" / "p9_a.wav", 0, seconds=6.0)
+    build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)  # the store's own
+    from featurestore.grow import recorded_inputs
+    assert recorded_inputs(tmp_path / "store") == dataclasses.replace(options, layout="folders")
+    names = {n for p in (tmp_path / "store").glob("*.h5")
+             for n in h5py.File(p, "r")[schema.NAMES].asstr()[:]}
+    assert {"bell/p9_a.wav@0.000", "bell/p9_a.wav@1.500", "bell/p9_a.wav@3.000"} <= names
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    with pytest.raises(BuildError, match="bell/p0_a.wav@0.000' of .* is in .*set \\(held by "
+                                         "the store\\) and in .*copy"):
+        build_store(copy, tmp_path / "store", jobs=1, progress=False, add=True)

@@ -3,8 +3,9 @@
 :class:`StoreBatches` is a ``keras.utils.PyDataset``: each step reads one batch of notes by
 index through :class:`featurestore.store.SpectraReader` (a memory map of the uncompressed
 chunks by default), so a split is never loaded whole. Sampling is class-balanced: every label
-of the store's label set is drawn equally often and, within a label, every instrument equally
-often, so the model cannot win by memorising the largest instruments.
+of the store's label set is drawn equally often and, within a label, every group equally often
+(``/group``: NSynth's instruments, a player or session, a recording), so the model cannot win
+by memorising the largest ones.
 
 A split larger than the memory training may keep of it in the page cache is read in the block
 order instead (:mod:`training.blockorder`): runs of consecutive notes in random order,
@@ -43,7 +44,8 @@ def balanced_weights(labels: np.ndarray, instruments: Optional[np.ndarray] = Non
     ----------
     labels : np.ndarray of int, shape ``(N,)``
     instruments : np.ndarray, shape ``(N,)``, optional
-        Instrument ids; without them, notes of a label are equally likely.
+        Instrument ids, or any other groups (``/group``: a player, a session, a recording);
+        without them, notes of a label are equally likely.
 
     Returns
     -------
@@ -124,8 +126,10 @@ class StoreBatches(keras.utils.PyDataset):
             raise StoreError(f"{path}: the split holds no notes")
         self.steps = steps or math.ceil(n / self.batch_size)
         if shuffle:
-            instruments = self.reader.field(schema.INSTRUMENT)
-            self.weights = (balanced_weights(self.reader.labels, instruments) if balance
+            # within a label, each group (NSynth: instrument) equally often
+            owners = self.reader.field(schema.GROUP if self.reader.has(schema.GROUP)
+                                       else schema.INSTRUMENT)
+            self.weights = (balanced_weights(self.reader.labels, owners) if balance
                             else np.full(n, 1.0 / n))
         big = self.reader.method == "remote" or n * self.reader.note_bytes > memory_for_cache()
         self.order = ("block" if shuffle and (loader == "block" or loader == "auto" and big)

@@ -1,0 +1,52 @@
+"""The commit of ``build --add`` (:mod:`featurestore.grow`): every changed split's complete
+partial file renamed over the finished one, all or none, even across a kill.
+
+The commit file (:data:`COMMIT`) names the splits first; the renames follow. A commit file left
+by a kill is finished by :func:`finish_commit`, which every command that opens a local store
+calls first (:mod:`featurestore.store`), so nobody reads half of a grown store.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .errors import BuildError
+from .files import atomic_write_text
+
+__all__ = ["COMMIT", "commit", "finish_commit"]
+
+log = logging.getLogger(__name__)
+
+#: The commit file of ``build --add``, in the store folder: the splits whose partial files
+#: replace the finished ones.
+COMMIT = ".add-commit.json"
+
+
+def finish_commit(out: Path):
+    """Finish the renames of an ``--add`` that was stopped after it committed (none: nothing);
+    every command that opens a local store calls it first."""
+    marker = Path(out) / COMMIT
+    if not marker.is_file():
+        return
+    try:
+        splits = json.loads(marker.read_text(encoding="utf-8"))["splits"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BuildError(f"{marker}: unreadable commit of an interrupted build --add ({err}); "
+                         f"its partial files are SPLIT.h5.partial beside it") from None
+    for split in splits:
+        path = Path(out) / f"{split}.h5"
+        partial = path.with_name(path.name + ".partial")
+        if partial.is_file():
+            os.replace(partial, path)
+        path.with_name(path.name + ".journal").unlink(missing_ok=True)
+    marker.unlink()
+    log.info("%s: finished the build --add of %s", out, ", ".join(splits))
+
+
+def commit(out: Path, splits: Sequence[str]):
+    """Replace each split's finished file by its complete partial one, all or none."""
+    atomic_write_text(Path(out) / COMMIT, json.dumps({"splits": list(splits)}))
+    finish_commit(out)
