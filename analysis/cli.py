@@ -181,8 +181,12 @@ def cmd_predict(args):
     from training.predict import predict_files
     if args.top < 1:
         raise CommandError(f"--top must be at least 1, got {args.top}")
-    if args.windows is not None and not args.windows > 0:
-        raise CommandError(f"--windows must be a positive number of seconds, got {args.windows}")
+    if args.windows is not None:
+        from featurestore.windows import check_hop
+        try:
+            check_hop(args.windows)
+        except ValueError as err:
+            raise CommandError(f"--windows: {err}") from None
     results = predict_files(args.model_dir, args.files, windows=args.windows)
     if args.json:
         _print(json.dumps([r.to_json(args.top) for r in results]))

@@ -63,14 +63,19 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             names = f[schema.NAMES].asstr()[:]
             predicted = (f[schema.PROBABILITIES][:].argmax(axis=1) if schema.PROBABILITIES in f
                          else np.full(len(names), -1))
-            audio = []
-            for source in schema.read_audio_paths(f):
+            offsets = (f[schema.OFFSET][:] if schema.OFFSET in f
+                       else np.zeros(len(names)))
+            audio, copied = [], {}
+            for source, offset in zip(schema.read_audio_paths(f), offsets):
                 if copy_audio and source.is_file():
-                    target = out_dir / "audio" / split / source.name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(source, target)
-                    source = target
-                audio.append(_audio_link(out_dir, source))
+                    if source not in copied:  # once a file, whatever its windows
+                        copied[source] = (out_dir / "audio" / split
+                                          / f"{len(copied):05d}-{source.name}")
+                        copied[source].parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(source, copied[source])
+                    source = copied[source]
+                # a window of a recording plays from where it starts (a media fragment)
+                audio.append(_audio_link(out_dir, source) + (f"#t={offset:g}" if offset else ""))
             xy = f[schema.TSNE][:]
             data["splits"][split] = {
                 "x": np.round(xy[:, 0], 3).tolist(), "y": np.round(xy[:, 1], 3).tolist(),

@@ -48,7 +48,7 @@ from .headers import declared_frames
 from .params import FeatureParams
 
 __all__ = ["AudioError", "MAX_CHANNELS", "MAX_PEAK", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE",
-           "READ_SECONDS", "frames_needed", "load_audio"]
+           "READ_SECONDS", "check_file", "check_format", "frames_needed", "load_audio"]
 
 
 class AudioError(TimbremapError, ValueError):
@@ -124,7 +124,7 @@ def _reason(err: Exception) -> str:
     return str(err) or type(err).__name__
 
 
-def _check_file(path: Path):
+def check_file(path: Path):
     """Raise :class:`AudioError` unless ``path`` is a regular file, or a link to one, that is
     not empty; only its metadata is read."""
     try:
@@ -147,7 +147,7 @@ def _check_file(path: Path):
         raise AudioError(path, "empty file (0 bytes)")
 
 
-def _check_format(path: Path, sample_rate: int, channels: int):
+def check_format(path: Path, sample_rate: int, channels: int):
     """Raise :class:`AudioError` for a sample rate or a channel count no audio file holds."""
     if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         raise AudioError(path, f"implausible sample rate {sample_rate} Hz (expected "
@@ -165,7 +165,7 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
     from .fastpaths import read_pcm16  # here: importing it imports numba
 
     def needed(sample_rate: int, channels: int) -> Tuple[int, int]:
-        _check_format(path, sample_rate, channels)
+        check_format(path, sample_rate, channels)
         return round(offset * sample_rate), frames_needed(sample_rate, params)
 
     fast = read_pcm16(path, needed)
@@ -276,7 +276,7 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float
     except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
         raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
     data, sr = np.atleast_2d(data).T, int(sr)
-    _check_format(path, sr, data.shape[1])
+    check_format(path, sr, data.shape[1])
     if not np.isfinite(data).all():
         raise AudioError(path, "holds NaN or infinite samples")
     peak = float(np.abs(data).max()) if data.size else 0.0
@@ -351,7 +351,7 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
                          f"got {out.dtype} {out.shape}")
     if not (math.isfinite(offset) and offset >= 0):
         raise ValueError(f"offset must be a finite number of seconds >= 0, got {offset!r}")
-    _check_file(path)
+    check_file(path)
     got = _read(path, params, None if out is None else out[:, np.newaxis], offset)
     if got.data.size == 0:
         if offset and got.frames is not None:

@@ -11,7 +11,6 @@ renamed when whole); a finished split is kept unless it is to be overwritten.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import logging
 import os
@@ -24,7 +23,7 @@ import h5py
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from . import grow, schema, splitfile, workers
+from . import commit, grow, schema, splitfile, workers
 from .errors import BuildError, StoreError
 from .layouts import InputOptions, Inputs, read_inputs
 from .nsynth import SPLITS
@@ -85,6 +84,7 @@ class _Split:
     held: Optional[Notes] = None  # --add: the notes the finished file holds (kept first)
     held_problems: tuple = ((), ())  # --add: their (skipped, adjusted) rows
     held_stats: Optional[RunningStats] = None  # --add, train: the statistics it holds
+    inputs_digest: Optional[str] = None  # --add: of every input note of the split
 
     @property
     def base(self) -> int:
@@ -215,7 +215,8 @@ def _build_split(split: _Split, params: FeatureParams,
                              f"report it)")
         skipped = finalize(f, split.name, split.roots, notes, state, split.problems, summary,
                            stats_split, label_names=split.labels, attrs=split.attrs,
-                           held=split.held, held_problems=split.held_problems)
+                           held=split.held, held_problems=split.held_problems,
+                           digest=split.inputs_digest)
     if not split.added:  # --add renames every split at its commit
         os.replace(partial, path)
         journal.unlink()
@@ -353,7 +354,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
     run = _Workers(jobs, batch_size, progress, ring, backend == "dask",
                    inputs.windows is not None)
     with _locked(out), parallel_backend(backend, jobs):
-        grow.finish_commit(out)
+        commit.finish_commit(out)
         if add:
             return _add(read, out, params, attrs, run, found)
         for split in found:
@@ -394,21 +395,67 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
 def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Workers,
          found: Sequence[str]) -> List[SplitReport]:
     """``build --add``: each split grown by the notes it does not hold, all committed at once."""
+    _check_addable(out, params, attrs)
+    splits = [s for s in SPLITS if s in found or split_path(out, s).is_file()]
+    held = {split: grow.read_held(split_path(out, split)) for split in splits
+            if split_path(out, split).is_file()}
+    labels = held["train"].labels
+    if read.layout != "nsynth":
+        labels = grow.grown_labels(labels, read.labels)
+    roots: List[Path] = []  # every split's source folders, then the inputs'
+    for folder in [d for h in held.values() for d in h.notes.audio_dirs] + list(read.roots):
+        if folder.resolve() not in roots:
+            roots.append(folder.resolve())
+
+    def index(dirs):
+        return [roots.index(d.resolve()) for d in dirs]
+    reports, train_stats, changed = [], None, []
+    for split in splits:
+        path = split_path(out, split)
+        notes, problems = read.splits.get(split, (None, []))
+        notes = grow.rooted(notes, roots, index(read.roots)) if notes is not None else None
+        mine = held.get(split)
+        if mine is not None:
+            mine = mine._replace(notes=grow.rooted(mine.notes, roots,
+                                                   index(mine.notes.audio_dirs)))
+            notes, problems = _not_held(notes, problems, mine, roots, split)
+        if not (notes or problems) and mine.labels == labels and "train" not in changed:
+            train_stats = mine.summary if split == "train" else train_stats
+            reports.append(SplitReport(split, path, "kept", len(mine.notes)))
+            continue
+        try:
+            report, stats = _build_split(_Split(
+                split, tuple(roots), path, notes or Notes.concat([mine.notes.take([])]),
+                problems, train_stats if split != "train" else None, labels, attrs, added=True,
+                held=mine and mine.notes, held_problems=mine.problems if mine else ((), ()),
+                held_stats=mine.stats if mine and split == "train" else None,
+                inputs_digest=inputs_digest(read.splits[split][0]) if split in read.splits
+                else None), params, run)
+        except OSError as err:  # a full disk, most likely; the store is as it was
+            raise BuildError(f"{path}.partial: cannot be written ({err.strerror or err}); the "
+                             f"store is as it was: make room and run the same build --add "
+                             f"again") from None
+        if split == "train":
+            train_stats = Summary.of(stats)
+        reports.append(report)
+        changed.append(split)
+    if changed:
+        commit.commit(out, changed)
+    return reports
+
+
+def _check_addable(out: Path, params: FeatureParams, attrs: dict):
+    """Refuse an ``--add`` whose features or input options are not the store's."""
+    recorded = grow.recorded_inputs(out)
     train = split_path(out, "train")
-    if not train.is_file():
-        raise BuildError(f"{out}: no train.h5 to add to; build the store first (without --add)")
     with h5py.File(train, "r") as f:
         differences = schema.read_params(f).differences(params)
-        if differences:
-            raise BuildError(f"{train}: built with other feature parameters "
-                             f"({'; '.join(differences)}); --add computes the new notes' "
-                             f"features as the store's: give the same feature options")
-        recorded = {key: getattr(f.attrs[key], "item", lambda: f.attrs[key])()
-                    for key in attrs if key in f.attrs}
-        labels = schema.read_label_names(f)
-        roots = list(grow.read_notes(f).audio_dirs)
-    other = {key: (recorded.get(key), value) for key, value in attrs.items()
-             if key in recorded and recorded[key] != value}
+    if differences:
+        raise BuildError(f"{train}: built with other feature parameters "
+                         f"({'; '.join(differences)}); --add computes the new notes' features "
+                         f"as the store's: give the same feature options")
+    was = recorded.to_attrs(recorded.layout)
+    other = {key: (was[key], value) for key, value in attrs.items() if was[key] != value}
     if other:
         def shown(key, value):
             return f"{key} '{value}'" if isinstance(value, str) else f"{key} {value}"
@@ -416,53 +463,21 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
             shown(key, was) for key, (was, _) in other.items()) + "; --add reads the new ones "
             "the same way (now " + ", ".join(shown(key, now) for key, (_, now) in other.items())
             + "): leave out the input options, or give the store's")
-    held_labels = labels
-    if read.layout != "nsynth":
-        labels = grow.grown_labels(labels, read.labels)
-    resolved = [str(r.resolve()) for r in roots]
-    for root in read.roots:
-        if str(root.resolve()) not in resolved:
-            roots.append(root.resolve())
-            resolved.append(str(root.resolve()))
-    index = [resolved.index(str(root.resolve())) for root in read.roots]
-    reports, train_stats, changed = [], None, []
-    for split in [s for s in SPLITS if s in found or split_path(out, s).is_file()]:
-        path = split_path(out, split)
-        notes, problems = read.splits.get(split, (None, []))
-        notes = grow.rooted(notes, roots, index) if notes is not None else None
-        held, held_problems, held_stats = None, ((), ()), None
-        if path.is_file():
-            with h5py.File(path, "r") as f:
-                held = dataclasses.replace(grow.read_notes(f), audio_dirs=tuple(roots))
-                held_problems = schema.read_problems(f)
-                held_stats = grow.held_stats(f) if split == "train" else None
-            mine = dict(zip(held.names, held.folder))
-            if notes is not None:
-                _refuse_held_elsewhere(notes, mine, roots, split)
-                notes = notes.take([i for i in range(len(notes)) if notes.names[i] not in mine])
-                known = set(held.names) | set(held_problems[0])
-                problems = [(name, why) for name, why in problems
-                            if name not in known and (name, why) not in known]
-        new = notes is not None and len(notes) > 0
-        if not (new or problems) and labels == held_labels and "train" not in changed:
-            if split == "train":
-                with h5py.File(path, "r") as f:
-                    train_stats = _summary(f)
-            reports.append(SplitReport(split, path, "kept", len(held)))
-            continue
-        if notes is None:
-            notes = Notes.concat([held.take([])])
-        report, stats = _build_split(_Split(
-            split, tuple(roots), path, notes, problems,
-            train_stats if split != "train" else None, labels, attrs, added=True, held=held,
-            held_problems=held_problems, held_stats=held_stats), params, run)
-        if split == "train":
-            train_stats = Summary.of(stats)
-        reports.append(report)
-        changed.append(split)
-    if changed:
-        grow.commit(out, changed)
-    return reports
+
+
+def _not_held(notes: Optional[Notes], problems: list, held: "grow.Held", roots, split: str):
+    """The inputs' notes and problems a split does not hold yet: not its notes (a name it
+    holds from another folder is refused), nor what it skipped before (a note skipped for its
+    audio stays skipped until the split is rebuilt)."""
+    names = dict(zip(held.notes.names, held.notes.folder))
+    skipped = {name for name, _ in held.problems[0]}
+    if notes is not None:
+        _refuse_held_elsewhere(notes, names, roots, split)
+        notes = notes.take([i for i in range(len(notes))
+                            if notes.names[i] not in names and notes.names[i] not in skipped])
+    problems = [(name, why) for name, why in problems
+                if name not in names and (name, why) not in set(held.problems[0])]
+    return notes, problems
 
 
 def _held_labels(out: Path, splits: Sequence[str]) -> Optional[Tuple[str, ...]]:

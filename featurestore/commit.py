@@ -15,6 +15,7 @@ from typing import Sequence
 
 from .errors import BuildError
 from .files import atomic_write_text
+from .nsynth import SPLITS
 
 __all__ = ["COMMIT", "commit", "finish_commit"]
 
@@ -33,16 +34,21 @@ def finish_commit(out: Path):
         return
     try:
         splits = json.loads(marker.read_text(encoding="utf-8"))["splits"]
+        if not isinstance(splits, list) or not set(splits) <= set(SPLITS):
+            raise ValueError(f"splits {splits!r}, not some of {', '.join(SPLITS)}")
+    except FileNotFoundError:  # another process finished it
+        return
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BuildError(f"{marker}: unreadable commit of an interrupted build --add ({err}); "
                          f"its partial files are SPLIT.h5.partial beside it") from None
-    for split in splits:
+    for split in splits:  # another process may be finishing it too: what is gone is done
         path = Path(out) / f"{split}.h5"
-        partial = path.with_name(path.name + ".partial")
-        if partial.is_file():
-            os.replace(partial, path)
+        try:
+            os.replace(path.with_name(path.name + ".partial"), path)
+        except FileNotFoundError:
+            pass
         path.with_name(path.name + ".journal").unlink(missing_ok=True)
-    marker.unlink()
+    marker.unlink(missing_ok=True)
     log.info("%s: finished the build --add of %s", out, ", ".join(splits))
 
 

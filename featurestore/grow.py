@@ -22,23 +22,23 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
 
 from .schema import (BUILT, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LABELS, LIST_NAMES, METADATA,
                      NAMES, OFFSET, PITCH, QUALITIES, SOURCE, SOURCE_FOLDER, SPECTRA, VELOCITY,
-                     read_label_names, read_stats, read_stats_count)
+                     read_label_names, read_problems, read_stats, read_stats_count)
 from .errors import BuildError
-from .commit import COMMIT, commit, finish_commit
 from .layouts import InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
+from .splitfile import Summary
 from .splitfolder import Notes
 from .stats import RunningStats
 
-__all__ = ["COMMIT", "finish_commit", "commit", "start_added", "read_notes", "rooted",
-           "recorded_inputs", "held_stats", "grown_labels", "problems_after"]
+__all__ = ["Held", "start_added", "read_notes", "read_held", "rooted", "recorded_inputs",
+           "grown_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -138,25 +138,31 @@ def recorded_inputs(out: Path) -> InputOptions:
         return InputOptions.from_attrs(f.attrs)
 
 
-def held_stats(f: h5py.File) -> Optional[RunningStats]:
-    """The statistics a train split file holds, as mergeable :class:`RunningStats`."""
-    count, _ = read_stats_count(f)
-    if not count:
-        return None
-    mean, std = read_stats(f)
-    return RunningStats(count, mean.copy(), std ** 2 * count)
+class Held(NamedTuple):
+    """What a finished split holds, as ``--add`` grows it."""
+
+    notes: Notes           # its files relative to its own source folders
+    problems: tuple        # its (/skipped, /adjusted) rows
+    stats: Optional[RunningStats]  # its statistics, mergeable (None: it holds none)
+    labels: Tuple[str, ...]
+
+    @property
+    def summary(self) -> Optional[Summary]:
+        return Summary.of(self.stats) if self.stats is not None else None
+
+
+def read_held(path: Path) -> Held:
+    """The notes, problems, statistics and label set of the finished split file ``path``."""
+    with h5py.File(path, "r") as f:
+        count, _ = read_stats_count(f)
+        stats = None
+        if count:
+            mean, std = read_stats(f)
+            stats = RunningStats(count, mean.copy(), std ** 2 * count)
+        return Held(read_notes(f), read_problems(f), stats, read_label_names(f))
 
 
 def grown_labels(held: Tuple[str, ...], found: Sequence[str]) -> Tuple[str, ...]:
     """The store's label set after an ``--add``: the labels it holds, in their order, then the
     new ones, sorted."""
     return tuple(held) + tuple(sorted(set(found) - set(held)))
-
-
-def problems_after(old: List[Tuple[str, str]], new: List[Tuple[str, str]],
-                   held: set) -> List[Tuple[str, str]]:
-    """``/skipped`` after an ``--add``: the newest reason for each name that is still not in
-    the store."""
-    latest = dict(old)
-    latest.update(new)
-    return sorted((name, why) for name, why in latest.items() if name not in held)

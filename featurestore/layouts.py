@@ -20,9 +20,10 @@ that ``group_by`` (a regular expression: its first group, or its whole match) pi
 the file itself. A row or file that cannot be used is a problem ``(name, reason)``, recorded in
 ``/skipped`` as a bad note is.
 
-With ``windows`` (a hop in seconds) each file longer than a clip becomes one note per window
-(:func:`featurestore.windows.window_offsets`), named ``NAME@OFFSET``; all of a file's windows
-are in one split.
+With ``windows`` (a hop in seconds) each file becomes one note per window
+(:func:`featurestore.windows.window_offsets`: one for a file no longer than a clip), named
+``NAME@OFFSET``; all of a file's windows are in one split. Undrawn rows of a manifest whose
+group has rows with a split go to that split.
 """
 from __future__ import annotations
 
@@ -217,9 +218,9 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
         if not p.exists():
             raise BuildError(f"{p}: " + ("no such file" if p.suffix.lower() == ".csv"
                                          else "no such folder"))
-    layouts = {p: detect_layout(p) for p in paths}
     layout = options.layout
     if layout == "auto":
+        layouts = {p: detect_layout(p) for p in paths}
         kinds = sorted(set(layouts.values()))
         if len(kinds) > 1:
             raise BuildError("the inputs are of different layouts (" + "; ".join(
@@ -268,6 +269,12 @@ class _Row:
 def _folder_rows(root: Path) -> List[_Row]:
     """Every audio file below ``root``'s class folders, split folders or not."""
     given = [s for s in SPLITS if (root / s).is_dir()]
+    left = sorted(entry.name for entry in root.iterdir() if not entry.name.startswith(".")
+                  and (entry.is_dir() and given and entry.name not in SPLITS
+                       or entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES))
+    if left:
+        log.warning("%s: %d entries outside the class folders%s are not read (first: %s)",
+                    root, len(left), " of its split folders" if given else "", left[0])
     rows = []
     for split in given or [""]:
         top = root / split if split else root
@@ -284,8 +291,13 @@ def _folder_rows(root: Path) -> List[_Row]:
                             os.path.splitext(filename)[1].lower() not in AUDIO_SUFFIXES:
                         continue
                     path = Path(dirpath) / filename
-                    rows.append(_Row(path.relative_to(top).as_posix(),
-                                     path.relative_to(root).as_posix(), label, split))
+                    row = _Row(path.relative_to(top).as_posix(),
+                               path.relative_to(root).as_posix(), label, split)
+                    try:
+                        check_text({"file name": row.file}, "file name")
+                    except ValueError as err:  # a name HDF5 cannot store as UTF-8
+                        row.problem = str(err)
+                    rows.append(row)
     if not rows:
         raise BuildError(f"{root}: no split folder with an examples.json (NSynth's layout: "
                          f"{', '.join(s + '/' for s in SPLITS)}) and no audio files in class "
@@ -311,7 +323,8 @@ def _manifest_rows(path: Path) -> List[_Row]:
                                  f"columns path,label and optionally split, group; found: "
                                  f"{', '.join(columns) or 'no header'})")
             reader.fieldnames = columns
-            extra = [c for c in columns if c and c not in MANIFEST_COLUMNS + OPTIONAL_COLUMNS]
+            extra = [c for c in columns if c not in MANIFEST_COLUMNS + OPTIONAL_COLUMNS]
+            _check_columns(path, columns, extra)
             for entry in reader:
                 rows.append(_manifest_row(path, reader.line_num, entry, extra, seen))
         except (csv.Error, UnicodeDecodeError) as err:
@@ -320,6 +333,22 @@ def _manifest_rows(path: Path) -> List[_Row]:
     if not rows:
         raise BuildError(f"{path}: no rows below its header")
     return rows
+
+
+def _check_columns(path: Path, columns: List[str], extra: List[str]):
+    """Refuse column names given twice, or that cannot name a ``/metadata`` dataset."""
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise BuildError(f"{path}: the columns {', '.join(map(repr, twice))} are given more "
+                         f"than once")
+    for column in extra:
+        try:
+            check_text({"column": column}, "column")
+        except ValueError as err:
+            raise BuildError(f"{path}: column {column!r}: {err}") from None
+        if column in ("", ".", "..") or "/" in column:
+            raise BuildError(f"{path}: column {column!r} cannot name a metadata dataset (a "
+                             f"column name is not empty, . or .., and has no /)")
 
 
 def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: dict) -> _Row:
@@ -341,15 +370,23 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
         row.problem = f"line {line}: empty label"
     elif split and split not in SPLITS:
         row.problem = f"line {line}: unknown split {split!r} (expected {', '.join(SPLITS)})"
-        row.split = ""
-    elif file in seen:
-        row.problem = f"line {line}: path given again (first on line {seen[file]})"
+        row.split = "train"  # recorded in train's /skipped
+    elif _same_file(path, file) in seen:
+        row.problem = (f"line {line}: path given again (first on line "
+                       f"{seen[_same_file(path, file)]})")
     elif not (path.parent / file).is_file():
         row.problem = (f"line {line}: no such file ({path.parent / file})"
                        if not (path.parent / file).exists() else
                        f"line {line}: not a file ({path.parent / file})")
-    seen.setdefault(file, line)
+    if file:
+        seen.setdefault(_same_file(path, file), line)
     return row
+
+
+def _same_file(manifest: Path, file: str) -> str:
+    """What ``file`` of ``manifest`` is, however it is written (``a.wav``, ``./a.wav``, an
+    absolute path)."""
+    return os.path.normpath(os.path.abspath(manifest.parent / file))
 
 
 def _group(row: _Row, group_by: Optional[re.Pattern]) -> str:
@@ -357,8 +394,9 @@ def _group(row: _Row, group_by: Optional[re.Pattern]) -> str:
         return row.group
     if group_by is not None:
         found = group_by.search(Path(row.file).name)
-        if found:
-            return found.group(1) if found.re.groups else found.group(0)
+        group = found and (found.group(1) if found.re.groups else found.group(0))
+        if group:  # no match, an optional group left out or an empty match: the file alone
+            return group
     return row.file
 
 
@@ -366,23 +404,37 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[_Row]],
                options: InputOptions) -> Inputs:
     """The notes of every split from each root's rows (drawing splits where none is given)."""
     group_by = re.compile(options.group_by) if options.group_by else None
-    unmatched = 0
-    by_split: Dict[str, List[Tuple[int, _Row, str]]] = defaultdict(list)
-    problems: Dict[str, List[Tuple[str, str]]] = defaultdict(list)
-    for k, rows in enumerate(rows_of):
-        for row in rows:
-            group = _group(row, group_by)
-            if group_by is not None and not row.group and group == row.file:
-                unmatched += 1
-            split = row.split or drawn_split(group, options.valid_fraction,
-                                             options.test_fraction)
-            if row.problem:
-                problems[split].append((row.name, row.problem))
-            else:
-                by_split[split].append((k, row, group))
+    grouped = [(k, row, _group(row, group_by)) for k, rows in enumerate(rows_of) for row in rows]
+    unmatched = sum(1 for _, row, group in grouped
+                    if group_by is not None and not row.group and group == row.file)
     if unmatched:
         log.warning("--group-by %r matched none of %d file names: each of those files is a "
                     "group of its own", options.group_by, unmatched)
+    given: Dict[str, set] = defaultdict(set)  # the splits the inputs give each group's files
+    for _, row, group in grouped:
+        if row.split and not row.problem:
+            given[group].add(row.split)
+    split_between = sorted(group for group, splits in given.items() if len(splits) > 1)
+    if split_between:
+        log.warning("%d groups have files in several of the splits the inputs give (first: "
+                    "%r in %s)", len(split_between), split_between[0],
+                    ", ".join(sorted(given[split_between[0]])))
+    by_split: Dict[str, List[Tuple[int, _Row, str]]] = defaultdict(list)
+    problems: Dict[str, List[Tuple[str, str]]] = defaultdict(list)
+    drawn = 0
+    for k, row, group in grouped:
+        split = row.split
+        if not split and len(given[group]) == 1:  # with the rest of its group
+            split = next(iter(given[group]))
+        elif not split:
+            split = drawn_split(group, options.valid_fraction, options.test_fraction)
+            drawn += not row.problem
+        if row.problem:
+            problems[split].append((row.name, row.problem))
+        else:
+            by_split[split].append((k, row, group))
+    if drawn:
+        _check_drawn(roots, by_split, options)
     labels = tuple(sorted({row.label for rows in by_split.values() for _, row, _ in rows}))
     inputs = Inputs(layout, roots, labels)
     for split in SPLITS:
@@ -396,6 +448,19 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[_Row]],
         _refuse_shared_names(notes, roots, split)
         inputs.splits[split] = notes, sorted(problems.get(split, []))
     return inputs
+
+
+def _check_drawn(roots, by_split: dict, options: InputOptions):
+    """Refuse drawn splits that leave train nothing, and warn of an empty valid or test."""
+    groups = len({group for rows in by_split.values() for _, _, group in rows})
+    where = ", ".join(map(str, roots))
+    if not by_split.get("train"):
+        raise BuildError(f"{where}: none of the {groups} groups was drawn into train (valid "
+                         f"{options.valid_fraction:g}, test {options.test_fraction:g} of them); "
+                         f"give more groups, smaller fractions, or the splits")
+    for split in ("valid", "test"):
+        if not by_split.get(split):
+            log.warning("%s: none of the %d groups was drawn into %s", where, groups, split)
 
 
 def _notes(root: Path, rows: List[Tuple[_Row, str]]) -> Notes:

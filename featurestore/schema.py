@@ -94,8 +94,8 @@ from .errors import StoreError
 from .nsynth import FAMILIES, QUALITIES as QUALITY_FLAGS
 from .params import FeatureParams
 
-__all__ = ["SPECTRA", "LABELS", "NAMES", "FILE", "OFFSET", "GROUP", "METADATA", "PITCH", "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR",
-           "SOURCE", "QUALITIES", "SOURCE_FOLDER", "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS",
+__all__ = ["SPECTRA", "LABELS", "NAMES", "FILE", "OFFSET", "GROUP", "METADATA", "PITCH",
+           "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR", "SOURCE", "QUALITIES", "SOURCE_FOLDER", "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS",
            "PROBABILITIES", "TSNE", "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1",
            "create_spectra", "write_notes", "write_stats", "write_problems", "write_provenance",
            "clear_metadata", "check_split", "read_params", "read_stats", "read_stats_count",

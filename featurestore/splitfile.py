@@ -23,7 +23,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -182,13 +182,14 @@ def content_digest(notes: Notes, label_names: Sequence[str]) -> str:
 def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, state: Progress,
              problems, summary: Optional[Summary], stats_split: str, *,
              label_names: Sequence[str], attrs: dict, held: Optional[Notes] = None,
-             held_problems=((), ())):
+             held_problems=((), ()), digest: Optional[str] = None):
     """Write the rest of the schema around the filled ``/spectra``; returns the skipped rows.
 
     ``label_names`` is the store's label set, ``attrs`` what else the root attrs record (how
     the inputs were read). ``held``: the notes the file held before these were added after
-    them (``build --add``), with their ``(skipped, adjusted)`` rows. Safe to run again after
-    it failed part way."""
+    them (``build --add``), with their ``(skipped, adjusted)`` rows, and ``digest`` the
+    inputs' (:func:`inputs_digest`; default: of ``held`` and ``notes``). Safe to run again
+    after it failed part way."""
     kept = np.ones(len(notes), bool)
     kept[[pos for pos, _ in state.skipped]] = False
     assert kept.sum() == state.n_written
@@ -198,9 +199,8 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
     adjusted = [(names[p], what) for p, what in state.adjusted]
     everything = notes
     if held is not None:
-        from .grow import problems_after
         written, everything = Notes.concat([held, written]), Notes.concat([held, notes])
-        skipped = problems_after(list(held_problems[0]), skipped, set(written.names))
+        skipped = _problems_after(list(held_problems[0]), skipped, set(written.names))
         adjusted = list(held_problems[1]) + adjusted
     schema.clear_metadata(f)
     if summary is not None:
@@ -209,10 +209,19 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
     schema.write_notes(f, written, roots, label_names)
     schema.write_problems(f, skipped, adjusted)
     schema.write_provenance(f, split=split, n=len(written),
-                            inputs_digest=inputs_digest(everything), source_root=roots[0])
+                            inputs_digest=digest or inputs_digest(everything),
+                            source_root=roots[0])
     f.attrs.update(attrs)
     f.attrs[schema.CONTENT_DIGEST] = content_digest(written, label_names)
     spectra = f[schema.SPECTRA]
     if spectra.shape[0] != len(written):  # last: a failed finalize can be redone
         spectra.resize(len(written), axis=0)
     return skipped
+
+
+def _problems_after(old: List[Tuple[str, str]], new: List[Tuple[str, str]],
+                    held: set) -> List[Tuple[str, str]]:
+    """``/skipped`` after an ``--add``: the newest reason for each name still not held."""
+    latest = dict(old)
+    latest.update(new)
+    return sorted((name, why) for name, why in latest.items() if name not in held)

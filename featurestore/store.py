@@ -88,9 +88,12 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
                              f"{have})")
     elif not Path(store).is_dir():
         raise StoreError(f"{store}: no such store folder")
-    elif finish_commit(Path(store)) or not path.is_file():
-        have = ", ".join(store_splits(store)) or "none"
-        raise StoreError(f"{path}: the store has no '{split}' split (splits present: {have})")
+    else:
+        finish_commit(Path(store))  # the renames of a build --add a kill interrupted
+        if not path.is_file():
+            have = ", ".join(store_splits(store)) or "none"
+            raise StoreError(f"{path}: the store has no '{split}' split (splits present: "
+                             f"{have})")
     f = _open_file(path, mode)
     try:
         check_split(f)

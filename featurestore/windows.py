@@ -16,18 +16,22 @@ from typing import Iterator, List, NamedTuple, Optional
 import numpy as np
 import soundfile as sf
 
-from .audio import AudioError, _check_file, _check_format
+from .audio import AudioError, check_file, check_format
 from .features import Workspace, note_features
 from .params import FeatureParams
 
-__all__ = ["Window", "window_offsets", "audio_seconds", "file_windows", "check_hop"]
+__all__ = ["Window", "window_offsets", "audio_seconds", "file_windows", "check_hop", "MIN_HOP"]
+
+#: The shortest hop between windows, in seconds (names give offsets to the millisecond).
+MIN_HOP = 0.01
 
 
 def check_hop(hop: float) -> float:
     """``hop`` as a float, or ``ValueError`` saying what a hop is."""
     if isinstance(hop, bool) or not isinstance(hop, (int, float)) \
-            or not math.isfinite(hop) or hop <= 0:
-        raise ValueError(f"the windows' hop must be a positive number of seconds, got {hop!r}")
+            or not math.isfinite(hop) or hop < MIN_HOP:
+        raise ValueError(f"the windows' hop must be a number of seconds, at least {MIN_HOP:g}, "
+                         f"got {hop!r}")
     return float(hop)
 
 
@@ -35,9 +39,9 @@ def window_offsets(duration: float, clip: float, hop: float) -> np.ndarray:
     """Where the windows of a recording start, in seconds.
 
     Windows of ``clip`` seconds start every ``hop`` seconds from 0 while they fit; when the last
-    one ends before the recording does, one more starts ``hop`` later (padded like a short
-    file), so the whole recording is covered when ``hop <= clip``. A recording no longer than a
-    clip is one window.
+    one ends at least half a hop before the recording does, one more starts ``hop`` later
+    (padded like a short file), so with ``hop <= clip`` no more than half a hop at the end is
+    left out. A recording no longer than a clip is one window.
 
     Parameters
     ----------
@@ -66,35 +70,63 @@ def window_offsets(duration: float, clip: float, hop: float) -> np.ndarray:
     count = int(math.floor(max(duration - clip, 0.0) / hop + 1e-9)) + 1
     offsets = np.arange(count, dtype=np.float64) * hop
     last = offsets[-1]
-    if last + clip < duration - 1e-9 and last + hop < duration:
+    if duration - (last + clip) >= hop / 2 and last + hop < duration:
         offsets = np.append(offsets, last + hop)
     return np.round(offsets, 6)
 
 
 def audio_seconds(path) -> float:
-    """A recording's length in seconds, from its header (nothing is decoded).
+    """A recording's length in seconds, from its header, checked: its last frame is read (so a
+    header that claims more than the file holds is refused, not cut into windows).
 
     Raises
     ------
     AudioError
-        The file is missing, not a regular file, empty, or no decoder can tell its length.
+        The file is missing, not a regular file, empty, truncated, or no decoder can tell its
+        length.
     """
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     try:
-        info = sf.info(str(path))
-        frames, rate, channels = info.frames, info.samplerate, info.channels
-    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError):
-        frames = None
-    if frames is None or not 0 <= frames < 2 ** 62:
-        try:
-            import audioread  # what librosa decodes other formats (m4a, ...) with
-            with audioread.audio_open(str(path)) as fh:
-                return float(fh.duration)
-        except Exception as err:  # noqa: BLE001 - any decoder failure means "cannot decode"
-            raise AudioError(path, f"cannot tell its length ({type(err).__name__})") from None
-    _check_format(path, rate, channels)
-    return frames / rate
+        fh = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError):  # not libsndfile's
+        fh = None
+    frames = None
+    if fh is not None:
+        with fh:
+            frames, rate = fh.frames, fh.samplerate
+            check_format(path, rate, fh.channels)
+            if 0 < frames < 2 ** 62:
+                _check_last_frame(path, fh, frames)
+    seconds = (frames / rate if frames is not None and frames < 2 ** 62
+               else _audioread_seconds(path))
+    if not math.isfinite(seconds) or seconds < 0:
+        raise AudioError(path, f"its header gives no usable length ({seconds})")
+    return seconds
+
+
+def _check_last_frame(path: Path, fh: sf.SoundFile, frames: int):
+    """Raise :class:`AudioError` unless the last frame the header declares can be read."""
+    try:
+        fh.seek(frames - 1)
+        read = len(fh.read(1))
+    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as err:
+        read, why = 0, f" ({err})"
+    else:
+        why = ""
+    if read != 1:
+        raise AudioError(path, f"truncated: its header declares {frames} frames, and the last "
+                               f"of them cannot be read{why}")
+
+
+def _audioread_seconds(path: Path) -> float:
+    """The length audioread's decoders (ffmpeg: m4a, ...) give a file libsndfile cannot open."""
+    try:
+        import audioread  # what librosa decodes other formats with
+        with audioread.audio_open(str(path)) as fh:
+            return float(fh.duration)
+    except Exception as err:  # noqa: BLE001 - any decoder failure means "cannot decode"
+        raise AudioError(path, f"cannot tell its length ({type(err).__name__})") from None
 
 
 class Window(NamedTuple):

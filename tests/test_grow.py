@@ -21,7 +21,7 @@ import soundfile as sf
 from featurestore import schema
 from featurestore.build import build_store
 from featurestore.errors import BuildError
-from featurestore.grow import COMMIT
+from featurestore.commit import COMMIT
 from featurestore.layouts import InputOptions
 from featurestore.store import open_split
 from tests.helpers import SR, make_tone_root, tone
@@ -134,7 +134,7 @@ def test_add_refuses_what_does_not_fit(tmp_path):
 SLOW_ADD = """
 import sys, time
 import featurestore.workers as w
-import featurestore.grow as g
+import featurestore.commit as c
 extract = w.extract
 def slow(*args):
     time.sleep(0.15)
@@ -144,10 +144,9 @@ if sys.argv[3] == "at-commit":  # stop between writing the commit file and its r
     import json, os
     from pathlib import Path
     def commit(out, splits):
-        from featurestore.files import atomic_write_text
-        atomic_write_text(Path(out) / g.COMMIT, json.dumps({"splits": list(splits)}))
+        c.atomic_write_text(Path(out) / c.COMMIT, json.dumps({"splits": list(splits)}))
         os.kill(os.getpid(), 9)
-    g.commit = commit
+    c.commit = commit
 from featurestore.build import build_store
 build_store(sys.argv[1], sys.argv[2], jobs=2, batch_size=2, progress=False, add=True)
 """
@@ -234,9 +233,49 @@ def test_add_reads_the_inputs_as_the_store_did_and_refuses_a_name_held_elsewhere
     assert recorded_inputs(tmp_path / "store") == dataclasses.replace(options, layout="folders")
     names = {n for p in (tmp_path / "store").glob("*.h5")
              for n in h5py.File(p, "r")[schema.NAMES].asstr()[:]}
-    assert {"bell/p9_a.wav@0.000", "bell/p9_a.wav@1.500", "bell/p9_a.wav@3.000"} <= names
+    assert {"bell/p9_a.wav@0.000", "bell/p9_a.wav@1.500"} <= names  # cut into windows too
+    assert "bell/p9_a.wav@3.000" not in names  # it would add 0.5 s: less than half a hop
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
     with pytest.raises(BuildError, match="bell/p0_a.wav@0.000' of .* is in .*set \\(held by "
                                          "the store\\) and in .*copy"):
         build_store(copy, tmp_path / "store", jobs=1, progress=False, add=True)
+
+
+def test_adds_from_several_folders_keep_each_split_s_folders(tmp_path):
+    a, b, c = (tmp_path / name for name in "abc")
+    for k, label in enumerate(("bell", "drum")):
+        for i in range(3):
+            _wav(a / "train" / label / f"a{i}.wav", k)
+            _wav(a / "valid" / label / f"a{i}.wav", k)
+        _wav(b / "valid" / label / "b.wav", k)  # b adds to valid only
+        _wav(c / "train" / label / "c.wav", k)  # c to train only
+    store = tmp_path / "store"
+    build_store(a, store, jobs=1, progress=False)
+    build_store(b, store, jobs=1, progress=False, add=True)
+    build_store(c, store, jobs=1, progress=False, add=True)
+    for split in ("train", "valid"):
+        with h5py.File(store / f"{split}.h5", "r") as f:
+            paths = schema.read_audio_paths(f)
+            names = f[schema.NAMES].asstr()[:]
+        assert all(p.is_file() for p in paths), paths
+        assert [p.relative_to(p.parents[2]).as_posix() for p in paths] == \
+            [f"{split}/{n}" for n in names]
+
+
+def test_a_note_skipped_for_its_audio_is_not_tried_again_by_add(tmp_path, caplog):
+    root = tmp_path / "set"
+    _classes(root, ("bell", "drum"), 4)
+    (root / "train" / "bell" / "broken.wav").write_bytes(b"RIFF not audio")
+    store = tmp_path / "store"
+    build_store(root, store, jobs=1, progress=False)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in store.glob("*.h5")}
+    reports = build_store(root, store, jobs=1, progress=False, add=True)
+    assert {r.status for r in reports} == {"kept"}
+    assert {p.name: p.stat().st_mtime_ns for p in store.glob("*.h5")} == mtimes
+    _classes(root, ("bell",), 1, first=4)  # one new note: a plain build then sees no change
+    build_store(root, store, jobs=1, progress=False, add=True)
+    with caplog.at_level("WARNING", logger="featurestore.build"):
+        reports = build_store(root, store, jobs=1, progress=False)
+    assert {r.status for r in reports} == {"kept"}
+    assert not [r for r in caplog.records if "changed since it was built" in r.getMessage()]

@@ -173,8 +173,10 @@ def test_window_offsets():
     assert window_offsets(4.0, 4.0, 1.0).tolist() == [0.0]
     assert window_offsets(2.5, 4.0, 1.0).tolist() == [0.0]
     assert window_offsets(5.0, 4.0, 10.0).tolist() == [0.0]  # a hop past the end adds none
-    with pytest.raises(ValueError, match="positive number of seconds"):
-        window_offsets(5.0, 4.0, -1.0)
+    assert window_offsets(8.00001, 4.0, 4.0).tolist() == [0.0, 4.0]  # no window of padding
+    for hop in (-1.0, 0.001, float("inf")):
+        with pytest.raises(ValueError, match="at least 0.01"):
+            window_offsets(5.0, 4.0, hop)
 
 
 def test_windows_cut_long_recordings_into_notes(tmp_path):
@@ -238,3 +240,147 @@ def test_a_window_of_an_hour_long_recording_costs_a_clip(tmp_path):
     assert peak < 8 * params.n_samples * 4  # a few clips' worth, not the file's 115 MB
     np.testing.assert_allclose(y, tone(40, seconds=4.0), atol=1e-4)
     assert adjustments == []
+
+
+def test_a_header_that_claims_more_than_the_file_holds_is_not_cut_into_windows(tmp_path):
+    from featurestore.audio import AudioError
+    from featurestore.windows import audio_seconds
+    path = tmp_path / "lie.flac"
+    sf.write(path, tone(20, seconds=1.0), SR)
+    data = bytearray(path.read_bytes())
+    at = 4 + 4 + 10  # fLaC, the block header, then STREAMINFO's fields before the sample count
+    field = int.from_bytes(data[at:at + 8], "big") | (2 ** 36 - 1)  # 2**36 samples claimed
+    data[at:at + 8] = field.to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    with pytest.raises(AudioError, match="header declares 68719476735 frames"):
+        audio_seconds(path)
+    root = tmp_path / "set"
+    _wav(root / "train" / "a" / "ok.wav", seconds=2.0)
+    (root / "train" / "b").mkdir(parents=True)
+    path.rename(root / "train" / "b" / "lie.flac")
+    read = read_inputs(root, InputOptions(windows=1.0))
+    notes, problems = read.splits["train"]
+    assert notes.names == ["a/ok.wav@0.000"] and problems[0][0] == "b/lie.flac"
+
+
+def test_groups_that_match_nothing_or_are_empty_are_the_files_alone(tmp_path):
+    root = tmp_path / "set"
+    for k, label in enumerate(("a", "b")):
+        for i in range(6):
+            _wav(root / label / f"take{i}.wav", seconds=0.3, k=k)
+    for pattern in (r"^(x)?", r"(\d*)", r"^nothing"):
+        read = read_inputs(root, InputOptions(group_by=pattern, valid_fraction=0.3,
+                                              test_fraction=0.3))
+        groups = [g for notes, _ in read.splits.values() for g in notes.group]
+        assert sorted(groups) == sorted(f"{lab}/take{i}.wav" for lab in "ab" for i in range(6))
+
+
+def test_drawn_splits_that_leave_train_nothing_are_refused(tmp_path):
+    root = tmp_path / "set"
+    for k, label in enumerate(("a", "b")):
+        _wav(root / label / "p1_x.wav", k=k)
+    options = InputOptions(group_by=r"^(p\d)_", valid_fraction=0.45, test_fraction=0.5)
+    group = "p1"
+    from featurestore.layouts import drawn_split
+    if drawn_split(group, 0.45, 0.5) == "train":  # the test needs the group drawn elsewhere
+        options = InputOptions(group_by=r"^(p\d)_", valid_fraction=0.0, test_fraction=0.05)
+    assert drawn_split(group, options.valid_fraction, options.test_fraction) != "train"
+    with pytest.raises(BuildError, match="none of the 1 groups was drawn into train"):
+        read_inputs(root, options)
+
+
+def test_a_manifest_group_follows_the_split_its_other_rows_give(tmp_path):
+    data = tmp_path / "data"
+    rows = ["path,label,split,group"]
+    for i in range(12):
+        _wav(data / f"g{i}_a.wav", k=i % 2)
+        _wav(data / f"g{i}_b.wav", k=i % 2)
+        rows += [f"g{i}_a.wav,{'xy'[i % 2]},test,g{i}", f"./g{i}_b.wav,{'xy'[i % 2]},,g{i}"]
+    rows.append(f"{data / 'g0_a.wav'},x,test,g0")  # the same file, written otherwise
+    (data / "m.csv").write_text("\n".join(rows) + "\n")
+    read = read_inputs([data / "m.csv"])
+    assert set(read.splits) == {"test"} or not read.splits.get("train")
+    notes, problems = read.splits["test"]
+    assert len(notes) == 24
+    assert [why for name, why in problems] == ["line 26: path given again (first on line 2)"]
+
+
+@pytest.mark.parametrize("header, message", [
+    ("path,label,a/b", "column 'a/b' cannot name a metadata dataset"),
+    ("path,label,.", "column '.' cannot name a metadata dataset"),
+    ("path,label,mic,mic", "the columns 'mic' are given more than once"),
+])
+def test_manifest_columns_that_cannot_be_stored(tmp_path, header, message):
+    _wav(tmp_path / "a.wav")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"{header}\na.wav,x,1" + (",2" if header.count(",") == 3 else "")
+                        + "\n")
+    with pytest.raises(BuildError, match=f"m.csv: {message}"):
+        read_inputs([manifest])
+
+
+def test_file_names_that_are_not_utf8_are_skipped_not_a_crash(tmp_path):
+    import os
+    root = tmp_path / "set"
+    for split in ("train", "valid"):
+        _wav(root / split / "a" / "ok.wav")
+    bad = os.fsencode(root / "train" / "a") + b"/caf\xe9.wav"
+    _wav(root / "train" / "a" / "tmp.wav").rename(os.fsdecode(bad))
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    with h5py.File(tmp_path / "store" / "train.h5", "r") as f:
+        assert f[schema.NAMES].asstr()[:].tolist() == ["a/ok.wav"]
+        (name, reason), = f[schema.SKIPPED].asstr()[:].tolist()
+        assert name == "a/caf\\udce9.wav" and "not valid Unicode" in reason
+
+
+def test_manifest_given_as_any_file_with_the_layout_said(tmp_path):
+    _wav(tmp_path / "a.wav")
+    _wav(tmp_path / "b.wav", k=1)
+    (tmp_path / "list.txt").write_text("path,label,split\na.wav,x,train\nb.wav,y,train\n")
+    read = read_inputs([tmp_path / "list.txt"], InputOptions(layout="manifest"))
+    assert read.labels == ("x", "y")
+
+
+def test_per_recording_accuracy_groups_clips_by_folder_and_file(tmp_path):
+    from training.evaluate import _per_file
+    store = tmp_path / "store"
+    store.mkdir()
+    folders = [1, 11, 1, 11, 1]  # (1, "1x/a.wav") and (11, "x/a.wav") are other recordings
+    files = ["1x/a.wav", "x/a.wav", "1x/a.wav", "x/a.wav", "b.wav"]
+    labels = np.array([0, 1, 0, 1, 1])
+    with h5py.File(store / "test.h5", "w") as f:
+        f[schema.SPECTRA] = np.zeros((5, 2, 2), np.float16)
+        f[schema.LABELS] = labels
+        f[schema.SOURCE_FOLDER] = np.array(folders, np.int16)
+        f.create_dataset(schema.FILE, data=np.array(files, dtype=object), dtype=schema.STRING)
+    # clip by clip 3 of 5 right; by recording (means): 1x/a.wav right, x/a.wav wrong, b right
+    probabilities = np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8]])
+    result = _per_file(store, "test", labels, probabilities)
+    assert result["n"] == 3 and result["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_map_copies_each_recording_once_and_plays_a_window_from_its_offset(tmp_path):
+    import json
+    import urllib.parse
+    from analysis.mapview import write_map
+    root = tmp_path / "set"
+    for k, label in enumerate(("a", "b")):  # the same file name in both class folders
+        _wav(root / "train" / label / "take.wav", seconds=6.0, k=k)
+        _wav(root / "valid" / label / "take.wav", k=k)
+    build_store(root, tmp_path / "store", inputs=InputOptions(windows=2.0), jobs=1,
+                progress=False)
+    with h5py.File(tmp_path / "store" / "train.h5", "r+") as f:
+        n = f[schema.SPECTRA].shape[0]
+        f[schema.TSNE] = np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32)
+        offsets = f[schema.OFFSET][:]
+    page = write_map(tmp_path / "store", tmp_path / "map", ["train"], copy_audio=True)
+    text = page.read_text()
+    data = json.loads(text.split("const DATA = ", 1)[1].split(";\n", 1)[0])
+    links = data["splits"]["train"]["audio"]
+    copies = sorted((tmp_path / "map" / "audio" / "train").iterdir())
+    assert len(copies) == 2  # two recordings, however many windows
+    assert [(link.split("#")[1] if "#" in link else "") for link in links] == \
+        ["" if o == 0 else f"t={o:g}" for o in offsets]
+    for link, label in zip(links, ("a", "a", "b", "b")):
+        copy = tmp_path / "map" / urllib.parse.unquote(link.split("#")[0])
+        assert copy.read_bytes() == (root / "train" / label / "take.wav").read_bytes()

@@ -483,7 +483,7 @@ def test_bad_command_lines_are_one_line_each(tmp_path):
 
     error = one_error(timbremap("build", "--manifest", manifest, tmp_path / "store",
                                 "--windows", "0", ok=False))
-    assert error.startswith("--windows: ") and "positive number of seconds" in error
+    assert error.startswith("--windows: ") and "at least 0.01, got 0.0" in error
 
     error = one_error(timbremap("build", "--manifest", tmp_path / "none.csv", tmp_path / "store",
                                 ok=False))
@@ -491,8 +491,9 @@ def test_bad_command_lines_are_one_line_each(tmp_path):
 
 
 @pytest.mark.full
-def test_predict_refuses_a_hop_that_is_not_positive(folder_set, folder_model):
+def test_predict_refuses_a_hop_that_is_no_hop(folder_set, folder_model):
     wav = folder_set[0] / "cello" / "p04_take1.wav"
-    for hop in ("0", "-2"):
+    for hop in ("0", "-2", "inf", "0.001"):
         error = one_error(timbremap("predict", folder_model, wav, "--windows", hop, ok=False))
-        assert error == f"--windows must be a positive number of seconds, got {float(hop)}"
+        assert error == (f"--windows: the windows' hop must be a number of seconds, at least "
+                         f"0.01, got {float(hop)!r}")

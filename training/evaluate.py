@@ -142,9 +142,10 @@ def _per_file(store, split: str, labels: np.ndarray, probabilities: np.ndarray) 
     with open_split(store, split) as f:
         if schema.FILE not in f or not len(labels):
             return {}
-        keys = np.char.add(f[schema.SOURCE_FOLDER][:].astype(str).astype(object),
-                           "\0" + f[schema.FILE].asstr()[:].astype(object))
-    files, index = np.unique(keys.astype(str), return_inverse=True)
+        keys = list(zip(f[schema.SOURCE_FOLDER][:].tolist(), f[schema.FILE].asstr()[:]))
+    first = {}  # each (source folder, file) -> its index, in order of first clip
+    index = np.array([first.setdefault(key, len(first)) for key in keys])
+    files = first
     if len(files) == len(keys):
         return {}
     sums = np.zeros((len(files), probabilities.shape[1]))

@@ -158,8 +158,8 @@ def _predict_windows(trained: TrainedModel, path: Path, hop: float, batch_size: 
             if not batch:
                 break
             usable = [w for w in batch if w.error is None]
-            answers = iter(predict_features(trained, np.stack([w.features for w in usable]))
-                           if usable else ())
+            answers = iter(predict_features(trained, np.stack([w.features for w in usable]),
+                                            batch_size) if usable else ())
             for w in batch:
                 adjustments.update(dict.fromkeys(w.adjustments))
                 result.clips.append(Clip(w.offset, w.offset + clip,
