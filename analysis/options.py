@@ -215,10 +215,6 @@ def _train(add_command):
     p.add_argument("--width", type=int,
                    help=f"channels of the default model's first convolution, doubling per "
                         f"block (default {d.width})")
-    p.add_argument("--rfn", type=float,
-                   help=f"relaxed instance frequency-wise normalisation after the default "
-                        f"model's first two blocks: the share of the per-frequency part, 0 to 1 "
-                        f"(default {d.rfn:g}: none)")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

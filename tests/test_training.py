@@ -556,28 +556,3 @@ def test_a_valid_split_without_notes_is_one_line(tmp_path):
     build_store(tmp_path / "root", tmp_path / "store", jobs=1, progress=False)
     one_line_error(run("train", tmp_path / "store", tmp_path / "m", "--epochs", "1"),
                    "valid.h5: the split holds no notes")
-
-
-def test_relaxed_frequency_norm_mixes_instance_frequency_and_layer_norm(tmp_path):
-    from training.models import RelaxedFrequencyNorm
-    x = np.random.default_rng(0).normal(3.0, 2.0, (2, 40, 6, 3)).astype(np.float32)
-    x[:, :, 2, :] *= 10.0  # one loud band: per frequency it is like the others
-    ifn = np.asarray(RelaxedFrequencyNorm(1.0)(x))
-    np.testing.assert_allclose(ifn.mean(axis=1), 0, atol=1e-4)
-    np.testing.assert_allclose(ifn.std(axis=1), 1, atol=1e-3)
-    ln = np.asarray(RelaxedFrequencyNorm(0.0)(x))
-    np.testing.assert_allclose(ln.mean(axis=(1, 2, 3)), 0, atol=1e-4)
-    assert ln[:, :, 2].std() > 3 * ln[:, :, 0].std()  # a whole-map norm keeps the loud band
-    half = np.asarray(RelaxedFrequencyNorm(0.5)(x))
-    np.testing.assert_allclose(half, 0.5 * ifn + 0.5 * ln, atol=1e-5)
-    with pytest.raises(InputError, match="rfn must be in"):
-        TrainConfig(rfn=1.5)
-    from training.models import build_model
-    model = build_model(TrainConfig(rfn=0.5), FeatureParams(), mean=np.zeros(513),
-                        std=np.ones(513), n_classes=3)
-    assert [layer.name for layer in model.layers if layer.name.startswith("rfn")] == \
-        ["rfn_0", "rfn_1"]
-    model.save(tmp_path / "m.keras")
-    again = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
-    probe = np.random.default_rng(1).normal(1, 1, (2,) + FeatureParams().shape).astype(np.float16)
-    np.testing.assert_allclose(np.asarray(model(probe)), np.asarray(again(probe)), atol=1e-5)

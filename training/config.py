@@ -110,11 +110,6 @@ class TrainConfig:
         within tens of steps; at 0.99 a third of their start values (mean 0, variance 1) is
         still in them after 100 steps, which makes the first epochs' validation scores
         meaningless (near chance) although the weights are the same.
-    rfn : float
-        Relaxed instance frequency-wise normalisation after the default model's first two
-        convolution blocks (Kim et al. 2022): ``rfn`` times each note's maps normalised per
-        frequency and channel over time, plus ``1 - rfn`` times them normalised as a whole
-        (layer norm); 0: none.
     """
 
     model: str = "default"
@@ -150,7 +145,6 @@ class TrainConfig:
     width: int = 16
     dropout: float = 0.3
     bn_momentum: float = 0.9
-    rfn: float = 0.0
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -188,8 +182,6 @@ class TrainConfig:
         if self.mixup() and self.batch_size % 2:
             raise InputError(f"batch_size must be even with mixup (notes are mixed in pairs), "
                              f"got {self.batch_size}")
-        if not 0 <= self.rfn <= 1:
-            raise InputError(f"rfn must be in [0, 1], got {self.rfn}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
 

@@ -11,9 +11,7 @@ more), built to generalise to instruments it never heard:
        log-frequency axis
     -> [train only] shift by a few bands (about a semitone each), SpecAugment masks
     -> average-pool ``config.time_pool`` (4) frames -> Conv 3x3 + BN + ReLU, max-pool 2
-    -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width (with
-       ``config.rfn``, the first two blocks' maps go through :class:`RelaxedFrequencyNorm`
-       before their pooling)
+    -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width
     -> Conv 3x3 + BN + ReLU -> global average + global max pooling
     -> Dropout -> Dense 128 ReLU ('embedding') -> Dropout -> Dense C softmax ('family'),
        one unit for each of the store's C labels
@@ -45,7 +43,7 @@ from featurestore.params import FeatureParams
 from .config import TrainConfig
 
 __all__ = ["build_model", "with_mixup", "Mixup", "SpectralGain", "FrequencyShift", "SpecAugment",
-           "FramePool", "RelaxedFrequencyNorm", "EMBEDDING_LAYER"]
+           "FramePool", "EMBEDDING_LAYER"]
 
 EMBEDDING_LAYER = "embedding"
 
@@ -181,31 +179,6 @@ class FramePool(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
-class RelaxedFrequencyNorm(layers.Layer):
-    """Relaxed instance frequency-wise normalisation (Kim et al. 2022, against unseen recording
-    devices): ``lam`` times each note's maps normalised per frequency and channel over time,
-    plus ``1 - lam`` times them normalised over time, frequency and channels (layer norm).
-    Maps ``(batch, frames, bands, channels)``; no weights, the same in training and inference.
-    """
-
-    def __init__(self, lam: float, epsilon: float = 1e-5, **kwargs):
-        super().__init__(**kwargs)
-        self.lam, self.epsilon = float(lam), float(epsilon)
-
-    def _normalised(self, x, axes):
-        mean = ops.mean(x, axis=axes, keepdims=True)
-        variance = ops.var(x, axis=axes, keepdims=True)
-        return (x - mean) * ops.rsqrt(variance + self.epsilon)
-
-    def call(self, x):
-        return (self.lam * self._normalised(x, (1,))
-                + (1 - self.lam) * self._normalised(x, (1, 2, 3)))
-
-    def get_config(self):
-        return {**super().get_config(), "lam": self.lam, "epsilon": self.epsilon}
-
-
-@keras.saving.register_keras_serializable(package="timbremap")
 class Mixup(layers.Layer):
     """Mixup (training only): note ``2k`` becomes ``w * x[2k] + (1 - w) * x[2k + 1]`` with its
     own weight ``w`` from ``mix``, and note ``2k + 1`` the other way round; the labels are mixed
@@ -302,10 +275,10 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
         x = layers.Reshape((frames, bins, 1))(x)
         x = FramePool(config.time_pool, name="time_pool")(x)
         w = config.width
-        for block, channels in enumerate((w, 2 * w, 4 * w, 8 * w)):
+        x = _conv(x, w, 3, config.bn_momentum)
+        x = layers.MaxPooling2D(2, padding="same")(x)
+        for channels in (2 * w, 4 * w, 8 * w):
             x = _conv(x, channels, 3, config.bn_momentum)
-            if config.rfn and block < 2:
-                x = RelaxedFrequencyNorm(config.rfn, name=f"rfn_{block}")(x)
             x = layers.MaxPooling2D(2, padding="same")(x)
         x = _conv(x, 8 * w, 3, config.bn_momentum)
         x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
