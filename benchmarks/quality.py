@@ -314,6 +314,8 @@ RECIPES = {
                          "the block order with runs of 2 MiB (8 STFT notes) instead of 0.5 (2)"),
     "block-order-8mib": ({"loader": "block", "block_mib": 8.0},
                          "the block order with runs of 8 MiB (32 STFT notes) instead of 0.5 (2)"),
+    "pcen": ({"frontend": "pcen"}, "the default on per-channel energy normalisation of the mel "
+                                   "bands (Wang et al. 2017) instead of their normalised logs"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
