@@ -81,15 +81,13 @@ class _Split:
     labels: Tuple[str, ...]  # the store's label set
     attrs: dict              # how the inputs were read (root attrs)
     added: bool = False      # build --add: renamed by the commit, after every split is done
-    held: Optional[Notes] = None  # --add: the notes the finished file holds (kept first)
-    held_problems: tuple = ((), ())  # --add: their (skipped, adjusted) rows
-    held_stats: Optional[RunningStats] = None  # --add, train: the statistics it holds
+    held: Optional[grow.Held] = None  # --add: what the finished file holds (its notes first)
     inputs_digest: Optional[str] = None  # --add: of every input note of the split
 
     @property
     def base(self) -> int:
         """Rows the file holds before these notes."""
-        return 0 if self.held is None else len(self.held)
+        return 0 if self.held is None else len(self.held.notes)
 
 
 @dataclass(frozen=True)
@@ -202,9 +200,8 @@ def _build_split(split: _Split, params: FeatureParams,
             else:
                 steady_done += end - first
         stats = state.stats
-        if split.held_stats is not None:  # --add: the held notes' merged with the new ones'
-            stats = RunningStats(split.held_stats.count, split.held_stats.mean.copy(),
-                                 split.held_stats.m2.copy()).merge(state.stats)
+        if split.train_stats is None and split.held is not None and split.held.summary:
+            stats = split.held.summary.running().merge(state.stats)  # --add: held and new
         if split.train_stats is None:
             summary, stats_split = Summary.of(stats), split.name
         else:
@@ -215,7 +212,8 @@ def _build_split(split: _Split, params: FeatureParams,
                              f"report it)")
         skipped = finalize(f, split.name, split.roots, notes, state, split.problems, summary,
                            stats_split, label_names=split.labels, attrs=split.attrs,
-                           held=split.held, held_problems=split.held_problems,
+                           held=split.held and split.held.notes,
+                           held_problems=split.held.problems if split.held else ((), ()),
                            digest=split.inputs_digest)
     if not split.added:  # --add renames every split at its commit
         os.replace(partial, path)
@@ -425,12 +423,10 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
             continue
         try:
             report, stats = _build_split(_Split(
-                split, tuple(roots), path, notes or Notes.concat([mine.notes.take([])]),
-                problems, train_stats if split != "train" else None, labels, attrs, added=True,
-                held=mine and mine.notes, held_problems=mine.problems if mine else ((), ()),
-                held_stats=mine.stats if mine and split == "train" else None,
-                inputs_digest=inputs_digest(read.splits[split][0]) if split in read.splits
-                else None), params, run)
+                split, tuple(roots), path, notes or mine.notes.take([]), problems,
+                train_stats if split != "train" else None, labels, attrs, added=True,
+                held=mine, inputs_digest=(inputs_digest(read.splits[split][0])
+                                          if split in read.splits else None)), params, run)
         except OSError as err:  # a full disk, most likely; the store is as it was
             raise BuildError(f"{path}.partial: cannot be written ({err.strerror or err}); the "
                              f"store is as it was: make room and run the same build --add "
@@ -505,15 +501,6 @@ def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], spli
                              f"the inputs: rename or leave out one of them")
 
 
-def _summary(f: h5py.File) -> Optional[Summary]:
-    """The statistics a split file holds, as :class:`Summary` (``None``: it holds none)."""
-    count, _ = schema.read_stats_count(f)
-    if not count:
-        return None
-    mean, std = schema.read_stats(f)
-    return Summary(mean, std, count)
-
-
 def _kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitReport:
     """The report of a finished split left as it is, after checking that it fits the build
     (its features and label set), with a warning when its inputs changed."""
@@ -561,6 +548,6 @@ def _existing_train_stats(out: Path, params: FeatureParams) -> Optional["Summary
         if schema.read_params(f).differences(params):
             raise BuildError(f"{path}: built with other feature parameters; use --overwrite")
         try:
-            return _summary(f)
+            return Summary.read(f)
         except StoreError as err:
             raise BuildError(str(err)) from None

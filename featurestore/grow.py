@@ -29,13 +29,12 @@ import numpy as np
 
 from .schema import (BUILT, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LABELS, LIST_NAMES, METADATA,
                      NAMES, OFFSET, PITCH, QUALITIES, SOURCE, SOURCE_FOLDER, SPECTRA, VELOCITY,
-                     read_label_names, read_problems, read_stats, read_stats_count)
+                     read_label_names, read_problems)
 from .errors import BuildError
 from .layouts import InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .splitfile import Summary
 from .splitfolder import Notes
-from .stats import RunningStats
 
 __all__ = ["Held", "start_added", "read_notes", "read_held", "rooted", "recorded_inputs",
            "grown_labels"]
@@ -143,23 +142,14 @@ class Held(NamedTuple):
 
     notes: Notes           # its files relative to its own source folders
     problems: tuple        # its (/skipped, /adjusted) rows
-    stats: Optional[RunningStats]  # its statistics, mergeable (None: it holds none)
+    summary: Optional[Summary]  # its statistics as stored (None: it holds none)
     labels: Tuple[str, ...]
-
-    @property
-    def summary(self) -> Optional[Summary]:
-        return Summary.of(self.stats) if self.stats is not None else None
 
 
 def read_held(path: Path) -> Held:
     """The notes, problems, statistics and label set of the finished split file ``path``."""
     with h5py.File(path, "r") as f:
-        count, _ = read_stats_count(f)
-        stats = None
-        if count:
-            mean, std = read_stats(f)
-            stats = RunningStats(count, mean.copy(), std ** 2 * count)
-        return Held(read_notes(f), read_problems(f), stats, read_label_names(f))
+        return Held(read_notes(f), read_problems(f), Summary.read(f), read_label_names(f))
 
 
 def grown_labels(held: Tuple[str, ...], found: Sequence[str]) -> Tuple[str, ...]:

@@ -484,12 +484,11 @@ def _notes(root: Path, rows: List[Tuple[_Row, str]]) -> Notes:
 
 
 def _refuse_shared_names(notes: Notes, roots: Sequence[Path], split: str):
-    names = notes.names  # sorted: a name in two roots is in two neighbouring rows
-    shared = [i for i in range(1, len(names)) if names[i] == names[i - 1]]
+    shared = notes.repeated_names()
     if shared:
         i = shared[0]
         a, b = (roots[notes.folder[j]] / notes.files[j] for j in (i - 1, i))
-        raise BuildError(f"note {names[i]!r} of {split} is both {a} and {b} ({len(shared)} "
+        raise BuildError(f"note {notes.names[i]!r} of {split} is both {a} and {b} ({len(shared)} "
                          f"names are given twice); a note's name must be unique across the "
                          f"inputs: rename or leave out one of them")
 

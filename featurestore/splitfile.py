@@ -74,6 +74,26 @@ class Summary:
         """The summary of streamed statistics; ``None`` when they hold no frame."""
         return cls(stats.mean, stats.std, stats.count) if stats.count else None
 
+    @classmethod
+    def read(cls, f: h5py.File) -> Optional["Summary"]:
+        """The statistics a split file holds on ``/spectra``; ``None`` when it holds none.
+
+        Raises
+        ------
+        StoreError
+            When they are not finite (:func:`featurestore.schema.read_stats`).
+        """
+        count, _ = schema.read_stats_count(f)
+        if not count:
+            return None
+        mean, std = schema.read_stats(f)
+        return cls(mean, std, count)
+
+    def running(self) -> RunningStats:
+        """These statistics as :class:`RunningStats`, to merge others into (``M2`` from the
+        standard deviation)."""
+        return RunningStats(self.count, self.mean.copy(), self.std ** 2 * self.count)
+
     @property
     def finite(self) -> bool:
         return bool(np.isfinite(self.mean).all() and np.isfinite(self.std).all())

@@ -169,6 +169,12 @@ class Notes(Sequence):
     def __len__(self) -> int:
         return len(self.names)
 
+    def repeated_names(self) -> List[int]:
+        """The rows whose name is the row before's (in notes sorted by name, as
+        :meth:`merge` gives them: every name given twice)."""
+        names = self.names
+        return [i for i in range(1, len(names)) if names[i] == names[i - 1]]
+
     def path(self, i: int) -> Path:
         """Note ``i``'s audio file."""
         return self.audio_dirs[self.folder[i]] / self.files[i]
@@ -383,12 +389,11 @@ def read_splits(roots: Sequence[Path], split: str) -> Tuple[Notes, List[Tuple[st
         parts.append(notes)
         problems += found
     notes = Notes.merge(parts)
-    names = notes.names  # sorted: a name in two folders is in two neighbouring rows
-    shared = [i for i in range(1, len(names)) if names[i] == names[i - 1]]
+    shared = notes.repeated_names()
     if shared:
         i = shared[0]
         a, b = (roots[notes.folder[j]] / split / "examples.json" for j in (i - 1, i))
-        raise BuildError(f"note {names[i]!r} is in {a} and in {b} ({len(shared)} names of "
+        raise BuildError(f"note {notes.names[i]!r} is in {a} and in {b} ({len(shared)} names of "
                          f"{split} are in two folders); a note's name must be unique across "
                          f"the NOTES folders: rename or leave out one of them")
     return notes, sorted(problems)
