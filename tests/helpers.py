@@ -95,3 +95,22 @@ def relabel_store(store: Path, names, relabel=None) -> Path:
             f["labels"][...] = np.asarray(relabel(f["labels"][:]), dtype=np.int32)
             f["labels"].attrs["names"] = np.array(list(names), dtype=h5py.string_dtype("utf-8"))
     return Path(store)
+
+
+def kill_at_journal(proc, journal: Path, position: int, timeout: float = 60.0):
+    """SIGKILL ``proc``'s process group once the build journal ``journal`` records at least
+    ``position`` notes done (or after ``timeout`` seconds), and wait for it."""
+    import json
+    import os
+    import signal
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if json.loads(journal.read_text())["position"] >= position:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=120)

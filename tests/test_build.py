@@ -1,6 +1,5 @@
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,8 @@ from featurestore.splitfolder import read_split
 from featurestore.params import FeatureParams
 from featurestore import schema
 from featurestore.store import SpectraReader, open_split, read_params
-from helpers import SR, example, make_tone_root, make_tone_split, tone, write_note
+from helpers import (SR, example, kill_at_journal, make_tone_root, make_tone_split, tone,
+                     write_note)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -333,16 +333,7 @@ def test_resume_after_kill_gives_the_same_store(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, str(root), str(out)],
                             cwd=REPO, start_new_session=True)
     journal = out / "train.h5.journal"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if json.loads(journal.read_text())["position"] >= 20:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_journal(proc, journal, 20)
     assert not (out / "train.h5").exists()  # never visible half-written
     assert (out / "train.h5.partial").exists()
     position = json.loads(journal.read_text())["position"]

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -24,7 +22,7 @@ from featurestore.errors import BuildError
 from featurestore.commit import COMMIT
 from featurestore.layouts import InputOptions
 from featurestore.store import open_split
-from tests.helpers import SR, make_tone_root, tone
+from tests.helpers import SR, kill_at_journal, make_tone_root, tone
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -182,16 +180,7 @@ def test_a_killed_add_leaves_the_store_as_it_was_or_as_it_will_be(tmp_path, mome
     proc = subprocess.Popen([sys.executable, "-c", SLOW_ADD, str(root), str(store), moment],
                             cwd=REPO, start_new_session=True)
     if moment == "extracting":
-        journal = store / "train.h5.journal"
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if json.loads(journal.read_text())["position"] >= 4:
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_at_journal(proc, store / "train.h5.journal", 4)
     proc.wait(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     if moment == "extracting":
