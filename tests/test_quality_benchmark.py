@@ -102,7 +102,24 @@ def test_a_run_names_every_model_it_will_not_reuse_before_training(tmp_path):
     assert lines[2] == f"  {tmp_path / 'model-default-synth-seed1'}: weight_decay: 0.0001 != 0.05"
     assert len(lines) == 3  # model-fixed-synth-seed1 does not exist: it will be trained
     # the protocol on the SoundFonts alone keeps models of its own
-    assert quality.model_dir_of(tmp_path, "default", 0, synth=False).name == \
+    assert quality.model_dir_of(tmp_path, "default", 0, "soundfonts").name == \
         "model-default-soundfonts-seed0"
     assert quality.stale_models(tmp_path, ["default", "fixed"], [0, 1], FeatureParams(),
-                                synth=False) == ""
+                                "soundfonts") == ""
+    # and so does the protocol with the engines' roles swapped
+    assert quality.model_dir_of(tmp_path, "default", 0, "select-fm").name == \
+        "model-default-select-fm-seed0"
+
+
+def test_each_form_holds_one_kind_of_synthesis_out_of_training_for_selection():
+    def kinds(variant, split):
+        return {bank for bank, _ in quality.layout_of(variant)[split]} & set(quality.SYNTH_BANKS)
+    assert (kinds("synth", "train"), kinds("synth", "valid")) == ({"dexed"}, {"faust"})
+    assert (kinds("select-fm", "train"), kinds("select-fm", "valid")) == ({"faust"}, {"dexed"})
+    assert kinds("soundfonts", "train") == kinds("soundfonts", "valid") == set()
+    # each engine's notes are read from the split it was rendered into, whatever their role
+    assert ("faust", "valid") in quality.layout_of("select-fm")["train"]
+    for variant in quality.VARIANTS:  # the reported bank is never trained or selected on
+        layout = quality.layout_of(variant)
+        assert layout["test"] == [("opl3", "test")]
+        assert all(bank != "opl3" for split in ("train", "valid") for bank, _ in layout[split])

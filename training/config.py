@@ -116,6 +116,11 @@ class TrainConfig:
         bands and normalised with the store's statistics (``'log'``), or per-channel energy
         normalisation of the mel-band energies (``'pcen'``, Wang et al. 2017, librosa's
         defaults: time constant 0.4 s, gain 0.98, bias 2, power 0.5) followed by batch norm.
+    smooth_p, smooth_frames : float, int
+        The probability that a training note of the default model is smoothed over time: each
+        band replaced by its mean over a sliding window of ``smooth_frames`` frames, which takes
+        out vibrato, tremolo and the flicker of noise (that synthesised sustained tones lack)
+        and keeps the note's envelope. 0 (the default) never smooths.
     """
 
     model: str = "default"
@@ -152,6 +157,8 @@ class TrainConfig:
     dropout: float = 0.3
     bn_momentum: float = 0.9
     frontend: str = "log"
+    smooth_p: float = 0.0
+    smooth_frames: int = 16
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -165,7 +172,7 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("batch_size", "patience", "lr_patience", "bands", "time_pool", "width",
-                     "workers"):
+                     "workers", "smooth_frames"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "steps_per_epoch"):
@@ -191,6 +198,8 @@ class TrainConfig:
         if self.mixup() and self.batch_size % 2:
             raise InputError(f"batch_size must be even with mixup (notes are mixed in pairs), "
                              f"got {self.batch_size}")
+        if not 0 <= self.smooth_p <= 1:
+            raise InputError(f"smooth_p must be in [0, 1], got {self.smooth_p}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
 

@@ -110,6 +110,28 @@ class FrequencyShift(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
+class TimeSmooth(layers.Layer):
+    """With probability ``p`` a note (training only), ``(batch, frames, bands)``, has each band
+    replaced by its mean over a sliding window of ``frames`` frames (centred; at the edges, over
+    the frames there are)."""
+
+    def __init__(self, p: float, frames: int, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.p, self.frames, self.seed = float(p), int(frames), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.p <= 0 or self.frames <= 1:
+            return x
+        smooth = ops.average_pool(x, self.frames, strides=1, padding="same")
+        chosen = keras.random.uniform((ops.shape(x)[0], 1, 1), seed=self.seed_generator) < self.p
+        return ops.where(chosen, smooth, x)
+
+    def get_config(self):
+        return {**super().get_config(), "p": self.p, "frames": self.frames, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="timbremap")
 class SpecAugment(layers.Layer):
     """SpecAugment masks (training only): ``freq_masks`` bands of up to ``freq_width`` bins and
     ``time_masks`` spans of up to ``time_width`` frames set to 0 (the mean, after
@@ -320,6 +342,9 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
                              kernel_initializer=keras.initializers.Constant(
                                  band_matrix(params, config.bands)))(x)
             bins = config.bands
+        if augment and config.smooth_p > 0:
+            x = TimeSmooth(config.smooth_p, config.smooth_frames, seed=seed + 3,
+                           name="smooth")(x)
         if augment:
             x = FrequencyShift(config.shift_bins, seed=seed + 1, name="shift")(x)
             x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
