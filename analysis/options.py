@@ -165,8 +165,8 @@ def _inspect(add_command):
 def _train(add_command):
     """The options of :class:`training.config.TrainConfig`: left out, they are ``None`` and
     the config's default applies (so ``--resume`` can tell which were given)."""
-    from training.config import (EPOCH_NOTES, FRONTENDS, LOADERS, MODELS, PRECISIONS,
-                                 SCHEDULES, TrainConfig)
+    from training.config import (EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES,
+                                 TrainConfig)
     d = TrainConfig()
     p = add_command("train", help="train a classifier of the store's labels",
                     description="Train on STORE/train.h5, pick the best epoch on "
@@ -216,9 +216,6 @@ def _train(add_command):
     p.add_argument("--width", type=int,
                    help=f"channels of the default model's first convolution, doubling per "
                         f"block (default {d.width})")
-    p.add_argument("--frontend", choices=FRONTENDS,
-                   help=f"the default model's input: log features in mel bands, or per-channel "
-                        f"energy normalisation of the bands (default {d.frontend})")
     p.add_argument("--smooth-p", type=float,
                    help=f"the probability that a training note's bands are averaged over a "
                         f"sliding window of --smooth-frames frames (default {d.smooth_p:g})")

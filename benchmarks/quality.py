@@ -336,8 +336,6 @@ RECIPES = {
                          "the block order with runs of 2 MiB (8 STFT notes) instead of 0.5 (2)"),
     "block-order-8mib": ({"loader": "block", "block_mib": 8.0},
                          "the block order with runs of 8 MiB (32 STFT notes) instead of 0.5 (2)"),
-    "pcen": ({"frontend": "pcen"}, "the default on per-channel energy normalisation of the mel "
-                                   "bands (Wang et al. 2017) instead of their normalised logs"),
     "smooth": ({"smooth_p": 0.5}, "the default with half its training notes smoothed over "
                                   "time (each band's mean over a sliding 16-frame window, 0.26 "
                                   "s): no vibrato, tremolo or noise flicker"),

@@ -580,32 +580,3 @@ def test_a_valid_split_without_notes_is_one_line(tmp_path):
     build_store(tmp_path / "root", tmp_path / "store", jobs=1, progress=False)
     one_line_error(run("train", tmp_path / "store", tmp_path / "m", "--epochs", "1"),
                    "valid.h5: the split holds no notes")
-
-
-def test_pcen_of_the_stored_features_is_that_of_the_band_energies(tmp_path):
-    import scipy.signal
-    from training.models import PCEN, band_matrix, build_model
-    params = FeatureParams()
-    rng = np.random.default_rng(0)
-    magnitude = (np.abs(rng.normal(size=(2,) + params.shape))
-                 * np.linspace(0.01, 2, params.n_frames)[None, :, None]).astype(np.float32)
-    stored = np.log1p(params.compression * magnitude).astype(np.float32)
-    bands = band_matrix(params, 96)
-    out = np.asarray(PCEN(bands, params.compression, params.power,
-                          params.hop_length / params.sample_rate)(stored))
-    t = 0.4 * params.sample_rate / params.hop_length
-    b = (np.sqrt(1 + 4 * t ** 2) - 1) / (2 * t ** 2)
-    for note, got in zip(magnitude, out):
-        energy = (note.astype(np.float64) ** 2) @ bands
-        start = scipy.signal.lfilter_zi([b], [1, b - 1])[:, None] * energy[:1]
-        smooth, _ = scipy.signal.lfilter([b], [1, b - 1], energy, axis=0, zi=start)
-        expected = (energy / (1e-6 + smooth) ** 0.98 + 2) ** 0.5 - 2 ** 0.5
-        np.testing.assert_allclose(got, expected, atol=5e-3)
-    with pytest.raises(InputError, match="frontend must be one of"):
-        TrainConfig(frontend="mfcc")
-    model = build_model(TrainConfig(frontend="pcen"), params, mean=np.zeros(params.n_bins),
-                        std=np.ones(params.n_bins), n_classes=3)
-    model.save(tmp_path / "m.keras")
-    again = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
-    probe = stored.astype(np.float16)
-    np.testing.assert_allclose(np.asarray(model(probe)), np.asarray(again(probe)), atol=1e-5)

@@ -14,7 +14,6 @@ MODELS = ("default", "tutorial")
 LOADERS = ("auto", "mmap", "h5py", "block")
 SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("auto", "mixed", "float32")
-FRONTENDS = ("log", "pcen")
 #: An epoch is one pass over the training split, or this many notes of it when it holds more
 #: (so that validation, early stopping and backups come every few minutes on 2 cores).
 EPOCH_NOTES = 20_000
@@ -111,11 +110,6 @@ class TrainConfig:
         within tens of steps; at 0.99 a third of their start values (mean 0, variance 1) is
         still in them after 100 steps, which makes the first epochs' validation scores
         meaningless (near chance) although the weights are the same.
-    frontend : {'log', 'pcen'}
-        What the default model's convolutions see: the stored log features averaged into mel
-        bands and normalised with the store's statistics (``'log'``), or per-channel energy
-        normalisation of the mel-band energies (``'pcen'``, Wang et al. 2017, librosa's
-        defaults: time constant 0.4 s, gain 0.98, bias 2, power 0.5) followed by batch norm.
     smooth_p, smooth_frames : float, int
         The probability that a training note of the default model is smoothed over time: each
         band replaced by its mean over a sliding window of ``smooth_frames`` frames, which takes
@@ -156,7 +150,6 @@ class TrainConfig:
     width: int = 16
     dropout: float = 0.3
     bn_momentum: float = 0.9
-    frontend: str = "log"
     smooth_p: float = 0.0
     smooth_frames: int = 16
 
@@ -167,8 +160,6 @@ class TrainConfig:
             raise InputError(f"loader must be one of {LOADERS}, got {self.loader!r}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.frontend not in FRONTENDS:
-            raise InputError(f"frontend must be one of {FRONTENDS}, got {self.frontend!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("batch_size", "patience", "lr_patience", "bands", "time_pool", "width",

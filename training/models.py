@@ -9,7 +9,8 @@ more), built to generalise to instruments it never heard:
     -> fixed mel-band averaging, 513 STFT bins -> ``config.bands`` (96) bands (skipped when
        the store holds that many bins or fewer, e.g. mel features): early downsampling on a
        log-frequency axis
-    -> [train only] shift by a few bands (about a semitone each), SpecAugment masks
+    -> [train only] time smoothing of some notes (``config.smooth_p``, none by default),
+       shift by a few bands (about a semitone each), SpecAugment masks
     -> average-pool ``config.time_pool`` (4) frames -> Conv 3x3 + BN + ReLU, max-pool 2
     -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width
     -> Conv 3x3 + BN + ReLU -> global average + global max pooling
@@ -201,51 +202,6 @@ class FramePool(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
-class PCEN(layers.Layer):
-    """Per-channel energy normalisation (Wang et al. 2017) of mel-band energies, computed from
-    the stored features ``log(1 + c * |X|**power)``: the bands' power ``E``, its causal
-    exponential smoothing ``M`` over time (librosa's coefficient for ``time_constant`` seconds,
-    as if the first frame had lasted before it; the filter is cut where its weights fall below a
-    thousandth), and ``(E / (eps + M)**gain + bias)**root - bias**root``. Maps ``(batch,
-    frames, bins)`` to ``(batch, frames, bands)``; no weights.
-    """
-
-    def __init__(self, weights, compression: float, power: float, frame_seconds: float,
-                 time_constant: float = 0.4, gain: float = 0.98, bias: float = 2.0,
-                 root: float = 0.5, eps: float = 1e-6, **kwargs):
-        super().__init__(**kwargs)
-        self.band_weights = np.asarray(weights, np.float32)
-        self.compression, self.power = float(compression), float(power)
-        self.frame_seconds, self.time_constant = float(frame_seconds), float(time_constant)
-        self.gain, self.bias, self.root, self.eps = float(gain), float(bias), float(root), eps
-        t = time_constant / frame_seconds  # librosa's smoothing coefficient for it
-        b = (np.sqrt(1 + 4 * t ** 2) - 1) / (2 * t ** 2)
-        taps = int(np.ceil(np.log(1e-3) / np.log(1 - b)))
-        kernel = b * (1 - b) ** np.arange(taps)
-        self.kernel = (kernel / kernel.sum())[::-1].astype(np.float32).reshape(taps, 1, 1)
-
-    def call(self, x):
-        x = ops.cast(x, "float32")
-        magnitude = ops.expm1(ops.maximum(x, 0.0)) / self.compression
-        energy = ops.matmul(magnitude ** (2.0 / self.power), self.band_weights)
-        batch, frames, bands = ops.shape(energy)[0], ops.shape(energy)[1], energy.shape[2]
-        series = ops.reshape(ops.transpose(energy, (0, 2, 1)), (-1, frames, 1))
-        taps = self.kernel.shape[0]
-        start = ops.repeat(series[:, :1], taps - 1, axis=1)  # as if the first frame had lasted
-        smooth = ops.conv(ops.concatenate([start, series], axis=1), self.kernel,
-                          padding="valid")
-        smooth = ops.transpose(ops.reshape(smooth, (batch, bands, frames)), (0, 2, 1))
-        return ((energy / (self.eps + smooth) ** self.gain + self.bias) ** self.root
-                - self.bias ** self.root)
-
-    def get_config(self):
-        return {**super().get_config(), "weights": self.band_weights.tolist(),
-                "compression": self.compression, "power": self.power,
-                "frame_seconds": self.frame_seconds, "time_constant": self.time_constant,
-                "gain": self.gain, "bias": self.bias, "root": self.root, "eps": self.eps}
-
-
-@keras.saving.register_keras_serializable(package="timbremap")
 class Mixup(layers.Layer):
     """Mixup (training only): note ``2k`` becomes ``w * x[2k] + (1 - w) * x[2k + 1]`` with its
     own weight ``w`` from ``mix``, and note ``2k + 1`` the other way round; the labels are mixed
@@ -318,15 +274,8 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
         # float32 in any precision: exp() of the features overflows float16
         x = SpectralGain(config.gain_db, params.power, config.tilt_db, seed=seed,
                          name="gain", dtype="float32")(x)
-    pcen = config.model == "default" and config.frontend == "pcen"
-    if pcen:
-        x = PCEN(band_matrix(params, config.bands), params.compression, params.power,
-                 params.hop_length / params.sample_rate, name="pcen", dtype="float32")(x)
-        x = layers.BatchNormalization(momentum=config.bn_momentum, name="pcen_norm")(x)
-        bins = config.bands
-    else:
-        x = layers.Normalization(axis=-1, mean=np.asarray(mean, np.float64), variance=variance,
-                                 name="normalize", dtype="float32")(x)
+    x = layers.Normalization(axis=-1, mean=np.asarray(mean, np.float64), variance=variance,
+                             name="normalize", dtype="float32")(x)
     if config.model == "tutorial":
         x = layers.Reshape((frames, bins, 1))(x)
         x = layers.Conv2D(32, 5, padding="same", activation="relu")(x)
@@ -337,7 +286,7 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
         x = layers.Dense(256, activation="relu", name=EMBEDDING_LAYER)(x)
         x = layers.Dropout(0.4)(x)
     else:
-        if not pcen and params.kind == "stft" and bins > config.bands:
+        if params.kind == "stft" and bins > config.bands:
             x = layers.Dense(config.bands, use_bias=False, trainable=False, name="bands",
                              kernel_initializer=keras.initializers.Constant(
                                  band_matrix(params, config.bands)))(x)
