@@ -216,11 +216,6 @@ def _train(add_command):
     p.add_argument("--width", type=int,
                    help=f"channels of the default model's first convolution, doubling per "
                         f"block (default {d.width})")
-    p.add_argument("--smooth-p", type=float,
-                   help=f"the probability that a training note's bands are averaged over a "
-                        f"sliding window of --smooth-frames frames (default {d.smooth_p:g})")
-    p.add_argument("--smooth-frames", type=int,
-                   help=f"the window of --smooth-p, frames (default {d.smooth_frames})")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

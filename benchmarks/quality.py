@@ -336,9 +336,6 @@ RECIPES = {
                          "the block order with runs of 2 MiB (8 STFT notes) instead of 0.5 (2)"),
     "block-order-8mib": ({"loader": "block", "block_mib": 8.0},
                          "the block order with runs of 8 MiB (32 STFT notes) instead of 0.5 (2)"),
-    "smooth": ({"smooth_p": 0.5}, "the default with half its training notes smoothed over "
-                                  "time (each band's mean over a sliding 16-frame window, 0.26 "
-                                  "s): no vibrato, tremolo or noise flicker"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},

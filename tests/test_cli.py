@@ -167,12 +167,10 @@ def test_train_options_become_the_training_configuration():
     config = train_config(parser.parse_args([
         "train", "store", "model", "--precision", "float32", "--workers", "4",
         "--budget-minutes", "0", "--deterministic", "--no-augment", "--batch-size", "7",
-        "--time-pool", "2", "--width", "24", "--weight-decay", "0.05", "--smooth-p", "0.5",
-        "--smooth-frames", "8"]))
+        "--time-pool", "2", "--width", "24", "--weight-decay", "0.05"]))
     assert (config.precision, config.workers, config.budget_minutes, config.deterministic,
             config.augment, config.batch_size) == ("float32", 4, None, True, False, 7)
     assert (config.time_pool, config.width, config.weight_decay) == (2, 24, 0.05)
-    assert (config.smooth_p, config.smooth_frames) == (0.5, 8)
 
 
 def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):

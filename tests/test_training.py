@@ -19,7 +19,7 @@ from training.data import StoreBatches, balanced_weights
 from training.evaluate import evaluate
 from training.modeldir import ModelError, load_trained
 from training.models import (FramePool, FrequencyShift, Mixup, SpecAugment, SpectralGain,
-                             TimeSmooth, build_model)
+                             build_model)
 from training.predict import predict_features, predict_files
 from training.runfiles import RunFiles, plateau_learning_rate, should_stop
 from training.train import train
@@ -419,7 +419,7 @@ def test_mixup_mixes_labels_in_the_batches_as_the_layer_mixes_notes(tone_store):
 
 
 AUGMENTATIONS = [SpectralGain(12.0, 1.0, tilt_db=6.0, seed=0), FrequencyShift(2, seed=0),
-                 SpecAugment(2, 3, 2, 4, seed=0), TimeSmooth(1.0, 5, seed=0)]
+                 SpecAugment(2, 3, 2, 4, seed=0)]
 
 
 @pytest.mark.parametrize("layer", AUGMENTATIONS, ids=lambda layer: type(layer).__name__)
@@ -428,30 +428,6 @@ def test_augmentation_is_identity_at_inference_and_changes_training_input(layer)
     np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
     y = np.asarray(layer(x, training=True))
     assert y.shape == x.shape and np.isfinite(y).all() and not np.array_equal(y, x)
-
-
-def test_time_smoothing_averages_whole_notes_over_a_sliding_window(tmp_path):
-    x = np.random.default_rng(0).normal(size=(64, 40, 3)).astype(np.float32)
-    window = [x[:, max(t - 2, 0):t + 3].mean(axis=1) for t in range(40)]  # 5 frames, centred
-    np.testing.assert_allclose(np.asarray(TimeSmooth(1.0, 5)(x, training=True)),
-                               np.stack(window, axis=1), atol=1e-6)
-    half = np.asarray(TimeSmooth(0.5, 5, seed=0)(x, training=True))
-    kept = [np.array_equal(a, b) for a, b in zip(half, x)]
-    assert 10 < sum(kept) < 54  # whole notes, about half of them
-    assert all(np.allclose(a, np.stack(window, axis=1)[i], atol=1e-6)
-               for i, (a, same) in enumerate(zip(half, kept)) if not same)
-    params = FeatureParams()
-    assert "smooth" not in [layer.name for layer in build_model(
-        QUICK, params, mean=np.zeros(513), std=np.ones(513)).layers]  # off by default
-    model = build_model(QUICK.replace(smooth_p=0.5, smooth_frames=8), params,
-                        mean=np.zeros(513), std=np.ones(513))
-    assert (model.get_layer("smooth").p, model.get_layer("smooth").frames) == (0.5, 8)
-    model.save(tmp_path / "m.keras")
-    again = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
-    assert again.get_layer("smooth").get_config()["frames"] == 8
-    for bad in ({"smooth_p": 1.5}, {"smooth_p": -0.1}, {"smooth_frames": 0}):
-        with pytest.raises(InputError, match=f"{next(iter(bad))} must be"):
-            TrainConfig(**bad)
 
 
 def test_default_model_pools_the_configured_frames_first():

@@ -110,11 +110,6 @@ class TrainConfig:
         within tens of steps; at 0.99 a third of their start values (mean 0, variance 1) is
         still in them after 100 steps, which makes the first epochs' validation scores
         meaningless (near chance) although the weights are the same.
-    smooth_p, smooth_frames : float, int
-        The probability that a training note of the default model is smoothed over time: each
-        band replaced by its mean over a sliding window of ``smooth_frames`` frames, which takes
-        out vibrato, tremolo and the flicker of noise (that synthesised sustained tones lack)
-        and keeps the note's envelope. 0 (the default) never smooths.
     """
 
     model: str = "default"
@@ -150,8 +145,6 @@ class TrainConfig:
     width: int = 16
     dropout: float = 0.3
     bn_momentum: float = 0.9
-    smooth_p: float = 0.0
-    smooth_frames: int = 16
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -163,7 +156,7 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("batch_size", "patience", "lr_patience", "bands", "time_pool", "width",
-                     "workers", "smooth_frames"):
+                     "workers"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "steps_per_epoch"):
@@ -189,8 +182,6 @@ class TrainConfig:
         if self.mixup() and self.batch_size % 2:
             raise InputError(f"batch_size must be even with mixup (notes are mixed in pairs), "
                              f"got {self.batch_size}")
-        if not 0 <= self.smooth_p <= 1:
-            raise InputError(f"smooth_p must be in [0, 1], got {self.smooth_p}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
 

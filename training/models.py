@@ -9,8 +9,7 @@ more), built to generalise to instruments it never heard:
     -> fixed mel-band averaging, 513 STFT bins -> ``config.bands`` (96) bands (skipped when
        the store holds that many bins or fewer, e.g. mel features): early downsampling on a
        log-frequency axis
-    -> [train only] time smoothing of some notes (``config.smooth_p``, none by default),
-       shift by a few bands (about a semitone each), SpecAugment masks
+    -> [train only] shift by a few bands (about a semitone each), SpecAugment masks
     -> average-pool ``config.time_pool`` (4) frames -> Conv 3x3 + BN + ReLU, max-pool 2
     -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width
     -> Conv 3x3 + BN + ReLU -> global average + global max pooling
@@ -108,28 +107,6 @@ class FrequencyShift(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_bins": self.max_bins, "seed": self.seed}
-
-
-@keras.saving.register_keras_serializable(package="timbremap")
-class TimeSmooth(layers.Layer):
-    """With probability ``p`` a note (training only), ``(batch, frames, bands)``, has each band
-    replaced by its mean over a sliding window of ``frames`` frames (centred; at the edges, over
-    the frames there are)."""
-
-    def __init__(self, p: float, frames: int, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.p, self.frames, self.seed = float(p), int(frames), seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, x, training=None):
-        if not training or self.p <= 0 or self.frames <= 1:
-            return x
-        smooth = ops.average_pool(x, self.frames, strides=1, padding="same")
-        chosen = keras.random.uniform((ops.shape(x)[0], 1, 1), seed=self.seed_generator) < self.p
-        return ops.where(chosen, smooth, x)
-
-    def get_config(self):
-        return {**super().get_config(), "p": self.p, "frames": self.frames, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
@@ -291,9 +268,6 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
                              kernel_initializer=keras.initializers.Constant(
                                  band_matrix(params, config.bands)))(x)
             bins = config.bands
-        if augment and config.smooth_p > 0:
-            x = TimeSmooth(config.smooth_p, config.smooth_frames, seed=seed + 3,
-                           name="smooth")(x)
         if augment:
             x = FrequencyShift(config.shift_bins, seed=seed + 1, name="shift")(x)
             x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
