@@ -120,8 +120,7 @@ def train_config(args):
     changes = {name: getattr(args, name) for name in
                ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "schedule",
                 "patience", "budget_minutes", "weight_decay", "time_pool", "width", "seed",
-                "precision", "loader", "block_mib", "buffer_mib", "workers",
-                "freq_mixstyle")
+                "precision", "loader", "block_mib", "buffer_mib", "workers")
                if getattr(args, name, None) is not None}
     if changes.get("budget_minutes") == 0:
         changes["budget_minutes"] = None

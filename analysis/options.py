@@ -216,9 +216,6 @@ def _train(add_command):
     p.add_argument("--width", type=int,
                    help=f"channels of the default model's first convolution, doubling per "
                         f"block (default {d.width})")
-    p.add_argument("--freq-mixstyle", type=float, metavar="P",
-                   help=f"the probability that a training batch goes through Freq-MixStyle "
-                        f"(default {d.freq_mixstyle:g})")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -336,10 +336,6 @@ RECIPES = {
                          "the block order with runs of 2 MiB (8 STFT notes) instead of 0.5 (2)"),
     "block-order-8mib": ({"loader": "block", "block_mib": 8.0},
                          "the block order with runs of 8 MiB (32 STFT notes) instead of 0.5 (2)"),
-    "freq-mixstyle": ({"freq_mixstyle": 0.5},
-                      "the default with Freq-MixStyle (Kim et al. 2022) on half its training "
-                      "batches: each note's per-band mean and spread over time mixed with a "
-                      "partner's, Beta(0.3, 0.3)"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},

@@ -110,10 +110,6 @@ class TrainConfig:
         within tens of steps; at 0.99 a third of their start values (mean 0, variance 1) is
         still in them after 100 steps, which makes the first epochs' validation scores
         meaningless (near chance) although the weights are the same.
-    freq_mixstyle : float
-        The probability that a training batch of the default model goes through Freq-MixStyle
-        (Kim et al. 2022): each note's bands normalised by their own mean and spread over time
-        and given a Beta(0.3, 0.3) mix of its own and a partner note's. 0 never mixes.
     """
 
     model: str = "default"
@@ -149,7 +145,6 @@ class TrainConfig:
     width: int = 16
     dropout: float = 0.3
     bn_momentum: float = 0.9
-    freq_mixstyle: float = 0.0
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -187,8 +182,6 @@ class TrainConfig:
         if self.mixup() and self.batch_size % 2:
             raise InputError(f"batch_size must be even with mixup (notes are mixed in pairs), "
                              f"got {self.batch_size}")
-        if not 0 <= self.freq_mixstyle <= 1:
-            raise InputError(f"freq_mixstyle must be in [0, 1], got {self.freq_mixstyle}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
 

@@ -110,35 +110,6 @@ class FrequencyShift(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
-class FreqMixStyle(layers.Layer):
-    """Freq-MixStyle (Kim et al. 2022; training only): with probability ``p`` a batch,
-    ``(batch, frames, bands)``, has each note's bands normalised by their mean and spread over
-    time, then scaled and shifted by a Beta(``alpha``, ``alpha``) mix of its own and its
-    partner's (the note the batch holds in the mirrored place)."""
-
-    def __init__(self, p: float, alpha: float = 0.3, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.p, self.alpha, self.seed = float(p), float(alpha), seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, x, training=None):
-        if not training or self.p <= 0:
-            return x
-        mean = ops.stop_gradient(ops.mean(x, axis=1, keepdims=True))
-        spread = ops.stop_gradient(ops.sqrt(ops.var(x, axis=1, keepdims=True) + 1e-6))
-        weight = keras.random.beta((ops.shape(x)[0], 1, 1), self.alpha, self.alpha,
-                                   seed=self.seed_generator)
-        mixed_mean = weight * mean + (1 - weight) * ops.flip(mean, axis=0)
-        mixed_spread = weight * spread + (1 - weight) * ops.flip(spread, axis=0)
-        styled = (x - mean) / spread * mixed_spread + mixed_mean
-        chosen = keras.random.uniform((), seed=self.seed_generator) < self.p
-        return ops.where(chosen, styled, x)
-
-    def get_config(self):
-        return {**super().get_config(), "p": self.p, "alpha": self.alpha, "seed": self.seed}
-
-
-@keras.saving.register_keras_serializable(package="timbremap")
 class SpecAugment(layers.Layer):
     """SpecAugment masks (training only): ``freq_masks`` bands of up to ``freq_width`` bins and
     ``time_masks`` spans of up to ``time_width`` frames set to 0 (the mean, after
@@ -297,8 +268,6 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
                              kernel_initializer=keras.initializers.Constant(
                                  band_matrix(params, config.bands)))(x)
             bins = config.bands
-        if augment and config.freq_mixstyle > 0:
-            x = FreqMixStyle(config.freq_mixstyle, seed=seed + 3, name="freq_mixstyle")(x)
         if augment:
             x = FrequencyShift(config.shift_bins, seed=seed + 1, name="shift")(x)
             x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
