@@ -165,8 +165,7 @@ def _inspect(add_command):
 def _train(add_command):
     """The options of :class:`training.config.TrainConfig`: left out, they are ``None`` and
     the config's default applies (so ``--resume`` can tell which were given)."""
-    from training.config import (EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES,
-                                 TrainConfig)
+    from training.config import EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES, TrainConfig
     d = TrainConfig()
     p = add_command("train", help="train a classifier of the store's labels",
                     description="Train on STORE/train.h5, pick the best epoch on "

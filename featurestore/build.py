@@ -212,7 +212,7 @@ def _build_split(split: _Split, params: FeatureParams,
                              f"report it)")
         skipped = finalize(f, split.name, split.roots, notes, state, split.problems, summary,
                            stats_split, label_names=split.labels, attrs=split.attrs,
-                           held=split.held and split.held.notes,
+                           held=split.held.notes if split.held else None,
                            held_problems=split.held.problems if split.held else ((), ()),
                            digest=split.inputs_digest)
     if not split.added:  # --add renames every split at its commit

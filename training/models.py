@@ -275,9 +275,7 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
         x = layers.Reshape((frames, bins, 1))(x)
         x = FramePool(config.time_pool, name="time_pool")(x)
         w = config.width
-        x = _conv(x, w, 3, config.bn_momentum)
-        x = layers.MaxPooling2D(2, padding="same")(x)
-        for channels in (2 * w, 4 * w, 8 * w):
+        for channels in (w, 2 * w, 4 * w, 8 * w):
             x = _conv(x, channels, 3, config.bn_momentum)
             x = layers.MaxPooling2D(2, padding="same")(x)
         x = _conv(x, 8 * w, 3, config.bn_momentum)
