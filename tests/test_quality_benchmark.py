@@ -117,6 +117,9 @@ def test_each_form_holds_one_kind_of_synthesis_out_of_training_for_selection():
     assert (kinds("synth", "train"), kinds("synth", "valid")) == ({"dexed"}, {"faust"})
     assert (kinds("select-fm", "train"), kinds("select-fm", "valid")) == ({"faust"}, {"dexed"})
     assert kinds("soundfonts", "train") == kinds("soundfonts", "valid") == set()
+    # the form that hears both kinds selects on recorded programs alone
+    assert (kinds("train-both", "train"), kinds("train-both", "valid")) == ({"dexed", "faust"},
+                                                                          set())
     # each engine's notes are read from the split it was rendered into, whatever their role
     assert ("faust", "valid") in quality.layout_of("select-fm")["train"]
     for variant in quality.VARIANTS:  # the reported bank is never trained or selected on
