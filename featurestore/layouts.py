@@ -27,7 +27,6 @@ group has rows with a split go to that split.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import logging
@@ -42,7 +41,8 @@ import numpy as np
 
 from .audio import AudioError
 from .errors import BuildError
-from .nsynth import FAMILIES, QUALITIES, SPLITS, check_text, find_splits
+from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits
+from .rows import AUDIO_SUFFIXES, Row, folder_rows, manifest_rows
 from .splitfolder import Notes, check_roots, found_splits, read_splits
 from .windows import audio_seconds, check_hop, window_offsets
 
@@ -52,13 +52,8 @@ __all__ = ["LAYOUTS", "AUDIO_SUFFIXES", "InputOptions", "Inputs", "read_inputs",
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("auto", "nsynth", "folders", "manifest")
-#: The files the folder layout reads as audio (by suffix, any case); others are left alone.
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
-                  ".au", ".w64", ".caf", ".m4a")
 #: The attrs prefix of :class:`InputOptions` in a split file.
 ATTR_PREFIX = "input_"
-MANIFEST_COLUMNS = ("path", "label")
-OPTIONAL_COLUMNS = ("split", "group")
 
 
 @dataclass(frozen=True)
@@ -240,12 +235,12 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
                         {split: read_splits(roots, split) for split in found_splits(roots)})
     elif layout == "folders":
         roots = check_roots(paths)
-        inputs = _read_rows(layout, roots, [_folder_rows(root) for root in roots], options)
+        inputs = _read_rows(layout, roots, [folder_rows(root) for root in roots], options)
     else:
         roots = tuple(sorted({p.resolve().parent for p in paths}))
         rows = [[] for _ in roots]
         for p in paths:
-            rows[roots.index(p.resolve().parent)] += _manifest_rows(p)
+            rows[roots.index(p.resolve().parent)] += manifest_rows(p)
         inputs = _read_rows(layout, roots, rows, options)
     if options.windows is not None:
         for split, (notes, problems) in inputs.splits.items():
@@ -253,143 +248,7 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
     return inputs
 
 
-@dataclass
-class _Row:
-    """One file of the folder or manifest layout, before it is a note."""
-
-    name: str
-    file: str          # relative to its root (or absolute)
-    label: str
-    split: str         # '' to draw
-    group: str = ""    # '' to take from group_by or the file
-    meta: Dict[str, str] = field(default_factory=dict)
-    problem: str = ""  # why it cannot be used
-
-
-def _folder_rows(root: Path) -> List[_Row]:
-    """Every audio file below ``root``'s class folders, split folders or not."""
-    given = [s for s in SPLITS if (root / s).is_dir()]
-    left = sorted(entry.name for entry in root.iterdir() if not entry.name.startswith(".")
-                  and (entry.is_dir() and given and entry.name not in SPLITS
-                       or entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES))
-    if left:
-        log.warning("%s: %d entries outside the class folders%s are not read (first: %s)",
-                    root, len(left), " of its split folders" if given else "", left[0])
-    rows = []
-    for split in given or [""]:
-        top = root / split if split else root
-        for label_dir in sorted(top.iterdir()):
-            if label_dir.name.startswith(".") or not label_dir.is_dir():
-                continue
-            if not split and label_dir.name in SPLITS:
-                continue
-            label = label_dir.name
-            for dirpath, dirnames, filenames in os.walk(label_dir, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for filename in sorted(filenames):
-                    if filename.startswith(".") or \
-                            os.path.splitext(filename)[1].lower() not in AUDIO_SUFFIXES:
-                        continue
-                    path = Path(dirpath) / filename
-                    row = _Row(path.relative_to(top).as_posix(),
-                               path.relative_to(root).as_posix(), label, split)
-                    try:
-                        check_text({"file name": row.file}, "file name")
-                    except ValueError as err:  # a name HDF5 cannot store as UTF-8
-                        row.problem = str(err)
-                    rows.append(row)
-    if not rows:
-        raise BuildError(f"{root}: no split folder with an examples.json (NSynth's layout: "
-                         f"{', '.join(s + '/' for s in SPLITS)}) and no audio files in class "
-                         f"folders (ROOT/LABEL/FILE or ROOT/SPLIT/LABEL/FILE, FILE one of "
-                         f"{', '.join(AUDIO_SUFFIXES)})")
-    return rows
-
-
-def _manifest_rows(path: Path) -> List[_Row]:
-    """The rows of a manifest CSV, each checked: a row that cannot be used gets its problem."""
-    try:
-        fh = path.open(newline="", encoding="utf-8-sig")
-    except OSError as err:
-        raise BuildError(f"{path}: cannot be read ({err.strerror or err})") from None
-    rows, seen = [], {}
-    with fh:
-        reader = csv.DictReader(fh)
-        try:
-            columns = [c.strip() for c in reader.fieldnames or []]
-            missing = [c for c in MANIFEST_COLUMNS if c not in columns]
-            if missing:
-                raise BuildError(f"{path}: no {', '.join(missing)} column (a manifest has the "
-                                 f"columns path,label and optionally split, group; found: "
-                                 f"{', '.join(columns) or 'no header'})")
-            reader.fieldnames = columns
-            extra = [c for c in columns if c not in MANIFEST_COLUMNS + OPTIONAL_COLUMNS]
-            _check_columns(path, columns, extra)
-            for entry in reader:
-                rows.append(_manifest_row(path, reader.line_num, entry, extra, seen))
-        except (csv.Error, UnicodeDecodeError) as err:
-            raise BuildError(f"{path}: not a readable CSV file at line {reader.line_num} "
-                             f"({err})") from None
-    if not rows:
-        raise BuildError(f"{path}: no rows below its header")
-    return rows
-
-
-def _check_columns(path: Path, columns: List[str], extra: List[str]):
-    """Refuse column names given twice, or that cannot name a ``/metadata`` dataset."""
-    twice = sorted({c for c in columns if columns.count(c) > 1})
-    if twice:
-        raise BuildError(f"{path}: the columns {', '.join(map(repr, twice))} are given more "
-                         f"than once")
-    for column in extra:
-        try:
-            check_text({"column": column}, "column")
-        except ValueError as err:
-            raise BuildError(f"{path}: column {column!r}: {err}") from None
-        if column in ("", ".", "..") or "/" in column:
-            raise BuildError(f"{path}: column {column!r} cannot name a metadata dataset (a "
-                             f"column name is not empty, . or .., and has no /)")
-
-
-def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: dict) -> _Row:
-    def text(key: str) -> str:
-        value = entry.get(key)
-        return "" if value is None else str(value).strip()
-    file, label, split = text("path"), text("label"), text("split")
-    row = _Row(file or f"(line {line})", file, label, split, text("group"),
-               {key: text(key) for key in extra})
-    try:
-        for key in ("path", "label", "group", *extra):
-            check_text({key: text(key)}, key)
-    except ValueError as err:
-        row.problem = f"line {line}: {err}"
-        return row
-    if not file:
-        row.problem = f"line {line}: empty path"
-    elif not label:
-        row.problem = f"line {line}: empty label"
-    elif split and split not in SPLITS:
-        row.problem = f"line {line}: unknown split {split!r} (expected {', '.join(SPLITS)})"
-        row.split = "train"  # recorded in train's /skipped
-    elif _same_file(path, file) in seen:
-        row.problem = (f"line {line}: path given again (first on line "
-                       f"{seen[_same_file(path, file)]})")
-    elif not (path.parent / file).is_file():
-        row.problem = (f"line {line}: no such file ({path.parent / file})"
-                       if not (path.parent / file).exists() else
-                       f"line {line}: not a file ({path.parent / file})")
-    if file:
-        seen.setdefault(_same_file(path, file), line)
-    return row
-
-
-def _same_file(manifest: Path, file: str) -> str:
-    """What ``file`` of ``manifest`` is, however it is written (``a.wav``, ``./a.wav``, an
-    absolute path)."""
-    return os.path.normpath(os.path.abspath(manifest.parent / file))
-
-
-def _group(row: _Row, group_by: Optional[re.Pattern]) -> str:
+def _group(row: Row, group_by: Optional[re.Pattern]) -> str:
     if row.group:
         return row.group
     if group_by is not None:
@@ -400,7 +259,7 @@ def _group(row: _Row, group_by: Optional[re.Pattern]) -> str:
     return row.file
 
 
-def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[_Row]],
+def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
                options: InputOptions) -> Inputs:
     """The notes of every split from each root's rows (drawing splits where none is given)."""
     group_by = re.compile(options.group_by) if options.group_by else None
@@ -419,7 +278,7 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[_Row]],
         log.warning("%d groups have files in several of the splits the inputs give (first: "
                     "%r in %s)", len(split_between), split_between[0],
                     ", ".join(sorted(given[split_between[0]])))
-    by_split: Dict[str, List[Tuple[int, _Row, str]]] = defaultdict(list)
+    by_split: Dict[str, List[Tuple[int, Row, str]]] = defaultdict(list)
     problems: Dict[str, List[Tuple[str, str]]] = defaultdict(list)
     drawn = 0
     for k, row, group in grouped:
@@ -463,7 +322,7 @@ def _check_drawn(roots, by_split: dict, options: InputOptions):
             log.warning("%s: none of the %d groups was drawn into %s", where, groups, split)
 
 
-def _notes(root: Path, rows: List[Tuple[_Row, str]]) -> Notes:
+def _notes(root: Path, rows: List[Tuple[Row, str]]) -> Notes:
     """One root's rows as :class:`Notes`, sorted by name, NSynth's columns "not known"."""
     rows = sorted(rows, key=lambda item: item[0].name)
     n, shared = len(rows), {}

@@ -1,0 +1,163 @@
+"""The files of the ``folders`` and ``manifest`` layouts (:mod:`featurestore.layouts`) as
+:class:`Row` s, one per file, each checked: a file or manifest row that cannot be used gets its
+problem instead of stopping the build.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List
+
+from .errors import BuildError
+from .nsynth import SPLITS, check_text
+
+__all__ = ["AUDIO_SUFFIXES", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS", "Row", "folder_rows",
+           "manifest_rows"]
+
+log = logging.getLogger(__name__)
+
+#: The files the folder layout reads as audio (by suffix, any case); others are left alone.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+                  ".au", ".w64", ".caf", ".m4a")
+#: A manifest's columns, and those it may have besides; any other is kept as metadata text.
+MANIFEST_COLUMNS = ("path", "label")
+OPTIONAL_COLUMNS = ("split", "group")
+
+
+@dataclass
+class Row:
+    """One file of the folder or manifest layout, before it is a note."""
+
+    name: str
+    file: str          # relative to its root (or absolute)
+    label: str
+    split: str         # '' to draw
+    group: str = ""    # '' to take from group_by or the file
+    meta: Dict[str, str] = field(default_factory=dict)
+    problem: str = ""  # why it cannot be used
+
+
+def folder_rows(root: Path) -> List[Row]:
+    """Every audio file below ``root``'s class folders, split folders or not."""
+    given = [s for s in SPLITS if (root / s).is_dir()]
+    left = sorted(entry.name for entry in root.iterdir() if not entry.name.startswith(".")
+                  and (entry.is_dir() and given and entry.name not in SPLITS
+                       or entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES))
+    if left:
+        log.warning("%s: %d entries outside the class folders%s are not read (first: %s)",
+                    root, len(left), " of its split folders" if given else "", left[0])
+    rows = []
+    for split in given or [""]:
+        top = root / split if split else root
+        for label_dir in sorted(top.iterdir()):
+            if label_dir.name.startswith(".") or not label_dir.is_dir():
+                continue
+            if not split and label_dir.name in SPLITS:
+                continue
+            label = label_dir.name
+            for dirpath, dirnames, filenames in os.walk(label_dir, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for filename in sorted(filenames):
+                    if filename.startswith(".") or \
+                            os.path.splitext(filename)[1].lower() not in AUDIO_SUFFIXES:
+                        continue
+                    path = Path(dirpath) / filename
+                    row = Row(path.relative_to(top).as_posix(),
+                               path.relative_to(root).as_posix(), label, split)
+                    try:
+                        check_text({"file name": row.file}, "file name")
+                    except ValueError as err:  # a name HDF5 cannot store as UTF-8
+                        row.problem = str(err)
+                    rows.append(row)
+    if not rows:
+        raise BuildError(f"{root}: no split folder with an examples.json (NSynth's layout: "
+                         f"{', '.join(s + '/' for s in SPLITS)}) and no audio files in class "
+                         f"folders (ROOT/LABEL/FILE or ROOT/SPLIT/LABEL/FILE, FILE one of "
+                         f"{', '.join(AUDIO_SUFFIXES)})")
+    return rows
+
+
+def manifest_rows(path: Path) -> List[Row]:
+    """The rows of a manifest CSV, each checked: a row that cannot be used gets its problem."""
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
+    except OSError as err:
+        raise BuildError(f"{path}: cannot be read ({err.strerror or err})") from None
+    rows, seen = [], {}
+    with fh:
+        reader = csv.DictReader(fh)
+        try:
+            columns = [c.strip() for c in reader.fieldnames or []]
+            missing = [c for c in MANIFEST_COLUMNS if c not in columns]
+            if missing:
+                raise BuildError(f"{path}: no {', '.join(missing)} column (a manifest has the "
+                                 f"columns path,label and optionally split, group; found: "
+                                 f"{', '.join(columns) or 'no header'})")
+            reader.fieldnames = columns
+            extra = [c for c in columns if c not in MANIFEST_COLUMNS + OPTIONAL_COLUMNS]
+            _check_columns(path, columns, extra)
+            for entry in reader:
+                rows.append(_manifest_row(path, reader.line_num, entry, extra, seen))
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise BuildError(f"{path}: not a readable CSV file at line {reader.line_num} "
+                             f"({err})") from None
+    if not rows:
+        raise BuildError(f"{path}: no rows below its header")
+    return rows
+
+
+def _check_columns(path: Path, columns: List[str], extra: List[str]):
+    """Refuse column names given twice, or that cannot name a ``/metadata`` dataset."""
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise BuildError(f"{path}: the columns {', '.join(map(repr, twice))} are given more "
+                         f"than once")
+    for column in extra:
+        try:
+            check_text({"column": column}, "column")
+        except ValueError as err:
+            raise BuildError(f"{path}: column {column!r}: {err}") from None
+        if column in ("", ".", "..") or "/" in column:
+            raise BuildError(f"{path}: column {column!r} cannot name a metadata dataset (a "
+                             f"column name is not empty, . or .., and has no /)")
+
+
+def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: dict) -> Row:
+    def text(key: str) -> str:
+        value = entry.get(key)
+        return "" if value is None else str(value).strip()
+    file, label, split = text("path"), text("label"), text("split")
+    row = Row(file or f"(line {line})", file, label, split, text("group"),
+               {key: text(key) for key in extra})
+    try:
+        for key in ("path", "label", "group", *extra):
+            check_text({key: text(key)}, key)
+    except ValueError as err:
+        row.problem = f"line {line}: {err}"
+        return row
+    if not file:
+        row.problem = f"line {line}: empty path"
+    elif not label:
+        row.problem = f"line {line}: empty label"
+    elif split and split not in SPLITS:
+        row.problem = f"line {line}: unknown split {split!r} (expected {', '.join(SPLITS)})"
+        row.split = "train"  # recorded in train's /skipped
+    elif _same_file(path, file) in seen:
+        row.problem = (f"line {line}: path given again (first on line "
+                       f"{seen[_same_file(path, file)]})")
+    elif not (path.parent / file).is_file():
+        row.problem = (f"line {line}: no such file ({path.parent / file})"
+                       if not (path.parent / file).exists() else
+                       f"line {line}: not a file ({path.parent / file})")
+    if file:
+        seen.setdefault(_same_file(path, file), line)
+    return row
+
+
+def _same_file(manifest: Path, file: str) -> str:
+    """What ``file`` of ``manifest`` is, however it is written (``a.wav``, ``./a.wav``, an
+    absolute path)."""
+    return os.path.normpath(os.path.abspath(manifest.parent / file))
