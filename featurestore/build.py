@@ -393,7 +393,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
 def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Workers,
          found: Sequence[str]) -> List[SplitReport]:
     """``build --add``: each split grown by the notes it does not hold, all committed at once."""
-    _check_addable(out, params, attrs)
+    grow.check_addable(out, params, attrs)
     splits = [s for s in SPLITS if s in found or split_path(out, s).is_file()]
     held = {split: grow.read_held(split_path(out, split)) for split in splits
             if split_path(out, split).is_file()}
@@ -416,7 +416,7 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
         if mine is not None:
             mine = mine._replace(notes=grow.rooted(mine.notes, roots,
                                                    index(mine.notes.audio_dirs)))
-            notes, problems = _not_held(notes, problems, mine, roots, split)
+            notes, problems = grow.not_held(notes, problems, mine, roots, split)
         if not (notes or problems) and mine.labels == labels and "train" not in changed:
             train_stats = mine.summary if split == "train" else train_stats
             reports.append(SplitReport(split, path, "kept", len(mine.notes)))
@@ -440,42 +440,6 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     return reports
 
 
-def _check_addable(out: Path, params: FeatureParams, attrs: dict):
-    """Refuse an ``--add`` whose features or input options are not the store's."""
-    recorded = grow.recorded_inputs(out)
-    train = split_path(out, "train")
-    with h5py.File(train, "r") as f:
-        differences = schema.read_params(f).differences(params)
-    if differences:
-        raise BuildError(f"{train}: built with other feature parameters "
-                         f"({'; '.join(differences)}); --add computes the new notes' features "
-                         f"as the store's: give the same feature options")
-    was = recorded.to_attrs(recorded.layout)
-    other = {key: (was[key], value) for key, value in attrs.items() if was[key] != value}
-    if other:
-        def shown(key, value):
-            return f"{key} '{value}'" if isinstance(value, str) else f"{key} {value}"
-        raise BuildError(f"{train}: its inputs were read with " + ", ".join(
-            shown(key, was) for key, (was, _) in other.items()) + "; --add reads the new ones "
-            "the same way (now " + ", ".join(shown(key, now) for key, (_, now) in other.items())
-            + "): leave out the input options, or give the store's")
-
-
-def _not_held(notes: Optional[Notes], problems: list, held: "grow.Held", roots, split: str):
-    """The inputs' notes and problems a split does not hold yet: not its notes (a name it
-    holds from another folder is refused), nor what it skipped before (a note skipped for its
-    audio stays skipped until the split is rebuilt)."""
-    names = dict(zip(held.notes.names, held.notes.folder))
-    skipped = {name for name, _ in held.problems[0]}
-    if notes is not None:
-        _refuse_held_elsewhere(notes, names, roots, split)
-        notes = notes.take([i for i in range(len(notes))
-                            if notes.names[i] not in names and notes.names[i] not in skipped])
-    problems = [(name, why) for name, why in problems
-                if name not in names and (name, why) not in set(held.problems[0])]
-    return notes, problems
-
-
 def _held_labels(out: Path, splits: Sequence[str]) -> Optional[Tuple[str, ...]]:
     """The label set of the first finished split of ``splits`` (``build --add`` may have
     appended labels out of sorted order), or ``None``."""
@@ -488,17 +452,6 @@ def _held_labels(out: Path, splits: Sequence[str]) -> Optional[Tuple[str, ...]]:
             except OSError:
                 return None  # _kept says what is wrong with it
     return None
-
-
-def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):
-    """Refuse a note whose name the split holds from another folder (which note the store
-    would mean by it is unclear), naming both."""
-    for i, name in enumerate(notes.names):
-        k = held.get(name)
-        if k is not None and k != notes.folder[i]:
-            raise BuildError(f"note {name!r} of {split} is in {roots[k]} (held by the store) and "
-                             f"in {roots[notes.folder[i]]}; a note's name must be unique across "
-                             f"the inputs: rename or leave out one of them")
 
 
 def _kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitReport:

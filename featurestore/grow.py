@@ -29,15 +29,17 @@ import numpy as np
 
 from .schema import (BUILT, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LABELS, LIST_NAMES, METADATA,
                      NAMES, OFFSET, PITCH, QUALITIES, SOURCE, SOURCE_FOLDER, SPECTRA, VELOCITY,
-                     read_label_names, read_problems)
+                     read_label_names, read_params, read_problems)
 from .errors import BuildError
 from .layouts import InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
+from .params import FeatureParams
 from .splitfile import Summary
 from .splitfolder import Notes
+from .store import split_path
 
 __all__ = ["Held", "start_added", "read_notes", "read_held", "rooted", "recorded_inputs",
-           "grown_labels"]
+           "grown_labels", "check_addable", "not_held"]
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,7 @@ def recorded_inputs(out: Path) -> InputOptions:
     BuildError
         The store has no train split to add to.
     """
-    train = Path(out) / "train.h5"
+    train = split_path(out, "train")
     if not train.is_file():
         raise BuildError(f"{out}: no train.h5 to add to; build the store first (without --add)")
     with h5py.File(train, "r") as f:
@@ -156,3 +158,50 @@ def grown_labels(held: Tuple[str, ...], found: Sequence[str]) -> Tuple[str, ...]
     """The store's label set after an ``--add``: the labels it holds, in their order, then the
     new ones, sorted."""
     return tuple(held) + tuple(sorted(set(found) - set(held)))
+
+
+def check_addable(out: Path, params: FeatureParams, attrs: dict):
+    """Refuse an ``--add`` whose features or input options are not the store's."""
+    recorded = recorded_inputs(out)
+    train = split_path(out, "train")
+    with h5py.File(train, "r") as f:
+        differences = read_params(f).differences(params)
+    if differences:
+        raise BuildError(f"{train}: built with other feature parameters "
+                         f"({'; '.join(differences)}); --add computes the new notes' features "
+                         f"as the store's: give the same feature options")
+    was = recorded.to_attrs(recorded.layout)
+    other = {key: (was[key], value) for key, value in attrs.items() if was[key] != value}
+    if other:
+        def shown(key, value):
+            return f"{key} '{value}'" if isinstance(value, str) else f"{key} {value}"
+        raise BuildError(f"{train}: its inputs were read with " + ", ".join(
+            shown(key, was) for key, (was, _) in other.items()) + "; --add reads the new ones "
+            "the same way (now " + ", ".join(shown(key, now) for key, (_, now) in other.items())
+            + "): leave out the input options, or give the store's")
+
+
+def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: str):
+    """The inputs' notes and problems a split does not hold yet: not its notes (a name it
+    holds from another folder is refused), nor what it skipped before (a note skipped for its
+    audio stays skipped until the split is rebuilt)."""
+    names = dict(zip(held.notes.names, held.notes.folder))
+    skipped = {name for name, _ in held.problems[0]}
+    if notes is not None:
+        _refuse_held_elsewhere(notes, names, roots, split)
+        notes = notes.take([i for i in range(len(notes))
+                            if notes.names[i] not in names and notes.names[i] not in skipped])
+    problems = [(name, why) for name, why in problems
+                if name not in names and (name, why) not in set(held.problems[0])]
+    return notes, problems
+
+
+def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):
+    """Refuse a note whose name the split holds from another folder (which note the store
+    would mean by it is unclear), naming both."""
+    for i, name in enumerate(notes.names):
+        k = held.get(name)
+        if k is not None and k != notes.folder[i]:
+            raise BuildError(f"note {name!r} of {split} is in {roots[k]} (held by the store) and "
+                             f"in {roots[notes.folder[i]]}; a note's name must be unique across "
+                             f"the inputs: rename or leave out one of them")
