@@ -186,25 +186,32 @@ KIND_NAMES = {"dexed": "the FM engine's instruments", "faust": "the Faust engine
 SYNTH_PER_FAMILY = 8
 
 
-def render_synth_banks(workdir: Path, pitch_step: int, velocities):
+def synth_bank(engine: str, per_family: int = SYNTH_PER_FAMILY) -> str:
+    """The bank (a folder of --workdir's ``banks``) of an engine's instruments, ``per_family``
+    of each family."""
+    return engine if per_family == SYNTH_PER_FAMILY else f"{engine}-{per_family}each"
+
+
+def render_synth_banks(workdir: Path, pitch_step: int, velocities,
+                       per_family: int = SYNTH_PER_FAMILY):
     """The engines' instruments, each engine's all in the split :data:`SYNTH_BANKS` gives it."""
     from featurestore.render import RenderOptions
     from featurestore.synth import render_synth
     for engine, split in SYNTH_BANKS.items():
-        out = workdir / "banks" / engine
+        out = workdir / "banks" / synth_bank(engine, per_family)
         if not (out / "done").is_file():
             fractions = tuple(float(s == split) for s in ("train", "valid", "test"))
             options = RenderOptions(pitch_step=pitch_step, velocities=tuple(velocities),
                                     fractions=fractions)
-            render_synth(out, engines=[engine], per_family=SYNTH_PER_FAMILY, options=options)
+            render_synth(out, engines=[engine], per_family=per_family, options=options)
             (out / "done").write_text("")
 
 
 def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=(),
-                variant: str = "synth") -> Path:
+                variant: str = "synth", per_family: int = SYNTH_PER_FAMILY) -> Path:
     """The protocol's NSynth-layout root: train TimGM6mb and 70 % of FluidR3's programs, select
     on FluidR3's other programs, each with the engines' instruments in the roles the
-    ``variant`` (:data:`VARIANTS`) gives them; test OPL-3."""
+    ``variant`` (:data:`VARIANTS`) gives them, ``per_family`` of each family; test OPL-3."""
     from featurestore.render import RenderOptions, default_soundfont, render_soundfont
     banks = {"timgm6mb": (default_soundfont(), (1, 0, 0)), "fluidr3": (FLUID, (0.7, 0.3, 0)),
              "opl3": (OPL3, (0, 0, 1))}
@@ -220,24 +227,34 @@ def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=(),
             render_soundfont(out, soundfont, options=options, tag=name)
             (out / "done").write_text("")
     if VARIANTS[variant]:
-        render_synth_banks(workdir, pitch_step, velocities)
-    return link_root(workdir, workdir / _named("root", variant), layout_of(variant))
+        render_synth_banks(workdir, pitch_step, velocities, per_family)
+    return link_root(workdir, workdir / _named("root", form_of(variant, per_family)),
+                     layout_of(variant, per_family))
 
 
-def layout_of(variant: str) -> dict:
-    """The protocol's root of a ``variant``: split -> [(bank, the bank's split)] for
-    :func:`link_root`."""
+def layout_of(variant: str, per_family: int = SYNTH_PER_FAMILY) -> dict:
+    """The protocol's root of a ``variant`` with ``per_family`` instruments of each family and
+    engine: split -> [(bank, the bank's split)] for :func:`link_root`."""
     layout = {"train": [("timgm6mb", "train"), ("fluidr3", "train")],
               "valid": [("fluidr3", "valid")], "test": [("opl3", "test")]}
     for engine, role in VARIANTS[variant].items():
-        layout[role].append((engine, SYNTH_BANKS[engine]))
+        layout[role].append((synth_bank(engine, per_family), SYNTH_BANKS[engine]))
     return layout
 
 
-def _named(thing: str, variant: str) -> str:
-    """The name of a variant's root, store or result in --workdir: ``root`` for the synth
-    variant (the first protocol's names), ``root-soundfonts`` and so on for the others."""
-    return thing if variant == "synth" else f"{thing}-{variant}"
+def form_of(variant: str, per_family: int = SYNTH_PER_FAMILY) -> str:
+    """The name of a form of the protocol: its variant, and how many instruments of each
+    family an engine gives where that is not :data:`SYNTH_PER_FAMILY`."""
+    if per_family == SYNTH_PER_FAMILY or not VARIANTS[variant]:
+        return variant
+    return f"{variant}-{per_family}each"
+
+
+def _named(thing: str, form: str) -> str:
+    """The name of a form's root, store or result in --workdir (:func:`form_of`): ``root`` for
+    the synth variant (the first protocol's names), ``root-soundfonts`` and so on for the
+    others."""
+    return thing if form == "synth" else f"{thing}-{form}"
 
 
 def link_root(workdir: Path, root: Path, layout: dict, leave_out=()) -> Path:
@@ -402,17 +419,17 @@ def reuse_differences(model_dir: Path, changes: dict, seed: int, features) -> li
             + [f"features {d}" for d in params.differences(features)])
 
 
-def model_dir_of(workdir: Path, recipe: str, seed: int, variant: str = "synth") -> Path:
-    """Where a recipe's model of one seed is kept, trained on a ``variant``'s store."""
-    return workdir / f"model-{recipe}-{variant}-seed{seed}"
+def model_dir_of(workdir: Path, recipe: str, seed: int, form: str = "synth") -> Path:
+    """Where a recipe's model of one seed is kept, trained on a form's store (:func:`form_of`)."""
+    return workdir / f"model-{recipe}-{form}-seed{seed}"
 
 
-def stale_models(workdir: Path, recipes, seeds, features, variant: str = "synth") -> str:
+def stale_models(workdir: Path, recipes, seeds, features, form: str = "synth") -> str:
     """A message naming every model folder of ``recipes`` x ``seeds`` in ``workdir`` that
     :func:`reuse_differences` will not reuse, and its differences; ``''`` when there is none."""
-    lines = [f"  {model_dir_of(workdir, recipe, seed, variant)}: {'; '.join(differences)}"
+    lines = [f"  {model_dir_of(workdir, recipe, seed, form)}: {'; '.join(differences)}"
              for seed in seeds for recipe in recipes
-             for differences in [reuse_differences(model_dir_of(workdir, recipe, seed, variant),
+             for differences in [reuse_differences(model_dir_of(workdir, recipe, seed, form),
                                                    RECIPES[recipe][0], seed, features)]
              if differences]
     return ("trained otherwise than its recipe asks (recorded != recipe); delete the folder to "
@@ -550,31 +567,37 @@ def main():
     parser.add_argument("--train-banks", nargs="+", default=["timgm6mb"],
                         choices=("timgm6mb", "merlin"),
                         help="banks --selection trains on")
-    form = parser.add_mutually_exclusive_group()
-    form.add_argument("--soundfonts-only", action="store_const", dest="variant",
+    forms = parser.add_mutually_exclusive_group()
+    forms.add_argument("--soundfonts-only", action="store_const", dest="variant",
                       const="soundfonts", default="synth",
                       help="the protocol without the synthesis engines' banks: train and "
                            "select on the SoundFonts alone")
-    form.add_argument("--select-fm", action="store_const", dest="variant", const="select-fm",
+    forms.add_argument("--select-fm", action="store_const", dest="variant", const="select-fm",
                       help="the engines' roles swapped: train on the Faust engine's "
                            "instruments, select on the FM engine's")
-    form.add_argument("--train-both", action="store_const", dest="variant", const="train-both",
+    forms.add_argument("--train-both", action="store_const", dest="variant", const="train-both",
                       help="train on both engines' instruments, select on the recorded "
                            "programs alone")
+    parser.add_argument("--synth-per-family", type=int, default=SYNTH_PER_FAMILY, metavar="N",
+                        help="instruments of each family each engine renders (a form of its "
+                             "own: its banks, store and models are kept apart)")
     args = parser.parse_args()
-    variant = args.variant
+    variant, per_family = args.variant, args.synth_per_family
+    form_name = form_of(variant, per_family)
+    if per_family < 1:
+        parser.error(f"--synth-per-family: at least 1, got {per_family}")
     if len(args.seeds) < 2 and not args.selection:
         parser.error("--seeds: at least two (a recipe is its mean and spread)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     banks = ["merlin", "opl3"]
     root = render_root(args.workdir, args.pitch_step, args.velocities,
-                       set(args.train_banks) | set(banks), variant=variant)
+                       set(args.train_banks) | set(banks), variant, per_family)
     if args.selection:
         print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
                                    args.train_banks)))
         return
     from featurestore.render import GM_FAMILIES, default_soundfont
-    store = args.workdir / _named("store", variant)
+    store = args.workdir / _named("store", form_name)
     cli("build", root, store, "--jobs", "2", "-q", "--overwrite")  # with this code's checks
     print(cli("inspect", store))
     heard = heard_programs(merlin_soundfont(args.workdir), [default_soundfont(), FLUID])
@@ -592,7 +615,7 @@ def main():
     from featurestore.store import open_split, read_params
     with open_split(store, "train") as f:
         features = read_params(f)
-    stale = stale_models(args.workdir, args.recipes, args.seeds, features, variant)
+    stale = stale_models(args.workdir, args.recipes, args.seeds, features, form_name)
     if stale:  # before anything is trained: a model trained otherwise is never reported
         sys.exit(stale)
     base = baseline(root, roots)
@@ -601,7 +624,7 @@ def main():
     for seed in args.seeds:  # seed by seed: an interrupted run still compares the recipes
         for recipe in args.recipes:
             results[recipe].append(network(store, model_dir_of(args.workdir, recipe, seed,
-                                                               variant),
+                                                               form_name),
                                            RECIPES[recipe][0], seed, stores))
             print(json.dumps({"recipe": recipe, **results[recipe][-1]}), flush=True)
     import h5py
@@ -624,8 +647,9 @@ def main():
     print("\n".join(report(results, base, banks, names)))
     print(f"\nrerun: python benchmarks/quality.py --recipes {' '.join(args.recipes)} --seeds "
           f"{' '.join(map(str, args.seeds))} --workdir {args.workdir}"
-          + ("" if variant == "synth" else f" --{FLAGS.get(variant, variant)}"))
-    (args.workdir / (_named("result", variant) + ".json")).write_text(json.dumps(
+          + ("" if variant == "synth" else f" --{FLAGS.get(variant, variant)}")
+          + ("" if form_name == variant else f" --synth-per-family {per_family}"))
+    (args.workdir / (_named("result", form_name) + ".json")).write_text(json.dumps(
         {"baseline": base, "recipes": results}, indent=2))
 
 

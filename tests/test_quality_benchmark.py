@@ -2,6 +2,7 @@
 ``config.json`` records the recipe: a model trained under another default is not reported as
 the recipe's. Checked on configurations and hand-written model folders, without training."""
 import json
+from pathlib import Path
 
 import pytest
 from helpers import load_benchmark
@@ -122,6 +123,15 @@ def test_each_form_holds_one_kind_of_synthesis_out_of_training_for_selection():
                                                                           set())
     # each engine's notes are read from the split it was rendered into, whatever their role
     assert ("faust", "valid") in quality.layout_of("select-fm")["train"]
+    # more instruments a family: banks, root, store and models of their own; the roles alike
+    more = quality.layout_of("train-both", 24)
+    assert {b for b, _ in more["train"]} >= {"dexed-24each", "faust-24each"}
+    assert not {"dexed", "faust"} & {b for split in more.values() for b, _ in split}
+    assert quality.form_of("train-both", 24) == "train-both-24each"
+    assert quality.form_of("train-both", quality.SYNTH_PER_FAMILY) == "train-both"
+    assert quality.form_of("soundfonts", 24) == "soundfonts"  # no engine: the same form
+    assert quality.model_dir_of(Path("w"), "default", 0, "synth-24each").name == \
+        "model-default-synth-24each-seed0"
     for variant in quality.VARIANTS:  # the reported bank is never trained or selected on
         layout = quality.layout_of(variant)
         assert layout["test"] == [("opl3", "test")]
