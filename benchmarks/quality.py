@@ -228,7 +228,7 @@ def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=(),
             (out / "done").write_text("")
     if VARIANTS[variant]:
         render_synth_banks(workdir, pitch_step, velocities, per_family)
-    return link_root(workdir, workdir / _named("root", form_of(variant, per_family)),
+    return link_root(workdir, workdir / named("root", form_of(variant, per_family)),
                      layout_of(variant, per_family))
 
 
@@ -250,7 +250,7 @@ def form_of(variant: str, per_family: int = SYNTH_PER_FAMILY) -> str:
     return f"{variant}-{per_family}each"
 
 
-def _named(thing: str, form: str) -> str:
+def named(thing: str, form: str) -> str:
     """The name of a form's root, store or result in --workdir (:func:`form_of`): ``root`` for
     the synth variant (the first protocol's names), ``root-soundfonts`` and so on for the
     others."""
@@ -597,7 +597,7 @@ def main():
                                    args.train_banks)))
         return
     from featurestore.render import GM_FAMILIES, default_soundfont
-    store = args.workdir / _named("store", form_name)
+    store = args.workdir / named("store", form_name)
     cli("build", root, store, "--jobs", "2", "-q", "--overwrite")  # with this code's checks
     print(cli("inspect", store))
     heard = heard_programs(merlin_soundfont(args.workdir), [default_soundfont(), FLUID])
@@ -649,7 +649,7 @@ def main():
           f"{' '.join(map(str, args.seeds))} --workdir {args.workdir}"
           + ("" if variant == "synth" else f" --{FLAGS.get(variant, variant)}")
           + ("" if form_name == variant else f" --synth-per-family {per_family}"))
-    (args.workdir / (_named("result", form_name) + ".json")).write_text(json.dumps(
+    (args.workdir / (named("result", form_name) + ".json")).write_text(json.dumps(
         {"baseline": base, "recipes": results}, indent=2))
 
 

@@ -4,6 +4,7 @@ the recipe's. Checked on configurations and hand-written model folders, without 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import load_benchmark
 
@@ -136,3 +137,29 @@ def test_each_form_holds_one_kind_of_synthesis_out_of_training_for_selection():
         layout = quality.layout_of(variant)
         assert layout["test"] == [("opl3", "test")]
         assert all(bank != "opl3" for split in ("train", "valid") for bank, _ in layout[split])
+
+
+@pytest.mark.full
+def test_adabn_gives_each_batch_norm_layer_the_statistics_of_its_inputs():
+    import keras
+    adabn = load_benchmark("adabn")
+
+    class Reader:  # SpectraReader's batch(), over an array
+        def __init__(self, x):
+            self.x = x
+
+        def batch(self, rows):
+            return self.x[rows], None
+    rng = np.random.default_rng(0)
+    x = (rng.normal(3.0, 2.0, (40, 8, 6)) * np.linspace(0.5, 4, 6)).astype(np.float32)
+    inputs = keras.Input((8, 6))
+    h = keras.layers.BatchNormalization(name="bn1")(keras.layers.Dense(5, name="d1")(inputs))
+    h = keras.layers.BatchNormalization(name="bn2")(keras.layers.Dense(4, name="d2")(h))
+    model = keras.Model(inputs, h)
+    rows = np.arange(3, 40)
+    adabn.adapt(model, Reader(x), rows)
+    for name in ("bn1", "bn2"):  # each layer's output over the rows: mean 0, variance 1
+        out = np.asarray(keras.Model(inputs, model.get_layer(name).output)(x[rows]))
+        out = out.reshape(-1, out.shape[-1])
+        np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-3)
+        np.testing.assert_allclose(out.var(axis=0), 1, atol=2e-2)

@@ -1,0 +1,112 @@
+"""Adaptive batch normalisation (AdaBN, Li et al. 2016) on the cross-bank protocol's models: each
+batch-norm layer's statistics recomputed on the notes being scored (no labels), one bank at a
+time, against the statistics of training.
+
+    python benchmarks/adabn.py                         # the first form's default, seeds 0 1
+    python benchmarks/adabn.py --form select-fm --seeds 0 1 --workdir bench-out/quality
+
+Reads the models and stores that ``benchmarks/quality.py`` left in --workdir (run it first, with
+the same form); trains nothing. A split's notes are grouped by bank (a SoundFont's programs, or
+one engine's instruments: ``instrument // 1000``), and each group is scored as it is and after
+adapting to it, layer by layer in the network's order: a layer's mean and variance become those
+of its inputs over the group's notes, the layers before it already adapted. The selection
+bank's groups decide; the reported banks are printed beside them and decide nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+#: The splits scored: the form's selection split, OPL-3 (the form's test split) and Merlin's
+#: unheard programs (a store of their own): (store name, split, what it is).
+SCORED = (("store", "valid", "selection"), ("store", "test", "OPL-3"),
+          ("store-test-merlin", "test", "Merlin (unheard)"))
+
+
+def batches(reader, rows: np.ndarray, batch_size: int = 128):
+    """The spectra of ``rows`` (sorted indices), ``batch_size`` notes at a time."""
+    for start in range(0, len(rows), batch_size):
+        x, _ = reader.batch(rows[start:start + batch_size])
+        yield x
+
+
+def adapt(model, reader, rows: np.ndarray):
+    """Set every batch-norm layer's moving mean and variance to those of its inputs over
+    ``rows``, in the network's order (each layer sees the adapted layers before it)."""
+    import keras
+    for layer in [k for k in model.layers if isinstance(k, keras.layers.BatchNormalization)]:
+        upto = keras.Model(model.input, layer.input)
+        total = squares = 0.0
+        count = 0
+        for x in batches(reader, rows):
+            y = np.asarray(upto(x, training=False), np.float64)
+            y = y.reshape(-1, y.shape[-1])
+            total, squares, count = total + y.sum(0), squares + (y * y).sum(0), count + len(y)
+        mean = total / count
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(np.maximum(squares / count - mean ** 2, 0).astype(np.float32))
+
+
+def accuracy(model, reader, rows: np.ndarray) -> float:
+    predicted = np.concatenate([np.argmax(model.predict_on_batch(x), axis=1)
+                                for x in batches(reader, rows)])
+    return float(np.mean(predicted == reader.labels[rows]))
+
+
+def score(model_dir: Path, store: Path, split: str) -> dict:
+    """Bank -> {n, as trained, adapted}: accuracy on each bank's notes of a split."""
+    import h5py
+
+    from featurestore.store import SpectraReader, split_path
+    from training.modeldir import load_trained
+    with h5py.File(split_path(store, split), "r") as f:
+        banks = f["instrument"][:] // 1000
+    rows_of = {int(b): np.flatnonzero(banks == b) for b in np.unique(banks)}
+    result = {}
+    with SpectraReader(split_path(store, split)) as reader:
+        for bank, rows in rows_of.items():
+            model = load_trained(model_dir).model  # each bank from the trained statistics
+            before = accuracy(model, reader, rows)
+            adapt(model, reader, rows)
+            name = "recorded programs" if bank < 1000 else f"engine {bank}"
+            result[name] = {"n": len(rows), "as trained": before,
+                            "adapted": accuracy(model, reader, rows)}
+    return result
+
+
+def main():
+    import quality  # benchmarks/quality.py, beside this script
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", type=Path, default=Path("bench-out/quality"))
+    parser.add_argument("--form", default="synth",
+                        help="the form of the protocol whose models are read (quality.py's "
+                             "form: synth, select-fm, train-both, ...)")
+    parser.add_argument("--recipe", default="default", choices=list(quality.RECIPES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    args = parser.parse_args()
+    rows = []
+    for seed in args.seeds:
+        model_dir = quality.model_dir_of(args.workdir, args.recipe, seed, args.form)
+        if not (model_dir / "model.keras").is_file():
+            parser.error(f"{model_dir}: no model; run benchmarks/quality.py with this form, "
+                         f"recipe and seed first")
+        for store_name, split, what in SCORED:
+            store = args.workdir / (quality.named(store_name, args.form)
+                                    if store_name == "store" else store_name)
+            for bank, row in score(model_dir, store, split).items():
+                rows.append({"seed": seed, "split": what, "bank": bank, **row})
+                print(json.dumps(rows[-1]), flush=True)
+    print("\n| split | bank | notes | seed | as trained | adapted | change |\n"
+          "|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['split']} | {r['bank']} | {r['n']} | {r['seed']} | {r['as trained']:.3f} | "
+              f"{r['adapted']:.3f} | {r['adapted'] - r['as trained']:+.3f} |")
+    print(f"\nrerun: python benchmarks/adabn.py --form {args.form} --recipe {args.recipe} "
+          f"--seeds {' '.join(map(str, args.seeds))} --workdir {args.workdir}")
+
+
+if __name__ == "__main__":
+    main()
