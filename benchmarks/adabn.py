@@ -61,7 +61,9 @@ def score(model_dir: Path, store: Path, split: str) -> dict:
     import h5py
 
     from featurestore.store import SpectraReader, split_path
+    from featurestore.synth import ENGINES, synth_instruments
     from training.modeldir import load_trained
+    engines = {synth_instruments(e, per_family=1)[0].id // 1000: e for e in ENGINES}
     with h5py.File(split_path(store, split), "r") as f:
         banks = f["instrument"][:] // 1000
     rows_of = {int(b): np.flatnonzero(banks == b) for b in np.unique(banks)}
@@ -71,7 +73,7 @@ def score(model_dir: Path, store: Path, split: str) -> dict:
             model = load_trained(model_dir).model  # each bank from the trained statistics
             before = accuracy(model, reader, rows)
             adapt(model, reader, rows)
-            name = "recorded programs" if bank < 1000 else f"engine {bank}"
+            name = f"the {engines[bank]} engine's" if bank in engines else "SoundFont programs"
             result[name] = {"n": len(rows), "as trained": before,
                             "adapted": accuracy(model, reader, rows)}
     return result
