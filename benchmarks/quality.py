@@ -569,23 +569,23 @@ def main():
                         help="banks --selection trains on")
     forms = parser.add_mutually_exclusive_group()
     forms.add_argument("--soundfonts-only", action="store_const", dest="variant",
-                      const="soundfonts", default="synth",
-                      help="the protocol without the synthesis engines' banks: train and "
-                           "select on the SoundFonts alone")
+                       const="soundfonts", default="synth",
+                       help="the protocol without the synthesis engines' banks: train and "
+                            "select on the SoundFonts alone")
     forms.add_argument("--select-fm", action="store_const", dest="variant", const="select-fm",
-                      help="the engines' roles swapped: train on the Faust engine's "
-                           "instruments, select on the FM engine's")
+                       help="the engines' roles swapped: train on the Faust engine's "
+                            "instruments, select on the FM engine's")
     forms.add_argument("--train-both", action="store_const", dest="variant", const="train-both",
-                      help="train on both engines' instruments, select on the recorded "
-                           "programs alone")
+                       help="train on both engines' instruments, select on the recorded "
+                            "programs alone")
     parser.add_argument("--synth-per-family", type=int, default=SYNTH_PER_FAMILY, metavar="N",
                         help="instruments of each family each engine renders (a form of its "
                              "own: its banks, store and models are kept apart)")
     args = parser.parse_args()
     variant, per_family = args.variant, args.synth_per_family
-    form_name = form_of(variant, per_family)
     if per_family < 1:
         parser.error(f"--synth-per-family: at least 1, got {per_family}")
+    form_name = form_of(variant, per_family)
     if len(args.seeds) < 2 and not args.selection:
         parser.error("--seeds: at least two (a recipe is its mean and spread)")
     args.workdir.mkdir(parents=True, exist_ok=True)
