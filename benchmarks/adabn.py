@@ -9,8 +9,8 @@ Reads the models and stores that ``benchmarks/quality.py`` left in --workdir (ru
 the same form); trains nothing. A split's notes are grouped by bank (a SoundFont's programs, or
 one engine's instruments: ``instrument // 1000``), and each group is scored as it is and after
 adapting to it, layer by layer in the network's order: a layer's mean and variance become those
-of its inputs over the group's notes, the layers before it already adapted. The selection
-bank's groups decide; the reported banks are printed beside them and decide nothing.
+of its inputs over the group's notes, the layers before it already adapted. A choice is made
+on the selection split's groups alone; the reported banks are printed beside them.
 """
 from __future__ import annotations
 
