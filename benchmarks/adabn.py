@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -33,11 +34,13 @@ def batches(reader, rows: np.ndarray, batch_size: int = 128):
         yield x
 
 
-def adapt(model, reader, rows: np.ndarray):
-    """Set every batch-norm layer's moving mean and variance to those of its inputs over
-    ``rows``, in the network's order (each layer sees the adapted layers before it)."""
+def adapt(model, reader, rows: np.ndarray, layers: Optional[int] = None):
+    """Set the first ``layers`` batch-norm layers' moving mean and variance (default: every
+    layer's) to those of their inputs over ``rows``, in the network's order (each layer sees
+    the adapted layers before it)."""
     import keras
-    for layer in [k for k in model.layers if isinstance(k, keras.layers.BatchNormalization)]:
+    norms = [k for k in model.layers if isinstance(k, keras.layers.BatchNormalization)]
+    for layer in norms[:layers]:
         upto = keras.Model(model.input, layer.input)
         total = squares = 0.0
         count = 0
@@ -56,7 +59,7 @@ def accuracy(model, reader, rows: np.ndarray) -> float:
     return float(np.mean(predicted == reader.labels[rows]))
 
 
-def score(model_dir: Path, store: Path, split: str) -> dict:
+def score(model_dir: Path, store: Path, split: str, layers: Optional[int] = None) -> dict:
     """Bank -> {n, as trained, adapted}: accuracy on each bank's notes of a split."""
     import h5py
 
@@ -72,7 +75,7 @@ def score(model_dir: Path, store: Path, split: str) -> dict:
         for bank, rows in rows_of.items():
             model = load_trained(model_dir).model  # each bank from the trained statistics
             before = accuracy(model, reader, rows)
-            adapt(model, reader, rows)
+            adapt(model, reader, rows, layers)
             name = f"the {engines[bank]} engine's" if bank in engines else "SoundFont programs"
             result[name] = {"n": len(rows), "as trained": before,
                             "adapted": accuracy(model, reader, rows)}
@@ -88,7 +91,11 @@ def main():
                              "form: synth, select-fm, train-both, ...)")
     parser.add_argument("--recipe", default="default", choices=list(quality.RECIPES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--layers", type=int, metavar="K",
+                        help="adapt the first K batch-norm layers only (default: all)")
     args = parser.parse_args()
+    if args.layers is not None and args.layers < 1:
+        parser.error(f"--layers: at least 1, got {args.layers}")
     rows = []
     for seed in args.seeds:
         model_dir = quality.model_dir_of(args.workdir, args.recipe, seed, args.form)
@@ -98,7 +105,7 @@ def main():
         for store_name, split, what in SCORED:
             store = args.workdir / (quality.named(store_name, args.form)
                                     if store_name == "store" else store_name)
-            for bank, row in score(model_dir, store, split).items():
+            for bank, row in score(model_dir, store, split, args.layers).items():
                 rows.append({"seed": seed, "split": what, "bank": bank, **row})
                 print(json.dumps(rows[-1]), flush=True)
     print("\n| split | bank | notes | seed | as trained | adapted | change |\n"
@@ -107,7 +114,8 @@ def main():
         print(f"| {r['split']} | {r['bank']} | {r['n']} | {r['seed']} | {r['as trained']:.3f} | "
               f"{r['adapted']:.3f} | {r['adapted'] - r['as trained']:+.3f} |")
     print(f"\nrerun: python benchmarks/adabn.py --form {args.form} --recipe {args.recipe} "
-          f"--seeds {' '.join(map(str, args.seeds))} --workdir {args.workdir}")
+          f"--seeds {' '.join(map(str, args.seeds))} --workdir {args.workdir}"
+          + (f" --layers {args.layers}" if args.layers else ""))
 
 
 if __name__ == "__main__":

@@ -157,6 +157,9 @@ def test_adabn_gives_each_batch_norm_layer_the_statistics_of_its_inputs():
     h = keras.layers.BatchNormalization(name="bn2")(keras.layers.Dense(4, name="d2")(h))
     model = keras.Model(inputs, h)
     rows = np.arange(3, 40)
+    adabn.adapt(model, Reader(x), rows, layers=1)  # the first layer only
+    assert np.abs(np.asarray(model.get_layer("bn1").moving_mean)).max() > 0.1
+    np.testing.assert_array_equal(np.asarray(model.get_layer("bn2").moving_mean), 0)
     adabn.adapt(model, Reader(x), rows)
     for name in ("bn1", "bn2"):  # each layer's output over the rows: mean 0, variance 1
         out = np.asarray(keras.Model(inputs, model.get_layer(name).output)(x[rows]))
