@@ -1,6 +1,6 @@
-"""Adaptive batch normalisation (AdaBN, Li et al. 2016) on the cross-bank protocol's models: each
-batch-norm layer's statistics recomputed on the notes being scored (no labels), one bank at a
-time, against the statistics of training.
+"""Adaptive batch normalisation (AdaBN, Li et al. 2016) on the cross-bank protocol's models: the
+batch-norm layers' statistics (every layer's, or the first K's with ``--layers K``) recomputed
+on the notes being scored (no labels), one bank at a time, against the statistics of training.
 
     python benchmarks/adabn.py                         # the first form's default, seeds 0 1
     python benchmarks/adabn.py --form select-fm --seeds 0 1 --workdir bench-out/quality
@@ -63,20 +63,25 @@ def score(model_dir: Path, store: Path, split: str, layers: Optional[int] = None
     """Bank -> {n, as trained, adapted}: accuracy on each bank's notes of a split."""
     import h5py
 
-    from featurestore.store import SpectraReader, split_path
+    from featurestore import schema
+    from featurestore.store import SpectraReader, read_params, split_path
     from featurestore.synth import ENGINES, synth_instruments
     from training.modeldir import load_trained
     engines = {synth_instruments(e, per_family=1)[0].id // 1000: e for e in ENGINES}
     with h5py.File(split_path(store, split), "r") as f:
         banks = f["instrument"][:] // 1000
+        params, labels = read_params(f), schema.read_label_names(f)
     rows_of = {int(b): np.flatnonzero(banks == b) for b in np.unique(banks)}
     result = {}
+    trained = load_trained(model_dir)
+    trained.check_features(params, split_path(store, split))
+    trained.check_labels(labels, split_path(store, split))
     with SpectraReader(split_path(store, split)) as reader:
         for bank, rows in rows_of.items():
             model = load_trained(model_dir).model  # each bank from the trained statistics
             before = accuracy(model, reader, rows)
             adapt(model, reader, rows, layers)
-            name = f"the {engines[bank]} engine's" if bank in engines else "SoundFont programs"
+            name = f"the {engines[bank]} engine's" if bank in engines else f"SoundFont bank {bank}"
             result[name] = {"n": len(rows), "as trained": before,
                             "adapted": accuracy(model, reader, rows)}
     return result

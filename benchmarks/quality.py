@@ -583,15 +583,19 @@ def main():
                              "own: its banks, store and models are kept apart)")
     args = parser.parse_args()
     variant, per_family = args.variant, args.synth_per_family
-    if per_family < 1:
-        parser.error(f"--synth-per-family: at least 1, got {per_family}")
+    from featurestore.nsynth import FAMILIES
+    if not 1 <= per_family * len(FAMILIES) <= 1000:  # an engine numbers up to 1000 instruments
+        parser.error(f"--synth-per-family: 1 to {1000 // len(FAMILIES)}, got {per_family}")
+    if per_family != SYNTH_PER_FAMILY and not VARIANTS[variant]:
+        parser.error("--synth-per-family: this form has no synthesised instruments")
     form_name = form_of(variant, per_family)
     if len(args.seeds) < 2 and not args.selection:
         parser.error("--seeds: at least two (a recipe is its mean and spread)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     banks = ["merlin", "opl3"]
     root = render_root(args.workdir, args.pitch_step, args.velocities,
-                       set(args.train_banks) | set(banks), variant, per_family)
+                       set(args.train_banks) | set(banks),
+                       "soundfonts" if args.selection else variant, per_family)
     if args.selection:
         print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
                                    args.train_banks)))

@@ -132,7 +132,7 @@ def recorded_inputs(out: Path) -> InputOptions:
     BuildError
         The store has no train split to add to.
     """
-    train = split_path(out, "train")
+    train = Path(out) / "train.h5"
     if not train.is_file():
         raise BuildError(f"{out}: no train.h5 to add to; build the store first (without --add)")
     with h5py.File(train, "r") as f:

@@ -1,6 +1,8 @@
 """The quality benchmark (``benchmarks/quality.py``) reuses a trained model only when its
 ``config.json`` records the recipe: a model trained under another default is not reported as
-the recipe's. Checked on configurations and hand-written model folders, without training."""
+the recipe's. Checked on configurations and hand-written model folders, without training; with
+the layout of each form of the protocol, and ``benchmarks/adabn.py``'s adaptation on a tiny
+model."""
 import json
 from pathlib import Path
 
@@ -113,7 +115,7 @@ def test_a_run_names_every_model_it_will_not_reuse_before_training(tmp_path):
         "model-default-select-fm-seed0"
 
 
-def test_each_form_holds_one_kind_of_synthesis_out_of_training_for_selection():
+def test_the_forms_keep_the_reported_bank_out_and_hold_a_kind_out_for_selection():
     def kinds(variant, split):
         return {bank for bank, _ in quality.layout_of(variant)[split]} & set(quality.SYNTH_BANKS)
     assert (kinds("synth", "train"), kinds("synth", "valid")) == ({"dexed"}, {"faust"})
@@ -137,6 +139,21 @@ def test_each_form_holds_one_kind_of_synthesis_out_of_training_for_selection():
         layout = quality.layout_of(variant)
         assert layout["test"] == [("opl3", "test")]
         assert all(bank != "opl3" for split in ("train", "valid") for bank, _ in layout[split])
+
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--soundfonts-only", "--synth-per-family", "3"], "this form has no synthesised"),
+    (["--synth-per-family", "100"], "1 to 90, got 100"),
+    (["--synth-per-family", "0"], "1 to 90, got 0"),
+    (["--seeds", "0"], "at least two")])
+def test_options_that_cannot_make_a_form_are_refused_before_anything_is_rendered(
+        argv, message, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("sys.argv", ["quality.py", "--workdir", str(tmp_path / "w"), *argv])
+    with pytest.raises(SystemExit):
+        quality.main()
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.full
