@@ -583,11 +583,15 @@ def main():
                              "own: its banks, store and models are kept apart)")
     args = parser.parse_args()
     variant, per_family = args.variant, args.synth_per_family
-    from featurestore.nsynth import FAMILIES
-    if not 1 <= per_family * len(FAMILIES) <= 1000:  # an engine numbers up to 1000 instruments
-        parser.error(f"--synth-per-family: 1 to {1000 // len(FAMILIES)}, got {per_family}")
     if per_family != SYNTH_PER_FAMILY and not VARIANTS[variant]:
         parser.error("--synth-per-family: this form has no synthesised instruments")
+    from featurestore.errors import InputError
+    from featurestore.synth import synth_instruments
+    for engine in VARIANTS[variant]:  # before any bank is rendered
+        try:
+            synth_instruments(engine, per_family=per_family)
+        except InputError as err:
+            parser.error(f"--synth-per-family: {err}")
     form_name = form_of(variant, per_family)
     if len(args.seeds) < 2 and not args.selection:
         parser.error("--seeds: at least two (a recipe is its mean and spread)")
