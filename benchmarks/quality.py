@@ -44,13 +44,16 @@ held-out programs: a trial judged on a bank never heard, with OPL-3 and Merlin u
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -198,13 +201,24 @@ def render_synth_banks(workdir: Path, pitch_step: int, velocities,
     from featurestore.render import RenderOptions
     from featurestore.synth import render_synth
     for engine, split in SYNTH_BANKS.items():
-        out = workdir / "banks" / synth_bank(engine, per_family)
-        if not (out / "done").is_file():
+        out, design = workdir / "banks" / synth_bank(engine, per_family), design_digest(engine)
+        done = out / "done"
+        if done.is_file() and done.read_text() != design:
+            print(f"{out}: rendered from other {engine} designs; rendering it again", flush=True)
+            shutil.rmtree(out)
+        if not done.is_file():
             fractions = tuple(float(s == split) for s in ("train", "valid", "test"))
             options = RenderOptions(pitch_step=pitch_step, velocities=tuple(velocities),
                                     fractions=fractions)
             render_synth(out, engines=[engine], per_family=per_family, options=options)
-            (out / "done").write_text("")
+            done.write_text(design)
+
+
+def design_digest(engine: str) -> str:
+    """SHA-1 of the source of an engine's module (its prototypes and voices): a bank's
+    ``done`` file records it, and a bank rendered from other designs is rendered again."""
+    from featurestore.synth import engine_module
+    return hashlib.sha1(Path(engine_module(engine).__file__).read_bytes()).hexdigest()
 
 
 def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=(),
@@ -400,11 +414,13 @@ def config_differences(recorded: dict, wanted: dict) -> list:
             for name in old if name not in HOW_IT_RUNS and old[name] != new[name]]
 
 
-def reuse_differences(model_dir: Path, changes: dict, seed: int, features) -> list:
+def reuse_differences(model_dir: Path, changes: dict, seed: int, features, *,
+                      train_digest: Optional[str] = None) -> list:
     """What keeps the model in ``model_dir`` from standing for the recipe ``changes`` with
     ``seed`` on a store of ``features`` (its ``FeatureParams``): the training and feature
-    fields in which its ``config.json`` differs, or why it cannot be read; empty when it can
-    be reused, or when there is no model to reuse."""
+    fields in which its ``config.json`` differs, that it learnt other notes than the store's
+    train split of content digest ``train_digest`` (when given), or why it cannot be read;
+    empty when it can be reused, or when there is no model to reuse."""
     from featurestore.params import FeatureParams
     from training.config import TrainConfig
     if not (model_dir / "model.keras").is_file():
@@ -415,8 +431,12 @@ def reuse_differences(model_dir: Path, changes: dict, seed: int, features) -> li
     except (OSError, ValueError, KeyError, TypeError) as err:
         return [f"config.json unreadable ({type(err).__name__}: {err})"]
     wanted = TrainConfig(seed=seed, **changes).to_dict()
+    learnt = (info.get("store_content") or {}).get("train")
     return (config_differences(recorded, wanted)
-            + [f"features {d}" for d in params.differences(features)])
+            + [f"features {d}" for d in params.differences(features)]
+            + ([] if train_digest is None or learnt == train_digest else
+               [f"trained on other notes (train split {learnt or 'not recorded'}, the "
+                f"store's {train_digest})"]))
 
 
 def model_dir_of(workdir: Path, recipe: str, seed: int, form: str = "synth") -> Path:
@@ -424,13 +444,15 @@ def model_dir_of(workdir: Path, recipe: str, seed: int, form: str = "synth") -> 
     return workdir / f"model-{recipe}-{form}-seed{seed}"
 
 
-def stale_models(workdir: Path, recipes, seeds, features, form: str = "synth") -> str:
+def stale_models(workdir: Path, recipes, seeds, features, form: str = "synth", *,
+                 train_digest: Optional[str] = None) -> str:
     """A message naming every model folder of ``recipes`` x ``seeds`` in ``workdir`` that
     :func:`reuse_differences` will not reuse, and its differences; ``''`` when there is none."""
     lines = [f"  {model_dir_of(workdir, recipe, seed, form)}: {'; '.join(differences)}"
              for seed in seeds for recipe in recipes
              for differences in [reuse_differences(model_dir_of(workdir, recipe, seed, form),
-                                                   RECIPES[recipe][0], seed, features)]
+                                                   RECIPES[recipe][0], seed, features,
+                                                   train_digest=train_digest)]
              if differences]
     return ("trained otherwise than its recipe asks (recorded != recipe); delete the folder to "
             "train it again, or use another --workdir:\n" + "\n".join(lines)) if lines else ""
@@ -620,10 +642,11 @@ def main():
     stores = {"opl3": store, "merlin": args.workdir / "store-test-merlin"}
     # a store of its own holding only a test split (the model normalises itself)
     cli("build", roots["merlin"], stores["merlin"], "--jobs", "2", "-q", "--overwrite")
-    from featurestore.store import open_split, read_params
+    from featurestore.store import content_digests, open_split, read_params
     with open_split(store, "train") as f:
         features = read_params(f)
-    stale = stale_models(args.workdir, args.recipes, args.seeds, features, form_name)
+    stale = stale_models(args.workdir, args.recipes, args.seeds, features, form_name,
+                         train_digest=content_digests(store)["train"])
     if stale:  # before anything is trained: a model trained otherwise is never reported
         sys.exit(stale)
     base = baseline(root, roots)

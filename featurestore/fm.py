@@ -19,17 +19,30 @@ PACKAGE, MODULE = "dexed-py", "dexed"
 #: (1<-2, 3<-4, 5<-6, feedback on 6), and six carriers (feedback on 6).
 PAIRS, ADDITIVE = 4, 31
 
+#: DX7 algorithm 1 (index 0): carrier 1 <- 2, and carrier 3 <- 4 <- 5 <- 6 (feedback on 6).
+STACK = 0
+
 Env = Tuple[float, float, float, float, float, float, float, float]
 
 
+#: Keyboard level scaling curves (VCED's left and right curve bytes).
+NEG_LIN, NEG_EXP = 0, 1
+
+#: No keyboard level scaling: (break point, left depth, right depth, left curve, right curve).
+FLAT = (39, 0, 0, NEG_LIN, NEG_LIN)
+
+Scaling = Tuple[float, float, float, int, int]
+
+
 def _op(ratio: float, level: float, env: Env, *, vel: float = 0, detune: float = 7,
-        rate_scaling: float = 0, ams: float = 0) -> list:
+        rate_scaling: float = 0, ams: float = 0, scaling: Scaling = FLAT) -> list:
     """One operator's 21 VCED bytes: ratio (0.5..31), output level (0..99), envelope (R1-R4,
-    L1-L4), velocity sensitivity (0..7), detune (7 is none), rate scaling, amp-mod sensitivity.
+    L1-L4), velocity sensitivity (0..7), detune (7 is none), rate scaling, amp-mod sensitivity,
+    keyboard level scaling (break point 0..99, where 39 is MIDI 60; depths 0..99; curves).
     """
     coarse = 0 if ratio < 1 else int(ratio)
     fine = (ratio / (coarse or 0.5) - 1) * 100
-    bytes_ = [*env, 39, 0, 0, 0, 0, rate_scaling, ams, vel, level, 0, coarse, fine, detune]
+    bytes_ = [*env, *scaling, rate_scaling, ams, vel, level, 0, coarse, fine, detune]
     limits = [99] * 11 + [3, 3, 7, 3, 7, 99, 1, 31, 99, 14]
     return [int(min(max(round(b), 0), top)) for b, top in zip(bytes_, limits)]
 
@@ -225,6 +238,114 @@ def _lead(s):
         _op(1, s["third_voice"], env), _op(1, 80, env)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4)
 
+def _above(break_point: float, depth: float) -> Scaling:
+    """Keyboard level scaling that lowers an operator above ``break_point`` (MIDI 21 + value)."""
+    return (break_point, 0, depth, NEG_LIN, NEG_EXP)
+
+
+def _trumpet(s):
+    car, mod = _sustained(s["attack"], s["release"]), _sustained(s["swell"], s["release"], 88)
+    return voice(PAIRS, s["feedback"], [
+        _op(1, 99, car, vel=2), _op(1, s["index"], mod, vel=s["brightness"]),
+        _op(1, 88, car, detune=8), _op(1, s["index"] - 8, mod, vel=s["brightness"]),
+        _op(2, s["octave"], car), _op(1, 60, mod)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3,
+        pitch_env=(75, 60, 50, 60, 50 - s["scoop"], 50, 50, 50 - s["scoop"]))
+
+
+def _wood_bass(s):
+    body = (99, s["decay"], 22, s["release"], 99, s["sustain"], 0, 0)
+    thump = (99, s["thump"], 30, s["release"], 99, 45, 0, 0)
+    return voice(PAIRS, 0, [
+        _op(1, 99, body, vel=2, rate_scaling=2), _op(1, s["index"], thump, vel=3),
+        _op(2, s["second"], thump, rate_scaling=2), _op(1, s["index"] - 15, thump),
+        _op(1, 0, body), _op(1, 0, body)])
+
+
+def _nylon(s):
+    car = (99, s["decay"], 22, s["release"], 99, s["body"], 0, 0)
+    fast = (99, s["decay"] + 15, 30, 70, 99, 40, 0, 0)
+    return voice(PAIRS, 0, [
+        _op(1, 99, car, vel=2, rate_scaling=2), _op(1, s["index"], fast, vel=3),
+        _op(2, s["octave"], fast, rate_scaling=3), _op(3, s["pick"], fast, vel=4),
+        _op(1, 0, car), _op(1, 0, car)])
+
+
+def _pan_flute(s):
+    env = _sustained(s["attack"], s["release"])
+    chiff = (99, s["chiff"], 40, 70, 99, s["breath"], s["breath"] - 10, 0)
+    return voice(PAIRS, 7, [
+        _op(1, 99, env, vel=1), _op(1, s["index"], env, vel=2),
+        _op(1, 70, chiff), _op(13, 99, chiff),
+        _op(3, s["third"], env), _op(1, 30, env)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=2)
+
+
+def _pipe(s):
+    speech = (s["speech"], 99, 99, s["release"], 99, 99, 99, 0)
+    chiff = (99, 45, 99, 99, 99, 0, 0, 0)
+    return voice(ADDITIVE, 7, [
+        _op(1, s["rank8"], speech), _op(0.5, s["rank16"], speech), _op(2, s["rank4"], speech),
+        _op(4, s["rank2"], speech), _op(3, s["mixture"], speech), _op(2, s["chiff"], chiff)])
+
+
+def _solo_string(s):
+    car = _sustained(s["attack"], s["release"], 97)
+    mod = _sustained(s["attack"] - 8, s["release"], 92)
+    bite = (99, s["bite_decay"], 30, s["release"], 99, 50, 40, 0)
+    d = s["detune"]
+    return voice(STACK, 6, [
+        _op(1, 85, car, detune=7 - d), _op(1, s["index"], mod, vel=2),
+        _op(1, 99, car, detune=7 + d), _op(1, s["index"] - 6, mod, vel=2),
+        _op(_choice((1, 2, 3), s["ratio"]), s["bite"], bite, vel=3), _op(1, s["saw"], mod)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3)
+
+
+def _square_lead(s):
+    env = (99, 99, 99, s["release"], 99, 99, 99, 0)
+    return voice(PAIRS, 5, [
+        _op(1, 99, env, detune=7 - s["detune"]), _op(2, s["index"], env, vel=2),
+        _op(1, 92, env, detune=7 + s["detune"]), _op(2, s["index"] - 5, env, vel=2),
+        _op(2, s["octave"], env), _op(1, 60, env)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4,
+        pitch_env=(s["glide"], 99, 99, 99, 50 - s["scoop"], 50, 50, 50 - s["scoop"]))
+
+
+def _sweep_lead(s):
+    env = (99, 99, 99, s["release"], 99, 99, 99, 0)
+    sweep = (99, s["sweep"], 99, s["release"], 99, s["hold"], s["hold"], 0)
+    return voice(STACK, 7, [
+        _op(1, 99, env, detune=7 - s["detune"]), _op(1, s["index"], sweep, vel=3),
+        _op(1, 95, env, detune=7 + s["detune"]), _op(1, s["index"] - 4, sweep, vel=3),
+        _op(_choice((1, 2, 3), s["ratio"]), s["upper"], sweep), _op(1, 80, env)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4)
+
+
+def _solo_voice(s):
+    env = _sustained(s["attack"], s["release"])
+    return voice(PAIRS, 2, [
+        _op(1, 99, env, vel=1), _op(1, s["index"], env, vel=2),
+        _op(_choice((2, 3, 4), s["f1_ratio"]), s["f1"], env,
+            scaling=_above(s["break"], s["fade"])),
+        _op(1, s["index"] - 10, env),
+        _op(_choice((5, 6, 7, 8), s["f2_ratio"]), s["f2"], env,
+            scaling=_above(s["break"] - 6, s["fade"] + 15)),
+        _op(1, 35, env)],
+        lfo=(s["rate"], s["delay"], s["vibrato"], 6), pms=4)
+
+
+def _choir(s):
+    env = _sustained(s["attack"], s["release"])
+    d = s["detune"]
+    return voice(ADDITIVE, s["breath"], [
+        _op(1, 99, env, detune=7 - d, ams=1), _op(1, 85, env, detune=7 + d, ams=1),
+        _op(2, s["second"], env, detune=7 + d),
+        _op(_choice((3, 4), s["f1_ratio"]), s["f1"], env, scaling=_above(s["break"], s["fade"])),
+        _op(_choice((5, 6, 7), s["f2_ratio"]), s["f2"], env,
+            scaling=_above(s["break"] - 6, s["fade"] + 15)),
+        _op(1, s["air"], env)],
+        lfo=(s["rate"], 0, s["vibrato"], 8), pms=2)
+
 
 _ENV = {"attack": (50, 75), "release": (55, 75)}
 _LFO = {"rate": (28, 40), "delay": (30, 70), "vibrato": (2, 8)}
@@ -243,8 +364,21 @@ _LFO = {"rate": (28, 40), "delay": (30, 70), "vibrato": (2, 8)}
 #: clarinet (1:2) and the nasal double reed/saxophone (a formant carrier at 3-5 times the
 #: pitch); ``fmstrings`` is a bowed ensemble (slow attack, three detuned 1:1 pairs, vibrato);
 #: ``fmguitar`` a plucked string (bright pick transient, body that decays); ``fmlead`` the
-#: sustained saw-plus-square mono lead of synthesizers. No vocal: FM formants need carriers at
-#: the harmonic nearest each formant, which a patch's fixed ratios cannot follow across keys.
+#: sustained saw-plus-square mono lead of synthesizers. A second design for most families, as
+#: DX7 libraries carry them: ``fmtrumpet`` a solo trumpet (one voice, a scoop into the note,
+#: brightness that follows velocity, late vibrato); ``fmwoodbass`` an acoustic or fretless bass
+#: (soft thump, round body); ``fmnylon`` a nylon-string guitar (soft pluck, an octave partial
+#: that dies first); ``fmpanflute`` a pan flute (a 13:1 pair gives a noisy breath chiff);
+#: ``fmpipe`` a pipe organ (ranks 16' to 2' and a mixture, slow speech, chiff instead of the
+#: drawbars' click); ``fmsolostring`` a solo bowed string (algorithm 1's four-operator stack
+#: with a feedback sawtooth at its top, a bow bite that fades, delayed vibrato);
+#: ``fmsquarelead`` and ``fmsweeplead`` the square lead with glide and the lead whose filter
+#: sweep is a modulation index falling to a held level. The vocal designs follow Chowning's
+#: FM singing voice: a 1:1 carrier for the fundamental plus carriers on the harmonics nearest
+#: the first two formants, each lightly modulated at 1:1 so its sidebands stay harmonic; keyboard
+#: level scaling fades the formant carriers above a break point, so the formants stay nearer
+#: their place as the key rises (``fmvoice``: a solo sung vowel with vibrato; ``fmchoir``: an
+#: "aah" of detuned sines, an octave partial and breath from a feedback operator).
 PROTOTYPES: Dict[str, Prototype] = {
     "fmbass": Prototype("bass", "picked/synth bass: 1:1 or 1:2 growl that decays",
         {"decay": (25, 45), "sustain": (60, 82), "release": (60, 75), "growl": (55, 80),
@@ -288,6 +422,40 @@ PROTOTYPES: Dict[str, Prototype] = {
     "fmlead": Prototype("synth_lead", "mono lead: saw-like 1:1 and square-like 1:2 voices",
         {**_LFO, "release": (65, 85), "saw": (78, 92), "square": (70, 90), "detune": (0, 3),
          "third_voice": (0, 85)}),
+    "fmtrumpet": Prototype("brass", "solo trumpet: scoop into the note, brightness with loudness",
+        {**_LFO, "attack": (62, 78), "swell": (52, 68), "release": (55, 70), "index": (78, 90),
+         "brightness": (3, 5), "feedback": (3, 6), "octave": (0, 70), "scoop": (2, 8)}),
+    "fmwoodbass": Prototype("bass", "acoustic/fretless bass: soft thump, round decaying body",
+        {"decay": (20, 35), "sustain": (55, 75), "release": (55, 72), "thump": (45, 70),
+         "index": (55, 72), "second": (50, 72)}),
+    "fmnylon": Prototype("guitar", "nylon-string guitar: soft pluck, octave partial",
+        {"decay": (25, 40), "body": (65, 85), "release": (60, 75), "index": (52, 70),
+         "octave": (55, 75), "pick": (30, 55)}),
+    "fmpanflute": Prototype("flute", "pan flute: breathy chiff from a 13:1 pair, soft tone",
+        {**_ENV, **_LFO, "attack": (48, 62), "index": (30, 50), "chiff": (40, 65),
+         "breath": (45, 65), "third": (0, 50)}),
+    "fmpipe": Prototype("organ", "pipe organ: ranks 16' to 2', slow speech, chiff",
+        {"speech": (50, 70), "release": (60, 80), "rank8": (90, 99), "rank16": (0, 85),
+         "rank4": (60, 92), "rank2": (0, 85), "mixture": (0, 80), "chiff": (0, 70)}),
+    "fmsolostring": Prototype("string", "solo bowed string: saw-like stack, bow bite, vibrato",
+        {**_LFO, "attack": (50, 64), "release": (50, 65), "index": (70, 84), "detune": (0, 1.5),
+         "ratio": (0, 1), "bite": (45, 70), "bite_decay": (40, 65), "saw": (55, 80),
+         "vibrato": (4, 10)}),
+    "fmsquarelead": Prototype("synth_lead", "square lead: 1:2 hollow tone, glide, vibrato",
+        {**_LFO, "release": (65, 85), "index": (72, 90), "detune": (0, 3), "octave": (0, 75),
+         "glide": (50, 80), "scoop": (0, 6)}),
+    "fmsweeplead": Prototype("synth_lead", "filter-sweep lead: a stack's index falls to a hold",
+        {**_LFO, "release": (65, 85), "sweep": (25, 55), "hold": (60, 85), "index": (75, 92),
+         "detune": (0, 3), "ratio": (0, 1), "upper": (50, 75)}),
+    "fmvoice": Prototype("vocal", "sung vowel: carriers at the harmonics near two formants",
+        {"attack": (45, 62), "release": (50, 68), "index": (45, 62), "f1_ratio": (0, 1),
+         "f1": (82, 94), "f2_ratio": (0, 1), "f2": (70, 86), "break": (27, 45),
+         "fade": (20, 50), "rate": (30, 40), "delay": (35, 70), "vibrato": (6, 14)}),
+    "fmchoir": Prototype("vocal", "choir 'aah': detuned sines, formant partials, breath",
+        {"attack": (38, 55), "release": (45, 62), "detune": (1, 4), "second": (60, 85),
+         "f1_ratio": (0, 1), "f1": (78, 92), "f2_ratio": (0, 1), "f2": (62, 82),
+         "break": (27, 45), "fade": (20, 50), "breath": (0, 5), "air": (0, 55),
+         "rate": (28, 38), "vibrato": (2, 6)}),
 }
 
 #: Prototype name -> the function that turns its drawn settings into a DX7 voice.
@@ -295,7 +463,10 @@ _VOICES: Dict[str, Callable[[Mapping[str, float]], bytes]] = {
     "fmbass": _bass, "fmbrass": _brass, "fmflute": _flute, "fmguitar": _guitar,
     "fmepiano": _epiano, "fmclav": _clav, "fmmarimba": _marimba, "fmvibes": _vibes,
     "fmbell": _bell, "fmorgan": _organ, "fmclarinet": _clarinet, "fmdoublereed": _double_reed,
-    "fmstrings": _strings, "fmlead": _lead,
+    "fmstrings": _strings, "fmlead": _lead, "fmtrumpet": _trumpet, "fmwoodbass": _wood_bass,
+    "fmnylon": _nylon, "fmpanflute": _pan_flute, "fmpipe": _pipe, "fmsolostring": _solo_string,
+    "fmsquarelead": _square_lead, "fmsweeplead": _sweep_lead, "fmvoice": _solo_voice,
+    "fmchoir": _choir,
 }
 
 

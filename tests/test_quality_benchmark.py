@@ -54,11 +54,12 @@ def test_a_field_the_record_lacks_has_its_value_from_before_the_field():
     assert quality.config_differences(recorded, recipe) == []
 
 
-def _model(folder, config: TrainConfig, features: FeatureParams):
+def _model(folder, config: TrainConfig, features: FeatureParams, learnt=None):
     folder.mkdir()
     (folder / "model.keras").write_bytes(b"")  # never opened by the check
     (folder / "config.json").write_text(json.dumps(
-        {"train": config.to_dict(), "features": json.loads(features.to_json())}))
+        {"train": config.to_dict(), "features": json.loads(features.to_json()),
+         **({"store_content": {"train": learnt}} if learnt else {})}))
     return folder
 
 
@@ -80,6 +81,44 @@ def test_a_model_trained_otherwise_is_not_reused(tmp_path):
     found = quality.reuse_differences(mel, changes, 0, FeatureParams())
     assert found and all(d.startswith("features ") for d in found)
     assert any("kind" in d for d in found)
+
+
+def test_a_model_that_learnt_other_notes_is_not_reused(tmp_path):
+    """The store was built again from other notes (new synthesised designs, another bank):
+    a model trained on the old train split does not stand for the recipe on the new one."""
+    same = _model(tmp_path / "same", TrainConfig(), FeatureParams(), learnt="abc")
+    assert quality.reuse_differences(same, {}, 0, FeatureParams(), train_digest="abc") == []
+    assert quality.reuse_differences(same, {}, 0, FeatureParams(), train_digest="def") == [
+        "trained on other notes (train split abc, the store's def)"]
+    unrecorded = _model(tmp_path / "unrecorded", TrainConfig(), FeatureParams())
+    assert quality.reuse_differences(unrecorded, {}, 0, FeatureParams(),
+                                     train_digest="def") == [
+        "trained on other notes (train split not recorded, the store's def)"]
+    _model(quality.model_dir_of(tmp_path, "default", 0), TrainConfig(), FeatureParams(),
+           learnt="abc")
+    assert "trained on other notes" in quality.stale_models(
+        tmp_path, ["default"], [0], FeatureParams(), train_digest="def")
+
+
+def test_a_synthesised_bank_is_rendered_again_when_its_engine_changed(tmp_path, monkeypatch):
+    rendered = []
+
+    def fake_render(out, *, engines, **_):
+        (out / "train").mkdir(parents=True)
+        rendered.append(engines[0])
+
+    monkeypatch.setattr("featurestore.synth.render_synth", fake_render)
+    quality.render_synth_banks(tmp_path, 2, [100])
+    assert sorted(rendered) == ["dexed", "faust"]
+    bank = tmp_path / "banks" / "dexed"
+    assert (bank / "done").read_text() == quality.design_digest("dexed")
+    quality.render_synth_banks(tmp_path, 2, [100])
+    assert len(rendered) == 2  # the same designs: kept
+    (bank / "done").write_text("other designs")
+    (bank / "train" / "stale.wav").write_bytes(b"")
+    quality.render_synth_banks(tmp_path, 2, [100])
+    assert rendered[2:] == ["dexed"] and not (bank / "train" / "stale.wav").exists()
+    assert quality.design_digest("dexed") != quality.design_digest("faust")
 
 
 def test_no_model_or_an_unreadable_record(tmp_path):

@@ -32,7 +32,10 @@ EXPECTED = {
               "fmepiano": "keyboard", "fmclav": "keyboard", "fmmarimba": "mallet",
               "fmvibes": "mallet", "fmbell": "mallet", "fmorgan": "organ",
               "fmclarinet": "reed", "fmdoublereed": "reed", "fmstrings": "string",
-              "fmlead": "synth_lead"},
+              "fmlead": "synth_lead", "fmtrumpet": "brass", "fmwoodbass": "bass",
+              "fmnylon": "guitar", "fmpanflute": "flute", "fmpipe": "organ",
+              "fmsolostring": "string", "fmsquarelead": "synth_lead",
+              "fmsweeplead": "synth_lead", "fmvoice": "vocal", "fmchoir": "vocal"},
     "faust": {"subbass": "bass", "pluckbass": "bass", "shapebrass": "brass",
               "subbrass": "brass", "airflute": "flute", "noiseflute": "flute",
               "pmguitar": "guitar", "ksguitar": "guitar", "piano": "keyboard",
@@ -69,7 +72,7 @@ def test_family_mapping_covers_every_family_and_is_documented():
                .PROTOTYPES.values()}
     assert covered == set(FAMILIES)
     both = set(EXPECTED["dexed"].values()) & set(EXPECTED["faust"].values())
-    assert both == set(FAMILIES) - {"vocal"}  # FM has no vocal (fm.PROTOTYPES says why)
+    assert both == set(FAMILIES)  # each engine covers every family
     with pytest.raises(InputError, match="unknown family 'drums'"):
         Prototype("drums", "a drum", {})
 
@@ -115,6 +118,51 @@ def test_fm_voices_are_valid_dx7_voices():
         voice = fm.patch(inst)
         assert len(voice) == 155 and max(voice) <= 99, inst.name
         assert dexed.Patch.from_sysex(voice).to_sysex()[:155] == voice, inst.name
+
+
+def _harmonic_share(note: np.ndarray, pitch: int, rate: int = 16000) -> float:
+    """The share of a note's power (0.1 s to 0.9 s) within 3 % of the harmonics of its key."""
+    segment = note[rate // 10:rate * 9 // 10] * np.hanning(rate * 8 // 10)
+    power = np.abs(np.fft.rfft(segment)) ** 2
+    freqs = np.fft.rfftfreq(segment.size, 1 / rate)
+    f0 = 440 * 2 ** ((pitch - 69) / 12)
+    k = np.round(freqs / f0)
+    near = (k >= 1) & (np.abs(freqs - k * f0) <= np.maximum(0.03 * f0, 4))
+    return float(power[near].sum() / power.sum())
+
+
+def test_fm_voices_sound_the_key_they_are_played_on():
+    """Every FM design but the mallets' (struck bars and bells ring inharmonic modes by design)
+    puts most of its power on the harmonics of the key, at the bottom and the middle of its
+    range: a wrong ratio, a detuned carrier or a stuck pitch envelope fails here."""
+    needs("dexed")
+    render = fm.renderer(TINY)
+    most = max(sum(p.family == f for p in fm.PROTOTYPES.values()) for f in FAMILIES)
+    first = {}
+    for inst in synth_instruments("dexed", per_family=most):
+        first.setdefault(inst.prototype, inst)
+    assert set(first) == set(fm.PROTOTYPES)
+    for name, inst in first.items():
+        if inst.family == "mallet":
+            continue
+        low, high = inst.pitches
+        for pitch in (low, (low + high) // 2):
+            share = _harmonic_share(render(inst, pitch, 100), pitch)
+            assert share > 0.5, (name, pitch, share)
+
+
+def test_fm_vocal_formants_fade_up_the_keyboard():
+    """The sung designs hold their formant carriers near place with keyboard level scaling:
+    dexed reads each formant operator's right curve as falling, with some depth."""
+    needs("dexed")
+    import dexed
+    for inst in synth_instruments("dexed", per_family=4, families=["vocal"]):
+        ops = dexed.Patch.from_sysex(fm.patch(inst)).op
+        formants = [op for op in ops if op.frequency_ratio >= 3 and op.output_level > 0]
+        assert len(formants) >= 1, inst.prototype
+        for op in formants:
+            assert op.right_curve == "exp-" and op.right_depth > 0, inst.prototype
+            assert op.left_depth == 0, inst.prototype
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
