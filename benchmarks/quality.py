@@ -415,12 +415,12 @@ def config_differences(recorded: dict, wanted: dict) -> list:
 
 
 def reuse_differences(model_dir: Path, changes: dict, seed: int, features, *,
-                      train_digest: Optional[str] = None) -> list:
+                      notes: Optional[dict] = None) -> list:
     """What keeps the model in ``model_dir`` from standing for the recipe ``changes`` with
     ``seed`` on a store of ``features`` (its ``FeatureParams``): the training and feature
-    fields in which its ``config.json`` differs, that it learnt other notes than the store's
-    train split of content digest ``train_digest`` (when given), or why it cannot be read;
-    empty when it can be reused, or when there is no model to reuse."""
+    fields in which its ``config.json`` differs, the entries of ``notes`` (what it must have
+    learnt from: :func:`notes_of`) that its ``notes.json`` does not record alike, or why it
+    cannot be read; empty when it can be reused, or when there is no model to reuse."""
     from featurestore.params import FeatureParams
     from training.config import TrainConfig
     if not (model_dir / "model.keras").is_file():
@@ -431,12 +431,25 @@ def reuse_differences(model_dir: Path, changes: dict, seed: int, features, *,
     except (OSError, ValueError, KeyError, TypeError) as err:
         return [f"config.json unreadable ({type(err).__name__}: {err})"]
     wanted = TrainConfig(seed=seed, **changes).to_dict()
-    learnt = (info.get("store_content") or {}).get("train")
+    learnt = json.loads((model_dir / NOTES_FILE).read_text()) \
+        if (model_dir / NOTES_FILE).is_file() else {}
     return (config_differences(recorded, wanted)
             + [f"features {d}" for d in params.differences(features)]
-            + ([] if train_digest is None or learnt == train_digest else
-               [f"trained on other notes (train split {learnt or 'not recorded'}, the "
-                f"store's {train_digest})"]))
+            + [f"learnt from other notes: {key} {learnt.get(key, 'not recorded')} != {value}"
+               for key, value in (notes or {}).items() if learnt.get(key) != value])
+
+
+#: What a model of the protocol learnt from (:func:`notes_of`), kept beside its config.json.
+NOTES_FILE = "notes.json"
+
+
+def notes_of(store: Path, variant: str) -> dict:
+    """What a model trained on a form's ``store`` learns from: the content digest of its train
+    split (the notes' names, labels and files), and the design digest of each engine whose
+    instruments the ``variant`` renders (a bank rendered again keeps its notes' names)."""
+    from featurestore.store import content_digests
+    return {"train split": content_digests(store)["train"],
+            **{f"{engine} designs": design_digest(engine) for engine in VARIANTS[variant]}}
 
 
 def model_dir_of(workdir: Path, recipe: str, seed: int, form: str = "synth") -> Path:
@@ -445,25 +458,28 @@ def model_dir_of(workdir: Path, recipe: str, seed: int, form: str = "synth") -> 
 
 
 def stale_models(workdir: Path, recipes, seeds, features, form: str = "synth", *,
-                 train_digest: Optional[str] = None) -> str:
+                 notes: Optional[dict] = None) -> str:
     """A message naming every model folder of ``recipes`` x ``seeds`` in ``workdir`` that
     :func:`reuse_differences` will not reuse, and its differences; ``''`` when there is none."""
     lines = [f"  {model_dir_of(workdir, recipe, seed, form)}: {'; '.join(differences)}"
              for seed in seeds for recipe in recipes
              for differences in [reuse_differences(model_dir_of(workdir, recipe, seed, form),
                                                    RECIPES[recipe][0], seed, features,
-                                                   train_digest=train_digest)]
+                                                   notes=notes)]
              if differences]
     return ("trained otherwise than its recipe asks (recorded != recipe); delete the folder to "
             "train it again, or use another --workdir:\n" + "\n".join(lines)) if lines else ""
 
 
-def network(store: Path, model_dir: Path, changes: dict, seed: int, tests: dict) -> dict:
+def network(store: Path, model_dir: Path, changes: dict, seed: int, tests: dict,
+            notes: dict) -> dict:
     """Train (unless ``model_dir`` holds a model, which :func:`reuse_differences` has found to
-    be the recipe's) with ``timbremap train``, and score each of ``tests`` (bank -> store whose
-    test split holds that bank) with ``timbremap evaluate``."""
+    be the recipe's) with ``timbremap train``, recording ``notes`` (:func:`notes_of`) beside
+    it, and score each of ``tests`` (bank -> store whose test split holds that bank) with
+    ``timbremap evaluate``."""
     if not (model_dir / "model.keras").is_file():
         cli("train", store, model_dir, "--overwrite", "-q", "--seed", seed, *_flags(changes))
+        (model_dir / NOTES_FILE).write_text(json.dumps(notes, indent=2))
     info = json.loads((model_dir / "config.json").read_text())
     row = {"seed": seed, "valid": info["best_val_accuracy"], "minutes": info["minutes"],
            "epochs": info["epochs_run"], "best_epoch": info["best_epoch"],
@@ -642,11 +658,12 @@ def main():
     stores = {"opl3": store, "merlin": args.workdir / "store-test-merlin"}
     # a store of its own holding only a test split (the model normalises itself)
     cli("build", roots["merlin"], stores["merlin"], "--jobs", "2", "-q", "--overwrite")
-    from featurestore.store import content_digests, open_split, read_params
+    from featurestore.store import open_split, read_params
     with open_split(store, "train") as f:
         features = read_params(f)
+    notes = notes_of(store, variant)
     stale = stale_models(args.workdir, args.recipes, args.seeds, features, form_name,
-                         train_digest=content_digests(store)["train"])
+                         notes=notes)
     if stale:  # before anything is trained: a model trained otherwise is never reported
         sys.exit(stale)
     base = baseline(root, roots)
@@ -656,7 +673,7 @@ def main():
         for recipe in args.recipes:
             results[recipe].append(network(store, model_dir_of(args.workdir, recipe, seed,
                                                                form_name),
-                                           RECIPES[recipe][0], seed, stores))
+                                           RECIPES[recipe][0], seed, stores, notes))
             print(json.dumps({"recipe": recipe, **results[recipe][-1]}), flush=True)
     import h5py
     counts = {}

@@ -58,8 +58,9 @@ def _model(folder, config: TrainConfig, features: FeatureParams, learnt=None):
     folder.mkdir()
     (folder / "model.keras").write_bytes(b"")  # never opened by the check
     (folder / "config.json").write_text(json.dumps(
-        {"train": config.to_dict(), "features": json.loads(features.to_json()),
-         **({"store_content": {"train": learnt}} if learnt else {})}))
+        {"train": config.to_dict(), "features": json.loads(features.to_json())}))
+    if learnt is not None:
+        (folder / quality.NOTES_FILE).write_text(json.dumps(learnt))
     return folder
 
 
@@ -84,20 +85,23 @@ def test_a_model_trained_otherwise_is_not_reused(tmp_path):
 
 
 def test_a_model_that_learnt_other_notes_is_not_reused(tmp_path):
-    """The store was built again from other notes (new synthesised designs, another bank):
-    a model trained on the old train split does not stand for the recipe on the new one."""
-    same = _model(tmp_path / "same", TrainConfig(), FeatureParams(), learnt="abc")
-    assert quality.reuse_differences(same, {}, 0, FeatureParams(), train_digest="abc") == []
-    assert quality.reuse_differences(same, {}, 0, FeatureParams(), train_digest="def") == [
-        "trained on other notes (train split abc, the store's def)"]
+    """The store was built again from other notes, or an engine's bank was rendered again from
+    new designs under the same note names: a model trained before does not stand for the
+    recipe."""
+    now = {"train split": "abc", "dexed designs": "d1"}
+    same = _model(tmp_path / "same", TrainConfig(), FeatureParams(), learnt=now)
+    assert quality.reuse_differences(same, {}, 0, FeatureParams(), notes=now) == []
+    assert quality.reuse_differences(same, {}, 0, FeatureParams(),
+                                     notes={**now, "dexed designs": "d2"}) == [
+        "learnt from other notes: dexed designs d1 != d2"]
     unrecorded = _model(tmp_path / "unrecorded", TrainConfig(), FeatureParams())
-    assert quality.reuse_differences(unrecorded, {}, 0, FeatureParams(),
-                                     train_digest="def") == [
-        "trained on other notes (train split not recorded, the store's def)"]
+    assert quality.reuse_differences(unrecorded, {}, 0, FeatureParams(), notes=now) == [
+        "learnt from other notes: train split not recorded != abc",
+        "learnt from other notes: dexed designs not recorded != d1"]
     _model(quality.model_dir_of(tmp_path, "default", 0), TrainConfig(), FeatureParams(),
-           learnt="abc")
-    assert "trained on other notes" in quality.stale_models(
-        tmp_path, ["default"], [0], FeatureParams(), train_digest="def")
+           learnt={**now, "train split": "old"})
+    assert "train split old != abc" in quality.stale_models(tmp_path, ["default"], [0],
+                                                             FeatureParams(), notes=now)
 
 
 def test_a_synthesised_bank_is_rendered_again_when_its_engine_changed(tmp_path, monkeypatch):
