@@ -47,6 +47,11 @@ def _op(ratio: float, level: float, env: Env, *, vel: float = 0, detune: float =
     return [int(min(max(round(b), 0), top)) for b, top in zip(bytes_, limits)]
 
 
+def _above(break_point: float, depth: float) -> Scaling:
+    """Keyboard level scaling that lowers an operator above ``break_point`` (MIDI 21 + value)."""
+    return (break_point, 0, depth, NEG_LIN, NEG_EXP)
+
+
 def voice(algorithm: int, feedback: float, ops: Sequence[list], *,
           lfo: Tuple[float, float, float, float] = (35, 0, 0, 0), pms: float = 0,
           pitch_env: Env = (99, 99, 99, 99, 50, 50, 50, 50), name: str = "TIMBREMAP") -> bytes:
@@ -237,10 +242,6 @@ def _lead(s):
         _op(1, 95, env, detune=7 + s["detune"]), _op(2, s["square"], env, vel=2),
         _op(1, s["third_voice"], env), _op(1, 80, env)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4)
-
-def _above(break_point: float, depth: float) -> Scaling:
-    """Keyboard level scaling that lowers an operator above ``break_point`` (MIDI 21 + value)."""
-    return (break_point, 0, depth, NEG_LIN, NEG_EXP)
 
 
 def _trumpet(s):
