@@ -34,9 +34,12 @@ reported bank. The table gives each bank's accuracy and balanced accuracy as the
 seeds with their range, the mean over the reported banks, and per-family recall. The MFCC(20)
 mean+std + logistic regression baseline is deterministic: one run. Trained models are kept in
 --workdir and reused by a later run when their ``config.json`` records the recipe's training
-configuration and the store's features; a run that finds a model trained otherwise (under an
-older default, say) names the fields that differ and stops before training anything: delete
-that folder to train it again.
+configuration, the store's features and its train and valid splits' content, and their
+``notes.json`` the synthesised banks they learnt from (:func:`bank_digest`: an engine's bank
+is rendered again when its instruments, their programs, the package's version or the render
+options changed); a run that finds a model trained otherwise (under an older default, say)
+names what differs and stops before training anything: delete that folder to train it
+again.
 
 ``--selection NAME --set KEY=VALUE ...`` instead trains on TimGM6mb alone and scores FluidR3's
 held-out programs: a trial judged on a bank never heard, with OPL-3 and Merlin untouched.
@@ -197,28 +200,48 @@ def synth_bank(engine: str, per_family: int = SYNTH_PER_FAMILY) -> str:
 
 def render_synth_banks(workdir: Path, pitch_step: int, velocities,
                        per_family: int = SYNTH_PER_FAMILY):
-    """The engines' instruments, each engine's all in the split :data:`SYNTH_BANKS` gives it."""
-    from featurestore.render import RenderOptions
+    """The engines' instruments, each engine's all in the split :data:`SYNTH_BANKS` gives it;
+    a bank whose ``done`` file records another :func:`bank_digest` is rendered again."""
     from featurestore.synth import render_synth
-    for engine, split in SYNTH_BANKS.items():
-        out, design = workdir / "banks" / synth_bank(engine, per_family), design_digest(engine)
-        done = out / "done"
-        if done.is_file() and done.read_text() != design:
-            print(f"{out}: rendered from other {engine} designs; rendering it again", flush=True)
+    for engine in SYNTH_BANKS:
+        out = workdir / "banks" / synth_bank(engine, per_family)
+        options = bank_options(engine, pitch_step, velocities)
+        digest, done = bank_digest(engine, per_family, options), out / "done"
+        if done.is_file() and done.read_text() != digest:
+            print(f"{out}: rendered from other instruments, programs or options; rendering it "
+                  f"again", flush=True)
             shutil.rmtree(out)
         if not done.is_file():
-            fractions = tuple(float(s == split) for s in ("train", "valid", "test"))
-            options = RenderOptions(pitch_step=pitch_step, velocities=tuple(velocities),
-                                    fractions=fractions)
             render_synth(out, engines=[engine], per_family=per_family, options=options)
-            done.write_text(design)
+            done.write_text(digest)
 
 
-def design_digest(engine: str) -> str:
-    """SHA-1 of the source of an engine's module (its prototypes and voices): a bank's
-    ``done`` file records it, and a bank rendered from other designs is rendered again."""
-    from featurestore.synth import engine_module
-    return hashlib.sha1(Path(engine_module(engine).__file__).read_bytes()).hexdigest()
+def bank_options(engine: str, pitch_step: int, velocities):
+    """The ``RenderOptions`` of an engine's bank: all its instruments in the split
+    :data:`SYNTH_BANKS` gives it."""
+    from featurestore.render import RenderOptions
+    fractions = tuple(float(s == SYNTH_BANKS[engine]) for s in ("train", "valid", "test"))
+    return RenderOptions(pitch_step=pitch_step, velocities=tuple(velocities),
+                         fractions=fractions)
+
+
+def bank_digest(engine: str, per_family: int, options) -> str:
+    """SHA-1 of what an engine's bank is rendered from: the engine package's version, the
+    render options, and each instrument (its settings, pitches and name) with its program
+    (``program(instrument)``: a DX7 voice, a Faust program). Comments and layout of the
+    engine's code do not count; a new design, range or version does."""
+    from importlib.metadata import PackageNotFoundError, version
+    from featurestore.synth import engine_module, synth_instruments
+    module = engine_module(engine)
+    try:
+        installed = version(module.PACKAGE)
+    except PackageNotFoundError:
+        installed = "not installed"
+    digest = hashlib.sha1(f"{module.PACKAGE} {installed}\n{options!r}\n".encode())
+    for inst in synth_instruments(engine, per_family=per_family, seed=options.seed):
+        digest.update(f"{inst!r}\n".encode())
+        digest.update(module.program(inst))
+    return digest.hexdigest()
 
 
 def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=(),
@@ -419,8 +442,8 @@ def reuse_differences(model_dir: Path, changes: dict, seed: int, features, *,
     """What keeps the model in ``model_dir`` from standing for the recipe ``changes`` with
     ``seed`` on a store of ``features`` (its ``FeatureParams``): the training and feature
     fields in which its ``config.json`` differs, the entries of ``notes`` (what it must have
-    learnt from: :func:`notes_of`) that its ``notes.json`` does not record alike, or why it
-    cannot be read; empty when it can be reused, or when there is no model to reuse."""
+    learnt from: :func:`notes_of`) that it does not record alike, or why its records cannot be
+    read; empty when it can be reused, or when there is no model to reuse."""
     from featurestore.params import FeatureParams
     from training.config import TrainConfig
     if not (model_dir / "model.keras").is_file():
@@ -428,28 +451,32 @@ def reuse_differences(model_dir: Path, changes: dict, seed: int, features, *,
     try:
         info = json.loads((model_dir / "config.json").read_text())
         recorded, params = info["train"], FeatureParams.from_dict(info["features"])
+        learnt = {f"{split} split": digest
+                  for split, digest in (info.get("store_content") or {}).items()}
+        if (model_dir / NOTES_FILE).is_file():
+            learnt.update(json.loads((model_dir / NOTES_FILE).read_text()))
     except (OSError, ValueError, KeyError, TypeError) as err:
-        return [f"config.json unreadable ({type(err).__name__}: {err})"]
+        return [f"config.json or {NOTES_FILE} unreadable ({type(err).__name__}: {err})"]
     wanted = TrainConfig(seed=seed, **changes).to_dict()
-    learnt = json.loads((model_dir / NOTES_FILE).read_text()) \
-        if (model_dir / NOTES_FILE).is_file() else {}
     return (config_differences(recorded, wanted)
             + [f"features {d}" for d in params.differences(features)]
             + [f"learnt from other notes: {key} {learnt.get(key, 'not recorded')} != {value}"
                for key, value in (notes or {}).items() if learnt.get(key) != value])
 
 
-#: What a model of the protocol learnt from (:func:`notes_of`), kept beside its config.json.
+#: The synthesised banks a model of the protocol learnt from (their :func:`bank_digest`), kept
+#: beside its config.json (which records the store's content digests).
 NOTES_FILE = "notes.json"
 
 
-def notes_of(store: Path, variant: str) -> dict:
-    """What a model trained on a form's ``store`` learns from: the content digest of its train
-    split (the notes' names, labels and files), and the design digest of each engine whose
-    instruments the ``variant`` renders (a bank rendered again keeps its notes' names)."""
+def notes_of(store: Path, banks: dict) -> dict:
+    """What a model trained on a form's ``store`` learns from: the content digests of its
+    train and valid splits (the notes' names, labels and files, as ``config.json`` records
+    them), and ``banks`` (``'ENGINE bank'`` -> :func:`bank_digest`), since a bank rendered
+    again keeps its notes' names."""
     from featurestore.store import content_digests
-    return {"train split": content_digests(store)["train"],
-            **{f"{engine} designs": design_digest(engine) for engine in VARIANTS[variant]}}
+    digests = content_digests(store)
+    return {"train split": digests["train"], "valid split": digests["valid"], **banks}
 
 
 def model_dir_of(workdir: Path, recipe: str, seed: int, form: str = "synth") -> Path:
@@ -472,14 +499,14 @@ def stale_models(workdir: Path, recipes, seeds, features, form: str = "synth", *
 
 
 def network(store: Path, model_dir: Path, changes: dict, seed: int, tests: dict,
-            notes: dict) -> dict:
+            banks: dict) -> dict:
     """Train (unless ``model_dir`` holds a model, which :func:`reuse_differences` has found to
-    be the recipe's) with ``timbremap train``, recording ``notes`` (:func:`notes_of`) beside
-    it, and score each of ``tests`` (bank -> store whose test split holds that bank) with
-    ``timbremap evaluate``."""
+    be the recipe's) with ``timbremap train``, recording the ``banks`` it learns from beside it
+    (:data:`NOTES_FILE`), and score each of ``tests`` (bank -> store whose test split holds
+    that bank) with ``timbremap evaluate``."""
     if not (model_dir / "model.keras").is_file():
         cli("train", store, model_dir, "--overwrite", "-q", "--seed", seed, *_flags(changes))
-        (model_dir / NOTES_FILE).write_text(json.dumps(notes, indent=2))
+        (model_dir / NOTES_FILE).write_text(json.dumps(banks, indent=2))
     info = json.loads((model_dir / "config.json").read_text())
     row = {"seed": seed, "valid": info["best_val_accuracy"], "minutes": info["minutes"],
            "epochs": info["epochs_run"], "best_epoch": info["best_epoch"],
@@ -661,7 +688,10 @@ def main():
     from featurestore.store import open_split, read_params
     with open_split(store, "train") as f:
         features = read_params(f)
-    notes = notes_of(store, variant)
+    banks = {f"{engine} bank": bank_digest(engine, per_family,
+                                           bank_options(engine, args.pitch_step, args.velocities))
+             for engine in VARIANTS[variant]}
+    notes = notes_of(store, banks)
     stale = stale_models(args.workdir, args.recipes, args.seeds, features, form_name,
                          notes=notes)
     if stale:  # before anything is trained: a model trained otherwise is never reported
@@ -673,7 +703,7 @@ def main():
         for recipe in args.recipes:
             results[recipe].append(network(store, model_dir_of(args.workdir, recipe, seed,
                                                                form_name),
-                                           RECIPES[recipe][0], seed, stores, notes))
+                                           RECIPES[recipe][0], seed, stores, banks))
             print(json.dumps({"recipe": recipe, **results[recipe][-1]}), flush=True)
     import h5py
     counts = {}

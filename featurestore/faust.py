@@ -11,7 +11,7 @@ import numpy as np
 from .errors import NeedsPackage
 from .synth import Instrument, Prototype
 
-__all__ = ["PROTOTYPES", "dsp_code", "load", "renderer"]
+__all__ = ["PROTOTYPES", "dsp_code", "program", "load", "renderer"]
 
 #: The pip requirement and the module it installs.
 PACKAGE, MODULE = "dawdreamer", "dawdreamer"
@@ -290,6 +290,12 @@ def dsp_code(prototype: str) -> str:
     sliders = "".join(f'{name} = hslider("{name}", {low}, {low}, {max(high, low + 1)}, '
                       f"0.00001);\n" for name, (low, high) in sorted(proto.ranges.items()))
     return f"{_HEADER}{sliders}{_VOICES[prototype]}process = voice : fi.dcblocker;\n"
+
+
+def program(instrument: Instrument) -> bytes:
+    """What the instrument is rendered from: its prototype's Faust program (its settings are
+    the sliders' values, in ``instrument.settings``)."""
+    return dsp_code(instrument.prototype).encode()
 
 
 def load():

@@ -10,7 +10,7 @@ import numpy as np
 from .errors import InputError, NeedsPackage
 from .synth import Instrument, Prototype
 
-__all__ = ["PROTOTYPES", "load", "voice", "patch", "renderer"]
+__all__ = ["PROTOTYPES", "load", "voice", "patch", "program", "renderer"]
 
 #: The pip requirement and the module it installs.
 PACKAGE, MODULE = "dexed-py", "dexed"
@@ -25,8 +25,8 @@ STACK = 0
 Env = Tuple[float, float, float, float, float, float, float, float]
 
 
-#: Keyboard level scaling curves (VCED's left and right curve bytes).
-NEG_LIN, NEG_EXP = 0, 1
+#: The keyboard level scaling curve that falls linearly (VCED's left and right curve bytes).
+NEG_LIN = 0
 
 #: No keyboard level scaling: (break point, left depth, right depth, left curve, right curve).
 FLAT = (39, 0, 0, NEG_LIN, NEG_LIN)
@@ -48,8 +48,9 @@ def _op(ratio: float, level: float, env: Env, *, vel: float = 0, detune: float =
 
 
 def _above(break_point: float, depth: float) -> Scaling:
-    """Keyboard level scaling that lowers an operator above ``break_point`` (MIDI 21 + value)."""
-    return (break_point, 0, depth, NEG_LIN, NEG_EXP)
+    """Keyboard level scaling that lowers an operator linearly, by ``depth``, over the keys
+    above ``break_point`` (39 is MIDI 60)."""
+    return (break_point, 0, depth, NEG_LIN, NEG_LIN)
 
 
 def voice(algorithm: int, feedback: float, ops: Sequence[list], *,
@@ -251,7 +252,7 @@ def _trumpet(s):
         _op(1, 88, car, detune=8), _op(1, s["index"] - 8, mod, vel=s["brightness"]),
         _op(2, s["octave"], car), _op(1, 60, mod)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3,
-        pitch_env=(75, 60, 50, 60, 50 - s["scoop"], 50, 50, 50 - s["scoop"]))
+        pitch_env=(s["glide"], 60, 50, 60, 50, 50, 50, 50 - s["scoop"]))
 
 
 def _wood_bass(s):
@@ -309,7 +310,7 @@ def _square_lead(s):
         _op(1, 92, env, detune=7 + s["detune"]), _op(2, s["index"] - 5, env, vel=2),
         _op(2, s["octave"], env), _op(1, 60, env)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4,
-        pitch_env=(s["glide"], 99, 99, 99, 50 - s["scoop"], 50, 50, 50 - s["scoop"]))
+        pitch_env=(s["glide"], 99, 99, 99, 50, 50, 50, 50 - s["scoop"]))
 
 
 def _sweep_lead(s):
@@ -332,7 +333,7 @@ def _solo_voice(s):
         _op(_choice((5, 6, 7, 8), s["f2_ratio"]), s["f2"], env,
             scaling=_above(s["break"] - 6, s["fade"] + 15)),
         _op(1, 35, env)],
-        lfo=(s["rate"], s["delay"], s["vibrato"], 6), pms=4)
+        lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4)
 
 
 def _choir(s):
@@ -369,17 +370,18 @@ _LFO = {"rate": (28, 40), "delay": (30, 70), "vibrato": (2, 8)}
 #: DX7 libraries carry them: ``fmtrumpet`` a solo trumpet (one voice, a scoop into the note,
 #: brightness that follows velocity, late vibrato); ``fmwoodbass`` an acoustic or fretless bass
 #: (soft thump, round body); ``fmnylon`` a nylon-string guitar (soft pluck, an octave partial
-#: that dies first); ``fmpanflute`` a pan flute (a 13:1 pair gives a noisy breath chiff);
+#: that dies first); ``fmpanflute`` a pan flute (a bright 13:1 burst as its chiff);
 #: ``fmpipe`` a pipe organ (ranks 16' to 2' and a mixture, slow speech, chiff instead of the
 #: drawbars' click); ``fmsolostring`` a solo bowed string (algorithm 1's four-operator stack
 #: with a feedback sawtooth at its top, a bow bite that fades, delayed vibrato);
 #: ``fmsquarelead`` and ``fmsweeplead`` the square lead with glide and the lead whose filter
 #: sweep is a modulation index falling to a held level. The vocal designs follow Chowning's
 #: FM singing voice: a 1:1 carrier for the fundamental plus carriers on the harmonics nearest
-#: the first two formants, each lightly modulated at 1:1 so its sidebands stay harmonic; keyboard
-#: level scaling fades the formant carriers above a break point, so the formants stay nearer
-#: their place as the key rises (``fmvoice``: a solo sung vowel with vibrato; ``fmchoir``: an
-#: "aah" of detuned sines, an octave partial and breath from a feedback operator).
+#: the first two formants, each lightly modulated at 1:1 so its sidebands stay harmonic. The
+#: carriers keep their ratios, so the formant partials rise with the key; keyboard level scaling
+#: fades them on keys above a break point, where a sung vowel's formants would lie below them
+#: (``fmvoice``: a solo sung vowel with vibrato; ``fmchoir``: an "aah" of detuned sines, an
+#: octave partial and breath noise from an operator at full feedback).
 PROTOTYPES: Dict[str, Prototype] = {
     "fmbass": Prototype("bass", "picked/synth bass: 1:1 or 1:2 growl that decays",
         {"decay": (25, 45), "sustain": (60, 82), "release": (60, 75), "growl": (55, 80),
@@ -425,21 +427,22 @@ PROTOTYPES: Dict[str, Prototype] = {
          "third_voice": (0, 85)}),
     "fmtrumpet": Prototype("brass", "solo trumpet: scoop into the note, brightness with loudness",
         {**_LFO, "attack": (62, 78), "swell": (52, 68), "release": (55, 70), "index": (78, 90),
-         "brightness": (3, 5), "feedback": (3, 6), "octave": (0, 70), "scoop": (2, 8)}),
+         "brightness": (3, 5), "feedback": (3, 6), "octave": (0, 70), "scoop": (2, 8),
+         "glide": (55, 80)}),
     "fmwoodbass": Prototype("bass", "acoustic/fretless bass: soft thump, round decaying body",
         {"decay": (20, 35), "sustain": (55, 75), "release": (55, 72), "thump": (45, 70),
          "index": (55, 72), "second": (50, 72)}),
     "fmnylon": Prototype("guitar", "nylon-string guitar: soft pluck, octave partial",
         {"decay": (25, 40), "body": (65, 85), "release": (60, 75), "index": (52, 70),
          "octave": (55, 75), "pick": (30, 55)}),
-    "fmpanflute": Prototype("flute", "pan flute: breathy chiff from a 13:1 pair, soft tone",
+    "fmpanflute": Prototype("flute", "pan flute: soft tone, a bright 13:1 burst as its chiff",
         {**_ENV, **_LFO, "attack": (48, 62), "index": (30, 50), "chiff": (40, 65),
          "breath": (45, 65), "third": (0, 50)}),
     "fmpipe": Prototype("organ", "pipe organ: ranks 16' to 2', slow speech, chiff",
         {"speech": (50, 70), "release": (60, 80), "rank8": (90, 99), "rank16": (0, 85),
          "rank4": (60, 92), "rank2": (0, 85), "mixture": (0, 80), "chiff": (0, 70)}),
     "fmsolostring": Prototype("string", "solo bowed string: saw-like stack, bow bite, vibrato",
-        {**_LFO, "attack": (50, 64), "release": (50, 65), "index": (70, 84), "detune": (0, 1.5),
+        {**_LFO, "attack": (50, 64), "release": (50, 65), "index": (70, 84), "detune": (0, 2),
          "ratio": (0, 1), "bite": (45, 70), "bite_decay": (40, 65), "saw": (55, 80),
          "vibrato": (4, 10)}),
     "fmsquarelead": Prototype("synth_lead", "square lead: 1:2 hollow tone, glide, vibrato",
@@ -455,7 +458,7 @@ PROTOTYPES: Dict[str, Prototype] = {
     "fmchoir": Prototype("vocal", "choir 'aah': detuned sines, formant partials, breath",
         {"attack": (38, 55), "release": (45, 62), "detune": (1, 4), "second": (60, 85),
          "f1_ratio": (0, 1), "f1": (78, 92), "f2_ratio": (0, 1), "f2": (62, 82),
-         "break": (27, 45), "fade": (20, 50), "breath": (0, 5), "air": (0, 55),
+         "break": (27, 45), "fade": (20, 50), "breath": (6, 7), "air": (0, 55),
          "rate": (28, 38), "vibrato": (2, 6)}),
 }
 
@@ -474,6 +477,11 @@ _VOICES: Dict[str, Callable[[Mapping[str, float]], bytes]] = {
 def patch(instrument: Instrument) -> bytes:
     """The instrument's DX7 voice (155 VCED bytes)."""
     return _VOICES[instrument.prototype](instrument.values())
+
+
+def program(instrument: Instrument) -> bytes:
+    """What the instrument is rendered from: its DX7 voice (:func:`patch`)."""
+    return patch(instrument)
 
 
 def load():

@@ -5,8 +5,9 @@ An *engine* is a module of this package that makes sound another way than sample
 and additive voices in :mod:`featurestore.faust`). Each holds ``PROTOTYPES``, its table of
 hand-designed :class:`Prototype` instruments (the family mapping, one NSynth family each),
 ``PACKAGE`` and ``MODULE`` (the pip requirement and the module it installs), ``load()``,
-which imports that module, and ``renderer(options)``, which loads it only when it is called,
-so this package imports without it.
+which imports that module, ``program(instrument)``, the bytes an instrument is rendered from
+(a DX7 voice, a Faust program), and ``renderer(options)``, which loads the module only when it
+is called, so this package imports without it.
 
 An *instrument* is one prototype with every setting drawn, uniformly within the prototype's
 ranges, from a generator seeded with the seed, the engine, the prototype and the instrument's

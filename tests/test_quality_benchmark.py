@@ -54,13 +54,14 @@ def test_a_field_the_record_lacks_has_its_value_from_before_the_field():
     assert quality.config_differences(recorded, recipe) == []
 
 
-def _model(folder, config: TrainConfig, features: FeatureParams, learnt=None):
+def _model(folder, config: TrainConfig, features: FeatureParams, content=None, banks=None):
     folder.mkdir()
     (folder / "model.keras").write_bytes(b"")  # never opened by the check
     (folder / "config.json").write_text(json.dumps(
-        {"train": config.to_dict(), "features": json.loads(features.to_json())}))
-    if learnt is not None:
-        (folder / quality.NOTES_FILE).write_text(json.dumps(learnt))
+        {"train": config.to_dict(), "features": json.loads(features.to_json()),
+         **({"store_content": content} if content else {})}))
+    if banks is not None:
+        (folder / quality.NOTES_FILE).write_text(json.dumps(banks))
     return folder
 
 
@@ -88,23 +89,36 @@ def test_a_model_that_learnt_other_notes_is_not_reused(tmp_path):
     """The store was built again from other notes, or an engine's bank was rendered again from
     new designs under the same note names: a model trained before does not stand for the
     recipe."""
-    now = {"train split": "abc", "dexed designs": "d1"}
-    same = _model(tmp_path / "same", TrainConfig(), FeatureParams(), learnt=now)
+    content = {"train": "t1", "valid": "v1"}
+    now = {"train split": "t1", "valid split": "v1", "dexed bank": "d1"}
+    same = _model(tmp_path / "same", TrainConfig(), FeatureParams(), content, {"dexed bank": "d1"})
     assert quality.reuse_differences(same, {}, 0, FeatureParams(), notes=now) == []
     assert quality.reuse_differences(same, {}, 0, FeatureParams(),
-                                     notes={**now, "dexed designs": "d2"}) == [
-        "learnt from other notes: dexed designs d1 != d2"]
+                                     notes={**now, "dexed bank": "d2", "valid split": "v2"}) == [
+        "learnt from other notes: valid split v1 != v2",
+        "learnt from other notes: dexed bank d1 != d2"]
     unrecorded = _model(tmp_path / "unrecorded", TrainConfig(), FeatureParams())
     assert quality.reuse_differences(unrecorded, {}, 0, FeatureParams(), notes=now) == [
-        "learnt from other notes: train split not recorded != abc",
-        "learnt from other notes: dexed designs not recorded != d1"]
+        "learnt from other notes: train split not recorded != t1",
+        "learnt from other notes: valid split not recorded != v1",
+        "learnt from other notes: dexed bank not recorded != d1"]
+    # a form without synthesised banks asks for the splits alone
+    soundfonts = _model(tmp_path / "sf", TrainConfig(), FeatureParams(), content)
+    assert quality.reuse_differences(soundfonts, {}, 0, FeatureParams(),
+                                     notes={"train split": "t1", "valid split": "v1"}) == []
     _model(quality.model_dir_of(tmp_path, "default", 0), TrainConfig(), FeatureParams(),
-           learnt={**now, "train split": "old"})
-    assert "train split old != abc" in quality.stale_models(tmp_path, ["default"], [0],
-                                                             FeatureParams(), notes=now)
+           {**content, "train": "old"}, {"dexed bank": "d1"})
+    assert "train split old != t1" in quality.stale_models(tmp_path, ["default"], [0],
+                                                            FeatureParams(), notes=now)
+    broken = _model(tmp_path / "broken", TrainConfig(), FeatureParams(), content, {})
+    (broken / quality.NOTES_FILE).write_text("{")
+    found = quality.reuse_differences(broken, {}, 0, FeatureParams(), notes=now)
+    assert len(found) == 1 and found[0].startswith("config.json or notes.json unreadable")
 
 
-def test_a_synthesised_bank_is_rendered_again_when_its_engine_changed(tmp_path, monkeypatch):
+def test_a_synthesised_bank_is_rendered_again_when_what_it_renders_changed(tmp_path,
+                                                                          monkeypatch):
+    from featurestore import fm
     rendered = []
 
     def fake_render(out, *, engines, **_):
@@ -115,14 +129,18 @@ def test_a_synthesised_bank_is_rendered_again_when_its_engine_changed(tmp_path, 
     quality.render_synth_banks(tmp_path, 2, [100])
     assert sorted(rendered) == ["dexed", "faust"]
     bank = tmp_path / "banks" / "dexed"
-    assert (bank / "done").read_text() == quality.design_digest("dexed")
+    options = quality.bank_options("dexed", 2, [100])
+    assert (bank / "done").read_text() == quality.bank_digest("dexed", 8, options)
     quality.render_synth_banks(tmp_path, 2, [100])
-    assert len(rendered) == 2  # the same designs: kept
-    (bank / "done").write_text("other designs")
+    assert len(rendered) == 2  # the same instruments, programs and options: kept
     (bank / "train" / "stale.wav").write_bytes(b"")
+    first = fm.PROTOTYPES["fmorgan"]
+    monkeypatch.setitem(fm.PROTOTYPES, "fmorgan", type(first)(
+        first.family, first.about, {**first.ranges, "click": (0, 1)}))  # a range changed
     quality.render_synth_banks(tmp_path, 2, [100])
     assert rendered[2:] == ["dexed"] and not (bank / "train" / "stale.wav").exists()
-    assert quality.design_digest("dexed") != quality.design_digest("faust")
+    quality.render_synth_banks(tmp_path, 4, [100])  # another pitch step: both again
+    assert sorted(rendered[3:]) == ["dexed", "faust"]
 
 
 def test_no_model_or_an_unreadable_record(tmp_path):
@@ -130,7 +148,7 @@ def test_no_model_or_an_unreadable_record(tmp_path):
     broken = _model(tmp_path / "broken", TrainConfig(), FeatureParams())
     (broken / "config.json").write_text("{")
     found = quality.reuse_differences(broken, {}, 0, FeatureParams())
-    assert len(found) == 1 and found[0].startswith("config.json unreadable")
+    assert len(found) == 1 and found[0].startswith("config.json or notes.json unreadable")
 
 
 def test_a_run_names_every_model_it_will_not_reuse_before_training(tmp_path):
