@@ -688,10 +688,11 @@ def main():
     from featurestore.store import open_split, read_params
     with open_split(store, "train") as f:
         features = read_params(f)
-    banks = {f"{engine} bank": bank_digest(engine, per_family,
-                                           bank_options(engine, args.pitch_step, args.velocities))
-             for engine in VARIANTS[variant]}
-    notes = notes_of(store, banks)
+    rendered = {f"{engine} bank": bank_digest(engine, per_family,
+                                              bank_options(engine, args.pitch_step,
+                                                           args.velocities))
+                for engine in VARIANTS[variant]}
+    notes = notes_of(store, rendered)
     stale = stale_models(args.workdir, args.recipes, args.seeds, features, form_name,
                          notes=notes)
     if stale:  # before anything is trained: a model trained otherwise is never reported
@@ -703,7 +704,7 @@ def main():
         for recipe in args.recipes:
             results[recipe].append(network(store, model_dir_of(args.workdir, recipe, seed,
                                                                form_name),
-                                           RECIPES[recipe][0], seed, stores, banks))
+                                           RECIPES[recipe][0], seed, stores, rendered))
             print(json.dumps({"recipe": recipe, **results[recipe][-1]}), flush=True)
     import h5py
     counts = {}
