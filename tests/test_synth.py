@@ -2,7 +2,9 @@
 import hashlib
 import importlib
 import json
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +77,16 @@ def test_family_mapping_covers_every_family_and_is_documented():
     assert both == set(FAMILIES)  # each engine covers every family
     with pytest.raises(InputError, match="unknown family 'drums'"):
         Prototype("drums", "a drum", {})
+
+
+def test_the_documented_table_is_the_mapping():
+    """docs/synthesis.md's table of prototypes says what ``PROTOTYPES`` holds, row for row."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "synthesis.md").read_text()
+    rows = {m[3]: (m[1], m[2], m[4]) for m in re.finditer(
+        r"^\| (\w+) \| (dexed \(FM\)|faust) \| `(\w+)` \| (.+) \|$", text, re.M)}
+    labels = {"dexed": "dexed (FM)", "faust": "faust"}
+    assert rows == {name: (proto.family, labels[engine], proto.about) for engine in ENGINES
+                    for name, proto in importlib.import_module(ENGINES[engine]).PROTOTYPES.items()}
 
 
 def test_instruments_are_drawn_deterministically_within_their_ranges():
