@@ -1,97 +1,21 @@
-"""DX7 FM instruments: family prototypes as 6-operator voices, rendered by dexed-py."""
+"""DX7 FM instruments: family prototypes as 6-operator voices (:mod:`featurestore.dx7`),
+rendered by dexed-py."""
 from __future__ import annotations
 
 import importlib
 
-from typing import Callable, Dict, Mapping, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Sequence
 
 import numpy as np
 
-from .errors import InputError, NeedsPackage
+from .dx7 import ADDITIVE, PAIRS, STACK, Env, fade_above, op, voice
+from .errors import NeedsPackage
 from .synth import Instrument, Prototype
 
-__all__ = ["PROTOTYPES", "load", "voice", "patch", "program", "renderer"]
+__all__ = ["PROTOTYPES", "load", "patch", "program", "renderer"]
 
 #: The pip requirement and the module it installs.
 PACKAGE, MODULE = "dexed-py", "dexed"
-
-#: DX7 algorithms by index (the manual's number minus 1): three carrier/modulator pairs
-#: (1<-2, 3<-4, 5<-6, feedback on 6), and six carriers (feedback on 6).
-PAIRS, ADDITIVE = 4, 31
-
-#: DX7 algorithm 1 (index 0): carrier 1 <- 2, and carrier 3 <- 4 <- 5 <- 6 (feedback on 6).
-STACK = 0
-
-Env = Tuple[float, float, float, float, float, float, float, float]
-
-
-#: The keyboard level scaling curve that falls linearly (VCED's left and right curve bytes).
-NEG_LIN = 0
-
-#: No keyboard level scaling: (break point, left depth, right depth, left curve, right curve).
-FLAT = (39, 0, 0, NEG_LIN, NEG_LIN)
-
-Scaling = Tuple[float, float, float, int, int]
-
-
-def _op(ratio: float, level: float, env: Env, *, vel: float = 0, detune: float = 7,
-        rate_scaling: float = 0, ams: float = 0, scaling: Scaling = FLAT) -> list:
-    """One operator's 21 VCED bytes: ratio (0.5..31), output level (0..99), envelope (R1-R4,
-    L1-L4), velocity sensitivity (0..7), detune (7 is none), rate scaling, amp-mod sensitivity,
-    keyboard level scaling (break point 0..99, where 39 is MIDI 60; depths 0..99; curves).
-    """
-    coarse = 0 if ratio < 1 else int(ratio)
-    fine = (ratio / (coarse or 0.5) - 1) * 100
-    bytes_ = [*env, *scaling, rate_scaling, ams, vel, level, 0, coarse, fine, detune]
-    limits = [99] * 11 + [3, 3, 7, 3, 7, 99, 1, 31, 99, 14]
-    return [int(min(max(round(b), 0), top)) for b, top in zip(bytes_, limits)]
-
-
-def _above(break_point: float, depth: float) -> Scaling:
-    """Keyboard level scaling that lowers an operator linearly, by ``depth``, over the keys
-    above ``break_point`` (39 is MIDI 60)."""
-    return (break_point, 0, depth, NEG_LIN, NEG_LIN)
-
-
-def voice(algorithm: int, feedback: float, ops: Sequence[list], *,
-          lfo: Tuple[float, float, float, float] = (35, 0, 0, 0), pms: float = 0,
-          pitch_env: Env = (99, 99, 99, 99, 50, 50, 50, 50), name: str = "TIMBREMAP") -> bytes:
-    """A DX7 single voice in the 155-byte VCED layout.
-
-    Parameters
-    ----------
-    algorithm : int
-        0..31.
-    feedback : float
-        0..7.
-    ops : sequence of 6 lists
-        Operators 1..6, each from :func:`_op`.
-    lfo : (speed, delay, pitch depth, amp depth), each 0..99
-        A sine LFO.
-    pms : float
-        Pitch-mod sensitivity 0..7.
-    pitch_env : (R1-R4, L1-L4)
-        The pitch envelope (50 is no shift; the note starts at L4).
-    name : str
-        Up to 10 ASCII characters.
-
-    Returns
-    -------
-    bytes, length 155
-
-    Raises
-    ------
-    InputError
-        Unless there are 6 operators.
-    """
-    if len(ops) != 6:
-        raise InputError(f"a DX7 voice has 6 operators, got {len(ops)}")
-    head = [*pitch_env, algorithm, feedback, 1, *lfo, 0, 4, pms, 24]
-    limits = [99] * 8 + [31, 7, 1, 99, 99, 99, 99, 1, 5, 7, 48]
-    head = [int(min(max(round(b), 0), top)) for b, top in zip(head, limits)]
-    data = [b for op in reversed(list(ops)) for b in op] + head  # VCED stores op 6 first
-    return bytes(data) + name[:10].ljust(10).encode("ascii")
-
 
 def _sustained(attack: float, release: float, sustain: float = 95) -> Env:
     return (attack, 40, 30, release, 99, (99 + sustain) / 2, sustain, 0)
@@ -109,9 +33,9 @@ def _brass(s):
     car, mod = _sustained(s["attack"], s["release"]), _sustained(s["swell"], s["release"], 85)
     d = s["detune"]
     return voice(PAIRS, s["feedback"], [
-        _op(1, 99, car, vel=1), _op(1, s["index"], mod, vel=s["brightness"]),
-        _op(1, 93, car, vel=1, detune=7 + d), _op(1, s["index"] - 4, mod, detune=7 - d),
-        _op(1, 80, car, detune=7 - d), _op(1, s["index"] - 12, mod)],
+        op(1, 99, car, vel=1), op(1, s["index"], mod, vel=s["brightness"]),
+        op(1, 93, car, vel=1, detune=7 + d), op(1, s["index"] - 4, mod, detune=7 - d),
+        op(1, 80, car, detune=7 - d), op(1, s["index"] - 12, mod)],
         pitch_env=(80, 60, 50, 60, 50, 50, 50, 50 - s["scoop"]))
 
 
@@ -119,70 +43,70 @@ def _bass(s):
     car = (99, s["decay"], 20, s["release"], 99, s["sustain"], s["sustain"] - 15, 0)
     growl = (99, s["growl"], 30, s["release"], 99, 60, 50, 0)
     return voice(PAIRS, s["feedback"], [
-        _op(1, 99, car, vel=2, rate_scaling=2),
-        _op(_choice((1, 1, 2), s["ratio"]), s["index"], growl, vel=4),
-        _op(1, 85, car, detune=8, rate_scaling=2), _op(1, s["index"] - 10, growl, vel=3),
-        _op(1, 70, car), _op(1, 70, growl)])
+        op(1, 99, car, vel=2, rate_scaling=2),
+        op(_choice((1, 1, 2), s["ratio"]), s["index"], growl, vel=4),
+        op(1, 85, car, detune=8, rate_scaling=2), op(1, s["index"] - 10, growl, vel=3),
+        op(1, 70, car), op(1, 70, growl)])
 
 
 def _epiano(s):
     car = _decaying(s["decay"], s["release"], s["body"])
     tine = (99, s["tine_decay"], 30, 70, 99, 0, 0, 0)
     return voice(PAIRS, 6, [
-        _op(1, 99, car, vel=2, rate_scaling=2), _op(1, s["index"], car, vel=s["vel"]),
-        _op(1, 99, car, vel=2, rate_scaling=2, detune=8),
-        _op(_choice((14, 14, 11, 7), s["tine_ratio"]), s["tine"], tine, vel=6),
-        _op(1, s["warmth"], car, detune=6, rate_scaling=2), _op(1, 60, car)])
+        op(1, 99, car, vel=2, rate_scaling=2), op(1, s["index"], car, vel=s["vel"]),
+        op(1, 99, car, vel=2, rate_scaling=2, detune=8),
+        op(_choice((14, 14, 11, 7), s["tine_ratio"]), s["tine"], tine, vel=6),
+        op(1, s["warmth"], car, detune=6, rate_scaling=2), op(1, 60, car)])
 
 
 def _clav(s):
     car = (99, s["decay"], 20, s["release"], 99, s["sustain"], 0, 0)
     mod = (99, 50, 30, s["release"], 99, 75, 0, 0)
     return voice(PAIRS, 7, [
-        _op(1, 99, car, vel=2, rate_scaling=3), _op(1, s["index"], mod, vel=4),
-        _op(1, 90, car, rate_scaling=3), _op(3, s["nasal"], mod, vel=3),
-        _op(1, 60, car), _op(1, s["buzz"], mod)])
+        op(1, 99, car, vel=2, rate_scaling=3), op(1, s["index"], mod, vel=4),
+        op(1, 90, car, rate_scaling=3), op(3, s["nasal"], mod, vel=3),
+        op(1, 60, car), op(1, s["buzz"], mod)])
 
 
 def _marimba(s):
     def ring(decay):
         return (99, decay, 30, 60, 99, 0, 0, 0)
     return voice(PAIRS, 0, [
-        _op(1, 99, ring(s["decay"]), vel=2, rate_scaling=3),
-        _op(1, s["hardness"], ring(s["decay"] + 20), vel=5),
-        _op(4, s["mode2"], ring(s["decay"] + 10), vel=3, rate_scaling=3),
-        _op(1, 30, ring(80)),
-        _op(_choice((9.2, 10), s["ratio3"]), s["mode3"], ring(s["decay"] + 25), vel=4),
-        _op(1, 0, ring(80))])
+        op(1, 99, ring(s["decay"]), vel=2, rate_scaling=3),
+        op(1, s["hardness"], ring(s["decay"] + 20), vel=5),
+        op(4, s["mode2"], ring(s["decay"] + 10), vel=3, rate_scaling=3),
+        op(1, 30, ring(80)),
+        op(_choice((9.2, 10), s["ratio3"]), s["mode3"], ring(s["decay"] + 25), vel=4),
+        op(1, 0, ring(80))])
 
 
 def _vibes(s):
     ring = (99, s["decay"], 25, s["release"], 99, 0, 0, 0)
     fast = (99, s["decay"] + 18, 25, s["release"], 99, 0, 0, 0)
     return voice(PAIRS, 0, [
-        _op(1, 99, ring, vel=2, ams=2, rate_scaling=2), _op(1, s["hardness"], fast, vel=5),
-        _op(4, s["mode2"], fast, vel=3, ams=2, rate_scaling=2), _op(1, 20, fast),
-        _op(10, s["mode3"], fast, vel=4), _op(1, 0, fast)],
+        op(1, 99, ring, vel=2, ams=2, rate_scaling=2), op(1, s["hardness"], fast, vel=5),
+        op(4, s["mode2"], fast, vel=3, ams=2, rate_scaling=2), op(1, 20, fast),
+        op(10, s["mode3"], fast, vel=4), op(1, 0, fast)],
         lfo=(s["rate"], 0, 0, s["tremolo"]))
 
 
 def _bell(s):
     ring = (99, s["decay"], 25, s["release"], 99, 0, 0, 0)
     return voice(PAIRS, 0, [
-        _op(1, 99, ring, vel=2, rate_scaling=2),
-        _op(_choice((1.41, 3.5), s["ratio"]), s["index"], ring, vel=5),
-        _op(1, 90, ring, detune=9, rate_scaling=2),
-        _op(3.5, s["index"] - 12, (99, s["decay"] + 15, 25, 60, 99, 0, 0, 0), vel=4),
-        _op(_choice((2.76, 5.4), s["ratio"]), s["partial"], ring, rate_scaling=3),
-        _op(1, 0, ring)])
+        op(1, 99, ring, vel=2, rate_scaling=2),
+        op(_choice((1.41, 3.5), s["ratio"]), s["index"], ring, vel=5),
+        op(1, 90, ring, detune=9, rate_scaling=2),
+        op(3.5, s["index"] - 12, (99, s["decay"] + 15, 25, 60, 99, 0, 0, 0), vel=4),
+        op(_choice((2.76, 5.4), s["ratio"]), s["partial"], ring, rate_scaling=3),
+        op(1, 0, ring)])
 
 
 def _organ(s):
     env = (99, 99, 99, s["release"], 99, 99, 99, 0)
     click = (99, 80, 99, 99, 99, 0, 0, 0)
     return voice(ADDITIVE, 7, [
-        _op(1, s["bar8"], env), _op(0.5, s["bar16"], env), _op(2, s["bar4"], env),
-        _op(3, s["bar3"], env), _op(4, s["bar2"], env), _op(8, s["click"], click)],
+        op(1, s["bar8"], env), op(0.5, s["bar16"], env), op(2, s["bar4"], env),
+        op(3, s["bar3"], env), op(4, s["bar2"], env), op(8, s["click"], click)],
         lfo=(s["rate"], 0, s["vibrato"], 0), pms=2)
 
 
@@ -190,27 +114,27 @@ def _flute(s):
     env = _sustained(s["attack"], s["release"])
     chiff = (99, 60, 40, 70, 99, 55, 45, 0)
     return voice(PAIRS, 7, [
-        _op(1, 99, env, vel=1), _op(1, s["index"], env, vel=3),
-        _op(2, s["octave"], env, vel=1), _op(1, 40, env),
-        _op(1, s["breath"], chiff), _op(1, 92, chiff)],
+        op(1, 99, env, vel=1), op(1, s["index"], env, vel=3),
+        op(2, s["octave"], env, vel=1), op(1, 40, env),
+        op(1, s["breath"], chiff), op(1, 92, chiff)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3)
 
 
 def _clarinet(s):
     env = _sustained(s["attack"], s["release"])
     return voice(PAIRS, 3, [
-        _op(1, 99, env, vel=1), _op(2, s["index"], env, vel=3),
-        _op(3, s["third"], env, vel=2), _op(2, s["index"] - 15, env),
-        _op(1, 0, env), _op(2, 40, env)],
+        op(1, 99, env, vel=1), op(2, s["index"], env, vel=3),
+        op(3, s["third"], env, vel=2), op(2, s["index"] - 15, env),
+        op(1, 0, env), op(2, 40, env)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3)
 
 
 def _double_reed(s):
     env = _sustained(s["attack"], s["release"])
     return voice(PAIRS, 5, [
-        _op(1, 99, env, vel=1), _op(1, s["index"], env, vel=3),
-        _op(_choice((3, 4, 5), s["formant"]), s["formant_level"], env, vel=2),
-        _op(1, s["index"] - 8, env, vel=2), _op(1, 0, env), _op(1, 50, env)],
+        op(1, 99, env, vel=1), op(1, s["index"], env, vel=3),
+        op(_choice((3, 4, 5), s["formant"]), s["formant_level"], env, vel=2),
+        op(1, s["index"] - 8, env, vel=2), op(1, 0, env), op(1, 50, env)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3)
 
 
@@ -219,9 +143,9 @@ def _strings(s):
     mod = _sustained(s["attack"] - 5, s["release"], 90)
     d = s["detune"]
     return voice(PAIRS, s["feedback"], [
-        _op(1, 99, car, detune=7 - d), _op(1, s["index"], mod, vel=2),
-        _op(1, 97, car, detune=7 + d), _op(1, s["index"] - 3, mod, vel=2),
-        _op(1, 94, car), _op(1, s["index"], mod)],
+        op(1, 99, car, detune=7 - d), op(1, s["index"], mod, vel=2),
+        op(1, 97, car, detune=7 + d), op(1, s["index"] - 3, mod, vel=2),
+        op(1, 94, car), op(1, s["index"], mod)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3)
 
 
@@ -229,28 +153,28 @@ def _guitar(s):
     car = (99, s["decay"], 20, s["release"], 99, s["body"], 0, 0)
     pluck = (99, s["pluck"], 30, 70, 99, 50, 0, 0)
     return voice(PAIRS, 4, [
-        _op(1, 99, car, vel=2, rate_scaling=2),
-        _op(_choice((1, 3), s["ratio"]), s["index"], pluck, vel=4),
-        _op(1, 92, car, detune=8, rate_scaling=2),
-        _op(5, s["pick"], (99, 75, 30, 70, 99, 0, 0, 0), vel=5),
-        _op(1, 0, car), _op(1, 0, car)])
+        op(1, 99, car, vel=2, rate_scaling=2),
+        op(_choice((1, 3), s["ratio"]), s["index"], pluck, vel=4),
+        op(1, 92, car, detune=8, rate_scaling=2),
+        op(5, s["pick"], (99, 75, 30, 70, 99, 0, 0, 0), vel=5),
+        op(1, 0, car), op(1, 0, car)])
 
 
 def _lead(s):
     env = (99, 99, 99, s["release"], 99, 99, 99, 0)
     return voice(PAIRS, 7, [
-        _op(1, 99, env, detune=7 - s["detune"]), _op(1, s["saw"], env, vel=2),
-        _op(1, 95, env, detune=7 + s["detune"]), _op(2, s["square"], env, vel=2),
-        _op(1, s["third_voice"], env), _op(1, 80, env)],
+        op(1, 99, env, detune=7 - s["detune"]), op(1, s["saw"], env, vel=2),
+        op(1, 95, env, detune=7 + s["detune"]), op(2, s["square"], env, vel=2),
+        op(1, s["third_voice"], env), op(1, 80, env)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4)
 
 
 def _trumpet(s):
     car, mod = _sustained(s["attack"], s["release"]), _sustained(s["swell"], s["release"], 88)
     return voice(PAIRS, s["feedback"], [
-        _op(1, 99, car, vel=2), _op(1, s["index"], mod, vel=s["brightness"]),
-        _op(1, 88, car, detune=8), _op(1, s["index"] - 8, mod, vel=s["brightness"]),
-        _op(2, s["octave"], car), _op(1, 60, mod)],
+        op(1, 99, car, vel=2), op(1, s["index"], mod, vel=s["brightness"]),
+        op(1, 88, car, detune=8), op(1, s["index"] - 8, mod, vel=s["brightness"]),
+        op(2, s["octave"], car), op(1, 60, mod)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3,
         pitch_env=(s["glide"], 60, 50, 60, 50, 50, 50, 50 - s["scoop"]))
 
@@ -259,27 +183,27 @@ def _wood_bass(s):
     body = (99, s["decay"], 22, s["release"], 99, s["sustain"], 0, 0)
     thump = (99, s["thump"], 30, s["release"], 99, 45, 0, 0)
     return voice(PAIRS, 0, [
-        _op(1, 99, body, vel=2, rate_scaling=2), _op(1, s["index"], thump, vel=3),
-        _op(2, s["second"], thump, rate_scaling=2), _op(1, s["index"] - 15, thump),
-        _op(1, 0, body), _op(1, 0, body)])
+        op(1, 99, body, vel=2, rate_scaling=2), op(1, s["index"], thump, vel=3),
+        op(2, s["second"], thump, rate_scaling=2), op(1, s["index"] - 15, thump),
+        op(1, 0, body), op(1, 0, body)])
 
 
 def _nylon(s):
     car = (99, s["decay"], 22, s["release"], 99, s["body"], 0, 0)
     fast = (99, s["decay"] + 15, 30, 70, 99, 40, 0, 0)
     return voice(PAIRS, 0, [
-        _op(1, 99, car, vel=2, rate_scaling=2), _op(1, s["index"], fast, vel=3),
-        _op(2, s["octave"], fast, rate_scaling=3), _op(3, s["pick"], fast, vel=4),
-        _op(1, 0, car), _op(1, 0, car)])
+        op(1, 99, car, vel=2, rate_scaling=2), op(1, s["index"], fast, vel=3),
+        op(2, s["octave"], fast, rate_scaling=3), op(3, s["pick"], fast, vel=4),
+        op(1, 0, car), op(1, 0, car)])
 
 
 def _pan_flute(s):
     env = _sustained(s["attack"], s["release"])
     chiff = (99, s["chiff"], 40, 70, 99, s["breath"], s["breath"] - 10, 0)
     return voice(PAIRS, 7, [
-        _op(1, 99, env, vel=1), _op(1, s["index"], env, vel=2),
-        _op(1, 70, chiff), _op(13, 99, chiff),
-        _op(3, s["third"], env), _op(1, 30, env)],
+        op(1, 99, env, vel=1), op(1, s["index"], env, vel=2),
+        op(1, 70, chiff), op(13, 99, chiff),
+        op(3, s["third"], env), op(1, 30, env)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=2)
 
 
@@ -287,8 +211,8 @@ def _pipe(s):
     speech = (s["speech"], 99, 99, s["release"], 99, 99, 99, 0)
     chiff = (99, 45, 99, 99, 99, 0, 0, 0)
     return voice(ADDITIVE, 7, [
-        _op(1, s["rank8"], speech), _op(0.5, s["rank16"], speech), _op(2, s["rank4"], speech),
-        _op(4, s["rank2"], speech), _op(3, s["mixture"], speech), _op(2, s["chiff"], chiff)])
+        op(1, s["rank8"], speech), op(0.5, s["rank16"], speech), op(2, s["rank4"], speech),
+        op(4, s["rank2"], speech), op(3, s["mixture"], speech), op(2, s["chiff"], chiff)])
 
 
 def _solo_string(s):
@@ -297,18 +221,18 @@ def _solo_string(s):
     bite = (99, s["bite_decay"], 30, s["release"], 99, 50, 40, 0)
     d = s["detune"]
     return voice(STACK, 6, [
-        _op(1, 85, car, detune=7 - d), _op(1, s["index"], mod, vel=2),
-        _op(1, 99, car, detune=7 + d), _op(1, s["index"] - 6, mod, vel=2),
-        _op(_choice((1, 2, 3), s["ratio"]), s["bite"], bite, vel=3), _op(1, s["saw"], mod)],
+        op(1, 85, car, detune=7 - d), op(1, s["index"], mod, vel=2),
+        op(1, 99, car, detune=7 + d), op(1, s["index"] - 6, mod, vel=2),
+        op(_choice((1, 2, 3), s["ratio"]), s["bite"], bite, vel=3), op(1, s["saw"], mod)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=3)
 
 
 def _square_lead(s):
     env = (99, 99, 99, s["release"], 99, 99, 99, 0)
     return voice(PAIRS, 5, [
-        _op(1, 99, env, detune=7 - s["detune"]), _op(2, s["index"], env, vel=2),
-        _op(1, 92, env, detune=7 + s["detune"]), _op(2, s["index"] - 5, env, vel=2),
-        _op(2, s["octave"], env), _op(1, 60, env)],
+        op(1, 99, env, detune=7 - s["detune"]), op(2, s["index"], env, vel=2),
+        op(1, 92, env, detune=7 + s["detune"]), op(2, s["index"] - 5, env, vel=2),
+        op(2, s["octave"], env), op(1, 60, env)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4,
         pitch_env=(s["glide"], 99, 99, 99, 50, 50, 50, 50 - s["scoop"]))
 
@@ -317,22 +241,22 @@ def _sweep_lead(s):
     env = (99, 99, 99, s["release"], 99, 99, 99, 0)
     sweep = (99, s["sweep"], 99, s["release"], 99, s["hold"], s["hold"], 0)
     return voice(STACK, 7, [
-        _op(1, 99, env, detune=7 - s["detune"]), _op(1, s["index"], sweep, vel=3),
-        _op(1, 95, env, detune=7 + s["detune"]), _op(1, s["index"] - 4, sweep, vel=3),
-        _op(_choice((1, 2, 3), s["ratio"]), s["upper"], sweep), _op(1, 80, env)],
+        op(1, 99, env, detune=7 - s["detune"]), op(1, s["index"], sweep, vel=3),
+        op(1, 95, env, detune=7 + s["detune"]), op(1, s["index"] - 4, sweep, vel=3),
+        op(_choice((1, 2, 3), s["ratio"]), s["upper"], sweep), op(1, 80, env)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4)
 
 
 def _solo_voice(s):
     env = _sustained(s["attack"], s["release"])
     return voice(PAIRS, 2, [
-        _op(1, 99, env, vel=1), _op(1, s["index"], env, vel=2),
-        _op(_choice((2, 3, 4), s["f1_ratio"]), s["f1"], env,
-            scaling=_above(s["break"], s["fade"])),
-        _op(1, s["index"] - 10, env),
-        _op(_choice((5, 6, 7, 8), s["f2_ratio"]), s["f2"], env,
-            scaling=_above(s["break"] - 6, s["fade"] + 15)),
-        _op(1, 35, env)],
+        op(1, 99, env, vel=1), op(1, s["index"], env, vel=2),
+        op(_choice((2, 3, 4), s["f1_ratio"]), s["f1"], env,
+            scaling=fade_above(s["break"], s["fade"])),
+        op(1, s["index"] - 10, env),
+        op(_choice((5, 6, 7, 8), s["f2_ratio"]), s["f2"], env,
+            scaling=fade_above(s["break"] - 6, s["fade"] + 15)),
+        op(1, 35, env)],
         lfo=(s["rate"], s["delay"], s["vibrato"], 0), pms=4)
 
 
@@ -340,12 +264,12 @@ def _choir(s):
     env = _sustained(s["attack"], s["release"])
     d = s["detune"]
     return voice(ADDITIVE, s["breath"], [
-        _op(1, 99, env, detune=7 - d, ams=1), _op(1, 85, env, detune=7 + d, ams=1),
-        _op(2, s["second"], env, detune=7 + d),
-        _op(_choice((3, 4), s["f1_ratio"]), s["f1"], env, scaling=_above(s["break"], s["fade"])),
-        _op(_choice((5, 6, 7), s["f2_ratio"]), s["f2"], env,
-            scaling=_above(s["break"] - 6, s["fade"] + 15)),
-        _op(1, s["air"], env)],
+        op(1, 99, env, detune=7 - d, ams=1), op(1, 85, env, detune=7 + d, ams=1),
+        op(2, s["second"], env, detune=7 + d),
+        op(_choice((3, 4), s["f1_ratio"]), s["f1"], env, scaling=fade_above(s["break"], s["fade"])),
+        op(_choice((5, 6, 7), s["f2_ratio"]), s["f2"], env,
+            scaling=fade_above(s["break"] - 6, s["fade"] + 15)),
+        op(1, s["air"], env)],
         lfo=(s["rate"], 0, s["vibrato"], 8), pms=2)
 
 

@@ -6,11 +6,12 @@ import re
 import sys
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
 
-from featurestore import faust, fm
+from featurestore import dx7, faust, fm
 from featurestore.errors import InputError, NeedsPackage
 from featurestore.nsynth import FAMILIES, QUALITIES
 from featurestore.render import RenderOptions, assign_splits
@@ -132,12 +133,17 @@ def test_fm_voices_are_valid_dx7_voices():
         assert dexed.Patch.from_sysex(voice).to_sysex()[:155] == voice, inst.name
 
 
-def _harmonic_share(note: np.ndarray, pitch: int, rate: int) -> float:
-    """The share of a note's power (0.1 s to 0.9 s) within 3 % of the harmonics of its key."""
+def _spectrum(note: np.ndarray, pitch: int, rate: int):
+    """``(power, freqs, f0)``: the power spectrum of a note from 0.1 s to 0.9 s (Hann window),
+    and the frequency of its key."""
     segment = note[rate // 10:rate * 9 // 10] * np.hanning(rate * 8 // 10)
-    power = np.abs(np.fft.rfft(segment)) ** 2
-    freqs = np.fft.rfftfreq(segment.size, 1 / rate)
-    f0 = 440 * 2 ** ((pitch - 69) / 12)
+    return (np.abs(np.fft.rfft(segment)) ** 2, np.fft.rfftfreq(segment.size, 1 / rate),
+            float(librosa.midi_to_hz(pitch)))
+
+
+def _harmonic_share(note: np.ndarray, pitch: int, rate: int) -> float:
+    """The share of a note's power within 3 % of the harmonics of its key."""
+    power, freqs, f0 = _spectrum(note, pitch, rate)
     k = np.round(freqs / f0)
     near = (k >= 1) & (np.abs(freqs - k * f0) <= np.maximum(0.03 * f0, 4))
     return float(power[near].sum() / power.sum())
@@ -165,9 +171,7 @@ def test_fm_voices_sound_the_key_they_are_played_on():
 
 def _partials_db(note: np.ndarray, pitch: int, rate: int) -> float:
     """Power above 2.5 times the key's frequency against the power around it (dB)."""
-    power = np.abs(np.fft.rfft(note[rate // 10:rate * 9 // 10])) ** 2
-    freqs = np.fft.rfftfreq(rate * 8 // 10, 1 / rate)
-    f0 = 440 * 2 ** ((pitch - 69) / 12)
+    power, freqs, f0 = _spectrum(note, pitch, rate)
     return float(10 * np.log10(power[freqs > 2.5 * f0].sum()
                                / power[(freqs > 0.5 * f0) & (freqs < 1.5 * f0)].sum()))
 
@@ -182,7 +186,7 @@ def test_fm_vocal_formants_fade_up_the_keyboard(monkeypatch):
         scaled = {p: _partials_db(fm.renderer(TINY)(inst, p, 100), p, TINY.sample_rate)
                   for p in (low, high)}
         with monkeypatch.context() as m:
-            m.setattr(fm, "_above", lambda break_point, depth: fm.FLAT)
+            m.setattr(fm, "fade_above", lambda break_point, depth: dx7.FLAT)
             flat = {p: _partials_db(fm.renderer(TINY)(inst, p, 100), p, TINY.sample_rate)
                     for p in (low, high)}
         assert scaled[high] < flat[high] - 10, (inst.prototype, scaled, flat)
