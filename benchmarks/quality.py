@@ -201,7 +201,8 @@ def synth_bank(engine: str, per_family: int = SYNTH_PER_FAMILY) -> str:
 def render_synth_banks(workdir: Path, pitch_step: int, velocities,
                        per_family: int = SYNTH_PER_FAMILY):
     """The engines' instruments, each engine's all in the split :data:`SYNTH_BANKS` gives it;
-    a bank whose ``done`` file records another :func:`bank_digest` is rendered again."""
+    a bank's ``done`` file records its :func:`bank_digest` (what a model learns from it), and a
+    bank whose file records another is rendered again."""
     from featurestore.synth import render_synth
     for engine in SYNTH_BANKS:
         out = workdir / "banks" / synth_bank(engine, per_family)
@@ -688,10 +689,8 @@ def main():
     from featurestore.store import open_split, read_params
     with open_split(store, "train") as f:
         features = read_params(f)
-    rendered = {f"{engine} bank": bank_digest(engine, per_family,
-                                              bank_options(engine, args.pitch_step,
-                                                           args.velocities))
-                for engine in VARIANTS[variant]}
+    rendered = {f"{engine} bank": (args.workdir / "banks" / synth_bank(engine, per_family)
+                                   / "done").read_text() for engine in VARIANTS[variant]}
     notes = notes_of(store, rendered)
     stale = stale_models(args.workdir, args.recipes, args.seeds, features, form_name,
                          notes=notes)
