@@ -119,8 +119,8 @@ def train_config(args):
     from training.config import TrainConfig
     changes = {name: getattr(args, name) for name in
                ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "schedule",
-                "patience", "budget_minutes", "weight_decay", "time_pool", "width", "seed",
-                "precision", "loader", "block_mib", "buffer_mib", "workers")
+                "patience", "valid_weights", "budget_minutes", "weight_decay", "time_pool",
+                "width", "seed", "precision", "loader", "block_mib", "buffer_mib", "workers")
                if getattr(args, name, None) is not None}
     if changes.get("budget_minutes") == 0:
         changes["budget_minutes"] = None

@@ -165,7 +165,8 @@ def _inspect(add_command):
 def _train(add_command):
     """The options of :class:`training.config.TrainConfig`: left out, they are ``None`` and
     the config's default applies (so ``--resume`` can tell which were given)."""
-    from training.config import EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES, TrainConfig
+    from training.config import (EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES,
+                                 VALID_WEIGHTS, TrainConfig)
     d = TrainConfig()
     p = add_command("train", help="train a classifier of the store's labels",
                     description="Train on STORE/train.h5, pick the best epoch on "
@@ -180,6 +181,10 @@ def _train(add_command):
     p.add_argument("--patience", type=int,
                    help=f"stop after this many epochs without a better validation accuracy "
                         f"(default {d.patience})")
+    p.add_argument("--valid-weights", choices=VALID_WEIGHTS,
+                   help=f"the validation accuracy that picks the best epoch: every note the "
+                        f"same, or every NOTES folder of the valid split the same, the mean "
+                        f"of their accuracies (default {d.valid_weights})")
     p.add_argument("--epochs", type=int, help="at most this many epochs (default: no limit)")
     p.add_argument("--steps-per-epoch", type=int,
                    help=f"batches per epoch (default: a pass over the training split, at most "

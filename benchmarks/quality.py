@@ -245,11 +245,12 @@ def bank_digest(engine: str, per_family: int, options) -> str:
     return digest.hexdigest()
 
 
-def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=(),
+def render_parts(workdir: Path, pitch_step: int, velocities, extra_banks=(),
                 variant: str = "synth", per_family: int = SYNTH_PER_FAMILY) -> Path:
-    """The protocol's NSynth-layout root: train TimGM6mb and 70 % of FluidR3's programs, select
-    on FluidR3's other programs, each with the engines' instruments in the roles the
-    ``variant`` (:data:`VARIANTS`) gives them, ``per_family`` of each family; test OPL-3."""
+    """The protocol's NOTES folders, one per bank (bank -> folder: :func:`link_parts`): train
+    TimGM6mb and 70 % of FluidR3's programs, select on FluidR3's other programs, each with the
+    engines' instruments in the roles the ``variant`` (:data:`VARIANTS`) gives them,
+    ``per_family`` of each family; test OPL-3."""
     from featurestore.render import RenderOptions, default_soundfont, render_soundfont
     banks = {"timgm6mb": (default_soundfont(), (1, 0, 0)), "fluidr3": (FLUID, (0.7, 0.3, 0)),
              "opl3": (OPL3, (0, 0, 1))}
@@ -266,13 +267,13 @@ def render_root(workdir: Path, pitch_step: int, velocities, extra_banks=(),
             (out / "done").write_text("")
     if VARIANTS[variant]:
         render_synth_banks(workdir, pitch_step, velocities, per_family)
-    return link_root(workdir, workdir / named("root", form_of(variant, per_family)),
-                     layout_of(variant, per_family))
+    return link_parts(workdir, workdir / named("parts", form_of(variant, per_family)),
+                      layout_of(variant, per_family))
 
 
 def layout_of(variant: str, per_family: int = SYNTH_PER_FAMILY) -> dict:
-    """The protocol's root of a ``variant`` with ``per_family`` instruments of each family and
-    engine: split -> [(bank, the bank's split)] for :func:`link_root`."""
+    """The protocol's layout for a ``variant`` with ``per_family`` instruments of each family
+    and engine: split -> [(bank, the bank's split)] for :func:`link_parts`."""
     layout = {"train": [("timgm6mb", "train"), ("fluidr3", "train")],
               "valid": [("fluidr3", "valid")], "test": [("opl3", "test")]}
     for engine, role in VARIANTS[variant].items():
@@ -289,10 +290,22 @@ def form_of(variant: str, per_family: int = SYNTH_PER_FAMILY) -> str:
 
 
 def named(thing: str, form: str) -> str:
-    """The name of a form's root, store or result in --workdir (:func:`form_of`): ``root`` for
-    the synth variant (the first protocol's names), ``root-soundfonts`` and so on for the
-    others."""
+    """The name of a form's NOTES folders, store or result in --workdir (:func:`form_of`):
+    ``parts`` for the synth variant (the first protocol's names), ``parts-soundfonts`` and so
+    on for the others."""
     return thing if form == "synth" else f"{thing}-{form}"
+
+
+def link_parts(workdir: Path, folder: Path, layout: dict) -> dict:
+    """One NSynth-layout folder in ``folder`` for each bank of ``layout`` (split -> [(bank,
+    the bank's split)]) linking its notes into the splits the layout gives them: bank ->
+    folder, in the order the banks first appear. A store built from them records each note's
+    bank in ``/source_folder``."""
+    parts = {}
+    for split, sources in layout.items():
+        for bank, bank_split in sources:
+            parts.setdefault(bank, {}).setdefault(split, []).append((bank, bank_split))
+    return {bank: link_root(workdir, folder / bank, part) for bank, part in parts.items()}
 
 
 def link_root(workdir: Path, root: Path, layout: dict, leave_out=()) -> Path:
@@ -327,19 +340,19 @@ def mfcc_features(wav: str):
     return np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)])
 
 
-def mfcc_split(folder: Path):
-    """MFCC rows and family labels of a split's usable, non-silent notes."""
+def mfcc_split(folders):
+    """MFCC rows and family labels of the usable, non-silent notes of split folders."""
     from featurestore.splitfolder import read_split
-    usable, _ = read_split(folder)
+    usable = [note for folder in folders for note in read_split(folder)[0]]
     rows = Parallel(n_jobs=2)(delayed(mfcc_features)(str(w)) for _, w in usable)
     kept = [i for i, row in enumerate(rows) if row is not None]
     return (np.array([rows[i] for i in kept]),
             np.array([usable[i][0].instrument_family for i in kept]))
 
 
-def baseline(root: Path, tests: dict) -> dict:
-    """Fit on ``root``'s train split; score its valid split and each of ``tests`` (bank ->
-    NSynth-layout root whose test split holds that bank)."""
+def baseline(parts: dict, tests: dict) -> dict:
+    """Fit on the train splits of ``parts`` (bank -> NOTES folder); score their valid splits
+    and each of ``tests`` (bank -> NOTES folder whose test split holds that bank)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, recall_score
     from sklearn.pipeline import make_pipeline
@@ -348,12 +361,12 @@ def baseline(root: Path, tests: dict) -> dict:
     from sklearn.preprocessing import StandardScaler
     start = time.perf_counter()
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
-    model.fit(*mfcc_split(root / "train"))
-    x, y = mfcc_split(root / "valid")
+    model.fit(*mfcc_split([p / "train" for p in parts.values() if (p / "train").is_dir()]))
+    x, y = mfcc_split([p / "valid" for p in parts.values() if (p / "valid").is_dir()])
     row = {"name": "MFCC(20) mean+std, logistic regression",
            "valid": accuracy_score(y, model.predict(x)), "test": {}}
     for bank, test_root in tests.items():
-        x, y = mfcc_split(test_root / "test")
+        x, y = mfcc_split([test_root / "test"])
         predicted = model.predict(x)
         present = np.unique(y)
         recall = recall_score(y, predicted, labels=present, average=None, zero_division=0)
@@ -397,6 +410,9 @@ RECIPES = {
                          "the block order with runs of 2 MiB (8 STFT notes) instead of 0.5 (2)"),
     "block-order-8mib": ({"loader": "block", "block_mib": 8.0},
                          "the block order with runs of 8 MiB (32 STFT notes) instead of 0.5 (2)"),
+    "folders": ({"valid_weights": "folders"},
+                "the default choosing its best epoch, plateau and stop on the mean over the "
+                "selection bank's banks (each the same) instead of over its notes"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
@@ -503,15 +519,19 @@ def network(store: Path, model_dir: Path, changes: dict, seed: int, tests: dict,
             banks: dict) -> dict:
     """Train (unless ``model_dir`` holds a model, which :func:`reuse_differences` has found to
     be the recipe's) with ``timbremap train``, recording the ``banks`` it learns from beside it
-    (:data:`NOTES_FILE`), and score each of ``tests`` (bank -> store whose test split holds
-    that bank) with ``timbremap evaluate``."""
+    (:data:`NOTES_FILE`), and score with ``timbremap evaluate`` the selection bank (the
+    store's valid split: its accuracy, each bank's, and their mean) and each of ``tests``
+    (bank -> store whose test split holds that bank)."""
     if not (model_dir / "model.keras").is_file():
         cli("train", store, model_dir, "--overwrite", "-q", "--seed", seed, *_flags(changes))
         (model_dir / NOTES_FILE).write_text(json.dumps(banks, indent=2))
     info = json.loads((model_dir / "config.json").read_text())
-    row = {"seed": seed, "valid": info["best_val_accuracy"], "minutes": info["minutes"],
-           "epochs": info["epochs_run"], "best_epoch": info["best_epoch"],
-           "stopped": info.get("stopped", ""), "test": {}}
+    selected = json.loads(cli("evaluate", store, model_dir, "--split", "valid", "--json"))
+    by_bank = {Path(folder).name: r["accuracy"] for folder, r in selected["per_folder"].items()}
+    row = {"seed": seed, "valid": selected["accuracy"], "valid_banks": by_bank,
+           "valid_bank_mean": float(np.mean(list(by_bank.values()) or [selected["accuracy"]])),
+           "minutes": info["minutes"], "epochs": info["epochs_run"],
+           "best_epoch": info["best_epoch"], "stopped": info.get("stopped", ""), "test": {}}
     for bank, test_store in tests.items():
         scores = json.loads(cli("evaluate", test_store, model_dir, "--split", "test", "--json",
                                 "--confusion", model_dir / f"confusion-{bank}.png"))
@@ -528,17 +548,19 @@ def _mean_range(values, fmt: str = ".3f") -> str:
 
 
 def report(results: dict, baseline_row: dict, banks: list, names: dict) -> list:
-    """Markdown lines: the summary table (mean and range over seeds), the per-family recall
-    of each reported bank, and each recipe against the first."""
+    """Markdown lines: the summary table (mean and range over seeds), the selection bank's
+    accuracy on each of its banks, the per-family recall of each reported bank, and each
+    recipe against the first."""
     lines = ["| recipe | seeds | " + " | ".join(f"{names[b]} accuracy | {names[b]} balanced"
                                               for b in banks)
-             + " | mean over banks | selection (valid) | epochs | minutes |",
-             "|---|---|" + "---:|" * (2 * len(banks) + 4)]
+             + " | mean over banks | selection (valid) | selection, mean of its banks | epochs "
+               "| minutes |",
+             "|---|---|" + "---:|" * (2 * len(banks) + 5)]
     cells = [f"{baseline_row['test'][b][k]:.3f}" for b in banks
              for k in ("accuracy", "balanced_accuracy")]
     lines.append("| MFCC baseline | - | " + " | ".join(cells) + " | "
                  f"{np.mean([baseline_row['test'][b]['accuracy'] for b in banks]):.3f} | "
-                 f"{baseline_row['valid']:.3f} | - | {baseline_row['minutes']:.1f} |")
+                 f"{baseline_row['valid']:.3f} | - | - | {baseline_row['minutes']:.1f} |")
     for recipe, runs in results.items():
         cells = [_mean_range([r["test"][b][k] for r in runs]) for b in banks
                  for k in ("accuracy", "balanced_accuracy")]
@@ -546,8 +568,15 @@ def report(results: dict, baseline_row: dict, banks: list, names: dict) -> list:
         lines.append(f"| {recipe} | {' '.join(str(r['seed']) for r in runs)} | "
                      + " | ".join(cells) + f" | {_mean_range(over_banks)} | "
                      f"{_mean_range([r['valid'] for r in runs])} | "
+                     f"{_mean_range([r['valid_bank_mean'] for r in runs])} | "
                      f"{_mean_range([r['epochs'] for r in runs], '.1f')} | "
                      f"{_mean_range([r['minutes'] for r in runs], '.1f')} |")
+    selecting = list(next(iter(results.values()))[0]["valid_banks"])
+    lines += ["", "Selection accuracy per bank (mean and range over seeds):", "",
+              "| recipe | " + " | ".join(selecting) + " |", "|---|" + "---:|" * len(selecting)]
+    lines += [f"| {recipe} | " + " | ".join(_mean_range([r["valid_banks"][b] for r in runs])
+                                            for b in selecting) + " |"
+              for recipe, runs in results.items()]
     for bank in banks:
         families = list(baseline_row["test"][bank]["recall"])
         lines += ["", f"Recall per family, {names[bank]} (mean over seeds):", "",
@@ -559,13 +588,15 @@ def report(results: dict, baseline_row: dict, banks: list, names: dict) -> list:
                              f"{np.mean([r['test'][bank]['recall'].get(family, 0) for r in runs]):.2f}"
                              for runs in results.values()) + " |")
     first = next(iter(results))
+    scores = {"selection, mean of its banks": lambda r: r["valid_bank_mean"],
+              **{names[bank]: lambda r, bank=bank: r["test"][bank]["accuracy"]
+                 for bank in banks}}
     for recipe, runs in list(results.items())[1:]:
         lines.append("")
-        for bank in banks:
-            ours = [r["test"][bank]["accuracy"] for r in results[first]]
-            theirs = [r["test"][bank]["accuracy"] for r in runs]
+        for name, score in scores.items():
+            ours, theirs = [score(r) for r in results[first]], [score(r) for r in runs]
             overlap = min(ours) <= max(theirs) and min(theirs) <= max(ours)
-            lines.append(f"- {names[bank]}: {first} - {recipe} = "
+            lines.append(f"- {name}: {first} - {recipe} = "
                          f"{100 * (np.mean(ours) - np.mean(theirs)):+.1f} accuracy points"
                          + (" (the seeds' ranges overlap: no clear difference)"
                             if overlap else ""))
@@ -663,16 +694,17 @@ def main():
         parser.error("--seeds: at least two (a recipe is its mean and spread)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     banks = ["merlin", "opl3"]
-    root = render_root(args.workdir, args.pitch_step, args.velocities,
-                       set(args.train_banks) | set(banks),
-                       "soundfonts" if args.selection else variant, per_family)
+    parts = render_parts(args.workdir, args.pitch_step, args.velocities,
+                         set(args.train_banks) | set(banks),
+                         "soundfonts" if args.selection else variant, per_family)
     if args.selection:
         print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
                                    args.train_banks)))
         return
     from featurestore.render import GM_FAMILIES, default_soundfont
     store = args.workdir / named("store", form_name)
-    cli("build", root, store, "--jobs", "2", "-q", "--overwrite")  # with this code's checks
+    # with this code's checks; /source_folder tells the banks apart
+    cli("build", *parts.values(), store, "--jobs", "2", "-q", "--overwrite")
     print(cli("inspect", store))
     heard = heard_programs(merlin_soundfont(args.workdir), [default_soundfont(), FLUID])
     for program, reason in sorted(heard.items()):
@@ -680,9 +712,9 @@ def main():
             print(f"merlin: program {program} left out: {reason} in TimGM6mb or FluidR3")
     print(f"merlin: {len(set(GM_FAMILIES) - set(heard))} of {len(GM_FAMILIES)} mapped "
           f"programs never heard: {sorted(set(GM_FAMILIES) - set(heard))}")
-    roots = {"opl3": root, "merlin": link_root(args.workdir, args.workdir / "root-test-merlin",
-                                               {"test": [("merlin", "train")]},
-                                               leave_out=heard)}
+    roots = {"opl3": parts["opl3"],
+             "merlin": link_root(args.workdir, args.workdir / "root-test-merlin",
+                                 {"test": [("merlin", "train")]}, leave_out=heard)}
     stores = {"opl3": store, "merlin": args.workdir / "store-test-merlin"}
     # a store of its own holding only a test split (the model normalises itself)
     cli("build", roots["merlin"], stores["merlin"], "--jobs", "2", "-q", "--overwrite")
@@ -696,7 +728,7 @@ def main():
                          notes=notes)
     if stale:  # before anything is trained: a model trained otherwise is never reported
         sys.exit(stale)
-    base = baseline(root, roots)
+    base = baseline(parts, roots)
     print(json.dumps(base), flush=True)
     results = {recipe: [] for recipe in args.recipes}
     for seed in args.seeds:  # seed by seed: an interrupted run still compares the recipes

@@ -244,3 +244,42 @@ def test_adabn_gives_each_batch_norm_layer_the_statistics_of_its_inputs():
         out = out.reshape(-1, out.shape[-1])
         np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-3)
         np.testing.assert_allclose(out.var(axis=0), 1, atol=2e-2)
+
+
+def test_each_bank_is_a_notes_folder_of_its_own_so_the_store_tells_them_apart(tmp_path):
+    from featurestore.nsynth import find_splits
+    from featurestore.splitfolder import read_split
+    from helpers import make_tone_split
+    for bank, splits in (("sf", ("train", "valid")), ("fm", ("train",)), ("chip", ("test",))):
+        for k, split in enumerate(splits):
+            make_tone_split(tmp_path / "banks" / bank / split, 2, seed=k,
+                            first_instrument=100 * len(bank) + 10 * k)
+    layout = {"train": [("sf", "train"), ("fm", "train")], "valid": [("sf", "valid")],
+              "test": [("chip", "test")]}
+    parts = quality.link_parts(tmp_path, tmp_path / "parts", layout)
+    assert list(parts) == ["sf", "fm", "chip"]
+    assert [find_splits(parts[b]) for b in parts] == [["train", "valid"], ["train"], ["test"]]
+    for bank, folder in parts.items():
+        for split in find_splits(folder):
+            assert {wav.resolve() for _, wav in read_split(folder / split)[0]} == {
+                wav.resolve() for _, wav in read_split(tmp_path / "banks" / bank / split)[0]}
+
+
+def test_the_report_gives_the_selection_banks_and_their_mean():
+    def run(seed, sf, synth, opl3):
+        recall = {"bass": opl3}
+        return {"seed": seed, "valid": (sf + 3 * synth) / 4, "valid_banks": {"sf": sf,
+                                                                             "synth": synth},
+                "valid_bank_mean": (sf + synth) / 2, "epochs": 10, "minutes": 5.0,
+                "test": {"opl3": {"accuracy": opl3, "balanced_accuracy": opl3, "n": 9,
+                                  "recall": recall}}}
+    base = {"valid": 0.5, "minutes": 1.0, "test": {"opl3": {
+        "accuracy": 0.3, "balanced_accuracy": 0.3, "n": 9, "recall": {"bass": 0.3},
+        "support": {"bass": 9}}}}
+    results = {"default": [run(0, 0.8, 0.4, 0.3), run(1, 0.6, 0.6, 0.4)],
+               "folders": [run(0, 0.9, 0.5, 0.3), run(1, 0.9, 0.5, 0.3)]}
+    text = "\n".join(quality.report(results, base, ["opl3"], {"opl3": "OPL-3"}))
+    assert "| default | 0.700 (0.600-0.800) | 0.500 (0.400-0.600) |" in text
+    assert "| folders | 0.900 (0.900-0.900) | 0.500 (0.500-0.500) |" in text
+    assert "- selection, mean of its banks: default - folders = -10.0 accuracy points" in text
+    assert "- OPL-3: default - folders = +5.0 accuracy points (the seeds' ranges overlap" in text

@@ -225,6 +225,32 @@ def test_evaluate_scores_each_notes_folder_of_a_store_built_from_several(trained
             np.mean(labels[mine] == predicted[mine]))
 
 
+def test_valid_weights_folders_picks_epochs_on_the_mean_over_folders(tone_store, tmp_path):
+    import shutil
+    store = tmp_path / "two"
+    shutil.copytree(tone_store, store)
+    with h5py.File(store / "valid.h5", "r+") as f:  # 3 notes of one folder, 8 of another
+        folder = (np.arange(len(f["labels"])) >= 3).astype(np.int16)
+        f["source_folder"][...] = folder
+        f["source_folder"].attrs["names"] = ["/notes/small", "/notes/large"]
+    valid = StoreBatches(store / "valid.h5", 4, multiple_of=2, by_folder=True)
+    weights = np.concatenate([valid[k][2] for k in range(len(valid))])
+    assert list(weights) == [11 / 6] * 3 + [11 / 16] * 8 + [0]  # padding counts in nothing
+    valid.close()
+    with pytest.raises(ValueError, match="in order"):
+        StoreBatches(store / "train.h5", 4, shuffle=True, by_folder=True)
+    one_folder = StoreBatches(tone_store / "valid.h5", 4, by_folder=True)
+    assert (one_folder[0][2] == 1).all()
+    one_folder.close()
+    config = QUICK.replace(epochs=1, valid_weights="folders")
+    result = train(store, tmp_path / "model", config, verbose=0)
+    scored = evaluate(store, tmp_path / "model", "valid")
+    by_folder = [r["accuracy"] for r in scored["per_folder"].values()]
+    assert result.best_val_accuracy == pytest.approx(np.mean(by_folder), abs=1e-6)
+    with pytest.raises(InputError, match="valid_weights must be one of"):
+        TrainConfig(valid_weights="files")
+
+
 def test_evaluate_cli_json(trained, tone_store):
     out = subprocess.run([sys.executable, "-m", "analysis.cli", "evaluate", str(tone_store),
                           str(trained[0]), "--split", "valid", "--json"], cwd=REPO,

@@ -8,12 +8,14 @@ from typing import Optional
 
 from featurestore.errors import InputError
 
-__all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "PRECISIONS", "EPOCH_NOTES"]
+__all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "PRECISIONS", "VALID_WEIGHTS",
+           "EPOCH_NOTES"]
 
 MODELS = ("default", "tutorial")
 LOADERS = ("auto", "mmap", "h5py", "block")
 SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("auto", "mixed", "float32")
+VALID_WEIGHTS = ("notes", "folders")
 #: An epoch is one pass over the training split, or this many notes of it when it holds more
 #: (so that validation, early stopping and backups come every few minutes on 2 cores).
 EPOCH_NOTES = 20_000
@@ -58,6 +60,11 @@ class TrainConfig:
     label_smoothing : float
     patience : int
         Epochs without a better validation accuracy before stopping.
+    valid_weights : {'notes', 'folders'}
+        What the validation accuracy (the best epoch, the plateau, early stopping) averages:
+        ``'notes'``, every note of the valid split the same; ``'folders'``, every NOTES folder
+        the split was built from (``/source_folder``) the same, whatever its size: the mean of
+        the folders' accuracies. A split from one folder scores the same either way.
     budget_minutes : float, optional
         Training time: no epoch starts that would, at the pace of the epochs so far, end
         after it (``None``: no limit). The model is the best epoch's, whatever stops the run.
@@ -122,6 +129,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     patience: int = 6
+    valid_weights: str = "notes"
     budget_minutes: Optional[float] = 30.0
     seed: int = 0
     deterministic: bool = False
@@ -153,6 +161,9 @@ class TrainConfig:
             raise InputError(f"loader must be one of {LOADERS}, got {self.loader!r}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.valid_weights not in VALID_WEIGHTS:
+            raise InputError(f"valid_weights must be one of {VALID_WEIGHTS}, got "
+                             f"{self.valid_weights!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("batch_size", "patience", "lr_patience", "bands", "time_pool", "width",

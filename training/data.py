@@ -29,7 +29,7 @@ from featurestore.store import SpectraReader, StoreError
 
 from .blockorder import Buffers, block_plan, memory_for_cache
 
-__all__ = ["StoreBatches", "balanced_weights"]
+__all__ = ["StoreBatches", "balanced_weights", "folder_weights"]
 
 #: Buffers of the block order kept in memory at once: the one being trained on, the one read
 #: ahead, and one for a reader thread that lags behind.
@@ -62,6 +62,24 @@ def balanced_weights(labels: np.ndarray, instruments: Optional[np.ndarray] = Non
         per_note = 1.0 / (len(families) * len(owners) * counts)
         weights[in_family] = per_note[np.searchsorted(owners, instruments[in_family])]
     return weights / weights.sum()
+
+
+def folder_weights(folders: np.ndarray) -> np.ndarray:
+    """Weights under which a weighted mean over notes is the mean over their folders of each
+    folder's mean: every folder counts the same, whatever its number of notes.
+
+    Parameters
+    ----------
+    folders : np.ndarray of int, shape ``(N,)``
+        Each note's folder (``/source_folder``), or any other groups.
+
+    Returns
+    -------
+    np.ndarray, float32, shape ``(N,)``, with mean 1 (all ones for a single folder).
+    """
+    folders = np.asarray(folders)
+    _, index, counts = np.unique(folders, return_inverse=True, return_counts=True)
+    return (len(folders) / (len(counts) * counts[index])).astype(np.float32)
 
 
 class StoreBatches(keras.utils.PyDataset):
@@ -100,6 +118,9 @@ class StoreBatches(keras.utils.PyDataset):
         Read in order (``shuffle=False``), batches are ``(x, y, weight)`` whose length is a
         multiple of this (the devices a batch is split over): a short last batch is filled with
         repeated notes of weight 0, which count in no metric.
+    by_folder : bool
+        Read in order, each note weighs :func:`folder_weights` of its ``/source_folder`` in
+        ``(x, y, weight)``: Keras's weighted metrics are then the mean over the folders.
     **kwargs
         ``keras.utils.PyDataset``'s: ``workers`` threads read batches ahead, and at most
         ``max_queue_size`` batches wait (each batch depends on its epoch and index alone, so
@@ -109,12 +130,17 @@ class StoreBatches(keras.utils.PyDataset):
     def __init__(self, path, batch_size: int, shuffle: bool = False, balance: bool = True,
                  steps: Optional[int] = None, mixup_alpha: float = 0.0, seed: int = 0,
                  loader: str = "auto", block_mib: float = 0.5, buffer_mib: float = 256.0,
-                 multiple_of: int = 1, **kwargs):
+                 multiple_of: int = 1, by_folder: bool = False, **kwargs):
         super().__init__(**kwargs)
         if loader not in ("auto", "mmap", "h5py", "block"):
             raise ValueError(f"loader must be 'auto', 'mmap', 'h5py' or 'block', got {loader!r}")
+        if shuffle and by_folder:
+            raise ValueError("by_folder weighs notes read in order (shuffle=False)")
         self.multiple_of = int(multiple_of)
         self.reader = SpectraReader(path, method="h5py" if loader == "h5py" else "mmap")
+        self.note_weights = None
+        if by_folder and self.reader.has(schema.SOURCE_FOLDER):
+            self.note_weights = folder_weights(self.reader.field(schema.SOURCE_FOLDER))
         self.label_names = self.reader.label_names
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -151,10 +177,13 @@ class StoreBatches(keras.utils.PyDataset):
         return rng.choice(len(self.reader), size=total, p=self.weights)
 
     def _read(self, index: int):
-        """Spectra and labels of batch ``index``."""
+        """Spectra, labels and weights of batch ``index``."""
         part = np.s_[index * self.batch_size:(index + 1) * self.batch_size]
         if self.order == "random":  # in order (shuffle=False), a run: one read
-            return self.reader.batch(self._order[part])
+            x, labels = self.reader.batch(self._order[part])
+            weight = (np.ones(len(labels), np.float32) if self.note_weights is None
+                      else self.note_weights[self._order[part]])
+            return x, labels, weight
         plan = self._order
         idx, windows, slots = plan.notes[part], plan.window[part], plan.slot[part]
         x = np.empty((len(idx),) + self.reader.shape, dtype=np.float16)
@@ -163,7 +192,7 @@ class StoreBatches(keras.utils.PyDataset):
             with self._buffer(plan, int(windows[a])) as buffer:
                 for k in range(a, b):  # note by note: faster than a fancy index of the buffer
                     x[k] = buffer[slots[k]]
-        return x, self.reader.labels[idx]
+        return x, self.reader.labels[idx], np.ones(len(idx), np.float32)
 
     def _buffer(self, plan, w: int):
         """The notes of buffer ``w``, read block by block in file order, the next buffer's
@@ -185,7 +214,7 @@ class StoreBatches(keras.utils.PyDataset):
         return self.steps if self.shuffle else math.ceil(len(self.reader) / self.batch_size)
 
     def __getitem__(self, index):
-        x, labels = self._read(index)
+        x, labels, weight = self._read(index)
         n = len(labels)
         y = np.eye(len(self.label_names), dtype=np.float32)[labels]
         mix = np.ones(n, np.float32)
@@ -194,7 +223,6 @@ class StoreBatches(keras.utils.PyDataset):
             mix = rng.beta(self.mixup_alpha, self.mixup_alpha, size=n).astype(np.float32)
             mix = np.maximum(mix, 1 - mix)
             y = mix[:, None] * y + (1 - mix[:, None]) * y[np.arange(n) ^ 1]
-        weight = np.ones(len(x), np.float32)
         fill = 0 if self.shuffle else -len(x) % self.multiple_of
         if fill:
             again = np.arange(fill) % len(x)
@@ -202,7 +230,8 @@ class StoreBatches(keras.utils.PyDataset):
             weight = np.concatenate([weight, np.zeros(fill, np.float32)])
         if self.mixup_alpha > 0:
             x = {"spectra": x, "mix": mix}
-        return (x, y) if self.shuffle or self.multiple_of == 1 else (x, y, weight)
+        weighted = not self.shuffle and (self.multiple_of > 1 or self.note_weights is not None)
+        return (x, y, weight) if weighted else (x, y)
 
     def on_epoch_end(self):
         self.epoch += 1

@@ -201,7 +201,8 @@ def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int
 
 def _batches(store: Path, config: TrainConfig, n_train: int):
     """``(train, valid)``: random balanced training batches (``config.workers`` threads read
-    them ahead), and the validation split. With several devices
+    them ahead), and the validation split (each NOTES folder weighing the same with
+    ``config.valid_weights`` ``'folders'``). With several devices
     (:func:`training.backend.replicas`) a batch holds ``batch_size`` notes for each of them, and
     an epoch as many notes in fewer steps."""
     from .backend import replicas
@@ -215,7 +216,8 @@ def _batches(store: Path, config: TrainConfig, n_train: int):
                               buffer_mib=config.buffer_mib, workers=config.workers,
                               max_queue_size=2 * config.workers)
     return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=config.loader,
-                                    mixup_alpha=config.mixup(), multiple_of=devices)
+                                    mixup_alpha=config.mixup(), multiple_of=devices,
+                                    by_folder=config.valid_weights == "folders")
 
 
 def epoch_progress(at_most: Optional[int] = None):
