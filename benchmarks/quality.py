@@ -31,7 +31,8 @@ and models of its own in --workdir.
 Recipes are named sets of ``TrainConfig`` fields (:data:`RECIPES`); each is trained with every
 seed by ``timbremap train`` on the same store, and scored by ``timbremap evaluate`` on each
 reported bank. The table gives each bank's accuracy and balanced accuracy as the mean over the
-seeds with their range, the mean over the reported banks, and per-family recall. The MFCC(20)
+seeds with their range, the mean over the reported banks, the selection banks' accuracy (over
+their notes, each bank's, and the mean of the banks'), and per-family recall. The MFCC(20)
 mean+std + logistic regression baseline is deterministic: one run. Trained models are kept in
 --workdir and reused by a later run when their ``config.json`` records the recipe's training
 configuration, the store's features and its train and valid splits' content, and their
@@ -246,7 +247,7 @@ def bank_digest(engine: str, per_family: int, options) -> str:
 
 
 def render_parts(workdir: Path, pitch_step: int, velocities, extra_banks=(),
-                variant: str = "synth", per_family: int = SYNTH_PER_FAMILY) -> Path:
+                 variant: str = "synth", per_family: int = SYNTH_PER_FAMILY) -> dict:
     """The protocol's NOTES folders, one per bank (bank -> folder: :func:`link_parts`): train
     TimGM6mb and 70 % of FluidR3's programs, select on FluidR3's other programs, each with the
     engines' instruments in the roles the ``variant`` (:data:`VARIANTS`) gives them,
@@ -411,8 +412,9 @@ RECIPES = {
     "block-order-8mib": ({"loader": "block", "block_mib": 8.0},
                          "the block order with runs of 8 MiB (32 STFT notes) instead of 0.5 (2)"),
     "folders": ({"valid_weights": "folders"},
-                "the default choosing its best epoch, plateau and stop on the mean over the "
-                "selection bank's banks (each the same) instead of over its notes"),
+                "the default choosing its best epoch, plateau and stop on the mean of the "
+                "selection banks' accuracies (each the same) instead of over their notes; "
+                "the default itself where one bank selects"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
@@ -529,7 +531,7 @@ def network(store: Path, model_dir: Path, changes: dict, seed: int, tests: dict,
     selected = json.loads(cli("evaluate", store, model_dir, "--split", "valid", "--json"))
     by_bank = {Path(folder).name: r["accuracy"] for folder, r in selected["per_folder"].items()}
     row = {"seed": seed, "valid": selected["accuracy"], "valid_banks": by_bank,
-           "valid_bank_mean": float(np.mean(list(by_bank.values()) or [selected["accuracy"]])),
+           "valid_bank_mean": float(np.mean(list(by_bank.values()))),
            "minutes": info["minutes"], "epochs": info["epochs_run"],
            "best_epoch": info["best_epoch"], "stopped": info.get("stopped", ""), "test": {}}
     for bank, test_store in tests.items():

@@ -237,7 +237,7 @@ def test_valid_weights_folders_picks_epochs_on_the_mean_over_folders(tone_store,
     weights = np.concatenate([valid[k][2] for k in range(len(valid))])
     assert list(weights) == [11 / 6] * 3 + [11 / 16] * 8 + [0]  # padding counts in nothing
     valid.close()
-    with pytest.raises(ValueError, match="in order"):
+    with pytest.raises(ValueError, match="needs shuffle=False"):
         StoreBatches(store / "train.h5", 4, shuffle=True, by_folder=True)
     one_folder = StoreBatches(tone_store / "valid.h5", 4, by_folder=True)
     assert (one_folder[0][2] == 1).all()

@@ -75,7 +75,8 @@ def folder_weights(folders: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    np.ndarray, float32, shape ``(N,)``, with mean 1 (all ones for a single folder).
+    np.ndarray, float32, shape ``(N,)``
+        Mean 1; all ones for a single folder.
     """
     folders = np.asarray(folders)
     _, index, counts = np.unique(folders, return_inverse=True, return_counts=True)
@@ -120,7 +121,8 @@ class StoreBatches(keras.utils.PyDataset):
         repeated notes of weight 0, which count in no metric.
     by_folder : bool
         Read in order, each note weighs :func:`folder_weights` of its ``/source_folder`` in
-        ``(x, y, weight)``: Keras's weighted metrics are then the mean over the folders.
+        ``(x, y, weight)``: Keras's weighted metrics (and loss) are then the mean over the
+        folders. A split without ``/source_folder`` weighs every note the same.
     **kwargs
         ``keras.utils.PyDataset``'s: ``workers`` threads read batches ahead, and at most
         ``max_queue_size`` batches wait (each batch depends on its epoch and index alone, so
@@ -135,7 +137,8 @@ class StoreBatches(keras.utils.PyDataset):
         if loader not in ("auto", "mmap", "h5py", "block"):
             raise ValueError(f"loader must be 'auto', 'mmap', 'h5py' or 'block', got {loader!r}")
         if shuffle and by_folder:
-            raise ValueError("by_folder weighs notes read in order (shuffle=False)")
+            raise ValueError("by_folder=True needs shuffle=False (it weighs the notes of a "
+                             "split read in order)")
         self.multiple_of = int(multiple_of)
         self.reader = SpectraReader(path, method="h5py" if loader == "h5py" else "mmap")
         self.note_weights = None
