@@ -15,7 +15,7 @@ import errno
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -23,8 +23,9 @@ import h5py
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from . import commit, grow, schema, splitfile, workers
-from .errors import BuildError, StoreError
+from . import commit, finished, grow, schema, splitfile, workers
+from .errors import BuildError
+from .finished import SplitReport
 from .layouts import InputOptions, Inputs, read_inputs
 from .nsynth import SPLITS
 from .splitfolder import Notes
@@ -32,38 +33,12 @@ from .params import FeatureParams
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
                         inputs_digest, note_writer)
 from .stats import RunningStats
-from .store import held_by_another, split_path
+from .store import split_path
 from .workers import Ring, parallel_backend, resolve_backend
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SplitReport:
-    """What building one split did (printed as the build's summary)."""
-
-    split: str
-    path: Path
-    status: str  # 'built', 'resumed' or 'kept'
-    n_examples: int = 0
-    n_skipped: int = 0
-    n_adjusted: int = 0
-    seconds: float = 0.0
-    steady_rate: float = float("nan")
-    resumed_at: int = 0
-    skipped: List[Tuple[str, str]] = field(default_factory=list)
-    held: int = 0  # build --add: the notes the split held before (n_examples were added)
-
-    @property
-    def bytes(self) -> int:
-        return self.path.stat().st_size if self.path.is_file() else 0
-
-    @property
-    def rate(self) -> float:
-        done = self.n_examples + self.n_skipped - self.resumed_at
-        return done / self.seconds if self.seconds > 0 else float("nan")
 
 
 @dataclass(frozen=True)
@@ -338,7 +313,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
     _check_writable(out)
     attrs = inputs.to_attrs(read.layout)
     if not overwrite and not add:  # finished splits kept: their label order is the store's
-        held = _held_labels(out, found)
+        held = finished.held_labels(out, found)
         if held is not None and set(held) == set(read.labels):
             read.labels = held
 
@@ -358,10 +333,10 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         for split in found:
             path = split_path(out, split)
             if not overwrite and path.is_file():
-                reports.append(_kept(split, path, read, params))
+                reports.append(finished.kept(split, path, read, params))
                 continue
             if split != "train" and train_stats is None:
-                train_stats = _existing_train_stats(out, params)
+                train_stats = finished.existing_train_stats(out, params)
             notes, problems = read.splits[split]
             where = read.where(split)
             if split == "train" and not notes:
@@ -438,69 +413,3 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     if changed:
         commit.commit(out, changed)
     return reports
-
-
-def _held_labels(out: Path, splits: Sequence[str]) -> Optional[Tuple[str, ...]]:
-    """The label set of the first finished split of ``splits`` (``build --add`` may have
-    appended labels out of sorted order), or ``None``."""
-    for split in splits:
-        path = split_path(out, split)
-        if path.is_file():
-            try:
-                with h5py.File(path, "r") as f:
-                    return schema.read_label_names(f) if schema.LABELS in f else None
-            except OSError:
-                return None  # _kept says what is wrong with it
-    return None
-
-
-def _kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitReport:
-    """The report of a finished split left as it is, after checking that it fits the build
-    (its features and label set), with a warning when its inputs changed."""
-    try:
-        with h5py.File(path, "r") as f:
-            differences = schema.read_params(f).differences(params)
-            labels = schema.read_label_names(f) if schema.LABELS in f else None
-            skipped, adjusted = schema.read_problems(f)
-            n = int(f[schema.SPECTRA].shape[0]) if schema.SPECTRA in f else None
-            digest = f.attrs.get(schema.INPUTS_DIGEST)
-    except OSError as err:
-        if held_by_another(err):
-            raise BuildError(f"{path}: open in another program; close it there and try "
-                             f"again") from None
-        raise BuildError(f"{path}: exists and is not a timbremap split file; move it away or "
-                         f"use --overwrite") from None
-    except ValueError as err:  # StoreError, or parameters FeatureParams refuses
-        raise BuildError(f"{path}: exists, but its feature parameters cannot be read ({err}); "
-                         f"use --overwrite to rebuild it") from None
-    if differences:
-        raise BuildError(f"{path}: exists and was built with other feature parameters "
-                         f"({'; '.join(differences)}); use --overwrite to rebuild")
-    if n is None or labels is None:
-        raise BuildError(f"{path}: exists and is not a timbremap split file; move it away or "
-                         f"use --overwrite")
-    if labels != tuple(read.labels):
-        raise BuildError(f"{path}: exists with the label set ({', '.join(labels)}), and the "
-                         f"inputs hold ({', '.join(read.labels)}); use --overwrite to rebuild")
-    report = SplitReport(split, path, "kept", n, n_skipped=len(skipped), skipped=skipped,
-                         n_adjusted=len(adjusted))
-    if digest is not None and digest != inputs_digest(read.splits[split][0]):
-        log.warning("%s: kept, but %s changed since it was built; use --overwrite to rebuild",
-                    path, read.where(split))
-    else:
-        log.info("%s: finished store kept (use --overwrite to rebuild)", path)
-    return report
-
-
-def _existing_train_stats(out: Path, params: FeatureParams) -> Optional["Summary"]:
-    path = split_path(out, "train")
-    if not path.is_file():
-        log.warning("no train split: each split's statistics are its own")
-        return None
-    with h5py.File(path, "r") as f:
-        if schema.read_params(f).differences(params):
-            raise BuildError(f"{path}: built with other feature parameters; use --overwrite")
-        try:
-            return Summary.read(f)
-        except StoreError as err:
-            raise BuildError(str(err)) from None

@@ -1,0 +1,117 @@
+"""A store's finished splits, as a build finds them: what building each split did
+(:class:`SplitReport`), and the checks that a finished split fits the build that keeps it or
+reads from it (its features, its label set, its train statistics)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import h5py
+
+from . import schema
+from .errors import BuildError, StoreError
+from .layouts import Inputs
+from .params import FeatureParams
+from .splitfile import Summary, inputs_digest
+from .store import held_by_another, split_path
+
+__all__ = ["SplitReport", "held_labels", "kept", "existing_train_stats"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitReport:
+    """What building one split did (printed as the build's summary)."""
+
+    split: str
+    path: Path
+    status: str  # 'built', 'resumed' or 'kept'
+    n_examples: int = 0
+    n_skipped: int = 0
+    n_adjusted: int = 0
+    seconds: float = 0.0
+    steady_rate: float = float("nan")
+    resumed_at: int = 0
+    skipped: List[Tuple[str, str]] = field(default_factory=list)
+    held: int = 0  # build --add: the notes the split held before (n_examples were added)
+
+    @property
+    def bytes(self) -> int:
+        return self.path.stat().st_size if self.path.is_file() else 0
+
+    @property
+    def rate(self) -> float:
+        done = self.n_examples + self.n_skipped - self.resumed_at
+        return done / self.seconds if self.seconds > 0 else float("nan")
+
+
+
+def held_labels(out: Path, splits: Sequence[str]) -> Optional[Tuple[str, ...]]:
+    """The label set of the first finished split of ``splits`` (``build --add`` may have
+    appended labels out of sorted order), or ``None``."""
+    for split in splits:
+        path = split_path(out, split)
+        if path.is_file():
+            try:
+                with h5py.File(path, "r") as f:
+                    return schema.read_label_names(f) if schema.LABELS in f else None
+            except OSError:
+                return None  # kept says what is wrong with it
+    return None
+
+
+def kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitReport:
+    """The report of a finished split left as it is, after checking that it fits the build
+    (its features and label set), with a warning when its inputs changed."""
+    try:
+        with h5py.File(path, "r") as f:
+            differences = schema.read_params(f).differences(params)
+            labels = schema.read_label_names(f) if schema.LABELS in f else None
+            skipped, adjusted = schema.read_problems(f)
+            n = int(f[schema.SPECTRA].shape[0]) if schema.SPECTRA in f else None
+            digest = f.attrs.get(schema.INPUTS_DIGEST)
+    except OSError as err:
+        if held_by_another(err):
+            raise BuildError(f"{path}: open in another program; close it there and try "
+                             f"again") from None
+        raise BuildError(f"{path}: exists and is not a timbremap split file; move it away or "
+                         f"use --overwrite") from None
+    except ValueError as err:  # StoreError, or parameters FeatureParams refuses
+        raise BuildError(f"{path}: exists, but its feature parameters cannot be read ({err}); "
+                         f"use --overwrite to rebuild it") from None
+    if differences:
+        raise BuildError(f"{path}: exists and was built with other feature parameters "
+                         f"({'; '.join(differences)}); use --overwrite to rebuild")
+    if n is None or labels is None:
+        raise BuildError(f"{path}: exists and is not a timbremap split file; move it away or "
+                         f"use --overwrite")
+    if labels != tuple(read.labels):
+        raise BuildError(f"{path}: exists with the label set ({', '.join(labels)}), and the "
+                         f"inputs hold ({', '.join(read.labels)}); use --overwrite to rebuild")
+    report = SplitReport(split, path, "kept", n, n_skipped=len(skipped), skipped=skipped,
+                         n_adjusted=len(adjusted))
+    if digest is not None and digest != inputs_digest(read.splits[split][0]):
+        log.warning("%s: kept, but %s changed since it was built; use --overwrite to rebuild",
+                    path, read.where(split))
+    else:
+        log.info("%s: finished store kept (use --overwrite to rebuild)", path)
+    return report
+
+
+def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:
+    """The statistics of the store's finished train split, for splits built without it;
+    ``None`` (with a warning) when there is none."""
+    path = split_path(out, "train")
+    if not path.is_file():
+        log.warning("no train split: each split's statistics are its own")
+        return None
+    with h5py.File(path, "r") as f:
+        if schema.read_params(f).differences(params):
+            raise BuildError(f"{path}: built with other feature parameters; use --overwrite")
+        try:
+            return Summary.read(f)
+        except StoreError as err:
+            raise BuildError(str(err)) from None
