@@ -48,7 +48,6 @@ class SplitReport:
         return done / self.seconds if self.seconds > 0 else float("nan")
 
 
-
 def held_labels(out: Path, splits: Sequence[str]) -> Optional[Tuple[str, ...]]:
     """The label set of the first finished split of ``splits`` (``build --add`` may have
     appended labels out of sorted order), or ``None``."""
