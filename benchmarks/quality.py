@@ -415,9 +415,6 @@ RECIPES = {
                 "the default choosing its best epoch, plateau and stop on the mean of the "
                 "selection banks' accuracies (each the same) instead of over their notes; "
                 "the default itself where one bank selects"),
-    "tilt-12": ({"tilt_db": 12.0},
-                "the default tilting each training note's spectrum by up to +-12 dB from the "
-                "lowest band to the highest instead of +-6"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
