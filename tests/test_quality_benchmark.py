@@ -283,3 +283,15 @@ def test_the_report_gives_the_selection_banks_and_their_mean():
     assert "| folders | 0.900 (0.900-0.900) | 0.500 (0.500-0.500) |" in text
     assert "- selection, mean of its banks: default - folders = -10.0 accuracy points" in text
     assert "- OPL-3: default - folders = +5.0 accuracy points (the seeds' ranges overlap" in text
+
+
+@pytest.mark.parametrize("recipe", list(quality.RECIPES))
+def test_every_recipe_is_a_set_of_train_options(recipe):
+    """A recipe is trained by ``timbremap train`` with its fields as options: one the command
+    does not take would fail only when its first model is trained."""
+    from analysis.cli import train_config
+    from analysis.options import make_parser
+    changes = quality.RECIPES[recipe][0]
+    args = make_parser().parse_args(["train", "store", "model", *quality._flags(changes)])
+    config = train_config(args)
+    assert {name: getattr(config, name) for name in changes} == changes
