@@ -26,6 +26,11 @@ FLAT = (39, 0, 0, NEG_LIN, NEG_LIN)
 Scaling = Tuple[float, float, float, int, int]
 
 
+def _clamped(values: Sequence[float], limits: Sequence[int]) -> list:
+    """Each value rounded into its byte's range, 0..limit."""
+    return [int(min(max(round(v), 0), top)) for v, top in zip(values, limits)]
+
+
 def op(ratio: float, level: float, env: Env, *, vel: float = 0, detune: float = 7,
        rate_scaling: float = 0, ams: float = 0, scaling: Scaling = FLAT) -> list:
     """One operator's 21 VCED bytes: ratio (0.5..31), output level (0..99), envelope (R1-R4,
@@ -34,9 +39,8 @@ def op(ratio: float, level: float, env: Env, *, vel: float = 0, detune: float = 
     """
     coarse = 0 if ratio < 1 else int(ratio)
     fine = (ratio / (coarse or 0.5) - 1) * 100
-    bytes_ = [*env, *scaling, rate_scaling, ams, vel, level, 0, coarse, fine, detune]
-    limits = [99] * 11 + [3, 3, 7, 3, 7, 99, 1, 31, 99, 14]
-    return [int(min(max(round(b), 0), top)) for b, top in zip(bytes_, limits)]
+    return _clamped([*env, *scaling, rate_scaling, ams, vel, level, 0, coarse, fine, detune],
+                    [99] * 11 + [3, 3, 7, 3, 7, 99, 1, 31, 99, 14])
 
 
 def fade_above(break_point: float, depth: float) -> Scaling:
@@ -78,8 +82,7 @@ def voice(algorithm: int, feedback: float, ops: Sequence[list], *,
     """
     if len(ops) != 6:
         raise InputError(f"a DX7 voice has 6 operators, got {len(ops)}")
-    head = [*pitch_env, algorithm, feedback, 1, *lfo, 0, 4, pms, 24]
-    limits = [99] * 8 + [31, 7, 1, 99, 99, 99, 99, 1, 5, 7, 48]
-    head = [int(min(max(round(b), 0), top)) for b, top in zip(head, limits)]
+    head = _clamped([*pitch_env, algorithm, feedback, 1, *lfo, 0, 4, pms, 24],
+                    [99] * 8 + [31, 7, 1, 99, 99, 99, 99, 1, 5, 7, 48])
     data = [b for one in reversed(list(ops)) for b in one] + head  # VCED stores op 6 first
     return bytes(data) + name[:10].ljust(10).encode("ascii")
