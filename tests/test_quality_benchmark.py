@@ -295,3 +295,26 @@ def test_every_recipe_is_a_set_of_train_options(recipe):
     args = make_parser().parse_args(["train", "store", "model", *quality._flags(changes)])
     config = train_config(args)
     assert {name: getattr(config, name) for name in changes} == changes
+
+
+def test_pretrained_reads_each_note_from_the_folder_it_was_built_from(tone_root, tone_store):
+    pretrained = load_benchmark("pretrained")
+    paths, families, instruments = pretrained.notes(tone_store / "valid.h5")
+    examples = json.loads((tone_root / "valid" / "examples.json").read_text())
+    assert sorted(p.stem for p in paths) == sorted(examples)
+    assert all(p.is_file() for p in paths)
+    assert list(families) == [examples[p.stem]["instrument_family_str"] for p in paths]
+    assert list(instruments) == [examples[p.stem]["instrument"] for p in paths]
+
+
+def test_pretrained_feeds_the_tagger_the_first_three_seconds(tmp_path):
+    from helpers import tone, write_note
+    pretrained = load_benchmark("pretrained")
+    write_note(tmp_path, "long", tone(20, seconds=4.0))
+    write_note(tmp_path, "short", tone(20, seconds=1.0))
+    long, short = (pretrained.log_mel(tmp_path / "audio" / f"{n}.wav") for n in ("long", "short"))
+    assert long.shape == short.shape == (pretrained.FRAMES, pretrained.N_MELS)
+    assert long.dtype == np.float32
+    sounding = int(np.flatnonzero(short.max(axis=1) > 0)[-1]) + 1
+    assert 60 <= sounding <= 66  # 1 s at hop 256 (63 frames), then zeros
+    assert (long.max(axis=1) > 0).all()
