@@ -1,8 +1,9 @@
 """The quality benchmark (``benchmarks/quality.py``) reuses a trained model only when its
 ``config.json`` records the recipe: a model trained under another default is not reported as
 the recipe's. Checked on configurations and hand-written model folders, without training; with
-the layout of each form of the protocol, and ``benchmarks/adabn.py``'s adaptation on a tiny
-model."""
+the layout of each form of the protocol, ``benchmarks/adabn.py``'s adaptation on a tiny
+model, and what ``benchmarks/pretrained.py`` feeds musicnn (its model itself only where musicnn
+is installed)."""
 import json
 from pathlib import Path
 
@@ -297,24 +298,51 @@ def test_every_recipe_is_a_set_of_train_options(recipe):
     assert {name: getattr(config, name) for name in changes} == changes
 
 
-def test_pretrained_reads_each_note_from_the_folder_it_was_built_from(tone_root, tone_store):
+
+def test_pretrained_reads_each_note_from_the_folder_it_was_built_from(tmp_path):
+    from featurestore.build import build_store
+    from helpers import make_tone_split
     pretrained = load_benchmark("pretrained")
-    paths, families, instruments = pretrained.notes(tone_store / "valid.h5")
-    examples = json.loads((tone_root / "valid" / "examples.json").read_text())
-    assert sorted(p.stem for p in paths) == sorted(examples)
-    assert all(p.is_file() for p in paths)
-    assert list(families) == [examples[p.stem]["instrument_family_str"] for p in paths]
-    assert list(instruments) == [examples[p.stem]["instrument"] for p in paths]
+    a = make_tone_split(tmp_path / "a" / "train", 4, seed=0)
+    b = make_tone_split(tmp_path / "b" / "train", 3, seed=1, first_instrument=500)
+    build_store([tmp_path / "a", tmp_path / "b"], tmp_path / "store", jobs=1, progress=False)
+    paths, offsets, families, instruments = pretrained.notes(tmp_path / "store" / "train.h5")
+    expected = {**{tmp_path / "a" / "train" / "audio" / f"{n}.wav": e for n, e in a.items()},
+                **{tmp_path / "b" / "train" / "audio" / f"{n}.wav": e for n, e in b.items()}}
+    assert sorted(paths) == sorted(expected)
+    assert list(families) == [expected[p].instrument_family_str for p in paths]
+    assert list(instruments) == [expected[p].instrument for p in paths]
+    assert (offsets == 0).all()
+    (tmp_path / "b" / "train" / "audio" / f"{next(iter(b))}.wav").unlink()
+    with pytest.raises(FileNotFoundError, match="1 of its 7 notes' audio files are missing"):
+        pretrained.notes(tmp_path / "store" / "train.h5")
 
 
 def test_pretrained_feeds_the_tagger_the_first_three_seconds(tmp_path):
     from helpers import tone, write_note
     pretrained = load_benchmark("pretrained")
-    write_note(tmp_path, "long", tone(20, seconds=4.0))
-    write_note(tmp_path, "short", tone(20, seconds=1.0))
+    audio = tone(20, seconds=4.0)
+    write_note(tmp_path, "long", audio)
+    write_note(tmp_path, "short", audio[:pretrained.SAMPLE_RATE])  # its first second
     long, short = (pretrained.log_mel(tmp_path / "audio" / f"{n}.wav") for n in ("long", "short"))
     assert long.shape == short.shape == (pretrained.FRAMES, pretrained.N_MELS)
     assert long.dtype == np.float32
-    sounding = int(np.flatnonzero(short.max(axis=1) > 0)[-1]) + 1
-    assert 60 <= sounding <= 66  # 1 s at hop 256 (63 frames), then zeros
-    assert (long.max(axis=1) > 0).all()
+    np.testing.assert_allclose(long[:60], short[:60], rtol=1e-4)  # the same first second
+    assert (short[66:] == 0).all() and (long.max(axis=1) > 0).all()
+    hop = pretrained.HOP / pretrained.SAMPLE_RATE
+    later = pretrained.log_mel(tmp_path / "audio" / "long.wav", offset=64 * hop)
+    np.testing.assert_allclose(later[2:60], long[66:124], rtol=1e-3)  # past the cut's frames
+
+
+@pytest.mark.full
+def test_pretrained_tagger_pools_each_note_on_its_own():
+    pytest.importorskip("musicnn")
+    pretrained = load_benchmark("pretrained")
+    tagger = pretrained.Tagger()
+    x = np.random.default_rng(0).uniform(0, 3, (2, pretrained.FRAMES, pretrained.N_MELS))
+    both = tagger(x.astype(np.float32))
+    alone = tagger(x[:1].astype(np.float32))
+    tagger.close()
+    assert both.shape == (2, 1506)
+    np.testing.assert_allclose(alone[0], both[0], rtol=1e-4, atol=1e-5)  # no batch statistics
+    assert (both[:, 0::2] >= both[:, 1::2] - 1e-6).all()  # each channel's max, then its mean
