@@ -298,7 +298,6 @@ def test_every_recipe_is_a_set_of_train_options(recipe):
     assert {name: getattr(config, name) for name in changes} == changes
 
 
-
 def test_pretrained_reads_each_note_from_the_folder_it_was_built_from(tmp_path):
     from featurestore.build import build_store
     from helpers import make_tone_split
