@@ -156,16 +156,18 @@ def main(argv=None):
                         default=[0.001, 0.01, 0.1, 1.0, 10.0, 100.0],
                         help="regularisation strengths tried (chosen on the selection split)")
     args = parser.parse_args(argv)
+    found = {}  # every split and its audio checked before minutes of features
+    for name, store, split in SPLITS:
+        path = args.workdir / store / f"{split}.h5"
+        if not path.is_file():
+            raise SystemExit(f"{path}: missing; run benchmarks/quality.py first")
+        found[name] = (path, notes(path))
     try:
         tagger = Tagger()
     except ImportError as err:
         raise SystemExit(str(err))
     data = {}
-    for name, store, split in SPLITS:
-        path = args.workdir / store / f"{split}.h5"
-        if not path.is_file():
-            raise SystemExit(f"{path}: missing; run benchmarks/quality.py first")
-        paths, offsets, families, instruments = notes(path)
+    for name, (path, (paths, offsets, families, instruments)) in found.items():
         data[name] = (features(tagger, paths, offsets), families, instruments)
         print(f"{name}: {len(paths)} notes ({path})", flush=True)
     tagger.close()
