@@ -32,7 +32,6 @@ pulse(f, width) = os.sawtooth(f) - (os.sawtooth(f) : de.fdelay(8192, width * ma.
 soft(drive) = *(1 + 4 * drive) : ma.tanh : /(1 + 2 * drive);
 nyq(fc) = min(fc, 0.45 * ma.SR);
 tuned(f, d) = f / (1 - d * f / ma.SR);
-trem(depth, rate) = 1 - depth * 0.5 * (1 + os.osc(rate));
 """
 
 #: A plucked string (Karplus-Strong with pluck position, loss for a decay of ``t60`` seconds,
@@ -57,11 +56,6 @@ voice = osc : soft(drive) : ve.moog_vcf_2b(res, fc) : *(amp);
     "pluckbass": _PLUCK + """
 voice = string : fi.lowpass(2, tone) : soft(drive) : *(en.asr(0.001, 1, 0.08, gate));
 """,
-    "sinebass": """
-f = freq * (1 + drop * decay(pdecay));
-amp = en.adsr(0.002, adecay, sustain, 0.1, gate);
-voice = sine(f) * amp * (1 + drive * (0.4 + 0.6 * vel)) : ma.tanh;
-""",
     "shapebrass": """
 f = freq * vib(rate, vibrato, vdelay);
 env = en.adsr(attack, 0.15, 0.8, 0.08, gate);
@@ -74,12 +68,6 @@ swell = en.adsr(attack, 0.3, 0.8, 0.12, gate);
 osc = (os.sawtooth(f * (1 + detune)) + os.sawtooth(f * (1 - detune))) * 0.5;
 fc = min(f * (1 + bright * (0.4 + 0.6 * vel) * swell), 7000);
 voice = osc : ve.moog_vcf_2b(res, fc) : *(swell);
-""",
-    "addbrass": """
-f = freq * vib(rate, vibrato, vdelay);
-env = en.adsr(attack, 0.2, 0.85, 0.1, gate) * (0.55 + 0.45 * vel);
-h(n) = sine(f * n) * pow(env, 1 + spread * (n - 1)) / pow(n, tilt);
-voice = sum(i, 32, h(i + 1));
 """,
     "noiseflute": """
 f = freq * vib(rate, vibrato, vdelay);
@@ -94,13 +82,6 @@ tone = sine(f) + h2 * (0.5 + vel) * sine(2 * f) + h3 * vel * sine(3 * f);
 air = no.noise : fi.resonbp(2 * f, 1.5, 1) : *(breath);
 voice = (tone + air) * en.adsr(attack, 0.2, 0.9, 0.1, gate);
 """,
-    "ocarina": """
-f = freq * (1 - 0.0578 * slide * decay(0.05));
-env = en.adsr(attack, 0.1, 0.9, 0.08, gate);
-breath = no.noise : fi.lowpass(2, nyq(3 * freq)) : *(air * (0.5 + vel));
-burst = no.noise : fi.resonbp(nyq(2 * freq), 4, 1) : *(chiff * decay(0.04));
-voice = ((sine(f) + h3 * sine(3 * f)) * trem(tremolo, trate) + breath + burst) * env;
-""",
     "pmguitar": """
 steel = pm.guitar(pm.f2l(tuned(freq, 9.35)), pos, 0.4 + 0.6 * vel, gate);
 nylon = pm.nylonGuitar(pm.f2l(tuned(freq, 10.05)), pos, 0.4 + 0.6 * vel, gate);
@@ -109,10 +90,6 @@ voice = select2(kind > 0.5, steel, nylon) * en.asr(0.001, 1, 0.1, gate);
     "ksguitar": _PLUCK + """
 body = _ <: _, fi.resonbp(body1, 4, 0.5), fi.resonbp(body2, 6, 0.3) :> _;
 voice = string : body : fi.lowpass(2, tone) : *(en.asr(0.001, 1, 0.1, gate));
-""",
-    "driveguitar": _PLUCK + """
-pickup = fi.highpass(1, 100) : fi.lowpass(2, tone);
-voice = string : pickup : soft(drive) : fi.lowpass(2, cab) : *(en.asr(0.001, 1, 0.1, gate));
 """,
     "piano": """
 fn(n) = freq * n * sqrt(1 + inharm * n * n);
@@ -126,17 +103,8 @@ voice = (sum(i, 14, part(i + 1)) + thump) * en.asr(0.001, 1, 0.12, gate);
 body = sine(freq) * decay(t60) + 0.2 * sine(2 * freq) * decay(0.4 * t60);
 tine = sine(freq * ratio) * bell * vel * decay(0.05 + 0.1 * (1 - vel));
 x = body + tine;
-voice = (x + bark * vel * x * x) * trem(tremolo, trate) * en.asr(0.001, 1, 0.1, gate);
-""",
-    "harpsichord": """
-d = 0.1;
-avg = _ <: *(1 - d), (mem : *(d)) :> _;
-loss(f) = pow(0.001, 1 / (f * t60)) * select2(gate, 0.7, 1);
-excite(f) = no.noise * (ba.time < ma.SR / f) : fi.highpass(1, f)
-          <: _, de.fdelay(8192, pos * ma.SR / f) : -;
-pluck(f) = excite(f) : (+ : de.fdelay1a(8192, ma.SR / f - 1 - d)) ~ (avg : *(loss(f)));
-board = _ <: _, fi.resonbp(body, 3, 0.4) :> fi.highpass(1, 80);
-voice = pluck(freq) + octave * pluck(2 * freq) : board : *(en.asr(0.001, 1, 0.05, gate));
+trem = 1 - tremolo * 0.5 * (1 + os.osc(trate));
+voice = (x + bark * vel * x * x) * trem * en.asr(0.001, 1, 0.1, gate);
 """,
     "strikebar": """
 r2 = ba.selectn(2, int(kind * 1.999), 4.0, 3.0);
@@ -150,18 +118,10 @@ voice = bar * en.asr(0.0005, 1, 0.25, gate);
 r2 = ba.selectn(3, int(kind * 2.999), 4.0, 3.0, 2.76);
 r3 = ba.selectn(3, int(kind * 2.999), 10.0, 6.0, 5.4);
 m(r, a, tt) = sine(freq * r) * a * decay(tt);
+trem = 1 - tremolo * 0.5 * (1 + os.osc(trate));
 click = no.noise : fi.highpass(2, 2000) : *(0.3 * hard * vel * decay(0.004));
 modes = m(1, 1, t60) + m(r2, hard * vel, 0.35 * t60) + m(r3, hard * hard * vel, 0.15 * t60);
-voice = (modes * trem(tremolo, trate) + click) * en.asr(0.0005, 1, 0.25, gate);
-""",
-    "bell": """
-r = (0.5, 1, 1.2, 1.5, 2, 2.5, 2.67, 3, 4);
-a = (0.6, 0.8, 1, 0.5, 0.9, 0.4, 0.3, 0.35, 0.25);
-fr(i) = freq * ba.take(i + 1, r);
-partial(i) = (sine(fr(i)) + sine(fr(i) * (1 + beat))) * 0.5 * ba.take(i + 1, a)
-           * pow(bright * (0.3 + 0.7 * vel), i / 8.0) * decay(t60 / (1 + damping * i));
-strike = no.noise : fi.highpass(2, 3000) : *(0.2 * vel * decay(0.005));
-voice = (sum(i, 9, partial(i)) + strike) * en.asr(0.0005, 1, 0.3, gate);
+voice = (modes * trem + click) * en.asr(0.0005, 1, 0.25, gate);
 """,
     "drawbar": """
 f = freq * (1 + depth * os.osc(rate));
@@ -181,12 +141,6 @@ air = no.noise : fi.lowpass(2, 2000) : *(wind);
 voice = (pipe(freq) * r8 + pipe(2 * freq) * r4 + pipe(4 * freq) * r2 + chiffy + air)
       * en.asr(attack, 1, 0.08, gate);
 """,
-    "combo": """
-f = freq * (1 + vdepth * os.osc(vrate));
-rank(k, level) = sum(i, 16, sine(f * k * (2 * i + 1)) / (2 * i + 1)) * level;
-voice = rank(0.5, s16) + rank(1, s8) + rank(2, s4) + rank(4, s2)
-      : fi.lowpass(2, nyq(f * tone)) : *(0.3 * en.asr(0.003, 1, 0.02, gate));
-""",
     "pmclarinet": """
 f = freq * vib(rate, vibrato, vdelay);
 env = en.adsr(attack, 0.1, 0.9, 0.05, gate) * (0.65 + 0.35 * vel) * blow;
@@ -201,14 +155,6 @@ body = pulse(f, width) : fi.lowpass(2, min(f * (1 + bright * (0.4 + 0.6 * vel) *
 air = no.noise : fi.resonbp(formant, 2, 1) : *(breath);
 voice = (body * 0.6 + (body : fi.resonbp(formant, q, 1)) * 0.8 + air) * env;
 """,
-    "dblreed": """
-f = freq * vib(rate, vibrato, vdelay);
-env = en.adsr(attack, 0.1, 0.9, 0.06, gate);
-w(n) = exp(-0.5 * pow(log(n * f / formant) / width, 2)) + base / n;
-open = 0.5 + 0.5 * vel * env;
-voice = sum(i, 32, sine(f * (i + 1)) * w(i + 1) * pow(open, i / 4.0)) * env
-      + (no.noise : fi.resonbp(formant, 3, 1) : *(breath * env));
-""",
     "pmviolin": """
 f = freq * vib(rate, vibrato, vdelay);
 bow = en.adsr(attack, 0.2, 0.9, 0.05, gate) * (0.5 + 0.5 * vel);
@@ -219,15 +165,6 @@ f = freq * vib(rate, vibrato, 0.2);
 osc = (os.sawtooth(f) + os.sawtooth(f * (1 + detune)) + os.sawtooth(f * (1 - detune))) / 3;
 voice = osc : fi.lowpass(2, min(f * cutoff * (0.6 + 0.4 * vel), 7000))
       : *(en.adsr(attack, 0.3, 0.9, release, gate));
-""",
-    "bodystring": """
-f = freq * vib(rate, vibrato, vdelay) * (1 + 0.002 * jitter * no.lfnoise(30));
-bow = en.adsr(attack, 0.2, 0.9, 0.15, gate) * (0.5 + 0.5 * vel);
-saw = os.sawtooth(f) : fi.lowpass(1, nyq(4 * f + 3000 * vel));
-body = _ <: fi.resonbp(air, 8, 0.8), fi.resonbp(wood, 5, 1), fi.resonbp(2 * wood + 100, 5, 0.6),
-       fi.resonbp(bridge, 2, 0.7), *(0.2) :> _;
-rosin = no.noise : fi.bandpass(1, 2000, 6000) : *(scrape * bow);
-voice = (saw * bow : body) + rosin;
 """,
     "sawlead": """
 f = freq * vib(rate, vibrato, vdelay);
@@ -241,14 +178,6 @@ osc = pulse(f, 0.5 + 0.4 * pwm * os.osc(prate));
 fc = min(f * cutoff * (0.6 + 0.4 * vel), 7000);
 voice = osc : ve.moog_vcf_2b(res, fc) : *(en.adsr(0.005, 0.2, 0.85, 0.08, gate));
 """,
-    "synclead": """
-f = freq * vib(rate, vibrato, vdelay);
-sweeping = ratio + sweep * (0.3 + 0.7 * vel) * decay(sdecay);
-master = os.phasor(1, f);
-slave = sin(2 * ma.PI * ma.frac(master * min(sweeping, 0.25 * ma.SR / f))) * (1 - master);
-voice = slave + 0.3 * sine(f) : soft(drive) : fi.lowpass(2, nyq(cut))
-      : *(en.adsr(0.005, 0.2, 0.85, 0.08, gate));
-""",
     "formant": """
 f = freq * vib(rate, vibrato, 0.25);
 voice = pm.SFFormantModelBP(int(kind), vowel, fric, f, 1)
@@ -259,52 +188,32 @@ f = freq * vib(rate, vibrato, 0.25);
 voice = pm.SFFormantModelFofSmooth(int(kind), vowel, f, 1)
       * en.adsr(attack, 0.2, 0.9, 0.12, gate) * (0.6 + 0.4 * vel);
 """,
-    "choir": """
-v(k) = os.sawtooth(freq * (1 + spread * (k - 1.5) / 100)
-       * (1 + 0.0578 * vibrato * os.osc(rate + 0.37 * k)));
-src = sum(k, 4, v(k)) / 4 : fi.lowpass(1, 3000);
-f1 = ba.selectn(5, int(vowel), 800, 400, 350, 450, 325) * shift;
-f2 = ba.selectn(5, int(vowel), 1150, 1600, 2000, 800, 700) * shift;
-f3 = ba.selectn(5, int(vowel), 2800, 2700, 2800, 2830, 2530) * shift;
-formants = _ <: fi.resonbp(f1, 6, 1), fi.resonbp(f2, 8, 0.5), fi.resonbp(f3, 10, 0.25) :> _;
-breath = no.noise : fi.bandpass(1, 1000, 4000) : *(air);
-voice = (src : formants) + breath : *(en.adsr(attack, 0.2, 0.9, 0.2, gate) * (0.6 + 0.4 * vel));
-""",
 }
 
 _VIBRATO = {"vibrato": (0.05, 0.3), "rate": (4.5, 6.5), "vdelay": (0.2, 0.8)}
 
-#: Prototype name -> :class:`Prototype`: the family mapping. Why each is its family: ``subbass``
-#: and ``pluckbass`` are the two ways synthesizers and electric basses make a bass (a saw/square
-#: whose resonant filter snaps shut; a plucked string with a dark pickup tone), played on bass
-#: keys. ``shapebrass`` (a waveshaped sine whose harmonics grow with loudness) and ``subbrass``
-#: (detuned saws whose filter opens as the note swells) both make brass's defining trait,
-#: brightness that follows loudness. ``airflute`` (near-sine with breath noise) and
-#: ``noiseflute`` (breath noise through resonators at the pitch and octave) are flutes: few
-#: harmonics, audible air, delayed vibrato. ``pmguitar`` is Faust's steel and nylon string
+#: Prototype name -> :class:`Prototype`: the family mapping. Why each is its family:
+#: ``subbass`` and ``pluckbass`` are the two ways synthesizers and electric basses make a bass
+#: (a saw/square whose resonant filter snaps shut; a plucked string with a dark pickup tone),
+#: played on bass keys. ``shapebrass`` (a waveshaped sine whose harmonics grow with loudness)
+#: and ``subbrass`` (detuned saws whose filter opens as the note swells) both make brass's
+#: defining trait, brightness that follows loudness. ``airflute`` (near-sine with breath noise)
+#: and ``noiseflute`` (breath noise through resonators at the pitch and octave) are flutes:
+#: few harmonics, audible air, delayed vibrato. ``pmguitar`` is Faust's steel and nylon string
 #: models, ``ksguitar`` a plucked string with body resonances. ``piano`` (a hammered string:
-#: inharmonic partials whose highs decay first) and ``tine`` (an electric piano: sine tine, bell
-#: partial, pickup bark) are NSynth's keyboards. ``strikebar`` (a noise strike into the modes of
-#: a marimba or xylophone bar) and ``modalbar`` (vibraphone, xylophone or glockenspiel modes with
-#: tremolo) are struck, decaying mallets. ``drawbar`` (tonewheel organ: nine sine footages, key
-#: click, percussion, rotary vibrato) and ``pipe`` (flue ranks at 8', 4', 2' with chiff and wind)
-#: are organs: steady from key down to key up. ``pmclarinet`` is Faust's single-reed model,
-#: ``pulsereed`` the saxophone/oboe patch (a pulse wave through a formant). ``pmviolin`` is
-#: Faust's bowed string, ``ensemble`` the string machine (three detuned saws, slow attack).
-#: ``sawlead`` and ``pwmlead`` are the mono leads of analogue synthesizers. ``formant`` and
-#: ``fof`` are Faust's source-filter singing voices (five voice types, five vowels). A third
-#: design in each family makes it another way: ``sinebass`` (electronic music's sub bass: a
-#: saturated sine dropping into pitch), ``addbrass`` (Risset's additive trumpet: the higher a
-#: harmonic, the later it enters and the faster it grows with loudness), ``ocarina`` (a vessel
-#: flute: a near-pure tone scooping up to pitch, chiff, tremolo), ``driveguitar`` (an overdriven
-#: electric guitar), ``harpsichord`` (quill-plucked strings with an octave register), ``bell`` (a
-#: tuned bell's hum, prime, tierce, quint and nominal), ``combo`` (a transistor organ's
-#: square-wave ranks), ``dblreed`` (oboe or bassoon: harmonics under a formant fixed by the
-#: bore), ``bodystring`` (a bowed sawtooth through a violin body's resonances), ``synclead`` (a
-#: windowed sync sweep, as in phase-distortion leads) and ``choir`` (voices on one vowel).
-#: Faust's brass, flute and marimba models are left out: they do not hold a pitch across their
-#: range. The physical models are rendered on the keys where they hold their tuning: ``tuned``
-#: takes out the delay their filters add to the loop, as measured at 16 kHz.
+#: inharmonic partials whose highs decay first) and ``tine`` (an electric piano: sine tine,
+#: bell partial, pickup bark) are NSynth's keyboards. ``strikebar`` (a noise strike into the
+#: modes of a marimba or xylophone bar) and ``modalbar`` (vibraphone, xylophone or glockenspiel
+#: modes with tremolo) are struck, decaying mallets. ``drawbar`` (tonewheel organ: nine sine
+#: footages, key click, percussion, rotary vibrato) and ``pipe`` (flue ranks at 8', 4', 2' with
+#: chiff and wind) are organs: steady from key down to key up. ``pmclarinet`` is Faust's
+#: single-reed model, ``pulsereed`` the saxophone/oboe patch (a pulse wave through a formant).
+#: ``pmviolin`` is Faust's bowed string, ``ensemble`` the string machine (three detuned saws,
+#: slow attack). ``sawlead`` and ``pwmlead`` are the mono leads of analogue synthesizers.
+#: ``formant`` and ``fof`` are Faust's source-filter singing voices (five voice types, five
+#: vowels). Faust's brass, flute and marimba models are left out: they do not hold a pitch
+#: across their range. The physical models are rendered on the keys where they hold their
+#: tuning: ``tuned`` takes out the delay their filters add to the loop, as measured at 16 kHz.
 PROTOTYPES: Dict[str, Prototype] = {
     "subbass": Prototype("bass", "synth bass: saw/square through a closing resonant lowpass", {
         "shape": (0, 1), "cutoff": (1.5, 6), "envamt": (3, 16), "fdecay": (0.08, 0.5),
@@ -312,51 +221,35 @@ PROTOTYPES: Dict[str, Prototype] = {
     "pluckbass": Prototype("bass", "electric bass: plucked string, dark pickup tone", {
         "t60": (3, 9), "damp": (0.4, 0.5), "bright": (0.3, 1), "pos": (0.08, 0.3),
         "tone": (600, 2500), "drive": (0, 0.5)}),
-    "sinebass": Prototype("bass", "sub bass: a sine whose pitch drops into the note, saturated", {
-        "drop": (0, 1), "pdecay": (0.01, 0.05), "adecay": (0.4, 3), "sustain": (0.1, 0.9),
-        "drive": (0, 3)}),
     "shapebrass": Prototype("brass", "waveshaped sine: harmonics grow with loudness", {
         **_VIBRATO, "drive": (2, 6), "bias": (0.3, 0.9), "attack": (0.03, 0.1)}),
     "subbrass": Prototype("brass", "analogue brass: detuned saws, filter opens as it swells", {
         **_VIBRATO, "detune": (0.002, 0.008), "attack": (0.03, 0.12), "bright": (2, 6),
         "res": (0, 0.4), "scoop": (0, 0.5)}),
-    "addbrass": Prototype("brass", "additive brass: higher harmonics enter later, grow faster", {
-        **_VIBRATO, "spread": (0.3, 1.2), "tilt": (0.2, 0.9), "attack": (0.04, 0.12)}),
     "noiseflute": Prototype("flute", "breath noise through resonators at the pitch and octave", {
         **_VIBRATO, "q": (15, 60), "h2": (0, 0.4), "tone": (0.05, 0.3),
         "attack": (0.04, 0.15)}),
     "airflute": Prototype("flute", "near-sine tone with breath noise and vibrato", {
         **_VIBRATO, "h2": (0.05, 0.35), "h3": (0, 0.15), "breath": (0.02, 0.15),
         "attack": (0.04, 0.15)}),
-    "ocarina": Prototype("flute", "vessel flute: sine scooping up to pitch, chiff, tremolo, air", {
-        "slide": (0, 1), "attack": (0.02, 0.1), "tremolo": (0, 0.3), "trate": (4, 6.5),
-        "air": (0.01, 0.08), "chiff": (0, 0.3), "h3": (0, 0.08)}),
     "pmguitar": Prototype("guitar", "Faust's steel and nylon string models", {
         "pos": (0.1, 0.9), "kind": (0, 1)}, pitches=(46, 64)),
     "ksguitar": Prototype("guitar", "plucked string with body resonances", {
         "t60": (3, 10), "damp": (0.1, 0.35), "bright": (0.3, 1), "pos": (0.1, 0.4),
         "tone": (2000, 6000),
         "body1": (90, 220), "body2": (250, 500)}),
-    "driveguitar": Prototype("guitar", "overdriven electric guitar: string, pickup, clipping", {
-        "t60": (4, 12), "damp": (0.05, 0.3), "bright": (0.4, 1), "pos": (0.1, 0.3),
-        "tone": (2000, 5000), "drive": (0.5, 3), "cab": (2500, 6000)}),
     "piano": Prototype("keyboard", "hammered string: inharmonic partials, highs decay first", {
         "inharm": (0.0001, 0.0008), "tilt": (0.8, 1.6), "t60": (6, 20), "hammer": (0, 0.3),
         "detune": (0.0005, 0.003)}),
     "tine": Prototype("keyboard", "electric piano: sine tine, bell partial, pickup bark", {
         "t60": (4, 12), "ratio": (6.5, 8.5), "bell": (0.1, 0.6), "bark": (0, 0.6),
         "tremolo": (0, 0.4), "trate": (3, 6)}),
-    "harpsichord": Prototype("keyboard", "harpsichord: strings plucked near the end, 8' and 4'", {
-        "t60": (2, 6), "pos": (0.03, 0.15), "octave": (0, 0.7), "body": (150, 400)},
-        pitches=(29, 89)),  # a five-octave harpsichord's compass, FF to f'''
     "strikebar": Prototype("mallet", "noise strike into resonant modes of a tuned bar", {
         "kind": (0, 1), "cutoff": (2000, 7000), "sharp": (0.2, 1), "t60": (0.5, 2.5),
         "hard": (0.2, 0.8)}),
     "modalbar": Prototype("mallet", "struck bar: vibraphone, xylophone or glockenspiel modes", {
         "kind": (0, 1), "t60": (1.5, 6), "hard": (0.1, 0.8), "tremolo": (0, 0.5),
         "trate": (3.5, 7)}),
-    "bell": Prototype("mallet", "tuned bell: hum, prime, tierce, quint, nominal, beating", {
-        "t60": (2, 8), "beat": (0, 0.004), "bright": (0.3, 1), "damping": (0.2, 1)}),
     "drawbar": Prototype("organ", "tonewheel organ: nine sine footages, click, rotary", {
         "d16": (0, 6), "d513": (0, 4), "d8": (6, 8), "d4": (0, 8), "d223": (0, 6),
         "d2": (0, 6), "d135": (0, 4), "d113": (0, 4), "d1": (0, 6), "click": (0, 0.3),
@@ -364,45 +257,30 @@ PROTOTYPES: Dict[str, Prototype] = {
     "pipe": Prototype("organ", "pipe organ: flue ranks 8', 4', 2', chiff and wind", {
         "r8": (0.7, 1), "r4": (0, 0.7), "r2": (0, 0.5), "flue": (0.3, 1.5), "even": (0.2, 1),
         "chiff": (0, 0.3), "attack": (0.03, 0.12), "wind": (0, 0.03)}),
-    "combo": Prototype("organ", "combo organ: square-wave ranks 16' to 2', tone filter, vibrato", {
-        "s16": (0, 0.3), "s8": (0.6, 1), "s4": (0, 0.8), "s2": (0, 0.5), "tone": (3, 10),
-        "vdepth": (0, 0.004), "vrate": (5, 7)}),
     "pmclarinet": Prototype("reed", "Faust's single-reed clarinet model", {
         **_VIBRATO, "stiff": (0.3, 0.7), "bell": (0.3, 0.5), "blow": (0.7, 1),
         "attack": (0.01, 0.06)}, pitches=(40, 78)),
     "pulsereed": Prototype("reed", "saxophone/oboe patch: pulse wave through a formant", {
         **_VIBRATO, "width": (0.1, 0.5), "formant": (700, 2200), "q": (1, 4),
         "bright": (2, 6), "breath": (0, 0.1), "attack": (0.02, 0.08)}),
-    "dblreed": Prototype("reed", "double reed: harmonics under a fixed formant, brighter louder", {
-        **_VIBRATO, "formant": (500, 1600), "width": (0.3, 0.8), "base": (0.05, 0.3),
-        "breath": (0, 0.05), "attack": (0.02, 0.07)}),
     "pmviolin": Prototype("string", "Faust's bowed string model", {
         **_VIBRATO, "press": (0.3, 0.7), "pos": (0.45, 0.65), "attack": (0.02, 0.15)},
         pitches=(46, 76)),
     "ensemble": Prototype("string", "string machine: three detuned saws, slow attack", {
         "vibrato": (0.05, 0.25), "rate": (4.5, 6.5), "detune": (0.002, 0.008),
         "attack": (0.08, 0.4), "cutoff": (3, 8), "release": (0.15, 0.5)}),
-    "bodystring": Prototype("string", "solo string: sawtooth through a violin body's resonances", {
-        **_VIBRATO, "jitter": (0, 1), "attack": (0.05, 0.3), "air": (250, 300),
-        "wood": (400, 550), "bridge": (2000, 3200), "scrape": (0, 0.03)}),
     "sawlead": Prototype("synth_lead", "mono lead: saw/square, resonant lowpass, vibrato", {
         **_VIBRATO, "detune": (0, 0.01), "cutoff": (2, 10), "res": (0.2, 0.85),
         "fenv": (0, 8), "fdecay": (0.1, 0.6), "square": (0, 1), "drive": (0, 0.7)}),
     "pwmlead": Prototype("synth_lead", "pulse-width-modulated lead through a lowpass", {
         **_VIBRATO, "pwm": (0.1, 0.9), "prate": (0.3, 4), "cutoff": (3, 12),
         "res": (0.1, 0.7)}),
-    "synclead": Prototype("synth_lead", "sync lead: a swept sine reset at the key, windowed", {
-        **_VIBRATO, "sweep": (1, 4), "sdecay": (0.1, 1), "ratio": (1.2, 1.8),
-        "cut": (2500, 7000), "drive": (0, 0.6)}),
     "formant": Prototype("vocal", "source-filter voice: saw through vowel formants", {
         "kind": (0, 5), "vowel": (0, 4), "fric": (0, 0.15), "vibrato": (0.2, 0.6),
         "rate": (4.5, 6.5), "attack": (0.05, 0.2)}),
     "fof": Prototype("vocal", "FOF singing voice (formant wave functions)", {
         "kind": (0, 5), "vowel": (0, 4), "vibrato": (0.2, 0.6), "rate": (4.5, 6.5),
         "attack": (0.05, 0.2)}),
-    "choir": Prototype("vocal", "choir: four detuned voices through one vowel's formants", {
-        "vowel": (0, 5), "spread": (0.2, 0.8), "vibrato": (0.1, 0.4), "rate": (4.5, 6),
-        "shift": (0.85, 1.15), "air": (0, 0.05), "attack": (0.1, 0.4)}),
 }
 
 
