@@ -130,6 +130,8 @@ def train_config(args):
         changes["augment"] = False
     if args.no_balance:
         changes["balance"] = False
+    if args.balance_folders:
+        changes["balance_folders"] = True
     return TrainConfig(**changes)
 
 
