@@ -130,8 +130,6 @@ def train_config(args):
         changes["augment"] = False
     if args.no_balance:
         changes["balance"] = False
-    if args.balance_folders:
-        changes["balance_folders"] = True
     return TrainConfig(**changes)
 
 

@@ -222,9 +222,6 @@ def _train(add_command):
                         f"block (default {d.width})")
     p.add_argument("--no-augment", action="store_true", help="no augmentation")
     p.add_argument("--no-balance", action="store_true", help="sample notes uniformly")
-    p.add_argument("--balance-folders", action="store_true",
-                   help="within a label, sample every NOTES folder the store was built from "
-                        "equally often, then its instruments")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace a trained model")
 

@@ -415,10 +415,6 @@ RECIPES = {
                 "the default choosing its best epoch, plateau and stop on the mean of the "
                 "selection banks' accuracies (each the same) instead of over their notes; "
                 "the default itself where one bank selects"),
-    "balance-folders": ({"balance_folders": True},
-                        "the default drawing, within a family, each bank's NOTES folder equally "
-                        "often, then its instruments, instead of every instrument of the family "
-                        "equally often"),
     "patience-10": ({"patience": 10}, "the default stopping after 10 epochs without a better "
                                       "selection accuracy instead of 6"),
     "tutorial": ({"model": "tutorial", "epochs": 3, "steps_per_epoch": 30, "schedule": "cosine"},
@@ -428,11 +424,9 @@ RECIPES = {
 
 
 def _flags(changes: dict) -> list:
-    """``timbremap train`` options for ``TrainConfig`` fields (a field set to ``True``: its
-    switch alone)."""
+    """``timbremap train`` options for ``TrainConfig`` fields."""
     return [item for key, value in changes.items()
-            for item in ((f"--{key.replace('_', '-')}",) if value is True
-                         else (f"--{key.replace('_', '-')}", str(value)))]
+            for item in (f"--{key.replace('_', '-')}", str(value))]
 
 
 #: ``TrainConfig`` fields that decide how a run is carried out, not what it learns: a model

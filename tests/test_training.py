@@ -251,39 +251,6 @@ def test_valid_weights_folders_picks_epochs_on_the_mean_over_folders(tone_store,
         TrainConfig(valid_weights="files")
 
 
-def test_balance_folders_draws_each_folder_of_a_label_equally_often(tone_store, tmp_path):
-    """A label with one instrument in one folder and two in another: by instrument each of the
-    three is drawn a third of the label's draws; with balance_folders the lone one is drawn
-    half, each of the others a quarter. Every label is still drawn equally often."""
-    import shutil
-    store = tmp_path / "two"
-    shutil.copytree(tone_store, store)
-    with h5py.File(store / "train.h5", "r+") as f:
-        labels = f["labels"][...]
-        lone, other = np.flatnonzero(labels == labels[0])[:2]
-        moved = int(np.flatnonzero(labels != labels[0])[0])
-        labels[moved] = labels[0]  # the label gets a third note
-        f["labels"][...] = labels
-        del f["group"]  # the instruments group the notes
-        f["instrument"][...] = np.arange(len(labels))  # every note its own instrument
-        folder = np.zeros(len(labels), np.int16)
-        folder[[other, moved]] = 1
-        f["source_folder"][...] = folder
-        f["source_folder"].attrs["names"] = ["/notes/one", "/notes/two"]
-    mine = [lone, other, moved]
-    assert sorted(mine) == list(np.flatnonzero(labels == labels[0]))
-    for balance_folders, expected in ((False, [1 / 3] * 3), (True, [1 / 2, 1 / 4, 1 / 4])):
-        data = StoreBatches(store / "train.h5", 4, shuffle=True,
-                            balance_folders=balance_folders)
-        per_label = [data.weights[labels == k].sum() for k in np.unique(labels)]
-        assert per_label == pytest.approx([1 / len(per_label)] * len(per_label))
-        share = data.weights[mine] / data.weights[mine].sum()
-        assert share == pytest.approx(expected), balance_folders
-        data.close()
-    with pytest.raises(InputError, match="balance_folders needs balance"):
-        TrainConfig(balance=False, balance_folders=True)
-
-
 def test_evaluate_cli_json(trained, tone_store):
     out = subprocess.run([sys.executable, "-m", "analysis.cli", "evaluate", str(tone_store),
                           str(trained[0]), "--split", "valid", "--json"], cwd=REPO,

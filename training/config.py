@@ -93,10 +93,6 @@ class TrainConfig:
     balance : bool
         Sample every label of the store equally often, and every instrument of a label
         equally often.
-    balance_folders : bool
-        With ``balance``, within a label sample every NOTES folder the train split was built
-        from (``/source_folder``) equally often, then every instrument of the label in that
-        folder: a folder with few instruments of a label counts as much as one with many.
     augment : bool
         Gain, frequency shift, SpecAugment masks and mixup (default model only).
     gain_db, tilt_db, shift_bins : float, float, int
@@ -143,7 +139,6 @@ class TrainConfig:
     buffer_mib: float = 256.0
     workers: int = 2
     balance: bool = True
-    balance_folders: bool = False
     augment: bool = True
     gain_db: float = 12.0
     tilt_db: float = 6.0
@@ -198,9 +193,6 @@ class TrainConfig:
         if self.mixup() and self.batch_size % 2:
             raise InputError(f"batch_size must be even with mixup (notes are mixed in pairs), "
                              f"got {self.batch_size}")
-        if self.balance_folders and not self.balance:
-            raise InputError("balance_folders needs balance (it balances the folders within "
-                             "each label)")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
 

@@ -36,38 +36,31 @@ __all__ = ["StoreBatches", "balanced_weights", "folder_weights"]
 BUFFERS_KEPT = 3
 
 
-def balanced_weights(labels: np.ndarray, instruments: Optional[np.ndarray] = None,
-                     folders: Optional[np.ndarray] = None) -> np.ndarray:
+def balanced_weights(labels: np.ndarray, instruments: Optional[np.ndarray] = None) -> np.ndarray:
     """Sampling probability of each note: the labels present equally likely (whatever their
-    number), then, within a label, the folders that hold notes of it, then the instruments
-    within a label and folder.
+    number), then the instruments within a label.
 
     Parameters
     ----------
     labels : np.ndarray of int, shape ``(N,)``
     instruments : np.ndarray, shape ``(N,)``, optional
         Instrument ids, or any other groups (``/group``: a player, a session, a recording);
-        without them, notes of a label (and folder) are equally likely.
-    folders : np.ndarray of int, shape ``(N,)``, optional
-        Each note's NOTES folder (``/source_folder``), or any other sources; without them, one.
+        without them, notes of a label are equally likely.
 
     Returns
     -------
     np.ndarray, float64, shape ``(N,)``, summing to 1.
     """
     labels = np.asarray(labels)
-    instruments = np.zeros_like(labels) if instruments is None else np.asarray(instruments)
-    folders = np.zeros_like(labels) if folders is None else np.asarray(folders)
+    if instruments is None:
+        instruments = np.zeros_like(labels)
     weights = np.zeros(len(labels), dtype=np.float64)
     families = np.unique(labels)
     for family in families:
         in_family = labels == family
-        sources = np.unique(folders[in_family])
-        for source in sources:
-            mine = in_family & (folders == source)
-            _, owner, counts = np.unique(instruments[mine], return_inverse=True,
-                                         return_counts=True)
-            weights[mine] = 1.0 / (len(families) * len(sources) * len(counts) * counts[owner])
+        owners, counts = np.unique(instruments[in_family], return_counts=True)
+        per_note = 1.0 / (len(families) * len(owners) * counts)
+        weights[in_family] = per_note[np.searchsorted(owners, instruments[in_family])]
     return weights / weights.sum()
 
 
@@ -104,10 +97,6 @@ class StoreBatches(keras.utils.PyDataset):
         Training mode: each epoch draws ``steps`` batches of random indices (balanced when
         ``balance``); otherwise the split is read once, in order.
     balance : bool
-    balance_folders : bool
-        With ``balance``, within a label every NOTES folder the split was built from
-        (``/source_folder``) is drawn equally often, then its instruments
-        (:func:`balanced_weights`).
     steps : int, optional
         Batches per epoch in training mode (default ``ceil(N / batch_size)``).
     mixup_alpha : float
@@ -143,8 +132,7 @@ class StoreBatches(keras.utils.PyDataset):
     def __init__(self, path, batch_size: int, shuffle: bool = False, balance: bool = True,
                  steps: Optional[int] = None, mixup_alpha: float = 0.0, seed: int = 0,
                  loader: str = "auto", block_mib: float = 0.5, buffer_mib: float = 256.0,
-                 multiple_of: int = 1, by_folder: bool = False, balance_folders: bool = False,
-                 **kwargs):
+                 multiple_of: int = 1, by_folder: bool = False, **kwargs):
         super().__init__(**kwargs)
         if loader not in ("auto", "mmap", "h5py", "block"):
             raise ValueError(f"loader must be 'auto', 'mmap', 'h5py' or 'block', got {loader!r}")
@@ -170,9 +158,7 @@ class StoreBatches(keras.utils.PyDataset):
             # within a label, each group (NSynth: instrument) equally often
             owners = self.reader.field(schema.GROUP if self.reader.has(schema.GROUP)
                                        else schema.INSTRUMENT)
-            folders = (self.reader.field(schema.SOURCE_FOLDER)
-                       if balance_folders and self.reader.has(schema.SOURCE_FOLDER) else None)
-            self.weights = (balanced_weights(self.reader.labels, owners, folders) if balance
+            self.weights = (balanced_weights(self.reader.labels, owners) if balance
                             else np.full(n, 1.0 / n))
         big = self.reader.method == "remote" or n * self.reader.note_bytes > memory_for_cache()
         self.order = ("block" if shuffle and (loader == "block" or loader == "auto" and big)

@@ -211,9 +211,8 @@ def _batches(store: Path, config: TrainConfig, n_train: int):
     batch = config.batch_size * devices
     steps = math.ceil(config.steps(n_train) / devices)
     train_data = StoreBatches(split_path(store, "train"), batch, shuffle=True,
-                              balance=config.balance, balance_folders=config.balance_folders,
-                              steps=steps, mixup_alpha=config.mixup(), seed=config.seed,
-                              loader=config.loader, block_mib=config.block_mib,
+                              balance=config.balance, steps=steps, mixup_alpha=config.mixup(),
+                              seed=config.seed, loader=config.loader, block_mib=config.block_mib,
                               buffer_mib=config.buffer_mib, workers=config.workers,
                               max_queue_size=2 * config.workers)
     return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=config.loader,
