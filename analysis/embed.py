@@ -12,7 +12,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from featurestore import schema
-from featurestore.store import SpectraReader, StoreError, open_split, read_params, split_path
+from featurestore.errors import InputError
+from featurestore.store import (SpectraReader, StoreError, open_split, read_params, require_store,
+                                split_path)
 from featurestore.files import replaced
 from featurestore.remote import is_url, store_location
 from featurestore.store import store_id, store_splits
@@ -91,11 +93,16 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
         A missing store or split, a model that cannot be loaded, or a split built with other
         features, or holding another label set, than the model (every split is checked
         before anything is written).
+    InputError
+        ``into`` is a file.
     """
     if is_url(store) and into is None:
         raise StoreError(f"{store}: a store on object storage is read, never written; give "
                          f"--into FOLDER for the embeddings")
     store = store_location(str(store))
+    require_store(store)
+    if into is not None and Path(into).exists() and not Path(into).is_dir():
+        raise InputError(f"{into}: is a file; --into names a folder for the split files")
     trained = load_trained(model_dir)
     splits = list(splits) if splits else store_splits(store)
     if not splits:

@@ -19,7 +19,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from featurestore import schema
-from featurestore.store import StoreError, open_split, store_splits
+from featurestore.errors import InputError
+from featurestore.store import StoreError, open_split, require_store, store_splits
 
 from .placed import read_placed
 from .tsne import no_map
@@ -47,11 +48,15 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     Raises
     ------
     StoreError
-        When no split of the store has a ``/tsne`` map, or two splits hold different label
-        sets.
+        When the store is not a folder, no split of it has a ``/tsne`` map, or two splits hold
+        different label sets (nothing is written).
+    InputError
+        When ``out_dir`` is a file.
     """
     store, out_dir = Path(store), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    require_store(store)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: is a file; the map is written into a folder")
     data, label_sets = {"splits": {}}, {}
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
@@ -92,6 +97,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     data["placed"] = [{"split": p.split, "x": p.x, "y": p.y, "name": Path(p.path).name,
                        "family": p.family, "audio": _audio_link(out_dir, Path(p.path))}
                       for p in read_placed(store)]
+    out_dir.mkdir(parents=True, exist_ok=True)
     page = out_dir / "index.html"
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     page.write_text(TEMPLATE.replace("__DATA__", payload).replace("__TITLE__",

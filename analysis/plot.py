@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
-from featurestore.store import StoreError, open_split, split_path, store_splits
+from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 from training.modeldir import label_set_text
 
 from .placed import read_placed
@@ -68,6 +68,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     store, out = Path(store), Path(out)
+    require_store(store)
     panels, label_sets = [], {}
     for split in splits or store_splits(store):
         with open_split(store, split) as f:

@@ -11,7 +11,7 @@ from . import schema
 from .layouts import ATTR_PREFIX as INPUT_PREFIX
 from .params import ATTR_PREFIX
 import featurestore.remote as remote
-from .store import StoreError, open_split, split_path, store_splits
+from .store import StoreError, open_split, require_store, split_path, store_splits
 
 __all__ = ["describe_store"]
 
@@ -27,8 +27,7 @@ def describe_store(store, max_skipped: int = 10) -> List[str]:
     """
     url = remote.is_url(store)
     store = store if url else Path(store)
-    if not url and not store.is_dir():
-        raise StoreError(f"{store}: no such store folder")
+    require_store(store)
     splits = store_splits(store)
     if not splits:
         unfinished = [] if url else sorted(p.name for p in store.glob("*.h5.partial"))

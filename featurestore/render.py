@@ -249,7 +249,9 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
             from None
     soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
     if not soundfont.is_file():
-        raise FileNotFoundError(f"{soundfont}: no such SoundFont file")
+        raise FileNotFoundError(f"{soundfont}: " + ("is a folder, not a SoundFont (.sf2) file"
+                                                    if soundfont.is_dir()
+                                                    else "no such SoundFont file"))
     programs = sorted(GM_FAMILIES) if programs is None else sorted(set(programs))
     unknown = [p for p in programs if p not in GM_FAMILIES]
     if unknown:

@@ -24,7 +24,8 @@ from .nsynth import SPLITS
 from .schema import (CONTENT_DIGEST, LABELS, SPECTRA, check_split, read_label_names, read_params,
                      read_stats)
 
-__all__ = ["SpectraReader", "split_path", "store_id", "store_name", "open_split", "read_params",
+__all__ = ["SpectraReader", "split_path", "store_id", "store_name", "require_store",
+           "open_split", "read_params",
            "read_stats", "store_splits", "StoreError", "held_by_another", "chunk_offsets"]
 
 SUFFIX = ".h5"
@@ -78,6 +79,21 @@ def held_by_another(err: OSError) -> bool:
     return "errno = 11" in str(err)
 
 
+def require_store(store) -> None:
+    """Refuse a ``store`` that is neither a URL on object storage nor a local folder.
+
+    Raises
+    ------
+    StoreError
+        Naming the path, and whether it is missing or a file.
+    """
+    if remote.is_url(store) or Path(store).is_dir():
+        return
+    what = ("is a file, not a store (a store is a folder of split files)" if Path(store).exists()
+            else "no such store folder")
+    raise StoreError(f"{store}: {what}")
+
+
 def open_split(store, split: str, mode: str = "r") -> h5py.File:
     """Open ``STORE/SPLIT.h5``, raising :class:`StoreError` with a clear message if absent."""
     path = split_path(store, split)
@@ -86,9 +102,8 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
             have = ", ".join(store_splits(store)) or "none"
             raise StoreError(f"{path}: the store has no '{split}' split (splits present: "
                              f"{have})")
-    elif not Path(store).is_dir():
-        raise StoreError(f"{store}: no such store folder")
     else:
+        require_store(store)
         finish_commit(Path(store))  # the renames of a build --add a kill interrupted
         if not path.is_file():
             have = ", ".join(store_splits(store)) or "none"

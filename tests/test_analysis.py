@@ -17,6 +17,7 @@ from analysis.plot import plot_map
 from analysis.tsne import _Converged, knn_accuracy, tsne_split
 from analysis.writeback import write_result
 from featurestore.build import build_store
+from featurestore.errors import InputError
 from featurestore.params import FeatureParams
 from featurestore.store import StoreError
 from training.config import TrainConfig
@@ -198,6 +199,11 @@ def test_embed_rejects_a_model_of_other_features(mapped, tone_root, tmp_path):
                 splits=["test"])
     with pytest.raises(ModelError, match="other features than the model"):
         embed_store(other, mapped[1], progress=False)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="file: is a file; --into names a folder"):
+        embed_store(other, tmp_path / "nomodel", into=tmp_path / "file")  # before any work
+    with pytest.raises(StoreError, match="nowhere: no such store folder"):
+        embed_store(tmp_path / "nowhere", mapped[1])
 
 
 def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
@@ -335,6 +341,9 @@ def test_cli_bad_input_lines(mapped, tmp_path):
     assert "Traceback" not in r.stderr
     r = run("plot", tmp_path, tmp_path / "x.png")
     assert r.returncode == 1 and "no split has a /tsne map" in r.stderr
+    r = run("map", mapped[1], tmp_path / "page")  # the model folder holds no split file
+    assert r.returncode == 1 and "no split has a /tsne map" in r.stderr
+    assert not (tmp_path / "page").exists()  # a map that failed leaves no folder behind
     r = run("plot", mapped[0], tmp_path / "x.png", "--split", "valid")  # mapped: train, test
     assert r.returncode == 1 and "valid.h5: no /tsne map (run 'timbremap tsne" in r.stderr
 
