@@ -20,6 +20,7 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError
+from featurestore.remote import is_url
 from featurestore.store import StoreError, open_split, require_store, store_splits
 
 from .placed import read_placed
@@ -53,11 +54,14 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     InputError
         When ``out_dir`` is a file.
     """
+    if is_url(store):
+        raise StoreError(f"{store}: map needs a local store (a store on object storage is read "
+                         f"by inspect, evaluate and embed --into)")
     store, out_dir = Path(store), Path(out_dir)
     require_store(store)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: is a file; the map is written into a folder")
-    data, label_sets = {"splits": {}}, {}
+    data, label_sets, copies = {"splits": {}}, {}, {}
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
             if schema.TSNE not in f:
@@ -76,8 +80,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                     if source not in copied:  # once a file, whatever its windows
                         copied[source] = (out_dir / "audio" / split
                                           / f"{len(copied):05d}-{source.name}")
-                        copied[source].parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(source, copied[source])
+                        copies[copied[source]] = source  # copied once the page can be made
                     source = copied[source]
                 # a window of a recording plays from where it starts (a media fragment)
                 audio.append(_audio_link(out_dir, source) + (f"#t={offset:g}" if offset else ""))
@@ -98,6 +101,9 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                        "family": p.family, "audio": _audio_link(out_dir, Path(p.path))}
                       for p in read_placed(store)]
     out_dir.mkdir(parents=True, exist_ok=True)
+    for copy, source in copies.items():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, copy)
     page = out_dir / "index.html"
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     page.write_text(TEMPLATE.replace("__DATA__", payload).replace("__TITLE__",

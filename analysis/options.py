@@ -297,7 +297,7 @@ def _place(add_command):
 
 def _plot(add_command):
     p = add_command("plot", help="PNG of the t-SNE maps, coloured by label")
-    p.add_argument("store", type=Path)
+    p.add_argument("store", type=store_location, help="the store folder (a local store)")
     p.add_argument("out", type=Path)
     p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
 
@@ -305,7 +305,7 @@ def _plot(add_command):
 def _map(add_command):
     p = add_command("map", help="interactive HTML map: hover, click to listen, filter",
                     description="Write OUT_DIR/index.html, which opens offline from disk.")
-    p.add_argument("store", type=Path)
+    p.add_argument("store", type=store_location, help="the store folder (a local store)")
     p.add_argument("out_dir", type=Path)
     p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
     p.add_argument("--copy-audio", action="store_true",

@@ -1,4 +1,4 @@
-"""The sounds ``place`` put on a split's map, kept beside the store in ``placed.json`` (plain
+"""The sounds ``place`` put on a split's map, kept in the store's ``placed.json`` (plain
 json, read by ``plot`` and ``map``, dropped with the map they were placed on)."""
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
+from featurestore.remote import is_url
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 from training.modeldir import label_set_text
 
@@ -64,11 +65,14 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
         When no split of the store has a ``/tsne`` map, or two splits hold different label
         sets.
     """
+    if is_url(store):
+        raise StoreError(f"{store}: plot needs a local store (a store on object storage is read "
+                         f"by inspect, evaluate and embed --into)")
+    store, out = Path(store), Path(out)
+    require_store(store)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    store, out = Path(store), Path(out)
-    require_store(store)
     panels, label_sets = [], {}
     for split in splits or store_splits(store):
         with open_split(store, split) as f:

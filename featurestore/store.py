@@ -24,9 +24,9 @@ from .nsynth import SPLITS
 from .schema import (CONTENT_DIGEST, LABELS, SPECTRA, check_split, read_label_names, read_params,
                      read_stats)
 
-__all__ = ["SpectraReader", "split_path", "store_id", "store_name", "require_store",
-           "open_split", "read_params",
-           "read_stats", "store_splits", "StoreError", "held_by_another", "chunk_offsets"]
+__all__ = ["SpectraReader", "split_path", "store_id", "store_name", "require_store", "open_split",
+           "read_params", "read_stats", "store_splits", "StoreError", "held_by_another",
+           "chunk_offsets"]
 
 SUFFIX = ".h5"
 

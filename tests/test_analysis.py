@@ -199,11 +199,16 @@ def test_embed_rejects_a_model_of_other_features(mapped, tone_root, tmp_path):
                 splits=["test"])
     with pytest.raises(ModelError, match="other features than the model"):
         embed_store(other, mapped[1], progress=False)
+
+
+def test_embed_refuses_a_missing_store_and_an_into_that_is_a_file(mapped, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(InputError, match="file: is a file; --into names a folder"):
-        embed_store(other, tmp_path / "nomodel", into=tmp_path / "file")  # before any work
+        embed_store(mapped[0], tmp_path / "nomodel", into=tmp_path / "file")  # before the model
     with pytest.raises(StoreError, match="nowhere: no such store folder"):
         embed_store(tmp_path / "nowhere", mapped[1])
+    with pytest.raises(StoreError, match="file: is a file, not a store"):
+        embed_store(tmp_path / "file", mapped[1])
 
 
 def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
@@ -341,7 +346,8 @@ def test_cli_bad_input_lines(mapped, tmp_path):
     assert "Traceback" not in r.stderr
     r = run("plot", tmp_path, tmp_path / "x.png")
     assert r.returncode == 1 and "no split has a /tsne map" in r.stderr
-    r = run("map", mapped[1], tmp_path / "page")  # the model folder holds no split file
+    (tmp_path / "empty").mkdir()
+    r = run("map", tmp_path / "empty", tmp_path / "page")
     assert r.returncode == 1 and "no split has a /tsne map" in r.stderr
     assert not (tmp_path / "page").exists()  # a map that failed leaves no folder behind
     r = run("plot", mapped[0], tmp_path / "x.png", "--split", "valid")  # mapped: train, test

@@ -86,6 +86,8 @@ def test_build_and_inspect(tone_root, tmp_path):
     (["plot", "{tmp}/nowhere", "{tmp}/x.png"], "nowhere: no such store folder"),
     (["map", "{tmp}/nowhere", "{tmp}/map"], "nowhere: no such store folder"),
     (["map", "{tmp}", "{tmp}/file"], "file: is a file; the map is written into a folder"),
+    (["plot", "s3://bucket/store", "{tmp}/x.png"], "plot needs a local store"),
+    (["map", "s3://bucket/store", "{tmp}/map"], "map needs a local store"),
     (["inspect", "{tmp}"], "no split files"),
     (["inspect", "{tmp}/half"], "an unfinished build left train.h5.partial"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),

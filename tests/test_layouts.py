@@ -9,7 +9,7 @@ import soundfile as sf
 
 from featurestore import schema
 from featurestore.build import build_store
-from featurestore.errors import BuildError
+from featurestore.errors import BuildError, StoreError
 from featurestore.layouts import InputOptions, drawn_split, read_inputs
 from featurestore.windows import window_offsets
 from tests.helpers import SR, tone
@@ -373,6 +373,9 @@ def test_map_copies_each_recording_once_and_plays_a_window_from_its_offset(tmp_p
         n = f[schema.SPECTRA].shape[0]
         f[schema.TSNE] = np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32)
         offsets = f[schema.OFFSET][:]
+    with pytest.raises(StoreError, match="valid.h5: no /tsne map"):  # the second split has none
+        write_map(tmp_path / "store", tmp_path / "failed", ["train", "valid"], copy_audio=True)
+    assert not (tmp_path / "failed").exists()  # a map that fails copies nothing
     page = write_map(tmp_path / "store", tmp_path / "map", ["train"], copy_audio=True)
     text = page.read_text()
     data = json.loads(text.split("const DATA = ", 1)[1].split(";\n", 1)[0])

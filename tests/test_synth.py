@@ -180,14 +180,16 @@ def _period(note: np.ndarray, pitch: int, rate: int, until: float) -> tuple:
     """``(cents, at_period, at_half)``: how far the period of a note from 0.1 s to ``until`` s
     lies from its key's, and its normalised autocorrelation there and at half that lag (medians
     over frames). The period is the autocorrelation's peak within a sixth of the key's either
-    way; vibrato and detuned voices, which smear the upper harmonics, leave it where it is."""
-    f0 = float(librosa.midi_to_hz(pitch))
+    way, on lags of a quarter sample (the spectrum zero-padded), so that a key of a few samples'
+    period is read as closely as a low one; vibrato and detuned voices, which smear the upper
+    harmonics, leave it where it is."""
+    f0, up = float(librosa.midi_to_hz(pitch)), 4
     n = 2048 if f0 > 60 else 4096
-    low, high = int(rate / (f0 * 1.6)), int(np.ceil(rate * 1.6 / f0))
+    low, high = int(up * rate / (f0 * 1.6)), int(np.ceil(up * rate * 1.6 / f0))
     frames = []
     for start in range(rate // 10, int(rate * until) - n + 1, n // 4):
         spectrum = np.fft.rfft(note[start:start + n] * np.hanning(n), 2 * n)
-        acf = np.fft.irfft(np.abs(spectrum) ** 2)[:n]
+        acf = np.fft.irfft(np.abs(spectrum) ** 2, 2 * n * up)[:n * up]
         assert acf[0] > 0, "a silent frame"
         acf = acf / acf[0]
         k = low + int(np.argmax(acf[low:high + 1]))
@@ -195,8 +197,9 @@ def _period(note: np.ndarray, pitch: int, rate: int, until: float) -> tuple:
         shift = 0.0 if curve >= 0 else float(np.clip((acf[k - 1] - acf[k + 1]) / (2 * curve),
                                                      -0.5, 0.5))
         frames.append((k + shift, acf[k], acf[int(round((k + shift) / 2))]))
+    assert frames, "the note is shorter than one analysis frame"
     lag, at_period, at_half = np.median(np.array(frames), axis=0)
-    return 1200 * np.log2(rate / lag / f0), at_period, at_half
+    return 1200 * np.log2(up * rate / lag / f0), at_period, at_half
 
 
 def test_faust_voices_sound_the_key_they_are_played_on():
