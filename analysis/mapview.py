@@ -20,7 +20,6 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError
-from featurestore.remote import is_url
 from featurestore.store import StoreError, open_split, require_store, store_splits
 
 from .placed import read_placed
@@ -49,16 +48,13 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     Raises
     ------
     StoreError
-        When the store is not a folder, no split of it has a ``/tsne`` map, or two splits hold
+        When the store is not a local folder, no split of it has a ``/tsne`` map, or two splits hold
         different label sets (nothing is written).
     InputError
         When ``out_dir`` is a file.
     """
-    if is_url(store):
-        raise StoreError(f"{store}: map needs a local store (a store on object storage is read "
-                         f"by inspect, evaluate and embed --into)")
+    require_store(store, local_for="map")
     store, out_dir = Path(store), Path(out_dir)
-    require_store(store)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: is a file; the map is written into a folder")
     data, label_sets, copies = {"splits": {}}, {}, {}

@@ -7,7 +7,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
-from featurestore.remote import is_url
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 from training.modeldir import label_set_text
 
@@ -62,14 +61,11 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     Raises
     ------
     StoreError
-        When no split of the store has a ``/tsne`` map, or two splits hold different label
-        sets.
+        When the store is not a local folder, no split of it has a ``/tsne`` map, or two splits
+        hold different label sets.
     """
-    if is_url(store):
-        raise StoreError(f"{store}: plot needs a local store (a store on object storage is read "
-                         f"by inspect, evaluate and embed --into)")
+    require_store(store, local_for="plot")
     store, out = Path(store), Path(out)
-    require_store(store)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -79,15 +79,26 @@ def held_by_another(err: OSError) -> bool:
     return "errno = 11" in str(err)
 
 
-def require_store(store) -> None:
+def require_store(store, *, local_for: Optional[str] = None) -> None:
     """Refuse a ``store`` that is neither a URL on object storage nor a local folder.
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+    local_for : str, optional
+        A command that needs a local store: a URL is refused too, naming it.
 
     Raises
     ------
     StoreError
-        Naming the path, and whether it is missing or a file.
+        Naming the path, and whether it is missing, a file or a URL.
     """
-    if remote.is_url(store) or Path(store).is_dir():
+    if remote.is_url(store):
+        if local_for:
+            raise StoreError(f"{store}: {local_for} needs a local store (a store on object "
+                             f"storage is read by inspect, evaluate and embed --into)")
+        return
+    if Path(store).is_dir():
         return
     what = ("is a file, not a store (a store is a folder of split files)" if Path(store).exists()
             else "no such store folder")
