@@ -12,8 +12,8 @@ reads or writes the store. So the store is always as it was or as it will be, ne
 The train split's statistics are merged with the new notes' (Chan et al.), equal to those of a
 full rebuild within float64 rounding; the other splits carry them too. Labels the store does
 not know yet are appended to its label set, the old indices kept; analysis results
-(``/embeddings``, ``/tsne``, ...) describe the old notes only and are removed from a grown
-split.
+(``/embeddings``, ``/tsne``, ...) describe the old notes only and are removed from a split that
+gains notes (a split that only carries the new statistics keeps them).
 """
 from __future__ import annotations
 
@@ -61,11 +61,13 @@ def _copy(src: Path, dst: Path):
 
 
 def start_added(path: Path, partial: Path, rows: int):
-    """``partial``: a copy of the finished split ``path`` with room for ``rows`` notes, without
-    the analysis results, which describe the old notes only."""
+    """``partial``: a copy of the finished split ``path`` with room for ``rows`` notes. A split
+    that gains notes loses its analysis results, which describe the old notes only; one that
+    gains none (it carries the grown train split's statistics) keeps them."""
     _copy(path, partial)
     with h5py.File(partial, "r+") as f:
-        gone = [name for name in f if name not in BUILT and name != METADATA]
+        grows = rows > f[SPECTRA].shape[0]
+        gone = [name for name in f if grows and name not in BUILT and name != METADATA]
         for name in gone:
             del f[name]
         if gone:

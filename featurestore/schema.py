@@ -153,8 +153,9 @@ def create_spectra(f: h5py.File, n: int, params: FeatureParams):
 
 
 def clear_metadata(f: h5py.File):
-    """Remove everything but ``/spectra`` (what a finish that failed half way wrote)."""
-    for name in [name for name in f if name != SPECTRA]:
+    """Remove what a build writes around ``/spectra`` (what a finish that failed half way
+    wrote); analysis results stay."""
+    for name in [name for name in f if name != SPECTRA and (name in BUILT or name == METADATA)]:
         del f[name]
 
 

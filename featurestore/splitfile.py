@@ -189,13 +189,18 @@ def note_writer(spectra: h5py.Dataset):
     return write_note
 
 
-def content_digest(notes: Notes, label_names: Sequence[str]) -> str:
-    """What a split holds: SHA-1 of the label set and of each note's name, label, file and
-    offset, in order (a model records it: ``evaluate`` can tell that the store changed)."""
+def content_digest(f: h5py.File) -> str:
+    """What a split file holds: SHA-1 of its label set and of each note's name, label, file
+    (as ``/file`` records it) and offset, in order. A model records it, so ``evaluate`` can
+    tell that the store changed; read from the written columns, it is the same for the same
+    notes however the build reached them (a first build, ``--add``)."""
+    label_names = schema.read_label_names(f)
     digest = hashlib.sha1("\0".join(label_names).encode("utf-8", "surrogatepass"))
-    for i in range(len(notes)):
-        digest.update(f"\0{notes.names[i]}\0{notes.label[i]}\0{notes.files[i]}\0"
-                      f"{notes.offset[i]!r}".encode("utf-8", "surrogatepass"))
+    columns = (f[schema.NAMES].asstr()[:], f[schema.LABELS][:], f[schema.FILE].asstr()[:],
+               f[schema.OFFSET][:])
+    for name, label, file, offset in zip(*columns):
+        digest.update(f"\0{name}\0{label_names[label]}\0{file}\0{float(offset)!r}"
+                      .encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -232,7 +237,7 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
                             inputs_digest=digest or inputs_digest(everything),
                             source_root=roots[0])
     f.attrs.update(attrs)
-    f.attrs[schema.CONTENT_DIGEST] = content_digest(written, label_names)
+    f.attrs[schema.CONTENT_DIGEST] = content_digest(f)
     spectra = f[schema.SPECTRA]
     if spectra.shape[0] != len(written):  # last: a failed finalize can be redone
         spectra.resize(len(written), axis=0)

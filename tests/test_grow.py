@@ -21,7 +21,7 @@ from featurestore.build import build_store
 from featurestore.errors import BuildError
 from featurestore.commit import COMMIT
 from featurestore.layouts import InputOptions
-from featurestore.store import open_split
+from featurestore.store import content_digests, open_split
 from tests.helpers import SR, kill_at_journal, make_tone_root, tone
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,6 +109,37 @@ def test_add_to_an_nsynth_store_from_another_folder(tmp_path):
             [first.resolve(), second.resolve()]
         paths = schema.read_audio_paths(f)
         assert all(p.is_file() for p in paths)
+
+
+def test_a_split_that_gains_no_notes_keeps_its_analysis_results_and_content_digest(tmp_path):
+    first = make_tone_root(tmp_path / "a", 11, 4, 4)
+    store = tmp_path / "store"
+    build_store(first, store, jobs=1, progress=False)
+    for split in ("train", "valid"):  # what embed writes
+        with h5py.File(store / f"{split}.h5", "r+") as f:
+            f[schema.EMBEDDINGS] = np.arange(len(f[schema.NAMES]) * 3, dtype=np.float32).reshape(
+                -1, 3)
+            f[schema.TSNE_PCA_COMPONENTS] = np.ones((16, 2 ** 16), np.float32)  # 4 MiB
+    digests = content_digests(store)
+    second = make_tone_root(tmp_path / "b", 6, 0, 0)  # more train notes only
+    for wav in (second / "train" / "audio").iterdir():
+        wav.rename(wav.with_name("b_" + wav.name))
+    data = json.loads((second / "train" / "examples.json").read_text())
+    (second / "train" / "examples.json").write_text(json.dumps(
+        {"b_" + k: dict(v, note_str="b_" + k) for k, v in data.items()}))
+    build_store([first, second], store, jobs=1, progress=False, add=True)
+    grown = content_digests(store)
+    assert grown["train"] != digests["train"]
+    assert {s: grown[s] for s in ("valid", "test")} == {s: digests[s] for s in ("valid", "test")}
+    with h5py.File(store / "train.h5", "r") as f:
+        assert schema.EMBEDDINGS not in f  # they describe the old notes only
+        mean = f[schema.SPECTRA].attrs["mean"]
+    build_store([first, second], tmp_path / "full", jobs=1, progress=False)
+    full = (tmp_path / "full" / "train.h5").stat().st_size
+    assert (store / "train.h5").stat().st_size < full + 2 ** 16  # no room left by what went
+    with h5py.File(store / "valid.h5", "r") as f:
+        assert f[schema.EMBEDDINGS].shape == (4, 3)  # its notes did not change
+        np.testing.assert_array_equal(f[schema.SPECTRA].attrs["mean"], mean)  # train's, grown
 
 
 def test_add_refuses_what_does_not_fit(tmp_path):
