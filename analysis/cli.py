@@ -5,6 +5,7 @@ the commands that need them.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -66,11 +67,11 @@ def build_summary(reports):
              f"{'seconds':>9}{'notes/s':>9}{'MiB':>9}{'KiB/note':>10}"]
     for r in reports:
         held = r.n_examples + r.held  # the notes in the file (build --add: held and added)
-        per_note = r.bytes / held / 1024 if held else float("nan")
+        rate = f"{r.rate:.0f}" if r.status != "kept" and math.isfinite(r.rate) else "-"
+        per_note = f"{r.bytes / held / 1024:.1f}" if held else "-"
         lines.append(f"{r.split:<7}{r.status:<9}{r.n_examples:>8}{r.n_skipped:>9}"
-                     f"{r.n_adjusted:>10}{r.seconds:>9.1f}"
-                     f"{'-' if r.status == 'kept' else f'{r.rate:.0f}':>9}"
-                     f"{r.bytes / 2**20:>9.1f}{per_note:>10.1f}")
+                     f"{r.n_adjusted:>10}{r.seconds:>9.1f}{rate:>9}"
+                     f"{r.bytes / 2**20:>9.1f}{per_note:>10}")
     for r in reports:
         for name, reason in r.skipped[:5]:
             lines.append(f"  skipped {r.split}/{name}: {reason}")
@@ -202,7 +203,7 @@ def cmd_predict(args):
         if not r.clips:
             return top(r.top(args.top))
         used = sum(1 for c in r.clips if c.error is None)
-        lines = [f"{top(r.top(args.top))} (mean of {used} clips)"]
+        lines = [f"{top(r.top(args.top))} (mean of {used} clip{'s' * (used != 1)})"]
         for c in r.clips:
             span = f"  {c.offset:8.2f}-{c.end:.2f} s  "
             lines.append(span + (f"not used: {c.error}" if c.error else
@@ -290,6 +291,17 @@ def _own_or_warning(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING or record.name.split(".")[0] in OWN_LOGGERS
 
 
+def _named_as_options(message: str, args) -> str:
+    """``batch_size must be ...`` as ``--batch-size must be ...``: an error of a setting that
+    the command line gives names the option typed, not the field of its dataclass. Only a
+    message whose subject is settings of this command (``a and b must ...``) is changed."""
+    subject, must, rest = message.partition(" must ")
+    names = subject.split(" and ")
+    if not must or not all(name.isidentifier() and hasattr(args, name) for name in names):
+        return message
+    return " and ".join("--" + name.replace("_", "-") for name in names) + must + rest
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorflow's C++ start-up chatter
     args = make_parser().parse_args(argv)
@@ -309,7 +321,7 @@ def main(argv=None) -> int:
     except (TimbremapError, OSError) as err:  # expected: bad input, a file, the disk
         if args.verbose:
             log.exception("failed")
-        log.error("error: %s", str(err).strip() or type(err).__name__)
+        log.error("error: %s", _named_as_options(str(err).strip(), args) or type(err).__name__)
         return EXIT_ERROR
     return 0
 

@@ -41,6 +41,9 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The model argument of the commands that use a trained model.
+MODEL_HELP = "the folder train wrote the model into"
+
 #: The store argument of the commands that read a store without writing to it.
 STORE_HELP = ("the store folder, or its URL on object storage (s3://BUCKET/STORE, any fsspec "
               "URL: read, never written)")
@@ -173,7 +176,7 @@ def _train(add_command):
                                 "STORE/valid.h5; write MODEL_DIR/model.keras, config.json, "
                                 "history.csv and curves.png.")
     p.add_argument("store", type=store_location, help=STORE_HELP)
-    p.add_argument("model_dir", type=Path)
+    p.add_argument("model_dir", type=Path, help="folder to write the model into")
     p.add_argument("--model", choices=MODELS, default=d.model)
     p.add_argument("--budget-minutes", type=float,
                    help=f"training time: no epoch starts that would end after it (default "
@@ -233,8 +236,9 @@ def _evaluate(add_command):
                                 "and a confusion-matrix PNG, over the model's label "
                                 "set (the store's must be the same).")
     p.add_argument("store", type=store_location, help=STORE_HELP)
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("--split", default=_default(evaluate, "split"))
+    p.add_argument("model_dir", type=Path, help=MODEL_HELP)
+    p.add_argument("--split", default=_default(evaluate, "split"),
+                   help="the split to score (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--confusion", type=Path,
                    help="confusion-matrix PNG (default MODEL_DIR/confusion_SPLIT.png, or "
@@ -246,9 +250,10 @@ def _predict(add_command):
     p = add_command("predict", help="top labels of audio files",
                     description="The model's top labels with probabilities for each audio file "
                                 "(wav, flac, mp3, ...; any sample rate; stereo is downmixed).")
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("files", type=Path, nargs="+")
-    p.add_argument("--top", type=int, default=_default(FilePrediction.top, "k"))
+    p.add_argument("model_dir", type=Path, help=MODEL_HELP)
+    p.add_argument("files", type=Path, nargs="+", help="audio files")
+    p.add_argument("--top", type=int, default=_default(FilePrediction.top, "k"),
+                   help="labels printed per file (default: %(default)s)")
     p.add_argument("--windows", type=float, metavar="HOP_SECONDS",
                    help="cut each file into clips starting HOP_SECONDS apart and print the "
                         "labels of each (a timeline) after their mean; default: each file's "
@@ -262,7 +267,7 @@ def _embed(add_command):
                                 "/probabilities into each split file, or into files of their "
                                 "own (--into).")
     p.add_argument("store", type=store_location, help=STORE_HELP)
-    p.add_argument("model_dir", type=Path)
+    p.add_argument("model_dir", type=Path, help=MODEL_HELP)
     p.add_argument("--into", type=Path, metavar="FOLDER",
                    help="write FOLDER/SPLIT.h5 (embeddings, probabilities, names, labels, "
                         "instrument) instead of writing into the store; needed for a store "
@@ -275,12 +280,19 @@ def _tsne(add_command):
     p = add_command("tsne", help="write a t-SNE map of a split into the store",
                     description="Write /tsne (N, 2) with its quality (trustworthiness, kNN "
                                 "family accuracy) in the attrs.")
-    p.add_argument("store", type=Path)
-    for option in ("split", "perplexity", "seed"):
+    p.add_argument("store", type=Path, help="the store folder")
+    helps = {"split": "the split to map", "perplexity": "t-SNE's perplexity: about the "
+             "number of neighbours each point keeps close", "seed": "seeds the map's layout"}
+    for option, text in helps.items():
         default = _default(tsne_split, option)
-        p.add_argument(f"--{option}", type=type(default), default=default)
-    p.add_argument("--source", choices=SOURCES, default=_default(tsne_split, "source"))
-    p.add_argument("--method", choices=METHODS, default=_default(tsne_split, "method"))
+        p.add_argument(f"--{option}", type=type(default), default=default,
+                       help=f"{text} (default: %(default)s)")
+    p.add_argument("--source", choices=SOURCES, default=_default(tsne_split, "source"),
+                   help="map the model's embeddings (run embed first) or the stored spectra "
+                        "(default: %(default)s)")
+    p.add_argument("--method", choices=METHODS, default=_default(tsne_split, "method"),
+                   help="openTSNE (place can add sounds to its maps) or scikit-learn "
+                        "(default: %(default)s)")
 
 
 def _place(add_command):
@@ -288,17 +300,19 @@ def _place(add_command):
     p = add_command("place", help="put new sounds on an existing t-SNE map",
                     description="Embed audio files and position them on a split's "
                                 "openTSNE map; print coordinates and nearest stored notes.")
-    p.add_argument("store", type=Path)
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("store", type=Path, help="the store folder")
+    p.add_argument("model_dir", type=Path, help="the model whose embeddings the map shows")
+    p.add_argument("files", type=Path, nargs="+", help="audio files")
     p.add_argument("--split", default=_default(tsne_split, "split"),
                    help="the split whose map to place on (default: the one tsne maps)")
 
 
 def _plot(add_command):
-    p = add_command("plot", help="PNG of the t-SNE maps, coloured by label")
+    p = add_command("plot", help="PNG of the t-SNE maps, coloured by label",
+                    description="One panel per split with a /tsne map (run tsne first), each "
+                                "note a dot coloured by its label.")
     p.add_argument("store", type=store_location, help="the store folder (a local store)")
-    p.add_argument("out", type=Path)
+    p.add_argument("out", type=Path, help="the PNG file to write")
     p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
 
 
@@ -306,7 +320,7 @@ def _map(add_command):
     p = add_command("map", help="interactive HTML map: hover, click to listen, filter",
                     description="Write OUT_DIR/index.html, which opens offline from disk.")
     p.add_argument("store", type=store_location, help="the store folder (a local store)")
-    p.add_argument("out_dir", type=Path)
+    p.add_argument("out_dir", type=Path, help="folder to write index.html into")
     p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
     p.add_argument("--copy-audio", action="store_true",
                    help="copy the notes' audio next to the page (default: link to it)")

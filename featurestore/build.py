@@ -311,6 +311,11 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
                              f"(found {', '.join(found)})")
         found = [s for s in found if s in splits]
     _check_writable(out)
+    if len(read.labels) < 2 and not add:
+        log.warning("%s: every note has the label %s; a classifier needs at least two (is "
+                    "--layout %s how these notes are laid out?)",
+                    ", ".join(map(str, read.roots)), ", ".join(map(repr, read.labels)) or "?",
+                    read.layout)
     attrs = inputs.to_attrs(read.layout)
     if not overwrite and not add:  # finished splits kept: their label order is the store's
         held = finished.held_labels(out, found)

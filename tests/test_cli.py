@@ -1,3 +1,4 @@
+import argparse
 import signal
 import subprocess
 import sys
@@ -96,8 +97,13 @@ def test_build_and_inspect(tone_root, tmp_path):
                                                        "--synth"),
     (["render", "{tmp}/out", "--per-family", "2"], "--per-family: only with --synth"),
     (["build", "{tmp}", "{tmp}/out", "--n-mels", "64"], "apply to --features mel only"),
-    (["train", "{tmp}", "{tmp}/m", "--workers", "0"], "workers must be >= 1, got 0"),
-    (["train", "{tmp}", "{tmp}/m", "--batch-size", "7"], "batch_size must be even with mixup"),
+    # a setting's error names the option typed, not its dataclass field
+    (["train", "{tmp}", "{tmp}/m", "--workers", "0"], "error: --workers must be >= 1, got 0"),
+    (["train", "{tmp}", "{tmp}/m", "--batch-size", "7"], "--batch-size must be even with mixup"),
+    (["train", "{tmp}", "{tmp}/m", "--block-mib", "8", "--buffer-mib", "4"],
+     "--block-mib and --buffer-mib must be positive"),
+    (["build", "{tmp}", "{tmp}/out", "--n-fft", "0"], "--n-fft must be a positive integer"),
+    (["render", "{tmp}/out", "--pitch-step", "0"], "--pitch-step must be >= 1, got 0"),
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")
@@ -108,6 +114,25 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_build_summary_of_a_split_with_no_notes_prints_no_nan(tmp_path):
+    from analysis.cli import build_summary
+    from featurestore.finished import SplitReport
+    (tmp_path / "test.h5").write_bytes(b"\0" * 2048)
+    lines = build_summary([SplitReport("test", tmp_path / "test.h5", "built", n_skipped=3),
+                           SplitReport("valid", tmp_path / "valid.h5", "kept")])
+    assert "nan" not in "\n".join(lines)
+    assert lines[1].split() == ["test", "built", "0", "3", "0", "0.0", "-", "0.0", "-"]
+
+
+def test_only_an_error_whose_subject_is_options_is_named_by_them():
+    from analysis.cli import _named_as_options
+    args = argparse.Namespace(batch_size=7, block_mib=8)
+    assert _named_as_options("batch_size must be even", args) == "--batch-size must be even"
+    for message in ("dropout and batch_size must be in [0, 1)",  # no --dropout option
+                    "/data/batch_size must be a folder", "batch_size is odd"):
+        assert _named_as_options(message, args) == message
 
 
 def test_build_into_a_file_is_one_clear_line(tone_root, tmp_path):

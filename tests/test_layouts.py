@@ -53,6 +53,19 @@ def test_class_folders_with_splits(tmp_path):
         assert schema.read_label_names(f) == CLASSES
 
 
+def test_a_store_of_one_label_is_built_with_a_warning_that_names_the_layout(tmp_path, caplog):
+    root = _class_folders(tmp_path / "set", per_class=2, split_folders=False)
+    build_store(root, tmp_path / "two", jobs=1, progress=False)
+    assert "a classifier needs at least two" not in caplog.text
+    one = tmp_path / "one"  # NSynth's layout read as class folders: every label is 'audio'
+    for i in range(3):
+        _wav(one / "train" / "audio" / f"note{i}.wav", seconds=0.5)
+    build_store(one, tmp_path / "store", inputs=InputOptions(layout="folders"), jobs=1,
+                progress=False)
+    assert (f"{one}: every note has the label 'audio'; a classifier needs at least two (is "
+            f"--layout folders how") in caplog.text
+
+
 def test_long_files_are_trimmed_by_default_and_recorded(tmp_path):
     root = tmp_path / "set"
     for k, label in enumerate(("a", "b")):

@@ -96,7 +96,10 @@ def test_plateau_schedule_and_stopping_follow_the_history():
     assert should_stop(rows([.1, .2]), budget) is None  # a third epoch ends at 3 minutes
     assert "budget of 3.5 minutes" in should_stop(rows([.1, .2, .3]), budget)  # a 4th at 4
     assert "2 epochs done" in should_stop(rows([.1, .2]), config.replace(epochs=2))
-    with pytest.raises(ValueError, match="cosine schedule needs a number of epochs"):
+    assert should_stop(rows([.1]), config.replace(epochs=1)) == "1 epoch done"
+    assert should_stop(rows([.3, .2]), config.replace(patience=1, lr_patience=1)).endswith(
+        "for 1 epoch")
+    with pytest.raises(ValueError, match="epochs must be given for the cosine schedule"):
         TrainConfig(schedule="cosine")
 
 
@@ -162,6 +165,13 @@ def test_predict_any_format_and_goes_on_after_bad_files(trained, tone_root, tmp_
     assert results[5].error == f"{tmp_path / 'cut.wav'}: truncated: its header declares 64000 " \
                                f"frames, the file holds 63999"
     assert results[2].error == f"{tmp_path / 'silent.wav'}: silent: every sample is 0"
+    sf.write(tmp_path / "silent9.wav", np.zeros(9 * sr), sr)
+    one, two = predict_files(trained[0], [tmp_path / "silent.wav", tmp_path / "silent9.wav"],
+                               windows=4.0)  # cut into clips: one, and two, all silent
+    assert one.error.startswith(f"{tmp_path / 'silent.wav'}: its clip could not be used (at 0 "
+                                f"s: "), one.error
+    assert two.error.startswith(f"{tmp_path / 'silent9.wav'}: none of its 2 clips could be "
+                                  f"used (first, at 0 s: "), two.error
     top = results[1].top(3)
     assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
     assert "resampled 32000 Hz -> 16000 Hz" in results[3].adjustments
@@ -549,9 +559,9 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     one_line_error(run("train", tone_store, tone_store), "holds files that are not a timbremap "
                                                          "model's (test.h5, train.h5, valid.h5)")
     one_line_error(run("evaluate", tone_store, model_dir, "--split", "../store/test"),
-                   "split must be a name such as train, valid or test")
+                   "--split must be a name such as train, valid or test")
     one_line_error(run("train", tone_store, tmp_path / "m", "--learning-rate", "inf"),
-                   "learning_rate must be positive and finite")
+                   "--learning-rate must be positive and finite")
     (tmp_path / "bad.wav").write_bytes(b"RIFF")
     wav = next((tone_root / "test" / "audio").glob("*.wav"))
     result = run("predict", model_dir, tmp_path / "bad.wav", wav)

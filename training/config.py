@@ -172,20 +172,20 @@ class TrainConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "steps_per_epoch"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise InputError(f"{name} must be >= 1 (or None), got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1 (None: no limit), got {getattr(self, name)}")
         if self.schedule == "cosine" and self.epochs is None:
-            raise InputError("the cosine schedule needs a number of epochs")
+            raise InputError("epochs must be given for the cosine schedule")
         if not 0 < self.learning_rate < math.inf:
             raise InputError(f"learning_rate must be positive and finite, got "
                              f"{self.learning_rate}")
         if self.budget_minutes is not None and not 0 < self.budget_minutes < math.inf:
-            raise InputError(f"budget_minutes must be positive and finite (or None), got "
-                             f"{self.budget_minutes}")
+            raise InputError(f"budget_minutes must be positive and finite (None: no budget), "
+                             f"got {self.budget_minutes}")
         if not 0 <= self.seed < 2**32:
             raise InputError(f"seed must be in 0..2**32-1, got {self.seed}")
         if not 0 < self.block_mib <= self.buffer_mib < math.inf:
-            raise InputError(f"block_mib and buffer_mib must be positive and finite, with "
-                             f"block_mib <= buffer_mib; got {self.block_mib} and "
+            raise InputError(f"block_mib and buffer_mib must be positive and finite, the "
+                             f"block at most the buffer; got {self.block_mib} and "
                              f"{self.buffer_mib}")
         for name in ("weight_decay", "gain_db", "tilt_db", "mixup_alpha"):
             if not 0 <= getattr(self, name) < math.inf:

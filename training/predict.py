@@ -169,9 +169,11 @@ def _predict_windows(trained: TrainedModel, path: Path, hop: float, batch_size: 
     answered = [c.probabilities for c in result.clips if c.error is None]
     if not answered:
         first = result.clips[0]
-        return FilePrediction(path, error=f"{path}: none of its {len(result.clips)} clips could "
-                                          f"be used (first, at {first.offset:g} s: "
-                                          f"{first.error})", labels=trained.labels)
+        n = len(result.clips)
+        what = ("its clip could not be used (at" if n == 1 else
+                f"none of its {n} clips could be used (first, at")
+        return FilePrediction(path, error=f"{path}: {what} {first.offset:g} s: {first.error})",
+                              labels=trained.labels)
     result.probabilities = np.mean(answered, axis=0)
     result.adjustments = list(adjustments)
     return result

@@ -84,9 +84,10 @@ def should_stop(history: List[dict], config: TrainConfig) -> Optional[str]:
       ``budget_minutes``.
     """
     if config.epochs is not None and len(history) >= config.epochs:
-        return f"{config.epochs} epochs done"
+        return f"{config.epochs} epoch{'s' * (config.epochs != 1)} done"
     if history and _since_best(history) >= config.patience:
-        return f"no better validation accuracy for {config.patience} epochs"
+        return (f"no better validation accuracy for {config.patience} "
+                f"epoch{'s' * (config.patience != 1)}")
     seconds = [row.get("seconds", 0.0) for row in history]
     if config.budget_minutes is not None and seconds and \
             sum(seconds) + sum(seconds) / len(seconds) > 60 * config.budget_minutes:
