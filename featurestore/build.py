@@ -190,6 +190,8 @@ def _build_split(split: _Split, params: FeatureParams,
                            held=split.held.notes if split.held else None,
                            held_problems=split.held.problems if split.held else ((), ()),
                            digest=split.inputs_digest)
+        if split.held is not None:
+            grow.settle_results(path, f, state.n_written)
     if not split.added:  # --add renames every split at its commit
         os.replace(partial, path)
         journal.unlink()
@@ -311,11 +313,11 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
                              f"(found {', '.join(found)})")
         found = [s for s in found if s in splits]
     _check_writable(out)
-    if len(read.labels) < 2 and not add:
-        log.warning("%s: every note has the label %s; a classifier needs at least two (is "
-                    "--layout %s how these notes are laid out?)",
-                    ", ".join(map(str, read.roots)), ", ".join(map(repr, read.labels)) or "?",
-                    read.layout)
+    if len(read.labels) == 1 and not add:
+        log.warning("%s: every note has the label %r; a classifier needs at least two (%s)",
+                    ", ".join(map(str, read.roots)), read.labels[0],
+                    "does the manifest's label column hold the labels?" if read.layout ==
+                    "manifest" else f"is --layout {read.layout} how these notes are laid out?")
     attrs = inputs.to_attrs(read.layout)
     if not overwrite and not add:  # finished splits kept: their label order is the store's
         held = finished.held_labels(out, found)

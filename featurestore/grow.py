@@ -13,7 +13,7 @@ The train split's statistics are merged with the new notes' (Chan et al.), equal
 full rebuild within float64 rounding; the other splits carry them too. Labels the store does
 not know yet are appended to its label set, the old indices kept; analysis results
 (``/embeddings``, ``/tsne``, ...) describe the old notes only and are removed from a split that
-gains notes (a split that only carries the new statistics keeps them).
+gains notes (a split that gains none keeps them).
 """
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from .schema import (BUILT, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LABELS, LIST_NAMES, METADATA,
-                     NAMES, OFFSET, PITCH, QUALITIES, SOURCE, SOURCE_FOLDER, SPECTRA, VELOCITY,
-                     read_label_names, read_params, read_problems)
+from .schema import (CONTENT_DIGEST, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LABELS,
+                     LIST_NAMES, METADATA, NAMES, OFFSET, PITCH, QUALITIES, SOURCE, SOURCE_FOLDER,
+                     SPECTRA, VELOCITY, analysis_results, read_label_names, read_params,
+                     read_problems)
 from .errors import BuildError
 from .layouts import InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
@@ -38,8 +39,8 @@ from .splitfile import Summary
 from .splitfolder import Notes
 from .store import split_path
 
-__all__ = ["Held", "start_added", "read_notes", "read_held", "rooted", "recorded_inputs",
-           "grown_labels", "check_addable", "not_held"]
+__all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "rooted",
+           "recorded_inputs", "grown_labels", "check_addable", "not_held"]
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +62,36 @@ def _copy(src: Path, dst: Path):
 
 
 def start_added(path: Path, partial: Path, rows: int):
-    """``partial``: a copy of the finished split ``path`` with room for ``rows`` notes. A split
-    that gains notes loses its analysis results, which describe the old notes only; one that
-    gains none (it carries the grown train split's statistics) keeps them."""
+    """``partial``: a copy of the finished split ``path`` with room for ``rows`` notes; a split
+    that may gain notes leaves its analysis results out before the new rows take their room
+    (:func:`settle_results` puts them back if it gains none)."""
     _copy(path, partial)
     with h5py.File(partial, "r+") as f:
-        grows = rows > f[SPECTRA].shape[0]
-        gone = [name for name in f if grows and name not in BUILT and name != METADATA]
-        for name in gone:
-            del f[name]
-        if gone:
-            log.warning("%s: grows by build --add; removed %s (run embed and tsne again)",
-                        path, ", ".join("/" + g for g in gone))
+        if rows > f[SPECTRA].shape[0]:
+            for name in analysis_results(f):
+                del f[name]
         f[SPECTRA].resize(rows, axis=0)
+
+
+def settle_results(path: Path, f: h5py.File, added: int):
+    """The analysis results of ``f``, the finished partial file of the split ``path``, after
+    ``build --add`` gave it ``added`` notes. Gaining notes, it has lost them (they describe the
+    old notes only), which is said. Gaining none (it carries the grown train split's
+    statistics, or its new notes were all skipped), it has them back as ``path`` holds them,
+    and with its label set unchanged, its content digest too: a model trained before finds
+    its notes unchanged."""
+    with h5py.File(path, "r") as held:
+        results = analysis_results(held)
+        if added:
+            if results:
+                log.warning("%s: grows by build --add; removed %s (run embed and tsne again)",
+                            path, ", ".join("/" + name for name in results))
+            return
+        for name in results:
+            if name not in f:
+                held.copy(held[name], f, name)
+        if CONTENT_DIGEST in held.attrs and read_label_names(held) == read_label_names(f):
+            f.attrs[CONTENT_DIGEST] = held.attrs[CONTENT_DIGEST]
 
 
 def read_notes(f: h5py.File) -> Notes:

@@ -101,8 +101,8 @@ class InputOptions:
             if not 0 <= value < 1:
                 raise BuildError(f"{name} must be within [0, 1), got {value!r}")
         if self.valid_fraction + self.test_fraction >= 1:
-            raise BuildError(f"valid_fraction + test_fraction must leave groups for train, got "
-                             f"{self.valid_fraction} + {self.test_fraction}")
+            raise BuildError(f"valid_fraction and test_fraction must leave groups for train "
+                             f"(a sum below 1), got {self.valid_fraction} + {self.test_fraction}")
 
     @classmethod
     def from_attrs(cls, attrs) -> "InputOptions":

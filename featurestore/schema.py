@@ -95,9 +95,10 @@ from .nsynth import FAMILIES, QUALITIES as QUALITY_FLAGS
 from .params import FeatureParams
 
 __all__ = ["SPECTRA", "LABELS", "NAMES", "FILE", "OFFSET", "GROUP", "METADATA", "PITCH",
-           "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR", "SOURCE", "QUALITIES", "SOURCE_FOLDER", "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS",
-           "PROBABILITIES", "TSNE", "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1",
-           "create_spectra", "write_notes", "write_stats", "write_problems", "write_provenance",
+           "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR", "SOURCE", "QUALITIES", "SOURCE_FOLDER",
+           "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS", "PROBABILITIES", "TSNE",
+           "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1", "create_spectra", "write_notes",
+           "write_stats", "write_problems", "write_provenance", "analysis_results",
            "clear_metadata", "check_split", "read_params", "read_stats", "read_stats_count",
            "read_audio_paths", "read_problems", "read_label_names", "datasets"]
 
@@ -152,10 +153,16 @@ def create_spectra(f: h5py.File, n: int, params: FeatureParams):
     f.attrs.update(params.to_attrs())
 
 
+def analysis_results(f: h5py.File) -> List[str]:
+    """The names of what a split file holds besides what a build writes (analysis results,
+    or what another program added)."""
+    return [name for name in f if name not in BUILT and name != METADATA]
+
+
 def clear_metadata(f: h5py.File):
     """Remove what a build writes around ``/spectra`` (what a finish that failed half way
     wrote); analysis results stay."""
-    for name in [name for name in f if name != SPECTRA and (name in BUILT or name == METADATA)]:
+    for name in [name for name in f if name != SPECTRA and name not in analysis_results(f)]:
         del f[name]
 
 

@@ -47,6 +47,23 @@ def _rows(path):
                 for i, name in enumerate(names)}
 
 
+def _renamed(root: Path, prefix: str) -> Path:
+    """NSynth notes of ``root`` under names no other test folder has."""
+    for split in ("train", "valid", "test"):
+        if (root / split).is_dir():
+            for wav in (root / split / "audio").iterdir():
+                wav.rename(wav.with_name(prefix + wav.name))
+            data = json.loads((root / split / "examples.json").read_text())
+            (root / split / "examples.json").write_text(json.dumps(
+                {prefix + k: dict(v, note_str=prefix + k) for k, v in data.items()}))
+    return root
+
+
+def _results(path):
+    with h5py.File(path, "r") as f:
+        return {name: (f[name][()], dict(f[name].attrs)) for name in schema.analysis_results(f)}
+
+
 def test_add_appends_new_notes_merges_statistics_and_grows_the_label_set(tmp_path):
     root = tmp_path / "set"
     _classes(root, ("bell", "drum"), 6)
@@ -92,13 +109,7 @@ def test_add_appends_new_notes_merges_statistics_and_grows_the_label_set(tmp_pat
 def test_add_to_an_nsynth_store_from_another_folder(tmp_path):
     first = make_tone_root(tmp_path / "a", 11, 0, 0)
     build_store(first, tmp_path / "store", jobs=1, progress=False)
-    second = make_tone_root(tmp_path / "b", 11, 0, 6)
-    for split in ("train", "test"):  # other names than a's
-        for wav in (second / split / "audio").iterdir():
-            wav.rename(wav.with_name("b_" + wav.name))
-        data = json.loads((second / split / "examples.json").read_text())
-        (second / split / "examples.json").write_text(json.dumps(
-            {"b_" + k: dict(v, note_str="b_" + k) for k, v in data.items()}))
+    second = _renamed(make_tone_root(tmp_path / "b", 11, 0, 6), "b_")  # other names than a's
     reports = build_store([first, second], tmp_path / "store", jobs=1, progress=False, add=True)
     assert [(r.split, r.status) for r in reports] == [("train", "added"), ("test", "added")]
     with h5py.File(tmp_path / "store" / "train.h5", "r") as f:
@@ -115,31 +126,62 @@ def test_a_split_that_gains_no_notes_keeps_its_analysis_results_and_content_dige
     first = make_tone_root(tmp_path / "a", 11, 4, 4)
     store = tmp_path / "store"
     build_store(first, store, jobs=1, progress=False)
-    for split in ("train", "valid"):  # what embed writes
+    for split in ("train", "valid", "test"):  # what embed and tsne write
         with h5py.File(store / f"{split}.h5", "r+") as f:
-            f[schema.EMBEDDINGS] = np.arange(len(f[schema.NAMES]) * 3, dtype=np.float32).reshape(
-                -1, 3)
+            n = len(f[schema.NAMES])
+            f[schema.EMBEDDINGS] = np.arange(n * 3, dtype=np.float32).reshape(-1, 3)
+            f[schema.PROBABILITIES] = np.full((n, 11), 1 / 11, np.float32)
+            f[schema.TSNE] = np.ones((n, 2), np.float32)
+            f[schema.TSNE].attrs["perplexity"] = 2.0
             f[schema.TSNE_PCA_COMPONENTS] = np.ones((16, 2 ** 16), np.float32)  # 4 MiB
-    digests = content_digests(store)
-    second = make_tone_root(tmp_path / "b", 6, 0, 0)  # more train notes only
-    for wav in (second / "train" / "audio").iterdir():
-        wav.rename(wav.with_name("b_" + wav.name))
-    data = json.loads((second / "train" / "examples.json").read_text())
-    (second / "train" / "examples.json").write_text(json.dumps(
-        {"b_" + k: dict(v, note_str="b_" + k) for k, v in data.items()}))
+    with h5py.File(store / "valid.h5", "r+") as f:  # as an earlier version computed it
+        f.attrs[schema.CONTENT_DIGEST] = "an earlier version's digest"
+    digests, results = content_digests(store), {s: _results(store / f"{s}.h5")
+                                                for s in ("valid", "test")}
+    second = _renamed(make_tone_root(tmp_path / "b", 6, 0, 0), "b_")  # more train notes only
     build_store([first, second], store, jobs=1, progress=False, add=True)
     grown = content_digests(store)
     assert grown["train"] != digests["train"]
     assert {s: grown[s] for s in ("valid", "test")} == {s: digests[s] for s in ("valid", "test")}
     with h5py.File(store / "train.h5", "r") as f:
-        assert schema.EMBEDDINGS not in f  # they describe the old notes only
+        assert schema.analysis_results(f) == []  # they describe the old notes only
         mean = f[schema.SPECTRA].attrs["mean"]
     build_store([first, second], tmp_path / "full", jobs=1, progress=False)
     full = (tmp_path / "full" / "train.h5").stat().st_size
     assert (store / "train.h5").stat().st_size < full + 2 ** 16  # no room left by what went
+    for split in ("valid", "test"):  # their notes did not change
+        kept = _results(store / f"{split}.h5")
+        assert kept.keys() == results[split].keys()
+        for name, (data, attrs) in kept.items():
+            np.testing.assert_array_equal(data, results[split][name][0])
+            assert attrs == results[split][name][1]
     with h5py.File(store / "valid.h5", "r") as f:
-        assert f[schema.EMBEDDINGS].shape == (4, 3)  # its notes did not change
         np.testing.assert_array_equal(f[schema.SPECTRA].attrs["mean"], mean)  # train's, grown
+
+    # a new valid note that cannot be used: valid gains none, and keeps what it had
+    third = _renamed(make_tone_root(tmp_path / "c", 0, 1, 0), "c_")
+    next((third / "valid" / "audio").iterdir()).write_bytes(b"RIFF, but no wav")
+    reports = build_store([first, second, third], store, jobs=1, progress=False, add=True)
+    assert [(r.split, r.n_examples, r.n_skipped) for r in reports if r.split == "valid"] == \
+        [("valid", 0, 1)]
+    assert content_digests(store)["valid"] == digests["valid"]
+    assert _results(store / "valid.h5").keys() == results["valid"].keys()
+
+
+def test_a_split_that_gains_no_notes_but_new_labels_has_a_new_content_digest(tmp_path):
+    root = tmp_path / "set"
+    _classes(root, ("bell", "drum"), 4)
+    store = tmp_path / "store"
+    build_store(root, store, jobs=1, progress=False)
+    with h5py.File(store / "valid.h5", "r+") as f:
+        f[schema.EMBEDDINGS] = np.ones((len(f[schema.NAMES]), 3), np.float32)
+    before = content_digests(store)["valid"]
+    _classes(root, ("cymbal",), 3)  # train notes of a new label, none in valid
+    build_store(root, store, jobs=1, progress=False, add=True)
+    with h5py.File(store / "valid.h5", "r") as f:
+        assert schema.read_label_names(f) == ("bell", "drum", "cymbal")
+        assert f[schema.EMBEDDINGS].shape == (2, 3)  # its notes, as they were
+    assert content_digests(store)["valid"] != before  # a model of two labels is refused
 
 
 def test_add_refuses_what_does_not_fit(tmp_path):

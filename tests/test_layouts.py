@@ -64,6 +64,12 @@ def test_a_store_of_one_label_is_built_with_a_warning_that_names_the_layout(tmp_
                 progress=False)
     assert (f"{one}: every note has the label 'audio'; a classifier needs at least two (is "
             f"--layout folders how") in caplog.text
+    manifest = tmp_path / "one.csv"
+    manifest.write_text("path,label\n" + "".join(f"{one}/train/audio/note{i}.wav,x\n"
+                                                  for i in range(3)))
+    build_store(manifest, tmp_path / "listed", jobs=1, progress=False)
+    assert ("every note has the label 'x'; a classifier needs at least two (does the manifest's "
+            "label column hold the labels?)") in caplog.text
 
 
 def test_long_files_are_trimmed_by_default_and_recorded(tmp_path):

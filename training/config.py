@@ -172,15 +172,15 @@ class TrainConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "steps_per_epoch"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise InputError(f"{name} must be >= 1 (None: no limit), got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.schedule == "cosine" and self.epochs is None:
             raise InputError("epochs must be given for the cosine schedule")
         if not 0 < self.learning_rate < math.inf:
             raise InputError(f"learning_rate must be positive and finite, got "
                              f"{self.learning_rate}")
         if self.budget_minutes is not None and not 0 < self.budget_minutes < math.inf:
-            raise InputError(f"budget_minutes must be positive and finite (None: no budget), "
-                             f"got {self.budget_minutes}")
+            raise InputError(f"budget_minutes must be positive and finite, got "
+                             f"{self.budget_minutes}")
         if not 0 <= self.seed < 2**32:
             raise InputError(f"seed must be in 0..2**32-1, got {self.seed}")
         if not 0 < self.block_mib <= self.buffer_mib < math.inf:
