@@ -11,7 +11,6 @@ renamed when whole); a finished split is kept unless it is to be overwritten.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import time
@@ -34,6 +33,7 @@ from .splitfile import (JournalError, Progress, Summary, create_partial, finaliz
                         inputs_digest, note_writer)
 from .stats import RunningStats
 from .store import split_path
+from .storefolder import check_writable, locked
 from .workers import Ring, parallel_backend, resolve_backend
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
@@ -203,44 +203,6 @@ def _build_split(split: _Split, params: FeatureParams,
     return report, stats
 
 
-def _check_writable(out: Path):
-    if out.exists() and not out.is_dir():
-        raise BuildError(f"{out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".timbremap-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise BuildError(f"{out}: cannot write there ({err.strerror or err})") from None
-
-
-@contextlib.contextmanager
-def _locked(out: Path):
-    """An exclusive lock on the store folder itself for the build (POSIX ``flock`` on its
-    descriptor: no file is left behind, and the lock goes when the process ends, however it
-    ends), so two builds never write the same store. Where folders cannot be locked (no
-    ``fcntl``, some network file systems) the build runs unlocked."""
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None
-    fd = os.open(out, os.O_RDONLY) if fcntl is not None else None
-    try:
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as err:
-                if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise BuildError(f"{out}: another build is writing this store; wait for "
-                                     f"it to finish") from None
-                log.debug("%s: cannot be locked (%s); building unlocked", out, err)
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
 def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
                 inputs: Optional[InputOptions] = None, jobs: int = 2, backend: str = "auto",
                 batch_size: int = 32, overwrite: bool = False, add: bool = False,
@@ -312,7 +274,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
             raise BuildError(f"{', '.join(map(str, read.roots))}: no split {', '.join(missing)} "
                              f"(found {', '.join(found)})")
         found = [s for s in found if s in splits]
-    _check_writable(out)
+    check_writable(out)
     if len(read.labels) == 1 and not add:
         log.warning("%s: every note has the label %r; a classifier needs at least two (%s)",
                     ", ".join(map(str, read.roots)), read.labels[0],
@@ -333,7 +295,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         ring = "file"
     run = _Workers(jobs, batch_size, progress, ring, backend == "dask",
                    inputs.windows is not None)
-    with _locked(out), parallel_backend(backend, jobs):
+    with locked(out), parallel_backend(backend, jobs):
         commit.finish_commit(out)
         if add:
             return _add(read, out, params, attrs, run, found)

@@ -1,0 +1,54 @@
+"""The store folder a build writes: made and checked to be writable before any work, and
+locked so that two builds never write the same store."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+from pathlib import Path
+
+from .errors import BuildError
+
+__all__ = ["check_writable", "locked"]
+
+log = logging.getLogger(__name__)
+
+
+def check_writable(out: Path):
+    """Make the store folder ``out`` if needed and check that files can be written there."""
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"{out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".timbremap-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise BuildError(f"{out}: cannot write there ({err.strerror or err})") from None
+
+
+@contextlib.contextmanager
+def locked(out: Path):
+    """An exclusive lock on the store folder itself for the build (POSIX ``flock`` on its
+    descriptor: no file is left behind, and the lock goes when the process ends, however it
+    ends), so two builds never write the same store. Where folders cannot be locked (no
+    ``fcntl``, some network file systems) the build runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    fd = os.open(out, os.O_RDONLY) if fcntl is not None else None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise BuildError(f"{out}: another build is writing this store; wait for "
+                                     f"it to finish") from None
+                log.debug("%s: cannot be locked (%s); building unlocked", out, err)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
