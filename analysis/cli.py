@@ -134,18 +134,25 @@ def train_config(args):
     return TrainConfig(**changes)
 
 
-def cmd_train(args):
+def resume_conflicts(config, started) -> list:
+    """The options of ``config`` (settings from the command line) that ``--resume`` cannot
+    take: given (not their default) and other than those the run ``started`` with."""
     from training.config import TrainConfig
-    from training.train import train
+    negated = {"augment": "--no-augment", "balance": "--no-balance"}
+    default, own = TrainConfig().to_dict(), started.to_dict()
+    return [negated.get(name, "--" + name.replace("_", "-"))
+            for name, value in config.to_dict().items()
+            if value != default[name] and value != own[name]]
+
+
+def cmd_train(args):
+    from training.train import interrupted_config, train
     config = train_config(args)
-    if args.resume:
-        negated = {"augment": "--no-augment", "balance": "--no-balance"}
-        given = [negated.get(name, "--" + name.replace("_", "-"))
-                 for name, value in config.to_dict().items()
-                 if value != getattr(TrainConfig(), name)]
-        if given:
-            raise CommandError(f"--resume continues the run with the settings it started "
-                               f"with; leave out {', '.join(given)}")
+    started = interrupted_config(args.model_dir) if args.resume else None
+    other = [] if started is None else resume_conflicts(config, started)
+    if other:
+        raise CommandError(f"--resume continues the run with the settings it started with; "
+                           f"leave out {', '.join(other)} (or give the run's own)")
     result = train(args.store, args.model_dir, config, resume=args.resume,
                    overwrite=args.overwrite, verbose=0 if args.quiet else 1)
     _print(f"model: {result.model_dir / 'model.keras'}",

@@ -308,11 +308,13 @@ def _place(add_command):
 
 
 def _plot(add_command):
-    p = add_command("plot", help="PNG of the t-SNE maps, coloured by label",
+    p = add_command("plot", help="the t-SNE maps as an image (PNG, PDF, SVG), coloured by label",
                     description="One panel per split with a /tsne map (run tsne first), each "
                                 "note a dot coloured by its label.")
     p.add_argument("store", type=store_location, help="the store folder (a local store)")
-    p.add_argument("out", type=Path, help="the PNG file to write")
+    p.add_argument("out", type=Path, help="the image to write: .png (added to a name without "
+                                         "an ending), .pdf, .svg or any other that matplotlib "
+                                         "writes")
     p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
 
 

@@ -1,10 +1,14 @@
-"""``timbremap plot``: the t-SNE map of each split, coloured by label, as one PNG."""
+"""``timbremap plot``: the t-SNE map of each split, coloured by label, as one image (PNG by
+default)."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
+from featurestore.errors import InputError
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
@@ -13,7 +17,7 @@ from training.modeldir import label_set_text
 from .placed import read_placed
 from .tsne import no_map
 
-__all__ = ["plot_map", "label_colors", "family_colors", "one_label_set"]
+__all__ = ["plot_map", "image_path", "label_colors", "family_colors", "one_label_set"]
 
 
 def label_colors(n: int) -> List[str]:
@@ -54,6 +58,26 @@ def one_label_set(store, label_sets: Dict[str, Tuple[str, ...]]) -> Tuple[str, .
     return label_sets[splits[0]] if splits else ()
 
 
+def image_path(out) -> Path:
+    """Where ``plot`` writes the image ``out``: as given, in the format its ending names (any
+    that matplotlib writes: png, pdf, svg, ...), or with ``.png`` added when it has none.
+
+    Raises
+    ------
+    InputError
+        An ending that matplotlib cannot write, named with those it can.
+    """
+    from matplotlib.figure import Figure
+    out = Path(out)
+    if not out.suffix:
+        return out.with_name(out.name + ".png")
+    formats = Figure().canvas.get_supported_filetypes()
+    if out.suffix[1:].lower() not in formats:
+        raise InputError(f"{out}: cannot write a {out.suffix} image (endings matplotlib "
+                         f"writes: {', '.join('.' + f for f in sorted(formats))})")
+    return out
+
+
 def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     """One panel per split with a ``/tsne`` map, points coloured by the store's labels, a
     shared legend, and the placed new sounds as labelled stars.
@@ -63,9 +87,11 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     StoreError
         When the store is not a local folder, no split of it has a ``/tsne`` map, or two splits
         hold different label sets.
+    InputError
+        When ``out`` ends in a format matplotlib cannot write (see :func:`image_path`).
     """
     require_store(store, local_for="plot")
-    store, out = Path(store), Path(out)
+    store, out = Path(store), image_path(out)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -81,12 +107,14 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     if not panels:
         raise StoreError(f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
     names = one_label_set(store, label_sets)
-    colors = label_colors(len(names))
+    colors = label_colors(len(names))  # a label's colour is the same whichever are shown
+    shown = sorted(set().union(*(np.unique(labels).tolist() for _, _, labels, _ in panels)))
     placed = read_placed(store)
     width = 6.5 * len(panels)  # inches
     # a legend entry is about as wide as its name at 11 pt ("synth_lead": 1.6 inches)
-    ncol = max(2, int(width // max(1.6, 0.5 + 0.11 * max(map(len, names), default=0))))
-    legend_rows = math.ceil((len(names) + bool(placed)) / ncol)
+    longest = max((len(names[i]) for i in shown), default=0)
+    ncol = max(2, int(width // max(1.6, 0.5 + 0.11 * longest)))
+    legend_rows = math.ceil((len(shown) + bool(placed)) / ncol)
     fig, axes = plt.subplots(1, len(panels), squeeze=False, constrained_layout=True,
                              figsize=(width, 6.8 + 0.25 * max(0, legend_rows - 2)))
     for ax, (split, xy, labels, attrs) in zip(axes[0], panels):
@@ -108,7 +136,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
         ax.set_xticks([])
         ax.set_yticks([])
     handles = [plt.Line2D([], [], marker="o", ls="", color=colors[i], markersize=9,
-                          label=name) for i, name in enumerate(names)]
+                          label=names[i]) for i in shown]
     if placed:
         handles.append(plt.Line2D([], [], marker="*", ls="", color="black", markersize=14,
                                   label="placed sound"))

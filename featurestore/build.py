@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import h5py
+import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
@@ -286,7 +287,6 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         if held is not None and set(held) == set(read.labels):
             read.labels = held
 
-    reports, train_stats = [], None
     # threads, and loky processes sharing this machine's files, hand features over in a Ring
     ring = None
     if jobs > 1 and backend == "threading":
@@ -297,41 +297,68 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
                    inputs.windows is not None)
     with locked(out), parallel_backend(backend, jobs):
         commit.finish_commit(out)
-        if add:
-            return _add(read, out, params, attrs, run, found)
-        for split in found:
-            path = split_path(out, split)
-            if not overwrite and path.is_file():
-                reports.append(finished.kept(split, path, read, params))
-                continue
-            if split != "train" and train_stats is None:
-                train_stats = finished.existing_train_stats(out, params)
-            notes, problems = read.splits[split]
-            where = read.where(split)
-            if split == "train" and not notes:
-                first = f"; first: {problems[0][0]}: {problems[0][1]}" if problems else ""
-                raise BuildError(f"{where}: no usable notes in the train split "
-                                 f"({len(problems)} problems{first})")
-            try:
-                report, stats = _build_split(_Split(
-                    split, read.roots, path, notes, problems,
-                    train_stats if split != "train" else None, read.labels, attrs), params, run)
-            except OSError as err:  # a full disk, most likely; the journal keeps what was done
-                raise BuildError(f"{path}: cannot be written ({err.strerror or err}); what was "
-                                 f"done is kept in {path.name}.partial: make room and run the "
-                                 f"same build again to resume") from None
-            if notes and not report.n_examples:
-                first = report.skipped[0] if report.skipped else ("?", "?")
-                if split == "train":  # no statistics, nothing to train on: not a store
-                    path.unlink()
-                    raise BuildError(f"{where}: none of its {len(notes)} notes could be "
-                                     f"used (first: {first[0]}: {first[1]}); nothing written")
-                log.warning("%s: none of its %d notes could be used (first: %s: %s)",
-                            where, len(notes), *first)
-            if split == "train":
-                train_stats = Summary.of(stats)
-            reports.append(report)
+        reports = (_add(read, out, params, attrs, run, found) if add else
+                   _build(read, out, params, attrs, run, found, overwrite))
+        _warn_of_labels_train_lacks(out)
     return reports
+
+
+def _build(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Workers,
+           found: Sequence[str], overwrite: bool) -> List[SplitReport]:
+    """A build without ``--add``: each split of ``found`` built, or kept if finished."""
+    reports, train_stats = [], None
+    for split in found:
+        path = split_path(out, split)
+        if not overwrite and path.is_file():
+            reports.append(finished.kept(split, path, read, params))
+            continue
+        if split != "train" and train_stats is None:
+            train_stats = finished.existing_train_stats(out, params)
+        notes, problems = read.splits[split]
+        where = read.where(split)
+        if split == "train" and not notes:
+            first = f"; first: {problems[0][0]}: {problems[0][1]}" if problems else ""
+            raise BuildError(f"{where}: no usable notes in the train split "
+                             f"({len(problems)} problems{first})")
+        try:
+            report, stats = _build_split(_Split(
+                split, read.roots, path, notes, problems,
+                train_stats if split != "train" else None, read.labels, attrs), params, run)
+        except OSError as err:  # a full disk, most likely; the journal keeps what was done
+            raise BuildError(f"{path}: cannot be written ({err.strerror or err}); what was "
+                             f"done is kept in {path.name}.partial: make room and run the "
+                             f"same build again to resume") from None
+        if notes and not report.n_examples:
+            first = report.skipped[0] if report.skipped else ("?", "?")
+            if split == "train":  # no statistics, nothing to train on: not a store
+                path.unlink()
+                raise BuildError(f"{where}: none of its {len(notes)} notes could be "
+                                 f"used (first: {first[0]}: {first[1]}); nothing written")
+            log.warning("%s: none of its %d notes could be used (first: %s: %s)",
+                        where, len(notes), *first)
+        if split == "train":
+            train_stats = Summary.of(stats)
+        reports.append(report)
+    return reports
+
+
+def _warn_of_labels_train_lacks(out: Path):
+    """Warn of each label that valid or test hold notes of and train none: a model cannot
+    learn it (a label of the set that no split holds, as NSynth's 11 families may be, is
+    not named)."""
+    counts = {}
+    for split in SPLITS:
+        if split_path(out, split).is_file():
+            with h5py.File(split_path(out, split), "r") as f:
+                names = schema.read_label_names(f)
+                counts[split] = np.bincount(f[schema.LABELS][:], minlength=len(names))
+    if "train" not in counts:
+        return
+    for k, name in enumerate(names):
+        holders = [split for split, n in counts.items() if split != "train" and n[k]]
+        if holders and not counts["train"][k]:
+            log.warning("%s: %s hold%s notes of %r, and train none: a model cannot learn it",
+                        out, " and ".join(holders), "s" * (len(holders) == 1), name)
 
 
 def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Workers,

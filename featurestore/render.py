@@ -27,7 +27,7 @@ from .errors import InputError, NeedsPackage
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
 
 __all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
-           "assign_splits", "refuse_rendered"]
+           "assign_splits", "warn_of_empty_splits", "refuse_rendered"]
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,17 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
     return result
 
 
+def warn_of_empty_splits(where, splits: Mapping, fractions: Sequence[float]):
+    """Warn when a split with a share in ``fractions`` got no instrument in ``splits`` (what
+    :func:`assign_splits` drew): a family gives each split one only when it has 3 or more."""
+    empty = [name for name, f in zip(("train", "valid", "test"), fractions)
+             if f > 0 and name not in set(splits.values())]
+    if empty:
+        log.warning("%s: %s got no instrument; a family's instruments are divided among the "
+                    "splits, each getting one only when the family has at least 3: give 3 or "
+                    "more of a family", where, " and ".join(empty))
+
+
 def _family(label: Union[str, Tuple[str, str]]) -> str:
     return label if isinstance(label, str) else label[0]
 
@@ -273,6 +284,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
                              f"(no preset in bank 0 for {absent})")
         log.warning("%s: no preset for GM programs %s; they are left out", soundfont, absent)
     splits = assign_splits(programs, options.fractions, options.seed)
+    warn_of_empty_splits(soundfont, splits, options.fractions)
     out = Path(out)
     refuse_rendered(out)
     jobs: List[Tuple[int, int, int]] = []

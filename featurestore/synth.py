@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage
 from .nsynth import FAMILIES, SOURCES, Example, write_split
-from .render import PITCH_RANGES, RenderOptions, assign_splits, refuse_rendered
+from .render import (PITCH_RANGES, RenderOptions, assign_splits, refuse_rendered,
+                     warn_of_empty_splits)
 
 __all__ = ["ENGINES", "Prototype", "Instrument", "engine_module", "available_engines",
            "synth_instruments", "render_synth", "scale_note"]
@@ -286,6 +287,7 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
     if not jobs:
         raise InputError(f"no instrument of the families {list(families or ())} in the "
                          f"engines {names}")
+    warn_of_empty_splits(", ".join(names), splits, options.fractions)
     examples: Dict[str, Dict[str, Example]] = {s: {} for s in set(splits.values())}
     for split in examples:
         (out / split / "audio").mkdir(parents=True, exist_ok=True)

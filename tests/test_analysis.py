@@ -279,6 +279,17 @@ def test_plot_is_a_png_with_nothing_cut_off(mapped, tmp_path, splits):
         assert edge.min() > 0.95
 
 
+def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp_path):
+    from analysis.plot import image_path
+    assert plot_map(mapped[0], tmp_path / "map", splits=["test"]) == tmp_path / "map.png"
+    assert (tmp_path / "map.png").read_bytes()[:8] == PNG
+    assert plot_map(mapped[0], tmp_path / "map.PDF", splits=["test"]).read_bytes()[:5] == \
+        b"%PDF-"
+    with pytest.raises(InputError, match=r"map.txt: cannot write a .txt image \(endings "
+                                         r"matplotlib writes: .*\.png"):
+        image_path(tmp_path / "map.txt")
+
+
 def chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
@@ -463,8 +474,14 @@ def held(path, mode):
     return proc
 
 
-def test_a_split_being_read_is_not_written_and_one_being_written_is_not_read(mapped, tmp_path):
+def test_a_split_being_read_is_not_written_and_one_being_written_is_not_read(mapped, tmp_path,
+                                                                             monkeypatch):
+    import analysis.embed
     from featurestore.store import SpectraReader, open_split
+
+    def computed(*args):
+        raise AssertionError("embed computed embeddings for a split it cannot write")
+    monkeypatch.setattr(analysis.embed, "embedding_model", computed)  # refused before that
     store = tmp_path / "store"
     shutil.copytree(mapped[0], store)
     before = (store / "test.h5").read_bytes()

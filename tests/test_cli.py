@@ -205,6 +205,22 @@ def test_train_options_become_the_training_configuration():
     assert (config.time_pool, config.width, config.weight_decay) == (2, 24, 0.05)
 
 
+def test_resume_takes_the_options_the_run_started_with_and_refuses_others():
+    from analysis.cli import resume_conflicts, train_config
+    from analysis.options import make_parser
+    parser = make_parser()
+
+    def config(*options):
+        return train_config(parser.parse_args(["train", "store", "model", *options]))
+    started = config("--epochs", "6", "--steps-per-epoch", "5", "--no-augment")
+    assert resume_conflicts(config(), started) == []  # the run's own settings
+    assert resume_conflicts(config("--epochs", "6", "--steps-per-epoch", "5", "--no-augment"),
+                            started) == []  # the command that started it, again
+    assert resume_conflicts(config("--epochs", "7", "--workers", "3", "--no-augment"),
+                            started) == ["--epochs", "--workers"]
+    assert resume_conflicts(config("--no-balance"), started) == ["--no-balance"]
+
+
 def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
     import analysis.tsne
     import featurestore.build

@@ -72,6 +72,16 @@ def test_a_store_of_one_label_is_built_with_a_warning_that_names_the_layout(tmp_
             "label column hold the labels?)") in caplog.text
 
 
+def test_a_label_that_train_lacks_is_named_at_build(tmp_path, caplog):
+    root = _class_folders(tmp_path / "set")
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    assert "a model cannot learn it" not in caplog.text
+    _wav(root / "test" / "harp" / "take0_harp.wav", k=3)  # in test alone
+    build_store(root, tmp_path / "other", jobs=1, progress=False)
+    assert f"{tmp_path / 'other'}: test holds notes of 'harp', and train none: a model cannot " \
+           f"learn it" in caplog.text
+
+
 def test_long_files_are_trimmed_by_default_and_recorded(tmp_path):
     root = tmp_path / "set"
     for k, label in enumerate(("a", "b")):

@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import json
 
@@ -49,6 +50,16 @@ def test_assign_splits_gives_every_split_each_family_when_possible():
         assert got == {"train", "valid", "test"}, family
     assert assign_splits(sorted(GM_FAMILIES), (1, 0, 0), seed=0) == {
         p: "train" for p in GM_FAMILIES}
+
+
+def test_render_warns_when_a_split_gets_no_instrument(tmp_path, caplog):
+    render_soundfont(tmp_path / "few", options=OPTIONS, programs=[0, 40], progress=False)
+    assert "valid and test got no instrument; a family's instruments are divided" in caplog.text
+    assert not (tmp_path / "few" / "valid").exists()
+    caplog.clear()
+    render_soundfont(tmp_path / "train-only", options=dataclasses.replace(
+        OPTIONS, fractions=(1, 0, 0)), programs=[0, 40], progress=False)
+    assert "got no instrument" not in caplog.text  # asked for train alone
 
 
 def test_render_bad_input(tmp_path):

@@ -553,9 +553,10 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     (broken / "config.json").write_text((model_dir / "config.json").read_text())
     (broken / "model.keras").write_bytes(b"not a zip")
     one_line_error(run("predict", broken, "x.wav"), "model.keras: not a Keras model file")
-    one_line_error(run("train", tone_store, tmp_path / "m", "--resume", "--epochs", "3"),
+    epochs = json.loads((model_dir / "config.json").read_text())["train"]["epochs"]
+    one_line_error(run("train", tone_store, broken, "--resume", "--epochs", (epochs or 1) + 1),
                    "--resume continues the run with the settings it started with; leave out "
-                   "--epochs")
+                   "--epochs (or give the run's own)")
     one_line_error(run("train", tone_store, tone_store), "holds files that are not a timbremap "
                                                          "model's (test.h5, train.h5, valid.h5)")
     one_line_error(run("evaluate", tone_store, model_dir, "--split", "../store/test"),
@@ -592,3 +593,12 @@ def test_a_valid_split_without_notes_is_one_line(tmp_path):
     build_store(tmp_path / "root", tmp_path / "store", jobs=1, progress=False)
     one_line_error(run("train", tmp_path / "store", tmp_path / "m", "--epochs", "1"),
                    "valid.h5: the split holds no notes")
+
+
+def test_balanced_accuracy_of_a_split_of_one_label_warns_of_nothing():
+    import warnings
+    from training.evaluate import _balanced_accuracy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _balanced_accuracy(np.array([2, 2, 2]), np.array([2, 2, 2])) == 1.0
+        assert _balanced_accuracy(np.array([2, 2]), np.array([2, 3])) == 0.5

@@ -183,12 +183,14 @@ def default_confusion_png(trained: TrainedModel, store, split: str) -> Path:
 
 
 def _balanced_accuracy(labels, predicted) -> float:
-    """scikit-learn's balanced accuracy over the labels present, without its warning that
-    the model predicted a label the split has none of (normal on a small split)."""
+    """scikit-learn's balanced accuracy over the labels present, without its warnings that
+    the model predicted a label the split has none of, or that the split and the predictions
+    hold a single label (both normal on a small split)."""
     import warnings
     from sklearn.metrics import balanced_accuracy_score
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")
         return float(balanced_accuracy_score(labels, predicted))
 
 

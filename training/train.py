@@ -25,7 +25,7 @@ from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
                        MODEL_FILE, ModelError, config_labels, label_set_text)
 
-__all__ = ["train", "TrainResult", "epoch_progress"]
+__all__ = ["train", "TrainResult", "epoch_progress", "interrupted_config"]
 
 log = logging.getLogger(__name__)
 #: Keras's epoch count when the run ends by budget or plateau (RunFiles stops it); the
@@ -141,6 +141,16 @@ def _check_model_dir(model_dir: Path):
         raise ModelError(f"{model_dir}: holds files that are not a timbremap model's "
                          f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
                          f"train into a new or empty folder")
+
+
+def interrupted_config(model_dir) -> Optional[TrainConfig]:
+    """The settings the run in ``model_dir`` started with (what ``resume`` continues with);
+    ``None`` where no run was started there or it cannot be read (``train`` says which)."""
+    try:
+        saved = json.loads((Path(model_dir) / CONFIG_FILE).read_text())
+        return TrainConfig.from_dict(saved["train"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resume: bool,
