@@ -74,7 +74,7 @@ def build_summary(reports):
                      f"{r.bytes / 2**20:>9.1f}{per_note:>10}")
     for r in reports:
         for name, reason in r.skipped[:5]:
-            lines.append(f"  skipped {r.split}/{name}: {reason}")
+            lines.append(f"  skipped in {r.split}: {name}: {reason}")
         if len(r.skipped) > 5:
             lines.append(f"  ... {len(r.skipped) - 5} more skipped in {r.split} "
                          f"(timbremap inspect lists them)")
@@ -154,7 +154,8 @@ def cmd_train(args):
         raise CommandError(f"--resume continues the run with the settings it started with; "
                            f"leave out {', '.join(other)} (or give the run's own)")
     result = train(args.store, args.model_dir, config, resume=args.resume,
-                   overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+                   overwrite=args.overwrite,
+                   verbose=0 if args.quiet else 1 if sys.stderr.isatty() else 2)
     _print(f"model: {result.model_dir / 'model.keras'}",
            f"best validation accuracy {result.best_val_accuracy:.3f} at epoch "
            f"{result.best_epoch} of {result.epochs} (stopped: {result.stopped}); "
@@ -252,7 +253,7 @@ def cmd_tsne(args):
     a = result.attrs
     _print(f"{args.split}: /tsne ({result.n}, 2) by {a['method']} from {a['source']}, "
            f"perplexity {a['perplexity']:g}, KL {a['kl_divergence']:.3f}",
-           f"trustworthiness (k=10) {a['trustworthiness']:.3f}; kNN family accuracy (k=10) "
+           f"trustworthiness (k=10) {a['trustworthiness']:.3f}; kNN label accuracy (k=10) "
            f"{a['knn_accuracy_source']:.3f} in the source space, {a['knn_accuracy_map']:.3f} "
            f"on the map")
 

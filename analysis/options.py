@@ -49,6 +49,11 @@ STORE_HELP = ("the store folder, or its URL on object storage (s3://BUCKET/STORE
               "URL: read, never written)")
 
 
+def _listed(values) -> str:
+    """``(0.6, 0.2, 0.2)`` as ``0.6 0.2 0.2``: a default as the command line takes it."""
+    return " ".join(f"{v:g}" for v in values)
+
+
 def _default(func, name: str):
     """The default of ``func``'s parameter ``name``: the function that owns a setting says
     what it is, the parser repeats nothing."""
@@ -69,16 +74,20 @@ def _render(add_command):
                         "shipped by pretty_midi); not with --synth")
     p.add_argument("out", type=Path, help="root folder to write train/ valid/ test/ into")
     r = RenderOptions()
-    p.add_argument("--velocities", type=int, nargs="+", default=list(r.velocities))
+    p.add_argument("--velocities", type=int, nargs="+", default=list(r.velocities),
+                   help=f"MIDI velocities of each note (default {_listed(r.velocities)})")
     p.add_argument("--pitch-step", type=int, default=r.pitch_step,
-                   help="render every Nth pitch")
+                   help=f"render every Nth pitch of an instrument's range (default "
+                        f"{r.pitch_step})")
     p.add_argument("--fractions", type=float, nargs=3, default=list(r.fractions),
-                   metavar=("TRAIN", "VALID", "TEST"), help="share of programs per split")
+                   metavar=("TRAIN", "VALID", "TEST"),
+                   help=f"share of each family's instruments per split (default "
+                        f"{_listed(r.fractions)}; a split gets one of a family from 3 on)")
     p.add_argument("--programs", type=int, nargs="+", help="GM programs (default: all mapped)")
     p.add_argument("--tag", help="bank tag in instrument names (default: SoundFont file name)")
     p.add_argument("--seed", type=int, default=r.seed,
-                   help="seeds the program -> split assignment (with --synth: the instruments "
-                        "too)")
+                   help=f"seeds the program -> split assignment (with --synth: the "
+                        f"instruments too; default {r.seed})")
     g = p.add_argument_group("synthesis engines")
     g.add_argument("--synth", action="store_true",
                    help="render every installed engine's instruments instead of a SoundFont")
@@ -133,8 +142,9 @@ def _build(add_command):
                    help=f"joblib backend (default auto: threads for up to {THREADS_UP_TO} "
                         f"jobs, loky processes beyond); dask uses the running client or a "
                         f"LocalCluster")
-    p.add_argument("--batch-size", type=int, default=_default(build_store, "batch_size"),
-                   help="notes per worker task")
+    batch = _default(build_store, "batch_size")
+    p.add_argument("--batch-size", type=int, default=batch,
+                   help=f"notes per worker task (default {batch})")
     p.add_argument("--overwrite", action="store_true", help="rebuild finished split files")
     p.add_argument("--add", action="store_true",
                    help="grow the store: add the notes of the inputs it does not hold yet "
@@ -151,11 +161,14 @@ def _feature_options(p):
     g = p.add_argument_group("features (recorded in the store's attrs)")
     g.add_argument("--features", choices=KINDS, default=d.kind,
                    help="log-magnitude STFT (default) or log-mel bands")
-    g.add_argument("--n-fft", type=int, default=d.n_fft)
-    g.add_argument("--hop-length", type=int, default=d.hop_length)
+    g.add_argument("--n-fft", type=int, default=d.n_fft,
+                   help=f"STFT window in samples (default {d.n_fft})")
+    g.add_argument("--hop-length", type=int, default=d.hop_length,
+                   help=f"samples between frames (default {d.hop_length})")
     g.add_argument("--n-mels", type=int, help=f"mel bands (--features mel; default {d.n_mels})")
     g.add_argument("--sample-rate", type=int, default=d.sample_rate,
-                   help="audio at other rates is resampled to this one")
+                   help=f"audio at other rates is resampled to this one (default "
+                        f"{d.sample_rate} Hz)")
 
 
 def _inspect(add_command):
@@ -177,7 +190,9 @@ def _train(add_command):
                                 "history.csv and curves.png.")
     p.add_argument("store", type=store_location, help=STORE_HELP)
     p.add_argument("model_dir", type=Path, help="folder to write the model into")
-    p.add_argument("--model", choices=MODELS, default=d.model)
+    p.add_argument("--model", choices=MODELS, default=d.model,
+                   help="default: a 5-layer CNN on mel-averaged bands with augmentation; "
+                        "tutorial: the TF1 tutorial's two-stage CNN (default %(default)s)")
     p.add_argument("--budget-minutes", type=float,
                    help=f"training time: no epoch starts that would end after it (default "
                         f"{d.budget_minutes:g}; 0: no limit)")
@@ -279,7 +294,7 @@ def _tsne(add_command):
     from analysis.tsne import METHODS, SOURCES, tsne_split
     p = add_command("tsne", help="write a t-SNE map of a split into the store",
                     description="Write /tsne (N, 2) with its quality (trustworthiness, kNN "
-                                "family accuracy) in the attrs.")
+                                "label accuracy) in the attrs.")
     p.add_argument("store", type=Path, help="the store folder")
     helps = {"split": "the split to map", "perplexity": "t-SNE's perplexity: about the "
              "number of neighbours each point keeps close", "seed": "seeds the map's layout"}
@@ -334,7 +349,9 @@ def _demo(add_command):
                     description="render -> build -> train (short) -> evaluate -> embed -> "
                                 "tsne -> plot -> map on notes from TimGM6mb and from the "
                                 "synthesis engines (pip install 'timbremap[synth]').")
-    p.add_argument("out_dir", type=Path, nargs="?", default=Path("demo"))
+    p.add_argument("out_dir", type=Path, nargs="?", default=Path("demo"),
+                   help="folder for the notes, store, model and pictures (default "
+                        "%(default)s)")
     p.add_argument("--seed", type=int, default=DemoOptions.seed, help="the training run's seed")
 
 

@@ -98,7 +98,7 @@ def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = K) -> float:
 
 def map_metrics(source: np.ndarray, mapped: np.ndarray, labels: np.ndarray, *, seed: int = 0,
                 k: int = K) -> dict:
-    """Trustworthiness and kNN family accuracy (source space and map) on up to
+    """Trustworthiness and kNN label accuracy (source space and map) on up to
     ``METRICS_SAMPLE`` points."""
     from sklearn.manifold import trustworthiness
     n = len(source)

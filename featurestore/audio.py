@@ -48,7 +48,8 @@ from .headers import declared_frames
 from .params import FeatureParams
 
 __all__ = ["AudioError", "MAX_CHANNELS", "MAX_PEAK", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE",
-           "READ_SECONDS", "check_file", "check_format", "frames_needed", "load_audio"]
+           "READ_SECONDS", "check_complete", "check_file", "check_format", "frames_needed",
+           "load_audio"]
 
 
 class AudioError(TimbremapError, ValueError):
@@ -171,7 +172,7 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
     fast = read_pcm16(path, needed)
     if fast is not None:
         pcm, sr, frames = fast
-        _check_complete(path, frames)
+        check_complete(path, frames)
         return _Decoded(_scaled(pcm, out), sr, pcm.shape[1], frames, None)
     try:
         return _read_blocks(path, needed, time.monotonic() + READ_SECONDS)
@@ -179,7 +180,7 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
         raise
     except _DECODE_ERRORS as sf_error:  # libsndfile cannot open or decode it
         sf_reason = _reason(sf_error)
-    _check_complete(path, 0, sf_reason)
+    check_complete(path, 0, sf_reason)
     return _read_other(path, params, sf_reason, offset)
 
 
@@ -235,13 +236,13 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
         decoded = _decodable_frames(path, filled + step)
         if not decoded:  # explained like a file libsndfile cannot open
             raise error
-        _check_complete(path, decoded, _reason(error))
+        check_complete(path, decoded, _reason(error))
         raise AudioError(path, f"damaged: decoding stopped after {decoded} frames "
                                f"({_reason(error)})")
     if filled < len(mono):  # the file ended before the clip: that is all it holds
         frames, known = start + filled, True
     if known:
-        _check_complete(path, frames)
+        check_complete(path, frames)
     return _Decoded(mono[:filled], sr, channels, frames if known else None,
                     None if pcm16 else peak)
 
@@ -295,7 +296,7 @@ def _check_peak(path: Path, peak: float):
                                f"+-1; rescale the file")
 
 
-def _check_complete(path: Path, frames: int, error: Optional[str] = None):
+def check_complete(path: Path, frames: int, error: Optional[str] = None):
     """Raise :class:`AudioError` when ``path``'s header declares more than the ``frames``
     the file holds (see :mod:`featurestore.headers`); ``error`` is why decoding stopped, if
     it did."""

@@ -32,7 +32,7 @@ from .schema import (CONTENT_DIGEST, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LA
                      SPECTRA, VELOCITY, analysis_results, read_label_names, read_params,
                      read_problems)
 from .errors import BuildError
-from .layouts import InputOptions
+from .layouts import ATTR_PREFIX as INPUT_ATTR_PREFIX, InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .params import FeatureParams
 from .splitfile import Summary
@@ -193,8 +193,12 @@ def check_addable(out: Path, params: FeatureParams, attrs: dict):
     was = recorded.to_attrs(recorded.layout)
     other = {key: (was[key], value) for key, value in attrs.items() if was[key] != value}
     if other:
-        def shown(key, value):
-            return f"{key} '{value}'" if isinstance(value, str) else f"{key} {value}"
+        def shown(key, value):  # as the option: input_windows 0.0 is --windows none
+            name = key[len(INPUT_ATTR_PREFIX):]
+            option = "--" + name.replace("_", "-")
+            if name in ("windows", "group_by") and not value:
+                return f"{option} none"
+            return f"{option} '{value}'" if isinstance(value, str) else f"{option} {value:g}"
         raise BuildError(f"{train}: its inputs were read with " + ", ".join(
             shown(key, was) for key, (was, _) in other.items()) + "; --add reads the new ones "
             "the same way (now " + ", ".join(shown(key, now) for key, (_, now) in other.items())

@@ -46,8 +46,8 @@ def describe_store(store, max_skipped: int = 10) -> List[str]:
 def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[str]:
     spectra = f[schema.SPECTRA]
     n = spectra.shape[0]
-    lines = [f"== {split}: {path}  "
-             f"({size / 2**20:.1f} MiB, {size / max(n, 1) / 1024:.1f} KiB/note)",
+    per_note = f"{size / n / 1024:.1f} KiB/note" if n else "no notes"
+    lines = [f"== {split}: {path}  ({size / 2**20:.1f} MiB, {per_note})",
              f"  {schema.SPECTRA:<9} {spectra.dtype} {spectra.shape}, chunks {spectra.chunks}, "
              f"compression {spectra.compression}"]
     others = [(name, ds) for name, ds in schema.datasets(f) if name not in schema.BUILT

@@ -32,6 +32,7 @@ import hashlib
 import logging
 import os
 import re
+import shlex
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,8 +268,9 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
     unmatched = sum(1 for _, row, group in grouped
                     if group_by is not None and not row.group and group == row.file)
     if unmatched:
-        log.warning("--group-by %r matched none of %d file names: each of those files is a "
-                    "group of its own", options.group_by, unmatched)
+        log.warning("--group-by %s did not match %d of the %d file names: each of those "
+                    "files is a group of its own", shlex.quote(options.group_by), unmatched,
+                    len(grouped))
     given: Dict[str, set] = defaultdict(set)  # the splits the inputs give each group's files
     for _, row, group in grouped:
         if row.split and not row.problem:

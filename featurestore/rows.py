@@ -146,14 +146,15 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
         row.problem = f"line {line}: unknown split {split!r} (expected {', '.join(SPLITS)})"
         row.split = "train"  # recorded in train's /skipped
     elif _same_file(path, file) in seen:
-        row.problem = (f"line {line}: path given again (first on line "
-                       f"{seen[_same_file(path, file)]})")
+        first, first_label = seen[_same_file(path, file)]
+        other = f" with the label {first_label!r}" if first_label != label else ""
+        row.problem = f"line {line}: path given again (first on line {first}{other})"
     elif not (path.parent / file).is_file():
         row.problem = (f"line {line}: no such file ({path.parent / file})"
                        if not (path.parent / file).exists() else
                        f"line {line}: not a file ({path.parent / file})")
     if file:
-        seen.setdefault(_same_file(path, file), line)
+        seen.setdefault(_same_file(path, file), (line, label))
     return row
 
 

@@ -16,7 +16,7 @@ from typing import Iterator, List, NamedTuple, Optional
 import numpy as np
 import soundfile as sf
 
-from .audio import AudioError, check_file, check_format
+from .audio import AudioError, check_complete, check_file, check_format
 from .features import Workspace, note_features
 from .params import FeatureParams
 
@@ -98,6 +98,7 @@ def audio_seconds(path) -> float:
             check_format(path, rate, fh.channels)
             if 0 < frames < 2 ** 62:
                 _check_last_frame(path, fh, frames)
+                check_complete(path, frames)  # a WAV's data chunk shorter than it says
     seconds = (frames / rate if frames is not None and frames < 2 ** 62
                else _audioread_seconds(path))
     if not math.isfinite(seconds) or seconds < 0:

@@ -120,10 +120,23 @@ def test_build_summary_of_a_split_with_no_notes_prints_no_nan(tmp_path):
     from analysis.cli import build_summary
     from featurestore.finished import SplitReport
     (tmp_path / "test.h5").write_bytes(b"\0" * 2048)
-    lines = build_summary([SplitReport("test", tmp_path / "test.h5", "built", n_skipped=3),
+    lines = build_summary([SplitReport("test", tmp_path / "test.h5", "built", n_skipped=1,
+                                       skipped=[("../other/a.wav", "silent")]),
                            SplitReport("valid", tmp_path / "valid.h5", "kept")])
     assert "nan" not in "\n".join(lines)
-    assert lines[1].split() == ["test", "built", "0", "3", "0", "0.0", "-", "0.0", "-"]
+    assert lines[1].split() == ["test", "built", "0", "1", "0", "0.0", "-", "0.0", "-"]
+    assert lines[3] == "  skipped in test: ../other/a.wav: silent"  # not a path 'test/../'
+
+
+def test_a_split_of_no_notes_is_described_so(tmp_path):
+    from featurestore.build import build_store
+    from featurestore.inspect import describe_store
+    from tests.helpers import make_tone_root
+    root = make_tone_root(tmp_path / "notes", 11, 0, 1)
+    next((root / "test" / "audio").iterdir()).write_bytes(b"RIFF, but no wav")
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    test = next(line for line in describe_store(tmp_path / "store") if line.startswith("== test"))
+    assert test.endswith(" MiB, no notes)"), test
 
 
 def test_only_an_error_whose_subject_is_options_is_named_by_them():

@@ -129,7 +129,8 @@ def test_manifest_rows_metadata_and_bad_rows(tmp_path):
     rows += ["clips/missing.wav,violin,train,,,",       # no such file
              "clips/c0.flac,voice,train,,,",            # given again
              "clips/c1.flac,,train,,,",                 # empty label... and given again
-             "clips/c2.flac,voice,tset,,,"]             # unknown split
+             "clips/c2.flac,voice,tset,,,",             # unknown split
+             "clips/c3.flac,voice,train,,,"]            # given again, with another label
     manifest = data / "set.csv"
     manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
     build_store([manifest], tmp_path / "store", jobs=1, progress=False)
@@ -150,6 +151,8 @@ def test_manifest_rows_metadata_and_bad_rows(tmp_path):
     problems = dict(read.splits["train"][1])
     assert "empty label" in problems["clips/c1.flac"] or "given again" in problems["clips/c1.flac"]
     assert "given again (first on line 2)" in dict(read.splits["train"][1])["clips/c0.flac"]
+    assert problems["clips/c3.flac"] == "line 14: path given again (first on line 5 with the " \
+                                        "label 'violin')"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -283,16 +286,27 @@ def test_a_header_that_claims_more_than_the_file_holds_is_not_cut_into_windows(t
     path.write_bytes(bytes(data))
     with pytest.raises(AudioError, match="header declares 68719476735 frames"):
         audio_seconds(path)
+    wav = tmp_path / "lie.wav"  # a data chunk that says an hour and holds 3 s
+    sf.write(wav, tone(20, seconds=3.0), SR, subtype="PCM_16")
+    data = bytearray(wav.read_bytes())
+    at = data.index(b"data") + 4
+    data[at:at + 4] = (3600 * SR * 2).to_bytes(4, "little")
+    wav.write_bytes(bytes(data))
+    with pytest.raises(AudioError, match=f"header declares {3600 * SR} frames, the file holds "
+                                         f"{3 * SR}"):
+        audio_seconds(wav)
     root = tmp_path / "set"
     _wav(root / "train" / "a" / "ok.wav", seconds=2.0)
     (root / "train" / "b").mkdir(parents=True)
     path.rename(root / "train" / "b" / "lie.flac")
+    wav.rename(root / "train" / "b" / "lie.wav")
     read = read_inputs(root, InputOptions(windows=1.0))
     notes, problems = read.splits["train"]
-    assert notes.names == ["a/ok.wav@0.000"] and problems[0][0] == "b/lie.flac"
+    assert notes.names == ["a/ok.wav@0.000"]
+    assert [name for name, _ in problems] == ["b/lie.flac", "b/lie.wav"]  # once each, uncut
 
 
-def test_groups_that_match_nothing_or_are_empty_are_the_files_alone(tmp_path):
+def test_groups_that_match_nothing_or_are_empty_are_the_files_alone(tmp_path, caplog):
     root = tmp_path / "set"
     for k, label in enumerate(("a", "b")):
         for i in range(6):
@@ -302,6 +316,8 @@ def test_groups_that_match_nothing_or_are_empty_are_the_files_alone(tmp_path):
                                               test_fraction=0.3))
         groups = [g for notes, _ in read.splits.values() for g in notes.group]
         assert sorted(groups) == sorted(f"{lab}/take{i}.wav" for lab in "ab" for i in range(6))
+    # said as the shell takes it back
+    assert "--group-by '^nothing' did not match 12 of the 12 file names" in caplog.text
 
 
 def test_drawn_splits_that_leave_train_nothing_are_refused(tmp_path):
