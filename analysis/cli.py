@@ -57,8 +57,8 @@ def feature_params(args):
     if args.n_mels is not None and args.features != "mel":
         raise CommandError(f"--n-mels {args.n_mels}: mel bands apply to --features mel only")
     mel = {} if args.n_mels is None else {"n_mels": args.n_mels}
-    return FeatureParams(kind=args.features, n_fft=args.n_fft, hop_length=args.hop_length,
-                         sample_rate=args.sample_rate, **mel)
+    return FeatureParams(kind=args.features, duration=args.duration, n_fft=args.n_fft,
+                         hop_length=args.hop_length, sample_rate=args.sample_rate, **mel)
 
 
 def build_summary(reports):

@@ -161,6 +161,8 @@ def _feature_options(p):
     g = p.add_argument_group("features (recorded in the store's attrs)")
     g.add_argument("--features", choices=KINDS, default=d.kind,
                    help="log-magnitude STFT (default) or log-mel bands")
+    g.add_argument("--duration", type=float, default=d.duration, metavar="SECONDS",
+                   help=f"the clip each note is cut or zero-padded to (default {d.duration:g})")
     g.add_argument("--n-fft", type=int, default=d.n_fft,
                    help=f"STFT window in samples (default {d.n_fft})")
     g.add_argument("--hop-length", type=int, default=d.hop_length,

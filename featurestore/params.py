@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -81,8 +82,9 @@ class FeatureParams:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
         for name in ("duration", "power", "compression"):
-            if not float(getattr(self, name)) > 0:
-                raise InputError(f"{name} must be positive, got {getattr(self, name)!r}")
+            if not 0 < float(getattr(self, name)) < math.inf:
+                raise InputError(f"{name} must be positive and finite, got "
+                                 f"{getattr(self, name)!r}")
         if self.n_samples < self.n_fft:
             raise InputError(
                 f"duration {self.duration} s at {self.sample_rate} Hz gives {self.n_samples} "

@@ -103,6 +103,8 @@ def test_build_and_inspect(tone_root, tmp_path):
     (["train", "{tmp}", "{tmp}/m", "--block-mib", "8", "--buffer-mib", "4"],
      "--block-mib and --buffer-mib must be positive"),
     (["build", "{tmp}", "{tmp}/out", "--n-fft", "0"], "--n-fft must be a positive integer"),
+    (["build", "{tmp}", "{tmp}/out", "--duration", "inf"], "--duration must be positive and "
+                                                           "finite, got inf"),
     (["render", "{tmp}/out", "--pitch-step", "0"], "--pitch-step must be >= 1, got 0"),
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
@@ -146,6 +148,18 @@ def test_only_an_error_whose_subject_is_options_is_named_by_them():
     for message in ("dropout and batch_size must be in [0, 1)",  # no --dropout option
                     "/data/batch_size must be a folder", "batch_size is odd"):
         assert _named_as_options(message, args) == message
+
+
+def test_build_options_shape_the_features_and_are_recorded(tone_root, tmp_path):
+    from featurestore.params import FeatureParams
+    from featurestore.schema import read_params
+    assert main(["build", str(tone_root), str(tmp_path / "store"), "--duration", "1.5",
+                 "--n-fft", "512", "--hop-length", "128", "--sample-rate", "8000", "-q"]) == 0
+    with h5py.File(tmp_path / "store" / "train.h5", "r") as f:
+        params = read_params(f)
+        assert params == FeatureParams(duration=1.5, n_fft=512, hop_length=128,
+                                       sample_rate=8000)
+        assert f["spectra"].shape[1:] == (1 + 12000 // 128, 257) == params.shape
 
 
 def test_build_into_a_file_is_one_clear_line(tone_root, tmp_path):
