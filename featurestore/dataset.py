@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
 
 from .errors import StoreError
-from .schema import LABELS, SPECTRA
+from .schema import LABELS, SPECTRA, datasets
 from .store import SpectraReader, open_split, split_path
 
 __all__ = ["SplitDataset"]
+
+
+def _close(pid: int, *handles):
+    """Close the handles process ``pid`` opened (in a child forked from it: none)."""
+    if os.getpid() == pid:
+        for handle in handles:
+            if handle is not None:
+                handle.close()
 
 
 class SplitDataset:
@@ -33,7 +42,8 @@ class SplitDataset:
     fields : sequence of str
         Datasets of the split file to read for each item, in this order (default
         ``('spectra', 'labels')``): any dataset whose first axis is the notes, e.g. ``names``,
-        ``pitch``, ``instrument``, ``source_folder``, ``embeddings``.
+        ``pitch``, ``instrument``, ``source_folder``, ``embeddings``, or a manifest's column
+        ``metadata/COLUMN``.
     method : {'mmap', 'h5py'}
         How ``spectra`` are read (:class:`featurestore.store.SpectraReader`).
 
@@ -65,8 +75,7 @@ class SplitDataset:
         self.method = method
         with open_split(store, split) as f:
             n = f[SPECTRA].shape[0]
-            notes = [name for name, item in f.items()
-                     if isinstance(item, h5py.Dataset) and item.shape[:1] == (n,)]
+            notes = [name for name, item in datasets(f) if item.shape[:1] == (n,)]
             missing = [name for name in self.fields if name not in notes]
             if missing:
                 raise StoreError(f"{self.path}: no per-note dataset {', '.join(missing)} "
@@ -110,6 +119,8 @@ class SplitDataset:
         if isinstance(index, slice):
             return np.arange(self._n, dtype=np.int64)[index]
         rows = np.atleast_1d(np.asarray(index))
+        if rows.ndim == 1 and rows.size == 0:  # [] or range(0): no notes
+            return np.zeros(0, np.int64)
         if rows.dtype.kind not in "iu" or rows.ndim != 1:
             raise TypeError(f"index must be an int, a sequence of ints or a slice, got {index!r}")
         rows = rows.astype(np.int64)
@@ -120,7 +131,10 @@ class SplitDataset:
 
     def _open(self) -> Tuple[Optional[SpectraReader], Optional[h5py.File]]:
         """This process's spectra reader and file (for the other fields), each opened on first
-        use, and again after a fork."""
+        use, and again after a fork. They are closed by :meth:`close`, when the dataset is
+        collected, or as the process exits before Python tears its modules down (an HDF5 file
+        on a Python file object, as a store URL is, must not outlive them: a ``spawn``
+        worker's exit would crash)."""
         if self._opened is None or self._opened[0] != os.getpid():
             self._opened = None  # a parent's handles are never used (nor closed) here
             reader = (SpectraReader(self.path, self.method) if SPECTRA in self.fields
@@ -128,19 +142,25 @@ class SplitDataset:
             f = (open_split(self._store, self._split)
                  if set(self.fields) - {SPECTRA} else None)
             self._opened = (os.getpid(), reader, f)
+            self._closer = weakref.finalize(self, _close, *self._opened)
         return self._opened[1], self._opened[2]
 
     def close(self):
         """Close this process's handles (the next read opens them again)."""
         if self._opened is not None and self._opened[0] == os.getpid():
-            for handle in self._opened[1:]:
-                if handle is not None:
-                    handle.close()
+            self._closer()
         self._opened = None
+
+    def __enter__(self) -> "SplitDataset":
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_opened"] = None  # the path travels, not the open file
+        state.pop("_closer", None)
         return state
 
     def __repr__(self) -> str:

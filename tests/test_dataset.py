@@ -38,8 +38,24 @@ def test_items_and_batches_are_what_h5py_reads(tone_store):
     assert list(names) == list(h5(tone_store, "train", "names", expected))
     assert np.array_equal(ds[2:6][1], h5(tone_store, "train", "labels", slice(2, 6)))
     assert ds[np.array([], int)][0].shape == (0, 251, 513)
+    assert ds[[]][0].shape == ds[range(0)][0].shape == (0, 251, 513)
     x_only, = SplitDataset(tone_store, "valid", fields=("spectra",), method="h5py")[[1]]
     assert np.array_equal(x_only, h5(tone_store, "valid", "spectra", [1]))
+
+
+def test_a_manifest_s_columns_are_fields(tmp_path):
+    import soundfile as sf
+    from featurestore.build import build_store
+    from helpers import SR, tone
+    rows = ["path,label,split,mic"]
+    for i in range(6):
+        sf.write(tmp_path / f"c{i}.wav", tone(10 + 20 * (i % 2), seconds=0.5), SR)
+        rows.append(f"c{i}.wav,{'ab'[i % 2]},{'train' if i < 4 else 'valid'},mic{i}")
+    (tmp_path / "set.csv").write_text("\n".join(rows) + "\n")
+    build_store([tmp_path / "set.csv"], tmp_path / "store", jobs=1, progress=False)
+    ds = SplitDataset(tmp_path / "store", "train", fields=("metadata/mic", "names"))
+    assert ds.shapes == {"metadata/mic": (), "names": ()}
+    assert ds[1] == ("mic1", "c1.wav") and list(ds[[3, 0]][0]) == ["mic3", "mic0"]
 
 
 def test_bad_indices_fields_and_splits_say_what_exists(tone_store):
@@ -84,6 +100,34 @@ def test_a_pickled_dataset_carries_no_open_file(tone_store):
     ds.close()
     ds.close()  # twice is fine, and the next read opens it again
     assert np.array_equal(ds[1][0], copy[1][0])
+
+
+AT_EXIT = """
+import atexit, sys
+from featurestore import SplitDataset
+opened = []
+atexit.register(lambda: print("closed" if not opened[0].id.valid else "open"))  # runs last
+ds = SplitDataset(sys.argv[1], "train", fields=("labels",))
+ds[0]
+opened.append(ds._open()[1])
+"""
+
+
+def test_files_opened_on_a_url_are_closed_before_python_tears_down(tone_store):
+    # an HDF5 file on a Python file object that outlives the interpreter's modules crashes a
+    # process as it exits (a PyTorch DataLoader's spawn and forkserver workers)
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", AT_EXIT, tone_store.resolve().as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.split() == ["closed"], result.stderr
+
+
+def test_a_dataset_is_a_context_that_closes_its_files(tone_store):
+    with SplitDataset(tone_store, "test", fields=("labels",)) as ds:
+        ds[0]
+        f = ds._open()[1]
+    assert not f.id.valid and ds._opened is None
 
 
 def readme_snippet(word: str) -> str:

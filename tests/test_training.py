@@ -174,7 +174,33 @@ def test_predict_any_format_and_goes_on_after_bad_files(trained, tone_root, tmp_
                                   f"used (first, at 0 s: "), two.error
     top = results[1].top(3)
     assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
+    with pytest.raises(InputError, match="k must be a positive integer, got 0"):
+        results[1].top(0)
+    with pytest.raises(InputError, match="files must be a sequence of paths, got the one path"):
+        predict_files(trained[0], str(wav))
+    with pytest.raises(InputError, match="batch_size must be a positive integer, got 0"):
+        predict_files(trained[0], [wav], batch_size=0)
+    x = np.zeros((251, 513), np.float16)
+    with pytest.raises(InputError, match=r"features must be of shape \(N, 251, 513\) .*got "
+                                         r"\(251, 513\)"):
+        predict_features(load_trained(trained[0]), x)
     assert "resampled 32000 Hz -> 16000 Hz" in results[3].adjustments
+
+
+def test_the_readme_python_prediction(trained, tone_root, capsys):
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block, = [b for b in (part.split("```", 1)[0] for part in text.split("```python\n")[1:])
+              if "predict_files" in b]
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    code = block.replace('"demo/model"', repr(str(trained[0]))).replace(
+        '["cello.wav", "take 2.flac"]', repr([str(wav), "missing.flac"]))
+    exec(compile(code, "README.md", "exec"), {})
+    found, missing = capsys.readouterr().out.splitlines()
+    assert found.startswith(f"{wav} [(") and missing.startswith("missing.flac missing.flac: ")
+    import keras
+    import training.models  # noqa: F401  (registers the layers)
+    model = keras.models.load_model(Path(trained[0]) / "model.keras")
+    assert model.output_shape == (None, 11)
 
 
 def test_evaluate_matches_scikit_learn(trained, tone_store):

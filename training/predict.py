@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from featurestore.audio import AudioError
+from featurestore.errors import InputError
 from featurestore.features import features_from_file
 from featurestore.windows import check_hop, file_windows
 
@@ -63,7 +64,7 @@ class FilePrediction:
         Raises
         ------
         ValueError
-            When there are not as many label names as probabilities.
+            When there are not as many label names as probabilities, or ``k`` is below 1.
         """
         return _top(self.labels, self.probabilities, k, self.path)
 
@@ -88,6 +89,8 @@ class FilePrediction:
 
 
 def _top(labels, probabilities, k: int, path) -> List[Tuple[str, float]]:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k must be a positive integer, got {k!r}")
     if len(labels) != len(probabilities):
         raise ValueError(f"{path}: {len(probabilities)} probabilities but {len(labels)} "
                          f"label names")
@@ -95,10 +98,28 @@ def _top(labels, probabilities, k: int, path) -> List[Tuple[str, float]]:
     return [(labels[i], float(probabilities[i])) for i in order]
 
 
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
 def predict_features(trained: TrainedModel, features: np.ndarray, batch_size: int = 64
                      ) -> np.ndarray:
     """Probabilities ``(N, C)`` over the model's ``C`` labels (``trained.labels``) for
-    stored-format features ``(N, frames, bins)``."""
+    stored-format features ``(N, frames, bins)``.
+
+    Raises
+    ------
+    InputError
+        ``features`` not of the model's shape ``(N,) + trained.features.shape``, or
+        ``batch_size`` below 1.
+    """
+    _check_batch_size(batch_size)
+    shape = tuple(trained.features.shape)
+    if np.ndim(features) != 1 + len(shape) or tuple(np.shape(features)[1:]) != shape:
+        raise InputError(f"features must be of shape (N, {', '.join(map(str, shape))}) (the "
+                         f"model's {trained.path}), got {tuple(np.shape(features))}")
     parts = [trained.model.predict_on_batch(np.asarray(features[i:i + batch_size]))
              for i in range(0, len(features), batch_size)]
     return (np.concatenate([np.asarray(p) for p in parts]) if parts
@@ -123,6 +144,10 @@ def predict_files(model, files: Sequence, batch_size: int = 64, *,
         (``FilePrediction.clips``); a file's ``probabilities`` are its clips' mean. Default:
         each file's first clip, as ``build`` stores it.
     """
+    if isinstance(files, (str, Path)):
+        raise InputError(f"files must be a sequence of paths, got the one path {files!r}: "
+                         f"give [{str(files)!r}]")
+    _check_batch_size(batch_size)
     trained = model if isinstance(model, TrainedModel) else load_trained(model)
     labels = trained.labels
     if windows is not None:
