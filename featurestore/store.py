@@ -254,7 +254,11 @@ class SpectraReader:
 
         Returns ``(x, y)`` when ``labels`` is true, else ``x``.
         """
-        idx = np.asarray(indices, dtype=np.int64)
+        self._check_open()
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise TypeError(f"{self.path}: indices must be a sequence of ints, got {indices!r}")
+        idx = idx.astype(np.int64, copy=False)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n):
             raise IndexError(f"{self.path}: indices must be in [0, {self.n}), "
                              f"got {idx.min()}..{idx.max()}")
@@ -280,6 +284,10 @@ class SpectraReader:
                 self._ds.read_direct(x, np.s_[int(i)], np.s_[k])
         return (x, self.labels[idx]) if labels else x
 
+    def _check_open(self):
+        if not self._file:
+            raise ValueError(f"{self.path}: this reader is closed")
+
     def _decode(self, data, n: int) -> np.ndarray:
         return np.frombuffer(data, np.float16).reshape((n,) + self.shape)
 
@@ -299,6 +307,7 @@ class SpectraReader:
         """The notes of several runs, ``[(start, stop), ...]``, one after another into
         ``out`` (float16, ``(notes, frames, bins)``), as :meth:`rows` reads one: on object
         storage, the requests of every run go together."""
+        self._check_open()
         if not out.flags.c_contiguous or out.dtype != np.float16:
             raise ValueError("out must be a C-contiguous float16 array (the runs are read into "
                              "its memory)")
@@ -365,6 +374,9 @@ class SpectraReader:
 
     def iter_batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """All spectra in order, ``batch_size`` notes at a time."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         for start in range(0, self.n, batch_size):
             yield self.rows(start, min(start + batch_size, self.n))
 

@@ -97,6 +97,16 @@ def test_reader_batches_by_index(tone_store, method):
         assert np.concatenate(list(reader.iter_batches(5))).shape == everything.shape
         with pytest.raises(IndexError, match="indices must be in"):
             reader.batch([len(labels)])
+        for bad in ([1.5], 3, [[1, 2]]):
+            with pytest.raises(TypeError, match="indices must be a sequence of ints"):
+                reader.batch(bad)
+        assert reader.batch([])[0].shape == (0,) + everything.shape[1:]
+        with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+            next(reader.iter_batches(0))
+    with pytest.raises(ValueError, match="this reader is closed"):
+        reader.batch([0])
+    with pytest.raises(ValueError, match="this reader is closed"):
+        reader.rows(0, 2)
 
 
 def test_mel_features_and_parallel_build_equal_serial(tone_root, tmp_path):
