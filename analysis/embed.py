@@ -106,10 +106,13 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     splits = list(splits) if splits else store_splits(store)
     if not splits:
         raise StoreError(f"{store}: no split files (*.h5) in this folder")
-    for split in splits:  # check all, and that they can be written, before any work
-        with open_split(store, split, "r" if into is not None else "r+") as f:
+    for split in splits:  # check all before writing anything
+        with open_split(store, split) as f:
             trained.check_features(read_params(f), split_path(store, split))
             trained.check_labels(schema.read_label_names(f), split_path(store, split))
+    for split in splits if into is None else ():  # and that they can be written, before work
+        with open_split(store, split, "r+"):
+            pass
     both = embedding_model(trained)
     attrs = _attrs(trained)
     shapes = {}
