@@ -116,40 +116,44 @@ def cmd_inspect(args):
     _print(*describe_store(args.store))
 
 
+def given_settings(args) -> dict:
+    """The :class:`training.config.TrainConfig` fields the ``train`` command line gives (an
+    option left out is ``None`` in ``args``, and its field keeps the config's default)."""
+    given = {name: getattr(args, name) for name in
+             ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "schedule",
+              "patience", "valid_weights", "budget_minutes", "weight_decay", "time_pool",
+              "width", "seed", "precision", "loader", "block_mib", "buffer_mib", "workers")
+             if getattr(args, name, None) is not None}
+    if given.get("budget_minutes") == 0:
+        given["budget_minutes"] = None
+    if args.deterministic:
+        given["deterministic"] = True
+    if args.no_augment:
+        given["augment"] = False
+    if args.no_balance:
+        given["balance"] = False
+    return given
+
+
 def train_config(args):
     from training.config import TrainConfig
-    changes = {name: getattr(args, name) for name in
-               ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "schedule",
-                "patience", "valid_weights", "budget_minutes", "weight_decay", "time_pool",
-                "width", "seed", "precision", "loader", "block_mib", "buffer_mib", "workers")
-               if getattr(args, name, None) is not None}
-    if changes.get("budget_minutes") == 0:
-        changes["budget_minutes"] = None
-    if args.deterministic:
-        changes["deterministic"] = True
-    if args.no_augment:
-        changes["augment"] = False
-    if args.no_balance:
-        changes["balance"] = False
-    return TrainConfig(**changes)
+    return TrainConfig(**given_settings(args))
 
 
-def resume_conflicts(config, started) -> list:
-    """The options of ``config`` (settings from the command line) that ``--resume`` cannot
-    take: given (not their default) and other than those the run ``started`` with."""
-    from training.config import TrainConfig
+def resume_conflicts(given: dict, started) -> list:
+    """The options of ``given`` (:func:`given_settings`) that ``--resume`` cannot take: those
+    other than the settings the run ``started`` with."""
     negated = {"augment": "--no-augment", "balance": "--no-balance"}
-    default, own = TrainConfig().to_dict(), started.to_dict()
+    own = started.to_dict()
     return [negated.get(name, "--" + name.replace("_", "-"))
-            for name, value in config.to_dict().items()
-            if value != default[name] and value != own[name]]
+            for name, value in given.items() if value != own[name]]
 
 
 def cmd_train(args):
     from training.train import interrupted_config, train
     config = train_config(args)
     started = interrupted_config(args.model_dir) if args.resume else None
-    other = [] if started is None else resume_conflicts(config, started)
+    other = [] if started is None else resume_conflicts(given_settings(args), started)
     if other:
         raise CommandError(f"--resume continues the run with the settings it started with; "
                            f"leave out {', '.join(other)} (or give the run's own)")

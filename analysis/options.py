@@ -82,7 +82,8 @@ def _render(add_command):
     p.add_argument("--fractions", type=float, nargs=3, default=list(r.fractions),
                    metavar=("TRAIN", "VALID", "TEST"),
                    help=f"share of each family's instruments per split (default "
-                        f"{_listed(r.fractions)}; a split gets one of a family from 3 on)")
+                        f"{_listed(r.fractions)}; each split with a share gets one of a "
+                        f"family once the family has one for each)")
     p.add_argument("--programs", type=int, nargs="+", help="GM programs (default: all mapped)")
     p.add_argument("--tag", help="bank tag in instrument names (default: SoundFont file name)")
     p.add_argument("--seed", type=int, default=r.seed,
@@ -192,9 +193,9 @@ def _train(add_command):
                                 "history.csv and curves.png.")
     p.add_argument("store", type=store_location, help=STORE_HELP)
     p.add_argument("model_dir", type=Path, help="folder to write the model into")
-    p.add_argument("--model", choices=MODELS, default=d.model,
-                   help="default: a 5-layer CNN on mel-averaged bands with augmentation; "
-                        "tutorial: the TF1 tutorial's two-stage CNN (default %(default)s)")
+    p.add_argument("--model", choices=MODELS,
+                   help=f"default: a 5-layer CNN on mel-averaged bands with augmentation; "
+                        f"tutorial: the TF1 tutorial's two-stage CNN (default {d.model})")
     p.add_argument("--budget-minutes", type=float,
                    help=f"training time: no epoch starts that would end after it (default "
                         f"{d.budget_minutes:g}; 0: no limit)")

@@ -67,11 +67,11 @@ def image_path(out) -> Path:
     InputError
         An ending that matplotlib cannot write, named with those it can.
     """
-    from matplotlib.figure import Figure
+    from matplotlib.backend_bases import FigureCanvasBase
     out = Path(out)
     if not out.suffix:
         return out.with_name(out.name + ".png")
-    formats = Figure().canvas.get_supported_filetypes()
+    formats = FigureCanvasBase.get_supported_filetypes()
     if out.suffix[1:].lower() not in formats:
         raise InputError(f"{out}: cannot write a {out.suffix} image (endings matplotlib "
                          f"writes: {', '.join('.' + f for f in sorted(formats))})")

@@ -24,7 +24,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from . import commit, finished, grow, schema, splitfile, workers
-from .errors import BuildError
+from .errors import BuildError, StoreError
 from .finished import SplitReport
 from .layouts import InputOptions, Inputs, read_inputs
 from .nsynth import SPLITS
@@ -33,7 +33,7 @@ from .params import FeatureParams
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
                         inputs_digest, note_writer)
 from .stats import RunningStats
-from .store import split_path
+from .store import open_split, split_path
 from .storefolder import check_writable, locked
 from .workers import Ring, parallel_backend, resolve_backend
 
@@ -345,18 +345,22 @@ def _build(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Wo
 def _warn_of_labels_train_lacks(out: Path):
     """Warn of each label that valid or test hold notes of and train none: a model cannot
     learn it (a label of the set that no split holds, as NSynth's 11 families may be, is
-    not named)."""
+    not named). Splits of another label set, or that cannot be read now, are passed over."""
     counts = {}
     for split in SPLITS:
-        if split_path(out, split).is_file():
-            with h5py.File(split_path(out, split), "r") as f:
+        try:
+            with open_split(out, split) as f:
                 names = schema.read_label_names(f)
-                counts[split] = np.bincount(f[schema.LABELS][:], minlength=len(names))
+                counts[split] = (names, np.bincount(f[schema.LABELS][:], minlength=len(names)))
+        except (OSError, StoreError):  # none, or held by another program: nothing to say
+            continue
     if "train" not in counts:
         return
+    names, in_train = counts.pop("train")
     for k, name in enumerate(names):
-        holders = [split for split, n in counts.items() if split != "train" and n[k]]
-        if holders and not counts["train"][k]:
+        holders = [split for split, (theirs, n) in counts.items()
+                   if theirs == names and n[k] and not in_train[k]]
+        if holders:
             log.warning("%s: %s hold%s notes of %r, and train none: a model cannot learn it",
                         out, " and ".join(holders), "s" * (len(holders) == 1), name)
 

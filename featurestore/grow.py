@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shlex
 import shutil
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, Tuple
@@ -193,12 +194,13 @@ def check_addable(out: Path, params: FeatureParams, attrs: dict):
     was = recorded.to_attrs(recorded.layout)
     other = {key: (was[key], value) for key, value in attrs.items() if was[key] != value}
     if other:
-        def shown(key, value):  # as the option: input_windows 0.0 is --windows none
+        def shown(key, value):  # as the option: input_windows 0.0 is no --windows
             name = key[len(INPUT_ATTR_PREFIX):]
             option = "--" + name.replace("_", "-")
             if name in ("windows", "group_by") and not value:
-                return f"{option} none"
-            return f"{option} '{value}'" if isinstance(value, str) else f"{option} {value:g}"
+                return f"no {option}"
+            return (f"{option} {shlex.quote(value)}" if isinstance(value, str)
+                    else f"{option} {value:g}")
         raise BuildError(f"{train}: its inputs were read with " + ", ".join(
             shown(key, was) for key, (was, _) in other.items()) + "; --add reads the new ones "
             "the same way (now " + ", ".join(shown(key, now) for key, (_, now) in other.items())

@@ -185,13 +185,14 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
 
 def warn_of_empty_splits(where, splits: Mapping, fractions: Sequence[float]):
     """Warn when a split with a share in ``fractions`` got no instrument in ``splits`` (what
-    :func:`assign_splits` drew): a family gives each split one only when it has 3 or more."""
-    empty = [name for name, f in zip(("train", "valid", "test"), fractions)
-             if f > 0 and name not in set(splits.values())]
+    :func:`assign_splits` drew): a family gives each such split one only when it has as many
+    instruments as there are such splits."""
+    shared = [name for name, f in zip(("train", "valid", "test"), fractions) if f > 0]
+    empty = [name for name in shared if name not in set(splits.values())]
     if empty:
         log.warning("%s: %s got no instrument; a family's instruments are divided among the "
-                    "splits, each getting one only when the family has at least 3: give 3 or "
-                    "more of a family", where, " and ".join(empty))
+                    "splits, each getting one only when the family has at least %d: give %d or "
+                    "more of a family", where, " and ".join(empty), len(shared), len(shared))
 
 
 def _family(label: Union[str, Tuple[str, str]]) -> str:
@@ -284,9 +285,9 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
                              f"(no preset in bank 0 for {absent})")
         log.warning("%s: no preset for GM programs %s; they are left out", soundfont, absent)
     splits = assign_splits(programs, options.fractions, options.seed)
-    warn_of_empty_splits(soundfont, splits, options.fractions)
     out = Path(out)
     refuse_rendered(out)
+    warn_of_empty_splits(soundfont, splits, options.fractions)
     jobs: List[Tuple[int, int, int]] = []
     for program in programs:
         low, high = PITCH_RANGES[GM_FAMILIES[program][0]]

@@ -147,7 +147,7 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
         row.split = "train"  # recorded in train's /skipped
     elif _same_file(path, file) in seen:
         first, first_label = seen[_same_file(path, file)]
-        other = f" with the label {first_label!r}" if first_label != label else ""
+        other = f" with the label {first_label!r}" if first_label not in ("", label) else ""
         row.problem = f"line {line}: path given again (first on line {first}{other})"
     elif not (path.parent / file).is_file():
         row.problem = (f"line {line}: no such file ({path.parent / file})"

@@ -223,6 +223,7 @@ class SpectraReader:
             raise ValueError(f"method must be 'mmap' or 'h5py', got {method!r}")
         self.path = path if remote.is_url(path) else Path(path)
         self._file = _open_file(self.path, "r")
+        self._closed = False
         self._ds = self._file[SPECTRA]
         self.n = int(self._ds.shape[0])
         self.shape = tuple(self._ds.shape[1:])
@@ -285,7 +286,7 @@ class SpectraReader:
         return (x, self.labels[idx]) if labels else x
 
     def _check_open(self):
-        if not self._file:
+        if self._closed:
             raise ValueError(f"{self.path}: this reader is closed")
 
     def _decode(self, data, n: int) -> np.ndarray:
@@ -381,6 +382,7 @@ class SpectraReader:
             yield self.rows(start, min(start + batch_size, self.n))
 
     def close(self):
+        self._closed = True
         self._rows = None
         if self._mm is not None:
             self._mm.close()

@@ -233,19 +233,37 @@ def test_train_options_become_the_training_configuration():
 
 
 def test_resume_takes_the_options_the_run_started_with_and_refuses_others():
-    from analysis.cli import resume_conflicts, train_config
+    from analysis.cli import given_settings, resume_conflicts, train_config
     from analysis.options import make_parser
     parser = make_parser()
 
-    def config(*options):
-        return train_config(parser.parse_args(["train", "store", "model", *options]))
-    started = config("--epochs", "6", "--steps-per-epoch", "5", "--no-augment")
-    assert resume_conflicts(config(), started) == []  # the run's own settings
-    assert resume_conflicts(config("--epochs", "6", "--steps-per-epoch", "5", "--no-augment"),
-                            started) == []  # the command that started it, again
-    assert resume_conflicts(config("--epochs", "7", "--workers", "3", "--no-augment"),
+    def args(*options):
+        return parser.parse_args(["train", "store", "model", *options])
+    started = train_config(args("--epochs", "6", "--batch-size", "32", "--no-augment"))
+    assert resume_conflicts(given_settings(args()), started) == []  # the run's own settings
+    assert resume_conflicts(given_settings(args("--epochs", "6", "--batch-size", "32",
+                                                "--no-augment")), started) == []  # again
+    assert resume_conflicts(given_settings(args("--epochs", "7", "--workers", "3")),
                             started) == ["--epochs", "--workers"]
-    assert resume_conflicts(config("--no-balance"), started) == ["--no-balance"]
+    # another value than the run's, though it is the default, is refused too
+    assert resume_conflicts(given_settings(args("--batch-size", "64", "--model", "default")),
+                            train_config(args("--batch-size", "32", "--model", "tutorial"))) \
+        == ["--model", "--batch-size"]
+    assert resume_conflicts(given_settings(args("--no-balance")), started) == ["--no-balance"]
+
+
+def test_train_shows_no_progress_bar_where_stderr_is_not_a_terminal(monkeypatch, tmp_path):
+    import training.train
+    from featurestore.errors import InputError
+    seen = []
+
+    def train(store, model_dir, config, **options):
+        seen.append(options["verbose"])
+        raise InputError("stopped here")
+    monkeypatch.setattr(training.train, "train", train)
+    assert main(["train", str(tmp_path), str(tmp_path / "m")]) == 1  # stderr: pytest's capture
+    assert main(["train", str(tmp_path), str(tmp_path / "m"), "-q"]) == 1
+    assert seen == [2, 0]  # a line an epoch, no bar; nothing
 
 
 def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):

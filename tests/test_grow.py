@@ -190,7 +190,7 @@ def test_add_refuses_what_does_not_fit(tmp_path):
     with pytest.raises(BuildError, match="no train.h5 to add to"):
         build_store(root, tmp_path / "none", jobs=1, progress=False, add=True)
     build_store(root, tmp_path / "store", jobs=1, progress=False)
-    with pytest.raises(BuildError, match="read with --windows none; .*now --windows 2\\)"):
+    with pytest.raises(BuildError, match="read with no --windows; .*now --windows 2\\)"):
         build_store(root, tmp_path / "store", inputs=InputOptions(windows=2.0), jobs=1,
                     progress=False, add=True)
     from featurestore.params import FeatureParams

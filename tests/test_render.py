@@ -54,8 +54,13 @@ def test_assign_splits_gives_every_split_each_family_when_possible():
 
 def test_render_warns_when_a_split_gets_no_instrument(tmp_path, caplog):
     render_soundfont(tmp_path / "few", options=OPTIONS, programs=[0, 40], progress=False)
-    assert "valid and test got no instrument; a family's instruments are divided" in caplog.text
+    assert "valid and test got no instrument; a family's instruments are divided among the " \
+           "splits, each getting one only when the family has at least 3" in caplog.text
     assert not (tmp_path / "few" / "valid").exists()
+    caplog.clear()
+    render_soundfont(tmp_path / "halves", options=dataclasses.replace(
+        OPTIONS, fractions=(0.5, 0.5, 0)), programs=[0, 40], progress=False)
+    assert "valid got no instrument" in caplog.text and "at least 2" in caplog.text
     caplog.clear()
     render_soundfont(tmp_path / "train-only", options=dataclasses.replace(
         OPTIONS, fractions=(1, 0, 0)), programs=[0, 40], progress=False)

@@ -89,8 +89,7 @@ class FilePrediction:
 
 
 def _top(labels, probabilities, k: int, path) -> List[Tuple[str, float]]:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}")
+    _check_positive("k", k)
     if len(labels) != len(probabilities):
         raise ValueError(f"{path}: {len(probabilities)} probabilities but {len(labels)} "
                          f"label names")
@@ -98,10 +97,9 @@ def _top(labels, probabilities, k: int, path) -> List[Tuple[str, float]]:
     return [(labels[i], float(probabilities[i])) for i in order]
 
 
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+def _check_positive(name: str, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
 
 
 def predict_features(trained: TrainedModel, features: np.ndarray, batch_size: int = 64
@@ -115,7 +113,7 @@ def predict_features(trained: TrainedModel, features: np.ndarray, batch_size: in
         ``features`` not of the model's shape ``(N,) + trained.features.shape``, or
         ``batch_size`` below 1.
     """
-    _check_batch_size(batch_size)
+    _check_positive("batch_size", batch_size)
     shape = tuple(trained.features.shape)
     if np.ndim(features) != 1 + len(shape) or tuple(np.shape(features)[1:]) != shape:
         raise InputError(f"features must be of shape (N, {', '.join(map(str, shape))}) (the "
@@ -147,7 +145,7 @@ def predict_files(model, files: Sequence, batch_size: int = 64, *,
     if isinstance(files, (str, Path)):
         raise InputError(f"files must be a sequence of paths, got the one path {files!r}: "
                          f"give [{str(files)!r}]")
-    _check_batch_size(batch_size)
+    _check_positive("batch_size", batch_size)
     trained = model if isinstance(model, TrainedModel) else load_trained(model)
     labels = trained.labels
     if windows is not None:
