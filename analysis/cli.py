@@ -265,7 +265,8 @@ def cmd_tsne(args):
 def cmd_place(args):
     from analysis.place import place_files
     _report_files(place_files(args.store, args.model_dir, args.files, split=args.split),
-                  lambda r: (f"({r.x:.2f}, {r.y:.2f}) predicted {r.family} {r.probability:.2f}; "
+                  lambda r: (f"({r.x:.2f}, {r.y:.2f}) on the {r.split} map, predicted "
+                             f"{r.family} {r.probability:.2f}; "
                              f"nearest: " + ", ".join(f"{n['name']} ({n['family']})"
                                                       for n in r.nearest[:3])))
 

@@ -263,7 +263,7 @@ def test_place_command_prints_what_reading_did(mapped, tone_root, tmp_path, caps
     placed = place_files(tmp_path / "again", model, [tmp_path / "stereo.wav"], split="train")[0]
     nearest = ", ".join(f"{n['name']} ({n['family']})" for n in placed.nearest[:3])
     assert line.split("nearest: ")[1] == f"{nearest}  (downmixed 2 channels)"
-    assert placed.family in line
+    assert placed.family in line and f"({placed.x:.2f}, {placed.y:.2f}) on the train map" in line
     assert "bad.wav: cannot decode audio" in caplog.text
     assert "1 of 2 files could not be used" in caplog.text
 
