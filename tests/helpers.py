@@ -76,6 +76,15 @@ def load_benchmark(name: str):
     return module
 
 
+def readme_block(*words: str) -> str:
+    """The one ``python`` block of README.md that holds every one of ``words``."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+    found = [block for block in blocks if all(word in block for word in words)]
+    assert len(found) == 1, f"one README block with {words}: {len(found)}"
+    return found[0]
+
+
 def read_in_worker(dataset, index):
     """A worker's read of ``dataset[index]``, and whether the file it read was opened by that
     worker itself (for :class:`featurestore.SplitDataset` in pools)."""

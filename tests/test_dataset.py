@@ -9,7 +9,7 @@ import pytest
 
 from featurestore import SplitDataset
 from featurestore.errors import StoreError
-from helpers import read_in_worker
+from helpers import read_in_worker, readme_block
 
 
 def h5(store, split, name, rows):
@@ -132,16 +132,6 @@ def test_a_dataset_is_a_context_that_closes_its_files(tone_store):
     assert not f.id.valid and ds._opened is None
 
 
-def readme_snippet(word: str) -> str:
-    """The README's python block that uses ``word`` (and SplitDataset)."""
-    from pathlib import Path
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
-    found = [b for b in blocks if "SplitDataset" in b and word in b]
-    assert len(found) == 1, f"one README block with {word}: {len(found)}"
-    return found[0]
-
-
 def run_snippet(code: str, store):
     namespace = {}
     exec(compile(code.replace('"demo/store"', repr(str(store))), "README.md", "exec"),
@@ -150,14 +140,14 @@ def run_snippet(code: str, store):
 
 
 def test_the_readme_numpy_loop(tone_store):
-    space = run_snippet(readme_snippet("\"names\""), tone_store)
+    space = run_snippet(readme_block("SplitDataset", "\"names\""), tone_store)
     assert space["x"].shape == (22 % 64, 251, 513) and list(space["names"]) == list(
         h5(tone_store, "train", "names", slice(None)))
 
 
 def test_the_readme_pytorch_loader(tone_store):
     pytest.importorskip("torch")
-    space = run_snippet(readme_snippet("DataLoader"), tone_store)
+    space = run_snippet(readme_block("SplitDataset", "DataLoader"), tone_store)
     assert str(space["x"].dtype) == "torch.float16" and tuple(space["x"].shape) == (22, 251, 513)
     assert sorted(space["y"].tolist()) == sorted(h5(tone_store, "train", "labels",
                                                       slice(None)).tolist())
@@ -165,7 +155,7 @@ def test_the_readme_pytorch_loader(tone_store):
 
 @pytest.mark.full  # TensorFlow
 def test_the_readme_tf_data_pipeline(tone_store):
-    space = run_snippet(readme_snippet("tf.data"), tone_store)
+    space = run_snippet(readme_block("SplitDataset", "tf.data"), tone_store)
     assert space["x"].dtype.name == "float16" and tuple(space["x"].shape) == (22, 251, 513)
     assert sorted(space["y"].numpy().tolist()) == sorted(
         h5(tone_store, "train", "labels", slice(None)).tolist())

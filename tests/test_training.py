@@ -188,9 +188,8 @@ def test_predict_any_format_and_goes_on_after_bad_files(trained, tone_root, tmp_
 
 
 def test_the_readme_python_prediction(trained, tone_root, capsys):
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    block, = [b for b in (part.split("```", 1)[0] for part in text.split("```python\n")[1:])
-              if "predict_files" in b]
+    from helpers import readme_block
+    block = readme_block("predict_files")
     wav = next((tone_root / "test" / "audio").glob("*.wav"))
     code = block.replace('"demo/model"', repr(str(trained[0]))).replace(
         '["cello.wav", "take 2.flac"]', repr([str(wav), "missing.flac"]))
