@@ -1,9 +1,13 @@
 """The errors timbremap expects: bad input, a missing or unfit file, a setting out of range, a
 package that is not installed. Each message names what and where; the ``timbremap`` command
-prints it as one line. Any other exception is a bug and shows its traceback."""
+prints it as one line. Any other exception is a bug and shows its traceback. The check of a
+positive integer that several entry points share is here too (:func:`check_positive_int`)."""
 from __future__ import annotations
 
-__all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError"]
+import numbers
+
+__all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError",
+           "check_positive_int"]
 
 
 class TimbremapError(Exception):
@@ -24,3 +28,10 @@ class BuildError(TimbremapError, RuntimeError):
 
 class StoreError(TimbremapError, ValueError):
     """A store, or a split of it, that is missing or not what the caller needs."""
+
+
+def check_positive_int(name: str, value):
+    """Raise :class:`InputError` unless ``value`` is an integer of at least 1 (a ``bool``
+    is not one), naming the parameter ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 import featurestore.remote as remote
-from .errors import StoreError
+from .errors import StoreError, check_positive_int
 from .commit import finish_commit
 from .nsynth import SPLITS
 from .schema import (CONTENT_DIGEST, LABELS, SPECTRA, check_split, read_label_names, read_params,
@@ -375,9 +375,7 @@ class SpectraReader:
 
     def iter_batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """All spectra in order, ``batch_size`` notes at a time."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_positive_int("batch_size", batch_size)
         for start in range(0, self.n, batch_size):
             yield self.rows(start, min(start + batch_size, self.n))
 

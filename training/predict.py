@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from featurestore.audio import AudioError
-from featurestore.errors import InputError
+from featurestore.errors import InputError, check_positive_int
 from featurestore.features import features_from_file
 from featurestore.windows import check_hop, file_windows
 
@@ -89,17 +89,12 @@ class FilePrediction:
 
 
 def _top(labels, probabilities, k: int, path) -> List[Tuple[str, float]]:
-    _check_positive("k", k)
+    check_positive_int("k", k)
     if len(labels) != len(probabilities):
         raise ValueError(f"{path}: {len(probabilities)} probabilities but {len(labels)} "
                          f"label names")
     order = np.argsort(probabilities)[::-1][:k]
     return [(labels[i], float(probabilities[i])) for i in order]
-
-
-def _check_positive(name: str, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
 
 
 def predict_features(trained: TrainedModel, features: np.ndarray, batch_size: int = 64
@@ -113,7 +108,7 @@ def predict_features(trained: TrainedModel, features: np.ndarray, batch_size: in
         ``features`` not of the model's shape ``(N,) + trained.features.shape``, or
         ``batch_size`` below 1.
     """
-    _check_positive("batch_size", batch_size)
+    check_positive_int("batch_size", batch_size)
     shape = tuple(trained.features.shape)
     if np.ndim(features) != 1 + len(shape) or tuple(np.shape(features)[1:]) != shape:
         raise InputError(f"features must be of shape (N, {', '.join(map(str, shape))}) (the "
@@ -145,7 +140,7 @@ def predict_files(model, files: Sequence, batch_size: int = 64, *,
     if isinstance(files, (str, Path)):
         raise InputError(f"files must be a sequence of paths, got the one path {files!r}: "
                          f"give [{str(files)!r}]")
-    _check_positive("batch_size", batch_size)
+    check_positive_int("batch_size", batch_size)
     trained = model if isinstance(model, TrainedModel) else load_trained(model)
     labels = trained.labels
     if windows is not None:
