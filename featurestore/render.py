@@ -188,7 +188,8 @@ def warn_of_empty_splits(where, splits: Mapping, fractions: Sequence[float]):
     :func:`assign_splits` drew): a family gives each such split one only when it has as many
     instruments as there are such splits."""
     shared = [name for name, f in zip(("train", "valid", "test"), fractions) if f > 0]
-    empty = [name for name in shared if name not in set(splits.values())]
+    drawn = set(splits.values())
+    empty = [name for name in shared if name not in drawn]
     if empty:
         log.warning("%s: %s got no instrument; a family's instruments are divided among the "
                     "splits, each getting one only when the family has at least %d: give %d or "
