@@ -130,7 +130,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
                 e, p = both.predict_on_batch(x)
                 embeddings.append(np.asarray(e, np.float32))
                 probabilities.append(np.asarray(p, np.float32))
-                _check_finite(embeddings[-1], store, split, start, f"the model {trained.path} "
+                _check_finite(embeddings[-1], store, split, start, f"the model in {trained.path}/ "
                               f"gives embeddings that are not finite")
                 bar.update(len(x))
             bar.close()

@@ -23,7 +23,7 @@ from featurestore.errors import InputError
 from featurestore.store import StoreError, open_split, require_store, store_splits
 
 from .placed import read_placed
-from .tsne import no_map
+from .tsne import DEFAULT_SPLIT, no_map
 from .plot import label_colors, one_label_set
 
 __all__ = ["write_map"]
@@ -91,6 +91,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             }
     if not data["splits"]:
         raise StoreError(f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
+    opens = DEFAULT_SPLIT if DEFAULT_SPLIT in data["splits"] else next(iter(data["splits"]))
+    data["open"] = opens  # the page opens on the split `tsne` maps unless told
     data["families"] = list(one_label_set(store, label_sets))
     data["colors"] = label_colors(len(data["families"]))
     data["placed"] = [{"split": p.split, "x": p.x, "y": p.y, "name": Path(p.path).name,
@@ -137,9 +139,10 @@ TEMPLATE = r"""<!DOCTYPE html>
 const DATA = __DATA__;
 const canvas = document.getElementById('map'), ctx = canvas.getContext('2d');
 const tip = document.getElementById('tip'), statusBox = document.getElementById('status');
-const hidden = new Set(); let split = Object.keys(DATA.splits)[0], screen = [], audio = null;
+const hidden = new Set(); let split = DATA.open, screen = [], audio = null;
 const select = document.getElementById('split');
 for (const s of Object.keys(DATA.splits)) select.add(new Option(s + ' (' + DATA.splits[s].x.length + ' notes)', s));
+select.value = split;
 select.onchange = () => { split = select.value; draw(); };
 const legend = document.getElementById('legend');
 DATA.families.forEach((f, i) => {

@@ -58,6 +58,10 @@ class TsneResult:
     attrs: dict
 
 
+#: The split ``tsne`` maps unless told, and the one the ``map`` page opens on.
+DEFAULT_SPLIT = "test"
+
+
 def no_map(store, split: str) -> StoreError:
     """The error for a split that has no ``/tsne`` map where one is needed."""
     return StoreError(f"{split_path(store, split)}: no /tsne map (run 'timbremap tsne {store} "
@@ -274,7 +278,7 @@ def fitted_map(f: h5py.File, n_jobs: int = 2):
     return to_map
 
 
-def tsne_split(store, split: str = "test", *, source: str = "embeddings",
+def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
                method: str = "opentsne", perplexity: float = 30.0, seed: int = 0,
                pca_components: int = 50, n_jobs: int = 2) -> TsneResult:
     """Fit a t-SNE map of one split and write it to ``/tsne``.

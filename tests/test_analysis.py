@@ -298,12 +298,18 @@ def chromium():
     raise AssertionError("the map test needs Debian's chromium (make test installs it)")
 
 
-def test_map_opens_offline_draws_points_and_plays(mapped, tmp_path):
-    page = write_map(mapped[0], tmp_path / "map")
+def test_map_opens_offline_draws_points_and_plays(mapped, tone_root, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    for split in ("train", "test"):
+        place_files(store, mapped[1], [wav], split=split)
+    page = write_map(store, tmp_path / "map")
     html = page.read_text()
     assert "http://" not in html and "https://" not in html  # no CDN, nothing fetched
     data = json.loads(html.split("const DATA = ", 1)[1].split(";\n", 1)[0])
-    assert set(data["splits"]) == {"train", "test"} and len(data["placed"]) == 1
+    assert set(data["splits"]) == {"train", "test"}
+    assert data["open"] == "test"  # the split tsne maps unless told, though train comes first
     assert all((page.parent / a).is_file() for a in data["splits"]["test"]["audio"])
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -321,7 +327,7 @@ def test_map_opens_offline_draws_points_and_plays(mapped, tmp_path):
     dom = subprocess.run([chromium(), *flags, "--dump-dom", page.as_uri() + "#selftest"],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     drawn = int(dom.split('data-drawn="', 1)[1].split('"', 1)[0])
-    assert drawn == 22 + 1  # the train split's notes and the placed sound
+    assert drawn == len(data["splits"]["test"]["x"]) + 1  # its notes and the sound placed on it
     assert 'data-playing="' in dom, dom[-2000:]
 
 
@@ -329,13 +335,13 @@ def test_map_shows_names_as_text_and_plays_names_with_url_characters(mapped, tmp
     store = tmp_path / "st<i>ore"
     shutil.copytree(mapped[0], store)
     odd = "<img src=x onerror=\"document.title='XSS'\">take#1 100%?v=2"
-    with h5py.File(store / "train.h5", "r+") as f:
-        original = Path(f.attrs["source_root"]) / "train" / "audio" / f"{f['names'][0].decode()}.wav"
+    with h5py.File(store / "test.h5", "r+") as f:  # the split the page opens on
+        original = Path(f.attrs["source_root"]) / "test" / "audio" / f"{f['names'][0].decode()}.wav"
         f["names"][0] = odd
-        f["file"][0] = f"train/audio/{odd}.wav"
+        f["file"][0] = f"test/audio/{odd}.wav"
         f["source_folder"].attrs["names"] = [str(tmp_path / "notes")]  # the audio moved
-    (tmp_path / "notes" / "train" / "audio").mkdir(parents=True)
-    shutil.copyfile(original, tmp_path / "notes" / "train" / "audio" / f"{odd}.wav")
+    (tmp_path / "notes" / "test" / "audio").mkdir(parents=True)
+    shutil.copyfile(original, tmp_path / "notes" / "test" / "audio" / f"{odd}.wav")
     page = write_map(store, tmp_path / "map")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              f"--user-data-dir={tmp_path / 'profile'}", "--autoplay-policy=no-user-gesture-required",

@@ -166,7 +166,7 @@ def _changed_since(trained: TrainedModel, store) -> list:
     now = content_digests(store)
     changed = [split for split, digest in recorded.items() if now.get(split) != digest]
     for split in changed:
-        log.warning("%s: changed since the model %s was trained on it (built again or grown "
+        log.warning("%s: changed since the model in %s/ was trained on it (built again or grown "
                     "by build --add)%s", split_path(store, split), trained.path,
                     "; the model has not learnt its new notes" if split == "train" else "")
     return changed
