@@ -290,6 +290,23 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
         image_path(tmp_path / "map.txt")
 
 
+def test_plot_legend_lists_only_the_labels_shown(mapped, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    with h5py.File(store / "test.h5", "r+") as f:  # the test split loses its first label
+        names = list(f["labels"].attrs["names"].astype(str))
+        labels = f["labels"][:]
+        gone, other = labels.min(), labels.max()
+        labels[labels == gone] = other
+        f["labels"][:] = labels
+    import matplotlib
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text, to be read back
+        svg = plot_map(store, tmp_path / "map.svg", splits=["test"]).read_text()
+    legend = [name for name in names if f">{name}<" in svg]
+    assert legend == [names[i] for i in sorted(set(labels.tolist()))]
+    assert names[gone] not in legend and names[other] in legend
+
+
 def chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
