@@ -130,6 +130,18 @@ def test_build_summary_of_a_split_with_no_notes_prints_no_nan(tmp_path):
     assert lines[3] == "  skipped in test: ../other/a.wav: silent"  # not a path 'test/../'
 
 
+def test_build_summary_under_add_counts_the_files_notes_and_those_added(tmp_path):
+    from analysis.cli import build_summary
+    from featurestore.finished import SplitReport
+    (tmp_path / "train.h5").write_bytes(b"\0" * 14 * 1024)
+    lines = build_summary([SplitReport("train", tmp_path / "train.h5", "added", n_examples=4,
+                                       seconds=1.0, held=10),
+                           SplitReport("valid", tmp_path / "valid.h5", "kept", n_examples=3)])
+    assert lines[0].split()[:5] == ["split", "status", "notes", "added", "skipped"]
+    assert lines[1].split() == ["train", "added", "14", "4", "0", "0", "1.0", "4", "0.0", "1.0"]
+    assert lines[2].split()[:4] == ["valid", "kept", "3", "-"]
+
+
 def test_a_split_of_no_notes_is_described_so(tmp_path):
     from featurestore.build import build_store
     from featurestore.inspect import describe_store
