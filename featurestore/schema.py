@@ -240,6 +240,10 @@ def write_provenance(f: h5py.File, *, split: str, n: int, inputs_digest: str, so
 def check_split(f: h5py.File):
     """Raise :class:`StoreError` when ``f`` lacks what every split file has."""
     missing = [name for name in REQUIRED if name not in f]
+    if missing and EMBEDDINGS in f and "store" in f.attrs:  # what embed --into writes
+        raise StoreError(f"{f.filename}: results 'timbremap embed --into' wrote for "
+                         f"{f.attrs['store']}, not a store (no /spectra); to map them, copy "
+                         f"the store here and run embed on the copy")
     if missing:
         raise StoreError(f"{f.filename}: not a timbremap store (no "
                          f"{', '.join('/' + m for m in missing)} dataset)")

@@ -283,7 +283,7 @@ def test_predict_names_the_models_labels(labelled_model, tone_root):
 
 
 @pytest.mark.full
-def test_embed_writes_one_probability_for_each_label(labelled_model, tmp_path, capsys):
+def test_embed_writes_one_probability_for_each_label(labelled_model, tmp_path, capsys, caplog):
     from analysis.cli import main
     from featurestore.schema import read_label_names
     store, model = labelled_model
@@ -296,6 +296,10 @@ def test_embed_writes_one_probability_for_each_label(labelled_model, tmp_path, c
     assert f"labels: {OURS}" in out
     with h5py.File(tmp_path / "apart" / "test.h5") as f:
         assert f["probabilities"].shape == (11, 3) and read_label_names(f) == NAMES
+    # the folder is not a store: a command given it says what it is and what to do
+    assert main(["tsne", str(tmp_path / "apart")]) == 1
+    assert (f"apart/test.h5: results 'timbremap embed --into' wrote for {store.resolve()}, not a "
+            f"store (no /spectra); to map them, copy the store here") in caplog.text
 
 
 @pytest.mark.full
