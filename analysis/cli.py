@@ -196,7 +196,7 @@ def cmd_evaluate(args):
 
 def cmd_predict(args):
     import json
-    from training.predict import predict_files
+    from training.predict import iter_predictions
     if args.top < 1:
         raise CommandError(f"--top must be at least 1, got {args.top}")
     if args.windows is not None:
@@ -205,8 +205,10 @@ def cmd_predict(args):
             check_hop(args.windows)
         except ValueError as err:
             raise CommandError(f"--windows: {err}") from None
-    results = predict_files(args.model_dir, args.files, windows=args.windows)
+    results = iter_predictions(args.model_dir, _audio_arguments(args.files),
+                               windows=args.windows)
     if args.json:
+        results = list(results)
         _print(json.dumps([r.to_json(args.top) for r in results]))
         failed = sum(1 for r in results if r.error)
         if failed:
@@ -229,12 +231,34 @@ def cmd_predict(args):
     _report_files(results, describe)
 
 
+def _audio_arguments(paths) -> list:
+    """FILE arguments with each folder replaced by the audio files below it, sorted.
+
+    Raises
+    ------
+    CommandError
+        For a folder with no audio file below it, before any work.
+    """
+    from featurestore.rows import AUDIO_SUFFIXES, audio_files
+    files = []
+    for path in paths:
+        found = list(audio_files(path)) if path.is_dir() else [path]
+        if not found:
+            raise CommandError(f"{path}: a folder with no audio file below it (endings read: "
+                               f"{', '.join(AUDIO_SUFFIXES)})")
+        files += found
+    return files
+
+
 def _report_files(results, describe):
     """One line per file (stdout) with what reading did to it, one error line per unreadable
-    file (stderr); then fail if any file could not be used, after all the others were done."""
-    failed = [r for r in results if r.error]
+    file (stderr), each as its file is done; then fail if any file could not be used, after
+    all the others were done."""
+    failed = total = 0
     for r in results:
+        total += 1
         if r.error:
+            failed += 1
             log.error("error: %s", r.error)
         else:  # what reading did goes on the first line, below it any further lines
             first, _, more = describe(r).partition("\n")
@@ -242,7 +266,7 @@ def _report_files(results, describe):
                    + (f"  ({'; '.join(r.adjustments)})" if r.adjustments else "")
                    + (f"\n{more}" if more else ""))
     if failed:
-        raise CommandError(f"{len(failed)} of {len(results)} files could not be used")
+        raise CommandError(f"{failed} of {total} files could not be used")
 
 
 def cmd_embed(args):
@@ -269,7 +293,8 @@ def cmd_tsne(args):
 
 def cmd_place(args):
     from analysis.place import place_files
-    _report_files(place_files(args.store, args.model_dir, args.files, split=args.split),
+    _report_files(place_files(args.store, args.model_dir, _audio_arguments(args.files),
+                              split=args.split),
                   lambda r: (f"({r.x:.2f}, {r.y:.2f}) on the {r.split} map, predicted "
                              f"{r.family} {r.probability:.2f}; "
                              f"nearest: " + ", ".join(f"{n['name']} ({n['family']})"

@@ -269,7 +269,8 @@ def _predict(add_command):
                     description="The model's top labels with probabilities for each audio file "
                                 "(wav, flac, mp3, ...; any sample rate; stereo is downmixed).")
     p.add_argument("model_dir", type=Path, help=MODEL_HELP)
-    p.add_argument("files", type=Path, nargs="+", help="audio files")
+    p.add_argument("files", type=Path, nargs="+",
+                   help="audio files, or folders: every audio file below them")
     p.add_argument("--top", type=int, default=_default(FilePrediction.top, "k"),
                    help="labels printed per file (default: %(default)s)")
     p.add_argument("--windows", type=float, metavar="HOP_SECONDS",
@@ -320,7 +321,8 @@ def _place(add_command):
                                 "openTSNE map; print coordinates and nearest stored notes.")
     p.add_argument("store", type=Path, help="the store folder")
     p.add_argument("model_dir", type=Path, help="the model whose embeddings the map shows")
-    p.add_argument("files", type=Path, nargs="+", help="audio files")
+    p.add_argument("files", type=Path, nargs="+",
+                   help="audio files, or folders: every audio file below them")
     p.add_argument("--split", default=_default(tsne_split, "split"),
                    help="the split whose map to place on (default: the one tsne maps)")
 

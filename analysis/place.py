@@ -13,9 +13,9 @@ from typing import List, Sequence
 
 import numpy as np
 
-from featurestore.audio import AudioError
-from featurestore.features import features_from_file
 from featurestore import schema
+from featurestore.errors import check_paths, check_positive_int
+from featurestore.features import features_of_files
 from featurestore.store import StoreError, open_split, read_params, split_path
 from training.modeldir import load_trained
 
@@ -28,12 +28,14 @@ __all__ = ["place_files"]
 log = logging.getLogger(__name__)
 
 
-def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: int = 5
-                ) -> List[Placed]:
+def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: int = 5,
+                batch_size: int = 64) -> List[Placed]:
     """Position audio files on the t-SNE map of ``split`` and list their nearest stored notes.
 
     Each placed file's ``family`` is the model's most likely label, and each nearest note's
-    ``family`` its label in the store: the model's label set and the store's are one.
+    ``family`` its label in the store: the model's label set and the store's are one. The
+    files are read ``batch_size`` at a time; a file that cannot be used gets its ``error``
+    and the others go on.
 
     Raises
     ------
@@ -43,6 +45,9 @@ def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: in
     ModelError
         The split was built with other features, or holds another label set, than the model.
     """
+    check_paths("files", files)
+    check_positive_int("k", k)
+    check_positive_int("batch_size", batch_size)
     store = Path(store)
     trained = load_trained(model_dir)
     with open_split(store, split) as f:
@@ -59,28 +64,26 @@ def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: in
         to_map = fitted_map(f)
         mapped, labels = f[schema.TSNE][:], f[schema.LABELS][:]
         names = f[schema.NAMES].asstr()[:]
-        results, features = [], []
-        for path in map(Path, files):
-            try:
-                spectrum, adjustments = features_from_file(path, trained.features)
-            except AudioError as err:
-                results.append(Placed(str(path), split, error=str(err)))
-                continue
+        both, results = embedding_model(trained), []
+        for batch in features_of_files(files, trained.features, batch_size):
             # an absolute path: map pages link it from anywhere
-            results.append(Placed(str(path.resolve()), split, adjustments=adjustments))
-            features.append(spectrum)
-        ok = [r for r in results if not r.error]
-        coords = probabilities = ()
-        if ok:
-            x = np.stack(features).astype(np.float32)
-            embeddings, probabilities = embedding_model(trained).predict_on_batch(x)
+            results += [Placed(str(r.path), split, error=r.error) if r.error else
+                        Placed(str(r.path.resolve()), split, adjustments=r.adjustments)
+                        for r in batch]
+            usable = [r.features for r in batch if r.error is None]
+            if not usable:
+                continue
+            x = np.stack(usable).astype(np.float32)
+            embeddings, probabilities = both.predict_on_batch(x)
             coords = to_map(x, np.asarray(embeddings, np.float32))
-    for r, xy, p in zip(ok, coords, np.asarray(probabilities)):
-        r.x, r.y = float(xy[0]), float(xy[1])
-        r.family, r.probability = trained.labels[int(p.argmax())], float(p.max())
-        distance = np.linalg.norm(mapped - xy, axis=1)
-        r.nearest = [{"name": str(names[i]), "family": label_names[int(labels[i])],
-                      "distance": float(distance[i])} for i in np.argsort(distance)[:k]]
+            ok = [r for r in results[-len(batch):] if not r.error]
+            for r, xy, p in zip(ok, coords, np.asarray(probabilities)):
+                r.x, r.y = float(xy[0]), float(xy[1])
+                r.family, r.probability = trained.labels[int(p.argmax())], float(p.max())
+                distance = np.linalg.norm(mapped - xy, axis=1)
+                r.nearest = [{"name": str(names[i]), "family": label_names[int(labels[i])],
+                              "distance": float(distance[i])} for i in np.argsort(distance)[:k]]
+    ok = [r for r in results if not r.error]
     kept = {(p.path, p.split): p for p in read_placed(store)}
     kept.update({(r.path, r.split): r for r in ok})
     try:

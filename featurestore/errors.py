@@ -1,13 +1,14 @@
 """The errors timbremap expects: bad input, a missing or unfit file, a setting out of range, a
 package that is not installed. Each message names what and where; the ``timbremap`` command
-prints it as one line. Any other exception is a bug and shows its traceback. The check of a
-positive integer that several entry points share is here too (:func:`check_positive_int`)."""
+prints it as one line. Any other exception is a bug and shows its traceback. The checks that
+several entry points share are here too (:func:`check_positive_int`, :func:`check_paths`)."""
 from __future__ import annotations
 
 import numbers
+import os
 
 __all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError",
-           "check_positive_int"]
+           "check_paths", "check_positive_int"]
 
 
 class TimbremapError(Exception):
@@ -35,3 +36,11 @@ def check_positive_int(name: str, value):
     is not one), naming the parameter ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise InputError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_paths(name: str, paths):
+    """Raise :class:`InputError` when ``paths`` is one path (a ``str`` or ``Path``) where a
+    sequence of paths is expected: iterated, a string would give its characters."""
+    if isinstance(paths, (str, os.PathLike)):
+        raise InputError(f"{name} must be a sequence of paths, got the one path {paths!r}: "
+                         f"give [{str(paths)!r}]")

@@ -22,9 +22,11 @@ within float16 rounding).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -32,7 +34,8 @@ from .audio import AudioError, load_audio
 from .half import to_float16, to_float32
 from .params import FeatureParams
 
-__all__ = ["compute_features", "features_from_file", "note_features", "Workspace"]
+__all__ = ["compute_features", "features_from_file", "features_of_files", "FileFeatures",
+           "note_features", "Workspace"]
 
 #: Frames transformed at a time: a block's frames and spectrum stay in the CPU's cache, which
 #: made a note faster than all its frames at once.
@@ -275,3 +278,37 @@ def features_from_file(path, params: FeatureParams) -> Tuple[np.ndarray, List[st
     """
     features, _, _, adjustments = note_features(Path(path), params)
     return features, adjustments
+
+
+@dataclass
+class FileFeatures:
+    """:func:`features_from_file` of one file, or why it could not be used."""
+
+    path: Path
+    features: Optional[np.ndarray] = None  # float16 ``params.shape``; None with ``error``
+    adjustments: List[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+def features_of_files(paths: Iterable, params: FeatureParams, batch_size: int
+                      ) -> Iterator[List[FileFeatures]]:
+    """:class:`FileFeatures` of ``paths`` in order, ``batch_size`` files at a time: one batch
+    of features is in memory at once, however many files there are.
+
+    A file that cannot be read gets its ``error`` (:class:`~featurestore.audio.AudioError`'s
+    message, naming it) and the others go on.
+    """
+    paths = iter(paths)
+    while True:
+        batch = list(islice(paths, batch_size))
+        if not batch:
+            return
+        read = []
+        for path in map(Path, batch):
+            try:
+                features, adjustments = features_from_file(path, params)
+            except AudioError as err:
+                read.append(FileFeatures(path, error=str(err)))
+                continue
+            read.append(FileFeatures(path, features, adjustments))
+        yield read

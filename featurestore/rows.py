@@ -9,13 +9,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 from .errors import BuildError
 from .nsynth import SPLITS, check_text
 
-__all__ = ["AUDIO_SUFFIXES", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS", "Row", "folder_rows",
-           "manifest_rows"]
+__all__ = ["AUDIO_SUFFIXES", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS", "Row", "audio_files",
+           "folder_rows", "manifest_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,18 @@ class Row:
     problem: str = ""  # why it cannot be used
 
 
+def audio_files(folder: Path) -> Iterator[Path]:
+    """The audio files below ``folder`` (:data:`AUDIO_SUFFIXES`, any case), in sorted order
+    folder by folder. Hidden files and folders are passed over, and links to folders are not
+    followed: a link loop cannot make the walk endless."""
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in sorted(filenames):
+            if not filename.startswith(".") and \
+                    os.path.splitext(filename)[1].lower() in AUDIO_SUFFIXES:
+                yield Path(dirpath) / filename
+
+
 def folder_rows(root: Path) -> List[Row]:
     """Every audio file below ``root``'s class folders, split folders or not."""
     given = [s for s in SPLITS if (root / s).is_dir()]
@@ -57,21 +69,14 @@ def folder_rows(root: Path) -> List[Row]:
                 continue
             if not split and label_dir.name in SPLITS:
                 continue
-            label = label_dir.name
-            for dirpath, dirnames, filenames in os.walk(label_dir, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for filename in sorted(filenames):
-                    if filename.startswith(".") or \
-                            os.path.splitext(filename)[1].lower() not in AUDIO_SUFFIXES:
-                        continue
-                    path = Path(dirpath) / filename
-                    row = Row(path.relative_to(top).as_posix(),
-                               path.relative_to(root).as_posix(), label, split)
-                    try:
-                        check_text({"file name": row.file}, "file name")
-                    except ValueError as err:  # a name HDF5 cannot store as UTF-8
-                        row.problem = str(err)
-                    rows.append(row)
+            for path in audio_files(label_dir):
+                row = Row(path.relative_to(top).as_posix(), path.relative_to(root).as_posix(),
+                          label_dir.name, split)
+                try:
+                    check_text({"file name": row.file}, "file name")
+                except ValueError as err:  # a name HDF5 cannot store as UTF-8
+                    row.problem = str(err)
+                rows.append(row)
     if not rows:
         raise BuildError(f"{root}: no split folder with an examples.json (NSynth's layout: "
                          f"{', '.join(s + '/' for s in SPLITS)}) and no audio files in class "

@@ -229,6 +229,13 @@ def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
     spread = np.linalg.norm(xy - xy.mean(0), axis=1).mean()
     assert placed.nearest[0]["distance"] < 0.25 * spread
     assert [p.path for p in read_placed(store)] == [str(copy)]
+    # a file at a time, in another order: the same place
+    bad, again = place_files(store, model, [tmp_path / "bad.wav", copy], split="train",
+                             batch_size=1)
+    assert bad.error == results[1].error and again.nearest == placed.nearest
+    np.testing.assert_allclose([again.x, again.y], [placed.x, placed.y], atol=1e-4)
+    with pytest.raises(InputError, match="files must be a sequence of paths"):
+        place_files(store, model, str(copy), split="train")
 
 
 

@@ -295,3 +295,23 @@ def test_a_fast_path_not_taken_says_so(monkeypatch, caplog):
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("'libsndfile C calls' not taken" in w and "_snd" in w for w in warned), warned
     assert any("'pocketfft into the workspace' not taken" in w for w in warned), warned
+
+
+def test_features_of_files_reads_a_batch_at_a_time_in_order(tmp_path):
+    from featurestore.features import features_of_files
+    params = FeatureParams()
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"{i}.wav")
+        sf.write(paths[-1], tone(40 + 5 * i), SR)
+    paths[2].write_bytes(b"not audio")
+    taken = []
+    batches = features_of_files((taken.append(p) or p for p in paths), params, 2)
+    first = next(batches)
+    assert len(taken) == 2  # the next files are not read before the first batch is used
+    read = first + [r for batch in batches for r in batch]
+    assert [r.path for r in read] == paths and [len(first), len(taken)] == [2, 5]
+    assert read[2].features is None and read[2].error.startswith(str(paths[2]))
+    for r in read[:2] + read[3:]:
+        assert r.error is None
+        np.testing.assert_array_equal(r.features, features_from_file(r.path, params)[0])

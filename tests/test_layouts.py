@@ -207,6 +207,18 @@ def test_a_kept_split_of_another_label_set_is_refused(tmp_path):
     build_store(root, tmp_path / "store", jobs=1, progress=False, overwrite=True)
 
 
+def test_audio_files_below_a_folder_are_sorted_and_a_link_loop_ends(tmp_path):
+    from featurestore.rows import audio_files
+    for name in ("b/2.WAV", "b/1.flac", "a.mp3", "notes.txt", ".hidden.wav", ".cache/x.wav",
+                 "c/d/e.ogg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "c" / "d" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    found = [p.relative_to(tmp_path).as_posix() for p in audio_files(tmp_path)]
+    assert found == ["a.mp3", "b/1.flac", "b/2.WAV", "c/d/e.ogg"]
+    assert list(audio_files(tmp_path / "c" / "d" / "e.ogg")) == []  # a file holds no folder
+
+
 def test_window_offsets():
     assert window_offsets(10.0, 4.0, 4.0).tolist() == [0.0, 4.0, 8.0]
     assert window_offsets(9.0, 4.0, 2.0).tolist() == [0.0, 2.0, 4.0, 6.0]

@@ -210,6 +210,14 @@ def test_class_folders_train_evaluate_predict_embed_and_map(folder_set, folder_m
         assert len(top) == 2 and {name for name, _ in top} <= set(FOLDER_LABELS), line
         assert float(top[0][1]) >= float(top[1][1])
     assert "downmixed 2 channels; resampled 22050 Hz -> 16000 Hz" in out[2]
+    # a folder stands for the audio files below it, in sorted order
+    below = sorted(p for p in (root / "cello").rglob("*") if p.suffix in (".wav", ".flac"))
+    out = timbremap("predict", model, root / "cello", "--top", "1").stdout.splitlines()
+    assert [line.split(": ", 1)[0] for line in out] == [str(p) for p in below]
+    (tmp_path / "no audio").mkdir()
+    result = timbremap("predict", model, wanted[0], tmp_path / "no audio", ok=False)
+    assert one_error(result).startswith(f"{tmp_path / 'no audio'}: a folder with no audio "
+                                        f"file below it")  # refused before any work
 
     out = timbremap("embed", store, model, "-q").stdout
     assert "labels: (cello, dog_bark, kettle)" in out

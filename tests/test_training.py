@@ -187,6 +187,27 @@ def test_predict_any_format_and_goes_on_after_bad_files(trained, tone_root, tmp_
     assert "resampled 32000 Hz -> 16000 Hz" in results[3].adjustments
 
 
+def test_predictions_come_a_batch_at_a_time_and_equal_one_batch_of_all(trained, tone_root,
+                                                                        tmp_path):
+    from training.predict import iter_predictions
+    wavs = sorted((tone_root / "test" / "audio").glob("*.wav"))[:4]
+    (tmp_path / "broken.wav").write_bytes(b"garbage")
+    files = [wavs[0], tmp_path / "broken.wav", *wavs[1:]]
+    taken = []
+    answers = iter_predictions(trained[0], (taken.append(p) or p for p in files), batch_size=2)
+    first = next(answers)
+    assert len(taken) == 2  # a batch is answered before the next is read
+    results = [first, *answers]
+    whole = predict_files(trained[0], files, batch_size=64)
+    assert [r.path for r in results] == files and [r.error is None for r in results] == \
+        [r.error is None for r in whole] == [True, False, True, True, True]
+    for one, other in zip(results, whole):
+        if one.error is None:
+            np.testing.assert_allclose(one.probabilities, other.probabilities, atol=1e-6)
+    with pytest.raises(InputError, match="batch_size must be a positive integer"):
+        iter_predictions(trained[0], files, batch_size=0)  # checked when called, not iterated
+
+
 def test_the_readme_python_prediction(trained, tone_root, capsys):
     from helpers import readme_block
     block = readme_block("predict_files")

@@ -1,25 +1,25 @@
 """``timbremap predict``: labels of new audio files, through the same feature function as
 the store (:func:`featurestore.features.features_from_file`), so there is no train/serve skew;
 with ``windows``, the labels of a long recording clip by clip
-(:func:`featurestore.windows.file_windows`, as ``build --windows`` cuts it), one batch of
-clips in memory at a time."""
+(:func:`featurestore.windows.file_windows`, as ``build --windows`` cuts it). One batch of
+files, or of a recording's clips, is in memory at a time."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from featurestore.audio import AudioError
-from featurestore.errors import InputError, check_positive_int
-from featurestore.features import features_from_file
+from featurestore.errors import InputError, check_paths, check_positive_int
+from featurestore.features import features_of_files
 from featurestore.windows import check_hop, file_windows
 
 from .modeldir import TrainedModel, load_trained
 
-__all__ = ["Clip", "FilePrediction", "predict_files", "predict_features"]
+__all__ = ["Clip", "FilePrediction", "iter_predictions", "predict_files", "predict_features"]
 
 
 @dataclass
@@ -130,36 +130,41 @@ def predict_files(model, files: Sequence, batch_size: int = 64, *,
     files : sequence of paths
         Any audio librosa/soundfile can read (wav, flac, mp3, ...; any rate, stereo).
     batch_size : int
-        Clips the model sees at a time.
+        Files (with ``windows``: clips) the model sees at a time; the features of one batch
+        are in memory at once.
     windows : float, optional
         Cut each file into clips starting this many seconds apart
         (:func:`featurestore.windows.window_offsets`) and answer for each
         (``FilePrediction.clips``); a file's ``probabilities`` are its clips' mean. Default:
         each file's first clip, as ``build`` stores it.
     """
-    if isinstance(files, (str, Path)):
-        raise InputError(f"files must be a sequence of paths, got the one path {files!r}: "
-                         f"give [{str(files)!r}]")
+    return list(iter_predictions(model, files, batch_size, windows=windows))
+
+
+def iter_predictions(model, files: Iterable, batch_size: int = 64, *,
+                     windows: Optional[float] = None) -> Iterator[FilePrediction]:
+    """:func:`predict_files`, one file's answer at a time in the order of ``files``: a batch
+    is answered before the next is read. Its arguments are checked, and the model loaded,
+    when it is called."""
+    check_paths("files", files)
     check_positive_int("batch_size", batch_size)
+    hop = None if windows is None else check_hop(windows)
     trained = model if isinstance(model, TrainedModel) else load_trained(model)
+    if hop is not None:
+        return (_predict_windows(trained, Path(path), hop, batch_size) for path in files)
+    return _predict_batches(trained, files, batch_size)
+
+
+def _predict_batches(trained: TrainedModel, files: Iterable, batch_size: int
+                     ) -> Iterator[FilePrediction]:
     labels = trained.labels
-    if windows is not None:
-        hop = check_hop(windows)
-        return [_predict_windows(trained, Path(path), hop, batch_size) for path in files]
-    results, features = [], []
-    for path in map(Path, files):
-        try:
-            spectrum, adjustments = features_from_file(path, trained.features)
-        except AudioError as err:
-            results.append(FilePrediction(path, error=str(err), labels=labels))
-            continue
-        results.append(FilePrediction(path, adjustments=adjustments, labels=labels))
-        features.append(spectrum)
-    if features:
-        probabilities = predict_features(trained, np.stack(features), batch_size)
-        for result, p in zip((r for r in results if r.error is None), probabilities):
-            result.probabilities = p
-    return results
+    for batch in features_of_files(files, trained.features, batch_size):
+        usable = [r for r in batch if r.error is None]
+        answers = iter(predict_features(trained, np.stack([r.features for r in usable]),
+                                        batch_size) if usable else ())
+        for r in batch:
+            yield (FilePrediction(r.path, error=r.error, labels=labels) if r.error else
+                   FilePrediction(r.path, next(answers), r.adjustments, labels=labels))
 
 
 def _predict_windows(trained: TrainedModel, path: Path, hop: float, batch_size: int
