@@ -65,6 +65,7 @@ def build_summary(reports):
     """The one-screen summary of a build: ``notes`` counts the notes each split file holds,
     and under ``build --add`` an ``added`` column those this build added (the skipped and
     adjusted columns, like the rate, count this build's)."""
+    from featurestore.inspect import shown
     grew = any(r.status == "added" for r in reports)
     lines = [f"{'split':<7}{'status':<9}{'notes':>8}" + (f"{'added':>8}" if grew else "")
              + f"{'skipped':>9}{'adjusted':>10}{'seconds':>9}{'notes/s':>9}{'MiB':>9}"
@@ -79,7 +80,7 @@ def build_summary(reports):
                      f"{r.bytes / 2**20:>9.1f}{per_note:>10}")
     for r in reports:
         for name, reason in r.skipped[:5]:
-            lines.append(f"  skipped in {r.split}: {name}: {reason}")
+            lines.append(f"  skipped in {r.split}: {shown(name)}: {shown(reason)}")
         if len(r.skipped) > 5:
             lines.append(f"  ... {len(r.skipped) - 5} more skipped in {r.split} "
                          f"(timbremap inspect lists them)")

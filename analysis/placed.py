@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Sequence
 
 from featurestore.files import atomic_write_text
+from featurestore.jsonstream import read_json
 
 __all__ = ["Placed", "read_placed", "write_placed", "forget_placed", "PLACED_FILE"]
 
@@ -75,7 +76,7 @@ def read_placed(store) -> List[Placed]:
 
 def _load(path: Path) -> List[Placed]:
     names = {f.name for f in dataclasses.fields(Placed)}
-    rows = json.loads(path.read_text(encoding="utf-8"))
+    rows = read_json(path)
     return [Placed(**{k: v for k, v in row.items() if k in names}) for row in rows]
 
 

@@ -45,7 +45,7 @@ import soundfile as sf
 
 from .errors import TimbremapError
 from .headers import declared_frames
-from .params import FeatureParams
+from .params import MAX_SAMPLE_RATE, FeatureParams
 
 __all__ = ["AudioError", "MAX_CHANNELS", "MAX_PEAK", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE",
            "READ_SECONDS", "check_complete", "check_file", "check_format", "frames_needed",
@@ -64,9 +64,10 @@ class AudioError(TimbremapError, ValueError):
 #: Float samples above this many times full scale are refused (60 dB over: not audio scaled to
 #: +-1, e.g. integers written as floats); between 1 and this they are used as they are.
 MAX_PEAK = 1000.0
-#: Sample rates audio files plausibly hold, in Hz (telephone speech to 768 kHz studio files);
-#: a header outside them is refused with its value before anything is read.
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
+#: Sample rates audio files plausibly hold, in Hz (telephone speech to 768 kHz studio files,
+#: :data:`MAX_SAMPLE_RATE`); a header outside them is refused with its value before anything is
+#: read.
+MIN_SAMPLE_RATE = 1_000
 #: The most channels a file may have (third-order ambisonics has 16, a 7.1.4 mix 12).
 MAX_CHANNELS = 64
 #: Wall-clock seconds one file's reading may take before it is given up.

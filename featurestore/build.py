@@ -31,7 +31,7 @@ from .nsynth import SPLITS
 from .splitfolder import Notes
 from .params import FeatureParams
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
-                        inputs_digest, note_writer)
+                        give_back_room, inputs_digest, note_writer)
 from .stats import RunningStats
 from .store import open_split, split_path
 from .storefolder import check_writable, locked
@@ -193,6 +193,7 @@ def _build_split(split: _Split, params: FeatureParams,
                            digest=split.inputs_digest)
         if split.held is not None:
             grow.settle_results(path, f, state.n_written)
+    give_back_room(partial, split.base + len(notes))  # that of skipped notes, when it is much
     if not split.added:  # --add renames every split at its commit
         os.replace(partial, path)
         journal.unlink()

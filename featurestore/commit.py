@@ -15,6 +15,7 @@ from typing import Sequence
 
 from .errors import BuildError
 from .files import atomic_write_text
+from .jsonstream import read_json
 from .nsynth import SPLITS
 
 __all__ = ["COMMIT", "commit", "finish_commit"]
@@ -33,7 +34,7 @@ def finish_commit(out: Path):
     if not marker.is_file():
         return
     try:
-        splits = json.loads(marker.read_text(encoding="utf-8"))["splits"]
+        splits = read_json(marker)["splits"]
         if not isinstance(splits, list) or not set(splits) <= set(SPLITS):
             raise ValueError(f"splits {splits!r}, not some of {', '.join(SPLITS)}")
     except FileNotFoundError:  # another process finished it

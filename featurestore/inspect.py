@@ -13,7 +13,12 @@ from .params import ATTR_PREFIX
 import featurestore.remote as remote
 from .store import StoreError, open_split, require_store, split_path, store_splits
 
-__all__ = ["describe_store"]
+__all__ = ["describe_store", "shown"]
+
+
+def shown(text: str, limit: int = 200) -> str:
+    """``text`` as a line of a summary shows it: at most ``limit`` characters of it."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def describe_store(store, max_skipped: int = 10) -> List[str]:
@@ -64,11 +69,12 @@ def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[st
                      f"{mean.min():.3f}..{mean.max():.3f}, std {std.min():.3f}..{std.max():.3f}")
     skipped, adjusted = schema.read_problems(f)
     lines.append(f"  skipped   {len(skipped)}" + (":" if skipped else ""))
-    lines += [f"    {name}: {reason}" for name, reason in skipped[:max_skipped]]
+    lines += [f"    {shown(name)}: {shown(reason)}" for name, reason in skipped[:max_skipped]]
     if len(skipped) > max_skipped:
         lines.append(f"    ... and {len(skipped) - max_skipped} more")
     if adjusted:
-        lines.append(f"  adjusted  {len(adjusted)} (e.g. {adjusted[0][0]}: {adjusted[0][1]})")
+        lines.append(f"  adjusted  {len(adjusted)} (e.g. {shown(adjusted[0][0])}: "
+                     f"{adjusted[0][1]})")
     params = schema.read_params(f)
     attrs = params.to_attrs()
     lines.append("  features  " + ", ".join(

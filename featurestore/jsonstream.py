@@ -1,5 +1,7 @@
-"""A json object's members read one at a time, so that a file of any size is read in memory
-that does not grow with it.
+"""json read from files that may be damaged: a json object's members one at a time
+(:func:`object_members`), so that a file of any size is read in memory that does not grow with
+it, and a small file's value whole (:func:`read_json`), up to a size. Either way a fault is
+one :class:`InputError` naming the file, nesting too deep and numbers too long included.
 
 Each key and value is decoded by :mod:`json`'s own decoder (``JSONDecoder.raw_decode``), so
 escapes, numbers, ``NaN``, lone surrogates and ``object_pairs_hook`` behave exactly as with
@@ -18,7 +20,7 @@ from typing import Callable, Iterator, Optional, Tuple
 
 from .errors import InputError
 
-__all__ = ["object_members"]
+__all__ = ["object_members", "read_json"]
 
 _SPACE = re.compile(r"[ \t\n\r]*")  # json's whitespace
 _NUMBER_TAIL = re.compile(r"[0-9.eE+-]*")  # what could still continue a number read so far
@@ -27,8 +29,8 @@ _NUMBER_TAIL = re.compile(r"[0-9.eE+-]*")  # what could still continue a number 
 class _Text:
     """A UTF-8 file's text, read in chunks, with positions counted from the file's start."""
 
-    def __init__(self, fh, path: Path, chunk: int):
-        self.fh, self.path, self.chunk = fh, path, chunk
+    def __init__(self, fh, path: Path, chunk: int, max_value: int):
+        self.fh, self.path, self.chunk, self.max_value = fh, path, chunk, max_value
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.buf, self.pos = "", 0
         self.dropped = 0                  # characters before ``buf``
@@ -79,9 +81,14 @@ class _Text:
             except json.JSONDecodeError as err:
                 # a fault where the text read so far ends may be where a chunk cut the value
                 cut = err.pos >= len(self.buf) - 16 or err.msg.startswith("Unterminated string")
+                if cut and len(self.buf) - self.pos > self.max_value:
+                    raise self.error(f"more than {self.max_value} characters", self.pos,
+                                     "a key or value too long to be read") from None
                 if cut and self.more():
                     continue
                 raise self.error(err.msg, err.pos) from None
+            except (RecursionError, ValueError) as err:  # too deep, an integer too long
+                raise self.error(_fault(err), self.pos) from None
             # a number ('1', '1.', '1e') may go on in the next chunk
             if _NUMBER_TAIL.match(self.buf, end).end() < len(self.buf) or not self.more():
                 self.pos = end
@@ -98,13 +105,46 @@ class _Text:
             self.line_start = self.dropped + gone.rindex("\n") + 1
         self.buf, self.dropped, self.pos = self.buf[self.pos:], self.dropped + self.pos, 0
 
-    def error(self, message: str, pos: int) -> InputError:
+    def error(self, message: str, pos: int, what: str = "not valid json") -> InputError:
         """``json``'s message for a fault at ``buf[pos]``, placed in the whole file."""
         newline = self.buf.rfind("\n", 0, pos)
         line = self.line + self.buf.count("\n", 0, pos)
         column = pos - newline if newline >= 0 else self.dropped + pos - self.line_start + 1
-        return InputError(f"{self.path}: not valid json ({message}: line {line} column "
+        return InputError(f"{self.path}: {what} ({message}: line {line} column "
                           f"{column} (char {self.dropped + pos}))")
+
+
+def _fault(err: Exception) -> str:
+    """What :mod:`json` raised, other than a syntax error, as a reason."""
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    return str(err).split(":")[0]  # 'Exceeds the limit (4300 digits) for integer string ...'
+
+
+def read_json(path, *, max_bytes: int = 64 << 20):
+    """The json value of a small file (a model's ``config.json``, a journal, ``placed.json``).
+
+    Raises
+    ------
+    InputError
+        Naming the file: larger than ``max_bytes`` (what it costs is bounded by what is
+        read), not UTF-8, or not json (nesting too deep and too long an integer included).
+    OSError
+        When it cannot be read (``FileNotFoundError`` when it does not exist).
+    """
+    path = Path(path)
+    with path.open("rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"{path}: over {max_bytes} bytes, larger than any such file")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid json ({err})") from None
+    except (RecursionError, ValueError) as err:
+        raise InputError(f"{path}: not valid json ({_fault(err)})") from None
 
 
 def _trailing_comma() -> Tuple[str, bool]:
@@ -118,7 +158,8 @@ def _trailing_comma() -> Tuple[str, bool]:
 
 
 def object_members(path, *, object_pairs_hook: Optional[Callable] = None,
-                   chunk_bytes: int = 1 << 20) -> Iterator[Tuple[str, object]]:
+                   chunk_bytes: int = 1 << 20, max_value: int = 1 << 20
+                   ) -> Iterator[Tuple[str, object]]:
     """``(key, value)`` for each member of the json object in a UTF-8 file, in file order.
 
     Parameters
@@ -129,6 +170,9 @@ def object_members(path, *, object_pairs_hook: Optional[Callable] = None,
         As for :func:`json.load`, applied to the objects inside the values.
     chunk_bytes : int
         Bytes read at a time; what is held is about twice this much text and one value.
+    max_value : int
+        The most characters a key or value may have (an entry of NSynth's ``examples.json``
+        has about 700): a longer one is refused before it is read whole.
 
     Yields
     ------
@@ -141,8 +185,9 @@ def object_members(path, *, object_pairs_hook: Optional[Callable] = None,
     FileNotFoundError
         No such file.
     InputError
-        The file is not UTF-8, not valid json, or valid json that is not an object; the
-        message names the file and where (line, column, character, as ``json`` does).
+        The file is not UTF-8, not valid json, or valid json that is not an object, or holds
+        a key or value longer than ``max_value``; the message names the file and where (line,
+        column, character, as ``json`` does).
     """
     path = Path(path)
     if not isinstance(chunk_bytes, int) or chunk_bytes < 1:
@@ -153,7 +198,7 @@ def object_members(path, *, object_pairs_hook: Optional[Callable] = None,
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     with fh:
-        text = _Text(fh, path, chunk_bytes)
+        text = _Text(fh, path, chunk_bytes, max_value)
         if text.peek() != "{":
             text.decode(decoder)  # not valid json, or json that is not an object
             raise InputError(f"{path}: expected a json object mapping note names to fields")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-__all__ = ["FAMILIES", "SPLITS", "QUALITIES", "SOURCES", "Example", "check_text",
+__all__ = ["FAMILIES", "SPLITS", "QUALITIES", "SOURCES", "MAX_TEXT", "Example", "check_text",
            "write_split", "find_splits"]
 
 #: The 11 instrument families in NSynth's order: ``FAMILIES[label]`` is the family name.
@@ -119,12 +119,19 @@ def _integer(entry: dict, key: str, default, low: int, high: int):
     return number
 
 
+#: The most characters a note's text (a name, a path, a field) may have: a path's most on
+#: Linux; what a store keeps of an input is bounded by what it keeps of its notes.
+MAX_TEXT = 4096
+
+
 def check_text(entry: dict, key: str):
     """Raise ``ValueError`` unless ``entry[key]``, when it is text, is what HDF5 can store as
-    UTF-8: no NUL character, no lone surrogate."""
+    UTF-8 (no NUL character, no lone surrogate) and at most :data:`MAX_TEXT` characters."""
     value = entry.get(key)
     if not isinstance(value, str):
         return
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"{key} is {len(value)} characters long (at most {MAX_TEXT})")
     if "\0" in value:
         raise ValueError(f"{key} holds a NUL character")
     try:

@@ -91,7 +91,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import StoreError
-from .nsynth import FAMILIES, QUALITIES as QUALITY_FLAGS
+from .nsynth import FAMILIES, MAX_TEXT, QUALITIES as QUALITY_FLAGS
 from .params import FeatureParams
 
 __all__ = ["SPECTRA", "LABELS", "NAMES", "FILE", "OFFSET", "GROUP", "METADATA", "PITCH",
@@ -224,8 +224,11 @@ def write_problems(f: h5py.File, skipped: Sequence[Tuple[str, str]],
 
 def _strings(rows) -> np.ndarray:
     """``[name, text]`` rows as HDF5 can store them: a name from a json key may hold what UTF-8
-    strings in HDF5 cannot (a NUL, a lone surrogate), which is written escaped."""
+    strings in HDF5 cannot (a NUL, a lone surrogate), which is written escaped, and may be
+    longer than any note's (:data:`~featurestore.nsynth.MAX_TEXT`), which is cut there."""
     def storable(text: str) -> str:
+        if len(text) > MAX_TEXT:
+            text = f"{text[:MAX_TEXT]}... ({len(text)} characters)"
         return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\0")
     return np.array([[storable(a), storable(b)] for a, b in rows], dtype=object).reshape(-1, 2)
 

@@ -16,6 +16,11 @@ would (same rows, same float64 statistics: batches are merged in the same order)
 whose inputs or parameters no longer match starts the split anew, and so does one that cannot be
 read (:class:`JournalError`, reported by the build before it starts again). :func:`finalize` writes the
 rest of the schema (labels, metadata, ``/skipped``, ``/adjusted``, attrs).
+
+The room allocated for notes that were then skipped is not given back by HDF5 when
+``/spectra`` shrinks to the notes kept; where it is much (:func:`give_back_room`), the finished
+partial file is copied without it, so a file's size follows the notes it keeps, not the inputs
+it was given.
 """
 from __future__ import annotations
 
@@ -29,15 +34,19 @@ import h5py
 import numpy as np
 
 from . import schema
-from .files import atomic_write_text
+from .files import atomic_write_text, replaced
+from .jsonstream import read_json
 from .splitfolder import Notes
 from .params import FeatureParams
 from .stats import RunningStats
 
 __all__ = ["Progress", "JournalError", "Summary", "create_partial", "note_writer", "finalize", "fingerprint",
-           "inputs_digest", "JOURNAL_SECONDS"]
+           "give_back_room", "inputs_digest", "JOURNAL_SECONDS", "SPARE_BYTES"]
 
 JOURNAL_SECONDS = 1.0  # at most this much finished work is redone after an interruption
+#: Room left by skipped notes that a finished split file may keep, beside a quarter of the
+#: room its notes take (:func:`give_back_room`).
+SPARE_BYTES = 64 << 20
 
 
 def fingerprint(params: FeatureParams, notes: Notes) -> str:
@@ -142,7 +151,7 @@ class Progress:
             The journal cannot be read, or does not hold what :meth:`save` writes.
         """
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path)
         except FileNotFoundError:
             return None
         except OSError as err:
@@ -242,6 +251,42 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
     if spectra.shape[0] != len(written):  # last: a failed finalize can be redone
         spectra.resize(len(written), axis=0)
     return skipped
+
+
+def give_back_room(path: Path, allocated: int) -> bool:
+    """Copy the finished split file ``path``, whose ``/spectra`` had room for ``allocated``
+    notes, without the room of those it did not keep, when that room is over
+    :data:`SPARE_BYTES` and over a quarter of what the kept notes take; True if it did.
+
+    The copy is written beside it and renamed over it: every note's chunk is copied as it is
+    (allocated in order, as :func:`create_partial` allocates them), and every other dataset,
+    group and attribute as HDF5 copies objects.
+    """
+    with h5py.File(path, "r") as f:
+        spectra = f[schema.SPECTRA]
+        kept, note = spectra.shape[0], spectra.dtype.itemsize * int(np.prod(spectra.shape[1:]))
+    spare = (allocated - kept) * note
+    if spare <= max(SPARE_BYTES, kept * note // 4):
+        return False
+    with replaced(path, ".h5") as tmp:
+        with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
+            _copy_attrs(src, dst)
+            schema.create_spectra(dst, kept, schema.read_params(src))
+            _copy_attrs(src[schema.SPECTRA], dst[schema.SPECTRA])
+            read, write = src[schema.SPECTRA].id.read_direct_chunk, \
+                dst[schema.SPECTRA].id.write_direct_chunk
+            for i in range(kept):
+                write((i, 0, 0), read((i, 0, 0))[1])
+            for name in src:
+                if name != schema.SPECTRA:
+                    src.copy(src[name], dst, name=name)
+    return True
+
+
+def _copy_attrs(src, dst):
+    """Every attribute of ``src`` onto ``dst``, each with its own HDF5 type."""
+    for name in src.attrs:
+        dst.attrs.create(name, src.attrs[name], dtype=src.attrs.get_id(name).dtype)
 
 
 def _problems_after(old: List[Tuple[str, str]], new: List[Tuple[str, str]],

@@ -291,6 +291,8 @@ def read_split(split_dir) -> Tuple[Notes, List[Tuple[str, str]]]:
 def _name_problem(name: str, audio_dir: Path, listed: bool, wavs: Dict[str, str],
                   more_wavs: Dict[str, List[str]], others: Dict[str, str]) -> Optional[str]:
     """Why the entry called ``name`` cannot be used whatever it says (``None``: it can)."""
+    if not name:
+        return "json key is empty, not a note name"
     if _is_path(name):
         return ("json key is a path, not a note name (a name has no /, \\ or NUL and is not . "
                 "or ..)")

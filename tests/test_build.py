@@ -177,6 +177,39 @@ def test_bad_inputs_are_recorded_and_the_build_goes_on(bad_root, tmp_path):
     assert report.n_examples == 10 and report.n_skipped == 7 and report.n_adjusted == 4
 
 
+def _everything(path):
+    """Every dataset's values and attributes, and the root's attributes, of an HDF5 file."""
+    def attrs(obj):
+        return {k: repr(v.tolist() if hasattr(v, "tolist") else v) for k, v in obj.attrs.items()}
+    with h5py.File(path, "r") as f:
+        found = {"/": attrs(f)}
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                value = obj[()]
+                found[name] = (obj.dtype.str, obj.shape, attrs(obj), value.tobytes()
+                               if value.dtype.kind != "O" else value.tolist())
+        f.visititems(visit)
+    found["/"].pop("created")
+    return found
+
+
+def test_the_room_of_skipped_notes_is_given_back(bad_root, tmp_path, monkeypatch):
+    import featurestore.splitfile as splitfile
+    build_store(bad_root, tmp_path / "kept", jobs=1, progress=False)
+    monkeypatch.setattr(splitfile, "SPARE_BYTES", 0)  # the room of 4 notes is too much
+    build_store(bad_root, tmp_path / "given", jobs=1, progress=False)
+    kept, given = tmp_path / "kept" / "train.h5", tmp_path / "given" / "train.h5"
+    note = 2 * int(np.prod(FeatureParams().shape))
+    # corrupt, empty, nan and silent had room (the notes without wav, entry or family did not)
+    assert kept.stat().st_size - given.stat().st_size >= 4 * note
+    assert _everything(given) == _everything(kept)
+    with SpectraReader(given, method="mmap") as reader:  # its chunks in order, as built
+        assert reader.in_order
+        np.testing.assert_array_equal(reader.batch(np.arange(10))[0],
+                                      h5py.File(kept)["spectra"][:])
+    assert not list((tmp_path / "given").glob(".*partial*"))
+
+
 def test_existing_store_kept_unless_overwrite(tone_root, tmp_path):
     out = tmp_path / "s"
     build_store(tone_root, out, jobs=1, progress=False, splits=["valid"])

@@ -221,3 +221,27 @@ def test_text_hdf5_cannot_store_is_refused_or_escaped(tmp_path):
         assert f["skipped"].asstr()[:].tolist() == [
             [second, "instrument_str holds a NUL character"],
             ["lone\\ud800", "json key is not valid Unicode (a lone surrogate)"]]
+
+
+def test_text_too_long_for_a_note_is_refused_and_kept_short(tmp_path, capsys):
+    from analysis.cli import main
+    split = tmp_path / "train"
+    examples = make_tone_split(split, 4, seed=0)
+    entries = json.loads((split / "examples.json").read_text())
+    first, second = sorted(entries)[:2]
+    entries[second]["instrument_str"] = "x" * 5000
+    entries["k" * 9000] = entries[first]  # a key longer than any note name
+    entries[""] = entries[first]
+    (split / "examples.json").write_text(json.dumps(entries))
+    assert main(["build", str(tmp_path), str(tmp_path / "store"), "--jobs", "1", "-q"]) == 0
+    out = capsys.readouterr().out
+    with open_split(tmp_path / "store", "train") as f:
+        assert f["names"].asstr()[:].tolist() == sorted(set(examples) - {second})
+        skipped = f["skipped"].asstr()[:].tolist()
+    assert skipped == [["", "json key is empty, not a note name"],
+                       [second, "instrument_str is 5000 characters long (at most 4096)"],
+                       ["k" * 4096 + "... (9000 characters)",
+                        "json key is 9000 characters long (at most 4096)"]]
+    line = next(line for line in out.splitlines() if line.startswith("  skipped in train: kkk"))
+    assert line == f"  skipped in train: {'k' * 200}... (9000 characters): json key is 9000 " \
+                   f"characters long (at most 4096)"

@@ -109,6 +109,10 @@ def test_rejects_wrong_length():
     (dict(n_fft=16384), "8193 frequency bins is more than 8,000"),
     (dict(kind="mel", n_mels=9000), "9000 frequency bins"),
     (dict(kind="mel", fmax=9000), "fmax"),
+    (dict(duration=300), r"duration must give a note of at most 16 MiB of features; 300 s "
+                         r"gives \(18751, 513\), 18 MiB"),
+    (dict(duration=1e9), "duration must give a note of at most 16 MiB"),
+    (dict(sample_rate=10_000_000), "sample_rate must be at most 768000, got 10000000"),
 ])
 def test_params_validated(bad, message):
     with pytest.raises(ValueError, match=message):

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from featurestore.errors import InputError
-from featurestore.jsonstream import object_members
+from featurestore.jsonstream import object_members, read_json
 
 VALID = [
     '{}',
@@ -119,3 +119,39 @@ def test_a_fault_early_in_a_long_file_is_found_without_reading_the_rest(tmp_path
     with pytest.raises(InputError, match=r"Expecting ',' delimiter: line 1 column 15"):
         list(object_members(path, chunk_bytes=64))
     assert sum(read) < 1000 < path.stat().st_size
+
+
+def test_nesting_too_deep_a_number_too_long_and_a_value_too_long_are_one_error(tmp_path):
+    path = tmp_path / "x.json"
+    bomb = "[" * 200_000 + "]" * 200_000
+    for text, message in ((f'{{"a": 1, "b": {bomb}}}', r"nested too deeply: line 1 column 15"),
+                          ('{"a": ' + "9" * 5000 + "}", r"Exceeds the limit \(4300 digits\)")):
+        path.write_text(text)
+        with pytest.raises(InputError, match=rf"x.json: not valid json \({message}"):
+            list(object_members(path))
+    path.write_text('{"a": 1, "b": "' + "x" * 5000 + '"}')
+    assert dict(object_members(path, chunk_bytes=64, max_value=6000))["b"] == "x" * 5000
+    members = object_members(path, chunk_bytes=64, max_value=1000)
+    assert next(members) == ("a", 1)
+    with pytest.raises(InputError, match=r"x.json: a key or value too long to be read \(more "
+                                         r"than 1000 characters: line 1 column 15"):
+        next(members)  # refused before it is read whole
+
+
+def test_read_json_refuses_what_is_not_a_small_json_file_in_one_error(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"labels": ["a", "b"]}')
+    assert read_json(path) == {"labels": ["a", "b"]}
+    for data, message in ((("[" * 100_000 + "]" * 100_000).encode(), r"not valid json \(nested "
+                                                                        r"too deeply\)"),
+                          (b'{"n": ' + b"1" * 5000 + b"}", r"not valid json \(Exceeds the limit"),
+                          (b'{"a": 1', r"not valid json \(Expecting ',' delimiter"),
+                          (b'{"a": "\xff"}', r"not UTF-8 text \(invalid start byte at byte 7\)")):
+        path.write_bytes(data)
+        with pytest.raises(InputError, match=rf"config.json: {message}"):
+            read_json(path)
+    path.write_bytes(b" " * 101)
+    with pytest.raises(InputError, match="config.json: over 100 bytes, larger than any such"):
+        read_json(path, max_bytes=100)
+    with pytest.raises(FileNotFoundError):
+        read_json(tmp_path / "none.json")

@@ -603,6 +603,16 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     one_line_error(run("train", tone_store, broken, "--resume", "--epochs", (epochs or 1) + 1),
                    "--resume continues the run with the settings it started with; leave out "
                    "--epochs (or give the run's own)")
+    config = json.loads((model_dir / "config.json").read_text())
+    for damage, message in ((lambda c: "[" * 100_000 + "]" * 100_000, "not valid json (nested "
+                                                                        "too deeply)"),
+                            (lambda c: json.dumps({**c, "labels": []}), "its labels are [], not "
+                                                                         "a list of label names"),
+                            (lambda c: json.dumps({**c, "features": {**c["features"],
+                                                                     "duration": 1e9}}),
+                             "duration must give a note of at most 16 MiB of features")):
+        (broken / "config.json").write_text(damage(config))
+        one_line_error(run("predict", broken, "x.wav"), message)
     one_line_error(run("train", tone_store, tone_store), "holds files that are not a timbremap "
                                                          "model's (test.h5, train.h5, valid.h5)")
     one_line_error(run("evaluate", tone_store, model_dir, "--split", "../store/test"),

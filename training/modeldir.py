@@ -15,13 +15,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Tuple
 
 from featurestore.errors import TimbremapError
+from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
 from featurestore.params import FeatureParams
 
@@ -90,7 +90,10 @@ def config_labels(info: dict) -> Tuple[str, ...]:
     """The label set of a model's ``config.json`` (parsed): its ``labels``; a model trained
     before stores owned their label set has ``families`` or nothing (NSynth's families,
     both)."""
-    names = info.get("labels") or info.get("families") or FAMILIES
+    key = next((k for k in ("labels", "families") if k in info), None)
+    names = FAMILIES if key is None else info[key]
+    if not isinstance(names, list) or not names:
+        raise ValueError(f"its {key} are {names!r}, not a list of label names")
     return tuple(str(name) for name in names)
 
 
@@ -104,7 +107,7 @@ def read_model_labels(model_dir) -> Tuple[str, ...]:
     """
     path = Path(model_dir) / CONFIG_FILE
     try:
-        return config_labels(json.loads(path.read_text()))
+        return config_labels(read_json(path))
     except FileNotFoundError:
         raise ModelError(f"{Path(model_dir)}: not a trained model folder (no {CONFIG_FILE})"
                          ) from None
@@ -129,7 +132,7 @@ def load_trained(model_dir) -> TrainedModel:
             raise ModelError(f"{model_dir}: not a trained model folder (no {name}; "
                              f"train one with 'timbremap train STORE {model_dir}')")
     try:
-        info = json.loads((model_dir / CONFIG_FILE).read_text())
+        info = read_json(model_dir / CONFIG_FILE)
         config = TrainConfig.from_dict(info["train"])
         features = FeatureParams.from_dict(info["features"])
         labels = config_labels(info)

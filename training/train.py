@@ -16,6 +16,7 @@ import numpy as np
 
 from featurestore import __version__, schema
 from featurestore.files import atomic_write_text, replaced
+from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
 from featurestore.remote import store_location
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
@@ -131,7 +132,7 @@ def _check_model_dir(model_dir: Path):
     if not model_dir.is_dir():
         return
     try:
-        json.loads((model_dir / CONFIG_FILE).read_text())["timbremap_version"]
+        read_json(model_dir / CONFIG_FILE)["timbremap_version"]
         return  # a model folder of ours
     except FileNotFoundError:
         foreign = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith("."))
@@ -147,7 +148,7 @@ def interrupted_config(model_dir) -> Optional[TrainConfig]:
     """The settings the run in ``model_dir`` started with (what ``resume`` continues with);
     ``None`` where no run was started there or it cannot be read (``train`` says which)."""
     try:
-        saved = json.loads((Path(model_dir) / CONFIG_FILE).read_text())
+        saved = read_json(Path(model_dir) / CONFIG_FILE)
         return TrainConfig.from_dict(saved["train"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -159,19 +160,24 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
     a fresh run replaces."""
     if resume:
         try:
-            saved = json.loads((model_dir / CONFIG_FILE).read_text())
+            saved = read_json(model_dir / CONFIG_FILE)
         except FileNotFoundError:
             started = model_dir.is_dir() and not any(model_dir.iterdir())
             raise ModelError(f"{model_dir}: no interrupted run to resume (no {CONFIG_FILE}" + (
                 "; it was stopped before it started: run it again without --resume)"
                 if started else ")")) from None
-        if params.differences(type(params).from_dict(saved["features"])):
+        try:
+            features, run = type(params).from_dict(saved["features"]), config_labels(saved)
+            config = TrainConfig.from_dict(saved["train"])
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable config of the interrupted "
+                             f"run ({err})") from None
+        if params.differences(features):
             raise ModelError(f"{model_dir}: the interrupted run used a store with other features")
-        if config_labels(saved) != labels:
+        if run != labels:
             raise ModelError(f"{model_dir}: the interrupted run was trained on labels "
-                             f"{label_set_text(config_labels(saved))}; this store holds "
-                             f"{label_set_text(labels)}")
-        return TrainConfig.from_dict(saved["train"])
+                             f"{label_set_text(run)}; this store holds {label_set_text(labels)}")
+        return config
     if (model_dir / MODEL_FILE).exists() and not overwrite:
         raise ModelError(f"{model_dir}: holds a trained model already (use --overwrite)")
     if (model_dir / BACKUP_DIR).is_dir() and not overwrite:
@@ -392,7 +398,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite)
     if resume and (model_dir / MODEL_FILE).is_file():
         log.info("%s: the run had finished; nothing to resume", model_dir)
-        info = json.loads((model_dir / CONFIG_FILE).read_text())
+        info = read_json(model_dir / CONFIG_FILE)
         return _finish(store, model_dir, config, info)
     info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
             "labels": list(labels), "input_shape": list(input_shape),
