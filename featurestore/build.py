@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, cpu_count, delayed
 from tqdm.auto import tqdm
 
 from . import commit, finished, grow, schema, splitfile, workers
@@ -229,7 +229,8 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         file's attrs). Default: the defaults, and for ``add`` the store's
         (:func:`featurestore.grow.recorded_inputs`).
     jobs : int
-        Worker threads or processes or, for dask, local-cluster workers when no client exists.
+        Worker threads or processes (at most the machine's cores: more are cut to them, with
+        a warning) or, for dask, local-cluster workers when no client exists.
     backend : {'auto', 'loky', 'dask', 'threading'}
         joblib backend; ``'auto'``: see :func:`resolve_backend`. ``'dask'`` uses the current
         ``dask.distributed`` client, or starts a ``LocalCluster`` for the build.
@@ -266,6 +267,11 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
     if not isinstance(jobs, int) or jobs < 1:
         raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
     backend = resolve_backend(backend, jobs)
+    cores = cpu_count()  # the cores this process may use (CPU affinity, cgroups)
+    if backend != "dask" and jobs > cores:  # more would only queue, and cost their memory
+        log.warning("jobs=%d is more than the %d cores here; building with %d", jobs, cores,
+                    cores)
+        jobs = cores
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
     read = read_inputs(roots, inputs, clip_seconds=params.n_samples / params.sample_rate)

@@ -210,6 +210,16 @@ def test_the_room_of_skipped_notes_is_given_back(bad_root, tmp_path, monkeypatch
     assert not list((tmp_path / "given").glob(".*partial*"))
 
 
+def test_more_jobs_than_cores_are_cut_to_them(tone_root, tmp_path, caplog):
+    from joblib import cpu_count
+    cores = cpu_count()
+    reports = build_store(tone_root, tmp_path / "store", jobs=cores + 1000, backend="threading",
+                          splits=["test"], progress=False)
+    assert reports[0].n_examples == 11
+    assert f"jobs={cores + 1000} is more than the {cores} cores here; building with {cores}" \
+        in caplog.text
+
+
 def test_existing_store_kept_unless_overwrite(tone_root, tmp_path):
     out = tmp_path / "s"
     build_store(tone_root, out, jobs=1, progress=False, splits=["valid"])
