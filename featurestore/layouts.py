@@ -214,6 +214,11 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
         if not p.exists():
             raise BuildError(f"{p}: " + ("no such file" if p.suffix.lower() == ".csv"
                                          else "no such folder"))
+        if p.is_dir():
+            try:
+                os.scandir(p).close()
+            except OSError as err:
+                raise BuildError(f"{p}: the folder cannot be read ({err.strerror})") from None
     layout = options.layout
     if layout == "auto":
         layouts = {p: detect_layout(p) for p in paths}
@@ -225,7 +230,8 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
         layout = kinds[0]
     wrong = [p for p in paths if (layout == "manifest") != p.is_file()]
     if wrong:
-        raise BuildError(f"{wrong[0]}: " + ("a manifest is a CSV file, not a folder"
+        what = "a folder" if wrong[0].is_dir() else "not a regular file"
+        raise BuildError(f"{wrong[0]}: " + (f"a manifest is a CSV file; this is {what}"
                                             if layout == "manifest" else "not a folder"))
     if layout == "nsynth":
         if options.group_by is not None:

@@ -9,7 +9,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Optional
 
 from .errors import BuildError
 from .nsynth import SPLITS, check_text
@@ -40,12 +40,41 @@ class Row:
     problem: str = ""  # why it cannot be used
 
 
-def audio_files(folder: Path) -> Iterator[Path]:
+def audio_files(folder: Path, unreadable: Optional[Callable[[Path, str], None]] = None
+                ) -> Iterator[Path]:
     """The audio files below ``folder`` (:data:`AUDIO_SUFFIXES`, any case), in sorted order
-    folder by folder. Hidden files and folders are passed over, and links to folders are not
-    followed: a link loop cannot make the walk endless."""
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    folder by folder. Hidden files and folders are passed over. Links to folders are followed,
+    and each folder is read once: a link loop, or two links to one folder, cannot repeat it.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+    unreadable : callable, optional
+        Called with each folder that cannot be listed and why (``'Permission denied'``);
+        by default such a folder raises :class:`BuildError`.
+    """
+    seen = set()
+
+    def first_visit(path: str) -> bool:
+        try:
+            info = os.stat(path)
+        except OSError:  # os.walk reports it
+            return True
+        if (info.st_dev, info.st_ino) in seen:
+            return False
+        seen.add((info.st_dev, info.st_ino))
+        return True
+
+    def refused(err: OSError):
+        reason = err.strerror or str(err)
+        if unreadable is None:
+            raise BuildError(f"{err.filename}: the folder cannot be read ({reason})")
+        unreadable(Path(err.filename), reason)
+
+    first_visit(str(folder))
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=refused, followlinks=True):
+        dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")
+                       and first_visit(os.path.join(dirpath, d))]  # in the order walked
         for filename in sorted(filenames):
             if not filename.startswith(".") and \
                     os.path.splitext(filename)[1].lower() in AUDIO_SUFFIXES:
@@ -69,7 +98,12 @@ def folder_rows(root: Path) -> List[Row]:
                 continue
             if not split and label_dir.name in SPLITS:
                 continue
-            for path in audio_files(label_dir):
+            def unreadable(path: Path, reason: str, label: str = label_dir.name):
+                rows.append(Row(path.relative_to(top).as_posix() + "/",
+                                path.relative_to(root).as_posix() + "/", label, split,
+                                problem=f"the folder cannot be read ({reason})"))
+
+            for path in audio_files(label_dir, unreadable):
                 row = Row(path.relative_to(top).as_posix(), path.relative_to(root).as_posix(),
                           label_dir.name, split)
                 try:

@@ -214,9 +214,39 @@ def test_audio_files_below_a_folder_are_sorted_and_a_link_loop_ends(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "c" / "d" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "a_link").symlink_to(tmp_path / "c", target_is_directory=True)
     found = [p.relative_to(tmp_path).as_posix() for p in audio_files(tmp_path)]
-    assert found == ["a.mp3", "b/1.flac", "b/2.WAV", "c/d/e.ogg"]
-    assert list(audio_files(tmp_path / "c" / "d" / "e.ogg")) == []  # a file holds no folder
+    # links to folders are followed, and each folder read once, whichever way it is reached
+    assert found == ["a.mp3", "a_link/d/e.ogg", "b/1.flac", "b/2.WAV"]
+
+
+def test_a_folder_that_cannot_be_read_is_named_not_passed_over(tmp_path, monkeypatch, capsys,
+                                                               caplog):
+    import os
+    from analysis.cli import main
+    from featurestore.rows import audio_files
+    for label in ("cello", "viola"):
+        (tmp_path / "notes" / label / "takes").mkdir(parents=True)
+        for i in range(4):
+            sf.write(tmp_path / "notes" / label / "takes" / f"{i}.wav", tone(40 + i), SR)
+    locked = tmp_path / "notes" / "viola" / "takes"
+    scandir = os.scandir
+
+    def refusing(path="."):  # as a folder without read permission (root reads any)
+        if os.fspath(path) == os.fspath(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+    monkeypatch.setattr(os, "scandir", refusing)
+    with pytest.raises(BuildError, match=rf"{locked}: the folder cannot be read \(Permission "
+                                         r"denied\)"):
+        list(audio_files(tmp_path / "notes"))
+    assert main(["build", str(tmp_path / "notes"), str(tmp_path / "store"), "--jobs", "1",
+                 "-q"]) == 0
+    skipped = [line for line in capsys.readouterr().out.splitlines() if "skipped in" in line]
+    assert skipped == ["  skipped in train: viola/takes/: the folder cannot be read "
+                       "(Permission denied)"]
+    assert main(["predict", str(tmp_path / "model"), str(tmp_path / "notes")]) == 1
+    assert f"{locked}: the folder cannot be read (Permission denied)" in caplog.text
 
 
 def test_window_offsets():
