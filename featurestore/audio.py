@@ -147,6 +147,8 @@ def check_file(path: Path):
         raise AudioError(path, f"is {kind}, not a regular file: not read")
     if info.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    if not os.access(path, os.R_OK):  # libsndfile would say only "System error"
+        raise AudioError(path, "cannot be read (Permission denied)")
 
 
 def check_format(path: Path, sample_rate: int, channels: int):
@@ -225,7 +227,9 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
             if time.monotonic() > deadline:
                 raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for "
                                        f"{filled} frames; given up")
-        if error is None and known and start + filled < frames:  # stopped at the clip's end
+        # stopped at the clip's end (a format libsndfile cannot seek in, GSM 6.10 or G.721,
+        # cannot be checked so: only a read of every frame would tell)
+        if error is None and known and start + filled < frames and fh.seekable():
             try:  # the last frame: a FLAC cut short fails here
                 fh.seek(frames - 1)
                 fh.read(1, dtype=dtype)

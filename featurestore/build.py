@@ -275,6 +275,8 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
     read = read_inputs(roots, inputs, clip_seconds=params.n_samples / params.sample_rate)
+    if any(Path(out).resolve() == root.resolve() for root in read.roots):
+        raise BuildError(f"{out}: is a NOTES folder too; give the store a folder of its own")
     found = list(read.splits)
     if splits is not None:
         missing = [s for s in splits if s not in found]

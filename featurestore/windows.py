@@ -89,18 +89,22 @@ def audio_seconds(path) -> float:
     check_file(path)
     try:
         fh = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError):  # not libsndfile's
-        fh = None
+    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as err:  # not libsndfile's
+        fh, sf_reason = None, str(err) or type(err).__name__
     frames = None
     if fh is not None:
         with fh:
             frames, rate = fh.frames, fh.samplerate
             check_format(path, rate, fh.channels)
+            if not fh.seekable():
+                raise AudioError(path, f"its encoding ({fh.subtype_info}) cannot be read from "
+                                       f"an offset, so it cannot be cut into windows (convert "
+                                       f"it, to FLAC for one)")
             if 0 < frames < 2 ** 62:
                 _check_last_frame(path, fh, frames)
                 check_complete(path, frames)  # a WAV's data chunk shorter than it says
     seconds = (frames / rate if frames is not None and frames < 2 ** 62
-               else _audioread_seconds(path))
+               else _audioread_seconds(path, None if fh is not None else sf_reason))
     if not math.isfinite(seconds) or seconds < 0:
         raise AudioError(path, f"its header gives no usable length ({seconds})")
     return seconds
@@ -120,14 +124,18 @@ def _check_last_frame(path: Path, fh: sf.SoundFile, frames: int):
                                f"of them cannot be read{why}")
 
 
-def _audioread_seconds(path: Path) -> float:
-    """The length audioread's decoders (ffmpeg: m4a, ...) give a file libsndfile cannot open."""
+def _audioread_seconds(path: Path, sf_reason: Optional[str]) -> float:
+    """The length audioread's decoders (ffmpeg: m4a, ...) give a file libsndfile cannot open
+    (``sf_reason``: why libsndfile could not), or one whose length libsndfile cannot tell."""
     try:
         import audioread  # what librosa decodes other formats with
         with audioread.audio_open(str(path)) as fh:
             return float(fh.duration)
     except Exception as err:  # noqa: BLE001 - any decoder failure means "cannot decode"
-        raise AudioError(path, f"cannot tell its length ({type(err).__name__})") from None
+        if sf_reason is not None:  # as load_audio says it
+            raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
+        raise AudioError(path, f"cannot tell its length ({str(err) or type(err).__name__})"
+                         ) from None
 
 
 class Window(NamedTuple):

@@ -283,6 +283,10 @@ def test_bad_root(tmp_path, setup, message):
 
 
 def test_unwritable_out(tone_root, tmp_path):
+    with pytest.raises(BuildError, match=f"{tone_root}: is a NOTES folder too; give the store "
+                                         f"a folder of its own"):
+        build_store(tone_root, f"{tone_root}/", progress=False)
+    assert not list(tone_root.glob("*.h5*"))
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(BuildError, match="cannot write"):

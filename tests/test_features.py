@@ -198,6 +198,32 @@ def test_load_audio_rejects_bad_files(tmp_path):
         assert name in str(err.value)
 
 
+def test_unreadable_unseekable_and_undecodable_files_say_so_with_and_without_windows(
+        tmp_path, monkeypatch):
+    from featurestore import audio
+    from featurestore.windows import audio_seconds
+    params = FeatureParams()
+    y = tone(40)[: 3 * SR]
+    sf.write(tmp_path / "gsm.wav", librosa.resample(np.tile(y, 3), orig_sr=SR, target_sr=8000),
+             8000, subtype="GSM610")  # 9 s, in an encoding libsndfile cannot seek in
+    decoded = load_audio(tmp_path / "gsm.wav", params)  # the clip, though its end is unchecked
+    assert len(decoded[0]) == params.n_samples
+    with pytest.raises(AudioError, match=r"gsm.wav: its encoding \(GSM 6.10\) cannot be read "
+                                         r"from an offset, so it cannot be cut into windows"):
+        audio_seconds(tmp_path / "gsm.wav")
+    (tmp_path / "text.wav").write_text("not audio at all " * 20)
+    with pytest.raises(AudioError) as loading:
+        load_audio(tmp_path / "text.wav", params)
+    with pytest.raises(AudioError) as windowing:
+        audio_seconds(tmp_path / "text.wav")
+    assert str(loading.value) == str(windowing.value)
+    assert "text.wav: cannot decode audio (" in str(windowing.value)
+    monkeypatch.setattr(audio.os, "access", lambda path, mode: False)  # root reads any file
+    for read in (lambda p: load_audio(p, params), audio_seconds):
+        with pytest.raises(AudioError, match=r"gsm.wav: cannot be read \(Permission denied\)"):
+            read(tmp_path / "gsm.wav")
+
+
 def _flac_claiming(path, source, total_samples):
     """A copy of the FLAC ``source`` whose STREAMINFO claims ``total_samples`` (0: unknown, as
     a FLAC streamed to a pipe says)."""
