@@ -36,7 +36,6 @@ import math
 import os
 import stat
 import time
-import warnings
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple
 
@@ -268,20 +267,46 @@ def _decodable_frames(path: Path, limit: int) -> int:
     return frames
 
 
+def _audioread_clip(path: Path, offset: float, seconds: float, deadline: float
+                    ) -> Tuple[np.ndarray, int]:
+    """``(samples (frames, channels) float32, rate)`` of ``seconds`` from ``offset`` as
+    audioread's decoders give them (what ``librosa.load`` does for a file libsndfile cannot
+    open, without its warnings, which are not thread-safe to silence): the blocks before the
+    clip are decoded and dropped, and decoding stops at its end."""
+    import audioread
+    from librosa.util import buf_to_float
+    with audioread.audio_open(str(path)) as fh:
+        sr, channels = int(fh.samplerate), int(fh.channels)
+        check_format(path, sr, channels)
+        first = round(offset * sr) * channels
+        end = first + round(seconds * sr) * channels
+        parts, at = [], 0
+        for block in fh:
+            block = buf_to_float(block, dtype=np.float32)
+            if at + len(block) > first:
+                parts.append(block[max(first - at, 0):max(end - at, 0)])
+            at += len(block)
+            if at >= end:
+                break
+            if time.monotonic() > deadline:
+                raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for "
+                                       f"{at // channels} frames; given up")
+    data = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return data[:len(data) // channels * channels].reshape(-1, channels), sr
+
+
 def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float) -> _Decoded:
     """:func:`_read` through librosa's audioread loader, for formats libsndfile does not know
     (e.g. m4a through ffmpeg): only the clip's duration and its margin from ``offset`` are
     decoded."""
+    deadline = time.monotonic() + READ_SECONDS
     try:
-        import librosa  # imported lazily: only needed for rare formats
-        with warnings.catch_warnings():  # its "PySoundFile failed" notes are ours to report
-            warnings.simplefilter("ignore")
-            data, sr = librosa.load(str(path), sr=None, mono=False, dtype=np.float32,
-                                    offset=offset, duration=params.n_samples
-                                    / params.sample_rate + _MARGIN_SECONDS)
+        data, sr = _audioread_clip(path, offset, params.n_samples / params.sample_rate
+                                   + _MARGIN_SECONDS, deadline)
+    except AudioError:
+        raise
     except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
         raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
-    data, sr = np.atleast_2d(data).T, int(sr)
     check_format(path, sr, data.shape[1])
     if not np.isfinite(data).all():
         raise AudioError(path, "holds NaN or infinite samples")

@@ -345,3 +345,16 @@ def test_features_of_files_reads_a_batch_at_a_time_in_order(tmp_path):
     for r in read[:2] + read[3:]:
         assert r.error is None
         np.testing.assert_array_equal(r.features, features_from_file(r.path, params)[0])
+
+
+def test_audioread_clips_equal_libsndfiles(tmp_path):
+    """Files libsndfile cannot open are read through audioread's decoders: the same clip."""
+    from featurestore.audio import _audioread_clip
+    y = np.stack([tone(40), tone(52)], axis=1)[: 3 * SR]
+    sf.write(tmp_path / "stereo.wav", y, SR, subtype="PCM_16")
+    expected, _ = sf.read(tmp_path / "stereo.wav", dtype="float32")
+    for offset, seconds in ((0.0, 1.0), (0.5, 1.25), (2.5, 4.0), (5.0, 1.0)):
+        got, sr = _audioread_clip(tmp_path / "stereo.wav", offset, seconds, float("inf"))
+        first = round(offset * SR)
+        assert sr == SR and got.shape[1] == 2
+        np.testing.assert_array_equal(got, expected[first:first + round(seconds * SR)])
