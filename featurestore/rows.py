@@ -140,8 +140,11 @@ def manifest_rows(path: Path) -> List[Row]:
             _check_columns(path, columns, extra)
             for entry in reader:
                 rows.append(_manifest_row(path, reader.line_num, entry, extra, seen))
-        except (csv.Error, UnicodeDecodeError) as err:
-            raise BuildError(f"{path}: not a readable CSV file at line {reader.line_num} "
+        except UnicodeDecodeError as err:  # decoded a block at a time: no line to name
+            raise BuildError(f"{path}: not a readable CSV file: not UTF-8 text "
+                             f"({err.reason})") from None
+        except csv.Error as err:
+            raise BuildError(f"{path}: not a readable CSV file after line {reader.line_num} "
                              f"({err})") from None
     if not rows:
         raise BuildError(f"{path}: no rows below its header")

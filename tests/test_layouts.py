@@ -178,7 +178,8 @@ def test_manifest_without_what_it_needs(tmp_path, text, message):
 def test_manifest_that_is_not_text(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_bytes(b"path,label\n\xff\xfe\x00bad,x\n")
-    with pytest.raises(BuildError, match="m.csv: not a readable CSV file"):
+    with pytest.raises(BuildError, match=r"m.csv: not a readable CSV file: not UTF-8 text "
+                                         r"\(invalid start byte\)"):
         read_inputs([manifest])
 
 
