@@ -220,6 +220,20 @@ def test_more_jobs_than_cores_are_cut_to_them(tone_root, tmp_path, caplog):
         in caplog.text
 
 
+def test_a_build_that_keeps_every_split_writes_nothing(tone_root, tmp_path, monkeypatch):
+    import featurestore.build
+    build_store(tone_root, tmp_path / "store", jobs=1, progress=False)
+
+    def read_only(out):
+        raise BuildError(f"{out}: cannot write there (Read-only file system)")
+    monkeypatch.setattr(featurestore.build, "check_writable", read_only)
+    reports = build_store(tone_root, tmp_path / "store", jobs=1, progress=False)
+    assert [r.status for r in reports] == ["kept"] * 3
+    (tmp_path / "store" / "test.h5").unlink()
+    with pytest.raises(BuildError, match="cannot write there"):
+        build_store(tone_root, tmp_path / "store", jobs=1, progress=False)
+
+
 def test_existing_store_kept_unless_overwrite(tone_root, tmp_path):
     out = tmp_path / "s"
     build_store(tone_root, out, jobs=1, progress=False, splits=["valid"])
