@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,7 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
         if state is None:
             log.warning("%s: unreadable partial file, starting %s again", partial, split.name)
     if state is None:
+        _check_room(partial, rows * 2 * int(np.prod(params.shape)))
         if split.held is not None:
             grow.start_added(split.path, partial, rows)
         else:
@@ -111,6 +113,16 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
         state = Progress(digest)
         state.save(journal)
     return state
+
+
+def _check_room(partial: Path, needed: int):
+    """Refuse a split whose notes would not fit on the disk before any is computed."""
+    def size(n: int) -> str:
+        return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+    free = shutil.disk_usage(partial.parent).free
+    if needed > free:
+        raise BuildError(f"{partial.with_suffix('')}: its notes need {size(needed)} and its "
+                         f"disk has {size(free)} free; nothing was written")
 
 
 def _build_split(split: _Split, params: FeatureParams,

@@ -220,6 +220,18 @@ def test_more_jobs_than_cores_are_cut_to_them(tone_root, tmp_path, caplog):
         in caplog.text
 
 
+def test_a_split_that_cannot_fit_on_the_disk_is_refused_before_it_starts(tone_root, tmp_path,
+                                                                          monkeypatch):
+    import collections
+    import shutil
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 20, 9 << 20, 1 << 20))
+    with pytest.raises(BuildError, match=r"train.h5: its notes need 5.4 MiB and its disk has "
+                                         r"1.0 MiB free; nothing was written"):
+        build_store(tone_root, tmp_path / "store", jobs=1, progress=False)
+    assert not list((tmp_path / "store").iterdir())
+
+
 def test_a_build_that_keeps_every_split_writes_nothing(tone_root, tmp_path, monkeypatch):
     import featurestore.build
     build_store(tone_root, tmp_path / "store", jobs=1, progress=False)
