@@ -142,8 +142,9 @@ def _build_split(split: _Split, params: FeatureParams,
     steady_start, steady_done = None, 0
     bar = tqdm(total=len(notes), initial=state.position, unit="note", desc=split.name,
                disable=not run.progress, dynamic_ncols=True)
-    for stale in path.parent.glob(f"{path.name}.ring-*"):  # left by a killed build
-        stale.unlink()
+    for stale in [*path.parent.glob(f"{path.name}.ring-*"),  # left by a killed build
+                  partial.with_name(f".{partial.name}.partial")]:  # by a killed give_back_room
+        stale.unlink(missing_ok=True)
     handoff = contextlib.nullcontext()
     if run.ring and bounds:
         size = workers.RING_SLOTS_PER_JOB * run.jobs, run.batch_size, params.shape

@@ -268,7 +268,7 @@ def give_back_room(path: Path, allocated: int) -> bool:
     spare = (allocated - kept) * note
     if spare <= max(SPARE_BYTES, kept * note // 4):
         return False
-    with replaced(path, ".h5") as tmp:
+    with replaced(path) as tmp:  # .SPLIT.h5.partial.partial: not a split file's name
         with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
             _copy_attrs(src, dst)
             schema.create_spectra(dst, kept, schema.read_params(src))
