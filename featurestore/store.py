@@ -53,12 +53,14 @@ def store_name(store) -> str:
 
 
 def store_splits(store) -> list:
-    """The finished splits of a store, in NSynth order then any others by name."""
+    """The finished splits of a store, in NSynth order then any others by name (a hidden
+    file, such as a temporary copy, is none)."""
     if remote.is_url(store):
         found = [name[:-len(SUFFIX)] for name in remote.list_files(store, SUFFIX)]
     else:
         finish_commit(Path(store))
         found = sorted(p.stem for p in Path(store).glob(f"*{SUFFIX}"))
+    found = [name for name in found if not name.startswith(".")]
     return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
 
 

@@ -208,6 +208,9 @@ def test_the_room_of_skipped_notes_is_given_back(bad_root, tmp_path, monkeypatch
         np.testing.assert_array_equal(reader.batch(np.arange(10))[0],
                                       h5py.File(kept)["spectra"][:])
     assert not list((tmp_path / "given").glob(".*partial*"))
+    from featurestore.store import store_splits
+    (tmp_path / "given" / ".train.h5.partial.partial.h5").write_bytes(b"")  # hidden: no split
+    assert store_splits(tmp_path / "given") == ["train"]
 
 
 def test_more_jobs_than_cores_are_cut_to_them(tone_root, tmp_path, caplog):
