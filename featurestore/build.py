@@ -105,7 +105,7 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
         if state is None:
             log.warning("%s: unreadable partial file, starting %s again", partial, split.name)
     if state is None:
-        _check_room(partial, rows * 2 * int(np.prod(params.shape)))
+        _check_room(partial, len(split.notes) * 2 * int(np.prod(params.shape)))
         if split.held is not None:
             grow.start_added(split.path, partial, rows)
         else:
@@ -116,10 +116,13 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
 
 
 def _check_room(partial: Path, needed: int):
-    """Refuse a split whose notes would not fit on the disk before any is computed."""
+    """Refuse a split whose new notes (``needed`` bytes) would not fit on the disk before any
+    is computed; a partial file about to be replaced counts as free."""
     def size(n: int) -> str:
         return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
     free = shutil.disk_usage(partial.parent).free
+    if partial.is_file():
+        free += partial.stat().st_blocks * 512
     if needed > free:
         raise BuildError(f"{partial.with_suffix('')}: its notes need {size(needed)} and its "
                          f"disk has {size(free)} free; nothing was written")
@@ -130,6 +133,9 @@ def _build_split(split: _Split, params: FeatureParams,
     path, notes = split.path, split.notes
     partial = path.with_name(path.name + ".partial")
     journal = path.with_name(path.name + ".journal")
+    for stale in [*path.parent.glob(f"{path.name}.ring-*"),  # left by a killed build
+                  partial.with_name(f".{partial.name}.partial")]:  # by a killed give_back_room
+        stale.unlink(missing_ok=True)
     state = _start_or_resume(split, params, partial, journal)
     resumed_at = state.position
     if resumed_at:
@@ -142,9 +148,6 @@ def _build_split(split: _Split, params: FeatureParams,
     steady_start, steady_done = None, 0
     bar = tqdm(total=len(notes), initial=state.position, unit="note", desc=split.name,
                disable=not run.progress, dynamic_ncols=True)
-    for stale in [*path.parent.glob(f"{path.name}.ring-*"),  # left by a killed build
-                  partial.with_name(f".{partial.name}.partial")]:  # by a killed give_back_room
-        stale.unlink(missing_ok=True)
     handoff = contextlib.nullcontext()
     if run.ring and bounds:
         size = workers.RING_SLOTS_PER_JOB * run.jobs, run.batch_size, params.shape

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -42,6 +44,8 @@ from .stats import RunningStats
 
 __all__ = ["Progress", "JournalError", "Summary", "create_partial", "note_writer", "finalize", "fingerprint",
            "give_back_room", "inputs_digest", "JOURNAL_SECONDS", "SPARE_BYTES"]
+
+log = logging.getLogger(__name__)
 
 JOURNAL_SECONDS = 1.0  # at most this much finished work is redone after an interruption
 #: Room left by skipped notes that a finished split file may keep, beside a quarter of the
@@ -258,9 +262,12 @@ def give_back_room(path: Path, allocated: int) -> bool:
     notes, without the room of those it did not keep, when that room is over
     :data:`SPARE_BYTES` and over a quarter of what the kept notes take; True if it did.
 
-    The copy is written beside it and renamed over it: every note's chunk is copied as it is
-    (allocated in order, as :func:`create_partial` allocates them), and every other dataset,
-    group and attribute as HDF5 copies objects.
+    The room never written takes no disk where files can be sparse, but it counts in the
+    file's size, and a copy elsewhere (``aws s3 sync``, ``tar``) writes it out. The copy is
+    written beside it and renamed over it: every note's chunk is copied as it is (allocated in
+    order, as :func:`create_partial` allocates them), and every other dataset, group and
+    attribute as HDF5 copies objects. Where the disk has no room for the copy, or it fails,
+    the file is kept as it is, with a warning.
     """
     with h5py.File(path, "r") as f:
         spectra = f[schema.SPECTRA]
@@ -268,6 +275,21 @@ def give_back_room(path: Path, allocated: int) -> bool:
     spare = (allocated - kept) * note
     if spare <= max(SPARE_BYTES, kept * note // 4):
         return False
+    if shutil.disk_usage(path.parent).free < 2 * kept * note + SPARE_BYTES:
+        log.warning("%s: no room on its disk to copy it without the room of its %d skipped "
+                    "notes; kept as it is", path, allocated - kept)
+        return False
+    try:
+        _copy_without_room(path, kept)
+    except OSError as err:
+        log.warning("%s: could not be copied without the room of its %d skipped notes (%s); "
+                    "kept as it is", path, allocated - kept, err.strerror or err)
+        return False
+    return True
+
+
+def _copy_without_room(path: Path, kept: int):
+    """:func:`give_back_room`'s copy of ``path``, its first ``kept`` notes, renamed over it."""
     with replaced(path) as tmp:  # .SPLIT.h5.partial.partial: not a split file's name
         with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
             _copy_attrs(src, dst)
@@ -280,7 +302,6 @@ def give_back_room(path: Path, allocated: int) -> bool:
             for name in src:
                 if name != schema.SPECTRA:
                     src.copy(src[name], dst, name=name)
-    return True
 
 
 def _copy_attrs(src, dst):

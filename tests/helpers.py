@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import soundfile as sf
 
@@ -123,3 +124,22 @@ def kill_at_journal(proc, journal: Path, position: int, timeout: float = 60.0):
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=120)
+
+
+def everything_in(path) -> dict:
+    """Every dataset's values and attributes, and the root's attributes (each with its HDF5
+    type), of an HDF5 file; the root's ``created`` time left out."""
+    def attrs(obj):
+        return {k: (obj.attrs.get_id(k).dtype.str, repr(v.tolist() if hasattr(v, "tolist")
+                                                         else v)) for k, v in obj.attrs.items()}
+    with h5py.File(path, "r") as f:
+        found = {"/": attrs(f)}
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                value = obj[()]
+                found[name] = (obj.dtype.str, obj.shape, attrs(obj), value.tobytes()
+                               if value.dtype.kind != "O" else value.tolist())
+        f.visititems(visit)
+    found["/"].pop("created")
+    return found

@@ -16,8 +16,8 @@ from featurestore.splitfolder import read_split
 from featurestore.params import FeatureParams
 from featurestore import schema
 from featurestore.store import SpectraReader, open_split, read_params
-from helpers import (SR, example, kill_at_journal, make_tone_root, make_tone_split, tone,
-                     write_note)
+from helpers import (SR, everything_in, example, kill_at_journal, make_tone_root,
+                     make_tone_split, tone, write_note)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -177,23 +177,7 @@ def test_bad_inputs_are_recorded_and_the_build_goes_on(bad_root, tmp_path):
     assert report.n_examples == 10 and report.n_skipped == 7 and report.n_adjusted == 4
 
 
-def _everything(path):
-    """Every dataset's values and attributes, and the root's attributes, of an HDF5 file."""
-    def attrs(obj):
-        return {k: repr(v.tolist() if hasattr(v, "tolist") else v) for k, v in obj.attrs.items()}
-    with h5py.File(path, "r") as f:
-        found = {"/": attrs(f)}
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                value = obj[()]
-                found[name] = (obj.dtype.str, obj.shape, attrs(obj), value.tobytes()
-                               if value.dtype.kind != "O" else value.tolist())
-        f.visititems(visit)
-    found["/"].pop("created")
-    return found
-
-
-def test_the_room_of_skipped_notes_is_given_back(bad_root, tmp_path, monkeypatch):
+def test_the_room_of_skipped_notes_is_given_back(bad_root, tmp_path, monkeypatch, caplog):
     import featurestore.splitfile as splitfile
     build_store(bad_root, tmp_path / "kept", jobs=1, progress=False)
     monkeypatch.setattr(splitfile, "SPARE_BYTES", 0)  # the room of 4 notes is too much
@@ -202,7 +186,7 @@ def test_the_room_of_skipped_notes_is_given_back(bad_root, tmp_path, monkeypatch
     note = 2 * int(np.prod(FeatureParams().shape))
     # corrupt, empty, nan and silent had room (the notes without wav, entry or family did not)
     assert kept.stat().st_size - given.stat().st_size >= 4 * note
-    assert _everything(given) == _everything(kept)
+    assert everything_in(given) == everything_in(kept)
     with SpectraReader(given, method="mmap") as reader:  # its chunks in order, as built
         assert reader.in_order
         np.testing.assert_array_equal(reader.batch(np.arange(10))[0],
@@ -211,6 +195,14 @@ def test_the_room_of_skipped_notes_is_given_back(bad_root, tmp_path, monkeypatch
     from featurestore.store import store_splits
     (tmp_path / "given" / ".train.h5.partial.partial.h5").write_bytes(b"")  # hidden: no split
     assert store_splits(tmp_path / "given") == ["train"]
+
+    def full(path, kept):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(splitfile, "_copy_without_room", full)  # the copy fails: kept as it is
+    build_store(bad_root, tmp_path / "full", jobs=1, progress=False)
+    assert (tmp_path / "full" / "train.h5").stat().st_size == kept.stat().st_size
+    assert "could not be copied without the room of its 4 skipped notes (No space left on " \
+           "device); kept as it is" in caplog.text
 
 
 def test_more_jobs_than_cores_are_cut_to_them(tone_root, tmp_path, caplog):

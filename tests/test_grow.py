@@ -341,3 +341,21 @@ def test_a_note_skipped_for_its_audio_is_not_tried_again_by_add(tmp_path, caplog
         reports = build_store(root, store, jobs=1, progress=False)
     assert {r.status for r in reports} == {"kept"}
     assert not [r for r in caplog.records if "changed since it was built" in r.getMessage()]
+
+
+def test_an_add_whose_new_notes_were_skipped_gives_their_room_back(tmp_path, monkeypatch):
+    import featurestore.splitfile as splitfile
+    from tests.helpers import everything_in
+    root = tmp_path / "set"
+    _classes(root, ("bell", "drum"), 6)
+    build_store(root, tmp_path / "kept", jobs=1, progress=False)
+    shutil.copytree(tmp_path / "kept", tmp_path / "given")
+    _classes(root, ("bell",), 2, first=6)
+    for i in range(6):  # train rows that will be skipped
+        (root / "train" / "drum" / f"empty{i}.wav").write_bytes(b"")
+    build_store(root, tmp_path / "kept", jobs=1, progress=False, add=True)
+    monkeypatch.setattr(splitfile, "SPARE_BYTES", 0)
+    build_store(root, tmp_path / "given", jobs=1, progress=False, add=True)
+    kept, given = tmp_path / "kept" / "train.h5", tmp_path / "given" / "train.h5"
+    assert kept.stat().st_size > given.stat().st_size
+    assert everything_in(given) == everything_in(kept)

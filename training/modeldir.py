@@ -91,7 +91,9 @@ def config_labels(info: dict) -> Tuple[str, ...]:
     before stores owned their label set has ``families`` or nothing (NSynth's families,
     both)."""
     key = next((k for k in ("labels", "families") if k in info), None)
-    names = FAMILIES if key is None else info[key]
+    if key is None:
+        return tuple(FAMILIES)
+    names = info[key]
     if not isinstance(names, list) or not names:
         raise ValueError(f"its {key} are {names!r}, not a list of label names")
     return tuple(str(name) for name in names)
