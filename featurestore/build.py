@@ -280,14 +280,16 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         raise BuildError("--add grows a store and --overwrite rebuilds it: give one of them")
     if inputs is None:
         inputs = grow.recorded_inputs(out) if add else InputOptions()
+    if not add:  # a store grows with the settings it was built with
+        params.check_buildable()
     if not isinstance(jobs, int) or jobs < 1:
         raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
-    backend = resolve_backend(backend, jobs)
     cores = cpu_count()  # the cores this process may use (CPU affinity, cgroups)
     if backend != "dask" and jobs > cores:  # more would only queue, and cost their memory
         log.warning("jobs=%d is more than the %d cores here; building with %d", jobs, cores,
                     cores)
         jobs = cores
+    backend = resolve_backend(backend, jobs)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
     read = read_inputs(roots, inputs, clip_seconds=params.n_samples / params.sample_rate)

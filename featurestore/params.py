@@ -25,11 +25,13 @@ WINDOWS = ("hann", "hamming", "blackman")
 #: per bin) must each fit HDF5's 64 KiB attribute message.
 MAX_BINS = 8000
 PAD_MODES = ("constant", "reflect")
-#: The most features one note may have, in bytes (the default note's are 251 KiB): a build
-#: holds a few batches of notes in memory, and HDF5 a note in one chunk. A longer recording
-#: is cut into notes (``build --windows``) instead.
+#: The most features one note may have, in bytes, where it is built (the default note's are
+#: 251 KiB): a build holds a few batches of notes in memory. A longer recording is cut into
+#: notes (``build --windows``) instead. Settings read from a store or a model are held only
+#: to what HDF5 can store, one note a chunk (:data:`MAX_CHUNK_BYTES`).
 MAX_NOTE_BYTES = 16 << 20
-#: The highest sample rate features may be computed at, in Hz (that of 768 kHz studio files).
+MAX_CHUNK_BYTES = (4 << 30) - 1
+#: The highest sample rate features may be built at, in Hz (that of 768 kHz studio files).
 MAX_SAMPLE_RATE = 768_000
 
 
@@ -91,9 +93,6 @@ class FeatureParams:
             if not 0 < float(getattr(self, name)) < math.inf:
                 raise InputError(f"{name} must be positive and finite, got "
                                  f"{getattr(self, name)!r}")
-        if self.sample_rate > MAX_SAMPLE_RATE:
-            raise InputError(f"sample_rate must be at most {MAX_SAMPLE_RATE}, got "
-                             f"{self.sample_rate}")
         if self.n_samples < self.n_fft:
             raise InputError(
                 f"duration {self.duration} s at {self.sample_rate} Hz gives {self.n_samples} "
@@ -103,18 +102,30 @@ class FeatureParams:
                 f"{self.n_bins} frequency bins is more than {MAX_BINS:,} (n_fft up to "
                 f"{2 * MAX_BINS - 2:,}, n_mels up to {MAX_BINS:,}): the per-bin mean and std are "
                 f"HDF5 attributes, limited to 64 KiB each")
-        note_bytes = 2 * self.n_frames * self.n_bins  # float16
-        if note_bytes > MAX_NOTE_BYTES:
-            raise InputError(
-                f"duration must give a note of at most {MAX_NOTE_BYTES >> 20} MiB of features; "
-                f"{self.duration:g} s gives {self.shape}, {note_bytes / 2**20:.0f} MiB (cut "
-                f"long recordings into windows instead)")
+        self._check_note_bytes(MAX_CHUNK_BYTES, "no store holds more: HDF5's chunks are under "
+                                                "4 GiB")
         nyquist = self.sample_rate / 2
         if self.kind == "mel":
             top = nyquist if self.fmax is None else self.fmax
             if not 0 <= self.fmin < top <= nyquist:
                 raise InputError(
                     f"need 0 <= fmin < fmax <= {nyquist} Hz, got fmin={self.fmin}, fmax={self.fmax}")
+
+    def _check_note_bytes(self, most: int, why: str):
+        note_bytes = 2 * self.n_frames * self.n_bins  # float16
+        if note_bytes > most:
+            raise InputError(
+                f"duration must give a note of at most {most / 2**20:.0f} MiB of features; "
+                f"{self.duration:g} s gives {self.shape}, {note_bytes / 2**20:.0f} MiB ({why})")
+
+    def check_buildable(self):
+        """Raise :class:`InputError` unless a build may use these settings: a note of at most
+        :data:`MAX_NOTE_BYTES` of features, a sample rate of at most
+        :data:`MAX_SAMPLE_RATE`."""
+        if self.sample_rate > MAX_SAMPLE_RATE:
+            raise InputError(f"sample_rate must be at most {MAX_SAMPLE_RATE}, got "
+                             f"{self.sample_rate}")
+        self._check_note_bytes(MAX_NOTE_BYTES, "cut long recordings into windows instead")
 
     @property
     def n_samples(self) -> int:

@@ -109,14 +109,22 @@ def test_rejects_wrong_length():
     (dict(n_fft=16384), "8193 frequency bins is more than 8,000"),
     (dict(kind="mel", n_mels=9000), "9000 frequency bins"),
     (dict(kind="mel", fmax=9000), "fmax"),
-    (dict(duration=300), r"duration must give a note of at most 16 MiB of features; 300 s "
-                         r"gives \(18751, 513\), 18 MiB"),
-    (dict(duration=1e9), "duration must give a note of at most 16 MiB"),
-    (dict(sample_rate=10_000_000), "sample_rate must be at most 768000, got 10000000"),
+    (dict(duration=1e9), r"duration must give a note of at most 4096 MiB of features; 1e\+09 s "
+                         r"gives .* \(no store holds more"),
 ])
 def test_params_validated(bad, message):
     with pytest.raises(ValueError, match=message):
         FeatureParams(**bad)
+
+
+def test_a_build_holds_a_note_to_16_mib_and_the_rate_to_768_khz():
+    long = FeatureParams(duration=300)  # a store of such notes is read
+    with pytest.raises(ValueError, match=r"duration must give a note of at most 16 MiB of "
+                                         r"features; 300 s gives \(18751, 513\), 18 MiB \(cut"):
+        long.check_buildable()  # but not built any more
+    with pytest.raises(ValueError, match="sample_rate must be at most 768000, got 10000000"):
+        FeatureParams(sample_rate=10_000_000).check_buildable()
+    FeatureParams(duration=100, sample_rate=768_000, hop_length=8192).check_buildable()
 
 
 def test_params_roundtrip_through_attrs(tmp_path):

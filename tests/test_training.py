@@ -610,7 +610,7 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
                                                                          "a list of label names"),
                             (lambda c: json.dumps({**c, "features": {**c["features"],
                                                                      "duration": 1e9}}),
-                             "duration must give a note of at most 16 MiB of features")):
+                             "duration must give a note of at most 4096 MiB of features")):
         (broken / "config.json").write_text(damage(config))
         one_line_error(run("predict", broken, "x.wav"), message)
     one_line_error(run("train", tone_store, tone_store), "holds files that are not a timbremap "
