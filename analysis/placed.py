@@ -76,7 +76,7 @@ def read_placed(store) -> List[Placed]:
 
 def _load(path: Path) -> List[Placed]:
     names = {f.name for f in dataclasses.fields(Placed)}
-    rows = read_json(path)
+    rows = read_json(path, max_bytes=None)  # it grows with the sounds placed
     return [Placed(**{k: v for k, v in row.items() if k in names}) for row in rows]
 
 

@@ -39,8 +39,9 @@ def finish_commit(out: Path):
             raise ValueError(f"splits {splits!r}, not some of {', '.join(SPLITS)}")
     except FileNotFoundError:  # another process finished it
         return
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise BuildError(f"{marker}: unreadable commit of an interrupted build --add ({err}); "
+    except (OSError, ValueError, KeyError, TypeError) as err:  # read_json names the file
+        reason = str(err).removeprefix(f"{marker}: ")
+        raise BuildError(f"{marker}: unreadable commit of an interrupted build --add ({reason}); "
                          f"its partial files are SPLIT.h5.partial beside it") from None
     for split in splits:  # another process may be finishing it too: what is gone is done
         path = Path(out) / f"{split}.h5"

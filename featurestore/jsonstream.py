@@ -121,8 +121,16 @@ def _fault(err: Exception) -> str:
     return str(err).split(":")[0]  # 'Exceeds the limit (4300 digits) for integer string ...'
 
 
-def read_json(path, *, max_bytes: int = 64 << 20):
-    """The json value of a small file (a model's ``config.json``, a journal, ``placed.json``).
+def read_json(path, *, max_bytes: Optional[int] = 64 << 20):
+    """The json value of a file read whole (a model's ``config.json``, a build journal,
+    ``placed.json``).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    max_bytes : int or None
+        The most the file may hold, for a file that has a size no use of it exceeds (a
+        model's config); ``None`` for one that grows with what it records (a journal).
 
     Raises
     ------
@@ -134,8 +142,8 @@ def read_json(path, *, max_bytes: int = 64 << 20):
     """
     path = Path(path)
     with path.open("rb") as fh:
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
+        data = fh.read(-1 if max_bytes is None else max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
         raise InputError(f"{path}: over {max_bytes} bytes, larger than any such file")
     try:
         return json.loads(data.decode("utf-8"))

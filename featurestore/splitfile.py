@@ -155,13 +155,13 @@ class Progress:
             The journal cannot be read, or does not hold what :meth:`save` writes.
         """
         try:
-            data = read_json(path)
+            data = read_json(path, max_bytes=None)  # it grows with the notes adjusted
         except FileNotFoundError:
             return None
         except OSError as err:
             raise JournalError(f"cannot be read ({err.strerror or err})") from err
-        except ValueError as err:  # not UTF-8, or not json
-            raise JournalError(f"not json ({err})") from err
+        except ValueError as err:  # not UTF-8, or not json (read_json names the file)
+            raise JournalError(str(err).removeprefix(f"{path}: ")) from err
         if not isinstance(data, dict):
             raise JournalError(f"not a json object but {type(data).__name__}")
         if data.get("fingerprint") != fingerprint:

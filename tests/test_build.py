@@ -347,9 +347,9 @@ def test_a_full_disk_names_the_file_and_the_build_resumes(tone_root, tmp_path, m
 
 
 
-@pytest.mark.parametrize("text, what", [("{\"fingerprint\": ", "not json"),
+@pytest.mark.parametrize("text, what", [("{\"fingerprint\": ", "not valid json (Expecting "),
                                         ("[1, 2]", "not a json object"),
-                                        ("\udcff", "not json")])
+                                        ("\udcff", "not UTF-8 text (invalid start byte")])
 def test_an_unreadable_journal_is_reported_before_the_split_starts_again(
         tone_root, tmp_path, caplog, text, what):
     out = tmp_path / "out"

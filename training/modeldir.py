@@ -113,8 +113,9 @@ def read_model_labels(model_dir) -> Tuple[str, ...]:
     except FileNotFoundError:
         raise ModelError(f"{Path(model_dir)}: not a trained model folder (no {CONFIG_FILE})"
                          ) from None
-    except (OSError, ValueError, TypeError, AttributeError) as err:
-        raise ModelError(f"{path}: unreadable model config ({err})") from None
+    except (OSError, ValueError, TypeError, AttributeError) as err:  # read_json names the file
+        raise ModelError(f"{path}: unreadable model config "
+                         f"({str(err).removeprefix(f'{path}: ')})") from None
 
 
 def load_trained(model_dir) -> TrainedModel:
@@ -138,8 +139,10 @@ def load_trained(model_dir) -> TrainedModel:
         config = TrainConfig.from_dict(info["train"])
         features = FeatureParams.from_dict(info["features"])
         labels = config_labels(info)
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable model config ({err})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # read_json names the file
+        path = model_dir / CONFIG_FILE
+        raise ModelError(f"{path}: unreadable model config "
+                         f"({str(err).removeprefix(f'{path}: ')})") from None
     if not zipfile.is_zipfile(model_dir / MODEL_FILE):  # keras would say "File not found"
         raise ModelError(f"{model_dir / MODEL_FILE}: not a Keras model file (not a .keras zip)")
     import keras
