@@ -245,7 +245,12 @@ def read_split(split_dir) -> Tuple[Notes, List[Tuple[str, str]]]:
 
     def rows():
         for name, entry in object_members(json_path, object_pairs_hook=_JsonObject):
-            digest = hash(_frozen(entry))
+            try:
+                digest = hash(_frozen(entry))
+            except RecursionError:  # json reads deeper nesting than Python recurses
+                named.add(name)
+                problems.append((name, "entry nested too deeply"))
+                continue
             if name in seen:
                 if seen[name] != digest:
                     clashes.add(name)

@@ -245,3 +245,14 @@ def test_text_too_long_for_a_note_is_refused_and_kept_short(tmp_path, capsys):
     line = next(line for line in out.splitlines() if line.startswith("  skipped in train: kkk"))
     assert line == f"  skipped in train: {'k' * 200}... (9000 characters): json key is 9000 " \
                    f"characters long (at most 4096)"
+
+
+def test_an_entry_nested_too_deeply_for_python_is_skipped(tmp_path):
+    split = tmp_path / "train"
+    examples = make_tone_split(split, 3, seed=0)
+    text = (split / "examples.json").read_text()
+    deep = "[" * 900 + "]" * 900  # json's scanner reads it; hashing it would recurse too far
+    (split / "examples.json").write_text(text.rstrip()[:-1] + f', "deep": {{"q": {deep}}}}}')
+    usable, problems = read_split(split)
+    assert sorted(e.note_str for e, _ in usable) == sorted(examples)
+    assert problems == [("deep", "entry nested too deeply")]
