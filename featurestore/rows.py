@@ -43,8 +43,10 @@ class Row:
 def audio_files(folder: Path, unreadable: Optional[Callable[[Path, str], None]] = None
                 ) -> Iterator[Path]:
     """The audio files below ``folder`` (:data:`AUDIO_SUFFIXES`, any case), in sorted order
-    folder by folder. Hidden files and folders are passed over. Links to folders are followed,
-    and each folder is read once: a link loop, or two links to one folder, cannot repeat it.
+    folder by folder. Hidden files and folders are passed over. Links to folders outside
+    ``folder`` are followed, each folder read once (a link loop, or two links to one folder,
+    cannot repeat it); a link to a folder inside it is passed over, as the folder is read
+    under its own name.
 
     Parameters
     ----------
@@ -53,9 +55,11 @@ def audio_files(folder: Path, unreadable: Optional[Callable[[Path, str], None]] 
         Called with each folder that cannot be listed and why (``'Permission denied'``);
         by default such a folder raises :class:`BuildError`.
     """
-    seen = set()
+    seen, top = set(), os.path.realpath(folder)
 
     def first_visit(path: str) -> bool:
+        if os.path.islink(path) and os.path.commonpath([top, os.path.realpath(path)]) == top:
+            return False  # read under its own name
         try:
             info = os.stat(path)
         except OSError:  # os.walk reports it

@@ -216,9 +216,15 @@ def test_audio_files_below_a_folder_are_sorted_and_a_link_loop_ends(tmp_path):
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "c" / "d" / "loop").symlink_to(tmp_path, target_is_directory=True)
     (tmp_path / "a_link").symlink_to(tmp_path / "c", target_is_directory=True)
+    outside = tmp_path.parent / f"{tmp_path.name}-takes"
+    (outside / "more").mkdir(parents=True)
+    (outside / "more" / "x.wav").write_bytes(b"")
+    (tmp_path / "b" / "takes").symlink_to(outside, target_is_directory=True)
+    (tmp_path / "b" / "takes2").symlink_to(outside, target_is_directory=True)
+    (outside / "more" / "back").symlink_to(outside, target_is_directory=True)
     found = [p.relative_to(tmp_path).as_posix() for p in audio_files(tmp_path)]
-    # links to folders are followed, and each folder read once, whichever way it is reached
-    assert found == ["a.mp3", "a_link/d/e.ogg", "b/1.flac", "b/2.WAV"]
+    # a folder inside is read under its own name; one outside once, through the first link
+    assert found == ["a.mp3", "b/1.flac", "b/2.WAV", "b/takes/more/x.wav", "c/d/e.ogg"]
 
 
 def test_a_folder_that_cannot_be_read_is_named_not_passed_over(tmp_path, monkeypatch, capsys,
