@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 __all__ = ["FAMILIES", "SPLITS", "QUALITIES", "SOURCES", "MAX_TEXT", "Example", "check_text",
            "write_split", "find_splits"]
@@ -124,14 +124,15 @@ def _integer(entry: dict, key: str, default, low: int, high: int):
 MAX_TEXT = 4096
 
 
-def check_text(entry: dict, key: str):
+def check_text(entry: dict, key: str, *, longest: Optional[int] = MAX_TEXT):
     """Raise ``ValueError`` unless ``entry[key]``, when it is text, is what HDF5 can store as
-    UTF-8 (no NUL character, no lone surrogate) and at most :data:`MAX_TEXT` characters."""
+    UTF-8 (no NUL character, no lone surrogate) and at most ``longest`` characters (``None``:
+    any length, for free text such as a manifest's other columns)."""
     value = entry.get(key)
     if not isinstance(value, str):
         return
-    if len(value) > MAX_TEXT:
-        raise ValueError(f"{key} is {len(value)} characters long (at most {MAX_TEXT})")
+    if longest is not None and len(value) > longest:
+        raise ValueError(f"{key} is {len(value)} characters long (at most {longest})")
     if "\0" in value:
         raise ValueError(f"{key} holds a NUL character")
     try:

@@ -175,6 +175,17 @@ def test_manifest_without_what_it_needs(tmp_path, text, message):
         read_inputs([manifest])
 
 
+def test_a_manifests_free_text_may_be_long_and_its_names_may_not(tmp_path):
+    for i in range(3):
+        _wav(tmp_path / f"c{i}.wav", k=i % 2)
+    note = "a long transcript. " * 300  # 5,700 characters
+    (tmp_path / "set.csv").write_text(f"path,label,split,notes\nc0.wav,a,train,{note}\n"
+                                      f"c1.wav,b,train,short\nc2.wav,{'b' * 5000},train,\n")
+    notes, problems = read_inputs([tmp_path / "set.csv"]).splits["train"]
+    assert notes.names == ["c0.wav", "c1.wav"] and notes.meta["notes"][0] == note.strip()
+    assert problems == [("c2.wav", "line 4: label is 5000 characters long (at most 4096)")]
+
+
 def test_manifest_that_is_not_text(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_bytes(b"path,label\n\xff\xfe\x00bad,x\n")
