@@ -367,7 +367,7 @@ def _windowed(notes: Notes, problems: List[Tuple[str, str]], clip: float, hop: f
     rows, offsets, problems = [], [], list(problems)
     for i in range(len(notes)):
         try:
-            duration = audio_seconds(notes.path(i))
+            duration = audio_seconds(notes.path(i), clip)
         except AudioError as err:
             problems.append((notes.names[i], err.reason))
             continue

@@ -75,9 +75,11 @@ def window_offsets(duration: float, clip: float, hop: float) -> np.ndarray:
     return np.round(offsets, 6)
 
 
-def audio_seconds(path) -> float:
+def audio_seconds(path, clip: Optional[float] = None) -> float:
     """A recording's length in seconds, from its header, checked: its last frame is read (so a
-    header that claims more than the file holds is refused, not cut into windows).
+    header that claims more than the file holds is refused, not cut into windows). A file
+    longer than ``clip`` seconds (any, without it) in an encoding that cannot be read from an
+    offset (GSM 6.10, G.721) is refused: its windows could not be read.
 
     Raises
     ------
@@ -96,11 +98,11 @@ def audio_seconds(path) -> float:
         with fh:
             frames, rate = fh.frames, fh.samplerate
             check_format(path, rate, fh.channels)
-            if not fh.seekable():
+            if not fh.seekable() and (clip is None or frames > clip * rate):
                 raise AudioError(path, f"its encoding ({fh.subtype_info}) cannot be read from "
                                        f"an offset, so it cannot be cut into windows (convert "
                                        f"it, to FLAC for one)")
-            if 0 < frames < 2 ** 62:
+            if 0 < frames < 2 ** 62 and fh.seekable():
                 _check_last_frame(path, fh, frames)
                 check_complete(path, frames)  # a WAV's data chunk shorter than it says
     seconds = (frames / rate if frames is not None and frames < 2 ** 62
@@ -172,7 +174,7 @@ def file_windows(path, params: FeatureParams, hop: float) -> Iterator[Window]:
     path = Path(path)
     clip = params.n_samples / params.sample_rate
     workspace = Workspace(params)
-    for offset in window_offsets(audio_seconds(path), clip, hop):
+    for offset in window_offsets(audio_seconds(path, clip), clip, hop):
         try:
             features, _, _, adjustments = note_features(path, params, workspace=workspace,
                                                         offset=float(offset), window=True)

@@ -218,7 +218,8 @@ def test_unreadable_unseekable_and_undecodable_files_say_so_with_and_without_win
     assert len(decoded[0]) == params.n_samples
     with pytest.raises(AudioError, match=r"gsm.wav: its encoding \(GSM 6.10\) cannot be read "
                                          r"from an offset, so it cannot be cut into windows"):
-        audio_seconds(tmp_path / "gsm.wav")
+        audio_seconds(tmp_path / "gsm.wav", 4.0)
+    assert audio_seconds(tmp_path / "gsm.wav", 10.0) == pytest.approx(9.0, abs=0.05)  # one window
     (tmp_path / "text.wav").write_text("not audio at all " * 20)
     with pytest.raises(AudioError) as loading:
         load_audio(tmp_path / "text.wav", params)
