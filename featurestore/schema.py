@@ -98,7 +98,7 @@ __all__ = ["SPECTRA", "LABELS", "NAMES", "FILE", "OFFSET", "GROUP", "METADATA", 
            "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR", "SOURCE", "QUALITIES", "SOURCE_FOLDER",
            "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS", "PROBABILITIES", "TSNE",
            "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1", "create_spectra", "write_notes",
-           "write_stats", "write_problems", "write_provenance", "analysis_results",
+           "write_stats", "write_problems", "stored_text", "write_provenance", "analysis_results",
            "clear_metadata", "check_split", "read_params", "read_stats", "read_stats_count",
            "read_audio_paths", "read_problems", "read_label_names", "datasets"]
 
@@ -222,15 +222,20 @@ def write_problems(f: h5py.File, skipped: Sequence[Tuple[str, str]],
         f[name].attrs[COLUMNS] = np.array(["name", second], dtype=STRING)
 
 
+def stored_text(text: str) -> str:
+    """``text`` as a ``/skipped`` or ``/adjusted`` row keeps it: a name from a json key may hold
+    what UTF-8 strings in HDF5 cannot (a NUL, a lone surrogate), which is written escaped, and
+    may be longer than any note's (:data:`~featurestore.nsynth.MAX_TEXT`), which is cut to
+    fit it. Text kept so is kept the same again."""
+    if len(text) > MAX_TEXT:
+        text = f"{text[:MAX_TEXT - 32]}... ({len(text)} characters)"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\0")
+
+
 def _strings(rows) -> np.ndarray:
-    """``[name, text]`` rows as HDF5 can store them: a name from a json key may hold what UTF-8
-    strings in HDF5 cannot (a NUL, a lone surrogate), which is written escaped, and may be
-    longer than any note's (:data:`~featurestore.nsynth.MAX_TEXT`), which is cut there."""
-    def storable(text: str) -> str:
-        if len(text) > MAX_TEXT:
-            text = f"{text[:MAX_TEXT]}... ({len(text)} characters)"
-        return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\0")
-    return np.array([[storable(a), storable(b)] for a, b in rows], dtype=object).reshape(-1, 2)
+    """``[name, text]`` rows as HDF5 can store them (:func:`stored_text`)."""
+    return np.array([[stored_text(a), stored_text(b)] for a, b in rows],
+                    dtype=object).reshape(-1, 2)
 
 
 def write_provenance(f: h5py.File, *, split: str, n: int, inputs_digest: str, source_root: str):

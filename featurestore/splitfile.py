@@ -312,7 +312,8 @@ def _copy_attrs(src, dst):
 
 def _problems_after(old: List[Tuple[str, str]], new: List[Tuple[str, str]],
                     held: set) -> List[Tuple[str, str]]:
-    """``/skipped`` after an ``--add``: the newest reason for each name still not held."""
+    """``/skipped`` after an ``--add``: the newest reason for each name still not held (the
+    held rows' names as they were stored, :func:`schema.stored_text`)."""
     latest = dict(old)
-    latest.update(new)
+    latest.update((schema.stored_text(name), why) for name, why in new)
     return sorted((name, why) for name, why in latest.items() if name not in held)

@@ -240,8 +240,11 @@ def test_text_too_long_for_a_note_is_refused_and_kept_short(tmp_path, capsys):
         skipped = f["skipped"].asstr()[:].tolist()
     assert skipped == [["", "json key is empty, not a note name"],
                        [second, "instrument_str is 5000 characters long (at most 4096)"],
-                       ["k" * 4096 + "... (9000 characters)",
+                       ["k" * 4064 + "... (9000 characters)",
                         "json key is 9000 characters long (at most 4096)"]]
+    assert main(["build", str(tmp_path), str(tmp_path / "store"), "--add", "-q"]) == 0
+    with open_split(tmp_path / "store", "train") as f:  # each row once, kept as it was
+        assert f["skipped"].asstr()[:].tolist() == skipped
     line = next(line for line in out.splitlines() if line.startswith("  skipped in train: kkk"))
     assert line == f"  skipped in train: {'k' * 200}... (9000 characters): json key is 9000 " \
                    f"characters long (at most 4096)"
