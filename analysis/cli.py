@@ -233,7 +233,8 @@ def cmd_predict(args):
 
 
 def _audio_arguments(paths) -> list:
-    """FILE arguments with each folder replaced by the audio files below it, sorted.
+    """FILE arguments with each folder replaced by the audio files below it
+    (:func:`featurestore.rows.audio_files`: each folder's files by name, then its folders).
 
     Raises
     ------

@@ -307,7 +307,6 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float
         raise
     except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
         raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
-    check_format(path, sr, data.shape[1])
     if not np.isfinite(data).all():
         raise AudioError(path, "holds NaN or infinite samples")
     peak = float(np.abs(data).max()) if data.size else 0.0

@@ -302,7 +302,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
             raise BuildError(f"{', '.join(map(str, read.roots))}: no split {', '.join(missing)} "
                              f"(found {', '.join(found)})")
         found = [s for s in found if s in splits]
-    if overwrite or add or not all(split_path(out, s).is_file() for s in found):
+    if overwrite or add or not found or not all(split_path(out, s).is_file() for s in found):
         check_writable(out)  # a build that keeps every split writes nothing (a read-only store)
     if len(read.labels) == 1 and not add:
         log.warning("%s: every note has the label %r; a classifier needs at least two (%s)",
