@@ -1,10 +1,14 @@
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from featurestore.errors import InputError
 from featurestore.jsonstream import object_members, read_json
+
+#: Whether this Python refuses to read integers of over 4,300 digits (3.11, 3.10.7, 3.9.14 on).
+LIMITED_INTS = hasattr(sys, "get_int_max_str_digits")
 
 VALID = [
     '{}',
@@ -124,8 +128,10 @@ def test_a_fault_early_in_a_long_file_is_found_without_reading_the_rest(tmp_path
 def test_nesting_too_deep_a_number_too_long_and_a_value_too_long_are_one_error(tmp_path):
     path = tmp_path / "x.json"
     bomb = "[" * 200_000 + "]" * 200_000
-    for text, message in ((f'{{"a": 1, "b": {bomb}}}', r"nested too deeply: line 1 column 15"),
-                          ('{"a": ' + "9" * 5000 + "}", r"Exceeds the limit \(4300 digits\)")):
+    cases = [(f'{{"a": 1, "b": {bomb}}}', r"nested too deeply: line 1 column 15")]
+    if LIMITED_INTS:
+        cases.append(('{"a": ' + "9" * 5000 + "}", r"Exceeds the limit \(4300 digits\)"))
+    for text, message in cases:
         path.write_text(text)
         with pytest.raises(InputError, match=rf"x.json: not valid json \({message}"):
             list(object_members(path))
@@ -142,11 +148,12 @@ def test_read_json_refuses_what_is_not_a_small_json_file_in_one_error(tmp_path):
     path = tmp_path / "config.json"
     path.write_text('{"labels": ["a", "b"]}')
     assert read_json(path) == {"labels": ["a", "b"]}
-    for data, message in ((("[" * 100_000 + "]" * 100_000).encode(), r"not valid json \(nested "
-                                                                        r"too deeply\)"),
-                          (b'{"n": ' + b"1" * 5000 + b"}", r"not valid json \(Exceeds the limit"),
-                          (b'{"a": 1', r"not valid json \(Expecting ',' delimiter"),
-                          (b'{"a": "\xff"}', r"not UTF-8 text \(invalid start byte at byte 7\)")):
+    cases = [(("[" * 100_000 + "]" * 100_000).encode(), r"not valid json \(nested too deeply\)"),
+             (b'{"a": 1', r"not valid json \(Expecting ',' delimiter"),
+             (b'{"a": "\xff"}', r"not UTF-8 text \(invalid start byte at byte 7\)")]
+    if LIMITED_INTS:
+        cases.append((b'{"n": ' + b"1" * 5000 + b"}", r"not valid json \(Exceeds the limit"))
+    for data, message in cases:
         path.write_bytes(data)
         with pytest.raises(InputError, match=rf"config.json: {message}"):
             read_json(path)

@@ -186,6 +186,28 @@ def test_a_manifests_free_text_may_be_long_and_its_names_may_not(tmp_path):
     assert problems == [("c2.wav", "line 4: label is 5000 characters long (at most 4096)")]
 
 
+def test_a_notes_folder_that_cannot_be_read_and_a_manifest_that_is_no_file(tmp_path,
+                                                                            monkeypatch):
+    import os
+    from pathlib import Path
+    with pytest.raises(BuildError, match="/dev/zero: a manifest is a CSV file; this is not a "
+                                         "regular file"):
+        read_inputs([Path("/dev/zero")], InputOptions(layout="manifest"))
+    with pytest.raises(BuildError, match=f"{tmp_path}: a manifest is a CSV file; this is a "
+                                         f"folder"):
+        read_inputs([tmp_path], InputOptions(layout="manifest"))
+    scandir = os.scandir
+
+    def refusing(path="."):  # as a folder without read permission (root reads any)
+        if os.fspath(path) == os.fspath(tmp_path):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+    monkeypatch.setattr(os, "scandir", refusing)
+    with pytest.raises(BuildError, match=rf"{tmp_path}: the folder cannot be read \(Permission "
+                                         r"denied\)"):
+        read_inputs([tmp_path])
+
+
 def test_manifest_that_is_not_text(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_bytes(b"path,label\n\xff\xfe\x00bad,x\n")
