@@ -179,8 +179,10 @@ def object_members(path, *, object_pairs_hook: Optional[Callable] = None,
     chunk_bytes : int
         Bytes read at a time; what is held is about twice this much text and one value.
     max_value : int
-        The most characters a key or value may have (an entry of NSynth's ``examples.json``
-        has about 700): a longer one is refused before it is read whole.
+        How long a key or value may be, in characters (an entry of NSynth's ``examples.json``
+        has about 700): one that is longer and longer than the text read so far is refused
+        before it is read whole, so what is held stays within about twice
+        ``max(chunk_bytes, max_value)``.
 
     Yields
     ------
