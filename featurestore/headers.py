@@ -94,9 +94,9 @@ def _wav(head: _Head, order: str) -> Optional[int]:
             fmt = head.read(start, 16)
             if len(fmt) < 16:
                 return None
-            tag, _, _, _, block_align, _ = struct.unpack(order + "HHIIHH", fmt)
-            if tag not in _UNCOMPRESSED_WAV or block_align == 0:
-                return None
+            tag, _, rate, _, block_align, _ = struct.unpack(order + "HHIIHH", fmt)
+            if tag not in _UNCOMPRESSED_WAV or block_align == 0 or rate == 0:
+                return None  # a rate of 0 declares nothing: the file is refused for it
         elif chunk_id == b"data":
             if block_align is None or size == _UNKNOWN_SIZE:
                 return None

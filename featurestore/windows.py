@@ -132,7 +132,10 @@ def _audioread_seconds(path: Path, sf_reason: Optional[str]) -> float:
     try:
         import audioread  # what librosa decodes other formats with
         with audioread.audio_open(str(path)) as fh:
+            check_format(path, fh.samplerate, fh.channels)
             return float(fh.duration)
+    except AudioError:
+        raise
     except Exception as err:  # noqa: BLE001 - any decoder failure means "cannot decode"
         if sf_reason is not None:  # as load_audio says it
             raise AudioError(path, f"cannot decode audio ({sf_reason})") from None

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from featurestore import features
 from featurestore.audio import MAX_PEAK, AudioError, load_audio
+from featurestore.windows import audio_seconds
 from featurestore.build import BuildError, build_store
 from featurestore.headers import declared_frames
 from featurestore.nsynth import write_split
@@ -90,6 +91,13 @@ def test_headers_that_declare_no_length_are_not_truncated(tmp_path):
     (tmp_path / "x.mp4").write_bytes(b"\0" * 64)
     for name in ("x.ogg", "x.mp4", "missing.wav"):
         assert declared_frames(tmp_path / name) is None
+    rate = data.index(b"fmt ") + 12
+    data[rate:rate + 4] = struct.pack("<I", 0)
+    (tmp_path / "rate0.wav").write_bytes(bytes(data))  # not a truncated file: a bad rate
+    assert declared_frames(tmp_path / "rate0.wav") is None
+    for read in (lambda path: load_audio(path, PARAMS), audio_seconds):  # --windows too
+        with pytest.raises(AudioError, match=r"rate0.wav: implausible sample rate 0 Hz"):
+            read(tmp_path / "rate0.wav")
 
 
 def test_float_files_above_full_scale(tmp_path):
