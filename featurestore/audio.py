@@ -182,8 +182,14 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
         raise
     except _DECODE_ERRORS as sf_error:  # libsndfile cannot open or decode it
         sf_reason = _reason(sf_error)
-    check_complete(path, 0, sf_reason)
-    return _read_other(path, params, sf_reason, offset)
+    try:  # another decoder may (a WAV with a chunk libsndfile refuses)
+        decoded = _read_other(path, params, sf_reason, offset)
+    except AudioError:
+        check_complete(path, 0, sf_reason)  # a header that declares frames no decoder reads
+        raise
+    if decoded.frames is not None:
+        check_complete(path, decoded.frames, sf_reason)
+    return decoded
 
 
 def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:

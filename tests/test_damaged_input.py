@@ -267,3 +267,20 @@ def test_an_entry_nested_too_deeply_for_python_is_skipped(tmp_path):
     usable, problems = read_split(split)
     assert sorted(e.note_str for e, _ in usable) == sorted(examples)
     assert problems == [("deep", "entry nested too deeply")]
+
+
+def test_a_wav_with_a_chunk_libsndfile_refuses_is_read_by_another_decoder(tmp_path):
+    y = tone(10)[:SR]
+    pcm = (y * 32767).astype("<i2").tobytes()
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, SR, 2 * SR, 2, 16)
+    odd = b"LIST" + struct.pack("<I", 9) + b"INFOabcde\0"  # an odd size, padded: valid RIFF
+    data = b"data" + struct.pack("<I", len(pcm)) + pcm
+    body = b"WAVE" + fmt + odd + data
+    (tmp_path / "odd.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    decoded, *_ = load_audio(tmp_path / "odd.wav", PARAMS)
+    np.testing.assert_allclose(decoded[:SR], y, atol=1e-4)  # 16-bit rounding
+    cut = b"WAVE" + fmt + odd + data[:8 + SR]  # the same, cut half way: still truncated
+    (tmp_path / "cut.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + cut)
+    with pytest.raises(AudioError, match=r"cut.wav: truncated: its header declares 16000 "
+                                         r"frames"):
+        load_audio(tmp_path / "cut.wav", PARAMS)
