@@ -186,9 +186,21 @@ def test_a_manifests_free_text_may_be_long_and_its_names_may_not(tmp_path):
     assert problems == [("c2.wav", "line 4: label is 5000 characters long (at most 4096)")]
 
 
+def _refuse_to_list(folder, monkeypatch):
+    """``os.scandir(folder)`` raises as for a folder without read permission (root, who runs
+    the tests here, reads any)."""
+    import os
+    scandir = os.scandir
+
+    def refusing(path="."):
+        if os.fspath(path) == os.fspath(folder):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+    monkeypatch.setattr(os, "scandir", refusing)
+
+
 def test_a_notes_folder_that_cannot_be_read_and_a_manifest_that_is_no_file(tmp_path,
                                                                             monkeypatch):
-    import os
     from pathlib import Path
     with pytest.raises(BuildError, match="/dev/zero: a manifest is a CSV file; this is not a "
                                          "regular file"):
@@ -196,13 +208,7 @@ def test_a_notes_folder_that_cannot_be_read_and_a_manifest_that_is_no_file(tmp_p
     with pytest.raises(BuildError, match=f"{tmp_path}: a manifest is a CSV file; this is a "
                                          f"folder"):
         read_inputs([tmp_path], InputOptions(layout="manifest"))
-    scandir = os.scandir
-
-    def refusing(path="."):  # as a folder without read permission (root reads any)
-        if os.fspath(path) == os.fspath(tmp_path):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return scandir(path)
-    monkeypatch.setattr(os, "scandir", refusing)
+    _refuse_to_list(tmp_path, monkeypatch)
     with pytest.raises(BuildError, match=rf"{tmp_path}: the folder cannot be read \(Permission "
                                          r"denied\)"):
         read_inputs([tmp_path])
@@ -262,7 +268,6 @@ def test_audio_files_below_a_folder_are_sorted_and_a_link_loop_ends(tmp_path):
 
 def test_a_folder_that_cannot_be_read_is_named_not_passed_over(tmp_path, monkeypatch, capsys,
                                                                caplog):
-    import os
     from analysis.cli import main
     from featurestore.rows import audio_files
     for label in ("cello", "viola"):
@@ -270,13 +275,7 @@ def test_a_folder_that_cannot_be_read_is_named_not_passed_over(tmp_path, monkeyp
         for i in range(4):
             sf.write(tmp_path / "notes" / label / "takes" / f"{i}.wav", tone(40 + i), SR)
     locked = tmp_path / "notes" / "viola" / "takes"
-    scandir = os.scandir
-
-    def refusing(path="."):  # as a folder without read permission (root reads any)
-        if os.fspath(path) == os.fspath(locked):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return scandir(path)
-    monkeypatch.setattr(os, "scandir", refusing)
+    _refuse_to_list(locked, monkeypatch)
     with pytest.raises(BuildError, match=rf"{locked}: the folder cannot be read \(Permission "
                                          r"denied\)"):
         list(audio_files(tmp_path / "notes"))
