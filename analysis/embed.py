@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -106,6 +107,9 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     splits = list(splits) if splits else store_splits(store)
     if not splits:
         raise StoreError(f"{store}: no split files (*.h5) in this folder")
+    if into is not None:
+        for split in splits:
+            _check_replaceable(Path(into) / f"{split}.h5")
     for split in splits:  # check all before writing anything
         with open_split(store, split) as f:
             trained.check_features(read_params(f), split_path(store, split))
@@ -156,12 +160,27 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     return shapes
 
 
+def _check_replaceable(path: Path):
+    """Refuse an ``--into`` file that exists and is not one this command wrote: a store's
+    split (the store itself given as ``--into``, or another) is never replaced."""
+    if not path.exists():
+        return
+    try:
+        with h5py.File(path, "r") as f:
+            ours = "store" in f.attrs and schema.SPECTRA not in f
+    except OSError:
+        ours = False
+    if not ours:
+        raise InputError(f"{path}: exists and is not results that 'embed --into' wrote (a "
+                         f"store's split?); --into names a new folder, or one of earlier "
+                         f"results")
+
+
 def _write_apart(into: Path, store, split: str, shape: tuple, embeddings, probabilities,
                  trained: TrainedModel, notes: dict):
     """``INTO/SPLIT.h5``: a split's results, ``shape`` ``(N, D)``, with ``notes``, the
     datasets that name its notes (:data:`APART_NOTES`), ``/labels`` with its label set."""
     attrs = _attrs(trained)
-    import h5py
     into.mkdir(parents=True, exist_ok=True)
     path = into / f"{split}.h5"
     with replaced(path, ".h5") as tmp, h5py.File(tmp, "w") as f:

@@ -211,6 +211,19 @@ def test_embed_refuses_a_missing_store_and_an_into_that_is_a_file(mapped, tmp_pa
         embed_store(tmp_path / "file", mapped[1])
 
 
+def test_embed_into_never_replaces_a_stores_split(mapped, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    before = {p.name: p.read_bytes() for p in store.glob("*.h5")}
+    for into in (store, mapped[0]):  # the store itself, or another one
+        with pytest.raises(InputError, match=r"train.h5: exists and is not results that 'embed "
+                                             r"--into' wrote \(a store's split\?\)"):
+            embed_store(store, mapped[1], into=into, progress=False)
+    assert {p.name: p.read_bytes() for p in store.glob("*.h5")} == before
+    embed_store(store, mapped[1], ["test"], into=tmp_path / "apart", progress=False)
+    embed_store(store, mapped[1], ["test"], into=tmp_path / "apart", progress=False)  # again
+
+
 def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
     store, model = mapped
     with h5py.File(store / "train.h5") as f:
