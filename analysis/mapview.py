@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 import urllib.parse
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError
+from featurestore.files import atomic_write_text
 from featurestore.store import StoreError, open_split, require_store, store_splits
 
 from .placed import read_placed
@@ -103,10 +105,12 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, copy)
     page = out_dir / "index.html"
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    page.write_text(TEMPLATE.replace("__DATA__", payload).replace("__TITLE__",
-                                                                  html.escape(store.name)),
-                    encoding="utf-8")
+    # every < as \u003c: no text in the data can open or close a tag or comment in the script
+    payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+    values = {"DATA": payload, "TITLE": html.escape(store.name)}
+    # one pass: a value that holds __TITLE__ or __DATA__ is not replaced in turn
+    text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], TEMPLATE)
+    atomic_write_text(page, text)
     return page
 
 

@@ -1,3 +1,4 @@
+import html
 import json
 import shutil
 import subprocess
@@ -389,6 +390,26 @@ def test_map_shows_names_as_text_and_plays_names_with_url_characters(mapped, tmp
     assert "<title>timbremap: st&lt;i&gt;ore</title>" in dom  # the name's script never ran
     assert "&lt;img src=x" in dom.split('id="tip"', 1)[1]  # shown as text on hover
     assert 'data-playing="' in dom and "data-play-error" not in dom, dom[-1500:]  # it played
+
+
+def test_map_keeps_labels_that_look_like_markup_or_its_own_placeholders(mapped, tmp_path):
+    from tests.helpers import relabel_store
+    names = ["<!--<script>", "__TITLE__", "__DATA__ </script>"]
+    store = relabel_store(shutil.copytree(mapped[0], tmp_path / "__DATA__"), names)
+    (store / "placed.json").unlink(missing_ok=True)
+    page = write_map(store, tmp_path / "map")
+    text = page.read_text()
+    script = text.split("const DATA = ", 1)[1]
+    assert "<!--" not in script.split("</script>", 1)[0]  # the data cannot open a comment
+    data = json.loads(script.split(";\n", 1)[0])
+    assert data["families"] == names
+    assert "<title>timbremap: __DATA__</title>" in text
+    dom = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    legend = dom.split('id="legend"', 1)[1].split("</div></div>", 1)[0]
+    assert all(html.escape(name, quote=False) in legend for name in names), legend
 
 
 def test_cli_bad_input_lines(mapped, tmp_path):
