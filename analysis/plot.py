@@ -78,6 +78,14 @@ def image_path(out) -> Path:
     return out
 
 
+#: The most characters of a label the legend shows: two columns fit the narrowest figure.
+LEGEND_CHARS = 24
+
+
+def _cut(name: str, most: int) -> str:
+    return name if len(name) <= most else name[:most - 1] + "\u2026"
+
+
 def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     """One panel per split with a ``/tsne`` map, points coloured by the store's labels, a
     shared legend, and the placed new sounds as labelled stars.
@@ -96,7 +104,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     panels, label_sets = [], {}
-    for split in splits or store_splits(store):
+    for split in dict.fromkeys(splits or store_splits(store)):  # each once
         with open_split(store, split) as f:
             if schema.TSNE in f:
                 tsne = f[schema.TSNE]
@@ -109,10 +117,13 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     names = one_label_set(store, label_sets)
     colors = label_colors(len(names))  # a label's colour is the same whichever are shown
     shown = sorted(set().union(*(np.unique(labels).tolist() for _, _, labels, _ in panels)))
-    placed = read_placed(store)
+    on_panels = {split for split, *_ in panels}
+    placed = [p for p in read_placed(store) if p.split in on_panels]
     width = 6.5 * len(panels)  # inches
-    # a legend entry is about as wide as its name at 11 pt ("synth_lead": 1.6 inches)
-    longest = max((len(names[i]) for i in shown), default=0)
+    # a legend entry is about as wide as its name at 11 pt ("synth_lead": 1.6 inches); a
+    # name is cut to fit a column of the narrowest figure's two
+    legend_names = [_cut(name, LEGEND_CHARS) for name in names]
+    longest = max((len(legend_names[i]) for i in shown), default=0)
     ncol = max(2, int(width // max(1.6, 0.5 + 0.11 * longest)))
     legend_rows = math.ceil((len(shown) + bool(placed)) / ncol)
     fig, axes = plt.subplots(1, len(panels), squeeze=False, constrained_layout=True,
@@ -136,7 +147,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
         ax.set_xticks([])
         ax.set_yticks([])
     handles = [plt.Line2D([], [], marker="o", ls="", color=colors[i], markersize=9,
-                          label=names[i]) for i in shown]
+                          label=legend_names[i]) for i in shown]
     if placed:
         handles.append(plt.Line2D([], [], marker="*", ls="", color="black", markersize=14,
                                   label="placed sound"))

@@ -328,6 +328,21 @@ def test_plot_legend_lists_only_the_labels_shown(mapped, tmp_path):
     assert names[gone] not in legend and names[other] in legend
 
 
+def test_plot_cuts_a_long_label_to_keep_the_legend_inside(mapped, tmp_path):
+    from tests.helpers import relabel_store
+    names = ["L" * 200, "short", "x"]
+    store = relabel_store(shutil.copytree(mapped[0], tmp_path / "store"), names)
+    import matplotlib.image
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        svg = plot_map(store, tmp_path / "map.svg", splits=["test", "test"]).read_text()
+    assert ">" + "L" * 23 + "\u2026<" in svg and "L" * 24 not in svg
+    assert svg.count("t-SNE of") == 1  # a split asked for twice is one panel
+    out = plot_map(store, tmp_path / "map.png", splits=["test"])
+    image = matplotlib.image.imread(out)[..., :3]
+    for edge in (image[:, :3], image[:, -3:], image[:3], image[-3:]):
+        assert edge.min() > 0.95  # nothing runs off the image
+
+
 def chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
