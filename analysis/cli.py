@@ -192,7 +192,8 @@ def cmd_evaluate(args):
            *([f"by recording (its clips' probabilities averaged): accuracy "
               f"{files['accuracy']:.3f}, balanced {files['balanced_accuracy']:.3f} "
               f"({files['n']} files)"] if (files := result["per_file"]) else []),
-           "", report.rstrip(), "", f"confusion matrix: {result['confusion_png']}")
+           "", report.rstrip(), *(["", f"confusion matrix: {result['confusion_png']}"]
+                                  if result["confusion_png"] else []))
 
 
 def cmd_predict(args):

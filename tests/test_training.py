@@ -658,3 +658,28 @@ def test_balanced_accuracy_of_a_split_of_one_label_warns_of_nothing():
         warnings.simplefilter("error")
         assert _balanced_accuracy(np.array([2, 2, 2]), np.array([2, 2, 2])) == 1.0
         assert _balanced_accuracy(np.array([2, 2]), np.array([2, 3])) == 0.5
+
+
+def test_a_read_only_model_folder_still_evaluates_and_is_not_trained_into(
+        trained, tone_store, tmp_path, monkeypatch, capsys, caplog):
+    import training.evaluate
+    import training.train
+    from analysis.cli import main
+    from featurestore.errors import BuildError
+
+    def read_only(*args, **kwargs):  # root, who runs the tests, writes anywhere
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(training.evaluate, "plot_confusion", read_only)
+    assert main(["evaluate", str(tone_store), str(trained[0]), "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "confusion matrix" not in out  # the scores, no plot
+    assert "confusion_test.png: cannot write the confusion matrix (Read-only file system); " \
+           "give --confusion PATH" in caplog.text
+    assert evaluate(tone_store, trained[0], "test")["confusion_png"] is None
+
+    def cannot(out):
+        raise BuildError(f"{out}: cannot write there (Read-only file system)")
+    monkeypatch.setattr(training.train, "check_writable", cannot)
+    with pytest.raises(ModelError, match=r"m: cannot write there \(Read-only file system\)"):
+        train(tone_store, tmp_path / "m", TrainConfig(epochs=1, steps_per_epoch=1, batch_size=4,
+                                                      width=8, budget_minutes=None), verbose=0)

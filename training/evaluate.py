@@ -67,7 +67,8 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
         trained, e.g. by ``build --add``: a warning is logged), ``confusion``
         (C x C counts for the C labels, rows = true label), ``labels`` (the label set, in the
         confusion matrix's order) and ``families`` (the same list, its older name),
-        ``split``, ``store``, ``model`` and ``confusion_png`` (where the plot went).
+        ``split``, ``store``, ``model`` and ``confusion_png`` (where the plot went; ``None``
+        where it could not be written, with a warning).
 
     Raises
     ------
@@ -107,10 +108,15 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
         png = png / default.name
     elif png.suffix.lower() != ".png":
         png = png.with_name(png.name + ".png")
-    plot_confusion(confusion, png, f"{split}: accuracy {result['accuracy']:.3f}, balanced "
-                                   f"{result['balanced_accuracy']:.3f} (n={result['n']})",
-                   names=names)
-    result["confusion_png"] = str(png)
+    try:
+        plot_confusion(confusion, png, f"{split}: accuracy {result['accuracy']:.3f}, balanced "
+                                       f"{result['balanced_accuracy']:.3f} (n={result['n']})",
+                       names=names)
+        result["confusion_png"] = str(png)
+    except OSError as err:  # a read-only model folder: the scores are still worth having
+        log.warning("%s: cannot write the confusion matrix (%s); give --confusion PATH",
+                    png, err.strerror or err)
+        result["confusion_png"] = None
     result["_labels"], result["_predicted"] = labels, predicted
     return result
 

@@ -15,10 +15,12 @@ from typing import Optional, Sequence
 import numpy as np
 
 from featurestore import __version__, schema
+from featurestore.errors import BuildError
 from featurestore.files import atomic_write_text, replaced
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
 from featurestore.remote import store_location
+from featurestore.storefolder import check_writable
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 read_stats, split_path, store_id, store_name)
 
@@ -158,6 +160,11 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
            overwrite: bool) -> TrainConfig:
     """The folder policy: the configuration to run (a resumed run's own), after clearing what
     a fresh run replaces."""
+    if model_dir.is_dir() or not resume:  # made if needed; a read-only one refused now
+        try:
+            check_writable(model_dir)
+        except BuildError as err:
+            raise ModelError(str(err)) from None
     if resume:
         try:
             saved = read_json(model_dir / CONFIG_FILE)
