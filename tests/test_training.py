@@ -176,6 +176,8 @@ def test_predict_any_format_and_goes_on_after_bad_files(trained, tone_root, tmp_
     assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
     with pytest.raises(InputError, match="k must be a positive integer, got 0"):
         results[1].top(0)
+    with pytest.raises(ValueError, match="broken.wav: cannot decode audio"):
+        results[0].top(3)  # a file that could not be used has no top labels
     with pytest.raises(InputError, match="files must be a sequence of paths, got the one path"):
         predict_files(trained[0], str(wav))
     with pytest.raises(InputError, match="batch_size must be a positive integer, got 0"):

@@ -64,8 +64,11 @@ class FilePrediction:
         Raises
         ------
         ValueError
-            When there are not as many label names as probabilities, or ``k`` is below 1.
+            When the file could not be used (the message is its :attr:`error`), there are not
+            as many label names as probabilities, or ``k`` is below 1.
         """
+        if self.probabilities is None:
+            raise ValueError(self.error or f"{self.path}: no probabilities")
         return _top(self.labels, self.probabilities, k, self.path)
 
     def clip_top(self, clip: "Clip", k: int = 3) -> List[Tuple[str, float]]:
