@@ -289,7 +289,8 @@ def cmd_tsne(args):
     a = result.attrs
     _print(f"{args.split}: /tsne ({result.n}, 2) by {a['method']} from {a['source']}, "
            f"perplexity {a['perplexity']:g}, KL {a['kl_divergence']:.3f}",
-           f"trustworthiness (k=10) {a['trustworthiness']:.3f}; kNN label accuracy (k=10) "
+           f"trustworthiness (k={a['trustworthiness_k']}) {a['trustworthiness']:.3f}; kNN "
+           f"label accuracy (k={a['knn_k']}) "
            f"{a['knn_accuracy_source']:.3f} in the source space, {a['knn_accuracy_map']:.3f} "
            f"on the map")
 

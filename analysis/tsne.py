@@ -2,9 +2,11 @@
 with attrs that say how faithful the picture is.
 
 attrs of ``/tsne``: ``method`` (opentsne | sklearn), ``perplexity``, ``seed``, ``source``
-(embeddings | spectra), ``kl_divergence``, ``trustworthiness`` (scikit-learn's, k = 10),
-``knn_accuracy_source`` and ``knn_accuracy_map`` (leave-one-out k = 10 nearest-neighbour family
-accuracy in the source space and in the map), ``metrics_sample`` (points the metrics used),
+(embeddings | spectra), ``kl_divergence``, ``trustworthiness`` (scikit-learn's, with
+``trustworthiness_k`` neighbours: 10, fewer on a split under 24 notes), ``knn_accuracy_source``
+and ``knn_accuracy_map`` (leave-one-out label accuracy of a vote of the ``knn_k`` nearest
+neighbours, 10 or fewer, in the source space and in the map), ``metrics_sample`` (points the
+metrics used),
 for ``spectra`` ``pca_components`` and ``pca_explained_variance``, and for openTSNE
 ``neighbors`` (exact | annoy) and ``iterations`` (after early exaggeration; see
 :func:`fit_opentsne`).
@@ -110,9 +112,12 @@ def map_metrics(source: np.ndarray, mapped: np.ndarray, labels: np.ndarray, *, s
     if n > METRICS_SAMPLE:
         pick = np.sort(np.random.default_rng(seed).choice(n, METRICS_SAMPLE, replace=False))
     s, m, y = source[pick], mapped[pick], labels[pick]
-    return {"trustworthiness": float(trustworthiness(s, m, n_neighbors=min(k, len(s) // 2 - 1))),
+    k_trust = min(k, len(s) // 2 - 1)  # what scikit-learn allows on so few points
+    return {"trustworthiness": float(trustworthiness(s, m, n_neighbors=k_trust)),
+            "trustworthiness_k": int(k_trust),
             "knn_accuracy_source": knn_accuracy(s, y, k),
-            "knn_accuracy_map": knn_accuracy(m, y, k), "metrics_sample": int(len(pick))}
+            "knn_accuracy_map": knn_accuracy(m, y, k), "knn_k": int(min(k, len(s) - 1)),
+            "metrics_sample": int(len(pick))}
 
 
 def _spectra_pca(path: Path, components: int, seed: int, batch_size: int = 256):

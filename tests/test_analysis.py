@@ -160,6 +160,7 @@ def test_tsne_of_separated_clusters_is_faithful(tmp_path, method):
     assert attrs["method"] == method and attrs["perplexity"] == 10 and attrs["seed"] == 0
     assert attrs["trustworthiness"] > 0.9
     assert attrs["knn_accuracy_source"] == 1.0 and attrs["knn_accuracy_map"] > 0.98
+    assert attrs["trustworthiness_k"] == attrs["knn_k"] == 10
     assert attrs["kl_divergence"] > 0
     assert [p.name for p in tmp_path.iterdir()] == ["test.h5"]  # nothing beside the store
     if method == "opentsne":
@@ -184,6 +185,9 @@ def test_knn_accuracy_leaves_one_out():
     points = np.array([[0.0], [0.1], [5.0], [5.1], [5.2]])
     assert knn_accuracy(points, np.array([0, 0, 1, 1, 1]), k=1) == 1.0
     assert knn_accuracy(points, np.array([0, 1, 0, 1, 0]), k=1) == 0.0
+    from analysis.tsne import map_metrics
+    metrics = map_metrics(points, points, np.array([0, 0, 1, 1, 1]))  # 5 points: fewer than 10
+    assert (metrics["trustworthiness_k"], metrics["knn_k"]) == (1, 4)  # the k each used
 
 
 def test_tsne_bad_input(tmp_path, tone_store):
