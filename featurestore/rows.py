@@ -97,6 +97,13 @@ def folder_rows(root: Path) -> List[Row]:
     rows = []
     for split in given or [""]:
         top = root / split if split else root
+        loose = sum(1 for entry in top.iterdir() if not entry.name.startswith(".")
+                    and entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES)
+        if split and loose:
+            log.warning("%s: %d audio files directly in a split folder are not read (a split "
+                        "folder holds class folders; a class cannot be named %s: rename it, "
+                        "or list the files in a manifest)", top, loose,
+                        f"{', '.join(SPLITS[:-1])} or {SPLITS[-1]}")
         for label_dir in sorted(top.iterdir()):
             if label_dir.name.startswith(".") or not label_dir.is_dir():
                 continue

@@ -55,6 +55,17 @@ def test_class_folders_with_splits(tmp_path):
         assert schema.read_label_names(f) == CLASSES
 
 
+def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
+    for label in ("train", "cello", "viola"):
+        for i in range(3):
+            _wav(tmp_path / "set" / label / f"{label}{i}.wav", k=i)
+    with pytest.raises(BuildError, match="no audio files in class folders"):
+        read_inputs([tmp_path / "set"])
+    assert (f"{tmp_path / 'set' / 'train'}: 3 audio files directly in a split folder are not "
+            f"read (a split folder holds class folders; a class cannot be named train, valid "
+            f"or test: rename it, or list the files in a manifest)") in caplog.text
+
+
 def test_a_store_of_one_label_is_built_with_a_warning_that_names_the_layout(tmp_path, caplog):
     root = _class_folders(tmp_path / "set", per_class=2, split_folders=False)
     build_store(root, tmp_path / "two", jobs=1, progress=False)
