@@ -132,6 +132,9 @@ def given_settings(args) -> dict:
              if getattr(args, name, None) is not None}
     if given.get("budget_minutes") == 0:
         given["budget_minutes"] = None
+    elif given.get("budget_minutes", 1) < 0:
+        raise CommandError(f"--budget-minutes must be at least 0 (0: no limit), got "
+                           f"{given['budget_minutes']:g}")
     if args.deterministic:
         given["deterministic"] = True
     if args.no_augment:

@@ -20,6 +20,7 @@ pickled: a store from someone else can be mapped and placed into without trustin
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -300,8 +301,8 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
     if source not in SOURCES:
         raise InputError(f"source must be one of {SOURCES}, got {source!r}")
-    if not perplexity > 0:
-        raise InputError(f"perplexity must be positive, got {perplexity}")
+    if not 0 < perplexity < math.inf:
+        raise InputError(f"perplexity must be positive and finite, got {perplexity}")
     path = split_path(store, split)
     with open_split(store, split) as f:
         n = f[schema.SPECTRA].shape[0]

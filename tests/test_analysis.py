@@ -196,6 +196,9 @@ def test_tsne_bad_input(tmp_path, tone_store):
     cluster_store(tmp_path / "test.h5", n_per=5)
     with pytest.raises(StoreError, match="too few for perplexity 30"):
         tsne_split(tmp_path, "test", perplexity=30)
+    for bad in (0, float("inf"), float("nan")):
+        with pytest.raises(InputError, match="perplexity must be positive and finite"):
+            tsne_split(tmp_path, "test", perplexity=bad)
 
 
 def test_embed_rejects_a_model_of_other_features(mapped, tone_root, tmp_path):

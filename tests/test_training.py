@@ -596,6 +596,10 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
                 splits=["test"])
     one_line_error(run("evaluate", other, model_dir), "other features than the model")
     one_line_error(run("evaluate", tone_store, tmp_path / "nomodel"), "no such model folder")
+    one_line_error(run("evaluate", tone_store, model_dir / "model.keras"),
+                   "model.keras: is a file; a model is the folder that holds model.keras")
+    one_line_error(run("train", tone_store, tmp_path / "m", "--budget-minutes", "-1"),
+                   "--budget-minutes must be at least 0 (0: no limit), got -1")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text((model_dir / "config.json").read_text())
