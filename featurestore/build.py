@@ -124,8 +124,9 @@ def _check_room(partial: Path, needed: int):
     if partial.is_file():
         free += partial.stat().st_blocks * 512
     if needed > free:
-        raise BuildError(f"{partial.with_suffix('')}: its notes need {size(needed)} and its "
-                         f"disk has {size(free)} free; nothing was written")
+        raise BuildError(f"{partial.with_suffix('')}: not enough free space for its notes "
+                         f"({size(needed)} needed, {size(free)} free); nothing of it was "
+                         f"written: make room and run the same build again")
 
 
 def _build_split(split: _Split, params: FeatureParams,

@@ -221,8 +221,9 @@ def test_a_split_that_cannot_fit_on_the_disk_is_refused_before_it_starts(tone_ro
     import shutil
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 20, 9 << 20, 1 << 20))
-    with pytest.raises(BuildError, match=r"train.h5: its notes need 5.4 MiB and its disk has "
-                                         r"1.0 MiB free; nothing was written"):
+    with pytest.raises(BuildError, match=r"train.h5: not enough free space for its notes "
+                                         r"\(5.4 MiB needed, 1.0 MiB free\); nothing of it was "
+                                         r"written: make room and run the same build again"):
         build_store(tone_root, tmp_path / "store", jobs=1, progress=False)
     assert not list((tmp_path / "store").iterdir())
 
