@@ -184,8 +184,9 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
         sf_reason = _reason(sf_error)
     try:  # another decoder may (a WAV with a chunk libsndfile refuses)
         decoded = _read_other(path, params, sf_reason, offset)
-    except AudioError:
-        check_complete(path, 0, sf_reason)  # a header that declares frames no decoder reads
+    except AudioError as err:
+        if err.reason.startswith(_UNDECODABLE):  # frames a header declares, and none read
+            check_complete(path, 0, sf_reason)
         raise
     if decoded.frames is not None:
         check_complete(path, decoded.frames, sf_reason)
@@ -301,10 +302,14 @@ def _audioread_clip(path: Path, offset: float, seconds: float, deadline: float
     return data[:len(data) // channels * channels].reshape(-1, channels), sr
 
 
+#: The reason given for a file no decoder can read.
+_UNDECODABLE = "cannot decode audio"
+
+
 def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float) -> _Decoded:
-    """:func:`_read` through librosa's audioread loader, for formats libsndfile does not know
-    (e.g. m4a through ffmpeg): only the clip's duration and its margin from ``offset`` are
-    decoded."""
+    """:func:`_read` through audioread's decoders, for files libsndfile does not open (m4a
+    through ffmpeg, a WAV with a chunk it refuses): only the clip's duration and its margin
+    from ``offset`` are decoded."""
     deadline = time.monotonic() + READ_SECONDS
     try:
         data, sr = _audioread_clip(path, offset, params.n_samples / params.sample_rate
@@ -312,7 +317,7 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float
     except AudioError:
         raise
     except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
-        raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
+        raise AudioError(path, f"{_UNDECODABLE} ({sf_reason})") from None
     if not np.isfinite(data).all():
         raise AudioError(path, "holds NaN or infinite samples")
     peak = float(np.abs(data).max()) if data.size else 0.0
