@@ -167,7 +167,7 @@ def _check_replaceable(path: Path):
         return
     try:
         with h5py.File(path, "r") as f:
-            ours = "store" in f.attrs and schema.SPECTRA not in f
+            ours = schema.is_apart_results(f)
     except OSError:
         ours = False
     if not ours:
