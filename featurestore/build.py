@@ -105,7 +105,7 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
         if state is None:
             log.warning("%s: unreadable partial file, starting %s again", partial, split.name)
     if state is None:
-        _check_room(partial, len(split.notes) * 2 * int(np.prod(params.shape)))
+        _check_room(partial, len(split.notes) * params.note_bytes)
         if split.held is not None:
             grow.start_added(split.path, partial, rows)
         else:

@@ -112,11 +112,11 @@ class FeatureParams:
                     f"need 0 <= fmin < fmax <= {nyquist} Hz, got fmin={self.fmin}, fmax={self.fmax}")
 
     def _check_note_bytes(self, most: int, why: str):
-        note_bytes = 2 * self.n_frames * self.n_bins  # float16
-        if note_bytes > most:
+        if self.note_bytes > most:
             raise InputError(
                 f"duration must give a note of at most {most / 2**20:.0f} MiB of features; "
-                f"{self.duration:g} s gives {self.shape}, {note_bytes / 2**20:.0f} MiB ({why})")
+                f"{self.duration:g} s gives {self.shape}, {self.note_bytes / 2**20:.0f} MiB "
+                f"({why})")
 
     def check_buildable(self):
         """Raise :class:`InputError` unless a build may use these settings: a note of at most
@@ -137,6 +137,11 @@ class FeatureParams:
         """Time frames per note."""
         padded = self.n_samples + (2 * (self.n_fft // 2) if self.center else 0)
         return 1 + (padded - self.n_fft) // self.hop_length
+
+    @property
+    def note_bytes(self) -> int:
+        """Bytes of one note's features as a store holds them (float16 :attr:`shape`)."""
+        return 2 * self.n_frames * self.n_bins
 
     @property
     def n_bins(self) -> int:
