@@ -159,10 +159,12 @@ def resume_conflicts(given: dict, started) -> list:
 
 
 def cmd_train(args):
+    from training.config import TrainConfig
     from training.train import interrupted_config, train
-    config = train_config(args)
+    given = given_settings(args)
+    config = TrainConfig(**given)
     started = interrupted_config(args.model_dir) if args.resume else None
-    other = [] if started is None else resume_conflicts(given_settings(args), started)
+    other = [] if started is None else resume_conflicts(given, started)
     if other:
         raise CommandError(f"--resume continues the run with the settings it started with; "
                            f"leave out {', '.join(other)} (or give the run's own)")
