@@ -15,7 +15,7 @@ from typing import Sequence
 
 from .errors import BuildError
 from .files import atomic_write_text
-from .jsonstream import read_json
+from .jsonstream import read_json, reason
 from .nsynth import SPLITS
 
 __all__ = ["COMMIT", "commit", "finish_commit"]
@@ -40,9 +40,9 @@ def finish_commit(out: Path):
     except FileNotFoundError:  # another process finished it
         return
     except (OSError, ValueError, KeyError, TypeError) as err:  # read_json names the file
-        reason = str(err).removeprefix(f"{marker}: ")
-        raise BuildError(f"{marker}: unreadable commit of an interrupted build --add ({reason}); "
-                         f"its partial files are SPLIT.h5.partial beside it") from None
+        raise BuildError(f"{marker}: unreadable commit of an interrupted build --add "
+                         f"({reason(err, marker)}); its partial files are SPLIT.h5.partial "
+                         f"beside it") from None
     for split in splits:  # another process may be finishing it too: what is gone is done
         path = Path(out) / f"{split}.h5"
         try:

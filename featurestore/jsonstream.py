@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Optional, Tuple
 
 from .errors import InputError
 
-__all__ = ["object_members", "read_json"]
+__all__ = ["object_members", "read_json", "reason"]
 
 _SPACE = re.compile(r"[ \t\n\r]*")  # json's whitespace
 _NUMBER_TAIL = re.compile(r"[0-9.eE+-]*")  # what could still continue a number read so far
@@ -153,6 +153,12 @@ def read_json(path, *, max_bytes: Optional[int] = 64 << 20):
         raise InputError(f"{path}: not valid json ({err})") from None
     except (RecursionError, ValueError) as err:
         raise InputError(f"{path}: not valid json ({_fault(err)})") from None
+
+
+def reason(err: Exception, path) -> str:
+    """``err``'s message without the ``path`` that :func:`read_json` names it by, for a
+    caller whose own message names the file."""
+    return str(err).removeprefix(f"{path}: ")
 
 
 def _trailing_comma() -> Tuple[str, bool]:

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import schema
 from .files import atomic_write_text, replaced
-from .jsonstream import read_json
+from .jsonstream import read_json, reason
 from .splitfolder import Notes
 from .params import FeatureParams
 from .stats import RunningStats
@@ -161,7 +161,7 @@ class Progress:
         except OSError as err:
             raise JournalError(f"cannot be read ({err.strerror or err})") from err
         except ValueError as err:  # not UTF-8, or not json (read_json names the file)
-            raise JournalError(str(err).removeprefix(f"{path}: ")) from err
+            raise JournalError(reason(err, path)) from err
         if not isinstance(data, dict):
             raise JournalError(f"not a json object but {type(data).__name__}")
         if data.get("fingerprint") != fingerprint:

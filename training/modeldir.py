@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence, Tuple
 
 from featurestore.errors import TimbremapError
-from featurestore.jsonstream import read_json
+from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
 from featurestore.params import FeatureParams
 
@@ -99,6 +99,11 @@ def config_labels(info: dict) -> Tuple[str, ...]:
     return tuple(str(name) for name in names)
 
 
+def _unreadable(path: Path, err: Exception) -> "ModelError":
+    """The error for a model's ``config.json`` that cannot be read or used."""
+    return ModelError(f"{path}: unreadable model config ({reason(err, path)})")
+
+
 def read_model_labels(model_dir) -> Tuple[str, ...]:
     """The label set a model folder's ``config.json`` records, without loading the model.
 
@@ -113,9 +118,8 @@ def read_model_labels(model_dir) -> Tuple[str, ...]:
     except FileNotFoundError:
         raise ModelError(f"{Path(model_dir)}: not a trained model folder (no {CONFIG_FILE})"
                          ) from None
-    except (OSError, ValueError, TypeError, AttributeError) as err:  # read_json names the file
-        raise ModelError(f"{path}: unreadable model config "
-                         f"({str(err).removeprefix(f'{path}: ')})") from None
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        raise _unreadable(path, err) from None
 
 
 def load_trained(model_dir) -> TrainedModel:
@@ -141,10 +145,8 @@ def load_trained(model_dir) -> TrainedModel:
         config = TrainConfig.from_dict(info["train"])
         features = FeatureParams.from_dict(info["features"])
         labels = config_labels(info)
-    except (ValueError, KeyError, TypeError, AttributeError) as err:  # read_json names the file
-        path = model_dir / CONFIG_FILE
-        raise ModelError(f"{path}: unreadable model config "
-                         f"({str(err).removeprefix(f'{path}: ')})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise _unreadable(model_dir / CONFIG_FILE, err) from None
     if not zipfile.is_zipfile(model_dir / MODEL_FILE):  # keras would say "File not found"
         raise ModelError(f"{model_dir / MODEL_FILE}: not a Keras model file (not a .keras zip)")
     import keras
