@@ -13,19 +13,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import h5py
-import numpy as np
 from joblib import Parallel, cpu_count, delayed
 from tqdm.auto import tqdm
 
 from . import commit, finished, grow, schema, splitfile, workers
-from .errors import BuildError, StoreError
+from .errors import BuildError
 from .finished import SplitReport
 from .layouts import InputOptions, Inputs, read_inputs
 from .nsynth import SPLITS
@@ -34,8 +32,8 @@ from .params import FeatureParams
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
                         give_back_room, inputs_digest, note_writer)
 from .stats import RunningStats
-from .store import open_split, split_path
-from .storefolder import check_writable, locked
+from .store import split_path
+from .storefolder import check_room, check_writable, locked
 from .workers import Ring, parallel_backend, resolve_backend
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
@@ -105,7 +103,7 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
         if state is None:
             log.warning("%s: unreadable partial file, starting %s again", partial, split.name)
     if state is None:
-        _check_room(partial, len(split.notes) * params.note_bytes)
+        check_room(partial, len(split.notes) * params.note_bytes)
         if split.held is not None:
             grow.start_added(split.path, partial, rows)
         else:
@@ -113,20 +111,6 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
         state = Progress(digest)
         state.save(journal)
     return state
-
-
-def _check_room(partial: Path, needed: int):
-    """Refuse a split whose new notes (``needed`` bytes) would not fit on the disk before any
-    is computed; a partial file about to be replaced counts as free."""
-    def size(n: int) -> str:
-        return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
-    free = shutil.disk_usage(partial.parent).free
-    if partial.is_file():
-        free += partial.stat().st_blocks * 512
-    if needed > free:
-        raise BuildError(f"{partial.with_suffix('')}: not enough free space for its notes "
-                         f"({size(needed)} needed, {size(free)} free); nothing of it was "
-                         f"written: make room and run the same build again")
 
 
 def _build_split(split: _Split, params: FeatureParams,
@@ -328,7 +312,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         commit.finish_commit(out)
         reports = (_add(read, out, params, attrs, run, found) if add else
                    _build(read, out, params, attrs, run, found, overwrite))
-        _warn_of_labels_train_lacks(out)
+        finished.warn_of_labels_train_lacks(out)
     return reports
 
 
@@ -369,29 +353,6 @@ def _build(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Wo
             train_stats = Summary.of(stats)
         reports.append(report)
     return reports
-
-
-def _warn_of_labels_train_lacks(out: Path):
-    """Warn of each label that valid or test hold notes of and train none: a model cannot
-    learn it (a label of the set that no split holds, as NSynth's 11 families may be, is
-    not named). Splits of another label set, or that cannot be read now, are passed over."""
-    counts = {}
-    for split in SPLITS:
-        try:
-            with open_split(out, split) as f:
-                names = schema.read_label_names(f)
-                counts[split] = (names, np.bincount(f[schema.LABELS][:], minlength=len(names)))
-        except (OSError, StoreError):  # none, or held by another program: nothing to say
-            continue
-    if "train" not in counts:
-        return
-    names, in_train = counts.pop("train")
-    for k, name in enumerate(names):
-        holders = [split for split, (theirs, n) in counts.items()
-                   if theirs == names and n[k] and not in_train[k]]
-        if holders:
-            log.warning("%s: %s hold%s notes of %r, and train none: a model cannot learn it",
-                        out, " and ".join(holders), "s" * (len(holders) == 1), name)
 
 
 def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Workers,

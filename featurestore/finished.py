@@ -9,15 +9,18 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import h5py
+import numpy as np
 
 from . import schema
 from .errors import BuildError, StoreError
 from .layouts import Inputs
 from .params import FeatureParams
 from .splitfile import Summary, inputs_digest
-from .store import held_by_another, split_path
+from .nsynth import SPLITS
+from .store import held_by_another, open_split, split_path
 
-__all__ = ["SplitReport", "held_labels", "kept", "existing_train_stats"]
+__all__ = ["SplitReport", "held_labels", "kept", "existing_train_stats",
+           "warn_of_labels_train_lacks"]
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +117,26 @@ def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:
             return Summary.read(f)
         except StoreError as err:
             raise BuildError(str(err)) from None
+
+
+def warn_of_labels_train_lacks(out: Path):
+    """Warn of each label that valid or test hold notes of and train none: a model cannot
+    learn it (a label of the set that no split holds, as NSynth's 11 families may be, is
+    not named). Splits of another label set, or that cannot be read now, are passed over."""
+    counts = {}
+    for split in SPLITS:
+        try:
+            with open_split(out, split) as f:
+                names = schema.read_label_names(f)
+                counts[split] = (names, np.bincount(f[schema.LABELS][:], minlength=len(names)))
+        except (OSError, StoreError):  # none, or held by another program: nothing to say
+            continue
+    if "train" not in counts:
+        return
+    names, in_train = counts.pop("train")
+    for k, name in enumerate(names):
+        holders = [split for split, (theirs, n) in counts.items()
+                   if theirs == names and n[k] and not in_train[k]]
+        if holders:
+            log.warning("%s: %s hold%s notes of %r, and train none: a model cannot learn it",
+                        out, " and ".join(holders), "s" * (len(holders) == 1), name)

@@ -1,16 +1,17 @@
-"""The store folder a build writes: made and checked to be writable before any work, and
-locked so that two builds never write the same store."""
+"""The store folder a build writes: made and checked to be writable, and each split's room
+on its disk checked, before any work; locked so that two builds never write the same store."""
 from __future__ import annotations
 
 import contextlib
 import errno
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from .errors import BuildError
 
-__all__ = ["check_writable", "locked"]
+__all__ = ["check_room", "check_writable", "locked"]
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +53,17 @@ def locked(out: Path):
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def check_room(partial: Path, needed: int):
+    """Refuse a split whose new notes (``needed`` bytes) would not fit on the disk before any
+    is computed; a partial file about to be replaced counts as free."""
+    def size(n: int) -> str:
+        return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+    free = shutil.disk_usage(partial.parent).free
+    if partial.is_file():
+        free += partial.stat().st_blocks * 512
+    if needed > free:
+        raise BuildError(f"{partial.with_suffix('')}: not enough free space for its notes "
+                         f"({size(needed)} needed, {size(free)} free); nothing of it was "
+                         f"written: make room and run the same build again")
