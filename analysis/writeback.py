@@ -1,40 +1,50 @@
-"""Writing analysis results back into a split file, safely.
+"""Writing analysis results back into a split file, whole or not at all.
 
-A result is written under a temporary name (``/.partial-NAME``), filled, given its attrs, and
-only then moved to ``/NAME`` (replacing the old one), so a crash mid-write never leaves a
-dataset that looks complete; leftovers of a crashed write are removed by the next one. The
-datasets written by ``build`` are never touched.
-
-A split is opened for results with :func:`results_file`, which first reserves on disk the space
-the results will take: HDF5 updates a file in place, and a disk that fills in the middle of its
-writes leaves a file it can no longer read. Within reserved space its writes cannot fail for
-lack of room; without it the command stops before touching the file, saying how much is needed.
+HDF5 updates a file in place, without a journal: a ``kill -9``, a full disk or a power cut in
+the middle of its metadata writes can leave a file it no longer opens. So results never go into
+the split file itself. :func:`results_file` copies it to ``.SPLIT.h5.partial`` beside it, the
+command writes its results into the copy, and the copy is renamed over the split once closed
+(``os.replace`` is atomic): a reader, or a run after a kill, finds the old split or the new one,
+never half of one. The original stays open for writing meanwhile, so HDF5's lock keeps every
+other program, reader or writer, out of it until the new file is in its place. The datasets
+written by ``build`` are never touched.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import shutil
+from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 import h5py
 import numpy as np
 
 from featurestore import schema
+from featurestore.files import replaced
 from featurestore.store import StoreError, open_split, split_path
 
 __all__ = ["write_result", "results_file"]
 
-#: Reserved beyond the results' own bytes, for HDF5's metadata (headers, attributes, indexes).
+#: Asked free beyond the split's copy and the results' own bytes, for HDF5's metadata.
 METADATA_BYTES = 1 << 20
 
-PREFIX = ".partial-"
+#: Datasets a crashed write of an earlier version could leave in a split file.
+LEFTOVER_PREFIX = ".partial-"
+
+#: The errors of a full disk or quota.
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+#: Why results need room for a copy of their split, for the message that asks for it.
+WHY = "a copy of the split with them is written beside it, then renamed over it"
 
 
 def write_result(f: h5py.File, name: str, *, shape, blocks: Iterable[np.ndarray],
                  attrs: Mapping, dtype=np.float32) -> h5py.Dataset:
-    """Write ``/name`` from consecutive row blocks, atomically within the file.
+    """Write ``/name`` from consecutive row blocks, replacing what was there.
+
+    ``f`` is a file written whole or not at all (:func:`results_file`, or a new file renamed
+    into place), so a write that fails leaves nothing the file's readers see.
 
     Parameters
     ----------
@@ -46,74 +56,77 @@ def write_result(f: h5py.File, name: str, *, shape, blocks: Iterable[np.ndarray]
     blocks : iterable of np.ndarray
     attrs : mapping
         Attributes of the finished dataset.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is a dataset the build writes, or the blocks do not fill ``shape[0]`` rows.
     """
     if name in schema.BUILT:
         raise ValueError(f"/{name} is written by the build and cannot be replaced")
-    for leftover in [k for k in f if k.startswith(PREFIX)]:
-        del f[leftover]
-    temporary = PREFIX + name
-    ds = f.create_dataset(temporary, shape=shape, dtype=dtype)
+    if name in f:  # first, so that its room is used again
+        del f[name]
+    ds = f.create_dataset(name, shape=shape, dtype=dtype)
     start = 0
     for block in blocks:
         ds[start:start + len(block)] = block
         start += len(block)
     if start != shape[0]:
-        del f[temporary]
         raise ValueError(f"/{name}: {start} rows written, expected {shape[0]}")
     ds.attrs.update(dict(attrs))
-    if name in f:
-        del f[name]
-    f.move(temporary, name)
-    f.flush()
-    return f[name]
+    return ds
 
 
 @contextlib.contextmanager
 def results_file(store, split: str, nbytes: int) -> Iterator[h5py.File]:
-    """``open_split(store, split, 'r+')``, with room for ``nbytes`` of results reserved first.
+    """A copy of ``STORE/SPLIT.h5`` open for writing, renamed over the split when the block
+    ends without an exception (and removed when it raises).
 
-    The room is allocated after the file's end (``posix_fallocate``) before HDF5 opens it;
-    HDF5 places new data at the end of what it uses and cuts the file back to that when it
-    closes it, so what was not needed is given back.
+    Parameters
+    ----------
+    store : str or pathlib.Path
+    split : str
+    nbytes : int
+        What the results will add, for the check of free space before anything is copied.
 
     Raises
     ------
     StoreError
-        Not enough free space (nothing was written), or what :func:`open_split` raises.
+        Not enough free space for a copy of the split and the results (the split is as it
+        was), or what :func:`open_split` raises for writing (another program has it open, it
+        is read-only, ...).
     """
     path = split_path(store, split)
-    size = path.stat().st_size if path.is_file() else None
-    reserved = size is not None and _reserve(path, size, nbytes + METADATA_BYTES)
-    try:
-        f = open_split(store, split, "r+")
-    except BaseException:
-        if reserved:  # refused (another program has it, ...): give the room back
-            os.truncate(path, size)
-        raise
-    with f:
-        yield f
+    with open_split(store, split, "r+"):  # HDF5's lock: no one else opens it meanwhile
+        real = Path(path).resolve()  # a linked split: its file is replaced, the link kept
+        need = real.stat().st_size + nbytes + METADATA_BYTES
+        with replaced(real) as tmp:
+            tmp.unlink(missing_ok=True)  # what a killed run left
+            free = shutil.disk_usage(real.parent).free
+            if free < need:
+                raise StoreError(f"{path}: not enough free space for the results "
+                                 f"({_mib(need)} needed: {WHY}; {_mib(free)} free); the "
+                                 f"split is as it was: make room and run it again")
+            try:
+                shutil.copyfile(real, tmp)
+                shutil.copymode(real, tmp)
+                with h5py.File(tmp, "r+") as f:
+                    for leftover in [k for k in f if k.startswith(LEFTOVER_PREFIX)]:
+                        del f[leftover]
+                    yield f
+            except OSError as err:
+                if not _is_full(err):
+                    raise
+                raise StoreError(f"{path}: the disk filled while the results were written "
+                                 f"({_mib(need)} needed: {WHY}); the split is as it was: make "
+                                 f"room and run it again") from None
 
 
-def _reserve(path, size: int, nbytes: int) -> bool:
-    """Allocate ``nbytes`` after the first ``size`` bytes of ``path``; whether it was done
-    (not where the file cannot be written: opening it says why, or where the file system
-    cannot allocate ahead: then its free space is checked instead)."""
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        os.posix_fallocate(fd, size, nbytes)
-        return True
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EOPNOTSUPP, errno.EINVAL):
-            raise
-        os.ftruncate(fd, size)  # a failed allocation can leave part of it
-        free = shutil.disk_usage(path.parent).free
-        if err.errno in (errno.EOPNOTSUPP, errno.EINVAL) and free >= nbytes:
-            return False
-        raise StoreError(f"{path}: not enough free space for the results ({nbytes / 2**20:.1f} "
-                         f"MiB needed, {free / 2**20:.1f} MiB free); nothing was written: make "
-                         f"room and run it again") from None
-    finally:
-        os.close(fd)
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:.1f} MiB"
+
+
+def _is_full(err: OSError) -> bool:
+    """Whether ``err`` says the disk or the quota is full (HDF5 gives the errno only in its
+    message)."""
+    return err.errno in FULL or any(f"errno = {code}," in str(err) for code in FULL)

@@ -18,10 +18,12 @@ files open
     ``curves.png`` ends with its IEND chunk, and the HDF5 and JSON files in ``backup/`` open
     (files under a temporary name, ``.NAME.partial...``, are left out: they are not results).
 no half-written
-    every dataset under its final name (not ``/.partial-*``) equals, bit for bit with its
-    attributes, the dataset of the same name in the uninterrupted run's file (the build's root
-    attribute ``created`` excluded: the time of the build); a ``model.keras`` that exists has
-    the uninterrupted run's weights.
+    every split file under its final name is the file the command started from or the
+    uninterrupted run's, never half of each: it holds exactly the datasets of one of them (the
+    uninterrupted run's, for ``build``, which starts from none), each equal, bit for bit with its
+    attributes, to the dataset of the same name in the uninterrupted run's file (the build's
+    root attribute ``created`` excluded: the time of the build); a ``model.keras`` that exists
+    has the uninterrupted run's weights.
 rerun ok
     the same command run again exits 0 (``train``: ``timbremap train STORE MODEL --resume``,
     the documented way to continue a killed run). A trial whose command had finished before
@@ -90,7 +92,6 @@ ROUNDED_ATTRS = {("tsne", "kl_divergence"): 1e-9}
 #: Lines TensorFlow's C++ logging writes before it reads TF_CPP_MIN_LOG_LEVEL.
 NOISE = ("I0000 ", "W0000 ", "WARNING: All log messages before absl",
          "To enable the following instructions")
-PARTIAL_PREFIX = ".partial-"
 DISK_BYTES = 128 * 2**20
 #: Notes per split (train, valid, test); 68 is the most ``tests/helpers.py`` makes.
 NOTES = (68, 40, 40)
@@ -334,7 +335,7 @@ def _read_everything(f: h5py.File):
 
 
 def check_split_file(path: Path, expected: Path, opened: Check, whole: Check,
-                     complete: Optional[Check] = None):
+                     complete: Optional[Check] = None, start: Optional[Path] = None):
     """Check one split file under its final name against the uninterrupted run's file.
 
     Parameters
@@ -344,9 +345,12 @@ def check_split_file(path: Path, expected: Path, opened: Check, whole: Check,
     opened : Check
         Fails when the file does not open or a dataset cannot be read.
     whole : Check
-        Fails when a dataset under its final name differs from the reference's.
+        Fails when a dataset differs from the reference's, or the file holds neither the
+        reference's datasets nor those of ``start``.
     complete : Check, optional
         Given after a rerun: fails when the file's datasets are not exactly the reference's.
+    start : Path, optional
+        The file the command started from, when there was one.
     """
     try:
         f = h5py.File(path, "r")
@@ -359,8 +363,8 @@ def check_split_file(path: Path, expected: Path, opened: Check, whole: Check,
         except (OSError, RuntimeError, ValueError) as err:
             opened.fail(f"{path.name}: a dataset cannot be read: {err}")
             return
-        finals = [name for name in f if not name.startswith(PARTIAL_PREFIX)]
-        for name in finals:
+        names = set(f)
+        for name in sorted(names):
             if name not in ref:
                 whole.fail(f"{path.name}: /{name} is not in the uninterrupted run's file")
                 continue
@@ -370,17 +374,26 @@ def check_split_file(path: Path, expected: Path, opened: Check, whole: Check,
         differing = _attr_differences(f.attrs, ref.attrs, VOLATILE_ROOT_ATTRS)
         if differing:
             whole.fail(f"{path.name}: root attrs {', '.join(differing)} differ")
-        if complete is not None:
-            missing = sorted(set(ref) - set(finals))
-            extra = sorted(set(f) - set(finals))
+        if start is not None:
+            with h5py.File(start, "r") as old:
+                started = set(old)
+        else:
+            started = set(ref)
+        if names not in (set(ref), started):
+            whole.fail(f"{path.name}: half of a change: /{', /'.join(sorted(names))} are "
+                       f"neither the datasets it started with nor the uninterrupted run's")
+        if complete is not None and names != set(ref):
+            missing, extra = sorted(set(ref) - names), sorted(names - set(ref))
             if missing:
                 complete.fail(f"{path.name}: {', '.join('/' + n for n in missing)} missing")
             if extra:
                 complete.fail(f"{path.name}: leftover {', '.join('/' + n for n in extra)}")
 
 
-def check_store(store: Path, expected: Path, final: bool = False):
-    """Check every split file of ``store`` that exists under its final name.
+def check_store(store: Path, expected: Path, final: bool = False,
+                start: Optional[Path] = None):
+    """Check every split file of ``store`` that exists under its final name (against the
+    store the command started from, ``start``, too: see :func:`check_split_file`).
 
     Returns
     -------
@@ -395,7 +408,8 @@ def check_store(store: Path, expected: Path, final: bool = False):
         if not ref.is_file():
             continue
         if path.is_file():
-            check_split_file(path, ref, opened, whole, complete if final else None)
+            check_split_file(path, ref, opened, whole, complete if final else None,
+                             start / f"{split}.h5" if start is not None else None)
         elif final:
             complete.fail(f"{path.name} missing")
     if final:
@@ -531,7 +545,8 @@ def _copy_store(source: Path, dest: Path) -> Path:
 
 
 def trial_setup(command: str, number: int, refs: References, folder: Path):
-    """The command of a trial, its rerun, the folder it writes and the reference for it.
+    """The command of a trial, its rerun, the folder it writes, the reference for it and the
+    store it starts from (None for build and train).
 
     ``embed`` and ``tsne`` alternate between a store without their result (even trials) and
     one holding the result already, which they replace (odd trials).
@@ -540,26 +555,27 @@ def trial_setup(command: str, number: int, refs: References, folder: Path):
     if command == "build":
         store = folder / "store"
         argv = build_argv(refs.root, store)
-        return argv, argv, store, refs.store
+        return argv, argv, store, refs.store, None
     if command == "embed":
-        store = _copy_store(refs.mapped if again else refs.store, folder / "store")
-        argv = embed_argv(store, refs.model)
-        return argv, argv, store, refs.mapped if again else refs.embedded
+        start = refs.mapped if again else refs.store
+        argv = embed_argv(_copy_store(start, folder / "store"), refs.model)
+        return argv, argv, folder / "store", refs.mapped if again else refs.embedded, start
     if command == "tsne":
-        store = _copy_store(refs.mapped if again else refs.embedded, folder / "store")
-        argv = tsne_argv(store)
-        return argv, argv, store, refs.mapped
+        start = refs.mapped if again else refs.embedded
+        argv = tsne_argv(_copy_store(start, folder / "store"))
+        return argv, argv, folder / "store", refs.mapped, start
     if command == "train":
         model = folder / "model"
         return (train_argv(refs.store, model), train_argv(refs.store, model, resume=True),
-                model, refs.model)
+                model, refs.model, None)
     raise ValueError(f"command must be one of {COMMANDS}, got {command!r}")
 
 
-def _check(command: str, target: Path, expected: Path, ref_weights, final: bool):
+def _check(command: str, target: Path, expected: Path, ref_weights, final: bool,
+           start: Optional[Path] = None):
     if command == "train":
         return check_model(target, expected, ref_weights, final)
-    return check_store(target, expected, final)
+    return check_store(target, expected, final, start)
 
 
 def run_trial(command: str, number: int, kill_at: float, refs: References, folder: Path,
@@ -567,7 +583,7 @@ def run_trial(command: str, number: int, kill_at: float, refs: References, folde
     """Start ``command``, SIGKILL it at ``kill_at`` seconds, check, rerun, check again."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    argv, rerun_argv, target, expected = trial_setup(command, number, refs, folder)
+    argv, rerun_argv, target, expected, start = trial_setup(command, number, refs, folder)
     trial = Trial(command, number, kill_at, argv, rerun_argv)
     limit = max(300.0, 20 * refs.seconds[command])
     first = run(argv, kill_at=kill_at, timeout=limit)
@@ -576,7 +592,7 @@ def run_trial(command: str, number: int, kill_at: float, refs: References, folde
         trial.problems.append(f"ended by itself with exit {first.returncode} before the kill: "
                               f"{first.tail()}")
         trial.rerun_ok = False
-    opened, whole, _ = _check(command, target, expected, ref_weights, final=False)
+    opened, whole, _ = _check(command, target, expected, ref_weights, final=False, start=start)
     trial.files_open, trial.no_half_written = opened.ok, whole.ok
     trial.problems += [f"after the kill: {p}" for p in opened.problems + whole.problems]
     if first.killed or command != "train":
@@ -586,7 +602,8 @@ def run_trial(command: str, number: int, kill_at: float, refs: References, folde
             trial.problems.append(f"rerun exited {second.returncode}: {second.tail(2)}")
         elif trial.rerun_ok is None:
             trial.rerun_ok = True
-    opened, whole, complete = _check(command, target, expected, ref_weights, final=True)
+    opened, whole, complete = _check(command, target, expected, ref_weights, final=True,
+                                     start=start)
     trial.equal = opened.ok and whole.ok and complete.ok
     trial.problems += [f"after the rerun: {p}" for p in
                        opened.problems + whole.problems + complete.problems]
@@ -736,18 +753,19 @@ def disk_full(command: str, refs: References, work: Path) -> Fault:
             row.not_run = err.strerror or str(err)
             return row
         if command == "train":
-            target, expected = disk / "model", refs.model
+            target, expected, start = disk / "model", refs.model, None
             argv, again = train_argv(refs.store, target), train_argv(refs.store, target, True)
             room = (refs.model / "model.keras").stat().st_size
         else:
             target, expected, room = disk / "store", {"build": refs.store, "embed": refs.embedded,
                                                       "tsne": refs.mapped}[command], 0
+            start = {"build": None, "embed": refs.store, "tsne": refs.embedded}[command]
             if command == "build":
                 argv, room = build_argv(refs.root, target), folder_bytes(refs.store) // 2
             elif command == "embed":
-                argv = embed_argv(_copy_store(refs.store, target), refs.model)
+                argv = embed_argv(_copy_store(start, target), refs.model)
             else:
-                argv = tsne_argv(_copy_store(refs.embedded, target))
+                argv = tsne_argv(_copy_store(start, target))
         weights = model_weights(refs.model) if command == "train" else None
         fill(disk, room)
         row.expected = f"{row.expected} ({room / 2**20:.1f} MiB free)"
@@ -760,7 +778,8 @@ def disk_full(command: str, refs: References, work: Path) -> Fault:
         row.checks["one-line error naming the file"] = wrong is None
         if wrong:
             row.problems.append(wrong)
-        opened, whole, _ = _check(command, target, expected, weights, final=False)
+        opened, whole, _ = _check(command, target, expected, weights, final=False,
+                                  start=start)
         row.checks["files open"], row.checks["no half-written"] = opened.ok, whole.ok
         row.problems += opened.problems + whole.problems
         (disk / "filler").unlink()
@@ -770,7 +789,8 @@ def disk_full(command: str, refs: References, work: Path) -> Fault:
         if second.returncode != 0:
             row.problems.append(f"rerun after making room exited {second.returncode}: "
                                 f"{second.tail(2)}")
-        opened, whole, complete = _check(command, target, expected, weights, final=True)
+        opened, whole, complete = _check(command, target, expected, weights, final=True,
+                                         start=start)
         row.checks["equal to uninterrupted"] = opened.ok and whole.ok and complete.ok
         row.problems += opened.problems + whole.problems + complete.problems
     return row

@@ -116,25 +116,6 @@ def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tm
         assert "tsne" in f  # other splits keep theirs
 
 
-def test_a_crashed_write_never_looks_complete(tmp_path):
-    path = tmp_path / "x.h5"
-    with h5py.File(path, "w") as f:
-        write_result(f, "tsne", shape=(4, 2), blocks=[np.ones((4, 2))], attrs={"method": "old"})
-
-    def broken():
-        yield np.zeros((2, 2))
-        raise RuntimeError("crash mid-write")
-    with h5py.File(path, "r+") as f, pytest.raises(RuntimeError):
-        write_result(f, "tsne", shape=(4, 2), blocks=broken(), attrs={"method": "new"})
-    with h5py.File(path, "r+") as f:
-        assert f["tsne"].attrs["method"] == "old" and (f["tsne"][:] == 1).all()
-        assert ".partial-tsne" in f  # the unfinished one has a name that says so
-        write_result(f, "tsne", shape=(4, 2), blocks=[np.zeros((4, 2))], attrs={"method": "new"})
-        assert ".partial-tsne" not in f and f["tsne"].attrs["method"] == "new"
-        with pytest.raises(ValueError, match="written by the build"):
-            write_result(f, "spectra", shape=(1,), blocks=[np.zeros(1)], attrs={})
-
-
 def cluster_store(path: Path, n_per: int = 30, families: int = 5, dim: int = 16, seed: int = 0):
     """A minimal split file whose embeddings form well-separated clusters by family."""
     rng = np.random.default_rng(seed)

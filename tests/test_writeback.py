@@ -1,6 +1,8 @@
-"""Results written into a split file: room reserved first, nothing touched without it."""
+"""Results written into a split file: into a copy renamed over it, so that the split is the
+old file or the new one whatever happens while they are written."""
 import errno
 import os
+import signal
 import subprocess
 import sys
 
@@ -11,45 +13,132 @@ import pytest
 from analysis import writeback
 from analysis.writeback import METADATA_BYTES, results_file, write_result
 from featurestore.store import StoreError
+from tests.helpers import everything_in
 
 
 def split_file(path):
     with h5py.File(path, "w") as f:
         f["spectra"] = np.zeros((10, 4, 3), np.float16)
         f["labels"] = np.zeros(10, np.int32)
+        f.attrs["created"] = "now"
+        write_result(f, "tsne", shape=(10, 2), blocks=[np.zeros((10, 2))], attrs={"method": "old"})
     return path
 
 
-def test_results_go_into_reserved_room_which_is_given_back(tmp_path):
+def partials(folder):
+    return sorted(p.name for p in folder.iterdir() if "partial" in p.name)
+
+
+def test_results_go_into_a_copy_renamed_over_the_split(tmp_path):
     path = split_file(tmp_path / "test.h5")
-    seen = []
-    with results_file(tmp_path, "test", 4 * 10 * 2) as f:
-        seen.append(os.path.getsize(path))
-        write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))],
-                     attrs={"method": "x"})
-    assert seen[0] >= 80 + METADATA_BYTES  # reserved before HDF5 opened it
-    assert os.path.getsize(path) < METADATA_BYTES  # HDF5 cut it back to what it uses
+    path.chmod(0o640)
+    before = os.stat(path)
+    with results_file(tmp_path, "test", 80) as f:
+        write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))], attrs={"method": "x"})
+        f.flush()
+        now = os.stat(path)  # the split is the old file until the copy is whole
+        assert (now.st_ino, now.st_size) == (before.st_ino, before.st_size)
+        assert partials(tmp_path) == [".test.h5.partial"]
+    assert partials(tmp_path) == []
+    assert path.stat().st_ino != before.st_ino and path.stat().st_mode & 0o777 == 0o640
     with h5py.File(path) as f:
-        assert (f["tsne"][:] == 1).all()
+        assert (f["tsne"][:] == 1).all() and f["tsne"].attrs["method"] == "x"
+        assert f["spectra"].shape == (10, 4, 3)
+
+
+def test_results_written_again_take_no_more_room(tmp_path):
+    path = split_file(tmp_path / "test.h5")
+    sizes = []
+    for value in range(3):
+        with results_file(tmp_path, "test", 80) as f:
+            write_result(f, "tsne", shape=(10, 2), blocks=[np.full((10, 2), value)], attrs={})
+        sizes.append(path.stat().st_size)
+    assert sizes[0] == sizes[1] == sizes[2]
+
+
+def test_a_failed_write_leaves_the_split_as_it_was(tmp_path):
+    path = split_file(tmp_path / "test.h5")
+    before = everything_in(path)
+
+    def broken():
+        yield np.ones((4, 2))
+        raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError, match="crash mid-write"):
+        with results_file(tmp_path, "test", 80) as f:
+            write_result(f, "tsne", shape=(10, 2), blocks=broken(), attrs={"method": "new"})
+    assert everything_in(path) == before and partials(tmp_path) == []
+    with pytest.raises(ValueError, match="/tsne: 4 rows written, expected 10"):
+        with results_file(tmp_path, "test", 80) as f:
+            write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((4, 2))], attrs={})
+    assert everything_in(path) == before and partials(tmp_path) == []
+    with pytest.raises(ValueError, match="written by the build"):
+        with results_file(tmp_path, "test", 80) as f:
+            write_result(f, "spectra", shape=(1,), blocks=[np.zeros(1)], attrs={})
+    assert everything_in(path) == before
+
+
+def test_a_kill_mid_write_leaves_the_split_as_it_was(tmp_path):
+    path = split_file(tmp_path / "test.h5")
+    before = everything_in(path)
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys, numpy as np\n"
+         "from analysis.writeback import results_file, write_result\n"
+         "with results_file(sys.argv[1], 'test', 8 << 20) as f:\n"
+         "    write_result(f, 'tsne', shape=(10, 2), blocks=[np.ones((10, 2))], attrs={})\n"
+         "    write_result(f, 'embeddings', shape=(1000, 1000), blocks=[np.ones((1000, 1000))],"
+         " attrs={})\n"
+         "    f.flush()\n"
+         "    os.kill(os.getpid(), signal.SIGKILL)\n", str(tmp_path)],
+        cwd=os.getcwd(), capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert everything_in(path) == before
+    assert partials(tmp_path) == [".test.h5.partial"]  # what the kill left: the next write's
+    with results_file(tmp_path, "test", 80) as f:
+        assert "embeddings" not in f
+        write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))], attrs={})
+    assert partials(tmp_path) == []
 
 
 def test_no_room_writes_nothing(tmp_path, monkeypatch):
     path = split_file(tmp_path / "test.h5")
-    before = path.read_bytes()
-
-    def full(fd, offset, length):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(writeback.os, "posix_fallocate", full)
+    before = everything_in(path)
+    free = path.stat().st_size + 80 + METADATA_BYTES - 1
+    monkeypatch.setattr(writeback.shutil, "disk_usage", lambda folder: free_space(free))
     with pytest.raises(StoreError, match=r"test.h5: not enough free space for the results "
-                                         r"\(1.0 MiB needed, .* MiB free\); nothing was written"):
+                                         r"\(1.0 MiB needed: a copy of the split with them is "
+                                         r"written beside it, then renamed over it; 1.0 MiB "
+                                         r"free\); the split is as it was"):
         with results_file(tmp_path, "test", 80):
             raise AssertionError("opened without room")
-    assert path.read_bytes() == before
+    assert everything_in(path) == before and partials(tmp_path) == []
 
 
-def test_a_refused_open_gives_the_room_back(tmp_path):
+def free_space(free):
+    return type("usage", (), {"free": free})()
+
+
+@pytest.mark.parametrize("where", ["copy", "write"])
+def test_a_disk_that_fills_leaves_the_split_as_it_was(tmp_path, monkeypatch, where):
     path = split_file(tmp_path / "test.h5")
-    size = os.path.getsize(path)
+    before = everything_in(path)
+    if where == "copy":
+        def full(source, destination):
+            destination.write_bytes(b"x" * 100)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        monkeypatch.setattr(writeback.shutil, "copyfile", full)
+    with pytest.raises(StoreError, match=r"test.h5: the disk filled while the results were "
+                                         r"written \(1.0 MiB needed: .*\); the split is as it "
+                                         r"was: make room"):
+        with results_file(tmp_path, "test", 80):
+            # as HDF5 reports a full disk: the errno in its message only
+            raise OSError("Can't write data (file write failed: errno = 28, error message = "
+                          "'No space left on device')")
+    assert everything_in(path) == before and partials(tmp_path) == []
+
+
+def test_a_refused_open_writes_nothing(tmp_path):
+    path = split_file(tmp_path / "test.h5")
+    before = everything_in(path)
     holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time; "
                                "f = h5py.File(sys.argv[1]); print('open', flush=True); "
                                "time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
@@ -61,4 +150,29 @@ def test_a_refused_open_gives_the_room_back(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    assert os.path.getsize(path) == size
+    assert everything_in(path) == before and partials(tmp_path) == []
+
+
+def test_a_linked_split_stays_a_link_to_the_new_file(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = split_file(elsewhere / "kept.h5")
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "test.h5").symlink_to(real)
+    with results_file(store, "test", 80) as f:
+        write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))], attrs={})
+    assert (store / "test.h5").is_symlink()
+    with h5py.File(real) as f:
+        assert (f["tsne"][:] == 1).all()
+    assert partials(elsewhere) == partials(store) == []
+
+
+def test_leftovers_of_an_earlier_version_are_removed(tmp_path):
+    path = split_file(tmp_path / "test.h5")
+    with h5py.File(path, "r+") as f:
+        f[".partial-embeddings"] = np.zeros(3)
+    with results_file(tmp_path, "test", 80) as f:
+        write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))], attrs={})
+    with h5py.File(path) as f:
+        assert sorted(f) == ["labels", "spectra", "tsne"]
