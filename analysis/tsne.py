@@ -339,7 +339,7 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
     attrs.update(map_metrics(data, mapped, labels, seed=seed))
     keep_pca = source == schema.SPECTRA and method == "opentsne"  # place needs it
     nbytes = mapped.nbytes + (4 * (pca.components_.size + pca.mean_.size) if keep_pca else 0)
-    with results_file(store, split, nbytes) as f:  # the old map goes first: never half of each
+    with results_file(store, split, nbytes) as f:  # the old map first: its room is used again
         drop_map(store, split, f)
         if keep_pca:
             write_result(f, schema.TSNE_PCA_COMPONENTS, shape=pca.components_.shape,

@@ -1,9 +1,9 @@
 """Writing analysis results back into a split file, whole or not at all.
 
-HDF5 updates a file in place, without a journal: a ``kill -9``, a full disk or a power cut in
-the middle of its metadata writes can leave a file it no longer opens. So results never go into
-the split file itself. :func:`results_file` copies it to ``.SPLIT.h5.partial`` beside it, the
-command writes its results into the copy, and the copy is renamed over the split once closed
+HDF5 updates a file in place, without a journal: a ``kill -9`` or a full disk in the middle of
+its metadata writes can leave a file it no longer opens. So results never go into the split
+file itself. :func:`results_file` copies it to ``.SPLIT.h5.partial`` beside it, the command
+writes its results into the copy, and the copy is renamed over the split once closed
 (``os.replace`` is atomic): a reader, or a run after a kill, finds the old split or the new one,
 never half of one. The original stays open for writing meanwhile, so HDF5's lock keeps every
 other program, reader or writer, out of it until the new file is in its place. The datasets
@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.files import replaced
+from featurestore.files import copy_file, replaced
 from featurestore.store import StoreError, open_split, split_path
 
 __all__ = ["write_result", "results_file"]
@@ -108,7 +108,7 @@ def results_file(store, split: str, nbytes: int) -> Iterator[h5py.File]:
                                  f"({_mib(need)} needed: {WHY}; {_mib(free)} free); the "
                                  f"split is as it was: make room and run it again")
             try:
-                shutil.copyfile(real, tmp)
+                copy_file(real, tmp)
                 shutil.copymode(real, tmp)
                 with h5py.File(tmp, "r+") as f:
                     for leftover in [k for k in f if k.startswith(LEFTOVER_PREFIX)]:

@@ -21,7 +21,6 @@ import dataclasses
 import logging
 import os
 import shlex
-import shutil
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, Tuple
 
@@ -33,6 +32,7 @@ from .schema import (CONTENT_DIGEST, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LA
                      SPECTRA, VELOCITY, analysis_results, read_label_names, read_params,
                      read_problems)
 from .errors import BuildError
+from .files import copy_file
 from .layouts import ATTR_PREFIX as INPUT_ATTR_PREFIX, InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .params import FeatureParams
@@ -45,28 +45,12 @@ __all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "
 
 log = logging.getLogger(__name__)
 
-def _copy(src: Path, dst: Path):
-    """``dst``, a copy of ``src``: shared extents where the file system has them."""
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        left = os.fstat(fin.fileno()).st_size
-        try:
-            while left > 0:
-                done = os.copy_file_range(fin.fileno(), fout.fileno(), left)
-                if done == 0:
-                    break
-                left -= done
-        except (AttributeError, OSError):  # no copy_file_range here: an ordinary copy
-            fin.seek(0)
-            fout.seek(0)
-            fout.truncate()
-            shutil.copyfileobj(fin, fout, 2 ** 24)
-
 
 def start_added(path: Path, partial: Path, rows: int):
     """``partial``: a copy of the finished split ``path`` with room for ``rows`` notes; a split
     that may gain notes leaves its analysis results out before the new rows take their room
     (:func:`settle_results` puts them back if it gains none)."""
-    _copy(path, partial)
+    copy_file(path, partial)
     with h5py.File(partial, "r+") as f:
         if rows > f[SPECTRA].shape[0]:
             for name in analysis_results(f):

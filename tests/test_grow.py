@@ -207,8 +207,8 @@ import sys, time
 import featurestore.workers as w
 import featurestore.commit as c
 extract = w.extract
-def slow(*args):
-    time.sleep(0.15)
+def slow(*args):  # slow enough for a journal (saved each second) to show notes done
+    time.sleep(0.4)
     return extract(*args)
 w.extract = slow
 if sys.argv[3] == "at-commit":  # stop between writing the commit file and its renames

@@ -125,7 +125,7 @@ def test_a_disk_that_fills_leaves_the_split_as_it_was(tmp_path, monkeypatch, whe
         def full(source, destination):
             destination.write_bytes(b"x" * 100)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        monkeypatch.setattr(writeback.shutil, "copyfile", full)
+        monkeypatch.setattr(writeback, "copy_file", full)
     with pytest.raises(StoreError, match=r"test.h5: the disk filled while the results were "
                                          r"written \(1.0 MiB needed: .*\); the split is as it "
                                          r"was: make room"):
@@ -176,3 +176,22 @@ def test_leftovers_of_an_earlier_version_are_removed(tmp_path):
         write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))], attrs={})
     with h5py.File(path) as f:
         assert sorted(f) == ["labels", "spectra", "tsne"]
+
+
+def test_a_copy_falls_back_where_the_kernel_cannot_copy_ranges(tmp_path, monkeypatch):
+    from featurestore import files
+    source = tmp_path / "a"
+    source.write_bytes(bytes(range(256)) * 1000)
+
+    def unsupported(*args):
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+    monkeypatch.setattr(files.os, "copy_file_range", unsupported)
+    files.copy_file(source, tmp_path / "b")
+    assert (tmp_path / "b").read_bytes() == source.read_bytes()
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(files.os, "copy_file_range", full)
+    with pytest.raises(OSError) as err:  # a full disk is no reason to copy again
+        files.copy_file(source, tmp_path / "c")
+    assert err.value.errno == errno.ENOSPC
