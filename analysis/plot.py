@@ -69,8 +69,8 @@ def image_path(out) -> Path:
     """
     from matplotlib.backend_bases import FigureCanvasBase
     out = Path(out)
-    if not out.suffix:
-        return out.with_name(out.name + ".png")
+    if not out.suffix:  # 'map' or 'map.': map.png
+        return out.with_name(out.name.rstrip(".") + ".png")
     formats = FigureCanvasBase.get_supported_filetypes()
     if out.suffix[1:].lower() not in formats:
         raise InputError(f"{out}: cannot write a {out.suffix} image (endings matplotlib "

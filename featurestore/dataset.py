@@ -100,7 +100,7 @@ class SplitDataset:
             One value per field: an array of the field's shape for one note (a scalar or
             ``str`` for scalar fields), or stacked on a first axis for several notes.
         """
-        one = isinstance(index, (int, np.integer))
+        one = not isinstance(index, slice) and np.ndim(index) == 0  # 3, np.int64(3), np.array(3)
         rows = self._rows(index)
         reader, f = self._open()
         values = []

@@ -292,6 +292,7 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
     from analysis.plot import image_path
     assert plot_map(mapped[0], tmp_path / "map", splits=["test"]) == tmp_path / "map.png"
     assert (tmp_path / "map.png").read_bytes()[:8] == PNG
+    assert image_path(tmp_path / "map.") == tmp_path / "map.png"
     assert plot_map(mapped[0], tmp_path / "map.PDF", splits=["test"]).read_bytes()[:5] == \
         b"%PDF-"
     with pytest.raises(InputError, match=r"map.txt: cannot write a .txt image \(endings "

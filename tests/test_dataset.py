@@ -25,6 +25,8 @@ def test_items_and_batches_are_what_h5py_reads(tone_store):
                                            "pitch": ()}
     x, y, name, pitch = ds[3]
     assert x.dtype == np.float16 and x.shape == (251, 513)
+    for same in (np.int64(3), np.array(3)):  # numpy's scalar and 0-d indices: one note too
+        assert np.array_equal(ds[same][0], x) and ds[same][2] == name
     assert np.array_equal(x, h5(tone_store, "train", "spectra", 3))
     assert y == h5(tone_store, "train", "labels", 3) and isinstance(name, str)
     assert name == h5(tone_store, "train", "names", 3) and pitch == h5(tone_store, "train",
