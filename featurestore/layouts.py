@@ -249,10 +249,33 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
         for p in paths:
             rows[roots.index(p.resolve().parent)] += manifest_rows(p)
         inputs = _read_rows(layout, roots, rows, options)
+    _warn_of_files_in_several_splits(inputs)
     if options.windows is not None:
         for split, (notes, problems) in inputs.splits.items():
             inputs.splits[split] = _windowed(notes, problems, clip_seconds, options.windows)
     return inputs
+
+
+def _warn_of_files_in_several_splits(inputs: Inputs):
+    """Warn when one audio file (the same file under two names: a link, or a path given twice)
+    is in two splits: a model tested on its notes has heard them."""
+    first: Dict[Tuple[int, int], Tuple[str, Path]] = {}
+    shared = []
+    for split, (notes, _) in inputs.splits.items():
+        for i in range(len(notes)):
+            path = notes.path(i)
+            try:
+                info = os.stat(path)
+            except OSError:  # the build reports it with the note
+                continue
+            seen = first.setdefault((info.st_dev, info.st_ino), (split, path))
+            if seen[0] != split:
+                shared.append((seen, (split, path)))
+    if shared:
+        (split, path), (other, again) = shared[0]
+        log.warning("the same audio file is in two splits (notes: %d; first: %s, in %s, is %s, "
+                    "in %s): a model tested on it has heard it", len(shared), path, split, again,
+                    other)
 
 
 def _group(row: Row, group_by: Optional[re.Pattern]) -> str:

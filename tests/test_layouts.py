@@ -55,6 +55,19 @@ def test_class_folders_with_splits(tmp_path):
         assert schema.read_label_names(f) == CLASSES
 
 
+def test_a_file_in_two_splits_is_named_in_a_warning(tmp_path, caplog):
+    root = _class_folders(tmp_path / "set")
+    read_inputs([root])
+    assert "two splits" not in caplog.text
+    target = root / "train" / "cello" / "take0_cello.wav"
+    (root / "test" / "cello" / "again.wav").symlink_to(target)  # a link across splits
+    (root / "train" / "cello" / "same.wav").symlink_to(target)  # and one within train: allowed
+    read_inputs([root])
+    assert (f"the same audio file is in two splits (notes: 1; first: "
+            f"{root / 'train/cello/same.wav'}, in train, is {root / 'test/cello/again.wav'}, in "
+            f"test): a model tested on it has heard it") in caplog.text
+
+
 def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
     for label in ("train", "cello", "viola"):
         for i in range(3):
