@@ -22,7 +22,8 @@ from training.modeldir import TrainedModel, load_trained
 from training.models import EMBEDDING_LAYER
 
 from .tsne import drop_map, map_model
-from .writeback import results_file, write_result
+from .placed import forget_placed
+from .writeback import check_writable, results_file, write_result
 
 __all__ = ["embed_store", "embedding_model"]
 
@@ -115,8 +116,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
             trained.check_features(read_params(f), split_path(store, split))
             trained.check_labels(schema.read_label_names(f), split_path(store, split))
     for split in splits if into is None else ():  # and that they can be written, before work
-        with open_split(store, split, "r+"):
-            pass
+        check_writable(store, split)
     both = embedding_model(trained)
     attrs = _attrs(trained)
     shapes = {}
@@ -153,9 +153,11 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
             write_result(f, schema.PROBABILITIES, shape=(n, len(trained.labels)),
                          blocks=probabilities, attrs=_probability_attrs(trained, attrs))
             if stale:  # a map of other embeddings: it would no longer match them
-                drop_map(store, split, f)
-                log.warning("%s: its t-SNE map was made from another model's embeddings and "
-                            "was removed; run 'timbremap tsne' again", path)
+                drop_map(f)
+        if stale:  # and the sounds placed on it, once the split is without it
+            forget_placed(store, split)
+            log.warning("%s: its t-SNE map was made from another model's embeddings and was "
+                        "removed; run 'timbremap tsne' again", path)
         log.info("%s: embeddings %s written", path, (n, dim))
     return shapes
 

@@ -32,7 +32,7 @@ from featurestore.errors import InputError
 from featurestore.store import SpectraReader, StoreError, open_split, split_path
 
 from .placed import forget_placed
-from .writeback import results_file, write_result
+from .writeback import check_writable, results_file, write_result
 
 __all__ = ["tsne_split", "knn_accuracy", "map_metrics", "TsneResult", "METHODS", "SOURCES",
            "fit_opentsne", "fitted_map", "MAP_DATASETS"]
@@ -82,13 +82,13 @@ def map_model(f: h5py.File) -> str:
         embeddings.attrs.get(schema.MODEL_SHA1, "") if embeddings is not None else ""))
 
 
-def drop_map(store, split: str, f: h5py.File):
-    """Remove a split's map (``f`` open for writing: ``/tsne`` and its PCA) and the sounds
-    placed on it."""
+def drop_map(f: h5py.File):
+    """Remove a split's map (``f`` open for writing: ``/tsne`` and its PCA); the sounds placed
+    on it are the caller's to forget (:func:`analysis.placed.forget_placed`), once the split
+    is written without it."""
     for name in MAP_DATASETS[::-1]:
         if name in f:
             del f[name]
-    forget_placed(store, split)
 
 
 def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = K) -> float:
@@ -313,6 +313,7 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
                                  f"{store} MODEL_DIR' first, or use --source spectra)")
             data = f[schema.EMBEDDINGS][:].astype(np.float32)
             embeddings_model = str(f[schema.EMBEDDINGS].attrs.get(schema.MODEL_SHA1, ""))
+    check_writable(store, split)  # before the fit, which can take minutes
     if n < 5:
         raise StoreError(f"{path}: {n} notes are too few for a map (at least 5)")
     if n <= 3 * perplexity:
@@ -340,13 +341,14 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
     keep_pca = source == schema.SPECTRA and method == "opentsne"  # place needs it
     nbytes = mapped.nbytes + (4 * (pca.components_.size + pca.mean_.size) if keep_pca else 0)
     with results_file(store, split, nbytes) as f:  # the old map first: its room is used again
-        drop_map(store, split, f)
+        drop_map(f)
         if keep_pca:
             write_result(f, schema.TSNE_PCA_COMPONENTS, shape=pca.components_.shape,
                          blocks=[pca.components_], attrs={})
             write_result(f, schema.TSNE_PCA_MEAN, shape=pca.mean_.shape, blocks=[pca.mean_],
                          attrs={})
         write_result(f, schema.TSNE, shape=mapped.shape, blocks=[mapped], attrs=attrs)
+    forget_placed(store, split)  # the sounds placed on the old map, once the split has the new
     log.info("%s: /tsne written (trustworthiness %.3f, kNN accuracy %.3f -> %.3f)", path,
              attrs["trustworthiness"], attrs["knn_accuracy_source"], attrs["knn_accuracy_map"])
     return TsneResult(split, n, attrs)

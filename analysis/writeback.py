@@ -5,14 +5,15 @@ its metadata writes can leave a file it no longer opens. So results never go int
 file itself. :func:`results_file` copies it to ``.SPLIT.h5.partial`` beside it, the command
 writes its results into the copy, and the copy is renamed over the split once closed
 (``os.replace`` is atomic): a reader, or a run after a kill, finds the old split or the new one,
-never half of one. The original stays open for writing meanwhile, so HDF5's lock keeps every
-other program, reader or writer, out of it until the new file is in its place. The datasets
-written by ``build`` are never touched.
+never half of one. The split is only read, under HDF5's lock, which keeps every other program,
+reader or writer, out of it until the new file is in its place. The datasets written by
+``build`` are never touched.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import shutil
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -21,10 +22,10 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.files import copy_file, replaced
-from featurestore.store import StoreError, open_split, split_path
+from featurestore.files import copy_file, replaced, temporary
+from featurestore.store import StoreError, in_use, open_split, split_path
 
-__all__ = ["write_result", "results_file"]
+__all__ = ["write_result", "results_file", "check_writable"]
 
 #: Asked free beyond the split's copy and the results' own bytes, for HDF5's metadata.
 METADATA_BYTES = 1 << 20
@@ -77,10 +78,54 @@ def write_result(f: h5py.File, name: str, *, shape, blocks: Iterable[np.ndarray]
     return ds
 
 
+def check_writable(store, split: str, nbytes: int = 0) -> Path:
+    """Refuse, before any work, a split whose results could not be written; the file that
+    holds it (a linked split's target).
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+    split : str
+    nbytes : int
+        What the results will add, for the check of free space.
+
+    Raises
+    ------
+    StoreError
+        What :func:`open_split` raises (no such split, another program writes it, ...), a file
+        or folder that cannot be written, or not enough free space for a copy of the split and
+        the results.
+    """
+    path = split_path(store, split)
+    with open_split(store, split):
+        pass
+    real = Path(path).resolve()
+    if not os.access(real, os.W_OK):
+        raise StoreError(f"{path}: not writable (read-only file or file system), cannot write "
+                         f"results into it")
+    if not os.access(real.parent, os.W_OK | os.X_OK):
+        raise StoreError(f"{real.parent}: the folder cannot be written, and the results of "
+                         f"{path.name} are written into a copy of it there, then renamed over it")
+    need = real.stat().st_size + nbytes + METADATA_BYTES
+    free = shutil.disk_usage(real.parent).free
+    leftover = temporary(real)
+    if leftover.is_file():  # what a killed run left: removed before the copy
+        free += leftover.stat().st_blocks * 512
+    if free < need:
+        raise StoreError(f"{path}: not enough free space for the results ({_mib(need)} needed: "
+                         f"{WHY}; {_mib(free)} free); the split is as it was: make room and run "
+                         f"it again")
+    return real
+
+
 @contextlib.contextmanager
 def results_file(store, split: str, nbytes: int) -> Iterator[h5py.File]:
     """A copy of ``STORE/SPLIT.h5`` open for writing, renamed over the split when the block
     ends without an exception (and removed when it raises).
+
+    The split is never written: it is only read, under an exclusive lock (``flock``, the lock
+    HDF5 takes), so no other program opens it, to read or to write, until the new file is in
+    its place.
 
     Parameters
     ----------
@@ -92,34 +137,48 @@ def results_file(store, split: str, nbytes: int) -> Iterator[h5py.File]:
     Raises
     ------
     StoreError
-        Not enough free space for a copy of the split and the results (the split is as it
-        was), or what :func:`open_split` raises for writing (another program has it open, it
-        is read-only, ...).
+        What :func:`check_writable` raises (the split is as it was), or a disk that filled
+        while the copy was written (the copy is removed).
     """
     path = split_path(store, split)
-    with open_split(store, split, "r+"):  # HDF5's lock: no one else opens it meanwhile
-        real = Path(path).resolve()  # a linked split: its file is replaced, the link kept
-        need = real.stat().st_size + nbytes + METADATA_BYTES
-        with replaced(real) as tmp:
-            tmp.unlink(missing_ok=True)  # what a killed run left
-            free = shutil.disk_usage(real.parent).free
-            if free < need:
-                raise StoreError(f"{path}: not enough free space for the results "
-                                 f"({_mib(need)} needed: {WHY}; {_mib(free)} free); the "
-                                 f"split is as it was: make room and run it again")
-            try:
-                copy_file(real, tmp)
-                shutil.copymode(real, tmp)
-                with h5py.File(tmp, "r+") as f:
-                    for leftover in [k for k in f if k.startswith(LEFTOVER_PREFIX)]:
-                        del f[leftover]
-                    yield f
-            except OSError as err:
-                if not _is_full(err):
-                    raise
-                raise StoreError(f"{path}: the disk filled while the results were written "
-                                 f"({_mib(need)} needed: {WHY}); the split is as it was: make "
-                                 f"room and run it again") from None
+    real = check_writable(store, split, nbytes)
+    with _locked(path, real), replaced(real, durable=True) as tmp:
+        tmp.unlink(missing_ok=True)
+        try:
+            copy_file(real, tmp)
+            with h5py.File(tmp, "r+") as f:
+                schema.check_split(f)
+                for leftover in [k for k in f if k.startswith(LEFTOVER_PREFIX)]:
+                    del f[leftover]
+                yield f
+        except OSError as err:
+            if not _is_full(err):
+                raise
+            raise StoreError(f"{path}: the disk (or quota) filled while the results were "
+                             f"written ({WHY}); the split is as it was: make room and run it "
+                             f"again") from None
+
+
+@contextlib.contextmanager
+def _locked(path: Path, real: Path):
+    """Hold HDF5's lock on ``real`` for writing (not where HDF5's locks are switched off, or
+    the file system has none)."""
+    if os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() in ("FALSE", "0"):
+        yield
+        return
+    import fcntl
+    fd = os.open(real, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise in_use(path, "open in") from None
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+        yield
+    finally:
+        os.close(fd)
 
 
 def _mib(nbytes: int) -> str:

@@ -7,14 +7,27 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["replaced", "atomic_write_text", "copy_file"]
+__all__ = ["replaced", "temporary", "atomic_write_text", "copy_file"]
+
+#: What ``copy_file_range`` answers where it cannot copy these two files (then an ordinary
+#: copy does).
+NO_RANGE_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF,
+                 errno.EPERM)
+
+
+def temporary(path, suffix: str = "") -> Path:
+    """The name :func:`replaced` writes ``path`` under: ``.NAME.partial`` plus ``suffix``,
+    beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial{suffix}")
 
 
 @contextlib.contextmanager
-def replaced(path, suffix: str = "") -> Iterator[Path]:
+def replaced(path, suffix: str = "", *, durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on success it replaces ``path``, on
     an exception it is removed.
 
@@ -24,15 +37,30 @@ def replaced(path, suffix: str = "") -> Iterator[Path]:
         The destination.
     suffix : str
         Ending the temporary name must have (some writers insist: ``'.keras'``,
-        ``'.weights.h5'``); the name is ``.NAME.partial`` plus it.
+        ``'.weights.h5'``); see :func:`temporary`.
+    durable : bool
+        Write the new file to the disk (``fsync``) before the rename, and the rename after
+        it, so that a power cut too leaves the old file or the new one.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial{suffix}")
+    tmp = temporary(path, suffix)
     try:
         yield tmp
+        if durable:
+            _sync(tmp)
         os.replace(tmp, path)
+        if durable:
+            _sync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _sync(path: Path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path, text: str):
@@ -41,28 +69,51 @@ def atomic_write_text(path, text: str):
         tmp.write_text(text, encoding="utf-8")
 
 
-#: What ``copy_file_range`` answers where it cannot copy these two files (then an ordinary
-#: copy does).
-NO_RANGE_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF,
-                 errno.EPERM)
-
-
 def copy_file(src, dst):
-    """Write ``dst``, a copy of ``src``'s bytes (``copy_file_range``: shared extents where the
-    file system has them, XFS and Btrfs, so that the copy takes neither time nor room until
-    one of the two is written; elsewhere, the bytes copied in the kernel)."""
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        left = os.fstat(fin.fileno()).st_size
-        try:
-            while left > 0:
-                done = os.copy_file_range(fin.fileno(), fout.fileno(), left)
-                if done == 0:
-                    break
-                left -= done
-        except (AttributeError, OSError) as err:  # none here, or not between these files
-            if isinstance(err, OSError) and err.errno not in NO_RANGE_COPY:
-                raise
+    """Write ``dst``, a copy of ``src``'s bytes, mode and (where this process may give it)
+    owner.
+
+    ``copy_file_range`` copies: with shared extents where the file system has them (XFS,
+    Btrfs), so that the copy takes neither time nor room until one of the two is written;
+    elsewhere in the kernel. Where it cannot, an ordinary copy does. The copy is readable by
+    its owner alone until it is complete.
+
+    Raises
+    ------
+    OSError
+        What reading or writing raised (a full disk: ``ENOSPC``), or ``EIO`` when the copy
+        does not hold as many bytes as ``src``.
+    """
+    with open(src, "rb") as fin, \
+            open(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fout:
+        info = os.fstat(fin.fileno())
+        if not _range_copy(fin, fout, info.st_size):
             fin.seek(0)
             fout.seek(0)
             fout.truncate()
             shutil.copyfileobj(fin, fout, 2 ** 24)
+        fout.flush()
+        copied = os.fstat(fout.fileno()).st_size
+        if copied != info.st_size:
+            raise OSError(errno.EIO, f"the copy holds {copied} bytes of {info.st_size}", str(dst))
+        with contextlib.suppress(OSError):  # not allowed: the copy is the copier's
+            os.fchown(fout.fileno(), info.st_uid, info.st_gid)
+        os.fchmod(fout.fileno(), stat.S_IMODE(info.st_mode))
+
+
+def _range_copy(fin, fout, size: int) -> bool:
+    """Whether ``copy_file_range`` copied all ``size`` bytes of ``fin`` into ``fout``."""
+    left = size
+    try:
+        while left > 0:
+            done = os.copy_file_range(fin.fileno(), fout.fileno(), left)
+            if done == 0:  # some file systems answer 0 for what they cannot copy
+                return False
+            left -= done
+    except AttributeError:  # no copy_file_range here
+        return False
+    except OSError as err:
+        if err.errno not in NO_RANGE_COPY:
+            raise
+        return False
+    return True

@@ -35,7 +35,8 @@ def describe_store(store, max_skipped: int = 10) -> List[str]:
     require_store(store)
     splits = store_splits(store)
     if not splits:
-        unfinished = [] if url else sorted(p.name for p in store.glob("*.h5.partial"))
+        unfinished = [] if url else sorted(p.name for p in store.glob("*.h5.partial")
+                                           if not p.name.startswith("."))
         raise StoreError(f"{store}: no split files (*.h5) in this folder" + (
             f"; an unfinished build left {', '.join(unfinished)} (run build again to resume)"
             if unfinished else ""))

@@ -25,7 +25,7 @@ from .schema import (CONTENT_DIGEST, LABELS, SPECTRA, check_split, read_label_na
                      read_stats)
 
 __all__ = ["SpectraReader", "split_path", "store_id", "store_name", "require_store", "open_split",
-           "read_params", "read_stats", "store_splits", "StoreError", "held_by_another",
+           "read_params", "read_stats", "store_splits", "StoreError", "held_by_another", "in_use",
            "chunk_offsets"]
 
 SUFFIX = ".h5"
@@ -74,6 +74,13 @@ def content_digests(store) -> dict:
             if CONTENT_DIGEST in f.attrs:
                 found[split] = str(f.attrs[CONTENT_DIGEST])
     return found
+
+
+def in_use(path, doing: str) -> StoreError:
+    """The error for a split another process holds: ``doing`` is 'written by' (for a reader)
+    or 'open in' (for a writer)."""
+    return StoreError(f"{path}: {doing} another program (HDF5 lets a file be written only while "
+                      f"no one else has it open); wait for it or close it there, and try again")
 
 
 def held_by_another(err: OSError) -> bool:
@@ -150,10 +157,7 @@ def _open_file(path: Path, mode: str) -> h5py.File:
     except OSError as err:
         text = str(err)
         if held_by_another(err):
-            doing = "written by" if mode == "r" else "open in"
-            raise StoreError(f"{path}: {doing} another program (HDF5 lets a file be written "
-                             f"only while no one else has it open); wait for it or close it "
-                             f"there, and try again") from None
+            raise in_use(path, "written by" if mode == "r" else "open in") from None
         if err.errno in (13, 30) or "errno = 13" in text or "errno = 30" in text:
             raise StoreError(f"{path}: not writable (read-only file or file system), cannot "
                              f"write results into it") from None

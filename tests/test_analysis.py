@@ -97,6 +97,18 @@ def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tm
     place_files(store, model, [wav], split="train")
     place_files(store, model, [wav], split="test")
     assert sorted(p.split for p in read_placed(store)) == ["test", "train"]
+    with h5py.File(store / "test.h5") as f:
+        old_map = f["tsne"][:]
+    import analysis.tsne
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("stopped while the new map is written")
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(RuntimeError, match="stopped"):
+        patch.setattr(analysis.tsne, "write_result", fails)
+        tsne_split(store, "test", perplexity=3, seed=1)
+    with h5py.File(store / "test.h5") as f:  # the old map, and the sounds placed on it, stay
+        np.testing.assert_array_equal(f["tsne"][:], old_map)
+    assert sorted(p.split for p in read_placed(store)) == ["test", "train"]
     tsne_split(store, "test", perplexity=3, seed=1)  # a new map: its old placed sounds go
     assert [p.split for p in read_placed(store)] == ["train"]
     other = tmp_path / "other-model"

@@ -111,6 +111,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "train.h5.partial").write_bytes(b"")
+    (tmp_path / "half" / ".train.h5.partial").write_bytes(b"")  # embed's copy: not a build's
     result = run(*[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 1
     assert message in result.stderr

@@ -32,12 +32,13 @@ def partials(folder):
 def test_results_go_into_a_copy_renamed_over_the_split(tmp_path):
     path = split_file(tmp_path / "test.h5")
     path.chmod(0o640)
-    before = os.stat(path)
+    before, data = os.stat(path), path.read_bytes()
     with results_file(tmp_path, "test", 80) as f:
         write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))], attrs={"method": "x"})
         f.flush()
-        now = os.stat(path)  # the split is the old file until the copy is whole
-        assert (now.st_ino, now.st_size) == (before.st_ino, before.st_size)
+        now = os.stat(path)  # the split is never written: not a byte, not its time
+        assert (now.st_ino, now.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        assert path.read_bytes() == data
         assert partials(tmp_path) == [".test.h5.partial"]
     assert partials(tmp_path) == []
     assert path.stat().st_ino != before.st_ino and path.stat().st_mode & 0o777 == 0o640
@@ -126,8 +127,9 @@ def test_a_disk_that_fills_leaves_the_split_as_it_was(tmp_path, monkeypatch, whe
             destination.write_bytes(b"x" * 100)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         monkeypatch.setattr(writeback, "copy_file", full)
-    with pytest.raises(StoreError, match=r"test.h5: the disk filled while the results were "
-                                         r"written \(1.0 MiB needed: .*\); the split is as it "
+    with pytest.raises(StoreError, match=r"test.h5: the disk \(or quota\) filled while the "
+                                         r"results were written \(a copy of the split with "
+                                         r"them is written beside it, .*\); the split is as it "
                                          r"was: make room"):
         with results_file(tmp_path, "test", 80):
             # as HDF5 reports a full disk: the errno in its message only
@@ -151,6 +153,86 @@ def test_a_refused_open_writes_nothing(tmp_path):
         holder.kill()
         holder.wait()
     assert everything_in(path) == before and partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("libver", ["earliest", "latest"])
+def test_a_kill_while_the_split_is_held_leaves_it_untouched(tmp_path, libver):
+    # HDF5 marks a file open for writing in its superblock (newer versions refuse to open it
+    # while the mark stays): the split is held for reading only
+    path = tmp_path / "test.h5"
+    with h5py.File(path, "w", libver=libver) as f:
+        f["spectra"] = np.zeros((10, 4, 3), np.float16)
+        f["labels"] = np.zeros(10, np.int32)
+    data = path.read_bytes()
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys\n"
+         "from analysis.writeback import results_file\n"
+         "with results_file(sys.argv[1], 'test', 80) as f:\n"
+         "    os.kill(os.getpid(), signal.SIGKILL)\n", str(tmp_path)],
+        cwd=os.getcwd(), capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert path.read_bytes() == data
+    with results_file(tmp_path, "test", 80) as f:
+        write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))], attrs={})
+    with h5py.File(path) as f:
+        assert (f["tsne"][:] == 1).all()
+
+
+def test_a_copy_the_kernel_answers_with_nothing_is_made_another_way(tmp_path, monkeypatch):
+    from featurestore import files
+    path = split_file(tmp_path / "test.h5")
+    before = everything_in(path)
+    monkeypatch.setattr(files.os, "copy_file_range", lambda *args: 0)
+    with results_file(tmp_path, "test", 80) as f:
+        write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))], attrs={})
+    after = everything_in(path)
+    assert after.pop("tsne")[3] == np.ones((10, 2), np.float32).tobytes()
+    before.pop("tsne")
+    assert after == before  # every other dataset is the split's
+
+
+def test_a_copy_short_of_the_split_is_an_error(tmp_path, monkeypatch):
+    from featurestore import files
+    path = split_file(tmp_path / "test.h5")
+    before = everything_in(path)
+
+    def short(fin, fout, count):  # a copy that ends early, saying nothing
+        os.write(fout, b"\0" * 100)
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+    monkeypatch.setattr(files.os, "copy_file_range", short)
+    monkeypatch.setattr(files.shutil, "copyfileobj", lambda fin, fout, size: fout.write(b"x"))
+    with pytest.raises(OSError, match="the copy holds 1 bytes of"):
+        with results_file(tmp_path, "test", 80):
+            raise AssertionError("a short copy was used")
+    assert everything_in(path) == before and partials(tmp_path) == []
+
+
+def test_a_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    path = split_file(tmp_path / "test.h5")
+    real_access = os.access
+    monkeypatch.setattr(writeback.os, "access", lambda p, mode: (
+        False if os.fspath(p) == os.fspath(tmp_path) else real_access(p, mode)))
+    with pytest.raises(StoreError, match=f"{tmp_path}: the folder cannot be written, and the "
+                                         f"results of test.h5 are written into a copy of it "
+                                         f"there, then renamed over it"):
+        writeback.check_writable(tmp_path, "test")
+    monkeypatch.setattr(writeback.os, "access", lambda p, mode: (
+        False if os.fspath(p) == os.fspath(path) else real_access(p, mode)))
+    with pytest.raises(StoreError, match="test.h5: not writable"):
+        with results_file(tmp_path, "test", 80):
+            raise AssertionError("opened a split that cannot be written")
+
+
+def test_the_copy_keeps_the_split_s_owner_and_mode(tmp_path, monkeypatch):
+    from featurestore import files
+    path = split_file(tmp_path / "test.h5")
+    path.chmod(0o604)
+    given = []
+    monkeypatch.setattr(files.os, "fchown", lambda fd, uid, gid: given.append((uid, gid)))
+    with results_file(tmp_path, "test", 80) as f:
+        assert os.stat(f.filename).st_mode & 0o777 == 0o604  # never more open than the split
+    info = os.stat(path)
+    assert given == [(info.st_uid, info.st_gid)] and info.st_mode & 0o777 == 0o604
 
 
 def test_a_linked_split_stays_a_link_to_the_new_file(tmp_path):
