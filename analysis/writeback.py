@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
@@ -22,7 +21,7 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.files import copy_file, replaced, temporary
+from featurestore.files import copy_file, free_room, replaced, size_text, temporary
 from featurestore.store import StoreError, in_use, open_split, split_path
 
 __all__ = ["write_result", "results_file", "check_writable"]
@@ -107,14 +106,11 @@ def check_writable(store, split: str, nbytes: int = 0) -> Path:
         raise StoreError(f"{real.parent}: the folder cannot be written, and the results of "
                          f"{path.name} are written into a copy of it there, then renamed over it")
     need = real.stat().st_size + nbytes + METADATA_BYTES
-    free = shutil.disk_usage(real.parent).free
-    leftover = temporary(real)
-    if leftover.is_file():  # what a killed run left: removed before the copy
-        free += leftover.stat().st_blocks * 512
+    free = free_room(temporary(real))  # a copy a killed run left is removed first
     if free < need:
-        raise StoreError(f"{path}: not enough free space for the results ({_mib(need)} needed: "
-                         f"{WHY}; {_mib(free)} free); the split is as it was: make room and run "
-                         f"it again")
+        raise StoreError(f"{path}: not enough free space for the results ({size_text(need)} "
+                         f"needed: {WHY}; {size_text(free)} free); the split is as it was: make "
+                         f"room and run it again")
     return real
 
 
@@ -179,10 +175,6 @@ def _locked(path: Path, real: Path):
         yield
     finally:
         os.close(fd)
-
-
-def _mib(nbytes: int) -> str:
-    return f"{nbytes / 2**20:.1f} MiB"
 
 
 def _is_full(err: OSError) -> bool:

@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["replaced", "temporary", "atomic_write_text", "copy_file"]
+__all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "free_room", "size_text"]
 
 #: What ``copy_file_range`` answers where it cannot copy these two files (then an ordinary
 #: copy does).
@@ -117,3 +117,18 @@ def _range_copy(fin, fout, size: int) -> bool:
             raise
         return False
     return True
+
+
+def free_room(path) -> int:
+    """The bytes free on the file system of ``path``, a file about to be replaced: its own
+    bytes, when it exists, count as free."""
+    path = Path(path)
+    free = shutil.disk_usage(path.parent).free
+    if path.is_file():
+        free += path.stat().st_blocks * 512
+    return free
+
+
+def size_text(nbytes: int) -> str:
+    """``nbytes`` for a message: GiB from 1 GiB, else MiB."""
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"

@@ -6,10 +6,10 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 from pathlib import Path
 
 from .errors import BuildError
+from .files import free_room, size_text
 
 __all__ = ["check_room", "check_writable", "locked"]
 
@@ -58,12 +58,8 @@ def locked(out: Path):
 def check_room(partial: Path, needed: int):
     """Refuse a split whose new notes (``needed`` bytes) would not fit on the disk before any
     is computed; a partial file about to be replaced counts as free."""
-    def size(n: int) -> str:
-        return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
-    free = shutil.disk_usage(partial.parent).free
-    if partial.is_file():
-        free += partial.stat().st_blocks * 512
+    free = free_room(partial)
     if needed > free:
         raise BuildError(f"{partial.with_suffix('')}: not enough free space for its notes "
-                         f"({size(needed)} needed, {size(free)} free); nothing of it was "
-                         f"written: make room and run the same build again")
+                         f"({size_text(needed)} needed, {size_text(free)} free); nothing of it "
+                         f"was written: make room and run the same build again")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from analysis import writeback
+from featurestore import files
 from analysis.writeback import METADATA_BYTES, results_file, write_result
 from featurestore.store import StoreError
 from tests.helpers import everything_in
@@ -104,7 +105,7 @@ def test_no_room_writes_nothing(tmp_path, monkeypatch):
     path = split_file(tmp_path / "test.h5")
     before = everything_in(path)
     free = path.stat().st_size + 80 + METADATA_BYTES - 1
-    monkeypatch.setattr(writeback.shutil, "disk_usage", lambda folder: free_space(free))
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda folder: free_space(free))
     with pytest.raises(StoreError, match=r"test.h5: not enough free space for the results "
                                          r"\(1.0 MiB needed: a copy of the split with them is "
                                          r"written beside it, then renamed over it; 1.0 MiB "
@@ -179,7 +180,6 @@ def test_a_kill_while_the_split_is_held_leaves_it_untouched(tmp_path, libver):
 
 
 def test_a_copy_the_kernel_answers_with_nothing_is_made_another_way(tmp_path, monkeypatch):
-    from featurestore import files
     path = split_file(tmp_path / "test.h5")
     before = everything_in(path)
     monkeypatch.setattr(files.os, "copy_file_range", lambda *args: 0)
@@ -192,7 +192,6 @@ def test_a_copy_the_kernel_answers_with_nothing_is_made_another_way(tmp_path, mo
 
 
 def test_a_copy_short_of_the_split_is_an_error(tmp_path, monkeypatch):
-    from featurestore import files
     path = split_file(tmp_path / "test.h5")
     before = everything_in(path)
 
@@ -224,7 +223,6 @@ def test_a_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, mo
 
 
 def test_the_copy_keeps_the_split_s_owner_and_mode(tmp_path, monkeypatch):
-    from featurestore import files
     path = split_file(tmp_path / "test.h5")
     path.chmod(0o604)
     given = []
@@ -261,7 +259,6 @@ def test_leftovers_of_an_earlier_version_are_removed(tmp_path):
 
 
 def test_a_copy_falls_back_where_the_kernel_cannot_copy_ranges(tmp_path, monkeypatch):
-    from featurestore import files
     source = tmp_path / "a"
     source.write_bytes(bytes(range(256)) * 1000)
 
