@@ -91,9 +91,9 @@ def check_writable(store, split: str, nbytes: int = 0) -> Path:
     Raises
     ------
     StoreError
-        What :func:`open_split` raises (no such split, another program writes it, ...), a file
-        or folder that cannot be written, or not enough free space for a copy of the split and
-        the results.
+        What :func:`open_split` raises (no such split, another program writes it, ...), another
+        program that has it open, a file or folder that cannot be written, or not enough free
+        space for a copy of the split and the results.
     """
     path = split_path(store, split)
     with open_split(store, split):
@@ -105,6 +105,8 @@ def check_writable(store, split: str, nbytes: int = 0) -> Path:
     if not os.access(real.parent, os.W_OK | os.X_OK):
         raise StoreError(f"{real.parent}: the folder cannot be written, and the results of "
                          f"{path.name} are written into a copy of it there, then renamed over it")
+    with _locked(path, real):  # no other program has it open
+        pass
     need = real.stat().st_size + nbytes + METADATA_BYTES
     free = free_room(temporary(real))  # a copy a killed run left is removed first
     if free < need:
