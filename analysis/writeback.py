@@ -22,7 +22,8 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.files import copy_file, free_room, replaced, size_text, temporary
-from featurestore.store import StoreError, in_use, open_split, split_path
+from featurestore.remote import is_url
+from featurestore.store import StoreError, in_use, never_written, open_split, split_path
 
 __all__ = ["write_result", "results_file", "check_writable"]
 
@@ -96,6 +97,8 @@ def check_writable(store, split: str, nbytes: int = 0) -> Path:
         space for a copy of the split and the results.
     """
     path = split_path(store, split)
+    if is_url(store):
+        raise never_written(path)
     with open_split(store, split):
         pass
     real = Path(path).resolve()

@@ -26,7 +26,7 @@ from .schema import (CONTENT_DIGEST, LABELS, SPECTRA, check_split, read_label_na
 
 __all__ = ["SpectraReader", "split_path", "store_id", "store_name", "require_store", "open_split",
            "read_params", "read_stats", "store_splits", "StoreError", "held_by_another", "in_use",
-           "chunk_offsets"]
+           "never_written", "chunk_offsets"]
 
 SUFFIX = ".h5"
 
@@ -74,6 +74,12 @@ def content_digests(store) -> dict:
             if CONTENT_DIGEST in f.attrs:
                 found[split] = str(f.attrs[CONTENT_DIGEST])
     return found
+
+
+def never_written(path) -> StoreError:
+    """The error for writing into a store on object storage."""
+    return StoreError(f"{path}: a store on object storage is read, never written; write results "
+                      f"into a local copy of the store")
 
 
 def in_use(path, doing: str) -> StoreError:
@@ -149,8 +155,7 @@ def _open_file(path: Path, mode: str) -> h5py.File:
     """
     if remote.is_url(path):
         if mode != "r":
-            raise StoreError(f"{path}: a store on object storage is read, never written; "
-                             f"write results into a local copy of the store")
+            raise never_written(path)
         return h5py.File(remote.open_binary(path), "r")
     try:
         return h5py.File(path, mode)

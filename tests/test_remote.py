@@ -17,6 +17,7 @@ import s3fs
 from moto.server import ThreadedMotoServer
 
 from analysis.cli import main
+from analysis.tsne import tsne_split
 from featurestore import SplitDataset
 from featurestore.inspect import describe_store
 from featurestore.store import SpectraReader, StoreError, open_split, store_splits
@@ -184,6 +185,8 @@ def test_a_store_on_object_storage_is_never_written(s3):
     for mode in ("r+", "a", "w"):
         with pytest.raises(StoreError, match="a store on object storage is read, never written"):
             open_split(s3, "train", mode)
+    with pytest.raises(StoreError, match="a store on object storage is read, never written"):
+        tsne_split(s3, "train", source="spectra", perplexity=3)  # refused before the fit
     with open_split(s3, "train") as f:  # reading it still works
         assert f["spectra"].shape[0] == 22
 
