@@ -2,7 +2,7 @@
 #   make demo   set everything up, then run the main job on demo data rendered from the bundled SoundFont
 #   make test   set everything up, then run the test suite (every tier, as CI does)
 # and for development:
-#   make check  the unit tier alone (no TensorFlow, Chromium or dask cluster): 24.5 s on 2 cores
+#   make check  the unit tier alone (no TensorFlow, Chromium or dask cluster)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

@@ -120,7 +120,7 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
         config = TrainConfig(seed=options.seed, budget_minutes=options.budget_minutes)
         result = train(store, model, config, verbose=1 if progress else 0)
         return (f"best validation accuracy {result.best_val_accuracy:.3f} "
-                f"(epoch {result.best_epoch} of {result.epochs})")
+                f"(epoch {result.best_epoch} of {result.epochs}; stopped: {result.stopped})")
 
     def do_evaluate():
         result = evaluate(store, model, "test")

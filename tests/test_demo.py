@@ -17,6 +17,7 @@ def test_a_tiny_demo_trains_on_both_kinds_and_scores_each(tmp_path):
                            "map"]
     assert "TimGM6mb: train" in steps["render"] and "synthesised: train" in steps["render"]
     assert "(timgm6mb " in steps["evaluate"] and "; synth " in steps["evaluate"]
+    assert "; stopped: " in steps["train"]  # why training ended
     with h5py.File(tmp_path / "demo" / "store" / "test.h5", "r") as f:
         folders = [name.rsplit("/", 1)[-1] for name in f["source_folder"].attrs["names"]]
         assert folders == ["timgm6mb", "synth"] and set(f["source_folder"][:]) == {0, 1}

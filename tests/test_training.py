@@ -103,11 +103,15 @@ def test_plateau_schedule_and_stopping_follow_the_history():
         TrainConfig(schedule="cosine")
 
 
-def test_default_training_runs_until_validation_stops_improving(tone_store, tmp_path):
+def test_default_training_runs_until_validation_stops_improving(tone_store, tmp_path, caplog):
     config = TrainConfig(steps_per_epoch=2, batch_size=8, width=8, patience=2, lr_patience=1,
                          budget_minutes=1.0, seed=2)
     assert config.epochs is None and config.schedule == "plateau"
-    result = train(tone_store, tmp_path / "m", config, verbose=0)
+    with caplog.at_level(logging.INFO, logger="training.runfiles"):
+        result = train(tone_store, tmp_path / "m", config, verbose=0)
+    # said once training ended, after Keras's progress bar has ended its line
+    assert caplog.records[-1].getMessage() == (f"stopping after epoch {result.epochs}: "
+                                               f"{result.stopped}")
     rows = [{k: float(v) for k, v in row.items()} for row in history(tmp_path / "m")]
     assert len(rows) == result.epochs >= 1
     assert result.stopped.startswith(("no better validation accuracy for 2 epochs",

@@ -138,6 +138,7 @@ class RunFiles(keras.callbacks.Callback):
         self.best_path = model_dir / best_file
         self.backup_dir = model_dir / backup_dir
         self.epoch_start = time.monotonic()
+        self.stopping = ""
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.monotonic()
@@ -168,5 +169,9 @@ class RunFiles(keras.callbacks.Callback):
                 older.unlink()
         reason = should_stop(self.history, self.config)
         if reason and len(self.history) != self.config.epochs:
-            log.info("stopping after epoch %d: %s", epoch + 1, reason)
+            self.stopping = f"stopping after epoch {epoch + 1}: {reason}"
         self.model.stop_training = self.model.stop_training or reason is not None
+
+    def on_train_end(self, logs=None):
+        if self.stopping:  # said here: at the epoch's end Keras's progress bar ends its line after
+            log.info("%s", self.stopping)
