@@ -23,7 +23,8 @@ import numpy as np
 from featurestore import schema
 from featurestore.files import copy_file, free_room, replaced, size_text, temporary
 from featurestore.remote import is_url
-from featurestore.store import StoreError, in_use, never_written, open_split, split_path
+from featurestore.store import (StoreError, errnos, in_use, never_written, not_writable,
+                                open_split, split_path)
 
 __all__ = ["write_result", "results_file", "check_writable"]
 
@@ -34,7 +35,7 @@ METADATA_BYTES = 1 << 20
 LEFTOVER_PREFIX = ".partial-"
 
 #: The errors of a full disk or quota.
-FULL = (errno.ENOSPC, errno.EDQUOT)
+FULL = {errno.ENOSPC, errno.EDQUOT}
 
 #: Why results need room for a copy of their split, for the message that asks for it.
 WHY = "a copy of the split with them is written beside it, then renamed over it"
@@ -103,8 +104,7 @@ def check_writable(store, split: str, nbytes: int = 0) -> Path:
         pass
     real = Path(path).resolve()
     if not os.access(real, os.W_OK):
-        raise StoreError(f"{path}: not writable (read-only file or file system), cannot write "
-                         f"results into it")
+        raise not_writable(path)
     if not os.access(real.parent, os.W_OK | os.X_OK):
         raise StoreError(f"{real.parent}: the folder cannot be written, and the results of "
                          f"{path.name} are written into a copy of it there, then renamed over it")
@@ -153,7 +153,7 @@ def results_file(store, split: str, nbytes: int) -> Iterator[h5py.File]:
                     del f[leftover]
                 yield f
         except OSError as err:
-            if not _is_full(err):
+            if not errnos(err) & FULL:
                 raise
             raise StoreError(f"{path}: the disk (or quota) filled while the results were "
                              f"written ({WHY}); the split is as it was: make room and run it "
@@ -180,9 +180,3 @@ def _locked(path: Path, real: Path):
         yield
     finally:
         os.close(fd)
-
-
-def _is_full(err: OSError) -> bool:
-    """Whether ``err`` says the disk or the quota is full (HDF5 gives the errno only in its
-    message)."""
-    return err.errno in FULL or any(f"errno = {code}," in str(err) for code in FULL)

@@ -9,8 +9,10 @@ written. ``read_params`` and ``read_stats``
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import re
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Tuple
 
@@ -26,7 +28,7 @@ from .schema import (CONTENT_DIGEST, LABELS, SPECTRA, check_split, read_label_na
 
 __all__ = ["SpectraReader", "split_path", "store_id", "store_name", "require_store", "open_split",
            "read_params", "read_stats", "store_splits", "StoreError", "held_by_another", "in_use",
-           "never_written", "chunk_offsets"]
+           "never_written", "not_writable", "errnos", "chunk_offsets"]
 
 SUFFIX = ".h5"
 
@@ -89,9 +91,20 @@ def in_use(path, doing: str) -> StoreError:
                       f"no one else has it open); wait for it or close it there, and try again")
 
 
+def not_writable(path) -> StoreError:
+    """The error for results into a split that cannot be written."""
+    return StoreError(f"{path}: not writable (read-only file or file system), cannot write "
+                      f"results into it")
+
+
+def errnos(err: OSError) -> set:
+    """``err``'s errno and those HDF5 gives only in its message (``errno = N``)."""
+    return {err.errno, *map(int, re.findall(r"errno = (\d+)", str(err)))}
+
+
 def held_by_another(err: OSError) -> bool:
     """Whether h5py could not open a file because another process holds HDF5's lock on it."""
-    return "errno = 11" in str(err)
+    return errno.EAGAIN in errnos(err)
 
 
 def require_store(store, *, local_for: Optional[str] = None) -> None:
@@ -160,12 +173,10 @@ def _open_file(path: Path, mode: str) -> h5py.File:
     try:
         return h5py.File(path, mode)
     except OSError as err:
-        text = str(err)
         if held_by_another(err):
             raise in_use(path, "written by" if mode == "r" else "open in") from None
-        if err.errno in (13, 30) or "errno = 13" in text or "errno = 30" in text:
-            raise StoreError(f"{path}: not writable (read-only file or file system), cannot "
-                             f"write results into it") from None
+        if errnos(err) & {errno.EACCES, errno.EROFS}:
+            raise not_writable(path) from None
         raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
 
 
