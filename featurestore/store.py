@@ -175,8 +175,10 @@ def _open_file(path: Path, mode: str) -> h5py.File:
     except OSError as err:
         if held_by_another(err):
             raise in_use(path, "written by" if mode == "r" else "open in") from None
-        if errnos(err) & {errno.EACCES, errno.EROFS}:
+        if mode != "r" and errnos(err) & {errno.EACCES, errno.EROFS}:
             raise not_writable(path) from None
+        if errno.EACCES in errnos(err):
+            raise StoreError(f"{path}: cannot be read (permission denied)") from None
         raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
 
 

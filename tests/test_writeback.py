@@ -274,3 +274,18 @@ def test_a_copy_falls_back_where_the_kernel_cannot_copy_ranges(tmp_path, monkeyp
     with pytest.raises(OSError) as err:  # a full disk is no reason to copy again
         files.copy_file(source, tmp_path / "c")
     assert err.value.errno == errno.ENOSPC
+
+
+def test_a_split_that_cannot_be_read_is_not_called_unwritable(tmp_path, monkeypatch):
+    from featurestore import store
+    from featurestore.store import open_split
+    split_file(tmp_path / "test.h5")
+
+    def denied(path, mode):
+        raise OSError(errno.EACCES, "Unable to synchronously open file (unable to open file: "
+                      "errno = 13, error message = 'Permission denied')")
+    monkeypatch.setattr(store.h5py, "File", denied)
+    with pytest.raises(StoreError, match=r"test.h5: cannot be read \(permission denied\)$"):
+        open_split(tmp_path, "test")
+    with pytest.raises(StoreError, match="test.h5: not writable"):
+        open_split(tmp_path, "test", "r+")
