@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from featurestore import dx7, faust, fm
+from featurestore import dx7, faust, fm, fmvoices
 from featurestore.errors import InputError, NeedsPackage
 from featurestore.nsynth import FAMILIES, QUALITIES
 from featurestore.render import RenderOptions, assign_splits
@@ -71,7 +71,8 @@ def test_family_mapping_covers_every_family_and_is_documented():
         for name, proto in prototypes.items():
             assert proto.about and proto.source == "synthetic", name
             assert all(low <= high for low, high in proto.ranges.values()), name
-    assert set(fm.PROTOTYPES) == set(fm._VOICES) and set(faust.PROTOTYPES) == set(faust._VOICES)
+    assert set(fm.PROTOTYPES) == set(fmvoices.VOICES)
+    assert set(faust.PROTOTYPES) == set(faust._VOICES)
     covered = {p.family for e in EXPECTED for p in importlib.import_module(ENGINES[e])
                .PROTOTYPES.values()}
     assert covered == set(FAMILIES)
@@ -246,7 +247,7 @@ def test_fm_vocal_formants_fade_up_the_keyboard(monkeypatch):
     for inst in synth_instruments("dexed", per_family=2, families=["vocal"]):
         scaled = partials(inst)
         with monkeypatch.context() as m:
-            m.setattr(fm, "fade_above", lambda break_point, depth: dx7.FLAT)
+            m.setattr(fmvoices, "fade_above", lambda break_point, depth: dx7.FLAT)
             flat = partials(inst)
         assert scaled[high] < flat[high] - 10, (inst.prototype, scaled, flat)
         assert abs(scaled[low] - flat[low]) < 1, (inst.prototype, scaled, flat)
