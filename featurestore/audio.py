@@ -33,8 +33,6 @@ The downmix, the resampling, the padding or trimming, and a peak above full scal
 from __future__ import annotations
 
 import math
-import os
-import stat
 import time
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple
@@ -42,8 +40,8 @@ from typing import List, NamedTuple, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
-from .errors import TimbremapError
-from .headers import declared_frames
+from .audiocheck import (MAX_CHANNELS, MAX_PEAK, MIN_SAMPLE_RATE, AudioError, check_complete,
+                         check_file, check_format, check_peak, error_text)
 from .params import MAX_SAMPLE_RATE, FeatureParams
 
 __all__ = ["AudioError", "MAX_CHANNELS", "MAX_PEAK", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE",
@@ -51,24 +49,6 @@ __all__ = ["AudioError", "MAX_CHANNELS", "MAX_PEAK", "MAX_SAMPLE_RATE", "MIN_SAM
            "load_audio"]
 
 
-class AudioError(TimbremapError, ValueError):
-    """An audio file that cannot be used; ``str(err)`` names the file and the reason."""
-
-    def __init__(self, path, reason: str):
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-
-#: Float samples above this many times full scale are refused (60 dB over: not audio scaled to
-#: +-1, e.g. integers written as floats); between 1 and this they are used as they are.
-MAX_PEAK = 1000.0
-#: Sample rates audio files plausibly hold, in Hz (telephone speech to 768 kHz studio files,
-#: :data:`MAX_SAMPLE_RATE`); a header outside them is refused with its value before anything is
-#: read.
-MIN_SAMPLE_RATE = 1_000
-#: The most channels a file may have (third-order ambisonics has 16, a 7.1.4 mix 12).
-MAX_CHANNELS = 64
 #: Wall-clock seconds one file's reading may take before it is given up.
 READ_SECONDS = 60.0
 
@@ -121,45 +101,6 @@ def _scaled(pcm: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
     return np.multiply(pcm, _PCM16_SCALE, out=out)
 
 
-def _reason(err: Exception) -> str:
-    return str(err) or type(err).__name__
-
-
-def check_file(path: Path):
-    """Raise :class:`AudioError` unless ``path`` is a regular file, or a link to one, that is
-    not empty; only its metadata is read."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        if path.is_symlink():
-            raise AudioError(path, f"broken symbolic link (to {os.readlink(path)})") from None
-        raise AudioError(path, "no such file") from None
-    except OSError as err:
-        raise AudioError(path, f"cannot be read ({err.strerror or _reason(err)})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise AudioError(path, "is a folder, not an audio file")
-    if not stat.S_ISREG(info.st_mode):
-        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else
-                "a socket" if stat.S_ISSOCK(info.st_mode) else
-                "a character device" if stat.S_ISCHR(info.st_mode) else
-                "a block device" if stat.S_ISBLK(info.st_mode) else "not a file")
-        raise AudioError(path, f"is {kind}, not a regular file: not read")
-    if info.st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
-    if not os.access(path, os.R_OK):  # libsndfile would say only "System error"
-        raise AudioError(path, "cannot be read (Permission denied)")
-
-
-def check_format(path: Path, sample_rate: int, channels: int):
-    """Raise :class:`AudioError` for a sample rate or a channel count no audio file holds."""
-    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-        raise AudioError(path, f"implausible sample rate {sample_rate} Hz (expected "
-                               f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz)")
-    if not 1 <= channels <= MAX_CHANNELS:
-        raise AudioError(path, f"implausible channel count {channels} (expected 1 to "
-                               f"{MAX_CHANNELS})")
-
-
 def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
           offset: float = 0.0) -> _Decoded:
     """The :func:`frames_needed` frames of ``path`` from ``offset`` seconds on, checked (see the
@@ -181,7 +122,7 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
     except AudioError:
         raise
     except _DECODE_ERRORS as sf_error:  # libsndfile cannot open or decode it
-        sf_reason = _reason(sf_error)
+        sf_reason = error_text(sf_error)
     try:  # another decoder may (a WAV with a chunk libsndfile refuses)
         decoded = _read_other(path, params, sf_reason, offset)
     except AudioError as err:
@@ -223,7 +164,7 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
                 if not np.isfinite(block).all():
                     raise AudioError(path, "holds NaN or infinite samples")
                 peak = max(peak, float(np.abs(block).max()))
-                _check_peak(path, peak)
+                check_peak(path, peak)
             part = mono[filled:filled + len(block), 0]
             if channels > 1:
                 block.mean(axis=1, dtype=np.float32, out=part)
@@ -242,14 +183,14 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
             except _DECODE_ERRORS as err:
                 raise AudioError(path, f"truncated or damaged: its header declares {frames} "
                                        f"frames, and the last of them cannot be read "
-                                       f"({_reason(err)})") from None
+                                       f"({error_text(err)})") from None
     if error is not None:
         decoded = _decodable_frames(path, filled + step)
         if not decoded:  # explained like a file libsndfile cannot open
             raise error
-        check_complete(path, decoded, _reason(error))
+        check_complete(path, decoded, error_text(error))
         raise AudioError(path, f"damaged: decoding stopped after {decoded} frames "
-                               f"({_reason(error)})")
+                               f"({error_text(error)})")
     if filled < len(mono):  # the file ended before the clip: that is all it holds
         frames, known = start + filled, True
     if known:
@@ -321,30 +262,12 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float
     if not np.isfinite(data).all():
         raise AudioError(path, "holds NaN or infinite samples")
     peak = float(np.abs(data).max()) if data.size else 0.0
-    _check_peak(path, peak)
+    check_peak(path, peak)
     channels = data.shape[1]
     if channels > 1:
         data = data.mean(axis=1, dtype=np.float32, keepdims=True)
     whole = len(data) < frames_needed(sr, params)  # it ended before the duration asked for
     return _Decoded(data, sr, channels, round(offset * sr) + len(data) if whole else None, peak)
-
-
-def _check_peak(path: Path, peak: float):
-    if peak > MAX_PEAK:
-        raise AudioError(path, f"samples far above full scale (peak {peak:.3g}, more than "
-                               f"{MAX_PEAK:g} times full scale): audio samples lie within "
-                               f"+-1; rescale the file")
-
-
-def check_complete(path: Path, frames: int, error: Optional[str] = None):
-    """Raise :class:`AudioError` when ``path``'s header declares more than the ``frames``
-    the file holds (see :mod:`featurestore.headers`); ``error`` is why decoding stopped, if
-    it did."""
-    declared = declared_frames(path)
-    if declared is None or frames >= declared:
-        return
-    found = f"decoding stopped after {frames} ({error})" if error else f"the file holds {frames}"
-    raise AudioError(path, f"truncated: its header declares {declared} frames, {found}")
 
 
 def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,

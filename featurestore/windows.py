@@ -16,7 +16,7 @@ from typing import Iterator, List, NamedTuple, Optional
 import numpy as np
 import soundfile as sf
 
-from .audio import AudioError, check_complete, check_file, check_format
+from .audiocheck import AudioError, check_complete, check_file, check_format
 from .features import Workspace, note_features
 from .params import FeatureParams
 

@@ -208,7 +208,7 @@ def test_load_audio_rejects_bad_files(tmp_path):
 
 def test_unreadable_unseekable_and_undecodable_files_say_so_with_and_without_windows(
         tmp_path, monkeypatch):
-    from featurestore import audio
+    from featurestore import audiocheck
     from featurestore.windows import audio_seconds
     params = FeatureParams()
     y = tone(40)[: 3 * SR]
@@ -227,7 +227,7 @@ def test_unreadable_unseekable_and_undecodable_files_say_so_with_and_without_win
         audio_seconds(tmp_path / "text.wav")
     assert str(loading.value) == str(windowing.value)
     assert "text.wav: cannot decode audio (" in str(windowing.value)
-    monkeypatch.setattr(audio.os, "access", lambda path, mode: False)  # root reads any file
+    monkeypatch.setattr(audiocheck.os, "access", lambda path, mode: False)  # root reads any file
     for read in (lambda p: load_audio(p, params), audio_seconds):
         with pytest.raises(AudioError, match=r"gsm.wav: cannot be read \(Permission denied\)"):
             read(tmp_path / "gsm.wav")
