@@ -5,7 +5,8 @@ import re
 import pytest
 
 from training.config import TrainConfig
-from training.train import epoch_progress, train
+from training.progress import epoch_progress
+from training.train import train
 
 pytestmark = pytest.mark.full
 TINY = dict(steps_per_epoch=2, batch_size=8, width=8, seed=1)

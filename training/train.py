@@ -27,12 +27,13 @@ from featurestore.store import (StoreError, content_digests, open_split, read_pa
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
                        MODEL_FILE, ModelError, config_labels, label_set_text)
+from .progress import epoch_progress, plot_curves
 
-__all__ = ["train", "TrainResult", "epoch_progress", "interrupted_config"]
+__all__ = ["train", "TrainResult", "interrupted_config"]
 
 log = logging.getLogger(__name__)
 #: Keras's epoch count when the run ends by budget or plateau (RunFiles stops it); the
-#: progress line never shows it (:func:`epoch_progress`).
+#: progress line never shows it (:func:`training.progress.epoch_progress`).
 UNTIL_STOPPED = 1_000_000
 
 
@@ -46,30 +47,6 @@ class TrainResult:
     best_val_accuracy: float
     minutes: float
     stopped: str  # why training stopped
-
-
-def plot_curves(history: list, path: Path, title: str):
-    """Loss and accuracy per epoch, train and validation, side by side."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    epochs = [int(row["epoch"]) + 1 for row in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
-        ax.plot(epochs, [row[key] for row in history], "o-", label=f"train {label}")
-        ax.plot(epochs, [row["val_" + key] for row in history], "s-",
-                label=f"validation {label}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if history:
-        best = max(history, key=lambda row: row["val_accuracy"])
-        axes[1].axvline(int(best["epoch"]) + 1, color="grey", ls=":", label="best")
-        axes[1].set_ylim(0, 1)
-    fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _reseed_layers(model, epoch: int):
@@ -243,40 +220,6 @@ def _batches(store: Path, config: TrainConfig, n_train: int):
                                     by_folder=config.valid_weights == "folders")
 
 
-def epoch_progress(at_most: Optional[int] = None):
-    """Keras's progress bar whose epoch line says what is known of the run's length.
-
-    ``model.fit`` is given :data:`UNTIL_STOPPED` epochs when the stopping rules (patience,
-    budget) end the run, so Keras's own line would say ``Epoch 3/1000000``; this one says
-    ``Epoch 3``, or ``Epoch 3 (at most 40)`` where the configuration bounds the epochs
-    (the rules may still stop it earlier).
-
-    Parameters
-    ----------
-    at_most : int, optional
-        The most epochs the run can take (``TrainConfig.epochs``); ``None``: no bound.
-
-    Returns
-    -------
-    keras.callbacks.ProgbarLogger
-        To pass in ``model.fit``'s callbacks, which then adds no progress bar of its own.
-    """
-    import keras
-
-    class EpochProgress(keras.callbacks.ProgbarLogger):
-        def set_params(self, params):
-            # Keras's bar prints no epoch line of its own for a single epoch
-            super().set_params({**params, "epochs": 1})
-
-        def on_epoch_begin(self, epoch, logs=None):
-            super().on_epoch_begin(epoch, logs)
-            if self.verbose:
-                bound = f" (at most {at_most})" if at_most else ""
-                sys.stdout.write(f"Epoch {epoch + 1}{bound}\n")
-                sys.stdout.flush()
-    return EpochProgress()
-
-
 def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n_train: int,
          *, resume: bool, verbose: int, callbacks: Sequence):
     """Train from the newest backup (or from scratch) until :func:`should_stop` says so."""
@@ -386,7 +329,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         Replace a finished model in ``model_dir``.
     verbose : int
         Keras progress, on stderr: 0 silent, 1 progress bar, 2 one line per epoch; each epoch
-        starts with :func:`epoch_progress`'s line (``Epoch 3``, or ``Epoch 3 (at most N)``).
+        starts with :func:`training.progress.epoch_progress`'s line (``Epoch 3``, or
+        ``Epoch 3 (at most N)``).
     callbacks : sequence of keras.callbacks.Callback
         Extra callbacks, run after timbremap's own.
 
