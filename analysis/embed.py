@@ -16,8 +16,9 @@ from featurestore import schema
 from featurestore.errors import InputError
 from featurestore.files import replaced
 from featurestore.remote import is_url, store_location
-from featurestore.store import (SpectraReader, StoreError, open_split, read_params, require_store,
-                                split_path, store_id, store_splits)
+from featurestore.reader import SpectraReader
+from featurestore.store import (StoreError, open_split, read_params, require_store, split_path,
+                                store_id, store_splits)
 from training.modeldir import TrainedModel, load_trained
 from training.models import EMBEDDING_LAYER
 

@@ -29,7 +29,8 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError
-from featurestore.store import SpectraReader, StoreError, open_split, split_path
+from featurestore.reader import SpectraReader
+from featurestore.store import StoreError, open_split, split_path
 
 from .placed import forget_placed
 from .writeback import check_writable, results_file, write_result

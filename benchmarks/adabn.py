@@ -64,7 +64,8 @@ def score(model_dir: Path, store: Path, split: str, layers: Optional[int] = None
     import h5py
 
     from featurestore import schema
-    from featurestore.store import SpectraReader, read_params, split_path
+    from featurestore.reader import SpectraReader
+    from featurestore.store import read_params, split_path
     from featurestore.synth import ENGINES, synth_instruments
     from training.modeldir import load_trained
     engines = {synth_instruments(e, per_family=1)[0].id // 1000: e for e in ENGINES}

@@ -43,7 +43,7 @@ def main():
     args = parser.parse_args()
     if not args.store.is_file():
         raise SystemExit(f"{args.store}: no such store file (run benchmarks/extract.py first)")
-    from featurestore.store import SpectraReader
+    from featurestore.reader import SpectraReader
     from training.data import StoreBatches
 
     with open(args.store, "rb") as fh:  # page cache warm for everyone

@@ -270,7 +270,7 @@ def requests_in(log: Path, start: int) -> tuple:
 
 
 def random_batches(path, batches: int, round_: int) -> float:
-    from featurestore.store import SpectraReader
+    from featurestore.reader import SpectraReader
     start = time.perf_counter()
     with SpectraReader(path) as reader:
         rng = np.random.default_rng([0, round_])
@@ -292,7 +292,7 @@ def block_batches(path, batches: int, round_: int) -> float:
 
 
 def one_pass(path, batches: int, round_: int) -> float:
-    from featurestore.store import SpectraReader
+    from featurestore.reader import SpectraReader
     start = time.perf_counter()
     with SpectraReader(path) as reader:
         for _ in reader.iter_batches(PASS_BATCH):
@@ -331,7 +331,7 @@ def main():
         after_upload = server_usage(server.pid)
         print(json.dumps({"uploaded_s": round(seconds, 2), "server": after_upload}),
               flush=True)
-        from featurestore.store import SpectraReader
+        from featurestore.reader import SpectraReader
         with SpectraReader(local) as reader:
             note_bytes, shape = reader.note_bytes, reader.shape
         rates = {what: {"disk": [], "server": []} for what in READS}

@@ -11,7 +11,8 @@ import numpy as np
 
 from .errors import StoreError
 from .schema import LABELS, SPECTRA, datasets
-from .store import SpectraReader, open_split, split_path
+from .reader import SpectraReader
+from .store import open_split, split_path
 
 __all__ = ["SplitDataset"]
 
@@ -45,7 +46,7 @@ class SplitDataset:
         ``pitch``, ``instrument``, ``source_folder``, ``embeddings``, or a manifest's column
         ``metadata/COLUMN``.
     method : {'mmap', 'h5py'}
-        How ``spectra`` are read (:class:`featurestore.store.SpectraReader`).
+        How ``spectra`` are read (:class:`featurestore.reader.SpectraReader`).
 
     Attributes
     ----------

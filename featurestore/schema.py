@@ -14,7 +14,7 @@ Written by the build
                    Why: the trainer reads random batches by index; a one-note chunk means a batch
                    reads exactly the notes it asks for (no read amplification, no decompression),
                    and the notes can also be read through a numpy memory map at the chunks' byte
-                   offsets (:class:`featurestore.store.SpectraReader`), as fast as fancy indexing
+                   offsets (:class:`featurestore.reader.SpectraReader`), as fast as fancy indexing
                    in RAM once the file is in the page cache.
     attrs ``mean``, ``std``: float64 ``(bins,)``, per-bin mean and standard deviation (square
                    root of the population variance) over every frame of the *train* split,

@@ -557,7 +557,8 @@ def held(path, mode):
 def test_a_split_being_read_is_not_written_and_one_being_written_is_not_read(mapped, tmp_path,
                                                                              monkeypatch):
     import analysis.embed
-    from featurestore.store import SpectraReader, open_split
+    from featurestore.reader import SpectraReader
+    from featurestore.store import open_split
 
     def computed(*args):
         raise AssertionError("embed computed embeddings for a split it cannot write")

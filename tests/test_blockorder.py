@@ -4,7 +4,7 @@ and shuffled within a buffer, balanced in expectation; and its reads through
 import numpy as np
 import pytest
 
-from featurestore.store import SpectraReader
+from featurestore.reader import SpectraReader
 from training.blockorder import block_plan, memory_for_cache
 
 

@@ -15,7 +15,8 @@ from featurestore.nsynth import FAMILIES
 from featurestore.splitfolder import read_split
 from featurestore.params import FeatureParams
 from featurestore import schema
-from featurestore.store import SpectraReader, open_split, read_params
+from featurestore.reader import SpectraReader
+from featurestore.store import open_split, read_params
 from helpers import (SR, everything_in, example, kill_at_journal, make_tone_root,
                      make_tone_split, tone, write_note)
 

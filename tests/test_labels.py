@@ -12,7 +12,8 @@ import pytest
 
 from featurestore.inspect import describe_store
 from featurestore.nsynth import FAMILIES
-from featurestore.store import SpectraReader, StoreError
+from featurestore.reader import SpectraReader
+from featurestore.store import StoreError
 from helpers import relabel_store
 
 NAMES = ("cello", "dog", "kettle")

@@ -20,7 +20,8 @@ from analysis.cli import main
 from analysis.tsne import tsne_split
 from featurestore import SplitDataset
 from featurestore.inspect import describe_store
-from featurestore.store import SpectraReader, StoreError, open_split, store_splits
+from featurestore.reader import SpectraReader
+from featurestore.store import StoreError, open_split, store_splits
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "bucket"

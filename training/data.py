@@ -1,7 +1,7 @@
 """Random batches by index from a store, for Keras.
 
 :class:`StoreBatches` is a ``keras.utils.PyDataset``: each step reads one batch of notes by
-index through :class:`featurestore.store.SpectraReader` (a memory map of the uncompressed
+index through :class:`featurestore.reader.SpectraReader` (a memory map of the uncompressed
 chunks by default), so a split is never loaded whole. Sampling is class-balanced: every label
 of the store's label set is drawn equally often and, within a label, every group equally often
 (``/group``: NSynth's instruments, a player or session, a recording), so the model cannot win
@@ -25,7 +25,8 @@ import keras
 import numpy as np
 
 from featurestore import schema
-from featurestore.store import SpectraReader, StoreError
+from featurestore.reader import SpectraReader
+from featurestore.store import StoreError
 
 from .blockorder import Buffers, block_plan, memory_for_cache
 
@@ -108,7 +109,7 @@ class StoreBatches(keras.utils.PyDataset):
         Epoch ``e`` uses ``default_rng([seed, e])``: a resumed run sees the same batches.
     loader : {'auto', 'mmap', 'h5py', 'block'}
         ``'mmap'`` and ``'h5py'``: notes drawn independently, read one by one by that method
-        of :class:`~featurestore.store.SpectraReader`. ``'block'``: the block order
+        of :class:`~featurestore.reader.SpectraReader`. ``'block'``: the block order
         (:mod:`training.blockorder`). ``'auto'``: the block order when the split is larger
         than :func:`~training.blockorder.memory_for_cache` or on object storage, else
         ``'mmap'``. Read in order (``shuffle=False``), every loader reads runs of notes.

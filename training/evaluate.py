@@ -9,8 +9,9 @@ from typing import Optional
 import numpy as np
 
 from featurestore import schema
-from featurestore.store import (SpectraReader, StoreError, content_digests, open_split,
-                                read_params, split_path, store_id, store_name)
+from featurestore.reader import SpectraReader
+from featurestore.store import (StoreError, content_digests, open_split, read_params,
+                                split_path, store_id, store_name)
 
 from .modeldir import TrainedModel, load_trained
 
