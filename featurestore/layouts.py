@@ -27,7 +27,6 @@ group has rows with a split go to that split.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
@@ -40,12 +39,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .audio import AudioError
 from .errors import BuildError
 from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits
 from .rows import AUDIO_SUFFIXES, Row, folder_rows, manifest_rows
 from .splitfolder import Notes, check_roots, found_splits, read_splits
-from .windows import audio_seconds, check_hop, window_offsets
+from .windows import check_hop, windowed_notes
 
 __all__ = ["LAYOUTS", "AUDIO_SUFFIXES", "InputOptions", "Inputs", "read_inputs", "detect_layout",
            "drawn_split"]
@@ -252,7 +250,7 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
     _warn_of_files_in_several_splits(inputs)
     if options.windows is not None:
         for split, (notes, problems) in inputs.splits.items():
-            inputs.splits[split] = _windowed(notes, problems, clip_seconds, options.windows)
+            inputs.splits[split] = windowed_notes(notes, problems, clip_seconds, options.windows)
     return inputs
 
 
@@ -381,23 +379,3 @@ def _refuse_shared_names(notes: Notes, roots: Sequence[Path], split: str):
         raise BuildError(f"note {notes.names[i]!r} of {split} is both {a} and {b} ({len(shared)} "
                          f"names are given twice); a note's name must be unique across the "
                          f"inputs: rename or leave out one of them")
-
-
-def _windowed(notes: Notes, problems: List[Tuple[str, str]], clip: float, hop: float
-              ) -> Tuple[Notes, List[Tuple[str, str]]]:
-    """Each note of a file longer than a clip as one note per window (``NAME@OFFSET``); a
-    file whose length cannot be read is a problem."""
-    rows, offsets, problems = [], [], list(problems)
-    for i in range(len(notes)):
-        try:
-            duration = audio_seconds(notes.path(i), clip)
-        except AudioError as err:
-            problems.append((notes.names[i], err.reason))
-            continue
-        for offset in window_offsets(duration, clip, hop):
-            rows.append(i)
-            offsets.append(offset)
-    windows = notes.take(rows)
-    names = [f"{name}@{offset:.3f}" for name, offset in zip(windows.names, offsets)]
-    return dataclasses.replace(windows, offset=np.array(offsets, np.float64), names=names,
-                               note_str=names), sorted(problems)

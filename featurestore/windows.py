@@ -1,7 +1,8 @@
 """Recordings longer than a clip, cut into windows: where each window starts
-(:func:`window_offsets`), how long a file is without decoding it (:func:`audio_seconds`), and
-the features of each window of a file (:func:`file_windows`), read one window at a time, so
-what a recording costs in memory is a clip, however long it is.
+(:func:`window_offsets`), how long a file is without decoding it (:func:`audio_seconds`), a
+build's notes as one note a window (:func:`windowed_notes`), and the features of each window of
+a file (:func:`file_windows`), read one window at a time, so what a recording costs in memory is
+a clip, however long it is.
 
 ``build --windows HOP`` makes each window an example of the store; ``predict --windows HOP``
 gives the classes of a recording clip by clip. Both go through
@@ -9,9 +10,10 @@ gives the classes of a recording clip by clip. Both go through
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
-from typing import Iterator, List, NamedTuple, Optional
+from typing import TYPE_CHECKING, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -20,7 +22,11 @@ from .audiocheck import AudioError, check_complete, check_file, check_format
 from .features import Workspace, note_features
 from .params import FeatureParams
 
-__all__ = ["Window", "window_offsets", "audio_seconds", "file_windows", "check_hop", "MIN_HOP"]
+if TYPE_CHECKING:
+    from .splitfolder import Notes
+
+__all__ = ["Window", "window_offsets", "audio_seconds", "file_windows", "check_hop", "MIN_HOP",
+           "windowed_notes"]
 
 #: The shortest hop between windows, in seconds (names give offsets to the millisecond).
 MIN_HOP = 0.01
@@ -185,3 +191,38 @@ def file_windows(path, params: FeatureParams, hop: float) -> Iterator[Window]:
             yield Window(float(offset), None, [], err.reason)
             continue
         yield Window(float(offset), features.copy(), adjustments)
+
+
+def windowed_notes(notes: Notes, problems: List[Tuple[str, str]], clip: float, hop: float
+                   ) -> Tuple[Notes, List[Tuple[str, str]]]:
+    """A build's notes with each note of a file longer than a clip as one note per window.
+
+    Parameters
+    ----------
+    notes : featurestore.splitfolder.Notes
+        One split's notes.
+    problems : list of (name, reason)
+        The split's problems so far.
+    clip, hop : float
+        Seconds of a clip, and between the starts of two windows.
+
+    Returns
+    -------
+    (Notes, list of (name, reason))
+        One note a window, named ``NAME@OFFSET`` with its ``offset`` in seconds, and the
+        problems, sorted, with each file whose length cannot be read added.
+    """
+    rows, offsets, problems = [], [], list(problems)
+    for i in range(len(notes)):
+        try:
+            duration = audio_seconds(notes.path(i), clip)
+        except AudioError as err:
+            problems.append((notes.names[i], err.reason))
+            continue
+        for offset in window_offsets(duration, clip, hop):
+            rows.append(i)
+            offsets.append(offset)
+    windows = notes.take(rows)
+    names = [f"{name}@{offset:.3f}" for name, offset in zip(windows.names, offsets)]
+    return dataclasses.replace(windows, offset=np.array(offsets, np.float64), names=names,
+                               note_str=names), sorted(problems)
