@@ -49,7 +49,7 @@ def synthetic_store(store: Path, n: int, kind: str = "stft") -> Path:
 
     from featurestore import schema
     from featurestore.nsynth import FAMILIES, Example
-    from featurestore.splitfolder import Notes
+    from featurestore.notes import Notes
     from featurestore.params import FeatureParams
     params = FeatureParams(kind=kind)
     rng = np.random.default_rng(0)

@@ -2,10 +2,9 @@
 or class folders, or manifests) -> one HDF5 file per split.
 
 :func:`build_store` reads the inputs, merges each split's notes from every input that has it
-(a note name two inputs share is refused, naming both), locks the store (one build at a
-time), and builds each
-split with the workers of :mod:`featurestore.workers` feeding the single writer of
-:mod:`featurestore.splitfile` (written as ``SPLIT.h5.partial`` with a journal, resumable,
+(a note name two inputs share is refused, naming both), locks the store (one build at a time),
+and builds each split with the workers of :mod:`featurestore.workers` feeding the single writer
+of :mod:`featurestore.splitfile` (written as ``SPLIT.h5.partial`` with a journal, resumable,
 renamed when whole); a finished split is kept unless it is to be overwritten.
 """
 from __future__ import annotations
@@ -27,14 +26,14 @@ from .errors import BuildError
 from .finished import SplitReport
 from .layouts import InputOptions, Inputs, read_inputs
 from .nsynth import SPLITS
-from .splitfolder import Notes
+from .notes import Notes
 from .params import FeatureParams
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
                         give_back_room, inputs_digest, note_writer)
 from .stats import RunningStats
 from .store import split_path
 from .storefolder import check_room, check_writable, locked
-from .workers import Ring, parallel_backend, resolve_backend
+from .workers import Ring, parallel_backend, resolve_backend, ring_kind
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
 
@@ -300,13 +299,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         if held is not None and set(held) == set(read.labels):
             read.labels = held
 
-    # threads, and loky processes sharing this machine's files, hand features over in a Ring
-    ring = None
-    if jobs > 1 and backend == "threading":
-        ring = "memory"
-    elif jobs > 1 and backend == "loky" and os.name == "posix":
-        ring = "file"
-    run = _Workers(jobs, batch_size, progress, ring, backend == "dask",
+    run = _Workers(jobs, batch_size, progress, ring_kind(backend, jobs), backend == "dask",
                    inputs.windows is not None)
     with locked(out), parallel_backend(backend, jobs):
         commit.finish_commit(out)
@@ -365,10 +358,7 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     labels = held["train"].labels
     if read.layout != "nsynth":
         labels = grow.grown_labels(labels, read.labels)
-    roots: List[Path] = []  # every split's source folders, then the inputs'
-    for folder in [d for h in held.values() for d in h.notes.audio_dirs] + list(read.roots):
-        if folder.resolve() not in roots:
-            roots.append(folder.resolve())
+    roots = grow.all_roots(held.values(), read.roots)
 
     def index(dirs):
         return [roots.index(d.resolve()) for d in dirs]

@@ -22,7 +22,7 @@ import logging
 import os
 import shlex
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -37,11 +37,11 @@ from .layouts import ATTR_PREFIX as INPUT_ATTR_PREFIX, InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .params import FeatureParams
 from .splitfile import Summary
-from .splitfolder import Notes
+from .notes import Notes
 from .store import split_path
 
-__all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "rooted",
-           "recorded_inputs", "grown_labels", "check_addable", "not_held"]
+__all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "all_roots",
+           "rooted", "recorded_inputs", "grown_labels", "check_addable", "not_held"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,16 @@ def read_notes(f: h5py.File) -> Notes:
         qualities=f[QUALITIES][:].astype(np.uint8).reshape(n, len(QUALITY_FLAGS)),
         note_str=names, instrument_str=text(INSTRUMENT_STR),
         instrument_source_str=source_str, qualities_str=[()] * n, meta=meta)
+
+
+def all_roots(held: Iterable[Held], inputs: Sequence[Path]) -> List[Path]:
+    """Every folder the grown store's notes come from, resolved, once each: the finished
+    splits' source folders, then the inputs'."""
+    roots: List[Path] = []
+    for folder in [d for h in held for d in h.notes.audio_dirs] + list(inputs):
+        if folder.resolve() not in roots:
+            roots.append(folder.resolve())
+    return roots
 
 
 def rooted(notes: Notes, roots: Sequence[Path], index: Sequence[int]) -> Notes:

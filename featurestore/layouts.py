@@ -42,7 +42,8 @@ import numpy as np
 from .errors import BuildError
 from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits
 from .rows import AUDIO_SUFFIXES, Row, folder_rows, manifest_rows
-from .splitfolder import Notes, check_roots, found_splits, read_splits
+from .notes import Notes
+from .splitfolder import check_roots, found_splits, read_splits
 from .windows import check_hop, windowed_notes
 
 __all__ = ["LAYOUTS", "AUDIO_SUFFIXES", "InputOptions", "Inputs", "read_inputs", "detect_layout",

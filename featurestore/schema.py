@@ -172,7 +172,7 @@ def write_notes(f: h5py.File, notes, roots: Sequence[str], label_names: Sequence
 
     Parameters
     ----------
-    notes : featurestore.splitfolder.Notes
+    notes : featurestore.notes.Notes
         One row per note of ``/spectra``.
     roots : sequence of str
         The folders the notes come from (absolute); ``notes.folder`` indexes them.

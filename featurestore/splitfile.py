@@ -38,7 +38,7 @@ import numpy as np
 from . import schema
 from .files import atomic_write_text, replaced
 from .jsonstream import read_json, reason
-from .splitfolder import Notes
+from .notes import Notes
 from .params import FeatureParams
 from .stats import RunningStats
 

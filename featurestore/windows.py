@@ -23,7 +23,7 @@ from .features import Workspace, note_features
 from .params import FeatureParams
 
 if TYPE_CHECKING:
-    from .splitfolder import Notes
+    from .notes import Notes
 
 __all__ = ["Window", "window_offsets", "audio_seconds", "file_windows", "check_hop", "MIN_HOP",
            "windowed_notes"]
@@ -199,7 +199,7 @@ def windowed_notes(notes: Notes, problems: List[Tuple[str, str]], clip: float, h
 
     Parameters
     ----------
-    notes : featurestore.splitfolder.Notes
+    notes : featurestore.notes.Notes
         One split's notes.
     problems : list of (name, reason)
         The split's problems so far.

@@ -35,7 +35,7 @@ from .params import FeatureParams
 from .stats import RunningStats
 
 __all__ = ["BACKENDS", "Ring", "extract", "in_order", "on_dask", "parallel_backend",
-           "resolve_backend"]
+           "resolve_backend", "ring_kind"]
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "loky", "dask", "threading")
@@ -247,3 +247,14 @@ def resolve_backend(backend: str, jobs: int) -> str:
     if backend == "auto":
         return "threading" if jobs <= THREADS_UP_TO else "loky"
     return backend
+
+
+def ring_kind(backend: str, jobs: int) -> Optional[str]:
+    """Where a build's workers hand features over to the writer: ``'memory'`` (a :class:`Ring`
+    of threads), ``'file'`` (loky processes sharing this machine's files), ``None`` (one job,
+    or dask workers, whose results come back with them)."""
+    if jobs > 1 and backend == "threading":
+        return "memory"
+    if jobs > 1 and backend == "loky" and os.name == "posix":
+        return "file"
+    return None
