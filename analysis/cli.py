@@ -65,7 +65,7 @@ def build_summary(reports):
     """The one-screen summary of a build: ``notes`` counts the notes each split file holds,
     and under ``build --add`` an ``added`` column those this build added (the skipped and
     adjusted columns, like the rate, count this build's)."""
-    from featurestore.inspect import shown
+    from featurestore.describe import shown
     grew = any(r.status == "added" for r in reports)
     lines = [f"{'split':<7}{'status':<9}{'notes':>8}" + (f"{'added':>8}" if grew else "")
              + f"{'skipped':>9}{'adjusted':>10}{'seconds':>9}{'notes/s':>9}{'MiB':>9}"
@@ -118,7 +118,7 @@ def cmd_build(args):
 
 
 def cmd_inspect(args):
-    from featurestore.inspect import describe_store
+    from featurestore.describe import describe_store
     _print(*describe_store(args.store))
 
 

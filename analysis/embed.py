@@ -23,7 +23,7 @@ from training.modeldir import TrainedModel, load_trained
 from training.models import EMBEDDING_LAYER
 
 from .tsne import drop_map, map_model
-from .placed import forget_placed
+from .placements import forget_placed
 from .writeback import check_writable, results_file, write_result
 
 __all__ = ["embed_store", "embedding_model"]

@@ -24,7 +24,7 @@ from featurestore.errors import InputError
 from featurestore.files import atomic_write_text
 from featurestore.store import StoreError, open_split, require_store, store_splits
 
-from .placed import read_placed
+from .placements import read_placed
 from .tsne import DEFAULT_SPLIT, no_map
 from .plot import label_colors, one_label_set
 

@@ -20,7 +20,7 @@ from featurestore.store import StoreError, open_split, read_params, split_path
 from training.modeldir import load_trained
 
 from .embed import embedding_model
-from .placed import PLACED_FILE, Placed, read_placed, write_placed
+from .placements import PLACED_FILE, Placed, read_placed, write_placed
 from .tsne import fitted_map, map_model, no_map
 
 __all__ = ["place_files"]

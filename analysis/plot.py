@@ -14,7 +14,7 @@ from featurestore import schema
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 from training.modeldir import label_set_text
 
-from .placed import read_placed
+from .placements import read_placed
 from .tsne import no_map
 
 __all__ = ["plot_map", "image_path", "label_colors", "family_colors", "one_label_set"]

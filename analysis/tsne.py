@@ -32,7 +32,7 @@ from featurestore.errors import InputError
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError, open_split, split_path
 
-from .placed import forget_placed
+from .placements import forget_placed
 from .writeback import check_writable, results_file, write_result
 
 __all__ = ["tsne_split", "knn_accuracy", "map_metrics", "TsneResult", "METHODS", "SOURCES",
@@ -85,7 +85,7 @@ def map_model(f: h5py.File) -> str:
 
 def drop_map(f: h5py.File):
     """Remove a split's map (``f`` open for writing: ``/tsne`` and its PCA); the sounds placed
-    on it are the caller's to forget (:func:`analysis.placed.forget_placed`), once the split
+    on it are the caller's to forget (:func:`analysis.placements.forget_placed`), once the split
     is written without it."""
     for name in MAP_DATASETS[::-1]:
         if name in f:

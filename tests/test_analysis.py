@@ -13,7 +13,7 @@ import soundfile as sf
 from analysis.embed import embed_store
 from analysis.mapview import write_map
 from analysis.place import place_files
-from analysis.placed import read_placed
+from analysis.placements import read_placed
 from analysis.plot import plot_map
 from analysis.tsne import _Converged, knn_accuracy, tsne_split
 from analysis.writeback import write_result

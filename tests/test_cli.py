@@ -145,7 +145,7 @@ def test_build_summary_under_add_counts_the_files_notes_and_those_added(tmp_path
 
 def test_a_split_of_no_notes_is_described_so(tmp_path):
     from featurestore.build import build_store
-    from featurestore.inspect import describe_store
+    from featurestore.describe import describe_store
     from tests.helpers import make_tone_root
     root = make_tone_root(tmp_path / "notes", 11, 0, 1)
     next((root / "test" / "audio").iterdir()).write_bytes(b"RIFF, but no wav")

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from featurestore.inspect import describe_store
+from featurestore.describe import describe_store
 from featurestore.nsynth import FAMILIES
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError

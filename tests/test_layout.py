@@ -61,6 +61,20 @@ def test_data_flows_one_way(package, forbidden):
             assert not wrong, f"{path}: imports {sorted(wrong)}"
 
 
+#: The most lines a module of the packages may have: one concern a module.
+MAX_LINES = 400
+
+
+def test_each_module_is_one_concern_and_says_which():
+    """Every module fits in :data:`MAX_LINES` lines, opens with a docstring whose first line
+    says what it does, and shadows no standard-library module (``inspect``, ``types``)."""
+    for name, path in _modules().items():
+        source = path.read_text(encoding="utf-8")
+        assert len(source.splitlines()) <= MAX_LINES, f"{path}: over {MAX_LINES} lines"
+        if path.stem != "__init__":
+            assert (ast.get_docstring(ast.parse(source)) or "").strip(), f"{path}: no docstring"
+        assert path.stem not in sys.stdlib_module_names, f"{path}: shadows the standard library"
+
 def _private(name: str) -> bool:
     """``_name`` is private; ``__name__``, ``__version__`` and the like are not."""
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))

@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 from analysis.cli import main
 from analysis.tsne import tsne_split
 from featurestore import SplitDataset
-from featurestore.inspect import describe_store
+from featurestore.describe import describe_store
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError, open_split, store_splits
 

@@ -9,7 +9,7 @@ import pytest
 from analysis.cli import main
 from featurestore import schema
 from featurestore.build import BuildError, build_store
-from featurestore.inspect import describe_store
+from featurestore.describe import describe_store
 from featurestore.nsynth import write_split
 from helpers import example, make_tone_root, make_tone_split, tone, write_note
 

@@ -2,7 +2,7 @@
 import json
 import logging
 
-from analysis.placed import PLACED_FILE, Placed, forget_placed, read_placed, write_placed
+from analysis.placements import PLACED_FILE, Placed, forget_placed, read_placed, write_placed
 
 DAMAGED = b'[{"path": "/my/own.wav", "split": "test", "x": 1.5,'  # cut off mid-write
 
@@ -21,7 +21,7 @@ def test_placed_sounds_round_trip(tmp_path):
 def test_a_damaged_placed_json_is_kept_aside_byte_for_byte(tmp_path, caplog):
     path = tmp_path / PLACED_FILE
     path.write_bytes(DAMAGED)
-    with caplog.at_level(logging.WARNING, logger="analysis.placed"):
+    with caplog.at_level(logging.WARNING, logger="analysis.placements"):
         assert read_placed(tmp_path) == []
         forget_placed(tmp_path, "test")  # nothing to forget: the file stays as it is
         assert path.read_bytes() == DAMAGED
