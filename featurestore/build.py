@@ -93,9 +93,11 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
             log.warning("%s: unreadable build journal: %s; starting %s again", journal, err,
                         split.name)
     if state is not None:
+        # every note done: finalize may have trimmed /spectra to the notes kept
+        kept = split.base + state.n_written if state.position == len(split.notes) else rows
         try:
             with h5py.File(partial, "r") as f:
-                if f[schema.SPECTRA].shape != (rows,) + params.shape:
+                if f[schema.SPECTRA].shape not in {(n,) + params.shape for n in (rows, kept)}:
                     state = None
         except (OSError, KeyError):
             state = None
@@ -175,6 +177,8 @@ def _build_split(split: _Split, params: FeatureParams,
                 steady_start = time.perf_counter()
             else:
                 steady_done += end - first
+        f.flush()
+        state.save(journal)  # every note done: a kill from here on redoes only what follows
         stats = state.stats
         if split.train_stats is None and split.held is not None and split.held.summary:
             stats = split.held.summary.running().merge(state.stats)  # --add: held and new

@@ -12,10 +12,12 @@ journal (``SPLIT.h5.journal``, :class:`Progress`: position, rows written, merged
 skipped inputs) replaces the previous one atomically; saving it after every batch cost more
 than the batch's own writes. Running the build again continues from the journal, recomputing
 and overwriting the rows written after it, and produces the same file an uninterrupted build
-would (same rows, same float64 statistics: batches are merged in the same order). A journal
-whose inputs or parameters no longer match starts the split anew, and so does one that cannot be
-read (:class:`JournalError`, reported by the build before it starts again). :func:`finalize` writes the
-rest of the schema (labels, metadata, ``/skipped``, ``/adjusted``, attrs).
+would (same rows, same float64 statistics: batches are merged in the same order); once every
+note is written the journal says so, and a kill while the file is finished redoes only that. A
+journal whose inputs or parameters no longer match starts the split anew, and so does one that
+cannot be read (:class:`JournalError`, reported by the build before it starts again).
+:func:`finalize` writes the rest of the schema (labels, metadata, ``/skipped``, ``/adjusted``,
+attrs).
 
 The room allocated for notes that were then skipped is not given back by HDF5 when
 ``/spectra`` shrinks to the notes kept; where it is much (:func:`give_back_room`), the finished
@@ -42,8 +44,8 @@ from .notes import Notes
 from .params import FeatureParams
 from .stats import RunningStats
 
-__all__ = ["Progress", "JournalError", "Summary", "create_partial", "note_writer", "finalize", "fingerprint",
-           "give_back_room", "inputs_digest", "JOURNAL_SECONDS", "SPARE_BYTES"]
+__all__ = ["Progress", "JournalError", "Summary", "create_partial", "note_writer", "finalize",
+           "fingerprint", "give_back_room", "inputs_digest", "JOURNAL_SECONDS", "SPARE_BYTES"]
 
 log = logging.getLogger(__name__)
 

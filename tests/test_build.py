@@ -432,6 +432,39 @@ def test_resume_after_kill_gives_the_same_store(tmp_path):
             np.testing.assert_array_equal(a["spectra"].attrs[key], b["spectra"].attrs[key])
 
 
+@pytest.mark.parametrize("moment", ["after finalize", "after giving back room"])
+def test_a_kill_once_every_note_is_done_finishes_the_file_without_redoing_a_note(
+        tmp_path, monkeypatch, moment):
+    """Interrupted between the last note and the rename (finalize has trimmed /spectra to the
+    notes kept, or the file was copied without the room of the skipped ones), a build's rerun
+    finishes the file from its journal: no note is extracted again."""
+    from featurestore import build, splitfile, workers
+    root = make_tone_root(tmp_path / "root", n_train=12, n_valid=0, n_test=0)
+    for wav in sorted((root / "train" / "audio").glob("*.wav"))[:5]:
+        write_note(root / "train", wav.stem, np.zeros(SR, np.float32))  # skipped: silent
+    monkeypatch.setattr(splitfile, "SPARE_BYTES", 0)  # the room of 5 skipped notes is given back
+    give_back_room = build.give_back_room
+
+    def interrupted(path, allocated):
+        if moment == "after giving back room":
+            assert give_back_room(path, allocated)
+        raise KeyboardInterrupt
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(build, "give_back_room", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            build_store(root, out, jobs=1, progress=False)
+    assert not (out / "train.h5").exists() and (out / "train.h5.partial").exists()
+    extracted, extract = [], workers.extract
+    monkeypatch.setattr(workers, "extract", lambda *args: extracted.append(args) or
+                        extract(*args))
+    report = build_store(root, out, jobs=1, progress=False)[0]
+    assert (report.status, report.resumed_at, report.n_examples, report.n_skipped) == (
+        "resumed", 12, 7, 5)
+    assert extracted == [] and not (out / "train.h5.journal").exists()
+    build_store(root, tmp_path / "clean", jobs=1, progress=False)
+    assert everything_in(out / "train.h5") == everything_in(tmp_path / "clean" / "train.h5")
+
 def test_workers_waiting_for_ring_slots_give_the_same_store(tone_root, tmp_path, monkeypatch):
     import featurestore.workers
     monkeypatch.setattr(featurestore.workers, "RING_SLOTS_PER_JOB", 1)  # workers often wait
