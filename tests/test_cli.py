@@ -29,6 +29,26 @@ def test_help(command, capsys):
 
 
 
+def test_demo_ends_with_its_steps_its_files_and_the_room_they_take(tmp_path, monkeypatch,
+                                                                   capsys):
+    import analysis.demo
+    out = tmp_path / "demo"
+
+    def finished(out_dir, options, progress):
+        return analysis.demo.DemoReport(
+            Path(out_dir), steps=[("render", 30.0, "rendered"), ("train", 300.0, "trained")],
+            notes=[(out / "notes" / "timgm6mb", 2866, 377 * 2**20)],
+            files=[out / "store" / "train.h5"], bytes=3 * 2**30)
+    monkeypatch.setattr(analysis.demo, "run_demo", finished)
+    assert main(["demo", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == [
+        "  render      30.0 s  rendered", "  train      300.0 s  trained",
+        "  total      330.0 s", "files (3.0 GiB in all):",
+        f"  {out}/notes/timgm6mb/  (2,866 files, 377.0 MiB)",
+        f"  {out}/store/train.h5",
+        f"open {out}/map/index.html in a browser to explore and listen"]
+
 def test_every_command_has_its_help_and_a_builder(capsys):
     from analysis import cli
     with pytest.raises(SystemExit) as exit_:

@@ -25,5 +25,14 @@ def test_a_tiny_demo_trains_on_both_kinds_and_scores_each(tmp_path):
     assert any("_dexed" in s for s in sources) and any("_faust" in s for s in sources)
     assert (tmp_path / "demo" / "map" / "index.html").is_file()
     assert (tmp_path / "demo" / "map.png").is_file()
+    notes = tmp_path / "demo" / "notes"
+    assert [folder for folder, _, _ in report.notes] == [notes / "timgm6mb", notes / "synth"]
+    wavs = sorted(notes.rglob("*.wav"))
+    assert sum(n for _, n, _ in report.notes) == len(wavs) + 6  # and an examples.json a split
+    assert sum(b for _, _, b in report.notes) > sum(w.stat().st_size for w in wavs) > 0
+    assert tmp_path / "demo" / "store" / "train.h5" in report.files
+    assert not any(notes in path.parents for path in report.files)
+    assert report.bytes == sum(p.stat().st_size for p in (tmp_path / "demo").rglob("*")
+                               if p.is_file())
     again = run_demo(tmp_path / "demo", TINY, progress=False)  # finished steps are kept
     assert dict((n, s) for n, _, s in again.steps)["render"] == "TimGM6mb kept; synthesised kept"
