@@ -24,6 +24,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["featurestore", "training", "analysis"]),
+    package_data={"analysis": ["map.html"]},  # the map's page (analysis/mapview.py)
     install_requires=[
         "h5py>=3.10",
         "numpy>=1.24",

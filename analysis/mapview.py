@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import urllib.parse
+from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -29,6 +30,10 @@ from .tsne import DEFAULT_SPLIT, no_map
 from .plot import label_colors, one_label_set
 
 __all__ = ["write_map"]
+
+#: The page, package data beside this module: its script reads the map from ``__DATA__`` (json)
+#: and the store's name from ``__TITLE__``.
+PAGE = "map.html"
 
 
 def _audio_link(out_dir: Path, audio: Path) -> str:
@@ -109,130 +114,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     values = {"DATA": payload, "TITLE": html.escape(store.name)}
     # one pass: a value that holds __TITLE__ or __DATA__ is not replaced in turn
-    text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], TEMPLATE)
+    template = resources.files(__package__).joinpath(PAGE).read_text(encoding="utf-8")
+    text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], template)
     atomic_write_text(page, text)
     return page
-
-
-TEMPLATE = r"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>timbremap: __TITLE__</title>
-<style>
- body{margin:0;font:14px system-ui,sans-serif;color:#222;display:flex;height:100vh}
- #side{width:230px;padding:12px;border-right:1px solid #ddd;overflow:auto}
- #side h1{font-size:16px;margin:0 0 8px}
- #main{flex:1;position:relative}
- canvas{width:100%;height:100%;display:block;cursor:crosshair}
- .fam{display:flex;align-items:center;gap:6px;padding:2px 4px;cursor:pointer;user-select:none;border-radius:4px}
- .fam:hover{background:#f0f0f0} .fam.off{opacity:.3}
- .dot{width:12px;height:12px;border-radius:50%}
- #tip{position:absolute;pointer-events:none;background:rgba(255,255,255,.95);border:1px solid #999;
-      border-radius:4px;padding:4px 8px;display:none;white-space:nowrap;box-shadow:0 1px 4px rgba(0,0,0,.2)}
- #status{margin-top:10px;color:#555;min-height:2em} .info{color:#666;font-size:12px;margin-top:8px}
- select{width:100%;margin-bottom:8px}
-</style></head><body>
-<div id="side"><h1>timbremap: __TITLE__</h1>
- <select id="split"></select>
- <div id="legend"></div>
- <div class="info">hover: details &middot; click: listen &middot; legend: show/hide a label
-  &middot; &#9733; placed sounds</div>
- <div id="status"></div><div class="info" id="quality"></div>
-</div>
-<div id="main"><canvas id="map"></canvas><div id="tip"></div></div>
-<script>
-const DATA = __DATA__;
-const canvas = document.getElementById('map'), ctx = canvas.getContext('2d');
-const tip = document.getElementById('tip'), statusBox = document.getElementById('status');
-const hidden = new Set(); let split = DATA.open, screen = [], audio = null;
-const select = document.getElementById('split');
-for (const s of Object.keys(DATA.splits)) select.add(new Option(s + ' (' + DATA.splits[s].x.length + ' notes)', s));
-select.value = split;
-select.onchange = () => { split = select.value; draw(); };
-const legend = document.getElementById('legend');
-DATA.families.forEach((f, i) => {
-  const row = document.createElement('div'); row.className = 'fam'; row.dataset.family = i;
-  row.innerHTML = '<span class="dot" style="background:' + DATA.colors[i] + '"></span>' + esc(f);
-  row.onclick = () => { hidden.has(i) ? hidden.delete(i) : hidden.add(i); row.classList.toggle('off'); draw(); };
-  legend.appendChild(row);
-});
-function draw() {
-  const d = DATA.splits[split], r = canvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
-  canvas.width = r.width * dpr; canvas.height = r.height * dpr; ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, r.width, r.height);
-  const placed = DATA.placed.filter(p => p.split === split);
-  const xs = d.x.concat(placed.map(p => p.x)), ys = d.y.concat(placed.map(p => p.y));
-  const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
-  const pad = 24, s = Math.min((r.width - 2 * pad) / (x1 - x0 || 1), (r.height - 2 * pad) / (y1 - y0 || 1));
-  const ox = (r.width - s * (x1 - x0)) / 2, oy = (r.height - s * (y1 - y0)) / 2;
-  const at = (x, y) => [ox + s * (x - x0), r.height - (oy + s * (y - y0))];
-  const radius = Math.max(2, Math.min(6, 600 / Math.sqrt(d.x.length)));
-  screen = [];
-  for (let i = 0; i < d.x.length; i++) {
-    if (hidden.has(d.family[i])) continue;
-    const [px, py] = at(d.x[i], d.y[i]);
-    ctx.fillStyle = DATA.colors[d.family[i]]; ctx.globalAlpha = 0.8;
-    ctx.beginPath(); ctx.arc(px, py, radius, 0, 2 * Math.PI); ctx.fill();
-    screen.push({i, px, py});
-  }
-  ctx.globalAlpha = 1;
-  for (const p of placed) {
-    const [px, py] = at(p.x, p.y); star(px, py, 12);
-    ctx.fillStyle = '#000'; ctx.font = 'bold 12px system-ui'; ctx.fillText(p.name, px + 12, py - 8);
-    screen.push({placed: p, px, py});
-  }
-  canvas.dataset.drawn = screen.length;
-  const q = d.info; document.getElementById('quality').textContent =
-    't-SNE (' + q.method + ', perplexity ' + q.perplexity + ') of ' + q.source + ': trustworthiness ' +
-    Number(q.trustworthiness).toFixed(3) + ', kNN label accuracy ' +
-    Number(q.knn_accuracy_map).toFixed(3);
-}
-function star(x, y, r) {
-  ctx.beginPath();
-  for (let k = 0; k < 10; k++) { const a = Math.PI / 5 * k - Math.PI / 2, rr = k % 2 ? r / 2.4 : r;
-    ctx.lineTo(x + rr * Math.cos(a), y + rr * Math.sin(a)); }
-  ctx.closePath(); ctx.fillStyle = '#000'; ctx.fill(); ctx.strokeStyle = '#fff'; ctx.lineWidth = 1.5; ctx.stroke();
-}
-function nearest(ev) {
-  const r = canvas.getBoundingClientRect(), x = ev.clientX - r.left, y = ev.clientY - r.top;
-  let best = null, bd = 144;
-  for (const p of screen) { const dd = (p.px - x) ** 2 + (p.py - y) ** 2; if (dd < bd) { bd = dd; best = p; } }
-  return best;
-}
-function esc(text) {  // names come from the data set: shown as text, never as HTML
-  return String(text).replace(/[&<>"']/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
-}
-function describe(p) {
-  if (p.placed) return '&#9733; ' + esc(p.placed.name) + '<br>placed; predicted ' + esc(p.placed.family);
-  const d = DATA.splits[split], i = p.i, label = k => esc(DATA.families[k]);
-  return '<b>' + esc(d.name[i]) + '</b><br>label: ' + label(d.family[i]) +
-    '<br>pitch ' + d.pitch[i] + ', velocity ' + d.velocity[i] +
-    '<br>predicted: ' + (d.predicted[i] >= 0 ? label(d.predicted[i]) : 'n/a (run embed)');
-}
-canvas.onmousemove = ev => {
-  const p = nearest(ev);
-  if (!p) { tip.style.display = 'none'; return; }
-  tip.innerHTML = describe(p); tip.style.display = 'block';
-  tip.style.left = (p.px + 14) + 'px'; tip.style.top = (p.py + 10) + 'px';
-};
-canvas.onmouseleave = () => { tip.style.display = 'none'; };
-canvas.onclick = ev => {
-  const p = nearest(ev); if (!p) return;
-  const name = p.placed ? p.placed.name : DATA.splits[split].name[p.i];
-  const url = p.placed ? p.placed.audio : DATA.splits[split].audio[p.i];
-  if (audio) audio.pause();
-  audio = new Audio(url);
-  audio.onplaying = () => { statusBox.textContent = '\u25B6 playing ' + name; document.body.dataset.playing = name; };
-  audio.onended = () => { statusBox.textContent = 'played ' + name; };
-  audio.onerror = () => { statusBox.textContent = 'cannot play ' + url; document.body.dataset.playError = url; };
-  statusBox.textContent = 'loading ' + name;
-  audio.play().catch(err => { statusBox.textContent = 'cannot play ' + name + ': ' + err.message; document.body.dataset.playError = String(err); });
-};
-window.onresize = draw;
-draw();
-if (location.hash === '#selftest') {  // used by the tests: hover over and click the first drawn point
-  const p = screen.find(q => !q.placed), r = canvas.getBoundingClientRect();
-  const at = p && {clientX: r.left + p.px, clientY: r.top + p.py};
-  if (p) { canvas.onmousemove(at); canvas.onclick(at); }
-}
-</script></body></html>
-"""

@@ -75,6 +75,17 @@ def test_each_module_is_one_concern_and_says_which():
             assert (ast.get_docstring(ast.parse(source)) or "").strip(), f"{path}: no docstring"
         assert path.stem not in sys.stdlib_module_names, f"{path}: shadows the standard library"
 
+def test_every_data_file_of_the_packages_is_installed_with_them():
+    """A package's files that are not Python (the map's page) are in ``setup.py``'s
+    ``package_data``, or a non-editable install would lack them."""
+    call = next(node for node in ast.walk(ast.parse((REPO / "setup.py").read_text()))
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup")
+    declared = ast.literal_eval(next(k.value for k in call.keywords if k.arg == "package_data"))
+    found = {package: sorted(p.name for p in (REPO / package).iterdir()
+                             if p.is_file() and p.suffix not in (".py", ".pyc"))
+             for package in PACKAGES}
+    assert {package: sorted(declared.get(package, [])) for package in PACKAGES} == found
+
 def _private(name: str) -> bool:
     """``_name`` is private; ``__name__``, ``__version__`` and the like are not."""
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
