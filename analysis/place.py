@@ -2,8 +2,8 @@
 
 Each file goes through the same feature function as the store, the model's embedding layer,
 and openTSNE's ``transform`` of the split's map, rebuilt from the split file's arrays
-(:func:`analysis.tsne.fitted_map`: nothing is unpickled). The placed points are kept next to the
-store in ``placed.json`` so ``plot`` and ``map`` can show them.
+(:class:`analysis.storedmap.StoredMap`: nothing is unpickled). The placed points are kept next
+to the store in ``placed.json`` so ``plot`` and ``map`` can show them.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from training.modeldir import load_trained
 
 from .embed import embedding_model
 from .placements import PLACED_FILE, Placed, read_placed, write_placed
-from .tsne import fitted_map, map_model, no_map
+from .storedmap import StoredMap
+from .tsne import map_model, no_map
 
 __all__ = ["place_files"]
 
@@ -61,7 +62,7 @@ def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: in
             raise StoreError(f"{split_path(store, split)}: its map was made from another "
                              f"model's embeddings than {trained.path}; place with that model "
                              f"(or embed and map again with this one)")
-        to_map = fitted_map(f)
+        stored = StoredMap().fit(f)
         mapped, labels = f[schema.TSNE][:], f[schema.LABELS][:]
         names = f[schema.NAMES].asstr()[:]
         both, results = embedding_model(trained), []
@@ -75,7 +76,7 @@ def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: in
                 continue
             x = np.stack(usable).astype(np.float32)
             embeddings, probabilities = both.predict_on_batch(x)
-            coords = to_map(x, np.asarray(embeddings, np.float32))
+            coords = stored.transform(x, np.asarray(embeddings, np.float32))
             ok = [r for r in results[-len(batch):] if not r.error]
             for r, xy, p in zip(ok, coords, np.asarray(probabilities)):
                 r.x, r.y = float(xy[0]), float(xy[1])

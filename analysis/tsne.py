@@ -12,10 +12,11 @@ for ``spectra`` ``pca_components`` and ``pca_explained_variance``, and for openT
 :func:`fit_opentsne`).
 
 ``place`` positions new sounds on an openTSNE map with openTSNE's ``transform``, on the map
-rebuilt from plain arrays of the split file (:func:`fitted_map`): ``/tsne``, its attrs, and the
-points it maps (``/embeddings``, or for ``spectra`` the PCA kept as ``/tsne_pca_components``
-float32 ``(k, frames * bins)`` and ``/tsne_pca_mean`` float32 ``(frames * bins,)``). Nothing is
-pickled: a store from someone else can be mapped and placed into without trusting it.
+rebuilt from plain arrays of the split file (:class:`analysis.storedmap.StoredMap`): ``/tsne``,
+its attrs, and the points it maps (``/embeddings``, or for ``spectra`` the PCA kept as
+``/tsne_pca_components`` float32 ``(k, frames * bins)`` and ``/tsne_pca_mean`` float32
+``(frames * bins,)``). Nothing is pickled: a store from someone else can be mapped and placed
+into without trusting it.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from .placements import forget_placed
 from .writeback import check_writable, results_file, write_result
 
 __all__ = ["tsne_split", "knn_accuracy", "map_metrics", "TsneResult", "METHODS", "SOURCES",
-           "fit_opentsne", "fitted_map", "MAP_DATASETS"]
+           "fit_opentsne", "MAP_DATASETS", "INTS_IN_INTERVAL"]
 
 log = logging.getLogger(__name__)
 METHODS = ("opentsne", "sklearn")
@@ -207,82 +208,6 @@ def fit_opentsne(data: np.ndarray, perplexity: float = 30.0, *, seed: int = 0, n
                                    callbacks=[converged], callbacks_every_iters=every)
     iterations = converged.stopped_at or max_iter
     return embedding, {"neighbors": neighbors, "iterations": int(iterations)}
-
-
-def _pca_projection(f: h5py.File):
-    """``project(spectra)``: ``(n, frames, bins)`` spectra in the PCA space of a ``spectra``
-    map (as scikit-learn's ``PCA.transform``: centred, projected, not whitened); the PCA is
-    read once."""
-    mean, components = f[schema.TSNE_PCA_MEAN][:], f[schema.TSNE_PCA_COMPONENTS][:]
-
-    def project(spectra: np.ndarray) -> np.ndarray:
-        flat = spectra.reshape(len(spectra), -1).astype(np.float32)
-        return ((flat - mean) @ components.T).astype(np.float32)
-    return project
-
-
-def fitted_map(f: h5py.File, n_jobs: int = 2):
-    """A split's openTSNE map, rebuilt from the file's plain arrays for ``place``.
-
-    The affinities are computed again from the points the map was made of, with the
-    parameters in ``/tsne``'s attrs (the same exact or seeded Annoy neighbours), and the map's
-    coordinates are ``/tsne``: what ``transform`` then does equals what the fitted object
-    would do, within float32 rounding. New points are placed with a sixth of the map's
-    perplexity (at least 1, at most openTSNE's 5): openTSNE's default for them is a sixth of
-    its fits', and on a small map a larger one spreads a note's affinities over notes far from
-    it and places it between them.
-
-    Returns
-    -------
-    to_map : callable
-        ``to_map(spectra, embeddings)`` -> ``(n, 2)`` positions of new notes on the map, in
-        ``/tsne``'s coordinates (``spectra`` ``(n, frames, bins)``, ``embeddings`` ``(n, D)``).
-
-    Raises
-    ------
-    StoreError
-        No map, a map openTSNE did not make (scikit-learn's cannot place new points), or one
-        whose source arrays are missing.
-    """
-    import openTSNE
-    path = Path(f.filename)
-    if schema.TSNE not in f:
-        raise StoreError(f"{path}: no /tsne map")
-    attrs = f[schema.TSNE].attrs
-    if attrs.get("method") != "opentsne":
-        raise StoreError(f"{path}: its map was made with --method {attrs.get('method')}, which "
-                         f"cannot place new points; make it with --method opentsne")
-    source = attrs.get("source")
-    needed = [schema.EMBEDDINGS] if source == schema.EMBEDDINGS else [
-        schema.TSNE_PCA_COMPONENTS, schema.TSNE_PCA_MEAN]
-    missing = [name for name in needed if name not in f]
-    if missing:
-        raise StoreError(f"{path}: its map lacks /{', /'.join(missing)}; run 'timbremap tsne' "
-                         f"again")
-    if source == schema.EMBEDDINGS:
-        points = f[schema.EMBEDDINGS][:].astype(np.float32)
-    else:
-        project = _pca_projection(f)
-        with SpectraReader(path) as reader:
-            points = np.concatenate([project(x) for x in reader.iter_batches(256)])
-    seed, perplexity = int(attrs["seed"]), float(attrs["perplexity"])
-    affinities = openTSNE.affinity.MultiscaleMixture(
-        points, perplexity, method=str(attrs["neighbors"]), n_jobs=n_jobs,
-        random_state=seed)
-    coords = f[schema.TSNE][:].astype(np.float64)
-    embedding = openTSNE.TSNEEmbedding(coords, affinities, random_state=seed,
-                                       negative_gradient_method="fft",
-                                       ints_in_interval=INTS_IN_INTERVAL, n_jobs=n_jobs)
-    centre = (coords.max(axis=0) + coords.min(axis=0)) / 2  # transform centres the map first
-
-    def to_map(spectra: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-        new = embeddings if source == schema.EMBEDDINGS else project(spectra)
-        # openTSNE places new points with a sixth of its fits' perplexity (5 against 30): a
-        # sixth of this map's, at most 5, at least 1
-        new_perplexity = min(5.0, max(1.0, perplexity / 6))
-        return np.asarray(embedding.transform(np.asarray(new, np.float32),
-                                              perplexity=new_perplexity)) + centre
-    return to_map
 
 
 def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",

@@ -484,7 +484,8 @@ def test_nothing_beside_a_store_is_unpickled(mapped, tone_root, tmp_path, monkey
 
 
 def test_a_map_rebuilt_from_the_file_places_as_the_fitted_one(tmp_path):
-    from analysis.tsne import fit_opentsne, fitted_map
+    from analysis.storedmap import StoredMap
+    from analysis.tsne import fit_opentsne
     labels = cluster_store(tmp_path / "test.h5")
     with h5py.File(tmp_path / "test.h5", "r+") as f:
         points = f["embeddings"][:]
@@ -494,7 +495,7 @@ def test_a_map_rebuilt_from_the_file_places_as_the_fitted_one(tmp_path):
             "method": "opentsne", "perplexity": 10.0, "seed": 0, "source": "embeddings", **attrs})
     new = points[[0, 70]] + 0.01
     with h5py.File(tmp_path / "test.h5") as f:
-        placed = fitted_map(f)(None, new)
+        placed = StoredMap().fit(f).transform(None, new)
     expected = np.asarray(fitted.transform(new, perplexity=10.0 / 6))  # a sixth of the map's
     # transform centres the map first; the rebuilt map answers in /tsne's coordinates
     np.testing.assert_allclose(placed - (xy.max(0) + xy.min(0)) / 2, expected, atol=1e-3)
