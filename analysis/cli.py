@@ -181,24 +181,24 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     import json
-    from training.evaluate import classification_report_text, evaluate
-    result = evaluate(args.store, args.model_dir, args.split, confusion_png=args.confusion)
-    report = classification_report_text(result)
+    from training.evaluate import classification_report_text, evaluate, write_confusion
+    result = evaluate(args.store, args.model_dir, args.split)
+    png = write_confusion(result, args.confusion)
     if args.json:
-        _print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
+        _print(json.dumps({**result.to_dict(), "confusion_png": png and str(png)}))
         return
     folders = [f"  {name}: accuracy {r['accuracy']:.3f}, balanced "
                f"{r['balanced_accuracy']:.3f} ({r['n']} notes)"
-               for name, r in result["per_folder"].items()]
-    _print(f"{args.split} split of {args.store}: {result['n']} notes",
-           f"accuracy {result['accuracy']:.3f}, balanced accuracy "
-           f"{result['balanced_accuracy']:.3f}", *(["by NOTES folder:"] + folders if folders
-                                                   else []),
+               for name, r in result.per_folder.items()]
+    _print(f"{args.split} split of {args.store}: {result.n} notes",
+           f"accuracy {result.accuracy:.3f}, balanced accuracy "
+           f"{result.balanced_accuracy:.3f}", *(["by NOTES folder:"] + folders if folders
+                                                else []),
            *([f"by recording (its clips' probabilities averaged): accuracy "
               f"{files['accuracy']:.3f}, balanced {files['balanced_accuracy']:.3f} "
-              f"({files['n']} files)"] if (files := result["per_file"]) else []),
-           "", report.rstrip(), *(["", f"confusion matrix: {result['confusion_png']}"]
-                                  if result["confusion_png"] else []))
+              f"({files['n']} files)"] if (files := result.per_file) else []),
+           "", classification_report_text(result).rstrip(),
+           *(["", f"confusion matrix: {png}"] if png else []))
 
 
 def cmd_predict(args):

@@ -80,7 +80,7 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     from featurestore.render import RenderOptions, render_soundfont
     from featurestore.synth import available_engines, render_synth
     from training.config import TrainConfig
-    from training.evaluate import evaluate
+    from training.evaluate import evaluate, write_confusion
     from training.train import train
 
     from .embed import embed_store
@@ -135,10 +135,11 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
 
     def do_evaluate():
         result = evaluate(store, model, "test")
+        write_confusion(result)
         kinds = "; ".join(f"{Path(folder).name} {r['accuracy']:.3f}"
-                          for folder, r in result["per_folder"].items())
-        return (f"test accuracy {result['accuracy']:.3f}, balanced "
-                f"{result['balanced_accuracy']:.3f} ({kinds})")
+                          for folder, r in result.per_folder.items())
+        return (f"test accuracy {result.accuracy:.3f}, balanced "
+                f"{result.balanced_accuracy:.3f} ({kinds})")
 
     def do_tsne():
         parts = []

@@ -35,7 +35,7 @@ shapes = embed_store(store, model, progress=False)
 print(json.dumps({"backend": keras.backend.backend(), "epochs": result.epochs,
                   "probabilities": prediction.probabilities.tolist(),
                   "reloaded": again.probabilities.tolist(),
-                  "accuracy": evaluate(store, model, "test")["accuracy"],
+                  "accuracy": evaluate(store, model, "test").accuracy,
                   "embeddings": {k: list(v) for k, v in shapes.items()}}))
 """
 

@@ -16,7 +16,7 @@ from featurestore.errors import InputError
 from featurestore.params import FeatureParams
 from training.config import TrainConfig
 from training.data import StoreBatches, balanced_weights
-from training.evaluate import evaluate
+from training.evaluate import classification_report_text, evaluate, write_confusion
 from training.modeldir import ModelError, load_trained
 from training.models import (FramePool, FrequencyShift, Mixup, SpecAugment, SpectralGain,
                              build_model)
@@ -230,30 +230,37 @@ def test_the_readme_python_prediction(trained, tone_root, capsys):
 
 
 def test_evaluate_matches_scikit_learn(trained, tone_store):
-    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
-                                 f1_score)
+    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classification_report,
+                                 confusion_matrix, f1_score)
     model_dir, _ = trained
     result = evaluate(tone_store, model_dir, "test")
     with h5py.File(tone_store / "test.h5") as f:
         x, labels = f["spectra"][:].astype(np.float32), f["labels"][:]
     predicted = predict_features(load_trained(model_dir), x).argmax(axis=1)
-    assert result["n"] == len(labels)
-    assert result["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
-    assert result["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels,
-                                                                                predicted))
-    assert result["confusion"] == confusion_matrix(labels, predicted, labels=range(11)).tolist()
+    assert result.n == len(labels)
+    assert result.accuracy == pytest.approx(accuracy_score(labels, predicted))
+    assert result.balanced_accuracy == pytest.approx(balanced_accuracy_score(labels, predicted))
+    np.testing.assert_array_equal(result.confusion,
+                                  confusion_matrix(labels, predicted, labels=range(11)))
     f1 = f1_score(labels, predicted, labels=range(11), average=None, zero_division=0)
-    assert [v["f1"] for v in result["per_family"].values()] == pytest.approx(f1.tolist())
-    assert Path(result["confusion_png"]).read_bytes()[:4] == b"\x89PNG"
-    assert Path(result["confusion_png"]) == model_dir / "confusion_test.png"  # its own store
+    assert [v["f1"] for v in result.per_family.values()] == pytest.approx(f1.tolist())
+    assert result.default_png == model_dir / "confusion_test.png"  # its own store
+    assert not result.default_png.exists()  # evaluate writes nothing
+    assert write_confusion(result) == result.default_png
+    assert result.default_png.read_bytes()[:4] == b"\x89PNG"
+    assert json.loads(json.dumps(result.to_dict()))["confusion"] == result.confusion.tolist()
+    present = sorted(set(labels) | set(predicted))
+    assert classification_report_text(result) == classification_report(
+        labels, predicted, labels=present, target_names=[result.labels[i] for i in present],
+        digits=3, zero_division=0)
 
 
 def test_confusion_path_is_a_png_wherever_it_is_asked_for(trained, tone_store, tmp_path):
     model_dir, _ = trained
-    assert evaluate(tone_store, model_dir, "test", confusion_png=tmp_path)["confusion_png"] == \
-        str(tmp_path / "confusion_test.png")
-    named = evaluate(tone_store, model_dir, "test", confusion_png=tmp_path / "cm")
-    assert named["confusion_png"] == str(tmp_path / "cm.png") and (tmp_path / "cm.png").is_file()
+    result = evaluate(tone_store, model_dir, "test")
+    assert write_confusion(result, tmp_path) == tmp_path / "confusion_test.png"
+    assert write_confusion(result, tmp_path / "cm") == tmp_path / "cm.png"
+    assert (tmp_path / "cm.png").is_file() and (tmp_path / "confusion_test.png").is_file()
 
 
 def test_evaluating_another_store_does_not_overwrite_the_plot(trained, tone_store, tmp_path):
@@ -261,29 +268,29 @@ def test_evaluating_another_store_does_not_overwrite_the_plot(trained, tone_stor
     model_dir, _ = trained
     other = tmp_path / "other"
     shutil.copytree(tone_store, other)
-    result = evaluate(other, model_dir, "test")
-    assert Path(result["confusion_png"]) == model_dir / "confusion_other_test.png"
+    assert evaluate(other, model_dir, "test").default_png == \
+        model_dir / "confusion_other_test.png"
 
 
 def test_evaluate_scores_each_notes_folder_of_a_store_built_from_several(trained, tone_store,
                                                                          tmp_path):
     import shutil
     model_dir, _ = trained
-    assert evaluate(tone_store, model_dir, "test")["per_folder"] == {}  # one folder
+    assert evaluate(tone_store, model_dir, "test").per_folder == {}  # one folder
     store = tmp_path / "two"
     shutil.copytree(tone_store, store)
     with h5py.File(store / "test.h5", "r+") as f:  # as if built from two NOTES folders
         folder = np.arange(len(f["labels"])) % 2
         f["source_folder"][...] = folder
         f["source_folder"].attrs["names"] = ["/notes/sf", "/notes/synth"]
-        labels = f["labels"][:]
+        labels, x = f["labels"][:], f["spectra"][:].astype(np.float32)
     result = evaluate(store, model_dir, "test")
-    predicted = np.array(result["_predicted"])
-    assert list(result["per_folder"]) == ["/notes/sf", "/notes/synth"]
-    for k, name in enumerate(result["per_folder"]):
+    predicted = predict_features(load_trained(model_dir), x).argmax(axis=1)
+    assert list(result.per_folder) == ["/notes/sf", "/notes/synth"]
+    for k, name in enumerate(result.per_folder):
         mine = folder == k
-        assert result["per_folder"][name]["n"] == mine.sum()
-        assert result["per_folder"][name]["accuracy"] == pytest.approx(
+        assert result.per_folder[name]["n"] == mine.sum()
+        assert result.per_folder[name]["accuracy"] == pytest.approx(
             np.mean(labels[mine] == predicted[mine]))
 
 
@@ -307,7 +314,7 @@ def test_valid_weights_folders_picks_epochs_on_the_mean_over_folders(tone_store,
     config = QUICK.replace(epochs=1, valid_weights="folders")
     result = train(store, tmp_path / "model", config, verbose=0)
     scored = evaluate(store, tmp_path / "model", "valid")
-    by_folder = [r["accuracy"] for r in scored["per_folder"].values()]
+    by_folder = [r["accuracy"] for r in scored.per_folder.values()]
     assert result.best_val_accuracy == pytest.approx(np.mean(by_folder), abs=1e-6)
     with pytest.raises(InputError, match="valid_weights must be one of"):
         TrainConfig(valid_weights="files")
@@ -685,7 +692,7 @@ def test_a_read_only_model_folder_still_evaluates_and_is_not_trained_into(
     assert "accuracy" in out and "confusion matrix" not in out  # the scores, no plot
     assert "confusion_test.png: cannot write the confusion matrix (Read-only file system); " \
            "give --confusion PATH" in caplog.text
-    assert evaluate(tone_store, trained[0], "test")["confusion_png"] is None
+    assert write_confusion(evaluate(tone_store, trained[0], "test")) is None
 
     def cannot(out):
         raise BuildError(f"{out}: cannot write there (Read-only file system)")

@@ -3,8 +3,9 @@ row-normalised confusion matrix, over the model's label set (the store's, checke
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -15,7 +16,8 @@ from featurestore.store import (StoreError, content_digests, open_split, read_pa
 
 from .modeldir import TrainedModel, load_trained
 
-__all__ = ["predict_split", "evaluate", "plot_confusion", "classification_report_text"]
+__all__ = ["predict_split", "evaluate", "Evaluation", "write_confusion", "plot_confusion",
+           "classification_report_text"]
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +52,83 @@ def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int =
     return np.asarray(probabilities, np.float32), labels
 
 
-def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
-             confusion_png: Optional[Path] = None) -> dict:
-    """Accuracy, balanced accuracy, per-label precision/recall/F1 and the confusion matrix,
-    over the model's label set (which must be the store's).
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` measured on a split, over the model's label set.
+
+    Attributes
+    ----------
+    split, store, model : str
+        The split scored, the store's id and the model folder.
+    n : int
+        Notes scored.
+    accuracy, balanced_accuracy : float
+    per_family : dict
+        Label -> ``precision``, ``recall``, ``f1``, ``support``, for every label of the set (the
+        name is NSynth's).
+    per_folder : dict
+        For a store built from several NOTES folders: folder -> ``n``, ``accuracy``,
+        ``balanced_accuracy`` of its notes; else empty.
+    per_file : dict
+        For a split with several clips of a file (``build --windows``): ``n`` files,
+        ``accuracy`` and ``balanced_accuracy`` of each file's clip probabilities averaged; else
+        empty.
+    store_changed : list of str
+        The splits of the model's own store that changed since it was trained (e.g. by
+        ``build --add``; a warning is logged).
+    confusion : np.ndarray, int64, shape ``(C, C)``
+        Counts for the ``C`` labels, rows = true label.
+    labels : tuple of str
+        The label set, in the confusion matrix's order.
+    default_png : pathlib.Path
+        Where :func:`write_confusion` puts the matrix unless told: ``MODEL_DIR/confusion_SPLIT.png``
+        for the store the model was trained on, ``MODEL_DIR/confusion_STORENAME_SPLIT.png`` for
+        any other (so one does not overwrite the other).
+    """
+
+    split: str
+    store: str
+    model: str
+    n: int
+    accuracy: float
+    balanced_accuracy: float
+    per_family: dict
+    per_folder: dict
+    per_file: dict
+    store_changed: list
+    confusion: np.ndarray
+    labels: Tuple[str, ...]
+    default_png: Path
+
+    def to_dict(self) -> dict:
+        """Plain json values (``evaluate --json``): every attribute but ``default_png``, and
+        ``families``, the label set's older name."""
+        return {"split": self.split, "store": self.store, "model": self.model, "n": self.n,
+                "accuracy": self.accuracy, "balanced_accuracy": self.balanced_accuracy,
+                "per_family": self.per_family, "per_folder": self.per_folder,
+                "per_file": self.per_file, "store_changed": self.store_changed,
+                "confusion": self.confusion.tolist(), "labels": list(self.labels),
+                "families": list(self.labels)}
+
+
+def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) -> Evaluation:
+    """Accuracy, balanced accuracy, per-label precision/recall/F1 and the confusion matrix of a
+    model on a split, over the model's label set (which must be the store's); the picture of
+    the matrix is :func:`write_confusion`'s.
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+        A store folder, or its URL.
+    model_dir : str or pathlib.Path
+        The folder ``train`` wrote the model into.
+    split : str
+    batch_size : int
+        Notes predicted at a time.
 
     Returns
     -------
-    dict
-        ``accuracy``, ``balanced_accuracy``, ``n``, ``per_family`` (label -> precision,
-        recall, f1, support, for every label of the set; the name is NSynth's),
-        ``per_folder`` (for a store built from several NOTES folders: folder -> ``n``,
-        ``accuracy``, ``balanced_accuracy`` of its notes; else empty), ``per_file`` (for a
-        split with several clips of a file, ``build --windows``: ``n`` files, ``accuracy``
-        and ``balanced_accuracy`` of each file's clip probabilities averaged; else empty),
-        ``store_changed`` (the splits of the model's own store that changed since it was
-        trained, e.g. by ``build --add``: a warning is logged), ``confusion``
-        (C x C counts for the C labels, rows = true label), ``labels`` (the label set, in the
-        confusion matrix's order) and ``families`` (the same list, its older name),
-        ``split``, ``store``, ``model`` and ``confusion_png`` (where the plot went; ``None``
-        where it could not be written, with a warning).
+    Evaluation
 
     Raises
     ------
@@ -85,41 +144,54 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128,
     if not len(labels):
         raise StoreError(f"{split_path(store, split)}: holds no notes to evaluate")
     predicted = probabilities.argmax(axis=1)
-    names = list(trained.labels)
+    names = tuple(trained.labels)
     everything = list(range(len(names)))
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=everything, zero_division=0)
-    confusion = confusion_matrix(labels, predicted, labels=everything)
-    result = {
-        "split": split, "store": store_id(store),
-        "model": str(Path(model_dir).resolve()), "n": int(len(labels)),
-        "accuracy": float(accuracy_score(labels, predicted)),
-        "balanced_accuracy": _balanced_accuracy(labels, predicted),
-        "per_family": {name: {"precision": float(p), "recall": float(r), "f1": float(f),
-                              "support": int(s)}
-                       for name, p, r, f, s in zip(names, precision, recall, f1, support)},
-        "per_folder": _per_folder(store, split, labels, predicted),
-        "per_file": _per_file(store, split, labels, probabilities),
-        "store_changed": _changed_since(trained, store),
-        "confusion": confusion.tolist(), "labels": names, "families": names,
-    }
-    default = default_confusion_png(trained, store, split)
-    png = Path(confusion_png) if confusion_png else default
+    return Evaluation(
+        split=split, store=store_id(store), model=str(Path(model_dir).resolve()),
+        n=int(len(labels)), accuracy=float(accuracy_score(labels, predicted)),
+        balanced_accuracy=_balanced_accuracy(labels, predicted),
+        per_family={name: {"precision": float(p), "recall": float(r), "f1": float(f),
+                           "support": int(s)}
+                    for name, p, r, f, s in zip(names, precision, recall, f1, support)},
+        per_folder=_per_folder(store, split, labels, predicted),
+        per_file=_per_file(store, split, labels, probabilities),
+        store_changed=_changed_since(trained, store),
+        confusion=confusion_matrix(labels, predicted, labels=everything).astype(np.int64),
+        labels=names, default_png=default_confusion_png(trained, store, split))
+
+
+def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
+    """Plot ``result``'s confusion matrix (:func:`plot_confusion`) as a PNG.
+
+    Parameters
+    ----------
+    result : Evaluation
+    path : str or pathlib.Path, optional
+        The file; a folder puts ``result.default_png``'s name in it, and a name without
+        ``.png`` gets it. Default: ``result.default_png``.
+
+    Returns
+    -------
+    pathlib.Path or None
+        Where it went; ``None`` where it could not be written (a read-only model folder: the
+        scores are still worth having), with a warning.
+    """
+    png = Path(path) if path else result.default_png
     if png.is_dir():
-        png = png / default.name
+        png = png / result.default_png.name
     elif png.suffix.lower() != ".png":
         png = png.with_name(png.name + ".png")
     try:
-        plot_confusion(confusion, png, f"{split}: accuracy {result['accuracy']:.3f}, balanced "
-                                       f"{result['balanced_accuracy']:.3f} (n={result['n']})",
-                       names=names)
-        result["confusion_png"] = str(png)
-    except OSError as err:  # a read-only model folder: the scores are still worth having
+        plot_confusion(result.confusion, png, f"{result.split}: accuracy {result.accuracy:.3f}, "
+                                              f"balanced {result.balanced_accuracy:.3f} "
+                                              f"(n={result.n})", names=result.labels)
+    except OSError as err:
         log.warning("%s: cannot write the confusion matrix (%s); give --confusion PATH",
                     png, err.strerror or err)
-        result["confusion_png"] = None
-    result["_labels"], result["_predicted"] = labels, predicted
-    return result
+        return None
+    return png
 
 
 def _per_folder(store, split: str, labels: np.ndarray, predicted: np.ndarray) -> dict:
@@ -180,9 +252,7 @@ def _changed_since(trained: TrainedModel, store) -> list:
 
 
 def default_confusion_png(trained: TrainedModel, store, split: str) -> Path:
-    """``MODEL_DIR/confusion_SPLIT.png`` for the store the model was trained on, and
-    ``MODEL_DIR/confusion_STORENAME_SPLIT.png`` for any other (so one does not overwrite the
-    other)."""
+    """:attr:`Evaluation.default_png` of ``trained`` on ``store``'s ``split``."""
     recorded = trained.info.get("store", "")
     own = recorded and store_id(recorded) == store_id(store)
     return trained.path / (f"confusion_{split}.png" if own
@@ -201,13 +271,16 @@ def _balanced_accuracy(labels, predicted) -> float:
         return float(balanced_accuracy_score(labels, predicted))
 
 
-def classification_report_text(result: dict) -> str:
-    """scikit-learn's per-label report for an :func:`evaluate` result."""
+def classification_report_text(result: Evaluation) -> str:
+    """scikit-learn's per-label report of an :func:`evaluate` result, over the labels that
+    are true or predicted for some note (its notes as the confusion matrix counts them)."""
     from sklearn.metrics import classification_report
-    present = sorted(set(result["_labels"].tolist()) | set(result["_predicted"].tolist()))
-    names = result["labels"]
-    return classification_report(result["_labels"], result["_predicted"], labels=present,
-                                 target_names=[names[i] for i in present], digits=3,
+    counts = result.confusion
+    true, predicted = (np.repeat(index.ravel(), counts.ravel()) for index in np.indices(
+        counts.shape))
+    present = np.flatnonzero(counts.sum(axis=0) + counts.sum(axis=1))
+    return classification_report(true, predicted, labels=present,
+                                 target_names=[result.labels[i] for i in present], digits=3,
                                  zero_division=0)
 
 
