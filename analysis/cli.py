@@ -327,7 +327,7 @@ def cmd_demo(args):
     lines = [f"timbremap demo in {report.out}:"]
     lines += [f"  {name:<9}{seconds:7.1f} s  {summary}" for name, seconds, summary in report.steps]
     lines += [f"  total    {sum(s for _, s, _ in report.steps):7.1f} s",
-              f"files ({size_text(report.bytes)} in all):"]
+              f"files ({size_text(report.size)} in all):"]
     lines += [f"  {folder}/  ({n:,} files, {size_text(nbytes)})"
               for folder, n, nbytes in report.notes]
     lines += [f"  {path}" for path in report.files]

@@ -58,16 +58,16 @@ class DemoOptions:
 @dataclass
 class DemoReport:
     """What the demo did and made: each step's seconds and summary, the rendered notes' folders
-    (``(folder, files, bytes)``), every other file, and the bytes of everything in ``out``."""
+    (``(folder, files, bytes)``), every other file, and the bytes of all of them."""
 
     out: Path
     steps: List[tuple] = field(default_factory=list)  # (step, seconds, summary)
     notes: List[Tuple[Path, int, int]] = field(default_factory=list)
     files: List[Path] = field(default_factory=list)
-    bytes: int = 0
+    size: int = 0
 
 
-def _disk_use(folder: Path) -> Tuple[int, int]:
+def _files_and_bytes(folder: Path) -> Tuple[int, int]:
     """``(files, bytes)`` of the files below ``folder``."""
     sizes = [p.stat().st_size for p in folder.rglob("*") if p.is_file()]
     return len(sizes), sum(sizes)
@@ -158,7 +158,8 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     step("tsne", do_tsne)
     step("plot", lambda: str(plot_map(store, out / "map.png")))
     step("map", lambda: str(write_map(store, out / "map")))
-    report.notes = [(folder, *_disk_use(folder)) for folder in (sampled, synthesised)]
+    report.notes = [(folder, *_files_and_bytes(folder)) for folder in (sampled, synthesised)]
     report.files = sorted(p for p in out.rglob("*") if p.is_file() and notes not in p.parents)
-    report.bytes = _disk_use(out)[1]
+    report.size = (sum(nbytes for _, _, nbytes in report.notes)
+                   + sum(path.stat().st_size for path in report.files))
     return report

@@ -93,8 +93,7 @@ def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
             log.warning("%s: unreadable build journal: %s; starting %s again", journal, err,
                         split.name)
     if state is not None:
-        # every note done: finalize may have trimmed /spectra to the notes kept
-        kept = split.base + state.n_written if state.position == len(split.notes) else rows
+        kept = split.base + state.n_written if state.finished else rows  # finalize trims it
         try:
             with h5py.File(partial, "r") as f:
                 if f[schema.SPECTRA].shape not in {(n,) + params.shape for n in (rows, kept)}:
@@ -178,7 +177,7 @@ def _build_split(split: _Split, params: FeatureParams,
             else:
                 steady_done += end - first
         f.flush()
-        state.save(journal)  # every note done: a kill from here on redoes only what follows
+        state.save(journal)  # every note done: a kill from here on computes none again
         stats = state.stats
         if split.train_stats is None and split.held is not None and split.held.summary:
             stats = split.held.summary.running().merge(state.stats)  # --add: held and new
@@ -197,6 +196,8 @@ def _build_split(split: _Split, params: FeatureParams,
                            digest=split.inputs_digest)
         if split.held is not None:
             grow.settle_results(path, f, state.n_written)
+    state.finished = True
+    state.save(journal)
     give_back_room(partial, split.base + len(notes))  # that of skipped notes, when it is much
     if not split.added:  # --add renames every split at its commit
         os.replace(partial, path)

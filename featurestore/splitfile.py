@@ -13,11 +13,11 @@ skipped inputs) replaces the previous one atomically; saving it after every batc
 than the batch's own writes. Running the build again continues from the journal, recomputing
 and overwriting the rows written after it, and produces the same file an uninterrupted build
 would (same rows, same float64 statistics: batches are merged in the same order); once every
-note is written the journal says so, and a kill while the file is finished redoes only that. A
-journal whose inputs or parameters no longer match starts the split anew, and so does one that
-cannot be read (:class:`JournalError`, reported by the build before it starts again).
-:func:`finalize` writes the rest of the schema (labels, metadata, ``/skipped``, ``/adjusted``,
-attrs).
+note is written the journal says so, and once :func:`finalize` has written the file whole and
+it is closed, that it is finished: a kill after it redoes only the rename. A journal whose
+inputs or parameters no longer match starts the split anew, and so does one that cannot be
+read (:class:`JournalError`, reported by the build before it starts again). :func:`finalize`
+writes the rest of the schema (labels, metadata, ``/skipped``, ``/adjusted``, attrs).
 
 The room allocated for notes that were then skipped is not given back by HDF5 when
 ``/spectra`` shrinks to the notes kept; where it is much (:func:`give_back_room`), the finished
@@ -124,6 +124,7 @@ class Progress:
     stats: RunningStats = field(default_factory=RunningStats)
     skipped: list = field(default_factory=list)   # [position, reason]
     adjusted: list = field(default_factory=list)  # [position, what]
+    finished: bool = False  # finalize wrote the file whole: only its rename is left
 
     def save(self, path: Path):
         stats = None
@@ -133,7 +134,7 @@ class Progress:
         atomic_write_text(path, json.dumps({
             "fingerprint": self.fingerprint, "position": self.position,
             "n_written": self.n_written, "stats": stats, "skipped": self.skipped,
-            "adjusted": self.adjusted}))
+            "adjusted": self.adjusted, "finished": self.finished}))
 
     @classmethod
     def load(cls, path: Path, fingerprint: str) -> Optional["Progress"]:
@@ -175,7 +176,7 @@ class Progress:
                                      np.array(data["stats"]["m2"]))
             return cls(fingerprint, int(data["position"]), int(data["n_written"]), stats,
                        [tuple(s) for s in data["skipped"]],
-                       [tuple(a) for a in data["adjusted"]])
+                       [tuple(a) for a in data["adjusted"]], data.get("finished") is True)
         except KeyError as err:
             raise JournalError(f"no {err} in it") from err
         except (TypeError, ValueError) as err:
@@ -274,7 +275,8 @@ def give_back_room(path: Path, allocated: int) -> bool:
     with h5py.File(path, "r") as f:
         spectra = f[schema.SPECTRA]
         kept, note = spectra.shape[0], spectra.dtype.itemsize * int(np.prod(spectra.shape[1:]))
-    spare = (allocated - kept) * note
+    # what the file holds beyond its notes: a file given back its room already has none
+    spare = min((allocated - kept) * note, path.stat().st_size - kept * note)
     if spare <= max(SPARE_BYTES, kept * note // 4):
         return False
     if shutil.disk_usage(path.parent).free < 2 * kept * note + SPARE_BYTES:

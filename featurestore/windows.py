@@ -13,17 +13,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
 
 from .audiocheck import AudioError, check_complete, check_file, check_format
 from .features import Workspace, note_features
+from .notes import Notes
 from .params import FeatureParams
-
-if TYPE_CHECKING:
-    from .notes import Notes
 
 __all__ = ["Window", "window_offsets", "audio_seconds", "file_windows", "check_hop", "MIN_HOP",
            "windowed_notes"]

@@ -432,38 +432,55 @@ def test_resume_after_kill_gives_the_same_store(tmp_path):
             np.testing.assert_array_equal(a["spectra"].attrs[key], b["spectra"].attrs[key])
 
 
-@pytest.mark.parametrize("moment", ["after finalize", "after giving back room"])
+@pytest.mark.parametrize("moment", ["inside finalize", "after finalize",
+                                    "after giving back room"])
 def test_a_kill_once_every_note_is_done_finishes_the_file_without_redoing_a_note(
         tmp_path, monkeypatch, moment):
-    """Interrupted between the last note and the rename (finalize has trimmed /spectra to the
-    notes kept, or the file was copied without the room of the skipped ones), a build's rerun
-    finishes the file from its journal: no note is extracted again."""
+    """Interrupted once the file is finished (closed after finalize trimmed /spectra to the
+    notes kept, or copied without the room of the skipped ones) but not renamed, a build's
+    rerun finishes it from its journal: no note is extracted again, nor the file copied twice.
+    Interrupted inside finalize, before the file is closed, the split starts again."""
     from featurestore import build, splitfile, workers
     root = make_tone_root(tmp_path / "root", n_train=12, n_valid=0, n_test=0)
     for wav in sorted((root / "train" / "audio").glob("*.wav"))[:5]:
         write_note(root / "train", wav.stem, np.zeros(SR, np.float32))  # skipped: silent
     monkeypatch.setattr(splitfile, "SPARE_BYTES", 0)  # the room of 5 skipped notes is given back
-    give_back_room = build.give_back_room
+    finalize, give_back_room = build.finalize, build.give_back_room
 
-    def interrupted(path, allocated):
+    def interrupted_finalize(*args, **kwargs):
+        finalize(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    def interrupted_giving_back(path, allocated):
         if moment == "after giving back room":
             assert give_back_room(path, allocated)
         raise KeyboardInterrupt
     out = tmp_path / "out"
     with monkeypatch.context() as m:
-        m.setattr(build, "give_back_room", interrupted)
+        if moment == "inside finalize":
+            m.setattr(build, "finalize", interrupted_finalize)
+        else:
+            m.setattr(build, "give_back_room", interrupted_giving_back)
         with pytest.raises(KeyboardInterrupt):
             build_store(root, out, jobs=1, progress=False)
     assert not (out / "train.h5").exists() and (out / "train.h5.partial").exists()
-    extracted, extract = [], workers.extract
+    extracted, copies = [], []
+    extract, copy = workers.extract, splitfile._copy_without_room
     monkeypatch.setattr(workers, "extract", lambda *args: extracted.append(args) or
                         extract(*args))
+    monkeypatch.setattr(splitfile, "_copy_without_room", lambda *args: copies.append(args) or
+                        copy(*args))
     report = build_store(root, out, jobs=1, progress=False)[0]
-    assert (report.status, report.resumed_at, report.n_examples, report.n_skipped) == (
-        "resumed", 12, 7, 5)
-    assert extracted == [] and not (out / "train.h5.journal").exists()
+    assert (report.n_examples, report.n_skipped) == (7, 5)
+    assert not (out / "train.h5.journal").exists()
+    if moment == "inside finalize":
+        assert report.status == "built" and extracted and len(copies) == 1
+    else:
+        assert (report.status, report.resumed_at, extracted) == ("resumed", 12, [])
+        assert len(copies) == (moment == "after finalize")
     build_store(root, tmp_path / "clean", jobs=1, progress=False)
     assert everything_in(out / "train.h5") == everything_in(tmp_path / "clean" / "train.h5")
+
 
 def test_workers_waiting_for_ring_slots_give_the_same_store(tone_root, tmp_path, monkeypatch):
     import featurestore.workers

@@ -28,7 +28,6 @@ def test_help(command, capsys):
     assert command in capsys.readouterr().out
 
 
-
 def test_demo_ends_with_its_steps_its_files_and_the_room_they_take(tmp_path, monkeypatch,
                                                                    capsys):
     import analysis.demo
@@ -38,7 +37,7 @@ def test_demo_ends_with_its_steps_its_files_and_the_room_they_take(tmp_path, mon
         return analysis.demo.DemoReport(
             Path(out_dir), steps=[("render", 30.0, "rendered"), ("train", 300.0, "trained")],
             notes=[(out / "notes" / "timgm6mb", 2866, 377 * 2**20)],
-            files=[out / "store" / "train.h5"], bytes=3 * 2**30)
+            files=[out / "store" / "train.h5"], size=3 * 2**30)
     monkeypatch.setattr(analysis.demo, "run_demo", finished)
     assert main(["demo", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -48,6 +47,7 @@ def test_demo_ends_with_its_steps_its_files_and_the_room_they_take(tmp_path, mon
         f"  {out}/notes/timgm6mb/  (2,866 files, 377.0 MiB)",
         f"  {out}/store/train.h5",
         f"open {out}/map/index.html in a browser to explore and listen"]
+
 
 def test_every_command_has_its_help_and_a_builder(capsys):
     from analysis import cli

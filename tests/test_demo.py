@@ -32,7 +32,7 @@ def test_a_tiny_demo_trains_on_both_kinds_and_scores_each(tmp_path):
     assert sum(b for _, _, b in report.notes) > sum(w.stat().st_size for w in wavs) > 0
     assert tmp_path / "demo" / "store" / "train.h5" in report.files
     assert not any(notes in path.parents for path in report.files)
-    assert report.bytes == sum(p.stat().st_size for p in (tmp_path / "demo").rglob("*")
+    assert report.size == sum(p.stat().st_size for p in (tmp_path / "demo").rglob("*")
                                if p.is_file())
     again = run_demo(tmp_path / "demo", TINY, progress=False)  # finished steps are kept
     assert dict((n, s) for n, _, s in again.steps)["render"] == "TimGM6mb kept; synthesised kept"

@@ -86,6 +86,7 @@ def test_every_data_file_of_the_packages_is_installed_with_them():
              for package in PACKAGES}
     assert {package: sorted(declared.get(package, [])) for package in PACKAGES} == found
 
+
 def _private(name: str) -> bool:
     """``_name`` is private; ``__name__``, ``__version__`` and the like are not."""
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
