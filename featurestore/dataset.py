@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from .errors import StoreError
-from .schema import LABELS, SPECTRA, datasets
+from .schema import LABELS, SPECTRA, note_datasets
 from .reader import SpectraReader
 from .store import open_split, split_path
 
@@ -76,7 +76,7 @@ class SplitDataset:
         self.method = method
         with open_split(store, split) as f:
             n = f[SPECTRA].shape[0]
-            notes = [name for name, item in datasets(f) if item.shape[:1] == (n,)]
+            notes = note_datasets(f)
             missing = [name for name in self.fields if name not in notes]
             if missing:
                 raise StoreError(f"{self.path}: no per-note dataset {', '.join(missing)} "

@@ -101,7 +101,7 @@ __all__ = ["SPECTRA", "LABELS", "NAMES", "FILE", "OFFSET", "GROUP", "METADATA", 
            "write_stats", "write_problems", "stored_text", "write_provenance", "analysis_results",
            "clear_metadata", "check_split", "is_apart_results", "read_params", "read_stats",
            "read_stats_count", "read_audio_paths", "read_problems", "read_label_names",
-           "datasets"]
+           "datasets", "note_datasets"]
 
 # datasets written by the build
 SPECTRA = "spectra"
@@ -131,6 +131,10 @@ PROBABILITIES = "probabilities"
 TSNE = "tsne"
 TSNE_PCA_COMPONENTS = "tsne_pca_components"
 TSNE_PCA_MEAN = "tsne_pca_mean"
+
+#: Datasets whose rows are not the notes, however many they hold: the problem lists (a row per
+#: input skipped or adjusted) and a map's PCA (a row per component, a value per feature).
+NOT_PER_NOTE = (SKIPPED, ADJUSTED, TSNE_PCA_COMPONENTS, TSNE_PCA_MEAN)
 
 # attributes
 MEAN, STD, STATS_COUNT, STATS_SPLIT = "mean", "std", "stats_count", "stats_split"  # /spectra
@@ -337,3 +341,11 @@ def datasets(f: h5py.File) -> List[Tuple[str, h5py.Dataset]]:
     other = sorted(name for name, item in f.items()
                    if name not in BUILT and isinstance(item, h5py.Dataset))
     return [(name, f[name]) for name in built + other]
+
+
+def note_datasets(f: h5py.File) -> List[str]:
+    """The names of a split file's per-note datasets: a row per note (``/spectra``'s), in
+    :func:`datasets`' order, none of :data:`NOT_PER_NOTE`."""
+    n = f[SPECTRA].shape[0]
+    return [name for name, item in datasets(f)
+            if item.shape[:1] == (n,) and name not in NOT_PER_NOTE]

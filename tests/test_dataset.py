@@ -76,6 +76,25 @@ def test_bad_indices_fields_and_splits_say_what_exists(tone_store):
         SplitDataset(tone_store, "test", fields="labels")
 
 
+def test_problem_lists_and_a_map_s_pca_are_not_per_note_fields(tone_store, tmp_path):
+    """``/adjusted`` (a row per note adjusted), ``/skipped`` and a map's PCA are not notes,
+    even when they hold as many rows as there are notes."""
+    import shutil
+    store = tmp_path / "store"
+    shutil.copytree(tone_store, store)
+    with h5py.File(store / "test.h5", "r+") as f:
+        n = len(f["labels"])
+        for name in ("adjusted", "skipped"):
+            del f[name]
+            f[name] = np.array([[f"note{i}", "trimmed"] for i in range(n)], dtype=object).astype(
+                h5py.string_dtype())
+        f["tsne_pca_components"] = np.zeros((n, 4), np.float32)
+    for field in ("adjusted", "skipped", "tsne_pca_components"):
+        with pytest.raises(StoreError, match=f"no per-note dataset {field} ") as caught:
+            SplitDataset(store, "test", fields=(field,))
+        assert "names" in str(caught.value) and field not in str(caught.value).split("it has")[1]
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_workers_open_the_file_themselves_however_they_start(tone_store, method):
     ds = SplitDataset(tone_store, "train", fields=("spectra", "labels", "names"))
