@@ -16,6 +16,7 @@ from featurestore import schema
 from featurestore.errors import InputError
 from featurestore.files import replaced
 from featurestore.remote import is_url, store_location
+from featurestore.storefolder import check_folder_of_its_own
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, open_split, read_params, require_store, split_path,
                                 store_id, store_splits)
@@ -110,6 +111,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     if not splits:
         raise StoreError(f"{store}: no split files (*.h5) in this folder")
     if into is not None:
+        check_folder_of_its_own(into)
         for split in splits:
             _check_replaceable(Path(into) / f"{split}.h5")
     for split in splits:  # check all before writing anything

@@ -32,7 +32,7 @@ from .splitfile import (JournalError, Progress, Summary, create_partial, finaliz
                         give_back_room, inputs_digest, note_writer)
 from .stats import RunningStats
 from .store import split_path
-from .storefolder import check_room, check_writable, locked
+from .storefolder import check_folder_of_its_own, check_room, check_writable, locked
 from .workers import Ring, parallel_backend, resolve_backend, ring_kind
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
@@ -260,9 +260,9 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
     ------
     BuildError
         A missing input, a folder without notes, an input given twice, a note name two inputs
-        share, an unwritable ``out``, or a kept split built with other feature parameters or
-        another label set; with ``add``, a store that is missing or was built with other
-        parameters or read its inputs otherwise.
+        share, an ``out`` that is an input, holds a model or cannot be written, or a kept split
+        built with other feature parameters or another label set; with ``add``, a store that
+        is missing or was built with other parameters or read its inputs otherwise.
     """
     out = Path(out)
     if add and overwrite:
@@ -282,8 +282,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
     read = read_inputs(roots, inputs, clip_seconds=params.n_samples / params.sample_rate)
-    if any(Path(out).resolve() == root.resolve() for root in read.roots):
-        raise BuildError(f"{out}: is a NOTES folder too; give the store a folder of its own")
+    check_folder_of_its_own(out, read.roots)
     found = list(read.splits)
     if splits is not None:
         missing = [s for s in splits if s not in found]

@@ -1,5 +1,6 @@
-"""The store folder a build writes: made and checked to be writable, and each split's room
-on its disk checked, before any work; locked so that two builds never write the same store."""
+"""The store folder a build writes: checked to be a folder of its own, made and checked to be
+writable, and each split's room on its disk checked, before any work; locked so that two builds
+never write the same store."""
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +12,7 @@ from pathlib import Path
 from .errors import BuildError
 from .files import free_room, size_text
 
-__all__ = ["check_room", "check_writable", "locked"]
+__all__ = ["check_folder_of_its_own", "check_room", "check_writable", "locked"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,19 @@ def check_writable(out: Path):
         probe.unlink()
     except OSError as err:
         raise BuildError(f"{out}: cannot write there ({err.strerror or err})") from None
+
+
+def check_folder_of_its_own(out, inputs=()):
+    """Refuse to write split files into ``out`` when it is one of the build's ``inputs`` (its
+    NOTES folders) or holds a Keras model (``*.keras``: a trained model's folder), where they
+    would mix with other files."""
+    out = Path(out)
+    if any(out.resolve() == Path(folder).resolve() for folder in inputs):
+        raise BuildError(f"{out}: is a NOTES folder too; give the store a folder of its own")
+    models = sorted(p.name for p in out.glob("*.keras")) if out.is_dir() else []
+    if models:
+        raise BuildError(f"{out}: holds a model ({models[0]}); split files go into a folder "
+                         f"of their own")
 
 
 @contextlib.contextmanager

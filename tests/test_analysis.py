@@ -18,7 +18,7 @@ from analysis.plot import plot_map
 from analysis.tsne import _Converged, knn_accuracy, tsne_split
 from analysis.writeback import write_result
 from featurestore.build import build_store
-from featurestore.errors import InputError
+from featurestore.errors import BuildError, InputError
 from featurestore.params import FeatureParams
 from featurestore.store import StoreError
 from training.config import TrainConfig
@@ -206,6 +206,9 @@ def test_embed_refuses_a_missing_store_and_an_into_that_is_a_file(mapped, tmp_pa
     (tmp_path / "file").write_text("")
     with pytest.raises(InputError, match="file: is a file; --into names a folder"):
         embed_store(mapped[0], tmp_path / "nomodel", into=tmp_path / "file")  # before the model
+    with pytest.raises(BuildError, match="holds a model \\(model.keras\\); split files go into"):
+        embed_store(mapped[0], mapped[1], into=mapped[1])
+    assert not list(Path(mapped[1]).glob("*.h5"))
     with pytest.raises(StoreError, match="nowhere: no such store folder"):
         embed_store(tmp_path / "nowhere", mapped[1])
     with pytest.raises(StoreError, match="file: is a file, not a store"):

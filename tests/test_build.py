@@ -312,6 +312,13 @@ def test_unwritable_out(tone_root, tmp_path):
                                          f"a folder of its own"):
         build_store(tone_root, f"{tone_root}/", progress=False)
     assert not list(tone_root.glob("*.h5*"))
+    model_dir = tmp_path / "model"  # a trained model's folder
+    model_dir.mkdir()
+    (model_dir / "model.keras").write_bytes(b"")
+    with pytest.raises(BuildError, match=f"{model_dir}: holds a model \\(model.keras\\); split "
+                                         f"files go into a folder of their own"):
+        build_store(tone_root, model_dir, progress=False)
+    assert sorted(p.name for p in model_dir.iterdir()) == ["model.keras"]
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(BuildError, match="cannot write"):

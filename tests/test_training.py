@@ -630,8 +630,15 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
                              "duration must give a note of at most 4096 MiB of features")):
         (broken / "config.json").write_text(damage(config))
         one_line_error(run("predict", broken, "x.wav"), message)
-    one_line_error(run("train", tone_store, tone_store), "holds files that are not a timbremap "
-                                                         "model's (test.h5, train.h5, valid.h5)")
+    one_line_error(run("train", tone_store, tone_store), f"{tone_store}: is the store; train "
+                                                         f"into a folder of its own")
+    one_line_error(run("train", tone_store, tone_store / "nested" / ".."),
+                   "is the store; train into a folder of its own")
+    other_store = tmp_path / "other_store"
+    other_store.mkdir()
+    (other_store / "train.h5").write_bytes(b"")
+    one_line_error(run("train", tone_store, other_store), "holds files that are not a timbremap "
+                                                          "model's (train.h5)")
     one_line_error(run("evaluate", tone_store, model_dir, "--split", "../store/test"),
                    "--split must be a name such as train, valid or test")
     one_line_error(run("train", tone_store, tmp_path / "m", "--learning-rate", "inf"),

@@ -19,7 +19,7 @@ from featurestore.errors import BuildError
 from featurestore.files import atomic_write_text, replaced
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
-from featurestore.remote import store_location
+from featurestore.remote import is_url, store_location
 from featurestore.storefolder import check_writable
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 read_stats, split_path, store_id, store_name)
@@ -344,6 +344,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         (without ``resume``), or ``resume`` finds no run in it, or one of another label set.
     """
     store, model_dir = store_location(store), Path(model_dir)
+    if not is_url(store) and model_dir.resolve() == Path(store).resolve():
+        raise ModelError(f"{model_dir}: is the store; train into a folder of its own")
     _check_model_dir(model_dir)
     params, mean, std, input_shape, n_train, labels = _open_store(store)
     config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite)
