@@ -5,7 +5,8 @@ attrs of ``/tsne``: ``method`` (opentsne | sklearn), ``perplexity``, ``seed``, `
 (embeddings | spectra), ``kl_divergence``, ``trustworthiness`` (scikit-learn's, with
 ``trustworthiness_k`` neighbours: 10, fewer on a split under 24 notes), ``knn_accuracy_source``
 and ``knn_accuracy_map`` (leave-one-out label accuracy of a vote of the ``knn_k`` nearest
-neighbours, 10 or fewer, in the source space and in the map), ``metrics_sample`` (points the
+neighbours, in the source space and in the map: 10, or fewer where the rarest label has fewer
+notes, :func:`knn_neighbours`), ``metrics_sample`` (points the
 metrics used),
 for ``spectra`` ``pca_components`` and ``pca_explained_variance``, and for openTSNE
 ``neighbors`` (exact | annoy) and ``iterations`` (after early exaggeration; see
@@ -36,8 +37,8 @@ from featurestore.store import StoreError, open_split, split_path
 from .placements import forget_placed
 from .writeback import check_writable, results_file, write_result
 
-__all__ = ["tsne_split", "knn_accuracy", "map_metrics", "TsneResult", "METHODS", "SOURCES",
-           "fit_opentsne", "MAP_DATASETS", "INTS_IN_INTERVAL"]
+__all__ = ["tsne_split", "knn_accuracy", "knn_neighbours", "map_metrics", "TsneResult",
+           "METHODS", "SOURCES", "fit_opentsne", "MAP_DATASETS", "INTS_IN_INTERVAL"]
 
 log = logging.getLogger(__name__)
 METHODS = ("opentsne", "sklearn")
@@ -93,10 +94,21 @@ def drop_map(f: h5py.File):
             del f[name]
 
 
+def knn_neighbours(labels: np.ndarray, k: int = K) -> int:
+    """The neighbours a vote among ``labels`` can use: ``k``, at most the notes but one, and at
+    most the notes of the rarest label but one (at least 1), so that every label can win a
+    note's vote; 0 for fewer than two notes."""
+    if len(labels) < 2:
+        return 0
+    rarest = int(np.bincount(labels)[np.unique(labels)].min())
+    return max(1, min(k, len(labels) - 1, rarest - 1))
+
+
 def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = K) -> float:
-    """Leave-one-out accuracy of a ``k``-nearest-neighbour vote of family labels."""
+    """Leave-one-out accuracy of a vote of the :func:`knn_neighbours` nearest neighbours'
+    labels (``labels``: non-negative ints); NaN for fewer than two points."""
     from sklearn.neighbors import NearestNeighbors
-    k = min(k, len(points) - 1)
+    k = knn_neighbours(labels, k)
     if k < 1:
         return float("nan")
     _, index = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
@@ -119,7 +131,7 @@ def map_metrics(source: np.ndarray, mapped: np.ndarray, labels: np.ndarray, *, s
     return {"trustworthiness": float(trustworthiness(s, m, n_neighbors=k_trust)),
             "trustworthiness_k": int(k_trust),
             "knn_accuracy_source": knn_accuracy(s, y, k),
-            "knn_accuracy_map": knn_accuracy(m, y, k), "knn_k": int(min(k, len(s) - 1)),
+            "knn_accuracy_map": knn_accuracy(m, y, k), "knn_k": knn_neighbours(y, k),
             "metrics_sample": int(len(pick))}
 
 

@@ -180,7 +180,20 @@ def test_knn_accuracy_leaves_one_out():
     assert knn_accuracy(points, np.array([0, 1, 0, 1, 0]), k=1) == 0.0
     from analysis.tsne import map_metrics
     metrics = map_metrics(points, points, np.array([0, 0, 1, 1, 1]))  # 5 points: fewer than 10
-    assert (metrics["trustworthiness_k"], metrics["knn_k"]) == (1, 4)  # the k each used
+    assert (metrics["trustworthiness_k"], metrics["knn_k"]) == (1, 1)  # the k each used
+    assert metrics["knn_accuracy_map"] == 1.0
+
+
+def test_knn_accuracy_lets_every_label_win_a_vote():
+    """Three clusters of three notes: a vote of 8 neighbours would lose every note to the
+    other labels; the vote is of the rarest label's notes but one."""
+    from analysis.tsne import knn_neighbours
+    labels = np.repeat([0, 1, 2], 3)
+    points = labels[:, None] * 10.0 + np.arange(9)[:, None] * 0.01
+    assert knn_neighbours(labels) == 2 and knn_accuracy(points, labels) == 1.0
+    assert knn_neighbours(np.repeat([3, 7], 20)) == 10  # the default, where labels allow it
+    assert knn_neighbours(np.array([0, 1])) == 1 and knn_neighbours(np.array([4])) == 0
+    assert np.isnan(knn_accuracy(points[:1], labels[:1]))
 
 
 def test_tsne_bad_input(tmp_path, tone_store):
