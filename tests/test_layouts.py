@@ -114,6 +114,20 @@ def test_a_label_that_train_lacks_is_named_at_build(tmp_path, caplog):
     assert "a model cannot learn it" not in caplog.text
 
 
+@pytest.mark.full
+def test_a_label_that_train_lacks_is_named_again_by_train(tmp_path, caplog):
+    from training.config import TrainConfig
+    from training.train import train
+    root = _class_folders(tmp_path / "set")
+    _wav(root / "test" / "harp" / "take0_harp.wav", k=3)  # in test alone
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    caplog.clear()
+    train(tmp_path / "store", tmp_path / "model", TrainConfig(epochs=1, batch_size=4, width=4,
+                                                              budget_minutes=None), verbose=0)
+    assert f"{tmp_path / 'store'}: test holds notes of 'harp', and train none: a model cannot " \
+           f"learn it" in caplog.text
+
+
 def test_long_files_are_trimmed_by_default_and_recorded(tmp_path):
     root = tmp_path / "set"
     for k, label in enumerate(("a", "b")):

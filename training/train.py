@@ -17,6 +17,7 @@ import numpy as np
 from featurestore import __version__, schema
 from featurestore.errors import BuildError
 from featurestore.files import atomic_write_text, replaced
+from featurestore.finished import warn_of_labels_train_lacks
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
 from featurestore.remote import is_url, store_location
@@ -348,6 +349,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         raise ModelError(f"{model_dir}: is the store; train into a folder of its own")
     _check_model_dir(model_dir)
     params, mean, std, input_shape, n_train, labels = _open_store(store)
+    warn_of_labels_train_lacks(store)
     config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite)
     if resume and (model_dir / MODEL_FILE).is_file():
         log.info("%s: the run had finished; nothing to resume", model_dir)
