@@ -259,8 +259,9 @@ def _evaluate(add_command):
                    help="the split to score (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--confusion", type=Path,
-                   help="confusion-matrix PNG (default MODEL_DIR/confusion_SPLIT.png, or "
-                        "confusion_STORENAME_SPLIT.png for another store than the model's)")
+                   help="confusion-matrix image, PNG unless its ending names another format "
+                        "(default MODEL_DIR/confusion_SPLIT.png, or confusion_STORENAME_SPLIT.png "
+                        "for another store than the model's)")
 
 
 def _predict(add_command):

@@ -8,16 +8,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from featurestore.errors import InputError
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
+from training.images import image_path
 from training.modeldir import label_set_text
 
 from .placements import read_placed
 from .tsne import no_map
 
-__all__ = ["plot_map", "image_path", "label_colors", "family_colors", "one_label_set"]
+__all__ = ["plot_map", "label_colors", "family_colors", "one_label_set"]
 
 
 def label_colors(n: int) -> List[str]:
@@ -58,26 +58,6 @@ def one_label_set(store, label_sets: Dict[str, Tuple[str, ...]]) -> Tuple[str, .
     return label_sets[splits[0]] if splits else ()
 
 
-def image_path(out) -> Path:
-    """Where ``plot`` writes the image ``out``: as given, in the format its ending names (any
-    that matplotlib writes: png, pdf, svg, ...), or with ``.png`` added when it has none.
-
-    Raises
-    ------
-    InputError
-        An ending that matplotlib cannot write, named with those it can.
-    """
-    from matplotlib.backend_bases import FigureCanvasBase
-    out = Path(out)
-    if not out.suffix:  # 'map' or 'map.': map.png
-        return out.with_name(out.name.rstrip(".") + ".png")
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if out.suffix[1:].lower() not in formats:
-        raise InputError(f"{out}: cannot write a {out.suffix} image (endings matplotlib "
-                         f"writes: {', '.join('.' + f for f in sorted(formats))})")
-    return out
-
-
 #: The most characters of a label the legend shows: two columns fit the narrowest figure.
 LEGEND_CHARS = 24
 
@@ -96,7 +76,8 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
         When the store is not a local folder, no split of it has a ``/tsne`` map, or two splits
         hold different label sets.
     InputError
-        When ``out`` ends in a format matplotlib cannot write (see :func:`image_path`).
+        When ``out`` ends in a format matplotlib cannot write
+        (:func:`training.images.image_path`).
     """
     require_store(store, local_for="plot")
     store, out = Path(store), image_path(out)

@@ -317,7 +317,7 @@ def test_plot_is_a_png_with_nothing_cut_off(mapped, tmp_path, splits):
 
 
 def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp_path):
-    from analysis.plot import image_path
+    from training.images import image_path
     assert plot_map(mapped[0], tmp_path / "map", splits=["test"]) == tmp_path / "map.png"
     assert (tmp_path / "map.png").read_bytes()[:8] == PNG
     assert image_path(tmp_path / "map.") == tmp_path / "map.png"

@@ -261,6 +261,9 @@ def test_confusion_path_is_a_png_wherever_it_is_asked_for(trained, tone_store, t
     assert write_confusion(result, tmp_path) == tmp_path / "confusion_test.png"
     assert write_confusion(result, tmp_path / "cm") == tmp_path / "cm.png"
     assert (tmp_path / "cm.png").is_file() and (tmp_path / "confusion_test.png").is_file()
+    assert write_confusion(result, tmp_path / "cm.pdf").read_bytes()[:4] == b"%PDF"
+    with pytest.raises(InputError, match=r"cm.xyz: cannot write a .xyz image \(endings"):
+        write_confusion(result, tmp_path / "cm.xyz")
 
 
 def test_evaluating_another_store_does_not_overwrite_the_plot(trained, tone_store, tmp_path):

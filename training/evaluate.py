@@ -14,6 +14,7 @@ from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
 
+from .images import image_path
 from .modeldir import TrainedModel, load_trained
 
 __all__ = ["predict_split", "evaluate", "Evaluation", "write_confusion", "plot_confusion",
@@ -169,20 +170,23 @@ def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
     ----------
     result : Evaluation
     path : str or pathlib.Path, optional
-        The file; a folder puts ``result.default_png``'s name in it, and a name without
-        ``.png`` gets it. Default: ``result.default_png``.
+        The file, in the format its ending names (:func:`training.images.image_path`: ``.png``
+        added where it has none); a folder puts ``result.default_png``'s name in it. Default:
+        ``result.default_png``.
 
     Returns
     -------
     pathlib.Path or None
         Where it went; ``None`` where it could not be written (a read-only model folder: the
         scores are still worth having), with a warning.
+
+    Raises
+    ------
+    InputError
+        An ending matplotlib cannot write.
     """
     png = Path(path) if path else result.default_png
-    if png.is_dir():
-        png = png / result.default_png.name
-    elif png.suffix.lower() != ".png":
-        png = png.with_name(png.name + ".png")
+    png = png / result.default_png.name if png.is_dir() else image_path(png)
     try:
         plot_confusion(result.confusion, png, f"{result.split}: accuracy {result.accuracy:.3f}, "
                                               f"balanced {result.balanced_accuracy:.3f} "
