@@ -95,6 +95,8 @@ def test_plateau_schedule_and_stopping_follow_the_history():
     budget = config.replace(budget_minutes=3.5)
     assert should_stop(rows([.1, .2]), budget) is None  # a third epoch ends at 3 minutes
     assert "budget of 3.5 minutes" in should_stop(rows([.1, .2, .3]), budget)  # a 4th at 4
+    assert should_stop(rows([.1]), budget.replace(budget_minutes=1)) == \
+        "time budget of 1 minute used"
     assert "2 epochs done" in should_stop(rows([.1, .2]), config.replace(epochs=2))
     assert should_stop(rows([.1]), config.replace(epochs=1)) == "1 epoch done"
     assert should_stop(rows([.3, .2]), config.replace(patience=1, lr_patience=1)).endswith(
@@ -115,7 +117,7 @@ def test_default_training_runs_until_validation_stops_improving(tone_store, tmp_
     rows = [{k: float(v) for k, v in row.items()} for row in history(tmp_path / "m")]
     assert len(rows) == result.epochs >= 1
     assert result.stopped.startswith(("no better validation accuracy for 2 epochs",
-                                      "time budget of 1 minutes"))
+                                      "time budget of 1 minute used"))
     for i, row in enumerate(rows):  # each epoch ran at the rate its history called for
         assert row["learning_rate"] == pytest.approx(plateau_learning_rate(rows[:i], config))
     assert json.loads((tmp_path / "m" / "config.json").read_text())["stopped"] == result.stopped

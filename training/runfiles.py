@@ -91,7 +91,8 @@ def should_stop(history: List[dict], config: TrainConfig) -> Optional[str]:
     seconds = [row.get("seconds", 0.0) for row in history]
     if config.budget_minutes is not None and seconds and \
             sum(seconds) + sum(seconds) / len(seconds) > 60 * config.budget_minutes:
-        return f"time budget of {config.budget_minutes:g} minutes used"
+        minutes = config.budget_minutes
+        return f"time budget of {minutes:g} minute{'' if minutes == 1 else 's'} used"
     return None
 
 
