@@ -151,6 +151,7 @@ class Window(NamedTuple):
     """One window of a recording: its features, or why it cannot be used."""
 
     offset: float                    # seconds from the recording's start
+    end: float                       # where its audio ends: a clip later, or the recording's end
     features: Optional[np.ndarray]   # float16 ``params.shape``; None when ``error``
     adjustments: List[str]           # what reading did to fit it (resample, downmix, pad...)
     error: Optional[str] = None      # why it cannot be used (silent, damaged...)
@@ -181,14 +182,16 @@ def file_windows(path, params: FeatureParams, hop: float) -> Iterator[Window]:
     path = Path(path)
     clip = params.n_samples / params.sample_rate
     workspace = Workspace(params)
-    for offset in window_offsets(audio_seconds(path, clip), clip, hop):
+    duration = audio_seconds(path, clip)
+    for offset in window_offsets(duration, clip, hop):
+        end = min(float(offset) + clip, duration)
         try:
             features, _, _, adjustments = note_features(path, params, workspace=workspace,
                                                         offset=float(offset), window=True)
         except AudioError as err:
-            yield Window(float(offset), None, [], err.reason)
+            yield Window(float(offset), end, None, [], err.reason)
             continue
-        yield Window(float(offset), features.copy(), adjustments)
+        yield Window(float(offset), end, features.copy(), adjustments)
 
 
 def windowed_notes(notes: Notes, problems: List[Tuple[str, str]], clip: float, hop: float

@@ -27,7 +27,7 @@ class Clip:
     """One window of a recording and the model's answer for it, or why there is none."""
 
     offset: float  # seconds
-    end: float     # seconds (the clip's length after ``offset``)
+    end: float     # seconds: a clip after ``offset``, or the recording's end if that is sooner
     probabilities: Optional[np.ndarray] = None
     error: Optional[str] = None
 
@@ -174,7 +174,6 @@ def _predict_windows(trained: TrainedModel, path: Path, hop: float, batch_size: 
                      ) -> FilePrediction:
     """One recording's clips, read and answered a batch at a time."""
     params = trained.features
-    clip = params.n_samples / params.sample_rate
     result = FilePrediction(path, labels=trained.labels)
     adjustments: dict = {}
     try:
@@ -188,8 +187,8 @@ def _predict_windows(trained: TrainedModel, path: Path, hop: float, batch_size: 
                                             batch_size) if usable else ())
             for w in batch:
                 adjustments.update(dict.fromkeys(w.adjustments))
-                result.clips.append(Clip(w.offset, w.offset + clip,
-                                         None if w.error else next(answers), w.error))
+                result.clips.append(Clip(w.offset, w.end, None if w.error else next(answers),
+                                         w.error))
     except AudioError as err:
         return FilePrediction(path, error=str(err), labels=trained.labels)
     answered = [c.probabilities for c in result.clips if c.error is None]
