@@ -10,8 +10,8 @@ __all__ = ["image_path"]
 
 
 def image_path(out) -> Path:
-    """Where ``plot`` writes the image ``out``: as given, in the format its ending names (any
-    that matplotlib writes: png, pdf, svg, ...), or with ``.png`` added when it has none.
+    """Where the image ``out`` is written: as given, in the format its ending names (any that
+    matplotlib writes: png, pdf, svg, ...), or with ``.png`` added when it has none.
 
     Raises
     ------
