@@ -21,7 +21,8 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.files import copy_file, free_room, replaced, size_text, temporary
+from featurestore.files import (copy_file, exclusive_lock, free_room, replaced, size_text,
+                                temporary)
 from featurestore.remote import is_url
 from featurestore.store import (StoreError, errnos, in_use, never_written, not_writable,
                                 open_split, split_path)
@@ -160,23 +161,9 @@ def results_file(store, split: str, nbytes: int) -> Iterator[h5py.File]:
                              f"again") from None
 
 
-@contextlib.contextmanager
 def _locked(path: Path, real: Path):
     """Hold HDF5's lock on ``real`` for writing (not where HDF5's locks are switched off, or
     the file system has none)."""
     if os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() in ("FALSE", "0"):
-        yield
-        return
-    import fcntl
-    fd = os.open(real, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise in_use(path, "open in") from None
-            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-        yield
-    finally:
-        os.close(fd)
+        return contextlib.nullcontext()
+    return exclusive_lock(real, lambda: in_use(path, "open in"))

@@ -1,17 +1,22 @@
 """Files written whole or not at all: under a temporary name beside the destination, then
 renamed over it (``os.replace`` is atomic on POSIX and Windows), so a reader, or a run after a
-``kill -9``, finds the previous file or the new one, never half of one."""
+``kill -9``, finds the previous file or the new one, never half of one; and held by one
+writer at a time (:func:`exclusive_lock`)."""
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-__all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "free_room", "size_text"]
+__all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "free_room", "size_text",
+           "exclusive_lock"]
+
+log = logging.getLogger(__name__)
 
 #: What ``copy_file_range`` answers where it cannot copy these two files (then an ordinary
 #: copy does).
@@ -132,3 +137,33 @@ def free_room(path) -> int:
 def size_text(nbytes: int) -> str:
     """``nbytes`` for a message: GiB from 1 GiB, else MiB."""
     return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+
+@contextlib.contextmanager
+def exclusive_lock(path, busy: Callable[[], Exception]) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``, a file or a folder, for the block: POSIX ``flock``
+    (the lock HDF5 takes on its files) on a descriptor of it, so no file is left behind and the
+    lock goes when the process ends, however it ends.
+
+    ``busy()`` is raised when another process holds a lock on it. Where there are no such
+    locks (no ``fcntl``; a file system without them, some network ones) the block runs
+    unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise busy() from None
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+            log.debug("%s: cannot be locked (%s); going on unlocked", path, err)
+        yield
+    finally:
+        os.close(fd)

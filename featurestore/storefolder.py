@@ -3,18 +3,12 @@ writable, and each split's room on its disk checked, before any work; locked so 
 never write the same store."""
 from __future__ import annotations
 
-import contextlib
-import errno
-import logging
-import os
 from pathlib import Path
 
 from .errors import BuildError
-from .files import free_room, size_text
+from .files import exclusive_lock, free_room, size_text
 
 __all__ = ["check_folder_of_its_own", "check_room", "check_writable", "locked"]
-
-log = logging.getLogger(__name__)
 
 
 def check_writable(out: Path):
@@ -43,30 +37,12 @@ def check_folder_of_its_own(out, inputs=()):
                          f"of their own")
 
 
-@contextlib.contextmanager
 def locked(out: Path):
-    """An exclusive lock on the store folder itself for the build (POSIX ``flock`` on its
-    descriptor: no file is left behind, and the lock goes when the process ends, however it
-    ends), so two builds never write the same store. Where folders cannot be locked (no
-    ``fcntl``, some network file systems) the build runs unlocked."""
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None
-    fd = os.open(out, os.O_RDONLY) if fcntl is not None else None
-    try:
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as err:
-                if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise BuildError(f"{out}: another build is writing this store; wait for "
-                                     f"it to finish") from None
-                log.debug("%s: cannot be locked (%s); building unlocked", out, err)
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)
+    """An exclusive lock on the store folder itself for the build
+    (:func:`featurestore.files.exclusive_lock`), so two builds never write the same store; where
+    folders cannot be locked the build runs unlocked."""
+    return exclusive_lock(out, lambda: BuildError(f"{out}: another build is writing this "
+                                                  f"store; wait for it to finish"))
 
 
 def check_room(partial: Path, needed: int):
