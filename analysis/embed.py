@@ -16,10 +16,10 @@ from featurestore import schema
 from featurestore.errors import InputError
 from featurestore.files import replaced
 from featurestore.remote import is_url, store_location
-from featurestore.storefolder import check_folder_of_its_own
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, open_split, read_params, require_store, split_path,
                                 store_id, store_splits)
+from featurestore.storefolder import check_folder_of_its_own
 from training.modeldir import TrainedModel, load_trained
 from training.models import EMBEDDING_LAYER
 

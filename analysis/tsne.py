@@ -100,7 +100,7 @@ def knn_neighbours(labels: np.ndarray, k: int = K) -> int:
     note's vote; 0 for fewer than two notes."""
     if len(labels) < 2:
         return 0
-    rarest = int(np.bincount(labels)[np.unique(labels)].min())
+    rarest = int(np.unique(labels, return_counts=True)[1].min())
     return max(1, min(k, len(labels) - 1, rarest - 1))
 
 
