@@ -83,6 +83,9 @@ def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[st
     inputs = {key[len(INPUT_PREFIX):]: value for key, value in f.attrs.items()
               if key.startswith(INPUT_PREFIX)}
     if inputs:  # how the notes were read (stores built before this was recorded: none)
+        if str(inputs.get("layout")) == "nsynth":  # its splits are folders, never drawn
+            inputs = {key: value for key, value in inputs.items()
+                      if not key.endswith("_fraction")}
         lines.append("  inputs    " + ", ".join(f"{key}={value}" for key, value in inputs.items()
                                                 if value not in ("", 0, 0.0)))
     if isinstance(f.get(schema.METADATA), h5py.Group):

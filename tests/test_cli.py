@@ -92,6 +92,8 @@ def test_build_and_inspect(tone_root, tmp_path):
         assert text in result.stdout, text
     assert "n_mels" not in result.stdout  # mel bands do not shape an STFT store
     assert "also" not in result.stdout
+    assert "inputs    layout=nsynth" in result.stdout  # NSynth's splits are folders, never
+    assert "fraction" not in result.stdout             # drawn: no shares of drawn splits
     with h5py.File(out / "test.h5", "a") as f:  # whatever else a split holds is shown too
         f["my_scores"] = np.zeros((3, 4), np.float32)
     result = run("inspect", out)
