@@ -16,14 +16,26 @@ from .store import StoreError, open_split, require_store, split_path, store_spli
 __all__ = ["describe_store", "shown"]
 
 
-def shown(text: str, limit: int = 200) -> str:
+def shown(text: str, *, limit: int = 200) -> str:
     """``text`` as a line of a summary shows it: at most ``limit`` characters of it."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def describe_store(store, max_skipped: int = 10) -> List[str]:
+def describe_store(store, *, max_skipped: int = 10) -> List[str]:
     """Lines describing every split of ``store``: shapes, label counts, statistics, skipped
     inputs and feature parameters.
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+        A store folder, or the URL of one (``s3://...``).
+    max_skipped : int
+        The skipped inputs listed by name in a split; the rest are counted.
+
+    Returns
+    -------
+    list of str
+        The lines ``timbremap inspect`` prints, a section per split (``== SPLIT: PATH ...``).
 
     Raises
     ------
