@@ -27,6 +27,7 @@ from .finished import SplitReport
 from .layouts import InputOptions, Inputs, read_inputs
 from .nsynth import SPLITS
 from .notes import Notes
+from .overlap import refuse_names_in_two_splits
 from .params import FeatureParams
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
                         give_back_room, inputs_digest, note_writer)
@@ -366,15 +367,20 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
 
     def index(dirs):
         return [roots.index(d.resolve()) for d in dirs]
+    new = {split: (grow.rooted(notes, roots, index(read.roots)), problems)
+           for split, (notes, problems) in read.splits.items()}
+    held = {split: mine._replace(notes=grow.rooted(mine.notes, roots,
+                                                   index(mine.notes.audio_dirs)))
+            for split, mine in held.items()}
+    refuse_names_in_two_splits([(split, mine.notes) for split, mine in held.items()]
+                               + [(split, notes) for split, (notes, _) in new.items()],
+                               layout=read.layout)
     reports, train_stats, changed = [], None, []
     for split in splits:
         path = split_path(out, split)
-        notes, problems = read.splits.get(split, (None, []))
-        notes = grow.rooted(notes, roots, index(read.roots)) if notes is not None else None
+        notes, problems = new.get(split, (None, []))
         mine = held.get(split)
         if mine is not None:
-            mine = mine._replace(notes=grow.rooted(mine.notes, roots,
-                                                   index(mine.notes.audio_dirs)))
             notes, problems = grow.not_held(notes, problems, mine, roots, split)
         if not (notes or problems) and mine.labels == labels and "train" not in changed:
             train_stats = mine.summary if split == "train" else train_stats

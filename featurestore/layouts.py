@@ -43,6 +43,7 @@ from .errors import BuildError
 from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits
 from .rows import AUDIO_SUFFIXES, Row, folder_rows, manifest_rows
 from .notes import Notes
+from .overlap import refuse_names_in_two_splits, warn_of_files_in_several_splits
 from .splitfolder import check_roots, found_splits, read_splits
 from .windows import check_hop, windowed_notes
 
@@ -204,7 +205,7 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
     ------
     BuildError
         A missing input, inputs of different layouts, a layout that does not fit, a manifest
-        without its columns, or a note name two inputs share.
+        without its columns, or a note name two inputs share (in one split or in two).
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     if not paths:
@@ -248,33 +249,13 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
         for p in paths:
             rows[roots.index(p.resolve().parent)] += manifest_rows(p)
         inputs = _read_rows(layout, roots, rows, options)
-    _warn_of_files_in_several_splits(inputs)
+    refuse_names_in_two_splits([(split, notes) for split, (notes, _) in inputs.splits.items()],
+                               layout=layout)
+    warn_of_files_in_several_splits(inputs.splits)
     if options.windows is not None:
         for split, (notes, problems) in inputs.splits.items():
             inputs.splits[split] = windowed_notes(notes, problems, clip_seconds, options.windows)
     return inputs
-
-
-def _warn_of_files_in_several_splits(inputs: Inputs):
-    """Warn when one audio file (the same file under two names: a link, or a path given twice)
-    is in two splits: a model tested on its notes has heard them."""
-    first: Dict[Tuple[int, int], Tuple[str, Path]] = {}
-    shared = []
-    for split, (notes, _) in inputs.splits.items():
-        for i in range(len(notes)):
-            path = notes.path(i)
-            try:
-                info = os.stat(path)
-            except OSError:  # the build reports it with the note
-                continue
-            seen = first.setdefault((info.st_dev, info.st_ino), (split, path))
-            if seen[0] != split:
-                shared.append((seen, (split, path)))
-    if shared:
-        (split, path), (other, again) = shared[0]
-        log.warning("the same audio file is in two splits (notes: %d; first: %s, in %s, is %s, "
-                    "in %s): a model tested on it has heard it", len(shared), path, split, again,
-                    other)
 
 
 def _group(row: Row, group_by: Optional[re.Pattern]) -> str:

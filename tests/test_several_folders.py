@@ -71,6 +71,37 @@ def test_a_name_two_folders_share_is_refused_with_both_paths(two_roots, tmp_path
     assert not list((tmp_path / "store").glob("*.h5*"))
 
 
+def test_a_name_two_folders_give_in_two_splits_is_refused_by_build_and_add(two_roots,
+                                                                            tmp_path):
+    a, b = two_roots
+    c = tmp_path / "c"  # a note of a's train again, in c's valid: it would be scored as unheard
+    name = sorted(json.loads((a / "train" / "examples.json").read_text()))[1]
+    write_note(c / "valid", name, tone(30))
+    write_split(c / "valid", {name: example(name, "organ")})
+    both = rf"note '{name}' is in train \({a}/train/audio/{name}.wav\) and in valid " \
+           rf"\({c}/valid/audio/{name}.wav\)"
+    with pytest.raises(BuildError, match=both):
+        build_store([a, c], tmp_path / "store", jobs=1, progress=False)
+    assert not list((tmp_path / "store").glob("*.h5*"))  # nothing written
+    build_store(a, tmp_path / "store", jobs=1, progress=False)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "store").glob("*.h5")}
+    with pytest.raises(BuildError, match=both):  # the store's train holds it from a
+        build_store(c, tmp_path / "store", jobs=1, progress=False, add=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "store").glob("*")} == before
+
+
+def test_a_name_one_nsynth_folder_gives_in_two_splits_is_warned_of(tmp_path, caplog):
+    root = make_tone_root(tmp_path / "a", n_train=4, n_valid=2, n_test=2)
+    train = json.loads((root / "train" / "examples.json").read_text())
+    name = sorted(train)[0]
+    write_note(root / "test", name, tone(30))
+    examples = json.loads((root / "test" / "examples.json").read_text())
+    (root / "test" / "examples.json").write_text(json.dumps({**examples, name: train[name]}))
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    assert f"1 note names are in two splits of one NOTES folder (first: '{name}', in train " \
+           f"and test)" in caplog.text
+
+
 def test_a_folder_given_twice_is_refused(two_roots, tmp_path):
     a, _ = two_roots
     with pytest.raises(BuildError, match="given twice"):

@@ -1,0 +1,108 @@
+"""What would put one note in two splits, so that a model is tested on what it heard: a note
+name two inputs give in different splits (refused), and one audio file in two splits, or a
+name one NSynth folder gives in two of its splits (warned of)."""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections import defaultdict
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+import numpy as np
+
+from .errors import BuildError
+from .notes import Notes
+
+__all__ = ["refuse_names_in_two_splits", "warn_of_files_in_several_splits"]
+
+log = logging.getLogger(__name__)
+
+
+def refuse_names_in_two_splits(splits: Sequence[Tuple[str, Notes]], *, layout: str):
+    """Refuse a note name that two folders give in two different splits, naming both files.
+
+    A name is one note across a build's inputs (two folders may not share one in a split
+    either), and the same name in train and in valid or test most likely is one note heard in
+    training and scored again. The same name from one folder in two splits is two files that
+    folder lays out (``train/cello/1.wav`` and ``test/cello/1.wav``); only in NSynth's layout,
+    whose names are unique across a dataset, is it warned of.
+
+    Parameters
+    ----------
+    splits : sequence of (str, Notes)
+        Each split's notes, ``notes.folder`` indexing the same folders in every one; a split
+        may come more than once (a store's notes and the notes added to them).
+    layout : str
+        The inputs' layout (``'nsynth'``, ``'folders'`` or ``'manifest'``).
+
+    Raises
+    ------
+    BuildError
+        A name given in two splits by two folders.
+    """
+    same_folder = []
+    for rows in _same_names([notes for _, notes in splits]):
+        for (k, i), (m, j) in itertools.combinations(rows, 2):
+            (a, one), (b, two) = splits[k], splits[m]
+            if a == b:
+                continue
+            if one.folder[i] != two.folder[j]:
+                raise BuildError(f"note {one.names[i]!r} is in {a} ({one.path(i)}) and in {b} "
+                                 f"({two.path(j)}); a note's name must be unique across the "
+                                 f"inputs, and a note in two splits would be scored after it "
+                                 f"was heard: rename or leave out one of them")
+            same_folder.append((one.names[i], a, b))
+    if same_folder and layout == "nsynth":
+        name, a, b = same_folder[0]
+        log.warning("%d note names are in two splits of one NOTES folder (first: %r, in %s and "
+                    "%s): if they are one note, a model tested on it has heard it",
+                    len(same_folder), name, a, b)
+
+
+def _same_names(parts: Sequence[Notes]) -> Iterator[List[Tuple[int, int]]]:
+    """Each name that more than one row of ``parts`` gives, as its ``(part, row)`` s; found by
+    sorting the names' hashes (a few bytes a note, whatever the names' lengths)."""
+    if not parts:
+        return
+    hashes = np.concatenate([np.fromiter(map(hash, notes.names), np.int64, len(notes))
+                             for notes in parts])
+    part = np.repeat(np.arange(len(parts)), [len(notes) for notes in parts])
+    row = np.concatenate([np.arange(len(notes)) for notes in parts])
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, len(ordered)])
+    for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+        by_name = defaultdict(list)  # equal hashes, most likely one name
+        for k in order[start:start + size]:
+            by_name[parts[part[k]].names[row[k]]].append((int(part[k]), int(row[k])))
+        yield from (rows for rows in by_name.values() if len(rows) > 1)
+
+
+def warn_of_files_in_several_splits(splits: Dict[str, Tuple[Notes, list]]):
+    """Warn when one audio file (the same file under two names: a link, or a path given twice)
+    is in two splits: a model tested on its notes has heard them.
+
+    Parameters
+    ----------
+    splits : dict
+        ``split -> (Notes, problems)``, as :class:`featurestore.layouts.Inputs` holds them.
+    """
+    first: Dict[Tuple[int, int], Tuple[str, os.PathLike]] = {}
+    shared = []
+    for split, (notes, _) in splits.items():
+        for i in range(len(notes)):
+            path = notes.path(i)
+            try:
+                info = os.stat(path)
+            except OSError:  # the build reports it with the note
+                continue
+            seen = first.setdefault((info.st_dev, info.st_ino), (split, path))
+            if seen[0] != split:
+                shared.append((seen, (split, path)))
+    if shared:
+        (split, path), (other, again) = shared[0]
+        log.warning("the same audio file is in two splits (notes: %d; first: %s, in %s, is %s, "
+                    "in %s): a model tested on it has heard it", len(shared), path, split, again,
+                    other)
