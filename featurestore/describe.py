@@ -119,8 +119,9 @@ def _from_what(f, n: int) -> str:
     """`` from K instruments`` (NSynth), or `` from F files in G groups``."""
     if not n:
         return ""
-    if str(f.attrs.get(INPUT_PREFIX + "layout", "nsynth")) == "nsynth":
-        return f" from {len(np.unique(f[schema.INSTRUMENT][:]))} instruments"
+    if str(f.attrs.get(INPUT_PREFIX + "layout", "nsynth")) == "nsynth":  # by name: two
+        # renders' ids may coincide (featurestore.render.BANKS), their names never do
+        return f" from {len(np.unique(f[schema.INSTRUMENT_STR].asstr()[:]))} instruments"
     files = len(np.unique(f[schema.FILE].asstr()[:]))
     return f" from {files} files in {len(np.unique(f[schema.GROUP].asstr()[:]))} groups"
 

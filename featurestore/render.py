@@ -58,6 +58,12 @@ GM_FAMILIES: Dict[int, Tuple[str, str]] = {
     **_programs("synth_lead", "synthetic", 80, 81, 82, 83, 84, 85, 86, 87),
 }
 
+#: A rendered instrument's id is ``bank * 1000 + program``, ``bank`` the CRC-32 of the
+#: SoundFont's tag modulo BANKS (two tags share one with a chance of 1 in BANKS); the
+#: synthesis engines' ids lie above BANKS * 1000 (:attr:`featurestore.synth.Instrument.id`),
+#: all within int32.
+BANKS = 1_000_000
+
 #: Plausible MIDI pitch range (inclusive) of each family.
 PITCH_RANGES = {
     "bass": (28, 64), "brass": (40, 84), "flute": (60, 96), "guitar": (40, 84),
@@ -297,7 +303,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     examples: Dict[str, Dict[str, Example]] = {s: {} for s in set(splits.values())}
     for split in examples:
         (out / split / "audio").mkdir(parents=True, exist_ok=True)
-    bank = zlib.crc32(tag.encode()) % 1000
+    bank = zlib.crc32(tag.encode()) % BANKS
     silent: List[str] = []
     for program, pitch, velocity in tqdm(jobs, unit="note", desc=f"render {soundfont.name}",
                                          disable=not progress, dynamic_ncols=True):

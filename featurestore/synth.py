@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage
 from .nsynth import FAMILIES, SOURCES, Example, write_split
-from .render import (PITCH_RANGES, RenderOptions, assign_splits, refuse_rendered,
+from .render import (BANKS, PITCH_RANGES, RenderOptions, assign_splits, refuse_rendered,
                      warn_of_empty_splits)
 
 __all__ = ["ENGINES", "Prototype", "Instrument", "engine_module", "available_engines",
@@ -108,8 +108,9 @@ class Instrument:
     @property
     def id(self) -> int:
         """Unique across engines and apart from SoundFont ids (``bank * 1000 + program`` with
-        ``bank < 1000``): ``(1000 + crc32(engine) % 1000) * 1000 + number``."""
-        return (1000 + zlib.crc32(self.engine.encode()) % 1000) * 1000 + self.number
+        ``bank < BANKS``, :data:`featurestore.render.BANKS`):
+        ``(BANKS + crc32(engine) % BANKS) * 1000 + number``."""
+        return (BANKS + zlib.crc32(self.engine.encode()) % BANKS) * 1000 + self.number
 
     def values(self) -> Dict[str, float]:
         """The settings as a dict."""

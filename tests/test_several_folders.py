@@ -126,3 +126,18 @@ def test_audio_paths_of_a_store_built_before_source_folder(two_roots, tmp_path):
         assert schema.read_audio_paths(f) == paths
         del f[schema.SOURCE_FOLDER]  # older still: source_root alone
         assert schema.read_audio_paths(f) == paths
+
+
+def test_inspect_counts_instruments_by_name_not_by_id(tmp_path):
+    # two renders' ids may coincide (a tag's CRC modulo render.BANKS); their names never do
+    root = tmp_path / "notes"
+    for split in ("train", "test"):
+        examples = {}
+        for k, family in enumerate(("bass", "organ", "reed")):
+            name = f"{family}_{split}-060-100"
+            write_note(root / split, name, tone(10 + 12 * k))
+            examples[name] = example(name, family, instrument=5)  # one id, three names
+        write_split(root / split, examples)
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    lines = describe_store(tmp_path / "store")
+    assert lines.count("  notes     3 from 3 instruments") == 2, lines

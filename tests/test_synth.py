@@ -109,7 +109,8 @@ def test_instruments_are_drawn_deterministically_within_their_ranges():
     ids = [i.id for e in ENGINES for i in synth_instruments(e, per_family=15)]
     names = [i.name for e in ENGINES for i in synth_instruments(e, per_family=15)]
     assert len(set(ids)) == len(ids) and len(set(names)) == len(names)
-    assert min(ids) >= 1_000_000  # SoundFont ids are bank * 1000 + program < 1,000,000
+    assert min(ids) >= 1_000_000_000  # SoundFont ids: bank * 1000 + program < 10**9
+    assert max(ids) < 2 ** 31  # an int32, as the store keeps it
     with pytest.raises(InputError, match="unknown synthesis engine"):
         synth_instruments("moog")
     with pytest.raises(InputError, match="unknown families"):
