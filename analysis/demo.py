@@ -89,6 +89,8 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     from .tsne import tsne_split
 
     out = Path(out)
+    # checked before minutes of rendering and building (the seed's range, the budget)
+    config = TrainConfig(seed=options.seed, budget_minutes=options.budget_minutes)
     notes, store, model = out / "notes", out / "store", out / "model"
     sampled, synthesised = notes / "timgm6mb", notes / "synth"
     if not available_engines():
@@ -128,7 +130,6 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     def do_train():
         if (model / "model.keras").is_file():
             return "kept"
-        config = TrainConfig(seed=options.seed, budget_minutes=options.budget_minutes)
         result = train(store, model, config, verbose=1 if progress else 0)
         return (f"best validation accuracy {result.best_val_accuracy:.3f} "
                 f"(epoch {result.best_epoch} of {result.epochs}; stopped: {result.stopped})")

@@ -233,7 +233,7 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         Missing split, no ``/embeddings`` for ``source='embeddings'`` (run ``embed``), or too
         few points for the perplexity.
     ValueError
-        Unknown method or source, or a non-positive perplexity.
+        Unknown method or source, a non-positive perplexity, or a seed outside 0..2**32-1.
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
@@ -241,6 +241,8 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         raise InputError(f"source must be one of {SOURCES}, got {source!r}")
     if not 0 < perplexity < math.inf:
         raise InputError(f"perplexity must be positive and finite, got {perplexity}")
+    if not 0 <= seed < 2**32:  # what scikit-learn's and openTSNE's random states take
+        raise InputError(f"seed must be in 0..2**32-1, got {seed}")
     path = split_path(store, split)
     with open_split(store, split) as f:
         n = f[schema.SPECTRA].shape[0]

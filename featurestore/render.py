@@ -12,6 +12,7 @@ NSynth's test set, the instruments of ``valid`` and ``test`` are never heard in 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -111,10 +112,13 @@ class RenderOptions:
             raise InputError(f"velocities must be MIDI velocities 1..127, got {self.velocities}")
         if self.pitch_step < 1:
             raise InputError(f"pitch_step must be >= 1, got {self.pitch_step}")
-        if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) \
+        if len(self.fractions) != 3 or not all(0 <= f < math.inf for f in self.fractions) \
                 or not sum(self.fractions) > 0:
-            raise InputError(f"fractions must be 3 non-negative shares (train, valid, test), "
-                             f"got {self.fractions}")
+            raise InputError(f"fractions must be 3 finite non-negative shares (train, valid, "
+                             f"test), got {self.fractions}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
+                or not 0 <= self.seed < 2**32:
+            raise InputError(f"seed must be an integer in 0..2**32-1, got {self.seed!r}")
 
 
 def default_soundfont() -> Path:

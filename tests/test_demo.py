@@ -36,3 +36,11 @@ def test_a_tiny_demo_trains_on_both_kinds_and_scores_each(tmp_path):
                                if p.is_file())
     again = run_demo(tmp_path / "demo", TINY, progress=False)  # finished steps are kept
     assert dict((n, s) for n, _, s in again.steps)["render"] == "TimGM6mb kept; synthesised kept"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_out_of_range_is_refused_before_anything_is_rendered(tmp_path, seed):
+    from featurestore.errors import InputError
+    with pytest.raises(InputError, match="seed must be in 0..2"):
+        run_demo(tmp_path / "demo", DemoOptions(seed=seed), progress=False)
+    assert not (tmp_path / "demo").exists()
