@@ -11,14 +11,16 @@ NSynth's test set, the instruments of ``valid`` and ``test`` are never heard in 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
+import shutil
 import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import soundfile as sf
@@ -28,7 +30,7 @@ from .errors import InputError, NeedsPackage
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
 
 __all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
-           "assign_splits", "warn_of_empty_splits", "refuse_rendered"]
+           "assign_splits", "warn_of_empty_splits", "refuse_rendered", "rendering"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,9 @@ GM_FAMILIES: Dict[int, Tuple[str, str]] = {
 #: synthesis engines' ids lie above BANKS * 1000 (:attr:`featurestore.synth.Instrument.id`),
 #: all within int32.
 BANKS = 1_000_000
+
+#: The hidden folder of a render's output until every split is written (:func:`rendering`).
+RENDERING = ".rendering"
 
 #: Plausible MIDI pitch range (inclusive) of each family.
 PITCH_RANGES = {
@@ -130,12 +135,46 @@ def default_soundfont() -> Path:
 
 
 def refuse_rendered(out: Path):
-    """Raise :class:`InputError` when ``out`` holds rendered splits already: their wavs would
-    stay next to the new ones, as notes without a json entry."""
-    rendered = [out / split for split in SPLITS if (out / split / "examples.json").exists()]
-    if rendered:
-        raise InputError(f"{rendered[0]}: holds rendered notes already; render into a new "
-                         f"folder (or delete this one)")
+    """Raise :class:`InputError` when ``out`` holds a split folder with anything in it already:
+    rendered notes (their wavs would stay next to the new ones, as notes without a json
+    entry), or other files."""
+    for split in SPLITS:
+        folder = out / split
+        if (folder / "examples.json").exists():
+            raise InputError(f"{folder}: holds rendered notes already; render into a new folder "
+                             f"(or delete this one)")
+        if folder.exists() and not (folder.is_dir() and next(folder.iterdir(), None) is None):
+            raise InputError(f"{folder}: is there already and holds other files (or is not a "
+                             f"folder); render into a new folder (or delete this one)")
+
+
+@contextlib.contextmanager
+def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Path]:
+    """Where a render writes its notes: ``OUT/.rendering/SPLIT/audio/NAME.wav`` for each split
+    of ``examples`` (``split -> name -> Example``, filled in the block). When the block ends
+    without an exception each split's ``examples.json`` is written and its folder moved into
+    ``out``, so an interrupted render leaves no split in ``out`` (what it left in
+    ``.rendering`` is removed by the next render into ``out``).
+
+    Raises
+    ------
+    InputError
+        What :func:`refuse_rendered` raises.
+    """
+    refuse_rendered(out)
+    work = out / RENDERING
+    if work.exists():
+        shutil.rmtree(work)
+    for split in examples:
+        (work / split / "audio").mkdir(parents=True)
+    yield work
+    for split, notes in examples.items():
+        write_split(work / split, notes)
+    for split, notes in examples.items():
+        (work / split).replace(out / split)  # out/split: none, or an empty folder
+        log.info("%s: %d notes of %d instruments", out / split, len(notes),
+                 len({e.instrument for e in notes.values()}))
+    work.rmdir()
 
 
 def _tag(soundfont: Path) -> str:
@@ -305,33 +344,28 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
         jobs += [(program, pitch, v) for pitch in range(low, high + 1, options.pitch_step)
                  for v in options.velocities]
     examples: Dict[str, Dict[str, Example]] = {s: {} for s in set(splits.values())}
-    for split in examples:
-        (out / split / "audio").mkdir(parents=True, exist_ok=True)
     bank = zlib.crc32(tag.encode()) % BANKS
     silent: List[str] = []
-    for program, pitch, velocity in tqdm(jobs, unit="note", desc=f"render {soundfont.name}",
-                                         disable=not progress, dynamic_ncols=True):
-        family, source = GM_FAMILIES[program]
-        instrument_str = f"{family}_{source}_{tag}{program:03d}"
-        name = f"{instrument_str}-{pitch:03d}-{velocity:03d}"
-        audio = _render_note(synth, sfid, program, pitch, velocity, options)
-        if not np.abs(audio).max() >= 0.5 / 32768:  # all 0 as 16-bit: no sample covers the key
-            silent.append(name)
-            continue
-        split = splits[program]
-        sf.write(out / split / "audio" / f"{name}.wav", audio, options.sample_rate,
-                 subtype="PCM_16")
-        examples[split][name] = Example(
-            note_str=name, instrument_family=FAMILIES.index(family),
-            instrument_family_str=family, instrument=bank * 1000 + program,
-            instrument_str=instrument_str, instrument_source=SOURCES.index(source),
-            instrument_source_str=source, pitch=pitch, velocity=velocity,
-            sample_rate=options.sample_rate)
+    with rendering(out, examples) as work:
+        for program, pitch, velocity in tqdm(jobs, unit="note", desc=f"render {soundfont.name}",
+                                             disable=not progress, dynamic_ncols=True):
+            family, source = GM_FAMILIES[program]
+            instrument_str = f"{family}_{source}_{tag}{program:03d}"
+            name = f"{instrument_str}-{pitch:03d}-{velocity:03d}"
+            audio = _render_note(synth, sfid, program, pitch, velocity, options)
+            if not np.abs(audio).max() >= 0.5 / 32768:  # 0 as 16-bit: no sample covers the key
+                silent.append(name)
+                continue
+            split = splits[program]
+            sf.write(work / split / "audio" / f"{name}.wav", audio, options.sample_rate,
+                     subtype="PCM_16")
+            examples[split][name] = Example(
+                note_str=name, instrument_family=FAMILIES.index(family),
+                instrument_family_str=family, instrument=bank * 1000 + program,
+                instrument_str=instrument_str, instrument_source=SOURCES.index(source),
+                instrument_source_str=source, pitch=pitch, velocity=velocity,
+                sample_rate=options.sample_rate)
     if silent:
         log.warning("%s: %d notes came out silent (no sample covers their key) and were left "
                     "out, e.g. %s", soundfont, len(silent), silent[0])
-    for split, notes in examples.items():
-        write_split(out / split, notes)
-        log.info("%s: %d notes of %d instruments", out / split, len(notes),
-                 len({e.instrument for e in notes.values()}))
     return {split: len(notes) for split, notes in examples.items()}

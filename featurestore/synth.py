@@ -30,9 +30,9 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage
-from .nsynth import FAMILIES, SOURCES, Example, write_split
+from .nsynth import FAMILIES, SOURCES, Example
 from .render import (BANKS, PITCH_RANGES, RenderOptions, assign_splits, refuse_rendered,
-                     warn_of_empty_splits)
+                     rendering, warn_of_empty_splits)
 
 __all__ = ["ENGINES", "Prototype", "Instrument", "engine_module", "available_engines",
            "synth_instruments", "render_synth", "scale_note"]
@@ -290,39 +290,34 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
                          f"engines {names}")
     warn_of_empty_splits(", ".join(names), splits, options.fractions)
     examples: Dict[str, Dict[str, Example]] = {s: {} for s in set(splits.values())}
-    for split in examples:
-        (out / split / "audio").mkdir(parents=True, exist_ok=True)
     renderers: Dict[str, Callable] = {}
     total = int(round(options.duration * options.sample_rate))
     failed: Dict[str, List[str]] = {"silent": [], "not finite": []}
-    for inst, pitch, velocity in tqdm(jobs, unit="note", desc=f"render {'+'.join(names)}",
-                                      disable=not progress, dynamic_ncols=True):
-        if inst.engine not in renderers:
-            renderers[inst.engine] = engine_module(inst.engine).renderer(options)
-        name = f"{inst.name}-{pitch:03d}-{velocity:03d}"
-        audio = np.asarray(renderers[inst.engine](inst, pitch, velocity), dtype=np.float64)
-        audio = np.pad(audio[:total], (0, max(0, total - audio.size)))  # exactly the duration
-        if not np.all(np.isfinite(audio)):
-            failed["not finite"].append(name)
-            continue
-        if not audio.size or np.abs(audio).max() < SILENT_PEAK:
-            failed["silent"].append(name)
-            continue
-        split = splits[inst.engine, inst.number]
-        sf.write(out / split / "audio" / f"{name}.wav",
-                 scale_note(audio, velocity, gain_db=options.gain_db), options.sample_rate,
-                 subtype="PCM_16")
-        examples[split][name] = Example(
-            note_str=name, instrument_family=FAMILIES.index(inst.family),
-            instrument_family_str=inst.family, instrument=inst.id, instrument_str=inst.name,
-            instrument_source=SOURCES.index(inst.source), instrument_source_str=inst.source,
-            pitch=pitch, velocity=velocity, sample_rate=options.sample_rate)
+    with rendering(out, examples) as work:
+        for inst, pitch, velocity in tqdm(jobs, unit="note", desc=f"render {'+'.join(names)}",
+                                          disable=not progress, dynamic_ncols=True):
+            if inst.engine not in renderers:
+                renderers[inst.engine] = engine_module(inst.engine).renderer(options)
+            name = f"{inst.name}-{pitch:03d}-{velocity:03d}"
+            audio = np.asarray(renderers[inst.engine](inst, pitch, velocity), dtype=np.float64)
+            audio = np.pad(audio[:total], (0, max(0, total - audio.size)))  # exactly the duration
+            if not np.all(np.isfinite(audio)):
+                failed["not finite"].append(name)
+                continue
+            if not audio.size or np.abs(audio).max() < SILENT_PEAK:
+                failed["silent"].append(name)
+                continue
+            split = splits[inst.engine, inst.number]
+            sf.write(work / split / "audio" / f"{name}.wav",
+                     scale_note(audio, velocity, gain_db=options.gain_db), options.sample_rate,
+                     subtype="PCM_16")
+            examples[split][name] = Example(
+                note_str=name, instrument_family=FAMILIES.index(inst.family),
+                instrument_family_str=inst.family, instrument=inst.id, instrument_str=inst.name,
+                instrument_source=SOURCES.index(inst.source), instrument_source_str=inst.source,
+                pitch=pitch, velocity=velocity, sample_rate=options.sample_rate)
     for what, notes in failed.items():
         if notes:
             log.warning("%d notes came out %s and were left out, e.g. %s", len(notes), what,
                         notes[0])
-    for split, notes in examples.items():
-        write_split(out / split, notes)
-        log.info("%s: %d notes of %d instruments", out / split, len(notes),
-                 len({e.instrument for e in notes.values()}))
     return {split: len(notes) for split, notes in examples.items()}

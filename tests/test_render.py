@@ -20,6 +20,35 @@ def digest(root):
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def test_an_interrupted_render_leaves_no_split_and_the_next_one_starts_again(tmp_path,
+                                                                              monkeypatch):
+    import featurestore.render as render
+    clean = render_soundfont(tmp_path / "clean", options=OPTIONS, programs=PROGRAMS,
+                             progress=False)
+    played, render_note = [], render._render_note
+
+    def interrupted(*args):
+        played.append(args)
+        if len(played) == 5:
+            raise KeyboardInterrupt
+        return render_note(*args)
+    monkeypatch.setattr(render, "_render_note", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS, progress=False)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".rendering"]  # no split
+    monkeypatch.undo()
+    (tmp_path / "out" / "train").mkdir()  # an empty split folder is no rendered split
+    assert render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS,
+                            progress=False) == clean
+    assert digest(tmp_path / "out") == digest(tmp_path / "clean")  # nothing stale, no .rendering
+    other = tmp_path / "other"
+    (other / "valid" / "audio").mkdir(parents=True)
+    (other / "valid" / "audio" / "mine.wav").write_bytes(b"")
+    with pytest.raises(ValueError, match="valid: is there already and holds other files"):
+        render_soundfont(other, options=OPTIONS, programs=PROGRAMS, progress=False)
+    assert [p.name for p in other.iterdir()] == ["valid"]
+
+
 def test_render_is_deterministic_and_instrument_disjoint(tmp_path):
     counts = render_soundfont(tmp_path / "a", options=OPTIONS, programs=PROGRAMS, progress=False)
     render_soundfont(tmp_path / "b", options=OPTIONS, programs=PROGRAMS, progress=False)
