@@ -83,7 +83,7 @@ def build_summary(reports):
             lines.append(f"  skipped in {r.split}: {shown(name)}: {shown(reason)}")
         if len(r.skipped) > 5:
             lines.append(f"  ... {len(r.skipped) - 5} more skipped in {r.split} "
-                         f"(timbremap inspect lists them)")
+                         f"(timbremap inspect --all-skipped lists them)")
     return lines
 
 
@@ -119,7 +119,7 @@ def cmd_build(args):
 
 def cmd_inspect(args):
     from featurestore.describe import describe_store
-    _print(*describe_store(args.store))
+    _print(*describe_store(args.store, max_skipped=None if args.all_skipped else 10))
 
 
 def given_settings(args) -> dict:

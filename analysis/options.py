@@ -179,6 +179,9 @@ def _inspect(add_command):
                     description="Shapes, label counts, statistics, skipped inputs and "
                                 "feature parameters of every split of a store.")
     p.add_argument("store", type=store_location, help=STORE_HELP)
+    p.add_argument("--all-skipped", action="store_true",
+                   help="list every skipped input of a split, with its reason (default: the "
+                        "first 10)")
 
 
 def _train(add_command):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import h5py
 import numpy as np
@@ -21,7 +21,7 @@ def shown(text: str, *, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def describe_store(store, *, max_skipped: int = 10) -> List[str]:
+def describe_store(store, *, max_skipped: Optional[int] = 10) -> List[str]:
     """Lines describing every split of ``store``: shapes, label counts, statistics, skipped
     inputs and feature parameters.
 
@@ -29,8 +29,8 @@ def describe_store(store, *, max_skipped: int = 10) -> List[str]:
     ----------
     store : str or pathlib.Path
         A store folder, or the URL of one (``s3://...``).
-    max_skipped : int
-        The skipped inputs listed by name in a split; the rest are counted.
+    max_skipped : int or None
+        The skipped inputs listed by name in a split; the rest are counted (None: all).
 
     Returns
     -------
@@ -61,7 +61,7 @@ def describe_store(store, *, max_skipped: int = 10) -> List[str]:
     return lines
 
 
-def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[str]:
+def _describe_split(split: str, f, path, size: int, max_skipped: Optional[int]) -> List[str]:
     spectra = f[schema.SPECTRA]
     n = spectra.shape[0]
     per_note = f"{size / n / 1024:.1f} KiB/note" if n else "no notes"
@@ -82,9 +82,10 @@ def _describe_split(split: str, f, path, size: int, max_skipped: int) -> List[st
                      f"{mean.min():.3f}..{mean.max():.3f}, std {std.min():.3f}..{std.max():.3f}")
     skipped, adjusted = schema.read_problems(f)
     lines.append(f"  skipped   {len(skipped)}" + (":" if skipped else ""))
-    lines += [f"    {shown(name)}: {shown(reason)}" for name, reason in skipped[:max_skipped]]
-    if len(skipped) > max_skipped:
-        lines.append(f"    ... and {len(skipped) - max_skipped} more")
+    listed = skipped if max_skipped is None else skipped[:max_skipped]
+    lines += [f"    {shown(name)}: {shown(reason)}" for name, reason in listed]
+    if len(skipped) > len(listed):
+        lines.append(f"    ... and {len(skipped) - len(listed)} more (--all-skipped lists them)")
     if adjusted:
         lines.append(f"  adjusted  {len(adjusted)} (e.g. {shown(adjusted[0][0])}: "
                      f"{adjusted[0][1]})")

@@ -100,6 +100,26 @@ def test_build_and_inspect(tone_root, tmp_path):
     assert "also      my_scores float32 (3, 4)" in result.stdout, result.stdout
 
 
+def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
+    import json
+    import shutil
+    root = tmp_path / "notes"
+    shutil.copytree(tone_root, root)
+    examples = json.loads((root / "valid" / "examples.json").read_text())
+    entry = next(iter(examples.values()))
+    examples.update({f"gone_{k:02d}": {**entry, "note_str": f"gone_{k:02d}"} for k in range(12)})
+    (root / "valid" / "examples.json").write_text(json.dumps(examples))
+    result = run("build", root, tmp_path / "store", "--jobs", "1", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "... 7 more skipped in valid (timbremap inspect --all-skipped lists them)" \
+        in result.stdout
+    shown = run("inspect", tmp_path / "store").stdout
+    assert shown.count("    gone_") == 10 and "... and 2 more (--all-skipped lists them)" in shown
+    every = run("inspect", tmp_path / "store", "--all-skipped").stdout
+    assert [line.split(":")[0].strip() for line in every.splitlines() if "gone_" in line] == \
+        [f"gone_{k:02d}" for k in range(12)] and "more" not in every
+
+
 @pytest.mark.parametrize("args, message", [
     (["build", "{tmp}/nowhere", "{tmp}/out"], "nowhere: no such folder"),
     (["build", "{tmp}", "{tmp}/out"], "no split folder"),
