@@ -100,7 +100,7 @@ def _describe_split(split: str, f, path, size: int, max_skipped: Optional[int]) 
             inputs = {key: value for key, value in inputs.items()
                       if not key.endswith("_fraction")}
         lines.append("  inputs    " + ", ".join(f"{key}={value}" for key, value in inputs.items()
-                                                if value not in ("", 0, 0.0)))
+                                                if value or key.endswith("_fraction")))
     if isinstance(f.get(schema.METADATA), h5py.Group):
         lines.append("  metadata  " + ", ".join(f"{schema.METADATA}/{key}"
                                                 for key in f[schema.METADATA]))

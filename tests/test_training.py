@@ -680,6 +680,26 @@ def test_a_valid_split_without_notes_is_one_line(tmp_path):
                    "valid.h5: the split holds no notes")
 
 
+def test_a_store_drawn_without_a_valid_split_says_how_to_give_it_one(tmp_path):
+    from featurestore.describe import describe_store
+    from featurestore.layouts import InputOptions
+    for k, label in enumerate(("bell", "drum")):
+        (tmp_path / "set" / label).mkdir(parents=True)
+        for i in range(6):
+            sf.write(tmp_path / "set" / label / f"{i}.wav",
+                     0.3 * np.sin(np.arange(8000) * (0.05 + 0.1 * k + 0.01 * i)), 16000)
+    build_store(tmp_path / "set", tmp_path / "store", jobs=1, progress=False,
+                inputs=InputOptions(valid_fraction=0.0, test_fraction=0.3))
+    assert not (tmp_path / "store" / "valid.h5").exists()
+    inputs = [line for line in describe_store(tmp_path / "store") if "inputs" in line]
+    assert inputs and all("test_fraction=0.3" in line and "valid_fraction=0.0" in line
+                          for line in inputs)  # a share of 0 is shown too
+    one_line_error(run("train", tmp_path / "store", tmp_path / "m", "--epochs", "1"),
+                   "valid.h5: the store has no 'valid' split; training chooses its best epoch "
+                   "and when to stop on it: build the store with a valid/ folder, or with "
+                   "--valid-fraction above 0")
+
+
 def test_balanced_accuracy_of_a_split_of_one_label_warns_of_nothing():
     import warnings
     from training.evaluate import _balanced_accuracy

@@ -23,7 +23,7 @@ from featurestore.nsynth import FAMILIES
 from featurestore.remote import is_url, store_location
 from featurestore.storefolder import check_writable
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
-                                read_stats, split_path, store_id, store_name)
+                                read_stats, split_path, store_id, store_name, store_splits)
 
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
@@ -77,6 +77,11 @@ def _open_store(store: Path):
         raise StoreError(f"{split_path(store, 'train')}: its label set "
                          f"{label_set_text(labels)} has {len(labels)}; a classifier needs at "
                          f"least two labels")
+    if "valid" not in store_splits(store):
+        raise StoreError(f"{split_path(store, 'valid')}: the store has no 'valid' split; "
+                         f"training chooses its best epoch and when to stop on it: build the "
+                         f"store with a valid/ folder, or with --valid-fraction above 0 where "
+                         f"its splits are drawn")
     with open_split(store, "valid") as f:
         differences = read_params(f).differences(params)
         if differences:
