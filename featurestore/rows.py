@@ -138,7 +138,7 @@ def manifest_rows(path: Path) -> List[Row]:
         raise BuildError(f"{path}: cannot be read ({err.strerror or err})") from None
     rows, seen = [], {}
     with fh:
-        reader = csv.DictReader(fh)
+        reader = csv.DictReader(fh, strict=True)  # a stray or unclosed quote is an error
         try:
             columns = [c.strip() for c in reader.fieldnames or []]
             missing = [c for c in MANIFEST_COLUMNS if c not in columns]
@@ -185,6 +185,11 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
     file, label, split = text("path"), text("label"), text("split")
     row = Row(file or f"(line {line})", file, label, split, text("group"),
                {key: text(key) for key in extra})
+    if None in entry:  # csv.DictReader's key for the fields past the header's
+        row.problem = (f"line {line}: {len(entry) - 1 + len(entry[None])} fields, but the "
+                       f"header names {len(entry) - 1} (a comma in a field needs quotes)")
+        row.split = split if split in SPLITS else "train"  # where /skipped records it
+        return row
     try:
         for key in ("path", "label", "group"):
             check_text({key: text(key)}, key)

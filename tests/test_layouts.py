@@ -176,7 +176,8 @@ def test_manifest_rows_metadata_and_bad_rows(tmp_path):
              "clips/c0.flac,voice,train,,,",            # given again
              "clips/c1.flac,,train,,,",                 # empty label... and given again
              "clips/c2.flac,voice,tset,,,",             # unknown split
-             "clips/c3.flac,voice,train,,,"]            # given again, with another label
+             "clips/c3.flac,voice,train,,,",            # given again, with another label
+             "clips/c4.flac,square, hard,train,,,"]     # a comma in a field, unquoted
     manifest = data / "set.csv"
     manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
     build_store([manifest], tmp_path / "store", jobs=1, progress=False)
@@ -199,12 +200,17 @@ def test_manifest_rows_metadata_and_bad_rows(tmp_path):
     assert "given again (first on line 2)" in dict(read.splits["train"][1])["clips/c0.flac"]
     assert problems["clips/c3.flac"] == "line 14: path given again (first on line 5 with the " \
                                         "label 'violin')"
+    assert problems["clips/c4.flac"] == "line 15: 7 fields, but the header names 6 (a comma in " \
+                                        "a field needs quotes)"
 
 
 @pytest.mark.parametrize("text, message", [
     ("file,label\na.wav,x\n", "no path column"),
     ("path,class\na.wav,x\n", "no label column"),
     ("path,label\n", "no rows below its header"),
+    ('path,label\na.wav,x\n"b.wav,y\nc.wav,z\n', "not a readable CSV file after line 2 "
+                                               "\\(unexpected end of data\\)"),  # unclosed quote
+    ('path,label\na.wav,"x"y\n', "not a readable CSV file after line 1 \\(',' expected"),
 ])
 def test_manifest_without_what_it_needs(tmp_path, text, message):
     manifest = tmp_path / "m.csv"
