@@ -209,11 +209,25 @@ def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: s
     skipped = {name for name, _ in held.problems[0]}
     if notes is not None:
         _refuse_held_elsewhere(notes, names, roots, split)
+        _warn_of_new_labels(notes, held.notes, split)
         notes = notes.take([i for i in range(len(notes))
                             if notes.names[i] not in names and notes.names[i] not in skipped])
     problems = [(name, why) for name, why in problems
                 if name not in names and (name, why) not in set(held.problems[0])]
     return notes, problems
+
+
+def _warn_of_new_labels(notes: Notes, held: Notes, split: str):
+    """Warn of notes the split holds that the inputs now give another label: the store keeps
+    the label it holds."""
+    label = dict(zip(held.names, held.label))
+    changed = [(name, label[name], now) for name, now in zip(notes.names, notes.label)
+               if name in label and label[name] != now]
+    if changed:
+        name, was, now = changed[0]
+        log.warning("%d notes of %s that the store holds have another label in the inputs now "
+                    "(first: %s, held as %r, now %r); the store keeps the labels it holds: "
+                    "build with --overwrite to relabel", len(changed), split, name, was, now)
 
 
 def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):

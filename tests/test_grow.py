@@ -359,3 +359,17 @@ def test_an_add_whose_new_notes_were_skipped_gives_their_room_back(tmp_path, mon
     kept, given = tmp_path / "kept" / "train.h5", tmp_path / "given" / "train.h5"
     assert kept.stat().st_size > given.stat().st_size
     assert everything_in(given) == everything_in(kept)
+
+
+def test_add_warns_of_held_notes_the_inputs_now_label_otherwise(tmp_path, caplog):
+    for i in range(4):
+        _wav(tmp_path / "clips" / f"c{i}.wav", i % 2)
+    manifest = tmp_path / "set.csv"
+    manifest.write_text("path,label,split\n" + "".join(
+        f"clips/c{i}.wav,{'ab'[i % 2]},{('train', 'valid')[i // 3]}\n" for i in range(4)))
+    build_store(manifest, tmp_path / "store", jobs=1, progress=False)
+    manifest.write_text(manifest.read_text().replace("clips/c1.wav,b", "clips/c1.wav,a"))
+    build_store(manifest, tmp_path / "store", jobs=1, progress=False, add=True)
+    assert "1 notes of train that the store holds have another label in the inputs now (first: " \
+           "clips/c1.wav, held as 'b', now 'a'); the store keeps the labels it holds" in caplog.text
+    assert _rows(tmp_path / "store" / "train.h5")["clips/c1.wav"][1] == "b"  # kept
