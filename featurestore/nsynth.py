@@ -60,7 +60,10 @@ class Example:
         if family is not None and family != FAMILIES.index(family_str):
             raise ValueError(f"instrument_family {family} does not match "
                              f"instrument_family_str {family_str!r}")
-        source_str = str(entry.get("instrument_source_str", ""))
+        for key in ("note_str", "instrument_str", "instrument_source_str"):
+            _check_is_text(entry, key)
+            check_text(entry, key)
+        source_str = entry.get("instrument_source_str", "")
         known = SOURCES.index(source_str) if source_str in SOURCES else -1
         source = _integer(entry, "instrument_source", known, -1, len(SOURCES) - 1)
         if known >= 0 and source != known:
@@ -73,21 +76,24 @@ class Example:
                 or any(q not in (0, 1) or isinstance(q, bool) for q in qualities):
             raise ValueError(f"qualities must be a list of {len(QUALITIES)} values 0 or 1, "
                              f"got {qualities!r}")
-        for key in ("note_str", "instrument_str", "instrument_source_str"):
-            check_text(entry, key)
+        qualities_str = entry.get("qualities_str", [])
+        if not isinstance(qualities_str, list) or not all(isinstance(q, str)
+                                                          for q in qualities_str):
+            raise ValueError(f"qualities_str must be a list of text, got "
+                             f"{_shown(qualities_str)}")
         return cls(
-            note_str=str(entry.get("note_str", name)),
+            note_str=entry.get("note_str", name),
             instrument_family=FAMILIES.index(family_str),
             instrument_family_str=family_str,
             instrument=_integer(entry, "instrument", -1, -1, 2**31 - 1),
-            instrument_str=str(entry.get("instrument_str", "")),
+            instrument_str=entry.get("instrument_str", ""),
             instrument_source=source,
             instrument_source_str=source_str,
             pitch=_integer(entry, "pitch", -1, -1, 127),
             velocity=_integer(entry, "velocity", -1, -1, 127),
             sample_rate=_integer(entry, "sample_rate", 16000, 1, 2**31 - 1),
             qualities=tuple(int(q) for q in qualities),
-            qualities_str=tuple(str(q) for q in entry.get("qualities_str", ())),
+            qualities_str=tuple(qualities_str),
         )
 
     def to_json(self) -> dict:
@@ -95,6 +101,19 @@ class Example:
         entry["qualities"] = list(self.qualities)
         entry["qualities_str"] = list(self.qualities_str)
         return entry
+
+
+def _shown(value, limit: int = 40) -> str:
+    """``value``'s repr, at most ``limit`` characters of it, for a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_is_text(entry: dict, key: str):
+    """Raise ``ValueError`` when ``entry[key]`` is there and is not text."""
+    value = entry.get(key, "")
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be text, got {type(value).__name__} {_shown(value)}")
 
 
 def _integer(entry: dict, key: str, default, low: int, high: int):

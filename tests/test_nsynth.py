@@ -23,6 +23,12 @@ GOOD = example("n", "brass").to_json()
     ({"qualities": "0100000000"}, "qualities must be a list of 10 values 0 or 1"),
     ({"qualities": [300] + [0] * 9}, "qualities must be a list of 10 values 0 or 1"),
     ({"instrument_source": 0}, "instrument_source 0 does not match instrument_source_str"),
+    ({"instrument_str": ["a", "b"]}, r"instrument_str must be text, got list \['a', 'b'\]"),
+    ({"instrument_str": 7}, "instrument_str must be text, got int 7"),
+    ({"note_str": {"x": 1}}, "note_str must be text, got dict"),
+    ({"instrument_source_str": 2}, "instrument_source_str must be text, got int 2"),
+    ({"qualities_str": "bright"}, "qualities_str must be a list of text, got 'bright'"),
+    ({"qualities_str": ["bright", 3]}, "qualities_str must be a list of text"),
 ])
 def test_bad_fields_are_named(change, message):
     entry = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
