@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
@@ -164,7 +165,7 @@ def manifest_rows(path: Path) -> List[Row]:
 
 def _check_columns(path: Path, columns: List[str], extra: List[str]):
     """Refuse column names given twice, or that cannot name a ``/metadata`` dataset."""
-    twice = sorted({c for c in columns if columns.count(c) > 1})
+    twice = sorted(c for c, n in Counter(columns).items() if n > 1)
     if twice:
         raise BuildError(f"{path}: the columns {', '.join(map(repr, twice))} are given more "
                          f"than once")
