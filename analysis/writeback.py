@@ -24,6 +24,7 @@ from featurestore import schema
 from featurestore.files import (copy_file, exclusive_lock, free_room, replaced, size_text,
                                 temporary)
 from featurestore.remote import is_url
+from featurestore.splitcheck import check_split
 from featurestore.store import (StoreError, errnos, in_use, never_written, not_writable,
                                 open_split, split_path)
 
@@ -149,7 +150,7 @@ def results_file(store, split: str, nbytes: int) -> Iterator[h5py.File]:
         try:
             copy_file(real, tmp)
             with h5py.File(tmp, "r+") as f:
-                schema.check_split(f)
+                check_split(f)
                 for leftover in [k for k in f if k.startswith(LEFTOVER_PREFIX)]:
                     del f[leftover]
                 yield f

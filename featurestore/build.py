@@ -363,15 +363,7 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     labels = held["train"].labels
     if read.layout != "nsynth":
         labels = grow.grown_labels(labels, read.labels)
-    roots = grow.all_roots(held.values(), read.roots)
-
-    def index(dirs):
-        return [roots.index(d.resolve()) for d in dirs]
-    new = {split: (grow.rooted(notes, roots, index(read.roots)), problems)
-           for split, (notes, problems) in read.splits.items()}
-    held = {split: mine._replace(notes=grow.rooted(mine.notes, roots,
-                                                   index(mine.notes.audio_dirs)))
-            for split, mine in held.items()}
+    roots, new, held = grow.on_all_roots(read.splits, read.roots, held)
     refuse_names_in_two_splits([(split, mine.notes) for split, mine in held.items()]
                                + [(split, notes) for split, (notes, _) in new.items()],
                                layout=read.layout)

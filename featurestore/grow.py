@@ -22,7 +22,7 @@ import logging
 import os
 import shlex
 from pathlib import Path
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -125,6 +125,22 @@ def all_roots(held: Iterable[Held], inputs: Sequence[Path]) -> List[Path]:
         if folder.resolve() not in roots:
             roots.append(folder.resolve())
     return roots
+
+
+def on_all_roots(splits: Dict[str, Tuple[Notes, list]], inputs: Sequence[Path],
+                 held: Dict[str, Held]) -> Tuple[List[Path], dict, Dict[str, Held]]:
+    """``(roots, splits, held)``: :func:`all_roots`, and the inputs' ``split -> (notes,
+    problems)`` (their notes' folders index ``inputs``) and the ``held`` splits with their
+    notes on those roots (:func:`rooted`)."""
+    roots = all_roots(held.values(), inputs)
+
+    def index(dirs):
+        return [roots.index(d.resolve()) for d in dirs]
+    splits = {split: (rooted(notes, roots, index(inputs)), problems)
+              for split, (notes, problems) in splits.items()}
+    held = {split: mine._replace(notes=rooted(mine.notes, roots, index(mine.notes.audio_dirs)))
+            for split, mine in held.items()}
+    return roots, splits, held
 
 
 def rooted(notes: Notes, roots: Sequence[Path], index: Sequence[int]) -> Notes:

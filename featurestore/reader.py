@@ -14,6 +14,7 @@ import numpy as np
 import featurestore.remote as remote
 from .errors import StoreError, check_positive_int
 from .schema import LABELS, SPECTRA, read_label_names
+from .splitcheck import check_split
 from .store import open_file
 
 __all__ = ["SpectraReader", "chunk_offsets"]
@@ -85,6 +86,11 @@ class SpectraReader:
         self.path = path if remote.is_url(path) else Path(path)
         self._file = open_file(self.path, "r")
         self._closed = False
+        try:
+            check_split(self._file)
+        except StoreError:
+            self._file.close()
+            raise
         self._ds = self._file[SPECTRA]
         self.n = int(self._ds.shape[0])
         self.shape = tuple(self._ds.shape[1:])

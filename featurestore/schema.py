@@ -99,7 +99,7 @@ __all__ = ["SPECTRA", "LABELS", "NAMES", "FILE", "OFFSET", "GROUP", "METADATA", 
            "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS", "PROBABILITIES", "TSNE",
            "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1", "create_spectra", "write_notes",
            "write_stats", "write_problems", "stored_text", "write_provenance", "analysis_results",
-           "clear_metadata", "check_split", "is_apart_results", "read_params", "read_stats",
+           "clear_metadata", "is_apart_results", "read_params", "read_stats",
            "read_stats_count", "read_audio_paths", "read_problems", "read_label_names",
            "datasets", "note_datasets"]
 
@@ -254,18 +254,6 @@ def is_apart_results(f: h5py.File) -> bool:
     """Whether ``f`` holds the results ``embed --into`` writes (a root attr ``store`` naming
     the store they are of, and no ``/spectra``), not a split of a store."""
     return "store" in f.attrs and SPECTRA not in f
-
-
-def check_split(f: h5py.File):
-    """Raise :class:`StoreError` when ``f`` lacks what every split file has."""
-    missing = [name for name in REQUIRED if name not in f]
-    if missing and is_apart_results(f):
-        raise StoreError(f"{f.filename}: results 'timbremap embed --into' wrote for "
-                         f"{f.attrs['store']}, not a store (no /spectra); to map them, copy "
-                         f"the store here and run embed on the copy")
-    if missing:
-        raise StoreError(f"{f.filename}: not a timbremap store (no "
-                         f"{', '.join('/' + m for m in missing)} dataset)")
 
 
 def read_params(f: h5py.File) -> FeatureParams:

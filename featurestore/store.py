@@ -20,7 +20,8 @@ import featurestore.remote as remote
 from .errors import StoreError
 from .commit import finish_commit
 from .nsynth import SPLITS
-from .schema import CONTENT_DIGEST, check_split, read_params, read_stats
+from .schema import CONTENT_DIGEST, read_params, read_stats
+from .splitcheck import check_split
 
 __all__ = ["split_path", "store_id", "store_name", "require_store", "open_split", "open_file",
            "read_params", "read_stats", "store_splits", "StoreError", "held_by_another", "in_use",

@@ -1,0 +1,75 @@
+"""What a split file must be before anything in it is read: the datasets every split has, and
+datasets no larger than the file can hold, so that what a file costs to read is bounded by its
+size, whatever its header declares (:func:`check_split`)."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from .errors import StoreError
+from .schema import (BUILT, EMBEDDINGS, METADATA, NOT_PER_NOTE, PROBABILITIES, REQUIRED,
+                     SPECTRA, TSNE, datasets, is_apart_results)
+
+__all__ = ["check_split", "PER_NOTE"]
+
+#: The datasets timbremap writes with a row per note (and every ``/metadata/COLUMN``).
+PER_NOTE = tuple(name for name in BUILT if name not in NOT_PER_NOTE) + (
+    EMBEDDINGS, PROBABILITIES, TSNE)
+
+
+def check_split(f: h5py.File):
+    """Raise :class:`StoreError` when ``f`` lacks what every split file has, or declares more
+    than it can hold.
+
+    Checked from the file's metadata alone, before any data is read:
+
+    - ``/spectra`` is ``(notes, frames, bins)``, stored without filters, one note a chunk (or
+      contiguous), so that one note is read alone and its bytes are the file's;
+    - no dataset timbremap writes is stored with filters (compression, checksums), and no
+      dataset without them declares more bytes than the file holds (its chunks not written);
+    - every per-note dataset (:data:`PER_NOTE`, ``/metadata/COLUMN``) has a row per note.
+
+    Raises
+    ------
+    StoreError
+        Naming the file, the dataset and what it declares.
+    """
+    missing = [name for name in REQUIRED if name not in f]
+    if missing and is_apart_results(f):
+        raise StoreError(f"{f.filename}: results 'timbremap embed --into' wrote for "
+                         f"{f.attrs['store']}, not a store (no /spectra); to map them, copy "
+                         f"the store here and run embed on the copy")
+    if missing:
+        raise StoreError(f"{f.filename}: not a timbremap store (no "
+                         f"{', '.join('/' + m for m in missing)} dataset)")
+    spectra = f[SPECTRA]
+    if not isinstance(spectra, h5py.Dataset) or spectra.ndim != 3:
+        raise StoreError(f"{f.filename}: /{SPECTRA} is not a dataset of (notes, frames, bins)")
+    if spectra.chunks is not None and spectra.chunks[0] != 1:
+        raise StoreError(f"{f.filename}: /{SPECTRA} is stored in chunks of {spectra.chunks[0]} "
+                         f"notes; a store keeps one note a chunk, so that a note is read alone "
+                         f"(rebuild the store)")
+    size, n = f.id.get_filesize(), spectra.shape[0]
+    for name, ds in datasets(f):
+        ours = name in PER_NOTE or name in NOT_PER_NOTE or name.startswith(METADATA + "/")
+        if ds.id.get_create_plist().get_nfilters():
+            if ours:
+                raise StoreError(f"{f.filename}: /{name} is stored with filters ({_filters(ds)});"
+                                 f" a store keeps its datasets without any (rebuild the store, "
+                                 f"or h5repack it without filters)")
+            continue  # another program's: read by no one here
+        declared = int(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
+        if declared > size:
+            raise StoreError(f"{f.filename}: /{name} declares {ds.shape} {ds.dtype} "
+                             f"({declared:,} bytes), more than the whole file holds "
+                             f"({size:,} bytes): the file is damaged")
+        if ours and name not in NOT_PER_NOTE and ds.shape[:1] != (n,):
+            raise StoreError(f"{f.filename}: /{name} has {ds.shape[0] if ds.shape else 0} rows "
+                             f"but /{SPECTRA} {n} notes: the file is damaged")
+
+
+def _filters(ds: h5py.Dataset) -> str:
+    """The names of a dataset's filters, for a message."""
+    plist = ds.id.get_create_plist()
+    return ", ".join(plist.get_filter(k)[3].decode(errors="replace") or str(plist.get_filter(k)[0])
+                     for k in range(plist.get_nfilters()))

@@ -1,0 +1,65 @@
+"""A split file is checked against what it can hold before anything in it is read: a header
+that declares more rows than the file's bytes, a per-note dataset of another length, or
+/spectra stored so that one note cannot be read alone, is refused naming the file."""
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis.cli import main
+from featurestore.reader import SpectraReader
+from featurestore.store import StoreError, open_split
+
+
+@pytest.fixture
+def copy(tone_store, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(tone_store, store)
+    return store
+
+
+def damage(path, name, **create):
+    """Replace dataset ``name`` of ``path`` with an empty one made with ``create``."""
+    with h5py.File(path, "a") as f:
+        dtype = f[name].dtype
+        del f[name]
+        f.create_dataset(name, dtype=create.pop("dtype", dtype), **create)
+
+
+@pytest.mark.parametrize("name, create, message", [
+    # 4e8 labels declared, none written: 1.6 GB read for a file of a few MB
+    ("labels", dict(shape=(4 * 10**8,), chunks=(10**6,)),
+     r"/labels declares \(400000000,\) int32 \(1,600,000,000 bytes\), more than the whole file"),
+    ("spectra", dict(shape=(10**6, 251, 513), chunks=(1, 251, 513)), "/spectra declares"),
+    ("names", dict(shape=(3,), dtype=h5py.string_dtype()), "/names has 3 rows but /spectra 11"),
+    ("spectra", dict(data=np.zeros((11, 251, 513), np.float16), chunks=(11, 251, 513)),
+     "/spectra is stored in chunks of 11 notes"),
+    ("spectra", dict(data=np.zeros((11, 251, 513), np.float16), chunks=(1, 251, 513),
+                     compression="gzip"), r"/spectra is stored with filters \(deflate\)"),
+    ("pitch", dict(data=np.zeros(11, np.int16), chunks=(11,), fletcher32=True),
+     r"/pitch is stored with filters \(fletcher32\)"),
+])
+def test_a_split_that_declares_what_it_cannot_hold_is_refused(copy, name, create, message):
+    path = copy / "test.h5"
+    damage(path, name, **create)
+    with pytest.raises(StoreError, match=f"{path}: {message}"):
+        open_split(copy, "test").close()
+    with pytest.raises(StoreError, match=message):
+        SpectraReader(path)
+
+
+def test_a_dataset_another_program_added_is_left_alone(copy, capsys):
+    with h5py.File(copy / "test.h5", "a") as f:  # compressed, of any length: read by no one
+        f.create_dataset("my_scores", data=np.zeros((3, 4)), compression="gzip")
+    with open_split(copy, "test") as f:
+        assert f["my_scores"].shape == (3, 4)
+    assert main(["inspect", str(copy)]) == 0
+    assert "my_scores float64 (3, 4)" in capsys.readouterr().out
+
+
+def test_inspect_of_a_damaged_split_is_one_error(copy, caplog):
+    damage(copy / "valid.h5", "labels", shape=(4 * 10**8,), chunks=(10**6,))
+    assert main(["inspect", str(copy)]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "valid.h5: /labels declares" in errors[0], errors
