@@ -1,6 +1,7 @@
 import csv
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -601,6 +602,21 @@ def one_line_error(result, message):
     # one line of ours (TensorFlow's own start-up notes may stand beside it)
     assert len([l for l in result.stderr.splitlines() if "timbremap: error" in l]) == 1, \
         result.stderr
+
+
+def test_a_model_file_that_unpacks_to_far_more_than_it_holds_is_not_loaded(trained, tmp_path):
+    import zipfile
+    model_dir, _ = trained
+    bomb = tmp_path / "bomb"
+    shutil.copytree(model_dir, bomb)
+    with zipfile.ZipFile(bomb / "model.keras", "a", zipfile.ZIP_DEFLATED) as zf, \
+            zf.open("padding.bin", "w") as member:  # 96 MiB of zeros: a few hundred KB
+        for _ in range(96):
+            member.write(bytes(2**20))
+    size = (bomb / "model.keras").stat().st_size
+    with pytest.raises(ModelError, match=rf"model.keras: its members unpack to [\d,]+ bytes, more "
+                                         rf"than [\d,]+ for a file of {size:,}"):
+        load_trained(bomb)
 
 
 def test_bad_inputs(trained, tone_root, tone_store, tmp_path):

@@ -122,6 +122,29 @@ def read_model_labels(model_dir) -> Tuple[str, ...]:
         raise _unreadable(path, err) from None
 
 
+#: A model file's members may unpack to this many times the file's size, and this many bytes
+#: more: weights do not compress much (a model's zip holds them stored or deflated), so a file
+#: that unpacks to far more is damaged or made to exhaust memory.
+UNPACK_RATIO, UNPACK_SPARE = 16, 64 * 2**20
+
+
+def _check_unpacked_size(path: Path):
+    """Raise :class:`ModelError` unless ``path`` is a zip whose members, as its directory
+    declares them (what reading them can yield), unpack to a size its own bounds."""
+    if not zipfile.is_zipfile(path):  # keras would say "File not found"
+        raise ModelError(f"{path}: not a Keras model file (not a .keras zip)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ModelError(f"{path}: not a readable Keras model file ({err})") from None
+    limit = UNPACK_RATIO * path.stat().st_size + UNPACK_SPARE
+    if unpacked > limit:
+        raise ModelError(f"{path}: its members unpack to {unpacked:,} bytes, more than "
+                         f"{limit:,} for a file of {path.stat().st_size:,} (weights do not "
+                         f"compress so far): a damaged file, not loaded")
+
+
 def load_trained(model_dir) -> TrainedModel:
     """Load ``MODEL_DIR/model.keras`` and ``config.json``.
 
@@ -147,8 +170,7 @@ def load_trained(model_dir) -> TrainedModel:
         labels = config_labels(info)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise _unreadable(model_dir / CONFIG_FILE, err) from None
-    if not zipfile.is_zipfile(model_dir / MODEL_FILE):  # keras would say "File not found"
-        raise ModelError(f"{model_dir / MODEL_FILE}: not a Keras model file (not a .keras zip)")
+    _check_unpacked_size(model_dir / MODEL_FILE)
     import keras
     from . import models  # noqa: F401  registers the custom layers
     try:
