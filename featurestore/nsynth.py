@@ -77,10 +77,11 @@ class Example:
             raise ValueError(f"qualities must be a list of {len(QUALITIES)} values 0 or 1, "
                              f"got {qualities!r}")
         qualities_str = entry.get("qualities_str", [])
-        if not isinstance(qualities_str, list) or not all(isinstance(q, str)
-                                                          for q in qualities_str):
-            raise ValueError(f"qualities_str must be a list of text, got "
-                             f"{_shown(qualities_str)}")
+        if not isinstance(qualities_str, list) or len(set(map(str, qualities_str))) != len(
+                qualities_str) or not all(q in QUALITIES for q in qualities_str):
+            raise ValueError(f"qualities_str must be a list of distinct quality names (of "
+                             f"{', '.join(QUALITIES)}), got {_shown(qualities_str)}")
+        qualities_str = tuple(QUALITIES[QUALITIES.index(q)] for q in qualities_str)  # shared
         return cls(
             note_str=entry.get("note_str", name),
             instrument_family=FAMILIES.index(family_str),
@@ -93,7 +94,7 @@ class Example:
             velocity=_integer(entry, "velocity", -1, -1, 127),
             sample_rate=_integer(entry, "sample_rate", 16000, 1, 2**31 - 1),
             qualities=tuple(int(q) for q in qualities),
-            qualities_str=tuple(qualities_str),
+            qualities_str=qualities_str,
         )
 
     def to_json(self) -> dict:

@@ -27,8 +27,10 @@ GOOD = example("n", "brass").to_json()
     ({"instrument_str": 7}, "instrument_str must be text, got int 7"),
     ({"note_str": {"x": 1}}, "note_str must be text, got dict"),
     ({"instrument_source_str": 2}, "instrument_source_str must be text, got int 2"),
-    ({"qualities_str": "bright"}, "qualities_str must be a list of text, got 'bright'"),
-    ({"qualities_str": ["bright", 3]}, "qualities_str must be a list of text"),
+    ({"qualities_str": "bright"}, "qualities_str must be a list of distinct quality names"),
+    ({"qualities_str": ["bright", 3]}, r"qualities_str must be .* got \['bright', 3\]"),
+    ({"qualities_str": ["bright"] * 3}, "qualities_str must be a list of distinct quality names"),
+    ({"qualities_str": ["x" * 10**6]}, r"qualities_str must be .* got \['xxxx"),
 ])
 def test_bad_fields_are_named(change, message):
     entry = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
