@@ -245,6 +245,17 @@ def test_train_refuses_splits_of_different_label_sets(three_labels, tmp_path):
 
 
 @pytest.mark.full
+def test_evaluate_refuses_labels_outside_the_label_set(labelled_model, tmp_path):
+    from training.evaluate import evaluate
+    store = shutil.copytree(labelled_model[0], tmp_path / "store")
+    with h5py.File(store / "test.h5", "r+") as f:
+        f["labels"][0] = -5  # was counted in the accuracy and in no row of the report
+    with pytest.raises(StoreError, match=r"test.h5: /labels holds -5, but its label set has 3 "
+                                         r"labels \(cello, dog, kettle\)"):
+        evaluate(store, labelled_model[1], split="test")
+
+
+@pytest.mark.full
 def test_resume_refuses_a_store_of_another_label_set(labelled_model, tone_store, tmp_path):
     from training.train import train
     folder = tmp_path / "m"

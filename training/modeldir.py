@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Tuple
 
-from featurestore.errors import TimbremapError
+from featurestore import schema
+from featurestore.errors import StoreError, TimbremapError
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
 from featurestore.params import FeatureParams
@@ -84,6 +85,25 @@ class TrainedModel:
 def label_set_text(names: Sequence[str]) -> str:
     """A label set as messages show it: ``(cello, dog, kettle)``."""
     return "(" + ", ".join(names) + ")"
+
+
+def store_label_set(f, where) -> Tuple[str, ...]:
+    """The label set of an open split file ``f`` (:func:`featurestore.schema.read_label_names`),
+    after checking that every ``/labels`` value indexes it.
+
+    Raises
+    ------
+    StoreError
+        Naming ``where`` (the split's path), a value outside the set and the set.
+    """
+    names = schema.read_label_names(f)
+    values = f[schema.LABELS][:]
+    if len(values) and (values.min() < 0 or values.max() >= len(names)):
+        bad = int(values.min() if values.min() < 0 else values.max())
+        raise StoreError(f"{where}: /labels holds {bad}, but its label set has "
+                         f"{len(names)} labels {label_set_text(names)} (indices 0 to "
+                         f"{len(names) - 1})")
+    return names
 
 
 def config_labels(info: dict) -> Tuple[str, ...]:

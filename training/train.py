@@ -27,7 +27,8 @@ from featurestore.store import (StoreError, content_digests, open_split, read_pa
 
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
-                       MODEL_FILE, ModelError, config_labels, label_set_text)
+                       MODEL_FILE, ModelError, config_labels, label_set_text,
+                       store_label_set)
 from .progress import epoch_progress, plot_curves
 
 __all__ = ["train", "TrainResult", "interrupted_config"]
@@ -70,7 +71,7 @@ def _open_store(store: Path):
         params = read_params(f)
         mean, std = read_stats(f)
         shape = f[schema.SPECTRA].shape
-        labels = _label_set(f, split_path(store, "train"))
+        labels = store_label_set(f, split_path(store, "train"))
     if shape[0] == 0:
         raise StoreError(f"{split_path(store, 'train')}: the train split holds no notes")
     if len(labels) < 2:
@@ -87,25 +88,12 @@ def _open_store(store: Path):
         if differences:
             raise StoreError(f"{split_path(store, 'valid')}: built with other features than "
                              f"train.h5 ({'; '.join(differences)})")
-        valid_labels = _label_set(f, split_path(store, "valid"))
+        valid_labels = store_label_set(f, split_path(store, "valid"))
     if valid_labels != labels:
         raise StoreError(f"{split_path(store, 'valid')} holds labels "
                          f"{label_set_text(valid_labels)}, but {split_path(store, 'train')} "
                          f"holds {label_set_text(labels)}: a store's splits share one label set")
     return params, mean, std, shape[1:], shape[0], labels
-
-
-def _label_set(f, where) -> tuple:
-    """The split's label set (:func:`featurestore.schema.read_label_names`), after checking
-    that every ``/labels`` value indexes it."""
-    names = schema.read_label_names(f)
-    values = f[schema.LABELS][:]
-    if len(values) and (values.min() < 0 or values.max() >= len(names)):
-        bad = int(values.min() if values.min() < 0 else values.max())
-        raise StoreError(f"{where}: /labels holds {bad}, but its label set has "
-                         f"{len(names)} labels {label_set_text(names)} (indices 0 to "
-                         f"{len(names) - 1})")
-    return names
 
 
 def _check_model_dir(model_dir: Path):
