@@ -262,6 +262,9 @@ def read_params(f: h5py.File) -> FeatureParams:
         return FeatureParams.from_attrs(f.attrs)
     except KeyError as err:
         raise StoreError(f"{f.filename}: feature parameter {err} missing from its attrs") from None
+    except (ValueError, TypeError) as err:  # a damaged attr: 'abc' for n_fft
+        raise StoreError(f"{f.filename}: its feature parameters (feature_* attrs) are not "
+                         f"valid: {err}") from None
 
 
 def read_stats(f: h5py.File) -> Tuple[np.ndarray, np.ndarray]:
@@ -270,12 +273,21 @@ def read_stats(f: h5py.File) -> Tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     StoreError
-        When they are missing or not all finite (nothing could be learnt from them).
+        When they are missing, not one number a bin, or not all finite (nothing could be learnt
+        from them).
     """
     attrs = f[SPECTRA].attrs
     if MEAN not in attrs or STD not in attrs:
         raise StoreError(f"{f.filename}: no statistics (/{SPECTRA} attrs {MEAN}, {STD})")
-    mean, std = np.asarray(attrs[MEAN], np.float64), np.asarray(attrs[STD], np.float64)
+    bins = f[SPECTRA].shape[-1]
+    try:
+        mean, std = np.asarray(attrs[MEAN], np.float64), np.asarray(attrs[STD], np.float64)
+    except (ValueError, TypeError):
+        mean = std = None
+    if mean is None or mean.shape != (bins,) or std.shape != (bins,):
+        raise StoreError(f"{f.filename}: its statistics (/{SPECTRA} attrs {MEAN}, {STD}) are "
+                         f"not {bins} numbers each, one a bin; rebuild the store with "
+                         f"--overwrite")
     if not (np.isfinite(mean).all() and np.isfinite(std).all()):
         raise StoreError(f"{f.filename}: its statistics (/{SPECTRA} attrs {MEAN}, {STD}) are "
                          f"not finite; rebuild the store with --overwrite")
@@ -285,7 +297,11 @@ def read_stats(f: h5py.File) -> Tuple[np.ndarray, np.ndarray]:
 def read_stats_count(f: h5py.File) -> Tuple[int, str]:
     """``(frames, split)`` the statistics summarise; ``(0, '')`` when the file has none."""
     attrs = f[SPECTRA].attrs
-    return int(attrs.get(STATS_COUNT, 0)), str(attrs.get(STATS_SPLIT, ""))
+    try:
+        return int(attrs.get(STATS_COUNT, 0)), str(attrs.get(STATS_SPLIT, ""))
+    except (ValueError, TypeError) as err:
+        raise StoreError(f"{f.filename}: /{SPECTRA} attr {STATS_COUNT} is not a count "
+                         f"({err})") from None
 
 
 def read_audio_paths(f: h5py.File) -> List[Path]:

@@ -2,6 +2,7 @@
 features that are not finite, two files for one entry, note names that are paths."""
 import json
 import os
+import re
 import struct
 
 import h5py
@@ -189,6 +190,25 @@ def test_a_store_whose_statistics_are_not_finite_is_refused(tone_root, tone_stor
         read_stats(f)
     with pytest.raises(BuildError, match=r"train.h5: its statistics .* are not finite"):
         build_store(tone_root, store, jobs=1, progress=False, splits=["test"])
+
+
+@pytest.mark.parametrize("attr, value, message", [
+    ("mean", "abc", r"its statistics \(/spectra attrs mean, std\) are not 513 numbers each"),
+    ("std", np.ones(7), r"its statistics \(/spectra attrs mean, std\) are not 513 numbers each"),
+    ("stats_count", "many", "/spectra attr stats_count is not a count"),
+    ("feature_n_fft", "abc", r"its feature parameters \(feature_\* attrs\) are not valid"),
+])
+def test_a_damaged_attr_is_one_error_naming_the_file(tone_store, tmp_path, attr, value,
+                                                     message, caplog):
+    from analysis.cli import main
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "train.h5").write_bytes((tone_store / "train.h5").read_bytes())
+    with h5py.File(store / "train.h5", "r+") as f:
+        (f if attr.startswith("feature_") else f["spectra"]).attrs[attr] = value
+    assert main(["inspect", str(store)]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and re.search(f"train.h5: {message}", errors[0]), errors
 
 
 def test_two_files_for_one_entry_are_ambiguous_and_path_keys_refused(tmp_path):
