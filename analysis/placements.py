@@ -35,6 +35,19 @@ class Placed:
     error: str = ""
     adjustments: List[str] = field(default_factory=list)  # what reading did (resample, pad...)
 
+    def __post_init__(self):  # what a placed.json holds is checked as it is read
+        for name in ("path", "split", "family", "error"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be text, got {getattr(self, name)!r:.40}")
+        for name in ("x", "y", "probability"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {value!r:.40}")
+        if not (isinstance(self.nearest, list) and all(isinstance(n, dict) for n in self.nearest)
+                and isinstance(self.adjustments, list)
+                and all(isinstance(a, str) for a in self.adjustments)):
+            raise TypeError("nearest must be a list of objects and adjustments a list of text")
+
 
 def write_placed(store, placed: Sequence[Placed]):
     """Replace ``placed.json`` (whole or not at all).

@@ -45,3 +45,15 @@ def test_every_damaged_placed_json_is_kept_under_a_name_of_its_own(tmp_path):
     kept = sorted(p.read_bytes() for p in tmp_path.glob(f"{PLACED_FILE}.damaged-*"))
     assert kept == sorted(damaged)
     assert json.loads(path.read_text()) == []
+
+
+def test_a_placed_json_of_rows_of_the_wrong_types_is_ignored_and_kept_aside(tmp_path, caplog):
+    path = tmp_path / PLACED_FILE
+    rows = [{"path": "/a.wav", "split": "test", "x": "abc", "y": [1]}]  # plot failed on it
+    path.write_text(json.dumps(rows))
+    with caplog.at_level(logging.WARNING, logger="analysis.placements"):
+        assert read_placed(tmp_path) == []
+    assert "x must be a number, got 'abc'" in caplog.text
+    write_placed(tmp_path, [])
+    aside, = tmp_path.glob(f"{PLACED_FILE}.damaged-*")
+    assert json.loads(aside.read_text()) == rows
