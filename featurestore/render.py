@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
+from .sf2check import check_soundfont
 
 __all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
            "assign_splits", "warn_of_empty_splits", "refuse_rendered", "rendering"]
@@ -322,6 +323,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     tag = tag or _tag(soundfont)
     if not re.fullmatch(r"[A-Za-z0-9]+", tag):
         raise InputError(f"tag must be letters and digits (it goes into note names), got {tag!r}")
+    check_soundfont(soundfont)  # TinySoundFont trusts every index and size in the file
     synth = tinysoundfont.Synth(samplerate=options.sample_rate, gain=options.gain_db)
     try:
         sfid = synth.sfload(str(soundfont))

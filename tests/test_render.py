@@ -101,7 +101,7 @@ def test_render_bad_input(tmp_path):
         render_soundfont(tmp_path, tmp_path / "missing.sf2", progress=False)
     junk = tmp_path / "junk.sf2"
     junk.write_bytes(b"not a soundfont")
-    with pytest.raises(ValueError, match="not a readable SoundFont"):
+    with pytest.raises(ValueError, match="not a SoundFont"):
         render_soundfont(tmp_path / "out", junk, progress=False)
     with pytest.raises(ValueError, match="tag must be letters and digits"):
         render_soundfont(tmp_path / "out", programs=[0], tag="../evil", progress=False)

@@ -1,0 +1,154 @@
+"""A SoundFont's structure checked before it is loaded (:func:`check_soundfont`). TinySoundFont,
+which ``render`` plays it with, is C that trusts every size, index and offset in the file: a
+damaged or hostile one could crash the process, or make it expand a few kilobytes of zones into
+gigabytes of regions."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import BinaryIO, Dict, Iterator, Optional, Tuple
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["check_soundfont", "REGIONS_PER_BYTE", "MIN_REGIONS"]
+
+#: The regions (a preset zone's instrument's zones, over every preset) a SoundFont may expand
+#: to: one a kilobyte of the file, at least MIN_REGIONS. TinySoundFont keeps every one in
+#: memory (about 165 bytes each) and scans them all for each note; a General MIDI bank holds
+#: a few thousand to a few tens of thousands, in megabytes of samples.
+REGIONS_PER_BYTE, MIN_REGIONS = 1 / 1000, 100_000
+
+#: The record of each chunk of the ``pdta`` list (SoundFont 2.04, section 7).
+_RECORDS = {
+    "phdr": [("name", "S20"), ("preset", "<u2"), ("bank", "<u2"), ("bag", "<u2"),
+             ("library", "<u4"), ("genre", "<u4"), ("morphology", "<u4")],
+    "pbag": [("gen", "<u2"), ("mod", "<u2")],
+    "pmod": [("src", "<u2"), ("dest", "<u2"), ("amount", "<i2"), ("amt_src", "<u2"),
+             ("trans", "<u2")],
+    "pgen": [("oper", "<u2"), ("amount", "<u2")],
+    "inst": [("name", "S20"), ("bag", "<u2")],
+    "ibag": [("gen", "<u2"), ("mod", "<u2")],
+    "imod": [("src", "<u2"), ("dest", "<u2"), ("amount", "<i2"), ("amt_src", "<u2"),
+             ("trans", "<u2")],
+    "igen": [("oper", "<u2"), ("amount", "<u2")],
+    "shdr": [("name", "S20"), ("start", "<u4"), ("end", "<u4"), ("loop_start", "<u4"),
+             ("loop_end", "<u4"), ("rate", "<u4"), ("pitch", "u1"), ("correction", "i1"),
+             ("link", "<u2"), ("type", "<u2")],
+}
+_INSTRUMENT, _SAMPLE_ID = 41, 53   # generators: a preset zone's instrument, a zone's sample
+_COMPRESSED = 0x10                 # sample type bit of an SF3 sample (Ogg Vorbis bytes)
+
+
+def check_soundfont(path) -> None:
+    """Raise :class:`InputError` naming ``path`` and what is wrong, unless its RIFF chunks lie
+    within the file, its ``pdta`` chunks are whole records, every bag, generator, instrument
+    and sample index points inside its table, every sample a zone plays lies inside the sample
+    data, its compressed samples (SF3) are not read over and over, and its zones expand to at
+    at most one region a kilobyte of the file (:data:`REGIONS_PER_BYTE`, at least
+    :data:`MIN_REGIONS`). Only the headers are read (the ``pdta`` list: kilobytes
+    to a few megabytes), not the samples.
+    """
+    path = Path(path)
+    with path.open("rb") as fh:
+        size = path.stat().st_size
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"sfbk":
+            raise InputError(f"{path}: not a SoundFont (no RIFF 'sfbk' header)")
+        declared = 8 + struct.unpack("<I", head[4:8])[0]
+        if declared > size:
+            raise InputError(f"{path}: truncated: its RIFF header declares {declared:,} bytes, "
+                             f"the file holds {size:,}")
+        lists = {kind: (start, start + length) for kind, start, length in
+                 _lists(fh, path, declared)}
+        missing = [kind for kind in ("sdta", "pdta") if kind not in lists]
+        if missing:
+            raise InputError(f"{path}: not a SoundFont (no {missing[0]!r} list)")
+        sample_bytes = next((length for name, _, length in _chunks(fh, path, *lists["sdta"])
+                             if name == "smpl"), 0)
+        tables = {}
+        for name, start, length in list(_chunks(fh, path, *lists["pdta"])):
+            if name in _RECORDS:
+                fh.seek(start)
+                tables[name] = fh.read(length)
+    _check_tables(path, {name: _table(path, name, tables.get(name)) for name in _RECORDS},
+                  sample_bytes, max(MIN_REGIONS, int(size * REGIONS_PER_BYTE)))
+
+
+def _lists(fh: BinaryIO, path: Path, end: int) -> Iterator[Tuple[str, int, int]]:
+    """``(kind, start, length)`` of each ``LIST`` chunk of the RIFF body."""
+    for name, start, length in _chunks(fh, path, 12, end):
+        if name == "LIST" and length >= 4:
+            fh.seek(start)
+            yield fh.read(4).decode("latin-1"), start + 4, length - 4
+
+
+def _chunks(fh: BinaryIO, path: Path, start: int, end: int) -> Iterator[Tuple[str, int, int]]:
+    """``(name, data start, length)`` of the chunks between ``start`` and ``end``, each checked
+    to lie within them."""
+    pos = start
+    while pos + 8 <= end:
+        fh.seek(pos)
+        head = fh.read(8)
+        name, length = head[:4].decode("latin-1"), struct.unpack("<I", head[4:])[0]
+        if pos + 8 + length > end:
+            raise InputError(f"{path}: its {name!r} chunk declares {length:,} bytes, past the "
+                             f"end of what holds it (a damaged or truncated SoundFont)")
+        yield name, pos + 8, length
+        pos += 8 + length + (length & 1)
+
+
+def _table(path: Path, name: str, raw: Optional[bytes]) -> np.ndarray:
+    dtype = np.dtype(_RECORDS[name])
+    if raw is None:
+        raise InputError(f"{path}: no {name!r} chunk (a damaged SoundFont)")
+    if not raw or len(raw) % dtype.itemsize:
+        raise InputError(f"{path}: its {name!r} chunk is {len(raw):,} bytes, not whole records "
+                         f"of {dtype.itemsize} (a damaged SoundFont)")
+    return np.frombuffer(raw, dtype)
+
+
+def _check_tables(path: Path, t: Dict[str, np.ndarray], sample_bytes: int, max_regions: int):
+    def indices(what: str, values: np.ndarray, limit: int, *, ordered: bool = True):
+        """Refuse ``values`` above ``limit``, or going backwards where ``ordered``."""
+        values = values.astype(np.int64)
+        if values.size and values.max() > limit:
+            raise InputError(f"{path}: {what} {int(values.max())} is past the end of its table "
+                             f"(at most {limit}: a damaged SoundFont)")
+        if ordered and (np.diff(values) < 0).any():
+            raise InputError(f"{path}: {what}s go backwards (a damaged SoundFont)")
+    for top, bag, gen, mod in (("phdr", "pbag", "pgen", "pmod"), ("inst", "ibag", "igen", "imod")):
+        indices(f"{top}'s zone index", t[top]["bag"], len(t[bag]) - 1)
+        indices(f"{bag}'s generator index", t[bag]["gen"], len(t[gen]))
+        indices(f"{bag}'s modulator index", t[bag]["mod"], len(t[mod]))
+    pgen = t["pgen"][:int(t["pbag"]["gen"][-1])]  # the generators of the zones
+    igen = t["igen"][:int(t["ibag"]["gen"][-1])]
+    instruments = pgen["amount"][pgen["oper"] == _INSTRUMENT].astype(np.int64)
+    samples = igen["amount"][igen["oper"] == _SAMPLE_ID].astype(np.int64)
+    indices("a preset zone's instrument", instruments, len(t["inst"]) - 2, ordered=False)
+    indices("an instrument zone's sample", samples, len(t["shdr"]) - 2, ordered=False)
+    zones = np.diff(t["inst"]["bag"].astype(np.int64))
+    regions = int(zones[instruments].sum()) if instruments.size else 0
+    if regions > max_regions:
+        raise InputError(f"{path}: its presets expand to {regions:,} regions, more than "
+                         f"{max_regions:,} (one a kilobyte of the file, at least {MIN_REGIONS:,})"
+                         f": a damaged SoundFont, or one made to exhaust memory")
+    shdr = t["shdr"][:-1]
+    compressed = (shdr["type"] & _COMPRESSED) != 0
+    start, end = shdr["start"].astype(np.int64), shdr["end"].astype(np.int64)
+    limit = np.where(compressed, sample_bytes, sample_bytes // 2)  # bytes of Ogg, or samples
+    used = np.zeros(len(shdr), bool)
+    used[np.unique(samples)] = True
+    bad = np.flatnonzero(used & ((start > end) | (end > limit)))
+    if bad.size:
+        k = int(bad[0])
+        raise InputError(f"{path}: sample {k} ({shdr['name'][k].decode('latin-1').rstrip()!r}) "
+                         f"spans {start[k]:,} to {end[k]:,}, outside its {int(limit[k]):,} "
+                         f"{'bytes' if compressed[k] else 'samples'} of sample data (a damaged "
+                         f"SoundFont)")
+    read = int((end - start)[compressed & (start <= end)].sum())
+    if read > 2 * sample_bytes + 2**20:
+        raise InputError(f"{path}: its compressed samples read {read:,} bytes of its "
+                         f"{sample_bytes:,} bytes of sample data: each is decoded on loading, "
+                         f"so samples that share their data over and over are refused")

@@ -1,0 +1,98 @@
+"""A SoundFont's structure is checked before TinySoundFont (C, which trusts it) loads it: an
+index past its table, a sample outside the sample data, a truncated file, zones that expand to
+millions of regions, or SF3 samples that share their data over and over, are refused naming the
+file (they crashed the process, or took gigabytes)."""
+import struct
+
+import numpy as np
+import pytest
+
+from featurestore.errors import InputError
+from featurestore.render import RenderOptions, render_soundfont
+from featurestore.sf2check import MIN_REGIONS, check_soundfont
+
+
+def chunk(name: bytes, data: bytes) -> bytes:
+    return name + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+
+
+def soundfont(*, preset_zones=1, instrument_zones=1, sample_id=0, start=0, end=1000,
+              headers=1, compressed=False, samples=2000, pgen_tail=b"") -> bytes:
+    """A SoundFont of one preset of ``preset_zones`` zones, each playing the one instrument of
+    ``instrument_zones`` zones, each playing sample ``sample_id``; ``headers`` sample headers
+    spanning ``start`` to ``end`` (SF3's compressed bytes when ``compressed``); ``pgen_tail``
+    after the preset generators."""
+    def records(fmt, rows):
+        return b"".join(struct.pack(fmt, *row) for row in rows)
+    smpl = (0.3 * 32767 * np.sin(np.arange(samples) * 0.1)).astype("<i2").tobytes()
+    kind = 0x11 if compressed else 1
+    pdta = b"pdta" + b"".join([
+        chunk(b"phdr", records("<20sHHHIII", [(b"Preset", 0, 0, 0, 0, 0, 0),
+                                               (b"EOP", 0, 0, preset_zones, 0, 0, 0)])),
+        chunk(b"pbag", records("<HH", [(k, 0) for k in range(preset_zones + 1)])),
+        chunk(b"pmod", bytes(10)),
+        chunk(b"pgen", records("<HH", [(41, 0)] * preset_zones + [(0, 0)]) + pgen_tail),
+        chunk(b"inst", records("<20sH", [(b"Instrument", 0), (b"EOI", instrument_zones)])),
+        chunk(b"ibag", records("<HH", [(k, 0) for k in range(instrument_zones + 1)])),
+        chunk(b"imod", bytes(10)),
+        chunk(b"igen", records("<HH", [(53, sample_id)] * instrument_zones + [(0, 0)])),
+        chunk(b"shdr", records("<20sIIIIIBbHH", [(b"S", start, end, start, end, 16000, 60, 0,
+                                                   0, kind)] * headers + [(b"EOS",) + (0,) * 9])),
+    ])
+    body = b"sfbk" + chunk(b"LIST", b"INFO" + chunk(b"ifil", struct.pack("<HH", 2, 1))) \
+        + chunk(b"LIST", b"sdta" + chunk(b"smpl", smpl)) + chunk(b"LIST", pdta)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_a_well_formed_soundfont_passes(tmp_path):
+    path = tmp_path / "ok.sf2"
+    path.write_bytes(soundfont(preset_zones=2, instrument_zones=3))
+    check_soundfont(path)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(sample_id=65535), "an instrument zone's sample 65535 is past the end of its table"),
+    (dict(end=5000), r"sample 0 \('S'\) spans 0 to 5,000, outside its 2,000 samples"),
+    (dict(start=900, end=100), "sample 0 .* spans 900 to 100"),
+    (dict(compressed=True, start=2**31 - 16, end=2**31 + 4984),
+     "sample 0 .* spans 2,147,483,632 to 2,147,488,632, outside its 4,000 bytes"),
+    (dict(compressed=True, headers=1000, end=4000), "its compressed samples read 4,000,000 "
+                                                    "bytes of its 4,000 bytes"),
+    (dict(preset_zones=400, instrument_zones=400), f"its presets expand to 160,000 regions, "
+                                                   f"more than {MIN_REGIONS:,}"),
+])
+def test_a_soundfont_that_points_outside_itself_is_refused(tmp_path, options, message):
+    path = tmp_path / "bad.sf2"
+    path.write_bytes(soundfont(**options))
+    with pytest.raises(InputError, match=f"{path}: {message}"):
+        check_soundfont(path)
+
+
+@pytest.mark.parametrize("cut", [12, 40, 200, -100, -1])
+def test_a_truncated_soundfont_is_refused(tmp_path, cut):
+    path = tmp_path / "cut.sf2"
+    path.write_bytes(soundfont()[:cut])
+    with pytest.raises(InputError, match=f"{path}: (truncated|not a SoundFont)"):
+        check_soundfont(path)
+
+
+def test_damaged_tables_are_refused(tmp_path):
+    data = bytearray(soundfont(instrument_zones=2))
+    at = data.index(b"ibag") + 8  # the second zone's generators past the table's end
+    struct.pack_into("<H", data, at + 4, 7)
+    path = tmp_path / "bad.sf2"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="ibag's generator index 7 is past the end"):
+        check_soundfont(path)
+    path.write_bytes(soundfont(pgen_tail=b"\0\0"))
+    with pytest.raises(InputError, match="its 'pgen' chunk is 10 bytes, not whole records of 4"):
+        check_soundfont(path)
+
+
+def test_render_refuses_it_before_tinysoundfont_loads_it(tmp_path):
+    path = tmp_path / "bad.sf2"
+    path.write_bytes(soundfont(sample_id=65535))  # crashed the process (SIGSEGV)
+    with pytest.raises(InputError, match="past the end of its table"):
+        render_soundfont(tmp_path / "out", path, options=RenderOptions(velocities=(100,)),
+                         programs=[0], progress=False)
+    assert not (tmp_path / "out").exists()
