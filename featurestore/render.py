@@ -320,7 +320,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     if unknown:
         raise InputError(f"programs {unknown} have no NSynth family (mapped programs: "
                          f"{sorted(GM_FAMILIES)})")
-    tag = tag or _tag(soundfont)
+    tag = _tag(soundfont) if tag is None else tag
     if not re.fullmatch(r"[A-Za-z0-9]+", tag):
         raise InputError(f"tag must be letters and digits (it goes into note names), got {tag!r}")
     check_soundfont(soundfont)  # TinySoundFont trusts every index and size in the file

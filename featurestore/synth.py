@@ -193,8 +193,8 @@ def scale_note(audio: np.ndarray, velocity: int, *, gain_db: float = 0.0) -> np.
     """Scale a note to a peak of ``0.9 (velocity / 127) ** 2``, at most 0.99.
 
     The engines' output levels are arbitrary and differ with pitch and model, so each note is
-    set to the level General MIDI's velocity curve gives (40 dB between velocity 127 and 1);
-    the engine's own velocity response still shapes the timbre.
+    set to the level General MIDI's velocity curve gives (a square law: 84 dB between velocity
+    127 and 1); the engine's own velocity response still shapes the timbre.
 
     Parameters
     ----------

@@ -105,6 +105,8 @@ def test_render_bad_input(tmp_path):
         render_soundfont(tmp_path / "out", junk, progress=False)
     with pytest.raises(ValueError, match="tag must be letters and digits"):
         render_soundfont(tmp_path / "out", programs=[0], tag="../evil", progress=False)
+    with pytest.raises(ValueError, match="tag must be letters and digits .*, got ''"):
+        render_soundfont(tmp_path / "out", programs=[0], tag="", progress=False)
     with pytest.raises(ValueError, match="no NSynth family"):
         render_soundfont(tmp_path / "out", programs=[120], progress=False)
     with pytest.raises(ValueError, match="velocities"):
