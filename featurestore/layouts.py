@@ -245,9 +245,15 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
         inputs = _read_rows(layout, roots, [folder_rows(root) for root in roots], options)
     else:
         roots = tuple(sorted({p.resolve().parent for p in paths}))
-        rows = [[] for _ in roots]
+        rows, listed = [[] for _ in roots], [{} for _ in roots]  # a folder's paths: manifest
         for p in paths:
-            rows[roots.index(p.resolve().parent)] += manifest_rows(p)
+            k = roots.index(p.resolve().parent)
+            for row in manifest_rows(p):
+                other = listed[k].setdefault(row.file, p) if row.file else p
+                if other != p:
+                    raise BuildError(f"{row.name!r} is listed by {other} and by {p}; a file is "
+                                     f"one note: list it in one manifest")
+                rows[k].append(row)
         inputs = _read_rows(layout, roots, rows, options)
     refuse_names_in_two_splits([(split, notes) for split, (notes, _) in inputs.splits.items()],
                                layout=layout)

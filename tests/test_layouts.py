@@ -565,3 +565,15 @@ def test_map_copies_each_recording_once_and_plays_a_window_from_its_offset(tmp_p
     for link, label in zip(links, ("a", "a", "b", "b")):
         copy = tmp_path / "map" / urllib.parse.unquote(link.split("#")[0])
         assert copy.read_bytes() == (root / "train" / label / "take.wav").read_bytes()
+
+
+def test_a_file_two_manifests_of_one_folder_list_is_refused_naming_both(tmp_path):
+    _wav(tmp_path / "clips" / "c0.wav", seconds=0.5, k=0)
+    _wav(tmp_path / "clips" / "c1.wav", seconds=0.5, k=1)
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    one.write_text("path,label\nclips/c0.wav,a\n,b\n")
+    two.write_text("path,label\nclips/c1.wav,b\n,b\n")  # the empty paths are rows' problems
+    read_inputs([one, two])
+    two.write_text("path,label\nclips/c0.wav,b\n")
+    with pytest.raises(BuildError, match=f"'clips/c0.wav' is listed by {one} and by {two}"):
+        read_inputs([one, two])
