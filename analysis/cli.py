@@ -360,7 +360,16 @@ def _named_as_options(message: str, args) -> str:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorflow's C++ start-up chatter
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # with the command's usage, not timbremap's
+        words = list(sys.argv[1:] if argv is None else argv)
+        split = not extra[0].startswith("-") and any(  # positionals on both sides of an option
+            w.startswith("-") for w in words[:words.index(extra[0])])
+        parser.commands[args.command].error(
+            f"unrecognized arguments: {' '.join(extra)}" + (
+                " (the positional arguments go together, all before the options or all after "
+                "them)" if split else ""))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="timbremap: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # other libraries (dask, numba...): warnings

@@ -20,7 +20,8 @@ def make_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        Its parsed namespace names the subcommand in ``command``.
+        Its parsed namespace names the subcommand in ``command``; its ``commands`` maps each
+        subcommand's name to its parser.
     """
     from featurestore import __version__
     parser = argparse.ArgumentParser(
@@ -38,6 +39,7 @@ def make_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], **kwargs)
     for add_options in COMMANDS:
         add_options(add_command)
+    parser.commands = sub.choices  # each command's parser, for its own usage in errors
     return parser
 
 

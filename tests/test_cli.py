@@ -344,3 +344,17 @@ def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
     assert (args.split, args.source, args.method, args.perplexity, args.seed) == (
         "valid", "spectra", "sklearn", 12.5, 3)
     assert parser.parse_args(["place", "store", "model", "a.wav"]).split == "valid"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["build", "notes", "--manifest", "m.csv", "store"],
+     "timbremap build: error: unrecognized arguments: store (the positional arguments go "
+     "together, all before the options or all after them)"),
+    (["inspect", "a", "b"], "timbremap inspect: error: unrecognized arguments: b\n"),
+    (["build", "--bogus", "a", "b"], "timbremap build: error: unrecognized arguments: --bogus\n"),
+])
+def test_an_unrecognized_argument_is_named_with_the_command_s_usage(args, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and f"usage: timbremap {args[0]} " in err and message in err, err
