@@ -94,7 +94,9 @@ def _wav(head: _Head, order: str) -> Optional[int]:
             fmt = head.read(start, 16)
             if len(fmt) < 16:
                 return None
-            tag, _, rate, _, block_align, _ = struct.unpack(order + "HHIIHH", fmt)
+            tag, channels, rate, _, block_align, bits = struct.unpack(order + "HHIIHH", fmt)
+            if not block_align:  # as libsndfile does: a frame is a sample of each channel
+                block_align = channels * ((bits + 7) // 8)
             if tag not in _UNCOMPRESSED_WAV or block_align == 0 or rate == 0:
                 return None  # a rate of 0 declares nothing: the file is refused for it
         elif chunk_id == b"data":

@@ -79,6 +79,17 @@ def test_truncated_files_are_refused_and_short_ones_padded(rendered, tmp_path, f
     assert load_audio(short, PARAMS)[1] == ["padded 1.000 s -> 4.000 s"]
 
 
+def test_a_cut_wav_whose_header_gives_no_block_align_is_still_refused(tmp_path):
+    sf.write(tmp_path / "x.wav", tone(10, seconds=1.0), SR, subtype="PCM_16")
+    data = bytearray((tmp_path / "x.wav").read_bytes())
+    align = data.index(b"fmt ") + 20  # fmt: tag, channels, rate, bytes/s, then block_align
+    data[align:align + 2] = struct.pack("<H", 0)  # libsndfile reads it as channels * 2 bytes
+    (tmp_path / "cut.wav").write_bytes(bytes(data[:len(data) // 2]))
+    assert declared_frames(tmp_path / "cut.wav") == SR
+    with pytest.raises(AudioError, match=rf"cut.wav: truncated: its header declares {SR} frames"):
+        load_audio(tmp_path / "cut.wav", PARAMS)
+
+
 def test_headers_that_declare_no_length_are_not_truncated(tmp_path):
     y = tone(10)
     sf.write(tmp_path / "x.wav", y, SR)
