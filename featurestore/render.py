@@ -153,14 +153,14 @@ def refuse_rendered(out: Path):
 def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Path]:
     """Where a render writes its notes: ``OUT/.rendering/SPLIT/audio/NAME.wav`` for each split
     of ``examples`` (``split -> name -> Example``, filled in the block). When the block ends
-    without an exception each split's ``examples.json`` is written and its folder moved into
-    ``out``, so an interrupted render leaves no split in ``out`` (what it left in
-    ``.rendering`` is removed by the next render into ``out``).
+    without an exception, and with a note, each split's ``examples.json`` is written and its
+    folder moved into ``out``; otherwise ``.rendering`` is removed (or, killed, by the next
+    render into ``out``), so ``out`` never holds an unfinished split.
 
     Raises
     ------
     InputError
-        What :func:`refuse_rendered` raises.
+        What :func:`refuse_rendered` raises, or no note in ``examples``.
     """
     refuse_rendered(out)
     work = out / RENDERING
@@ -168,7 +168,13 @@ def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pa
         shutil.rmtree(work)
     for split in examples:
         (work / split / "audio").mkdir(parents=True)
-    yield work
+    try:
+        yield work
+        if not any(examples.values()):
+            raise InputError(f"{out}: no note sounded (see the warnings above); nothing written")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     for split, notes in examples.items():
         write_split(work / split, notes)
     for split, notes in examples.items():
@@ -367,7 +373,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
                 instrument_str=instrument_str, instrument_source=SOURCES.index(source),
                 instrument_source_str=source, pitch=pitch, velocity=velocity,
                 sample_rate=options.sample_rate)
-    if silent:
-        log.warning("%s: %d notes came out silent (no sample covers their key) and were left "
-                    "out, e.g. %s", soundfont, len(silent), silent[0])
+        if silent:
+            log.warning("%s: %d notes came out silent (no sample covers their key) and were "
+                        "left out, e.g. %s", soundfont, len(silent), silent[0])
     return {split: len(notes) for split, notes in examples.items()}

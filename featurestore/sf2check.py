@@ -45,8 +45,8 @@ def check_soundfont(path) -> None:
     """Raise :class:`InputError` naming ``path`` and what is wrong, unless its RIFF chunks lie
     within the file, its ``pdta`` chunks are whole records, every bag, generator, instrument
     and sample index points inside its table, every sample a zone plays lies inside the sample
-    data, its compressed samples (SF3) are not read over and over, and its zones expand to at
-    at most one region a kilobyte of the file (:data:`REGIONS_PER_BYTE`, at least
+    data and has a sample rate, its compressed samples (SF3) are not read over and over, and
+    its zones expand to at most one region a kilobyte of the file (:data:`REGIONS_PER_BYTE`, at least
     :data:`MIN_REGIONS`). Only the headers are read (the ``pdta`` list: kilobytes
     to a few megabytes), not the samples.
     """
@@ -147,6 +147,11 @@ def _check_tables(path: Path, t: Dict[str, np.ndarray], sample_bytes: int, max_r
                          f"spans {start[k]:,} to {end[k]:,}, outside its {int(limit[k]):,} "
                          f"{'bytes' if compressed[k] else 'samples'} of sample data (a damaged "
                          f"SoundFont)")
+    silent = np.flatnonzero(used & (shdr["rate"] == 0))
+    if silent.size:
+        k = int(silent[0])
+        raise InputError(f"{path}: sample {k} ({shdr['name'][k].decode('latin-1').rstrip()!r}) "
+                         f"has a sample rate of 0 (a damaged SoundFont)")
     read = int((end - start)[compressed & (start <= end)].sum())
     if read > 2 * sample_bytes + 2**20:
         raise InputError(f"{path}: its compressed samples read {read:,} bytes of its "

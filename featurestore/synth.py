@@ -316,8 +316,8 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
                 instrument_family_str=inst.family, instrument=inst.id, instrument_str=inst.name,
                 instrument_source=SOURCES.index(inst.source), instrument_source_str=inst.source,
                 pitch=pitch, velocity=velocity, sample_rate=options.sample_rate)
-    for what, notes in failed.items():
-        if notes:
-            log.warning("%d notes came out %s and were left out, e.g. %s", len(notes), what,
-                        notes[0])
+        for what, notes in failed.items():
+            if notes:
+                log.warning("%d notes came out %s and were left out, e.g. %s", len(notes), what,
+                            notes[0])
     return {split: len(notes) for split, notes in examples.items()}

@@ -2,6 +2,7 @@ import dataclasses
 import hashlib
 import json
 
+import numpy as np
 import pytest
 
 from featurestore.nsynth import FAMILIES, QUALITIES
@@ -35,8 +36,10 @@ def test_an_interrupted_render_leaves_no_split_and_the_next_one_starts_again(tmp
     monkeypatch.setattr(render, "_render_note", interrupted)
     with pytest.raises(KeyboardInterrupt):
         render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS, progress=False)
-    assert [p.name for p in (tmp_path / "out").iterdir()] == [".rendering"]  # no split
+    assert list((tmp_path / "out").iterdir()) == []  # no split, and its work removed
     monkeypatch.undo()
+    (tmp_path / "out" / ".rendering" / "train" / "audio").mkdir(parents=True)  # a killed one's
+    (tmp_path / "out" / ".rendering" / "train" / "audio" / "x.wav").write_bytes(b"")
     (tmp_path / "out" / "train").mkdir()  # an empty split folder is no rendered split
     assert render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS,
                             progress=False) == clean
@@ -47,6 +50,15 @@ def test_an_interrupted_render_leaves_no_split_and_the_next_one_starts_again(tmp
     with pytest.raises(ValueError, match="valid: is there already and holds other files"):
         render_soundfont(other, options=OPTIONS, programs=PROGRAMS, progress=False)
     assert [p.name for p in other.iterdir()] == ["valid"]
+
+
+def test_a_render_of_no_sounding_note_writes_nothing(tmp_path, monkeypatch, caplog):
+    import featurestore.render as render
+    monkeypatch.setattr(render, "_render_note", lambda *args: np.zeros(16000, np.float32))
+    with pytest.raises(ValueError, match="out: no note sounded .*; nothing written"):
+        render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS, progress=False)
+    assert "notes came out silent (no sample covers their key)" in caplog.text
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_render_is_deterministic_and_instrument_disjoint(tmp_path):

@@ -17,7 +17,7 @@ def chunk(name: bytes, data: bytes) -> bytes:
 
 
 def soundfont(*, preset_zones=1, instrument_zones=1, sample_id=0, start=0, end=1000,
-              headers=1, compressed=False, samples=2000, pgen_tail=b"") -> bytes:
+              headers=1, compressed=False, samples=2000, rate=16000, pgen_tail=b"") -> bytes:
     """A SoundFont of one preset of ``preset_zones`` zones, each playing the one instrument of
     ``instrument_zones`` zones, each playing sample ``sample_id``; ``headers`` sample headers
     spanning ``start`` to ``end`` (SF3's compressed bytes when ``compressed``); ``pgen_tail``
@@ -36,7 +36,7 @@ def soundfont(*, preset_zones=1, instrument_zones=1, sample_id=0, start=0, end=1
         chunk(b"ibag", records("<HH", [(k, 0) for k in range(instrument_zones + 1)])),
         chunk(b"imod", bytes(10)),
         chunk(b"igen", records("<HH", [(53, sample_id)] * instrument_zones + [(0, 0)])),
-        chunk(b"shdr", records("<20sIIIIIBbHH", [(b"S", start, end, start, end, 16000, 60, 0,
+        chunk(b"shdr", records("<20sIIIIIBbHH", [(b"S", start, end, start, end, rate, 60, 0,
                                                    0, kind)] * headers + [(b"EOS",) + (0,) * 9])),
     ])
     body = b"sfbk" + chunk(b"LIST", b"INFO" + chunk(b"ifil", struct.pack("<HH", 2, 1))) \
@@ -54,6 +54,7 @@ def test_a_well_formed_soundfont_passes(tmp_path):
     (dict(sample_id=65535), "an instrument zone's sample 65535 is past the end of its table"),
     (dict(end=5000), r"sample 0 \('S'\) spans 0 to 5,000, outside its 2,000 samples"),
     (dict(start=900, end=100), "sample 0 .* spans 900 to 100"),
+    (dict(rate=0), r"sample 0 \('S'\) has a sample rate of 0"),
     (dict(compressed=True, start=2**31 - 16, end=2**31 + 4984),
      "sample 0 .* spans 2,147,483,632 to 2,147,488,632, outside its 4,000 bytes"),
     (dict(compressed=True, headers=1000, end=4000), "its compressed samples read 4,000,000 "
