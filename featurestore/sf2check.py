@@ -46,9 +46,9 @@ def check_soundfont(path) -> None:
     within the file, its ``pdta`` chunks are whole records, every bag, generator, instrument
     and sample index points inside its table, every sample a zone plays lies inside the sample
     data and has a sample rate, its compressed samples (SF3) are not read over and over, and
-    its zones expand to at most one region a kilobyte of the file (:data:`REGIONS_PER_BYTE`, at least
-    :data:`MIN_REGIONS`). Only the headers are read (the ``pdta`` list: kilobytes
-    to a few megabytes), not the samples.
+    its zones expand to at most one region a kilobyte of the file (:data:`REGIONS_PER_BYTE`,
+    at least :data:`MIN_REGIONS`). Only the headers are read (the ``pdta`` list: kilobytes to
+    a few megabytes), not the samples.
     """
     path = Path(path)
     with path.open("rb") as fh:
