@@ -12,13 +12,15 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_soundfont", "REGIONS_PER_BYTE", "MIN_REGIONS"]
+__all__ = ["check_soundfont", "REGIONS_PER_BYTE", "MIN_REGIONS", "MAX_PRESETS"]
 
 #: The regions (a preset zone's instrument's zones, over every preset) a SoundFont may expand
 #: to: one a kilobyte of the file, at least MIN_REGIONS. TinySoundFont keeps every one in
 #: memory (about 165 bytes each) and scans them all for each note; a General MIDI bank holds
 #: a few thousand to a few tens of thousands, in megabytes of samples.
 REGIONS_PER_BYTE, MIN_REGIONS = 1 / 1000, 100_000
+#: The most presets: TinySoundFont sorts them by comparing each with every other.
+MAX_PRESETS = 16_384
 
 #: The record of each chunk of the ``pdta`` list (SoundFont 2.04, section 7).
 _RECORDS = {
@@ -38,7 +40,8 @@ _RECORDS = {
              ("link", "<u2"), ("type", "<u2")],
 }
 _INSTRUMENT, _SAMPLE_ID = 41, 53   # generators: a preset zone's instrument, a zone's sample
-_COMPRESSED = 0x10                 # sample type bit of an SF3 sample (Ogg Vorbis bytes)
+_COMPRESSED = 0x30                 # sample type bits TinySoundFont reads as Ogg Vorbis bytes
+_ROM = 0x8000                      # sample type bit of a sample in a synthesizer's ROM
 
 
 def check_soundfont(path) -> None:
@@ -101,9 +104,11 @@ def _chunks(fh: BinaryIO, path: Path, start: int, end: int) -> Iterator[Tuple[st
 
 def _table(path: Path, name: str, raw: Optional[bytes]) -> np.ndarray:
     dtype = np.dtype(_RECORDS[name])
+    if raw is None and name in ("pmod", "imod"):  # modulators: none is none read
+        raw = b""
     if raw is None:
         raise InputError(f"{path}: no {name!r} chunk (a damaged SoundFont)")
-    if not raw or len(raw) % dtype.itemsize:
+    if (not raw and name not in ("pmod", "imod")) or len(raw) % dtype.itemsize:
         raise InputError(f"{path}: its {name!r} chunk is {len(raw):,} bytes, not whole records "
                          f"of {dtype.itemsize} (a damaged SoundFont)")
     return np.frombuffer(raw, dtype)
@@ -128,31 +133,43 @@ def _check_tables(path: Path, t: Dict[str, np.ndarray], sample_bytes: int, max_r
     samples = igen["amount"][igen["oper"] == _SAMPLE_ID].astype(np.int64)
     indices("a preset zone's instrument", instruments, len(t["inst"]) - 2, ordered=False)
     indices("an instrument zone's sample", samples, len(t["shdr"]) - 2, ordered=False)
-    zones = np.diff(t["inst"]["bag"].astype(np.int64))
-    regions = int(zones[instruments].sum()) if instruments.size else 0
+    if len(t["phdr"]) - 1 > MAX_PRESETS:
+        raise InputError(f"{path}: {len(t['phdr']) - 1:,} presets, more than {MAX_PRESETS:,}: a "
+                         f"damaged SoundFont, or one made to take hours to load")
+    # a region per sample generator of an instrument's zones, for each preset zone naming it
+    sample_gens = np.r_[0, np.cumsum(t["igen"]["oper"] == _SAMPLE_ID)]
+    bags = t["ibag"]["gen"].astype(np.int64)[t["inst"]["bag"].astype(np.int64)]
+    per_instrument = np.diff(sample_gens[bags])
+    regions = int(per_instrument[instruments].sum()) if instruments.size else 0
     if regions > max_regions:
         raise InputError(f"{path}: its presets expand to {regions:,} regions, more than "
                          f"{max_regions:,} (one a kilobyte of the file, at least {MIN_REGIONS:,})"
                          f": a damaged SoundFont, or one made to exhaust memory")
-    shdr = t["shdr"][:-1]
+    _check_samples(path, t["shdr"], np.unique(samples), sample_bytes)
+
+
+def _check_samples(path: Path, shdr: np.ndarray, played: np.ndarray, sample_bytes: int):
+    """Refuse a played sample outside the sample data, in ROM or of rate 0, and compressed
+    samples (every one of which TinySoundFont decodes on loading) outside the data or reading
+    it over and over."""
     compressed = (shdr["type"] & _COMPRESSED) != 0
     start, end = shdr["start"].astype(np.int64), shdr["end"].astype(np.int64)
     limit = np.where(compressed, sample_bytes, sample_bytes // 2)  # bytes of Ogg, or samples
     used = np.zeros(len(shdr), bool)
-    used[np.unique(samples)] = True
-    bad = np.flatnonzero(used & ((start > end) | (end > limit)))
-    if bad.size:
-        k = int(bad[0])
-        raise InputError(f"{path}: sample {k} ({shdr['name'][k].decode('latin-1').rstrip()!r}) "
-                         f"spans {start[k]:,} to {end[k]:,}, outside its {int(limit[k]):,} "
-                         f"{'bytes' if compressed[k] else 'samples'} of sample data (a damaged "
-                         f"SoundFont)")
-    silent = np.flatnonzero(used & (shdr["rate"] == 0))
-    if silent.size:
-        k = int(silent[0])
-        raise InputError(f"{path}: sample {k} ({shdr['name'][k].decode('latin-1').rstrip()!r}) "
-                         f"has a sample rate of 0 (a damaged SoundFont)")
-    read = int((end - start)[compressed & (start <= end)].sum())
+    used[played] = True
+    problems = [
+        ((compressed | used) & ((start > end) | (end > limit)),
+         lambda k: f"spans {start[k]:,} to {end[k]:,}, outside its {int(limit[k]):,} "
+                   f"{'bytes' if compressed[k] else 'samples'} of sample data"),
+        (used & ((shdr["type"] & _ROM) != 0),
+         lambda k: "is in a synthesizer's ROM, which a SoundFont file does not hold"),
+        (used & (shdr["rate"] == 0), lambda k: "has a sample rate of 0")]
+    for bad, why in problems:
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{path}: sample {k} ({shdr['name'][k].decode('latin-1').rstrip()!r}"
+                             f") {why(k)} (a damaged SoundFont)")
+    read = int((end - start)[compressed].sum())
     if read > 2 * sample_bytes + 2**20:
         raise InputError(f"{path}: its compressed samples read {read:,} bytes of its "
                          f"{sample_bytes:,} bytes of sample data: each is decoded on loading, "

@@ -9,35 +9,40 @@ import pytest
 
 from featurestore.errors import InputError
 from featurestore.render import RenderOptions, render_soundfont
-from featurestore.sf2check import MIN_REGIONS, check_soundfont
+from featurestore.sf2check import MAX_PRESETS, MIN_REGIONS, check_soundfont
 
 
 def chunk(name: bytes, data: bytes) -> bytes:
     return name + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
 
 
-def soundfont(*, preset_zones=1, instrument_zones=1, sample_id=0, start=0, end=1000,
-              headers=1, compressed=False, samples=2000, rate=16000, pgen_tail=b"") -> bytes:
-    """A SoundFont of one preset of ``preset_zones`` zones, each playing the one instrument of
-    ``instrument_zones`` zones, each playing sample ``sample_id``; ``headers`` sample headers
-    spanning ``start`` to ``end`` (SF3's compressed bytes when ``compressed``); ``pgen_tail``
-    after the preset generators."""
+def soundfont(*, presets=1, preset_zones=1, instrument_zones=1, gens_per_zone=1, sample_id=0,
+              start=0, end=1000, headers=1, sample_type=1, samples=2000, rate=16000,
+              pgen_tail=b"", pmod=bytes(10)) -> bytes:
+    """A SoundFont of ``presets`` presets, the last of ``preset_zones`` zones, each playing the
+    one instrument of ``instrument_zones`` zones, each playing sample ``sample_id``
+    ``gens_per_zone`` times; ``headers`` sample headers spanning ``start`` to ``end`` (SF3's
+    compressed bytes for a ``sample_type`` of 0x10 or 0x20); ``pgen_tail`` after the preset
+    generators."""
     def records(fmt, rows):
         return b"".join(struct.pack(fmt, *row) for row in rows)
     smpl = (0.3 * 32767 * np.sin(np.arange(samples) * 0.1)).astype("<i2").tobytes()
-    kind = 0x11 if compressed else 1
     pdta = b"pdta" + b"".join([
-        chunk(b"phdr", records("<20sHHHIII", [(b"Preset", 0, 0, 0, 0, 0, 0),
-                                               (b"EOP", 0, 0, preset_zones, 0, 0, 0)])),
+        chunk(b"phdr", records("<20sHHHIII", [(b"Preset", k, 0, 0, 0, 0, 0)
+                                               for k in range(presets)]
+                                              + [(b"EOP", 0, 0, preset_zones, 0, 0, 0)])),
         chunk(b"pbag", records("<HH", [(k, 0) for k in range(preset_zones + 1)])),
-        chunk(b"pmod", bytes(10)),
+        chunk(b"pmod", pmod),
         chunk(b"pgen", records("<HH", [(41, 0)] * preset_zones + [(0, 0)]) + pgen_tail),
         chunk(b"inst", records("<20sH", [(b"Instrument", 0), (b"EOI", instrument_zones)])),
-        chunk(b"ibag", records("<HH", [(k, 0) for k in range(instrument_zones + 1)])),
+        chunk(b"ibag", records("<HH", [(k * gens_per_zone, 0)
+                                       for k in range(instrument_zones + 1)])),
         chunk(b"imod", bytes(10)),
-        chunk(b"igen", records("<HH", [(53, sample_id)] * instrument_zones + [(0, 0)])),
+        chunk(b"igen", records("<HH", [(53, sample_id)] * instrument_zones * gens_per_zone
+                               + [(0, 0)])),
         chunk(b"shdr", records("<20sIIIIIBbHH", [(b"S", start, end, start, end, rate, 60, 0,
-                                                   0, kind)] * headers + [(b"EOS",) + (0,) * 9])),
+                                                   0, sample_type)] * headers
+                               + [(b"EOS",) + (0,) * 9])),
     ])
     body = b"sfbk" + chunk(b"LIST", b"INFO" + chunk(b"ifil", struct.pack("<HH", 2, 1))) \
         + chunk(b"LIST", b"sdta" + chunk(b"smpl", smpl)) + chunk(b"LIST", pdta)
@@ -48,6 +53,8 @@ def test_a_well_formed_soundfont_passes(tmp_path):
     path = tmp_path / "ok.sf2"
     path.write_bytes(soundfont(preset_zones=2, instrument_zones=3))
     check_soundfont(path)
+    path.write_bytes(soundfont(pmod=b""))  # no modulators: none is read
+    check_soundfont(path)
 
 
 @pytest.mark.parametrize("options, message", [
@@ -55,12 +62,19 @@ def test_a_well_formed_soundfont_passes(tmp_path):
     (dict(end=5000), r"sample 0 \('S'\) spans 0 to 5,000, outside its 2,000 samples"),
     (dict(start=900, end=100), "sample 0 .* spans 900 to 100"),
     (dict(rate=0), r"sample 0 \('S'\) has a sample rate of 0"),
-    (dict(compressed=True, start=2**31 - 16, end=2**31 + 4984),
+    (dict(sample_type=0x11, start=2**31 - 16, end=2**31 + 4984),
      "sample 0 .* spans 2,147,483,632 to 2,147,488,632, outside its 4,000 bytes"),
-    (dict(compressed=True, headers=1000, end=4000), "its compressed samples read 4,000,000 "
-                                                    "bytes of its 4,000 bytes"),
+    (dict(sample_type=0x11, sample_id=1, headers=2, start=10**6, end=10**6 + 5),  # unplayed:
+     "sample 0 .* spans 1,000,000 to"),  # TinySoundFont decodes every compressed sample
+    (dict(sample_type=0x11, headers=1000, end=4000), "its compressed samples read 4,000,000 "
+                                                     "bytes of its 4,000 bytes"),
+    (dict(sample_type=0x21, headers=1000, end=4000), "its compressed samples read 4,000,000"),
+    (dict(sample_type=0x8001), r"sample 0 \('S'\) is in a synthesizer's ROM"),
     (dict(preset_zones=400, instrument_zones=400), f"its presets expand to 160,000 regions, "
                                                    f"more than {MIN_REGIONS:,}"),
+    (dict(preset_zones=400, gens_per_zone=400),  # one zone, each of its 400 samples a region
+     "its presets expand to 160,000 regions"),
+    (dict(presets=MAX_PRESETS + 1), f"{MAX_PRESETS + 1:,} presets, more than {MAX_PRESETS:,}"),
 ])
 def test_a_soundfont_that_points_outside_itself_is_refused(tmp_path, options, message):
     path = tmp_path / "bad.sf2"
