@@ -25,8 +25,9 @@ def refuse_names_in_two_splits(splits: Sequence[Tuple[str, Notes]], *, layout: s
     A name is one note across a build's inputs (two folders may not share one in a split
     either), and the same name in train and in valid or test most likely is one note heard in
     training and scored again. The same name from one folder in two splits is two files that
-    folder lays out (``train/cello/1.wav`` and ``test/cello/1.wav``); only in NSynth's layout,
-    whose names are unique across a dataset, is it warned of.
+    folder lays out (``train/cello/1.wav`` and ``test/cello/1.wav``), but for a manifest's,
+    which names the file itself (refused: a store's note, and a row that now gives it another
+    split); in NSynth's layout, whose names are unique across a dataset, it is warned of.
 
     Parameters
     ----------
@@ -39,7 +40,7 @@ def refuse_names_in_two_splits(splits: Sequence[Tuple[str, Notes]], *, layout: s
     Raises
     ------
     BuildError
-        A name given in two splits by two folders.
+        A name given in two splits by two folders, or a manifest's file in two splits.
     """
     same_folder = []
     for rows in _same_names([notes for _, notes in splits]):
@@ -52,6 +53,10 @@ def refuse_names_in_two_splits(splits: Sequence[Tuple[str, Notes]], *, layout: s
                                  f"({two.path(j)}); a note's name must be unique across the "
                                  f"inputs, and a note in two splits would be scored after it "
                                  f"was heard: rename or leave out one of them")
+            if layout == "manifest":  # a manifest's name is its file: one note, in one split
+                raise BuildError(f"{one.path(i)} is in {a} and in {b} (a store's note, and a "
+                                 f"manifest row that gives it another split?): a file is one "
+                                 f"note of one split; rebuild with --overwrite to move it")
             same_folder.append((one.names[i], a, b))
     if same_folder and layout == "nsynth":
         name, a, b = same_folder[0]

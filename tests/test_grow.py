@@ -373,3 +373,19 @@ def test_add_warns_of_held_notes_the_inputs_now_label_otherwise(tmp_path, caplog
     assert "1 notes of train that the store holds have another label in the inputs now (first: " \
            "clips/c1.wav, held as 'b', now 'a'); the store keeps the labels it holds" in caplog.text
     assert _rows(tmp_path / "store" / "train.h5")["clips/c1.wav"][1] == "b"  # kept
+
+
+def test_add_refuses_a_manifest_s_file_moved_to_another_split(tmp_path):
+    for i in range(4):
+        _wav(tmp_path / "clips" / f"c{i}.wav", i % 2)
+    manifest = tmp_path / "set.csv"
+    rows = "".join(f"clips/c{i}.wav,{'ab'[i % 2]},{('train', 'valid')[i // 3]}\n" for i in range(4))
+    manifest.write_text("path,label,split\n" + rows)
+    build_store(manifest, tmp_path / "store", jobs=1, progress=False)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "store").glob("*.h5")}
+    moved = manifest.read_text().replace("clips/c0.wav,a,train", "clips/c0.wav,a,valid")
+    manifest.write_text(moved)
+    with pytest.raises(BuildError, match=r"clips/c0.wav is in train and in valid .*: a file is "
+                                         r"one note of one split"):
+        build_store(manifest, tmp_path / "store", jobs=1, progress=False, add=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "store").glob("*.h5")} == before
