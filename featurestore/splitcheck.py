@@ -25,9 +25,11 @@ def check_split(f: h5py.File):
 
     - ``/spectra`` is ``(notes, frames, bins)``, stored without filters, one note a chunk (or
       contiguous), so that one note is read alone and its bytes are the file's;
-    - no dataset timbremap writes is stored with filters (compression, checksums), and no
-      dataset without them declares more bytes than the file holds (its chunks not written);
+    - no dataset timbremap writes is stored with filters (compression, checksums) or declares
+      more bytes than the file holds (its chunks not written);
     - every per-note dataset (:data:`PER_NOTE`, ``/metadata/COLUMN``) has a row per note.
+
+    Datasets another program added are left alone: nothing here reads them whole.
 
     Raises
     ------
@@ -43,7 +45,7 @@ def check_split(f: h5py.File):
         raise StoreError(f"{f.filename}: not a timbremap store (no "
                          f"{', '.join('/' + m for m in missing)} dataset)")
     spectra = f[SPECTRA]
-    if not isinstance(spectra, h5py.Dataset) or spectra.ndim != 3:
+    if not isinstance(spectra, h5py.Dataset) or spectra.shape is None or spectra.ndim != 3:
         raise StoreError(f"{f.filename}: /{SPECTRA} is not a dataset of (notes, frames, bins)")
     if spectra.chunks is not None and spectra.chunks[0] != 1:
         raise StoreError(f"{f.filename}: /{SPECTRA} is stored in chunks of {spectra.chunks[0]} "
@@ -51,19 +53,20 @@ def check_split(f: h5py.File):
                          f"(rebuild the store)")
     size, n = f.id.get_filesize(), spectra.shape[0]
     for name, ds in datasets(f):
-        ours = name in PER_NOTE or name in NOT_PER_NOTE or name.startswith(METADATA + "/")
+        if not (name in PER_NOTE or name in NOT_PER_NOTE or name.startswith(METADATA + "/")):
+            continue  # another program's, read whole by nothing here
+        if ds.shape is None:
+            raise StoreError(f"{f.filename}: /{name} is empty (no dataspace): the file is damaged")
         if ds.id.get_create_plist().get_nfilters():
-            if ours:
-                raise StoreError(f"{f.filename}: /{name} is stored with filters ({_filters(ds)});"
-                                 f" a store keeps its datasets without any (rebuild the store, "
-                                 f"or h5repack it without filters)")
-            continue  # another program's: read by no one here
+            raise StoreError(f"{f.filename}: /{name} is stored with filters ({_filters(ds)}); a "
+                             f"store keeps its datasets without any (rebuild the store, or "
+                             f"h5repack it without filters)")
         declared = int(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
         if declared > size:
             raise StoreError(f"{f.filename}: /{name} declares {ds.shape} {ds.dtype} "
                              f"({declared:,} bytes), more than the whole file holds "
                              f"({size:,} bytes): the file is damaged")
-        if ours and name not in NOT_PER_NOTE and ds.shape[:1] != (n,):
+        if name not in NOT_PER_NOTE and ds.shape[:1] != (n,):
             raise StoreError(f"{f.filename}: /{name} has {ds.shape[0] if ds.shape else 0} rows "
                              f"but /{SPECTRA} {n} notes: the file is damaged")
 

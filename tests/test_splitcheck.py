@@ -50,12 +50,22 @@ def test_a_split_that_declares_what_it_cannot_hold_is_refused(copy, name, create
 
 
 def test_a_dataset_another_program_added_is_left_alone(copy, capsys):
-    with h5py.File(copy / "test.h5", "a") as f:  # compressed, of any length: read by no one
+    with h5py.File(copy / "test.h5", "a") as f:  # of any length, compressed, sparse, empty
         f.create_dataset("my_scores", data=np.zeros((3, 4)), compression="gzip")
+        f.create_dataset("my_sparse", shape=(10**6, 100), chunks=(1000, 100))
+        f.create_dataset("my_empty", data=h5py.Empty("f4"))
     with open_split(copy, "test") as f:
         assert f["my_scores"].shape == (3, 4)
     assert main(["inspect", str(copy)]) == 0
     assert "my_scores float64 (3, 4)" in capsys.readouterr().out
+
+
+def test_one_of_our_datasets_with_no_dataspace_is_refused(copy):
+    with h5py.File(copy / "test.h5", "a") as f:
+        del f["pitch"]
+        f.create_dataset("pitch", data=h5py.Empty("i2"))
+    with pytest.raises(StoreError, match=r"test.h5: /pitch is empty \(no dataspace\)"):
+        open_split(copy, "test").close()
 
 
 def test_inspect_of_a_damaged_split_is_one_error(copy, caplog):
