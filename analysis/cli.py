@@ -363,9 +363,11 @@ def main(argv=None) -> int:
     parser = make_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # with the command's usage, not timbremap's
-        words = list(sys.argv[1:] if argv is None else argv)
-        split = not extra[0].startswith("-") and any(  # positionals on both sides of an option
-            w.startswith("-") for w in words[:words.index(extra[0])])
+        words = list(sys.argv[1:] if argv is None else argv)[1:]  # after the command
+        before = words[:words.index(extra[0])] if extra[0] in words else []
+        first_option = next((k for k, w in enumerate(before) if w.startswith("-")), None)
+        split = (not extra[0].startswith("-") and first_option is not None  # positionals on
+                 and any(not w.startswith("-") for w in before[:first_option]))  # both sides
         parser.commands[args.command].error(
             f"unrecognized arguments: {' '.join(extra)}" + (
                 " (the positional arguments go together, all before the options or all after "

@@ -351,6 +351,7 @@ def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
      "timbremap build: error: unrecognized arguments: store (the positional arguments go "
      "together, all before the options or all after them)"),
     (["inspect", "a", "b"], "timbremap inspect: error: unrecognized arguments: b\n"),
+    (["inspect", "--all-skipped", "a", "b"], "inspect: error: unrecognized arguments: b\n"),
     (["build", "--bogus", "a", "b"], "timbremap build: error: unrecognized arguments: --bogus\n"),
 ])
 def test_an_unrecognized_argument_is_named_with_the_command_s_usage(args, message, capsys):
