@@ -7,6 +7,7 @@ render -> build -> train (short) -> evaluate -> embed -> tsne -> plot -> map, in
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,8 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     def rendered(folder, what, render):
         if find_splits(folder) == ["train", "valid", "test"]:
             return f"{what} kept"
+        if folder.exists():  # the demo's own render, killed as its splits were moved in
+            shutil.rmtree(folder)
         counts = render(folder)
         return f"{what}: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in ("train", "valid",
                                                                             "test")) + " notes"

@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.errors import InputError
+from featurestore.errors import InputError, check_seed
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError, open_split, split_path
 
@@ -241,8 +241,7 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         raise InputError(f"source must be one of {SOURCES}, got {source!r}")
     if not 0 < perplexity < math.inf:
         raise InputError(f"perplexity must be positive and finite, got {perplexity}")
-    if not 0 <= seed < 2**32:  # what scikit-learn's and openTSNE's random states take
-        raise InputError(f"seed must be in 0..2**32-1, got {seed}")
+    check_seed(seed)
     path = split_path(store, split)
     with open_split(store, split) as f:
         n = f[schema.SPECTRA].shape[0]

@@ -38,6 +38,14 @@ def check_positive_int(name: str, value):
         raise InputError(f"{name} must be a positive integer, got {value!r}")
 
 
+def check_seed(value, name: str = "seed"):
+    """Raise :class:`InputError` unless ``value`` is an integer in ``0..2**32-1``, what numpy's
+    and scikit-learn's random states take (a ``bool`` is not one), naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or not 0 <= value < 2**32:
+        raise InputError(f"{name} must be an integer in 0..2**32-1, got {value!r}")
+
+
 def check_paths(name: str, paths):
     """Raise :class:`InputError` when ``paths`` is one path (a ``str`` or ``Path``) where a
     sequence of paths is expected: iterated, a string would give its characters."""

@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .errors import InputError, NeedsPackage
+from .errors import InputError, NeedsPackage, check_seed
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
 from .sf2check import check_soundfont
 
@@ -122,9 +122,7 @@ class RenderOptions:
                 or not sum(self.fractions) > 0:
             raise InputError(f"fractions must be 3 finite non-negative shares (train, valid, "
                              f"test), got {self.fractions}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
-                or not 0 <= self.seed < 2**32:
-            raise InputError(f"seed must be an integer in 0..2**32-1, got {self.seed!r}")
+        check_seed(self.seed)
 
 
 def default_soundfont() -> Path:

@@ -150,7 +150,8 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["render", "{tmp}/out", "--pitch-step", "0"], "--pitch-step must be >= 1, got 0"),
     (["render", "{tmp}/out", "--seed", "-1"], "--seed must be an integer in 0..2**32-1, got -1"),
     (["render", "{tmp}/out", "--fractions", "inf", "1", "1"], "--fractions must be 3 finite"),
-    (["tsne", "{tmp}", "--seed", "4294967296"], "--seed must be in 0..2**32-1, got 4294967296"),
+    (["tsne", "{tmp}", "--seed", "4294967296"], "--seed must be an integer in 0..2**32-1, got "
+                                                "4294967296"),
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")

@@ -1,4 +1,6 @@
 """``timbremap demo`` end to end, at a size that runs in a minute."""
+import shutil
+
 import h5py
 import pytest
 
@@ -36,11 +38,15 @@ def test_a_tiny_demo_trains_on_both_kinds_and_scores_each(tmp_path):
                                if p.is_file())
     again = run_demo(tmp_path / "demo", TINY, progress=False)  # finished steps are kept
     assert dict((n, s) for n, _, s in again.steps)["render"] == "TimGM6mb kept; synthesised kept"
+    shutil.rmtree(notes / "synth" / "test")  # a render killed as it moved its splits in
+    again = dict((n, s) for n, _, s in run_demo(tmp_path / "demo", TINY, progress=False).steps)
+    assert again["render"].startswith("TimGM6mb kept; synthesised: train ")  # rendered again
+    assert sorted(p.name for p in (notes / "synth").iterdir()) == ["test", "train", "valid"]
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32])
 def test_a_seed_out_of_range_is_refused_before_anything_is_rendered(tmp_path, seed):
     from featurestore.errors import InputError
-    with pytest.raises(InputError, match="seed must be in 0..2"):
+    with pytest.raises(InputError, match="seed must be an integer in 0..2"):
         run_demo(tmp_path / "demo", DemoOptions(seed=seed), progress=False)
     assert not (tmp_path / "demo").exists()

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from featurestore.errors import InputError
+from featurestore.errors import InputError, check_seed
 
 __all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "PRECISIONS", "VALID_WEIGHTS",
            "EPOCH_NOTES"]
@@ -181,8 +181,7 @@ class TrainConfig:
         if self.budget_minutes is not None and not 0 < self.budget_minutes < math.inf:
             raise InputError(f"budget_minutes must be positive and finite, got "
                              f"{self.budget_minutes}")
-        if not 0 <= self.seed < 2**32:
-            raise InputError(f"seed must be in 0..2**32-1, got {self.seed}")
+        check_seed(self.seed)
         if not 0 < self.block_mib <= self.buffer_mib < math.inf:
             raise InputError(f"block_mib and buffer_mib must be positive and finite, the "
                              f"block at most the buffer; got {self.block_mib} and "
