@@ -42,6 +42,7 @@ import soundfile as sf
 
 from .audiocheck import (MAX_CHANNELS, MAX_PEAK, MIN_SAMPLE_RATE, AudioError, check_complete,
                          check_file, check_format, check_peak, error_text)
+from .offsets import left_out
 from .params import MAX_SAMPLE_RATE, FeatureParams
 
 __all__ = ["AudioError", "MAX_CHANNELS", "MAX_PEAK", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE",
@@ -271,7 +272,8 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float
 
 
 def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
-               offset: float = 0.0, window: bool = False) -> Tuple[np.ndarray, List[str]]:
+               offset: float = 0.0, hop: Optional[float] = None
+               ) -> Tuple[np.ndarray, List[str]]:
     """Read one audio file as a mono float32 waveform of exactly ``params.n_samples`` samples.
 
     Only the part of the file that makes the clip is decoded (see :func:`frames_needed`), so
@@ -288,9 +290,10 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
     offset : float
         Where the clip starts in the file, in seconds (a window of a long recording); what
         comes before it is skipped, not decoded.
-    window : bool
-        The clip is one of a recording's windows: the file going on after it is no trimming
-        (not listed as an adjustment).
+    hop : float, optional
+        The clip is one of a recording's windows, which start ``hop`` seconds apart
+        (:func:`featurestore.offsets.window_offsets`): the file going on after it is no
+        trimming, and what the last window leaves of the recording is listed instead.
 
     Returns
     -------
@@ -337,7 +340,12 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
         if got.frames is not None else None
     start = round(offset * sr)
     trimmed = len(y) > n or (got.frames is not None and got.frames > start + len(got.data))
-    if trimmed and window:
+    if hop is not None and got.frames is not None:  # the tail no window holds
+        rest = left_out(got.frames / sr, n / params.sample_rate, hop, offset)
+        if rest > 0:
+            adjustments.append(f"the recording's last {rest:.3f} s left out (after its last "
+                               f"window)")
+    if trimmed and hop is not None:
         y = y[:n]
     elif trimmed:
         adjustments.append(f"trimmed {length} -> {_duration(n, params.sample_rate)}"

@@ -74,7 +74,7 @@ class _Workers:
     progress: bool
     ring: Optional[str]  # where local workers' Ring is: 'memory' (threads), 'file' (loky)
     dask: bool           # workers of a dask cluster (their results bounded by on_dask)
-    windowed: bool       # notes are windows of longer recordings
+    hop: Optional[float]  # notes are windows of longer recordings, this many seconds apart
 
 
 def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
@@ -144,7 +144,7 @@ def _build_split(split: _Split, params: FeatureParams,
             consumed, slots = ring.open()
         calls = (delayed(workers.extract)([(i, str(notes.path(i)), float(notes.offset[i]))
                                            for i in range(first, end)],
-                                          params, ring, number, run.windowed)
+                                          params, ring, number, run.hop)
                  for number, (first, end) in enumerate(bounds))
         if run.dask:
             results = workers.on_dask(calls)
@@ -305,7 +305,7 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
             read.labels = held
 
     run = _Workers(jobs, batch_size, progress, ring_kind(backend, jobs), backend == "dask",
-                   inputs.windows is not None)
+                   inputs.windows)
     with locked(out), parallel_backend(backend, jobs):
         commit.finish_commit(out)
         reports = (_add(read, out, params, attrs, run, found) if add else

@@ -221,7 +221,7 @@ def compute_features(y: np.ndarray, params: FeatureParams) -> np.ndarray:
 
 def note_features(path, params: FeatureParams, *, out: Optional[np.ndarray] = None,
                   workspace: Optional[Workspace] = None, offset: float = 0.0,
-                  window: bool = False
+                  hop: Optional[float] = None
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[str]]:
     """Read one audio file and compute its features: what ``build`` stores and ``predict`` and
     ``place`` feed the model.
@@ -236,8 +236,8 @@ def note_features(path, params: FeatureParams, *, out: Optional[np.ndarray] = No
         Buffers to reuse (one per thread); the file is read straight into its waveform.
     offset : float
         Where the clip starts in the file, in seconds.
-    window : bool
-        The clip is one window of a longer recording (see
+    hop : float, optional
+        The clip is one of a recording's windows, ``hop`` seconds apart (see
         :func:`featurestore.audio.load_audio`).
 
     Returns
@@ -256,8 +256,7 @@ def note_features(path, params: FeatureParams, *, out: Optional[np.ndarray] = No
     """
     if workspace is None or workspace.params != params:
         workspace = Workspace(params)
-    y, adjustments = load_audio(path, params, out=workspace.waveform, offset=offset,
-                                window=window)
+    y, adjustments = load_audio(path, params, out=workspace.waveform, offset=offset, hop=hop)
     features, sums, squares = _features_and_sums(y, params, out=out, workspace=workspace)
     # the sums are float64 over float16 values: finite exactly when every value is
     if not (np.isfinite(sums).all() and np.isfinite(squares).all()):

@@ -21,63 +21,11 @@ import soundfile as sf
 from .audiocheck import AudioError, check_complete, check_file, check_format
 from .features import Workspace, note_features
 from .notes import Notes
+from .offsets import MIN_HOP, check_hop, window_offsets
 from .params import FeatureParams
 
 __all__ = ["Window", "window_offsets", "audio_seconds", "file_windows", "check_hop", "MIN_HOP",
            "windowed_notes"]
-
-#: The shortest hop between windows, in seconds (names give offsets to the millisecond).
-MIN_HOP = 0.01
-
-
-def check_hop(hop: float) -> float:
-    """``hop`` as a float, or ``ValueError`` saying what a hop is."""
-    if isinstance(hop, bool) or not isinstance(hop, (int, float)) \
-            or not math.isfinite(hop) or hop < MIN_HOP:
-        raise ValueError(f"the windows' hop must be a number of seconds, at least {MIN_HOP:g}, "
-                         f"got {hop!r}")
-    return float(hop)
-
-
-def window_offsets(duration: float, clip: float, hop: float) -> np.ndarray:
-    """Where the windows of a recording start, in seconds.
-
-    Windows of ``clip`` seconds start every ``hop`` seconds from 0 while they fit; when the last
-    one ends at least half a hop before the recording does, one more starts ``hop`` later
-    (padded like a short file), so with ``hop <= clip`` no more than half a hop at the end is
-    left out. A recording no longer than a clip is one window.
-
-    Parameters
-    ----------
-    duration : float
-        The recording's length, seconds.
-    clip : float
-        A window's length, seconds (``params.n_samples / params.sample_rate``).
-    hop : float
-        Seconds from one window's start to the next's.
-
-    Returns
-    -------
-    np.ndarray, float64, shape ``(n,)``
-        ``n >= 1`` offsets, increasing, each before ``duration``.
-
-    Examples
-    --------
-    >>> window_offsets(10.0, 4.0, 4.0).tolist()
-    [0.0, 4.0, 8.0]
-    >>> window_offsets(3.0, 4.0, 1.0).tolist()
-    [0.0]
-    """
-    hop = check_hop(hop)
-    if not (math.isfinite(duration) and duration >= 0):
-        raise ValueError(f"duration must be a finite number of seconds >= 0, got {duration!r}")
-    count = int(math.floor(max(duration - clip, 0.0) / hop + 1e-9)) + 1
-    offsets = np.arange(count, dtype=np.float64) * hop
-    last = offsets[-1]
-    if duration - (last + clip) >= hop / 2 and last + hop < duration:
-        offsets = np.append(offsets, last + hop)
-    return np.round(offsets, 6)
-
 
 def audio_seconds(path, clip: Optional[float] = None) -> float:
     """A recording's length in seconds, from its header, checked: its last frame is read (so a
@@ -187,7 +135,7 @@ def file_windows(path, params: FeatureParams, hop: float) -> Iterator[Window]:
         end = min(float(offset) + clip, duration)
         try:
             features, _, _, adjustments = note_features(path, params, workspace=workspace,
-                                                        offset=float(offset), window=True)
+                                                        offset=float(offset), hop=hop)
         except AudioError as err:
             yield Window(float(offset), end, None, [], err.reason)
             continue

@@ -144,10 +144,10 @@ class Ring:
 
 
 def extract(batch: Sequence[Tuple[int, str, float]], params: FeatureParams,
-            ring: Optional[Ring] = None, number: int = 0, windowed: bool = False):
+            ring: Optional[Ring] = None, number: int = 0, hop: Optional[float] = None):
     """Worker: features, per-note statistics, skips and adjustments of a batch of notes, each
-    ``(position, file, offset in seconds)``; ``windowed``: the notes are windows of longer
-    recordings (see :func:`featurestore.audio.load_audio`).
+    ``(position, file, offset in seconds)``; ``hop``: the notes are windows of longer
+    recordings, ``hop`` seconds apart (see :func:`featurestore.audio.load_audio`).
 
     The features go into slot ``number`` of ``ring`` when one is given (and ``None`` is
     returned in their place), otherwise into a new array that is returned.
@@ -166,7 +166,7 @@ def extract(batch: Sequence[Tuple[int, str, float]], params: FeatureParams,
         try:  # the features go straight into their row; a skipped note's row is reused
             _, total, squares, adjustments = note_features(
                 Path(path), params, out=features[len(done)], workspace=workspace, offset=offset,
-                window=windowed)
+                hop=hop)
         except AudioError as err:
             skipped.append((pos, err.reason))
             continue

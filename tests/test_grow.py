@@ -297,6 +297,12 @@ def test_add_reads_the_inputs_as_the_store_did_and_refuses_a_name_held_elsewhere
              for n in h5py.File(p, "r")[schema.NAMES].asstr()[:]}
     assert {"bell/p9_a.wav@0.000", "bell/p9_a.wav@1.500"} <= names  # cut into windows too
     assert "bell/p9_a.wav@3.000" not in names  # it would add 0.5 s: less than half a hop
+    adjusted = {}
+    for path in (tmp_path / "store").glob("*.h5"):
+        with h5py.File(path, "r") as f:
+            adjusted.update(schema.read_problems(f)[1])
+    assert adjusted["bell/p9_a.wav@1.500"] == "the recording's last 0.500 s left out (after its " \
+                                              "last window)"  # ... and listed
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
     with pytest.raises(BuildError, match="bell/p0_a.wav@0.000' of .* is in .*set \\(held by "

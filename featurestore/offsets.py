@@ -1,0 +1,81 @@
+"""Where the windows of a recording start (:func:`window_offsets`), and what of it they leave
+out (:func:`left_out`): arithmetic on seconds, shared by the build's notes, ``predict`` and the
+reading of each window."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["MIN_HOP", "check_hop", "window_offsets", "left_out"]
+
+#: The shortest hop between windows, in seconds (names give offsets to the millisecond).
+MIN_HOP = 0.01
+
+
+def check_hop(hop: float) -> float:
+    """``hop`` as a float, or ``ValueError`` saying what a hop is."""
+    if isinstance(hop, bool) or not isinstance(hop, (int, float)) \
+            or not math.isfinite(hop) or hop < MIN_HOP:
+        raise ValueError(f"the windows' hop must be a number of seconds, at least {MIN_HOP:g}, "
+                         f"got {hop!r}")
+    return float(hop)
+
+
+def window_offsets(duration: float, clip: float, hop: float) -> np.ndarray:
+    """Where the windows of a recording start, in seconds.
+
+    Windows of ``clip`` seconds start every ``hop`` seconds from 0 while they fit; when the last
+    one ends at least half a hop before the recording does, one more starts ``hop`` later
+    (padded like a short file), so with ``hop <= clip`` no more than half a hop at the end is
+    left out. A recording no longer than a clip is one window.
+
+    Parameters
+    ----------
+    duration : float
+        The recording's length, seconds.
+    clip : float
+        A window's length, seconds (``params.n_samples / params.sample_rate``).
+    hop : float
+        Seconds from one window's start to the next's.
+
+    Returns
+    -------
+    np.ndarray, float64, shape ``(n,)``
+        ``n >= 1`` offsets, increasing, each before ``duration``.
+
+    Examples
+    --------
+    >>> window_offsets(10.0, 4.0, 4.0).tolist()
+    [0.0, 4.0, 8.0]
+    >>> window_offsets(3.0, 4.0, 1.0).tolist()
+    [0.0]
+    """
+    return np.round(np.arange(_count(duration, clip, hop), dtype=np.float64) * hop, 6)
+
+
+def left_out(duration: float, clip: float, hop: float, offset: float) -> float:
+    """Seconds at the end of a recording that no window holds (less than half a hop, with
+    ``hop <= clip``), where ``offset`` starts its last window; 0 for any other window.
+
+    Examples
+    --------
+    >>> left_out(10.5, 4.0, 2.0, 6.0)  # windows at 0, 2, 4, 6: the last ends at 10
+    0.5
+    >>> left_out(10.5, 4.0, 2.0, 4.0)
+    0.0
+    """
+    last = round((_count(duration, clip, hop) - 1) * hop, 6)
+    return max(0.0, duration - (last + clip)) if abs(offset - last) < 1e-6 else 0.0
+
+
+def _count(duration: float, clip: float, hop: float) -> int:
+    """How many windows :func:`window_offsets` gives."""
+    hop = check_hop(hop)
+    if not (math.isfinite(duration) and duration >= 0):
+        raise ValueError(f"duration must be a finite number of seconds >= 0, got {duration!r}")
+    count = int(math.floor(max(duration - clip, 0.0) / hop + 1e-9)) + 1
+    last = (count - 1) * hop
+    return count + (duration - (last + clip) >= hop / 2 and last + hop < duration)
+
+
