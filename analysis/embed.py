@@ -25,7 +25,7 @@ from training.models import EMBEDDING_LAYER
 
 from .tsne import drop_map, map_model
 from .placements import forget_placed
-from .writeback import check_writable, results_file, write_result
+from .writeback import check_writable, results_file, split_version, write_result
 
 __all__ = ["embed_store", "embedding_model"]
 
@@ -125,6 +125,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     shapes = {}
     for split in splits:
         path = split_path(store, split)
+        version = split_version(store, split) if into is None else None
         with SpectraReader(path) as reader:
             n = len(reader)
             dim = int(both.outputs[0].shape[-1])
@@ -149,7 +150,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
                          notes)
             continue
         nbytes = sum(block.nbytes for block in embeddings + probabilities)
-        with results_file(store, split, nbytes) as f:
+        with results_file(store, split, nbytes, version=version) as f:
             made_from = map_model(f)
             stale = bool(made_from) and made_from != trained.weights_hash
             write_result(f, schema.EMBEDDINGS, shape=(n, dim), blocks=embeddings, attrs=attrs)

@@ -35,7 +35,7 @@ from featurestore.reader import SpectraReader
 from featurestore.store import StoreError, open_split, split_path
 
 from .placements import forget_placed
-from .writeback import check_writable, results_file, write_result
+from .writeback import check_writable, results_file, split_version, write_result
 
 __all__ = ["tsne_split", "knn_accuracy", "knn_neighbours", "map_metrics", "TsneResult",
            "METHODS", "SOURCES", "fit_opentsne", "MAP_DATASETS", "INTS_IN_INTERVAL"]
@@ -243,6 +243,8 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         raise InputError(f"perplexity must be positive and finite, got {perplexity}")
     check_seed(seed)
     path = split_path(store, split)
+    check_writable(store, split)  # before the fit, which can take minutes
+    version = split_version(store, split)  # the file read: its results go into no other
     with open_split(store, split) as f:
         n = f[schema.SPECTRA].shape[0]
         labels = f[schema.LABELS][:].astype(np.int64)
@@ -252,7 +254,6 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
                                  f"{store} MODEL_DIR' first, or use --source spectra)")
             data = f[schema.EMBEDDINGS][:].astype(np.float32)
             embeddings_model = str(f[schema.EMBEDDINGS].attrs.get(schema.MODEL_SHA1, ""))
-    check_writable(store, split)  # before the fit, which can take minutes
     if n < 5:
         raise StoreError(f"{path}: {n} notes are too few for a map (at least 5)")
     if n <= 3 * perplexity:
@@ -279,8 +280,8 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
     attrs.update(map_metrics(data, mapped, labels, seed=seed))
     keep_pca = source == schema.SPECTRA and method == "opentsne"  # place needs it
     nbytes = mapped.nbytes + (4 * (pca.components_.size + pca.mean_.size) if keep_pca else 0)
-    with results_file(store, split, nbytes) as f:  # the old map first: its room is used again
-        drop_map(f)
+    with results_file(store, split, nbytes, version=version) as f:
+        drop_map(f)  # the old map first: its room is used again
         if keep_pca:
             write_result(f, schema.TSNE_PCA_COMPONENTS, shape=pca.components_.shape,
                          blocks=[pca.components_], attrs={})

@@ -15,7 +15,7 @@ import contextlib
 import errno
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, Optional, Tuple
 
 import h5py
 import numpy as np
@@ -121,8 +121,17 @@ def check_writable(store, split: str, nbytes: int = 0) -> Path:
     return real
 
 
+def split_version(store, split: str) -> Tuple[int, int, int, int]:
+    """The split file as it is now: device, inode, size and modification time (ns) of the file
+    that holds it. Every rewrite (``build --add``, ``embed``, ``tsne``: each renames a new file
+    in) changes it; take it before reading what results are computed from."""
+    st = os.stat(Path(split_path(store, split)).resolve())
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 @contextlib.contextmanager
-def results_file(store, split: str, nbytes: int) -> Iterator[h5py.File]:
+def results_file(store, split: str, nbytes: int, *,
+                 version: Optional[Tuple[int, int, int, int]] = None) -> Iterator[h5py.File]:
     """A copy of ``STORE/SPLIT.h5`` open for writing, renamed over the split when the block
     ends without an exception (and removed when it raises).
 
@@ -136,16 +145,23 @@ def results_file(store, split: str, nbytes: int) -> Iterator[h5py.File]:
     split : str
     nbytes : int
         What the results will add, for the check of free space before anything is copied.
+    version : tuple, optional
+        :func:`split_version` as the results' data was read: a split rewritten since is
+        refused (results of other notes, or of other embeddings, are not written into it).
 
     Raises
     ------
     StoreError
-        What :func:`check_writable` raises (the split is as it was), or a disk that filled
-        while the copy was written (the copy is removed).
+        What :func:`check_writable` raises (the split is as it was), a split rewritten since
+        ``version``, or a disk that filled while the copy was written (the copy is removed).
     """
     path = split_path(store, split)
     real = check_writable(store, split, nbytes)
     with _locked(path, real), replaced(real, durable=True) as tmp:
+        if version is not None and split_version(store, split) != version:
+            raise StoreError(f"{path}: another program rewrote it (a build --add, embed or "
+                             f"tsne) while these results were computed from it; it is as that "
+                             f"program left it: run this command again")
         tmp.unlink(missing_ok=True)
         try:
             copy_file(real, tmp)

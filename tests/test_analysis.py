@@ -174,6 +174,23 @@ def test_tsne_from_spectra_records_pca(tmp_path):
     assert 0.99 < attrs["pca_explained_variance"] <= 1.0 + 1e-6
 
 
+def test_tsne_refuses_a_split_rewritten_while_it_fitted(tmp_path, monkeypatch):
+    import analysis.tsne as tsne
+    path = tmp_path / "test.h5"
+    cluster_store(path)
+    fit = tsne.fit_opentsne
+
+    def fit_while_rewritten(*args, **kwargs):  # a build --add or embed renames a new file in
+        shutil.copyfile(path, tmp_path / "new.h5")
+        (tmp_path / "new.h5").replace(path)
+        return fit(*args, **kwargs)
+    monkeypatch.setattr(tsne, "fit_opentsne", fit_while_rewritten)
+    with pytest.raises(StoreError, match="test.h5: another program rewrote it"):
+        tsne_split(tmp_path, "test", source="spectra", perplexity=10)
+    with h5py.File(path, "r") as f:
+        assert "tsne" not in f  # nothing written into the new file
+
+
 def test_knn_accuracy_leaves_one_out():
     points = np.array([[0.0], [0.1], [5.0], [5.1], [5.2]])
     assert knn_accuracy(points, np.array([0, 0, 1, 1, 1]), k=1) == 1.0

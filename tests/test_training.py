@@ -680,6 +680,18 @@ def test_cli_train_prints_only_results_on_stdout(tone_store, tmp_path):
     assert "1/1" in result.stderr  # Keras's progress went to stderr
 
 
+def test_a_second_train_into_a_model_folder_being_trained_into_is_refused(tone_store,
+                                                                          tmp_path):
+    from featurestore.files import exclusive_lock
+    folder = tmp_path / "m"
+    folder.mkdir()
+    with exclusive_lock(folder, lambda: AssertionError("held")):  # as a running train holds it
+        with pytest.raises(ModelError, match="m: another 'timbremap train' is writing this "
+                                             "model folder"):
+            train(tone_store, folder, QUICK, verbose=0)
+    assert list(folder.iterdir()) == []
+
+
 def test_training_that_diverges_is_an_error(tone_store, tmp_path):
     with pytest.raises(ModelError, match="training diverged .* lower --learning-rate"):
         train(tone_store, tmp_path / "m", QUICK.replace(learning_rate=1e30, augment=False),

@@ -289,3 +289,18 @@ def test_a_split_that_cannot_be_read_is_not_called_unwritable(tmp_path, monkeypa
         open_split(tmp_path, "test")
     with pytest.raises(StoreError, match="test.h5: not writable"):
         open_split(tmp_path, "test", "r+")
+
+
+def test_results_of_a_split_rewritten_since_it_was_read_are_refused(tmp_path):
+    path = split_file(tmp_path / "test.h5")
+    version = writeback.split_version(tmp_path, "test")
+    with results_file(tmp_path, "test", 80) as f:  # another program's rewrite (build --add)
+        write_result(f, "embeddings", shape=(10, 3), blocks=[np.ones((10, 3))], attrs={})
+    data = path.read_bytes()
+    with pytest.raises(StoreError, match=r"test.h5: another program rewrote it .* while these "
+                                         r"results were computed from it"):
+        with results_file(tmp_path, "test", 80, version=version) as f:
+            write_result(f, "tsne", shape=(10, 2), blocks=[np.ones((10, 2))], attrs={})
+    assert path.read_bytes() == data and partials(tmp_path) == []
+    with results_file(tmp_path, "test", 80, version=writeback.split_version(tmp_path, "test")):
+        pass  # read as it is: written

@@ -16,7 +16,7 @@ import numpy as np
 
 from featurestore import __version__, schema
 from featurestore.errors import BuildError
-from featurestore.files import atomic_write_text, replaced
+from featurestore.files import atomic_write_text, exclusive_lock, replaced
 from featurestore.finished import warn_of_labels_train_lacks
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
@@ -343,24 +343,28 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     _check_model_dir(model_dir)
     params, mean, std, input_shape, n_train, labels = _open_store(store)
     warn_of_labels_train_lacks(store)
-    config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite)
-    if resume and (model_dir / MODEL_FILE).is_file():
-        log.info("%s: the run had finished; nothing to resume", model_dir)
-        info = read_json(model_dir / CONFIG_FILE)
-        return _finish(store, model_dir, config, info)
-    info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
-            "labels": list(labels), "input_shape": list(input_shape),
-            "store": store_id(store), "store_content": content_digests(store),
-            "timbremap_version": __version__}
-    try:
-        # first, before the seconds TensorFlow takes to start: a run killed from now on resumes
-        atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
-        _fit(store, model_dir, config, params, mean, std, n_train, resume=resume,
-             verbose=verbose, callbacks=callbacks)
-        return _finish(store, model_dir, config, info)
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise ModelError(f"{err.filename or model_dir}: cannot be written ({err.strerror}); "
-                         f"the finished epochs are kept: make room and resume with 'timbremap "
-                         f"train {store} {model_dir} --resume'") from None
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(model_dir, lambda: ModelError(
+            f"{model_dir}: another 'timbremap train' is writing this model folder; wait for it "
+            f"to finish")):
+        config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite)
+        if resume and (model_dir / MODEL_FILE).is_file():
+            log.info("%s: the run had finished; nothing to resume", model_dir)
+            info = read_json(model_dir / CONFIG_FILE)
+            return _finish(store, model_dir, config, info)
+        info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
+                "labels": list(labels), "input_shape": list(input_shape),
+                "store": store_id(store), "store_content": content_digests(store),
+                "timbremap_version": __version__}
+        try:
+            # first, before the seconds TensorFlow takes to start: a run killed from now on resumes
+            atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
+            _fit(store, model_dir, config, params, mean, std, n_train, resume=resume,
+                 verbose=verbose, callbacks=callbacks)
+            return _finish(store, model_dir, config, info)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise ModelError(f"{err.filename or model_dir}: cannot be written ({err.strerror}); "
+                             f"the finished epochs are kept: make room and resume with 'timbremap "
+                             f"train {store} {model_dir} --resume'") from None
