@@ -357,6 +357,12 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path):
     assert len(history(tmp_path / "m")) == 1
     with pytest.raises(ModelError, match="--resume"):
         train(tone_store, tmp_path / "m", config, verbose=0)
+    other = shutil.copytree(tone_store, tmp_path / "grown")  # as a build --add leaves it
+    with h5py.File(other / "train.h5", "r+") as f:
+        f.attrs["content_digest"] = "other notes"
+    with pytest.raises(ModelError, match="m: the interrupted run learnt from other notes than "
+                                         "this store's train split now holds"):
+        train(other, tmp_path / "m", resume=True, verbose=0)
     result = train(tone_store, tmp_path / "m", resume=True, verbose=0)
     assert [int(r["epoch"]) for r in history(tmp_path / "m")] == [0, 1, 2]
     assert result.epochs == 3 and (tmp_path / "m" / "model.keras").is_file()

@@ -128,9 +128,10 @@ def interrupted_config(model_dir) -> Optional[TrainConfig]:
 
 
 def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resume: bool,
-           overwrite: bool) -> TrainConfig:
+           overwrite: bool, digests: dict) -> TrainConfig:
     """The folder policy: the configuration to run (a resumed run's own), after clearing what
-    a fresh run replaces."""
+    a fresh run replaces; ``digests``: the store's :func:`content_digests`, which a resumed
+    run's must match for train and valid."""
     if model_dir.is_dir() or not resume:  # made if needed; a read-only one refused now
         try:
             check_writable(model_dir)
@@ -155,6 +156,14 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
         if run != labels:
             raise ModelError(f"{model_dir}: the interrupted run was trained on labels "
                              f"{label_set_text(run)}; this store holds {label_set_text(labels)}")
+        was = saved.get("store_content") or {}
+        changed = [split for split in ("train", "valid")
+                   if split in was and was[split] != digests.get(split)]
+        if changed:
+            raise ModelError(f"{model_dir}: the interrupted run learnt from other notes than "
+                             f"this store's {' and '.join(changed)} split now holds (a build "
+                             f"--add, or another store); --resume goes on with the notes it "
+                             f"started with: start again with --overwrite")
         return config
     if (model_dir / MODEL_FILE).exists() and not overwrite:
         raise ModelError(f"{model_dir}: holds a trained model already (use --overwrite)")
@@ -347,14 +356,16 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     with exclusive_lock(model_dir, lambda: ModelError(
             f"{model_dir}: another 'timbremap train' is writing this model folder; wait for it "
             f"to finish")):
-        config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite)
+        digests = content_digests(store)
+        config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite,
+                        digests=digests)
         if resume and (model_dir / MODEL_FILE).is_file():
             log.info("%s: the run had finished; nothing to resume", model_dir)
             info = read_json(model_dir / CONFIG_FILE)
             return _finish(store, model_dir, config, info)
         info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
                 "labels": list(labels), "input_shape": list(input_shape),
-                "store": store_id(store), "store_content": content_digests(store),
+                "store": store_id(store), "store_content": digests,
                 "timbremap_version": __version__}
         try:
             # first, before the seconds TensorFlow takes to start: a run killed from now on resumes
