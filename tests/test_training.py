@@ -193,6 +193,11 @@ def test_predict_any_format_and_goes_on_after_bad_files(trained, tone_root, tmp_
     with pytest.raises(InputError, match=r"features must be of shape \(N, 251, 513\) .*got "
                                          r"\(251, 513\)"):
         predict_features(load_trained(trained[0]), x)
+    x = np.zeros((3, 251, 513), np.float16)
+    x[2, 5, 7] = np.nan  # answered as a sound before
+    with pytest.raises(InputError, match=r"features\[2\] is not all finite"):
+        predict_features(trained[0], x)  # the model's folder will do
+    assert predict_features(trained[0], x[:2]).shape == (2, 11)
     assert "resampled 32000 Hz -> 16000 Hz" in results[3].adjustments
 
 

@@ -100,22 +100,32 @@ def _top(labels, probabilities, k: int, path) -> List[Tuple[str, float]]:
     return [(labels[i], float(probabilities[i])) for i in order]
 
 
-def predict_features(trained: TrainedModel, features: np.ndarray, batch_size: int = 64
-                     ) -> np.ndarray:
+def predict_features(model, features: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Probabilities ``(N, C)`` over the model's ``C`` labels (``trained.labels``) for
     stored-format features ``(N, frames, bins)``.
+
+    Parameters
+    ----------
+    model : TrainedModel or str or pathlib.Path
+        A loaded model or its folder.
+    features : np.ndarray, shape ``(N,) + trained.features.shape``
+        What a store holds (``/spectra`` rows), all finite.
+    batch_size : int
 
     Raises
     ------
     InputError
-        ``features`` not of the model's shape ``(N,) + trained.features.shape``, or
-        ``batch_size`` below 1.
+        ``features`` not of the model's shape, or not all finite, or ``batch_size`` below 1.
     """
     check_positive_int("batch_size", batch_size)
+    trained = model if isinstance(model, TrainedModel) else load_trained(model)
     shape = tuple(trained.features.shape)
     if np.ndim(features) != 1 + len(shape) or tuple(np.shape(features)[1:]) != shape:
         raise InputError(f"features must be of shape (N, {', '.join(map(str, shape))}) (the "
                          f"model's {trained.path}), got {tuple(np.shape(features))}")
+    bad = next((i for i in range(len(features)) if not np.isfinite(features[i]).all()), None)
+    if bad is not None:  # the model would answer it as if it were a sound
+        raise InputError(f"features[{bad}] is not all finite (NaN or infinite values)")
     parts = [trained.model.predict_on_batch(np.asarray(features[i:i + batch_size]))
              for i in range(0, len(features), batch_size)]
     return (np.concatenate([np.asarray(p) for p in parts]) if parts
