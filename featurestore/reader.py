@@ -84,6 +84,9 @@ class SpectraReader:
         if method not in ("mmap", "h5py"):
             raise ValueError(f"method must be 'mmap' or 'h5py', got {method!r}")
         self.path = path if remote.is_url(path) else Path(path)
+        if not remote.is_url(path) and self.path.is_dir():
+            raise StoreError(f"{self.path}: is a folder; a reader reads one split file "
+                             f"({self.path / 'train.h5'}, ...)")
         self._file = open_file(self.path, "r")
         self._closed = False
         try:
@@ -228,10 +231,12 @@ class SpectraReader:
 
     def has(self, name: str) -> bool:
         """Whether the split holds the per-note dataset ``name``."""
+        self._check_open()
         return name in self._file
 
     def field(self, name: str) -> np.ndarray:
         """The whole of another per-note dataset of the split (``instrument``, ``names``...)."""
+        self._check_open()
         if name not in self._file:
             raise StoreError(f"{self.path}: no dataset /{name} (it has "
                              f"{', '.join(sorted(self._file))})")

@@ -16,7 +16,7 @@ from featurestore.splitfolder import read_split
 from featurestore.params import FeatureParams
 from featurestore import schema
 from featurestore.reader import SpectraReader
-from featurestore.store import open_split, read_params
+from featurestore.store import StoreError, open_split, read_params
 from helpers import (SR, everything_in, example, kill_at_journal, make_tone_root,
                      make_tone_split, tone, write_note)
 
@@ -108,6 +108,11 @@ def test_reader_batches_by_index(tone_store, method):
         reader.batch([0])
     with pytest.raises(ValueError, match="this reader is closed"):
         reader.rows(0, 2)
+    for call in (lambda: reader.has("names"), lambda: reader.field("names")):
+        with pytest.raises(ValueError, match="this reader is closed"):  # not h5py's id error
+            call()
+    with pytest.raises(StoreError, match=r"is a folder; a reader reads one split file"):
+        SpectraReader(tone_store)
 
 
 def test_mel_features_and_parallel_build_equal_serial(tone_root, tmp_path):
@@ -595,7 +600,6 @@ def test_read_split_reports_problems(tmp_path):
 
 
 def test_open_split_errors(tone_store, tmp_path):
-    from featurestore.store import StoreError
     with pytest.raises(StoreError, match="no 'nosuch' split"):
         open_split(tone_store, "nosuch")
     (tmp_path / "train.h5").write_bytes(b"garbage")
