@@ -136,7 +136,9 @@ def default_soundfont() -> Path:
 def refuse_rendered(out: Path):
     """Raise :class:`InputError` when ``out`` holds a split folder with anything in it already:
     rendered notes (their wavs would stay next to the new ones, as notes without a json
-    entry), or other files."""
+    entry), or other files, or is not a folder."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; render writes its notes into a folder")
     for split in SPLITS:
         folder = out / split
         if (folder / "examples.json").exists():

@@ -148,6 +148,9 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["build", "{tmp}", "{tmp}/out", "--duration", "inf"], "--duration must be positive and "
                                                            "finite, got inf"),
     (["render", "{tmp}/out", "--pitch-step", "0"], "--pitch-step must be >= 1, got 0"),
+    (["render", "{tmp}/file"], "file: is a file; render writes its notes into a folder"),
+    (["render", "--synth", "{tmp}/file"], "file: is a file; render writes its notes into a "
+                                          "folder"),
     (["render", "{tmp}/out", "--seed", "-1"], "--seed must be an integer in 0..2**32-1, got -1"),
     (["render", "{tmp}/out", "--fractions", "inf", "1", "1"], "--fractions must be 3 finite"),
     (["tsne", "{tmp}", "--seed", "4294967296"], "--seed must be an integer in 0..2**32-1, got "
