@@ -38,7 +38,7 @@ from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .params import FeatureParams
 from .splitfile import Summary
 from .notes import Notes
-from .store import split_path
+from .store import open_split, split_path
 
 __all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "all_roots",
            "rooted", "recorded_inputs", "grown_labels", "check_addable", "not_held"]
@@ -162,11 +162,13 @@ def recorded_inputs(out: Path) -> InputOptions:
     ------
     BuildError
         The store has no train split to add to.
+    StoreError
+        Its train.h5 is not a split of a store (:func:`featurestore.store.open_split`).
     """
     train = Path(out) / "train.h5"
     if not train.is_file():
         raise BuildError(f"{out}: no train.h5 to add to; build the store first (without --add)")
-    with h5py.File(train, "r") as f:
+    with open_split(out, "train") as f:  # a store's split (not embed --into's results)
         return InputOptions.from_attrs(f.attrs)
 
 

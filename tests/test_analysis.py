@@ -255,7 +255,10 @@ def test_embed_into_never_replaces_a_stores_split(mapped, tmp_path):
             embed_store(store, mapped[1], into=into, progress=False)
     assert {p.name: p.read_bytes() for p in store.glob("*.h5")} == before
     embed_store(store, mapped[1], ["test"], into=tmp_path / "apart", progress=False)
-    embed_store(store, mapped[1], ["test"], into=tmp_path / "apart", progress=False)  # again
+    embed_store(store, mapped[1], ["test", "train"], into=tmp_path / "apart",
+                progress=False)  # again
+    with pytest.raises(StoreError, match="train.h5: results 'timbremap embed --into' wrote"):
+        build_store(store, tmp_path / "apart", jobs=1, progress=False, add=True)  # no store
 
 
 def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
