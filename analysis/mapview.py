@@ -77,6 +77,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                          else np.full(len(names), -1))
             offsets = (f[schema.OFFSET][:] if schema.OFFSET in f
                        else np.zeros(len(names)))
+            params = schema.read_params(f)
+            clip, windows = params.n_samples / params.sample_rate, bool(np.any(offsets))
             audio, copied = [], {}
             for source, offset in zip(schema.read_audio_paths(f), offsets):
                 if copy_audio and source.is_file():
@@ -85,8 +87,9 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                                           / f"{len(copied):05d}-{source.name}")
                         copies[copied[source]] = source  # copied once the page can be made
                     source = copied[source]
-                # a window of a recording plays from where it starts (a media fragment)
-                audio.append(_audio_link(out_dir, source) + (f"#t={offset:g}" if offset else ""))
+                # a window of a recording plays from its start to its end (a media fragment)
+                audio.append(_audio_link(out_dir, source)
+                             + (f"#t={offset:g},{offset + clip:g}" if windows else ""))
             xy = f[schema.TSNE][:]
             data["splits"][split] = {
                 "x": np.round(xy[:, 0], 3).tolist(), "y": np.round(xy[:, 1], 3).tolist(),
