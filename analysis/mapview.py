@@ -105,9 +105,14 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     data["open"] = opens  # the page opens on the split `tsne` maps unless told
     data["families"] = list(one_label_set(store, label_sets))
     data["colors"] = label_colors(len(data["families"]))
-    data["placed"] = [{"split": p.split, "x": p.x, "y": p.y, "name": Path(p.path).name,
-                       "family": p.family, "audio": _audio_link(out_dir, Path(p.path))}
-                      for p in read_placed(store)]
+    data["placed"] = []
+    for k, p in enumerate(read_placed(store)):
+        source = Path(p.path)
+        if copy_audio and source.is_file():  # the page's folder holds every sound it plays
+            copies[out_dir / "audio" / "placed" / f"{k:05d}-{source.name}"] = source
+            source = out_dir / "audio" / "placed" / f"{k:05d}-{source.name}"
+        data["placed"].append({"split": p.split, "x": p.x, "y": p.y, "name": Path(p.path).name,
+                               "family": p.family, "audio": _audio_link(out_dir, source)})
     out_dir.mkdir(parents=True, exist_ok=True)
     for copy, source in copies.items():
         copy.parent.mkdir(parents=True, exist_ok=True)

@@ -351,7 +351,8 @@ def _map(add_command):
     p.add_argument("out_dir", type=Path, help="folder to write index.html into")
     p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
     p.add_argument("--copy-audio", action="store_true",
-                   help="copy the notes' audio next to the page (default: link to it)")
+                   help="copy the notes' and placed sounds' audio next to the page (default: link "
+                        "to it)")
 
 
 def _demo(add_command):

@@ -537,10 +537,11 @@ def test_per_recording_accuracy_groups_clips_by_folder_and_file(tmp_path):
     assert result["n"] == 3 and result["accuracy"] == pytest.approx(2 / 3)
 
 
-def test_map_copies_each_recording_once_and_plays_a_window_from_its_offset(tmp_path):
+def test_map_copies_each_recording_once_and_plays_each_window_alone(tmp_path):
     import json
     import urllib.parse
     from analysis.mapview import write_map
+    from analysis.placements import Placed, write_placed
     root = tmp_path / "set"
     for k, label in enumerate(("a", "b")):  # the same file name in both class folders
         _wav(root / "train" / label / "take.wav", seconds=6.0, k=k)
@@ -554,17 +555,21 @@ def test_map_copies_each_recording_once_and_plays_a_window_from_its_offset(tmp_p
     with pytest.raises(StoreError, match="valid.h5: no /tsne map"):  # the second split has none
         write_map(tmp_path / "store", tmp_path / "failed", ["train", "valid"], copy_audio=True)
     assert not (tmp_path / "failed").exists()  # a map that fails copies nothing
+    new = _wav(tmp_path / "new.wav", k=1)
+    write_placed(tmp_path / "store", [Placed(str(new), "train", x=0.0, y=0.0, family="b")])
     page = write_map(tmp_path / "store", tmp_path / "map", ["train"], copy_audio=True)
     text = page.read_text()
     data = json.loads(text.split("const DATA = ", 1)[1].split(";\n", 1)[0])
     links = data["splits"]["train"]["audio"]
     copies = sorted((tmp_path / "map" / "audio" / "train").iterdir())
     assert len(copies) == 2  # two recordings, however many windows
-    assert [(link.split("#")[1] if "#" in link else "") for link in links] == \
-        ["" if o == 0 else f"t={o:g}" for o in offsets]
+    assert [link.split("#")[1] for link in links] == [f"t={o:g},{o + 4:g}" for o in offsets]
     for link, label in zip(links, ("a", "a", "b", "b")):
         copy = tmp_path / "map" / urllib.parse.unquote(link.split("#")[0])
         assert copy.read_bytes() == (root / "train" / label / "take.wav").read_bytes()
+    placed, = data["placed"]  # a placed sound is copied too: the folder plays on its own
+    assert (tmp_path / "map" / urllib.parse.unquote(placed["audio"])).read_bytes() == \
+        new.read_bytes()
 
 
 def test_a_file_two_manifests_of_one_folder_list_is_refused_naming_both(tmp_path):

@@ -363,19 +363,6 @@ def test_a_manifest_with_metadata_bad_rows_and_long_recordings(manifest_set):
     assert f"audio/missing.wav: line {line}: no such file" in out
 
 
-def test_the_map_of_a_windowed_store_plays_each_clip_alone(manifest_set, tmp_path):
-    _, store, _ = manifest_set
-    store = shutil.copytree(store, tmp_path / "store")
-    timbremap("tsne", store, "--split", "train", "--source", "spectra", "--perplexity", "2")
-    timbremap("map", store, tmp_path / "map")
-    html = (tmp_path / "map" / "index.html").read_text()
-    data = json.loads(html.split("const DATA = ", 1)[1].split(";\n", 1)[0])
-    with h5py.File(store / "train.h5", "r") as f:
-        offsets = f["offset"][:]
-    fragments = [link.rsplit("#t=", 1)[1] for link in data["splits"]["train"]["audio"]]
-    assert fragments == [f"{o:g},{o + 4:g}" for o in offsets]  # its 4 s from its offset on
-
-
 @pytest.mark.full
 def test_windowed_manifest_train_evaluate_by_recording_and_predict_a_timeline(
         manifest_set, manifest_model, tmp_path):
