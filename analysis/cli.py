@@ -162,15 +162,21 @@ def cmd_train(args):
     from training.config import TrainConfig
     from training.train import interrupted_config, train
     given = given_settings(args)
-    config = TrainConfig(**given)
     started = interrupted_config(args.model_dir) if args.resume else None
     other = [] if started is None else resume_conflicts(given, started)
-    if other:
+    if other:  # before the settings are checked on their own: they are not the run's
         raise CommandError(f"--resume continues the run with the settings it started with; "
                            f"leave out {', '.join(other)} (or give the run's own)")
-    result = train(args.store, args.model_dir, config, resume=args.resume,
-                   overwrite=args.overwrite,
-                   verbose=0 if args.quiet else 1 if sys.stderr.isatty() else 2)
+    config = TrainConfig(**given)
+    try:
+        result = train(args.store, args.model_dir, config, resume=args.resume,
+                       overwrite=args.overwrite,
+                       verbose=0 if args.quiet else 1 if sys.stderr.isatty() else 2)
+    except KeyboardInterrupt:
+        if (Path(args.model_dir) / "config.json").is_file():
+            log.warning("the finished epochs are kept: 'timbremap train %s %s --resume' "
+                        "continues the run", args.store, args.model_dir)
+        raise
     _print(f"model: {result.model_dir / 'model.keras'}",
            f"best validation accuracy {result.best_val_accuracy:.3f} at epoch "
            f"{result.best_epoch} of {result.epochs} (stopped: {result.stopped}); "

@@ -354,7 +354,7 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_resume_continues_an_interrupted_run(tone_store, tmp_path):
+def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     config = QUICK.replace(epochs=3)
     with pytest.raises(KeyboardInterrupt):
         train(tone_store, tmp_path / "m", config, verbose=0, callbacks=[Interrupt()])
@@ -368,6 +368,11 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path):
     with pytest.raises(ModelError, match="m: the interrupted run learnt from other notes than "
                                          "this store's train split now holds"):
         train(other, tmp_path / "m", resume=True, verbose=0)
+    from analysis.cli import main
+    assert main(["train", str(tone_store), str(tmp_path / "m"), "--resume", "--schedule",
+                 "cosine"]) == 1  # named as a setting the run did not start with, first
+    assert "--resume continues the run with the settings it started with; leave out " \
+           "--schedule" in caplog.text
     result = train(tone_store, tmp_path / "m", resume=True, verbose=0)
     assert [int(r["epoch"]) for r in history(tmp_path / "m")] == [0, 1, 2]
     assert result.epochs == 3 and (tmp_path / "m" / "model.keras").is_file()
@@ -771,3 +776,20 @@ def test_a_read_only_model_folder_still_evaluates_and_is_not_trained_into(
     with pytest.raises(ModelError, match=r"m: cannot write there \(Read-only file system\)"):
         train(tone_store, tmp_path / "m", TrainConfig(epochs=1, steps_per_epoch=1, batch_size=4,
                                                       width=8, budget_minutes=None), verbose=0)
+
+
+def test_ctrl_c_says_how_to_resume(tone_store, tmp_path, monkeypatch, caplog):
+    import training.train
+    from analysis.cli import cmd_train
+    from analysis.options import make_parser
+
+    def interrupted(store, model_dir, *args, **kwargs):  # as a run stopped mid-epoch
+        model_dir.mkdir()
+        (model_dir / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training.train, "train", interrupted)
+    args = make_parser().parse_args(["train", str(tone_store), str(tmp_path / "m")])
+    with pytest.raises(KeyboardInterrupt):  # main then says "interrupted" and exits 130
+        cmd_train(args)
+    assert f"'timbremap train {tone_store} {tmp_path / 'm'} --resume' continues the run" \
+        in caplog.text
