@@ -382,6 +382,11 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     assert (again.epochs, again.best_epoch) == (result.epochs, result.best_epoch)
     with pytest.raises(ModelError, match="no interrupted run"):
         train(tone_store, tmp_path / "new", resume=True, verbose=0)
+    (tmp_path / "m" / "confusion_test.png").write_bytes(b"the old model's")
+    (tmp_path / "m" / "notes.txt").write_text("mine")
+    train(tone_store, tmp_path / "m", config, overwrite=True, verbose=0)
+    assert sorted(p.name for p in (tmp_path / "m").glob("*.png")) == ["curves.png"]
+    assert (tmp_path / "m" / "notes.txt").read_text() == "mine"  # a user's file is left alone
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tone_store, tmp_path):

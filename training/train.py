@@ -173,6 +173,8 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
     shutil.rmtree(model_dir / BACKUP_DIR, ignore_errors=True)
     for name in (MODEL_FILE, BEST_FILE, HISTORY_FILE, CURVES_FILE):
         (model_dir / name).unlink(missing_ok=True)
+    for old in model_dir.glob("confusion_*.png") if model_dir.is_dir() else ():
+        old.unlink()  # evaluate's pictures of the model replaced
     model_dir.mkdir(parents=True, exist_ok=True)
     return config
 
@@ -243,8 +245,9 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
         return  # it had stopped; the interruption came before it was finished
     train_data, valid_data = _batches(store, config, n_train)
     if train_data.order == "block":
+        runs = -(-n_train // train_data.block)
         log.info("%s: read in the block order (runs of %d notes, shuffled %d runs at a time)",
-                 split_path(store, "train"), train_data.block, train_data.window)
+                 split_path(store, "train"), train_data.block, min(train_data.window, runs))
 
     class Draws(keras.callbacks.Callback):
         """Each epoch's batches and random layers start where an uninterrupted run's would."""
