@@ -11,7 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-from analysis.options import make_parser
+from analysis.options import parse_args
 from featurestore.errors import TimbremapError
 
 log = logging.getLogger("timbremap")
@@ -366,18 +366,7 @@ def _named_as_options(message: str, args) -> str:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorflow's C++ start-up chatter
-    parser = make_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:  # with the command's usage, not timbremap's
-        words = list(sys.argv[1:] if argv is None else argv)[1:]  # after the command
-        before = words[:words.index(extra[0])] if extra[0] in words else []
-        first_option = next((k for k, w in enumerate(before) if w.startswith("-")), None)
-        split = (not extra[0].startswith("-") and first_option is not None  # positionals on
-                 and any(not w.startswith("-") for w in before[:first_option]))  # both sides
-        parser.commands[args.command].error(
-            f"unrecognized arguments: {' '.join(extra)}" + (
-                " (the positional arguments go together, all before the options or all after "
-                "them)" if split else ""))
+    args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="timbremap: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # other libraries (dask, numba...): warnings

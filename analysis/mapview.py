@@ -77,8 +77,9 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                          else np.full(len(names), -1))
             offsets = (f[schema.OFFSET][:] if schema.OFFSET in f
                        else np.zeros(len(names)))
-            params = schema.read_params(f)
-            clip, windows = params.n_samples / params.sample_rate, bool(np.any(offsets))
+            windows = bool(np.any(offsets))  # clips of recordings: each played alone
+            params = schema.read_params(f) if windows else None
+            clip = params.n_samples / params.sample_rate if windows else 0.0
             audio, copied = [], {}
             for source, offset in zip(schema.read_audio_paths(f), offsets):
                 if copy_audio and source.is_file():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 from pathlib import Path
 
 from featurestore.remote import store_location
@@ -41,6 +42,24 @@ def make_parser() -> argparse.ArgumentParser:
         add_options(add_command)
     parser.commands = sub.choices  # each command's parser, for its own usage in errors
     return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """``argv`` (default: the command line) parsed by :func:`make_parser`; an argument no
+    option takes is an error with its command's usage (argparse would show timbremap's)."""
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        words = list(sys.argv[1:] if argv is None else argv)[1:]  # after the command
+        before = words[:words.index(extra[0])] if extra[0] in words else []
+        first_option = next((k for k, w in enumerate(before) if w.startswith("-")), None)
+        split = (not extra[0].startswith("-") and first_option is not None  # positionals on
+                 and any(not w.startswith("-") for w in before[:first_option]))  # both sides
+        parser.commands[args.command].error(
+            f"unrecognized arguments: {' '.join(extra)}" + (
+                " (the positional arguments go together, all before the options or all after "
+                "them)" if split else ""))
+    return args
 
 
 #: The model argument of the commands that use a trained model.
