@@ -27,6 +27,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage, check_seed
+from .files import exclusive_lock
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
 from .sf2check import check_soundfont
 
@@ -160,28 +161,34 @@ def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pa
     Raises
     ------
     InputError
-        What :func:`refuse_rendered` raises, or no note in ``examples``.
+        What :func:`refuse_rendered` raises, another render into ``out`` running (the folder
+        is locked while one writes), or no note in ``examples``.
     """
     refuse_rendered(out)
-    work = out / RENDERING
-    if work.exists():
-        shutil.rmtree(work)
-    for split in examples:
-        (work / split / "audio").mkdir(parents=True)
-    try:
-        yield work
-        if not any(examples.values()):
-            raise InputError(f"{out}: no note sounded (see the warnings above); nothing written")
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    for split, notes in examples.items():
-        write_split(work / split, notes)
-    for split, notes in examples.items():
-        (work / split).replace(out / split)  # out/split: none, or an empty folder
-        log.info("%s: %d notes of %d instruments", out / split, len(notes),
-                 len({e.instrument for e in notes.values()}))
-    work.rmdir()
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out, lambda: InputError(f"{out}: another render is writing into this "
+                                                f"folder; wait for it to finish")):
+        refuse_rendered(out)  # the other render may have finished meanwhile
+        work = out / RENDERING
+        if work.exists():
+            shutil.rmtree(work)
+        for split in examples:
+            (work / split / "audio").mkdir(parents=True)
+        try:
+            yield work
+            if not any(examples.values()):
+                raise InputError(f"{out}: no note sounded (see the warnings above); nothing "
+                                 f"written")
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        for split, notes in examples.items():
+            write_split(work / split, notes)
+        for split, notes in examples.items():
+            (work / split).replace(out / split)  # out/split: none, or an empty folder
+            log.info("%s: %d notes of %d instruments", out / split, len(notes),
+                     len({e.instrument for e in notes.values()}))
+        work.rmdir()
 
 
 def _tag(soundfont: Path) -> str:

@@ -52,6 +52,16 @@ def test_an_interrupted_render_leaves_no_split_and_the_next_one_starts_again(tmp
     assert [p.name for p in other.iterdir()] == ["valid"]
 
 
+def test_a_second_render_into_a_folder_being_rendered_into_is_refused(tmp_path):
+    from featurestore.files import exclusive_lock
+    (tmp_path / "out").mkdir()
+    with exclusive_lock(tmp_path / "out", lambda: AssertionError("held")):  # as a render does
+        with pytest.raises(ValueError, match="out: another render is writing into this folder"):
+            render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS,
+                             progress=False)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_a_render_of_no_sounding_note_writes_nothing(tmp_path, monkeypatch, caplog):
     import featurestore.render as render
     monkeypatch.setattr(render, "_render_note", lambda *args: np.zeros(16000, np.float32))
