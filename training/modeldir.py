@@ -150,7 +150,8 @@ UNPACK_RATIO, UNPACK_SPARE = 16, 64 * 2**20
 
 def _check_unpacked_size(path: Path):
     """Raise :class:`ModelError` unless ``path`` is a zip whose members, as its directory
-    declares them (what reading them can yield), unpack to a size its own bounds."""
+    declares them (what reading them can yield), unpack to at most :data:`UNPACK_RATIO` times
+    the file's size and :data:`UNPACK_SPARE` bytes more."""
     if not zipfile.is_zipfile(path):  # keras would say "File not found"
         raise ModelError(f"{path}: not a Keras model file (not a .keras zip)")
     try:
