@@ -110,8 +110,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     for k, p in enumerate(read_placed(store)):
         source = Path(p.path)
         if copy_audio and source.is_file():  # the page's folder holds every sound it plays
-            copies[out_dir / "audio" / "placed" / f"{k:05d}-{source.name}"] = source
-            source = out_dir / "audio" / "placed" / f"{k:05d}-{source.name}"
+            copy = out_dir / "audio" / "placed" / f"{k:05d}-{source.name}"
+            copies[copy], source = source, copy
         data["placed"].append({"split": p.split, "x": p.x, "y": p.y, "name": Path(p.path).name,
                                "family": p.family, "audio": _audio_link(out_dir, source)})
     out_dir.mkdir(parents=True, exist_ok=True)
