@@ -40,7 +40,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import BuildError
-from .nsynth import FAMILIES, QUALITIES, SPLITS, find_splits
+from .nsynth import FAMILIES, QUALITIES, RENDERING, SPLITS, find_splits, unfinished_render
 from .rows import AUDIO_SUFFIXES, Row, folder_rows, manifest_rows
 from .notes import Notes
 from .overlap import refuse_names_in_two_splits, warn_of_files_in_several_splits
@@ -219,6 +219,11 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
                 os.scandir(p).close()
             except OSError as err:
                 raise BuildError(f"{p}: the folder cannot be read ({err.strerror})") from None
+            if unfinished_render(p):
+                raise BuildError(f"{p}: a render into this folder has not finished (its "
+                                 f"{RENDERING} folder holds the splits not moved in yet); wait "
+                                 f"for it to end, or, if it was stopped, render again into a "
+                                 f"new folder")
     layout = options.layout
     if layout == "auto":
         layouts = {p: detect_layout(p) for p in paths}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 __all__ = ["FAMILIES", "SPLITS", "QUALITIES", "SOURCES", "MAX_TEXT", "Example", "check_text",
-           "write_split", "find_splits"]
+           "write_split", "find_splits", "RENDERING", "unfinished_render"]
 
 #: The 11 instrument families in NSynth's order: ``FAMILIES[label]`` is the family name.
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed",
@@ -24,6 +24,9 @@ SPLITS = ("train", "valid", "test")
 QUALITIES = ("bright", "dark", "distortion", "fast_decay", "long_release", "multiphonic",
              "nonlinear_env", "percussive", "reverb", "tempo-synced")
 SOURCES = ("acoustic", "electronic", "synthetic")
+#: The hidden folder of a render's output that holds its splits until every one is written
+#: (:func:`featurestore.render.rendering`).
+RENDERING = ".rendering"
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,14 @@ def find_splits(root) -> List[str]:
     """The NSynth split names present under ``root`` (folders with an ``examples.json``)."""
     root = Path(root)
     return [s for s in SPLITS if (root / s / "examples.json").is_file()]
+
+
+def unfinished_render(root) -> bool:
+    """Whether ``root`` holds the work of a render that has not finished: one still writing,
+    or one stopped before (or while) its splits were moved in. Its splits are then not all
+    there yet."""
+    work = Path(root) / RENDERING
+    return work.is_dir() and next(work.iterdir(), None) is not None
 
 
 def write_split(split_dir, examples: Dict[str, Example]) -> Path:

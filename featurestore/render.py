@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage, check_seed
 from .files import exclusive_lock
-from .nsynth import FAMILIES, SOURCES, SPLITS, Example, write_split
+from .nsynth import FAMILIES, RENDERING, SOURCES, SPLITS, Example, write_split
 from .sf2check import check_soundfont
 
 __all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
@@ -68,9 +68,6 @@ GM_FAMILIES: Dict[int, Tuple[str, str]] = {
 #: synthesis engines' ids lie above BANKS * 1000 (:attr:`featurestore.synth.Instrument.id`),
 #: all within int32.
 BANKS = 1_000_000
-
-#: The hidden folder of a render's output until every split is written (:func:`rendering`).
-RENDERING = ".rendering"
 
 #: Plausible MIDI pitch range (inclusive) of each family.
 PITCH_RANGES = {

@@ -52,6 +52,24 @@ def test_an_interrupted_render_leaves_no_split_and_the_next_one_starts_again(tmp
     assert [p.name for p in other.iterdir()] == ["valid"]
 
 
+def test_a_folder_whose_render_has_not_finished_is_refused_by_build(tmp_path):
+    from featurestore.errors import BuildError
+    from featurestore.layouts import read_inputs
+    out = tmp_path / "out"
+    render_soundfont(out, options=OPTIONS, programs=PROGRAMS, progress=False)
+    assert sorted(read_inputs(out).splits) == ["test", "train", "valid"]
+    (out / ".rendering").mkdir()  # a render stopped as it moved its splits in: train moved
+    for split in ("valid", "test"):
+        (out / split).replace(out / ".rendering" / split)
+    with pytest.raises(BuildError, match="out: a render into this folder has not finished"):
+        read_inputs(out)  # not a store of train alone
+    with pytest.raises(ValueError, match="holds rendered notes already"):
+        render_soundfont(out, options=OPTIONS, programs=PROGRAMS, progress=False)
+    for split in ("valid", "test"):
+        (out / ".rendering" / split).replace(out / split)
+    assert sorted(read_inputs(out).splits) == ["test", "train", "valid"]  # an empty one: done
+
+
 def test_a_second_render_into_a_folder_being_rendered_into_is_refused(tmp_path):
     from featurestore.files import exclusive_lock
     (tmp_path / "out").mkdir()
