@@ -64,17 +64,18 @@ def feature_params(args):
 def build_summary(reports):
     """The one-screen summary of a build: ``notes`` counts the notes each split file holds,
     and under ``build --add`` an ``added`` column those this build added (the skipped and
-    adjusted columns, like the rate, count this build's)."""
+    adjusted columns, like the rate, count this build's). A split ``--add`` rewrote without
+    new notes (for train's merged statistics or the grown label set) is ``updated``."""
     from featurestore.describe import shown
-    grew = any(r.status == "added" for r in reports)
+    grew = any(r.status in ("added", "updated") for r in reports)
     lines = [f"{'split':<7}{'status':<9}{'notes':>8}" + (f"{'added':>8}" if grew else "")
              + f"{'skipped':>9}{'adjusted':>10}{'seconds':>9}{'notes/s':>9}{'MiB':>9}"
              f"{'KiB/note':>10}"]
     for r in reports:
         held = r.n_examples + r.held  # the notes in the file (build --add: held and added)
-        rate = f"{r.rate:.0f}" if r.status != "kept" and math.isfinite(r.rate) else "-"
+        rate = f"{r.rate:.0f}" if r.status != "kept" and 0 < r.rate < math.inf else "-"
         per_note = f"{r.bytes / held / 1024:.1f}" if held else "-"
-        added = (f"{r.n_examples if r.status == 'added' else '-':>8}" if grew else "")
+        added = (f"{r.n_examples if r.status != 'kept' else 0:>8}" if grew else "")
         lines.append(f"{r.split:<7}{r.status:<9}{held:>8}{added}{r.n_skipped:>9}"
                      f"{r.n_adjusted:>10}{r.seconds:>9.1f}{rate:>9}"
                      f"{r.bytes / 2**20:>9.1f}{per_note:>10}")

@@ -205,7 +205,8 @@ def _build_split(split: _Split, params: FeatureParams,
         journal.unlink()
     seconds = time.perf_counter() - start
     steady = steady_done / (time.perf_counter() - steady_start) if steady_done else float("nan")
-    status = "added" if split.added else "resumed" if resumed_at else "built"
+    status = ("added" if state.n_written else "updated") if split.added else \
+        "resumed" if resumed_at else "built"
     report = SplitReport(split.name, path, status, state.n_written, len(skipped),
                          len(state.adjusted), seconds, steady, resumed_at, skipped, split.base)
     return report, stats

@@ -31,7 +31,7 @@ class SplitReport:
 
     split: str
     path: Path
-    status: str  # 'built', 'resumed' or 'kept'
+    status: str  # 'built', 'resumed', 'kept'; build --add: 'added', 'updated' (no new note)
     n_examples: int = 0
     n_skipped: int = 0
     n_adjusted: int = 0

@@ -186,10 +186,13 @@ def test_build_summary_under_add_counts_the_files_notes_and_those_added(tmp_path
     (tmp_path / "train.h5").write_bytes(b"\0" * 14 * 1024)
     lines = build_summary([SplitReport("train", tmp_path / "train.h5", "added", n_examples=4,
                                        seconds=1.0, held=10),
-                           SplitReport("valid", tmp_path / "valid.h5", "kept", n_examples=3)])
+                           SplitReport("valid", tmp_path / "valid.h5", "kept", n_examples=3),
+                           SplitReport("test", tmp_path / "test.h5", "updated", seconds=1.0,
+                                       held=2)])
     assert lines[0].split()[:5] == ["split", "status", "notes", "added", "skipped"]
     assert lines[1].split() == ["train", "added", "14", "4", "0", "0", "1.0", "4", "0.0", "1.0"]
-    assert lines[2].split()[:4] == ["valid", "kept", "3", "-"]
+    assert lines[2].split()[:7] == ["valid", "kept", "3", "0", "0", "0", "0.0"]  # none added
+    assert lines[3].split()[:8] == ["test", "updated", "2", "0", "0", "0", "1.0", "-"]
 
 
 def test_a_split_of_no_notes_is_described_so(tmp_path):

@@ -139,7 +139,8 @@ def test_a_split_that_gains_no_notes_keeps_its_analysis_results_and_content_dige
     digests, results = content_digests(store), {s: _results(store / f"{s}.h5")
                                                 for s in ("valid", "test")}
     second = _renamed(make_tone_root(tmp_path / "b", 6, 0, 0), "b_")  # more train notes only
-    build_store([first, second], store, jobs=1, progress=False, add=True)
+    reports = build_store([first, second], store, jobs=1, progress=False, add=True)
+    assert [r.status for r in reports] == ["added", "updated", "updated"]  # train's new stats
     grown = content_digests(store)
     assert grown["train"] != digests["train"]
     assert {s: grown[s] for s in ("valid", "test")} == {s: digests[s] for s in ("valid", "test")}
@@ -162,8 +163,8 @@ def test_a_split_that_gains_no_notes_keeps_its_analysis_results_and_content_dige
     third = _renamed(make_tone_root(tmp_path / "c", 0, 1, 0), "c_")
     next((third / "valid" / "audio").iterdir()).write_bytes(b"RIFF, but no wav")
     reports = build_store([first, second, third], store, jobs=1, progress=False, add=True)
-    assert [(r.split, r.n_examples, r.n_skipped) for r in reports if r.split == "valid"] == \
-        [("valid", 0, 1)]
+    assert [(r.split, r.status, r.n_examples, r.n_skipped) for r in reports
+            if r.split == "valid"] == [("valid", "updated", 0, 1)]
     assert content_digests(store)["valid"] == digests["valid"]
     assert _results(store / "valid.h5").keys() == results["valid"].keys()
 
