@@ -9,6 +9,7 @@ import inspect
 import sys
 from pathlib import Path
 
+from featurestore.nsynth import SPLITS
 from featurestore.remote import store_location
 
 __all__ = ["make_parser"]
@@ -279,7 +280,7 @@ def _evaluate(add_command):
                                 "set (the store's must be the same).")
     p.add_argument("store", type=store_location, help=STORE_HELP)
     p.add_argument("model_dir", type=Path, help=MODEL_HELP)
-    p.add_argument("--split", default=_default(evaluate, "split"),
+    p.add_argument("--split", choices=SPLITS, default=_default(evaluate, "split"),
                    help="the split to score (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--confusion", type=Path,
@@ -316,7 +317,7 @@ def _embed(add_command):
                    help="write FOLDER/SPLIT.h5 (embeddings, probabilities, names, labels, "
                         "instrument) instead of writing into the store; needed for a store "
                         "on object storage")
-    p.add_argument("--split", nargs="+", help="only these splits (default: all)")
+    p.add_argument("--split", choices=SPLITS, nargs="+", help="only these splits (default: all)")
 
 
 def _tsne(add_command):
@@ -348,7 +349,7 @@ def _place(add_command):
     p.add_argument("model_dir", type=Path, help="the model whose embeddings the map shows")
     p.add_argument("files", type=Path, nargs="+",
                    help="audio files, or folders: every audio file below them")
-    p.add_argument("--split", default=_default(tsne_split, "split"),
+    p.add_argument("--split", choices=SPLITS, default=_default(tsne_split, "split"),
                    help="the split whose map to place on (default: the one tsne maps)")
 
 
@@ -360,7 +361,8 @@ def _plot(add_command):
     p.add_argument("out", type=Path, help="the image to write: .png (added to a name without "
                                          "an ending), .pdf, .svg or any other that matplotlib "
                                          "writes")
-    p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
+    p.add_argument("--split", choices=SPLITS, nargs="+",
+                   help="only these splits (default: all with a map)")
 
 
 def _map(add_command):
@@ -368,7 +370,8 @@ def _map(add_command):
                     description="Write OUT_DIR/index.html, which opens offline from disk.")
     p.add_argument("store", type=store_location, help="the store folder (a local store)")
     p.add_argument("out_dir", type=Path, help="folder to write index.html into")
-    p.add_argument("--split", nargs="+", help="only these splits (default: all with a map)")
+    p.add_argument("--split", choices=SPLITS, nargs="+",
+                   help="only these splits (default: all with a map)")
     p.add_argument("--copy-audio", action="store_true",
                    help="copy the notes' and placed sounds' audio next to the page (default: link "
                         "to it)")

@@ -360,8 +360,12 @@ def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
     (["inspect", "a", "b"], "timbremap inspect: error: unrecognized arguments: b\n"),
     (["inspect", "--all-skipped", "a", "b"], "inspect: error: unrecognized arguments: b\n"),
     (["build", "--bogus", "a", "b"], "timbremap build: error: unrecognized arguments: --bogus\n"),
+    (["evaluate", "s", "m", "--split", "../s/test"], "evaluate: error: argument --split: invalid "
+     "choice: '../s/test'"),
+    (["embed", "--split", "test", "store", "model"], "embed: error: argument --split: invalid "
+     "choice: 'store'"),  # not "the following arguments are required: store, model_dir"
 ])
-def test_an_unrecognized_argument_is_named_with_the_command_s_usage(args, message, capsys):
+def test_a_wrong_argument_is_named_with_the_command_s_usage(args, message, capsys):
     with pytest.raises(SystemExit) as exit:
         main(args)
     err = capsys.readouterr().err
