@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from featurestore.nsynth import SPLITS
-from featurestore.remote import store_location
+from featurestore.remote import is_url, store_location
 
 __all__ = ["make_parser"]
 
@@ -63,6 +63,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def local_path(text: str) -> Path:
+    """A path on this machine as given on a command line; a URL is refused (``pathlib`` would
+    make ``s3://b/x`` a local folder ``s3:/b/x``): timbremap writes only local files."""
+    if is_url(text):
+        raise argparse.ArgumentTypeError(
+            f"{text}: a URL where a local path is needed (timbremap reads stores on object "
+            f"storage, with inspect, train, evaluate and embed, and writes only local files: "
+            f"write locally, then copy the folder up)")
+    return Path(text)
+
+
 #: The model argument of the commands that use a trained model.
 MODEL_HELP = "the folder train wrote the model into"
 
@@ -91,10 +102,10 @@ def _render(add_command):
                                 "subtractive and additive voices: pip install "
                                 "'timbremap[synth]'), into instrument-disjoint train/valid/test "
                                 "splits in NSynth's layout.")
-    p.add_argument("soundfont", nargs="?", type=Path,
+    p.add_argument("soundfont", nargs="?", type=local_path,
                    help="SF2 or SF3 (Vorbis-compressed) file (default: TimGM6mb.sf2 "
                         "shipped by pretty_midi); not with --synth")
-    p.add_argument("out", type=Path, help="root folder to write train/ valid/ test/ into")
+    p.add_argument("out", type=local_path, help="root folder to write train/ valid/ test/ into")
     r = RenderOptions()
     p.add_argument("--velocities", type=int, nargs="+", default=list(r.velocities),
                    help=f"MIDI velocities of each note (default {_listed(r.velocities)})")
@@ -133,7 +144,7 @@ def _build(add_command):
                                 "inputs each split holds the notes of that split of every "
                                 "input; a note name two inputs share is refused. Resumes an "
                                 "interrupted build.")
-    p.add_argument("paths", type=Path, nargs="+", metavar="NOTES... STORE",
+    p.add_argument("paths", type=local_path, nargs="+", metavar="NOTES... STORE",
                    help="the input folders, one or more (none with --manifest), then the "
                         "store folder")
     d = InputOptions()
@@ -142,7 +153,7 @@ def _build(add_command):
     g.add_argument("--layout", choices=LAYOUTS,
                    help="auto (default): nsynth where NOTES/SPLIT/examples.json exists, else "
                         "folders (one folder per class)")
-    g.add_argument("--manifest", type=Path, action="append", metavar="FILE.csv",
+    g.add_argument("--manifest", type=local_path, action="append", metavar="FILE.csv",
                    help="read this CSV (columns path,label and optionally split, group; other "
                         "columns kept as metadata); paths are relative to its folder; may be "
                         "given more than once")
@@ -217,7 +228,7 @@ def _train(add_command):
                                 "STORE/valid.h5; write MODEL_DIR/model.keras, config.json, "
                                 "history.csv and curves.png.")
     p.add_argument("store", type=store_location, help=STORE_HELP)
-    p.add_argument("model_dir", type=Path, help="folder to write the model into")
+    p.add_argument("model_dir", type=local_path, help="folder to write the model into")
     p.add_argument("--model", choices=MODELS,
                    help=f"default: a 5-layer CNN on mel-averaged bands with augmentation; "
                         f"tutorial: the TF1 tutorial's two-stage CNN (default {d.model})")
@@ -279,11 +290,11 @@ def _evaluate(add_command):
                                 "and a confusion-matrix PNG, over the model's label "
                                 "set (the store's must be the same).")
     p.add_argument("store", type=store_location, help=STORE_HELP)
-    p.add_argument("model_dir", type=Path, help=MODEL_HELP)
+    p.add_argument("model_dir", type=local_path, help=MODEL_HELP)
     p.add_argument("--split", choices=SPLITS, default=_default(evaluate, "split"),
                    help="the split to score (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--confusion", type=Path,
+    p.add_argument("--confusion", type=local_path,
                    help="confusion-matrix image, PNG unless its ending names another format "
                         "(default MODEL_DIR/confusion_SPLIT.png, or confusion_STORENAME_SPLIT.png "
                         "for another store than the model's)")
@@ -294,8 +305,8 @@ def _predict(add_command):
     p = add_command("predict", help="top labels of audio files",
                     description="The model's top labels with probabilities for each audio file "
                                 "(wav, flac, mp3, ...; any sample rate; stereo is downmixed).")
-    p.add_argument("model_dir", type=Path, help=MODEL_HELP)
-    p.add_argument("files", type=Path, nargs="+",
+    p.add_argument("model_dir", type=local_path, help=MODEL_HELP)
+    p.add_argument("files", type=local_path, nargs="+",
                    help="audio files, or folders: every audio file below them")
     p.add_argument("--top", type=int, default=_default(FilePrediction.top, "k"),
                    help="labels printed per file (default: %(default)s)")
@@ -312,8 +323,8 @@ def _embed(add_command):
                                 "/probabilities into each split file, or into files of their "
                                 "own (--into).")
     p.add_argument("store", type=store_location, help=STORE_HELP)
-    p.add_argument("model_dir", type=Path, help=MODEL_HELP)
-    p.add_argument("--into", type=Path, metavar="FOLDER",
+    p.add_argument("model_dir", type=local_path, help=MODEL_HELP)
+    p.add_argument("--into", type=local_path, metavar="FOLDER",
                    help="write FOLDER/SPLIT.h5 (embeddings, probabilities, names, labels, "
                         "instrument) instead of writing into the store; needed for a store "
                         "on object storage")
@@ -325,7 +336,7 @@ def _tsne(add_command):
     p = add_command("tsne", help="write a t-SNE map of a split into the store",
                     description="Write /tsne (N, 2) with its quality (trustworthiness, kNN "
                                 "label accuracy) in the attrs.")
-    p.add_argument("store", type=Path, help="the store folder")
+    p.add_argument("store", type=store_location, help="the store folder (a local store)")
     helps = {"split": "the split to map", "perplexity": "t-SNE's perplexity: about the "
              "number of neighbours each point keeps close", "seed": "seeds the map's layout"}
     for option, text in helps.items():
@@ -345,9 +356,9 @@ def _place(add_command):
     p = add_command("place", help="put new sounds on an existing t-SNE map",
                     description="Embed audio files and position them on a split's "
                                 "openTSNE map; print coordinates and nearest stored notes.")
-    p.add_argument("store", type=Path, help="the store folder")
-    p.add_argument("model_dir", type=Path, help="the model whose embeddings the map shows")
-    p.add_argument("files", type=Path, nargs="+",
+    p.add_argument("store", type=store_location, help="the store folder (a local store)")
+    p.add_argument("model_dir", type=local_path, help="the model whose embeddings the map shows")
+    p.add_argument("files", type=local_path, nargs="+",
                    help="audio files, or folders: every audio file below them")
     p.add_argument("--split", choices=SPLITS, default=_default(tsne_split, "split"),
                    help="the split whose map to place on (default: the one tsne maps)")
@@ -358,7 +369,7 @@ def _plot(add_command):
                     description="One panel per split with a /tsne map (run tsne first), each "
                                 "note a dot coloured by its label.")
     p.add_argument("store", type=store_location, help="the store folder (a local store)")
-    p.add_argument("out", type=Path, help="the image to write: .png (added to a name without "
+    p.add_argument("out", type=local_path, help="the image to write: .png (added to a name without "
                                          "an ending), .pdf, .svg or any other that matplotlib "
                                          "writes")
     p.add_argument("--split", choices=SPLITS, nargs="+",
@@ -369,7 +380,7 @@ def _map(add_command):
     p = add_command("map", help="interactive HTML map: hover, click to listen, filter",
                     description="Write OUT_DIR/index.html, which opens offline from disk.")
     p.add_argument("store", type=store_location, help="the store folder (a local store)")
-    p.add_argument("out_dir", type=Path, help="folder to write index.html into")
+    p.add_argument("out_dir", type=local_path, help="folder to write index.html into")
     p.add_argument("--split", choices=SPLITS, nargs="+",
                    help="only these splits (default: all with a map)")
     p.add_argument("--copy-audio", action="store_true",
@@ -383,7 +394,7 @@ def _demo(add_command):
                     description="render -> build -> train (short) -> evaluate -> embed -> "
                                 "tsne -> plot -> map on notes from TimGM6mb and from the "
                                 "synthesis engines (pip install 'timbremap[synth]').")
-    p.add_argument("out_dir", type=Path, nargs="?", default=Path("demo"),
+    p.add_argument("out_dir", type=local_path, nargs="?", default=Path("demo"),
                    help="folder for the notes, store, model and pictures (default "
                         "%(default)s)")
     p.add_argument("--seed", type=int, default=DemoOptions.seed, help="the training run's seed")

@@ -16,7 +16,7 @@ import numpy as np
 from featurestore import schema
 from featurestore.errors import check_paths, check_positive_int
 from featurestore.features import features_of_files
-from featurestore.store import StoreError, open_split, read_params, split_path
+from featurestore.store import StoreError, open_split, read_params, require_store, split_path
 from training.modeldir import load_trained
 
 from .embed import embedding_model
@@ -49,6 +49,7 @@ def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: in
     check_paths("files", files)
     check_positive_int("k", k)
     check_positive_int("batch_size", batch_size)
+    require_store(store, local_for="place")
     store = Path(store)
     trained = load_trained(model_dir)
     with open_split(store, split) as f:

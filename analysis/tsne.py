@@ -32,7 +32,7 @@ import numpy as np
 from featurestore import schema
 from featurestore.errors import InputError, check_seed
 from featurestore.reader import SpectraReader
-from featurestore.store import StoreError, open_split, split_path
+from featurestore.store import StoreError, open_split, require_store, split_path
 
 from .placements import forget_placed
 from .writeback import check_writable, results_file, split_version, write_result
@@ -242,6 +242,7 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
     if not 0 < perplexity < math.inf:
         raise InputError(f"perplexity must be positive and finite, got {perplexity}")
     check_seed(seed)
+    require_store(store, local_for="tsne")
     path = split_path(store, split)
     check_writable(store, split)  # before the fit, which can take minutes
     version = split_version(store, split)  # the file read: its results go into no other

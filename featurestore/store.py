@@ -121,7 +121,7 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
     if remote.is_url(store):
         if local_for:
             raise StoreError(f"{store}: {local_for} needs a local store (a store on object "
-                             f"storage is read by inspect, evaluate and embed --into)")
+                             f"storage is read by inspect, train, evaluate and embed --into)")
         return
     if Path(store).is_dir():
         return

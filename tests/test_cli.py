@@ -131,6 +131,7 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["map", "{tmp}", "{tmp}/file"], "file: is a file; the map is written into a folder"),
     (["plot", "s3://bucket/store", "{tmp}/x.png"], "plot needs a local store"),
     (["map", "s3://bucket/store", "{tmp}/map"], "map needs a local store"),
+    (["tsne", "s3://bucket/store"], "s3://bucket/store: tsne needs a local store"),
     (["inspect", "{tmp}"], "no split files"),
     (["inspect", "{tmp}/half"], "an unfinished build left train.h5.partial"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
@@ -364,6 +365,10 @@ def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
      "choice: '../s/test'"),
     (["embed", "--split", "test", "store", "model"], "embed: error: argument --split: invalid "
      "choice: 'store'"),  # not "the following arguments are required: store, model_dir"
+    (["build", "notes", "s3://b/new"], "build: error: argument NOTES... STORE: s3://b/new: a URL "
+     "where a local path is needed"),  # not a folder s3:/b/new here
+    (["train", "s3://b/store", "s3://b/model"], "argument model_dir: s3://b/model: a URL where"),
+    (["embed", "s3://b/store", "m", "--into", "s3://b/e"], "argument --into: s3://b/e: a URL"),
 ])
 def test_a_wrong_argument_is_named_with_the_command_s_usage(args, message, capsys):
     with pytest.raises(SystemExit) as exit:

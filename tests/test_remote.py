@@ -186,7 +186,7 @@ def test_a_store_on_object_storage_is_never_written(s3):
     for mode in ("r+", "a", "w"):
         with pytest.raises(StoreError, match="a store on object storage is read, never written"):
             open_split(s3, "train", mode)
-    with pytest.raises(StoreError, match="a store on object storage is read, never written"):
+    with pytest.raises(StoreError, match=f"{s3}: tsne needs a local store"):
         tsne_split(s3, "train", source="spectra", perplexity=3)  # refused before the fit
     with open_split(s3, "train") as f:  # reading it still works
         assert f["spectra"].shape[0] == 22
@@ -247,6 +247,13 @@ def test_evaluate_a_url_as_its_local_copy(remote_model, tone_store, capsys):
     assert remote["accuracy"] == local["accuracy"]
     assert remote["balanced_accuracy"] == local["balanced_accuracy"]
     assert remote["confusion"] == local["confusion"]
+
+
+@pytest.mark.full  # TensorFlow
+def test_place_needs_a_local_store(remote_model, tmp_path):
+    (tmp_path / "x.wav").write_bytes(b"")
+    one_line_error(run("place", URL, remote_model[0], tmp_path / "x.wav"),
+                   f"{URL}: place needs a local store")
 
 
 @pytest.mark.full  # TensorFlow
