@@ -13,6 +13,7 @@ from pathlib import Path
 
 from analysis.options import parse_args
 from featurestore.errors import TimbremapError
+from featurestore.remote import client_errors
 
 log = logging.getLogger("timbremap")
 
@@ -385,6 +386,12 @@ def main(argv=None) -> int:
         if args.verbose:
             log.exception("failed")
         log.error("error: %s", _named_as_options(str(err).strip(), args) or type(err).__name__)
+        return EXIT_ERROR
+    except client_errors() as err:  # a store on object storage that went out of reach
+        if args.verbose:
+            log.exception("failed")
+        log.error("error: %s: cannot be read (%s: %s)", getattr(args, "store", "the store"),
+                  type(err).__name__, err)
         return EXIT_ERROR
     return 0
 

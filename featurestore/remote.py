@@ -9,13 +9,14 @@ AWS variables and files botocore reads (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_UR
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
 
 from .errors import StoreError
 
 __all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
-           "file_size", "METADATA_BLOCK", "METADATA_BLOCKS"]
+           "file_size", "client_errors", "METADATA_BLOCK", "METADATA_BLOCKS"]
 
 #: The block cache h5py's reads of a split's metadata (its chunk index, labels, names) go
 #: through: blocks of this many bytes, at most METADATA_BLOCKS of them kept.
@@ -55,6 +56,25 @@ def _filesystem(url: str):
                          f"pip install 'timbremap[remote]'") from None
 
 
+def client_errors() -> Tuple[type, ...]:
+    """What an object-storage client raises, besides :class:`OSError`, for an object it cannot
+    reach or read: botocore's errors (no credentials, no connection to the endpoint), which
+    s3fs passes on as they are, and aiohttp's (HTTP-based filesystems). Only the clients
+    already imported are looked up: a store read from a URL has imported its own."""
+    found = []
+    botocore = sys.modules.get("botocore.exceptions")
+    if botocore is not None:
+        found += [botocore.BotoCoreError, botocore.ClientError]
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None:
+        found.append(aiohttp.ClientError)
+    return tuple(found)
+
+
+def _read_errors() -> Tuple[type, ...]:
+    return (OSError, ValueError, *client_errors())
+
+
 def _missing(url: str, err: Exception) -> StoreError:
     return StoreError(f"{url}: cannot be read ({type(err).__name__}: {err})")
 
@@ -71,7 +91,7 @@ def open_binary(url: str):
     try:
         return fs.open(path, "rb", block_size=METADATA_BLOCK, cache_type="blockcache",
                        cache_options={"maxblocks": METADATA_BLOCKS})
-    except (OSError, ValueError) as err:
+    except _read_errors() as err:
         raise _missing(url, err) from None
 
 
@@ -80,7 +100,7 @@ def list_files(url: str, suffix: str) -> List[str]:
     fs, path = _filesystem(url)
     try:
         found = fs.ls(path, detail=False)
-    except (OSError, ValueError) as err:
+    except _read_errors() as err:
         raise _missing(url, err) from None
     return sorted(name.rstrip("/").rsplit("/", 1)[-1] for name in found
                   if name.endswith(suffix))
@@ -91,7 +111,7 @@ def file_size(url: str) -> int:
     fs, path = _filesystem(url)
     try:
         return int(fs.size(path))
-    except (OSError, ValueError) as err:
+    except _read_errors() as err:
         raise _missing(url, err) from None
 
 
@@ -104,7 +124,7 @@ def read_ranges(url: str, ranges: Sequence[Tuple[int, int]]) -> List[bytes]:
     starts, stops = zip(*ranges)
     try:
         got = fs.cat_ranges([path] * len(ranges), list(starts), list(stops), on_error="raise")
-    except (OSError, ValueError) as err:
+    except _read_errors() as err:
         raise _missing(url, err) from None
     for data, (start, stop) in zip(got, ranges):
         if len(data) != stop - start:

@@ -166,7 +166,15 @@ def open_file(path: Path, mode: str) -> h5py.File:
     if remote.is_url(path):
         if mode != "r":
             raise never_written(path)
-        return h5py.File(remote.open_binary(path), "r")
+        fileobj = remote.open_binary(path)
+        try:
+            return h5py.File(fileobj, "r")
+        except OSError as err:  # h5py's: the object is no HDF5 file, or is cut short
+            fileobj.close()
+            raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
+        except remote.client_errors() as err:
+            fileobj.close()
+            raise StoreError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
     try:
         return h5py.File(path, mode)
     except OSError as err:

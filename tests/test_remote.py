@@ -29,10 +29,11 @@ URL = f"s3://{BUCKET}/store"
 SPLIT_SIZES = {"train": 22, "valid": 11, "test": 11}
 
 
-def run(*args):
-    """``timbremap ARGS`` in a process of its own (it inherits the S3 variables)."""
+def run(*args, env=None):
+    """``timbremap ARGS`` in a process of its own (it inherits the S3 variables, or is given
+    ``env``)."""
     return subprocess.run([sys.executable, "-m", "analysis.cli", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
 
 
 def one_line_error(result, message):
@@ -198,6 +199,35 @@ def test_an_unknown_protocol_is_a_clear_store_error(s3):
         describe_store("nosuch://x/y")
     with pytest.raises(StoreError, match="cannot read this kind of URL"):
         SpectraReader("nosuch://x/y/train.h5")
+
+
+def test_a_damaged_split_on_object_storage_is_named(s3, tone_store):
+    fs = s3fs.S3FileSystem()
+    whole = (Path(tone_store) / "train.h5").read_bytes()
+    for name, data in [("cut", whole[:len(whole) // 2]), ("text", b"hello"), ("empty", b"")]:
+        fs.pipe_file(f"{BUCKET}/{name}/train.h5", data)
+        url = f"s3://{BUCKET}/{name}"
+        with pytest.raises(StoreError, match=rf"^{url}/train\.h5: not a readable HDF5 file"):
+            open_split(url, "train")
+        with pytest.raises(StoreError, match=rf"^{url}/train\.h5: not a readable HDF5 file"):
+            SplitDataset(url, "train")
+
+
+def test_a_client_that_cannot_reach_the_store_is_one_line(s3, monkeypatch):
+    import os
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    one_line_error(run("inspect", s3, env=env), f"error: {s3}: cannot be read "
+                                                f"(NoCredentialsError: Unable to locate "
+                                                f"credentials)")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        with pytest.raises(StoreError, match=f"{s3}: cannot be read \\(NoCredentialsError"):
+            SplitDataset(s3, "train")
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_inspect_errors_are_one_line(s3):
