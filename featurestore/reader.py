@@ -87,6 +87,8 @@ class SpectraReader:
         if not remote.is_url(path) and self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder; a reader reads one split file "
                              f"({self.path / 'train.h5'}, ...)")
+        # what the byte reads check the object against: the chunk index read next is its own
+        self._version = remote.object_version(self.path) if remote.is_url(self.path) else None
         self._file = open_file(self.path, "r")
         self._closed = False
         try:
@@ -141,7 +143,7 @@ class SpectraReader:
             unique, inverse = np.unique(idx, return_inverse=True)
             got = remote.read_ranges(self.path, [(int(self._offsets[i]),
                                                   int(self._offsets[i]) + self.note_bytes)
-                                                 for i in unique])
+                                                 for i in unique], version=self._version)
             x = self._decode(b"".join(got), len(unique))[inverse.reshape(-1)]
         elif self._offsets is not None:
             x = np.empty((len(idx),) + self.shape, dtype=np.float16)
@@ -208,7 +210,8 @@ class SpectraReader:
         """Fill each uint8 array of ``parts``, ``[(offset, array), ...]``, with the file's
         bytes from its offset on (the requests of object storage go together)."""
         if self.method == "remote":
-            got = remote.read_ranges(self.path, [(at, at + len(into)) for at, into in parts])
+            got = remote.read_ranges(self.path, [(at, at + len(into)) for at, into in parts],
+                                     version=self._version)
             for (_, into), data in zip(parts, got):
                 into[:] = np.frombuffer(data, np.uint8)
             return

@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from .errors import StoreError
 
 __all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
-           "file_size", "client_errors", "METADATA_BLOCK", "METADATA_BLOCKS"]
+           "file_size", "object_version", "client_errors", "METADATA_BLOCK",
+           "METADATA_BLOCKS"]
 
 #: The block cache h5py's reads of a split's metadata (its chunk index, labels, names) go
 #: through: blocks of this many bytes, at most METADATA_BLOCKS of them kept.
@@ -115,9 +116,38 @@ def file_size(url: str) -> int:
         raise _missing(url, err) from None
 
 
-def read_ranges(url: str, ranges: Sequence[Tuple[int, int]]) -> List[bytes]:
+#: The fields of an fsspec ``info`` that change when an object is written again (S3's ETag,
+#: Google Cloud Storage's generation, a modification time).
+_VERSION_FIELDS = ("ETag", "etag", "generation", "LastModified", "mtime", "created")
+
+
+def object_version(url: str) -> tuple:
+    """What identifies the object at ``url`` as it is now (its size, ETag or generation or
+    modification time), asked of the storage, not of fsspec's listing cache: another upload
+    under the same name gives another value."""
+    fs, path = _filesystem(url)
+    fs.invalidate_cache(path)
+    try:
+        info = fs.info(path)
+    except _read_errors() as err:
+        raise _missing(url, err) from None
+    return (info.get("size"),) + tuple(str(info[k]) for k in _VERSION_FIELDS if k in info)
+
+
+def read_ranges(url: str, ranges: Sequence[Tuple[int, int]], *,
+                version: Optional[tuple] = None) -> List[bytes]:
     """The bytes ``[start, stop)`` of each range of ``url``, fetched concurrently where the
-    filesystem can (``fs.cat_ranges``: S3's are asynchronous requests)."""
+    filesystem can (``fs.cat_ranges``: S3's are asynchronous requests).
+
+    With ``version`` (:func:`object_version` when the file was opened), the object is asked
+    after the reads whether it is still that one: ranges of an object another upload replaced
+    would not fit the chunk index read from the first.
+
+    Raises
+    ------
+    StoreError
+        The object cannot be read, is shorter than a range, or has changed since ``version``.
+    """
     fs, path = _filesystem(url)
     if not ranges:
         return []
@@ -126,6 +156,9 @@ def read_ranges(url: str, ranges: Sequence[Tuple[int, int]]) -> List[bytes]:
         got = fs.cat_ranges([path] * len(ranges), list(starts), list(stops), on_error="raise")
     except _read_errors() as err:
         raise _missing(url, err) from None
+    if version is not None and object_version(url) != version:
+        raise StoreError(f"{url}: replaced on the object storage since it was opened (another "
+                         f"upload under its name); open the store again")
     for data, (start, stop) in zip(got, ranges):
         if len(data) != stop - start:
             raise StoreError(f"{url}: ends inside bytes {start}..{stop}")

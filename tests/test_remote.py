@@ -141,6 +141,19 @@ def test_spectra_reader_reads_what_the_local_one_does(s3, tone_store, split):
             remote.rows(0, n + 1)
 
 
+def test_a_split_replaced_on_the_storage_while_it_is_read_is_refused(s3, tone_store):
+    fs = s3fs.S3FileSystem()
+    url = f"s3://{BUCKET}/swapped"
+    fs.put_file(str(tone_store / "train.h5"), f"{BUCKET}/swapped/train.h5")
+    with SpectraReader(f"{url}/train.h5") as reader:
+        reader.batch([0, 5])
+        fs.put_file(str(tone_store / "valid.h5"), f"{BUCKET}/swapped/train.h5")  # a new upload
+        for read in (lambda: reader.batch([5, 0]), lambda: reader.rows(0, 4)):
+            with pytest.raises(StoreError, match=f"{url}/train.h5: replaced on the object "
+                                                 f"storage since it was opened"):
+                read()  # not the new file's bytes at the old file's offsets
+
+
 def test_split_dataset_reads_what_the_local_one_does(s3, tone_store):
     fields = ("spectra", "labels", "names", "pitch")
     remote = SplitDataset(s3, "train", fields=fields)
