@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from .errors import StoreError
-from .schema import LABELS, SPECTRA, note_datasets
+from .schema import CONTENT_DIGEST, LABELS, SPECTRA, note_datasets
 from .reader import SpectraReader
 from .store import open_split, split_path
 
@@ -75,7 +75,6 @@ class SplitDataset:
         self.fields = tuple(fields)
         self.method = method
         with open_split(store, split) as f:
-            n = f[SPECTRA].shape[0]
             notes = note_datasets(f)
             missing = [name for name in self.fields if name not in notes]
             if missing:
@@ -84,7 +83,8 @@ class SplitDataset:
             self.shapes = {name: tuple(f[name].shape[1:]) for name in self.fields}
             self._strings = {name for name in self.fields
                              if h5py.check_string_dtype(f[name].dtype) is not None}
-        self._n = int(n)
+            self._content = self._content_of(f)
+        self._n = int(self._content[0])
         self._opened = None  # (pid, SpectraReader or None, h5py.File), in the process using it
 
     def __len__(self) -> int:
@@ -140,11 +140,39 @@ class SplitDataset:
             self._opened = None  # a parent's handles are never used (nor closed) here
             reader = (SpectraReader(self.path, self.method) if SPECTRA in self.fields
                       else None)
-            f = (open_split(self._store, self._split)
-                 if set(self.fields) - {SPECTRA} else None)
-            self._opened = (os.getpid(), reader, f)
+            f = open_split(self._store, self._split)
+            opened = (os.getpid(), reader, f)
+            try:
+                self._check_unchanged(f)
+            except StoreError:
+                _close(*opened)
+                raise
+            if not set(self.fields) - {SPECTRA}:
+                f.close()
+                opened = (os.getpid(), reader, None)
+            self._opened = opened
             self._closer = weakref.finalize(self, _close, *self._opened)
         return self._opened[1], self._opened[2]
+
+    def _content_of(self, f: h5py.File) -> tuple:
+        """What the items depend on: the number of notes, the split's content digest (their
+        names, labels, files), the fields' shapes and dtypes."""
+        return (int(f[SPECTRA].shape[0]), str(f.attrs.get(CONTENT_DIGEST, "")),
+                tuple((name, f[name].shape, str(f[name].dtype)) if name in f else (name,)
+                      for name in self.fields))
+
+    def _check_unchanged(self, f: h5py.File):
+        """Refuse a split file that is no longer the one this dataset was made from (a
+        ``build --add`` grew it, ``--overwrite`` built it again, its results went): its
+        length, and which row is which note, would not be this dataset's."""
+        now = self._content_of(f)
+        if now != self._content:
+            gone = [name for name, *rest in now[2] if not rest]
+            raise StoreError(f"{self.path}: changed since this dataset was made (" + (
+                f"no /{', /'.join(gone)} any more" if gone else
+                f"{self._content[0]} notes then, {now[0]} now" if now[0] != self._content[0]
+                else "other notes") + "; built again or grown by build --add): make a new "
+                "SplitDataset")
 
     def close(self):
         """Close this process's handles (the next read opens them again)."""

@@ -153,6 +153,36 @@ def test_a_dataset_is_a_context_that_closes_its_files(tone_store):
     assert not f.id.valid and ds._opened is None
 
 
+def test_a_split_that_changed_since_the_dataset_was_made_is_refused(tmp_path):
+    import shutil
+    from featurestore.build import build_store
+    from helpers import make_tone_root
+    store = tmp_path / "store"
+    build_store(make_tone_root(tmp_path / "a", 6, 3, 0), store, jobs=1, progress=False)
+    ds = SplitDataset(store, "train", fields=("spectra", "names"))
+    first = ds[2]
+    shutil.copyfile(store / "train.h5", tmp_path / "copy.h5")  # a rewrite of the same notes
+    (tmp_path / "copy.h5").replace(store / "train.h5")
+    ds.close()
+    assert ds[2][1] == first[1]
+    build_store(make_tone_root(tmp_path / "b", 8, 3, 0), store, jobs=1, progress=False,
+                overwrite=True)
+    ds.close()
+    with pytest.raises(StoreError, match=r"train\.h5: changed since this dataset was made \(6 "
+                                         r"notes then, 8 now; built again"):
+        ds[2]  # not another note under the same index
+    with h5py.File(store / "valid.h5", "r+") as f:
+        f["embeddings"] = np.ones((3, 4), np.float32)
+    ds = SplitDataset(store, "valid", fields=("embeddings",))
+    ds[0]
+    ds.close()
+    with h5py.File(store / "valid.h5", "r+") as f:
+        del f["embeddings"]
+    with pytest.raises(StoreError, match="changed since this dataset was made \\(no /embeddings "
+                                         "any more"):
+        ds[0]
+
+
 def run_snippet(code: str, store):
     namespace = {}
     exec(compile(code.replace('"demo/store"', repr(str(store))), "README.md", "exec"),
