@@ -124,6 +124,8 @@ class SplitDataset:
             return np.zeros(0, np.int64)
         if rows.dtype.kind not in "iu" or rows.ndim != 1:
             raise TypeError(f"index must be an int, a sequence of ints or a slice, got {index!r}")
+        if rows.dtype.kind == "u" and rows.max() >= self._n:  # before int64 wraps a uint64
+            raise IndexError(f"{self.path}: index {index!r} out of range for {self._n} notes")
         rows = rows.astype(np.int64)
         rows = np.where(rows < 0, rows + self._n, rows)
         if rows.size and (rows.min() < 0 or rows.max() >= self._n):

@@ -131,10 +131,10 @@ class SpectraReader:
         idx = np.asarray(indices)
         if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
             raise TypeError(f"{self.path}: indices must be a sequence of ints, got {indices!r}")
-        idx = idx.astype(np.int64, copy=False)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):  # before int64 wraps a uint64
             raise IndexError(f"{self.path}: indices must be in [0, {self.n}), "
                              f"got {idx.min()}..{idx.max()}")
+        idx = idx.astype(np.int64, copy=False)
         if self.in_order and len(idx) > 1 and (np.diff(idx) == 1).all():
             x = self.rows(int(idx[0]), int(idx[-1]) + 1)
         elif self._rows is not None:
@@ -181,15 +181,21 @@ class SpectraReader:
         ``out`` (float16, ``(notes, frames, bins)``), as :meth:`rows` reads one: on object
         storage, the requests of every run go together."""
         self._check_open()
-        if not out.flags.c_contiguous or out.dtype != np.float16:
-            raise ValueError("out must be a C-contiguous float16 array (the runs are read into "
-                             "its memory)")
-        parts, at = [], 0
-        flat = out.reshape(len(out), int(np.prod(self.shape))).view(np.uint8)
         for start, stop in spans:
             if not 0 <= start <= stop <= self.n:
                 raise IndexError(f"{self.path}: rows must lie in [0, {self.n}], got "
                                  f"{start}:{stop}")
+        notes = sum(stop - start for start, stop in spans)
+        want = (notes,) + self.shape
+        if not isinstance(out, np.ndarray) or out.shape != want or out.dtype != np.float16 \
+                or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"out must be a writable C-contiguous float16 array of shape "
+                             f"{want} (the runs are read into its memory), got " + (
+                                 f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray)
+                                 else type(out).__name__))
+        parts, at = [], 0
+        flat = out.reshape(len(out), int(np.prod(self.shape))).view(np.uint8)
+        for start, stop in spans:
             count = stop - start
             if not self.in_order and count:
                 out[at:at + count] = self.batch(np.arange(start, stop), labels=False)
@@ -201,8 +207,6 @@ class SpectraReader:
                 parts += [(int(offsets[a]), flat[at + a:at + b].reshape(-1))
                           for a, b in zip(cuts[:-1], cuts[1:])]
             at += count
-        if at != len(out):
-            raise ValueError(f"out holds {len(out)} notes, the runs {at}")
         self._read_bytes(parts)
         return out
 

@@ -1,6 +1,8 @@
 """The block order (``training.blockorder``): runs of consecutive notes, read in random order
 and shuffled within a buffer, balanced in expectation; and its reads through
 ``SpectraReader.rows``."""
+import re
+
 import numpy as np
 import pytest
 
@@ -85,6 +87,18 @@ def test_rows_are_one_read_equal_to_the_notes(tone_store):
         np.testing.assert_array_equal(both, reader.batch([3, 4, 10, 11, 12])[0])
         with pytest.raises(ValueError, match="C-contiguous float16"):
             reader.runs([(0, 2)], np.empty((4,) + reader.shape, np.float16)[::2])
+    frames, bins = reader.shape
+    for method in ("mmap", "h5py"):  # each refuses an out of another shape up front
+        with SpectraReader(tone_store / "train.h5", method=method) as reader:
+            for out in (np.empty((2, bins, frames), np.float16), np.empty(20, np.float16),
+                        np.empty((1, frames, bins), np.float16)):
+                with pytest.raises(ValueError, match=rf"out must be .* of shape \(2, {frames}, "
+                                                     rf"{bins}\) .*got float16 "
+                                                     + re.escape(str(out.shape))):
+                    reader.rows(0, 2, out=out)
+            with pytest.raises(IndexError, match=r"indices must be in \[0, 22\), got "
+                                                 r"18446744073709551615"):
+                reader.batch(np.array([2 ** 64 - 1], np.uint64))  # not -1, the last note
     with SpectraReader(tone_store / "train.h5", method="h5py") as reader:
         assert not reader.in_order  # read note by note
         with SpectraReader(tone_store / "train.h5") as mapped:

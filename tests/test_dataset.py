@@ -66,6 +66,8 @@ def test_bad_indices_fields_and_splits_say_what_exists(tone_store):
         ds[11]
     with pytest.raises(IndexError, match="out of range"):
         ds[[0, -12]]
+    with pytest.raises(IndexError, match="out of range for 11 notes"):
+        ds[np.array([2 ** 64 - 1], np.uint64)]  # not -1 once cast to int64
     with pytest.raises(TypeError, match="index must be an int"):
         ds[0.5]
     with pytest.raises(StoreError, match=r"no per-note dataset colour \(it has .*labels.*names"):

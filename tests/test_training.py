@@ -197,6 +197,14 @@ def test_predict_any_format_and_goes_on_after_bad_files(trained, tone_root, tmp_
     x[2, 5, 7] = np.nan  # answered as a sound before
     with pytest.raises(InputError, match=r"features\[2\] is not all finite"):
         predict_features(trained[0], x)  # the model's folder will do
+    big = np.zeros((2, 251, 513), np.float32)
+    big[1, 0, 0] = 7e4  # infinite once cast to float16, as the model takes it
+    with pytest.raises(InputError, match=r"features\[1\] is not all finite in float16"):
+        predict_features(trained[0], big)
+    with pytest.raises(InputError, match="features must be real numbers .* got dtype complex"):
+        predict_features(trained[0], big.astype(np.complex64))
+    with pytest.raises(InputError, match="got dtype object"):
+        predict_features(trained[0], big.astype(object))
     assert predict_features(trained[0], x[:2]).shape == (2, 11)
     assert "resampled 32000 Hz -> 16000 Hz" in results[3].adjustments
 

@@ -109,13 +109,14 @@ def predict_features(model, features: np.ndarray, batch_size: int = 64) -> np.nd
     model : TrainedModel or str or pathlib.Path
         A loaded model or its folder.
     features : np.ndarray, shape ``(N,) + trained.features.shape``
-        What a store holds (``/spectra`` rows), all finite.
+        What a store holds (``/spectra`` rows): real numbers, finite in float16.
     batch_size : int
 
     Raises
     ------
     InputError
-        ``features`` not of the model's shape, or not all finite, or ``batch_size`` below 1.
+        ``features`` not of the model's shape, not real, or not all finite in float16, or
+        ``batch_size`` below 1.
     """
     check_positive_int("batch_size", batch_size)
     trained = model if isinstance(model, TrainedModel) else load_trained(model)
@@ -123,9 +124,16 @@ def predict_features(model, features: np.ndarray, batch_size: int = 64) -> np.nd
     if np.ndim(features) != 1 + len(shape) or tuple(np.shape(features)[1:]) != shape:
         raise InputError(f"features must be of shape (N, {', '.join(map(str, shape))}) (the "
                          f"model's {trained.path}), got {tuple(np.shape(features))}")
-    bad = next((i for i in range(len(features)) if not np.isfinite(features[i]).all()), None)
+    kind = np.asarray(features[:0]).dtype.kind
+    if kind not in "fiu":
+        raise InputError(f"features must be real numbers (float16, as a store holds them), got "
+                         f"dtype {np.asarray(features[:0]).dtype}")
+    top = float(np.finfo(np.float16).max)  # the model takes float16, as stored
+    bad = next((i for i in range(len(features))
+                if not (np.abs(np.asarray(features[i], np.float64)) <= top).all()), None)
     if bad is not None:  # the model would answer it as if it were a sound
-        raise InputError(f"features[{bad}] is not all finite (NaN or infinite values)")
+        raise InputError(f"features[{bad}] is not all finite in float16, as the model takes "
+                         f"them (NaN, infinite, or beyond +-{top:g})")
     parts = [trained.model.predict_on_batch(np.asarray(features[i:i + batch_size]))
              for i in range(0, len(features), batch_size)]
     return (np.concatenate([np.asarray(p) for p in parts]) if parts
