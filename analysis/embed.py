@@ -114,6 +114,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
         check_folder_of_its_own(into)
         for split in splits:
             _check_replaceable(Path(into) / f"{split}.h5")
+        _check_one_run(Path(into), splits, store, trained)
     for split in splits:  # check all before writing anything
         with open_split(store, split) as f:
             trained.check_features(read_params(f), split_path(store, split))
@@ -180,6 +181,25 @@ def _check_replaceable(path: Path):
         raise InputError(f"{path}: exists and is not results that 'embed --into' wrote (a "
                          f"store's split?); --into names a new folder, or one of earlier "
                          f"results")
+
+
+def _check_one_run(into: Path, splits, store, trained: TrainedModel):
+    """Refuse an ``--into`` folder whose results of other splits than ``splits`` are of
+    another store or model: it would hold a mix that reads as one store's embeddings."""
+    for path in sorted(into.glob("*.h5")) if into.is_dir() else ():
+        if path.stem in splits:
+            continue  # replaced by this run
+        with h5py.File(path, "r") as f:
+            if not schema.is_apart_results(f):
+                continue
+            of = (str(f.attrs["store"]),
+                  str(f[schema.EMBEDDINGS].attrs.get(schema.MODEL_SHA1, ""))
+                  if schema.EMBEDDINGS in f else "")
+        if of != (store_id(store), trained.weights_hash):
+            what = "another store's" if of[0] != store_id(store) else "another model's"
+            raise InputError(f"{path}: {what} results ({of[0]}); --into names a folder for "
+                             f"one store's results by one model: give a new folder (or delete "
+                             f"that file)")
 
 
 def _write_apart(into: Path, store, split: str, shape: tuple, embeddings, probabilities,

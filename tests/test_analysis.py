@@ -257,6 +257,11 @@ def test_embed_into_never_replaces_a_stores_split(mapped, tmp_path):
     embed_store(store, mapped[1], ["test"], into=tmp_path / "apart", progress=False)
     embed_store(store, mapped[1], ["test", "train"], into=tmp_path / "apart",
                 progress=False)  # again
+    with pytest.raises(InputError, match=r"apart/test.h5: another store's results \(.*store\); "
+                                         r"--into names a folder for one store's results"):
+        embed_store(mapped[0], mapped[1], ["train"], into=tmp_path / "apart", progress=False)
+    embed_store(mapped[0], mapped[1], ["train", "test"], into=tmp_path / "apart",
+                progress=False)  # every split it holds, of the other store: not a mix
     with pytest.raises(StoreError, match="train.h5: results 'timbremap embed --into' wrote"):
         build_store(store, tmp_path / "apart", jobs=1, progress=False, add=True)  # no store
 
