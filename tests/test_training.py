@@ -689,6 +689,9 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     (other_store / "train.h5").write_bytes(b"")
     one_line_error(run("train", tone_store, other_store), "holds files that are not a timbremap "
                                                           "model's (train.h5)")
+    with pytest.raises(ModelError, match=r"no model.keras; it holds split files, test.h5, "
+                                          r"train.h5, valid.h5: a store\? Give the folder"):
+        load_trained(tone_store)  # the arguments swapped: not "train into the store"
     from featurestore.store import StoreError, open_split
     with pytest.raises(StoreError, match="split must be a name such as train, valid or test"):
         open_split(tone_store, "../store/test")  # the command line's --split takes only those

@@ -182,8 +182,11 @@ def load_trained(model_dir) -> TrainedModel:
                                              model_dir.is_file() else "no such model folder"))
     for name in (MODEL_FILE, CONFIG_FILE):
         if not (model_dir / name).is_file():
-            raise ModelError(f"{model_dir}: not a trained model folder (no {name}; "
-                             f"train one with 'timbremap train STORE {model_dir}')")
+            splits = sorted(p.name for p in model_dir.glob("*.h5"))
+            raise ModelError(f"{model_dir}: not a trained model folder (no {name}; " + (
+                f"it holds split files, {', '.join(splits)}: a store? Give the folder "
+                f"'timbremap train' wrote the model into)" if splits else
+                f"train one with 'timbremap train STORE {model_dir}')"))
     try:
         info = read_json(model_dir / CONFIG_FILE)
         config = TrainConfig.from_dict(info["train"])
