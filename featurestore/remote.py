@@ -97,14 +97,17 @@ def open_binary(url: str):
 
 
 def list_files(url: str, suffix: str) -> List[str]:
-    """Names of the objects directly under ``url`` whose names end in ``suffix``."""
+    """Names of the objects directly under ``url`` whose names end in ``suffix``; a
+    :class:`StoreError` for an object ``url`` itself (a split file given as the store)."""
     fs, path = _filesystem(url)
     try:
-        found = fs.ls(path, detail=False)
+        found = fs.ls(path, detail=True)
     except _read_errors() as err:
         raise _missing(url, err) from None
-    return sorted(name.rstrip("/").rsplit("/", 1)[-1] for name in found
-                  if name.endswith(suffix))
+    if [(f["name"].rstrip("/"), f.get("type")) for f in found] == [(path.rstrip("/"), "file")]:
+        raise StoreError(f"{url}: is a file, not a store (a store is a folder of split files)")
+    return sorted(f["name"].rstrip("/").rsplit("/", 1)[-1] for f in found
+                  if f["name"].endswith(suffix))
 
 
 def file_size(url: str) -> int:

@@ -191,6 +191,11 @@ def test_a_missing_bucket_or_store_is_a_store_error_naming_it(s3, url):
         open_split(url, "train")
 
 
+def test_a_split_file_given_as_the_store_is_named_so(s3):
+    with pytest.raises(StoreError, match=rf"^{s3}/train.h5: is a file, not a store"):
+        describe_store(f"{s3}/train.h5")
+
+
 def test_a_folder_without_split_files(s3):
     with pytest.raises(StoreError, match=r"s3://bucket/empty: no split files \(\*\.h5\)"):
         describe_store("s3://bucket/empty")
