@@ -199,7 +199,7 @@ def _build_split(split: _Split, params: FeatureParams,
             grow.settle_results(path, f, state.n_written)
     state.finished = True
     state.save(journal)
-    give_back_room(partial, split.base + len(notes))  # that of skipped notes, when it is much
+    give_back_room(partial)  # that of skipped notes or removed results, when it is much
     if not split.added:  # --add renames every split at its commit
         os.replace(partial, path)
         journal.unlink()

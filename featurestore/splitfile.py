@@ -20,9 +20,9 @@ read (:class:`JournalError`, reported by the build before it starts again). :fun
 writes the rest of the schema (labels, metadata, ``/skipped``, ``/adjusted``, attrs).
 
 The room allocated for notes that were then skipped is not given back by HDF5 when
-``/spectra`` shrinks to the notes kept; where it is much (:func:`give_back_room`), the finished
-partial file is copied without it, so a file's size follows the notes it keeps, not the inputs
-it was given.
+``/spectra`` shrinks to the notes kept, nor that of results ``build --add`` removes; where it
+is much (:func:`give_back_room`), the finished partial file is copied without it, so a file's
+size follows what it keeps, not the inputs it was given.
 """
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ __all__ = ["Progress", "JournalError", "Summary", "create_partial", "note_writer
 log = logging.getLogger(__name__)
 
 JOURNAL_SECONDS = 1.0  # at most this much finished work is redone after an interruption
-#: Room left by skipped notes that a finished split file may keep, beside a quarter of the
-#: room its notes take (:func:`give_back_room`).
+#: Room no dataset uses (left by skipped notes, or removed results) that a finished split
+#: file may keep, beside a quarter of the room its notes take (:func:`give_back_room`).
 SPARE_BYTES = 64 << 20
 
 
@@ -260,36 +260,51 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
     return skipped
 
 
-def give_back_room(path: Path, allocated: int) -> bool:
-    """Copy the finished split file ``path``, whose ``/spectra`` had room for ``allocated``
-    notes, without the room of those it did not keep, when that room is over
-    :data:`SPARE_BYTES` and over a quarter of what the kept notes take; True if it did.
+def give_back_room(path: Path) -> bool:
+    """Copy the finished split file ``path`` without the room in it that no dataset uses, when
+    that room is over :data:`SPARE_BYTES` and over a quarter of what its notes take; True if
+    it did.
 
-    The room never written takes no disk where files can be sparse, but it counts in the
-    file's size, and a copy elsewhere (``aws s3 sync``, ``tar``) writes it out. The copy is
-    written beside it and renamed over it: every note's chunk is copied as it is (allocated in
-    order, as :func:`create_partial` allocates them), and every other dataset, group and
-    attribute as HDF5 copies objects. Where the disk has no room for the copy, or it fails,
-    the file is kept as it is, with a warning.
+    HDF5 does not give room back: neither that allocated for notes then skipped, when
+    ``/spectra`` shrinks to the notes kept, nor that of datasets removed (the analysis results
+    of a split ``build --add`` grows). Room never written takes no disk where files can be
+    sparse, but it counts in the file's size, and a copy elsewhere (``aws s3 sync``, ``tar``)
+    writes it out. The copy is written beside it and renamed over it: every note's chunk is
+    copied as it is (allocated in order, as :func:`create_partial` allocates them), and every
+    other dataset, group and attribute as HDF5 copies objects. Where the disk has no room for
+    the copy, or it fails, the file is kept as it is, with a warning.
     """
     with h5py.File(path, "r") as f:
         spectra = f[schema.SPECTRA]
         kept, note = spectra.shape[0], spectra.dtype.itemsize * int(np.prod(spectra.shape[1:]))
-    # what the file holds beyond its notes: a file given back its room already has none
-    spare = min((allocated - kept) * note, path.stat().st_size - kept * note)
+        spare = path.stat().st_size - _used_bytes(f)  # and HDF5's own records, a little
     if spare <= max(SPARE_BYTES, kept * note // 4):
         return False
     if shutil.disk_usage(path.parent).free < 2 * kept * note + SPARE_BYTES:
-        log.warning("%s: no room on its disk to copy it without the room of its %d skipped "
-                    "notes; kept as it is", path, allocated - kept)
+        log.warning("%s: no room on its disk to copy it without its %.1f MiB of unused room; "
+                    "kept as it is", path, spare / 2**20)
         return False
     try:
         _copy_without_room(path, kept)
     except OSError as err:
-        log.warning("%s: could not be copied without the room of its %d skipped notes (%s); "
-                    "kept as it is", path, allocated - kept, err.strerror or err)
+        log.warning("%s: could not be copied without its %.1f MiB of unused room (%s); kept as "
+                    "it is", path, spare / 2**20, err.strerror or err)
         return False
     return True
+
+
+def _used_bytes(f: h5py.File) -> int:
+    """The bytes of ``f``'s datasets: their storage, and the text of variable-length strings
+    (kept apart, in HDF5's heaps)."""
+    used = []
+
+    def visit(_, obj):
+        if isinstance(obj, h5py.Dataset):
+            used.append(obj.id.get_storage_size())
+            if obj.size and h5py.check_vlen_dtype(obj.dtype) is not None:
+                used.append(sum(len(v) for v in np.ravel(obj[()])))
+    f.visititems(visit)
+    return sum(used)
 
 
 def _copy_without_room(path: Path, kept: int):

@@ -207,8 +207,7 @@ def test_the_room_of_skipped_notes_is_given_back(bad_root, tmp_path, monkeypatch
     monkeypatch.setattr(splitfile, "_copy_without_room", full)  # the copy fails: kept as it is
     build_store(bad_root, tmp_path / "full", jobs=1, progress=False)
     assert (tmp_path / "full" / "train.h5").stat().st_size == kept.stat().st_size
-    assert "could not be copied without the room of its 4 skipped notes (No space left on " \
-           "device); kept as it is" in caplog.text
+    assert "MiB of unused room (No space left on device); kept as it is" in caplog.text
 
 
 def test_more_jobs_than_cores_are_cut_to_them(tone_root, tmp_path, caplog):
@@ -463,9 +462,9 @@ def test_a_kill_once_every_note_is_done_finishes_the_file_without_redoing_a_note
         finalize(*args, **kwargs)
         raise KeyboardInterrupt
 
-    def interrupted_giving_back(path, allocated):
+    def interrupted_giving_back(path):
         if moment == "after giving back room":
-            assert give_back_room(path, allocated)
+            assert give_back_room(path)
         raise KeyboardInterrupt
     out = tmp_path / "out"
     with monkeypatch.context() as m:

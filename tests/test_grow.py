@@ -169,6 +169,27 @@ def test_a_split_that_gains_no_notes_keeps_its_analysis_results_and_content_dige
     assert _results(store / "valid.h5").keys() == results["valid"].keys()
 
 
+def test_the_room_of_results_a_growing_split_loses_is_given_back(tmp_path, monkeypatch):
+    import featurestore.splitfile as splitfile
+    first = make_tone_root(tmp_path / "a", 6, 0, 6)
+    store = tmp_path / "store"
+    build_store(first, store, jobs=1, progress=False)
+    from analysis.tsne import tsne_split
+    tsne_split(store, "test", source="spectra", perplexity=1.5)  # keeps the spectra's PCA
+    with h5py.File(store / "test.h5", "r") as f:
+        assert f[schema.TSNE_PCA_COMPONENTS].nbytes > (store / "test.h5").stat().st_size / 4
+    monkeypatch.setattr(splitfile, "SPARE_BYTES", 0)
+    second = _renamed(make_tone_root(tmp_path / "b", 0, 0, 2), "b_")
+    build_store([first, second], store, jobs=1, progress=False, add=True)
+    build_store([first, second], tmp_path / "full", jobs=1, progress=False)
+    full = (tmp_path / "full" / "test.h5").stat().st_size
+    assert (store / "test.h5").stat().st_size < full + 2 ** 16  # not the PCA's room
+    grown, rebuilt = _rows(store / "test.h5"), _rows(tmp_path / "full" / "test.h5")
+    assert sorted(grown) == sorted(rebuilt)
+    for name, (row, label) in rebuilt.items():
+        np.testing.assert_array_equal(grown[name][0], row)
+
+
 def test_a_split_that_gains_no_notes_but_new_labels_has_a_new_content_digest(tmp_path):
     root = tmp_path / "set"
     _classes(root, ("bell", "drum"), 4)
