@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from featurestore.nsynth import SPLITS
-from featurestore.remote import is_url, store_location
+from analysis.arguments import local_path, store_location
 
 __all__ = ["make_parser"]
 
@@ -61,17 +61,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                 " (the positional arguments go together, all before the options or all after "
                 "them)" if split else ""))
     return args
-
-
-def local_path(text: str) -> Path:
-    """A path on this machine as given on a command line; a URL is refused (``pathlib`` would
-    make ``s3://b/x`` a local folder ``s3:/b/x``): timbremap writes only local files."""
-    if is_url(text):
-        raise argparse.ArgumentTypeError(
-            f"{text}: a URL where a local path is needed (timbremap reads stores on object "
-            f"storage, with inspect, train, evaluate and embed, and writes only local files: "
-            f"write locally, then copy the folder up)")
-    return Path(text)
 
 
 #: The model argument of the commands that use a trained model.
