@@ -142,6 +142,7 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["build", "{tmp}", "{tmp}/out", "--n-mels", "64"], "apply to --features mel only"),
     # a setting's error names the option typed, not its dataclass field
     (["train", "{tmp}", "{tmp}/m", "--workers", "0"], "error: --workers must be >= 1, got 0"),
+    (["train", "{tmp}", "{tmp}/m", "--workers", "65"], "--workers must be at most 64, got 65"),
     (["train", "{tmp}", "{tmp}/m", "--batch-size", "7"], "--batch-size must be even with mixup"),
     (["train", "{tmp}", "{tmp}/m", "--block-mib", "8", "--buffer-mib", "4"],
      "--block-mib and --buffer-mib must be positive"),
@@ -375,3 +376,39 @@ def test_a_wrong_argument_is_named_with_the_command_s_usage(args, message, capsy
         main(args)
     err = capsys.readouterr().err
     assert exit.value.code == 2 and f"usage: timbremap {args[0]} " in err and message in err, err
+
+
+def test_train_refuses_batches_the_notes_cannot_fit_before_any_work(tone_store, tmp_path,
+                                                                     caplog):
+    from featurestore.params import FeatureParams
+    model = tmp_path / "m"
+    note = FeatureParams().note_bytes
+    for args, message in [
+            (["--batch-size", "100000000"], "error: --batch-size and --workers must keep the "
+                                            "batches in memory within half of it ("),
+            (["--batch-size", "100000000"], f"9 batches of 100000000 notes of {note / 1024:.0f} "
+                                            f"KiB with 2 workers would take"),
+            (["--time-pool", "99999999999999"], "--time-pool must be at most the 251 frames of a "
+                                                "note, got 99999999999999")]:
+        assert main(["train", str(tone_store), str(model), *args]) == 1
+        assert message in caplog.text
+        assert not model.exists()  # refused before the model folder is made
+
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError(), type("ResourceExhaustedError", (Exception,), {})("OOM when allocating"),
+    RuntimeError("RESOURCE_EXHAUSTED: out of memory while trying to allocate")])
+def test_training_out_of_memory_is_one_line_saying_what_to_lower(tone_store, tmp_path, caplog,
+                                                                 monkeypatch, error):
+    import training.train
+
+    def fit(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(training.train, "_fit", fit)  # as TensorFlow, PyTorch or XLA say it
+    assert main(["train", str(tone_store), str(tmp_path / "m")]) == 1
+    assert "error: out of memory while training (" in caplog.text
+    assert "start again with a lower batch_size or width (--overwrite)" in caplog.text
+    monkeypatch.setattr(training.train, "_fit", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # anything else is no user's mistake: a traceback
+        main(["train", str(tone_store), str(tmp_path / "m2")])

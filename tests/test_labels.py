@@ -238,6 +238,12 @@ def test_train_refuses_splits_of_different_label_sets(three_labels, tmp_path):
         train(store, tmp_path / "m", TrainConfig(**QUICK), verbose=0)
     relabel_store(store, NAMES)
     with h5py.File(store / "train.h5", "r+") as f:
+        f["labels"][:] = 1
+    with pytest.raises(StoreError, match=r"train.h5: the train split holds notes of one label "
+                                         r"alone \('dog'\); a classifier learns from two"):
+        train(store, tmp_path / "m", TrainConfig(**QUICK), verbose=0)
+    relabel_store(store, NAMES)
+    with h5py.File(store / "train.h5", "r+") as f:
         f["labels"][0] = 3
     with pytest.raises(StoreError, match=r"train.h5: /labels holds 3, but its label set has 3 "
                                          r"labels \(cello, dog, kettle\) \(indices 0 to 2\)"):

@@ -16,6 +16,9 @@ LOADERS = ("auto", "mmap", "h5py", "block")
 SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("auto", "mixed", "float32")
 VALID_WEIGHTS = ("notes", "folders")
+#: The most threads that may read batches ahead (each holds its batch, and the queue two a
+#: thread).
+MAX_WORKERS = 64
 #: An epoch is one pass over the training split, or this many notes of it when it holds more
 #: (so that validation, early stopping and backups come every few minutes on 2 cores).
 EPOCH_NOTES = 20_000
@@ -89,7 +92,8 @@ class TrainConfig:
         MiB.
     workers : int
         Threads that read training batches ahead of the training step (at most ``2 *
-        workers`` batches wait in memory); 1 reads each batch when it is needed.
+        workers`` batches wait in memory), 1 to :data:`MAX_WORKERS`; 1 reads each batch when
+        it is needed.
     balance : bool
         Sample every label of the store equally often, and every instrument of a label
         equally often.
@@ -170,6 +174,8 @@ class TrainConfig:
                      "workers"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers > MAX_WORKERS:
+            raise InputError(f"workers must be at most {MAX_WORKERS}, got {self.workers}")
         for name in ("epochs", "steps_per_epoch"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
