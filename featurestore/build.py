@@ -190,6 +190,11 @@ def _build_split(split: _Split, params: FeatureParams,
             raise BuildError(f"{path}: the statistics of {split.name} are not finite although "
                              f"every note's features were; nothing was finished (a bug: please "
                              f"report it)")
+        if summary is not None and stats_split == split.name and not (summary.std > 0).any():
+            raise BuildError(f"{path}: every feature is the same in every note of {split.name} "
+                             f"(a standard deviation of 0 in every bin): a model could learn "
+                             f"nothing from them; nothing was finished (other feature settings, "
+                             f"or other notes?)")
         skipped = finalize(f, split.name, split.roots, notes, state, split.problems, summary,
                            stats_split, label_names=split.labels, attrs=split.attrs,
                            held=split.held.notes if split.held else None,

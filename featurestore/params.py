@@ -33,6 +33,9 @@ MAX_NOTE_BYTES = 16 << 20
 MAX_CHUNK_BYTES = (4 << 30) - 1
 #: The highest sample rate features may be built at, in Hz (that of 768 kHz studio files).
 MAX_SAMPLE_RATE = 768_000
+#: The shortest STFT frame, in samples (a frame of one sample is all zero under a periodic
+#: Hann window).
+MIN_N_FFT = 16
 
 
 @dataclass(frozen=True)
@@ -93,17 +96,23 @@ class FeatureParams:
             if not 0 < float(getattr(self, name)) < math.inf:
                 raise InputError(f"{name} must be positive and finite, got "
                                  f"{getattr(self, name)!r}")
+        if self.n_fft < MIN_N_FFT:
+            raise InputError(f"n_fft must be at least {MIN_N_FFT} samples, got {self.n_fft}")
         if self.n_samples < self.n_fft:
             raise InputError(
                 f"duration {self.duration} s at {self.sample_rate} Hz gives {self.n_samples} "
                 f"samples, fewer than one frame of n_fft={self.n_fft}")
+        if self.hop_length > self.n_samples:
+            raise InputError(f"hop_length must be at most a note's {self.n_samples} samples, "
+                             f"got {self.hop_length}")
         if self.n_bins > MAX_BINS:
             raise InputError(
                 f"{self.n_bins} frequency bins is more than {MAX_BINS:,} (n_fft up to "
                 f"{2 * MAX_BINS - 2:,}, n_mels up to {MAX_BINS:,}): the per-bin mean and std are "
                 f"HDF5 attributes, limited to 64 KiB each")
-        self._check_note_bytes(MAX_CHUNK_BYTES, "no store holds more: HDF5's chunks are under "
-                                                "4 GiB")
+        self._check_note_bytes(MAX_CHUNK_BYTES, f"no store holds more: HDF5's chunks are under "
+                                                f"4 GiB; a build takes at most "
+                                                f"{MAX_NOTE_BYTES >> 20} MiB")
         nyquist = self.sample_rate / 2
         if self.kind == "mel":
             top = nyquist if self.fmax is None else self.fmax
@@ -113,19 +122,44 @@ class FeatureParams:
 
     def _check_note_bytes(self, most: int, why: str):
         if self.note_bytes > most:
+            bins = f"n_mels={self.n_mels}" if self.kind == "mel" else f"n_fft={self.n_fft}"
             raise InputError(
-                f"duration must give a note of at most {most / 2**20:.0f} MiB of features; "
-                f"{self.duration:g} s gives {self.shape}, {self.note_bytes / 2**20:.0f} MiB "
-                f"({why})")
+                f"a note's features must be at most {most / 2**20:.0f} MiB: duration="
+                f"{self.duration:g} s, hop_length={self.hop_length} and {bins} give "
+                f"{self.shape}, {self.note_bytes / 2**20:.0f} MiB ({why})")
 
     def check_buildable(self):
         """Raise :class:`InputError` unless a build may use these settings: a note of at most
-        :data:`MAX_NOTE_BYTES` of features, a sample rate of at most
-        :data:`MAX_SAMPLE_RATE`."""
+        :data:`MAX_NOTE_BYTES` of features (and of STFT, for mel bands), a sample rate of at
+        most :data:`MAX_SAMPLE_RATE`, no mel band that no STFT bin falls in."""
         if self.sample_rate > MAX_SAMPLE_RATE:
             raise InputError(f"sample_rate must be at most {MAX_SAMPLE_RATE}, got "
                              f"{self.sample_rate}")
         self._check_note_bytes(MAX_NOTE_BYTES, "cut long recordings into windows instead")
+        if self.kind == "mel":
+            stft = self.n_frames * (self.n_fft // 2 + 1) * 2
+            if stft > MAX_NOTE_BYTES:
+                raise InputError(
+                    f"the STFT a note's mel bands are made from must be at most "
+                    f"{MAX_NOTE_BYTES >> 20} MiB as float16: n_fft={self.n_fft}, hop_length="
+                    f"{self.hop_length} and duration={self.duration:g} s give "
+                    f"({self.n_frames}, {self.n_fft // 2 + 1}), {stft / 2**20:.0f} MiB")
+            self._check_mel_bands()
+
+    def _check_mel_bands(self):
+        """Refuse mel bands that no STFT bin falls in: they would be 0 in every note."""
+        import warnings
+        import librosa
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # librosa's own warning of empty filters
+            weights = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft,
+                                          n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax)
+        empty = int((weights.max(axis=1) == 0).sum())
+        if empty:
+            raise InputError(
+                f"n_mels must leave no band empty: {empty} of {self.n_mels} bands hold no STFT "
+                f"bin at n_fft={self.n_fft} and {self.sample_rate} Hz (they would be 0 in every "
+                f"note); use fewer bands, a larger n_fft or a higher fmin")
 
     @property
     def n_samples(self) -> int:

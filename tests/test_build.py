@@ -183,6 +183,26 @@ def test_bad_inputs_are_recorded_and_the_build_goes_on(bad_root, tmp_path):
     assert report.n_examples == 10 and report.n_skipped == 7 and report.n_adjusted == 4
 
 
+def test_a_train_split_whose_features_are_all_the_same_is_not_finished(tone_root, tmp_path,
+                                                                       monkeypatch):
+    import featurestore.workers as workers
+    from featurestore.errors import BuildError
+    features = workers.note_features
+
+    def constant(path, params, *, out, **kwargs):  # as a window of zeros gave: all one value
+        result = features(path, params, out=out, **kwargs)
+        out[:] = 1.0
+        frames = params.n_frames
+        return (out, np.full(params.n_bins, float(frames)), np.full(params.n_bins, float(frames)),
+                result[3])
+    monkeypatch.setattr(workers, "note_features", constant)
+    with pytest.raises(BuildError, match=r"train.h5: every feature is the same in every "
+                                         r"note of train \(a standard deviation of 0 in every "
+                                         r"bin\)"):
+        build_store(tone_root, tmp_path / "out", jobs=1, progress=False)
+    assert not (tmp_path / "out" / "train.h5").exists()
+
+
 def test_the_room_of_skipped_notes_is_given_back(bad_root, tmp_path, monkeypatch, caplog):
     import featurestore.splitfile as splitfile
     build_store(bad_root, tmp_path / "kept", jobs=1, progress=False)

@@ -109,8 +109,11 @@ def test_rejects_wrong_length():
     (dict(n_fft=16384), "8193 frequency bins is more than 8,000"),
     (dict(kind="mel", n_mels=9000), "9000 frequency bins"),
     (dict(kind="mel", fmax=9000), "fmax"),
-    (dict(duration=1e9), r"duration must give a note of at most 4096 MiB of features; 1e\+09 s "
-                         r"gives .* \(no store holds more"),
+    (dict(duration=1e9), r"a note's features must be at most 4096 MiB: duration=1e\+09 s, "
+                         r"hop_length=256 and n_fft=1024 give .* \(no store holds more"),
+    (dict(n_fft=1, duration=1), "n_fft must be at least 16 samples, got 1"),  # a zero window
+    (dict(hop_length=2 ** 63), "hop_length must be at most a note's 64000 samples, got "
+                               "9223372036854775808"),
 ])
 def test_params_validated(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -119,9 +122,20 @@ def test_params_validated(bad, message):
 
 def test_a_build_holds_a_note_to_16_mib_and_the_rate_to_768_khz():
     long = FeatureParams(duration=300)  # a store of such notes is read
-    with pytest.raises(ValueError, match=r"duration must give a note of at most 16 MiB of "
-                                         r"features; 300 s gives \(18751, 513\), 18 MiB \(cut"):
+    with pytest.raises(ValueError, match=r"a note's features must be at most 16 MiB: duration="
+                                         r"300 s, hop_length=256 and n_fft=1024 give "
+                                         r"\(18751, 513\), 18 MiB \(cut"):
         long.check_buildable()  # but not built any more
+    with pytest.raises(ValueError, match=r"hop_length=1 and n_fft=1024 give \(64001, 513\)"):
+        FeatureParams(hop_length=1).check_buildable()  # the setting that makes it is named
+    mel = FeatureParams(kind="mel", n_fft=2 ** 20, duration=66, hop_length=16000)
+    with pytest.raises(ValueError, match=r"the STFT a note's mel bands are made from must be at "
+                                         r"most 16 MiB as float16: n_fft=1048576"):
+        mel.check_buildable()  # 16 KiB of mel bands, made from 64 MiB of STFT a note
+    with pytest.raises(ValueError, match=r"n_mels must leave no band empty: \d+ of 600 bands "
+                                         r"hold no STFT bin at n_fft=1024 and 16000 Hz"):
+        FeatureParams(kind="mel", n_mels=600).check_buildable()
+    FeatureParams(kind="mel", n_mels=128).check_buildable()
     with pytest.raises(ValueError, match="sample_rate must be at most 768000, got 10000000"):
         FeatureParams(sample_rate=10_000_000).check_buildable()
     FeatureParams(duration=100, sample_rate=768_000, hop_length=8192).check_buildable()

@@ -677,7 +677,7 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
                                                                          "a list of label names"),
                             (lambda c: json.dumps({**c, "features": {**c["features"],
                                                                      "duration": 1e9}}),
-                             "duration must give a note of at most 4096 MiB of features")):
+                             "a note's features must be at most 4096 MiB")):
         (broken / "config.json").write_text(damage(config))
         one_line_error(run("predict", broken, "x.wav"), message)
     one_line_error(run("train", tone_store, tone_store), f"{tone_store}: is the store; train "
