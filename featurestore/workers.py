@@ -35,13 +35,25 @@ from .params import FeatureParams
 from .stats import RunningStats
 
 __all__ = ["BACKENDS", "Ring", "extract", "in_order", "on_dask", "parallel_backend",
-           "resolve_backend", "ring_kind"]
+           "resolve_backend", "ring_kind", "usable_memory"]
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "loky", "dask", "threading")
 #: ``backend='auto'`` runs up to this many jobs as threads, more as loky processes.
 THREADS_UP_TO = 2
 RING_SLOTS_PER_JOB = 4  # batches of features a worker can be ahead of the writer
+
+
+def usable_memory() -> int:
+    """Bytes of memory this process may use: the machine's RAM, or its cgroup's limit when
+    lower."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        ram = min(ram, int(limit)) if limit.isdigit() else ram
+    except OSError:
+        pass
+    return ram
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,23 @@ def test_a_train_split_whose_features_are_all_the_same_is_not_finished(tone_root
     assert not (tmp_path / "out" / "train.h5").exists()
 
 
+def test_a_batch_larger_than_a_split_takes_the_split_s_room_and_memory_is_checked(
+        tone_root, tmp_path, monkeypatch):
+    import featurestore.workers as workers
+    from featurestore.errors import BuildError
+    build_store(tone_root, tmp_path / "big", jobs=1, batch_size=10 ** 8, progress=False)
+    build_store(tone_root, tmp_path / "usual", jobs=1, progress=False)
+    assert everything_in(tmp_path / "big" / "train.h5") == \
+        everything_in(tmp_path / "usual" / "train.h5")
+    monkeypatch.setattr(workers, "usable_memory", lambda: 40 << 20)  # 20 MiB for the batches
+    with pytest.raises(BuildError, match=r"batch_size must keep the notes being built within "
+                                         r"half the memory \(20.0 MiB\): 4 batches of 22 notes "
+                                         r"\(a split's\) of 251 KiB \(1 jobs\) would take "
+                                         r"21.6 MiB"):
+        build_store(tone_root, tmp_path / "small", jobs=1, batch_size=10 ** 8, progress=False)
+    assert not (tmp_path / "small").exists()  # before anything is made
+
+
 def test_the_room_of_skipped_notes_is_given_back(bad_root, tmp_path, monkeypatch, caplog):
     import featurestore.splitfile as splitfile
     build_store(bad_root, tmp_path / "kept", jobs=1, progress=False)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
+
+from featurestore.workers import usable_memory
 
 __all__ = ["BlockPlan", "block_plan", "Buffers", "memory_for_cache"]
 
@@ -108,14 +108,8 @@ def block_plan(weights: np.ndarray, total: int, *, block: int, window: int,
 
 def memory_for_cache() -> int:
     """Bytes of a split that training counts on the page cache to keep: half of the memory
-    this process may use (the machine's RAM, or its cgroup's limit when lower)."""
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        ram = min(ram, int(limit)) if limit.isdigit() else ram
-    except OSError:
-        pass
-    return ram // 2
+    this process may use (:func:`featurestore.workers.usable_memory`)."""
+    return usable_memory() // 2
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 
 from featurestore import __version__, schema
 from featurestore.errors import BuildError, InputError
-from featurestore.files import atomic_write_text, exclusive_lock, replaced
+from featurestore.files import atomic_write_text, exclusive_lock, replaced, size_text
 from featurestore.finished import warn_of_labels_train_lacks
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
@@ -123,9 +123,9 @@ def _check_fits(config: TrainConfig, params, input_shape):
     held, room = batches * config.batch_size * params.note_bytes, memory_for_cache()
     if held > room:
         raise InputError(f"batch_size and workers must keep the batches in memory within half "
-                         f"of it ({room / 2**30:.1f} GiB): {batches} batches of "
+                         f"of it ({size_text(room)}): {batches} batches of "
                          f"{config.batch_size} notes of {params.note_bytes / 2**10:.0f} KiB "
-                         f"with {config.workers} workers would take {held / 2**30:.1f} GiB")
+                         f"with {config.workers} workers would take {size_text(held)}")
 
 
 def _check_model_dir(model_dir: Path):
