@@ -358,9 +358,9 @@ def _plot(add_command):
                     description="One panel per split with a /tsne map (run tsne first), each "
                                 "note a dot coloured by its label.")
     p.add_argument("store", type=store_location, help="the store folder (a local store)")
-    p.add_argument("out", type=local_path, help="the image to write: .png (added to a name without "
-                                         "an ending), .pdf, .svg or any other that matplotlib "
-                                         "writes")
+    p.add_argument("out", type=local_path,
+                   help="the image to write: .png (added to a name without an ending), .pdf, "
+                        ".svg or any other that matplotlib writes; a folder gets map.png")
     p.add_argument("--split", choices=SPLITS, nargs="+",
                    help="only these splits (default: all with a map)")
 

@@ -77,10 +77,11 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
         hold different label sets.
     InputError
         When ``out`` ends in a format matplotlib cannot write
-        (:func:`training.images.image_path`).
+        (:func:`training.images.image_path`); a folder gets ``map.png`` in it.
     """
     require_store(store, local_for="plot")
-    store, out = Path(store), image_path(out)
+    store, out = Path(store), Path(out)
+    out = image_path(out / "map.png" if out.is_dir() else out)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

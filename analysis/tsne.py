@@ -233,14 +233,15 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         Missing split, no ``/embeddings`` for ``source='embeddings'`` (run ``embed``), or too
         few points for the perplexity.
     ValueError
-        Unknown method or source, a non-positive perplexity, or a seed outside 0..2**32-1.
+        Unknown method or source, a perplexity below 1, or a seed outside 0..2**32-1.
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
     if source not in SOURCES:
         raise InputError(f"source must be one of {SOURCES}, got {source!r}")
-    if not 0 < perplexity < math.inf:
-        raise InputError(f"perplexity must be positive and finite, got {perplexity}")
+    if not 1 <= perplexity < math.inf:  # below 1, openTSNE looks at no neighbour
+        raise InputError(f"perplexity must be at least 1 and finite (a point's neighbourhood "
+                         f"is about 3 x perplexity points), got {perplexity}")
     check_seed(seed)
     require_store(store, local_for="tsne")
     path = split_path(store, split)

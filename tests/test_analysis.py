@@ -219,8 +219,8 @@ def test_tsne_bad_input(tmp_path, tone_store):
     cluster_store(tmp_path / "test.h5", n_per=5)
     with pytest.raises(StoreError, match="too few for perplexity 30"):
         tsne_split(tmp_path, "test", perplexity=30)
-    for bad in (0, float("inf"), float("nan")):
-        with pytest.raises(InputError, match="perplexity must be positive and finite"):
+    for bad in (0, 0.3, float("inf"), float("nan")):  # 0.3: openTSNE's error, before
+        with pytest.raises(InputError, match="perplexity must be at least 1 and finite"):
             tsne_split(tmp_path, "test", perplexity=bad)
 
 
@@ -341,16 +341,29 @@ def test_plot_is_a_png_with_nothing_cut_off(mapped, tmp_path, splits):
         assert edge.min() > 0.95
 
 
-def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp_path):
+def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp_path,
+                                                                    monkeypatch):
     from training.images import image_path
     assert plot_map(mapped[0], tmp_path / "map", splits=["test"]) == tmp_path / "map.png"
     assert (tmp_path / "map.png").read_bytes()[:8] == PNG
     assert image_path(tmp_path / "map.") == tmp_path / "map.png"
+    (tmp_path / "maps").mkdir()  # a folder gets map.png, as evaluate's --confusion gets its own
+    assert plot_map(mapped[0], tmp_path / "maps", splits=["test"]) == tmp_path / "maps" / "map.png"
     assert plot_map(mapped[0], tmp_path / "map.PDF", splits=["test"]).read_bytes()[:5] == \
         b"%PDF-"
     with pytest.raises(InputError, match=r"map.txt: cannot write a .txt image \(endings "
-                                         r"matplotlib writes: .*\.png"):
+                                         r"written here: .*\.png"):
         image_path(tmp_path / "map.txt")
+    for folder in (tmp_path, Path("."), Path("/"), tmp_path / ".."):  # a traceback, or .png.png
+        with pytest.raises(InputError, match="is a folder; give the image's file name"):
+            image_path(folder)
+    with pytest.raises(InputError, match=r"\.png: is an ending alone; give the image a name "
+                                         r"\(map\.png\)"):
+        image_path(tmp_path / ".png")
+    import shutil as shell
+    monkeypatch.setattr(shell, "which", lambda name: None)  # no TeX: no PGF, which needs it
+    with pytest.raises(InputError, match=r"map.pgf: cannot write a .pgf image"):
+        image_path(tmp_path / "map.pgf")
 
 
 def test_plot_legend_lists_only_the_labels_shown(mapped, tmp_path):

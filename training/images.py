@@ -16,14 +16,29 @@ def image_path(out) -> Path:
     Raises
     ------
     InputError
-        An ending that matplotlib cannot write, named with those it can.
+        A folder, an ending alone (``.png``), or an ending that matplotlib cannot write here,
+        named with those it can.
     """
-    from matplotlib.backend_bases import FigureCanvasBase
     out = Path(out)
+    formats = _formats()
+    if out.is_dir() or out.name.strip(".") == "":
+        raise InputError(f"{out}: is a folder; give the image's file name ({out / 'map.png'})")
+    if not out.suffix and out.name.startswith(".") and out.name[1:].lower() in formats:
+        raise InputError(f"{out}: is an ending alone; give the image a name (map{out.name})")
     if not out.suffix:  # 'map' or 'map.': map.png
         return out.with_name(out.name.rstrip(".") + ".png")
-    formats = FigureCanvasBase.get_supported_filetypes()
     if out.suffix[1:].lower() not in formats:
-        raise InputError(f"{out}: cannot write a {out.suffix} image (endings matplotlib "
-                         f"writes: {', '.join('.' + f for f in sorted(formats))})")
+        raise InputError(f"{out}: cannot write a {out.suffix} image (endings written here: "
+                         f"{', '.join('.' + f for f in sorted(formats))})")
     return out
+
+
+def _formats() -> set:
+    """The endings matplotlib writes here: PGF only where its TeX program is installed."""
+    import shutil
+    import matplotlib
+    from matplotlib.backend_bases import FigureCanvasBase
+    formats = set(FigureCanvasBase.get_supported_filetypes())
+    if shutil.which(matplotlib.rcParams["pgf.texsystem"]) is None:
+        formats.discard("pgf")
+    return formats
