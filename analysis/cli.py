@@ -132,6 +132,11 @@ def given_settings(args) -> dict:
               "patience", "valid_weights", "budget_minutes", "weight_decay", "time_pool",
               "width", "seed", "precision", "loader", "block_mib", "buffer_mib", "workers")
              if getattr(args, name, None) is not None}
+    default_only = [name for name in ("time_pool", "width") if name in given]
+    if given.get("model") == "tutorial" and default_only:
+        raise CommandError(f"{' and '.join('--' + n.replace('_', '-') for n in default_only)}: "
+                           f"{'options' if len(default_only) > 1 else 'an option'} of the "
+                           f"default model; the tutorial's network has its own layers")
     if given.get("budget_minutes") == 0:
         given["budget_minutes"] = None
     elif given.get("budget_minutes", 1) < 0:
@@ -175,9 +180,14 @@ def cmd_train(args):
                        overwrite=args.overwrite,
                        verbose=0 if args.quiet else 1 if sys.stderr.isatty() else 2)
     except KeyboardInterrupt:
+        from training.modeldir import BACKUP_DIR
+        from training.runfiles import latest_backup
         if (Path(args.model_dir) / "config.json").is_file():
-            log.warning("the finished epochs are kept: 'timbremap train %s %s --resume' "
-                        "continues the run", args.store, args.model_dir)
+            done = latest_backup(Path(args.model_dir) / BACKUP_DIR)
+            log.warning("%s: 'timbremap train %s %s --resume' %s",
+                        f"{done[0]} finished epoch(s) kept" if done else "no epoch had finished",
+                        args.store, args.model_dir,
+                        "continues the run" if done else "starts it again")
         raise
     _print(f"model: {result.model_dir / 'model.keras'}",
            f"best validation accuracy {result.best_val_accuracy:.3f} at epoch "

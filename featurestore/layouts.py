@@ -86,6 +86,9 @@ class InputOptions:
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise BuildError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.group_by == "":
+            raise BuildError("--group-by '': an empty expression groups nothing; leave the "
+                             "option out to make each file its own group")
         if self.group_by is not None:
             try:
                 re.compile(self.group_by)

@@ -143,6 +143,8 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     # a setting's error names the option typed, not its dataclass field
     (["train", "{tmp}", "{tmp}/m", "--workers", "0"], "error: --workers must be >= 1, got 0"),
     (["train", "{tmp}", "{tmp}/m", "--workers", "65"], "--workers must be at most 64, got 65"),
+    (["train", "{tmp}", "{tmp}/m", "--model", "tutorial", "--width", "8"], "--width: an option "
+     "of the default model; the tutorial's network has its own layers"),
     (["train", "{tmp}", "{tmp}/m", "--batch-size", "7"], "--batch-size must be even with mixup"),
     (["train", "{tmp}", "{tmp}/m", "--block-mib", "8", "--buffer-mib", "4"],
      "--block-mib and --buffer-mib must be positive"),

@@ -276,6 +276,8 @@ def test_inputs_of_two_layouts_and_bad_options(tmp_path):
         read_inputs(nsynth, InputOptions(group_by="x"))
     with pytest.raises(BuildError, match="not a regular expression"):
         InputOptions(group_by="(")
+    with pytest.raises(BuildError, match="--group-by '': an empty expression groups nothing"):
+        InputOptions(group_by="")  # ignored, and not recorded, before
     with pytest.raises(BuildError, match="--windows"):
         InputOptions(windows=0)
     with pytest.raises(BuildError, match="leave groups for train"):

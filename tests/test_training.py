@@ -801,12 +801,18 @@ def test_ctrl_c_says_how_to_resume(tone_store, tmp_path, monkeypatch, caplog):
     from analysis.options import make_parser
 
     def interrupted(store, model_dir, *args, **kwargs):  # as a run stopped mid-epoch
-        model_dir.mkdir()
+        model_dir.mkdir(exist_ok=True)
         (model_dir / "config.json").write_text("{}")
         raise KeyboardInterrupt
     monkeypatch.setattr(training.train, "train", interrupted)
     args = make_parser().parse_args(["train", str(tone_store), str(tmp_path / "m")])
     with pytest.raises(KeyboardInterrupt):  # main then says "interrupted" and exits 130
         cmd_train(args)
-    assert f"'timbremap train {tone_store} {tmp_path / 'm'} --resume' continues the run" \
-        in caplog.text
+    assert f"no epoch had finished: 'timbremap train {tone_store} {tmp_path / 'm'} --resume' " \
+           f"starts it again" in caplog.text
+    (tmp_path / "m" / "backup").mkdir()
+    (tmp_path / "m" / "backup" / "epoch-0002.weights.h5").write_bytes(b"")
+    with pytest.raises(KeyboardInterrupt):
+        cmd_train(args)
+    assert f"2 finished epoch(s) kept: 'timbremap train {tone_store} {tmp_path / 'm'} " \
+           f"--resume' continues the run" in caplog.text
