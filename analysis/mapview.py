@@ -58,12 +58,16 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
         When the store is not a local folder, no split of it has a ``/tsne`` map, or two splits hold
         different label sets (nothing is written).
     InputError
-        When ``out_dir`` is a file.
+        When ``out_dir`` is a file, or holds an ``index.html`` that is no map of timbremap's.
     """
     require_store(store, local_for="map")
     store, out_dir = Path(store), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: is a file; the map is written into a folder")
+    page = out_dir / "index.html"
+    if page.exists() and not _our_page(page):
+        raise InputError(f"{page}: is there already and is no map of timbremap's; write the map "
+                         f"into another folder (or delete it)")
     data, label_sets, copies = {"splits": {}}, {}, {}
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
@@ -118,7 +122,6 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     for copy, source in copies.items():
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, copy)
-    page = out_dir / "index.html"
     # every < as \u003c: no text in the data can open or close a tag or comment in the script
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     values = {"DATA": payload, "TITLE": html.escape(store.name)}
@@ -127,3 +130,12 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], template)
     atomic_write_text(page, text)
     return page
+
+
+def _our_page(page: Path) -> bool:
+    """Whether ``page`` is a map this module wrote (its title says so, at its start)."""
+    try:
+        with page.open("rb") as fh:
+            return b"<title>timbremap: " in fh.read(1024)
+    except OSError:
+        return False

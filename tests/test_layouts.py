@@ -572,6 +572,14 @@ def test_map_copies_each_recording_once_and_plays_each_window_alone(tmp_path):
     placed, = data["placed"]  # a placed sound is copied too: the folder plays on its own
     assert (tmp_path / "map" / urllib.parse.unquote(placed["audio"])).read_bytes() == \
         new.read_bytes()
+    assert write_map(tmp_path / "store", tmp_path / "map", ["train"]) == page  # its own: again
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<html><title>my site</title></html>")
+    from featurestore.errors import InputError
+    with pytest.raises(InputError, match=r"site/index.html: is there already and is no map of "
+                                         r"timbremap's"):
+        write_map(tmp_path / "store", tmp_path / "site", ["train"])
+    assert (tmp_path / "site" / "index.html").read_text().endswith("my site</title></html>")
 
 
 def test_a_file_two_manifests_of_one_folder_list_is_refused_naming_both(tmp_path):
