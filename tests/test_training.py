@@ -104,6 +104,12 @@ def test_plateau_schedule_and_stopping_follow_the_history():
         "for 1 epoch")
     with pytest.raises(ValueError, match="epochs must be given for the cosine schedule"):
         TrainConfig(schedule="cosine")
+    from training.runfiles import epoch_past_budget
+    # the first epoch, 10 of its 1000 batches in 15 s: it ends at 25 minutes, past 3.5
+    assert epoch_past_budget([], budget, seconds=15, done=10, steps=1000) == 25.0
+    assert epoch_past_budget(rows([.1]), budget, seconds=15, done=10, steps=100) is None  # 3.5
+    assert epoch_past_budget(rows([.1, .2]), budget, seconds=15, done=10, steps=100) == 4.5
+    assert epoch_past_budget([], config, seconds=15, done=10, steps=10 ** 6) is None  # no budget
 
 
 def test_default_training_runs_until_validation_stops_improving(tone_store, tmp_path, caplog):

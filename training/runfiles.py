@@ -33,7 +33,7 @@ from featurestore.files import atomic_write_text, replaced
 from .config import TrainConfig
 
 __all__ = ["RunFiles", "latest_backup", "read_history", "write_history", "should_stop",
-           "plateau_learning_rate"]
+           "plateau_learning_rate", "epoch_past_budget"]
 
 log = logging.getLogger(__name__)
 _BACKUP = re.compile(r"epoch-(\d{4,})\.weights\.h5")
@@ -96,6 +96,18 @@ def should_stop(history: List[dict], config: TrainConfig) -> Optional[str]:
     return None
 
 
+def epoch_past_budget(history: List[dict], config: TrainConfig, *, seconds: float, done: int,
+                      steps: int) -> Optional[float]:
+    """The minutes the run will have taken when the epoch under way ends, if that is past
+    ``budget_minutes`` (``None`` otherwise, or without a budget): ``done`` of its ``steps``
+    batches took ``seconds``. The budget is kept between epochs (:func:`should_stop`), so an
+    epoch longer than the budget is said while it runs."""
+    if config.budget_minutes is None or done < 1:
+        return None
+    minutes = (sum(row.get("seconds", 0.0) for row in history) + seconds * steps / done) / 60
+    return minutes if minutes > config.budget_minutes else None
+
+
 def plateau_learning_rate(history: List[dict], config: TrainConfig) -> float:
     """The ``plateau`` schedule's learning rate for the epoch after ``history``: halved each
     time ``lr_patience`` epochs pass without a better validation accuracy (as Keras's
@@ -140,6 +152,7 @@ class RunFiles(keras.callbacks.Callback):
         self.backup_dir = model_dir / backup_dir
         self.epoch_start = time.monotonic()
         self.stopping = ""
+        self.told = False  # of an epoch that ends past the budget
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.monotonic()
@@ -149,6 +162,18 @@ class RunFiles(keras.callbacks.Callback):
                 log.info("epoch %d: learning rate %.3g (validation accuracy stalled)",
                          epoch + 1, rate)
             self.model.optimizer.learning_rate.assign(rate)
+
+    def on_train_batch_end(self, batch, logs=None):
+        seconds = time.monotonic() - self.epoch_start
+        if self.told or seconds < 10:  # a pace measured over a few batches at least
+            return
+        self.told = True
+        minutes = epoch_past_budget(self.history, self.config, seconds=seconds, done=batch + 1,
+                                    steps=self.params.get("steps") or 0)
+        if minutes is not None:
+            log.warning("at this pace the epoch will end after %.0f minutes of training, past "
+                        "the time budget of %g: the budget is kept between epochs (fewer "
+                        "batches an epoch: steps_per_epoch)", minutes, self.config.budget_minutes)
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": float(epoch), **{k: float(v) for k, v in (logs or {}).items()},
