@@ -215,10 +215,14 @@ def _conv(x, channels, kernel, momentum):
 
 
 def band_matrix(params: FeatureParams, n_bands: int) -> np.ndarray:
-    """``(bins, n_bands)`` weights averaging STFT bins into mel bands (each column sums to 1)."""
+    """``(bins, n_bands)`` weights averaging STFT bins into mel bands (each column sums to 1,
+    but that of a band no bin falls in, narrower than a bin at a high sample rate: 0)."""
+    import warnings
     import librosa
-    bands = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=n_bands,
-                                fmin=params.fmin, fmax=params.fmax, norm=None).T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa's of empty bands: a column of 0, said above
+        bands = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=n_bands,
+                                    fmin=params.fmin, fmax=params.fmax, norm=None).T
     return (bands / np.maximum(bands.sum(axis=0, keepdims=True), 1e-12)).astype(np.float32)
 
 
