@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from analysis.arguments import CommandError, feature_params, given_settings, resume_conflicts
 from analysis.options import parse_args
 from featurestore.errors import TimbremapError
 from featurestore.remote import client_errors
@@ -18,10 +19,6 @@ from featurestore.remote import client_errors
 log = logging.getLogger("timbremap")
 
 EXIT_ERROR = 1
-
-
-class CommandError(TimbremapError):
-    """A command line that cannot be run as given: printed as one line, exit code 1."""
 
 
 def _print(*lines):
@@ -51,15 +48,6 @@ def cmd_render(args):
                                   programs=args.programs, tag=args.tag, progress=not args.quiet)
     _print(*(f"{split}: {counts[split]} notes -> {Path(args.out) / split}" for split in SPLITS
              if split in counts))
-
-
-def feature_params(args):
-    from featurestore.params import FeatureParams
-    if args.n_mels is not None and args.features != "mel":
-        raise CommandError(f"--n-mels {args.n_mels}: mel bands apply to --features mel only")
-    mel = {} if args.n_mels is None else {"n_mels": args.n_mels}
-    return FeatureParams(kind=args.features, duration=args.duration, n_fft=args.n_fft,
-                         hop_length=args.hop_length, sample_rate=args.sample_rate, **mel)
 
 
 def build_summary(reports):
@@ -122,47 +110,6 @@ def cmd_build(args):
 def cmd_inspect(args):
     from featurestore.describe import describe_store
     _print(*describe_store(args.store, max_skipped=None if args.all_skipped else 10))
-
-
-def given_settings(args) -> dict:
-    """The :class:`training.config.TrainConfig` fields the ``train`` command line gives (an
-    option left out is ``None`` in ``args``, and its field keeps the config's default)."""
-    given = {name: getattr(args, name) for name in
-             ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "schedule",
-              "patience", "valid_weights", "budget_minutes", "weight_decay", "time_pool",
-              "width", "seed", "precision", "loader", "block_mib", "buffer_mib", "workers")
-             if getattr(args, name, None) is not None}
-    default_only = [name for name in ("time_pool", "width") if name in given]
-    if given.get("model") == "tutorial" and default_only:
-        raise CommandError(f"{' and '.join('--' + n.replace('_', '-') for n in default_only)}: "
-                           f"{'options' if len(default_only) > 1 else 'an option'} of the "
-                           f"default model; the tutorial's network has its own layers")
-    if given.get("budget_minutes") == 0:
-        given["budget_minutes"] = None
-    elif given.get("budget_minutes", 1) < 0:
-        raise CommandError(f"--budget-minutes must be at least 0 (0: no limit), got "
-                           f"{given['budget_minutes']:g}")
-    if args.deterministic:
-        given["deterministic"] = True
-    if args.no_augment:
-        given["augment"] = False
-    if args.no_balance:
-        given["balance"] = False
-    return given
-
-
-def train_config(args):
-    from training.config import TrainConfig
-    return TrainConfig(**given_settings(args))
-
-
-def resume_conflicts(given: dict, started) -> list:
-    """The options of ``given`` (:func:`given_settings`) that ``--resume`` cannot take: those
-    other than the settings the run ``started`` with."""
-    negated = {"augment": "--no-augment", "balance": "--no-balance"}
-    own = started.to_dict()
-    return [negated.get(name, "--" + name.replace("_", "-"))
-            for name, value in given.items() if value != own[name]]
 
 
 def cmd_train(args):

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import h5py
-from joblib import Parallel, cpu_count, delayed
+from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from . import commit, finished, grow, schema, splitfile, workers
 from .errors import BuildError
-from .files import size_text
 from .finished import SplitReport
 from .layouts import InputOptions, Inputs, read_inputs
 from .nsynth import SPLITS
@@ -218,22 +217,6 @@ def _build_split(split: _Split, params: FeatureParams,
     return report, stats
 
 
-def _check_ring_fits(read: Inputs, params: FeatureParams, jobs: int, batch_size: int):
-    """Refuse a ``batch_size`` whose batches of features, those the workers may be ahead of
-    the writer by, would take more than half the memory (a batch holds at most a split's
-    notes)."""
-    most = max((len(notes) for notes, _ in read.splits.values()), default=0)
-    batches = workers.RING_SLOTS_PER_JOB * jobs
-    batch = min(batch_size, most)
-    held, room = batches * batch * params.note_bytes, workers.usable_memory() // 2
-    if held > room:
-        notes = f"{batch} notes" + (" (a split's)" if batch < batch_size else "")
-        raise BuildError(f"batch_size must keep the notes being built within half the memory "
-                         f"({size_text(room)}): {batches} batches of {notes} of "
-                         f"{params.note_bytes / 2**10:.0f} KiB ({jobs} jobs) would take "
-                         f"{size_text(held)}")
-
-
 def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
                 inputs: Optional[InputOptions] = None, jobs: int = 2, backend: str = "auto",
                 batch_size: int = 32, overwrite: bool = False, add: bool = False,
@@ -295,18 +278,13 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         inputs = grow.recorded_inputs(out) if add else InputOptions()
     if not add:  # a store grows with the settings it was built with
         params.check_buildable()
-    if not isinstance(jobs, int) or jobs < 1:
-        raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
-    cores = cpu_count()  # the cores this process may use (CPU affinity, cgroups)
-    if backend != "dask" and jobs > cores:  # more would only queue, and cost their memory
-        log.warning("jobs=%d is more than the %d cores here; building with %d", jobs, cores,
-                    cores)
-        jobs = cores
+    jobs = workers.usable_jobs(jobs, backend)
     backend = resolve_backend(backend, jobs)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
     read = read_inputs(roots, inputs, clip_seconds=params.n_samples / params.sample_rate)
-    _check_ring_fits(read, params, jobs, batch_size)
+    workers.check_ring_fits(max((len(notes) for notes, _ in read.splits.values()), default=0),
+                            params, jobs, batch_size)
     check_folder_of_its_own(out, read.roots)
     found = list(read.splits)
     if splits is not None:

@@ -26,22 +26,51 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
-from joblib import parallel_config
+from joblib import cpu_count, parallel_config
 
 from .audio import AudioError
 from .errors import BuildError
+from .files import size_text
 from .features import Workspace, note_features
 from .params import FeatureParams
 from .stats import RunningStats
 
 __all__ = ["BACKENDS", "Ring", "extract", "in_order", "on_dask", "parallel_backend",
-           "resolve_backend", "ring_kind", "usable_memory"]
+           "resolve_backend", "ring_kind", "usable_memory", "usable_jobs", "check_ring_fits"]
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "loky", "dask", "threading")
 #: ``backend='auto'`` runs up to this many jobs as threads, more as loky processes.
 THREADS_UP_TO = 2
 RING_SLOTS_PER_JOB = 4  # batches of features a worker can be ahead of the writer
+
+
+def usable_jobs(jobs: int, backend: str) -> int:
+    """``jobs`` checked, and cut to the cores this process may use (CPU affinity, cgroups),
+    with a warning, but for dask (whose workers may be other machines): more would only
+    queue, and cost their memory."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
+    cores = cpu_count()
+    if backend != "dask" and jobs > cores:
+        log.warning("jobs=%d is more than the %d cores here; building with %d", jobs, cores,
+                    cores)
+        return cores
+    return jobs
+
+
+def check_ring_fits(most: int, params: FeatureParams, jobs: int, batch_size: int):
+    """Refuse a ``batch_size`` whose batches of features, those the workers may be ahead of
+    the writer by, would take more than half the memory; a batch holds at most ``most``
+    notes, those of the largest split."""
+    batches, batch = RING_SLOTS_PER_JOB * jobs, min(batch_size, most)
+    held, room = batches * batch * params.note_bytes, usable_memory() // 2
+    if held > room:
+        notes = f"{batch} notes" + (" (a split's)" if batch < batch_size else "")
+        raise BuildError(f"batch_size must keep the notes being built within half the memory "
+                         f"({size_text(room)}): {batches} batches of {notes} of "
+                         f"{params.note_bytes / 2**10:.0f} KiB ({jobs} jobs) would take "
+                         f"{size_text(held)}")
 
 
 def usable_memory() -> int:

@@ -287,7 +287,7 @@ def test_a_bug_shows_its_traceback_and_an_expected_error_is_one_line(monkeypatch
 
 
 def test_train_options_become_the_training_configuration():
-    from analysis.cli import train_config
+    from analysis.arguments import train_config
     from analysis.options import make_parser
     from training.config import TrainConfig
     parser = make_parser()
@@ -302,7 +302,7 @@ def test_train_options_become_the_training_configuration():
 
 
 def test_resume_takes_the_options_the_run_started_with_and_refuses_others():
-    from analysis.cli import given_settings, resume_conflicts, train_config
+    from analysis.arguments import given_settings, resume_conflicts, train_config
     from analysis.options import make_parser
     parser = make_parser()
 

@@ -290,7 +290,7 @@ def test_the_report_gives_the_selection_banks_and_their_mean():
 def test_every_recipe_is_a_set_of_train_options(recipe):
     """A recipe is trained by ``timbremap train`` with its fields as options: one the command
     does not take would fail only when its first model is trained."""
-    from analysis.cli import train_config
+    from analysis.arguments import train_config
     from analysis.options import make_parser
     changes = quality.RECIPES[recipe][0]
     args = make_parser().parse_args(["train", "store", "model", *quality._flags(changes)])

@@ -113,3 +113,11 @@ def data_parallel():
             keras.distribution.set_distribution(previous)
         return
     yield
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says the machine or the device ran out of memory: numpy's
+    :class:`MemoryError`, TensorFlow's ``ResourceExhaustedError``, PyTorch's
+    ``OutOfMemoryError``, XLA's ``RESOURCE_EXHAUSTED``."""
+    return isinstance(err, MemoryError) or type(err).__name__ in (
+        "ResourceExhaustedError", "OutOfMemoryError") or "RESOURCE_EXHAUSTED" in str(err)

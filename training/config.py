@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from featurestore.errors import InputError, check_seed
+from featurestore.files import size_text
+from featurestore.params import FeatureParams
 
 __all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "PRECISIONS", "VALID_WEIGHTS",
            "EPOCH_NOTES"]
@@ -215,6 +217,24 @@ class TrainConfig:
         if self.steps_per_epoch is not None:
             return self.steps_per_epoch
         return math.ceil(min(n_train, EPOCH_NOTES) / self.batch_size)
+
+    def check_fits(self, params: FeatureParams, input_shape):
+        """Refuse settings the store's notes cannot fit: more frames pooled than a note has,
+        or batches in memory (those read ahead, those being read, the one trained on and a
+        validation batch of twice the size) that would take more than half the memory
+        (:func:`training.blockorder.memory_for_cache`)."""
+        from .blockorder import memory_for_cache
+        frames = int(input_shape[0])
+        if self.model == "default" and self.time_pool > frames:
+            raise InputError(f"time_pool must be at most the {frames} frames of a note, got "
+                             f"{self.time_pool}")
+        batches = 3 * self.workers + 3
+        held, room = batches * self.batch_size * params.note_bytes, memory_for_cache()
+        if held > room:
+            raise InputError(f"batch_size and workers must keep the batches in memory within "
+                             f"half of it ({size_text(room)}): {batches} batches of "
+                             f"{self.batch_size} notes of {params.note_bytes / 2**10:.0f} KiB "
+                             f"with {self.workers} workers would take {size_text(held)}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from featurestore import __version__, schema
-from featurestore.errors import BuildError, InputError
-from featurestore.files import atomic_write_text, exclusive_lock, replaced, size_text
+from featurestore.errors import BuildError
+from featurestore.files import atomic_write_text, exclusive_lock, replaced
 from featurestore.finished import warn_of_labels_train_lacks
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
@@ -100,32 +100,6 @@ def _open_store(store: Path):
                          f"{label_set_text(valid_labels)}, but {split_path(store, 'train')} "
                          f"holds {label_set_text(labels)}: a store's splits share one label set")
     return params, mean, std, shape[1:], shape[0], labels
-
-
-def _out_of_memory(err: BaseException) -> bool:
-    """Whether ``err`` says the machine or the device ran out of memory: numpy's
-    :class:`MemoryError`, TensorFlow's ``ResourceExhaustedError``, PyTorch's
-    ``OutOfMemoryError``, XLA's ``RESOURCE_EXHAUSTED``."""
-    return isinstance(err, MemoryError) or type(err).__name__ in (
-        "ResourceExhaustedError", "OutOfMemoryError") or "RESOURCE_EXHAUSTED" in str(err)
-
-
-def _check_fits(config: TrainConfig, params, input_shape):
-    """Refuse settings the store's notes cannot fit: more frames pooled than a note has, or
-    batches in memory (those read ahead, those being read, the one trained on and a validation
-    batch of twice the size) that would take more than half the memory."""
-    from .blockorder import memory_for_cache
-    frames = int(input_shape[0])
-    if config.model == "default" and config.time_pool > frames:
-        raise InputError(f"time_pool must be at most the {frames} frames of a note, got "
-                         f"{config.time_pool}")
-    batches = 3 * config.workers + 3
-    held, room = batches * config.batch_size * params.note_bytes, memory_for_cache()
-    if held > room:
-        raise InputError(f"batch_size and workers must keep the batches in memory within half "
-                         f"of it ({size_text(room)}): {batches} batches of "
-                         f"{config.batch_size} notes of {params.note_bytes / 2**10:.0f} KiB "
-                         f"with {config.workers} workers would take {size_text(held)}")
 
 
 def _check_model_dir(model_dir: Path):
@@ -388,7 +362,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     params, mean, std, input_shape, n_train, labels = _open_store(store)
     warn_of_labels_train_lacks(store)
     if not resume:  # before anything is made, or removed by overwrite
-        _check_fits(config, params, input_shape)
+        config.check_fits(params, input_shape)
     model_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(model_dir, lambda: ModelError(
             f"{model_dir}: another 'timbremap train' is writing this model folder; wait for it "
@@ -397,7 +371,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite,
                         digests=digests)
         if resume:  # the run's own settings
-            _check_fits(config, params, input_shape)
+            config.check_fits(params, input_shape)
         if resume and (model_dir / MODEL_FILE).is_file():
             log.info("%s: the run had finished; nothing to resume", model_dir)
             info = read_json(model_dir / CONFIG_FILE)
@@ -419,7 +393,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
                              f"the finished epochs are kept: make room and resume with 'timbremap "
                              f"train {store} {model_dir} --resume'") from None
         except Exception as err:  # noqa: BLE001 - each backend names running out its own way
-            if not _out_of_memory(err):
+            from .backend import out_of_memory
+            if not out_of_memory(err):
                 raise
             raise ModelError(f"out of memory while training ({type(err).__name__}): start "
                              f"again with a lower batch_size or width (--overwrite)") from None
