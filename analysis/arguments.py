@@ -33,14 +33,19 @@ def local_path(text: str) -> Path:
     return Path(text)
 
 
-def feature_params(args):
-    """The :class:`featurestore.params.FeatureParams` of ``build``'s command line."""
+def feature_params(args, base=None):
+    """The :class:`featurestore.params.FeatureParams` of ``build``'s command line: those it
+    gives, the others ``base``'s (``build --add``: the store's) or the defaults."""
+    import dataclasses
     from featurestore.params import FeatureParams
-    if args.n_mels is not None and args.features != "mel":
+    given = {field: getattr(args, option) for option, field in (
+        ("features", "kind"), ("duration", "duration"), ("n_fft", "n_fft"),
+        ("hop_length", "hop_length"), ("sample_rate", "sample_rate"), ("n_mels", "n_mels"))
+        if getattr(args, option) is not None}
+    kind = given.get("kind", base.kind if base else FeatureParams.kind)
+    if args.n_mels is not None and kind != "mel":
         raise CommandError(f"--n-mels {args.n_mels}: mel bands apply to --features mel only")
-    mel = {} if args.n_mels is None else {"n_mels": args.n_mels}
-    return FeatureParams(kind=args.features, duration=args.duration, n_fft=args.n_fft,
-                         hop_length=args.hop_length, sample_rate=args.sample_rate, **mel)
+    return dataclasses.replace(base, **given) if base else FeatureParams(**given)
 
 
 def given_settings(args) -> dict:

@@ -80,7 +80,7 @@ def build_summary(reports):
 def cmd_build(args):
     import dataclasses
     from featurestore.build import build_store
-    from featurestore.grow import recorded_inputs
+    from featurestore.grow import recorded_inputs, recorded_params
     from featurestore.layouts import InputOptions
     *inputs, out = args.paths
     if args.manifest:
@@ -101,7 +101,8 @@ def cmd_build(args):
     # --add reads the inputs as the store was built, but for the options given
     options = (dataclasses.replace(recorded_inputs(out), **given) if args.add
                else InputOptions(**given))
-    reports = build_store(inputs, out, feature_params(args), inputs=options, jobs=args.jobs,
+    features = feature_params(args, recorded_params(out) if args.add else None)
+    reports = build_store(inputs, out, features, inputs=options, jobs=args.jobs,
                           backend=args.backend, batch_size=args.batch_size,
                           overwrite=args.overwrite, add=args.add, progress=not args.quiet)
     _print(*build_summary(reports))

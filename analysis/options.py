@@ -181,17 +181,17 @@ def _feature_options(p):
     """The options of :class:`featurestore.params.FeatureParams` (``build``)."""
     from featurestore.params import KINDS, FeatureParams
     d = FeatureParams()
-    g = p.add_argument_group("features (recorded in the store's attrs)")
-    g.add_argument("--features", choices=KINDS, default=d.kind,
+    g = p.add_argument_group("features (recorded in the store's attrs; with --add, the "
+                             "store's unless given)")
+    g.add_argument("--features", choices=KINDS,
                    help="log-magnitude STFT (default) or log-mel bands")
-    g.add_argument("--duration", type=float, default=d.duration, metavar="SECONDS",
+    g.add_argument("--duration", type=float, metavar="SECONDS",
                    help=f"the clip each note is cut or zero-padded to (default {d.duration:g})")
-    g.add_argument("--n-fft", type=int, default=d.n_fft,
-                   help=f"STFT window in samples (default {d.n_fft})")
-    g.add_argument("--hop-length", type=int, default=d.hop_length,
+    g.add_argument("--n-fft", type=int, help=f"STFT window in samples (default {d.n_fft})")
+    g.add_argument("--hop-length", type=int,
                    help=f"samples between frames (default {d.hop_length})")
     g.add_argument("--n-mels", type=int, help=f"mel bands (--features mel; default {d.n_mels})")
-    g.add_argument("--sample-rate", type=int, default=d.sample_rate,
+    g.add_argument("--sample-rate", type=int,
                    help=f"audio at other rates is resampled to this one (default "
                         f"{d.sample_rate} Hz)")
 

@@ -2,7 +2,7 @@
 velocity, by cosine similarity of the stored features, for every note of each test store.
 
     python benchmarks/nearest.py bench-out/quality/store/train.h5 \
-        bench-out/quality/store-test-merlin-unheard/test.h5 bench-out/quality/store/test.h5
+        bench-out/quality/store-test-merlin/test.h5 bench-out/quality/store/test.h5
 
 A recording that is also in training (the same sample, perhaps re-levelled) scores near 1; a
 note of an instrument never heard does not. ~15 minutes for 16,000 test notes on 2 cores.

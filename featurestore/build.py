@@ -217,7 +217,7 @@ def _build_split(split: _Split, params: FeatureParams,
     return report, stats
 
 
-def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
+def build_store(roots, out, params: Optional[FeatureParams] = None, *,
                 inputs: Optional[InputOptions] = None, jobs: int = 2, backend: str = "auto",
                 batch_size: int = 32, overwrite: bool = False, add: bool = False,
                 splits: Optional[Sequence[str]] = None, progress: bool = True
@@ -234,8 +234,9 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         ``/source_folder`` records each note's folder.
     out : str or pathlib.Path
         The store folder (created if needed).
-    params : FeatureParams
-        The features to compute (recorded in every file's attrs).
+    params : FeatureParams, optional
+        The features to compute (recorded in every file's attrs). Default: the defaults, and
+        for ``add`` the store's (:func:`featurestore.grow.recorded_params`).
     inputs : InputOptions, optional
         How the inputs are read: layout, groups, drawn splits, windows (recorded in every
         file's attrs). Default: the defaults, and for ``add`` the store's
@@ -276,6 +277,8 @@ def build_store(roots, out, params: FeatureParams = FeatureParams(), *,
         raise BuildError("--add grows a store and --overwrite rebuilds it: give one of them")
     if inputs is None:
         inputs = grow.recorded_inputs(out) if add else InputOptions()
+    if params is None:
+        params = grow.recorded_params(out) if add else FeatureParams()
     if not add:  # a store grows with the settings it was built with
         params.check_buildable()
     jobs = workers.usable_jobs(jobs, backend)

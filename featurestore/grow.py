@@ -41,7 +41,8 @@ from .notes import Notes
 from .store import open_split, split_path
 
 __all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "all_roots",
-           "rooted", "recorded_inputs", "grown_labels", "check_addable", "not_held"]
+           "rooted", "recorded_inputs", "recorded_params", "grown_labels", "check_addable",
+           "not_held"]
 
 log = logging.getLogger(__name__)
 
@@ -165,11 +166,21 @@ def recorded_inputs(out: Path) -> InputOptions:
     StoreError
         Its train.h5 is not a split of a store (:func:`featurestore.store.open_split`).
     """
+    return _recorded(out, lambda f: InputOptions.from_attrs(f.attrs))
+
+
+def recorded_params(out: Path) -> FeatureParams:
+    """The features of the store, as its train split records them (``feature_*`` attrs);
+    raises as :func:`recorded_inputs`."""
+    return _recorded(out, read_params)
+
+
+def _recorded(out: Path, read):
     train = Path(out) / "train.h5"
     if not train.is_file():
         raise BuildError(f"{out}: no train.h5 to add to; build the store first (without --add)")
     with open_split(out, "train") as f:  # a store's split (not embed --into's results)
-        return InputOptions.from_attrs(f.attrs)
+        return read(f)
 
 
 class Held(NamedTuple):

@@ -224,6 +224,23 @@ def test_add_refuses_what_does_not_fit(tmp_path):
                     overwrite=True)
 
 
+def test_add_takes_the_store_s_features_unless_given(tmp_path, caplog):
+    from analysis.cli import main
+    from featurestore.params import FeatureParams
+    root = tmp_path / "set"
+    _classes(root, ("bell", "drum"), 4)
+    store = tmp_path / "store"
+    assert main(["build", str(root), str(store), "--features", "mel", "--n-mels", "40",
+                 "--duration", "1", "-q"]) == 0
+    _classes(root, ("bell",), 2, first=4)
+    assert main(["build", str(root), str(store), "--add", "-q"]) == 0  # not refused as "other"
+    with open_split(store, "train") as f:
+        assert schema.read_params(f) == FeatureParams(kind="mel", n_mels=40, duration=1.0)
+        assert len(f[schema.NAMES]) > 6
+    assert main(["build", str(root), str(store), "--add", "--n-fft", "512", "-q"]) == 1
+    assert "built with other feature parameters" in caplog.text  # one given: still checked
+
+
 SLOW_ADD = """
 import sys, time
 import featurestore.workers as w
