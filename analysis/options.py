@@ -88,8 +88,8 @@ def _render(add_command):
     p = add_command("render", help="render notes from a GM SoundFont or synthesis engines",
                     description="Render notes of a General MIDI SoundFont, or with --synth of "
                                 "synthesised instruments (DX7 FM voices, Faust physical models, "
-                                "subtractive and additive voices: pip install "
-                                "'timbremap[synth]'), into instrument-disjoint train/valid/test "
+                                "subtractive and additive voices: pip install -e "
+                                "'.[synth]'), into instrument-disjoint train/valid/test "
                                 "splits in NSynth's layout.")
     p.add_argument("soundfont", nargs="?", type=local_path,
                    help="SF2 or SF3 (Vorbis-compressed) file (default: TimGM6mb.sf2 "
@@ -382,7 +382,7 @@ def _demo(add_command):
     p = add_command("demo", help="everything on sampled and synthesised notes, in minutes",
                     description="render -> build -> train (short) -> evaluate -> embed -> "
                                 "tsne -> plot -> map on notes from TimGM6mb and from the "
-                                "synthesis engines (pip install 'timbremap[synth]').")
+                                "synthesis engines (pip install -e '.[synth]').")
     p.add_argument("out_dir", type=local_path, nargs="?", default=Path("demo"),
                    help="folder for the notes, store, model and pictures (default "
                         "%(default)s)")

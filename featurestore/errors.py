@@ -23,6 +23,11 @@ class NeedsPackage(TimbremapError, ImportError):
     """An optional package that a feature needs is not installed; says how to install it."""
 
 
+def install_hint(extra: str) -> str:
+    """How to install timbremap's optional ``extra`` (``'synth'``, ``'remote'``, ...)."""
+    return f"pip install -e '.[{extra}]' in timbremap's folder"
+
+
 class BuildError(TimbremapError, RuntimeError):
     """A build that cannot start or go on; the message names the path and the problem."""
 

@@ -8,7 +8,7 @@ from typing import Callable, Dict, Mapping
 
 import numpy as np
 
-from .errors import NeedsPackage
+from .errors import NeedsPackage, install_hint
 from .synth import Instrument, Prototype
 
 __all__ = ["PROTOTYPES", "dsp_code", "program", "load", "renderer"]
@@ -331,7 +331,7 @@ def renderer(options) -> Callable[[Instrument, int, int], np.ndarray]:
     try:
         dawdreamer = load()
     except ImportError:
-        raise NeedsPackage(f"Faust rendering needs {PACKAGE}: pip install 'timbremap[synth]'") \
+        raise NeedsPackage(f"Faust rendering needs {PACKAGE}: {install_hint('synth')}") \
             from None
     engines: Dict[str, tuple] = {}  # prototype -> (its render engine, its compiled program)
 

@@ -8,7 +8,7 @@ from typing import Callable, Dict
 
 import numpy as np
 
-from .errors import NeedsPackage
+from .errors import NeedsPackage, install_hint
 from .fmvoices import VOICES
 from .synth import Instrument, Prototype
 
@@ -158,7 +158,7 @@ def renderer(options) -> Callable[[Instrument, int, int], np.ndarray]:
     try:
         dexed = load()
     except ImportError:
-        raise NeedsPackage(f"FM rendering needs {PACKAGE}: pip install 'timbremap[synth]'") \
+        raise NeedsPackage(f"FM rendering needs {PACKAGE}: {install_hint('synth')}") \
             from None
     synth = dexed.DexedSynth(sample_rate=options.sample_rate)
     loaded = []

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
-from .errors import StoreError
+from .errors import StoreError, install_hint
 
 __all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
            "file_size", "object_version", "client_errors", "METADATA_BLOCK",
@@ -49,12 +49,12 @@ def _filesystem(url: str):
         import fsspec
     except ImportError:
         raise StoreError(f"{url}: reading a store from a URL needs fsspec; install it with "
-                         f"pip install 'timbremap[remote]'") from None
+                         f"{install_hint('remote')}") from None
     try:
         return fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as err:
         raise StoreError(f"{url}: cannot read this kind of URL ({err}); for s3:// URLs, "
-                         f"pip install 'timbremap[remote]'") from None
+                         f"{install_hint('remote')}") from None
 
 
 def client_errors() -> Tuple[type, ...]:

@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .errors import InputError, NeedsPackage
+from .errors import InputError, NeedsPackage, install_hint
 from .nsynth import FAMILIES, SOURCES, Example
 from .render import (BANKS, PITCH_RANGES, RenderOptions, assign_splits, refuse_rendered,
                      rendering, warn_of_empty_splits)
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 ENGINES = {"dexed": "featurestore.fm", "faust": "featurestore.faust"}
 
 #: What to install when no engine is there.
-INSTALL_HINT = "pip install 'timbremap[synth]'"
+INSTALL_HINT = install_hint("synth")
 
 #: A note whose peak before scaling is below this (-60 dBFS) did not sound (a physical model
 #: that did not start to oscillate, a key outside a model's range) and is left out.

@@ -29,7 +29,7 @@ import numpy as np
 from joblib import cpu_count, parallel_config
 
 from .audio import AudioError
-from .errors import BuildError
+from .errors import BuildError, install_hint
 from .files import size_text
 from .features import Workspace, note_features
 from .params import FeatureParams
@@ -261,7 +261,7 @@ def parallel_backend(backend: str, jobs: int):
     try:
         from dask.distributed import Client, LocalCluster, get_client
     except ImportError:
-        raise BuildError("--backend dask needs dask.distributed: pip install 'dask[distributed]'") \
+        raise BuildError(f"--backend dask needs dask.distributed: {install_hint('dask')}") \
             from None
     try:
         get_client()
