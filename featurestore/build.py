@@ -235,8 +235,8 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
     out : str or pathlib.Path
         The store folder (created if needed).
     params : FeatureParams, optional
-        The features to compute (recorded in every file's attrs). Default: the defaults, and
-        for ``add`` the store's (:func:`featurestore.grow.recorded_params`).
+        The features (recorded in every file's attrs); default the defaults, for ``add`` the
+        store's (:func:`featurestore.grow.recorded_params`).
     inputs : InputOptions, optional
         How the inputs are read: layout, groups, drawn splits, windows (recorded in every
         file's attrs). Default: the defaults, and for ``add`` the store's
@@ -275,10 +275,8 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
     out = Path(out)
     if add and overwrite:
         raise BuildError("--add grows a store and --overwrite rebuilds it: give one of them")
-    if inputs is None:
-        inputs = grow.recorded_inputs(out) if add else InputOptions()
-    if params is None:
-        params = grow.recorded_params(out) if add else FeatureParams()
+    inputs = inputs or (grow.recorded_inputs(out) if add else InputOptions())
+    params = params or (grow.recorded_params(out) if add else FeatureParams())
     if not add:  # a store grows with the settings it was built with
         params.check_buildable()
     jobs = workers.usable_jobs(jobs, backend)
