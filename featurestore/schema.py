@@ -1,5 +1,6 @@
-"""The schema of a split file: the name of every dataset and attribute, and the functions that
-write and read them. Every module that touches a split file by name goes through here.
+"""The schema of a split file: the name of every dataset and of the attributes a build writes,
+and the functions that write and read them (a t-SNE map's attributes are
+:mod:`analysis.tsne`'s). Every module that touches a split file by name goes through here.
 
 A store is a folder with one HDF5 file per split (``train.h5``, ``valid.h5``, ``test.h5``).
 Each file opens with plain ``h5py.File(path, 'r')``; this is all there is in it.
