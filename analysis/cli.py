@@ -296,7 +296,7 @@ def cmd_demo(args):
               f"files ({size_text(report.size)} in all):"]
     lines += [f"  {folder}/  ({n:,} files, {size_text(nbytes)})"
               for folder, n, nbytes in report.notes]
-    lines += [f"  {path}" for path in report.files]
+    lines += [f"  {path}  ({size_text(path.stat().st_size)})" for path in report.files]
     lines.append(f"open {report.out / 'map' / 'index.html'} in a browser to explore and listen")
     _print(*lines)
 

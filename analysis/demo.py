@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Tuple
 
-from featurestore.errors import NeedsPackage
+from featurestore.errors import InputError, NeedsPackage
+from featurestore.jsonstream import read_json
 from featurestore.synth import INSTALL_HINT
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -40,7 +41,7 @@ class DemoOptions:
     perplexity : float
         The t-SNE maps'.
     jobs, seed : int
-        The build's workers; the training run's seed.
+        The build's workers; the seed of training and of the t-SNE maps.
 
     Notes, times and scores: ``docs/demo.md``.
     """
@@ -74,6 +75,21 @@ def _files_and_bytes(folder: Path) -> Tuple[int, int]:
     return len(sizes), sum(sizes)
 
 
+def _refuse_another_demo(model: Path, config) -> None:
+    """Refuse a model folder of a demo run with another seed or budget: it would be kept, and
+    the maps made with this seed shown beside it."""
+    try:
+        recorded = read_json(model / "config.json")["train"]
+        other = [f"{name} {recorded[name]}" for name in ("seed", "budget_minutes")
+                 if recorded[name] != getattr(config, name)]
+    except (OSError, ValueError, KeyError, TypeError):  # none, or train's own checks say
+        return
+    if other:
+        raise InputError(f"{model}: holds the demo's model of {' and '.join(other)}; the demo "
+                         f"of seed {config.seed} goes into a folder of its own (timbremap demo "
+                         f"OTHER --seed {config.seed}), or delete {model}")
+
+
 def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -> DemoReport:
     """Run every step; finished steps (their outputs present) are not redone."""
     from featurestore.build import build_store
@@ -93,6 +109,7 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     # checked before minutes of rendering and building (the seed's range, the budget)
     config = TrainConfig(seed=options.seed, budget_minutes=options.budget_minutes)
     notes, store, model = out / "notes", out / "store", out / "model"
+    _refuse_another_demo(model, config)
     sampled, synthesised = notes / "timgm6mb", notes / "synth"
     if not available_engines():
         raise NeedsPackage(f"the demo renders synthesised instruments too: {INSTALL_HINT}")
@@ -133,7 +150,8 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     def do_train():
         if (model / "model.keras").is_file():
             return "kept"
-        result = train(store, model, config, verbose=1 if progress else 0)
+        result = train(store, model, config, verbose=1 if progress else 0,
+                       resume=(model / "config.json").is_file())  # a run that was stopped
         return (f"best validation accuracy {result.best_val_accuracy:.3f} "
                 f"(epoch {result.best_epoch} of {result.epochs}; stopped: {result.stopped})")
 

@@ -1,4 +1,5 @@
 """``timbremap demo`` end to end, at a size that runs in a minute."""
+import dataclasses
 import shutil
 
 import h5py
@@ -36,6 +37,9 @@ def test_a_tiny_demo_trains_on_both_kinds_and_scores_each(tmp_path):
     assert not any(notes in path.parents for path in report.files)
     assert report.size == sum(p.stat().st_size for p in (tmp_path / "demo").rglob("*")
                                if p.is_file())
+    with pytest.raises(ValueError, match=r"model: holds the demo's model of seed 0; the demo of "
+                                         r"seed 1 goes into a folder of its own"):
+        run_demo(tmp_path / "demo", dataclasses.replace(TINY, seed=1), progress=False)
     again = run_demo(tmp_path / "demo", TINY, progress=False)  # finished steps are kept
     assert dict((n, s) for n, _, s in again.steps)["render"] == "TimGM6mb kept; synthesised kept"
     shutil.rmtree(notes / "synth" / "test")  # a render killed as it moved its splits in
