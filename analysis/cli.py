@@ -305,6 +305,8 @@ COMMANDS = {"render": cmd_render, "build": cmd_build, "inspect": cmd_inspect, "t
             "evaluate": cmd_evaluate, "predict": cmd_predict, "embed": cmd_embed,
             "tsne": cmd_tsne, "place": cmd_place, "plot": cmd_plot, "map": cmd_map,
             "demo": cmd_demo}
+#: The commands that run a Keras model (and so import its backend).
+MODEL_COMMANDS = {"train", "evaluate", "predict", "embed", "place", "demo"}
 OWN_LOGGERS = {"timbremap", "featurestore", "training", "analysis"}
 
 
@@ -327,6 +329,9 @@ def _named_as_options(message: str, args) -> str:
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorflow's C++ start-up chatter
     args = parse_args(argv)
+    if args.command in MODEL_COMMANDS:
+        from training.backend import import_tensorflow_quietly
+        import_tensorflow_quietly()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="timbremap: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # other libraries (dask, numba...): warnings

@@ -630,6 +630,12 @@ def run(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+def test_a_model_command_prints_no_tensorflow_banner(tmp_path):
+    result = run("predict", tmp_path / "nomodel", "x.wav")  # TensorFlow is imported first
+    assert result.stderr.splitlines() == [f"timbremap: error: {tmp_path / 'nomodel'}: no such "
+                                          f"model folder"]  # no absl or oneDNN start-up lines
+
+
 def one_line_error(result, message):
     assert result.returncode != 0
     assert message in result.stderr, result.stderr

@@ -9,11 +9,16 @@ spreading a batch over several of them.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
+import re
+import sys
+import tempfile
 from typing import List
 
-__all__ = ["name", "gpus", "replicas", "make_deterministic", "data_parallel", "precision"]
+__all__ = ["name", "gpus", "replicas", "make_deterministic", "data_parallel", "precision",
+           "out_of_memory", "import_tensorflow_quietly"]
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +126,32 @@ def out_of_memory(err: BaseException) -> bool:
     ``OutOfMemoryError``, XLA's ``RESOURCE_EXHAUSTED``."""
     return isinstance(err, MemoryError) or type(err).__name__ in (
         "ResourceExhaustedError", "OutOfMemoryError") or "RESOURCE_EXHAUSTED" in str(err)
+
+
+#: TensorFlow's start-up lines on stderr that say nothing to a user (each printed by two of its
+#: libraries as it is imported, whatever TF_CPP_MIN_LOG_LEVEL says).
+_BANNERS = re.compile(rb"All log messages before absl::InitializeLog\(\) is called are written "
+                      rb"to STDERR|port\.cc:\d+\] oneDNN custom operations are on")
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow, where it is Keras's backend and not imported yet, with its start-up
+    banners (:data:`_BANNERS`) left out of stderr; anything else it writes there is passed
+    on. The banners come from C++ before any logging is set up, so they are taken from the
+    file descriptor while the import runs."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or \
+            "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured if not _BANNERS.search(line)]
+            sys.stderr.buffer.write(b"".join(kept))
+            sys.stderr.flush()
