@@ -96,15 +96,10 @@ class FeatureParams:
             if not 0 < float(getattr(self, name)) < math.inf:
                 raise InputError(f"{name} must be positive and finite, got "
                                  f"{getattr(self, name)!r}")
-        if self.n_fft < MIN_N_FFT:
-            raise InputError(f"n_fft must be at least {MIN_N_FFT} samples, got {self.n_fft}")
         if self.n_samples < self.n_fft:
             raise InputError(
                 f"duration {self.duration} s at {self.sample_rate} Hz gives {self.n_samples} "
                 f"samples, fewer than one frame of n_fft={self.n_fft}")
-        if self.hop_length > self.n_samples:
-            raise InputError(f"hop_length must be at most a note's {self.n_samples} samples, "
-                             f"got {self.hop_length}")
         if self.n_bins > MAX_BINS:
             raise InputError(
                 f"{self.n_bins} frequency bins is more than {MAX_BINS:,} (n_fft up to "
@@ -129,12 +124,19 @@ class FeatureParams:
                 f"{self.shape}, {self.note_bytes / 2**20:.0f} MiB ({why})")
 
     def check_buildable(self):
-        """Raise :class:`InputError` unless a build may use these settings: a note of at most
-        :data:`MAX_NOTE_BYTES` of features (and of STFT, for mel bands), a sample rate of at
-        most :data:`MAX_SAMPLE_RATE`, no mel band that no STFT bin falls in."""
+        """Raise :class:`InputError` unless a build may use these settings: a sample rate of
+        at most :data:`MAX_SAMPLE_RATE`, frames of :data:`MIN_N_FFT` samples at least and a
+        hop no longer than a note, a note of at most :data:`MAX_NOTE_BYTES` of features (and
+        of STFT, for mel bands), no mel band that no STFT bin falls in. (A store or model
+        read back is held only to what it can hold: those built before these bounds read.)"""
         if self.sample_rate > MAX_SAMPLE_RATE:
             raise InputError(f"sample_rate must be at most {MAX_SAMPLE_RATE}, got "
                              f"{self.sample_rate}")
+        if self.n_fft < MIN_N_FFT:
+            raise InputError(f"n_fft must be at least {MIN_N_FFT} samples, got {self.n_fft}")
+        if self.hop_length > self.n_samples:
+            raise InputError(f"hop_length must be at most a note's {self.n_samples} samples, "
+                             f"got {self.hop_length}")
         self._check_note_bytes(MAX_NOTE_BYTES, "cut long recordings into windows instead")
         if self.kind == "mel":
             stft = self.n_frames * (self.n_fft // 2 + 1) * 2

@@ -142,7 +142,6 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["build", "{tmp}", "{tmp}/out", "--n-mels", "64"], "apply to --features mel only"),
     # a setting's error names the option typed, not its dataclass field
     (["train", "{tmp}", "{tmp}/m", "--workers", "0"], "error: --workers must be >= 1, got 0"),
-    (["train", "{tmp}", "{tmp}/m", "--workers", "65"], "--workers must be at most 64, got 65"),
     (["train", "{tmp}", "{tmp}/m", "--model", "tutorial", "--width", "8"], "--width: an option "
      "of the default model; the tutorial's network has its own layers"),
     (["train", "{tmp}", "{tmp}/m", "--batch-size", "7"], "--batch-size must be even with mixup"),
@@ -391,10 +390,14 @@ def test_train_refuses_batches_the_notes_cannot_fit_before_any_work(tone_store, 
             (["--batch-size", "100000000"], f"9 batches of 100000000 notes of {note / 1024:.0f} "
                                             f"KiB with 2 workers would take"),
             (["--time-pool", "99999999999999"], "--time-pool must be at most the 251 frames of a "
-                                                "note, got 99999999999999")]:
+                                                "note, got 99999999999999"),
+            (["--workers", "65"], "--workers must be at most 64, got 65")]:
         assert main(["train", str(tone_store), str(model), *args]) == 1
         assert message in caplog.text
         assert not model.exists()  # refused before the model folder is made
+    from training.config import TrainConfig
+    old = TrainConfig.from_dict({**TrainConfig().to_dict(), "workers": 100})  # a run's, read back
+    old.check_fits(FeatureParams(), FeatureParams().shape, resumed=True)  # resumes as it ran
 
 
 
@@ -410,7 +413,8 @@ def test_training_out_of_memory_is_one_line_saying_what_to_lower(tone_store, tmp
     monkeypatch.setattr(training.train, "_fit", fit)  # as TensorFlow, PyTorch or XLA say it
     assert main(["train", str(tone_store), str(tmp_path / "m")]) == 1
     assert "error: out of memory while training (" in caplog.text
-    assert "start again with a lower batch_size or width (--overwrite)" in caplog.text
+    assert "start again (--overwrite) with a smaller batch size, or width of the default " \
+           "model" in caplog.text
     monkeypatch.setattr(training.train, "_fit", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):  # anything else is no user's mistake: a traceback
         main(["train", str(tone_store), str(tmp_path / "m2")])

@@ -176,8 +176,6 @@ class TrainConfig:
                      "workers"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.workers > MAX_WORKERS:
-            raise InputError(f"workers must be at most {MAX_WORKERS}, got {self.workers}")
         for name in ("epochs", "steps_per_epoch"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -218,23 +216,28 @@ class TrainConfig:
             return self.steps_per_epoch
         return math.ceil(min(n_train, EPOCH_NOTES) / self.batch_size)
 
-    def check_fits(self, params: FeatureParams, input_shape):
+    def check_fits(self, params: FeatureParams, input_shape, *, resumed: bool = False):
         """Refuse settings the store's notes cannot fit: more frames pooled than a note has,
-        or batches in memory (those read ahead, those being read, the one trained on and a
-        validation batch of twice the size) that would take more than half the memory
-        (:func:`training.blockorder.memory_for_cache`)."""
+        more than :data:`MAX_WORKERS` workers, or batches in memory (those read ahead, those
+        being read, the one trained on and a validation batch of twice the size) that would
+        take more than half the memory (:func:`training.blockorder.memory_for_cache`). Settings
+        read back from a run (``resumed``) are held to what this machine can hold, and the
+        message says to start again."""
         from .blockorder import memory_for_cache
+        again = "; start the run again (--overwrite) with other settings" if resumed else ""
         frames = int(input_shape[0])
         if self.model == "default" and self.time_pool > frames:
             raise InputError(f"time_pool must be at most the {frames} frames of a note, got "
-                             f"{self.time_pool}")
+                             f"{self.time_pool}{again}")
+        if self.workers > MAX_WORKERS and not resumed:
+            raise InputError(f"workers must be at most {MAX_WORKERS}, got {self.workers}")
         batches = 3 * self.workers + 3
         held, room = batches * self.batch_size * params.note_bytes, memory_for_cache()
         if held > room:
             raise InputError(f"batch_size and workers must keep the batches in memory within "
                              f"half of it ({size_text(room)}): {batches} batches of "
                              f"{self.batch_size} notes of {params.note_bytes / 2**10:.0f} KiB "
-                             f"with {self.workers} workers would take {size_text(held)}")
+                             f"with {self.workers} workers would take {size_text(held)}{again}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -370,8 +370,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         digests = content_digests(store)
         config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite,
                         digests=digests)
-        if resume:  # the run's own settings
-            config.check_fits(params, input_shape)
+        if resume:  # the run's own settings, on this machine
+            config.check_fits(params, input_shape, resumed=True)
         if resume and (model_dir / MODEL_FILE).is_file():
             log.info("%s: the run had finished; nothing to resume", model_dir)
             info = read_json(model_dir / CONFIG_FILE)
@@ -397,4 +397,5 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
             if not out_of_memory(err):
                 raise
             raise ModelError(f"out of memory while training ({type(err).__name__}): start "
-                             f"again with a lower batch_size or width (--overwrite)") from None
+                             f"again (--overwrite) with a smaller batch size, or width of the "
+                             f"default model") from None
