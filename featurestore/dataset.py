@@ -142,16 +142,14 @@ class SplitDataset:
             self._opened = None  # a parent's handles are never used (nor closed) here
             reader = (SpectraReader(self.path, self.method) if SPECTRA in self.fields
                       else None)
-            f = open_split(self._store, self._split)
+            f = (open_split(self._store, self._split)
+                 if set(self.fields) - {SPECTRA} else None)
             opened = (os.getpid(), reader, f)
-            try:
-                self._check_unchanged(f)
+            try:  # on the file the items are read from
+                self._check_unchanged(f if f is not None else reader.file)
             except StoreError:
                 _close(*opened)
                 raise
-            if not set(self.fields) - {SPECTRA}:
-                f.close()
-                opened = (os.getpid(), reader, None)
             self._opened = opened
             self._closer = weakref.finalize(self, _close, *self._opened)
         return self._opened[1], self._opened[2]
@@ -170,11 +168,14 @@ class SplitDataset:
         now = self._content_of(f)
         if now != self._content:
             gone = [name for name, *rest in now[2] if not rest]
+            other = [name for (name, *rest), was in zip(now[2], self._content[2])
+                     if rest and (name, *rest) != was]
             raise StoreError(f"{self.path}: changed since this dataset was made (" + (
                 f"no /{', /'.join(gone)} any more" if gone else
                 f"{self._content[0]} notes then, {now[0]} now" if now[0] != self._content[0]
-                else "other notes") + "; built again or grown by build --add): make a new "
-                "SplitDataset")
+                else "other notes" if now[1] != self._content[1] else
+                f"/{', /'.join(other)} of another shape or type") + "; built again, grown by "
+                "build --add, or given other results): make a new SplitDataset")
 
     def close(self):
         """Close this process's handles (the next read opens them again)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Tuple
 
@@ -87,8 +88,9 @@ class SpectraReader:
         if not remote.is_url(path) and self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder; a reader reads one split file "
                              f"({self.path / 'train.h5'}, ...)")
-        # what the byte reads check the object against: the chunk index read next is its own
+        # what the byte reads are checked against: the chunk index read next is this object's
         self._version = remote.object_version(self.path) if remote.is_url(self.path) else None
+        self._checked = time.monotonic()
         self._file = open_file(self.path, "r")
         self._closed = False
         try:
@@ -141,9 +143,8 @@ class SpectraReader:
             x = self._rows[idx]
         elif self.method == "remote":
             unique, inverse = np.unique(idx, return_inverse=True)
-            got = remote.read_ranges(self.path, [(int(self._offsets[i]),
-                                                  int(self._offsets[i]) + self.note_bytes)
-                                                 for i in unique], version=self._version)
+            starts = [int(self._offsets[i]) for i in unique]
+            got = self._read_ranges([(at, at + self.note_bytes) for at in starts])
             x = self._decode(b"".join(got), len(unique))[inverse.reshape(-1)]
         elif self._offsets is not None:
             x = np.empty((len(idx),) + self.shape, dtype=np.float16)
@@ -214,8 +215,7 @@ class SpectraReader:
         """Fill each uint8 array of ``parts``, ``[(offset, array), ...]``, with the file's
         bytes from its offset on (the requests of object storage go together)."""
         if self.method == "remote":
-            got = remote.read_ranges(self.path, [(at, at + len(into)) for at, into in parts],
-                                     version=self._version)
+            got = self._read_ranges([(at, at + len(into)) for at, into in parts])
             for (_, into), data in zip(parts, got):
                 into[:] = np.frombuffer(data, np.uint8)
             return
@@ -228,6 +228,16 @@ class SpectraReader:
                                      f"note")
                 view, offset = view[got:], offset + got
 
+    def _read_ranges(self, ranges):
+        """The bytes of ``ranges`` of the object, which is asked, after the reads and at most
+        every :data:`featurestore.remote.VERSION_SECONDS`, whether another upload replaced it:
+        a read of a replaced split stops within that time."""
+        got = remote.read_ranges(self.path, ranges)
+        if time.monotonic() - self._checked >= remote.VERSION_SECONDS:
+            remote.check_unchanged(self.path, self._version)
+            self._checked = time.monotonic()
+        return got
+
     def will_need(self, start: int, stop: int):
         """Ask the kernel to start reading notes ``start`` to ``stop - 1`` of a local file now
         (``posix_fadvise(WILLNEED)``), for a :meth:`rows` call to come; nothing otherwise."""
@@ -235,6 +245,12 @@ class SpectraReader:
                 and stop > start:
             os.posix_fadvise(self._fh.fileno(), int(self._offsets[start]),
                              (stop - start) * self.note_bytes, os.POSIX_FADV_WILLNEED)
+
+    @property
+    def file(self) -> h5py.File:
+        """The split file, open for reading: its attrs and other datasets."""
+        self._check_open()
+        return self._file
 
     def has(self, name: str) -> bool:
         """Whether the split holds the per-note dataset ``name``."""

@@ -11,18 +11,21 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 from .errors import StoreError, install_hint
 
 __all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
-           "file_size", "object_version", "client_errors", "METADATA_BLOCK",
-           "METADATA_BLOCKS"]
+           "file_size", "object_version", "check_unchanged", "client_errors",
+           "METADATA_BLOCK", "METADATA_BLOCKS", "VERSION_SECONDS"]
 
 #: The block cache h5py's reads of a split's metadata (its chunk index, labels, names) go
 #: through: blocks of this many bytes, at most METADATA_BLOCKS of them kept.
 METADATA_BLOCK = 1 << 20
 METADATA_BLOCKS = 64
+#: How often, at most, a reader asks the object whether another upload replaced it
+#: (:func:`check_unchanged`): one request a second, whatever the reads.
+VERSION_SECONDS = 1.0
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -137,20 +140,24 @@ def object_version(url: str) -> tuple:
     return (info.get("size"),) + tuple(str(info[k]) for k in _VERSION_FIELDS if k in info)
 
 
-def read_ranges(url: str, ranges: Sequence[Tuple[int, int]], *,
-                version: Optional[tuple] = None) -> List[bytes]:
-    """The bytes ``[start, stop)`` of each range of ``url``, fetched concurrently where the
-    filesystem can (``fs.cat_ranges``: S3's are asynchronous requests).
-
-    With ``version`` (:func:`object_version` when the file was opened), the object is asked
-    after the reads whether it is still that one: ranges of an object another upload replaced
-    would not fit the chunk index read from the first.
+def check_unchanged(url: str, version: tuple):
+    """Refuse an object that another upload replaced since ``version``
+    (:func:`object_version`) was taken: ranges read by the chunk index of the first would
+    not be its notes.
 
     Raises
     ------
     StoreError
-        The object cannot be read, is shorter than a range, or has changed since ``version``.
+        Naming the object.
     """
+    if object_version(url) != version:
+        raise StoreError(f"{url}: replaced on the object storage since it was opened (another "
+                         f"upload under its name); open the store again")
+
+
+def read_ranges(url: str, ranges: Sequence[Tuple[int, int]]) -> List[bytes]:
+    """The bytes ``[start, stop)`` of each range of ``url``, fetched concurrently where the
+    filesystem can (``fs.cat_ranges``: S3's are asynchronous requests)."""
     fs, path = _filesystem(url)
     if not ranges:
         return []
@@ -159,9 +166,6 @@ def read_ranges(url: str, ranges: Sequence[Tuple[int, int]], *,
         got = fs.cat_ranges([path] * len(ranges), list(starts), list(stops), on_error="raise")
     except _read_errors() as err:
         raise _missing(url, err) from None
-    if version is not None and object_version(url) != version:
-        raise StoreError(f"{url}: replaced on the object storage since it was opened (another "
-                         f"upload under its name); open the store again")
     for data, (start, stop) in zip(got, ranges):
         if len(data) != stop - start:
             raise StoreError(f"{url}: ends inside bytes {start}..{stop}")

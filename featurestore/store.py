@@ -169,11 +169,11 @@ def open_file(path: Path, mode: str) -> h5py.File:
         fileobj = remote.open_binary(path)
         try:
             return h5py.File(fileobj, "r")
-        except OSError as err:  # h5py's: the object is no HDF5 file, or is cut short
+        except (OSError, *remote.client_errors()) as err:
             fileobj.close()
-            raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
-        except remote.client_errors() as err:
-            fileobj.close()
+            if type(err) is OSError and err.errno is None:  # h5py's: no HDF5 file, or cut short
+                raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
+            # the storage's (access denied, connection lost), passed on by h5py
             raise StoreError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
     try:
         return h5py.File(path, mode)

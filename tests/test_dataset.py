@@ -178,6 +178,12 @@ def test_a_split_that_changed_since_the_dataset_was_made_is_refused(tmp_path):
     ds = SplitDataset(store, "valid", fields=("embeddings",))
     ds[0]
     ds.close()
+    with h5py.File(store / "valid.h5", "r+") as f:  # another model's, of 6 dimensions
+        del f["embeddings"]
+        f["embeddings"] = np.ones((3, 6), np.float32)
+    with pytest.raises(StoreError, match="changed since this dataset was made \\(/embeddings of "
+                                         "another shape or type"):
+        ds[0]
     with h5py.File(store / "valid.h5", "r+") as f:
         del f["embeddings"]
     with pytest.raises(StoreError, match="changed since this dataset was made \\(no /embeddings "

@@ -141,7 +141,18 @@ def test_spectra_reader_reads_what_the_local_one_does(s3, tone_store, split):
             remote.rows(0, n + 1)
 
 
-def test_a_split_replaced_on_the_storage_while_it_is_read_is_refused(s3, tone_store):
+def test_a_split_replaced_on_the_storage_while_it_is_read_is_refused(s3, tone_store,
+                                                                     monkeypatch):
+    import featurestore.remote as remote
+    asked = []
+    version = remote.object_version
+    monkeypatch.setattr(remote, "object_version", lambda url: asked.append(url) or version(url))
+    monkeypatch.setattr(remote, "VERSION_SECONDS", 3600.0)  # as within a second
+    with SpectraReader(f"{s3}/train.h5") as reader:
+        for i in range(22):
+            reader.batch([i])  # one request a note, as a per-item loader reads
+    assert len(asked) == 1  # when it opened: not once a read
+    monkeypatch.setattr(remote, "VERSION_SECONDS", 0.0)  # every read asks
     fs = s3fs.S3FileSystem()
     url = f"s3://{BUCKET}/swapped"
     fs.put_file(str(tone_store / "train.h5"), f"{BUCKET}/swapped/train.h5")
@@ -229,6 +240,18 @@ def test_a_damaged_split_on_object_storage_is_named(s3, tone_store):
             open_split(url, "train")
         with pytest.raises(StoreError, match=rf"^{url}/train\.h5: not a readable HDF5 file"):
             SplitDataset(url, "train")
+
+
+def test_a_connection_lost_as_a_split_opens_is_not_called_a_damaged_file(s3, monkeypatch):
+    import io
+    import featurestore.remote as remote
+
+    class Lost(io.BytesIO):  # as s3fs's file gives up: h5py passes the error on
+        def readinto(self, buffer):
+            raise ConnectionResetError(104, "Connection reset by peer")
+    monkeypatch.setattr(remote, "open_binary", lambda url: Lost(b"\0" * 4096))
+    with pytest.raises(StoreError, match=r"train\.h5: cannot be read \(ConnectionResetError"):
+        open_split(s3, "train")
 
 
 def test_a_client_that_cannot_reach_the_store_is_one_line(s3, monkeypatch):
