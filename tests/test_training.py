@@ -105,11 +105,35 @@ def test_plateau_schedule_and_stopping_follow_the_history():
     with pytest.raises(ValueError, match="epochs must be given for the cosine schedule"):
         TrainConfig(schedule="cosine")
     from training.runfiles import epoch_past_budget
-    # the first epoch, 10 of its 1000 batches in 15 s: it ends at 25 minutes, past 3.5
-    assert epoch_past_budget([], budget, seconds=15, done=10, steps=1000) == 25.0
-    assert epoch_past_budget(rows([.1]), budget, seconds=15, done=10, steps=100) is None  # 3.5
-    assert epoch_past_budget(rows([.1, .2]), budget, seconds=15, done=10, steps=100) == 4.5
-    assert epoch_past_budget([], config, seconds=15, done=10, steps=10 ** 6) is None  # no budget
+    assert epoch_past_budget([], budget, epoch_seconds=1500) == 25.0  # a first epoch of 25 min
+    assert epoch_past_budget(rows([.1]), budget, epoch_seconds=150) is None  # ends at 3.5
+    assert epoch_past_budget(rows([.1, .2]), budget, epoch_seconds=150) == 4.5
+    assert epoch_past_budget([], config, epoch_seconds=10 ** 6) is None  # no budget
+
+
+
+def test_an_epoch_that_will_end_past_the_budget_is_warned_of_each_epoch(tmp_path, monkeypatch,
+                                                                        caplog):
+    import training.runfiles as runfiles
+    clock = iter([0.0, 30.0, 31.0, 40.0, 45.0, 100.0, 100.5, 101.0, 111.0])
+    monkeypatch.setattr(runfiles.time, "monotonic", lambda: next(clock))
+    config = TrainConfig(budget_minutes=2, schedule="cosine", epochs=9)
+    calls = RunFiles(tmp_path, config, [], None, history_file="h.csv", best_file="b.keras",
+                     backup_dir="backup")  # the clock's first reading
+    calls.set_params({"steps": 1000})
+    calls.on_epoch_begin(0)  # at 30
+    for batch in range(3):  # at 31 the first batch (tracing); at 40 too soon to tell; at 45
+        calls.on_train_batch_end(batch)
+    # 7 s a batch after the first: 1 + 999 * 7 s, far past 2 minutes
+    assert "the epoch will end after 117 minutes of training, past the time budget of 2" \
+        in caplog.text
+    caplog.clear()
+    calls.on_epoch_begin(1)  # at 100
+    for batch in range(2):  # at 100.5 the first batch; at 101 too soon to tell
+        calls.on_train_batch_end(batch)
+    assert caplog.text == ""
+    calls.on_train_batch_end(9)  # at 111: 10.5 s for 9 batches, 0.5 + 999 * 1.17 s
+    assert "the epoch will end after 19 minutes" in caplog.text  # said again, this epoch
 
 
 def test_default_training_runs_until_validation_stops_improving(tone_store, tmp_path, caplog):

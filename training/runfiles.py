@@ -96,15 +96,15 @@ def should_stop(history: List[dict], config: TrainConfig) -> Optional[str]:
     return None
 
 
-def epoch_past_budget(history: List[dict], config: TrainConfig, *, seconds: float, done: int,
-                      steps: int) -> Optional[float]:
-    """The minutes the run will have taken when the epoch under way ends, if that is past
-    ``budget_minutes`` (``None`` otherwise, or without a budget): ``done`` of its ``steps``
-    batches took ``seconds``. The budget is kept between epochs (:func:`should_stop`), so an
-    epoch longer than the budget is said while it runs."""
-    if config.budget_minutes is None or done < 1:
+def epoch_past_budget(history: List[dict], config: TrainConfig, *,
+                      epoch_seconds: float) -> Optional[float]:
+    """The minutes the run will have taken when the epoch under way ends, ``epoch_seconds``
+    after it began, if that is past ``budget_minutes`` (``None`` otherwise, or without a
+    budget). The budget is kept between epochs (:func:`should_stop`), so an epoch longer than
+    the budget is said while it runs."""
+    if config.budget_minutes is None:
         return None
-    minutes = (sum(row.get("seconds", 0.0) for row in history) + seconds * steps / done) / 60
+    minutes = (sum(row.get("seconds", 0.0) for row in history) + epoch_seconds) / 60
     return minutes if minutes > config.budget_minutes else None
 
 
@@ -152,10 +152,12 @@ class RunFiles(keras.callbacks.Callback):
         self.backup_dir = model_dir / backup_dir
         self.epoch_start = time.monotonic()
         self.stopping = ""
-        self.told = False  # of an epoch that ends past the budget
+        self.paced = None  # (seconds to the epoch's first batch's end, its end), once it ends
+        self.told = False  # of this epoch ending past the budget
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.monotonic()
+        self.paced, self.told = None, False
         if self.config.schedule == "plateau":
             rate = plateau_learning_rate(self.history, self.config)
             if self.history and rate < plateau_learning_rate(self.history[:-1], self.config):
@@ -164,12 +166,16 @@ class RunFiles(keras.callbacks.Callback):
             self.model.optimizer.learning_rate.assign(rate)
 
     def on_train_batch_end(self, batch, logs=None):
-        seconds = time.monotonic() - self.epoch_start
-        if self.told or seconds < 10:  # a pace measured over a few batches at least
+        now = time.monotonic()
+        if self.paced is None:  # the first batch: it holds the graph's tracing
+            self.paced = (now - self.epoch_start, now)
+            return
+        if self.told or now - self.paced[1] < 10:  # a pace of 10 s of batches at least
             return
         self.told = True
-        minutes = epoch_past_budget(self.history, self.config, seconds=seconds, done=batch + 1,
-                                    steps=self.params.get("steps") or 0)
+        later = (now - self.paced[1]) / batch * ((self.params.get("steps") or 1) - 1)
+        minutes = epoch_past_budget(self.history, self.config,
+                                    epoch_seconds=self.paced[0] + later)
         if minutes is not None:
             log.warning("at this pace the epoch will end after %.0f minutes of training, past "
                         "the time budget of %g: the budget is kept between epochs (fewer "
