@@ -192,14 +192,16 @@ def _check_one_run(into: Path, splits, store, trained: TrainedModel):
         with h5py.File(path, "r") as f:
             if not schema.is_apart_results(f):
                 continue
-            of = (str(f.attrs["store"]),
-                  str(f[schema.EMBEDDINGS].attrs.get(schema.MODEL_SHA1, ""))
-                  if schema.EMBEDDINGS in f else "")
-        if of != (store_id(store), trained.weights_hash):
-            what = "another store's" if of[0] != store_id(store) else "another model's"
-            raise InputError(f"{path}: {what} results ({of[0]}); --into names a folder for "
-                             f"one store's results by one model: give a new folder (or delete "
-                             f"that file)")
+            made = dict(f[schema.EMBEDDINGS].attrs) if schema.EMBEDDINGS in f else {}
+            store_of = str(f.attrs["store"])
+        if store_of != store_id(store):
+            what = f"another store's results ({store_of})"
+        elif str(made.get(schema.MODEL_SHA1, "")) != trained.weights_hash:
+            what = f"another model's results ({made.get('model', 'a model')})"
+        else:
+            continue
+        raise InputError(f"{path}: {what}; --into names a folder for one store's results by "
+                         f"one model: give a new folder (or delete that file)")
 
 
 def _write_apart(into: Path, store, split: str, shape: tuple, embeddings, probabilities,

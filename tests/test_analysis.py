@@ -262,6 +262,11 @@ def test_embed_into_never_replaces_a_stores_split(mapped, tmp_path):
         embed_store(mapped[0], mapped[1], ["train"], into=tmp_path / "apart", progress=False)
     embed_store(mapped[0], mapped[1], ["train", "test"], into=tmp_path / "apart",
                 progress=False)  # every split it holds, of the other store: not a mix
+    with h5py.File(tmp_path / "apart" / "test.h5", "r+") as f:  # as another model made it
+        f["embeddings"].attrs.update({"model": "/models/other", "model_sha1": "0" * 40})
+    with pytest.raises(InputError, match=r"apart/test.h5: another model's results "
+                                         r"\(/models/other\)"):
+        embed_store(mapped[0], mapped[1], ["train"], into=tmp_path / "apart", progress=False)
     with pytest.raises(StoreError, match="train.h5: results 'timbremap embed --into' wrote"):
         build_store(store, tmp_path / "apart", jobs=1, progress=False, add=True)  # no store
 
