@@ -284,8 +284,6 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
     read = read_inputs(roots, inputs, clip_seconds=params.n_samples / params.sample_rate)
-    workers.check_ring_fits(max((len(notes) for notes, _ in read.splits.values()), default=0),
-                            params, jobs, batch_size)
     check_folder_of_its_own(out, read.roots)
     found = list(read.splits)
     if splits is not None:
@@ -294,6 +292,8 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
             raise BuildError(f"{', '.join(map(str, read.roots))}: no split {', '.join(missing)} "
                              f"(found {', '.join(found)})")
         found = [s for s in found if s in splits]
+    workers.check_ring_fits(max((len(read.splits[s][0]) for s in found), default=0), params,
+                            jobs, batch_size, backend)
     if overwrite or add or not found or not all(split_path(out, s).is_file() for s in found):
         check_writable(out)  # a build that keeps every split writes nothing (a read-only store)
     if len(read.labels) == 1 and not add:

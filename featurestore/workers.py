@@ -59,10 +59,14 @@ def usable_jobs(jobs: int, backend: str) -> int:
     return jobs
 
 
-def check_ring_fits(most: int, params: FeatureParams, jobs: int, batch_size: int):
+def check_ring_fits(most: int, params: FeatureParams, jobs: int, batch_size: int,
+                    backend: str):
     """Refuse a ``batch_size`` whose batches of features, those the workers may be ahead of
     the writer by, would take more than half the memory; a batch holds at most ``most``
-    notes, those of the largest split."""
+    notes, those of the largest split built. A dask cluster's workers hold theirs in their
+    own memory."""
+    if backend == "dask":
+        return
     batches, batch = RING_SLOTS_PER_JOB * jobs, min(batch_size, most)
     held, room = batches * batch * params.note_bytes, usable_memory() // 2
     if held > room:

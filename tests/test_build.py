@@ -207,7 +207,8 @@ def test_a_batch_larger_than_a_split_takes_the_split_s_room_and_memory_is_checke
         tone_root, tmp_path, monkeypatch):
     import featurestore.workers as workers
     from featurestore.errors import BuildError
-    build_store(tone_root, tmp_path / "big", jobs=1, batch_size=10 ** 8, progress=False)
+    build_store(tone_root, tmp_path / "big", jobs=2, backend="threading", batch_size=10 ** 8,
+                progress=False)  # workers ahead of the writer by batches of a ring
     build_store(tone_root, tmp_path / "usual", jobs=1, progress=False)
     assert everything_in(tmp_path / "big" / "train.h5") == \
         everything_in(tmp_path / "usual" / "train.h5")
