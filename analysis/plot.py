@@ -80,8 +80,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
         (:func:`training.images.image_path`); a folder gets ``map.png`` in it.
     """
     require_store(store, local_for="plot")
-    store, out = Path(store), Path(out)
-    out = image_path(out / "map.png" if out.is_dir() else out)
+    store, out = Path(store), image_path(out, in_folder="map.png")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -348,7 +348,9 @@ def test_plot_is_a_png_with_nothing_cut_off(mapped, tmp_path, splits):
 
 def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp_path,
                                                                     monkeypatch):
+    from functools import partial
     from training.images import image_path
+    image_path = partial(image_path, in_folder="map.png")
     assert plot_map(mapped[0], tmp_path / "map", splits=["test"]) == tmp_path / "map.png"
     assert (tmp_path / "map.png").read_bytes()[:8] == PNG
     assert image_path(tmp_path / "map.") == tmp_path / "map.png"
@@ -359,9 +361,10 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
     with pytest.raises(InputError, match=r"map.txt: cannot write a .txt image \(endings "
                                          r"written here: .*\.png"):
         image_path(tmp_path / "map.txt")
-    for folder in (tmp_path, Path("."), Path("/"), tmp_path / ".."):  # a traceback, or .png.png
-        with pytest.raises(InputError, match="is a folder; give the image's file name"):
-            image_path(folder)
+    for folder in (Path("."), Path("/"), tmp_path / ".."):  # a traceback, or .png.png, before
+        assert image_path(folder) == folder / "map.png"
+    with pytest.raises(InputError, match="names no file; give the image's file name"):
+        image_path(tmp_path / "missing" / "..")
     with pytest.raises(InputError, match=r"\.png: is an ending alone; give the image a name "
                                          r"\(map\.png\)"):
         image_path(tmp_path / ".png")

@@ -187,7 +187,7 @@ def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
         An ending matplotlib cannot write.
     """
     png = Path(path) if path else result.default_png
-    png = png / result.default_png.name if png.is_dir() else image_path(png)
+    png = image_path(png, in_folder=result.default_png.name)
     try:
         plot_confusion(result.confusion, png, f"{result.split}: accuracy {result.accuracy:.3f}, "
                                               f"balanced {result.balanced_accuracy:.3f} "

@@ -9,20 +9,23 @@ from featurestore.errors import InputError
 __all__ = ["image_path"]
 
 
-def image_path(out) -> Path:
+def image_path(out, *, in_folder: str) -> Path:
     """Where the image ``out`` is written: as given, in the format its ending names (any that
-    matplotlib writes: png, pdf, svg, ...), or with ``.png`` added when it has none.
+    matplotlib writes: png, pdf, svg, ...), or with ``.png`` added when it has none; a folder
+    gets the file ``in_folder`` in it.
 
     Raises
     ------
     InputError
-        A folder, an ending alone (``.png``), or an ending that matplotlib cannot write here,
-        named with those it can.
+        A path that names no file (``..`` of a missing folder), an ending alone (``.png``), or
+        an ending that matplotlib cannot write here, named with those it can.
     """
     out = Path(out)
     formats = _formats()
-    if out.is_dir() or out.name.strip(".") == "":
-        raise InputError(f"{out}: is a folder; give the image's file name ({out / 'map.png'})")
+    if out.is_dir():
+        out = out / in_folder
+    if out.name.strip(".") == "":
+        raise InputError(f"{out}: names no file; give the image's file name (map.png)")
     if not out.suffix and out.name.startswith(".") and out.name[1:].lower() in formats:
         raise InputError(f"{out}: is an ending alone; give the image a name (map{out.name})")
     if not out.suffix:  # 'map' or 'map.': map.png
