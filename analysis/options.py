@@ -386,7 +386,8 @@ def _demo(add_command):
     p.add_argument("out_dir", type=local_path, nargs="?", default=Path("demo"),
                    help="folder for the notes, store, model and pictures (default "
                         "%(default)s)")
-    p.add_argument("--seed", type=int, default=DemoOptions.seed, help="the seed of training and of the t-SNE maps")
+    p.add_argument("--seed", type=int, default=DemoOptions.seed,
+                   help="the seed of training and of the t-SNE maps")
 
 
 #: One builder per subcommand, in the order ``timbremap --help`` lists them; each is given
