@@ -305,8 +305,9 @@ COMMANDS = {"render": cmd_render, "build": cmd_build, "inspect": cmd_inspect, "t
             "evaluate": cmd_evaluate, "predict": cmd_predict, "embed": cmd_embed,
             "tsne": cmd_tsne, "place": cmd_place, "plot": cmd_plot, "map": cmd_map,
             "demo": cmd_demo}
-#: The commands that run a Keras model (and so import its backend).
-MODEL_COMMANDS = {"train", "evaluate", "predict", "embed", "place", "demo"}
+#: The commands whose modules import Keras, and so its backend, as they load (the others import
+#: it as they load a model or train: training.modeldir, training.train).
+MODEL_COMMANDS = {"embed", "place"}
 OWN_LOGGERS = {"timbremap", "featurestore", "training", "analysis"}
 
 

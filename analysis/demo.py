@@ -96,6 +96,8 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     from featurestore.nsynth import find_splits
     from featurestore.render import RenderOptions, render_soundfont
     from featurestore.synth import available_engines, render_synth
+    from training.backend import import_tensorflow_quietly
+    import_tensorflow_quietly()  # Keras's backend, before the modules below import it
     from training.config import TrainConfig
     from training.evaluate import evaluate, write_confusion
     from training.train import train

@@ -39,13 +39,15 @@ def test_demo_ends_with_its_steps_its_files_and_the_room_they_take(tmp_path, mon
             notes=[(out / "notes" / "timgm6mb", 2866, 377 * 2**20)],
             files=[out / "store" / "train.h5"], size=3 * 2**30)
     monkeypatch.setattr(analysis.demo, "run_demo", finished)
+    (out / "store").mkdir(parents=True)
+    (out / "store" / "train.h5").write_bytes(b"\0" * 3 * 2**20)
     assert main(["demo", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1:] == [
         "  render      30.0 s  rendered", "  train      300.0 s  trained",
         "  total      330.0 s", "files (3.0 GiB in all):",
         f"  {out}/notes/timgm6mb/  (2,866 files, 377.0 MiB)",
-        f"  {out}/store/train.h5",
+        f"  {out}/store/train.h5  (3.0 MiB)",
         f"open {out}/map/index.html in a browser to explore and listen"]
 
 

@@ -26,6 +26,7 @@ from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
 from featurestore.params import FeatureParams
 
+from .backend import import_tensorflow_quietly
 from .config import TrainConfig
 
 __all__ = ["ModelError", "TrainedModel", "load_trained", "read_model_labels", "config_labels",
@@ -195,6 +196,7 @@ def load_trained(model_dir) -> TrainedModel:
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise _unreadable(model_dir / CONFIG_FILE, err) from None
     _check_unpacked_size(model_dir / MODEL_FILE)
+    import_tensorflow_quietly()  # after every refusal: those come without it
     import keras
     from . import models  # noqa: F401  registers the custom layers
     try:

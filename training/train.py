@@ -34,8 +34,7 @@ from .progress import epoch_progress, plot_curves
 __all__ = ["train", "TrainResult", "interrupted_config"]
 
 log = logging.getLogger(__name__)
-#: Keras's epoch count when the run ends by budget or plateau (RunFiles stops it); the
-#: progress line never shows it (:func:`training.progress.epoch_progress`).
+#: Keras's epoch count when the run ends by budget or plateau (RunFiles stops it), never shown.
 UNTIL_STOPPED = 1_000_000
 
 
@@ -78,8 +77,7 @@ def _open_store(store: Path):
     if len(held) == 1 and len(labels) > 1:
         raise StoreError(f"{split_path(store, 'train')}: the train split holds notes of one "
                          f"label alone ({held[0]!r}); a classifier learns from two at least "
-                         f"(give train notes of the others, or draw the splits with smaller "
-                         f"--valid-fraction and --test-fraction)")
+                         f"(give train notes of the others, or smaller --valid-fraction)")
     if len(labels) < 2:
         raise StoreError(f"{split_path(store, 'train')}: its label set "
                          f"{label_set_text(labels)} has {len(labels)}; a classifier needs at "
@@ -234,8 +232,9 @@ def _batches(store: Path, config: TrainConfig, n_train: int):
 def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n_train: int,
          *, resume: bool, verbose: int, callbacks: Sequence):
     """Train from the newest backup (or from scratch) until :func:`should_stop` says so."""
-    import keras
     from . import backend
+    backend.import_tensorflow_quietly()  # after every refusal: those come without it
+    import keras
     from .runfiles import RunFiles, latest_backup, read_history, should_stop, write_history
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
