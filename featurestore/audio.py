@@ -59,6 +59,9 @@ _SALVAGE_FRAMES = 2 ** 10  # ... and after a decoding error, to find where it st
 #: Input read beyond the clip when resampling, for the resampler's filter: with it the clip is
 #: what resampling the whole file would give (``tests/test_damaged_input.py``).
 _MARGIN_SECONDS = 0.064
+#: What an MP3 is decoded from before a point within it (and dropped): its first tens of
+#: milliseconds come out wrong without the frames before (:func:`_read_blocks`).
+_MPEG_PREROLL_SECONDS = 0.2
 _UNKNOWN_LENGTH = 2 ** 62  # libsndfile counts a stream of unknown length as 2**63 - 1 frames
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, EOFError, MemoryError)
 
@@ -145,18 +148,26 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
         known = 0 <= frames < _UNKNOWN_LENGTH
         pcm16 = fh.subtype == "PCM_16"
         dtype = "int16" if pcm16 else "float32"
+        # libsndfile's MPEG decoder (1.2) gives other samples where a read call starts than
+        # one read through, and needs the frames before a point to decode it right: an MP3's
+        # clip is one read, from a little before it (dropped)
+        mpeg = fh.format == "MP3"
+        ahead = 0
         if start and (not known or start < frames):
-            fh.seek(start)
+            ahead = min(start, round(_MPEG_PREROLL_SECONDS * sr)) if mpeg else 0
+            fh.seek(start - ahead)
         mono = np.empty((max(0, min(want, frames - start)) if known else want, 1),
                         dtype=np.float32)
-        step = max(1, _BLOCK_SAMPLES // channels)
+        step = max(1, len(mono) if mpeg else _BLOCK_SAMPLES // channels)
         filled, peak, error = 0, 0.0, None
         while filled < len(mono):
             try:
-                block = fh.read(min(step, len(mono) - filled), dtype=dtype, always_2d=True)
+                block = fh.read(min(step, len(mono) - filled) + ahead, dtype=dtype,
+                                always_2d=True)[ahead:]
             except _DECODE_ERRORS as err:
                 error = err
                 break
+            ahead = 0
             if not len(block):
                 break
             if pcm16:

@@ -409,6 +409,29 @@ def test_a_window_of_an_hour_long_recording_costs_a_clip(tmp_path):
     assert adjustments == []
 
 
+def test_an_mp3_s_clip_or_window_is_what_decoding_the_whole_file_gives(tmp_path):
+    from featurestore.audio import load_audio
+    from featurestore.params import FeatureParams
+    t = np.arange(40 * SR) / SR
+    y = (0.3 * np.sin(2 * np.pi * (200 + 30 * t) * t)).astype(np.float32)
+    y[::SR // 3] += 0.5  # clicks: what a decoder that starts cold gets wrong
+    sf.write(tmp_path / "chirp.mp3", y, SR, format="MP3")
+    whole = sf.read(tmp_path / "chirp.mp3", dtype="float32")[0]
+    params = FeatureParams()
+    for offset in (4.5, 9.0, 13.5, 22.5, 31.5):
+        window, _ = load_audio(tmp_path / "chirp.mp3", params, offset=offset, hop=4.5)
+        start = round(offset * SR)  # the features' rate: no resampling here
+        # its first tens of milliseconds came out silent or wrong, decoded from the window on
+        np.testing.assert_allclose(window, whole[start:start + params.n_samples], atol=1e-5)
+    stereo = np.stack([y[:30 * SR], y[:30 * SR][::-1]], axis=1)
+    sf.write(tmp_path / "stereo.mp3", stereo, SR, format="MP3")
+    whole = sf.read(tmp_path / "stereo.mp3", dtype="float32")[0].mean(axis=1)
+    long = FeatureParams(duration=20.0)  # more frames than one of the reader's blocks
+    clip, _ = load_audio(tmp_path / "stereo.mp3", long)
+    # where each block's read began, libsndfile's MP3 decoder gave other samples
+    np.testing.assert_allclose(clip, whole[:long.n_samples], atol=1e-5)
+
+
 def test_a_header_that_claims_more_than_the_file_holds_is_not_cut_into_windows(tmp_path):
     from featurestore.audio import AudioError
     from featurestore.windows import audio_seconds
