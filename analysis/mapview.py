@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,8 @@ from featurestore.store import StoreError, open_split, require_store, store_spli
 from .placements import read_placed
 from .tsne import DEFAULT_SPLIT, no_map
 from .plot import label_colors, one_label_set
+
+log = logging.getLogger(__name__)
 
 __all__ = ["write_map"]
 
@@ -68,7 +71,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     if page.exists() and not _our_page(page):
         raise InputError(f"{page}: is there already and is no map of timbremap's; write the map "
                          f"into another folder (or delete it)")
-    data, label_sets, copies = {"splits": {}}, {}, {}
+    data, label_sets, copies, missing = {"splits": {}}, {}, {}, set()
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
             if schema.TSNE not in f:
@@ -86,7 +89,9 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             clip = params.n_samples / params.sample_rate if windows else 0.0
             audio, copied = [], {}
             for source, offset in zip(schema.read_audio_paths(f), offsets):
-                if copy_audio and source.is_file():
+                if not source.is_file():
+                    missing.add(source)
+                elif copy_audio:
                     if source not in copied:  # once a file, whatever its windows
                         copied[source] = (out_dir / "audio" / split
                                           / f"{len(copied):05d}-{source.name}")
@@ -113,11 +118,17 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     data["placed"] = []
     for k, p in enumerate(read_placed(store)):
         source = Path(p.path)
-        if copy_audio and source.is_file():  # the page's folder holds every sound it plays
+        if not source.is_file():
+            missing.add(source)
+        elif copy_audio:  # the page's folder holds every sound it plays
             copy = out_dir / "audio" / "placed" / f"{k:05d}-{source.name}"
             copies[copy], source = source, copy
         data["placed"].append({"split": p.split, "x": p.x, "y": p.y, "name": Path(p.path).name,
                                "family": p.family, "audio": _audio_link(out_dir, source)})
+    if missing:
+        log.warning("%s: %d of the map's sounds are not there (%s%s); their points play "
+                    "nothing", store, len(missing), min(missing),
+                    ", ..." if len(missing) > 1 else "")
     out_dir.mkdir(parents=True, exist_ok=True)
     for copy, source in copies.items():
         copy.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ import numpy as np
 from featurestore import schema
 from featurestore.errors import InputError, check_seed
 from featurestore.reader import SpectraReader
-from featurestore.store import StoreError, open_split, require_store, split_path
+from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 
 from .placements import forget_placed
 from .writeback import check_writable, results_file, split_version, write_result
@@ -69,9 +69,17 @@ DEFAULT_SPLIT = "test"
 
 
 def no_map(store, split: str) -> StoreError:
-    """The error for a split that has no ``/tsne`` map where one is needed."""
+    """The error for a split that has no ``/tsne`` map where one is needed, naming those that
+    have one."""
+    mapped = []
+    for other in store_splits(store):
+        with open_split(store, other) as f:
+            if schema.TSNE in f:
+                mapped.append(other)
+    others = (f", or give --split {mapped[0]} (splits with a map: {', '.join(mapped)})"
+              if mapped else "")
     return StoreError(f"{split_path(store, split)}: no /tsne map (run 'timbremap tsne {store} "
-                      f"--split {split}' first)")
+                      f"--split {split}' first{others})")
 
 
 def map_model(f: h5py.File) -> str:

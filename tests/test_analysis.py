@@ -89,7 +89,7 @@ def test_rerun_replaces_and_leaves_the_build_alone(mapped):
     assert before[0] == after[0]
 
 
-def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tmp_path):
+def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tmp_path, caplog):
     store = tmp_path / "store"
     shutil.copytree(mapped[0], store)
     model = mapped[1]
@@ -111,6 +111,7 @@ def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tm
     assert sorted(p.split for p in read_placed(store)) == ["test", "train"]
     tsne_split(store, "test", perplexity=3, seed=1)  # a new map: its old placed sounds go
     assert [p.split for p in read_placed(store)] == ["train"]
+    assert "1 sound placed on the old test map removed (run 'timbremap place' again" in caplog.text
     other = tmp_path / "other-model"
     embed_store(store, model, ["train"], progress=False)  # the same model: the map stays
     with h5py.File(store / "train.h5") as f:

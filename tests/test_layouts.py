@@ -562,7 +562,7 @@ def test_per_recording_accuracy_groups_clips_by_folder_and_file(tmp_path):
     assert result["n"] == 3 and result["accuracy"] == pytest.approx(2 / 3)
 
 
-def test_map_copies_each_recording_once_and_plays_each_window_alone(tmp_path):
+def test_map_copies_each_recording_once_and_plays_each_window_alone(tmp_path, caplog):
     import json
     import urllib.parse
     from analysis.mapview import write_map
@@ -577,7 +577,9 @@ def test_map_copies_each_recording_once_and_plays_each_window_alone(tmp_path):
         n = f[schema.SPECTRA].shape[0]
         f[schema.TSNE] = np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32)
         offsets = f[schema.OFFSET][:]
-    with pytest.raises(StoreError, match="valid.h5: no /tsne map"):  # the second split has none
+    with pytest.raises(StoreError, match=r"valid.h5: no /tsne map \(run 'timbremap tsne .* "
+                                         r"--split valid' first, or give --split train \(splits "
+                                         r"with a map: train\)\)"):  # the second split has none
         write_map(tmp_path / "store", tmp_path / "failed", ["train", "valid"], copy_audio=True)
     assert not (tmp_path / "failed").exists()  # a map that fails copies nothing
     new = _wav(tmp_path / "new.wav", k=1)
@@ -596,6 +598,10 @@ def test_map_copies_each_recording_once_and_plays_each_window_alone(tmp_path):
     assert (tmp_path / "map" / urllib.parse.unquote(placed["audio"])).read_bytes() == \
         new.read_bytes()
     assert write_map(tmp_path / "store", tmp_path / "map", ["train"]) == page  # its own: again
+    new.unlink()  # a placed sound gone: its point plays nothing, and that is said
+    write_map(tmp_path / "store", tmp_path / "map", ["train"], copy_audio=True)
+    assert f"1 of the map's sounds are not there ({new}); their points play nothing" \
+        in caplog.text
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html").write_text("<html><title>my site</title></html>")
     from featurestore.errors import InputError
