@@ -372,6 +372,7 @@ def _refuse_shared_names(notes: Notes, roots: Sequence[Path], split: str):
     if shared:
         i = shared[0]
         a, b = (roots[notes.folder[j]] / notes.files[j] for j in (i - 1, i))
-        raise BuildError(f"note {notes.names[i]!r} of {split} is both {a} and {b} ({len(shared)} "
-                         f"names are given twice); a note's name must be unique across the "
-                         f"inputs: rename or leave out one of them")
+        twice = "it is the one name" if len(shared) == 1 else f"{len(shared)} names are"
+        raise BuildError(f"note {notes.names[i]!r} of {split} is both {a} and {b} ({twice} "
+                         f"given twice); a note's name must be unique across the inputs: rename "
+                         f"or leave out one of them")
