@@ -139,9 +139,9 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
 
 
 def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
-    """:func:`_read` through ``sf.SoundFile``, a block at a time, each block's channels
-    averaged to mono as it comes (at most one block of all channels is held). Raises what
-    opening or decoding the file's first block raises."""
+    """:func:`_read` through ``sf.SoundFile``, a block at a time (an MP3's clip: one block),
+    each block's channels averaged to mono as it comes (at most one block of all channels is
+    held). Raises what opening or decoding the file's first block raises."""
     with sf.SoundFile(str(path)) as fh:
         sr, channels, frames = fh.samplerate, fh.channels, fh.frames
         start, want = needed(sr, channels)
