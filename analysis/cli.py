@@ -110,7 +110,8 @@ def cmd_build(args):
 
 def cmd_inspect(args):
     from featurestore.describe import describe_store
-    _print(*describe_store(args.store, max_skipped=None if args.all_skipped else 10))
+    _print(*describe_store(args.store, max_skipped=None if args.all_skipped else 10,
+                           all_adjusted=args.all_adjusted))
 
 
 def cmd_train(args):

@@ -204,6 +204,9 @@ def _inspect(add_command):
     p.add_argument("--all-skipped", action="store_true",
                    help="list every skipped input of a split, with its reason (default: the "
                         "first 10)")
+    p.add_argument("--all-adjusted", action="store_true",
+                   help="list every input fitted to the features (downmixed, resampled, padded, "
+                        "trimmed, a recording's tail left out), with what was done")
 
 
 def _train(add_command):

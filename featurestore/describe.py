@@ -21,7 +21,8 @@ def shown(text: str, *, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def describe_store(store, *, max_skipped: Optional[int] = 10) -> List[str]:
+def describe_store(store, *, max_skipped: Optional[int] = 10,
+                   all_adjusted: bool = False) -> List[str]:
     """Lines describing every split of ``store``: shapes, label counts, statistics, skipped
     inputs and feature parameters.
 
@@ -31,6 +32,8 @@ def describe_store(store, *, max_skipped: Optional[int] = 10) -> List[str]:
         A store folder, or the URL of one (``s3://...``).
     max_skipped : int or None
         The skipped inputs listed by name in a split; the rest are counted (None: all).
+    all_adjusted : bool
+        List every input fitted to the parameters (``/adjusted``), not one for an example.
 
     Returns
     -------
@@ -57,11 +60,12 @@ def describe_store(store, *, max_skipped: Optional[int] = 10) -> List[str]:
         path = split_path(store, split)
         size = remote.file_size(path) if url else path.stat().st_size
         with open_split(store, split) as f:
-            lines += _describe_split(split, f, path, size, max_skipped)
+            lines += _describe_split(split, f, path, size, max_skipped, all_adjusted)
     return lines
 
 
-def _describe_split(split: str, f, path, size: int, max_skipped: Optional[int]) -> List[str]:
+def _describe_split(split: str, f, path, size: int, max_skipped: Optional[int],
+                    all_adjusted: bool) -> List[str]:
     spectra = f[schema.SPECTRA]
     n = spectra.shape[0]
     per_note = f"{size / n / 1024:.1f} KiB/note" if n else "no notes"
@@ -86,9 +90,13 @@ def _describe_split(split: str, f, path, size: int, max_skipped: Optional[int]) 
     lines += [f"    {shown(name)}: {shown(reason)}" for name, reason in listed]
     if len(skipped) > len(listed):
         lines.append(f"    ... and {len(skipped) - len(listed)} more (--all-skipped lists them)")
-    if adjusted:
+    if adjusted and all_adjusted:
+        lines.append(f"  adjusted  {len(adjusted)}:")
+        lines += [f"    {shown(name)}: {shown(what)}" for name, what in adjusted]
+    elif adjusted:
         lines.append(f"  adjusted  {len(adjusted)} (e.g. {shown(adjusted[0][0])}: "
-                     f"{adjusted[0][1]})")
+                     f"{adjusted[0][1]}" + ("; --all-adjusted lists them)" if len(adjusted) > 1
+                                            else ")"))
     params = schema.read_params(f)
     attrs = params.to_attrs()
     lines.append("  features  " + ", ".join(

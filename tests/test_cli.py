@@ -111,6 +111,11 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     entry = next(iter(examples.values()))
     examples.update({f"gone_{k:02d}": {**entry, "note_str": f"gone_{k:02d}"} for k in range(12)})
     (root / "valid" / "examples.json").write_text(json.dumps(examples))
+    import soundfile as sf
+    stereo = sorted((root / "valid" / "audio").glob("*.wav"))[:2]  # adjusted: downmixed
+    for wav in stereo:
+        y, sr = sf.read(wav, dtype="float32")
+        sf.write(wav, np.stack([y, y], axis=1), sr)
     result = run("build", root, tmp_path / "store", "--jobs", "1", "-q")
     assert result.returncode == 0, result.stderr
     assert "... 7 more skipped in valid (timbremap inspect --all-skipped lists them)" \
@@ -120,6 +125,10 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     every = run("inspect", tmp_path / "store", "--all-skipped").stdout
     assert [line.split(":")[0].strip() for line in every.splitlines() if "gone_" in line] == \
         [f"gone_{k:02d}" for k in range(12)] and "more" not in every
+    assert "; --all-adjusted lists them)" in shown
+    every = run("inspect", tmp_path / "store", "--all-adjusted").stdout
+    assert [line.split(":")[0].strip() for line in every.splitlines()
+            if line.startswith("    ") and "downmixed" in line] == [w.stem for w in stereo]
 
 
 @pytest.mark.parametrize("args, message", [
