@@ -277,8 +277,13 @@ def give_back_room(path: Path) -> bool:
     with h5py.File(path, "r") as f:
         spectra = f[schema.SPECTRA]
         kept, note = spectra.shape[0], spectra.dtype.itemsize * int(np.prod(spectra.shape[1:]))
-        spare = path.stat().st_size - _used_bytes(f)  # and HDF5's own records, a little
-    if spare <= max(SPARE_BYTES, kept * note // 4):
+        most = max(SPARE_BYTES, kept * note // 4)
+        datasets = _datasets(f)
+        # and HDF5's own records, a little; strings' text is read only when it could tell
+        spare = path.stat().st_size - sum(ds.id.get_storage_size() for ds in datasets)
+        if spare > most:
+            spare -= _text_bytes(datasets)
+    if spare <= most:
         return False
     if shutil.disk_usage(path.parent).free < 2 * kept * note + SPARE_BYTES:
         log.warning("%s: no room on its disk to copy it without its %.1f MiB of unused room; "
@@ -293,18 +298,22 @@ def give_back_room(path: Path) -> bool:
     return True
 
 
-def _used_bytes(f: h5py.File) -> int:
-    """The bytes of ``f``'s datasets: their storage, and the text of variable-length strings
-    (kept apart, in HDF5's heaps)."""
-    used = []
+def _datasets(f: h5py.File) -> list:
+    """Every dataset of ``f``, in its groups too."""
+    found = []
 
     def visit(_, obj):
         if isinstance(obj, h5py.Dataset):
-            used.append(obj.id.get_storage_size())
-            if obj.size and h5py.check_vlen_dtype(obj.dtype) is not None:
-                used.append(sum(len(v) for v in np.ravel(obj[()])))
+            found.append(obj)
     f.visititems(visit)
-    return sum(used)
+    return found
+
+
+def _text_bytes(datasets) -> int:
+    """The text of the variable-length strings of ``datasets``, which HDF5 keeps apart from
+    their storage, in its heaps."""
+    return sum(sum(len(v) for v in np.ravel(ds[()])) for ds in datasets
+               if ds.size and h5py.check_vlen_dtype(ds.dtype) is not None)
 
 
 def _copy_without_room(path: Path, kept: int):
