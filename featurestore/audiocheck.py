@@ -36,9 +36,17 @@ MIN_SAMPLE_RATE = 1_000
 MAX_CHANNELS = 64
 
 
+#: What libsndfile says of a file its MPEG decoder finds no frame in (text or noise named
+#: ``.mp3``); said of a file :func:`check_file` has seen is regular, it misleads.
+_SF_NOT_REGULAR = "File does not exist or is not a regular file (possibly a pipe?)."
+
+
 def error_text(err: Exception) -> str:
-    """An exception's message, or its type's name where it has none."""
-    return str(err) or type(err).__name__
+    """An exception's message, or its type's name where it has none; libsndfile's
+    :data:`_SF_NOT_REGULAR` is told as what it means for a regular file."""
+    text = str(err) or type(err).__name__
+    return text.replace(_SF_NOT_REGULAR, "no audio found in it: damaged, or not the format its "
+                                         "name says")
 
 
 def check_file(path: Path):

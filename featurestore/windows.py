@@ -18,7 +18,7 @@ from typing import Iterator, List, NamedTuple, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
-from .audiocheck import AudioError, check_complete, check_file, check_format
+from .audiocheck import AudioError, check_complete, check_file, check_format, error_text
 from .features import Workspace, note_features
 from .notes import Notes
 from .offsets import MIN_HOP, check_hop, window_offsets
@@ -44,7 +44,7 @@ def audio_seconds(path, clip: Optional[float] = None) -> float:
     try:
         fh = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as err:  # not libsndfile's
-        fh, sf_reason = None, str(err) or type(err).__name__
+        fh, sf_reason = None, error_text(err)
     frames = None
     if fh is not None:
         with fh:
@@ -91,7 +91,7 @@ def _audioread_seconds(path: Path, sf_reason: Optional[str]) -> float:
     except Exception as err:  # noqa: BLE001 - any decoder failure means "cannot decode"
         if sf_reason is not None:  # as load_audio says it
             raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
-        raise AudioError(path, f"cannot tell its length ({str(err) or type(err).__name__})"
+        raise AudioError(path, f"cannot tell its length ({error_text(err)})"
                          ) from None
 
 

@@ -246,6 +246,11 @@ def test_unreadable_unseekable_and_undecodable_files_say_so_with_and_without_win
         audio_seconds(tmp_path / "text.wav")
     assert str(loading.value) == str(windowing.value)
     assert "text.wav: cannot decode audio (" in str(windowing.value)
+    (tmp_path / "text.mp3").write_text("not audio at all " * 20)  # libsndfile: "not a regular file"
+    for read in (lambda p: load_audio(p, params), audio_seconds):
+        with pytest.raises(AudioError, match=r"text.mp3: cannot decode audio \(.*no audio found "
+                                             r"in it: damaged, or not the format its name says"):
+            read(tmp_path / "text.mp3")
     monkeypatch.setattr(audiocheck.os, "access", lambda path, mode: False)  # root reads any file
     for read in (lambda p: load_audio(p, params), audio_seconds):
         with pytest.raises(AudioError, match=r"gsm.wav: cannot be read \(Permission denied\)"):
