@@ -133,8 +133,8 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
         if err.reason.startswith(_UNDECODABLE):  # frames a header declares, and none read
             check_complete(path, 0, sf_reason)
         raise
-    if decoded.frames is not None:
-        check_complete(path, decoded.frames, sf_reason)
+    if decoded.frames is not None:  # the other decoder read to the file's end
+        check_complete(path, decoded.frames)
     return decoded
 
 

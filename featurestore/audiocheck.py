@@ -103,5 +103,8 @@ def check_complete(path: Path, frames: int, error: Optional[str] = None):
     if error and not frames:  # cut before its first frame, or a header no decoder takes
         raise AudioError(path, f"truncated or damaged: its header declares {declared} frames, "
                                f"and none of them could be decoded ({error})")
-    found = f"decoding stopped after {frames} ({error})" if error else f"the file holds {frames}"
-    raise AudioError(path, f"truncated: its header declares {declared} frames, {found}")
+    if error:  # a decoder stops so at a file's end, and where damage in it loses its sync
+        raise AudioError(path, f"truncated or damaged: its header declares {declared} frames, "
+                               f"decoding stopped after {frames} ({error})")
+    raise AudioError(path, f"truncated: its header declares {declared} frames, the file holds "
+                           f"{frames}")

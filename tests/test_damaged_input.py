@@ -72,7 +72,8 @@ def test_truncated_files_are_refused_and_short_ones_padded(rendered, tmp_path, f
         found = ("the file holds \\d+" if fmt != "FLAC" else  # FLAC: what its decoder reached
                  "and none of them could be decoded" if cut < len(data) // 2 else
                  "decoding stopped after \\d+")
-        with pytest.raises(AudioError, match=rf"truncated{' or damaged' if 'none' in found else ''}"
+        damaged = fmt == "FLAC"  # its decoder stops with an error, as where damage is
+        with pytest.raises(AudioError, match=rf"truncated{' or damaged' if damaged else ''}"
                                              rf": its header declares {len(rendered)} frames, "
                                              rf"{found}") as err:
             load_audio(path, PARAMS)
@@ -80,6 +81,20 @@ def test_truncated_files_are_refused_and_short_ones_padded(rendered, tmp_path, f
     short = tmp_path / f"short.{ext}"  # a short note with a header that says so
     sf.write(short, rendered[:SR], SR, format=fmt, subtype=subtype)
     assert load_audio(short, PARAMS)[1] == ["padded 1.000 s -> 4.000 s"]
+
+
+def test_a_file_damaged_in_its_middle_is_not_called_truncated(tmp_path):
+    y = tone(10, seconds=6.0)
+    for ext in ("flac", "mp3"):
+        sf.write(tmp_path / f"whole.{ext}", y, SR)
+        data = bytearray((tmp_path / f"whole.{ext}").read_bytes())
+        third = len(data) // 3
+        data[third:third + 2000] = bytes(2000)  # zeros inside the clip: the decoder loses sync
+        (tmp_path / f"mid.{ext}").write_bytes(bytes(data))
+        with pytest.raises(AudioError, match=r"mid\.(flac: truncated or damaged: its header "
+                                             r"declares 96000 frames,|mp3: damaged:) decoding "
+                                             r"stopped after \d+"):
+            load_audio(tmp_path / f"mid.{ext}", PARAMS)
 
 
 def test_a_cut_wav_whose_header_gives_no_block_align_is_still_refused(tmp_path):
