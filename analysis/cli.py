@@ -109,9 +109,13 @@ def cmd_build(args):
 
 
 def cmd_inspect(args):
+    from analysis.placements import describe_placed
     from featurestore.describe import describe_store
+    from featurestore.remote import is_url
     _print(*describe_store(args.store, max_skipped=None if args.all_skipped else 10,
                            all_adjusted=args.all_adjusted))
+    if not is_url(args.store):  # place writes into local stores only
+        _print(*describe_placed(args.store))
 
 
 def cmd_train(args):

@@ -198,8 +198,9 @@ def _feature_options(p):
 
 def _inspect(add_command):
     p = add_command("inspect", help="describe a store's splits",
-                    description="Shapes, label counts, statistics, skipped inputs and "
-                                "feature parameters of every split of a store.")
+                    description="Every split's shapes, labels, statistics, skipped inputs, "
+                                "features and results (with their settings and scores), and "
+                                "the sounds placed on the store's maps.")
     p.add_argument("store", type=store_location, help=STORE_HELP)
     p.add_argument("--all-skipped", action="store_true",
                    help="list every skipped input of a split, with its reason (default: the "

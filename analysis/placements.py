@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import List, Sequence
 from featurestore.files import atomic_write_text
 from featurestore.jsonstream import read_json
 
-__all__ = ["Placed", "read_placed", "write_placed", "forget_placed", "PLACED_FILE"]
+__all__ = ["Placed", "read_placed", "write_placed", "forget_placed", "describe_placed",
+           "PLACED_FILE"]
 
 PLACED_FILE = "placed.json"
 log = logging.getLogger(__name__)
@@ -85,6 +87,22 @@ def read_placed(store) -> List[Placed]:
     except (OSError, ValueError, TypeError, AttributeError) as err:
         log.warning("%s: not a list of placed sounds (%s); ignored", path, err)
         return []
+
+
+def describe_placed(store, *, most: int = 10) -> List[str]:
+    """``timbremap inspect``'s lines on the sounds ``place`` put on the store's maps: how many
+    on each split's map, and the first ``most`` of them (none when it put none)."""
+    placed = read_placed(store)
+    if not placed:
+        return []
+    on_map = Counter(p.split for p in placed)
+    lines = [f"== placed: {Path(store) / PLACED_FILE}  " + ", ".join(
+        f"{n} on {split}'s map" for split, n in sorted(on_map.items()))]
+    lines += [f"    {p.path}: {p.split}, {p.family} ({p.probability:.2f})"
+              for p in placed[:most]]
+    if len(placed) > most:
+        lines.append(f"    ... and {len(placed) - most} more ({PLACED_FILE} lists them)")
+    return lines
 
 
 def _load(path: Path) -> List[Placed]:

@@ -1,6 +1,7 @@
 """A readable description of a store: what ``timbremap inspect`` prints."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -74,9 +75,11 @@ def _describe_split(split: str, f, path, size: int, max_skipped: Optional[int],
              f"compression {spectra.compression}"]
     others = [(name, ds) for name, ds in schema.datasets(f) if name not in schema.BUILT
               and not name.startswith(schema.METADATA + "/")]
-    if others:  # whatever else the file holds (analysis results, ...)
+    if others:  # whatever else the file holds (analysis results, ...), and how it was made
         lines.append("  also      " + ", ".join(f"{name} {ds.dtype} {ds.shape}"
                                                for name, ds in others))
+        for name, ds in others:
+            lines += _scalar_attrs(name, ds)
     lines += _label_counts(f[schema.LABELS][:], schema.read_label_names(f))
     lines.append(f"  notes     {n}" + _from_what(f, n))
     count, stats_split = schema.read_stats_count(f)
@@ -122,6 +125,28 @@ def _describe_split(split: str, f, path, size: int, max_skipped: Optional[int],
     lines.append(f"  built     {f.attrs.get('created', '?')} by timbremap "
                  f"{f.attrs.get('timbremap_version', '?')} from {source}")
     return lines
+
+
+def _scalar_attrs(name: str, ds, *, most: int = 30, width: int = 100) -> List[str]:
+    """``NAME: key=value, ...`` over lines of at most ``width`` characters: the attributes of
+    ``ds`` that are one number or text (a t-SNE map's settings and scores, the model that made
+    embeddings), the first ``most`` of them."""
+    pairs, keys = [], list(ds.attrs)
+    for key in keys[:most]:
+        value = ds.attrs[key]
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, (np.floating, float)):
+            pairs.append(f"{key}={float(value):.4g}")
+        elif isinstance(value, (np.integer, int, str)):
+            pairs.append(shown(f"{key}={value}", limit=80))
+    if len(keys) > most:
+        pairs.append(f"... and {len(keys) - most} more")
+    if not pairs:
+        return []
+    return textwrap.wrap(", ".join(pairs), width, initial_indent=f"    {name}: ",
+                         subsequent_indent=" " * 6, break_long_words=False,
+                         break_on_hyphens=False)
 
 
 def _from_what(f, n: int) -> str:

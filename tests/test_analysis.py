@@ -1,5 +1,6 @@
 import html
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -334,6 +335,17 @@ def test_place_command_prints_what_reading_did(mapped, tone_root, tmp_path, caps
     assert placed.family in line and f"({placed.x:.2f}, {placed.y:.2f}) on the train map" in line
     assert "bad.wav: cannot decode audio" in caplog.text
     assert "1 of 2 files could not be used" in caplog.text
+    assert main(["inspect", str(store)]) == 0  # the sound placed, and how the map was made
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[-2:] == [f"== placed: {store / 'placed.json'}  1 on train's map",
+                          f"    {tmp_path / 'stereo.wav'}: train, {placed.family} "
+                          f"({placed.probability:.2f})"]
+    with h5py.File(store / "train.h5") as f:
+        perplexity, trust = f["tsne"].attrs["perplexity"], f["tsne"].attrs["trustworthiness"]
+    joined = " ".join(line.strip() for line in shown)  # lines wrapped at spaces, joined
+    assert re.search(fr"tsne: [^:]*perplexity={perplexity:.4g},[^:]*trustworthiness="
+                     fr"{trust:.4g}", joined)
+    assert f"embeddings: layer=embedding, model={model}," in joined
 
 
 @pytest.mark.parametrize("splits", [["train"], ["train", "test"]])

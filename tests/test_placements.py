@@ -2,7 +2,8 @@
 import json
 import logging
 
-from analysis.placements import PLACED_FILE, Placed, forget_placed, read_placed, write_placed
+from analysis.placements import (PLACED_FILE, Placed, describe_placed, forget_placed, read_placed,
+                                 write_placed)
 
 DAMAGED = b'[{"path": "/my/own.wav", "split": "test", "x": 1.5,'  # cut off mid-write
 
@@ -16,6 +17,16 @@ def test_placed_sounds_round_trip(tmp_path):
     forget_placed(tmp_path, "train")
     assert [p.path for p in read_placed(tmp_path)] == ["/a.wav"]
     assert [p.name for p in tmp_path.iterdir()] == [PLACED_FILE]
+
+
+def test_inspect_s_lines_count_the_sounds_on_each_map_and_list_the_first(tmp_path):
+    assert describe_placed(tmp_path) == []
+    write_placed(tmp_path, [Placed(f"/{n}.wav", "train" if n < 3 else "test", family="bass",
+                                   probability=0.25) for n in range(12)])
+    lines = describe_placed(tmp_path, most=2)
+    assert lines == [f"== placed: {tmp_path / PLACED_FILE}  9 on test's map, 3 on train's map",
+                     "    /0.wav: train, bass (0.25)", "    /1.wav: train, bass (0.25)",
+                     "    ... and 10 more (placed.json lists them)"]
 
 
 def test_a_damaged_placed_json_is_kept_aside_byte_for_byte(tmp_path, caplog):
