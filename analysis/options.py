@@ -84,7 +84,7 @@ def _default(func, name: str):
 
 def _render(add_command):
     from featurestore.render import RenderOptions
-    from featurestore.synth import ENGINES, render_synth
+    from featurestore.synth import ENGINES, FAMILY_SLOTS, render_synth
     p = add_command("render", help="render notes from a GM SoundFont or synthesis engines",
                     description="Render notes of a General MIDI SoundFont, or with --synth of "
                                 "synthesised instruments (DX7 FM voices, Faust physical models, "
@@ -116,9 +116,8 @@ def _render(add_command):
                    help="render every installed engine's instruments instead of a SoundFont")
     g.add_argument("--engines", nargs="+", choices=sorted(ENGINES),
                    help="only these engines (default: every installed one)")
-    per_family = _default(render_synth, "per_family")
-    g.add_argument("--per-family", type=int,
-                   help=f"instruments of each family per engine (default {per_family})")
+    g.add_argument("--per-family", type=int, help=f"instruments of each family per engine, 1 "
+                   f"to {FAMILY_SLOTS} (default {_default(render_synth, 'per_family')})")
 
 
 def _build(add_command):

@@ -27,7 +27,7 @@ from .finished import SplitReport
 from .layouts import InputOptions, Inputs, read_inputs
 from .nsynth import SPLITS
 from .notes import Notes
-from .overlap import refuse_names_in_two_splits
+from .overlap import check_splits_apart
 from .params import FeatureParams
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
                         give_back_room, inputs_digest, note_writer)
@@ -367,9 +367,9 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     if read.layout != "nsynth":
         labels = grow.grown_labels(labels, read.labels)
     roots, new, held = grow.on_all_roots(read.splits, read.roots, held)
-    refuse_names_in_two_splits([(split, mine.notes) for split, mine in held.items()]
-                               + [(split, notes) for split, (notes, _) in new.items()],
-                               layout=read.layout)
+    check_splits_apart([(split, mine.notes) for split, mine in held.items()]
+                       + [(split, notes) for split, (notes, _) in new.items()],
+                       layout=read.layout)
     reports, train_stats, changed = [], None, []
     for split in splits:
         path = split_path(out, split)

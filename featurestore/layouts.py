@@ -43,7 +43,7 @@ from .errors import BuildError
 from .nsynth import FAMILIES, QUALITIES, RENDERING, SPLITS, find_splits, unfinished_render
 from .rows import AUDIO_SUFFIXES, Row, folder_rows, manifest_rows
 from .notes import Notes
-from .overlap import refuse_names_in_two_splits, warn_of_files_in_several_splits
+from .overlap import check_splits_apart, warn_of_files_in_several_splits
 from .splitfolder import check_roots, found_splits, read_splits
 from .windows import check_hop, windowed_notes
 
@@ -263,8 +263,8 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
                                      f"one note: list it in one manifest")
                 rows[k].append(row)
         inputs = _read_rows(layout, roots, rows, options)
-    refuse_names_in_two_splits([(split, notes) for split, (notes, _) in inputs.splits.items()],
-                               layout=layout)
+    check_splits_apart([(split, notes) for split, (notes, _) in inputs.splits.items()],
+                       layout=layout)
     warn_of_files_in_several_splits(inputs.splits)
     if options.windows is not None:
         for split, (notes, problems) in inputs.splits.items():

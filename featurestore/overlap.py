@@ -1,6 +1,7 @@
 """What would put one note in two splits, so that a model is tested on what it heard: a note
-name two inputs give in different splits (refused), and one audio file in two splits, or a
-name one NSynth folder gives in two of its splits (warned of)."""
+name two inputs give in different splits (refused), and one audio file in two splits, a name
+one NSynth folder gives in two of its splits, or an NSynth instrument in train and in valid or
+test (warned of)."""
 from __future__ import annotations
 
 import itertools
@@ -14,9 +15,18 @@ import numpy as np
 from .errors import BuildError
 from .notes import Notes
 
-__all__ = ["refuse_names_in_two_splits", "warn_of_files_in_several_splits"]
+__all__ = ["check_splits_apart", "refuse_names_in_two_splits", "warn_of_files_in_several_splits",
+           "warn_of_instruments_heard_in_training"]
 
 log = logging.getLogger(__name__)
+
+
+def check_splits_apart(splits: Sequence[Tuple[str, Notes]], *, layout: str):
+    """:func:`refuse_names_in_two_splits`, then, in NSynth's layout,
+    :func:`warn_of_instruments_heard_in_training`."""
+    refuse_names_in_two_splits(splits, layout=layout)
+    if layout == "nsynth":
+        warn_of_instruments_heard_in_training(splits)
 
 
 def refuse_names_in_two_splits(splits: Sequence[Tuple[str, Notes]], *, layout: str):
@@ -111,3 +121,32 @@ def warn_of_files_in_several_splits(splits: Dict[str, Tuple[Notes, list]]):
         log.warning("the same audio file is in two splits (notes: %d; first: %s, in %s, is %s, "
                     "in %s): a model tested on it has heard it", len(shared), path, split, again,
                     other)
+
+
+def warn_of_instruments_heard_in_training(splits: Sequence[Tuple[str, Notes]]):
+    """Warn when an instrument (NSynth's ``instrument_str``, each note's ``group``) has notes in
+    train and in valid or test: a model scored on them has heard that instrument. NSynth keeps
+    train's instruments out of valid and test (which may share theirs); two renders of one
+    SoundFont with other seeds or pitches give one instrument other note names, in any split.
+
+    Parameters
+    ----------
+    splits : sequence of (str, Notes)
+        Each split's notes; a split may come more than once (a store's and those added).
+    """
+    heard: Dict[str, str] = {}  # instrument -> a train note's file
+    for split, notes in splits:
+        if split == "train":
+            for i, group in enumerate(notes.group):
+                heard.setdefault(group, str(notes.path(i)))
+    shared: Dict[str, Tuple[str, str]] = {}
+    for split, notes in splits:
+        if split != "train":
+            for i, group in enumerate(notes.group):
+                if group in heard:
+                    shared.setdefault(group, (split, str(notes.path(i))))
+    if shared:
+        group, (split, path) = next(iter(shared.items()))
+        log.warning("%d instruments have notes in train and in valid or test (first: %r, in "
+                    "train at %s and in %s at %s): a model scored on them has heard the "
+                    "instrument", len(shared), group, heard[group], split, path)

@@ -40,11 +40,15 @@ __all__ = ["ENGINES", "Prototype", "Instrument", "engine_module", "available_eng
 log = logging.getLogger(__name__)
 
 #: Engine name -> the module that holds its prototypes and renderer. The name is also the tag
-#: in note and instrument names (``brass_synthetic_dexed004-060-100``).
+#: in note and instrument names (``brass_synthetic_dexed094-060-100``).
 ENGINES = {"dexed": "featurestore.fm", "faust": "featurestore.faust"}
 
 #: What to install when no engine is there.
 INSTALL_HINT = install_hint("synth")
+
+#: Instrument numbers each family has (its ``k``-th is ``FAMILY_SLOTS * family index + k``), so
+#: an instrument's number, name and id do not depend on ``per_family`` or the families asked.
+FAMILY_SLOTS = 90
 
 #: A note whose peak before scaling is below this (-60 dBFS) did not sound (a physical model
 #: that did not start to oscillate, a key outside a model's range) and is left out.
@@ -143,14 +147,15 @@ def synth_instruments(engine: str, *, per_family: int = 15, seed: int = 0,
 
     A family's instruments go round its prototypes in turn; instrument ``k`` of a prototype
     draws its settings from ``numpy.random.default_rng([seed, crc32(engine), crc32(prototype),
-    k])``, so it does not depend on ``per_family``.
+    k])``, and the family's ``j``-th instrument is numbered ``FAMILY_SLOTS * family index + j``,
+    so neither depends on ``per_family`` or the families asked for.
 
     Parameters
     ----------
     engine : str
         A name in :data:`ENGINES`.
     per_family : int
-        Instruments of each family (1..999 in all).
+        Instruments of each family (1 to :data:`FAMILY_SLOTS`).
     seed : int
     families : sequence of str, optional
         Only these families (default: every family the engine covers).
@@ -158,7 +163,7 @@ def synth_instruments(engine: str, *, per_family: int = 15, seed: int = 0,
     Returns
     -------
     list of Instrument
-        Numbered from 0 in family order, then round the prototypes.
+        In family order, then round the prototypes.
     """
     module = engine_module(engine)
     prototypes: Mapping[str, Prototype] = module.PROTOTYPES
@@ -167,9 +172,8 @@ def synth_instruments(engine: str, *, per_family: int = 15, seed: int = 0,
     unknown = sorted(set(families or ()) - set(FAMILIES))
     if unknown:
         raise InputError(f"unknown families {unknown} (expected some of {', '.join(FAMILIES)})")
-    if per_family < 1 or per_family * len(wanted) > 1000:
-        raise InputError(f"per_family must be >= 1 and give at most 1000 instruments "
-                         f"({len(wanted)} families), got {per_family}")
+    if not 1 <= per_family <= FAMILY_SLOTS:
+        raise InputError(f"per_family must be 1 to {FAMILY_SLOTS}, got {per_family}")
     instruments = []
     for family in wanted:
         names = [n for n, p in prototypes.items() if p.family == family]
@@ -184,8 +188,9 @@ def synth_instruments(engine: str, *, per_family: int = 15, seed: int = 0,
                              for key, (low, high) in sorted(proto.ranges.items()))
             low, high = PITCH_RANGES[family]
             pitches = proto.pitches or (low, high)
-            instruments.append(Instrument(engine, len(instruments), name, family, proto.source,
-                                          settings, (max(low, pitches[0]), min(high, pitches[1]))))
+            instruments.append(Instrument(engine, FAMILY_SLOTS * FAMILIES.index(family) + k, name,
+                                          family, proto.source, settings,
+                                          (max(low, pitches[0]), min(high, pitches[1]))))
     return instruments
 
 

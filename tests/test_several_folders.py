@@ -102,6 +102,30 @@ def test_a_name_one_nsynth_folder_gives_in_two_splits_is_warned_of(tmp_path, cap
            f"and test)" in caplog.text
 
 
+def test_an_instrument_in_train_and_in_a_scored_split_is_warned_of_by_build_and_add(
+        two_roots, tmp_path, caplog):
+    a, b = two_roots
+    c = tmp_path / "c"  # a's train instruments again under other note names (another render)
+    train = json.loads((a / "train" / "examples.json").read_text())
+    first = sorted(train)[0]
+    again = {f"{name}-again": {**entry, "note_str": f"{name}-again"}
+             for name, entry in train.items() if name == first}
+    write_note(c / "test", f"{first}-again", tone(30))
+    (c / "test").mkdir(exist_ok=True)
+    (c / "test" / "examples.json").write_text(json.dumps(again))
+    instrument = train[first]["instrument_str"]
+    warning = (f"1 instruments have notes in train and in valid or test (first: "
+               f"'{instrument}', in train at {a}/train/audio/{first}.wav and in test at "
+               f"{c}/test/audio/{first}-again.wav)")
+    build_store([a, b], tmp_path / "store", jobs=1, progress=False)
+    assert "instruments have notes in train" not in caplog.text  # a's and b's are apart
+    build_store([a, c], tmp_path / "both", jobs=1, progress=False)
+    assert warning in caplog.text
+    caplog.clear()
+    build_store(c, tmp_path / "store", jobs=1, progress=False, add=True)
+    assert warning in caplog.text
+
+
 def test_a_folder_given_twice_is_refused(two_roots, tmp_path):
     a, _ = two_roots
     with pytest.raises(BuildError, match="given twice"):
