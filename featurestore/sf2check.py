@@ -12,7 +12,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_soundfont", "REGIONS_PER_BYTE", "MIN_REGIONS", "MAX_PRESETS"]
+__all__ = ["check_soundfont", "REGIONS_PER_BYTE", "MIN_REGIONS", "MAX_PRESETS",
+           "DECODED_PER_BYTE", "MIN_DECODED"]
 
 #: The regions (a preset zone's instrument's zones, over every preset) a SoundFont may expand
 #: to: one a kilobyte of the file, at least MIN_REGIONS. TinySoundFont keeps every one in
@@ -21,6 +22,10 @@ __all__ = ["check_soundfont", "REGIONS_PER_BYTE", "MIN_REGIONS", "MAX_PRESETS"]
 REGIONS_PER_BYTE, MIN_REGIONS = 1 / 1000, 100_000
 #: The most presets: TinySoundFont sorts them by comparing each with every other.
 MAX_PRESETS = 16_384
+#: The samples (floats, in memory) an SF3's compressed samples may decode to: this many a byte
+#: of its sample data, at least MIN_DECODED. Vorbis at a General MIDI bank's quality gives a few
+#: samples a byte; a minute of silence gives hundreds.
+DECODED_PER_BYTE, MIN_DECODED = 64, 2**24
 
 #: The record of each chunk of the ``pdta`` list (SoundFont 2.04, section 7).
 _RECORDS = {
@@ -48,10 +53,12 @@ def check_soundfont(path) -> None:
     """Raise :class:`InputError` naming ``path`` and what is wrong, unless its RIFF chunks lie
     within the file, its ``pdta`` chunks are whole records, every bag, generator, instrument
     and sample index points inside its table, every sample a zone plays lies inside the sample
-    data and has a sample rate, its compressed samples (SF3) are not read over and over, and
-    its zones expand to at most one region a kilobyte of the file (:data:`REGIONS_PER_BYTE`,
-    at least :data:`MIN_REGIONS`). Only the headers are read (the ``pdta`` list: kilobytes to
-    a few megabytes), not the samples.
+    data and has a sample rate, its compressed samples (SF3) are not read over and over and
+    decode to at most :data:`DECODED_PER_BYTE` samples a byte of sample data (at least
+    :data:`MIN_DECODED`), and its zones expand to at most one region a kilobyte of the file
+    (:data:`REGIONS_PER_BYTE`, at least :data:`MIN_REGIONS`). Only the headers are read (the
+    ``pdta`` list: kilobytes to a few megabytes, and the Ogg pages' headers of an SF3), not
+    the samples.
     """
     path = Path(path)
     with path.open("rb") as fh:
@@ -68,15 +75,57 @@ def check_soundfont(path) -> None:
         missing = [kind for kind in ("sdta", "pdta") if kind not in lists]
         if missing:
             raise InputError(f"{path}: not a SoundFont (no {missing[0]!r} list)")
-        sample_bytes = next((length for name, _, length in _chunks(fh, path, *lists["sdta"])
-                             if name == "smpl"), 0)
+        data, sample_bytes = next(((start, length) for name, start, length
+                                   in _chunks(fh, path, *lists["sdta"]) if name == "smpl"),
+                                  (0, 0))
         tables = {}
         for name, start, length in list(_chunks(fh, path, *lists["pdta"])):
             if name in _RECORDS:
                 fh.seek(start)
                 tables[name] = fh.read(length)
-    _check_tables(path, {name: _table(path, name, tables.get(name)) for name in _RECORDS},
-                  sample_bytes, max(MIN_REGIONS, int(size * REGIONS_PER_BYTE)))
+        shdr = _check_tables(path, {name: _table(path, name, tables.get(name))
+                                    for name in _RECORDS},
+                             sample_bytes, max(MIN_REGIONS, int(size * REGIONS_PER_BYTE)))
+        compressed = shdr[(shdr["type"] & _COMPRESSED) != 0]
+        decoded = sum(_vorbis_samples(fh, data + int(header["start"]), data + int(header["end"]))
+                      for header in compressed)
+    most = max(MIN_DECODED, DECODED_PER_BYTE * sample_bytes)
+    if decoded > most:
+        raise InputError(f"{path}: its compressed samples decode to as many as {decoded:,} "
+                         f"samples, more than {most:,} ({DECODED_PER_BYTE} a byte of its "
+                         f"{sample_bytes:,} bytes of sample data, at least {MIN_DECODED:,}): "
+                         f"each is decoded on loading, so a SoundFont made to exhaust memory "
+                         f"is refused")
+
+
+#: An Ogg page's header: capture pattern, version, type, granule position, serial number,
+#: page number, checksum, then the count of its lacing values.
+_OGG_PAGE = struct.Struct("<4sBBqIIIB")
+
+
+def _vorbis_samples(fh: BinaryIO, start: int, end: int) -> int:
+    """At most the samples the Ogg Vorbis stream in the file's bytes ``start`` to ``end``
+    decodes to, from its pages' headers alone: each audio packet gives at most half its longer
+    block, in each channel. 0 where the bytes are not a Vorbis stream's (it cannot load)."""
+    fh.seek(start)
+    first = fh.read(_OGG_PAGE.size + 1 + 30)  # a page of one lacing value: the id header
+    if (len(first) < _OGG_PAGE.size + 31 or first[:4] != b"OggS"
+            or first[_OGG_PAGE.size + 1:_OGG_PAGE.size + 8] != b"\x01vorbis"):
+        return 0
+    ident = first[_OGG_PAGE.size + 1:]
+    channels, longer = ident[11], ident[28] >> 4  # longer block: 2**longer samples
+    if not 6 <= longer <= 13:  # Vorbis I allows blocks of 64 to 8192
+        return 0
+    packets, pos = 0, start
+    while pos + _OGG_PAGE.size <= end:
+        fh.seek(pos)
+        head = fh.read(_OGG_PAGE.size)
+        if len(head) < _OGG_PAGE.size or head[:4] != b"OggS":
+            break
+        lacing = fh.read(head[-1])
+        packets += sum(value < 255 for value in lacing)  # a packet ends at a value below 255
+        pos += _OGG_PAGE.size + len(lacing) + sum(lacing)
+    return max(packets - 3, 0) * (1 << (longer - 1)) * channels  # 3 header packets
 
 
 def _lists(fh: BinaryIO, path: Path, end: int) -> Iterator[Tuple[str, int, int]]:
@@ -114,7 +163,10 @@ def _table(path: Path, name: str, raw: Optional[bytes]) -> np.ndarray:
     return np.frombuffer(raw, dtype)
 
 
-def _check_tables(path: Path, t: Dict[str, np.ndarray], sample_bytes: int, max_regions: int):
+def _check_tables(path: Path, t: Dict[str, np.ndarray], sample_bytes: int,
+                  max_regions: int) -> np.ndarray:
+    """Refuse what :func:`check_soundfont` says of the tables ``t``; return the sample
+    headers."""
     def indices(what: str, values: np.ndarray, limit: int, *, ordered: bool = True):
         """Refuse ``values`` above ``limit``, or going backwards where ``ordered``."""
         values = values.astype(np.int64)
@@ -146,6 +198,7 @@ def _check_tables(path: Path, t: Dict[str, np.ndarray], sample_bytes: int, max_r
                          f"{max_regions:,} (one a kilobyte of the file, at least {MIN_REGIONS:,})"
                          f": a damaged SoundFont, or one made to exhaust memory")
     _check_samples(path, t["shdr"], np.unique(samples), sample_bytes)
+    return t["shdr"]
 
 
 def _check_samples(path: Path, shdr: np.ndarray, played: np.ndarray, sample_bytes: int):

@@ -2,13 +2,16 @@
 index past its table, a sample outside the sample data, a truncated file, zones that expand to
 millions of regions, or SF3 samples that share their data over and over, are refused naming the
 file (they crashed the process, or took gigabytes)."""
+import io
 import struct
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from featurestore.errors import InputError
 from featurestore.render import RenderOptions, render_soundfont
+from featurestore import sf2check
 from featurestore.sf2check import MAX_PRESETS, MIN_REGIONS, check_soundfont
 
 
@@ -18,15 +21,16 @@ def chunk(name: bytes, data: bytes) -> bytes:
 
 def soundfont(*, presets=1, preset_zones=1, instrument_zones=1, gens_per_zone=1, sample_id=0,
               start=0, end=1000, headers=1, sample_type=1, samples=2000, rate=16000,
-              pgen_tail=b"", pmod=bytes(10)) -> bytes:
+              pgen_tail=b"", pmod=bytes(10), smpl=None) -> bytes:
     """A SoundFont of ``presets`` presets, the last of ``preset_zones`` zones, each playing the
     one instrument of ``instrument_zones`` zones, each playing sample ``sample_id``
     ``gens_per_zone`` times; ``headers`` sample headers spanning ``start`` to ``end`` (SF3's
     compressed bytes for a ``sample_type`` of 0x10 or 0x20); ``pgen_tail`` after the preset
-    generators."""
+    generators; ``smpl``, the sample data, instead of ``samples`` of a sine."""
     def records(fmt, rows):
         return b"".join(struct.pack(fmt, *row) for row in rows)
-    smpl = (0.3 * 32767 * np.sin(np.arange(samples) * 0.1)).astype("<i2").tobytes()
+    if smpl is None:
+        smpl = (0.3 * 32767 * np.sin(np.arange(samples) * 0.1)).astype("<i2").tobytes()
     pdta = b"pdta" + b"".join([
         chunk(b"phdr", records("<20sHHHIII", [(b"Preset", k, 0, 0, 0, 0, 0)
                                                for k in range(presets)]
@@ -81,6 +85,29 @@ def test_a_soundfont_that_points_outside_itself_is_refused(tmp_path, options, me
     path.write_bytes(soundfont(**options))
     with pytest.raises(InputError, match=f"{path}: {message}"):
         check_soundfont(path)
+
+
+def vorbis(y: np.ndarray, sr: int = 44100) -> bytes:
+    out = io.BytesIO()
+    sf.write(out, y, sr, format="OGG", subtype="VORBIS")
+    return out.getvalue()
+
+
+def test_compressed_samples_that_decode_to_far_more_than_their_bytes_are_refused(
+        tmp_path, monkeypatch):
+    tone = vorbis(0.3 * np.sin(np.arange(2 * 44100) * 0.05))  # 2 s of a tone, 20 of silence
+    silence = vorbis(np.zeros(20 * 44100))
+    ok, bomb = tmp_path / "ok.sf3", tmp_path / "bomb.sf3"
+    ok.write_bytes(soundfont(sample_type=0x11, smpl=tone, end=len(tone)))
+    bomb.write_bytes(soundfont(sample_type=0x11, smpl=silence, end=len(silence)))
+    monkeypatch.setattr(sf2check, "MIN_DECODED", 1000)  # as if these were many megabytes
+    check_soundfont(ok)  # a few samples a byte
+    assert 64 * len(silence) < 20 * 44100  # silence: hundreds
+    with pytest.raises(InputError, match=rf"{bomb}: its compressed samples decode to as many as "
+                                         rf"88\d,\d\d\d samples, more than "
+                                         rf"{64 * len(silence):,} \(64 a byte of its "
+                                         rf"{len(silence):,} bytes"):
+        check_soundfont(bomb)
 
 
 @pytest.mark.parametrize("cut", [12, 40, 200, -100, -1])
