@@ -25,7 +25,7 @@ QUALITIES = ("bright", "dark", "distortion", "fast_decay", "long_release", "mult
              "nonlinear_env", "percussive", "reverb", "tempo-synced")
 SOURCES = ("acoustic", "electronic", "synthetic")
 #: The hidden folder of a render's output that holds its splits until every one is written
-#: (:func:`featurestore.render.rendering`).
+#: (:func:`featurestore.renderfolder.rendering`).
 RENDERING = ".rendering"
 
 

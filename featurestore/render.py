@@ -11,28 +11,25 @@ NSynth's test set, the instruments of ``valid`` and ``test`` are never heard in 
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import re
-import shutil
 import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import soundfile as sf
 from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage, check_seed
-from .files import exclusive_lock
-from .nsynth import FAMILIES, RENDERING, SOURCES, SPLITS, Example, write_split
+from .nsynth import FAMILIES, SOURCES, Example
+from .renderfolder import refuse_rendered, rendering, write_note
 from .sf2check import check_soundfont
 
 __all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
-           "assign_splits", "warn_of_empty_splits", "refuse_rendered", "rendering"]
+           "assign_splits", "warn_of_empty_splits"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +65,8 @@ GM_FAMILIES: Dict[int, Tuple[str, str]] = {
 #: synthesis engines' ids lie above BANKS * 1000 (:attr:`featurestore.synth.Instrument.id`),
 #: all within int32.
 BANKS = 1_000_000
+#: The longest tag: note names stay far below a file name's 255 bytes.
+MAX_TAG = 64
 
 #: Plausible MIDI pitch range (inclusive) of each family.
 PITCH_RANGES = {
@@ -131,65 +130,8 @@ def default_soundfont() -> Path:
     return path
 
 
-def refuse_rendered(out: Path):
-    """Raise :class:`InputError` when ``out`` holds a split folder with anything in it already:
-    rendered notes (their wavs would stay next to the new ones, as notes without a json
-    entry), or other files, or is not a folder."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: is a file; render writes its notes into a folder")
-    for split in SPLITS:
-        folder = out / split
-        if (folder / "examples.json").exists():
-            raise InputError(f"{folder}: holds rendered notes already; render into a new folder "
-                             f"(or delete this one)")
-        if folder.exists() and not (folder.is_dir() and next(folder.iterdir(), None) is None):
-            raise InputError(f"{folder}: is there already and holds other files (or is not a "
-                             f"folder); render into a new folder (or delete this one)")
-
-
-@contextlib.contextmanager
-def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Path]:
-    """Where a render writes its notes: ``OUT/.rendering/SPLIT/audio/NAME.wav`` for each split
-    of ``examples`` (``split -> name -> Example``, filled in the block). When the block ends
-    without an exception, and with a note, each split's ``examples.json`` is written and its
-    folder moved into ``out``; otherwise ``.rendering`` is removed (or, killed, by the next
-    render into ``out``), so ``out`` never holds an unfinished split.
-
-    Raises
-    ------
-    InputError
-        What :func:`refuse_rendered` raises, another render into ``out`` running (the folder
-        is locked while one writes), or no note in ``examples``.
-    """
-    refuse_rendered(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(out, lambda: InputError(f"{out}: another render is writing into this "
-                                                f"folder; wait for it to finish")):
-        refuse_rendered(out)  # the other render may have finished meanwhile
-        work = out / RENDERING
-        if work.exists():
-            shutil.rmtree(work)
-        for split in examples:
-            (work / split / "audio").mkdir(parents=True)
-        try:
-            yield work
-            if not any(examples.values()):
-                raise InputError(f"{out}: no note sounded (see the warnings above); nothing "
-                                 f"written")
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        for split, notes in examples.items():
-            write_split(work / split, notes)
-        for split, notes in examples.items():
-            (work / split).replace(out / split)  # out/split: none, or an empty folder
-            log.info("%s: %d notes of %d instruments", out / split, len(notes),
-                     len({e.instrument for e in notes.values()}))
-        work.rmdir()
-
-
 def _tag(soundfont: Path) -> str:
-    return re.sub(r"[^a-z0-9]", "", soundfont.stem.lower()) or "sf"
+    return re.sub(r"[^a-z0-9]", "", soundfont.stem.lower())[:MAX_TAG] or "sf"
 
 
 def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int, *,
@@ -294,8 +236,9 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     programs : sequence of int, optional
         GM programs to render (default: every program of :data:`GM_FAMILIES`).
     tag : str, optional
-        Goes into instrument names, so banks rendered into one root stay apart (default: the
-        SoundFont's file name).
+        Letters and digits, at most :data:`MAX_TAG`: goes into instrument and note names, so
+        the notes of banks rendered into folders of their own and built into one store stay
+        apart (default: the SoundFont's file name, its letters and digits).
     progress : bool
         Show a tqdm bar.
 
@@ -322,17 +265,19 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
             from None
     soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
     if not soundfont.is_file():
-        raise FileNotFoundError(f"{soundfont}: " + ("is a folder, not a SoundFont (.sf2) file"
-                                                    if soundfont.is_dir()
-                                                    else "no such SoundFont file"))
+        raise FileNotFoundError(f"{soundfont}: " + (
+            "is a folder, not a SoundFont (.sf2) file" if soundfont.is_dir() else
+            "no such SoundFont file" if not soundfont.exists() else
+            "not a regular file (a pipe or device?): a SoundFont is read from a file"))
     programs = sorted(GM_FAMILIES) if programs is None else sorted(set(programs))
     unknown = [p for p in programs if p not in GM_FAMILIES]
     if unknown:
         raise InputError(f"programs {unknown} have no NSynth family (mapped programs: "
                          f"{sorted(GM_FAMILIES)})")
     tag = _tag(soundfont) if tag is None else tag
-    if not re.fullmatch(r"[A-Za-z0-9]+", tag):
-        raise InputError(f"tag must be letters and digits (it goes into note names), got {tag!r}")
+    if not re.fullmatch(r"[A-Za-z0-9]{1,%d}" % MAX_TAG, tag):
+        raise InputError(f"tag must be letters and digits, at most {MAX_TAG} (it goes into note "
+                         f"names), got {tag!r:.80}")
     check_soundfont(soundfont)  # TinySoundFont trusts every index and size in the file
     synth = tinysoundfont.Synth(samplerate=options.sample_rate, gain=options.gain_db)
     try:
@@ -369,8 +314,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
                 silent.append(name)
                 continue
             split = splits[program]
-            sf.write(work / split / "audio" / f"{name}.wav", audio, options.sample_rate,
-                     subtype="PCM_16")
+            write_note(work / split / "audio" / f"{name}.wav", audio, options.sample_rate)
             examples[split][name] = Example(
                 note_str=name, instrument_family=FAMILIES.index(family),
                 instrument_family_str=family, instrument=bank * 1000 + program,

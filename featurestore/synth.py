@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import soundfile as sf
 from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage, install_hint
 from .nsynth import FAMILIES, SOURCES, Example
-from .render import (BANKS, PITCH_RANGES, RenderOptions, assign_splits, refuse_rendered,
-                     rendering, warn_of_empty_splits)
+from .render import BANKS, PITCH_RANGES, RenderOptions, assign_splits, warn_of_empty_splits
+from .renderfolder import refuse_rendered, rendering, write_note
 
 __all__ = ["ENGINES", "Prototype", "Instrument", "engine_module", "available_engines",
            "synth_instruments", "render_synth", "scale_note"]
@@ -313,9 +312,8 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
                 failed["silent"].append(name)
                 continue
             split = splits[inst.engine, inst.number]
-            sf.write(work / split / "audio" / f"{name}.wav",
-                     scale_note(audio, velocity, gain_db=options.gain_db), options.sample_rate,
-                     subtype="PCM_16")
+            write_note(work / split / "audio" / f"{name}.wav",
+                       scale_note(audio, velocity, gain_db=options.gain_db), options.sample_rate)
             examples[split][name] = Example(
                 note_str=name, instrument_family=FAMILIES.index(inst.family),
                 instrument_family_str=inst.family, instrument=inst.id, instrument_str=inst.name,

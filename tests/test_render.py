@@ -89,6 +89,65 @@ def test_a_render_of_no_sounding_note_writes_nothing(tmp_path, monkeypatch, capl
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_a_note_or_examples_json_that_cannot_be_written_is_one_error_and_nothing_is_kept(
+        tmp_path, monkeypatch):
+    import errno
+    import soundfile as sf
+    import featurestore.renderfolder as folder
+    written, write = [], sf.write
+
+    def full(path, *args, **kwargs):  # libsndfile says no more than this of a full disk
+        written.append(path)
+        if len(written) == 3:
+            raise sf.LibsndfileError(2, "Error writing: ")
+        return write(path, *args, **kwargs)
+    monkeypatch.setattr(folder.sf, "write", full)
+    with pytest.raises(ValueError, match=r"out/\.rendering/\w+/audio/\S+\.wav: cannot be "
+                                         r"written \(.*\); nothing of the render was kept"):
+        render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS, progress=False)
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.undo()
+
+    def no_room(split_dir, examples):
+        raise OSError(errno.ENOSPC, "No space left on device", str(split_dir / "examples.json"))
+    monkeypatch.setattr(folder, "write_split", no_room)
+    with pytest.raises(ValueError, match=r"out/\.rendering/\w+/examples.json: cannot be "
+                                         r"written \(No space left on device\); nothing"):
+        render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS, progress=False)
+    assert list((tmp_path / "out").iterdir()) == []  # no .rendering a build would refuse
+
+
+def test_odd_paths_are_named_and_a_link_in_the_render_s_place_is_never_followed(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("a user's")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".rendering").symlink_to(tmp_path / "mine")
+    render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS, progress=False)
+    assert (tmp_path / "mine" / "keep.txt").read_text() == "a user's"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"file/out: cannot be made \(Not a directory"):
+        render_soundfont(tmp_path / "file" / "out", options=OPTIONS, programs=PROGRAMS,
+                         progress=False)
+    import os
+    os.mkfifo(tmp_path / "pipe.sf2")
+    with pytest.raises(FileNotFoundError, match="pipe.sf2: not a regular file"):
+        render_soundfont(tmp_path / "x", tmp_path / "pipe.sf2", progress=False)
+
+
+def test_a_split_none_of_whose_notes_sounded_is_warned_of(tmp_path, monkeypatch, caplog):
+    import featurestore.render as render
+    render_note = render._render_note
+
+    def silent_but_piano(synth, sfid, program, *args):
+        audio = render_note(synth, sfid, program, *args)
+        return audio if program < 8 else 0 * audio
+    monkeypatch.setattr(render, "_render_note", silent_but_piano)
+    counts = render_soundfont(tmp_path / "out", options=dataclasses.replace(
+        OPTIONS, fractions=(0.5, 0.5, 0)), programs=[0, 40, 41], progress=False)
+    empty = [split for split, n in counts.items() if not n]
+    assert len(empty) == 1 and f"no note of the {empty[0]} split sounded" in caplog.text
+
+
 def test_render_is_deterministic_and_instrument_disjoint(tmp_path):
     counts = render_soundfont(tmp_path / "a", options=OPTIONS, programs=PROGRAMS, progress=False)
     render_soundfont(tmp_path / "b", options=OPTIONS, programs=PROGRAMS, progress=False)
@@ -145,8 +204,12 @@ def test_render_bad_input(tmp_path):
         render_soundfont(tmp_path / "out", junk, progress=False)
     with pytest.raises(ValueError, match="tag must be letters and digits"):
         render_soundfont(tmp_path / "out", programs=[0], tag="../evil", progress=False)
-    with pytest.raises(ValueError, match="tag must be letters and digits .*, got ''"):
+    with pytest.raises(ValueError, match="tag must be letters and digits.*, got ''"):
         render_soundfont(tmp_path / "out", programs=[0], tag="", progress=False)
+    with pytest.raises(ValueError, match="tag must be letters and digits, at most 64 .*, got "
+                                         "'aaaa"):
+        render_soundfont(tmp_path / "out", programs=[0], tag="a" * 230, progress=False)
+    assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="no NSynth family"):
         render_soundfont(tmp_path / "out", programs=[120], progress=False)
     with pytest.raises(ValueError, match="velocities"):

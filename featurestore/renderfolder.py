@@ -1,0 +1,107 @@
+"""The folder a render writes (``render``, ``render --synth``): its splits appear whole or not
+at all, a folder holding a render is never written into, and a note that cannot be written is
+one error naming it."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Dict, Iterator
+
+import numpy as np
+import soundfile as sf
+
+from .errors import InputError
+from .files import exclusive_lock
+from .nsynth import RENDERING, SPLITS, Example, write_split
+
+__all__ = ["refuse_rendered", "rendering", "write_note"]
+
+log = logging.getLogger(__name__)
+
+
+def refuse_rendered(out: Path):
+    """Raise :class:`InputError` when ``out`` holds a split folder with anything in it already:
+    rendered notes (their wavs would stay next to the new ones, as notes without a json
+    entry), or other files, or is not a folder."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; render writes its notes into a folder")
+    for split in SPLITS:
+        folder = out / split
+        if (folder / "examples.json").exists():
+            raise InputError(f"{folder}: holds rendered notes already; render into a new folder "
+                             f"(or delete this one)")
+        if folder.exists() and not (folder.is_dir() and next(folder.iterdir(), None) is None):
+            raise InputError(f"{folder}: is there already and holds other files (or is not a "
+                             f"folder); render into a new folder (or delete this one)")
+
+
+@contextlib.contextmanager
+def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Path]:
+    """Where a render writes its notes: ``OUT/.rendering/SPLIT/audio/NAME.wav`` for each split
+    of ``examples`` (``split -> name -> Example``, filled in the block). When the block ends
+    without an exception, and with a note, each split's ``examples.json`` is written and its
+    folder moved into ``out``; otherwise ``.rendering`` is removed (or, killed, by the next
+    render into ``out``), so ``out`` never holds an unfinished split.
+
+    Raises
+    ------
+    InputError
+        What :func:`refuse_rendered` raises, another render into ``out`` running (the folder
+        is locked while one writes), or no note in ``examples``.
+    """
+    refuse_rendered(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file on its path, no permission
+        raise InputError(f"{out}: cannot be made ({err.strerror or err}: {err.filename})"
+                         ) from None
+    with exclusive_lock(out, lambda: InputError(f"{out}: another render is writing into this "
+                                                f"folder; wait for it to finish")):
+        refuse_rendered(out)  # the other render may have finished meanwhile
+        work = out / RENDERING
+        if work.is_symlink() or work.is_file():  # not what a render leaves: never followed
+            work.unlink()
+        elif work.exists():  # a killed render's
+            shutil.rmtree(work)
+        for split in examples:
+            (work / split / "audio").mkdir(parents=True)
+        try:
+            yield work
+            if not any(examples.values()):
+                raise InputError(f"{out}: no note sounded (see the warnings above); nothing "
+                                 f"written")
+            for split, notes in examples.items():
+                if not notes:
+                    log.warning("%s: no note of the %s split sounded; it is written empty",
+                                out, split)
+                try:
+                    write_split(work / split, notes)
+                except OSError as err:
+                    raise _unwritable(work / split / "examples.json", err) from None
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        for split, notes in examples.items():
+            (work / split).replace(out / split)  # out/split: none, or an empty folder
+            log.info("%s: %d notes of %d instruments", out / split, len(notes),
+                     len({e.instrument for e in notes.values()}))
+        work.rmdir()
+
+
+def write_note(path: Path, audio: np.ndarray, sample_rate: int):
+    """Write a rendered note as 16-bit WAV; one that cannot be written (a full disk) is an
+    :class:`InputError` naming it, and :func:`rendering` then removes the render."""
+    try:
+        sf.write(path, audio, sample_rate, subtype="PCM_16")
+    except (OSError, sf.LibsndfileError) as err:  # libsndfile: "System error." on a full disk
+        raise _unwritable(path, err) from None
+
+
+def _unwritable(path: Path, err: Exception) -> InputError:
+    free = shutil.disk_usage(path.parent).free
+    why = getattr(err, "strerror", None) or str(err)
+    return InputError(f"{path}: cannot be written ({why}" + (
+        f"; {free:,} bytes free on its disk" if free < 2**20 else "") + "); nothing of the "
+        "render was kept")
