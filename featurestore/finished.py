@@ -75,6 +75,8 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitRe
             skipped, adjusted = schema.read_problems(f)
             n = int(f[schema.SPECTRA].shape[0]) if schema.SPECTRA in f else None
             digest = f.attrs.get(schema.INPUTS_DIGEST)
+            folders = (tuple(map(str, f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES]))
+                       if schema.SOURCE_FOLDER in f else None)
     except OSError as err:
         if held_by_another(err):
             raise BuildError(f"{path}: open in another program; close it there and try "
@@ -95,7 +97,11 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitRe
                          f"inputs hold ({', '.join(read.labels)}); use --overwrite to rebuild")
     report = SplitReport(split, path, "kept", n, n_skipped=len(skipped), skipped=skipped,
                          n_adjusted=len(adjusted))
-    if digest is not None and digest != inputs_digest(read.splits[split][0]):
+    given = tuple(str(root) for root in read.roots)
+    if folders is not None and folders != given:  # other NOTES folders, not changed ones
+        log.warning("%s: kept, but it was built from %s and is now given %s; use --overwrite "
+                    "to rebuild", path, ", ".join(folders), ", ".join(given))
+    elif digest is not None and digest != inputs_digest(read.splits[split][0]):
         log.warning("%s: kept, but %s changed since it was built; use --overwrite to rebuild",
                     path, read.where(split))
     else:
