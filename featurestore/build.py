@@ -268,9 +268,9 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
     ------
     BuildError
         A missing input, a folder without notes, an input given twice, a note name two inputs
-        share, an ``out`` that is an input, holds a model or cannot be written, or a kept split
-        built with other feature parameters or another label set; with ``add``, a store that
-        is missing or was built with other parameters or read its inputs otherwise.
+        share, an ``out`` that is an input, holds a model or cannot be written, a kept split of
+        other features, labels or input options (beside a split built now); with ``add``, a
+        store that is missing or was built with other parameters or input options.
     """
     out = Path(out)
     if add and overwrite:
@@ -303,10 +303,10 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
                     "manifest" else f"is --layout {read.layout} how these notes are laid out?")
     attrs = inputs.to_attrs(read.layout)
     if not overwrite and not add:  # finished splits kept: their label order is the store's
+        finished.check_kept_inputs(out, found, attrs)  # and their draw
         held = finished.held_labels(out, found)
         if held is not None and set(held) == set(read.labels):
             read.labels = held
-
     run = _Workers(jobs, batch_size, progress, ring_kind(backend, jobs), backend == "dask",
                    inputs.windows)
     with locked(out), parallel_backend(backend, jobs):

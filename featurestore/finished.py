@@ -13,13 +13,13 @@ import numpy as np
 
 from . import schema
 from .errors import BuildError, StoreError
-from .layouts import Inputs
+from .layouts import Inputs, input_differences
 from .params import FeatureParams
 from .splitfile import Summary, inputs_digest
 from .nsynth import SPLITS
 from .store import held_by_another, open_split, split_path
 
-__all__ = ["SplitReport", "held_labels", "kept", "existing_train_stats",
+__all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "existing_train_stats",
            "warn_of_labels_train_lacks"]
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,29 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitRe
     else:
         log.info("%s: finished store kept (use --overwrite to rebuild)", path)
     return report
+
+
+def check_kept_inputs(out: Path, splits: Sequence[str], attrs: dict):
+    """Refuse a build that would build some of ``splits`` beside finished ones whose notes were
+    read with input options other than ``attrs`` (:meth:`InputOptions.to_attrs`): a split
+    drawn now could hold their notes. Warn when it builds none of them."""
+    done = [split for split in splits if split_path(out, split).is_file()]
+    for split in done:
+        path = split_path(out, split)
+        try:
+            with h5py.File(path, "r") as f:
+                recorded = {key: f.attrs[key] for key in attrs if key in f.attrs}
+        except OSError:
+            continue  # kept() says what is wrong with it
+        was, now = input_differences(recorded, {k: v for k, v in attrs.items() if k in recorded})
+        if was and len(done) < len(splits):
+            raise BuildError(f"{path}: its notes were read with {was}, and this build reads "
+                             f"them with {now}: a split built now beside it could hold its "
+                             f"notes; give the store's options, or --overwrite to build every "
+                             f"split again")
+        if was:
+            log.warning("%s: kept, but its notes were read with %s (now %s); use --overwrite "
+                        "to rebuild", path, was, now)
 
 
 def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:

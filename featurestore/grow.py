@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shlex
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -33,7 +32,7 @@ from .schema import (CONTENT_DIGEST, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LA
                      read_problems)
 from .errors import BuildError
 from .files import copy_file
-from .layouts import ATTR_PREFIX as INPUT_ATTR_PREFIX, InputOptions
+from .layouts import InputOptions, input_differences
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .params import FeatureParams
 from .splitfile import Summary
@@ -214,20 +213,11 @@ def check_addable(out: Path, params: FeatureParams, attrs: dict):
         raise BuildError(f"{train}: built with other feature parameters "
                          f"({'; '.join(differences)}); --add computes the new notes' features "
                          f"as the store's: give the same feature options")
-    was = recorded.to_attrs(recorded.layout)
-    other = {key: (was[key], value) for key, value in attrs.items() if was[key] != value}
-    if other:
-        def shown(key, value):  # as the option: input_windows 0.0 is no --windows
-            name = key[len(INPUT_ATTR_PREFIX):]
-            option = "--" + name.replace("_", "-")
-            if name in ("windows", "group_by") and not value:
-                return f"no {option}"
-            return (f"{option} {shlex.quote(value)}" if isinstance(value, str)
-                    else f"{option} {value:g}")
-        raise BuildError(f"{train}: its inputs were read with " + ", ".join(
-            shown(key, was) for key, (was, _) in other.items()) + "; --add reads the new ones "
-            "the same way (now " + ", ".join(shown(key, now) for key, (_, now) in other.items())
-            + "): leave out the input options, or give the store's")
+    was, now = input_differences(recorded.to_attrs(recorded.layout), attrs)
+    if was:
+        raise BuildError(f"{train}: its inputs were read with {was}; --add reads the new ones "
+                         f"the same way (now {now}): leave out the input options, or give the "
+                         f"store's")
 
 
 def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: str):

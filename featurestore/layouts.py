@@ -130,6 +130,23 @@ class InputOptions:
                 ATTR_PREFIX + "test_fraction": self.test_fraction}
 
 
+def input_differences(was: dict, now: dict) -> Tuple[str, str]:
+    """How two sets of :meth:`InputOptions.to_attrs` differ, as options: ``(was's, now's)``,
+    e.g. ``('--test-fraction 0.1', '--test-fraction 0.3')``; ``('', '')`` where they read the
+    notes alike (fractions draw no split in NSynth's layout)."""
+    def shown(key, value):  # as the option: input_windows 0.0 is no --windows
+        name = key[len(ATTR_PREFIX):]
+        option = "--" + name.replace("_", "-")
+        if name in ("windows", "group_by") and not value:
+            return f"no {option}"
+        return f"{option} {shlex.quote(value)}" if isinstance(value, str) else f"{option} {value:g}"
+    nsynth = was.get(ATTR_PREFIX + "layout") == now.get(ATTR_PREFIX + "layout") == "nsynth"
+    other = [key for key in now if was.get(key) != now[key]
+             and not (nsynth and key.endswith("_fraction"))]
+    return (", ".join(shown(key, was.get(key)) for key in other),
+            ", ".join(shown(key, now[key]) for key in other))
+
+
 @dataclass
 class Inputs:
     """Every split's notes, read from one layout.

@@ -293,6 +293,29 @@ def test_a_kept_split_of_another_label_set_is_refused(tmp_path):
     build_store(root, tmp_path / "store", jobs=1, progress=False, overwrite=True)
 
 
+def test_a_split_drawn_beside_kept_ones_with_other_options_is_refused(tmp_path, caplog):
+    root = tmp_path / "set"
+    for k, label in enumerate(CLASSES):
+        for player in range(8):
+            _wav(root / label / f"p{player}_{k}.wav", seconds=0.3, k=k)
+    store = tmp_path / "store"
+
+    def options(test):
+        return InputOptions(group_by=r"^(p\d)_", valid_fraction=0.3, test_fraction=test)
+    build_store(root, store, inputs=options(0.0), jobs=1, progress=False)
+    before = {p.name: p.read_bytes() for p in store.iterdir()}
+    with pytest.raises(BuildError, match=r"train.h5: its notes were read with --test-fraction "
+                                         r"0, and this build reads them with --test-fraction "
+                                         r"0.3: a split built now beside it could hold its "
+                                         r"notes; give the store's options, or --overwrite"):
+        build_store(root, store, inputs=options(0.3), jobs=1, progress=False)  # train's groups
+    assert {p.name: p.read_bytes() for p in store.iterdir()} == before
+    build_store(root, store, inputs=options(0.3), jobs=1, progress=False, splits=["train"])
+    assert "train.h5: kept, but its notes were read with --test-fraction 0 (now " \
+           "--test-fraction 0.3); use --overwrite to rebuild" in caplog.text  # nothing built
+    assert {p.name: p.read_bytes() for p in store.iterdir()} == before
+
+
 def test_audio_files_below_a_folder_are_sorted_and_a_link_loop_ends(tmp_path):
     from featurestore.rows import audio_files
     for name in ("b/2.WAV", "b/1.flac", "a.mp3", "notes.txt", ".hidden.wav", ".cache/x.wav",
