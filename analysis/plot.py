@@ -11,7 +11,7 @@ import numpy as np
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
-from training.images import image_path
+from training.images import image_path, literal_text
 from training.modeldir import label_set_text
 
 from .placements import read_placed
@@ -66,6 +66,7 @@ def _cut(name: str, most: int) -> str:
     return name if len(name) <= most else name[:most - 1] + "\u2026"
 
 
+@literal_text
 def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     """One panel per split with a ``/tsne`` map, points coloured by the store's labels, a
     shared legend, and the placed new sounds as labelled stars.

@@ -140,6 +140,18 @@ def test_confusion_plot_scales_with_the_labels(tmp_path):
     assert widths[-1] < 31 * 120  # bounded (30 inches at 120 dpi, and the margins)
 
 
+def test_labels_are_drawn_as_given_and_missing_glyphs_are_one_warning(tmp_path, caplog,
+                                                                       recwarn):
+    import matplotlib.image
+    from training.evaluate import plot_confusion
+    names = ["$x^2$", "a$\\frac{b$", "cash $ $ money", "日本語"]  # mathtext: a formula, errors
+    path = plot_confusion(np.eye(4, dtype=int) + 1, tmp_path / "c.png", "a $title", names=names)
+    assert path == tmp_path / "c.png" and matplotlib.image.imread(path).shape[0] > 100
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]
+    assert "c.png: 3 characters have no glyph in matplotlib's fonts and are drawn as boxes " \
+           "(日本語)" in caplog.text
+
+
 @pytest.mark.full  # training.data imports keras
 def test_balanced_sampling_over_any_label_set():
     from training.data import balanced_weights

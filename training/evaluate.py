@@ -14,7 +14,7 @@ from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
 
-from .images import image_path
+from .images import image_path, literal_text
 from .modeldir import TrainedModel, load_trained, store_label_set
 
 __all__ = ["predict_split", "evaluate", "Evaluation", "write_confusion", "plot_confusion",
@@ -289,7 +289,8 @@ def classification_report_text(result: Evaluation) -> str:
                                  zero_division=0)
 
 
-def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names):
+@literal_text
+def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names) -> Path:
     """Row-normalised confusion matrix with the label names on both axes.
 
     Parameters
@@ -302,7 +303,12 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names):
     names : sequence of str, length ``C``
         The label set. The figure, its type and its cell values grow or shrink with ``C`` so
         a few labels or a few dozen stay readable; past :data:`MAX_CELL_TEXT` labels the cells
-        carry colour only.
+        carry colour only. Drawn as given (:func:`training.images.literal_text`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -328,6 +334,7 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.2)  # axis labels uncut
     plt.close(fig)
+    return Path(path)
 
 
 def _confusion_size(n: int) -> dict:

@@ -1,12 +1,19 @@
 """Where a picture goes (:func:`image_path`): the file a path names, in a format matplotlib
-writes, for ``plot``'s map and ``evaluate``'s confusion matrix alike."""
+writes, for ``plot``'s map and ``evaluate``'s confusion matrix alike; and how their text is
+drawn (:func:`literal_text`)."""
 from __future__ import annotations
 
+import functools
+import logging
+import re
+import warnings
 from pathlib import Path
 
 from featurestore.errors import InputError
 
-__all__ = ["image_path"]
+__all__ = ["image_path", "literal_text"]
+
+log = logging.getLogger(__name__)
 
 
 def image_path(out, *, in_folder: str) -> Path:
@@ -45,3 +52,28 @@ def _formats() -> set:
     if shutil.which(matplotlib.rcParams["pgf.texsystem"]) is None:
         formats.discard("pgf")
     return formats
+
+
+def literal_text(draw):
+    """``draw`` (a function that draws and saves a figure) with matplotlib drawing text as
+    given: labels and file names are never read as mathtext (``a$b$`` is no formula, and
+    ``$x`` no error), and characters its fonts lack are one warning, not one per glyph."""
+    @functools.wraps(draw)
+    def drawing(*args, **kwargs):
+        import matplotlib
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with matplotlib.rc_context({"text.parse_math": False}):
+                result = draw(*args, **kwargs)
+        missing = set()
+        for w in caught:
+            found = re.search(r"Glyph (\d+) .* missing from font", str(w.message))
+            if found:
+                missing.add(chr(int(found.group(1))))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if missing:
+            log.warning("%s: %d characters have no glyph in matplotlib's fonts and are drawn as "
+                        "boxes (%s)", result, len(missing), "".join(sorted(missing)[:20]))
+        return result
+    return drawing
