@@ -59,9 +59,10 @@ _SALVAGE_FRAMES = 2 ** 10  # ... and after a decoding error, to find where it st
 #: Input read beyond the clip when resampling, for the resampler's filter: with it the clip is
 #: what resampling the whole file would give (``tests/test_damaged_input.py``).
 _MARGIN_SECONDS = 0.064
-#: What an MP3 is decoded from before a point within it (and dropped): its first tens of
-#: milliseconds come out wrong without the frames before (:func:`_read_blocks`).
-_MPEG_PREROLL_SECONDS = 0.2
+#: The MPEG frames an MP3 is decoded from before a point within it (and dropped): a frame's
+#: data may begin up to 511 bytes (MPEG-1; MPEG-2: 255) before it, a dozen frames at a low
+#: bit rate, so its first frames come out wrong without those before (:func:`_read_blocks`).
+_MPEG_PREROLL_FRAMES = 24
 _UNKNOWN_LENGTH = 2 ** 62  # libsndfile counts a stream of unknown length as 2**63 - 1 frames
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, EOFError, MemoryError)
 
@@ -154,7 +155,8 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
         mpeg = fh.format == "MP3"
         ahead = 0
         if start and (not known or start < frames):
-            ahead = min(start, round(_MPEG_PREROLL_SECONDS * sr)) if mpeg else 0
+            frame = 1152 if sr >= 32000 else 576  # samples of an MPEG-1, MPEG-2/2.5 frame
+            ahead = min(start, _MPEG_PREROLL_FRAMES * frame) if mpeg else 0
             fh.seek(start - ahead)
         mono = np.empty((max(0, min(want, frames - start)) if known else want, 1),
                         dtype=np.float32)

@@ -446,6 +446,13 @@ def test_an_mp3_s_clip_or_window_is_what_decoding_the_whole_file_gives(tmp_path)
         start = round(offset * SR)  # the features' rate: no resampling here
         # its first tens of milliseconds came out silent or wrong, decoded from the window on
         np.testing.assert_allclose(window, whole[start:start + params.n_samples], atol=1e-5)
+    sine = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # small frames: their data
+    sf.write(tmp_path / "sine.mp3", sine, SR, format="MP3")  # begins a dozen frames before
+    whole = sf.read(tmp_path / "sine.mp3", dtype="float32")[0]
+    for offset in (4.0, 8.0, 20.0, 36.0):  # wrong for 0.45 s after a seek: 0.2 s before it
+        window, _ = load_audio(tmp_path / "sine.mp3", params, offset=offset, hop=4.0)
+        start = round(offset * SR)  # was not enough
+        np.testing.assert_allclose(window, whole[start:start + params.n_samples], atol=1e-5)
     stereo = np.stack([y[:30 * SR], y[:30 * SR][::-1]], axis=1)
     sf.write(tmp_path / "stereo.mp3", stereo, SR, format="MP3")
     whole = sf.read(tmp_path / "stereo.mp3", dtype="float32")[0].mean(axis=1)
