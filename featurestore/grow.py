@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -189,12 +191,18 @@ class Held(NamedTuple):
     problems: tuple        # its (/skipped, /adjusted) rows
     summary: Optional[Summary]  # its statistics as stored (None: it holds none)
     labels: Tuple[str, ...]
+    created: float = math.inf  # when it was built or last grown (POSIX time; inf: unknown)
 
 
 def read_held(path: Path) -> Held:
     """The notes, problems, statistics and label set of the finished split file ``path``."""
     with h5py.File(path, "r") as f:
-        return Held(read_notes(f), read_problems(f), Summary.read(f), read_label_names(f))
+        try:
+            created = datetime.fromisoformat(str(f.attrs["created"])).timestamp()
+        except (KeyError, ValueError):
+            created = math.inf
+        return Held(read_notes(f), read_problems(f), Summary.read(f), read_label_names(f),
+                    created)
 
 
 def grown_labels(held: Tuple[str, ...], found: Sequence[str]) -> Tuple[str, ...]:
@@ -225,10 +233,16 @@ def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: s
     holds from another folder is refused), nor what it skipped before (a note skipped for its
     audio stays skipped until the split is rebuilt)."""
     names = dict(zip(held.notes.names, held.notes.folder))
-    skipped = {name for name, _ in held.problems[0]}
+    skipped = dict(held.problems[0])
     if notes is not None:
         _refuse_held_elsewhere(notes, names, roots, split)
         _warn_of_new_labels(notes, held.notes, split)
+        _warn_of_changed_files(notes, names, held.created, split)
+        again = [name for name in notes.names if name in skipped]
+        if again:
+            log.warning("%d inputs of %s that the store skipped are not tried again (first: "
+                        "%s: %s): build with --overwrite to try them", len(again), split,
+                        again[0], skipped[again[0]])
         notes = notes.take([i for i in range(len(notes))
                             if notes.names[i] not in names and notes.names[i] not in skipped])
     problems = [(name, why) for name, why in problems
@@ -247,6 +261,24 @@ def _warn_of_new_labels(notes: Notes, held: Notes, split: str):
         log.warning("%d notes of %s that the store holds have another label in the inputs now "
                     "(first: %s, held as %r, now %r); the store keeps the labels it holds: "
                     "build with --overwrite to relabel", len(changed), split, name, was, now)
+
+
+def _warn_of_changed_files(notes: Notes, held: dict, created: float, split: str):
+    """Warn of notes the split holds whose files were modified after it was built or grown:
+    the store keeps the features it computed from them."""
+    changed = []
+    for i, name in enumerate(notes.names):
+        if name in held:
+            try:
+                if notes.path(i).stat().st_mtime > created:
+                    changed.append(notes.path(i))
+            except OSError:
+                continue  # gone: the note is kept as it was
+    if changed:
+        log.warning("%d files of notes of %s that the store holds were modified after it was "
+                    "built (first: %s); the store keeps the features it computed from them: "
+                    "build with --overwrite to compute them again", len(changed), split,
+                    changed[0])
 
 
 def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):

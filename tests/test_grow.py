@@ -380,6 +380,8 @@ def test_a_note_skipped_for_its_audio_is_not_tried_again_by_add(tmp_path, caplog
     reports = build_store(root, store, jobs=1, progress=False, add=True)
     assert {r.status for r in reports} == {"kept"}
     assert {p.name: p.stat().st_mtime_ns for p in store.glob("*.h5")} == mtimes
+    assert "1 inputs of train that the store skipped are not tried again (first: " \
+           "bell/broken.wav: cannot decode audio" in caplog.text  # said, not silent
     _classes(root, ("bell",), 1, first=4)  # one new note: a plain build then sees no change
     build_store(root, store, jobs=1, progress=False, add=True)
     with caplog.at_level("WARNING", logger="featurestore.build"):
@@ -418,6 +420,26 @@ def test_add_warns_of_held_notes_the_inputs_now_label_otherwise(tmp_path, caplog
     assert "1 notes of train that the store holds have another label in the inputs now (first: " \
            "clips/c1.wav, held as 'b', now 'a'); the store keeps the labels it holds" in caplog.text
     assert _rows(tmp_path / "store" / "train.h5")["clips/c1.wav"][1] == "b"  # kept
+
+
+def test_add_warns_of_held_notes_whose_files_changed_since_the_build(tmp_path, caplog):
+    import os
+    root = tmp_path / "set"
+    _classes(root, ("bell", "drum"), 6)
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    before = _rows(tmp_path / "store" / "train.h5")
+    _classes(root, ("bell",), 2, first=6)  # new notes, made after the build
+    build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)
+    assert "modified after it was built" not in caplog.text  # new files are no held ones
+    again = root / "train" / "drum" / "drum000.wav"
+    _wav(again, 5, seconds=3.0)  # re-recorded
+    os.utime(again, (again.stat().st_atime, again.stat().st_mtime + 2))  # past the second
+    _classes(root, ("bell",), 1, first=8)
+    build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)
+    assert f"1 files of notes of train that the store holds were modified after it was built " \
+           f"(first: {again}); the store keeps the features it computed from them" in caplog.text
+    kept = _rows(tmp_path / "store" / "train.h5")["drum/drum000.wav"][0]
+    assert np.array_equal(kept, before["drum/drum000.wav"][0])
 
 
 def test_add_refuses_a_manifest_s_file_moved_to_another_split(tmp_path):
