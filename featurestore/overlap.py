@@ -97,15 +97,16 @@ def _same_names(parts: Sequence[Notes]) -> Iterator[List[Tuple[int, int]]]:
 
 def warn_of_files_in_several_splits(splits: Dict[str, Tuple[Notes, list]]):
     """Warn when one audio file (the same file under two names: a link, or a path given twice)
-    is in two splits: a model tested on its notes has heard them.
+    is in two splits, where a model tested on its notes has heard them, or has two labels (a
+    link from one class folder to another's files).
 
     Parameters
     ----------
     splits : dict
         ``split -> (Notes, problems)``, as :class:`featurestore.layouts.Inputs` holds them.
     """
-    first: Dict[Tuple[int, int], Tuple[str, os.PathLike]] = {}
-    shared = []
+    first: Dict[Tuple[int, int], Tuple[str, os.PathLike, str]] = {}
+    shared, relabelled = [], []
     for split, (notes, _) in splits.items():
         for i in range(len(notes)):
             path = notes.path(i)
@@ -113,14 +114,21 @@ def warn_of_files_in_several_splits(splits: Dict[str, Tuple[Notes, list]]):
                 info = os.stat(path)
             except OSError:  # the build reports it with the note
                 continue
-            seen = first.setdefault((info.st_dev, info.st_ino), (split, path))
+            seen = first.setdefault((info.st_dev, info.st_ino), (split, path, notes.label[i]))
             if seen[0] != split:
                 shared.append((seen, (split, path)))
+            elif seen[2] != notes.label[i]:
+                relabelled.append((seen, (path, notes.label[i])))
     if shared:
-        (split, path), (other, again) = shared[0]
+        (split, path, _), (other, again) = shared[0]
         log.warning("the same audio file is in two splits (notes: %d; first: %s, in %s, is %s, "
                     "in %s): a model tested on it has heard it", len(shared), path, split, again,
                     other)
+    if relabelled:
+        (_, path, label), (again, other) = relabelled[0]
+        log.warning("the same audio file has two labels (notes: %d; first: %s, labelled %r, is "
+                    "%s, labelled %r): a link from one class folder into another's?",
+                    len(relabelled), path, label, again, other)
 
 
 def warn_of_instruments_heard_in_training(splits: Sequence[Tuple[str, Notes]]):

@@ -66,6 +66,12 @@ def test_a_file_in_two_splits_is_named_in_a_warning(tmp_path, caplog):
     assert (f"the same audio file is in two splits (notes: 1; first: "
             f"{root / 'train/cello/same.wav'}, in train, is {root / 'test/cello/again.wav'}, in "
             f"test): a model tested on it has heard it") in caplog.text
+    assert "two labels" not in caplog.text  # a link within its own class is no other label
+    (root / "train" / "kettle" / "cellos").symlink_to(root / "train" / "cello")  # a folder
+    read_inputs([root])
+    assert (f"the same audio file has two labels (notes: 5; first: "
+            f"{root / 'train/cello/same.wav'}, labelled 'cello', is "
+            f"{root / 'train/kettle/cellos/same.wav'}, labelled 'kettle')") in caplog.text
 
 
 def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
