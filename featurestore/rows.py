@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,9 @@ class Row:
     group: str = ""    # '' to take from group_by or the file
     meta: Dict[str, str] = field(default_factory=dict)
     problem: str = ""  # why it cannot be used
+
+    def __post_init__(self):  # one label however its letters are composed: a folder named on
+        self.label = unicodedata.normalize("NFC", self.label)  # macOS is NFD, a typed one NFC
 
 
 def audio_files(folder: Path, unreadable: Optional[Callable[[Path, str], None]] = None

@@ -74,6 +74,18 @@ def test_a_file_in_two_splits_is_named_in_a_warning(tmp_path, caplog):
             f"{root / 'train/kettle/cellos/same.wav'}, labelled 'kettle')") in caplog.text
 
 
+def test_a_label_is_one_label_however_its_letters_are_composed(tmp_path):
+    import unicodedata
+    root = tmp_path / "set"
+    for form, k in (("NFC", 0), ("NFD", 1)):  # a folder made on Linux, and one from macOS
+        _wav(root / unicodedata.normalize(form, "Flöte") / f"{form}.wav", k=k)
+    _wav(root / "cello" / "c.wav", k=2)
+    read = read_inputs(root, InputOptions(valid_fraction=0.0, test_fraction=0.0))
+    assert list(read.labels) == ["Flöte", "cello"] and len(read.splits["train"][0]) == 3
+    assert unicodedata.is_normalized("NFC", read.labels[0])
+    assert sorted(read.splits["train"][0].label) == ["Flöte", "Flöte", "cello"]
+
+
 def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
     for label in ("train", "cello", "viola"):
         for i in range(3):
