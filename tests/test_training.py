@@ -289,7 +289,12 @@ def test_evaluate_matches_scikit_learn(trained, tone_store):
     np.testing.assert_array_equal(result.confusion,
                                   confusion_matrix(labels, predicted, labels=range(11)))
     f1 = f1_score(labels, predicted, labels=range(11), average=None, zero_division=0)
-    assert [v["f1"] for v in result.per_family.values()] == pytest.approx(f1.tolist())
+    seen = np.isin(np.arange(11), np.concatenate([labels, predicted]))
+    assert [v["f1"] for v in result.per_family.values()] == [
+        pytest.approx(f) if k else None for f, k in zip(f1, seen)]  # None: undefined
+    for k, v in enumerate(result.per_family.values()):  # a label no note has: no recall
+        assert (v["recall"] is None) == (v["support"] == 0) == (k not in labels)
+        assert (v["precision"] is None) == (k not in predicted)
     assert result.default_png == model_dir / "confusion_test.png"  # its own store
     assert not result.default_png.exists()  # evaluate writes nothing
     assert write_confusion(result) == result.default_png

@@ -67,7 +67,8 @@ class Evaluation:
     accuracy, balanced_accuracy : float
     per_family : dict
         Label -> ``precision``, ``recall``, ``f1``, ``support``, for every label of the set (the
-        name is NSynth's).
+        name is NSynth's); ``None`` where a score is undefined: recall of a label no note has,
+        precision of one never predicted, f1 of one neither.
     per_folder : dict
         For a store built from several NOTES folders: folder -> ``n``, ``accuracy``,
         ``balanced_accuracy`` of its notes; else empty.
@@ -150,13 +151,18 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
     everything = list(range(len(names)))
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=everything, zero_division=0)
+    guessed = np.bincount(predicted, minlength=len(names))
+
+    def score(value, defined: bool):  # undefined: no note of the label, or none predicted
+        return float(value) if defined else None
     return Evaluation(
         split=split, store=store_id(store), model=str(Path(model_dir).resolve()),
         n=int(len(labels)), accuracy=float(accuracy_score(labels, predicted)),
         balanced_accuracy=_balanced_accuracy(labels, predicted),
-        per_family={name: {"precision": float(p), "recall": float(r), "f1": float(f),
-                           "support": int(s)}
-                    for name, p, r, f, s in zip(names, precision, recall, f1, support)},
+        per_family={name: {"precision": score(p, g > 0), "recall": score(r, s > 0),
+                           "f1": score(f, s > 0 or g > 0), "support": int(s)}
+                    for name, p, r, f, s, g in zip(names, precision, recall, f1, support,
+                                                   guessed)},
         per_folder=_per_folder(store, split, labels, predicted),
         per_file=_per_file(store, split, labels, probabilities),
         store_changed=_changed_since(trained, store),
