@@ -281,7 +281,7 @@ def test_resume_refuses_a_store_of_another_label_set(labelled_model, tone_store,
     shutil.copyfile(labelled_model[1] / "config.json", folder / "config.json")  # as if cut
     from training.modeldir import ModelError
     with pytest.raises(ModelError, match=re.escape(
-            f"{folder}: the interrupted run was trained on labels {OURS}; this store holds "
+            f"{folder}: its run was trained on labels {OURS}; this store holds "
             f"{NSYNTH}")):
         train(tone_store, folder, resume=True, verbose=0)
 

@@ -408,7 +408,7 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     other = shutil.copytree(tone_store, tmp_path / "grown")  # as a build --add leaves it
     with h5py.File(other / "train.h5", "r+") as f:
         f.attrs["content_digest"] = "other notes"
-    with pytest.raises(ModelError, match="m: the interrupted run learnt from other notes than "
+    with pytest.raises(ModelError, match="m: its run learnt from other notes than "
                                          "this store's train split now holds"):
         train(other, tmp_path / "m", resume=True, verbose=0)
     from analysis.cli import main

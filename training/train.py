@@ -153,18 +153,18 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
             features, run = type(params).from_dict(saved["features"]), config_labels(saved)
             config = TrainConfig.from_dict(saved["train"])
         except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable config of the interrupted "
-                             f"run ({err})") from None
+            raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable config of its run "
+                             f"({err})") from None
         if params.differences(features):
-            raise ModelError(f"{model_dir}: the interrupted run used a store with other features")
+            raise ModelError(f"{model_dir}: its run used a store with other features")
         if run != labels:
-            raise ModelError(f"{model_dir}: the interrupted run was trained on labels "
+            raise ModelError(f"{model_dir}: its run was trained on labels "
                              f"{label_set_text(run)}; this store holds {label_set_text(labels)}")
         was = saved.get("store_content") or {}
         changed = [split for split in ("train", "valid")
                    if split in was and was[split] != digests.get(split)]
         if changed:
-            raise ModelError(f"{model_dir}: the interrupted run learnt from other notes than "
+            raise ModelError(f"{model_dir}: its run learnt from other notes than "
                              f"this store's {' and '.join(changed)} split now holds (a build "
                              f"--add, or another store); --resume goes on with the notes it "
                              f"started with: start again with --overwrite")
