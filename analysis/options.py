@@ -344,7 +344,6 @@ def _tsne(add_command):
 
 
 def _place(add_command):
-    from analysis.tsne import tsne_split
     p = add_command("place", help="put new sounds on an existing t-SNE map",
                     description="Embed audio files and position them on a split's "
                                 "openTSNE map; print coordinates and nearest stored notes.")
@@ -352,8 +351,8 @@ def _place(add_command):
     p.add_argument("model_dir", type=local_path, help="the model whose embeddings the map shows")
     p.add_argument("files", type=local_path, nargs="+",
                    help="audio files, or folders: every audio file below them")
-    p.add_argument("--split", choices=SPLITS, default=_default(tsne_split, "split"),
-                   help="the split whose map to place on (default: the one tsne maps)")
+    p.add_argument("--split", choices=SPLITS,
+                   help="the split whose map to place on (default: test's, or the only map)")
 
 
 def _plot(add_command):

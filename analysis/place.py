@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -22,16 +22,17 @@ from training.modeldir import load_trained
 from .embed import embedding_model
 from .placements import PLACED_FILE, Placed, read_placed, write_placed
 from .storedmap import StoredMap
-from .tsne import map_model, no_map
+from .tsne import map_model, map_split, no_map
 
 __all__ = ["place_files"]
 
 log = logging.getLogger(__name__)
 
 
-def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: int = 5,
+def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = None, k: int = 5,
                 batch_size: int = 64) -> List[Placed]:
-    """Position audio files on the t-SNE map of ``split`` and list their nearest stored notes.
+    """Position audio files on the t-SNE map of ``split`` (default: the test split's, or the
+    only split's with a map) and list their nearest stored notes.
 
     Each placed file's ``family`` is the model's most likely label, and each nearest note's
     ``family`` its label in the store: the model's label set and the store's are one. The
@@ -51,6 +52,7 @@ def place_files(store, model_dir, files: Sequence, *, split: str = "test", k: in
     check_positive_int("batch_size", batch_size)
     require_store(store, local_for="place")
     store = Path(store)
+    split = map_split(store) if split is None else split
     trained = load_trained(model_dir)
     with open_split(store, split) as f:
         trained.check_features(read_params(f), f.filename)

@@ -25,6 +25,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import List
 
 import h5py
 import numpy as np
@@ -68,14 +69,27 @@ class TsneResult:
 DEFAULT_SPLIT = "test"
 
 
+def mapped_splits(store) -> List[str]:
+    """The splits of ``store`` that have a ``/tsne`` map."""
+    mapped = []
+    for split in store_splits(store):
+        with open_split(store, split) as f:
+            if schema.TSNE in f:
+                mapped.append(split)
+    return mapped
+
+
+def map_split(store) -> str:
+    """The split whose map is meant when none is named: the test split, unless another split
+    alone has a map."""
+    mapped = mapped_splits(store)
+    return mapped[0] if len(mapped) == 1 else "test"
+
+
 def no_map(store, split: str) -> StoreError:
     """The error for a split that has no ``/tsne`` map where one is needed, naming those that
     have one."""
-    mapped = []
-    for other in store_splits(store):
-        with open_split(store, other) as f:
-            if schema.TSNE in f:
-                mapped.append(other)
+    mapped = mapped_splits(store)
     others = (f", or give --split {mapped[0]} (splits with a map: {', '.join(mapped)})"
               if mapped else "")
     return StoreError(f"{split_path(store, split)}: no /tsne map (run 'timbremap tsne {store} "

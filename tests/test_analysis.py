@@ -301,6 +301,16 @@ def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):
 
 
 
+def test_place_takes_the_test_map_or_the_only_one(mapped, tone_root, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    wav = next((tone_root / "train" / "audio").glob("*.wav"))
+    assert place_files(store, mapped[1], [wav])[0].split == "test"  # of two maps
+    with h5py.File(store / "test.h5", "r+") as f:
+        del f["tsne"]
+    assert place_files(store, mapped[1], [wav])[0].split == "train"  # the only map
+
+
 def test_place_keeps_a_damaged_placed_json_aside(mapped, tone_root, tmp_path, caplog):
     store = tmp_path / "store"
     shutil.copytree(mapped[0], store)
