@@ -45,6 +45,7 @@ from .rows import AUDIO_SUFFIXES, Row, folder_rows, manifest_rows
 from .notes import Notes
 from .overlap import check_splits_apart, warn_of_files_in_several_splits
 from .splitfolder import check_roots, found_splits, read_splits
+from .offsets import warn_of_gaps
 from .windows import check_hop, windowed_notes
 
 __all__ = ["LAYOUTS", "AUDIO_SUFFIXES", "InputOptions", "Inputs", "read_inputs", "detect_layout",
@@ -284,6 +285,7 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
                        layout=layout)
     warn_of_files_in_several_splits(inputs.splits)
     if options.windows is not None:
+        warn_of_gaps(options.windows, clip_seconds)
         for split, (notes, problems) in inputs.splits.items():
             inputs.splits[split] = windowed_notes(notes, problems, clip_seconds, options.windows)
     return inputs

@@ -3,11 +3,14 @@ out (:func:`left_out`): arithmetic on seconds, shared by the build's notes, ``pr
 reading of each window."""
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 
-__all__ = ["MIN_HOP", "check_hop", "window_offsets", "left_out"]
+__all__ = ["MIN_HOP", "check_hop", "warn_of_gaps", "window_offsets", "left_out"]
+
+log = logging.getLogger(__name__)
 
 #: The shortest hop between windows, in seconds (names give offsets to the millisecond).
 MIN_HOP = 0.01
@@ -20,6 +23,15 @@ def check_hop(hop: float) -> float:
         raise ValueError(f"the windows' hop must be a number of seconds, at least {MIN_HOP:g}, "
                          f"got {hop!r}")
     return float(hop)
+
+
+def warn_of_gaps(hop: float, clip: float):
+    """Warn when windows ``hop`` seconds apart leave gaps between clips of ``clip`` seconds:
+    what falls between them is never heard (and no note says so)."""
+    if hop > clip:
+        log.warning("windows every %g s of %g s clips leave %g s between them unheard (%.0f %% "
+                    "of a recording); a hop of at most %g s hears all of it", hop, clip,
+                    hop - clip, 100 * (hop - clip) / hop, clip)
 
 
 def window_offsets(duration: float, clip: float, hop: float) -> np.ndarray:

@@ -387,6 +387,19 @@ def test_window_offsets():
             window_offsets(5.0, 4.0, hop)
 
 
+def test_windows_further_apart_than_a_clip_are_warned_of(tmp_path, caplog):
+    root = tmp_path / "set"
+    _wav(root / "train" / "a" / "long.wav", seconds=12.0, k=0)
+    read_inputs(root, InputOptions(windows=4.0, valid_fraction=0.0, test_fraction=0.0),
+                clip_seconds=4.0)
+    assert "unheard" not in caplog.text
+    read = read_inputs(root, InputOptions(windows=5.0, valid_fraction=0.0, test_fraction=0.0),
+                       clip_seconds=4.0)
+    assert read.splits["train"][0].offset.tolist() == [0, 5, 10]
+    assert "windows every 5 s of 4 s clips leave 1 s between them unheard (20 % of a " \
+           "recording); a hop of at most 4 s hears all of it" in caplog.text
+
+
 def test_windows_cut_long_recordings_into_notes(tmp_path):
     root = tmp_path / "set"
     _wav(root / "train" / "a" / "long.wav", seconds=10.0, k=0)

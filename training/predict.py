@@ -15,6 +15,7 @@ import numpy as np
 from featurestore.audio import AudioError
 from featurestore.errors import InputError, check_paths, check_positive_int
 from featurestore.features import features_of_files
+from featurestore.offsets import warn_of_gaps
 from featurestore.windows import check_hop, file_windows
 
 from .modeldir import TrainedModel, load_trained
@@ -172,6 +173,7 @@ def iter_predictions(model, files: Iterable, batch_size: int = 64, *,
     hop = None if windows is None else check_hop(windows)
     trained = model if isinstance(model, TrainedModel) else load_trained(model)
     if hop is not None:
+        warn_of_gaps(hop, trained.features.n_samples / trained.features.sample_rate)
         return (_predict_windows(trained, Path(path), hop, batch_size) for path in files)
     return _predict_batches(trained, files, batch_size)
 
