@@ -479,6 +479,7 @@ def test_map_shows_names_as_text_and_plays_names_with_url_characters(mapped, tmp
         f["names"][0] = odd
         f["file"][0] = f"test/audio/{odd}.wav"
         f["source_folder"].attrs["names"] = [str(tmp_path / "notes")]  # the audio moved
+        f["pitch"][0] = -1  # a note of one's own data: no pitch, no velocity
     (tmp_path / "notes" / "test" / "audio").mkdir(parents=True)
     shutil.copyfile(original, tmp_path / "notes" / "test" / "audio" / f"{odd}.wav")
     page = write_map(store, tmp_path / "map")
@@ -489,7 +490,9 @@ def test_map_shows_names_as_text_and_plays_names_with_url_characters(mapped, tmp
     dom = subprocess.run([chromium(), *flags, page.as_uri() + "#selftest"], capture_output=True,
                          text=True, timeout=120, check=True).stdout
     assert "<title>timbremap: st&lt;i&gt;ore</title>" in dom  # the name's script never ran
-    assert "&lt;img src=x" in dom.split('id="tip"', 1)[1]  # shown as text on hover
+    tip = dom.split('id="tip"', 1)[1].split("</div>", 1)[0]
+    assert "&lt;img src=x" in tip  # shown as text on hover
+    assert "pitch" not in tip and "velocity" not in tip  # not "pitch -1, velocity -1"
     assert 'data-playing="' in dom and "data-play-error" not in dom, dom[-1500:]  # it played
 
 
