@@ -174,7 +174,8 @@ def _check_tables(path: Path, t: Dict[str, np.ndarray], sample_bytes: int,
             raise InputError(f"{path}: {what} {int(values.max())} is past the end of its table "
                              f"(at most {limit}: a damaged SoundFont)")
         if ordered and (np.diff(values) < 0).any():
-            raise InputError(f"{path}: {what}s go backwards (a damaged SoundFont)")
+            raise InputError(f"{path}: {what} goes backwards from one record to the next "
+                             f"(a damaged SoundFont)")
     for top, bag, gen, mod in (("phdr", "pbag", "pgen", "pmod"), ("inst", "ibag", "igen", "imod")):
         indices(f"{top}'s zone index", t[top]["bag"], len(t[bag]) - 1)
         indices(f"{bag}'s generator index", t[bag]["gen"], len(t[gen]))
@@ -211,7 +212,9 @@ def _check_samples(path: Path, shdr: np.ndarray, played: np.ndarray, sample_byte
     used = np.zeros(len(shdr), bool)
     used[played] = True
     problems = [
-        ((compressed | used) & ((start > end) | (end > limit)),
+        ((compressed | used) & (start > end),
+         lambda k: f"runs backwards, from {start[k]:,} to {end[k]:,}"),
+        ((compressed | used) & (end > limit),
          lambda k: f"spans {start[k]:,} to {end[k]:,}, outside its {int(limit[k]):,} "
                    f"{'bytes' if compressed[k] else 'samples'} of sample data"),
         (used & ((shdr["type"] & _ROM) != 0),

@@ -64,7 +64,7 @@ def test_a_well_formed_soundfont_passes(tmp_path):
 @pytest.mark.parametrize("options, message", [
     (dict(sample_id=65535), "an instrument zone's sample 65535 is past the end of its table"),
     (dict(end=5000), r"sample 0 \('S'\) spans 0 to 5,000, outside its 2,000 samples"),
-    (dict(start=900, end=100), "sample 0 .* spans 900 to 100"),
+    (dict(start=900, end=100), r"sample 0 \('S'\) runs backwards, from 900 to 100"),
     (dict(rate=0), r"sample 0 \('S'\) has a sample rate of 0"),
     (dict(sample_type=0x11, start=2**31 - 16, end=2**31 + 4984),
      "sample 0 .* spans 2,147,483,632 to 2,147,488,632, outside its 4,000 bytes"),
@@ -125,6 +125,11 @@ def test_damaged_tables_are_refused(tmp_path):
     path = tmp_path / "bad.sf2"
     path.write_bytes(bytes(data))
     with pytest.raises(InputError, match="ibag's generator index 7 is past the end"):
+        check_soundfont(path)
+    struct.pack_into("<HHH", data, at + 4, 2, 0, 1)  # zones of generators 0, 2, then 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="ibag's generator index goes backwards from one "
+                                         "record to the next"):
         check_soundfont(path)
     path.write_bytes(soundfont(pgen_tail=b"\0\0"))
     with pytest.raises(InputError, match="its 'pgen' chunk is 10 bytes, not whole records of 4"):
