@@ -283,7 +283,9 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     try:
         sfid = synth.sfload(str(soundfont))
     except Exception as err:  # noqa: BLE001 - tinysoundfont raises a bare Exception
-        raise InputError(f"{soundfont}: not a readable SoundFont ({err})") from None
+        raise InputError(f"{soundfont}: not a readable SoundFont ({err}): its structure is "
+                         f"whole, so its samples' data, such as an SF3's compressed (Ogg Vorbis) "
+                         f"samples, may be damaged") from None
     absent = [p for p in programs if synth.sfpreset_name(sfid, 0, p) is None]
     if absent:  # tinysoundfont would play another preset under their labels
         programs = [p for p in programs if p not in absent]

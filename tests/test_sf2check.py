@@ -143,3 +143,17 @@ def test_render_refuses_it_before_tinysoundfont_loads_it(tmp_path):
         render_soundfont(tmp_path / "out", path, options=RenderOptions(velocities=(100,)),
                          programs=[0], progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_sf3_whose_compressed_data_is_damaged_is_named_so(tmp_path):
+    tone = bytearray(vorbis(0.3 * np.sin(np.arange(2 * 44100) * 0.05)))
+    tone[len(tone) // 2:len(tone) // 2 + 8] = b"\xff" * 8  # its structure whole, its audio not
+    path = tmp_path / "bad.sf3"
+    path.write_bytes(soundfont(sample_type=0x11, smpl=bytes(tone), end=len(tone)))
+    check_soundfont(path)
+    with pytest.raises(InputError, match=r"bad.sf3: not a readable SoundFont \(.*\): its "
+                                         r"structure is whole, so its samples' data, such as an "
+                                         r"SF3's compressed \(Ogg Vorbis\) samples, may be "):
+        render_soundfont(tmp_path / "out", path, options=RenderOptions(velocities=(100,)),
+                         programs=[0], progress=False)
+    assert not (tmp_path / "out").exists()
