@@ -113,6 +113,9 @@ class RenderOptions:
                              f"duration={self.duration}")
         if not self.velocities or not all(1 <= v <= 127 for v in self.velocities):
             raise InputError(f"velocities must be MIDI velocities 1..127, got {self.velocities}")
+        if len(set(self.velocities)) < len(self.velocities):  # a note name each: one file
+            raise InputError(f"velocities must differ (each names its notes), got "
+                             f"{self.velocities}")
         if self.pitch_step < 1:
             raise InputError(f"pitch_step must be >= 1, got {self.pitch_step}")
         if len(self.fractions) != 3 or not all(0 <= f < math.inf for f in self.fractions) \

@@ -214,6 +214,8 @@ def test_render_bad_input(tmp_path):
         render_soundfont(tmp_path / "out", programs=[120], progress=False)
     with pytest.raises(ValueError, match="velocities"):
         RenderOptions(velocities=(0,))
+    with pytest.raises(ValueError, match=r"velocities must differ .*, got \(100, 100\)"):
+        RenderOptions(velocities=(100, 100))  # rendered twice, into one file
     assert default_soundfont().name == "TimGM6mb.sf2"
 
 
