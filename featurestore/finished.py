@@ -4,6 +4,7 @@ reads from it (its features, its label set, its train statistics)."""
 from __future__ import annotations
 
 import logging
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -13,14 +14,14 @@ import numpy as np
 
 from . import schema
 from .errors import BuildError, StoreError
-from .layouts import Inputs, input_differences
+from .layouts import ATTR_PREFIX as INPUT_PREFIX, Inputs
 from .params import FeatureParams
 from .splitfile import Summary, inputs_digest
 from .nsynth import SPLITS
 from .store import held_by_another, open_split, split_path
 
-__all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "existing_train_stats",
-           "warn_of_labels_train_lacks"]
+__all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "input_differences",
+           "existing_train_stats", "warn_of_labels_train_lacks"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,23 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitRe
     else:
         log.info("%s: finished store kept (use --overwrite to rebuild)", path)
     return report
+
+
+def input_differences(was: dict, now: dict) -> Tuple[str, str]:
+    """How two sets of :meth:`InputOptions.to_attrs` differ, as options: ``(was's, now's)``,
+    e.g. ``('--test-fraction 0.1', '--test-fraction 0.3')``; ``('', '')`` where they read the
+    notes alike (fractions draw no split in NSynth's layout)."""
+    def shown(key, value):  # as the option: input_windows 0.0 is no --windows
+        name = key[len(INPUT_PREFIX):]
+        option = "--" + name.replace("_", "-")
+        if name in ("windows", "group_by") and not value:
+            return f"no {option}"
+        return f"{option} {shlex.quote(value)}" if isinstance(value, str) else f"{option} {value:g}"
+    nsynth = was.get(INPUT_PREFIX + "layout") == now.get(INPUT_PREFIX + "layout") == "nsynth"
+    other = [key for key in now if was.get(key) != now[key]
+             and not (nsynth and key.endswith("_fraction"))]
+    return (", ".join(shown(key, was.get(key)) for key in other),
+            ", ".join(shown(key, now[key]) for key in other))
 
 
 def check_kept_inputs(out: Path, splits: Sequence[str], attrs: dict):

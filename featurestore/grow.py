@@ -34,7 +34,8 @@ from .schema import (CONTENT_DIGEST, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LA
                      read_problems)
 from .errors import BuildError
 from .files import copy_file
-from .layouts import InputOptions, input_differences
+from .finished import input_differences
+from .layouts import InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .params import FeatureParams
 from .splitfile import Summary

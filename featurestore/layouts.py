@@ -131,23 +131,6 @@ class InputOptions:
                 ATTR_PREFIX + "test_fraction": self.test_fraction}
 
 
-def input_differences(was: dict, now: dict) -> Tuple[str, str]:
-    """How two sets of :meth:`InputOptions.to_attrs` differ, as options: ``(was's, now's)``,
-    e.g. ``('--test-fraction 0.1', '--test-fraction 0.3')``; ``('', '')`` where they read the
-    notes alike (fractions draw no split in NSynth's layout)."""
-    def shown(key, value):  # as the option: input_windows 0.0 is no --windows
-        name = key[len(ATTR_PREFIX):]
-        option = "--" + name.replace("_", "-")
-        if name in ("windows", "group_by") and not value:
-            return f"no {option}"
-        return f"{option} {shlex.quote(value)}" if isinstance(value, str) else f"{option} {value:g}"
-    nsynth = was.get(ATTR_PREFIX + "layout") == now.get(ATTR_PREFIX + "layout") == "nsynth"
-    other = [key for key in now if was.get(key) != now[key]
-             and not (nsynth and key.endswith("_fraction"))]
-    return (", ".join(shown(key, was.get(key)) for key in other),
-            ", ".join(shown(key, now[key]) for key in other))
-
-
 @dataclass
 class Inputs:
     """Every split's notes, read from one layout.
@@ -188,6 +171,15 @@ def detect_layout(path: Path) -> str:
         raise BuildError(f"{path}: not a folder (a manifest is a .csv file, given with "
                          f"--manifest)")
     return "nsynth" if find_splits(path) else "folders"
+
+
+def _kind(path: Path, layout: str) -> str:
+    """What a folder of ``layout`` holds, for a message."""
+    if layout != "folders":
+        return {"nsynth": "NSynth's layout", "manifest": "a manifest"}[layout]
+    if any(path.glob("*.h5")):
+        return "a store, not notes"
+    return "class folders" if next(path.iterdir(), None) is not None else "an empty folder"
 
 
 def drawn_split(group: str, valid_fraction: float, test_fraction: float) -> str:
@@ -251,8 +243,8 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
         kinds = sorted(set(layouts.values()))
         if len(kinds) > 1:
             raise BuildError("the inputs are of different layouts (" + "; ".join(
-                f"{p}: {k}" for p, k in layouts.items()) + "); build them one layout at a time "
-                "or give --layout")
+                f"{p}: {_kind(p, k)}" for p, k in layouts.items()) + "); a store holds notes "
+                "of one layout: build them one layout at a time")
         layout = kinds[0]
     wrong = [p for p in paths if (layout == "manifest") != p.is_file()]
     if wrong:

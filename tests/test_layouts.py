@@ -288,8 +288,16 @@ def test_inputs_of_two_layouts_and_bad_options(tmp_path):
     folders = _class_folders(tmp_path / "set")
     from tests.helpers import make_tone_root
     nsynth = make_tone_root(tmp_path / "nsynth", 4, 2, 0)
-    with pytest.raises(BuildError, match="different layouts"):
-        read_inputs([folders, nsynth])
+    with pytest.raises(BuildError, match=rf"different layouts \({folders}: class folders; "
+                                         rf"{nsynth}: NSynth's layout\); a store holds notes of "
+                                         rf"one layout: build them one layout at a time$"):
+        read_inputs([folders, nsynth])  # --layout folders would label NSynth's notes 'audio'
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "train.h5").write_bytes(b"")
+    with pytest.raises(BuildError, match=rf"{tmp_path / 'empty'}: an empty folder; "
+                                         rf"{tmp_path / 'store'}: a store, not notes\)"):
+        read_inputs([nsynth, tmp_path / "empty", tmp_path / "store"])
     with pytest.raises(BuildError, match="--group-by applies|group_by applies"):
         read_inputs(nsynth, InputOptions(group_by="x"))
     with pytest.raises(BuildError, match="not a regular expression"):
