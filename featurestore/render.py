@@ -284,7 +284,12 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     check_soundfont(soundfont)  # TinySoundFont trusts every index and size in the file
     synth = tinysoundfont.Synth(samplerate=options.sample_rate, gain=options.gain_db)
     try:
-        sfid = synth.sfload(str(soundfont))
+        str(soundfont).encode("utf-8")
+        source = str(soundfont)
+    except UnicodeEncodeError:  # a name of bytes that are not UTF-8, which its C cannot take
+        source = soundfont.read_bytes()
+    try:
+        sfid = synth.sfload(source)
     except Exception as err:  # noqa: BLE001 - tinysoundfont raises a bare Exception
         raise InputError(f"{soundfont}: not a readable SoundFont ({err}): its structure is "
                          f"whole, so its samples' data, such as an SF3's compressed (Ogg Vorbis) "

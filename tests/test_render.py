@@ -1,6 +1,7 @@
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,6 +130,11 @@ def test_odd_paths_are_named_and_a_link_in_the_render_s_place_is_never_followed(
         render_soundfont(tmp_path / "file" / "out", options=OPTIONS, programs=PROGRAMS,
                          progress=False)
     import os
+    odd = Path(os.fsdecode(bytes(tmp_path / "x") + b"\xff.sf2"))  # a name not of UTF-8
+    odd.write_bytes(default_soundfont().read_bytes())
+    counts = render_soundfont(tmp_path / "odd", odd, options=dataclasses.replace(
+        OPTIONS, fractions=(1, 0, 0)), programs=[0], progress=False)
+    assert counts["train"] > 0  # read, though its C cannot take the name
     os.mkfifo(tmp_path / "pipe.sf2")
     with pytest.raises(FileNotFoundError, match="pipe.sf2: not a regular file"):
         render_soundfont(tmp_path / "x", tmp_path / "pipe.sf2", progress=False)
