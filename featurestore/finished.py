@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from . import schema
+from .describe import label_set_text
 from .errors import BuildError, StoreError
 from .layouts import ATTR_PREFIX as INPUT_PREFIX, Inputs
 from .params import FeatureParams
@@ -94,8 +95,8 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitRe
         raise BuildError(f"{path}: exists and is not a timbremap split file; move it away or "
                          f"use --overwrite")
     if labels != tuple(read.labels):
-        raise BuildError(f"{path}: exists with the label set ({', '.join(labels)}), and the "
-                         f"inputs hold ({', '.join(read.labels)}); use --overwrite to rebuild")
+        raise BuildError(f"{path}: exists with the label set {label_set_text(labels)}, and the "
+                         f"inputs hold {label_set_text(read.labels)}; use --overwrite to rebuild")
     report = SplitReport(split, path, "kept", n, n_skipped=len(skipped), skipped=skipped,
                          n_adjusted=len(adjusted))
     given = tuple(str(root) for root in read.roots)

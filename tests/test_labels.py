@@ -140,6 +140,13 @@ def test_confusion_plot_scales_with_the_labels(tmp_path):
     assert widths[-1] < 31 * 120  # bounded (30 inches at 120 dpi, and the margins)
 
 
+def test_a_label_set_in_a_message_reads_as_its_labels():
+    from featurestore.describe import label_set_text
+    assert label_set_text(["cello", "dog bark"]) == "(cello, dog bark)"
+    assert label_set_text(["drum, kick", "violin"]) == "('drum, kick', 'violin')"  # not three
+    assert label_set_text(["a", " b"]) == "('a', ' b')"
+
+
 def test_labels_are_drawn_as_given_and_missing_glyphs_are_one_warning(tmp_path, caplog,
                                                                        recwarn):
     import matplotlib.image

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence, Tuple
 
 from featurestore import schema
+from featurestore.describe import label_set_text
 from featurestore.errors import StoreError, TimbremapError
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
@@ -81,11 +82,6 @@ class TrainedModel:
                      if sorted(names) == sorted(self.labels) else "")
             raise ModelError(f"{where} holds labels {label_set_text(names)}; the model "
                              f"{self.path} was trained on {label_set_text(self.labels)}{order}")
-
-
-def label_set_text(names: Sequence[str]) -> str:
-    """A label set as messages show it: ``(cello, dog, kettle)``."""
-    return "(" + ", ".join(names) + ")"
 
 
 def store_label_set(f, where) -> Tuple[str, ...]:
