@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from . import schema
+from .errors import counted
 from .layouts import ATTR_PREFIX as INPUT_PREFIX
 from .params import ATTR_PREFIX
 import featurestore.remote as remote
@@ -164,9 +165,10 @@ def _from_what(f, n: int) -> str:
         return ""
     if str(f.attrs.get(INPUT_PREFIX + "layout", "nsynth")) == "nsynth":  # by name: two
         # renders' ids may coincide (featurestore.render.BANKS), their names never do
-        return f" from {len(np.unique(f[schema.INSTRUMENT_STR].asstr()[:]))} instruments"
+        return f" from {counted(len(np.unique(f[schema.INSTRUMENT_STR].asstr()[:])), 'instrument')}"
     files = len(np.unique(f[schema.FILE].asstr()[:]))
-    return f" from {files} files in {len(np.unique(f[schema.GROUP].asstr()[:]))} groups"
+    groups = len(np.unique(f[schema.GROUP].asstr()[:]))
+    return f" from {counted(files, 'file')} in {counted(groups, 'group')}"
 
 
 def _label_counts(labels: np.ndarray, names: Sequence[str], width: int = 100) -> List[str]:

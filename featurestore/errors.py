@@ -8,7 +8,7 @@ import numbers
 import os
 
 __all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError",
-           "check_paths", "check_positive_int"]
+           "check_paths", "check_positive_int", "counted"]
 
 
 class TimbremapError(Exception):
@@ -21,6 +21,11 @@ class InputError(TimbremapError, ValueError):
 
 class NeedsPackage(TimbremapError, ImportError):
     """An optional package that a feature needs is not installed; says how to install it."""
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun`` as a message says them: ``1 note``, ``2 notes``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def install_hint(extra: str) -> str:

@@ -32,7 +32,7 @@ from .schema import (CONTENT_DIGEST, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LA
                      LIST_NAMES, METADATA, NAMES, OFFSET, PITCH, QUALITIES, SOURCE, SOURCE_FOLDER,
                      SPECTRA, VELOCITY, analysis_results, read_label_names, read_params,
                      read_problems)
-from .errors import BuildError
+from .errors import BuildError, counted
 from .files import copy_file
 from .finished import input_differences
 from .layouts import InputOptions
@@ -241,8 +241,9 @@ def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: s
         _warn_of_changed_files(notes, names, held.created, split)
         again = [name for name in notes.names if name in skipped]
         if again:
-            log.warning("%d inputs of %s that the store skipped are not tried again (first: "
-                        "%s: %s): build with --overwrite to try them", len(again), split,
+            log.warning("%s of %s that the store skipped are not tried again (first: %s: "
+                        "%s): build with --overwrite to try them", counted(len(again), "input"),
+                        split,
                         again[0], skipped[again[0]])
         notes = notes.take([i for i in range(len(notes))
                             if notes.names[i] not in names and notes.names[i] not in skipped])
@@ -276,10 +277,10 @@ def _warn_of_changed_files(notes: Notes, held: dict, created: float, split: str)
             except OSError:
                 continue  # gone: the note is kept as it was
     if changed:
-        log.warning("%d files of notes of %s that the store holds were modified after it was "
-                    "built (first: %s); the store keeps the features it computed from them: "
-                    "build with --overwrite to compute them again", len(changed), split,
-                    changed[0])
+        log.warning("%s of notes of %s that the store holds were modified after it was built "
+                    "(first: %s); the store keeps the features it computed from them: build "
+                    "with --overwrite to compute them again", counted(len(changed), "file"),
+                    split, changed[0])
 
 
 def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):

@@ -12,7 +12,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
-from .errors import BuildError
+from .errors import BuildError, counted
 from .notes import Notes
 
 __all__ = ["check_splits_apart", "refuse_names_in_two_splits", "warn_of_files_in_several_splits",
@@ -155,6 +155,6 @@ def warn_of_instruments_heard_in_training(splits: Sequence[Tuple[str, Notes]]):
                     shared.setdefault(group, (split, str(notes.path(i))))
     if shared:
         group, (split, path) = next(iter(shared.items()))
-        log.warning("%d instruments have notes in train and in valid or test (first: %r, in "
-                    "train at %s and in %s at %s): a model scored on them has heard the "
-                    "instrument", len(shared), group, heard[group], split, path)
+        log.warning("%s with notes in train and in valid or test (first: %r, in train at %s "
+                    "and in %s at %s): a model scored on them has heard the instrument",
+                    counted(len(shared), "instrument"), group, heard[group], split, path)

@@ -12,7 +12,7 @@ from typing import Dict, Iterator
 import numpy as np
 import soundfile as sf
 
-from .errors import InputError
+from .errors import InputError, counted
 from .files import exclusive_lock
 from .nsynth import RENDERING, SPLITS, Example, write_split
 
@@ -85,8 +85,8 @@ def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pa
             raise
         for split, notes in examples.items():
             (work / split).replace(out / split)  # out/split: none, or an empty folder
-            log.info("%s: %d notes of %d instruments", out / split, len(notes),
-                     len({e.instrument for e in notes.values()}))
+            log.info("%s: %s of %s", out / split, counted(len(notes), "note"),
+                     counted(len({e.instrument for e in notes.values()}), "instrument"))
         work.rmdir()
 
 

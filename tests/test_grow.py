@@ -380,7 +380,7 @@ def test_a_note_skipped_for_its_audio_is_not_tried_again_by_add(tmp_path, caplog
     reports = build_store(root, store, jobs=1, progress=False, add=True)
     assert {r.status for r in reports} == {"kept"}
     assert {p.name: p.stat().st_mtime_ns for p in store.glob("*.h5")} == mtimes
-    assert "1 inputs of train that the store skipped are not tried again (first: " \
+    assert "1 input of train that the store skipped are not tried again (first: " \
            "bell/broken.wav: cannot decode audio" in caplog.text  # said, not silent
     _classes(root, ("bell",), 1, first=4)  # one new note: a plain build then sees no change
     build_store(root, store, jobs=1, progress=False, add=True)
@@ -436,7 +436,7 @@ def test_add_warns_of_held_notes_whose_files_changed_since_the_build(tmp_path, c
     os.utime(again, (again.stat().st_atime, again.stat().st_mtime + 2))  # past the second
     _classes(root, ("bell",), 1, first=8)
     build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)
-    assert f"1 files of notes of train that the store holds were modified after it was built " \
+    assert f"1 file of notes of train that the store holds were modified after it was built " \
            f"(first: {again}); the store keeps the features it computed from them" in caplog.text
     kept = _rows(tmp_path / "store" / "train.h5")["drum/drum000.wav"][0]
     assert np.array_equal(kept, before["drum/drum000.wav"][0])

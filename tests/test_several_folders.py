@@ -114,11 +114,11 @@ def test_an_instrument_in_train_and_in_a_scored_split_is_warned_of_by_build_and_
     (c / "test").mkdir(exist_ok=True)
     (c / "test" / "examples.json").write_text(json.dumps(again))
     instrument = train[first]["instrument_str"]
-    warning = (f"1 instruments have notes in train and in valid or test (first: "
+    warning = (f"1 instrument with notes in train and in valid or test (first: "
                f"'{instrument}', in train at {a}/train/audio/{first}.wav and in test at "
                f"{c}/test/audio/{first}-again.wav)")
     build_store([a, b], tmp_path / "store", jobs=1, progress=False)
-    assert "instruments have notes in train" not in caplog.text  # a's and b's are apart
+    assert "with notes in train and in valid" not in caplog.text  # a's and b's are apart
     build_store([a, c], tmp_path / "both", jobs=1, progress=False)
     assert warning in caplog.text
     caplog.clear()
