@@ -303,7 +303,7 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
                     "manifest" else f"is --layout {read.layout} how these notes are laid out?")
     attrs = inputs.to_attrs(read.layout)
     if not overwrite and not add:  # finished splits kept: their label order is the store's
-        finished.check_kept_inputs(out, found, attrs)  # and their draw
+        finished.check_kept_inputs(out, found, read, attrs)  # and their draw
         held = finished.held_labels(out, found)
         if held is not None and set(held) == set(read.labels):
             read.labels = held
@@ -324,7 +324,7 @@ def _build(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Wo
     for split in found:
         path = split_path(out, split)
         if not overwrite and path.is_file():
-            reports.append(finished.kept(split, path, read, params))
+            reports.append(finished.kept(split, path, read, params, attrs))
             continue
         if split != "train" and train_stats is None:
             train_stats = finished.existing_train_stats(out, params)
@@ -359,7 +359,7 @@ def _build(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Wo
 def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Workers,
          found: Sequence[str]) -> List[SplitReport]:
     """``build --add``: each split grown by the notes it does not hold, all committed at once."""
-    grow.check_addable(out, params, attrs)
+    grow.check_addable(out, params, attrs, drawn=read.drawn)
     splits = [s for s in SPLITS if s in found or split_path(out, s).is_file()]
     held = {split: grow.read_held(split_path(out, split)) for split in splits
             if split_path(out, split).is_file()}

@@ -67,9 +67,11 @@ def held_labels(out: Path, splits: Sequence[str]) -> Optional[Tuple[str, ...]]:
     return None
 
 
-def kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitReport:
+def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dict
+         ) -> SplitReport:
     """The report of a finished split left as it is, after checking that it fits the build
-    (its features and label set), with a warning when its inputs changed."""
+    (its features and label set), with a warning when its inputs were read otherwise
+    (``attrs``: :meth:`InputOptions.to_attrs`), are other folders, or changed."""
     try:
         with h5py.File(path, "r") as f:
             differences = schema.read_params(f).differences(params)
@@ -77,8 +79,9 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitRe
             skipped, adjusted = schema.read_problems(f)
             n = int(f[schema.SPECTRA].shape[0]) if schema.SPECTRA in f else None
             digest = f.attrs.get(schema.INPUTS_DIGEST)
-            folders = (tuple(map(str, f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES]))
+            folders = (sorted(map(str, f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES]))
                        if schema.SOURCE_FOLDER in f else None)
+            was, now = input_differences(f.attrs, attrs, drawn=read.drawn)
     except OSError as err:
         if held_by_another(err):
             raise BuildError(f"{path}: open in another program; close it there and try "
@@ -99,8 +102,11 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitRe
                          f"inputs hold {label_set_text(read.labels)}; use --overwrite to rebuild")
     report = SplitReport(split, path, "kept", n, n_skipped=len(skipped), skipped=skipped,
                          n_adjusted=len(adjusted))
-    given = tuple(str(root) for root in read.roots)
-    if folders is not None and folders != given:  # other NOTES folders, not changed ones
+    given = sorted(str(Path(root).resolve()) for root in read.roots)
+    if was:  # the notes the split would hold now are others
+        log.warning("%s: kept, but its notes were read with %s (now %s); use --overwrite to "
+                    "rebuild", path, was, now)
+    elif folders is not None and folders != given:  # other NOTES folders, not changed ones
         log.warning("%s: kept, but it was built from %s and is now given %s; use --overwrite "
                     "to rebuild", path, ", ".join(folders), ", ".join(given))
     elif digest is not None and digest != inputs_digest(read.splits[split][0]):
@@ -111,44 +117,45 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams) -> SplitRe
     return report
 
 
-def input_differences(was: dict, now: dict) -> Tuple[str, str]:
-    """How two sets of :meth:`InputOptions.to_attrs` differ, as options: ``(was's, now's)``,
-    e.g. ``('--test-fraction 0.1', '--test-fraction 0.3')``; ``('', '')`` where they read the
-    notes alike (fractions draw no split in NSynth's layout)."""
+def input_differences(recorded, now: dict, *, drawn: bool) -> Tuple[str, str]:
+    """How the input options a split file ``recorded`` (its attrs) and those of a build
+    (``now``: :meth:`InputOptions.to_attrs`) differ, as options: ``(recorded's, now's)``, e.g.
+    ``('--test-fraction 0.1', '--test-fraction 0.3')``; ``('', '')`` where they read the notes
+    alike. Options a file does not record are not compared, nor, where the inputs give every
+    note its split (``drawn`` false: NSynth's layout, split folders), the fractions and groups.
+    """
     def shown(key, value):  # as the option: input_windows 0.0 is no --windows
         name = key[len(INPUT_PREFIX):]
         option = "--" + name.replace("_", "-")
         if name in ("windows", "group_by") and not value:
             return f"no {option}"
         return f"{option} {shlex.quote(value)}" if isinstance(value, str) else f"{option} {value:g}"
-    nsynth = was.get(INPUT_PREFIX + "layout") == now.get(INPUT_PREFIX + "layout") == "nsynth"
-    other = [key for key in now if was.get(key) != now[key]
-             and not (nsynth and key.endswith("_fraction"))]
-    return (", ".join(shown(key, was.get(key)) for key in other),
+    drawing = ("_fraction", "group_by")
+    other = [key for key in now if key in recorded and recorded[key] != now[key]
+             and (drawn or not key.endswith(drawing))]
+    return (", ".join(shown(key, recorded[key]) for key in other),
             ", ".join(shown(key, now[key]) for key in other))
 
 
-def check_kept_inputs(out: Path, splits: Sequence[str], attrs: dict):
-    """Refuse a build that would build some of ``splits`` beside finished ones whose notes were
-    read with input options other than ``attrs`` (:meth:`InputOptions.to_attrs`): a split
-    drawn now could hold their notes. Warn when it builds none of them."""
-    done = [split for split in splits if split_path(out, split).is_file()]
+def check_kept_inputs(out: Path, found: Sequence[str], read: Inputs, attrs: dict):
+    """Refuse a build that would build some of the splits ``found`` beside finished ones whose
+    notes were read with input options other than ``attrs`` (:meth:`InputOptions.to_attrs`):
+    a split drawn now could hold their notes."""
+    done = [split for split in SPLITS if split_path(out, split).is_file()]
+    if all(split in done for split in found):
+        return  # nothing is built: kept() warns
     for split in done:
         path = split_path(out, split)
         try:
             with h5py.File(path, "r") as f:
-                recorded = {key: f.attrs[key] for key in attrs if key in f.attrs}
+                was, now = input_differences(f.attrs, attrs, drawn=read.drawn)
         except OSError:
             continue  # kept() says what is wrong with it
-        was, now = input_differences(recorded, {k: v for k, v in attrs.items() if k in recorded})
-        if was and len(done) < len(splits):
+        if was:
             raise BuildError(f"{path}: its notes were read with {was}, and this build reads "
                              f"them with {now}: a split built now beside it could hold its "
                              f"notes; give the store's options, or --overwrite to build every "
                              f"split again")
-        if was:
-            log.warning("%s: kept, but its notes were read with %s (now %s); use --overwrite "
-                        "to rebuild", path, was, now)
 
 
 def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:

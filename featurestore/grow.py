@@ -212,8 +212,9 @@ def grown_labels(held: Tuple[str, ...], found: Sequence[str]) -> Tuple[str, ...]
     return tuple(held) + tuple(sorted(set(found) - set(held)))
 
 
-def check_addable(out: Path, params: FeatureParams, attrs: dict):
-    """Refuse an ``--add`` whose features or input options are not the store's."""
+def check_addable(out: Path, params: FeatureParams, attrs: dict, *, drawn: bool):
+    """Refuse an ``--add`` whose features or input options are not the store's (the fractions
+    and groups only where the build puts files in splits: ``drawn``)."""
     recorded = recorded_inputs(out)
     train = split_path(out, "train")
     with h5py.File(train, "r") as f:
@@ -222,7 +223,7 @@ def check_addable(out: Path, params: FeatureParams, attrs: dict):
         raise BuildError(f"{train}: built with other feature parameters "
                          f"({'; '.join(differences)}); --add computes the new notes' features "
                          f"as the store's: give the same feature options")
-    was, now = input_differences(recorded.to_attrs(recorded.layout), attrs)
+    was, now = input_differences(recorded.to_attrs(recorded.layout), attrs, drawn=drawn)
     if was:
         raise BuildError(f"{train}: its inputs were read with {was}; --add reads the new ones "
                          f"the same way (now {now}): leave out the input options, or give the "

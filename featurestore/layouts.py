@@ -147,12 +147,16 @@ class Inputs:
     splits : dict
         ``split -> (Notes, problems)``, in :data:`SPLITS` order; ``notes.folder`` indexes
         ``roots``.
+    drawn : bool
+        Whether the build put some file in a split (by its group, or drawn): the input
+        options then decide which notes a split holds.
     """
 
     layout: str
     roots: Tuple[Path, ...]
     labels: Tuple[str, ...]
     splits: Dict[str, Tuple[Notes, List[Tuple[str, str]]]] = field(default_factory=dict)
+    drawn: bool = False
 
     def where(self, split: str) -> str:
         """The inputs of a split, for messages."""
@@ -331,7 +335,7 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
     if drawn:
         _check_drawn(roots, by_split, options)
     labels = tuple(sorted({row.label for rows in by_split.values() for _, row, _ in rows}))
-    inputs = Inputs(layout, roots, labels)
+    inputs = Inputs(layout, roots, labels, drawn=any(not row.split for _, row, _ in grouped))
     for split in SPLITS:
         if split not in by_split and split not in problems:
             continue

@@ -84,6 +84,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import unicodedata
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
@@ -323,11 +324,14 @@ def read_audio_paths(f: h5py.File) -> List[Path]:
 
 def read_label_names(f: h5py.File) -> Tuple[str, ...]:
     """The store's label set: ``names[label]`` is the class of a note whose ``/labels`` value
-    is ``label`` (a store built before stores owned their label set: NSynth's families)."""
+    is ``label`` (a store built before stores owned their label set: NSynth's families), each
+    in Unicode's composed form (NFC), as builds read labels (a store written before may hold
+    a macOS folder's decomposed name)."""
     names = f[LABELS].attrs.get(LIST_NAMES) if LABELS in f else None
     if names is None:
         return tuple(FAMILIES)
-    return tuple(n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names)
+    return tuple(unicodedata.normalize("NFC", n.decode("utf-8") if isinstance(n, bytes)
+                                       else str(n)) for n in names)
 
 
 def read_problems(f: h5py.File) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]:

@@ -84,6 +84,15 @@ def test_a_label_is_one_label_however_its_letters_are_composed(tmp_path):
     assert list(read.labels) == ["Flöte", "cello"] and len(read.splits["train"][0]) == 3
     assert unicodedata.is_normalized("NFC", read.labels[0])
     assert sorted(read.splits["train"][0].label) == ["Flöte", "Flöte", "cello"]
+    store = tmp_path / "store"  # as a version before wrote a macOS folder's name
+    build_store(root, store, inputs=InputOptions(valid_fraction=0.0, test_fraction=0.0),
+                jobs=1, progress=False)
+    with h5py.File(store / "train.h5", "r+") as f:
+        f[schema.LABELS].attrs[schema.LIST_NAMES] = [unicodedata.normalize("NFD", "Flöte"),
+                                                     "cello"]
+        assert schema.read_label_names(f) == ("Flöte", "cello")  # composed, as builds read
+    build_store(root, store, inputs=InputOptions(valid_fraction=0.0, test_fraction=0.0),
+                jobs=1, progress=False)  # kept: the same label set
 
 
 def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
@@ -336,10 +345,16 @@ def test_a_split_drawn_beside_kept_ones_with_other_options_is_refused(tmp_path, 
                                          r"notes; give the store's options, or --overwrite"):
         build_store(root, store, inputs=options(0.3), jobs=1, progress=False)  # train's groups
     assert {p.name: p.read_bytes() for p in store.iterdir()} == before
+    with pytest.raises(BuildError, match=r"its notes were read with --test-fraction 0, and"):
+        build_store(root, store, inputs=options(0.3), jobs=1, progress=False, splits=["test"])
     build_store(root, store, inputs=options(0.3), jobs=1, progress=False, splits=["train"])
     assert "train.h5: kept, but its notes were read with --test-fraction 0 (now " \
            "--test-fraction 0.3); use --overwrite to rebuild" in caplog.text  # nothing built
+    assert "changed since it was built" not in caplog.text  # said once, as what it is
     assert {p.name: p.read_bytes() for p in store.iterdir()} == before
+    given = _class_folders(tmp_path / "given")  # train/ valid/ test/ folders: nothing drawn
+    build_store(given, tmp_path / "given-store", jobs=1, progress=False, splits=["train"])
+    build_store(given, tmp_path / "given-store", inputs=options(0.3), jobs=1, progress=False)
 
 
 def test_audio_files_below_a_folder_are_sorted_and_a_link_loop_ends(tmp_path):

@@ -126,7 +126,8 @@ def test_an_instrument_in_train_and_in_a_scored_split_is_warned_of_by_build_and_
     assert warning in caplog.text
 
 
-def test_a_split_kept_by_a_build_of_other_folders_says_which(two_roots, tmp_path, caplog):
+def test_a_split_kept_by_a_build_of_other_folders_says_which(two_roots, tmp_path, caplog,
+                                                              monkeypatch):
     a, b = two_roots
     build_store([a, b], tmp_path / "store", jobs=1, progress=False)
     build_store([a, b], tmp_path / "store", jobs=1, progress=False)
@@ -135,6 +136,11 @@ def test_a_split_kept_by_a_build_of_other_folders_says_which(two_roots, tmp_path
     assert (f"train.h5: kept, but it was built from {a.resolve()}, {b.resolve()} and is now "
             f"given {a.resolve()}; use --overwrite to rebuild") in caplog.text
     assert f"{a}/train changed" not in caplog.text  # a did not change
+    caplog.clear()
+    monkeypatch.chdir(a.parent)  # the same folders, relative and in another order
+    build_store([b.name, a.name], tmp_path / "store", jobs=1, progress=False)
+    build_store([b.name, a.name], tmp_path / "store", jobs=1, progress=False)
+    assert "kept, but" not in caplog.text
 
 
 def test_a_folder_given_twice_is_refused(two_roots, tmp_path):

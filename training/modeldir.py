@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,16 +105,16 @@ def store_label_set(f, where) -> Tuple[str, ...]:
 
 
 def config_labels(info: dict) -> Tuple[str, ...]:
-    """The label set of a model's ``config.json`` (parsed): its ``labels``; a model trained
-    before stores owned their label set has ``families`` or nothing (NSynth's families,
-    both)."""
+    """The label set of a model's ``config.json`` (parsed): its ``labels``, in Unicode's
+    composed form (:func:`featurestore.schema.read_label_names`); a model trained before
+    stores owned their label set has ``families`` or nothing (NSynth's families, both)."""
     key = next((k for k in ("labels", "families") if k in info), None)
     if key is None:
         return tuple(FAMILIES)
     names = info[key]
     if not isinstance(names, list) or not names:
         raise ValueError(f"its {key} are {names!r}, not a list of label names")
-    return tuple(str(name) for name in names)
+    return tuple(unicodedata.normalize("NFC", str(name)) for name in names)  # as stores'
 
 
 def _unreadable(path: Path, err: Exception) -> "ModelError":
