@@ -10,9 +10,9 @@ import numpy as np
 
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
+from featurestore.errors import label_set_text
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 from training.images import image_path, literal_text
-from training.modeldir import label_set_text
 
 from .placements import read_placed
 from .tsne import no_map

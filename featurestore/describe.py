@@ -15,21 +15,12 @@ from .params import ATTR_PREFIX
 import featurestore.remote as remote
 from .store import StoreError, open_split, require_store, split_path, store_splits
 
-__all__ = ["describe_store", "label_set_text", "shown"]
+__all__ = ["describe_store", "shown"]
 
 
 def shown(text: str, *, limit: int = 200) -> str:
     """``text`` as a line of a summary shows it: at most ``limit`` characters of it."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def label_set_text(names: Sequence[str]) -> str:
-    """A label set as messages show it: ``(cello, dog, kettle)``; every label quoted where one
-    holds a comma, a bracket or a quote, or spaces at its ends: ``('bass, electric', 'cello')``
-    (four labels are not read as five)."""
-    plain = all(name and name == name.strip() and not set(name) & set(",()'\"")
-                for name in names)
-    return "(" + ", ".join(names if plain else map(repr, names)) + ")"
 
 
 def describe_store(store, *, max_skipped: Optional[int] = 10,

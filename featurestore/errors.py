@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numbers
 import os
+from typing import Sequence
 
 __all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError",
-           "check_paths", "check_positive_int", "counted"]
+           "check_paths", "check_positive_int", "counted", "label_set_text"]
 
 
 class TimbremapError(Exception):
@@ -26,6 +27,15 @@ class NeedsPackage(TimbremapError, ImportError):
 def counted(n: int, noun: str) -> str:
     """``n`` and ``noun`` as a message says them: ``1 note``, ``2 notes``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def label_set_text(names: Sequence[str]) -> str:
+    """A label set as messages show it: ``(cello, dog, kettle)``; every label quoted where one
+    holds a comma, a bracket or a quote, or spaces at its ends: ``('bass, electric', 'cello')``
+    (four labels are not read as five)."""
+    plain = all(name and name == name.strip() and not set(name) & set(",()'\"")
+                for name in names)
+    return "(" + ", ".join(names if plain else map(repr, names)) + ")"
 
 
 def install_hint(extra: str) -> str:

@@ -13,8 +13,7 @@ import h5py
 import numpy as np
 
 from . import schema
-from .describe import label_set_text
-from .errors import BuildError, StoreError
+from .errors import BuildError, StoreError, label_set_text
 from .layouts import ATTR_PREFIX as INPUT_PREFIX, Inputs
 from .params import FeatureParams
 from .splitfile import Summary, inputs_digest

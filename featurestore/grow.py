@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
@@ -240,17 +241,24 @@ def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: s
         _refuse_held_elsewhere(notes, names, roots, split)
         _warn_of_new_labels(notes, held.notes, split)
         _warn_of_changed_files(notes, names, held.created, split)
-        again = [name for name in notes.names if name in skipped]
+        # a window's file skipped whole (its length unreadable) is skipped by its own name
+        again = [i for i, name in enumerate(notes.names)
+                 if name in skipped or WINDOW_NAME.sub("", name) in skipped]
         if again:
-            log.warning("%s of %s that the store skipped are not tried again (first: %s: "
-                        "%s): build with --overwrite to try them", counted(len(again), "input"),
-                        split,
-                        again[0], skipped[again[0]])
-        notes = notes.take([i for i in range(len(notes))
-                            if notes.names[i] not in names and notes.names[i] not in skipped])
+            first = next(n for n in (notes.names[again[0]], WINDOW_NAME.sub(
+                "", notes.names[again[0]])) if n in skipped)
+            log.warning("%s: not tried again, %s the store skipped (first: %s: %s); build with "
+                        "--overwrite to try them", split, counted(len(again), "input"), first,
+                        skipped[first])
+        notes = notes.take(sorted(set(range(len(notes))) - set(again)
+                                  - {i for i, name in enumerate(notes.names) if name in names}))
     problems = [(name, why) for name, why in problems
                 if name not in names and (name, why) not in set(held.problems[0])]
     return notes, problems
+
+
+#: The ``@OFFSET`` a window's note name ends in (:func:`featurestore.windows.windowed_notes`).
+WINDOW_NAME = re.compile(r"@\d+\.\d{3}$")
 
 
 def _warn_of_new_labels(notes: Notes, held: Notes, split: str):
@@ -267,21 +275,22 @@ def _warn_of_new_labels(notes: Notes, held: Notes, split: str):
 
 
 def _warn_of_changed_files(notes: Notes, held: dict, created: float, split: str):
-    """Warn of notes the split holds whose files were modified after it was built or grown:
-    the store keeps the features it computed from them."""
+    """Warn of the files of notes the split holds that were modified after it was built or
+    grown (each file once, however many windows): the store keeps the features it computed
+    from them."""
     changed = []
-    for i, name in enumerate(notes.names):
-        if name in held:
-            try:
-                if notes.path(i).stat().st_mtime > created:
-                    changed.append(notes.path(i))
-            except OSError:
-                continue  # gone: the note is kept as it was
+    for path in dict.fromkeys(notes.path(i) for i, name in enumerate(notes.names)
+                              if name in held):
+        try:
+            if path.stat().st_mtime > created:
+                changed.append(path)
+        except OSError:
+            continue  # gone: the note is kept as it was
     if changed:
-        log.warning("%s of notes of %s that the store holds were modified after it was built "
-                    "(first: %s); the store keeps the features it computed from them: build "
-                    "with --overwrite to compute them again", counted(len(changed), "file"),
-                    split, changed[0])
+        log.warning("%s: modified after the store was built, %s of its notes (first: %s; "
+                    "re-recorded, or copied without their times); the store keeps the features "
+                    "it computed from them: build with --overwrite to compute them again", split,
+                    counted(len(changed), "file"), changed[0])
 
 
 def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):

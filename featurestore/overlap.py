@@ -146,13 +146,14 @@ def warn_of_instruments_heard_in_training(splits: Sequence[Tuple[str, Notes]]):
     for split, notes in splits:
         if split == "train":
             for i, group in enumerate(notes.group):
-                heard.setdefault(group, str(notes.path(i)))
+                if group not in heard:
+                    heard[group] = str(notes.path(i))
     shared: Dict[str, Tuple[str, str]] = {}
     for split, notes in splits:
         if split != "train":
             for i, group in enumerate(notes.group):
-                if group in heard:
-                    shared.setdefault(group, (split, str(notes.path(i))))
+                if group in heard and group not in shared:
+                    shared[group] = (split, str(notes.path(i)))
     if shared:
         group, (split, path) = next(iter(shared.items()))
         log.warning("%s with notes in train and in valid or test (first: %r, in train at %s "

@@ -380,8 +380,8 @@ def test_a_note_skipped_for_its_audio_is_not_tried_again_by_add(tmp_path, caplog
     reports = build_store(root, store, jobs=1, progress=False, add=True)
     assert {r.status for r in reports} == {"kept"}
     assert {p.name: p.stat().st_mtime_ns for p in store.glob("*.h5")} == mtimes
-    assert "1 input of train that the store skipped are not tried again (first: " \
-           "bell/broken.wav: cannot decode audio" in caplog.text  # said, not silent
+    assert "train: not tried again, 1 input the store skipped (first: bell/broken.wav: " \
+           "cannot decode audio" in caplog.text  # said, not silent
     _classes(root, ("bell",), 1, first=4)  # one new note: a plain build then sees no change
     build_store(root, store, jobs=1, progress=False, add=True)
     with caplog.at_level("WARNING", logger="featurestore.build"):
@@ -436,10 +436,37 @@ def test_add_warns_of_held_notes_whose_files_changed_since_the_build(tmp_path, c
     os.utime(again, (again.stat().st_atime, again.stat().st_mtime + 2))  # past the second
     _classes(root, ("bell",), 1, first=8)
     build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)
-    assert f"1 file of notes of train that the store holds were modified after it was built " \
-           f"(first: {again}); the store keeps the features it computed from them" in caplog.text
+    assert f"train: modified after the store was built, 1 file of its notes (first: {again}; " \
+           f"re-recorded, or copied without their times); the store keeps the features it " \
+           f"computed from them" in caplog.text
     kept = _rows(tmp_path / "store" / "train.h5")["drum/drum000.wav"][0]
     assert np.array_equal(kept, before["drum/drum000.wav"][0])
+
+
+def test_add_of_windows_keeps_a_file_skipped_whole_and_counts_a_changed_file_once(tmp_path,
+                                                                                   caplog):
+    import os
+    from featurestore.layouts import InputOptions
+    root = tmp_path / "set"
+    _classes(root, ("bell", "drum"), 4)
+    long = root / "train" / "bell" / "long.wav"
+    _wav(long, 0, seconds=9.0)
+    (root / "train" / "drum" / "broken.wav").write_bytes(b"RIFF not audio")
+    windows = InputOptions(windows=4.0)
+    build_store(root, tmp_path / "store", inputs=windows, jobs=1, progress=False)
+    before = _rows(tmp_path / "store" / "train.h5")
+    _wav(root / "train" / "drum" / "broken.wav", 1, seconds=2.0)  # mended
+    _wav(long, 1, seconds=9.0)  # re-recorded: three windows of one file
+    os.utime(long, (long.stat().st_atime, long.stat().st_mtime + 2))
+    _classes(root, ("bell",), 1, first=4)
+    build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)
+    after = _rows(tmp_path / "store" / "train.h5")
+    assert not [name for name in after if name.startswith("drum/broken.wav")]
+    assert len(after) == len(before) + 1  # the new file's one window alone
+    assert "train: not tried again, 1 input the store skipped (first: drum/broken.wav: " \
+           in caplog.text
+    assert f"modified after the store was built, 1 file of its notes (first: {long};" \
+           in caplog.text
 
 
 def test_add_refuses_a_manifest_s_file_moved_to_another_split(tmp_path):

@@ -141,7 +141,7 @@ def test_confusion_plot_scales_with_the_labels(tmp_path):
 
 
 def test_a_label_set_in_a_message_reads_as_its_labels():
-    from featurestore.describe import label_set_text
+    from featurestore.errors import label_set_text
     assert label_set_text(["cello", "dog bark"]) == "(cello, dog bark)"
     assert label_set_text(["drum, kick", "violin"]) == "('drum, kick', 'violin')"  # not three
     assert label_set_text(["a", " b"]) == "('a', ' b')"

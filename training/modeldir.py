@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Sequence, Tuple
 
 from featurestore import schema
-from featurestore.describe import label_set_text
-from featurestore.errors import StoreError, TimbremapError
+from featurestore.errors import StoreError, TimbremapError, label_set_text
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
 from featurestore.params import FeatureParams
