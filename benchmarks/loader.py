@@ -95,10 +95,12 @@ def main():
         print("|---|---:|")
         print(f"| sequential, 16 MiB blocks | {sequential_read(args.cold):,.0f} MB/s |")
         for threads in (1, args.threads, 4 * args.threads):
+            first_epoch, _ = cold_batches(args.cold, 2 * args.batches, "mmap", threads=threads)
             print(f"| model-ready batches, {threads} thread{'s' if threads > 1 else ''} | "
-                  f"{cold_batches(args.cold, 2 * args.batches, threads):,.0f} notes/s |")
+                  f"{first_epoch:,.0f} notes/s |")
     print(f"\nrerun: python benchmarks/loader.py --store {args.store} --notes {args.notes} "
-          f"--threads {args.threads}" + (f" --cold {args.cold}" if args.cold else ""))
+          f"--batches {args.batches} --batch-size {args.batch_size} --threads {args.threads}"
+          + (f" --cold {args.cold}" if args.cold else ""))
 
 
 if __name__ == "__main__":
