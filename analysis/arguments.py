@@ -8,8 +8,8 @@ from pathlib import Path
 from featurestore.errors import TimbremapError
 from featurestore.remote import is_url, store_location
 
-__all__ = ["local_path", "store_location", "CommandError", "feature_params", "given_settings",
-           "train_config", "resume_conflicts"]
+__all__ = ["local_path", "store_location", "positive_int", "CommandError", "feature_params",
+           "given_settings", "train_config", "resume_conflicts"]
 
 
 class CommandError(TimbremapError):
@@ -31,6 +31,24 @@ def local_path(text: str) -> Path:
             f"storage, with inspect, train, evaluate and embed, and writes only local files: "
             f"write locally, then copy the folder up)")
     return Path(text)
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1 as given on a command line (notes, rounds, jobs, batches:
+    the benchmarks' counts).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For text that is not a whole number, or one below 1.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def feature_params(args, base=None):

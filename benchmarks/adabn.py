@@ -90,7 +90,7 @@ def score(model_dir: Path, store: Path, split: str, layers: Optional[int] = None
 
 def main():
     import quality  # benchmarks/quality.py, beside this script
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/quality"))
     parser.add_argument("--form", default="synth",
                         help="the form of the protocol whose models are read (quality.py's "

@@ -20,6 +20,7 @@ serial extractor: docs/extraction.md).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
+
+from analysis.arguments import positive_int
 
 
 def tutorial_extract(wav: str, out_dir: str):
@@ -104,16 +107,19 @@ def _steady_state(root: Path, out: Path, jobs: int) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=3000)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--n", type=positive_int, default=3000)
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/extract"))
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--jobs", type=positive_int, default=2)
+    parser.add_argument("--rounds", type=positive_int, default=3,
                         help="each contender runs once per round, in turn; the table shows "
                              "medians over rounds")
     args = parser.parse_args()
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
+    from featurestore.build import build_store
+    batch = inspect.signature(build_store).parameters["batch_size"].default
+    if args.n < 4 * batch:  # the steady state is timed after each worker's first batch
+        parser.error(f"--n: at least {4 * batch} notes, four of the build's batches of {batch} "
+                     f"(the steady state is timed after the first)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     root = make_root(args.workdir, args.n)
     wavs = sorted(str(p) for p in (root / "train" / "audio").glob("*.wav"))

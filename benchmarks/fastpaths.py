@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.arguments import positive_int
 from extract import _fresh, make_root
 
 
@@ -68,11 +69,11 @@ def _switches(backend: str):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=3000)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--n", type=positive_int, default=3000)
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/extract"))
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jobs", type=positive_int, default=2)
+    parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--backend", choices=("threading", "loky"), default="threading")
     args = parser.parse_args()
     if args.rounds < 1:

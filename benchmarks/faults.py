@@ -75,6 +75,8 @@ from typing import Dict, List, Optional, Sequence
 import h5py
 import numpy as np
 
+from analysis.arguments import positive_int
+
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ("build", "embed", "tsne", "train")
 SPLITS = ("train", "valid", "test")
@@ -82,7 +84,8 @@ SPLITS = ("train", "valid", "test")
 TRAIN_ARGS = ("--epochs", "3", "--steps-per-epoch", "2", "--batch-size", "4", "--seed", "1",
               "--deterministic")
 #: 24 test notes are too few for the default perplexity of 30.
-TSNE_ARGS = ("--split", "test", "--seed", "0", "--perplexity", "5")
+TSNE_PERPLEXITY = 5
+TSNE_ARGS = ("--split", "test", "--seed", "0", "--perplexity", str(TSNE_PERPLEXITY))
 #: Root attributes that legitimately differ between two builds of the same notes.
 VOLATILE_ROOT_ATTRS = frozenset({"created"})
 #: Dataset attributes that differ in their last bits between two uninterrupted runs with the
@@ -908,19 +911,23 @@ def failures(trials: Dict[str, List[Trial]], faults: Sequence[Fault]) -> List[st
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    parser.add_argument("--trials", type=int, default=20, help="kill trials per command")
+    parser.add_argument("--trials", type=positive_int, default=20, help="kill trials per command")
     parser.add_argument("--seed", type=int, default=0, help="seeds the kill moments")
     parser.add_argument("--commands", nargs="+", choices=COMMANDS, default=list(COMMANDS))
     parser.add_argument("--work", type=Path, default=Path("bench-out/faults"),
                         help="scratch folder (its contents are replaced)")
-    parser.add_argument("--notes", type=int, nargs=3, default=list(NOTES),
-                        metavar=("TRAIN", "VALID", "TEST"), help="synthetic notes per split")
+    parser.add_argument("--notes", type=positive_int, nargs=3, default=list(NOTES),
+                        metavar=("TRAIN", "VALID", "TEST"),
+                        help=f"synthetic notes per split (default {' '.join(map(str, NOTES))}; "
+                             f"TEST above {3 * TSNE_PERPLEXITY}, for tsne's perplexity "
+                             f"{TSNE_PERPLEXITY})")
     parser.add_argument("--no-mounts", action="store_true",
                         help="leave out the disk-full and read-only rows (they mount file "
                              "systems, which needs root)")
     args = parser.parse_args(argv)
-    if args.trials < 1:
-        parser.error("--trials must be at least 1")
+    if args.notes[2] <= 3 * TSNE_PERPLEXITY:
+        parser.error(f"--notes: a test split of {args.notes[2]} notes is too few for tsne's "
+                     f"perplexity {TSNE_PERPLEXITY} (more than {3 * TSNE_PERPLEXITY})")
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -141,7 +141,7 @@ def measure(store: Path, batch: int, notes: int, precision: str, workers: int,
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--bundle", type=Path,
                         help="download the wheels the GPU machine lacks here, and stop")
     parser.add_argument("--python-version", default="3.12", help="the GPU machine's (--bundle)")

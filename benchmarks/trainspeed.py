@@ -33,6 +33,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from analysis.arguments import positive_int
+
 RUN = """
 import sys
 from pathlib import Path
@@ -117,12 +119,12 @@ def compare(rates: dict) -> list:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/extract"))
-    parser.add_argument("--n", type=int, default=3000, help="notes in the store")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--n", type=positive_int, default=3000, help="notes in the store")
+    parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=20, help="batches of 64 per epoch")
+    parser.add_argument("--steps", type=positive_int, default=20, help="batches of 64 per epoch")
     parser.add_argument("--against", metavar="REV",
                         help="compare with this git revision (both without op determinism)")
     parser.add_argument("--xla", action="store_true",

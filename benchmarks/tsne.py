@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.arguments import positive_int
+
 
 def synthetic(n: int, seed: int = 0, dim: int = 64, k: int = 11):
     rng = np.random.default_rng(seed)
@@ -57,12 +59,19 @@ def from_store(store: Path, n: int, seed: int = 0):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--store", type=Path)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--n", type=positive_int, default=20000)
+    parser.add_argument("--store", type=Path,
+                        help="a store whose splits hold /embeddings (timbremap embed; "
+                             "default: synthetic clusters)")
     parser.add_argument("--perplexity", type=float, default=30.0)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=positive_int, default=2)
     args = parser.parse_args()
+    if not args.perplexity >= 1 or args.n <= 3 * args.perplexity:
+        parser.error(f"--perplexity must be at least 1 and --n above 3 times it, got "
+                     f"{args.perplexity:g} and {args.n}")
+    if args.store and not args.store.is_dir():
+        parser.error(f"--store {args.store}: no such store folder")
     from analysis.tsne import INTS_IN_INTERVAL, fit_opentsne, map_metrics
     if args.store:
         x, y, copies = from_store(args.store, args.n)
@@ -95,6 +104,9 @@ def main():
     print(f"\n(metrics on {metrics[0]['metrics_sample']} points) target: openTSNE <= 0.20x "
           f"the time, trustworthiness within 0.01: difference "
           f"{metrics[0]['trustworthiness'] - metrics[1]['trustworthiness']:+.3f}")
+    print(f"\nrerun: python benchmarks/tsne.py --n {args.n}"
+          + (f" --store {args.store}" if args.store else "")
+          + f" --perplexity {args.perplexity:g} --jobs {args.jobs}")
 
 
 if __name__ == "__main__":

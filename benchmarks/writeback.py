@@ -26,14 +26,17 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.arguments import positive_int
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--notes", type=int, default=3000, help="notes in train")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--work", type=Path, default=REPO / "bench-out" / "writeback")
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--notes", type=positive_int, default=3000, help="notes in train")
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--work", type=Path, default=REPO / "bench-out" / "writeback",
+                        help="scratch folder (its contents are replaced)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(REPO))
@@ -82,7 +85,8 @@ def main(argv=None) -> int:
     print()
     print(f"the copy is {c / e:.0%} of embed's time, and adds {c / (e - c):.0%} to a write in "
           f"place ({size / 2**20 / c:,.0f} MiB/s)")
-    print(f"rerun: python benchmarks/writeback.py --notes {args.notes} --repeats {args.repeats}")
+    print(f"rerun: python benchmarks/writeback.py --notes {args.notes} --repeats {args.repeats} "
+          f"--work {args.work}")
     return 0
 
 
