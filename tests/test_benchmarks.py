@@ -1,0 +1,58 @@
+"""The benchmarks as a user runs them: counts checked before any work, the README's commands
+run, and a small run of scale.py's store gives a classifier every family."""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.arguments import positive_int
+from featurestore.nsynth import FAMILIES
+from helpers import load_benchmark, make_tone_split
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_a_count_is_a_whole_number_of_at_least_one():
+    assert positive_int("3") == 3
+    for text, message in (("0", "must be at least 1, got 0"), ("-2", "at least 1, got -2"),
+                          ("x", "'x' is not a whole number"), ("2.5", "not a whole number")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            positive_int(text)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["extract.py", "--n", "0"], "argument --n: must be at least 1, got 0"),
+    (["extract.py", "--n", "30"], "--n: at least 128 notes, four of the build's batches"),
+    (["tsne.py", "--n", "20"], "--n above 3 times it, got 30 and 20"),
+    (["loader.py", "--batches", "x"], "argument --batches: 'x' is not a whole number"),
+    (["faults.py", "--notes", "8", "4", "4"], "a test split of 4 notes is too few for tsne"),
+    (["nearest.py", "missing.h5", "other.h5"], "missing.h5: no such split file")])
+def test_options_that_cannot_make_a_run_are_one_line_before_any_work(argv, message, tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / argv[0]), *argv[1:]],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+
+
+def test_a_small_scale_store_holds_every_family(tmp_path):
+    scale = load_benchmark("scale")
+    rendered = tmp_path / "rendered"
+    make_tone_split(rendered / "train", 33, seed=0)  # in name order: bass's notes first
+    root = scale.linked_root(rendered, tmp_path / "root", 11)
+    examples = json.loads((root / "train" / "examples.json").read_text())
+    assert sorted(e["instrument_family_str"] for e in examples.values()) == sorted(FAMILIES)
+
+
+@pytest.mark.full  # training.data imports keras
+def test_the_readme_s_loader_command_reads_cold_too(tone_store, tmp_path):
+    split = tone_store / "train.h5"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "loader.py"), "--store",
+                             str(split), "--batches", "2", "--batch-size", "4", "--cold",
+                             str(split)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| model-ready batches, 2 threads |" in result.stdout
+    assert f"rerun: python benchmarks/loader.py --store {split} --notes 3000 --batches 2 " \
+           f"--batch-size 4 --threads 2 --cold {split}" in result.stdout
