@@ -151,7 +151,7 @@ def main():
                         help="the store's features: 513 STFT bins or 128 mel bands")
     parser.add_argument("--per-run", type=int, default=16384, help="notes each timing trains")
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 512, 4096])
-    parser.add_argument("--precision", nargs="+", default=["mixed"],
+    parser.add_argument("--precision", nargs="+", default=["mixed"], choices=["mixed", "float32"],
                         help="mixed and/or float32, each at every batch size")
     parser.add_argument("--workers", type=int, default=4)
     from trainspeed import add_model_options, model_flags, model_options  # benchmarks/

@@ -696,14 +696,20 @@ def main():
     form_name = form_of(variant, per_family)
     if len(args.seeds) < 2 and not args.selection:
         parser.error("--seeds: at least two (a recipe is its mean and spread)")
+    if not args.selection and (args.set or args.train_banks != ["timgm6mb"]):
+        parser.error("--set and --train-banks: only with --selection")
+    settings = parse_settings(args.set)  # a misspelt field before any bank is rendered
+    missing = [str(path) for path in (FLUID, OPL3) if not path.is_file()]
+    if missing:
+        parser.error(f"{', '.join(missing)}: missing (apt-get install fluid-soundfont-gm "
+                     f"opl3-soundfont)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     banks = ["merlin", "opl3"]
     parts = render_parts(args.workdir, args.pitch_step, args.velocities,
                          set(args.train_banks) | set(banks),
                          "soundfonts" if args.selection else variant, per_family)
     if args.selection:
-        print(json.dumps(selection(args.workdir, args.selection, parse_settings(args.set),
-                                   args.train_banks)))
+        print(json.dumps(selection(args.workdir, args.selection, settings, args.train_banks)))
         return
     from featurestore.render import GM_FAMILIES, default_soundfont
     store = args.workdir / named("store", form_name)
