@@ -609,7 +609,8 @@ def report(results: dict, baseline_row: dict, banks: list, names: dict) -> list:
 
 def parse_settings(pairs) -> dict:
     """``["key=value", ...]`` -> TrainConfig changes, each value converted like the field's
-    default (``none`` for None)."""
+    default (``none`` for None); ``ValueError`` for a key that is no field, or a value that
+    does not convert."""
     import dataclasses
     from training.config import TrainConfig
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -617,7 +618,8 @@ def parse_settings(pairs) -> dict:
     for pair in pairs:
         key, _, value = pair.partition("=")
         if key not in fields:
-            sys.exit(f"--set {pair}: no TrainConfig field {key!r} (one of {', '.join(fields)})")
+            raise ValueError(f"--set {pair}: no TrainConfig field {key!r} (one of "
+                             f"{', '.join(fields)})")
         default = fields[key].default
         if value.lower() == "none":
             changes[key] = None
@@ -698,7 +700,10 @@ def main():
         parser.error("--seeds: at least two (a recipe is its mean and spread)")
     if not args.selection and (args.set or args.train_banks != ["timgm6mb"]):
         parser.error("--set and --train-banks: only with --selection")
-    settings = parse_settings(args.set)  # a misspelt field before any bank is rendered
+    try:  # a misspelt field before any bank is rendered
+        settings = parse_settings(args.set)
+    except ValueError as err:
+        parser.error(str(err))
     missing = [str(path) for path in (FLUID, OPL3) if not path.is_file()]
     if missing:
         parser.error(f"{', '.join(missing)}: missing (apt-get install fluid-soundfont-gm "

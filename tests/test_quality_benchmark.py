@@ -208,9 +208,13 @@ def test_the_forms_keep_the_reported_bank_out_and_hold_a_kind_out_for_selection(
     (["--soundfonts-only", "--synth-per-family", "3"], "this form has no synthesised"),
     (["--synth-per-family", "100"], "per_family must be 1 to 90, got 100"),
     (["--synth-per-family", "0"], "per_family must be 1 to 90, got 0"),
-    (["--seeds", "0"], "at least two")])
+    (["--seeds", "0"], "at least two"),
+    (["--set", "epochs=3"], "--set and --train-banks: only with --selection"),
+    (["--selection", "x", "--set", "epoch=3"], "no TrainConfig field 'epoch'"),
+    ([], "nowhere.sf2")])
 def test_options_that_cannot_make_a_form_are_refused_before_anything_is_rendered(
         argv, message, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(quality, "FLUID", tmp_path / "nowhere.sf2")  # as where it is missing
     monkeypatch.setattr("sys.argv", ["quality.py", "--workdir", str(tmp_path / "w"), *argv])
     with pytest.raises(SystemExit):
         quality.main()
