@@ -21,6 +21,8 @@ from typing import Optional
 
 import numpy as np
 
+from analysis.arguments import positive_int
+
 #: The splits scored: the form's selection split, OPL-3 (the form's test split) and Merlin's
 #: unheard programs (a store of their own): (store name, split, what it is).
 SCORED = (("store", "valid", "selection"), ("store", "test", "OPL-3"),
@@ -97,11 +99,9 @@ def main():
                              "form: synth, select-fm, train-both, ...)")
     parser.add_argument("--recipe", default="default", choices=list(quality.RECIPES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--layers", type=int, metavar="K",
+    parser.add_argument("--layers", type=positive_int, metavar="K",
                         help="adapt the first K batch-norm layers only (default: all)")
     args = parser.parse_args()
-    if args.layers is not None and args.layers < 1:
-        parser.error(f"--layers: at least 1, got {args.layers}")
     rows = []
     for seed in args.seeds:
         model_dir = quality.model_dir_of(args.workdir, args.recipe, seed, args.form)

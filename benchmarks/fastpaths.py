@@ -76,8 +76,6 @@ def main():
     parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--backend", choices=("threading", "loky"), default="threading")
     args = parser.parse_args()
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
     from featurestore.build import build_store
     args.workdir.mkdir(parents=True, exist_ok=True)
     root = make_root(args.workdir, args.n)

@@ -141,20 +141,22 @@ def measure(store: Path, batch: int, notes: int, precision: str, workers: int,
 
 
 def main():
+    from analysis.arguments import positive_int
+    from trainspeed import add_model_options, model_flags, model_options  # benchmarks/
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--bundle", type=Path,
                         help="download the wheels the GPU machine lacks here, and stop")
     parser.add_argument("--python-version", default="3.12", help="the GPU machine's (--bundle)")
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/gpu"))
-    parser.add_argument("--notes", type=int, default=8000, help="notes in the store")
+    parser.add_argument("--notes", type=positive_int, default=8000, help="notes in the store")
     parser.add_argument("--kind", choices=["stft", "mel"], default="stft",
                         help="the store's features: 513 STFT bins or 128 mel bands")
-    parser.add_argument("--per-run", type=int, default=16384, help="notes each timing trains")
-    parser.add_argument("--batches", type=int, nargs="+", default=[64, 512, 4096])
+    parser.add_argument("--per-run", type=positive_int, default=16384,
+                        help="notes each timing trains")
+    parser.add_argument("--batches", type=positive_int, nargs="+", default=[64, 512, 4096])
     parser.add_argument("--precision", nargs="+", default=["mixed"], choices=["mixed", "float32"],
                         help="mixed and/or float32, each at every batch size")
-    parser.add_argument("--workers", type=int, default=4)
-    from trainspeed import add_model_options, model_flags, model_options  # benchmarks/
+    parser.add_argument("--workers", type=positive_int, default=4)
     add_model_options(parser)
     args = parser.parse_args()
     model = model_options(args)

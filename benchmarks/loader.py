@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,7 +37,8 @@ def rate(fn, batches, batch_size) -> float:
 def main():
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--store", type=Path, default=Path("bench-out/extract/store/train.h5"))
-    parser.add_argument("--notes", type=positive_int, default=3000, help="notes used (from the start)")
+    parser.add_argument("--notes", type=positive_int, default=3000,
+                        help="notes used (from the start)")
     parser.add_argument("--batches", type=positive_int, default=60)
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--threads", type=positive_int, default=2,
@@ -100,9 +102,9 @@ def main():
             first_epoch, _ = cold_batches(args.cold, 2 * args.batches, "mmap", threads=threads)
             print(f"| model-ready batches, {threads} thread{'s' if threads > 1 else ''} | "
                   f"{first_epoch:,.0f} notes/s |")
-    print(f"\nrerun: python benchmarks/loader.py --store {args.store} --notes {args.notes} "
-          f"--batches {args.batches} --batch-size {args.batch_size} --threads {args.threads}"
-          + (f" --cold {args.cold}" if args.cold else ""))
+    print(f"\nrerun: python benchmarks/loader.py --store {shlex.quote(str(args.store))} --notes "
+          f"{args.notes} --batches {args.batches} --batch-size {args.batch_size} --threads "
+          f"{args.threads}" + (f" --cold {shlex.quote(str(args.cold))}" if args.cold else ""))
 
 
 if __name__ == "__main__":

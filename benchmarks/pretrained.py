@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import importlib.util
 from pathlib import Path
 
@@ -195,8 +196,8 @@ def main(argv=None):
           f"{len(np.unique(groups))} programs): {np.mean(predicted == y):.3f}")
     for family in np.unique(y):
         print(f"  {family}: recall {np.mean(predicted[y == family] == family):.2f}")
-    print(f"\nrerun: python benchmarks/pretrained.py --workdir {args.workdir} --C "
-          + " ".join(f"{C:g}" for C in args.C))
+    print(f"\nrerun: python benchmarks/pretrained.py --workdir "
+          f"{shlex.quote(str(args.workdir))} --C " + " ".join(f"{C:g}" for C in args.C))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def main():
           f"the time, trustworthiness within 0.01: difference "
           f"{metrics[0]['trustworthiness'] - metrics[1]['trustworthiness']:+.3f}")
     print(f"\nrerun: python benchmarks/tsne.py --n {args.n}"
-          + (f" --store {args.store}" if args.store else "")
+          + (f" --store {shlex.quote(str(args.store))}" if args.store else "")
           + f" --perplexity {args.perplexity:g} --jobs {args.jobs}")
 
 

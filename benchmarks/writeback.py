@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from analysis.arguments import positive_int
-
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
+    sys.path.insert(0, str(REPO))  # the checkout's packages, installed or not
+    sys.path.insert(0, str(REPO / "tests"))
+    from analysis.arguments import positive_int
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--notes", type=positive_int, default=3000, help="notes in train")
     parser.add_argument("--repeats", type=positive_int, default=3)
@@ -39,8 +41,6 @@ def main(argv=None) -> int:
                         help="scratch folder (its contents are replaced)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(REPO / "tests"))
     import soundfile as sf
     from helpers import SR, tone
 
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     print(f"the copy is {c / e:.0%} of embed's time, and adds {c / (e - c):.0%} to a write in "
           f"place ({size / 2**20 / c:,.0f} MiB/s)")
     print(f"rerun: python benchmarks/writeback.py --notes {args.notes} --repeats {args.repeats} "
-          f"--work {args.work}")
+          f"--work {shlex.quote(str(args.work))}")
     return 0
 
 

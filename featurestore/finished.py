@@ -121,7 +121,7 @@ def input_differences(recorded, now: dict, *, drawn: bool) -> Tuple[str, str]:
     (``now``: :meth:`InputOptions.to_attrs`) differ, as options: ``(recorded's, now's)``, e.g.
     ``('--test-fraction 0.1', '--test-fraction 0.3')``; ``('', '')`` where they read the notes
     alike. Options a file does not record are not compared, nor, where the inputs give every
-    note its split (``drawn`` false: NSynth's layout, split folders), the fractions and groups.
+    note its split (``drawn`` false: NSynth's layout, split folders), the fractions.
     """
     def shown(key, value):  # as the option: input_windows 0.0 is no --windows
         name = key[len(INPUT_PREFIX):]
@@ -129,9 +129,8 @@ def input_differences(recorded, now: dict, *, drawn: bool) -> Tuple[str, str]:
         if name in ("windows", "group_by") and not value:
             return f"no {option}"
         return f"{option} {shlex.quote(value)}" if isinstance(value, str) else f"{option} {value:g}"
-    drawing = ("_fraction", "group_by")
     other = [key for key in now if key in recorded and recorded[key] != now[key]
-             and (drawn or not key.endswith(drawing))]
+             and (drawn or not key.endswith("_fraction"))]
     return (", ".join(shown(key, recorded[key]) for key in other),
             ", ".join(shown(key, now[key]) for key in other))
 
@@ -151,10 +150,11 @@ def check_kept_inputs(out: Path, found: Sequence[str], read: Inputs, attrs: dict
         except OSError:
             continue  # kept() says what is wrong with it
         if was:
+            why = ("a split drawn now beside it could hold its notes" if read.drawn else
+                   "a store's splits are read one way")
             raise BuildError(f"{path}: its notes were read with {was}, and this build reads "
-                             f"them with {now}: a split built now beside it could hold its "
-                             f"notes; give the store's options, or --overwrite to build every "
-                             f"split again")
+                             f"them with {now}: {why}; give the store's options, or --overwrite "
+                             f"to build every split again")
 
 
 def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:

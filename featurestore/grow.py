@@ -21,7 +21,6 @@ import dataclasses
 import logging
 import math
 import os
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
@@ -40,6 +39,7 @@ from .layouts import InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .params import FeatureParams
 from .splitfile import Summary
+from .windows import WINDOW_NAME
 from .notes import Notes
 from .store import open_split, split_path
 
@@ -255,10 +255,6 @@ def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: s
     problems = [(name, why) for name, why in problems
                 if name not in names and (name, why) not in set(held.problems[0])]
     return notes, problems
-
-
-#: The ``@OFFSET`` a window's note name ends in (:func:`featurestore.windows.windowed_notes`).
-WINDOW_NAME = re.compile(r"@\d+\.\d{3}$")
 
 
 def _warn_of_new_labels(notes: Notes, held: Notes, split: str):

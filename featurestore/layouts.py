@@ -335,7 +335,8 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
     if drawn:
         _check_drawn(roots, by_split, options)
     labels = tuple(sorted({row.label for rows in by_split.values() for _, row, _ in rows}))
-    inputs = Inputs(layout, roots, labels, drawn=any(not row.split for _, row, _ in grouped))
+    inputs = Inputs(layout, roots, labels, drawn=any(not row.split and not row.problem
+                                                     for _, row, _ in grouped))
     for split in SPLITS:
         if split not in by_split and split not in problems:
             continue

@@ -103,7 +103,7 @@ __all__ = ["SPECTRA", "LABELS", "NAMES", "FILE", "OFFSET", "GROUP", "METADATA", 
            "write_stats", "write_problems", "stored_text", "write_provenance", "analysis_results",
            "clear_metadata", "is_apart_results", "read_params", "read_stats",
            "read_stats_count", "read_audio_paths", "read_problems", "read_label_names",
-           "datasets", "note_datasets"]
+           "composed_labels", "datasets", "note_datasets"]
 
 # datasets written by the build
 SPECTRA = "spectra"
@@ -330,8 +330,23 @@ def read_label_names(f: h5py.File) -> Tuple[str, ...]:
     names = f[LABELS].attrs.get(LIST_NAMES) if LABELS in f else None
     if names is None:
         return tuple(FAMILIES)
-    return tuple(unicodedata.normalize("NFC", n.decode("utf-8") if isinstance(n, bytes)
-                                       else str(n)) for n in names)
+    try:
+        return composed_labels(n.decode("utf-8") if isinstance(n, bytes) else str(n)
+                               for n in names)
+    except ValueError as err:
+        raise StoreError(f"{f.filename}: {err}") from None
+
+
+def composed_labels(names) -> Tuple[str, ...]:
+    """A label set in Unicode's composed form (NFC), as builds read labels; ``ValueError``
+    where two labels become one (a store or model written before, from folders named both
+    ways), naming them."""
+    composed = tuple(unicodedata.normalize("NFC", name) for name in names)
+    twice = sorted({name for name in composed if composed.count(name) > 1})
+    if twice:
+        raise ValueError(f"its labels {twice} are each two labels written with their letters "
+                         f"composed and decomposed (NFC, NFD): rebuild it (--overwrite)")
+    return composed
 
 
 def read_problems(f: h5py.File) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]:

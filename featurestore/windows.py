@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Iterator, List, NamedTuple, Optional, Tuple
 
@@ -93,6 +94,10 @@ def _audioread_seconds(path: Path, sf_reason: Optional[str]) -> float:
             raise AudioError(path, f"cannot decode audio ({sf_reason})") from None
         raise AudioError(path, f"cannot tell its length ({error_text(err)})"
                          ) from None
+
+
+#: The ``@OFFSET`` a window's note name ends in (:func:`windowed_notes`: ``NAME@4.000``).
+WINDOW_NAME = re.compile(r"@\d+\.\d{3}$")
 
 
 class Window(NamedTuple):

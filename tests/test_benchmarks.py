@@ -2,6 +2,7 @@
 run, and a small run of scale.py's store gives a classifier every family."""
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,14 +26,19 @@ def test_a_count_is_a_whole_number_of_at_least_one():
 
 @pytest.mark.parametrize("argv, message", [
     (["extract.py", "--n", "0"], "argument --n: must be at least 1, got 0"),
-    (["extract.py", "--n", "30"], "--n: at least 128 notes, four of the build's batches"),
+    (["extract.py", "--n", "30"], "--n: at least 4 * 32 notes, four of the build's batches"),
     (["tsne.py", "--n", "20"], "--n above 3 times it, got 30 and 20"),
     (["loader.py", "--batches", "x"], "argument --batches: 'x' is not a whole number"),
     (["faults.py", "--notes", "8", "4", "4"], "a test split of 4 notes is too few for tsne"),
     (["nearest.py", "missing.h5", "other.h5"], "missing.h5: no such split file")])
 def test_options_that_cannot_make_a_run_are_one_line_before_any_work(argv, message, tmp_path):
+    import inspect
+    from featurestore.build import build_store
+    batch = inspect.signature(build_store).parameters["batch_size"].default
+    message = message.replace("4 * 32", str(4 * batch))  # the build's batch, whatever it is
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / argv[0]), *argv[1:]],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
 

@@ -93,6 +93,18 @@ def test_a_label_is_one_label_however_its_letters_are_composed(tmp_path):
         assert schema.read_label_names(f) == ("Flöte", "cello")  # composed, as builds read
     build_store(root, store, inputs=InputOptions(valid_fraction=0.0, test_fraction=0.0),
                 jobs=1, progress=False)  # kept: the same label set
+    from featurestore.errors import StoreError
+    from training.modeldir import config_labels
+    assert config_labels({"labels": [unicodedata.normalize("NFD", "Flöte"), "cello"]}) == (
+        "Flöte", "cello")  # a model's, as a store's
+    both = [unicodedata.normalize("NFD", "Flöte"), "Flöte", "cello"]  # two labels, then
+    with pytest.raises(ValueError, match=r"its labels \['Flöte'\] are each two labels"):
+        config_labels({"labels": both})
+    with h5py.File(store / "train.h5", "r+") as f:
+        f[schema.LABELS].attrs[schema.LIST_NAMES] = both
+        with pytest.raises(StoreError, match=r"train.h5: its labels \['Flöte'\] are each two "
+                                             r"labels written with their letters composed"):
+            schema.read_label_names(f)
 
 
 def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
@@ -341,7 +353,7 @@ def test_a_split_drawn_beside_kept_ones_with_other_options_is_refused(tmp_path, 
     before = {p.name: p.read_bytes() for p in store.iterdir()}
     with pytest.raises(BuildError, match=r"train.h5: its notes were read with --test-fraction "
                                          r"0, and this build reads them with --test-fraction "
-                                         r"0.3: a split built now beside it could hold its "
+                                         r"0.3: a split drawn now beside it could hold its "
                                          r"notes; give the store's options, or --overwrite"):
         build_store(root, store, inputs=options(0.3), jobs=1, progress=False)  # train's groups
     assert {p.name: p.read_bytes() for p in store.iterdir()} == before
@@ -354,7 +366,16 @@ def test_a_split_drawn_beside_kept_ones_with_other_options_is_refused(tmp_path, 
     assert {p.name: p.read_bytes() for p in store.iterdir()} == before
     given = _class_folders(tmp_path / "given")  # train/ valid/ test/ folders: nothing drawn
     build_store(given, tmp_path / "given-store", jobs=1, progress=False, splits=["train"])
-    build_store(given, tmp_path / "given-store", inputs=options(0.3), jobs=1, progress=False)
+    by_take = InputOptions(group_by=r"^(take\d)_")  # groups balance training: compared
+    with pytest.raises(BuildError, match=r"read with no --group-by, and this build reads them "
+                                         r"with --group-by '\^\(take\\d\)_': a store's splits "
+                                         r"are read one way"):
+        build_store(given, tmp_path / "given-store", inputs=by_take, jobs=1, progress=False)
+    build_store(given, tmp_path / "given-store", jobs=1, progress=False,
+                inputs=InputOptions(valid_fraction=0.3, test_fraction=0.3))  # they draw nothing
+    with pytest.raises(BuildError, match=r"its inputs were read with no --group-by; --add"):
+        build_store(given, tmp_path / "given-store", inputs=by_take, jobs=1, progress=False,
+                    add=True)
 
 
 def test_audio_files_below_a_folder_are_sorted_and_a_link_loop_ends(tmp_path):

@@ -15,13 +15,13 @@
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Tuple
 
 from featurestore import schema
+from featurestore.schema import composed_labels
 from featurestore.errors import StoreError, TimbremapError, label_set_text
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
@@ -113,7 +113,7 @@ def config_labels(info: dict) -> Tuple[str, ...]:
     names = info[key]
     if not isinstance(names, list) or not names:
         raise ValueError(f"its {key} are {names!r}, not a list of label names")
-    return tuple(unicodedata.normalize("NFC", str(name)) for name in names)  # as stores'
+    return composed_labels(str(name) for name in names)  # as stores' are read
 
 
 def _unreadable(path: Path, err: Exception) -> "ModelError":
