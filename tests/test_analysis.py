@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import h5py
@@ -347,9 +348,13 @@ def test_place_command_prints_what_reading_did(mapped, tone_root, tmp_path, caps
     assert "1 of 2 files could not be used" in caplog.text
     assert main(["inspect", str(store)]) == 0  # the sound placed, and how the map was made
     shown = capsys.readouterr().out.splitlines()
-    assert shown[-2:] == [f"== placed: {store / 'placed.json'}  1 on train's map",
-                          f"    {tmp_path / 'stereo.wav'}: train, {placed.family} "
-                          f"({placed.probability:.2f})"]
+    on_maps = Counter(p.split for p in read_placed(store))  # the shared store's, and ours
+    first = next(i for i, line in enumerate(shown) if line.startswith("== placed"))
+    placed_lines = shown[first:]
+    assert placed_lines[0] == f"== placed: {store / 'placed.json'}  " + ", ".join(
+        f"{n} on {split}'s map" for split, n in sorted(on_maps.items()))
+    assert f"    {tmp_path / 'stereo.wav'}: train, {placed.family} " \
+           f"({placed.probability:.2f})" in placed_lines
     with h5py.File(store / "train.h5") as f:
         perplexity, trust = f["tsne"].attrs["perplexity"], f["tsne"].attrs["trustworthiness"]
     joined = " ".join(line.strip() for line in shown)  # lines wrapped at spaces, joined
