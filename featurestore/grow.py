@@ -215,7 +215,7 @@ def grown_labels(held: Tuple[str, ...], found: Sequence[str]) -> Tuple[str, ...]
 
 def check_addable(out: Path, params: FeatureParams, attrs: dict, *, drawn: bool):
     """Refuse an ``--add`` whose features or input options are not the store's (the fractions
-    and groups only where the build puts files in splits: ``drawn``)."""
+    only where the build puts files in splits: ``drawn``)."""
     recorded = recorded_inputs(out)
     train = split_path(out, "train")
     with h5py.File(train, "r") as f:
@@ -241,17 +241,16 @@ def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: s
         _refuse_held_elsewhere(notes, names, roots, split)
         _warn_of_new_labels(notes, held.notes, split)
         _warn_of_changed_files(notes, names, held.created, split)
-        # a window's file skipped whole (its length unreadable) is skipped by its own name
-        again = [i for i, name in enumerate(notes.names)
-                 if name in skipped or WINDOW_NAME.sub("", name) in skipped]
+        def skipped_as(name):  # a window's file skipped whole (its length unreadable)
+            return name if name in skipped else WINDOW_NAME.sub("", name)
+        again = [i for i, name in enumerate(notes.names) if skipped_as(name) in skipped]
         if again:
-            first = next(n for n in (notes.names[again[0]], WINDOW_NAME.sub(
-                "", notes.names[again[0]])) if n in skipped)
+            first = skipped_as(notes.names[again[0]])
             log.warning("%s: not tried again, %s the store skipped (first: %s: %s); build with "
                         "--overwrite to try them", split, counted(len(again), "input"), first,
                         skipped[first])
-        notes = notes.take(sorted(set(range(len(notes))) - set(again)
-                                  - {i for i, name in enumerate(notes.names) if name in names}))
+        left_out = set(again) | {i for i, name in enumerate(notes.names) if name in names}
+        notes = notes.take([i for i in range(len(notes)) if i not in left_out])
     problems = [(name, why) for name, why in problems
                 if name not in names and (name, why) not in set(held.problems[0])]
     return notes, problems
