@@ -313,7 +313,7 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
         commit.finish_commit(out)
         reports = (_add(read, out, params, attrs, run, found) if add else
                    _build(read, out, params, attrs, run, found, overwrite))
-        finished.warn_of_labels_train_lacks(out)
+        finished.warn_of_labels_a_split_lacks(out)
     return reports
 
 

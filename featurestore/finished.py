@@ -21,7 +21,7 @@ from .nsynth import SPLITS
 from .store import held_by_another, open_split, split_path
 
 __all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "input_differences",
-           "existing_train_stats", "warn_of_labels_train_lacks"]
+           "existing_train_stats", "warn_of_labels_a_split_lacks"]
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +173,12 @@ def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:
             raise BuildError(str(err)) from None
 
 
-def warn_of_labels_train_lacks(out: Path):
+def warn_of_labels_a_split_lacks(out: Path):
     """Warn of each label that valid or test hold notes of and train none: a model cannot
     learn it (a label of the set that no split holds, as NSynth's 11 families may be, is
-    not named). Splits of another label set, or that cannot be read now, are passed over."""
+    not named); and of the labels train holds and valid none: the validation accuracy, which
+    picks the best epoch and stops training, says nothing of them. Splits of another label
+    set, or that cannot be read now, are passed over."""
     counts = {}
     for split in SPLITS:
         try:
@@ -194,3 +196,10 @@ def warn_of_labels_train_lacks(out: Path):
         if holders:
             log.warning("%s: %s hold%s notes of %r, and train none: a model cannot learn it",
                         out, " and ".join(holders), "s" * (len(holders) == 1), name)
+    theirs, in_valid = counts.get("valid", (None, None))
+    unchecked = [name for k, name in enumerate(names) if in_train[k] and theirs == names
+                 and not in_valid[k]]
+    if unchecked:
+        log.warning("%s: valid holds no notes of %s, which train holds: the validation "
+                    "accuracy, which picks the best epoch and stops training, says nothing of "
+                    "how they are told apart", out, label_set_text(unchecked))

@@ -403,7 +403,10 @@ def test_train_refuses_batches_the_notes_cannot_fit_before_any_work(tone_store, 
                                             f"KiB with 2 workers would take"),
             (["--time-pool", "99999999999999"], "--time-pool must be at most the 251 frames of a "
                                                 "note, got 99999999999999"),
-            (["--workers", "65"], "--workers must be at most 64, got 65")]:
+            (["--workers", "65"], "--workers must be at most 64, got 65"),
+            (["--steps-per-epoch", "20000000", "--batch-size", "64"],  # 82 GB of draws
+             "error: --steps-per-epoch and --batch-size must keep an epoch's draws in memory "
+             "beside its batches, within half of it (")]:
         assert main(["train", str(tone_store), str(model), *args]) == 1
         assert message in caplog.text
         assert not model.exists()  # refused before the model folder is made

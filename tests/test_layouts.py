@@ -151,6 +151,12 @@ def test_a_label_that_train_lacks_is_named_at_build(tmp_path, caplog):
     shutil.copy(tmp_path / "other" / "test.h5", tmp_path / "store" / "test.h5")
     build_store(root, tmp_path / "store", jobs=1, progress=False, splits=["train", "valid"])
     assert "a model cannot learn it" not in caplog.text
+    assert "valid holds no notes of" not in caplog.text  # it holds every label train does
+    (root / "valid" / "kettle" / "take4_kettle.wav").unlink()  # valid's one kettle note
+    build_store(root, tmp_path / "third", jobs=1, progress=False)
+    assert f"{tmp_path / 'third'}: valid holds no notes of (kettle), which train holds: the " \
+           f"validation accuracy, which picks the best epoch and stops training, says nothing " \
+           f"of how they are told apart" in caplog.text
 
 
 @pytest.mark.full

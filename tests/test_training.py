@@ -134,6 +134,14 @@ def test_an_epoch_that_will_end_past_the_budget_is_warned_of_each_epoch(tmp_path
     assert caplog.text == ""
     calls.on_train_batch_end(9)  # at 111: 10.5 s for 9 batches, 0.5 + 999 * 1.17 s
     assert "the epoch will end after 19 minutes" in caplog.text  # said again, this epoch
+    clock = iter([0.0, 0.5, 11.0])  # a budget of 3 s: 0.5 + 9 * 1.17 s is 0.18 minutes
+    calls.config = TrainConfig(budget_minutes=0.05, schedule="cosine", epochs=9)
+    calls.set_params({"steps": 10})
+    calls.on_epoch_begin(2)
+    calls.on_train_batch_end(0)
+    calls.on_train_batch_end(9)
+    assert "will end after 0.18 minutes of training, past the time budget of 0.05: the budget " \
+           "is kept between epochs (fewer batches an epoch: --steps-per-epoch)" in caplog.text
 
 
 def test_default_training_runs_until_validation_stops_improving(tone_store, tmp_path, caplog):
@@ -737,6 +745,13 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     with pytest.raises(ModelError, match=r"no model.keras; it holds split files, test.h5, "
                                           r"train.h5, valid.h5: a store\? Give the folder"):
         load_trained(tone_store)  # the arguments swapped: not "train into the store"
+    stopped = tmp_path / "stopped"  # what Ctrl-C leaves of a run: its backup, no model.keras
+    (stopped / "backup").mkdir(parents=True)
+    (stopped / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match=r"stopped: not a trained model folder \(no model.keras;"
+                                          r" it holds a run that was stopped before it finished: "
+                                          r"go on with 'timbremap train STORE .*stopped --resume'"):
+        load_trained(stopped)
     from featurestore.store import StoreError, open_split
     with pytest.raises(StoreError, match="split must be a name such as train, valid or test"):
         open_split(tone_store, "../store/test")  # the command line's --split takes only those

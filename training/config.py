@@ -21,6 +21,9 @@ VALID_WEIGHTS = ("notes", "folders")
 #: The most threads that may read batches ahead (each holds its batch, and the queue two a
 #: thread).
 MAX_WORKERS = 64
+#: Bytes an epoch's draws take at their peak for each note drawn, all drawn as it starts (the
+#: block order's plan; the random order's take about a quarter of it).
+DRAW_BYTES = 64
 #: An epoch is one pass over the training split, or this many notes of it when it holds more
 #: (so that validation, early stopping and backups come every few minutes on 2 cores).
 EPOCH_NOTES = 20_000
@@ -219,8 +222,9 @@ class TrainConfig:
     def check_fits(self, params: FeatureParams, input_shape, *, resumed: bool = False):
         """Refuse settings the store's notes cannot fit: more frames pooled than a note has,
         more than :data:`MAX_WORKERS` workers, or batches in memory (those read ahead, those
-        being read, the one trained on and a validation batch of twice the size) that would
-        take more than half the memory (:func:`training.blockorder.memory_for_cache`). Settings
+        being read, the one trained on and a validation batch of twice the size) and an
+        epoch's draws (:data:`DRAW_BYTES` a note) that would take more than half the memory
+        (:func:`training.blockorder.memory_for_cache`). Settings
         read back from a run (``resumed``) are held to what this machine can hold, and the
         message says to start again."""
         from .blockorder import memory_for_cache
@@ -238,6 +242,12 @@ class TrainConfig:
                              f"half of it ({size_text(room)}): {batches} batches of "
                              f"{self.batch_size} notes of {params.note_bytes / 2**10:.0f} KiB "
                              f"with {self.workers} workers would take {size_text(held)}{again}")
+        drawn = (self.steps_per_epoch or 0) * self.batch_size * DRAW_BYTES
+        if drawn > room - held:
+            raise InputError(f"steps_per_epoch and batch_size must keep an epoch's draws in "
+                             f"memory beside its batches, within half of it ({size_text(room)}): "
+                             f"{self.steps_per_epoch} batches of {self.batch_size} notes, drawn "
+                             f"as the epoch starts, would take {size_text(drawn)}{again}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -180,9 +180,12 @@ def load_trained(model_dir) -> TrainedModel:
     for name in (MODEL_FILE, CONFIG_FILE):
         if not (model_dir / name).is_file():
             splits = sorted(p.name for p in model_dir.glob("*.h5"))
+            stopped = (model_dir / BACKUP_DIR).is_dir() or (model_dir / BEST_FILE).is_file()
             raise ModelError(f"{model_dir}: not a trained model folder (no {name}; " + (
                 f"it holds split files, {', '.join(splits)}: a store? Give the folder "
                 f"'timbremap train' wrote the model into)" if splits else
+                f"it holds a run that was stopped before it finished: go on with 'timbremap "
+                f"train STORE {model_dir} --resume')" if stopped else
                 f"train one with 'timbremap train STORE {model_dir}')"))
     try:
         info = read_json(model_dir / CONFIG_FILE)

@@ -177,9 +177,11 @@ class RunFiles(keras.callbacks.Callback):
         minutes = epoch_past_budget(self.history, self.config,
                                     epoch_seconds=self.paced[0] + later)
         if minutes is not None:
-            log.warning("at this pace the epoch will end after %.0f minutes of training, past "
+            log.warning("at this pace the epoch will end after %s minutes of training, past "
                         "the time budget of %g: the budget is kept between epochs (fewer "
-                        "batches an epoch: steps_per_epoch)", minutes, self.config.budget_minutes)
+                        "batches an epoch: --steps-per-epoch)",
+                        f"{minutes:.0f}" if minutes >= 10 else f"{minutes:.2g}",
+                        self.config.budget_minutes)
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": float(epoch), **{k: float(v) for k, v in (logs or {}).items()},

@@ -17,7 +17,7 @@ import numpy as np
 from featurestore import __version__, schema
 from featurestore.errors import BuildError
 from featurestore.files import atomic_write_text, exclusive_lock, replaced
-from featurestore.finished import warn_of_labels_train_lacks
+from featurestore.finished import warn_of_labels_a_split_lacks
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
 from featurestore.remote import is_url, store_location
@@ -76,8 +76,8 @@ def _open_store(store: Path):
         raise StoreError(f"{split_path(store, 'train')}: the train split holds no notes")
     if len(held) == 1 and len(labels) > 1:
         raise StoreError(f"{split_path(store, 'train')}: the train split holds notes of one "
-                         f"label alone ({held[0]!r}); a classifier learns from two at least "
-                         f"(give train notes of the others, or smaller --valid-fraction)")
+                         f"label alone ({held[0]!r}); a classifier learns from two (give train "
+                         f"notes of the others, or lower --valid-fraction and --test-fraction)")
     if len(labels) < 2:
         raise StoreError(f"{split_path(store, 'train')}: its label set "
                          f"{label_set_text(labels)} has {len(labels)}; a classifier needs at "
@@ -359,7 +359,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         raise ModelError(f"{model_dir}: is the store; train into a folder of its own")
     _check_model_dir(model_dir)
     params, mean, std, input_shape, n_train, labels = _open_store(store)
-    warn_of_labels_train_lacks(store)
+    warn_of_labels_a_split_lacks(store)
     if not resume:  # before anything is made, or removed by overwrite
         config.check_fits(params, input_shape)
     model_dir.mkdir(parents=True, exist_ok=True)
