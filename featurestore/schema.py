@@ -85,6 +85,7 @@ from __future__ import annotations
 import datetime
 import os
 import unicodedata
+from collections import Counter
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
@@ -342,7 +343,7 @@ def composed_labels(names) -> Tuple[str, ...]:
     where two labels become one (a store or model written before, from folders named both
     ways), naming them."""
     composed = tuple(unicodedata.normalize("NFC", name) for name in names)
-    twice = sorted({name for name in composed if composed.count(name) > 1})
+    twice = sorted(name for name, n in Counter(composed).items() if n > 1)
     if twice:
         raise ValueError(f"its labels {twice} are each two labels written with their letters "
                          f"composed and decomposed (NFC, NFD): rebuild it (--overwrite)")

@@ -83,9 +83,9 @@ def check_soundfont(path) -> None:
             if name in _RECORDS:
                 fh.seek(start)
                 tables[name] = fh.read(length)
-        shdr = _check_tables(path, {name: _table(path, name, tables.get(name))
-                                    for name in _RECORDS},
-                             sample_bytes, max(MIN_REGIONS, int(size * REGIONS_PER_BYTE)))
+        tables = {name: _table(path, name, tables.get(name)) for name in _RECORDS}
+        _check_tables(path, tables, sample_bytes, max(MIN_REGIONS, int(size * REGIONS_PER_BYTE)))
+        shdr = tables["shdr"]
         compressed = shdr[(shdr["type"] & _COMPRESSED) != 0]
         decoded = sum(_vorbis_samples(fh, data + int(header["start"]), data + int(header["end"]))
                       for header in compressed)
@@ -163,10 +163,7 @@ def _table(path: Path, name: str, raw: Optional[bytes]) -> np.ndarray:
     return np.frombuffer(raw, dtype)
 
 
-def _check_tables(path: Path, t: Dict[str, np.ndarray], sample_bytes: int,
-                  max_regions: int) -> np.ndarray:
-    """Refuse what :func:`check_soundfont` says of the tables ``t``; return the sample
-    headers."""
+def _check_tables(path: Path, t: Dict[str, np.ndarray], sample_bytes: int, max_regions: int):
     def indices(what: str, values: np.ndarray, limit: int, *, ordered: bool = True):
         """Refuse ``values`` above ``limit``, or going backwards where ``ordered``."""
         values = values.astype(np.int64)
@@ -199,7 +196,6 @@ def _check_tables(path: Path, t: Dict[str, np.ndarray], sample_bytes: int,
                          f"{max_regions:,} (one a kilobyte of the file, at least {MIN_REGIONS:,})"
                          f": a damaged SoundFont, or one made to exhaust memory")
     _check_samples(path, t["shdr"], np.unique(samples), sample_bytes)
-    return t["shdr"]
 
 
 def _check_samples(path: Path, shdr: np.ndarray, played: np.ndarray, sample_bytes: int):
