@@ -8,8 +8,8 @@ from pathlib import Path
 from featurestore.errors import TimbremapError
 from featurestore.remote import is_url, store_location
 
-__all__ = ["local_path", "store_location", "positive_int", "CommandError", "feature_params",
-           "given_settings", "train_config", "resume_conflicts"]
+__all__ = ["local_path", "local_image", "store_location", "positive_int", "CommandError",
+           "feature_params", "given_settings", "train_config", "resume_conflicts"]
 
 
 class CommandError(TimbremapError):
@@ -31,6 +31,13 @@ def local_path(text: str) -> Path:
             f"storage, with inspect, train, evaluate and embed, and writes only local files: "
             f"write locally, then copy the folder up)")
     return Path(text)
+
+
+def local_image(text: str) -> str:
+    """An image's path as given (:func:`local_path`'s check), kept as text: its ending
+    separator says a folder (``maps/``), which a ``Path`` drops."""
+    local_path(text)
+    return text
 
 
 def positive_int(text: str) -> int:

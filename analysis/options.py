@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from featurestore.nsynth import SPLITS
-from analysis.arguments import local_path, store_location
+from analysis.arguments import local_image, local_path, store_location
 
 __all__ = ["make_parser"]
 
@@ -286,7 +286,7 @@ def _evaluate(add_command):
     p.add_argument("--split", choices=SPLITS, default=_default(evaluate, "split"),
                    help="the split to score (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--confusion", type=local_path,
+    p.add_argument("--confusion", type=local_image,
                    help="confusion-matrix image, PNG unless its ending names another format "
                         "(default MODEL_DIR/confusion_SPLIT.png, or confusion_STORENAME_SPLIT.png "
                         "for another store than the model's)")
@@ -360,9 +360,10 @@ def _plot(add_command):
                     description="One panel per split with a /tsne map (run tsne first), each "
                                 "note a dot coloured by its label.")
     p.add_argument("store", type=store_location, help="the store folder (a local store)")
-    p.add_argument("out", type=local_path,
+    p.add_argument("out", type=local_image,
                    help="the image to write: .png (added to a name without an ending), .pdf, "
-                        ".svg or any other that matplotlib writes; a folder gets map.png")
+                        ".svg or any other that matplotlib writes; a folder (or a name ending "
+                        "in /) gets map.png")
     p.add_argument("--split", choices=SPLITS, nargs="+",
                    help="only these splits (default: all with a map)")
 

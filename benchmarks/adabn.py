@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -90,13 +91,31 @@ def score(model_dir: Path, store: Path, split: str, layers: Optional[int] = None
     return result
 
 
+def form(text: str, quality) -> str:
+    """A form of the protocol (``quality.form_of``'s names) as given on the command line.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For text that names none.
+    """
+    variant, count = re.fullmatch(r"(.*?)(?:-(\d+)each)?", text).groups()
+    if variant in quality.VARIANTS and (
+            count is None or int(count) > 0 and quality.form_of(variant, int(count)) == text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} names no form of the protocol (forms: {', '.join(quality.VARIANTS)}, or "
+        f"one with engines and N instruments a family: synth-4each)")
+
+
 def main():
     import quality  # benchmarks/quality.py, beside this script
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/quality"))
-    parser.add_argument("--form", default="synth",
+    parser.add_argument("--form", default="synth", type=lambda text: form(text, quality),
                         help="the form of the protocol whose models are read (quality.py's "
-                             "form: synth, select-fm, train-both, ...)")
+                             "form: synth, select-fm, train-both, soundfonts, or one of the "
+                             "first three with N instruments a family: synth-4each)")
     parser.add_argument("--recipe", default="default", choices=list(quality.RECIPES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--layers", type=positive_int, metavar="K",

@@ -23,6 +23,7 @@ side): where that range spans 1, the contenders are not told apart ("no differen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -118,6 +119,34 @@ def compare(rates: dict) -> list:
     return rows
 
 
+def timed(contenders: dict, args, store: Path, model: dict):
+    """Each contender's rate in each round, its runs alternating with the others', and what
+    each one's ``TrainConfig`` lacks of ``model``."""
+    rates = {name: [] for name in contenders}
+    lacking = {}
+    for round_ in range(args.rounds):
+        for name, (code, switch, xla) in contenders.items():
+            rate, lacking[name] = one_run(code, store, args.workdir / "trainspeed-model", switch,
+                                          args.epochs, args.steps, xla, model)
+            rates[name].append(rate)
+        print(f"round {round_ + 1}: " + ", ".join(f"{r[-1]:.1f}" for r in rates.values())
+              + " notes/s", flush=True)
+    return rates, lacking
+
+
+@contextlib.contextmanager
+def checkout(revision: str, workdir: Path):
+    """A git worktree of ``revision`` in ``workdir``, removed (and unregistered) on leaving."""
+    path = (workdir / f"trainspeed-{revision}").resolve()
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--force", "--detach", str(path),
+                    revision], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)],
+                       check=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/extract"))
@@ -152,28 +181,18 @@ def main():
                     os.symlink((root / "train" / "audio" / f"{name}.wav").resolve(), link)
             (root / "valid" / "examples.json").write_text(json.dumps(keep))
         build_store(root, _fresh(store), jobs=2, progress=False)
-    if args.against:
-        other = args.workdir / f"trainspeed-{args.against}"
-        if not other.is_dir():
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach",
-                            str(other.resolve()), args.against], check=True)
-        contenders = {f"revision {args.against}": (other, "off", "auto"),
-                      "this checkout": (REPO, "off", "auto")}
-    elif args.xla:
-        contenders = {"Keras's choice (no XLA without a GPU)": (REPO, "off", "auto"),
-                      "XLA (jit_compile=True)": (REPO, "off", "on")}
-    else:
-        contenders = {"op determinism on (--deterministic)": (REPO, "on", "auto"),
-                      "op determinism off (the default)": (REPO, "off", "auto")}
-    rates = {name: [] for name in contenders}
-    lacking = {}
-    for round_ in range(args.rounds):
-        for name, (code, switch, xla) in contenders.items():
-            rate, lacking[name] = one_run(code, store, args.workdir / "trainspeed-model", switch,
-                                          args.epochs, args.steps, xla, model)
-            rates[name].append(rate)
-        print(f"round {round_ + 1}: " + ", ".join(f"{r[-1]:.1f}" for r in rates.values())
-              + " notes/s", flush=True)
+    with contextlib.ExitStack() as held:
+        if args.against:
+            other = held.enter_context(checkout(args.against, args.workdir))
+            contenders = {f"revision {args.against}": (other, "off", "auto"),
+                          "this checkout": (REPO, "off", "auto")}
+        elif args.xla:
+            contenders = {"Keras's choice (no XLA without a GPU)": (REPO, "off", "auto"),
+                          "XLA (jit_compile=True)": (REPO, "off", "on")}
+        else:
+            contenders = {"op determinism on (--deterministic)": (REPO, "on", "auto"),
+                          "op determinism off (the default)": (REPO, "off", "auto")}
+        rates, lacking = timed(contenders, args, store, model)
     first = next(iter(rates))
     print(f"\ntraining steps of 64 notes, {args.n}-note store, {os.cpu_count()} cores, median "
           f"of {args.rounds} rounds; model: "

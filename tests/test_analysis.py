@@ -391,6 +391,15 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
         image_path(tmp_path / "map.txt")
     for folder in (Path("."), Path("/"), tmp_path / ".."):  # a traceback, or .png.png, before
         assert image_path(folder) == folder / "map.png"
+    # a folder yet to be made, named as one: its own file in it, not new.png beside it
+    assert plot_map(mapped[0], f"{tmp_path / 'new'}/", splits=["test"]) == \
+        tmp_path / "new" / "map.png"
+    from analysis.cli import main  # the command line keeps the separator, for evaluate too
+    assert main(["plot", str(mapped[0]), f"{tmp_path / 'cli'}/"]) == 0
+    assert (tmp_path / "cli" / "map.png").read_bytes()[:8] == PNG
+    from analysis.options import make_parser
+    assert make_parser().parse_args(["evaluate", "s", "m", "--confusion", "out/"]).confusion \
+        == "out/"
     with pytest.raises(InputError, match="names no file; give the image's file name"):
         image_path(tmp_path / "missing" / "..")
     with pytest.raises(InputError, match=r"\.png: is an ending alone; give the image a name "

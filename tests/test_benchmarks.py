@@ -30,7 +30,10 @@ def test_a_count_is_a_whole_number_of_at_least_one():
     (["tsne.py", "--n", "20"], "--n above 3 times it, got 30 and 20"),
     (["loader.py", "--batches", "x"], "argument --batches: 'x' is not a whole number"),
     (["faults.py", "--notes", "8", "4", "4"], "a test split of 4 notes is too few for tsne"),
-    (["nearest.py", "missing.h5", "other.h5"], "missing.h5: no such split file")])
+    (["nearest.py", "missing.h5", "other.h5"], "missing.h5: no such split file"),
+    (["adabn.py", "--form", "synth-fm"], "'synth-fm' names no form of the protocol"),
+    (["adabn.py", "--form", "synth-8each"], "'synth-8each' names no form"),  # synth's own count
+    (["adabn.py", "--form", "soundfonts-4each"], "'soundfonts-4each' names no form")])
 def test_options_that_cannot_make_a_run_are_one_line_before_any_work(argv, message, tmp_path):
     import inspect
     from featurestore.build import build_store
@@ -62,3 +65,13 @@ def test_the_readme_s_loader_command_reads_cold_too(tone_store, tmp_path):
     assert "| model-ready batches, 2 threads |" in result.stdout
     assert f"rerun: python benchmarks/loader.py --store {split} --notes 3000 --batches 2 " \
            f"--batch-size 4 --threads 2 --cold {split}" in result.stdout
+
+
+def test_trainspeed_s_checkout_of_a_revision_leaves_no_worktree_behind(tmp_path):
+    trainspeed = load_benchmark("trainspeed")
+    listed = ["git", "-C", str(REPO), "worktree", "list", "--porcelain"]
+    with trainspeed.checkout("HEAD", tmp_path) as path:
+        assert (path / "featurestore" / "__init__.py").is_file()
+        assert str(path) in subprocess.run(listed, capture_output=True, text=True).stdout
+    assert not path.exists()
+    assert str(path) not in subprocess.run(listed, capture_output=True, text=True).stdout

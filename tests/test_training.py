@@ -309,9 +309,17 @@ def test_evaluate_matches_scikit_learn(trained, tone_store):
     assert result.default_png.read_bytes()[:4] == b"\x89PNG"
     assert json.loads(json.dumps(result.to_dict()))["confusion"] == result.confusion.tolist()
     present = sorted(set(labels) | set(predicted))
+    unseen = [name for k, name in enumerate(result.labels) if k not in present]
     assert classification_report_text(result) == classification_report(
         labels, predicted, labels=present, target_names=[result.labels[i] for i in present],
-        digits=3, zero_division=0)
+        digits=3, zero_division=0) + ("\nlabels no note has and none was predicted as: "
+                                      f"({', '.join(unseen)})\n" if unseen else "")
+    from dataclasses import replace  # a label neither true nor predicted is named after it
+    three = replace(result, confusion=np.array([[2, 1, 0], [0, 3, 0], [0, 0, 0]]),
+                    labels=("a", "b", "c"))
+    assert classification_report_text(three) == classification_report(
+        [0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 1, 1], target_names=["a", "b"], digits=3) + \
+        "\nlabels no note has and none was predicted as: (c)\n"
 
 
 def test_confusion_path_is_a_png_wherever_it_is_asked_for(trained, tone_store, tmp_path):
@@ -356,18 +364,22 @@ def test_evaluate_scores_each_notes_folder_of_a_store_built_from_several(trained
             np.mean(labels[mine] == predicted[mine]))
 
 
-def test_valid_weights_folders_picks_epochs_on_the_mean_over_folders(tone_store, tmp_path):
+def test_valid_weights_folders_picks_epochs_on_the_mean_over_folders(tone_store, tmp_path,
+                                                                     caplog):
     import shutil
     store = tmp_path / "two"
     shutil.copytree(tone_store, store)
     with h5py.File(store / "valid.h5", "r+") as f:  # 3 notes of one folder, 8 of another
         folder = (np.arange(len(f["labels"])) >= 3).astype(np.int16)
         f["source_folder"][...] = folder
-        f["source_folder"].attrs["names"] = ["/notes/small", "/notes/large"]
+        f["source_folder"].attrs["names"] = ["/notes/small", "/notes/large", "/notes/train-only"]
     valid = StoreBatches(store / "valid.h5", 4, multiple_of=2, by_folder=True)
     weights = np.concatenate([valid[k][2] for k in range(len(valid))])
     assert list(weights) == [11 / 6] * 3 + [11 / 16] * 8 + [0]  # padding counts in nothing
     valid.close()
+    assert "valid.h5: no notes of /notes/train-only: the validation accuracy, the mean over " \
+           "the NOTES folders, is over the others" in caplog.text
+    assert "/notes/small" not in caplog.text
     with pytest.raises(ValueError, match="needs shuffle=False"):
         StoreBatches(store / "train.h5", 4, shuffle=True, by_folder=True)
     one_folder = StoreBatches(tone_store / "valid.h5", 4, by_folder=True)

@@ -18,6 +18,7 @@ notes alike.
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Optional
 
@@ -29,6 +30,8 @@ from featurestore.reader import SpectraReader
 from featurestore.store import StoreError
 
 from .blockorder import Buffers, block_plan, memory_for_cache
+
+log = logging.getLogger(__name__)
 
 __all__ = ["StoreBatches", "balanced_weights", "folder_weights"]
 
@@ -82,6 +85,15 @@ def folder_weights(folders: np.ndarray) -> np.ndarray:
     folders = np.asarray(folders)
     _, index, counts = np.unique(folders, return_inverse=True, return_counts=True)
     return (len(folders) / (len(counts) * counts[index])).astype(np.float32)
+
+
+def _warn_of_folders_without_notes(path, folders: np.ndarray, names):
+    """Warn of the NOTES folders (``names``, the store's) none of a split's notes come from:
+    the mean over folders leaves them out."""
+    missing = [str(name) for k, name in enumerate(names) if not (folders == k).any()]
+    if missing:
+        log.warning("%s: no notes of %s: the validation accuracy, the mean over the NOTES "
+                    "folders, is over the others", path, ", ".join(missing))
 
 
 class StoreBatches(keras.utils.PyDataset):
@@ -144,7 +156,10 @@ class StoreBatches(keras.utils.PyDataset):
         self.reader = SpectraReader(path, method="h5py" if loader == "h5py" else "mmap")
         self.note_weights = None
         if by_folder and self.reader.has(schema.SOURCE_FOLDER):
-            self.note_weights = folder_weights(self.reader.field(schema.SOURCE_FOLDER))
+            folders = self.reader.field(schema.SOURCE_FOLDER)
+            self.note_weights = folder_weights(folders)
+            _warn_of_folders_without_notes(path, folders, self.reader.file[
+                schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES])
         self.label_names = self.reader.label_names
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from featurestore import schema
+from featurestore.errors import label_set_text
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
@@ -178,8 +179,8 @@ def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
     result : Evaluation
     path : str or pathlib.Path, optional
         The file, in the format its ending names (:func:`training.images.image_path`: ``.png``
-        added where it has none); a folder puts ``result.default_png``'s name in it. Default:
-        ``result.default_png``.
+        added where it has none); a folder, or text ending in a separator (``out/``, made where
+        it is missing), puts ``result.default_png``'s name in it. Default: ``result.default_png``.
 
     Returns
     -------
@@ -284,15 +285,21 @@ def _balanced_accuracy(labels, predicted) -> float:
 
 def classification_report_text(result: Evaluation) -> str:
     """scikit-learn's per-label report of an :func:`evaluate` result, over the labels that
-    are true or predicted for some note (its notes as the confusion matrix counts them)."""
+    are true or predicted for some note (its notes as the confusion matrix counts them), and a
+    line naming the labels of the set that are neither, which ``--json`` gives ``null``
+    scores."""
     from sklearn.metrics import classification_report
     counts = result.confusion
     true, predicted = (np.repeat(index.ravel(), counts.ravel()) for index in np.indices(
         counts.shape))
-    present = np.flatnonzero(counts.sum(axis=0) + counts.sum(axis=1))
-    return classification_report(true, predicted, labels=present,
-                                 target_names=[result.labels[i] for i in present], digits=3,
-                                 zero_division=0)
+    seen = counts.sum(axis=0) + counts.sum(axis=1) > 0
+    present = np.flatnonzero(seen)
+    report = classification_report(true, predicted, labels=present,
+                                   target_names=[result.labels[i] for i in present], digits=3,
+                                   zero_division=0)
+    unseen = [name for name, k in zip(result.labels, seen) if not k]
+    return report + (f"\nlabels no note has and none was predicted as: "
+                     f"{label_set_text(unseen)}\n" if unseen else "")
 
 
 @literal_text

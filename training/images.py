@@ -4,6 +4,7 @@ drawn (:func:`literal_text`)."""
 from __future__ import annotations
 
 import functools
+import os
 import logging
 import re
 import warnings
@@ -18,8 +19,9 @@ log = logging.getLogger(__name__)
 
 def image_path(out, *, in_folder: str) -> Path:
     """Where the image ``out`` is written: as given, in the format its ending names (any that
-    matplotlib writes: png, pdf, svg, ...), or with ``.png`` added when it has none; a folder
-    gets the file ``in_folder`` in it.
+    matplotlib writes: png, pdf, svg, ...), or with ``.png`` added when it has none; a folder,
+    or text ending in a separator (``maps/``, made when it is missing), gets the file
+    ``in_folder`` in it.
 
     Raises
     ------
@@ -27,9 +29,10 @@ def image_path(out, *, in_folder: str) -> Path:
         A path that names no file (``..`` of a missing folder), an ending alone (``.png``), or
         an ending that matplotlib cannot write here, named with those it can.
     """
+    folder = str(out).endswith(("/", os.sep))  # Path('maps/') drops the separator
     out = Path(out)
     formats = _formats()
-    if out.is_dir():
+    if folder or out.is_dir():
         out = out / in_folder
     if out.name.strip(".") == "":
         raise InputError(f"{out}: names no file; give the image's file name (map.png)")
