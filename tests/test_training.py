@@ -283,6 +283,15 @@ def test_the_readme_python_prediction(trained, tone_root, capsys):
     assert model.output_shape == (None, 11)
 
 
+def test_history_gives_the_learning_rate_each_epoch_started_with(tone_store, tmp_path):
+    import math
+    config = QUICK.replace(schedule="cosine", learning_rate=0.002)
+    train(tone_store, tmp_path / "model", config, verbose=0)
+    half = 0.002 * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * 6 / 12)))  # 6 of 12 steps
+    assert [float(r["learning_rate"]) for r in history(tmp_path / "model")] == [
+        pytest.approx(0.002), pytest.approx(half)]
+
+
 def test_evaluate_matches_scikit_learn(trained, tone_store):
     from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classification_report,
                                  confusion_matrix, f1_score)

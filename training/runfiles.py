@@ -153,6 +153,7 @@ class RunFiles(keras.callbacks.Callback):
         self.epoch_start = time.monotonic()
         self.stopping = ""
         self.paced = None  # (seconds to the epoch's first batch's end, its end), once it ends
+        self.rate = config.learning_rate  # the learning rate as the epoch started
         self.told = False  # of this epoch ending past the budget
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -164,6 +165,7 @@ class RunFiles(keras.callbacks.Callback):
                 log.info("epoch %d: learning rate %.3g (validation accuracy stalled)",
                          epoch + 1, rate)
             self.model.optimizer.learning_rate.assign(rate)
+        self.rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.monotonic()
@@ -185,8 +187,7 @@ class RunFiles(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": float(epoch), **{k: float(v) for k, v in (logs or {}).items()},
-               "learning_rate": float(keras.ops.convert_to_numpy(
-                   self.model.optimizer.learning_rate)),  # at the epoch's end
+               "learning_rate": self.rate,  # as the epoch started (a schedule goes on within it)
                "seconds": time.monotonic() - self.epoch_start}
         best = max((r["val_accuracy"] for r in self.history), default=None)
         self.history.append(row)
