@@ -156,26 +156,24 @@ class SplitDataset:
 
     def _content_of(self, f: h5py.File) -> tuple:
         """What the items depend on: the number of notes, the split's content digest (their
-        names, labels, files), the fields' shapes and dtypes."""
+        names, labels, files), the fields' shapes and dtypes, the split's attributes (how
+        and when it was built) and the fields' (the model whose results they are, ...)."""
         return (int(f[SPECTRA].shape[0]), str(f.attrs.get(CONTENT_DIGEST, "")),
                 tuple((name, f[name].shape, str(f[name].dtype)) if name in f else (name,)
-                      for name in self.fields))
+                      for name in self.fields),
+                _attributes(f), tuple(_attributes(f[name]) if name in f else ()
+                                      for name in self.fields))
 
     def _check_unchanged(self, f: h5py.File):
         """Refuse a split file that is no longer the one this dataset was made from (a
-        ``build --add`` grew it, ``--overwrite`` built it again, its results went): its
-        length, and which row is which note, would not be this dataset's."""
+        ``build --add`` grew it, ``--overwrite`` built it again, its results were written
+        again): its length, which row is which note, or what a row holds would not be this
+        dataset's."""
         now = self._content_of(f)
         if now != self._content:
-            gone = [name for name, *rest in now[2] if not rest]
-            other = [name for (name, *rest), was in zip(now[2], self._content[2])
-                     if rest and (name, *rest) != was]
-            raise StoreError(f"{self.path}: changed since this dataset was made (" + (
-                f"no /{', /'.join(gone)} any more" if gone else
-                f"{self._content[0]} notes then, {now[0]} now" if now[0] != self._content[0]
-                else "other notes" if now[1] != self._content[1] else
-                f"/{', /'.join(other)} of another shape or type") + "; built again, grown by "
-                "build --add, or given other results): make a new SplitDataset")
+            raise StoreError(f"{self.path}: changed since this dataset was made ("
+                             f"{_what_changed(self._content, now)}; built again, grown by build "
+                             f"--add, or given other results): make a new SplitDataset")
 
     def close(self):
         """Close this process's handles (the next read opens them again)."""
@@ -198,6 +196,41 @@ class SplitDataset:
     def __repr__(self) -> str:
         return (f"SplitDataset({str(self._store)!r}, {self._split!r}, "
                 f"fields={self.fields!r}) with {self._n} notes")
+
+
+def _attributes(obj) -> tuple:
+    """An HDF5 object's attributes as comparable values, in name order."""
+    def plain(value):
+        value = np.asarray(value)
+        return (value.dtype.str, value.shape, value.tobytes()) if value.dtype.kind != "O" \
+            else repr(value.tolist())
+    return tuple((name, plain(obj.attrs[name])) for name in sorted(obj.attrs))
+
+
+def _what_changed(then: tuple, now: tuple) -> str:
+    """What differs between two :meth:`SplitDataset._content_of` results, in words."""
+    n, digest, shapes, attrs, field_attrs = now
+    gone = [name for name, *rest in shapes if not rest]
+    if gone:
+        return f"no /{', /'.join(gone)} any more"
+    if n != then[0]:
+        return f"{then[0]} notes then, {n} now"
+    if digest != then[1]:
+        return "other notes"
+    other = [name for (name, *rest), was in zip(shapes, then[2]) if (name, *rest) != was]
+    if other:
+        return f"/{', /'.join(other)} of another shape or type"
+    if attrs != then[3]:
+        return f"its attributes differ: {', '.join(_differing(then[3], attrs))}"
+    return "; ".join(f"the attributes of /{name} differ: {', '.join(_differing(was, mine))}"
+                     for name, was, mine in zip((name for name, *_ in shapes), then[4],
+                                                field_attrs) if was != mine)
+
+
+def _differing(then: tuple, now: tuple) -> list:
+    """The names of the attributes that differ between two :func:`_attributes` results."""
+    then, now = dict(then), dict(now)
+    return [name for name in sorted(set(then) | set(now)) if then.get(name) != now.get(name)]
 
 
 def _read_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:

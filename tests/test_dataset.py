@@ -9,6 +9,7 @@ import pytest
 
 from featurestore import SplitDataset
 from featurestore.errors import StoreError
+from featurestore.params import FeatureParams
 from helpers import read_in_worker, readme_block
 
 
@@ -173,11 +174,27 @@ def test_a_split_that_changed_since_the_dataset_was_made_is_refused(tmp_path):
     with pytest.raises(StoreError, match=r"train\.h5: changed since this dataset was made \(6 "
                                          r"notes then, 8 now; built again"):
         ds[2]  # not another note under the same index
+    ds = SplitDataset(store, "train", fields=("spectra",))
+    ds[0]
+    ds.close()  # the same notes built again with other features of the same shape
+    build_store(make_tone_root(tmp_path / "b", 8, 3, 0), store, FeatureParams(compression=10),
+                jobs=1, progress=False, overwrite=True)
+    with pytest.raises(StoreError, match=r"\(its attributes differ: created, "
+                                         r"feature_compression; built again"):
+        ds[0]
     with h5py.File(store / "valid.h5", "r+") as f:
         f["embeddings"] = np.ones((3, 4), np.float32)
+        f["embeddings"].attrs["model_sha1"] = "1234"
     ds = SplitDataset(store, "valid", fields=("embeddings",))
     ds[0]
     ds.close()
+    with h5py.File(store / "valid.h5", "r+") as f:  # another model's, of the same shape
+        f["embeddings"][...] = 2
+        f["embeddings"].attrs["model_sha1"] = "5678"
+    with pytest.raises(StoreError, match=r"\(the attributes of /embeddings differ: model_sha1; "
+                                         r"built again, grown by build --add, or given other "
+                                         r"results\)"):
+        ds[0]
     with h5py.File(store / "valid.h5", "r+") as f:  # another model's, of 6 dimensions
         del f["embeddings"]
         f["embeddings"] = np.ones((3, 6), np.float32)
