@@ -56,8 +56,9 @@ READ_SECONDS = 60.0
 _PCM16_SCALE = np.float32(1 / 32768)
 _BLOCK_SAMPLES = 2 ** 18  # samples (frames times channels) sf.SoundFile reads at a time
 _SALVAGE_FRAMES = 2 ** 10  # ... and after a decoding error, to find where it stopped
-#: Input read beyond the clip when resampling, for the resampler's filter: with it the clip is
-#: what resampling the whole file would give (``tests/test_damaged_input.py``).
+#: Input read beyond the clip when resampling, and before a clip that starts within a file, for
+#: the resampler's filter: with it the clip is what resampling the whole file would give
+#: (``tests/test_damaged_input.py``, ``tests/test_layouts.py``).
 _MARGIN_SECONDS = 0.064
 #: The MPEG frames an MP3 is decoded from before a point within it (and dropped): a frame's
 #: data may begin up to 511 bytes (MPEG-1; MPEG-2: 255) before it, a dozen frames at a low
@@ -97,6 +98,21 @@ class _Decoded(NamedTuple):
     channels: int
     frames: Optional[int]  # in the whole file; None where unknown
     peak: Optional[float]  # largest magnitude; None for 16-bit integers (within full scale)
+    lead: int = 0  # frames of data before the clip's start (:func:`lead_frames`)
+
+
+def lead_frames(start: int, sample_rate: int, params: FeatureParams) -> int:
+    """Frames read before a clip that starts ``start`` frames into a file at ``sample_rate``:
+    where it is resampled, :data:`_MARGIN_SECONDS` or a little more, for the resampler's filter
+    to see what precedes the clip as it does in the whole file (a whole number of the
+    resampled rate's samples where that takes under a second, so that the clip's samples fall
+    where the whole file's do); none at the clip's own rate."""
+    if sample_rate == params.sample_rate:
+        return 0
+    step = sample_rate // math.gcd(sample_rate, params.sample_rate)  # frames a whole sample
+    lead = math.ceil(_MARGIN_SECONDS * sample_rate)
+    whole = math.ceil(lead / step) * step
+    return min(start, whole if whole <= sample_rate else lead)
 
 
 def _scaled(pcm: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
@@ -112,18 +128,22 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
     module's steps 2 to 4). 16-bit samples go into ``out``, a float32 ``(frames, channels)``
     array, when its shape fits."""
     from .fastpaths import read_pcm16  # here: importing it imports numba
+    lead = 0
 
     def needed(sample_rate: int, channels: int) -> Tuple[int, int]:
+        nonlocal lead
         check_format(path, sample_rate, channels)
-        return round(offset * sample_rate), frames_needed(sample_rate, params)
+        start = round(offset * sample_rate)
+        lead = lead_frames(start, sample_rate, params)
+        return start - lead, frames_needed(sample_rate, params) + lead
 
     fast = read_pcm16(path, needed)
     if fast is not None:
         pcm, sr, frames = fast
         check_complete(path, frames)
-        return _Decoded(_scaled(pcm, out), sr, pcm.shape[1], frames, None)
+        return _Decoded(_scaled(pcm, out), sr, pcm.shape[1], frames, None, lead)
     try:
-        return _read_blocks(path, needed, time.monotonic() + READ_SECONDS)
+        return _read_blocks(path, needed, time.monotonic() + READ_SECONDS)._replace(lead=lead)
     except AudioError:
         raise
     except _DECODE_ERRORS as sf_error:  # libsndfile cannot open or decode it
@@ -229,19 +249,22 @@ def _decodable_frames(path: Path, limit: int) -> int:
     return frames
 
 
-def _audioread_clip(path: Path, offset: float, seconds: float, deadline: float
-                    ) -> Tuple[np.ndarray, int]:
-    """``(samples (frames, channels) float32, rate)`` of ``seconds`` from ``offset`` as
-    audioread's decoders give them (what ``librosa.load`` does for a file libsndfile cannot
-    open, without its warnings, which are not thread-safe to silence): the blocks before the
-    clip are decoded and dropped, and decoding stops at its end."""
+def _audioread_clip(path: Path, offset: float, params: FeatureParams, deadline: float
+                    ) -> Tuple[np.ndarray, int, int]:
+    """``(samples (frames, channels) float32, rate, lead)``: the :func:`frames_needed` frames
+    from ``offset`` seconds on, and the :func:`lead_frames` before them, as audioread's
+    decoders give them (what ``librosa.load`` does for a file libsndfile cannot open, without
+    its warnings, which are not thread-safe to silence): the blocks before are decoded and
+    dropped, and decoding stops at the clip's end."""
     import audioread
     from librosa.util import buf_to_float
     with audioread.audio_open(str(path)) as fh:
         sr, channels = int(fh.samplerate), int(fh.channels)
         check_format(path, sr, channels)
-        first = round(offset * sr) * channels
-        end = first + round(seconds * sr) * channels
+        start = round(offset * sr)
+        lead = lead_frames(start, sr, params)
+        first = (start - lead) * channels
+        end = first + (frames_needed(sr, params) + lead) * channels
         parts, at = [], 0
         for block in fh:
             block = buf_to_float(block, dtype=np.float32)
@@ -254,7 +277,7 @@ def _audioread_clip(path: Path, offset: float, seconds: float, deadline: float
                 raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for "
                                        f"{at // channels} frames; given up")
     data = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    return data[:len(data) // channels * channels].reshape(-1, channels), sr
+    return data[:len(data) // channels * channels].reshape(-1, channels), sr, lead
 
 
 #: The reason given for a file no decoder can read.
@@ -267,8 +290,7 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float
     from ``offset`` are decoded."""
     deadline = time.monotonic() + READ_SECONDS
     try:
-        data, sr = _audioread_clip(path, offset, params.n_samples / params.sample_rate
-                                   + _MARGIN_SECONDS, deadline)
+        data, sr, lead = _audioread_clip(path, offset, params, deadline)
     except AudioError:
         raise
     except Exception:  # noqa: BLE001 - any decoder failure means "cannot decode"
@@ -280,8 +302,9 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float
     channels = data.shape[1]
     if channels > 1:
         data = data.mean(axis=1, dtype=np.float32, keepdims=True)
-    whole = len(data) < frames_needed(sr, params)  # it ended before the duration asked for
-    return _Decoded(data, sr, channels, round(offset * sr) + len(data) if whole else None, peak)
+    whole = len(data) - lead < frames_needed(sr, params)  # it ended before the clip's end
+    return _Decoded(data, sr, channels, round(offset * sr) + len(data) - lead if whole else None,
+                    peak, lead)
 
 
 def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
@@ -302,7 +325,8 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
         Where to put the waveform (returned as ``y``), e.g. a buffer reused from file to file.
     offset : float
         Where the clip starts in the file, in seconds (a window of a long recording); what
-        comes before it is skipped, not decoded.
+        comes before it is skipped, not decoded (all but the resampler's margin where the
+        file is at another rate).
     hop : float, optional
         The clip is one of a recording's windows, which start ``hop`` seconds apart
         (:func:`featurestore.offsets.window_offsets`): the file going on after it is no
@@ -333,7 +357,7 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
         raise ValueError(f"offset must be a finite number of seconds >= 0, got {offset!r}")
     check_file(path)
     got = _read(path, params, None if out is None else out[:, np.newaxis], offset)
-    if got.data.size == 0:
+    if len(got.data) <= got.lead:
         if offset and got.frames is not None:
             raise AudioError(path, f"ends at {_duration(got.frames, got.sample_rate)}, before "
                                    f"the clip's offset {offset:.3f} s")
@@ -349,10 +373,12 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
         import soxr  # librosa's resampler; imported only when needed
         adjustments.append(f"resampled {sr} Hz -> {params.sample_rate} Hz")
         y = soxr.resample(y, sr, params.sample_rate, quality="HQ").astype(np.float32, copy=False)
+        y = y[round(got.lead * params.sample_rate / sr):]  # what came before the clip
     length = _duration(round(got.frames * params.sample_rate / sr), params.sample_rate) \
         if got.frames is not None else None
     start = round(offset * sr)
-    trimmed = len(y) > n or (got.frames is not None and got.frames > start + len(got.data))
+    trimmed = len(y) > n or (got.frames is not None
+                             and got.frames > start + len(got.data) - got.lead)
     if hop is not None and got.frames is not None:  # the tail no window holds
         rest = left_out(got.frames / sr, n / params.sample_rate, hop, offset)
         if rest > 0:

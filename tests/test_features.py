@@ -382,12 +382,16 @@ def test_features_of_files_reads_a_batch_at_a_time_in_order(tmp_path):
 
 def test_audioread_clips_equal_libsndfiles(tmp_path):
     """Files libsndfile cannot open are read through audioread's decoders: the same clip."""
-    from featurestore.audio import _audioread_clip
+    from featurestore.audio import _audioread_clip, frames_needed, lead_frames
     y = np.stack([tone(40), tone(52)], axis=1)[: 3 * SR]
     sf.write(tmp_path / "stereo.wav", y, SR, subtype="PCM_16")
     expected, _ = sf.read(tmp_path / "stereo.wav", dtype="float32")
-    for offset, seconds in ((0.0, 1.0), (0.5, 1.25), (2.5, 4.0), (5.0, 1.0)):
-        got, sr = _audioread_clip(tmp_path / "stereo.wav", offset, seconds, float("inf"))
+    for offset, seconds, rate in ((0.0, 1.0, SR), (0.5, 1.25, SR), (2.5, 4.0, SR),
+                                  (5.0, 1.0, SR), (0.5, 1.0, 8000), (0.01, 1.0, 8000)):
+        params = FeatureParams(duration=seconds, sample_rate=rate)
+        got, sr, lead = _audioread_clip(tmp_path / "stereo.wav", offset, params, float("inf"))
         first = round(offset * SR)
-        assert sr == SR and got.shape[1] == 2
-        np.testing.assert_array_equal(got, expected[first:first + round(seconds * SR)])
+        assert sr == SR and got.shape[1] == 2 and lead == lead_frames(first, SR, params)
+        assert (lead > 0) == (rate != SR and offset > 0)  # before the clip: to resample it
+        np.testing.assert_array_equal(
+            got, expected[first - lead:first + frames_needed(SR, params)])

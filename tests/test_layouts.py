@@ -513,6 +513,26 @@ def test_a_window_of_an_hour_long_recording_costs_a_clip(tmp_path):
     assert adjustments == []
 
 
+def test_a_resampled_window_is_the_whole_recording_resampled(tmp_path):
+    import soxr
+    from featurestore.audio import load_audio
+    from featurestore.params import FeatureParams
+    rate = 44100
+    t = np.arange(6 * rate) / rate
+    noise = np.random.default_rng(0).standard_normal(len(t))
+    y = np.stack([0.3 * np.sin(2 * np.pi * (200 + 40 * t) * t), 0.2 * noise], axis=1)
+    params = FeatureParams(duration=1.5)
+    for subtype in ("PCM_16", "FLOAT"):  # numba's reader, libsndfile's
+        sf.write(tmp_path / f"{subtype}.wav", y.astype(np.float32), rate, subtype=subtype)
+        whole = sf.read(tmp_path / f"{subtype}.wav", dtype="float32")[0].mean(axis=1)
+        resampled = soxr.resample(whole, rate, SR, quality="HQ")
+        for offset in (0.0, 0.01, 1.5, 3.0, 4.41):
+            window, _ = load_audio(tmp_path / f"{subtype}.wav", params, offset=offset, hop=1.5)
+            start = round(offset * SR)  # a click at each window's start: resampled from there
+            np.testing.assert_allclose(window, resampled[start:start + params.n_samples],
+                                       atol=1e-6)
+
+
 def test_an_mp3_s_clip_or_window_is_what_decoding_the_whole_file_gives(tmp_path):
     from featurestore.audio import load_audio
     from featurestore.params import FeatureParams
