@@ -216,6 +216,10 @@ def compute_features(y: np.ndarray, params: FeatureParams) -> np.ndarray:
     ValueError
         When ``y`` is not 1-D with ``params.n_samples`` finite samples.
     """
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 1 and not np.isfinite(y).all():  # load_audio refuses such files
+        raise ValueError(f"expected finite samples, got {np.count_nonzero(~np.isfinite(y))} "
+                         f"NaN or infinite of {len(y)}")
     return _features_and_sums(y, params)[0]
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from .errors import InputError
+from .errors import InputError, check_positive_int
 
 __all__ = ["FeatureParams", "ATTR_PREFIX"]
 
@@ -89,11 +90,17 @@ class FeatureParams:
         if self.pad_mode not in PAD_MODES:
             raise InputError(f"pad_mode must be one of {PAD_MODES}, got {self.pad_mode!r}")
         for name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
+            check_positive_int(name, getattr(self, name))  # numpy's too: held as int
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("duration", "power", "compression", "fmin", "fmax"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
+            if value is None and name == "fmax":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise InputError(f"{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
         for name in ("duration", "power", "compression"):
-            if not 0 < float(getattr(self, name)) < math.inf:
+            if not 0 < getattr(self, name) < math.inf:
                 raise InputError(f"{name} must be positive and finite, got "
                                  f"{getattr(self, name)!r}")
         if self.n_samples < self.n_fft:

@@ -95,9 +95,14 @@ def test_peak_bin_of_a_tone():
     assert np.argmax(features.astype(np.float32).mean(axis=0)) == 37
 
 
-def test_rejects_wrong_length():
+def test_rejects_wrong_length_and_samples_that_are_not_finite():
     with pytest.raises(ValueError, match="64000 samples"):
         compute_features(np.zeros(100, np.float32), FeatureParams())
+    y = tone(37)
+    y[[5, 9]] = np.nan, np.inf
+    with pytest.raises(ValueError, match="expected finite samples, got 2 NaN or infinite of "
+                                         "64000"):
+        compute_features(y, FeatureParams())
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -110,12 +115,22 @@ def test_rejects_wrong_length():
     (dict(n_fft=16384), "8193 frequency bins is more than 8,000"),
     (dict(kind="mel", n_mels=9000), "9000 frequency bins"),
     (dict(kind="mel", fmax=9000), "fmax"),
+    (dict(duration="4"), "duration must be a number, got '4'"),
+    (dict(kind="mel", fmax=True), "fmax must be a number, got True"),
     (dict(duration=1e9), r"a note's features must be at most 4096 MiB: duration=1e\+09 s, "
                          r"hop_length=256 and n_fft=1024 give .* \(no store holds more"),
 ])
 def test_params_validated(bad, message):
     with pytest.raises(ValueError, match=message):
         FeatureParams(**bad)
+
+
+def test_params_take_numpy_s_numbers_and_hold_python_s():
+    given = FeatureParams(n_fft=np.int64(512), hop_length=np.uint16(128),
+                          duration=np.float32(2.0))  # as read from an array or h5py attrs
+    assert given == FeatureParams(n_fft=512, hop_length=128, duration=2.0)
+    assert type(given.n_fft) is int and type(given.duration) is float
+    assert FeatureParams.from_dict(json.loads(given.to_json())) == given
 
 
 def test_a_build_holds_a_note_to_16_mib_and_the_rate_to_768_khz():
