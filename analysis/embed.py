@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from featurestore import schema
-from featurestore.errors import InputError
+from featurestore.errors import InputError, check_paths, check_positive_int
 from featurestore.files import replaced
 from featurestore.remote import is_url, store_location
 from featurestore.reader import SpectraReader
@@ -99,6 +99,8 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     InputError
         ``into`` is a file.
     """
+    check_paths("splits", splits or (), what="split name")
+    check_positive_int("batch_size", batch_size)
     if is_url(store) and into is None:
         raise StoreError(f"{store}: a store on object storage is read, never written; give "
                          f"--into FOLDER for the embeddings")

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from featurestore import schema
-from featurestore.errors import InputError
+from featurestore.errors import InputError, check_paths
 from featurestore.files import atomic_write_text
 from featurestore.store import StoreError, open_split, require_store, store_splits
 
@@ -63,6 +63,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     InputError
         When ``out_dir`` is a file, or holds an ``index.html`` that is no map of timbremap's.
     """
+    check_paths("splits", splits or (), what="split name")
     require_store(store, local_for="map")
     store, out_dir = Path(store), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():

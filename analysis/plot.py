@@ -10,7 +10,7 @@ import numpy as np
 
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
-from featurestore.errors import label_set_text
+from featurestore.errors import check_paths, label_set_text
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 from training.images import image_path, literal_text
 
@@ -80,6 +80,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
         When ``out`` ends in a format matplotlib cannot write
         (:func:`training.images.image_path`); a folder gets ``map.png`` in it.
     """
+    check_paths("splits", splits or (), what="split name")
     require_store(store, local_for="plot")
     store, out = Path(store), image_path(out, in_folder="map.png")
     import matplotlib

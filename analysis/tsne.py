@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List
@@ -31,7 +32,7 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.errors import InputError, check_seed
+from featurestore.errors import InputError, check_positive_int, check_seed
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 
@@ -255,12 +256,19 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         Missing split, no ``/embeddings`` for ``source='embeddings'`` (run ``embed``), or too
         few points for the perplexity.
     ValueError
-        Unknown method or source, a perplexity below 1, or a seed outside 0..2**32-1.
+        Unknown method or source, a perplexity that is no number or below 1, fewer than one
+        PCA component, no threads, or a seed outside 0..2**32-1.
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
     if source not in SOURCES:
         raise InputError(f"source must be one of {SOURCES}, got {source!r}")
+    if isinstance(perplexity, bool) or not isinstance(perplexity, numbers.Real):
+        raise InputError(f"perplexity must be a number, got {perplexity!r}")
+    check_positive_int("pca_components", pca_components)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
+        raise InputError(f"n_jobs must be a whole number of threads other than 0 (-1: every "
+                         f"core, as joblib counts), got {n_jobs!r}")
     if not 1 <= perplexity < math.inf:  # below 1, openTSNE looks at no neighbour
         raise InputError(f"perplexity must be at least 1 and finite (a point's neighbourhood "
                          f"is about 3 x perplexity points), got {perplexity}")
@@ -290,7 +298,8 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
     if source == schema.SPECTRA:
         data, pca = _spectra_pca(path, pca_components, seed)
         attrs.update(pca_components=int(pca.n_components_),
-                     pca_explained_variance=float(pca.explained_variance_ratio_.sum()))
+                     pca_explained_variance=min(1.0, float(  # its sum's rounding passes 1
+                         pca.explained_variance_ratio_.sum())))
     if method == "opentsne":
         embedding, fit_attrs = fit_opentsne(data, perplexity, seed=seed, n_jobs=n_jobs)
         attrs.update(fit_attrs)

@@ -50,11 +50,15 @@ def main():
     from featurestore.reader import SpectraReader
     from training.data import StoreBatches
 
+    with h5py.File(args.store, "r") as f:
+        n = min(args.notes, f["spectra"].shape[0])
+    if n < args.batch_size:  # a batch draws distinct notes
+        parser.error(f"--batch-size {args.batch_size}: more than the {n} notes read of "
+                     f"{args.store}; give at most {n}")
     with open(args.store, "rb") as fh:  # page cache warm for everyone
         while fh.read(1 << 24):
             pass
     with h5py.File(args.store, "r") as f:
-        n = min(args.notes, f["spectra"].shape[0])
         in_ram = f["spectra"][:n]
     rng = np.random.default_rng(0)
     batches = [rng.choice(n, args.batch_size, replace=False) for _ in range(args.batches)]

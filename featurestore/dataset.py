@@ -67,7 +67,8 @@ class SplitDataset:
                  method: str = "mmap"):
         if method not in ("mmap", "h5py"):
             raise ValueError(f"method must be 'mmap' or 'h5py', got {method!r}")
-        if isinstance(fields, str) or not fields:
+        if isinstance(fields, str) or not fields or not all(isinstance(name, str)
+                                                             for name in fields):
             raise ValueError(f"fields must be a non-empty sequence of dataset names, "
                              f"got {fields!r}")
         self.path = split_path(store, split)
@@ -92,7 +93,8 @@ class SplitDataset:
 
     def __getitem__(self, index):
         """The fields of note ``index`` (an int, negative from the end), or of notes
-        ``index`` (a sequence or array of ints, or a slice) stacked in that order. Consecutive
+        ``index`` (a sequence or array of ints, a slice, or a mask of ``len(ds)`` bools)
+        stacked in that order. Consecutive
         notes (``ds[range(a, b)]``, ``ds[a:b]``) are one read of the file.
 
         Returns
@@ -122,8 +124,17 @@ class SplitDataset:
         rows = np.atleast_1d(np.asarray(index))
         if rows.ndim == 1 and rows.size == 0:  # [] or range(0): no notes
             return np.zeros(0, np.int64)
+        if rows.dtype == bool and rows.ndim == 1:  # a mask: the notes it is true for
+            if len(rows) != self._n:
+                raise IndexError(f"{self.path}: a mask of {len(rows)} values for {self._n} "
+                                 f"notes")
+            return np.flatnonzero(rows)
+        if rows.dtype.kind == "O" and rows.ndim == 1 and all(
+                isinstance(i, int) and not isinstance(i, bool) for i in rows):
+            raise IndexError(f"{self.path}: index {index!r} out of range for {self._n} notes")
         if rows.dtype.kind not in "iu" or rows.ndim != 1:
-            raise TypeError(f"index must be an int, a sequence of ints or a slice, got {index!r}")
+            raise TypeError(f"index must be an int, a sequence of ints, a mask of bools or a "
+                            f"slice, got {index!r}")
         if rows.dtype.kind == "u" and rows.max() >= self._n:  # before int64 wraps a uint64
             raise IndexError(f"{self.path}: index {index!r} out of range for {self._n} notes")
         rows = rows.astype(np.int64)

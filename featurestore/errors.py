@@ -66,9 +66,10 @@ def check_seed(value, name: str = "seed"):
         raise InputError(f"{name} must be an integer in 0..2**32-1, got {value!r}")
 
 
-def check_paths(name: str, paths):
+def check_paths(name: str, paths, *, what: str = "path"):
     """Raise :class:`InputError` when ``paths`` is one path (a ``str`` or ``Path``) where a
-    sequence of paths is expected: iterated, a string would give its characters."""
+    sequence of them is expected: iterated, a string would give its characters. ``what``
+    names one item in the message (``'split name'``)."""
     if isinstance(paths, (str, os.PathLike)):
-        raise InputError(f"{name} must be a sequence of paths, got the one path {paths!r}: "
+        raise InputError(f"{name} must be a sequence of {what}s, got the one {what} {paths!r}: "
                          f"give [{str(paths)!r}]")

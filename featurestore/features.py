@@ -31,6 +31,7 @@ from typing import Iterable, Iterator, List, Optional, Tuple
 import numpy as np
 
 from .audio import AudioError, load_audio
+from .errors import check_paths, check_positive_int
 from .half import to_float16, to_float32
 from .params import FeatureParams
 
@@ -300,8 +301,20 @@ def features_of_files(paths: Iterable, params: FeatureParams, batch_size: int
 
     A file that cannot be read gets its ``error`` (:class:`~featurestore.audio.AudioError`'s
     message, naming it) and the others go on.
+
+    Raises
+    ------
+    InputError
+        At the call: ``paths`` is one path, or ``batch_size`` is not a positive integer.
     """
-    paths = iter(paths)
+    check_paths("paths", paths)
+    check_positive_int("batch_size", batch_size)
+    return _batches_of_features(iter(paths), params, batch_size)
+
+
+def _batches_of_features(paths: Iterator, params: FeatureParams, batch_size: int
+                         ) -> Iterator[List[FileFeatures]]:
+    """:func:`features_of_files`, once its arguments are checked."""
     while True:
         batch = list(islice(paths, batch_size))
         if not batch:

@@ -225,6 +225,26 @@ def test_tsne_bad_input(tmp_path, tone_store):
     for bad in (0, 0.3, float("inf"), float("nan")):  # 0.3: openTSNE's error, before
         with pytest.raises(InputError, match="perplexity must be at least 1 and finite"):
             tsne_split(tmp_path, "test", perplexity=bad)
+    for options, message in ((dict(perplexity="5"), "perplexity must be a number, got '5'"),
+                             (dict(source="spectra", pca_components=0),
+                              "pca_components must be a positive integer, got 0"),
+                             (dict(pca_components=2.5), "pca_components must be a positive"),
+                             (dict(n_jobs=0), "n_jobs must be a whole number of threads other "
+                                              "than 0")):
+        with pytest.raises(InputError, match=message):  # sklearn's and joblib's errors, before
+            tsne_split(tmp_path, "test", **options)
+
+
+def test_split_names_given_as_one_string_are_refused_before_any_work(tmp_path):
+    for call in (lambda: embed_store(tmp_path, tmp_path, "test"),
+                 lambda: plot_map(tmp_path, tmp_path / "map.png", "test"),
+                 lambda: write_map(tmp_path, tmp_path / "map", "test")):
+        with pytest.raises(InputError, match=r"splits must be a sequence of split names, got "
+                                             r"the one split name 'test': give \['test'\]"):
+            call()  # iterated, it had named splits 't', 'e', 's'
+    with pytest.raises(InputError, match="batch_size must be a positive integer, got 0"):
+        embed_store(tmp_path, tmp_path, batch_size=0)
+    assert not list(tmp_path.iterdir())
 
 
 def test_embed_rejects_a_model_of_other_features(mapped, tone_root, tmp_path):

@@ -32,13 +32,20 @@ def test_a_count_is_a_whole_number_of_at_least_one():
     (["faults.py", "--notes", "8", "4", "4"], "a test split of 4 notes is too few for tsne"),
     (["nearest.py", "missing.h5", "other.h5"], "missing.h5: no such split file"),
     (["adabn.py", "--form", "synth-fm"], "'synth-fm' names no form of the protocol"),
+    (["loader.py", "--store", "{split}"], "--batch-size 64: more than the 11 notes read of"),
     (["adabn.py", "--form", "synth-8each"], "'synth-8each' names no form"),  # synth's own count
     (["adabn.py", "--form", "soundfonts-4each"], "'soundfonts-4each' names no form")])
-def test_options_that_cannot_make_a_run_are_one_line_before_any_work(argv, message, tmp_path):
+def test_options_that_cannot_make_a_run_are_one_line_before_any_work(argv, message, tmp_path,
+                                                                    request):
     import inspect
     from featurestore.build import build_store
     batch = inspect.signature(build_store).parameters["batch_size"].default
     message = message.replace("4 * 32", str(4 * batch))  # the build's batch, whatever it is
+    if "{split}" in argv:  # a split of 11 notes
+        split = request.getfixturevalue("tone_store") / "test.h5"
+        argv = [str(split) if a == "{split}" else a for a in argv]
+        tmp_path = tmp_path / "run"
+        tmp_path.mkdir()
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / argv[0]), *argv[1:]],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -69,8 +69,19 @@ def test_bad_indices_fields_and_splits_say_what_exists(tone_store):
         ds[[0, -12]]
     with pytest.raises(IndexError, match="out of range for 11 notes"):
         ds[np.array([2 ** 64 - 1], np.uint64)]  # not -1 once cast to int64
+    for huge in (2 ** 70, [0, 10 ** 20]):  # beyond int64: numpy's objects
+        with pytest.raises(IndexError, match="out of range for 11 notes"):
+            ds[huge]
     with pytest.raises(TypeError, match="index must be an int"):
         ds[0.5]
+    mask = np.arange(11) % 3 == 0
+    assert np.array_equal(ds[mask][1], ds[[0, 3, 6, 9]][1])  # a mask: the notes it holds
+    assert np.array_equal(ds[list(mask)][1], ds[[0, 3, 6, 9]][1])
+    with pytest.raises(IndexError, match="a mask of 10 values for 11 notes"):
+        ds[mask[:10]]
+    with pytest.raises(ValueError, match=r"fields must be a non-empty sequence of dataset "
+                                         r"names, got \(3,\)"):
+        SplitDataset(tone_store, "test", fields=(3,))
     with pytest.raises(StoreError, match=r"no per-note dataset colour \(it has .*labels.*names"):
         SplitDataset(tone_store, "test", fields=("spectra", "colour"))
     with pytest.raises(StoreError, match="no 'nope' split"):

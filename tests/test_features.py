@@ -393,6 +393,11 @@ def test_features_of_files_reads_a_batch_at_a_time_in_order(tmp_path):
     for r in read[:2] + read[3:]:
         assert r.error is None
         np.testing.assert_array_equal(r.features, features_from_file(r.path, params)[0])
+    from featurestore.errors import InputError
+    with pytest.raises(InputError, match="batch_size must be a positive integer, got 0"):
+        features_of_files(paths, params, 0)  # at the call: it had given nothing, silently
+    with pytest.raises(InputError, match="paths must be a sequence of paths, got the one"):
+        features_of_files(paths[0], params, 2)
 
 
 def test_audioread_clips_equal_libsndfiles(tmp_path):
