@@ -42,7 +42,7 @@ import soundfile as sf
 
 from .audiocheck import (MAX_CHANNELS, MAX_PEAK, MIN_SAMPLE_RATE, AudioError, check_complete,
                          check_file, check_format, check_peak, error_text)
-from .offsets import left_out
+from .offsets import frames_needed, lead_frames, left_out
 from .params import MAX_SAMPLE_RATE, FeatureParams
 
 __all__ = ["AudioError", "MAX_CHANNELS", "MAX_PEAK", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE",
@@ -56,38 +56,12 @@ READ_SECONDS = 60.0
 _PCM16_SCALE = np.float32(1 / 32768)
 _BLOCK_SAMPLES = 2 ** 18  # samples (frames times channels) sf.SoundFile reads at a time
 _SALVAGE_FRAMES = 2 ** 10  # ... and after a decoding error, to find where it stopped
-#: Input read beyond the clip when resampling, and before a clip that starts within a file, for
-#: the resampler's filter: with it the clip is what resampling the whole file would give
-#: (``tests/test_damaged_input.py``, ``tests/test_layouts.py``).
-_MARGIN_SECONDS = 0.064
 #: The MPEG frames an MP3 is decoded from before a point within it (and dropped): a frame's
 #: data may begin up to 511 bytes (MPEG-1; MPEG-2: 255) before it, a dozen frames at a low
 #: bit rate, so its first frames come out wrong without those before (:func:`_read_blocks`).
 _MPEG_PREROLL_FRAMES = 24
 _UNKNOWN_LENGTH = 2 ** 62  # libsndfile counts a stream of unknown length as 2**63 - 1 frames
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, EOFError, MemoryError)
-
-
-def frames_needed(sample_rate: int, params: FeatureParams) -> int:
-    """How many frames of a file at ``sample_rate`` make the clip.
-
-    Parameters
-    ----------
-    sample_rate : int
-        The file's rate, in Hz.
-    params : FeatureParams
-        Gives the clip's ``sample_rate`` and ``n_samples``.
-
-    Returns
-    -------
-    int
-        ``params.n_samples`` at the clip's rate; at another rate, the clip's duration plus
-        :data:`_MARGIN_SECONDS` for the resampler's filter to see what follows the clip.
-    """
-    if sample_rate == params.sample_rate:
-        return params.n_samples
-    return (math.ceil(params.n_samples * sample_rate / params.sample_rate)
-            + math.ceil(_MARGIN_SECONDS * sample_rate))
 
 
 class _Decoded(NamedTuple):
@@ -99,20 +73,6 @@ class _Decoded(NamedTuple):
     frames: Optional[int]  # in the whole file; None where unknown
     peak: Optional[float]  # largest magnitude; None for 16-bit integers (within full scale)
     lead: int = 0  # frames of data before the clip's start (:func:`lead_frames`)
-
-
-def lead_frames(start: int, sample_rate: int, params: FeatureParams) -> int:
-    """Frames read before a clip that starts ``start`` frames into a file at ``sample_rate``:
-    where it is resampled, :data:`_MARGIN_SECONDS` or a little more, for the resampler's filter
-    to see what precedes the clip as it does in the whole file (a whole number of the
-    resampled rate's samples where that takes under a second, so that the clip's samples fall
-    where the whole file's do); none at the clip's own rate."""
-    if sample_rate == params.sample_rate:
-        return 0
-    step = sample_rate // math.gcd(sample_rate, params.sample_rate)  # frames a whole sample
-    lead = math.ceil(_MARGIN_SECONDS * sample_rate)
-    whole = math.ceil(lead / step) * step
-    return min(start, whole if whole <= sample_rate else lead)
 
 
 def _scaled(pcm: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:

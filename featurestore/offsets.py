@@ -1,6 +1,7 @@
-"""Where the windows of a recording start (:func:`window_offsets`), and what of it they leave
-out (:func:`left_out`): arithmetic on seconds, shared by the build's notes, ``predict`` and the
-reading of each window."""
+"""Where the windows of a recording start (:func:`window_offsets`), what of it they leave out
+(:func:`left_out`), and which of a file's frames a clip is read from (:func:`frames_needed`,
+:func:`lead_frames`): arithmetic on seconds and frames, shared by the build's notes,
+``predict`` and the reading of each clip."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,10 @@ import math
 
 import numpy as np
 
-__all__ = ["MIN_HOP", "check_hop", "warn_of_gaps", "window_offsets", "left_out"]
+from .params import FeatureParams
+
+__all__ = ["MIN_HOP", "check_hop", "warn_of_gaps", "window_offsets", "left_out",
+           "frames_needed", "lead_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +95,43 @@ def _count(duration: float, clip: float, hop: float) -> int:
     return count + (duration - (last + clip) >= hop / 2 and last + hop < duration)
 
 
+#: Input read beyond the clip when resampling, and before a clip that starts within a file, for
+#: the resampler's filter: with it the clip is what resampling the whole file would give
+#: (``tests/test_damaged_input.py``, ``tests/test_layouts.py``).
+MARGIN_SECONDS = 0.064
+
+
+def frames_needed(sample_rate: int, params: FeatureParams) -> int:
+    """How many frames of a file at ``sample_rate`` make the clip.
+
+    Parameters
+    ----------
+    sample_rate : int
+        The file's rate, in Hz.
+    params : FeatureParams
+        Gives the clip's ``sample_rate`` and ``n_samples``.
+
+    Returns
+    -------
+    int
+        ``params.n_samples`` at the clip's rate; at another rate, the clip's duration plus
+        :data:`MARGIN_SECONDS` for the resampler's filter to see what follows the clip.
+    """
+    if sample_rate == params.sample_rate:
+        return params.n_samples
+    return (math.ceil(params.n_samples * sample_rate / params.sample_rate)
+            + math.ceil(MARGIN_SECONDS * sample_rate))
+
+
+def lead_frames(start: int, sample_rate: int, params: FeatureParams) -> int:
+    """Frames read before a clip that starts ``start`` frames into a file at ``sample_rate``:
+    where it is resampled, :data:`MARGIN_SECONDS` or a little more, for the resampler's filter
+    to see what precedes the clip as it does in the whole file (a whole number of the
+    resampled rate's samples where that takes under a second, so that the clip's samples fall
+    where the whole file's do); none at the clip's own rate."""
+    if sample_rate == params.sample_rate:
+        return 0
+    step = sample_rate // math.gcd(sample_rate, params.sample_rate)  # frames a whole sample
+    lead = math.ceil(MARGIN_SECONDS * sample_rate)
+    whole = math.ceil(lead / step) * step
+    return min(start, whole if whole <= sample_rate else lead)
