@@ -104,6 +104,9 @@ def test_plateau_schedule_and_stopping_follow_the_history():
         "for 1 epoch")
     with pytest.raises(ValueError, match="epochs must be given for the cosine schedule"):
         TrainConfig(schedule="cosine")
+    tutorial = TrainConfig(model="tutorial")  # its network never augments, and says so
+    assert not tutorial.augment and tutorial.mixup() == 0 and tutorial.to_dict()["augment"] is False
+    assert TrainConfig.from_dict({**tutorial.to_dict(), "augment": True}) == tutorial
     from training.runfiles import epoch_past_budget
     assert epoch_past_budget([], budget, epoch_seconds=1500) == 25.0  # a first epoch of 25 min
     assert epoch_past_budget(rows([.1]), budget, epoch_seconds=150) is None  # ends at 3.5

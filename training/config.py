@@ -103,7 +103,8 @@ class TrainConfig:
         Sample every label of the store equally often, and every instrument of a label
         equally often.
     augment : bool
-        Gain, frequency shift, SpecAugment masks and mixup (default model only).
+        Gain, frequency shift, SpecAugment masks and mixup (default model only: ``False``
+        for the tutorial's, whatever is given).
     gain_db, tilt_db, shift_bins : float, float, int
         Random gain within +-``gain_db``, spectral tilt within +-``tilt_db`` (low to high
         bins), frequency shift within +-``shift_bins`` bins (mel bands for the default model).
@@ -166,6 +167,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.model not in MODELS:
             raise InputError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.model == "tutorial":  # its network never augments: config.json says so
+            object.__setattr__(self, "augment", False)
         if self.loader not in LOADERS:
             raise InputError(f"loader must be one of {LOADERS}, got {self.loader!r}")
         if self.schedule not in SCHEDULES:
