@@ -76,18 +76,50 @@ def _files_and_bytes(folder: Path) -> Tuple[int, int]:
 
 
 def _refuse_another_demo(model: Path, config) -> None:
-    """Refuse a model folder of a demo run with another seed or budget: it would be kept, and
-    the maps made with this seed shown beside it."""
+    """Refuse a model folder of a model trained otherwise (another demo's seed or budget, or a
+    model of the user's own): it would be kept, and the maps made with this seed shown beside
+    it."""
     try:
         recorded = read_json(model / "config.json")["train"]
-        other = [f"{name} {recorded[name]}" for name in ("seed", "budget_minutes")
-                 if recorded[name] != getattr(config, name)]
-    except (OSError, ValueError, KeyError, TypeError):  # none, or train's own checks say
+        other = [name for name, value in config.to_dict().items()
+                 if name in recorded and recorded[name] != value]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # train's checks say
         return
     if other:
-        raise InputError(f"{model}: holds the demo's model of {' and '.join(other)}; the demo "
-                         f"of seed {config.seed} goes into a folder of its own (timbremap demo "
-                         f"OTHER --seed {config.seed}), or delete {model}")
+        theirs = ", ".join(f"{name} {recorded[name]}" for name in other)
+        ours = ", ".join(f"{name} {getattr(config, name)}" for name in other)
+        raise InputError(f"{model}: holds a model trained otherwise than this demo's ({theirs}; "
+                         f"the demo's: {ours}); run the demo into another folder (timbremap "
+                         f"demo OTHER --seed {config.seed})")
+
+
+def _clear_killed_render(folder: Path) -> None:
+    """Remove what a render into ``folder`` killed as its splits were moved in leaves (its
+    ``.rendering`` and split folders of rendered notes); refuse a folder holding anything
+    else, which is not the demo's to remove."""
+    from featurestore.nsynth import RENDERING, SPLITS
+    if folder.is_symlink() or folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: is a link or a file, where the demo renders its notes; "
+                         f"give the demo another folder (or remove it)")
+    if not folder.exists():
+        return
+
+    def rendered_split(entry: Path) -> bool:
+        audio = entry / "audio"
+        return (entry.name in SPLITS and entry.is_dir() and not entry.is_symlink()
+                and {p.name for p in entry.iterdir()} <= {"examples.json", "audio"}
+                and (not audio.exists() or audio.is_dir() and not audio.is_symlink() and all(
+                    p.suffix == ".wav" and p.is_file() for p in audio.iterdir())))
+    foreign = [entry for entry in sorted(folder.iterdir())
+               if entry.name != RENDERING and not rendered_split(entry)]
+    if foreign:
+        raise InputError(f"{foreign[0]}: is not the demo's (it renders its notes into "
+                         f"{folder}); give the demo another folder, or move this away")
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -> DemoReport:
@@ -103,7 +135,7 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     from training.train import train
 
     from .embed import embed_store
-    from .mapview import write_map
+    from .mapview import check_map_folder, write_map
     from .plot import plot_map
     from .tsne import tsne_split
 
@@ -112,6 +144,7 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     config = TrainConfig(seed=options.seed, budget_minutes=options.budget_minutes)
     notes, store, model = out / "notes", out / "store", out / "model"
     _refuse_another_demo(model, config)
+    check_map_folder(out / "map")  # not after minutes of work
     sampled, synthesised = notes / "timgm6mb", notes / "synth"
     if not available_engines():
         raise NeedsPackage(f"the demo renders synthesised instruments too: {INSTALL_HINT}")
@@ -123,11 +156,16 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
         summary = func()
         report.steps.append((name, time.perf_counter() - start, summary))
 
+    def finished(folder):
+        return find_splits(folder) == ["train", "valid", "test"]
+
+    for folder in (sampled, synthesised):  # before minutes of work
+        if not finished(folder):
+            _clear_killed_render(folder)
+
     def rendered(folder, what, render):
-        if find_splits(folder) == ["train", "valid", "test"]:
+        if finished(folder):
             return f"{what} kept"
-        if folder.exists():  # the demo's own render, killed as its splits were moved in
-            shutil.rmtree(folder)
         counts = render(folder)
         return f"{what}: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in ("train", "valid",
                                                                             "test")) + " notes"
@@ -183,7 +221,8 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     step("plot", lambda: str(plot_map(store, out / "map.png")))
     step("map", lambda: str(write_map(store, out / "map")))
     report.notes = [(folder, *_files_and_bytes(folder)) for folder in (sampled, synthesised)]
-    report.files = sorted(p for p in out.rglob("*") if p.is_file() and notes not in p.parents)
+    report.files = sorted(p for made in (store, model, out / "map") for p in made.rglob("*")
+                          if p.is_file()) + [out / "map.png"]  # the demo's, not the folder's
     report.size = (sum(nbytes for _, _, nbytes in report.notes)
                    + sum(path.stat().st_size for path in report.files))
     return report

@@ -32,7 +32,7 @@ from .plot import label_colors, one_label_set
 
 log = logging.getLogger(__name__)
 
-__all__ = ["write_map"]
+__all__ = ["write_map", "check_map_folder"]
 
 #: The page, package data beside this module: its script reads the map from ``__DATA__`` (json)
 #: and the store's name from ``__TITLE__``.
@@ -66,12 +66,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     check_paths("splits", splits or (), what="split name")
     require_store(store, local_for="map")
     store, out_dir = Path(store), Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: is a file; the map is written into a folder")
+    check_map_folder(out_dir)
     page = out_dir / "index.html"
-    if page.exists() and not _our_page(page):
-        raise InputError(f"{page}: is there already and is no map of timbremap's; write the map "
-                         f"into another folder (or delete it)")
     data, label_sets, copies, missing = {"splits": {}}, {}, {}, set()
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
@@ -142,6 +138,18 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], template)
     atomic_write_text(page, text)
     return page
+
+
+def check_map_folder(out_dir: Path) -> None:
+    """Raise :class:`InputError` where :func:`write_map` could not write ``out_dir``: a file,
+    or a folder holding an ``index.html`` that is not a map of timbremap's."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: is a file; the map is written into a folder")
+    page = out_dir / "index.html"
+    if page.exists() and not _our_page(page):
+        raise InputError(f"{page}: is there already and is no map of timbremap's; write the map "
+                         f"into another folder (or delete it)")
 
 
 def _our_page(page: Path) -> bool:

@@ -37,8 +37,9 @@ def test_a_tiny_demo_trains_on_both_kinds_and_scores_each(tmp_path):
     assert not any(notes in path.parents for path in report.files)
     assert report.size == sum(p.stat().st_size for p in (tmp_path / "demo").rglob("*")
                                if p.is_file())
-    with pytest.raises(ValueError, match=r"model: holds the demo's model of seed 0; the demo of "
-                                         r"seed 1 goes into a folder of its own"):
+    with pytest.raises(ValueError, match=r"model: holds a model trained otherwise than this "
+                                         r"demo's \(seed 0; the demo's: seed 1\); run the demo "
+                                         r"into another folder"):
         run_demo(tmp_path / "demo", dataclasses.replace(TINY, seed=1), progress=False)
     again = run_demo(tmp_path / "demo", TINY, progress=False)  # finished steps are kept
     assert dict((n, s) for n, _, s in again.steps)["render"] == "TimGM6mb kept; synthesised kept"
@@ -54,3 +55,13 @@ def test_a_seed_out_of_range_is_refused_before_anything_is_rendered(tmp_path, se
     with pytest.raises(InputError, match="seed must be an integer in 0..2"):
         run_demo(tmp_path / "demo", DemoOptions(seed=seed), progress=False)
     assert not (tmp_path / "demo").exists()
+
+
+def test_a_foreign_map_page_is_refused_before_anything_is_rendered(tmp_path):
+    from featurestore.errors import InputError
+    (tmp_path / "demo" / "map").mkdir(parents=True)
+    (tmp_path / "demo" / "map" / "index.html").write_text("<html>mine</html>")
+    with pytest.raises(InputError, match="index.html: is there already and is no map of "
+                                         "timbremap's"):
+        run_demo(tmp_path / "demo", TINY, progress=False)  # it had come after the training
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["map"]

@@ -274,3 +274,31 @@ def test_renders_sf3_soundfonts_like_their_sf2(tmp_path):
         a = sf.read(tmp_path / "sf2" / "train" / "audio" / wav)[0]
         b = sf.read(tmp_path / "sf3" / "train" / "audio" / wav)[0]
         assert np.corrcoef(a, b)[0, 1] > 0.98, wav  # the same recording, through Vorbis
+
+
+def test_the_demo_removes_only_what_a_killed_render_leaves_and_refuses_other_files(tmp_path):
+    from analysis.demo import _clear_killed_render
+    from featurestore.errors import InputError
+    synth = tmp_path / "notes" / "synth"
+    (synth / "pads").mkdir(parents=True)
+    (synth / "pads" / "mypad.wav").write_bytes(b"x")
+    (synth / "README.md").write_text("mine")
+    with pytest.raises(InputError, match=r"synth/README\.md: is not the demo's \(it renders its "
+                                         r"notes into .*synth\); give the demo another folder"):
+        _clear_killed_render(synth)  # it had removed the folder, and these with it
+    assert (synth / "pads" / "mypad.wav").is_file() and (synth / "README.md").is_file()
+    killed = tmp_path / "killed"  # a render killed as it moved its splits in
+    (killed / "train" / "audio").mkdir(parents=True)
+    (killed / "train" / "audio" / "a.wav").write_bytes(b"x")
+    (killed / "train" / "examples.json").write_text("{}")
+    (killed / ".rendering" / "valid" / "audio").mkdir(parents=True)
+    _clear_killed_render(killed)
+    assert killed.is_dir() and not list(killed.iterdir())
+    (killed / "train" / "audio").mkdir(parents=True)
+    (killed / "train" / "audio" / "notes.txt").write_text("mine")  # not a rendered note
+    with pytest.raises(InputError, match="train: is not the demo's"):
+        _clear_killed_render(killed)
+    (tmp_path / "link").symlink_to(killed)
+    with pytest.raises(InputError, match="link: is a link or a file, where the demo renders"):
+        _clear_killed_render(tmp_path / "link")
+    assert (killed / "train" / "audio" / "notes.txt").is_file()
