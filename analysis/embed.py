@@ -162,7 +162,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
             if stale:  # a map of other embeddings: it would no longer match them
                 drop_map(f)
         if stale:  # and the sounds placed on it, once the split is without it
-            forget_placed(store, split)
+            forget_placed(store, split, replaced=False)
             log.warning("%s: its t-SNE map was made from another model's embeddings and was "
                         "removed; run 'timbremap tsne' again", path)
         log.info("%s: embeddings %s written", path, (n, dim))

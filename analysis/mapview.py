@@ -41,11 +41,12 @@ PAGE = "map.html"
 
 def _audio_link(out_dir: Path, audio: Path) -> str:
     """A URL of ``audio`` relative to the page, percent-encoded (names may hold ``#``, ``?``,
-    ``%`` or spaces)."""
+    ``%``, spaces, or bytes that are no UTF-8: the file system's own)."""
     try:
-        return urllib.parse.quote(Path(os.path.relpath(audio, out_dir)).as_posix())
+        relative = Path(os.path.relpath(audio, out_dir)).as_posix()
     except ValueError:  # another drive (Windows)
         return audio.resolve().as_uri()
+    return urllib.parse.quote(os.fsencode(relative))
 
 
 def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,

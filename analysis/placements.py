@@ -129,13 +129,14 @@ def _keep_aside(path: Path) -> Path:
         return aside
 
 
-def forget_placed(store, split: str):
-    """Drop the sounds placed on ``split``'s map (when the map is replaced or removed), with
-    a warning that says how many."""
+def forget_placed(store, split: str, *, replaced: bool = True):
+    """Drop the sounds placed on ``split``'s map (when the map is ``replaced`` by another, or
+    removed), with a warning that says how many and what to run."""
     placed = read_placed(store)
     kept = [p for p in placed if p.split != split]
     if len(kept) != len(placed):
         write_placed(store, kept)
-        log.warning("%s: %d sound%s placed on the old %s map removed (run 'timbremap place' "
-                    "again to put them on the new one)", store, len(placed) - len(kept),
-                    "s" * (len(placed) - len(kept) != 1), split)
+        log.warning("%s: %d sound%s placed on the old %s map removed (run %s again to put "
+                    "them on the new one)", store, len(placed) - len(kept),
+                    "s" * (len(placed) - len(kept) != 1), split,
+                    "'timbremap place'" if replaced else "'timbremap tsne', then 'place'")

@@ -62,14 +62,25 @@ def one_label_set(store, label_sets: Dict[str, Tuple[str, ...]]) -> Tuple[str, .
 LEGEND_CHARS = 24
 
 
+#: The most placed sounds a panel names: past it, their stars alone (names would cover it).
+PLACED_NAMES = 20
+
+
 def _cut(name: str, most: int) -> str:
     return name if len(name) <= most else name[:most - 1] + "\u2026"
+
+
+def _drawable(path: str) -> str:
+    """A placed file's name as text: bytes of it that are no UTF-8 (Python's lone surrogates,
+    which matplotlib cannot draw) become U+FFFD."""
+    return Path(path).stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @literal_text
 def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     """One panel per split with a ``/tsne`` map, points coloured by the store's labels, a
-    shared legend, and the placed new sounds as labelled stars.
+    shared legend, and the placed new sounds as stars, named where a map has at most
+    :data:`PLACED_NAMES` of them.
 
     Raises
     ------
@@ -118,11 +129,13 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
             if mask.any():
                 ax.scatter(xy[mask, 0], xy[mask, 1], s=size, color=colors[label], alpha=0.75,
                            linewidths=0, label=name)
-        for p in (p for p in placed if p.split == split):
+        here = [p for p in placed if p.split == split]
+        for p in here:
             ax.scatter([p.x], [p.y], marker="*", s=260, color="black", edgecolors="white",
                        zorder=5)
-            ax.annotate(Path(p.path).stem, (p.x, p.y), xytext=(6, 6),
-                        textcoords="offset points", fontsize=9, weight="bold")
+            if len(here) <= PLACED_NAMES:
+                ax.annotate(_drawable(p.path), (p.x, p.y), xytext=(6, 6),
+                            textcoords="offset points", fontsize=9, weight="bold")
         ax.set_title(f"{split}: {len(xy)} notes, t-SNE of {attrs.get('source', '?')}\n"
                      f"trustworthiness {attrs.get('trustworthiness', float('nan')):.3f}, "
                      f"kNN label accuracy {attrs.get('knn_accuracy_map', float('nan')):.3f}",
@@ -132,8 +145,10 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     handles = [plt.Line2D([], [], marker="o", ls="", color=colors[i], markersize=9,
                           label=legend_names[i]) for i in shown]
     if placed:
+        crowded = max(sum(p.split == split for p in placed) for split in on_panels)
         handles.append(plt.Line2D([], [], marker="*", ls="", color="black", markersize=14,
-                                  label="placed sound"))
+                                  label="placed sound" + (f" (unnamed past {PLACED_NAMES} a map)"
+                                                          if crowded > PLACED_NAMES else "")))
     # the legend stays inside the figure: as many columns as fit its width
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), ncol),
                fontsize=11, frameon=False)

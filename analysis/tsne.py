@@ -117,6 +117,16 @@ def drop_map(f: h5py.File):
             del f[name]
 
 
+def _same_map(store, split: str, datasets: dict) -> bool:
+    """Whether ``split``'s map is ``datasets`` (name -> array) already: the map and, for a
+    map of spectra, its PCA, value for value."""
+    with open_split(store, split) as f:
+        return all(name in f and f[name].shape == np.shape(value)
+                   and np.array_equal(f[name][:], np.asarray(value, np.float32))
+                   for name, value in datasets.items()) and all(
+            name in datasets for name in MAP_DATASETS if name in f)
+
+
 def knn_neighbours(labels: np.ndarray, k: int = K) -> int:
     """The neighbours a vote among ``labels`` can use: ``k``, at most the notes but one, and at
     most the notes of the rarest label but one (at least 1), so that every label can win a
@@ -312,6 +322,9 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         attrs["kl_divergence"] = float(model.kl_divergence_)
     attrs.update(map_metrics(data, mapped, labels, seed=seed))
     keep_pca = source == schema.SPECTRA and method == "opentsne"  # place needs it
+    kept = {schema.TSNE: mapped, **({schema.TSNE_PCA_COMPONENTS: pca.components_,
+                                     schema.TSNE_PCA_MEAN: pca.mean_} if keep_pca else {})}
+    same = _same_map(store, split, kept)  # the same fit again: its placed sounds stay on it
     nbytes = mapped.nbytes + (4 * (pca.components_.size + pca.mean_.size) if keep_pca else 0)
     with results_file(store, split, nbytes, version=version) as f:
         drop_map(f)  # the old map first: its room is used again
@@ -321,7 +334,8 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
             write_result(f, schema.TSNE_PCA_MEAN, shape=pca.mean_.shape, blocks=[pca.mean_],
                          attrs={})
         write_result(f, schema.TSNE, shape=mapped.shape, blocks=[mapped], attrs=attrs)
-    forget_placed(store, split)  # the sounds placed on the old map, once the split has the new
+    if not same:  # the sounds placed on the old map, once the split has the new
+        forget_placed(store, split)
     log.info("%s: /tsne written (trustworthiness %.3f, kNN accuracy %.3f -> %.3f)", path,
              attrs["trustworthiness"], attrs["knn_accuracy_source"], attrs["knn_accuracy_map"])
     return TsneResult(split, n, attrs)

@@ -114,6 +114,13 @@ def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tm
     tsne_split(store, "test", perplexity=3, seed=1)  # a new map: its old placed sounds go
     assert [p.split for p in read_placed(store)] == ["train"]
     assert "1 sound placed on the old test map removed (run 'timbremap place' again" in caplog.text
+    place_files(store, model, [wav], split="test")
+    caplog.clear()
+    tsne_split(store, "test", perplexity=3, seed=1)  # the same map again: they stay on it
+    assert sorted(p.split for p in read_placed(store)) == ["test", "train"]
+    assert "removed" not in caplog.text
+    tsne_split(store, "test", perplexity=3, seed=2)
+    assert [p.split for p in read_placed(store)] == ["train"]
     other = tmp_path / "other-model"
     embed_store(store, model, ["train"], progress=False)  # the same model: the map stays
     with h5py.File(store / "train.h5") as f:
@@ -127,6 +134,8 @@ def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tm
     with h5py.File(store / "train.h5") as f:
         assert "tsne" not in f and "embeddings" in f
     assert read_placed(store) == []
+    assert "placed on the old train map removed (run 'timbremap tsne', then 'place' again" \
+        in caplog.text  # there is no new map to place them on yet
     with h5py.File(store / "test.h5") as f:
         assert "tsne" in f  # other splits keep theirs
 
@@ -429,6 +438,31 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
     monkeypatch.setattr(shell, "which", lambda name: None)  # no TeX: no PGF, which needs it
     with pytest.raises(InputError, match=r"map.pgf: cannot write a .pgf image"):
         image_path(tmp_path / "map.pgf")
+
+
+def test_plot_names_placed_sounds_of_any_file_name_and_only_a_few(mapped, tmp_path,
+                                                                  monkeypatch):
+    import os
+    import matplotlib.axes
+    from analysis.placements import Placed, write_placed
+    from analysis.plot import PLACED_NAMES
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    latin = os.fsdecode(b"/sounds/caf\xe9.flac")  # a name that is no UTF-8
+    names = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "annotate",
+                        lambda self, text, *args, **kwargs: names.append(text))
+    write_placed(store, [Placed(latin, "test", 0.0, 0.0, "bass", 0.5)])
+    assert plot_map(store, tmp_path / "one.png").read_bytes()[:8] == PNG  # a traceback before
+    assert names == ["caf\ufffd"]
+    names.clear()
+    write_placed(store, [Placed(f"/s/{i}.wav", "test", float(i), 0.0, "bass", 0.5)
+                         for i in range(PLACED_NAMES + 1)])
+    assert plot_map(store, tmp_path / "many.png").read_bytes()[:8] == PNG
+    assert names == []  # stars alone: the names of so many would cover the map
+    from analysis.mapview import _audio_link  # the map's link to its copy: relative too
+    assert _audio_link(tmp_path / "map", tmp_path / "map" / "audio" / Path(latin).name) == \
+        "audio/caf%E9.flac"
 
 
 def test_plot_legend_lists_only_the_labels_shown(mapped, tmp_path):
