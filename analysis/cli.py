@@ -153,6 +153,9 @@ def cmd_train(args):
 def cmd_evaluate(args):
     import json
     from training.evaluate import classification_report_text, evaluate, write_confusion
+    from training.images import image_path
+    if args.confusion:  # its format and folder, before the scoring
+        image_path(args.confusion, in_folder="confusion.png")
     result = evaluate(args.store, args.model_dir, args.split)
     png = write_confusion(result, args.confusion)
     if args.json:

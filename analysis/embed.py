@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from featurestore import schema
 from featurestore.errors import InputError, check_paths, check_positive_int
+from featurestore.files import check_folder_path
 from featurestore.files import replaced
 from featurestore.remote import is_url, store_location
 from featurestore.reader import SpectraReader
@@ -97,7 +98,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
         features, or holding another label set, than the model (every split is checked
         before anything is written).
     InputError
-        ``into`` is a file.
+        ``into`` is a file, or has one on its path.
     """
     check_paths("splits", splits or (), what="split name")
     check_positive_int("batch_size", batch_size)
@@ -108,6 +109,8 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     require_store(store)
     if into is not None and Path(into).exists() and not Path(into).is_dir():
         raise InputError(f"{into}: is a file; --into names a folder for the split files")
+    if into is not None:
+        check_folder_path(into)
     trained = load_trained(model_dir)
     splits = list(splits) if splits else store_splits(store)
     if not splits:

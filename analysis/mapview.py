@@ -23,6 +23,7 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError, check_paths
+from featurestore.files import check_folder_path
 from featurestore.files import atomic_write_text
 from featurestore.store import StoreError, open_split, require_store, store_splits
 
@@ -142,11 +143,13 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
 
 
 def check_map_folder(out_dir: Path) -> None:
-    """Raise :class:`InputError` where :func:`write_map` could not write ``out_dir``: a file,
-    or a folder holding an ``index.html`` that is not a map of timbremap's."""
+    """Raise :class:`InputError` where :func:`write_map` could not write ``out_dir``: a file
+    (or a file on its path), or a folder holding an ``index.html`` that is not a map of
+    timbremap's."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: is a file; the map is written into a folder")
+    check_folder_path(out_dir)
     page = out_dir / "index.html"
     if page.exists() and not _our_page(page):
         raise InputError(f"{page}: is there already and is no map of timbremap's; write the map "

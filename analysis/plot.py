@@ -10,7 +10,7 @@ import numpy as np
 
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
-from featurestore.errors import check_paths, label_set_text
+from featurestore.errors import InputError, check_paths, label_set_text
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 from training.images import image_path, literal_text
 
@@ -152,7 +152,11 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     # the legend stays inside the figure: as many columns as fit its width
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), ncol),
                fontsize=11, frameon=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110)
+    except OSError as err:  # no such place (/proc/x.png), no permission, a full disk
+        raise InputError(f"{out}: cannot be written ({err.strerror or err})") from None
+    finally:
+        plt.close(fig)
     return out

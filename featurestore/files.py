@@ -13,8 +13,10 @@ import stat
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .errors import InputError
+
 __all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "free_room", "size_text",
-           "exclusive_lock"]
+           "exclusive_lock", "check_folder_path"]
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +169,15 @@ def exclusive_lock(path, busy: Callable[[], Exception]) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def check_folder_path(folder) -> None:
+    """Raise :class:`~featurestore.errors.InputError` where ``folder`` cannot be a folder
+    (made with its parents, as ``mkdir -p`` would): a file on its path, named. Nothing is
+    made."""
+    folder = Path(folder)
+    for part in (folder, *folder.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                raise InputError(f"{part}: is a file, so {folder} cannot be a folder")
+            return

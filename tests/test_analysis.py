@@ -434,6 +434,15 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
     with pytest.raises(InputError, match=r"\.png: is an ending alone; give the image a name "
                                          r"\(map\.png\)"):
         image_path(tmp_path / ".png")
+    (tmp_path / "afile").write_text("")  # a file on the path: one line, before any work
+    for write in (lambda out: plot_map(mapped[0], out / "x.png"),
+                  lambda out: write_map(mapped[0], out / "map"),
+                  lambda out: embed_store(mapped[0], mapped[1], into=out / "into")):
+        with pytest.raises(InputError, match=r"afile: is a file, so .*afile/sub\S* cannot be "
+                                             r"a folder"):
+            write(tmp_path / "afile" / "sub")  # [Errno 17] File exists: 'afile', before
+    with pytest.raises(InputError, match=r"/proc/x.png: cannot be written \(No such file"):
+        plot_map(mapped[0], "/proc/x.png")
     import shutil as shell
     monkeypatch.setattr(shell, "which", lambda name: None)  # no TeX: no PGF, which needs it
     with pytest.raises(InputError, match=r"map.pgf: cannot write a .pgf image"):

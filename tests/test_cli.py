@@ -140,6 +140,10 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["plot", "{tmp}/nowhere", "{tmp}/x.png"], "nowhere: no such store folder"),
     (["map", "{tmp}/nowhere", "{tmp}/map"], "nowhere: no such store folder"),
     (["map", "{tmp}", "{tmp}/file"], "file: is a file; the map is written into a folder"),
+    (["map", "{tmp}", "{tmp}/file/sub"], "file: is a file, so {tmp}/file/sub cannot be a folder"),
+    (["plot", "{tmp}", "{tmp}/file/x.png"], "file: is a file, so {tmp}/file cannot be a folder"),
+    (["evaluate", "{tmp}", "{tmp}/m", "--confusion", "{tmp}/file/c.png"],
+     "file: is a file, so {tmp}/file cannot be a folder"),  # before the scoring
     (["plot", "s3://bucket/store", "{tmp}/x.png"], "plot needs a local store"),
     (["map", "s3://bucket/store", "{tmp}/map"], "map needs a local store"),
     (["tsne", "s3://bucket/store"], "s3://bucket/store: tsne needs a local store"),
@@ -177,7 +181,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "half" / ".train.h5.partial").write_bytes(b"")  # embed's copy: not a build's
     result = run(*[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 1
-    assert message in result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 

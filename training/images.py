@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from featurestore.errors import InputError
+from featurestore.files import check_folder_path
 
 __all__ = ["image_path", "literal_text"]
 
@@ -26,8 +27,9 @@ def image_path(out, *, in_folder: str) -> Path:
     Raises
     ------
     InputError
-        A path that names no file (``..`` of a missing folder), an ending alone (``.png``), or
-        an ending that matplotlib cannot write here, named with those it can.
+        A path that names no file (``..`` of a missing folder), or whose folder cannot be one
+        (a file on its path), an ending alone (``.png``), or an ending that matplotlib cannot
+        write here, named with those it can.
     """
     folder = str(out).endswith(("/", os.sep))  # Path('maps/') drops the separator
     out = Path(out)
@@ -38,6 +40,7 @@ def image_path(out, *, in_folder: str) -> Path:
         raise InputError(f"{out}: names no file; give the image's file name (map.png)")
     if not out.suffix and out.name.startswith(".") and out.name[1:].lower() in formats:
         raise InputError(f"{out}: is an ending alone; give the image a name (map{out.name})")
+    check_folder_path(out.parent)  # before the work whose picture it is
     if not out.suffix:  # 'map' or 'map.': map.png
         return out.with_name(out.name.rstrip(".") + ".png")
     if out.suffix[1:].lower() not in formats:
