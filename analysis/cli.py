@@ -13,7 +13,7 @@ from pathlib import Path
 
 from analysis.arguments import CommandError, feature_params, given_settings, resume_conflicts
 from analysis.options import parse_args
-from featurestore.errors import TimbremapError
+from featurestore.errors import TimbremapError, counted
 from featurestore.remote import client_errors
 
 log = logging.getLogger("timbremap")
@@ -164,7 +164,7 @@ def cmd_evaluate(args):
     folders = [f"  {name}: accuracy {r['accuracy']:.3f}, balanced "
                f"{r['balanced_accuracy']:.3f} ({r['n']} notes)"
                for name, r in result.per_folder.items()]
-    _print(f"{args.split} split of {args.store}: {result.n} notes",
+    _print(f"{args.split} split of {args.store}: {counted(result.n, 'note')}",
            f"accuracy {result.accuracy:.3f}, balanced accuracy "
            f"{result.balanced_accuracy:.3f}", *(["by NOTES folder:"] + folders if folders
                                                 else []),
@@ -340,7 +340,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.command in MODEL_COMMANDS:
         from training.backend import import_tensorflow_quietly
-        import_tensorflow_quietly()
+        try:
+            import_tensorflow_quietly()
+        except KeyboardInterrupt:  # before logging is set up
+            print("timbremap: interrupted", file=sys.stderr)
+            return 130
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="timbremap: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # other libraries (dask, numba...): warnings

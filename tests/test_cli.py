@@ -282,6 +282,19 @@ def test_ctrl_c_during_a_threaded_build_exits_130_and_resumes(tone_root, tmp_pat
     assert run("build", tone_root, out, "-q").returncode == 0
 
 
+def test_ctrl_c_while_tensorflow_loads_is_one_line(monkeypatch, tmp_path, capsys):
+    import training.backend
+    from analysis.cli import main
+
+    def interrupted():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training.backend, "import_tensorflow_quietly", interrupted)
+    for command in ("embed", "place"):  # they load it first: a 30-line traceback, before
+        args = [command, str(tmp_path), str(tmp_path)] + (["x.wav"] if command == "place" else [])
+        assert main(args) == 130
+        assert capsys.readouterr().err == "timbremap: interrupted\n"
+
+
 def test_a_bug_shows_its_traceback_and_an_expected_error_is_one_line(monkeypatch, tmp_path,
                                                                      caplog):
     import analysis.cli as cli

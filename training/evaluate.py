@@ -10,7 +10,6 @@ from typing import Optional, Tuple
 import numpy as np
 
 from featurestore import schema
-from featurestore.errors import label_set_text
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
@@ -284,22 +283,17 @@ def _balanced_accuracy(labels, predicted) -> float:
 
 
 def classification_report_text(result: Evaluation) -> str:
-    """scikit-learn's per-label report of an :func:`evaluate` result, over the labels that
-    are true or predicted for some note (its notes as the confusion matrix counts them), and a
-    line naming the labels of the set that are neither, which ``--json`` gives ``null``
-    scores."""
-    from sklearn.metrics import classification_report
-    counts = result.confusion
-    true, predicted = (np.repeat(index.ravel(), counts.ravel()) for index in np.indices(
-        counts.shape))
-    seen = counts.sum(axis=0) + counts.sum(axis=1) > 0
-    present = np.flatnonzero(seen)
-    report = classification_report(true, predicted, labels=present,
-                                   target_names=[result.labels[i] for i in present], digits=3,
-                                   zero_division=0)
-    unseen = [name for name, k in zip(result.labels, seen) if not k]
-    return report + (f"\nlabels no note has and none was predicted as: "
-                     f"{label_set_text(unseen)}\n" if unseen else "")
+    """Each label's precision, recall, F1 and notes in an :func:`evaluate` result, as a table
+    over the model's whole label set: the scores ``--json`` gives (``per_family``), ``-``
+    where one is undefined (``null`` there)."""
+    width = max(len("label"), *(len(name) for name in result.labels))
+    rows = [f"{'label':<{width}}  precision  recall     f1  notes"]
+    for name, scores in result.per_family.items():
+        cells = ["-" if scores[k] is None else f"{scores[k]:.3f}"
+                 for k in ("precision", "recall", "f1")]
+        rows.append(f"{name:<{width}}  {cells[0]:>9}  {cells[1]:>6}  {cells[2]:>5}  "
+                    f"{scores['support']:>5}")
+    return "\n".join(rows) + "\n"
 
 
 @literal_text
