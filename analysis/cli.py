@@ -111,11 +111,17 @@ def cmd_build(args):
 def cmd_inspect(args):
     from analysis.placements import describe_placed
     from featurestore.describe import describe_store
+    from featurestore.errors import StoreError
     from featurestore.remote import is_url
+    unreadable = []
     _print(*describe_store(args.store, max_skipped=None if args.all_skipped else 10,
-                           all_adjusted=args.all_adjusted))
+                           all_adjusted=args.all_adjusted, unreadable=unreadable))
     if not is_url(args.store):  # place writes into local stores only
         _print(*describe_placed(args.store))
+    if len(unreadable) == 1:
+        raise unreadable[0]
+    if unreadable:
+        raise StoreError(f"{args.store}: {len(unreadable)} splits of it cannot be read (above)")
 
 
 def cmd_train(args):

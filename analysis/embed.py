@@ -18,8 +18,8 @@ from featurestore.files import check_folder_path
 from featurestore.files import replaced
 from featurestore.remote import is_url, store_location
 from featurestore.reader import SpectraReader
-from featurestore.store import (StoreError, open_split, read_params, require_store, split_path,
-                                store_id, store_splits)
+from featurestore.store import (StoreError, no_splits, open_split, read_params, require_store,
+                                split_path, store_id, store_splits)
 from featurestore.storefolder import check_folder_of_its_own
 from training.modeldir import TrainedModel, load_trained
 from training.models import EMBEDDING_LAYER
@@ -114,7 +114,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     trained = load_trained(model_dir)
     splits = list(splits) if splits else store_splits(store)
     if not splits:
-        raise StoreError(f"{store}: no split files (*.h5) in this folder")
+        raise no_splits(store)
     if into is not None:
         check_folder_of_its_own(into)
         for split in splits:

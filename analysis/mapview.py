@@ -25,7 +25,7 @@ from featurestore import schema
 from featurestore.errors import InputError, check_paths
 from featurestore.files import check_folder_path
 from featurestore.files import atomic_write_text
-from featurestore.store import StoreError, open_split, require_store, store_splits
+from featurestore.store import StoreError, no_splits, open_split, require_store, store_splits
 
 from .placements import read_placed
 from .tsne import DEFAULT_SPLIT, no_map
@@ -109,7 +109,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                          for k, v in f[schema.TSNE].attrs.items()},
             }
     if not data["splits"]:
-        raise StoreError(f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
+        raise no_splits(store) if not store_splits(store) else StoreError(
+            f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
     opens = DEFAULT_SPLIT if DEFAULT_SPLIT in data["splits"] else next(iter(data["splits"]))
     data["open"] = opens  # the page opens on the split `tsne` maps unless told
     data["families"] = list(one_label_set(store, label_sets))

@@ -11,7 +11,8 @@ import numpy as np
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
 from featurestore.errors import InputError, check_paths, label_set_text
-from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
+from featurestore.store import (StoreError, no_splits, open_split, require_store, split_path,
+                                store_splits)
 from training.images import image_path, literal_text
 
 from .placements import read_placed
@@ -107,7 +108,8 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
             elif splits:  # asked for by name
                 raise no_map(store, split)
     if not panels:
-        raise StoreError(f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
+        raise no_splits(store) if not store_splits(store) else StoreError(
+            f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
     names = one_label_set(store, label_sets)
     colors = label_colors(len(names))  # a label's colour is the same whichever are shown
     shown = sorted(set().union(*(np.unique(labels).tolist() for _, _, labels, _ in panels)))

@@ -13,7 +13,8 @@ from .errors import counted
 from .layouts import ATTR_PREFIX as INPUT_PREFIX
 from .params import ATTR_PREFIX
 import featurestore.remote as remote
-from .store import StoreError, open_split, require_store, split_path, store_splits
+from .store import (StoreError, no_splits, open_split, require_store, split_path,
+                    store_splits)
 
 __all__ = ["describe_store", "shown"]
 
@@ -23,8 +24,8 @@ def shown(text: str, *, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def describe_store(store, *, max_skipped: Optional[int] = 10,
-                   all_adjusted: bool = False) -> List[str]:
+def describe_store(store, *, max_skipped: Optional[int] = 10, all_adjusted: bool = False,
+                   unreadable: Optional[list] = None) -> List[str]:
     """Lines describing every split of ``store``: shapes, label counts, statistics, skipped
     inputs and feature parameters.
 
@@ -36,6 +37,9 @@ def describe_store(store, *, max_skipped: Optional[int] = 10,
         The skipped inputs listed by name in a split; the rest are counted (None: all).
     all_adjusted : bool
         List every input fitted to the parameters (``/adjusted``), not one for an example.
+    unreadable : list, optional
+        Where given, a split that cannot be read is one line saying why, its error is
+        appended here, and the other splits are described; by default it raises.
 
     Returns
     -------
@@ -45,24 +49,27 @@ def describe_store(store, *, max_skipped: Optional[int] = 10,
     Raises
     ------
     StoreError
-        When ``store`` is not a folder or holds no split file.
+        When ``store`` is not a folder or holds no split file, or (without ``unreadable``) a
+        split cannot be read.
     """
     url = remote.is_url(store)
     store = store if url else Path(store)
     require_store(store)
     splits = store_splits(store)
     if not splits:
-        unfinished = [] if url else sorted(p.name for p in store.glob("*.h5.partial")
-                                           if not p.name.startswith("."))
-        raise StoreError(f"{store}: no split files (*.h5) in this folder" + (
-            f"; an unfinished build left {', '.join(unfinished)} (run build again to resume)"
-            if unfinished else ""))
+        raise no_splits(store)
     lines = []
     for split in splits:
         path = split_path(store, split)
-        size = remote.file_size(path) if url else path.stat().st_size
-        with open_split(store, split) as f:
-            lines += _describe_split(split, f, path, size, max_skipped, all_adjusted)
+        try:
+            size = remote.file_size(path) if url else path.stat().st_size
+            with open_split(store, split) as f:
+                lines += _describe_split(split, f, path, size, max_skipped, all_adjusted)
+        except (StoreError, OSError) as err:
+            if unreadable is None:
+                raise
+            unreadable.append(err)
+            lines.append(f"== {split}: cannot be read: {err}")
     return lines
 
 

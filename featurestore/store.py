@@ -23,9 +23,9 @@ from .nsynth import SPLITS
 from .schema import CONTENT_DIGEST, read_params, read_stats
 from .splitcheck import check_split
 
-__all__ = ["split_path", "store_id", "store_name", "require_store", "open_split", "open_file",
-           "read_params", "read_stats", "store_splits", "StoreError", "held_by_another", "in_use",
-           "never_written", "not_writable", "errnos"]
+__all__ = ["split_path", "store_id", "store_name", "require_store", "no_splits", "open_split",
+           "open_file", "read_params", "read_stats", "store_splits", "StoreError",
+           "held_by_another", "in_use", "never_written", "not_writable", "errnos"]
 
 SUFFIX = ".h5"
 
@@ -130,21 +130,28 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
     raise StoreError(f"{store}: {what}")
 
 
+def no_splits(store) -> StoreError:
+    """The error for a store folder (or URL) that holds no split file: not a store, or one
+    whose build has not finished a split (named when it left one)."""
+    unfinished = [] if remote.is_url(store) else sorted(
+        p.name for p in Path(store).glob("*.h5.partial") if not p.name.startswith("."))
+    return StoreError(f"{store}: no split files (*.h5) in this folder" + (
+        f"; an unfinished build left {', '.join(unfinished)} (run build again to resume)"
+        if unfinished else ""))
+
+
 def open_split(store, split: str, mode: str = "r") -> h5py.File:
     """Open ``STORE/SPLIT.h5``, raising :class:`StoreError` with a clear message if absent."""
     path = split_path(store, split)
-    if remote.is_url(store):
-        if split not in store_splits(store):
-            have = ", ".join(store_splits(store)) or "none"
-            raise StoreError(f"{path}: the store has no '{split}' split (splits present: "
-                             f"{have})")
-    else:
+    if not remote.is_url(store):
         require_store(store)
         finish_commit(Path(store))  # the renames of a build --add a kill interrupted
-        if not path.is_file():
-            have = ", ".join(store_splits(store)) or "none"
-            raise StoreError(f"{path}: the store has no '{split}' split (splits present: "
-                             f"{have})")
+    if not (path.is_file() if not remote.is_url(store) else split in store_splits(store)):
+        have = store_splits(store)
+        if not have:
+            raise no_splits(store)
+        raise StoreError(f"{path}: the store has no '{split}' split (splits present: "
+                         f"{', '.join(have)})")
     f = open_file(path, mode)
     try:
         check_split(f)

@@ -148,6 +148,10 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["map", "s3://bucket/store", "{tmp}/map"], "map needs a local store"),
     (["tsne", "s3://bucket/store"], "s3://bucket/store: tsne needs a local store"),
     (["inspect", "{tmp}"], "no split files"),
+    (["tsne", "{tmp}"], "no split files (*.h5) in this folder"),  # not "no 'test' split"
+    (["plot", "{tmp}/half", "{tmp}/x.png"], "no split files (*.h5) in this folder; an "
+                                            "unfinished build left train.h5.partial"),
+    (["map", "{tmp}", "{tmp}/map"], "no split files (*.h5) in this folder"),  # not "no map"
     (["inspect", "{tmp}/half"], "an unfinished build left train.h5.partial"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
     (["render", "{tmp}/half", "{tmp}/out"], "half: is a folder, not a SoundFont"),

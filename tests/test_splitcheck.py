@@ -68,8 +68,14 @@ def test_one_of_our_datasets_with_no_dataspace_is_refused(copy):
         open_split(copy, "test").close()
 
 
-def test_inspect_of_a_damaged_split_is_one_error(copy, caplog):
+def test_inspect_of_a_damaged_split_names_it_and_describes_the_others(copy, caplog, capsys):
     damage(copy / "valid.h5", "labels", shape=(4 * 10**8,), chunks=(10**6,))
+    with open(copy / "test.h5", "r+b") as f:  # cut short
+        f.truncate(4096)
     assert main(["inspect", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "== train: " in out  # what can be read is shown: nothing was, before
+    assert "== valid: cannot be read: " in out and "valid.h5: /labels declares" in out
+    assert "== test: cannot be read: " in out and "test.h5" in out
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert len(errors) == 1 and "valid.h5: /labels declares" in errors[0], errors
+    assert errors == [f"error: {copy}: 2 splits of it cannot be read (above)"], errors
