@@ -383,12 +383,12 @@ def _map(add_command):
 def _demo(add_command):
     from analysis.demo import DemoOptions
     p = add_command("demo", help="everything on sampled and synthesised notes, in minutes",
-                    description="render -> build -> train (short) -> evaluate -> embed -> "
-                                "tsne -> plot -> map on notes from TimGM6mb and from the "
-                                "synthesis engines (pip install -e '.[synth]').")
+                    description=f"render -> build -> train ({DemoOptions.budget_minutes:g} "
+                    "minutes at most) -> evaluate -> embed -> tsne -> plot -> map on notes from "
+                    "TimGM6mb and the synthesis engines (pip install -e '.[synth]'), a few GiB "
+                    "in OUT_DIR (docs/demo.md); run again, it keeps the steps it finished.")
     p.add_argument("out_dir", type=local_path, nargs="?", default=Path("demo"),
-                   help="folder for the notes, store, model and pictures (default "
-                        "%(default)s)")
+                   help="folder for the notes, store, model and pictures (default %(default)s)")
     p.add_argument("--seed", type=int, default=DemoOptions.seed,
                    help="the seed of training and of the t-SNE maps")
 
