@@ -88,7 +88,12 @@ def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = Non
                 r.nearest = [{"name": str(names[i]), "family": label_names[int(labels[i])],
                               "distance": float(distance[i])} for i in np.argsort(distance)[:k]]
     ok = [r for r in results if not r.error]
+    failed = {(str(Path(r.path).resolve()), r.split) for r in results if r.error}
     kept = {(p.path, p.split): p for p in read_placed(store)}
+    for path, _ in failed & set(kept):  # placed before, unreadable now: not shown as it was
+        log.warning("%s: removed from the %s map, where it had been placed before (it cannot "
+                    "be read now)", path, split)
+    kept = {key: p for key, p in kept.items() if key not in failed}
     kept.update({(r.path, r.split): r for r in ok})
     try:
         write_placed(store, list(kept.values()))

@@ -341,6 +341,20 @@ def test_place_takes_the_test_map_or_the_only_one(mapped, tone_root, tmp_path):
     assert place_files(store, mapped[1], [wav])[0].split == "train"  # the only map
 
 
+def test_a_placed_file_that_cannot_be_read_now_leaves_its_map(mapped, tone_root, tmp_path,
+                                                               caplog):
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    sound = tmp_path / "sound.wav"
+    shutil.copyfile(next((tone_root / "train" / "audio").glob("*.wav")), sound)
+    place_files(store, mapped[1], [sound], split="test")
+    assert [p.path for p in read_placed(store)] == [str(sound)]
+    sound.write_bytes(b"no longer audio")
+    assert place_files(store, mapped[1], [sound], split="test")[0].error
+    assert read_placed(store) == []  # it had stayed where the sound once was
+    assert f"{sound}: removed from the test map, where it had been placed before" in caplog.text
+
+
 def test_place_keeps_a_damaged_placed_json_aside(mapped, tone_root, tmp_path, caplog):
     store = tmp_path / "store"
     shutil.copytree(mapped[0], store)
