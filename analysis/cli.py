@@ -158,7 +158,7 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     import json
-    from training.evaluate import classification_report_text, evaluate, write_confusion
+    from training.evaluate import per_label_text, evaluate, write_confusion
     from training.images import image_path
     if args.confusion:  # its format and folder, before the scoring
         image_path(args.confusion, in_folder="confusion.png")
@@ -177,7 +177,7 @@ def cmd_evaluate(args):
            *([f"by recording (its clips' probabilities averaged): accuracy "
               f"{files['accuracy']:.3f}, balanced {files['balanced_accuracy']:.3f} "
               f"({files['n']} files)"] if (files := result.per_file) else []),
-           "", classification_report_text(result).rstrip(),
+           "", per_label_text(result).rstrip(),
            *(["", f"confusion matrix: {png}"] if png else []))
 
 

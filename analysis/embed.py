@@ -107,10 +107,8 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
                          f"--into FOLDER for the embeddings")
     store = store_location(str(store))
     require_store(store)
-    if into is not None and Path(into).exists() and not Path(into).is_dir():
-        raise InputError(f"{into}: is a file; --into names a folder for the split files")
     if into is not None:
-        check_folder_path(into)
+        check_folder_path(into, why="--into names a folder for the split files")
     trained = load_trained(model_dir)
     splits = list(splits) if splits else store_splits(store)
     if not splits:

@@ -148,9 +148,7 @@ def check_map_folder(out_dir: Path) -> None:
     (or a file on its path), or a folder holding an ``index.html`` that is not a map of
     timbremap's."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: is a file; the map is written into a folder")
-    check_folder_path(out_dir)
+    check_folder_path(out_dir, why="the map is written into a folder")
     page = out_dir / "index.html"
     if page.exists() and not _our_page(page):
         raise InputError(f"{page}: is there already and is no map of timbremap's; write the map "

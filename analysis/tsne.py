@@ -36,7 +36,7 @@ from featurestore.errors import InputError, check_positive_int, check_seed
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 
-from .placements import forget_placed
+from .placements import forget_placed, read_placed
 from .writeback import check_writable, results_file, split_version, write_result
 
 __all__ = ["tsne_split", "knn_accuracy", "knn_neighbours", "map_metrics", "TsneResult",
@@ -324,7 +324,8 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
     keep_pca = source == schema.SPECTRA and method == "opentsne"  # place needs it
     kept = {schema.TSNE: mapped, **({schema.TSNE_PCA_COMPONENTS: pca.components_,
                                      schema.TSNE_PCA_MEAN: pca.mean_} if keep_pca else {})}
-    same = _same_map(store, split, kept)  # the same fit again: its placed sounds stay on it
+    placed = any(p.split == split for p in read_placed(store))
+    same = placed and _same_map(store, split, kept)  # the same fit: its placed sounds stay
     nbytes = mapped.nbytes + (4 * (pca.components_.size + pca.mean_.size) if keep_pca else 0)
     with results_file(store, split, nbytes, version=version) as f:
         drop_map(f)  # the old map first: its room is used again

@@ -138,13 +138,17 @@ def timed(contenders: dict, args, store: Path, model: dict):
 def checkout(revision: str, workdir: Path):
     """A git worktree of ``revision`` in ``workdir``, removed (and unregistered) on leaving."""
     path = (workdir / f"trainspeed-{revision}").resolve()
+    remove = ["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)]
+    if path.exists():  # a run killed before it removed its worktree
+        subprocess.run(remove, check=True)
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--force", "--detach", str(path),
                     revision], check=True)
     try:
         yield path
     finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)],
-                       check=True)
+        if subprocess.run(remove).returncode:  # said on stderr; the run's error goes on
+            print(f"{path}: not removed; remove it with git {' '.join(remove[3:])}",
+                  file=sys.stderr)
 
 
 def main():

@@ -333,7 +333,8 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
         import soxr  # librosa's resampler; imported only when needed
         adjustments.append(f"resampled {sr} Hz -> {params.sample_rate} Hz")
         y = soxr.resample(y, sr, params.sample_rate, quality="HQ").astype(np.float32, copy=False)
-        y = y[round(got.lead * params.sample_rate / sr):]  # what came before the clip
+        first = round(offset * sr) - got.lead  # where the read began: before the clip
+        y = y[round(offset * params.sample_rate) - round(first * params.sample_rate / sr):]
     length = _duration(round(got.frames * params.sample_rate / sr), params.sample_rate) \
         if got.frames is not None else None
     start = round(offset * sr)

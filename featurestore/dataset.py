@@ -2,6 +2,7 @@
 (:class:`SplitDataset`): it opens its file lazily, in each process that reads it."""
 from __future__ import annotations
 
+import numbers
 import os
 import weakref
 from typing import Optional, Sequence, Tuple
@@ -124,14 +125,18 @@ class SplitDataset:
         rows = np.atleast_1d(np.asarray(index))
         if rows.ndim == 1 and rows.size == 0:  # [] or range(0): no notes
             return np.zeros(0, np.int64)
-        if rows.dtype == bool and rows.ndim == 1:  # a mask: the notes it is true for
+        if rows.dtype == bool and np.ndim(index) == 1:  # a mask: the notes it is true for
             if len(rows) != self._n:
                 raise IndexError(f"{self.path}: a mask of {len(rows)} values for {self._n} "
                                  f"notes")
             return np.flatnonzero(rows)
         if rows.dtype.kind == "O" and rows.ndim == 1 and all(
-                isinstance(i, int) and not isinstance(i, bool) for i in rows):
-            raise IndexError(f"{self.path}: index {index!r} out of range for {self._n} notes")
+                isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in rows):
+            try:  # Python's ints: beyond int64, out of range
+                rows = rows.astype(np.int64)
+            except OverflowError:
+                raise IndexError(f"{self.path}: index {index!r} out of range for {self._n} "
+                                 f"notes") from None
         if rows.dtype.kind not in "iu" or rows.ndim != 1:
             raise TypeError(f"index must be an int, a sequence of ints, a mask of bools or a "
                             f"slice, got {index!r}")

@@ -171,13 +171,20 @@ def exclusive_lock(path, busy: Callable[[], Exception]) -> Iterator[None]:
         os.close(fd)
 
 
-def check_folder_path(folder) -> None:
+def check_folder_path(folder, *, why: str = "") -> None:
     """Raise :class:`~featurestore.errors.InputError` where ``folder`` cannot be a folder
-    (made with its parents, as ``mkdir -p`` would): a file on its path, named. Nothing is
-    made."""
+    (made with its parents, as ``mkdir -p`` would): a file, or a link to nothing, on its path,
+    named; ``why`` says what the folder is for, where it is a file itself. Nothing is made."""
     folder = Path(folder)
     for part in (folder, *folder.parents):
-        if part.exists() or part.is_symlink():
-            if not part.is_dir():
-                raise InputError(f"{part}: is a file, so {folder} cannot be a folder")
+        try:
+            there, link = part.exists(), part.is_symlink()
+        except OSError as err:  # a parent that cannot be searched
+            raise InputError(f"{part}: cannot be looked into ({err.strerror or err})") from None
+        if link and not there:
+            raise InputError(f"{part}: is a link to nothing, so {folder} cannot be a folder")
+        if there and not part.is_dir():
+            raise InputError(f"{folder}: is a file; {why}" if part == folder and why
+                             else f"{part}: is a file, so {folder} cannot be a folder")
+        if there:
             return

@@ -126,12 +126,13 @@ def frames_needed(sample_rate: int, params: FeatureParams) -> int:
 def lead_frames(start: int, sample_rate: int, params: FeatureParams) -> int:
     """Frames read before a clip that starts ``start`` frames into a file at ``sample_rate``:
     where it is resampled, :data:`MARGIN_SECONDS` or a little more, for the resampler's filter
-    to see what precedes the clip as it does in the whole file (a whole number of the
-    resampled rate's samples where that takes under a second, so that the clip's samples fall
-    where the whole file's do); none at the clip's own rate."""
+    to see what precedes the clip as it does in the whole file; none at the clip's own rate.
+    The read starts where a sample of the resampled rate falls on a frame (every ``step``
+    frames, where that is under a second), so that the clip's samples are the whole file's."""
     if sample_rate == params.sample_rate:
         return 0
     step = sample_rate // math.gcd(sample_rate, params.sample_rate)  # frames a whole sample
-    lead = math.ceil(MARGIN_SECONDS * sample_rate)
-    whole = math.ceil(lead / step) * step
-    return min(start, whole if whole <= sample_rate else lead)
+    margin = math.ceil(MARGIN_SECONDS * sample_rate)
+    if step > sample_rate:  # no grid worth keeping: the margin alone
+        return min(start, margin)
+    return start - max(0, (start - margin) // step * step)

@@ -143,11 +143,15 @@ def no_splits(store) -> StoreError:
 def open_split(store, split: str, mode: str = "r") -> h5py.File:
     """Open ``STORE/SPLIT.h5``, raising :class:`StoreError` with a clear message if absent."""
     path = split_path(store, split)
-    if not remote.is_url(store):
+    if remote.is_url(store):
+        have = store_splits(store)
+        there = split in have
+    else:
         require_store(store)
         finish_commit(Path(store))  # the renames of a build --add a kill interrupted
-    if not (path.is_file() if not remote.is_url(store) else split in store_splits(store)):
-        have = store_splits(store)
+        there = path.is_file()
+        have = None if there else store_splits(store)
+    if not there:
         if not have:
             raise no_splits(store)
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: "

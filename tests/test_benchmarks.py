@@ -82,3 +82,8 @@ def test_trainspeed_s_checkout_of_a_revision_leaves_no_worktree_behind(tmp_path)
         assert str(path) in subprocess.run(listed, capture_output=True, text=True).stdout
     assert not path.exists()
     assert str(path) not in subprocess.run(listed, capture_output=True, text=True).stdout
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), "HEAD"],
+                   check=True, capture_output=True)  # what a killed run leaves
+    with trainspeed.checkout("HEAD", tmp_path) as again:  # git had refused the folder
+        assert again == path and (path / "featurestore" / "__init__.py").is_file()
+    assert not path.exists()

@@ -142,6 +142,8 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["map", "{tmp}", "{tmp}/file"], "file: is a file; the map is written into a folder"),
     (["map", "{tmp}", "{tmp}/file/sub"], "file: is a file, so {tmp}/file/sub cannot be a folder"),
     (["plot", "{tmp}", "{tmp}/file/x.png"], "file: is a file, so {tmp}/file cannot be a folder"),
+    (["plot", "{tmp}", "{tmp}/dangling/x.png"], "dangling: is a link to nothing, so "
+                                                "{tmp}/dangling cannot be a folder"),
     (["evaluate", "{tmp}", "{tmp}/m", "--confusion", "{tmp}/file/c.png"],
      "file: is a file, so {tmp}/file cannot be a folder"),  # before the scoring
     (["plot", "s3://bucket/store", "{tmp}/x.png"], "plot needs a local store"),
@@ -180,6 +182,7 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "train.h5.partial").write_bytes(b"")
     (tmp_path / "half" / ".train.h5.partial").write_bytes(b"")  # embed's copy: not a build's

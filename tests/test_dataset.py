@@ -79,6 +79,9 @@ def test_bad_indices_fields_and_splits_say_what_exists(tone_store):
     assert np.array_equal(ds[list(mask)][1], ds[[0, 3, 6, 9]][1])
     with pytest.raises(IndexError, match="a mask of 10 values for 11 notes"):
         ds[mask[:10]]
+    assert np.array_equal(ds[np.array([1, 2], dtype=object)][1], ds[[1, 2]][1])  # pandas'
+    with pytest.raises(TypeError, match="index must be an int"):
+        ds[True]  # not a mask of one
     with pytest.raises(ValueError, match=r"fields must be a non-empty sequence of dataset "
                                          r"names, got \(3,\)"):
         SplitDataset(tone_store, "test", fields=(3,))

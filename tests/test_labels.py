@@ -296,14 +296,14 @@ def test_resume_refuses_a_store_of_another_label_set(labelled_model, tone_store,
 
 @pytest.mark.full
 def test_evaluate_reports_the_models_label_names(labelled_model):
-    from training.evaluate import classification_report_text, evaluate, write_confusion
+    from training.evaluate import per_label_text, evaluate, write_confusion
     store, model = labelled_model
     result = evaluate(store, model, "test")
     assert result.labels == NAMES and result.to_dict()["families"] == list(NAMES)
     assert list(result.per_family) == list(NAMES)
     assert sum(v["support"] for v in result.per_family.values()) == result.n == 11
     assert result.confusion.shape == (3, 3)
-    report = classification_report_text(result)
+    report = per_label_text(result)
     assert "cello" in report and "bass" not in report
     assert write_confusion(result).read_bytes()[:8] == PNG
 

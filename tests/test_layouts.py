@@ -526,7 +526,7 @@ def test_a_resampled_window_is_the_whole_recording_resampled(tmp_path):
         sf.write(tmp_path / f"{subtype}.wav", y.astype(np.float32), rate, subtype=subtype)
         whole = sf.read(tmp_path / f"{subtype}.wav", dtype="float32")[0].mean(axis=1)
         resampled = soxr.resample(whole, rate, SR, quality="HQ")
-        for offset in (0.0, 0.01, 1.5, 3.0, 4.41):
+        for offset in (0.0, 0.01, 1.5, 3.0, 4.41, 0.2001, 1.2345):  # off the 10 ms grid too
             window, _ = load_audio(tmp_path / f"{subtype}.wav", params, offset=offset, hop=1.5)
             start = round(offset * SR)  # a click at each window's start: resampled from there
             np.testing.assert_allclose(window, resampled[start:start + params.n_samples],

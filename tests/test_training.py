@@ -17,7 +17,7 @@ from featurestore.errors import InputError
 from featurestore.params import FeatureParams
 from training.config import TrainConfig
 from training.data import StoreBatches, balanced_weights
-from training.evaluate import classification_report_text, evaluate, write_confusion
+from training.evaluate import per_label_text, evaluate, write_confusion
 from training.modeldir import ModelError, load_trained
 from training.models import (FramePool, FrequencyShift, Mixup, SpecAugment, SpectralGain,
                              build_model)
@@ -320,7 +320,7 @@ def test_evaluate_matches_scikit_learn(trained, tone_store):
     assert write_confusion(result) == result.default_png
     assert result.default_png.read_bytes()[:4] == b"\x89PNG"
     assert json.loads(json.dumps(result.to_dict()))["confusion"] == result.confusion.tolist()
-    report = classification_report_text(result).splitlines()  # every label, as --json
+    report = per_label_text(result).splitlines()  # every label, as --json
     assert report[0].split() == ["label", "precision", "recall", "f1", "notes"]
     for row, (name, scores) in zip(report[1:], result.per_family.items(), strict=True):
         assert row.split() == [name] + ["-" if scores[k] is None else f"{scores[k]:.3f}"
@@ -337,6 +337,11 @@ def test_confusion_path_is_a_png_wherever_it_is_asked_for(trained, tone_store, t
     assert write_confusion(result, tmp_path / "cm.pdf").read_bytes()[:4] == b"%PDF"
     with pytest.raises(InputError, match=r"cm.xyz: cannot write a .xyz image \(endings"):
         write_confusion(result, tmp_path / "cm.xyz")
+    from analysis.cli import main  # a folder yet to be made, named as one: its file in it
+    assert main(["evaluate", str(tone_store), str(model_dir), "--split", "test",
+                 "--confusion", f"{tmp_path / 'new'}/"]) == 0
+    assert (tmp_path / "new" / "confusion_test.png").is_file()
+    assert not (tmp_path / "new.png").exists()
 
 
 def test_evaluating_another_store_does_not_overwrite_the_plot(trained, tone_store, tmp_path):

@@ -1,5 +1,5 @@
-"""``timbremap evaluate``: score a model on a split, with scikit-learn's report and a
-row-normalised confusion matrix, over the model's label set (the store's, checked)."""
+"""``timbremap evaluate``: score a model on a split, each label's precision, recall and F1 and
+a row-normalised confusion matrix, over the model's label set (the store's, checked)."""
 from __future__ import annotations
 
 import logging
@@ -18,7 +18,7 @@ from .images import image_path, literal_text
 from .modeldir import TrainedModel, load_trained, store_label_set
 
 __all__ = ["predict_split", "evaluate", "Evaluation", "write_confusion", "plot_confusion",
-           "classification_report_text"]
+           "per_label_text"]
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,7 @@ def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
     InputError
         An ending matplotlib cannot write.
     """
-    png = Path(path) if path else result.default_png
-    png = image_path(png, in_folder=result.default_png.name)
+    png = image_path(path or result.default_png, in_folder=result.default_png.name)
     try:
         plot_confusion(result.confusion, png, f"{result.split}: accuracy {result.accuracy:.3f}, "
                                               f"balanced {result.balanced_accuracy:.3f} "
@@ -282,7 +281,7 @@ def _balanced_accuracy(labels, predicted) -> float:
         return float(balanced_accuracy_score(labels, predicted))
 
 
-def classification_report_text(result: Evaluation) -> str:
+def per_label_text(result: Evaluation) -> str:
     """Each label's precision, recall, F1 and notes in an :func:`evaluate` result, as a table
     over the model's whole label set: the scores ``--json`` gives (``per_family``), ``-``
     where one is undefined (``null`` there)."""
