@@ -212,10 +212,10 @@ def _decodable_frames(path: Path, limit: int) -> int:
 def _audioread_clip(path: Path, offset: float, params: FeatureParams, deadline: float
                     ) -> Tuple[np.ndarray, int, int]:
     """``(samples (frames, channels) float32, rate, lead)``: the :func:`frames_needed` frames
-    from ``offset`` seconds on, and the :func:`lead_frames` before them, as audioread's
-    decoders give them (what ``librosa.load`` does for a file libsndfile cannot open, without
-    its warnings, which are not thread-safe to silence): the blocks before are decoded and
-    dropped, and decoding stops at the clip's end."""
+    from ``offset`` seconds on and one more (whether the file goes on), and the
+    :func:`lead_frames` before them, as audioread's decoders give them (what ``librosa.load``
+    does for a file libsndfile cannot open, without its warnings, which are not thread-safe to
+    silence): the blocks before are decoded and dropped, and decoding stops after the clip."""
     import audioread
     from librosa.util import buf_to_float
     with audioread.audio_open(str(path)) as fh:
@@ -224,7 +224,7 @@ def _audioread_clip(path: Path, offset: float, params: FeatureParams, deadline: 
         start = round(offset * sr)
         lead = lead_frames(start, sr, params)
         first = (start - lead) * channels
-        end = first + (frames_needed(sr, params) + lead) * channels
+        end = first + (lead + frames_needed(sr, params) + 1) * channels
         parts, at = [], 0
         for block in fh:
             block = buf_to_float(block, dtype=np.float32)
@@ -262,7 +262,7 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float
     channels = data.shape[1]
     if channels > 1:
         data = data.mean(axis=1, dtype=np.float32, keepdims=True)
-    whole = len(data) - lead < frames_needed(sr, params)  # it ended before the clip's end
+    whole = len(data) - lead <= frames_needed(sr, params)  # it ended by the clip's end
     return _Decoded(data, sr, channels, round(offset * sr) + len(data) - lead if whole else None,
                     peak, lead)
 

@@ -400,6 +400,27 @@ def test_features_of_files_reads_a_batch_at_a_time_in_order(tmp_path):
         features_of_files(paths[0], params, 2)
 
 
+def test_audioread_reads_and_reports_a_file_as_libsndfile_does(tmp_path, monkeypatch):
+    import featurestore.audio as audio
+    params = FeatureParams()
+    read = {}
+    for seconds in (3.0, 4.0, 6.0):  # shorter, as long as, longer than the clip
+        path = tmp_path / f"{seconds}.wav"
+        sf.write(path, tone(40, seconds=seconds), SR, subtype="PCM_16")
+        read[seconds] = load_audio(path, params)
+
+    def refused(*args, **kwargs):  # as for an m4a: audioread's decoders read it
+        raise sf.LibsndfileError(1, "refused")
+    monkeypatch.setattr(audio, "_read_blocks", refused)
+    monkeypatch.setattr(fastpaths, "read_pcm16", lambda *args: None)
+    unknown_length = {6.0: ["trimmed to 4.000 s (the rest not read)"]}  # not read to its end
+    for seconds, (y, adjustments) in read.items():
+        y_other, adjustments_other = load_audio(tmp_path / f"{seconds}.wav", params)
+        np.testing.assert_array_equal(y_other, y)
+        assert adjustments_other == unknown_length.get(seconds, adjustments), seconds
+    assert read[6.0][1] == ["trimmed 6.000 s -> 4.000 s"] and read[4.0][1] == []
+
+
 def test_audioread_clips_equal_libsndfiles(tmp_path):
     """Files libsndfile cannot open are read through audioread's decoders: the same clip."""
     from featurestore.audio import _audioread_clip, frames_needed, lead_frames
@@ -413,5 +434,5 @@ def test_audioread_clips_equal_libsndfiles(tmp_path):
         first = round(offset * SR)
         assert sr == SR and got.shape[1] == 2 and lead == lead_frames(first, SR, params)
         assert (lead > 0) == (rate != SR and offset > 0)  # before the clip: to resample it
-        np.testing.assert_array_equal(
-            got, expected[first - lead:first + frames_needed(SR, params)])
+        np.testing.assert_array_equal(  # and a frame more: whether the file goes on
+            got, expected[first - lead:first + frames_needed(SR, params) + 1])
