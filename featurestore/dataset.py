@@ -95,8 +95,8 @@ class SplitDataset:
     def __getitem__(self, index):
         """The fields of note ``index`` (an int, negative from the end), or of notes
         ``index`` (a sequence or array of ints, a slice, or a mask of ``len(ds)`` bools)
-        stacked in that order. Consecutive
-        notes (``ds[range(a, b)]``, ``ds[a:b]``) are one read of the file.
+        stacked in that order. Consecutive notes (``ds[range(a, b)]``, ``ds[a:b]``) are one
+        read of the file.
 
         Returns
         -------

@@ -615,9 +615,10 @@ def test_cli_bad_input_lines(mapped, tmp_path):
     assert r.returncode == 1 and "too few for perplexity" in r.stderr
     assert "Traceback" not in r.stderr
     r = run("plot", tmp_path, tmp_path / "x.png")
-    assert r.returncode == 1 and "no split has a /tsne map" in r.stderr
-    (tmp_path / "empty").mkdir()
-    r = run("map", tmp_path / "empty", tmp_path / "page")
+    assert r.returncode == 1 and "no split files (*.h5) in this folder" in r.stderr
+    (tmp_path / "unmapped").mkdir()
+    shutil.copyfile(mapped[0] / "valid.h5", tmp_path / "unmapped" / "valid.h5")
+    r = run("map", tmp_path / "unmapped", tmp_path / "page")
     assert r.returncode == 1 and "no split has a /tsne map" in r.stderr
     assert not (tmp_path / "page").exists()  # a map that failed leaves no folder behind
     r = run("plot", mapped[0], tmp_path / "x.png", "--split", "valid")  # mapped: train, test

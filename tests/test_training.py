@@ -727,7 +727,8 @@ def test_a_model_file_that_unpacks_to_far_more_than_it_holds_is_not_loaded(train
 def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     model_dir, _ = trained
     (tmp_path / "nosplit").mkdir()
-    one_line_error(run("train", tmp_path / "nosplit", tmp_path / "m"), "no 'train' split")
+    one_line_error(run("train", tmp_path / "nosplit", tmp_path / "m"),
+                   "nosplit: no split files (*.h5) in this folder")
     other = tmp_path / "other"
     build_store(tone_root, other, FeatureParams(kind="mel", n_mels=32), jobs=1, progress=False,
                 splits=["test"])
