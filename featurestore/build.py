@@ -296,11 +296,8 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
                             jobs, batch_size, backend)
     if overwrite or add or not found or not all(split_path(out, s).is_file() for s in found):
         check_writable(out)  # a build that keeps every split writes nothing (a read-only store)
-    if len(read.labels) == 1 and not add:
-        log.warning("%s: every note has the label %r; a classifier needs at least two (%s)",
-                    ", ".join(map(str, read.roots)), read.labels[0],
-                    "does the manifest's label column hold the labels?" if read.layout ==
-                    "manifest" else f"is --layout {read.layout} how these notes are laid out?")
+    if not add:
+        finished.warn_of_one_label(read)
     attrs = inputs.to_attrs(read.layout)
     if not overwrite and not add:  # finished splits kept: their label order is the store's
         finished.check_kept_inputs(out, found, read, attrs)  # and their draw
@@ -311,6 +308,8 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
                    inputs.windows)
     with locked(out), parallel_backend(backend, jobs):
         commit.finish_commit(out)
+        if overwrite and splits is None:  # every split drawn again: none of before stays
+            finished.remove_undrawn(out, found)
         reports = (_add(read, out, params, attrs, run, found) if add else
                    _build(read, out, params, attrs, run, found, overwrite))
         finished.warn_of_labels_a_split_lacks(out)

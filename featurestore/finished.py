@@ -21,7 +21,8 @@ from .nsynth import SPLITS
 from .store import held_by_another, open_split, split_path
 
 __all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "input_differences",
-           "existing_train_stats", "warn_of_labels_a_split_lacks"]
+           "existing_train_stats", "warn_of_labels_a_split_lacks", "warn_of_one_label",
+           "remove_undrawn"]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,28 @@ def check_kept_inputs(out: Path, found: Sequence[str], read: Inputs, attrs: dict
             raise BuildError(f"{path}: its notes were read with {was}, and this build reads "
                              f"them with {now}: {why}; give the store's options, or --overwrite "
                              f"to build every split again")
+
+
+def remove_undrawn(out: Path, found: Sequence[str]):
+    """Remove the finished splits of ``out`` that a build of every split again (``--overwrite``)
+    does not make: drawn before, with other options, they could hold the new splits' notes
+    (a valid split of ``--valid-fraction 0.3`` beside a train split of ``0``), with a warning
+    naming each."""
+    for split in SPLITS:
+        path = split_path(out, split)
+        if split not in found and path.is_file():
+            path.unlink()
+            log.warning("%s: removed: this build, drawing every split again, makes no %s split "
+                        "(its notes could be train's now)", path, split)
+
+
+def warn_of_one_label(read: Inputs):
+    """Warn where every note of the inputs has one label: a classifier needs two."""
+    if len(read.labels) == 1:
+        log.warning("%s: every note has the label %r; a classifier needs at least two (%s)",
+                    ", ".join(map(str, read.roots)), read.labels[0],
+                    "does the manifest's label column hold the labels?" if read.layout ==
+                    "manifest" else f"is --layout {read.layout} how these notes are laid out?")
 
 
 def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:

@@ -370,6 +370,11 @@ def test_a_split_drawn_beside_kept_ones_with_other_options_is_refused(tmp_path, 
            "--test-fraction 0.3); use --overwrite to rebuild" in caplog.text  # nothing built
     assert "changed since it was built" not in caplog.text  # said once, as what it is
     assert {p.name: p.read_bytes() for p in store.iterdir()} == before
+    no_valid = InputOptions(group_by=r"^(p\d)_", valid_fraction=0.0, test_fraction=0.0)
+    build_store(root, store, inputs=no_valid, jobs=1, progress=False, overwrite=True)
+    assert sorted(p.name for p in store.glob("*.h5")) == ["train.h5"]  # every note is train's
+    assert "valid.h5: removed: this build, drawing every split again, makes no valid split" \
+        in caplog.text  # it had stayed, its notes all in train, and train validated on them
     given = _class_folders(tmp_path / "given")  # train/ valid/ test/ folders: nothing drawn
     build_store(given, tmp_path / "given-store", jobs=1, progress=False, splits=["train"])
     by_take = InputOptions(group_by=r"^(take\d)_")  # groups balance training: compared
