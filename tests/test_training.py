@@ -815,6 +815,17 @@ def test_training_that_diverges_is_an_error(tone_store, tmp_path):
               verbose=0)
 
 
+def test_an_epoch_whose_validation_loss_is_not_finite_is_no_model_and_stops_the_run():
+    from training.runfiles import finite
+    config = TrainConfig(epochs=2, budget_minutes=None)
+    rows = [{"epoch": 0.0, "loss": 1.0, "val_loss": float("nan"), "val_accuracy": 0.3}]
+    assert not finite(rows[0])  # the model answers NaN: its accuracy is argmax's of NaN
+    assert should_stop(rows, config) == "the loss was not finite in epoch 1"  # not "2 epochs"
+    rows.append({**rows[0], "epoch": 1.0, "loss": float("inf")})
+    assert should_stop(rows, config) == "the loss was not finite in epoch 1"
+    assert finite({"loss": 0.5, "val_loss": 0.7}) and finite({"loss": 0.5})
+
+
 def test_a_valid_split_without_notes_is_one_line(tmp_path):
     from helpers import make_tone_split, write_note
     make_tone_split(tmp_path / "root" / "train", 11, seed=0)

@@ -74,15 +74,26 @@ def _since_best(history: List[dict]) -> int:
     return len(history) - 1 - best
 
 
+def finite(row: dict) -> bool:
+    """Whether an epoch's training and validation losses (where the row has them) are finite
+    numbers: a model whose loss turned NaN or infinite answers nothing (its probabilities
+    NaN)."""
+    return all(math.isfinite(row.get(name, 0.0)) for name in ("loss", "val_loss"))
+
+
 def should_stop(history: List[dict], config: TrainConfig) -> Optional[str]:
     """Why training should stop after the epochs in ``history`` (``None``: go on).
 
+    - an epoch whose loss, or validation loss, is not finite (:func:`finite`);
     - ``config.epochs`` done;
     - early stopping as Keras's ``EarlyStopping(monitor='val_accuracy', mode='max')``:
       ``patience`` epochs have passed since the first epoch with the best accuracy;
     - the budget: another epoch, as long as the mean epoch so far, would end after
       ``budget_minutes``.
     """
+    broken = next((row for row in history if not finite(row)), None)
+    if broken is not None:
+        return f"the loss was not finite in epoch {int(broken['epoch']) + 1}"
     if config.epochs is not None and len(history) >= config.epochs:
         return f"{config.epochs} epoch{'s' * (config.epochs != 1)} done"
     if history and _since_best(history) >= config.patience:
@@ -190,10 +201,10 @@ class RunFiles(keras.callbacks.Callback):
         row = {"epoch": float(epoch), **{k: float(v) for k, v in (logs or {}).items()},
                "learning_rate": self.rate,  # as the epoch started (a schedule goes on within it)
                "seconds": time.monotonic() - self.epoch_start}
-        best = max((r["val_accuracy"] for r in self.history), default=None)
+        best = max((r["val_accuracy"] for r in self.history if finite(r)), default=None)
         self.history.append(row)
         write_history(self.history_path, self.history)
-        if best is None or row["val_accuracy"] > best:
+        if finite(row) and (best is None or row["val_accuracy"] > best):
             with replaced(self.best_path, ".keras") as tmp:
                 self.classifier.save(tmp)
         self.backup_dir.mkdir(exist_ok=True)

@@ -289,15 +289,15 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
 def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> TrainResult:
     """Pick the best epoch: ``config.json`` with it, ``model.keras``, the curves, then the
     backup and the best-epoch copy go; each step can be redone after an interruption."""
-    from .runfiles import read_history, should_stop
+    from .runfiles import finite, read_history, should_stop
     history = read_history(model_dir / HISTORY_FILE)
     if not history:
         raise ModelError(f"{model_dir}: no finished epoch to pick a model from")
-    diverged = [int(row["epoch"]) + 1 for row in history if not math.isfinite(row["loss"])]
-    best = max(history, key=lambda row: row["val_accuracy"])
-    if diverged and not math.isfinite(best["loss"]):
+    diverged = [int(row["epoch"]) + 1 for row in history if not finite(row)]
+    if not (good := [row for row in history if finite(row)]):
         raise ModelError(f"{model_dir}: training diverged (the loss is not finite in epoch "
                          f"{diverged[0]}); try a lower --learning-rate")
+    best = max(good, key=lambda row: row["val_accuracy"])
     if diverged:
         log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
                     "model is its best epoch before that", diverged[0])
