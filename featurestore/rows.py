@@ -159,9 +159,12 @@ def manifest_rows(path: Path) -> List[Row]:
         except UnicodeDecodeError as err:  # decoded a block at a time: no line to name
             raise BuildError(f"{path}: not a readable CSV file: not UTF-8 text "
                              f"({err.reason})") from None
-        except csv.Error as err:
-            raise BuildError(f"{path}: not a readable CSV file after line {reader.line_num} "
-                             f"({err})") from None
+        except csv.Error as err:  # on the line after those read whole
+            line = reader.line_num + 1
+            raise BuildError(f"{path}: line {line}: " + (
+                "a quote that opens a field there is never closed" if "end of data" in str(err)
+                else f"not readable CSV ({err}: a field with quotes in it is quoted whole, its "
+                     f"quotes doubled)")) from None
     if not rows:
         raise BuildError(f"{path}: no rows below its header")
     return rows

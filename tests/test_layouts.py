@@ -253,9 +253,10 @@ def test_manifest_rows_metadata_and_bad_rows(tmp_path):
     ("file,label\na.wav,x\n", "no path column"),
     ("path,class\na.wav,x\n", "no label column"),
     ("path,label\n", "no rows below its header"),
-    ('path,label\na.wav,x\n"b.wav,y\nc.wav,z\n', "not a readable CSV file after line 2 "
-                                               "\\(unexpected end of data\\)"),  # unclosed quote
-    ('path,label\na.wav,"x"y\n', "not a readable CSV file after line 1 \\(',' expected"),
+    ('path,label\na.wav,x\n"b.wav,y\nc.wav,z\n', "line 3: a quote that opens a field there "
+                                               "is never closed"),  # it had said 'after line 2'
+    ('path,label\na.wav,"x"y\n', "line 2: not readable CSV \\(',' expected after '\"': a field "
+                                 "with quotes in it is quoted whole, its quotes doubled\\)"),
 ])
 def test_manifest_without_what_it_needs(tmp_path, text, message):
     manifest = tmp_path / "m.csv"
