@@ -322,6 +322,8 @@ COMMANDS = {"render": cmd_render, "build": cmd_build, "inspect": cmd_inspect, "t
 #: The commands whose modules import Keras, and so its backend, as they load (the others import
 #: it as they load a model or train: training.modeldir, training.train).
 MODEL_COMMANDS = {"embed", "place"}
+#: The commands that import Keras, and so need its backend's package.
+KERAS_COMMANDS = MODEL_COMMANDS | {"train", "evaluate", "predict", "demo"}
 OWN_LOGGERS = {"timbremap", "featurestore", "training", "analysis"}
 
 
@@ -356,6 +358,9 @@ def main(argv=None) -> int:
     for handler in logging.getLogger().handlers:  # other libraries (dask, numba...): warnings
         handler.addFilter(_own_or_warning)
     try:
+        if args.command in KERAS_COMMANDS:
+            from training.backend import check_installed
+            check_installed()
         COMMANDS[args.command](args)
     except KeyboardInterrupt:
         log.error("interrupted")

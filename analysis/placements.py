@@ -91,13 +91,16 @@ def read_placed(store) -> List[Placed]:
 
 def describe_placed(store, *, most: int = 10) -> List[str]:
     """``timbremap inspect``'s lines on the sounds ``place`` put on the store's maps: how many
-    on each split's map, and the first ``most`` of them (none when it put none)."""
+    on each split's map (a map ``build --add`` removed is said to be gone), and the first
+    ``most`` of them (none when it put none)."""
+    from .tsne import mapped_splits  # which imports this module
     placed = read_placed(store)
     if not placed:
         return []
-    on_map = Counter(p.split for p in placed)
+    on_map, mapped = Counter(p.split for p in placed), mapped_splits(store)
     lines = [f"== placed: {Path(store) / PLACED_FILE}  " + ", ".join(
-        f"{n} on {split}'s map" for split, n in sorted(on_map.items()))]
+        f"{n} on {split}'s map" + ("" if split in mapped else " (gone: run tsne, then place)")
+        for split, n in sorted(on_map.items()))]
     lines += [f"    {p.path}: {p.split}, {p.family} ({p.probability:.2f})"
               for p in placed[:most]]
     if len(placed) > most:

@@ -289,6 +289,18 @@ def test_ctrl_c_during_a_threaded_build_exits_130_and_resumes(tone_root, tmp_pat
     assert run("build", tone_root, out, "-q").returncode == 0
 
 
+def test_a_keras_backend_that_is_not_installed_is_one_line(monkeypatch, tmp_path, caplog):
+    import importlib.util
+    from analysis.cli import main
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "jax" else find_spec(name, *args))
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert main(["evaluate", str(tmp_path), str(tmp_path)]) == 1  # Keras's traceback, before
+    assert "error: KERAS_BACKEND=jax: jax is not installed (pip install -e '.[jax]'" \
+        in caplog.text
+
+
 def test_ctrl_c_while_tensorflow_loads_is_one_line(monkeypatch, tmp_path, capsys):
     import training.backend
     from analysis.cli import main

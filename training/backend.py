@@ -18,9 +18,21 @@ import tempfile
 from typing import List
 
 __all__ = ["name", "gpus", "replicas", "make_deterministic", "data_parallel", "precision",
-           "out_of_memory", "import_tensorflow_quietly"]
+           "out_of_memory", "import_tensorflow_quietly", "check_installed"]
 
 log = logging.getLogger(__name__)
+
+
+def check_installed():
+    """Raise :class:`~featurestore.errors.NeedsPackage` where ``KERAS_BACKEND`` names a backend
+    whose package is not installed: Keras would end in a traceback as it is imported."""
+    from featurestore.errors import NeedsPackage, install_hint
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    installs = {"tensorflow": "pip install -e . in timbremap's folder",
+                "jax": install_hint("jax"), "torch": "pip install torch"}
+    if backend in installs and importlib.util.find_spec(backend) is None:
+        raise NeedsPackage(f"KERAS_BACKEND={backend}: {backend} is not installed "
+                           f"({installs[backend]})")
 
 
 def name() -> str:
