@@ -113,13 +113,16 @@ def cmd_inspect(args):
     from featurestore.describe import describe_store
     from featurestore.errors import StoreError
     from featurestore.remote import is_url
-    unreadable = []
+    unreadable = {}
     _print(*describe_store(args.store, max_skipped=None if args.all_skipped else 10,
                            all_adjusted=args.all_adjusted, unreadable=unreadable))
     if not is_url(args.store):  # place writes into local stores only
-        _print(*describe_placed(args.store))
+        from analysis.tsne import mapped_splits
+        from featurestore.store import store_splits
+        readable = [s for s in store_splits(args.store) if s not in unreadable]
+        _print(*describe_placed(args.store, mapped=mapped_splits(args.store, readable)))
     if len(unreadable) == 1:
-        raise unreadable[0]
+        raise next(iter(unreadable.values()))
     if unreadable:
         raise StoreError(f"{args.store}: {len(unreadable)} splits of it cannot be read (above)")
 

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from featurestore.files import atomic_write_text
 from featurestore.jsonstream import read_json
@@ -89,15 +89,16 @@ def read_placed(store) -> List[Placed]:
         return []
 
 
-def describe_placed(store, *, most: int = 10) -> List[str]:
+def describe_placed(store, *, mapped: Optional[Sequence[str]] = None,
+                    most: int = 10) -> List[str]:
     """``timbremap inspect``'s lines on the sounds ``place`` put on the store's maps: how many
-    on each split's map (a map ``build --add`` removed is said to be gone), and the first
-    ``most`` of them (none when it put none)."""
-    from .tsne import mapped_splits  # which imports this module
+    on each split's map (one not among the ``mapped`` splits, which ``build --add`` removed, is
+    said to be gone), and the first ``most`` of them (none when it put none)."""
     placed = read_placed(store)
     if not placed:
         return []
-    on_map, mapped = Counter(p.split for p in placed), mapped_splits(store)
+    on_map = Counter(p.split for p in placed)
+    mapped = on_map if mapped is None else mapped
     lines = [f"== placed: {Path(store) / PLACED_FILE}  " + ", ".join(
         f"{n} on {split}'s map" + ("" if split in mapped else " (gone: run tsne, then place)")
         for split, n in sorted(on_map.items()))]

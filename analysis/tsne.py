@@ -26,7 +26,7 @@ import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Sequence
 
 import h5py
 import numpy as np
@@ -70,10 +70,10 @@ class TsneResult:
 DEFAULT_SPLIT = "test"
 
 
-def mapped_splits(store) -> List[str]:
-    """The splits of ``store`` that have a ``/tsne`` map."""
+def mapped_splits(store, splits: Optional[Sequence[str]] = None) -> List[str]:
+    """The splits of ``store`` (or of its ``splits``) that have a ``/tsne`` map."""
     mapped = []
-    for split in store_splits(store):
+    for split in store_splits(store) if splits is None else splits:
         with open_split(store, split) as f:
             if schema.TSNE in f:
                 mapped.append(split)

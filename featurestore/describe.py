@@ -25,7 +25,7 @@ def shown(text: str, *, limit: int = 200) -> str:
 
 
 def describe_store(store, *, max_skipped: Optional[int] = 10, all_adjusted: bool = False,
-                   unreadable: Optional[list] = None) -> List[str]:
+                   unreadable: Optional[dict] = None) -> List[str]:
     """Lines describing every split of ``store``: shapes, label counts, statistics, skipped
     inputs and feature parameters.
 
@@ -37,9 +37,9 @@ def describe_store(store, *, max_skipped: Optional[int] = 10, all_adjusted: bool
         The skipped inputs listed by name in a split; the rest are counted (None: all).
     all_adjusted : bool
         List every input fitted to the parameters (``/adjusted``), not one for an example.
-    unreadable : list, optional
-        Where given, a split that cannot be read is one line saying why, its error is
-        appended here, and the other splits are described; by default it raises.
+    unreadable : dict, optional
+        Where given, a split that cannot be read is one line saying why, its error is put
+        here under its name, and the other splits are described; by default it raises.
 
     Returns
     -------
@@ -68,7 +68,7 @@ def describe_store(store, *, max_skipped: Optional[int] = 10, all_adjusted: bool
         except (StoreError, OSError) as err:
             if unreadable is None:
                 raise
-            unreadable.append(err)
+            unreadable[split] = err
             lines.append(f"== {split}: cannot be read: {err}")
     return lines
 
