@@ -161,7 +161,7 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     import json
-    from training.evaluate import per_label_text, evaluate, write_confusion
+    from training.evaluate import evaluate, per_label_text, write_confusion
     from training.images import image_path
     if args.confusion:  # its format and folder, before the scoring
         image_path(args.confusion, in_folder="confusion.png")
