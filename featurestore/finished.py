@@ -16,6 +16,7 @@ from . import schema
 from .errors import BuildError, StoreError, label_set_text
 from .layouts import ATTR_PREFIX as INPUT_PREFIX, Inputs
 from .params import FeatureParams
+from .splitcheck import check_held_here
 from .splitfile import Summary, inputs_digest
 from .nsynth import SPLITS
 from .store import held_by_another, open_split, split_path
@@ -74,6 +75,10 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
     (``attrs``: :meth:`InputOptions.to_attrs`), are other folders, or changed."""
     try:
         with h5py.File(path, "r") as f:
+            try:
+                check_held_here(f)
+            except StoreError as err:  # BuildError: not one of the excepts below
+                raise BuildError(f"{err}; or use --overwrite to rebuild it") from None
             differences = schema.read_params(f).differences(params)
             labels = schema.read_label_names(f) if schema.LABELS in f else None
             skipped, adjusted = schema.read_problems(f)

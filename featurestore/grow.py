@@ -38,6 +38,7 @@ from .finished import input_differences
 from .layouts import InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
 from .params import FeatureParams
+from .splitcheck import check_split
 from .splitfile import Summary
 from .windows import WINDOW_NAME
 from .notes import Notes
@@ -199,6 +200,7 @@ class Held(NamedTuple):
 def read_held(path: Path) -> Held:
     """The notes, problems, statistics and label set of the finished split file ``path``."""
     with h5py.File(path, "r") as f:
+        check_split(f)
         try:
             created = datetime.fromisoformat(str(f.attrs["created"])).timestamp()
         except (KeyError, ValueError):

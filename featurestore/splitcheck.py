@@ -10,7 +10,7 @@ from .errors import StoreError
 from .schema import (BUILT, EMBEDDINGS, METADATA, NOT_PER_NOTE, PROBABILITIES, REQUIRED,
                      SPECTRA, TSNE, datasets, is_apart_results)
 
-__all__ = ["check_split", "PER_NOTE"]
+__all__ = ["check_split", "check_held_here", "PER_NOTE"]
 
 #: The datasets timbremap writes with a row per note (and every ``/metadata/COLUMN``).
 PER_NOTE = tuple(name for name in BUILT if name not in NOT_PER_NOTE) + (
@@ -23,6 +23,10 @@ def check_split(f: h5py.File):
 
     Checked from the file's metadata alone, before any data is read:
 
+    - everything in it is held in it: no name at its root or in ``/metadata`` is a link
+      (another file's object, opened when the name is read), and no dataset keeps its data in
+      other files (external storage, a virtual dataset), which a read could block on (a pipe)
+      or take from any file;
     - ``/spectra`` is ``(notes, frames, bins)``, stored without filters, one note a chunk (or
       contiguous), so that one note is read alone and its bytes are the file's;
     - no dataset timbremap writes is stored with filters (compression, checksums) or declares
@@ -36,6 +40,7 @@ def check_split(f: h5py.File):
     StoreError
         Naming the file, the dataset and what it declares.
     """
+    check_held_here(f)
     missing = [name for name in REQUIRED if name not in f]
     if missing and is_apart_results(f):
         raise StoreError(f"{f.filename}: results 'timbremap embed --into' wrote for "
@@ -69,6 +74,34 @@ def check_split(f: h5py.File):
         if name not in NOT_PER_NOTE and ds.shape[:1] != (n,):
             raise StoreError(f"{f.filename}: /{name} has {ds.shape[0] if ds.shape else 0} rows "
                              f"but /{SPECTRA} {n} notes: the file is damaged")
+
+
+def check_held_here(f: h5py.File):
+    """Raise :class:`StoreError` when a name at the root of ``f`` or in its ``/metadata`` is a
+    link, or a dataset there keeps its data in other files: checked before any name of the
+    file is opened (opening an external link opens its file)."""
+    groups = [("/", f)]
+    if isinstance(f.get(METADATA, getlink=True), h5py.HardLink) and isinstance(
+            f[METADATA], h5py.Group):
+        groups.append((f"/{METADATA}/", f[METADATA]))
+    for prefix, group in groups:
+        for key in group:
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                what = f"a link to {link.path} in {link.filename}"
+            elif isinstance(link, h5py.SoftLink):
+                what = f"a link to {link.path}"
+            elif not isinstance(group[key], h5py.Dataset):
+                continue
+            elif group[key].is_virtual:
+                what = "a virtual dataset, its data in other files"
+            elif group[key].external:
+                what = (f"stored in other files "
+                        f"({', '.join(str(name) for name, *_ in group[key].external)})")
+            else:
+                continue
+            raise StoreError(f"{f.filename}: {prefix}{key} is {what}; a store holds its data "
+                             f"itself (copy it in with h5py, or remove it)")
 
 
 def _filters(ds: h5py.Dataset) -> str:

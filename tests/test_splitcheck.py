@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from analysis.cli import main
+from featurestore.build import build_store
+from featurestore.errors import BuildError
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError, open_split
 
@@ -79,3 +81,43 @@ def test_inspect_of_a_damaged_split_names_it_and_describes_the_others(copy, capl
     assert "== test: cannot be read: " in out and "test.h5" in out
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert errors == [f"error: {copy}: 2 splits of it cannot be read (above)"], errors
+
+
+def held_elsewhere(path, kind, other):
+    """Make a name of split file ``path`` reach outside it, into file ``other``."""
+    with h5py.File(path, "a") as f:
+        if kind == "external link":
+            f["extra"] = h5py.ExternalLink(str(other), "/x")
+        elif kind == "soft link":
+            f["metadata/alias"] = h5py.SoftLink("/spectra")
+        elif kind == "external storage":  # /labels read from any file's bytes
+            n = f["labels"].shape[0]
+            del f["labels"]
+            f.create_dataset("labels", shape=(n,), dtype="i4", external=[(str(other), 0, 4 * n)])
+        else:  # a virtual dataset
+            n = f["pitch"].shape[0]
+            layout = h5py.VirtualLayout(shape=(n,), dtype="i2")
+            layout[:] = h5py.VirtualSource(str(other), "pitch", shape=(n,))
+            del f["pitch"]
+            f.create_virtual_dataset("pitch", layout)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("external link", r"/extra is a link to /x in .*other"),
+    ("soft link", r"/metadata/alias is a link to /spectra"),
+    ("external storage", r"/labels is stored in other files \(.*other\)"),
+    ("virtual dataset", r"/pitch is a virtual dataset, its data in other files"),
+])
+def test_a_split_that_reaches_into_other_files_is_refused_before_they_are_read(
+        copy, tone_root, tmp_path, kind, message):
+    # a pipe there would block every read, and any file would be read as the store's data
+    other = tmp_path / "other"
+    other.write_bytes(bytes(4096))
+    held_elsewhere(copy / "test.h5", kind, other)
+    message = f"{copy / 'test.h5'}: {message}; a store holds its data itself"
+    with pytest.raises(StoreError, match=message):
+        open_split(copy, "test").close()
+    with pytest.raises(StoreError, match=message):
+        SpectraReader(copy / "test.h5")
+    with pytest.raises(BuildError, match=message):  # a build keeping the split
+        build_store(tone_root, copy, jobs=1, progress=False)
