@@ -140,17 +140,20 @@ def out_of_memory(err: BaseException) -> bool:
         "ResourceExhaustedError", "OutOfMemoryError") or "RESOURCE_EXHAUSTED" in str(err)
 
 
-#: TensorFlow's start-up lines on stderr that say nothing to a user (each printed by two of its
-#: libraries as it is imported, whatever TF_CPP_MIN_LOG_LEVEL says).
+#: TensorFlow's start-up lines on stderr that say nothing to a user, whatever
+#: TF_CPP_MIN_LOG_LEVEL says: two printed as it is imported, and one printed the first time a
+#: float16 tensor is cast on a CPU whose AVX-512 lacks float16 (a store's spectra are float16).
 _BANNERS = re.compile(rb"All log messages before absl::InitializeLog\(\) is called are written "
-                      rb"to STDERR|port\.cc:\d+\] oneDNN custom operations are on")
+                      rb"to STDERR|port\.cc:\d+\] oneDNN custom operations are on|"
+                      rb"util\.cc:\d+\] oneDNN supports DT_HALF only on platforms with")
 
 
 def import_tensorflow_quietly():
     """Import TensorFlow, where it is Keras's backend and not imported yet, with its start-up
     banners (:data:`_BANNERS`) left out of stderr; anything else it writes there is passed
     on. The banners come from C++ before any logging is set up, so they are taken from the
-    file descriptor while the import runs."""
+    file descriptor while the import runs, and while a float16 tensor is cast once (TensorFlow
+    says what its CPU kernels lack for float16 the first time, then never again)."""
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or \
             "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
@@ -159,7 +162,8 @@ def import_tensorflow_quietly():
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow
+            tensorflow.cast(tensorflow.zeros([1], tensorflow.float16), tensorflow.float32)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
