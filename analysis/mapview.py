@@ -25,6 +25,7 @@ from featurestore import schema
 from featurestore.errors import InputError, check_paths
 from featurestore.files import check_folder_path
 from featurestore.files import atomic_write_text
+from featurestore.rows import AUDIO_SUFFIXES
 from featurestore.store import StoreError, no_splits, open_split, require_store, store_splits
 
 from .placements import read_placed
@@ -38,6 +39,13 @@ __all__ = ["write_map", "check_map_folder"]
 #: The page, package data beside this module: its script reads the map from ``__DATA__`` (json)
 #: and the store's name from ``__TITLE__``.
 PAGE = "map.html"
+
+
+def _playable(source: Path) -> bool:
+    """Whether the page links or copies ``source``: a file of an audio format timbremap reads
+    (:data:`AUDIO_SUFFIXES`). A store or ``placed.json`` from elsewhere may name any path
+    (``/etc/passwd``, a pipe): none but audio is linked, or copied next to the page."""
+    return source.suffix.lower() in AUDIO_SUFFIXES and source.is_file()
 
 
 def _audio_link(out_dir: Path, audio: Path) -> str:
@@ -88,9 +96,11 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             clip = params.n_samples / params.sample_rate if windows else 0.0
             audio, copied = [], {}
             for source, offset in zip(schema.read_audio_paths(f), offsets):
-                if not source.is_file():
+                if not _playable(source):  # no link: a point of it plays nothing
                     missing.add(source)
-                elif copy_audio:
+                    audio.append("")
+                    continue
+                if copy_audio:
                     if source not in copied:  # once a file, whatever its windows
                         copied[source] = (out_dir / "audio" / split
                                           / f"{len(copied):05d}-{source.name}")
@@ -117,22 +127,24 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     data["colors"] = label_colors(len(data["families"]))
     data["placed"] = []
     for k, p in enumerate(read_placed(store)):
-        source = Path(p.path)
-        if not source.is_file():
+        source, link = Path(p.path), ""
+        if not _playable(source):
             missing.add(source)
         elif copy_audio:  # the page's folder holds every sound it plays
             copy = out_dir / "audio" / "placed" / f"{k:05d}-{source.name}"
-            copies[copy], source = source, copy
-        data["placed"].append({"split": p.split, "x": p.x, "y": p.y, "name": Path(p.path).name,
-                               "family": p.family, "audio": _audio_link(out_dir, source)})
+            copies[copy], link = source, _audio_link(out_dir, copy)
+        else:
+            link = _audio_link(out_dir, source)
+        data["placed"].append({"split": p.split, "x": p.x, "y": p.y, "name": source.name,
+                               "family": p.family, "audio": link})
     if missing:
-        log.warning("%s: %d of the map's sounds are not there (%s%s); their points play "
-                    "nothing", store, len(missing), min(missing),
+        log.warning("%s: %d of the map's sounds are not there, or are no audio files (%s%s); "
+                    "their points play nothing", store, len(missing), min(missing),
                     ", ..." if len(missing) > 1 else "")
     out_dir.mkdir(parents=True, exist_ok=True)
     for copy, source in copies.items():
         copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, copy)
+        shutil.copy(source, copy)  # its permissions too: a copy is no more readable
     # every < as \u003c: no text in the data can open or close a tag or comment in the script
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     values = {"DATA": payload, "TITLE": html.escape(store.name)}
@@ -157,6 +169,8 @@ def check_map_folder(out_dir: Path) -> None:
 
 def _our_page(page: Path) -> bool:
     """Whether ``page`` is a map this module wrote (its title says so, at its start)."""
+    if not page.is_file():  # a folder, or a pipe that would block the read
+        return False
     try:
         with page.open("rb") as fh:
             return b"<title>timbremap: " in fh.read(1024)

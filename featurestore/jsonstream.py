@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import stat
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Tuple
 
@@ -135,12 +136,16 @@ def read_json(path, *, max_bytes: Optional[int] = 64 << 20):
     Raises
     ------
     InputError
-        Naming the file: larger than ``max_bytes`` (what it costs is bounded by what is
-        read), not UTF-8, or not json (nesting too deep and too long an integer included).
+        Naming the file: not a regular file (a pipe would block the read, a device never end
+        it), larger than ``max_bytes`` (what it costs is bounded by what is read), not UTF-8,
+        or not json (nesting too deep and too long an integer included).
     OSError
         When it cannot be read (``FileNotFoundError`` when it does not exist).
     """
     path = Path(path)
+    if not stat.S_ISREG(path.stat().st_mode):  # checked before it is opened: a pipe blocks
+        raise InputError(f"{path}: not a file but a "
+                         f"{'folder' if path.is_dir() else 'pipe, socket or device'}")
     with path.open("rb") as fh:
         data = fh.read(-1 if max_bytes is None else max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:

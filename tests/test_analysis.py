@@ -608,6 +608,34 @@ def test_map_keeps_labels_that_look_like_markup_or_its_own_placeholders(mapped, 
     assert all(html.escape(name, quote=False) in legend for name in names), legend
 
 
+def test_map_links_and_copies_only_audio_whatever_a_store_names(mapped, tmp_path, caplog):
+    import os
+    store = shutil.copytree(mapped[0], tmp_path / "store")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a stranger's store names any file")
+    with h5py.File(store / "test.h5", "r+") as f:  # the split the page opens on
+        f["file"][0] = str(secret)  # as a manifest's absolute path
+        f["file"][1] = "../" * 40 + str(secret).lstrip("/")
+        kept = Path(f["source_folder"].attrs["names"][0]) / f["file"].asstr()[2]
+    page = write_map(store, tmp_path / "map", copy_audio=True)
+    data = json.loads(page.read_text().split("const DATA = ", 1)[1].split(";\n", 1)[0])
+    links = data["splits"]["test"]["audio"]
+    assert links[:2] == ["", ""] and links[2]  # a point of a file that is no audio plays nothing
+    copies = [p for p in (tmp_path / "map" / "audio").rglob("*") if p.is_file()]
+    assert copies and not any(p.read_bytes() == secret.read_bytes() for p in copies)
+    assert any(p.read_bytes() == kept.read_bytes() for p in copies)
+    assert f"2 of the map's sounds are not there, or are no audio files ({secret}, ...)" \
+        in caplog.text
+    os.mkfifo(tmp_path / "pipe.html")  # an index.html that is a pipe would block a read
+    (tmp_path / "piped").mkdir()
+    (tmp_path / "piped" / "index.html").symlink_to(tmp_path / "pipe.html")
+    result = subprocess.run([sys.executable, "-m", "analysis.cli", "map", str(store),
+                             str(tmp_path / "piped")], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and "index.html: is there already and is no map" in \
+        result.stderr, result.stderr
+
+
 def test_cli_bad_input_lines(mapped, tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "analysis.cli", *map(str, args)],

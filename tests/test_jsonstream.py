@@ -1,5 +1,7 @@
 import json
+import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -162,3 +164,24 @@ def test_read_json_refuses_what_is_not_a_small_json_file_in_one_error(tmp_path):
         read_json(path, max_bytes=100)
     with pytest.raises(FileNotFoundError):
         read_json(tmp_path / "none.json")
+
+
+def test_read_json_refuses_a_pipe_a_device_and_a_folder_before_reading(tmp_path):
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)  # a read would block until a writer came
+    # were it read, a writer opening it lets the read end: the test fails rather than hangs
+    writer = threading.Timer(20, lambda: os.close(os.open(pipe, os.O_WRONLY)))
+    writer.daemon = True
+    writer.start()
+    try:
+        with pytest.raises(InputError, match=r"pipe.json: not a file but a pipe, socket or "
+                                             r"device"):
+            read_json(pipe, max_bytes=None)  # a journal's: as long as it is
+    finally:
+        writer.cancel()
+    (tmp_path / "zero.json").symlink_to("/dev/zero")  # a read would never end
+    with pytest.raises(InputError, match=r"zero.json: not a file but a pipe, socket or device"):
+        read_json(tmp_path / "zero.json")
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(InputError, match=r"folder.json: not a file but a folder"):
+        read_json(tmp_path / "folder.json")
