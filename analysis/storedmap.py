@@ -92,11 +92,14 @@ class StoredMap:
             self.pca_components_ = f[schema.TSNE_PCA_COMPONENTS][:]
             with SpectraReader(path) as reader:
                 points = np.concatenate([self._project(x) for x in reader.iter_batches(256)])
-        seed, self.perplexity_ = int(attrs["seed"]), float(attrs["perplexity"])
-        affinities = openTSNE.affinity.MultiscaleMixture(
-            points, self.perplexity_, method=str(attrs["neighbors"]), n_jobs=self.n_jobs,
-            random_state=seed)
+        seed, self.perplexity_, neighbors = _settings(attrs, path)
         coords = f[schema.TSNE][:].astype(np.float64)
+        if not (np.isfinite(points).all() and np.isfinite(coords).all()):
+            raise StoreError(f"{path}: its map or the points it maps hold NaN or infinite "
+                             f"values (openTSNE would crash on them); run 'timbremap tsne' "
+                             f"again")
+        affinities = openTSNE.affinity.MultiscaleMixture(
+            points, self.perplexity_, method=neighbors, n_jobs=self.n_jobs, random_state=seed)
         self.embedding_ = openTSNE.TSNEEmbedding(
             coords, affinities, random_state=seed, negative_gradient_method="fft",
             ints_in_interval=INTS_IN_INTERVAL, n_jobs=self.n_jobs)
@@ -129,3 +132,18 @@ class StoredMap:
         new_perplexity = min(5.0, max(1.0, self.perplexity_ / 6))
         return np.asarray(self.embedding_.transform(np.asarray(new, np.float32),
                                                     perplexity=new_perplexity)) + self.centre_
+
+
+def _settings(attrs, path: Path):
+    """``(seed, perplexity, neighbors)`` of a map's ``/tsne`` attrs, as :func:`tsne_split`
+    writes them; :class:`StoreError` for any that is missing or not what it writes."""
+    try:
+        seed, perplexity, neighbors = attrs["seed"], float(attrs["perplexity"]), \
+            str(attrs["neighbors"])
+        if not (np.ndim(seed) == 0 and float(seed) == int(seed) and 0 <= int(seed) < 2**32
+                and 0 < perplexity < np.inf and neighbors in ("exact", "annoy")):
+            raise ValueError(f"seed {seed}, perplexity {perplexity}, neighbors {neighbors!r}")
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
+        raise StoreError(f"{path}: its map's settings (/tsne's attrs) are damaged ({err}); "
+                         f"run 'timbremap tsne' again") from None
+    return int(seed), perplexity, neighbors

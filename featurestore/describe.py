@@ -171,14 +171,10 @@ def _from_what(f, n: int) -> str:
 
 def _label_counts(labels: np.ndarray, names: Sequence[str], width: int = 100) -> List[str]:
     """``labels    NAME COUNT  NAME COUNT ...``: the notes of each label of the store's label set
-    ``names``, in its order, over as many lines of at most ``width`` characters as it takes;
-    a value that is not an index into ``names`` is counted as ``?VALUE``."""
-    labels = np.asarray(labels, dtype=np.int64)
-    known = (labels >= 0) & (labels < len(names))
-    counts = np.bincount(labels[known], minlength=len(names))
+    ``names``, in its order, over as many lines of at most ``width`` characters as it takes
+    (every value indexes ``names``: :func:`~featurestore.splitcheck.check_split`)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(names))
     entries = [f"{name} {count}" for name, count in zip(names, counts)]
-    unknown, extra = np.unique(labels[~known], return_counts=True)
-    entries += [f"?{value} {count}" for value, count in zip(unknown, extra)]
     prefix, rows, row = "  labels    ", [], []
     for entry in entries or ["(none)"]:
         if row and len(prefix) + len("  ".join(row + [entry])) > width:

@@ -29,13 +29,22 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+#: The most labels a message lists of a label set.
+LABELS_SHOWN = 20
+
+
 def label_set_text(names: Sequence[str]) -> str:
     """A label set as messages show it: ``(cello, dog, kettle)``; every label quoted where one
     holds a comma, a bracket or a quote, or spaces at its ends: ``('bass, electric', 'cello')``
-    (four labels are not read as five)."""
+    (four labels are not read as five); of a set of over :data:`LABELS_SHOWN`, the first ones
+    and how many there are: ``(a0, a1, ..., a19, ... 5000 labels)``."""
+    names = list(names)
     plain = all(name and name == name.strip() and not set(name) & set(",()'\"")
                 for name in names)
-    return "(" + ", ".join(names if plain else map(repr, names)) + ")"
+    shown = list(names if plain else map(repr, names))
+    if len(shown) > LABELS_SHOWN:
+        shown = shown[:LABELS_SHOWN] + [f"... {len(names)} labels"]
+    return "(" + ", ".join(shown) + ")"
 
 
 def install_hint(extra: str) -> str:

@@ -340,8 +340,13 @@ def read_label_names(f: h5py.File) -> Tuple[str, ...]:
 
 def composed_labels(names) -> Tuple[str, ...]:
     """A label set in Unicode's composed form (NFC), as builds read labels; ``ValueError``
-    where two labels become one (a store or model written before, from folders named both
-    ways), naming them."""
+    naming the labels given twice, or two that become one (a store or model written before,
+    from folders named both ways)."""
+    names = tuple(names)
+    repeated = sorted(name for name, n in Counter(names).items() if n > 1)
+    if repeated:
+        raise ValueError(f"its labels {repeated[:5]}{' ...' if len(repeated) > 5 else ''} are "
+                         f"each given more than once: a label set names each label once")
     composed = tuple(unicodedata.normalize("NFC", name) for name in names)
     twice = sorted(name for name, n in Counter(composed).items() if n > 1)
     if twice:

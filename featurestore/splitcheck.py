@@ -6,12 +6,15 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from .errors import StoreError
-from .schema import (BUILT, EMBEDDINGS, METADATA, NOT_PER_NOTE, PROBABILITIES, REQUIRED,
-                     SPECTRA, TSNE, datasets, is_apart_results)
+from .errors import StoreError, counted
+from .schema import (BUILT, EMBEDDINGS, INSTRUMENT, LABELS, LIST_NAMES, METADATA,
+                     NOT_PER_NOTE, OFFSET, PITCH, PROBABILITIES, REQUIRED, SOURCE_FOLDER, SPECTRA,
+                     TSNE, VELOCITY, datasets, is_apart_results, read_label_names, read_params)
 
 __all__ = ["check_split", "check_held_here", "PER_NOTE"]
 
+#: The datasets whose values index their attr ``names``.
+INDICES = (LABELS, SOURCE_FOLDER)
 #: The datasets timbremap writes with a row per note (and every ``/metadata/COLUMN``).
 PER_NOTE = tuple(name for name in BUILT if name not in NOT_PER_NOTE) + (
     EMBEDDINGS, PROBABILITIES, TSNE)
@@ -21,7 +24,7 @@ def check_split(f: h5py.File):
     """Raise :class:`StoreError` when ``f`` lacks what every split file has, or declares more
     than it can hold.
 
-    Checked from the file's metadata alone, before any data is read:
+    Checked before any note is read, from the file's metadata and its two index datasets:
 
     - everything in it is held in it: no name at its root or in ``/metadata`` is a link
       (another file's object, opened when the name is read), and no dataset keeps its data in
@@ -31,7 +34,9 @@ def check_split(f: h5py.File):
       contiguous), so that one note is read alone and its bytes are the file's;
     - no dataset timbremap writes is stored with filters (compression, checksums) or declares
       more bytes than the file holds (its chunks not written);
-    - every per-note dataset (:data:`PER_NOTE`, ``/metadata/COLUMN``) has a row per note.
+    - every per-note dataset (:data:`PER_NOTE`, ``/metadata/COLUMN``) has a row per note;
+    - the features' attrs make ``/spectra``'s notes, numbers are stored as numbers, and every
+      index (``/labels``, ``/source_folder``) is one of the names its attr ``names`` lists.
 
     Datasets another program added are left alone: nothing here reads them whole.
 
@@ -74,6 +79,35 @@ def check_split(f: h5py.File):
         if name not in NOT_PER_NOTE and ds.shape[:1] != (n,):
             raise StoreError(f"{f.filename}: /{name} has {ds.shape[0] if ds.shape else 0} rows "
                              f"but /{SPECTRA} {n} notes: the file is damaged")
+    _check_values(f)
+
+
+def _check_values(f: h5py.File):
+    """Raise :class:`StoreError` where the features' attrs do not make ``/spectra``'s notes,
+    a number is stored as something else, or an index (``/labels``, ``/source_folder``)
+    points outside the names it indexes."""
+    try:
+        shape = read_params(f).shape
+    except StoreError:  # missing or invalid: said where they are used
+        shape = f[SPECTRA].shape[1:]
+    if tuple(f[SPECTRA].shape[1:]) != tuple(shape):
+        raise StoreError(f"{f.filename}: its feature_* attrs make notes of shape {shape}, but "
+                         f"/{SPECTRA} holds {tuple(f[SPECTRA].shape[1:])}: the file is damaged")
+    for name in (LABELS, SOURCE_FOLDER, PITCH, VELOCITY, INSTRUMENT, OFFSET):
+        if name in f and f[name].dtype.kind not in ("iu" if name in INDICES else "iuf"):
+            raise StoreError(f"{f.filename}: /{name} is stored as {f[name].dtype}, not as "
+                             f"{'integers' if name in INDICES else 'numbers'}: the file is "
+                             f"damaged")
+    indexed = {LABELS: read_label_names(f)}
+    if SOURCE_FOLDER in f:
+        indexed[SOURCE_FOLDER] = f[SOURCE_FOLDER].attrs.get(LIST_NAMES, ())
+    for name, names in indexed.items():
+        values = f[name][:]
+        if len(values) and (values.min() < 0 or values.max() >= len(names)):
+            bad = int(values.min() if values.min() < 0 else values.max())
+            within = f" (indices 0 to {len(names) - 1})" if len(names) else ""
+            raise StoreError(f"{f.filename}: /{name} holds {bad}, but its attr names lists "
+                             f"{counted(len(names), 'name')}{within}: the file is damaged")
 
 
 def check_held_here(f: h5py.File):

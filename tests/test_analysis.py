@@ -341,6 +341,35 @@ def test_place_takes_the_test_map_or_the_only_one(mapped, tone_root, tmp_path):
     assert place_files(store, mapped[1], [wav])[0].split == "train"  # the only map
 
 
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f["tsne"].attrs.__setitem__("neighbors", "rm -rf"), r"neighbors 'rm -rf'"),
+    (lambda f: f["tsne"].attrs.__delitem__("seed"), r"can't locate attribute: 'seed'"),
+    (lambda f: f["tsne"].attrs.__setitem__("perplexity", np.nan), r"perplexity nan"),
+])
+def test_place_refuses_a_map_whose_settings_are_damaged(mapped, tone_root, tmp_path, damage,
+                                                        message):
+    store = shutil.copytree(mapped[0], tmp_path / "store")
+    with h5py.File(store / "test.h5", "r+") as f:
+        damage(f)
+    wav = next((tone_root / "train" / "audio").glob("*.wav"))
+    with pytest.raises(StoreError, match=rf"test.h5: its map's settings \(/tsne's attrs\) are "
+                                         rf"damaged \(.*{message}.*\); run 'timbremap tsne'"):
+        place_files(store, mapped[1], [wav], split="test")
+
+
+def test_place_on_a_map_of_nan_is_one_line(mapped, tone_root, tmp_path):
+    store = shutil.copytree(mapped[0], tmp_path / "store")
+    with h5py.File(store / "test.h5", "r+") as f:
+        f["tsne"][0] = [np.nan, np.inf]  # openTSNE had crashed the process (SIGSEGV)
+    wav = next((tone_root / "train" / "audio").glob("*.wav"))
+    result = subprocess.run([sys.executable, "-m", "analysis.cli", "place", str(store),
+                             str(mapped[1]), str(wav), "--split", "test"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and result.stderr.strip().endswith(
+        "test.h5: its map or the points it maps hold NaN or infinite values (openTSNE would "
+        "crash on them); run 'timbremap tsne' again"), result.stderr
+
+
 def test_a_placed_file_that_cannot_be_read_now_leaves_its_map(mapped, tone_root, tmp_path,
                                                                caplog):
     store = tmp_path / "store"

@@ -56,13 +56,17 @@ def test_the_store_reports_its_own_label_set(three_labels, tone_store):
     assert "bass" not in " ".join(lines.values())
 
 
-def test_inspect_shows_a_store_of_one_label_and_labels_out_of_its_set(three_labels, tmp_path):
+def test_inspect_shows_one_label_and_refuses_labels_out_of_the_set(three_labels, tmp_path):
     store = relabel_store(shutil.copytree(three_labels, tmp_path / "one"), ["only"],
                           relabel=np.zeros_like)
     assert label_lines(describe_store(store))["test"] == "labels    only 11"
     with h5py.File(store / "test.h5", "r+") as f:
         f["labels"][:2] = [4, -1]  # not in the label set (a damaged file)
-    assert label_lines(describe_store(store))["test"] == "labels    only 9  ?-1 1  ?4 1"
+    unreadable = {}
+    lines = describe_store(store, unreadable=unreadable)
+    assert f"== test: cannot be read: {store / 'test.h5'}: /labels holds -1, but its attr " \
+           f"names lists 1 name (indices 0 to 0): the file is damaged" in lines
+    assert list(unreadable) == ["test"] and label_lines(lines)["train"] == "labels    only 22"
 
 
 def test_label_colours_keep_nsynths_and_fit_any_number():
@@ -145,6 +149,21 @@ def test_a_label_set_in_a_message_reads_as_its_labels():
     assert label_set_text(["cello", "dog bark"]) == "(cello, dog bark)"
     assert label_set_text(["drum, kick", "violin"]) == "('drum, kick', 'violin')"  # not three
     assert label_set_text(["a", " b"]) == "('a', ' b')"
+    many = label_set_text([f"l{k}" for k in range(5000)])  # a message of one line
+    assert many == "(" + ", ".join(f"l{k}" for k in range(20)) + ", ... 5000 labels)"
+
+
+def test_a_label_set_names_each_label_once_as_text():
+    from training.modeldir import config_labels
+    for labels, message in ((["bass", "bass", "reed"], r"its labels \['bass'\] are each given "
+                                                       r"more than once"),
+                            (["Flo\u0308te", "Fl\u00f6te"], r"are each two labels written with "
+                                                           r"their letters composed"),
+                            ([None, 1, "x"], r"its labels are \[None, 1, 'x'\], not a list of "
+                                             r"label names"),
+                            (["a", ""], r"its labels are \['a', ''\], not a list")):
+        with pytest.raises(ValueError, match=message):
+            config_labels({"labels": labels})
 
 
 def test_labels_are_drawn_as_given_and_missing_glyphs_are_one_warning(tmp_path, caplog,
@@ -265,8 +284,8 @@ def test_train_refuses_splits_of_different_label_sets(three_labels, tmp_path):
     relabel_store(store, NAMES)
     with h5py.File(store / "train.h5", "r+") as f:
         f["labels"][0] = 3
-    with pytest.raises(StoreError, match=r"train.h5: /labels holds 3, but its label set has 3 "
-                                         r"labels \(cello, dog, kettle\) \(indices 0 to 2\)"):
+    with pytest.raises(StoreError, match=r"train.h5: /labels holds 3, but its attr names lists "
+                                         r"3 names \(indices 0 to 2\): the file is damaged"):
         train(store, tmp_path / "m", TrainConfig(**QUICK), verbose=0)
 
 
@@ -276,8 +295,8 @@ def test_evaluate_refuses_labels_outside_the_label_set(labelled_model, tmp_path)
     store = shutil.copytree(labelled_model[0], tmp_path / "store")
     with h5py.File(store / "test.h5", "r+") as f:
         f["labels"][0] = -5  # was counted in the accuracy and in no row of the report
-    with pytest.raises(StoreError, match=r"test.h5: /labels holds -5, but its label set has 3 "
-                                         r"labels \(cello, dog, kettle\)"):
+    with pytest.raises(StoreError, match=r"test.h5: /labels holds -5, but its attr names lists "
+                                         r"3 names"):
         evaluate(store, labelled_model[1], split="test")
 
 

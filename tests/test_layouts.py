@@ -692,6 +692,7 @@ def test_per_recording_accuracy_groups_clips_by_folder_and_file(tmp_path):
         f[schema.SPECTRA] = np.zeros((5, 2, 2), np.float16)
         f[schema.LABELS] = labels
         f[schema.SOURCE_FOLDER] = np.array(folders, np.int16)
+        f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES] = [f"notes{k}" for k in range(12)]
         f.create_dataset(schema.FILE, data=np.array(files, dtype=object), dtype=schema.STRING)
     # clip by clip 3 of 5 right; by recording (means): 1x/a.wav right, x/a.wav wrong, b right
     probabilities = np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8]])

@@ -121,3 +121,26 @@ def test_a_split_that_reaches_into_other_files_is_refused_before_they_are_read(
         SpectraReader(copy / "test.h5")
     with pytest.raises(BuildError, match=message):  # a build keeping the split
         build_store(tone_root, copy, jobs=1, progress=False)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f["labels"].__setitem__(0, 999),
+     r"/labels holds 999, but its attr names lists 11 names \(indices 0 to 10\)"),
+    (lambda f: f["source_folder"].__setitem__(0, -1),
+     r"/source_folder holds -1, but its attr names lists 1 name \(indices 0 to 0\)"),
+    (lambda f: f["source_folder"].attrs.__delitem__("names"),
+     r"/source_folder holds 0, but its attr names lists 0 names"),
+    (lambda f: (f.__delitem__("pitch"), f.create_dataset("pitch", data=np.array(["x"] * 11,
+                                                                               dtype="S2"))),
+     r"/pitch is stored as \|S2, not as numbers"),
+    (lambda f: f.attrs.__setitem__("feature_duration", 8.0),
+     r"its feature_\* attrs make notes of shape \(501, 513\), but /spectra holds \(251, 513\)"),
+])
+def test_a_split_whose_values_do_not_fit_its_names_is_refused(copy, capsys, change, message):
+    with h5py.File(copy / "test.h5", "a") as f:
+        change(f)
+    with pytest.raises(StoreError, match=f"test.h5: {message}: the file is damaged"):
+        open_split(copy, "test").close()
+    assert main(["inspect", str(copy)]) == 1  # one line for it, the others described
+    out = capsys.readouterr().out
+    assert "== test: cannot be read: " in out and "== train: " in out

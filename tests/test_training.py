@@ -757,6 +757,15 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
                              "a note's features must be at most 4096 MiB")):
         (broken / "config.json").write_text(damage(config))
         one_line_error(run("predict", broken, "x.wav"), message)
+    (broken / "model.keras").write_bytes((model_dir / "model.keras").read_bytes())
+    for features, message in (({"duration": 8.0}, r"config.json's features make notes of shape "
+                                                  r"\(501, 513\), but model.keras takes "
+                                                  r"\(251, 513\): they are not one model's"),
+                              ({"sample_rate": 10**8}, r"sample_rate 100000000 is over 768000")):
+        (broken / "config.json").write_text(json.dumps(
+            {**config, "features": {**config["features"], **features}}))
+        with pytest.raises(ModelError, match=message):  # before any audio is read
+            load_trained(broken)
     one_line_error(run("train", tone_store, tone_store), f"{tone_store}: is the store; train "
                                                          f"into a folder of its own")
     one_line_error(run("train", tone_store, tone_store / "nested" / ".."),

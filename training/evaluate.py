@@ -15,7 +15,7 @@ from featurestore.store import (StoreError, content_digests, open_split, read_pa
                                 split_path, store_id, store_name)
 
 from .images import image_path, literal_text
-from .modeldir import TrainedModel, load_trained, store_label_set
+from .modeldir import TrainedModel, load_trained
 
 __all__ = ["predict_split", "evaluate", "Evaluation", "write_confusion", "plot_confusion",
            "per_label_text"]
@@ -43,7 +43,7 @@ def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int =
     """
     with open_split(store, split) as f:
         trained.check_features(read_params(f), split_path(store, split))
-        trained.check_labels(store_label_set(f, split_path(store, split)),
+        trained.check_labels(schema.read_label_names(f),
                              split_path(store, split))
     with SpectraReader(split_path(store, split), method=loader) as reader:
         parts = [trained.model.predict_on_batch(x)

@@ -15,17 +15,17 @@
 from __future__ import annotations
 
 import hashlib
+import reprlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Tuple
 
-from featurestore import schema
 from featurestore.schema import composed_labels
-from featurestore.errors import StoreError, TimbremapError, label_set_text
+from featurestore.errors import TimbremapError, label_set_text
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
-from featurestore.params import FeatureParams
+from featurestore.params import MAX_SAMPLE_RATE, FeatureParams
 
 from .backend import import_tensorflow_quietly
 from .config import TrainConfig
@@ -84,25 +84,6 @@ class TrainedModel:
                              f"{self.path} was trained on {label_set_text(self.labels)}{order}")
 
 
-def store_label_set(f, where) -> Tuple[str, ...]:
-    """The label set of an open split file ``f`` (:func:`featurestore.schema.read_label_names`),
-    after checking that every ``/labels`` value indexes it.
-
-    Raises
-    ------
-    StoreError
-        Naming ``where`` (the split's path), a value outside the set and the set.
-    """
-    names = schema.read_label_names(f)
-    values = f[schema.LABELS][:]
-    if len(values) and (values.min() < 0 or values.max() >= len(names)):
-        bad = int(values.min() if values.min() < 0 else values.max())
-        raise StoreError(f"{where}: /labels holds {bad}, but its label set has "
-                         f"{len(names)} labels {label_set_text(names)} (indices 0 to "
-                         f"{len(names) - 1})")
-    return names
-
-
 def config_labels(info: dict) -> Tuple[str, ...]:
     """The label set of a model's ``config.json`` (parsed): its ``labels``, in Unicode's
     composed form (:func:`featurestore.schema.read_label_names`); a model trained before
@@ -111,9 +92,10 @@ def config_labels(info: dict) -> Tuple[str, ...]:
     if key is None:
         return tuple(FAMILIES)
     names = info[key]
-    if not isinstance(names, list) or not names:
-        raise ValueError(f"its {key} are {names!r}, not a list of label names")
-    return composed_labels(str(name) for name in names)  # as stores' are read
+    if not isinstance(names, list) or not names or not all(
+            isinstance(name, str) and name for name in names):
+        raise ValueError(f"its {key} are {reprlib.repr(names)}, not a list of label names")
+    return composed_labels(names)  # as stores' are read
 
 
 def _unreadable(path: Path, err: Exception) -> "ModelError":
@@ -192,6 +174,8 @@ def load_trained(model_dir) -> TrainedModel:
         config = TrainConfig.from_dict(info["train"])
         features = FeatureParams.from_dict(info["features"])
         labels = config_labels(info)
+        if features.sample_rate > MAX_SAMPLE_RATE:  # what a note's audio costs to read
+            raise ValueError(f"sample_rate {features.sample_rate} is over {MAX_SAMPLE_RATE}")
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise _unreadable(model_dir / CONFIG_FILE, err) from None
     _check_unpacked_size(model_dir / MODEL_FILE)
@@ -204,6 +188,11 @@ def load_trained(model_dir) -> TrainedModel:
     except Exception as err:  # noqa: BLE001 - keras raises many kinds for a bad file
         raise ModelError(f"{model_dir / MODEL_FILE}: cannot load the model "
                          f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+    takes = tuple(model.inputs[0].shape[1:])
+    if takes != tuple(features.shape):  # a note of other features could be any size
+        raise ModelError(f"{model_dir}: {CONFIG_FILE}'s features make notes of shape "
+                         f"{tuple(features.shape)}, but {MODEL_FILE} takes {takes}: they are "
+                         f"not one model's")
     outputs = int(model.outputs[0].shape[-1])
     if outputs != len(labels):
         raise ModelError(f"{model_dir}: {MODEL_FILE} has {outputs} outputs, but {CONFIG_FILE} "

@@ -27,8 +27,7 @@ from featurestore.store import (StoreError, content_digests, open_split, read_pa
 
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
-                       MODEL_FILE, ModelError, config_labels, label_set_text,
-                       store_label_set)
+                       MODEL_FILE, ModelError, config_labels, label_set_text)
 from .progress import epoch_progress, plot_curves
 
 __all__ = ["train", "TrainResult", "interrupted_config"]
@@ -70,7 +69,7 @@ def _open_store(store: Path):
         params = read_params(f)
         mean, std = read_stats(f)
         shape = f[schema.SPECTRA].shape
-        labels = store_label_set(f, split_path(store, "train"))
+        labels = schema.read_label_names(f)
         held = sorted({labels[k] for k in np.unique(f[schema.LABELS][:])})
     if shape[0] == 0:
         raise StoreError(f"{split_path(store, 'train')}: the train split holds no notes")
@@ -92,7 +91,7 @@ def _open_store(store: Path):
         if differences:
             raise StoreError(f"{split_path(store, 'valid')}: built with other features than "
                              f"train.h5 ({'; '.join(differences)})")
-        valid_labels = store_label_set(f, split_path(store, "valid"))
+        valid_labels = schema.read_label_names(f)
     if valid_labels != labels:
         raise StoreError(f"{split_path(store, 'valid')} holds labels "
                          f"{label_set_text(valid_labels)}, but {split_path(store, 'train')} "
