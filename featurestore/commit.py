@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import h5py
+
 from .errors import BuildError
 from .files import atomic_write_text
 from .jsonstream import read_json, reason
@@ -43,6 +45,8 @@ def finish_commit(out: Path):
         raise BuildError(f"{marker}: unreadable commit of an interrupted build --add "
                          f"({reason(err, marker)}); its partial files are SPLIT.h5.partial "
                          f"beside it") from None
+    for split in splits:
+        _check_grown(Path(out) / f"{split}.h5.partial", split, marker)
     for split in splits:  # another process may be finishing it too: what is gone is done
         path = Path(out) / f"{split}.h5"
         try:
@@ -52,6 +56,21 @@ def finish_commit(out: Path):
         path.with_name(path.name + ".journal").unlink(missing_ok=True)
     marker.unlink(missing_ok=True)
     log.info("%s: finished the build --add of %s", out, ", ".join(splits))
+
+
+def _check_grown(partial: Path, split: str, marker: Path):
+    """Refuse to rename ``partial`` over ``split``'s file unless it is that split's: the
+    commit file and the partial files are whatever the store's folder holds."""
+    try:
+        with h5py.File(partial, "r") as f:
+            ours = str(f.attrs.get("split", "")) == split
+    except FileNotFoundError:  # renamed already (by a kill's rerun, or another process)
+        return
+    except OSError:
+        ours = False
+    if not ours:
+        raise BuildError(f"{partial}: not the {split} split grown, which {marker.name} says it "
+                         f"is; nothing was renamed: move {marker.name} and it away")
 
 
 def commit(out: Path, splits: Sequence[str]):

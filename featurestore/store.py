@@ -152,6 +152,10 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
         there = path.is_file()
         have = None if there else store_splits(store)
     if not there:
+        if not remote.is_url(store) and path.exists():  # a pipe would block the open
+            raise StoreError(f"{path}: not a file but a "
+                             f"{'folder' if path.is_dir() else 'pipe, socket or device'}; a "
+                             f"split is an HDF5 file")
         if not have:
             raise no_splits(store)
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: "

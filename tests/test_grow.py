@@ -308,6 +308,18 @@ def test_a_killed_add_leaves_the_store_as_it_was_or_as_it_will_be(tmp_path, mome
     assert not list(store.glob("*.partial")) and not list(store.glob("*.journal"))
 
 
+def test_a_commit_file_renames_only_the_split_it_names_grown(tmp_path):
+    store = tmp_path / "store"
+    build_store(make_tone_root(tmp_path / "tones"), store, jobs=1, progress=False)
+    test = (store / "test.h5").read_bytes()
+    shutil.copyfile(store / "train.h5", store / "test.h5.partial")  # not test's, whatever named
+    (store / COMMIT).write_text(json.dumps({"splits": ["test"]}))
+    with pytest.raises(BuildError, match=r"test.h5.partial: not the test split grown, which "
+                                         r"\.add-commit.json says it is; nothing was renamed"):
+        open_split(store, "test")  # a command that only reads had swapped train's notes in
+    assert (store / "test.h5").read_bytes() == test
+
+
 def test_a_plain_build_after_add_keeps_the_grown_label_order(tmp_path):
     root = tmp_path / "set"
     _classes(root, ("drum",), 4)

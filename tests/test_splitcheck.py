@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from analysis.cli import main
+from featurestore import SplitDataset
 from featurestore.build import build_store
 from featurestore.errors import BuildError
 from featurestore.reader import SpectraReader
@@ -144,3 +145,16 @@ def test_a_split_whose_values_do_not_fit_its_names_is_refused(copy, capsys, chan
     assert main(["inspect", str(copy)]) == 1  # one line for it, the others described
     out = capsys.readouterr().out
     assert "== test: cannot be read: " in out and "== train: " in out
+
+
+def test_a_split_that_is_a_pipe_or_a_folder_is_said_to_be_one(copy):
+    import os
+    (copy / "test.h5").unlink()
+    os.mkfifo(copy / "test.h5")
+    with pytest.raises(StoreError, match=r"test.h5: not a file but a pipe, socket or device; a "
+                                         r"split is an HDF5 file"):
+        open_split(copy, "test")  # it had said "no 'test' split (splits present: ..., test)"
+    (copy / "test.h5").unlink()
+    (copy / "test.h5").mkdir()
+    with pytest.raises(StoreError, match=r"test.h5: not a file but a folder"):
+        SplitDataset(copy, "test")
