@@ -29,7 +29,7 @@ from featurestore.rows import AUDIO_SUFFIXES
 from featurestore.store import StoreError, no_splits, open_split, require_store, store_splits
 
 from .placements import read_placed
-from .tsne import DEFAULT_SPLIT, no_map
+from .tsne import DEFAULT_SPLIT, map_coords, no_map
 from .plot import label_colors, one_label_set
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                 # a window of a recording plays from its start to its end (a media fragment)
                 audio.append(_audio_link(out_dir, source)
                              + (f"#t={offset:g},{offset + clip:g}" if windows else ""))
-            xy = f[schema.TSNE][:]
+            xy = map_coords(f)
             data["splits"][split] = {
                 "x": np.round(xy[:, 0], 3).tolist(), "y": np.round(xy[:, 1], 3).tolist(),
                 "family": f[schema.LABELS][:].tolist(), "name": names.tolist(),

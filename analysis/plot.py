@@ -16,7 +16,7 @@ from featurestore.store import (StoreError, no_splits, open_split, require_store
 from training.images import image_path, literal_text
 
 from .placements import read_placed
-from .tsne import no_map
+from .tsne import map_coords, no_map
 
 __all__ = ["plot_map", "label_colors", "family_colors", "one_label_set"]
 
@@ -102,8 +102,8 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     for split in dict.fromkeys(splits or store_splits(store)):  # each once
         with open_split(store, split) as f:
             if schema.TSNE in f:
-                tsne = f[schema.TSNE]
-                panels.append((split, tsne[:], f[schema.LABELS][:], dict(tsne.attrs)))
+                panels.append((split, map_coords(f), f[schema.LABELS][:],
+                               dict(f[schema.TSNE].attrs)))
                 label_sets[split] = schema.read_label_names(f)
             elif splits:  # asked for by name
                 raise no_map(store, split)

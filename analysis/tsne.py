@@ -40,7 +40,8 @@ from .placements import forget_placed, read_placed
 from .writeback import check_writable, results_file, split_version, write_result
 
 __all__ = ["tsne_split", "knn_accuracy", "knn_neighbours", "map_metrics", "TsneResult",
-           "METHODS", "SOURCES", "fit_opentsne", "MAP_DATASETS", "INTS_IN_INTERVAL"]
+           "METHODS", "SOURCES", "fit_opentsne", "MAP_DATASETS", "INTS_IN_INTERVAL",
+           "map_coords"]
 
 log = logging.getLogger(__name__)
 METHODS = ("opentsne", "sklearn")
@@ -85,6 +86,17 @@ def map_split(store) -> str:
     alone has a map."""
     mapped = mapped_splits(store)
     return mapped[0] if len(mapped) == 1 else "test"
+
+
+def map_coords(f) -> np.ndarray:
+    """The ``(notes, 2)`` coordinates of the open split file ``f``'s ``/tsne`` map;
+    :class:`StoreError` where they are not finite numbers, one row a note."""
+    xy = f[schema.TSNE]
+    if xy.shape != (f[schema.SPECTRA].shape[0], 2) or xy.dtype.kind != "f" or \
+            not np.isfinite(xy[:]).all():
+        raise StoreError(f"{f.filename}: its /tsne map is damaged (not finite coordinates, two "
+                         f"a note); run 'timbremap tsne' again")
+    return xy[:]
 
 
 def no_map(store, split: str) -> StoreError:

@@ -98,6 +98,10 @@ def _check_values(f: h5py.File):
             raise StoreError(f"{f.filename}: /{name} is stored as {f[name].dtype}, not as "
                              f"{'integers' if name in INDICES else 'numbers'}: the file is "
                              f"damaged")
+    offsets = f[OFFSET][:] if OFFSET in f else np.zeros(0)
+    if not (np.isfinite(offsets) & (offsets >= 0)).all():
+        raise StoreError(f"{f.filename}: /{OFFSET} holds a time that is not a number of "
+                         f"seconds from 0 on: the file is damaged")
     indexed = {LABELS: read_label_names(f)}
     if SOURCE_FOLDER in f:
         indexed[SOURCE_FOLDER] = f[SOURCE_FOLDER].attrs.get(LIST_NAMES, ())

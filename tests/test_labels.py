@@ -115,6 +115,20 @@ def test_plot_legend_names_the_labels_and_fits(tmp_path, monkeypatch, n):
         assert edge.min() > 0.95
 
 
+def test_plot_and_map_refuse_a_map_that_is_not_finite(tmp_path):
+    from analysis.mapview import write_map
+    from analysis.plot import plot_map
+    tsne_split_file(tmp_path / "test.h5", NAMES)
+    with h5py.File(tmp_path / "test.h5", "r+") as f:
+        f["tsne"][0] = [np.nan, np.inf]  # drawn nowhere, and written into the page as NaN
+    message = re.escape(f"{tmp_path / 'test.h5'}: its /tsne map is damaged (not finite "
+                        f"coordinates, two a note); run 'timbremap tsne' again")
+    with pytest.raises(StoreError, match=message):
+        plot_map(tmp_path, tmp_path / "map.png")
+    with pytest.raises(StoreError, match=message):
+        write_map(tmp_path, tmp_path / "map")
+
+
 def test_plot_and_map_refuse_splits_of_different_label_sets(tmp_path):
     from analysis.mapview import write_map
     from analysis.plot import plot_map
