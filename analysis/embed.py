@@ -14,8 +14,7 @@ from tqdm.auto import tqdm
 
 from featurestore import schema
 from featurestore.errors import InputError, check_paths, check_positive_int
-from featurestore.files import check_folder_path
-from featurestore.files import replaced
+from featurestore.files import check_folder_path, exclusive_lock, replaced
 from featurestore.remote import is_url, store_location
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, no_splits, open_split, read_params, require_store,
@@ -98,7 +97,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
         features, or holding another label set, than the model (every split is checked
         before anything is written).
     InputError
-        ``into`` is a file, or has one on its path.
+        ``into`` is a file, or has one on its path, or another ``embed`` is writing into it.
     """
     check_paths("splits", splits or (), what="split name")
     check_positive_int("batch_size", batch_size)
@@ -113,11 +112,23 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     splits = list(splits) if splits else store_splits(store)
     if not splits:
         raise no_splits(store)
-    if into is not None:
-        check_folder_of_its_own(into)
-        for split in splits:
-            _check_replaceable(Path(into) / f"{split}.h5")
-        _check_one_run(Path(into), splits, store, trained)
+    if into is None:
+        return _embed(store, trained, splits, None, batch_size, progress)
+    into = Path(into)
+    check_folder_of_its_own(into)
+    into.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(into, lambda: InputError(
+            f"{into}: another embed is writing its results into this folder; wait for it to "
+            f"finish (or give another --into)")):
+        for split in splits:  # checked under the lock: what another run wrote is seen
+            _check_replaceable(into / f"{split}.h5")
+        _check_one_run(into, splits, store, trained)
+        return _embed(store, trained, splits, into, batch_size, progress)
+
+
+def _embed(store, trained: TrainedModel, splits: Sequence[str], into: Optional[Path],
+           batch_size: int, progress: bool) -> Dict[str, tuple]:
+    """:func:`embed_store` once its arguments are checked (and ``into`` locked)."""
     for split in splits:  # check all before writing anything
         with open_split(store, split) as f:
             trained.check_features(read_params(f), split_path(store, split))
@@ -150,8 +161,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
                      if into is not None else None)
         shapes[split] = (n, dim)
         if into is not None:
-            _write_apart(Path(into), store, split, (n, dim), embeddings, probabilities, trained,
-                         notes)
+            _write_apart(into, store, split, (n, dim), embeddings, probabilities, trained, notes)
             continue
         nbytes = sum(block.nbytes for block in embeddings + probabilities)
         with results_file(store, split, nbytes, version=version) as f:

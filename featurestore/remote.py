@@ -17,7 +17,8 @@ from .errors import StoreError, install_hint
 
 __all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
            "file_size", "object_version", "check_unchanged", "client_errors",
-           "METADATA_BLOCK", "METADATA_BLOCKS", "VERSION_SECONDS"]
+           "METADATA_BLOCK", "METADATA_BLOCKS", "VERSION_SECONDS", "S3_CONNECT_SECONDS",
+           "S3_READ_SECONDS"]
 
 #: The block cache h5py's reads of a split's metadata (its chunk index, labels, names) go
 #: through: blocks of this many bytes, at most METADATA_BLOCKS of them kept.
@@ -26,6 +27,14 @@ METADATA_BLOCKS = 64
 #: How often, at most, a reader asks the object whether another upload replaced it
 #: (:func:`check_unchanged`): one request a second, whatever the reads.
 VERSION_SECONDS = 1.0
+
+#: How long a request to S3 may wait to connect, and for each reply, in seconds. botocore
+#: tries a request once and s3fs up to five times, so an endpoint that stops answering ends a
+#: command after five such waits, with one line naming the URL (botocore's own minute a wait,
+#: over its retries and s3fs', had held it without a word). fsspec's configuration
+#: (``FSSPEC_S3_CONFIG_KWARGS``, ...) replaces these where it gives its own.
+S3_CONNECT_SECONDS = 10
+S3_READ_SECONDS = 20
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -50,11 +59,18 @@ def _filesystem(url: str):
     """``(filesystem, path)`` for ``url``, or a :class:`StoreError` saying what to install."""
     try:
         import fsspec
+        import fsspec.config
     except ImportError:
         raise StoreError(f"{url}: reading a store from a URL needs fsspec; install it with "
                          f"{install_hint('remote')}") from None
+    options = {}
+    if url.split("://", 1)[0] in ("s3", "s3a") and \
+            "config_kwargs" not in fsspec.config.conf.get("s3", {}):
+        options["config_kwargs"] = {"connect_timeout": S3_CONNECT_SECONDS,
+                                    "read_timeout": S3_READ_SECONDS,
+                                    "retries": {"total_max_attempts": 1}}
     try:
-        return fsspec.core.url_to_fs(url)
+        return fsspec.core.url_to_fs(url, **options)
     except (ImportError, ValueError) as err:
         raise StoreError(f"{url}: cannot read this kind of URL ({err}); for s3:// URLs, "
                          f"{install_hint('remote')}") from None
@@ -79,8 +95,20 @@ def _read_errors() -> Tuple[type, ...]:
     return (OSError, ValueError, *client_errors())
 
 
+#: What to do about a client's error, by its class's name.
+_ADVICE = {
+    "NoCredentialsError": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+    "PartialCredentialsError": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+    "EndpointConnectionError": "check the endpoint (AWS_ENDPOINT_URL) and the connection to it",
+    "ConnectTimeoutError": "check the endpoint (AWS_ENDPOINT_URL) and the connection to it",
+    "ReadTimeoutError": "the endpoint stopped answering; try again when it answers",
+}
+
+
 def _missing(url: str, err: Exception) -> StoreError:
-    return StoreError(f"{url}: cannot be read ({type(err).__name__}: {err})")
+    advice = _ADVICE.get(type(err).__name__)
+    return StoreError(f"{url}: cannot be read ({type(err).__name__}: {err})"
+                      + (f"; {advice}" if advice else ""))
 
 
 def open_binary(url: str):

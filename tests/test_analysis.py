@@ -301,6 +301,12 @@ def test_embed_into_never_replaces_a_stores_split(mapped, tmp_path):
         embed_store(mapped[0], mapped[1], ["train"], into=tmp_path / "apart", progress=False)
     with pytest.raises(StoreError, match="train.h5: results 'timbremap embed --into' wrote"):
         build_store(store, tmp_path / "apart", jobs=1, progress=False, add=True)  # no store
+    from featurestore.files import exclusive_lock
+    with exclusive_lock(tmp_path / "apart", lambda: AssertionError("held")):  # as an embed
+        with pytest.raises(InputError, match=r"apart: another embed is writing its results "
+                                             r"into this folder; wait for it to finish"):
+            embed_store(mapped[0], mapped[1], ["train"], into=tmp_path / "apart",
+                        progress=False)  # the two had mixed two models' results, or lost one
 
 
 def test_place_puts_a_copy_next_to_its_original(mapped, tone_root, tmp_path):

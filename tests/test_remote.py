@@ -235,6 +235,7 @@ def test_a_damaged_split_on_object_storage_is_named(s3, tone_store):
     whole = (Path(tone_store) / "train.h5").read_bytes()
     for name, data in [("cut", whole[:len(whole) // 2]), ("text", b"hello"), ("empty", b"")]:
         fs.pipe_file(f"{BUCKET}/{name}/train.h5", data)
+        s3fs.S3FileSystem.clear_instance_cache()  # timbremap's own lists the bucket afresh
         url = f"s3://{BUCKET}/{name}"
         with pytest.raises(StoreError, match=rf"^{url}/train\.h5: not a readable HDF5 file"):
             open_split(url, "train")
@@ -260,7 +261,8 @@ def test_a_client_that_cannot_reach_the_store_is_one_line(s3, monkeypatch):
            if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     one_line_error(run("inspect", s3, env=env), f"error: {s3}: cannot be read "
                                                 f"(NoCredentialsError: Unable to locate "
-                                                f"credentials)")
+                                                f"credentials); set AWS_ACCESS_KEY_ID and "
+                                                f"AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     s3fs.S3FileSystem.clear_instance_cache()
@@ -269,6 +271,36 @@ def test_a_client_that_cannot_reach_the_store_is_one_line(s3, monkeypatch):
             SplitDataset(s3, "train")
     finally:
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_an_endpoint_that_stops_answering_is_one_error_not_a_hang(s3, monkeypatch):
+    import socket
+    import threading
+    import featurestore.remote as remote
+    silent = socket.socket()  # accepts every connection, answers none
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(silent.accept()[0])
+            except OSError:  # closed
+                return
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:%d" % silent.getsockname()[1])
+    monkeypatch.setattr(remote, "S3_READ_SECONDS", 1)  # five tries of a second
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        with pytest.raises(StoreError, match=rf"{s3}: cannot be read \(ReadTimeoutError: .*\); "
+                                             rf"the endpoint stopped answering"):
+            describe_store(s3)
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        silent.close()
+        for conn in held:
+            conn.close()
 
 
 def test_inspect_errors_are_one_line(s3):

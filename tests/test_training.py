@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from featurestore.build import build_store
-from featurestore.errors import InputError
+from featurestore.errors import InputError, StoreError
 from featurestore.params import FeatureParams
 from training.config import TrainConfig
 from training.data import StoreBatches, balanced_weights
@@ -785,7 +785,12 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
                                           r" it holds a run that was stopped before it finished: "
                                           r"go on with 'timbremap train STORE .*stopped --resume'"):
         load_trained(stopped)
-    from featurestore.store import StoreError, open_split
+    from featurestore.files import exclusive_lock
+    with exclusive_lock(stopped, lambda: AssertionError("held")):  # as a running train holds it
+        with pytest.raises(ModelError, match=r"stopped: not a trained model yet \(no "
+                                              r"model.keras\): a 'timbremap train' is writing it"):
+            load_trained(stopped)
+    from featurestore.store import open_split
     with pytest.raises(StoreError, match="split must be a name such as train, valid or test"):
         open_split(tone_store, "../store/test")  # the command line's --split takes only those
     one_line_error(run("train", tone_store, tmp_path / "m", "--learning-rate", "inf"),
@@ -822,6 +827,19 @@ def test_training_that_diverges_is_an_error(tone_store, tmp_path):
     with pytest.raises(ModelError, match="training diverged .* lower --learning-rate"):
         train(tone_store, tmp_path / "m", QUICK.replace(learning_rate=1e30, augment=False),
               verbose=0)
+
+
+def test_a_store_that_fails_while_training_reads_it_is_its_own_error(tone_store, tmp_path,
+                                                                      monkeypatch):
+    read = StoreBatches._read
+
+    def failing(self, index):  # as a store on object storage does when its endpoint goes
+        if self.shuffle and self.epoch == 1:  # train's batches, in the second epoch
+            raise StoreError(f"{self.reader.path}: cannot be read (EndpointConnectionError)")
+        return read(self, index)
+    monkeypatch.setattr(StoreBatches, "_read", failing)
+    with pytest.raises(StoreError, match=r"train.h5: cannot be read \(EndpointConnectionError"):
+        train(tone_store, tmp_path / "m", QUICK, verbose=0)  # not the backend's error around it
 
 
 def test_an_epoch_whose_validation_loss_is_not_finite_is_no_model_and_stops_the_run():

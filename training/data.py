@@ -20,20 +20,21 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import keras
 import numpy as np
 
 from featurestore import schema
 from featurestore.reader import SpectraReader
-from featurestore.store import StoreError
+from featurestore.store import StoreError, split_path
 
 from .blockorder import Buffers, block_plan, memory_for_cache
+from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StoreBatches", "balanced_weights", "folder_weights"]
+__all__ = ["StoreBatches", "run_batches", "balanced_weights", "folder_weights"]
 
 #: Buffers of the block order kept in memory at once: the one being trained on, the one read
 #: ahead, and one for a reader thread that lags behind.
@@ -183,6 +184,7 @@ class StoreBatches(keras.utils.PyDataset):
         self.window = max(1, int(buffer_mib * 2**20 // (self.block * self.reader.note_bytes)))
         self._buffers = Buffers(BUFFERS_KEPT)
         self._order = self._draw()
+        self.failure: Optional[StoreError] = None  # the first error a read raised
 
     def _draw(self):
         """This epoch's notes: an array of indices, or a block plan."""
@@ -233,7 +235,11 @@ class StoreBatches(keras.utils.PyDataset):
         return self.steps if self.shuffle else math.ceil(len(self.reader) / self.batch_size)
 
     def __getitem__(self, index):
-        x, labels, weight = self._read(index)
+        try:
+            x, labels, weight = self._read(index)
+        except StoreError as err:  # kept: the backend passes it on as its own error's text
+            self.failure = err
+            raise
         n = len(labels)
         y = np.eye(len(self.label_names), dtype=np.float32)[labels]
         mix = np.ones(n, np.float32)
@@ -263,3 +269,24 @@ class StoreBatches(keras.utils.PyDataset):
 
     def close(self):
         self.reader.close()
+
+
+def run_batches(store, config: TrainConfig, n_train: int
+                ) -> Tuple[StoreBatches, StoreBatches]:
+    """``(train, valid)``: random balanced training batches (``config.workers`` threads read
+    them ahead), and the validation split (each NOTES folder weighing the same with
+    ``config.valid_weights`` ``'folders'``). With several devices
+    (:func:`training.backend.replicas`) a batch holds ``batch_size`` notes for each of them, and
+    an epoch as many notes in fewer steps."""
+    from .backend import replicas
+    devices = replicas()
+    batch = config.batch_size * devices
+    steps = math.ceil(config.steps(n_train) / devices)
+    train_data = StoreBatches(split_path(store, "train"), batch, shuffle=True,
+                              balance=config.balance, steps=steps, mixup_alpha=config.mixup(),
+                              seed=config.seed, loader=config.loader, block_mib=config.block_mib,
+                              buffer_mib=config.buffer_mib, workers=config.workers,
+                              max_queue_size=2 * config.workers)
+    return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=config.loader,
+                                    mixup_alpha=config.mixup(), multiple_of=devices,
+                                    by_folder=config.valid_weights == "folders")

@@ -23,6 +23,7 @@ from typing import Sequence, Tuple
 
 from featurestore.schema import composed_labels
 from featurestore.errors import TimbremapError, label_set_text
+from featurestore.files import exclusive_lock
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
 from featurestore.params import MAX_SAMPLE_RATE, FeatureParams
@@ -161,6 +162,11 @@ def load_trained(model_dir) -> TrainedModel:
                                              model_dir.is_file() else "no such model folder"))
     for name in (MODEL_FILE, CONFIG_FILE):
         if not (model_dir / name).is_file():
+            if (model_dir / CONFIG_FILE).is_file():  # written as a run starts
+                with exclusive_lock(model_dir, lambda: ModelError(
+                        f"{model_dir}: not a trained model yet (no {name}): a 'timbremap "
+                        f"train' is writing it; wait for it to finish")):
+                    pass  # train holds it while it runs
             splits = sorted(p.name for p in model_dir.glob("*.h5"))
             stopped = (model_dir / BACKUP_DIR).is_dir() or (model_dir / BEST_FILE).is_file()
             raise ModelError(f"{model_dir}: not a trained model folder (no {name}; " + (

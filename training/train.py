@@ -5,7 +5,6 @@ import contextlib
 import errno
 import json
 import logging
-import math
 import shutil
 import sys
 from dataclasses import dataclass
@@ -207,27 +206,6 @@ def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int
     return fitted, classifier
 
 
-def _batches(store: Path, config: TrainConfig, n_train: int):
-    """``(train, valid)``: random balanced training batches (``config.workers`` threads read
-    them ahead), and the validation split (each NOTES folder weighing the same with
-    ``config.valid_weights`` ``'folders'``). With several devices
-    (:func:`training.backend.replicas`) a batch holds ``batch_size`` notes for each of them, and
-    an epoch as many notes in fewer steps."""
-    from .backend import replicas
-    from .data import StoreBatches
-    devices = replicas()
-    batch = config.batch_size * devices
-    steps = math.ceil(config.steps(n_train) / devices)
-    train_data = StoreBatches(split_path(store, "train"), batch, shuffle=True,
-                              balance=config.balance, steps=steps, mixup_alpha=config.mixup(),
-                              seed=config.seed, loader=config.loader, block_mib=config.block_mib,
-                              buffer_mib=config.buffer_mib, workers=config.workers,
-                              max_queue_size=2 * config.workers)
-    return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=config.loader,
-                                    mixup_alpha=config.mixup(), multiple_of=devices,
-                                    by_folder=config.valid_weights == "folders")
-
-
 def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n_train: int,
          *, resume: bool, verbose: int, callbacks: Sequence):
     """Train from the newest backup (or from scratch) until :func:`should_stop` says so."""
@@ -247,7 +225,8 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
     write_history(model_dir / HISTORY_FILE, history)
     if initial_epoch and should_stop(history, config):
         return  # it had stopped; the interruption came before it was finished
-    train_data, valid_data = _batches(store, config, n_train)
+    from .data import run_batches
+    train_data, valid_data = run_batches(store, config, n_train)
     if train_data.order == "block":
         runs = -(-n_train // train_data.block)
         log.info("%s: read in the block order (runs of %d notes, shuffled %d runs at a time)",
@@ -280,6 +259,11 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
                       initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
                       callbacks=[keras.callbacks.TerminateOnNaN(), Draws(), run_files,
                                  *callbacks, *progress])
+    except Exception:  # a read that failed comes out as the backend's error around it
+        failure = train_data.failure or valid_data.failure
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         train_data.close()
         valid_data.close()
