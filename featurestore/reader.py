@@ -232,7 +232,11 @@ class SpectraReader:
         """The bytes of ``ranges`` of the object, which is asked, after the reads and at most
         every :data:`featurestore.remote.VERSION_SECONDS`, whether another upload replaced it:
         a read of a replaced split stops within that time."""
-        got = remote.read_ranges(self.path, ranges)
+        try:
+            got = remote.read_ranges(self.path, ranges)
+        except StoreError:  # a smaller object put in its place fails the reads: say that
+            remote.check_unchanged(self.path, self._version)
+            raise
         if time.monotonic() - self._checked >= remote.VERSION_SECONDS:
             remote.check_unchanged(self.path, self._version)
             self._checked = time.monotonic()

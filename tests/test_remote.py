@@ -163,6 +163,12 @@ def test_a_split_replaced_on_the_storage_while_it_is_read_is_refused(s3, tone_st
             with pytest.raises(StoreError, match=f"{url}/train.h5: replaced on the object "
                                                  f"storage since it was opened"):
                 read()  # not the new file's bytes at the old file's offsets
+    monkeypatch.setattr(remote, "VERSION_SECONDS", 3600.0)
+    fs.put_file(str(tone_store / "train.h5"), f"{BUCKET}/swapped/train.h5")
+    with SpectraReader(f"{url}/train.h5") as reader:
+        fs.put_file(str(tone_store / "valid.h5"), f"{BUCKET}/swapped/train.h5")  # smaller
+        with pytest.raises(StoreError, match=f"{url}/train.h5: replaced on the object storage"):
+            reader.batch([21])  # past the new file's end: said to be replaced, not unreadable
 
 
 def test_split_dataset_reads_what_the_local_one_does(s3, tone_store):
