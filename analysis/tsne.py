@@ -91,12 +91,12 @@ def map_split(store) -> str:
 def map_coords(f) -> np.ndarray:
     """The ``(notes, 2)`` coordinates of the open split file ``f``'s ``/tsne`` map;
     :class:`StoreError` where they are not finite numbers, one row a note."""
-    xy = f[schema.TSNE]
+    xy = f[schema.TSNE][:]
     if xy.shape != (f[schema.SPECTRA].shape[0], 2) or xy.dtype.kind != "f" or \
-            not np.isfinite(xy[:]).all():
+            not np.isfinite(xy).all():
         raise StoreError(f"{f.filename}: its /tsne map is damaged (not finite coordinates, two "
                          f"a note); run 'timbremap tsne' again")
-    return xy[:]
+    return xy
 
 
 def no_map(store, split: str) -> StoreError:

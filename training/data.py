@@ -238,7 +238,7 @@ class StoreBatches(keras.utils.PyDataset):
         try:
             x, labels, weight = self._read(index)
         except StoreError as err:  # kept: the backend passes it on as its own error's text
-            self.failure = err
+            self.failure = self.failure or err
             raise
         n = len(labels)
         y = np.eye(len(self.label_names), dtype=np.float32)[labels]

@@ -43,8 +43,7 @@ def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int =
     """
     with open_split(store, split) as f:
         trained.check_features(read_params(f), split_path(store, split))
-        trained.check_labels(schema.read_label_names(f),
-                             split_path(store, split))
+        trained.check_labels(schema.read_label_names(f), split_path(store, split))
     with SpectraReader(split_path(store, split), method=loader) as reader:
         parts = [trained.model.predict_on_batch(x)
                  for x in reader.iter_batches(batch_size)]
