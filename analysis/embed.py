@@ -112,7 +112,13 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     splits = list(splits) if splits else store_splits(store)
     if not splits:
         raise no_splits(store)
+    for split in splits:  # check all before writing anything
+        with open_split(store, split) as f:
+            trained.check_features(read_params(f), split_path(store, split))
+            trained.check_labels(schema.read_label_names(f), split_path(store, split))
     if into is None:
+        for split in splits:  # and that they can be written, before work
+            check_writable(store, split)
         return _embed(store, trained, splits, None, batch_size, progress)
     into = Path(into)
     check_folder_of_its_own(into)
@@ -129,12 +135,6 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
 def _embed(store, trained: TrainedModel, splits: Sequence[str], into: Optional[Path],
            batch_size: int, progress: bool) -> Dict[str, tuple]:
     """:func:`embed_store` once its arguments are checked (and ``into`` locked)."""
-    for split in splits:  # check all before writing anything
-        with open_split(store, split) as f:
-            trained.check_features(read_params(f), split_path(store, split))
-            trained.check_labels(schema.read_label_names(f), split_path(store, split))
-    for split in splits if into is None else ():  # and that they can be written, before work
-        check_writable(store, split)
     both = embedding_model(trained)
     attrs = _attrs(trained)
     shapes = {}

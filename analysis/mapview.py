@@ -41,11 +41,11 @@ __all__ = ["write_map", "check_map_folder"]
 PAGE = "map.html"
 
 
-def _playable(source: Path) -> bool:
-    """Whether the page links or copies ``source``: a file of an audio format timbremap reads
-    (:data:`AUDIO_SUFFIXES`). A store or ``placed.json`` from elsewhere may name any path
-    (``/etc/passwd``, a pipe): none but audio is linked, or copied next to the page."""
-    return source.suffix.lower() in AUDIO_SUFFIXES and source.is_file()
+def _copied(source: Path) -> bool:
+    """Whether ``copy_audio`` copies ``source`` next to the page: a file named as an audio
+    format (:data:`AUDIO_SUFFIXES`). A store or ``placed.json`` from elsewhere may name any
+    file (``/etc/shadow``): the page links to others, and never copies them."""
+    return source.suffix.lower() in AUDIO_SUFFIXES
 
 
 def _audio_link(out_dir: Path, audio: Path) -> str:
@@ -78,7 +78,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     store, out_dir = Path(store), Path(out_dir)
     check_map_folder(out_dir)
     page = out_dir / "index.html"
-    data, label_sets, copies, missing = {"splits": {}}, {}, {}, set()
+    data, label_sets, copies, missing, linked = {"splits": {}}, {}, {}, set(), set()
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
             if schema.TSNE not in f:
@@ -96,11 +96,13 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             clip = params.n_samples / params.sample_rate if windows else 0.0
             audio, copied = [], {}
             for source, offset in zip(schema.read_audio_paths(f), offsets):
-                if not _playable(source):  # no link: a point of it plays nothing
+                if not source.is_file():  # no link: a point of it plays nothing
                     missing.add(source)
                     audio.append("")
                     continue
-                if copy_audio:
+                if copy_audio and not _copied(source):
+                    linked.add(source)
+                elif copy_audio:
                     if source not in copied:  # once a file, whatever its windows
                         copied[source] = (out_dir / "audio" / split
                                           / f"{len(copied):05d}-{source.name}")
@@ -128,22 +130,29 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     data["placed"] = []
     for k, p in enumerate(read_placed(store)):
         source, link = Path(p.path), ""
-        if not _playable(source):
+        if not source.is_file():
             missing.add(source)
-        elif copy_audio:  # the page's folder holds every sound it plays
+        elif copy_audio and _copied(source):  # the page's folder holds every sound it plays
             copy = out_dir / "audio" / "placed" / f"{k:05d}-{source.name}"
             copies[copy], link = source, _audio_link(out_dir, copy)
         else:
+            if copy_audio:
+                linked.add(source)
             link = _audio_link(out_dir, source)
         data["placed"].append({"split": p.split, "x": p.x, "y": p.y, "name": source.name,
                                "family": p.family, "audio": link})
     if missing:
-        log.warning("%s: %d of the map's sounds are not there, or are no audio files (%s%s); "
-                    "their points play nothing", store, len(missing), min(missing),
+        log.warning("%s: %d of the map's sounds are not there (%s%s); their points play "
+                    "nothing", store, len(missing), min(missing),
                     ", ..." if len(missing) > 1 else "")
+    if linked:
+        log.warning("%s: %d of the map's sounds are not named as audio files (%s%s); linked "
+                    "where they are, not copied", store, len(linked), min(linked),
+                    ", ..." if len(linked) > 1 else "")
     out_dir.mkdir(parents=True, exist_ok=True)
     for copy, source in copies.items():
         copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.unlink(missing_ok=True)  # an earlier run's, which may be read-only
         shutil.copy(source, copy)  # its permissions too: a copy is no more readable
     # every < as \u003c: no text in the data can open or close a tag or comment in the script
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")

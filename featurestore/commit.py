@@ -66,8 +66,9 @@ def _check_grown(partial: Path, split: str, marker: Path):
             ours = str(f.attrs.get("split", "")) == split
     except FileNotFoundError:  # renamed already (by a kill's rerun, or another process)
         return
-    except OSError:
-        ours = False
+    except OSError as err:  # held by another process, or not HDF5
+        raise BuildError(f"{partial}: cannot be read ({err}), so the build --add that "
+                         f"{marker.name} commits is not finished; run the command again") from None
     if not ours:
         raise BuildError(f"{partial}: not the {split} split grown, which {marker.name} says it "
                          f"is; nothing was renamed: move {marker.name} and it away")

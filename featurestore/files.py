@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from .errors import InputError
 
 __all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "free_room", "size_text",
-           "exclusive_lock", "check_folder_path"]
+           "exclusive_lock", "locked_by_another", "NO_LOCKS", "check_folder_path"]
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,11 @@ def size_text(nbytes: int) -> str:
     return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
+#: What ``flock`` answers on a file system without such locks (some network ones; NFS answers
+#: EBADF for a folder's descriptor opened to read).
+NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EBADF)
+
+
 @contextlib.contextmanager
 def exclusive_lock(path, busy: Callable[[], Exception]) -> Iterator[None]:
     """Hold an exclusive lock on ``path``, a file or a folder, for the block: POSIX ``flock``
@@ -163,10 +168,31 @@ def exclusive_lock(path, busy: Callable[[], Exception]) -> Iterator[None]:
         except OSError as err:
             if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise busy() from None
-            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            if err.errno not in NO_LOCKS:
                 raise
             log.debug("%s: cannot be locked (%s); going on unlocked", path, err)
         yield
+    finally:
+        os.close(fd)
+
+
+def locked_by_another(path) -> bool:
+    """Whether another process holds :func:`exclusive_lock` on ``path`` now (asked with a
+    shared lock, let go at once: it never keeps that process from taking its lock)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError as err:
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return True
+        if err.errno in NO_LOCKS:
+            return False
+        raise
     finally:
         os.close(fd)
 

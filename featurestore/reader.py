@@ -234,7 +234,7 @@ class SpectraReader:
         a read of a replaced split stops within that time."""
         try:
             got = remote.read_ranges(self.path, ranges)
-        except StoreError:  # a smaller object put in its place fails the reads: say that
+        except remote.ShortObject:  # a smaller object put in its place: say that
             remote.check_unchanged(self.path, self._version)
             raise
         if time.monotonic() - self._checked >= remote.VERSION_SECONDS:

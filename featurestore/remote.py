@@ -8,6 +8,7 @@ AWS variables and files botocore reads (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_UR
 """
 from __future__ import annotations
 
+import errno
 import re
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from .errors import StoreError, install_hint
 __all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
            "file_size", "object_version", "check_unchanged", "client_errors",
            "METADATA_BLOCK", "METADATA_BLOCKS", "VERSION_SECONDS", "S3_CONNECT_SECONDS",
-           "S3_READ_SECONDS"]
+           "S3_READ_SECONDS", "S3_ATTEMPTS", "ShortObject"]
 
 #: The block cache h5py's reads of a split's metadata (its chunk index, labels, names) go
 #: through: blocks of this many bytes, at most METADATA_BLOCKS of them kept.
@@ -28,13 +29,16 @@ METADATA_BLOCKS = 64
 #: (:func:`check_unchanged`): one request a second, whatever the reads.
 VERSION_SECONDS = 1.0
 
-#: How long a request to S3 may wait to connect, and for each reply, in seconds. botocore
-#: tries a request once and s3fs up to five times, so an endpoint that stops answering ends a
-#: command after five such waits, with one line naming the URL (botocore's own minute a wait,
-#: over its retries and s3fs', had held it without a word). fsspec's configuration
-#: (``FSSPEC_S3_CONFIG_KWARGS``, ...) replaces these where it gives its own.
-S3_CONNECT_SECONDS = 10
-S3_READ_SECONDS = 20
+#: How a request to S3 is made: how long it may wait to connect and for each reply, in
+#: seconds, and how many times botocore tries it (its "standard" retries: throttling, 5xx
+#: answers, timeouts); s3fs tries timeouts again up to five times besides. An endpoint that
+#: stops answering thus ends a command, with one line naming the URL, after at most
+#: 5 x S3_ATTEMPTS waits of S3_READ_SECONDS (botocore's "legacy" default of five tries a
+#: request, under s3fs's five, had held it without a word for far longer). fsspec's
+#: configuration (``FSSPEC_S3_CONFIG_KWARGS``) replaces all three where it gives its own.
+S3_CONNECT_SECONDS = 5
+S3_READ_SECONDS = 15
+S3_ATTEMPTS = 3
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -68,7 +72,8 @@ def _filesystem(url: str):
             "config_kwargs" not in fsspec.config.conf.get("s3", {}):
         options["config_kwargs"] = {"connect_timeout": S3_CONNECT_SECONDS,
                                     "read_timeout": S3_READ_SECONDS,
-                                    "retries": {"total_max_attempts": 1}}
+                                    "retries": {"mode": "standard",
+                                                "total_max_attempts": S3_ATTEMPTS}}
     try:
         return fsspec.core.url_to_fs(url, **options)
     except (ImportError, ValueError) as err:
@@ -150,6 +155,11 @@ def file_size(url: str) -> int:
         raise _missing(url, err) from None
 
 
+class ShortObject(StoreError):
+    """An object that ends before bytes a read asked for (one replaced by a smaller upload,
+    or cut short)."""
+
+
 #: The fields of an fsspec ``info`` that change when an object is written again (S3's ETag,
 #: Google Cloud Storage's generation, a modification time).
 _VERSION_FIELDS = ("ETag", "etag", "generation", "LastModified", "mtime", "created")
@@ -193,8 +203,11 @@ def read_ranges(url: str, ranges: Sequence[Tuple[int, int]]) -> List[bytes]:
     try:
         got = fs.cat_ranges([path] * len(ranges), list(starts), list(stops), on_error="raise")
     except _read_errors() as err:
+        if isinstance(err, OSError) and err.errno == errno.EINVAL:  # S3: range not satisfiable
+            raise ShortObject(f"{url}: ends before bytes {max(starts)}..{max(stops)} "
+                              f"({err})") from None
         raise _missing(url, err) from None
     for data, (start, stop) in zip(got, ranges):
         if len(data) != stop - start:
-            raise StoreError(f"{url}: ends inside bytes {start}..{stop}")
+            raise ShortObject(f"{url}: ends inside bytes {start}..{stop}")
     return got

@@ -738,8 +738,8 @@ def test_map_copies_each_recording_once_and_plays_each_window_alone(tmp_path, ca
     assert write_map(tmp_path / "store", tmp_path / "map", ["train"]) == page  # its own: again
     new.unlink()  # a placed sound gone: its point plays nothing, and that is said
     write_map(tmp_path / "store", tmp_path / "map", ["train"], copy_audio=True)
-    assert (f"1 of the map's sounds are not there, or are no audio files ({new}); their "
-            f"points play nothing") in caplog.text
+    assert f"1 of the map's sounds are not there ({new}); their points play nothing" \
+        in caplog.text
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html").write_text("<html><title>my site</title></html>")
     from featurestore.errors import InputError

@@ -297,6 +297,7 @@ def test_an_endpoint_that_stops_answering_is_one_error_not_a_hang(s3, monkeypatc
     threading.Thread(target=accept, daemon=True).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:%d" % silent.getsockname()[1])
     monkeypatch.setattr(remote, "S3_READ_SECONDS", 1)  # five tries of a second
+    monkeypatch.setattr(remote, "S3_ATTEMPTS", 1)
     s3fs.S3FileSystem.clear_instance_cache()
     try:
         with pytest.raises(StoreError, match=rf"{s3}: cannot be read \(ReadTimeoutError: .*\); "

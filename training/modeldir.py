@@ -23,10 +23,10 @@ from typing import Sequence, Tuple
 
 from featurestore.schema import composed_labels
 from featurestore.errors import TimbremapError, label_set_text
-from featurestore.files import exclusive_lock
+from featurestore.files import locked_by_another
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
-from featurestore.params import MAX_SAMPLE_RATE, FeatureParams
+from featurestore.params import FeatureParams
 
 from .backend import import_tensorflow_quietly
 from .config import TrainConfig
@@ -162,11 +162,9 @@ def load_trained(model_dir) -> TrainedModel:
                                              model_dir.is_file() else "no such model folder"))
     for name in (MODEL_FILE, CONFIG_FILE):
         if not (model_dir / name).is_file():
-            if (model_dir / CONFIG_FILE).is_file():  # written as a run starts
-                with exclusive_lock(model_dir, lambda: ModelError(
-                        f"{model_dir}: not a trained model yet (no {name}): a 'timbremap "
-                        f"train' is writing it; wait for it to finish")):
-                    pass  # train holds it while it runs
+            if (model_dir / CONFIG_FILE).is_file() and locked_by_another(model_dir):
+                raise ModelError(f"{model_dir}: not a trained model yet (no {name}): a "
+                                 f"'timbremap train' is writing it; wait for it to finish")
             splits = sorted(p.name for p in model_dir.glob("*.h5"))
             stopped = (model_dir / BACKUP_DIR).is_dir() or (model_dir / BEST_FILE).is_file()
             raise ModelError(f"{model_dir}: not a trained model folder (no {name}; " + (
@@ -180,8 +178,6 @@ def load_trained(model_dir) -> TrainedModel:
         config = TrainConfig.from_dict(info["train"])
         features = FeatureParams.from_dict(info["features"])
         labels = config_labels(info)
-        if features.sample_rate > MAX_SAMPLE_RATE:  # what a note's audio costs to read
-            raise ValueError(f"sample_rate {features.sample_rate} is over {MAX_SAMPLE_RATE}")
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise _unreadable(model_dir / CONFIG_FILE, err) from None
     _check_unpacked_size(model_dir / MODEL_FILE)
