@@ -24,7 +24,7 @@ def check_split(f: h5py.File):
     """Raise :class:`StoreError` when ``f`` lacks what every split file has, or declares more
     than it can hold.
 
-    Checked before any note is read, from the file's metadata and its two index datasets:
+    Checked before any note is read, from the file's metadata, its index datasets and offsets:
 
     - everything in it is held in it: no name at its root or in ``/metadata`` is a link
       (another file's object, opened when the name is read), and no dataset keeps its data in
