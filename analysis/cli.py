@@ -352,7 +352,7 @@ def main(argv=None) -> int:
     if args.command in MODEL_COMMANDS:
         from training.backend import import_tensorflow_quietly
         try:
-            import_tensorflow_quietly(warm=True)
+            import_tensorflow_quietly()
         except KeyboardInterrupt:  # before logging is set up
             print("timbremap: interrupted", file=sys.stderr)
             return 130

@@ -305,7 +305,7 @@ def test_ctrl_c_while_tensorflow_loads_is_one_line(monkeypatch, tmp_path, capsys
     import training.backend
     from analysis.cli import main
 
-    def interrupted(**_):
+    def interrupted():
         raise KeyboardInterrupt
     monkeypatch.setattr(training.backend, "import_tensorflow_quietly", interrupted)
     for command in ("embed", "place"):  # they load it first: a 30-line traceback, before

@@ -148,14 +148,15 @@ _BANNERS = re.compile(rb"All log messages before absl::InitializeLog\(\) is call
                       rb"util\.cc:\d+\] oneDNN supports DT_HALF only on platforms with")
 
 
-def import_tensorflow_quietly(*, warm: bool = False):
+def import_tensorflow_quietly():
     """Import TensorFlow, where it is Keras's backend and not imported yet, with its start-up
     banners (:data:`_BANNERS`) left out of stderr; anything else it writes there is passed
     on. The banners come from C++ before any logging is set up, so they are taken from the
-    file descriptor while the import runs. ``warm``: and while a float16 tensor is cast once
-    (TensorFlow says what its CPU kernels lack for float16 the first time, then never again);
-    that starts TensorFlow's runtime, after which its devices cannot be configured, so only
-    the command line asks for it."""
+    file descriptor while the import runs, and while a float16 tensor is cast once
+    (TensorFlow says what its CPU kernels lack for float16 the first time, then never again).
+    That cast starts TensorFlow's runtime: a caller who configures its devices
+    (``tf.config.set_visible_devices``, memory growth) imports TensorFlow and does so first,
+    and then nothing here runs."""
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or \
             "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
@@ -165,8 +166,7 @@ def import_tensorflow_quietly(*, warm: bool = False):
         os.dup2(captured.fileno(), 2)
         try:
             import tensorflow
-            if warm:
-                tensorflow.cast(tensorflow.zeros([1], tensorflow.float16), tensorflow.float32)
+            tensorflow.cast(tensorflow.zeros([1], tensorflow.float16), tensorflow.float32)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
