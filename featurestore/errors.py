@@ -47,6 +47,13 @@ def label_set_text(names: Sequence[str]) -> str:
     return "(" + ", ".join(shown) + ")"
 
 
+def not_a_file(path) -> str:
+    """``PATH: not a file but a folder`` (or ``a pipe, socket or device``): what a message says
+    of a path that exists and is no regular file, which timbremap never opens (a pipe blocks)."""
+    kind = "folder" if os.path.isdir(path) else "pipe, socket or device"
+    return f"{path}: not a file but a {kind}"
+
+
 def install_hint(extra: str) -> str:
     """How to install timbremap's optional ``extra`` (``'synth'``, ``'remote'``, ...)."""
     return f"pip install -e '.[{extra}]' in timbremap's folder"

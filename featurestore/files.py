@@ -144,6 +144,8 @@ def size_text(nbytes: int) -> str:
 #: What ``flock`` answers on a file system without such locks (some network ones; NFS answers
 #: EBADF for a folder's descriptor opened to read).
 NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EBADF)
+#: What ``flock`` answers, not blocking, where another process holds the lock.
+HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 
 
 @contextlib.contextmanager
@@ -166,7 +168,7 @@ def exclusive_lock(path, busy: Callable[[], Exception]) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if err.errno in HELD:
                 raise busy() from None
             if err.errno not in NO_LOCKS:
                 raise
@@ -188,7 +190,7 @@ def locked_by_another(path) -> bool:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
     except OSError as err:
-        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+        if err.errno in HELD:
             return True
         if err.errno in NO_LOCKS:
             return False

@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Tuple
 
-from .errors import InputError
+from .errors import InputError, not_a_file
 
 __all__ = ["object_members", "read_json", "reason"]
 
@@ -144,8 +144,7 @@ def read_json(path, *, max_bytes: Optional[int] = 64 << 20):
     """
     path = Path(path)
     if not stat.S_ISREG(path.stat().st_mode):  # checked before it is opened: a pipe blocks
-        raise InputError(f"{path}: not a file but a "
-                         f"{'folder' if path.is_dir() else 'pipe, socket or device'}")
+        raise InputError(not_a_file(path))
     with path.open("rb") as fh:
         data = fh.read(-1 if max_bytes is None else max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:

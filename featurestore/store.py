@@ -17,7 +17,7 @@ from typing import Optional
 import h5py
 
 import featurestore.remote as remote
-from .errors import StoreError
+from .errors import StoreError, not_a_file
 from .commit import finish_commit
 from .nsynth import SPLITS
 from .schema import CONTENT_DIGEST, read_params, read_stats
@@ -153,9 +153,7 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
         have = None if there else store_splits(store)
     if not there:
         if not remote.is_url(store) and path.exists():  # a pipe would block the open
-            raise StoreError(f"{path}: not a file but a "
-                             f"{'folder' if path.is_dir() else 'pipe, socket or device'}; a "
-                             f"split is an HDF5 file")
+            raise StoreError(f"{not_a_file(path)}; a split is an HDF5 file")
         if not have:
             raise no_splits(store)
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: "
