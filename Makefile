@@ -37,10 +37,13 @@ tools:
 demo: install
 	$(BIN)/timbremap demo $(DEMO)
 
-# JAX's CPU wheels: a test trains under KERAS_BACKEND=jax too
+# JAX's CPU wheels: a test trains under KERAS_BACKEND=jax too. The suite runs in TEST_WORKERS
+# processes, a test file to each (its module fixtures are made once); a worker that crashes
+# fails its tests rather than being replaced.
+TEST_WORKERS ?= 2
 test: install tools
 	$(BIN)/python -m pip install -q -e '.[jax]'
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --max-worker-restart 0 tests
 
 check: install
 	$(BIN)/python -m pytest -q -m "not full" tests
