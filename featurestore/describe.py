@@ -14,7 +14,7 @@ from .layouts import ATTR_PREFIX as INPUT_PREFIX
 from .params import ATTR_PREFIX
 import featurestore.remote as remote
 from .store import (StoreError, no_splits, open_split, require_store, split_path,
-                    store_splits)
+                    store_splits, unfinished_splits)
 
 __all__ = ["describe_store", "shown"]
 
@@ -44,7 +44,8 @@ def describe_store(store, *, max_skipped: Optional[int] = 10, all_adjusted: bool
     Returns
     -------
     list of str
-        The lines ``timbremap inspect`` prints, a section per split (``== SPLIT: PATH ...``).
+        The lines ``timbremap inspect`` prints, a section per split (``== SPLIT: PATH ...``),
+        and a line naming the files of a build that has not finished, where it left any.
 
     Raises
     ------
@@ -70,6 +71,10 @@ def describe_store(store, *, max_skipped: Optional[int] = 10, all_adjusted: bool
                 raise
             unreadable[split] = err
             lines.append(f"== {split}: cannot be read: {err}")
+    unfinished = unfinished_splits(store)
+    if unfinished:
+        lines.append(f"== unfinished: {', '.join(unfinished)}, left by a build that has not "
+                     f"finished (run it again to resume it)")
     return lines
 
 

@@ -25,7 +25,8 @@ from .splitcheck import check_split
 
 __all__ = ["split_path", "store_id", "store_name", "require_store", "no_splits", "open_split",
            "open_file", "read_params", "read_stats", "store_splits", "StoreError",
-           "held_by_another", "in_use", "never_written", "not_writable", "errnos"]
+           "held_by_another", "in_use", "never_written", "not_writable", "errnos",
+           "unfinished_splits"]
 
 SUFFIX = ".h5"
 
@@ -130,11 +131,17 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
     raise StoreError(f"{store}: {what}")
 
 
+def unfinished_splits(store) -> list:
+    """The names of the files a build that has not finished left in a local store folder
+    (``SPLIT.h5.partial``; a hidden one is a write-back's temporary copy, not a build's)."""
+    return [] if remote.is_url(store) else sorted(
+        p.name for p in Path(store).glob(f"*{SUFFIX}.partial") if not p.name.startswith("."))
+
+
 def no_splits(store) -> StoreError:
     """The error for a store folder (or URL) that holds no split file: not a store, or one
     whose build has not finished a split (named when it left one)."""
-    unfinished = [] if remote.is_url(store) else sorted(
-        p.name for p in Path(store).glob("*.h5.partial") if not p.name.startswith("."))
+    unfinished = unfinished_splits(store)
     return StoreError(f"{store}: no split files (*.h5) in this folder" + (
         f"; an unfinished build left {', '.join(unfinished)} (run build again to resume)"
         if unfinished else ""))

@@ -1,4 +1,5 @@
 import argparse
+import shutil
 import signal
 import subprocess
 import sys
@@ -229,6 +230,20 @@ def test_a_split_of_no_notes_is_described_so(tmp_path):
     build_store(root, tmp_path / "store", jobs=1, progress=False)
     test = next(line for line in describe_store(tmp_path / "store") if line.startswith("== test"))
     assert test.endswith(" MiB, no notes)"), test
+
+
+def test_inspect_names_what_an_unfinished_build_left_beside_finished_splits(tone_store, tmp_path):
+    from featurestore.describe import describe_store
+    store = tmp_path / "store"
+    shutil.copytree(tone_store, store)
+    (store / "test.h5").rename(store / "test.h5.partial")  # a build killed as it wrote test
+    (store / ".valid.h5.partial").write_bytes(b"")  # a write-back's copy: not a build's
+    lines = describe_store(store)
+    assert [line.split(":")[0] for line in lines if line.startswith("== ")] == [
+        "== train", "== valid", "== unfinished"]
+    assert lines[-1] == ("== unfinished: test.h5.partial, left by a build that has not finished "
+                         "(run it again to resume it)")
+    assert not any("unfinished" in line for line in describe_store(tone_store))
 
 
 def test_only_an_error_whose_subject_is_options_is_named_by_them():
