@@ -10,7 +10,7 @@ import numpy as np
 
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
-from featurestore.errors import InputError, check_paths, label_set_text
+from featurestore.errors import InputError, check_paths, label_difference, label_set_text
 from featurestore.store import (StoreError, no_splits, open_split, require_store, split_path,
                                 store_splits)
 from training.images import image_path, literal_text
@@ -55,7 +55,8 @@ def one_label_set(store, label_sets: Dict[str, Tuple[str, ...]]) -> Tuple[str, .
                              f"{label_set_text(label_sets[split])}, but "
                              f"{split_path(store, splits[0])} holds "
                              f"{label_set_text(label_sets[splits[0]])}: a store's splits share "
-                             f"one label set")
+                             f"one label set" + label_difference(
+                                 label_sets[split], label_sets[splits[0]], (split, splits[0])))
     return label_sets[splits[0]] if splits else ()
 
 

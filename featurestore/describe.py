@@ -13,7 +13,8 @@ from .errors import counted
 from .layouts import ATTR_PREFIX as INPUT_PREFIX
 from .params import ATTR_PREFIX
 import featurestore.remote as remote
-from .store import (StoreError, no_splits, open_split, require_store, split_path,
+from .files import locked_by_another, size_text
+from .store import (SUFFIX, StoreError, no_splits, open_split, require_store, split_path,
                     store_splits, unfinished_splits)
 
 __all__ = ["describe_store", "shown"]
@@ -45,7 +46,8 @@ def describe_store(store, *, max_skipped: Optional[int] = 10, all_adjusted: bool
     -------
     list of str
         The lines ``timbremap inspect`` prints, a section per split (``== SPLIT: PATH ...``),
-        and a line naming the files of a build that has not finished, where it left any.
+        and a line for each file that a build or a write of results is writing now, or left
+        unfinished.
 
     Raises
     ------
@@ -71,10 +73,35 @@ def describe_store(store, *, max_skipped: Optional[int] = 10, all_adjusted: bool
                 raise
             unreadable[split] = err
             lines.append(f"== {split}: cannot be read: {err}")
-    unfinished = unfinished_splits(store)
-    if unfinished:
-        lines.append(f"== unfinished: {', '.join(unfinished)}, left by a build that has not "
-                     f"finished (run it again to resume it)")
+    return lines if url else lines + _unfinished(store)
+
+
+def _unfinished(store: Path) -> List[str]:
+    """A line for each file a build (``SPLIT.h5.partial``) or a write of results into a split
+    (``.SPLIT.h5.partial``) is writing now, or left when it was stopped (told by their locks)."""
+    def held(path: Path) -> bool:
+        try:
+            return locked_by_another(path)
+        except OSError:
+            return False
+
+    def line(path: Path, now: bool, writing: str, left: str):
+        try:
+            size = size_text(path.stat().st_size)
+        except FileNotFoundError:  # finished since
+            return []
+        return [f"== unfinished: {path.name} ({size}), {writing if now else left}"]
+
+    building = held(store)
+    lines = []
+    for name in unfinished_splits(store):
+        lines += line(store / name, building, "which a build is writing now",
+                      "left by a build that has not finished: run it again to resume it")
+    for path in sorted(store.glob(f".*{SUFFIX}.partial")):
+        split = store / path.name[1:-len(".partial")]
+        lines += line(path, held(split), f"a copy of {split.name} that results are being "
+                      f"written into now", f"a copy of {split.name} that a write of results "
+                      f"(embed, tsne, place) left when it was stopped; the next one removes it")
     return lines
 
 

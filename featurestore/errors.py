@@ -9,7 +9,8 @@ import os
 from typing import Sequence
 
 __all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError",
-           "check_paths", "check_positive_int", "counted", "label_set_text"]
+           "check_paths", "check_positive_int", "counted", "label_set_text",
+           "label_difference"]
 
 
 class TimbremapError(Exception):
@@ -39,12 +40,39 @@ def label_set_text(names: Sequence[str]) -> str:
     (four labels are not read as five); of a set of over :data:`LABELS_SHOWN`, the first ones
     and how many there are: ``(a0, a1, ..., a19, ... 5000 labels)``."""
     names = list(names)
-    plain = all(name and name == name.strip() and not set(name) & set(",()'\"")
-                for name in names)
-    shown = list(names if plain else map(repr, names))
+    shown = _quoted(names)
     if len(shown) > LABELS_SHOWN:
         shown = shown[:LABELS_SHOWN] + [f"... {len(names)} labels"]
     return "(" + ", ".join(shown) + ")"
+
+
+def _quoted(names: list) -> list:
+    """``names`` as they are, or every one quoted where one holds a comma, a bracket or a
+    quote, or spaces at its ends."""
+    plain = all(name and name == name.strip() and not set(name) & set(",()'\"")
+                for name in names)
+    return list(names if plain else map(repr, names))
+
+
+def label_difference(ours: Sequence[str], theirs: Sequence[str], owners: Sequence[str]) -> str:
+    """How two label sets differ, for a message that shows both (:func:`label_set_text` shows
+    only the first labels of a large set). ``owners`` name the two sets: with ``('the store',
+    'the model')``, `` (only in the store: (x); only in the model: (y, z))``, or for the same
+    labels in another order, where the orders part: `` (the same labels in another order: the
+    store's label 3 is b, the model's c)``; ``''`` for equal sets."""
+    ours, theirs = list(ours), list(theirs)
+    in_ours, in_theirs = set(ours), set(theirs)
+    parts = [f"only in {owner}: {label_set_text(names)}" for owner, names in (
+        (owners[0], [name for name in ours if name not in in_theirs]),
+        (owners[1], [name for name in theirs if name not in in_ours])) if names]
+    if parts:
+        return " (" + "; ".join(parts) + ")"
+    at = next((k for k, pair in enumerate(zip(ours, theirs)) if pair[0] != pair[1]), None)
+    if at is None:
+        return ""
+    shown = _quoted([ours[at], theirs[at]])
+    return (f" (the same labels in another order: {owners[0]}'s label {at + 1} is {shown[0]}, "
+            f"{owners[1]}'s {shown[1]})")
 
 
 def not_a_file(path) -> str:

@@ -1,4 +1,5 @@
 import argparse
+import re
 import shutil
 import signal
 import subprocess
@@ -232,17 +233,26 @@ def test_a_split_of_no_notes_is_described_so(tmp_path):
     assert test.endswith(" MiB, no notes)"), test
 
 
-def test_inspect_names_what_an_unfinished_build_left_beside_finished_splits(tone_store, tmp_path):
+def test_inspect_names_what_unfinished_writes_left_and_what_is_being_written(tone_store,
+                                                                            tmp_path):
     from featurestore.describe import describe_store
+    from featurestore.errors import InputError
+    from featurestore.files import exclusive_lock
     store = tmp_path / "store"
     shutil.copytree(tone_store, store)
     (store / "test.h5").rename(store / "test.h5.partial")  # a build killed as it wrote test
-    (store / ".valid.h5.partial").write_bytes(b"")  # a write-back's copy: not a build's
+    shutil.copyfile(store / "valid.h5", store / ".valid.h5.partial")  # an embed killed
     lines = describe_store(store)
     assert [line.split(":")[0] for line in lines if line.startswith("== ")] == [
-        "== train", "== valid", "== unfinished"]
-    assert lines[-1] == ("== unfinished: test.h5.partial, left by a build that has not finished "
-                         "(run it again to resume it)")
+        "== train", "== valid", "== unfinished", "== unfinished"]
+    assert re.fullmatch(r"== unfinished: test.h5.partial \(\d+\.\d MiB\), left by a build that "
+                        r"has not finished: run it again to resume it", lines[-2]), lines[-2]
+    assert lines[-1].endswith("a copy of valid.h5 that a write of results (embed, tsne, place) "
+                              "left when it was stopped; the next one removes it")
+    with exclusive_lock(store, InputError), exclusive_lock(store / "valid.h5", InputError):
+        lines = describe_store(store, unreadable={})  # the writers are running
+    assert lines[-2].endswith("), which a build is writing now")
+    assert lines[-1].endswith("a copy of valid.h5 that results are being written into now")
     assert not any("unfinished" in line for line in describe_store(tone_store))
 
 

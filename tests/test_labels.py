@@ -167,6 +167,21 @@ def test_a_label_set_in_a_message_reads_as_its_labels():
     assert many == "(" + ", ".join(f"l{k}" for k in range(20)) + ", ... 5000 labels)"
 
 
+def test_two_label_sets_in_a_message_say_where_they_differ():
+    from featurestore.errors import label_difference
+    many = [f"l{k}" for k in range(5000)]
+    owners = ("the store", "the model")
+    assert label_difference(many, many[:4000] + ["x"] + many[4001:], owners) == (
+        " (only in the store: (l4000); only in the model: (x))")  # past what each set shows
+    assert label_difference(many[:30], many[:31], owners) == " (only in the model: (l30))"
+    swapped = many[:25] + [many[26], many[25]] + many[27:]
+    assert label_difference(many, swapped, owners) == (
+        " (the same labels in another order: the store's label 26 is l25, the model's l26)")
+    assert label_difference(["a b", "c,d"], ["c,d", "a b"], ("valid", "train")) == (
+        " (the same labels in another order: valid's label 1 is 'a b', train's 'c,d')")
+    assert label_difference(many, list(many), owners) == ""
+
+
 def test_a_label_set_names_each_label_once_as_text():
     from training.modeldir import config_labels
     for labels, message in ((["bass", "bass", "reed"], r"its labels \['bass'\] are each given "
@@ -400,7 +415,7 @@ def test_a_model_refuses_a_store_of_another_label_set(labelled_model, nsynth_mod
     wav = next((tone_root / "test" / "audio").glob("*.wav"))
     # an NSynth model on the store of three labels
     ours = (f"{store / 'test.h5'} holds labels {OURS}; the model {nsynth_model} was trained "
-            f"on {NSYNTH}")
+            f"on {NSYNTH} (only in the store: {OURS}; only in the model: {NSYNTH})")
     for attempt in (lambda: evaluate(store, nsynth_model, "test"),
                     lambda: predict_split(load_trained(nsynth_model), store, "test"),
                     lambda: embed_store(store, nsynth_model, ["test"], progress=False),
@@ -410,7 +425,7 @@ def test_a_model_refuses_a_store_of_another_label_set(labelled_model, nsynth_mod
         assert str(caught.value) == ours
     # and the model of three labels on an NSynth store
     theirs = (f"{tone_store / 'test.h5'} holds labels {NSYNTH}; the model {model} was "
-              f"trained on {OURS}")
+              f"trained on {OURS} (only in the store: {NSYNTH}; only in the model: {OURS})")
     with pytest.raises(ModelError) as caught:
         evaluate(tone_store, model, "test")
     assert str(caught.value) == theirs

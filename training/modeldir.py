@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence, Tuple
 
 from featurestore.schema import composed_labels
-from featurestore.errors import TimbremapError, label_set_text
+from featurestore.errors import TimbremapError, label_difference, label_set_text
 from featurestore.files import locked_by_another
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
@@ -79,10 +79,9 @@ class TrainedModel:
         the same names in the same order, as its outputs are indices into them."""
         names = tuple(names)
         if names != self.labels:
-            order = (" (the same names in another order)"
-                     if sorted(names) == sorted(self.labels) else "")
+            differ = label_difference(names, self.labels, ("the store", "the model"))
             raise ModelError(f"{where} holds labels {label_set_text(names)}; the model "
-                             f"{self.path} was trained on {label_set_text(self.labels)}{order}")
+                             f"{self.path} was trained on {label_set_text(self.labels)}{differ}")
 
 
 def config_labels(info: dict) -> Tuple[str, ...]:

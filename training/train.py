@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from featurestore import __version__, schema
-from featurestore.errors import BuildError
+from featurestore.errors import BuildError, label_difference
 from featurestore.files import atomic_write_text, exclusive_lock, replaced
 from featurestore.finished import warn_of_labels_a_split_lacks
 from featurestore.jsonstream import read_json
@@ -94,7 +94,8 @@ def _open_store(store: Path):
     if valid_labels != labels:
         raise StoreError(f"{split_path(store, 'valid')} holds labels "
                          f"{label_set_text(valid_labels)}, but {split_path(store, 'train')} "
-                         f"holds {label_set_text(labels)}: a store's splits share one label set")
+                         f"holds {label_set_text(labels)}: a store's splits share one label set"
+                         + label_difference(valid_labels, labels, ("valid", "train")))
     return params, mean, std, shape[1:], shape[0], labels
 
 
@@ -157,7 +158,8 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
             raise ModelError(f"{model_dir}: its run used a store with other features")
         if run != labels:
             raise ModelError(f"{model_dir}: its run was trained on labels "
-                             f"{label_set_text(run)}; this store holds {label_set_text(labels)}")
+                             f"{label_set_text(run)}; this store holds {label_set_text(labels)}"
+                             + label_difference(run, labels, ("the run", "the store")))
         was = saved.get("store_content") or {}
         changed = [split for split in ("train", "valid")
                    if split in was and was[split] != digests.get(split)]
