@@ -38,8 +38,8 @@ demo: install
 	$(BIN)/timbremap demo $(DEMO)
 
 # JAX's CPU wheels: a test trains under KERAS_BACKEND=jax too. The suite runs in TEST_WORKERS
-# processes, a test file to each (its module fixtures are made once); a worker that crashes
-# fails its tests rather than being replaced.
+# processes, a test file to each (so its module fixtures are made once); a worker that crashes
+# fails its test and ends the run (pytest-xdist's restart of it could hang).
 TEST_WORKERS ?= 2
 test: install tools
 	$(BIN)/python -m pip install -q -e '.[jax]'

@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.files import (copy_file, exclusive_lock, free_room, replaced, size_text,
-                                temporary)
+from featurestore.files import (copy_file, exclusive_lock, free_room, hdf5_locks_off, replaced,
+                                size_text, temporary)
 from featurestore.remote import is_url
 from featurestore.splitcheck import check_split
 from featurestore.store import (StoreError, errnos, in_use, never_written, not_writable,
@@ -181,6 +181,6 @@ def results_file(store, split: str, nbytes: int, *,
 def _locked(path: Path, real: Path):
     """Hold HDF5's lock on ``real`` for writing (not where HDF5's locks are switched off, or
     the file system has none)."""
-    if os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() in ("FALSE", "0"):
+    if hdf5_locks_off():
         return contextlib.nullcontext()
     return exclusive_lock(real, lambda: in_use(path, "open in"))

@@ -13,8 +13,8 @@ from .errors import counted
 from .layouts import ATTR_PREFIX as INPUT_PREFIX
 from .params import ATTR_PREFIX
 import featurestore.remote as remote
-from .files import locked_by_another, size_text
-from .store import (SUFFIX, StoreError, no_splits, open_split, require_store, split_path,
+from .files import hdf5_locks_off, locked_by_another, size_text, temporary
+from .store import (StoreError, no_splits, open_split, require_store, split_path,
                     store_splits, unfinished_splits)
 
 __all__ = ["describe_store", "shown"]
@@ -73,35 +73,40 @@ def describe_store(store, *, max_skipped: Optional[int] = 10, all_adjusted: bool
                 raise
             unreadable[split] = err
             lines.append(f"== {split}: cannot be read: {err}")
-    return lines if url else lines + _unfinished(store)
+    return lines if url else lines + _unfinished(store, splits)
 
 
-def _unfinished(store: Path) -> List[str]:
-    """A line for each file a build (``SPLIT.h5.partial``) or a write of results into a split
-    (``.SPLIT.h5.partial``) is writing now, or left when it was stopped (told by their locks)."""
-    def held(path: Path) -> bool:
+def _unfinished(store: Path, splits: Sequence[str]) -> List[str]:
+    """A line for each file that a build (``SPLIT.h5.partial``) or ``embed`` or ``tsne``
+    writing results into a split (``.SPLIT.h5.partial``) is writing now, or left when it was
+    stopped: told by the writers' locks, where there are locks."""
+    def line(path: Path, now: Optional[bool], what: str, writing: str, left: str,
+             then: str) -> List[str]:
+        try:
+            size = size_text(path.stat().st_size) if path.is_file() else None
+        except FileNotFoundError:  # finished since
+            size = None
+        state = {True: writing, False: f"{left}; {then}"}.get(
+            now, f"{writing}, or {left} (no lock tells which here); {then}")
+        return [] if size is None else [f"== unfinished: {path.name} ({size}), {what}{state}"]
+
+    def held(path: Path) -> Optional[bool]:
         try:
             return locked_by_another(path)
         except OSError:
-            return False
-
-    def line(path: Path, now: bool, writing: str, left: str):
-        try:
-            size = size_text(path.stat().st_size)
-        except FileNotFoundError:  # finished since
-            return []
-        return [f"== unfinished: {path.name} ({size}), {writing if now else left}"]
+            return None
 
     building = held(store)
     lines = []
     for name in unfinished_splits(store):
-        lines += line(store / name, building, "which a build is writing now",
-                      "left by a build that has not finished: run it again to resume it")
-    for path in sorted(store.glob(f".*{SUFFIX}.partial")):
-        split = store / path.name[1:-len(".partial")]
-        lines += line(path, held(split), f"a copy of {split.name} that results are being "
-                      f"written into now", f"a copy of {split.name} that a write of results "
-                      f"(embed, tsne, place) left when it was stopped; the next one removes it")
+        lines += line(store / name, building, "", "which a build is writing now",
+                      "left by a build that has not finished", "run it again to resume it")
+    for split in splits:
+        path = split_path(store, split)
+        lines += line(temporary(path), None if hdf5_locks_off() else held(path),
+                      f"a copy of {path.name} ", "that embed or tsne is writing results into now",
+                      "left when embed or tsne was stopped",
+                      f"the next embed or tsne of {split} removes it")
     return lines
 
 

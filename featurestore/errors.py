@@ -34,35 +34,52 @@ def counted(n: int, noun: str) -> str:
 LABELS_SHOWN = 20
 
 
-def label_set_text(names: Sequence[str]) -> str:
+def label_set_text(names: Sequence[str], *, among: Sequence[str] = ()) -> str:
     """A label set as messages show it: ``(cello, dog, kettle)``; every label quoted where one
-    holds a comma, a bracket or a quote, or spaces at its ends: ``('bass, electric', 'cello')``
-    (four labels are not read as five); of a set of over :data:`LABELS_SHOWN`, the first ones
-    and how many there are: ``(a0, a1, ..., a19, ... 5000 labels)``."""
+    (of ``names`` or of ``among``, a set it is shown beside) holds a comma, a bracket or a
+    quote, or spaces at its ends: ``('bass, electric', 'cello')`` (four labels are not read as
+    five); of a set of over :data:`LABELS_SHOWN`, the first ones and how many there are:
+    ``(a0, a1, ..., a19, ... 5000 labels)``."""
     names = list(names)
-    shown = _quoted(names)
+    shown = _quoted(names, among=among)
     if len(shown) > LABELS_SHOWN:
         shown = shown[:LABELS_SHOWN] + [f"... {len(names)} labels"]
     return "(" + ", ".join(shown) + ")"
 
 
-def _quoted(names: list) -> list:
-    """``names`` as they are, or every one quoted where one holds a comma, a bracket or a
-    quote, or spaces at its ends."""
+def _quoted(names: list, *, among: Sequence[str] = ()) -> list:
+    """``names`` as they are, or every one quoted where one (of them or of ``among``) holds a
+    comma, a bracket or a quote, or spaces at its ends."""
     plain = all(name and name == name.strip() and not set(name) & set(",()'\"")
-                for name in names)
+                for name in [*names, *among])
     return list(names if plain else map(repr, names))
 
 
 def label_difference(ours: Sequence[str], theirs: Sequence[str], owners: Sequence[str]) -> str:
     """How two label sets differ, for a message that shows both (:func:`label_set_text` shows
-    only the first labels of a large set). ``owners`` name the two sets: with ``('the store',
-    'the model')``, `` (only in the store: (x); only in the model: (y, z))``, or for the same
-    labels in another order, where the orders part: `` (the same labels in another order: the
-    store's label 3 is b, the model's c)``; ``''`` for equal sets."""
+    only the first labels of a large set).
+
+    Parameters
+    ----------
+    ours, theirs : sequence of str
+        The two label sets, each in its order.
+    owners : (str, str)
+        What holds each, as the message names them: ``('the store', 'the model')``.
+
+    Returns
+    -------
+    str
+        ``' (no label in common)'``; ``' (only in the store: (x); only in the model: (y, z))'``;
+        for the same labels in another order, where the orders part: ``' (the same labels in
+        another order: at index 2, the store has b, the model c)'``; ``''`` for equal sets.
+        Labels are quoted alike in both sets (:func:`label_set_text`).
+    """
     ours, theirs = list(ours), list(theirs)
     in_ours, in_theirs = set(ours), set(theirs)
-    parts = [f"only in {owner}: {label_set_text(names)}" for owner, names in (
+    if ours and theirs and not in_ours & in_theirs:
+        return " (no label in common)"
+    both = ours + [name for name in theirs if name not in in_ours]
+    parts = [f"only in {owner}: {label_set_text(names, among=both)}" for owner, names in (
         (owners[0], [name for name in ours if name not in in_theirs]),
         (owners[1], [name for name in theirs if name not in in_ours])) if names]
     if parts:
@@ -70,9 +87,9 @@ def label_difference(ours: Sequence[str], theirs: Sequence[str], owners: Sequenc
     at = next((k for k, pair in enumerate(zip(ours, theirs)) if pair[0] != pair[1]), None)
     if at is None:
         return ""
-    shown = _quoted([ours[at], theirs[at]])
-    return (f" (the same labels in another order: {owners[0]}'s label {at + 1} is {shown[0]}, "
-            f"{owners[1]}'s {shown[1]})")
+    shown = _quoted([ours[at], theirs[at]], among=both)
+    return (f" (the same labels in another order: at index {at}, {owners[0]} has {shown[0]}, "
+            f"{owners[1]} {shown[1]})")
 
 
 def not_a_file(path) -> str:

@@ -10,13 +10,15 @@ import logging
 import os
 import shutil
 import stat
+import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 from .errors import InputError
 
 __all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "free_room", "size_text",
-           "exclusive_lock", "locked_by_another", "NO_LOCKS", "check_folder_path"]
+           "exclusive_lock", "locked_by_another", "hdf5_locks_off", "NO_LOCKS",
+           "check_folder_path"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,8 @@ def size_text(nbytes: int) -> str:
 NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EBADF)
 #: What ``flock`` answers, not blocking, where another process holds the lock.
 HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+#: How long :func:`exclusive_lock` tries before it calls a lock held.
+PROBE_SECONDS = 0.5
 
 
 @contextlib.contextmanager
@@ -154,9 +158,9 @@ def exclusive_lock(path, busy: Callable[[], Exception]) -> Iterator[None]:
     (the lock HDF5 takes on its files) on a descriptor of it, so no file is left behind and the
     lock goes when the process ends, however it ends.
 
-    ``busy()`` is raised when another process holds a lock on it. Where there are no such
-    locks (no ``fcntl``; a file system without them, some network ones) the block runs
-    unlocked.
+    ``busy()`` is raised when another process holds a lock on it for :data:`PROBE_SECONDS`
+    (a :func:`locked_by_another` holds one for less). Where there are no such locks (no
+    ``fcntl``; a file system without them, some network ones) the block runs unlocked.
     """
     try:
         import fcntl
@@ -165,26 +169,44 @@ def exclusive_lock(path, busy: Callable[[], Exception]) -> Iterator[None]:
         return
     fd = os.open(path, os.O_RDONLY)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno in HELD:
-                raise busy() from None
-            if err.errno not in NO_LOCKS:
-                raise
-            log.debug("%s: cannot be locked (%s); going on unlocked", path, err)
+        deadline = time.monotonic() + PROBE_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno in HELD:
+                    if time.monotonic() > deadline:
+                        raise busy() from None
+                    time.sleep(PROBE_SECONDS / 20)
+                    continue
+                if err.errno not in NO_LOCKS:
+                    raise
+                log.debug("%s: cannot be locked (%s); going on unlocked", path, err)
+            break
         yield
     finally:
         os.close(fd)
 
 
-def locked_by_another(path) -> bool:
-    """Whether another process holds :func:`exclusive_lock` on ``path`` now (asked with a
-    shared lock, let go at once: it never keeps that process from taking its lock)."""
+def hdf5_locks_off() -> bool:
+    """Whether HDF5's file locks are switched off (``HDF5_USE_FILE_LOCKING=FALSE``, common on
+    network file systems): then writers of split files take no lock either."""
+    return os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() in ("FALSE", "0")
+
+
+def locked_by_another(path) -> Optional[bool]:
+    """Whether another process holds :func:`exclusive_lock` on ``path`` now: asked with a
+    shared lock let go at once, which :func:`exclusive_lock` waits out.
+
+    Returns
+    -------
+    bool or None
+        None where it cannot be known: no ``fcntl``, or a file system without such locks.
+    """
     try:
         import fcntl
     except ImportError:
-        return False
+        return None
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -193,7 +215,7 @@ def locked_by_another(path) -> bool:
         if err.errno in HELD:
             return True
         if err.errno in NO_LOCKS:
-            return False
+            return None
         raise
     finally:
         os.close(fd)

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from . import schema
-from .errors import BuildError, StoreError, label_set_text
+from .errors import BuildError, StoreError, label_difference, label_set_text
 from .layouts import ATTR_PREFIX as INPUT_PREFIX, Inputs
 from .params import FeatureParams
 from .splitcheck import check_held_here
@@ -104,7 +104,9 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
                          f"use --overwrite")
     if labels != tuple(read.labels):
         raise BuildError(f"{path}: exists with the label set {label_set_text(labels)}, and the "
-                         f"inputs hold {label_set_text(read.labels)}; use --overwrite to rebuild")
+                         f"inputs hold {label_set_text(read.labels)}"
+                         f"{label_difference(labels, read.labels, ('the split', 'the inputs'))}"
+                         f"; use --overwrite to rebuild")
     report = SplitReport(split, path, "kept", n, n_skipped=len(skipped), skipped=skipped,
                          n_adjusted=len(adjusted))
     given = sorted(str(Path(root).resolve()) for root in read.roots)

@@ -18,6 +18,7 @@ import h5py
 
 import featurestore.remote as remote
 from .errors import StoreError, not_a_file
+from .files import locked_by_another
 from .commit import finish_commit
 from .nsynth import SPLITS
 from .schema import CONTENT_DIGEST, read_params, read_stats
@@ -132,19 +133,32 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
 
 
 def unfinished_splits(store) -> list:
-    """The names of the files a build that has not finished left in a local store folder
-    (``SPLIT.h5.partial``; a hidden one is a write-back's temporary copy, not a build's)."""
+    """The files of a build that has not finished in a store folder.
+
+    Parameters
+    ----------
+    store : str or pathlib.Path
+        A store folder (a URL has none).
+
+    Returns
+    -------
+    list of str
+        The names of its ``SPLIT.h5.partial`` files, sorted (a hidden ``.SPLIT.h5.partial`` is
+        a copy that ``embed`` or ``tsne`` writes results into, not a build's).
+    """
     return [] if remote.is_url(store) else sorted(
         p.name for p in Path(store).glob(f"*{SUFFIX}.partial") if not p.name.startswith("."))
 
 
 def no_splits(store) -> StoreError:
     """The error for a store folder (or URL) that holds no split file: not a store, or one
-    whose build has not finished a split (named when it left one)."""
-    unfinished = unfinished_splits(store)
-    return StoreError(f"{store}: no split files (*.h5) in this folder" + (
-        f"; an unfinished build left {', '.join(unfinished)} (run build again to resume)"
-        if unfinished else ""))
+    whose build has not finished a split (named, and whether it is being written now)."""
+    unfinished = ", ".join(unfinished_splits(store))
+    if unfinished and locked_by_another(store):
+        unfinished = f"; a build is writing {unfinished} now: wait for it to finish"
+    elif unfinished:
+        unfinished = f"; an unfinished build left {unfinished} (run build again to resume)"
+    return StoreError(f"{store}: no split files (*.h5) in this folder{unfinished}")
 
 
 def open_split(store, split: str, mode: str = "r") -> h5py.File:

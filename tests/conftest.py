@@ -22,7 +22,8 @@ def pytest_ignore_collect(collection_path, config):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """The unit tier fails when something in it imported TensorFlow (it would be slow)."""
+    """The unit tier fails when something in it imported TensorFlow (it would be slow). It is
+    run in one process (``make check``): a pytest-xdist worker's status would not count."""
     if "not full" in (session.config.getoption("markexpr") or "") and "tensorflow" in sys.modules:
         session.config.get_terminal_writer().line("the unit tier imported tensorflow: mark the "
                                                   "test that needs it full", red=True)

@@ -233,27 +233,69 @@ def test_a_split_of_no_notes_is_described_so(tmp_path):
     assert test.endswith(" MiB, no notes)"), test
 
 
-def test_inspect_names_what_unfinished_writes_left_and_what_is_being_written(tone_store,
-                                                                            tmp_path):
-    from featurestore.describe import describe_store
+def test_a_lock_waits_out_a_probe_and_is_refused_while_held(tmp_path):
+    import fcntl
+    import os
+    import threading
     from featurestore.errors import InputError
+    from featurestore.files import PROBE_SECONDS, exclusive_lock, locked_by_another
+    fd = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # what locked_by_another holds for an instant
+    threading.Timer(PROBE_SECONDS / 4, os.close, [fd]).start()
+    with exclusive_lock(tmp_path, lambda: AssertionError("refused for a probe")):
+        assert locked_by_another(tmp_path) is True
+        start = time.monotonic()
+        with pytest.raises(InputError, match="held"):
+            with exclusive_lock(tmp_path, lambda: InputError("held")):
+                pass
+        assert time.monotonic() - start >= PROBE_SECONDS
+    assert locked_by_another(tmp_path) is False
+
+
+def test_inspect_names_what_unfinished_writes_left_and_what_is_being_written(tone_store,
+                                                                            tmp_path,
+                                                                            monkeypatch):
+    from featurestore import describe
+    from featurestore.errors import InputError, StoreError
     from featurestore.files import exclusive_lock
     store = tmp_path / "store"
     shutil.copytree(tone_store, store)
     (store / "test.h5").rename(store / "test.h5.partial")  # a build killed as it wrote test
     shutil.copyfile(store / "valid.h5", store / ".valid.h5.partial")  # an embed killed
-    lines = describe_store(store)
-    assert [line.split(":")[0] for line in lines if line.startswith("== ")] == [
-        "== train", "== valid", "== unfinished", "== unfinished"]
-    assert re.fullmatch(r"== unfinished: test.h5.partial \(\d+\.\d MiB\), left by a build that "
-                        r"has not finished: run it again to resume it", lines[-2]), lines[-2]
-    assert lines[-1].endswith("a copy of valid.h5 that a write of results (embed, tsne, place) "
-                              "left when it was stopped; the next one removes it")
-    with exclusive_lock(store, InputError), exclusive_lock(store / "valid.h5", InputError):
-        lines = describe_store(store, unreadable={})  # the writers are running
-    assert lines[-2].endswith("), which a build is writing now")
-    assert lines[-1].endswith("a copy of valid.h5 that results are being written into now")
-    assert not any("unfinished" in line for line in describe_store(tone_store))
+
+    def unfinished(**kwargs):
+        lines = describe.describe_store(store, **kwargs)
+        assert [line.split(":")[0] for line in lines if line.startswith("== ")] == [
+            "== train", "== valid", "== unfinished", "== unfinished"]
+        assert re.match(r"== unfinished: test.h5.partial \(\d+\.\d MiB\), ", lines[-2])
+        assert re.match(r"== unfinished: .valid.h5.partial \(\d+\.\d MiB\), a copy of valid.h5 ",
+                        lines[-1])
+        return [line.split("), ", 1)[1] for line in lines[-2:]]
+
+    build = ["left by a build that has not finished; run it again to resume it",
+             "which a build is writing now"]
+    copy = ["a copy of valid.h5 left when embed or tsne was stopped; the next embed or tsne of "
+            "valid removes it", "a copy of valid.h5 that embed or tsne is writing results into now"]
+    assert unfinished() == [build[0], copy[0]]
+    with exclusive_lock(store, InputError):  # a build is running
+        assert unfinished() == [build[1], copy[0]]
+    with exclusive_lock(store / "valid.h5", InputError):  # an embed is running
+        assert unfinished(unreadable={}) == [build[0], copy[1]]  # valid: 'written by another'
+    monkeypatch.setattr(describe, "locked_by_another", lambda path: None)  # a file system
+    assert unfinished() == [  # without locks
+        "which a build is writing now, or left by a build that has not finished (no lock tells "
+        "which here); run it again to resume it",
+        "a copy of valid.h5 that embed or tsne is writing results into now, or left when embed "
+        "or tsne was stopped (no lock tells which here); the next embed or tsne of valid removes "
+        "it"]
+    assert not any("unfinished" in line for line in describe.describe_store(tone_store))
+    first = tmp_path / "first"  # a first build: no split finished yet
+    first.mkdir()
+    (first / "train.h5.partial").write_bytes(b"")
+    with exclusive_lock(first, InputError), pytest.raises(
+            StoreError, match=r"no split files \(\*.h5\) in this folder; a build is writing "
+                              r"train.h5.partial now: wait for it to finish$"):
+        describe.describe_store(first)
 
 
 def test_only_an_error_whose_subject_is_options_is_named_by_them():

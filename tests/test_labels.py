@@ -133,10 +133,10 @@ def test_plot_and_map_refuse_splits_of_different_label_sets(tmp_path):
     from analysis.mapview import write_map
     from analysis.plot import plot_map
     tsne_split_file(tmp_path / "test.h5", NAMES)
-    tsne_split_file(tmp_path / "train.h5", ["a", "b"])
+    tsne_split_file(tmp_path / "train.h5", ["cello", "dog"])
     message = re.escape(f"{tmp_path / 'test.h5'} holds labels {OURS}, but "
-                        f"{tmp_path / 'train.h5'} holds (a, b): a store's splits share one "
-                        f"label set")
+                        f"{tmp_path / 'train.h5'} holds (cello, dog): a store's splits share one "
+                        f"label set (only in test: (kettle))") + "$"
     with pytest.raises(StoreError, match=message):
         plot_map(tmp_path, tmp_path / "map.png")
     with pytest.raises(StoreError, match="a store's splits share one label set"):
@@ -176,9 +176,15 @@ def test_two_label_sets_in_a_message_say_where_they_differ():
     assert label_difference(many[:30], many[:31], owners) == " (only in the model: (l30))"
     swapped = many[:25] + [many[26], many[25]] + many[27:]
     assert label_difference(many, swapped, owners) == (
-        " (the same labels in another order: the store's label 26 is l25, the model's l26)")
-    assert label_difference(["a b", "c,d"], ["c,d", "a b"], ("valid", "train")) == (
-        " (the same labels in another order: valid's label 1 is 'a b', train's 'c,d')")
+        " (the same labels in another order: at index 25, the store has l25, the model l26)")
+    # quoted alike, as the sets they come from are
+    assert label_difference(["cello", "dog", "kettle (old)"], ["dog", "cello", "kettle (old)"],
+                            ("valid", "train")) == (
+        " (the same labels in another order: at index 0, valid has 'cello', train 'dog')")
+    assert label_difference(["a", "b"], ["a", "b, c"], owners) == (
+        " (only in the store: ('b'); only in the model: ('b, c'))")
+    assert label_difference(many, [f"m{k}" for k in range(5000)], owners) == (
+        " (no label in common)")
     assert label_difference(many, list(many), owners) == ""
 
 
@@ -296,7 +302,7 @@ def test_train_refuses_splits_of_different_label_sets(three_labels, tmp_path):
         f["labels"].attrs["names"] = ["cello", "dog", "kettle", "tuba"]
     message = re.escape(f"{store / 'valid.h5'} holds labels (cello, dog, kettle, tuba), but "
                         f"{store / 'train.h5'} holds {OURS}: a store's splits share one "
-                        f"label set")
+                        f"label set (only in valid: (tuba))") + "$"
     with pytest.raises(StoreError, match=message):
         train(store, tmp_path / "m", TrainConfig(**QUICK), verbose=0)
     relabel_store(store, ["only"], relabel=np.zeros_like)
@@ -338,7 +344,7 @@ def test_resume_refuses_a_store_of_another_label_set(labelled_model, tone_store,
     from training.modeldir import ModelError
     with pytest.raises(ModelError, match=re.escape(
             f"{folder}: its run was trained on labels {OURS}; this store holds "
-            f"{NSYNTH}")):
+            f"{NSYNTH} (no label in common)") + "$"):
         train(tone_store, folder, resume=True, verbose=0)
 
 
@@ -415,7 +421,7 @@ def test_a_model_refuses_a_store_of_another_label_set(labelled_model, nsynth_mod
     wav = next((tone_root / "test" / "audio").glob("*.wav"))
     # an NSynth model on the store of three labels
     ours = (f"{store / 'test.h5'} holds labels {OURS}; the model {nsynth_model} was trained "
-            f"on {NSYNTH} (only in the store: {OURS}; only in the model: {NSYNTH})")
+            f"on {NSYNTH} (no label in common)")
     for attempt in (lambda: evaluate(store, nsynth_model, "test"),
                     lambda: predict_split(load_trained(nsynth_model), store, "test"),
                     lambda: embed_store(store, nsynth_model, ["test"], progress=False),
@@ -425,7 +431,7 @@ def test_a_model_refuses_a_store_of_another_label_set(labelled_model, nsynth_mod
         assert str(caught.value) == ours
     # and the model of three labels on an NSynth store
     theirs = (f"{tone_store / 'test.h5'} holds labels {NSYNTH}; the model {model} was "
-              f"trained on {OURS} (only in the store: {NSYNTH}; only in the model: {OURS})")
+              f"trained on {OURS} (no label in common)")
     with pytest.raises(ModelError) as caught:
         evaluate(tone_store, model, "test")
     assert str(caught.value) == theirs

@@ -471,7 +471,8 @@ def test_build_add_grows_the_store_and_evaluate_says_what_changed(folder_set, tm
     # test split too, which no bassoon take went to)
     error = one_error(timbremap("evaluate", store, model, "--split", "test", ok=False))
     assert error == (f"{store / 'test'}.h5 holds labels (cello, dog_bark, kettle, bassoon); "
-                     f"the model {model} was trained on (cello, dog_bark, kettle)")
+                     f"the model {model} was trained on (cello, dog_bark, kettle) (only in "
+                     f"the store: (bassoon))")
 
 
 # ---- bad command lines: one line each, no traceback ----
