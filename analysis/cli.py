@@ -161,27 +161,34 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     import json
-    from training.evaluate import evaluate, per_label_text, write_confusion
+    from training.evaluate import evaluate, write_confusion
     from training.images import image_path
     if args.confusion:  # its format and folder, before the scoring
         image_path(args.confusion, in_folder="confusion.png")
     result = evaluate(args.store, args.model_dir, args.split)
-    png = write_confusion(result, args.confusion)
-    if args.json:
-        _print(json.dumps({**result.to_dict(), "confusion_png": png and str(png)}))
-        return
+    png = None
+    try:
+        png = write_confusion(result, args.confusion)
+    finally:  # the scores, where the PATH given cannot be written too (its error comes after)
+        _print(*[json.dumps({**result.to_dict(), "confusion_png": png and str(png)})]
+               if args.json else _scores_text(args, result, png))
+
+
+def _scores_text(args, result, png) -> list:
+    """The lines ``evaluate`` prints of ``result`` (its confusion matrix written to ``png``)."""
+    from training.evaluate import per_label_text
     folders = [f"  {name}: accuracy {r['accuracy']:.3f}, balanced "
                f"{r['balanced_accuracy']:.3f} ({r['n']} notes)"
                for name, r in result.per_folder.items()]
-    _print(f"{args.split} split of {args.store}: {counted(result.n, 'note')}",
-           f"accuracy {result.accuracy:.3f}, balanced accuracy "
-           f"{result.balanced_accuracy:.3f}", *(["by NOTES folder:"] + folders if folders
-                                                else []),
-           *([f"by recording (its clips' probabilities averaged): accuracy "
-              f"{files['accuracy']:.3f}, balanced {files['balanced_accuracy']:.3f} "
-              f"({files['n']} files)"] if (files := result.per_file) else []),
-           "", per_label_text(result).rstrip(),
-           *(["", f"confusion matrix: {png}"] if png else []))
+    return [f"{args.split} split of {args.store}: {counted(result.n, 'note')}",
+            f"accuracy {result.accuracy:.3f}, balanced accuracy "
+            f"{result.balanced_accuracy:.3f}", *(["by NOTES folder:"] + folders if folders
+                                                 else []),
+            *([f"by recording (its clips' probabilities averaged): accuracy "
+               f"{files['accuracy']:.3f}, balanced {files['balanced_accuracy']:.3f} "
+               f"({files['n']} files)"] if (files := result.per_file) else []),
+            "", per_label_text(result).rstrip(),
+            *(["", f"confusion matrix: {png}"] if png else [])]
 
 
 def cmd_predict(args):

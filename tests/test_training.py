@@ -328,7 +328,13 @@ def test_evaluate_matches_scikit_learn(trained, tone_store):
             str(scores["support"])]
 
 
-def test_confusion_path_is_a_png_wherever_it_is_asked_for(trained, tone_store, tmp_path):
+def read_only(*args, **kwargs):  # root, who runs the tests, writes anywhere
+    raise OSError(30, "Read-only file system")
+
+
+def test_confusion_path_is_a_png_wherever_it_is_asked_for(trained, tone_store, tmp_path,
+                                                           monkeypatch, capsys, caplog):
+    import training.evaluate
     model_dir, _ = trained
     result = evaluate(tone_store, model_dir, "test")
     assert write_confusion(result, tmp_path) == tmp_path / "confusion_test.png"
@@ -342,6 +348,14 @@ def test_confusion_path_is_a_png_wherever_it_is_asked_for(trained, tone_store, t
                  "--confusion", f"{tmp_path / 'new'}/"]) == 0
     assert (tmp_path / "new" / "confusion_test.png").is_file()
     assert not (tmp_path / "new.png").exists()
+    # a PATH given that cannot be written: the scores, then its error, exit 1
+    monkeypatch.setattr(training.evaluate, "plot_confusion", read_only)
+    for json_out in ([], ["--json"]):
+        assert main(["evaluate", str(tone_store), str(model_dir), "--split", "test",
+                     "--confusion", str(tmp_path / "cm2.png"), *json_out]) == 1
+        assert "accuracy" in capsys.readouterr().out
+        assert caplog.messages[-1] == (f"error: {tmp_path / 'cm2.png'}: cannot write the "
+                                       f"confusion matrix (Read-only file system)")
 
 
 def test_evaluating_another_store_does_not_overwrite_the_plot(trained, tone_store, tmp_path):
@@ -824,9 +838,13 @@ def test_a_second_train_into_a_model_folder_being_trained_into_is_refused(tone_s
 
 
 def test_training_that_diverges_is_an_error(tone_store, tmp_path):
-    with pytest.raises(ModelError, match="training diverged .* lower --learning-rate"):
+    with pytest.raises(ModelError, match=r"training diverged .* lower --learning-rate \(the run "
+                                         r"kept nothing\)$"):
         train(tone_store, tmp_path / "m", QUICK.replace(learning_rate=1e30, augment=False),
               verbose=0)
+    assert list((tmp_path / "m").iterdir()) == []  # no run to resume, nor to refuse a new one
+    train(tone_store, tmp_path / "m", QUICK, verbose=0)  # the hint, followed
+    assert (tmp_path / "m" / "model.keras").is_file()
 
 
 def test_a_store_that_fails_while_training_reads_it_is_its_own_error(tone_store, tmp_path,
@@ -899,8 +917,6 @@ def test_a_read_only_model_folder_still_evaluates_and_is_not_trained_into(
     from analysis.cli import main
     from featurestore.errors import BuildError
 
-    def read_only(*args, **kwargs):  # root, who runs the tests, writes anywhere
-        raise OSError(30, "Read-only file system")
     monkeypatch.setattr(training.evaluate, "plot_confusion", read_only)
     assert main(["evaluate", str(tone_store), str(trained[0]), "--split", "test"]) == 0
     out = capsys.readouterr().out

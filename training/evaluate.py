@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from featurestore import schema
+from featurestore.errors import InputError
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
@@ -183,13 +184,13 @@ def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
     Returns
     -------
     pathlib.Path or None
-        Where it went; ``None`` where it could not be written (a read-only model folder: the
-        scores are still worth having), with a warning.
+        Where it went; ``None`` where the default could not be written (a read-only model
+        folder: the scores are still worth having), with a warning.
 
     Raises
     ------
     InputError
-        An ending matplotlib cannot write.
+        An ending matplotlib cannot write, or a ``path`` given that cannot be written.
     """
     png = image_path(path or result.default_png, in_folder=result.default_png.name)
     try:
@@ -197,6 +198,9 @@ def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
                                               f"balanced {result.balanced_accuracy:.3f} "
                                               f"(n={result.n})", names=result.labels)
     except OSError as err:
+        if path is not None:
+            raise InputError(f"{png}: cannot write the confusion matrix "
+                             f"({err.strerror or err})") from None
         log.warning("%s: cannot write the confusion matrix (%s); give --confusion PATH",
                     png, err.strerror or err)
         return None

@@ -174,13 +174,19 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
     if (model_dir / BACKUP_DIR).is_dir() and not overwrite:
         raise ModelError(f"{model_dir}: holds an interrupted run (use --resume to continue "
                          f"it or --overwrite to start again)")
-    shutil.rmtree(model_dir / BACKUP_DIR, ignore_errors=True)
-    for name in (MODEL_FILE, BEST_FILE, HISTORY_FILE, CURVES_FILE):
-        (model_dir / name).unlink(missing_ok=True)
+    _clear_run(model_dir)
     for old in model_dir.glob("confusion_*.png") if model_dir.is_dir() else ():
         old.unlink()  # evaluate's pictures of the model replaced
     model_dir.mkdir(parents=True, exist_ok=True)
     return config
+
+
+def _clear_run(model_dir: Path, *names: str):
+    """Remove a run's files from ``model_dir`` (its epochs' backup, history, models, curves),
+    and ``names``."""
+    shutil.rmtree(model_dir / BACKUP_DIR, ignore_errors=True)
+    for name in (MODEL_FILE, BEST_FILE, HISTORY_FILE, CURVES_FILE, *names):
+        (model_dir / name).unlink(missing_ok=True)
 
 
 def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int, *,
@@ -279,9 +285,10 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
     if not history:
         raise ModelError(f"{model_dir}: no finished epoch to pick a model from")
     diverged = [int(row["epoch"]) + 1 for row in history if not finite(row)]
-    if not (good := [row for row in history if finite(row)]):
+    if not (good := [row for row in history if finite(row)]):  # nothing to keep or resume
+        _clear_run(model_dir, CONFIG_FILE)
         raise ModelError(f"{model_dir}: training diverged (the loss is not finite in epoch "
-                         f"{diverged[0]}); try a lower --learning-rate")
+                         f"{diverged[0]}); try a lower --learning-rate (the run kept nothing)")
     best = max(good, key=lambda row: row["val_accuracy"])
     if diverged:
         log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
