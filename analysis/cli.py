@@ -46,8 +46,8 @@ def cmd_render(args):
     else:
         counts = render_soundfont(args.out, args.soundfont, options=options,
                                   programs=args.programs, tag=args.tag, progress=not args.quiet)
-    _print(*(f"{split}: {counts[split]} notes -> {Path(args.out) / split}" for split in SPLITS
-             if split in counts))
+    _print(*(f"{split}: {counted(counts[split], 'note')} -> {Path(args.out) / split}"
+             for split in SPLITS if split in counts))
 
 
 def build_summary(reports):
@@ -178,7 +178,7 @@ def _scores_text(args, result, png) -> list:
     """The lines ``evaluate`` prints of ``result`` (its confusion matrix written to ``png``)."""
     from training.evaluate import per_label_text
     folders = [f"  {name}: accuracy {r['accuracy']:.3f}, balanced "
-               f"{r['balanced_accuracy']:.3f} ({r['n']} notes)"
+               f"{r['balanced_accuracy']:.3f} ({counted(r['n'], 'note')})"
                for name, r in result.per_folder.items()]
     return [f"{args.split} split of {args.store}: {counted(result.n, 'note')}",
             f"accuracy {result.accuracy:.3f}, balanced accuracy "

@@ -239,8 +239,9 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
             if unfinished_render(p):
                 raise BuildError(f"{p}: a render into this folder has not finished (its "
                                  f"{RENDERING} folder holds the splits not moved in yet); wait "
-                                 f"for it to end, or, if it was stopped, render again into a "
-                                 f"new folder")
+                                 f"for it to end, or, if it was stopped, render again " + (
+                                     "into a new folder (it had moved a split in)"
+                                     if find_splits(p) else "into it (the render starts over)"))
     layout = options.layout
     if layout == "auto":
         layouts = {p: detect_layout(p) for p in paths}

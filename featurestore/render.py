@@ -23,7 +23,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import InputError, NeedsPackage, check_seed
+from .errors import InputError, NeedsPackage, check_seed, counted
 from .nsynth import FAMILIES, SOURCES, Example
 from .renderfolder import refuse_rendered, rendering, write_note
 from .sf2check import check_soundfont
@@ -298,9 +298,10 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     if absent:  # tinysoundfont would play another preset under their labels
         programs = [p for p in programs if p not in absent]
         if not programs:
-            raise InputError(f"{soundfont}: has none of the GM programs asked for "
-                             f"(no preset in bank 0 for {absent})")
-        log.warning("%s: no preset for GM programs %s; they are left out", soundfont, absent)
+            raise InputError(f"{soundfont}: has no preset in bank 0 for any GM program asked "
+                             f"for ({counted(len(absent), 'program')}, e.g. {absent[0]})")
+        log.warning("%s: no preset for %s (e.g. %d): left out", soundfont,
+                    counted(len(absent), "GM program"), absent[0])
     splits = assign_splits(programs, options.fractions, options.seed)
     out = Path(out)
     refuse_rendered(out)
@@ -332,6 +333,6 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
                 instrument_source_str=source, pitch=pitch, velocity=velocity,
                 sample_rate=options.sample_rate)
         if silent:
-            log.warning("%s: %d notes came out silent (no sample covers their key) and were "
-                        "left out, e.g. %s", soundfont, len(silent), silent[0])
+            log.warning("%s: %s came out silent (no sample covers the key), left out, e.g. %s",
+                        soundfont, counted(len(silent), "note"), silent[0])
     return {split: len(notes) for split, notes in examples.items()}

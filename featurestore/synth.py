@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import InputError, NeedsPackage, install_hint
+from .errors import InputError, NeedsPackage, counted, install_hint
 from .nsynth import FAMILIES, SOURCES, Example
 from .render import BANKS, PITCH_RANGES, RenderOptions, assign_splits, warn_of_empty_splits
 from .renderfolder import refuse_rendered, rendering, write_note
@@ -321,6 +321,6 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
                 pitch=pitch, velocity=velocity, sample_rate=options.sample_rate)
         for what, notes in failed.items():
             if notes:
-                log.warning("%d notes came out %s and were left out, e.g. %s", len(notes), what,
-                            notes[0])
+                log.warning("%s came out %s, left out, e.g. %s", counted(len(notes), "note"),
+                            what, notes[0])
     return {split: len(notes) for split, notes in examples.items()}

@@ -168,6 +168,8 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["train", "{tmp}", "{tmp}/m", "--model", "tutorial", "--width", "8"], "--width: an option "
      "of the default model; the tutorial's network has its own layers"),
     (["train", "{tmp}", "{tmp}/m", "--batch-size", "7"], "--batch-size must be even with mixup"),
+    (["train", "{tmp}", "{tmp}/m", "--resume", "--overwrite"], "error: --resume and --overwrite "
+     "must not be given together (one continues a run, the other starts it again)"),
     (["train", "{tmp}", "{tmp}/m", "--block-mib", "8", "--buffer-mib", "4"],
      "--block-mib and --buffer-mib must be positive"),
     (["build", "{tmp}", "{tmp}/out", "--n-fft", "0"], "--n-fft must be a positive integer"),

@@ -62,13 +62,20 @@ def test_a_folder_whose_render_has_not_finished_is_refused_by_build(tmp_path):
     (out / ".rendering").mkdir()  # a render stopped as it moved its splits in: train moved
     for split in ("valid", "test"):
         (out / split).replace(out / ".rendering" / split)
-    with pytest.raises(BuildError, match="out: a render into this folder has not finished"):
+    with pytest.raises(BuildError, match=r"out: a render into this folder has not finished .*"
+                                         r"render again into a new folder \(it had moved a "
+                                         r"split in\)$"):
         read_inputs(out)  # not a store of train alone
     with pytest.raises(ValueError, match="holds rendered notes already"):
         render_soundfont(out, options=OPTIONS, programs=PROGRAMS, progress=False)
     for split in ("valid", "test"):
         (out / ".rendering" / split).replace(out / split)
     assert sorted(read_inputs(out).splits) == ["test", "train", "valid"]  # an empty one: done
+    killed = tmp_path / "killed"  # before it moved a split in
+    (killed / ".rendering").mkdir(parents=True)
+    (out / "train").replace(killed / ".rendering" / "train")
+    with pytest.raises(BuildError, match=r"render again into it \(the render starts over\)$"):
+        read_inputs(killed)
 
 
 def test_a_second_render_into_a_folder_being_rendered_into_is_refused(tmp_path):
@@ -86,7 +93,7 @@ def test_a_render_of_no_sounding_note_writes_nothing(tmp_path, monkeypatch, capl
     monkeypatch.setattr(render, "_render_note", lambda *args: np.zeros(16000, np.float32))
     with pytest.raises(ValueError, match="out: no note sounded .*; nothing written"):
         render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS, progress=False)
-    assert "notes came out silent (no sample covers their key)" in caplog.text
+    assert "came out silent (no sample covers the key), left out" in caplog.text
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -241,8 +248,9 @@ def test_silent_notes_and_programs_without_a_preset_are_left_out(tmp_path, monke
                               progress=False)
     usable, _ = read_split(tmp_path / "partial" / "train")
     assert {e.instrument % 1000 for e, _ in usable} == {40} and counts == {"train": len(usable)}
-    assert "no preset for GM programs [41]" in caplog.text
-    with pytest.raises(ValueError, match="has none of the GM programs"):
+    assert "no preset for 1 GM program (e.g. 41): left out" in caplog.text
+    with pytest.raises(ValueError, match=r"has no preset in bank 0 for any GM program asked for "
+                                         r"\(1 program, e.g. 41\)"):
         render_soundfont(tmp_path / "none", options=options, programs=[41], progress=False)
 
 

@@ -349,7 +349,8 @@ def test_silent_and_broken_notes_are_left_out_with_a_warning(monkeypatch, tmp_pa
                           progress=False)
     usable, _ = read_split(tmp_path / "train")
     assert counts == {"train": 1} and [e.pitch for e, _ in usable] == [84]
-    assert "1 notes came out silent" in caplog.text and "1 notes came out not finite" in caplog.text
+    assert "1 note came out silent, left out" in caplog.text
+    assert "1 note came out not finite, left out" in caplog.text
 
 
 def test_scale_note_follows_the_velocity_curve():

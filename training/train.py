@@ -344,8 +344,12 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         sets, fewer than two labels, or a label that is not in the label set.
     ModelError
         ``model_dir`` holds a finished model (without ``overwrite``) or an interrupted run
-        (without ``resume``), or ``resume`` finds no run in it, or one of another label set.
+        (without ``resume``), or ``resume`` finds no run in it, or one of another label set;
+        ``resume`` and ``overwrite`` both given.
     """
+    if resume and overwrite:
+        raise ModelError("resume and overwrite must not be given together (one continues a "
+                         "run, the other starts it again)")
     store, model_dir = store_location(store), Path(model_dir)
     if not is_url(store) and model_dir.resolve() == Path(store).resolve():
         raise ModelError(f"{model_dir}: is the store; train into a folder of its own")
