@@ -360,7 +360,7 @@ def _check_drawn(roots, by_split: dict, options: InputOptions):
                          f"{options.valid_fraction:g}, test {options.test_fraction:g} of them); "
                          f"give more groups, smaller fractions, or the splits")
     for split in ("valid", "test"):
-        if not by_split.get(split):
+        if not by_split.get(split) and getattr(options, f"{split}_fraction") > 0:  # not asked
             log.warning("%s: none of the %d groups was drawn into %s", where, groups, split)
 
 

@@ -616,6 +616,16 @@ def test_groups_that_match_nothing_or_are_empty_are_the_files_alone(tmp_path, ca
     assert "--group-by '^nothing' did not match 12 of the 12 file names" in caplog.text
 
 
+def test_a_fraction_of_zero_asks_for_no_split_and_is_not_warned_of(tmp_path, caplog):
+    root = tmp_path / "set"
+    for k, label in enumerate(("a", "b")):
+        _wav(root / label / f"{label}.wav", k=k)
+    read = read_inputs(root, InputOptions(valid_fraction=0.0, test_fraction=0.0))
+    assert list(read.splits) == ["train"] and "drawn into" not in caplog.text
+    read_inputs(root, InputOptions(valid_fraction=1e-9, test_fraction=1e-9))  # asked for
+    assert "none of the 2 groups was drawn into valid" in caplog.text
+
+
 def test_drawn_splits_that_leave_train_nothing_are_refused(tmp_path):
     root = tmp_path / "set"
     for k, label in enumerate(("a", "b")):
