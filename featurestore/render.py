@@ -266,6 +266,8 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     except ImportError:
         raise NeedsPackage("rendering needs tinysoundfont: pip install --no-deps tinysoundfont") \
             from None
+    out = Path(out)
+    refuse_rendered(out)  # before the SoundFont's warnings
     soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
     if not soundfont.is_file():
         raise FileNotFoundError(f"{soundfont}: " + (
@@ -303,8 +305,6 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
         log.warning("%s: no preset for %s (e.g. %d): left out", soundfont,
                     counted(len(absent), "GM program"), absent[0])
     splits = assign_splits(programs, options.fractions, options.seed)
-    out = Path(out)
-    refuse_rendered(out)
     warn_of_empty_splits(soundfont, splits, options.fractions)
     jobs: List[Tuple[int, int, int]] = []
     for program in programs:

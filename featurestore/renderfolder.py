@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import InputError, counted
-from .files import exclusive_lock
+from .files import check_folder_path, exclusive_lock
 from .nsynth import RENDERING, SPLITS, Example, write_split
 
 __all__ = ["refuse_rendered", "rendering", "write_note"]
@@ -24,9 +24,8 @@ log = logging.getLogger(__name__)
 def refuse_rendered(out: Path):
     """Raise :class:`InputError` when ``out`` holds a split folder with anything in it already:
     rendered notes (their wavs would stay next to the new ones, as notes without a json
-    entry), or other files, or is not a folder."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: is a file; render writes its notes into a folder")
+    entry), or other files, or cannot be a folder (a file on its path)."""
+    check_folder_path(out, why="render writes its notes into a folder")
     for split in SPLITS:
         folder = out / split
         if (folder / "examples.json").exists():

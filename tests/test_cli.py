@@ -177,6 +177,7 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
                                                            "finite, got inf"),
     (["render", "{tmp}/out", "--pitch-step", "0"], "--pitch-step must be >= 1, got 0"),
     (["render", "{tmp}/file"], "file: is a file; render writes its notes into a folder"),
+    (["render", "{tmp}/file/sub"], "file: is a file, so {tmp}/file/sub cannot be a folder"),
     (["render", "--synth", "{tmp}/file"], "file: is a file; render writes its notes into a "
                                           "folder"),
     (["render", "{tmp}/out", "--seed", "-1"], "--seed must be an integer in 0..2**32-1, got -1"),
