@@ -468,8 +468,9 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
         train(tone_store, tmp_path / "m", config, verbose=0)
     again = train(tone_store, tmp_path / "m", resume=True, verbose=0)  # finished: left as it is
     assert (again.epochs, again.best_epoch) == (result.epochs, result.best_epoch)
-    with pytest.raises(ModelError, match="no interrupted run"):
+    with pytest.raises(ModelError, match="new: no such folder, so no interrupted run to resume$"):
         train(tone_store, tmp_path / "new", resume=True, verbose=0)
+    assert not (tmp_path / "new").exists()
     (tmp_path / "m" / "confusion_test.png").write_bytes(b"the old model's")
     (tmp_path / "m" / "notes.txt").write_text("mine")
     train(tone_store, tmp_path / "m", config, overwrite=True, verbose=0)

@@ -358,6 +358,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     warn_of_labels_a_split_lacks(store)
     if not resume:  # before anything is made, or removed by overwrite
         config.check_fits(params, input_shape)
+    elif not model_dir.is_dir():  # not made: an empty one is a run stopped before it started
+        raise ModelError(f"{model_dir}: no such folder, so no interrupted run to resume")
     model_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(model_dir, lambda: ModelError(
             f"{model_dir}: another 'timbremap train' is writing this model folder; wait for it "
