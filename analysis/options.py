@@ -107,7 +107,7 @@ def _render(add_command):
                         f"{_listed(r.fractions)}; each split with a share gets one of a "
                         f"family once the family has one for each)")
     p.add_argument("--programs", type=int, nargs="+", help="GM programs (default: all mapped)")
-    p.add_argument("--tag", help="bank tag in instrument names (default: SoundFont file name)")
+    p.add_argument("--tag", help="tag in note names: ASCII letters, digits (default: the file's)")
     p.add_argument("--seed", type=int, default=r.seed,
                    help=f"seeds the program -> split assignment (with --synth: the "
                         f"instruments too; default {r.seed})")

@@ -134,7 +134,11 @@ def default_soundfont() -> Path:
 
 
 def _tag(soundfont: Path) -> str:
-    return re.sub(r"[^a-z0-9]", "", soundfont.stem.lower())[:MAX_TAG] or "sf"
+    """The default tag: the file name's ASCII letters and digits, or where it has none,
+    ``sf`` and a checksum of the name (so that two such SoundFonts' notes stay apart)."""
+    name = soundfont.stem
+    return re.sub(r"[^a-z0-9]", "", name.lower())[:MAX_TAG] or "sf%08x" % zlib.crc32(
+        name.encode("utf-8", "surrogateescape"))
 
 
 def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int, *,
@@ -239,9 +243,9 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     programs : sequence of int, optional
         GM programs to render (default: every program of :data:`GM_FAMILIES`).
     tag : str, optional
-        Letters and digits, at most :data:`MAX_TAG`: goes into instrument and note names, so
-        the notes of banks rendered into folders of their own and built into one store stay
-        apart (default: the SoundFont's file name, its letters and digits).
+        ASCII letters and digits, at most :data:`MAX_TAG`: goes into instrument and note
+        names, so the notes of banks rendered into folders of their own and built into one
+        store stay apart (default: the SoundFont's file name, its letters and digits).
     progress : bool
         Show a tqdm bar.
 
@@ -281,8 +285,8 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
                          f"{sorted(GM_FAMILIES)})")
     tag = _tag(soundfont) if tag is None else tag
     if not re.fullmatch(r"[A-Za-z0-9]{1,%d}" % MAX_TAG, tag):
-        raise InputError(f"tag must be letters and digits, at most {MAX_TAG} (it goes into note "
-                         f"names), got {tag!r:.80}")
+        raise InputError(f"tag must be ASCII letters and digits, at most {MAX_TAG} (it goes into "
+                         f"note names), got {tag!r:.80}")
     check_soundfont(soundfont)  # TinySoundFont trusts every index and size in the file
     synth = tinysoundfont.Synth(samplerate=options.sample_rate, gain=options.gain_db)
     try:

@@ -1,6 +1,7 @@
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,14 @@ def test_odd_paths_are_named_and_a_link_in_the_render_s_place_is_never_followed(
     counts = render_soundfont(tmp_path / "odd", odd, options=dataclasses.replace(
         OPTIONS, fractions=(1, 0, 0)), programs=[0], progress=False)
     assert counts["train"] > 0  # read, though its C cannot take the name
+    names = []
+    for stem in ("\u65e5\u672c", "\u4e2d\u56fd"):  # no ASCII letter or digit: a tag each
+        (tmp_path / f"{stem}.sf2").write_bytes(default_soundfont().read_bytes())
+        render_soundfont(tmp_path / stem, tmp_path / f"{stem}.sf2", options=dataclasses.replace(
+            OPTIONS, fractions=(1, 0, 0)), programs=[0], progress=False)
+        names.append(min(json.loads((tmp_path / stem / "train" / "examples.json").read_text())))
+    assert names[0] != names[1] and all(re.match(r"keyboard_acoustic_sf[0-9a-f]{8}000-", name)
+                                        for name in names), names
     os.mkfifo(tmp_path / "pipe.sf2")
     with pytest.raises(FileNotFoundError, match="pipe.sf2: not a regular file"):
         render_soundfont(tmp_path / "x", tmp_path / "pipe.sf2", progress=False)
@@ -215,13 +224,15 @@ def test_render_bad_input(tmp_path):
     junk.write_bytes(b"not a soundfont")
     with pytest.raises(ValueError, match="not a SoundFont"):
         render_soundfont(tmp_path / "out", junk, progress=False)
-    with pytest.raises(ValueError, match="tag must be letters and digits"):
+    with pytest.raises(ValueError, match="tag must be ASCII letters and digits"):
         render_soundfont(tmp_path / "out", programs=[0], tag="../evil", progress=False)
-    with pytest.raises(ValueError, match="tag must be letters and digits.*, got ''"):
+    with pytest.raises(ValueError, match="tag must be ASCII letters and digits.*, got ''"):
         render_soundfont(tmp_path / "out", programs=[0], tag="", progress=False)
-    with pytest.raises(ValueError, match="tag must be letters and digits, at most 64 .*, got "
+    with pytest.raises(ValueError, match="tag must be ASCII letters and digits, at most 64 .*, got "
                                          "'aaaa"):
         render_soundfont(tmp_path / "out", programs=[0], tag="a" * 230, progress=False)
+    with pytest.raises(ValueError, match="tag must be ASCII letters and digits.*'Fl.te'"):
+        render_soundfont(tmp_path / "out", programs=[0], tag="Fl\u00f6te", progress=False)
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="no NSynth family"):
         render_soundfont(tmp_path / "out", programs=[120], progress=False)
