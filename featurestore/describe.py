@@ -90,20 +90,14 @@ def _unfinished(store: Path, splits: Sequence[str]) -> List[str]:
             now, f"{writing}, or {left} (no lock tells which here); {then}")
         return [] if size is None else [f"== unfinished: {path.name} ({size}), {what}{state}"]
 
-    def held(path: Path) -> Optional[bool]:
-        try:
-            return locked_by_another(path)
-        except OSError:
-            return None
-
-    building = held(store)
+    building = locked_by_another(store)
     lines = []
     for name in unfinished_splits(store):
         lines += line(store / name, building, "", "which a build is writing now",
                       "left by a build that has not finished", "run it again to resume it")
     for split in splits:
         path = split_path(store, split)
-        lines += line(temporary(path), None if hdf5_locks_off() else held(path),
+        lines += line(temporary(path), None if hdf5_locks_off() else locked_by_another(path),
                       f"a copy of {path.name} ", "that embed or tsne is writing results into now",
                       "left when embed or tsne was stopped",
                       f"the next embed or tsne of {split} removes it")

@@ -201,22 +201,22 @@ def locked_by_another(path) -> Optional[bool]:
     Returns
     -------
     bool or None
-        None where it cannot be known: no ``fcntl``, or a file system without such locks.
+        None where it cannot be known: no ``fcntl``, a file system without such locks, or a
+        path that cannot be opened to ask.
     """
     try:
         import fcntl
     except ImportError:
         return None
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
     except OSError as err:
-        if err.errno in HELD:
-            return True
-        if err.errno in NO_LOCKS:
-            return None
-        raise
+        return True if err.errno in HELD else None
     finally:
         os.close(fd)
 
