@@ -53,10 +53,11 @@ def cmd_render(args):
 def build_summary(reports):
     """The one-screen summary of a build: ``notes`` counts the notes each split file holds,
     and under ``build --add`` an ``added`` column those this build added (the skipped and
-    adjusted columns, like the rate, count this build's). A split ``--add`` rewrote without
-    new notes (for train's merged statistics or the grown label set) is ``updated``."""
+    adjusted columns, like the rate, count this build's). A split rewritten without new notes
+    (``--add``: for train's merged statistics or the grown label set; a build: for the train
+    split's statistics) is ``updated``."""
     from featurestore.describe import shown
-    grew = any(r.status in ("added", "updated") for r in reports)
+    grew = any(r.status == "added" or r.held for r in reports)
     lines = [f"{'split':<7}{'status':<9}{'notes':>8}" + (f"{'added':>8}" if grew else "")
              + f"{'skipped':>9}{'adjusted':>10}{'seconds':>9}{'notes/s':>9}{'MiB':>9}"
              f"{'KiB/note':>10}"]

@@ -20,12 +20,12 @@ from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, no_splits, open_split, read_params, require_store,
                                 split_path, store_id, store_splits)
 from featurestore.storefolder import check_folder_of_its_own
+from featurestore.writeback import check_writable, results_file, split_version, write_result
 from training.modeldir import TrainedModel, load_trained
 from training.models import EMBEDDING_LAYER
 
 from .tsne import drop_map, map_model
 from .placements import forget_placed
-from .writeback import check_writable, results_file, split_version, write_result
 
 __all__ = ["embed_store", "embedding_model"]
 

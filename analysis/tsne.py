@@ -35,9 +35,9 @@ from featurestore import schema
 from featurestore.errors import InputError, check_positive_int, check_seed
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
+from featurestore.writeback import check_writable, results_file, split_version, write_result
 
 from .placements import forget_placed, read_placed
-from .writeback import check_writable, results_file, split_version, write_result
 
 __all__ = ["tsne_split", "knn_accuracy", "knn_neighbours", "map_metrics", "TsneResult",
            "METHODS", "SOURCES", "fit_opentsne", "MAP_DATASETS", "INTS_IN_INTERVAL",

@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     from helpers import SR, tone
 
     from analysis.embed import embed_store
-    from analysis.writeback import results_file
+    from featurestore.writeback import results_file
     from featurestore.build import build_store
     from training.config import TrainConfig
     from training.train import train

@@ -310,8 +310,8 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
         commit.finish_commit(out)
         if overwrite and splits is None:  # every split drawn again: none of before stays
             finished.remove_undrawn(out, found)
-        reports = (_add(read, out, params, attrs, run, found) if add else
-                   _build(read, out, params, attrs, run, found, overwrite))
+        reports = (_add(read, out, params, attrs, run, found) if add else finished.with_train_stats(
+            out, params, _build(read, out, params, attrs, run, found, overwrite)))
         finished.warn_of_labels_a_split_lacks(out)
     return reports
 

@@ -1,18 +1,19 @@
 """A store's finished splits, as a build finds them: what building each split did
 (:class:`SplitReport`), and the checks that a finished split fits the build that keeps it or
-reads from it (its features, its label set, its train statistics)."""
+reads from it (its features, its label set, its train statistics), and the train statistics
+given to a finished split that carries others."""
 from __future__ import annotations
 
 import logging
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
 
-from . import schema
+from . import schema, writeback
 from .errors import BuildError, StoreError, label_difference, label_set_text
 from .layouts import ATTR_PREFIX as INPUT_PREFIX, Inputs
 from .params import FeatureParams
@@ -22,8 +23,8 @@ from .nsynth import SPLITS
 from .store import held_by_another, open_split, split_path
 
 __all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "input_differences",
-           "existing_train_stats", "warn_of_labels_a_split_lacks", "warn_of_one_label",
-           "remove_undrawn"]
+           "existing_train_stats", "with_train_stats", "warn_of_labels_a_split_lacks",
+           "warn_of_one_label", "remove_undrawn"]
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,56 @@ def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:
             return Summary.read(f)
         except StoreError as err:
             raise BuildError(str(err)) from None
+
+
+def with_train_stats(out: Path, params: FeatureParams, reports: List[SplitReport]
+                     ) -> List[SplitReport]:
+    """``reports`` of a build, after each finished split of ``out`` beside train that carries
+    other statistics than train's was given them: its own (built while the store had no train
+    split) or an earlier train split's (``--overwrite --split train``). Its report, or a new
+    one, says ``updated``. A split of other features keeps its own; one that cannot be
+    rewritten now (held by another program, no room for its copy) is warned of, and the next
+    build tries again."""
+    train = _statistics(split_path(out, "train"), params)
+    train = train and train[0]
+    if train is None:
+        return reports
+    reports = {report.split: report for report in reports}
+    for split in SPLITS[1:]:
+        path = split_path(out, split)
+        mine = _statistics(path, params) if path.is_file() else None
+        if mine is None:  # none, or kept() and the commands say what is wrong with it
+            continue
+        summary, of, n = mine
+        if (of == "train" and summary is not None and summary.count == train.count
+                and np.array_equal(summary.mean, train.mean)
+                and np.array_equal(summary.std, train.std)):
+            continue
+        try:
+            with writeback.results_file(out, split, 0, what="the train split's statistics") as f:
+                schema.write_stats(f, train.mean, train.std, train.count, "train")
+        except StoreError as err:
+            log.warning("%s: carries the statistics of %s, not those of the train split now, "
+                        "and could not be given them (%s); build the store again to give "
+                        "them", path, of or "no split", err)
+            continue
+        report = reports.get(split) or SplitReport(split, path, "kept", n)
+        reports[split] = replace(report, status="updated")
+    return [reports[split] for split in SPLITS if split in reports]
+
+
+def _statistics(path: Path, params: FeatureParams
+                ) -> Optional[Tuple[Optional[Summary], str, int]]:
+    """The statistics of the split file ``path`` (``None`` where it holds none), the split
+    they are of and its number of notes; ``None`` where it cannot be read or holds features
+    of other parameters than ``params``."""
+    try:
+        with h5py.File(path, "r") as f:
+            if schema.read_params(f).differences(params):
+                return None
+            return Summary.read(f), schema.read_stats_count(f)[1], f[schema.SPECTRA].shape[0]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def warn_of_labels_a_split_lacks(out: Path):

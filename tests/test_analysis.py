@@ -18,7 +18,7 @@ from analysis.place import place_files
 from analysis.placements import read_placed
 from analysis.plot import plot_map
 from analysis.tsne import _Converged, knn_accuracy, tsne_split
-from analysis.writeback import write_result
+from featurestore.writeback import write_result
 from featurestore.build import build_store
 from featurestore.errors import BuildError, InputError
 from featurestore.params import FeatureParams

@@ -302,6 +302,47 @@ def test_existing_store_kept_unless_overwrite(tone_root, tmp_path):
         assert f["spectra"].shape[2] == 257
 
 
+def test_a_kept_split_is_given_the_train_split_s_statistics(tmp_path, caplog):
+    root, out = make_tone_root(tmp_path / "notes", 12, 6, 6), tmp_path / "s"
+
+    def stats(split):
+        with h5py.File(out / f"{split}.h5") as f:
+            a = f["spectra"].attrs
+            return a["stats_split"], a["stats_count"], a["mean"].tolist(), a["std"].tolist()
+
+    build_store(root, out, jobs=1, progress=False, splits=["valid"])  # no train: its own
+    assert stats("valid")[0] == "valid"
+    with h5py.File(out / "valid.h5") as f:
+        before = f["spectra"][:], f.attrs["content_digest"]
+    reports = build_store(root, out, jobs=1, progress=False)
+    assert [(r.split, r.status, r.n_examples) for r in reports] == [
+        ("train", "built", 12), ("valid", "updated", 6), ("test", "built", 6)]
+    assert stats("valid") == stats("test") == stats("train")
+    with h5py.File(out / "valid.h5") as f:  # only its statistics changed
+        np.testing.assert_array_equal(f["spectra"][:], before[0])
+        assert f.attrs["content_digest"] == before[1]
+    assert not list(out.glob(".*partial*"))
+
+    make_tone_split(root / "train", 14, seed=5)  # train built again alone: the others follow
+    reports = build_store(root, out, jobs=1, progress=False, splits=["train"], overwrite=True)
+    assert [(r.split, r.status) for r in reports] == [
+        ("train", "built"), ("valid", "updated"), ("test", "updated")]
+    assert stats("valid") == stats("test") == stats("train") and stats("train")[1] > 0
+
+    make_tone_split(root / "train", 12, seed=0)
+    with h5py.File(out / "test.h5", "r"):  # held by another program: warned of, tried again
+        reports = build_store(root, out, jobs=1, progress=False, splits=["train"],
+                              overwrite=True)
+    assert [r.status for r in reports] == ["built", "updated"]
+    assert "test.h5: carries the statistics of train, not those of the train split now, " \
+           "and could not be given them (" in caplog.text
+    assert stats("test") != stats("train")
+    reports = build_store(root, out, jobs=1, progress=False)
+    assert [r.status for r in reports] == ["kept", "kept", "updated"]
+    assert stats("test") == stats("train")
+    assert [r.status for r in build_store(root, out, jobs=1, progress=False)] == ["kept"] * 3
+
+
 def test_kept_split_reports_what_it_holds_and_warns_when_its_inputs_changed(bad_root, tmp_path,
                                                                           caplog):
     out = tmp_path / "s"

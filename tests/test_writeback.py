@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis import writeback
+from featurestore import writeback
 from featurestore import files
-from analysis.writeback import METADATA_BYTES, results_file, write_result
+from featurestore.writeback import METADATA_BYTES, results_file, write_result
 from featurestore.store import StoreError
 from tests.helpers import everything_in
 
@@ -84,7 +84,7 @@ def test_a_kill_mid_write_leaves_the_split_as_it_was(tmp_path):
     before = everything_in(path)
     killed = subprocess.run(
         [sys.executable, "-c", "import os, signal, sys, numpy as np\n"
-         "from analysis.writeback import results_file, write_result\n"
+         "from featurestore.writeback import results_file, write_result\n"
          "with results_file(sys.argv[1], 'test', 8 << 20) as f:\n"
          "    write_result(f, 'tsne', shape=(10, 2), blocks=[np.ones((10, 2))], attrs={})\n"
          "    write_result(f, 'embeddings', shape=(1000, 1000), blocks=[np.ones((1000, 1000))],"
@@ -167,7 +167,7 @@ def test_a_kill_while_the_split_is_held_leaves_it_untouched(tmp_path, libver):
     data = path.read_bytes()
     killed = subprocess.run(
         [sys.executable, "-c", "import os, signal, sys\n"
-         "from analysis.writeback import results_file\n"
+         "from featurestore.writeback import results_file\n"
          "with results_file(sys.argv[1], 'test', 80) as f:\n"
          "    os.kill(os.getpid(), signal.SIGKILL)\n", str(tmp_path)],
         cwd=os.getcwd(), capture_output=True, text=True)

@@ -1,4 +1,5 @@
-"""Writing analysis results back into a split file, whole or not at all.
+"""Writing into a finished split file, whole or not at all: the analysis results of ``embed``
+and ``tsne``, and the train split's statistics that a build gives a split it keeps.
 
 HDF5 updates a file in place, without a journal: a ``kill -9`` or a full disk in the middle of
 its metadata writes can leave a file it no longer opens. So results never go into the split
@@ -20,13 +21,13 @@ from typing import Iterable, Iterator, Mapping, Optional, Tuple
 import h5py
 import numpy as np
 
-from featurestore import schema
-from featurestore.files import (copy_file, exclusive_lock, free_room, hdf5_locks_off, replaced,
-                                size_text, temporary)
-from featurestore.remote import is_url
-from featurestore.splitcheck import check_split
-from featurestore.store import (StoreError, errnos, in_use, never_written, not_writable,
-                                open_split, split_path)
+from . import schema
+from .files import (copy_file, exclusive_lock, free_room, hdf5_locks_off, replaced, size_text,
+                    temporary)
+from .remote import is_url
+from .splitcheck import check_split
+from .store import (StoreError, errnos, in_use, never_written, not_writable, open_split,
+                    split_path)
 
 __all__ = ["write_result", "results_file", "check_writable"]
 
@@ -81,7 +82,7 @@ def write_result(f: h5py.File, name: str, *, shape, blocks: Iterable[np.ndarray]
     return ds
 
 
-def check_writable(store, split: str, nbytes: int = 0) -> Path:
+def check_writable(store, split: str, nbytes: int = 0, *, what: str = "the results") -> Path:
     """Refuse, before any work, a split whose results could not be written; the file that
     holds it (a linked split's target).
 
@@ -91,6 +92,8 @@ def check_writable(store, split: str, nbytes: int = 0) -> Path:
     split : str
     nbytes : int
         What the results will add, for the check of free space.
+    what : str
+        What is written, as the messages name it.
 
     Raises
     ------
@@ -108,14 +111,14 @@ def check_writable(store, split: str, nbytes: int = 0) -> Path:
     if not os.access(real, os.W_OK):
         raise not_writable(path)
     if not os.access(real.parent, os.W_OK | os.X_OK):
-        raise StoreError(f"{real.parent}: the folder cannot be written, and the results of "
+        raise StoreError(f"{real.parent}: the folder cannot be written, and {what} of "
                          f"{path.name} are written into a copy of it there, then renamed over it")
     with _locked(path, real):  # no other program has it open
         pass
     need = real.stat().st_size + nbytes + METADATA_BYTES
     free = free_room(temporary(real))  # a copy a killed run left is removed first
     if free < need:
-        raise StoreError(f"{path}: not enough free space for the results ({size_text(need)} "
+        raise StoreError(f"{path}: not enough free space for {what} ({size_text(need)} "
                          f"needed: {WHY}; {size_text(free)} free); the split is as it was: make "
                          f"room and run it again")
     return real
@@ -131,7 +134,8 @@ def split_version(store, split: str) -> Tuple[int, int, int, int]:
 
 @contextlib.contextmanager
 def results_file(store, split: str, nbytes: int, *,
-                 version: Optional[Tuple[int, int, int, int]] = None) -> Iterator[h5py.File]:
+                 version: Optional[Tuple[int, int, int, int]] = None,
+                 what: str = "the results") -> Iterator[h5py.File]:
     """A copy of ``STORE/SPLIT.h5`` open for writing, renamed over the split when the block
     ends without an exception (and removed when it raises).
 
@@ -148,6 +152,8 @@ def results_file(store, split: str, nbytes: int, *,
     version : tuple, optional
         :func:`split_version` as the results' data was read: a split rewritten since is
         refused (results of other notes, or of other embeddings, are not written into it).
+    what : str
+        What is written, as the messages name it.
 
     Raises
     ------
@@ -156,7 +162,7 @@ def results_file(store, split: str, nbytes: int, *,
         ``version``, or a disk that filled while the copy was written (the copy is removed).
     """
     path = split_path(store, split)
-    real = check_writable(store, split, nbytes)
+    real = check_writable(store, split, nbytes, what=what)
     with _locked(path, real), replaced(real, durable=True) as tmp:
         if version is not None and split_version(store, split) != version:
             raise StoreError(f"{path}: another program rewrote it (a build --add, embed or "
@@ -173,7 +179,7 @@ def results_file(store, split: str, nbytes: int, *,
         except OSError as err:
             if not errnos(err) & FULL:
                 raise
-            raise StoreError(f"{path}: the disk (or quota) filled while the results were "
+            raise StoreError(f"{path}: the disk (or quota) filled while {what} were "
                              f"written ({WHY}); the split is as it was: make room and run it "
                              f"again") from None
 
