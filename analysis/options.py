@@ -125,6 +125,7 @@ def _build(add_command):
     from featurestore.layouts import LAYOUTS, InputOptions
     from featurestore.workers import BACKENDS, THREADS_UP_TO
     p = add_command("build", help="build one chunked HDF5 feature file per split",
+                    usage="%(prog)s [options] (NOTES... | --manifest FILE.csv) STORE",
                     description="Turn labelled audio into STORE/SPLIT.h5: NSynth-layout folders "
                                 "(NOTES/{train,valid,test} with examples.json + audio/*.wav), "
                                 "class folders (ROOT/LABEL/FILE or ROOT/SPLIT/LABEL/FILE) or a "

@@ -481,6 +481,8 @@ def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
     (["inspect", "a", "b"], "timbremap inspect: error: unrecognized arguments: b\n"),
     (["inspect", "--all-skipped", "a", "b"], "inspect: error: unrecognized arguments: b\n"),
     (["build", "--bogus", "a", "b"], "timbremap build: error: unrecognized arguments: --bogus\n"),
+    (["build"], "usage: timbremap build [options] (NOTES... | --manifest FILE.csv) STORE\n"
+     "timbremap build: error: the following arguments are required: NOTES... STORE\n"),
     (["evaluate", "s", "m", "--split", "../s/test"], "evaluate: error: argument --split: invalid "
      "choice: '../s/test'"),
     (["embed", "--split", "test", "store", "model"], "embed: error: argument --split: invalid "
