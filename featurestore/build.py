@@ -319,11 +319,13 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
 def _build(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Workers,
            found: Sequence[str], overwrite: bool) -> List[SplitReport]:
     """A build without ``--add``: each split of ``found`` built, or kept if finished."""
+    kept = {s: finished.kept(s, split_path(out, s), read, params, attrs) for s in found
+            if not overwrite and split_path(out, s).is_file()}  # checked before any is built
     reports, train_stats = [], None
     for split in found:
         path = split_path(out, split)
-        if not overwrite and path.is_file():
-            reports.append(finished.kept(split, path, read, params, attrs))
+        if split in kept:
+            reports.append(kept[split])
             continue
         if split != "train" and train_stats is None:
             train_stats = finished.existing_train_stats(out, params)
@@ -390,8 +392,7 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
             raise BuildError(f"{path}.partial: cannot be written ({err.strerror or err}); the "
                              f"store is as it was: make room and run the same build --add "
                              f"again") from None
-        if split == "train":
-            train_stats = Summary.of(stats)
+        train_stats = Summary.of(stats) if split == "train" else train_stats
         reports.append(report)
         changed.append(split)
     if changed:

@@ -302,6 +302,16 @@ def test_existing_store_kept_unless_overwrite(tone_root, tmp_path):
         assert f["spectra"].shape[2] == 257
 
 
+def test_a_kept_split_that_does_not_fit_is_refused_before_any_split_is_built(tone_root,
+                                                                             tmp_path):
+    out = tmp_path / "s"
+    build_store(tone_root, out, FeatureParams(n_fft=512), jobs=1, progress=False,
+                splits=["valid"])
+    with pytest.raises(BuildError, match="valid.h5: exists and was built with other feature"):
+        build_store(tone_root, out, jobs=1, progress=False)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["valid.h5"]
+
+
 def test_a_kept_split_is_given_the_train_split_s_statistics(tmp_path, caplog):
     root, out = make_tone_root(tmp_path / "notes", 12, 6, 6), tmp_path / "s"
 
