@@ -239,6 +239,7 @@ def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: s
     audio stays skipped until the split is rebuilt)."""
     names = dict(zip(held.notes.names, held.notes.folder))
     skipped = dict(held.problems[0])
+    _warn_of_gone_files(held.notes, split)
     if notes is not None:
         _refuse_held_elsewhere(notes, names, roots, split)
         _warn_of_new_labels(notes, held.notes, split)
@@ -288,6 +289,18 @@ def _warn_of_changed_files(notes: Notes, held: dict, created: float, split: str)
                     "re-recorded, or copied without their times); the store keeps the features "
                     "it computed from them: build with --overwrite to compute them again", split,
                     counted(len(changed), "file"), changed[0])
+
+
+def _warn_of_gone_files(held: Notes, split: str):
+    """Warn of the files of notes the split holds that are no longer there (deleted, or moved
+    to another class folder, where they are a new note): the store keeps their features."""
+    gone = [path for path in dict.fromkeys(map(held.path, range(len(held))))
+            if not os.path.lexists(path)]
+    if gone:
+        log.warning("%s: holds the notes of %s that %s no longer there (first: %s; deleted, "
+                    "or moved, which makes a note of another name); the store keeps their "
+                    "features: build with --overwrite to leave them out", split,
+                    counted(len(gone), "file"), "is" if len(gone) == 1 else "are", gone[0])
 
 
 def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):

@@ -455,6 +455,26 @@ def test_add_warns_of_held_notes_whose_files_changed_since_the_build(tmp_path, c
     assert np.array_equal(kept, before["drum/drum000.wav"][0])
 
 
+def test_add_warns_of_held_notes_whose_files_are_gone(tmp_path, caplog):
+    root, store = tmp_path / "set", tmp_path / "store"
+    _classes(root, ("bell", "drum"), 6)
+    build_store(root, store, jobs=1, progress=False)
+    other = tmp_path / "other"  # a folder the store holds notes of, not given to the --add
+    _classes(other, ("bell",), 2, first=20)
+    build_store(other, store, jobs=1, progress=False, add=True)
+    assert "no longer there" not in caplog.text
+    moved = root / "train" / "drum" / "drum000.wav"
+    moved.rename(root / "train" / "bell" / "was_drum000.wav")  # relabelled by moving it
+    (root / "train" / "bell" / "bell001.wav").unlink()
+    build_store(root, store, jobs=1, progress=False, add=True)
+    assert f"train: holds the notes of 2 files that are no longer there (first: " \
+           f"{root / 'train' / 'bell' / 'bell001.wav'}; deleted, or moved, which makes a note " \
+           f"of another name); the store keeps their features: build with --overwrite to " \
+           f"leave them out" in caplog.text
+    assert {"drum/drum000.wav", "bell/was_drum000.wav", "bell/bell020.wav"} <= set(
+        _rows(store / "train.h5"))
+
+
 def test_add_of_windows_keeps_a_file_skipped_whole_and_counts_a_changed_file_once(tmp_path,
                                                                                    caplog):
     import os
