@@ -190,9 +190,10 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
     def text(key: str) -> str:
         value = entry.get(key)
         return "" if value is None else str(value).strip()
-    file, label, split = text("path"), text("label"), text("split")
-    row = Row(file or f"(line {line})", file, label, split, text("group"),
-               {key: text(key) for key in extra})
+    written, label, split = text("path"), text("label"), text("split")
+    file = _as_on_disk(path.parent, written)
+    row = Row(written or f"(line {line})", file, label, split, text("group"),
+              {key: text(key) for key in extra})
     if None in entry:  # csv.DictReader's key for the fields past the header's
         row.problem = (f"line {line}: {len(entry) - 1 + len(entry[None])} fields, but the "
                        f"header names {len(entry) - 1} (a comma in a field needs quotes)")
@@ -224,6 +225,18 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
     if file:
         seen.setdefault(_same_file(path, file), (line, label))
     return row
+
+
+def _as_on_disk(folder: Path, file: str) -> str:
+    """``file`` as the disk spells it, where it is there in the other of Unicode's forms (a
+    path typed composed, NFC, of a file named decomposed, NFD, as macOS names them, or the
+    reverse); else as it is given."""
+    for form in ("NFC", "NFD"):
+        other = unicodedata.normalize(form, file)
+        if other != file and not os.path.lexists(folder / file) and os.path.lexists(
+                folder / other):
+            return other
+    return file
 
 
 def _same_file(manifest: Path, file: str) -> str:

@@ -74,6 +74,22 @@ def test_a_file_in_two_splits_is_named_in_a_warning(tmp_path, caplog):
             f"{root / 'train/kettle/cellos/same.wav'}, labelled 'kettle')") in caplog.text
 
 
+def test_a_manifest_path_finds_its_file_however_its_letters_are_composed(tmp_path):
+    import unicodedata
+    nfc, nfd = (unicodedata.normalize(form, "Flöte") for form in ("NFC", "NFD"))
+    _wav(tmp_path / "clips" / f"{nfd}.wav", k=0)  # named on macOS
+    _wav(tmp_path / "clips" / f"{nfc}-2.wav", k=1)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,label\nclips/{nfc}.wav,a\nclips/{nfd}-2.wav,b\n"
+                        f"clips/{nfc}-3.wav,b\n", encoding="utf-8")
+    read = read_inputs(manifest, InputOptions(valid_fraction=0.0, test_fraction=0.0))
+    notes, problems = read.splits["train"]
+    assert set(notes.names) == {f"clips/{nfc}.wav", f"clips/{nfd}-2.wav"}  # as written
+    assert [notes.path(i).exists() for i in range(2)] == [True, True]
+    assert problems == [(f"clips/{nfc}-3.wav", f"line 4: no such file "
+                                               f"({tmp_path / 'clips' / nfc}-3.wav)")]
+
+
 def test_a_label_is_one_label_however_its_letters_are_composed(tmp_path):
     import unicodedata
     root = tmp_path / "set"
