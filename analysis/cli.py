@@ -187,7 +187,7 @@ def _scores_text(args, result, png) -> list:
                                                  else []),
             *([f"by recording (its clips' probabilities averaged): accuracy "
                f"{files['accuracy']:.3f}, balanced {files['balanced_accuracy']:.3f} "
-               f"({files['n']} files)"] if (files := result.per_file) else []),
+               f"({counted(files['n'], 'file')})"] if (files := result.per_file) else []),
             "", per_label_text(result).rstrip(),
             *(["", f"confusion matrix: {png}"] if png else [])]
 

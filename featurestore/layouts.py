@@ -265,7 +265,8 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
                         {split: read_splits(roots, split) for split in found_splits(roots)})
     elif layout == "folders":
         roots = check_roots(paths)
-        inputs = _read_rows(layout, roots, [folder_rows(root) for root in roots], options)
+        inputs = _read_rows(layout, roots, [folder_rows(root, told=options.layout == layout)
+                                             for root in roots], options)
     else:
         roots = tuple(sorted({p.resolve().parent for p in paths}))
         rows, listed = [[] for _ in roots], [{} for _ in roots]  # a folder's paths: manifest

@@ -90,8 +90,9 @@ def audio_files(folder: Path, unreadable: Optional[Callable[[Path, str], None]] 
                 yield Path(dirpath) / filename
 
 
-def folder_rows(root: Path) -> List[Row]:
-    """Every audio file below ``root``'s class folders, split folders or not."""
+def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
+    """Every audio file below ``root``'s class folders, split folders or not (``told``: the
+    layout was given, not told by what the folder holds)."""
     given = [s for s in SPLITS if (root / s).is_dir()]
     left = sorted(entry.name for entry in root.iterdir() if not entry.name.startswith(".")
                   and (entry.is_dir() and given and entry.name not in SPLITS
@@ -128,10 +129,10 @@ def folder_rows(root: Path) -> List[Row]:
                     row.problem = str(err)
                 rows.append(row)
     if not rows:
-        raise BuildError(f"{root}: no split folder with an examples.json (NSynth's layout: "
-                         f"{', '.join(s + '/' for s in SPLITS)}) and no audio files in class "
-                         f"folders (ROOT/LABEL/FILE or ROOT/SPLIT/LABEL/FILE, FILE one of "
-                         f"{', '.join(AUDIO_SUFFIXES)})")
+        nsynth = ("" if told else f"no split folder with an examples.json (NSynth's layout: "
+                                  f"{', '.join(s + '/' for s in SPLITS)}) and ")
+        raise BuildError(f"{root}: {nsynth}no audio files in class folders (ROOT/LABEL/FILE "
+                         f"or ROOT/SPLIT/LABEL/FILE, FILE one of {', '.join(AUDIO_SUFFIXES)})")
     return rows
 
 

@@ -127,8 +127,12 @@ def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
     for label in ("train", "cello", "viola"):
         for i in range(3):
             _wav(tmp_path / "set" / label / f"{label}{i}.wav", k=i)
-    with pytest.raises(BuildError, match="no audio files in class folders"):
+    with pytest.raises(BuildError, match=r"set: no split folder with an examples.json \(NSynth"
+                                         r"'s layout: train/, valid/, test/\) and no audio files "
+                                         r"in class folders \(ROOT/LABEL/FILE"):
         read_inputs([tmp_path / "set"])
+    with pytest.raises(BuildError, match=r"set: no audio files in class folders \(ROOT/LABEL"):
+        read_inputs([tmp_path / "set"], InputOptions(layout="folders"))  # said: not NSynth's
     assert (f"{tmp_path / 'set' / 'train'}: 3 audio files directly in a split folder are not "
             f"read (a split folder holds class folders; a class cannot be named train, valid "
             f"or test: rename it, or list the files in a manifest)") in caplog.text
