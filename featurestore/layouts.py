@@ -308,9 +308,9 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
     unmatched = sum(1 for _, row, group in grouped
                     if group_by is not None and not row.group and group == row.file)
     if unmatched:
-        log.warning("--group-by %s did not match %d of the %d file names: each of those "
-                    "files is a group of its own", shlex.quote(options.group_by), unmatched,
-                    len(grouped))
+        log.warning("--group-by %s found no group (no match, or an empty one) in %d of the %d "
+                    "file names: each of those files is a group of its own",
+                    shlex.quote(options.group_by), unmatched, len(grouped))
     given: Dict[str, set] = defaultdict(set)  # the splits the inputs give each group's files
     for _, row, group in grouped:
         if row.split and not row.problem:
@@ -354,15 +354,19 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
 
 def _check_drawn(roots, by_split: dict, options: InputOptions):
     """Refuse drawn splits that leave train nothing, and warn of an empty valid or test."""
-    groups = len({group for rows in by_split.values() for _, _, group in rows})
+    groups = {group for rows in by_split.values() for _, _, group in rows}
+    files = sum(map(len, by_split.values()))
     where = ", ".join(map(str, roots))
+    none = f"none of the {len(groups)} groups was" if len(groups) > 1 else "the one group was not"
+    one = f" (all {files} files are in one group, {min(groups)!r})" if files > len(groups) == 1 \
+        else ""
     if not by_split.get("train"):
-        raise BuildError(f"{where}: none of the {groups} groups was drawn into train (valid "
-                         f"{options.valid_fraction:g}, test {options.test_fraction:g} of them); "
-                         f"give more groups, smaller fractions, or the splits")
+        raise BuildError(f"{where}: {none} drawn into train (valid {options.valid_fraction:g}, "
+                         f"test {options.test_fraction:g} of them){one}; give more groups, "
+                         f"smaller fractions, or the splits")
     for split in ("valid", "test"):
         if not by_split.get(split) and getattr(options, f"{split}_fraction") > 0:  # not asked
-            log.warning("%s: none of the %d groups was drawn into %s", where, groups, split)
+            log.warning("%s: %s drawn into %s%s", where, none, split, one)
 
 
 def _notes(root: Path, rows: List[Tuple[Row, str]]) -> Notes:
