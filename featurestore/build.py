@@ -351,8 +351,7 @@ def _build(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Wo
                                  f"used (first: {first[0]}: {first[1]}); nothing written")
             log.warning("%s: none of its %d notes could be used (first: %s: %s)",
                         where, len(notes), *first)
-        if split == "train":
-            train_stats = Summary.of(stats)
+        train_stats = Summary.of(stats) if split == "train" else train_stats
         reports.append(report)
     return reports
 
@@ -380,7 +379,8 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
             notes, problems = grow.not_held(notes, problems, mine, roots, split)
         if not (notes or problems) and mine.labels == labels and "train" not in changed:
             train_stats = mine.summary if split == "train" else train_stats
-            reports.append(SplitReport(split, path, "kept", len(mine.notes)))
+            reports.append(SplitReport(split, path, "kept", len(mine.notes), *map(
+                len, mine.problems), skipped=list(mine.problems[0])))
             continue
         try:
             report, stats = _build_split(_Split(

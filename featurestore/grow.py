@@ -182,7 +182,8 @@ def recorded_params(out: Path) -> FeatureParams:
 def _recorded(out: Path, read):
     train = Path(out) / "train.h5"
     if not train.is_file():
-        raise BuildError(f"{out}: no train.h5 to add to; build the store first (without --add)")
+        raise BuildError(f"{out}: no train split (train.h5) to add to; build the store without "
+                         f"--add (a build keeps the splits it holds)")
     with open_split(out, "train") as f:  # a store's split (not embed --into's results)
         return read(f)
 

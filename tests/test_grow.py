@@ -209,7 +209,8 @@ def test_a_split_that_gains_no_notes_but_new_labels_has_a_new_content_digest(tmp
 def test_add_refuses_what_does_not_fit(tmp_path):
     root = tmp_path / "set"
     _classes(root, ("bell", "drum"), 4)
-    with pytest.raises(BuildError, match="no train.h5 to add to"):
+    with pytest.raises(BuildError, match=r"no train split \(train.h5\) to add to; build the store "
+                       r"without --add \(a build keeps the splits it holds\)"):
         build_store(root, tmp_path / "none", jobs=1, progress=False, add=True)
     build_store(root, tmp_path / "store", jobs=1, progress=False)
     with pytest.raises(BuildError, match="read with no --windows; .*now --windows 2\\)"):
@@ -391,6 +392,7 @@ def test_a_note_skipped_for_its_audio_is_not_tried_again_by_add(tmp_path, caplog
     mtimes = {p.name: p.stat().st_mtime_ns for p in store.glob("*.h5")}
     reports = build_store(root, store, jobs=1, progress=False, add=True)
     assert {r.status for r in reports} == {"kept"}
+    assert (reports[0].n_skipped, reports[0].skipped[0][0]) == (1, "bell/broken.wav")  # as held
     assert {p.name: p.stat().st_mtime_ns for p in store.glob("*.h5")} == mtimes
     assert "train: not tried again, 1 input the store skipped (first: bell/broken.wav: " \
            "cannot decode audio" in caplog.text  # said, not silent
