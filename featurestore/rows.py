@@ -125,6 +125,7 @@ def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
                           label_dir.name, split)
                 try:
                     check_text({"file name": row.file}, "file name")
+                    _check_label(row.label, "the class folder's name")
                 except ValueError as err:  # a name HDF5 cannot store as UTF-8
                     row.problem = str(err)
                 rows.append(row)
@@ -203,6 +204,7 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
     try:
         for key in ("path", "label", "group"):
             check_text({key: text(key)}, key)
+        _check_label(label, "the label")
         for key in extra:  # free text, as long as the CSV reader takes a field
             check_text({key: text(key)}, key, longest=None)
     except ValueError as err:
@@ -226,6 +228,15 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
     if file:
         seen.setdefault(_same_file(path, file), (line, label))
     return row
+
+
+def _check_label(label: str, what: str):
+    """Raise ``ValueError`` where ``label`` holds a control character or a line break (a
+    tab, a new line: each command prints labels in lines and columns)."""
+    bad = next((c for c in label if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValueError(f"{what} {label!r} holds a control character ({ascii(bad)[1:-1]}); "
+                         f"a label is printed in lines and columns")
 
 
 def _as_on_disk(folder: Path, file: str) -> str:

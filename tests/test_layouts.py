@@ -90,6 +90,26 @@ def test_a_manifest_path_finds_its_file_however_its_letters_are_composed(tmp_pat
                                                f"({tmp_path / 'clips' / nfc}-3.wav)")]
 
 
+def test_a_label_with_a_control_character_is_a_problem_of_its_rows(tmp_path):
+    for k, label in enumerate(("cello", "vio\tla")):
+        _wav(tmp_path / "set" / label / "a.wav", k=k)
+    read = read_inputs(tmp_path / "set", InputOptions(valid_fraction=0.0, test_fraction=0.0))
+    assert read.labels == ("cello",)
+    assert read.splits["train"][1] == [("vio\tla/a.wav", "the class folder's name 'vio\\tla' "
+                                        "holds a control character (\\t); a label is printed "
+                                        "in lines and columns")]
+    manifest = tmp_path / "set" / "m.csv"
+    manifest.write_text('path,label\ncello/a.wav,cello\ncello/a.wav,"two\nlines"\n'
+                        'vio\tla/a.wav,x\u2028y\n', encoding="utf-8")
+    read = read_inputs(manifest, InputOptions(valid_fraction=0.0, test_fraction=0.0))
+    assert read.labels == ("cello",) and sorted(why for _, why in read.splits["train"][1]) == [
+        # a quoted field over two lines: its row ends on line 4
+        "line 4: the label 'two\\nlines' holds a control character (\\n); a label is "
+        "printed in lines and columns",
+        "line 5: the label 'x\\u2028y' holds a control character (\\u2028); a label is "
+        "printed in lines and columns"]
+
+
 def test_a_label_is_one_label_however_its_letters_are_composed(tmp_path):
     import unicodedata
     root = tmp_path / "set"
