@@ -13,7 +13,7 @@ from featurestore import schema
 from featurestore.errors import InputError, check_paths, label_difference, label_set_text
 from featurestore.store import (StoreError, no_splits, open_split, require_store, split_path,
                                 store_splits)
-from training.images import image_path, literal_text
+from training.images import cut_text, image_path, literal_text
 
 from .placements import read_placed
 from .tsne import map_coords, no_map
@@ -68,10 +68,6 @@ LEGEND_CHARS = 24
 PLACED_NAMES = 20
 
 
-def _cut(name: str, most: int) -> str:
-    return name if len(name) <= most else name[:most - 1] + "\u2026"
-
-
 def _drawable(path: str) -> str:
     """A placed file's name as text: bytes of it that are no UTF-8 (Python's lone surrogates,
     which matplotlib cannot draw) become U+FFFD."""
@@ -119,7 +115,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     width = 6.5 * len(panels)  # inches
     # a legend entry is about as wide as its name at 11 pt ("synth_lead": 1.6 inches); a
     # name is cut to fit a column of the narrowest figure's two
-    legend_names = [_cut(name, LEGEND_CHARS) for name in names]
+    legend_names = [cut_text(name, LEGEND_CHARS) for name in names]
     longest = max((len(legend_names[i]) for i in shown), default=0)
     ncol = max(2, int(width // max(1.6, 0.5 + 0.11 * longest)))
     legend_rows = math.ceil((len(shown) + bool(placed)) / ncol)

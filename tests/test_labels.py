@@ -158,6 +158,21 @@ def test_confusion_plot_scales_with_the_labels(tmp_path):
     assert widths[-1] < 31 * 120  # bounded (30 inches at 120 dpi, and the margins)
 
 
+def test_confusion_plot_cuts_a_long_label(tmp_path):
+    import matplotlib
+    import matplotlib.image
+    from training.evaluate import LABEL_CHARS, plot_confusion
+    names, counts = ["L" * 300, "short", "x"], np.eye(3, dtype=int) + 1
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        svg = plot_confusion(counts, tmp_path / "c.svg", "t", names=names).read_text()
+    assert ">" + "L" * (LABEL_CHARS - 1) + "\u2026" in svg and "L" * LABEL_CHARS not in svg
+    short = matplotlib.image.imread(plot_confusion(counts, tmp_path / "s.png", "t",
+                                                   names=["l", "short", "x"])).shape
+    long = matplotlib.image.imread(plot_confusion(counts, tmp_path / "l.png", "t",
+                                                  names=names)).shape
+    assert long[0] < 1.5 * short[0] and long[1] < 1.5 * short[1]  # the matrix keeps its room
+
+
 def test_a_label_set_in_a_message_reads_as_its_labels():
     from featurestore.errors import label_set_text
     assert label_set_text(["cello", "dog bark"]) == "(cello, dog bark)"

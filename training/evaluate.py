@@ -15,7 +15,7 @@ from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
 
-from .images import image_path, literal_text
+from .images import cut_text, image_path, literal_text
 from .modeldir import TrainedModel, load_trained
 
 __all__ = ["predict_split", "evaluate", "Evaluation", "write_confusion", "plot_confusion",
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 #: Labels beyond which a confusion plot's cells carry no value (it would be too small to read).
 MAX_CELL_TEXT = 40
+
+#: The most characters of a label a confusion plot draws (a longer one is cut, with an ellipsis).
+LABEL_CHARS = 32
 
 
 def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int = 128,
@@ -312,7 +315,8 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names) -> P
     names : sequence of str, length ``C``
         The label set. The figure, its type and its cell values grow or shrink with ``C`` so
         a few labels or a few dozen stay readable; past :data:`MAX_CELL_TEXT` labels the cells
-        carry colour only. Drawn as given (:func:`training.images.literal_text`).
+        carry colour only. Drawn as given (:func:`training.images.literal_text`), a name
+        longer than :data:`LABEL_CHARS` cut.
 
     Returns
     -------
@@ -322,7 +326,7 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names) -> P
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    names = list(names)
+    names = [cut_text(name, LABEL_CHARS) for name in names]
     confusion = np.asarray(confusion, dtype=float)
     rows = confusion.sum(axis=1, keepdims=True)
     normalised = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)

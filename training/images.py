@@ -1,6 +1,6 @@
 """Where a picture goes (:func:`image_path`): the file a path names, in a format matplotlib
 writes, for ``plot``'s map and ``evaluate``'s confusion matrix alike; and how their text is
-drawn (:func:`literal_text`)."""
+drawn (:func:`literal_text`, :func:`cut_text`)."""
 from __future__ import annotations
 
 import functools
@@ -13,7 +13,7 @@ from pathlib import Path
 from featurestore.errors import InputError
 from featurestore.files import check_folder_path
 
-__all__ = ["image_path", "literal_text"]
+__all__ = ["image_path", "literal_text", "cut_text"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,12 @@ def _formats() -> set:
     if shutil.which(matplotlib.rcParams["pgf.texsystem"]) is None:
         formats.discard("pgf")
     return formats
+
+
+def cut_text(text: str, most: int) -> str:
+    """``text`` as a figure draws it: at most ``most`` characters, the last an ellipsis where
+    it is cut (a long label would squeeze the drawing into a corner)."""
+    return text if len(text) <= most else text[:most - 1] + "\u2026"
 
 
 def literal_text(draw):
