@@ -237,7 +237,8 @@ def check_addable(out: Path, params: FeatureParams, attrs: dict, *, drawn: bool)
 def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: str):
     """The inputs' notes and problems a split does not hold yet: not its notes (a name it
     holds from another folder is refused), nor what it skipped before (a note skipped for its
-    audio stays skipped until the split is rebuilt)."""
+    audio stays skipped until the split is rebuilt); a problem of a name it holds (a
+    manifest's row given again) is warned of."""
     names = dict(zip(held.notes.names, held.notes.folder))
     skipped = dict(held.problems[0])
     _warn_of_gone_files(held.notes, split)
@@ -255,9 +256,13 @@ def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: s
                         skipped[first])
         left_out = set(again) | {i for i, name in enumerate(notes.names) if name in names}
         notes = notes.take([i for i in range(len(notes)) if i not in left_out])
-    problems = [(name, why) for name, why in problems
-                if name not in names and (name, why) not in set(held.problems[0])]
-    return notes, problems
+    problems = [(name, why) for name, why in problems if (name, why) not in set(held.problems[0])]
+    refused = [(name, why) for name, why in problems if name in names]
+    if refused:  # /skipped names what is not held: these are said, not recorded
+        log.warning("%s: %s naming notes the store holds cannot be used (first: %s: %s); the "
+                    "store keeps those notes as they are", split,
+                    counted(len(refused), "input"), *refused[0])
+    return notes, [(name, why) for name, why in problems if name not in names]
 
 
 def _warn_of_new_labels(notes: Notes, held: Notes, split: str):

@@ -477,6 +477,22 @@ def test_add_warns_of_held_notes_whose_files_are_gone(tmp_path, caplog):
         _rows(store / "train.h5"))
 
 
+def test_add_warns_of_manifest_rows_that_name_held_notes_and_cannot_be_used(tmp_path, caplog):
+    root, store = tmp_path / "set", tmp_path / "store"
+    _classes(root, ("bell", "drum"), 4)
+    manifest = root / "m.csv"
+    rows = [f"{p.relative_to(root).as_posix()},{p.parent.name}"
+            for p in sorted(root.rglob("*.wav"))]
+    manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
+    build_store(manifest, store, jobs=1, progress=False)
+    assert "cannot be used" not in caplog.text
+    manifest.write_text(manifest.read_text() + f"{rows[0].split(',')[0]},drum\n")
+    build_store(manifest, store, jobs=1, progress=False, add=True)
+    assert f": 1 input naming notes the store holds cannot be used (first: " \
+           f"{rows[0].split(',')[0]}: line 10: path given again (first on line 2 with the " \
+           f"label 'bell')); the store keeps those notes as they are" in caplog.text
+
+
 def test_add_of_windows_keeps_a_file_skipped_whole_and_counts_a_changed_file_once(tmp_path,
                                                                                    caplog):
     import os
