@@ -272,7 +272,7 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
         other features, labels or input options (beside a split built now); with ``add``, a
         store that is missing or was built with other parameters or input options.
     """
-    out = Path(out)
+    out, made = Path(out), not Path(out).exists()  # a failed build leaves no empty folder
     if add and overwrite:
         raise BuildError("--add grows a store and --overwrite rebuilds it: give one of them")
     inputs = inputs or (grow.recorded_inputs(out) if add else InputOptions())
@@ -306,7 +306,7 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
             read.labels = held
     run = _Workers(jobs, batch_size, progress, ring_kind(backend, jobs), backend == "dask",
                    inputs.windows)
-    with locked(out), parallel_backend(backend, jobs):
+    with locked(out, made=made), parallel_backend(backend, jobs):
         commit.finish_commit(out)
         if overwrite and splits is None:  # every split drawn again: none of before stays
             finished.remove_undrawn(out, found)

@@ -3,7 +3,9 @@ writable, and each split's room on its disk checked, before any work; locked so 
 never write the same store."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 from .errors import BuildError
 from .files import exclusive_lock, free_room, size_text
@@ -37,12 +39,21 @@ def check_folder_of_its_own(out, inputs=()):
                          f"of their own")
 
 
-def locked(out: Path):
+@contextlib.contextmanager
+def locked(out: Path, *, made: bool = False) -> Iterator[None]:
     """An exclusive lock on the store folder itself for the build
     (:func:`featurestore.files.exclusive_lock`), so two builds never write the same store; where
-    folders cannot be locked the build runs unlocked."""
-    return exclusive_lock(out, lambda: BuildError(f"{out}: another build is writing this "
-                                                  f"store; wait for it to finish"))
+    folders cannot be locked the build runs unlocked. A folder the build ``made`` is removed
+    when the build fails and leaves it empty."""
+    try:
+        with exclusive_lock(out, lambda: BuildError(f"{out}: another build is writing this "
+                                                    f"store; wait for it to finish")):
+            yield
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):  # not empty: what the build did stays
+                out.rmdir()
+        raise
 
 
 def check_room(partial: Path, needed: int):

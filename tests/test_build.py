@@ -268,7 +268,7 @@ def test_a_split_that_cannot_fit_on_the_disk_is_refused_before_it_starts(tone_ro
                                          r"\(5.4 MiB needed, 1.0 MiB free\); nothing of it was "
                                          r"written: make room and run the same build again"):
         build_store(tone_root, tmp_path / "store", jobs=1, progress=False)
-    assert not list((tmp_path / "store").iterdir())
+    assert not (tmp_path / "store").exists()  # nothing of it, nor the folder it made
 
 
 def test_a_build_that_keeps_every_split_writes_nothing(tone_root, tmp_path, monkeypatch):
@@ -374,7 +374,11 @@ def test_train_split_without_a_usable_note_is_an_error(tmp_path):
         wav.write_bytes(b"RIFF not really")
     with pytest.raises(BuildError, match="none of its 2 notes could be used.*cannot decode"):
         build_store(tmp_path / "root", tmp_path / "s", jobs=1, progress=False)
-    assert not (tmp_path / "s" / "train.h5").exists()
+    assert not (tmp_path / "s").exists()  # the folder the build made, left empty, is gone
+    (tmp_path / "given").mkdir()
+    with pytest.raises(BuildError, match="none of its 2 notes could be used"):
+        build_store(tmp_path / "root", tmp_path / "given", jobs=1, progress=False)
+    assert list((tmp_path / "given").iterdir()) == []  # a folder given stays
 
 
 def test_names_are_the_json_keys_and_upper_case_wav_is_found(tmp_path):
