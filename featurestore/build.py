@@ -272,7 +272,7 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
         other features, labels or input options (beside a split built now); with ``add``, a
         store that is missing or was built with other parameters or input options.
     """
-    out, made = Path(out), not Path(out).exists()  # a failed build leaves no empty folder
+    out = Path(out)
     if add and overwrite:
         raise BuildError("--add grows a store and --overwrite rebuilds it: give one of them")
     inputs = inputs or (grow.recorded_inputs(out) if add else InputOptions())
@@ -294,8 +294,8 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
         found = [s for s in found if s in splits]
     workers.check_ring_fits(max((len(read.splits[s][0]) for s in found), default=0), params,
                             jobs, batch_size, backend)
-    if overwrite or add or not found or not all(split_path(out, s).is_file() for s in found):
-        check_writable(out)  # a build that keeps every split writes nothing (a read-only store)
+    writes = overwrite or add or not found or not all(split_path(out, s).is_file() for s in found)
+    made = writes and check_writable(out)  # a build keeping every split writes nothing
     if not add:
         finished.warn_of_one_label(read)
     attrs = inputs.to_attrs(read.layout)

@@ -13,17 +13,22 @@ from .files import exclusive_lock, free_room, size_text
 __all__ = ["check_folder_of_its_own", "check_room", "check_writable", "locked"]
 
 
-def check_writable(out: Path):
-    """Make the store folder ``out`` if needed and check that files can be written there."""
+def check_writable(out: Path) -> bool:
+    """Make the store folder ``out`` if needed and check that files can be written there;
+    whether this call made it."""
     if out.exists() and not out.is_dir():
         raise BuildError(f"{out}: exists and is not a folder")
+    made = False
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            out.mkdir(parents=True)
+            made = True
         probe = out / ".timbremap-write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
         raise BuildError(f"{out}: cannot write there ({err.strerror or err})") from None
+    return made
 
 
 def check_folder_of_its_own(out, inputs=()):
@@ -43,17 +48,18 @@ def check_folder_of_its_own(out, inputs=()):
 def locked(out: Path, *, made: bool = False) -> Iterator[None]:
     """An exclusive lock on the store folder itself for the build
     (:func:`featurestore.files.exclusive_lock`), so two builds never write the same store; where
-    folders cannot be locked the build runs unlocked. A folder the build ``made`` is removed
-    when the build fails and leaves it empty."""
-    try:
-        with exclusive_lock(out, lambda: BuildError(f"{out}: another build is writing this "
-                                                    f"store; wait for it to finish")):
+    folders cannot be locked the build runs unlocked. A folder the build ``made``
+    (:func:`check_writable`) is removed, while it is locked, when the build fails and leaves it
+    empty."""
+    with exclusive_lock(out, lambda: BuildError(f"{out}: another build is writing this store; "
+                                                f"wait for it to finish")):
+        try:
             yield
-    except BaseException:
-        if made:
-            with contextlib.suppress(OSError):  # not empty: what the build did stays
-                out.rmdir()
-        raise
+        except BaseException:
+            if made:
+                with contextlib.suppress(OSError):  # not empty: what the build did stays
+                    out.rmdir()
+            raise
 
 
 def check_room(partial: Path, needed: int):

@@ -763,6 +763,26 @@ def test_a_second_build_of_the_same_store_is_refused_while_one_runs(tone_root, t
     assert sorted(p.name for p in out.iterdir()) == ["test.h5"]  # no lock file left behind
 
 
+def test_a_build_refused_while_another_runs_leaves_the_other_s_new_folder(tone_root, tmp_path,
+                                                                          monkeypatch):
+    import fcntl
+    import featurestore.build
+    out, held, real = tmp_path / "s", [], featurestore.build.check_writable
+
+    def made_then_locked(path):  # another build takes the folder this one has just made
+        made = real(path)
+        held.append(os.open(path, os.O_RDONLY))
+        fcntl.flock(held[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return made
+    monkeypatch.setattr(featurestore.build, "check_writable", made_then_locked)
+    try:
+        with pytest.raises(BuildError, match="another build is writing this store"):
+            build_store(tone_root, out, jobs=1, progress=False)
+        assert out.is_dir()  # the other build's, empty while it starts: not removed
+    finally:
+        os.close(held[0])
+
+
 def test_a_file_that_is_not_a_split_is_not_kept_silently(tone_root, tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "test.h5").write_text("my notes")
