@@ -5,7 +5,7 @@ copy alone, on one store, in one run.
     python benchmarks/writeback.py --notes 8000 --work /tmp/writeback
 
 ``embed`` and ``tsne`` write their results into a copy of the split renamed over it
-(``analysis/writeback.py``), so that a kill or a full disk never leaves a split HDF5 cannot
+(``featurestore/writeback.py``), so that a kill or a full disk never leaves a split HDF5 cannot
 open. The copy reads and writes the split's bytes once. This builds a store of synthetic tones
 (``tests/helpers.py``, in two class folders), trains the default model for one step (its
 inference costs what a trained one's does), times ``embed_store`` on train, then the copy alone

@@ -376,7 +376,7 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
         notes, problems = new.get(split, (None, []))
         mine = held.get(split)
         if mine is not None:
-            notes, problems = grow.not_held(notes, problems, mine, roots, split)
+            notes, problems = grow.not_held(notes, problems, held, roots, split)
         if not (notes or problems) and mine.labels == labels and "train" not in changed:
             train_stats = mine.summary if split == "train" else train_stats
             reports.append(SplitReport(split, path, "kept", len(mine.notes), *map(

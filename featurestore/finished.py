@@ -35,7 +35,8 @@ class SplitReport:
 
     split: str
     path: Path
-    status: str  # 'built', 'resumed', 'kept'; build --add: 'added', 'updated' (no new note)
+    status: str  # 'built', 'resumed', 'kept'; 'updated': rewritten without new notes (for
+    # train's statistics, or the label set --add grew); build --add: 'added'
     n_examples: int = 0
     n_skipped: int = 0
     n_adjusted: int = 0
@@ -206,50 +207,75 @@ def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:
 
 def with_train_stats(out: Path, params: FeatureParams, reports: List[SplitReport]
                      ) -> List[SplitReport]:
-    """``reports`` of a build, after each finished split of ``out`` beside train that carries
-    other statistics than train's was given them: its own (built while the store had no train
-    split) or an earlier train split's (``--overwrite --split train``). Its report, or a new
-    one, says ``updated``. A split of other features keeps its own; one that cannot be
-    rewritten now (held by another program, no room for its copy) is warned of, and the next
-    build tries again."""
-    train = _statistics(split_path(out, "train"), params)
-    train = train and train[0]
-    if train is None:
+    """Give each finished split of ``out`` beside train that carries other statistics than
+    train's them: its own (built while the store had no train split) or an earlier train
+    split's (``--overwrite --split train``), as a copy renamed over it.
+
+    A split of other features keeps its own; so does a link to a split file elsewhere (another
+    store's, whose statistics are that store's), and one that cannot be rewritten now (held by
+    another program, read-only, no room for its copy), with a warning: a later build gives
+    them.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The store folder.
+    params : FeatureParams
+        The build's feature parameters.
+    reports : list of SplitReport
+        The build's reports, in NSynth order.
+
+    Returns
+    -------
+    list of SplitReport
+        ``reports``, a split given train's statistics ``updated`` (one the build did not ask
+        for added), in NSynth order.
+    """
+    read = _statistics(split_path(out, "train"), params)
+    if read is None or read[0] is None:
         return reports
-    reports = {report.split: report for report in reports}
+    train = read[0]
+    by_split = {report.split: report for report in reports}
     for split in SPLITS[1:]:
         path = split_path(out, split)
-        mine = _statistics(path, params) if path.is_file() else None
-        if mine is None:  # none, or kept() and the commands say what is wrong with it
+        read = _statistics(path, params) if path.is_file() else None
+        if read is None:  # none, or kept() and the commands say what is wrong with it
             continue
-        summary, of, n = mine
-        if (of == "train" and summary is not None and summary.count == train.count
-                and np.array_equal(summary.mean, train.mean)
-                and np.array_equal(summary.std, train.std)):
+        summary, of, report = read
+        if of == "train" and summary is not None and summary.count == train.count and \
+                np.array_equal(summary.mean, train.mean) and np.array_equal(summary.std, train.std):
+            continue
+        was = f"the statistics of {of}" if summary is not None else "no statistics"
+        if path.is_symlink():
+            log.warning("%s: carries %s, not those of the train split, and links to %s, whose "
+                        "statistics are its own store's: kept as it is", path, was,
+                        path.resolve())
             continue
         try:
-            with writeback.results_file(out, split, 0, what="the train split's statistics") as f:
+            with writeback.results_file(out, split, 0, what="the new statistics") as f:
                 schema.write_stats(f, train.mean, train.std, train.count, "train")
-        except StoreError as err:
-            log.warning("%s: carries the statistics of %s, not those of the train split now, "
-                        "and could not be given them (%s); build the store again to give "
-                        "them", path, of or "no split", err)
+        except (OSError, StoreError) as err:
+            log.warning("%s: carries %s, not those of the train split, and could not be given "
+                        "them (%s); it is as it was, and a later build gives them", path, was,
+                        err.strerror if isinstance(err, OSError) and err.strerror else err)
             continue
-        report = reports.get(split) or SplitReport(split, path, "kept", n)
-        reports[split] = replace(report, status="updated")
-    return [reports[split] for split in SPLITS if split in reports]
+        by_split[split] = replace(by_split.get(split, report), status="updated")
+    return [by_split[split] for split in SPLITS if split in by_split]
 
 
 def _statistics(path: Path, params: FeatureParams
-                ) -> Optional[Tuple[Optional[Summary], str, int]]:
+                ) -> Optional[Tuple[Optional[Summary], str, SplitReport]]:
     """The statistics of the split file ``path`` (``None`` where it holds none), the split
-    they are of and its number of notes; ``None`` where it cannot be read or holds features
-    of other parameters than ``params``."""
+    they are of, and its report as a kept split; ``None`` where it cannot be read or holds
+    features of other parameters than ``params``."""
     try:
         with h5py.File(path, "r") as f:
             if schema.read_params(f).differences(params):
                 return None
-            return Summary.read(f), schema.read_stats_count(f)[1], f[schema.SPECTRA].shape[0]
+            skipped, adjusted = schema.read_problems(f)
+            report = SplitReport(path.stem, path, "kept", f[schema.SPECTRA].shape[0],
+                                 len(skipped), len(adjusted), skipped=list(skipped))
+            return Summary.read(f), schema.read_stats_count(f)[1], report
     except (OSError, ValueError, KeyError):
         return None
 

@@ -234,18 +234,21 @@ def check_addable(out: Path, params: FeatureParams, attrs: dict, *, drawn: bool)
                          f"store's")
 
 
-def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: str):
-    """The inputs' notes and problems a split does not hold yet: not its notes (a name it
-    holds from another folder is refused), nor what it skipped before (a note skipped for its
-    audio stays skipped until the split is rebuilt); a problem of a name it holds (a
-    manifest's row given again) is warned of."""
-    names = dict(zip(held.notes.names, held.notes.folder))
-    skipped = dict(held.problems[0])
-    _warn_of_gone_files(held.notes, split)
+def not_held(notes: Optional[Notes], problems: list, held: Dict[str, Held], roots,
+             split: str):
+    """The inputs' notes and problems of ``split`` that it does not hold yet (``held``: what
+    each finished split holds): not its notes (a name it holds from another folder is
+    refused), nor what it skipped before (a note skipped for its audio stays skipped until the
+    split is rebuilt); a problem of a name a split holds (a manifest's row given again, or
+    with an unknown split) is warned of, as ``/skipped`` lists what the store does not hold."""
+    mine = held[split]
+    names = dict(zip(mine.notes.names, mine.notes.folder))
+    skipped = dict(mine.problems[0])
+    gone = _warn_of_gone_files(mine.notes, split)
     if notes is not None:
         _refuse_held_elsewhere(notes, names, roots, split)
-        _warn_of_new_labels(notes, held.notes, split)
-        _warn_of_changed_files(notes, names, held.created, split)
+        _warn_of_new_labels(notes, mine.notes, split)
+        _warn_of_changed_files(notes, names, mine.created, split)
         def skipped_as(name):  # a window's file skipped whole (its length unreadable)
             return name if name in skipped else WINDOW_NAME.sub("", name)
         again = [i for i, name in enumerate(notes.names) if skipped_as(name) in skipped]
@@ -256,13 +259,15 @@ def not_held(notes: Optional[Notes], problems: list, held: Held, roots, split: s
                         skipped[first])
         left_out = set(again) | {i for i, name in enumerate(notes.names) if name in names}
         notes = notes.take([i for i in range(len(notes)) if i not in left_out])
-    problems = [(name, why) for name, why in problems if (name, why) not in set(held.problems[0])]
-    refused = [(name, why) for name, why in problems if name in names]
-    if refused:  # /skipped names what is not held: these are said, not recorded
+    before = set(mine.problems[0])
+    anywhere = {name for theirs in held.values() for name in theirs.notes.names}
+    problems = [(name, why) for name, why in problems if (name, why) not in before]
+    refused = [(name, why) for name, why in problems if name in anywhere and name not in gone]
+    if refused:
         log.warning("%s: %s naming notes the store holds cannot be used (first: %s: %s); the "
                     "store keeps those notes as they are", split,
                     counted(len(refused), "input"), *refused[0])
-    return notes, [(name, why) for name, why in problems if name not in names]
+    return notes, [(name, why) for name, why in problems if name not in anywhere]
 
 
 def _warn_of_new_labels(notes: Notes, held: Notes, split: str):
@@ -297,16 +302,19 @@ def _warn_of_changed_files(notes: Notes, held: dict, created: float, split: str)
                     counted(len(changed), "file"), changed[0])
 
 
-def _warn_of_gone_files(held: Notes, split: str):
-    """Warn of the files of notes the split holds that are no longer there (deleted, or moved
-    to another class folder, where they are a new note): the store keeps their features."""
-    gone = [path for path in dict.fromkeys(map(held.path, range(len(held))))
-            if not os.path.lexists(path)]
+def _warn_of_gone_files(held: Notes, split: str) -> set:
+    """Warn of the files of notes the split holds that are no longer there (deleted, or moved:
+    into another class folder, a new note): the store keeps their features. Returns the names
+    of those notes."""
+    paths = [held.path(i) for i in range(len(held))]
+    gone = [path for path in dict.fromkeys(paths) if not os.path.lexists(path)]
     if gone:
-        log.warning("%s: holds the notes of %s that %s no longer there (first: %s; deleted, "
-                    "or moved, which makes a note of another name); the store keeps their "
-                    "features: build with --overwrite to leave them out", split,
-                    counted(len(gone), "file"), "is" if len(gone) == 1 else "are", gone[0])
+        log.warning("%s: holds the notes of %s that %s no longer there (first: %s; deleted or "
+                    "moved); the store keeps %s features: build with --overwrite to leave them "
+                    "out", split, counted(len(gone), "file"), "is" if len(gone) == 1 else "are",
+                    gone[0], "its" if len(gone) == 1 else "their")
+    gone = set(gone)
+    return {name for name, path in zip(held.names, paths) if path in gone}
 
 
 def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):

@@ -126,7 +126,7 @@ def check_writable(store, split: str, nbytes: int = 0, *, what: str = "the resul
 
 def split_version(store, split: str) -> Tuple[int, int, int, int]:
     """The split file as it is now: device, inode, size and modification time (ns) of the file
-    that holds it. Every rewrite (``build --add``, ``embed``, ``tsne``: each renames a new file
+    that holds it. Every rewrite (``build``, ``embed``, ``tsne``: each renames a new file
     in) changes it; take it before reading what results are computed from."""
     st = os.stat(Path(split_path(store, split)).resolve())
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
@@ -165,7 +165,7 @@ def results_file(store, split: str, nbytes: int, *,
     real = check_writable(store, split, nbytes, what=what)
     with _locked(path, real), replaced(real, durable=True) as tmp:
         if version is not None and split_version(store, split) != version:
-            raise StoreError(f"{path}: another program rewrote it (a build --add, embed or "
+            raise StoreError(f"{path}: another program rewrote it (a build, embed or "
                              f"tsne) while these results were computed from it; it is as that "
                              f"program left it: run this command again")
         tmp.unlink(missing_ok=True)

@@ -343,14 +343,26 @@ def test_a_kept_split_is_given_the_train_split_s_statistics(tmp_path, caplog):
     with h5py.File(out / "test.h5", "r"):  # held by another program: warned of, tried again
         reports = build_store(root, out, jobs=1, progress=False, splits=["train"],
                               overwrite=True)
-    assert [r.status for r in reports] == ["built", "updated"]
-    assert "test.h5: carries the statistics of train, not those of the train split now, " \
-           "and could not be given them (" in caplog.text
+    assert [(r.split, r.status, r.n_examples) for r in reports] == [
+        ("train", "built", 12), ("valid", "updated", 6)]
+    assert "test.h5: carries the statistics of train, not those of the train split, and could " \
+           "not be given them (" in caplog.text
+    assert "it is as it was, and a later build gives them" in caplog.text
     assert stats("test") != stats("train")
     reports = build_store(root, out, jobs=1, progress=False)
     assert [r.status for r in reports] == ["kept", "kept", "updated"]
     assert stats("test") == stats("train")
     assert [r.status for r in build_store(root, out, jobs=1, progress=False)] == ["kept"] * 3
+
+    other = tmp_path / "other"  # a split linked from another store keeps that store's
+    build_store(root, other, jobs=1, progress=False, splits=["train"])
+    (other / "valid.h5").symlink_to(out / "valid.h5")
+    make_tone_split(root / "train", 10, seed=7)
+    build_store(root, other, jobs=1, progress=False, splits=["train"], overwrite=True)
+    assert stats("valid") == stats("train")  # out's: untouched through the link
+    assert f"{other / 'valid.h5'}: carries the statistics of train, not those of the train " \
+           f"split, and links to {out / 'valid.h5'}, whose statistics are its own store's: " \
+           f"kept as it is" in caplog.text
 
 
 def test_kept_split_reports_what_it_holds_and_warns_when_its_inputs_changed(bad_root, tmp_path,

@@ -470,9 +470,8 @@ def test_add_warns_of_held_notes_whose_files_are_gone(tmp_path, caplog):
     (root / "train" / "bell" / "bell001.wav").unlink()
     build_store(root, store, jobs=1, progress=False, add=True)
     assert f"train: holds the notes of 2 files that are no longer there (first: " \
-           f"{root / 'train' / 'bell' / 'bell001.wav'}; deleted, or moved, which makes a note " \
-           f"of another name); the store keeps their features: build with --overwrite to " \
-           f"leave them out" in caplog.text
+           f"{root / 'train' / 'bell' / 'bell001.wav'}; deleted or moved); the store keeps " \
+           f"their features: build with --overwrite to leave them out" in caplog.text
     assert {"drum/drum000.wav", "bell/was_drum000.wav", "bell/bell020.wav"} <= set(
         _rows(store / "train.h5"))
 
@@ -481,16 +480,26 @@ def test_add_warns_of_manifest_rows_that_name_held_notes_and_cannot_be_used(tmp_
     root, store = tmp_path / "set", tmp_path / "store"
     _classes(root, ("bell", "drum"), 4)
     manifest = root / "m.csv"
-    rows = [f"{p.relative_to(root).as_posix()},{p.parent.name}"
-            for p in sorted(root.rglob("*.wav"))]
-    manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
+    rows = [f"{p.relative_to(root).as_posix()},{p.parent.name},{p.parts[-3]}"
+            for p in sorted(root.rglob("*.wav"))]  # split given: train/... and valid/...
+    manifest.write_text("path,label,split\n" + "\n".join(rows) + "\n")
     build_store(manifest, store, jobs=1, progress=False)
     assert "cannot be used" not in caplog.text
-    manifest.write_text(manifest.read_text() + f"{rows[0].split(',')[0]},drum\n")
+    first, in_valid = rows[0].split(",")[0], next(r for r in rows if r.endswith(",valid"))
+    mistyped = in_valid.replace(",valid", ",vaild")  # a held valid note; the row goes to train
+    manifest.write_text(manifest.read_text().replace(in_valid, mistyped)
+                        + f"{first},drum,train\n")
+    reports = build_store(manifest, store, jobs=1, progress=False, add=True)
+    assert [r.status for r in reports] == ["kept", "kept"]
+    assert f"train: 2 inputs naming notes the store holds cannot be used (first: {first}: " \
+           f"line 10: path given again (first on line 2 with the label 'bell')); the store " \
+           f"keeps those notes as they are" in caplog.text
+    with h5py.File(store / "train.h5") as f:
+        assert schema.SKIPPED not in f or not len(f[schema.SKIPPED])
+    caplog.clear()
+    (root / first).unlink()  # gone: said once, as gone
     build_store(manifest, store, jobs=1, progress=False, add=True)
-    assert f": 1 input naming notes the store holds cannot be used (first: " \
-           f"{rows[0].split(',')[0]}: line 10: path given again (first on line 2 with the " \
-           f"label 'bell')); the store keeps those notes as they are" in caplog.text
+    assert caplog.text.count(first) == 1 and "1 file that is no longer there" in caplog.text
 
 
 def test_add_of_windows_keeps_a_file_skipped_whole_and_counts_a_changed_file_once(tmp_path,
