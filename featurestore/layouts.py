@@ -358,15 +358,14 @@ def _check_drawn(roots, by_split: dict, options: InputOptions):
     files = sum(map(len, by_split.values()))
     where = ", ".join(map(str, roots))
     none = f"none of the {len(groups)} groups was" if len(groups) > 1 else "the one group was not"
-    one = f" (all {files} files are in one group, {min(groups)!r})" if files > len(groups) == 1 \
-        else ""
+    one = f"all {files} files are in one group, {min(groups)!r}" if files > len(groups) == 1 else ""
     if not by_split.get("train"):
-        raise BuildError(f"{where}: {none} drawn into train (valid {options.valid_fraction:g}, "
-                         f"test {options.test_fraction:g} of them){one}; give more groups, "
-                         f"smaller fractions, or the splits")
+        raise BuildError(f"{where}: {none} drawn into train ({one and one + '; '}valid "
+                         f"{options.valid_fraction:g}, test {options.test_fraction:g} of the "
+                         f"groups); give more groups, smaller fractions, or the splits")
     for split in ("valid", "test"):
         if not by_split.get(split) and getattr(options, f"{split}_fraction") > 0:  # not asked
-            log.warning("%s: %s drawn into %s%s", where, none, split, one)
+            log.warning("%s: %s drawn into %s%s", where, none, split, one and f" ({one})")
 
 
 def _notes(root: Path, rows: List[Tuple[Row, str]]) -> Notes:

@@ -659,22 +659,22 @@ def test_groups_that_match_nothing_or_are_empty_are_the_files_alone(tmp_path, ca
 
 
 def test_a_group_by_that_puts_every_file_in_one_group_says_so(tmp_path, caplog):
-    root = tmp_path / "set"
-    for k, label in enumerate(("a", "b")):
-        for i in range(3):
-            _wav(root / label / f"take_{i}.wav", seconds=0.3, k=k)
-    options = InputOptions(group_by="_", valid_fraction=0.3, test_fraction=0.3)
     from featurestore.layouts import drawn_split
-    if drawn_split("_", 0.3, 0.3) == "train":
-        read_inputs(root, options)
-        assert f"{root}: the one group was not drawn into valid (all 6 files are in one group, " \
-               f"'_')" in caplog.text
-    else:
-        with pytest.raises(BuildError, match=r"the one group was not drawn into train \(valid "
-                                             r"0.3, test 0.3 of them\) \(all 6 files are in one "
-                                             r"group, '_'\); give more groups"):
-            read_inputs(root, options)
-
+    names = [f"g{i}" for i in range(100)]
+    kept = next(n for n in names if drawn_split(n, 0.3, 0.3) == "train")
+    lost = next(n for n in names if drawn_split(n, 0.3, 0.3) != "train")
+    options = InputOptions(group_by=r"^(g\d+)_", valid_fraction=0.3, test_fraction=0.3)
+    for group in (kept, lost):
+        for k, label in enumerate(("a", "b")):
+            for i in range(3):
+                _wav(tmp_path / group / label / f"{group}_{i}.wav", seconds=0.3, k=k)
+    read_inputs(tmp_path / kept, options)
+    assert f"{tmp_path / kept}: the one group was not drawn into valid (all 6 files are in " \
+           f"one group, {kept!r})" in caplog.text
+    with pytest.raises(BuildError, match=rf"the one group was not drawn into train \(all 6 "
+                                         rf"files are in one group, '{lost}'; valid 0.3, test "
+                                         rf"0.3 of the groups\); give more groups"):
+        read_inputs(tmp_path / lost, options)
 
 def test_a_fraction_of_zero_asks_for_no_split_and_is_not_warned_of(tmp_path, caplog):
     root = tmp_path / "set"
@@ -696,8 +696,8 @@ def test_drawn_splits_that_leave_train_nothing_are_refused(tmp_path):
     if drawn_split(group, 0.45, 0.5) == "train":  # the test needs the group drawn elsewhere
         options = InputOptions(group_by=r"^(p\d)_", valid_fraction=0.0, test_fraction=0.05)
     assert drawn_split(group, options.valid_fraction, options.test_fraction) != "train"
-    with pytest.raises(BuildError, match="the one group was not drawn into train .valid "
-                                         ".* of them. .all 2 files are in one group, 'p1'.; "):
+    with pytest.raises(BuildError, match="the one group was not drawn into train .all 2 "
+                                         "files are in one group, 'p1'; valid .* of the groups"):
         read_inputs(root, options)
 
 
