@@ -548,7 +548,7 @@ def test_plot_cuts_a_long_label_to_keep_the_legend_inside(mapped, tmp_path):
     import matplotlib.image
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         svg = plot_map(store, tmp_path / "map.svg", splits=["test", "test"]).read_text()
-    assert ">" + "L" * 23 + "\u2026<" in svg and "L" * 24 not in svg
+    assert ">" + "L" * 12 + "\u2026" + "L" * 11 + "<" in svg and "L" * 13 not in svg
     assert svg.count("t-SNE of") == 1  # a split asked for twice is one panel
     out = plot_map(store, tmp_path / "map.png", splits=["test"])
     image = matplotlib.image.imread(out)[..., :3]

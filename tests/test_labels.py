@@ -162,10 +162,13 @@ def test_confusion_plot_cuts_a_long_label(tmp_path):
     import matplotlib
     import matplotlib.image
     from training.evaluate import LABEL_CHARS, plot_confusion
-    names, counts = ["L" * 300, "short", "x"], np.eye(3, dtype=int) + 1
+    names, counts = ["S" * 300 + " A", "S" * 300 + " B", "x"], np.eye(3, dtype=int) + 1
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         svg = plot_confusion(counts, tmp_path / "c.svg", "t", names=names).read_text()
-    assert ">" + "L" * (LABEL_CHARS - 1) + "\u2026" in svg and "L" * LABEL_CHARS not in svg
+    head, tail = "S" * (LABEL_CHARS // 2), "S" * (LABEL_CHARS - 3 - LABEL_CHARS // 2)
+    for end in "AB":  # cut in the middle: the two stay apart
+        assert f">{head}\u2026{tail} {end}<" in svg
+    assert "S" * (LABEL_CHARS // 2 + 1) not in svg
     short = matplotlib.image.imread(plot_confusion(counts, tmp_path / "s.png", "t",
                                                    names=["l", "short", "x"])).shape
     long = matplotlib.image.imread(plot_confusion(counts, tmp_path / "l.png", "t",

@@ -61,9 +61,14 @@ def _formats() -> set:
 
 
 def cut_text(text: str, most: int) -> str:
-    """``text`` as a figure draws it: at most ``most`` characters, the last an ellipsis where
-    it is cut (a long label would squeeze the drawing into a corner)."""
-    return text if len(text) <= most else text[:most - 1] + "\u2026"
+    """``text`` as a figure draws it: at most ``most`` characters (a long label would squeeze
+    the drawing into a corner), cut in the middle, where an ellipsis stands for what is left
+    out, so that labels that differ at their ends (``... section A``, ``... section B``) stay
+    apart."""
+    if len(text) <= most:
+        return text
+    head = most // 2
+    return text[:head] + "\u2026" + text[len(text) - (most - 1 - head):]
 
 
 def literal_text(draw):
