@@ -53,9 +53,9 @@ def cmd_render(args):
 def build_summary(reports):
     """The one-screen summary of a build: ``notes`` counts the notes each split file holds,
     and under ``build --add`` an ``added`` column those this build added (the skipped and
-    adjusted columns, like the rate, count this build's). A split rewritten without new notes
-    (``--add``: for train's merged statistics or the grown label set; a build: for the train
-    split's statistics) is ``updated``."""
+    adjusted columns count notes left out or adjusted, the rate is this build's). A split
+    rewritten without new notes (``--add``: for train's merged statistics or the grown label
+    set; a build: for the train split's statistics) is ``updated``."""
     from featurestore.describe import shown
     grew = any(r.status == "added" or r.held for r in reports)
     lines = [f"{'split':<7}{'status':<9}{'notes':>8}" + (f"{'added':>8}" if grew else "")

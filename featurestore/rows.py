@@ -126,7 +126,7 @@ def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
                 try:
                     check_text({"file name": row.file}, "file name")
                     _check_label(row.label, "the class folder's name")
-                except ValueError as err:  # a name HDF5 cannot store as UTF-8
+                except ValueError as err:  # not stored as UTF-8, or a label no table prints
                     row.problem = str(err)
                 rows.append(row)
     if not rows:
