@@ -262,7 +262,7 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
     Returns
     -------
     list of SplitReport
-        One per split, in NSynth order (train first: its statistics go into every split).
+        One per split, and per split not asked for that took train's statistics; NSynth order.
 
     Raises
     ------
