@@ -207,9 +207,9 @@ def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:
 
 def with_train_stats(out: Path, params: FeatureParams, reports: List[SplitReport]
                      ) -> List[SplitReport]:
-    """Give each finished split of ``out`` beside train that carries other statistics than
-    train's them: its own (built while the store had no train split) or an earlier train
-    split's (``--overwrite --split train``), as a copy renamed over it.
+    """Give the train split's statistics to each finished split of ``out`` that carries others:
+    its own (built while the store had no train split) or an earlier train split's
+    (``--overwrite --split train``), as a copy renamed over it.
 
     A split of other features keeps its own; so does a link to a split file elsewhere (another
     store's, whose statistics are that store's), and one that cannot be rewritten now (held by

@@ -243,12 +243,10 @@ def _as_on_disk(folder: Path, file: str) -> str:
     """``file`` as the disk spells it, where it is there in the other of Unicode's forms (a
     path typed composed, NFC, of a file named decomposed, NFD, as macOS names them, or the
     reverse); else as it is given."""
-    for form in ("NFC", "NFD"):
-        other = unicodedata.normalize(form, file)
-        if other != file and not os.path.lexists(folder / file) and os.path.lexists(
-                folder / other):
-            return other
-    return file
+    if file.isascii() or os.path.lexists(folder / file):
+        return file
+    forms = (unicodedata.normalize(form, file) for form in ("NFC", "NFD"))
+    return next((other for other in forms if os.path.lexists(folder / other)), file)
 
 
 def _same_file(manifest: Path, file: str) -> str:
