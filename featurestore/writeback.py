@@ -7,8 +7,8 @@ file itself. :func:`results_file` copies it to ``.SPLIT.h5.partial`` beside it, 
 writes its results into the copy, and the copy is renamed over the split once closed
 (``os.replace`` is atomic): a reader, or a run after a kill, finds the old split or the new one,
 never half of one. The split is only read, under HDF5's lock, which keeps every other program,
-reader or writer, out of it until the new file is in its place. The datasets written by
-``build`` are never touched.
+reader or writer, out of it until the new file is in its place. :func:`write_result` never
+replaces a dataset ``build`` writes.
 """
 from __future__ import annotations
 
