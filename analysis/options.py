@@ -1,7 +1,6 @@
 """The ``timbremap`` command's options: one builder a command, in the order ``--help`` lists
 them. Choices and defaults come from the modules and functions that own them; nothing is typed
-twice.
-"""
+twice."""
 from __future__ import annotations
 
 import argparse
@@ -213,8 +212,8 @@ def _inspect(add_command):
 def _train(add_command):
     """The options of :class:`training.config.TrainConfig`: left out, they are ``None`` and
     the config's default applies (so ``--resume`` can tell which were given)."""
-    from training.config import (EPOCH_NOTES, LOADERS, MODELS, PRECISIONS, SCHEDULES,
-                                 VALID_WEIGHTS, TrainConfig)
+    from training.config import (EPOCH_NOTES, LEARNING_RATES, LOADERS, MODELS, PRECISIONS,
+                                 SCHEDULES, VALID_WEIGHTS, TrainConfig)
     d = TrainConfig()
     p = add_command("train", help="train a classifier of the store's labels",
                     description="Train on STORE/train.h5, pick the best epoch on "
@@ -240,7 +239,8 @@ def _train(add_command):
                    help=f"batches per epoch (default: a pass over the training split, at most "
                         f"{EPOCH_NOTES:,} notes)")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    p.add_argument("--learning-rate", type=float, help=f"default {d.learning_rate}")
+    p.add_argument("--learning-rate", type=float, help=f"default {d.learning_rate} "
+                   f"({LEARNING_RATES['tutorial']} for --model tutorial)")
     p.add_argument("--schedule", choices=SCHEDULES,
                    help=f"learning rate: halved on a validation plateau, or a cosine over "
                         f"--epochs (default {d.schedule})")

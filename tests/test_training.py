@@ -107,6 +107,10 @@ def test_plateau_schedule_and_stopping_follow_the_history():
     tutorial = TrainConfig(model="tutorial")  # its network never augments, and says so
     assert not tutorial.augment and tutorial.mixup() == 0 and tutorial.to_dict()["augment"] is False
     assert TrainConfig.from_dict({**tutorial.to_dict(), "augment": True}) == tutorial
+    assert (TrainConfig().learning_rate, tutorial.learning_rate) == (2e-3, 5e-4)  # each its own
+    assert TrainConfig(model="tutorial", learning_rate=1e-3).learning_rate == 1e-3  # given
+    assert TrainConfig.from_dict({**tutorial.to_dict(), "learning_rate": 2e-3}).learning_rate \
+        == 2e-3  # a run resumes at the rate it started with
     from training.runfiles import epoch_past_budget
     assert epoch_past_budget([], budget, epoch_seconds=1500) == 25.0  # a first epoch of 25 min
     assert epoch_past_budget(rows([.1]), budget, epoch_seconds=150) is None  # ends at 3.5

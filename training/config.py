@@ -27,6 +27,10 @@ DRAW_BYTES = 64
 #: An epoch is one pass over the training split, or this many notes of it when it holds more
 #: (so that validation, early stopping and backups come every few minutes on 2 cores).
 EPOCH_NOTES = 20_000
+#: AdamW's starting learning rate for each model, where none is given (the tutorial's
+#: network, with no batch norm, collapsed to one output at the default model's rate:
+#: docs/quality.md).
+LEARNING_RATES = {"default": 2e-3, "tutorial": 5e-4}
 #: Fields added after runs were saved without them, and the value those runs had: a run
 #: resumed from such a ``config.json`` goes on as it started.
 BEFORE = {"time_pool": 2}
@@ -50,9 +54,10 @@ class TrainConfig:
         drawn at random (balanced when ``balance``), so a pass sees most notes once.
     batch_size : int
         Notes per batch and device (even with mixup: notes are mixed in pairs).
-    learning_rate : float
+    learning_rate : float, optional
         Learning rate of AdamW: constant until validation stops improving (``plateau``), or the
-        peak of a cosine over ``epochs`` (``cosine``).
+        peak of a cosine over ``epochs`` (``cosine``). Default: the model's
+        (:data:`LEARNING_RATES`).
     schedule : {'plateau', 'cosine'}
         ``'plateau'``: the learning rate halves after every ``lr_patience`` epochs without a
         better validation accuracy (never rising again); training stops after ``patience``
@@ -133,7 +138,7 @@ class TrainConfig:
     epochs: Optional[int] = None
     steps_per_epoch: Optional[int] = None
     batch_size: int = 64
-    learning_rate: float = 2e-3
+    learning_rate: Optional[float] = None
     schedule: str = "plateau"
     lr_patience: int = 2
     weight_decay: float = 0.05
@@ -169,6 +174,8 @@ class TrainConfig:
             raise InputError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.model == "tutorial":  # its network never augments: config.json says so
             object.__setattr__(self, "augment", False)
+        if self.learning_rate is None:
+            object.__setattr__(self, "learning_rate", LEARNING_RATES[self.model])
         if self.loader not in LOADERS:
             raise InputError(f"loader must be one of {LOADERS}, got {self.loader!r}")
         if self.schedule not in SCHEDULES:
