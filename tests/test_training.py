@@ -109,6 +109,8 @@ def test_plateau_schedule_and_stopping_follow_the_history():
     assert TrainConfig.from_dict({**tutorial.to_dict(), "augment": True}) == tutorial
     assert (TrainConfig().learning_rate, tutorial.learning_rate) == (2e-3, 5e-4)  # each its own
     assert TrainConfig(model="tutorial", learning_rate=1e-3).learning_rate == 1e-3  # given
+    assert TrainConfig().replace(model="tutorial").learning_rate == 5e-4  # its own
+    assert TrainConfig(learning_rate=1e-3).replace(model="tutorial").learning_rate == 1e-3
     assert TrainConfig.from_dict({**tutorial.to_dict(), "learning_rate": 2e-3}).learning_rate \
         == 2e-3  # a run resumes at the rate it started with
     from training.runfiles import epoch_past_budget

@@ -270,4 +270,9 @@ class TrainConfig:
         return cls(**{**BEFORE, **{k: v for k, v in data.items() if k in known}})
 
     def replace(self, **changes) -> "TrainConfig":
+        """This configuration with ``changes``; another ``model`` brings its own learning rate
+        (:data:`LEARNING_RATES`) unless one is given, or this one's is not its model's."""
+        if "model" in changes and "learning_rate" not in changes and \
+                self.learning_rate == LEARNING_RATES[self.model]:
+            changes["learning_rate"] = None
         return dataclasses.replace(self, **changes)
