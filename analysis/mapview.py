@@ -17,8 +17,9 @@ import shutil
 import urllib.parse
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
+import h5py
 import numpy as np
 
 from featurestore import schema
@@ -63,7 +64,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     """Write ``OUT_DIR/index.html`` for every split with a ``/tsne`` map.
 
     The page's data names the store's label set (``families``, with one colour each in
-    ``colors``); each note's ``family`` and ``predicted`` are indices into it.
+    ``colors``, which the legend shows), then any label of the model's (``embed``'s) that the
+    store lacks; each note's ``family`` and ``predicted`` are indices into it.
 
     Raises
     ------
@@ -78,7 +80,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     store, out_dir = Path(store), Path(out_dir)
     check_map_folder(out_dir)
     page = out_dir / "index.html"
-    data, label_sets, copies, missing, linked = {"splits": {}}, {}, {}, set(), set()
+    data, label_sets, outputs = {"splits": {}}, {}, {}
+    copies, missing, linked = {}, set(), set()
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
             if schema.TSNE not in f:
@@ -87,8 +90,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                 continue
             label_sets[split] = schema.read_label_names(f)
             names = f[schema.NAMES].asstr()[:]
-            predicted = (f[schema.PROBABILITIES][:].argmax(axis=1) if schema.PROBABILITIES in f
-                         else np.full(len(names), -1))
+            outputs[split] = _predicted(f, len(names))
             offsets = (f[schema.OFFSET][:] if schema.OFFSET in f
                        else np.zeros(len(names)))
             windows = bool(np.any(offsets))  # clips of recordings: each played alone
@@ -116,7 +118,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                 "x": np.round(xy[:, 0], 3).tolist(), "y": np.round(xy[:, 1], 3).tolist(),
                 "family": f[schema.LABELS][:].tolist(), "name": names.tolist(),
                 "pitch": f[schema.PITCH][:].tolist(), "velocity": f[schema.VELOCITY][:].tolist(),
-                "predicted": predicted.tolist(), "audio": audio,
+                "audio": audio,
                 "info": {k: (v.item() if hasattr(v, "item") else v)
                          for k, v in f[schema.TSNE].attrs.items()},
             }
@@ -125,8 +127,12 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
     opens = DEFAULT_SPLIT if DEFAULT_SPLIT in data["splits"] else next(iter(data["splits"]))
     data["open"] = opens  # the page opens on the split `tsne` maps unless told
-    data["families"] = list(one_label_set(store, label_sets))
-    data["colors"] = label_colors(len(data["families"]))
+    data["families"] = families = list(one_label_set(store, label_sets))
+    data["colors"] = label_colors(len(families))  # and the legend: the store's labels
+    for split, (predicted, columns) in outputs.items():  # a label of the model's alone: added
+        families += [name for name in columns if name not in families]
+        index = np.array([families.index(name) for name in columns] + [-1])  # -1: none
+        data["splits"][split]["predicted"] = index[predicted].tolist()
     data["placed"] = []
     for k, p in enumerate(read_placed(store)):
         source, link = Path(p.path), ""
@@ -162,6 +168,20 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], template)
     atomic_write_text(page, text)
     return page
+
+
+def _predicted(f: h5py.File, n: int) -> Tuple[np.ndarray, Tuple[str, ...]]:
+    """Each of a split's ``n`` notes' most probable output of ``/probabilities`` and the label
+    of each output (``-1`` and none without it)."""
+    if schema.PROBABILITIES not in f:
+        return np.full(n, -1), ()
+    probabilities = f[schema.PROBABILITIES]
+    columns = schema.read_label_names(f, schema.PROBABILITIES)
+    if probabilities.shape != (n, len(columns)):
+        raise StoreError(f"{f.filename}: /probabilities has the shape {probabilities.shape}, "
+                         f"not ({n}, {len(columns)}) for its {n} notes and the {len(columns)} "
+                         f"labels its attr names lists: the file is damaged")
+    return probabilities[:].argmax(axis=1), columns
 
 
 def check_map_folder(out_dir: Path) -> None:

@@ -323,12 +323,13 @@ def read_audio_paths(f: h5py.File) -> List[Path]:
     return [roots[k] / split / "audio" / f"{name}.wav" for k, name in zip(folder, names)]
 
 
-def read_label_names(f: h5py.File) -> Tuple[str, ...]:
+def read_label_names(f: h5py.File, of: str = LABELS) -> Tuple[str, ...]:
     """The store's label set: ``names[label]`` is the class of a note whose ``/labels`` value
     is ``label`` (a store built before stores owned their label set: NSynth's families), each
     in Unicode's composed form (NFC), as builds read labels (a store written before may hold
-    a macOS folder's decomposed name)."""
-    names = f[LABELS].attrs.get(LIST_NAMES) if LABELS in f else None
+    a macOS folder's decomposed name). With ``of=PROBABILITIES``: the label of each column of
+    ``/probabilities`` (the label set of the model ``embed`` ran)."""
+    names = f[of].attrs.get(LIST_NAMES) if of in f else None
     if names is None:
         return tuple(FAMILIES)
     try:

@@ -1,6 +1,6 @@
 """A store owns its label set: training, evaluation, prediction, the maps and ``inspect`` follow
-the store's (or the model's) label names and number of classes, and a model refuses a store of
-another label set. The tests that train or load a model are in the full tier."""
+the store's (or the model's) label names and number of classes, and a model matches a store's
+labels to its own by name, refusing a store that holds a label it was not trained on. The tests that train or load a model are in the full tier."""
 import json
 import re
 import shutil
@@ -421,8 +421,7 @@ def test_place_plot_and_map_show_the_stores_labels(labelled_model, tone_root, tm
     (placed,) = place_files(store, labelled_model[1], [wav], split="test")
     assert placed.family in NAMES
     assert {n["family"] for n in placed.nearest} <= set(NAMES)
-    page = write_map(store, tmp_path / "map")
-    data = json.loads(page.read_text().split("const DATA = ", 1)[1].split(";\n", 1)[0])
+    data = _map_data(write_map(store, tmp_path / "map"))
     assert data["families"] == list(NAMES) and len(data["colors"]) == 3
     assert max(data["splits"]["test"]["family"]) <= 2
     assert data["placed"][0]["family"] in NAMES
@@ -439,7 +438,7 @@ def test_a_model_refuses_a_store_of_another_label_set(labelled_model, nsynth_mod
     wav = next((tone_root / "test" / "audio").glob("*.wav"))
     # an NSynth model on the store of three labels
     ours = (f"{store / 'test.h5'} holds labels {OURS}; the model {nsynth_model} was trained "
-            f"on {NSYNTH} (no label in common)")
+            f"on {NSYNTH} (no label in common): a model scores only labels it was trained on")
     for attempt in (lambda: evaluate(store, nsynth_model, "test"),
                     lambda: predict_split(load_trained(nsynth_model), store, "test"),
                     lambda: embed_store(store, nsynth_model, ["test"], progress=False),
@@ -449,12 +448,70 @@ def test_a_model_refuses_a_store_of_another_label_set(labelled_model, nsynth_mod
         assert str(caught.value) == ours
     # and the model of three labels on an NSynth store
     theirs = (f"{tone_store / 'test.h5'} holds labels {NSYNTH}; the model {model} was "
-              f"trained on {OURS} (no label in common)")
+              f"trained on {OURS} (no label in common): a model scores only labels it was "
+              f"trained on")
     with pytest.raises(ModelError) as caught:
         evaluate(tone_store, model, "test")
     assert str(caught.value) == theirs
     with pytest.raises(ModelError, match="holds labels"):
         embed_store(tone_store, model, progress=False)
+
+
+def _map_data(page: Path) -> dict:
+    return json.loads(page.read_text().split("const DATA = ", 1)[1].split(";\n", 1)[0])
+
+
+@pytest.mark.full
+def test_a_model_matches_a_store_s_labels_by_name(labelled_model, tone_root, tmp_path):
+    from analysis.mapview import write_map
+    from analysis.place import place_files
+    from training.evaluate import evaluate
+    from training.modeldir import ModelError
+    store, model = labelled_model
+    before = evaluate(store, model, "test")
+    with h5py.File(store / "test.h5") as f:
+        outputs = f["probabilities"][:].argmax(axis=1)  # the model's, in NAMES' order
+    # the same labels in another order, as a rebuild of a store grown by --add sorts them
+    turned = relabel_store(shutil.copytree(store, tmp_path / "turned"), NAMES[::-1],
+                           lambda old: 2 - old)
+    after = evaluate(turned, model, "test")
+    assert (after.accuracy, after.per_family, after.labels) == (
+        before.accuracy, before.per_family, before.labels)
+    assert (after.confusion == before.confusion).all()
+    data = _map_data(write_map(turned, tmp_path / "map"))
+    assert data["families"] == list(NAMES[::-1]) and len(data["colors"]) == 3
+    shown = [data["families"][k] for k in data["splits"]["test"]["predicted"]]
+    assert shown == [NAMES[k] for k in outputs]
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    (placed,) = place_files(turned, model, [wav], split="test")
+    assert not placed.error and placed.family in NAMES
+    # a few of the model's labels: a test set of two classes (kettle's notes called dog here)
+    few = relabel_store(shutil.copytree(store, tmp_path / "few"), ("dog", "cello"),
+                        lambda old: np.where(old == 0, 1, 0))
+    result = evaluate(few, model, "test")
+    assert result.labels == NAMES and result.n == 11
+    assert result.per_family["kettle"]["support"] == 0
+    assert result.per_family["kettle"]["recall"] is None
+    assert result.confusion[2].sum() == 0  # no note is a kettle; some may be predicted one
+    with h5py.File(few / "test.h5") as f:
+        truth = np.array([NAMES.index(("dog", "cello")[k]) for k in f["labels"][:]])
+    assert result.accuracy == pytest.approx(np.mean(truth == outputs))
+    data = _map_data(write_map(few, tmp_path / "few_map"))
+    assert data["families"][:2] == ["dog", "cello"] and len(data["colors"]) == 2
+    assert set(data["families"]) == set(NAMES)  # kettle, predicted alone, named after them
+    assert [data["families"][k] for k in data["splits"]["test"]["predicted"]] == [
+        NAMES[k] for k in outputs]
+    with h5py.File(few / "test.h5", "r+") as f:
+        f["probabilities"].attrs["names"] = ["dog", "cello"]
+    with pytest.raises(StoreError, match=r"test.h5: /probabilities has the shape \(11, 3\), "
+                                         r"not \(11, 2\) .* the file is damaged"):
+        write_map(few, tmp_path / "few_map")
+    # a label the model was not trained on: refused, naming it
+    other = relabel_store(shutil.copytree(store, tmp_path / "other"), ("cello", "dog", "zither"))
+    with pytest.raises(ModelError, match=re.escape(
+            "(only in the store: (zither); only in the model: (kettle)): a model scores only "
+            "labels it was trained on")):
+        evaluate(other, model, "test")
 
 
 @pytest.mark.full

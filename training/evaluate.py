@@ -38,20 +38,23 @@ def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int =
     -------
     probabilities : np.ndarray, float32, shape ``(N, C)``
         Over the model's ``C`` labels (``trained.labels``).
-    labels : np.ndarray, int32, shape ``(N,)``
+    labels : np.ndarray, int64, shape ``(N,)``
+        Each note's label as the model's output index (:meth:`TrainedModel.label_outputs`:
+        the store's labels matched by name).
 
     Raises
     ------
     ModelError
-        The split was built with other features, or holds another label set, than the model.
+        The split was built with other features than the model, or holds a label the model
+        was not trained on.
     """
     with open_split(store, split) as f:
         trained.check_features(read_params(f), split_path(store, split))
-        trained.check_labels(schema.read_label_names(f), split_path(store, split))
+        outputs = trained.label_outputs(schema.read_label_names(f), split_path(store, split))
     with SpectraReader(split_path(store, split), method=loader) as reader:
         parts = [trained.model.predict_on_batch(x)
                  for x in reader.iter_batches(batch_size)]
-        labels = reader.labels
+        labels = outputs[reader.labels]
     probabilities = (np.concatenate(parts) if parts
                      else np.zeros((0, len(trained.labels)), np.float32))
     return np.asarray(probabilities, np.float32), labels
@@ -119,8 +122,9 @@ class Evaluation:
 
 def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) -> Evaluation:
     """Accuracy, balanced accuracy, per-label precision/recall/F1 and the confusion matrix of a
-    model on a split, over the model's label set (which must be the store's); the picture of
-    the matrix is :func:`write_confusion`'s.
+    model on a split, over the model's label set (the store's labels are matched to it by
+    name: they may be in another order, or only some of them); the picture of the matrix is
+    :func:`write_confusion`'s.
 
     Parameters
     ----------
@@ -139,8 +143,8 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
     Raises
     ------
     ModelError
-        The model cannot be loaded, or the split was built with other features or holds
-        another label set than the model.
+        The model cannot be loaded, or the split was built with other features than the
+        model or holds a label the model was not trained on.
     StoreError
         A missing split, or one without notes.
     """

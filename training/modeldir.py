@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Tuple
 
+import numpy as np
+
 from featurestore.schema import composed_labels
 from featurestore.errors import TimbremapError, label_difference, label_set_text
 from featurestore.files import locked_by_another
@@ -73,15 +75,29 @@ class TrainedModel:
             raise ModelError(f"{where} was built with other features than the model "
                              f"{self.path} ({'; '.join(differences)}, store != model)")
 
-    def check_labels(self, names: Sequence[str], where: str):
-        """Raise :class:`ModelError` when a store's label set ``names`` (what
-        :func:`featurestore.schema.read_label_names` gives for ``where``) is not the model's:
-        the same names in the same order, as its outputs are indices into them."""
-        names = tuple(names)
-        if names != self.labels:
+    def label_outputs(self, names: Sequence[str], where: str) -> np.ndarray:
+        """The model's output of each label of a store's label set ``names`` (what
+        :func:`featurestore.schema.read_label_names` gives for ``where``): labels are matched
+        by name, so a store may hold the model's labels in another order (``build --add``
+        appends new ones, a rebuild sorts them) or only some of them (a test set of a few).
+
+        Returns
+        -------
+        np.ndarray, int64, shape ``(len(names),)``
+            ``outputs[label]`` is the model's output index of the store's label ``label``.
+
+        Raises
+        ------
+        ModelError
+            A label of the store is none of the model's.
+        """
+        names, outputs = tuple(names), {name: k for k, name in enumerate(self.labels)}
+        if not set(names) <= set(outputs):
             differ = label_difference(names, self.labels, ("the store", "the model"))
             raise ModelError(f"{where} holds labels {label_set_text(names)}; the model "
-                             f"{self.path} was trained on {label_set_text(self.labels)}{differ}")
+                             f"{self.path} was trained on {label_set_text(self.labels)}{differ}"
+                             f": a model scores only labels it was trained on")
+        return np.array([outputs[name] for name in names], dtype=np.int64)
 
 
 def config_labels(info: dict) -> Tuple[str, ...]:
