@@ -1,6 +1,6 @@
 """``timbremap embed``: the model's penultimate layer and its probabilities, per note, written
 into each split file as ``/embeddings`` float32 ``(N, D)`` and ``/probabilities`` float32
-``(N, C)`` over the model's ``C`` labels (attr ``names``: the store's labels are among them), or
+``(N, C)`` over the model's ``C`` labels (attr ``names``, whatever labels the store holds), or
 into files of their own (a store on object storage is never written)."""
 from __future__ import annotations
 
@@ -94,8 +94,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     ------
     StoreError, ModelError
         A missing store or split, a model that cannot be loaded, or a split built with other
-        features than the model or holding a label it was not trained on (every split is
-        checked before anything is written).
+        features than the model (every split is checked before anything is written).
     InputError
         ``into`` is a file, or has one on its path, or another ``embed`` is writing into it.
     """
@@ -115,7 +114,6 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     for split in splits:  # check all before writing anything
         with open_split(store, split) as f:
             trained.check_features(read_params(f), split_path(store, split))
-            trained.label_outputs(schema.read_label_names(f), split_path(store, split))
     if into is None:
         for split in splits:  # and that they can be written, before work
             check_writable(store, split)

@@ -45,8 +45,7 @@ def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = Non
         The split has no openTSNE map (run ``timbremap tsne`` with ``--method opentsne``), or
         its map was made from another model's embeddings.
     ModelError
-        The split was built with other features than the model, or holds a label the model
-        was not trained on.
+        The split was built with other features than the model.
     """
     check_paths("files", files)
     check_positive_int("k", k)
@@ -58,7 +57,6 @@ def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = Non
     with open_split(store, split) as f:
         trained.check_features(read_params(f), f.filename)
         label_names = schema.read_label_names(f)
-        trained.label_outputs(label_names, f.filename)
         if schema.TSNE not in f:
             raise no_map(store, split)
         made_from = map_model(f)

@@ -1,6 +1,7 @@
 """A store owns its label set: training, evaluation, prediction, the maps and ``inspect`` follow
 the store's (or the model's) label names and number of classes, and a model matches a store's
-labels to its own by name, refusing a store that holds a label it was not trained on. The tests that train or load a model are in the full tier."""
+labels to its own by name; it scores only notes of its labels, and embeds any. The tests that
+train or load a model are in the full tier."""
 import json
 import re
 import shutil
@@ -428,33 +429,45 @@ def test_place_plot_and_map_show_the_stores_labels(labelled_model, tone_root, tm
 
 
 @pytest.mark.full
-def test_a_model_refuses_a_store_of_another_label_set(labelled_model, nsynth_model,
-                                                      tone_store, tone_root, tmp_path):
+def test_a_model_scores_only_notes_of_its_labels_and_embeds_any(labelled_model, nsynth_model,
+                                                                 tone_store, tone_root,
+                                                                 tmp_path):
     from analysis.embed import embed_store
+    from analysis.mapview import write_map
     from analysis.place import place_files
     from training.evaluate import evaluate, predict_split
     from training.modeldir import ModelError, load_trained
     store, model = labelled_model
-    wav = next((tone_root / "test" / "audio").glob("*.wav"))
-    # an NSynth model on the store of three labels
-    ours = (f"{store / 'test.h5'} holds labels {OURS}; the model {nsynth_model} was trained "
-            f"on {NSYNTH} (no label in common): a model scores only labels it was trained on")
+    # an NSynth model on the store of three labels: it cannot score them
+    ours = (f"{store / 'test.h5'} holds notes of {OURS}, which the model {nsynth_model} was "
+            f"not trained on: it knows {NSYNTH}; a model scores only its labels")
     for attempt in (lambda: evaluate(store, nsynth_model, "test"),
-                    lambda: predict_split(load_trained(nsynth_model), store, "test"),
-                    lambda: embed_store(store, nsynth_model, ["test"], progress=False),
-                    lambda: place_files(store, nsynth_model, [wav], split="test")):
+                    lambda: predict_split(load_trained(nsynth_model), store, "test")):
         with pytest.raises(ModelError) as caught:
             attempt()
         assert str(caught.value) == ours
     # and the model of three labels on an NSynth store
-    theirs = (f"{tone_store / 'test.h5'} holds labels {NSYNTH}; the model {model} was "
-              f"trained on {OURS} (no label in common): a model scores only labels it was "
-              f"trained on")
     with pytest.raises(ModelError) as caught:
         evaluate(tone_store, model, "test")
-    assert str(caught.value) == theirs
-    with pytest.raises(ModelError, match="holds labels"):
-        embed_store(tone_store, model, progress=False)
+    assert str(caught.value).startswith(f"{tone_store / 'test.h5'} holds notes of (")
+    # but its embeddings, predictions and map are any model's: named by its labels
+    copy = shutil.copytree(store, tmp_path / "store")
+    (copy / "placed.json").unlink(missing_ok=True)
+    assert embed_store(copy, nsynth_model, ["test"], progress=False)["test"][0] == 11
+    with h5py.File(copy / "test.h5") as f:
+        assert f["probabilities"].shape == (11, len(FAMILIES))
+        assert list(f["probabilities"].attrs["names"]) == list(FAMILIES)
+        outputs = f["probabilities"][:].argmax(axis=1)
+    from analysis.tsne import tsne_split
+    tsne_split(copy, "test", perplexity=3, seed=0)
+    data = _map_data(write_map(copy, tmp_path / "map"))
+    assert data["families"] == list(NAMES) + list(FAMILIES) and len(data["colors"]) == 3
+    assert [data["families"][k] for k in data["splits"]["test"]["predicted"]] == [
+        FAMILIES[k] for k in outputs]
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    (placed,) = place_files(copy, nsynth_model, [wav], split="test")
+    assert not placed.error and placed.family in FAMILIES
+    assert {n["family"] for n in placed.nearest} <= set(NAMES)
 
 
 def _map_data(page: Path) -> dict:
@@ -506,11 +519,13 @@ def test_a_model_matches_a_store_s_labels_by_name(labelled_model, tone_root, tmp
     with pytest.raises(StoreError, match=r"test.h5: /probabilities has the shape \(11, 3\), "
                                          r"not \(11, 2\) .* the file is damaged"):
         write_map(few, tmp_path / "few_map")
-    # a label the model was not trained on: refused, naming it
+    # a label the model was not trained on: no matter until a note of the split carries it
+    grown = relabel_store(shutil.copytree(store, tmp_path / "grown"), NAMES + ("zither",),
+                          lambda old: old)
+    assert evaluate(grown, model, "test").per_family == before.per_family
     other = relabel_store(shutil.copytree(store, tmp_path / "other"), ("cello", "dog", "zither"))
     with pytest.raises(ModelError, match=re.escape(
-            "(only in the store: (zither); only in the model: (kettle)): a model scores only "
-            "labels it was trained on")):
+            "test.h5 holds notes of (zither), which the model ")):
         evaluate(other, model, "test")
 
 

@@ -467,12 +467,17 @@ def test_build_add_grows_the_store_and_evaluate_says_what_changed(folder_set, tm
     assert re.search(r"^  labels    cello \d+  dog_bark \d+  kettle \d+  bassoon \d+$", out,
                      re.M), out
 
-    # the model knows three labels: it refuses the store's four, naming both sets (on the
-    # test split too, which no bassoon take went to)
-    error = one_error(timbremap("evaluate", store, model, "--split", "test", ok=False))
-    assert error == (f"{store / 'test'}.h5 holds labels (cello, dog_bark, kettle, bassoon); "
-                     f"the model {model} was trained on (cello, dog_bark, kettle) (only in "
-                     f"the store: (bassoon))")
+    # the model knows three labels: it scores a split without bassoon notes (the test split,
+    # which no bassoon take went to) and refuses one with them, naming the label
+    assert not any(name.startswith("bassoon/") for name in grown["test"][1])
+    scored = json.loads(timbremap("evaluate", store, model, "--split", "test", "--json").stdout)
+    assert list(scored["per_family"]) == list(FOLDER_LABELS)
+    assert scored["n"] == len(grown["test"][1])
+    split = next(s for s in grown if any(name.startswith("bassoon/") for name in grown[s][1]))
+    error = one_error(timbremap("evaluate", store, model, "--split", split, ok=False))
+    assert error == (f"{store / split}.h5 holds notes of (bassoon), which the model {model} "
+                     f"was not trained on: it knows (cello, dog_bark, kettle); a model scores "
+                     f"only its labels")
 
 
 # ---- bad command lines: one line each, no traceback ----

@@ -45,16 +45,17 @@ def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int =
     Raises
     ------
     ModelError
-        The split was built with other features than the model, or holds a label the model
-        was not trained on.
+        The split was built with other features than the model, or holds notes of a label
+        the model was not trained on.
     """
+    where = split_path(store, split)
     with open_split(store, split) as f:
-        trained.check_features(read_params(f), split_path(store, split))
-        outputs = trained.label_outputs(schema.read_label_names(f), split_path(store, split))
-    with SpectraReader(split_path(store, split), method=loader) as reader:
+        trained.check_features(read_params(f), where)
+        names = schema.read_label_names(f)
+    with SpectraReader(where, method=loader) as reader:
+        labels = trained.label_outputs(names, reader.labels, where)[reader.labels]
         parts = [trained.model.predict_on_batch(x)
                  for x in reader.iter_batches(batch_size)]
-        labels = outputs[reader.labels]
     probabilities = (np.concatenate(parts) if parts
                      else np.zeros((0, len(trained.labels)), np.float32))
     return np.asarray(probabilities, np.float32), labels
@@ -123,8 +124,8 @@ class Evaluation:
 def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) -> Evaluation:
     """Accuracy, balanced accuracy, per-label precision/recall/F1 and the confusion matrix of a
     model on a split, over the model's label set (the store's labels are matched to it by
-    name: they may be in another order, or only some of them); the picture of the matrix is
-    :func:`write_confusion`'s.
+    name: in another order, some of them, or others that no note of the split carries); the
+    picture of the matrix is :func:`write_confusion`'s.
 
     Parameters
     ----------
@@ -144,7 +145,7 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
     ------
     ModelError
         The model cannot be loaded, or the split was built with other features than the
-        model or holds a label the model was not trained on.
+        model or holds notes of a label the model was not trained on.
     StoreError
         A missing split, or one without notes.
     """

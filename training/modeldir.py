@@ -24,7 +24,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from featurestore.schema import composed_labels
-from featurestore.errors import TimbremapError, label_difference, label_set_text
+from featurestore.errors import TimbremapError, label_set_text
 from featurestore.files import locked_by_another
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
@@ -75,29 +75,32 @@ class TrainedModel:
             raise ModelError(f"{where} was built with other features than the model "
                              f"{self.path} ({'; '.join(differences)}, store != model)")
 
-    def label_outputs(self, names: Sequence[str], where: str) -> np.ndarray:
+    def label_outputs(self, names: Sequence[str], labels: np.ndarray, where: str) -> np.ndarray:
         """The model's output of each label of a store's label set ``names`` (what
-        :func:`featurestore.schema.read_label_names` gives for ``where``): labels are matched
-        by name, so a store may hold the model's labels in another order (``build --add``
-        appends new ones, a rebuild sorts them) or only some of them (a test set of a few).
+        :func:`featurestore.schema.read_label_names` gives for ``where``), for scoring notes
+        of the labels ``labels``: labels are matched by name, so a store may hold the model's
+        labels in another order (``build --add`` appends new ones, a rebuild sorts them), only
+        some of them (a test set of a few), or others that no note of ``labels`` carries.
 
         Returns
         -------
         np.ndarray, int64, shape ``(len(names),)``
-            ``outputs[label]`` is the model's output index of the store's label ``label``.
+            ``outputs[label]`` is the model's output index of the store's label ``label``;
+            ``-1`` for a label the model lacks.
 
         Raises
         ------
         ModelError
-            A label of the store is none of the model's.
+            A note of ``labels`` is of a label the model was not trained on.
         """
-        names, outputs = tuple(names), {name: k for k, name in enumerate(self.labels)}
-        if not set(names) <= set(outputs):
-            differ = label_difference(names, self.labels, ("the store", "the model"))
-            raise ModelError(f"{where} holds labels {label_set_text(names)}; the model "
-                             f"{self.path} was trained on {label_set_text(self.labels)}{differ}"
-                             f": a model scores only labels it was trained on")
-        return np.array([outputs[name] for name in names], dtype=np.int64)
+        known = {name: k for k, name in enumerate(self.labels)}
+        outputs = np.array([known.get(name, -1) for name in names], dtype=np.int64)
+        unknown = [names[k] for k in np.unique(labels) if outputs[k] < 0]
+        if unknown:
+            raise ModelError(f"{where} holds notes of {label_set_text(unknown)}, which the "
+                             f"model {self.path} was not trained on: it knows "
+                             f"{label_set_text(self.labels)}; a model scores only its labels")
+        return outputs
 
 
 def config_labels(info: dict) -> Tuple[str, ...]:
