@@ -53,7 +53,8 @@ def cmd_render(args):
 def build_summary(reports):
     """The one-screen summary of a build: ``notes`` counts the notes each split file holds,
     and under ``build --add`` an ``added`` column those this build added (the skipped and
-    adjusted columns count notes left out or adjusted, the rate is this build's). A split
+    adjusted columns count the split's rows of ``/skipped`` and ``/adjusted``, held notes'
+    too; the rate is this build's). A split
     rewritten without new notes (``--add``: for train's merged statistics or the grown label
     set; a build: for the train split's statistics) is ``updated``."""
     from featurestore.describe import shown

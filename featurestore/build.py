@@ -195,11 +195,11 @@ def _build_split(split: _Split, params: FeatureParams,
                              f"(a standard deviation of 0 in every bin): a model could learn "
                              f"nothing from them; nothing was finished (other feature settings, "
                              f"or other notes?)")
-        skipped = finalize(f, split.name, split.roots, notes, state, split.problems, summary,
-                           stats_split, label_names=split.labels, attrs=split.attrs,
-                           held=split.held.notes if split.held else None,
-                           held_problems=split.held.problems if split.held else ((), ()),
-                           digest=split.inputs_digest)
+        skipped, adjusted = finalize(
+            f, split.name, split.roots, notes, state, split.problems, summary, stats_split,
+            label_names=split.labels, attrs=split.attrs, digest=split.inputs_digest,
+            held=split.held.notes if split.held else None,
+            held_problems=split.held.problems if split.held else ((), ()))
         if split.held is not None:
             grow.settle_results(path, f, state.n_written)
     state.finished = True
@@ -212,8 +212,8 @@ def _build_split(split: _Split, params: FeatureParams,
     steady = steady_done / (time.perf_counter() - steady_start) if steady_done else float("nan")
     status = ("added" if state.n_written else "updated") if split.added else \
         "resumed" if resumed_at else "built"
-    report = SplitReport(split.name, path, status, state.n_written, len(skipped),
-                         len(state.adjusted), seconds, steady, resumed_at, skipped, split.base)
+    report = SplitReport(split.name, path, status, state.n_written, len(skipped), len(adjusted),
+                         seconds, steady, resumed_at, skipped, split.base)
     return report, stats
 
 

@@ -224,7 +224,8 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
              problems, summary: Optional[Summary], stats_split: str, *,
              label_names: Sequence[str], attrs: dict, held: Optional[Notes] = None,
              held_problems=((), ()), digest: Optional[str] = None):
-    """Write the rest of the schema around the filled ``/spectra``; returns the skipped rows.
+    """Write the rest of the schema around the filled ``/spectra``; returns the rows of
+    ``/skipped`` and ``/adjusted`` as written.
 
     ``label_names`` is the store's label set, ``attrs`` what else the root attrs record (how
     the inputs were read). ``held``: the notes the file held before these were added after
@@ -257,7 +258,7 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
     spectra = f[schema.SPECTRA]
     if spectra.shape[0] != len(written):  # last: a failed finalize can be redone
         spectra.resize(len(written), axis=0)
-    return skipped
+    return skipped, adjusted
 
 
 def give_back_room(path: Path) -> bool:

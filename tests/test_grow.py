@@ -342,7 +342,7 @@ def test_add_reads_the_inputs_as_the_store_did_and_refuses_a_name_held_elsewhere
     options = InputOptions(group_by=r"^(p\d)_", windows=1.5, valid_fraction=0.3)
     build_store(root, tmp_path / "store", inputs=options, jobs=1, progress=False)
     _wav(root / "bell" / "p9_a.wav", 0, seconds=6.0)
-    build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)  # the store's own
+    reports = build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)  # its own
     from featurestore.grow import recorded_inputs
     assert recorded_inputs(tmp_path / "store") == dataclasses.replace(options, layout="folders")
     names = {n for p in (tmp_path / "store").glob("*.h5")
@@ -350,9 +350,11 @@ def test_add_reads_the_inputs_as_the_store_did_and_refuses_a_name_held_elsewhere
     assert {"bell/p9_a.wav@0.000", "bell/p9_a.wav@1.500"} <= names  # cut into windows too
     assert "bell/p9_a.wav@3.000" not in names  # it would add 0.5 s: less than half a hop
     adjusted = {}
-    for path in (tmp_path / "store").glob("*.h5"):
-        with h5py.File(path, "r") as f:
-            adjusted.update(schema.read_problems(f)[1])
+    for r in reports:  # the summary counts the rows of every note the split holds, as inspect
+        with h5py.File(r.path, "r") as f:
+            rows = schema.read_problems(f)[1]
+        assert (r.n_adjusted, r.n_skipped) == (len(rows), 0) and rows, r
+        adjusted.update(rows)
     assert adjusted["bell/p9_a.wav@1.500"] == "the recording's last 0.500 s left out (after its " \
                                               "last window)"  # ... and listed
     copy = tmp_path / "copy"
