@@ -10,6 +10,7 @@ written. ``read_params`` and ``read_stats``
 from __future__ import annotations
 
 import errno
+import logging
 import re
 from pathlib import Path
 from typing import Optional
@@ -28,6 +29,8 @@ __all__ = ["split_path", "store_id", "store_name", "require_store", "no_splits",
            "open_file", "read_params", "read_stats", "store_splits", "StoreError",
            "held_by_another", "in_use", "never_written", "not_writable", "errnos",
            "unfinished_splits"]
+
+log = logging.getLogger(__name__)
 
 SUFFIX = ".h5"
 
@@ -66,14 +69,20 @@ def store_splits(store) -> list:
 
 
 def content_digests(store) -> dict:
-    """``{split: content digest}`` of a store's finished splits (those built before splits
-    recorded one are left out): a model records them, and ``evaluate`` tells when they
-    changed."""
-    found = {}
-    for split in store_splits(store):
+    """``{split: content digest}`` of a store's finished splits: a model records them, and
+    ``evaluate`` and ``train --resume`` tell when they changed. Splits built before splits
+    recorded one are left out, with a warning."""
+    found, splits = {}, store_splits(store)
+    for split in splits:
         with open_split(store, split) as f:
             if CONTENT_DIGEST in f.attrs:
                 found[split] = str(f.attrs[CONTENT_DIGEST])
+    old = [split for split in splits if split not in found]
+    if old:
+        log.warning("%s: its %s built before splits recorded their content, so a model cannot "
+                    "tell when its notes change (evaluate's warning, train --resume's refusal): "
+                    "build it again with --overwrite to record it", store,
+                    " and ".join(old) + (" splits were" if len(old) > 1 else " split was"))
     return found
 
 

@@ -203,7 +203,23 @@ def test_a_split_that_gains_no_notes_but_new_labels_has_a_new_content_digest(tmp
     with h5py.File(store / "valid.h5", "r") as f:
         assert schema.read_label_names(f) == ("bell", "drum", "cymbal")
         assert f[schema.EMBEDDINGS].shape == (2, 3)  # its notes, as they were
-    assert content_digests(store)["valid"] != before  # a model of two labels is refused
+    assert content_digests(store)["valid"] != before  # its label set grew: evaluate says so
+
+
+def test_a_split_built_before_splits_recorded_their_content_is_warned_of(tmp_path, caplog):
+    root = tmp_path / "set"
+    _classes(root, ("bell", "drum"), 4)
+    store = tmp_path / "store"
+    build_store(root, store, jobs=1, progress=False)
+    assert set(content_digests(store)) == {"train", "valid"} and not caplog.records
+    for split in ("train", "valid"):
+        with h5py.File(store / f"{split}.h5", "r+") as f:  # as an older version built it
+            del f.attrs[schema.CONTENT_DIGEST]
+    assert content_digests(store) == {}
+    assert caplog.messages == [
+        f"{store}: its train and valid splits were built before splits recorded their content, "
+        f"so a model cannot tell when its notes change (evaluate's warning, train --resume's "
+        f"refusal): build it again with --overwrite to record it"]
 
 
 def test_add_refuses_what_does_not_fit(tmp_path):

@@ -1,6 +1,7 @@
 import csv
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -462,6 +463,14 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     with pytest.raises(ModelError, match="m: its run learnt from other notes than "
                                          "this store's train split now holds"):
         train(other, tmp_path / "m", resume=True, verbose=0)
+    old = shutil.copytree(tmp_path / "m", tmp_path / "old")  # as an older version left it
+    (old / "backup" / "epoch-0001.weights.h5").rename(old / "backup" / "latest.weights.h5")
+    (old / "backup" / "training_metadata.json").write_text('{"epoch": 1}')
+    with pytest.raises(ModelError, match=re.escape(
+            f"{old / 'backup'}: holds latest.weights.h5, training_metadata.json, not the "
+            f"epoch-NNNN.weights.h5 of a run this version can resume (a run of an older "
+            f"timbremap?): start again with --overwrite")):
+        train(tone_store, old, resume=True, verbose=0)  # it had started again over its history
     from analysis.cli import main
     assert main(["train", str(tone_store), str(tmp_path / "m"), "--resume", "--schedule",
                  "cosine"]) == 1  # named as a setting the run did not start with, first

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import reprlib
 import zipfile
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
 BACKUP_DIR = "backup"
+#: An epoch's backup in ``BACKUP_DIR``: its weights and optimizer state (``training.runfiles``).
+BACKUP_NAME = re.compile(r"epoch-(\d{4,})\.weights\.h5")
 BEST_FILE = "best.keras"
 
 
@@ -101,6 +104,19 @@ class TrainedModel:
                              f"model {self.path} was not trained on: it knows "
                              f"{label_set_text(self.labels)}; a model scores only its labels")
         return outputs
+
+
+def check_backup(model_dir: Path):
+    """Raise :class:`ModelError` where ``model_dir``'s ``backup/`` holds files but no epoch's
+    backup of this version (``BACKUP_NAME``): an interrupted run of an older timbremap (its
+    ``latest.weights.h5``), which ``--resume`` would start again over its history."""
+    folder = Path(model_dir) / BACKUP_DIR
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) \
+        if folder.is_dir() else []
+    if names and not any(BACKUP_NAME.fullmatch(name) for name in names):
+        raise ModelError(f"{folder}: holds {', '.join(names[:3])}{' ...' * (len(names) > 3)},"
+                         f" not the epoch-NNNN.weights.h5 of a run this version can resume (a "
+                         f"run of an older timbremap?): start again with --overwrite")
 
 
 def config_labels(info: dict) -> Tuple[str, ...]:

@@ -21,7 +21,6 @@ import csv
 import io
 import logging
 import math
-import re
 import time
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -31,12 +30,12 @@ import keras
 from featurestore.files import atomic_write_text, replaced
 
 from .config import TrainConfig
+from .modeldir import BACKUP_NAME
 
 __all__ = ["RunFiles", "latest_backup", "read_history", "write_history", "should_stop",
            "plateau_learning_rate", "epoch_past_budget"]
 
 log = logging.getLogger(__name__)
-_BACKUP = re.compile(r"epoch-(\d{4,})\.weights\.h5")
 
 
 def read_history(path: Path) -> List[dict]:
@@ -61,7 +60,7 @@ def write_history(path: Path, rows: List[dict]):
 def latest_backup(folder: Path) -> Optional[Tuple[int, Path]]:
     """``(epochs finished, path)`` of the newest backup in ``folder``, or ``None``."""
     found = [(int(m.group(1)), p) for p in folder.glob("epoch-*.weights.h5")
-             if (m := _BACKUP.fullmatch(p.name))] if folder.is_dir() else []
+             if (m := BACKUP_NAME.fullmatch(p.name))] if folder.is_dir() else []
     return max(found) if found else None
 
 

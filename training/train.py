@@ -26,7 +26,7 @@ from featurestore.store import (StoreError, content_digests, open_split, read_pa
 
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
-                       MODEL_FILE, ModelError, config_labels, label_set_text)
+                       MODEL_FILE, ModelError, check_backup, config_labels, label_set_text)
 from .progress import epoch_progress, plot_curves
 
 __all__ = ["train", "TrainResult", "interrupted_config"]
@@ -168,6 +168,7 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
                              f"this store's {' and '.join(changed)} split now holds (a build "
                              f"--add, or another store); --resume goes on with the notes it "
                              f"started with: start again with --overwrite")
+        check_backup(model_dir)
         return config
     if (model_dir / MODEL_FILE).exists() and not overwrite:
         raise ModelError(f"{model_dir}: holds a trained model already (use --overwrite)")
