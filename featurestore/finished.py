@@ -87,7 +87,8 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
             n = int(f[schema.SPECTRA].shape[0]) if schema.SPECTRA in f else None
             digest = f.attrs.get(schema.INPUTS_DIGEST)
             folders = (sorted(map(str, f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES]))
-                       if schema.SOURCE_FOLDER in f else None)
+                       if schema.SOURCE_FOLDER in f else  # built before: its one folder
+                       [str(f.attrs["source_root"])] if "source_root" in f.attrs else None)
             was, now = input_differences(f.attrs, attrs, drawn=read.drawn)
     except OSError as err:
         if held_by_another(err):

@@ -141,6 +141,15 @@ def test_a_split_kept_by_a_build_of_other_folders_says_which(two_roots, tmp_path
     build_store([b.name, a.name], tmp_path / "store", jobs=1, progress=False)
     build_store([b.name, a.name], tmp_path / "store", jobs=1, progress=False)
     assert "kept, but" not in caplog.text
+    # a split built before /source_folder: its source_root attr names its one folder
+    build_store(a, tmp_path / "old", jobs=1, progress=False)
+    with h5py.File(tmp_path / "old" / "train.h5", "r+") as f:
+        del f[schema.FILE], f[schema.SOURCE_FOLDER], f.attrs[schema.INPUTS_DIGEST]
+    build_store(a, tmp_path / "old", jobs=1, progress=False)
+    assert "kept, but" not in caplog.text
+    build_store(b, tmp_path / "old", jobs=1, progress=False, splits=["train"])
+    assert (f"train.h5: kept, but it was built from {a.resolve()} and is now given "
+            f"{b.resolve()}; use --overwrite to rebuild") in caplog.text
 
 
 def test_a_folder_given_twice_is_refused(two_roots, tmp_path):
