@@ -92,6 +92,8 @@ def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = Non
     for path, _ in failed & set(kept):  # placed before, unreadable now: not shown as it was
         log.warning("%s: removed from the %s map, where it had been placed before (it cannot "
                     "be read now)", path, split)
+    if not ok and not failed & set(kept):
+        return results  # nothing placed, nothing removed: placed.json is as it was
     kept = {key: p for key, p in kept.items() if key not in failed}
     kept.update({(r.path, r.split): r for r in ok})
     try:

@@ -382,6 +382,8 @@ def test_a_placed_file_that_cannot_be_read_now_leaves_its_map(mapped, tone_root,
     shutil.copytree(mapped[0], store)
     (store / "placed.json").unlink(missing_ok=True)  # other tests' sounds on the shared store
     sound = tmp_path / "sound.wav"
+    assert place_files(store, mapped[1], [sound], split="test")[0].error  # not there yet
+    assert not (store / "placed.json").exists()  # nothing placed: nothing written
     shutil.copyfile(next((tone_root / "train" / "audio").glob("*.wav")), sound)
     place_files(store, mapped[1], [sound], split="test")
     assert [p.path for p in read_placed(store)] == [str(sound)]
