@@ -436,6 +436,20 @@ def test_evaluate_cli_json(trained, tone_store):
     assert data["n"] == 11 and set(data["per_family"]) >= {"bass", "vocal"}
 
 
+def test_evaluate_says_when_a_model_recorded_no_content_of_its_store(trained, tone_store,
+                                                                      tmp_path, caplog):
+    assert evaluate(tone_store, trained[0], "valid").store_changed == [] and not [
+        r for r in caplog.records if r.levelno >= logging.WARNING]
+    old = shutil.copytree(trained[0], tmp_path / "old")  # as a version before digests left it
+    info = json.loads((old / "config.json").read_text())
+    del info["store_content"]
+    (old / "config.json").write_text(json.dumps(info))
+    assert evaluate(tone_store, old, "valid").store_changed == []
+    assert f"{old}: recorded no content of its store (trained before models did, or on splits " \
+           f"that recorded none), so whether {tone_store} changed since cannot be told" \
+           in caplog.text
+
+
 def test_same_seed_same_model(tone_store, tmp_path, trained):
     train(tone_store, tmp_path / "again", QUICK, verbose=0)
     a = load_trained(trained[0]).model.get_weights()

@@ -259,9 +259,15 @@ def _per_file(store, split: str, labels: np.ndarray, probabilities: np.ndarray) 
 
 def _changed_since(trained: TrainedModel, store) -> list:
     """The splits of the store a model was trained on whose content changed since (a rebuild,
-    ``build --add``), each warned of; ``[]`` for another store or a model that recorded none."""
+    ``build --add``), each warned of; ``[]`` for another store, or a model that recorded none
+    (warned of: whether its store changed cannot be told)."""
     recorded = trained.info.get("store_content") or {}
-    if not recorded or store_id(trained.info.get("store", "")) != store_id(store):
+    if store_id(trained.info.get("store", "")) != store_id(store):
+        return []
+    if not recorded:
+        log.warning("%s: recorded no content of its store (trained before models did, or on "
+                    "splits that recorded none), so whether %s changed since cannot be told",
+                    trained.path, store)
         return []
     now = content_digests(store)
     changed = [split for split, digest in recorded.items() if now.get(split) != digest]
