@@ -157,9 +157,11 @@ def _embed(store, trained: TrainedModel, splits: Sequence[str], into: Optional[P
             bar.close()
             notes = ({name: reader.field(name) for name in APART_NOTES}
                      if into is not None else None)
+            label_names = reader.label_names
         shapes[split] = (n, dim)
         if into is not None:
-            _write_apart(into, store, split, (n, dim), embeddings, probabilities, trained, notes)
+            _write_apart(into, store, split, (n, dim), embeddings, probabilities, trained, notes,
+                         label_names)
             continue
         nbytes = sum(block.nbytes for block in embeddings + probabilities)
         with results_file(store, split, nbytes, version=version) as f:
@@ -216,9 +218,10 @@ def _check_one_run(into: Path, splits, store, trained: TrainedModel):
 
 
 def _write_apart(into: Path, store, split: str, shape: tuple, embeddings, probabilities,
-                 trained: TrainedModel, notes: dict):
+                 trained: TrainedModel, notes: dict, label_names: Sequence[str]):
     """``INTO/SPLIT.h5``: a split's results, ``shape`` ``(N, D)``, with ``notes``, the
-    datasets that name its notes (:data:`APART_NOTES`), ``/labels`` with its label set."""
+    datasets that name its notes (:data:`APART_NOTES`), ``/labels`` with the store's label set
+    ``label_names``."""
     attrs = _attrs(trained)
     into.mkdir(parents=True, exist_ok=True)
     path = into / f"{split}.h5"
@@ -229,5 +232,5 @@ def _write_apart(into: Path, store, split: str, shape: tuple, embeddings, probab
                      blocks=probabilities, attrs=_probability_attrs(trained, attrs))
         for name, values in notes.items():
             f.create_dataset(name, data=values)
-        f[schema.LABELS].attrs[schema.LIST_NAMES] = np.array(trained.labels, dtype=schema.STRING)
+        f[schema.LABELS].attrs[schema.LIST_NAMES] = np.array(label_names, dtype=schema.STRING)
     log.info("%s: embeddings %s written", path, shape)

@@ -176,11 +176,14 @@ def _predicted(f: h5py.File, n: int) -> Tuple[np.ndarray, Tuple[str, ...]]:
     if schema.PROBABILITIES not in f:
         return np.full(n, -1), ()
     probabilities = f[schema.PROBABILITIES]
-    columns = schema.read_label_names(f, schema.PROBABILITIES)
+    columns = schema.read_label_names(f, of=schema.PROBABILITIES)
     if probabilities.shape != (n, len(columns)):
+        listed = (f"the {len(columns)} labels its attr names lists: the file is damaged"
+                  if schema.LIST_NAMES in probabilities.attrs else
+                  f"NSynth's {len(columns)} families, which it holds without an attr names (an "
+                  f"older embed's): run 'timbremap embed' again")
         raise StoreError(f"{f.filename}: /probabilities has the shape {probabilities.shape}, "
-                         f"not ({n}, {len(columns)}) for its {n} notes and the {len(columns)} "
-                         f"labels its attr names lists: the file is damaged")
+                         f"not ({n}, {len(columns)}) for its {n} notes and {listed}")
     return probabilities[:].argmax(axis=1), columns
 
 

@@ -281,7 +281,7 @@ def _evaluate(add_command):
     p = add_command("evaluate", help="score a model on a split",
                     description="Per-label precision/recall/F1, accuracy, balanced accuracy "
                                 "and a confusion-matrix PNG, over the model's label "
-                                "set (the store's must be the same).")
+                                "set (the split's labels matched to it by name).")
     p.add_argument("store", type=store_location, help=STORE_HELP)
     p.add_argument("model_dir", type=local_path, help=MODEL_HELP)
     p.add_argument("--split", choices=SPLITS, default=_default(evaluate, "split"),

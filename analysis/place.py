@@ -35,7 +35,7 @@ def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = Non
     only split's with a map) and list their nearest stored notes.
 
     Each placed file's ``family`` is the model's most likely label, and each nearest note's
-    ``family`` its label in the store: the model's label set and the store's are one. The
+    ``family`` its label in the store (the two label sets may differ). The
     files are read ``batch_size`` at a time; a file that cannot be used gets its ``error``
     and the others go on.
 
@@ -89,10 +89,11 @@ def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = Non
     ok = [r for r in results if not r.error]
     failed = {(str(Path(r.path).resolve()), r.split) for r in results if r.error}
     kept = {(p.path, p.split): p for p in read_placed(store)}
-    for path, _ in failed & set(kept):  # placed before, unreadable now: not shown as it was
+    removed = failed & set(kept)
+    for path, _ in removed:  # placed before, unreadable now: not shown as it was
         log.warning("%s: removed from the %s map, where it had been placed before (it cannot "
                     "be read now)", path, split)
-    if not ok and not failed & set(kept):
+    if not ok and not removed:
         return results  # nothing placed, nothing removed: placed.json is as it was
     kept = {key: p for key, p in kept.items() if key not in failed}
     kept.update({(r.path, r.split): r for r in ok})

@@ -56,38 +56,39 @@ def adapt(model, reader, rows: np.ndarray, layers: Optional[int] = None):
         layer.moving_variance.assign(np.maximum(squares / count - mean ** 2, 0).astype(np.float32))
 
 
-def accuracy(model, reader, rows: np.ndarray) -> float:
+def accuracy(model, reader, rows: np.ndarray, truth: np.ndarray) -> float:
+    """Accuracy on the notes ``rows`` of ``reader``, whose labels as the model's outputs are
+    ``truth`` (:meth:`training.modeldir.TrainedModel.label_outputs`)."""
     predicted = np.concatenate([np.argmax(model.predict_on_batch(x), axis=1)
                                 for x in batches(reader, rows)])
-    return float(np.mean(predicted == reader.labels[rows]))
+    return float(np.mean(predicted == truth[rows]))
 
 
 def score(model_dir: Path, store: Path, split: str, layers: Optional[int] = None) -> dict:
     """Bank -> {n, as trained, adapted}: accuracy on each bank's notes of a split."""
     import h5py
 
-    from featurestore import schema
     from featurestore.reader import SpectraReader
     from featurestore.store import read_params, split_path
     from featurestore.synth import ENGINES, synth_instruments
     from training.modeldir import load_trained
     engines = {synth_instruments(e, per_family=1)[0].id // 1000: e for e in ENGINES}
-    with h5py.File(split_path(store, split), "r") as f:
-        banks = f["instrument"][:] // 1000
-        params, labels = read_params(f), schema.read_label_names(f)
+    where = split_path(store, split)
+    with h5py.File(where, "r") as f:
+        banks, params = f["instrument"][:] // 1000, read_params(f)
     rows_of = {int(b): np.flatnonzero(banks == b) for b in np.unique(banks)}
     result = {}
     trained = load_trained(model_dir)
-    trained.check_features(params, split_path(store, split))
-    trained.check_labels(labels, split_path(store, split))
-    with SpectraReader(split_path(store, split)) as reader:
+    trained.check_features(params, where)
+    with SpectraReader(where) as reader:
+        truth = trained.label_outputs(reader.label_names, reader.labels, where)[reader.labels]
         for bank, rows in rows_of.items():
             model = load_trained(model_dir).model  # each bank from the trained statistics
-            before = accuracy(model, reader, rows)
+            before = accuracy(model, reader, rows, truth)
             adapt(model, reader, rows, layers)
             name = f"the {engines[bank]} engine's" if bank in engines else f"SoundFont bank {bank}"
             result[name] = {"n": len(rows), "as trained": before,
-                            "adapted": accuracy(model, reader, rows)}
+                            "adapted": accuracy(model, reader, rows, truth)}
     return result
 
 

@@ -242,18 +242,20 @@ def _check_label(label: str, what: str):
 def _as_on_disk(folder: Path, file: str) -> str:
     """``file`` as the disk spells it, where it is there with a folder or its name in the other
     of Unicode's forms (a path typed composed, NFC, of a file named decomposed, NFD, as macOS
-    names them, or the reverse; each part of the path in either); else as it is given."""
+    names them, or the reverse; each part of the path in either, and where two folders differ
+    only in form, each tried); else as it is given."""
     if file.isascii() or os.path.lexists(folder / file):
         return file
-    found = []
-    for part in Path(file).parts:
+    parts, paths = Path(file).parts, [()]  # the spellings found so far, depth first
+    while paths:
+        path = paths.pop()
+        if len(path) == len(parts):
+            return str(Path(*path))
+        part = parts[len(path)]
         forms = dict.fromkeys([part] + [unicodedata.normalize(f, part) for f in ("NFC", "NFD")])
-        part = next((other for other in forms if os.path.lexists(folder.joinpath(*found, other))),
-                    None)
-        if part is None:
-            return file
-        found.append(part)
-    return str(Path(*found))
+        paths += [(*path, form) for form in reversed(forms)
+                  if os.path.lexists(folder.joinpath(*path, form))]
+    return file
 
 
 def _same_file(manifest: Path, file: str) -> str:

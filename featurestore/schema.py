@@ -323,7 +323,7 @@ def read_audio_paths(f: h5py.File) -> List[Path]:
     return [roots[k] / split / "audio" / f"{name}.wav" for k, name in zip(folder, names)]
 
 
-def read_label_names(f: h5py.File, of: str = LABELS) -> Tuple[str, ...]:
+def read_label_names(f: h5py.File, *, of: str = LABELS) -> Tuple[str, ...]:
     """The store's label set: ``names[label]`` is the class of a note whose ``/labels`` value
     is ``label`` (a store built before stores owned their label set: NSynth's families), each
     in Unicode's composed form (NFC), as builds read labels (a store written before may hold

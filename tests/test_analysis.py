@@ -643,6 +643,7 @@ def test_map_keeps_labels_that_look_like_markup_or_its_own_placeholders(mapped, 
                          check=True).stdout
     legend = dom.split('id="legend"', 1)[1].split("</div></div>", 1)[0]
     assert all(html.escape(name, quote=False) in legend for name in names), legend
+    assert "bass" not in legend  # the model's own labels name predictions, not the legend
 
 
 def test_map_copies_only_audio_whatever_a_store_names(mapped, tmp_path, caplog):

@@ -15,7 +15,7 @@ from featurestore.describe import describe_store
 from featurestore.nsynth import FAMILIES
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError
-from helpers import relabel_store
+from helpers import load_benchmark, relabel_store
 
 NAMES = ("cello", "dog", "kettle")
 NSYNTH = "(" + ", ".join(FAMILIES) + ")"
@@ -458,6 +458,12 @@ def test_a_model_scores_only_notes_of_its_labels_and_embeds_any(labelled_model, 
         assert f["probabilities"].shape == (11, len(FAMILIES))
         assert list(f["probabilities"].attrs["names"]) == list(FAMILIES)
         outputs = f["probabilities"][:].argmax(axis=1)
+    embed_store(store, nsynth_model, ["test"], into=tmp_path / "apart", progress=False)
+    from featurestore.schema import read_label_names
+    with h5py.File(tmp_path / "apart" / "test.h5") as f, h5py.File(store / "test.h5") as g:
+        assert read_label_names(f) == NAMES  # the store's labels, not the model's
+        np.testing.assert_array_equal(f["labels"][:], g["labels"][:])
+        assert list(f["probabilities"].attrs["names"]) == list(FAMILIES)
     from analysis.tsne import tsne_split
     tsne_split(copy, "test", perplexity=3, seed=0)
     data = _map_data(write_map(copy, tmp_path / "map"))
@@ -491,6 +497,9 @@ def test_a_model_matches_a_store_s_labels_by_name(labelled_model, tone_root, tmp
     assert (after.accuracy, after.per_family, after.labels) == (
         before.accuracy, before.per_family, before.labels)
     assert (after.confusion == before.confusion).all()
+    scored = load_benchmark("adabn").score(model, turned, "test")  # the benchmark's own loop
+    assert sum(v["n"] * v["as trained"] for v in scored.values()) == pytest.approx(
+        before.accuracy * before.n)
     data = _map_data(write_map(turned, tmp_path / "map"))
     assert data["families"] == list(NAMES[::-1]) and len(data["colors"]) == 3
     shown = [data["families"][k] for k in data["splits"]["test"]["predicted"]]
@@ -518,6 +527,12 @@ def test_a_model_matches_a_store_s_labels_by_name(labelled_model, tone_root, tmp
         f["probabilities"].attrs["names"] = ["dog", "cello"]
     with pytest.raises(StoreError, match=r"test.h5: /probabilities has the shape \(11, 3\), "
                                          r"not \(11, 2\) .* the file is damaged"):
+        write_map(few, tmp_path / "few_map")
+    with h5py.File(few / "test.h5", "r+") as f:
+        del f["probabilities"].attrs["names"]  # as an older embed wrote it
+    with pytest.raises(StoreError, match=r"not \(11, 11\) for its 11 notes and NSynth's 11 "
+                                         r"families, which it holds without an attr names \(an "
+                                         r"older embed's\): run 'timbremap embed' again"):
         write_map(few, tmp_path / "few_map")
     # a label the model was not trained on: no matter until a note of the split carries it
     grown = relabel_store(shutil.copytree(store, tmp_path / "grown"), NAMES + ("zither",),

@@ -80,14 +80,17 @@ def test_a_manifest_path_finds_its_file_however_its_letters_are_composed(tmp_pat
     _wav(tmp_path / "clips" / f"{nfd}.wav", k=0)  # named on macOS
     _wav(tmp_path / "clips" / f"{nfc}-2.wav", k=1)
     _wav(tmp_path / f"{nfd}n" / f"{nfc}.wav", k=2)  # a folder of one form, its file the other
+    (tmp_path / f"{nfc}x").mkdir()  # two folders that differ in form alone: the file is in one
+    _wav(tmp_path / f"{nfd}x" / "a.wav", k=3)
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"path,label\nclips/{nfc}.wav,a\nclips/{nfd}-2.wav,b\n"
-                        f"clips/{nfc}-3.wav,b\n{nfc}n/{nfd}.wav,b\n", encoding="utf-8")
+                        f"clips/{nfc}-3.wav,b\n{nfc}n/{nfd}.wav,b\n{nfc}x/a.wav,a\n",
+                        encoding="utf-8")
     read = read_inputs(manifest, InputOptions(valid_fraction=0.0, test_fraction=0.0))
     notes, problems = read.splits["train"]
     assert set(notes.names) == {f"clips/{nfc}.wav", f"clips/{nfd}-2.wav",
-                                f"{nfc}n/{nfd}.wav"}  # as written
-    assert [notes.path(i).exists() for i in range(3)] == [True] * 3
+                                f"{nfc}n/{nfd}.wav", f"{nfc}x/a.wav"}  # as written
+    assert [notes.path(i).exists() for i in range(4)] == [True] * 4
     assert problems == [(f"clips/{nfc}-3.wav", f"line 4: no such file "
                                                f"({tmp_path / 'clips' / nfc}-3.wav)")]
 

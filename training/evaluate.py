@@ -1,5 +1,6 @@
 """``timbremap evaluate``: score a model on a split, each label's precision, recall and F1 and
-a row-normalised confusion matrix, over the model's label set (the store's, checked)."""
+a row-normalised confusion matrix, over the model's label set (the split's labels matched to
+it by name)."""
 from __future__ import annotations
 
 import logging
@@ -51,9 +52,9 @@ def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int =
     where = split_path(store, split)
     with open_split(store, split) as f:
         trained.check_features(read_params(f), where)
-        names = schema.read_label_names(f)
     with SpectraReader(where, method=loader) as reader:
-        labels = trained.label_outputs(names, reader.labels, where)[reader.labels]
+        outputs = trained.label_outputs(reader.label_names, reader.labels, where)
+        labels = outputs[reader.labels]
         parts = [trained.model.predict_on_batch(x)
                  for x in reader.iter_batches(batch_size)]
     probabilities = (np.concatenate(parts) if parts

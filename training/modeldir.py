@@ -100,9 +100,11 @@ class TrainedModel:
         outputs = np.array([known.get(name, -1) for name in names], dtype=np.int64)
         unknown = [names[k] for k in np.unique(labels) if outputs[k] < 0]
         if unknown:
-            raise ModelError(f"{where} holds notes of {label_set_text(unknown)}, which the "
-                             f"model {self.path} was not trained on: it knows "
-                             f"{label_set_text(self.labels)}; a model scores only its labels")
+            both = [*unknown, *self.labels]  # quoted alike
+            raise ModelError(f"{where} holds notes of {label_set_text(unknown, among=both)}, "
+                             f"which the model {self.path} was not trained on: it knows "
+                             f"{label_set_text(self.labels, among=both)}; a model scores only "
+                             f"its labels")
         return outputs
 
 
@@ -111,8 +113,12 @@ def check_backup(model_dir: Path):
     backup of this version (``BACKUP_NAME``): an interrupted run of an older timbremap (its
     ``latest.weights.h5``), which ``--resume`` would start again over its history."""
     folder = Path(model_dir) / BACKUP_DIR
-    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) \
-        if folder.is_dir() else []
+    try:
+        names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ModelError(f"{folder}: cannot be read ({err.strerror or err})") from None
     if names and not any(BACKUP_NAME.fullmatch(name) for name in names):
         raise ModelError(f"{folder}: holds {', '.join(names[:3])}{' ...' * (len(names) > 3)},"
                          f" not the epoch-NNNN.weights.h5 of a run this version can resume (a "
