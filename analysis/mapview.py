@@ -8,6 +8,7 @@ Audio is linked by relative path to the notes the store was built from (each not
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -40,6 +41,8 @@ __all__ = ["write_map", "check_map_folder"]
 #: The page, package data beside this module: its script reads the map from ``__DATA__`` (json)
 #: and the store's name from ``__TITLE__``.
 PAGE = "map.html"
+#: The name of a sound a map copied next to its page (``audio/SPLIT/NNNNN-NAME``).
+COPY_NAME = re.compile(r"\d{5,}-.+")
 
 
 def _copied(source: Path) -> bool:
@@ -155,6 +158,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
         log.warning("%s: %d of the map's sounds are not named as audio files (%s%s); linked "
                     "where they are, not copied", store, len(linked), min(linked),
                     ", ..." if len(linked) > 1 else "")
+    ours = page.is_file()  # an earlier map's (check_map_folder): its copies are its own
     out_dir.mkdir(parents=True, exist_ok=True)
     for copy, source in copies.items():
         copy.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +171,28 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     template = resources.files(__package__).joinpath(PAGE).read_text(encoding="utf-8")
     text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], template)
     atomic_write_text(page, text)
+    if ours:
+        _remove_old_copies(out_dir, set(copies))
     return page
+
+
+def _remove_old_copies(out_dir: Path, kept: set):
+    """Remove the sounds an earlier map copied next to its page (``audio/SPLIT/NNNNN-NAME``)
+    that the new page does not play, and the folders they leave empty; anything else stays."""
+    audio = out_dir / "audio"
+    if audio.is_symlink() or not audio.is_dir():
+        return
+    for folder in audio.iterdir():
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        for old in folder.iterdir():
+            if old not in kept and COPY_NAME.fullmatch(old.name) and not old.is_symlink() \
+                    and old.is_file():
+                old.unlink()
+        with contextlib.suppress(OSError):  # where it is empty now
+            folder.rmdir()
+    with contextlib.suppress(OSError):
+        audio.rmdir()
 
 
 def _predicted(f: h5py.File, n: int) -> Tuple[np.ndarray, Tuple[str, ...]]:

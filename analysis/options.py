@@ -377,8 +377,8 @@ def _map(add_command):
     p.add_argument("--split", choices=SPLITS, nargs="+",
                    help="only these splits (default: all with a map)")
     p.add_argument("--copy-audio", action="store_true",
-                   help="copy the notes' and placed sounds' audio next to the page (default: link "
-                        "to it)")
+                   help="copy the notes' and placed sounds' audio next to the page (default: "
+                        "link to it); an earlier map's copies the page does not play are removed")
 
 
 def _demo(add_command):

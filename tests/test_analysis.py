@@ -667,6 +667,15 @@ def test_map_copies_only_audio_whatever_a_store_names(mapped, tmp_path, caplog):
     for copy in copies:  # a read-only source: a rerun copies over its own copy
         copy.chmod(0o444)
     write_map(store, tmp_path / "map", copy_audio=True)
+    assert sorted(p for p in (tmp_path / "map" / "audio").rglob("*") if p.is_file()) == sorted(
+        copies)
+    mine = tmp_path / "map" / "audio" / "test" / "my notes.txt"
+    mine.write_text("a user's own file")
+    write_map(store, tmp_path / "map")  # linked where they are: the copies are the old page's
+    assert [p for p in (tmp_path / "map" / "audio").rglob("*") if p.is_file()] == [mine]
+    mine.unlink()
+    write_map(store, tmp_path / "map")
+    assert not (tmp_path / "map" / "audio").exists()  # the folders they leave empty go too
     os.mkfifo(tmp_path / "pipe.html")  # an index.html that is a pipe would block a read
     (tmp_path / "piped").mkdir()
     (tmp_path / "piped" / "index.html").symlink_to(tmp_path / "pipe.html")

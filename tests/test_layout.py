@@ -187,3 +187,18 @@ def test_a_new_private_use_in_another_module_is_reported(tmp_path):
                       "import soundfile\n\nsoundfile._ffi\n")
     assert private_uses_outside_fastpaths([*_modules().values(), sneaky]) == {
         str(sneaky): ["4: soundfile._ffi"]}
+
+
+def test_every_test_the_docs_name_exists():
+    """``test_file.py::test_name`` in the README and docs/ (a row of docs/reliability.md cites
+    the test that shows it): a renamed test leaves no reference to nothing."""
+    import re
+    tests = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "tests").glob("test_*.py")}
+    defined = {name for text in tests.values() for name in re.findall(r"def (test_\w+)", text)}
+    missing = []
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for cell in re.findall(r"`([^`]*\btest_\w+[^`]*)`", doc.read_text(encoding="utf-8")):
+            for name, py in re.findall(r"\b(test_\w+?)(\.py)?(?![\w.])", cell):
+                if (name + ".py" not in tests) if py else (name not in defined):
+                    missing.append(f"{doc.name}: {name}{py}")
+    assert not missing, missing
