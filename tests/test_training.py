@@ -490,7 +490,16 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
                  "cosine"]) == 1  # named as a setting the run did not start with, first
     assert "--resume continues the run with the settings it started with; leave out " \
            "--schedule" in caplog.text
-    result = train(tone_store, tmp_path / "m", resume=True, verbose=0)
+    with pytest.raises(ModelError, match=re.escape(
+            "and the config given sets epochs 10 (the run's 3); learning_rate 1e-05 (the run's "
+            "0.002): give the run's own, or TrainConfig()")):
+        train(tone_store, tmp_path / "m", config.replace(epochs=10, learning_rate=1e-5),
+              resume=True, verbose=0)  # had been passed over without a word
+    np.random.seed(123)
+    result = train(tone_store, tmp_path / "m", config, resume=True, verbose=0)  # its own
+    drawn = np.random.rand()
+    np.random.seed(123)
+    assert np.random.rand() == drawn  # the caller's own draws go on as they would have
     assert [int(r["epoch"]) for r in history(tmp_path / "m")] == [0, 1, 2]
     assert result.epochs == 3 and (tmp_path / "m" / "model.keras").is_file()
     with pytest.raises(ModelError, match="already"):

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional
+
+import numpy as np
 
 from featurestore.errors import InputError, check_seed
 from featurestore.files import size_text
@@ -34,6 +37,8 @@ LEARNING_RATES = {"default": 2e-3, "tutorial": 5e-4}
 #: Fields added after runs were saved without them, and the value those runs had: a run
 #: resumed from such a ``config.json`` goes on as it started.
 BEFORE = {"time_pool": 2}
+#: What a field of each type takes, as messages say it.
+_KINDS = {"bool": "True or False", "str": "a string", "int": "an integer", "float": "a number"}
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,7 @@ class TrainConfig:
     bn_momentum: float = 0.9
 
     def __post_init__(self):
+        self._check_types()
         if self.model not in MODELS:
             raise InputError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.model == "tutorial":  # its network never augments: config.json says so
@@ -213,6 +219,33 @@ class TrainConfig:
                              f"got {self.batch_size}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
+        if not 0 <= self.bn_momentum < 1:
+            raise InputError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        for name in ("shift_bins", "freq_masks", "freq_mask_bins", "time_masks",
+                     "time_mask_frames"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def _check_types(self):
+        """Refuse a value not of its field's type (a string, a float where a count goes, a
+        number where a switch goes), and store NumPy's numbers as Python's (``config.json``)."""
+        for field in dataclasses.fields(self):
+            value, optional = getattr(self, field.name), field.type.startswith("Optional[")
+            kind = field.type[len("Optional["):-1] if optional else field.type
+            if value is None and optional:
+                continue
+            if kind == "bool":
+                ok = isinstance(value, (bool, np.bool_))
+            elif kind == "str":
+                ok = isinstance(value, str)
+            else:
+                ok = isinstance(value, (numbers.Integral if kind == "int" else numbers.Real)) \
+                    and not isinstance(value, (bool, np.bool_))
+            if not ok:
+                raise InputError(f"{field.name} must be {_KINDS[kind]}"
+                                 f"{' or None' if optional else ''}, got {value!r}")
+            object.__setattr__(self, field.name, {"bool": bool, "str": str, "int": int,
+                                                  "float": float}[kind](value))
 
     def augments(self) -> bool:
         """Whether training augments: ``augment`` for the default model (the tutorial's
@@ -264,15 +297,34 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        """The configuration ``to_dict`` gave; a field it lacks takes the value runs had
-        before the field existed (:data:`BEFORE`), else its default."""
+        """The configuration ``to_dict`` gave (a saved run's ``config.json``): a field it lacks
+        takes the value runs had before the field existed (:data:`BEFORE`), else its default,
+        and a name it does not know (a field of an older version) is passed over. For
+        settings of your own, ``TrainConfig(**values)`` refuses a name it does not know."""
+        if not isinstance(data, dict):
+            raise InputError(f"a TrainConfig is read from a dict of its fields, got "
+                             f"{type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{**BEFORE, **{k: v for k, v in data.items() if k in known}})
 
+    def other_than(self, run: "TrainConfig") -> List[str]:
+        """The settings of this configuration, where they are not the defaults, that differ
+        from those ``run`` started with, as ``'epochs 10 (the run's 3)'``: what ``train``'s
+        ``resume`` refuses to change."""
+        default = TrainConfig(model=self.model)  # the model's own rate and augmentation
+        given = ["model"] * (self.model != TrainConfig().model) + [
+            f.name for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)]
+        return [f"{name} {getattr(self, name)!r} (the run's {getattr(run, name)!r})"
+                for name in given if getattr(self, name) != getattr(run, name)]
+
     def replace(self, **changes) -> "TrainConfig":
         """This configuration with ``changes``; another ``model`` brings its own learning rate
-        (:data:`LEARNING_RATES`) unless one is given, or this one's is not its model's."""
+        (:data:`LEARNING_RATES`) unless one is given, or this one's is not its model's, and
+        the default model its augmentation, which the tutorial's turns off, unless given."""
         if "model" in changes and "learning_rate" not in changes and \
                 self.learning_rate == LEARNING_RATES[self.model]:
             changes["learning_rate"] = None
+        if changes.get("model") == "default" and self.model == "tutorial":
+            changes.setdefault("augment", True)
         return dataclasses.replace(self, **changes)

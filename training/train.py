@@ -13,21 +13,21 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from featurestore import __version__, schema
-from featurestore.errors import BuildError, label_difference
+from featurestore import __version__
+from featurestore.errors import BuildError, InputError, label_difference
 from featurestore.files import atomic_write_text, exclusive_lock, replaced
 from featurestore.finished import warn_of_labels_a_split_lacks
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
 from featurestore.remote import is_url, store_location
 from featurestore.storefolder import check_writable
-from featurestore.store import (StoreError, content_digests, open_split, read_params,
-                                read_stats, split_path, store_id, store_name, store_splits)
+from featurestore.store import content_digests, split_path, store_id, store_name
 
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
                        MODEL_FILE, ModelError, check_backup, config_labels, label_set_text)
 from .progress import epoch_progress, plot_curves
+from .trainsplits import open_for_training
 
 __all__ = ["train", "TrainResult", "interrupted_config"]
 
@@ -61,42 +61,17 @@ def _reseed_layers(model, epoch: int):
                                             dtype=generator.state.dtype))
 
 
-def _open_store(store: Path):
-    """Check the store for training: train and valid splits with the same features and the same
-    label set, of at least two labels, that every note's label indexes."""
-    with open_split(store, "train") as f:
-        params = read_params(f)
-        mean, std = read_stats(f)
-        shape = f[schema.SPECTRA].shape
-        labels = schema.read_label_names(f)
-        held = sorted({labels[k] for k in np.unique(f[schema.LABELS][:])})
-    if shape[0] == 0:
-        raise StoreError(f"{split_path(store, 'train')}: the train split holds no notes")
-    if len(held) == 1 and len(labels) > 1:
-        raise StoreError(f"{split_path(store, 'train')}: the train split holds notes of one "
-                         f"label alone ({held[0]!r}); a classifier learns from two (give train "
-                         f"notes of the others, or lower --valid-fraction and --test-fraction)")
-    if len(labels) < 2:
-        raise StoreError(f"{split_path(store, 'train')}: its label set "
-                         f"{label_set_text(labels)} has {len(labels)}; a classifier needs at "
-                         f"least two labels")
-    if "valid" not in store_splits(store):
-        raise StoreError(f"{split_path(store, 'valid')}: the store has no 'valid' split; "
-                         f"training chooses its best epoch and when to stop on it: build the "
-                         f"store with a valid/ folder, or with --valid-fraction above 0 where "
-                         f"its splits are drawn")
-    with open_split(store, "valid") as f:
-        differences = read_params(f).differences(params)
-        if differences:
-            raise StoreError(f"{split_path(store, 'valid')}: built with other features than "
-                             f"train.h5 ({'; '.join(differences)})")
-        valid_labels = schema.read_label_names(f)
-    if valid_labels != labels:
-        raise StoreError(f"{split_path(store, 'valid')} holds labels "
-                         f"{label_set_text(valid_labels)}, but {split_path(store, 'train')} "
-                         f"holds {label_set_text(labels)}: a store's splits share one label set"
-                         + label_difference(valid_labels, labels, ("valid", "train")))
-    return params, mean, std, shape[1:], shape[0], labels
+@contextlib.contextmanager
+def _global_random_kept():
+    """Python's and NumPy's global random states given back after the block: a run seeds them
+    (Keras's ``set_random_seed``), and a caller's own draws must not repeat after each run."""
+    import random
+    states = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
 
 
 def _check_model_dir(model_dir: Path):
@@ -150,10 +125,15 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
                 if started else ")")) from None
         try:
             features, run = type(params).from_dict(saved["features"]), config_labels(saved)
-            config = TrainConfig.from_dict(saved["train"])
+            config, given = TrainConfig.from_dict(saved["train"]), config
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable config of its run "
                              f"({err})") from None
+        other = given.other_than(config)
+        if other:
+            raise ModelError(f"{model_dir}: resume continues the run with the settings it "
+                             f"started with, and the config given sets {'; '.join(other)}: "
+                             f"give the run's own, or TrainConfig()")
         if params.differences(features):
             raise ModelError(f"{model_dir}: its run used a store with other features")
         if run != labels:
@@ -328,7 +308,9 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     config : TrainConfig
     resume : bool
         Continue the interrupted run in ``model_dir`` after its last finished epoch, with its
-        own settings (see :mod:`training.runfiles`); a run that had finished is left as it is.
+        own settings (see :mod:`training.runfiles`; ``config`` may give them, or be left as
+        the default); a run that had finished is left as it is. Python's and NumPy's global
+        random states are as they were after a run.
     overwrite : bool
         Replace a finished model in ``model_dir``.
     verbose : int
@@ -345,17 +327,30 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         sets, fewer than two labels, or a label that is not in the label set.
     ModelError
         ``model_dir`` holds a finished model (without ``overwrite``) or an interrupted run
-        (without ``resume``), or ``resume`` finds no run in it, or one of another label set;
-        ``resume`` and ``overwrite`` both given.
+        (without ``resume``), or ``resume`` finds no run in it, or one of another label set,
+        or ``config`` sets other settings than the run's; ``resume`` and ``overwrite`` both
+        given.
+    InputError
+        ``config`` is not a :class:`TrainConfig`, or ``callbacks`` not Keras callbacks.
     """
     if resume and overwrite:
         raise ModelError("resume and overwrite must not be given together (one continues a "
                          "run, the other starts it again)")
+    if not isinstance(config, TrainConfig):
+        raise InputError(f"config must be a TrainConfig (TrainConfig(**values) makes one), got "
+                         f"{type(config).__name__}")
+    try:
+        callbacks = list(callbacks)
+    except TypeError:
+        callbacks = [callbacks]
+    if not all(callable(getattr(c, "set_model", None)) for c in callbacks):
+        raise InputError(f"callbacks must be a sequence of keras.callbacks.Callback, got "
+                         f"{callbacks!r}"[:300])
     store, model_dir = store_location(store), Path(model_dir)
     if not is_url(store) and model_dir.resolve() == Path(store).resolve():
         raise ModelError(f"{model_dir}: is the store; train into a folder of its own")
     _check_model_dir(model_dir)
-    params, mean, std, input_shape, n_train, labels = _open_store(store)
+    params, mean, std, input_shape, n_train, labels = open_for_training(store)
     warn_of_labels_a_split_lacks(store)
     if not resume:  # before anything is made, or removed by overwrite
         config.check_fits(params, input_shape)
@@ -381,8 +376,9 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         try:
             # first, before the seconds TensorFlow takes to start: a run killed from now on resumes
             atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
-            _fit(store, model_dir, config, params, mean, std, n_train, resume=resume,
-                 verbose=verbose, callbacks=callbacks)
+            with _global_random_kept():
+                _fit(store, model_dir, config, params, mean, std, n_train, resume=resume,
+                     verbose=verbose, callbacks=callbacks)
             return _finish(store, model_dir, config, info)
         except OSError as err:
             if err.errno not in (errno.ENOSPC, errno.EDQUOT):

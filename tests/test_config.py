@@ -1,0 +1,69 @@
+"""TrainConfig from Python: each field of its type and range, NumPy's numbers taken as Python's,
+``replace`` and ``from_dict`` as a caller of the library meets them (no TensorFlow)."""
+import json
+
+import numpy as np
+import pytest
+
+from featurestore.errors import InputError
+from training.config import TrainConfig
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"epochs": "2"}, "epochs must be an integer or None, got '2'"),
+    ({"epochs": 2.5}, "epochs must be an integer or None, got 2.5"),  # had failed in Keras
+    ({"batch_size": True}, "batch_size must be an integer, got True"),
+    ({"learning_rate": "1e-3"}, "learning_rate must be a number or None, got '1e-3'"),
+    ({"patience": None}, "patience must be an integer, got None"),
+    ({"balance": "no"}, "balance must be True or False, got 'no'"),  # had been on
+    ({"augment": 0}, "augment must be True or False, got 0"),
+    ({"model": 3}, "model must be a string, got 3"),
+    ({"bn_momentum": -3.0}, r"bn_momentum must be in \[0, 1\), got -3.0"),  # had trained
+    ({"bn_momentum": float("nan")}, r"bn_momentum must be in \[0, 1\), got nan"),
+    ({"shift_bins": -3}, "shift_bins must be >= 0, got -3"),
+    ({"time_mask_frames": -5}, "time_mask_frames must be >= 0, got -5"),
+    ({"freq_masks": -1}, "freq_masks must be >= 0, got -1"),
+])
+def test_a_value_of_another_type_or_out_of_range_is_refused(values, message):
+    with pytest.raises(InputError, match=message):
+        TrainConfig(**values)
+
+
+def test_numpy_numbers_are_taken_as_python_s():
+    config = TrainConfig(epochs=np.int64(3), learning_rate=np.float32(0.5), seed=np.int32(1),
+                         balance=np.bool_(False), budget_minutes=5)
+    values = config.to_dict()
+    assert [type(values[k]) for k in ("epochs", "learning_rate", "seed", "balance",
+                                      "budget_minutes")] == [int, float, int, bool, float]
+    assert json.loads(json.dumps(values)) == values  # config.json takes them
+
+
+def test_replace_gives_the_default_model_back_its_augmentation():
+    tutorial = TrainConfig().replace(model="tutorial")
+    assert not tutorial.augment and tutorial.learning_rate == 5e-4
+    back = tutorial.replace(model="default")  # had stayed without augmentation
+    assert back == TrainConfig()
+    assert not tutorial.replace(model="default", augment=False).augment  # given
+
+
+def test_from_dict_reads_a_saved_run_and_refuses_what_is_not_one():
+    saved = TrainConfig(epochs=3).to_dict()
+    assert TrainConfig.from_dict({**saved, "max_minutes": 28}) == TrainConfig(epochs=3)
+    assert TrainConfig.from_dict({"epochs": 3}).time_pool == 2  # a run saved before time_pool
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        TrainConfig(**{"epoch": 3})  # settings of one's own: a typo is refused
+    with pytest.raises(InputError, match="a TrainConfig is read from a dict of its fields, got "
+                                         "NoneType"):
+        TrainConfig.from_dict(None)
+
+
+def test_train_refuses_what_is_not_a_config_or_callbacks_before_anything_is_made(tmp_path):
+    from training.train import train
+    for config in (None, {"epochs": 1}):
+        with pytest.raises(InputError, match="config must be a TrainConfig"):
+            train(tmp_path / "store", tmp_path / "m", config)
+    for callbacks in (["x"], object()):
+        with pytest.raises(InputError, match="callbacks must be a sequence of "
+                                             "keras.callbacks.Callback"):
+            train(tmp_path / "store", tmp_path / "m", callbacks=callbacks)
+    assert not (tmp_path / "m").exists()
