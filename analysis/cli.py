@@ -142,7 +142,7 @@ def cmd_train(args):
     try:
         result = train(args.store, args.model_dir, config, resume=args.resume,
                        overwrite=args.overwrite,
-                       verbose=0 if args.quiet else 1 if sys.stderr.isatty() else 2)
+                       verbose=0 if args.quiet else None)
     except KeyboardInterrupt:
         from training.modeldir import BACKUP_DIR
         from training.runfiles import latest_backup

@@ -66,4 +66,6 @@ def test_train_refuses_what_is_not_a_config_or_callbacks_before_anything_is_made
         with pytest.raises(InputError, match="callbacks must be a sequence of "
                                              "keras.callbacks.Callback"):
             train(tmp_path / "store", tmp_path / "m", callbacks=callbacks)
+    with pytest.raises(InputError, match="verbose must be 0, 1 or 2, got 5"):
+        train(tmp_path / "store", tmp_path / "m", verbose=5)
     assert not (tmp_path / "m").exists()

@@ -91,7 +91,8 @@ class TrainConfig:
     deterministic : bool
         Kernels that give the same bits on every run, so that the same seed gives the same
         model, and a resumed run the model of an uninterrupted one. They train more slowly (by
-        how much: ``docs/training.md``), so they are asked for.
+        how much: ``docs/training.md``), so they are asked for. Under TensorFlow they stay on
+        for the rest of the process (it has no public way to turn them off).
     precision : {'auto', 'mixed', 'float32'}
         ``'mixed'``: float16 arithmetic with float32 weights, output and loss (Keras's
         ``mixed_float16``); ``'auto'``: mixed where a GPU is present, else float32.

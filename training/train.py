@@ -296,7 +296,8 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
 
 
 def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool = False,
-          overwrite: bool = False, verbose: int = 1, callbacks: Sequence = ()) -> TrainResult:
+          overwrite: bool = False, verbose: Optional[int] = None,
+          callbacks: Sequence = ()) -> TrainResult:
     """Train ``config.model`` on a store.
 
     Parameters
@@ -313,9 +314,10 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         random states are as they were after a run.
     overwrite : bool
         Replace a finished model in ``model_dir``.
-    verbose : int
-        Keras progress, on stderr: 0 silent, 1 progress bar, 2 one line per epoch; each epoch
-        starts with :func:`training.progress.epoch_progress`'s line (``Epoch 3``, or
+    verbose : {0, 1, 2}, optional
+        Keras progress, on stderr: 0 silent, 1 progress bar, 2 one line per epoch (default: 1
+        where stderr is a terminal, else 2: a log or a notebook gets no bar redrawn); each
+        epoch starts with :func:`training.progress.epoch_progress`'s line (``Epoch 3``, or
         ``Epoch 3 (at most N)``).
     callbacks : sequence of keras.callbacks.Callback
         Extra callbacks, run after timbremap's own.
@@ -331,11 +333,14 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         or ``config`` sets other settings than the run's; ``resume`` and ``overwrite`` both
         given.
     InputError
-        ``config`` is not a :class:`TrainConfig`, or ``callbacks`` not Keras callbacks.
+        ``config`` not a :class:`TrainConfig`, ``callbacks`` not Keras's, ``verbose`` not 0-2.
     """
     if resume and overwrite:
         raise ModelError("resume and overwrite must not be given together (one continues a "
                          "run, the other starts it again)")
+    verbose = (1 if sys.stderr.isatty() else 2) if verbose is None else verbose
+    if verbose not in (0, 1, 2):
+        raise InputError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     if not isinstance(config, TrainConfig):
         raise InputError(f"config must be a TrainConfig (TrainConfig(**values) makes one), got "
                          f"{type(config).__name__}")
