@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import reprlib
 from typing import Sequence
 
 __all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError",
@@ -129,8 +130,11 @@ def check_seed(value, name: str = "seed"):
 
 def check_paths(name: str, paths, *, what: str = "path"):
     """Raise :class:`InputError` when ``paths`` is one path (a ``str`` or ``Path``) where a
-    sequence of them is expected: iterated, a string would give its characters. ``what``
+    sequence of them is expected (iterated, a string would give its characters), or no
+    sequence at all (``None``, bytes, a number). ``what``
     names one item in the message (``'split name'``)."""
     if isinstance(paths, (str, os.PathLike)):
         raise InputError(f"{name} must be a sequence of {what}s, got the one {what} {paths!r}: "
                          f"give [{str(paths)!r}]")
+    if isinstance(paths, bytes) or not hasattr(paths, "__iter__"):
+        raise InputError(f"{name} must be a sequence of {what}s, got {reprlib.repr(paths)}")

@@ -398,6 +398,10 @@ def test_features_of_files_reads_a_batch_at_a_time_in_order(tmp_path):
         features_of_files(paths, params, 0)  # at the call: it had given nothing, silently
     with pytest.raises(InputError, match="paths must be a sequence of paths, got the one"):
         features_of_files(paths[0], params, 2)
+    for nothing in (None, b"a.wav", 5):  # not iterated: one error, not a TypeError within
+        with pytest.raises(InputError, match=f"paths must be a sequence of paths, got "
+                                             f"{re.escape(repr(nothing))}$"):
+            features_of_files(nothing, params, 2)
 
 
 def test_audioread_reads_and_reports_a_file_as_libsndfile_does(tmp_path, monkeypatch):
