@@ -187,8 +187,9 @@ def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
     result : Evaluation
     path : str or pathlib.Path, optional
         The file, in the format its ending names (:func:`training.images.image_path`: ``.png``
-        added where it has none); a folder, or text ending in a separator (``out/``, made where
-        it is missing), puts ``result.default_png``'s name in it. Default: ``result.default_png``.
+        added where it has none, its folders made where they are missing); a folder, or text
+        ending in a separator (``out/``), puts ``result.default_png``'s name in it. Default
+        (``None`` or ``''``): ``result.default_png``.
 
     Returns
     -------

@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 def image_path(out, *, in_folder: str) -> Path:
     """Where the image ``out`` is written: as given, in the format its ending names (any that
     matplotlib writes: png, pdf, svg, ...), or with ``.png`` added when it has none; a folder,
-    or text ending in a separator (``maps/``, made when it is missing), gets the file
-    ``in_folder`` in it.
+    or text ending in a separator (``maps/``), gets the file ``in_folder`` in it. The folders
+    it is in are made where they are missing (a mistyped one too).
 
     Raises
     ------
