@@ -43,7 +43,7 @@ def test_the_block_order_counts_with_its_sizes():
     assert quality.config_differences(default, block) == [
         "loader: 'one by one' != 'block'", "block_mib: None != 0.5", "buffer_mib: None != 256.0"]
     smaller = TrainConfig(loader="block", buffer_mib=64).to_dict()
-    assert quality.config_differences(smaller, block) == ["buffer_mib: 64 != 256.0"]
+    assert quality.config_differences(smaller, block) == ["buffer_mib: 64.0 != 256.0"]
 
 
 def test_a_field_the_record_lacks_has_its_value_from_before_the_field():
