@@ -437,18 +437,21 @@ def test_resume_takes_the_options_the_run_started_with_and_refuses_others():
     assert resume_conflicts(given_settings(args("--no-balance")), started) == ["--no-balance"]
 
 
-def test_train_shows_no_progress_bar_where_stderr_is_not_a_terminal(monkeypatch, tmp_path):
+def test_train_shows_no_progress_bar_where_stderr_is_not_a_terminal(monkeypatch, tmp_path,
+                                                                    tone_store):
     import training.train
     from featurestore.errors import InputError
     seen = []
 
-    def train(store, model_dir, config, **options):
-        seen.append(options["verbose"])
+    def fit(*args, verbose, **options):  # as train() gives it to Keras
+        seen.append(verbose)
         raise InputError("stopped here")
-    monkeypatch.setattr(training.train, "train", train)
-    assert main(["train", str(tmp_path), str(tmp_path / "m")]) == 1  # stderr: pytest's capture
-    assert main(["train", str(tmp_path), str(tmp_path / "m"), "-q"]) == 1
-    assert seen == [2, 0]  # a line an epoch, no bar; nothing
+    monkeypatch.setattr(training.train, "_fit", fit)
+    assert main(["train", str(tone_store), str(tmp_path / "a")]) == 1  # stderr: pytest's
+    assert main(["train", str(tone_store), str(tmp_path / "b"), "-q"]) == 1
+    with pytest.raises(InputError):  # from Python too
+        training.train.train(tone_store, tmp_path / "c")
+    assert seen == [2, 0, 2]  # a line an epoch, no bar; nothing
 
 
 def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
