@@ -84,7 +84,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     check_map_folder(out_dir)
     page = out_dir / "index.html"
     data, label_sets, outputs = {"splits": {}}, {}, {}
-    copies, missing, linked = {}, set(), set()
+    copies, missing, linked, played = {}, set(), set(), set()
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
             if schema.TSNE not in f:
@@ -114,6 +114,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                         copies[copied[source]] = source  # copied once the page can be made
                     source = copied[source]
                 # a window of a recording plays from its start to its end (a media fragment)
+                played.add(source)
                 audio.append(_audio_link(out_dir, source)
                              + (f"#t={offset:g},{offset + clip:g}" if windows else ""))
             xy = map_coords(f)
@@ -144,10 +145,12 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
         elif copy_audio and _copied(source):  # the page's folder holds every sound it plays
             copy = out_dir / "audio" / "placed" / f"{k:05d}-{source.name}"
             copies[copy], link = source, _audio_link(out_dir, copy)
+            played.add(copy)
         else:
             if copy_audio:
                 linked.add(source)
             link = _audio_link(out_dir, source)
+            played.add(source)
         data["placed"].append({"split": p.split, "x": p.x, "y": p.y, "name": source.name,
                                "family": p.family, "audio": link})
     if missing:
@@ -172,27 +175,29 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], template)
     atomic_write_text(page, text)
     if ours:
-        _remove_old_copies(out_dir, set(copies))
+        _remove_old_copies(out_dir, {path.resolve() for path in played},
+                           [*store_splits(store), "placed"])
     return page
 
 
-def _remove_old_copies(out_dir: Path, kept: set):
-    """Remove the sounds an earlier map copied next to its page (``audio/SPLIT/NNNNN-NAME``)
-    that the new page does not play, and the folders they leave empty; anything else stays."""
+def _remove_old_copies(out_dir: Path, played: set, folders: Sequence[str]):
+    """Remove the sounds an earlier map copied next to its page (``audio/FOLDER/NNNNN-NAME``,
+    FOLDER a split or ``placed``) that the new page does not play (``played``, resolved), and
+    a folder they leave empty; anything else stays."""
     audio = out_dir / "audio"
     if audio.is_symlink() or not audio.is_dir():
         return
-    for folder in audio.iterdir():
+    for folder in (audio / name for name in folders):
         if folder.is_symlink() or not folder.is_dir():
             continue
-        for old in folder.iterdir():
-            if old not in kept and COPY_NAME.fullmatch(old.name) and not old.is_symlink() \
-                    and old.is_file():
-                old.unlink()
-        with contextlib.suppress(OSError):  # where it is empty now
-            folder.rmdir()
-    with contextlib.suppress(OSError):
-        audio.rmdir()
+        old = [path for path in folder.iterdir() if COPY_NAME.fullmatch(path.name)
+               and not path.is_symlink() and path.is_file() and path.resolve() not in played]
+        for path in old:
+            path.unlink()
+        with contextlib.suppress(OSError):  # where they leave it empty
+            if old:
+                folder.rmdir()
+                audio.rmdir()
 
 
 def _predicted(f: h5py.File, n: int) -> Tuple[np.ndarray, Tuple[str, ...]]:

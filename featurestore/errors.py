@@ -136,5 +136,5 @@ def check_paths(name: str, paths, *, what: str = "path"):
     if isinstance(paths, (str, os.PathLike)):
         raise InputError(f"{name} must be a sequence of {what}s, got the one {what} {paths!r}: "
                          f"give [{str(paths)!r}]")
-    if isinstance(paths, bytes) or not hasattr(paths, "__iter__"):
+    if isinstance(paths, (bytes, bytearray, memoryview)) or not hasattr(paths, "__iter__"):
         raise InputError(f"{name} must be a sequence of {what}s, got {reprlib.repr(paths)}")

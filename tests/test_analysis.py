@@ -669,13 +669,18 @@ def test_map_copies_only_audio_whatever_a_store_names(mapped, tmp_path, caplog):
     write_map(store, tmp_path / "map", copy_audio=True)
     assert sorted(p for p in (tmp_path / "map" / "audio").rglob("*") if p.is_file()) == sorted(
         copies)
+    write_map(store, tmp_path / "map")  # linked where they are: the copies are the old page's
+    assert not (tmp_path / "map" / "audio").exists()  # and the folders they leave empty
+    write_map(store, tmp_path / "map", copy_audio=True)
     mine = tmp_path / "map" / "audio" / "test" / "my notes.txt"
     mine.write_text("a user's own file")
-    write_map(store, tmp_path / "map")  # linked where they are: the copies are the old page's
-    assert [p for p in (tmp_path / "map" / "audio").rglob("*") if p.is_file()] == [mine]
-    mine.unlink()
+    played = tmp_path / "map" / "audio" / "test" / "00099-a note of the store.wav"
+    shutil.copyfile(kept, played)  # named as a copy, but the store's own audio: played
+    with h5py.File(store / "test.h5", "r+") as f:
+        f["file"][2] = str(played)
     write_map(store, tmp_path / "map")
-    assert not (tmp_path / "map" / "audio").exists()  # the folders they leave empty go too
+    assert sorted(p for p in (tmp_path / "map" / "audio").rglob("*") if p.is_file()) == [
+        played, mine]
     os.mkfifo(tmp_path / "pipe.html")  # an index.html that is a pipe would block a read
     (tmp_path / "piped").mkdir()
     (tmp_path / "piped" / "index.html").symlink_to(tmp_path / "pipe.html")

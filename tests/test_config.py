@@ -18,8 +18,9 @@ from training.config import TrainConfig
     ({"balance": "no"}, "balance must be True or False, got 'no'"),  # had been on
     ({"augment": 0}, "augment must be True or False, got 0"),
     ({"model": 3}, "model must be a string, got 3"),
-    ({"bn_momentum": -3.0}, r"bn_momentum must be in \[0, 1\), got -3.0"),  # had trained
-    ({"bn_momentum": float("nan")}, r"bn_momentum must be in \[0, 1\), got nan"),
+    ({"bn_momentum": -3.0}, r"bn_momentum must be in \[0, 1\], got -3.0"),  # had trained
+    ({"bn_momentum": float("nan")}, r"bn_momentum must be in \[0, 1\], got nan"),
+    ({"budget_minutes": 10 ** 400}, "budget_minutes must be a finite number"),
     ({"shift_bins": -3}, "shift_bins must be >= 0, got -3"),
     ({"time_mask_frames": -5}, "time_mask_frames must be >= 0, got -5"),
     ({"freq_masks": -1}, "freq_masks must be >= 0, got -1"),
@@ -55,6 +56,22 @@ def test_from_dict_reads_a_saved_run_and_refuses_what_is_not_one():
     with pytest.raises(InputError, match="a TrainConfig is read from a dict of its fields, got "
                                          "NoneType"):
         TrainConfig.from_dict(None)
+    # a saved run's counts written as floats, switches as 0 and 1 (by hand): read as they were
+    edited = TrainConfig.from_dict({**saved, "width": 16.0, "balance": 1, "augment": 0})
+    assert edited == TrainConfig(epochs=3, augment=False) and type(edited.width) is int
+
+
+def test_other_than_names_the_settings_given_that_a_run_did_not_start_with():
+    run = TrainConfig(epochs=3, batch_size=8)
+    assert TrainConfig().other_than(run) == []  # nothing given: the run's own
+    assert TrainConfig(epochs=3).other_than(run) == []
+    assert TrainConfig(epochs=10, learning_rate=1e-5).other_than(run) == [
+        "epochs 10 (the run's 3)", "learning_rate 1e-05 (the run's 0.002)"]
+    assert TrainConfig(model="tutorial").other_than(run) == [
+        "model 'tutorial' (the run's 'default')"]  # not its rate and augmentation as well
+    tutorial = TrainConfig(model="tutorial", epochs=2)
+    assert TrainConfig(model="tutorial").other_than(tutorial) == []
+    assert TrainConfig().other_than(tutorial) == []  # the default model is no setting given
 
 
 def test_train_refuses_what_is_not_a_config_or_callbacks_before_anything_is_made(tmp_path):

@@ -495,11 +495,14 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
             "0.002): give the run's own, or TrainConfig()")):
         train(tone_store, tmp_path / "m", config.replace(epochs=10, learning_rate=1e-5),
               resume=True, verbose=0)  # had been passed over without a word
+    import random
     np.random.seed(123)
+    random.seed(123)
     result = train(tone_store, tmp_path / "m", config, resume=True, verbose=0)  # its own
-    drawn = np.random.rand()
+    drawn = np.random.rand(), random.random()
     np.random.seed(123)
-    assert np.random.rand() == drawn  # the caller's own draws go on as they would have
+    random.seed(123)
+    assert (np.random.rand(), random.random()) == drawn  # the caller's draws go on as before
     assert [int(r["epoch"]) for r in history(tmp_path / "m")] == [0, 1, 2]
     assert result.epochs == 3 and (tmp_path / "m" / "model.keras").is_file()
     with pytest.raises(ModelError, match="already"):

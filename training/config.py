@@ -37,8 +37,11 @@ LEARNING_RATES = {"default": 2e-3, "tutorial": 5e-4}
 #: Fields added after runs were saved without them, and the value those runs had: a run
 #: resumed from such a ``config.json`` goes on as it started.
 BEFORE = {"time_pool": 2}
-#: What a field of each type takes, as messages say it.
-_KINDS = {"bool": "True or False", "str": "a string", "int": "an integer", "float": "a number"}
+_BOOLS = (bool, np.bool_)
+#: What a field of each annotated type takes, the Python type it is stored as, and how
+#: messages say it.
+_KINDS = {"bool": (_BOOLS, bool, "True or False"), "str": (str, str, "a string"),
+          "int": (numbers.Integral, int, "an integer"), "float": (numbers.Real, float, "a number")}
 
 
 @dataclass(frozen=True)
@@ -220,8 +223,8 @@ class TrainConfig:
                              f"got {self.batch_size}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
-        if not 0 <= self.bn_momentum < 1:
-            raise InputError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        if not 0 <= self.bn_momentum <= 1:
+            raise InputError(f"bn_momentum must be in [0, 1], got {self.bn_momentum}")
         for name in ("shift_bins", "freq_masks", "freq_mask_bins", "time_masks",
                      "time_mask_frames"):
             if getattr(self, name) < 0:
@@ -235,18 +238,14 @@ class TrainConfig:
             kind = field.type[len("Optional["):-1] if optional else field.type
             if value is None and optional:
                 continue
-            if kind == "bool":
-                ok = isinstance(value, (bool, np.bool_))
-            elif kind == "str":
-                ok = isinstance(value, str)
-            else:
-                ok = isinstance(value, (numbers.Integral if kind == "int" else numbers.Real)) \
-                    and not isinstance(value, (bool, np.bool_))
-            if not ok:
-                raise InputError(f"{field.name} must be {_KINDS[kind]}"
-                                 f"{' or None' if optional else ''}, got {value!r}")
-            object.__setattr__(self, field.name, {"bool": bool, "str": str, "int": int,
-                                                  "float": float}[kind](value))
+            takes, convert, said = _KINDS[kind]
+            if not isinstance(value, takes) or kind != "bool" and isinstance(value, _BOOLS):
+                raise InputError(f"{field.name} must be {said}{' or None' if optional else ''}, "
+                                 f"got {value!r}")
+            try:
+                object.__setattr__(self, field.name, convert(value))
+            except OverflowError:
+                raise InputError(f"{field.name} must be a finite number, got {value!r}") from None
 
     def augments(self) -> bool:
         """Whether training augments: ``augment`` for the default model (the tutorial's
@@ -305,24 +304,33 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise InputError(f"a TrainConfig is read from a dict of its fields, got "
                              f"{type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{**BEFORE, **{k: v for k, v in data.items() if k in known}})
+        values = {**BEFORE, **data}
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in values.items() if k in kinds}
+        for name, value in values.items():  # as a config.json written by hand may hold them
+            if kinds[name] in ("int", "Optional[int]") and isinstance(value, float) and \
+                    value.is_integer():
+                values[name] = int(value)
+            elif kinds[name] == "bool" and value in (0, 1) and not isinstance(value, _BOOLS):
+                values[name] = bool(value)
+        return cls(**values)
 
     def other_than(self, run: "TrainConfig") -> List[str]:
-        """The settings of this configuration, where they are not the defaults, that differ
-        from those ``run`` started with, as ``'epochs 10 (the run's 3)'``: what ``train``'s
-        ``resume`` refuses to change."""
-        default = TrainConfig(model=self.model)  # the model's own rate and augmentation
-        given = ["model"] * (self.model != TrainConfig().model) + [
-            f.name for f in dataclasses.fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)]
-        return [f"{name} {getattr(self, name)!r} (the run's {getattr(run, name)!r})"
-                for name in given if getattr(self, name) != getattr(run, name)]
+        """The settings of this configuration other than the defaults (the model's own rate
+        and augmentation for the tutorial's) that differ from those ``run`` started with, as
+        ``'epochs 10 (the run's 3)'``: what ``train``'s ``resume`` refuses to change."""
+        default = TrainConfig(model=self.model)
+        return [f"{f.name} {getattr(self, f.name)!r} (the run's {getattr(run, f.name)!r})"
+                for f in dataclasses.fields(self)
+                if (f.name == "model" and self.model != "default"
+                    or getattr(self, f.name) != getattr(default, f.name))
+                and getattr(self, f.name) != getattr(run, f.name)]
 
     def replace(self, **changes) -> "TrainConfig":
         """This configuration with ``changes``; another ``model`` brings its own learning rate
         (:data:`LEARNING_RATES`) unless one is given, or this one's is not its model's, and
-        the default model its augmentation, which the tutorial's turns off, unless given."""
+        the default model its augmentation, which the tutorial's turns off, unless given (an
+        ``augment=False`` given before the tutorial's is not remembered)."""
         if "model" in changes and "learning_rate" not in changes and \
                 self.learning_rate == LEARNING_RATES[self.model]:
             changes["learning_rate"] = None

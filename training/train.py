@@ -298,7 +298,8 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
 def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool = False,
           overwrite: bool = False, verbose: Optional[int] = None,
           callbacks: Sequence = ()) -> TrainResult:
-    """Train ``config.model`` on a store.
+    """Train ``config.model`` on a store; Python's and NumPy's global random states are as
+    they were before the call (a run seeds them).
 
     Parameters
     ----------
@@ -309,9 +310,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     config : TrainConfig
     resume : bool
         Continue the interrupted run in ``model_dir`` after its last finished epoch, with its
-        own settings (see :mod:`training.runfiles`; ``config`` may give them, or be left as
-        the default); a run that had finished is left as it is. Python's and NumPy's global
-        random states are as they were after a run.
+        own settings (:mod:`training.runfiles`; ``config`` gives them or is left as the
+        default: :meth:`TrainConfig.other_than`); a run that had finished is left as it is.
     overwrite : bool
         Replace a finished model in ``model_dir``.
     verbose : {0, 1, 2}, optional
