@@ -190,7 +190,7 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     def do_train():
         if (model / "model.keras").is_file():
             return "kept"
-        result = train(store, model, config, verbose=1 if progress else 0,
+        result = train(store, model, config, verbose=None if progress else 0,
                        resume=(model / "config.json").is_file())  # a run that was stopped
         return (f"best validation accuracy {result.best_val_accuracy:.3f} "
                 f"(epoch {result.best_epoch} of {result.epochs}; stopped: {result.stopped})")
