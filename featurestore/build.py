@@ -379,8 +379,7 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
             notes, problems = grow.not_held(notes, problems, held, roots, split)
         if not (notes or problems) and mine.labels == labels and "train" not in changed:
             train_stats = mine.summary if split == "train" else train_stats
-            reports.append(SplitReport(split, path, "kept", len(mine.notes), *map(
-                len, mine.problems), skipped=list(mine.problems[0])))
+            reports.append(SplitReport.kept(split, path, len(mine.notes), mine.problems))
             continue
         try:
             report, stats = _build_split(_Split(

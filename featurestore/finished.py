@@ -46,6 +46,13 @@ class SplitReport:
     skipped: List[Tuple[str, str]] = field(default_factory=list)
     held: int = 0  # build --add: the notes the split held before (n_examples were added)
 
+    @classmethod
+    def kept(cls, split: str, path: Path, n: int, problems) -> "SplitReport":
+        """The report of a finished split a build keeps as it is: its ``n`` notes and its
+        ``(skipped, adjusted)`` rows (:func:`schema.read_problems`)."""
+        skipped, adjusted = problems
+        return cls(split, path, "kept", n, len(skipped), len(adjusted), skipped=list(skipped))
+
     @property
     def bytes(self) -> int:
         return self.path.stat().st_size if self.path.is_file() else 0
@@ -83,7 +90,7 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
                 raise BuildError(f"{err}; or use --overwrite to rebuild it") from None
             differences = schema.read_params(f).differences(params)
             labels = schema.read_label_names(f) if schema.LABELS in f else None
-            skipped, adjusted = schema.read_problems(f)
+            problems = schema.read_problems(f)
             n = int(f[schema.SPECTRA].shape[0]) if schema.SPECTRA in f else None
             digest = f.attrs.get(schema.INPUTS_DIGEST)
             folders = (sorted(map(str, f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES]))
@@ -110,8 +117,7 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
                          f"inputs hold {label_set_text(read.labels)}"
                          f"{label_difference(labels, read.labels, ('the split', 'the inputs'))}"
                          f"; use --overwrite to rebuild")
-    report = SplitReport(split, path, "kept", n, n_skipped=len(skipped), skipped=skipped,
-                         n_adjusted=len(adjusted))
+    report = SplitReport.kept(split, path, n, problems)
     given = sorted(str(Path(root).resolve()) for root in read.roots)
     if was:  # the notes the split would hold now are others
         log.warning("%s: kept, but its notes were read with %s (now %s); use --overwrite to "
@@ -273,9 +279,8 @@ def _statistics(path: Path, params: FeatureParams
         with h5py.File(path, "r") as f:
             if schema.read_params(f).differences(params):
                 return None
-            skipped, adjusted = schema.read_problems(f)
-            report = SplitReport(path.stem, path, "kept", f[schema.SPECTRA].shape[0],
-                                 len(skipped), len(adjusted), skipped=list(skipped))
+            report = SplitReport.kept(path.stem, path, f[schema.SPECTRA].shape[0],
+                                      schema.read_problems(f))
             return Summary.read(f), schema.read_stats_count(f)[1], report
     except (OSError, ValueError, KeyError):
         return None

@@ -82,8 +82,7 @@ def content_digests(store) -> dict:
         log.warning("%s: its %s built before splits recorded their content, so a model cannot "
                     "tell when its notes change (evaluate's warning, train --resume's refusal): "
                     "build it again with --overwrite to record it", store,
-                    ", ".join(old[:-1]) + " and " * (len(old) > 1) + old[-1]
-                    + (" splits were" if len(old) > 1 else " split was"))
+                    " and ".join(old) + (" splits were" if len(old) > 1 else " split was"))
     return found
 
 
