@@ -1,6 +1,7 @@
 import csv
 import json
 import logging
+import math
 import re
 import shutil
 import subprocess
@@ -887,6 +888,26 @@ def test_training_that_diverges_is_an_error(tone_store, tmp_path):
     assert list((tmp_path / "m").iterdir()) == []  # no run to resume, nor to refuse a new one
     train(tone_store, tmp_path / "m", QUICK, verbose=0)  # the hint, followed
     assert (tmp_path / "m" / "model.keras").is_file()
+
+
+def test_a_model_that_learnt_nothing_is_warned_of(tone_store, tmp_path, caplog):
+    from training.runfiles import learnt_nothing
+    guess = math.log(11)  # the validation loss of answering each of 11 labels alike
+    assert learnt_nothing([{"val_loss": guess}, {"val_loss": 0.5 * guess}], 11) is None
+    assert learnt_nothing([{"val_loss": float("nan")}], 11) is None  # diverged: said as such
+    assert learnt_nothing([{"val_loss": 3e9}, {"val_loss": guess}], 11).startswith(
+        "no epoch's validation loss fell below 2.4, and answering each of the 11 labels alike "
+        "gives 2.4: the model learnt nothing")
+    with caplog.at_level(logging.WARNING, logger="training.train"):
+        train(tone_store, tmp_path / "m", QUICK, verbose=0)
+        assert "learnt nothing" not in caplog.text
+        # a rate this high sends the loss up without making it infinite
+        train(tone_store, tmp_path / "m", QUICK.replace(learning_rate=50, augment=False),
+              verbose=0, overwrite=True)
+    assert re.search(r"m: no epoch's validation loss fell below [\d.e+]+, and answering each of "
+                     r"the 11 labels alike gives 2.4: the model learnt nothing that the valid "
+                     r"split shows \(a learning rate too high does this: try a lower one\)",
+                     caplog.text)
 
 
 def test_a_store_that_fails_while_training_reads_it_is_its_own_error(tone_store, tmp_path,

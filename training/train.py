@@ -129,8 +129,7 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable config of its run "
                              f"({err})") from None
-        other = given.other_than(config)
-        if other:
+        if other := given.other_than(config):
             raise ModelError(f"{model_dir}: resume continues the run with the settings it "
                              f"started with, and the config given sets {'; '.join(other)}: "
                              f"give the run's own, or TrainConfig()")
@@ -163,8 +162,7 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
 
 
 def _clear_run(model_dir: Path, *names: str):
-    """Remove a run's files from ``model_dir`` (its epochs' backup, history, models, curves),
-    and ``names``."""
+    """Remove a run's files (backup, history, models, curves) and ``names`` from ``model_dir``."""
     shutil.rmtree(model_dir / BACKUP_DIR, ignore_errors=True)
     for name in (MODEL_FILE, BEST_FILE, HISTORY_FILE, CURVES_FILE, *names):
         (model_dir / name).unlink(missing_ok=True)
@@ -261,7 +259,7 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
 def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> TrainResult:
     """Pick the best epoch: ``config.json`` with it, ``model.keras``, the curves, then the
     backup and the best-epoch copy go; each step can be redone after an interruption."""
-    from .runfiles import finite, read_history, should_stop
+    from .runfiles import finite, learnt_nothing, read_history, should_stop
     history = read_history(model_dir / HISTORY_FILE)
     if not history:
         raise ModelError(f"{model_dir}: no finished epoch to pick a model from")
@@ -274,6 +272,8 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
     if diverged:
         log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
                     "model is its best epoch before that", diverged[0])
+    if why := learnt_nothing(history, len(info["labels"])):
+        log.warning("%s: %s", model_dir, why)
     info.update(best_epoch=int(best["epoch"]) + 1, best_val_accuracy=best["val_accuracy"],
                 stopped=should_stop(history, config) or "the loss was not finite",
                 epochs_run=len(history),
