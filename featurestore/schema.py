@@ -60,7 +60,9 @@ root attrs         ``feature_*``: every parameter that shapes the features
                    were read (:class:`featurestore.layouts.InputOptions`: ``input_layout``,
                    ``input_group_by``, ``input_windows`` (0: none), ``input_valid_fraction``,
                    ``input_test_fraction``); ``split``, ``n_examples``,
-                   ``timbremap_version``, ``source_root`` (the first NOTES folder; see
+                   ``timbremap_version``, ``schema_version`` (:data:`SCHEMA_VERSION`:
+                   a later version that changes this layout writes a higher one, which this
+                   version refuses), ``source_root`` (the first NOTES folder; see
                    ``/source_folder``), ``created`` (ISO 8601, UTC),
                    ``inputs_digest`` (SHA-1 of the input files' names and sizes: a later
                    build warns when the folder changed), ``content_digest`` (SHA-1 of the
@@ -100,7 +102,8 @@ from .params import FeatureParams
 __all__ = ["SPECTRA", "LABELS", "NAMES", "FILE", "OFFSET", "GROUP", "METADATA", "PITCH",
            "VELOCITY", "INSTRUMENT", "INSTRUMENT_STR", "SOURCE", "QUALITIES", "SOURCE_FOLDER",
            "SKIPPED", "ADJUSTED", "BUILT", "EMBEDDINGS", "PROBABILITIES", "TSNE",
-           "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1", "create_spectra", "write_notes",
+           "TSNE_PCA_COMPONENTS", "TSNE_PCA_MEAN", "MODEL_SHA1", "SCHEMA_VERSION",
+           "create_spectra", "write_notes",
            "write_stats", "write_problems", "stored_text", "write_provenance", "analysis_results",
            "clear_metadata", "is_apart_results", "read_params", "read_stats",
            "read_stats_count", "read_audio_paths", "read_problems", "read_label_names",
@@ -146,6 +149,9 @@ COLUMNS = "columns"    # /skipped, /adjusted
 MODEL_SHA1 = "model_sha1"  # /embeddings: the weights they come from
 INPUTS_DIGEST = "inputs_digest"  # root
 CONTENT_DIGEST = "content_digest"  # root
+#: The layout of a split file this version writes, in its root attr ``schema_version``; it
+#: reads files of this one or older (a file without the attr was written before it was kept).
+SCHEMA_VERSION = 1
 
 STRING = h5py.string_dtype("utf-8")
 
@@ -249,7 +255,8 @@ def _strings(rows) -> np.ndarray:
 def write_provenance(f: h5py.File, *, split: str, n: int, inputs_digest: str, source_root: str):
     """The root attrs saying what the file is and what it was built from."""
     f.attrs.update({"split": split, "n_examples": n, INPUTS_DIGEST: inputs_digest,
-                    "timbremap_version": __version__, "source_root": source_root,
+                    "timbremap_version": __version__, "schema_version": SCHEMA_VERSION,
+                    "source_root": source_root,
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat()})
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from ._version import __version__
 from .errors import StoreError, counted
 from .schema import (BUILT, EMBEDDINGS, INSTRUMENT, LABELS, LIST_NAMES, METADATA,
-                     NOT_PER_NOTE, OFFSET, PITCH, PROBABILITIES, REQUIRED, SOURCE_FOLDER, SPECTRA,
-                     TSNE, VELOCITY, datasets, is_apart_results, read_label_names, read_params)
+                     NOT_PER_NOTE, OFFSET, PITCH, PROBABILITIES, REQUIRED, SCHEMA_VERSION,
+                     SOURCE_FOLDER, SPECTRA, TSNE, VELOCITY, datasets, is_apart_results,
+                     read_label_names, read_params)
 
 __all__ = ["check_split", "check_held_here", "PER_NOTE"]
 
@@ -26,6 +28,8 @@ def check_split(f: h5py.File):
 
     Checked before any note is read, from the file's metadata, its index datasets and offsets:
 
+    - its attr ``schema_version`` is :data:`~featurestore.schema.SCHEMA_VERSION` or older (a
+      file written without it is read as schema 1);
     - everything in it is held in it: no name at its root or in ``/metadata`` is a link
       (another file's object, opened when the name is read), and no dataset keeps its data in
       other files (external storage, a virtual dataset), which a read could block on (a pipe)
@@ -46,6 +50,13 @@ def check_split(f: h5py.File):
         Naming the file, the dataset and what it declares.
     """
     check_held_here(f)
+    version = f.attrs.get("schema_version", SCHEMA_VERSION)
+    version = int(version) if isinstance(version, (int, np.integer)) else repr(version)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise StoreError(f"{f.filename}: written in store schema {version} "
+                         f"(by timbremap {f.attrs.get('timbremap_version', '?')}), and this "
+                         f"timbremap ({__version__}) reads schema {SCHEMA_VERSION} and older: "
+                         f"upgrade timbremap to read it")
     missing = [name for name in REQUIRED if name not in f]
     if missing and is_apart_results(f):
         raise StoreError(f"{f.filename}: results 'timbremap embed --into' wrote for "

@@ -1,5 +1,7 @@
 """The version is written once, in ``featurestore/_version.py``: the package metadata
-(``setup.py``), ``timbremap --version`` and the stores' ``timbremap_version`` attr agree."""
+(``setup.py``), ``timbremap --version`` and the stores' ``timbremap_version`` attr agree; a
+store's ``schema_version`` says which layout it is in."""
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -28,3 +30,30 @@ def test_the_command_says_the_version_of_the_package(capsys):
 def test_the_installed_metadata_says_the_version_of_the_package():
     installed = metadata.version("timbremap")  # make test installs it (pip install -e .)
     assert installed == __version__, "installed from another version: pip install -e . again"
+
+
+def test_a_split_of_a_later_schema_is_refused_and_one_written_before_the_attr_is_read(
+        tmp_path):
+    import h5py
+    from featurestore import SplitDataset
+    from featurestore.build import build_store
+    from featurestore.errors import StoreError
+    from featurestore.schema import SCHEMA_VERSION
+    from helpers import make_tone_root
+    build_store(make_tone_root(tmp_path / "root"), tmp_path / "store", jobs=1, progress=False)
+    path = tmp_path / "store" / "valid.h5"
+    with h5py.File(path, "r+") as f:
+        assert f.attrs["schema_version"] == SCHEMA_VERSION
+        del f.attrs["schema_version"]  # as a store built before the attr was written
+    assert len(SplitDataset(tmp_path / "store", "valid")) == 11
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = SCHEMA_VERSION + 1
+    newer = (rf"valid.h5: written in store schema {SCHEMA_VERSION + 1} \(by timbremap "
+             rf"{__version__}\), and this timbremap \({__version__}\) reads schema "
+             rf"{SCHEMA_VERSION} and older: upgrade timbremap to read it")
+    with pytest.raises(StoreError, match=newer):
+        SplitDataset(tmp_path / "store", "valid")
+    inspected = subprocess.run([sys.executable, "-m", "analysis.cli", "inspect",
+                                tmp_path / "store"], cwd=REPO, capture_output=True, text=True,
+                               timeout=120)
+    assert inspected.returncode == 1 and re.search(newer, inspected.stderr), inspected.stderr
