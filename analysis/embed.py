@@ -10,11 +10,11 @@ from typing import Dict, Optional, Sequence
 
 import h5py
 import numpy as np
-from tqdm.auto import tqdm
 
 from featurestore import schema
 from featurestore.errors import InputError, check_paths, check_positive_int
 from featurestore.files import check_folder_path, exclusive_lock, replaced
+from featurestore.progressbar import progress_bar
 from featurestore.remote import is_url, store_location
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, no_splits, open_split, read_params, require_store,
@@ -142,7 +142,7 @@ def _embed(store, trained: TrainedModel, splits: Sequence[str], into: Optional[P
         with SpectraReader(path) as reader:
             n = len(reader)
             dim = int(both.outputs[0].shape[-1])
-            bar = tqdm(total=n, unit="note", desc=f"embed {split}", disable=not progress)
+            bar = progress_bar(total=n, unit="note", desc=f"embed {split}", enabled=progress)
             # one pass over the spectra; what it keeps is small (D + C floats a note)
             embeddings, probabilities = [], []
             for start, x in zip(range(0, n, batch_size), reader.iter_batches(batch_size)):

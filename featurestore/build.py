@@ -19,7 +19,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import h5py
 from joblib import Parallel, delayed
-from tqdm.auto import tqdm
 
 from . import commit, finished, grow, schema, splitfile, workers
 from .errors import BuildError
@@ -29,6 +28,7 @@ from .nsynth import SPLITS
 from .notes import Notes
 from .overlap import check_splits_apart
 from .params import FeatureParams
+from .progressbar import progress_bar
 from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
                         give_back_room, inputs_digest, note_writer)
 from .stats import RunningStats
@@ -132,8 +132,8 @@ def _build_split(split: _Split, params: FeatureParams,
               for k in range(state.position, len(notes), run.batch_size)]
     start = time.perf_counter()
     steady_start, steady_done = None, 0
-    bar = tqdm(total=len(notes), initial=state.position, unit="note", desc=split.name,
-               disable=not run.progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(notes), initial=state.position, unit="note", desc=split.name,
+                       enabled=run.progress)
     handoff = contextlib.nullcontext()
     if run.ring and bounds:
         size = workers.RING_SLOTS_PER_JOB * run.jobs, bounds[0][1] - bounds[0][0], params.shape
@@ -257,7 +257,7 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
     splits : sequence of str, optional
         Only these splits (default: every split the inputs have).
     progress : bool
-        Show a tqdm bar per split.
+        Show a progress bar per split (:func:`featurestore.progressbar.progress_bar`).
 
     Returns
     -------

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage, check_seed, counted
 from .nsynth import FAMILIES, SOURCES, Example
+from .progressbar import progress_bar
 from .renderfolder import refuse_rendered, rendering, write_note
 from .sf2check import check_soundfont
 
@@ -247,7 +247,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
         names, so the notes of banks rendered into folders of their own and built into one
         store stay apart (default: the SoundFont's file name, its letters and digits).
     progress : bool
-        Show a tqdm bar.
+        Show a progress bar (:func:`featurestore.progressbar.progress_bar`).
 
     Returns
     -------
@@ -319,8 +319,8 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     bank = zlib.crc32(tag.encode()) % BANKS
     silent: List[str] = []
     with rendering(out, examples) as work:
-        for program, pitch, velocity in tqdm(jobs, unit="note", desc=f"render {soundfont.name}",
-                                             disable=not progress, dynamic_ncols=True):
+        for program, pitch, velocity in progress_bar(jobs, unit="note", enabled=progress,
+                                                     desc=f"render {soundfont.name}"):
             family, source = GM_FAMILIES[program]
             instrument_str = f"{family}_{source}_{tag}{program:03d}"
             name = f"{instrument_str}-{pitch:03d}-{velocity:03d}"

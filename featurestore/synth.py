@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .errors import InputError, NeedsPackage, counted, install_hint
 from .nsynth import FAMILIES, SOURCES, Example
+from .progressbar import progress_bar
 from .render import BANKS, PITCH_RANGES, RenderOptions, assign_splits, warn_of_empty_splits
 from .renderfolder import refuse_rendered, rendering, write_note
 
@@ -254,7 +254,7 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
         Sample rate, length, hold, velocities, pitch step, split shares, ``seed`` (draws the
         instruments and their splits) and ``gain_db``.
     progress : bool
-        Show a tqdm bar.
+        Show a progress bar (:func:`featurestore.progressbar.progress_bar`).
 
     Returns
     -------
@@ -298,8 +298,8 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
     total = int(round(options.duration * options.sample_rate))
     failed: Dict[str, List[str]] = {"silent": [], "not finite": []}
     with rendering(out, examples) as work:
-        for inst, pitch, velocity in tqdm(jobs, unit="note", desc=f"render {'+'.join(names)}",
-                                          disable=not progress, dynamic_ncols=True):
+        for inst, pitch, velocity in progress_bar(jobs, unit="note", enabled=progress,
+                                                  desc=f"render {'+'.join(names)}"):
             if inst.engine not in renderers:
                 renderers[inst.engine] = engine_module(inst.engine).renderer(options)
             name = f"{inst.name}-{pitch:03d}-{velocity:03d}"

@@ -800,3 +800,21 @@ def test_a_file_that_is_not_a_split_is_not_kept_silently(tone_root, tmp_path):
     (tmp_path / "s" / "test.h5").write_text("my notes")
     with pytest.raises(BuildError, match="test.h5: exists and is not a timbremap split file"):
         build_store(tone_root, tmp_path / "s", jobs=1, progress=False, splits=["test"])
+
+
+def test_a_progress_bar_is_redrawn_where_watched_and_once_a_minute_into_a_log(monkeypatch):
+    import io
+    from featurestore.progressbar import LOGGED_EVERY, progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    for stream, every in ((Terminal(), 0.1), (io.StringIO(), LOGGED_EVERY)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        with progress_bar(total=3, enabled=True, desc="train", unit="note") as bar:
+            bar.update(3)
+        assert bar.mininterval == every and "train: 100%" in stream.getvalue()
+    shown = stream.getvalue()
+    with progress_bar(range(2), enabled=False, desc="train") as bar:
+        assert list(bar) == [0, 1]
+    assert stream.getvalue() == shown
