@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.errors import InputError, check_positive_int, check_seed
+from featurestore.errors import InputError, check_positive_int, check_seed, counted
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 from featurestore.writeback import check_writable, results_file, split_version, write_result
@@ -309,7 +309,7 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
             data = f[schema.EMBEDDINGS][:].astype(np.float32)
             embeddings_model = str(f[schema.EMBEDDINGS].attrs.get(schema.MODEL_SHA1, ""))
     if n < 5:
-        raise StoreError(f"{path}: {n} notes are too few for a map (at least 5)")
+        raise StoreError(f"{path}: {counted(n, 'note')}, too few for a map (at least 5)")
     if n <= 3 * perplexity:
         raise StoreError(f"{path}: {n} points are too few for perplexity {perplexity:g} "
                          f"(needs more than {3 * perplexity:g}; lower --perplexity)")

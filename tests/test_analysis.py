@@ -228,6 +228,9 @@ def test_knn_accuracy_lets_every_label_win_a_vote():
 def test_tsne_bad_input(tmp_path, tone_store):
     with pytest.raises(StoreError, match="no /embeddings"):
         tsne_split(tone_store, "test")
+    cluster_store(tmp_path / "test.h5", n_per=1, families=1)
+    with pytest.raises(StoreError, match=r"test.h5: 1 note, too few for a map \(at least 5\)"):
+        tsne_split(tmp_path, "test", perplexity=1)
     cluster_store(tmp_path / "test.h5", n_per=5)
     with pytest.raises(StoreError, match="too few for perplexity 30"):
         tsne_split(tmp_path, "test", perplexity=30)
@@ -597,6 +600,28 @@ def test_map_opens_offline_draws_points_and_plays(mapped, tone_root, tmp_path):
     drawn = int(dom.split('data-drawn="', 1)[1].split('"', 1)[0])
     assert drawn == len(data["splits"]["test"]["x"]) + 1  # its notes and the sound placed on it
     assert 'data-playing="' in dom, dom[-2000:]
+
+
+def test_map_draws_a_split_of_hundreds_of_thousands_of_notes(mapped, tmp_path):
+    store = shutil.copytree(mapped[0], tmp_path / "store")
+    (store / "placed.json").unlink(missing_ok=True)
+    page = write_map(store, tmp_path / "map")
+    head, rest = page.read_text().split("const DATA = ", 1)
+    text, tail = rest.split(";\n", 1)
+    data = json.loads(text)
+    notes = data["splits"][data["open"]]
+    n = len(notes["x"])
+    times = -(-300_000 // n)
+    for key, values in notes.items():  # every per-note list, the points repeated
+        if isinstance(values, list) and len(values) == n:
+            notes[key] = values * times
+    page.write_text(f"{head}const DATA = {json.dumps(data)};\n{tail}")
+    dom = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,800",
+                          "--virtual-time-budget=8000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=180, check=True).stdout
+    assert 'data-drawn="' in dom, dom[-1500:]  # a stack overflow drawing had left it blank
+    assert int(dom.split('data-drawn="', 1)[1].split('"', 1)[0]) == n * times
 
 
 def test_map_shows_names_as_text_and_plays_names_with_url_characters(mapped, tmp_path):

@@ -439,8 +439,8 @@ def test_a_model_scores_only_notes_of_its_labels_and_embeds_any(labelled_model, 
     from training.modeldir import ModelError, load_trained
     store, model = labelled_model
     # an NSynth model on the store of three labels: it cannot score them
-    ours = (f"{store / 'test.h5'} holds notes of {OURS}, which the model {nsynth_model} was "
-            f"not trained on: it knows {NSYNTH}; a model scores only its labels")
+    ours = (f"{store / 'test.h5'} holds notes of {OURS}, which the model in {nsynth_model} "
+            f"was not trained on: it knows {NSYNTH}; a model scores only its labels")
     for attempt in (lambda: evaluate(store, nsynth_model, "test"),
                     lambda: predict_split(load_trained(nsynth_model), store, "test")):
         with pytest.raises(ModelError) as caught:

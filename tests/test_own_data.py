@@ -475,9 +475,9 @@ def test_build_add_grows_the_store_and_evaluate_says_what_changed(folder_set, tm
     assert scored["n"] == len(grown["test"][1])
     split = next(s for s in grown if any(name.startswith("bassoon/") for name in grown[s][1]))
     error = one_error(timbremap("evaluate", store, model, "--split", split, ok=False))
-    assert error == (f"{store / split}.h5 holds notes of (bassoon), which the model {model} "
-                     f"was not trained on: it knows (cello, dog_bark, kettle); a model scores "
-                     f"only its labels")
+    assert error == (f"{store / split}.h5 holds notes of (bassoon), which the model in "
+                     f"{model} was not trained on: it knows (cello, dog_bark, kettle); a model "
+                     f"scores only its labels")
 
 
 # ---- bad command lines: one line each, no traceback ----

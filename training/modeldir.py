@@ -102,7 +102,7 @@ class TrainedModel:
         if unknown:
             both = [*unknown, *self.labels]  # quoted alike
             raise ModelError(f"{where} holds notes of {label_set_text(unknown, among=both)}, "
-                             f"which the model {self.path} was not trained on: it knows "
+                             f"which the model in {self.path} was not trained on: it knows "
                              f"{label_set_text(self.labels, among=both)}; a model scores only "
                              f"its labels")
         return outputs
