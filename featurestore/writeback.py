@@ -26,6 +26,7 @@ from .files import (copy_file, exclusive_lock, free_room, hdf5_locks_off, replac
                     temporary)
 from .remote import is_url
 from .splitcheck import check_split
+from .splitfile import give_back_room
 from .store import (StoreError, errnos, in_use, never_written, not_writable, open_split,
                     split_path)
 
@@ -137,7 +138,8 @@ def results_file(store, split: str, nbytes: int, *,
                  version: Optional[Tuple[int, int, int, int]] = None,
                  what: str = "the results") -> Iterator[h5py.File]:
     """A copy of ``STORE/SPLIT.h5`` open for writing, renamed over the split when the block
-    ends without an exception (and removed when it raises).
+    ends without an exception (and removed when it raises), without the room of results
+    removed when it is much (:func:`~featurestore.splitfile.give_back_room`).
 
     The split is never written: it is only read, under an exclusive lock (``flock``, the lock
     HDF5 takes), so no other program opens it, to read or to write, until the new file is in
@@ -168,7 +170,8 @@ def results_file(store, split: str, nbytes: int, *,
             raise StoreError(f"{path}: another program rewrote it (a build, embed or "
                              f"tsne) while these results were computed from it; it is as that "
                              f"program left it: run this command again")
-        tmp.unlink(missing_ok=True)
+        for stale in (tmp, temporary(tmp)):  # the latter left by a killed give_back_room
+            stale.unlink(missing_ok=True)
         try:
             copy_file(real, tmp)
             with h5py.File(tmp, "r+") as f:
@@ -176,6 +179,7 @@ def results_file(store, split: str, nbytes: int, *,
                 for leftover in [k for k in f if k.startswith(LEFTOVER_PREFIX)]:
                     del f[leftover]
                 yield f
+            give_back_room(tmp)  # that of results replaced (a map's PCA), when it is much
         except OSError as err:
             if not errnos(err) & FULL:
                 raise

@@ -58,6 +58,30 @@ def test_results_written_again_take_no_more_room(tmp_path):
     assert sizes[0] == sizes[1] == sizes[2]
 
 
+def test_the_room_of_results_removed_is_given_back_when_it_is_much(tone_store, tmp_path,
+                                                                   monkeypatch):
+    from featurestore import splitfile
+    monkeypatch.setattr(splitfile, "SPARE_BYTES", 0)  # what a quarter of the notes take
+    path = tmp_path / "test.h5"
+    path.write_bytes((tone_store / "test.h5").read_bytes())
+    size = path.stat().st_size
+    with results_file(tmp_path, "test", 8 << 20) as f:  # as a map of spectra, with its PCA
+        write_result(f, "tsne_pca_components", shape=(1 << 20,), blocks=[np.ones(1 << 20)],
+                     attrs={})
+        write_result(f, "tsne", shape=(11, 2), blocks=[np.ones((11, 2))], attrs={"method": "x"})
+        write_result(f, "embeddings", shape=(11, 4), blocks=[np.ones((11, 4))], attrs={})
+    assert path.stat().st_size > size + (4 << 20)
+    with results_file(tmp_path, "test", 80) as f:  # a map without one replaces it
+        del f["tsne_pca_components"]
+        write_result(f, "tsne", shape=(11, 2), blocks=[np.ones((11, 2))], attrs={"method": "y"})
+    assert path.stat().st_size < size + (1 << 20) and partials(tmp_path) == []
+    with h5py.File(path, "r") as f, h5py.File(tone_store / "test.h5", "r") as original:
+        assert f["tsne"].attrs["method"] == "y" and (f["tsne"][:] == 1).all()
+        assert (f["embeddings"][:] == 1).all()  # kept, after the room given back
+        assert (f["spectra"][:] == original["spectra"][:]).all()
+        assert dict(f.attrs).keys() == dict(original.attrs).keys()
+
+
 def test_a_failed_write_leaves_the_split_as_it_was(tmp_path):
     path = split_file(tmp_path / "test.h5")
     before = everything_in(path)
