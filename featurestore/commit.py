@@ -47,14 +47,20 @@ def finish_commit(out: Path):
                          f"beside it") from None
     for split in splits:
         _check_grown(Path(out) / f"{split}.h5.partial", split, marker)
-    for split in splits:  # another process may be finishing it too: what is gone is done
-        path = Path(out) / f"{split}.h5"
-        try:
-            os.replace(path.with_name(path.name + ".partial"), path)
-        except FileNotFoundError:
-            pass
-        path.with_name(path.name + ".journal").unlink(missing_ok=True)
-    marker.unlink(missing_ok=True)
+    try:
+        for split in splits:  # another process may be finishing it too: what is gone is done
+            path = Path(out) / f"{split}.h5"
+            try:
+                os.replace(path.with_name(path.name + ".partial"), path)
+            except FileNotFoundError:
+                pass
+            path.with_name(path.name + ".journal").unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+    except OSError as err:  # a read-only copy of the store, or a reader without the right
+        raise BuildError(f"{out}: a build --add was stopped after it committed "
+                         f"{', '.join(splits)} ({marker.name}), and its renames cannot be "
+                         f"finished here ({err.strerror or err}): run any timbremap command on "
+                         f"the store where it can be written, which finishes them") from None
     log.info("%s: finished the build --add of %s", out, ", ".join(splits))
 
 

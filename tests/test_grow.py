@@ -4,6 +4,7 @@ any moment leaves the store as it was or as it will be."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import shutil
 import signal
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from featurestore import schema
+from featurestore import SplitDataset, commit, schema
 from featurestore.build import build_store
 from featurestore.errors import BuildError
 from featurestore.commit import COMMIT
@@ -318,6 +319,15 @@ def test_a_killed_add_leaves_the_store_as_it_was_or_as_it_will_be(tmp_path, mome
         build_store(root, store, jobs=1, progress=False, add=True)  # resumes
     else:
         assert (store / COMMIT).exists()  # committed: the next command finishes it
+        read_only = OSError(errno.EROFS, "Read-only file system")
+        with pytest.MonkeyPatch.context() as m:  # a copy of the store on a read-only disk
+            m.setattr(commit.os, "replace", lambda *a: (_ for _ in ()).throw(read_only))
+            with pytest.raises(BuildError, match=r"store: a build --add was stopped after it "
+                                                 r"committed .+ \(\.add-commit\.json\), and its "
+                                                 r"renames cannot be finished here \(Read-only "
+                                                 r"file system\): run any timbremap command "):
+                SplitDataset(store, "valid")  # a reader, of a split the add did not grow too
+        assert (store / COMMIT).exists()
         with open_split(store, "train"):
             pass
         assert not (store / COMMIT).exists()
