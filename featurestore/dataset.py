@@ -10,6 +10,7 @@ from typing import Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
+import featurestore.remote as remote
 from .errors import StoreError
 from .schema import CONTENT_DIGEST, LABELS, SPECTRA, note_datasets
 from .reader import SpectraReader
@@ -88,6 +89,7 @@ class SplitDataset:
             self._content = self._content_of(f)
         self._n = int(self._content[0])
         self._opened = None  # (pid, SpectraReader or None, h5py.File), in the process using it
+        self._watch = None  # of the object the other fields are read from, in that process
 
     def __len__(self) -> int:
         return self._n
@@ -110,12 +112,14 @@ class SplitDataset:
         values = []
         for name in self.fields:
             if name == SPECTRA:
-                value = reader.batch(rows, labels=False)
+                value = reader.batch(rows, labels=False)  # which watches its object itself
             else:
                 value = _read_rows(f[name], rows)
                 if name in self._strings:
                     value = np.array([v.decode("utf-8") for v in value], dtype=object)
             values.append(value[0] if one else value)
+        if self._watch is not None:  # the other fields, read from an object on the storage
+            self._watch.check()
         return tuple(values)
 
     def _rows(self, index) -> np.ndarray:
@@ -158,8 +162,10 @@ class SplitDataset:
             self._opened = None  # a parent's handles are never used (nor closed) here
             reader = (SpectraReader(self.path, self.method) if SPECTRA in self.fields
                       else None)
-            f = (open_split(self._store, self._split)
-                 if set(self.fields) - {SPECTRA} else None)
+            others = set(self.fields) - {SPECTRA}
+            self._watch = remote.VersionWatch(self.path) if others and remote.is_url(self.path) \
+                else None  # before the file is opened: a later upload is then told
+            f = open_split(self._store, self._split) if others else None
             opened = (os.getpid(), reader, f)
             try:  # on the file the items are read from
                 self._check_unchanged(f if f is not None else reader.file)
@@ -205,7 +211,7 @@ class SplitDataset:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_opened"] = None  # the path travels, not the open file
+        state["_opened"] = state["_watch"] = None  # the path travels, not the open file
         state.pop("_closer", None)
         return state
 

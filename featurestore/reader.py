@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Tuple
 
@@ -89,8 +88,7 @@ class SpectraReader:
             raise StoreError(f"{self.path}: is a folder; a reader reads one split file "
                              f"({self.path / 'train.h5'}, ...)")
         # what the byte reads are checked against: the chunk index read next is this object's
-        self._version = remote.object_version(self.path) if remote.is_url(self.path) else None
-        self._checked = time.monotonic()
+        self._watch = remote.VersionWatch(self.path) if remote.is_url(self.path) else None
         self._file = open_file(self.path, "r")
         self._closed = False
         try:
@@ -235,11 +233,9 @@ class SpectraReader:
         try:
             got = remote.read_ranges(self.path, ranges)
         except remote.ShortObject:  # a smaller object put in its place: say that
-            remote.check_unchanged(self.path, self._version)
+            self._watch.check(now=True)
             raise
-        if time.monotonic() - self._checked >= remote.VERSION_SECONDS:
-            remote.check_unchanged(self.path, self._version)
-            self._checked = time.monotonic()
+        self._watch.check()
         return got
 
     def will_need(self, start: int, stop: int):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import re
 import sys
+import time
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
 
@@ -19,7 +20,7 @@ from .errors import StoreError, install_hint
 __all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
            "file_size", "object_version", "check_unchanged", "client_errors",
            "METADATA_BLOCK", "METADATA_BLOCKS", "VERSION_SECONDS", "S3_CONNECT_SECONDS",
-           "S3_READ_SECONDS", "S3_ATTEMPTS", "ShortObject"]
+           "S3_READ_SECONDS", "S3_ATTEMPTS", "ShortObject", "VersionWatch"]
 
 #: The block cache h5py's reads of a split's metadata (its chunk index, labels, names) go
 #: through: blocks of this many bytes, at most METADATA_BLOCKS of them kept.
@@ -191,6 +192,25 @@ def check_unchanged(url: str, version: tuple):
     if object_version(url) != version:
         raise StoreError(f"{url}: replaced on the object storage since it was opened (another "
                          f"upload under its name); open the store again")
+
+
+class VersionWatch:
+    """Asks the object at ``url``, at most every :data:`VERSION_SECONDS`, whether it is still
+    the one it was when the watch was made (:func:`object_version`): a reader calls
+    :meth:`check` after its reads, so a split replaced under it stops them within that time.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        self.version = object_version(url)
+        self._asked = time.monotonic()
+
+    def check(self, *, now: bool = False):
+        """:func:`check_unchanged`, when :data:`VERSION_SECONDS` have passed since the last
+        time (or ``now``)."""
+        if now or time.monotonic() - self._asked >= VERSION_SECONDS:
+            check_unchanged(self.url, self.version)
+            self._asked = time.monotonic()
 
 
 def read_ranges(url: str, ranges: Sequence[Tuple[int, int]]) -> List[bytes]:

@@ -169,6 +169,13 @@ def test_a_split_replaced_on_the_storage_while_it_is_read_is_refused(s3, tone_st
         fs.put_file(str(tone_store / "valid.h5"), f"{BUCKET}/swapped/train.h5")  # smaller
         with pytest.raises(StoreError, match=f"{url}/train.h5: replaced on the object storage"):
             reader.batch([21])  # past the new file's end: said to be replaced, not unreadable
+    monkeypatch.setattr(remote, "VERSION_SECONDS", 0.0)
+    fs.put_file(str(tone_store / "train.h5"), f"{BUCKET}/swapped/train.h5")
+    dataset = SplitDataset(url, "train", fields=("names", "labels"))  # fields beside spectra
+    dataset[[0, 5]]
+    fs.put_file(str(tone_store / "valid.h5"), f"{BUCKET}/swapped/train.h5")
+    with pytest.raises(StoreError, match=f"{url}/train.h5: replaced on the object storage"):
+        dataset[[20, 21]]  # not the old names' cache beside the new file's bytes
 
 
 def test_split_dataset_reads_what_the_local_one_does(s3, tone_store):
