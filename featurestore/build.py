@@ -43,9 +43,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Split:
-    """One split to build: where from (every NOTES folder of the build, which ``notes.folder``
-    indexes), where to, and the train split's statistics for the others (``None`` for train,
-    which computes its own)."""
+    """One split to build: from where (the build's NOTES folders, which ``notes.folder``
+    indexes), to where, and train's statistics for the others (``None`` for train itself)."""
 
     name: str
     roots: Tuple[Path, ...]
@@ -361,8 +360,7 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     """``build --add``: each split grown by the notes it does not hold, all committed at once."""
     grow.check_addable(out, params, attrs, drawn=read.drawn)
     splits = [s for s in SPLITS if s in found or split_path(out, s).is_file()]
-    held = {split: grow.read_held(split_path(out, split)) for split in splits
-            if split_path(out, split).is_file()}
+    held = {s: grow.read_held(split_path(out, s)) for s in splits if split_path(out, s).is_file()}
     labels = held["train"].labels
     if read.layout != "nsynth":
         labels = grow.grown_labels(labels, read.labels)
@@ -370,6 +368,7 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     check_splits_apart([(split, mine.notes) for split, mine in held.items()]
                        + [(split, notes) for split, (notes, _) in new.items()],
                        layout=read.layout)
+    columns = grow.columns(held, new)
     reports, train_stats, changed = [], None, []
     for split in splits:
         path = split_path(out, split)
@@ -377,13 +376,15 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
         mine = held.get(split)
         if mine is not None:
             notes, problems = grow.not_held(notes, problems, held, roots, split)
-        if not (notes or problems) and mine.labels == labels and "train" not in changed:
+        if not (notes or problems) and mine.labels == labels and "train" not in changed \
+                and set(mine.notes.meta) >= columns:
             train_stats = mine.summary if split == "train" else train_stats
             reports.append(SplitReport.kept(split, path, len(mine.notes), mine.problems))
             continue
         try:
             report, stats = _build_split(_Split(
-                split, tuple(roots), path, notes or mine.notes.take([]), problems,
+                split, tuple(roots), path, (notes or mine.notes.take([])).with_columns(columns),
+                problems,
                 train_stats if split != "train" else None, labels, attrs, added=True,
                 held=mine, inputs_digest=(inputs_digest(read.splits[split][0])
                                           if split in read.splits else None)), params, run)

@@ -44,9 +44,9 @@ from .windows import WINDOW_NAME
 from .notes import Notes
 from .store import open_split, split_path
 
-__all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "all_roots",
-           "rooted", "recorded_inputs", "recorded_params", "grown_labels", "check_addable",
-           "not_held"]
+__all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "columns",
+           "all_roots", "rooted", "recorded_inputs", "recorded_params", "grown_labels",
+           "check_addable", "not_held"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,13 @@ def read_notes(f: h5py.File) -> Notes:
         qualities=f[QUALITIES][:].astype(np.uint8).reshape(n, len(QUALITY_FLAGS)),
         note_str=names, instrument_str=text(INSTRUMENT_STR),
         instrument_source_str=source_str, qualities_str=[()] * n, meta=meta)
+
+
+def columns(held: Dict[str, Held], new: Dict[str, Tuple[Notes, list]]) -> set:
+    """A manifest's columns (``/metadata``) of the grown store: those of every split, held or
+    new; each split gets them all."""
+    parts = [*(mine.notes for mine in held.values()), *(notes for notes, _ in new.values())]
+    return {key for notes in parts for key in notes.meta}
 
 
 def all_roots(held: Iterable[Held], inputs: Sequence[Path]) -> List[Path]:

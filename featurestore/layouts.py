@@ -339,13 +339,14 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
     labels = tuple(sorted({row.label for rows in by_split.values() for _, row, _ in rows}))
     inputs = Inputs(layout, roots, labels, drawn=any(not row.split and not row.problem
                                                      for _, row, _ in grouped))
+    columns = sorted({key for _, row, _ in grouped for key in row.meta})  # in every split
     for split in SPLITS:
         if split not in by_split and split not in problems:
             continue
         parts = []
         for k in range(len(roots)):
             mine = [(row, group) for j, row, group in by_split.get(split, []) if j == k]
-            parts.append(_notes(roots[k], mine))
+            parts.append(_notes(roots[k], mine, columns))
         notes = Notes.merge(parts)
         _refuse_shared_names(notes, roots, split)
         inputs.splits[split] = notes, sorted(problems.get(split, []))
@@ -368,14 +369,14 @@ def _check_drawn(roots, by_split: dict, options: InputOptions):
             log.warning("%s: %s drawn into %s%s", where, none, split, one and f" ({one})")
 
 
-def _notes(root: Path, rows: List[Tuple[Row, str]]) -> Notes:
-    """One root's rows as :class:`Notes`, sorted by name, NSynth's columns "not known"."""
+def _notes(root: Path, rows: List[Tuple[Row, str]], columns: Sequence[str]) -> Notes:
+    """One root's rows as :class:`Notes`, sorted by name, NSynth's columns "not known", and
+    each of a manifest's ``columns`` (empty text where a row has none)."""
     rows = sorted(rows, key=lambda item: item[0].name)
     n, shared = len(rows), {}
 
     def text(values):
         return [shared.setdefault(v, v) for v in values]
-    keys = sorted({key for row, _ in rows for key in row.meta})
     return Notes(
         (root,), folder=np.zeros(n, np.int16), names=[row.name for row, _ in rows],
         files=[row.file for row, _ in rows], label=text(row.label for row, _ in rows),
@@ -385,7 +386,7 @@ def _notes(root: Path, rows: List[Tuple[Row, str]]) -> Notes:
         sample_rate=np.zeros(n, np.int32), qualities=np.zeros((n, len(QUALITIES)), np.uint8),
         note_str=[row.name for row, _ in rows], instrument_str=text(group for _, group in rows),
         instrument_source_str=text("" for _ in rows), qualities_str=text(() for _ in rows),
-        meta={key: [row.meta.get(key, "") for row, _ in rows] for key in keys})
+        meta={key: [row.meta.get(key, "") for row, _ in rows] for key in columns})
 
 
 def _refuse_shared_names(notes: Notes, roots: Sequence[Path], split: str):

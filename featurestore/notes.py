@@ -136,6 +136,12 @@ class Notes(Sequence):
                 for key in keys}
         return cls(parts[0].audio_dirs, **columns, meta=meta)
 
+    def with_columns(self, keys) -> "Notes":
+        """These notes with a ``meta`` column of each of ``keys`` besides their own, empty text
+        where they had none: every split of a store has the same columns."""
+        return dataclasses.replace(self, meta={
+            key: self.meta.get(key, [""] * len(self)) for key in sorted({*self.meta, *keys})})
+
     def take(self, rows) -> "Notes":
         """These rows (a sequence of indices), in this order."""
         rows = np.asarray(rows, dtype=np.intp)

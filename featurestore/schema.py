@@ -47,8 +47,8 @@ Written by the build
                    manifest's folder), an index into its attr ``names`` (absolute: the same
                    index means the same folder in every split of a store); the note's audio is
                    ``names[source_folder[i]]/file[i]``.
-``/metadata``      a group: ``/metadata/COL`` utf-8 ``(N,)`` for each other column of a
-                   manifest.
+``/metadata``      a group: ``/metadata/COL`` utf-8 ``(N,)`` for each other column of the
+                   store's manifests, in every split (empty text where a note has none).
 ``/skipped``       utf-8 ``(M, 2)``: ``[name, reason]`` of every input that could not be used
                    (corrupt, truncated or empty audio, NaN samples, silence, json entry without
                    wav, wav without json entry, unknown family, ...); attr ``columns``.

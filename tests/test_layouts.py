@@ -294,6 +294,35 @@ def test_manifest_rows_metadata_and_bad_rows(tmp_path):
                                         "a field needs quotes)"
 
 
+def test_every_split_has_every_column_of_the_manifests(tmp_path):
+    from featurestore import SplitDataset
+    for i in range(6):
+        _wav(tmp_path / "a" / f"a{i}.wav", k=i % 2)
+        _wav(tmp_path / "b" / f"b{i}.wav", k=i % 2)
+    (tmp_path / "a" / "a.csv").write_text("path,label,split,mic\n" + "".join(
+        f"a{i}.wav,{'xy'[i % 2]},{('train', 'train', 'valid')[i % 3]},m{i}\n" for i in range(6)))
+    (tmp_path / "b" / "b.csv").write_text("path,label,split,take\n" + "".join(
+        f"b{i}.wav,{'xy'[i % 2]},train,t{i}\n" for i in range(6)) + "gone.wav,x,test,t9\n")
+    build_store([tmp_path / "a" / "a.csv", tmp_path / "b" / "b.csv"], tmp_path / "store",
+                jobs=1, progress=False)
+    valid = SplitDataset(tmp_path / "store", "valid", fields=("names", "metadata/mic",
+                                                               "metadata/take"))
+    assert [list(column) for column in valid[:]] == [["a2.wav", "a5.wav"], ["m2", "m5"],
+                                                     ["", ""]]  # no note of it has a take
+    with h5py.File(tmp_path / "store" / "test.h5", "r") as f:  # its one file is missing
+        assert f[schema.SPECTRA].shape[0] == 0 and sorted(f["metadata"]) == ["mic", "take"]
+    with h5py.File(tmp_path / "store" / "train.h5", "r") as f:
+        assert f["metadata/take"].asstr()[:].tolist() == [""] * 4 + [f"t{i}" for i in range(6)]
+    _wav(tmp_path / "c" / "c0.wav")
+    (tmp_path / "c" / "c.csv").write_text("path,label,split,room\nc0.wav,x,train,r0\n")
+    build_store([tmp_path / d / f"{d}.csv" for d in "abc"], tmp_path / "store", jobs=1,
+                progress=False, add=True)  # a column train's new note brings: every split's
+    for split, room in (("train", [""] * 10 + ["r0"]), ("valid", ["", ""]), ("test", [])):
+        with h5py.File(tmp_path / "store" / f"{split}.h5", "r") as f:
+            assert sorted(f["metadata"]) == ["mic", "room", "take"]
+            assert f["metadata/room"].asstr()[:].tolist() == room
+
+
 @pytest.mark.parametrize("text, message", [
     ("file,label\na.wav,x\n", "no path column"),
     ("path,class\na.wav,x\n", "no label column"),
