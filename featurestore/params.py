@@ -217,13 +217,20 @@ class FeatureParams:
                 raw = raw.item()
             if isinstance(raw, bytes):
                 raw = raw.decode()
+            number = isinstance(raw, (int, float)) and not isinstance(raw, bool)
             if raw == "none":
                 raw = None
             elif field.name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
+                if not number or not float(raw).is_integer():  # nor a number stored as text
+                    raise ValueError(f"{ATTR_PREFIX}{field.name} is {raw!r}, not an integer")
                 raw = int(raw)
             elif field.name == "center":
+                if not isinstance(raw, (bool, int)) or raw not in (0, 1):
+                    raise ValueError(f"{ATTR_PREFIX}{field.name} is {raw!r}, not true or false")
                 raw = bool(raw)
             elif field.name in ("duration", "power", "compression", "fmin", "fmax"):
+                if not number:
+                    raise ValueError(f"{ATTR_PREFIX}{field.name} is {raw!r}, not a number")
                 raw = float(raw)
             values[field.name] = raw
         return cls(**values)

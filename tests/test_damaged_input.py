@@ -226,6 +226,10 @@ def test_a_store_whose_statistics_are_not_finite_is_refused(tone_root, tone_stor
     ("std", np.ones(7), r"its statistics \(/spectra attrs mean, std\) are not 513 numbers each"),
     ("stats_count", "many", "/spectra attr stats_count is not a count"),
     ("feature_n_fft", "abc", r"its feature parameters \(feature_\* attrs\) are not valid"),
+    ("feature_n_fft", "1024", r".* are not valid: feature_n_fft is '1024', not an integer"),
+    ("feature_center", "False", r".* are not valid: feature_center is 'False', not true or false"),
+    ("feature_power", "2", r".* are not valid: feature_power is '2', not a number"),
+    ("feature_hop_length", np.inf, r".* are not valid: feature_hop_length is inf, not an integer"),
 ])
 def test_a_damaged_attr_is_one_error_naming_the_file(tone_store, tmp_path, attr, value,
                                                      message, caplog):
