@@ -186,8 +186,10 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
             raise StoreError(f"{not_a_file(path)}; a split is an HDF5 file")
         if not have:
             raise no_splits(store)
+        partial = "" if remote.is_url(store) or not path.with_name(
+            path.name + ".partial").exists() else f"; {path.name}.partial is one being built"
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: "
-                         f"{', '.join(have)})")
+                         f"{', '.join(have)}{partial})")
     f = open_file(path, mode)
     try:
         check_split(f)
@@ -227,4 +229,6 @@ def open_file(path: Path, mode: str) -> h5py.File:
             raise not_writable(path) from None
         if errno.EACCES in errnos(err):
             raise StoreError(f"{path}: cannot be read (permission denied)") from None
+        if errno.ENOENT in errnos(err) and not Path(path).exists():
+            raise StoreError(f"{path}: no such file") from None
         raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None

@@ -93,6 +93,17 @@ def test_bad_indices_fields_and_splits_say_what_exists(tone_store):
         SplitDataset(tone_store, "test", fields="labels")
 
 
+def test_a_split_missing_or_being_built_is_said_so(tone_store, tmp_path):
+    from featurestore.reader import SpectraReader
+    with pytest.raises(StoreError, match=r"nope.h5: no such file$"):
+        SpectraReader(tmp_path / "nope.h5")  # not "not a readable HDF5 file (...errno 2...)"
+    (tmp_path / "train.h5").write_bytes((tone_store / "train.h5").read_bytes())
+    (tmp_path / "test.h5.partial").write_bytes(b"")  # as while a build writes test
+    with pytest.raises(StoreError, match=r"test.h5: the store has no 'test' split \(splits "
+                                         r"present: train; test.h5.partial is one being built\)"):
+        SplitDataset(tmp_path, "test")
+
+
 def test_problem_lists_and_a_map_s_pca_are_not_per_note_fields(tone_store, tmp_path):
     """``/adjusted`` (a row per note adjusted), ``/skipped`` and a map's PCA are not notes,
     even when they hold as many rows as there are notes."""
