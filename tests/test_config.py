@@ -50,6 +50,8 @@ def test_replace_gives_the_default_model_back_its_augmentation():
 def test_from_dict_reads_a_saved_run_and_refuses_what_is_not_one():
     saved = TrainConfig(epochs=3).to_dict()
     assert TrainConfig.from_dict({**saved, "max_minutes": 28}) == TrainConfig(epochs=3)
+    old = TrainConfig.from_dict({"epochs": 3, "max_minutes": 28})  # the budget's older name
+    assert old.budget_minutes == 28 and old.epochs == 3
     assert TrainConfig.from_dict({"epochs": 3}).time_pool == 2  # a run saved before time_pool
     with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
         TrainConfig(**{"epoch": 3})  # settings of one's own: a typo is refused

@@ -37,6 +37,9 @@ LEARNING_RATES = {"default": 2e-3, "tutorial": 5e-4}
 #: Fields added after runs were saved without them, and the value those runs had: a run
 #: resumed from such a ``config.json`` goes on as it started.
 BEFORE = {"time_pool": 2}
+#: Fields saved under another name by earlier versions: the name a run's ``config.json`` may
+#: hold, and the field's.
+RENAMED = {"max_minutes": "budget_minutes"}
 _BOOLS = (bool, np.bool_)
 #: What a field of each annotated type takes, the Python type it is stored as, and how
 #: messages say it.
@@ -299,12 +302,14 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         """The configuration ``to_dict`` gave (a saved run's ``config.json``): a field it lacks
         takes the value runs had before the field existed (:data:`BEFORE`), else its default,
-        and a name it does not know (a field of an older version) is passed over. For
+        a field's older name is read as the field (:data:`RENAMED`), and a name it does not
+        know (a field of an older version) is passed over. For
         settings of your own, ``TrainConfig(**values)`` refuses a name it does not know."""
         if not isinstance(data, dict):
             raise InputError(f"a TrainConfig is read from a dict of its fields, got "
                              f"{type(data).__name__}")
-        values = {**BEFORE, **data}
+        values = {**BEFORE, **{RENAMED.get(k, k): v for k, v in data.items()
+                               if RENAMED.get(k) not in data}}  # the newer name, where both
         kinds = {f.name: f.type for f in dataclasses.fields(cls)}
         values = {k: v for k, v in values.items() if k in kinds}
         for name, value in values.items():  # as a config.json written by hand may hold them
