@@ -16,8 +16,8 @@ from typing import Callable, Iterator, Optional
 
 from .errors import InputError
 
-__all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "free_room", "size_text",
-           "exclusive_lock", "locked_by_another", "hdf5_locks_off", "NO_LOCKS",
+__all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "own_like", "free_room",
+           "size_text", "exclusive_lock", "locked_by_another", "hdf5_locks_off", "NO_LOCKS",
            "check_folder_path"]
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,22 @@ def copy_file(src, dst):
         copied = os.fstat(fout.fileno()).st_size
         if copied != info.st_size:
             raise OSError(errno.EIO, f"the copy holds {copied} bytes of {info.st_size}", str(dst))
-        with contextlib.suppress(OSError):  # not allowed: the copy is the copier's
-            os.fchown(fout.fileno(), info.st_uid, info.st_gid)
-        os.fchmod(fout.fileno(), stat.S_IMODE(info.st_mode))
+        _own_like(info, fout.fileno())
+
+
+def own_like(src, dst):
+    """Give ``dst`` the mode and (where this process may give it) owner of ``src``."""
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        _own_like(os.stat(src), fd)
+    finally:
+        os.close(fd)
+
+
+def _own_like(info: os.stat_result, fd: int):
+    with contextlib.suppress(OSError):  # not allowed: the copy is the copier's
+        os.fchown(fd, info.st_uid, info.st_gid)
+    os.fchmod(fd, stat.S_IMODE(info.st_mode))
 
 
 def _range_copy(fin, fout, size: int) -> bool:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ import h5py
 import numpy as np
 
 from . import schema
-from .files import atomic_write_text, replaced
+from .files import atomic_write_text, own_like, replaced
 from .jsonstream import read_json, reason
 from .notes import Notes
 from .params import FeatureParams
@@ -261,7 +262,7 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
     return skipped, adjusted
 
 
-def give_back_room(path: Path) -> bool:
+def give_back_room(path: Path, *, shown: Optional[Path] = None) -> bool:
     """Copy the finished split file ``path`` without the room in it that no dataset uses, when
     that room is over :data:`SPARE_BYTES` and over a quarter of what its notes take; True if
     it did.
@@ -272,11 +273,16 @@ def give_back_room(path: Path) -> bool:
     sparse, but it counts in the file's size, and a copy elsewhere (``aws s3 sync``, ``tar``)
     writes it out. The copy is written beside it and renamed over it: every note's chunk is
     copied as it is (allocated in order, as :func:`create_partial` allocates them), and every
-    other dataset, group and attribute as HDF5 copies objects. Where the disk has no room for
-    the copy, or it fails, the file is kept as it is, with a warning.
+    other dataset, group and attribute as HDF5 copies objects, and the file's mode and owner.
+    Where the disk has no room for the copy, or it fails, the file is kept as it is, with a
+    warning naming ``shown`` (default: ``path``); so is a file whose notes are not one a
+    chunk (contiguous, as another program may write them).
     """
+    shown = path if shown is None else shown
     with h5py.File(path, "r") as f:
         spectra = f[schema.SPECTRA]
+        if spectra.chunks != (1,) + spectra.shape[1:]:
+            return False
         kept, note = spectra.shape[0], spectra.dtype.itemsize * int(np.prod(spectra.shape[1:]))
         most = max(SPARE_BYTES, kept * note // 4)
         datasets = _datasets(f)
@@ -288,13 +294,13 @@ def give_back_room(path: Path) -> bool:
         return False
     if shutil.disk_usage(path.parent).free < 2 * kept * note + SPARE_BYTES:
         log.warning("%s: no room on its disk to copy it without its %.1f MiB of unused room; "
-                    "kept as it is", path, spare / 2**20)
+                    "kept as it is", shown, spare / 2**20)
         return False
     try:
         _copy_without_room(path, kept)
-    except OSError as err:
+    except (OSError, RuntimeError, ValueError) as err:  # h5py's, as well as the disk's
         log.warning("%s: could not be copied without its %.1f MiB of unused room (%s); kept as "
-                    "it is", path, spare / 2**20, err.strerror or err)
+                    "it is", shown, spare / 2**20, getattr(err, "strerror", None) or err)
         return False
     return True
 
@@ -320,6 +326,7 @@ def _text_bytes(datasets) -> int:
 def _copy_without_room(path: Path, kept: int):
     """:func:`give_back_room`'s copy of ``path``, its first ``kept`` notes, renamed over it."""
     with replaced(path) as tmp:  # .SPLIT.h5.partial.partial: not a split file's name
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # its owner's
         with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
             _copy_attrs(src, dst)
             schema.create_spectra(dst, kept, schema.read_params(src))
@@ -331,6 +338,7 @@ def _copy_without_room(path: Path, kept: int):
             for name in src:
                 if name != schema.SPECTRA:
                     src.copy(src[name], dst, name=name)
+        own_like(path, tmp)  # the split's mode and owner, once it is whole
 
 
 def _copy_attrs(src, dst):

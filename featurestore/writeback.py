@@ -179,7 +179,7 @@ def results_file(store, split: str, nbytes: int, *,
                 for leftover in [k for k in f if k.startswith(LEFTOVER_PREFIX)]:
                     del f[leftover]
                 yield f
-            give_back_room(tmp)  # that of results replaced (a map's PCA), when it is much
+            give_back_room(tmp, shown=path)  # that of results replaced, when it is much
         except OSError as err:
             if not errnos(err) & FULL:
                 raise

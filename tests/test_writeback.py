@@ -59,11 +59,12 @@ def test_results_written_again_take_no_more_room(tmp_path):
 
 
 def test_the_room_of_results_removed_is_given_back_when_it_is_much(tone_store, tmp_path,
-                                                                   monkeypatch):
+                                                                   monkeypatch, caplog):
     from featurestore import splitfile
     monkeypatch.setattr(splitfile, "SPARE_BYTES", 0)  # what a quarter of the notes take
     path = tmp_path / "test.h5"
     path.write_bytes((tone_store / "test.h5").read_bytes())
+    path.chmod(0o640)  # as a store its group shares
     size = path.stat().st_size
     with results_file(tmp_path, "test", 8 << 20) as f:  # as a map of spectra, with its PCA
         write_result(f, "tsne_pca_components", shape=(1 << 20,), blocks=[np.ones(1 << 20)],
@@ -75,11 +76,21 @@ def test_the_room_of_results_removed_is_given_back_when_it_is_much(tone_store, t
         del f["tsne_pca_components"]
         write_result(f, "tsne", shape=(11, 2), blocks=[np.ones((11, 2))], attrs={"method": "y"})
     assert path.stat().st_size < size + (1 << 20) and partials(tmp_path) == []
+    assert path.stat().st_mode & 0o777 == 0o640  # the copy's mode is the split's
     with h5py.File(path, "r") as f, h5py.File(tone_store / "test.h5", "r") as original:
         assert f["tsne"].attrs["method"] == "y" and (f["tsne"][:] == 1).all()
         assert (f["embeddings"][:] == 1).all()  # kept, after the room given back
         assert (f["spectra"][:] == original["spectra"][:]).all()
         assert dict(f.attrs).keys() == dict(original.attrs).keys()
+    contiguous = tmp_path / "contiguous.h5"  # notes not one a chunk, as h5py writes them
+    with h5py.File(path, "r") as f, h5py.File(contiguous, "w") as g:
+        for name in f:
+            g.create_dataset(name, data=f[name][()])
+        g["removed"], g["after"] = np.ones(1 << 20), np.ones(1 << 16)
+    with h5py.File(contiguous, "r+") as g:
+        del g["removed"]  # 8 MiB of room no dataset uses
+    assert not splitfile.give_back_room(contiguous)  # kept as it is: not a traceback
+    assert "could not be copied" not in caplog.text  # nor tried
 
 
 def test_a_failed_write_leaves_the_split_as_it_was(tmp_path):
