@@ -17,7 +17,7 @@ from . import schema, writeback
 from .errors import BuildError, StoreError, label_difference, label_set_text
 from .layouts import ATTR_PREFIX as INPUT_PREFIX, Inputs
 from .params import FeatureParams
-from .splitcheck import check_held_here
+from .splitcheck import check_held_here, check_schema
 from .splitfile import Summary, inputs_digest
 from .nsynth import SPLITS
 from .store import held_by_another, open_split, split_path
@@ -86,6 +86,7 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
         with h5py.File(path, "r") as f:
             try:
                 check_held_here(f)
+                check_schema(f)
             except StoreError as err:  # BuildError: not one of the excepts below
                 raise BuildError(f"{err}; or use --overwrite to rebuild it") from None
             differences = schema.read_params(f).differences(params)
@@ -204,6 +205,10 @@ def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:
         log.warning("no train split: each split's statistics are its own")
         return None
     with h5py.File(path, "r") as f:
+        try:
+            check_schema(f)
+        except StoreError as err:
+            raise BuildError(f"{err}; or use --overwrite to rebuild it") from None
         if schema.read_params(f).differences(params):
             raise BuildError(f"{path}: built with other feature parameters; use --overwrite")
         try:

@@ -13,7 +13,7 @@ from .schema import (BUILT, EMBEDDINGS, INSTRUMENT, LABELS, LIST_NAMES, METADATA
                      SOURCE_FOLDER, SPECTRA, TSNE, VELOCITY, datasets, is_apart_results,
                      read_label_names, read_params)
 
-__all__ = ["check_split", "check_held_here", "PER_NOTE"]
+__all__ = ["check_split", "check_held_here", "check_schema", "PER_NOTE"]
 
 #: The datasets whose values index their attr ``names``.
 INDICES = (LABELS, SOURCE_FOLDER)
@@ -50,13 +50,7 @@ def check_split(f: h5py.File):
         Naming the file, the dataset and what it declares.
     """
     check_held_here(f)
-    version = f.attrs.get("schema_version", SCHEMA_VERSION)
-    version = int(version) if isinstance(version, (int, np.integer)) else repr(version)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise StoreError(f"{f.filename}: written in store schema {version} "
-                         f"(by timbremap {f.attrs.get('timbremap_version', '?')}), and this "
-                         f"timbremap ({__version__}) reads schema {SCHEMA_VERSION} and older: "
-                         f"upgrade timbremap to read it")
+    check_schema(f)
     missing = [name for name in REQUIRED if name not in f]
     if missing and is_apart_results(f):
         raise StoreError(f"{f.filename}: results 'timbremap embed --into' wrote for "
@@ -123,6 +117,21 @@ def _check_values(f: h5py.File):
             within = f" (indices 0 to {len(names) - 1})" if len(names) else ""
             raise StoreError(f"{f.filename}: /{name} holds {bad}, but its attr names lists "
                              f"{counted(len(names), 'name')}{within}: the file is damaged")
+
+
+def check_schema(f: h5py.File):
+    """Raise :class:`StoreError` when ``f``'s attr ``schema_version`` is later than
+    :data:`~featurestore.schema.SCHEMA_VERSION`, the layout this version reads (a file without
+    it is read as schema 1), or is not a whole number."""
+    version = f.attrs.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)):
+        raise StoreError(f"{f.filename}: its attr schema_version is {version!r}, not a whole "
+                         f"number: the file is damaged")
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{f.filename}: written in store schema {int(version)} (by timbremap "
+                         f"{f.attrs.get('timbremap_version', '?')}), and this timbremap "
+                         f"({__version__}) reads schema {SCHEMA_VERSION} and older: upgrade "
+                         f"timbremap to read it")
 
 
 def check_held_here(f: h5py.File):

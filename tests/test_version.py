@@ -37,7 +37,7 @@ def test_a_split_of_a_later_schema_is_refused_and_one_written_before_the_attr_is
     import h5py
     from featurestore import SplitDataset
     from featurestore.build import build_store
-    from featurestore.errors import StoreError
+    from featurestore.errors import BuildError, StoreError
     from featurestore.schema import SCHEMA_VERSION
     from helpers import make_tone_root
     build_store(make_tone_root(tmp_path / "root"), tmp_path / "store", jobs=1, progress=False)
@@ -53,6 +53,17 @@ def test_a_split_of_a_later_schema_is_refused_and_one_written_before_the_attr_is
              rf"{SCHEMA_VERSION} and older: upgrade timbremap to read it")
     with pytest.raises(StoreError, match=newer):
         SplitDataset(tmp_path / "store", "valid")
+    (tmp_path / "store" / "test.h5").unlink()
+    with pytest.raises(BuildError, match=newer + r"; or use --overwrite to rebuild it"):
+        build_store(tmp_path / "root", tmp_path / "store", jobs=1, progress=False)  # keeps valid
+    assert not (tmp_path / "store" / "test.h5").exists()  # built beside it before: a mixed store
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = "1"
+    with pytest.raises(StoreError, match=r"valid.h5: its attr schema_version is '1', not a whole "
+                                         r"number: the file is damaged"):
+        SplitDataset(tmp_path / "store", "valid")
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = SCHEMA_VERSION + 1
     inspected = subprocess.run([sys.executable, "-m", "analysis.cli", "inspect",
                                 tmp_path / "store"], cwd=REPO, capture_output=True, text=True,
                                timeout=120)
