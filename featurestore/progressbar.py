@@ -17,11 +17,12 @@ LOGGED_EVERY = 60.0
 
 def progress_bar(iterable=None, *, enabled: bool, **options) -> tqdm:
     """``tqdm.auto.tqdm(iterable, **options)``, shown only where ``enabled``, redrawn at
-    tqdm's pace where stderr is a terminal or the bar a notebook's widget, else every
+    tqdm's pace where stderr is a terminal or in a notebook, else every
     :data:`LOGGED_EVERY` seconds (and when it ends)."""
-    watched = chosen_tqdm is not console_tqdm or _is_terminal(sys.stderr)
-    return tqdm(iterable, disable=not enabled, dynamic_ncols=True,
-                mininterval=0.1 if watched else LOGGED_EVERY, **options)
+    watched = (chosen_tqdm is not console_tqdm or "ipykernel" in sys.modules
+               or _is_terminal(sys.stderr))  # a notebook without ipywidgets: a console bar
+    pace = {} if watched else {"mininterval": LOGGED_EVERY, "maxinterval": LOGGED_EVERY}
+    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, **pace, **options)
 
 
 def _is_terminal(stream) -> bool:

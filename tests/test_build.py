@@ -814,6 +814,10 @@ def test_a_progress_bar_is_redrawn_where_watched_and_once_a_minute_into_a_log(mo
         with progress_bar(total=3, enabled=True, desc="train", unit="note") as bar:
             bar.update(3)
         assert bar.mininterval == every and "train: 100%" in stream.getvalue()
+        assert bar.maxinterval == (10 if every == 0.1 else every)  # tqdm's own redraws too
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # a notebook's stderr: no terminal
+    with progress_bar(total=3, enabled=True, desc="train") as bar:
+        assert bar.mininterval == 0.1
     shown = stream.getvalue()
     with progress_bar(range(2), enabled=False, desc="train") as bar:
         assert list(bar) == [0, 1]
