@@ -891,23 +891,33 @@ def test_training_that_diverges_is_an_error(tone_store, tmp_path):
 
 
 def test_a_model_that_learnt_nothing_is_warned_of(tone_store, tmp_path, caplog):
-    from training.runfiles import learnt_nothing
-    guess = math.log(11)  # the validation loss of answering each of 11 labels alike
-    assert learnt_nothing([{"val_loss": guess}, {"val_loss": 0.5 * guess}], 11) is None
-    assert learnt_nothing([{"val_loss": float("nan")}], 11) is None  # diverged: said as such
-    assert learnt_nothing([{"val_loss": 3e9}, {"val_loss": guess}], 11).startswith(
-        "no epoch's validation loss fell below 2.4, and answering each of the 11 labels alike "
-        "gives 2.4: the model learnt nothing")
+    from training.trainsplits import learnt_nothing
+    store = tmp_path / "store"  # valid: 11 notes, one a family
+    shutil.copytree(tone_store, store)
+    config = TrainConfig()
+
+    def rows(*accuracies):
+        return [{"val_accuracy": a, "loss": 2.0, "val_loss": 9.0} for a in accuracies]
+    assert learnt_nothing(store, rows(0.2, 0.0909), config) is None
+    assert learnt_nothing(store, [{"val_accuracy": 0.5, "val_loss": float("nan")}], config) \
+        is None  # diverged: said as such
+    assert learnt_nothing(store, rows(np.float32(1 / 11)), config).startswith(
+        "no epoch's validation accuracy (at best 0.091) beat answering every note with the valid "
+        "split's most common label (0.091): the model learnt nothing")
+    with h5py.File(store / "valid.h5", "r+") as f:  # its most common label: 4 notes of 11
+        f["labels"][:4] = 0
+    assert learnt_nothing(store, rows(0.3, 0.36), config) is not None  # at most 4 / 11
+    assert learnt_nothing(store, rows(0.37), config) is None
     with caplog.at_level(logging.WARNING, logger="training.train"):
         train(tone_store, tmp_path / "m", QUICK, verbose=0)
         assert "learnt nothing" not in caplog.text
         # a rate this high sends the loss up without making it infinite
         train(tone_store, tmp_path / "m", QUICK.replace(learning_rate=50, augment=False),
               verbose=0, overwrite=True)
-    assert re.search(r"m: no epoch's validation loss fell below [\d.e+]+, and answering each of "
-                     r"the 11 labels alike gives 2.4: the model learnt nothing that the valid "
-                     r"split shows \(a learning rate too high does this: try a lower one\)",
-                     caplog.text)
+    assert re.search(r"m: no epoch's validation accuracy \(at best 0.091\) beat answering every "
+                     r"note with the valid split's most common label \(0.091\): the model "
+                     r"learnt nothing that the valid split shows \(a learning rate too high "
+                     r"does this: try a lower one\)", caplog.text)
 
 
 def test_a_store_that_fails_while_training_reads_it_is_its_own_error(tone_store, tmp_path,

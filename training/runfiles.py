@@ -33,7 +33,7 @@ from .config import TrainConfig
 from .modeldir import BACKUP_NAME
 
 __all__ = ["RunFiles", "latest_backup", "read_history", "write_history", "should_stop",
-           "plateau_learning_rate", "epoch_past_budget", "learnt_nothing"]
+           "plateau_learning_rate", "epoch_past_budget"]
 
 log = logging.getLogger(__name__)
 
@@ -78,20 +78,6 @@ def finite(row: dict) -> bool:
     numbers: a model whose loss turned NaN or infinite answers nothing (its probabilities
     NaN)."""
     return all(math.isfinite(row.get(name, 0.0)) for name in ("loss", "val_loss"))
-
-
-def learnt_nothing(history: List[dict], n_labels: int) -> Optional[str]:
-    """Why the run's model answers the valid split no better than a guess, when no epoch's
-    validation loss fell below ``ln(n_labels)``, what answering every label alike gives
-    (``None`` otherwise). A learning rate too high does this without making the loss
-    infinite: the model answers one label, or its loss grows."""
-    losses = [row["val_loss"] for row in history if finite(row) and "val_loss" in row]
-    guess = math.log(n_labels)
-    if not losses or min(losses) < 0.99 * guess:
-        return None
-    return (f"no epoch's validation loss fell below {min(losses):.3g}, and answering each of "
-            f"the {n_labels} labels alike gives {guess:.3g}: the model learnt nothing that the "
-            f"valid split shows (a learning rate too high does this: try a lower one)")
 
 
 def should_stop(history: List[dict], config: TrainConfig) -> Optional[str]:

@@ -27,7 +27,7 @@ from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
                        MODEL_FILE, ModelError, check_backup, config_labels, label_set_text)
 from .progress import epoch_progress, plot_curves
-from .trainsplits import open_for_training
+from .trainsplits import learnt_nothing, open_for_training
 
 __all__ = ["train", "TrainResult", "interrupted_config"]
 
@@ -259,7 +259,7 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
 def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> TrainResult:
     """Pick the best epoch: ``config.json`` with it, ``model.keras``, the curves, then the
     backup and the best-epoch copy go; each step can be redone after an interruption."""
-    from .runfiles import finite, learnt_nothing, read_history, should_stop
+    from .runfiles import finite, read_history, should_stop
     history = read_history(model_dir / HISTORY_FILE)
     if not history:
         raise ModelError(f"{model_dir}: no finished epoch to pick a model from")
@@ -272,7 +272,7 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
     if diverged:
         log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
                     "model is its best epoch before that", diverged[0])
-    if why := learnt_nothing(history, len(info["labels"])):
+    if why := learnt_nothing(store, history, config):
         log.warning("%s: %s", model_dir, why)
     info.update(best_epoch=int(best["epoch"]) + 1, best_val_accuracy=best["val_accuracy"],
                 stopped=should_stop(history, config) or "the loss was not finite",

@@ -2,6 +2,8 @@
 valid split that fit each other, with notes of at least two labels."""
 from __future__ import annotations
 
+from typing import List, Optional
+
 import numpy as np
 
 from featurestore import schema
@@ -9,7 +11,7 @@ from featurestore.errors import label_difference, label_set_text
 from featurestore.store import (StoreError, open_split, read_params, read_stats, split_path,
                                 store_splits)
 
-__all__ = ["open_for_training"]
+__all__ = ["open_for_training", "learnt_nothing"]
 
 
 def open_for_training(store) -> tuple:
@@ -62,3 +64,27 @@ def open_for_training(store) -> tuple:
                          f"holds {label_set_text(labels)}: a store's splits share one label set"
                          + label_difference(valid_labels, labels, ("valid", "train")))
     return params, mean, std, shape[1:], shape[0], labels
+
+
+def learnt_nothing(store, history: List[dict], config) -> Optional[str]:
+    """Why a run's model answers the valid split no better than a constant: no epoch's
+    validation accuracy beat answering every note with the split's most common label,
+    weighed as the accuracy is (``config.valid_weights``). ``None`` otherwise. A learning rate
+    too high does this without making the loss infinite: the model answers one label."""
+    from .data import folder_weights
+    from .runfiles import finite
+    accuracies = [row["val_accuracy"] for row in history if finite(row)]
+    with open_split(store, "valid") as f:
+        labels = f[schema.LABELS][:]
+        by_folder = config.valid_weights == "folders" and schema.SOURCE_FOLDER in f
+        folders = f[schema.SOURCE_FOLDER][:] if by_folder else np.zeros(len(labels))
+    if not accuracies or not len(labels):
+        return None
+    weights = folder_weights(folders)
+    constant = float(np.bincount(labels, weights=weights).max() / weights.sum())
+    if max(accuracies) > constant + 1e-6:  # the accuracies are float32's
+        return None
+    return (f"no epoch's validation accuracy (at best {max(accuracies):.3f}) beat answering "
+            f"every note with the valid split's most common label ({constant:.3f}): the model "
+            f"learnt nothing that the valid split shows (a learning rate too high does this: "
+            f"try a lower one)")
