@@ -381,10 +381,10 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
             train_stats = mine.summary if split == "train" else train_stats
             reports.append(SplitReport.kept(split, path, len(mine.notes), mine.problems))
             continue
+        notes = notes if mine is None else notes or mine.notes.take([])  # a new split's: its own
         try:
             report, stats = _build_split(_Split(
-                split, tuple(roots), path, (notes or mine.notes.take([])).with_columns(columns),
-                problems,
+                split, tuple(roots), path, notes.with_columns(columns), problems,
                 train_stats if split != "train" else None, labels, attrs, added=True,
                 held=mine, inputs_digest=(inputs_digest(read.splits[split][0])
                                           if split in read.splits else None)), params, run)

@@ -570,3 +570,17 @@ def test_add_refuses_a_manifest_s_file_moved_to_another_split(tmp_path):
                                          r"one note of one split"):
         build_store(manifest, tmp_path / "store", jobs=1, progress=False, add=True)
     assert {p.name: p.read_bytes() for p in (tmp_path / "store").glob("*.h5")} == before
+
+
+def test_add_brings_a_split_whose_every_input_is_a_problem(tmp_path):
+    for i in range(6):
+        sf.write(tmp_path / f"n{i}.wav", tone(10 + 20 * (i % 2), seconds=1.0, sr=SR), SR)
+    rows = "".join(f"n{i}.wav,{'xy'[i % 2]},{'train' if i < 4 else 'valid'}\n" for i in range(6))
+    (tmp_path / "set.csv").write_text("path,label,split\n" + rows)
+    build_store([tmp_path / "set.csv"], tmp_path / "store", jobs=1, progress=False)
+    (tmp_path / "set.csv").write_text("path,label,split\n" + rows + "gone.wav,x,test\n")
+    build_store([tmp_path / "set.csv"], tmp_path / "store", jobs=1, progress=False, add=True)
+    with h5py.File(tmp_path / "store" / "test.h5", "r") as f:  # had been an AttributeError
+        assert f["spectra"].shape[0] == 0
+        assert "no such file" in dict(f["skipped"].asstr()[:].tolist())["gone.wav"]
+    assert not list((tmp_path / "store").glob("*.partial"))
