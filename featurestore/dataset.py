@@ -114,7 +114,12 @@ class SplitDataset:
             if name == SPECTRA:
                 value = reader.batch(rows, labels=False)  # which watches its object itself
             else:
-                value = _read_rows(f[name], rows)
+                try:
+                    value = _read_rows(f[name], rows)
+                except (OSError, RuntimeError, ValueError, KeyError):
+                    if self._watch is not None:  # a replaced object: said as such
+                        self._watch.check(now=True)
+                    raise
                 if name in self._strings:
                     value = np.array([v.decode("utf-8") for v in value], dtype=object)
             values.append(value[0] if one else value)
@@ -163,8 +168,8 @@ class SplitDataset:
             reader = (SpectraReader(self.path, self.method) if SPECTRA in self.fields
                       else None)
             others = set(self.fields) - {SPECTRA}
-            self._watch = remote.VersionWatch(self.path) if others and remote.is_url(self.path) \
-                else None  # before the file is opened: a later upload is then told
+            self._watch = None if not others or not remote.is_url(self.path) else \
+                reader.watch if reader is not None else remote.VersionWatch(self.path)
             f = open_split(self._store, self._split) if others else None
             opened = (os.getpid(), reader, f)
             try:  # on the file the items are read from

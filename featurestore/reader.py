@@ -73,6 +73,9 @@ class SpectraReader:
         Whether each note lies in the file after the one before (as ``build`` allocates them,
         with HDF5's index nodes between some): then :meth:`rows` reads a run of notes with one
         read.
+    watch : featurestore.remote.VersionWatch or None
+        For a split on object storage, what its reads are checked against (``None`` for a
+        local file).
 
     Examples
     --------
@@ -88,7 +91,7 @@ class SpectraReader:
             raise StoreError(f"{self.path}: is a folder; a reader reads one split file "
                              f"({self.path / 'train.h5'}, ...)")
         # what the byte reads are checked against: the chunk index read next is this object's
-        self._watch = remote.VersionWatch(self.path) if remote.is_url(self.path) else None
+        self.watch = remote.VersionWatch(self.path) if remote.is_url(self.path) else None
         self._file = open_file(self.path, "r")
         self._closed = False
         try:
@@ -233,9 +236,9 @@ class SpectraReader:
         try:
             got = remote.read_ranges(self.path, ranges)
         except remote.ShortObject:  # a smaller object put in its place: say that
-            self._watch.check(now=True)
+            self.watch.check(now=True)
             raise
-        self._watch.check()
+        self.watch.check()
         return got
 
     def will_need(self, start: int, stop: int):
