@@ -15,7 +15,7 @@ from typing import Sequence
 
 import h5py
 
-from .errors import BuildError
+from .errors import BuildError, StoreError
 from .files import atomic_write_text
 from .jsonstream import read_json, reason
 from .nsynth import SPLITS
@@ -57,7 +57,7 @@ def finish_commit(out: Path):
             path.with_name(path.name + ".journal").unlink(missing_ok=True)
         marker.unlink(missing_ok=True)
     except OSError as err:  # a read-only copy of the store, or a reader without the right
-        raise BuildError(f"{out}: a build --add was stopped after it committed "
+        raise StoreError(f"{out}: a build --add was stopped after it committed "
                          f"{', '.join(splits)} ({marker.name}), and its renames cannot be "
                          f"finished here ({err.strerror or err}): run any timbremap command on "
                          f"the store where it can be written, which finishes them") from None

@@ -162,12 +162,18 @@ def unfinished_splits(store) -> list:
 def no_splits(store) -> StoreError:
     """The error for a store folder (or URL) that holds no split file: not a store, or one
     whose build has not finished a split (named, and whether it is being written now)."""
-    unfinished = ", ".join(unfinished_splits(store))
+    return StoreError(f"{store}: no split files (*.h5) in this folder"
+                      f"{_unfinished(store, unfinished_splits(store))}")
+
+
+def _unfinished(store, partials: list) -> str:
+    """What a message adds of a build's ``partials`` in ``store``: whether one is writing
+    them now or a stopped one left them (empty text for none)."""
+    unfinished = ", ".join(partials)
     if unfinished and locked_by_another(store):
-        unfinished = f"; a build is writing {unfinished} now: wait for it to finish"
-    elif unfinished:
-        unfinished = f"; an unfinished build left {unfinished} (run build again to resume)"
-    return StoreError(f"{store}: no split files (*.h5) in this folder{unfinished}")
+        return f"; a build is writing {unfinished} now: wait for it to finish"
+    return f"; an unfinished build left {unfinished} (run build again to resume)" if unfinished \
+        else ""
 
 
 def open_split(store, split: str, mode: str = "r") -> h5py.File:
@@ -186,10 +192,9 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
             raise StoreError(f"{not_a_file(path)}; a split is an HDF5 file")
         if not have:
             raise no_splits(store)
-        partial = "" if remote.is_url(store) or not path.with_name(
-            path.name + ".partial").exists() else f"; {path.name}.partial is one being built"
+        partial = [name for name in unfinished_splits(store) if name == f"{path.name}.partial"]
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: "
-                         f"{', '.join(have)}{partial})")
+                         f"{', '.join(have)}){_unfinished(store, partial)}")
     f = open_file(path, mode)
     try:
         check_split(f)

@@ -100,7 +100,8 @@ def test_a_split_missing_or_being_built_is_said_so(tone_store, tmp_path):
     (tmp_path / "train.h5").write_bytes((tone_store / "train.h5").read_bytes())
     (tmp_path / "test.h5.partial").write_bytes(b"")  # as while a build writes test
     with pytest.raises(StoreError, match=r"test.h5: the store has no 'test' split \(splits "
-                                         r"present: train; test.h5.partial is one being built\)"):
+                                         r"present: train\); an unfinished build left "
+                                         r"test.h5.partial \(run build again to resume\)$"):
         SplitDataset(tmp_path, "test")
 
 

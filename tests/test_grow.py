@@ -19,7 +19,7 @@ import soundfile as sf
 
 from featurestore import SplitDataset, commit, schema
 from featurestore.build import build_store
-from featurestore.errors import BuildError
+from featurestore.errors import BuildError, StoreError
 from featurestore.commit import COMMIT
 from featurestore.layouts import InputOptions
 from featurestore.store import content_digests, open_split
@@ -322,7 +322,7 @@ def test_a_killed_add_leaves_the_store_as_it_was_or_as_it_will_be(tmp_path, mome
         read_only = OSError(errno.EROFS, "Read-only file system")
         with pytest.MonkeyPatch.context() as m:  # a copy of the store on a read-only disk
             m.setattr(commit.os, "replace", lambda *a: (_ for _ in ()).throw(read_only))
-            with pytest.raises(BuildError, match=r"store: a build --add was stopped after it "
+            with pytest.raises(StoreError, match=r"store: a build --add was stopped after it "
                                                  r"committed .+ \(\.add-commit\.json\), and its "
                                                  r"renames cannot be finished here \(Read-only "
                                                  r"file system\): run any timbremap command "):
