@@ -29,11 +29,11 @@ from .notes import Notes
 from .overlap import check_splits_apart
 from .params import FeatureParams
 from .progressbar import progress_bar
-from .splitfile import (JournalError, Progress, Summary, create_partial, finalize, fingerprint,
-                        give_back_room, inputs_digest, note_writer)
+from .resume import start_or_resume
+from .splitfile import Summary, finalize, give_back_room, inputs_digest, note_writer
 from .stats import RunningStats
 from .store import split_path
-from .storefolder import check_folder_of_its_own, check_room, check_writable, locked
+from .storefolder import check_folder_of_its_own, check_writable, locked
 from .workers import Ring, parallel_backend, resolve_backend, ring_kind
 
 __all__ = ["build_store", "BuildError", "SplitReport", "resolve_backend"]
@@ -76,43 +76,6 @@ class _Workers:
     hop: Optional[float]  # notes are windows of longer recordings, this many seconds apart
 
 
-def _start_or_resume(split: _Split, params: FeatureParams, partial: Path,
-                     journal: Path) -> Progress:
-    """The journal's progress when its partial file can be resumed, else a new partial file
-    (for ``--add``, a copy of the finished one with room for the new notes)."""
-    digest = fingerprint(params, split.notes)
-    if split.held is not None:  # and of the file it grows
-        info = split.path.stat()
-        digest = f"{digest}:{info.st_size}:{info.st_mtime_ns}"
-    rows = split.base + len(split.notes)
-    state = None
-    if partial.is_file():
-        try:
-            state = Progress.load(journal, digest)
-        except JournalError as err:
-            log.warning("%s: unreadable build journal: %s; starting %s again", journal, err,
-                        split.name)
-    if state is not None:
-        kept = split.base + state.n_written if state.finished else rows  # finalize trims it
-        try:
-            with h5py.File(partial, "r") as f:
-                if f[schema.SPECTRA].shape not in {(n,) + params.shape for n in (rows, kept)}:
-                    state = None
-        except (OSError, KeyError):
-            state = None
-        if state is None:
-            log.warning("%s: unreadable partial file, starting %s again", partial, split.name)
-    if state is None:
-        check_room(partial, len(split.notes) * params.note_bytes)
-        if split.held is not None:
-            grow.start_added(split.path, partial, rows)
-        else:
-            create_partial(partial, rows, params)
-        state = Progress(digest)
-        state.save(journal)
-    return state
-
-
 def _build_split(split: _Split, params: FeatureParams,
                  run: _Workers) -> Tuple[SplitReport, RunningStats]:
     path, notes = split.path, split.notes
@@ -121,7 +84,7 @@ def _build_split(split: _Split, params: FeatureParams,
     for stale in [*path.parent.glob(f"{path.name}.ring-*"),  # left by a killed build
                   partial.with_name(f".{partial.name}.partial")]:  # by a killed give_back_room
         stale.unlink(missing_ok=True)
-    state = _start_or_resume(split, params, partial, journal)
+    state = start_or_resume(split, params, partial, journal)
     resumed_at = state.position
     if resumed_at:
         log.info("%s: resuming at note %d of %d", split.name, resumed_at, len(notes))

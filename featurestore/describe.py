@@ -10,7 +10,7 @@ import numpy as np
 
 from . import schema
 from .errors import counted
-from .layouts import ATTR_PREFIX as INPUT_PREFIX
+from .inputoptions import ATTR_PREFIX as INPUT_PREFIX
 from .params import ATTR_PREFIX
 import featurestore.remote as remote
 from .files import hdf5_locks_off, locked_by_another, size_text, temporary

@@ -15,7 +15,8 @@ import numpy as np
 
 from . import schema, writeback
 from .errors import BuildError, StoreError, label_difference, label_set_text
-from .layouts import ATTR_PREFIX as INPUT_PREFIX, Inputs
+from .inputoptions import ATTR_PREFIX as INPUT_PREFIX
+from .layouts import Inputs
 from .params import FeatureParams
 from .splitcheck import check_held_here, check_schema
 from .splitfile import Summary, inputs_digest

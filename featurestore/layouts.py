@@ -46,90 +46,13 @@ from .notes import Notes
 from .overlap import check_splits_apart, warn_of_files_in_several_splits
 from .splitfolder import check_roots, found_splits, read_splits
 from .offsets import warn_of_gaps
-from .windows import check_hop, windowed_notes
+from .inputoptions import LAYOUTS, InputOptions
+from .windows import windowed_notes
 
 __all__ = ["LAYOUTS", "AUDIO_SUFFIXES", "InputOptions", "Inputs", "read_inputs", "detect_layout",
            "drawn_split"]
 
 log = logging.getLogger(__name__)
-
-LAYOUTS = ("auto", "nsynth", "folders", "manifest")
-#: The attrs prefix of :class:`InputOptions` in a split file.
-ATTR_PREFIX = "input_"
-
-
-@dataclass(frozen=True)
-class InputOptions:
-    """How a build reads its inputs (recorded in every split file's attrs, ``input_*``).
-
-    Parameters
-    ----------
-    layout : {'auto', 'nsynth', 'folders', 'manifest'}
-        ``'auto'``: ``'manifest'`` for CSV files, ``'nsynth'`` for a folder with
-        ``SPLIT/examples.json``, ``'folders'`` otherwise (:func:`detect_layout`).
-    group_by : str, optional
-        A regular expression on a file's name: what it matches (its first group, if it has
-        one) is the file's group; files that share a group never share a drawn split.
-    windows : float, optional
-        Cut files longer than a clip into windows starting this many seconds apart, each a
-        note; default: the clip from each file's start (the rest trimmed, as ``/adjusted``
-        records).
-    valid_fraction, test_fraction : float
-        Shares of the groups that drawn splits give to valid and test.
-    """
-
-    layout: str = "auto"
-    group_by: Optional[str] = None
-    windows: Optional[float] = None
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.1
-
-    def __post_init__(self):
-        if self.layout not in LAYOUTS:
-            raise BuildError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
-        if self.group_by == "":
-            raise BuildError("--group-by '': an empty expression groups nothing; leave the "
-                             "option out to make each file its own group")
-        if self.group_by is not None:
-            try:
-                re.compile(self.group_by)
-            except re.error as err:
-                raise BuildError(f"--group-by {self.group_by!r}: not a regular expression "
-                                 f"({err})") from None
-        if self.windows is not None:
-            try:
-                object.__setattr__(self, "windows", check_hop(self.windows))
-            except ValueError as err:
-                raise BuildError(f"--windows: {err}") from None
-        for name in ("valid_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise BuildError(f"{name} must be within [0, 1), got {value!r}")
-        if self.valid_fraction + self.test_fraction >= 1:
-            raise BuildError(f"valid_fraction and test_fraction must leave groups for train "
-                             f"(a sum below 1), got {self.valid_fraction} + {self.test_fraction}")
-
-    @classmethod
-    def from_attrs(cls, attrs) -> "InputOptions":
-        """The options a split file records (:meth:`to_attrs`); NSynth's layout and the
-        defaults for a file that records none."""
-        def value(name, default):
-            found = attrs.get(ATTR_PREFIX + name, default)
-            return found.item() if hasattr(found, "item") else found
-        return cls(layout=str(value("layout", "nsynth")),
-                   group_by=str(value("group_by", "")) or None,
-                   windows=float(value("windows", 0.0)) or None,
-                   valid_fraction=float(value("valid_fraction", cls.valid_fraction)),
-                   test_fraction=float(value("test_fraction", cls.test_fraction)))
-
-    def to_attrs(self, layout: str) -> dict:
-        """The attrs that record how the notes were read (``layout`` as detected)."""
-        return {ATTR_PREFIX + "layout": layout,
-                ATTR_PREFIX + "group_by": self.group_by or "",
-                ATTR_PREFIX + "windows": self.windows or 0.0,
-                ATTR_PREFIX + "valid_fraction": self.valid_fraction,
-                ATTR_PREFIX + "test_fraction": self.test_fraction}
-
 
 @dataclass
 class Inputs:

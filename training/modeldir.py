@@ -35,7 +35,7 @@ from .backend import import_tensorflow_quietly
 from .config import TrainConfig
 
 __all__ = ["ModelError", "TrainedModel", "load_trained", "read_model_labels", "config_labels",
-           "label_set_text", "MODEL_FILE", "CONFIG_FILE"]
+           "label_set_text", "check_model_dir", "check_backup", "MODEL_FILE", "CONFIG_FILE"]
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -123,6 +123,27 @@ def check_backup(model_dir: Path):
         raise ModelError(f"{folder}: holds {', '.join(names[:3])}{' ...' * (len(names) > 3)},"
                          f" not the epoch-NNNN.weights.h5 of a run this version can resume (a "
                          f"run of an older timbremap?): start again with --overwrite")
+
+
+def check_model_dir(model_dir: Path):
+    """A model folder is new, empty or timbremap's own (its ``config.json`` says so): training
+    never writes over a user's files, or into a store folder. Files a user adds to a model
+    folder (notes, reports) are left alone."""
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ModelError(f"{model_dir}: exists and is not a folder")
+    if not model_dir.is_dir():
+        return
+    try:
+        read_json(model_dir / CONFIG_FILE)["timbremap_version"]
+        return  # a model folder of ours
+    except FileNotFoundError:
+        foreign = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith("."))
+    except (OSError, ValueError, KeyError, TypeError):
+        foreign = [CONFIG_FILE]
+    if foreign:
+        raise ModelError(f"{model_dir}: holds files that are not a timbremap model's "
+                         f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
+                         f"train into a new or empty folder")
 
 
 def config_labels(info: dict) -> Tuple[str, ...]:

@@ -25,7 +25,8 @@ from featurestore.store import content_digests, split_path, store_id, store_name
 
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
-                       MODEL_FILE, ModelError, check_backup, config_labels, label_set_text)
+                       MODEL_FILE, ModelError, check_backup, check_model_dir, config_labels,
+                       label_set_text)
 from .progress import epoch_progress, plot_curves
 from .trainsplits import learnt_nothing, open_for_training
 
@@ -72,27 +73,6 @@ def _global_random_kept():
     finally:
         random.setstate(states[0])
         np.random.set_state(states[1])
-
-
-def _check_model_dir(model_dir: Path):
-    """A model folder is new, empty or timbremap's own (its ``config.json`` says so): training
-    never writes over a user's files, or into a store folder. Files a user adds to a model
-    folder (notes, reports) are left alone."""
-    if model_dir.exists() and not model_dir.is_dir():
-        raise ModelError(f"{model_dir}: exists and is not a folder")
-    if not model_dir.is_dir():
-        return
-    try:
-        read_json(model_dir / CONFIG_FILE)["timbremap_version"]
-        return  # a model folder of ours
-    except FileNotFoundError:
-        foreign = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith("."))
-    except (OSError, ValueError, KeyError, TypeError):
-        foreign = [CONFIG_FILE]
-    if foreign:
-        raise ModelError(f"{model_dir}: holds files that are not a timbremap model's "
-                         f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
-                         f"train into a new or empty folder")
 
 
 def interrupted_config(model_dir) -> Optional[TrainConfig]:
@@ -354,7 +334,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
     store, model_dir = store_location(store), Path(model_dir)
     if not is_url(store) and model_dir.resolve() == Path(store).resolve():
         raise ModelError(f"{model_dir}: is the store; train into a folder of its own")
-    _check_model_dir(model_dir)
+    check_model_dir(model_dir)
     params, mean, std, input_shape, n_train, labels = open_for_training(store)
     warn_of_labels_a_split_lacks(store)
     if not resume:  # before anything is made, or removed by overwrite
