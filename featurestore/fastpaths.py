@@ -203,7 +203,15 @@ _LG3, _LG4 = np.float32(0.28498786688), np.float32(0.24279078841)
 _ONE, _TWO, _HALF = np.float32(1.0), np.float32(2.0), np.float32(0.5)
 _INF = np.float32(np.inf)
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+def _jit(function):
+    """``numba.njit``, its machine code cached where numba finds a folder it may write (beside
+    this module, ``NUMBA_CACHE_DIR``, the user's cache); compiled anew in each process where it
+    finds none (a read-only install run with a read-only home), as numba refuses to cache."""
+    options = dict(nogil=True, error_model="numpy", boundscheck=False)
+    try:
+        return numba.njit(cache=True, **options)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available for file ..."
+        return numba.njit(**options)(function)
 
 
 @intrinsic

@@ -1,6 +1,9 @@
 import json
+import os
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 import librosa
 
@@ -14,6 +17,8 @@ from featurestore.features import compute_features, features_from_file
 from featurestore.half import to_float16, to_float32
 from featurestore.params import FeatureParams
 from helpers import SR, tone
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def librosa_reference(y, p: FeatureParams):
@@ -55,6 +60,22 @@ def _note_with_silent_end(params):
          + 0.003 * rng.standard_normal(params.n_samples)).astype(np.float32)
     y[int(0.7 * len(y)):] = 0  # digital silence: its frames are skipped, their features 0
     return y
+
+
+def test_the_kernels_compile_where_numba_may_cache_nowhere(tmp_path):
+    script = """
+import numba.core.caching as caching
+caching.CacheImpl._locator_classes = []  # as a read-only install run with a read-only home
+import numpy as np
+from featurestore.features import compute_features
+from featurestore.fastpaths import kernels
+from featurestore.params import FeatureParams
+assert kernels() is not None
+print(compute_features(np.ones(64000, np.float32), FeatureParams()).shape)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0 and done.stdout == "(251, 513)\n", done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("params", [FeatureParams(), FeatureParams(power=2.0),
