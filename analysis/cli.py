@@ -13,18 +13,14 @@ from pathlib import Path
 
 from analysis.arguments import CommandError, feature_params, given_settings, resume_conflicts
 from analysis.options import parse_args
+from analysis.output import ReaderGone, set_up_streams, write_results
 from featurestore.errors import TimbremapError, counted
 from featurestore.remote import client_errors
 
 log = logging.getLogger("timbremap")
 
 EXIT_ERROR = 1
-
-
-def _print(*lines):
-    """Results go to stdout (messages and progress go to stderr through logging and tqdm)."""
-    sys.stdout.write("".join(f"{line}\n" for line in lines))
-    sys.stdout.flush()
+EXIT_READER_GONE = 141  # as a process SIGPIPE ends: 128 + 13
 
 
 def cmd_render(args):
@@ -46,7 +42,7 @@ def cmd_render(args):
     else:
         counts = render_soundfont(args.out, args.soundfont, options=options,
                                   programs=args.programs, tag=args.tag, progress=not args.quiet)
-    _print(*(f"{split}: {counted(counts[split], 'note')} -> {Path(args.out) / split}"
+    write_results(*(f"{split}: {counted(counts[split], 'note')} -> {Path(args.out) / split}"
              for split in SPLITS if split in counts))
 
 
@@ -107,7 +103,7 @@ def cmd_build(args):
     reports = build_store(inputs, out, features, inputs=options, jobs=args.jobs,
                           backend=args.backend, batch_size=args.batch_size,
                           overwrite=args.overwrite, add=args.add, progress=not args.quiet)
-    _print(*build_summary(reports))
+    write_results(*build_summary(reports))
 
 
 def cmd_inspect(args):
@@ -116,13 +112,13 @@ def cmd_inspect(args):
     from featurestore.errors import StoreError
     from featurestore.remote import is_url
     unreadable = {}
-    _print(*describe_store(args.store, max_skipped=None if args.all_skipped else 10,
+    write_results(*describe_store(args.store, max_skipped=None if args.all_skipped else 10,
                            all_adjusted=args.all_adjusted, unreadable=unreadable))
     if not is_url(args.store):  # place writes into local stores only
         from analysis.tsne import mapped_splits
         from featurestore.store import store_splits
         readable = [s for s in store_splits(args.store) if s not in unreadable]
-        _print(*describe_placed(args.store, mapped=mapped_splits(args.store, readable)))
+        write_results(*describe_placed(args.store, mapped=mapped_splits(args.store, readable)))
     if len(unreadable) == 1:
         raise next(iter(unreadable.values()))
     if unreadable:
@@ -153,7 +149,7 @@ def cmd_train(args):
                         args.store, args.model_dir,
                         "continues the run" if done else "starts it again")
         raise
-    _print(f"model: {result.model_dir / 'model.keras'}",
+    write_results(f"model: {result.model_dir / 'model.keras'}",
            f"best validation accuracy {result.best_val_accuracy:.3f} at epoch "
            f"{result.best_epoch} of {result.epochs} (stopped: {result.stopped}); "
            f"{result.minutes:.1f} minutes of training",
@@ -172,7 +168,7 @@ def cmd_evaluate(args):
     try:
         png = write_confusion(result, args.confusion)
     finally:  # the scores, where the PATH given cannot be written too (its error comes after)
-        _print(*[json.dumps({**result.to_dict(), "confusion_png": png and str(png)})]
+        write_results(*[json.dumps({**result.to_dict(), "confusion_png": png and str(png)})]
                if args.json else _scores_text(args, result, png))
 
 
@@ -208,7 +204,7 @@ def cmd_predict(args):
                                windows=args.windows)
     if args.json:
         results = list(results)
-        _print(json.dumps([r.to_json(args.top) for r in results]))
+        write_results(json.dumps([r.to_json(args.top) for r in results]))
         failed = sum(1 for r in results if r.error)
         if failed:
             raise CommandError(f"{failed} of {len(results)} files could not be used")
@@ -262,7 +258,7 @@ def _report_files(results, describe):
             log.error("error: %s", r.error)
         else:  # what reading did goes on the first line, below it any further lines
             first, _, more = describe(r).partition("\n")
-            _print(f"{r.path}: {first}"
+            write_results(f"{r.path}: {first}"
                    + (f"  ({'; '.join(r.adjustments)})" if r.adjustments else "")
                    + (f"\n{more}" if more else ""))
     if failed:
@@ -275,7 +271,7 @@ def cmd_embed(args):
     shapes = embed_store(args.store, args.model_dir, args.split, into=args.into,
                          progress=not args.quiet)
     labels = read_model_labels(args.model_dir)
-    _print(*(f"{split}: /embeddings {shape}, /probabilities ({shape[0]}, {len(labels)})"
+    write_results(*(f"{split}: /embeddings {shape}, /probabilities ({shape[0]}, {len(labels)})"
              for split, shape in shapes.items()), f"labels: {label_set_text(labels)}")
 
 
@@ -284,7 +280,7 @@ def cmd_tsne(args):
     result = tsne_split(args.store, args.split, source=args.source, method=args.method,
                         perplexity=args.perplexity, seed=args.seed)
     a = result.attrs
-    _print(f"{args.split}: /tsne ({result.n}, 2) by {a['method']} from {a['source']}, "
+    write_results(f"{args.split}: /tsne ({result.n}, 2) by {a['method']} from {a['source']}, "
            f"perplexity {a['perplexity']:g}, KL {a['kl_divergence']:.3f}",
            f"trustworthiness (k={a['trustworthiness_k']}) {a['trustworthiness']:.3f}; kNN "
            f"label accuracy (k={a['knn_k']}) "
@@ -304,12 +300,12 @@ def cmd_place(args):
 
 def cmd_plot(args):
     from analysis.plot import plot_map
-    _print(str(plot_map(args.store, args.out, args.split)))
+    write_results(str(plot_map(args.store, args.out, args.split)))
 
 
 def cmd_map(args):
     from analysis.mapview import write_map
-    _print(str(write_map(args.store, args.out_dir, args.split, copy_audio=args.copy_audio)))
+    write_results(str(write_map(args.store, args.out_dir, args.split, copy_audio=args.copy_audio)))
 
 
 def cmd_demo(args):
@@ -324,7 +320,7 @@ def cmd_demo(args):
               for folder, n, nbytes in report.notes]
     lines += [f"  {path}  ({size_text(path.stat().st_size)})" for path in report.files]
     lines.append(f"open {report.out / 'map' / 'index.html'} in a browser to explore and listen")
-    _print(*lines)
+    write_results(*lines)
 
 
 COMMANDS = {"render": cmd_render, "build": cmd_build, "inspect": cmd_inspect, "train": cmd_train,
@@ -356,7 +352,9 @@ def _named_as_options(message: str, args) -> str:
 
 
 def main(argv=None) -> int:
+    """Results go to stdout, messages and progress to stderr (logging and tqdm)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorflow's C++ start-up chatter
+    set_up_streams()
     args = parse_args(argv)
     if args.command in MODEL_COMMANDS:
         from training.backend import import_tensorflow_quietly
@@ -381,6 +379,8 @@ def main(argv=None) -> int:
             sys.stderr.flush()            # leave without finalising (files are closed by now)
             os._exit(130)
         return 130
+    except ReaderGone:  # | head: the reader has what it wanted
+        return EXIT_READER_GONE
     except (TimbremapError, OSError) as err:  # expected: bad input, a file, the disk
         if args.verbose:
             log.exception("failed")

@@ -1,4 +1,5 @@
 import argparse
+import os
 import re
 import shutil
 import signal
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from analysis.cli import main
+from helpers import relabel_store
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ["render", "build", "inspect"]
@@ -369,6 +371,36 @@ def test_a_keras_backend_that_is_not_installed_is_one_line(monkeypatch, tmp_path
     assert main(["evaluate", str(tmp_path), str(tmp_path)]) == 1  # Keras's traceback, before
     assert "error: KERAS_BACKEND=jax: jax is not installed (pip install -e '.[jax]'" \
         in caplog.text
+
+
+def test_a_keras_backend_timbremap_does_not_run_on_is_one_line(monkeypatch, tmp_path, caplog):
+    from analysis.cli import main
+    monkeypatch.setenv("KERAS_BACKEND", "nonsense")
+    assert main(["evaluate", str(tmp_path), str(tmp_path)]) == 1  # Keras's traceback, before
+    assert "error: KERAS_BACKEND=nonsense: not a backend timbremap runs on (one of tensorflow, " \
+           "jax, torch; unset, tensorflow)" in caplog.text
+
+
+def test_results_go_to_whatever_stdout_the_caller_gave(tone_store, tmp_path):
+    """A closed stream, a full disk, a reader that stops, an encoding without a label's
+    letters: results or one line naming stdout, never a traceback after the work."""
+    store = tmp_path / "store"
+    relabel_store(shutil.copytree(tone_store, store), [f"Fl\u00f6te {k}" for k in range(11)])
+    full = subprocess.run(f"{sys.executable} -m analysis.cli inspect {store} >/dev/full",
+                          shell=True, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert full.returncode == 1 and full.stderr == \
+        "timbremap: error: stdout: cannot be written (No space left on device)\n"
+    closed = subprocess.run(f"{sys.executable} -m analysis.cli inspect {store} 2>&- >&-",
+                            shell=True, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert closed.returncode == 0  # as into /dev/null, where its stderr had stopped it
+    ascii_out = subprocess.run([sys.executable, "-m", "analysis.cli", "inspect", store], cwd=REPO,
+                               capture_output=True, timeout=120,
+                               env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert ascii_out.returncode == 0 and b"Fl\\xf6te 0" in ascii_out.stdout, ascii_out.stderr
+    gone = subprocess.Popen([sys.executable, "-m", "analysis.cli", "inspect", store], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    gone.stdout.close()  # as `| head -1` once it has its line
+    assert gone.wait(timeout=120) == 141 and gone.stderr.read() == b""  # quietly, as SIGPIPE
 
 
 def test_ctrl_c_while_tensorflow_loads_is_one_line(monkeypatch, tmp_path, capsys):

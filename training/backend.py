@@ -25,12 +25,16 @@ log = logging.getLogger(__name__)
 
 def check_installed():
     """Raise :class:`~featurestore.errors.NeedsPackage` where ``KERAS_BACKEND`` names a backend
-    whose package is not installed: Keras would end in a traceback as it is imported."""
-    from featurestore.errors import NeedsPackage, install_hint
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    whose package is not installed, and :class:`~featurestore.errors.InputError` where it names
+    none timbremap runs on: Keras would end in a traceback as it is imported."""
+    from featurestore.errors import InputError, NeedsPackage, install_hint
+    backend = os.environ.get("KERAS_BACKEND") or "tensorflow"
     installs = {"tensorflow": "pip install -e . in timbremap's folder",
                 "jax": install_hint("jax"), "torch": "pip install torch"}
-    if backend in installs and importlib.util.find_spec(backend) is None:
+    if backend not in installs:
+        raise InputError(f"KERAS_BACKEND={backend}: not a backend timbremap runs on (one of "
+                         f"{', '.join(installs)}; unset, tensorflow)")
+    if importlib.util.find_spec(backend) is None:
         raise NeedsPackage(f"KERAS_BACKEND={backend}: {backend} is not installed "
                            f"({installs[backend]})")
 
@@ -157,7 +161,7 @@ def import_tensorflow_quietly():
     That cast starts TensorFlow's runtime: a caller who configures its devices
     (``tf.config.set_visible_devices``, memory growth) imports TensorFlow and does so first,
     and then nothing here runs."""
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or \
+    if (os.environ.get("KERAS_BACKEND") or "tensorflow") != "tensorflow" or \
             "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
     sys.stderr.flush()

@@ -1,0 +1,48 @@
+"""The command's standard streams: its results go to stdout and its messages to stderr,
+whatever the caller gave it (a stream closed, a pipe whose reader stops, an encoding that
+cannot write a name)."""
+from __future__ import annotations
+
+import os
+import sys
+
+from featurestore.errors import TimbremapError
+
+__all__ = ["set_up_streams", "write_results", "ReaderGone"]
+
+
+class ReaderGone(Exception):
+    """stdout's reader stopped (``timbremap predict ... | head -1``): the command ends quietly,
+    as a Unix filter does."""
+
+
+def set_up_streams():
+    """A standard stream the caller closed (``2>&-``) reads as ``/dev/null``, taking its
+    descriptor back; stdout writes a character its encoding lacks as a backslash escape, as
+    stderr does, rather than failing after the work is done."""
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:  # the lowest free descriptor: its own, 0, 1 or 2
+            setattr(sys, name, open(os.devnull, mode))
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
+def write_results(*lines):
+    """Write ``lines`` to stdout, each ending in a newline, at once.
+
+    Raises
+    ------
+    ReaderGone
+        The pipe's reader stopped; stdout is pointed at ``/dev/null`` so that nothing more
+        is tried there.
+    TimbremapError
+        stdout cannot be written (a full disk), naming it.
+    """
+    try:
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise ReaderGone() from None
+    except OSError as err:
+        raise TimbremapError(f"stdout: cannot be written ({err.strerror or err})") from None
