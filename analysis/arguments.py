@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from featurestore.errors import TimbremapError
-from featurestore.remote import is_url, store_location
+from featurestore.remote import is_url, store_location as remote_store_location
 
 __all__ = ["local_path", "local_image", "store_location", "positive_int", "CommandError",
            "feature_params", "given_settings", "train_config", "resume_conflicts"]
@@ -23,14 +23,30 @@ def local_path(text: str) -> Path:
     Raises
     ------
     argparse.ArgumentTypeError
-        For a URL, saying which commands read one.
+        For a URL, saying which commands read one; for empty text.
     """
+    _not_empty(text)
     if is_url(text):
         raise argparse.ArgumentTypeError(
             f"{text}: a URL where a local path is needed (timbremap reads stores on object "
             f"storage, with inspect, train, evaluate and embed, and writes only local files: "
             f"write locally, then copy the folder up)")
     return Path(text)
+
+
+def store_location(text: str):
+    """A store as given on a command line (:func:`featurestore.remote.store_location`), not
+    empty."""
+    _not_empty(text)
+    return remote_store_location(text)
+
+
+def _not_empty(text: str):
+    """Refuse an empty path: ``pathlib`` reads it as the current folder, so an unset shell
+    variable (``timbremap build NOTES "$OUT"``) would write there."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?); give '.' "
+                                         "for the current folder")
 
 
 def local_image(text: str) -> str:

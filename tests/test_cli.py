@@ -526,6 +526,11 @@ def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
      "where a local path is needed"),  # not a folder s3:/b/new here
     (["train", "s3://b/store", "s3://b/model"], "argument model_dir: s3://b/model: a URL where"),
     (["embed", "s3://b/store", "m", "--into", "s3://b/e"], "argument --into: s3://b/e: a URL"),
+    (["build", "notes", ""], "build: error: argument NOTES... STORE: an empty path (an unset "
+     "shell variable?); give '.' for the current folder"),  # not a store in the current folder
+    (["inspect", ""], "inspect: error: argument store: an empty path"),
+    (["predict", "m", "a.wav", ""], "predict: error: argument files: an empty path"),
+    (["plot", "store", ""], "plot: error: argument out: an empty path"),
 ])
 def test_a_wrong_argument_is_named_with_the_command_s_usage(args, message, capsys):
     with pytest.raises(SystemExit) as exit:
