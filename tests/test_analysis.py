@@ -498,6 +498,18 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
             write(tmp_path / "afile" / "sub")  # [Errno 17] File exists: 'afile', before
     with pytest.raises(InputError, match=r"/proc/x.png: cannot be written \(No such file"):
         plot_map(mapped[0], "/proc/x.png")
+    import matplotlib.figure
+    before = (tmp_path / "map.png").read_bytes()
+
+    def cut_short(fig, path, **options):  # as a kill or a full disk mid-write
+        Path(path).write_bytes(PNG)
+        raise OSError(28, "No space left on device")
+    with monkeypatch.context() as m:
+        m.setattr(matplotlib.figure.Figure, "savefig", cut_short)
+        with pytest.raises(InputError, match=r"map.png: cannot be written \(No space left"):
+            plot_map(mapped[0], tmp_path / "map.png", splits=["test"])
+    assert (tmp_path / "map.png").read_bytes() == before  # the picture it had, not part of one
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
     import shutil as shell
     monkeypatch.setattr(shell, "which", lambda name: None)  # no TeX: no PGF, which needs it
     with pytest.raises(InputError, match=r"map.pgf: cannot write a .pgf image"):

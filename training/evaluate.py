@@ -12,6 +12,7 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError
+from featurestore.files import replaced
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
@@ -357,10 +358,13 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names) -> P
     ax.set_ylabel("true label (notes)")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true label's notes")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.2)  # axis labels uncut
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replaced(path, path.suffix) as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", pad_inches=0.2,  # axis labels uncut
+                    format=path.suffix[1:] or None)
     plt.close(fig)
-    return Path(path)
+    return path
 
 
 def _confusion_size(n: int) -> dict:
