@@ -137,6 +137,13 @@ def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
     return rows
 
 
+def _line_breaks(entry: dict) -> int:
+    """The line breaks inside a manifest row's quoted fields (``\\r\\n``, ``\\n`` or ``\\r``)."""
+    text = "".join(v if isinstance(v, str) else "".join(map(str, v or ()))
+                   for v in entry.values())
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
 def manifest_rows(path: Path) -> List[Row]:
     """The rows of a manifest CSV, each checked: a row that cannot be used gets its problem."""
     try:
@@ -156,8 +163,9 @@ def manifest_rows(path: Path) -> List[Row]:
             reader.fieldnames = columns
             extra = [c for c in columns if c not in MANIFEST_COLUMNS + OPTIONAL_COLUMNS]
             _check_columns(path, columns, extra)
-            for entry in reader:
-                rows.append(_manifest_row(path, reader.line_num, entry, extra, seen))
+            for entry in reader:  # a row is named by its first line, where it spans several
+                rows.append(_manifest_row(path, reader.line_num - _line_breaks(entry), entry,
+                                          extra, seen))
         except UnicodeDecodeError as err:  # decoded a block at a time: no line to name
             raise BuildError(f"{path}: not a readable CSV file: not UTF-8 text "
                              f"({err.reason})") from None

@@ -108,8 +108,8 @@ def test_a_label_with_a_control_character_is_a_problem_of_its_rows(tmp_path):
                         'vio\tla/a.wav,x\u2028y\n', encoding="utf-8")
     read = read_inputs(manifest, InputOptions(valid_fraction=0.0, test_fraction=0.0))
     assert read.labels == ("cello",) and sorted(why for _, why in read.splits["train"][1]) == [
-        # a quoted field over two lines: its row ends on line 4
-        "line 4: the label 'two\\nlines' holds a control character (\\n); a label is "
+        # a quoted field over two lines: its row is named by its first, line 3
+        "line 3: the label 'two\\nlines' holds a control character (\\n); a label is "
         "printed in lines and columns",
         "line 5: the label 'x\\u2028y' holds a control character (\\u2028); a label is "
         "printed in lines and columns"]
