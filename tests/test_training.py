@@ -1,7 +1,6 @@
 import csv
 import json
 import logging
-import math
 import re
 import shutil
 import subprocess
