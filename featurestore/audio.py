@@ -33,6 +33,7 @@ The downmix, the resampling, the padding or trimming, and a peak above full scal
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple
@@ -123,7 +124,7 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
     """:func:`_read` through ``sf.SoundFile``, a block at a time (an MP3's clip: one block),
     each block's channels averaged to mono as it comes (at most one block of all channels is
     held). Raises what opening or decoding the file's first block raises."""
-    with sf.SoundFile(str(path)) as fh:
+    with sf.SoundFile(os.fsencode(path)) as fh:  # any name the file system holds
         sr, channels, frames = fh.samplerate, fh.channels, fh.frames
         start, want = needed(sr, channels)
         known = 0 <= frames < _UNKNOWN_LENGTH
@@ -197,7 +198,7 @@ def _decodable_frames(path: Path, limit: int) -> int:
     """How many of the first ``limit`` frames of ``path`` decode, read in small pieces
     (libsndfile fails a whole read that meets an error)."""
     frames = 0
-    with sf.SoundFile(str(path)) as fh:
+    with sf.SoundFile(os.fsencode(path)) as fh:  # any name the file system holds
         while frames < limit:
             try:
                 got = len(fh.read(min(_SALVAGE_FRAMES, limit - frames), dtype="float32"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from pathlib import Path
 from typing import Iterator, List, NamedTuple, Optional, Tuple
@@ -43,7 +44,7 @@ def audio_seconds(path, clip: Optional[float] = None) -> float:
     path = Path(path)
     check_file(path)
     try:
-        fh = sf.SoundFile(str(path))
+        fh = sf.SoundFile(os.fsencode(path))  # any name the file system holds
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as err:  # not libsndfile's
         fh, sf_reason = None, error_text(err)
     frames = None

@@ -237,6 +237,16 @@ def test_load_audio_fits_files_to_params(tmp_path):
         direct.astype(np.float32).mean(0)) == 20
 
 
+def test_a_file_named_in_no_encoding_is_read_and_its_damage_said(tmp_path):
+    good = tmp_path / os.fsdecode(b"lat\xe9.flac")  # a name that is not UTF-8
+    sf.write(os.fsencode(good), 0.5 * tone(37, seconds=1.0), SR, format="FLAC")
+    assert load_audio(good, FeatureParams())[0].shape == (FeatureParams().n_samples,)
+    bad = tmp_path / os.fsdecode(b"bad\xe9.wav")
+    bad.write_bytes(b"x" * 100)
+    with pytest.raises(AudioError, match="Format not recognised"):  # not 'utf-8' codec can't
+        load_audio(bad, FeatureParams())
+
+
 def test_load_audio_rejects_bad_files(tmp_path):
     params = FeatureParams()
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00not really a wav at all" * 10)
