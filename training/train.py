@@ -252,7 +252,7 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
     if diverged:
         log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
                     "model is its best epoch before that", diverged[0])
-    if why := learnt_nothing(store, history, config):
+    if why := learnt_nothing(store, history):
         log.warning("%s: %s", model_dir, why)
     info.update(best_epoch=int(best["epoch"]) + 1, best_val_accuracy=best["val_accuracy"],
                 stopped=should_stop(history, config) or "the loss was not finite",
