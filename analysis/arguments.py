@@ -45,8 +45,7 @@ def _not_empty(text: str):
     """Refuse an empty path: ``pathlib`` reads it as the current folder, so an unset shell
     variable (``timbremap build NOTES "$OUT"``) would write there."""
     if not text:
-        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?); give '.' "
-                                         "for the current folder")
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?)")
 
 
 def local_image(text: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from analysis.arguments import CommandError, feature_params, given_settings, resume_conflicts
 from analysis.options import parse_args
-from analysis.output import ReaderGone, set_up_streams, write_results
+from analysis.output import ReaderGone, set_up_streams, write_results as _print
 from featurestore.errors import TimbremapError, counted
 from featurestore.remote import client_errors
 
@@ -42,7 +42,7 @@ def cmd_render(args):
     else:
         counts = render_soundfont(args.out, args.soundfont, options=options,
                                   programs=args.programs, tag=args.tag, progress=not args.quiet)
-    write_results(*(f"{split}: {counted(counts[split], 'note')} -> {Path(args.out) / split}"
+    _print(*(f"{split}: {counted(counts[split], 'note')} -> {Path(args.out) / split}"
              for split in SPLITS if split in counts))
 
 
@@ -103,7 +103,7 @@ def cmd_build(args):
     reports = build_store(inputs, out, features, inputs=options, jobs=args.jobs,
                           backend=args.backend, batch_size=args.batch_size,
                           overwrite=args.overwrite, add=args.add, progress=not args.quiet)
-    write_results(*build_summary(reports))
+    _print(*build_summary(reports))
 
 
 def cmd_inspect(args):
@@ -112,13 +112,13 @@ def cmd_inspect(args):
     from featurestore.errors import StoreError
     from featurestore.remote import is_url
     unreadable = {}
-    write_results(*describe_store(args.store, max_skipped=None if args.all_skipped else 10,
+    _print(*describe_store(args.store, max_skipped=None if args.all_skipped else 10,
                            all_adjusted=args.all_adjusted, unreadable=unreadable))
     if not is_url(args.store):  # place writes into local stores only
         from analysis.tsne import mapped_splits
         from featurestore.store import store_splits
         readable = [s for s in store_splits(args.store) if s not in unreadable]
-        write_results(*describe_placed(args.store, mapped=mapped_splits(args.store, readable)))
+        _print(*describe_placed(args.store, mapped=mapped_splits(args.store, readable)))
     if len(unreadable) == 1:
         raise next(iter(unreadable.values()))
     if unreadable:
@@ -149,7 +149,7 @@ def cmd_train(args):
                         args.store, args.model_dir,
                         "continues the run" if done else "starts it again")
         raise
-    write_results(f"model: {result.model_dir / 'model.keras'}",
+    _print(f"model: {result.model_dir / 'model.keras'}",
            f"best validation accuracy {result.best_val_accuracy:.3f} at epoch "
            f"{result.best_epoch} of {result.epochs} (stopped: {result.stopped}); "
            f"{result.minutes:.1f} minutes of training",
@@ -168,7 +168,7 @@ def cmd_evaluate(args):
     try:
         png = write_confusion(result, args.confusion)
     finally:  # the scores, where the PATH given cannot be written too (its error comes after)
-        write_results(*[json.dumps({**result.to_dict(), "confusion_png": png and str(png)})]
+        _print(*[json.dumps({**result.to_dict(), "confusion_png": png and str(png)})]
                if args.json else _scores_text(args, result, png))
 
 
@@ -204,7 +204,7 @@ def cmd_predict(args):
                                windows=args.windows)
     if args.json:
         results = list(results)
-        write_results(json.dumps([r.to_json(args.top) for r in results]))
+        _print(json.dumps([r.to_json(args.top) for r in results]))
         failed = sum(1 for r in results if r.error)
         if failed:
             raise CommandError(f"{failed} of {len(results)} files could not be used")
@@ -258,7 +258,7 @@ def _report_files(results, describe):
             log.error("error: %s", r.error)
         else:  # what reading did goes on the first line, below it any further lines
             first, _, more = describe(r).partition("\n")
-            write_results(f"{r.path}: {first}"
+            _print(f"{r.path}: {first}"
                    + (f"  ({'; '.join(r.adjustments)})" if r.adjustments else "")
                    + (f"\n{more}" if more else ""))
     if failed:
@@ -271,7 +271,7 @@ def cmd_embed(args):
     shapes = embed_store(args.store, args.model_dir, args.split, into=args.into,
                          progress=not args.quiet)
     labels = read_model_labels(args.model_dir)
-    write_results(*(f"{split}: /embeddings {shape}, /probabilities ({shape[0]}, {len(labels)})"
+    _print(*(f"{split}: /embeddings {shape}, /probabilities ({shape[0]}, {len(labels)})"
              for split, shape in shapes.items()), f"labels: {label_set_text(labels)}")
 
 
@@ -280,7 +280,7 @@ def cmd_tsne(args):
     result = tsne_split(args.store, args.split, source=args.source, method=args.method,
                         perplexity=args.perplexity, seed=args.seed)
     a = result.attrs
-    write_results(f"{args.split}: /tsne ({result.n}, 2) by {a['method']} from {a['source']}, "
+    _print(f"{args.split}: /tsne ({result.n}, 2) by {a['method']} from {a['source']}, "
            f"perplexity {a['perplexity']:g}, KL {a['kl_divergence']:.3f}",
            f"trustworthiness (k={a['trustworthiness_k']}) {a['trustworthiness']:.3f}; kNN "
            f"label accuracy (k={a['knn_k']}) "
@@ -300,12 +300,12 @@ def cmd_place(args):
 
 def cmd_plot(args):
     from analysis.plot import plot_map
-    write_results(str(plot_map(args.store, args.out, args.split)))
+    _print(str(plot_map(args.store, args.out, args.split)))
 
 
 def cmd_map(args):
     from analysis.mapview import write_map
-    write_results(str(write_map(args.store, args.out_dir, args.split, copy_audio=args.copy_audio)))
+    _print(str(write_map(args.store, args.out_dir, args.split, copy_audio=args.copy_audio)))
 
 
 def cmd_demo(args):
@@ -320,7 +320,7 @@ def cmd_demo(args):
               for folder, n, nbytes in report.notes]
     lines += [f"  {path}  ({size_text(path.stat().st_size)})" for path in report.files]
     lines.append(f"open {report.out / 'map' / 'index.html'} in a browser to explore and listen")
-    write_results(*lines)
+    _print(*lines)
 
 
 COMMANDS = {"render": cmd_render, "build": cmd_build, "inspect": cmd_inspect, "train": cmd_train,

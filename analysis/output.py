@@ -19,7 +19,8 @@ class ReaderGone(Exception):
 def set_up_streams():
     """A standard stream the caller closed (``2>&-``) reads as ``/dev/null``, taking its
     descriptor back; stdout writes a character its encoding lacks as a backslash escape, as
-    stderr does, rather than failing after the work is done."""
+    stderr does, rather than failing after the work is done. Called by each
+    :func:`analysis.cli.main`: a Python caller's ``sys.stdout`` keeps the escapes after it."""
     for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
         if getattr(sys, name) is None:  # the lowest free descriptor: its own, 0, 1 or 2
             setattr(sys, name, open(os.devnull, mode))
@@ -42,7 +43,13 @@ def write_results(*lines):
         sys.stdout.write("".join(f"{line}\n" for line in lines))
         sys.stdout.flush()
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        except (OSError, ValueError):  # a stream without a descriptor of its own
+            pass
+        finally:
+            os.close(null)
         raise ReaderGone() from None
     except OSError as err:
         raise TimbremapError(f"stdout: cannot be written ({err.strerror or err})") from None

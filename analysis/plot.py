@@ -154,8 +154,8 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
                fontsize=11, frameon=False)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with replaced(out, out.suffix) as tmp:  # whole or not at all
-            fig.savefig(tmp, dpi=110, format=out.suffix[1:])
+        with replaced(out) as tmp, open(tmp, "wb") as fh:  # whole or not at all
+            fig.savefig(fh, dpi=110, format=out.suffix[1:].lower())  # not named by tmp
     except OSError as err:  # no such place (/proc/x.png), no permission, a full disk
         raise InputError(f"{out}: cannot be written ({err.strerror or err})") from None
     finally:

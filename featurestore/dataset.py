@@ -168,8 +168,10 @@ class SplitDataset:
             reader = (SpectraReader(self.path, self.method) if SPECTRA in self.fields
                       else None)
             others = set(self.fields) - {SPECTRA}
-            self._watch = None if not others or not remote.is_url(self.path) else \
-                reader.watch if reader is not None else remote.VersionWatch(self.path)
+            self._watch = None  # of an object on the storage the other fields are read from
+            if others and remote.is_url(self.path):
+                self._watch = reader.watch if reader is not None else remote.VersionWatch(
+                    self.path)
             f = open_split(self._store, self._split) if others else None
             opened = (os.getpid(), reader, f)
             try:  # on the file the items are read from

@@ -203,6 +203,7 @@ _LG3, _LG4 = np.float32(0.28498786688), np.float32(0.24279078841)
 _ONE, _TWO, _HALF = np.float32(1.0), np.float32(2.0), np.float32(0.5)
 _INF = np.float32(np.inf)
 
+
 def _jit(function):
     """``numba.njit``, its machine code cached where numba finds a folder it may write (beside
     this module, ``NUMBA_CACHE_DIR``, the user's cache); compiled anew in each process where it

@@ -501,8 +501,8 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
     import matplotlib.figure
     before = (tmp_path / "map.png").read_bytes()
 
-    def cut_short(fig, path, **options):  # as a kill or a full disk mid-write
-        Path(path).write_bytes(PNG)
+    def cut_short(fig, file, **options):  # as a kill or a full disk mid-write
+        file.write(PNG)
         raise OSError(28, "No space left on device")
     with monkeypatch.context() as m:
         m.setattr(matplotlib.figure.Figure, "savefig", cut_short)

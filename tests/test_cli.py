@@ -377,8 +377,8 @@ def test_a_keras_backend_timbremap_does_not_run_on_is_one_line(monkeypatch, tmp_
     from analysis.cli import main
     monkeypatch.setenv("KERAS_BACKEND", "nonsense")
     assert main(["evaluate", str(tmp_path), str(tmp_path)]) == 1  # Keras's traceback, before
-    assert "error: KERAS_BACKEND=nonsense: not a backend timbremap runs on (one of tensorflow, " \
-           "jax, torch; unset, tensorflow)" in caplog.text
+    assert "error: KERAS_BACKEND=nonsense: not one of Keras's backends (timbremap runs on " \
+           "tensorflow, jax, torch; unset, tensorflow)" in caplog.text
 
 
 def test_results_go_to_whatever_stdout_the_caller_gave(tone_store, tmp_path):
@@ -527,7 +527,7 @@ def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
     (["train", "s3://b/store", "s3://b/model"], "argument model_dir: s3://b/model: a URL where"),
     (["embed", "s3://b/store", "m", "--into", "s3://b/e"], "argument --into: s3://b/e: a URL"),
     (["build", "notes", ""], "build: error: argument NOTES... STORE: an empty path (an unset "
-     "shell variable?); give '.' for the current folder"),  # not a store in the current folder
+     "shell variable?)\n"),  # not a store in the current folder
     (["inspect", ""], "inspect: error: argument store: an empty path"),
     (["predict", "m", "a.wav", ""], "predict: error: argument files: an empty path"),
     (["plot", "store", ""], "plot: error: argument out: an empty path"),

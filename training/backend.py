@@ -31,10 +31,10 @@ def check_installed():
     backend = os.environ.get("KERAS_BACKEND") or "tensorflow"
     installs = {"tensorflow": "pip install -e . in timbremap's folder",
                 "jax": install_hint("jax"), "torch": "pip install torch"}
-    if backend not in installs:
-        raise InputError(f"KERAS_BACKEND={backend}: not a backend timbremap runs on (one of "
-                         f"{', '.join(installs)}; unset, tensorflow)")
-    if importlib.util.find_spec(backend) is None:
+    if backend not in (*installs, "numpy", "openvino"):  # Keras's backends
+        raise InputError(f"KERAS_BACKEND={backend}: not one of Keras's backends (timbremap "
+                         f"runs on {', '.join(installs)}; unset, tensorflow)")
+    if backend in installs and importlib.util.find_spec(backend) is None:
         raise NeedsPackage(f"KERAS_BACKEND={backend}: {backend} is not installed "
                            f"({installs[backend]})")
 

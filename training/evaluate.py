@@ -360,9 +360,9 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names) -> P
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true label's notes")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with replaced(path, path.suffix) as tmp:  # whole or not at all
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", pad_inches=0.2,  # axis labels uncut
-                    format=path.suffix[1:] or None)
+    with replaced(path) as tmp, open(tmp, "wb") as fh:  # whole or not at all
+        fig.savefig(fh, dpi=120, bbox_inches="tight", pad_inches=0.2,  # axis labels uncut
+                    format=path.suffix[1:].lower() or "png")
     plt.close(fig)
     return path
 
