@@ -123,7 +123,7 @@ def check_schema(f: h5py.File):
     """Raise :class:`StoreError` when ``f``'s attr ``schema_version`` is later than
     :data:`~featurestore.schema.SCHEMA_VERSION`, the layout this version reads (a file without
     it is read as schema 1), or is not a whole number."""
-    version = f.attrs.get("schema_version", SCHEMA_VERSION)
+    version = f.attrs.get("schema_version", 1)  # written before the attr was kept: the first
     if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)):
         raise StoreError(f"{f.filename}: its attr schema_version is {version!r}, not a whole "
                          f"number: the file is damaged")
