@@ -11,10 +11,9 @@ import numpy as np
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
 from featurestore.errors import InputError, check_paths, label_difference, label_set_text
-from featurestore.files import replaced
 from featurestore.store import (StoreError, no_splits, open_split, require_store, split_path,
                                 store_splits)
-from training.images import cut_text, image_path, literal_text
+from training.images import cut_text, image_path, literal_text, save_figure
 
 from .placements import read_placed
 from .tsne import map_coords, no_map
@@ -154,8 +153,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
                fontsize=11, frameon=False)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with replaced(out) as tmp, open(tmp, "wb") as fh:  # whole or not at all
-            fig.savefig(fh, dpi=110, format=out.suffix[1:].lower())  # not named by tmp
+        save_figure(fig, out, dpi=110)
     except OSError as err:  # no such place (/proc/x.png), no permission, a full disk
         raise InputError(f"{out}: cannot be written ({err.strerror or err})") from None
     finally:

@@ -85,11 +85,7 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
     (``attrs``: :meth:`InputOptions.to_attrs`), are other folders, or changed."""
     try:
         with h5py.File(path, "r") as f:
-            try:
-                check_held_here(f)
-                check_schema(f)
-            except StoreError as err:  # BuildError: not one of the excepts below
-                raise BuildError(f"{err}; or use --overwrite to rebuild it") from None
+            _check_kept_file(f)  # BuildError: not one of the excepts below
             differences = schema.read_params(f).differences(params)
             labels = schema.read_label_names(f) if schema.LABELS in f else None
             problems = schema.read_problems(f)
@@ -198,6 +194,17 @@ def warn_of_one_label(read: Inputs):
                     "manifest" else f"is --layout {read.layout} how these notes are laid out?")
 
 
+def _check_kept_file(f: h5py.File):
+    """Raise :class:`BuildError`, saying that ``--overwrite`` rebuilds it, where a split a
+    build keeps holds a link (:func:`check_held_here`) or is of a later store schema
+    (:func:`check_schema`)."""
+    try:
+        check_held_here(f)
+        check_schema(f)
+    except StoreError as err:
+        raise BuildError(f"{err}; or use --overwrite to rebuild it") from None
+
+
 def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:
     """The statistics of the store's finished train split, for splits built without it;
     ``None`` (with a warning) when there is none."""
@@ -206,10 +213,7 @@ def existing_train_stats(out: Path, params: FeatureParams) -> Optional[Summary]:
         log.warning("no train split: each split's statistics are its own")
         return None
     with h5py.File(path, "r") as f:
-        try:
-            check_schema(f)
-        except StoreError as err:
-            raise BuildError(f"{err}; or use --overwrite to rebuild it") from None
+        _check_kept_file(f)
         if schema.read_params(f).differences(params):
             raise BuildError(f"{path}: built with other feature parameters; use --overwrite")
         try:

@@ -18,9 +18,14 @@ import tempfile
 from typing import List
 
 __all__ = ["name", "gpus", "replicas", "make_deterministic", "data_parallel", "precision",
-           "out_of_memory", "import_tensorflow_quietly", "check_installed"]
+           "out_of_memory", "import_tensorflow_quietly", "check_installed", "requested"]
 
 log = logging.getLogger(__name__)
+
+
+def requested() -> str:
+    """The backend ``KERAS_BACKEND`` names, as Keras reads it (unset or empty: tensorflow)."""
+    return os.environ.get("KERAS_BACKEND") or "tensorflow"
 
 
 def check_installed():
@@ -28,7 +33,7 @@ def check_installed():
     whose package is not installed, and :class:`~featurestore.errors.InputError` where it names
     none timbremap runs on: Keras would end in a traceback as it is imported."""
     from featurestore.errors import InputError, NeedsPackage, install_hint
-    backend = os.environ.get("KERAS_BACKEND") or "tensorflow"
+    backend = requested()
     installs = {"tensorflow": "pip install -e . in timbremap's folder",
                 "jax": install_hint("jax"), "torch": "pip install torch"}
     if backend not in (*installs, "numpy", "openvino"):  # Keras's backends
@@ -161,7 +166,7 @@ def import_tensorflow_quietly():
     That cast starts TensorFlow's runtime: a caller who configures its devices
     (``tf.config.set_visible_devices``, memory growth) imports TensorFlow and does so first,
     and then nothing here runs."""
-    if (os.environ.get("KERAS_BACKEND") or "tensorflow") != "tensorflow" or \
+    if requested() != "tensorflow" or \
             "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
     sys.stderr.flush()

@@ -12,12 +12,11 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError
-from featurestore.files import replaced
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
 
-from .images import cut_text, image_path, literal_text
+from .images import cut_text, image_path, literal_text, save_figure
 from .modeldir import TrainedModel, load_trained
 
 __all__ = ["predict_split", "evaluate", "Evaluation", "write_confusion", "plot_confusion",
@@ -360,9 +359,7 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names) -> P
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true label's notes")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with replaced(path) as tmp, open(tmp, "wb") as fh:  # whole or not at all
-        fig.savefig(fh, dpi=120, bbox_inches="tight", pad_inches=0.2,  # axis labels uncut
-                    format=path.suffix[1:].lower() or "png")
+    save_figure(fig, path, dpi=120, bbox_inches="tight", pad_inches=0.2)  # axis labels uncut
     plt.close(fig)
     return path
 

@@ -1,6 +1,6 @@
 """Where a picture goes (:func:`image_path`): the file a path names, in a format matplotlib
-writes, for ``plot``'s map and ``evaluate``'s confusion matrix alike; and how their text is
-drawn (:func:`literal_text`, :func:`cut_text`)."""
+writes, for ``plot``'s map and ``evaluate``'s confusion matrix alike; how it is written
+(:func:`save_figure`); and how their text is drawn (:func:`literal_text`, :func:`cut_text`)."""
 from __future__ import annotations
 
 import functools
@@ -11,9 +11,9 @@ import warnings
 from pathlib import Path
 
 from featurestore.errors import InputError
-from featurestore.files import check_folder_path
+from featurestore.files import check_folder_path, replaced
 
-__all__ = ["image_path", "literal_text", "cut_text"]
+__all__ = ["image_path", "save_figure", "literal_text", "cut_text"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,15 @@ def image_path(out, *, in_folder: str) -> Path:
         raise InputError(f"{out}: cannot write a {out.suffix} image (endings written here: "
                          f"{', '.join('.' + f for f in sorted(formats))})")
     return out
+
+
+def save_figure(fig, path: Path, **options):
+    """Write ``fig`` to ``path`` (:func:`image_path`'s) whole or not at all: beside it, then
+    renamed over it, so that a kill or a full disk leaves the picture that was there. Its
+    format is the one its ending names (png where it has none), not the temporary name's;
+    ``options`` go to ``savefig``."""
+    with replaced(path) as tmp, open(tmp, "wb") as fh:
+        fig.savefig(fh, format=path.suffix[1:].lower() or "png", **options)
 
 
 def _formats() -> set:
