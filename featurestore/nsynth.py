@@ -178,12 +178,17 @@ def unfinished_render(root) -> bool:
     return work.is_dir() and next(work.iterdir(), None) is not None
 
 
-def write_split(split_dir, examples: Dict[str, Example]) -> Path:
-    """Write ``examples.json`` for a split folder (sorted keys, so it is byte-stable)."""
+def write_split(split_dir, examples: Dict[str, Example], *, first_note: int = 0) -> Path:
+    """Write ``examples.json`` for a split folder (sorted keys, so it is byte-stable).
+
+    Each entry gets NSynth's ``note``, a whole number unique in the dataset: ``first_note``
+    plus the entry's place in name order (a caller writing several splits passes the number
+    of notes written before)."""
     split_dir = Path(split_dir)
     split_dir.mkdir(parents=True, exist_ok=True)
     path = split_dir / "examples.json"
+    entries = {name: dict(examples[name].to_json(), note=first_note + i)
+               for i, name in enumerate(sorted(examples))}
     with path.open("w", encoding="utf-8") as fh:
-        json.dump({name: ex.to_json() for name, ex in examples.items()}, fh, indent=1,
-                  sort_keys=True)
+        json.dump(entries, fh, indent=1, sort_keys=True)
     return path

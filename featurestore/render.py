@@ -40,8 +40,8 @@ def _programs(family: str, source: str, *numbers) -> Dict[int, Tuple[str, str]]:
 
 #: GM program number (0-127) -> (NSynth family, NSynth source).
 GM_FAMILIES: Dict[int, Tuple[str, str]] = {
-    **_programs("keyboard", "acoustic", 0, 1, 3, 6, 7),
-    **_programs("keyboard", "electronic", 2, 4, 5),
+    **_programs("keyboard", "acoustic", 0, 1, 3, 6),
+    **_programs("keyboard", "electronic", 2, 4, 5, 7),
     **_programs("mallet", "acoustic", 9, 10, 11, 12, 13, 14),
     **_programs("organ", "electronic", 16, 17, 18),
     **_programs("organ", "acoustic", 19, 20),

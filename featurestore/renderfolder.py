@@ -71,14 +71,16 @@ def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pa
             if not any(examples.values()):
                 raise InputError(f"{out}: no note sounded (see the warnings above); nothing "
                                  f"written")
+            written = 0
             for split, notes in examples.items():
                 if not notes:
                     log.warning("%s: no note of the %s split sounded; it is written empty",
                                 out, split)
                 try:
-                    write_split(work / split, notes)
+                    write_split(work / split, notes, first_note=written)
                 except OSError as err:
                     raise _unwritable(work / split / "examples.json", err) from None
+                written += len(notes)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise

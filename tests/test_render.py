@@ -13,7 +13,8 @@ from featurestore.render import (GM_FAMILIES, RenderOptions, assign_splits, defa
                                  render_soundfont)
 
 FIELDS = {"instrument_family", "instrument_family_str", "instrument", "instrument_str",
-          "instrument_source_str", "pitch", "velocity", "sample_rate", "qualities", "note_str"}
+          "instrument_source_str", "pitch", "velocity", "sample_rate", "qualities", "note_str",
+          "note"}
 OPTIONS = RenderOptions(pitch_step=12, velocities=(100,), duration=1.0, hold=0.75)
 PROGRAMS = [0, 1, 2, 40, 41, 42, 73, 74, 75]
 
@@ -117,7 +118,7 @@ def test_a_note_or_examples_json_that_cannot_be_written_is_one_error_and_nothing
     assert list((tmp_path / "out").iterdir()) == []
     monkeypatch.undo()
 
-    def no_room(split_dir, examples):
+    def no_room(split_dir, examples, **_):
         raise OSError(errno.ENOSPC, "No space left on device", str(split_dir / "examples.json"))
     monkeypatch.setattr(folder, "write_split", no_room)
     with pytest.raises(ValueError, match=r"out/\.rendering/\w+/examples.json: cannot be "
@@ -177,20 +178,27 @@ def test_render_is_deterministic_and_instrument_disjoint(tmp_path):
     with pytest.raises(ValueError, match="holds rendered notes already"):  # no stale wavs
         render_soundfont(tmp_path / "a", options=OPTIONS, programs=PROGRAMS[:1], progress=False)
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
-    instruments = {}
+    instruments, numbers = {}, []
     for split, n in counts.items():
         usable, problems = read_split(tmp_path / "a" / split)
         assert len(usable) == n > 0 and problems == []
         instruments[split] = {e.instrument for e, _ in usable}
         entries = json.loads((tmp_path / "a" / split / "examples.json").read_text())
+        numbers += [entry["note"] for entry in entries.values()]
         for name, entry in entries.items():
             assert FIELDS <= set(entry)
             assert entry["note_str"] == name
             assert entry["instrument_family_str"] == FAMILIES[entry["instrument_family"]]
             assert len(entry["qualities"]) == len(QUALITIES)
     assert set(counts) == {"train", "valid", "test"}
+    assert sorted(numbers) == list(range(sum(counts.values())))  # NSynth's note: unique ids
     splits = list(instruments.values())
     assert all(not (a & b) for i, a in enumerate(splits) for b in splits[i + 1:])
+
+
+def test_electric_instruments_are_electronic():
+    assert GM_FAMILIES[7] == ("keyboard", "electronic")  # Clavinet: an electric keyboard, with pickups
+    assert {GM_FAMILIES[p][1] for p in (4, 5, 16, 26, 33)} == {"electronic"}
 
 
 def test_assign_splits_gives_every_split_each_family_when_possible():

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.full
 
 FIELDS = {"instrument_family", "instrument_family_str", "instrument", "instrument_str",
           "instrument_source", "instrument_source_str", "pitch", "velocity", "sample_rate",
-          "qualities", "note_str"}
+          "qualities", "note_str", "note"}
 TINY = RenderOptions(pitch_step=24, velocities=(100,), duration=1.0, hold=0.75,
                      fractions=(1, 1, 1))
 #: Families whose Faust voices compile in a fraction of a second (the vocal ones take seconds).
