@@ -157,7 +157,7 @@ _BANNERS = re.compile(rb"All log messages before absl::InitializeLog\(\) is call
                       rb"util\.cc:\d+\] oneDNN supports DT_HALF only on platforms with")
 
 
-def import_tensorflow_quietly():
+def import_tensorflow_quietly(*, any_backend: bool = False):
     """Import TensorFlow, where it is Keras's backend and not imported yet, with its start-up
     banners (:data:`_BANNERS`) left out of stderr; anything else it writes there is passed
     on. The banners come from C++ before any logging is set up, so they are taken from the
@@ -165,8 +165,12 @@ def import_tensorflow_quietly():
     (TensorFlow says what its CPU kernels lack for float16 the first time, then never again).
     That cast starts TensorFlow's runtime: a caller who configures its devices
     (``tf.config.set_visible_devices``, memory growth) imports TensorFlow and does so first,
-    and then nothing here runs."""
-    if requested() != "tensorflow" or \
+    and then nothing here runs.
+
+    ``any_backend`` imports it, where it is installed, under any backend too, without the
+    cast: for what imports it whatever the backend (Keras's ``set_random_seed``)."""
+    is_backend = requested() == "tensorflow"
+    if not (is_backend or any_backend) or \
             "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
     sys.stderr.flush()
@@ -175,7 +179,8 @@ def import_tensorflow_quietly():
         os.dup2(captured.fileno(), 2)
         try:
             import tensorflow
-            tensorflow.cast(tensorflow.zeros([1], tensorflow.float16), tensorflow.float32)
+            if is_backend:
+                tensorflow.cast(tensorflow.zeros([1], tensorflow.float16), tensorflow.float32)
         finally:
             os.dup2(saved, 2)
             os.close(saved)

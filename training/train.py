@@ -177,7 +177,8 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
          *, resume: bool, verbose: int, callbacks: Sequence):
     """Train from the newest backup (or from scratch) until :func:`should_stop` says so."""
     from . import backend
-    backend.import_tensorflow_quietly()  # after every refusal: those come without it
+    # after every refusal (those come without it); set_random_seed imports it on any backend
+    backend.import_tensorflow_quietly(any_backend=True)
     import keras
     from .runfiles import RunFiles, latest_backup, read_history, should_stop, write_history
     keras.utils.set_random_seed(config.seed)
