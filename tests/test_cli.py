@@ -86,6 +86,17 @@ def test_build_does_not_import_tensorflow(tone_root, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_importing_a_module_does_not_import_keras():
+    """Keras (and TensorFlow with it) loads when a model is built or read, not on import."""
+    modules = sorted(f"{p.parent.name}.{p.stem}" for folder in ("featurestore", "analysis")
+                     for p in (REPO / folder).glob("[!_]*.py"))
+    code = (f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; "
+            "assert 'keras' not in sys.modules, 'keras imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
 def test_build_and_inspect(tone_root, tmp_path):
     out = tmp_path / "store"
     result = run("build", tone_root, out, "--jobs", "2", "-q")
