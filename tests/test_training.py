@@ -1,6 +1,7 @@
 import csv
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -856,6 +857,18 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     result = run("predict", model_dir, tmp_path / "bad.wav", wav)
     assert result.returncode == 1 and "bad.wav" in result.stderr
     assert wav.name in result.stdout and "Traceback" not in result.stderr
+
+
+def test_predict_json_names_a_file_whose_name_is_not_utf8_by_escapes_that_give_it_back(
+        trained, tone_root, tmp_path):
+    wav = next((tone_root / "test" / "audio").glob("*.wav"))
+    latin = os.fsencode(tmp_path) + b"/caf\xe9.wav"
+    shutil.copyfile(wav, latin)
+    result = run("predict", trained[0], os.fsdecode(latin), "--json")
+    assert result.returncode == 0, result.stderr
+    assert "\\udce9" in result.stdout  # ASCII JSON: every parser reads it
+    (row,) = json.loads(result.stdout)
+    assert os.fsencode(row["path"]) == latin
 
 
 def test_cli_train_prints_only_results_on_stdout(tone_store, tmp_path):
