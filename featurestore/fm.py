@@ -17,6 +17,14 @@ __all__ = ["PROTOTYPES", "load", "patch", "program", "renderer"]
 #: The pip requirement and the module it installs.
 PACKAGE, MODULE = "dexed-py", "dexed"
 
+#: The lowest rate dexed renders at (a DX7 ran at 49 kHz): it renders at the smallest multiple
+#: of the sample rate at least this, and the note is brought down with an anti-aliasing filter,
+#: so that the high partials of a top key do not fold back below the sample rate's Nyquist.
+RENDER_RATE = 44100
+#: The edge (Hz) of the high-pass filter that takes out the offset some voices' feedback leaves
+#: (a DX7's output is AC-coupled too).
+DC_EDGE = 20.0
+
 _ENV = {"attack": (50, 75), "release": (55, 75)}
 _LFO = {"rate": (28, 40), "delay": (30, 70), "vibrato": (2, 8)}
 
@@ -148,7 +156,9 @@ def load():
 
 
 def renderer(options) -> Callable[[Instrument, int, int], np.ndarray]:
-    """A function ``(instrument, pitch, velocity) -> float32 (n,)`` that renders one note.
+    """A function ``(instrument, pitch, velocity) -> float32 (n,)`` that renders one note at
+    ``options.sample_rate``: dexed renders it at :data:`RENDER_RATE` or above, and it is
+    brought down to the sample rate and high-passed at :data:`DC_EDGE`.
 
     Raises
     ------
@@ -160,15 +170,21 @@ def renderer(options) -> Callable[[Instrument, int, int], np.ndarray]:
     except ImportError:
         raise NeedsPackage(f"FM rendering needs {PACKAGE}: {install_hint('synth')}") \
             from None
-    synth = dexed.DexedSynth(sample_rate=options.sample_rate)
+    import scipy.signal
+    factor = -(-RENDER_RATE // options.sample_rate)
+    synth = dexed.DexedSynth(sample_rate=options.sample_rate * factor)
+    dc_block = scipy.signal.butter(2, DC_EDGE, "highpass", fs=options.sample_rate, output="sos")
     loaded = []
 
     def render(instrument: Instrument, pitch: int, velocity: int) -> np.ndarray:
         if loaded != [instrument]:
             synth.load_patch(dexed.Patch.from_sysex(patch(instrument)))
             loaded[:] = [instrument]
-        audio = synth.render(midi_note=pitch, velocity=velocity, note_duration=options.hold,
-                             render_duration=options.duration)
-        return np.asarray(audio, dtype=np.float32)
+        audio = np.asarray(synth.render(midi_note=pitch, velocity=velocity,
+                                        note_duration=options.hold,
+                                        render_duration=options.duration), dtype=np.float64)
+        if factor > 1:
+            audio = scipy.signal.resample_poly(audio, 1, factor)
+        return scipy.signal.sosfilt(dc_block, audio).astype(np.float32)
 
     return render

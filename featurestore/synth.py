@@ -102,18 +102,28 @@ class Instrument:
     source: str
     settings: Tuple[Tuple[str, float], ...]
     pitches: Tuple[int, int]
+    seed: int = 0
+
+    @property
+    def tag(self) -> str:
+        """``{engine}``, and ``s{seed}`` after it for a seed other than 0: what tells the
+        instruments of one engine and seed from those of another."""
+        return f"{self.engine}s{self.seed}" if self.seed else self.engine
 
     @property
     def name(self) -> str:
-        """``{family}_{source}_{engine}{number:03d}``, as NSynth's ``instrument_str``."""
-        return f"{self.family}_{self.source}_{self.engine}{self.number:03d}"
+        """``{family}_{source}_{engine}{number:03d}``, ``s{seed}`` after it for a seed other
+        than 0, as NSynth's ``instrument_str``."""
+        return f"{self.family}_{self.source}_{self.engine}{self.number:03d}" + (
+            f"s{self.seed}" if self.seed else "")
 
     @property
     def id(self) -> int:
-        """Unique across engines and apart from SoundFont ids (``bank * 1000 + program`` with
+        """Unique across engines and seeds (but for a chance of 1 in ``BANKS`` that two share
+        a bank), and apart from SoundFont ids (``bank * 1000 + program`` with
         ``bank < BANKS``, :data:`featurestore.render.BANKS`):
-        ``(BANKS + crc32(engine) % BANKS) * 1000 + number``."""
-        return (BANKS + zlib.crc32(self.engine.encode()) % BANKS) * 1000 + self.number
+        ``(BANKS + crc32(tag) % BANKS) * 1000 + number``."""
+        return (BANKS + zlib.crc32(self.tag.encode()) % BANKS) * 1000 + self.number
 
     def values(self) -> Dict[str, float]:
         """The settings as a dict."""
@@ -189,7 +199,7 @@ def synth_instruments(engine: str, *, per_family: int = 15, seed: int = 0,
             pitches = proto.pitches or (low, high)
             instruments.append(Instrument(engine, FAMILY_SLOTS * FAMILIES.index(family) + k, name,
                                           family, proto.source, settings,
-                                          (max(low, pitches[0]), min(high, pitches[1]))))
+                                          (max(low, pitches[0]), min(high, pitches[1])), seed))
     return instruments
 
 
@@ -214,6 +224,20 @@ def scale_note(audio: np.ndarray, velocity: int, *, gain_db: float = 0.0) -> np.
     peak = float(np.abs(audio).max())
     target = min(0.99, 0.9 * (velocity / 127) ** 2 * 10 ** (gain_db / 20))
     return (audio * (target / peak)).astype(np.float32)
+
+
+def _check_audible(options: RenderOptions):
+    """Raise :class:`InputError` for a velocity whose level (:func:`scale_note`) lies below
+    :data:`SILENT_PEAK`: its notes would be kept with a peak of a few 16-bit steps."""
+    audible = [v for v in range(1, 128)
+               if scale_note(np.ones(1), v, gain_db=options.gain_db)[0] >= SILENT_PEAK]
+    quiet = [v for v in options.velocities if not audible or v < audible[0]]
+    if quiet:
+        gain = f" with gain_db {options.gain_db:g}" if options.gain_db else ""
+        least = f"give {audible[0]} or more" if audible else "raise gain_db"
+        raise InputError(f"--velocities {', '.join(map(str, quiet))}: a synthesised note is "
+                         f"scaled to a peak of 0.9 (velocity / 127)^2{gain}, below -60 dBFS "
+                         f"(silence) for these; {least}")
 
 
 def _engines_to_render(engines: Optional[Sequence[str]]) -> List[str]:
@@ -266,7 +290,8 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
     NeedsPackage
         When no engine asked for is installed, or an engine named in ``engines`` is not.
     InputError
-        For an unknown engine or family, or when ``out`` holds rendered splits already.
+        For an unknown engine or family, a velocity whose notes would lie below
+        :data:`SILENT_PEAK`, or when ``out`` holds rendered splits already.
 
     Notes
     -----
@@ -274,6 +299,7 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
     scaled by :func:`scale_note`. A note that does not sound (peak below :data:`SILENT_PEAK`)
     or is not finite is left out, with a warning.
     """
+    _check_audible(options)
     names = _engines_to_render(engines)
     out = Path(out)
     refuse_rendered(out)

@@ -5,6 +5,7 @@ import importlib
 import json
 import re
 import sys
+import zlib
 from pathlib import Path
 
 import librosa
@@ -110,9 +111,15 @@ def test_instruments_are_drawn_deterministically_within_their_ranges():
         assert all(numbers[i.name] == i.number for i in synth_instruments(
             engine, per_family=6, seed=3, families=["vocal", "string"]))
         assert len(set(numbers.values())) == len(more)
-    ids = [i.id for e in ENGINES for i in synth_instruments(e, per_family=15)]
-    names = [i.name for e in ENGINES for i in synth_instruments(e, per_family=15)]
+    drawn = [i for e in ENGINES for seed in (0, 5) for i in synth_instruments(e, per_family=15,
+                                                                           seed=seed)]
+    ids, names = [i.id for i in drawn], [i.name for i in drawn]  # two seeds: other instruments
     assert len(set(ids)) == len(ids) and len(set(names)) == len(names)
+    dexed0 = synth_instruments("dexed", per_family=1, seed=0)[0]  # seed 0 as it always was
+    assert dexed0.name == "bass_synthetic_dexed000" and dexed0.id == (
+        1_000_000 + zlib.crc32(b"dexed") % 1_000_000) * 1000
+    assert synth_instruments("dexed", per_family=1, seed=5)[0].name == \
+        "bass_synthetic_dexed000s5"
     assert min(ids) >= 1_000_000_000  # SoundFont ids: bank * 1000 + program < 10**9
     assert max(ids) < 2 ** 31  # an int32, as the store keeps it
     with pytest.raises(InputError, match="unknown synthesis engine"):
@@ -169,17 +176,18 @@ def _first_of_each(engine: str) -> dict:
 
 def test_fm_voices_sound_the_key_they_are_played_on():
     """Every FM design but the mallets' (struck bars and bells ring inharmonic modes by design)
-    puts most of its power on the harmonics of the key, at the bottom and the middle of its
-    range: a wrong ratio, a detuned carrier or a stuck pitch envelope fails here."""
+    puts most of its power on the harmonics of the key, at the bottom, the middle and the top of
+    its range, in each of its first instruments: a wrong ratio, a detuned carrier, a stuck pitch
+    envelope, a partial folded back below 8 kHz or an offset fails here."""
     needs("dexed")
     render = fm.renderer(TINY)
-    for name, inst in _first_of_each("dexed").items():
+    for inst in synth_instruments("dexed", per_family=6):
         if inst.family == "mallet":
             continue
         low, high = inst.pitches
-        for pitch in (low, (low + high) // 2):
-            share = _harmonic_share(render(inst, pitch, 100), pitch, TINY.sample_rate)
-            assert share > 0.5, (name, pitch, share)
+        for pitch in (low, (low + high) // 2, high):
+            share = _harmonic_share(render(inst, pitch, 127), pitch, TINY.sample_rate)
+            assert share > 0.8, (inst.name, inst.prototype, pitch, share)
 
 
 def _period(note: np.ndarray, pitch: int, rate: int, until: float) -> tuple:
@@ -359,6 +367,17 @@ def test_scale_note_follows_the_velocity_curve():
     assert np.abs(scale_note(note, 64)).max() == pytest.approx(0.9 * (64 / 127) ** 2)
     assert np.abs(scale_note(note, 127, gain_db=6)).max() == pytest.approx(0.99)
     assert scale_note(note, 100).dtype == np.float32
+
+
+def test_velocities_whose_notes_would_be_silent_are_refused_before_rendering(tmp_path):
+    for options, message in [
+            (RenderOptions(velocities=(1, 4, 5, 100)), "--velocities 1, 4: .* give 5 or more"),
+            (RenderOptions(velocities=(30, 100), gain_db=-40),
+             "--velocities 30: .* with gain_db -40, .*; give 43 or more"),
+            (RenderOptions(velocities=(127,), gain_db=-80), "--velocities 127: .* raise gain_db")]:
+        with pytest.raises(InputError, match=message):
+            render_synth(tmp_path / "out", options=options, progress=False)
+        assert not (tmp_path / "out").exists()
 
 
 def test_the_command_renders_the_engines_asked_for(tmp_path, capsys):
