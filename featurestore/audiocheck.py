@@ -43,8 +43,9 @@ _SF_NOT_REGULAR = "File does not exist or is not a regular file (possibly a pipe
 
 def error_text(err: Exception) -> str:
     """An exception's message, or its type's name where it has none; libsndfile's
-    :data:`_SF_NOT_REGULAR` is told as what it means for a regular file."""
-    text = str(err) or type(err).__name__
+    :data:`_SF_NOT_REGULAR` is told as what it means for a regular file, and its errors
+    without soundfile's ``Error opening PATH:`` (the file is named beside it, as text)."""
+    text = getattr(err, "error_string", None) or str(err) or type(err).__name__
     return text.replace(_SF_NOT_REGULAR, "no audio found in it: damaged, or not the format its "
                                          "name says")
 

@@ -244,8 +244,9 @@ def test_a_file_named_in_no_encoding_is_read_and_its_damage_said(tmp_path):
     assert load_audio(good, FeatureParams())[0].shape == (FeatureParams().n_samples,)
     bad = tmp_path / os.fsdecode(b"bad\xe9.wav")
     bad.write_bytes(b"x" * 100)
-    with pytest.raises(AudioError, match="Format not recognised"):  # not 'utf-8' codec can't
+    with pytest.raises(AudioError, match="Format not recognised") as damaged:  # not 'utf-8'
         load_audio(bad, FeatureParams())
+    assert str(damaged.value) == f"{bad}: cannot decode audio (Format not recognised.)"
 
 
 def test_load_audio_rejects_bad_files(tmp_path):
