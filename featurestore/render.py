@@ -192,17 +192,19 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
     return result
 
 
-def warn_of_empty_splits(where, splits: Mapping, fractions: Sequence[float]):
+def warn_of_empty_splits(where, splits: Mapping, fractions: Sequence[float], *,
+                         option: str = "--programs"):
     """Warn when a split with a share in ``fractions`` got no instrument in ``splits`` (what
     :func:`assign_splits` drew): a family gives each such split one only when it has as many
-    instruments as there are such splits."""
+    instruments as there are such splits; the warning says to give more by ``option``."""
     shared = [name for name, f in zip(("train", "valid", "test"), fractions) if f > 0]
     drawn = set(splits.values())
     empty = [name for name in shared if name not in drawn]
     if empty:
         log.warning("%s: %s got no instrument; a family's instruments are divided among the "
                     "splits, each getting one only when the family has at least %d: give %d or "
-                    "more of a family", where, " and ".join(empty), len(shared), len(shared))
+                    "more of a family (%s)", where, " and ".join(empty), len(shared),
+                    len(shared), option)
 
 
 def _family(label: Union[str, Tuple[str, str]]) -> str:
@@ -309,7 +311,6 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
         log.warning("%s: no preset for %s (e.g. %d): left out", soundfont,
                     counted(len(absent), "GM program"), absent[0])
     splits = assign_splits(programs, options.fractions, options.seed)
-    warn_of_empty_splits(soundfont, splits, options.fractions)
     jobs: List[Tuple[int, int, int]] = []
     for program in programs:
         low, high = PITCH_RANGES[GM_FAMILIES[program][0]]
@@ -319,6 +320,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     bank = zlib.crc32(tag.encode()) % BANKS
     silent: List[str] = []
     with rendering(out, examples) as work:
+        warn_of_empty_splits(soundfont, splits, options.fractions)  # once OUT could be made
         for program, pitch, velocity in progress_bar(jobs, unit="note", enabled=progress,
                                                      desc=f"render {soundfont.name}"):
             family, source = GM_FAMILIES[program]

@@ -51,11 +51,25 @@ def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pa
         is locked while one writes), or no note in ``examples``.
     """
     refuse_rendered(out)
+    made = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file on its path, no permission
         raise InputError(f"{out}: cannot be made ({err.strerror or err}: {err.filename})"
                          ) from None
+    try:
+        with _writing(out, examples) as work:
+            yield work
+    except BaseException:
+        if made:  # the render made it: nothing of the render is left
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only an empty one
+        raise
+
+
+@contextlib.contextmanager
+def _writing(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Path]:
+    """:func:`rendering` in ``out``, a folder that is there."""
     with exclusive_lock(out, lambda: InputError(f"{out}: another render is writing into this "
                                                 f"folder; wait for it to finish")):
         refuse_rendered(out)  # the other render may have finished meanwhile

@@ -318,12 +318,13 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
     if not jobs:
         raise InputError(f"no instrument of the families {list(families or ())} in the "
                          f"engines {names}")
-    warn_of_empty_splits(", ".join(names), splits, options.fractions)
     examples: Dict[str, Dict[str, Example]] = {s: {} for s in set(splits.values())}
     renderers: Dict[str, Callable] = {}
     total = int(round(options.duration * options.sample_rate))
     failed: Dict[str, List[str]] = {"silent": [], "not finite": []}
     with rendering(out, examples) as work:
+        warn_of_empty_splits(", ".join(names), splits, options.fractions,  # once OUT was made
+                             option="--per-family")
         for inst, pitch, velocity in progress_bar(jobs, unit="note", enabled=progress,
                                                   desc=f"render {'+'.join(names)}"):
             if inst.engine not in renderers:
