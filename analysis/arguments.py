@@ -9,7 +9,8 @@ from featurestore.errors import TimbremapError
 from featurestore.remote import is_url, store_location as remote_store_location
 
 __all__ = ["local_path", "local_image", "store_location", "positive_int", "CommandError",
-           "feature_params", "given_settings", "train_config", "resume_conflicts"]
+           "feature_params", "given_settings", "train_config", "resume_conflicts",
+           "named_as_options"]
 
 
 class CommandError(TimbremapError):
@@ -128,3 +129,14 @@ def resume_conflicts(given: dict, started) -> list:
     own = started.to_dict()
     return [negated.get(name, "--" + name.replace("_", "-"))
             for name, value in given.items() if value != own[name]]
+
+
+def named_as_options(message: str, args) -> str:
+    """``batch_size must be ...`` as ``--batch-size must be ...``: an error of a setting that
+    the command line gives names the option typed, not the field of its dataclass. Only a
+    message whose subject is settings of this command (``a and b must ...``) is changed."""
+    subject, must, rest = message.partition(" must ")
+    names = subject.split(" and ")
+    if not must or not all(name.isidentifier() and hasattr(args, name) for name in names):
+        return message
+    return " and ".join("--" + name.replace("_", "-") for name in names) + must + rest

@@ -11,9 +11,11 @@ import sys
 import threading
 from pathlib import Path
 
-from analysis.arguments import CommandError, feature_params, given_settings, resume_conflicts
+from analysis.arguments import (CommandError, feature_params, given_settings, named_as_options,
+                                resume_conflicts)
 from analysis.options import parse_args
 from analysis.output import ReaderGone, set_up_streams, write_results as _print
+from analysis.signals import exit_status, terminated_as_interrupted
 from featurestore.errors import TimbremapError, counted
 from featurestore.remote import client_errors
 
@@ -21,6 +23,7 @@ log = logging.getLogger("timbremap")
 
 EXIT_ERROR = 1
 EXIT_READER_GONE = 141  # as a process SIGPIPE ends: 128 + 13
+_STOPPED = {130: "interrupted", 143: "terminated"}
 
 
 def cmd_render(args):
@@ -340,19 +343,14 @@ def _own_or_warning(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING or record.name.split(".")[0] in OWN_LOGGERS
 
 
-def _named_as_options(message: str, args) -> str:
-    """``batch_size must be ...`` as ``--batch-size must be ...``: an error of a setting that
-    the command line gives names the option typed, not the field of its dataclass. Only a
-    message whose subject is settings of this command (``a and b must ...``) is changed."""
-    subject, must, rest = message.partition(" must ")
-    names = subject.split(" and ")
-    if not must or not all(name.isidentifier() and hasattr(args, name) for name in names):
-        return message
-    return " and ".join("--" + name.replace("_", "-") for name in names) + must + rest
-
-
 def main(argv=None) -> int:
-    """Results go to stdout, messages and progress to stderr (logging and tqdm)."""
+    """Results go to stdout, messages and progress to stderr (logging and tqdm); SIGTERM ends
+    a command as Ctrl-C does (:mod:`analysis.signals`)."""
+    with terminated_as_interrupted():
+        return _run(argv)
+
+
+def _run(argv) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorflow's C++ start-up chatter
     set_up_streams()
     args = parse_args(argv)
@@ -360,9 +358,9 @@ def main(argv=None) -> int:
         from training.backend import import_tensorflow_quietly
         try:
             import_tensorflow_quietly()
-        except KeyboardInterrupt:  # before logging is set up
-            print("timbremap: interrupted", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as stop:  # before logging is set up
+            print(f"timbremap: {_STOPPED[exit_status(stop)]}", file=sys.stderr)
+            return exit_status(stop)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="timbremap: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # other libraries (dask, numba...): warnings
@@ -372,19 +370,19 @@ def main(argv=None) -> int:
             from training.backend import check_installed
             check_installed()
         COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        log.error("interrupted")
+    except KeyboardInterrupt as stop:
+        log.error(_STOPPED[exit_status(stop)])
         if threading.active_count() > 1:  # workers may be inside C++ code (the FFT): ending
             sys.stdout.flush()            # the interpreter under them aborts the process, so
             sys.stderr.flush()            # leave without finalising (files are closed by now)
-            os._exit(130)
-        return 130
+            os._exit(exit_status(stop))
+        return exit_status(stop)
     except ReaderGone:  # | head: the reader has what it wanted
         return EXIT_READER_GONE
     except (TimbremapError, OSError) as err:  # expected: bad input, a file, the disk
         if args.verbose:
             log.exception("failed")
-        log.error("error: %s", _named_as_options(str(err).strip(), args) or type(err).__name__)
+        log.error("error: %s", named_as_options(str(err).strip(), args) or type(err).__name__)
         return EXIT_ERROR
     except client_errors() as err:  # a store on object storage that went out of reach
         if args.verbose:

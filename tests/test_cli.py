@@ -315,12 +315,12 @@ def test_inspect_names_what_unfinished_writes_left_and_what_is_being_written(ton
 
 
 def test_only_an_error_whose_subject_is_options_is_named_by_them():
-    from analysis.cli import _named_as_options
+    from analysis.arguments import named_as_options
     args = argparse.Namespace(batch_size=7, block_mib=8)
-    assert _named_as_options("batch_size must be even", args) == "--batch-size must be even"
+    assert named_as_options("batch_size must be even", args) == "--batch-size must be even"
     for message in ("dropout and batch_size must be in [0, 1)",  # no --dropout option
                     "/data/batch_size must be a folder", "batch_size is odd"):
-        assert _named_as_options(message, args) == message
+        assert named_as_options(message, args) == message
 
 
 def test_build_options_shape_the_features_and_are_recorded(tone_root, tmp_path):
@@ -355,7 +355,10 @@ sys.exit(main(["build", sys.argv[1], sys.argv[2], "--jobs", "2", "--batch-size",
 """
 
 
-def test_ctrl_c_during_a_threaded_build_exits_130_and_resumes(tone_root, tmp_path):
+@pytest.mark.parametrize("sent, status, said", [(signal.SIGINT, 130, "interrupted"),
+                                                 (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_or_sigterm_during_a_threaded_build_ends_it_and_it_resumes(
+        sent, status, said, tone_root, tmp_path):
     out = tmp_path / "s"
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_BUILD, str(tone_root), str(out)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -365,10 +368,10 @@ def test_ctrl_c_during_a_threaded_build_exits_130_and_resumes(tone_root, tmp_pat
     while not (out / "train.h5.journal").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.2)  # worker threads busy with notes (a split takes seconds)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sent)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "terminate called" not in stderr
+    assert proc.returncode == status, stderr
+    assert f"timbremap: {said}" in stderr and "terminate called" not in stderr
     assert run("build", tone_root, out, "-q").returncode == 0
 
 

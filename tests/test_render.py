@@ -55,6 +55,25 @@ def test_an_interrupted_render_leaves_no_split_and_the_next_one_starts_again(tmp
     assert [p.name for p in other.iterdir()] == ["valid"]
 
 
+def test_a_render_sent_sigterm_ends_as_an_interrupted_one(tmp_path):
+    """``kill`` or ``timeout``: exit 143, no .rendering left (gigabytes, in a big render)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "analysis.cli", "render", str(out),
+                             "--pitch-step", "1", "-q"], cwd=Path(__file__).parents[1],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any((out / ".rendering").glob("*/audio/*.wav")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "timbremap: terminated" in stderr, stderr
+    assert not out.exists()
+
+
 def test_a_folder_whose_render_has_not_finished_is_refused_by_build(tmp_path):
     from featurestore.errors import BuildError
     from featurestore.layouts import read_inputs
