@@ -326,10 +326,20 @@ def _warn_of_gone_files(held: Notes, split: str) -> set:
 
 def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):
     """Refuse a note whose name the split holds from another folder (which note the store
-    would mean by it is unclear), naming both."""
-    for i, name in enumerate(notes.names):
-        k = held.get(name)
-        if k is not None and k != notes.folder[i]:
-            raise BuildError(f"note {name!r} of {split} is in {roots[k]} (held by the store) and "
-                             f"in {roots[notes.folder[i]]}; a note's name must be unique across "
-                             f"the inputs: rename or leave out one of them")
+    would mean by it is unclear), naming both, and how many such names there are; where the
+    store's folder is no longer there (moved), say so."""
+    clashes = [i for i, name in enumerate(notes.names)
+               if held.get(name, notes.folder[i]) != notes.folder[i]]
+    if not clashes:
+        return
+    i = clashes[0]
+    name, k = notes.names[i], held[notes.names[i]]
+    many = f" ({len(clashes)} such names)" if len(clashes) > 1 else ""
+    if not os.path.lexists(roots[k]):
+        raise BuildError(f"note {name!r} of {split} is held by the store from {roots[k]}, which "
+                         f"is no longer there, and is in {roots[notes.folder[i]]}{many}; the "
+                         f"store records each note's folder: if that folder moved, build the "
+                         f"store anew from where it is now (--overwrite)")
+    raise BuildError(f"note {name!r} of {split} is in {roots[k]} (held by the store) and in "
+                     f"{roots[notes.folder[i]]}{many}; a note's name must be unique across the "
+                     f"inputs: rename or leave out one of them")

@@ -52,22 +52,27 @@ def refuse_names_in_two_splits(splits: Sequence[Tuple[str, Notes]], *, layout: s
     BuildError
         A name given in two splits by two folders, or a manifest's file in two splits.
     """
-    same_folder = []
+    same_folder, clashes = [], []
     for rows in _same_names([notes for _, notes in splits]):
         for (k, i), (m, j) in itertools.combinations(rows, 2):
             (a, one), (b, two) = splits[k], splits[m]
             if a == b:
                 continue
             if one.folder[i] != two.folder[j]:
-                raise BuildError(f"note {one.names[i]!r} is in {a} ({one.path(i)}) and in {b} "
-                                 f"({two.path(j)}); a note's name must be unique across the "
-                                 f"inputs, and a note in two splits would be scored after it "
-                                 f"was heard: rename or leave out one of them")
+                clashes.append((a, one.path(i), b, two.path(j), one.names[i]))
+                continue
             if layout == "manifest":  # a manifest's name is its file: one note, in one split
                 raise BuildError(f"{one.path(i)} is in {a} and in {b} (a store's note, and a "
                                  f"manifest row that gives it another split?): a file is one "
                                  f"note of one split; rebuild with --overwrite to move it")
             same_folder.append((one.names[i], a, b))
+    if clashes:
+        a, one, b, two, name = clashes[0]
+        count = len({clash[-1] for clash in clashes})
+        many = f" ({count} such names)" if count > 1 else ""
+        raise BuildError(f"note {name!r} is in {a} ({one}) and in {b} ({two}){many}; a note's "
+                         f"name must be unique across the inputs, and a note in two splits "
+                         f"would be scored after it was heard: rename or leave out one of them")
     if same_folder and layout == "nsynth":
         name, a, b = same_folder[0]
         log.warning("%d note names are in two splits of one NOTES folder (first: %r, in %s and "
@@ -76,8 +81,9 @@ def refuse_names_in_two_splits(splits: Sequence[Tuple[str, Notes]], *, layout: s
 
 
 def _same_names(parts: Sequence[Notes]) -> Iterator[List[Tuple[int, int]]]:
-    """Each name that more than one row of ``parts`` gives, as its ``(part, row)`` s; found by
-    sorting the names' hashes (a few bytes a note, whatever the names' lengths)."""
+    """Each name that more than one row of ``parts`` gives, as its ``(part, row)`` s, in the
+    order of their first rows (whatever Python's hash seed); found by sorting the names'
+    hashes (a few bytes a note, whatever the names' lengths)."""
     if not parts:
         return
     hashes = np.concatenate([np.fromiter(map(hash, notes.names), np.int64, len(notes))
@@ -88,11 +94,13 @@ def _same_names(parts: Sequence[Notes]) -> Iterator[List[Tuple[int, int]]]:
     ordered = hashes[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     sizes = np.diff(np.r_[starts, len(ordered)])
+    groups = []
     for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
         by_name = defaultdict(list)  # equal hashes, most likely one name
         for k in order[start:start + size]:
             by_name[parts[part[k]].names[row[k]]].append((int(part[k]), int(row[k])))
-        yield from (rows for rows in by_name.values() if len(rows) > 1)
+        groups.extend(rows for rows in by_name.values() if len(rows) > 1)
+    yield from sorted(groups)
 
 
 def warn_of_files_in_several_splits(splits: Dict[str, Tuple[Notes, list]]):

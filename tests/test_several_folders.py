@@ -74,12 +74,14 @@ def test_a_name_two_folders_share_is_refused_with_both_paths(two_roots, tmp_path
 def test_a_name_two_folders_give_in_two_splits_is_refused_by_build_and_add(two_roots,
                                                                             tmp_path):
     a, b = two_roots
-    c = tmp_path / "c"  # a note of a's train again, in c's valid: it would be scored as unheard
-    name = sorted(json.loads((a / "train" / "examples.json").read_text()))[1]
-    write_note(c / "valid", name, tone(30))
-    write_split(c / "valid", {name: example(name, "organ")})
+    c = tmp_path / "c"  # notes of a's train again, in c's valid: they would be scored as unheard
+    names = sorted(json.loads((a / "train" / "examples.json").read_text()))[1:4]
+    for name in names:
+        write_note(c / "valid", name, tone(30))
+    write_split(c / "valid", {name: example(name, "organ") for name in names})
+    name = names[0]  # the first of them, and how many
     both = rf"note '{name}' is in train \({a}/train/audio/{name}.wav\) and in valid " \
-           rf"\({c}/valid/audio/{name}.wav\)"
+           rf"\({c}/valid/audio/{name}.wav\) \(3 such names\)"
     with pytest.raises(BuildError, match=both):
         build_store([a, c], tmp_path / "store", jobs=1, progress=False)
     assert not list((tmp_path / "store").glob("*.h5*"))  # nothing written
@@ -88,6 +90,17 @@ def test_a_name_two_folders_give_in_two_splits_is_refused_by_build_and_add(two_r
     with pytest.raises(BuildError, match=both):  # the store's train holds it from a
         build_store(c, tmp_path / "store", jobs=1, progress=False, add=True)
     assert {p.name: p.read_bytes() for p in (tmp_path / "store").glob("*")} == before
+
+
+def test_names_in_two_splits_come_in_the_order_of_their_rows_whatever_the_hash(monkeypatch):
+    import featurestore.overlap as overlap
+
+    class Part(list):
+        names = property(list)
+    monkeypatch.setattr(overlap, "hash", lambda name: -int(name[1:]), raising=False)  # n9 first
+    parts = [Part(["n1", "n2", "n3", "n9"]), Part(["n3", "n4", "n9", "n1"])]
+    assert list(overlap._same_names(parts)) == [[(0, 0), (1, 3)], [(0, 2), (1, 0)],
+                                                [(0, 3), (1, 2)]]
 
 
 def test_a_name_one_nsynth_folder_gives_in_two_splits_is_warned_of(tmp_path, caplog):
