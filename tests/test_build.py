@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+import featurestore.build
 from featurestore.build import BuildError, build_store, resolve_backend
 from featurestore.features import features_from_file
 from featurestore.nsynth import FAMILIES
@@ -416,10 +417,13 @@ def test_bad_root(tmp_path, setup, message):
         build_store(setup(tmp_path), tmp_path / "out", progress=False)
 
 
-def test_unwritable_out(tone_root, tmp_path):
-    with pytest.raises(BuildError, match=f"{tone_root}: is a NOTES folder too; give the store "
-                                         f"a folder of its own"):
-        build_store(tone_root, f"{tone_root}/", progress=False)
+def test_unwritable_out(tone_root, tmp_path, monkeypatch):
+    with monkeypatch.context() as m:  # refused before the inputs are read, and warned of
+        m.setattr(featurestore.build, "read_inputs", lambda *a, **k: pytest.fail("read"))
+        for roots in (tone_root, [tmp_path, tone_root]):
+            with pytest.raises(BuildError, match=f"{tone_root}: is a NOTES folder too; give the "
+                                                 f"store a folder of its own"):
+                build_store(roots, f"{tone_root}/", progress=False)
     assert not list(tone_root.glob("*.h5*"))
     model_dir = tmp_path / "model"  # a trained model's folder
     model_dir.mkdir()
