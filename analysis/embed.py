@@ -125,9 +125,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     with exclusive_lock(into, lambda: InputError(
             f"{into}: another embed is writing its results into this folder; wait for it to "
             f"finish (or give another --into)")):
-        for split in splits:  # checked under the lock: what another run wrote is seen
-            _check_replaceable(into / f"{split}.h5")
-        _check_one_run(into, splits, store, trained)
+        _check_one_run(into, splits, store, trained)  # under the lock: another run's is seen
         return _embed(store, trained, splits, into, batch_size, progress)
 
 
@@ -181,33 +179,24 @@ def _embed(store, trained: TrainedModel, splits: Sequence[str], into: Optional[P
     return shapes
 
 
-def _check_replaceable(path: Path):
-    """Refuse an ``--into`` file that exists and is not one this command wrote: a store's
-    split (the store itself given as ``--into``, or another) is never replaced."""
-    if not path.exists():
-        return
-    try:
-        with h5py.File(path, "r") as f:
-            ours = schema.is_apart_results(f)
-    except OSError:
-        ours = False
-    if not ours:
-        raise InputError(f"{path}: exists and is not results that 'embed --into' wrote (a "
-                         f"store's split?); --into names a new folder, or one of earlier "
-                         f"results")
-
-
 def _check_one_run(into: Path, splits, store, trained: TrainedModel):
-    """Refuse an ``--into`` folder whose results of other splits than ``splits`` are of
-    another store or model: it would hold a mix that reads as one store's embeddings."""
+    """Refuse an ``--into`` folder that holds a file other than results this command wrote (a
+    store's split, the store itself given as ``--into`` or another: never replaced, nor mixed
+    with results), or results of other splits than ``splits`` that are another store's or
+    model's: it would hold a mix that reads as one store's embeddings."""
     for path in sorted(into.glob("*.h5")) if into.is_dir() else ():
+        try:
+            with h5py.File(path, "r") as f:
+                ours = schema.is_apart_results(f)
+                made = dict(f[schema.EMBEDDINGS].attrs) if schema.EMBEDDINGS in f else {}
+                store_of = str(f.attrs.get("store", ""))
+        except OSError:
+            ours = False
+        if not ours:
+            raise InputError(f"{path}: is not results that 'embed --into' wrote (a store's "
+                             f"split?); --into names a new folder, or one of earlier results")
         if path.stem in splits:
             continue  # replaced by this run
-        with h5py.File(path, "r") as f:
-            if not schema.is_apart_results(f):
-                continue
-            made = dict(f[schema.EMBEDDINGS].attrs) if schema.EMBEDDINGS in f else {}
-            store_of = str(f.attrs["store"])
         if store_of != store_id(store):
             what = f"another store's results ({store_of})"
         elif str(made.get(schema.MODEL_SHA1, "")) != trained.weights_hash:

@@ -285,9 +285,15 @@ def test_embed_into_never_replaces_a_stores_split(mapped, tmp_path):
     shutil.copytree(mapped[0], store)
     before = {p.name: p.read_bytes() for p in store.glob("*.h5")}
     for into in (store, mapped[0]):  # the store itself, or another one
-        with pytest.raises(InputError, match=r"train.h5: exists and is not results that 'embed "
-                                             r"--into' wrote \(a store's split\?\)"):
+        with pytest.raises(InputError, match=r"test.h5: is not results that 'embed --into' "
+                                             r"wrote \(a store's split\?\)"):
             embed_store(store, mapped[1], into=into, progress=False)
+    other = tmp_path / "other"  # a store of one split, given for another split's results
+    other.mkdir()
+    shutil.copyfile(store / "test.h5", other / "test.h5")
+    with pytest.raises(InputError, match=r"other/test.h5: is not results that 'embed --into'"):
+        embed_store(store, mapped[1], ["train"], into=other, progress=False)
+    assert sorted(p.name for p in other.iterdir()) == ["test.h5"]
     assert {p.name: p.read_bytes() for p in store.glob("*.h5")} == before
     embed_store(store, mapped[1], ["test"], into=tmp_path / "apart", progress=False)
     embed_store(store, mapped[1], ["test", "train"], into=tmp_path / "apart",
