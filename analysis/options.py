@@ -16,14 +16,8 @@ __all__ = ["make_parser"]
 
 def make_parser() -> argparse.ArgumentParser:
     """The ``timbremap`` parser: ``--version`` and one subcommand per builder of
-    :data:`COMMANDS`, each with the common options ``-v`` and ``-q``.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        Its parsed namespace names the subcommand in ``command``; its ``commands`` maps each
-        subcommand's name to its parser.
-    """
+    :data:`COMMANDS`, each with the common options ``-v`` and ``-q``; the namespace names the
+    subcommand in ``command``, and the parser's ``commands`` maps each name to its parser."""
     from featurestore import __version__
     parser = argparse.ArgumentParser(
         prog="timbremap",
@@ -45,12 +39,18 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """``argv`` (default: the command line) parsed by :func:`make_parser`; an argument no
-    option takes is an error with its command's usage (argparse would show timbremap's)."""
+    """``argv`` (default: the command line) parsed by :func:`make_parser`, the common options
+    taken before the command too; an argument no option takes is an error with its command's
+    usage (argparse would show timbremap's)."""
     parser = make_parser()
-    args, extra = parser.parse_known_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    lead = next((k for k, w in enumerate(words) if w not in ("-v", "--verbose", "-q", "--quiet")),
+                len(words))
+    if 0 < lead < len(words):  # timbremap -q build ...
+        words = [words[lead], *words[:lead], *words[lead + 1:]]
+    args, extra = parser.parse_known_args(words)
     if extra:
-        words = list(sys.argv[1:] if argv is None else argv)[1:]  # after the command
+        words = words[1:]  # after the command
         before = words[:words.index(extra[0])] if extra[0] in words else []
         first_option = next((k for k, w in enumerate(before) if w.startswith("-")), None)
         split = (not extra[0].startswith("-") and first_option is not None  # positionals on
@@ -280,8 +280,7 @@ def _evaluate(add_command):
     from training.evaluate import evaluate
     p = add_command("evaluate", help="score a model on a split",
                     description="Per-label precision/recall/F1, accuracy, balanced accuracy "
-                                "and a confusion-matrix PNG, over the model's label "
-                                "set (the split's labels matched to it by name).")
+                                "and a confusion-matrix PNG, over the model's label set.")
     p.add_argument("store", type=store_location, help=STORE_HELP)
     p.add_argument("model_dir", type=local_path, help=MODEL_HELP)
     p.add_argument("--split", choices=SPLITS, default=_default(evaluate, "split"),
@@ -335,6 +334,7 @@ def _tsne(add_command):
     for option, text in helps.items():
         default = _default(tsne_split, option)
         p.add_argument(f"--{option}", type=type(default), default=default,
+                       choices=SPLITS if option == "split" else None,
                        help=f"{text} (default: %(default)s)")
     p.add_argument("--source", choices=SOURCES, default=_default(tsne_split, "source"),
                    help="map the model's embeddings (run embed first) or the stored spectra "

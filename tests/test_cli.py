@@ -523,6 +523,16 @@ def test_option_defaults_come_from_the_functions_that_own_them(monkeypatch):
     # chooses: the test split's map, or the only map (test_analysis.py)
 
 
+def test_the_common_options_may_come_before_the_command(capsys):
+    from analysis.options import parse_args
+    for argv in (["-q", "-v", "inspect", "s"], ["--quiet", "inspect", "-v", "s"]):
+        args = parse_args(argv)
+        assert (args.command, str(args.store), args.quiet, args.verbose) == ("inspect", "s", 1, 1)
+    with pytest.raises(SystemExit):
+        parse_args(["-q", "inspect", "a", "b"])
+    assert "timbremap inspect: error: unrecognized arguments: b\n" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["build", "notes", "--manifest", "m.csv", "store"],
      "timbremap build: error: unrecognized arguments: store (the positional arguments go "

@@ -216,7 +216,7 @@ def test_render_is_deterministic_and_instrument_disjoint(tmp_path):
 
 
 def test_electric_instruments_are_electronic():
-    assert GM_FAMILIES[7] == ("keyboard", "electronic")  # Clavinet: an electric keyboard, with pickups
+    assert GM_FAMILIES[7] == ("keyboard", "electronic")  # Clavinet: an electric keyboard
     assert {GM_FAMILIES[p][1] for p in (4, 5, 16, 26, 33)} == {"electronic"}
 
 
