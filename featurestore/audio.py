@@ -358,7 +358,9 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
                            f"{_duration(n, params.sample_rate)}")
         y = np.pad(y, (0, n - len(y)))
     if not y.any():
-        raise AudioError(path, "silent: every sample is 0" + (
+        cancel = got.channels > 1 and got.data[got.lead:].any()  # x and -x, say
+        raise AudioError(path, (f"silent once its {got.channels} channels are mixed to one: "
+                                f"they cancel out" if cancel else "silent: every sample is 0") + (
             f" in the {_duration(n, params.sample_rate)} used" if trimmed else "") + (
             f" from {offset:.3f} s" if offset else ""))
     if out is None:

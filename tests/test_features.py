@@ -262,12 +262,16 @@ def test_load_audio_rejects_bad_files(tmp_path):
     late = np.concatenate([np.zeros(5 * SR), tone(10)])  # its sound starts after the 4 s used
     sf.write(tmp_path / "late.wav", late, SR)
     sf.write(tmp_path / "silent44k.wav", np.zeros(3 * 44100), 44100)  # all of it used
+    pcm = (3000 * tone(10)).astype(np.int16)
+    sf.write(tmp_path / "antiphase.wav", np.stack([pcm, -pcm], axis=1), SR, subtype="PCM_16")
     for name, reason in [("corrupt.wav", "cannot decode"), ("empty.wav", "no samples"),
                          ("nan.wav", "NaN"), ("missing.wav", "no such file"),
                          ("zero.wav", "empty file"), ("folder.wav", "is a folder"),
                          ("silent.wav", "silent: every sample is 0$"),
                          ("late.wav", "silent: every sample is 0 in the 4.000 s used"),
-                         ("silent44k.wav", "silent: every sample is 0$")]:
+                         ("silent44k.wav", "silent: every sample is 0$"),
+                         ("antiphase.wav", "silent once its 2 channels are mixed to one: they "
+                                           "cancel out$")]:
         with pytest.raises(AudioError, match=reason) as err:
             load_audio(tmp_path / name, params)
         assert name in str(err.value)
