@@ -61,9 +61,11 @@ def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = Non
             raise no_map(store, split)
         made_from = map_model(f)
         if made_from and made_from != trained.weights_hash:
+            other = f[schema.EMBEDDINGS].attrs.get("model", "") if schema.EMBEDDINGS in f else ""
             raise StoreError(f"{split_path(store, split)}: its map was made from another "
-                             f"model's embeddings than {trained.path}; place with that model "
-                             f"(or embed and map again with this one)")
+                             f"model's embeddings ({other or 'a model no longer named there'}) "
+                             f"than {trained.path}'s; place with that model (or embed and map "
+                             f"again with this one)")
         stored = StoredMap().fit(f)
         mapped, labels = f[schema.TSNE][:], f[schema.LABELS][:]
         names = f[schema.NAMES].asstr()[:]

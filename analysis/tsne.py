@@ -103,8 +103,8 @@ def no_map(store, split: str) -> StoreError:
     """The error for a split that has no ``/tsne`` map where one is needed, naming those that
     have one."""
     mapped = mapped_splits(store)
-    others = (f", or give --split {mapped[0]} (splits with a map: {', '.join(mapped)})"
-              if mapped else "")
+    others = f", or give --split with a split that has one: {', '.join(mapped)}" if mapped \
+        else ""
     return StoreError(f"{split_path(store, split)}: no /tsne map (run 'timbremap tsne {store} "
                       f"--split {split}' first{others})")
 

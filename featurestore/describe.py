@@ -157,7 +157,7 @@ def _describe_split(split: str, f, path, size: int, max_skipped: Optional[int],
     if schema.SOURCE_FOLDER in f:  # every NOTES folder, with its notes in this split
         folders = f[schema.SOURCE_FOLDER]
         counts = np.bincount(folders[:], minlength=len(folders.attrs[schema.LIST_NAMES]))
-        source = ", ".join(f"{root} ({n} notes)"
+        source = ", ".join(f"{root} ({counted(n, 'note')})"
                            for root, n in zip(folders.attrs[schema.LIST_NAMES], counts))
     else:
         source = str(f.attrs.get("source_root", "?"))

@@ -128,7 +128,8 @@ def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tm
     assert [p.split for p in read_placed(store)] == ["train"]
     train(store, other, TrainConfig(epochs=1, steps_per_epoch=2, batch_size=8, width=8,
                                     budget_minutes=None, seed=4, deterministic=True), verbose=0)
-    with pytest.raises(StoreError, match="made from another model's embeddings"):
+    with pytest.raises(StoreError, match=rf"made from another model's embeddings \({model}\) "
+                                         rf"than {other}'s; place with that model"):
         place_files(store, other, [wav], split="train")
     embed_store(store, other, ["train"], progress=False)  # the old map no longer fits
     with h5py.File(store / "train.h5") as f:

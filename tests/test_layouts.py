@@ -822,8 +822,8 @@ def test_map_copies_each_recording_once_and_plays_each_window_alone(tmp_path, ca
         f[schema.TSNE] = np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32)
         offsets = f[schema.OFFSET][:]
     with pytest.raises(StoreError, match=r"valid.h5: no /tsne map \(run 'timbremap tsne .* "
-                                         r"--split valid' first, or give --split train \(splits "
-                                         r"with a map: train\)\)"):  # the second split has none
+                                         r"--split valid' first, or give --split with a split "
+                                         r"that has one: train\)"):  # the second split has none
         write_map(tmp_path / "store", tmp_path / "failed", ["train", "valid"], copy_audio=True)
     assert not (tmp_path / "failed").exists()  # a map that fails copies nothing
     new = _wav(tmp_path / "new.wav", k=1)
