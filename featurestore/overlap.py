@@ -1,9 +1,10 @@
 """What would put one note in two splits, so that a model is tested on what it heard: a note
 name two inputs give in different splits (refused), and one audio file in two splits, a name
-one NSynth folder gives in two of its splits, or an NSynth instrument in train and in valid or
-test (warned of)."""
+one NSynth folder gives in two of its splits, copies under one name in two splits of a folder
+of class folders, or an NSynth instrument in train and in valid or test (warned of)."""
 from __future__ import annotations
 
+import filecmp
 import itertools
 import logging
 import os
@@ -65,7 +66,7 @@ def refuse_names_in_two_splits(splits: Sequence[Tuple[str, Notes]], *, layout: s
                 raise BuildError(f"{one.path(i)} is in {a} and in {b} (a store's note, and a "
                                  f"manifest row that gives it another split?): a file is one "
                                  f"note of one split; rebuild with --overwrite to move it")
-            same_folder.append((one.names[i], a, b))
+            same_folder.append((one.names[i], a, b, one.path(i), two.path(j)))
     if clashes:
         a, one, b, two, name = clashes[0]
         count = len({clash[-1] for clash in clashes})
@@ -74,10 +75,25 @@ def refuse_names_in_two_splits(splits: Sequence[Tuple[str, Notes]], *, layout: s
                          f"name must be unique across the inputs, and a note in two splits "
                          f"would be scored after it was heard: rename or leave out one of them")
     if same_folder and layout == "nsynth":
-        name, a, b = same_folder[0]
+        name, a, b, _, _ = same_folder[0]
         log.warning("%d note names are in two splits of one NOTES folder (first: %r, in %s and "
                     "%s): if they are one note, a model tested on it has heard it",
                     len(same_folder), name, a, b)
+    elif same_folder:  # train/cello/1.wav and test/cello/1.wav: two recordings, or a copy
+        copies = [pair for pair in dict.fromkeys(entry[3:] for entry in same_folder)
+                  if _same_content(*pair)]
+        if copies:
+            log.warning("%d files in two splits of one NOTES folder are copies of one "
+                        "another (first: %s and %s): a model tested on them has heard them",
+                        len({path for pair in copies for path in pair}), *copies[0])
+
+
+def _same_content(one, two) -> bool:
+    """Whether two files hold the same bytes (read until they differ; unreadable: no)."""
+    try:
+        return filecmp.cmp(one, two, shallow=False)
+    except OSError:
+        return False
 
 
 def _same_names(parts: Sequence[Notes]) -> Iterator[List[Tuple[int, int]]]:

@@ -74,6 +74,22 @@ def test_a_file_in_two_splits_is_named_in_a_warning(tmp_path, caplog):
             f"{root / 'train/kettle/cellos/same.wav'}, labelled 'kettle')") in caplog.text
 
 
+def test_copies_of_a_file_under_its_name_in_two_splits_are_warned_of(tmp_path, caplog):
+    import shutil
+    root = _class_folders(tmp_path / "set")
+    _wav(root / "test" / "cello" / "take0_cello.wav", k=1)  # another recording, the same name
+    read_inputs([root])
+    assert "copies" not in caplog.text
+    for split in ("valid", "test"):  # a copy, in two other splits
+        shutil.copyfile(root / "train" / "kettle" / "take1_kettle.wav",
+                        root / split / "kettle" / "take1_kettle.wav")
+    read_inputs([root])
+    assert (f"3 files in two splits of one NOTES folder are copies of one another (first: "
+            f"{root / 'train/kettle/take1_kettle.wav'} and "
+            f"{root / 'valid/kettle/take1_kettle.wav'}): a model tested on them has heard them"
+            ) in caplog.text
+
+
 def test_a_manifest_path_finds_its_file_however_its_letters_are_composed(tmp_path):
     import unicodedata
     nfc, nfd = (unicodedata.normalize(form, "Flöte") for form in ("NFC", "NFD"))
