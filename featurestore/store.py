@@ -68,17 +68,17 @@ def store_splits(store) -> list:
     return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
 
 
-def content_digests(store) -> dict:
+def content_digests(store, *, warn: bool = True) -> dict:
     """``{split: content digest}`` of a store's finished splits: a model records them, and
     ``evaluate`` and ``train --resume`` tell when they changed. Splits built before splits
-    recorded one are left out, with a warning."""
+    recorded one are left out, with a warning unless not ``warn``."""
     found, splits = {}, store_splits(store)
     for split in splits:
         with open_split(store, split) as f:
             if CONTENT_DIGEST in f.attrs:
                 found[split] = str(f.attrs[CONTENT_DIGEST])
     old = [split for split in splits if split not in found]
-    if old:
+    if old and warn:
         log.warning("%s: its %s built before splits recorded their content, so a model cannot "
                     "tell when its notes change (evaluate's warning, train --resume's refusal): "
                     "build it again with --overwrite to record it", store,

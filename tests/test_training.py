@@ -451,6 +451,23 @@ def test_evaluate_says_when_a_model_recorded_no_content_of_its_store(trained, to
            in caplog.text
 
 
+def test_evaluate_tells_a_copy_of_the_model_s_store_that_changed_from_another_store(
+        trained, tone_store, tmp_path, caplog):
+    from featurestore import schema
+    copy = shutil.copytree(tone_store, tmp_path / "copy")  # moved or copied, then grown
+    assert evaluate(copy, trained[0], "valid").store_changed == []
+    with h5py.File(copy / "test.h5", "r+") as f:  # as build --add leaves it
+        f.attrs[schema.CONTENT_DIGEST] = "grown"
+    assert evaluate(copy, trained[0], "valid").store_changed == ["test"]
+    assert f"{copy / 'test.h5'}: changed since the model in {trained[0]}/ was trained" \
+        in caplog.text
+    caplog.clear()
+    with h5py.File(copy / "train.h5", "r+") as f, h5py.File(copy / "valid.h5", "r+") as g:
+        f.attrs[schema.CONTENT_DIGEST] = g.attrs[schema.CONTENT_DIGEST] = "another"
+    assert evaluate(copy, trained[0], "valid").store_changed == []  # no split in common:
+    assert "changed since" not in caplog.text                       # another store
+
+
 def test_same_seed_same_model(tone_store, tmp_path, trained):
     train(tone_store, tmp_path / "again", QUICK, verbose=0)
     a = load_trained(trained[0]).model.get_weights()

@@ -261,17 +261,20 @@ def _per_file(store, split: str, labels: np.ndarray, probabilities: np.ndarray) 
 
 def _changed_since(trained: TrainedModel, store) -> list:
     """The splits of the store a model was trained on whose content changed since (a rebuild,
-    ``build --add``), each warned of; ``[]`` for another store, or a model that recorded none
-    (warned of: whether its store changed cannot be told)."""
+    ``build --add``), each warned of, that store being at the path the model recorded or a
+    copy of it (a split of the same content); ``[]`` for another store, or a model that
+    recorded none (warned of, at its path: whether its store changed cannot be told)."""
     recorded = trained.info.get("store_content") or {}
-    if store_id(trained.info.get("store", "")) != store_id(store):
-        return []
+    own = store_id(trained.info.get("store", "")) == store_id(store)
     if not recorded:
-        log.warning("%s: recorded no content of its store (trained before models did, or on "
-                    "splits that recorded none), so whether %s changed since cannot be told",
-                    trained.path, store)
+        if own:
+            log.warning("%s: recorded no content of its store (trained before models did, or "
+                        "on splits that recorded none), so whether %s changed since cannot be "
+                        "told", trained.path, store)
         return []
-    now = content_digests(store)
+    now = content_digests(store, warn=own)
+    if not own and not any(now.get(split) == digest for split, digest in recorded.items()):
+        return []  # another store
     changed = [split for split, digest in recorded.items() if now.get(split) != digest]
     for split in changed:
         log.warning("%s: changed since the model in %s/ was trained on it (built again or grown "
