@@ -347,7 +347,11 @@ def main(argv=None) -> int:
     """Results go to stdout, messages and progress to stderr (logging and tqdm); SIGTERM ends
     a command as Ctrl-C does (:mod:`analysis.signals`)."""
     with terminated_as_interrupted():
-        return _run(argv)
+        try:
+            return _run(argv)
+        except KeyboardInterrupt as stop:  # before the command ran (parsing its options)
+            print(f"timbremap: {_STOPPED[exit_status(stop)]}", file=sys.stderr)
+            return exit_status(stop)
 
 
 def _run(argv) -> int:
@@ -356,11 +360,7 @@ def _run(argv) -> int:
     args = parse_args(argv)
     if args.command in MODEL_COMMANDS:
         from training.backend import import_tensorflow_quietly
-        try:
-            import_tensorflow_quietly()
-        except KeyboardInterrupt as stop:  # before logging is set up
-            print(f"timbremap: {_STOPPED[exit_status(stop)]}", file=sys.stderr)
-            return exit_status(stop)
+        import_tensorflow_quietly()  # interrupted: before logging is set up, said by main
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="timbremap: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # other libraries (dask, numba...): warnings

@@ -30,8 +30,8 @@ def terminated_as_interrupted() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    finally:  # None: a handler set outside Python, which cannot be put back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def exit_status(stop: KeyboardInterrupt) -> int:

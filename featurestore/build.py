@@ -245,7 +245,8 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
     backend = resolve_backend(backend, jobs)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
-    check_folder_of_its_own(out, [roots] if isinstance(roots, (str, os.PathLike)) else roots)
+    roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+    check_folder_of_its_own(out, roots)
     read = read_inputs(roots, inputs, clip_seconds=params.n_samples / params.sample_rate)
     check_folder_of_its_own(out, read.roots)  # a manifest's folder too
     found = list(read.splits)

@@ -53,35 +53,34 @@ def refuse_names_in_two_splits(splits: Sequence[Tuple[str, Notes]], *, layout: s
     BuildError
         A name given in two splits by two folders, or a manifest's file in two splits.
     """
-    same_folder, clashes = [], []
+    same_folder, clashes = [], []  # ((a, one, i), (b, two, j)): a name in splits a and b
     for rows in _same_names([notes for _, notes in splits]):
         for (k, i), (m, j) in itertools.combinations(rows, 2):
             (a, one), (b, two) = splits[k], splits[m]
-            if a == b:
-                continue
-            if one.folder[i] != two.folder[j]:
-                clashes.append((a, one.path(i), b, two.path(j), one.names[i]))
-                continue
-            if layout == "manifest":  # a manifest's name is its file: one note, in one split
-                raise BuildError(f"{one.path(i)} is in {a} and in {b} (a store's note, and a "
-                                 f"manifest row that gives it another split?): a file is one "
-                                 f"note of one split; rebuild with --overwrite to move it")
-            same_folder.append((one.names[i], a, b, one.path(i), two.path(j)))
+            if a != b:
+                (clashes if one.folder[i] != two.folder[j] or layout == "manifest"
+                 else same_folder).append(((a, one, i), (b, two, j)))
     if clashes:
-        a, one, b, two, name = clashes[0]
-        count = len({clash[-1] for clash in clashes})
+        (a, one, i), (b, two, j) = clashes[0]
+        if one.folder[i] == two.folder[j]:  # a manifest's name is its file: one note, one split
+            raise BuildError(f"{one.path(i)} is in {a} and in {b} (a store's note, and a "
+                             f"manifest row that gives it another split?): a file is one "
+                             f"note of one split; rebuild with --overwrite to move it")
+        count = len({one.names[i] for (_, one, i), _ in clashes})
         many = f" ({count} such names)" if count > 1 else ""
-        raise BuildError(f"note {name!r} is in {a} ({one}) and in {b} ({two}){many}; a note's "
-                         f"name must be unique across the inputs, and a note in two splits "
-                         f"would be scored after it was heard: rename or leave out one of them")
+        raise BuildError(f"note {one.names[i]!r} is in {a} ({one.path(i)}) and in {b} "
+                         f"({two.path(j)}){many}; a note's name must be unique across the "
+                         f"inputs, and a note in two splits would be scored after it was "
+                         f"heard: rename or leave out one of them")
     if same_folder and layout == "nsynth":
-        name, a, b, _, _ = same_folder[0]
+        (a, one, i), (b, _, _) = same_folder[0]
         log.warning("%d note names are in two splits of one NOTES folder (first: %r, in %s and "
                     "%s): if they are one note, a model tested on it has heard it",
-                    len(same_folder), name, a, b)
+                    len(same_folder), one.names[i], a, b)
     elif same_folder:  # train/cello/1.wav and test/cello/1.wav: two recordings, or a copy
-        copies = [pair for pair in dict.fromkeys(entry[3:] for entry in same_folder)
-                  if _same_content(*pair)]
+        pairs = dict.fromkeys((one.path(i), two.path(j)) for (_, one, i), (_, two, j)
+                              in same_folder)  # a file's windows: one pair
+        copies = [pair for pair in pairs if _same_content(*pair)]
         if copies:
             log.warning("%d files in two splits of one NOTES folder are copies of one "
                         "another (first: %s and %s): a model tested on them has heard them",
@@ -110,13 +109,12 @@ def _same_names(parts: Sequence[Notes]) -> Iterator[List[Tuple[int, int]]]:
     ordered = hashes[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     sizes = np.diff(np.r_[starts, len(ordered)])
-    groups = []
-    for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+    starts, sizes = starts[sizes > 1], sizes[sizes > 1]
+    for g in np.argsort(order[starts], kind="stable"):  # by each group's first row (stable)
         by_name = defaultdict(list)  # equal hashes, most likely one name
-        for k in order[start:start + size]:
+        for k in order[starts[g]:starts[g] + sizes[g]]:
             by_name[parts[part[k]].names[row[k]]].append((int(part[k]), int(row[k])))
-        groups.extend(rows for rows in by_name.values() if len(rows) > 1)
-    yield from sorted(groups)
+        yield from (rows for rows in by_name.values() if len(rows) > 1)
 
 
 def warn_of_files_in_several_splits(splits: Dict[str, Tuple[Notes, list]]):

@@ -23,7 +23,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .errors import InputError, NeedsPackage, check_seed, counted
-from .nsynth import FAMILIES, SOURCES, Example
+from .nsynth import FAMILIES, SOURCES, SPLITS, Example
+from .params import MAX_SAMPLE_RATE
 from .progressbar import progress_bar
 from .renderfolder import refuse_rendered, rendering, write_note
 from .sf2check import check_soundfont
@@ -68,6 +69,9 @@ BANKS = 1_000_000
 #: The longest tag: note names stay far below a file name's 255 bytes.
 MAX_TAG = 64
 
+#: The lowest sample rate a render takes (Hz).
+MIN_SAMPLE_RATE = 1000
+
 #: Plausible MIDI pitch range (inclusive) of each family.
 PITCH_RANGES = {
     "bass": (28, 64), "brass": (40, 84), "flute": (60, 96), "guitar": (40, 84),
@@ -108,6 +112,10 @@ class RenderOptions:
     gain_db: float = 0.0
 
     def __post_init__(self):
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or \
+                not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise InputError(f"sample_rate must be a whole number of Hz from {MIN_SAMPLE_RATE} "
+                             f"to {MAX_SAMPLE_RATE:,}, got {self.sample_rate!r}")
         if not 0 < self.hold <= self.duration:
             raise InputError(f"need 0 < hold <= duration, got hold={self.hold}, "
                              f"duration={self.duration}")
@@ -316,7 +324,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
         low, high = PITCH_RANGES[GM_FAMILIES[program][0]]
         jobs += [(program, pitch, v) for pitch in range(low, high + 1, options.pitch_step)
                  for v in options.velocities]
-    examples: Dict[str, Dict[str, Example]] = {s: {} for s in set(splits.values())}
+    examples: Dict[str, Dict[str, Example]] = {s: {} for s in SPLITS if s in splits.values()}
     bank = zlib.crc32(tag.encode()) % BANKS
     silent: List[str] = []
     with rendering(out, examples) as work:

@@ -12,6 +12,7 @@ from typing import Dict, Iterator
 import numpy as np
 import soundfile as sf
 
+from .audiocheck import error_text
 from .errors import InputError, counted
 from .files import check_folder_path, exclusive_lock
 from .nsynth import RENDERING, SPLITS, Example, write_split
@@ -39,10 +40,12 @@ def refuse_rendered(out: Path):
 @contextlib.contextmanager
 def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Path]:
     """Where a render writes its notes: ``OUT/.rendering/SPLIT/audio/NAME.wav`` for each split
-    of ``examples`` (``split -> name -> Example``, filled in the block). When the block ends
-    without an exception, and with a note, each split's ``examples.json`` is written and its
-    folder moved into ``out``; otherwise ``.rendering`` is removed (or, killed, by the next
-    render into ``out``), so ``out`` never holds an unfinished split.
+    of ``examples`` (``split -> name -> Example``, filled in the block; a split of
+    :data:`~featurestore.nsynth.SPLITS`). When the block ends without an exception, and with a
+    note, each split's ``examples.json`` is written (the notes numbered in train, valid, test
+    order) and its folder moved into ``out``; otherwise ``.rendering`` is removed (or, killed,
+    by the next render into ``out``), and ``out`` too where the render made it and it is
+    empty, so ``out`` never holds an unfinished split.
 
     Raises
     ------
@@ -78,7 +81,8 @@ def _writing(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pat
             work.unlink()
         elif work.exists():  # a killed render's
             shutil.rmtree(work)
-        for split in examples:
+        order = [split for split in SPLITS if split in examples]  # notes numbered in it
+        for split in order:
             (work / split / "audio").mkdir(parents=True)
         try:
             yield work
@@ -86,7 +90,7 @@ def _writing(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pat
                 raise InputError(f"{out}: no note sounded (see the warnings above); nothing "
                                  f"written")
             written = 0
-            for split, notes in examples.items():
+            for split, notes in ((split, examples[split]) for split in order):
                 if not notes:
                     log.warning("%s: no note of the %s split sounded; it is written empty",
                                 out, split)
@@ -98,7 +102,7 @@ def _writing(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pat
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        for split, notes in examples.items():
+        for split, notes in ((split, examples[split]) for split in order):
             (work / split).replace(out / split)  # out/split: none, or an empty folder
             log.info("%s: %s of %s", out / split, counted(len(notes), "note"),
                      counted(len({e.instrument for e in notes.values()}), "instrument"))
@@ -116,7 +120,7 @@ def write_note(path: Path, audio: np.ndarray, sample_rate: int):
 
 def _unwritable(path: Path, err: Exception) -> InputError:
     free = shutil.disk_usage(path.parent).free
-    why = getattr(err, "strerror", None) or str(err)
+    why = getattr(err, "strerror", None) or error_text(err)
     return InputError(f"{path}: cannot be written ({why}" + (
         f"; {free:,} bytes free on its disk" if free < 2**20 else "") + "); nothing of the "
         "render was kept")

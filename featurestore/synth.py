@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import InputError, NeedsPackage, counted, install_hint
-from .nsynth import FAMILIES, SOURCES, Example
+from .nsynth import FAMILIES, SOURCES, SPLITS, Example
 from .progressbar import progress_bar
 from .render import BANKS, PITCH_RANGES, RenderOptions, assign_splits, warn_of_empty_splits
 from .renderfolder import refuse_rendered, rendering, write_note
@@ -105,17 +105,21 @@ class Instrument:
     seed: int = 0
 
     @property
+    def seed_mark(self) -> str:
+        """``s{seed}`` for a seed other than 0 (``''`` for 0): what tells the instruments of
+        one seed from those of another in their names and ids."""
+        return f"s{self.seed}" if self.seed else ""
+
+    @property
     def tag(self) -> str:
-        """``{engine}``, and ``s{seed}`` after it for a seed other than 0: what tells the
-        instruments of one engine and seed from those of another."""
-        return f"{self.engine}s{self.seed}" if self.seed else self.engine
+        """``{engine}{seed_mark}``."""
+        return self.engine + self.seed_mark
 
     @property
     def name(self) -> str:
-        """``{family}_{source}_{engine}{number:03d}``, ``s{seed}`` after it for a seed other
-        than 0, as NSynth's ``instrument_str``."""
-        return f"{self.family}_{self.source}_{self.engine}{self.number:03d}" + (
-            f"s{self.seed}" if self.seed else "")
+        """``{family}_{source}_{engine}{number:03d}{seed_mark}``, as NSynth's
+        ``instrument_str``."""
+        return f"{self.family}_{self.source}_{self.engine}{self.number:03d}{self.seed_mark}"
 
     @property
     def id(self) -> int:
@@ -228,16 +232,16 @@ def scale_note(audio: np.ndarray, velocity: int, *, gain_db: float = 0.0) -> np.
 
 def _check_audible(options: RenderOptions):
     """Raise :class:`InputError` for a velocity whose level (:func:`scale_note`) lies below
-    :data:`SILENT_PEAK`: its notes would be kept with a peak of a few 16-bit steps."""
+    :data:`SILENT_PEAK`: its notes would be kept with a peak of at most 33 16-bit steps."""
     audible = [v for v in range(1, 128)
                if scale_note(np.ones(1), v, gain_db=options.gain_db)[0] >= SILENT_PEAK]
     quiet = [v for v in options.velocities if not audible or v < audible[0]]
     if quiet:
         gain = f" with gain_db {options.gain_db:g}" if options.gain_db else ""
         least = f"give {audible[0]} or more" if audible else "raise gain_db"
-        raise InputError(f"--velocities {', '.join(map(str, quiet))}: a synthesised note is "
-                         f"scaled to a peak of 0.9 (velocity / 127)^2{gain}, below -60 dBFS "
-                         f"(silence) for these; {least}")
+        raise InputError(f"velocities must leave a synthesised note audible: it is scaled to a "
+                         f"peak of 0.9 (velocity / 127)^2{gain}, below -60 dBFS (silence) for "
+                         f"{', '.join(map(str, quiet))}; {least}")
 
 
 def _engines_to_render(engines: Optional[Sequence[str]]) -> List[str]:
@@ -318,7 +322,7 @@ def render_synth(out, *, engines: Optional[Sequence[str]] = None, per_family: in
     if not jobs:
         raise InputError(f"no instrument of the families {list(families or ())} in the "
                          f"engines {names}")
-    examples: Dict[str, Dict[str, Example]] = {s: {} for s in set(splits.values())}
+    examples: Dict[str, Dict[str, Example]] = {s: {} for s in SPLITS if s in splits.values()}
     renderers: Dict[str, Callable] = {}
     total = int(round(options.duration * options.sample_rate))
     failed: Dict[str, List[str]] = {"silent": [], "not finite": []}

@@ -72,7 +72,7 @@ def _check_last_frame(path: Path, fh: sf.SoundFile, frames: int):
         fh.seek(frames - 1)
         read = len(fh.read(1))
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as err:
-        read, why = 0, f" ({err})"
+        read, why = 0, f" ({error_text(err)})"
     else:
         why = ""
     if read != 1:

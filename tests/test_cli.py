@@ -375,6 +375,27 @@ def test_ctrl_c_or_sigterm_during_a_threaded_build_ends_it_and_it_resumes(
     assert run("build", tone_root, out, "-q").returncode == 0
 
 
+def test_sigterm_before_the_command_runs_ends_it_and_the_handler_found_is_put_back(
+        monkeypatch, capsys):
+    import analysis.cli as cli
+    def mine(signum, frame):
+        raise AssertionError("not ours")
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["inspect", "/nonexistent/store"]) == 1
+        assert signal.getsignal(signal.SIGTERM) is mine
+
+        def terminated(argv):  # SIGTERM while the options are parsed
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        monkeypatch.setattr(cli, "parse_args", terminated)
+        assert main(["inspect", "s"]) == 143
+        assert capsys.readouterr().err.endswith("timbremap: terminated\n")
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_a_keras_backend_that_is_not_installed_is_one_line(monkeypatch, tmp_path, caplog):
     import importlib.util
     from analysis.cli import main
@@ -385,6 +406,21 @@ def test_a_keras_backend_that_is_not_installed_is_one_line(monkeypatch, tmp_path
     assert main(["evaluate", str(tmp_path), str(tmp_path)]) == 1  # Keras's traceback, before
     assert "error: KERAS_BACKEND=jax: jax is not installed (pip install -e '.[jax]'" \
         in caplog.text
+
+
+def test_a_tensorflow_that_cannot_be_imported_is_left_alone_under_another_backend(tmp_path):
+    """Keras's set_random_seed skips a TensorFlow that fails to import; so does training."""
+    (tmp_path / "tensorflow").mkdir()
+    (tmp_path / "tensorflow" / "__init__.py").write_text("raise ImportError('built for "
+                                                         "another numpy')")
+    code = ("from training.backend import import_tensorflow_quietly as quietly; "
+            "quietly(any_backend=True); print('left alone')")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    for backend, ok in (("jax", True), ("tensorflow", False)):  # its own backend: an error
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                              text=True, timeout=120, env={**env, "KERAS_BACKEND": backend})
+        assert (done.returncode == 0 and done.stdout == "left alone\n") == ok, done.stderr
+        assert ok or "built for another numpy" in done.stderr
 
 
 def test_a_keras_backend_timbremap_does_not_run_on_is_one_line(monkeypatch, tmp_path, caplog):

@@ -371,10 +371,12 @@ def test_scale_note_follows_the_velocity_curve():
 
 def test_velocities_whose_notes_would_be_silent_are_refused_before_rendering(tmp_path):
     for options, message in [
-            (RenderOptions(velocities=(1, 4, 5, 100)), "--velocities 1, 4: .* give 5 or more"),
+            (RenderOptions(velocities=(1, 4, 5, 100)), r"velocities must leave a synthesised "
+             r"note audible: it is scaled to a peak of 0.9 \(velocity / 127\)\^2, below -60 "
+             r"dBFS \(silence\) for 1, 4; give 5 or more"),
             (RenderOptions(velocities=(30, 100), gain_db=-40),
-             "--velocities 30: .* with gain_db -40, .*; give 43 or more"),
-            (RenderOptions(velocities=(127,), gain_db=-80), "--velocities 127: .* raise gain_db")]:
+             "with gain_db -40, .* for 30; give 43 or more"),
+            (RenderOptions(velocities=(127,), gain_db=-80), "for 127; raise gain_db")]:
         with pytest.raises(InputError, match=message):
             render_synth(tmp_path / "out", options=options, progress=False)
         assert not (tmp_path / "out").exists()
