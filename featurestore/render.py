@@ -16,6 +16,7 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
+from numbers import Integral
 from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -112,7 +113,7 @@ class RenderOptions:
     gain_db: float = 0.0
 
     def __post_init__(self):
-        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or \
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, Integral) or \
                 not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
             raise InputError(f"sample_rate must be a whole number of Hz from {MIN_SAMPLE_RATE} "
                              f"to {MAX_SAMPLE_RATE:,}, got {self.sample_rate!r}")

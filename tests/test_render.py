@@ -268,6 +268,10 @@ def test_render_bad_input(tmp_path):
         RenderOptions(velocities=(0,))
     with pytest.raises(ValueError, match=r"velocities must differ .*, got \(100, 100\)"):
         RenderOptions(velocities=(100, 100))  # rendered twice, into one file
+    for rate in (40, 0, 16000.0, True, 10**6):
+        with pytest.raises(ValueError, match=r"sample_rate must be a whole number of Hz from "
+                                             r"1000 to 768,000, got "):
+            RenderOptions(sample_rate=rate)
     assert default_soundfont().name == "TimGM6mb.sf2"
 
 
