@@ -16,8 +16,8 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
-from numbers import Integral
 from importlib import resources
+from numbers import Integral
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
