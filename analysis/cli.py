@@ -292,9 +292,9 @@ def cmd_tsne(args):
 
 
 def cmd_place(args):
-    from analysis.place import place_files
-    _report_files(place_files(args.store, args.model_dir, _audio_arguments(args.files),
-                              split=args.split),
+    from analysis.place import placements
+    _report_files(placements(args.store, args.model_dir, _audio_arguments(args.files),
+                             split=args.split),
                   lambda r: (f"({r.x:.2f}, {r.y:.2f}) on the {r.split} map, predicted "
                              f"{r.family} {r.probability:.2f}; "
                              f"nearest: " + ", ".join(f"{n['name']} ({n['family']})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from .placements import PLACED_FILE, Placed, read_placed, write_placed
 from .storedmap import StoredMap
 from .tsne import map_model, map_split, no_map
 
-__all__ = ["place_files"]
+__all__ = ["place_files", "placements"]
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,22 @@ log = logging.getLogger(__name__)
 def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = None, k: int = 5,
                 batch_size: int = 64) -> List[Placed]:
     """Position audio files on the t-SNE map of ``split`` (default: the test split's, or the
-    only split's with a map) and list their nearest stored notes.
+    only split's with a map) and list their nearest stored notes: :func:`placements`, all at
+    once."""
+    return list(placements(store, model_dir, files, split=split, k=k, batch_size=batch_size))
+
+
+def placements(store, model_dir, files: Sequence, *, split: Optional[str] = None, k: int = 5,
+               batch_size: int = 64) -> Iterator[Placed]:
+    """Position audio files on the t-SNE map of ``split`` (default: the test split's, or the
+    only split's with a map) and list their nearest stored notes, yielding each file's
+    :class:`Placed` as its batch is done.
 
     Each placed file's ``family`` is the model's most likely label, and each nearest note's
     ``family`` its label in the store (the two label sets may differ). The
     files are read ``batch_size`` at a time; a file that cannot be used gets its ``error``
-    and the others go on.
+    and the others go on. What was placed is recorded in ``placed.json`` when the files are
+    done, or when the caller stops early or is interrupted.
 
     Raises
     ------
@@ -69,25 +79,35 @@ def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = Non
         stored = StoredMap().fit(f)
         mapped, labels = f[schema.TSNE][:], f[schema.LABELS][:]
         names = f[schema.NAMES].asstr()[:]
-        both, results = embedding_model(trained), []
+    both, results = embedding_model(trained), []
+    try:
         for batch in features_of_files(files, trained.features, batch_size):
             # an absolute path: map pages link it from anywhere
-            results += [Placed(str(r.path), split, error=r.error) if r.error else
-                        Placed(str(r.path.resolve()), split, adjustments=r.adjustments)
-                        for r in batch]
+            done = [Placed(str(r.path), split, error=r.error) if r.error else
+                    Placed(str(r.path.resolve()), split, adjustments=r.adjustments)
+                    for r in batch]
             usable = [r.features for r in batch if r.error is None]
-            if not usable:
-                continue
-            x = np.stack(usable).astype(np.float32)
-            embeddings, probabilities = both.predict_on_batch(x)
-            coords = stored.transform(x, np.asarray(embeddings, np.float32))
-            ok = [r for r in results[-len(batch):] if not r.error]
-            for r, xy, p in zip(ok, coords, np.asarray(probabilities)):
-                r.x, r.y = float(xy[0]), float(xy[1])
-                r.family, r.probability = trained.labels[int(p.argmax())], float(p.max())
-                distance = np.linalg.norm(mapped - xy, axis=1)
-                r.nearest = [{"name": str(names[i]), "family": label_names[int(labels[i])],
-                              "distance": float(distance[i])} for i in np.argsort(distance)[:k]]
+            if usable:
+                x = np.stack(usable).astype(np.float32)
+                embeddings, probabilities = both.predict_on_batch(x)
+                coords = stored.transform(x, np.asarray(embeddings, np.float32))
+                ok = [r for r in done if not r.error]
+                for r, xy, p in zip(ok, coords, np.asarray(probabilities)):
+                    r.x, r.y = float(xy[0]), float(xy[1])
+                    r.family, r.probability = trained.labels[int(p.argmax())], float(p.max())
+                    distance = np.linalg.norm(mapped - xy, axis=1)
+                    r.nearest = [{"name": str(names[i]), "family": label_names[int(labels[i])],
+                                  "distance": float(distance[i])}
+                                 for i in np.argsort(distance)[:k]]
+            results += done
+            yield from done
+    finally:
+        _record(store, split, results)
+
+
+def _record(store: Path, split: str, results: List[Placed]):
+    """Keep ``results``' placed sounds in ``placed.json`` beside the earlier ones (a file that
+    was placed before and cannot be read now is removed, with a warning)."""
     ok = [r for r in results if not r.error]
     failed = {(str(Path(r.path).resolve()), r.split) for r in results if r.error}
     kept = {(p.path, p.split): p for p in read_placed(store)}
@@ -96,7 +116,7 @@ def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = Non
         log.warning("%s: removed from the %s map, where it had been placed before (it cannot "
                     "be read now)", path, split)
     if not ok and not removed:
-        return results  # nothing placed, nothing removed: placed.json is as it was
+        return  # nothing placed, nothing removed: placed.json is as it was
     kept = {key: p for key, p in kept.items() if key not in failed}
     kept.update({(r.path, r.split): r for r in ok})
     try:
@@ -104,4 +124,3 @@ def place_files(store, model_dir, files: Sequence, *, split: Optional[str] = Non
     except OSError as err:  # e.g. a read-only store: the answer is still worth having
         log.warning("%s: cannot record the placed sounds for plot and map (%s)",
                     store / PLACED_FILE, err.strerror or err)
-    return results

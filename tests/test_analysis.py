@@ -91,6 +91,22 @@ def test_rerun_replaces_and_leaves_the_build_alone(mapped):
     assert before[0] == after[0]
 
 
+def test_placements_come_batch_by_batch_and_a_stop_keeps_those_placed(mapped, tone_root,
+                                                                      tmp_path):
+    from analysis.place import placements
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    wavs = sorted((tone_root / "valid" / "audio").glob("*.wav"))[:5]
+    placing = placements(store, mapped[1], wavs, split="test", batch_size=2)
+    first = next(placing)  # the first batch is done, the others are not read yet
+    assert first.path == str(wavs[0].resolve()) and read_placed(store) == []
+    placing.close()  # the caller stops (an interrupt, a reader gone): the batch is kept
+    assert [p.path for p in read_placed(store)] == [str(w.resolve()) for w in wavs[:2]]
+    assert [p.path for p in place_files(store, mapped[1], wavs, split="test")] == [
+        str(w.resolve()) for w in wavs]
+    assert len(read_placed(store)) == 5
+
+
 def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tmp_path, caplog):
     store = tmp_path / "store"
     shutil.copytree(mapped[0], store)
