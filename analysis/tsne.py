@@ -332,6 +332,11 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         model = TSNE(perplexity=perplexity, random_state=seed, init="pca", n_jobs=n_jobs)
         mapped = model.fit_transform(data).astype(np.float32)
         attrs["kl_divergence"] = float(model.kl_divergence_)
+    if attrs["kl_divergence"] < 0:  # an estimate: a divergence is never below 0
+        log.warning("%s: the map's KL divergence is estimated at %.3f, below 0, which a "
+                    "divergence cannot be: the estimate is off here (many identical notes do "
+                    "this); trustworthiness and kNN accuracy say how well the map keeps "
+                    "neighbours", path, attrs["kl_divergence"])
     attrs.update(map_metrics(data, mapped, labels, seed=seed))
     keep_pca = source == schema.SPECTRA and method == "opentsne"  # place needs it
     kept = {schema.TSNE: mapped, **({schema.TSNE_PCA_COMPONENTS: pca.components_,

@@ -847,6 +847,24 @@ def test_place_on_a_map_of_spectra(mapped, tone_root, tmp_path):
         place_copy(store, mapped[1], tone_root, tmp_path)
 
 
+def test_a_kl_divergence_estimated_below_zero_is_warned_of(mapped, tmp_path, monkeypatch,
+                                                           caplog):
+    import sklearn.manifold
+    store = tmp_path / "store"
+    shutil.copytree(mapped[0], store)
+    fit = sklearn.manifold.TSNE.fit_transform
+
+    def estimated_below_zero(self, data):  # as Barnes-Hut gives for many identical notes
+        mapped = fit(self, data)
+        self.kl_divergence_ = -1.699
+        return mapped
+    monkeypatch.setattr(sklearn.manifold.TSNE, "fit_transform", estimated_below_zero)
+    attrs = tsne_split(store, "test", method="sklearn", perplexity=3, seed=0).attrs
+    assert attrs["kl_divergence"] == pytest.approx(-1.699)  # kept as the method gave it
+    assert "test.h5: the map's KL divergence is estimated at -1.699, below 0, which a " \
+           "divergence cannot be" in caplog.text
+
+
 def test_embed_writes_nothing_when_a_stored_note_is_not_finite(mapped, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(mapped[0], store)
