@@ -14,7 +14,7 @@ from pathlib import Path
 from analysis.arguments import (CommandError, feature_params, given_settings, named_as_options,
                                 resume_conflicts)
 from analysis.options import parse_args
-from analysis.output import ReaderGone, set_up_streams, write_results as _print
+from analysis.output import ReaderGone, one_line, set_up_streams, write_results as _print
 from analysis.signals import exit_status, terminated_as_interrupted
 from featurestore.errors import TimbremapError, counted
 from featurestore.remote import client_errors
@@ -258,10 +258,10 @@ def _report_files(results, describe):
         total += 1
         if r.error:
             failed += 1
-            log.error("error: %s", r.error)
+            log.error("error: %s", one_line(r.error))
         else:  # what reading did goes on the first line, below it any further lines
             first, _, more = describe(r).partition("\n")
-            _print(f"{r.path}: {first}"
+            _print(f"{one_line(str(r.path))}: {first}"
                    + (f"  ({'; '.join(r.adjustments)})" if r.adjustments else "")
                    + (f"\n{more}" if more else ""))
     if failed:

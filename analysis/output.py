@@ -4,11 +4,15 @@ cannot write a name)."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from featurestore.errors import TimbremapError
 
-__all__ = ["set_up_streams", "write_results", "ReaderGone"]
+__all__ = ["set_up_streams", "write_results", "one_line", "ReaderGone"]
+
+#: Control characters, which a name may hold (a line break in a file name).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ReaderGone(Exception):
@@ -53,3 +57,9 @@ def write_results(*lines):
         raise ReaderGone() from None
     except OSError as err:
         raise TimbremapError(f"stdout: cannot be written ({err.strerror or err})") from None
+
+
+def one_line(text: str) -> str:
+    """``text`` with each control character as its escape (a line break as ``\\n``), so that a
+    name printed in a line of results stays on that line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)

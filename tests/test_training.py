@@ -876,7 +876,7 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     assert wav.name in result.stdout and "Traceback" not in result.stderr
 
 
-def test_predict_json_names_a_file_whose_name_is_not_utf8_by_escapes_that_give_it_back(
+def test_predict_names_a_file_whose_name_is_not_utf8_or_holds_a_line_break(
         trained, tone_root, tmp_path):
     wav = next((tone_root / "test" / "audio").glob("*.wav"))
     latin = os.fsencode(tmp_path) + b"/caf\xe9.wav"
@@ -886,6 +886,14 @@ def test_predict_json_names_a_file_whose_name_is_not_utf8_by_escapes_that_give_i
     assert "\\udce9" in result.stdout  # ASCII JSON: every parser reads it
     (row,) = json.loads(result.stdout)
     assert os.fsencode(row["path"]) == latin
+    folder = tmp_path / "names"  # a line break in a name: still one line a file
+    folder.mkdir()
+    shutil.copyfile(wav, folder / "new\nline.wav")
+    (folder / "bad\nname.wav").write_bytes(b"RIFF")
+    result = run("predict", trained[0], folder)
+    assert result.returncode == 1 and result.stdout.count("\n") == 1, result.stdout
+    assert result.stdout.startswith(f"{folder}/new\\nline.wav: ")
+    assert f"error: {folder}/bad\\nname.wav: " in result.stderr, result.stderr
 
 
 def test_cli_train_prints_only_results_on_stdout(tone_store, tmp_path):
