@@ -15,7 +15,7 @@ from analysis.arguments import (CommandError, feature_params, given_settings, na
                                 resume_conflicts)
 from analysis.options import parse_args
 from analysis.output import ReaderGone, one_line, set_up_streams, write_results as _print
-from analysis.signals import exit_status, terminated_as_interrupted
+from analysis.signals import exit_status, stopped_by, terminated_as_interrupted
 from featurestore.errors import TimbremapError, counted
 from featurestore.remote import client_errors
 
@@ -23,7 +23,6 @@ log = logging.getLogger("timbremap")
 
 EXIT_ERROR = 1
 EXIT_READER_GONE = 141  # as a process SIGPIPE ends: 128 + 13
-_STOPPED = {130: "interrupted", 143: "terminated"}
 
 
 def cmd_render(args):
@@ -350,7 +349,7 @@ def main(argv=None) -> int:
         try:
             return _run(argv)
         except KeyboardInterrupt as stop:  # before the command ran (parsing its options)
-            print(f"timbremap: {_STOPPED[exit_status(stop)]}", file=sys.stderr)
+            print(f"timbremap: {stopped_by(stop)}", file=sys.stderr)
             return exit_status(stop)
 
 
@@ -371,7 +370,7 @@ def _run(argv) -> int:
             check_installed()
         COMMANDS[args.command](args)
     except KeyboardInterrupt as stop:
-        log.error(_STOPPED[exit_status(stop)])
+        log.error(stopped_by(stop))
         if threading.active_count() > 1:  # workers may be inside C++ code (the FFT): ending
             sys.stdout.flush()            # the interpreter under them aborts the process, so
             sys.stderr.flush()            # leave without finalising (files are closed by now)

@@ -21,6 +21,7 @@ from featurestore.store import (StoreError, no_splits, open_split, read_params, 
                                 split_path, store_id, store_splits)
 from featurestore.storefolder import check_folder_of_its_own
 from featurestore.writeback import check_writable, results_file, split_version, write_result
+from training.config import EMBEDDING_LAYER
 from training.modeldir import TrainedModel, load_trained
 
 from .tsne import drop_map, map_model
@@ -37,7 +38,6 @@ APART_NOTES = (schema.NAMES, schema.LABELS, schema.INSTRUMENT)
 def embedding_model(trained: TrainedModel):
     """A Keras model mapping spectra to ``(embedding, probabilities)``."""
     import keras
-    from training.models import EMBEDDING_LAYER
     model = trained.model
     return keras.Model(model.inputs, [model.get_layer(EMBEDDING_LAYER).output, model.outputs[0]])
 
@@ -55,7 +55,6 @@ def _check_finite(rows: np.ndarray, store, split: str, start: int, problem: str)
 
 
 def _attrs(trained: TrainedModel) -> dict:
-    from training.models import EMBEDDING_LAYER  # imports Keras: not for importing this module
     return {"model": str(trained.path.resolve()), schema.MODEL_SHA1: trained.weights_hash,
             "layer": EMBEDDING_LAYER}
 

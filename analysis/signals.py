@@ -7,7 +7,7 @@ import signal
 import threading
 from typing import Iterator
 
-__all__ = ["Terminated", "terminated_as_interrupted", "exit_status"]
+__all__ = ["Terminated", "terminated_as_interrupted", "exit_status", "stopped_by"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -37,3 +37,8 @@ def terminated_as_interrupted() -> Iterator[None]:
 def exit_status(stop: KeyboardInterrupt) -> int:
     """A shell's status for a process that a signal ended: 128 + SIGTERM or SIGINT."""
     return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+
+
+def stopped_by(stop: KeyboardInterrupt) -> str:
+    """What the command says as it stops: ``terminated`` (SIGTERM) or ``interrupted``."""
+    return "terminated" if isinstance(stop, Terminated) else "interrupted"

@@ -81,8 +81,8 @@ def _writing(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pat
             work.unlink()
         elif work.exists():  # a killed render's
             shutil.rmtree(work)
-        order = [split for split in SPLITS if split in examples]  # notes numbered in it
-        for split in order:
+        ordered = {split: examples[split] for split in SPLITS if split in examples}
+        for split in ordered:  # notes are numbered in this order
             (work / split / "audio").mkdir(parents=True)
         try:
             yield work
@@ -90,7 +90,7 @@ def _writing(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pat
                 raise InputError(f"{out}: no note sounded (see the warnings above); nothing "
                                  f"written")
             written = 0
-            for split, notes in ((split, examples[split]) for split in order):
+            for split, notes in ordered.items():
                 if not notes:
                     log.warning("%s: no note of the %s split sounded; it is written empty",
                                 out, split)
@@ -102,7 +102,7 @@ def _writing(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pat
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        for split, notes in ((split, examples[split]) for split in order):
+        for split, notes in ordered.items():
             (work / split).replace(out / split)  # out/split: none, or an empty folder
             log.info("%s: %s of %s", out / split, counted(len(notes), "note"),
                      counted(len({e.instrument for e in notes.values()}), "instrument"))

@@ -13,10 +13,12 @@ from featurestore.errors import InputError, check_seed
 from featurestore.files import size_text
 from featurestore.params import FeatureParams
 
-__all__ = ["TrainConfig", "MODELS", "LOADERS", "SCHEDULES", "PRECISIONS", "VALID_WEIGHTS",
-           "EPOCH_NOTES"]
+__all__ = ["TrainConfig", "MODELS", "EMBEDDING_LAYER", "LOADERS", "SCHEDULES", "PRECISIONS",
+           "VALID_WEIGHTS", "EPOCH_NOTES"]
 
 MODELS = ("default", "tutorial")
+#: The name of each model's embedding layer, the penultimate (what ``embed`` and ``place`` read).
+EMBEDDING_LAYER = "embedding"
 LOADERS = ("auto", "mmap", "h5py", "block")
 SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("auto", "mixed", "float32")

@@ -40,12 +40,11 @@ from keras import layers, ops
 from featurestore.nsynth import FAMILIES
 from featurestore.params import FeatureParams
 
-from .config import TrainConfig
+from .config import EMBEDDING_LAYER, TrainConfig
 
 __all__ = ["build_model", "with_mixup", "Mixup", "SpectralGain", "FrequencyShift", "SpecAugment",
            "FramePool", "EMBEDDING_LAYER"]
 
-EMBEDDING_LAYER = "embedding"
 
 
 @keras.saving.register_keras_serializable(package="timbremap")
