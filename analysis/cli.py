@@ -192,7 +192,6 @@ def _scores_text(args, result, png) -> list:
 
 
 def cmd_predict(args):
-    import json
     from training.predict import iter_predictions
     if args.top < 1:
         raise CommandError(f"--top must be at least 1, got {args.top}")
@@ -205,11 +204,7 @@ def cmd_predict(args):
     results = iter_predictions(args.model_dir, _audio_arguments(args.files),
                                windows=args.windows)
     if args.json:
-        results = list(results)
-        _print(json.dumps([r.to_json(args.top) for r in results]))
-        failed = sum(1 for r in results if r.error)
-        if failed:
-            raise CommandError(f"{failed} of {len(results)} files could not be used")
+        _print_json_array(results, args.top)
         return
 
     def top(names):
@@ -226,6 +221,27 @@ def cmd_predict(args):
                                  top(r.clip_top(c, args.top))))
         return "\n".join(lines)
     _report_files(results, describe)
+
+
+def _print_json_array(results, top: int):
+    """``predict --json``: one JSON array, each file's object on a line of its own, printed as
+    the next file is done; the array is closed also when the command is stopped (Ctrl-C,
+    SIGTERM), so that what was printed parses. Then fail if any file could not be used."""
+    import json
+    failed = total = 0
+    last = None
+    _print("[")
+    try:
+        for r in results:
+            if last is not None:
+                _print(last + ",")
+            last = json.dumps(r.to_json(top))
+            total += 1
+            failed += bool(r.error)
+    finally:
+        _print(*([last] if last is not None else []), "]")
+    if failed:
+        raise CommandError(f"{failed} of {total} files could not be used")
 
 
 def _audio_arguments(paths) -> list:

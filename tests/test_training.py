@@ -1066,3 +1066,25 @@ def test_ctrl_c_says_how_to_resume(tone_store, tmp_path, monkeypatch, caplog):
         cmd_train(args)
     assert f"2 finished epoch(s) kept: 'timbremap train {tone_store} {tmp_path / 'm'} " \
            f"--resume' continues the run" in caplog.text
+
+
+def test_an_interrupted_predict_json_prints_a_closed_array_of_the_files_done(
+        tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    import training.predict
+    from analysis.cli import cmd_predict
+    from analysis.options import make_parser
+    from training.predict import FilePrediction
+
+    def two_then_stopped(model, files, **kwargs):
+        yield FilePrediction(Path("a.wav"), np.array([0.9, 0.1], np.float32), labels=("x", "y"))
+        yield FilePrediction(Path("b.wav"), error="b.wav: cannot decode audio")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training.predict, "iter_predictions", two_then_stopped)
+    args = make_parser().parse_args(["predict", str(tmp_path), "a.wav", "b.wav", "--json"])
+    with pytest.raises(KeyboardInterrupt):  # main then says "interrupted" and exits 130
+        cmd_predict(args)
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["path"] for row in rows] == ["a.wav", "b.wav"]
+    assert rows[0]["top"] == [["x", 0.9], ["y", 0.1]] and "error" in rows[1]
