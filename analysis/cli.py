@@ -14,7 +14,8 @@ from pathlib import Path
 from analysis.arguments import (CommandError, feature_params, given_settings, named_as_options,
                                 resume_conflicts)
 from analysis.options import parse_args
-from analysis.output import ReaderGone, one_line, set_up_streams, write_results as _print
+from analysis.output import (ReaderGone, one_line, set_up_streams, write_json_array,
+                             write_results as _print)
 from analysis.signals import exit_status, stopped_by, terminated_as_interrupted
 from featurestore.errors import TimbremapError, counted
 from featurestore.remote import client_errors
@@ -204,7 +205,15 @@ def cmd_predict(args):
     results = iter_predictions(args.model_dir, _audio_arguments(args.files),
                                windows=args.windows)
     if args.json:
-        _print_json_array(results, args.top)
+        failed = []  # each file's: whether it could not be used
+
+        def rows():
+            for r in results:
+                failed.append(bool(r.error))
+                yield r.to_json(args.top)
+        write_json_array(rows())
+        if any(failed):
+            raise CommandError(f"{sum(failed)} of {len(failed)} files could not be used")
         return
 
     def top(names):
@@ -221,27 +230,6 @@ def cmd_predict(args):
                                  top(r.clip_top(c, args.top))))
         return "\n".join(lines)
     _report_files(results, describe)
-
-
-def _print_json_array(results, top: int):
-    """``predict --json``: one JSON array, each file's object on a line of its own, printed as
-    the next file is done; the array is closed also when the command is stopped (Ctrl-C,
-    SIGTERM), so that what was printed parses. Then fail if any file could not be used."""
-    import json
-    failed = total = 0
-    last = None
-    _print("[")
-    try:
-        for r in results:
-            if last is not None:
-                _print(last + ",")
-            last = json.dumps(r.to_json(top))
-            total += 1
-            failed += bool(r.error)
-    finally:
-        _print(*([last] if last is not None else []), "]")
-    if failed:
-        raise CommandError(f"{failed} of {total} files could not be used")
 
 
 def _audio_arguments(paths) -> list:

@@ -3,13 +3,14 @@ whatever the caller gave it (a stream closed, a pipe whose reader stops, an enco
 cannot write a name)."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 
 from featurestore.errors import TimbremapError
 
-__all__ = ["set_up_streams", "write_results", "one_line", "ReaderGone"]
+__all__ = ["set_up_streams", "write_results", "write_json_array", "one_line", "ReaderGone"]
 
 #: Control characters, which a name may hold (a line break in a file name).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -57,6 +58,22 @@ def write_results(*lines):
         raise ReaderGone() from None
     except OSError as err:
         raise TimbremapError(f"stdout: cannot be written ({err.strerror or err})") from None
+
+
+def write_json_array(objects):
+    """Write ``objects`` (JSON-able, such as dicts) to stdout as one JSON array, an object a
+    line, each as the next one comes (the last with the closing bracket); the array is closed
+    also when the iteration is stopped (Ctrl-C, SIGTERM, an error), so what was written
+    parses. Raises what :func:`write_results` raises."""
+    last = None
+    write_results("[")
+    try:
+        for obj in objects:
+            if last is not None:
+                write_results(last + ",")
+            last = json.dumps(obj)
+    finally:
+        write_results(*([last] if last is not None else []), "]")
 
 
 def one_line(text: str) -> str:

@@ -276,7 +276,7 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
             finished.remove_undrawn(out, found)
         reports = (_add(read, out, params, attrs, run, found) if add else finished.with_train_stats(
             out, params, _build(read, out, params, attrs, run, found, overwrite)))
-        finished.warn_of_labels_a_split_lacks(out)
+        finished.warn_of_splits_that_mislead(out)
     return reports
 
 

@@ -112,6 +112,10 @@ def _describe_split(split: str, f, path, size: int, max_skipped: Optional[int],
     lines = [f"== {split}: {path}  ({size / 2**20:.1f} MiB, {per_note})",
              f"  {schema.SPECTRA:<9} {spectra.dtype} {spectra.shape}, chunks {spectra.chunks}, "
              f"compression {spectra.compression}"]
+    built_as = str(f.attrs.get("split", split))
+    if built_as != split:  # a file renamed (on purpose or not): read as the split it is named
+        lines.append(f"  renamed   built as the '{built_as}' split, read as '{split}' by its "
+                     f"name")
     others = [(name, ds) for name, ds in schema.datasets(f) if name not in schema.BUILT
               and not name.startswith(schema.METADATA + "/")]
     if others:  # whatever else the file holds (analysis results, ...), and how it was made

@@ -24,7 +24,7 @@ from .nsynth import SPLITS
 from .store import held_by_another, open_split, split_path
 
 __all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "input_differences",
-           "existing_train_stats", "with_train_stats", "warn_of_labels_a_split_lacks",
+           "existing_train_stats", "with_train_stats", "warn_of_splits_that_mislead",
            "warn_of_one_label", "remove_undrawn"]
 
 log = logging.getLogger(__name__)
@@ -296,23 +296,32 @@ def _statistics(path: Path, params: FeatureParams
         return None
 
 
-def warn_of_labels_a_split_lacks(out: Path):
-    """Warn of each label that valid or test hold notes of and train none: a model cannot
-    learn it (a label of the set that no split holds, as NSynth's 11 families may be, is
-    not named); and of the labels train holds and valid none: the validation accuracy, which
-    picks the best epoch and stops training, says nothing of them. Splits of another label
-    set, or that cannot be read now, are passed over."""
-    counts = {}
+def warn_of_splits_that_mislead(out: Path):
+    """Warn of a valid or test split that holds the very notes train holds (a copy of its
+    file, or one renamed): its scores are not of unheard notes. Then warn of each label that
+    valid or test hold notes of and train none: a model cannot learn it (a label of the set
+    that no split holds, as NSynth's 11 families may be, is not named); and of the labels
+    train holds and valid none: the validation accuracy, which picks the best epoch and stops
+    training, says nothing of them. Splits of another label set, or that cannot be read now,
+    are passed over."""
+    counts, digests = {}, {}
     for split in SPLITS:
         try:
             with open_split(out, split) as f:
                 names = schema.read_label_names(f)
                 counts[split] = (names, np.bincount(f[schema.LABELS][:], minlength=len(names)))
+                digests[split] = f.attrs.get(schema.CONTENT_DIGEST)
         except (OSError, StoreError):  # none, or held by another program: nothing to say
             continue
     if "train" not in counts:
         return
     names, in_train = counts.pop("train")
+    copies = [split for split in counts if in_train.sum() and digests[split] is not None
+              and digests[split] == digests["train"]]  # a digest covers every note's name
+    if copies:
+        log.warning("%s: %s hold%s the very notes train holds (a copy of train.h5?): %s not "
+                    "of unheard notes", out, " and ".join(copies), "s" * (len(copies) == 1),
+                    "their scores are" if len(copies) > 1 else "its scores are")
     for k, name in enumerate(names):
         holders = [split for split, (theirs, n) in counts.items()
                    if theirs == names and n[k] and not in_train[k]]

@@ -179,6 +179,23 @@ def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
             f"or test: rename it, or list the files in a manifest)") in caplog.text
 
 
+def test_a_split_that_is_a_copy_of_train_is_warned_of_and_a_renamed_one_shown(
+        tone_store, tmp_path, caplog):
+    from featurestore.describe import describe_store
+    from featurestore.finished import warn_of_splits_that_mislead
+    store = shutil.copytree(tone_store, tmp_path / "store")
+    warn_of_splits_that_mislead(store)
+    assert "the very notes" not in caplog.text
+    assert not any(line.startswith("  renamed") for line in describe_store(store))
+    shutil.copyfile(store / "train.h5", store / "test.h5")  # a copy, renamed
+    warn_of_splits_that_mislead(store)
+    assert f"{store}: test holds the very notes train holds (a copy of train.h5?): its scores " \
+           f"are not of unheard notes" in caplog.text
+    lines = describe_store(store)
+    assert lines[lines.index(next(line for line in lines if line.startswith("== test:"))) + 2] \
+        == "  renamed   built as the 'train' split, read as 'test' by its name"
+
+
 def test_a_store_of_one_label_is_built_with_a_warning_that_names_the_layout(tmp_path, caplog):
     root = _class_folders(tmp_path / "set", per_class=2, split_folders=False)
     build_store(root, tmp_path / "two", jobs=1, progress=False)

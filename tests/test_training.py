@@ -468,6 +468,17 @@ def test_evaluate_tells_a_copy_of_the_model_s_store_that_changed_from_another_st
     assert "changed since" not in caplog.text                       # another store
 
 
+def test_evaluate_warns_of_a_split_holding_the_notes_the_model_was_trained_on(
+        trained, tone_store, tmp_path, caplog):
+    copy = shutil.copytree(tone_store, tmp_path / "copy")
+    evaluate(copy, trained[0], "test")
+    assert "the very notes" not in caplog.text
+    shutil.copyfile(copy / "train.h5", copy / "test.h5")  # renamed, or the same notes built
+    evaluate(copy, trained[0], "test")
+    assert f"{copy / 'test.h5'}: holds the very notes the model in {trained[0]}/ was trained " \
+           f"on (its train split's content): these scores are not of unheard notes" in caplog.text
+
+
 def test_same_seed_same_model(tone_store, tmp_path, trained):
     train(tone_store, tmp_path / "again", QUICK, verbose=0)
     a = load_trained(trained[0]).model.get_weights()

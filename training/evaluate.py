@@ -155,6 +155,7 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
     probabilities, labels = predict_split(trained, store, split, batch_size=batch_size)
     if not len(labels):
         raise StoreError(f"{split_path(store, split)}: holds no notes to evaluate")
+    _warn_if_trained_on(trained, store, split)
     predicted = probabilities.argmax(axis=1)
     names = tuple(trained.labels)
     everything = list(range(len(names)))
@@ -257,6 +258,20 @@ def _per_file(store, split: str, labels: np.ndarray, probabilities: np.ndarray) 
     guess = sums.argmax(axis=1)
     return {"n": int(len(files)), "accuracy": float(np.mean(truth == guess)),
             "balanced_accuracy": _balanced_accuracy(truth, guess)}
+
+
+def _warn_if_trained_on(trained: TrainedModel, store, split: str):
+    """Warn when ``split`` (not train) holds the very notes the model was trained on: its
+    content is what the model recorded of its train split (a copy of that file, renamed, or
+    the same notes built into another store), so its scores are not of unheard notes."""
+    trained_on = (trained.info.get("store_content") or {}).get("train")
+    if split == "train" or not trained_on:
+        return
+    with open_split(store, split) as f:
+        if f.attrs.get(schema.CONTENT_DIGEST) == trained_on:
+            log.warning("%s: holds the very notes the model in %s/ was trained on (its train "
+                        "split's content): these scores are not of unheard notes",
+                        split_path(store, split), trained.path)
 
 
 def _changed_since(trained: TrainedModel, store) -> list:

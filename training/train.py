@@ -16,7 +16,7 @@ import numpy as np
 from featurestore import __version__
 from featurestore.errors import BuildError, InputError, label_difference
 from featurestore.files import atomic_write_text, exclusive_lock, replaced
-from featurestore.finished import warn_of_labels_a_split_lacks
+from featurestore.finished import warn_of_splits_that_mislead
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
 from featurestore.remote import is_url, store_location
@@ -337,7 +337,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         raise ModelError(f"{model_dir}: is the store; train into a folder of its own")
     check_model_dir(model_dir)
     params, mean, std, input_shape, n_train, labels = open_for_training(store)
-    warn_of_labels_a_split_lacks(store)
+    warn_of_splits_that_mislead(store)
     if not resume:  # before anything is made, or removed by overwrite
         config.check_fits(params, input_shape)
     elif not model_dir.is_dir():  # not made: an empty one is a run stopped before it started
