@@ -330,6 +330,7 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     if read.layout != "nsynth":
         labels = grow.grown_labels(labels, read.labels)
     roots, new, held = grow.on_all_roots(read.splits, read.roots, held)
+    grow.refuse_held_elsewhere(new, held, roots)
     check_splits_apart([(split, mine.notes) for split, mine in held.items()]
                        + [(split, notes) for split, (notes, _) in new.items()],
                        layout=read.layout)

@@ -46,7 +46,7 @@ from .store import open_split, split_path
 
 __all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "columns",
            "all_roots", "rooted", "recorded_inputs", "recorded_params", "grown_labels",
-           "check_addable", "not_held"]
+           "check_addable", "refuse_held_elsewhere", "not_held"]
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +244,8 @@ def check_addable(out: Path, params: FeatureParams, attrs: dict, *, drawn: bool)
 def not_held(notes: Optional[Notes], problems: list, held: Dict[str, Held], roots,
              split: str):
     """The inputs' notes and problems of ``split`` that it does not hold yet (``held``: what
-    each finished split holds): not its notes (a name it holds from another folder is
-    refused), nor what it skipped before (a note skipped for its audio stays skipped until the
+    each finished split holds): not its notes (a name it holds from another folder was
+    refused before, by :func:`refuse_held_elsewhere`), nor what it skipped before (a note skipped for its audio stays skipped until the
     split is rebuilt); a problem of a name a split holds (a manifest's row given again, or
     with an unknown split) is warned of, as ``/skipped`` lists what the store does not hold."""
     mine = held[split]
@@ -253,7 +253,6 @@ def not_held(notes: Optional[Notes], problems: list, held: Dict[str, Held], root
     skipped = dict(mine.problems[0])
     gone = _warn_of_gone_files(mine.notes, split)
     if notes is not None:
-        _refuse_held_elsewhere(notes, names, roots, split)
         _warn_of_new_labels(notes, mine.notes, split)
         _warn_of_changed_files(notes, names, mine.created, split)
         def skipped_as(name):  # a window's file skipped whole (its length unreadable)
@@ -322,6 +321,16 @@ def _warn_of_gone_files(held: Notes, split: str) -> set:
                     gone[0], "its" if len(gone) == 1 else "their")
     gone = set(gone)
     return {name for name, path in zip(held.names, paths) if path in gone}
+
+
+def refuse_held_elsewhere(new: Dict[str, Tuple[Notes, list]], held: Dict[str, Held], roots):
+    """Refuse a new note whose name its split holds from another folder, before anything else
+    is said of the notes (:func:`_refuse_held_elsewhere`); ``new``, ``held`` and ``roots`` as
+    :func:`on_all_roots` gives them."""
+    for split, (notes, _) in new.items():
+        if split in held:
+            mine = held[split].notes
+            _refuse_held_elsewhere(notes, dict(zip(mine.names, mine.folder)), roots, split)
 
 
 def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], split: str):

@@ -586,10 +586,11 @@ def test_add_brings_a_split_whose_every_input_is_a_problem(tmp_path):
     assert not list((tmp_path / "store").glob("*.partial"))
 
 
-def test_add_after_the_notes_and_the_store_moved_says_the_folder_moved(tmp_path):
+def test_add_after_the_notes_and_the_store_moved_says_the_folder_moved(tmp_path, caplog):
     root = make_tone_root(tmp_path / "proj" / "notes", n_train=3, n_valid=2, n_test=2)
     build_store(root, tmp_path / "proj" / "store", jobs=1, progress=False)
     (tmp_path / "proj").rename(tmp_path / "moved")
+    caplog.clear()
     before = {p.name: p.read_bytes() for p in (tmp_path / "moved" / "store").iterdir()}
     with pytest.raises(BuildError, match=rf"note '[^']+' of train is held by the store from "
                                          rf"{tmp_path}/proj/notes, which is no longer there, "
@@ -598,4 +599,5 @@ def test_add_after_the_notes_and_the_store_moved_says_the_folder_moved(tmp_path)
                                          rf"where it is now \(--overwrite\)"):
         build_store(tmp_path / "moved" / "notes", tmp_path / "moved" / "store", jobs=1,
                     progress=False, add=True)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # the refusal alone
     assert {p.name: p.read_bytes() for p in (tmp_path / "moved" / "store").iterdir()} == before
