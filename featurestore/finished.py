@@ -21,7 +21,7 @@ from .params import FeatureParams
 from .splitcheck import check_held_here, check_schema
 from .splitfile import Summary, inputs_digest
 from .nsynth import SPLITS
-from .store import held_by_another, open_split, split_path
+from .store import held_by_another, open_split, split_path, unfinished_splits
 
 __all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "input_differences",
            "existing_train_stats", "with_train_stats", "warn_of_splits_that_mislead",
@@ -297,40 +297,59 @@ def _statistics(path: Path, params: FeatureParams
 
 
 def warn_of_splits_that_mislead(out: Path):
-    """Warn of a valid or test split that holds the very notes train holds (a copy of its
-    file, or one renamed): its scores are not of unheard notes. Then warn of each label that
-    valid or test hold notes of and train none: a model cannot learn it (a label of the set
-    that no split holds, as NSynth's 11 families may be, is not named); and of the labels
-    train holds and valid none: the validation accuracy, which picks the best epoch and stops
-    training, says nothing of them. Splits of another label set, or that cannot be read now,
-    are passed over."""
-    counts, digests = {}, {}
+    """Warn of what in a store's splits would mislead a model trained and scored on them:
+
+    - a valid or test split that holds the very notes train holds (a copy of its file, or one
+      renamed): its scores are not of unheard notes;
+    - no valid split, without which ``train`` does not start;
+    - a label of the inputs' own label set (not NSynth's 11 families, some of which a set of
+      notes may lack) that no split holds a note of, every file of it skipped: the model
+      has an output for it that it never learns;
+    - a label that valid or test hold notes of and train none: a model cannot learn it;
+    - the labels train holds and valid none: the validation accuracy, which picks the best
+      epoch and stops training, says nothing of them.
+
+    Splits of another label set, or that cannot be read now, are passed over."""
+    found = {}  # split -> (label names, notes of each label, content digest, layout)
     for split in SPLITS:
         try:
             with open_split(out, split) as f:
                 names = schema.read_label_names(f)
-                counts[split] = (names, np.bincount(f[schema.LABELS][:], minlength=len(names)))
-                digests[split] = f.attrs.get(schema.CONTENT_DIGEST)
+                found[split] = (names, np.bincount(f[schema.LABELS][:], minlength=len(names)),
+                                f.attrs.get(schema.CONTENT_DIGEST),
+                                str(f.attrs.get(INPUT_PREFIX + "layout", "nsynth")))
         except (OSError, StoreError):  # none, or held by another program: nothing to say
             continue
-    if "train" not in counts:
+    if "train" not in found:
         return
-    names, in_train = counts.pop("train")
-    copies = [split for split in counts if in_train.sum() and digests[split] is not None
-              and digests[split] == digests["train"]]  # a digest covers every note's name
+    names, in_train, digest, layout = found.pop("train")
+    copies = [split for split, (_, _, theirs, _) in found.items()
+              if in_train.sum() and theirs is not None and theirs == digest]  # of every name
     if copies:
         log.warning("%s: %s hold%s the very notes train holds (a copy of train.h5?): %s not "
                     "of unheard notes", out, " and ".join(copies), "s" * (len(copies) == 1),
                     "their scores are" if len(copies) > 1 else "its scores are")
+    if "valid" not in found and not unfinished_splits(out):
+        log.warning("%s: no valid split: 'timbremap train' needs one, to pick its best epoch "
+                    "and when to stop (give the inputs a valid split, or draw one with "
+                    "--valid-fraction)", out)
+    counts = {split: n for split, (theirs, n, _, _) in found.items() if theirs == names}
+    unheard = [name for k, name in enumerate(names) if not in_train[k]
+               and not any(n[k] for n in counts.values())]
+    if unheard and layout != "nsynth":
+        one = len(unheard) == 1
+        log.warning("%s: no split holds a note of %s: every file of %s was skipped (inspect "
+                    "lists them); a model trained on the store has an output for %s that it "
+                    "never learns: mend or leave out %s files, then build with --overwrite",
+                    out, label_set_text(unheard), "the label" if one else "these labels",
+                    "it" if one else "each", "its" if one else "their")
     for k, name in enumerate(names):
-        holders = [split for split, (theirs, n) in counts.items()
-                   if theirs == names and n[k] and not in_train[k]]
+        holders = [split for split, n in counts.items() if n[k] and not in_train[k]]
         if holders:
             log.warning("%s: %s hold%s notes of %r, and train none: a model cannot learn it",
                         out, " and ".join(holders), "s" * (len(holders) == 1), name)
-    theirs, in_valid = counts.get("valid", (None, None))
-    unchecked = [name for k, name in enumerate(names) if in_train[k] and theirs == names
-                 and not in_valid[k]]
+    unchecked = [name for k, name in enumerate(names) if in_train[k] and "valid" in counts
+                 and not counts["valid"][k]]
     if unchecked:
         log.warning("%s: valid holds no notes of %s, which train holds: the validation "
                     "accuracy, which picks the best epoch and stops training, says nothing of "

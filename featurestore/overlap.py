@@ -120,7 +120,7 @@ def _same_names(parts: Sequence[Notes]) -> Iterator[List[Tuple[int, int]]]:
 def warn_of_files_in_several_splits(splits: Dict[str, Tuple[Notes, list]]):
     """Warn when one audio file (the same file under two names: a link, or a path given twice)
     is in two splits, where a model tested on its notes has heard them, or has two labels (a
-    link from one class folder to another's files).
+    link from one class folder to another's files, a manifest's two paths of one file).
 
     Parameters
     ----------
@@ -149,7 +149,7 @@ def warn_of_files_in_several_splits(splits: Dict[str, Tuple[Notes, list]]):
     if relabelled:
         (_, path, label), (again, other) = relabelled[0]
         log.warning("the same audio file has two labels (notes: %d; first: %s, labelled %r, is "
-                    "%s, labelled %r): a link from one class folder into another's?",
+                    "%s, labelled %r; a link, or one file written two ways): which label is it?",
                     len(relabelled), path, label, again, other)
 
 

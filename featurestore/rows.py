@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
-from .errors import BuildError
+from .errors import BuildError, counted
 from .nsynth import SPLITS, check_text
 
 __all__ = ["AUDIO_SUFFIXES", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS", "Row", "audio_files",
@@ -100,7 +100,7 @@ def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
     if left:
         log.warning("%s: %d entries outside the class folders%s are not read (first: %s)",
                     root, len(left), " of its split folders" if given else "", left[0])
-    rows = []
+    rows, classes = [], set()
     for split in given or [""]:
         top = root / split if split else root
         loose = sum(1 for entry in top.iterdir() if not entry.name.startswith(".")
@@ -115,6 +115,8 @@ def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
                 continue
             if not split and label_dir.name in SPLITS:
                 continue
+            classes.add(unicodedata.normalize("NFC", label_dir.name))  # as a Row's label
+
             def unreadable(path: Path, reason: str, label: str = label_dir.name):
                 rows.append(Row(path.relative_to(top).as_posix() + "/",
                                 path.relative_to(root).as_posix() + "/", label, split,
@@ -129,6 +131,11 @@ def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
                 except ValueError as err:  # not stored as UTF-8, or a label no table prints
                     row.problem = str(err)
                 rows.append(row)
+    empty = sorted(classes - {row.label for row in rows})
+    if rows and empty:
+        log.warning("%s: no audio file in %s, which give the store no label (first: %s; "
+                    "endings read: %s)", root, counted(len(empty), "class folder"), empty[0],
+                    ", ".join(AUDIO_SUFFIXES))
     if not rows:
         nsynth = ("" if told else f"no split folder with an examples.json (NSynth's layout: "
                                   f"{', '.join(s + '/' for s in SPLITS)}) and ")

@@ -71,7 +71,8 @@ def test_a_file_in_two_splits_is_named_in_a_warning(tmp_path, caplog):
     read_inputs([root])
     assert (f"the same audio file has two labels (notes: 5; first: "
             f"{root / 'train/cello/same.wav'}, labelled 'cello', is "
-            f"{root / 'train/kettle/cellos/same.wav'}, labelled 'kettle')") in caplog.text
+            f"{root / 'train/kettle/cellos/same.wav'}, labelled 'kettle'; a link, or one file "
+            f"written two ways): which label is it?") in caplog.text
 
 
 def test_copies_of_a_file_under_its_name_in_two_splits_are_warned_of(tmp_path, caplog):
@@ -177,6 +178,28 @@ def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
     assert (f"{tmp_path / 'set' / 'train'}: 3 audio files directly in a split folder are not "
             f"read (a split folder holds class folders; a class cannot be named train, valid "
             f"or test: rename it, or list the files in a manifest)") in caplog.text
+
+
+def test_a_label_of_no_note_a_class_folder_of_no_audio_and_no_valid_split_are_warned_of(
+        tmp_path, caplog):
+    root = _class_folders(tmp_path / "set")
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    assert "no split holds" not in caplog.text and "class folder" not in caplog.text
+    assert "no valid split" not in caplog.text
+    silent = root / "train" / "hum" / "take0_hum.wav"  # a label whose one file is skipped
+    silent.parent.mkdir()
+    sf.write(silent, np.zeros(SR), SR)
+    (root / "test" / "empty").mkdir()  # a class folder of no audio
+    (root / "test" / "empty" / "notes.txt").write_text("not audio")
+    build_store(root, tmp_path / "other", jobs=1, progress=False)
+    assert f"{root}: no audio file in 1 class folder, which give the store no label (first: " \
+           f"empty; endings read: .wav" in caplog.text
+    assert f"{tmp_path / 'other'}: no split holds a note of (hum): every file of the label was " \
+           f"skipped (inspect lists them); a model trained on the store has an output for it " \
+           f"that it never learns" in caplog.text
+    shutil.rmtree(root / "valid")
+    build_store(root, tmp_path / "third", jobs=1, progress=False)
+    assert f"{tmp_path / 'third'}: no valid split: 'timbremap train' needs one" in caplog.text
 
 
 def test_a_split_that_is_a_copy_of_train_is_warned_of_and_a_renamed_one_shown(
