@@ -177,6 +177,23 @@ def test_confusion_plot_cuts_a_long_label(tmp_path):
     assert long[0] < 1.5 * short[0] and long[1] < 1.5 * short[1]  # the matrix keeps its room
 
 
+def test_the_per_label_table_cuts_a_long_label_and_lines_up_wide_characters():
+    from training.evaluate import LABEL_CHARS, Evaluation, per_label_text
+    names = ("S" * 300 + " A", "S" * 300 + " B", "\u97f3\u697d \U0001f3b5", "x")
+    scores = {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "support": 4}
+    result = Evaluation(split="test", store="s", model="m", n=16, accuracy=0.5,
+                        balanced_accuracy=0.5, per_family={name: scores for name in names},
+                        per_folder={}, per_file={}, store_changed=[],
+                        confusion=np.eye(4, dtype=np.int64), labels=names, default_png=None)
+    rows = per_label_text(result).splitlines()
+    head, tail = "S" * (LABEL_CHARS // 2), "S" * (LABEL_CHARS - 3 - LABEL_CHARS // 2)
+    assert rows[1].startswith(f"{head}\u2026{tail} A  ") and rows[2].startswith(f"{head}\u2026")
+    wide = 2 + 2 + 1 + 2  # two CJK characters, a space, an emoji
+    assert rows[3] == "\u97f3\u697d \U0001f3b5" + " " * (LABEL_CHARS - wide) + \
+        "      0.500   0.250  0.333      4"
+    assert {len(row) for row in (rows[0], rows[1], rows[4])} == {LABEL_CHARS + 33}
+
+
 def test_a_label_set_in_a_message_reads_as_its_labels():
     from featurestore.errors import label_set_text
     assert label_set_text(["cello", "dog bark"]) == "(cello, dog bark)"

@@ -4,6 +4,7 @@ it by name)."""
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
@@ -318,17 +319,26 @@ def _balanced_accuracy(labels, predicted) -> float:
         return float(balanced_accuracy_score(labels, predicted))
 
 
+def _columns(text: str) -> int:
+    """The terminal columns ``text`` takes: two for a wide character (CJK, most emoji), none
+    for a combining mark."""
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def per_label_text(result: Evaluation) -> str:
     """Each label's precision, recall, F1 and notes in an :func:`evaluate` result, as a table
     over the model's whole label set: the scores ``--json`` gives (``per_family``), ``-``
-    where one is undefined (``null`` there)."""
-    width = max(len("label"), *(len(name) for name in result.labels))
-    rows = [f"{'label':<{width}}  precision  recall     f1  notes"]
+    where one is undefined (``null`` there); a label longer than :data:`LABEL_CHARS` is cut
+    in the middle, as the confusion matrix draws it."""
+    shown = {name: cut_text(name, LABEL_CHARS) for name in result.per_family}
+    width = max(_columns("label"), *map(_columns, shown.values()))
+    rows = [f"label{' ' * (width - 5)}  precision  recall     f1  notes"]
     for name, scores in result.per_family.items():
         cells = ["-" if scores[k] is None else f"{scores[k]:.3f}"
                  for k in ("precision", "recall", "f1")]
-        rows.append(f"{name:<{width}}  {cells[0]:>9}  {cells[1]:>6}  {cells[2]:>5}  "
-                    f"{scores['support']:>5}")
+        rows.append(f"{shown[name]}{' ' * (width - _columns(shown[name]))}  {cells[0]:>9}  "
+                    f"{cells[1]:>6}  {cells[2]:>5}  {scores['support']:>5}")
     return "\n".join(rows) + "\n"
 
 
