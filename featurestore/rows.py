@@ -4,6 +4,7 @@ problem instead of stopping the build.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
 import os
@@ -173,9 +174,8 @@ def manifest_rows(path: Path) -> List[Row]:
             for entry in reader:  # a row is named by its first line, where it spans several
                 rows.append(_manifest_row(path, reader.line_num - _line_breaks(entry), entry,
                                           extra, seen))
-        except UnicodeDecodeError as err:  # decoded a block at a time: no line to name
-            raise BuildError(f"{path}: not a readable CSV file: not UTF-8 text "
-                             f"({err.reason})") from None
+        except UnicodeDecodeError:  # decoded a block at a time: found again, by its line
+            raise BuildError(f"{path}: not a readable CSV file: {_not_utf8(path)}") from None
         except csv.Error as err:  # on the line after those read whole
             line = reader.line_num + 1
             raise BuildError(f"{path}: line {line}: " + (
@@ -187,12 +187,32 @@ def manifest_rows(path: Path) -> List[Row]:
     return rows
 
 
+def _not_utf8(path: Path, block: int = 1 << 20) -> str:
+    """Where ``path`` first stops being UTF-8: ``not UTF-8 text (line N, byte B: reason)``,
+    read a block at a time."""
+    decoder, line, offset = codecs.getincrementaldecoder("utf-8")(), 1, 0
+    with path.open("rb") as fh:
+        while True:
+            data, held = fh.read(block), len(decoder.getstate()[0])  # held: a character's
+            try:                                                       # start, no line break
+                decoder.decode(data, final=not data)
+            except UnicodeDecodeError as err:  # err.start counts the held bytes first
+                line += data.count(b"\n", 0, max(err.start - held, 0))
+                return (f"not UTF-8 text (line {line}, byte {offset - held + err.start}: "
+                        f"{err.reason}; save it as UTF-8)")
+            if not data:
+                return "not UTF-8 text"
+            line += data.count(b"\n")
+            offset += len(data)
+
+
 def _check_columns(path: Path, columns: List[str], extra: List[str]):
     """Refuse column names given twice, or that cannot name a ``/metadata`` dataset."""
     twice = sorted(c for c, n in Counter(columns).items() if n > 1)
     if twice:
-        raise BuildError(f"{path}: the columns {', '.join(map(repr, twice))} are given more "
-                         f"than once")
+        raise BuildError(f"{path}: the column{'s' * (len(twice) > 1)} "
+                         f"{', '.join(map(repr, twice))} {'are' if len(twice) > 1 else 'is'} "
+                         f"given more than once")
     for column in extra:
         try:
             check_text({"column": column}, "column")

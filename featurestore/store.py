@@ -160,10 +160,16 @@ def unfinished_splits(store) -> list:
 
 
 def no_splits(store) -> StoreError:
-    """The error for a store folder (or URL) that holds no split file: not a store, or one
-    whose build has not finished a split (named, and whether it is being written now)."""
+    """The error for a store folder (or URL) that holds no split file: not a store (a model
+    folder, named as such), or one whose build has not finished a split (named, and whether
+    it is being written now)."""
+    models = [] if remote.is_url(store) or not Path(store).is_dir() else sorted(
+        p.name for p in Path(store).glob("*.keras"))
     return StoreError(f"{store}: no split files (*.h5) in this folder"
-                      f"{_unfinished(store, unfinished_splits(store))}")
+                      f"{_unfinished(store, unfinished_splits(store))}" + (
+                          f"; it holds {models[0]}: a model folder? Give the store folder "
+                          f"(the model's config.json names the one it was trained on)"
+                          if models else ""))
 
 
 def _unfinished(store, partials: list) -> str:

@@ -170,6 +170,8 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
                                             "unfinished build left train.h5.partial"),
     (["map", "{tmp}", "{tmp}/map"], "no split files (*.h5) in this folder"),  # not "no map"
     (["inspect", "{tmp}/half"], "an unfinished build left train.h5.partial"),
+    (["inspect", "{tmp}/model"], "{tmp}/model: no split files (*.h5) in this folder; it holds "
+                                 "model.keras: a model folder? Give the store folder"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
     (["render", "{tmp}/half", "{tmp}/out"], "half: is a folder, not a SoundFont"),
     (["render", "--synth", "{tmp}/out", "--tag", "x"], "--tag: a SoundFont's options, not for "
@@ -204,6 +206,8 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "train.h5.partial").write_bytes(b"")
     (tmp_path / "half" / ".train.h5.partial").write_bytes(b"")  # embed's copy: not a build's
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.keras").write_bytes(b"")
     result = run(*[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 1
     assert message.format(tmp=tmp_path) in result.stderr

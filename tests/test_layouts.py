@@ -438,8 +438,17 @@ def test_manifest_that_is_not_text(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_bytes(b"path,label\n\xff\xfe\x00bad,x\n")
     with pytest.raises(BuildError, match=r"m.csv: not a readable CSV file: not UTF-8 text "
-                                         r"\(invalid start byte\)"):
+                                         r"\(line 2, byte 11: invalid start byte; save it as "
+                                         r"UTF-8\)"):
         read_inputs([manifest])
+    from featurestore.rows import _not_utf8
+    manifest.write_bytes(b"path,label\n" + b"a.wav,x\n" * 3 + "caf\u00e9\n".encode("latin-1"))
+    for block in (1, 2, 5, 1 << 20):  # the same, whatever blocks it is read in
+        assert _not_utf8(manifest, block) == "not UTF-8 text (line 5, byte 38: invalid " \
+                                             "continuation byte; save it as UTF-8)"
+    manifest.write_bytes(manifest.read_bytes()[:-1])  # cut short in its last character
+    assert {_not_utf8(manifest, block) for block in (1, 2, 1 << 20)} == {
+        "not UTF-8 text (line 5, byte 38: unexpected end of data; save it as UTF-8)"}
 
 
 def test_inputs_of_two_layouts_and_bad_options(tmp_path):
@@ -810,7 +819,8 @@ def test_a_manifest_group_follows_the_split_its_other_rows_give(tmp_path):
 @pytest.mark.parametrize("header, message", [
     ("path,label,a/b", "column 'a/b' cannot name a metadata dataset"),
     ("path,label,.", "column '.' cannot name a metadata dataset"),
-    ("path,label,mic,mic", "the columns 'mic' are given more than once"),
+    ("path,label,mic,mic", "the column 'mic' is given more than once"),
+    ("path,label,mic,mic,b,b", "the columns 'b', 'mic' are given more than once"),
 ])
 def test_manifest_columns_that_cannot_be_stored(tmp_path, header, message):
     _wav(tmp_path / "a.wav")

@@ -10,7 +10,7 @@ import re
 import warnings
 from pathlib import Path
 
-from featurestore.errors import InputError
+from featurestore.errors import InputError, counted
 from featurestore.files import check_folder_path, replaced
 
 __all__ = ["image_path", "save_figure", "literal_text", "cut_text"]
@@ -99,7 +99,9 @@ def literal_text(draw):
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if missing:
-            log.warning("%s: %d characters have no glyph in matplotlib's fonts and are drawn as "
-                        "boxes (%s)", result, len(missing), "".join(sorted(missing)[:20]))
+            log.warning("%s: %s no glyph in matplotlib's fonts and %s drawn as boxes (%s)",
+                        result, counted(len(missing), "character") + (
+                            " has" if len(missing) == 1 else " have"),
+                        "is" if len(missing) == 1 else "are", "".join(sorted(missing)[:20]))
         return result
     return drawing
