@@ -146,9 +146,9 @@ def _build(add_command):
                         "columns kept as metadata); paths are relative to its folder; may be "
                         "given more than once")
     g.add_argument("--group-by", metavar="REGEX",
-                   help="what this regular expression matches in a file's name (its first "
-                        "group, if any) is the file's group: files of one group never share "
-                        "a drawn split (default: each file is its own group)")
+                   help="what this regular expression matches in a file's name (path, if "
+                        "it holds a /; its first group, if any) is the file's group: files "
+                        "of one group never share a drawn split (default: each file alone)")
     g.add_argument("--windows", type=float, metavar="HOP_SECONDS",
                    help="cut files longer than a clip into clips starting HOP_SECONDS apart, "
                         "each a note (default: each file's first clip; the rest is trimmed)")

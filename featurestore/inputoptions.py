@@ -26,8 +26,10 @@ class InputOptions:
         ``'auto'``: ``'manifest'`` for CSV files, ``'nsynth'`` for a folder with
         ``SPLIT/examples.json``, ``'folders'`` otherwise (:func:`detect_layout`).
     group_by : str, optional
-        A regular expression on a file's name: what it matches (its first group, if it has
-        one) is the file's group; files that share a group never share a drawn split.
+        A regular expression on a file's name (on its path where it holds a ``/``: below
+        the split folder, class folder first, or as a manifest writes it): what it matches
+        (its first group, if it has one) is the file's group; files that share a group never
+        share a drawn split.
     windows : float, optional
         Cut files longer than a clip into windows starting this many seconds apart, each a
         note; default: the clip from each file's start (the rest trimmed, as ``/adjusted``

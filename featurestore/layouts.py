@@ -213,10 +213,13 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
 
 
 def _group(row: Row, group_by: Optional[re.Pattern]) -> str:
+    """A row's group: its own (a manifest's ``group``), else what ``group_by`` matches in its
+    file's name, or in its path where the pattern holds a ``/`` (below the split folder, its
+    class folder first, or as a manifest writes it), else the file itself."""
     if row.group:
         return row.group
     if group_by is not None:
-        found = group_by.search(Path(row.file).name)
+        found = group_by.search(row.file if "/" in group_by.pattern else Path(row.file).name)
         group = found and (found.group(1) if found.re.groups else found.group(0))
         if group:  # no match, an optional group left out or an empty match: the file alone
             return group

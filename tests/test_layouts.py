@@ -305,6 +305,17 @@ def test_drawn_splits_keep_groups_apart_and_are_deterministic(tmp_path):
     again = read_inputs(root, options)
     assert {s: n.names for s, (n, _) in again.splits.items()} == \
         {s: n.names for s, (n, _) in read.splits.items()}
+    # a pattern with a / matches the path below the split folder: a session's folder
+    sessions = tmp_path / "sessions"
+    for k, label in enumerate(CLASSES):
+        for session in range(6):
+            for take in range(3):
+                _wav(sessions / label / f"s{session}" / f"take{take}.wav", seconds=0.3, k=k)
+    read = read_inputs(sessions, InputOptions(group_by=r"^[^/]+/([^/]+)/",
+                                              valid_fraction=0.25, test_fraction=0.25))
+    assert {g for n, _ in read.splits.values() for g in n.group} == {f"s{i}" for i in range(6)}
+    for split, (notes, _) in read.splits.items():
+        assert {drawn_split(g, 0.25, 0.25) for g in notes.group} == {split}
     # without --group-by each file is its own group
     alone = read_inputs(root, InputOptions(valid_fraction=0.25, test_fraction=0.25))
     assert sum(len(n) for n, _ in alone.splits.values()) == 72
