@@ -161,7 +161,8 @@ def _build_split(split: _Split, params: FeatureParams,
             f, split.name, split.roots, notes, state, split.problems, summary, stats_split,
             label_names=split.labels, attrs=split.attrs, digest=split.inputs_digest,
             held=split.held.notes if split.held else None,
-            held_problems=split.held.problems if split.held else ((), ()))
+            held_problems=split.held.problems if split.held else ((), ()),
+            held_computed=split.held.computed if split.held else ())
         if split.held is not None:
             grow.settle_results(path, f, state.n_written)
     state.finished = True
@@ -277,6 +278,10 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
         reports = (_add(read, out, params, attrs, run, found) if add else finished.with_train_stats(
             out, params, _build(read, out, params, attrs, run, found, overwrite)))
         finished.warn_of_splits_that_mislead(out)
+    if splits is None and not split_path(out, "valid").is_file():  # every split was built
+        log.warning("%s: no valid split: 'timbremap train' needs one, to pick its best epoch "
+                    "and when to stop (give the inputs a valid split, or draw one with "
+                    "--valid-fraction)", out)
     return reports
 
 

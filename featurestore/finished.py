@@ -21,7 +21,7 @@ from .params import FeatureParams
 from .splitcheck import check_held_here, check_schema
 from .splitfile import Summary, inputs_digest
 from .nsynth import SPLITS
-from .store import held_by_another, open_split, split_path, unfinished_splits
+from .store import held_by_another, open_split, split_path
 
 __all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "input_differences",
            "existing_train_stats", "with_train_stats", "warn_of_splits_that_mislead",
@@ -301,7 +301,6 @@ def warn_of_splits_that_mislead(out: Path):
 
     - a valid or test split that holds the very notes train holds (a copy of its file, or one
       renamed): its scores are not of unheard notes;
-    - no valid split, without which ``train`` does not start;
     - a label of the inputs' own label set (not NSynth's 11 families, some of which a set of
       notes may lack) that no split holds a note of, every file of it skipped: the model
       has an output for it that it never learns;
@@ -329,10 +328,6 @@ def warn_of_splits_that_mislead(out: Path):
         log.warning("%s: %s hold%s the very notes train holds (a copy of train.h5?): %s not "
                     "of unheard notes", out, " and ".join(copies), "s" * (len(copies) == 1),
                     "their scores are" if len(copies) > 1 else "its scores are")
-    if "valid" not in found and not unfinished_splits(out):
-        log.warning("%s: no valid split: 'timbremap train' needs one, to pick its best epoch "
-                    "and when to stop (give the inputs a valid split, or draw one with "
-                    "--valid-fraction)", out)
     counts = {split: n for split, (theirs, n, _, _) in found.items() if theirs == names}
     unheard = [name for k, name in enumerate(names) if not in_train[k]
                and not any(n[k] for n in counts.values())]

@@ -28,7 +28,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from .schema import (CONTENT_DIGEST, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LABELS,
+from .schema import (COMPUTED, CONTENT_DIGEST, FILE, GROUP, INSTRUMENT, INSTRUMENT_STR, LABELS,
                      LIST_NAMES, METADATA, NAMES, OFFSET, PITCH, QUALITIES, SOURCE, SOURCE_FOLDER,
                      SPECTRA, VELOCITY, analysis_results, read_label_names, read_params,
                      read_problems)
@@ -202,19 +202,30 @@ class Held(NamedTuple):
     problems: tuple        # its (/skipped, /adjusted) rows
     summary: Optional[Summary]  # its statistics as stored (None: it holds none)
     labels: Tuple[str, ...]
-    created: float = math.inf  # when it was built or last grown (POSIX time; inf: unknown)
+    computed: np.ndarray = np.array([[0, math.inf]])  # schema.COMPUTED (inf: unknown)
+
+    def computed_at(self) -> np.ndarray:
+        """When each note was computed (POSIX time, float64 ``(N,)``; inf: unknown)."""
+        first, times = self.computed[:, 0], self.computed[:, 1]
+        return times[np.searchsorted(first, np.arange(len(self.notes)), side="right") - 1]
 
 
 def read_held(path: Path) -> Held:
-    """The notes, problems, statistics and label set of the finished split file ``path``."""
+    """The notes, problems, statistics and label set of the finished split file ``path``, and
+    when its notes were computed (a file written before that was kept: when it was built or
+    last grown, for every note)."""
     with h5py.File(path, "r") as f:
         check_split(f)
-        try:
-            created = datetime.fromisoformat(str(f.attrs["created"])).timestamp()
-        except (KeyError, ValueError):
-            created = math.inf
+        computed = np.asarray(f.attrs.get(COMPUTED, np.zeros((0, 2))), np.float64)
+        if computed.ndim != 2 or computed.shape[1:] != (2,) or not len(computed) \
+                or computed[0, 0] != 0:
+            try:
+                created = datetime.fromisoformat(str(f.attrs["created"])).timestamp()
+            except (KeyError, ValueError):
+                created = math.inf
+            computed = np.array([[0, created]])
         return Held(read_notes(f), read_problems(f), Summary.read(f), read_label_names(f),
-                    created)
+                    computed)
 
 
 def grown_labels(held: Tuple[str, ...], found: Sequence[str]) -> Tuple[str, ...]:
@@ -245,8 +256,8 @@ def not_held(notes: Optional[Notes], problems: list, held: Dict[str, Held], root
              split: str):
     """The inputs' notes and problems of ``split`` that it does not hold yet (``held``: what
     each finished split holds): not its notes (a name it holds from another folder was
-    refused before, by :func:`refuse_held_elsewhere`), nor what it skipped before (a note skipped for its audio stays skipped until the
-    split is rebuilt); a problem of a name a split holds (a manifest's row given again, or
+    refused before, by :func:`refuse_held_elsewhere`), nor what it skipped before (a note
+    skipped for its audio stays skipped until the split is rebuilt); a problem of a name a split holds (a manifest's row given again, or
     with an unknown split) is warned of, as ``/skipped`` lists what the store does not hold."""
     mine = held[split]
     names = dict(zip(mine.notes.names, mine.notes.folder))
@@ -254,7 +265,7 @@ def not_held(notes: Optional[Notes], problems: list, held: Dict[str, Held], root
     gone = _warn_of_gone_files(mine.notes, split)
     if notes is not None:
         _warn_of_new_labels(notes, mine.notes, split)
-        _warn_of_changed_files(notes, names, mine.created, split)
+        _warn_of_changed_files(notes, dict(zip(mine.notes.names, mine.computed_at())), split)
         def skipped_as(name):  # a window's file skipped whole (its length unreadable)
             return name if name in skipped else WINDOW_NAME.sub("", name)
         again = [i for i, name in enumerate(notes.names) if skipped_as(name) in skipped]
@@ -289,15 +300,18 @@ def _warn_of_new_labels(notes: Notes, held: Notes, split: str):
                     "build with --overwrite to relabel", len(changed), split, name, was, now)
 
 
-def _warn_of_changed_files(notes: Notes, held: dict, created: float, split: str):
-    """Warn of the files of notes the split holds that were modified after it was built or
-    grown (each file once, however many windows): the store keeps the features it computed
-    from them."""
-    changed = []
-    for path in dict.fromkeys(notes.path(i) for i, name in enumerate(notes.names)
-                              if name in held):
+def _warn_of_changed_files(notes: Notes, computed: dict, split: str):
+    """Warn of the files of notes the split holds (``computed``: each held note's name and
+    when it was computed) that were modified after their notes were computed (each file
+    once, however many windows): the store keeps the features it computed from them."""
+    changed, seen = [], set()
+    for i, name in enumerate(notes.names):
+        path = notes.path(i)
+        if name not in computed or path in seen:
+            continue
+        seen.add(path)
         try:
-            if path.stat().st_mtime > created:
+            if path.stat().st_mtime > computed[name]:
                 changed.append(path)
         except OSError:
             continue  # gone: the note is kept as it was

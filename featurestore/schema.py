@@ -63,7 +63,10 @@ root attrs         ``feature_*``: every parameter that shapes the features
                    ``timbremap_version``, ``schema_version`` (:data:`SCHEMA_VERSION`:
                    a later version that changes this layout writes a higher one, which this
                    version refuses), ``source_root`` (the first NOTES folder; see
-                   ``/source_folder``), ``created`` (ISO 8601, UTC),
+                   ``/source_folder``), ``created`` (ISO 8601, UTC), ``computed`` (float64
+                   ``(R, 2)``: ``[first row, POSIX time]`` of each run of notes a build or
+                   ``build --add`` computed, in row order; ``--add`` warns of a note's file
+                   modified after its run),
                    ``inputs_digest`` (SHA-1 of the input files' names and sizes: a later
                    build warns when the folder changed), ``content_digest`` (SHA-1 of the
                    label set and each note's name, label, file and offset: a model records it,
@@ -149,6 +152,7 @@ COLUMNS = "columns"    # /skipped, /adjusted
 MODEL_SHA1 = "model_sha1"  # /embeddings: the weights they come from
 INPUTS_DIGEST = "inputs_digest"  # root
 CONTENT_DIGEST = "content_digest"  # root
+COMPUTED = "computed"  # root: [first row, POSIX time] of each run of rows a build computed
 #: The layout of a split file this version writes, in its root attr ``schema_version``; it
 #: reads files of this one or older (a file without the attr was written before it was kept).
 SCHEMA_VERSION = 1
@@ -252,12 +256,19 @@ def _strings(rows) -> np.ndarray:
                     dtype=object).reshape(-1, 2)
 
 
-def write_provenance(f: h5py.File, *, split: str, n: int, inputs_digest: str, source_root: str):
-    """The root attrs saying what the file is and what it was built from."""
+def write_provenance(f: h5py.File, *, split: str, n: int, inputs_digest: str, source_root: str,
+                     held: int = 0, computed_before=()):
+    """The root attrs saying what the file is and what it was built from. ``held``: the notes
+    before those this build computed (``build --add``), and ``computed_before`` their
+    :data:`COMPUTED` runs."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    runs = [[float(first), float(time)] for first, time in computed_before]
+    if n > held or not runs:  # the rows computed now
+        runs.append([float(held), now.timestamp()])
     f.attrs.update({"split": split, "n_examples": n, INPUTS_DIGEST: inputs_digest,
                     "timbremap_version": __version__, "schema_version": SCHEMA_VERSION,
-                    "source_root": source_root,
-                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+                    "source_root": source_root, "created": now.isoformat(),
+                    COMPUTED: np.array(runs, np.float64).reshape(-1, 2)})
 
 
 def is_apart_results(f: h5py.File) -> bool:

@@ -224,13 +224,14 @@ def content_digest(f: h5py.File) -> str:
 def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, state: Progress,
              problems, summary: Optional[Summary], stats_split: str, *,
              label_names: Sequence[str], attrs: dict, held: Optional[Notes] = None,
-             held_problems=((), ()), digest: Optional[str] = None):
+             held_problems=((), ()), held_computed=(), digest: Optional[str] = None):
     """Write the rest of the schema around the filled ``/spectra``; returns the rows of
     ``/skipped`` and ``/adjusted`` as written.
 
     ``label_names`` is the store's label set, ``attrs`` what else the root attrs record (how
     the inputs were read). ``held``: the notes the file held before these were added after
-    them (``build --add``), with their ``(skipped, adjusted)`` rows, and ``digest`` the
+    them (``build --add``), with their ``(skipped, adjusted)`` rows and the runs they were
+    computed in (:data:`~featurestore.schema.COMPUTED`), and ``digest`` the
     inputs' (:func:`inputs_digest`; default: of ``held`` and ``notes``). Safe to run again
     after it failed part way."""
     kept = np.ones(len(notes), bool)
@@ -253,7 +254,8 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
     schema.write_problems(f, skipped, adjusted)
     schema.write_provenance(f, split=split, n=len(written),
                             inputs_digest=digest or inputs_digest(everything),
-                            source_root=roots[0])
+                            source_root=roots[0], held=0 if held is None else len(held),
+                            computed_before=held_computed)
     f.attrs.update(attrs)
     f.attrs[schema.CONTENT_DIGEST] = content_digest(f)
     spectra = f[schema.SPECTRA]

@@ -141,5 +141,5 @@ def everything_in(path) -> dict:
                 found[name] = (obj.dtype.str, obj.shape, attrs(obj), value.tobytes()
                                if value.dtype.kind != "O" else value.tolist())
         f.visititems(visit)
-    found["/"].pop("created")
+    found["/"].pop("created"), found["/"].pop("computed", None)
     return found

@@ -472,7 +472,7 @@ def test_add_warns_of_held_notes_whose_files_changed_since_the_build(tmp_path, c
     before = _rows(tmp_path / "store" / "train.h5")
     _classes(root, ("bell",), 2, first=6)  # new notes, made after the build
     build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)
-    assert "modified after it was built" not in caplog.text  # new files are no held ones
+    assert "modified after" not in caplog.text  # new files are no held ones
     again = root / "train" / "drum" / "drum000.wav"
     _wav(again, 5, seconds=3.0)  # re-recorded
     os.utime(again, (again.stat().st_atime, again.stat().st_mtime + 2))  # past the second
@@ -483,6 +483,15 @@ def test_add_warns_of_held_notes_whose_files_changed_since_the_build(tmp_path, c
            f"computed from them" in caplog.text
     kept = _rows(tmp_path / "store" / "train.h5")["drum/drum000.wav"][0]
     assert np.array_equal(kept, before["drum/drum000.wav"][0])
+    with h5py.File(tmp_path / "store" / "train.h5", "r") as f:  # a run of rows per build
+        runs = f.attrs[schema.COMPUTED]
+    assert runs.shape == (3, 2) and list(runs[:, 0]) == [0, len(before), len(before) + 1]
+    assert list(runs[:, 1]) == sorted(runs[:, 1])
+    caplog.clear()  # still warned of at the next --add: its features are still the old ones
+    _classes(root, ("bell",), 1, first=9)
+    build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)
+    assert f"train: modified after the store was built, 1 file of its notes (first: {again}; " \
+        in caplog.text  # and only it: the notes added since were computed after their files
 
 
 def test_add_warns_of_held_notes_whose_files_are_gone(tmp_path, caplog):
