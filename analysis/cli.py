@@ -103,9 +103,9 @@ def cmd_build(args):
     options = (dataclasses.replace(recorded_inputs(out), **given) if args.add
                else InputOptions(**given))
     features = feature_params(args, recorded_params(out) if args.add else None)
-    reports = build_store(inputs, out, features, inputs=options, jobs=args.jobs,
-                          backend=args.backend, batch_size=args.batch_size,
-                          overwrite=args.overwrite, add=args.add, progress=not args.quiet)
+    reports = build_store(inputs, out, features, inputs=options, jobs=args.jobs, add=args.add,
+                          backend=args.backend, batch_size=args.batch_size, splits=args.splits,
+                          overwrite=args.overwrite, progress=not args.quiet)
     _print(*build_summary(reports))
 
 

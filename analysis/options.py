@@ -155,9 +155,8 @@ def _build(add_command):
     g.add_argument("--valid-fraction", type=float,
                    help="share of the groups a drawn split gives valid (default "
                         f"{d.valid_fraction:g}); splits are drawn where the inputs give none")
-    g.add_argument("--test-fraction", type=float,
-                   help=f"share of the groups a drawn split gives test (default "
-                        f"{d.test_fraction:g})")
+    g.add_argument("--test-fraction", type=float, help=f"share of the groups a drawn split "
+                   f"gives test (default {d.test_fraction:g})")
     jobs = _default(build_store, "jobs")
     p.add_argument("--jobs", type=int, default=jobs, help=f"parallel workers (default {jobs})")
     p.add_argument("--backend", choices=BACKENDS, default=_default(build_store, "backend"),
@@ -168,11 +167,12 @@ def _build(add_command):
     p.add_argument("--batch-size", type=int, default=batch,
                    help=f"notes per worker task (default {batch})")
     p.add_argument("--overwrite", action="store_true", help="rebuild finished split files")
+    p.add_argument("--split", choices=SPLITS, nargs="+", dest="splits",
+                   help="only these splits of the inputs (default: every one they give)")
     p.add_argument("--add", action="store_true",
-                   help="grow the store: add the notes of the inputs it does not hold yet "
-                        "(the notes it holds are kept as they are; the statistics are merged; "
-                        "new labels are appended); the inputs are read with the options the "
-                        "store was built with")
+                   help="grow the store by the notes of the inputs it does not hold yet (those "
+                        "it holds kept as they are, statistics merged, new labels appended), "
+                        "the inputs read with the options the store was built with")
     _feature_options(p)
 
 

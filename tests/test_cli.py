@@ -117,6 +117,19 @@ def test_build_and_inspect(tone_root, tmp_path):
     assert "also      my_scores float32 (3, 4)" in result.stdout, result.stdout
 
 
+def test_build_of_some_splits_builds_those_alone(tone_root, tmp_path):
+    out = tmp_path / "store"
+    result = run("build", tone_root, out, "--split", "train", "test", "-q")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.glob("*.h5")) == ["test.h5", "train.h5"]
+    assert "no valid split" not in result.stderr  # chosen: valid may come later
+    shutil.copytree(tone_root, tmp_path / "notes", ignore=shutil.ignore_patterns("valid"))
+    result = run("build", tmp_path / "notes", tmp_path / "other", "--split", "valid")
+    assert result.returncode == 1 and "no split valid (found train, test)" in result.stderr
+    result = run("build", tmp_path / "notes", tmp_path / "other", "-q")  # every split it has
+    assert result.returncode == 0 and f"{tmp_path / 'other'}: no valid split" in result.stderr
+
+
 def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     import json
     import shutil
