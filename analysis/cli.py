@@ -316,17 +316,13 @@ def cmd_map(args):
 
 def cmd_demo(args):
     from analysis.demo import DemoOptions, run_demo
-    from featurestore.files import size_text
-    report = run_demo(args.out_dir, DemoOptions(seed=args.seed), progress=not args.quiet)
-    lines = [f"timbremap demo in {report.out}:"]
-    lines += [f"  {name:<9}{seconds:7.1f} s  {summary}" for name, seconds, summary in report.steps]
-    lines += [f"  total    {sum(s for _, s, _ in report.steps):7.1f} s",
-              f"files ({size_text(report.size)} in all):"]
-    lines += [f"  {folder}/  ({n:,} files, {size_text(nbytes)})"
-              for folder, n, nbytes in report.notes]
-    lines += [f"  {path}  ({size_text(path.stat().st_size)})" for path in report.files]
-    lines.append(f"open {report.out / 'map' / 'index.html'} in a browser to explore and listen")
-    _print(*lines)
+    try:
+        report = run_demo(args.out_dir, DemoOptions(seed=args.seed), progress=not args.quiet)
+    except KeyboardInterrupt:
+        log.warning("%s: the same command goes on: it keeps the notes, store and model made, "
+                    "and a stopped training resumes", args.out_dir)
+        raise
+    _print(*report.summary())
 
 
 COMMANDS = {"render": cmd_render, "build": cmd_build, "inspect": cmd_inspect, "train": cmd_train,

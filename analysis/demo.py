@@ -68,6 +68,20 @@ class DemoReport:
     files: List[Path] = field(default_factory=list)
     size: int = 0
 
+    def summary(self) -> List[str]:
+        """What ``timbremap demo`` prints: each step's time and summary, then every file."""
+        from featurestore.files import size_text
+        lines = [f"timbremap demo in {self.out}:"]
+        lines += [f"  {name:<9}{seconds:7.1f} s  {summary}"
+                  for name, seconds, summary in self.steps]
+        lines += [f"  total    {sum(s for _, s, _ in self.steps):7.1f} s",
+                  f"files ({size_text(self.size)} in all):"]
+        lines += [f"  {folder}/  ({n:,} files, {size_text(nbytes)})"
+                  for folder, n, nbytes in self.notes]
+        lines += [f"  {path}  ({size_text(path.stat().st_size)})" for path in self.files]
+        return lines + [f"open {self.out / 'map' / 'index.html'} in a browser to explore and "
+                        f"listen"]
+
 
 def _files_and_bytes(folder: Path) -> Tuple[int, int]:
     """``(files, bytes)`` of the files below ``folder``."""

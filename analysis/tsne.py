@@ -354,6 +354,7 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         write_result(f, schema.TSNE, shape=mapped.shape, blocks=[mapped], attrs=attrs)
     if not same:  # the sounds placed on the old map, once the split has the new
         forget_placed(store, split)
-    log.info("%s: /tsne written (trustworthiness %.3f, kNN accuracy %.3f -> %.3f)", path,
-             attrs["trustworthiness"], attrs["knn_accuracy_source"], attrs["knn_accuracy_map"])
+    log.info("%s: /tsne written (trustworthiness %.3f; kNN accuracy %.3f in the source space, "
+             "%.3f on the map)", path, attrs["trustworthiness"], attrs["knn_accuracy_source"],
+             attrs["knn_accuracy_map"])
     return TsneResult(split, n, attrs)

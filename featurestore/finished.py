@@ -127,7 +127,7 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
         log.warning("%s: kept, but %s changed since it was built; use --overwrite to rebuild",
                     path, read.where(split))
     else:
-        log.info("%s: finished store kept (use --overwrite to rebuild)", path)
+        log.info("%s: finished split kept (build --overwrite rebuilds it)", path)
     return report
 
 

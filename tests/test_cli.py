@@ -117,6 +117,20 @@ def test_build_and_inspect(tone_root, tmp_path):
     assert "also      my_scores float32 (3, 4)" in result.stdout, result.stdout
 
 
+def test_a_stopped_demo_says_that_the_same_command_goes_on(tmp_path, monkeypatch, caplog):
+    import analysis.demo
+    from analysis.cli import cmd_demo
+    from analysis.options import make_parser
+
+    def stopped(out, options, progress):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(analysis.demo, "run_demo", stopped)
+    with pytest.raises(KeyboardInterrupt):  # main then says "interrupted" and exits 130
+        cmd_demo(make_parser().parse_args(["demo", str(tmp_path / "demo")]))
+    assert f"{tmp_path / 'demo'}: the same command goes on: it keeps the notes, store and " \
+           f"model made, and a stopped training resumes" in caplog.text
+
+
 def test_build_of_some_splits_builds_those_alone(tone_root, tmp_path):
     out = tmp_path / "store"
     result = run("build", tone_root, out, "--split", "train", "test", "-q")
