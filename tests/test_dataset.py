@@ -205,7 +205,7 @@ def test_a_split_that_changed_since_the_dataset_was_made_is_refused(tmp_path):
     ds.close()  # the same notes built again with other features of the same shape
     build_store(make_tone_root(tmp_path / "b", 8, 3, 0), store, FeatureParams(compression=10),
                 jobs=1, progress=False, overwrite=True)
-    with pytest.raises(StoreError, match=r"\(its attributes differ: created, "
+    with pytest.raises(StoreError, match=r"\(its attributes differ: computed, created, "
                                          r"feature_compression; built again"):
         ds[0]
     with h5py.File(store / "valid.h5", "r+") as f:
