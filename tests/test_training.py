@@ -711,6 +711,20 @@ def test_augmentation_is_identity_at_inference_and_changes_training_input(layer)
     assert y.shape == x.shape and np.isfinite(y).all() and not np.array_equal(y, x)
 
 
+def test_augmentation_of_a_small_note_keeps_most_of_it():
+    default = build_model(TrainConfig(), FeatureParams(), mean=np.zeros(513), std=np.ones(513))
+    masks = default.get_layer("specaugment")  # the settings' widths on the default shape
+    assert (masks.freq_width, masks.time_width, default.get_layer("shift").max_bins) == (12, 20, 2)
+    small = FeatureParams(kind="mel", n_mels=8, duration=0.05, n_fft=256, hop_length=64)
+    assert small.shape == (13, 8)
+    model = build_model(TrainConfig(time_pool=1), small, mean=np.zeros(8), std=np.ones(8))
+    masks, shift = model.get_layer("specaugment"), model.get_layer("shift")
+    assert (masks.freq_width, masks.time_width, shift.max_bins) == (1, 2, 0)
+    x = np.random.default_rng(0).uniform(1, 5, (400, 13, 8)).astype(np.float32)
+    kept = np.mean(np.asarray(masks(x, training=True)) != 0)
+    assert kept > 0.6  # 12-band, 20-frame masks had kept 7 % of it, and wiped 40 % of notes
+
+
 def test_default_model_pools_the_configured_frames_first():
     params = FeatureParams()
     for frames in (2, 4):

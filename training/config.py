@@ -126,9 +126,11 @@ class TrainConfig:
         for the tutorial's, whatever is given).
     gain_db, tilt_db, shift_bins : float, float, int
         Random gain within +-``gain_db``, spectral tilt within +-``tilt_db`` (low to high
-        bins), frequency shift within +-``shift_bins`` bins (mel bands for the default model).
+        bins), frequency shift within +-``shift_bins`` bins (mel bands for the default model;
+        at most a sixteenth of them).
     freq_masks, freq_mask_bins, time_masks, time_mask_frames : int
-        SpecAugment masks: how many, and how wide at most.
+        SpecAugment masks: how many, and how wide at most (and at most a fifth of the note's
+        bands or frames, so that a small note is not masked whole).
     mixup_alpha : float
         Mixup with Beta(alpha, alpha) weights (0 disables it).
     bands : int

@@ -9,7 +9,8 @@ more), built to generalise to instruments it never heard:
     -> fixed mel-band averaging, 513 STFT bins -> ``config.bands`` (96) bands (skipped when
        the store holds that many bins or fewer, e.g. mel features): early downsampling on a
        log-frequency axis
-    -> [train only] shift by a few bands (about a semitone each), SpecAugment masks
+    -> [train only] shift by a few bands (about a semitone each), SpecAugment masks (each at
+       most a fifth of its axis, the shift a sixteenth of the bands: on small notes too)
     -> average-pool ``config.time_pool`` (4) frames -> Conv 3x3 + BN + ReLU, max-pool 2
     -> 3 x [Conv 3x3 + BN + ReLU, max-pool 2], channels doubling up to 8 x width
     -> Conv 3x3 + BN + ReLU -> global average + global max pooling
@@ -23,9 +24,9 @@ two-stage CNN of the TF1 tutorials applied to the spectrogram:
     -> Conv 5x5, 64, ReLU -> max-pool 4x4 -> Flatten -> Dense 256 ReLU ('embedding')
     -> Dropout 0.4 -> Dense C softmax ('family')
 
-(no batch norm, no global pooling, no augmentation or balancing; its TF1 original pooled 2x2
-and had a 1024-unit dense layer, which on 251 x 513 inputs means 500M weights: the pools are
-4x4 and the dense layer 256 wide so it trains on a CPU).
+(no batch norm, no global pooling, no augmentation, its batches balanced as the default's
+are; its TF1 original pooled 2x2 and had a 1024-unit dense layer, which on 251 x 513 inputs
+means 500M weights: the pools are 4x4 and the dense layer 256 wide so it trains on a CPU).
 
 Mixup is a layer too: with it on, training fits :func:`with_mixup`'s model, the classifier
 behind a :class:`Mixup` layer, so the batches stay as stored and every cast and mix runs on the
@@ -41,6 +42,12 @@ from featurestore.nsynth import FAMILIES
 from featurestore.params import FeatureParams
 
 from .config import EMBEDDING_LAYER, TrainConfig
+
+#: A SpecAugment mask of the default model is at most this share of its axis (1/5 of the bands
+#: or frames), and its frequency shift at most 1/16 of the bands: the settings' widths (12 of
+#: 96 bands, 20 of 251 frames, 2 bands) hold for notes of the default shape and of any usual
+#: one, and shrink on small notes (8 mel bands, 13 frames), which they would mask whole.
+MASK_SHARE, SHIFT_SHARE = 5, 16
 
 __all__ = ["build_model", "with_mixup", "Mixup", "SpectralGain", "FrequencyShift", "SpecAugment",
            "FramePool", "EMBEDDING_LAYER"]
@@ -271,10 +278,12 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
                              kernel_initializer=keras.initializers.Constant(
                                  band_matrix(params, config.bands)))(x)
             bins = config.bands
-        if augment:
-            x = FrequencyShift(config.shift_bins, seed=seed + 1, name="shift")(x)
-            x = SpecAugment(config.freq_masks, config.freq_mask_bins, config.time_masks,
-                            config.time_mask_frames, seed=seed + 2, name="specaugment")(x)
+        if augment:  # on a small note, a shift or mask of the settings' width would wipe it
+            x = FrequencyShift(min(config.shift_bins, bins // SHIFT_SHARE), seed=seed + 1,
+                               name="shift")(x)
+            x = SpecAugment(config.freq_masks, min(config.freq_mask_bins, bins // MASK_SHARE),
+                            config.time_masks, min(config.time_mask_frames, frames // MASK_SHARE),
+                            seed=seed + 2, name="specaugment")(x)
         x = layers.Reshape((frames, bins, 1))(x)
         x = FramePool(config.time_pool, name="time_pool")(x)
         w = config.width
