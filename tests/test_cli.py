@@ -347,8 +347,10 @@ def test_inspect_names_what_unfinished_writes_left_and_what_is_being_written(ton
 
 def test_only_an_error_whose_subject_is_options_is_named_by_them():
     from analysis.arguments import named_as_options
-    args = argparse.Namespace(batch_size=7, block_mib=8)
+    args = argparse.Namespace(batch_size=7, block_mib=8, time_pool=None)
     assert named_as_options("batch_size must be even", args) == "--batch-size must be even"
+    assert named_as_options("time_pool must be at most the 2 frames of a note, got 4", args) \
+        == "--time-pool (left at its default) must be at most the 2 frames of a note, got 4"
     for message in ("dropout and batch_size must be in [0, 1)",  # no --dropout option
                     "/data/batch_size must be a folder", "batch_size is odd"):
         assert named_as_options(message, args) == message
@@ -636,13 +638,16 @@ def test_train_refuses_batches_the_notes_cannot_fit_before_any_work(tone_store, 
     model = tmp_path / "m"
     note = FeatureParams().note_bytes
     for args, message in [
-            (["--batch-size", "100000000"], "error: --batch-size and --workers must keep the "
-                                            "batches in memory within half of it ("),
+            (["--batch-size", "100000000"], "error: --batch-size and --workers (left at its "
+                                            "default) must keep the batches in memory within "
+                                            "half of it ("),
             (["--batch-size", "100000000"], f"9 batches of 100000000 notes of {note / 1024:.0f} "
                                             f"KiB with 2 workers would take"),
             (["--time-pool", "99999999999999"], "--time-pool must be at most the 251 frames of a "
                                                 "note, got 99999999999999"),
             (["--workers", "65"], "--workers must be at most 64, got 65"),
+            (["--width", "100000"], "error: --width and --batch-size (left at its default) "
+                                    "must keep training within half of the memory ("),
             (["--steps-per-epoch", "20000000", "--batch-size", "64"],  # 82 GB of draws
              "error: --steps-per-epoch and --batch-size must keep an epoch's draws in memory "
              "beside its batches, within half of it (")]:

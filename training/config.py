@@ -292,12 +292,37 @@ class TrainConfig:
                              f"half of it ({size_text(room)}): {batches} batches of "
                              f"{self.batch_size} notes of {params.note_bytes / 2**10:.0f} KiB "
                              f"with {self.workers} workers would take {size_text(held)}{again}")
+        model = self.model_bytes(input_shape)
+        if held + model > room:
+            raise InputError(f"width and batch_size must keep training within half of the "
+                             f"memory ({size_text(room)}): the {self.model} model of width "
+                             f"{self.width} on batches of {self.batch_size} notes of "
+                             f"{tuple(input_shape)} takes about {size_text(model)} (weights, "
+                             f"their gradients and optimiser state, a batch's activations) "
+                             f"beside {size_text(held)} of batches{again}")
         drawn = (self.steps_per_epoch or 0) * self.batch_size * DRAW_BYTES
         if drawn > room - held:
             raise InputError(f"steps_per_epoch and batch_size must keep an epoch's draws in "
                              f"memory beside its batches, within half of it ({size_text(room)}): "
                              f"{self.steps_per_epoch} batches of {self.batch_size} notes, drawn "
                              f"as the epoch starts, would take {size_text(drawn)}{again}")
+
+    def model_bytes(self, input_shape) -> int:
+        """A lower bound on the bytes training the model takes beyond its batches: its float32
+        weights four times (with their gradients and the optimiser's two moments), and one
+        batch's activations after each convolution, batch norm and ReLU of the default model
+        (the tutorial's: its first two layers). Grows with ``width`` squared (weights) and
+        with ``batch_size`` (activations)."""
+        frames, bins = (int(n) for n in input_shape)
+        if self.model == "tutorial":
+            weights = 25 * (32 + 32 * 64) + -(-frames // 16) * -(-bins // 16) * 64 * 256
+            activations = frames * bins * 32 * (1 + 1 / 16) * 2
+        else:
+            w, pixels = self.width, -(-frames // self.time_pool) * min(bins, self.bands)
+            weights = 9 * (w + 106 * w * w) + 16 * w * 128
+            # blocks of w, 2w, 4w, 8w and 8w channels, each on a quarter of the last's pixels
+            activations = pixels * w * (1 + 2 / 4 + 4 / 16 + 8 / 64 + 8 / 256) * 3
+        return int(16 * weights + 4 * self.batch_size * activations)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
