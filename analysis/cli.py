@@ -143,8 +143,7 @@ def cmd_train(args):
                        overwrite=args.overwrite,
                        verbose=0 if args.quiet else None)
     except KeyboardInterrupt:
-        from training.modeldir import BACKUP_DIR
-        from training.runfiles import latest_backup
+        from training.modeldir import BACKUP_DIR, latest_backup  # Keras may be half imported
         if (Path(args.model_dir) / "config.json").is_file():
             done = latest_backup(Path(args.model_dir) / BACKUP_DIR)
             log.warning("%s: 'timbremap train %s %s --resume' %s",

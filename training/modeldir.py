@@ -20,7 +20,7 @@ import reprlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,7 +35,8 @@ from .backend import import_tensorflow_quietly
 from .config import TrainConfig
 
 __all__ = ["ModelError", "TrainedModel", "load_trained", "read_model_labels", "config_labels",
-           "label_set_text", "check_model_dir", "check_backup", "MODEL_FILE", "CONFIG_FILE"]
+           "label_set_text", "check_model_dir", "check_backup", "latest_backup", "MODEL_FILE",
+           "CONFIG_FILE"]
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -261,3 +262,11 @@ def load_trained(model_dir) -> TrainedModel:
         raise ModelError(f"{model_dir}: {MODEL_FILE} has {outputs} outputs, but {CONFIG_FILE} "
                          f"lists {len(labels)} labels {label_set_text(labels)}")
     return TrainedModel(model_dir, model, config, features, info)
+
+
+def latest_backup(folder: Path) -> Optional[Tuple[int, Path]]:
+    """``(epochs finished, path)`` of the newest backup in ``folder``, or ``None`` (read
+    without Keras: what a stopped ``train`` says, while Keras may be half imported)."""
+    found = [(int(m.group(1)), p) for p in folder.glob("epoch-*.weights.h5")
+             if (m := BACKUP_NAME.fullmatch(p.name))] if folder.is_dir() else []
+    return max(found) if found else None

@@ -23,16 +23,15 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import keras
 
 from featurestore.files import atomic_write_text, replaced
 
 from .config import TrainConfig
-from .modeldir import BACKUP_NAME
 
-__all__ = ["RunFiles", "latest_backup", "read_history", "write_history", "should_stop",
+__all__ = ["RunFiles", "read_history", "write_history", "should_stop",
            "plateau_learning_rate", "epoch_past_budget"]
 
 log = logging.getLogger(__name__)
@@ -55,13 +54,6 @@ def write_history(path: Path, rows: List[dict]):
     for row in rows:
         writer.writerow({k: int(v) if k == "epoch" else v for k, v in row.items()})
     atomic_write_text(path, text.getvalue())
-
-
-def latest_backup(folder: Path) -> Optional[Tuple[int, Path]]:
-    """``(epochs finished, path)`` of the newest backup in ``folder``, or ``None``."""
-    found = [(int(m.group(1)), p) for p in folder.glob("epoch-*.weights.h5")
-             if (m := BACKUP_NAME.fullmatch(p.name))] if folder.is_dir() else []
-    return max(found) if found else None
 
 
 def _since_best(history: List[dict]) -> int:

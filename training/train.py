@@ -26,7 +26,7 @@ from featurestore.store import content_digests, split_path, store_id, store_name
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
                        MODEL_FILE, ModelError, check_backup, check_model_dir, config_labels,
-                       label_set_text)
+                       label_set_text, latest_backup)
 from .progress import epoch_progress, plot_curves
 from .trainsplits import learnt_nothing, open_for_training
 
@@ -180,7 +180,7 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
     # after every refusal (those come without it); set_random_seed imports it on any backend
     backend.import_tensorflow_quietly(any_backend=True)
     import keras
-    from .runfiles import RunFiles, latest_backup, read_history, should_stop, write_history
+    from .runfiles import RunFiles, read_history, should_stop, write_history
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         backend.make_deterministic()
