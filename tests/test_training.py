@@ -711,7 +711,7 @@ def test_augmentation_is_identity_at_inference_and_changes_training_input(layer)
     assert y.shape == x.shape and np.isfinite(y).all() and not np.array_equal(y, x)
 
 
-def test_augmentation_of_a_small_note_keeps_most_of_it():
+def test_augmentation_of_a_small_note_keeps_most_of_it_and_no_band_is_always_0():
     default = build_model(TrainConfig(), FeatureParams(), mean=np.zeros(513), std=np.ones(513))
     masks = default.get_layer("specaugment")  # the settings' widths on the default shape
     assert (masks.freq_width, masks.time_width, default.get_layer("shift").max_bins) == (12, 20, 2)
@@ -723,6 +723,11 @@ def test_augmentation_of_a_small_note_keeps_most_of_it():
     x = np.random.default_rng(0).uniform(1, 5, (400, 13, 8)).astype(np.float32)
     kept = np.mean(np.asarray(masks(x, training=True)) != 0)
     assert kept > 0.6  # 12-band, 20-frame masks had kept 7 % of it, and wiped 40 % of notes
+    assert default.get_layer("bands").units == 96
+    coarse = FeatureParams(sample_rate=48000, n_fft=256)  # 129 bins, 188 Hz apart
+    model = build_model(TrainConfig(), coarse, mean=np.zeros(129), std=np.ones(129))
+    bands = model.get_layer("bands").get_weights()[0]
+    assert bands.shape == (129, 77) and (bands.sum(axis=0) > 0.99).all()  # 19 bands left out
 
 
 def test_default_model_pools_the_configured_frames_first():

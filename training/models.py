@@ -7,8 +7,8 @@ more), built to generalise to instruments it never heard:
     -> [train only] random gain and spectral tilt (exact in the log(1 + c*S) domain)
     -> Normalization with the store's per-bin mean and variance (saved inside the model)
     -> fixed mel-band averaging, 513 STFT bins -> ``config.bands`` (96) bands (skipped when
-       the store holds that many bins or fewer, e.g. mel features): early downsampling on a
-       log-frequency axis
+       the store holds that many bins or fewer, e.g. mel features; a band narrower than a
+       bin, which no bin falls in, is left out): early downsampling on a log-frequency axis
     -> [train only] shift by a few bands (about a semitone each), SpecAugment masks (each at
        most a fifth of its axis, the shift a sixteenth of the bands: on small notes too)
     -> average-pool ``config.time_pool`` (4) frames -> Conv 3x3 + BN + ReLU, max-pool 2
@@ -274,10 +274,11 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
         x = layers.Dropout(0.4)(x)
     else:
         if params.kind == "stft" and bins > config.bands:
-            x = layers.Dense(config.bands, use_bias=False, trainable=False, name="bands",
-                             kernel_initializer=keras.initializers.Constant(
-                                 band_matrix(params, config.bands)))(x)
-            bins = config.bands
+            matrix = band_matrix(params, config.bands)
+            matrix = matrix[:, matrix.sum(axis=0) > 0]  # a band no bin falls in: always 0
+            x = layers.Dense(matrix.shape[1], use_bias=False, trainable=False, name="bands",
+                             kernel_initializer=keras.initializers.Constant(matrix))(x)
+            bins = matrix.shape[1]
         if augment:  # on a small note, a shift or mask of the settings' width would wipe it
             x = FrequencyShift(min(config.shift_bins, bins // SHIFT_SHARE), seed=seed + 1,
                                name="shift")(x)
