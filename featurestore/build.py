@@ -332,9 +332,11 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     splits = [s for s in SPLITS if s in found or split_path(out, s).is_file()]
     held = {s: grow.read_held(split_path(out, s)) for s in splits if split_path(out, s).is_file()}
     labels = held["train"].labels
+    growing = {split: read.splits[split] for split in found}  # --split: the others kept
     if read.layout != "nsynth":
-        labels = grow.grown_labels(labels, read.labels)
-    roots, new, held = grow.on_all_roots(read.splits, read.roots, held)
+        labels = grow.grown_labels(labels, sorted({label for notes, _ in growing.values()
+                                                   for label in notes.label}))
+    roots, new, held = grow.on_all_roots(growing, read.roots, held)
     grow.refuse_held_elsewhere(new, held, roots)
     check_splits_apart([(split, mine.notes) for split, mine in held.items()]
                        + [(split, notes) for split, (notes, _) in new.items()],
@@ -357,8 +359,8 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
             report, stats = _build_split(_Split(
                 split, tuple(roots), path, notes.with_columns(columns), problems,
                 train_stats if split != "train" else None, labels, attrs, added=True,
-                held=mine, inputs_digest=(inputs_digest(read.splits[split][0])
-                                          if split in read.splits else None)), params, run)
+                held=mine, inputs_digest=(inputs_digest(growing[split][0])
+                                          if split in growing else None)), params, run)
         except OSError as err:  # a full disk, most likely; the store is as it was
             raise BuildError(f"{path}.partial: cannot be written ({err.strerror or err}); the "
                              f"store is as it was: make room and run the same build --add "

@@ -494,6 +494,23 @@ def test_add_warns_of_held_notes_whose_files_changed_since_the_build(tmp_path, c
         in caplog.text  # and only it: the notes added since were computed after their files
 
 
+def test_add_of_some_splits_grows_those_alone(tmp_path):
+    root, store = tmp_path / "set", tmp_path / "store"
+    _classes(root, ("bell", "drum"), 8)
+    build_store(root, store, jobs=1, progress=False)
+    before = (store / "train.h5").read_bytes()
+    _classes(root, ("bell",), 4, first=8)  # new notes in train and valid
+    _classes(root, ("gong",), 3, first=8)  # a new label, in train alone
+    reports = build_store(root, store, jobs=1, progress=False, add=True, splits=["valid"])
+    assert {r.split: r.status for r in reports} == {"train": "kept", "valid": "added"}
+    assert (store / "train.h5").read_bytes() == before
+    with h5py.File(store / "valid.h5", "r") as f:
+        assert "bell/bell011.wav" in f[schema.NAMES].asstr()[:]
+        assert schema.read_label_names(f) == ("bell", "drum")  # gong: train's, not added
+    reports = build_store(root, store, jobs=1, progress=False, add=True)  # the rest
+    assert {r.split: r.status for r in reports} == {"train": "added", "valid": "updated"}
+
+
 def test_add_warns_of_held_notes_whose_files_are_gone(tmp_path, caplog):
     root, store = tmp_path / "set", tmp_path / "store"
     _classes(root, ("bell", "drum"), 6)
