@@ -20,7 +20,7 @@ from featurestore.store import StoreError, open_split, read_params, require_stor
 from training.modeldir import load_trained
 
 from .embed import embedding_model
-from .placements import PLACED_FILE, Placed, read_placed, write_placed
+from .placements import PLACED_FILE, Placed, read_placed, updating_placed, write_placed
 from .storedmap import StoredMap
 from .tsne import map_model, map_split, no_map
 
@@ -102,12 +102,25 @@ def placements(store, model_dir, files: Sequence, *, split: Optional[str] = None
             results += done
             yield from done
     finally:
-        _record(store, split, results)
+        with updating_placed(store):
+            _record(store, split, results, mapped)
 
 
-def _record(store: Path, split: str, results: List[Placed]):
+def _record(store: Path, split: str, results: List[Placed], mapped: np.ndarray):
     """Keep ``results``' placed sounds in ``placed.json`` beside the earlier ones (a file that
-    was placed before and cannot be read now is removed, with a warning)."""
+    was placed before and cannot be read now is removed, with a warning), unless the split's
+    map (``mapped`` when they were placed) was replaced or removed meanwhile (``tsne``,
+    ``embed``): then they are on a map that is no longer there, and nothing is kept."""
+    try:
+        with open_split(store, split) as f:
+            same = schema.TSNE in f and np.array_equal(f[schema.TSNE][:], mapped)
+    except (OSError, StoreError):
+        same = False
+    if not same:
+        log.warning("%s: its map was replaced or removed while the sounds were placed (by tsne "
+                    "or embed), so they are not recorded for plot and map: run 'timbremap "
+                    "place' again", split_path(store, split))
+        return
     ok = [r for r in results if not r.error]
     failed = {(str(Path(r.path).resolve()), r.split) for r in results if r.error}
     kept = {(p.path, p.split): p for p in read_placed(store)}

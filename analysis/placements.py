@@ -2,6 +2,7 @@
 json, read by ``plot`` and ``map``, dropped with the map they were placed on)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -11,15 +12,20 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
-from featurestore.files import atomic_write_text
+from featurestore.errors import StoreError
+from featurestore.files import atomic_write_text, exclusive_lock
 from featurestore.jsonstream import read_json
 
 __all__ = ["Placed", "read_placed", "write_placed", "forget_placed", "describe_placed",
-           "PLACED_FILE"]
+           "updating_placed", "PLACED_FILE"]
 
 PLACED_FILE = "placed.json"
+#: The lock file of ``placed.json``: its readers that change it hold it, in turn.
+PLACED_LOCK = ".placed.json.lock"
+#: How long a change of ``placed.json`` waits for another one to end.
+PLACED_WAIT_SECONDS = 60.0
 log = logging.getLogger(__name__)
 
 
@@ -133,14 +139,35 @@ def _keep_aside(path: Path) -> Path:
         return aside
 
 
+@contextlib.contextmanager
+def updating_placed(store) -> Iterator[None]:
+    """Hold ``placed.json``'s lock for the block, which reads, changes and writes it: two
+    commands that change it at once (two ``place``, a ``place`` and a ``tsne``) take turns, so
+    neither loses the other's change. A store where the lock file cannot be made (read-only)
+    is changed without it (nor can its ``placed.json`` be written)."""
+    lock = Path(store) / PLACED_LOCK
+    try:
+        lock.touch(exist_ok=True)
+    except OSError:
+        yield
+        return
+    with exclusive_lock(lock, lambda: StoreError(
+            f"{Path(store) / PLACED_FILE}: another command has been changing it for "
+            f"{PLACED_WAIT_SECONDS:.0f} s; try again once it is done"), wait=PLACED_WAIT_SECONDS):
+        yield
+
+
 def forget_placed(store, split: str, *, replaced: bool = True):
     """Drop the sounds placed on ``split``'s map (when the map is ``replaced`` by another, or
     removed), with a warning that says how many and what to run."""
-    placed = read_placed(store)
-    kept = [p for p in placed if p.split != split]
-    if len(kept) != len(placed):
-        write_placed(store, kept)
-        log.warning("%s: %d sound%s placed on the old %s map removed (run %s again to put "
-                    "them on the new one)", store, len(placed) - len(kept),
-                    "s" * (len(placed) - len(kept) != 1), split,
-                    "'timbremap place'" if replaced else "'timbremap tsne', then 'place'")
+    if not (Path(store) / PLACED_FILE).is_file():  # one a place records now is of the new map
+        return
+    with updating_placed(store):
+        placed = read_placed(store)
+        kept = [p for p in placed if p.split != split]
+        if len(kept) != len(placed):
+            write_placed(store, kept)
+            log.warning("%s: %d sound%s placed on the old %s map removed (run %s again to put "
+                        "them on the new one)", store, len(placed) - len(kept),
+                        "s" * (len(placed) - len(kept) != 1), split,
+                        "'timbremap place'" if replaced else "'timbremap tsne', then 'place'")

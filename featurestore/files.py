@@ -166,14 +166,16 @@ PROBE_SECONDS = 0.5
 
 
 @contextlib.contextmanager
-def exclusive_lock(path, busy: Callable[[], Exception]) -> Iterator[None]:
+def exclusive_lock(path, busy: Callable[[], Exception], *,
+                   wait: float = PROBE_SECONDS) -> Iterator[None]:
     """Hold an exclusive lock on ``path``, a file or a folder, for the block: POSIX ``flock``
     (the lock HDF5 takes on its files) on a descriptor of it, so no file is left behind and the
     lock goes when the process ends, however it ends.
 
-    ``busy()`` is raised when another process holds a lock on it for :data:`PROBE_SECONDS`
-    (a :func:`locked_by_another` holds one for less). Where there are no such locks (no
-    ``fcntl``; a file system without them, some network ones) the block runs unlocked.
+    ``busy()`` is raised when another process holds a lock on it for ``wait`` seconds
+    (default :data:`PROBE_SECONDS`; a :func:`locked_by_another` holds one for less). Where
+    there are no such locks (no ``fcntl``; a file system without them, some network ones) the
+    block runs unlocked.
     """
     try:
         import fcntl
@@ -182,7 +184,7 @@ def exclusive_lock(path, busy: Callable[[], Exception]) -> Iterator[None]:
         return
     fd = os.open(path, os.O_RDONLY)
     try:
-        deadline = time.monotonic() + PROBE_SECONDS
+        deadline = time.monotonic() + wait
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -92,7 +92,7 @@ def test_rerun_replaces_and_leaves_the_build_alone(mapped):
 
 
 def test_placements_come_batch_by_batch_and_a_stop_keeps_those_placed(mapped, tone_root,
-                                                                      tmp_path):
+                                                                      tmp_path, caplog):
     from analysis.place import placements
     store = tmp_path / "store"
     shutil.copytree(mapped[0], store)
@@ -105,6 +105,13 @@ def test_placements_come_batch_by_batch_and_a_stop_keeps_those_placed(mapped, to
     assert [p.path for p in place_files(store, mapped[1], wavs, split="test")] == [
         str(w.resolve()) for w in wavs]
     assert len(read_placed(store)) == 5
+    placing = placements(store, mapped[1], wavs[:1], split="test")
+    next(placing)
+    with h5py.File(store / "test.h5", "r+") as f:  # as a tsne that replaced the map meanwhile
+        f["tsne"][0] += 1
+    placing.close()
+    assert len(read_placed(store)) == 5  # not recorded on a map no longer there
+    assert "its map was replaced or removed while the sounds were placed" in caplog.text
 
 
 def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tmp_path, caplog):

@@ -16,7 +16,26 @@ def test_placed_sounds_round_trip(tmp_path):
     assert read_placed(tmp_path)[1].adjustments == ["downmixed 2 channels"]
     forget_placed(tmp_path, "train")
     assert [p.path for p in read_placed(tmp_path)] == ["/a.wav"]
-    assert [p.name for p in tmp_path.iterdir()] == [PLACED_FILE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".placed.json.lock", PLACED_FILE]
+
+
+def test_two_changes_of_placed_json_at_once_keep_both(tmp_path):
+    import threading
+    import time
+    from analysis.placements import updating_placed
+    write_placed(tmp_path, [Placed("/old.wav", "test")])
+
+    def add(name):  # read, change and write, slowly, as a place of many sounds
+        with updating_placed(tmp_path):
+            placed = read_placed(tmp_path)
+            time.sleep(0.3)
+            write_placed(tmp_path, placed + [Placed(name, "test")])
+    threads = [threading.Thread(target=add, args=(f"/{n}.wav",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(p.path for p in read_placed(tmp_path)) == ["/0.wav", "/1.wav", "/old.wav"]
 
 
 def test_inspect_s_lines_count_the_sounds_on_each_map_and_list_the_first(tmp_path):
