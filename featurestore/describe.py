@@ -93,8 +93,12 @@ def _unfinished(store: Path, splits: Sequence[str]) -> List[str]:
     building = locked_by_another(store)
     lines = []
     for name in unfinished_splits(store):
+        again = (store / name[:-len(".partial")]).is_file()  # a rebuild of a finished one
         lines += line(store / name, building, "", "which a build is writing now",
-                      "left by a build that has not finished", "run it again to resume it")
+                      "left by a build that has not finished",
+                      "run it again (with --overwrite or --add, as it was) to resume it, or "
+                      "remove it" if again
+                      else "run it again to resume it")
     for split in splits:
         path = split_path(store, split)
         lines += line(temporary(path), None if hdf5_locks_off() else locked_by_another(path),

@@ -128,6 +128,10 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
                     path, read.where(split))
     else:
         log.info("%s: finished split kept (build --overwrite rebuilds it)", path)
+    if Path(f"{path}.partial").is_file():  # left by a stopped build --overwrite or --add
+        log.warning("%s.partial: left by a build --overwrite or --add of it that has not "
+                    "finished, and kept as it is: run that build again to resume it, or "
+                    "remove it", path)
     return report
 
 

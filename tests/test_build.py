@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -527,6 +528,17 @@ w.extract = slow
 from featurestore.build import build_store
 build_store(sys.argv[1], sys.argv[2], jobs=2, batch_size=2, progress=False)
 """
+
+
+def test_a_kept_split_beside_a_stopped_rebuild_of_it_names_that_rebuild(tone_root, tmp_path,
+                                                                          caplog):
+    out = tmp_path / "store"
+    build_store(tone_root, out, jobs=1, progress=False)
+    shutil.copyfile(out / "test.h5", out / "test.h5.partial")  # as a killed --overwrite leaves
+    reports = build_store(tone_root, out, jobs=1, progress=False)
+    assert {r.status for r in reports} == {"kept"} and (out / "test.h5.partial").exists()
+    assert f"{out / 'test.h5'}.partial: left by a build --overwrite or --add of it that has " \
+           f"not finished, and kept as it is: run that build again to resume it" in caplog.text
 
 
 def test_resume_after_kill_gives_the_same_store(tmp_path):

@@ -337,6 +337,10 @@ def test_inspect_names_what_unfinished_writes_left_and_what_is_being_written(ton
         "or tsne was stopped (no lock tells which here); the next embed or tsne of valid removes "
         "it"]
     assert not any("unfinished" in line for line in describe.describe_store(tone_store))
+    shutil.copyfile(store / "train.h5", store / "train.h5.partial")  # a killed --overwrite
+    assert any(line.startswith("== unfinished: train.h5.partial") and line.endswith(
+        "; run it again (with --overwrite or --add, as it was) to resume it, or remove it")
+        for line in describe.describe_store(store))
     first = tmp_path / "first"  # a first build: no split finished yet
     first.mkdir()
     (first / "train.h5.partial").write_bytes(b"")
