@@ -14,8 +14,8 @@ from pathlib import Path
 from analysis.arguments import (CommandError, feature_params, given_settings, named_as_options,
                                 resume_conflicts)
 from analysis.options import parse_args
-from analysis.output import (ReaderGone, one_line, set_up_streams, write_json_array,
-                             write_results as _print)
+from analysis.output import (ReaderGone, error_line, one_line, set_up_streams,
+                             write_json_array, write_results as _print)
 from analysis.signals import exit_status, stopped_by, terminated_as_interrupted
 from featurestore.errors import TimbremapError, counted
 from featurestore.remote import client_errors
@@ -380,7 +380,7 @@ def _run(argv) -> int:
     except (TimbremapError, OSError) as err:  # expected: bad input, a file, the disk
         if args.verbose:
             log.exception("failed")
-        log.error("error: %s", named_as_options(str(err).strip(), args) or type(err).__name__)
+        log.error("error: %s", named_as_options(error_line(err), args) or type(err).__name__)
         return EXIT_ERROR
     except client_errors() as err:  # a store on object storage that went out of reach
         if args.verbose:

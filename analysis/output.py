@@ -10,7 +10,8 @@ import sys
 
 from featurestore.errors import TimbremapError
 
-__all__ = ["set_up_streams", "write_results", "write_json_array", "one_line", "ReaderGone"]
+__all__ = ["set_up_streams", "write_results", "write_json_array", "one_line", "error_line",
+           "ReaderGone"]
 
 #: Control characters, which a name may hold (a line break in a file name).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -80,3 +81,12 @@ def one_line(text: str) -> str:
     """``text`` with each control character as its escape (a line break as ``\\n``), so that a
     name printed in a line of results stays on that line."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def error_line(err: Exception) -> str:
+    """The text of an error for its one line: an ``OSError`` naming a file as ``FILE: what``
+    (``/store/m: Read-only file system``), not Python's ``[Errno 30] ...: 'FILE'``."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}" + (
+            f" (to {err.filename2})" if err.filename2 is not None else "")
+    return str(err).strip()

@@ -350,6 +350,22 @@ def test_inspect_names_what_unfinished_writes_left_and_what_is_being_written(ton
         describe.describe_store(first)
 
 
+def test_an_os_error_naming_a_file_is_one_line_that_starts_with_it(tmp_path, monkeypatch,
+                                                                    caplog):
+    import errno
+    import analysis.cli
+
+    def read_only(args):  # as os.makedirs says it on a read-only mount
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "ro" / "m"))
+    monkeypatch.setitem(analysis.cli.COMMANDS, "inspect", read_only)
+    assert main(["inspect", str(tmp_path)]) == 1
+    assert f"error: {tmp_path / 'ro' / 'm'}: Read-only file system\n" in caplog.text
+    from analysis.output import error_line
+    assert error_line(OSError(errno.ENOENT, "No such file or directory", "a", None, "b")) == \
+        "a: No such file or directory (to b)"
+    assert error_line(OSError("no file named")) == "no file named"
+
+
 def test_only_an_error_whose_subject_is_options_is_named_by_them():
     from analysis.arguments import named_as_options
     args = argparse.Namespace(batch_size=7, block_mib=8, time_pool=None)
