@@ -242,6 +242,11 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
     params = params or (grow.recorded_params(out) if add else FeatureParams())
     if not add:  # a store grows with the settings it was built with
         params.check_buildable()
+        if params.hop_length > params.n_fft:
+            log.warning("the hop between frames (hop_length %d) is longer than a frame (n_fft "
+                        "%d): %.0f %% of each note's samples fall between its frames and are "
+                        "never heard", params.hop_length, params.n_fft,
+                        100 * (1 - params.n_fft / params.hop_length))
     jobs = workers.usable_jobs(jobs, backend)
     backend = resolve_backend(backend, jobs)
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -280,8 +285,9 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
         finished.warn_of_splits_that_mislead(out)
     if splits is None and not split_path(out, "valid").is_file():  # every split was built
         log.warning("%s: no valid split: 'timbremap train' needs one, to pick its best epoch "
-                    "and when to stop (give the inputs a valid split, or draw one with "
-                    "--valid-fraction)", out)
+                    "and when to stop (%s)", out, "draw one with --valid-fraction above 0"
+                    if read.drawn else "the inputs give each note its split: give some notes "
+                    "the split valid, or none, to be drawn with --valid-fraction")
     return reports
 
 

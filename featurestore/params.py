@@ -168,7 +168,7 @@ class FeatureParams:
             raise InputError(
                 f"n_mels must leave no band empty: {empty} of {self.n_mels} bands hold no STFT "
                 f"bin at n_fft={self.n_fft} and {self.sample_rate} Hz (they would be 0 in every "
-                f"note); use fewer bands, a larger n_fft or a higher fmin")
+                f"note); use fewer bands, a larger n_fft, or (from Python) a higher fmin")
 
     @property
     def n_samples(self) -> int:

@@ -377,11 +377,16 @@ def test_only_an_error_whose_subject_is_options_is_named_by_them():
         assert named_as_options(message, args) == message
 
 
-def test_build_options_shape_the_features_and_are_recorded(tone_root, tmp_path):
+def test_build_options_shape_the_features_and_are_recorded(tone_root, tmp_path, caplog):
     from featurestore.params import FeatureParams
     from featurestore.schema import read_params
     assert main(["build", str(tone_root), str(tmp_path / "store"), "--duration", "1.5",
                  "--n-fft", "512", "--hop-length", "128", "--sample-rate", "8000", "-q"]) == 0
+    assert "never heard" not in caplog.text
+    assert main(["build", str(tone_root), str(tmp_path / "gaps"), "--n-fft", "256",
+                 "--hop-length", "1024", "-q"]) == 0
+    assert "the hop between frames (hop_length 1024) is longer than a frame (n_fft 256): 75 % " \
+           "of each note's samples fall between its frames and are never heard" in caplog.text
     with h5py.File(tmp_path / "store" / "train.h5", "r") as f:
         params = read_params(f)
         assert params == FeatureParams(duration=1.5, n_fft=512, hop_length=128,
