@@ -124,11 +124,13 @@ def train_config(args):
 
 def resume_conflicts(given: dict, started) -> list:
     """The options of ``given`` (:func:`given_settings`) that ``--resume`` cannot take: those
-    other than the settings the run ``started`` with."""
+    other than the settings the run ``started`` with, but for how its batches are read and
+    how long it may run (:data:`training.config.RESUMABLE`)."""
+    from training.config import RESUMABLE
     negated = {"augment": "--no-augment", "balance": "--no-balance"}
     own = started.to_dict()
     return [negated.get(name, "--" + name.replace("_", "-"))
-            for name, value in given.items() if value != own[name]]
+            for name, value in given.items() if value != own[name] and name not in RESUMABLE]
 
 
 def named_as_options(message: str, args) -> str:

@@ -14,7 +14,7 @@ from featurestore.files import size_text
 from featurestore.params import FeatureParams
 
 __all__ = ["TrainConfig", "MODELS", "EMBEDDING_LAYER", "LOADERS", "SCHEDULES", "PRECISIONS",
-           "VALID_WEIGHTS", "EPOCH_NOTES"]
+           "VALID_WEIGHTS", "EPOCH_NOTES", "RESUMABLE"]
 
 MODELS = ("default", "tutorial")
 #: The name of each model's embedding layer, the penultimate (what ``embed`` and ``place`` read).
@@ -23,6 +23,9 @@ LOADERS = ("auto", "mmap", "h5py", "block")
 SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("auto", "mixed", "float32")
 VALID_WEIGHTS = ("notes", "folders")
+#: Settings a resumed run may take anew: how its batches are read and how long it may run,
+#: not what it learns from them (the same batches, in the same order, whatever they are).
+RESUMABLE = ("workers", "loader", "budget_minutes")
 #: The most threads that may read batches ahead (each holds its batch, and the queue two a
 #: thread).
 MAX_WORKERS = 64
@@ -352,13 +355,28 @@ class TrainConfig:
     def other_than(self, run: "TrainConfig") -> List[str]:
         """The settings of this configuration other than the defaults (the model's own rate
         and augmentation for the tutorial's) that differ from those ``run`` started with, as
-        ``'epochs 10 (the run's 3)'``: what ``train``'s ``resume`` refuses to change."""
+        ``'epochs 10 (the run's 3)'``: what ``train``'s ``resume`` refuses to change (all but
+        :data:`RESUMABLE`, which :meth:`resumed` takes)."""
+        return [f"{name} {getattr(self, name)!r} (the run's {getattr(run, name)!r})"
+                for name in self._given() if name not in RESUMABLE
+                and getattr(self, name) != getattr(run, name)]
+
+    def resumed(self, run: "TrainConfig") -> "TrainConfig":
+        """``run``, the configuration a run started with, going on with this configuration's
+        :data:`RESUMABLE` settings where they are not the defaults (held to the bounds a
+        run starts within)."""
+        taken = {name: getattr(self, name) for name in self._given() if name in RESUMABLE}
+        if taken.get("workers", 0) > MAX_WORKERS:
+            raise InputError(f"workers must be at most {MAX_WORKERS}, got {self.workers}")
+        return dataclasses.replace(run, **taken)
+
+    def _given(self) -> List[str]:
+        """The fields whose values are not the defaults (the model's own rate and augmentation
+        for the tutorial's)."""
         default = TrainConfig(model=self.model)
-        return [f"{f.name} {getattr(self, f.name)!r} (the run's {getattr(run, f.name)!r})"
-                for f in dataclasses.fields(self)
-                if (f.name == "model" and self.model != "default"
-                    or getattr(self, f.name) != getattr(default, f.name))
-                and getattr(self, f.name) != getattr(run, f.name)]
+        return [f.name for f in dataclasses.fields(self)
+                if f.name == "model" and self.model != "default"
+                or getattr(self, f.name) != getattr(default, f.name)]
 
     def replace(self, **changes) -> "TrainConfig":
         """This configuration with ``changes``; another ``model`` brings its own learning rate

@@ -128,7 +128,7 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
                              f"--add, or another store); --resume goes on with the notes it "
                              f"started with: start again with --overwrite")
         check_backup(model_dir)
-        return config
+        return given.resumed(config)
     if (model_dir / MODEL_FILE).exists() and not overwrite:
         raise ModelError(f"{model_dir}: holds a trained model already (use --overwrite)")
     if (model_dir / BACKUP_DIR).is_dir() and not overwrite:
