@@ -97,10 +97,12 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             offsets = (f[schema.OFFSET][:] if schema.OFFSET in f
                        else np.zeros(len(names)))
             windows = bool(np.any(offsets))  # clips of recordings: each played alone
-            params = schema.read_params(f) if windows else None
-            clip = params.n_samples / params.sample_rate if windows else 0.0
+            params = schema.read_params(f)
+            clip = params.n_samples / params.sample_rate
+            trimmed = {name for name, what in schema.read_problems(f)[1]
+                       if what.startswith("trimmed")}  # the start of a longer recording
             audio, copied = [], {}
-            for source, offset in zip(schema.read_audio_paths(f), offsets):
+            for name, source, offset in zip(names, schema.read_audio_paths(f), offsets):
                 if not source.is_file():  # no link: a point of it plays nothing
                     missing.add(source)
                     audio.append("")
@@ -113,10 +115,12 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                                           / f"{len(copied):05d}-{source.name}")
                         copies[copied[source]] = source  # copied once the page can be made
                     source = copied[source]
-                # a window of a recording plays from its start to its end (a media fragment)
+                # a window of a recording, or the clip a note kept of it, plays alone: from its
+                # start to its end (a media fragment)
                 played.add(source)
                 audio.append(_audio_link(out_dir, source)
-                             + (f"#t={offset:g},{offset + clip:g}" if windows else ""))
+                             + (f"#t={offset:g},{offset + clip:g}" if windows or name in trimmed
+                                else ""))
             xy = map_coords(f)
             data["splits"][split] = {
                 "x": np.round(xy[:, 0], 3).tolist(), "y": np.round(xy[:, 1], 3).tolist(),

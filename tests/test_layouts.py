@@ -930,6 +930,17 @@ def test_map_copies_each_recording_once_and_plays_each_window_alone(tmp_path, ca
                                          r"timbremap's"):
         write_map(tmp_path / "store", tmp_path / "site", ["train"])
     assert (tmp_path / "site" / "index.html").read_text().endswith("my site</title></html>")
+    # without windows a note is a recording's first clip: a longer one plays that clip alone
+    _wav(root / "valid" / "a" / "short.wav", seconds=1.0)
+    build_store(root, tmp_path / "clips", jobs=1, progress=False)
+    for split in ("train", "valid"):
+        with h5py.File(tmp_path / "clips" / f"{split}.h5", "r+") as f:
+            f[schema.TSNE] = np.zeros((f[schema.SPECTRA].shape[0], 2), np.float32)
+            names = f[schema.NAMES].asstr()[:].tolist()
+        page = write_map(tmp_path / "clips", tmp_path / f"clips-{split}", [split])
+        data = json.loads(page.read_text().split("const DATA = ", 1)[1].split(";\n", 1)[0])
+        ends = [link.partition("#")[2] for link in data["splits"][split]["audio"]]
+        assert ends == ["t=0,4" if split == "train" else "" for _ in names]  # 6 s, or 4 s or 1 s
 
 
 def test_a_file_two_manifests_of_one_folder_list_is_refused_naming_both(tmp_path):
