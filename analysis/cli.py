@@ -103,9 +103,14 @@ def cmd_build(args):
     options = (dataclasses.replace(recorded_inputs(out), **given) if args.add
                else InputOptions(**given))
     features = feature_params(args, recorded_params(out) if args.add else None)
-    reports = build_store(inputs, out, features, inputs=options, jobs=args.jobs, add=args.add,
-                          backend=args.backend, batch_size=args.batch_size, splits=args.splits,
-                          overwrite=args.overwrite, progress=not args.quiet)
+    try:
+        reports = build_store(inputs, out, features, inputs=options, jobs=args.jobs,
+                              add=args.add, backend=args.backend, batch_size=args.batch_size,
+                              splits=args.splits, overwrite=args.overwrite,
+                              progress=not args.quiet)
+    except KeyboardInterrupt:
+        log.warning("%s: the same command goes on from where it was stopped", out)
+        raise
     _print(*build_summary(reports))
 
 

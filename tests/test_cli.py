@@ -431,6 +431,7 @@ def test_ctrl_c_or_sigterm_during_a_threaded_build_ends_it_and_it_resumes(
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == status, stderr
     assert f"timbremap: {said}" in stderr and "terminate called" not in stderr
+    assert f"{out}: the same command goes on from where it was stopped" in stderr
     assert run("build", tone_root, out, "-q").returncode == 0
 
 
