@@ -97,10 +97,10 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             offsets = (f[schema.OFFSET][:] if schema.OFFSET in f
                        else np.zeros(len(names)))
             windows = bool(np.any(offsets))  # clips of recordings: each played alone
-            params = schema.read_params(f)
-            clip = params.n_samples / params.sample_rate
             trimmed = {name for name, what in schema.read_problems(f)[1]
                        if what.startswith("trimmed")}  # the start of a longer recording
+            params = schema.read_params(f) if windows or trimmed else None
+            clip = params.n_samples / params.sample_rate if params else 0.0
             audio, copied = [], {}
             for name, source, offset in zip(names, schema.read_audio_paths(f), offsets):
                 if not source.is_file():  # no link: a point of it plays nothing
