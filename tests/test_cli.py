@@ -572,8 +572,8 @@ def test_resume_takes_the_options_the_run_started_with_and_refuses_others():
                                                 "--no-augment")), started) == []  # again
     assert resume_conflicts(given_settings(args("--epochs", "7", "--workers", "3")),
                             started) == ["--epochs"]  # how batches are read: taken anew
-    assert resume_conflicts(given_settings(args("--loader", "h5py", "--budget-minutes", "0")),
-                            started) == []
+    assert resume_conflicts(given_settings(args("--loader", "block", "--budget-minutes", "0")),
+                            started) == ["--loader"]  # another loader draws other batches
     # another value than the run's, though it is the default, is refused too
     assert resume_conflicts(given_settings(args("--batch-size", "64", "--model", "default")),
                             train_config(args("--batch-size", "32", "--model", "tutorial"))) \

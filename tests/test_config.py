@@ -74,9 +74,10 @@ def test_other_than_names_the_settings_given_that_a_run_did_not_start_with():
     tutorial = TrainConfig(model="tutorial", epochs=2)
     assert TrainConfig(model="tutorial").other_than(tutorial) == []
     assert TrainConfig().other_than(tutorial) == []  # the default model is no setting given
-    given = TrainConfig(workers=3, loader="h5py", budget_minutes=None)  # taken anew
+    given = TrainConfig(workers=3, budget_minutes=None)  # taken anew
     assert given.other_than(run) == []
-    assert given.resumed(run) == run.replace(workers=3, loader="h5py", budget_minutes=None)
+    assert given.resumed(run) == run.replace(workers=3, budget_minutes=None)
+    assert TrainConfig(loader="block").other_than(run) == ["loader 'block' (the run's 'auto')"]
     assert TrainConfig().resumed(run) == run
     with pytest.raises(InputError, match="workers must be at most 64, got 65"):
         TrainConfig(workers=65).resumed(run)

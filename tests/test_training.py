@@ -553,9 +553,8 @@ def test_resumed_run_equals_an_uninterrupted_one(tone_store, tmp_path):
     train(tone_store, tmp_path / "whole", config, verbose=0)
     with pytest.raises(KeyboardInterrupt):
         train(tone_store, tmp_path / "parts", config, verbose=0, callbacks=[Interrupt()])
-    # resumed reading its batches otherwise (threads, reader): the same batches all the same
-    train(tone_store, tmp_path / "parts", TrainConfig(workers=3, loader="h5py"), resume=True,
-          verbose=0)
+    # resumed reading its batches with more threads: the same batches all the same
+    train(tone_store, tmp_path / "parts", TrainConfig(workers=3), resume=True, verbose=0)
     assert json.loads((tmp_path / "parts" / "config.json").read_text())["train"]["workers"] == 3
     # killed between the files of an epoch's end: its history row and best model are written,
     # its backup not; the resumed run does that epoch again

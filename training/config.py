@@ -23,9 +23,10 @@ LOADERS = ("auto", "mmap", "h5py", "block")
 SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("auto", "mixed", "float32")
 VALID_WEIGHTS = ("notes", "folders")
-#: Settings a resumed run may take anew: how its batches are read and how long it may run,
-#: not what it learns from them (the same batches, in the same order, whatever they are).
-RESUMABLE = ("workers", "loader", "budget_minutes")
+#: Settings a resumed run may take anew: how many threads read its batches and how long it
+#: may run, not what it learns from them (the same batches, in the same order, whatever they
+#: are; the loader is not one of them: the block loader draws its batches in another order).
+RESUMABLE = ("workers", "budget_minutes")
 #: The most threads that may read batches ahead (each holds its batch, and the queue two a
 #: thread).
 MAX_WORKERS = 64
