@@ -97,8 +97,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             offsets = (f[schema.OFFSET][:] if schema.OFFSET in f
                        else np.zeros(len(names)))
             windows = bool(np.any(offsets))  # clips of recordings: each played alone
-            trimmed = {name for name, what in schema.read_problems(f)[1]
-                       if what.startswith("trimmed")}  # the start of a longer recording
+            trimmed = {name for name, what in schema.read_problems(f)[1]  # "downmixed ...;
+                       if any(part.startswith("trimmed") for part in what.split("; "))}
             params = schema.read_params(f) if windows or trimmed else None
             clip = params.n_samples / params.sample_rate if params else 0.0
             audio, copied = [], {}

@@ -932,6 +932,8 @@ def test_map_copies_each_recording_once_and_plays_each_window_alone(tmp_path, ca
     assert (tmp_path / "site" / "index.html").read_text().endswith("my site</title></html>")
     # without windows a note is a recording's first clip: a longer one plays that clip alone
     _wav(root / "valid" / "a" / "short.wav", seconds=1.0)
+    sf.write(root / "train" / "b" / "stereo.wav", np.tile(tone(30, seconds=5.0, sr=22050),
+                                                          (2, 1)).T, 22050)  # "downmixed ...; "
     build_store(root, tmp_path / "clips", jobs=1, progress=False)
     for split in ("train", "valid"):
         with h5py.File(tmp_path / "clips" / f"{split}.h5", "r+") as f:
