@@ -136,12 +136,14 @@ def resume_conflicts(given: dict, started) -> list:
 def named_as_options(message: str, args) -> str:
     """``batch_size must be ...`` as ``--batch-size must be ...``: an error of a setting that
     the command line gives names the option typed, not the field of its dataclass, and says
-    of one left out (``None`` in ``args``) that its default was used. Only a message whose
+    of one left out (``None`` in ``args``) that its default was used (not on ``--resume``,
+    which goes on with the run's own). Only a message whose
     subject is settings of this command (``a and b must ...``) is changed."""
     subject, must, rest = message.partition(" must ")
     names = subject.split(" and ")
     if not must or not all(name.isidentifier() and hasattr(args, name) for name in names):
         return message
-    return " and ".join("--" + name.replace("_", "-") + (" (left at its default)" if
-                                                         getattr(args, name) is None else "")
-                        for name in names) + must + rest
+    resumed = getattr(args, "resume", False)  # what is not given is the run's own then
+    return " and ".join("--" + name.replace("_", "-") + (
+        " (left at its default)" if getattr(args, name) is None and not resumed else "")
+        for name in names) + must + rest

@@ -372,6 +372,9 @@ def test_only_an_error_whose_subject_is_options_is_named_by_them():
     assert named_as_options("batch_size must be even", args) == "--batch-size must be even"
     assert named_as_options("time_pool must be at most the 2 frames of a note, got 4", args) \
         == "--time-pool (left at its default) must be at most the 2 frames of a note, got 4"
+    args.resume = True  # what is not given is the run's own
+    assert named_as_options("time_pool must be at most 2, got 4", args) == \
+        "--time-pool must be at most 2, got 4"
     for message in ("dropout and batch_size must be in [0, 1)",  # no --dropout option
                     "/data/batch_size must be a folder", "batch_size is odd"):
         assert named_as_options(message, args) == message
@@ -676,7 +679,7 @@ def test_train_refuses_batches_the_notes_cannot_fit_before_any_work(tone_store, 
                                                 "note, got 99999999999999"),
             (["--workers", "65"], "--workers must be at most 64, got 65"),
             (["--width", "100000"], "error: --width and --batch-size (left at its default) "
-                                    "must keep training within half of the memory ("),
+                                    "must keep training within the memory ("),
             (["--steps-per-epoch", "20000000", "--batch-size", "64"],  # 82 GB of draws
              "error: --steps-per-epoch and --batch-size must keep an epoch's draws in memory "
              "beside its batches, within half of it (")]:

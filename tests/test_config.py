@@ -95,3 +95,19 @@ def test_train_refuses_what_is_not_a_config_or_callbacks_before_anything_is_made
     with pytest.raises(InputError, match="verbose must be 0, 1 or 2, got 5"):
         train(tmp_path / "store", tmp_path / "m", verbose=5)
     assert not (tmp_path / "m").exists()
+
+
+def test_a_model_too_large_for_the_memory_is_refused_and_usual_ones_are_not(monkeypatch):
+    import training.blockorder
+    from featurestore.params import FeatureParams
+    monkeypatch.setattr(training.blockorder, "memory_for_cache", lambda: 2**31)  # 4 GiB in all
+    shape = FeatureParams().shape
+    for config in (TrainConfig(), TrainConfig(model="tutorial"), TrainConfig(width=32)):
+        config.check_fits(FeatureParams(), shape)
+    with pytest.raises(InputError, match=r"^width and batch_size must keep training within the "
+                                         r"memory \(4.0 GiB\): the default model of width 512 "):
+        TrainConfig(width=512).check_fits(FeatureParams(), shape)
+    with pytest.raises(InputError, match=r"^batch_size must keep training within the memory .*"
+                                         r"the tutorial model on batches of 256 notes"):
+        TrainConfig(model="tutorial", batch_size=256).check_fits(FeatureParams(), shape)
+    TrainConfig(width=512).check_fits(FeatureParams(), shape, resumed=True)  # resumes as it ran

@@ -278,7 +278,9 @@ class TrainConfig:
         more than :data:`MAX_WORKERS` workers, or batches in memory (those read ahead, those
         being read, the one trained on and a validation batch of twice the size) and an
         epoch's draws (:data:`DRAW_BYTES` a note) that would take more than half the memory
-        (:func:`training.blockorder.memory_for_cache`). Settings
+        (:func:`training.blockorder.memory_for_cache`), or a model that with its batches would
+        take more than all of it (:meth:`model_bytes`, a lower bound; not checked again on a
+        resumed run). Settings
         read back from a run (``resumed``) are held to what this machine can hold, and the
         message says to start again."""
         from .blockorder import memory_for_cache
@@ -296,14 +298,16 @@ class TrainConfig:
                              f"half of it ({size_text(room)}): {batches} batches of "
                              f"{self.batch_size} notes of {params.note_bytes / 2**10:.0f} KiB "
                              f"with {self.workers} workers would take {size_text(held)}{again}")
-        model = self.model_bytes(input_shape)
-        if held + model > room:
-            raise InputError(f"width and batch_size must keep training within half of the "
-                             f"memory ({size_text(room)}): the {self.model} model of width "
-                             f"{self.width} on batches of {self.batch_size} notes of "
-                             f"{tuple(input_shape)} takes about {size_text(model)} (weights, "
-                             f"their gradients and optimiser state, a batch's activations) "
-                             f"beside {size_text(held)} of batches{again}")
+        model, memory = self.model_bytes(input_shape), 2 * room
+        if held + model > memory and not resumed:  # a lower bound: the machine's whole memory
+            sizes = ("width and batch_size", f" of width {self.width}") \
+                if self.model == "default" else ("batch_size", "")
+            raise InputError(f"{sizes[0]} must keep training within the memory "
+                             f"({size_text(memory)}): the {self.model} model{sizes[1]} on "
+                             f"batches of {self.batch_size} notes of {tuple(input_shape)} takes "
+                             f"at least {size_text(model)} (weights, their gradients and "
+                             f"optimiser state, a batch's activations) beside "
+                             f"{size_text(held)} of batches")
         drawn = (self.steps_per_epoch or 0) * self.batch_size * DRAW_BYTES
         if drawn > room - held:
             raise InputError(f"steps_per_epoch and batch_size must keep an epoch's draws in "
