@@ -8,6 +8,7 @@ to the store in ``placed.json`` so ``plot`` and ``map`` can show them.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
@@ -20,7 +21,8 @@ from featurestore.store import StoreError, open_split, read_params, require_stor
 from training.modeldir import load_trained
 
 from .embed import embedding_model
-from .placements import PLACED_FILE, Placed, read_placed, updating_placed, write_placed
+from .placements import (PLACED_FILE, PLACED_WAIT_SECONDS, Placed, read_placed, updating_placed,
+                         write_placed)
 from .storedmap import StoredMap
 from .tsne import map_model, map_split, no_map
 
@@ -111,11 +113,19 @@ def _record(store: Path, split: str, results: List[Placed], mapped: np.ndarray):
     was placed before and cannot be read now is removed, with a warning), unless the split's
     map (``mapped`` when they were placed) was replaced or removed meanwhile (``tsne``,
     ``embed``): then they are on a map that is no longer there, and nothing is kept."""
-    try:
-        with open_split(store, split) as f:
-            same = schema.TSNE in f and np.array_equal(f[schema.TSNE][:], mapped)
-    except (OSError, StoreError):
-        same = False
+    deadline = time.monotonic() + PLACED_WAIT_SECONDS
+    while True:  # a split that embed or tsne is writing now is read once they are done
+        try:
+            with open_split(store, split) as f:
+                same = schema.TSNE in f and np.array_equal(f[schema.TSNE][:], mapped)
+            break
+        except (OSError, StoreError) as err:
+            if time.monotonic() > deadline:
+                log.warning("%s: the sounds placed are not recorded for plot and map, as the "
+                            "map cannot be read now to check it is the one they were placed "
+                            "on (%s): run 'timbremap place' again", split_path(store, split), err)
+                return
+            time.sleep(0.5)
     if not same:
         log.warning("%s: its map was replaced or removed while the sounds were placed (by tsne "
                     "or embed), so they are not recorded for plot and map: run 'timbremap "

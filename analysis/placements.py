@@ -160,8 +160,8 @@ def updating_placed(store) -> Iterator[None]:
 def forget_placed(store, split: str, *, replaced: bool = True):
     """Drop the sounds placed on ``split``'s map (when the map is ``replaced`` by another, or
     removed), with a warning that says how many and what to run."""
-    if not (Path(store) / PLACED_FILE).is_file():  # one a place records now is of the new map
-        return
+    if not any((Path(store) / name).exists() for name in (PLACED_FILE, PLACED_LOCK)):
+        return  # no place has run here: a first one takes the lock before it checks its map
     with updating_placed(store):
         placed = read_placed(store)
         kept = [p for p in placed if p.split != split]
