@@ -282,12 +282,13 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
             finished.remove_undrawn(out, found)
         reports = (_add(read, out, params, attrs, run, found) if add else finished.with_train_stats(
             out, params, _build(read, out, params, attrs, run, found, overwrite)))
-        finished.warn_of_splits_that_mislead(out)
-    if splits is None and not split_path(out, "valid").is_file():  # every split was built
+        finished.warn_of_splits_that_mislead(out, every_split=splits is None)
+    if splits is None and not add and not split_path(out, "valid").is_file():  # all built
         log.warning("%s: no valid split: 'timbremap train' needs one, to pick its best epoch "
                     "and when to stop (%s)", out, "draw one with --valid-fraction above 0"
-                    if read.drawn else "the inputs give each note its split: give some notes "
-                    "the split valid, or none, to be drawn with --valid-fraction")
+                    if read.drawn else "give the inputs a valid/ folder with its examples.json"
+                    if read.layout == "nsynth" else "the inputs give each note its split: give "
+                    "some notes the split valid, or none, to be drawn with --valid-fraction")
     return reports
 
 

@@ -300,7 +300,7 @@ def _statistics(path: Path, params: FeatureParams
         return None
 
 
-def warn_of_splits_that_mislead(out: Path):
+def warn_of_splits_that_mislead(out: Path, *, every_split: bool = True):
     """Warn of what in a store's splits would mislead a model trained and scored on them:
 
     - a valid or test split that holds the very notes train holds (a copy of its file, or one
@@ -312,7 +312,8 @@ def warn_of_splits_that_mislead(out: Path):
     - the labels train holds and valid none: the validation accuracy, which picks the best
       epoch and stops training, says nothing of them.
 
-    Splits of another label set, or that cannot be read now, are passed over."""
+    Splits of another label set, or that cannot be read now, are passed over; the labels no
+    split holds are not looked for unless ``every_split`` the inputs give was built."""
     found = {}  # split -> (label names, notes of each label, content digest, layout)
     for split in SPLITS:
         try:
@@ -335,13 +336,14 @@ def warn_of_splits_that_mislead(out: Path):
     counts = {split: n for split, (theirs, n, _, _) in found.items() if theirs == names}
     unheard = [name for k, name in enumerate(names) if not in_train[k]
                and not any(n[k] for n in counts.values())]
-    if unheard and layout != "nsynth":
+    if unheard and layout != "nsynth" and every_split:
         one = len(unheard) == 1
-        log.warning("%s: no split holds a note of %s: every file of %s was skipped (inspect "
-                    "lists them); a model trained on the store has an output for %s that it "
-                    "never learns: mend or leave out %s files, then build with --overwrite",
-                    out, label_set_text(unheard), "the label" if one else "these labels",
-                    "it" if one else "each", "its" if one else "their")
+        log.warning("%s: no split holds a note of %s (every file of %s was skipped, which "
+                    "inspect lists, or its split is not built yet); a model trained on the store "
+                    "has an output for %s that it never learns: mend or leave out %s files, then "
+                    "build with --overwrite", out, label_set_text(unheard),
+                    "the label" if one else "these labels", "it" if one else "each",
+                    "its" if one else "their")
     for k, name in enumerate(names):
         holders = [split for split, n in counts.items() if n[k] and not in_train[k]]
         if holders:
