@@ -62,19 +62,24 @@ def write_results(*lines):
 
 
 def write_json_array(objects):
-    """Write ``objects`` (JSON-able, such as dicts) to stdout as one JSON array, an object a
-    line, each as the next one comes (the last with the closing bracket); the array is closed
-    also when the iteration is stopped (Ctrl-C, SIGTERM, an error), so what was written
-    parses. Raises what :func:`write_results` raises."""
-    last = None
-    write_results("[")
+    """Write ``objects`` (JSON-able, such as dicts) to stdout as one JSON array, each object on
+    a line of its own as it comes (``[{...}``, ``,{...}``, ..., ``]``). The array is closed
+    also when the iteration is stopped (Ctrl-C, SIGTERM: ``[]`` before any object), so that
+    what was written parses; an error before the first object writes nothing. Raises what
+    :func:`write_results` raises."""
+    started = False
     try:
         for obj in objects:
-            if last is not None:
-                write_results(last + ",")
-            last = json.dumps(obj)
-    finally:
-        write_results(*([last] if last is not None else []), "]")
+            write_results(("," if started else "[") + json.dumps(obj))
+            started = True
+    except KeyboardInterrupt:
+        write_results("]" if started else "[]")
+        raise
+    except BaseException:
+        if started:
+            write_results("]")
+        raise
+    write_results("]" if started else "[]")
 
 
 def one_line(text: str) -> str:
@@ -87,6 +92,6 @@ def error_line(err: Exception) -> str:
     """The text of an error for its one line: an ``OSError`` naming a file as ``FILE: what``
     (``/store/m: Read-only file system``), not Python's ``[Errno 30] ...: 'FILE'``."""
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
-        return f"{err.filename}: {err.strerror}" + (
-            f" (to {err.filename2})" if err.filename2 is not None else "")
+        return f"{one_line(str(err.filename))}: {err.strerror}" + (
+            f" (to {one_line(str(err.filename2))})" if err.filename2 is not None else "")
     return str(err).strip()

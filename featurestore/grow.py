@@ -316,7 +316,7 @@ def _warn_of_changed_files(notes: Notes, computed: dict, split: str):
         except OSError:
             continue  # gone: the note is kept as it was
     if changed:
-        log.warning("%s: modified after the store was built, %s of its notes (first: %s; "
+        log.warning("%s: modified after their notes were computed, %s (first: %s; "
                     "re-recorded, or copied without their times); the store keeps the features "
                     "it computed from them: build with --overwrite to compute them again", split,
                     counted(len(changed), "file"), changed[0])

@@ -134,9 +134,9 @@ def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
                 rows.append(row)
     empty = sorted(classes - {row.label for row in rows})
     if rows and empty:
-        log.warning("%s: no audio file in %s, which give the store no label (first: %s; "
-                    "endings read: %s)", root, counted(len(empty), "class folder"), empty[0],
-                    ", ".join(AUDIO_SUFFIXES))
+        log.warning("%s: no audio file in %s, which give%s the store no label (first: %s; "
+                    "endings read: %s)", root, counted(len(empty), "class folder"),
+                    "s" * (len(empty) == 1), empty[0], ", ".join(AUDIO_SUFFIXES))
     if not rows:
         nsynth = ("" if told else f"no split folder with an examples.json (NSynth's layout: "
                                   f"{', '.join(s + '/' for s in SPLITS)}) and ")

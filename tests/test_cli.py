@@ -366,6 +366,29 @@ def test_an_os_error_naming_a_file_is_one_line_that_starts_with_it(tmp_path, mon
     assert error_line(OSError("no file named")) == "no file named"
 
 
+def test_a_json_array_is_written_an_object_a_line_and_closed_when_stopped(capsys):
+    import json
+    from analysis.output import write_json_array
+
+    def stopped():
+        yield {"path": "a.wav"}
+        raise KeyboardInterrupt
+    write_json_array(iter([{"a": 1}, {"b": 2}]))
+    assert capsys.readouterr().out == '[{"a": 1}\n,{"b": 2}\n]\n'  # each as it comes
+    with pytest.raises(KeyboardInterrupt):
+        write_json_array(stopped())
+    assert json.loads(capsys.readouterr().out) == [{"path": "a.wav"}]
+
+    def failing():
+        raise ValueError("no model here")
+        yield
+    with pytest.raises(ValueError):
+        write_json_array(failing())
+    assert capsys.readouterr().out == ""  # an error before any object: nothing printed
+    write_json_array(iter(()))
+    assert capsys.readouterr().out == "[]\n"
+
+
 def test_only_an_error_whose_subject_is_options_is_named_by_them():
     from analysis.arguments import named_as_options
     args = argparse.Namespace(batch_size=7, block_mib=8, time_pool=None)

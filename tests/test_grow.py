@@ -478,7 +478,7 @@ def test_add_warns_of_held_notes_whose_files_changed_since_the_build(tmp_path, c
     os.utime(again, (again.stat().st_atime, again.stat().st_mtime + 2))  # past the second
     _classes(root, ("bell",), 1, first=8)
     build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)
-    assert f"train: modified after the store was built, 1 file of its notes (first: {again}; " \
+    assert f"train: modified after their notes were computed, 1 file (first: {again}; " \
            f"re-recorded, or copied without their times); the store keeps the features it " \
            f"computed from them" in caplog.text
     kept = _rows(tmp_path / "store" / "train.h5")["drum/drum000.wav"][0]
@@ -490,7 +490,7 @@ def test_add_warns_of_held_notes_whose_files_changed_since_the_build(tmp_path, c
     caplog.clear()  # still warned of at the next --add: its features are still the old ones
     _classes(root, ("bell",), 1, first=9)
     build_store(root, tmp_path / "store", jobs=1, progress=False, add=True)
-    assert f"train: modified after the store was built, 1 file of its notes (first: {again}; " \
+    assert f"train: modified after their notes were computed, 1 file (first: {again}; " \
         in caplog.text  # and only it: the notes added since were computed after their files
 
 
@@ -578,7 +578,7 @@ def test_add_of_windows_keeps_a_file_skipped_whole_and_counts_a_changed_file_onc
     assert len(after) == len(before) + 1  # the new file's one window alone
     assert "train: not tried again, 1 input the store skipped (first: drum/broken.wav: " \
            in caplog.text
-    assert f"modified after the store was built, 1 file of its notes (first: {long};" \
+    assert f"modified after their notes were computed, 1 file (first: {long};" \
            in caplog.text
 
 

@@ -192,7 +192,7 @@ def test_a_label_of_no_note_a_class_folder_of_no_audio_and_no_valid_split_are_wa
     (root / "test" / "empty").mkdir()  # a class folder of no audio
     (root / "test" / "empty" / "notes.txt").write_text("not audio")
     build_store(root, tmp_path / "other", jobs=1, progress=False)
-    assert f"{root}: no audio file in 1 class folder, which give the store no label (first: " \
+    assert f"{root}: no audio file in 1 class folder, which gives the store no label (first: " \
            f"empty; endings read: .wav" in caplog.text
     assert f"{tmp_path / 'other'}: no split holds a note of (hum) (every file of the label was " \
            f"skipped, which inspect lists, or its split is not built yet); a model trained on " \

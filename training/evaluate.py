@@ -321,7 +321,7 @@ def _balanced_accuracy(labels, predicted) -> float:
 
 def _columns(text: str) -> int:
     """The terminal columns ``text`` takes: a wide character (CJK, emoji) two, a mark none."""
-    return sum(0 if unicodedata.combining(c) else
+    return sum(0 if unicodedata.category(c) in ("Mn", "Me", "Cf") else
                2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 

@@ -43,11 +43,12 @@ from featurestore.params import FeatureParams
 
 from .config import EMBEDDING_LAYER, TrainConfig
 
-#: A SpecAugment mask of the default model is at most this share of its axis (1/5 of the bands
-#: or frames), and its frequency shift at most 1/16 of the bands: the settings' widths (12 of
-#: 96 bands, 20 of 251 frames, 2 bands) hold for notes of the default shape and of any usual
-#: one, and shrink on small notes (8 mel bands, 13 frames), which they would mask whole.
-MASK_SHARE, SHIFT_SHARE = 5, 16
+#: A SpecAugment mask of the default model is at most its axis divided by this (a fifth of the
+#: bands or frames), and its frequency shift at most a sixteenth of the bands: the settings'
+#: widths (12 of 96 bands, 20 of 251 frames, 2 bands) hold for notes of at least 60 bands and
+#: 100 frames (the default's), and shrink on smaller notes (8 mel bands, 13 frames), which
+#: they would mask whole.
+MASK_DIVISOR, SHIFT_DIVISOR = 5, 16
 
 __all__ = ["build_model", "with_mixup", "Mixup", "SpectralGain", "FrequencyShift", "SpecAugment",
            "FramePool", "EMBEDDING_LAYER"]
@@ -280,10 +281,10 @@ def build_model(config: TrainConfig, params: FeatureParams, *, mean, std,
                              kernel_initializer=keras.initializers.Constant(matrix))(x)
             bins = matrix.shape[1]
         if augment:  # on a small note, a shift or mask of the settings' width would wipe it
-            x = FrequencyShift(min(config.shift_bins, bins // SHIFT_SHARE), seed=seed + 1,
+            x = FrequencyShift(min(config.shift_bins, bins // SHIFT_DIVISOR), seed=seed + 1,
                                name="shift")(x)
-            x = SpecAugment(config.freq_masks, min(config.freq_mask_bins, bins // MASK_SHARE),
-                            config.time_masks, min(config.time_mask_frames, frames // MASK_SHARE),
+            x = SpecAugment(config.freq_masks, min(config.freq_mask_bins, bins // MASK_DIVISOR),
+                            config.time_masks, min(config.time_mask_frames, frames // MASK_DIVISOR),
                             seed=seed + 2, name="specaugment")(x)
         x = layers.Reshape((frames, bins, 1))(x)
         x = FramePool(config.time_pool, name="time_pool")(x)
