@@ -257,8 +257,9 @@ def not_held(notes: Optional[Notes], problems: list, held: Dict[str, Held], root
     """The inputs' notes and problems of ``split`` that it does not hold yet (``held``: what
     each finished split holds): not its notes (a name it holds from another folder was
     refused before, by :func:`refuse_held_elsewhere`), nor what it skipped before (a note
-    skipped for its audio stays skipped until the split is rebuilt); a problem of a name a split holds (a manifest's row given again, or
-    with an unknown split) is warned of, as ``/skipped`` lists what the store does not hold."""
+    skipped for its audio stays skipped until the split is rebuilt); a problem of a name a
+    split holds (a manifest's row given again, or with an unknown split) is warned of, as
+    ``/skipped`` lists what the store does not hold."""
     mine = held[split]
     names = dict(zip(mine.notes.names, mine.notes.folder))
     skipped = dict(mine.problems[0])
