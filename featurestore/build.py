@@ -341,8 +341,8 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
     labels = held["train"].labels
     growing = {split: read.splits[split] for split in found}  # --split: the others kept
     if read.layout != "nsynth":
-        labels = grow.grown_labels(labels, sorted({label for notes, _ in growing.values()
-                                                   for label in notes.label}))
+        labels = grow.grown_labels(labels, {label for notes, _ in growing.values()
+                                            for label in notes.label})
     roots, new, held = grow.on_all_roots(growing, read.roots, held)
     grow.refuse_held_elsewhere(new, held, roots)
     check_splits_apart([(split, mine.notes) for split, mine in held.items()]

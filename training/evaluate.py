@@ -156,7 +156,6 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
     probabilities, labels = predict_split(trained, store, split, batch_size=batch_size)
     if not len(labels):
         raise StoreError(f"{split_path(store, split)}: holds no notes to evaluate")
-    _warn_if_trained_on(trained, store, split)
     predicted = probabilities.argmax(axis=1)
     names = tuple(trained.labels)
     everything = list(range(len(names)))
@@ -176,7 +175,7 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
                                                    guessed)},
         per_folder=_per_folder(store, split, labels, predicted),
         per_file=_per_file(store, split, labels, probabilities),
-        store_changed=_changed_since(trained, store),
+        store_changed=_changed_since(trained, store, split),
         confusion=confusion_matrix(labels, predicted, labels=everything).astype(np.int64),
         labels=names, default_png=default_confusion_png(trained, store, split))
 
@@ -261,25 +260,13 @@ def _per_file(store, split: str, labels: np.ndarray, probabilities: np.ndarray) 
             "balanced_accuracy": _balanced_accuracy(truth, guess)}
 
 
-def _warn_if_trained_on(trained: TrainedModel, store, split: str):
-    """Warn when ``split`` (not train) holds the very notes the model was trained on: its
-    content is what the model recorded of its train split (a copy of that file, renamed, or
-    the same notes built into another store), so its scores are not of unheard notes."""
-    trained_on = (trained.info.get("store_content") or {}).get("train")
-    if split == "train" or not trained_on:
-        return
-    with open_split(store, split) as f:
-        if f.attrs.get(schema.CONTENT_DIGEST) == trained_on:
-            log.warning("%s: holds the very notes the model in %s/ was trained on (its train "
-                        "split's content): these scores are not of unheard notes",
-                        split_path(store, split), trained.path)
-
-
-def _changed_since(trained: TrainedModel, store) -> list:
+def _changed_since(trained: TrainedModel, store, scored: str) -> list:
     """The splits of the store a model was trained on whose content changed since (a rebuild,
     ``build --add``), each warned of, that store being at the path the model recorded or a
     copy of it (a split of the same content); ``[]`` for another store, or a model that
-    recorded none (warned of, at its path: whether its store changed cannot be told)."""
+    recorded none (warned of, at its path: whether its store changed cannot be told). The
+    split ``scored`` is warned of, in any store, where it holds the very notes the model was
+    trained on (a copy of that train split, renamed, or the same notes built again)."""
     recorded = trained.info.get("store_content") or {}
     own = store_id(trained.info.get("store", "")) == store_id(store)
     if not recorded:
@@ -289,6 +276,11 @@ def _changed_since(trained: TrainedModel, store) -> list:
                         "told", trained.path, store)
         return []
     now = content_digests(store, warn=own)
+    trained_on = recorded.get("train")
+    if scored != "train" and trained_on is not None and now.get(scored) == trained_on:
+        log.warning("%s: holds the very notes the model in %s/ was trained on (its train "
+                    "split's content): these scores are not of unheard notes",
+                    split_path(store, scored), trained.path)
     if not own and not any(now.get(split) == digest for split, digest in recorded.items()):
         return []  # another store
     changed = [split for split, digest in recorded.items() if now.get(split) != digest]
