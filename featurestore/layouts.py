@@ -40,7 +40,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import BuildError
-from .nsynth import FAMILIES, QUALITIES, RENDERING, SPLITS, find_splits, unfinished_render
+from .nsynth import (FAMILIES, QUALITIES, RENDERING, SPLITS, find_splits,
+                     refuse_a_split_folder, split_folder, unfinished_render)
 from .rows import AUDIO_SUFFIXES, Row, folder_rows, manifest_rows
 from .notes import Notes
 from .overlap import check_splits_apart, warn_of_files_in_several_splits
@@ -84,8 +85,8 @@ class Inputs:
     def where(self, split: str) -> str:
         """The inputs of a split, for messages."""
         if self.layout == "nsynth":
-            return " and ".join(str(r / split) for r in self.roots
-                                if (r / split / "examples.json").is_file())
+            return " and ".join(str(folder) for folder in (split_folder(r, split)
+                                                           for r in self.roots) if folder)
         return " and ".join(map(str, self.roots)) + f" ({split})"
 
 
@@ -97,7 +98,10 @@ def detect_layout(path: Path) -> str:
             return "manifest"
         raise BuildError(f"{path}: not a folder (a manifest is a .csv file, given with "
                          f"--manifest)")
-    return "nsynth" if find_splits(path) else "folders"
+    if find_splits(path):
+        return "nsynth"
+    refuse_a_split_folder(path)
+    return "folders"
 
 
 def _kind(path: Path, layout: str) -> str:

@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from .errors import BuildError
+
 __all__ = ["FAMILIES", "SPLITS", "QUALITIES", "SOURCES", "MAX_TEXT", "Example", "check_text",
-           "write_split", "find_splits", "RENDERING", "unfinished_render"]
+           "write_split", "split_folder", "find_splits", "refuse_a_split_folder", "RENDERING", "unfinished_render"]
 
 #: The 11 instrument families in NSynth's order: ``FAMILIES[label]`` is the family name.
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed",
@@ -164,10 +166,42 @@ def check_text(entry: dict, key: str, *, longest: Optional[int] = MAX_TEXT):
         raise ValueError(f"{key} is not valid Unicode (a lone surrogate)") from None
 
 
-def find_splits(root) -> List[str]:
-    """The NSynth split names present under ``root`` (folders with an ``examples.json``)."""
+def split_folder(root, split: str) -> Optional[Path]:
+    """The folder of ``split`` under ``root``: ``SPLIT/``, or ``nsynth-SPLIT/`` as NSynth's
+    downloads unpack (``nsynth-train.jsonwav.tar.gz``), whichever holds an ``examples.json``;
+    ``None`` where neither does.
+
+    Raises
+    ------
+    BuildError
+        When both do: which one is the split would be a guess.
+    """
     root = Path(root)
-    return [s for s in SPLITS if (root / s / "examples.json").is_file()]
+    found = [root / name for name in (split, f"nsynth-{split}")
+             if (root / name / "examples.json").is_file()]
+    if len(found) > 1:
+        raise BuildError(f"{root}: both {split}/ and nsynth-{split}/ hold an examples.json; "
+                         f"which one is the {split} split? Move the other one out")
+    return found[0] if found else None
+
+
+def refuse_a_split_folder(path) -> None:
+    """Raise :class:`BuildError` when ``path`` is one split's folder (an ``examples.json`` at
+    its top) given where the folder holding the splits is expected, saying which to give."""
+    path = Path(path)
+    if not (path / "examples.json").is_file():
+        return
+    named = path.name in SPLITS or path.name in [f"nsynth-{s}" for s in SPLITS]
+    raise BuildError(f"{path}: holds an examples.json, so it is one split's folder; give the "
+                     f"folder holding the splits" + (
+                         f": {path.parent}" if named else
+                         f", with this one in it named train/, valid/ or test/ (or "
+                         f"nsynth-train/, ... as NSynth's downloads unpack)"))
+
+
+def find_splits(root) -> List[str]:
+    """The NSynth split names present under ``root`` (:func:`split_folder`)."""
+    return [s for s in SPLITS if split_folder(root, s) is not None]
 
 
 def unfinished_render(root) -> bool:

@@ -17,9 +17,10 @@ import numpy as np
 from .jsonstream import object_members
 from .errors import BuildError
 from .notes import Notes
-from .nsynth import SPLITS, Example, check_text, find_splits
+from .nsynth import (SPLITS, Example, check_text, find_splits, refuse_a_split_folder,
+                     split_folder)
 
-__all__ = ["read_split", "read_splits", "check_roots", "found_splits", "split_folders"]
+__all__ = ["read_split", "read_splits", "check_roots", "found_splits"]
 
 
 class _JsonObject(dict):
@@ -202,16 +203,12 @@ def found_splits(roots: Sequence[Path]) -> List[str]:
     for root in roots:
         splits = find_splits(root)
         if not splits:
-            raise BuildError(f"{root}: no split folder with an examples.json "
-                             f"(expected {', '.join(s + '/' for s in SPLITS)})")
+            refuse_a_split_folder(root)
+            raise BuildError(f"{root}: no split folder with an examples.json (expected "
+                             f"{', '.join(s + '/' for s in SPLITS)}, or nsynth-train/, ... as "
+                             f"NSynth's downloads unpack)")
         found.update(splits)
     return [s for s in SPLITS if s in found]
-
-
-def split_folders(roots: Sequence[Path], split: str) -> str:
-    """The split's folders, for messages."""
-    return " and ".join(str(root / split) for root in roots
-                        if (root / split / "examples.json").is_file())
 
 
 def read_splits(roots: Sequence[Path], split: str) -> Tuple[Notes, List[Tuple[str, str]]]:
@@ -226,7 +223,8 @@ def read_splits(roots: Sequence[Path], split: str) -> Tuple[Notes, List[Tuple[st
     """
     parts, problems = [], []
     for root in roots:
-        notes, found = (read_split(root / split) if (root / split / "examples.json").is_file()
+        folder = split_folder(root, split)
+        notes, found = (read_split(folder) if folder is not None
                         else (Notes.collect(root / split / "audio", ()), []))
         parts.append(notes)
         problems += found
@@ -234,7 +232,7 @@ def read_splits(roots: Sequence[Path], split: str) -> Tuple[Notes, List[Tuple[st
     shared = notes.repeated_names()
     if shared:
         i = shared[0]
-        a, b = (roots[notes.folder[j]] / split / "examples.json" for j in (i - 1, i))
+        a, b = (split_folder(roots[notes.folder[j]], split) / "examples.json" for j in (i - 1, i))
         raise BuildError(f"note {notes.names[i]!r} is in {a} and in {b} ({len(shared)} names of "
                          f"{split} are in two folders); a note's name must be unique across "
                          f"the NOTES folders: rename or leave out one of them")

@@ -418,6 +418,29 @@ def test_bad_root(tmp_path, setup, message):
         build_store(setup(tmp_path), tmp_path / "out", progress=False)
 
 
+
+def test_nsynth_s_download_folders_are_its_splits_and_one_split_s_folder_is_refused(tmp_path):
+    root = tmp_path / "nsynth"
+    made = {split: make_tone_split(root / f"nsynth-{split}", n, seed=k)
+            for k, (split, n) in enumerate([("train", 4), ("valid", 2), ("test", 2)])}
+    build_store(root, tmp_path / "s", jobs=1, progress=False)
+    for split, examples in made.items():
+        with h5py.File(tmp_path / "s" / f"{split}.h5") as f:
+            assert sorted(f["names"].asstr()[:]) == sorted(examples)
+            assert f["file"].asstr()[0].startswith(f"nsynth-{split}/audio/")
+            assert tuple(f["labels"].attrs["names"]) == FAMILIES  # not the folders' names
+    with pytest.raises(BuildError, match=r"nsynth-test: holds an examples.json, so it is one "
+                                         r"split's folder; give the folder holding the splits: "
+                                         + str(root)):
+        build_store(root / "nsynth-test", tmp_path / "t", progress=False)
+    shutil.copytree(root / "nsynth-test", tmp_path / "mine")
+    with pytest.raises(BuildError, match="with this one in it named train/"):
+        build_store(tmp_path / "mine", tmp_path / "t", progress=False)
+    shutil.copytree(root / "nsynth-test", root / "test")
+    with pytest.raises(BuildError, match="both test/ and nsynth-test/ hold an examples.json"):
+        build_store(root, tmp_path / "t", progress=False)
+    assert not (tmp_path / "t").exists()
+
 def test_unwritable_out(tone_root, tmp_path, monkeypatch):
     with monkeypatch.context() as m:  # refused before the inputs are read, and warned of
         m.setattr(featurestore.build, "read_inputs", lambda *a, **k: pytest.fail("read"))
