@@ -3,6 +3,7 @@ paths timbremap writes, and the feature and training settings they give."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from featurestore.errors import TimbremapError
@@ -116,10 +117,14 @@ def given_settings(args) -> dict:
     return given
 
 
-def train_config(args):
-    """The :class:`training.config.TrainConfig` of ``train``'s command line."""
+def train_config(args, started=None):
+    """The :class:`training.config.TrainConfig` of ``train``'s command line; on ``--resume``,
+    the settings the run ``started`` with and those given (:func:`resume_conflicts` holds them
+    to the run's, but for :data:`training.config.RESUMABLE`), so that a resumable setting
+    given at its default is taken too (:meth:`training.config.TrainConfig.resumed`)."""
     from training.config import TrainConfig
-    return TrainConfig(**given_settings(args))
+    given = given_settings(args)
+    return TrainConfig(**given) if started is None else dataclasses.replace(started, **given)
 
 
 def resume_conflicts(given: dict, started) -> list:
