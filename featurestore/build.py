@@ -345,6 +345,8 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
                                             for label in notes.label})
     roots, new, held = grow.on_all_roots(growing, read.roots, held)
     grow.refuse_held_elsewhere(new, held, roots)
+    if read.drawn:  # where the build draws splits, a held note stays in its own
+        new = grow.not_in_other_splits(new, held)
     check_splits_apart([(split, mine.notes) for split, mine in held.items()]
                        + [(split, notes) for split, (notes, _) in new.items()],
                        layout=read.layout)
@@ -356,6 +358,8 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
         mine = held.get(split)
         if mine is not None:
             notes, problems = grow.not_held(notes, problems, held, roots, split)
+        elif not (notes or problems):  # a new split left nothing (held in the others)
+            continue
         if not (notes or problems) and mine.labels == labels and "train" not in changed \
                 and set(mine.notes.meta) >= columns:
             train_stats = mine.summary if split == "train" else train_stats

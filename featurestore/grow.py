@@ -46,7 +46,7 @@ from .store import open_split, split_path
 
 __all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "columns",
            "all_roots", "rooted", "recorded_inputs", "recorded_params", "grown_labels",
-           "check_addable", "refuse_held_elsewhere", "not_held"]
+           "check_addable", "refuse_held_elsewhere", "not_in_other_splits", "not_held"]
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +286,30 @@ def not_held(notes: Optional[Notes], problems: list, held: Dict[str, Held], root
                     "store keeps those notes as they are", split,
                     counted(len(refused), "input"), *refused[0])
     return notes, [(name, why) for name, why in problems if name not in anywhere]
+
+
+def not_in_other_splits(new: Dict[str, Tuple[Notes, list]], held: Dict[str, Held]
+                        ) -> Dict[str, Tuple[Notes, list]]:
+    """``new`` (as :func:`on_all_roots` gives it) without the notes whose files another split
+    holds, warned of: the inputs now give them another split (other fractions, or the split
+    folders an older version did not read as such), and they stay where they are, as a
+    store's notes never move."""
+    elsewhere = {(k, file): split for split, mine in held.items()
+                 for k, file in zip(mine.notes.folder, mine.notes.files)}
+    kept = {}
+    for split, (notes, problems) in new.items():
+        moved = [i for i, key in enumerate(zip(notes.folder, notes.files))
+                 if elsewhere.get(key, split) != split]
+        if moved:
+            i = moved[0]
+            log.warning("%s: %s the store holds in another split %s this one by the inputs "
+                        "now (first: %s, held in %s); they stay where they are (--overwrite "
+                        "puts every note where the inputs say)", split,
+                        counted(len(moved), "note"), "is given" if len(moved) == 1 else
+                        "are given", notes.names[i], elsewhere[notes.folder[i], notes.files[i]])
+            notes = notes.take(sorted(set(range(len(notes))) - set(moved)))
+        kept[split] = notes, problems
+    return kept
 
 
 def _warn_of_new_labels(notes: Notes, held: Notes, split: str):

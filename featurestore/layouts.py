@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import BuildError
+from .errors import BuildError, counted
 from .nsynth import (FAMILIES, QUALITIES, RENDERING, SPLITS, find_splits,
                      refuse_a_split_folder, split_folder, unfinished_render)
 from .rows import AUDIO_SUFFIXES, Row, folder_rows, manifest_rows
@@ -216,25 +216,47 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
     return inputs
 
 
-def _group(row: Row, group_by: Optional[re.Pattern]) -> str:
+def _group(row: Row, group_by: Optional[re.Pattern], twins: set) -> str:
     """A row's group: its own (a manifest's ``group``), else what ``group_by`` matches in its
     file's name, or in its path where the pattern holds a ``/`` (below the split folder, its
-    class folder first, or as a manifest writes it), else the file itself."""
+    class folder first, or as a manifest writes it), else the file itself, but for the
+    ending where another file shares the rest of its path (``twins``)."""
     if row.group:
         return row.group
     if group_by is not None:
-        found = group_by.search(row.file if "/" in group_by.pattern else Path(row.file).name)
+        found = group_by.search(row.name if "/" in group_by.pattern else Path(row.file).name)
         group = found and (found.group(1) if found.re.groups else found.group(0))
         if group:  # no match, an optional group left out or an empty match: the file alone
             return group
-    return row.file
+    stem = os.path.splitext(row.file)[0]
+    return stem if stem in twins else row.file
+
+
+def _twins(rows: Sequence[Row]) -> set:
+    """The paths (without their endings) of files that share one with another file, in
+    another format or its ending's case (``a.wav``, ``a.flac``, ``a.WAV``), warned of: the
+    same recording twice, which is kept in one split."""
+    stems: Dict[str, List[str]] = defaultdict(list)
+    for row in rows:
+        if not row.problem:
+            stems[os.path.splitext(row.file)[0]].append(row.file)
+    twins = {stem for stem, files in stems.items() if len(files) > 1}
+    if twins:
+        first = stems[min(twins)]
+        log.warning("%s share their name but for the ending with another (first: %s): the "
+                    "same recording in two formats? Each is a note, the files of a name kept "
+                    "in one split; keep one of them", counted(sum(len(stems[s]) for s in twins),
+                                                               "file"), ", ".join(first))
+    return twins
 
 
 def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
                options: InputOptions) -> Inputs:
     """The notes of every split from each root's rows (drawing splits where none is given)."""
     group_by = re.compile(options.group_by) if options.group_by else None
-    grouped = [(k, row, _group(row, group_by)) for k, rows in enumerate(rows_of) for row in rows]
+    twins = [_twins(rows) for rows in rows_of]
+    grouped = [(k, row, _group(row, group_by, twins[k])) for k, rows in enumerate(rows_of)
+               for row in rows]
     unmatched = sum(1 for _, row, group in grouped
                     if group_by is not None and not row.group and group == row.file)
     if unmatched:
@@ -255,7 +277,10 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
     drawn = 0
     for k, row, group in grouped:
         split = row.split
-        if not split and len(given[group]) == 1:  # with the rest of its group
+        if row.draws_valid:  # a file of train's folder, where valid's is missing
+            split = drawn_split(group, options.valid_fraction, 0)
+            drawn += not row.problem
+        elif not split and len(given[group]) == 1:  # with the rest of its group
             split = next(iter(given[group]))
         elif not split:
             split = drawn_split(group, options.valid_fraction, options.test_fraction)
@@ -267,8 +292,8 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
     if drawn:
         _check_drawn(roots, by_split, options)
     labels = tuple(sorted({row.label for rows in by_split.values() for _, row, _ in rows}))
-    inputs = Inputs(layout, roots, labels, drawn=any(not row.split and not row.problem
-                                                     for _, row, _ in grouped))
+    inputs = Inputs(layout, roots, labels, drawn=any((not row.split or row.draws_valid)
+                                                     and not row.problem for _, row, _ in grouped))
     columns = sorted({key for _, row, _ in grouped for key in row.meta})  # in every split
     for split in SPLITS:
         if split not in by_split and split not in problems:

@@ -17,8 +17,8 @@ from typing import Callable, Dict, Iterator, List, Optional
 from .errors import BuildError, counted
 from .nsynth import SPLITS, check_text
 
-__all__ = ["AUDIO_SUFFIXES", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS", "Row", "audio_files",
-           "folder_rows", "manifest_rows"]
+__all__ = ["AUDIO_SUFFIXES", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS", "SPLIT_FOLDERS", "Row",
+           "audio_files", "folder_rows", "manifest_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,11 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".ai
 #: A manifest's columns, and those it may have besides; any other is kept as metadata text.
 MANIFEST_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = ("split", "group")
+#: The names a split folder of the folder layout goes by (in any case): NSynth's, and those
+#: datasets often use.
+SPLIT_FOLDERS = {"train": "train", "training": "train", "valid": "valid",
+                 "validation": "valid", "val": "valid", "dev": "valid", "test": "test",
+                 "testing": "test"}
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Row:
     group: str = ""    # '' to take from group_by or the file
     meta: Dict[str, str] = field(default_factory=dict)
     problem: str = ""  # why it cannot be used
+    draws_valid: bool = False  # a train folder's file, drawn into valid where no folder is
 
     def __post_init__(self):  # one label however its letters are composed: a folder named on
         self.label = unicodedata.normalize("NFC", self.label)  # macOS is NFD, a typed one NFC
@@ -91,30 +97,55 @@ def audio_files(folder: Path, unreadable: Optional[Callable[[Path, str], None]] 
                 yield Path(dirpath) / filename
 
 
+def split_folders(root: Path) -> Dict[str, Path]:
+    """``split -> folder`` for the split folders below ``root`` (named as
+    :data:`SPLIT_FOLDERS` says, in any case), in NSynth's order.
+
+    Raises
+    ------
+    BuildError
+        Two folders of one split (``val/`` and ``valid/``).
+    """
+    found: Dict[str, List[Path]] = {}
+    for entry in sorted(root.iterdir()):
+        split = SPLIT_FOLDERS.get(entry.name.casefold())
+        if split and entry.is_dir():
+            found.setdefault(split, []).append(entry)
+    for split, folders in found.items():
+        if len(folders) > 1:
+            raise BuildError(f"{root}: {' and '.join(f.name + '/' for f in folders)} are both "
+                             f"read as the {split} split; which one is it? Move the other out")
+    return {split: found[split][0] for split in SPLITS if split in found}
+
+
 def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
     """Every audio file below ``root``'s class folders, split folders or not (``told``: the
-    layout was given, not told by what the folder holds)."""
-    given = [s for s in SPLITS if (root / s).is_dir()]
+    layout was given, not told by what the folder holds). With a ``train`` folder and no
+    ``valid`` one, valid is drawn from train's files (:attr:`Row.draws_valid`), as training needs
+    one."""
+    folders = split_folders(root)
+    draws = "train" in folders and "valid" not in folders
+    if folders and draws:
+        log.info("%s: no valid folder: valid is drawn from the groups of %s's files "
+                 "(--valid-fraction)", root, folders["train"].name)
     left = sorted(entry.name for entry in root.iterdir() if not entry.name.startswith(".")
-                  and (entry.is_dir() and given and entry.name not in SPLITS
+                  and (entry.is_dir() and folders and entry not in folders.values()
                        or entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES))
     if left:
         log.warning("%s: %d entries outside the class folders%s are not read (first: %s)",
-                    root, len(left), " of its split folders" if given else "", left[0])
+                    root, len(left), " of its split folders" if folders else "", left[0])
     rows, classes = [], set()
-    for split in given or [""]:
-        top = root / split if split else root
+    for split in folders or [""]:
+        top = folders[split] if split else root
         loose = sum(1 for entry in top.iterdir() if not entry.name.startswith(".")
                     and entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES)
         if split and loose:
             log.warning("%s: %d audio files directly in a split folder are not read (a split "
-                        "folder holds class folders; a class cannot be named %s: rename it, "
-                        "or list the files in a manifest)", top, loose,
-                        f"{', '.join(SPLITS[:-1])} or {SPLITS[-1]}")
+                        "folder holds class folders; a class folder cannot have a split "
+                        "folder's name, such as train, val or test: rename it, or list the "
+                        "files in a manifest)", top, loose)
         for label_dir in sorted(top.iterdir()):
             if label_dir.name.startswith(".") or not label_dir.is_dir():
-                continue
-            if not split and label_dir.name in SPLITS:
                 continue
             classes.add(unicodedata.normalize("NFC", label_dir.name))  # as a Row's label
 
@@ -125,7 +156,7 @@ def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
 
             for path in audio_files(label_dir, unreadable):
                 row = Row(path.relative_to(top).as_posix(), path.relative_to(root).as_posix(),
-                          label_dir.name, split)
+                          label_dir.name, split, draws_valid=draws and split == "train")
                 try:
                     check_text({"file name": row.file}, "file name")
                     _check_label(row.label, "the class folder's name")

@@ -2,6 +2,7 @@
 manifests, drawn splits by group, the store's own label set, and recordings cut into windows."""
 from __future__ import annotations
 
+import logging
 import shutil
 
 import h5py
@@ -54,6 +55,59 @@ def test_class_folders_with_splits(tmp_path):
     with h5py.File(tmp_path / "store" / "test.h5", "r") as f:  # the same set in every split
         assert schema.read_label_names(f) == CLASSES
 
+
+def test_split_folders_go_by_datasets_names_and_valid_is_drawn_from_train_without_one(
+        tmp_path, caplog):
+    root = _class_folders(tmp_path / "set", per_class=20)
+    for was, now in (("train", "Training"), ("valid", "val"), ("test", "TEST")):
+        (root / was).rename(root / now)
+    read = read_inputs([root])
+    assert read.labels == CLASSES and not read.drawn  # the folders are splits, not classes
+    assert [len(read.splits[s][0]) for s in ("train", "valid", "test")] == [42, 9, 9]
+    (root / "validation").mkdir()
+    with pytest.raises(BuildError, match=r"set: val/ and validation/ are both read as the valid "
+                                         r"split; which one is it\? Move the other out"):
+        read_inputs([root])
+    (root / "validation").rmdir()
+    shutil.rmtree(root / "val")  # train/ and test/, as many datasets come: valid drawn
+    caplog.set_level(logging.INFO)
+    read = read_inputs([root], InputOptions(valid_fraction=0.3))
+    assert "no valid folder: valid is drawn from the groups of Training's files" in caplog.text
+    train, valid, test = (read.splits[s][0] for s in ("train", "valid", "test"))
+    assert read.drawn and len(train) + len(valid) == 42 and len(valid) > 5
+    assert all(f.startswith("Training/") for f in valid.files) and len(test) == 9
+    assert valid.files == [f for f in valid.files if drawn_split(f, 0.3, 0) == "valid"]
+
+
+def test_one_recording_in_two_formats_is_warned_of_and_kept_in_one_split(tmp_path, caplog):
+    for i in range(40):
+        for ending in (".wav", ".flac") if i % 2 else (".wav",):
+            _wav(tmp_path / "set" / "cello" / f"take{i}{ending}")
+    read = read_inputs([tmp_path / "set"], InputOptions(valid_fraction=0.3,
+                                                        test_fraction=0.3))
+    assert "40 files share their name but for the ending with another (first: " \
+           "cello/take1.flac, cello/take1.wav): the same recording in two formats?" in caplog.text
+    where = {name: split for split, (notes, _) in read.splits.items() for name in notes.names}
+    assert len(where) == 60 and len(set(where.values())) == 3
+    assert all(where[f"cello/take{i}.flac"] == where[f"cello/take{i}.wav"]
+               for i in range(1, 40, 2))
+
+
+def test_add_leaves_a_held_note_in_its_split_where_the_inputs_now_draw_it_elsewhere(
+        tmp_path, caplog):
+    root = _class_folders(tmp_path / "set", per_class=20)
+    shutil.rmtree(root / "valid")
+    store = tmp_path / "store"
+    build_store(root, store, jobs=1, progress=False, inputs=InputOptions(valid_fraction=0))
+    for split in ("train", "test"):  # as a build that drew no valid from train left it
+        with h5py.File(store / f"{split}.h5", "r+") as f:
+            f.attrs["input_valid_fraction"] = 0.1
+    caplog.clear()
+    reports = build_store(root, store, jobs=1, progress=False, add=True)
+    assert {r.split: r.status for r in reports} == {"train": "kept", "test": "kept"}
+    assert "notes the store holds in another split are given this one by the inputs now " \
+           "(first: cello/take" in caplog.text and "held in train)" in caplog.text
+    assert not (store / "valid.h5").exists()
 
 def test_a_file_in_two_splits_is_named_in_a_warning(tmp_path, caplog):
     root = _class_folders(tmp_path / "set")
@@ -176,8 +230,9 @@ def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
     with pytest.raises(BuildError, match=r"set: no audio files in class folders \(ROOT/LABEL"):
         read_inputs([tmp_path / "set"], InputOptions(layout="folders"))  # said: not NSynth's
     assert (f"{tmp_path / 'set' / 'train'}: 3 audio files directly in a split folder are not "
-            f"read (a split folder holds class folders; a class cannot be named train, valid "
-            f"or test: rename it, or list the files in a manifest)") in caplog.text
+            f"read (a split folder holds class folders; a class folder cannot have a split "
+            f"folder's name, such as train, val or test: rename it, or list the files in a "
+            f"manifest)") in caplog.text
 
 
 def test_a_label_of_no_note_a_class_folder_of_no_audio_and_no_valid_split_are_warned_of(
@@ -201,8 +256,10 @@ def test_a_label_of_no_note_a_class_folder_of_no_audio_and_no_valid_split_are_wa
     build_store(root, tmp_path / "part", jobs=1, progress=False, splits=["valid"])
     assert "no split holds" not in caplog.text  # the others are still to be built
     shutil.rmtree(root / "valid")
-    build_store(root, tmp_path / "third", jobs=1, progress=False)
-    assert f"{tmp_path / 'third'}: no valid split: 'timbremap train' needs one" in caplog.text
+    build_store(root, tmp_path / "third", jobs=1, progress=False,
+                inputs=InputOptions(valid_fraction=0))  # none drawn from train's folder
+    assert f"{tmp_path / 'third'}: no valid split: 'timbremap train' needs one, to pick its " \
+           f"best epoch and when to stop (draw one with --valid-fraction above 0)" in caplog.text
 
 
 def test_a_split_that_is_a_copy_of_train_is_warned_of_and_a_renamed_one_shown(
