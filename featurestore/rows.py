@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 from .errors import BuildError, counted
 from .nsynth import SPLITS, check_text
 
-__all__ = ["AUDIO_SUFFIXES", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS", "SPLIT_FOLDERS", "Row",
+__all__ = ["AUDIO_SUFFIXES", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS", "SPLIT_NAMES", "Row",
            "audio_files", "folder_rows", "manifest_rows"]
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,9 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".ai
 #: A manifest's columns, and those it may have besides; any other is kept as metadata text.
 MANIFEST_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = ("split", "group")
-#: The names a split folder of the folder layout goes by (in any case): NSynth's, and those
-#: datasets often use.
-SPLIT_FOLDERS = {"train": "train", "training": "train", "valid": "valid",
+#: The names a split goes by, as a folder of the folder layout or a manifest's ``split`` (in
+#: any case): NSynth's, and those datasets often use.
+SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid",
                  "validation": "valid", "val": "valid", "dev": "valid", "test": "test",
                  "testing": "test"}
 
@@ -99,7 +99,7 @@ def audio_files(folder: Path, unreadable: Optional[Callable[[Path, str], None]] 
 
 def split_folders(root: Path) -> Dict[str, Path]:
     """``split -> folder`` for the split folders below ``root`` (named as
-    :data:`SPLIT_FOLDERS` says, in any case), in NSynth's order.
+    :data:`SPLIT_NAMES` says, in any case), in NSynth's order.
 
     Raises
     ------
@@ -108,7 +108,7 @@ def split_folders(root: Path) -> Dict[str, Path]:
     """
     found: Dict[str, List[Path]] = {}
     for entry in sorted(root.iterdir()):
-        split = SPLIT_FOLDERS.get(entry.name.casefold())
+        split = SPLIT_NAMES.get(entry.name.casefold())
         if split and entry.is_dir():
             found.setdefault(split, []).append(entry)
     for split, folders in found.items():
@@ -259,6 +259,7 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
         value = entry.get(key)
         return "" if value is None else str(value).strip()
     written, label, split = text("path"), text("label"), text("split")
+    split = SPLIT_NAMES.get(split.casefold(), split)
     file = _as_on_disk(path.parent, written)
     row = Row(written or f"(line {line})", file, label, split, text("group"),
               {key: text(key) for key in extra})
@@ -281,7 +282,8 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
     elif not label:
         row.problem = f"line {line}: empty label"
     elif split and split not in SPLITS:
-        row.problem = f"line {line}: unknown split {split!r} (expected {', '.join(SPLITS)})"
+        row.problem = (f"line {line}: unknown split {split!r} (expected {', '.join(SPLITS)}, "
+                       f"or {', '.join(n for n in SPLIT_NAMES if n not in SPLITS)}; empty: drawn)")
         row.split = "train"  # recorded in train's /skipped
     elif _same_file(path, file) in seen:
         first, first_label = seen[_same_file(path, file)]

@@ -387,8 +387,9 @@ def test_manifest_rows_metadata_and_bad_rows(tmp_path):
     for i in range(8):
         _wav(data / "clips" / f"c{i}.flac", seconds=0.5 + i * 0.5, k=i % 2)
     rows = ["path,label,split,group,mic,take"]
-    rows += [f"clips/c{i}.flac,{'violin' if i % 2 else 'voice'},{('train', 'valid')[i // 6]},"
-             f"g{i},mic{i % 3},{i}" for i in range(8)]
+    spelt = ("train", "Train", "training", "TRAIN", "train", "train", "validation", "Val")
+    rows += [f"clips/c{i}.flac,{'violin' if i % 2 else 'voice'},{spelt[i]},"
+             f"g{i},mic{i % 3},{i}" for i in range(8)]  # splits as datasets spell them
     rows += ["clips/missing.wav,violin,train,,,",       # no such file
              "clips/c0.flac,voice,train,,,",            # given again
              "clips/c1.flac,,train,,,",                 # empty label... and given again
@@ -406,7 +407,8 @@ def test_manifest_rows_metadata_and_bad_rows(tmp_path):
         assert f[schema.GROUP].asstr()[:].tolist() == [f"g{i}" for i in range(6)]
         skipped = dict(f[schema.SKIPPED].asstr()[:].tolist())
         assert "no such file" in skipped["clips/missing.wav"]
-        assert "unknown split 'tset'" in skipped["clips/c2.flac"]
+        assert "unknown split 'tset' (expected train, valid, test, or training, validation, " \
+               "val, dev, testing; empty: drawn)" in skipped["clips/c2.flac"]
         assert f.attrs["input_layout"] == "manifest"
         assert schema.read_audio_paths(f)[0] == (data / "clips" / "c0.flac").resolve()
     with h5py.File(tmp_path / "store" / "valid.h5", "r") as f:
