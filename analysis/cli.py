@@ -95,7 +95,7 @@ def cmd_build(args):
         raise CommandError("give the NOTES folders and the STORE folder (or --manifest FILE.csv "
                            "and the STORE folder)")
     given = {name: getattr(args, name) for name in
-             ("layout", "group_by", "windows", "valid_fraction", "test_fraction")
+             ("layout", "group_by", "windows", "valid_fraction", "test_fraction", "columns")
              if getattr(args, name) is not None}
     if args.manifest:
         given["layout"] = "manifest"

@@ -132,19 +132,19 @@ def _build(add_command):
                                 "inputs each split holds the notes of that split of every "
                                 "input; a note name two inputs share is refused. Resumes an "
                                 "interrupted build.")
-    p.add_argument("paths", type=local_path, nargs="+", metavar="NOTES... STORE",
-                   help="the input folders, one or more (none with --manifest), then the "
-                        "store folder")
+    p.add_argument("paths", type=local_path, nargs="+", metavar="NOTES... STORE", help="the "
+                   "input folders, one or more (none with --manifest), then the store folder")
     d = InputOptions()
     g = p.add_argument_group("inputs (recorded in the store's attrs; with --add, the store's "
                              "unless given)")
-    g.add_argument("--layout", choices=LAYOUTS,
-                   help="auto (default): nsynth where NOTES/SPLIT/examples.json exists, else "
-                        "folders (one folder per class)")
+    g.add_argument("--layout", choices=LAYOUTS, help="auto (default): nsynth where "
+                   "NOTES/SPLIT/examples.json exists, else folders (one folder per class)")
     g.add_argument("--manifest", type=local_path, action="append", metavar="FILE.csv",
-                   help="read this CSV (columns path,label and optionally split, group; other "
-                        "columns kept as metadata); paths are relative to its folder; may be "
-                        "given more than once")
+                   help="read this CSV (columns path,label and optionally split, group, or as "
+                        "--columns names them; others kept as metadata); paths are relative "
+                        "to its folder; may be given more than once")
+    g.add_argument("--columns", metavar="ROLE=COLUMN,...", help="the manifest's columns that "
+                   "give path, label, split, group: path=filename,label=category")
     g.add_argument("--group-by", metavar="REGEX",
                    help="what this regular expression matches in a file's name (path, if "
                         "it holds a /; its first group, if any) is the file's group: files "

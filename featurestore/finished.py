@@ -145,7 +145,7 @@ def input_differences(recorded, now: dict, *, drawn: bool) -> Tuple[str, str]:
     def shown(key, value):  # as the option: input_windows 0.0 is no --windows
         name = key[len(INPUT_PREFIX):]
         option = "--" + name.replace("_", "-")
-        if name in ("windows", "group_by") and not value:
+        if name in ("windows", "group_by", "columns") and not value:
             return f"no {option}"
         return f"{option} {shlex.quote(value)}" if isinstance(value, str) else f"{option} {value:g}"
     other = [key for key in now if key in recorded and recorded[key] != now[key]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 from .errors import BuildError
 from .windows import check_hop
 
-__all__ = ["LAYOUTS", "ATTR_PREFIX", "InputOptions"]
+__all__ = ["LAYOUTS", "ROLES", "ATTR_PREFIX", "InputOptions"]
 
 LAYOUTS = ("auto", "nsynth", "folders", "manifest")
+#: What a manifest's columns give, in the order ``columns`` is written: ``path`` and ``label``
+#: it must have, ``split`` and ``group`` it may.
+ROLES = ("path", "label", "split", "group")
 #: The attrs prefix of :class:`InputOptions` in a split file.
 ATTR_PREFIX = "input_"
 
@@ -36,6 +39,9 @@ class InputOptions:
         records).
     valid_fraction, test_fraction : float
         Shares of the groups that drawn splits give to valid and test.
+    columns : str, optional
+        A manifest's columns that give a note's :data:`ROLES`, where they are not named so:
+        ``'path=filename,label=category'`` (kept in the order of :data:`ROLES`).
     """
 
     layout: str = "auto"
@@ -43,10 +49,15 @@ class InputOptions:
     windows: Optional[float] = None
     valid_fraction: float = 0.1
     test_fraction: float = 0.1
+    columns: Optional[str] = None
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise BuildError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.columns is not None:
+            named = self.column_names  # checked
+            object.__setattr__(self, "columns", ",".join(
+                f"{role}={named[role]}" for role in ROLES if role in named) or None)
         if self.group_by == "":
             raise BuildError("--group-by '': an empty expression groups nothing; leave the "
                              "option out to make each file its own group")
@@ -69,6 +80,27 @@ class InputOptions:
             raise BuildError(f"valid_fraction and test_fraction must leave groups for train "
                              f"(a sum below 1), got {self.valid_fraction} + {self.test_fraction}")
 
+    @property
+    def column_names(self) -> Dict[str, str]:
+        """``role -> column`` of :attr:`columns` (empty: each role's column is named so)."""
+        if not self.columns:
+            return {}
+        named: Dict[str, str] = {}
+        for part in self.columns.split(","):
+            role, equals, column = (text.strip() for text in part.partition("="))
+            if role not in ROLES or not equals or not column:
+                raise BuildError(f"--columns {self.columns!r}: {part.strip()!r} is not ROLE="
+                                 f"COLUMN with ROLE one of {', '.join(ROLES)} (for example "
+                                 f"path=filename,label=category)")
+            if role in named:
+                raise BuildError(f"--columns {self.columns!r}: {role} is given twice")
+            named[role] = column
+        twice = sorted(c for c in set(named.values()) if list(named.values()).count(c) > 1)
+        if twice:
+            raise BuildError(f"--columns {self.columns!r}: the column {twice[0]!r} gives two "
+                             f"roles; each role needs a column of its own")
+        return named
+
     @classmethod
     def from_attrs(cls, attrs) -> "InputOptions":
         """The options a split file records (:meth:`to_attrs`); NSynth's layout and the
@@ -80,7 +112,8 @@ class InputOptions:
                    group_by=str(value("group_by", "")) or None,
                    windows=float(value("windows", 0.0)) or None,
                    valid_fraction=float(value("valid_fraction", cls.valid_fraction)),
-                   test_fraction=float(value("test_fraction", cls.test_fraction)))
+                   test_fraction=float(value("test_fraction", cls.test_fraction)),
+                   columns=str(value("columns", "")) or None)
 
     def to_attrs(self, layout: str) -> dict:
         """The attrs that record how the notes were read (``layout`` as detected)."""
@@ -88,4 +121,5 @@ class InputOptions:
                 ATTR_PREFIX + "group_by": self.group_by or "",
                 ATTR_PREFIX + "windows": self.windows or 0.0,
                 ATTR_PREFIX + "valid_fraction": self.valid_fraction,
-                ATTR_PREFIX + "test_fraction": self.test_fraction}
+                ATTR_PREFIX + "test_fraction": self.test_fraction,
+                ATTR_PREFIX + "columns": self.columns or ""}

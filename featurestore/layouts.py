@@ -183,6 +183,9 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
         what = "a folder" if wrong[0].is_dir() else "not a regular file"
         raise BuildError(f"{wrong[0]}: " + (f"a manifest is a CSV file; this is {what}"
                                             if layout == "manifest" else "not a folder"))
+    if options.columns and layout != "manifest":
+        raise BuildError(f"--columns {options.columns}: names a manifest's columns; these "
+                         f"inputs are {_kind(paths[0], layout)}")
     if layout == "nsynth":
         if options.group_by is not None:
             raise BuildError("--group-by: NSynth's layout gives each note's split; group_by "
@@ -199,7 +202,7 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
         rows, listed = [[] for _ in roots], [{} for _ in roots]  # a folder's paths: manifest
         for p in paths:
             k = roots.index(p.resolve().parent)
-            for row in manifest_rows(p):
+            for row in manifest_rows(p, options.column_names):
                 other = listed[k].setdefault(row.file, p) if row.file else p
                 if other != p:
                     raise BuildError(f"{row.name!r} is listed by {other} and by {p}; a file is "

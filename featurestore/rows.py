@@ -183,8 +183,11 @@ def _line_breaks(entry: dict) -> int:
     return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
-def manifest_rows(path: Path) -> List[Row]:
-    """The rows of a manifest CSV, each checked: a row that cannot be used gets its problem."""
+def manifest_rows(path: Path, names: Optional[Dict[str, str]] = None) -> List[Row]:
+    """The rows of a manifest CSV, each checked: a row that cannot be used gets its problem.
+    ``names``: ``role -> column`` for the roles (``path``, ``label``, ``split``, ``group``)
+    whose columns are named otherwise (:attr:`InputOptions.column_names`)."""
+    names = names or {}
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
     except OSError as err:
@@ -194,11 +197,9 @@ def manifest_rows(path: Path) -> List[Row]:
         reader = csv.DictReader(fh, strict=True)  # a stray or unclosed quote is an error
         try:
             columns = [c.strip() for c in reader.fieldnames or []]
-            missing = [c for c in MANIFEST_COLUMNS if c not in columns]
-            if missing:
-                raise BuildError(f"{path}: no {', '.join(missing)} column (a manifest has the "
-                                 f"columns path,label and optionally split, group; found: "
-                                 f"{', '.join(columns) or 'no header'})")
+            _check_named(path, columns, names)
+            role = {column: r for r, column in names.items()}
+            columns = [role.get(c, c) for c in columns]  # each role's column named as the role
             reader.fieldnames = columns
             extra = [c for c in columns if c not in MANIFEST_COLUMNS + OPTIONAL_COLUMNS]
             _check_columns(path, columns, extra)
@@ -235,6 +236,23 @@ def _not_utf8(path: Path, block: int = 1 << 20) -> str:
                 return "not UTF-8 text"
             line += data.count(b"\n")
             offset += len(data)
+
+
+def _check_named(path: Path, columns: List[str], names: Dict[str, str]):
+    """Refuse a header without a column for ``path`` or ``label``, or with a column named as a
+    role whose column is another (``names``: ``role -> column``)."""
+    given = f" (--columns {','.join(f'{r}={c}' for r, c in names.items())})" if names else ""
+    missing = [names.get(r, r) for r in MANIFEST_COLUMNS + OPTIONAL_COLUMNS
+               if names.get(r, r) not in columns and (r in MANIFEST_COLUMNS or r in names)]
+    if missing:
+        raise BuildError(f"{path}: no {', '.join(missing)} column{given} (a manifest has the "
+                         f"columns path,label and optionally split, group, or says which of "
+                         f"its columns give them with --columns path=COLUMN,label=COLUMN; "
+                         f"found: {', '.join(columns) or 'no header'})")
+    clash = [r for r in names if r in columns and names[r] != r]
+    if clash:
+        raise BuildError(f"{path}: has a column named {clash[0]!r}, and{given} takes the "
+                         f"{clash[0]} from {names[clash[0]]!r}: rename that column")
 
 
 def _check_columns(path: Path, columns: List[str], extra: List[str]):

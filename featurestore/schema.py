@@ -59,7 +59,7 @@ root attrs         ``feature_*``: every parameter that shapes the features
                    (:class:`featurestore.params.FeatureParams`); ``input_*``: how the notes
                    were read (:class:`featurestore.layouts.InputOptions`: ``input_layout``,
                    ``input_group_by``, ``input_windows`` (0: none), ``input_valid_fraction``,
-                   ``input_test_fraction``); ``split``, ``n_examples``,
+                   ``input_test_fraction``, ``input_columns``); ``split``, ``n_examples``,
                    ``timbremap_version``, ``schema_version`` (:data:`SCHEMA_VERSION`:
                    a later version that changes this layout writes a higher one, which this
                    version refuses), ``source_root`` (the first NOTES folder; see

@@ -2,6 +2,7 @@
 manifests, drawn splits by group, the store's own label set, and recordings cut into windows."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 
@@ -466,6 +467,41 @@ def test_manifest_without_what_it_needs(tmp_path, text, message):
     manifest.write_text(text)
     with pytest.raises(BuildError, match=f"m.csv: {message}"):
         read_inputs([manifest])
+
+
+def test_a_manifests_columns_named_otherwise_are_given_by_columns(tmp_path):
+    for i in range(6):
+        _wav(tmp_path / f"{i}-a.wav", k=i % 2)
+    manifest = tmp_path / "esc.csv"  # as ESC-50's meta/esc50.csv names its columns
+    manifest.write_text("filename,fold,category,src_file\n" + "".join(
+        f"{i}-a.wav,{i % 3},{'dog rain'.split()[i % 2]},{i // 2}\n" for i in range(6)))
+    options = InputOptions(columns=" group=src_file, path=filename,label=category")
+    assert options.columns == "path=filename,label=category,group=src_file"  # in role order
+    assert InputOptions.from_attrs(options.to_attrs("manifest")) == \
+        dataclasses.replace(options, layout="manifest")
+    read = read_inputs([manifest], dataclasses.replace(options, valid_fraction=0.4))
+    notes = [n for notes, _ in read.splits.values() for n in [notes]]
+    assert read.labels == ("dog", "rain")
+    assert sorted(name for n in notes for name in n.names) == [f"{i}-a.wav" for i in range(6)]
+    assert all(set(n.group) <= {"0", "1", "2"} and sorted(n.meta) == ["fold"] for n in notes)
+    with pytest.raises(BuildError, match=r"esc.csv: no path, label column .*give them with "
+                                         r"--columns path=COLUMN,label=COLUMN; found: filename"):
+        read_inputs([manifest])
+    with pytest.raises(BuildError, match=r"no file column \(--columns path=file,label=category"):
+        read_inputs([manifest], InputOptions(columns="path=file,label=category"))
+    with pytest.raises(BuildError, match=r"--columns path=filename,label=category,group="
+                                         r"src_file: names a manifest's columns; these inputs "
+                                         r"are class folders"):
+        read_inputs([tmp_path], options)
+    for columns, message in (("lable=category", "'lable=category' is not ROLE=COLUMN"),
+                             ("path=a,path=b", "path is given twice"),
+                             ("path=a,label=a", "the column 'a' gives two roles")):
+        with pytest.raises(BuildError, match=f"--columns '{columns}': {message}"):
+            InputOptions(columns=columns)
+    manifest.write_text(manifest.read_text().replace("fold", "label"))
+    with pytest.raises(BuildError, match=r"esc.csv: has a column named 'label', and \(--columns "
+                                         r".*\) takes the label from 'category': rename that"):
+        read_inputs([manifest], options)
 
 
 def test_a_manifests_free_text_may_be_long_and_its_names_may_not(tmp_path):
