@@ -295,6 +295,7 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
     if drawn:
         _check_drawn(roots, by_split, options)
     labels = tuple(sorted({row.label for rows in by_split.values() for _, row, _ in rows}))
+    _warn_of_labels_alike(labels)
     inputs = Inputs(layout, roots, labels, drawn=any((not row.split or row.draws_valid)
                                                      and not row.problem for _, row, _ in grouped))
     columns = sorted({key for _, row, _ in grouped for key in row.meta})  # in every split
@@ -309,6 +310,20 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
         _refuse_shared_names(notes, roots, split)
         inputs.splits[split] = notes, sorted(problems.get(split, []))
     return inputs
+
+
+def _warn_of_labels_alike(labels: Sequence[str]):
+    """Warn of labels that differ only in their case or the spaces around them (``Violin``,
+    ``violin``, ``violin ``): most likely one class spelt two ways, which the store keeps
+    apart."""
+    alike: Dict[str, List[str]] = defaultdict(list)
+    for label in labels:
+        alike[label.strip().casefold()].append(label)
+    spelt = [names for names in alike.values() if len(names) > 1]
+    if spelt:
+        log.warning("%s differ only in their case or spaces (first: %s): each is a class of "
+                    "its own; give them one spelling if they are one", counted(
+                        sum(map(len, spelt)), "label"), ", ".join(map(repr, spelt[0])))
 
 
 def _check_drawn(roots, by_split: dict, options: InputOptions):

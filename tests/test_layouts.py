@@ -469,7 +469,8 @@ def test_manifest_without_what_it_needs(tmp_path, text, message):
         read_inputs([manifest])
 
 
-def test_a_manifests_columns_named_otherwise_are_given_by_columns(tmp_path):
+def test_columns_named_otherwise_are_given_by_columns_and_labels_spelt_two_ways_warned_of(
+        tmp_path, caplog):
     for i in range(6):
         _wav(tmp_path / f"{i}-a.wav", k=i % 2)
     manifest = tmp_path / "esc.csv"  # as ESC-50's meta/esc50.csv names its columns
@@ -498,6 +499,10 @@ def test_a_manifests_columns_named_otherwise_are_given_by_columns(tmp_path):
                              ("path=a,label=a", "the column 'a' gives two roles")):
         with pytest.raises(BuildError, match=f"--columns '{columns}': {message}"):
             InputOptions(columns=columns)
+    manifest.write_text(manifest.read_text().replace(",rain,", ",Dog ,"))
+    read_inputs([manifest], options)
+    assert "2 labels differ only in their case or spaces (first: 'Dog', 'dog'): each is a " \
+           "class of its own; give them one spelling if they are one" in caplog.text
     manifest.write_text(manifest.read_text().replace("fold", "label"))
     with pytest.raises(BuildError, match=r"esc.csv: has a column named 'label', and \(--columns "
                                          r".*\) takes the label from 'category': rename that"):
