@@ -136,8 +136,10 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
         return
     if Path(store).is_dir():
         return
-    what = ("is a file, not a store (a store is a folder of split files)" if Path(store).exists()
-            else "no such store folder")
+    what = ("no such store folder" if not Path(store).exists() else
+            f"is a split file, not a store: give the store, its folder {Path(store).parent}"
+            if Path(store).suffix == ".h5" else
+            "is a file, not a store (a store is a folder of split files)")
     raise StoreError(f"{store}: {what}")
 
 
