@@ -260,8 +260,8 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
     twins = [_twins(rows) for rows in rows_of]
     grouped = [(k, row, _group(row, group_by, twins[k])) for k, rows in enumerate(rows_of)
                for row in rows]
-    unmatched = sum(1 for _, row, group in grouped
-                    if group_by is not None and not row.group and group == row.file)
+    unmatched = sum(1 for _, row, group in grouped if group_by is not None and not row.group
+                    and group in (row.file, os.path.splitext(row.file)[0]))
     if unmatched:
         log.warning("--group-by %s found no group (no match, or an empty one) in %d of the %d "
                     "file names: each of those files is a group of its own",

@@ -15,7 +15,8 @@ from typing import Dict, List, Optional, Tuple
 from .errors import BuildError
 
 __all__ = ["FAMILIES", "SPLITS", "QUALITIES", "SOURCES", "MAX_TEXT", "Example", "check_text",
-           "write_split", "split_folder", "find_splits", "refuse_a_split_folder", "RENDERING", "unfinished_render"]
+           "write_split", "split_folder", "find_splits", "refuse_a_split_folder", "RENDERING",
+           "unfinished_render"]
 
 #: The 11 instrument families in NSynth's order: ``FAMILIES[label]`` is the family name.
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed",
@@ -195,8 +196,8 @@ def refuse_a_split_folder(path) -> None:
     raise BuildError(f"{path}: holds an examples.json, so it is one split's folder; give the "
                      f"folder holding the splits" + (
                          f": {path.parent}" if named else
-                         f", with this one in it named train/, valid/ or test/ (or "
-                         f"nsynth-train/, ... as NSynth's downloads unpack)"))
+                         ", with this one in it named train/, valid/ or test/ (or "
+                         "nsynth-train/, ... as NSynth's downloads unpack)"))
 
 
 def find_splits(root) -> List[str]:

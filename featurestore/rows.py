@@ -30,9 +30,8 @@ MANIFEST_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = ("split", "group")
 #: The names a split goes by, as a folder of the folder layout or a manifest's ``split`` (in
 #: any case): NSynth's, and those datasets often use.
-SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid",
-                 "validation": "valid", "val": "valid", "dev": "valid", "test": "test",
-                 "testing": "test"}
+SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "validation": "valid",
+               "val": "valid", "dev": "valid", "test": "test", "testing": "test"}
 
 
 @dataclass
@@ -121,11 +120,11 @@ def split_folders(root: Path) -> Dict[str, Path]:
 def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
     """Every audio file below ``root``'s class folders, split folders or not (``told``: the
     layout was given, not told by what the folder holds). With a ``train`` folder and no
-    ``valid`` one, valid is drawn from train's files (:attr:`Row.draws_valid`), as training needs
-    one."""
+    ``valid`` one, valid is drawn from train's files (:attr:`Row.draws_valid`), as training
+    needs one."""
     folders = split_folders(root)
     draws = "train" in folders and "valid" not in folders
-    if folders and draws:
+    if draws:
         log.info("%s: no valid folder: valid is drawn from the groups of %s's files "
                  "(--valid-fraction)", root, folders["train"].name)
     left = sorted(entry.name for entry in root.iterdir() if not entry.name.startswith(".")
