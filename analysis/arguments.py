@@ -3,7 +3,6 @@ paths timbremap writes, and the feature and training settings they give."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from featurestore.errors import TimbremapError
@@ -117,14 +116,10 @@ def given_settings(args) -> dict:
     return given
 
 
-def train_config(args, started=None):
-    """The :class:`training.config.TrainConfig` of ``train``'s command line; on ``--resume``,
-    the settings the run ``started`` with and those given (:func:`resume_conflicts` holds them
-    to the run's, but for :data:`training.config.RESUMABLE`), so that a resumable setting
-    given at its default is taken too (:meth:`training.config.TrainConfig.resumed`)."""
+def train_config(args):
+    """The :class:`training.config.TrainConfig` of ``train``'s command line."""
     from training.config import TrainConfig
-    given = given_settings(args)
-    return TrainConfig(**given) if started is None else dataclasses.replace(started, **given)
+    return TrainConfig(**given_settings(args))
 
 
 def resume_conflicts(given: dict, started) -> list:

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from analysis.arguments import (CommandError, feature_params, given_settings, named_as_options,
-                                resume_conflicts, train_config)
+                                resume_conflicts)
 from analysis.options import parse_args
 from analysis.output import (ReaderGone, error_line, one_line, set_up_streams,
                              write_json_array, write_results as _print)
@@ -134,6 +134,7 @@ def cmd_inspect(args):
 
 
 def cmd_train(args):
+    from training.config import TrainConfig
     from training.train import interrupted_config, train
     given = given_settings(args)
     started = interrupted_config(args.model_dir) if args.resume else None
@@ -141,7 +142,7 @@ def cmd_train(args):
     if other:  # before the settings are checked on their own: they are not the run's
         raise CommandError(f"--resume continues the run with the settings it started with; "
                            f"leave out {', '.join(other)} (or give the run's own)")
-    config = train_config(args, started)
+    config = TrainConfig(**given)
     try:
         result = train(args.store, args.model_dir, config, resume=args.resume,
                        overwrite=args.overwrite,

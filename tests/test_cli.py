@@ -610,12 +610,6 @@ def test_resume_takes_the_options_the_run_started_with_and_refuses_others():
                             train_config(args("--batch-size", "32", "--model", "tutorial"))) \
         == ["--model", "--batch-size"]
     assert resume_conflicts(given_settings(args("--no-balance")), started) == ["--no-balance"]
-    # a resumable setting given is taken, though it is the default (2 threads) and the run's
-    # is not; one left out stays the run's
-    started = train_config(args("--workers", "4", "--budget-minutes", "60"))
-    config = train_config(args("--workers", "2"), started)
-    assert config.resumed(started) == started.replace(workers=2)
-    assert train_config(args(), started).resumed(started) == started
 
 
 def test_train_shows_no_progress_bar_where_stderr_is_not_a_terminal(monkeypatch, tmp_path,

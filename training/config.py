@@ -368,13 +368,9 @@ class TrainConfig:
 
     def resumed(self, run: "TrainConfig") -> "TrainConfig":
         """``run``, the configuration a run started with, going on with this configuration's
-        :data:`RESUMABLE` settings (held to the bounds a run starts within): every one of them
-        where this configuration is the run's own in every other setting
-        (``dataclasses.replace(run, workers=2)``), else those not at their defaults."""
-        own = all(getattr(self, f.name) == getattr(run, f.name) for f in dataclasses.fields(self)
-                  if f.name not in RESUMABLE)
-        taken = {name: getattr(self, name) for name in (RESUMABLE if own else self._given())
-                 if name in RESUMABLE}
+        :data:`RESUMABLE` settings where they are not the defaults (held to the bounds a
+        run starts within)."""
+        taken = {name: getattr(self, name) for name in self._given() if name in RESUMABLE}
         if taken.get("workers", 0) > MAX_WORKERS:
             raise InputError(f"workers must be at most {MAX_WORKERS}, got {self.workers}")
         return dataclasses.replace(run, **taken)
