@@ -345,8 +345,7 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
                                             for label in notes.label})
     roots, new, held = grow.on_all_roots(growing, read.roots, held)
     grow.refuse_held_elsewhere(new, held, roots)
-    if read.drawn:  # where the build draws splits, a held note stays in its own
-        new = grow.not_in_other_splits(new, held)
+    new = grow.kept_with_held(new, held, read.drawn_names)  # held notes never move
     check_splits_apart([(split, mine.notes) for split, mine in held.items()]
                        + [(split, notes) for split, (notes, _) in new.items()],
                        layout=read.layout)

@@ -2,23 +2,26 @@
 (:class:`Inputs`):
 
 ``nsynth``
-    ``ROOT/{train,valid,test}/examples.json`` and ``audio/NAME.wav`` (:mod:`featurestore.nsynth`);
-    the label set is NSynth's 11 families.
+    ``ROOT/{train,valid,test}/examples.json`` and ``audio/NAME.wav``, the split folders also
+    named ``nsynth-train/``, ... as NSynth's downloads unpack (:mod:`featurestore.nsynth`); the
+    label set is NSynth's 11 families.
 ``folders``
-    One folder per class: ``ROOT/{train,valid,test}/LABEL/**/FILE``, or ``ROOT/LABEL/**/FILE``
-    with the splits drawn by the build (:func:`drawn_split`). A note's name is its file's path
-    below the split folder (``LABEL/FILE``).
+    One folder per class: ``ROOT/{train,valid,test}/LABEL/**/FILE`` (the split folders also
+    spelt as :data:`featurestore.rows.SPLIT_NAMES` says, valid drawn from train's files where
+    it has no folder), or ``ROOT/LABEL/**/FILE`` with the splits drawn by the build
+    (:func:`drawn_split`). A note's name is its file's path below the split folder
+    (``LABEL/FILE``).
 ``manifest``
     A CSV file with the columns ``path`` (relative to the CSV's folder, or absolute) and
-    ``label``, and optionally ``split`` (``train``, ``valid`` or ``test``; empty: drawn) and
-    ``group``; any other column is kept as metadata text. A note's name is its ``path`` as
-    written.
+    ``label``, and optionally ``split`` (``train``, ``valid`` or ``test``, or another spelling
+    of them; empty: drawn) and ``group``, or the columns ``InputOptions.columns`` names for
+    them; any other column is kept as metadata text. A note's name is its ``path`` as written.
 
 Outside NSynth's layout the label set is every label the inputs hold, sorted, and a note's
 group is what no two drawn splits share: the ``group`` column, else the part of the file's name
 that ``group_by`` (a regular expression: its first group, or its whole match) picks out, else
-the file itself. A row or file that cannot be used is a problem ``(name, reason)``, recorded in
-``/skipped`` as a bad note is.
+the file itself (files of one path but for their endings share a group). A row or file that
+cannot be used is a problem ``(name, reason)``, recorded in ``/skipped`` as a bad note is.
 
 With ``windows`` (a hop in seconds) each file becomes one note per window
 (:func:`featurestore.windows.window_offsets`: one for a file no longer than a clip), named
@@ -74,6 +77,9 @@ class Inputs:
     drawn : bool
         Whether the build put some file in a split (by its group, or drawn): the input
         options then decide which notes a split holds.
+    drawn_names : dict
+        ``split -> set`` of the names of the notes the build put in it (before ``windows``
+        cut them: ``NAME``, not ``NAME@OFFSET``).
     """
 
     layout: str
@@ -81,6 +87,7 @@ class Inputs:
     labels: Tuple[str, ...]
     splits: Dict[str, Tuple[Notes, List[Tuple[str, str]]]] = field(default_factory=dict)
     drawn: bool = False
+    drawn_names: Dict[str, set] = field(default_factory=dict)
 
     def where(self, split: str) -> str:
         """The inputs of a split, for messages."""
@@ -219,20 +226,21 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
     return inputs
 
 
-def _group(row: Row, group_by: Optional[re.Pattern], twins: set) -> str:
-    """A row's group: its own (a manifest's ``group``), else what ``group_by`` matches in its
-    file's name, or in its path where the pattern holds a ``/`` (below the split folder, its
-    class folder first, or as a manifest writes it), else the file itself, but for the
-    ending where another file shares the rest of its path (``twins``)."""
+def _group(row: Row, group_by: Optional[re.Pattern], twins: set) -> Tuple[str, bool]:
+    """A row's group, and whether the row or ``group_by`` gave it: its own (a manifest's
+    ``group``), else what ``group_by`` matches in its file's name, or in its path where the
+    pattern holds a ``/`` (below the split folder, its class folder first, or as a manifest
+    writes it), else the file itself, but for the ending where another file shares the rest of
+    its path (``twins``)."""
     if row.group:
-        return row.group
+        return row.group, True
     if group_by is not None:
         found = group_by.search(row.name if "/" in group_by.pattern else Path(row.file).name)
         group = found and (found.group(1) if found.re.groups else found.group(0))
         if group:  # no match, an optional group left out or an empty match: the file alone
-            return group
+            return group, True
     stem = os.path.splitext(row.file)[0]
-    return stem if stem in twins else row.file
+    return (stem if stem in twins else row.file), False
 
 
 def _twins(rows: Sequence[Row]) -> set:
@@ -257,11 +265,13 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
                options: InputOptions) -> Inputs:
     """The notes of every split from each root's rows (drawing splits where none is given)."""
     group_by = re.compile(options.group_by) if options.group_by else None
-    twins = [_twins(rows) for rows in rows_of]
-    grouped = [(k, row, _group(row, group_by, twins[k])) for k, rows in enumerate(rows_of)
-               for row in rows]
-    unmatched = sum(1 for _, row, group in grouped if group_by is not None and not row.group
-                    and group in (row.file, os.path.splitext(row.file)[0]))
+    grouped, unmatched = [], 0
+    for k, rows in enumerate(rows_of):
+        twins = _twins(rows)
+        for row in rows:
+            group, matched = _group(row, group_by, twins)
+            grouped.append((k, row, group))
+            unmatched += group_by is not None and not row.group and not matched
     if unmatched:
         log.warning("--group-by %s found no group (no match, or an empty one) in %d of the %d "
                     "file names: each of those files is a group of its own",
@@ -277,27 +287,31 @@ def _read_rows(layout: str, roots: Tuple[Path, ...], rows_of: List[List[Row]],
                     ", ".join(sorted(given[split_between[0]])))
     by_split: Dict[str, List[Tuple[int, Row, str]]] = defaultdict(list)
     problems: Dict[str, List[Tuple[str, str]]] = defaultdict(list)
-    drawn = 0
+    drawn: Dict[str, set] = defaultdict(set)  # split -> the names of the files drawn into it
+    into = set()  # the splits a draw could give
     for k, row, group in grouped:
         split = row.split
         if row.draws_valid:  # a file of train's folder, where valid's is missing
-            split = drawn_split(group, options.valid_fraction, 0)
-            drawn += not row.problem
+            split, reach = drawn_split(group, options.valid_fraction, 0), ("valid",)
         elif not split and len(given[group]) == 1:  # with the rest of its group
-            split = next(iter(given[group]))
+            split, reach = next(iter(given[group])), ()
         elif not split:
             split = drawn_split(group, options.valid_fraction, options.test_fraction)
-            drawn += not row.problem
+            reach = ("valid", "test")
+        else:
+            reach = None  # the inputs give its split
         if row.problem:
             problems[split].append((row.name, row.problem))
-        else:
-            by_split[split].append((k, row, group))
-    if drawn:
-        _check_drawn(roots, by_split, options)
+            continue
+        by_split[split].append((k, row, group))
+        if reach is not None:
+            drawn[split].add(row.name)
+            into.update(reach)
+    if into:
+        _check_drawn(roots, by_split, options, into)
     labels = tuple(sorted({row.label for rows in by_split.values() for _, row, _ in rows}))
     _warn_of_labels_alike(labels)
-    inputs = Inputs(layout, roots, labels, drawn=any((not row.split or row.draws_valid)
-                                                     and not row.problem for _, row, _ in grouped))
+    inputs = Inputs(layout, roots, labels, drawn=bool(drawn), drawn_names=dict(drawn))
     columns = sorted({key for _, row, _ in grouped for key in row.meta})  # in every split
     for split in SPLITS:
         if split not in by_split and split not in problems:
@@ -326,8 +340,9 @@ def _warn_of_labels_alike(labels: Sequence[str]):
                         sum(map(len, spelt)), "label"), ", ".join(map(repr, spelt[0])))
 
 
-def _check_drawn(roots, by_split: dict, options: InputOptions):
-    """Refuse drawn splits that leave train nothing, and warn of an empty valid or test."""
+def _check_drawn(roots, by_split: dict, options: InputOptions, into: set):
+    """Refuse drawn splits that leave train nothing, and warn of an empty valid or test that a
+    draw could give (``into``)."""
     groups = {group for rows in by_split.values() for _, _, group in rows}
     files = sum(map(len, by_split.values()))
     where = ", ".join(map(str, roots))
@@ -337,7 +352,7 @@ def _check_drawn(roots, by_split: dict, options: InputOptions):
         raise BuildError(f"{where}: {none} drawn into train ({one and one + '; '}valid "
                          f"{options.valid_fraction:g}, test {options.test_fraction:g} of the "
                          f"groups); give more groups, smaller fractions, or the splits")
-    for split in ("valid", "test"):
+    for split in sorted(into, reverse=True):  # valid, test
         if not by_split.get(split) and getattr(options, f"{split}_fraction") > 0:  # not asked
             log.warning("%s: %s drawn into %s%s", where, none, split, one and f" ({one})")
 

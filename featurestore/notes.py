@@ -120,7 +120,7 @@ class Notes(Sequence):
         merged = cls.concat([dataclasses.replace(part, audio_dirs=dirs,
                                                  folder=np.full(len(part), k, np.int16))
                              for k, part in enumerate(parts)])
-        return merged.take(np.argsort(np.array(merged.names, dtype=object), kind="stable"))
+        return merged.by_name()
 
     @classmethod
     def concat(cls, parts: Sequence["Notes"]) -> "Notes":
@@ -141,6 +141,10 @@ class Notes(Sequence):
         where they had none: every split of a store has the same columns."""
         return dataclasses.replace(self, meta={
             key: self.meta.get(key, [""] * len(self)) for key in sorted({*self.meta, *keys})})
+
+    def by_name(self) -> "Notes":
+        """These notes sorted by name (notes of one name in their order)."""
+        return self.take(np.argsort(np.array(self.names, dtype=object), kind="stable"))
 
     def take(self, rows) -> "Notes":
         """These rows (a sequence of indices), in this order."""

@@ -187,17 +187,19 @@ def split_folder(root, split: str) -> Optional[Path]:
 
 
 def refuse_a_split_folder(path) -> None:
-    """Raise :class:`BuildError` when ``path`` is one split's folder (an ``examples.json`` at
-    its top) given where the folder holding the splits is expected, saying which to give."""
+    """Raise :class:`BuildError` when ``path`` is one split's folder (``examples.json`` and
+    ``audio/`` at its top) given where the folder holding the splits is expected, saying which
+    to give."""
     path = Path(path)
-    if not (path / "examples.json").is_file():
+    if not ((path / "examples.json").is_file() and (path / "audio").is_dir()):
         return
     named = path.name in SPLITS or path.name in [f"nsynth-{s}" for s in SPLITS]
     raise BuildError(f"{path}: holds an examples.json, so it is one split's folder; give the "
                      f"folder holding the splits" + (
                          f": {path.parent}" if named else
                          ", with this one in it named train/, valid/ or test/ (or "
-                         "nsynth-train/, ... as NSynth's downloads unpack)"))
+                         "nsynth-train/, ... as NSynth's downloads unpack); or, for class "
+                         "folders, --layout folders"))
 
 
 def find_splits(root) -> List[str]:

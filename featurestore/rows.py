@@ -96,23 +96,36 @@ def audio_files(folder: Path, unreadable: Optional[Callable[[Path, str], None]] 
                 yield Path(dirpath) / filename
 
 
-def split_folders(root: Path) -> Dict[str, Path]:
-    """``split -> folder`` for the split folders below ``root`` (named as
-    :data:`SPLIT_NAMES` says, in any case), in NSynth's order.
+def _split_folders(root: Path) -> Dict[str, Path]:
+    """``split -> folder`` for the split folders below ``root``, in NSynth's order: those
+    named ``train``, ``valid`` or ``test``, or, where every folder of ``root`` has a split's
+    name (:data:`SPLIT_NAMES`, any case: ``Training/ val/``) and train is one of them, all.
 
     Raises
     ------
     BuildError
         Two folders of one split (``val/`` and ``valid/``).
     """
+    folders = [entry for entry in sorted(root.iterdir())
+               if not entry.name.startswith(".") and entry.is_dir()]
+    named = {entry: SPLIT_NAMES.get(entry.name.casefold()) for entry in folders}
+    if not all(named.values()) or "train" not in named.values():
+        spelt = [entry.name for entry, split in named.items()
+                 if split and entry.name not in SPLITS]
+        if spelt:
+            other = next((e.name for e, split in named.items() if not split), None)
+            log.warning("%s: %s read as %s (named as a split's, but %s); name split folders "
+                        "train/, valid/, test/ to have them read as splits", root,
+                        ", ".join(f"{name}/" for name in spelt),
+                        "a class folder" if len(spelt) == 1 else "class folders",
+                        f"{other}/ is no split folder" if other else "no folder is train's")
+        named = {entry: split for entry, split in named.items() if entry.name in SPLITS}
     found: Dict[str, List[Path]] = {}
-    for entry in sorted(root.iterdir()):
-        split = SPLIT_NAMES.get(entry.name.casefold())
-        if split and entry.is_dir():
-            found.setdefault(split, []).append(entry)
-    for split, folders in found.items():
-        if len(folders) > 1:
-            raise BuildError(f"{root}: {' and '.join(f.name + '/' for f in folders)} are both "
+    for entry, split in named.items():
+        found.setdefault(split, []).append(entry)
+    for split, twice in found.items():
+        if len(twice) > 1:
+            raise BuildError(f"{root}: {' and '.join(f.name + '/' for f in twice)} are both "
                              f"read as the {split} split; which one is it? Move the other out")
     return {split: found[split][0] for split in SPLITS if split in found}
 
@@ -122,7 +135,7 @@ def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
     layout was given, not told by what the folder holds). With a ``train`` folder and no
     ``valid`` one, valid is drawn from train's files (:attr:`Row.draws_valid`), as training
     needs one."""
-    folders = split_folders(root)
+    folders = _split_folders(root)
     draws = "train" in folders and "valid" not in folders
     if draws:
         log.info("%s: no valid folder: valid is drawn from the groups of %s's files "
@@ -169,7 +182,8 @@ def folder_rows(root: Path, *, told: bool = False) -> List[Row]:
                     "s" * (len(empty) == 1), empty[0], ", ".join(AUDIO_SUFFIXES))
     if not rows:
         nsynth = ("" if told else f"no split folder with an examples.json (NSynth's layout: "
-                                  f"{', '.join(s + '/' for s in SPLITS)}) and ")
+                                  f"{', '.join(s + '/' for s in SPLITS)} or nsynth-train/, "
+                                  f"...) and ")
         raise BuildError(f"{root}: {nsynth}no audio files in class folders (ROOT/LABEL/FILE "
                          f"or ROOT/SPLIT/LABEL/FILE, FILE one of {', '.join(AUDIO_SUFFIXES)})")
     return rows

@@ -22,7 +22,7 @@ from .errors import StoreError, not_a_file
 from .files import locked_by_another
 from .commit import finish_commit
 from .nsynth import SPLITS
-from .schema import CONTENT_DIGEST, read_params, read_stats
+from .schema import CONTENT_DIGEST, SPECTRA, read_params, read_stats
 from .splitcheck import check_split
 
 __all__ = ["split_path", "store_id", "store_name", "require_store", "no_splits", "open_split",
@@ -137,10 +137,19 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
     if Path(store).is_dir():
         return
     what = ("no such store folder" if not Path(store).exists() else
-            f"is a split file, not a store: give the store, its folder {Path(store).parent}"
-            if Path(store).suffix == ".h5" else
+            f"is a split file, not a store: give the store, its folder "
+            f"{Path(store).resolve().parent}" if _is_split_file(Path(store)) else
             "is a file, not a store (a store is a folder of split files)")
     raise StoreError(f"{store}: {what}")
+
+
+def _is_split_file(path: Path) -> bool:
+    """Whether ``path`` is an HDF5 file holding ``/spectra`` (a split file, not a model's)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return SPECTRA in f
+    except (OSError, ValueError):
+        return False
 
 
 def unfinished_splits(store) -> list:

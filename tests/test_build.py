@@ -418,7 +418,6 @@ def test_bad_root(tmp_path, setup, message):
         build_store(setup(tmp_path), tmp_path / "out", progress=False)
 
 
-
 def test_nsynth_s_download_folders_are_its_splits_and_one_split_s_folder_is_refused(tmp_path):
     root = tmp_path / "nsynth"
     made = {split: make_tone_split(root / f"nsynth-{split}", n, seed=k)
@@ -440,6 +439,7 @@ def test_nsynth_s_download_folders_are_its_splits_and_one_split_s_folder_is_refu
     with pytest.raises(BuildError, match="both test/ and nsynth-test/ hold an examples.json"):
         build_store(root, tmp_path / "t", progress=False)
     assert not (tmp_path / "t").exists()
+
 
 def test_unwritable_out(tone_root, tmp_path, monkeypatch):
     with monkeypatch.context() as m:  # refused before the inputs are read, and warned of

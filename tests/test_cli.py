@@ -180,6 +180,7 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["build", "{tmp}/file", "{tmp}/out"], "file: not a folder"),
     (["inspect", "{tmp}/nowhere"], "no such store folder"),
     (["inspect", "{tmp}/file"], "file: is a file, not a store"),
+    (["inspect", "{tmp}/model/model.keras"], "model.keras: is a file, not a store"),
     (["inspect", "{tmp}/half/train.h5.partial"], "train.h5.partial: is a file, not a store"),
     (["inspect", "{tmp}/store/test.h5"], "test.h5: is a split file, not a store: give the "
                                          "store, its folder {tmp}/store"),
@@ -240,7 +241,8 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model.keras").write_bytes(b"")
     (tmp_path / "store").mkdir()
-    (tmp_path / "store" / "test.h5").write_bytes(b"")
+    with h5py.File(tmp_path / "store" / "test.h5", "w") as f:
+        f["spectra"] = np.zeros((1, 2, 3), np.float16)
     result = run(*[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 1
     assert message.format(tmp=tmp_path) in result.stderr

@@ -78,6 +78,15 @@ def test_split_folders_go_by_datasets_names_and_valid_is_drawn_from_train_withou
     assert read.drawn and len(train) + len(valid) == 42 and len(valid) > 5
     assert all(f.startswith("Training/") for f in valid.files) and len(test) == 9
     assert valid.files == [f for f in valid.files if drawn_split(f, 0.3, 0) == "valid"]
+    assert "drawn into test" not in caplog.text  # test is the folder's, never drawn here
+    shutil.rmtree(root / "TEST")
+    assert len(read_inputs([root]).splits["valid"][0]) > 0  # train/ alone: the default 10 %
+    classes = _class_folders(tmp_path / "classes", per_class=3, split_folders=False)
+    (classes / "cello").rename(classes / "dev")  # a class that is named like a split
+    (classes / "dog_bark").rename(classes / "Val")
+    assert read_inputs([classes]).labels == ("Val", "dev", "kettle")
+    assert "classes: Val/, dev/ read as class folders (named as a split's, but kettle/ is no " \
+           "split folder); name split folders train/, valid/, test/" in caplog.text
 
 
 def test_one_recording_in_two_formats_is_warned_of_and_kept_in_one_split(tmp_path, caplog):
@@ -94,21 +103,46 @@ def test_one_recording_in_two_formats_is_warned_of_and_kept_in_one_split(tmp_pat
                for i in range(1, 40, 2))
 
 
-def test_add_leaves_a_held_note_in_its_split_where_the_inputs_now_draw_it_elsewhere(
-        tmp_path, caplog):
+def test_add_leaves_held_notes_and_their_twins_where_the_store_holds_them(tmp_path, caplog):
     root = _class_folders(tmp_path / "set", per_class=20)
     shutil.rmtree(root / "valid")
     store = tmp_path / "store"
     build_store(root, store, jobs=1, progress=False, inputs=InputOptions(valid_fraction=0))
-    for split in ("train", "test"):  # as a build that drew no valid from train left it
+    for split in ("train", "test"):  # as a version that drew no valid from train/ left it
         with h5py.File(store / f"{split}.h5", "r+") as f:
             f.attrs["input_valid_fraction"] = 0.1
     caplog.clear()
     reports = build_store(root, store, jobs=1, progress=False, add=True)
     assert {r.split: r.status for r in reports} == {"train": "kept", "test": "kept"}
-    assert "notes the store holds in another split are given this one by the inputs now " \
-           "(first: cello/take" in caplog.text and "held in train)" in caplog.text
+    assert "valid: 4 notes the store holds, or holds a twin of, in another split are given " \
+           "this one by the inputs now (first: cello/take" in caplog.text
     assert not (store / "valid.h5").exists()
+    drawn = _class_folders(tmp_path / "drawn", per_class=20, split_folders=False)
+    build_store(drawn, tmp_path / "d", jobs=1, progress=False)
+    for wav in sorted(drawn.glob("*/*.wav"))[::2]:  # the same recordings in another format
+        shutil.copyfile(wav, wav.with_suffix(".flac"))
+    build_store(drawn, tmp_path / "d", jobs=1, progress=False, add=True)
+    where = {}
+    for split in ("train", "valid", "test"):
+        with h5py.File(tmp_path / "d" / f"{split}.h5") as f:
+            where.update(dict.fromkeys(f[schema.NAMES].asstr()[:], split))
+    flacs = [name for name in where if name.endswith(".flac")]
+    assert len(flacs) == 30 and {where[name] for name in flacs} == {"train", "valid", "test"}
+    assert all(where[name] == where[name[:-5] + ".wav"] for name in flacs)
+
+
+def test_add_refuses_a_manifest_s_file_given_another_split_beside_drawn_rows(tmp_path):
+    for i in range(5):
+        _wav(tmp_path / f"c{i}.wav", k=i % 2)
+    manifest = tmp_path / "set.csv"
+    manifest.write_text("path,label,split\nc0.wav,a,train\nc1.wav,b,train\nc2.wav,a,valid\n"
+                        "c3.wav,b,valid\nc4.wav,a,\n")  # the last one drawn
+    build_store(manifest, tmp_path / "store", jobs=1, progress=False)
+    manifest.write_text(manifest.read_text().replace("c0.wav,a,train", "c0.wav,a,test"))
+    with pytest.raises(BuildError, match=r"c0.wav is in train and in test .*: a file is one note "
+                                         r"of one split"):
+        build_store(manifest, tmp_path / "store", jobs=1, progress=False, add=True)
+
 
 def test_a_file_in_two_splits_is_named_in_a_warning(tmp_path, caplog):
     root = _class_folders(tmp_path / "set")
@@ -225,8 +259,8 @@ def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
         for i in range(3):
             _wav(tmp_path / "set" / label / f"{label}{i}.wav", k=i)
     with pytest.raises(BuildError, match=r"set: no split folder with an examples.json \(NSynth"
-                                         r"'s layout: train/, valid/, test/\) and no audio files "
-                                         r"in class folders \(ROOT/LABEL/FILE"):
+                                         r"'s layout: train/, valid/, test/ or nsynth-train/, "
+                                         r"...\) and no audio files in class folders \(ROOT/LABEL/"):
         read_inputs([tmp_path / "set"])
     with pytest.raises(BuildError, match=r"set: no audio files in class folders \(ROOT/LABEL"):
         read_inputs([tmp_path / "set"], InputOptions(layout="folders"))  # said: not NSynth's

@@ -498,6 +498,18 @@ def test_bad_command_lines_are_one_line_each(tmp_path):
     error = one_error(timbremap("build", "--manifest", no_label, tmp_path / "store", ok=False))
     assert error.startswith(f"{no_label}: no label column") and "found: path, kind" in error
     assert not list((tmp_path / "store").glob("*.h5"))
+    for k in range(4):  # --columns names what the manifest's columns give, for --add too
+        write(tmp_path / f"b{k}.wav", ("cello", "kettle")[k % 2], 1.0)
+    no_label.write_text("path,kind\n" + "".join(f"b{k}.wav,{'cf'[k % 2]}\n" for k in range(4)))
+    timbremap("build", "--manifest", no_label, tmp_path / "store", "--columns", "label=kind",
+              "--valid-fraction", "0", "--test-fraction", "0")
+    with h5py.File(tmp_path / "store" / "train.h5") as f:
+        assert f.attrs["input_columns"] == "label=kind" and f["labels"].attrs["names"].size == 2
+    error = one_error(timbremap("build", "--manifest", no_label, tmp_path / "store", "--add",
+                                "--columns", "label=path", ok=False))
+    assert error.endswith("its inputs were read with --columns label=kind; --add reads the new "
+                          "ones the same way (now --columns label=path): leave out the input "
+                          "options, or give the store's")
 
     error = one_error(timbremap("build", "--manifest", manifest, tmp_path / "store",
                                 "--windows", "0", ok=False))
