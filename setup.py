@@ -37,6 +37,7 @@ setup(
         "scikit-learn>=1.3",
         "joblib>=1.3",
         "matplotlib>=3.7",
+        "colorcet>=3.0",  # Glasbey's categorical colours: past 20 labels, each stays apart
         "tqdm>=4.60",
         "pretty_midi>=0.2.10",
         "openTSNE>=1.0",

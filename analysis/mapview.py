@@ -12,6 +12,7 @@ import contextlib
 import html
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -29,10 +30,11 @@ from featurestore.files import check_folder_path
 from featurestore.files import atomic_write_text
 from featurestore.rows import AUDIO_SUFFIXES
 from featurestore.store import StoreError, no_splits, open_split, require_store, store_splits
+from training.images import cut_labels
 
 from .placements import read_placed
+from .plot import PLACED_CHARS, PLACED_NAMES, label_colors, one_label_set
 from .tsne import DEFAULT_SPLIT, map_coords, no_map
-from .plot import label_colors, one_label_set
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +143,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
         families += [name for name in columns if name not in families]
         index = np.array([families.index(name) for name in columns] + [-1])  # -1: none
         data["splits"][split]["predicted"] = index[predicted].tolist()
-    data["placed"] = []
+    data["placed"], data["placed_names"] = [], PLACED_NAMES
     for k, p in enumerate(read_placed(store)):
         source, link = Path(p.path), ""
         if not source.is_file():
@@ -156,7 +158,13 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             link = _audio_link(out_dir, source)
             played.add(source)
         data["placed"].append({"split": p.split, "x": p.x, "y": p.y, "name": source.name,
-                               "family": p.family, "audio": link})
+                               "family": p.family, "audio": link,
+                               "probability": None if math.isnan(p.probability) else
+                               round(p.probability, 3),
+                               "nearest": [str(n.get("name", "")) for n in p.nearest[:3]]})
+    for p, short in zip(data["placed"], cut_labels([p["name"] for p in data["placed"]],
+                                                   PLACED_CHARS)):
+        p["short"] = short  # the name drawn beside its star
     if missing:
         log.warning("%s: %d of the map's sounds are not there (%s%s); their points play "
                     "nothing", store, len(missing), min(missing),

@@ -13,7 +13,7 @@ from featurestore import schema
 from featurestore.errors import InputError, check_paths, label_difference, label_set_text
 from featurestore.store import (StoreError, no_splits, open_split, require_store, split_path,
                                 store_splits)
-from training.images import cut_text, image_path, literal_text, save_figure
+from training.images import cut_labels, image_path, literal_text, save_figure
 
 from .placements import read_placed
 from .tsne import map_coords, no_map
@@ -24,14 +24,14 @@ __all__ = ["plot_map", "label_colors", "family_colors", "one_label_set"]
 def label_colors(n: int) -> List[str]:
     """One distinct colour (hex) for each of ``n`` labels, shared by plot and map: matplotlib's
     tab10 colours for up to 10 labels, then their lighter tab20 pairs for up to 20 (NSynth's 11
-    families: the tab10 colours and light blue), and for more, evenly spaced hues alternating
-    in brightness so that neighbours differ."""
+    families: the tab10 colours and light blue), and for more, colorcet's Glasbey colours (the
+    tab10 colours, then each the farthest from those before it), repeated past its 256."""
     import matplotlib
     if n <= 20:
         cmap = matplotlib.colormaps["tab20"]
         return [matplotlib.colors.to_hex(cmap(i * 2 % 20 + (i * 2 // 20))) for i in range(n)]
-    return [matplotlib.colors.to_hex(matplotlib.colors.hsv_to_rgb(
-        (i / n, 0.75 if i % 2 else 0.55, 0.65 if i % 2 else 0.9))) for i in range(n)]
+    from colorcet import glasbey_category10 as glasbey  # RGB triples
+    return [matplotlib.colors.to_hex(glasbey[i % len(glasbey)]) for i in range(n)]
 
 
 def family_colors() -> List[str]:
@@ -66,6 +66,8 @@ LEGEND_CHARS = 24
 
 #: The most placed sounds a panel names: past it, their stars alone (names would cover it).
 PLACED_NAMES = 20
+#: The most characters of a placed sound's name a panel shows.
+PLACED_CHARS = 24
 
 
 def _drawable(path: str) -> str:
@@ -115,7 +117,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     width = 6.5 * len(panels)  # inches
     # a legend entry is about as wide as its name at 11 pt ("synth_lead": 1.6 inches); a
     # name is cut to fit a column of the narrowest figure's two
-    legend_names = [cut_text(name, LEGEND_CHARS) for name in names]
+    legend_names = cut_labels(names, LEGEND_CHARS)
     longest = max((len(legend_names[i]) for i in shown), default=0)
     ncol = max(2, int(width // max(1.6, 0.5 + 0.11 * longest)))
     legend_rows = math.ceil((len(shown) + bool(placed)) / ncol)
@@ -129,16 +131,22 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
                 ax.scatter(xy[mask, 0], xy[mask, 1], s=size, color=colors[label], alpha=0.75,
                            linewidths=0, label=name)
         here = [p for p in placed if p.split == split]
-        for p in here:
+        right = xy[:, 0].max() - 0.35 * np.ptp(xy[:, 0])  # a name right of this goes left
+        for p, name in zip(here, cut_labels([_drawable(p.path) for p in here], PLACED_CHARS)):
             ax.scatter([p.x], [p.y], marker="*", s=260, color="black", edgecolors="white",
                        zorder=5)
-            if len(here) <= PLACED_NAMES:
-                ax.annotate(_drawable(p.path), (p.x, p.y), xytext=(6, 6),
-                            textcoords="offset points", fontsize=9, weight="bold")
+            if len(here) <= PLACED_NAMES:  # within the panel, leaving its size alone
+                left = p.x > right
+                ax.annotate(name, (p.x, p.y), xytext=(-6 if left else 6, 6),
+                            textcoords="offset points", ha="right" if left else "left",
+                            fontsize=9, weight="bold", annotation_clip=True, clip_on=True,
+                            in_layout=False)
         ax.set_title(f"{split}: {len(xy)} notes, t-SNE of {attrs.get('source', '?')}\n"
                      f"trustworthiness {attrs.get('trustworthiness', float('nan')):.3f}, "
-                     f"kNN label accuracy {attrs.get('knn_accuracy_map', float('nan')):.3f}",
-                     fontsize=11)
+                     f"kNN label accuracy" + (f" (k={attrs['knn_k']})" if "knn_k" in attrs
+                                              else "") +
+                     f" {attrs.get('knn_accuracy_map', float('nan')):.3f}", fontsize=11)
+        ax.set_aspect("equal", adjustable="datalim")  # distances as t-SNE gave them
         ax.set_xticks([])
         ax.set_yticks([])
     handles = [plt.Line2D([], [], marker="o", ls="", color=colors[i], markersize=9,
@@ -146,8 +154,9 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     if placed:
         crowded = max(sum(p.split == split for p in placed) for split in on_panels)
         handles.append(plt.Line2D([], [], marker="*", ls="", color="black", markersize=14,
-                                  label="placed sound" + (f" (unnamed past {PLACED_NAMES} a map)"
-                                                          if crowded > PLACED_NAMES else "")))
+                                  label="placed sound" + (f" (not named: over {PLACED_NAMES} "
+                                                          f"on a map)" if crowded > PLACED_NAMES
+                                                          else "")))
     # the legend stays inside the figure: as many columns as fit its width
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), ncol),
                fontsize=11, frameon=False)

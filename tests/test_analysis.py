@@ -642,6 +642,7 @@ def test_map_opens_offline_draws_points_and_plays(mapped, tone_root, tmp_path):
     drawn = int(dom.split('data-drawn="', 1)[1].split('"', 1)[0])
     assert drawn == len(data["splits"]["test"]["x"]) + 1  # its notes and the sound placed on it
     assert 'data-playing="' in dom, dom[-2000:]
+    assert 'data-tip-inside="true"' in dom  # the rightmost point's box opens to its left
 
 
 def test_map_draws_a_split_of_hundreds_of_thousands_of_notes(mapped, tmp_path):

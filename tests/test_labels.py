@@ -80,6 +80,16 @@ def test_label_colours_keep_nsynths_and_fit_any_number():
     for n in (1, 2, 20, 21, 64):
         colors = label_colors(n)
         assert len(colors) == len(set(colors)) == n, n
+    assert len(label_colors(300)) == 300  # past Glasbey's 256, its colours again
+    # 60 labels: no two colours closer than 10 in CIE76 (sRGB, D65), where 2 is barely seen
+    rgb = np.array([matplotlib.colors.to_rgb(c) for c in label_colors(60)])
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                             [0.0193, 0.1192, 0.9505]]).T / [0.95047, 1.0, 1.08883]
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    lab = np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
+    apart = np.linalg.norm(lab[:, None] - lab[None], axis=2) + np.eye(60) * 1e3
+    assert apart.min() > 10
 
 
 def tsne_split_file(path: Path, names, per_label: int = 4):
@@ -114,6 +124,33 @@ def test_plot_legend_names_the_labels_and_fits(tmp_path, monkeypatch, n):
     image = matplotlib.image.imread(out)[..., :3]
     for edge in (image[:, :3], image[:, -3:], image[:3], image[-3:]):  # nothing cut off
         assert edge.min() > 0.95
+
+
+def test_plot_keeps_its_panel_and_the_map_s_proportions_beside_long_placed_names(
+        tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from analysis.placements import Placed, write_placed
+    from analysis.plot import plot_map
+    tsne_split_file(tmp_path / "test.h5", NAMES)
+    with h5py.File(tmp_path / "test.h5", "r+") as f:
+        f["tsne"][:, 1] *= 0.05  # a flat map stays flat
+        right = float(f["tsne"][:, 0].max())
+    write_placed(tmp_path, [Placed(f"/new/a rather long name of placed sound {k} recorded "
+                                   f"outdoors.wav", "test", right, 0.0, "cello")
+                            for k in range(3)])
+    seen, close = [], plt.close
+
+    def closing(fig):
+        ax = fig.axes[0]
+        seen.append((ax.get_position().width, ax.get_aspect(),
+                     [t.get_text() for t in ax.texts], [t.get_ha() for t in ax.texts]))
+        close(fig)
+    monkeypatch.setattr(plt, "close", closing)
+    plot_map(tmp_path, tmp_path / "map.png")
+    (width, aspect, texts, sides), = seen
+    assert width > 0.8 and aspect == 1.0  # the names leave the panel as wide as it was
+    assert len(set(texts)) == 3 and all(len(text) <= 24 for text in texts)
+    assert sides == ["right"] * 3  # at the map's right edge, written to the star's left
 
 
 def test_plot_and_map_refuse_a_map_that_is_not_finite(tmp_path):
@@ -192,6 +229,13 @@ def test_the_per_label_table_cuts_a_long_label_and_lines_up_wide_characters():
     assert rows[3] == "\u97f3\u697d \U0001f3b5" + " " * (LABEL_CHARS - wide) + \
         "      0.500   0.250  0.333      4"
     assert {len(row) for row in (rows[0], rows[1], rows[4])} == {LABEL_CHARS + 33}
+    from training.images import cut_labels  # labels that differ in the middle stay apart
+    strings = [f"Orchestra strings - {part} - sustain fortissimo" for part in
+               ("violin I", "violin II", "viola", "cello")]
+    shown = cut_labels(strings + ["bass"], 24)
+    assert len(set(shown)) == 5 and shown[-1] == "bass"
+    assert shown[:2] == ["\u2026rings - violin I - sus\u2026", "\u2026rings - violin II - su\u2026"]
+    assert all(len(text) <= 24 for text in shown)
 
 
 def test_a_label_set_in_a_message_reads_as_its_labels():

@@ -17,7 +17,7 @@ from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
 
-from .images import cut_text, image_path, literal_text, save_figure
+from .images import cut_labels, image_path, literal_text, save_figure
 from .modeldir import TrainedModel, load_trained
 
 __all__ = ["predict_split", "evaluate", "Evaluation", "write_confusion", "plot_confusion",
@@ -322,7 +322,7 @@ def per_label_text(result: Evaluation) -> str:
     over the model's whole label set: the scores ``--json`` gives (``per_family``), ``-``
     where one is undefined (``null`` there); a label longer than :data:`LABEL_CHARS` is cut
     in the middle, as the confusion matrix draws it."""
-    shown = {name: cut_text(name, LABEL_CHARS) for name in result.per_family}
+    shown = dict(zip(result.per_family, cut_labels(list(result.per_family), LABEL_CHARS)))
     width = max(_columns("label"), *map(_columns, shown.values()))
     rows = [f"label{' ' * (width - 5)}  precision  recall     f1  notes"]
     for name, scores in result.per_family.items():
@@ -358,7 +358,7 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names) -> P
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    names = [cut_text(name, LABEL_CHARS) for name in names]
+    names = cut_labels(names, LABEL_CHARS)
     confusion = np.asarray(confusion, dtype=float)
     rows = confusion.sum(axis=1, keepdims=True)
     normalised = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)

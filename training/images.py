@@ -1,6 +1,7 @@
 """Where a picture goes (:func:`image_path`): the file a path names, in a format matplotlib
 writes, for ``plot``'s map and ``evaluate``'s confusion matrix alike; how it is written
-(:func:`save_figure`); and how their text is drawn (:func:`literal_text`, :func:`cut_text`)."""
+(:func:`save_figure`); and how their text is drawn (:func:`literal_text`, :func:`cut_text`,
+:func:`cut_labels`)."""
 from __future__ import annotations
 
 import functools
@@ -13,7 +14,7 @@ from pathlib import Path
 from featurestore.errors import InputError, counted
 from featurestore.files import check_folder_path, replaced
 
-__all__ = ["image_path", "save_figure", "literal_text", "cut_text"]
+__all__ = ["image_path", "save_figure", "literal_text", "cut_text", "cut_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,23 @@ def cut_text(text: str, most: int) -> str:
         return text
     head = most // 2
     return text[:head] + "\u2026" + text[len(text) - (most - 1 - head):]
+
+
+def cut_labels(names, most: int) -> list:
+    """:func:`cut_text` of each of ``names``, but where two would read alike
+    (``Strings - violin I - sustain`` and ``... violin II ...`` cut to their ends), each of
+    those is shown about where it differs from the others: ``…violin II - sus…``."""
+    cut = [cut_text(name, most) for name in names]
+    alike: dict = {}
+    for name, shown in zip(names, cut):
+        alike.setdefault(shown, []).append(name)
+    for i, name in enumerate(names):
+        group = alike[cut[i]]
+        if len(group) > 1:
+            start = max(0, len(os.path.commonprefix(group)) - most // 3)
+            shown = name[start:start + most - 2]
+            cut[i] = "\u2026" * (start > 0) + shown + "\u2026" * (start + len(shown) < len(name))
+    return cut
 
 
 def literal_text(draw):

@@ -43,15 +43,19 @@ def epoch_progress(at_most: Optional[int] = None):
     return EpochProgress()
 
 
-def plot_curves(history: list, path: Path, title: str):
-    """Loss and accuracy per epoch, train and validation, side by side."""
+def plot_curves(history: list, path: Path, title: str, *, augmented: bool = False):
+    """Loss and accuracy per epoch, train (on its ``augmented`` batches, where the model
+    augments them: lower than on the notes themselves) and validation, side by side."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     epochs = [int(row["epoch"]) + 1 for row in history]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    on = " (augmented batches)" if augmented else ""
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
-        ax.plot(epochs, [row[key] for row in history], "o-", label=f"train {label}")
+        ax.plot(epochs, [row[key] for row in history], "o-", label=f"train {label}{on}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, not fractions of one
         ax.plot(epochs, [row["val_" + key] for row in history], "s-",
                 label=f"validation {label}")
         ax.set_xlabel("epoch")
