@@ -144,7 +144,10 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
 
 
 def _is_split_file(path: Path) -> bool:
-    """Whether ``path`` is an HDF5 file holding ``/spectra`` (a split file, not a model's)."""
+    """Whether ``path`` is an HDF5 file holding ``/spectra`` (a split file, not a model's);
+    only a regular file is opened (a pipe would wait for a writer)."""
+    if not path.is_file():
+        return False
     try:
         with h5py.File(path, "r") as f:
             return SPECTRA in f
