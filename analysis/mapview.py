@@ -162,9 +162,11 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                                "probability": None if math.isnan(p.probability) else
                                round(p.probability, 3),
                                "nearest": [str(n.get("name", "")) for n in p.nearest[:3]]})
-    for p, short in zip(data["placed"], cut_labels([p["name"] for p in data["placed"]],
-                                                   PLACED_CHARS)):
-        p["short"] = short  # the name drawn beside its star
+    for split in {p["split"] for p in data["placed"]}:  # each map's names, as plot draws them
+        here = [p for p in data["placed"] if p["split"] == split]
+        for p, short in zip(here, cut_labels([Path(p["name"]).stem for p in here],
+                                             PLACED_CHARS)):
+            p["short"] = short
     if missing:
         log.warning("%s: %d of the map's sounds are not there (%s%s); their points play "
                     "nothing", store, len(missing), min(missing),

@@ -23,6 +23,7 @@ from joblib import Parallel, delayed
 from . import commit, finished, grow, schema, splitfile, workers
 from .errors import BuildError
 from .finished import SplitReport
+from .heldsplits import kept_with_held
 from .layouts import InputOptions, Inputs, read_inputs
 from .nsynth import SPLITS
 from .notes import Notes
@@ -345,7 +346,8 @@ def _add(read: Inputs, out: Path, params: FeatureParams, attrs: dict, run: _Work
                                             for label in notes.label})
     roots, new, held = grow.on_all_roots(growing, read.roots, held)
     grow.refuse_held_elsewhere(new, held, roots)
-    new = grow.kept_with_held(new, held, read.drawn_names)  # held notes never move
+    new = kept_with_held(new, {split: mine.notes for split, mine in held.items()},
+                         read.drawn_names)  # a store's notes never move
     check_splits_apart([(split, mine.notes) for split, mine in held.items()]
                        + [(split, notes) for split, (notes, _) in new.items()],
                        layout=read.layout)

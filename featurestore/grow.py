@@ -46,7 +46,7 @@ from .store import open_split, split_path
 
 __all__ = ["Held", "start_added", "settle_results", "read_notes", "read_held", "columns",
            "all_roots", "rooted", "recorded_inputs", "recorded_params", "grown_labels",
-           "check_addable", "refuse_held_elsewhere", "kept_with_held", "not_held"]
+           "check_addable", "refuse_held_elsewhere", "not_held"]
 
 log = logging.getLogger(__name__)
 
@@ -286,36 +286,6 @@ def not_held(notes: Optional[Notes], problems: list, held: Dict[str, Held], root
                     "store keeps those notes as they are", split,
                     counted(len(refused), "input"), *refused[0])
     return notes, [(name, why) for name, why in problems if name not in anywhere]
-
-
-def kept_with_held(new: Dict[str, Tuple[Notes, list]], held: Dict[str, Held],
-                   drawn: Dict[str, set]) -> Dict[str, Tuple[Notes, list]]:
-    """``new`` (as :func:`on_all_roots` gives it) with each note the build drew (``drawn``,
-    :attr:`Inputs.drawn_names`) that the store holds, or holds a twin of (the same path but
-    for its ending), in another split moved there, warned of: a store's notes never move,
-    whatever the inputs draw now (other fractions, or split folders an older version did not
-    read so); :func:`not_held` then leaves out those held."""
-    held_in = {(k, os.path.splitext(file)[0]): split for split, mine in held.items()
-               for k, file in zip(mine.notes.folder, mine.notes.files)}
-    kept, moved = dict(new), []
-    for split, (notes, problems) in new.items():
-        stems = zip(notes.folder, (os.path.splitext(file)[0] for file in notes.files))
-        there = {i: held_in[key] for i, key in enumerate(stems) if held_in.get(key, split)
-                 != split and WINDOW_NAME.sub("", notes.names[i]) in drawn.get(split, ())}
-        if not there:
-            continue
-        i = min(there)
-        log.warning("%s: %s the store holds, or holds a twin of, in another split %s this "
-                    "one by the inputs now (first: %s, held in %s); the store's split is kept "
-                    "(--overwrite puts every note where the inputs say)", split,
-                    counted(len(there), "note"), "is given" if len(there) == 1 else "are given",
-                    notes.names[i], there[i])
-        kept[split] = notes.take([i for i in range(len(notes)) if i not in there]), problems
-        moved += [(other, notes.take([i for i in there if there[i] == other]))
-                  for other in set(there.values()) & set(new)]
-    for other, notes in moved:  # once each split has left out its own
-        kept[other] = Notes.concat([kept[other][0], notes]).by_name(), kept[other][1]
-    return kept
 
 
 def _warn_of_new_labels(notes: Notes, held: Notes, split: str):

@@ -109,6 +109,8 @@ def _split_folders(root: Path) -> Dict[str, Path]:
     folders = [entry for entry in sorted(root.iterdir())
                if not entry.name.startswith(".") and entry.is_dir()]
     named = {entry: SPLIT_NAMES.get(entry.name.casefold()) for entry in folders}
+    named = {entry: split for entry, split in named.items()  # not a zip's __MACOSX, or docs/
+             if split or entry.name != "__MACOSX" and _holds_audio(entry)}
     if not all(named.values()) or "train" not in named.values():
         spelt = [entry.name for entry, split in named.items()
                  if split and entry.name not in SPLITS]
@@ -128,6 +130,14 @@ def _split_folders(root: Path) -> Dict[str, Path]:
             raise BuildError(f"{root}: {' and '.join(f.name + '/' for f in twice)} are both "
                              f"read as the {split} split; which one is it? Move the other out")
     return {split: found[split][0] for split in SPLITS if split in found}
+
+
+def _holds_audio(folder: Path) -> bool:
+    """Whether any audio file lies below ``folder`` (one that cannot be read: yes)."""
+    try:
+        return next(audio_files(folder), None) is not None
+    except BuildError:
+        return True
 
 
 def folder_rows(root: Path, *, told: bool = False) -> List[Row]:

@@ -643,6 +643,10 @@ def test_map_opens_offline_draws_points_and_plays(mapped, tone_root, tmp_path):
     assert drawn == len(data["splits"]["test"]["x"]) + 1  # its notes and the sound placed on it
     assert 'data-playing="' in dom, dom[-2000:]
     assert 'data-tip-inside="true"' in dom  # the rightmost point's box opens to its left
+    test = data["splits"]["test"]
+    alone = test["family"].count(0) + sum(p["split"] == "test" and p["family"] ==
+                                          data["families"][0] for p in data["placed"])
+    assert f'data-alone="{alone}"' in dom  # a double-click on a label: its points alone
 
 
 def test_map_draws_a_split_of_hundreds_of_thousands_of_notes(mapped, tmp_path):

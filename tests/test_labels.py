@@ -229,13 +229,17 @@ def test_the_per_label_table_cuts_a_long_label_and_lines_up_wide_characters():
     assert rows[3] == "\u97f3\u697d \U0001f3b5" + " " * (LABEL_CHARS - wide) + \
         "      0.500   0.250  0.333      4"
     assert {len(row) for row in (rows[0], rows[1], rows[4])} == {LABEL_CHARS + 33}
-    from training.images import cut_labels  # labels that differ in the middle stay apart
+    from training.images import cut_labels, cut_text  # labels differing midway stay apart
     strings = [f"Orchestra strings - {part} - sustain fortissimo" for part in
                ("violin I", "violin II", "viola", "cello")]
     shown = cut_labels(strings + ["bass"], 24)
     assert len(set(shown)) == 5 and shown[-1] == "bass"
-    assert shown[:2] == ["\u2026rings - violin I - sus\u2026", "\u2026rings - violin II - su\u2026"]
+    assert shown[:2] == ["\u2026violin I - sustain for\u2026", "\u2026violin II - sustain fo\u2026"]
     assert all(len(text) <= 24 for text in shown)
+    same = "a rather long recording of the session 01"  # one name twice: cut as one
+    assert cut_labels([same, same], 24) == [cut_text(same, 24)] * 2
+    late = ["X" * 60 + f"{tail}YYYYYYYYYY end" for tail in ("a", "b")] + ["X" * 20 + "c end"]
+    assert len(set(cut_labels(late, 24))) == 3  # two that part late, from a third early
 
 
 def test_a_label_set_in_a_message_reads_as_its_labels():

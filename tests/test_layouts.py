@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import shutil
 
 import h5py
@@ -79,6 +80,10 @@ def test_split_folders_go_by_datasets_names_and_valid_is_drawn_from_train_withou
     assert all(f.startswith("Training/") for f in valid.files) and len(test) == 9
     assert valid.files == [f for f in valid.files if drawn_split(f, 0.3, 0) == "valid"]
     assert "drawn into test" not in caplog.text  # test is the folder's, never drawn here
+    for other in ("__MACOSX/Training", "docs"):  # a zip's, and one of no audio: passed over
+        (root / other).mkdir(parents=True)
+        (root / other / "notes.txt").write_text("not audio")
+    assert len(read_inputs([root]).splits["test"][0]) == 9
     shutil.rmtree(root / "TEST")
     assert len(read_inputs([root]).splits["valid"][0]) > 0  # train/ alone: the default 10 %
     classes = _class_folders(tmp_path / "classes", per_class=3, split_folders=False)
@@ -114,8 +119,8 @@ def test_add_leaves_held_notes_and_their_twins_where_the_store_holds_them(tmp_pa
     caplog.clear()
     reports = build_store(root, store, jobs=1, progress=False, add=True)
     assert {r.split: r.status for r in reports} == {"train": "kept", "test": "kept"}
-    assert "valid: 4 notes the store holds, or holds a twin of, in another split are given " \
-           "this one by the inputs now (first: cello/take" in caplog.text
+    assert "valid: 4 notes drawn into it now go where the store holds them or their twin " \
+           "(first: cello/take" in caplog.text
     assert not (store / "valid.h5").exists()
     drawn = _class_folders(tmp_path / "drawn", per_class=20, split_folders=False)
     build_store(drawn, tmp_path / "d", jobs=1, progress=False)
@@ -129,6 +134,32 @@ def test_add_leaves_held_notes_and_their_twins_where_the_store_holds_them(tmp_pa
     flacs = [name for name in where if name.endswith(".flac")]
     assert len(flacs) == 30 and {where[name] for name in flacs} == {"train", "valid", "test"}
     assert all(where[name] == where[name[:-5] + ".wav"] for name in flacs)
+    for wav in sorted(drawn.glob("*/*.wav"))[1::2]:  # the others, grown in train alone
+        shutil.copyfile(wav, wav.with_suffix(".flac"))
+    caplog.clear()
+    build_store(drawn, tmp_path / "d", jobs=1, progress=False, add=True, splits=["train"])
+    with h5py.File(tmp_path / "d" / "train.h5") as f:
+        grown = set(f[schema.NAMES].asstr()[:]) - set(where)
+    assert grown and all(where[name[:-5] + ".wav"] == "train" for name in grown)
+    assert re.search(r"(valid|test): \d+ new notes left out: the store holds their twins in "
+                     r"\1, which this build does not grow \(first: .*\); add them with --split "
+                     r"\1", caplog.text)
+
+
+def test_add_keeps_held_twins_in_the_splits_the_manifest_gave_them(tmp_path):
+    for name in ("c0.wav", "c0.flac", "c1.wav", "c2.wav", "c3.wav"):
+        _wav(tmp_path / name, k=int(name[1]) % 2)
+    manifest = tmp_path / "set.csv"
+    manifest.write_text("path,label,split\nc0.wav,a,train\nc0.flac,a,test\nc1.wav,b,train\n"
+                        "c2.wav,a,valid\nc3.wav,b,valid\n")
+    build_store(manifest, tmp_path / "store", jobs=1, progress=False)
+    _wav(tmp_path / "c4.wav", k=1)  # then the splits left to be drawn, and a new file
+    manifest.write_text("path,label,split\nc0.wav,a,\nc0.flac,a,\nc1.wav,b,train\n"
+                        "c2.wav,a,valid\nc3.wav,b,valid\nc4.wav,b,\n")
+    build_store(manifest, tmp_path / "store", jobs=1, progress=False, add=True)
+    for split, names in (("train", {"c0.wav", "c1.wav"}), ("test", {"c0.flac"})):
+        with h5py.File(tmp_path / "store" / f"{split}.h5") as f:
+            assert names <= set(f[schema.NAMES].asstr()[:]), split
 
 
 def test_add_refuses_a_manifest_s_file_given_another_split_beside_drawn_rows(tmp_path):

@@ -82,17 +82,19 @@ def cut_text(text: str, most: int) -> str:
 
 
 def cut_labels(names, most: int) -> list:
-    """:func:`cut_text` of each of ``names``, but where two would read alike
+    """:func:`cut_text` of each of ``names``, but where different names would read alike
     (``Strings - violin I - sustain`` and ``... violin II ...`` cut to their ends), each of
-    those is shown about where it differs from the others: ``…violin II - sus…``."""
+    those is shown from a little before where it parts from the one most like it:
+    ``…violin II - sus…``."""
     cut = [cut_text(name, most) for name in names]
     alike: dict = {}
     for name, shown in zip(names, cut):
-        alike.setdefault(shown, []).append(name)
+        alike.setdefault(shown, set()).add(name)
     for i, name in enumerate(names):
-        group = alike[cut[i]]
-        if len(group) > 1:
-            start = max(0, len(os.path.commonprefix(group)) - most // 3)
+        others = alike[cut[i]] - {name}
+        if others:
+            parts = max(len(os.path.commonprefix([name, other])) for other in others)
+            start = max(0, parts - most // 3)
             shown = name[start:start + most - 2]
             cut[i] = "\u2026" * (start > 0) + shown + "\u2026" * (start + len(shown) < len(name))
     return cut

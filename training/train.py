@@ -270,7 +270,7 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
         plot_curves(history, tmp, f"{config.model} model on {store_name(store)}: best validation "
                                   f"accuracy {best['val_accuracy']:.3f} (epoch "
                                   f"{info['best_epoch']})",
-                    augmented=config.model == "default" and config.augment)
+                    augmented=config.augments())
     shutil.rmtree(model_dir / BACKUP_DIR, ignore_errors=True)
     best_model.unlink(missing_ok=True)
     return TrainResult(model_dir, len(history), info["best_epoch"], best["val_accuracy"],
