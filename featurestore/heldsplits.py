@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 from .errors import counted
 from .notes import Notes

@@ -291,7 +291,8 @@ def test_a_class_named_like_a_split_is_named_in_a_warning(tmp_path, caplog):
             _wav(tmp_path / "set" / label / f"{label}{i}.wav", k=i)
     with pytest.raises(BuildError, match=r"set: no split folder with an examples.json \(NSynth"
                                          r"'s layout: train/, valid/, test/ or nsynth-train/, "
-                                         r"...\) and no audio files in class folders \(ROOT/LABEL/"):
+                                         r"...\) and no audio files in class folders "
+                                         r"\(ROOT/LABEL/"):
         read_inputs([tmp_path / "set"])
     with pytest.raises(BuildError, match=r"set: no audio files in class folders \(ROOT/LABEL"):
         read_inputs([tmp_path / "set"], InputOptions(layout="folders"))  # said: not NSynth's
