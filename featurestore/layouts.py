@@ -352,9 +352,20 @@ def _check_drawn(roots, by_split: dict, options: InputOptions, into: set):
         raise BuildError(f"{where}: {none} drawn into train ({one and one + '; '}valid "
                          f"{options.valid_fraction:g}, test {options.test_fraction:g} of the "
                          f"groups); give more groups, smaller fractions, or the splits")
+    held = {split: {group for _, _, group in rows} for split, rows in by_split.items()}
+    log.info("%s: splits drawn by group: %s", where, ", ".join(
+        f"{split} {len(held[split])} ({counted(len(by_split[split]), 'file')})"
+        for split in SPLITS if split in by_split))
     for split in sorted(into, reverse=True):  # valid, test
-        if not by_split.get(split) and getattr(options, f"{split}_fraction") > 0:  # not asked
+        if getattr(options, f"{split}_fraction") == 0:  # none asked for
+            continue
+        if not by_split.get(split):
             log.warning("%s: %s drawn into %s%s", where, none, split, one and f" ({one})")
+        elif len(held[split]) < 3 < len(groups):
+            log.warning("%s: %s holds %s of the %d (asked: %g of them): its score is of those "
+                        "alone, and swings with them; give more groups, or the splits", where,
+                        split, counted(len(held[split]), "group"), len(groups),
+                        getattr(options, f"{split}_fraction"))
 
 
 def _notes(root: Path, rows: List[Tuple[Row, str]], columns: Sequence[str]) -> Notes:

@@ -94,6 +94,20 @@ def test_split_folders_go_by_datasets_names_and_valid_is_drawn_from_train_withou
            "split folder); name split folders train/, valid/, test/" in caplog.text
 
 
+def test_a_drawn_split_of_few_groups_is_warned_of_and_the_draw_said(tmp_path, caplog):
+    root = _class_folders(tmp_path / "set", per_class=20, split_folders=False)
+    caplog.set_level(logging.INFO)
+    read = read_inputs([root], InputOptions(group_by=r"^take(\d+)_"))
+    groups = {split: {re.search(r"take(\d+)_", name).group(1) for name in notes.names}
+              for split, (notes, _) in read.splits.items()}
+    assert {split: len(held) for split, held in groups.items()} == {"train": 15, "valid": 1,
+                                                                     "test": 4}
+    assert "splits drawn by group: train 15 (45 files), valid 1 (3 files), test 4 (12 " \
+           "files)" in caplog.text
+    assert "valid holds 1 group of the 20 (asked: 0.1 of them): its score is of those alone" \
+        in caplog.text and "test holds" not in caplog.text
+
+
 def test_one_recording_in_two_formats_is_warned_of_and_kept_in_one_split(tmp_path, caplog):
     for i in range(40):
         for ending in (".wav", ".flac") if i % 2 else (".wav",):
