@@ -231,9 +231,9 @@ def _train(add_command):
                    help=f"stop after this many epochs without a better validation accuracy "
                         f"(default {d.patience})")
     p.add_argument("--valid-weights", choices=VALID_WEIGHTS,
-                   help=f"the validation accuracy that picks the best epoch: every note the "
-                        f"same, or every NOTES folder of the valid split the same, the mean "
-                        f"of their accuracies (default {d.valid_weights})")
+                   help=f"the validation accuracy that picks the best epoch: every note, "
+                        f"NOTES folder or label of the valid split the same (labels: balanced "
+                        f"accuracy, for labels of unequal sizes; default {d.valid_weights})")
     p.add_argument("--epochs", type=int, help="at most this many epochs (default: no limit)")
     p.add_argument("--steps-per-epoch", type=int,
                    help=f"batches per epoch (default: a pass over the training split, at most "

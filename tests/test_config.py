@@ -83,6 +83,16 @@ def test_other_than_names_the_settings_given_that_a_run_did_not_start_with():
         TrainConfig(workers=65).resumed(run)
 
 
+def test_an_epoch_is_a_pass_of_at_least_32_batches_and_at_most_20000_notes():
+    from training.config import EPOCH_MIN_STEPS, EPOCH_NOTES
+    assert (EPOCH_MIN_STEPS, EPOCH_NOTES) == (32, 20_000)
+    assert TrainConfig().steps(300) == 32  # a small store: its notes drawn again
+    assert TrainConfig(batch_size=8).steps(300) == 38  # a pass, where it is 32 batches or more
+    assert TrainConfig().steps(4_024) == 63  # the demo's: a pass
+    assert TrainConfig().steps(289_205) == 313  # NSynth's: 20,000 notes
+    assert TrainConfig(steps_per_epoch=3).steps(300) == 3  # as given
+
+
 def test_train_refuses_what_is_not_a_config_or_callbacks_before_anything_is_made(tmp_path):
     from training.train import train
     for config in (None, {"epochs": 1}):

@@ -406,7 +406,7 @@ def test_valid_weights_folders_picks_epochs_on_the_mean_over_folders(tone_store,
         folder = (np.arange(len(f["labels"])) >= 3).astype(np.int16)
         f["source_folder"][...] = folder
         f["source_folder"].attrs["names"] = ["/notes/small", "/notes/large", "/notes/train-only"]
-    valid = StoreBatches(store / "valid.h5", 4, multiple_of=2, by_folder=True)
+    valid = StoreBatches(store / "valid.h5", 4, multiple_of=2, weigh_by="folders")
     weights = np.concatenate([valid[k][2] for k in range(len(valid))])
     assert list(weights) == [11 / 6] * 3 + [11 / 16] * 8 + [0]  # padding counts in nothing
     valid.close()
@@ -414,8 +414,8 @@ def test_valid_weights_folders_picks_epochs_on_the_mean_over_folders(tone_store,
            "the NOTES folders, is over the others" in caplog.text
     assert "/notes/small" not in caplog.text
     with pytest.raises(ValueError, match="needs shuffle=False"):
-        StoreBatches(store / "train.h5", 4, shuffle=True, by_folder=True)
-    one_folder = StoreBatches(tone_store / "valid.h5", 4, by_folder=True)
+        StoreBatches(store / "train.h5", 4, shuffle=True, weigh_by="folders")
+    one_folder = StoreBatches(tone_store / "valid.h5", 4, weigh_by="folders")
     assert (one_folder[0][2] == 1).all()
     one_folder.close()
     config = QUICK.replace(epochs=1, valid_weights="folders")
@@ -425,6 +425,13 @@ def test_valid_weights_folders_picks_epochs_on_the_mean_over_folders(tone_store,
     assert result.best_val_accuracy == pytest.approx(np.mean(by_folder), abs=1e-6)
     with pytest.raises(InputError, match="valid_weights must be one of"):
         TrainConfig(valid_weights="files")
+    with h5py.File(store / "valid.h5", "r+") as f:  # 6 notes of bass, 1 of 5 others
+        f["labels"][...] = [0] * 6 + [1, 2, 3, 4, 5]
+    config = QUICK.replace(epochs=1, valid_weights="labels")  # every label the same
+    result = train(store, tmp_path / "by-label", config, verbose=0)
+    scored = evaluate(store, tmp_path / "by-label", "valid")
+    assert result.best_val_accuracy == pytest.approx(scored.balanced_accuracy, abs=1e-6)
+    assert scored.balanced_accuracy != pytest.approx(scored.accuracy)
 
 
 def test_evaluate_cli_json(trained, tone_store):

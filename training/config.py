@@ -14,7 +14,7 @@ from featurestore.files import size_text
 from featurestore.params import FeatureParams
 
 __all__ = ["TrainConfig", "MODELS", "EMBEDDING_LAYER", "LOADERS", "SCHEDULES", "PRECISIONS",
-           "VALID_WEIGHTS", "EPOCH_NOTES", "RESUMABLE"]
+           "VALID_WEIGHTS", "EPOCH_NOTES", "EPOCH_MIN_STEPS", "RESUMABLE"]
 
 MODELS = ("default", "tutorial")
 #: The name of each model's embedding layer, the penultimate (what ``embed`` and ``place`` read).
@@ -22,7 +22,7 @@ EMBEDDING_LAYER = "embedding"
 LOADERS = ("auto", "mmap", "h5py", "block")
 SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("auto", "mixed", "float32")
-VALID_WEIGHTS = ("notes", "folders")
+VALID_WEIGHTS = ("notes", "folders", "labels")
 #: Settings a resumed run may take anew: how many threads read its batches and how long it
 #: may run, not what it learns from them (the same batches, in the same order, whatever they
 #: are; the loader is not one of them: the block loader draws its batches in another order).
@@ -34,8 +34,11 @@ MAX_WORKERS = 64
 #: block order's plan; the random order's take about a quarter of it).
 DRAW_BYTES = 64
 #: An epoch is one pass over the training split, or this many notes of it when it holds more
-#: (so that validation, early stopping and backups come every few minutes on 2 cores).
+#: (so that validation, early stopping and backups come every few minutes on 2 cores), ...
 EPOCH_NOTES = 20_000
+#: ... and at least this many batches (2,048 notes at the default 64), drawn again, when it
+#: holds fewer: the learning-rate and stopping rules count epochs, each enough steps to judge.
+EPOCH_MIN_STEPS = 32
 #: AdamW's starting learning rate for each model, where none is given (the tutorial's
 #: network, with no batch norm, collapsed to one output at the default model's rate:
 #: docs/quality.md).
@@ -67,8 +70,9 @@ class TrainConfig:
         allow). Required by the ``cosine`` schedule.
     steps_per_epoch : int, optional
         Batches per epoch (default: one pass over the training split, ``ceil(N /
-        batch_size)``, or :data:`EPOCH_NOTES` notes of it when it holds more). The notes are
-        drawn at random (balanced when ``balance``), so a pass sees most notes once.
+        batch_size)``, or :data:`EPOCH_NOTES` notes of it when it holds more, and at least
+        :data:`EPOCH_MIN_STEPS`). The notes are drawn at random (balanced when ``balance``),
+        so a pass sees most notes once.
     batch_size : int
         Notes per batch and device (even with mixup: notes are mixed in pairs).
     learning_rate : float, optional
@@ -90,11 +94,11 @@ class TrainConfig:
     label_smoothing : float
     patience : int
         Epochs without a better validation accuracy before stopping.
-    valid_weights : {'notes', 'folders'}
+    valid_weights : {'notes', 'folders', 'labels'}
         What the validation accuracy (the best epoch, the plateau, early stopping) averages:
         ``'notes'``, every note of the valid split the same; ``'folders'``, every NOTES folder
         the split was built from (``/source_folder``) the same, whatever its size: the mean of
-        the folders' accuracies. A split from one folder scores the same either way.
+        the folders' accuracies; ``'labels'``, every label the same (balanced accuracy).
     budget_minutes : float, optional
         Training time: no epoch starts that would, at the pace of the epochs so far, end
         after it (``None``: no limit). The model is the best epoch's, whatever stops the run.
@@ -271,7 +275,7 @@ class TrainConfig:
         """Batches per epoch for a training split of ``n_train`` notes."""
         if self.steps_per_epoch is not None:
             return self.steps_per_epoch
-        return math.ceil(min(n_train, EPOCH_NOTES) / self.batch_size)
+        return max(math.ceil(min(n_train, EPOCH_NOTES) / self.batch_size), EPOCH_MIN_STEPS)
 
     def check_fits(self, params: FeatureParams, input_shape, *, resumed: bool = False):
         """Refuse settings the store's notes cannot fit: more frames pooled than a note has,

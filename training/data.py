@@ -133,10 +133,11 @@ class StoreBatches(keras.utils.PyDataset):
         Read in order (``shuffle=False``), batches are ``(x, y, weight)`` whose length is a
         multiple of this (the devices a batch is split over): a short last batch is filled with
         repeated notes of weight 0, which count in no metric.
-    by_folder : bool
-        Read in order, each note weighs :func:`folder_weights` of its ``/source_folder`` in
-        ``(x, y, weight)``: Keras's weighted metrics (and loss) are then the mean over the
-        folders. A split without ``/source_folder`` weighs every note the same.
+    weigh_by : {None, 'folders', 'labels'}
+        Read in order, each note weighs :func:`folder_weights` of its ``/source_folder``, or
+        of its label, in ``(x, y, weight)``: Keras's weighted metrics (and loss) are then the
+        mean over the folders, or over the labels (accuracy: balanced accuracy). A split
+        without ``/source_folder`` weighs every note the same by folder.
     **kwargs
         ``keras.utils.PyDataset``'s: ``workers`` threads read batches ahead, and at most
         ``max_queue_size`` batches wait (each batch depends on its epoch and index alone, so
@@ -146,17 +147,19 @@ class StoreBatches(keras.utils.PyDataset):
     def __init__(self, path, batch_size: int, shuffle: bool = False, balance: bool = True,
                  steps: Optional[int] = None, mixup_alpha: float = 0.0, seed: int = 0,
                  loader: str = "auto", block_mib: float = 0.5, buffer_mib: float = 256.0,
-                 multiple_of: int = 1, by_folder: bool = False, **kwargs):
+                 multiple_of: int = 1, weigh_by: Optional[str] = None, **kwargs):
         super().__init__(**kwargs)
         if loader not in ("auto", "mmap", "h5py", "block"):
             raise ValueError(f"loader must be 'auto', 'mmap', 'h5py' or 'block', got {loader!r}")
-        if shuffle and by_folder:
-            raise ValueError("by_folder=True needs shuffle=False (it weighs the notes of a "
-                             "split read in order)")
+        if shuffle and weigh_by:
+            raise ValueError("weigh_by needs shuffle=False (it weighs the notes of a split read "
+                             "in order)")
         self.multiple_of = int(multiple_of)
         self.reader = SpectraReader(path, method="h5py" if loader == "h5py" else "mmap")
         self.note_weights = None
-        if by_folder and self.reader.has(schema.SOURCE_FOLDER):
+        if weigh_by == "labels":
+            self.note_weights = folder_weights(self.reader.labels)
+        elif weigh_by == "folders" and self.reader.has(schema.SOURCE_FOLDER):
             folders = self.reader.field(schema.SOURCE_FOLDER)
             self.note_weights = folder_weights(folders)
             _warn_of_folders_without_notes(path, folders, self.reader.file[
@@ -274,8 +277,8 @@ class StoreBatches(keras.utils.PyDataset):
 def run_batches(store, config: TrainConfig, n_train: int
                 ) -> Tuple[StoreBatches, StoreBatches]:
     """``(train, valid)``: random balanced training batches (``config.workers`` threads read
-    them ahead), and the validation split (each NOTES folder weighing the same with
-    ``config.valid_weights`` ``'folders'``). With several devices
+    them ahead), and the validation split (each NOTES folder, or each label, weighing the same
+    with ``config.valid_weights`` ``'folders'`` or ``'labels'``). With several devices
     (:func:`training.backend.replicas`) a batch holds ``batch_size`` notes for each of them, and
     an epoch as many notes in fewer steps."""
     from .backend import replicas
@@ -289,4 +292,5 @@ def run_batches(store, config: TrainConfig, n_train: int
                               max_queue_size=2 * config.workers)
     return train_data, StoreBatches(split_path(store, "valid"), 2 * batch, loader=config.loader,
                                     mixup_alpha=config.mixup(), multiple_of=devices,
-                                    by_folder=config.valid_weights == "folders")
+                                    weigh_by=None if config.valid_weights == "notes"
+                                    else config.valid_weights)
