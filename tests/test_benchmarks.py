@@ -87,3 +87,15 @@ def test_trainspeed_s_checkout_of_a_revision_leaves_no_worktree_behind(tmp_path)
     with trainspeed.checkout("HEAD", tmp_path) as again:  # git had refused the folder
         assert again == path and (path / "featurestore" / "__init__.py").is_file()
     assert not path.exists()
+
+
+def test_the_small_stores_are_their_classes_and_groups_and_a_bad_count_is_one_line(tmp_path):
+    smallstores = load_benchmark("smallstores")
+    options = smallstores.make_notes("imbalanced", tmp_path / "imbalanced")
+    counts = {d.name: len(list(d.glob("*.wav"))) for d in (tmp_path / "imbalanced").iterdir()}
+    assert counts == {"wind": 150, "rain": 75, "crackle": 30, "hiss": 15, "engine": 8, "buzz": 5}
+    assert options == ["--group-by", r"^s(\d+)_"]  # each clip its own session here
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "smallstores.py"),
+                             "--budget-minutes", "0"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2 and "--budget-minutes: must be at least 1" in result.stderr
