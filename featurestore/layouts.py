@@ -354,7 +354,7 @@ def _check_drawn(roots, by_split: dict, options: InputOptions, into: set):
                          f"groups); give more groups, smaller fractions, or the splits")
     held = {split: {group for _, _, group in rows} for split, rows in by_split.items()}
     log.info("%s: splits drawn by group: %s", where, ", ".join(
-        f"{split} {len(held[split])} ({counted(len(by_split[split]), 'file')})"
+        f"{split} {counted(len(held[split]), 'group')} ({counted(len(by_split[split]), 'file')})"
         for split in SPLITS if split in by_split))
     for split in sorted(into, reverse=True):  # valid, test
         if getattr(options, f"{split}_fraction") == 0:  # none asked for

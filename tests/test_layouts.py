@@ -102,8 +102,8 @@ def test_a_drawn_split_of_few_groups_is_warned_of_and_the_draw_said(tmp_path, ca
               for split, (notes, _) in read.splits.items()}
     assert {split: len(held) for split, held in groups.items()} == {"train": 15, "valid": 1,
                                                                      "test": 4}
-    assert "splits drawn by group: train 15 (45 files), valid 1 (3 files), test 4 (12 " \
-           "files)" in caplog.text
+    assert "splits drawn by group: train 15 groups (45 files), valid 1 group (3 files), test " \
+           "4 groups (12 files)" in caplog.text
     assert "valid holds 1 group of the 20 (asked: 0.1 of them): its score is of those alone" \
         in caplog.text and "test holds" not in caplog.text
 
