@@ -47,3 +47,26 @@ def test_training_of_at_most_n_epochs_says_so(tone_store, tmp_path, capsys):
 def test_silent_training_prints_no_epoch_line(tone_store, tmp_path, capsys):
     train(tone_store, tmp_path / "m", TrainConfig(epochs=1, **TINY), verbose=0)
     assert epoch_lines("".join(capsys.readouterr())) == []
+
+
+def test_curves_mark_whole_epochs_and_where_the_rate_was_lowered(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from training.progress import plot_curves
+    history = [dict(epoch=e, loss=1.0 / (e + 1), val_loss=1.0, accuracy=0.5, val_accuracy=0.5,
+                    learning_rate=2e-3 if e < 3 else 1e-3) for e in range(5)]
+    seen, close = [], plt.close
+
+    def closing(fig):
+        ax = fig.axes[0]
+        seen.append(([t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]],
+                     [line.get_xdata()[0] for line in ax.lines if line.get_color() == "tab:red"
+                      and len(line.get_xdata())],
+                     [text.get_text() for text in ax.get_legend().get_texts()]))
+        close(fig)
+    monkeypatch.setattr(plt, "close", closing)
+    plot_curves(history, tmp_path / "curves.png", "run", augmented=True)
+    (ticks, lowered, legend), = seen
+    assert all(float(t).is_integer() for t in ticks)  # epochs, not 1.25
+    assert lowered == [3.5]  # before epoch 4, the first at the halved rate
+    assert legend == ["train loss (augmented batches)", "validation loss",
+                      "learning rate lowered"]
