@@ -68,11 +68,11 @@ def plot_curves(history: list, path: Path, title: str, *, augmented: bool = Fals
         axes[1].set_ylim(0, 1)
     rates = [(epoch, row["learning_rate"]) for epoch, row in zip(epochs, history)
              if "learning_rate" in row]  # a run's history of before the column: none
-    for (_, was), (epoch, rate) in zip(rates, rates[1:]):
-        if rate < was:  # where the plateau rule lowered the rate
-            for ax in axes:
-                ax.axvline(epoch - 0.5, color="tab:red", alpha=0.35, lw=1)
-    if any(rate < was for (_, was), (_, rate) in zip(rates, rates[1:])):
+    lowered = [epoch for (_, was), (epoch, rate) in zip(rates, rates[1:]) if rate < was]
+    for epoch in lowered:  # where the plateau rule lowered the rate
+        for ax in axes:
+            ax.axvline(epoch - 0.5, color="tab:red", alpha=0.35, lw=1)
+    if lowered:
         axes[0].plot([], [], color="tab:red", alpha=0.35, lw=1, label="learning rate lowered")
         axes[0].legend()
     fig.suptitle(title)
