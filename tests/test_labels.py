@@ -219,7 +219,7 @@ def test_the_per_label_table_cuts_a_long_label_and_lines_up_wide_characters():
     names = ("S" * 300 + " A", "S" * 300 + " B", "\u97f3\u697d \U0001f3b5", "x")
     scores = {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "support": 4}
     result = Evaluation(split="test", store="s", model="m", n=16, accuracy=0.5,
-                        balanced_accuracy=0.5, per_family={name: scores for name in names},
+                        balanced_accuracy=0.5, per_label={name: scores for name in names},
                         per_folder={}, per_file={}, store_changed=[],
                         confusion=np.eye(4, dtype=np.int64), labels=names, default_png=None)
     rows = per_label_text(result).splitlines()

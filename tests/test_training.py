@@ -440,14 +440,20 @@ def test_evaluate_cli_json(trained, tone_store):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert {"accuracy", "balanced_accuracy", "n", "per_family", "confusion"} <= set(data)
-    assert data["n"] == 11 and set(data["per_family"]) >= {"bass", "vocal"}
+    assert {"accuracy", "balanced_accuracy", "n", "per_label", "confusion"} <= set(data)
+    assert data["n"] == 11 and set(data["per_label"]) >= {"bass", "vocal"}
+    assert data["per_family"] == data["per_label"]  # its older name
 
 
 def test_evaluate_says_when_a_model_recorded_no_content_of_its_store(trained, tone_store,
                                                                       tmp_path, caplog):
-    assert evaluate(tone_store, trained[0], "valid").store_changed == [] and not [
-        r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert evaluate(tone_store, trained[0], "valid").store_changed == []
+    (few,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert few == f"{tone_store / 'valid.h5'}: 11 of its 11 labels have fewer than 5 notes " \
+                  f"(bass 1, brass 1, flute 1, guitar 1, keyboard 1, mallet 1, organ 1, reed 1, " \
+                  f"...): their recall, and the balanced accuracy that averages the recalls, " \
+                  f"rest on a note or a few"  # the split's notes, one of each label
+    caplog.clear()
     old = shutil.copytree(trained[0], tmp_path / "old")  # as a version before digests left it
     info = json.loads((old / "config.json").read_text())
     del info["store_content"]
@@ -1059,6 +1065,17 @@ def test_balanced_accuracy_of_a_split_of_one_label_warns_of_nothing():
         warnings.simplefilter("error")
         assert _balanced_accuracy(np.array([2, 2, 2]), np.array([2, 2, 2])) == 1.0
         assert _balanced_accuracy(np.array([2, 2]), np.array([2, 3])) == 0.5
+
+
+def test_labels_of_few_notes_are_warned_of_the_fewest_first(caplog):
+    from training.evaluate import _warn_of_few_notes
+    names = ("cello", "harp", "oboe", "tuba")
+    with caplog.at_level(logging.WARNING, logger="training.evaluate"):
+        _warn_of_few_notes("t.h5", names, np.array([5, 0, 4, 1]))
+        _warn_of_few_notes("u.h5", names, np.array([5, 0, 9, 30]))  # none of 1 to 4 notes
+    assert [r.getMessage() for r in caplog.records] == [
+        "t.h5: 2 of its 3 labels have fewer than 5 notes (tuba 1, oboe 4): their recall, and "
+        "the balanced accuracy that averages the recalls, rest on a note or a few"]
 
 
 def test_a_read_only_model_folder_still_evaluates_and_is_not_trained_into(

@@ -17,7 +17,8 @@ from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
 
-from .images import cut_labels, image_path, literal_text, save_figure
+from .confusion import LABEL_CHARS, plot_confusion
+from .images import cut_labels, image_path
 from .modeldir import TrainedModel, load_trained
 
 __all__ = ["predict_split", "evaluate", "Evaluation", "write_confusion", "plot_confusion",
@@ -25,11 +26,9 @@ __all__ = ["predict_split", "evaluate", "Evaluation", "write_confusion", "plot_c
 
 log = logging.getLogger(__name__)
 
-#: Labels beyond which a confusion plot's cells carry no value (it would be too small to read).
-MAX_CELL_TEXT = 40
-
-#: The most characters of a label a confusion plot draws (a longer one is cut, with an ellipsis).
-LABEL_CHARS = 32
+#: A label with fewer notes than this in the split scored is warned of: one note more or less
+#: right moves its recall by a quarter or more (and the balanced accuracy, their mean, with it).
+FEW_NOTES = 5
 
 
 def predict_split(trained: TrainedModel, store, split: str, *, batch_size: int = 128,
@@ -74,10 +73,10 @@ class Evaluation:
     n : int
         Notes scored.
     accuracy, balanced_accuracy : float
-    per_family : dict
-        Label -> ``precision``, ``recall``, ``f1``, ``support``, for every label of the set (the
-        name is NSynth's); ``None`` where a score is undefined: recall of a label no note has,
-        precision of one never predicted, f1 of one neither.
+    per_label : dict
+        Label -> ``precision``, ``recall``, ``f1``, ``support``, for every label of the set;
+        ``None`` where a score is undefined: recall of a label no note has, precision of one
+        never predicted, f1 of one neither. (``per_family``: its older name.)
     per_folder : dict
         For a store built from several NOTES folders: folder -> ``n``, ``accuracy``,
         ``balanced_accuracy`` of its notes; else empty.
@@ -104,7 +103,7 @@ class Evaluation:
     n: int
     accuracy: float
     balanced_accuracy: float
-    per_family: dict
+    per_label: dict
     per_folder: dict
     per_file: dict
     store_changed: list
@@ -112,12 +111,18 @@ class Evaluation:
     labels: Tuple[str, ...]
     default_png: Path
 
+    @property
+    def per_family(self) -> dict:
+        """:attr:`per_label`, by its older name."""
+        return self.per_label
+
     def to_dict(self) -> dict:
         """Plain json values (``evaluate --json``): every attribute but ``default_png``, and
-        ``families``, the label set's older name."""
+        ``families`` and ``per_family``, the older names of ``labels`` and ``per_label``."""
         return {"split": self.split, "store": self.store, "model": self.model, "n": self.n,
                 "accuracy": self.accuracy, "balanced_accuracy": self.balanced_accuracy,
-                "per_family": self.per_family, "per_folder": self.per_folder,
+                "per_label": self.per_label, "per_family": self.per_label,
+                "per_folder": self.per_folder,
                 "per_file": self.per_file, "store_changed": self.store_changed,
                 "confusion": self.confusion.tolist(), "labels": list(self.labels),
                 "families": list(self.labels)}
@@ -127,7 +132,8 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
     """Accuracy, balanced accuracy, per-label precision/recall/F1 and the confusion matrix of a
     model on a split, over the model's label set (the store's labels are matched to it by
     name: in another order, some of them, or others that no note of the split carries); the
-    picture of the matrix is :func:`write_confusion`'s.
+    picture of the matrix is :func:`write_confusion`'s. The split's labels of fewer than
+    :data:`FEW_NOTES` notes are warned of.
 
     Parameters
     ----------
@@ -162,6 +168,7 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=everything, zero_division=0)
     guessed = np.bincount(predicted, minlength=len(names))
+    _warn_of_few_notes(split_path(store, split), names, support)
 
     def score(value, defined: bool):  # undefined: no note of the label, or none predicted
         return float(value) if defined else None
@@ -169,7 +176,7 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
         split=split, store=store_id(store), model=str(Path(model_dir).resolve()),
         n=int(len(labels)), accuracy=float(accuracy_score(labels, predicted)),
         balanced_accuracy=_balanced_accuracy(labels, predicted),
-        per_family={name: {"precision": score(p, g > 0), "recall": score(r, s > 0),
+        per_label={name: {"precision": score(p, g > 0), "recall": score(r, s > 0),
                            "f1": score(f, s > 0 or g > 0), "support": int(s)}
                     for name, p, r, f, s, g in zip(names, precision, recall, f1, support,
                                                    guessed)},
@@ -178,6 +185,20 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
         store_changed=_changed_since(trained, store, split),
         confusion=confusion_matrix(labels, predicted, labels=everything).astype(np.int64),
         labels=names, default_png=default_confusion_png(trained, store, split))
+
+
+def _warn_of_few_notes(path, names, support: np.ndarray):
+    """Warn of the labels of a split with fewer than :data:`FEW_NOTES` notes (``support``:
+    notes of each of ``names``), the fewest first: one note more or less right moves their
+    recall, and the balanced accuracy, by much."""
+    few = [k for k in np.argsort(support, kind="stable") if 0 < support[k] < FEW_NOTES]
+    if not few:
+        return
+    listed = ", ".join(f"{names[k]} {support[k]}" for k in few[:8]) + (", ..." if len(few) > 8
+                                                                        else "")
+    log.warning("%s: %d of its %d labels have fewer than %d notes (%s): their recall, and the "
+                "balanced accuracy that averages the recalls, rest on a note or a few",
+                path, len(few), int((support > 0).sum()), FEW_NOTES, listed)
 
 
 def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
@@ -319,74 +340,15 @@ def _columns(text: str) -> int:
 
 def per_label_text(result: Evaluation) -> str:
     """Each label's precision, recall, F1 and notes in an :func:`evaluate` result, as a table
-    over the model's whole label set: the scores ``--json`` gives (``per_family``), ``-``
+    over the model's whole label set: the scores ``--json`` gives (``per_label``), ``-``
     where one is undefined (``null`` there); a label longer than :data:`LABEL_CHARS` is cut
     in the middle, as the confusion matrix draws it."""
-    shown = dict(zip(result.per_family, cut_labels(list(result.per_family), LABEL_CHARS)))
+    shown = dict(zip(result.per_label, cut_labels(list(result.per_label), LABEL_CHARS)))
     width = max(_columns("label"), *map(_columns, shown.values()))
     rows = [f"label{' ' * (width - 5)}  precision  recall     f1  notes"]
-    for name, scores in result.per_family.items():
+    for name, scores in result.per_label.items():
         cells = ["-" if scores[k] is None else f"{scores[k]:.3f}"
                  for k in ("precision", "recall", "f1")]
         rows.append(f"{shown[name]}{' ' * (width - _columns(shown[name]))}  {cells[0]:>9}  "
                     f"{cells[1]:>6}  {cells[2]:>5}  {scores['support']:>5}")
     return "\n".join(rows) + "\n"
-
-
-@literal_text
-def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names) -> Path:
-    """Row-normalised confusion matrix with the label names on both axes.
-
-    Parameters
-    ----------
-    confusion : array of int, shape ``(C, C)``
-        Counts, rows = true label, columns = predicted label.
-    path : pathlib.Path
-        Where the PNG goes.
-    title : str
-    names : sequence of str, length ``C``
-        The label set. The figure, its type and its cell values grow or shrink with ``C`` so
-        a few labels or a few dozen stay readable; past :data:`MAX_CELL_TEXT` labels the cells
-        carry colour only. Drawn as given (:func:`training.images.literal_text`), a name
-        longer than :data:`LABEL_CHARS` cut.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    names = cut_labels(names, LABEL_CHARS)
-    confusion = np.asarray(confusion, dtype=float)
-    rows = confusion.sum(axis=1, keepdims=True)
-    normalised = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
-    size = _confusion_size(len(names))
-    fig, ax = plt.subplots(figsize=(size["width"], size["width"] - 1), constrained_layout=True)
-    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    ticks = np.arange(len(names))
-    ax.set_xticks(ticks, names, rotation=45, ha="right", fontsize=size["ticks"])
-    ax.set_yticks(ticks, [f"{name} ({int(n)})" for name, n in zip(names, rows[:, 0])],
-                  fontsize=size["ticks"])
-    for i, j in zip(*np.nonzero(normalised >= 0.005)) if size["cells"] else ():
-        ax.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center",
-                fontsize=size["cells"], color="white" if normalised[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted label")
-    ax.set_ylabel("true label (notes)")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true label's notes")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_figure(fig, path, dpi=120, bbox_inches="tight", pad_inches=0.2)  # axis labels uncut
-    plt.close(fig)
-    return path
-
-
-def _confusion_size(n: int) -> dict:
-    """Figure width (inches) and font sizes (points) of a confusion plot of ``n`` labels: NSynth's
-    11 families get the plot's original 8.5 x 7.5 inches and 8-point cells; fewer labels a
-    smaller figure with larger type, more a larger one (up to 30 inches) with smaller type."""
-    return {"width": float(np.clip(4.54 + 0.36 * n, 6.0, 30.0)),
-            "ticks": float(np.clip(300 / max(n, 1), 6.0, 10.0)),
-            "cells": float(np.clip(88 / max(n, 1), 5.0, 10.0)) if n <= MAX_CELL_TEXT else 0.0}
