@@ -26,7 +26,7 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError, check_paths
-from featurestore.files import check_folder_path
+from featurestore.files import check_folder_path, check_writable_in
 from featurestore.files import atomic_write_text
 from featurestore.rows import AUDIO_SUFFIXES
 from featurestore.store import StoreError, no_splits, open_split, require_store, store_splits
@@ -233,11 +233,12 @@ def _predicted(f: h5py.File, n: int) -> Tuple[np.ndarray, Tuple[str, ...]]:
 
 def check_map_folder(out_dir: Path) -> None:
     """Raise :class:`InputError` where :func:`write_map` could not write ``out_dir``: a file
-    (or a file on its path), or a folder holding an ``index.html`` that is not a map of
-    timbremap's."""
+    (or a file on its path), a folder no file can be written in, or one holding an
+    ``index.html`` that is not a map of timbremap's."""
     out_dir = Path(out_dir)
     check_folder_path(out_dir, why="the map is written into a folder")
     page = out_dir / "index.html"
+    check_writable_in(page)
     if page.exists() and not _our_page(page):
         raise InputError(f"{page}: is there already and is no map of timbremap's; write the map "
                          f"into another folder (or delete it)")

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import stat
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -18,7 +19,7 @@ from .errors import InputError
 
 __all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "own_like", "free_room",
            "size_text", "exclusive_lock", "locked_by_another", "hdf5_locks_off", "NO_LOCKS",
-           "check_folder_path"]
+           "check_folder_path", "check_writable_in"]
 
 log = logging.getLogger(__name__)
 
@@ -253,3 +254,17 @@ def check_folder_path(folder, *, why: str = "") -> None:
                              else f"{part}: is a file, so {folder} cannot be a folder")
         if there:
             return
+
+
+def check_writable_in(path) -> None:
+    """Raise :class:`~featurestore.errors.InputError` where the file ``path`` could not be
+    written: no file can be made in its folder, or, where that is missing, in the nearest
+    folder above it that is there (where it would be made). A file is made and removed at
+    once; nothing is left."""
+    path = Path(path)
+    there = next((p for p in path.parents if p.is_dir()), Path.cwd())
+    try:
+        tempfile.TemporaryFile(dir=there).close()
+    except OSError as err:
+        raise InputError(f"{path}: cannot be written ({err.strerror or err} in {there})") \
+            from None

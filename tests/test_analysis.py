@@ -256,8 +256,10 @@ def test_tsne_bad_input(tmp_path, tone_store):
     with pytest.raises(StoreError, match=r"test.h5: 1 note, too few for a map \(at least 5\)"):
         tsne_split(tmp_path, "test", perplexity=1)
     cluster_store(tmp_path / "test.h5", n_per=5)
-    with pytest.raises(StoreError, match="too few for perplexity 30"):
+    with pytest.raises(StoreError, match=r"25 points are too few for perplexity 30 \(needs more "
+                                         r"than 90; give --perplexity 8 or lower\)"):
         tsne_split(tmp_path, "test", perplexity=30)
+    assert tsne_split(tmp_path, "test", perplexity=8).n == 25  # the one it named
     for bad in (0, 0.3, float("inf"), float("nan")):  # 0.3: openTSNE's error, before
         with pytest.raises(InputError, match="perplexity must be at least 1 and finite"):
             tsne_split(tmp_path, "test", perplexity=bad)
@@ -516,6 +518,14 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
         == "out/"
     with pytest.raises(InputError, match="names no file; give the image's file name"):
         image_path(tmp_path / "missing" / "..")
+    # a folder no file can be made in (procfs, where root may write anywhere else): refused
+    with pytest.raises(InputError, match=r"^/proc/sys/m\.png: cannot be written \(.* in "
+                                         r"/proc/sys\)$"):
+        image_path(Path("/proc/sys/m.png"))
+    with pytest.raises(InputError, match=r"^/proc/sys/map/index\.html: cannot be written"):
+        write_map(mapped[0], Path("/proc/sys/map"))  # its page, not its .partial, named
+    assert image_path(tmp_path / "to" / "be" / "made.png") == tmp_path / "to" / "be" / "made.png"
+    assert not (tmp_path / "to").exists()  # asked of tmp_path, the nearest folder there
     with pytest.raises(InputError, match=r"\.png: is an ending alone; give the image a name "
                                          r"\(map\.png\)"):
         image_path(tmp_path / ".png")

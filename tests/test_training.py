@@ -549,8 +549,11 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     assert result.epochs == 3 and (tmp_path / "m" / "model.keras").is_file()
     with pytest.raises(ModelError, match="already"):
         train(tone_store, tmp_path / "m", config, verbose=0)
-    again = train(tone_store, tmp_path / "m", resume=True, verbose=0)  # finished: left as it is
+    with caplog.at_level(logging.INFO, logger="training.train"):
+        again = train(tone_store, tmp_path / "m", resume=True, verbose=0)  # finished: left
     assert (again.epochs, again.best_epoch) == (result.epochs, result.best_epoch)
+    assert "m: the run had finished; nothing to resume (a longer run starts again: " \
+           "--overwrite, or another folder)" in caplog.text
     with pytest.raises(ModelError, match="new: no such folder, so no interrupted run to resume$"):
         train(tone_store, tmp_path / "new", resume=True, verbose=0)
     assert not (tmp_path / "new").exists()
@@ -1081,6 +1084,7 @@ def test_labels_of_few_notes_are_warned_of_the_fewest_first(caplog):
 def test_a_read_only_model_folder_still_evaluates_and_is_not_trained_into(
         trained, tone_store, tmp_path, monkeypatch, capsys, caplog):
     import training.evaluate
+    import training.images
     import training.train
     from analysis.cli import main
     from featurestore.errors import BuildError
@@ -1092,6 +1096,20 @@ def test_a_read_only_model_folder_still_evaluates_and_is_not_trained_into(
     assert "confusion_test.png: cannot write the confusion matrix (Read-only file system); " \
            "give --confusion PATH" in caplog.text
     assert write_confusion(evaluate(tone_store, trained[0], "test")) is None
+
+    def unwritable(path):  # as a folder no file can be made in is told
+        raise InputError(f"{path}: cannot be written (Read-only file system in {path.parent})")
+    monkeypatch.setattr(training.images, "check_writable_in", unwritable)
+    caplog.clear()
+    assert write_confusion(evaluate(tone_store, trained[0], "test")) is None  # the default
+    assert "confusion_test.png: cannot be written (Read-only file system in " in caplog.text
+    def scored(*args, **kwargs):
+        raise AssertionError("the split was scored before --confusion was refused")
+    monkeypatch.setattr(training.evaluate, "predict_split", scored)
+    assert main(["evaluate", str(tone_store), str(trained[0]), "--confusion",
+                 str(tmp_path / "c.png")]) == 1
+    assert f"{tmp_path / 'c.png'}: cannot be written (Read-only file system in {tmp_path})" \
+        in caplog.text
 
     def cannot(out):
         raise BuildError(f"{out}: cannot write there (Read-only file system)")

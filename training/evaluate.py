@@ -224,7 +224,13 @@ def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
     InputError
         An ending matplotlib cannot write, or a ``path`` given that cannot be written.
     """
-    png = image_path(path or result.default_png, in_folder=result.default_png.name)
+    try:
+        png = image_path(path or result.default_png, in_folder=result.default_png.name)
+    except InputError as err:
+        if path is not None:
+            raise
+        log.warning("%s; give --confusion PATH", err)  # the model's folder: read-only
+        return None
     try:
         plot_confusion(result.confusion, png, f"{result.split}: accuracy {result.accuracy:.3f}, "
                                               f"balanced {result.balanced_accuracy:.3f} "

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from featurestore.errors import InputError, counted
-from featurestore.files import check_folder_path, replaced
+from featurestore.files import check_folder_path, check_writable_in, replaced
 
 __all__ = ["image_path", "save_figure", "literal_text", "cut_text", "cut_labels"]
 
@@ -29,8 +29,8 @@ def image_path(out, *, in_folder: str) -> Path:
     ------
     InputError
         A path that names no file (``..`` of a missing folder), or whose folder cannot be one
-        (a file on its path), an ending alone (``.png``), or an ending that matplotlib cannot
-        write here, named with those it can.
+        (a file on its path) or cannot be written in, an ending alone (``.png``), or an ending
+        that matplotlib cannot write here, named with those it can.
     """
     folder = str(out).endswith(("/", os.sep))  # Path('maps/') drops the separator
     out = Path(out)
@@ -42,6 +42,7 @@ def image_path(out, *, in_folder: str) -> Path:
     if not out.suffix and out.name.startswith(".") and out.name[1:].lower() in formats:
         raise InputError(f"{out}: is an ending alone; give the image a name (map{out.name})")
     check_folder_path(out.parent)  # before the work whose picture it is
+    check_writable_in(out)
     if not out.suffix:  # 'map' or 'map.': map.png
         return out.with_name(out.name.rstrip(".") + ".png")
     if out.suffix[1:].lower() not in formats:
