@@ -238,17 +238,16 @@ def cmd_predict(args):
 
 def _audio_arguments(paths) -> list:
     """FILE arguments with each folder replaced by the audio files below it
-    (:func:`featurestore.rows.audio_files`: each folder's files by name, then its folders).
-
-    Raises
-    ------
-    CommandError
-        For a folder with no audio file below it, before any work.
-    """
+    (:func:`featurestore.rows.audio_files`: each folder's files by name, then its folders; one
+    below that cannot be read is warned of and left out). A folder with no audio file below
+    it is a :class:`CommandError`, before any work."""
     from featurestore.rows import AUDIO_SUFFIXES, audio_files
     files = []
+
+    def unreadable(folder, why):
+        log.warning("%s: the folder cannot be read (%s); its files are left out", folder, why)
     for path in paths:
-        found = list(audio_files(path)) if path.is_dir() else [path]
+        found = list(audio_files(path, unreadable)) if path.is_dir() else [path]
         if not found:
             raise CommandError(f"{path}: a folder with no audio file below it (endings read: "
                                f"{', '.join(AUDIO_SUFFIXES)})")

@@ -761,8 +761,11 @@ def test_a_folder_that_cannot_be_read_is_named_not_passed_over(tmp_path, monkeyp
     skipped = [line for line in capsys.readouterr().out.splitlines() if "skipped in" in line]
     assert skipped == ["  skipped in train: viola/takes/: the folder cannot be read "
                        "(Permission denied)"]
+    # predict and place: the other folders' files go on (here to a model that is not there)
     assert main(["predict", str(tmp_path / "model"), str(tmp_path / "notes")]) == 1
-    assert f"{locked}: the folder cannot be read (Permission denied)" in caplog.text
+    assert f"{locked}: the folder cannot be read (Permission denied); its files are left " \
+           f"out" in caplog.text
+    assert f"{tmp_path / 'model'}: " in caplog.text
 
 
 def test_window_offsets():
