@@ -612,6 +612,20 @@ def test_add_brings_a_split_whose_every_input_is_a_problem(tmp_path):
     assert not list((tmp_path / "store").glob("*.partial"))
 
 
+def test_add_from_a_copy_of_the_notes_names_both_folders_and_what_to_give(tmp_path):
+    root = make_tone_root(tmp_path / "notes", n_train=3, n_valid=2, n_test=2)
+    build_store(root, tmp_path / "store", jobs=1, progress=False)
+    shutil.copytree(root, tmp_path / "copy")  # the notes copied, to add some beside them
+    before = {p.name: p.read_bytes() for p in (tmp_path / "store").iterdir()}
+    with pytest.raises(BuildError, match=rf"note '[^']+' of train is in {root} \(held by the "
+                                         rf"store\) and in {tmp_path}/copy \(\d+ such names\); "
+                                         rf".*rename or leave out one of them \(of a copy of "
+                                         rf"{root}, give {root} itself, or the folders of the "
+                                         rf"new files alone\)$"):
+        build_store(tmp_path / "copy", tmp_path / "store", jobs=1, progress=False, add=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "store").iterdir()} == before
+
+
 def test_add_after_the_notes_and_the_store_moved_says_the_folder_moved(tmp_path, caplog):
     root = make_tone_root(tmp_path / "proj" / "notes", n_train=3, n_valid=2, n_test=2)
     build_store(root, tmp_path / "proj" / "store", jobs=1, progress=False)
