@@ -177,9 +177,9 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
         n=int(len(labels)), accuracy=float(accuracy_score(labels, predicted)),
         balanced_accuracy=_balanced_accuracy(labels, predicted),
         per_label={name: {"precision": score(p, g > 0), "recall": score(r, s > 0),
-                           "f1": score(f, s > 0 or g > 0), "support": int(s)}
-                    for name, p, r, f, s, g in zip(names, precision, recall, f1, support,
-                                                   guessed)},
+                          "f1": score(f, s > 0 or g > 0), "support": int(s)}
+                   for name, p, r, f, s, g in zip(names, precision, recall, f1, support,
+                                                  guessed)},
         per_folder=_per_folder(store, split, labels, predicted),
         per_file=_per_file(store, split, labels, probabilities),
         store_changed=_changed_since(trained, store, split),
