@@ -1,16 +1,21 @@
 """The command line's words as values: a store's location (a local folder or a URL), the local
-paths timbremap writes, and the feature and training settings they give."""
+paths timbremap writes, the audio files it reads, and the feature and training settings they
+give."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+from typing import List, Sequence
 
 from featurestore.errors import TimbremapError
 from featurestore.remote import is_url, store_location as remote_store_location
 
 __all__ = ["local_path", "local_image", "store_location", "positive_int", "CommandError",
-           "feature_params", "given_settings", "train_config", "resume_conflicts",
-           "named_as_options"]
+           "audio_arguments", "feature_params", "given_settings", "train_config",
+           "resume_conflicts", "named_as_options"]
+
+log = logging.getLogger(__name__)
 
 
 class CommandError(TimbremapError):
@@ -33,6 +38,33 @@ def local_path(text: str) -> Path:
             f"storage, with inspect, train, evaluate and embed, and writes only local files: "
             f"write locally, then copy the folder up)")
     return Path(text)
+
+
+def audio_arguments(paths: Sequence[Path]) -> List[Path]:
+    """``predict``'s and ``place``'s FILE arguments, each folder replaced by the audio files
+    below it (:func:`featurestore.rows.audio_files`: each folder's files by name, then its
+    folders); a folder below one given that cannot be read is warned of and left out.
+
+    Raises
+    ------
+    CommandError
+        For a folder given that cannot be read, or has no audio file below it, before any
+        work.
+    """
+    from featurestore.rows import AUDIO_SUFFIXES, audio_files
+    files = []
+    for path in paths:
+        def unreadable(folder: Path, why: str, given: Path = path):
+            if folder == given:
+                raise CommandError(f"{given}: the folder cannot be read ({why})")
+            log.warning("%s: the folder cannot be read (%s); its files are left out", folder,
+                        why)
+        found = list(audio_files(path, unreadable)) if path.is_dir() else [path]
+        if not found:
+            raise CommandError(f"{path}: a folder with no audio file below it (endings read: "
+                               f"{', '.join(AUDIO_SUFFIXES)})")
+        files += found
+    return files
 
 
 def store_location(text: str):

@@ -11,8 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
-from analysis.arguments import (CommandError, feature_params, given_settings, named_as_options,
-                                resume_conflicts)
+from analysis.arguments import (CommandError, audio_arguments, feature_params, given_settings,
+                                named_as_options, resume_conflicts)
 from analysis.options import parse_args
 from analysis.output import (ReaderGone, error_line, one_line, set_up_streams,
                              write_json_array, write_results as _print)
@@ -206,7 +206,7 @@ def cmd_predict(args):
             check_hop(args.windows)
         except ValueError as err:
             raise CommandError(f"--windows: {err}") from None
-    results = iter_predictions(args.model_dir, _audio_arguments(args.files),
+    results = iter_predictions(args.model_dir, audio_arguments(args.files),
                                windows=args.windows)
     if args.json:
         failed = []  # each file's: whether it could not be used
@@ -234,25 +234,6 @@ def cmd_predict(args):
                                  top(r.clip_top(c, args.top))))
         return "\n".join(lines)
     _report_files(results, describe)
-
-
-def _audio_arguments(paths) -> list:
-    """FILE arguments with each folder replaced by the audio files below it
-    (:func:`featurestore.rows.audio_files`: each folder's files by name, then its folders; one
-    below that cannot be read is warned of and left out). A folder with no audio file below
-    it is a :class:`CommandError`, before any work."""
-    from featurestore.rows import AUDIO_SUFFIXES, audio_files
-    files = []
-
-    def unreadable(folder, why):
-        log.warning("%s: the folder cannot be read (%s); its files are left out", folder, why)
-    for path in paths:
-        found = list(audio_files(path, unreadable)) if path.is_dir() else [path]
-        if not found:
-            raise CommandError(f"{path}: a folder with no audio file below it (endings read: "
-                               f"{', '.join(AUDIO_SUFFIXES)})")
-        files += found
-    return files
 
 
 def _report_files(results, describe):
@@ -299,7 +280,7 @@ def cmd_tsne(args):
 
 def cmd_place(args):
     from analysis.place import placements
-    _report_files(placements(args.store, args.model_dir, _audio_arguments(args.files),
+    _report_files(placements(args.store, args.model_dir, audio_arguments(args.files),
                              split=args.split),
                   lambda r: (f"({r.x:.2f}, {r.y:.2f}) on the {r.split} map, predicted "
                              f"{r.family} {r.probability:.2f}; "

@@ -313,7 +313,7 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
     if n <= 3 * perplexity:
         raise StoreError(f"{path}: {n} points are too few for perplexity {perplexity:g} "
                          f"(needs more than {3 * perplexity:g}; give --perplexity "
-                         f"{max(1, (n - 1) // 3)} or lower)")
+                         f"{(n - 1) // 3} or lower)")
     attrs = {"method": method, "perplexity": float(perplexity), "seed": int(seed),
              "source": source}
     if source == schema.EMBEDDINGS:  # which model's embeddings (place checks it)

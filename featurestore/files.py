@@ -257,12 +257,25 @@ def check_folder_path(folder, *, why: str = "") -> None:
 
 
 def check_writable_in(path) -> None:
-    """Raise :class:`~featurestore.errors.InputError` where the file ``path`` could not be
-    written: no file can be made in its folder, or, where that is missing, in the nearest
-    folder above it that is there (where it would be made). A file is made and removed at
-    once; nothing is left."""
+    """Refuse the file ``path`` where it could not be written, before the work that writes it:
+    a file is made and removed at once in its folder, or, where that is missing, in the
+    nearest folder above it that is there (where it would be made). Nothing is left.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to be written (it need not be there).
+
+    Raises
+    ------
+    InputError
+        No file can be made there (naming the folder tried, with the system's reason), or the
+        nearest path above it that is there is not a folder.
+    """
     path = Path(path)
-    there = next((p for p in path.parents if p.is_dir()), Path.cwd())
+    there = next((p for p in path.parents if p.exists()), None)
+    if there is None or not there.is_dir():
+        raise InputError(f"{path}: cannot be written ({there or path.parent} is no folder)")
     try:
         tempfile.TemporaryFile(dir=there).close()
     except OSError as err:

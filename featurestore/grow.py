@@ -366,5 +366,5 @@ def _refuse_held_elsewhere(notes: Notes, held: dict, roots: Sequence[Path], spli
                          f"store anew from where it is now (--overwrite)")
     raise BuildError(f"note {name!r} of {split} is in {roots[k]} (held by the store) and in "
                      f"{roots[notes.folder[i]]}{many}; a note's name must be unique across the "
-                     f"inputs: rename or leave out one of them (of a copy of {roots[k]}, give "
-                     f"{roots[k]} itself, or the folders of the new files alone)")
+                     f"inputs: rename or leave out one of them (where one is a copy of the "
+                     f"other, give {roots[k]} itself, or the new files' folders alone)")

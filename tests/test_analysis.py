@@ -505,8 +505,11 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
     with pytest.raises(InputError, match=r"map.txt: cannot write a .txt image \(endings "
                                          r"written here: .*\.png"):
         image_path(tmp_path / "map.txt")
-    for folder in (Path("."), Path("/"), tmp_path / ".."):  # a traceback, or .png.png, before
-        assert image_path(folder) == folder / "map.png"
+    import training.images
+    with monkeypatch.context() as patched:  # / is written by root alone
+        patched.setattr(training.images, "check_writable_in", lambda path: None)
+        for folder in (Path("."), Path("/"), tmp_path / ".."):  # a traceback, or .png.png, before
+            assert image_path(folder) == folder / "map.png"
     # a folder yet to be made, named as one: its own file in it, not new.png beside it
     assert plot_map(mapped[0], f"{tmp_path / 'new'}/", splits=["test"]) == \
         tmp_path / "new" / "map.png"
@@ -530,6 +533,10 @@ def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp
                                          r"\(map\.png\)"):
         image_path(tmp_path / ".png")
     (tmp_path / "afile").write_text("")  # a file on the path: one line, before any work
+    from featurestore.files import check_writable_in
+    with pytest.raises(InputError, match=r"afile/sub/x\.png: cannot be written \(.*afile is no "
+                                         r"folder\)$"):
+        check_writable_in(tmp_path / "afile" / "sub" / "x.png")
     for write in (lambda out: plot_map(mapped[0], out / "x.png"),
                   lambda out: write_map(mapped[0], out / "map"),
                   lambda out: embed_store(mapped[0], mapped[1], into=out / "into")):

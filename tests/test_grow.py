@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -617,11 +618,12 @@ def test_add_from_a_copy_of_the_notes_names_both_folders_and_what_to_give(tmp_pa
     build_store(root, tmp_path / "store", jobs=1, progress=False)
     shutil.copytree(root, tmp_path / "copy")  # the notes copied, to add some beside them
     before = {p.name: p.read_bytes() for p in (tmp_path / "store").iterdir()}
-    with pytest.raises(BuildError, match=rf"note '[^']+' of train is in {root} \(held by the "
-                                         rf"store\) and in {tmp_path}/copy \(\d+ such names\); "
-                                         rf".*rename or leave out one of them \(of a copy of "
-                                         rf"{root}, give {root} itself, or the folders of the "
-                                         rf"new files alone\)$"):
+    with pytest.raises(BuildError, match=rf"note '[^']+' of train is in {re.escape(str(root))} "
+                                         rf"\(held by the store\) and in "
+                                         rf"{re.escape(str(tmp_path))}/copy \(\d+ such names\); "
+                                         rf".*rename or leave out one of them \(where one is a "
+                                         rf"copy of the other, give {re.escape(str(root))} "
+                                         rf"itself, or the new files' folders alone\)$"):
         build_store(tmp_path / "copy", tmp_path / "store", jobs=1, progress=False, add=True)
     assert {p.name: p.read_bytes() for p in (tmp_path / "store").iterdir()} == before
 

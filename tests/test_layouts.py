@@ -761,11 +761,17 @@ def test_a_folder_that_cannot_be_read_is_named_not_passed_over(tmp_path, monkeyp
     skipped = [line for line in capsys.readouterr().out.splitlines() if "skipped in" in line]
     assert skipped == ["  skipped in train: viola/takes/: the folder cannot be read "
                        "(Permission denied)"]
-    # predict and place: the other folders' files go on (here to a model that is not there)
-    assert main(["predict", str(tmp_path / "model"), str(tmp_path / "notes")]) == 1
+    # predict and place: the other folders' files go on, one given that cannot be read stops
+    from analysis.arguments import CommandError, audio_arguments
+    cello = sorted((tmp_path / "notes" / "cello" / "takes").iterdir())
+    assert audio_arguments([tmp_path / "notes", cello[0]]) == cello + [cello[0]]
     assert f"{locked}: the folder cannot be read (Permission denied); its files are left " \
            f"out" in caplog.text
-    assert f"{tmp_path / 'model'}: " in caplog.text
+    with pytest.raises(CommandError, match=rf"^{locked}: the folder cannot be read \(Permission "
+                                           rf"denied\)$"):
+        audio_arguments([cello[0], locked])
+    assert main(["predict", str(tmp_path / "model"), str(tmp_path / "notes")]) == 1
+    assert f"{tmp_path / 'model'}: " in caplog.text  # the files found go on, to the model
 
 
 def test_window_offsets():

@@ -552,8 +552,8 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="training.train"):
         again = train(tone_store, tmp_path / "m", resume=True, verbose=0)  # finished: left
     assert (again.epochs, again.best_epoch) == (result.epochs, result.best_epoch)
-    assert "m: the run had finished; nothing to resume (a longer run starts again: " \
-           "--overwrite, or another folder)" in caplog.text
+    assert "m: the run had finished; nothing to resume (a longer run starts again, in " \
+           "another folder, or with --overwrite, which replaces this model)" in caplog.text
     with pytest.raises(ModelError, match="new: no such folder, so no interrupted run to resume$"):
         train(tone_store, tmp_path / "new", resume=True, verbose=0)
     assert not (tmp_path / "new").exists()

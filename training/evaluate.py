@@ -227,7 +227,7 @@ def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
     try:
         png = image_path(path or result.default_png, in_folder=result.default_png.name)
     except InputError as err:
-        if path is not None:
+        if path:
             raise
         log.warning("%s; give --confusion PATH", err)  # the model's folder: read-only
         return None
@@ -236,7 +236,7 @@ def write_confusion(result: Evaluation, path=None) -> Optional[Path]:
                                               f"balanced {result.balanced_accuracy:.3f} "
                                               f"(n={result.n})", names=result.labels)
     except OSError as err:
-        if path is not None:
+        if path:
             raise InputError(f"{png}: cannot write the confusion matrix "
                              f"({err.strerror or err})") from None
         log.warning("%s: cannot write the confusion matrix (%s); give --confusion PATH",

@@ -42,12 +42,12 @@ def image_path(out, *, in_folder: str) -> Path:
     if not out.suffix and out.name.startswith(".") and out.name[1:].lower() in formats:
         raise InputError(f"{out}: is an ending alone; give the image a name (map{out.name})")
     check_folder_path(out.parent)  # before the work whose picture it is
-    check_writable_in(out)
     if not out.suffix:  # 'map' or 'map.': map.png
-        return out.with_name(out.name.rstrip(".") + ".png")
-    if out.suffix[1:].lower() not in formats:
+        out = out.with_name(out.name.rstrip(".") + ".png")
+    elif out.suffix[1:].lower() not in formats:
         raise InputError(f"{out}: cannot write a {out.suffix} image (endings written here: "
                          f"{', '.join('.' + f for f in sorted(formats))})")
+    check_writable_in(out)
     return out
 
 

@@ -355,8 +355,9 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         if resume and (model_dir / MODEL_FILE).is_file():
             from .backend import import_tensorflow_quietly
             import_tensorflow_quietly()  # picking the epoch reads Keras's files
-            log.info("%s: the run had finished; nothing to resume (a longer run starts again: "
-                     "--overwrite, or another folder)", model_dir)
+            log.info("%s: the run had finished; nothing to resume (a longer run starts again, "
+                     "in another folder, or with --overwrite, which replaces this model)",
+                     model_dir)
             info = read_json(model_dir / CONFIG_FILE)
             return _finish(store, model_dir, config, info)
         info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
