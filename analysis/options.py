@@ -324,21 +324,21 @@ def _embed(add_command):
 
 
 def _tsne(add_command):
-    from analysis.tsne import METHODS, SOURCES, tsne_split
+    from analysis.tsne import DEFAULT_PERPLEXITY as PERPLEXITY, METHODS, SOURCES, tsne_split
     p = add_command("tsne", help="write a t-SNE map of a split into the store",
                     description="Write /tsne (N, 2) with its quality (trustworthiness, kNN "
                                 "label accuracy) in the attrs.")
     p.add_argument("store", type=store_location, help="the store folder (a local store)")
-    helps = {"split": "the split to map", "perplexity": "t-SNE's perplexity: about the "
-             "number of neighbours each point keeps close", "seed": "seeds the map's layout"}
+    helps = {"split": "the split to map", "perplexity": f"t-SNE's perplexity: about the number "
+             f"of neighbours each point keeps close (default: {PERPLEXITY:g}, or for a split of "
+             f"{3 * PERPLEXITY:g} points or fewer the most it allows)", "seed": "seeds the layout"}
     for option, text in helps.items():
-        default = _default(tsne_split, option)
-        p.add_argument(f"--{option}", type=type(default), default=default,
-                       choices=SPLITS if option == "split" else None,
-                       help=f"{text} (default: %(default)s)")
+        default = _default(tsne_split, option)  # None: said in the text
+        p.add_argument(f"--{option}", type=float if default is None else type(default),
+                       default=default, choices=SPLITS if option == "split" else None,
+                       help=text if default is None else f"{text} (default: %(default)s)")
     p.add_argument("--source", choices=SOURCES, default=_default(tsne_split, "source"),
-                   help="map the model's embeddings (run embed first) or the stored spectra "
-                        "(default: %(default)s)")
+                   help="map embeddings (run embed first) or stored spectra (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default=_default(tsne_split, "method"),
                    help="openTSNE (place can add sounds to its maps) or scikit-learn "
                         "(default: %(default)s)")

@@ -41,7 +41,7 @@ from .placements import forget_placed, read_placed
 
 __all__ = ["tsne_split", "knn_accuracy", "knn_neighbours", "map_metrics", "TsneResult",
            "METHODS", "SOURCES", "fit_opentsne", "MAP_DATASETS", "INTS_IN_INTERVAL",
-           "map_coords"]
+           "DEFAULT_PERPLEXITY", "map_coords"]
 
 log = logging.getLogger(__name__)
 METHODS = ("opentsne", "sklearn")
@@ -69,6 +69,8 @@ class TsneResult:
 
 #: The split ``tsne`` maps unless told, and the one the ``map`` page opens on.
 DEFAULT_SPLIT = "test"
+#: t-SNE's perplexity where none is given, for a split of more than 3 x this many points.
+DEFAULT_PERPLEXITY = 30.0
 
 
 def mapped_splits(store, splits: Optional[Sequence[str]] = None) -> List[str]:
@@ -268,15 +270,17 @@ def fit_opentsne(data: np.ndarray, perplexity: float = 30.0, *, seed: int = 0, n
 
 
 def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
-               method: str = "opentsne", perplexity: float = 30.0, seed: int = 0,
+               method: str = "opentsne", perplexity: Optional[float] = None, seed: int = 0,
                pca_components: int = 50, n_jobs: int = 2) -> TsneResult:
-    """Fit a t-SNE map of one split and write it to ``/tsne``.
+    """Fit a t-SNE map of one split and write it to ``/tsne``; ``perplexity`` defaults to
+    :data:`DEFAULT_PERPLEXITY`, or, for a split of ``N`` points too few for it, to the most
+    they allow, ``(N - 1) // 3`` (said in a log line). The one used is in the map's attrs.
 
     Raises
     ------
     StoreError
         Missing split, no ``/embeddings`` for ``source='embeddings'`` (run ``embed``), or too
-        few points for the perplexity.
+        few points for the perplexity given.
     ValueError
         Unknown method or source, a perplexity that is no number or below 1, fewer than one
         PCA component, no threads, or a seed outside 0..2**32-1.
@@ -285,6 +289,8 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
     if source not in SOURCES:
         raise InputError(f"source must be one of {SOURCES}, got {source!r}")
+    given = perplexity is not None
+    perplexity = perplexity if given else DEFAULT_PERPLEXITY
     if isinstance(perplexity, bool) or not isinstance(perplexity, numbers.Real):
         raise InputError(f"perplexity must be a number, got {perplexity!r}")
     check_positive_int("pca_components", pca_components)
@@ -310,6 +316,10 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
             embeddings_model = str(f[schema.EMBEDDINGS].attrs.get(schema.MODEL_SHA1, ""))
     if n < 5:
         raise StoreError(f"{path}: {counted(n, 'note')}, too few for a map (at least 5)")
+    if n <= 3 * perplexity and not given:
+        perplexity = float((n - 1) // 3)
+        log.info("%s: %d points, too few for perplexity %g: perplexity %g, the most they "
+                 "allow", path, n, DEFAULT_PERPLEXITY, perplexity)
     if n <= 3 * perplexity:
         raise StoreError(f"{path}: {n} points are too few for perplexity {perplexity:g} "
                          f"(needs more than {3 * perplexity:g}; give --perplexity "

@@ -1,5 +1,6 @@
 import html
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -249,7 +250,7 @@ def test_knn_accuracy_lets_every_label_win_a_vote():
     assert np.isnan(knn_accuracy(points[:1], labels[:1]))
 
 
-def test_tsne_bad_input(tmp_path, tone_store):
+def test_tsne_bad_input(tmp_path, tone_store, caplog):
     with pytest.raises(StoreError, match="no /embeddings"):
         tsne_split(tone_store, "test")
     cluster_store(tmp_path / "test.h5", n_per=1, families=1)
@@ -260,6 +261,10 @@ def test_tsne_bad_input(tmp_path, tone_store):
                                          r"than 90; give --perplexity 8 or lower\)"):
         tsne_split(tmp_path, "test", perplexity=30)
     assert tsne_split(tmp_path, "test", perplexity=8).n == 25  # the one it named
+    with caplog.at_level(logging.INFO, logger="analysis.tsne"):  # none given: the most 25 allow
+        assert tsne_split(tmp_path, "test").attrs["perplexity"] == 8
+    assert "test.h5: 25 points, too few for perplexity 30: perplexity 8, the most they allow" \
+        in caplog.text
     for bad in (0, 0.3, float("inf"), float("nan")):  # 0.3: openTSNE's error, before
         with pytest.raises(InputError, match="perplexity must be at least 1 and finite"):
             tsne_split(tmp_path, "test", perplexity=bad)
