@@ -215,8 +215,8 @@ class _Converged:
         return converged
 
 
-def fit_opentsne(data: np.ndarray, perplexity: float = 30.0, *, seed: int = 0, n_jobs: int = 2,
-                 max_iter: int = MAX_ITER, tol: float = KL_TOL, every: int = 50):
+def fit_opentsne(data: np.ndarray, perplexity: float = DEFAULT_PERPLEXITY, *, seed: int = 0,
+                 n_jobs: int = 2, max_iter: int = MAX_ITER, tol: float = KL_TOL, every: int = 50):
     """openTSNE's standard t-SNE, with exact neighbours for small data and a converged stop.
 
     The schedule is openTSNE's (PCA initialisation, 250 iterations of early exaggeration 12 at
