@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.errors import InputError, check_paths, check_positive_int
+from featurestore.errors import InputError, check_positive_int, check_split_names
 from featurestore.files import check_folder_path, exclusive_lock, replaced
 from featurestore.progressbar import progress_bar
 from featurestore.remote import is_url, store_location
@@ -98,7 +98,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     InputError
         ``into`` is a file, or has one on its path, or another ``embed`` is writing into it.
     """
-    check_paths("splits", splits or (), what="split name")
+    splits = check_split_names(splits)
     check_positive_int("batch_size", batch_size)
     if is_url(store) and into is None:
         raise StoreError(f"{store}: a store on object storage is read, never written; give "
@@ -108,7 +108,7 @@ def embed_store(store, model_dir, splits: Optional[Sequence[str]] = None, *,
     if into is not None:
         check_folder_path(into, why="--into names a folder for the split files")
     trained = load_trained(model_dir)
-    splits = list(splits) if splits else store_splits(store)
+    splits = splits or store_splits(store)
     if not splits:
         raise no_splits(store)
     for split in splits:  # check all before writing anything

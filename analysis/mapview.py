@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.errors import InputError, check_paths
+from featurestore.errors import InputError, check_split_names
 from featurestore.files import check_folder_path, check_writable_in
 from featurestore.files import atomic_write_text
 from featurestore.rows import AUDIO_SUFFIXES
@@ -80,7 +80,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     InputError
         When ``out_dir`` is a file, or holds an ``index.html`` that is no map of timbremap's.
     """
-    check_paths("splits", splits or (), what="split name")
+    splits = check_split_names(splits)
     require_store(store, local_for="map")
     store, out_dir = Path(store), Path(out_dir)
     check_map_folder(out_dir)

@@ -10,7 +10,8 @@ import numpy as np
 
 from featurestore.nsynth import FAMILIES
 from featurestore import schema
-from featurestore.errors import InputError, check_paths, label_difference, label_set_text
+from featurestore.errors import (InputError, check_split_names, label_difference,
+                                  label_set_text)
 from featurestore.store import (StoreError, no_splits, open_split, require_store, split_path,
                                 store_splits)
 from training.images import cut_labels, image_path, literal_text, save_figure
@@ -91,7 +92,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
         When ``out`` ends in a format matplotlib cannot write
         (:func:`training.images.image_path`); a folder gets ``map.png`` in it.
     """
-    check_paths("splits", splits or (), what="split name")
+    splits = check_split_names(splits)
     require_store(store, local_for="plot")
     store, out = Path(store), image_path(out, in_folder="map.png")
     import matplotlib

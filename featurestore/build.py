@@ -21,7 +21,7 @@ import h5py
 from joblib import Parallel, delayed
 
 from . import commit, finished, grow, schema, splitfile, workers
-from .errors import BuildError
+from .errors import BuildError, check_positive_int, check_split_names
 from .finished import SplitReport
 from .heldsplits import kept_with_held
 from .layouts import InputOptions, Inputs, read_inputs
@@ -235,6 +235,8 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
         share, an ``out`` that is an input, holds a model or cannot be written, a kept split of
         other features, labels or input options (beside a split built now); with ``add``, a
         store that is missing or was built with other parameters or input options.
+    InputError
+        ``jobs`` or ``batch_size`` not a positive integer, ``splits`` one name or none.
     """
     out = Path(out)
     if add and overwrite:
@@ -250,8 +252,8 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
                         100 * (1 - params.n_fft / params.hop_length))
     jobs = workers.usable_jobs(jobs, backend)
     backend = resolve_backend(backend, jobs)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise BuildError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
+    splits = check_split_names(splits)
     roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
     check_folder_of_its_own(out, roots)
     read = read_inputs(roots, inputs, clip_seconds=params.n_samples / params.sample_rate)

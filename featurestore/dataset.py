@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numbers
 import os
+import reprlib
 import weakref
+from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
 
 import featurestore.remote as remote
-from .errors import StoreError
+from .errors import InputError, StoreError
 from .schema import CONTENT_DIGEST, LABELS, SPECTRA, note_datasets
 from .reader import SpectraReader
 from .store import open_split, split_path
@@ -39,7 +41,8 @@ class SplitDataset:
     Parameters
     ----------
     store : str or pathlib.Path
-        The store folder, or its URL on object storage (:mod:`featurestore.remote`).
+        The store folder (a relative path is from the working folder when the dataset is
+        made, whatever it is later), or its URL on object storage (:mod:`featurestore.remote`).
     split : str
         ``'train'``, ``'valid'``, ``'test'``, or another split the store has.
     fields : sequence of str
@@ -68,21 +71,23 @@ class SplitDataset:
     def __init__(self, store, split: str, *, fields: Sequence[str] = (SPECTRA, LABELS),
                  method: str = "mmap"):
         if method not in ("mmap", "h5py"):
-            raise ValueError(f"method must be 'mmap' or 'h5py', got {method!r}")
+            raise InputError(f"method must be 'mmap' or 'h5py', got {method!r}")
         if isinstance(fields, str) or not fields or not all(isinstance(name, str)
                                                              for name in fields):
-            raise ValueError(f"fields must be a non-empty sequence of dataset names, "
+            raise InputError(f"fields must be a non-empty sequence of dataset names, "
                              f"got {fields!r}")
+        split_path(store, split)  # both checked before the path is made absolute
+        if not remote.is_url(store):  # a relative one would follow os.chdir to another store
+            store = Path(os.path.abspath(store))
         self.path = split_path(store, split)
         self._store, self._split = store, split
         self.fields = tuple(fields)
         self.method = method
         with open_split(store, split) as f:
             notes = note_datasets(f)
-            missing = [name for name in self.fields if name not in notes]
-            if missing:
-                raise StoreError(f"{self.path}: no per-note dataset {', '.join(missing)} "
-                                 f"(it has {', '.join(sorted(notes))})")
+            if missing := [name for name in self.fields if name not in notes]:
+                raise StoreError(f"{self.path}: {_not_per_note(f, missing[0])} (its per-note "
+                                 f"datasets: {', '.join(sorted(notes))})")
             self.shapes = {name: tuple(f[name].shape[1:]) for name in self.fields}
             self._strings = {name for name in self.fields
                              if h5py.check_string_dtype(f[name].dtype) is not None}
@@ -134,6 +139,10 @@ class SplitDataset:
         rows = np.atleast_1d(np.asarray(index))
         if rows.ndim == 1 and rows.size == 0:  # [] or range(0): no notes
             return np.zeros(0, np.int64)
+        if rows.dtype != bool and isinstance(index, (list, tuple)) and any(
+                isinstance(i, (bool, np.bool_)) for i in index):  # numpy makes True a 1
+            raise TypeError(f"index must be ints or a mask of bools, not both, got "
+                            f"{reprlib.repr(index)}")
         if rows.dtype == bool and np.ndim(index) == 1:  # a mask: the notes it is true for
             if len(rows) != self._n:
                 raise IndexError(f"{self.path}: a mask of {len(rows)} values for {self._n} "
@@ -141,21 +150,25 @@ class SplitDataset:
             return np.flatnonzero(rows)
         if rows.dtype.kind == "O" and rows.ndim == 1 and all(
                 isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in rows):
-            try:  # Python's ints: beyond int64, out of range
-                rows = rows.astype(np.int64)
-            except OverflowError:
-                raise IndexError(f"{self.path}: index {index!r} out of range for {self._n} "
-                                 f"notes") from None
+            if any(not -self._n <= i < self._n for i in rows):  # beyond int64 too
+                raise self._out_of_range(rows)
+            rows = rows.astype(np.int64)
         if rows.dtype.kind not in "iu" or rows.ndim != 1:
             raise TypeError(f"index must be an int, a sequence of ints, a mask of bools or a "
-                            f"slice, got {index!r}")
+                            f"slice, got {reprlib.repr(index)}")
         if rows.dtype.kind == "u" and rows.max() >= self._n:  # before int64 wraps a uint64
-            raise IndexError(f"{self.path}: index {index!r} out of range for {self._n} notes")
+            raise self._out_of_range(rows)
+        if rows.size and (rows.min() < -self._n or rows.max() >= self._n):
+            raise self._out_of_range(rows)
         rows = rows.astype(np.int64)
-        rows = np.where(rows < 0, rows + self._n, rows)
-        if rows.size and (rows.min() < 0 or rows.max() >= self._n):
-            raise IndexError(f"{self.path}: index {index!r} out of range for {self._n} notes")
-        return rows
+        return np.where(rows < 0, rows + self._n, rows)
+
+    def _out_of_range(self, rows: np.ndarray) -> IndexError:
+        """The error of an index with a row outside ``-len..len-1``, naming the first."""
+        at = next(k for k, i in enumerate(rows) if not -self._n <= i < self._n)
+        where = f" (item {at} of {len(rows)})" if len(rows) > 1 else ""
+        return IndexError(f"{self.path}: index {rows[at]}{where} out of range for "
+                          f"{self._n} notes")
 
     def _open(self) -> Tuple[Optional[SpectraReader], Optional[h5py.File]]:
         """This process's spectra reader and file (for the other fields), each opened on first
@@ -260,6 +273,17 @@ def _differing(then: tuple, now: tuple) -> list:
     """The names of the attributes that differ between two :func:`_attributes` results."""
     then, now = dict(then), dict(now)
     return [name for name in sorted(set(then) | set(now)) if then.get(name) != now.get(name)]
+
+
+def _not_per_note(f: h5py.File, name: str) -> str:
+    """Why ``name`` is no field of the split file ``f``: missing, or not a row per note."""
+    if name not in f:
+        return f"no dataset /{name}"
+    item = f[name]
+    if not isinstance(item, h5py.Dataset):
+        return f"/{name} is a group, not a dataset"
+    n = f[SPECTRA].shape[0]
+    return f"/{name} is not per-note (shape {item.shape}; the split has {n} notes)"
 
 
 def _read_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:

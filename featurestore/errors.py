@@ -10,7 +10,8 @@ import reprlib
 from typing import Sequence
 
 __all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError",
-           "check_paths", "check_positive_int", "counted", "label_set_text",
+           "check_paths", "check_split_names", "check_positive_int", "counted",
+           "label_set_text",
            "label_difference"]
 
 
@@ -138,3 +139,19 @@ def check_paths(name: str, paths, *, what: str = "path"):
                          f"give [{str(paths)!r}]")
     if isinstance(paths, (bytes, bytearray, memoryview)) or not hasattr(paths, "__iter__"):
         raise InputError(f"{name} must be a sequence of {what}s, got {reprlib.repr(paths)}")
+
+
+def check_split_names(splits):
+    """``splits`` as a list of split names, or ``None`` (every split) as it is; raise
+    :class:`InputError` for one name given as the sequence (:func:`check_paths`), an empty
+    sequence (which would select no split, where ``None`` selects all) or an item that is no
+    ``str``."""
+    if splits is None:
+        return None
+    check_paths("splits", splits, what="split name")
+    splits = list(splits)
+    if not splits:
+        raise InputError("splits is empty: give the names of the splits, or None for all")
+    if bad := [split for split in splits if not isinstance(split, str)]:
+        raise InputError(f"splits must be split names such as 'train', got {bad[0]!r}")
+    return splits

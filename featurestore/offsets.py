@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from .errors import InputError
 from .params import FeatureParams
 
 __all__ = ["MIN_HOP", "check_hop", "warn_of_gaps", "window_offsets", "left_out",
@@ -21,10 +22,10 @@ MIN_HOP = 0.01
 
 
 def check_hop(hop: float) -> float:
-    """``hop`` as a float, or ``ValueError`` saying what a hop is."""
+    """``hop`` as a float, or :class:`~featurestore.errors.InputError` saying what a hop is."""
     if isinstance(hop, bool) or not isinstance(hop, (int, float)) \
             or not math.isfinite(hop) or hop < MIN_HOP:
-        raise ValueError(f"the windows' hop must be a number of seconds, at least {MIN_HOP:g}, "
+        raise InputError(f"the windows' hop must be a number of seconds, at least {MIN_HOP:g}, "
                          f"got {hop!r}")
     return float(hop)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import reprlib
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Tuple
 
@@ -12,7 +13,7 @@ import h5py
 import numpy as np
 
 import featurestore.remote as remote
-from .errors import StoreError, check_positive_int
+from .errors import InputError, StoreError, check_positive_int
 from .schema import LABELS, SPECTRA, read_label_names
 from .splitcheck import check_split
 from .store import open_file
@@ -85,7 +86,7 @@ class SpectraReader:
 
     def __init__(self, path, method: str = "mmap"):
         if method not in ("mmap", "h5py"):
-            raise ValueError(f"method must be 'mmap' or 'h5py', got {method!r}")
+            raise InputError(f"method must be 'mmap' or 'h5py', got {method!r}")
         self.path = path if remote.is_url(path) else Path(path)
         if not remote.is_url(path) and self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder; a reader reads one split file "
@@ -133,7 +134,8 @@ class SpectraReader:
         self._check_open()
         idx = np.asarray(indices)
         if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
-            raise TypeError(f"{self.path}: indices must be a sequence of ints, got {indices!r}")
+            raise TypeError(f"{self.path}: indices must be a sequence of ints, got "
+                            f"{reprlib.repr(indices)}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.n):  # before int64 wraps a uint64
             raise IndexError(f"{self.path}: indices must be in [0, {self.n}), "
                              f"got {idx.min()}..{idx.max()}")
@@ -256,12 +258,14 @@ class SpectraReader:
         return self._file
 
     def has(self, name: str) -> bool:
-        """Whether the split holds the per-note dataset ``name``."""
+        """Whether the split holds the dataset ``name`` (per-note or not: ``skipped``)."""
         self._check_open()
         return name in self._file
 
     def field(self, name: str) -> np.ndarray:
-        """The whole of another per-note dataset of the split (``instrument``, ``names``...)."""
+        """The whole of another dataset of the split (``instrument``, ``names``, ``skipped``,
+        ...), as h5py reads it: text as ``bytes`` (:class:`~featurestore.SplitDataset` gives
+        ``str``)."""
         self._check_open()
         if name not in self._file:
             raise StoreError(f"{self.path}: no dataset /{name} (it has "

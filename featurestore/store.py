@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Optional
@@ -38,8 +39,11 @@ SUFFIX = ".h5"
 def split_path(store, split: str):
     """``STORE/SPLIT.h5`` (a :class:`pathlib.Path`, or a URL for a store named by one);
     ``split`` is a name (``train``, ``valid``, ``test``, ...), not a path."""
-    if not split or Path(split).name != split or split.startswith("."):
+    if not isinstance(split, str) or not split or Path(split).name != split or \
+            split.startswith("."):
         raise StoreError(f"split must be a name such as train, valid or test, not {split!r}")
+    if not isinstance(store, (str, os.PathLike)):
+        raise StoreError(f"store must be a folder's path or a URL, not {store!r}")
     if remote.is_url(store):
         return remote.join(store, f"{split}{SUFFIX}")
     return Path(store) / f"{split}{SUFFIX}"
@@ -213,8 +217,10 @@ def open_split(store, split: str, mode: str = "r") -> h5py.File:
         if not have:
             raise no_splits(store)
         partial = [name for name in unfinished_splits(store) if name == f"{path.name}.partial"]
+        hint = (f"; give '{split[:-len(SUFFIX)]}', without {SUFFIX}"
+                if split.endswith(SUFFIX) and split[:-len(SUFFIX)] in have else "")
         raise StoreError(f"{path}: the store has no '{split}' split (splits present: "
-                         f"{', '.join(have)}){_unfinished(store, partial)}")
+                         f"{', '.join(have)}){hint}{_unfinished(store, partial)}")
     f = open_file(path, mode)
     try:
         check_split(f)

@@ -29,7 +29,7 @@ import numpy as np
 from joblib import cpu_count, parallel_config
 
 from .audio import AudioError
-from .errors import BuildError, install_hint
+from .errors import BuildError, check_positive_int, install_hint
 from .files import size_text
 from .features import Workspace, note_features
 from .params import FeatureParams
@@ -49,8 +49,7 @@ def usable_jobs(jobs: int, backend: str) -> int:
     """``jobs`` checked, and cut to the cores this process may use (CPU affinity, cgroups),
     with a warning, but for dask (whose workers may be other machines): more would only
     queue, and cost their memory."""
-    if not isinstance(jobs, int) or jobs < 1:
-        raise BuildError(f"jobs must be a positive integer, got {jobs!r}")
+    check_positive_int("jobs", jobs)
     cores = cpu_count()
     if backend != "dask" and jobs > cores:
         log.warning("jobs=%d is more than the %d cores here; building with %d", jobs, cores,

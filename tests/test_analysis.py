@@ -279,14 +279,25 @@ def test_tsne_bad_input(tmp_path, tone_store, caplog):
 
 
 def test_split_names_given_as_one_string_are_refused_before_any_work(tmp_path):
-    for call in (lambda: embed_store(tmp_path, tmp_path, "test"),
-                 lambda: plot_map(tmp_path, tmp_path / "map.png", "test"),
-                 lambda: write_map(tmp_path, tmp_path / "map", "test")):
+    calls = {"embed": lambda splits: embed_store(tmp_path, tmp_path, splits),
+             "plot": lambda splits: plot_map(tmp_path, tmp_path / "map.png", splits),
+             "map": lambda splits: write_map(tmp_path, tmp_path / "map", splits),
+             "build": lambda splits: build_store(tmp_path, tmp_path / "s", splits=splits)}
+    for call in calls.values():
         with pytest.raises(InputError, match=r"splits must be a sequence of split names, got "
                                              r"the one split name 'test': give \['test'\]"):
-            call()  # iterated, it had named splits 't', 'e', 's'
+            call("test")  # iterated, it had named splits 't', 'e', 's'
+        with pytest.raises(InputError, match=r"splits is empty: give the names of the splits, "
+                                             r"or None for all"):
+            call([])  # embed had read it as None, and written every split
+        with pytest.raises(InputError, match=r"splits must be split names such as 'train', "
+                                             r"got 3"):
+            call(["test", 3])
     with pytest.raises(InputError, match="batch_size must be a positive integer, got 0"):
         embed_store(tmp_path, tmp_path, batch_size=0)
+    for option in ("jobs", "batch_size"):  # a ValueError, as the others are
+        with pytest.raises(InputError, match=f"{option} must be a positive integer, got 0"):
+            build_store(tmp_path, tmp_path / "s", **{option: 0})
     assert not list(tmp_path.iterdir())
 
 

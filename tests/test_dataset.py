@@ -65,8 +65,13 @@ def test_bad_indices_fields_and_splits_say_what_exists(tone_store):
     ds = SplitDataset(tone_store, "test")
     with pytest.raises(IndexError, match="out of range for 11 notes"):
         ds[11]
-    with pytest.raises(IndexError, match="out of range"):
+    with pytest.raises(IndexError, match=r"index -12 \(item 1 of 2\) out of range"):
         ds[[0, -12]]
+    with pytest.raises(IndexError, match=r"index 11 \(item 11 of 5000\) out of range for 11 "
+                                         r"notes$"):  # the first bad one, not all 5000
+        ds[list(range(5000))]
+    with pytest.raises(TypeError, match=r"ints or a mask of bools, not both, got \[True, 2\]"):
+        ds[[True, 2]]  # which numpy would read as [1, 2]
     with pytest.raises(IndexError, match="out of range for 11 notes"):
         ds[np.array([2 ** 64 - 1], np.uint64)]  # not -1 once cast to int64
     for huge in (2 ** 70, [0, 10 ** 20]):  # beyond int64: numpy's objects
@@ -85,10 +90,19 @@ def test_bad_indices_fields_and_splits_say_what_exists(tone_store):
     with pytest.raises(ValueError, match=r"fields must be a non-empty sequence of dataset "
                                          r"names, got \(3,\)"):
         SplitDataset(tone_store, "test", fields=(3,))
-    with pytest.raises(StoreError, match=r"no per-note dataset colour \(it has .*labels.*names"):
+    with pytest.raises(StoreError, match=r"no dataset /colour \(its per-note datasets: "
+                                         r".*labels.*names"):
         SplitDataset(tone_store, "test", fields=("spectra", "colour"))
     with pytest.raises(StoreError, match="no 'nope' split"):
         SplitDataset(tone_store, "nope")
+    with pytest.raises(StoreError, match=r"no 'test.h5' split \(splits present: train, valid, "
+                                         r"test\); give 'test', without .h5$"):
+        SplitDataset(tone_store, "test.h5")
+    with pytest.raises(StoreError, match="split must be a name such as train, valid or test, "
+                                         "not 3"):
+        SplitDataset(tone_store, 3)
+    with pytest.raises(StoreError, match="store must be a folder's path or a URL, not 123"):
+        SplitDataset(123, "test")
     with pytest.raises(ValueError, match="fields must be a non-empty sequence"):
         SplitDataset(tone_store, "test", fields="labels")
 
@@ -119,9 +133,26 @@ def test_problem_lists_and_a_map_s_pca_are_not_per_note_fields(tone_store, tmp_p
                 h5py.string_dtype())
         f["tsne_pca_components"] = np.zeros((n, 4), np.float32)
     for field in ("adjusted", "skipped", "tsne_pca_components"):
-        with pytest.raises(StoreError, match=f"no per-note dataset {field} ") as caught:
+        with pytest.raises(StoreError, match=fr"/{field} is not per-note \(shape \({n}, "
+                                             fr"\d\); the split has {n} notes\)") as caught:
             SplitDataset(store, "test", fields=(field,))
-        assert "names" in str(caught.value) and field not in str(caught.value).split("it has")[1]
+        listed = str(caught.value).split("its per-note datasets:")[1]
+        assert "names" in listed and field not in listed
+
+
+def test_a_relative_store_path_stays_the_store_it_named(tone_store, tmp_path, monkeypatch):
+    """A notebook, Hydra or a worker_init_fn that changes the working folder does not move
+    a dataset to another store of the same relative name."""
+    import shutil
+    other = tmp_path / "elsewhere"
+    shutil.copytree(tone_store, other / "store")  # a store of the same name ...
+    with h5py.File(other / "store" / "train.h5", "r+") as f:
+        f["names"][0] = "changed"  # ... of other content
+    monkeypatch.chdir(tone_store.parent)
+    ds = SplitDataset(tone_store.name, "train", fields=("names",))
+    monkeypatch.chdir(other)
+    assert ds[0] == (h5(tone_store, "train", "names", 0),)
+    assert ds.path == tone_store.resolve() / "train.h5"
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
@@ -235,7 +266,7 @@ def test_a_split_that_changed_since_the_dataset_was_made_is_refused(tmp_path):
 
 
 def run_snippet(code: str, store):
-    namespace = {}
+    namespace = {"__name__": "__main__"}  # as a script runs it
     exec(compile(code.replace('"demo/store"', repr(str(store))), "README.md", "exec"),
          namespace)
     return namespace

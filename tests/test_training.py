@@ -238,9 +238,13 @@ def test_predict_any_format_and_goes_on_after_bad_files(trained, tone_root, tmp_
         predict_files(trained[0], str(wav))
     with pytest.raises(InputError, match="batch_size must be a positive integer, got 0"):
         predict_files(trained[0], [wav], batch_size=0)
+    with pytest.raises(InputError, match=r"the windows' hop must be a number of seconds"):
+        predict_files(trained[0], [wav], windows=-1)
+    with pytest.raises(TypeError, match="positional"):
+        predict_files(trained[0], [wav], 2)  # an option, named
     x = np.zeros((251, 513), np.float16)
-    with pytest.raises(InputError, match=r"features must be of shape \(N, 251, 513\) .*got "
-                                         r"\(251, 513\)"):
+    with pytest.raises(InputError, match=r"features must be of shape \(N, 251, 513\) for the "
+                                         r"model in .*/, got \(251, 513\)"):
         predict_features(load_trained(trained[0]), x)
     x = np.zeros((3, 251, 513), np.float16)
     x[2, 5, 7] = np.nan  # answered as a sound before

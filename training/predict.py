@@ -101,7 +101,7 @@ def _top(labels, probabilities, k: int, path) -> List[Tuple[str, float]]:
     return [(labels[i], float(probabilities[i])) for i in order]
 
 
-def predict_features(model, features: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def predict_features(model, features: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
     """Probabilities ``(N, C)`` over the model's ``C`` labels (``trained.labels``) for
     stored-format features ``(N, frames, bins)``.
 
@@ -123,8 +123,8 @@ def predict_features(model, features: np.ndarray, batch_size: int = 64) -> np.nd
     trained = model if isinstance(model, TrainedModel) else load_trained(model)
     shape = tuple(trained.features.shape)
     if np.ndim(features) != 1 + len(shape) or tuple(np.shape(features)[1:]) != shape:
-        raise InputError(f"features must be of shape (N, {', '.join(map(str, shape))}) (the "
-                         f"model's {trained.path}), got {tuple(np.shape(features))}")
+        raise InputError(f"features must be of shape (N, {', '.join(map(str, shape))}) for "
+                         f"the model in {trained.path}/, got {tuple(np.shape(features))}")
     kind = np.asarray(features[:0]).dtype.kind
     if kind not in "fiu":
         raise InputError(f"features must be real numbers (float16, as a store holds them), got "
@@ -141,7 +141,7 @@ def predict_features(model, features: np.ndarray, batch_size: int = 64) -> np.nd
             else np.zeros((0, len(trained.labels)), np.float32))
 
 
-def predict_files(model, files: Sequence, batch_size: int = 64, *,
+def predict_files(model, files: Sequence, *, batch_size: int = 64,
                   windows: Optional[float] = None) -> List[FilePrediction]:
     """Predict every file; unreadable ones get ``error`` set and the others go on.
 
@@ -160,10 +160,10 @@ def predict_files(model, files: Sequence, batch_size: int = 64, *,
         (``FilePrediction.clips``); a file's ``probabilities`` are its clips' mean. Default:
         each file's first clip, as ``build`` stores it.
     """
-    return list(iter_predictions(model, files, batch_size, windows=windows))
+    return list(iter_predictions(model, files, batch_size=batch_size, windows=windows))
 
 
-def iter_predictions(model, files: Iterable, batch_size: int = 64, *,
+def iter_predictions(model, files: Iterable, *, batch_size: int = 64,
                      windows: Optional[float] = None) -> Iterator[FilePrediction]:
     """:func:`predict_files`, one file's answer at a time in the order of ``files``: a batch
     is answered before the next is read. Its arguments are checked, and the model loaded,
@@ -184,7 +184,7 @@ def _predict_batches(trained: TrainedModel, files: Iterable, batch_size: int
     for batch in features_of_files(files, trained.features, batch_size):
         usable = [r for r in batch if r.error is None]
         answers = iter(predict_features(trained, np.stack([r.features for r in usable]),
-                                        batch_size) if usable else ())
+                                        batch_size=batch_size) if usable else ())
         for r in batch:
             yield (FilePrediction(r.path, error=r.error, labels=labels) if r.error else
                    FilePrediction(r.path, next(answers), r.adjustments, labels=labels))
@@ -204,7 +204,7 @@ def _predict_windows(trained: TrainedModel, path: Path, hop: float, batch_size: 
                 break
             usable = [w for w in batch if w.error is None]
             answers = iter(predict_features(trained, np.stack([w.features for w in usable]),
-                                            batch_size) if usable else ())
+                                            batch_size=batch_size) if usable else ())
             for w in batch:
                 adjustments.update(dict.fromkeys(w.adjustments))
                 result.clips.append(Clip(w.offset, w.end, None if w.error else next(answers),
