@@ -6,8 +6,10 @@ harmonica, harp, timpani, synth pads and effects, or orchestra hit are left out)
 held for ``hold`` seconds, then released, and recorded for ``duration`` seconds, as NSynth's
 notes are (3 s held, 4 s long).
 
-Splits are instrument-disjoint: each program of a family goes to exactly one split, so like
-NSynth's test set, the instruments of ``valid`` and ``test`` are never heard in ``train``.
+Splits are instrument-disjoint: each program of a family goes to exactly one split, and
+programs that play one sample of the SoundFont (TimGM6mb's Viola and Fiddle play the same
+samples) go to one split together, so like NSynth's test set, the instruments of ``valid`` and
+``test`` are never heard in ``train``.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from numbers import Integral
 from pathlib import Path
+from collections import Counter
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -28,10 +31,14 @@ from .nsynth import FAMILIES, SOURCES, SPLITS, Example
 from .params import MAX_SAMPLE_RATE
 from .progressbar import progress_bar
 from .renderfolder import refuse_rendered, rendering, write_note
-from .sf2check import check_soundfont
+from .sf2check import check_soundfont, preset_samples
 
 __all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
-           "assign_splits", "warn_of_empty_splits"]
+           "assign_splits", "sample_groups", "warn_of_empty_splits", "SILENT_PEAK"]
+
+#: A note whose peak is below this (-60 dBFS) is taken as silent and left out: no sample covers
+#: its key, or what covers it is that quiet.
+SILENT_PEAK = 1e-3
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +157,35 @@ def _tag(soundfont: Path) -> str:
         name.encode("utf-8", "surrogateescape"))
 
 
+def sample_groups(programs: Sequence[int], played: Mapping[int, frozenset]) -> List[List[int]]:
+    """``programs`` gathered where they play a sample in common, directly or through others
+    (each group sorted; a program that shares none is a group of its own).
+
+    Parameters
+    ----------
+    programs : sequence of int
+    played : mapping
+        program -> the samples it plays (:func:`featurestore.sf2check.preset_samples`).
+    """
+    groups: List[Tuple[set, set]] = []  # (programs, their samples)
+    for program in sorted(set(programs)):
+        mine = ({program}, set(played.get(program, ())))
+        for group in [g for g in groups if g[1] & mine[1]]:
+            groups.remove(group)
+            mine[0].update(group[0])
+            mine[1].update(group[1])
+        groups.append(mine)
+    return sorted(sorted(members) for members, _ in groups)
+
+
 def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int, *,
-                  families: Optional[Mapping[int, Union[str, Tuple[str, str]]]] = None
-                  ) -> Dict[int, str]:
+                  families: Optional[Mapping[int, Union[str, Tuple[str, str]]]] = None,
+                  groups: Sequence[Sequence[int]] = ()) -> Dict[int, str]:
     """Instrument-disjoint split of programs, family by family.
 
-    Each family's programs are shuffled with ``seed`` and cut by ``fractions``; every split
-    with a non-zero share gets at least one program of a family when the family has enough.
+    Each family's programs (or groups of them) are shuffled with ``seed`` and cut by
+    ``fractions``; every split with a non-zero share gets at least one of a family when the
+    family has enough.
 
     Parameters
     ----------
@@ -168,6 +197,12 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
     families : mapping, optional
         program -> its NSynth family name, or a ``(family, source)`` pair as
         :data:`GM_FAMILIES` holds (the default).
+    groups : sequence of sequences of int
+        Disjoint groups of programs that go to one split together (:func:`sample_groups`),
+        each counted as one in the family most of its programs are of (of the lowest, where
+        two are as many), and drawn before the family's other programs: into the first split
+        with a share (train), as far as its share goes. A program in none is a group of its
+        own.
 
     Returns
     -------
@@ -179,13 +214,21 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
     wanted = [n for n, f in zip(names, fractions) if f > 0]
     shares = np.array([f for f in fractions if f > 0], dtype=float)
     shares /= shares.sum()
+    units = {program: [program] for program in programs}  # a program -> its group
+    for group in groups:
+        together = sorted(p for p in group if p in units)
+        for program in together:
+            units[program] = together
+    units = {unit[0]: unit for unit in units.values()}  # each group once, by its lowest
     result = {}
     for family in FAMILIES:
-        members = sorted(p for p in programs if _family(families[p]) == family)
+        members = [unit for _, unit in sorted(units.items()) if Counter(
+            _family(families[p]) for p in unit).most_common(1)[0][0] == family]
         if not members:
             continue
         rng = np.random.default_rng([seed, FAMILIES.index(family)])
         members = [members[i] for i in rng.permutation(len(members))]
+        members.sort(key=len, reverse=True)  # a group first: into train, where train has a share
         counts = np.floor(shares * len(members)).astype(int)
         if len(members) >= len(wanted):
             counts = np.maximum(counts, 1)
@@ -195,8 +238,8 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
             counts[np.argmax(shares - counts / len(members))] += 1
         start = 0
         for name, count in zip(wanted, counts):
-            for program in members[start:start + count]:
-                result[program] = name
+            for unit in members[start:start + count]:
+                result.update(dict.fromkeys(unit, name))
             start += count
     return result
 
@@ -274,7 +317,9 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     Notes
     -----
     Programs the SoundFont has no preset for (in bank 0) are left out, and so are notes that
-    come out silent (keys no sample covers); both are logged as warnings.
+    come out silent, their peak below :data:`SILENT_PEAK` (keys no sample covers); both are
+    logged as warnings. Programs that play one sample go to one split
+    (:func:`sample_groups`).
     """
     try:
         import tinysoundfont
@@ -298,7 +343,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     if not re.fullmatch(r"[A-Za-z0-9]{1,%d}" % MAX_TAG, tag):
         raise InputError(f"tag must be ASCII letters and digits, at most {MAX_TAG} (it goes into "
                          f"note names), got {tag!r:.80}")
-    check_soundfont(soundfont)  # TinySoundFont trusts every index and size in the file
+    tables = check_soundfont(soundfont)  # TinySoundFont trusts every index and size in it
     synth = tinysoundfont.Synth(samplerate=options.sample_rate, gain=options.gain_db)
     try:
         str(soundfont).encode("utf-8")
@@ -319,7 +364,11 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
                              f"for ({counted(len(absent), 'program')}, e.g. {absent[0]})")
         log.warning("%s: no preset for %s (e.g. %d): left out", soundfont,
                     counted(len(absent), "GM program"), absent[0])
-    splits = assign_splits(programs, options.fractions, options.seed)
+    groups = [g for g in sample_groups(programs, preset_samples(tables)) if len(g) > 1]
+    if groups:
+        log.info("%s: programs that play one sample go to one split: %s", soundfont,
+                 "; ".join(", ".join(map(str, g)) for g in groups))
+    splits = assign_splits(programs, options.fractions, options.seed, groups=groups)
     jobs: List[Tuple[int, int, int]] = []
     for program in programs:
         low, high = PITCH_RANGES[GM_FAMILIES[program][0]]
@@ -336,7 +385,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
             instrument_str = f"{family}_{source}_{tag}{program:03d}"
             name = f"{instrument_str}-{pitch:03d}-{velocity:03d}"
             audio = _render_note(synth, sfid, program, pitch, velocity, options)
-            if not np.abs(audio).max() >= 0.5 / 32768:  # 0 as 16-bit: no sample covers the key
+            if not np.abs(audio).max() >= SILENT_PEAK:
                 silent.append(name)
                 continue
             split = splits[program]
@@ -348,6 +397,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
                 instrument_source_str=source, pitch=pitch, velocity=velocity,
                 sample_rate=options.sample_rate)
         if silent:
-            log.warning("%s: %s came out silent (no sample covers the key), left out, e.g. %s",
-                        soundfont, counted(len(silent), "note"), silent[0])
+            log.warning("%s: %s came out silent, below -60 dBFS (no sample covers the key, or "
+                        "what covers it is that quiet), left out, e.g. %s", soundfont,
+                        counted(len(silent), "note"), silent[0])
     return {split: len(notes) for split, notes in examples.items()}

@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_soundfont", "REGIONS_PER_BYTE", "MIN_REGIONS", "MAX_PRESETS",
+__all__ = ["check_soundfont", "preset_samples", "REGIONS_PER_BYTE", "MIN_REGIONS", "MAX_PRESETS",
            "DECODED_PER_BYTE", "MIN_DECODED"]
 
 #: The regions (a preset zone's instrument's zones, over every preset) a SoundFont may expand
@@ -49,8 +49,9 @@ _COMPRESSED = 0x30                 # sample type bits TinySoundFont reads as Ogg
 _ROM = 0x8000                      # sample type bit of a sample in a synthesizer's ROM
 
 
-def check_soundfont(path) -> None:
-    """Raise :class:`InputError` naming ``path`` and what is wrong, unless its RIFF chunks lie
+def check_soundfont(path) -> Dict[str, np.ndarray]:
+    """Its ``pdta`` tables (name -> records, :data:`_RECORDS`) once checked: raise
+    :class:`InputError` naming ``path`` and what is wrong, unless its RIFF chunks lie
     within the file, its ``pdta`` chunks are whole records, every bag, generator, instrument
     and sample index points inside its table, every sample a zone plays lies inside the sample
     data and has a sample rate, its compressed samples (SF3) are not read over and over and
@@ -96,6 +97,44 @@ def check_soundfont(path) -> None:
                          f"{sample_bytes:,} bytes of sample data, at least {MIN_DECODED:,}): "
                          f"each is decoded on loading, so a SoundFont made to exhaust memory "
                          f"is refused")
+    return tables
+
+
+def preset_samples(tables: Dict[str, np.ndarray], bank: int = 0) -> Dict[int, frozenset]:
+    """The samples each preset of ``bank`` plays: program -> the offsets in the sample data
+    where they start (two presets that play one sample hold the same offset, whichever
+    instruments and sample headers lead to it).
+
+    Parameters
+    ----------
+    tables : dict
+        What :func:`check_soundfont` returns (indices checked).
+    bank : int
+        The MIDI bank (0: General MIDI's).
+    """
+    phdr, pbag, pgen = tables["phdr"], tables["pbag"], tables["pgen"]
+    inst, ibag, igen = tables["inst"], tables["ibag"], tables["igen"]
+    starts = tables["shdr"]["start"]
+
+    def generators(bags, gens, zones: range, oper: int) -> list:
+        """The amounts of generator ``oper`` in ``zones`` (indices into ``bags``)."""
+        found = []
+        for zone in zones:
+            rows = gens[int(bags["gen"][zone]):int(bags["gen"][zone + 1])]
+            found += rows["amount"][rows["oper"] == oper].tolist()
+        return found
+
+    played = {}
+    for k in range(len(phdr) - 1):  # the last record ends the table
+        if int(phdr["bank"][k]) != bank:
+            continue
+        offsets = set()
+        for j in generators(pbag, pgen, range(phdr["bag"][k], phdr["bag"][k + 1]), _INSTRUMENT):
+            zones = range(inst["bag"][j], inst["bag"][j + 1])
+            offsets.update(int(starts[i]) for i in generators(ibag, igen, zones, _SAMPLE_ID))
+        played[int(phdr["preset"][k])] = played.get(int(phdr["preset"][k]), frozenset()) | \
+            frozenset(offsets)
+    return played
 
 
 #: An Ogg page's header: capture pattern, version, type, granule position, serial number,

@@ -30,7 +30,8 @@ import numpy as np
 from .errors import InputError, NeedsPackage, counted, install_hint
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example
 from .progressbar import progress_bar
-from .render import BANKS, PITCH_RANGES, RenderOptions, assign_splits, warn_of_empty_splits
+from .render import (BANKS, PITCH_RANGES, SILENT_PEAK, RenderOptions, assign_splits,
+                     warn_of_empty_splits)
 from .renderfolder import refuse_rendered, rendering, write_note
 
 __all__ = ["ENGINES", "Prototype", "Instrument", "engine_module", "available_engines",
@@ -49,9 +50,6 @@ INSTALL_HINT = install_hint("synth")
 #: an instrument's number, name and id do not depend on ``per_family`` or the families asked.
 FAMILY_SLOTS = 90
 
-#: A note whose peak before scaling is below this (-60 dBFS) did not sound (a physical model
-#: that did not start to oscillate, a key outside a model's range) and is left out.
-SILENT_PEAK = 1e-3
 
 
 @dataclass(frozen=True)

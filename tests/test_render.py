@@ -9,8 +9,8 @@ import pytest
 
 from featurestore.nsynth import FAMILIES, QUALITIES
 from featurestore.splitfolder import read_split
-from featurestore.render import (GM_FAMILIES, RenderOptions, assign_splits, default_soundfont,
-                                 render_soundfont)
+from featurestore.render import (GM_FAMILIES, SILENT_PEAK, RenderOptions, assign_splits,
+                                 default_soundfont, render_soundfont, sample_groups)
 
 FIELDS = {"instrument_family", "instrument_family_str", "instrument", "instrument_str",
           "instrument_source_str", "pitch", "velocity", "sample_rate", "qualities", "note_str",
@@ -114,8 +114,19 @@ def test_a_render_of_no_sounding_note_writes_nothing(tmp_path, monkeypatch, capl
     monkeypatch.setattr(render, "_render_note", lambda *args: np.zeros(16000, np.float32))
     with pytest.raises(ValueError, match="out: no note sounded .*; nothing written"):
         render_soundfont(tmp_path / "out", options=OPTIONS, programs=PROGRAMS, progress=False)
-    assert "came out silent (no sample covers the key), left out" in caplog.text
+    assert "came out silent, below -60 dBFS (no sample covers the key, or what covers it is " \
+           "that quiet), left out" in caplog.text
     assert not (tmp_path / "out").exists()
+
+
+def test_notes_below_minus_60_dbfs_are_left_out_as_synthesised_ones_are(tmp_path, caplog):
+    import soundfile as sf
+    quiet = dataclasses.replace(OPTIONS, velocities=(1,), fractions=(1, 0, 0))
+    render_soundfont(tmp_path / "quiet", options=quiet, programs=[0, 40, 73], progress=False)
+    peaks = [np.abs(sf.read(path)[0]).max()
+             for path in (tmp_path / "quiet" / "train" / "audio").glob("*.wav")]
+    left_out = int(re.search(r"(\d+) notes? came out silent, below -60 dBFS", caplog.text)[1])
+    assert peaks and left_out and min(peaks) >= SILENT_PEAK * (1 - 2 ** -14)  # as 16-bit
 
 
 def test_a_note_or_examples_json_that_cannot_be_written_is_one_error_and_nothing_is_kept(
@@ -185,7 +196,7 @@ def test_a_split_none_of_whose_notes_sounded_is_warned_of(tmp_path, monkeypatch,
         return audio if program < 8 else 0 * audio
     monkeypatch.setattr(render, "_render_note", silent_but_piano)
     counts = render_soundfont(tmp_path / "out", options=dataclasses.replace(
-        OPTIONS, fractions=(0.5, 0.5, 0)), programs=[0, 40, 41], progress=False)
+        OPTIONS, fractions=(0.5, 0.5, 0)), programs=[0, 40, 42], progress=False)
     empty = [split for split, n in counts.items() if not n]
     assert len(empty) == 1 and f"no note of the {empty[0]} split sounded" in caplog.text
 
@@ -218,6 +229,29 @@ def test_render_is_deterministic_and_instrument_disjoint(tmp_path):
 def test_electric_instruments_are_electronic():
     assert GM_FAMILIES[7] == ("keyboard", "electronic")  # Clavinet: an electric keyboard
     assert {GM_FAMILIES[p][1] for p in (4, 5, 16, 26, 33)} == {"electronic"}
+
+
+def test_programs_that_play_one_sample_go_to_one_split():
+    """So that no valid or test note plays a sample train holds (TimGM6mb's Viola, 41, plays
+    the Fiddle's samples, 110, and its Guitar Harmonics, 31, a Picked Bass sample, 34)."""
+    from featurestore.sf2check import check_soundfont, preset_samples
+    played = preset_samples(check_soundfont(default_soundfont()))
+    assert played[41] == played[110] and played[31] & played[34] and not played[40] & played[42]
+    groups = [g for g in sample_groups(GM_FAMILIES, played) if len(g) > 1]
+    assert [40, 41, 110] in groups and not any(set(g) & {42, 45} and 40 in g for g in groups)
+    for seed in range(5):
+        splits = assign_splits(sorted(GM_FAMILIES), (0.6, 0.2, 0.2), seed, groups=groups)
+        assert not [(a, b) for a in splits for b in splits
+                    if splits[a] != splits[b] and played[a] & played[b]]
+        assert set(splits.values()) == {"train", "valid", "test"}
+    assert sample_groups([1, 2, 3, 4], {1: {"a"}, 2: {"b"}, 3: {"a", "b"}, 4: {"c"}}) == [
+        [1, 2, 3], [4]]  # through another program too
+    bass = dict.fromkeys(range(7), "bass")
+    for seed in range(5):  # a group is drawn first: into train, where train has a share
+        assert assign_splits(range(1, 7), (0.6, 0.2, 0.2), seed, families=bass,
+                             groups=[[1, 2, 3]])[1] == "train"
+        assert assign_splits([1, 2, 3, 4], (0, 0.5, 0.5), seed, families=bass,
+                             groups=[[1, 2, 3]]) == {1: "valid", 2: "valid", 3: "valid", 4: "test"}
 
 
 def test_assign_splits_gives_every_split_each_family_when_possible():
