@@ -37,7 +37,14 @@ def cmd_render(args):
     given = [name for name, value in others.items() if value is not None]
     if given:
         raise CommandError(f"{', '.join(given)}: " + (
-            "a SoundFont's options, not for --synth" if args.synth else "only with --synth"))
+            f"{'a SoundFont' if len(given) == 1 else 'SoundFont'} option{'s'[:len(given) - 1]}"
+            f", not for --synth" if args.synth else "only with --synth"))
+    if args.soundfont is None and Path(args.out).suffix.lower() in (".sf2", ".sf3") and \
+            not Path(args.out).is_dir():  # a SoundFont given alone, or a mistyped one
+        raise CommandError(f"{args.out}: is named as a SoundFont, so it is no OUT folder to "
+                           f"render into; give SOUNDFONT OUT" + (
+                               "" if Path(args.out).exists() else
+                               " (and no such SoundFont file: a typing error?)"))
     if args.synth:
         extra = {} if args.per_family is None else {"per_family": args.per_family}
         counts = render_synth(args.out, engines=args.engines, options=options,

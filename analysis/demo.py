@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from featurestore.errors import InputError, NeedsPackage
+from featurestore.files import check_folder_path
 from featurestore.jsonstream import read_json
 from featurestore.synth import INSTALL_HINT
 
@@ -154,6 +155,7 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     from .tsne import tsne_split
 
     out = Path(out)
+    check_folder_path(out, why="the demo writes its notes, store, model and map into a folder")
     # checked before minutes of rendering and building (the seed's range, the budget)
     config = TrainConfig(seed=options.seed, budget_minutes=options.budget_minutes)
     notes, store, model = out / "notes", out / "store", out / "model"

@@ -1,10 +1,9 @@
 """SoundFont rendering: General MIDI programs -> NSynth-layout splits of real sampled notes.
 
-A General MIDI SoundFont holds recorded samples for 128 programs; :data:`GM_FAMILIES` maps the
-programs that belong clearly to one NSynth family onto it (ambiguous ones such as accordion,
-harmonica, harp, timpani, synth pads and effects, or orchestra hit are left out).  Each note is
-held for ``hold`` seconds, then released, and recorded for ``duration`` seconds, as NSynth's
-notes are (3 s held, 4 s long).
+A General MIDI SoundFont holds recorded samples for 128 programs; those that belong clearly to
+one NSynth family are rendered (:data:`featurestore.gm.GM_FAMILIES`). Each note is held for
+``hold`` seconds, then released, and recorded for ``duration`` seconds, as NSynth's notes are
+(3 s held, 4 s long).
 
 Splits are instrument-disjoint: each program of a family goes to exactly one split, and
 programs that play one sample of the SoundFont (TimGM6mb's Viola and Fiddle play the same
@@ -21,20 +20,22 @@ from dataclasses import dataclass
 from importlib import resources
 from numbers import Integral
 from pathlib import Path
-from collections import Counter
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .drawsplits import assign_splits, sample_groups, warn_of_empty_splits
 from .errors import InputError, NeedsPackage, check_seed, counted
+from .gm import GM_FAMILIES, PITCH_RANGES
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example
 from .params import MAX_SAMPLE_RATE
 from .progressbar import progress_bar
 from .renderfolder import refuse_rendered, rendering, write_note
 from .sf2check import check_soundfont, preset_samples
 
-__all__ = ["GM_FAMILIES", "RenderOptions", "render_soundfont", "default_soundfont",
-           "assign_splits", "sample_groups", "warn_of_empty_splits", "SILENT_PEAK"]
+__all__ = ["GM_FAMILIES", "PITCH_RANGES", "RenderOptions", "render_soundfont",
+           "default_soundfont", "assign_splits", "sample_groups", "warn_of_empty_splits",
+           "SILENT_PEAK"]
 
 #: A note whose peak is below this (-60 dBFS) is taken as silent and left out: no sample covers
 #: its key, or what covers it is that quiet.
@@ -42,32 +43,6 @@ SILENT_PEAK = 1e-3
 
 log = logging.getLogger(__name__)
 
-
-def _programs(family: str, source: str, *numbers) -> Dict[int, Tuple[str, str]]:
-    return {n: (family, source) for n in numbers}
-
-
-#: GM program number (0-127) -> (NSynth family, NSynth source).
-GM_FAMILIES: Dict[int, Tuple[str, str]] = {
-    **_programs("keyboard", "acoustic", 0, 1, 3, 6),
-    **_programs("keyboard", "electronic", 2, 4, 5, 7),
-    **_programs("mallet", "acoustic", 9, 10, 11, 12, 13, 14),
-    **_programs("organ", "electronic", 16, 17, 18),
-    **_programs("organ", "acoustic", 19, 20),
-    **_programs("guitar", "acoustic", 24, 25),
-    **_programs("guitar", "electronic", 26, 27, 28, 29, 30, 31),
-    **_programs("bass", "acoustic", 32),
-    **_programs("bass", "electronic", 33, 34, 35, 36, 37),
-    **_programs("bass", "synthetic", 38, 39),
-    **_programs("string", "acoustic", 40, 41, 42, 43, 44, 45, 48, 49, 110),
-    **_programs("vocal", "acoustic", 52, 53),
-    **_programs("vocal", "synthetic", 54),
-    **_programs("brass", "acoustic", 56, 57, 58, 59, 60, 61),
-    **_programs("brass", "synthetic", 62, 63),
-    **_programs("reed", "acoustic", 64, 65, 66, 67, 68, 69, 70, 71, 111),
-    **_programs("flute", "acoustic", 72, 73, 74, 75, 76, 77, 78, 79),
-    **_programs("synth_lead", "synthetic", 80, 81, 82, 83, 84, 85, 86, 87),
-}
 
 #: A rendered instrument's id is ``bank * 1000 + program``, ``bank`` the CRC-32 of the
 #: SoundFont's tag modulo BANKS (two tags share one with a chance of 1 in BANKS); the
@@ -79,14 +54,6 @@ MAX_TAG = 64
 
 #: The lowest sample rate a render takes (Hz).
 MIN_SAMPLE_RATE = 1000
-
-#: Plausible MIDI pitch range (inclusive) of each family.
-PITCH_RANGES = {
-    "bass": (28, 64), "brass": (40, 84), "flute": (60, 96), "guitar": (40, 84),
-    "keyboard": (21, 108), "mallet": (53, 108), "organ": (36, 96), "reed": (40, 84),
-    "string": (36, 96), "synth_lead": (36, 96), "vocal": (48, 84),
-}
-
 
 @dataclass(frozen=True)
 class RenderOptions:
@@ -157,110 +124,15 @@ def _tag(soundfont: Path) -> str:
         name.encode("utf-8", "surrogateescape"))
 
 
-def sample_groups(programs: Sequence[int], played: Mapping[int, frozenset]) -> List[List[int]]:
-    """``programs`` gathered where they play a sample in common, directly or through others
-    (each group sorted; a program that shares none is a group of its own).
-
-    Parameters
-    ----------
-    programs : sequence of int
-    played : mapping
-        program -> the samples it plays (:func:`featurestore.sf2check.preset_samples`).
-    """
-    groups: List[Tuple[set, set]] = []  # (programs, their samples)
-    for program in sorted(set(programs)):
-        mine = ({program}, set(played.get(program, ())))
-        for group in [g for g in groups if g[1] & mine[1]]:
-            groups.remove(group)
-            mine[0].update(group[0])
-            mine[1].update(group[1])
-        groups.append(mine)
-    return sorted(sorted(members) for members, _ in groups)
-
-
-def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int, *,
-                  families: Optional[Mapping[int, Union[str, Tuple[str, str]]]] = None,
-                  groups: Sequence[Sequence[int]] = ()) -> Dict[int, str]:
-    """Instrument-disjoint split of programs, family by family.
-
-    Each family's programs (or groups of them) are shuffled with ``seed`` and cut by
-    ``fractions``; every split with a non-zero share gets at least one of a family when the
-    family has enough.
-
-    Parameters
-    ----------
-    programs : sequence of int
-        Instrument numbers (GM programs, or any other instrument ids).
-    fractions : sequence of 3 float
-        Shares of train, valid and test.
-    seed : int
-    families : mapping, optional
-        program -> its NSynth family name, or a ``(family, source)`` pair as
-        :data:`GM_FAMILIES` holds (the default).
-    groups : sequence of sequences of int
-        Disjoint groups of programs that go to one split together (:func:`sample_groups`),
-        each counted as one in the family most of its programs are of (of the lowest, where
-        two are as many), and drawn before the family's other programs: into the first split
-        with a share (train), as far as its share goes. A program in none is a group of its
-        own.
-
-    Returns
-    -------
-    dict
-        program -> ``'train'``, ``'valid'`` or ``'test'``.
-    """
-    families = GM_FAMILIES if families is None else families
-    names = ("train", "valid", "test")
-    wanted = [n for n, f in zip(names, fractions) if f > 0]
-    shares = np.array([f for f in fractions if f > 0], dtype=float)
-    shares /= shares.sum()
-    units = {program: [program] for program in programs}  # a program -> its group
-    for group in groups:
-        together = sorted(p for p in group if p in units)
-        for program in together:
-            units[program] = together
-    units = {unit[0]: unit for unit in units.values()}  # each group once, by its lowest
-    result = {}
-    for family in FAMILIES:
-        members = [unit for _, unit in sorted(units.items()) if Counter(
-            _family(families[p]) for p in unit).most_common(1)[0][0] == family]
-        if not members:
-            continue
-        rng = np.random.default_rng([seed, FAMILIES.index(family)])
-        members = [members[i] for i in rng.permutation(len(members))]
-        members.sort(key=len, reverse=True)  # a group first: into train, where train has a share
-        counts = np.floor(shares * len(members)).astype(int)
-        if len(members) >= len(wanted):
-            counts = np.maximum(counts, 1)
-        while counts.sum() > len(members):
-            counts[np.argmax(counts)] -= 1
-        while counts.sum() < len(members):  # leftovers go to the largest share
-            counts[np.argmax(shares - counts / len(members))] += 1
-        start = 0
-        for name, count in zip(wanted, counts):
-            for unit in members[start:start + count]:
-                result.update(dict.fromkeys(unit, name))
-            start += count
-    return result
-
-
-def warn_of_empty_splits(where, splits: Mapping, fractions: Sequence[float], *,
-                         option: str = "--programs"):
-    """Warn when a split with a share in ``fractions`` got no instrument in ``splits`` (what
-    :func:`assign_splits` drew): a family gives each such split one only when it has as many
-    instruments as there are such splits; the warning says to give more by ``option``."""
-    shared = [name for name, f in zip(("train", "valid", "test"), fractions) if f > 0]
-    drawn = set(splits.values())
-    empty = [name for name in shared if name not in drawn]
-    if empty:
-        log.warning("%s: %s got no instrument; a family's instruments are divided among the "
-                    "splits, each getting one only when the family has at least %d: give %d or "
-                    "more of a family (%s)", where, " and ".join(empty), len(shared),
-                    len(shared), option)
-
-
-def _family(label: Union[str, Tuple[str, str]]) -> str:
-    return label if isinstance(label, str) else label[0]
+def _ranges(numbers) -> str:
+    """Integers as runs: ``0-7, 9-14, 110``."""
+    runs: List[List[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
 
 
 def _render_note(synth, sfid: int, program: int, pitch: int, velocity: int,
@@ -335,10 +207,12 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
             "no such SoundFont file" if not soundfont.exists() else
             "not a regular file (a pipe or device?): a SoundFont is read from a file"))
     programs = sorted(GM_FAMILIES) if programs is None else sorted(set(programs))
-    unknown = [p for p in programs if p not in GM_FAMILIES]
-    if unknown:
-        raise InputError(f"programs {unknown} have no NSynth family (mapped programs: "
-                         f"{sorted(GM_FAMILIES)})")
+    if not_gm := [p for p in programs if not 0 <= p <= 127]:
+        raise InputError(f"programs {not_gm} are not General MIDI programs (0 to 127)")
+    if unknown := [p for p in programs if p not in GM_FAMILIES]:
+        raise InputError(f"programs {unknown} have no NSynth family (a program of no clear "
+                         f"one, such as accordion, harp or a synth pad, is left out); those "
+                         f"mapped: {_ranges(GM_FAMILIES)}")
     tag = _tag(soundfont) if tag is None else tag
     if not re.fullmatch(r"[A-Za-z0-9]{1,%d}" % MAX_TAG, tag):
         raise InputError(f"tag must be ASCII letters and digits, at most {MAX_TAG} (it goes into "

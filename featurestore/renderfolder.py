@@ -4,6 +4,7 @@ one error naming it."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import shutil
 from pathlib import Path
@@ -25,16 +26,23 @@ log = logging.getLogger(__name__)
 def refuse_rendered(out: Path):
     """Raise :class:`InputError` when ``out`` holds a split folder with anything in it already:
     rendered notes (their wavs would stay next to the new ones, as notes without a json
-    entry), or other files, or cannot be a folder (a file on its path)."""
+    entry), or other files, or cannot be a folder (a file on its path), or when ``out`` is a
+    store (holds ``*.h5`` files)."""
     check_folder_path(out, why="render writes its notes into a folder")
     for split in SPLITS:
         folder = out / split
         if (folder / "examples.json").exists():
             raise InputError(f"{folder}: holds rendered notes already; render into a new folder "
                              f"(or delete this one)")
-        if folder.exists() and not (folder.is_dir() and next(folder.iterdir(), None) is None):
-            raise InputError(f"{folder}: is there already and holds other files (or is not a "
-                             f"folder); render into a new folder (or delete this one)")
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{folder}: is a file, where the {split} split's folder goes; "
+                             f"render into a new folder (or move this file)")
+        if folder.exists() and next(folder.iterdir(), None) is not None:
+            raise InputError(f"{folder}: is there already and holds other files; render into a "
+                             f"new folder (or delete this one)")
+    if stores := sorted(p.name for p in out.glob("*.h5")) if out.is_dir() else []:
+        raise InputError(f"{out}: is a store (it holds {', '.join(stores)}); render the notes "
+                         f"into a folder of their own, then build the store from it")
 
 
 @contextlib.contextmanager
@@ -51,7 +59,8 @@ def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pa
     ------
     InputError
         What :func:`refuse_rendered` raises, another render into ``out`` running (the folder
-        is locked while one writes), or no note in ``examples``.
+        is locked while one writes), a folder that cannot be written, or no note in
+        ``examples``.
     """
     refuse_rendered(out)
     made = not out.exists()
@@ -63,6 +72,14 @@ def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pa
     try:
         with _writing(out, examples) as work:
             yield work
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        if made:  # a folder that is there, read-only (or its file system)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise InputError(f"{out}: cannot be written ({err.strerror}: {err.filename})"
+                         ) from None
     except BaseException:
         if made:  # the render made it: nothing of the render is left
             with contextlib.suppress(OSError):

@@ -258,8 +258,8 @@ def _check_samples(path: Path, shdr: np.ndarray, played: np.ndarray, sample_byte
     for bad, why in problems:
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{path}: sample {k} ({shdr['name'][k].decode('latin-1').rstrip()!r}"
-                             f") {why(k)} (a damaged SoundFont)")
+            name = shdr["name"][k].split(b"\0")[0].decode("latin-1").rstrip()
+            raise InputError(f"{path}: sample {k} ({name!r}) {why(k)} (a damaged SoundFont)")
     read = int((end - start)[compressed].sum())
     if read > 2 * sample_bytes + 2**20:
         raise InputError(f"{path}: its compressed samples read {read:,} bytes of its "

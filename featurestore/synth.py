@@ -13,8 +13,8 @@ An *instrument* is one prototype with every setting drawn, uniformly within the 
 ranges, from a generator seeded with the seed, the engine, the prototype and the instrument's
 rank: the same seed gives the same instruments, and asking for more instruments per family
 keeps the first ones. Splits are drawn engine by engine and family by family with
-:func:`featurestore.render.assign_splits`, so no instrument is in two splits and every split gets
-instruments of every family an engine covers when there are enough.
+:func:`featurestore.drawsplits.assign_splits`, so no instrument is in two splits and every
+split gets instruments of every family an engine covers when there are enough.
 """
 from __future__ import annotations
 
@@ -27,11 +27,12 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .drawsplits import assign_splits, warn_of_empty_splits
 from .errors import InputError, NeedsPackage, counted, install_hint
+from .gm import PITCH_RANGES
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example
 from .progressbar import progress_bar
-from .render import (BANKS, PITCH_RANGES, SILENT_PEAK, RenderOptions, assign_splits,
-                     warn_of_empty_splits)
+from .render import BANKS, SILENT_PEAK, RenderOptions
 from .renderfolder import refuse_rendered, rendering, write_note
 
 __all__ = ["ENGINES", "Prototype", "Instrument", "engine_module", "available_engines",

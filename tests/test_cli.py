@@ -206,8 +206,17 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
                                  "model.keras: a model folder? Give the store folder"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
     (["render", "{tmp}/half", "{tmp}/out"], "half: is a folder, not a SoundFont"),
-    (["render", "--synth", "{tmp}/out", "--tag", "x"], "--tag: a SoundFont's options, not for "
+    (["render", "--synth", "{tmp}/out", "--tag", "x"], "--tag: a SoundFont option, not for "
                                                        "--synth"),
+    (["render", "--synth", "{tmp}/out", "--tag", "x", "--programs", "1"],
+     "--programs, --tag: SoundFont options, not for --synth"),
+    (["render", "{tmp}/Mytypo.sf2"], "Mytypo.sf2: is named as a SoundFont, so it is no OUT folder "
+                                     "to render into; give SOUNDFONT OUT (and no such SoundFont "
+                                     "file: a typing error?)"),
+    (["render", "{tmp}/bank.SF3"], "bank.SF3: is named as a SoundFont, so it is no OUT folder to "
+                                   "render into; give SOUNDFONT OUT"),
+    (["demo", "{tmp}/file"], "file: is a file; the demo writes its notes, store, model and map "
+                             "into a folder"),
     (["render", "{tmp}/out", "--per-family", "2"], "--per-family: only with --synth"),
     (["build", "{tmp}", "{tmp}/out", "--n-mels", "64"], "apply to --features mel only"),
     # a setting's error names the option typed, not its dataclass field
@@ -234,6 +243,7 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "bank.SF3").write_text("not a folder either")
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "train.h5.partial").write_bytes(b"")

@@ -237,6 +237,7 @@ def test_programs_that_play_one_sample_go_to_one_split():
     from featurestore.sf2check import check_soundfont, preset_samples
     played = preset_samples(check_soundfont(default_soundfont()))
     assert played[41] == played[110] and played[31] & played[34] and not played[40] & played[42]
+    assert played[0] == played[1] == played[3]  # as the README says
     groups = [g for g in sample_groups(GM_FAMILIES, played) if len(g) > 1]
     assert [40, 41, 110] in groups and not any(set(g) & {42, 45} and 40 in g for g in groups)
     for seed in range(5):
@@ -296,8 +297,22 @@ def test_render_bad_input(tmp_path):
     with pytest.raises(ValueError, match="tag must be ASCII letters and digits.*'Fl.te'"):
         render_soundfont(tmp_path / "out", programs=[0], tag="Fl\u00f6te", progress=False)
     assert not (tmp_path / "out").exists()
-    with pytest.raises(ValueError, match="no NSynth family"):
+    with pytest.raises(ValueError, match=r"programs \[120\] have no NSynth family \(a program "
+                                         r"of no clear one.*\); those mapped: 0-7, 9-14, 16-20, "):
         render_soundfont(tmp_path / "out", programs=[120], progress=False)
+    with pytest.raises(ValueError, match=r"programs \[-1, 128\] are not General MIDI programs "
+                                         r"\(0 to 127\)"):
+        render_soundfont(tmp_path / "out", programs=[0, 128, -1], progress=False)
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "train.h5").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"store: is a store \(it holds train.h5\); render the "
+                                         r"notes into a folder of their own"):
+        render_soundfont(tmp_path / "store", programs=[0], progress=False)
+    (tmp_path / "filed").mkdir()
+    (tmp_path / "filed" / "valid").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"filed/valid: is a file, where the valid split's "
+                                         r"folder goes"):
+        render_soundfont(tmp_path / "filed", programs=[0], progress=False)
     with pytest.raises(ValueError, match="velocities"):
         RenderOptions(velocities=(0,))
     with pytest.raises(ValueError, match=r"velocities must differ .*, got \(100, 100\)"):
@@ -307,6 +322,24 @@ def test_render_bad_input(tmp_path):
                                              r"1000 to 768,000, got "):
             RenderOptions(sample_rate=rate)
     assert default_soundfont().name == "TimGM6mb.sf2"
+
+
+def test_a_folder_that_cannot_be_written_is_one_error_and_left_as_it_was(tmp_path, monkeypatch):
+    import errno
+    mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):  # as on a read-only file system, which root meets too
+        if ".rendering" in self.parts:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return mkdir(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    (tmp_path / "there").mkdir()
+    for out in (tmp_path / "there", tmp_path / "new"):
+        with pytest.raises(ValueError, match=fr"^{out}: cannot be written \(Read-only file "
+                                             fr"system: {out}/.rendering/"):
+            render_soundfont(out, options=OPTIONS, programs=[0], progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["there"] and not any(
+        (tmp_path / "there").iterdir())
 
 
 def test_silent_notes_and_programs_without_a_preset_are_left_out(tmp_path, monkeypatch, caplog):

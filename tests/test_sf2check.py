@@ -12,7 +12,7 @@ import soundfile as sf
 from featurestore.errors import InputError
 from featurestore.render import RenderOptions, render_soundfont
 from featurestore import sf2check
-from featurestore.sf2check import MAX_PRESETS, MIN_REGIONS, check_soundfont
+from featurestore.sf2check import MAX_PRESETS, MIN_REGIONS, check_soundfont, preset_samples
 
 
 def chunk(name: bytes, data: bytes) -> bytes:
@@ -59,6 +59,9 @@ def test_a_well_formed_soundfont_passes(tmp_path):
     check_soundfont(path)
     path.write_bytes(soundfont(pmod=b""))  # no modulators: none is read
     check_soundfont(path)
+    path.write_bytes(soundfont(presets=3, start=100, end=900))  # the last has the zone
+    assert preset_samples(check_soundfont(path)) == {0: frozenset(), 1: frozenset(),
+                                                     2: frozenset({100})}
 
 
 @pytest.mark.parametrize("options, message", [

@@ -544,7 +544,9 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     import random
     np.random.seed(123)
     random.seed(123)
-    result = train(tone_store, tmp_path / "m", config, resume=True, verbose=0)  # its own
+    with caplog.at_level(logging.INFO, logger="training.train"):
+        result = train(tone_store, tmp_path / "m", config, resume=True, verbose=0)  # its own
+    assert "m: resuming the run after its epoch 1" in caplog.text
     drawn = np.random.rand(), random.random()
     np.random.seed(123)
     random.seed(123)

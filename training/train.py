@@ -193,6 +193,8 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
     write_history(model_dir / HISTORY_FILE, history)
     if initial_epoch and should_stop(history, config):
         return  # it had stopped; the interruption came before it was finished
+    if initial_epoch:
+        log.info("%s: resuming the run after its epoch %d", model_dir, initial_epoch)
     from .data import run_batches
     train_data, valid_data = run_batches(store, config, n_train)
     if train_data.order == "block":
