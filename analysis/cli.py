@@ -36,15 +36,16 @@ def cmd_render(args):
               if args.synth else {"--engines": args.engines, "--per-family": args.per_family})
     given = [name for name, value in others.items() if value is not None]
     if given:
+        what = "for a SoundFont" if len(given) == 1 else "each for a SoundFont"
         raise CommandError(f"{', '.join(given)}: " + (
-            f"{'a SoundFont' if len(given) == 1 else 'SoundFont'} option{'s'[:len(given) - 1]}"
-            f", not for --synth" if args.synth else "only with --synth"))
-    if args.soundfont is None and Path(args.out).suffix.lower() in (".sf2", ".sf3") and \
-            not Path(args.out).is_dir():  # a SoundFont given alone, or a mistyped one
-        raise CommandError(f"{args.out}: is named as a SoundFont, so it is no OUT folder to "
-                           f"render into; give SOUNDFONT OUT" + (
-                               "" if Path(args.out).exists() else
-                               " (and no such SoundFont file: a typing error?)"))
+            f"{what}, not for --synth" if args.synth else "only with --synth"))
+    if not args.synth and args.soundfont is None and not Path(args.out).is_dir() and \
+            Path(args.out).suffix.lower() in (".sf2", ".sf3"):  # a SoundFont alone, or mistyped
+        raise CommandError(f"{args.out}: is a SoundFont file, not an OUT folder; give "
+                           f"SOUNDFONT OUT" if Path(args.out).exists() else
+                           f"{args.out}: no such SoundFont, and as OUT it would be a folder "
+                           f"named as one; give SOUNDFONT OUT (to render into a folder of that "
+                           f"name, make it first)")
     if args.synth:
         extra = {} if args.per_family is None else {"per_family": args.per_family}
         counts = render_synth(args.out, engines=args.engines, options=options,

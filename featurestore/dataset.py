@@ -14,7 +14,7 @@ import numpy as np
 
 import featurestore.remote as remote
 from .errors import InputError, StoreError
-from .schema import CONTENT_DIGEST, LABELS, SPECTRA, note_datasets
+from .schema import CONTENT_DIGEST, LABELS, NOT_PER_NOTE, SPECTRA, note_datasets
 from .reader import SpectraReader
 from .store import open_split, split_path
 
@@ -76,10 +76,10 @@ class SplitDataset:
                                                              for name in fields):
             raise InputError(f"fields must be a non-empty sequence of dataset names, "
                              f"got {fields!r}")
-        split_path(store, split)  # both checked before the path is made absolute
+        self.path = split_path(store, split)  # both checked
         if not remote.is_url(store):  # a relative one would follow os.chdir to another store
-            store = Path(os.path.abspath(store))
-        self.path = split_path(store, split)
+            store = Path(store).absolute()
+            self.path = store / self.path.name
         self._store, self._split = store, split
         self.fields = tuple(fields)
         self.method = method
@@ -282,6 +282,8 @@ def _not_per_note(f: h5py.File, name: str) -> str:
     item = f[name]
     if not isinstance(item, h5py.Dataset):
         return f"/{name} is a group, not a dataset"
+    if name in NOT_PER_NOTE:
+        return f"/{name} is not per-note: its rows are not the notes"
     n = f[SPECTRA].shape[0]
     return f"/{name} is not per-note (shape {item.shape}; the split has {n} notes)"
 

@@ -43,9 +43,9 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
                   groups: Sequence[Sequence[int]] = ()) -> Dict[int, str]:
     """Instrument-disjoint split of programs, family by family.
 
-    Each family's programs (or groups of them) are shuffled with ``seed`` and cut by
-    ``fractions``; every split with a non-zero share gets at least one of a family when the
-    family has enough.
+    Each family's programs (or groups of them, each counted as one) are shuffled with
+    ``seed`` and cut by ``fractions``; every split with a non-zero share gets at least one of
+    a family when the family has enough.
 
     Parameters
     ----------
@@ -58,11 +58,11 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
         program -> its NSynth family name, or a ``(family, source)`` pair as
         :data:`GM_FAMILIES` holds (the default).
     groups : sequence of sequences of int
-        Disjoint groups of programs that go to one split together (:func:`sample_groups`),
-        each counted as one in the family most of its programs are of (of the lowest, where
-        two are as many), and drawn before the family's other programs: into the first split
-        with a share (train), as far as its share goes. A program in none is a group of its
-        own.
+        Programs that go to one split together (:func:`sample_groups`; groups that share a
+        program are one). Each is counted as one in the family most of its programs are of
+        (where two families are as many, the family of its lowest program), and drawn before
+        the family's other programs: into the first split with a share (train), as far as
+        that share goes. A program in none is a group of its own.
 
     Returns
     -------
@@ -74,15 +74,14 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
     wanted = [n for n, f in zip(names, fractions) if f > 0]
     shares = np.array([f for f in fractions if f > 0], dtype=float)
     shares /= shares.sum()
-    units = {program: [program] for program in programs}  # a program -> its group
-    for group in groups:
-        together = sorted(p for p in group if p in units)
-        for program in together:
-            units[program] = together
-    units = {unit[0]: unit for unit in units.values()}  # each group once, by its lowest
+    member_of: Dict[int, set] = {}  # program -> the groups it is in
+    for k, group in enumerate(groups):
+        for program in group:
+            member_of.setdefault(program, set()).add(k)
+    units = sample_groups(programs, member_of)  # overlapping groups merged
     result = {}
     for family in FAMILIES:
-        members = [unit for _, unit in sorted(units.items()) if Counter(
+        members = [unit for unit in units if Counter(
             _family(families[p]) for p in unit).most_common(1)[0][0] == family]
         if not members:
             continue

@@ -30,19 +30,14 @@ from .gm import GM_FAMILIES, PITCH_RANGES
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example
 from .params import MAX_SAMPLE_RATE
 from .progressbar import progress_bar
-from .renderfolder import refuse_rendered, rendering, write_note
+from .renderfolder import SILENT_PEAK, refuse_rendered, rendering, write_note
 from .sf2check import check_soundfont, preset_samples
 
 __all__ = ["GM_FAMILIES", "PITCH_RANGES", "RenderOptions", "render_soundfont",
            "default_soundfont", "assign_splits", "sample_groups", "warn_of_empty_splits",
            "SILENT_PEAK"]
 
-#: A note whose peak is below this (-60 dBFS) is taken as silent and left out: no sample covers
-#: its key, or what covers it is that quiet.
-SILENT_PEAK = 1e-3
-
 log = logging.getLogger(__name__)
-
 
 #: A rendered instrument's id is ``bank * 1000 + program``, ``bank`` the CRC-32 of the
 #: SoundFont's tag modulo BANKS (two tags share one with a chance of 1 in BANKS); the
@@ -54,6 +49,7 @@ MAX_TAG = 64
 
 #: The lowest sample rate a render takes (Hz).
 MIN_SAMPLE_RATE = 1000
+
 
 @dataclass(frozen=True)
 class RenderOptions:
@@ -70,7 +66,8 @@ class RenderOptions:
     pitch_step : int
         Render every ``pitch_step``-th pitch of a family's range.
     fractions : tuple of float
-        Share of each family's programs in train, valid and test.
+        Share of each family's programs in train, valid and test (programs that play one
+        sample count as one: :func:`~featurestore.drawsplits.assign_splits`).
     seed : int
         Seeds the assignment of programs to splits.
     gain_db : float
@@ -122,6 +119,21 @@ def _tag(soundfont: Path) -> str:
     name = soundfont.stem
     return re.sub(r"[^a-z0-9]", "", name.lower())[:MAX_TAG] or "sf%08x" % zlib.crc32(
         name.encode("utf-8", "surrogateescape"))
+
+
+def _warn_of_families_held_together(where, splits: Dict[int, str], fractions):
+    """Warn of the families whose programs are in fewer splits than have a share, though
+    there are enough of them: programs that play one sample went to one split together."""
+    wanted = {name for name, f in zip(SPLITS, fractions) if f > 0}
+    short = []
+    for family in FAMILIES:
+        mine = [p for p in splits if GM_FAMILIES[p][0] == family]
+        if len(mine) >= len(wanted) and {splits[p] for p in mine} != wanted:
+            drawn = {splits[p] for p in mine}
+            short.append(f"{family} ({', '.join(s for s in SPLITS if s in drawn)})")
+    if short:
+        log.warning("%s: the programs of %s are in fewer splits than asked for: those that play "
+                    "one sample go to one split together", where, "; ".join(short))
 
 
 def _ranges(numbers) -> str:
@@ -243,6 +255,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
         log.info("%s: programs that play one sample go to one split: %s", soundfont,
                  "; ".join(", ".join(map(str, g)) for g in groups))
     splits = assign_splits(programs, options.fractions, options.seed, groups=groups)
+    _warn_of_families_held_together(soundfont, splits, options.fractions)
     jobs: List[Tuple[int, int, int]] = []
     for program in programs:
         low, high = PITCH_RANGES[GM_FAMILIES[program][0]]

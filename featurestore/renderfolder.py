@@ -4,7 +4,6 @@ one error naming it."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import shutil
 from pathlib import Path
@@ -15,10 +14,15 @@ import soundfile as sf
 
 from .audiocheck import error_text
 from .errors import InputError, counted
-from .files import check_folder_path, exclusive_lock
+from .files import check_folder_path, check_writable_in, exclusive_lock
 from .nsynth import RENDERING, SPLITS, Example, write_split
 
-__all__ = ["refuse_rendered", "rendering", "write_note"]
+__all__ = ["refuse_rendered", "rendering", "write_note", "SILENT_PEAK"]
+
+#: A rendered note whose peak is below this (-60 dBFS) did not sound and is left out: a key no
+#: sample of a SoundFont covers, or one that quiet; a physical model that did not start to
+#: oscillate, or a key outside a model's range (its peak before it is scaled).
+SILENT_PEAK = 1e-3
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,7 @@ def refuse_rendered(out: Path):
     """Raise :class:`InputError` when ``out`` holds a split folder with anything in it already:
     rendered notes (their wavs would stay next to the new ones, as notes without a json
     entry), or other files, or cannot be a folder (a file on its path), or when ``out`` is a
-    store (holds ``*.h5`` files)."""
+    store (holds ``train.h5``, ``valid.h5`` or ``test.h5``)."""
     check_folder_path(out, why="render writes its notes into a folder")
     for split in SPLITS:
         folder = out / split
@@ -40,7 +44,7 @@ def refuse_rendered(out: Path):
         if folder.exists() and next(folder.iterdir(), None) is not None:
             raise InputError(f"{folder}: is there already and holds other files; render into a "
                              f"new folder (or delete this one)")
-    if stores := sorted(p.name for p in out.glob("*.h5")) if out.is_dir() else []:
+    if stores := [f"{split}.h5" for split in SPLITS if (out / f"{split}.h5").exists()]:
         raise InputError(f"{out}: is a store (it holds {', '.join(stores)}); render the notes "
                          f"into a folder of their own, then build the store from it")
 
@@ -70,16 +74,9 @@ def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pa
         raise InputError(f"{out}: cannot be made ({err.strerror or err}: {err.filename})"
                          ) from None
     try:
+        check_writable_in(out / RENDERING)  # a read-only folder, or file system
         with _writing(out, examples) as work:
             yield work
-    except OSError as err:
-        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise
-        if made:  # a folder that is there, read-only (or its file system)
-            with contextlib.suppress(OSError):
-                out.rmdir()
-        raise InputError(f"{out}: cannot be written ({err.strerror}: {err.filename})"
-                         ) from None
     except BaseException:
         if made:  # the render made it: nothing of the render is left
             with contextlib.suppress(OSError):

@@ -100,17 +100,22 @@ def check_soundfont(path) -> Dict[str, np.ndarray]:
     return tables
 
 
-def preset_samples(tables: Dict[str, np.ndarray], bank: int = 0) -> Dict[int, frozenset]:
-    """The samples each preset of ``bank`` plays: program -> the offsets in the sample data
-    where they start (two presets that play one sample hold the same offset, whichever
-    instruments and sample headers lead to it).
+def preset_samples(tables: Dict[str, np.ndarray], *, bank: int = 0) -> Dict[int, frozenset]:
+    """The samples each preset of ``bank`` plays, whatever keys and velocities they cover.
 
     Parameters
     ----------
     tables : dict
-        What :func:`check_soundfont` returns (indices checked).
+        What :func:`check_soundfont` returns (its indices checked).
     bank : int
         The MIDI bank (0: General MIDI's).
+
+    Returns
+    -------
+    dict
+        program -> the offsets in the sample data where its samples start: two presets that
+        play one sample hold the same offset, whichever instruments and sample headers lead
+        to it. Of two presets of one program, the samples of both.
     """
     phdr, pbag, pgen = tables["phdr"], tables["pbag"], tables["pgen"]
     inst, ibag, igen = tables["inst"], tables["ibag"], tables["igen"]
@@ -124,7 +129,7 @@ def preset_samples(tables: Dict[str, np.ndarray], bank: int = 0) -> Dict[int, fr
             found += rows["amount"][rows["oper"] == oper].tolist()
         return found
 
-    played = {}
+    played: Dict[int, frozenset] = {}
     for k in range(len(phdr) - 1):  # the last record ends the table
         if int(phdr["bank"][k]) != bank:
             continue
@@ -132,8 +137,8 @@ def preset_samples(tables: Dict[str, np.ndarray], bank: int = 0) -> Dict[int, fr
         for j in generators(pbag, pgen, range(phdr["bag"][k], phdr["bag"][k + 1]), _INSTRUMENT):
             zones = range(inst["bag"][j], inst["bag"][j + 1])
             offsets.update(int(starts[i]) for i in generators(ibag, igen, zones, _SAMPLE_ID))
-        played[int(phdr["preset"][k])] = played.get(int(phdr["preset"][k]), frozenset()) | \
-            frozenset(offsets)
+        program = int(phdr["preset"][k])
+        played[program] = played.get(program, frozenset()) | offsets
     return played
 
 

@@ -32,8 +32,8 @@ from .errors import InputError, NeedsPackage, counted, install_hint
 from .gm import PITCH_RANGES
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example
 from .progressbar import progress_bar
-from .render import BANKS, SILENT_PEAK, RenderOptions
-from .renderfolder import refuse_rendered, rendering, write_note
+from .render import BANKS, RenderOptions
+from .renderfolder import SILENT_PEAK, refuse_rendered, rendering, write_note
 
 __all__ = ["ENGINES", "Prototype", "Instrument", "engine_module", "available_engines",
            "synth_instruments", "render_synth", "scale_note"]
@@ -50,7 +50,6 @@ INSTALL_HINT = install_hint("synth")
 #: Instrument numbers each family has (its ``k``-th is ``FAMILY_SLOTS * family index + k``), so
 #: an instrument's number, name and id do not depend on ``per_family`` or the families asked.
 FAMILY_SLOTS = 90
-
 
 
 @dataclass(frozen=True)

@@ -206,15 +206,16 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
                                  "model.keras: a model folder? Give the store folder"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
     (["render", "{tmp}/half", "{tmp}/out"], "half: is a folder, not a SoundFont"),
-    (["render", "--synth", "{tmp}/out", "--tag", "x"], "--tag: a SoundFont option, not for "
+    (["render", "--synth", "{tmp}/out", "--tag", "x"], "--tag: for a SoundFont, not for "
                                                        "--synth"),
     (["render", "--synth", "{tmp}/out", "--tag", "x", "--programs", "1"],
-     "--programs, --tag: SoundFont options, not for --synth"),
-    (["render", "{tmp}/Mytypo.sf2"], "Mytypo.sf2: is named as a SoundFont, so it is no OUT folder "
-                                     "to render into; give SOUNDFONT OUT (and no such SoundFont "
-                                     "file: a typing error?)"),
-    (["render", "{tmp}/bank.SF3"], "bank.SF3: is named as a SoundFont, so it is no OUT folder to "
-                                   "render into; give SOUNDFONT OUT"),
+     "--programs, --tag: each for a SoundFont, not for --synth"),
+    (["render", "{tmp}/x.sf2", "{tmp}/out"], "no such SoundFont"),  # as given: SOUNDFONT OUT
+    (["render", "{tmp}/Mytypo.sf2"], "Mytypo.sf2: no such SoundFont, and as OUT it would be a "
+                                     "folder named as one; give SOUNDFONT OUT (to render into a "
+                                     "folder of that name, make it first)"),
+    (["render", "{tmp}/bank.SF3"], "bank.SF3: is a SoundFont file, not an OUT folder; give "
+                                   "SOUNDFONT OUT"),
     (["demo", "{tmp}/file"], "file: is a file; the demo writes its notes, store, model and map "
                              "into a folder"),
     (["render", "{tmp}/out", "--per-family", "2"], "--per-family: only with --synth"),

@@ -132,9 +132,13 @@ def test_problem_lists_and_a_map_s_pca_are_not_per_note_fields(tone_store, tmp_p
             f[name] = np.array([[f"note{i}", "trimmed"] for i in range(n)], dtype=object).astype(
                 h5py.string_dtype())
         f["tsne_pca_components"] = np.zeros((n, 4), np.float32)
+        f["odd"] = np.zeros(3)
+    with pytest.raises(StoreError, match=fr"/odd is not per-note \(shape \(3,\); the split has "
+                                         fr"{n} notes\)"):
+        SplitDataset(store, "test", fields=("odd",))
     for field in ("adjusted", "skipped", "tsne_pca_components"):
-        with pytest.raises(StoreError, match=fr"/{field} is not per-note \(shape \({n}, "
-                                             fr"\d\); the split has {n} notes\)") as caught:
+        with pytest.raises(StoreError, match=fr"/{field} is not per-note: its rows are not the "
+                                             fr"notes \(its per-note datasets") as caught:
             SplitDataset(store, "test", fields=(field,))
         listed = str(caught.value).split("its per-note datasets:")[1]
         assert "names" in listed and field not in listed

@@ -231,7 +231,7 @@ def test_electric_instruments_are_electronic():
     assert {GM_FAMILIES[p][1] for p in (4, 5, 16, 26, 33)} == {"electronic"}
 
 
-def test_programs_that_play_one_sample_go_to_one_split():
+def test_programs_that_play_one_sample_go_to_one_split(caplog):
     """So that no valid or test note plays a sample train holds (TimGM6mb's Viola, 41, plays
     the Fiddle's samples, 110, and its Guitar Harmonics, 31, a Picked Bass sample, 34)."""
     from featurestore.sf2check import check_soundfont, preset_samples
@@ -245,8 +245,16 @@ def test_programs_that_play_one_sample_go_to_one_split():
         assert not [(a, b) for a in splits for b in splits
                     if splits[a] != splits[b] and played[a] & played[b]]
         assert set(splits.values()) == {"train", "valid", "test"}
+    import featurestore.render as render
+    render._warn_of_families_held_together("tim", splits, (0.6, 0.2, 0.2))
+    assert "tim: the programs of brass (train, valid); synth_lead (train, valid); vocal (train, " \
+           "valid) are in fewer splits than asked for" in caplog.text  # groups of 2 in 3 splits
     assert sample_groups([1, 2, 3, 4], {1: {"a"}, 2: {"b"}, 3: {"a", "b"}, 4: {"c"}}) == [
         [1, 2, 3], [4]]  # through another program too
+    for seed in range(5):  # groups that share a program are one
+        drawn = assign_splits(range(1, 4), (0.34, 0.33, 0.33), seed,
+                              families=dict.fromkeys(range(4), "bass"), groups=[[1, 2], [2, 3]])
+        assert len(set(drawn.values())) == 1
     bass = dict.fromkeys(range(7), "bass")
     for seed in range(5):  # a group is drawn first: into train, where train has a share
         assert assign_splits(range(1, 7), (0.6, 0.2, 0.2), seed, families=bass,
@@ -326,20 +334,26 @@ def test_render_bad_input(tmp_path):
 
 def test_a_folder_that_cannot_be_written_is_one_error_and_left_as_it_was(tmp_path, monkeypatch):
     import errno
-    mkdir = Path.mkdir
+    import featurestore.files
 
-    def read_only(self, *args, **kwargs):  # as on a read-only file system, which root meets too
-        if ".rendering" in self.parts:
-            raise OSError(errno.EROFS, "Read-only file system", str(self))
-        return mkdir(self, *args, **kwargs)
-    monkeypatch.setattr(Path, "mkdir", read_only)
+    def read_only(*args, **kwargs):  # as on a read-only file system, which root meets too
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(featurestore.files.tempfile, "TemporaryFile", read_only)
     (tmp_path / "there").mkdir()
     for out in (tmp_path / "there", tmp_path / "new"):
-        with pytest.raises(ValueError, match=fr"^{out}: cannot be written \(Read-only file "
-                                             fr"system: {out}/.rendering/"):
+        with pytest.raises(ValueError, match=fr"^{out}/.rendering: cannot be written \(Read-only "
+                                             fr"file system in {out}\)$"):
             render_soundfont(out, options=OPTIONS, programs=[0], progress=False)
     assert [p.name for p in tmp_path.iterdir()] == ["there"] and not any(
         (tmp_path / "there").iterdir())
+
+
+def test_a_folder_named_like_a_soundfont_is_an_out_folder_where_it_is_there(tmp_path):
+    from analysis.cli import main
+    (tmp_path / "notes.sf2").mkdir()  # made first: what the refusal of OUT alone says to do
+    assert main(["render", str(tmp_path / "notes.sf2"), "--programs", "0", "40", "73",
+                 "--pitch-step", "40", "--velocities", "100", "-q"]) == 0
+    assert (tmp_path / "notes.sf2" / "train" / "examples.json").is_file()
 
 
 def test_silent_notes_and_programs_without_a_preset_are_left_out(tmp_path, monkeypatch, caplog):
