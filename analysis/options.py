@@ -103,9 +103,8 @@ def _render(add_command):
     p.add_argument("--fractions", type=float, nargs=3, default=list(r.fractions),
                    metavar=("TRAIN", "VALID", "TEST"),
                    help=f"share of each family's instruments per split (default "
-                        f"{_listed(r.fractions)}; each split with a share gets one of a "
-                        f"family once the family has one for each; programs that play one "
-                        f"sample count as one and go to one split, train where they can)")
+                        f"{_listed(r.fractions)}; each gets one once the family has one for "
+                        f"each; programs that play one sample count as one, in one split)")
     p.add_argument("--programs", type=int, nargs="+", help="GM programs (default: all mapped)")
     p.add_argument("--tag", help="tag in note names: ASCII letters, digits (default: the file's)")
     p.add_argument("--seed", type=int, default=r.seed,

@@ -88,7 +88,7 @@ def test_an_epoch_is_a_pass_of_at_least_32_batches_and_at_most_20000_notes():
     assert (EPOCH_MIN_STEPS, EPOCH_NOTES) == (32, 20_000)
     assert TrainConfig().steps(300) == 32  # a small store: its notes drawn again
     assert TrainConfig(batch_size=8).steps(300) == 38  # a pass, where it is 32 batches or more
-    assert TrainConfig().steps(4_024) == 63  # the demo's: a pass
+    assert TrainConfig().steps(4_322) == 68  # the demo's: a pass
     assert TrainConfig().steps(289_205) == 313  # NSynth's: 20,000 notes
     assert TrainConfig(steps_per_epoch=3).steps(300) == 3  # as given
 
