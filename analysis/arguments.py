@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 from typing import List, Sequence
 
@@ -136,9 +137,9 @@ def given_settings(args) -> dict:
                            f"default model; the tutorial's network has its own layers")
     if given.get("budget_minutes") == 0:
         given["budget_minutes"] = None
-    elif given.get("budget_minutes", 1) < 0:
-        raise CommandError(f"--budget-minutes must be at least 0 (0: no limit), got "
-                           f"{given['budget_minutes']:g}")
+    elif not 0 <= given.get("budget_minutes", 1) < math.inf:
+        raise CommandError(f"--budget-minutes must be a finite number of minutes, at least 0 "
+                           f"(0: no limit), got {given['budget_minutes']:g}")
     if args.deterministic:
         given["deterministic"] = True
     if args.no_augment:
@@ -168,14 +169,18 @@ def resume_conflicts(given: dict, started) -> list:
 def named_as_options(message: str, args) -> str:
     """``batch_size must be ...`` as ``--batch-size must be ...``: an error of a setting that
     the command line gives names the option typed, not the field of its dataclass, and says
-    of one left out (``None`` in ``args``) that its default was used (not on ``--resume``,
-    which goes on with the run's own). Only a message whose
-    subject is settings of this command (``a and b must ...``) is changed."""
+    at its end of those left out (``None`` in ``args``) that their defaults were used (not on
+    ``--resume``, which goes on with the run's own, nor where the message asks for the option
+    to be given). Only a message whose subject is settings of this command (``a and b must
+    ...``) is changed."""
     subject, must, rest = message.partition(" must ")
     names = subject.split(" and ")
     if not must or not all(name.isidentifier() and hasattr(args, name) for name in names):
         return message
-    resumed = getattr(args, "resume", False)  # what is not given is the run's own then
-    return " and ".join("--" + name.replace("_", "-") + (
-        " (left at its default)" if getattr(args, name) is None and not resumed else "")
-        for name in names) + must + rest
+    options = ["--" + name.replace("_", "-") for name in names]
+    defaulted = [option for option, name in zip(options, names) if getattr(args, name) is None]
+    if getattr(args, "resume", False) or rest.startswith("be given"):
+        defaulted = []  # the run's own; or said already
+    said = (f" ({' and '.join(defaulted)}: left at {'its' if len(defaulted) == 1 else 'their'} "
+            f"default{'s' if len(defaulted) > 1 else ''})" if defaulted else "")
+    return " and ".join(options) + must + rest + said

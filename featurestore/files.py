@@ -19,7 +19,7 @@ from .errors import InputError
 
 __all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "own_like", "free_room",
            "size_text", "exclusive_lock", "locked_by_another", "hdf5_locks_off", "NO_LOCKS",
-           "check_folder_path", "check_writable_in"]
+           "check_folder_path", "check_writable_in", "removed_where_left_empty"]
 
 log = logging.getLogger(__name__)
 
@@ -281,3 +281,17 @@ def check_writable_in(path) -> None:
     except OSError as err:
         raise InputError(f"{path}: cannot be written ({err.strerror or err} in {there})") \
             from None
+
+
+@contextlib.contextmanager
+def removed_where_left_empty(folder: Path, made: bool) -> Iterator[None]:
+    """Remove ``folder``, where the caller ``made`` it, when the block fails and leaves it
+    empty: a command that keeps nothing leaves no folder behind (one that holds anything,
+    what the command kept or the user's, stays)."""
+    try:
+        yield
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):  # only an empty one
+                Path(folder).rmdir()
+        raise

@@ -14,7 +14,8 @@ import h5py
 import numpy as np
 
 from . import schema, writeback
-from .errors import BuildError, StoreError, label_difference, label_set_text
+from .errors import (LABELS_SHOWN, BuildError, StoreError, counted, label_difference,
+                     label_set_text)
 from .inputoptions import ATTR_PREFIX as INPUT_PREFIX
 from .layouts import Inputs
 from .params import FeatureParams
@@ -28,6 +29,9 @@ __all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "input_dif
            "warn_of_one_label", "remove_undrawn"]
 
 log = logging.getLogger(__name__)
+
+#: A label train holds fewer notes of than this is warned of by ``build`` and ``train``.
+FEW_TRAIN_NOTES = 5
 
 
 @dataclass
@@ -310,7 +314,8 @@ def warn_of_splits_that_mislead(out: Path, *, every_split: bool = True):
       has an output for it that it never learns;
     - a label that valid or test hold notes of and train none: a model cannot learn it;
     - the labels train holds and valid none: the validation accuracy, which picks the best
-      epoch and stops training, says nothing of them.
+      epoch and stops training, says nothing of them;
+    - the labels train holds fewer than :data:`FEW_TRAIN_NOTES` notes of, fewest first.
 
     Splits of another label set, or that cannot be read now, are passed over; the labels no
     split holds are not looked for unless ``every_split`` the inputs give was built."""
@@ -355,3 +360,9 @@ def warn_of_splits_that_mislead(out: Path, *, every_split: bool = True):
         log.warning("%s: valid holds no notes of %s, which train holds: the validation "
                     "accuracy, which picks the best epoch and stops training, says nothing of "
                     "how they are told apart", out, label_set_text(unchecked))
+    few = sorted((int(n), name) for name, n in zip(names, in_train) if 0 < n < FEW_TRAIN_NOTES)
+    if few:
+        log.warning("%s: train holds fewer than %d notes of %s (%s): a model learns little of "
+                    "a label from so few", out, FEW_TRAIN_NOTES, counted(len(few), "label"),
+                    ", ".join(f"{name} {n}" for n, name in few[:LABELS_SHOWN])
+                    + (", ..." if len(few) > LABELS_SHOWN else ""))

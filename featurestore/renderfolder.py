@@ -14,7 +14,8 @@ import soundfile as sf
 
 from .audiocheck import error_text
 from .errors import InputError, counted
-from .files import check_folder_path, check_writable_in, exclusive_lock
+from .files import (check_folder_path, check_writable_in, exclusive_lock,
+                    removed_where_left_empty)
 from .nsynth import RENDERING, SPLITS, Example, write_split
 
 __all__ = ["refuse_rendered", "rendering", "write_note", "SILENT_PEAK"]
@@ -73,15 +74,10 @@ def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pa
     except OSError as err:  # a file on its path, no permission
         raise InputError(f"{out}: cannot be made ({err.strerror or err}: {err.filename})"
                          ) from None
-    try:
+    with removed_where_left_empty(out, made):
         check_writable_in(out / RENDERING)  # a read-only folder, or file system
         with _writing(out, examples) as work:
             yield work
-    except BaseException:
-        if made:  # the render made it: nothing of the render is left
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only an empty one
-        raise
 
 
 @contextlib.contextmanager

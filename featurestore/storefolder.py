@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import BuildError
-from .files import exclusive_lock, free_room, size_text
+from .files import exclusive_lock, free_room, removed_where_left_empty, size_text
 
 __all__ = ["check_folder_of_its_own", "check_room", "check_writable", "locked"]
 
@@ -52,14 +52,9 @@ def locked(out: Path, *, made: bool = False) -> Iterator[None]:
     (:func:`check_writable`) is removed, while it is locked, when the build fails and leaves it
     empty."""
     with exclusive_lock(out, lambda: BuildError(f"{out}: another build is writing this store; "
-                                                f"wait for it to finish")):
-        try:
-            yield
-        except BaseException:
-            if made:
-                with contextlib.suppress(OSError):  # not empty: what the build did stays
-                    out.rmdir()
-            raise
+                                                f"wait for it to finish")), \
+            removed_where_left_empty(out, made):
+        yield
 
 
 def check_room(partial: Path, needed: int):

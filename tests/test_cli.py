@@ -412,7 +412,11 @@ def test_only_an_error_whose_subject_is_options_is_named_by_them():
     args = argparse.Namespace(batch_size=7, block_mib=8, time_pool=None)
     assert named_as_options("batch_size must be even", args) == "--batch-size must be even"
     assert named_as_options("time_pool must be at most the 2 frames of a note, got 4", args) \
-        == "--time-pool (left at its default) must be at most the 2 frames of a note, got 4"
+        == "--time-pool must be at most the 2 frames of a note, got 4 (--time-pool: left at " \
+           "its default)"
+    args.epochs = None
+    assert named_as_options("epochs must be given for the cosine schedule", args) == \
+        "--epochs must be given for the cosine schedule"
     args.resume = True  # what is not given is the run's own
     assert named_as_options("time_pool must be at most 2, got 4", args) == \
         "--time-pool must be at most 2, got 4"
@@ -711,16 +715,16 @@ def test_train_refuses_batches_the_notes_cannot_fit_before_any_work(tone_store, 
     model = tmp_path / "m"
     note = FeatureParams().note_bytes
     for args, message in [
-            (["--batch-size", "100000000"], "error: --batch-size and --workers (left at its "
-                                            "default) must keep the batches in memory within "
-                                            "half of it ("),
+            (["--batch-size", "100000000"], "error: --batch-size and --workers must keep the "
+                                            "batches in memory within half of it ("),
+            (["--batch-size", "100000000"], "GiB (--workers: left at its default)\n"),
             (["--batch-size", "100000000"], f"9 batches of 100000000 notes of {note / 1024:.0f} "
                                             f"KiB with 2 workers would take"),
             (["--time-pool", "99999999999999"], "--time-pool must be at most the 251 frames of a "
                                                 "note, got 99999999999999"),
             (["--workers", "65"], "--workers must be at most 64, got 65"),
-            (["--width", "100000"], "error: --width and --batch-size (left at its default) "
-                                    "must keep training within the memory ("),
+            (["--width", "100000"], "error: --width and --batch-size must keep training within "
+                                    "the memory ("),
             (["--steps-per-epoch", "20000000", "--batch-size", "64"],  # 82 GB of draws
              "error: --steps-per-epoch and --batch-size must keep an epoch's draws in memory "
              "beside its batches, within half of it (")]:

@@ -390,8 +390,8 @@ def test_train_refuses_splits_of_different_label_sets(three_labels, tmp_path):
     with pytest.raises(StoreError, match=message):
         train(store, tmp_path / "m", TrainConfig(**QUICK), verbose=0)
     relabel_store(store, ["only"], relabel=np.zeros_like)
-    with pytest.raises(StoreError, match=r"train.h5: its label set \(only\) has 1; a "
-                                         r"classifier needs at least two labels"):
+    with pytest.raises(StoreError, match=r"train.h5: the store has 1 label \(only\); a "
+                                         r"classifier needs at least two"):
         train(store, tmp_path / "m", TrainConfig(**QUICK), verbose=0)
     relabel_store(store, NAMES)
     with h5py.File(store / "train.h5", "r+") as f:
@@ -428,7 +428,8 @@ def test_resume_refuses_a_store_of_another_label_set(labelled_model, tone_store,
     from training.modeldir import ModelError
     with pytest.raises(ModelError, match=re.escape(
             f"{folder}: its run was trained on labels {OURS}; this store holds "
-            f"{NSYNTH} (no label in common)") + "$"):
+            f"{NSYNTH} (no label in common); --resume goes on with the labels it started "
+            f"with: start again with --overwrite") + "$"):
         train(tone_store, folder, resume=True, verbose=0)
 
 

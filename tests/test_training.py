@@ -106,6 +106,10 @@ def test_plateau_schedule_and_stopping_follow_the_history():
         "for 1 epoch")
     with pytest.raises(ValueError, match="epochs must be given for the cosine schedule"):
         TrainConfig(schedule="cosine")
+    from training.runfiles import rank  # the model kept: of equal accuracies, the lower loss
+    tied = [{"val_accuracy": 1.0, "val_loss": 0.69}, {"val_accuracy": 1.0, "val_loss": 0.41},
+            {"val_accuracy": 0.9, "val_loss": 0.1}, {"val_accuracy": 1.0}]
+    assert max(tied, key=rank) is tied[1]
     tutorial = TrainConfig(model="tutorial")  # its network never augments, and says so
     assert not tutorial.augment and tutorial.mixup() == 0 and tutorial.to_dict()["augment"] is False
     assert TrainConfig.from_dict({**tutorial.to_dict(), "augment": True}) == tutorial
@@ -865,7 +869,11 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     one_line_error(run("evaluate", tone_store, model_dir / "model.keras"),
                    "model.keras: is a file; a model is the folder that holds model.keras")
     one_line_error(run("train", tone_store, tmp_path / "m", "--budget-minutes", "-1"),
-                   "--budget-minutes must be at least 0 (0: no limit), got -1")
+                   "--budget-minutes must be a finite number of minutes, at least 0 (0: no "
+                   "limit), got -1")
+    one_line_error(run("train", tone_store, tmp_path / "m", "--budget-minutes", "inf"),
+                   "--budget-minutes must be a finite number of minutes, at least 0 (0: no "
+                   "limit), got inf")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text((model_dir / "config.json").read_text())
@@ -972,11 +980,15 @@ def test_a_second_train_into_a_model_folder_being_trained_into_is_refused(tone_s
 
 
 def test_training_that_diverges_is_an_error(tone_store, tmp_path):
-    with pytest.raises(ModelError, match=r"training diverged .* lower --learning-rate \(the run "
-                                         r"kept nothing\)$"):
-        train(tone_store, tmp_path / "m", QUICK.replace(learning_rate=1e30, augment=False),
-              verbose=0)
-    assert list((tmp_path / "m").iterdir()) == []  # no run to resume, nor to refuse a new one
+    (tmp_path / "mine").mkdir()
+    for folder in (tmp_path / "m", tmp_path / "mine"):
+        with pytest.raises(ModelError, match=r"training diverged .* lower --learning-rate, or "
+                                             r"--weight-decay where it was given \(the run kept "
+                                             r"nothing\)$"):
+            train(tone_store, folder, QUICK.replace(learning_rate=1e30, augment=False),
+                  verbose=0)
+    assert not (tmp_path / "m").exists()  # made by the run, which kept nothing
+    assert list((tmp_path / "mine").iterdir()) == []  # the user's, left
     train(tone_store, tmp_path / "m", QUICK, verbose=0)  # the hint, followed
     assert (tmp_path / "m" / "model.keras").is_file()
 
@@ -1009,8 +1021,8 @@ def test_a_model_that_learnt_nothing_is_warned_of(tone_store, tmp_path, caplog):
               verbose=0, overwrite=True)
     assert re.search(r"m: no epoch's validation accuracy \(at best 0.091\) beat a guess among "
                      r"the valid split's 11 labels \(0.091\): the model learnt nothing that "
-                     r"the valid split shows \(a learning rate too high does this: try a lower "
-                     r"one\)", caplog.text)
+                     r"the valid split shows, in \d+ epochs? \(so do too few epochs or notes, "
+                     r"and a learning rate too high: try a lower one\)", caplog.text)
 
 
 def test_a_store_that_fails_while_training_reads_it_is_its_own_error(tone_store, tmp_path,

@@ -223,8 +223,8 @@ class TrainConfig:
             raise InputError(f"learning_rate must be positive and finite, got "
                              f"{self.learning_rate}")
         if self.budget_minutes is not None and not 0 < self.budget_minutes < math.inf:
-            raise InputError(f"budget_minutes must be positive and finite, got "
-                             f"{self.budget_minutes}")
+            raise InputError(f"budget_minutes must be a positive, finite number of minutes "
+                             f"(None: no limit), got {self.budget_minutes}")
         check_seed(self.seed)
         if not 0 < self.block_mib <= self.buffer_mib < math.inf:
             raise InputError(f"block_mib and buffer_mib must be positive and finite, the "
@@ -234,8 +234,8 @@ class TrainConfig:
             if not 0 <= getattr(self, name) < math.inf:
                 raise InputError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
         if self.mixup() and self.batch_size % 2:
-            raise InputError(f"batch_size must be even with mixup (notes are mixed in pairs), "
-                             f"got {self.batch_size}")
+            raise InputError(f"batch_size must be even with mixup (notes are mixed in pairs; "
+                             f"--no-augment, augment=False, goes without), got {self.batch_size}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
         if not 0 <= self.bn_momentum <= 1:

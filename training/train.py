@@ -14,8 +14,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from featurestore import __version__
-from featurestore.errors import BuildError, InputError, label_difference
-from featurestore.files import atomic_write_text, exclusive_lock, replaced
+from featurestore.errors import BuildError, InputError, counted, label_difference
+from featurestore.files import (atomic_write_text, exclusive_lock, removed_where_left_empty,
+                                replaced)
 from featurestore.finished import warn_of_splits_that_mislead
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
@@ -118,15 +119,18 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
         if run != labels:
             raise ModelError(f"{model_dir}: its run was trained on labels "
                              f"{label_set_text(run)}; this store holds {label_set_text(labels)}"
-                             + label_difference(run, labels, ("the run", "the store")))
+                             + label_difference(run, labels, ("the run", "the store"))
+                             + "; --resume goes on with the labels it started with: start "
+                               "again with --overwrite")
         was = saved.get("store_content") or {}
         changed = [split for split in ("train", "valid")
                    if split in was and was[split] != digests.get(split)]
         if changed:
-            raise ModelError(f"{model_dir}: its run learnt from other notes than "
-                             f"this store's {' and '.join(changed)} split now holds (a build "
-                             f"--add, or another store); --resume goes on with the notes it "
-                             f"started with: start again with --overwrite")
+            holds = "splits now hold" if len(changed) > 1 else "split now holds"
+            raise ModelError(f"{model_dir}: its run learnt from other notes than this store's "
+                             f"{' and '.join(changed)} {holds} (a build --add, or another "
+                             f"store); --resume goes on with the notes it started with: start "
+                             f"again with --overwrite")
         check_backup(model_dir)
         return given.resumed(config)
     if (model_dir / MODEL_FILE).exists() and not overwrite:
@@ -199,8 +203,9 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
     train_data, valid_data = run_batches(store, config, n_train)
     if train_data.order == "block":
         runs = -(-n_train // train_data.block)
-        log.info("%s: read in the block order (runs of %d notes, shuffled %d runs at a time)",
-                 split_path(store, "train"), train_data.block, min(train_data.window, runs))
+        log.info("%s: read in the block order (runs of %s, shuffled %s at a time)",
+                 split_path(store, "train"), counted(train_data.block, "note"),
+                 counted(min(train_data.window, runs), "run"))
 
     class Draws(keras.callbacks.Callback):
         """Each epoch's batches and random layers start where an uninterrupted run's would."""
@@ -242,7 +247,7 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
 def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> TrainResult:
     """Pick the best epoch: ``config.json`` with it, ``model.keras``, the curves, then the
     backup and the best-epoch copy go; each step can be redone after an interruption."""
-    from .runfiles import finite, read_history, should_stop
+    from .runfiles import finite, rank, read_history, should_stop
     history = read_history(model_dir / HISTORY_FILE)
     if not history:
         raise ModelError(f"{model_dir}: no finished epoch to pick a model from")
@@ -250,8 +255,9 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
     if not (good := [row for row in history if finite(row)]):  # nothing to keep or resume
         _clear_run(model_dir, CONFIG_FILE)
         raise ModelError(f"{model_dir}: training diverged (the loss is not finite in epoch "
-                         f"{diverged[0]}); try a lower --learning-rate (the run kept nothing)")
-    best = max(good, key=lambda row: row["val_accuracy"])
+                         f"{diverged[0]}); try a lower --learning-rate, or --weight-decay where "
+                         f"it was given (the run kept nothing)")
+    best = max(good, key=rank)
     if diverged:
         log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
                     "model is its best epoch before that", diverged[0])
@@ -345,10 +351,11 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         config.check_fits(params, input_shape)
     elif not model_dir.is_dir():  # not made: an empty one is a run stopped before it started
         raise ModelError(f"{model_dir}: no such folder, so no interrupted run to resume")
+    made = not model_dir.exists()
     model_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(model_dir, lambda: ModelError(
             f"{model_dir}: another 'timbremap train' is writing this model folder; wait for it "
-            f"to finish")):
+            f"to finish")), removed_where_left_empty(model_dir, made):
         digests = content_digests(store)
         config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite,
                         digests=digests)

@@ -7,7 +7,7 @@ from typing import List, Optional
 import numpy as np
 
 from featurestore import schema
-from featurestore.errors import label_difference, label_set_text
+from featurestore.errors import counted, label_difference, label_set_text
 from featurestore.store import (StoreError, open_split, read_params, read_stats, split_path,
                                 store_splits)
 
@@ -44,9 +44,9 @@ def open_for_training(store) -> tuple:
                          f"label alone ({held[0]!r}); a classifier learns from two (give train "
                          f"notes of the others, or lower --valid-fraction and --test-fraction)")
     if len(labels) < 2:
-        raise StoreError(f"{split_path(store, 'train')}: its label set "
-                         f"{label_set_text(labels)} has {len(labels)}; a classifier needs at "
-                         f"least two labels")
+        raise StoreError(f"{split_path(store, 'train')}: the store has "
+                         f"{counted(len(labels), 'label')} {label_set_text(labels)}; a "
+                         f"classifier needs at least two")
     if "valid" not in store_splits(store):
         raise StoreError(f"{split_path(store, 'valid')}: the store has no 'valid' split; "
                          f"training chooses its best epoch and when to stop on it: build the "
@@ -82,4 +82,5 @@ def learnt_nothing(store, history: List[dict]) -> Optional[str]:
         return None
     return (f"no epoch's validation accuracy (at best {max(accuracies):.3f}) beat a guess among "
             f"the valid split's {labels} labels ({1 / labels:.3f}): the model learnt nothing "
-            f"that the valid split shows (a learning rate too high does this: try a lower one)")
+            f"that the valid split shows, in {counted(len(history), 'epoch')} (so do too few "
+            f"epochs or notes, and a learning rate too high: try a lower one)")
