@@ -181,6 +181,11 @@ def named_as_options(message: str, args) -> str:
     defaulted = [option for option, name in zip(options, names) if getattr(args, name) is None]
     if getattr(args, "resume", False) or rest.startswith("be given"):
         defaulted = []  # the run's own; or said already
-    said = (f" ({' and '.join(defaulted)}: left at {'its' if len(defaulted) == 1 else 'their'} "
+    said = (f" ({_and(defaulted)}: left at {'its' if len(defaulted) == 1 else 'their'} "
             f"default{'s' if len(defaulted) > 1 else ''})" if defaulted else "")
-    return " and ".join(options) + must + rest + said
+    return _and(options) + must + rest + said
+
+
+def _and(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]

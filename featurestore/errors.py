@@ -11,7 +11,7 @@ from typing import Sequence
 
 __all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError",
            "check_paths", "check_split_names", "check_positive_int", "counted",
-           "label_set_text",
+           "label_set_text", "label_counts_text",
            "label_difference"]
 
 
@@ -47,6 +47,16 @@ def label_set_text(names: Sequence[str], *, among: Sequence[str] = ()) -> str:
     if len(shown) > LABELS_SHOWN:
         shown = shown[:LABELS_SHOWN] + [f"... {len(names)} labels"]
     return "(" + ", ".join(shown) + ")"
+
+
+def label_counts_text(pairs, *, among: Sequence[str] = (), most: int = LABELS_SHOWN) -> str:
+    """``kettle 1, cello 3``: ``(label, number)`` pairs as messages show them, the labels quoted
+    as :func:`label_set_text` quotes them (``'bass, electric' 3``), the first ``most`` and
+    ``...`` after them."""
+    pairs = list(pairs)
+    shown = _quoted([name for name, _ in pairs], among=among)
+    return ", ".join(f"{name} {n}" for name, (_, n) in zip(shown[:most], pairs)) + (
+        ", ..." if len(pairs) > most else "")
 
 
 def _quoted(names: list, *, among: Sequence[str] = ()) -> list:

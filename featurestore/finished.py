@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from . import schema, writeback
-from .errors import (LABELS_SHOWN, BuildError, StoreError, counted, label_difference,
+from .errors import (BuildError, StoreError, counted, label_counts_text, label_difference,
                      label_set_text)
 from .inputoptions import ATTR_PREFIX as INPUT_PREFIX
 from .layouts import Inputs
@@ -360,9 +360,9 @@ def warn_of_splits_that_mislead(out: Path, *, every_split: bool = True):
         log.warning("%s: valid holds no notes of %s, which train holds: the validation "
                     "accuracy, which picks the best epoch and stops training, says nothing of "
                     "how they are told apart", out, label_set_text(unchecked))
-    few = sorted((int(n), name) for name, n in zip(names, in_train) if 0 < n < FEW_TRAIN_NOTES)
+    few = [(names[k], int(in_train[k])) for k in np.argsort(in_train, kind="stable")
+           if 0 < in_train[k] < FEW_TRAIN_NOTES]  # fewest first
     if few:
         log.warning("%s: train holds fewer than %d notes of %s (%s): a model learns little of "
                     "a label from so few", out, FEW_TRAIN_NOTES, counted(len(few), "label"),
-                    ", ".join(f"{name} {n}" for n, name in few[:LABELS_SHOWN])
-                    + (", ..." if len(few) > LABELS_SHOWN else ""))
+                    label_counts_text(few, among=names))

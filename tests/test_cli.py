@@ -414,9 +414,12 @@ def test_only_an_error_whose_subject_is_options_is_named_by_them():
     assert named_as_options("time_pool must be at most the 2 frames of a note, got 4", args) \
         == "--time-pool must be at most the 2 frames of a note, got 4 (--time-pool: left at " \
            "its default)"
-    args.epochs = None
+    args.epochs = args.workers = None
     assert named_as_options("epochs must be given for the cosine schedule", args) == \
         "--epochs must be given for the cosine schedule"
+    assert named_as_options("batch_size and workers and epochs must fit", args) == \
+        "--batch-size, --workers and --epochs must fit (--workers and --epochs: left at their " \
+        "defaults)"
     args.resume = True  # what is not given is the run's own
     assert named_as_options("time_pool must be at most 2, got 4", args) == \
         "--time-pool must be at most 2, got 4"

@@ -249,6 +249,12 @@ def test_a_label_set_in_a_message_reads_as_its_labels():
     assert label_set_text(["a", " b"]) == "('a', ' b')"
     many = label_set_text([f"l{k}" for k in range(5000)])  # a message of one line
     assert many == "(" + ", ".join(f"l{k}" for k in range(20)) + ", ... 5000 labels)"
+    from featurestore.errors import label_counts_text  # labels, each with a number
+    assert label_counts_text([("kettle", 1), ("cello", 3)]) == "kettle 1, cello 3"
+    assert label_counts_text([("bass, electric", 3), ("piano 2", 4)]) == \
+        "'bass, electric' 3, 'piano 2' 4"  # not read as three labels
+    assert label_counts_text([("piano 2", 4)], among=["a, b"]) == "'piano 2' 4"
+    assert label_counts_text([(f"l{k}", k) for k in range(9)], most=2) == "l0 0, l1 1, ..."
 
 
 def test_two_label_sets_in_a_message_say_where_they_differ():

@@ -387,6 +387,8 @@ def test_a_label_that_train_lacks_is_named_at_build(tmp_path, caplog):
     build_store(root, tmp_path / "other", jobs=1, progress=False)
     assert f"{tmp_path / 'other'}: test holds notes of 'harp', and train none: a model cannot " \
            f"learn it" in caplog.text
+    assert f"{tmp_path / 'other'}: train holds fewer than 5 notes of 3 labels (cello 4, " \
+           f"dog_bark 4, kettle 4): " in caplog.text  # not harp, of which it holds none
     # a split file of another label set left by an earlier build is passed over
     caplog.clear()
     shutil.rmtree(root / "test" / "harp")

@@ -234,8 +234,8 @@ class TrainConfig:
             if not 0 <= getattr(self, name) < math.inf:
                 raise InputError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
         if self.mixup() and self.batch_size % 2:
-            raise InputError(f"batch_size must be even with mixup (notes are mixed in pairs; "
-                             f"--no-augment, augment=False, goes without), got {self.batch_size}")
+            raise InputError(f"batch_size must be even with mixup (notes mixed in pairs; no "
+                             f"mixup without augmentation: --no-augment), got {self.batch_size}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise InputError("dropout and label_smoothing must be in [0, 1)")
         if not 0 <= self.bn_momentum <= 1:

@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from featurestore import schema
-from featurestore.errors import InputError
+from featurestore.errors import InputError, label_counts_text
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
@@ -194,8 +194,7 @@ def _warn_of_few_notes(path, names, support: np.ndarray):
     few = [k for k in np.argsort(support, kind="stable") if 0 < support[k] < FEW_NOTES]
     if not few:
         return
-    listed = ", ".join(f"{names[k]} {support[k]}" for k in few[:8]) + (", ..." if len(few) > 8
-                                                                        else "")
+    listed = label_counts_text([(names[k], support[k]) for k in few], among=names, most=8)
     log.warning("%s: %d of its %d labels have fewer than %d notes (%s): their recall, and the "
                 "balanced accuracy that averages the recalls, rest on a note or a few",
                 path, len(few), int((support > 0).sum()), FEW_NOTES, listed)

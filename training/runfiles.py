@@ -5,7 +5,7 @@ At the end of each epoch :class:`RunFiles`, the last of the run's callbacks, wri
 order, each file whole or not at all (:mod:`featurestore.files`):
 
 1. ``history.csv`` with the epoch's row;
-2. ``best.keras`` when the epoch is the best so far (:func:`rank`);
+2. ``best.keras`` when the epoch's validation accuracy is the best so far;
 3. ``backup/epoch-NNNN.weights.h5``, the weights and optimizer state after epoch ``NNNN``,
    then the older backup is removed.
 
@@ -63,13 +63,6 @@ def _since_best(history: List[dict]) -> int:
         if row["val_accuracy"] > history[best]["val_accuracy"]:
             best = i
     return len(history) - 1 - best
-
-
-def rank(row: dict) -> tuple:
-    """How an epoch's row ranks as the run's model: by its validation accuracy, then, of equal
-    ones (a small valid split gives them often), the lower validation loss."""
-    loss = row.get("val_loss", math.inf)
-    return row["val_accuracy"], -loss if math.isfinite(loss) else -math.inf
 
 
 def finite(row: dict) -> bool:
@@ -199,10 +192,10 @@ class RunFiles(keras.callbacks.Callback):
         row = {"epoch": float(epoch), **{k: float(v) for k, v in (logs or {}).items()},
                "learning_rate": self.rate,  # as the epoch started (a schedule goes on within it)
                "seconds": time.monotonic() - self.epoch_start}
-        best = max((rank(r) for r in self.history if finite(r)), default=None)
+        best = max((r["val_accuracy"] for r in self.history if finite(r)), default=None)
         self.history.append(row)
         write_history(self.history_path, self.history)
-        if finite(row) and (best is None or rank(row) > best):
+        if finite(row) and (best is None or row["val_accuracy"] > best):
             with replaced(self.best_path, ".keras") as tmp:
                 self.classifier.save(tmp)
         self.backup_dir.mkdir(exist_ok=True)

@@ -247,7 +247,7 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
 def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> TrainResult:
     """Pick the best epoch: ``config.json`` with it, ``model.keras``, the curves, then the
     backup and the best-epoch copy go; each step can be redone after an interruption."""
-    from .runfiles import finite, rank, read_history, should_stop
+    from .runfiles import finite, read_history, should_stop
     history = read_history(model_dir / HISTORY_FILE)
     if not history:
         raise ModelError(f"{model_dir}: no finished epoch to pick a model from")
@@ -257,7 +257,7 @@ def _finish(store: Path, model_dir: Path, config: TrainConfig, info: dict) -> Tr
         raise ModelError(f"{model_dir}: training diverged (the loss is not finite in epoch "
                          f"{diverged[0]}); try a lower --learning-rate, or --weight-decay where "
                          f"it was given (the run kept nothing)")
-    best = max(good, key=rank)
+    best = max(good, key=lambda row: row["val_accuracy"])
     if diverged:
         log.warning("training diverged in epoch %d (the loss is not finite) and stopped; the "
                     "model is its best epoch before that", diverged[0])
@@ -351,8 +351,11 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         config.check_fits(params, input_shape)
     elif not model_dir.is_dir():  # not made: an empty one is a run stopped before it started
         raise ModelError(f"{model_dir}: no such folder, so no interrupted run to resume")
-    made = not model_dir.exists()
-    model_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        model_dir.mkdir(parents=True)
+        made = True  # by this run (its parents stay)
+    except FileExistsError:
+        made = False
     with exclusive_lock(model_dir, lambda: ModelError(
             f"{model_dir}: another 'timbremap train' is writing this model folder; wait for it "
             f"to finish")), removed_where_left_empty(model_dir, made):

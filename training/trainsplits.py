@@ -82,5 +82,5 @@ def learnt_nothing(store, history: List[dict]) -> Optional[str]:
         return None
     return (f"no epoch's validation accuracy (at best {max(accuracies):.3f}) beat a guess among "
             f"the valid split's {labels} labels ({1 / labels:.3f}): the model learnt nothing "
-            f"that the valid split shows, in {counted(len(history), 'epoch')} (so do too few "
-            f"epochs or notes, and a learning rate too high: try a lower one)")
+            f"that the valid split shows in {counted(len(accuracies), 'epoch')} (too few epochs "
+            f"or notes do this, and so does a learning rate too high: try a lower one)")
