@@ -263,6 +263,16 @@ def test_programs_that_play_one_sample_go_to_one_split(caplog):
                              groups=[[1, 2, 3]]) == {1: "valid", 2: "valid", 3: "valid", 4: "test"}
 
 
+def test_a_render_keeps_programs_that_play_one_sample_in_one_split(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="featurestore.render"):
+        counts = render_soundfont(tmp_path / "out", options=OPTIONS,
+                                  programs=[40, 41, 42, 45, 110], progress=False)
+    drawn = {split: {e.instrument % 1000 for e, _ in read_split(tmp_path / "out" / split)[0]}
+             for split in counts}
+    assert next(s for s in drawn.values() if 41 in s) >= {40, 41, 110}  # Viola plays the Fiddle's
+    assert "programs that play one sample go to one split: 40, 41, 110" in caplog.text
+
+
 def test_assign_splits_gives_every_split_each_family_when_possible():
     splits = assign_splits(sorted(GM_FAMILIES), (0.6, 0.2, 0.2), seed=0)
     for family in FAMILIES:
