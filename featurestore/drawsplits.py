@@ -12,7 +12,8 @@ import numpy as np
 from .gm import GM_FAMILIES
 from .nsynth import FAMILIES
 
-__all__ = ["assign_splits", "sample_groups", "warn_of_empty_splits"]
+__all__ = ["assign_splits", "sample_groups", "warn_of_empty_splits",
+           "warn_of_families_held_together"]
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,7 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
         program -> ``'train'``, ``'valid'`` or ``'test'``.
     """
     families = GM_FAMILIES if families is None else families
-    names = ("train", "valid", "test")
-    wanted = [n for n, f in zip(names, fractions) if f > 0]
+    wanted = _with_share(fractions)
     shares = np.array([f for f in fractions if f > 0], dtype=float)
     shares /= shares.sum()
     member_of: Dict[int, set] = {}  # program -> the groups it is in
@@ -108,7 +108,7 @@ def warn_of_empty_splits(where, splits: Mapping, fractions: Sequence[float], *,
     """Warn when a split with a share in ``fractions`` got no instrument in ``splits`` (what
     :func:`assign_splits` drew): a family gives each such split one only when it has as many
     instruments as there are such splits; the warning says to give more by ``option``."""
-    shared = [name for name, f in zip(("train", "valid", "test"), fractions) if f > 0]
+    shared = _with_share(fractions)
     drawn = set(splits.values())
     empty = [name for name in shared if name not in drawn]
     if empty:
@@ -116,6 +116,30 @@ def warn_of_empty_splits(where, splits: Mapping, fractions: Sequence[float], *,
                     "splits, each getting one only when the family has at least %d: give %d or "
                     "more of a family (%s)", where, " and ".join(empty), len(shared),
                     len(shared), option)
+
+
+def warn_of_families_held_together(where, splits: Mapping[int, str],
+                                   fractions: Sequence[float], *,
+                                   families: Optional[Mapping] = None):
+    """Warn of the families whose programs are in fewer splits than have a share in
+    ``fractions``, though there are enough of them: programs that play one sample went to one
+    split together (:func:`assign_splits`' ``groups``). ``families`` as it takes them."""
+    families = GM_FAMILIES if families is None else families
+    wanted = _with_share(fractions)
+    short = []
+    for family in FAMILIES:
+        mine = [p for p in splits if _family(families[p]) == family]
+        drawn = {splits[p] for p in mine}
+        if len(mine) >= len(wanted) and drawn != set(wanted):
+            short.append(f"{family} ({', '.join(s for s in wanted if s in drawn)})")
+    if short:
+        log.warning("%s: the programs of %s are in fewer splits than asked for: those that play "
+                    "one sample go to one split together", where, "; ".join(short))
+
+
+def _with_share(fractions: Sequence[float]) -> List[str]:
+    """The splits ``fractions`` (train, valid, test) gives a share, in that order."""
+    return [name for name, f in zip(("train", "valid", "test"), fractions) if f > 0]
 
 
 def _family(label: Union[str, Tuple[str, str]]) -> str:

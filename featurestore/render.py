@@ -24,7 +24,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .drawsplits import assign_splits, sample_groups, warn_of_empty_splits
+from .drawsplits import (assign_splits, sample_groups, warn_of_empty_splits,
+                         warn_of_families_held_together)
 from .errors import InputError, NeedsPackage, check_seed, counted
 from .gm import GM_FAMILIES, PITCH_RANGES
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example
@@ -119,21 +120,6 @@ def _tag(soundfont: Path) -> str:
     name = soundfont.stem
     return re.sub(r"[^a-z0-9]", "", name.lower())[:MAX_TAG] or "sf%08x" % zlib.crc32(
         name.encode("utf-8", "surrogateescape"))
-
-
-def _warn_of_families_held_together(where, splits: Dict[int, str], fractions):
-    """Warn of the families whose programs are in fewer splits than have a share, though
-    there are enough of them: programs that play one sample went to one split together."""
-    wanted = {name for name, f in zip(SPLITS, fractions) if f > 0}
-    short = []
-    for family in FAMILIES:
-        mine = [p for p in splits if GM_FAMILIES[p][0] == family]
-        if len(mine) >= len(wanted) and {splits[p] for p in mine} != wanted:
-            drawn = {splits[p] for p in mine}
-            short.append(f"{family} ({', '.join(s for s in SPLITS if s in drawn)})")
-    if short:
-        log.warning("%s: the programs of %s are in fewer splits than asked for: those that play "
-                    "one sample go to one split together", where, "; ".join(short))
 
 
 def _ranges(numbers) -> str:
@@ -255,7 +241,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
         log.info("%s: programs that play one sample go to one split: %s", soundfont,
                  "; ".join(", ".join(map(str, g)) for g in groups))
     splits = assign_splits(programs, options.fractions, options.seed, groups=groups)
-    _warn_of_families_held_together(soundfont, splits, options.fractions)
+    warn_of_families_held_together(soundfont, splits, options.fractions)
     jobs: List[Tuple[int, int, int]] = []
     for program in programs:
         low, high = PITCH_RANGES[GM_FAMILIES[program][0]]

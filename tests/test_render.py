@@ -245,8 +245,8 @@ def test_programs_that_play_one_sample_go_to_one_split(caplog):
         assert not [(a, b) for a in splits for b in splits
                     if splits[a] != splits[b] and played[a] & played[b]]
         assert set(splits.values()) == {"train", "valid", "test"}
-    import featurestore.render as render
-    render._warn_of_families_held_together("tim", splits, (0.6, 0.2, 0.2))
+    from featurestore.drawsplits import warn_of_families_held_together
+    warn_of_families_held_together("tim", splits, (0.6, 0.2, 0.2))
     assert "tim: the programs of brass (train, valid); synth_lead (train, valid); vocal (train, " \
            "valid) are in fewer splits than asked for" in caplog.text  # groups of 2 in 3 splits
     assert sample_groups([1, 2, 3, 4], {1: {"a"}, 2: {"b"}, 3: {"a", "b"}, 4: {"c"}}) == [
