@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 from pathlib import Path
 from typing import List, Sequence
 
 from featurestore.errors import TimbremapError
 from featurestore.remote import is_url, store_location as remote_store_location
 
-__all__ = ["local_path", "local_image", "store_location", "positive_int", "CommandError",
+__all__ = ["ArgumentParser", "local_path", "local_image", "store_location", "positive_int", "CommandError",
            "audio_arguments", "feature_params", "given_settings", "train_config",
            "resume_conflicts", "named_as_options"]
 
@@ -21,6 +22,20 @@ log = logging.getLogger(__name__)
 
 class CommandError(TimbremapError):
     """A command line that cannot be run as given: printed as one line, exit code 1."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose message of a bad value of an option that takes several values
+    says where its values end: ``--programs 0 1 OUT`` gives ``OUT`` to ``--programs``."""
+
+    def error(self, message):
+        found = re.match(r"argument ([^:]+): invalid ", message)
+        action = found and next((a for a in self._actions
+                                 if found[1] in a.option_strings or found[1] == a.metavar), None)
+        if action is not None and action.option_strings and action.nargs in ("+", "*"):
+            message += (f" ({found[1]} takes every word up to the next option: give it after "
+                        f"the positional arguments, or end its values with --)")
+        super().error(message)
 
 
 def local_path(text: str) -> Path:

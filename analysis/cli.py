@@ -53,8 +53,16 @@ def cmd_render(args):
     else:
         counts = render_soundfont(args.out, args.soundfont, options=options,
                                   programs=args.programs, tag=args.tag, progress=not args.quiet)
-    _print(*(f"{split}: {counted(counts[split], 'note')} -> {Path(args.out) / split}"
-             for split in SPLITS if split in counts))
+    _print(*(f"{split}: {counted(counts[split], 'note')} of "
+             f"{counted(_instruments(Path(args.out) / split), 'instrument')} -> "
+             f"{Path(args.out) / split}" for split in SPLITS if split in counts))
+
+
+def _instruments(split_dir: Path) -> int:
+    """How many instruments a split that render wrote holds."""
+    import json
+    examples = json.loads((split_dir / "examples.json").read_text(encoding="utf-8"))
+    return len({example["instrument"] for example in examples.values()})
 
 
 def build_summary(reports):

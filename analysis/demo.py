@@ -16,6 +16,7 @@ from typing import List, Tuple
 from featurestore.errors import InputError, NeedsPackage
 from featurestore.files import check_folder_path
 from featurestore.jsonstream import read_json
+from featurestore.params import KEYWORD_ONLY
 from featurestore.synth import INSTALL_HINT
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -23,7 +24,7 @@ __all__ = ["DemoOptions", "run_demo"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **KEYWORD_ONLY)
 class DemoOptions:
     """Sizes of the demo: small enough to run in minutes on a 2-core machine.
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from featurestore.nsynth import SPLITS
-from analysis.arguments import local_image, local_path, store_location
+from analysis.arguments import ArgumentParser, local_image, local_path, store_location
 
 __all__ = ["make_parser"]
 
@@ -19,13 +19,13 @@ def make_parser() -> argparse.ArgumentParser:
     :data:`COMMANDS`, each with the common options ``-v`` and ``-q``; the namespace names the
     subcommand in ``command``, and the parser's ``commands`` maps each name to its parser."""
     from featurestore import __version__
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="timbremap",
         description="HDF5 feature store, classifier and timbre maps for labelled audio: "
                     "NSynth's layout (instrument families), a folder per class, or a CSV "
                     "manifest.")
     parser.add_argument("--version", action="version", version=f"timbremap {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="debug messages")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 from .errors import BuildError
+from .params import KEYWORD_ONLY
 from .windows import check_hop
 
 __all__ = ["LAYOUTS", "ROLES", "ATTR_PREFIX", "InputOptions"]
@@ -19,7 +20,7 @@ ROLES = ("path", "label", "split", "group")
 ATTR_PREFIX = "input_"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **KEYWORD_ONLY)
 class InputOptions:
     """How a build reads its inputs (recorded in every split file's attrs, ``input_*``).
 

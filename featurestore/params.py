@@ -10,14 +10,18 @@ import dataclasses
 import json
 import math
 import numbers
+import sys
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from .errors import InputError, check_positive_int
 
-__all__ = ["FeatureParams", "ATTR_PREFIX"]
+__all__ = ["FeatureParams", "ATTR_PREFIX", "KEYWORD_ONLY"]
 
 ATTR_PREFIX = "feature_"
+#: ``dataclass`` options of the configuration classes: their fields are given by name
+#: (``TrainConfig(epochs=3)``), where Python has keyword-only fields (3.10+).
+KEYWORD_ONLY = {"kw_only": True} if sys.version_info >= (3, 10) else {}
 KINDS = ("stft", "mel")
 #: Fields that shape only mel features (an STFT store ignores them).
 MEL_ONLY = ("n_mels", "fmin", "fmax")
@@ -39,7 +43,7 @@ MAX_SAMPLE_RATE = 768_000
 MIN_N_FFT = 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **KEYWORD_ONLY)
 class FeatureParams:
     """How a waveform becomes a spectrum.
 

@@ -29,7 +29,7 @@ from .drawsplits import (assign_splits, sample_groups, warn_of_empty_splits,
 from .errors import InputError, NeedsPackage, check_seed, counted
 from .gm import GM_FAMILIES, PITCH_RANGES
 from .nsynth import FAMILIES, SOURCES, SPLITS, Example
-from .params import MAX_SAMPLE_RATE
+from .params import KEYWORD_ONLY, MAX_SAMPLE_RATE
 from .progressbar import progress_bar
 from .renderfolder import SILENT_PEAK, refuse_rendered, rendering, write_note
 from .sf2check import check_soundfont, preset_samples
@@ -52,7 +52,7 @@ MAX_TAG = 64
 MIN_SAMPLE_RATE = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **KEYWORD_ONLY)
 class RenderOptions:
     """How notes are rendered.
 

@@ -680,6 +680,8 @@ def test_the_common_options_may_come_before_the_command(capsys):
     with pytest.raises(SystemExit):
         parse_args(["-q", "inspect", "a", "b"])
     assert "timbremap inspect: error: unrecognized arguments: b\n" in capsys.readouterr().err
+    args = parse_args(["render", "--programs", "0", "1", "--", "out"])  # as the hint says
+    assert (args.programs, str(args.out)) == ([0, 1], "out")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -694,7 +696,12 @@ def test_the_common_options_may_come_before_the_command(capsys):
     (["evaluate", "s", "m", "--split", "../s/test"], "evaluate: error: argument --split: invalid "
      "choice: '../s/test'"),
     (["embed", "--split", "test", "store", "model"], "embed: error: argument --split: invalid "
-     "choice: 'store'"),  # not "the following arguments are required: store, model_dir"
+     "choice: 'store' (choose from 'train', 'valid', 'test') (--split takes every word up to "
+     "the next option: give it after the positional arguments, or end its values with --)\n"),
+    (["render", "--programs", "0", "1", "out"], "render: error: argument --programs: invalid "
+     "int value: 'out' (--programs takes every word"),
+    (["render", "--seed", "x", "out"], "render: error: argument --seed: invalid int value: "
+     "'x'\n"),  # one value: none taken from the positional arguments
     (["build", "notes", "s3://b/new"], "build: error: argument NOTES... STORE: s3://b/new: a URL "
      "where a local path is needed"),  # not a folder s3:/b/new here
     (["train", "s3://b/store", "s3://b/model"], "argument model_dir: s3://b/model: a URL where"),

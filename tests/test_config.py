@@ -1,6 +1,7 @@
 """TrainConfig from Python: each field of its type and range, NumPy's numbers taken as Python's,
 ``replace`` and ``from_dict`` as a caller of the library meets them (no TensorFlow)."""
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -28,6 +29,18 @@ from training.config import TrainConfig
 def test_a_value_of_another_type_or_out_of_range_is_refused(values, message):
     with pytest.raises(InputError, match=message):
         TrainConfig(**values)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="keyword-only fields need Python 3.10")
+def test_the_configuration_classes_take_their_fields_by_name():
+    from analysis.demo import DemoOptions
+    from featurestore.inputoptions import InputOptions
+    from featurestore.params import FeatureParams
+    from featurestore.render import RenderOptions
+    for kind in (TrainConfig, FeatureParams, RenderOptions, InputOptions, DemoOptions):
+        with pytest.raises(TypeError, match="positional argument"):
+            kind("default")  # TrainConfig("default", 3) had set epochs=3 without a word
+    assert TrainConfig(model="default", epochs=3).epochs == 3
 
 
 def test_numpy_numbers_are_taken_as_python_s():

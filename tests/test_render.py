@@ -25,10 +25,11 @@ def digest(root):
 
 
 def test_an_interrupted_render_leaves_no_split_and_the_next_one_starts_again(tmp_path,
-                                                                              monkeypatch):
+                                                                              monkeypatch, caplog):
     import featurestore.render as render
     clean = render_soundfont(tmp_path / "clean", options=OPTIONS, programs=PROGRAMS,
                              progress=False)
+    assert clean["valid"] and "no valid split" not in caplog.text
     played, render_note = [], render._render_note
 
     def interrupted(*args):
@@ -292,10 +293,13 @@ def test_render_warns_when_a_split_gets_no_instrument(tmp_path, caplog):
     render_soundfont(tmp_path / "halves", options=dataclasses.replace(
         OPTIONS, fractions=(0.5, 0.5, 0)), programs=[0, 40], progress=False)
     assert "valid got no instrument" in caplog.text and "at least 2" in caplog.text
+    assert "halves: no valid split rendered" in caplog.text
     caplog.clear()
     render_soundfont(tmp_path / "train-only", options=dataclasses.replace(
         OPTIONS, fractions=(1, 0, 0)), programs=[0, 40], progress=False)
     assert "got no instrument" not in caplog.text  # asked for train alone
+    assert "train-only: no valid split rendered; 'timbremap train' needs one, from these " \
+           "notes or from a folder built with them" in caplog.text
 
 
 def test_render_bad_input(tmp_path):
@@ -358,12 +362,16 @@ def test_a_folder_that_cannot_be_written_is_one_error_and_left_as_it_was(tmp_pat
         (tmp_path / "there").iterdir())
 
 
-def test_a_folder_named_like_a_soundfont_is_an_out_folder_where_it_is_there(tmp_path):
+def test_a_folder_named_like_a_soundfont_is_an_out_folder_where_it_is_there(tmp_path, capsys):
     from analysis.cli import main
-    (tmp_path / "notes.sf2").mkdir()  # made first: what the refusal of OUT alone says to do
-    assert main(["render", str(tmp_path / "notes.sf2"), "--programs", "0", "40", "73",
-                 "--pitch-step", "40", "--velocities", "100", "-q"]) == 0
-    assert (tmp_path / "notes.sf2" / "train" / "examples.json").is_file()
+    out = tmp_path / "notes.sf2"
+    out.mkdir()  # made first: what the refusal of OUT alone says to do
+    assert main(["render", str(out), "--programs", "0", "40", "73", "--pitch-step", "40",
+                 "--velocities", "100", "--fractions", "1", "0", "0", "-q"]) == 0
+    written = capsys.readouterr()
+    notes = len(read_split(out / "train")[0])
+    assert written.out == f"train: {notes} notes of 3 instruments -> {out / 'train'}\n"
+    assert "notes of" not in written.err  # said once, as the result
 
 
 def test_silent_notes_and_programs_without_a_preset_are_left_out(tmp_path, monkeypatch, caplog):

@@ -389,6 +389,7 @@ def test_the_command_renders_the_engines_asked_for(tmp_path, capsys):
           "3", "--pitch-step", "36", "--velocities", "100", "-q"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["train", "valid", "test"]
+    assert all(re.fullmatch(r"\w+: \d+ notes of \d+ instruments -> .+", line) for line in lines)
     for split in ("train", "valid", "test"):
         usable, _ = read_split(tmp_path / "notes" / split)
         assert usable and all("_dexed" in e.instrument_str for e, _ in usable)

@@ -542,11 +542,20 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
         train(tone_store, tmp_path / "m", config.replace(epochs=10, learning_rate=1e-5),
               resume=True, verbose=0)  # had been passed over without a word
     import random
+    from training.backend import requested
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["keras_backend"] == requested()
+    began = "jax" if requested() != "jax" else "torch"  # as if begun on another backend
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**saved, "keras_backend": began}))
     np.random.seed(123)
     random.seed(123)
     with caplog.at_level(logging.INFO, logger="training.train"):
         result = train(tone_store, tmp_path / "m", config, resume=True, verbose=0)  # its own
     assert "m: resuming the run after its epoch 1" in caplog.text
+    assert f"m: its run began under Keras's {began} backend and continues under " \
+           f"{requested()} (KERAS_BACKEND)" in caplog.text
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["keras_backend"] == \
+        requested()  # the backend it finished on
     drawn = np.random.rand(), random.random()
     np.random.seed(123)
     random.seed(123)

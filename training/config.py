@@ -11,7 +11,7 @@ import numpy as np
 
 from featurestore.errors import InputError, check_seed
 from featurestore.files import size_text
-from featurestore.params import FeatureParams
+from featurestore.params import KEYWORD_ONLY, FeatureParams
 
 __all__ = ["TrainConfig", "MODELS", "EMBEDDING_LAYER", "LOADERS", "SCHEDULES", "PRECISIONS",
            "VALID_WEIGHTS", "EPOCH_NOTES", "EPOCH_MIN_STEPS", "RESUMABLE"]
@@ -56,7 +56,7 @@ _KINDS = {"bool": (_BOOLS, bool, "True or False"), "str": (str, str, "a string")
           "int": (numbers.Integral, int, "an integer"), "float": (numbers.Real, float, "a number")}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **KEYWORD_ONLY)
 class TrainConfig:
     """How a model is trained.
 

@@ -24,6 +24,7 @@ from featurestore.remote import is_url, store_location
 from featurestore.storefolder import check_writable
 from featurestore.store import content_digests, split_path, store_id, store_name
 
+from .backend import import_tensorflow_quietly, out_of_memory, precision, requested
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
                        MODEL_FILE, ModelError, check_backup, check_model_dir, config_labels,
@@ -114,6 +115,9 @@ def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resum
             raise ModelError(f"{model_dir}: resume continues the run with the settings it "
                              f"started with, and the config given sets {'; '.join(other)}: "
                              f"give the run's own, or TrainConfig()")
+        if saved.get("keras_backend", requested()) != requested():  # the weights load alike
+            log.info("%s: its run began under Keras's %s backend and continues under %s "
+                     "(KERAS_BACKEND)", model_dir, saved["keras_backend"], requested())
         if params.differences(features):
             raise ModelError(f"{model_dir}: its run used a store with other features")
         if run != labels:
@@ -161,7 +165,6 @@ def _compiled_model(config: TrainConfig, params, mean, std, steps_per_epoch: int
     the run) and loss; in mixed precision on a GPU (:func:`training.backend.precision`, with
     loss scaling). ``n_classes``: the store's labels (default: NSynth's families)."""
     import keras
-    from .backend import precision
     from .models import build_model, with_mixup
     with precision(config.precision):
         classifier = build_model(config, params, mean=mean, std=std, n_classes=n_classes)
@@ -365,7 +368,6 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         if resume:  # the run's own settings, on this machine
             config.check_fits(params, input_shape, resumed=True)
         if resume and (model_dir / MODEL_FILE).is_file():
-            from .backend import import_tensorflow_quietly
             import_tensorflow_quietly()  # picking the epoch reads Keras's files
             log.info("%s: the run had finished; nothing to resume (a longer run starts again, "
                      "in another folder, or with --overwrite, which replaces this model)",
@@ -375,7 +377,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
                 "labels": list(labels), "input_shape": list(input_shape),
                 "store": store_id(store), "store_content": digests,
-                "timbremap_version": __version__}
+                "timbremap_version": __version__, "keras_backend": requested()}
         try:
             # first, before the seconds TensorFlow takes to start: a run killed from now on resumes
             atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
@@ -390,7 +392,6 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
                              f"the finished epochs are kept: make room and resume with 'timbremap "
                              f"train {store} {model_dir} --resume'") from None
         except Exception as err:  # noqa: BLE001 - each backend names running out its own way
-            from .backend import out_of_memory
             if not out_of_memory(err):
                 raise
             raise ModelError(f"out of memory while training ({type(err).__name__}): start "
