@@ -155,10 +155,14 @@ class SpectraReader:
             for k, i in enumerate(idx):
                 x[k] = np.frombuffer(self._mm, np.float16, count,
                                      int(self._offsets[i])).reshape(self.shape)
-        else:  # one chunk per note: row reads beat h5py's fancy indexing (docs/loader.md)
+        else:  # one chunk per note: row reads beat h5py's fancy indexing (docs/loader.md),
+            # and its low-level calls build no selection a row as read_direct does
             x = np.empty((len(idx),) + self.shape, dtype=np.float16)
+            row, origin = (1,) + self.shape, (0,) * len(self.shape)
+            file_space, memory_space = self._ds.id.get_space(), h5py.h5s.create_simple(row)
             for k, i in enumerate(idx):
-                self._ds.read_direct(x, np.s_[int(i)], np.s_[k])
+                file_space.select_hyperslab((int(i),) + origin, row)
+                self._ds.id.read(memory_space, file_space, x[k:k + 1])
         return (x, self.labels[idx]) if labels else x
 
     def _check_open(self):
