@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from importlib.util import find_spec
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Tuple
@@ -142,7 +143,7 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     """Run every step; finished steps (their outputs present) are not redone."""
     from featurestore.build import build_store
     from featurestore.nsynth import find_splits
-    from featurestore.render import RenderOptions, render_soundfont
+    from featurestore.render import RENDERER_HINT, RenderOptions, render_soundfont
     from featurestore.synth import available_engines, render_synth
     from training.backend import import_tensorflow_quietly
     import_tensorflow_quietly()  # Keras's backend, before the modules below import it
@@ -163,8 +164,11 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     _refuse_another_demo(model, config)
     check_map_folder(out / "map")  # not after minutes of work
     sampled, synthesised = notes / "timgm6mb", notes / "synth"
-    if not available_engines():
-        raise NeedsPackage(f"the demo renders synthesised instruments too: {INSTALL_HINT}")
+    missing = ([f"the synthesis engines ({INSTALL_HINT})"] if not available_engines() else []) \
+        + ([f"tinysoundfont ({RENDERER_HINT})"] if find_spec("tinysoundfont") is None else [])
+    if missing:  # each said at once
+        raise NeedsPackage(f"the demo renders sampled and synthesised instruments; it needs "
+                           f"{' and '.join(missing)}")
     report = DemoReport(out)
 
     def step(name, func):

@@ -87,8 +87,8 @@ def _render(add_command):
     p = add_command("render", help="render notes from a GM SoundFont or synthesis engines",
                     description="Render notes of a General MIDI SoundFont, or with --synth of "
                                 "synthesised instruments (DX7 FM voices, Faust physical models, "
-                                "subtractive and additive voices: pip install -e "
-                                "'.[synth]'), into instrument-disjoint train/valid/test "
+                                "subtractive and additive voices: timbremap's synth "
+                                "extra), into instrument-disjoint train/valid/test "
                                 "splits in NSynth's layout.")
     p.add_argument("soundfont", nargs="?", type=local_path,
                    help="SF2 or SF3 (Vorbis-compressed) file (default: TimGM6mb.sf2 "
@@ -386,7 +386,7 @@ def _demo(add_command):
     p = add_command("demo", help="everything on sampled and synthesised notes, in minutes",
                     description=f"render -> build -> train ({DemoOptions.budget_minutes:g} "
                     "minutes at most) -> evaluate -> embed -> tsne -> plot -> map on notes from "
-                    "TimGM6mb and the synthesis engines (pip install -e '.[synth]'), a few GiB "
+                    "TimGM6mb and the synthesis engines (timbremap's synth extra), a few GiB "
                     "in OUT_DIR (docs/demo.md); run again, it keeps the steps it finished.")
     p.add_argument("out_dir", type=local_path, nargs="?", default=Path("demo"),
                    help="folder for the notes, store, model and pictures (default %(default)s)")

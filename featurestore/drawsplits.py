@@ -104,17 +104,19 @@ def assign_splits(programs: Sequence[int], fractions: Sequence[float], seed: int
 
 
 def warn_of_empty_splits(where, splits: Mapping, fractions: Sequence[float], *,
-                         option: str = "--programs"):
+                         option: str = "--programs", grouped: bool = False):
     """Warn when a split with a share in ``fractions`` got no instrument in ``splits`` (what
     :func:`assign_splits` drew): a family gives each such split one only when it has as many
-    instruments as there are such splits; the warning says to give more by ``option``."""
+    instruments as there are such splits; the warning says to give more by ``option``, and,
+    where ``grouped``, that programs drawn together as a group count as one."""
     shared = _with_share(fractions)
     drawn = set(splits.values())
     empty = [name for name in shared if name not in drawn]
     if empty:
         log.warning("%s: %s got no instrument; a family's instruments are divided among the "
-                    "splits, each getting one only when the family has at least %d: give %d or "
-                    "more of a family (%s)", where, " and ".join(empty), len(shared),
+                    "splits, each getting one only when the family has at least %d%s: give %d "
+                    "or more of a family (%s)", where, " and ".join(empty), len(shared),
+                    " (programs that play one sample counting as one)" if grouped else "",
                     len(shared), option)
 
 

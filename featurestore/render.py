@@ -36,7 +36,7 @@ from .sf2check import check_soundfont, preset_samples
 
 __all__ = ["GM_FAMILIES", "PITCH_RANGES", "RenderOptions", "render_soundfont",
            "default_soundfont", "assign_splits", "sample_groups", "warn_of_empty_splits",
-           "SILENT_PEAK"]
+           "SILENT_PEAK", "RENDERER_HINT"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 BANKS = 1_000_000
 #: The longest tag: note names stay far below a file name's 255 bytes.
 MAX_TAG = 64
+#: How to install the SoundFont renderer (its pyaudio requirement, for live playback, has no
+#: Linux wheel).
+RENDERER_HINT = "pip install --no-deps 'tinysoundfont>=0.3'"
 
 #: The lowest sample rate a render takes (Hz).
 MIN_SAMPLE_RATE = 1000
@@ -110,7 +113,9 @@ def default_soundfont() -> Path:
     """The ``TimGM6mb.sf2`` General MIDI bank that the ``pretty_midi`` package ships."""
     path = Path(str(resources.files("pretty_midi") / "TimGM6mb.sf2"))
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: pretty_midi's TimGM6mb.sf2 is missing")
+        raise FileNotFoundError(f"{path}: pretty_midi's TimGM6mb.sf2 is missing; give a "
+                                f"SoundFont (render SOUNDFONT OUT), or reinstall pretty_midi "
+                                f"(pip install --force-reinstall pretty_midi)")
     return path
 
 
@@ -194,8 +199,7 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     try:
         import tinysoundfont
     except ImportError:
-        raise NeedsPackage("rendering needs tinysoundfont: pip install --no-deps tinysoundfont") \
-            from None
+        raise NeedsPackage(f"rendering needs tinysoundfont: {RENDERER_HINT}") from None
     out = Path(out)
     refuse_rendered(out)  # before the SoundFont's warnings
     soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
@@ -251,7 +255,8 @@ def render_soundfont(out, soundfont=None, *, options: RenderOptions = RenderOpti
     bank = zlib.crc32(tag.encode()) % BANKS
     silent: List[str] = []
     with rendering(out, examples) as work:
-        warn_of_empty_splits(soundfont, splits, options.fractions)  # once OUT could be made
+        warn_of_empty_splits(soundfont, splits, options.fractions,  # once OUT could be made
+                             grouped=bool(groups))
         for program, pitch, velocity in progress_bar(jobs, unit="note", enabled=progress,
                                                      desc=f"render {soundfont.name}"):
             family, source = GM_FAMILIES[program]

@@ -69,6 +69,33 @@ def test_train_save_load_predict_embed_under_another_backend(backend, tone_root,
     assert np.allclose(ours, out["probabilities"], atol=1e-4)
 
 
+def test_tensorflow_is_imported_after_another_backend():
+    """TensorFlow imported before PyTorch's triton ends the process in a segmentation fault,
+    with nothing said (its banners' stderr is taken while it is imported)."""
+    done = subprocess.run([sys.executable, "-c", IMPORTS], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["jax._src", "tensorflow.python"]
+
+
+#: The order in which the backend's and TensorFlow's modules begin to load (their packages'
+#: names are looked up before, to see whether they are installed).
+IMPORTS = """
+import sys
+loaded = []
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("jax._src", "tensorflow.python") and name not in loaded:
+            loaded.append(name)
+
+sys.meta_path.insert(0, Watch())
+from training.backend import import_tensorflow_quietly
+import_tensorflow_quietly(any_backend=True)
+print(*loaded)
+"""
+
+
 TWO_DEVICES = """
 import json, sys
 from pathlib import Path

@@ -515,8 +515,26 @@ def test_a_keras_backend_that_is_not_installed_is_one_line(monkeypatch, tmp_path
                         lambda name, *args: None if name == "jax" else find_spec(name, *args))
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert main(["evaluate", str(tmp_path), str(tmp_path)]) == 1  # Keras's traceback, before
-    assert "error: KERAS_BACKEND=jax: jax is not installed (pip install -e '.[jax]'" \
-        in caplog.text
+    assert "error: KERAS_BACKEND=jax: jax is not installed (pip install 'jax[cpu]>=0.4.30' " \
+           "(timbremap's jax extra))" in caplog.text
+
+
+def test_install_hints_name_the_packages_however_timbremap_was_installed(monkeypatch):
+    """``pip install -e '.[synth]' in timbremap's folder`` was wrong for a wheel's or a
+    non-editable install's user: the hint names the packages, from the installed metadata."""
+    from importlib import metadata
+    from featurestore.errors import install_hint
+    requires = metadata.requires("timbremap")
+    for extra in ("synth", "jax", "remote", "dask"):
+        packages = [r.split(";")[0] for r in requires if f'extra == "{extra}"' in r]
+        assert install_hint(extra) == ("pip install " + " ".join(f"'{p}'" for p in packages)
+                                       + f" (timbremap's {extra} extra)")
+    assert re.fullmatch(r"pip install 'tensorflow(-cpu)?>=[\d.]+'", install_hint(name="tensorflow"))
+    monkeypatch.setattr(metadata, "requires", lambda name: ['jax>=1; extra == "jax"'])
+    assert install_hint("synth") == "pip install -e '.[synth]' in timbremap's folder"  # stale
+    monkeypatch.setattr(metadata, "requires", lambda name: (_ for _ in ()).throw(
+        metadata.PackageNotFoundError(name)))  # a source tree never installed
+    assert install_hint("jax") == "pip install -e '.[jax]' in timbremap's folder"
 
 
 def test_a_tensorflow_that_cannot_be_imported_is_left_alone_under_another_backend(tmp_path):
@@ -540,6 +558,10 @@ def test_a_keras_backend_timbremap_does_not_run_on_is_one_line(monkeypatch, tmp_
     assert main(["evaluate", str(tmp_path), str(tmp_path)]) == 1  # Keras's traceback, before
     assert "error: KERAS_BACKEND=nonsense: not one of Keras's backends (timbremap runs on " \
            "tensorflow, jax, torch; unset, tensorflow)" in caplog.text
+    monkeypatch.setenv("KERAS_BACKEND", "numpy")  # fit: NotImplementedError, past config.json
+    assert main(["train", str(tmp_path), str(tmp_path / "m")]) == 1
+    assert "error: KERAS_BACKEND=numpy: a backend of Keras's that cannot train (timbremap runs " \
+           "on tensorflow" in caplog.text and not (tmp_path / "m").exists()
 
 
 def test_results_go_to_whatever_stdout_the_caller_gave(tone_store, tmp_path):

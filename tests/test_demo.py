@@ -65,3 +65,15 @@ def test_a_foreign_map_page_is_refused_before_anything_is_rendered(tmp_path):
                                          "timbremap's"):
         run_demo(tmp_path / "demo", TINY, progress=False)  # it had come after the training
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["map"]
+
+
+def test_the_packages_the_demo_lacks_are_named_together(tmp_path, monkeypatch):
+    import featurestore.synth as synth
+    from featurestore.errors import NeedsPackage
+    monkeypatch.setattr(synth, "available_engines", lambda: [])
+    monkeypatch.setattr("analysis.demo.find_spec", lambda name: None)  # no tinysoundfont
+    with pytest.raises(NeedsPackage, match=r"it needs the synthesis engines \(pip install "
+                       r"'dexed-py.*\(timbremap's synth extra\)\) and tinysoundfont \(pip "
+                       r"install --no-deps 'tinysoundfont>=0.3'\)$"):
+        run_demo(tmp_path / "demo", TINY, progress=False)  # one had been said after the other
+    assert not (tmp_path / "demo").exists()

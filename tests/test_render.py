@@ -290,6 +290,11 @@ def test_render_warns_when_a_split_gets_no_instrument(tmp_path, caplog):
            "family (--programs)" in caplog.text
     assert not (tmp_path / "few" / "valid").exists()
     caplog.clear()
+    render_soundfont(tmp_path / "pianos", options=OPTIONS, programs=[0, 1, 2], progress=False)
+    assert "valid and test got no instrument; a family's instruments are divided among the " \
+           "splits, each getting one only when the family has at least 3 (programs that play " \
+           "one sample counting as one): give 3" in caplog.text  # TimGM6mb's pianos share theirs
+    caplog.clear()
     render_soundfont(tmp_path / "halves", options=dataclasses.replace(
         OPTIONS, fractions=(0.5, 0.5, 0)), programs=[0, 40], progress=False)
     assert "valid got no instrument" in caplog.text and "at least 2" in caplog.text
@@ -302,9 +307,16 @@ def test_render_warns_when_a_split_gets_no_instrument(tmp_path, caplog):
            "notes or from a folder built with them" in caplog.text
 
 
-def test_render_bad_input(tmp_path):
+def test_render_bad_input(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="no such SoundFont"):
         render_soundfont(tmp_path, tmp_path / "missing.sf2", progress=False)
+    import featurestore.render as render
+    monkeypatch.setattr(render.resources, "files", lambda package: tmp_path)  # one without it
+    with pytest.raises(FileNotFoundError, match=r"TimGM6mb.sf2: pretty_midi's TimGM6mb.sf2 is "
+                       r"missing; give a SoundFont \(render SOUNDFONT OUT\), or reinstall "
+                       r"pretty_midi"):
+        render_soundfont(tmp_path / "out", progress=False)
+    monkeypatch.undo()
     junk = tmp_path / "junk.sf2"
     junk.write_bytes(b"not a soundfont")
     with pytest.raises(ValueError, match="not a SoundFont"):

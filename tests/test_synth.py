@@ -318,8 +318,8 @@ def test_without_any_engine_it_says_what_to_install(monkeypatch, tmp_path):
         monkeypatch.setitem(sys.modules, importlib.import_module(ENGINES[engine]).MODULE, None)
     assert available_engines() == []
     with pytest.raises(NeedsPackage, match=r"needs dexed-py \(the dexed engine\), dawdreamer "
-                       r"\(the faust engine\): pip install -e '\.\[synth\]' in timbremap's "
-                       r"folder"):
+                       r"\(the faust engine\): pip install 'dexed-py>=[\d.]+' "
+                       r"'dawdreamer>=[\d.]+' \(timbremap's synth extra\)"):
         render_synth(tmp_path, progress=False)
     with pytest.raises(NeedsPackage, match="dexed-py"):
         fm.renderer(TINY)

@@ -31,14 +31,17 @@ def requested() -> str:
 def check_installed():
     """Raise :class:`~featurestore.errors.NeedsPackage` where ``KERAS_BACKEND`` names a backend
     whose package is not installed, and :class:`~featurestore.errors.InputError` where it names
-    none timbremap runs on: Keras would end in a traceback as it is imported."""
+    none timbremap runs on: Keras would end in a traceback as it is imported, or, under its
+    numpy and openvino backends, which cannot train, in the middle of a command."""
     from featurestore.errors import InputError, NeedsPackage, install_hint
     backend = requested()
-    installs = {"tensorflow": "pip install -e . in timbremap's folder",
+    installs = {"tensorflow": install_hint(name="tensorflow"),
                 "jax": install_hint("jax"), "torch": "pip install torch"}
-    if backend not in (*installs, "numpy", "openvino"):  # Keras's backends
-        raise InputError(f"KERAS_BACKEND={backend}: not one of Keras's backends (timbremap "
-                         f"runs on {', '.join(installs)}; unset, tensorflow)")
+    if backend not in installs:
+        what = ("a backend of Keras's that cannot train" if backend in ("numpy", "openvino")
+                else "not one of Keras's backends")
+        raise InputError(f"KERAS_BACKEND={backend}: {what} (timbremap runs on "
+                         f"{', '.join(installs)}; unset, tensorflow)")
     if backend in installs and importlib.util.find_spec(backend) is None:
         raise NeedsPackage(f"KERAS_BACKEND={backend}: {backend} is not installed "
                            f"({installs[backend]})")
@@ -168,11 +171,15 @@ def import_tensorflow_quietly(*, any_backend: bool = False):
     and then nothing here runs.
 
     ``any_backend`` imports it, where it is installed, under any backend too, without the
-    cast: for what imports it whatever the backend (Keras's ``set_random_seed``)."""
+    cast: for what imports it whatever the backend (Keras's ``set_random_seed``). Keras and
+    its backend are imported first: TensorFlow imported before PyTorch's triton ends the
+    process in a segmentation fault."""
     is_backend = requested() == "tensorflow"
     if not (is_backend or any_backend) or \
             "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
+    if not is_backend:
+        import keras  # noqa: F401 - imports its backend
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
