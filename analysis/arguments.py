@@ -13,8 +13,8 @@ from typing import List, Sequence
 from featurestore.errors import TimbremapError
 from featurestore.remote import is_url, store_location as remote_store_location
 
-__all__ = ["ArgumentParser", "local_path", "local_image", "store_location", "positive_int", "CommandError",
-           "audio_arguments", "feature_params", "given_settings", "train_config",
+__all__ = ["ArgumentParser", "local_path", "local_image", "store_location", "positive_int",
+           "CommandError", "audio_arguments", "feature_params", "given_settings", "train_config",
            "resume_conflicts", "named_as_options"]
 
 log = logging.getLogger(__name__)
