@@ -151,10 +151,15 @@ def cmd_inspect(args):
 
 def cmd_train(args):
     from training.config import TrainConfig
+    from training.modeldir import MODEL_FILE
     from training.train import interrupted_config, train
     given = given_settings(args)
     started = interrupted_config(args.model_dir) if args.resume else None
     other = [] if started is None else resume_conflicts(given, started)
+    if other and (Path(args.model_dir) / MODEL_FILE).is_file():
+        raise CommandError(f"{args.model_dir}: its run had finished, so --resume has nothing to "
+                           f"go on with; a run with {', '.join(other)} starts again, in another "
+                           f"folder or with --overwrite, which replaces this model")
     if other:  # before the settings are checked on their own: they are not the run's
         raise CommandError(f"--resume continues the run with the settings it started with; "
                            f"leave out {', '.join(other)} (or give the run's own)")

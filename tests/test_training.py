@@ -569,6 +569,11 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     assert (again.epochs, again.best_epoch) == (result.epochs, result.best_epoch)
     assert "m: the run had finished; nothing to resume (a longer run starts again, in " \
            "another folder, or with --overwrite, which replaces this model)" in caplog.text
+    assert main(["train", str(tone_store), str(tmp_path / "m"), "--resume", "--epochs",
+                 "9"]) == 1  # not "leave out --epochs": it had finished
+    assert "m: its run had finished, so --resume has nothing to go on with; a run with --epochs " \
+           "starts again, in another folder or with --overwrite, which replaces this model" \
+        in caplog.text
     with pytest.raises(ModelError, match="new: no such folder, so no interrupted run to resume$"):
         train(tone_store, tmp_path / "new", resume=True, verbose=0)
     assert not (tmp_path / "new").exists()
