@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from importlib.util import find_spec
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import List, Tuple
 

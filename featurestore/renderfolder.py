@@ -115,7 +115,7 @@ def _writing(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pat
         for split, notes in ordered.items():
             (work / split).replace(out / split)  # out/split: none, or an empty folder
             log.debug("%s: %s of %s", out / split, counted(len(notes), "note"),
-                     counted(len({e.instrument for e in notes.values()}), "instrument"))
+                      counted(len({e.instrument for e in notes.values()}), "instrument"))
         work.rmdir()
         if "valid" not in ordered:
             log.warning("%s: no valid split rendered; 'timbremap train' needs one, from these "

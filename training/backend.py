@@ -42,7 +42,7 @@ def check_installed():
                 else "not one of Keras's backends")
         raise InputError(f"KERAS_BACKEND={backend}: {what} (timbremap runs on "
                          f"{', '.join(installs)}; unset, tensorflow)")
-    if backend in installs and importlib.util.find_spec(backend) is None:
+    if importlib.util.find_spec(backend) is None:
         raise NeedsPackage(f"KERAS_BACKEND={backend}: {backend} is not installed "
                            f"({installs[backend]})")
 
