@@ -526,11 +526,12 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     old = shutil.copytree(tmp_path / "m", tmp_path / "old")  # as an older version left it
     (old / "backup" / "epoch-0001.weights.h5").rename(old / "backup" / "latest.weights.h5")
     (old / "backup" / "training_metadata.json").write_text('{"epoch": 1}')
-    with pytest.raises(ModelError, match=re.escape(
-            f"{old / 'backup'}: holds latest.weights.h5, training_metadata.json, not the "
-            f"epoch-NNNN.weights.h5 of a run this version can resume (a run of an older "
-            f"timbremap?): start again with --overwrite")):
-        train(tone_store, old, resume=True, verbose=0)  # it had started again over its history
+    for resume in (True, False):  # not sent to --resume, which refuses it
+        with pytest.raises(ModelError, match=re.escape(
+                f"{old / 'backup'}: holds latest.weights.h5, training_metadata.json, not the "
+                f"epoch-NNNN.weights.h5 of a run this version can resume (a run of an older "
+                f"timbremap?): start again with --overwrite")):
+            train(tone_store, old, resume=resume, verbose=0)  # it had started again over it
     from analysis.cli import main
     assert main(["train", str(tone_store), str(tmp_path / "m"), "--resume", "--schedule",
                  "cosine"]) == 1  # named as a setting the run did not start with, first
@@ -549,7 +550,7 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     (tmp_path / "m" / "config.json").write_text(json.dumps({**saved, "keras_backend": began}))
     np.random.seed(123)
     random.seed(123)
-    with caplog.at_level(logging.INFO, logger="training.train"):
+    with caplog.at_level(logging.INFO, logger="training"):
         result = train(tone_store, tmp_path / "m", config, resume=True, verbose=0)  # its own
     assert "m: resuming the run after its epoch 1" in caplog.text
     assert f"m: its run began under Keras's {began} backend and continues under " \
@@ -615,6 +616,58 @@ def test_resumed_run_equals_an_uninterrupted_one(tone_store, tmp_path):
     for u, v, w in zip(whole.get_weights(), parts.get_weights(), cut.get_weights()):
         np.testing.assert_array_equal(u, v)
         np.testing.assert_array_equal(u, w)
+
+
+class Steps(keras.callbacks.Callback):
+    """The batches of each epoch that ran."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(self.params["steps"])
+
+
+def test_a_run_of_an_older_timbremap_resumes_only_where_its_config_tells_enough(
+        tone_store, tmp_path, caplog):
+    config = QUICK.replace(epochs=3, steps_per_epoch=None)  # 22 notes: 32 batches of 8
+    for name in ("m", "recorded"):
+        with pytest.raises(KeyboardInterrupt):
+            train(tone_store, tmp_path / name, config, verbose=0, callbacks=[Interrupt()])
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["epoch_steps"] == 32
+    older = {k: v for k, v in saved.items()
+             if k not in ("store_content", "epoch_steps", "keras_backend")}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(older))
+    moved = shutil.copytree(tone_store, tmp_path / "moved")
+    with pytest.raises(ModelError, match=re.escape(
+            f"m: its run learnt from {tone_store.resolve()} and recorded none of its content (a "
+            f"run of an older timbremap), so no other store can be told to hold its notes: "
+            f"resume it on that store, or start again with --overwrite")):
+        train(moved, tmp_path / "m", resume=True, verbose=0)  # had gone on without a word
+    wide = shutil.copytree(tmp_path / "m", tmp_path / "wide")  # as if the model had changed
+    (wide / "config.json").write_text(json.dumps({**older, "train": {**older["train"],
+                                                                     "width": 16}}))
+    with pytest.raises(ModelError, match=r"epoch-0001.weights.h5: does not fit the model this "
+                       r"version builds of the run's settings \(a run of an older timbremap\?\): "
+                       r"start again with --overwrite"):
+        train(tone_store, wide, resume=True, verbose=0)  # had been Keras's traceback
+    assert (wide / "backup" / "epoch-0001.weights.h5").is_file()  # kept
+    steps = Steps()
+    with caplog.at_level(logging.WARNING, logger="training"):
+        result = train(tone_store, tmp_path / "m", resume=True, verbose=0, callbacks=[steps])
+    assert "m: its run recorded none of its store's content (a run of an older timbremap): a " \
+           "rebuild of" in caplog.text
+    assert "m: its run recorded no epoch length (a run of an older timbremap): its epochs go on " \
+           "with 32 batches; one begun before epochs of at least 32 batches had 3" in caplog.text
+    assert result.epochs == 3 and steps.seen == [32, 32]
+    recorded = json.loads((tmp_path / "recorded" / "config.json").read_text())
+    (tmp_path / "recorded" / "config.json").write_text(json.dumps({**recorded,
+                                                                   "epoch_steps": 4}))
+    steps = Steps()  # a run's epochs stay as long as they began, whatever this version's rule
+    train(tone_store, tmp_path / "recorded", resume=True, verbose=0, callbacks=[steps])
+    assert steps.seen == [4, 4]
 
 
 class InterruptFirstEpoch(keras.callbacks.Callback):
@@ -891,8 +944,8 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     one_line_error(run("predict", broken, "x.wav"), "model.keras: not a Keras model file")
     epochs = json.loads((model_dir / "config.json").read_text())["train"]["epochs"]
     one_line_error(run("train", tone_store, broken, "--resume", "--epochs", (epochs or 1) + 1),
-                   "--resume continues the run with the settings it started with; leave out "
-                   "--epochs (or give the run's own)")
+                   "broken: its run had finished, so --resume has nothing to go on with; a run "
+                   "with --epochs starts again")  # it holds model.keras
     config = json.loads((model_dir / "config.json").read_text())
     for damage, message in ((lambda c: "[" * 100_000 + "]" * 100_000, "not valid json (nested "
                                                                         "too deeply)"),

@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -14,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from featurestore import __version__
-from featurestore.errors import BuildError, InputError, counted, label_difference
+from featurestore.errors import BuildError, InputError, counted
 from featurestore.files import (atomic_write_text, exclusive_lock, removed_where_left_empty,
                                 replaced)
 from featurestore.finished import warn_of_splits_that_mislead
@@ -27,9 +28,9 @@ from featurestore.store import content_digests, split_path, store_id, store_name
 from .backend import import_tensorflow_quietly, out_of_memory, precision, requested
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
-                       MODEL_FILE, ModelError, check_backup, check_model_dir, config_labels,
-                       label_set_text, latest_backup)
+                       MODEL_FILE, ModelError, check_backup, check_model_dir, latest_backup)
 from .progress import epoch_progress, plot_curves
+from .resumecheck import interrupted_config, resumed_config
 from .trainsplits import learnt_nothing, open_for_training
 
 __all__ = ["train", "TrainResult", "interrupted_config"]
@@ -77,69 +78,23 @@ def _global_random_kept():
         np.random.set_state(states[1])
 
 
-def interrupted_config(model_dir) -> Optional[TrainConfig]:
-    """The settings the run in ``model_dir`` started with (what ``resume`` continues with);
-    ``None`` where no run was started there or it cannot be read (``train`` says which)."""
-    try:
-        saved = read_json(Path(model_dir) / CONFIG_FILE)
-        return TrainConfig.from_dict(saved["train"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def _start(model_dir: Path, config: TrainConfig, params, labels: tuple, *, resume: bool,
-           overwrite: bool, digests: dict) -> TrainConfig:
-    """The folder policy: the configuration to run (a resumed run's own), after clearing what
-    a fresh run replaces; ``digests``: the store's :func:`content_digests`, which a resumed
-    run's must match for train and valid."""
+           overwrite: bool, store, digests: dict, n_train: int) -> TrainConfig:
+    """The folder policy: the configuration to run (a resumed run's own:
+    :func:`~training.resumecheck.resumed_config`, which the other arguments are for), after
+    clearing what a fresh run replaces."""
     if model_dir.is_dir() or not resume:  # made if needed; a read-only one refused now
         try:
             check_writable(model_dir)
         except BuildError as err:
             raise ModelError(str(err)) from None
     if resume:
-        try:
-            saved = read_json(model_dir / CONFIG_FILE)
-        except FileNotFoundError:
-            started = model_dir.is_dir() and not any(model_dir.iterdir())
-            raise ModelError(f"{model_dir}: no interrupted run to resume (no {CONFIG_FILE}" + (
-                "; it was stopped before it started: run it again without --resume)"
-                if started else ")")) from None
-        try:
-            features, run = type(params).from_dict(saved["features"]), config_labels(saved)
-            config, given = TrainConfig.from_dict(saved["train"]), config
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable config of its run "
-                             f"({err})") from None
-        if other := given.other_than(config):
-            raise ModelError(f"{model_dir}: resume continues the run with the settings it "
-                             f"started with, and the config given sets {'; '.join(other)}: "
-                             f"give the run's own, or TrainConfig()")
-        if saved.get("keras_backend", requested()) != requested():  # the weights load alike
-            log.info("%s: its run began under Keras's %s backend and continues under %s "
-                     "(KERAS_BACKEND)", model_dir, saved["keras_backend"], requested())
-        if params.differences(features):
-            raise ModelError(f"{model_dir}: its run used a store with other features")
-        if run != labels:
-            raise ModelError(f"{model_dir}: its run was trained on labels "
-                             f"{label_set_text(run)}; this store holds {label_set_text(labels)}"
-                             + label_difference(run, labels, ("the run", "the store"))
-                             + "; --resume goes on with the labels it started with: start "
-                               "again with --overwrite")
-        was = saved.get("store_content") or {}
-        changed = [split for split in ("train", "valid")
-                   if split in was and was[split] != digests.get(split)]
-        if changed:
-            holds = "splits now hold" if len(changed) > 1 else "split now holds"
-            raise ModelError(f"{model_dir}: its run learnt from other notes than this store's "
-                             f"{' and '.join(changed)} {holds} (a build --add, or another "
-                             f"store); --resume goes on with the notes it started with: start "
-                             f"again with --overwrite")
-        check_backup(model_dir)
-        return given.resumed(config)
+        return resumed_config(model_dir, config, params, labels, store=store, digests=digests,
+                              n_train=n_train)
     if (model_dir / MODEL_FILE).exists() and not overwrite:
         raise ModelError(f"{model_dir}: holds a trained model already (use --overwrite)")
     if (model_dir / BACKUP_DIR).is_dir() and not overwrite:
+        check_backup(model_dir)  # one this version cannot resume: said to start again
         raise ModelError(f"{model_dir}: holds an interrupted run (use --resume to continue "
                          f"it or --overwrite to start again)")
     _clear_run(model_dir)
@@ -226,7 +181,14 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
                                                 n_classes=len(train_data.label_names))
             if backup:
                 model.optimizer.build(model.trainable_variables)
-                model.load_weights(backup[1])
+                try:
+                    with warnings.catch_warnings():  # layers it would leave as initialised
+                        warnings.filterwarnings("error", "Skipping", UserWarning)
+                        model.load_weights(backup[1])
+                except (ValueError, UserWarning):  # Keras's of the weights that do not match
+                    raise ModelError(f"{backup[1]}: does not fit the model this version builds "
+                                     f"of the run's settings (a run of an older timbremap?): "
+                                     f"start again with --overwrite") from None
             run_files = RunFiles(model_dir, config, history, classifier,
                                  history_file=HISTORY_FILE, best_file=BEST_FILE,
                                  backup_dir=BACKUP_DIR)
@@ -364,7 +326,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
             f"to finish")), removed_where_left_empty(model_dir, made):
         digests = content_digests(store)
         config = _start(model_dir, config, params, labels, resume=resume, overwrite=overwrite,
-                        digests=digests)
+                        store=store, digests=digests, n_train=n_train)
         if resume:  # the run's own settings, on this machine
             config.check_fits(params, input_shape, resumed=True)
         if resume and (model_dir / MODEL_FILE).is_file():
@@ -377,7 +339,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         info = {"train": config.to_dict(), "features": json.loads(params.to_json()),
                 "labels": list(labels), "input_shape": list(input_shape),
                 "store": store_id(store), "store_content": digests,
-                "timbremap_version": __version__, "keras_backend": requested()}
+                "timbremap_version": __version__, "keras_backend": requested(),
+                "epoch_steps": config.steps(n_train)}
         try:
             # first, before the seconds TensorFlow takes to start: a run killed from now on resumes
             atomic_write_text(model_dir / CONFIG_FILE, json.dumps(info, indent=2))
