@@ -60,9 +60,8 @@ def cmd_render(args):
 
 def _instruments(split_dir: Path) -> int:
     """How many instruments a split that render wrote holds."""
-    import json
-    examples = json.loads((split_dir / "examples.json").read_text(encoding="utf-8"))
-    return len({example["instrument"] for example in examples.values()})
+    from featurestore.jsonstream import read_json
+    return len({e["instrument"] for e in read_json(split_dir / "examples.json").values()})
 
 
 def build_summary(reports):
@@ -156,13 +155,13 @@ def cmd_train(args):
     given = given_settings(args)
     started = interrupted_config(args.model_dir) if args.resume else None
     other = [] if started is None else resume_conflicts(given, started)
-    if other and (Path(args.model_dir) / MODEL_FILE).is_file():
-        raise CommandError(f"{args.model_dir}: its run had finished, so --resume has nothing to "
-                           f"go on with; a run with {', '.join(other)} starts again, in another "
-                           f"folder or with --overwrite, which replaces this model")
     if other:  # before the settings are checked on their own: they are not the run's
-        raise CommandError(f"--resume continues the run with the settings it started with; "
-                           f"leave out {', '.join(other)} (or give the run's own)")
+        raise CommandError(
+            f"{args.model_dir}: its run had finished, so --resume has nothing to go on with; a "
+            f"run with {', '.join(other)} starts again, in another folder or with --overwrite, "
+            f"which replaces this model" if (Path(args.model_dir) / MODEL_FILE).is_file() else
+            f"--resume continues the run with the settings it started with; leave out "
+            f"{', '.join(other)} (or give the run's own)")
     config = TrainConfig(**given)
     try:
         result = train(args.store, args.model_dir, config, resume=args.resume,
