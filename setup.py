@@ -42,6 +42,7 @@ setup(
         "pretty_midi>=0.2.10",
         "openTSNE>=1.0",
         "numba>=0.57",
+        "packaging>=20",  # reads the extras' requirements for install hints
     ],
     extras_require={
         # tinysoundfont renders SoundFonts; install it with --no-deps (its pyaudio requirement

@@ -30,11 +30,11 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         found = re.match(r"argument ([^:]+): invalid ", message)
-        action = found and next((a for a in self._actions
-                                 if found[1] in a.option_strings or found[1] == a.metavar), None)
-        if action is not None and action.option_strings and action.nargs in ("+", "*"):
+        names = found[1].split("/") if found else ()  # -s/--split
+        action = next((a for a in self._actions if set(names) & set(a.option_strings)), None)
+        if action is not None and action.nargs in ("+", "*"):
             message += (f" ({found[1]} takes every word up to the next option: give it after "
-                        f"the positional arguments, or end its values with --)")
+                        f"the positional arguments)")
         super().error(message)
 
 

@@ -18,7 +18,7 @@ from analysis.output import (ReaderGone, error_line, one_line, set_up_streams,
                              write_json_array, write_results as _print)
 from analysis.signals import exit_status, stopped_by, terminated_as_interrupted
 from featurestore.errors import TimbremapError, counted
-from featurestore.remote import client_errors
+from featurestore.remote import client_errors, is_url
 
 log = logging.getLogger("timbremap")
 
@@ -61,7 +61,8 @@ def cmd_render(args):
 def _instruments(split_dir: Path) -> int:
     """How many instruments a split that render wrote holds."""
     from featurestore.jsonstream import read_json
-    return len({e["instrument"] for e in read_json(split_dir / "examples.json").values()})
+    examples = read_json(split_dir / "examples.json", max_bytes=None)  # grows with the notes
+    return len({e["instrument"] for e in examples.values()})
 
 
 def build_summary(reports):
@@ -133,7 +134,6 @@ def cmd_inspect(args):
     from analysis.placements import describe_placed
     from featurestore.describe import describe_store
     from featurestore.errors import StoreError
-    from featurestore.remote import is_url
     unreadable = {}
     _print(*describe_store(args.store, max_skipped=None if args.all_skipped else 10,
                            all_adjusted=args.all_adjusted, unreadable=unreadable))

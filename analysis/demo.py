@@ -14,11 +14,10 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import List, Tuple
 
-from featurestore.errors import InputError, NeedsPackage
+from featurestore.errors import InputError, NeedsPackage, install_hint
 from featurestore.files import check_folder_path
 from featurestore.jsonstream import read_json
 from featurestore.params import KEYWORD_ONLY
-from featurestore.synth import INSTALL_HINT
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -164,8 +163,8 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     _refuse_another_demo(model, config)
     check_map_folder(out / "map")  # not after minutes of work
     sampled, synthesised = notes / "timgm6mb", notes / "synth"
-    missing = ([f"the synthesis engines ({INSTALL_HINT})"] if not available_engines() else []) \
-        + ([f"tinysoundfont ({RENDERER_HINT})"] if find_spec("tinysoundfont") is None else [])
+    missing = [f"the synthesis engines ({install_hint('synth')})"] * (not available_engines()) \
+        + [f"tinysoundfont ({RENDERER_HINT})"] * (find_spec("tinysoundfont") is None)
     if missing:  # each said at once
         raise NeedsPackage(f"the demo renders sampled and synthesised instruments; it needs "
                            f"{' and '.join(missing)}")

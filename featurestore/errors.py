@@ -115,19 +115,20 @@ def install_hint(extra: str = "", *, name: str = "") -> str:
     """How to install timbremap's optional ``extra`` (``'synth'``, ``'remote'``, ...), or
     those of its requirements whose names start with ``name`` (``'tensorflow'``): ``pip
     install`` of the requirements as the installed distribution names them, which serves an
-    editable install, a wheel's and pipx's alike; a source tree never installed is told to
-    install itself."""
+    editable install and a wheel's alike; a source tree never installed, or metadata that
+    lacks them, gets ``pip install -e`` in timbremap's folder."""
     from importlib import metadata
-    from packaging.requirements import Requirement
+    from packaging.requirements import InvalidRequirement, Requirement
     try:
         requires = [Requirement(text) for text in metadata.requires("timbremap") or ()]
-    except metadata.PackageNotFoundError:
-        return f"pip install -e '.[{extra}]' in timbremap's folder"
+    except (metadata.PackageNotFoundError, InvalidRequirement):
+        requires = []
     wanted = [str(r).split(";")[0] for r in requires if r.name.startswith(name)
               and ("extra" in str(r.marker)) == bool(extra)  # an extra's, or a requirement
               and (r.marker is None or r.marker.evaluate({"extra": extra}))]  # for here
-    if not wanted:  # metadata of an install older than the extra
-        return f"pip install -e '.[{extra}]' in timbremap's folder"
+    if not wanted:
+        return f"pip install -e '.[{extra}]' in timbremap's folder" if extra else \
+            "pip install -e . in timbremap's folder"
     return "pip install " + " ".join(f"'{w}'" for w in wanted) + (
         f" (timbremap's {extra} extra)" if extra else "")
 

@@ -44,9 +44,6 @@ log = logging.getLogger(__name__)
 #: in note and instrument names (``brass_synthetic_dexed094-060-100``).
 ENGINES = {"dexed": "featurestore.fm", "faust": "featurestore.faust"}
 
-#: What to install when no engine is there.
-INSTALL_HINT = install_hint("synth")
-
 #: Instrument numbers each family has (its ``k``-th is ``FAMILY_SLOTS * family index + k``), so
 #: an instrument's number, name and id do not depend on ``per_family`` or the families asked.
 FAMILY_SLOTS = 90
@@ -252,10 +249,10 @@ def _engines_to_render(engines: Optional[Sequence[str]]) -> List[str]:
     missing = [e for e in named if e not in present]
     needed = ", ".join(f"{engine_module(e).PACKAGE} (the {e} engine)" for e in missing)
     if not present or (missing and engines is not None):
-        raise NeedsPackage(f"synthesis needs {needed}: {INSTALL_HINT}")
+        raise NeedsPackage(f"synthesis needs {needed}: {install_hint('synth')}")
     if missing:
         log.warning("%s not installed: rendering %s only (%s)", needed, ", ".join(present),
-                    INSTALL_HINT)
+                    install_hint("synth"))
     return present
 
 

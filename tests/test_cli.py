@@ -519,6 +519,17 @@ def test_a_keras_backend_that_is_not_installed_is_one_line(monkeypatch, tmp_path
            "(timbremap's jax extra))" in caplog.text
 
 
+def test_the_backend_is_found_as_keras_finds_it(monkeypatch, tmp_path):
+    from training.backend import requested
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert requested() == "tensorflow"
+    (tmp_path / "keras.json").write_text('{"backend": "jax"}')
+    assert requested() == "jax"  # Keras's own setting: it had been taken for tensorflow
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert requested() == "torch"
+
+
 def test_install_hints_name_the_packages_however_timbremap_was_installed(monkeypatch):
     """``pip install -e '.[synth]' in timbremap's folder`` was wrong for a wheel's or a
     non-editable install's user: the hint names the packages, from the installed metadata."""
@@ -535,6 +546,9 @@ def test_install_hints_name_the_packages_however_timbremap_was_installed(monkeyp
     monkeypatch.setattr(metadata, "requires", lambda name: (_ for _ in ()).throw(
         metadata.PackageNotFoundError(name)))  # a source tree never installed
     assert install_hint("jax") == "pip install -e '.[jax]' in timbremap's folder"
+    assert install_hint(name="tensorflow") == "pip install -e . in timbremap's folder"
+    monkeypatch.setattr(metadata, "requires", lambda name: ["not a requirement ((("])
+    assert install_hint("jax") == "pip install -e '.[jax]' in timbremap's folder"  # no traceback
 
 
 def test_a_tensorflow_that_cannot_be_imported_is_left_alone_under_another_backend(tmp_path):
@@ -702,7 +716,7 @@ def test_the_common_options_may_come_before_the_command(capsys):
     with pytest.raises(SystemExit):
         parse_args(["-q", "inspect", "a", "b"])
     assert "timbremap inspect: error: unrecognized arguments: b\n" in capsys.readouterr().err
-    args = parse_args(["render", "--programs", "0", "1", "--", "out"])  # as the hint says
+    args = parse_args(["render", "out", "--programs", "0", "1"])  # as the hint says
     assert (args.programs, str(args.out)) == ([0, 1], "out")
 
 
@@ -719,7 +733,7 @@ def test_the_common_options_may_come_before_the_command(capsys):
      "choice: '../s/test'"),
     (["embed", "--split", "test", "store", "model"], "embed: error: argument --split: invalid "
      "choice: 'store' (choose from 'train', 'valid', 'test') (--split takes every word up to "
-     "the next option: give it after the positional arguments, or end its values with --)\n"),
+     "the next option: give it after the positional arguments)\n"),
     (["render", "--programs", "0", "1", "out"], "render: error: argument --programs: invalid "
      "int value: 'out' (--programs takes every word"),
     (["render", "--seed", "x", "out"], "render: error: argument --seed: invalid int value: "

@@ -570,6 +570,9 @@ def test_resume_continues_an_interrupted_run(tone_store, tmp_path, caplog):
     assert (again.epochs, again.best_epoch) == (result.epochs, result.best_epoch)
     assert "m: the run had finished; nothing to resume (a longer run starts again, in " \
            "another folder, or with --overwrite, which replaces this model)" in caplog.text
+    with pytest.raises(ModelError, match="m: its run had finished, so resume has nothing to go "
+                                         "on with; a run that sets epochs 9 "):
+        train(tone_store, tmp_path / "m", config.replace(epochs=9), resume=True, verbose=0)
     assert main(["train", str(tone_store), str(tmp_path / "m"), "--resume", "--epochs",
                  "9"]) == 1  # not "leave out --epochs": it had finished
     assert "m: its run had finished, so --resume has nothing to go on with; a run with --epochs " \
@@ -660,8 +663,15 @@ def test_a_run_of_an_older_timbremap_resumes_only_where_its_config_tells_enough(
     assert "m: its run recorded none of its store's content (a run of an older timbremap): a " \
            "rebuild of" in caplog.text
     assert "m: its run recorded no epoch length (a run of an older timbremap): its epochs go on " \
-           "with 32 batches; one begun before epochs of at least 32 batches had 3" in caplog.text
+           "with 32 batches; one begun before epochs were at least 32 batches may have had 3" \
+        in caplog.text
     assert result.epochs == 3 and steps.seen == [32, 32]
+    finished = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps(
+        {k: v for k, v in finished.items() if k not in ("store_content", "epoch_steps")}))
+    caplog.clear()
+    again = train(moved, tmp_path / "m", resume=True, verbose=0)  # finished: left as it is
+    assert again.epochs == 3 and "older timbremap" not in caplog.text
     recorded = json.loads((tmp_path / "recorded" / "config.json").read_text())
     (tmp_path / "recorded" / "config.json").write_text(json.dumps({**recorded,
                                                                    "epoch_steps": 4}))

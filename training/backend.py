@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import re
 import sys
 import tempfile
+from pathlib import Path
 from typing import List
 
 __all__ = ["name", "gpus", "replicas", "make_deterministic", "data_parallel", "precision",
@@ -24,8 +26,16 @@ log = logging.getLogger(__name__)
 
 
 def requested() -> str:
-    """The backend ``KERAS_BACKEND`` names, as Keras reads it (unset or empty: tensorflow)."""
-    return os.environ.get("KERAS_BACKEND") or "tensorflow"
+    """The backend Keras will use, found as Keras finds it, without importing it:
+    ``KERAS_BACKEND``, else the ``backend`` of Keras's ``keras.json`` (in ``KERAS_HOME``, by
+    default ``~/.keras``), else tensorflow."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME") or Path("~/.keras").expanduser())
+    try:
+        return json.loads((home / "keras.json").read_text())["backend"] or "tensorflow"
+    except (OSError, ValueError, KeyError, TypeError):  # none, or not what Keras writes
+        return "tensorflow"
 
 
 def check_installed():
@@ -35,8 +45,8 @@ def check_installed():
     numpy and openvino backends, which cannot train, in the middle of a command."""
     from featurestore.errors import InputError, NeedsPackage, install_hint
     backend = requested()
-    installs = {"tensorflow": install_hint(name="tensorflow"),
-                "jax": install_hint("jax"), "torch": "pip install torch"}
+    installs = {"tensorflow": lambda: install_hint(name="tensorflow"),
+                "jax": lambda: install_hint("jax"), "torch": lambda: "pip install torch"}
     if backend not in installs:
         what = ("a backend of Keras's that cannot train" if backend in ("numpy", "openvino")
                 else "not one of Keras's backends")
@@ -44,7 +54,7 @@ def check_installed():
                          f"{', '.join(installs)}; unset, tensorflow)")
     if importlib.util.find_spec(backend) is None:
         raise NeedsPackage(f"KERAS_BACKEND={backend}: {backend} is not installed "
-                           f"({installs[backend]})")
+                           f"({installs[backend]()})")
 
 
 def name() -> str:

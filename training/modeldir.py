@@ -5,8 +5,10 @@
     ``config.json``   ``train`` (TrainConfig), ``features`` (FeatureParams of the store, so
                       ``predict`` computes identical features), ``labels`` (the store's label
                       set, in the order of the model's outputs), ``input_shape``,
-                      ``store``, the best epoch and its validation accuracy, epochs run,
-                      minutes trained, and why training stopped (``stopped``)
+                      ``store`` and ``store_content`` (its splits' content digests),
+                      ``keras_backend``, ``epoch_steps`` (the batches of an epoch), the best
+                      epoch and its validation accuracy, epochs run, minutes trained, and why
+                      training stopped (``stopped``)
     ``history.csv``   one row per epoch (epoch, loss, accuracy, val_loss, val_accuracy,
                       learning_rate, seconds)
     ``curves.png``    learning curves

@@ -14,7 +14,8 @@ from featurestore.store import store_id
 
 from .backend import requested
 from .config import EPOCH_MIN_STEPS, EPOCH_NOTES, TrainConfig
-from .modeldir import CONFIG_FILE, ModelError, check_backup, config_labels, label_set_text
+from .modeldir import (CONFIG_FILE, MODEL_FILE, ModelError, check_backup, config_labels,
+                       label_set_text)
 
 __all__ = ["interrupted_config", "resumed_config"]
 
@@ -34,7 +35,9 @@ def interrupted_config(model_dir) -> Optional[TrainConfig]:
 def resumed_config(model_dir: Path, given: TrainConfig, params, labels: tuple, *, store,
                    digests: dict, n_train: int) -> TrainConfig:
     """The configuration the run in ``model_dir`` goes on with: its own, with ``given``'s
-    resumable settings (:meth:`TrainConfig.resumed`) and the epoch length it recorded.
+    resumable settings (:meth:`TrainConfig.resumed`) and the epoch length it recorded. A run
+    that had finished (it holds ``model.keras``) is not trained on, so its notes and epochs
+    are not checked.
 
     Parameters
     ----------
@@ -67,7 +70,12 @@ def resumed_config(model_dir: Path, given: TrainConfig, params, labels: tuple, *
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ModelError(f"{model_dir / CONFIG_FILE}: unreadable config of its run "
                          f"({err})") from None
-    if other := given.other_than(config):
+    finished = (model_dir / MODEL_FILE).is_file()
+    if (other := given.other_than(config)) and finished:
+        raise ModelError(f"{model_dir}: its run had finished, so resume has nothing to go on "
+                         f"with; a run that sets {'; '.join(other)} starts again, in another "
+                         f"folder or with overwrite, which replaces this model")
+    if other:
         raise ModelError(f"{model_dir}: resume continues the run with the settings it "
                          f"started with, and the config given sets {'; '.join(other)}: "
                          f"give the run's own, or TrainConfig()")
@@ -82,15 +90,16 @@ def resumed_config(model_dir: Path, given: TrainConfig, params, labels: tuple, *
                          + label_difference(run, labels, ("the run", "the store"))
                          + "; --resume goes on with the labels it started with: start "
                            "again with --overwrite")
-    _check_notes(model_dir, saved, store, digests)
     check_backup(model_dir)
+    if finished:
+        return given.resumed(config)
+    _check_notes(model_dir, saved, store, digests)
     return _epochs_kept(model_dir, saved, given.resumed(config), n_train)
 
 
 def _check_notes(model_dir: Path, saved: dict, store, digests: dict):
     """Refuse a store whose train or valid notes are not the run's."""
-    was = saved.get("store_content")
-    if not was:  # recorded by a timbremap that kept no content: the store it named
+    if "store_content" not in saved:  # by a timbremap that kept none: the store it named
         if saved.get("store") != store_id(store):
             raise ModelError(f"{model_dir}: its run learnt from {saved.get('store')} and "
                              f"recorded none of its content (a run of an older timbremap), so "
@@ -99,6 +108,7 @@ def _check_notes(model_dir: Path, saved: dict, store, digests: dict):
         log.warning("%s: its run recorded none of its store's content (a run of an older "
                     "timbremap): a rebuild of %s since it began cannot be told", model_dir, store)
         return
+    was = saved["store_content"] or {}  # empty: a store of no digests, warned of as it opened
     changed = [split for split in ("train", "valid")
                if split in was and was[split] != digests.get(split)]
     if changed:
@@ -121,7 +131,8 @@ def _epochs_kept(model_dir: Path, saved: dict, config: TrainConfig,
     older = math.ceil(min(n_train, EPOCH_NOTES) / config.batch_size)
     if config.steps_per_epoch is None and older < config.steps(n_train):
         log.warning("%s: its run recorded no epoch length (a run of an older timbremap): its "
-                    "epochs go on with %d batches; one begun before epochs of at least %d "
-                    "batches had %d, and its stopping rules will count longer epochs",
+                    "epochs go on with %d batches; one begun before epochs were at least %d "
+                    "batches may have had %d, and its stopping rules would then count longer "
+                    "epochs",
                     model_dir, config.steps(n_train), EPOCH_MIN_STEPS, older)
     return config

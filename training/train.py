@@ -7,7 +7,6 @@ import json
 import logging
 import shutil
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -182,10 +181,8 @@ def _fit(store: Path, model_dir: Path, config: TrainConfig, params, mean, std, n
             if backup:
                 model.optimizer.build(model.trainable_variables)
                 try:
-                    with warnings.catch_warnings():  # layers it would leave as initialised
-                        warnings.filterwarnings("error", "Skipping", UserWarning)
-                        model.load_weights(backup[1])
-                except (ValueError, UserWarning):  # Keras's of the weights that do not match
+                    model.load_weights(backup[1])
+                except ValueError:  # Keras's message of the shapes that do not match
                     raise ModelError(f"{backup[1]}: does not fit the model this version builds "
                                      f"of the run's settings (a run of an older timbremap?): "
                                      f"start again with --overwrite") from None
