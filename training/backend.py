@@ -45,16 +45,15 @@ def check_installed():
     numpy and openvino backends, which cannot train, in the middle of a command."""
     from featurestore.errors import InputError, NeedsPackage, install_hint
     backend = requested()
-    installs = {"tensorflow": lambda: install_hint(name="tensorflow"),
-                "jax": lambda: install_hint("jax"), "torch": lambda: "pip install torch"}
-    if backend not in installs:
+    if backend not in ("tensorflow", "jax", "torch"):
         what = ("a backend of Keras's that cannot train" if backend in ("numpy", "openvino")
                 else "not one of Keras's backends")
-        raise InputError(f"KERAS_BACKEND={backend}: {what} (timbremap runs on "
-                         f"{', '.join(installs)}; unset, tensorflow)")
+        raise InputError(f"KERAS_BACKEND={backend}: {what} (timbremap runs on tensorflow, jax, "
+                         f"torch; unset, tensorflow)")
     if importlib.util.find_spec(backend) is None:
-        raise NeedsPackage(f"KERAS_BACKEND={backend}: {backend} is not installed "
-                           f"({installs[backend]()})")
+        how = (install_hint(name="tensorflow") if backend == "tensorflow" else
+               install_hint("jax") if backend == "jax" else "pip install torch")
+        raise NeedsPackage(f"KERAS_BACKEND={backend}: {backend} is not installed ({how})")
 
 
 def name() -> str:
