@@ -163,11 +163,6 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     _refuse_another_demo(model, config)
     check_map_folder(out / "map")  # not after minutes of work
     sampled, synthesised = notes / "timgm6mb", notes / "synth"
-    missing = [f"the synthesis engines ({install_hint('synth')})"] * (not available_engines()) \
-        + [f"tinysoundfont ({RENDERER_HINT})"] * (find_spec("tinysoundfont") is None)
-    if missing:  # each said at once
-        raise NeedsPackage(f"the demo renders sampled and synthesised instruments; it needs "
-                           f"{' and '.join(missing)}")
     report = DemoReport(out)
 
     def step(name, func):
@@ -179,6 +174,13 @@ def run_demo(out, options: DemoOptions = DemoOptions(), progress: bool = True) -
     def finished(folder):
         return find_splits(folder) == ["train", "valid", "test"]
 
+    missing = [f"tinysoundfont ({RENDERER_HINT})"] * (
+        not finished(sampled) and find_spec("tinysoundfont") is None) + \
+        [f"the synthesis engines ({install_hint('synth')})"] * (
+            not finished(synthesised) and not available_engines())
+    if missing:  # each said at once, and only for notes it has yet to render
+        raise NeedsPackage(f"the demo renders sampled and synthesised instruments; it needs "
+                           f"{' and '.join(missing)}")
     for folder in (sampled, synthesised):  # before minutes of work
         if not finished(folder):
             _clear_killed_render(folder)

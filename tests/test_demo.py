@@ -72,8 +72,14 @@ def test_the_packages_the_demo_lacks_are_named_together(tmp_path, monkeypatch):
     from featurestore.errors import NeedsPackage
     monkeypatch.setattr(synth, "available_engines", lambda: [])
     monkeypatch.setattr("analysis.demo.find_spec", lambda name: None)  # no tinysoundfont
-    with pytest.raises(NeedsPackage, match=r"it needs the synthesis engines \(pip install "
-                       r"'dexed-py.*\(timbremap's synth extra\)\) and tinysoundfont \(pip "
-                       r"install --no-deps 'tinysoundfont>=0.3'\)$"):
+    with pytest.raises(NeedsPackage, match=r"it needs tinysoundfont \(pip install --no-deps "
+                       r"'tinysoundfont>=0.3'\) and the synthesis engines \(pip install "
+                       r"'dexed-py.*\(timbremap's synth extra\)\)$"):
         run_demo(tmp_path / "demo", TINY, progress=False)  # one had been said after the other
     assert not (tmp_path / "demo").exists()
+    for split in ("train", "valid", "test"):  # sampled notes rendered before: kept
+        (tmp_path / "demo" / "notes" / "timgm6mb" / split).mkdir(parents=True)
+        (tmp_path / "demo" / "notes" / "timgm6mb" / split / "examples.json").write_text("{}")
+    with pytest.raises(NeedsPackage, match=r"it needs the synthesis engines \(pip install "
+                       r"'dexed-py[^)]*\(timbremap's synth extra\)\)$"):
+        run_demo(tmp_path / "demo", TINY, progress=False)  # not tinysoundfont, not needed
