@@ -19,7 +19,7 @@ from .errors import InputError
 
 __all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "own_like", "free_room",
            "size_text", "exclusive_lock", "locked_by_another", "hdf5_locks_off", "NO_LOCKS",
-           "check_folder_path", "check_writable_in", "removed_where_left_empty"]
+           "check_folder_path", "check_writable_in", "made_folder", "removed_where_left_empty"]
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +281,19 @@ def check_writable_in(path) -> None:
     except OSError as err:
         raise InputError(f"{path}: cannot be written ({err.strerror or err} in {there})") \
             from None
+
+
+def made_folder(folder: Path) -> bool:
+    """Make ``folder`` and its parents where it is not there; whether this call made it (not
+    where it was there, or another process made it meanwhile). A file in its place raises
+    ``FileExistsError``, and what else ``mkdir`` raises is raised."""
+    try:
+        Path(folder).mkdir(parents=True)
+        return True
+    except FileExistsError:
+        if not Path(folder).is_dir():
+            raise
+        return False
 
 
 @contextlib.contextmanager

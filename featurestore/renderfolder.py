@@ -14,7 +14,7 @@ import soundfile as sf
 
 from .audiocheck import error_text
 from .errors import InputError, counted
-from .files import (check_folder_path, check_writable_in, exclusive_lock,
+from .files import (check_folder_path, check_writable_in, exclusive_lock, made_folder,
                     removed_where_left_empty)
 from .nsynth import RENDERING, SPLITS, Example, write_split
 
@@ -68,9 +68,8 @@ def rendering(out: Path, examples: Dict[str, Dict[str, Example]]) -> Iterator[Pa
         ``examples``.
     """
     refuse_rendered(out)
-    made = not out.exists()
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        made = made_folder(out)
     except OSError as err:  # a file on its path, no permission
         raise InputError(f"{out}: cannot be made ({err.strerror or err}: {err.filename})"
                          ) from None

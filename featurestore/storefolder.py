@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import BuildError
-from .files import exclusive_lock, free_room, removed_where_left_empty, size_text
+from .files import exclusive_lock, free_room, made_folder, removed_where_left_empty, size_text
 
 __all__ = ["check_folder_of_its_own", "check_room", "check_writable", "locked"]
 
@@ -18,11 +18,8 @@ def check_writable(out: Path) -> bool:
     whether this call made it."""
     if out.exists() and not out.is_dir():
         raise BuildError(f"{out}: exists and is not a folder")
-    made = False
     try:
-        with contextlib.suppress(FileExistsError):
-            out.mkdir(parents=True)
-            made = True
+        made = made_folder(out)
         probe = out / ".timbremap-write-test"
         probe.write_bytes(b"")
         probe.unlink()

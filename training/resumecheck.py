@@ -79,9 +79,9 @@ def resumed_config(model_dir: Path, given: TrainConfig, params, labels: tuple, *
         raise ModelError(f"{model_dir}: resume continues the run with the settings it "
                          f"started with, and the config given sets {'; '.join(other)}: "
                          f"give the run's own, or TrainConfig()")
-    if saved.get("keras_backend", requested()) != requested():  # the weights load alike
+    if saved.get("keras_backend", backend := requested()) != backend:  # weights load alike
         log.info("%s: its run began under Keras's %s backend and continues under %s "
-                 "(KERAS_BACKEND)", model_dir, saved["keras_backend"], requested())
+                 "(KERAS_BACKEND)", model_dir, saved["keras_backend"], backend)
     if params.differences(features):
         raise ModelError(f"{model_dir}: its run used a store with other features")
     if run != labels:

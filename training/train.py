@@ -15,8 +15,8 @@ import numpy as np
 
 from featurestore import __version__
 from featurestore.errors import BuildError, InputError, counted
-from featurestore.files import (atomic_write_text, exclusive_lock, removed_where_left_empty,
-                                replaced)
+from featurestore.files import (atomic_write_text, exclusive_lock, made_folder,
+                                removed_where_left_empty, replaced)
 from featurestore.finished import warn_of_splits_that_mislead
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
@@ -313,11 +313,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         config.check_fits(params, input_shape)
     elif not model_dir.is_dir():  # not made: an empty one is a run stopped before it started
         raise ModelError(f"{model_dir}: no such folder, so no interrupted run to resume")
-    try:
-        model_dir.mkdir(parents=True)
-        made = True  # by this run (its parents stay)
-    except FileExistsError:
-        made = False
+    made = made_folder(model_dir)  # by this run (its parents stay)
     with exclusive_lock(model_dir, lambda: ModelError(
             f"{model_dir}: another 'timbremap train' is writing this model folder; wait for it "
             f"to finish")), removed_where_left_empty(model_dir, made):
