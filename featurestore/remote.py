@@ -8,19 +8,22 @@ AWS variables and files botocore reads (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_UR
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import gc
 import re
 import sys
 import time
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import Iterator, List, Sequence, Tuple, Union
 
 from .errors import StoreError, install_hint
 
 __all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
            "file_size", "object_version", "check_unchanged", "client_errors",
            "METADATA_BLOCK", "METADATA_BLOCKS", "VERSION_SECONDS", "S3_CONNECT_SECONDS",
-           "S3_READ_SECONDS", "S3_ATTEMPTS", "ShortObject", "VersionWatch"]
+           "S3_READ_SECONDS", "S3_ATTEMPTS", "ShortObject", "VersionWatch",
+           "CollectionPausedFile"]
 
 #: The block cache h5py's reads of a split's metadata (its chunk index, labels, names) go
 #: through: blocks of this many bytes, at most METADATA_BLOCKS of them kept.
@@ -117,8 +120,9 @@ def _missing(url: str, err: Exception) -> StoreError:
                       + (f"; {advice}" if advice else ""))
 
 
-def open_binary(url: str):
-    """A read-only file object for ``url`` with a block cache (for h5py's small reads).
+def open_binary(url: str) -> "CollectionPausedFile":
+    """A read-only file object for ``url`` with a block cache (for h5py's small reads), safe
+    to give to ``h5py.File`` (:class:`CollectionPausedFile`).
 
     Raises
     ------
@@ -127,10 +131,47 @@ def open_binary(url: str):
     """
     fs, path = _filesystem(url)
     try:
-        return fs.open(path, "rb", block_size=METADATA_BLOCK, cache_type="blockcache",
-                       cache_options={"maxblocks": METADATA_BLOCKS})
+        return CollectionPausedFile(fs.open(path, "rb", block_size=METADATA_BLOCK,
+                                            cache_type="blockcache",
+                                            cache_options={"maxblocks": METADATA_BLOCKS}))
     except _read_errors() as err:
         raise _missing(url, err) from None
+
+
+class CollectionPausedFile:
+    """An fsspec file object whose reads pause Python's automatic garbage collection.
+
+    h5py holds its global lock while it reads from a file object, and an fsspec file reads on
+    fsspec's own thread. A collection started there that frees an h5py object (of any file)
+    waits for that lock, which the reading thread holds until the read ends: the process
+    hangs for good (h5py's documentation, "Python file-like objects"). No collection can start
+    while a read is under way (h5py makes one read at a time, under its lock).
+    """
+
+    def __init__(self, file):
+        self.file = file
+
+    def read(self, size: int = -1) -> bytes:
+        with _collection_paused():
+            return self.file.read(size)
+
+    def readinto(self, buffer) -> int:
+        with _collection_paused():
+            return self.file.readinto(buffer)
+
+    def __getattr__(self, name: str):  # seek, tell, close, ...: the file's own
+        return getattr(self.file, name)
+
+
+@contextlib.contextmanager
+def _collection_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def list_files(url: str, suffix: str) -> List[str]:

@@ -209,6 +209,38 @@ def test_split_dataset_reads_what_the_local_one_does(s3, tone_store):
     assert y.dtype == np.int32
 
 
+#: Reads a remote split while fsspec's thread, which does the reading, starts a collection
+#: that frees an h5py object (the garbage of an h5py file held in a reference cycle).
+COLLECTED_WHILE_READ = """
+import gc, sys
+import h5py, s3fs
+from featurestore import SplitDataset
+gc.set_threshold(100_000)
+fetch = s3fs.S3FileSystem._call_s3
+async def allocating(self, *args, **kwargs):  # on fsspec's thread: a collection starts there
+    junk = [[] for _ in range(200_000)]
+    return await fetch(self, *args, **kwargs)
+s3fs.S3FileSystem._call_s3 = allocating
+for _ in range(3):
+    f = h5py.File(sys.argv[1], "r")
+    cycle = [f, None]
+    cycle[1] = cycle  # only a collection frees it
+    del f, cycle
+    with SplitDataset(sys.argv[2], "train", fields=("spectra", "labels", "names")) as ds:
+        ds[[0, 5]]
+print("read")
+"""
+
+
+def test_a_collection_on_fsspecs_thread_does_not_hang_a_read(s3, tone_store):
+    """h5py holds its lock while it reads the file object, and a collection on fsspec's
+    thread that frees an h5py object waits for that lock: the read never ended."""
+    done = subprocess.run([sys.executable, "-c", COLLECTED_WHILE_READ,
+                           str(tone_store / "train.h5"), s3], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["read"], done.stderr[-3000:]
+
+
 def test_a_missing_split_names_the_splits_present(s3):
     with pytest.raises(StoreError, match=r"store/nope\.h5: the store has no 'nope' split "
                                          r"\(splits present: train, valid, test\)"):
