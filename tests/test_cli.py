@@ -530,6 +530,18 @@ def test_the_backend_is_found_as_keras_finds_it(monkeypatch, tmp_path):
     assert requested() == "torch"
 
 
+def test_keras_home_is_found_as_keras_finds_it(monkeypatch, tmp_path):
+    """Path.expanduser raises where no home folder can be found: Keras's own rule never does."""
+    from training.backend import keras_home
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert keras_home() == tmp_path / ".keras"
+    monkeypatch.setenv("HOME", str(tmp_path / "none"))  # not writable: Keras's is in /tmp
+    assert keras_home() == Path("/tmp/.keras")
+    monkeypatch.setenv("KERAS_HOME", "~/k")
+    assert keras_home() == tmp_path / "none" / "k"
+
+
 def test_install_hints_name_the_packages_however_timbremap_was_installed(monkeypatch):
     """``pip install -e '.[synth]' in timbremap's folder`` was wrong for a wheel's or a
     non-editable install's user: the hint names the packages, from the installed metadata."""

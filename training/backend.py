@@ -20,20 +20,29 @@ from pathlib import Path
 from typing import List
 
 __all__ = ["name", "gpus", "replicas", "make_deterministic", "data_parallel", "precision",
-           "out_of_memory", "import_tensorflow_quietly", "check_installed", "requested"]
+           "out_of_memory", "import_tensorflow_quietly", "check_installed", "requested",
+           "keras_home"]
 
 log = logging.getLogger(__name__)
 
 
+def keras_home() -> Path:
+    """The folder of Keras's ``keras.json``, found as Keras finds it: ``KERAS_HOME``, else
+    ``~/.keras``, else ``/tmp/.keras`` where the home folder is not writable."""
+    if "KERAS_HOME" in os.environ:
+        return Path(os.path.expanduser(os.environ["KERAS_HOME"]))
+    home = os.path.expanduser("~")  # never raises, as Path.expanduser does without a home
+    return Path(home if os.access(home, os.W_OK) else "/tmp", ".keras")
+
+
 def requested() -> str:
     """The backend Keras will use, found as Keras finds it, without importing it:
-    ``KERAS_BACKEND``, else the ``backend`` of Keras's ``keras.json`` (in ``KERAS_HOME``, by
-    default ``~/.keras``), else tensorflow."""
+    ``KERAS_BACKEND``, else the ``backend`` of Keras's ``keras.json`` (in :func:`keras_home`),
+    else tensorflow."""
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
-    home = Path(os.environ.get("KERAS_HOME") or Path("~/.keras").expanduser())
     try:
-        return json.loads((home / "keras.json").read_text())["backend"] or "tensorflow"
+        return json.loads((keras_home() / "keras.json").read_text())["backend"] or "tensorflow"
     except (OSError, ValueError, KeyError, TypeError):  # none, or not what Keras writes
         return "tensorflow"
 
