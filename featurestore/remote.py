@@ -22,7 +22,7 @@ from .errors import StoreError, install_hint
 __all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
            "file_size", "object_version", "check_unchanged", "client_errors",
            "METADATA_BLOCK", "METADATA_BLOCKS", "VERSION_SECONDS", "S3_CONNECT_SECONDS",
-           "S3_READ_SECONDS", "S3_ATTEMPTS", "ShortObject", "VersionWatch",
+           "S3_READ_SECONDS", "S3_ATTEMPTS", "S3_RETRIES", "ShortObject", "VersionWatch",
            "CollectionPausedFile"]
 
 #: The block cache h5py's reads of a split's metadata (its chunk index, labels, names) go
@@ -35,14 +35,17 @@ VERSION_SECONDS = 1.0
 
 #: How a request to S3 is made: how long it may wait to connect and for each reply, in
 #: seconds, and how many times botocore tries it (its "standard" retries: throttling, 5xx
-#: answers, timeouts); s3fs tries timeouts again up to five times besides. An endpoint that
-#: stops answering thus ends a command, with one line naming the URL, after at most
-#: 5 x S3_ATTEMPTS waits of S3_READ_SECONDS (botocore's "legacy" default of five tries a
-#: request, under s3fs's five, had held it without a word for far longer). fsspec's
-#: configuration (``FSSPEC_S3_CONFIG_KWARGS``) replaces all three where it gives its own.
+#: answers, timeouts). fsspec's configuration (``FSSPEC_S3_CONFIG_KWARGS``) replaces all
+#: three where it gives its own.
 S3_CONNECT_SECONDS = 5
 S3_READ_SECONDS = 15
 S3_ATTEMPTS = 3
+#: How many times s3fs tries a request after a timeout or a reply cut short (its
+#: ``S3FileSystem.retries``, 5 of its own). A read of an object tries its request that many
+#: times, and so does the request itself: an endpoint that stops answering ends a read, with
+#: one line naming the URL, after at most S3_RETRIES ** 2 x S3_ATTEMPTS waits of
+#: S3_READ_SECONDS (s3fs's own 5, squared, had held it for 25 x S3_ATTEMPTS of them).
+S3_RETRIES = 2
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -71,18 +74,20 @@ def _filesystem(url: str):
     except ImportError:
         raise StoreError(f"{url}: reading a store from a URL needs fsspec; install it with "
                          f"{install_hint('remote')}") from None
-    options = {}
-    if url.split("://", 1)[0] in ("s3", "s3a") and \
-            "config_kwargs" not in fsspec.config.conf.get("s3", {}):
+    options, s3 = {}, url.split("://", 1)[0] in ("s3", "s3a")
+    if s3 and "config_kwargs" not in fsspec.config.conf.get("s3", {}):
         options["config_kwargs"] = {"connect_timeout": S3_CONNECT_SECONDS,
                                     "read_timeout": S3_READ_SECONDS,
                                     "retries": {"mode": "standard",
                                                 "total_max_attempts": S3_ATTEMPTS}}
     try:
-        return fsspec.core.url_to_fs(url, **options)
+        fs, path = fsspec.core.url_to_fs(url, **options)
     except (ImportError, ValueError) as err:
         raise StoreError(f"{url}: cannot read this kind of URL ({err}); for s3:// URLs, "
                          f"{install_hint('remote')}") from None
+    if s3:
+        fs.retries = S3_RETRIES  # an attribute of s3fs's, set by no option
+    return fs, path
 
 
 def client_errors() -> Tuple[type, ...]:

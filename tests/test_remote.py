@@ -331,10 +331,13 @@ def test_a_client_that_cannot_reach_the_store_is_one_line(s3, monkeypatch):
 
 
 def test_an_endpoint_that_stops_answering_is_one_error_not_a_hang(s3, monkeypatch):
+    """Each request to an endpoint that takes it and never answers is tried S3_ATTEMPTS times
+    by botocore, and S3_RETRIES times by s3fs: a read of an object, S3_RETRIES times again
+    (s3fs's own 5, squared, had made 25 x 3 waits of 15 s)."""
     import socket
     import threading
     import featurestore.remote as remote
-    silent = socket.socket()  # accepts every connection, answers none
+    silent = socket.socket()  # takes every request, answers none
     silent.bind(("127.0.0.1", 0))
     silent.listen(64)
     held = []
@@ -342,18 +345,25 @@ def test_an_endpoint_that_stops_answering_is_one_error_not_a_hang(s3, monkeypatc
     def accept():
         while True:
             try:
-                held.append(silent.accept()[0])
+                conn = silent.accept()[0]
             except OSError:  # closed
                 return
+            held.append(conn)
+            conn.recv(1 << 16)  # the request
     threading.Thread(target=accept, daemon=True).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:%d" % silent.getsockname()[1])
-    monkeypatch.setattr(remote, "S3_READ_SECONDS", 1)  # five tries of a second
-    monkeypatch.setattr(remote, "S3_ATTEMPTS", 1)
+    monkeypatch.setattr(remote, "S3_READ_SECONDS", 0.5)
+    monkeypatch.setattr(remote, "S3_ATTEMPTS", 2)
     s3fs.S3FileSystem.clear_instance_cache()
+    stopped = rf"{s3}.*: cannot be read \(ReadTimeoutError: .*\); the endpoint stopped answering"
     try:
-        with pytest.raises(StoreError, match=rf"{s3}: cannot be read \(ReadTimeoutError: .*\); "
-                                             rf"the endpoint stopped answering"):
+        with pytest.raises(StoreError, match=stopped):
             describe_store(s3)
+        assert len(held) == remote.S3_RETRIES * remote.S3_ATTEMPTS
+        held.clear()
+        with pytest.raises(StoreError, match=stopped):
+            remote.read_ranges(f"{s3}/train.h5", [(0, 10), (20, 30)])
+        assert len(held) == 2 * remote.S3_RETRIES ** 2 * remote.S3_ATTEMPTS  # two ranges
     finally:
         s3fs.S3FileSystem.clear_instance_cache()
         silent.close()
