@@ -135,6 +135,7 @@ def open_binary(url: str) -> "CollectionPausedFile":
         When the object does not exist or cannot be read.
     """
     fs, path = _filesystem(url)
+    fs.invalidate_cache(path)  # an object uploaded again since: fsspec's listing is older
     try:
         return CollectionPausedFile(fs.open(path, "rb", block_size=METADATA_BLOCK,
                                             cache_type="blockcache",
@@ -183,6 +184,7 @@ def list_files(url: str, suffix: str) -> List[str]:
     """Names of the objects directly under ``url`` whose names end in ``suffix``; a
     :class:`StoreError` for an object ``url`` itself (a split file given as the store)."""
     fs, path = _filesystem(url)
+    fs.invalidate_cache(path)  # what was uploaded since the last listing is listed too
     try:
         found = fs.ls(path, detail=True)
     except _read_errors() as err:
@@ -196,6 +198,7 @@ def list_files(url: str, suffix: str) -> List[str]:
 def file_size(url: str) -> int:
     """Bytes of the object at ``url``."""
     fs, path = _filesystem(url)
+    fs.invalidate_cache(path)
     try:
         return int(fs.size(path))
     except _read_errors() as err:

@@ -241,6 +241,23 @@ def test_a_collection_on_fsspecs_thread_does_not_hang_a_read(s3, tone_store):
     assert done.returncode == 0 and done.stdout.split() == ["read"], done.stderr[-3000:]
 
 
+def test_a_split_uploaded_again_opens_as_it_is_now(s3, tone_store):
+    """fsspec's listing of a store opened before kept the first upload's ETag: every later
+    open of the split in that process failed (FileExpired), however often it was asked."""
+    fs = s3fs.S3FileSystem()
+    url = f"s3://{BUCKET}/again"
+    fs.put_file(str(tone_store / "train.h5"), f"{BUCKET}/again/train.h5")
+    assert store_splits(url) == ["train"]
+    with SplitDataset(url, "train") as dataset:
+        assert len(dataset) == 22 and dataset[[0]][0].shape[0] == 1
+    for split, notes in (("valid", 11), ("train", 22)):  # another upload under its name
+        fs.put_file(str(tone_store / f"{split}.h5"), f"{BUCKET}/again/train.h5")
+        with SplitDataset(url, "train") as dataset:
+            assert len(dataset) == notes and dataset[[notes - 1]][0].shape[0] == 1
+    fs.put_file(str(tone_store / "test.h5"), f"{BUCKET}/again/test.h5")
+    assert store_splits(url) == ["train", "test"]  # listed since
+
+
 def test_a_missing_split_names_the_splits_present(s3):
     with pytest.raises(StoreError, match=r"store/nope\.h5: the store has no 'nope' split "
                                          r"\(splits present: train, valid, test\)"):
