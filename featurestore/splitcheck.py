@@ -8,10 +8,11 @@ import numpy as np
 
 from ._version import __version__
 from .errors import StoreError, counted
-from .schema import (BUILT, EMBEDDINGS, INSTRUMENT, LABELS, LIST_NAMES, METADATA,
+from .params import FeatureParams
+from .schema import (BUILT, EMBEDDINGS, INSTRUMENT, LABELS, LIST_NAMES, MEAN, METADATA,
                      NOT_PER_NOTE, OFFSET, PITCH, PROBABILITIES, REQUIRED, SCHEMA_VERSION,
-                     SOURCE_FOLDER, SPECTRA, TSNE, VELOCITY, datasets, is_apart_results,
-                     read_label_names, read_params)
+                     SOURCE_FOLDER, SPECTRA, STD, TSNE, VELOCITY, datasets, is_apart_results,
+                     read_label_names, read_params, read_stats, read_stats_count)
 
 __all__ = ["check_split", "check_held_here", "check_schema", "PER_NOTE"]
 
@@ -39,8 +40,10 @@ def check_split(f: h5py.File):
     - no dataset timbremap writes is stored with filters (compression, checksums) or declares
       more bytes than the file holds (its chunks not written);
     - every per-note dataset (:data:`PER_NOTE`, ``/metadata/COLUMN``) has a row per note;
-    - the features' attrs make ``/spectra``'s notes, numbers are stored as numbers, and every
-      index (``/labels``, ``/source_folder``) is one of the names its attr ``names`` lists.
+    - the features' attrs make ``/spectra``'s notes, numbers are stored as numbers (the
+      features' attrs, the statistics: one finite number a bin), label names as text, and
+      every index (``/labels``, ``/source_folder``) is one of the names its attr ``names``
+      lists.
 
     Datasets another program added are left alone: nothing here reads them whole.
 
@@ -93,7 +96,9 @@ def _check_values(f: h5py.File):
     points outside the names it indexes."""
     try:
         shape = read_params(f).shape
-    except StoreError:  # missing or invalid: said where they are used
+    except StoreError:  # where one is missing (said where they are used): not where invalid
+        if all(name in f.attrs for name in FeatureParams().to_attrs()):
+            raise
         shape = f[SPECTRA].shape[1:]
     if tuple(f[SPECTRA].shape[1:]) != tuple(shape):
         raise StoreError(f"{f.filename}: its feature_* attrs make notes of shape {shape}, but "
@@ -107,6 +112,14 @@ def _check_values(f: h5py.File):
     if not (np.isfinite(offsets) & (offsets >= 0)).all():
         raise StoreError(f"{f.filename}: /{OFFSET} holds a time that is not a number of "
                          f"seconds from 0 on: the file is damaged")
+    if MEAN in f[SPECTRA].attrs or STD in f[SPECTRA].attrs:
+        read_stats(f)  # numbers, one a bin, finite
+    read_stats_count(f)
+    names = f[LABELS].attrs.get(LIST_NAMES)
+    if names is not None and np.asarray(names).dtype.kind not in "SUO":
+        raise StoreError(f"{f.filename}: /{LABELS} attr {LIST_NAMES} holds "
+                         f"{np.asarray(names).dtype} values, not label names: the file is "
+                         f"damaged")
     indexed = {LABELS: read_label_names(f)}
     if SOURCE_FOLDER in f:
         indexed[SOURCE_FOLDER] = f[SOURCE_FOLDER].attrs.get(LIST_NAMES, ())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from featurestore import features
+from featurestore import SplitDataset, features
 from featurestore.audio import MAX_PEAK, AudioError, load_audio
 from featurestore.windows import audio_seconds
 from featurestore.build import BuildError, build_store
@@ -18,6 +18,7 @@ from featurestore.headers import declared_frames
 from featurestore.nsynth import write_split
 from featurestore.splitfolder import read_split
 from featurestore.params import FeatureParams
+from featurestore.reader import SpectraReader
 from featurestore.render import RenderOptions, render_soundfont
 from featurestore.stats import RunningStats
 from featurestore.store import StoreError, open_split, read_stats
@@ -215,8 +216,8 @@ def test_a_store_whose_statistics_are_not_finite_is_refused(tone_root, tone_stor
         (store / name).write_bytes((tone_store / name).read_bytes())
     with h5py.File(store / "train.h5", "r+") as f:
         f["spectra"].attrs["std"] = np.full(f["spectra"].shape[2], np.nan)
-    with open_split(store, "train") as f, pytest.raises(StoreError, match="not finite; rebuild"):
-        read_stats(f)
+    with pytest.raises(StoreError, match="not finite; rebuild"):
+        open_split(store, "train")  # refused as it is opened
     with pytest.raises(BuildError, match=r"train.h5: its statistics .* are not finite"):
         build_store(tone_root, store, jobs=1, progress=False, splits=["test"])
 
@@ -230,6 +231,9 @@ def test_a_store_whose_statistics_are_not_finite_is_refused(tone_root, tone_stor
     ("feature_center", "False", r".* are not valid: feature_center is 'False', not true or false"),
     ("feature_power", "2", r".* are not valid: feature_power is '2', not a number"),
     ("feature_hop_length", np.inf, r".* are not valid: feature_hop_length is inf, not an integer"),
+    ("feature_sample_rate", "16000", r".* are not valid: feature_sample_rate is '16000', not an "
+                                     r"integer"),
+    ("std", np.full(513, np.nan), r"its statistics \(/spectra attrs mean, std\) are not finite"),
 ])
 def test_a_damaged_attr_is_one_error_naming_the_file(tone_store, tmp_path, attr, value,
                                                      message, caplog):
@@ -242,6 +246,10 @@ def test_a_damaged_attr_is_one_error_naming_the_file(tone_store, tmp_path, attr,
     assert main(["inspect", str(store)]) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and re.search(f"train.h5: {message}", errors[0]), errors
+    with pytest.raises(StoreError, match=f"train.h5: {message}"):  # refused as it is read too
+        SplitDataset(store, "train")
+    with pytest.raises(StoreError, match=f"train.h5: {message}"):
+        SpectraReader(store / "train.h5")
 
 
 def test_two_files_for_one_entry_are_ambiguous_and_path_keys_refused(tmp_path):

@@ -134,6 +134,8 @@ def test_a_split_that_reaches_into_other_files_is_refused_before_they_are_read(
     (lambda f: (f.__delitem__("pitch"), f.create_dataset("pitch", data=np.array(["x"] * 11,
                                                                                dtype="S2"))),
      r"/pitch is stored as \|S2, not as numbers"),
+    (lambda f: f["labels"].attrs.__setitem__("names", np.arange(11)),
+     r"/labels attr names holds int64 values, not label names"),
     (lambda f: f["offset"].__setitem__(0, np.nan),
      r"/offset holds a time that is not a number of seconds from 0 on"),
     (lambda f: f.attrs.__setitem__("feature_duration", 8.0),
