@@ -49,7 +49,7 @@ class SplitDataset:
         Datasets of the split file to read for each item, in this order (default
         ``('spectra', 'labels')``): any dataset whose first axis is the notes, e.g. ``names``,
         ``pitch``, ``instrument``, ``source_folder``, ``embeddings``, or a manifest's column
-        ``metadata/COLUMN``.
+        ``metadata/COLUMN`` (a leading ``/``, as h5py takes a path, is dropped).
     method : {'mmap', 'h5py'}
         How ``spectra`` are read (:class:`featurestore.reader.SpectraReader`).
 
@@ -81,7 +81,7 @@ class SplitDataset:
             store = Path(store).absolute()
             self.path = store / self.path.name
         self._store, self._split = store, split
-        self.fields = tuple(fields)
+        self.fields = tuple(name.lstrip("/") for name in fields)  # '/labels' as in h5py
         self.method = method
         with open_split(store, split) as f:
             notes = note_datasets(f)

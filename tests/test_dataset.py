@@ -59,6 +59,8 @@ def test_a_manifest_s_columns_are_fields(tmp_path):
     ds = SplitDataset(tmp_path / "store", "train", fields=("metadata/mic", "names"))
     assert ds.shapes == {"metadata/mic": (), "names": ()}
     assert ds[1] == ("mic1", "c1.wav") and list(ds[[3, 0]][0]) == ["mic3", "mic0"]
+    rooted = SplitDataset(tmp_path / "store", "train", fields=("/metadata/mic", "/names"))
+    assert rooted.fields == ("metadata/mic", "names") and rooted[1] == ds[1]  # paths, as h5py
 
 
 def test_bad_indices_fields_and_splits_say_what_exists(tone_store):
