@@ -287,11 +287,16 @@ def build_store(roots, out, params: Optional[FeatureParams] = None, *,
             out, params, _build(read, out, params, attrs, run, found, overwrite)))
         finished.warn_of_splits_that_mislead(out, every_split=splits is None)
     if splits is None and not add and not split_path(out, "valid").is_file():  # all built
+        if read.drawn:
+            hint = ("give more groups, or a larger --valid-fraction" if inputs.valid_fraction
+                    else "draw one with --valid-fraction above 0")
+        elif read.layout == "nsynth":
+            hint = "give the inputs a valid/ folder with its examples.json"
+        else:
+            hint = ("the inputs give each note its split: give some notes the split valid, or "
+                    "none, to be drawn with --valid-fraction")
         log.warning("%s: no valid split: 'timbremap train' needs one, to pick its best epoch "
-                    "and when to stop (%s)", out, "draw one with --valid-fraction above 0"
-                    if read.drawn else "give the inputs a valid/ folder with its examples.json"
-                    if read.layout == "nsynth" else "the inputs give each note its split: give "
-                    "some notes the split valid, or none, to be drawn with --valid-fraction")
+                    "and when to stop (%s)", out, hint)
     return reports
 
 

@@ -994,6 +994,10 @@ def test_a_fraction_of_zero_asks_for_no_split_and_is_not_warned_of(tmp_path, cap
     assert list(read.splits) == ["train"] and "drawn into" not in caplog.text
     read_inputs(root, InputOptions(valid_fraction=1e-9, test_fraction=1e-9))  # asked for
     assert "none of the 2 groups was drawn into valid" in caplog.text
+    build_store(root, tmp_path / "store", jobs=1, progress=False,
+                inputs=InputOptions(valid_fraction=1e-9, test_fraction=1e-9))
+    assert "store: no valid split: 'timbremap train' needs one, to pick its best epoch and " \
+           "when to stop (give more groups, or a larger --valid-fraction)" in caplog.text
 
 
 def test_drawn_splits_that_leave_train_nothing_are_refused(tmp_path):
