@@ -20,7 +20,7 @@ from typing import Iterator, List, Sequence, Tuple, Union
 from .errors import StoreError, install_hint
 
 __all__ = ["is_url", "store_location", "join", "open_binary", "list_files", "read_ranges",
-           "file_size", "object_version", "check_unchanged", "client_errors",
+           "file_size", "object_version", "check_unchanged", "client_errors", "cannot_read",
            "METADATA_BLOCK", "METADATA_BLOCKS", "VERSION_SECONDS", "S3_CONNECT_SECONDS",
            "S3_READ_SECONDS", "S3_ATTEMPTS", "S3_RETRIES", "ShortObject", "VersionWatch",
            "CollectionPausedFile"]
@@ -119,7 +119,9 @@ _ADVICE = {
 }
 
 
-def _missing(url: str, err: Exception) -> StoreError:
+def cannot_read(url: str, err: Exception) -> StoreError:
+    """The error of an object the client could not read, with what to check where there is
+    something to (credentials, the endpoint)."""
     advice = _ADVICE.get(type(err).__name__)
     return StoreError(f"{url}: cannot be read ({type(err).__name__}: {err})"
                       + (f"; {advice}" if advice else ""))
@@ -141,7 +143,7 @@ def open_binary(url: str) -> "CollectionPausedFile":
                                             cache_type="blockcache",
                                             cache_options={"maxblocks": METADATA_BLOCKS}))
     except _read_errors() as err:
-        raise _missing(url, err) from None
+        raise cannot_read(url, err) from None
 
 
 class CollectionPausedFile:
@@ -188,7 +190,7 @@ def list_files(url: str, suffix: str) -> List[str]:
     try:
         found = fs.ls(path, detail=True)
     except _read_errors() as err:
-        raise _missing(url, err) from None
+        raise cannot_read(url, err) from None
     if [(f["name"].rstrip("/"), f.get("type")) for f in found] == [(path.rstrip("/"), "file")]:
         raise StoreError(f"{url}: is a file, not a store (a store is a folder of split files)")
     return sorted(f["name"].rstrip("/").rsplit("/", 1)[-1] for f in found
@@ -202,7 +204,7 @@ def file_size(url: str) -> int:
     try:
         return int(fs.size(path))
     except _read_errors() as err:
-        raise _missing(url, err) from None
+        raise cannot_read(url, err) from None
 
 
 class ShortObject(StoreError):
@@ -224,7 +226,7 @@ def object_version(url: str) -> tuple:
     try:
         info = fs.info(path)
     except _read_errors() as err:
-        raise _missing(url, err) from None
+        raise cannot_read(url, err) from None
     return (info.get("size"),) + tuple(str(info[k]) for k in _VERSION_FIELDS if k in info)
 
 
@@ -275,7 +277,7 @@ def read_ranges(url: str, ranges: Sequence[Tuple[int, int]]) -> List[bytes]:
         if isinstance(err, OSError) and err.errno == errno.EINVAL:  # S3: range not satisfiable
             raise ShortObject(f"{url}: ends before bytes {max(starts)}..{max(stops)} "
                               f"({err})") from None
-        raise _missing(url, err) from None
+        raise cannot_read(url, err) from None
     for data, (start, stop) in zip(got, ranges):
         if len(data) != stop - start:
             raise ShortObject(f"{url}: ends inside bytes {start}..{stop}")

@@ -319,7 +319,7 @@ def _manifest_row(path: Path, line: int, entry: dict, extra: List[str], seen: di
         row.problem = f"line {line}: {err}"
         return row
     if not file:
-        row.problem = f"line {line}: empty path"
+        row.problem = "empty path"  # the row is named by its line
     elif not label:
         row.problem = f"line {line}: empty label"
     elif split and split not in SPLITS:

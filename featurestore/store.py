@@ -250,7 +250,7 @@ def open_file(path: Path, mode: str) -> h5py.File:
             if type(err) is OSError and err.errno is None:  # h5py's: no HDF5 file, or cut short
                 raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
             # the storage's (access denied, connection lost), passed on by h5py
-            raise StoreError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
+            raise remote.cannot_read(path, err) from None
     try:
         return h5py.File(path, mode)
     except OSError as err:

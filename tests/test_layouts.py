@@ -484,7 +484,8 @@ def test_manifest_rows_metadata_and_bad_rows(tmp_path):
              "clips/c1.flac,,train,,,",                 # empty label... and given again
              "clips/c2.flac,voice,tset,,,",             # unknown split
              "clips/c3.flac,voice,train,,,",            # given again, with another label
-             "clips/c4.flac,square, hard,train,,,"]     # a comma in a field, unquoted
+             "clips/c4.flac,square, hard,train,,,",     # a comma in a field, unquoted
+             ",voice,train,,,"]                         # no path
     manifest = data / "set.csv"
     manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
     build_store([manifest], tmp_path / "store", jobs=1, progress=False)
@@ -510,6 +511,7 @@ def test_manifest_rows_metadata_and_bad_rows(tmp_path):
                                         "label 'violin')"
     assert problems["clips/c4.flac"] == "line 15: 7 fields, but the header names 6 (a comma in " \
                                         "a field needs quotes)"
+    assert problems["(line 16)"] == "empty path"  # not "(line 16): line 16: empty path"
 
 
 def test_every_split_has_every_column_of_the_manifests(tmp_path):

@@ -388,6 +388,25 @@ def test_an_endpoint_that_stops_answering_is_one_error_not_a_hang(s3, monkeypatc
             conn.close()
 
 
+def test_an_endpoint_that_is_not_there_says_what_to_check(s3, monkeypatch):
+    import socket
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        for read in (lambda: SplitDataset(s3, "train"), lambda: SpectraReader(f"{s3}/test.h5"),
+                     lambda: describe_store(s3)):
+            with pytest.raises(StoreError, match=r"cannot be read \(EndpointConnectionError: .*"
+                                                 r"\); check the endpoint \(AWS_ENDPOINT_URL\) "
+                                                 r"and the connection to it"):
+                read()
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+
+
 def test_inspect_errors_are_one_line(s3):
     one_line_error(run("inspect", "s3://nobucket/store"),
                    "error: s3://nobucket/store: cannot be read")
