@@ -40,7 +40,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def local_path(text: str) -> Path:
     """A path on this machine as given on a command line; a URL is refused (``pathlib`` would
-    make ``s3://b/x`` a local folder ``s3:/b/x``): timbremap writes only local files.
+    make ``s3://b/x`` a local folder ``s3:/b/x``): timbremap reads only stores from a URL, and
+    writes only local files.
 
     Raises
     ------
@@ -51,8 +52,8 @@ def local_path(text: str) -> Path:
     if is_url(text):
         raise argparse.ArgumentTypeError(
             f"{text}: a URL where a local path is needed (timbremap reads stores on object "
-            f"storage, with inspect, train, evaluate and embed, and writes only local files: "
-            f"write locally, then copy the folder up)")
+            f"storage, with inspect, train, evaluate and embed; models, audio and what it "
+            f"writes are local files: copy a model or audio down, write locally and copy up)")
     return Path(text)
 
 

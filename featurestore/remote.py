@@ -192,7 +192,10 @@ def list_files(url: str, suffix: str) -> List[str]:
     except _read_errors() as err:
         raise cannot_read(url, err) from None
     if [(f["name"].rstrip("/"), f.get("type")) for f in found] == [(path.rstrip("/"), "file")]:
-        raise StoreError(f"{url}: is a file, not a store (a store is a folder of split files)")
+        folder = url.rstrip("/").rsplit("/", 1)[0]
+        raise StoreError(f"{url}: is a file, not a store (a store is a folder of split files)"
+                         if not url.endswith(suffix) else f"{url}: is a split file, not a "
+                         f"store: give the store, its folder {folder}")
     return sorted(f["name"].rstrip("/").rsplit("/", 1)[-1] for f in found
                   if f["name"].endswith(suffix))
 

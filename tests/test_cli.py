@@ -754,6 +754,9 @@ def test_the_common_options_may_come_before_the_command(capsys):
      "where a local path is needed"),  # not a folder s3:/b/new here
     (["train", "s3://b/store", "s3://b/model"], "argument model_dir: s3://b/model: a URL where"),
     (["embed", "s3://b/store", "m", "--into", "s3://b/e"], "argument --into: s3://b/e: a URL"),
+    (["predict", "s3://b/model", "a.wav"], "s3://b/model: a URL where a local path is needed "
+     "(timbremap reads stores on object storage, with inspect, train, evaluate and embed; "
+     "models, audio and what it writes are local files: copy a model or audio down"),
     (["build", "notes", ""], "build: error: argument NOTES... STORE: an empty path (an unset "
      "shell variable?)\n"),  # not a store in the current folder
     (["inspect", ""], "inspect: error: argument store: an empty path"),

@@ -277,8 +277,12 @@ def test_a_missing_bucket_or_store_is_a_store_error_naming_it(s3, url):
 
 
 def test_a_split_file_given_as_the_store_is_named_so(s3):
-    with pytest.raises(StoreError, match=rf"^{s3}/train.h5: is a file, not a store"):
+    with pytest.raises(StoreError, match=rf"^{s3}/train.h5: is a split file, not a store: give "
+                                         rf"the store, its folder {s3}$"):
         describe_store(f"{s3}/train.h5")
+    readme = f"s3://{BUCKET}/empty/readme.txt"
+    with pytest.raises(StoreError, match=rf"^{readme}: is a file, not a store \(a store is a "):
+        describe_store(readme)
 
 
 def test_a_folder_without_split_files(s3):
