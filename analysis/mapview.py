@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import urllib.parse
 from importlib import resources
 from pathlib import Path
@@ -26,8 +25,8 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError, check_split_names
-from featurestore.files import check_folder_path, check_writable_in
-from featurestore.files import atomic_write_text
+from featurestore.files import (atomic_write_text, check_folder_path, check_writable_in,
+                                copy_file, replaced)
 from featurestore.rows import AUDIO_SUFFIXES
 from featurestore.store import StoreError, no_splits, open_split, require_store, store_splits
 from training.images import cut_labels
@@ -179,8 +178,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     for copy, source in copies.items():
         copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.unlink(missing_ok=True)  # an earlier run's, which may be read-only
-        shutil.copy(source, copy)  # its permissions too: a copy is no more readable
+        _copy_sound(source, copy)
     # every < as \u003c: no text in the data can open or close a tag or comment in the script
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     values = {"DATA": payload, "TITLE": html.escape(store.name)}
@@ -192,6 +190,20 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
         _remove_old_copies(out_dir, {path.resolve() for path in played},
                            [*store_splits(store), "placed"])
     return page
+
+
+def _copy_sound(source: Path, copy: Path):
+    """Write ``copy`` of ``source`` whole or not at all (an interrupted copy leaves an earlier
+    map's whole), with its permissions (no more readable) and modification time: an earlier
+    map's copy of the file as it is now (its size and time) is kept, not copied again."""
+    info = source.stat()
+    with contextlib.suppress(FileNotFoundError):
+        held = copy.stat()
+        if (held.st_size, held.st_mtime_ns) == (info.st_size, info.st_mtime_ns):
+            return
+    with replaced(copy) as tmp:
+        copy_file(source, tmp)
+        os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
 def _remove_old_copies(out_dir: Path, played: set, folders: Sequence[str]):
