@@ -31,7 +31,7 @@ from featurestore.rows import AUDIO_SUFFIXES
 from featurestore.store import StoreError, no_splits, open_split, require_store, store_splits
 from training.images import cut_labels
 
-from .placements import read_placed
+from .placements import placed_on_maps
 from .plot import PLACED_CHARS, PLACED_NAMES, label_colors, one_label_set
 from .tsne import DEFAULT_SPLIT, map_coords, no_map
 
@@ -143,7 +143,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
         index = np.array([families.index(name) for name in columns] + [-1])  # -1: none
         data["splits"][split]["predicted"] = index[predicted].tolist()
     data["placed"], data["placed_names"] = [], PLACED_NAMES
-    for k, p in enumerate(read_placed(store)):
+    for k, p in enumerate(placed_on_maps(store)):
         source, link = Path(p.path), ""
         if not source.is_file():
             missing.add(source)

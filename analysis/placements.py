@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import math
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -18,8 +19,8 @@ from featurestore.errors import StoreError
 from featurestore.files import atomic_write_text, exclusive_lock
 from featurestore.jsonstream import read_json
 
-__all__ = ["Placed", "read_placed", "write_placed", "forget_placed", "describe_placed",
-           "updating_placed", "PLACED_FILE"]
+__all__ = ["Placed", "read_placed", "placed_on_maps", "write_placed", "forget_placed",
+           "describe_placed", "updating_placed", "PLACED_FILE"]
 
 PLACED_FILE = "placed.json"
 #: The lock file of ``placed.json``: its readers that change it hold it, in turn.
@@ -91,8 +92,21 @@ def read_placed(store) -> List[Placed]:
     try:
         return _load(path)
     except (OSError, ValueError, TypeError, AttributeError) as err:
-        log.warning("%s: not a list of placed sounds (%s); ignored", path, err)
+        why = str(err).removeprefix(f"{path}: ")  # read_json's errors name it too
+        log.warning("%s: not a list of placed sounds (%s); ignored", path, why)
         return []
+
+
+def placed_on_maps(store) -> List[Placed]:
+    """The placed sounds :func:`read_placed` gives that a map can draw: those of a finite place
+    (x, y); any other (an edited or damaged file's) is left out with a warning."""
+    placed = read_placed(store)
+    fits = [not p.error and math.isfinite(p.x) and math.isfinite(p.y) for p in placed]
+    if not all(fits):
+        log.warning("%s: %d of the placed sounds have no finite place on a map (x, y), e.g. %s; "
+                    "left out", Path(store) / PLACED_FILE, fits.count(False),
+                    next(p.path for p, fit in zip(placed, fits) if not fit))
+    return [p for p, fit in zip(placed, fits) if fit]
 
 
 def describe_placed(store, *, mapped: Optional[Sequence[str]] = None,
@@ -118,6 +132,9 @@ def describe_placed(store, *, mapped: Optional[Sequence[str]] = None,
 def _load(path: Path) -> List[Placed]:
     names = {f.name for f in dataclasses.fields(Placed)}
     rows = read_json(path, max_bytes=None)  # it grows with the sounds placed
+    for row in rows:
+        if not isinstance(row, dict) or not {"path", "split"} <= row.keys():
+            raise ValueError(f"an entry is not an object with a path and a split: {row!r:.60}")
     return [Placed(**{k: v for k, v in row.items() if k in names}) for row in rows]
 
 

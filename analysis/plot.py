@@ -16,7 +16,7 @@ from featurestore.store import (StoreError, no_splits, open_split, require_store
                                 store_splits)
 from training.images import cut_labels, image_path, literal_text, save_figure
 
-from .placements import read_placed
+from .placements import placed_on_maps
 from .tsne import map_coords, no_map
 
 __all__ = ["plot_map", "label_colors", "family_colors", "one_label_set"]
@@ -114,7 +114,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     colors = label_colors(len(names))  # a label's colour is the same whichever are shown
     shown = sorted(set().union(*(np.unique(labels).tolist() for _, _, labels, _ in panels)))
     on_panels = {split for split, *_ in panels}
-    placed = [p for p in read_placed(store) if p.split in on_panels]
+    placed = [p for p in placed_on_maps(store) if p.split in on_panels]
     width = 6.5 * len(panels)  # inches
     # a legend entry is about as wide as its name at 11 pt ("synth_lead": 1.6 inches); a
     # name is cut to fit a column of the narrowest figure's two

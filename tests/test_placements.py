@@ -88,3 +88,24 @@ def test_a_placed_json_of_rows_of_the_wrong_types_is_ignored_and_kept_aside(tmp_
     write_placed(tmp_path, [])
     aside, = tmp_path.glob(f"{PLACED_FILE}.damaged-*")
     assert json.loads(aside.read_text()) == rows
+
+
+def test_only_placed_sounds_of_a_finite_place_are_drawn(tmp_path, caplog):
+    from analysis.placements import placed_on_maps
+    rows = [{"path": "/a.wav", "split": "test", "x": 1.5, "y": -2.0},
+            {"path": "/nan.wav", "split": "test", "x": float("nan"), "y": 1.0},
+            {"path": "/inf.wav", "split": "test", "x": 0.0, "y": float("inf")},
+            {"path": "/none.wav", "split": "test", "error": "cannot decode audio"}]
+    (tmp_path / PLACED_FILE).write_text(json.dumps(rows))  # NaN, Infinity: as Python writes
+    assert [p.path for p in read_placed(tmp_path)] == [row["path"] for row in rows]
+    assert [p.path for p in placed_on_maps(tmp_path)] == ["/a.wav"]
+    assert f"{tmp_path / PLACED_FILE}: 3 of the placed sounds have no finite place on a map " \
+           f"(x, y), e.g. /nan.wav; left out" in caplog.text
+    caplog.clear()
+    (tmp_path / PLACED_FILE).write_text('[{"path": 5}]')
+    assert read_placed(tmp_path) == []
+    assert "not a list of placed sounds (an entry is not an object with a path and a split: " \
+           "{'path': 5})" in caplog.text
+    (tmp_path / PLACED_FILE).write_text('[{"path": ')
+    assert read_placed(tmp_path) == []
+    assert f"{tmp_path / PLACED_FILE}: not a list of placed sounds (not valid json" in caplog.text
