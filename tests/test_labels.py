@@ -630,3 +630,22 @@ def test_older_model_configs_name_nsynths_families(labelled_model, nsynth_model,
     with pytest.raises(ModelError, match=re.escape(
             f"{folder}: model.keras has 11 outputs, but config.json lists 3 labels {OURS}")):
         load_trained(folder)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("[]", "a JSON list, not an object of settings"),
+    ('{"train": {}}', "it has no 'features' entry"),
+    ('{"features": {}}', "it has no 'train' entry"),
+    ('{"train": {}, "features": {}, "labels": "ab"}', "its labels are 'ab', not a list of "
+                                                      "label names"),
+])
+def test_a_model_config_that_cannot_be_used_says_why_in_words(tmp_path, text, why):
+    from training.modeldir import ModelError, load_trained, read_model_labels
+    (tmp_path / "model.keras").write_bytes(b"never read: refused before")
+    (tmp_path / "config.json").write_text(text)
+    message = re.escape(f"{tmp_path / 'config.json'}: unreadable model config ({why})")
+    with pytest.raises(ModelError, match=message):
+        load_trained(tmp_path)
+    if "labels" in text or text == "[]":  # the label set alone is read here
+        with pytest.raises(ModelError, match=message):
+            read_model_labels(tmp_path)

@@ -165,7 +165,16 @@ def config_labels(info: dict) -> Tuple[str, ...]:
 
 def _unreadable(path: Path, err: Exception) -> "ModelError":
     """The error for a model's ``config.json`` that cannot be read or used."""
-    return ModelError(f"{path}: unreadable model config ({reason(err, path)})")
+    why = f"it has no {err} entry" if isinstance(err, KeyError) else reason(err, path)
+    return ModelError(f"{path}: unreadable model config ({why})")
+
+
+def _read_config(path: Path) -> dict:
+    """A model's ``config.json``: a ``ValueError`` where it is not a JSON object."""
+    info = read_json(path)
+    if not isinstance(info, dict):
+        raise ValueError(f"a JSON {type(info).__name__}, not an object of settings")
+    return info
 
 
 def read_model_labels(model_dir) -> Tuple[str, ...]:
@@ -178,7 +187,7 @@ def read_model_labels(model_dir) -> Tuple[str, ...]:
     """
     path = Path(model_dir) / CONFIG_FILE
     try:
-        return config_labels(read_json(path))
+        return config_labels(_read_config(path))
     except FileNotFoundError:
         raise ModelError(f"{Path(model_dir)}: not a trained model folder (no {CONFIG_FILE})"
                          ) from None
@@ -238,7 +247,7 @@ def load_trained(model_dir) -> TrainedModel:
                 f"train STORE {model_dir} --resume')" if stopped else
                 f"train one with 'timbremap train STORE {model_dir}')"))
     try:
-        info = read_json(model_dir / CONFIG_FILE)
+        info = _read_config(model_dir / CONFIG_FILE)
         config = TrainConfig.from_dict(info["train"])
         features = FeatureParams.from_dict(info["features"])
         labels = config_labels(info)
