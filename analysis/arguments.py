@@ -37,6 +37,27 @@ class ArgumentParser(argparse.ArgumentParser):
                         f"the positional arguments)")
         super().error(message)
 
+    def unrecognized(self, words: Sequence[str], extra: Sequence[str]):
+        """Exit with the error of ``extra``, the words of ``words`` (the command's) that no
+        argument took, saying why where it is clear: a word after an option that takes one
+        value, where every positional argument takes one word too, or positional arguments
+        on both sides of the options."""
+        before = words[:words.index(extra[0])] if extra[0] in words else []
+        option = next((a for a in self._actions if before[-2:-1] and before[-2] in
+                       a.option_strings), None)
+        one_each = all(a.nargs is None for a in self._actions if not a.option_strings)
+        first_option = next((k for k, w in enumerate(before) if w.startswith("-")), None)
+        why = ""
+        if extra[0].startswith("-"):  # an option this command has not
+            pass
+        elif option is not None and option.nargs is None and one_each:
+            why = f" ({before[-2]} takes one value)"
+        elif first_option is not None and any(not w.startswith("-")
+                                              for w in before[:first_option]):
+            why = (" (the positional arguments go together, all before the options or all "
+                   "after them)")
+        self.error(f"unrecognized arguments: {' '.join(extra)}{why}")
+
 
 def local_path(text: str) -> Path:
     """A path on this machine as given on a command line; a URL is refused (``pathlib`` would

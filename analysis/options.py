@@ -50,15 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         words = [words[lead], *words[:lead], *words[lead + 1:]]
     args, extra = parser.parse_known_args(words)
     if extra:
-        words = words[1:]  # after the command
-        before = words[:words.index(extra[0])] if extra[0] in words else []
-        first_option = next((k for k, w in enumerate(before) if w.startswith("-")), None)
-        split = (not extra[0].startswith("-") and first_option is not None  # positionals on
-                 and any(not w.startswith("-") for w in before[:first_option]))  # both sides
-        parser.commands[args.command].error(
-            f"unrecognized arguments: {' '.join(extra)}" + (
-                " (the positional arguments go together, all before the options or all after "
-                "them)" if split else ""))
+        parser.commands[args.command].unrecognized(words[1:], extra)  # after the command
     return args
 
 

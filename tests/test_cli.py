@@ -736,6 +736,10 @@ def test_the_common_options_may_come_before_the_command(capsys):
     (["build", "notes", "--manifest", "m.csv", "store"],
      "timbremap build: error: unrecognized arguments: store (the positional arguments go "
      "together, all before the options or all after them)"),
+    (["evaluate", "s", "m", "--split", "test", "valid"], "timbremap evaluate: error: "
+     "unrecognized arguments: valid (--split takes one value)\n"),  # not: go together
+    (["predict", "m", "a.wav", "--top", "3", "b.wav"], "predict: error: unrecognized "
+     "arguments: b.wav (the positional arguments go together"),  # FILES... takes any number
     (["inspect", "a", "b"], "timbremap inspect: error: unrecognized arguments: b\n"),
     (["inspect", "--all-skipped", "a", "b"], "inspect: error: unrecognized arguments: b\n"),
     (["build", "--bogus", "a", "b"], "timbremap build: error: unrecognized arguments: --bogus\n"),
