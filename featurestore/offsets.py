@@ -36,7 +36,7 @@ def warn_of_gaps(hop: float, clip: float):
     if hop > clip:
         log.warning("windows every %g s of %g s clips leave %g s between them unheard (%.0f %% "
                     "of a recording); a hop of at most %g s hears all of it", hop, clip,
-                    hop - clip, 100 * (hop - clip) / hop, clip)
+                    hop - clip, 100 * ((hop - clip) / hop), clip)
 
 
 def window_offsets(duration: float, clip: float, hop: float) -> np.ndarray:

@@ -807,6 +807,9 @@ def test_windows_further_apart_than_a_clip_are_warned_of(tmp_path, caplog):
     assert read.splits["train"][0].offset.tolist() == [0, 5, 10]
     assert "windows every 5 s of 4 s clips leave 1 s between them unheard (20 % of a " \
            "recording); a hop of at most 4 s hears all of it" in caplog.text
+    from featurestore.offsets import warn_of_gaps
+    warn_of_gaps(1e308, 4.0)
+    assert "leave 1e+308 s between them unheard (100 % of a recording)" in caplog.text  # not inf
 
 
 def test_windows_cut_long_recordings_into_notes(tmp_path):
