@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 
-from featurestore.errors import TimbremapError
+from featurestore.errors import TimbremapError, one_line
 
 __all__ = ["set_up_streams", "write_results", "write_json_array", "one_line", "error_line",
            "ReaderGone"]
-
-#: Control characters, which a name may hold (a line break in a file name).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ReaderGone(Exception):
@@ -80,12 +76,6 @@ def write_json_array(objects):
             write_results("]")
         raise
     write_results("]" if started else "[]")
-
-
-def one_line(text: str) -> str:
-    """``text`` with each control character as its escape (a line break as ``\\n``), so that a
-    name printed in a line of results stays on that line."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def error_line(err: Exception) -> str:

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from . import schema
-from .errors import counted
+from .errors import counted, one_line
 from .inputoptions import ATTR_PREFIX as INPUT_PREFIX
 from .params import ATTR_PREFIX
 import featurestore.remote as remote
@@ -21,7 +21,9 @@ __all__ = ["describe_store", "shown"]
 
 
 def shown(text: str, *, limit: int = 200) -> str:
-    """``text`` as a line of a summary shows it: at most ``limit`` characters of it."""
+    """``text`` as a line of a summary shows it: at most ``limit`` characters of it, each
+    control character as its escape (:func:`~featurestore.errors.one_line`)."""
+    text = one_line(text)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import reprlib
 from typing import Sequence
 
 __all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError",
            "check_paths", "check_split_names", "check_positive_int", "counted",
            "label_set_text", "label_counts_text",
-           "label_difference"]
+           "label_difference", "one_line"]
 
 
 class TimbremapError(Exception):
@@ -182,3 +183,13 @@ def check_split_names(splits):
     if bad := [split for split in splits if not isinstance(split, str)]:
         raise InputError(f"splits must be split names such as 'train', got {bad[0]!r}")
     return splits
+
+
+#: Control characters, which a name may hold (a line break in a file name).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with each control character as its escape (a line break as ``\\n``), so that a
+    name printed in a line of results stays on that line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)

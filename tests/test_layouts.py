@@ -254,6 +254,11 @@ def test_a_label_with_a_control_character_is_a_problem_of_its_rows(tmp_path):
     assert read.splits["train"][1] == [("vio\tla/a.wav", "the class folder's name 'vio\\tla' "
                                         "holds a control character (\\t); a label is printed "
                                         "in lines and columns")]
+    from featurestore.describe import describe_store
+    build_store(tmp_path / "set", tmp_path / "store", jobs=1, progress=False,
+                inputs=InputOptions(valid_fraction=0.0, test_fraction=0.0))
+    assert "    vio\\tla/a.wav: the class folder's name 'vio\\tla' holds a control character " \
+           "(\\t); a label is printed in lines and columns" in describe_store(tmp_path / "store")
     manifest = tmp_path / "set" / "m.csv"
     manifest.write_text('path,label\ncello/a.wav,cello\ncello/a.wav,"two\nlines"\n'
                         'vio\tla/a.wav,x\u2028y\n', encoding="utf-8")
