@@ -59,7 +59,7 @@ setup(
         # s3fs and moto's S3 server: tests/test_remote.py reads a store through a local S3 API;
         # pytest-xdist: make test runs the suite in two processes; pytest-timeout: a test
         # stuck waiting fails with its stack (pytest.ini) where it would hold up the run
-        "test": ["pytest>=7", "pytest-xdist>=3", "pytest-timeout>=2.1", "dask[distributed]>=2023.1",
+        "test": ["pytest>=7.3", "pytest-xdist>=3", "pytest-timeout>=2.1", "dask[distributed]>=2023.1",
                  "s3fs>=2023.1", "moto[server]>=5"],
     },
     entry_points={"console_scripts": ["timbremap=analysis.cli:main"]},

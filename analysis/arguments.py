@@ -43,15 +43,16 @@ class ArgumentParser(argparse.ArgumentParser):
         value, where every positional argument takes one word too, or positional arguments
         on both sides of the options."""
         before = words[:words.index(extra[0])] if extra[0] in words else []
-        option = next((a for a in self._actions if before[-2:-1] and before[-2] in
-                       a.option_strings), None)
+        inline = before[-1:] and before[-1].startswith("--") and "=" in before[-1]
+        name = before[-1].split("=", 1)[0] if inline else "".join(before[-2:-1])  # --split=a b
+        option = next((a for a in self._actions if name in a.option_strings), None)
         one_each = all(a.nargs is None for a in self._actions if not a.option_strings)
         first_option = next((k for k, w in enumerate(before) if w.startswith("-")), None)
         why = ""
         if extra[0].startswith("-"):  # an option this command has not
             pass
         elif option is not None and option.nargs is None and one_each:
-            why = f" ({before[-2]} takes one value)"
+            why = f" ({name} takes one value)"
         elif first_option is not None and any(not w.startswith("-")
                                               for w in before[:first_option]):
             why = (" (the positional arguments go together, all before the options or all "

@@ -44,6 +44,8 @@ __all__ = ["write_map", "check_map_folder"]
 PAGE = "map.html"
 #: The name of a sound a map copied next to its page (``audio/SPLIT/NNNNN-NAME``).
 COPY_NAME = re.compile(r"\d{5,}-.+")
+#: A copy killed while it was written (:func:`featurestore.files.temporary`).
+PART_NAME = re.compile(r"\.\d{5,}-.+\.partial")
 
 
 def _copied(source: Path) -> bool:
@@ -194,16 +196,9 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
 
 def _copy_sound(source: Path, copy: Path):
     """Write ``copy`` of ``source`` whole or not at all (an interrupted copy leaves an earlier
-    map's whole), with its permissions (no more readable) and modification time: an earlier
-    map's copy of the file as it is now (its size and time) is kept, not copied again."""
-    info = source.stat()
-    with contextlib.suppress(FileNotFoundError):
-        held = copy.stat()
-        if (held.st_size, held.st_mtime_ns) == (info.st_size, info.st_mtime_ns):
-            return
+    map's whole), with its permissions: a copy is no more readable."""
     with replaced(copy) as tmp:
         copy_file(source, tmp)
-        os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
 def _remove_old_copies(out_dir: Path, played: set, folders: Sequence[str]):
@@ -216,7 +211,8 @@ def _remove_old_copies(out_dir: Path, played: set, folders: Sequence[str]):
     for folder in (audio / name for name in folders):
         if folder.is_symlink() or not folder.is_dir():
             continue
-        old = [path for path in folder.iterdir() if COPY_NAME.fullmatch(path.name)
+        old = [path for path in folder.iterdir() if (COPY_NAME.fullmatch(path.name) or
+                                                     PART_NAME.fullmatch(path.name))
                and not path.is_symlink() and path.is_file() and path.resolve() not in played]
         for path in old:
             path.unlink()

@@ -17,7 +17,7 @@ from typing import Iterator, List, Optional, Sequence
 
 from featurestore.errors import StoreError
 from featurestore.files import atomic_write_text, exclusive_lock
-from featurestore.jsonstream import read_json
+from featurestore.jsonstream import read_json, reason
 
 __all__ = ["Placed", "read_placed", "placed_on_maps", "write_placed", "forget_placed",
            "describe_placed", "updating_placed", "PLACED_FILE"]
@@ -78,7 +78,8 @@ def write_placed(store, placed: Sequence[Placed]):
         pass
     except (OSError, ValueError, TypeError, AttributeError) as err:
         aside = _keep_aside(path)
-        log.warning("%s: not a list of placed sounds (%s); kept as %s", path, err, aside.name)
+        log.warning("%s: not a list of placed sounds (%s); kept as %s", path, reason(err, path),
+                    aside.name)
     atomic_write_text(path, json.dumps([asdict(p) for p in placed], indent=1))
 
 
@@ -92,8 +93,7 @@ def read_placed(store) -> List[Placed]:
     try:
         return _load(path)
     except (OSError, ValueError, TypeError, AttributeError) as err:
-        why = str(err).removeprefix(f"{path}: ")  # read_json's errors name it too
-        log.warning("%s: not a list of placed sounds (%s); ignored", path, why)
+        log.warning("%s: not a list of placed sounds (%s); ignored", path, reason(err, path))
         return []
 
 

@@ -44,7 +44,8 @@ S3_ATTEMPTS = 3
 #: ``S3FileSystem.retries``, 5 of its own). A read of an object tries its request that many
 #: times, and so does the request itself: an endpoint that stops answering ends a read, with
 #: one line naming the URL, after at most S3_RETRIES ** 2 x S3_ATTEMPTS waits of
-#: S3_READ_SECONDS (s3fs's own 5, squared, had held it for 25 x S3_ATTEMPTS of them).
+#: S3_READ_SECONDS (s3fs's own 5, squared, had held it for 25 x S3_ATTEMPTS of them). Where
+#: fsspec's configuration gives ``config_kwargs``, s3fs's own retries stay.
 S3_RETRIES = 2
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -74,8 +75,9 @@ def _filesystem(url: str):
     except ImportError:
         raise StoreError(f"{url}: reading a store from a URL needs fsspec; install it with "
                          f"{install_hint('remote')}") from None
-    options, s3 = {}, url.split("://", 1)[0] in ("s3", "s3a")
-    if s3 and "config_kwargs" not in fsspec.config.conf.get("s3", {}):
+    options = {}
+    if url.split("://", 1)[0] in ("s3", "s3a") and \
+            "config_kwargs" not in fsspec.config.conf.get("s3", {}):
         options["config_kwargs"] = {"connect_timeout": S3_CONNECT_SECONDS,
                                     "read_timeout": S3_READ_SECONDS,
                                     "retries": {"mode": "standard",
@@ -85,8 +87,8 @@ def _filesystem(url: str):
     except (ImportError, ValueError) as err:
         raise StoreError(f"{url}: cannot read this kind of URL ({err}); for s3:// URLs, "
                          f"{install_hint('remote')}") from None
-    if s3:
-        fs.retries = S3_RETRIES  # an attribute of s3fs's, set by no option
+    if options:  # s3fs's attribute, set by no option, on the instance of timbremap's options
+        fs.retries = S3_RETRIES  # (with fsspec's configuration, the one others get: left)
     return fs, path
 
 
@@ -152,8 +154,9 @@ class CollectionPausedFile:
     h5py holds its global lock while it reads from a file object, and an fsspec file reads on
     fsspec's own thread. A collection started there that frees an h5py object (of any file)
     waits for that lock, which the reading thread holds until the read ends: the process
-    hangs for good (h5py's documentation, "Python file-like objects"). No collection can start
-    while a read is under way (h5py makes one read at a time, under its lock).
+    hangs for good (h5py's documentation, "Python file-like objects"). No automatic collection
+    starts while a read is under way (h5py makes one read at a time, under its lock); one
+    that another thread's request started on fsspec's thread just before can still meet it.
     """
 
     def __init__(self, file):

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 
 from ._version import __version__
-from .errors import StoreError, counted
+from .errors import InputError, StoreError, counted
 from .params import FeatureParams
 from .schema import (BUILT, EMBEDDINGS, INSTRUMENT, LABELS, LIST_NAMES, MEAN, METADATA,
                      NOT_PER_NOTE, OFFSET, PITCH, PROBABILITIES, REQUIRED, SCHEMA_VERSION,
@@ -95,11 +95,12 @@ def _check_values(f: h5py.File):
     a number is stored as something else, or an index (``/labels``, ``/source_folder``)
     points outside the names it indexes."""
     try:
-        shape = read_params(f).shape
-    except StoreError:  # where one is missing (said where they are used): not where invalid
-        if all(name in f.attrs for name in FeatureParams().to_attrs()):
-            raise
-        shape = f[SPECTRA].shape[1:]
+        shape = FeatureParams.from_attrs(f.attrs).shape
+    except (KeyError, InputError):  # one missing, or a value this version does not take: said
+        shape = f[SPECTRA].shape[1:]  # where the parameters are used
+    except (ValueError, TypeError):  # damaged (a number stored as text): read_params says how
+        read_params(f)
+        raise
     if tuple(f[SPECTRA].shape[1:]) != tuple(shape):
         raise StoreError(f"{f.filename}: its feature_* attrs make notes of shape {shape}, but "
                          f"/{SPECTRA} holds {tuple(f[SPECTRA].shape[1:])}: the file is damaged")

@@ -738,6 +738,8 @@ def test_the_common_options_may_come_before_the_command(capsys):
      "together, all before the options or all after them)"),
     (["evaluate", "s", "m", "--split", "test", "valid"], "timbremap evaluate: error: "
      "unrecognized arguments: valid (--split takes one value)\n"),  # not: go together
+    (["evaluate", "s", "m", "--split=test", "valid"], "evaluate: error: unrecognized "
+     "arguments: valid (--split takes one value)\n"),
     (["predict", "m", "a.wav", "--top", "3", "b.wav"], "predict: error: unrecognized "
      "arguments: b.wav (the positional arguments go together"),  # FILES... takes any number
     (["inspect", "a", "b"], "timbremap inspect: error: unrecognized arguments: b\n"),

@@ -21,6 +21,7 @@ from featurestore.params import FeatureParams
 from featurestore.reader import SpectraReader
 from featurestore.render import RenderOptions, render_soundfont
 from featurestore.stats import RunningStats
+from featurestore.schema import read_params
 from featurestore.store import StoreError, open_split, read_stats
 from helpers import SR, example, make_tone_split, tone, write_note
 
@@ -250,6 +251,20 @@ def test_a_damaged_attr_is_one_error_naming_the_file(tone_store, tmp_path, attr,
         SplitDataset(store, "train")
     with pytest.raises(StoreError, match=f"train.h5: {message}"):
         SpectraReader(store / "train.h5")
+
+
+def test_a_feature_setting_of_another_version_is_said_where_it_is_used(tone_store, tmp_path):
+    """Not damage: a store a later version built with a window this one does not know still
+    opens, and reads, where its parameters are not needed."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "train.h5").write_bytes((tone_store / "train.h5").read_bytes())
+    with h5py.File(store / "train.h5", "r+") as f:
+        f.attrs["feature_window"] = "a-later-window"
+    assert len(SplitDataset(store, "train")) == 22
+    with open_split(store, "train") as f, pytest.raises(StoreError, match="window must be one "
+                                                                          "of"):
+        read_params(f)  # where the parameters are needed: refused
 
 
 def test_two_files_for_one_entry_are_ambiguous_and_path_keys_refused(tmp_path):

@@ -252,6 +252,8 @@ def test_a_split_uploaded_again_opens_as_it_is_now(s3, tone_store):
         assert len(dataset) == 22 and dataset[[0]][0].shape[0] == 1
     for split, notes in (("valid", 11), ("train", 22)):  # another upload under its name
         fs.put_file(str(tone_store / f"{split}.h5"), f"{BUCKET}/again/train.h5")
+        with SpectraReader(f"{url}/train.h5") as reader:  # the object itself, not listed first
+            assert reader.batch([notes - 1])[0].shape[0] == 1
         with SplitDataset(url, "train") as dataset:
             assert len(dataset) == notes and dataset[[notes - 1]][0].shape[0] == 1
     fs.put_file(str(tone_store / "test.h5"), f"{BUCKET}/again/test.h5")
