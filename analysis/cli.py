@@ -195,7 +195,7 @@ def cmd_evaluate(args):
     try:
         png = write_confusion(result, args.confusion)
     finally:  # the scores, where the PATH given cannot be written too (its error comes after)
-        _print(*[json.dumps({**result.to_dict(), "confusion_png": png and str(png)})]
+        _print(*[json.dumps({**result.to_dict(), "confusion_png": png and str(png.resolve())})]
                if args.json else _scores_text(args, result, png))
 
 

@@ -9,6 +9,7 @@ whatever trains or loads a model is in the full tier."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -184,9 +185,12 @@ def test_class_folders_train_evaluate_predict_embed_and_map(folder_set, folder_m
     model = folder_model
     assert json.loads((model / "config.json").read_text())["labels"] == list(FOLDER_LABELS)
 
-    result = timbremap("evaluate", store, model, "--split", "valid", "--json")
+    result = timbremap("evaluate", store, os.path.relpath(model, REPO), "--split", "valid",
+                       "--json")  # the model's folder as a relative path
     assert "changed since" not in result.stderr
     scores = json.loads(result.stdout)
+    assert scores["model"] == str(model.resolve())  # the paths absolute alike
+    assert scores["confusion_png"] == str(model.resolve() / "confusion_valid.png")
     with h5py.File(store / "valid.h5", "r") as f:
         assert scores["labels"] == label_names(f) == list(FOLDER_LABELS)
         assert scores["n"] == len(f["names"])
