@@ -117,10 +117,10 @@ def _check_values(f: h5py.File):
         read_stats(f)  # numbers, one a bin, finite
     read_stats_count(f)
     names = f[LABELS].attrs.get(LIST_NAMES)
-    if names is not None and np.asarray(names).dtype.kind not in "SUO":
-        raise StoreError(f"{f.filename}: /{LABELS} attr {LIST_NAMES} holds "
-                         f"{np.asarray(names).dtype} values, not label names: the file is "
-                         f"damaged")
+    dtype = None if names is None else np.asarray(names).dtype
+    if dtype is not None and dtype.kind not in "SUO":
+        raise StoreError(f"{f.filename}: /{LABELS} attr {LIST_NAMES} holds {dtype} values, not "
+                         f"label names: the file is damaged")
     indexed = {LABELS: read_label_names(f)}
     if SOURCE_FOLDER in f:
         indexed[SOURCE_FOLDER] = f[SOURCE_FOLDER].attrs.get(LIST_NAMES, ())
