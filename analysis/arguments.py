@@ -45,19 +45,29 @@ class ArgumentParser(argparse.ArgumentParser):
         before = words[:words.index(extra[0])] if extra[0] in words else []
         inline = before[-1:] and before[-1].startswith("--") and "=" in before[-1]
         name = before[-1].split("=", 1)[0] if inline else "".join(before[-2:-1])  # --split=a b
-        option = next((a for a in self._actions if name in a.option_strings), None)
+        option = self._option_named(name)
         one_each = all(a.nargs is None for a in self._actions if not a.option_strings)
         first_option = next((k for k, w in enumerate(before) if w.startswith("-")), None)
         why = ""
         if extra[0].startswith("-"):  # an option this command has not
             pass
         elif option is not None and option.nargs is None and one_each:
-            why = f" ({name} takes one value)"
+            why = f" ({max(option.option_strings, key=len)} takes one value)"
         elif first_option is not None and any(not w.startswith("-")
                                               for w in before[:first_option]):
             why = (" (the positional arguments go together, all before the options or all "
                    "after them)")
         self.error(f"unrecognized arguments: {' '.join(extra)}{why}")
+
+    def _option_named(self, name: str):
+        """The option ``name`` stands for, as argparse reads it: its own name, or the start
+        of one long option's name only (``--spl`` for ``--split``); else ``None``."""
+        exact = next((a for a in self._actions if name in a.option_strings), None)
+        if exact is not None or not (self.allow_abbrev and name.startswith("--")):
+            return exact
+        started = [a for a in self._actions
+                   if any(s.startswith(name) for s in a.option_strings if s.startswith("--"))]
+        return started[0] if len(started) == 1 else None
 
 
 def local_path(text: str) -> Path:

@@ -205,7 +205,7 @@ def _scores_text(args, result, png) -> list:
     folders = [f"  {name}: accuracy {r['accuracy']:.3f}, balanced "
                f"{r['balanced_accuracy']:.3f} ({counted(r['n'], 'note')})"
                for name, r in result.per_folder.items()]
-    return [f"{args.split} split of {args.store}: {counted(result.n, 'note')}",
+    return [f"{args.split} split of {one_line(str(args.store))}: {counted(result.n, 'note')}",
             f"accuracy {result.accuracy:.3f}, balanced accuracy "
             f"{result.balanced_accuracy:.3f}", *(["by NOTES folder:"] + folders if folders
                                                  else []),
@@ -213,7 +213,7 @@ def _scores_text(args, result, png) -> list:
                f"{files['accuracy']:.3f}, balanced {files['balanced_accuracy']:.3f} "
                f"({counted(files['n'], 'file')})"] if (files := result.per_file) else []),
             "", per_label_text(result).rstrip(),
-            *(["", f"confusion matrix: {png}"] if png else [])]
+            *(["", f"confusion matrix: {one_line(str(png))}"] if png else [])]
 
 
 def cmd_predict(args):

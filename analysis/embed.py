@@ -13,7 +13,7 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError, check_positive_int, check_split_names
-from featurestore.files import check_folder_path, exclusive_lock, replaced
+from featurestore.files import check_folder_path, exclusive_lock, real_path, replaced
 from featurestore.progressbar import progress_bar
 from featurestore.remote import is_url, store_location
 from featurestore.reader import SpectraReader
@@ -55,7 +55,8 @@ def _check_finite(rows: np.ndarray, store, split: str, start: int, problem: str)
 
 
 def _attrs(trained: TrainedModel) -> dict:
-    return {"model": str(trained.path.resolve()), schema.MODEL_SHA1: trained.weights_hash,
+    return {"model": schema.stored_text(str(real_path(trained.path))),
+            schema.MODEL_SHA1: trained.weights_hash,
             "layer": EMBEDDING_LAYER}
 
 

@@ -26,10 +26,10 @@ import numpy as np
 from featurestore import schema
 from featurestore.errors import InputError, check_split_names
 from featurestore.files import (atomic_write_text, check_folder_path, check_writable_in,
-                                copy_file, replaced)
+                                copy_file, real_path, replaced)
 from featurestore.rows import AUDIO_SUFFIXES
 from featurestore.store import StoreError, no_splits, open_split, require_store, store_splits
-from training.images import cut_labels
+from training.images import cut_labels, drawable
 
 from .placements import placed_on_maps
 from .plot import PLACED_CHARS, PLACED_NAMES, label_colors, one_label_set
@@ -46,6 +46,8 @@ PAGE = "map.html"
 COPY_NAME = re.compile(r"\d{5,}-.+")
 #: A copy killed while it was written (:func:`featurestore.files.temporary`).
 PART_NAME = re.compile(r"\.\d{5,}-.+\.partial")
+#: The most bytes of a copy's name: its temporary name, 9 more, fits a file system's 255.
+COPY_BYTES = 240
 
 
 def _copied(source: Path) -> bool:
@@ -55,13 +57,22 @@ def _copied(source: Path) -> bool:
     return source.suffix.lower() in AUDIO_SUFFIXES
 
 
+def _copy_name(k: int, source: Path) -> str:
+    """The name of the ``k``-th copy of ``source`` (``NNNNN-NAME``), its stem cut to keep it
+    within :data:`COPY_BYTES` bytes and its ending whole."""
+    stem, suffix = f"{k:05d}-{source.stem}", source.suffix
+    while len(os.fsencode(stem + suffix)) > COPY_BYTES:  # by characters: none cut in two
+        stem = stem[:-1]
+    return stem + suffix
+
+
 def _audio_link(out_dir: Path, audio: Path) -> str:
     """A URL of ``audio`` relative to the page, percent-encoded (names may hold ``#``, ``?``,
     ``%``, spaces, or bytes that are no UTF-8: the file system's own)."""
     try:
         relative = Path(os.path.relpath(audio, out_dir)).as_posix()
     except ValueError:  # another drive (Windows)
-        return audio.resolve().as_uri()
+        return real_path(audio).as_uri()
     return urllib.parse.quote(os.fsencode(relative))
 
 
@@ -115,7 +126,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                 elif copy_audio:
                     if source not in copied:  # once a file, whatever its windows
                         copied[source] = (out_dir / "audio" / split
-                                          / f"{len(copied):05d}-{source.name}")
+                                          / _copy_name(len(copied), source))
                         copies[copied[source]] = source  # copied once the page can be made
                     source = copied[source]
                 # a window of a recording, or the clip a note kept of it, plays alone: from its
@@ -150,7 +161,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
         if not source.is_file():
             missing.add(source)
         elif copy_audio and _copied(source):  # the page's folder holds every sound it plays
-            copy = out_dir / "audio" / "placed" / f"{k:05d}-{source.name}"
+            copy = out_dir / "audio" / "placed" / _copy_name(k, source)
             copies[copy], link = source, _audio_link(out_dir, copy)
             played.add(copy)
         else:
@@ -183,13 +194,13 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
         _copy_sound(source, copy)
     # every < as \u003c: no text in the data can open or close a tag or comment in the script
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
-    values = {"DATA": payload, "TITLE": html.escape(store.name)}
+    values = {"DATA": payload, "TITLE": html.escape(drawable(store.name))}
     # one pass: a value that holds __TITLE__ or __DATA__ is not replaced in turn
     template = resources.files(__package__).joinpath(PAGE).read_text(encoding="utf-8")
     text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], template)
     atomic_write_text(page, text)
     if ours:
-        _remove_old_copies(out_dir, {path.resolve() for path in played},
+        _remove_old_copies(out_dir, {real_path(path) for path in played},
                            [*store_splits(store), "placed"])
     return page
 
@@ -213,7 +224,7 @@ def _remove_old_copies(out_dir: Path, played: set, folders: Sequence[str]):
             continue
         old = [path for path in folder.iterdir() if (COPY_NAME.fullmatch(path.name) or
                                                      PART_NAME.fullmatch(path.name))
-               and not path.is_symlink() and path.is_file() and path.resolve() not in played]
+               and not path.is_symlink() and path.is_file() and real_path(path) not in played]
         for path in old:
             path.unlink()
         with contextlib.suppress(OSError):  # where they leave it empty

@@ -18,6 +18,7 @@ from featurestore import schema
 from featurestore.errors import check_paths, check_positive_int
 from featurestore.features import features_of_files
 from featurestore.store import StoreError, open_split, read_params, require_store, split_path
+from featurestore.files import real_path
 from training.modeldir import load_trained
 
 from .embed import embedding_model
@@ -86,7 +87,7 @@ def placements(store, model_dir, files: Sequence, *, split: Optional[str] = None
         for batch in features_of_files(files, trained.features, batch_size):
             # an absolute path: map pages link it from anywhere
             done = [Placed(str(r.path), split, error=r.error) if r.error else
-                    Placed(str(r.path.resolve()), split, adjustments=r.adjustments)
+                    Placed(str(real_path(r.path)), split, adjustments=r.adjustments)
                     for r in batch]
             usable = [r.features for r in batch if r.error is None]
             if usable:
@@ -132,7 +133,7 @@ def _record(store: Path, split: str, results: List[Placed], mapped: np.ndarray):
                     "place' again", split_path(store, split))
         return
     ok = [r for r in results if not r.error]
-    failed = {(str(Path(r.path).resolve()), r.split) for r in results if r.error}
+    failed = {(str(real_path(r.path)), r.split) for r in results if r.error}
     kept = {(p.path, p.split): p for p in read_placed(store)}
     removed = failed & set(kept)
     for path, _ in removed:  # placed before, unreadable now: not shown as it was

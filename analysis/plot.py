@@ -71,12 +71,6 @@ PLACED_NAMES = 20
 PLACED_CHARS = 24
 
 
-def _drawable(path: str) -> str:
-    """A placed file's name as text: bytes of it that are no UTF-8 (Python's lone surrogates,
-    which matplotlib cannot draw) become U+FFFD."""
-    return Path(path).stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
 @literal_text
 def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     """One panel per split with a ``/tsne`` map, points coloured by the store's labels, a
@@ -133,7 +127,7 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
                            linewidths=0, label=name)
         here = [p for p in placed if p.split == split]
         right = xy[:, 0].max() - 0.35 * np.ptp(xy[:, 0])  # a name right of this goes left
-        for p, name in zip(here, cut_labels([_drawable(p.path) for p in here], PLACED_CHARS)):
+        for p, name in zip(here, cut_labels([Path(p.path).stem for p in here], PLACED_CHARS)):
             ax.scatter([p.x], [p.y], marker="*", s=260, color="black", edgecolors="white",
                        zorder=5)
             if len(here) <= PLACED_NAMES:  # within the panel, leaving its size alone

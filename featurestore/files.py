@@ -19,7 +19,8 @@ from .errors import InputError
 
 __all__ = ["replaced", "temporary", "atomic_write_text", "copy_file", "own_like", "free_room",
            "size_text", "exclusive_lock", "locked_by_another", "hdf5_locks_off", "NO_LOCKS",
-           "check_folder_path", "check_writable_in", "made_folder", "removed_where_left_empty"]
+           "check_folder_path", "check_writable_in", "made_folder", "removed_where_left_empty",
+           "real_path"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,13 @@ log = logging.getLogger(__name__)
 #: copy does).
 NO_RANGE_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF,
                  errno.EPERM)
+
+
+def real_path(path) -> Path:
+    """``path`` absolute, its links followed, as ``Path.resolve()`` gives it, but for a link
+    loop, which is left as it is (``resolve`` raises ``RuntimeError`` before Python 3.13) for
+    whatever reads it to say what is wrong."""
+    return Path(os.path.realpath(path))
 
 
 def temporary(path, suffix: str = "") -> Path:
@@ -54,6 +62,8 @@ def replaced(path, suffix: str = "", *, durable: bool = False) -> Iterator[Path]
     """
     path = Path(path)
     tmp = temporary(path, suffix)
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+        tmp.unlink()  # one left by a kill, or not ours: a link's target is never written
     try:
         yield tmp
         if durable:
@@ -225,7 +235,7 @@ def locked_by_another(path) -> Optional[bool]:
     except ImportError:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a pipe there: not waited on
     except OSError:
         return None
     try:
@@ -248,7 +258,9 @@ def check_folder_path(folder, *, why: str = "") -> None:
         except OSError as err:  # a parent that cannot be searched
             raise InputError(f"{part}: cannot be looked into ({err.strerror or err})") from None
         if link and not there:
-            raise InputError(f"{part}: is a link to nothing, so {folder} cannot be a folder")
+            raise InputError(f"{part}: is a link to nothing (its target is missing, or it is a "
+                             f"loop)" + ("" if part == folder else
+                                         f", so {folder} cannot be a folder"))
         if there and not part.is_dir():
             raise InputError(f"{folder}: is a file; {why}" if part == folder and why
                              else f"{part}: is a file, so {folder} cannot be a folder")
@@ -286,14 +298,18 @@ def check_writable_in(path) -> None:
 def made_folder(folder: Path) -> bool:
     """Make ``folder`` and its parents where it is not there; whether this call made it (not
     where it was there, or another process made it meanwhile). A file in its place raises
-    ``FileExistsError``, and what else ``mkdir`` raises is raised."""
+    ``FileExistsError``, a link to nothing :class:`~featurestore.errors.InputError`, and what
+    else ``mkdir`` raises is raised."""
     try:
         Path(folder).mkdir(parents=True)
         return True
     except FileExistsError:
-        if not Path(folder).is_dir():
-            raise
-        return False
+        if Path(folder).is_dir():
+            return False
+        if Path(folder).is_symlink():
+            raise InputError(f"{folder}: is a link to nothing (its target is missing, or it "
+                             f"is a loop)") from None
+        raise
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from .splitcheck import check_held_here, check_schema
 from .splitfile import Summary, inputs_digest
 from .nsynth import SPLITS
 from .store import held_by_another, open_split, split_path
+from .files import real_path
 
 __all__ = ["SplitReport", "held_labels", "kept", "check_kept_inputs", "input_differences",
            "existing_train_stats", "with_train_stats", "warn_of_splits_that_mislead",
@@ -120,7 +121,7 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
                          f"{label_difference(labels, read.labels, ('the split', 'the inputs'))}"
                          f"; use --overwrite to rebuild")
     report = SplitReport.kept(split, path, n, problems)
-    given = sorted(str(Path(root).resolve()) for root in read.roots)
+    given = sorted(str(real_path(root)) for root in read.roots)
     if was:  # the notes the split would hold now are others
         log.warning("%s: kept, but its notes were read with %s (now %s); use --overwrite to "
                     "rebuild", path, was, now)
@@ -274,7 +275,7 @@ def with_train_stats(out: Path, params: FeatureParams, reports: List[SplitReport
         if path.is_symlink():
             log.warning("%s: carries %s, not those of the train split, and links to %s, whose "
                         "statistics are its own store's: kept as it is", path, was,
-                        path.resolve())
+                        real_path(path))
             continue
         try:
             with writeback.results_file(out, split, 0, what="the new statistics") as f:

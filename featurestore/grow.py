@@ -33,7 +33,7 @@ from .schema import (COMPUTED, CONTENT_DIGEST, FILE, GROUP, INSTRUMENT, INSTRUME
                      SPECTRA, VELOCITY, analysis_results, read_label_names, read_params,
                      read_problems)
 from .errors import BuildError, counted
-from .files import copy_file
+from .files import copy_file, real_path
 from .finished import input_differences
 from .layouts import InputOptions
 from .nsynth import QUALITIES as QUALITY_FLAGS, SOURCES
@@ -134,8 +134,8 @@ def all_roots(held: Iterable[Held], inputs: Sequence[Path]) -> List[Path]:
     splits' source folders, then the inputs'."""
     roots: List[Path] = []
     for folder in [d for h in held for d in h.notes.audio_dirs] + list(inputs):
-        if folder.resolve() not in roots:
-            roots.append(folder.resolve())
+        if real_path(folder) not in roots:
+            roots.append(real_path(folder))
     return roots
 
 
@@ -147,7 +147,7 @@ def on_all_roots(splits: Dict[str, Tuple[Notes, list]], inputs: Sequence[Path],
     roots = all_roots(held.values(), inputs)
 
     def index(dirs):
-        return [roots.index(d.resolve()) for d in dirs]
+        return [roots.index(real_path(d)) for d in dirs]
     splits = {split: (rooted(notes, roots, index(inputs)), problems)
               for split, (notes, problems) in splits.items()}
     held = {split: mine._replace(notes=rooted(mine.notes, roots, index(mine.notes.audio_dirs)))
@@ -158,7 +158,7 @@ def on_all_roots(splits: Dict[str, Tuple[Notes, list]], inputs: Sequence[Path],
 def rooted(notes: Notes, roots: Sequence[Path], index: Sequence[int]) -> Notes:
     """``notes`` with ``audio_dirs`` = ``roots`` (all of the store's source folders) and their
     files relative to them: ``notes.audio_dirs[k]`` lies in ``roots[index[k]]``."""
-    prefixes = [Path(os.path.relpath(Path(d).resolve(), Path(roots[index[k]]).resolve()))
+    prefixes = [Path(os.path.relpath(real_path(d), real_path(roots[index[k]])))
                 for k, d in enumerate(notes.audio_dirs)]
     return dataclasses.replace(
         notes, audio_dirs=tuple(Path(r) for r in roots),

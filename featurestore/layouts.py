@@ -52,6 +52,7 @@ from .splitfolder import check_roots, found_splits, read_splits
 from .offsets import warn_of_gaps
 from .inputoptions import LAYOUTS, InputOptions
 from .windows import windowed_notes
+from .files import real_path
 
 __all__ = ["LAYOUTS", "AUDIO_SUFFIXES", "InputOptions", "Inputs", "read_inputs", "detect_layout",
            "drawn_split"]
@@ -205,10 +206,10 @@ def read_inputs(paths: Sequence, options: InputOptions = InputOptions(), *,
         inputs = _read_rows(layout, roots, [folder_rows(root, told=options.layout == layout)
                                              for root in roots], options)
     else:
-        roots = tuple(sorted({p.resolve().parent for p in paths}))
+        roots = tuple(sorted({real_path(p).parent for p in paths}))
         rows, listed = [[] for _ in roots], [{} for _ in roots]  # a folder's paths: manifest
         for p in paths:
-            k = roots.index(p.resolve().parent)
+            k = roots.index(real_path(p).parent)
             for row in manifest_rows(p, options.column_names):
                 other = listed[k].setdefault(row.file, p) if row.file else p
                 if other != p:

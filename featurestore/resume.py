@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 
 from . import grow, schema
+from .errors import BuildError
 from .params import FeatureParams
 from .splitfile import JournalError, Progress, create_partial, fingerprint
 from .storefolder import check_room
@@ -30,6 +31,15 @@ def start_or_resume(split, params: FeatureParams, partial: Path, journal: Path) 
         digest = f"{digest}:{info.st_size}:{info.st_mtime_ns}"
     rows = split.base + len(split.notes)
     state = None
+    if partial.is_symlink() or (partial.exists() and not partial.is_file()):
+        # no build leaves one: a link's target is never written, a pipe never opened
+        log.warning("%s: a link or special file where the build writes %s; removed", partial,
+                    split.name)
+        try:
+            partial.unlink()
+        except IsADirectoryError:
+            raise BuildError(f"{partial}: a folder where the build writes {split.name}; move "
+                             f"it away") from None
     if partial.is_file():
         try:
             state = Progress.load(journal, digest)

@@ -199,7 +199,7 @@ def write_notes(f: h5py.File, notes, roots: Sequence[str], label_names: Sequence
     index = {name: k for k, name in enumerate(label_names)}
     f.create_dataset(LABELS, data=np.array([index[label] for label in notes.label], np.int32))
     f[LABELS].attrs[LIST_NAMES] = np.array(list(label_names), dtype=STRING)
-    prefixes = [Path(os.path.relpath(Path(d).resolve(), root))
+    prefixes = [Path(os.path.relpath(os.path.realpath(d), root))
                 for d, root in zip(notes.audio_dirs, roots)]
     columns = {
         NAMES: (notes.names, STRING),

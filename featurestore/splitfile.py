@@ -39,7 +39,7 @@ import h5py
 import numpy as np
 
 from . import schema
-from .files import atomic_write_text, own_like, replaced
+from .files import atomic_write_text, own_like, real_path, replaced
 from .jsonstream import read_json, reason
 from .notes import Notes
 from .params import FeatureParams
@@ -249,7 +249,7 @@ def finalize(f: h5py.File, split: str, roots: Sequence[Path], notes: Notes, stat
     schema.clear_metadata(f)
     if summary is not None:
         schema.write_stats(f, summary.mean, summary.std, summary.count, stats_split)
-    roots = [str(root.resolve()) for root in roots]
+    roots = [str(real_path(root)) for root in roots]
     schema.write_notes(f, written, roots, label_names)
     schema.write_problems(f, skipped, adjusted)
     schema.write_provenance(f, split=split, n=len(written),

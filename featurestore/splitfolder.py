@@ -6,6 +6,7 @@ record it and go on), and the usable notes kept as columns
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,8 +20,11 @@ from .errors import BuildError
 from .notes import Notes
 from .nsynth import (SPLITS, Example, check_text, find_splits, refuse_a_split_folder,
                      split_folder)
+from .files import real_path
 
 __all__ = ["read_split", "read_splits", "check_roots", "found_splits"]
+
+log = logging.getLogger(__name__)
 
 
 class _JsonObject(dict):
@@ -191,9 +195,9 @@ def check_roots(roots) -> Tuple[Path, ...]:
     for root in roots:
         if not root.is_dir():
             raise BuildError(f"{root}: " + ("not a folder" if root.exists() else "no such folder"))
-        if root.resolve() in seen:
-            raise BuildError(f"{root}: given twice (also as {seen[root.resolve()]})")
-        seen[root.resolve()] = root
+        if real_path(root) in seen:
+            raise BuildError(f"{root}: given twice (also as {seen[real_path(root)]})")
+        seen[real_path(root)] = root
     return roots
 
 
@@ -208,7 +212,20 @@ def found_splits(roots: Sequence[Path]) -> List[str]:
                              f"{', '.join(s + '/' for s in SPLITS)}, or nsynth-train/, ... as "
                              f"NSynth's downloads unpack)")
         found.update(splits)
+        _warn_of_other_folders(root, [split_folder(root, s) for s in splits])
     return [s for s in SPLITS if s in found]
+
+
+def _warn_of_other_folders(root: Path, split_dirs: Sequence[Path]):
+    """Say which folders beside ``root``'s split folders are not read (class folders given
+    with a render's splits)."""
+    others = sorted(p.name for p in root.iterdir() if p.is_dir() and p not in split_dirs
+                    and not p.name.startswith("."))
+    if others:
+        log.warning("%s: read as NSynth's layout, its split folders (%s); its other folders "
+                    "are not read (%s%s): class folders go in a folder of their own", root,
+                    ", ".join(p.name for p in split_dirs), ", ".join(others[:5]),
+                    ", ..." if len(others) > 5 else "")
 
 
 def read_splits(roots: Sequence[Path], split: str) -> Tuple[Notes, List[Tuple[str, str]]]:

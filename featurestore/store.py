@@ -20,7 +20,7 @@ import h5py
 
 import featurestore.remote as remote
 from .errors import StoreError, not_a_file
-from .files import locked_by_another
+from .files import locked_by_another, real_path
 from .commit import finish_commit
 from .nsynth import SPLITS
 from .schema import CONTENT_DIGEST, SPECTRA, read_params, read_stats
@@ -51,13 +51,13 @@ def split_path(store, split: str):
 
 def store_id(store) -> str:
     """A store as results record it: its URL, or its absolute path."""
-    return store if remote.is_url(store) else str(Path(store).resolve())
+    return store if remote.is_url(store) else str(real_path(store))
 
 
 def store_name(store) -> str:
     """The last part of a store's path or URL (``demo/store`` -> ``store``)."""
     return str(store).rstrip("/").rsplit("/", 1)[-1] if remote.is_url(store) \
-        else Path(store).resolve().name
+        else real_path(store).name
 
 
 def store_splits(store) -> list:
@@ -142,7 +142,7 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
         return
     what = ("no such store folder" if not Path(store).exists() else
             f"is a split file, not a store: give the store, its folder "
-            f"{Path(store).resolve().parent}" if _is_split_file(Path(store)) else
+            f"{real_path(store).parent}" if _is_split_file(Path(store)) else
             "is a file, not a store (a store is a folder of split files)")
     raise StoreError(f"{store}: {what}")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import BuildError
-from .files import exclusive_lock, free_room, made_folder, removed_where_left_empty, size_text
+from .files import (exclusive_lock, free_room, made_folder, real_path,
+                    removed_where_left_empty, size_text)
 
 __all__ = ["check_folder_of_its_own", "check_room", "check_writable", "locked"]
 
@@ -33,7 +34,7 @@ def check_folder_of_its_own(out, inputs=()):
     NOTES folders) or holds a Keras model (``*.keras``: a trained model's folder), where they
     would mix with other files."""
     out = Path(out)
-    if any(out.resolve() == Path(folder).resolve() for folder in inputs):
+    if any(real_path(out) == real_path(folder) for folder in inputs):
         raise BuildError(f"{out}: is a NOTES folder too; give the store a folder of its own")
     models = sorted(p.name for p in out.glob("*.keras")) if out.is_dir() else []
     if models:

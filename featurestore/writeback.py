@@ -22,8 +22,8 @@ import h5py
 import numpy as np
 
 from . import schema
-from .files import (copy_file, exclusive_lock, free_room, hdf5_locks_off, replaced, size_text,
-                    temporary)
+from .files import (copy_file, exclusive_lock, free_room, hdf5_locks_off, real_path, replaced,
+                    size_text, temporary)
 from .remote import is_url
 from .splitcheck import check_split
 from .splitfile import give_back_room
@@ -108,7 +108,7 @@ def check_writable(store, split: str, nbytes: int = 0, *, what: str = "the resul
         raise never_written(path)
     with open_split(store, split):
         pass
-    real = Path(path).resolve()
+    real = real_path(path)
     if not os.access(real, os.W_OK):
         raise not_writable(path)
     if not os.access(real.parent, os.W_OK | os.X_OK):
@@ -129,7 +129,7 @@ def split_version(store, split: str) -> Tuple[int, int, int, int]:
     """The split file as it is now: device, inode, size and modification time (ns) of the file
     that holds it. Every rewrite (``build``, ``embed``, ``tsne``: each renames a new file
     in) changes it; take it before reading what results are computed from."""
-    st = os.stat(Path(split_path(store, split)).resolve())
+    st = os.stat(real_path(split_path(store, split)))
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 

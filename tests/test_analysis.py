@@ -443,6 +443,9 @@ def test_a_placed_file_that_cannot_be_read_now_leaves_its_map(mapped, tone_root,
     assert place_files(store, mapped[1], [sound], split="test")[0].error
     assert read_placed(store) == []  # it had stayed where the sound once was
     assert f"{sound}: removed from the test map, where it had been placed before" in caplog.text
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(loop)  # a link to itself: an error, as any file that cannot be read
+    assert "loop.wav" in place_files(store, mapped[1], [loop], split="test")[0].error
 
 
 def test_place_keeps_a_damaged_placed_json_aside(mapped, tone_root, tmp_path, caplog):
@@ -808,6 +811,19 @@ def test_map_copies_only_audio_whatever_a_store_names(mapped, tmp_path, caplog):
                             timeout=120)
     assert result.returncode == 1 and "index.html: is there already and is no map" in \
         result.stderr, result.stderr
+
+
+def test_map_copies_a_sound_of_a_long_name_under_a_shorter_one(mapped, tmp_path):
+    store = shutil.copytree(mapped[0], tmp_path / "store")
+    with h5py.File(store / "test.h5", "r+") as f:
+        source = Path(f["source_folder"].attrs["names"][0]) / f["file"].asstr()[0]
+        long = tmp_path / ("é" * 123 + ".wav")  # 250 bytes: its copy's temporary name, 265
+        shutil.copyfile(source, long)
+        f["file"][0] = str(long)
+    write_map(store, tmp_path / "map", copy_audio=True)
+    copy = next((tmp_path / "map" / "audio" / "test").glob("00000-*"))
+    assert copy.read_bytes() == long.read_bytes() and copy.suffix == ".wav"
+    assert len(copy.name.encode()) <= 240 and copy.name.startswith("00000-éé")
 
 
 def test_cli_bad_input_lines(mapped, tmp_path):

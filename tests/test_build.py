@@ -416,11 +416,16 @@ def test_bad_root(tmp_path, setup, message):
         build_store(setup(tmp_path), tmp_path / "out", progress=False)
 
 
-def test_nsynth_s_download_folders_are_its_splits_and_one_split_s_folder_is_refused(tmp_path):
+def test_nsynth_s_download_folders_are_its_splits_and_one_split_s_folder_is_refused(tmp_path,
+                                                                                 caplog):
     root = tmp_path / "nsynth"
     made = {split: make_tone_split(root / f"nsynth-{split}", n, seed=k)
             for k, (split, n) in enumerate([("train", 4), ("valid", 2), ("test", 2)])}
+    (root / "cello").mkdir()  # class folders beside a render's splits: not read, and said so
+    shutil.copy(next((root / "nsynth-train" / "audio").iterdir()), root / "cello")
     build_store(root, tmp_path / "s", jobs=1, progress=False)
+    assert f"{root}: read as NSynth's layout, its split folders (nsynth-train, nsynth-valid, " \
+           f"nsynth-test); its other folders are not read (cello)" in caplog.text
     for split, examples in made.items():
         with h5py.File(tmp_path / "s" / f"{split}.h5") as f:
             assert sorted(f["names"].asstr()[:]) == sorted(examples)
@@ -797,6 +802,24 @@ def test_broken_link_is_skipped_and_a_failed_finish_is_redone(tmp_path, monkeypa
         assert len(f["labels"]) == 3
         assert dict(f["skipped"].asstr()[:]) == {
             "dangling": f"broken symbolic link (to {tmp_path / 'gone.wav'})"}
+
+
+def test_a_link_or_pipe_where_a_build_writes_is_removed_never_written_through(tmp_path, caplog):
+    make_tone_split(tmp_path / "root" / "train", 3, seed=0)
+    out = tmp_path / "s"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (out / "train.h5.partial").symlink_to(victim)  # no build leaves one
+    (out / ".train.h5.journal.partial").symlink_to(victim)  # the journal's temporary name
+    build_store(tmp_path / "root", out, jobs=1, progress=False)
+    assert victim.read_text() == "precious"
+    assert (out / "train.h5").is_file() and not (out / "train.h5").is_symlink()
+    assert "train.h5.partial: a link or special file where the build writes train; " \
+           "removed" in caplog.text
+    os.mkfifo(out / "train.h5.partial")  # opened, it would wait for a writer for good
+    build_store(tmp_path / "root", out, jobs=1, progress=False, overwrite=True)
+    assert not (out / "train.h5.partial").exists() and victim.read_text() == "precious"
 
 
 def test_a_second_build_of_the_same_store_is_refused_while_one_runs(tone_root, tmp_path):

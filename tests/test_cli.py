@@ -189,8 +189,13 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
     (["map", "{tmp}", "{tmp}/file"], "file: is a file; the map is written into a folder"),
     (["map", "{tmp}", "{tmp}/file/sub"], "file: is a file, so {tmp}/file/sub cannot be a folder"),
     (["plot", "{tmp}", "{tmp}/file/x.png"], "file: is a file, so {tmp}/file cannot be a folder"),
-    (["plot", "{tmp}", "{tmp}/dangling/x.png"], "dangling: is a link to nothing, so "
-                                                "{tmp}/dangling cannot be a folder"),
+    (["plot", "{tmp}", "{tmp}/dangling/x.png"], "dangling: is a link to nothing (its target is "
+                                                "missing, or it is a loop)\n"),
+    (["plot", "{tmp}", "{tmp}/dangling/in/x.png"], "dangling: is a link to nothing (its target "
+     "is missing, or it is a loop), so {tmp}/dangling/in cannot be a folder"),
+    (["build", "{tmp}/loop", "{tmp}/out"], "loop: no such folder"),  # not resolve()'s error
+    (["render", "{tmp}/loop"], "loop: is a link to nothing (its target is missing, or it is a "
+                               "loop)\n"),
     (["evaluate", "{tmp}", "{tmp}/m", "--confusion", "{tmp}/file/c.png"],
      "file: is a file, so {tmp}/file cannot be a folder"),  # before the scoring
     (["plot", "s3://bucket/store", "{tmp}/x.png"], "plot needs a local store"),
@@ -246,6 +251,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")
     (tmp_path / "bank.SF3").write_text("not a folder either")
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "train.h5.partial").write_bytes(b"")
     (tmp_path / "half" / ".train.h5.partial").write_bytes(b"")  # embed's copy: not a build's
@@ -740,6 +746,10 @@ def test_the_common_options_may_come_before_the_command(capsys):
      "unrecognized arguments: valid (--split takes one value)\n"),  # not: go together
     (["evaluate", "s", "m", "--split=test", "valid"], "evaluate: error: unrecognized "
      "arguments: valid (--split takes one value)\n"),
+    (["evaluate", "s", "m", "--spl", "test", "valid"], "evaluate: error: unrecognized "
+     "arguments: valid (--split takes one value)\n"),  # argparse's abbreviation
+    (["evaluate", "s", "m", "--spl=test", "valid"], "arguments: valid (--split takes one "
+     "value)\n"),
     (["predict", "m", "a.wav", "--top", "3", "b.wav"], "predict: error: unrecognized "
      "arguments: b.wav (the positional arguments go together"),  # FILES... takes any number
     (["inspect", "a", "b"], "timbremap inspect: error: unrecognized arguments: b\n"),

@@ -240,6 +240,7 @@ def test_the_per_label_table_cuts_a_long_label_and_lines_up_wide_characters():
     assert cut_labels([same, same], 24) == [cut_text(same, 24)] * 2
     late = ["X" * 60 + f"{tail}YYYYYYYYYY end" for tail in ("a", "b")] + ["X" * 20 + "c end"]
     assert len(set(cut_labels(late, 24))) == 3  # two that part late, from a third early
+    assert cut_labels(["line\nbreak", "a\ttab"], 24) == ["line\\nbreak", "a\\ttab"]  # one line
 
 
 def test_a_label_set_in_a_message_reads_as_its_labels():

@@ -1165,7 +1165,7 @@ def test_labels_of_few_notes_are_warned_of_the_fewest_first(caplog):
     from training.evaluate import _warn_of_few_notes
     names = ("cello", "harp", "oboe", "tuba")
     with caplog.at_level(logging.WARNING, logger="training.evaluate"):
-        _warn_of_few_notes("t.h5", names, np.array([5, 0, 4, 1]))
+        _warn_of_few_notes("t.h5", names, np.array([5.0, 0.0, 4.0, 1.0]))  # as evaluate counts
         _warn_of_few_notes("u.h5", names, np.array([5, 0, 9, 30]))  # none of 1 to 4 notes
     assert [r.getMessage() for r in caplog.records] == [
         "t.h5: 2 of its 3 labels have fewer than 5 notes (tuba 1, oboe 4): their recall, and "

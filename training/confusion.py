@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import cut_labels, literal_text, save_figure
+from .images import cut_labels, drawable, literal_text, save_figure
 
 __all__ = ["plot_confusion", "LABEL_CHARS", "MAX_CELL_TEXT"]
 
@@ -58,7 +58,7 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str, *, names) -> P
                 fontsize=size["cells"], color="white" if normalised[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted label")
     ax.set_ylabel("true label (notes)")
-    ax.set_title(title)
+    ax.set_title(drawable(title))
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true label's notes")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

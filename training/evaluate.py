@@ -16,6 +16,7 @@ from featurestore.errors import InputError, label_counts_text
 from featurestore.reader import SpectraReader
 from featurestore.store import (StoreError, content_digests, open_split, read_params,
                                 split_path, store_id, store_name)
+from featurestore.files import real_path
 
 from .confusion import LABEL_CHARS, plot_confusion
 from .images import cut_labels, image_path
@@ -173,7 +174,7 @@ def evaluate(store, model_dir, split: str = "test", *, batch_size: int = 128) ->
     def score(value, defined: bool):  # undefined: no note of the label, or none predicted
         return float(value) if defined else None
     return Evaluation(
-        split=split, store=store_id(store), model=str(Path(model_dir).resolve()),
+        split=split, store=store_id(store), model=str(real_path(model_dir)),
         n=int(len(labels)), accuracy=float(accuracy_score(labels, predicted)),
         balanced_accuracy=_balanced_accuracy(labels, predicted),
         per_label={name: {"precision": score(p, g > 0), "recall": score(r, s > 0),
@@ -194,7 +195,7 @@ def _warn_of_few_notes(path, names, support: np.ndarray):
     few = [k for k in np.argsort(support, kind="stable") if 0 < support[k] < FEW_NOTES]
     if not few:
         return
-    listed = label_counts_text([(names[k], support[k]) for k in few], among=names, most=8)
+    listed = label_counts_text([(names[k], int(support[k])) for k in few], among=names, most=8)
     log.warning("%s: %d of its %d labels have fewer than %d notes (%s): their recall, and the "
                 "balanced accuracy that averages the recalls, rest on a note or a few",
                 path, len(few), int((support > 0).sum()), FEW_NOTES, listed)

@@ -11,10 +11,10 @@ import re
 import warnings
 from pathlib import Path
 
-from featurestore.errors import InputError, counted
+from featurestore.errors import InputError, counted, one_line
 from featurestore.files import check_folder_path, check_writable_in, replaced
 
-__all__ = ["image_path", "save_figure", "literal_text", "cut_text", "cut_labels"]
+__all__ = ["image_path", "save_figure", "literal_text", "drawable", "cut_text", "cut_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,13 @@ def _formats() -> set:
     return formats
 
 
+def drawable(text: str) -> str:
+    """``text`` as a figure can draw it: on one line (each control character as its escape,
+    :func:`~featurestore.errors.one_line`), and each lone surrogate (a byte of a file name
+    that is no UTF-8, as Python reads it), which matplotlib refuses, as U+FFFD."""
+    return re.sub("[\ud800-\udfff]", "\ufffd", one_line(text))
+
+
 def cut_text(text: str, most: int) -> str:
     """``text`` as a figure draws it: at most ``most`` characters (a long label would squeeze
     the drawing into a corner), cut in the middle, where an ellipsis stands for what is left
@@ -86,7 +93,8 @@ def cut_labels(names, most: int) -> list:
     """:func:`cut_text` of each of ``names``, but where different names would read alike
     (``Strings - violin I - sustain`` and ``... violin II ...`` cut to their ends), each of
     those is shown from a little before where it parts from the one most like it:
-    ``…violin II - sus…``."""
+    ``…violin II - sus…``. Each name is :func:`drawable`."""
+    names = [drawable(name) for name in names]
     cut = [cut_text(name, most) for name in names]
     alike: dict = {}
     for name, shown in zip(names, cut):
@@ -123,6 +131,7 @@ def literal_text(draw):
             log.warning("%s: %s no glyph in matplotlib's fonts and %s drawn as boxes (%s)",
                         result, counted(len(missing), "character") + (
                             " has" if len(missing) == 1 else " have"),
-                        "is" if len(missing) == 1 else "are", "".join(sorted(missing)[:20]))
+                        "is" if len(missing) == 1 else "are",
+                        one_line("".join(sorted(missing)[:20])))
         return result
     return drawing

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from .images import drawable
+
 __all__ = ["epoch_progress", "plot_curves"]
 
 
@@ -75,6 +77,6 @@ def plot_curves(history: list, path: Path, title: str, *, augmented: bool = Fals
     if lowered:
         axes[0].plot([], [], color="tab:red", alpha=0.35, lw=1, label="learning rate lowered")
         axes[0].legend()
-    fig.suptitle(title)
+    fig.suptitle(drawable(title))
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -16,7 +16,7 @@ import numpy as np
 from featurestore import __version__
 from featurestore.errors import BuildError, InputError, counted
 from featurestore.files import (atomic_write_text, exclusive_lock, made_folder,
-                                removed_where_left_empty, replaced)
+                                real_path, removed_where_left_empty, replaced)
 from featurestore.finished import warn_of_splits_that_mislead
 from featurestore.jsonstream import read_json
 from featurestore.nsynth import FAMILIES
@@ -304,7 +304,7 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         raise InputError(f"callbacks must be a sequence of keras.callbacks.Callback, got "
                          f"{callbacks!r}"[:300])
     store, model_dir = store_location(store), Path(model_dir)
-    if not is_url(store) and model_dir.resolve() == Path(store).resolve():
+    if not is_url(store) and real_path(model_dir) == real_path(store):
         raise ModelError(f"{model_dir}: is the store; train into a folder of its own")
     check_model_dir(model_dir)
     params, mean, std, input_shape, n_train, labels = open_for_training(store)
