@@ -12,7 +12,7 @@ from featurestore import schema
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError
 
-from .tsne import INTS_IN_INTERVAL
+from .tsne import GRADIENTS, INTS_IN_INTERVAL
 
 __all__ = ["StoredMap"]
 
@@ -92,7 +92,7 @@ class StoredMap:
             self.pca_components_ = f[schema.TSNE_PCA_COMPONENTS][:]
             with SpectraReader(path) as reader:
                 points = np.concatenate([self._project(x) for x in reader.iter_batches(256)])
-        seed, self.perplexity_, neighbors = _settings(attrs, path)
+        seed, self.perplexity_, neighbors, gradient = _settings(attrs, path)
         coords = f[schema.TSNE][:].astype(np.float64)
         if not (np.isfinite(points).all() and np.isfinite(coords).all()):
             raise StoreError(f"{path}: its map or the points it maps hold NaN or infinite "
@@ -101,7 +101,7 @@ class StoredMap:
         affinities = openTSNE.affinity.MultiscaleMixture(
             points, self.perplexity_, method=neighbors, n_jobs=self.n_jobs, random_state=seed)
         self.embedding_ = openTSNE.TSNEEmbedding(
-            coords, affinities, random_state=seed, negative_gradient_method="fft",
+            coords, affinities, random_state=seed, negative_gradient_method=gradient,
             ints_in_interval=INTS_IN_INTERVAL, n_jobs=self.n_jobs)
         self.centre_ = (coords.max(axis=0) + coords.min(axis=0)) / 2  # transform centres first
         return self
@@ -135,15 +135,19 @@ class StoredMap:
 
 
 def _settings(attrs, path: Path):
-    """``(seed, perplexity, neighbors)`` of a map's ``/tsne`` attrs, as :func:`tsne_split`
-    writes them; :class:`StoreError` for any that is missing or not what it writes."""
+    """``(seed, perplexity, neighbors, gradient)`` of a map's ``/tsne`` attrs, as
+    :func:`tsne_split` writes them (a map made before ``gradient`` was recorded: ``fft``);
+    :class:`StoreError` for any that is missing or not what it writes."""
     try:
         seed, perplexity, neighbors = attrs["seed"], float(attrs["perplexity"]), \
             str(attrs["neighbors"])
+        gradient = str(attrs.get("gradient", "fft"))
         if not (np.ndim(seed) == 0 and float(seed) == int(seed) and 0 <= int(seed) < 2**32
-                and 0 < perplexity < np.inf and neighbors in ("exact", "annoy")):
-            raise ValueError(f"seed {seed}, perplexity {perplexity}, neighbors {neighbors!r}")
+                and 0 < perplexity < np.inf and neighbors in ("exact", "annoy")
+                and gradient in GRADIENTS):
+            raise ValueError(f"seed {seed}, perplexity {perplexity}, neighbors {neighbors!r}, "
+                             f"gradient {gradient!r}")
     except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise StoreError(f"{path}: its map's settings (/tsne's attrs) are damaged ({err}); "
                          f"run 'timbremap tsne' again") from None
-    return int(seed), perplexity, neighbors
+    return int(seed), perplexity, neighbors, gradient

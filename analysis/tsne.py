@@ -41,7 +41,7 @@ from .placements import forget_placed, read_placed
 
 __all__ = ["tsne_split", "knn_accuracy", "knn_neighbours", "map_metrics", "TsneResult",
            "METHODS", "SOURCES", "fit_opentsne", "MAP_DATASETS", "INTS_IN_INTERVAL",
-           "DEFAULT_PERPLEXITY", "map_coords"]
+           "GRADIENTS", "DEFAULT_PERPLEXITY", "map_coords"]
 
 log = logging.getLogger(__name__)
 METHODS = ("opentsne", "sklearn")
@@ -52,6 +52,11 @@ MAX_ITER = 500  # openTSNE's default iterations after early exaggeration
 KL_TOL = 0.02  # converged: 50 iterations lower the KL divergence by less than 2 %
 EXACT_NEIGHBORS_MAX = 30_000  # exact nearest neighbours up to here, Annoy's beyond
 INTS_IN_INTERVAL = 4  # width of openTSNE's FFT interpolation intervals (its default: 1)
+#: openTSNE's gradient methods: Barnes-Hut (``bh``) up to :data:`BH_MAX` points, where FFT
+#: interpolation's grid, of at least 50 intervals a side whatever the points, costs more
+#: than the whole fit (``docs/tsne.md``), FFT (``fft``) beyond
+GRADIENTS = ("bh", "fft")
+BH_MAX = 3_000
 #: What a map is made of in a split file (``/tsne`` last: written last, it marks a whole map).
 #: attr of ``/tsne`` made of embeddings: the ``model_sha1`` of the model they come from
 EMBEDDINGS_MODEL = "embeddings_model_sha1"
@@ -216,8 +221,10 @@ class _Converged:
 
 
 def fit_opentsne(data: np.ndarray, perplexity: float = DEFAULT_PERPLEXITY, *, seed: int = 0,
-                 n_jobs: int = 2, max_iter: int = MAX_ITER, tol: float = KL_TOL, every: int = 50):
-    """openTSNE's standard t-SNE, with exact neighbours for small data and a converged stop.
+                 n_jobs: int = 2, max_iter: int = MAX_ITER, tol: float = KL_TOL, every: int = 50,
+                 gradient: Optional[str] = None):
+    """openTSNE's standard t-SNE, with exact neighbours and Barnes-Hut gradients for small
+    data, and a converged stop.
 
     The schedule is openTSNE's (PCA initialisation, 250 iterations of early exaggeration 12 at
     learning rate N/12, then exaggeration 1 with FFT-accelerated gradients), except that
@@ -225,6 +232,8 @@ def fit_opentsne(data: np.ndarray, perplexity: float = DEFAULT_PERPLEXITY, *, se
     * the perplexity's ``3 * perplexity`` nearest neighbours are exact (scikit-learn) for up to
       :data:`EXACT_NEIGHBORS_MAX` points, where that is faster than Annoy's approximate search,
       and Annoy beyond;
+    * the gradient is Barnes-Hut's for up to :data:`BH_MAX` points, FFT-interpolated beyond
+      (openTSNE's rule has 10,000: between the two, FFT is the faster here);
     * the FFT interpolation intervals are :data:`INTS_IN_INTERVAL` units wide, not 1: the
       gradient's cost grows with the number of intervals squared, and maps of real embeddings
       spread wide, while wider intervals leave their trustworthiness as it was (the times and
@@ -245,6 +254,8 @@ def fit_opentsne(data: np.ndarray, perplexity: float = DEFAULT_PERPLEXITY, *, se
         as converged.
     every : int
         Iterations between convergence checks.
+    gradient : {'bh', 'fft'}, optional
+        openTSNE's gradient method (:data:`GRADIENTS`); default: by the number of points.
 
     Returns
     -------
@@ -252,12 +263,17 @@ def fit_opentsne(data: np.ndarray, perplexity: float = DEFAULT_PERPLEXITY, *, se
         The map (``np.asarray`` gives its ``(n, 2)`` coordinates); its ``transform`` places
         new points.
     attrs : dict
-        ``neighbors`` (exact | annoy), ``iterations`` (after early exaggeration).
+        ``neighbors`` (exact | annoy), ``gradient`` (bh | fft), ``iterations`` (after early
+        exaggeration).
     """
     import openTSNE
+    if gradient is None:
+        gradient = "bh" if len(data) <= BH_MAX else "fft"
+    elif gradient not in GRADIENTS:
+        raise InputError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     neighbors = "exact" if len(data) <= EXACT_NEIGHBORS_MAX else "annoy"
     tsne = openTSNE.TSNE(perplexity=perplexity, neighbors=neighbors, random_state=seed,
-                         n_jobs=n_jobs, negative_gradient_method="fft",
+                         n_jobs=n_jobs, negative_gradient_method=gradient,
                          ints_in_interval=INTS_IN_INTERVAL)
     embedding = tsne.prepare_initial(data)
     embedding.optimize(n_iter=tsne.early_exaggeration_iter, exaggeration=tsne.early_exaggeration,
@@ -266,7 +282,8 @@ def fit_opentsne(data: np.ndarray, perplexity: float = DEFAULT_PERPLEXITY, *, se
     embedding = embedding.optimize(n_iter=max_iter, momentum=tsne.final_momentum, inplace=True,
                                    callbacks=[converged], callbacks_every_iters=every)
     iterations = converged.stopped_at or max_iter
-    return embedding, {"neighbors": neighbors, "iterations": int(iterations)}
+    return embedding, {"neighbors": neighbors, "gradient": gradient,
+                       "iterations": int(iterations)}
 
 
 def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",

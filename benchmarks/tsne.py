@@ -3,6 +3,7 @@
 
     python benchmarks/tsne.py                                   # 20,000 synthetic points
     python benchmarks/tsne.py --store bench-out/quality/store   # a store's /embeddings
+    python benchmarks/tsne.py --sizes 100 300 1000 3000         # openTSNE's two gradients
 
 Points: by default a mixture of 11 Gaussian clusters of uneven size and spread in 64-D (like
 embeddings of 11 families); with --store, the /embeddings of every split of that store
@@ -10,7 +11,9 @@ embeddings of 11 families); with --store, the /embeddings of every split of that
 moved by 5 % of its spread) if the store is smaller; the output says how many.
 Quality: scikit-learn's trustworthiness (k = 10) and leave-one-out 10-NN family accuracy, on a
 fixed sample of 5,000 points for both maps. Target: openTSNE <= 1/5 of scikit-learn's time at
-equal trustworthiness (+-0.01).
+equal trustworthiness (+-0.01). With --sizes: openTSNE's Barnes-Hut and FFT gradients, as
+`timbremap tsne` fits (analysis.tsne.fit_opentsne), on synthetic clusters of each size, seeds
+0-3: the times and trustworthiness that set analysis.tsne.BH_MAX.
 """
 from __future__ import annotations
 
@@ -59,6 +62,34 @@ def from_store(store: Path, n: int, seed: int = 0):
     return x.astype(np.float32), y, copies
 
 
+SEEDS = (0, 1, 2, 3)  # of --sizes: a small map's trustworthiness varies with the seed
+
+
+def compare_gradients(sizes, perplexity: float, jobs: int):
+    """Print, for each size, each gradient's seconds and trustworthiness over :data:`SEEDS`."""
+    from analysis.tsne import BH_MAX, GRADIENTS, fit_opentsne, map_metrics
+    print(f"\nopenTSNE's gradients on synthetic clusters (64-D), perplexity {perplexity:g} (or "
+          f"the most a size allows), {jobs} jobs, {os.cpu_count()} cores; seeds "
+          f"{', '.join(map(str, SEEDS))}: mean (range)\n")
+    print("| points | gradient | seconds | trustworthiness (k=10) |")
+    print("|---:|---|---:|---:|")
+    for n in sizes:
+        x, y = synthetic(n)
+        for gradient in GRADIENTS:
+            seconds, trust = [], []
+            for seed in SEEDS:
+                start = time.perf_counter()
+                embedding, _ = fit_opentsne(x, min(perplexity, (n - 1) // 3), seed=seed,
+                                            n_jobs=jobs, gradient=gradient)
+                seconds.append(time.perf_counter() - start)
+                trust.append(map_metrics(x, np.asarray(embedding), y, seed=0)["trustworthiness"])
+            print(f"| {n:,} | {gradient}{' (default)' * ((gradient == 'bh') == (n <= BH_MAX))} | "
+                  f"{np.mean(seconds):.1f} ({min(seconds):.1f}-{max(seconds):.1f}) | "
+                  f"{np.mean(trust):.3f} ({min(trust):.3f}-{max(trust):.3f}) |", flush=True)
+    print(f"\nrerun: python benchmarks/tsne.py --sizes {' '.join(map(str, sizes))} --perplexity "
+          f"{perplexity:g} --jobs {jobs}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--n", type=positive_int, default=20000)
@@ -67,7 +98,14 @@ def main():
                              "default: synthetic clusters)")
     parser.add_argument("--perplexity", type=float, default=30.0)
     parser.add_argument("--jobs", type=positive_int, default=2)
+    parser.add_argument("--sizes", type=positive_int, nargs="+", metavar="N",
+                        help="compare openTSNE's gradients at these sizes instead")
     args = parser.parse_args()
+    if args.sizes:
+        if min(args.sizes) < 16 or args.perplexity < 1:
+            parser.error(f"--sizes must be at least 16 points and --perplexity at least 1, got "
+                         f"{min(args.sizes)} and {args.perplexity:g}")
+        return compare_gradients(args.sizes, args.perplexity, args.jobs)
     if not args.perplexity >= 1 or args.n <= 3 * args.perplexity:
         parser.error(f"--perplexity must be at least 1 and --n above 3 times it, got "
                      f"{args.perplexity:g} and {args.n}")

@@ -196,6 +196,7 @@ def test_tsne_of_separated_clusters_is_faithful(tmp_path, method):
     assert [p.name for p in tmp_path.iterdir()] == ["test.h5"]  # nothing beside the store
     if method == "opentsne":
         assert attrs["neighbors"] == "exact" and 50 <= attrs["iterations"] <= 500
+        assert attrs["gradient"] == "bh"  # 150 points: Barnes-Hut (BH_MAX)
 
 
 def test_tsne_stops_when_the_kl_divergence_stalls():
@@ -403,6 +404,7 @@ def test_place_takes_the_test_map_or_the_only_one(mapped, tone_root, tmp_path):
     (lambda f: f["tsne"].attrs.__setitem__("neighbors", "rm -rf"), r"neighbors 'rm -rf'"),
     (lambda f: f["tsne"].attrs.__delitem__("seed"), r"can't locate attribute: 'seed'"),
     (lambda f: f["tsne"].attrs.__setitem__("perplexity", np.nan), r"perplexity nan"),
+    (lambda f: f["tsne"].attrs.__setitem__("gradient", "exact"), r"gradient 'exact'"),
 ])
 def test_place_refuses_a_map_whose_settings_are_damaged(mapped, tone_root, tmp_path, damage,
                                                         message):
@@ -882,13 +884,17 @@ def test_nothing_beside_a_store_is_unpickled(mapped, tone_root, tmp_path, monkey
     assert not marker.exists()
 
 
-def test_a_map_rebuilt_from_the_file_places_as_the_fitted_one(tmp_path):
+@pytest.mark.parametrize("gradient", ["bh", None])  # None: an older tsne's map, of FFT
+def test_a_map_rebuilt_from_the_file_places_as_the_fitted_one(tmp_path, gradient):
     from analysis.storedmap import StoredMap
     from analysis.tsne import fit_opentsne
     labels = cluster_store(tmp_path / "test.h5")
     with h5py.File(tmp_path / "test.h5", "r+") as f:
         points = f["embeddings"][:]
-        fitted, attrs = fit_opentsne(points, 10.0, seed=0, max_iter=100)  # as tsne fits it
+        fitted, attrs = fit_opentsne(points, 10.0, seed=0, max_iter=100,  # as tsne fits it
+                                     gradient=gradient or "fft")
+        if gradient is None:  # older maps were all fitted with FFT gradients
+            del attrs["gradient"]
         xy = np.asarray(fitted, np.float32)
         write_result(f, "tsne", shape=xy.shape, blocks=[xy], attrs={
             "method": "opentsne", "perplexity": 10.0, "seed": 0, "source": "embeddings", **attrs})

@@ -28,6 +28,7 @@ def test_a_count_is_a_whole_number_of_at_least_one():
     (["extract.py", "--n", "0"], "argument --n: must be at least 1, got 0"),
     (["extract.py", "--n", "30"], "--n: at least 4 * 32 notes, four of the build's batches"),
     (["tsne.py", "--n", "20"], "--n above 3 times it, got 30 and 20"),
+    (["tsne.py", "--sizes", "100", "5"], "--sizes must be at least 16 points"),
     (["loader.py", "--batches", "x"], "argument --batches: 'x' is not a whole number"),
     (["faults.py", "--notes", "8", "4", "4"], "a test split of 4 notes is too few for tsne"),
     (["nearest.py", "missing.h5", "other.h5"], "missing.h5: no such split file"),
