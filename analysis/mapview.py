@@ -98,7 +98,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     check_map_folder(out_dir)
     page = out_dir / "index.html"
     data, label_sets, outputs = {"splits": {}}, {}, {}
-    copies, missing, linked, played = {}, set(), set(), set()
+    copies, missing, linked, played, roots = {}, set(), set(), set(), set()
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
             if schema.TSNE not in f:
@@ -106,6 +106,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                     raise no_map(store, split)
                 continue
             label_sets[split] = schema.read_label_names(f)
+            if schema.SOURCE_FOLDER in f:
+                roots.update(f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES])
             names = f[schema.NAMES].asstr()[:]
             outputs[split] = _predicted(f, len(names))
             offsets = (f[schema.OFFSET][:] if schema.OFFSET in f
@@ -187,6 +189,8 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
         log.warning("%s: %d of the map's sounds are not named as audio files (%s%s); linked "
                     "where they are, not copied", store, len(linked), min(linked),
                     ", ..." if len(linked) > 1 else "")
+    if copies:
+        _refuse_notes_folder(out_dir, roots)
     ours = page.is_file()  # an earlier map's (check_map_folder): its copies are its own
     out_dir.mkdir(parents=True, exist_ok=True)
     for copy, source in copies.items():
@@ -248,6 +252,17 @@ def _predicted(f: h5py.File, n: int) -> Tuple[np.ndarray, Tuple[str, ...]]:
         raise StoreError(f"{f.filename}: /probabilities has the shape {probabilities.shape}, "
                          f"not ({n}, {len(columns)}) for its {n} notes and {listed}")
     return probabilities[:].argmax(axis=1), columns
+
+
+def _refuse_notes_folder(out_dir: Path, roots):
+    """Refuse copies of sounds into a NOTES folder of ``roots`` (the store's ``/source_folder``
+    names), or a folder in one: a later build would read them as notes."""
+    where = real_path(out_dir)
+    for root in sorted(map(str, roots)):
+        if real_path(root) == where or real_path(root) in where.parents:
+            raise InputError(f"{out_dir}: is in {root}, a NOTES folder the store was built "
+                             f"from, where a later build would read the copies --copy-audio "
+                             f"makes as notes; give the map a folder of its own")
 
 
 def check_map_folder(out_dir: Path) -> None:

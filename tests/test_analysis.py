@@ -828,6 +828,25 @@ def test_map_copies_a_sound_of_a_long_name_under_a_shorter_one(mapped, tmp_path)
     assert len(copy.name.encode()) <= 240 and copy.name.startswith("00000-éé")
 
 
+def test_map_copies_no_sound_into_a_notes_folder_of_the_store(mapped, tmp_path):
+    from featurestore.errors import InputError
+    with h5py.File(mapped[0] / "test.h5") as f:
+        notes = Path(f["source_folder"].attrs["names"][0])
+    with pytest.raises(InputError, match=f"{notes}/test/map: is in {notes}, a NOTES folder the "
+                                         f"store was built from"):
+        write_map(mapped[0], notes / "test" / "map", copy_audio=True)
+    assert not (notes / "test" / "map").exists()  # a later build would read copies as notes
+    write_map(mapped[0], tmp_path / "map", copy_audio=True)  # a folder of its own
+
+
+def test_embed_records_a_model_folder_whose_name_is_no_utf8(mapped, tmp_path):
+    store = shutil.copytree(mapped[0], tmp_path / "store")
+    model = shutil.copytree(mapped[1], tmp_path / "model\udcff")  # a byte 0xff: had raised
+    embed_store(store, model, ["test"], progress=False)
+    with h5py.File(store / "test.h5") as f:
+        assert f["embeddings"].attrs["model"] == f"{tmp_path}/model\\udcff"
+
+
 def test_cli_bad_input_lines(mapped, tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "analysis.cli", *map(str, args)],

@@ -292,6 +292,18 @@ def test_a_label_set_names_each_label_once_as_text():
             config_labels({"labels": labels})
 
 
+def test_a_title_or_label_of_a_name_that_is_no_utf8_is_drawn(tmp_path):
+    from training.evaluate import plot_confusion
+    from training.images import drawable
+    from training.progress import plot_curves
+    assert drawable("st\udcffre\n") == "st\ufffdre\\n"  # a byte 0xff of a folder's name
+    history = [{"epoch": 0, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.2, "val_accuracy": 0.4}]
+    plot_curves(history, tmp_path / "curves.png", "default model on st\udcffre")  # had raised
+    plot_confusion(np.eye(2, dtype=int), tmp_path / "c.png", "on st\udcffre", names=["a\udcfe",
+                                                                                    "b"])
+    assert (tmp_path / "curves.png").stat().st_size and (tmp_path / "c.png").stat().st_size
+
+
 def test_labels_are_drawn_as_given_and_missing_glyphs_are_one_warning(tmp_path, caplog,
                                                                        recwarn):
     import matplotlib.image
