@@ -227,7 +227,7 @@ def fit_opentsne(data: np.ndarray, perplexity: float = DEFAULT_PERPLEXITY, *, se
     data, and a converged stop.
 
     The schedule is openTSNE's (PCA initialisation, 250 iterations of early exaggeration 12 at
-    learning rate N/12, then exaggeration 1 with FFT-accelerated gradients), except that
+    learning rate N/12, then exaggeration 1), except that
 
     * the perplexity's ``3 * perplexity`` nearest neighbours are exact (scikit-learn) for up to
       :data:`EXACT_NEIGHBORS_MAX` points, where that is faster than Annoy's approximate search,

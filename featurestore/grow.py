@@ -133,9 +133,9 @@ def all_roots(held: Iterable[Held], inputs: Sequence[Path]) -> List[Path]:
     """Every folder the grown store's notes come from, resolved, once each: the finished
     splits' source folders, then the inputs'."""
     roots: List[Path] = []
-    for folder in [d for h in held for d in h.notes.audio_dirs] + list(inputs):
-        if real_path(folder) not in roots:
-            roots.append(real_path(folder))
+    for folder in map(real_path, [d for h in held for d in h.notes.audio_dirs] + list(inputs)):
+        if folder not in roots:
+            roots.append(folder)
     return roots
 
 

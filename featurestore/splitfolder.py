@@ -195,9 +195,10 @@ def check_roots(roots) -> Tuple[Path, ...]:
     for root in roots:
         if not root.is_dir():
             raise BuildError(f"{root}: " + ("not a folder" if root.exists() else "no such folder"))
-        if real_path(root) in seen:
-            raise BuildError(f"{root}: given twice (also as {seen[real_path(root)]})")
-        seen[real_path(root)] = root
+        real = real_path(root)
+        if real in seen:
+            raise BuildError(f"{root}: given twice (also as {seen[real]})")
+        seen[real] = root
     return roots
 
 
