@@ -131,7 +131,8 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
     Raises
     ------
     StoreError
-        Naming the path, and whether it is missing, a file or a URL.
+        Naming the path, and whether it is missing, a file, a folder that cannot be read or a
+        URL.
     """
     if remote.is_url(store):
         if local_for:
@@ -139,6 +140,11 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
                              f"storage is read by inspect, train, evaluate and embed --into)")
         return
     if Path(store).is_dir():
+        try:  # a glob of a folder that cannot be listed finds nothing, without a word
+            os.scandir(store).close()
+        except OSError as err:
+            raise StoreError(f"{store}: the store folder cannot be read ({err.strerror or err})"
+                             ) from None
         return
     what = ("no such store folder" if not Path(store).exists() else
             f"is a split file, not a store: give the store, its folder "

@@ -174,6 +174,18 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
             if line.startswith("    ") and "downmixed" in line] == [w.stem for w in stereo]
 
 
+def test_a_store_folder_that_cannot_be_listed_is_said_to_be_one(tmp_path, monkeypatch):
+    import errno
+    import featurestore.store
+    from featurestore.store import StoreError, require_store
+
+    def denied(path):  # as for a folder of mode 300 (root is not denied: CI runs as root)
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+    monkeypatch.setattr(featurestore.store.os, "scandir", denied)
+    with pytest.raises(StoreError, match=r"the store folder cannot be read \(Permission denied"):
+        require_store(tmp_path)  # a glob of it had found no split file, without a word
+
+
 @pytest.mark.parametrize("args, message", [
     (["build", "{tmp}/nowhere", "{tmp}/out"], "nowhere: no such folder"),
     (["build", "{tmp}", "{tmp}/out"], "no split folder"),
