@@ -941,6 +941,9 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     one_line_error(run("evaluate", tone_store, tmp_path / "nomodel"), "no such model folder")
     one_line_error(run("evaluate", tone_store, model_dir / "model.keras"),
                    "model.keras: is a file; a model is the folder that holds model.keras")
+    from training.modeldir import ModelError, load_trained
+    with pytest.raises(ModelError, match="/dev/null: not a folder but a pipe, socket or device"):
+        load_trained("/dev/null")  # it had said "no such model folder"
     one_line_error(run("train", tone_store, tmp_path / "m", "--budget-minutes", "-1"),
                    "--budget-minutes must be a finite number of minutes, at least 0 (0: no "
                    "limit), got -1")

@@ -230,9 +230,10 @@ def load_trained(model_dir) -> TrainedModel:
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        raise ModelError(f"{model_dir}: " + ("is a file; a model is the folder that holds "
-                                             "model.keras and config.json" if
-                                             model_dir.is_file() else "no such model folder"))
+        raise ModelError(f"{model_dir}: " + (
+            "is a file; a model is the folder that holds model.keras and config.json"
+            if model_dir.is_file() else "not a folder but a pipe, socket or device"
+            if model_dir.exists() else "no such model folder"))
     for name in (MODEL_FILE, CONFIG_FILE):
         if not (model_dir / name).is_file():
             if (model_dir / CONFIG_FILE).is_file() and locked_by_another(model_dir):
