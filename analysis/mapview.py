@@ -106,7 +106,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                     raise no_map(store, split)
                 continue
             label_sets[split] = schema.read_label_names(f)
-            if schema.SOURCE_FOLDER in f:
+            if str(f.attrs.get("input_layout", "")) == "folders":  # every audio file is read
                 roots.update(f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES])
             names = f[schema.NAMES].asstr()[:]
             outputs[split] = _predicted(f, len(names))
@@ -255,8 +255,10 @@ def _predicted(f: h5py.File, n: int) -> Tuple[np.ndarray, Tuple[str, ...]]:
 
 
 def _refuse_notes_folder(out_dir: Path, roots):
-    """Refuse copies of sounds into a NOTES folder of ``roots`` (the store's ``/source_folder``
-    names), or a folder in one: a later build would read them as notes."""
+    """Refuse copies of sounds into a NOTES folder of class folders of ``roots`` (the
+    ``/source_folder`` names of a store of that layout), or a folder in one: a later build
+    would read them as notes (NSynth's layout and a manifest read only the files they
+    list)."""
     where = real_path(out_dir)
     for root in sorted(map(str, roots)):
         if real_path(root) == where or real_path(root) in where.parents:

@@ -23,7 +23,8 @@ class StoredMap:
     ``/tsne_pca_mean``), to place new notes on it.
 
     The affinities are computed again from the points the map was made of, with the
-    parameters in ``/tsne``'s attrs (the same exact or seeded Annoy neighbours), and the map's
+    parameters in ``/tsne``'s attrs (the same exact or seeded Annoy neighbours, and gradient
+    method: ``fft`` for a map made before it was recorded), and the map's
     coordinates are ``/tsne``: what :meth:`transform` does equals what the fitted openTSNE
     object would do, within float32 rounding. New points are placed with a sixth of the map's
     perplexity (at least 1, at most openTSNE's 5): openTSNE's default for them is a sixth of

@@ -9,8 +9,8 @@ neighbours, in the source space and in the map: 10, or fewer where the rarest la
 notes, :func:`knn_neighbours`), ``metrics_sample`` (points the
 metrics used),
 for ``spectra`` ``pca_components`` and ``pca_explained_variance``, and for openTSNE
-``neighbors`` (exact | annoy) and ``iterations`` (after early exaggeration; see
-:func:`fit_opentsne`).
+``neighbors`` (exact | annoy), ``gradient`` (bh | fft) and ``iterations`` (after early
+exaggeration; see :func:`fit_opentsne`).
 
 ``place`` positions new sounds on an openTSNE map with openTSNE's ``transform``, on the map
 rebuilt from plain arrays of the split file (:class:`analysis.storedmap.StoredMap`): ``/tsne``,
@@ -41,7 +41,7 @@ from .placements import forget_placed, read_placed
 
 __all__ = ["tsne_split", "knn_accuracy", "knn_neighbours", "map_metrics", "TsneResult",
            "METHODS", "SOURCES", "fit_opentsne", "MAP_DATASETS", "INTS_IN_INTERVAL",
-           "GRADIENTS", "DEFAULT_PERPLEXITY", "map_coords"]
+           "GRADIENTS", "BH_MAX", "DEFAULT_PERPLEXITY", "map_coords"]
 
 log = logging.getLogger(__name__)
 METHODS = ("opentsne", "sklearn")
@@ -52,10 +52,11 @@ MAX_ITER = 500  # openTSNE's default iterations after early exaggeration
 KL_TOL = 0.02  # converged: 50 iterations lower the KL divergence by less than 2 %
 EXACT_NEIGHBORS_MAX = 30_000  # exact nearest neighbours up to here, Annoy's beyond
 INTS_IN_INTERVAL = 4  # width of openTSNE's FFT interpolation intervals (its default: 1)
-#: openTSNE's gradient methods: Barnes-Hut (``bh``) up to :data:`BH_MAX` points, where FFT
-#: interpolation's grid, of at least 50 intervals a side whatever the points, costs more
-#: than the whole fit (``docs/tsne.md``), FFT (``fft``) beyond
+#: openTSNE's gradient methods: Barnes-Hut (``bh``) and FFT interpolation (``fft``).
 GRADIENTS = ("bh", "fft")
+#: Barnes-Hut up to this many points, FFT beyond: FFT's grid has at least 50 intervals a side
+#: however few the points, so on a small map it costs more than the rest of the fit
+#: (``docs/tsne.md``).
 BH_MAX = 3_000
 #: What a map is made of in a split file (``/tsne`` last: written last, it marks a whole map).
 #: attr of ``/tsne`` made of embeddings: the ``model_sha1`` of the model they come from

@@ -83,7 +83,8 @@ def compare_gradients(sizes, perplexity: float, jobs: int):
                                             n_jobs=jobs, gradient=gradient)
                 seconds.append(time.perf_counter() - start)
                 trust.append(map_metrics(x, np.asarray(embedding), y, seed=0)["trustworthiness"])
-            print(f"| {n:,} | {gradient}{' (default)' * ((gradient == 'bh') == (n <= BH_MAX))} | "
+            default = gradient == ("bh" if n <= BH_MAX else "fft")
+            print(f"| {n:,} | {gradient}{' (default)' if default else ''} | "
                   f"{np.mean(seconds):.1f} ({min(seconds):.1f}-{max(seconds):.1f}) | "
                   f"{np.mean(trust):.3f} ({min(trust):.3f}-{max(trust):.3f}) |", flush=True)
     print(f"\nrerun: python benchmarks/tsne.py --sizes {' '.join(map(str, sizes))} --perplexity "
@@ -102,9 +103,12 @@ def main():
                         help="compare openTSNE's gradients at these sizes instead")
     args = parser.parse_args()
     if args.sizes:
-        if min(args.sizes) < 16 or args.perplexity < 1:
-            parser.error(f"--sizes must be at least 16 points and --perplexity at least 1, got "
-                         f"{min(args.sizes)} and {args.perplexity:g}")
+        if args.store:
+            parser.error("--sizes compares the gradients on synthetic clusters: not with --store")
+        if min(args.sizes) < 16:
+            parser.error(f"--sizes must be at least 16 points, got {min(args.sizes)}")
+        if args.perplexity < 1:
+            parser.error(f"--perplexity must be at least 1, got {args.perplexity:g}")
         return compare_gradients(args.sizes, args.perplexity, args.jobs)
     if not args.perplexity >= 1 or args.n <= 3 * args.perplexity:
         parser.error(f"--perplexity must be at least 1 and --n above 3 times it, got "

@@ -103,6 +103,8 @@ def _unfinished(store: Path, splits: Sequence[str]) -> List[str]:
                       else "run it again to resume it")
     for split in splits:
         path = split_path(store, split)
+        if not temporary(path).is_file():  # no copy: no writer to ask about
+            continue
         lines += line(temporary(path), None if hdf5_locks_off() else locked_by_another(path),
                       f"a copy of {path.name} ", "that embed or tsne is writing results into now",
                       "left when embed or tsne was stopped",

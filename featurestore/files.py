@@ -227,15 +227,17 @@ def locked_by_another(path) -> Optional[bool]:
     Returns
     -------
     bool or None
-        None where it cannot be known: no ``fcntl``, a file system without such locks, or a
-        path that cannot be opened to ask.
+        None where it cannot be known: no ``fcntl``, a file system without such locks, a
+        path that cannot be opened to ask, or one that is no file or folder.
     """
     try:
         import fcntl
     except ImportError:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a pipe there: not waited on
+        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            return None  # a pipe or device: opened, it could wait for a writer, or act
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
     try:
@@ -298,17 +300,17 @@ def check_writable_in(path) -> None:
 def made_folder(folder: Path) -> bool:
     """Make ``folder`` and its parents where it is not there; whether this call made it (not
     where it was there, or another process made it meanwhile). A file in its place raises
-    ``FileExistsError``, a link to nothing :class:`~featurestore.errors.InputError`, and what
-    else ``mkdir`` raises is raised."""
+    ``FileExistsError``, a link to nothing on its path :func:`check_folder_path`'s
+    :class:`~featurestore.errors.InputError`, and what else ``mkdir`` raises is raised."""
+    folder = Path(folder)
     try:
-        Path(folder).mkdir(parents=True)
+        folder.mkdir(parents=True)
         return True
-    except FileExistsError:
-        if Path(folder).is_dir():
+    except OSError as err:
+        if isinstance(err, FileExistsError) and folder.is_dir():
             return False
-        if Path(folder).is_symlink():
-            raise InputError(f"{folder}: is a link to nothing (its target is missing, or it "
-                             f"is a loop)") from None
+        if any(part.is_symlink() and not part.exists() for part in (folder, *folder.parents)):
+            check_folder_path(folder)  # names the link (mkdir says "File exists")
         raise
 
 

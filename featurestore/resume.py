@@ -31,15 +31,13 @@ def start_or_resume(split, params: FeatureParams, partial: Path, journal: Path) 
         digest = f"{digest}:{info.st_size}:{info.st_mtime_ns}"
     rows = split.base + len(split.notes)
     state = None
+    if partial.is_dir() and not partial.is_symlink():
+        raise BuildError(f"{partial}: a folder where the build writes {split.name}; move it "
+                         f"away")
     if partial.is_symlink() or (partial.exists() and not partial.is_file()):
-        # no build leaves one: a link's target is never written, a pipe never opened
+        partial.unlink()  # no build leaves one: a link's target is never written, nor a pipe
         log.warning("%s: a link or special file where the build writes %s; removed", partial,
                     split.name)
-        try:
-            partial.unlink()
-        except IsADirectoryError:
-            raise BuildError(f"{partial}: a folder where the build writes {split.name}; move "
-                             f"it away") from None
     if partial.is_file():
         try:
             state = Progress.load(journal, digest)

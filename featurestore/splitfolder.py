@@ -203,7 +203,8 @@ def check_roots(roots) -> Tuple[Path, ...]:
 
 
 def found_splits(roots: Sequence[Path]) -> List[str]:
-    """The splits any of ``roots`` has, in NSynth order; every root must have one."""
+    """The splits any of ``roots`` has, in NSynth order; every root must have one. A root's
+    other folders, which are not read, are warned of."""
     found = set()
     for root in roots:
         splits = find_splits(root)

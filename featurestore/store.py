@@ -62,10 +62,17 @@ def store_name(store) -> str:
 
 def store_splits(store) -> list:
     """The finished splits of a store, in NSynth order then any others by name (a hidden
-    file, such as a temporary copy, is none)."""
+    file, such as a temporary copy, is none); :class:`StoreError` for a store folder that
+    cannot be listed."""
     if remote.is_url(store):
         found = [name[:-len(SUFFIX)] for name in remote.list_files(store, SUFFIX)]
     else:
+        try:  # a glob of a folder that cannot be listed finds nothing, without a word
+            if Path(store).is_dir():
+                os.scandir(store).close()
+        except OSError as err:
+            raise StoreError(f"{store}: the store folder cannot be read ({err.strerror or err})"
+                             ) from None
         finish_commit(Path(store))
         found = sorted(p.stem for p in Path(store).glob(f"*{SUFFIX}"))
     found = [name for name in found if not name.startswith(".")]
@@ -131,8 +138,7 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
     Raises
     ------
     StoreError
-        Naming the path, and whether it is missing, a file, a folder that cannot be read or a
-        URL.
+        Naming the path, and whether it is missing, a file or a URL.
     """
     if remote.is_url(store):
         if local_for:
@@ -140,11 +146,6 @@ def require_store(store, *, local_for: Optional[str] = None) -> None:
                              f"storage is read by inspect, train, evaluate and embed --into)")
         return
     if Path(store).is_dir():
-        try:  # a glob of a folder that cannot be listed finds nothing, without a word
-            os.scandir(store).close()
-        except OSError as err:
-            raise StoreError(f"{store}: the store folder cannot be read ({err.strerror or err})"
-                             ) from None
         return
     what = ("no such store folder" if not Path(store).exists() else
             f"is a split file, not a store: give the store, its folder "

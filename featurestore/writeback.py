@@ -170,8 +170,7 @@ def results_file(store, split: str, nbytes: int, *,
             raise StoreError(f"{path}: another program rewrote it (a build, embed or "
                              f"tsne) while these results were computed from it; it is as that "
                              f"program left it: run this command again")
-        for stale in (tmp, temporary(tmp)):  # the latter left by a killed give_back_room
-            stale.unlink(missing_ok=True)
+        temporary(tmp).unlink(missing_ok=True)  # left by a killed give_back_room
         try:
             copy_file(real, tmp)
             with h5py.File(tmp, "r+") as f:

@@ -828,15 +828,20 @@ def test_map_copies_a_sound_of_a_long_name_under_a_shorter_one(mapped, tmp_path)
     assert len(copy.name.encode()) <= 240 and copy.name.startswith("00000-éé")
 
 
-def test_map_copies_no_sound_into_a_notes_folder_of_the_store(mapped, tmp_path):
+def test_map_copies_no_sound_into_a_folder_of_class_folders_of_the_store(mapped, tmp_path):
     from featurestore.errors import InputError
-    with h5py.File(mapped[0] / "test.h5") as f:
-        notes = Path(f["source_folder"].attrs["names"][0])
-    with pytest.raises(InputError, match=f"{notes}/test/map: is in {notes}, a NOTES folder the "
+    store = shutil.copytree(mapped[0], tmp_path / "store")
+    with h5py.File(store / "test.h5", "r+") as f:
+        notes = shutil.copytree(f["source_folder"].attrs["names"][0], tmp_path / "notes")
+        f["source_folder"].attrs["names"] = np.array([str(notes)], dtype=h5py.string_dtype())
+        f.attrs["input_layout"] = "folders"  # a build reads every audio file below it
+    with pytest.raises(InputError, match=f"{notes}/cello/map: is in {notes}, a NOTES folder the "
                                          f"store was built from"):
-        write_map(mapped[0], notes / "test" / "map", copy_audio=True)
-    assert not (notes / "test" / "map").exists()  # a later build would read copies as notes
-    write_map(mapped[0], tmp_path / "map", copy_audio=True)  # a folder of its own
+        write_map(store, notes / "cello" / "map", ["test"], copy_audio=True)
+    assert not (notes / "cello").exists()  # a later build would read copies as notes
+    with h5py.File(store / "test.h5", "r+") as f:
+        f.attrs["input_layout"] = "nsynth"  # reads only the files examples.json lists
+    assert write_map(store, notes / "map", ["test"], copy_audio=True).is_file()
 
 
 def test_embed_records_a_model_folder_whose_name_is_no_utf8(mapped, tmp_path):
@@ -901,6 +906,19 @@ def test_nothing_beside_a_store_is_unpickled(mapped, tone_root, tmp_path, monkey
     tsne_split(store, "train", perplexity=3, seed=0)  # a new map, with the pickle still there
     assert place_copy(store, mapped[1], tone_root, tmp_path)[1].nearest[0]["name"] == name
     assert not marker.exists()
+
+
+
+def test_fit_opentsne_takes_fft_beyond_bh_max_and_refuses_another_gradient(monkeypatch):
+    import analysis.tsne as tsne
+    from featurestore.errors import InputError
+    points = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    monkeypatch.setattr(tsne, "BH_MAX", 40)
+    assert tsne.fit_opentsne(points, 5.0, max_iter=50)[1]["gradient"] == "bh"
+    monkeypatch.setattr(tsne, "BH_MAX", 39)
+    assert tsne.fit_opentsne(points, 5.0, max_iter=50)[1]["gradient"] == "fft"
+    with pytest.raises(InputError, match=r"gradient must be one of \('bh', 'fft'\), got 'exact'"):
+        tsne.fit_opentsne(points, 5.0, gradient="exact")
 
 
 @pytest.mark.parametrize("gradient", ["bh", None])  # None: an older tsne's map, of FFT

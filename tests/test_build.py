@@ -820,6 +820,12 @@ def test_a_link_or_pipe_where_a_build_writes_is_removed_never_written_through(tm
     os.mkfifo(out / "train.h5.partial")  # opened, it would wait for a writer for good
     build_store(tmp_path / "root", out, jobs=1, progress=False, overwrite=True)
     assert not (out / "train.h5.partial").exists() and victim.read_text() == "precious"
+    (out / "train.h5.partial").mkdir()  # someone's folder: left, and said so
+    caplog.clear()
+    with pytest.raises(BuildError, match=r"train.h5.partial: a folder where the build writes "
+                                         r"train; move it away"):
+        build_store(tmp_path / "root", out, jobs=1, progress=False, overwrite=True)
+    assert (out / "train.h5.partial").is_dir() and "removed" not in caplog.text
 
 
 def test_a_second_build_of_the_same_store_is_refused_while_one_runs(tone_root, tmp_path):

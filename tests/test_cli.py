@@ -177,13 +177,13 @@ def test_build_and_inspect_point_to_every_skipped_input(tone_root, tmp_path):
 def test_a_store_folder_that_cannot_be_listed_is_said_to_be_one(tmp_path, monkeypatch):
     import errno
     import featurestore.store
-    from featurestore.store import StoreError, require_store
+    from featurestore.store import StoreError, store_splits
 
     def denied(path):  # as for a folder of mode 300 (root is not denied: CI runs as root)
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
     monkeypatch.setattr(featurestore.store.os, "scandir", denied)
     with pytest.raises(StoreError, match=r"the store folder cannot be read \(Permission denied"):
-        require_store(tmp_path)  # a glob of it had found no split file, without a word
+        store_splits(tmp_path)  # a glob of it had found no split file, without a word
 
 
 @pytest.mark.parametrize("args, message", [
@@ -205,6 +205,8 @@ def test_a_store_folder_that_cannot_be_listed_is_said_to_be_one(tmp_path, monkey
                                                 "missing, or it is a loop)\n"),
     (["plot", "{tmp}", "{tmp}/dangling/in/x.png"], "dangling: is a link to nothing (its target "
      "is missing, or it is a loop), so {tmp}/dangling/in cannot be a folder"),
+    (["render", "{tmp}/dangling/in"], "dangling: is a link to nothing (its target is missing, or "
+     "it is a loop), so {tmp}/dangling/in cannot be a folder"),  # mkdir: "File exists"
     (["build", "{tmp}/loop", "{tmp}/out"], "loop: no such folder"),  # not resolve()'s error
     (["render", "{tmp}/loop"], "loop: is a link to nothing (its target is missing, or it is a "
                                "loop)\n"),

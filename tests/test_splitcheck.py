@@ -151,6 +151,7 @@ def test_a_split_whose_values_do_not_fit_its_names_is_refused(copy, capsys, chan
     assert "== test: cannot be read: " in out and "== train: " in out
 
 
+@pytest.mark.timeout(60)  # a read of the pipe would wait for a writer for good
 def test_a_split_that_is_a_pipe_or_a_folder_is_said_to_be_one(copy):
     import os
     (copy / "test.h5").unlink()
