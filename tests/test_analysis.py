@@ -908,7 +908,6 @@ def test_nothing_beside_a_store_is_unpickled(mapped, tone_root, tmp_path, monkey
     assert not marker.exists()
 
 
-
 def test_fit_opentsne_takes_fft_beyond_bh_max_and_refuses_another_gradient(monkeypatch):
     import analysis.tsne as tsne
     from featurestore.errors import InputError
