@@ -944,6 +944,15 @@ def test_bad_inputs(trained, tone_root, tone_store, tmp_path):
     from training.modeldir import ModelError, load_trained
     with pytest.raises(ModelError, match="/dev/null: not a folder but a pipe, socket or device"):
         load_trained("/dev/null")  # it had said "no such model folder"
+    piped = shutil.copytree(model_dir, tmp_path / "piped")
+    (piped / "config.json").unlink()
+    os.mkfifo(piped / "config.json")  # read, it would wait for a writer
+    with pytest.raises(ModelError, match="config.json: not a file but a folder, pipe, socket"):
+        load_trained(piped)  # it had said "no config.json"
+    (piped / "config.json").unlink()
+    (piped / "config.json").symlink_to(piped / "config.json")
+    with pytest.raises(ModelError, match="config.json: is a link to nothing"):
+        load_trained(piped)
     one_line_error(run("train", tone_store, tmp_path / "m", "--budget-minutes", "-1"),
                    "--budget-minutes must be a finite number of minutes, at least 0 (0: no "
                    "limit), got -1")

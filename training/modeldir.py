@@ -235,7 +235,12 @@ def load_trained(model_dir) -> TrainedModel:
             if model_dir.is_file() else "not a folder but a pipe, socket or device"
             if model_dir.exists() else "no such model folder"))
     for name in (MODEL_FILE, CONFIG_FILE):
-        if not (model_dir / name).is_file():
+        path = model_dir / name
+        if not path.is_file():
+            if path.exists() or path.is_symlink():
+                raise ModelError(f"{path}: " + (
+                    "not a file but a folder, pipe, socket or device" if path.exists() else
+                    "is a link to nothing (its target is missing, or it is a loop)"))
             if (model_dir / CONFIG_FILE).is_file() and locked_by_another(model_dir):
                 raise ModelError(f"{model_dir}: not a trained model yet (no {name}): a "
                                  f"'timbremap train' is writing it; wait for it to finish")
