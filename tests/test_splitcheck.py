@@ -159,7 +159,7 @@ def test_a_split_that_is_a_pipe_or_a_folder_is_said_to_be_one(copy):
     with pytest.raises(StoreError, match=r"test.h5: not a file but a pipe, socket or device; a "
                                          r"split is an HDF5 file"):
         open_split(copy, "test")  # it had said "no 'test' split (splits present: ..., test)"
-    assert main(["inspect", str(copy)]) == 1  # asked whether it is locked without waiting
+    assert main(["inspect", str(copy)]) == 1  # a pipe is not opened to ask whether it is locked
     (copy / "test.h5").unlink()
     (copy / "test.h5").mkdir()
     with pytest.raises(StoreError, match=r"test.h5: not a file but a folder"):
