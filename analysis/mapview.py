@@ -261,7 +261,7 @@ def _refuse_notes_folder(out_dir: Path, roots):
     list)."""
     where = real_path(out_dir)
     for root in sorted(map(str, roots)):
-        if real_path(root) == where or real_path(root) in where.parents:
+        if where.is_relative_to(real_path(root)):  # the folder itself, or one below it
             raise InputError(f"{out_dir}: is in {root}, a NOTES folder the store was built "
                              f"from, where a later build would read the copies --copy-audio "
                              f"makes as notes; give the map a folder of its own")

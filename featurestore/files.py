@@ -235,7 +235,8 @@ def locked_by_another(path) -> Optional[bool]:
     except ImportError:
         return None
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+        mode = os.stat(path).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             return None  # a pipe or device: opened, it could wait for a writer, or act
         fd = os.open(path, os.O_RDONLY)
     except OSError:
