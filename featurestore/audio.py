@@ -19,9 +19,10 @@ What it does to a file, in order:
    :data:`READ_SECONDS` is given up (the guard that keeps one pathological file from
    stopping a build);
 4. reject it (:class:`AudioError`) when it cannot be decoded, holds fewer frames than its
-   header declares (cut short: see :mod:`featurestore.headers`), holds no samples, holds NaN
-   or infinite samples, or float samples more than :data:`MAX_PEAK` times full scale (a float
-   file between full scale and that is used as it is, and its peak listed as an adjustment);
+   header declares (cut short: see :mod:`featurestore.headers`; an MP3: than its Xing tag
+   counts), holds no samples, holds NaN or infinite samples, or float samples more than
+   :data:`MAX_PEAK` times full scale (a float file between full scale and that is used as it
+   is, and its peak listed as an adjustment);
 5. resample to ``params.sample_rate`` with soxr (high quality) when the rates differ;
 6. zero-pad at the end, or trim the end, to exactly ``params.n_samples`` samples;
 7. reject it when every sample of the result is 0 (digital silence: nothing to classify, and in
@@ -41,8 +42,9 @@ from typing import List, NamedTuple, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
-from .audiocheck import (MAX_CHANNELS, MAX_PEAK, MIN_SAMPLE_RATE, AudioError, check_complete,
-                         check_file, check_format, check_peak, error_text)
+from .audiocheck import (DECODE_ERRORS, MAX_CHANNELS, MAX_PEAK, MIN_SAMPLE_RATE, AudioError,
+                         check_complete, check_file, check_format, check_peak, error_text)
+from .headers import declared_frames
 from .offsets import frames_needed, lead_frames, left_out
 from .params import MAX_SAMPLE_RATE, FeatureParams
 
@@ -61,8 +63,8 @@ _SALVAGE_FRAMES = 2 ** 10  # ... and after a decoding error, to find where it st
 #: data may begin up to 511 bytes (MPEG-1; MPEG-2: 255) before it, a dozen frames at a low
 #: bit rate, so its first frames come out wrong without those before (:func:`_read_blocks`).
 _MPEG_PREROLL_FRAMES = 24
+_HEADER_BYTES = 4096  # more than a header of audio: the samples of one
 _UNKNOWN_LENGTH = 2 ** 62  # libsndfile counts a stream of unknown length as 2**63 - 1 frames
-_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, EOFError, MemoryError)
 
 
 class _Decoded(NamedTuple):
@@ -74,6 +76,9 @@ class _Decoded(NamedTuple):
     frames: Optional[int]  # in the whole file; None where unknown
     peak: Optional[float]  # largest magnitude; None for 16-bit integers (within full scale)
     lead: int = 0  # frames of data before the clip's start (:func:`lead_frames`)
+    #: where ``data`` was mixed to mono as it was read, the largest magnitude of any channel of
+    #: each frame (``(frames,)``): mixed silence of channels that were not silent cancelled out
+    level: Optional[np.ndarray] = None
 
 
 def _scaled(pcm: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
@@ -107,7 +112,7 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
         return _read_blocks(path, needed, time.monotonic() + READ_SECONDS)._replace(lead=lead)
     except AudioError:
         raise
-    except _DECODE_ERRORS as sf_error:  # libsndfile cannot open or decode it
+    except DECODE_ERRORS as sf_error:  # libsndfile cannot open or decode it
         sf_reason = error_text(sf_error)
     try:  # another decoder may (a WAV with a chunk libsndfile refuses)
         decoded = _read_other(path, params, sf_reason, offset)
@@ -141,13 +146,14 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
             fh.seek(start - ahead)
         mono = np.empty((max(0, min(want, frames - start)) if known else want, 1),
                         dtype=np.float32)
+        level = np.empty(len(mono), np.float32) if channels > 1 else None
         step = max(1, len(mono) if mpeg else _BLOCK_SAMPLES // channels)
         filled, peak, error = 0, 0.0, None
         while filled < len(mono):
             try:
                 block = fh.read(min(step, len(mono) - filled) + ahead, dtype=dtype,
                                 always_2d=True)[ahead:]
-            except _DECODE_ERRORS as err:
+            except DECODE_ERRORS as err:
                 error = err
                 break
             ahead = 0
@@ -163,6 +169,7 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
             part = mono[filled:filled + len(block), 0]
             if channels > 1:
                 block.mean(axis=1, dtype=np.float32, out=part)
+                np.abs(block).max(axis=1, out=level[filled:filled + len(block)])
             else:
                 part[:] = block[:, 0]
             filled += len(block)
@@ -175,7 +182,7 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
             try:  # the last frame: a FLAC cut short fails here
                 fh.seek(frames - 1)
                 fh.read(1, dtype=dtype)
-            except _DECODE_ERRORS as err:
+            except DECODE_ERRORS as err:
                 raise AudioError(path, f"truncated or damaged: its header declares {frames} "
                                        f"frames, and the last of them cannot be read "
                                        f"({error_text(err)})") from None
@@ -186,12 +193,13 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
         check_complete(path, decoded, error_text(error))
         raise AudioError(path, f"damaged: decoding stopped after {decoded} frames "
                                f"({error_text(error)})")
-    if filled < len(mono):  # the file ended before the clip: that is all it holds
-        frames, known = start + filled, True
+    if known and filled < len(mono):  # short of what libsndfile counted (an MP3: its Xing tag)
+        raise AudioError(path, f"truncated: its header declares {frames} frames, decoding "
+                               f"ended after {start + filled}")
     if known:
         check_complete(path, frames)
     return _Decoded(mono[:filled], sr, channels, frames if known else None,
-                    None if pcm16 else peak)
+                    None if pcm16 else peak, level=None if level is None else level[:filled])
 
 
 def _decodable_frames(path: Path, limit: int) -> int:
@@ -202,7 +210,7 @@ def _decodable_frames(path: Path, limit: int) -> int:
         while frames < limit:
             try:
                 got = len(fh.read(min(_SALVAGE_FRAMES, limit - frames), dtype="float32"))
-            except _DECODE_ERRORS:
+            except DECODE_ERRORS:
                 break
             if not got:
                 break
@@ -322,7 +330,7 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
         if offset and got.frames is not None:
             raise AudioError(path, f"ends at {_duration(got.frames, got.sample_rate)}, before "
                                    f"the clip's offset {offset:.3f} s")
-        raise AudioError(path, "holds no samples")
+        raise AudioError(path, "holds no samples" + _said_empty(path))
     adjustments = []
     if got.peak is not None and got.peak > 1:
         adjustments.append(f"peak {got.peak:.3g} above full scale, used as it is")
@@ -336,6 +344,9 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
         y = soxr.resample(y, sr, params.sample_rate, quality="HQ").astype(np.float32, copy=False)
         first = round(offset * sr) - got.lead  # where the read began: before the clip
         y = y[round(offset * params.sample_rate) - round(first * params.sample_rate / sr):]
+        if not len(y):
+            raise AudioError(path, f"too short: {_duration(len(got.data) - got.lead, sr)} at "
+                                   f"{sr} Hz, less than a sample at {params.sample_rate} Hz")
     length = _duration(round(got.frames * params.sample_rate / sr), params.sample_rate) \
         if got.frames is not None else None
     start = round(offset * sr)
@@ -358,7 +369,8 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
                            f"{_duration(n, params.sample_rate)}")
         y = np.pad(y, (0, n - len(y)))
     if not y.any():
-        cancel = got.channels > 1 and got.data[got.lead:].any()  # x and -x, say
+        mixed = got.data if got.level is None else got.level[:, np.newaxis]
+        cancel = got.channels > 1 and mixed[got.lead:].any()  # x and -x, say
         raise AudioError(path, (f"silent once its {got.channels} channels are mixed to one: "
                                 f"they cancel out" if cancel else "silent: every sample is 0") + (
             f" in the {_duration(n, params.sample_rate)} used" if trimmed else "") + (
@@ -368,6 +380,17 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
     if not np.may_share_memory(y, out):  # adjusted, or not 16-bit
         out[...] = y
     return out, adjustments
+
+
+def _said_empty(path: Path) -> str:
+    """What to add to "holds no samples" where a WAV, AIFF or FLAC header declares none in a
+    file larger than a header: a recorder that stopped before writing its data's size leaves
+    one so."""
+    size = path.stat().st_size
+    if declared_frames(path) == 0 and size > _HEADER_BYTES:
+        return (f" by its header, in a file of {size} bytes: a recording whose header was never "
+                f"finished? (a tool that repairs WAV headers can recover its samples)")
+    return ""
 
 
 def _duration(samples: int, sample_rate: int) -> str:

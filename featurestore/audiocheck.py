@@ -12,8 +12,8 @@ from .errors import TimbremapError
 from .headers import declared_frames
 from .params import MAX_SAMPLE_RATE
 
-__all__ = ["AudioError", "MAX_CHANNELS", "MAX_PEAK", "MIN_SAMPLE_RATE", "check_complete",
-           "check_file", "check_format", "check_peak", "error_text"]
+__all__ = ["AudioError", "DECODE_ERRORS", "MAX_CHANNELS", "MAX_PEAK", "MIN_SAMPLE_RATE",
+           "check_complete", "check_file", "check_format", "check_peak", "error_text"]
 
 
 class AudioError(TimbremapError, ValueError):
@@ -41,10 +41,21 @@ MAX_CHANNELS = 64
 _SF_NOT_REGULAR = "File does not exist or is not a regular file (possibly a pipe?)."
 
 
+#: What soundfile raises where libsndfile cannot open or decode a file (``LibsndfileError`` is
+#: a ``RuntimeError``; ``TypeError`` for a name ending in ``.raw``, which it opens as headerless
+#: samples only with their rate, channels and encoding given).
+DECODE_ERRORS = (RuntimeError, ValueError, EOFError, MemoryError, TypeError)
+
+
 def error_text(err: Exception) -> str:
     """An exception's message, or its type's name where it has none; libsndfile's
-    :data:`_SF_NOT_REGULAR` is told as what it means for a regular file, and its errors
-    without soundfile's ``Error opening PATH:`` (the file is named beside it, as text)."""
+    :data:`_SF_NOT_REGULAR` is told as what it means for a regular file, soundfile's refusal
+    of a ``.raw`` name as what it means, and libsndfile's errors without soundfile's ``Error
+    opening PATH:`` (the file is named beside it, as text)."""
+    if isinstance(err, TypeError) and "samplerate must be specified" in str(err):
+        return ("a .raw name, read as samples without a header: nothing gives their rate, "
+                "channels or encoding; convert it to WAV or FLAC, or rename it if it has a "
+                "header")
     text = getattr(err, "error_string", None) or str(err) or type(err).__name__
     return text.replace(_SF_NOT_REGULAR, "no audio found in it: damaged, or not the format its "
                                          "name says")

@@ -5,10 +5,11 @@ stopped); libsndfile reads such a WAV or AIFF as a shorter file without a word, 
 :func:`featurestore.audio.load_audio` compares what it decoded with :func:`declared_frames` to
 tell a truncated file from a genuinely short one.
 
-Only the header is read (a few hundred bytes): the RIFF/RIFX ``data`` chunk's size over the
-``fmt `` chunk's block size (uncompressed PCM, float, A-law and mu-law), the AIFF/AIFC ``COMM``
-chunk's frame count, FLAC's STREAMINFO total samples. Sizes that mean "unknown" (a WAV
-streamed with ``0xFFFFFFFF``, RF64, a FLAC with 0 total samples) and every other format give
+Only the header is read (a few hundred bytes): the ``data`` chunk's size over the ``fmt ``
+chunk's block size (uncompressed PCM, float, A-law and mu-law) of a RIFF/RIFX WAV, of an RF64
+or BW64 one (whose ``ds64`` chunk holds the size) and of a Sony Wave64 file, the AIFF/AIFC
+``COMM`` chunk's frame count, FLAC's STREAMINFO total samples. Sizes that mean "unknown" (a WAV
+streamed with ``0xFFFFFFFF``, a FLAC with 0 total samples) and every other format give
 ``None``: nothing declared, nothing to check.
 """
 from __future__ import annotations
@@ -23,6 +24,10 @@ __all__ = ["declared_frames"]
 #: mu-law, and WAVE_FORMAT_EXTENSIBLE (PCM or float in practice).
 _UNCOMPRESSED_WAV = {0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE}
 _UNKNOWN_SIZE = 0xFFFFFFFF  # a WAV written by a stream that never went back to its header
+#: Sony Wave64's ids are GUIDs: its ``riff`` one, and the last 12 bytes of its ``wave``,
+#: ``fmt `` and ``data`` ones (each begins with its name)
+_W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
+_W64_TAIL = b"\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
 _MAX_CHUNKS = 64  # chunks looked at before the data chunk; a header has a handful
 
 
@@ -45,11 +50,14 @@ def declared_frames(path) -> Optional[int]:
         return None
     try:
         head = _Head(fd)
-        magic = head.read(0, 12)
+        magic = head.read(0, 40)
         if magic[:4] == b"fLaC":
             return _flac(head)
-        if magic[:4] in (b"RIFF", b"RIFX") and magic[8:12] == b"WAVE":
-            return _wav(head, "<" if magic[:4] == b"RIFF" else ">")
+        if magic[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") and magic[8:12] == b"WAVE":
+            order = ">" if magic[:4] == b"RIFX" else "<"
+            return _wav(head, _chunks(head, order), order)
+        if magic[:16] == _W64_RIFF and magic[24:40] == b"wave" + _W64_TAIL:
+            return _wav(head, _w64_chunks(head), "<")
         if magic[:4] == b"FORM" and magic[8:12] in (b"AIFF", b"AIFC"):
             return _aiff(head)
     except OSError:
@@ -87,10 +95,30 @@ def _chunks(head: _Head, order: str):
         position += 8 + size + (size & 1)  # chunks are padded to an even size
 
 
-def _wav(head: _Head, order: str) -> Optional[int]:
-    block_align = None
-    for chunk_id, size, start in _chunks(head, order):
-        if chunk_id == b"fmt ":
+def _w64_chunks(head: _Head):
+    """``(id, size, position of its data)`` of a Wave64 file's chunks, each named by the first
+    4 bytes of its GUID (the rest checked), its 8-byte size counting its 24-byte header."""
+    position = 40
+    for _ in range(_MAX_CHUNKS):
+        header = head.read(position, 24)
+        if len(header) < 24 or header[4:16] != _W64_TAIL:
+            return
+        size = struct.unpack("<Q", header[16:])[0]
+        if size < 24:
+            return
+        yield header[:4], size - 24, position + 24
+        position += (size + 7) & ~7  # chunks are aligned to 8 bytes
+
+
+def _wav(head: _Head, chunks, order: str) -> Optional[int]:
+    """The frames of the ``data`` chunk among ``chunks``: its size, or an RF64/BW64 file's
+    ``ds64`` size for it, over the ``fmt `` chunk's block size."""
+    block_align = long_size = None
+    for chunk_id, size, start in chunks:
+        if chunk_id == b"ds64" and size >= 16:
+            ds64 = head.read(start, 16)
+            long_size = struct.unpack("<Q", ds64[8:])[0] if len(ds64) == 16 else None
+        elif chunk_id == b"fmt ":
             fmt = head.read(start, 16)
             if len(fmt) < 16:
                 return None
@@ -100,6 +128,8 @@ def _wav(head: _Head, order: str) -> Optional[int]:
             if tag not in _UNCOMPRESSED_WAV or block_align == 0 or rate == 0:
                 return None  # a rate of 0 declares nothing: the file is refused for it
         elif chunk_id == b"data":
+            if size == _UNKNOWN_SIZE and long_size is not None:
+                size = long_size  # RF64: the ds64 chunk's
             if block_align is None or size == _UNKNOWN_SIZE:
                 return None
             return size // block_align

@@ -20,7 +20,8 @@ from typing import Iterator, List, NamedTuple, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
-from .audiocheck import AudioError, check_complete, check_file, check_format, error_text
+from .audiocheck import (DECODE_ERRORS, AudioError, check_complete, check_file, check_format,
+                         error_text)
 from .features import Workspace, note_features
 from .notes import Notes
 from .offsets import MIN_HOP, check_hop, window_offsets
@@ -45,7 +46,7 @@ def audio_seconds(path, clip: Optional[float] = None) -> float:
     check_file(path)
     try:
         fh = sf.SoundFile(os.fsencode(path))  # any name the file system holds
-    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as err:  # not libsndfile's
+    except DECODE_ERRORS as err:  # not libsndfile's
         fh, sf_reason = None, error_text(err)
     frames = None
     if fh is not None:
@@ -71,7 +72,7 @@ def _check_last_frame(path: Path, fh: sf.SoundFile, frames: int):
     try:
         fh.seek(frames - 1)
         read = len(fh.read(1))
-    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as err:
+    except DECODE_ERRORS as err:
         read, why = 0, f" ({error_text(err)})"
     else:
         why = ""

@@ -27,7 +27,8 @@ from helpers import SR, example, make_tone_split, tone, write_note
 
 PARAMS = FeatureParams()
 FORMATS = [("WAV", "PCM_16", "wav"), ("WAV", "FLOAT", "wav"), ("WAV", "PCM_24", "wav"),
-           ("AIFF", "PCM_16", "aiff"), ("FLAC", "PCM_16", "flac")]
+           ("AIFF", "PCM_16", "aiff"), ("FLAC", "PCM_16", "flac"), ("RF64", "PCM_24", "wav"),
+           ("W64", "FLOAT", "w64")]
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +53,10 @@ def audio_start(data: bytes, fmt: str) -> int:
             position += 4 + length
             if last:
                 return position
-    if fmt == "WAV":
+    if fmt in ("WAV", "RF64"):
         return data.index(b"data") + 8
+    if fmt == "W64":
+        return data.index(b"data\xf3\xac") + 24  # a GUID and an 8-byte size
     return data.index(b"SSND") + 16  # AIFF: id, size, offset, block size
 
 
@@ -83,6 +86,52 @@ def test_truncated_files_are_refused_and_short_ones_padded(rendered, tmp_path, f
     short = tmp_path / f"short.{ext}"  # a short note with a header that says so
     sf.write(short, rendered[:SR], SR, format=fmt, subtype=subtype)
     assert load_audio(short, PARAMS)[1] == ["padded 1.000 s -> 4.000 s"]
+
+
+def test_a_header_that_declares_more_than_the_file_holds_is_truncated_in_every_format(
+        tmp_path):
+    y = tone(10, seconds=3.0)
+    sf.write(tmp_path / "x.mp3", y, SR)  # its Xing tag counts the frames
+    data = (tmp_path / "x.mp3").read_bytes()
+    (tmp_path / "cut.mp3").write_bytes(data[:len(data) // 2])
+    sf.write(tmp_path / "x.wav", y, SR, format="RF64")
+    data = bytearray((tmp_path / "x.wav").read_bytes())
+    data[28:36] = struct.pack("<Q", 2 ** 40)  # the ds64 chunk's data size
+    (tmp_path / "huge.wav").write_bytes(bytes(data))
+    assert declared_frames(tmp_path / "huge.wav") == 2 ** 39
+    for name, found in [("cut.mp3", rf"declares {3 * SR} frames, decoding ended after \d+"),
+                        ("huge.wav", rf"declares {2 ** 39} frames, the file holds {3 * SR}")]:
+        for offset, hop in [(0.0, None), (1.0, 1.0)]:  # a clip, and a window (--windows)
+            with pytest.raises(AudioError, match=rf"{name}: truncated: its header {found}"):
+                load_audio(tmp_path / name, PARAMS, offset=offset, hop=hop)
+        with pytest.raises(AudioError, match=rf"{name}: truncated: its header declares"):
+            audio_seconds(tmp_path / name)
+
+
+def test_files_that_hold_sound_are_never_said_to_be_silent_or_empty(tmp_path):
+    y = tone(10, seconds=3.0)
+    pcm = (20000 * y).astype(np.int32) << 16
+    sf.write(tmp_path / "antiphase24.wav", np.stack([pcm, -pcm], axis=1), SR, subtype="PCM_24")
+    sf.write(tmp_path / "antiphase.flac", np.stack([y, -y], axis=1), SR)
+    sf.write(tmp_path / "one.flac", np.array([0.5]), 44100)  # less than a sample at 16 kHz
+    sf.write(tmp_path / "x.wav", y, SR)
+    data = bytearray((tmp_path / "x.wav").read_bytes())
+    data[data.index(b"data") + 4:data.index(b"data") + 8] = bytes(4)  # a recorder stopped
+    (tmp_path / "unfinished.wav").write_bytes(bytes(data))
+    sf.write(tmp_path / "x.raw", y, SR, format="RAW", subtype="PCM_16")  # samples, no header
+    for name, reason in [("antiphase24.wav", "silent once its 2 channels are mixed to one: they "
+                                             "cancel out$"),
+                         ("antiphase.flac", "silent once its 2 channels .* cancel out$"),
+                         ("one.flac", "too short: 1 sample at 44100 Hz, less than a sample at "
+                                      "16000 Hz$"),
+                         ("unfinished.wav", "holds no samples by its header, in a file of "
+                                            rf"{len(data)} bytes: a recording whose header"),
+                         ("x.raw", r"cannot decode audio \(a .raw name, read as samples "
+                                   r"without a header: nothing gives their rate")]:
+        with pytest.raises(AudioError, match=rf"{re.escape(name)}: {reason}"):
+            load_audio(tmp_path / name, PARAMS)
+    with pytest.raises(AudioError, match=r"x.raw: cannot decode audio \(a .raw name"):
+        audio_seconds(tmp_path / "x.raw")  # --windows
 
 
 def test_a_file_damaged_in_its_middle_is_not_called_truncated(tmp_path):
