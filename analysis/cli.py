@@ -256,10 +256,10 @@ def cmd_predict(args):
     _report_files(results, describe)
 
 
-def _report_files(results, describe):
+def _report_files(results, describe, given=None):
     """One line per file (stdout) with what reading did to it, one error line per unreadable
     file (stderr), each as its file is done; then fail if any file could not be used, after
-    all the others were done."""
+    all the others were done. Each is named as ``given`` (in order), else by its ``path``."""
     failed = total = 0
     for r in results:
         total += 1
@@ -268,7 +268,7 @@ def _report_files(results, describe):
             log.error("error: %s", one_line(r.error))
         else:  # what reading did goes on the first line, below it any further lines
             first, _, more = describe(r).partition("\n")
-            _print(f"{one_line(str(r.path))}: {first}"
+            _print(f"{one_line(str(r.path if given is None else given[total - 1]))}: {first}"
                    + (f"  ({'; '.join(r.adjustments)})" if r.adjustments else "")
                    + (f"\n{more}" if more else ""))
     if failed:
@@ -300,12 +300,12 @@ def cmd_tsne(args):
 
 def cmd_place(args):
     from analysis.place import placements
-    _report_files(placements(args.store, args.model_dir, audio_arguments(args.files),
-                             split=args.split),
+    files = audio_arguments(args.files)  # printed as given: placed.json keeps real paths
+    _report_files(placements(args.store, args.model_dir, files, split=args.split),
                   lambda r: (f"({r.x:.2f}, {r.y:.2f}) on the {r.split} map, predicted "
                              f"{r.family} {r.probability:.2f}; "
                              f"nearest: " + ", ".join(f"{n['name']} ({n['family']})"
-                                                      for n in r.nearest[:3])))
+                                                      for n in r.nearest[:3])), files)
 
 
 def cmd_plot(args):

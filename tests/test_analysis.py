@@ -463,8 +463,10 @@ def test_place_keeps_a_damaged_placed_json_aside(mapped, tone_root, tmp_path, ca
     assert "placed.json: not a list of placed sounds" in caplog.text
     assert f"kept as {aside.name}" in caplog.text
 
-def test_place_command_prints_what_reading_did(mapped, tone_root, tmp_path, capsys, caplog):
+def test_place_command_prints_what_reading_did(mapped, tone_root, tmp_path, capsys, caplog,
+                                               monkeypatch):
     from analysis.cli import main
+    monkeypatch.chdir(tmp_path)  # files are printed as given, relative here
     store, model = tmp_path / "store", mapped[1]
     shutil.copytree(mapped[0], store)  # its placed sounds stay out of the shared store
     with h5py.File(store / "train.h5") as f:
@@ -472,11 +474,11 @@ def test_place_command_prints_what_reading_did(mapped, tone_root, tmp_path, caps
     y, sr = sf.read(tone_root / "train" / "audio" / f"{name}.wav", dtype="float32")
     sf.write(tmp_path / "stereo.wav", np.stack([y, y], axis=1), sr)
     (tmp_path / "bad.wav").write_bytes(b"nope")
-    code = main(["place", str(store), str(model), str(tmp_path / "stereo.wav"),
-                 str(tmp_path / "bad.wav"), "--split", "train"])
+    code = main(["place", str(store), str(model), "stereo.wav", "bad.wav", "--split", "train"])
     out = capsys.readouterr().out
     assert code == 1  # one file could not be used, after the other was placed
     line, = [row for row in out.splitlines() if "stereo.wav" in row]
+    assert line.startswith("stereo.wav: (")
     shutil.copytree(mapped[0], tmp_path / "again")  # what place_files says of the same file
     placed = place_files(tmp_path / "again", model, [tmp_path / "stereo.wav"], split="train")[0]
     nearest = ", ".join(f"{n['name']} ({n['family']})" for n in placed.nearest[:3])
