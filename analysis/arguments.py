@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import re
 from pathlib import Path
 from typing import List, Sequence
@@ -16,7 +15,7 @@ from featurestore.remote import is_url, store_location as remote_store_location
 
 __all__ = ["ArgumentParser", "local_path", "local_image", "store_location", "positive_int",
            "CommandError", "audio_arguments", "feature_params", "given_settings", "train_config",
-           "resume_conflicts", "named_as_options", "as_typed", "unexpanded_home"]
+           "resume_conflicts", "named_as_options"]
 
 log = logging.getLogger(__name__)
 
@@ -233,26 +232,6 @@ def named_as_options(message: str, args) -> str:
     said = (f" ({_and(defaulted)}: left at {'its' if len(defaulted) == 1 else 'their'} "
             f"default{'s' if len(defaulted) > 1 else ''})" if defaulted else "")
     return _and(options) + must + rest + said
-
-
-def as_typed(message: str, args) -> str:
-    """An error's ``message`` in the terms of the command line ``args``: settings named as
-    the options typed (:func:`named_as_options`), a quoted ``~`` hinted at
-    (:func:`unexpanded_home`)."""
-    return unexpanded_home(named_as_options(message, args), args)
-
-
-def unexpanded_home(message: str, args) -> str:
-    """``message`` with a hint where it names a path of ``args`` that starts with ``~`` and
-    does not exist: a shell expands ``~`` only where it is not quoted (``'~/notes'``,
-    ``--out="~/x"``), and timbremap takes a path as given."""
-    for value in vars(args).values():
-        for path in value if isinstance(value, (list, tuple)) else [value]:
-            text = str(path) if isinstance(path, (str, Path)) else ""
-            if text.startswith("~") and text in message and not os.path.lexists(text):
-                return (f"{message} (the shell did not expand '~' here, as it was quoted: "
-                        f"leave ~ unquoted, or write $HOME)")
-    return message
 
 
 def _and(items: Sequence[str]) -> str:

@@ -11,8 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
-from analysis.arguments import (CommandError, as_typed, audio_arguments, feature_params,
-                                given_settings, resume_conflicts)
+from analysis.arguments import (CommandError, audio_arguments, feature_params, given_settings,
+                                named_as_options, resume_conflicts)
 from analysis.options import parse_args
 from analysis.output import (ReaderGone, error_line, one_line, set_up_streams,
                              write_json_array, write_results as _print)
@@ -385,7 +385,7 @@ def _run(argv) -> int:
     except (TimbremapError, OSError) as err:  # expected: bad input, a file, the disk
         if args.verbose:
             log.exception("failed")
-        log.error("error: %s", as_typed(error_line(err), args) or type(err).__name__)
+        log.error("error: %s", named_as_options(error_line(err), args) or type(err).__name__)
         return EXIT_ERROR
     except client_errors() as err:  # a store on object storage that went out of reach
         if args.verbose:

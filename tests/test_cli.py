@@ -224,8 +224,6 @@ def test_a_store_folder_that_cannot_be_listed_is_said_to_be_one(tmp_path, monkey
     (["inspect", "{tmp}/model"], "{tmp}/model: no split files (*.h5) in this folder; it holds "
                                  "model.keras: a model folder? Give the store folder"),
     (["render", "{tmp}/missing.sf2", "{tmp}/out"], "no such SoundFont"),
-    (["inspect", "~/no-such-store"], "~/no-such-store: no such store folder (the shell did not "
-                                     "expand '~' here, as it was quoted: leave ~ unquoted"),
     (["render", "{tmp}/half", "{tmp}/out"], "half: is a folder, not a SoundFont"),
     (["render", "--synth", "{tmp}/out", "--tag", "x"], "--tag: for a SoundFont, not for "
                                                        "--synth"),
@@ -448,19 +446,6 @@ def test_only_an_error_whose_subject_is_options_is_named_by_them():
     for message in ("dropout and batch_size must be in [0, 1)",  # no --dropout option
                     "/data/batch_size must be a folder", "batch_size is odd"):
         assert named_as_options(message, args) == message
-
-
-def test_a_quoted_tilde_is_hinted_at_only_where_its_path_is_missing(tmp_path, monkeypatch):
-    from analysis.arguments import as_typed
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "~kept").mkdir()
-    args = argparse.Namespace(store=Path("~kept"), files=[Path("~/a.wav")], out="~x")
-    assert as_typed("~kept: no split files", args) == "~kept: no split files"
-    assert as_typed("~/a.wav: no such file", args).endswith(
-        "(the shell did not expand '~' here, as it was quoted: leave ~ unquoted, or write $HOME)")
-    assert as_typed("~x: no such folder", args).startswith("~x: no such folder (the shell")
-    assert as_typed("batch_size must be even", argparse.Namespace(batch_size=4, out="~y")) == \
-        "--batch-size must be even"
 
 
 def test_build_options_shape_the_features_and_are_recorded(tone_root, tmp_path, caplog):
