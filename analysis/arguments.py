@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import re
 from pathlib import Path
 from typing import List, Sequence
@@ -80,7 +81,7 @@ def local_path(text: str) -> Path:
     argparse.ArgumentTypeError
         For a URL, saying which commands read one; for empty text.
     """
-    _not_empty(text)
+    _check_typed(text)
     if is_url(text):
         raise argparse.ArgumentTypeError(
             f"{text}: a URL where a local path is needed (timbremap reads stores on object "
@@ -119,15 +120,23 @@ def audio_arguments(paths: Sequence[Path]) -> List[Path]:
 def store_location(text: str):
     """A store as given on a command line (:func:`featurestore.remote.store_location`), not
     empty."""
-    _not_empty(text)
+    _check_typed(text)
     return remote_store_location(text)
 
 
-def _not_empty(text: str):
+def _check_typed(text: str):
     """Refuse an empty path: ``pathlib`` reads it as the current folder, so an unset shell
-    variable (``timbremap build NOTES "$OUT"``) would write there."""
+    variable (``timbremap build NOTES "$OUT"``) would write there. Refuse a path whose first
+    folder is a ``~`` the shell did not expand (quoted: ``'~/m'``, ``--into="~/x"``) where no
+    such folder exists here: it would be made, as ``./~``, or said not to exist."""
     if not text:
         raise argparse.ArgumentTypeError("an empty path (an unset shell variable?)")
+    first = text.split("/", 1)[0]
+    if first.startswith("~") and not os.path.lexists(first) and \
+            os.path.expanduser(first) != first:
+        raise argparse.ArgumentTypeError(
+            f"{text}: the shell did not expand '{first}', as it was quoted: leave it unquoted "
+            f"or write {os.path.expanduser(text)} (./{text} for a folder named '{first}')")
 
 
 def local_image(text: str) -> str:

@@ -448,6 +448,24 @@ def test_only_an_error_whose_subject_is_options_is_named_by_them():
         assert named_as_options(message, args) == message
 
 
+def test_a_path_whose_tilde_the_shell_left_is_refused_unless_such_a_folder_is_here(
+        tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.chdir(tmp_path)
+    home = os.path.expanduser("~")
+    for args in (["inspect", "~/store"], ["train", "s", "~/model"], ["plot", "s", "~/m.png"],
+                 ["build", "n", "--manifest", "~/set.csv", "s"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        assert exit_.value.code == 2
+        assert f"~/{args[-1][2:] if args[-1].startswith('~') else 'set.csv'}: the shell did not " \
+               f"expand '~', as it was quoted: leave it unquoted or write {home}/" in \
+               capsys.readouterr().err
+    assert not (tmp_path / "~").exists()  # nothing made
+    (tmp_path / "~").mkdir()  # a folder of that name, meant: its path is taken as given
+    assert main(["inspect", "~/store"]) == 1
+    assert "~/store: no such store folder" in caplog.text
+
+
 def test_build_options_shape_the_features_and_are_recorded(tone_root, tmp_path, caplog):
     from featurestore.params import FeatureParams
     from featurestore.schema import read_params
