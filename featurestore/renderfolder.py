@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Dict, Iterator
@@ -125,7 +126,7 @@ def write_note(path: Path, audio: np.ndarray, sample_rate: int):
     """Write a rendered note as 16-bit WAV; one that cannot be written (a full disk) is an
     :class:`InputError` naming it, and :func:`rendering` then removes the render."""
     try:
-        sf.write(path, audio, sample_rate, subtype="PCM_16")
+        sf.write(os.fsencode(path), audio, sample_rate, subtype="PCM_16")  # any name
     except (OSError, sf.LibsndfileError) as err:  # libsndfile: "System error." on a full disk
         raise _unwritable(path, err) from None
 
