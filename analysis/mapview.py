@@ -202,7 +202,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     # one pass: a value that holds __TITLE__ or __DATA__ is not replaced in turn
     template = resources.files(__package__).joinpath(PAGE).read_text(encoding="utf-8")
     text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], template)
-    atomic_write_text(page, text)
+    atomic_write_text(page, text, shared=True)
     if ours:
         _remove_old_copies(out_dir, {real_path(path) for path in played},
                            [*store_splits(store), "placed"])

@@ -44,8 +44,21 @@ def temporary(path, suffix: str = "") -> Path:
     return path.with_name(f".{path.name}.partial{suffix}")
 
 
+def _own_temporary(path: Path, suffix: str) -> Path:
+    """A new empty file beside ``path`` no other program writes: :func:`temporary`'s name with
+    a random part (``.NAME.1a2b3c4d.partial``), made with the mode ``open`` gives."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.partial{suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
 @contextlib.contextmanager
-def replaced(path, suffix: str = "", *, durable: bool = False) -> Iterator[Path]:
+def replaced(path, suffix: str = "", *, durable: bool = False,
+             shared: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on success it replaces ``path``, on
     an exception it is removed.
 
@@ -59,11 +72,19 @@ def replaced(path, suffix: str = "", *, durable: bool = False) -> Iterator[Path]
     durable : bool
         Write the new file to the disk (``fsync``) before the rename, and the rename after
         it, so that a power cut too leaves the old file or the new one.
+    shared : bool
+        ``path`` is an output that two programs may write at once, with no lock (a picture,
+        a map's page): each writes a temporary name of its own, and the last rename wins.
+        Otherwise the name is :func:`temporary`'s, whatever is there removed first (a kill's
+        leftover, or a link, whose target is never written).
     """
     path = Path(path)
-    tmp = temporary(path, suffix)
-    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-        tmp.unlink()  # one left by a kill, or not ours: a link's target is never written
+    if shared:
+        tmp = _own_temporary(path, suffix)
+    else:
+        tmp = temporary(path, suffix)
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            tmp.unlink()
     try:
         yield tmp
         if durable:
@@ -83,9 +104,10 @@ def _sync(path: Path):
         os.close(fd)
 
 
-def atomic_write_text(path, text: str):
-    """Write ``text`` (UTF-8) to ``path`` whole or not at all."""
-    with replaced(path) as tmp:
+def atomic_write_text(path, text: str, *, shared: bool = False):
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all (``shared``: see
+    :func:`replaced`)."""
+    with replaced(path, shared=shared) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 

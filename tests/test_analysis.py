@@ -1,6 +1,7 @@
 import html
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -512,6 +513,19 @@ def test_plot_is_a_png_with_nothing_cut_off(mapped, tmp_path, splits):
     # the legend and titles fit: the image's outer columns and rows are background only
     for edge in (image[:, :3], image[:, -3:], image[:3], image[-3:]):
         assert edge.min() > 0.95
+
+
+def test_two_programs_writing_one_picture_or_page_at_once_each_write_their_own(tmp_path):
+    from featurestore.files import replaced
+    out = tmp_path / "map.png"
+    with replaced(out, shared=True) as first:
+        first.write_bytes(b"first")
+        with replaced(out, shared=True) as second:  # another plot of the same file
+            assert second != first
+            second.write_bytes(b"second")
+        assert out.read_bytes() == b"second" and first.read_bytes() == b"first"
+    assert out.read_bytes() == b"first"  # the last rename's: neither lost, nor an error
+    assert os.listdir(tmp_path) == ["map.png"]  # no temporary left
 
 
 def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp_path,

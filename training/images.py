@@ -55,8 +55,9 @@ def save_figure(fig, path: Path, **options):
     """Write ``fig`` to ``path`` (:func:`image_path`'s) whole or not at all: beside it, then
     renamed over it, so that a kill or a full disk leaves the picture that was there. Its
     format is the one its ending names (png where it has none), not the temporary name's;
-    ``options`` go to ``savefig``."""
-    with replaced(path) as tmp, open(tmp, "wb") as fh:
+    ``options`` go to ``savefig``. Two programs writing one picture at once each write their
+    own, and the last one's stays."""
+    with replaced(path, shared=True) as tmp, open(tmp, "wb") as fh:
         fig.savefig(fh, format=path.suffix[1:].lower() or "png", **options)
 
 
