@@ -17,7 +17,7 @@ from analysis.options import parse_args
 from analysis.output import (ReaderGone, error_line, one_line, set_up_streams,
                              write_json_array, write_results as _print)
 from analysis.signals import exit_status, stopped_by, terminated_as_interrupted
-from featurestore.errors import TimbremapError, counted
+from featurestore.errors import TimbremapError, counted, shell_path
 from featurestore.remote import client_errors, is_url
 
 log = logging.getLogger("timbremap")
@@ -173,7 +173,7 @@ def cmd_train(args):
             done = latest_backup(Path(args.model_dir) / BACKUP_DIR)
             log.warning("%s: 'timbremap train %s %s --resume' %s",
                         f"{done[0]} finished epoch(s) kept" if done else "no epoch had finished",
-                        args.store, args.model_dir,
+                        shell_path(args.store), shell_path(args.model_dir),
                         "continues the run" if done else "starts it again")
         raise
     _print(f"model: {result.model_dir / 'model.keras'}",

@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from featurestore import schema
-from featurestore.errors import InputError, check_positive_int, check_seed, counted
+from featurestore.errors import InputError, check_positive_int, check_seed, counted, shell_path
 from featurestore.reader import SpectraReader
 from featurestore.store import StoreError, open_split, require_store, split_path, store_splits
 from featurestore.writeback import check_writable, results_file, split_version, write_result
@@ -113,8 +113,8 @@ def no_map(store, split: str) -> StoreError:
     mapped = mapped_splits(store)
     others = f", or give --split with a split that has one: {', '.join(mapped)}" if mapped \
         else ""
-    return StoreError(f"{split_path(store, split)}: no /tsne map (run 'timbremap tsne {store} "
-                      f"--split {split}' first{others})")
+    return StoreError(f"{split_path(store, split)}: no /tsne map (run 'timbremap tsne "
+                      f"{shell_path(store)} --split {split}' first{others})")
 
 
 def map_model(f: h5py.File) -> str:
@@ -329,7 +329,8 @@ def tsne_split(store, split: str = DEFAULT_SPLIT, *, source: str = "embeddings",
         if source == schema.EMBEDDINGS:
             if schema.EMBEDDINGS not in f:
                 raise StoreError(f"{path}: no /embeddings to map (run 'timbremap embed "
-                                 f"{store} MODEL_DIR' first, or use --source spectra)")
+                                 f"{shell_path(store)} MODEL_DIR' first, or use --source "
+                                 f"spectra)")
             data = f[schema.EMBEDDINGS][:].astype(np.float32)
             embeddings_model = str(f[schema.EMBEDDINGS].attrs.get(schema.MODEL_SHA1, ""))
     if n < 5:

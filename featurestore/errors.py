@@ -8,12 +8,13 @@ import numbers
 import os
 import re
 import reprlib
+import shlex
 from typing import Sequence
 
 __all__ = ["TimbremapError", "InputError", "NeedsPackage", "BuildError", "StoreError",
            "check_paths", "check_split_names", "check_positive_int", "counted",
            "label_set_text", "label_counts_text",
-           "label_difference", "one_line"]
+           "label_difference", "one_line", "shell_path"]
 
 
 class TimbremapError(Exception):
@@ -193,3 +194,12 @@ def one_line(text: str) -> str:
     """``text`` with each control character as its escape (a line break as ``\\n``), so that a
     name printed in a line of results stays on that line."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def shell_path(path) -> str:
+    """``path`` as a word of a command to paste into a shell (a message's ``'timbremap train
+    STORE MODEL --resume'``): quoted where it must be (``shlex.quote``; its control characters
+    as escapes, :func:`one_line`), and a relative path that begins with ``-`` as ``./-x``, not
+    read as an option."""
+    text = str(path)
+    return one_line(shlex.quote("./" + text if text.startswith("-") else text))

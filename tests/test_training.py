@@ -1232,17 +1232,38 @@ def test_ctrl_c_says_how_to_resume(tone_store, tmp_path, monkeypatch, caplog):
         (model_dir / "config.json").write_text("{}")
         raise KeyboardInterrupt
     monkeypatch.setattr(training.train, "train", interrupted)
-    args = make_parser().parse_args(["train", str(tone_store), str(tmp_path / "m")])
+    monkeypatch.chdir(tmp_path)
+    args = make_parser().parse_args(["train", str(tone_store), "-my m"])  # pasted as typed
     with pytest.raises(KeyboardInterrupt):  # main then says "interrupted" and exits 130
         cmd_train(args)
-    assert f"no epoch had finished: 'timbremap train {tone_store} {tmp_path / 'm'} --resume' " \
+    assert f"no epoch had finished: 'timbremap train {tone_store} './-my m' --resume' " \
            f"starts it again" in caplog.text
-    (tmp_path / "m" / "backup").mkdir()
-    (tmp_path / "m" / "backup" / "epoch-0002.weights.h5").write_bytes(b"")
+    (tmp_path / "-my m" / "backup").mkdir()
+    (tmp_path / "-my m" / "backup" / "epoch-0002.weights.h5").write_bytes(b"")
     with pytest.raises(KeyboardInterrupt):
         cmd_train(args)
-    assert f"2 finished epoch(s) kept: 'timbremap train {tone_store} {tmp_path / 'm'} " \
+    assert f"2 finished epoch(s) kept: 'timbremap train {tone_store} './-my m' " \
            f"--resume' continues the run" in caplog.text
+
+
+def test_a_full_disk_says_whether_an_epoch_was_kept(tone_store, tmp_path, monkeypatch):
+    import errno
+    import training.train
+    model = tmp_path / "m"
+
+    def full(store, model_dir, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(model_dir / "best.keras"))
+    monkeypatch.setattr(training.train, "_fit", full)
+    config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=4, width=8)
+    with pytest.raises(ModelError, match=r"best.keras: cannot be written \(No space left on "
+                                         r"device\); no epoch had finished: make room and "
+                                         r"train again$"):
+        train(tone_store, model, config, verbose=0)
+    (model / "backup").mkdir()
+    (model / "backup" / "epoch-0001.weights.h5").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"; 1 finished epoch kept: make room and resume with "
+                                         rf"'timbremap train {tone_store} {model} --resume'$"):
+        train(tone_store, model, config, resume=True, verbose=0)
 
 
 def test_an_interrupted_predict_json_prints_a_closed_array_of_the_files_done(

@@ -27,7 +27,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from featurestore.schema import composed_labels
-from featurestore.errors import TimbremapError, label_set_text
+from featurestore.errors import TimbremapError, label_set_text, shell_path
 from featurestore.files import locked_by_another
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
@@ -250,8 +250,8 @@ def load_trained(model_dir) -> TrainedModel:
                 f"it holds split files, {', '.join(splits)}: a store? Give the folder "
                 f"'timbremap train' wrote the model into)" if splits else
                 f"it holds a run that was stopped before it finished: go on with 'timbremap "
-                f"train STORE {model_dir} --resume')" if stopped else
-                f"train one with 'timbremap train STORE {model_dir}')"))
+                f"train STORE {shell_path(model_dir)} --resume')" if stopped else
+                f"train one with 'timbremap train STORE {shell_path(model_dir)}')"))
     try:
         info = _read_config(model_dir / CONFIG_FILE)
         config = TrainConfig.from_dict(info["train"])

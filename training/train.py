@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from featurestore import __version__
-from featurestore.errors import BuildError, InputError, counted
+from featurestore.errors import BuildError, InputError, counted, shell_path
 from featurestore.files import (atomic_write_text, exclusive_lock, made_folder,
                                 real_path, removed_where_left_empty, replaced)
 from featurestore.finished import warn_of_splits_that_mislead
@@ -344,9 +344,12 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         except OSError as err:
             if err.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
+            done = latest_backup(model_dir / BACKUP_DIR)
             raise ModelError(f"{err.filename or model_dir}: cannot be written ({err.strerror}); "
-                             f"the finished epochs are kept: make room and resume with 'timbremap "
-                             f"train {store} {model_dir} --resume'") from None
+                             + (f"{counted(done[0], 'finished epoch')} kept: make room and "
+                                f"resume with 'timbremap train {shell_path(store)} "
+                                f"{shell_path(model_dir)} --resume'" if done else
+                                "no epoch had finished: make room and train again")) from None
         except Exception as err:  # noqa: BLE001 - each backend names running out its own way
             if not out_of_memory(err):
                 raise
