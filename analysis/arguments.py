@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import List, Sequence
 
+from analysis.output import EXIT_READER_GONE, ReaderGone, write_results
 from featurestore.errors import TimbremapError
 from featurestore.remote import is_url, store_location as remote_store_location
 
@@ -37,6 +38,19 @@ class ArgumentParser(argparse.ArgumentParser):
             message += (f" ({found[1]} takes every word up to the next option: give it after "
                         f"the positional arguments)")
         super().error(message)
+
+    def exit(self, status=0, message=None):
+        """Exit; after ``--help`` or ``--version`` (status 0), only once their text has reached
+        stdout (argparse leaves a write that fails unsaid): a full disk is an error, a pipe
+        whose reader stopped ends as a Unix filter does."""
+        if status == 0:
+            try:
+                write_results()
+            except ReaderGone:
+                status = EXIT_READER_GONE
+            except TimbremapError as err:
+                status, message = 1, f"timbremap: error: {err}\n"
+        super().exit(status, message)
 
     def unrecognized(self, words: Sequence[str], extra: Sequence[str]):
         """Exit with the error of ``extra``, the words of ``words`` (the command's) that no

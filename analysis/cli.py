@@ -14,8 +14,8 @@ from pathlib import Path
 from analysis.arguments import (CommandError, audio_arguments, feature_params, given_settings,
                                 named_as_options, resume_conflicts)
 from analysis.options import parse_args
-from analysis.output import (ReaderGone, error_line, one_line, set_up_streams,
-                             write_json_array, write_results as _print)
+from analysis.output import (EXIT_READER_GONE, ReaderGone, error_line, one_line,
+                             set_up_streams, write_json_array, write_results as _print)
 from analysis.signals import exit_status, stopped_by, terminated_as_interrupted
 from featurestore.errors import TimbremapError, counted, shell_path
 from featurestore.remote import client_errors, is_url
@@ -23,7 +23,6 @@ from featurestore.remote import client_errors, is_url
 log = logging.getLogger("timbremap")
 
 EXIT_ERROR = 1
-EXIT_READER_GONE = 141  # as a process SIGPIPE ends: 128 + 13
 
 
 def cmd_render(args):

@@ -10,7 +10,9 @@ import sys
 from featurestore.errors import TimbremapError, one_line
 
 __all__ = ["set_up_streams", "write_results", "write_json_array", "one_line", "error_line",
-           "ReaderGone"]
+           "ReaderGone", "EXIT_READER_GONE"]
+
+EXIT_READER_GONE = 141  # as a process SIGPIPE ends: 128 + 13
 
 
 class ReaderGone(Exception):

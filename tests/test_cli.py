@@ -637,6 +637,11 @@ def test_results_go_to_whatever_stdout_the_caller_gave(tone_store, tmp_path):
                           shell=True, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert full.returncode == 1 and full.stderr == \
         "timbremap: error: stdout: cannot be written (No space left on device)\n"
+    for asked in ("--version", "build --help"):  # argparse's own writes, which it leaves unsaid
+        full = subprocess.run(f"{sys.executable} -m analysis.cli {asked} >/dev/full", shell=True,
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert (full.returncode, full.stderr) == (1, "timbremap: error: stdout: cannot be "
+                                                     "written (No space left on device)\n")
     closed = subprocess.run(f"{sys.executable} -m analysis.cli inspect {store} 2>&- >&-",
                             shell=True, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert closed.returncode == 0  # as into /dev/null, where its stderr had stopped it
