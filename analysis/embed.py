@@ -141,19 +141,21 @@ def _embed(store, trained: TrainedModel, splits: Sequence[str], into: Optional[P
         with SpectraReader(path) as reader:
             n = len(reader)
             dim = int(both.outputs[0].shape[-1])
-            bar = progress_bar(total=n, unit="note", desc=f"embed {split}", enabled=progress)
-            # one pass over the spectra; what it keeps is small (D + C floats a note)
+            # one pass over the spectra; what it keeps is small (D + C floats a note); the bar
+            # ends its line also when stopped, before the message of why
             embeddings, probabilities = [], []
-            for start, x in zip(range(0, n, batch_size), reader.iter_batches(batch_size)):
-                _check_finite(x, store, split, start, "its stored features are not finite "
-                              "(rebuild the store with --overwrite: a build skips such notes)")
-                e, p = both.predict_on_batch(x)
-                embeddings.append(np.asarray(e, np.float32))
-                probabilities.append(np.asarray(p, np.float32))
-                _check_finite(embeddings[-1], store, split, start, f"the model in {trained.path}/ "
-                              f"gives embeddings that are not finite")
-                bar.update(len(x))
-            bar.close()
+            with progress_bar(total=n, unit="note", desc=f"embed {split}",
+                              enabled=progress) as bar:
+                for start, x in zip(range(0, n, batch_size), reader.iter_batches(batch_size)):
+                    _check_finite(x, store, split, start, "its stored features are not "
+                                  "finite (rebuild the store with --overwrite: a build skips "
+                                  "such notes)")
+                    e, p = both.predict_on_batch(x)
+                    embeddings.append(np.asarray(e, np.float32))
+                    probabilities.append(np.asarray(p, np.float32))
+                    _check_finite(embeddings[-1], store, split, start, f"the model in "
+                                  f"{trained.path}/ gives embeddings that are not finite")
+                    bar.update(len(x))
             notes = ({name: reader.field(name) for name in APART_NOTES}
                      if into is not None else None)
             label_names = reader.label_names

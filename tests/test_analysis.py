@@ -325,6 +325,23 @@ def test_embed_refuses_a_missing_store_and_an_into_that_is_a_file(mapped, tmp_pa
         embed_store(tmp_path / "file", mapped[1])
 
 
+def test_an_interrupted_embed_ends_its_bar_s_line_before_the_message(mapped, tmp_path,
+                                                                     capsys):
+    store = shutil.copytree(mapped[0], tmp_path / "store")
+
+    class Stopped:
+        outputs = [np.zeros((1, 8))]
+
+        def predict_on_batch(self, x):
+            raise KeyboardInterrupt
+    with mock.patch("analysis.embed.embedding_model", lambda trained: Stopped()):
+        try:
+            embed_store(store, mapped[1], progress=True)
+        except KeyboardInterrupt:  # where the command says so, its frames not yet freed
+            err = capsys.readouterr().err
+    assert "embed" in err and err.endswith("\n")  # 'timbremap: interrupted' on a line of its own
+
+
 def test_embed_into_never_replaces_a_stores_split(mapped, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(mapped[0], store)
