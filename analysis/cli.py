@@ -5,7 +5,6 @@ the commands that need them.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import threading
@@ -64,38 +63,10 @@ def _instruments(split_dir: Path) -> int:
     return len({e["instrument"] for e in examples.values()})
 
 
-def build_summary(reports):
-    """The one-screen summary of a build: ``notes`` counts the notes each split file holds,
-    and under ``build --add`` an ``added`` column those this build added (the skipped and
-    adjusted columns count the split's rows of ``/skipped`` and ``/adjusted``, held notes'
-    too; the rate is this build's). A split
-    rewritten without new notes (``--add``: for train's merged statistics or the grown label
-    set; a build: for the train split's statistics) is ``updated``."""
-    from featurestore.describe import shown
-    grew = any(r.status == "added" or r.held for r in reports)
-    lines = [f"{'split':<7}{'status':<9}{'notes':>8}" + (f"{'added':>8}" if grew else "")
-             + f"{'skipped':>9}{'adjusted':>10}{'seconds':>9}{'notes/s':>9}{'MiB':>9}"
-             f"{'KiB/note':>10}"]
-    for r in reports:
-        held = r.n_examples + r.held  # the notes in the file (build --add: held and added)
-        rate = f"{r.rate:.0f}" if r.status != "kept" and 0 < r.rate < math.inf else "-"
-        per_note = f"{r.bytes / held / 1024:.1f}" if held else "-"
-        added = (f"{r.n_examples if r.status != 'kept' else 0:>8}" if grew else "")
-        lines.append(f"{r.split:<7}{r.status:<9}{held:>8}{added}{r.n_skipped:>9}"
-                     f"{r.n_adjusted:>10}{r.seconds:>9.1f}{rate:>9}"
-                     f"{r.bytes / 2**20:>9.1f}{per_note:>10}")
-    for r in reports:
-        for name, reason in r.skipped[:5]:
-            lines.append(f"  skipped in {r.split}: {shown(name)}: {shown(reason)}")
-        if len(r.skipped) > 5:
-            lines.append(f"  ... {len(r.skipped) - 5} more skipped in {r.split} "
-                         f"(timbremap inspect --all-skipped lists them)")
-    return lines
-
-
 def cmd_build(args):
     import dataclasses
     from featurestore.build import build_store
+    from featurestore.describe import build_summary
     from featurestore.grow import recorded_inputs, recorded_params
     from featurestore.layouts import InputOptions
     *inputs, out = args.paths
@@ -225,13 +196,15 @@ def cmd_predict(args):
             check_hop(args.windows)
         except ValueError as err:
             raise CommandError(f"--windows: {err}") from None
-    results = iter_predictions(args.model_dir, audio_arguments(args.files),
-                               windows=args.windows)
+    files = audio_arguments(args.files)
+
+    def results():  # the model loaded in --json's array: stopped then, it prints []
+        return iter_predictions(args.model_dir, files, windows=args.windows)
     if args.json:
         failed = []  # each file's: whether it could not be used
 
         def rows():
-            for r in results:
+            for r in results():
                 failed.append(bool(r.error))
                 yield r.to_json(args.top)
         write_json_array(rows())
@@ -252,7 +225,7 @@ def cmd_predict(args):
             lines.append(span + (f"not used: {c.error}" if c.error else
                                  top(r.clip_top(c, args.top))))
         return "\n".join(lines)
-    _report_files(results, describe)
+    _report_files(results(), describe)
 
 
 def _report_files(results, describe, given=None):

@@ -1,6 +1,8 @@
-"""A readable description of a store: what ``timbremap inspect`` prints."""
+"""A readable description of a store: what ``timbremap inspect`` prints, and the summary
+``timbremap build`` ends with."""
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -17,7 +19,7 @@ from .files import hdf5_locks_off, locked_by_another, size_text, temporary
 from .store import (StoreError, no_splits, open_split, require_store, split_path,
                     store_splits, unfinished_splits)
 
-__all__ = ["describe_store", "shown"]
+__all__ = ["describe_store", "build_summary", "shown"]
 
 
 def shown(text: str, *, limit: int = 200) -> str:
@@ -227,3 +229,31 @@ def _label_counts(labels: np.ndarray, names: Sequence[str], width: int = 100) ->
     rows.append(row)
     return [(prefix if k == 0 else " " * len(prefix)) + "  ".join(row)
             for k, row in enumerate(rows)]
+
+
+def build_summary(reports):
+    """The one-screen summary of a build: ``notes`` counts the notes each split file holds,
+    and under ``build --add`` an ``added`` column those this build added (the skipped and
+    adjusted columns count the split's rows of ``/skipped`` and ``/adjusted``, held notes'
+    too; the rate is this build's). A split
+    rewritten without new notes (``--add``: for train's merged statistics or the grown label
+    set; a build: for the train split's statistics) is ``updated``."""
+    grew = any(r.status == "added" or r.held for r in reports)
+    lines = [f"{'split':<7}{'status':<9}{'notes':>8}" + (f"{'added':>8}" if grew else "")
+             + f"{'skipped':>9}{'adjusted':>10}{'seconds':>9}{'notes/s':>9}{'MiB':>9}"
+             f"{'KiB/note':>10}"]
+    for r in reports:
+        held = r.n_examples + r.held  # the notes in the file (build --add: held and added)
+        rate = f"{r.rate:.0f}" if r.status != "kept" and 0 < r.rate < math.inf else "-"
+        per_note = f"{r.bytes / held / 1024:.1f}" if held else "-"
+        added = (f"{r.n_examples if r.status != 'kept' else 0:>8}" if grew else "")
+        lines.append(f"{r.split:<7}{r.status:<9}{held:>8}{added}{r.n_skipped:>9}"
+                     f"{r.n_adjusted:>10}{r.seconds:>9.1f}{rate:>9}"
+                     f"{r.bytes / 2**20:>9.1f}{per_note:>10}")
+    for r in reports:
+        for name, reason in r.skipped[:5]:
+            lines.append(f"  skipped in {r.split}: {shown(name)}: {shown(reason)}")
+        if len(r.skipped) > 5:
+            lines.append(f"  ... {len(r.skipped) - 5} more skipped in {r.split} "
+                         f"(timbremap inspect --all-skipped lists them)")
+    return lines

@@ -282,7 +282,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
 
 
 def test_build_summary_of_a_split_with_no_notes_prints_no_nan(tmp_path):
-    from analysis.cli import build_summary
+    from featurestore.describe import build_summary
     from featurestore.finished import SplitReport
     (tmp_path / "test.h5").write_bytes(b"\0" * 2048)
     lines = build_summary([SplitReport("test", tmp_path / "test.h5", "built", n_skipped=1,
@@ -294,7 +294,7 @@ def test_build_summary_of_a_split_with_no_notes_prints_no_nan(tmp_path):
 
 
 def test_build_summary_under_add_counts_the_files_notes_and_those_added(tmp_path):
-    from analysis.cli import build_summary
+    from featurestore.describe import build_summary
     from featurestore.finished import SplitReport
     (tmp_path / "train.h5").write_bytes(b"\0" * 14 * 1024)
     lines = build_summary([SplitReport("train", tmp_path / "train.h5", "added", n_examples=4,

@@ -1286,3 +1286,10 @@ def test_an_interrupted_predict_json_prints_a_closed_array_of_the_files_done(
     rows = json.loads(capsys.readouterr().out)
     assert [row["path"] for row in rows] == ["a.wav", "b.wav"]
     assert rows[0]["top"] == [["x", 0.9], ["y", 0.1]] and "error" in rows[1]
+
+    def stopped_loading(model, files, **kwargs):  # Ctrl-C while the model loads
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training.predict, "iter_predictions", stopped_loading)
+    with pytest.raises(KeyboardInterrupt):
+        cmd_predict(args)
+    assert json.loads(capsys.readouterr().out) == []
