@@ -7,7 +7,9 @@ A split folder holds ``examples.json`` (a mapping of note name to its fields) an
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -164,7 +166,20 @@ def check_text(entry: dict, key: str, *, longest: Optional[int] = MAX_TEXT):
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"{key} is not valid Unicode (a lone surrogate)") from None
+        raise ValueError(f"{key} is not valid Unicode (a lone surrogate)"
+                         + _locale_hint(value)) from None
+
+
+def _locale_hint(name: str) -> str:
+    """Why a name that is UTF-8 on disk was read with lone surrogates: Python reads names in
+    its locale's encoding (``LC_ALL=C`` with ``PYTHONUTF8=0``: ASCII), and the fix."""
+    encoding = sys.getfilesystemencoding()
+    try:
+        os.fsencode(name).decode("utf-8")
+    except (UnicodeError, ValueError):
+        return ""
+    return (f"; its bytes are UTF-8, but this Python reads names as {encoding} (its locale): "
+            f"run it with PYTHONUTF8=1 or LC_ALL=C.UTF-8" if encoding.lower() != "utf-8" else "")
 
 
 def split_folder(root, split: str) -> Optional[Path]:

@@ -45,3 +45,16 @@ def test_lenient_where_nothing_is_lost():
     parsed = Example.from_json("n", loose)
     assert (parsed.velocity, parsed.pitch, parsed.instrument_family_str) == (100, 64, "brass")
     assert parsed.instrument_source_str == "synthetic"
+
+
+def test_a_utf8_name_read_in_an_ascii_locale_says_how_to_read_it(monkeypatch):
+    import sys
+    from featurestore.nsynth import check_text
+    read = "Fl\udcc3\udcb6te.wav"  # Fl\u00f6te.wav's UTF-8 bytes, as ASCII's decoder reads them
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")  # LC_ALL=C PYTHONUTF8=0
+    with pytest.raises(ValueError, match=r"^name is not valid Unicode \(a lone surrogate\); its "
+                                         r"bytes are UTF-8, but this Python reads names as "
+                                         r"ascii \(its locale\): run it with PYTHONUTF8=1"):
+        check_text({"name": read}, "name")
+    with pytest.raises(ValueError, match=r"^name is not valid Unicode \(a lone surrogate\)$"):
+        check_text({"name": "Fl\udcf6te.wav"}, "name")  # Latin-1's byte: not UTF-8, no hint
