@@ -503,15 +503,18 @@ sys.exit(main(["build", sys.argv[1], sys.argv[2], "--jobs", "2", "--batch-size",
 """
 
 
-@pytest.mark.parametrize("sent, status, said", [(signal.SIGINT, 130, "interrupted"),
-                                                 (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize("sent, status, said", [
+    (signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated"),
+    (signal.SIGHUP, 129, "hung up (SIGHUP: its terminal closed)")])
 def test_ctrl_c_or_sigterm_during_a_threaded_build_ends_it_and_it_resumes(
         sent, status, said, tone_root, tmp_path):
     out = tmp_path / "s"
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_BUILD, str(tone_root), str(out)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            # a suite run in the background ignores SIGINT, and so would this
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            # a suite run in the background ignores SIGINT (under nohup,
+                            # SIGHUP), and so would this
+                            preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL)
+                                                for s in (signal.SIGINT, signal.SIGHUP)])
     deadline = time.monotonic() + 120
     while not (out / "train.h5.journal").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -543,6 +546,18 @@ def test_sigterm_before_the_command_runs_ends_it_and_the_handler_found_is_put_ba
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, before)
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
+    try:
+        def hung_up(argv):
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.2)
+            raise SystemExit(2)  # the command ran on: SIGHUP stays set aside
+        monkeypatch.setattr(cli, "parse_args", hung_up)
+        with pytest.raises(SystemExit):
+            main(["inspect", "s"])
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_a_keras_backend_that_is_not_installed_is_one_line(monkeypatch, tmp_path, caplog):
