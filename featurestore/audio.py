@@ -43,8 +43,8 @@ import numpy as np
 import soundfile as sf
 
 from .audiocheck import (DECODE_ERRORS, MAX_CHANNELS, MAX_PEAK, MIN_SAMPLE_RATE, AudioError,
-                         check_complete, check_file, check_format, check_peak, error_text)
-from .headers import declared_frames
+                         check_complete, check_file, check_format, check_peak, error_text,
+                         no_samples)
 from .offsets import frames_needed, lead_frames, left_out
 from .params import MAX_SAMPLE_RATE, FeatureParams
 
@@ -63,7 +63,6 @@ _SALVAGE_FRAMES = 2 ** 10  # ... and after a decoding error, to find where it st
 #: data may begin up to 511 bytes (MPEG-1; MPEG-2: 255) before it, a dozen frames at a low
 #: bit rate, so its first frames come out wrong without those before (:func:`_read_blocks`).
 _MPEG_PREROLL_FRAMES = 24
-_HEADER_BYTES = 4096  # more than a header of audio: the samples of one
 _UNKNOWN_LENGTH = 2 ** 62  # libsndfile counts a stream of unknown length as 2**63 - 1 frames
 
 
@@ -330,7 +329,7 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
         if offset and got.frames is not None:
             raise AudioError(path, f"ends at {_duration(got.frames, got.sample_rate)}, before "
                                    f"the clip's offset {offset:.3f} s")
-        raise AudioError(path, "holds no samples" + _said_empty(path))
+        raise AudioError(path, no_samples(path))
     adjustments = []
     if got.peak is not None and got.peak > 1:
         adjustments.append(f"peak {got.peak:.3g} above full scale, used as it is")
@@ -380,17 +379,6 @@ def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,
     if not np.may_share_memory(y, out):  # adjusted, or not 16-bit
         out[...] = y
     return out, adjustments
-
-
-def _said_empty(path: Path) -> str:
-    """What to add to "holds no samples" where a WAV, AIFF or FLAC header declares none in a
-    file larger than a header: a recorder that stopped before writing its data's size leaves
-    one so."""
-    size = path.stat().st_size
-    if declared_frames(path) == 0 and size > _HEADER_BYTES:
-        return (f" by its header, in a file of {size} bytes: a recording whose header was never "
-                f"finished? (a tool that repairs WAV headers can recover its samples)")
-    return ""
 
 
 def _duration(samples: int, sample_rate: int) -> str:

@@ -13,7 +13,8 @@ from .headers import declared_frames
 from .params import MAX_SAMPLE_RATE
 
 __all__ = ["AudioError", "DECODE_ERRORS", "MAX_CHANNELS", "MAX_PEAK", "MIN_SAMPLE_RATE",
-           "check_complete", "check_file", "check_format", "check_peak", "error_text"]
+           "check_complete", "check_file", "check_format", "check_peak", "error_text",
+           "no_samples"]
 
 
 class AudioError(TimbremapError, ValueError):
@@ -36,6 +37,8 @@ MIN_SAMPLE_RATE = 1_000
 MAX_CHANNELS = 64
 
 
+#: More bytes than an audio file's header takes: those of a file that holds samples too.
+_HEADER_BYTES = 4096
 #: What libsndfile says of a file its MPEG decoder finds no frame in (text or noise named
 #: ``.mp3``); said of a file :func:`check_file` has seen is regular, it misleads.
 _SF_NOT_REGULAR = "File does not exist or is not a regular file (possibly a pipe?)."
@@ -120,3 +123,18 @@ def check_complete(path: Path, frames: int, error: Optional[str] = None):
                                f"decoding stopped after {frames} ({error})")
     raise AudioError(path, f"truncated: its header declares {declared} frames, the file holds "
                            f"{frames}")
+
+
+def no_samples(path: Path) -> str:
+    """The reason for a file that decodes to no sample: where a WAV, AIFF or FLAC header
+    declares none in a file larger than a header, what a recorder that stopped before it wrote
+    its data's size leaves."""
+    try:
+        size = path.stat().st_size
+    except OSError:  # gone since it was read: nothing more to say of it
+        size = 0
+    if declared_frames(path) == 0 and size > _HEADER_BYTES:
+        return (f"holds no samples by its header, in a file of {size} bytes: a recording whose "
+                f"header was never finished? (a tool that repairs WAV headers can recover its "
+                f"samples)")
+    return "holds no samples"
