@@ -4,6 +4,8 @@ the commands that need them.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
 import sys
@@ -16,7 +18,7 @@ from analysis.options import parse_args
 from analysis.output import (EXIT_READER_GONE, ReaderGone, error_line, one_line,
                              set_up_streams, write_json_array, write_results as _print)
 from analysis.signals import exit_status, stopped_by, terminated_as_interrupted
-from featurestore.errors import TimbremapError, counted, shell_path
+from featurestore.errors import TimbremapError, counted
 from featurestore.remote import client_errors, is_url
 
 log = logging.getLogger("timbremap")
@@ -138,13 +140,8 @@ def cmd_train(args):
                        overwrite=args.overwrite,
                        verbose=0 if args.quiet else None)
     except KeyboardInterrupt:
-        from training.modeldir import BACKUP_DIR, latest_backup  # Keras may be half imported
-        if (Path(args.model_dir) / "config.json").is_file():
-            done = latest_backup(Path(args.model_dir) / BACKUP_DIR)
-            log.warning("%s: 'timbremap train %s %s --resume' %s",
-                        f"{done[0]} finished epoch(s) kept" if done else "no epoch had finished",
-                        shell_path(args.store), shell_path(args.model_dir),
-                        "continues the run" if done else "starts it again")
+        from training.modeldir import resume_hint  # Keras may be half imported
+        log.warning("%s", resume_hint(args.store, args.model_dir))
         raise
     _print(f"model: {result.model_dir / 'model.keras'}",
            f"best validation accuracy {result.best_val_accuracy:.3f} at epoch "
@@ -233,14 +230,14 @@ def _report_files(results, describe, given=None):
     file (stderr), each as its file is done; then fail if any file could not be used, after
     all the others were done. Each is named as ``given`` (in order), else by its ``path``."""
     failed = total = 0
-    for r in results:
+    for r, name in zip(results, given or itertools.repeat(None)):
         total += 1
         if r.error:
             failed += 1
             log.error("error: %s", one_line(r.error))
         else:  # what reading did goes on the first line, below it any further lines
             first, _, more = describe(r).partition("\n")
-            _print(f"{one_line(str(r.path if given is None else given[total - 1]))}: {first}"
+            _print(f"{one_line(str(r.path if name is None else name))}: {first}"
                    + (f"  ({'; '.join(r.adjustments)})" if r.adjustments else "")
                    + (f"\n{more}" if more else ""))
     if failed:
@@ -348,8 +345,9 @@ def _run(argv) -> int:
     except KeyboardInterrupt as stop:
         log.error(stopped_by(stop))
         if threading.active_count() > 1:  # workers may be inside C++ code (the FFT): ending
-            sys.stdout.flush()            # the interpreter under them aborts the process, so
-            sys.stderr.flush()            # leave without finalising (files are closed by now)
+            with contextlib.suppress(OSError):  # the interpreter under them aborts the process,
+                sys.stdout.flush()              # so leave without finalising (files are closed
+                sys.stderr.flush()              # by now; a terminal hung up cannot be written)
             os._exit(exit_status(stop))
         return exit_status(stop)
     except ReaderGone:  # | head: the reader has what it wanted

@@ -26,7 +26,7 @@ import numpy as np
 from featurestore import schema
 from featurestore.errors import InputError, check_split_names
 from featurestore.files import (atomic_write_text, check_folder_path, check_writable_in,
-                                copy_file, real_path, replaced)
+                                copy_file, exclusive_lock, real_path, replaced)
 from featurestore.rows import AUDIO_SUFFIXES
 from featurestore.store import StoreError, no_splits, open_split, require_store, store_splits
 from training.images import cut_labels, drawable
@@ -191,21 +191,24 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                     ", ..." if len(linked) > 1 else "")
     if copies:
         _refuse_notes_folder(out_dir, roots)
-    ours = page.is_file()  # an earlier map's (check_map_folder): its copies are its own
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for copy, source in copies.items():
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        _copy_sound(source, copy)
     # every < as \u003c: no text in the data can open or close a tag or comment in the script
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     values = {"DATA": payload, "TITLE": html.escape(drawable(store.name))}
     # one pass: a value that holds __TITLE__ or __DATA__ is not replaced in turn
     template = resources.files(__package__).joinpath(PAGE).read_text(encoding="utf-8")
     text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], template)
-    atomic_write_text(page, text, shared=True)
-    if ours:
-        _remove_old_copies(out_dir, {real_path(path) for path in played},
-                           [*store_splits(store), "placed"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out_dir, lambda: InputError(  # one writer: its copies and its page
+            f"{out_dir}: another program (a map?) is writing into this folder; wait for it to "
+            f"finish")):
+        ours = page.is_file()  # an earlier map's (check_map_folder): its copies are its own
+        for copy, source in copies.items():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            _copy_sound(source, copy)
+        atomic_write_text(page, text)
+        if ours:
+            _remove_old_copies(out_dir, {real_path(path) for path in played},
+                               [*store_splits(store), "placed"])
     return page
 
 

@@ -114,7 +114,7 @@ def no_map(store, split: str) -> StoreError:
     others = f", or give --split with a split that has one: {', '.join(mapped)}" if mapped \
         else ""
     return StoreError(f"{split_path(store, split)}: no /tsne map (run 'timbremap tsne "
-                      f"{shell_path(store)} --split {split}' first{others})")
+                      f"{shell_path(store)} --split {shell_path(split)}' first{others})")
 
 
 def map_model(f: h5py.File) -> str:

@@ -34,17 +34,16 @@ The downmix, the resampling, the padding or trimming, and a peak above full scal
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
-import soundfile as sf
 
 from .audiocheck import (DECODE_ERRORS, MAX_CHANNELS, MAX_PEAK, MIN_SAMPLE_RATE, AudioError,
                          check_complete, check_file, check_format, check_peak, error_text,
-                         no_samples)
+                         no_samples, open_sound)
+from .headers import mpeg_length_tagged
 from .offsets import frames_needed, lead_frames, left_out
 from .params import MAX_SAMPLE_RATE, FeatureParams
 
@@ -128,7 +127,7 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
     """:func:`_read` through ``sf.SoundFile``, a block at a time (an MP3's clip: one block),
     each block's channels averaged to mono as it comes (at most one block of all channels is
     held). Raises what opening or decoding the file's first block raises."""
-    with sf.SoundFile(os.fsencode(path)) as fh:  # any name the file system holds
+    with open_sound(path) as fh:
         sr, channels, frames = fh.samplerate, fh.channels, fh.frames
         start, want = needed(sr, channels)
         known = 0 <= frames < _UNKNOWN_LENGTH
@@ -192,9 +191,11 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
         check_complete(path, decoded, error_text(error))
         raise AudioError(path, f"damaged: decoding stopped after {decoded} frames "
                                f"({error_text(error)})")
-    if known and filled < len(mono):  # short of what libsndfile counted (an MP3: its Xing tag)
-        raise AudioError(path, f"truncated: its header declares {frames} frames, decoding "
-                               f"ended after {start + filled}")
+    if filled < len(mono):  # the file ended before the clip, or short of the frames counted
+        if known and not (mpeg and not mpeg_length_tagged(path)):  # no tag: a size's guess
+            raise AudioError(path, f"truncated: its header declares {frames} frames, decoding "
+                                   f"ended after {start + filled}")
+        frames, known = start + filled, True  # all it holds
     if known:
         check_complete(path, frames)
     return _Decoded(mono[:filled], sr, channels, frames if known else None,
@@ -205,7 +206,7 @@ def _decodable_frames(path: Path, limit: int) -> int:
     """How many of the first ``limit`` frames of ``path`` decode, read in small pieces
     (libsndfile fails a whole read that meets an error)."""
     frames = 0
-    with sf.SoundFile(os.fsencode(path)) as fh:  # any name the file system holds
+    with open_sound(path) as fh:
         while frames < limit:
             try:
                 got = len(fh.read(min(_SALVAGE_FRAMES, limit - frames), dtype="float32"))
@@ -267,12 +268,13 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float
         raise AudioError(path, "holds NaN or infinite samples")
     peak = float(np.abs(data).max()) if data.size else 0.0
     check_peak(path, peak)
-    channels = data.shape[1]
+    channels, level = data.shape[1], None
     if channels > 1:
+        level = np.abs(data).max(axis=1)
         data = data.mean(axis=1, dtype=np.float32, keepdims=True)
     whole = len(data) - lead <= frames_needed(sr, params)  # it ended by the clip's end
     return _Decoded(data, sr, channels, round(offset * sr) + len(data) - lead if whole else None,
-                    peak, lead)
+                    peak, lead, level)
 
 
 def load_audio(path, params: FeatureParams, out: Optional[np.ndarray] = None, *,

@@ -14,7 +14,7 @@ from .params import MAX_SAMPLE_RATE
 
 __all__ = ["AudioError", "DECODE_ERRORS", "MAX_CHANNELS", "MAX_PEAK", "MIN_SAMPLE_RATE",
            "check_complete", "check_file", "check_format", "check_peak", "error_text",
-           "no_samples"]
+           "no_samples", "open_sound"]
 
 
 class AudioError(TimbremapError, ValueError):
@@ -45,20 +45,27 @@ _SF_NOT_REGULAR = "File does not exist or is not a regular file (possibly a pipe
 
 
 #: What soundfile raises where libsndfile cannot open or decode a file (``LibsndfileError`` is
-#: a ``RuntimeError``; ``TypeError`` for a name ending in ``.raw``, which it opens as headerless
-#: samples only with their rate, channels and encoding given).
-DECODE_ERRORS = (RuntimeError, ValueError, EOFError, MemoryError, TypeError)
+#: a ``RuntimeError``), and :func:`open_sound`.
+DECODE_ERRORS = (RuntimeError, ValueError, EOFError, MemoryError)
+
+
+def open_sound(path):
+    """``soundfile.SoundFile`` of ``path``, any name the file system holds. A name ending in
+    ``.raw``, which soundfile opens as samples without a header only with their rate, channels
+    and encoding given (a ``TypeError`` without them), raises a ``RuntimeError`` saying so."""
+    import soundfile as sf
+    try:
+        return sf.SoundFile(os.fsencode(path))
+    except TypeError:  # soundfile's check of its arguments: ours are fixed but for the name
+        raise RuntimeError("a .raw name, read as samples without a header: nothing gives "
+                           "their rate, channels or encoding; convert it to WAV or FLAC, or "
+                           "rename it if it has a header") from None
 
 
 def error_text(err: Exception) -> str:
     """An exception's message, or its type's name where it has none; libsndfile's
-    :data:`_SF_NOT_REGULAR` is told as what it means for a regular file, soundfile's refusal
-    of a ``.raw`` name as what it means, and libsndfile's errors without soundfile's ``Error
-    opening PATH:`` (the file is named beside it, as text)."""
-    if isinstance(err, TypeError) and "samplerate must be specified" in str(err):
-        return ("a .raw name, read as samples without a header: nothing gives their rate, "
-                "channels or encoding; convert it to WAV or FLAC, or rename it if it has a "
-                "header")
+    :data:`_SF_NOT_REGULAR` is told as what it means for a regular file, and its errors
+    without soundfile's ``Error opening PATH:`` (the file is named beside it, as text)."""
     text = getattr(err, "error_string", None) or str(err) or type(err).__name__
     return text.replace(_SF_NOT_REGULAR, "no audio found in it: damaged, or not the format its "
                                          "name says")
@@ -126,9 +133,9 @@ def check_complete(path: Path, frames: int, error: Optional[str] = None):
 
 
 def no_samples(path: Path) -> str:
-    """The reason for a file that decodes to no sample: where a WAV, AIFF or FLAC header
-    declares none in a file larger than a header, what a recorder that stopped before it wrote
-    its data's size leaves."""
+    """The reason for a file that decodes to no sample: where a WAV or AIFF header declares
+    none in a file larger than a header, what a recorder that stopped before it wrote its
+    data's size leaves."""
     try:
         size = path.stat().st_size
     except OSError:  # gone since it was read: nothing more to say of it

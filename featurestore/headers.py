@@ -7,10 +7,12 @@ tell a truncated file from a genuinely short one.
 
 Only the header is read (a few hundred bytes): the ``data`` chunk's size over the ``fmt ``
 chunk's block size (uncompressed PCM, float, A-law and mu-law) of a RIFF/RIFX WAV, of an RF64
-or BW64 one (whose ``ds64`` chunk holds the size) and of a Sony Wave64 file, the AIFF/AIFC
-``COMM`` chunk's frame count, FLAC's STREAMINFO total samples. Sizes that mean "unknown" (a WAV
+one (whose ``ds64`` chunk holds the size) and of a Sony Wave64 file, the AIFF/AIFC ``COMM``
+chunk's frame count, FLAC's STREAMINFO total samples. Sizes that mean "unknown" (a WAV
 streamed with ``0xFFFFFFFF``, a FLAC with 0 total samples) and every other format give
-``None``: nothing declared, nothing to check.
+``None``: nothing declared, nothing to check. An MP3 declares its length in a Xing, Info or
+VBRI tag in its first frame, where it has one (:func:`mpeg_length_tagged`); without it,
+libsndfile's count of its frames is a guess from the file's size.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import os
 import struct
 from typing import Optional
 
-__all__ = ["declared_frames"]
+__all__ = ["declared_frames", "mpeg_length_tagged"]
 
 #: WAVE format tags whose frames are ``block_align`` bytes each: PCM, IEEE float, A-law,
 #: mu-law, and WAVE_FORMAT_EXTENSIBLE (PCM or float in practice).
@@ -29,6 +31,7 @@ _UNKNOWN_SIZE = 0xFFFFFFFF  # a WAV written by a stream that never went back to 
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
 _W64_TAIL = b"\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
 _MAX_CHUNKS = 64  # chunks looked at before the data chunk; a header has a handful
+_UNKNOWN_LONG_SIZE = 2 ** 64 - 1  # an RF64 ds64 size that was never written
 
 
 def declared_frames(path) -> Optional[int]:
@@ -53,18 +56,37 @@ def declared_frames(path) -> Optional[int]:
         magic = head.read(0, 40)
         if magic[:4] == b"fLaC":
             return _flac(head)
-        if magic[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") and magic[8:12] == b"WAVE":
+        if magic[:4] in (b"RIFF", b"RIFX", b"RF64") and magic[8:12] == b"WAVE":
             order = ">" if magic[:4] == b"RIFX" else "<"
             return _wav(head, _chunks(head, order), order)
         if magic[:16] == _W64_RIFF and magic[24:40] == b"wave" + _W64_TAIL:
             return _wav(head, _w64_chunks(head), "<")
         if magic[:4] == b"FORM" and magic[8:12] in (b"AIFF", b"AIFC"):
             return _aiff(head)
-    except OSError:
+    except (OSError, OverflowError, ValueError, struct.error):  # sizes past any file
         return None
     finally:
         os.close(fd)
     return None
+
+
+def mpeg_length_tagged(path) -> bool:
+    """Whether the first MPEG frame of ``path`` (after an ID3v2 tag) holds a Xing, Info or
+    VBRI tag, which gives the stream's frame count; ``False`` where it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(10)
+            if start[:3] == b"ID3" and len(start) == 10:  # its size: 4 bytes of 7 bits each
+                size = sum((b & 0x7F) << 7 * (3 - k) for k, b in enumerate(start[6:10]))
+                fh.seek(10 + size + (10 if start[5] & 0x10 else 0))  # a footer, if it has one
+                start = b""
+            head = start + fh.read(4096)
+    except OSError:
+        return False
+    sync = next((k for k in range(len(head) - 1)
+                 if head[k] == 0xFF and head[k + 1] & 0xE0 == 0xE0), None)
+    frame = head[sync:sync + 200] if sync is not None else b""  # the tag lies within it
+    return any(tag in frame for tag in (b"Xing", b"Info", b"VBRI"))
 
 
 class _Head:
@@ -98,20 +120,23 @@ def _chunks(head: _Head, order: str):
 def _w64_chunks(head: _Head):
     """``(id, size, position of its data)`` of a Wave64 file's chunks, each named by the first
     4 bytes of its GUID (the rest checked), its 8-byte size counting its 24-byte header."""
-    position = 40
+    position, end = 40, os.fstat(head.fd).st_size
     for _ in range(_MAX_CHUNKS):
         header = head.read(position, 24)
-        if len(header) < 24 or header[4:16] != _W64_TAIL:
+        if len(header) < 24:
             return
         size = struct.unpack("<Q", header[16:])[0]
         if size < 24:
             return
-        yield header[:4], size - 24, position + 24
+        if header[4:16] == _W64_TAIL:  # one of Wave64's own; others are passed over
+            yield header[:4], size - 24, position + 24
         position += (size + 7) & ~7  # chunks are aligned to 8 bytes
+        if position >= end:
+            return
 
 
 def _wav(head: _Head, chunks, order: str) -> Optional[int]:
-    """The frames of the ``data`` chunk among ``chunks``: its size, or an RF64/BW64 file's
+    """The frames of the ``data`` chunk among ``chunks``: its size, or an RF64 file's
     ``ds64`` size for it, over the ``fmt `` chunk's block size."""
     block_align = long_size = None
     for chunk_id, size, start in chunks:
@@ -128,7 +153,7 @@ def _wav(head: _Head, chunks, order: str) -> Optional[int]:
             if tag not in _UNCOMPRESSED_WAV or block_align == 0 or rate == 0:
                 return None  # a rate of 0 declares nothing: the file is refused for it
         elif chunk_id == b"data":
-            if size == _UNKNOWN_SIZE and long_size is not None:
+            if size == _UNKNOWN_SIZE and long_size not in (None, _UNKNOWN_LONG_SIZE):
                 size = long_size  # RF64: the ds64 chunk's
             if block_align is None or size == _UNKNOWN_SIZE:
                 return None

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
+import time
 from pathlib import Path
 from typing import Iterator, List, NamedTuple, Optional, Tuple
 
@@ -21,8 +21,10 @@ import numpy as np
 import soundfile as sf
 
 from .audiocheck import (DECODE_ERRORS, AudioError, check_complete, check_file, check_format,
-                         error_text)
+                         error_text, open_sound)
+from .audio import READ_SECONDS
 from .features import Workspace, note_features
+from .headers import mpeg_length_tagged
 from .notes import Notes
 from .offsets import MIN_HOP, check_hop, window_offsets
 from .params import FeatureParams
@@ -45,7 +47,7 @@ def audio_seconds(path, clip: Optional[float] = None) -> float:
     path = Path(path)
     check_file(path)
     try:
-        fh = sf.SoundFile(os.fsencode(path))  # any name the file system holds
+        fh = open_sound(path)
     except DECODE_ERRORS as err:  # not libsndfile's
         fh, sf_reason = None, error_text(err)
     frames = None
@@ -57,7 +59,9 @@ def audio_seconds(path, clip: Optional[float] = None) -> float:
                 raise AudioError(path, f"its encoding ({fh.subtype_info}) cannot be read from "
                                        f"an offset, so it cannot be cut into windows (convert "
                                        f"it, to FLAC for one)")
-            if 0 < frames < 2 ** 62 and fh.seekable():
+            if fh.format == "MP3" and not mpeg_length_tagged(path):  # a guess from its size
+                frames = _frames_read_through(path, fh)
+            elif 0 < frames < 2 ** 62 and fh.seekable():
                 _check_last_frame(path, fh, frames)
                 check_complete(path, frames)  # a WAV's data chunk shorter than it says
     seconds = (frames / rate if frames is not None and frames < 2 ** 62
@@ -65,6 +69,22 @@ def audio_seconds(path, clip: Optional[float] = None) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise AudioError(path, f"its header gives no usable length ({seconds})")
     return seconds
+
+
+def _frames_read_through(path: Path, fh: sf.SoundFile) -> int:
+    """The frames of ``fh`` counted by decoding them all (an MP3 without a tag that counts
+    them: cut into windows, all of it is read anyway), within :data:`READ_SECONDS`."""
+    frames, deadline = 0, time.monotonic() + READ_SECONDS
+    try:
+        while got := len(fh.read(2 ** 16, dtype="float32")):  # blocks() pads to the count
+            frames += got
+            if time.monotonic() > deadline:
+                raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for "
+                                       f"{frames} frames; given up")
+    except DECODE_ERRORS as err:
+        raise AudioError(path, f"damaged: decoding stopped after {frames} frames "
+                               f"({error_text(err)})") from None
+    return frames
 
 
 def _check_last_frame(path: Path, fh: sf.SoundFile, frames: int):

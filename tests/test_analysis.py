@@ -532,8 +532,14 @@ def test_plot_is_a_png_with_nothing_cut_off(mapped, tmp_path, splits):
         assert edge.min() > 0.95
 
 
-def test_two_programs_writing_one_picture_or_page_at_once_each_write_their_own(tmp_path):
-    from featurestore.files import replaced
+def test_two_programs_writing_one_picture_or_map_at_once_never_clash(mapped, tmp_path):
+    from featurestore.files import exclusive_lock, replaced
+    (tmp_path / "page").mkdir()
+    with exclusive_lock(tmp_path / "page", RuntimeError):  # a map being written there
+        with pytest.raises(InputError, match=r"page: another program \(a map\?\) is writing "
+                                             r"into this folder; wait for it to finish"):
+            write_map(mapped[0], tmp_path / "page", copy_audio=True)
+    assert os.listdir(tmp_path / "page") == []  # nothing copied, nothing written
     out = tmp_path / "map.png"
     with replaced(out, shared=True) as first:
         first.write_bytes(b"first")
@@ -542,7 +548,7 @@ def test_two_programs_writing_one_picture_or_page_at_once_each_write_their_own(t
             second.write_bytes(b"second")
         assert out.read_bytes() == b"second" and first.read_bytes() == b"first"
     assert out.read_bytes() == b"first"  # the last rename's: neither lost, nor an error
-    assert os.listdir(tmp_path) == ["map.png"]  # no temporary left
+    assert sorted(os.listdir(tmp_path)) == ["map.png", "page"]  # no temporary left
 
 
 def test_plot_writes_the_format_its_ending_names_and_png_without_one(mapped, tmp_path,

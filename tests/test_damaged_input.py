@@ -14,7 +14,7 @@ from featurestore import SplitDataset, features
 from featurestore.audio import MAX_PEAK, AudioError, load_audio
 from featurestore.windows import audio_seconds
 from featurestore.build import BuildError, build_store
-from featurestore.headers import declared_frames
+from featurestore.headers import declared_frames, mpeg_length_tagged
 from featurestore.nsynth import write_split
 from featurestore.splitfolder import read_split
 from featurestore.params import FeatureParams
@@ -106,6 +106,48 @@ def test_a_header_that_declares_more_than_the_file_holds_is_truncated_in_every_f
                 load_audio(tmp_path / name, PARAMS, offset=offset, hop=hop)
         with pytest.raises(AudioError, match=rf"{name}: truncated: its header declares"):
             audio_seconds(tmp_path / name)
+
+
+def test_a_header_of_any_sizes_declares_a_count_or_nothing_never_raises(tmp_path):
+    y = tone(10, seconds=0.5)
+    for fmt, ext in (("WAV", "wav"), ("RF64", "wav"), ("W64", "w64"), ("AIFF", "aiff")):
+        sf.write(tmp_path / f"x.{ext}", y, SR, format=fmt)
+        data = (tmp_path / f"x.{ext}").read_bytes()
+        rng = np.random.default_rng(0)
+        for k in range(200):  # sizes anywhere in the header, up to 2**64 - 1
+            damaged = bytearray(data)
+            at = int(rng.integers(4, 120))
+            width = 8 if fmt == "W64" or rng.random() < 0.5 else 4
+            damaged[at:at + width] = (2 ** (8 * width) - 1 - int(rng.integers(0, 64))).to_bytes(
+                width, "little")
+            (tmp_path / f"d.{ext}").write_bytes(bytes(damaged))
+            found = declared_frames(tmp_path / f"d.{ext}")
+            assert found is None or isinstance(found, int), (fmt, at)
+    data = bytearray((tmp_path / "x.wav").read_bytes())  # the RF64 one: its ds64 size unset
+    data[28:36] = bytes([0xFF] * 8)
+    (tmp_path / "unwritten.wav").write_bytes(bytes(data))
+    assert declared_frames(tmp_path / "unwritten.wav") is None
+
+
+def test_an_mp3_without_a_tag_of_its_length_is_as_long_as_it_decodes(tmp_path):
+    sf.write(tmp_path / "x.mp3", tone(10, seconds=3.0), SR)
+    data = bytearray((tmp_path / "x.mp3").read_bytes())
+    for tag in (b"Xing", b"Info"):  # the first frame's count of frames, blanked
+        at = data.find(tag, 0, 400)
+        if at >= 0:
+            data[at:at + 4] = bytes(4)
+    art = 100_000  # an ID3v2 tag of cover art: libsndfile's guess from the size goes far over
+    (tmp_path / "art.mp3").write_bytes(b"ID3\x03\x00\x00" + bytes(
+        (art >> shift) & 0x7F for shift in (21, 14, 7, 0)) + bytes(art) + bytes(data))
+    with sf.SoundFile(tmp_path / "art.mp3") as fh:
+        guessed, decoded = fh.frames, len(fh.read())
+    assert guessed > 2 * decoded  # what the file's header does not declare
+    assert not mpeg_length_tagged(tmp_path / "art.mp3") and mpeg_length_tagged(tmp_path / "x.mp3")
+    seconds = decoded / SR
+    assert load_audio(tmp_path / "art.mp3", PARAMS)[1] == [f"padded {seconds:.3f} s -> 4.000 s"]
+    assert audio_seconds(tmp_path / "art.mp3") == seconds  # --windows: counted by reading it
+    assert load_audio(tmp_path / "art.mp3", PARAMS, offset=1.0, hop=1.0)[1] == [
+        f"padded {seconds - 1:.3f} s -> 4.000 s"]
 
 
 def test_files_that_hold_sound_are_never_said_to_be_silent_or_empty(tmp_path):

@@ -361,8 +361,8 @@ def test_pcm16_files_read_through_libsndfile_as_soundfile_reads_them(tmp_path, m
                      fr"stopped after 1\d{{4}} \(", fast["inflated.flac"])  # till the decoder fails
 
     def no_soundfile(*args, **kwargs):
-        raise AssertionError("sf.SoundFile used for a 16-bit file")
-    monkeypatch.setattr(audio.sf, "SoundFile", no_soundfile)  # the fast path is the one taken
+        raise AssertionError("soundfile.SoundFile used for a 16-bit file")
+    monkeypatch.setattr(audio, "open_sound", no_soundfile)  # the fast path is the one taken
     for name in ["exact.wav", "stereo.wav", "short.flac", "rate.wav"]:
         assert np.array_equal(load_audio(tmp_path / name, params)[0], fast[name][0]), name
     with pytest.raises(AudioError, match="truncated"):

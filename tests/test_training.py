@@ -1242,7 +1242,7 @@ def test_ctrl_c_says_how_to_resume(tone_store, tmp_path, monkeypatch, caplog):
     (tmp_path / "-my m" / "backup" / "epoch-0002.weights.h5").write_bytes(b"")
     with pytest.raises(KeyboardInterrupt):
         cmd_train(args)
-    assert f"2 finished epoch(s) kept: 'timbremap train {tone_store} './-my m' " \
+    assert f"2 finished epochs kept: 'timbremap train {tone_store} './-my m' " \
            f"--resume' continues the run" in caplog.text
 
 
@@ -1256,14 +1256,23 @@ def test_a_full_disk_says_whether_an_epoch_was_kept(tone_store, tmp_path, monkey
     monkeypatch.setattr(training.train, "_fit", full)
     config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=4, width=8)
     with pytest.raises(ModelError, match=r"best.keras: cannot be written \(No space left on "
-                                         r"device\); no epoch had finished: make room and "
-                                         r"train again$"):
+                                         rf"device\); no epoch had finished: 'timbremap train "
+                                         rf"{tone_store} {model} --resume' starts it again, "
+                                         r"once there is room$"):
         train(tone_store, model, config, verbose=0)
     (model / "backup").mkdir()
     (model / "backup" / "epoch-0001.weights.h5").write_bytes(b"")
-    with pytest.raises(ModelError, match=r"; 1 finished epoch kept: make room and resume with "
-                                         rf"'timbremap train {tone_store} {model} --resume'$"):
+    with pytest.raises(ModelError, match=r"; 1 finished epoch kept: 'timbremap train "
+                                         rf"{tone_store} {model} --resume' continues the run, "
+                                         r"once there is room$"):
         train(tone_store, model, config, resume=True, verbose=0)
+    shutil.rmtree(model)
+    monkeypatch.setattr(training.train, "atomic_write_text", lambda path, text: full(
+        None, path.parent))  # config.json: not even that written
+    with pytest.raises(ModelError, match=r"the run had not started: run the same command "
+                                         r"again, once there is room$"):
+        train(tone_store, model, config, verbose=0)
+    assert not model.exists()  # the folder it made, removed: the same command starts it
 
 
 def test_an_interrupted_predict_json_prints_a_closed_array_of_the_files_done(

@@ -27,7 +27,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from featurestore.schema import composed_labels
-from featurestore.errors import TimbremapError, label_set_text, shell_path
+from featurestore.errors import TimbremapError, counted, label_set_text, shell_path
 from featurestore.files import locked_by_another
 from featurestore.jsonstream import read_json, reason
 from featurestore.nsynth import FAMILIES
@@ -37,6 +37,7 @@ from .backend import import_tensorflow_quietly
 from .config import TrainConfig
 
 __all__ = ["ModelError", "TrainedModel", "load_trained", "read_model_labels", "config_labels",
+           "resume_hint",
            "label_set_text", "check_model_dir", "check_backup", "latest_backup", "MODEL_FILE",
            "CONFIG_FILE"]
 
@@ -287,3 +288,17 @@ def latest_backup(folder: Path) -> Optional[Tuple[int, Path]]:
     found = [(int(m.group(1)), p) for p in folder.glob("epoch-*.weights.h5")
              if (m := BACKUP_NAME.fullmatch(p.name))] if folder.is_dir() else []
     return max(found) if found else None
+
+
+def resume_hint(store, model_dir) -> str:
+    """What a run stopped before it finished left in ``model_dir``, and the command that goes
+    on with it: ``2 finished epochs kept: 'timbremap train STORE MODEL --resume' continues the
+    run``, ``no epoch had finished: ... starts it again``, or that it had not started (read
+    without Keras, which may be half imported)."""
+    model_dir = Path(model_dir)
+    if not (model_dir / CONFIG_FILE).is_file():
+        return "the run had not started: run the same command again"
+    done = latest_backup(model_dir / BACKUP_DIR)
+    command = f"'timbremap train {shell_path(store)} {shell_path(model_dir)} --resume'"
+    return (f"{counted(done[0], 'finished epoch')} kept: {command} continues the run" if done
+            else f"no epoch had finished: {command} starts it again")

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from featurestore import __version__
-from featurestore.errors import BuildError, InputError, counted, shell_path
+from featurestore.errors import BuildError, InputError, counted
 from featurestore.files import (atomic_write_text, exclusive_lock, made_folder,
                                 real_path, removed_where_left_empty, replaced)
 from featurestore.finished import warn_of_splits_that_mislead
@@ -27,7 +27,8 @@ from featurestore.store import content_digests, split_path, store_id, store_name
 from .backend import import_tensorflow_quietly, out_of_memory, precision, requested
 from .config import TrainConfig
 from .modeldir import (BACKUP_DIR, BEST_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE,
-                       MODEL_FILE, ModelError, check_backup, check_model_dir, latest_backup)
+                       MODEL_FILE, ModelError, check_backup, check_model_dir, latest_backup,
+                       resume_hint)
 from .progress import epoch_progress, plot_curves
 from .resumecheck import interrupted_config, resumed_config
 from .trainsplits import learnt_nothing, open_for_training
@@ -344,12 +345,8 @@ def train(store, model_dir, config: TrainConfig = TrainConfig(), *, resume: bool
         except OSError as err:
             if err.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            done = latest_backup(model_dir / BACKUP_DIR)
             raise ModelError(f"{err.filename or model_dir}: cannot be written ({err.strerror}); "
-                             + (f"{counted(done[0], 'finished epoch')} kept: make room and "
-                                f"resume with 'timbremap train {shell_path(store)} "
-                                f"{shell_path(model_dir)} --resume'" if done else
-                                "no epoch had finished: make room and train again")) from None
+                             f"{resume_hint(store, model_dir)}, once there is room") from None
         except Exception as err:  # noqa: BLE001 - each backend names running out its own way
             if not out_of_memory(err):
                 raise
