@@ -206,9 +206,12 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             copy.parent.mkdir(parents=True, exist_ok=True)
             _copy_sound(source, copy)
         atomic_write_text(page, text)
-        if ours:
-            _remove_old_copies(out_dir, {real_path(path) for path in played},
-                               [*store_splits(store), "placed"])
+        if ours and not missing:  # a copy of a sound no longer there may be all that is left
+            removed = _remove_old_copies(out_dir, {real_path(path) for path in played},
+                                         [*store_splits(store), "placed"])
+            if removed:
+                log.info("%s: %d sound(s) an earlier map copied, which this page does not "
+                         "play, removed", out_dir, removed)
     return page
 
 
@@ -219,13 +222,13 @@ def _copy_sound(source: Path, copy: Path):
         copy_file(source, tmp)
 
 
-def _remove_old_copies(out_dir: Path, played: set, folders: Sequence[str]):
+def _remove_old_copies(out_dir: Path, played: set, folders: Sequence[str]) -> int:
     """Remove the sounds an earlier map copied next to its page (``audio/FOLDER/NNNNN-NAME``,
     FOLDER a split or ``placed``) that the new page does not play (``played``, resolved), and
-    a folder they leave empty; anything else stays."""
-    audio = out_dir / "audio"
+    a folder they leave empty; anything else stays. Returns how many were removed."""
+    audio, removed = out_dir / "audio", 0
     if audio.is_symlink() or not audio.is_dir():
-        return
+        return removed
     for folder in (audio / name for name in folders):
         if folder.is_symlink() or not folder.is_dir():
             continue
@@ -234,10 +237,12 @@ def _remove_old_copies(out_dir: Path, played: set, folders: Sequence[str]):
                and not path.is_symlink() and path.is_file() and real_path(path) not in played]
         for path in old:
             path.unlink()
+        removed += len(old)
         with contextlib.suppress(OSError):  # where they leave it empty
             if old:
                 folder.rmdir()
                 audio.rmdir()
+    return removed
 
 
 def _predicted(f: h5py.File, n: int) -> Tuple[np.ndarray, Tuple[str, ...]]:

@@ -832,8 +832,19 @@ def test_map_copies_only_audio_whatever_a_store_names(mapped, tmp_path, caplog):
         copies)  # and no part of the interrupted one
     killed = copies[0].with_name(f".{copies[0].name}.partial")  # as a kill -9 leaves it
     killed.write_bytes(b"half")
-    write_map(store, tmp_path / "map")  # linked where they are: the copies are the old page's
+    kept.rename(tmp_path / "away.wav")  # a sound of the map no longer there: its copy stays
+    try:
+        write_map(store, tmp_path / "map")
+    finally:
+        (tmp_path / "away.wav").rename(kept)
+    assert sorted(p for p in (tmp_path / "map" / "audio").rglob("*") if p.is_file()) == sorted(
+        [*copies, killed])
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        write_map(store, tmp_path / "map")  # linked where they are: the copies are the old page's
     assert not (tmp_path / "map" / "audio").exists()  # and the folders they leave empty
+    assert f"{tmp_path / 'map'}: {len(copies) + 1} sound(s) an earlier map copied, which this " \
+           f"page does not play, removed" in caplog.text
     write_map(store, tmp_path / "map", copy_audio=True)
     mine = tmp_path / "map" / "audio" / "test" / "my notes.txt"
     mine.write_text("a user's own file")
