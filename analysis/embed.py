@@ -202,7 +202,7 @@ def _check_one_run(into: Path, splits, store, trained: TrainedModel):
         if store_of != store_id(store):
             what = f"another store's results ({store_of})"
         elif str(made.get(schema.MODEL_SHA1, "")) != trained.weights_hash:
-            what = f"another model's results ({made.get('model', 'a model')})"
+            what = f"results of {trained.other_model(str(made.get('model', '')))}"
         else:
             continue
         raise InputError(f"{path}: {what}; --into names a folder for one store's results by "

@@ -75,10 +75,10 @@ def placements(store, model_dir, files: Sequence, *, split: Optional[str] = None
         made_from = map_model(f)
         if made_from and made_from != trained.weights_hash:
             other = f[schema.EMBEDDINGS].attrs.get("model", "") if schema.EMBEDDINGS in f else ""
-            raise StoreError(f"{split_path(store, split)}: its map was made from another "
-                             f"model's embeddings ({other or 'a model no longer named there'}) "
-                             f"than {trained.path}'s; place with that model (or embed and map "
-                             f"again with this one)")
+            raise StoreError(f"{split_path(store, split)}: its map was made from the "
+                             f"embeddings of {trained.other_model(other)}, not of "
+                             f"{trained.path}'s; embed and map again with this one (or place "
+                             f"with that model, where it is kept)")
         stored = StoredMap().fit(f)
         mapped, labels = f[schema.TSNE][:], f[schema.LABELS][:]
         names = f[schema.NAMES].asstr()[:]

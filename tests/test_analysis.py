@@ -154,9 +154,15 @@ def test_a_map_and_its_placed_sounds_follow_the_embeddings(mapped, tone_root, tm
     assert [p.split for p in read_placed(store)] == ["train"]
     train(store, other, TrainConfig(epochs=1, steps_per_epoch=2, batch_size=8, width=8,
                                     budget_minutes=None, seed=4, deterministic=True), verbose=0)
-    with pytest.raises(StoreError, match=rf"made from another model's embeddings \({model}\) "
-                                         rf"than {other}'s; place with that model"):
+    with pytest.raises(StoreError, match=rf"made from the embeddings of another model "
+                                         rf"\({model}\), not of {other}'s; embed and map again"):
         place_files(store, other, [wav], split="train")
+    mine = shutil.copytree(model, tmp_path / "mine")
+    embed_store(store, mine, ["train"], progress=False)  # the same weights: the map stays
+    shutil.copy(other / "model.keras", mine / "model.keras")  # as if trained again in place
+    with pytest.raises(StoreError, match=rf"embeddings of the model {mine} held before it was "
+                                         rf"trained again, not of {mine}'s"):
+        place_files(store, mine, [wav], split="train")
     embed_store(store, other, ["train"], progress=False)  # the old map no longer fits
     with h5py.File(store / "train.h5") as f:
         assert "tsne" not in f and "embeddings" in f
@@ -367,7 +373,7 @@ def test_embed_into_never_replaces_a_stores_split(mapped, tmp_path):
                 progress=False)  # every split it holds, of the other store: not a mix
     with h5py.File(tmp_path / "apart" / "test.h5", "r+") as f:  # as another model made it
         f["embeddings"].attrs.update({"model": "/models/other", "model_sha1": "0" * 40})
-    with pytest.raises(InputError, match=r"apart/test.h5: another model's results "
+    with pytest.raises(InputError, match=r"apart/test.h5: results of another model "
                                          r"\(/models/other\)"):
         embed_store(mapped[0], mapped[1], ["train"], into=tmp_path / "apart", progress=False)
     with pytest.raises(StoreError, match="train.h5: results 'timbremap embed --into' wrote"):

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import reprlib
 import zipfile
@@ -74,6 +75,13 @@ class TrainedModel:
     def weights_hash(self) -> str:
         """SHA-1 of the saved model file (identifies the weights in analysis attrs)."""
         return hashlib.sha1((self.path / MODEL_FILE).read_bytes()).hexdigest()
+
+    def other_model(self, recorded) -> str:
+        """Which model made results whose weights are not this one's, ``recorded`` the folder
+        they name: another folder's, or this folder's before it was trained again."""
+        if recorded and os.path.realpath(recorded) == os.path.realpath(self.path):
+            return f"the model {self.path} held before it was trained again"
+        return f"another model ({recorded or 'a model no longer named there'})"
 
     def check_features(self, params: FeatureParams, where: str):
         """Raise :class:`ModelError` when ``params`` differ from the model's features."""
