@@ -32,8 +32,9 @@ from featurestore.store import StoreError, no_splits, open_split, require_store,
 from training.images import cut_labels, drawable
 
 from .placements import placed_on_maps
-from .plot import PLACED_CHARS, PLACED_NAMES, label_colors, one_label_set
-from .tsne import DEFAULT_SPLIT, map_coords, no_map
+from .plot import (PLACED_CHARS, PLACED_NAMES, label_colors, one_label_set,
+                   warn_of_mixed_models)
+from .tsne import DEFAULT_SPLIT, map_coords, map_model, no_map
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     store, out_dir = Path(store), Path(out_dir)
     check_map_folder(out_dir)
     page = out_dir / "index.html"
-    data, label_sets, outputs = {"splits": {}}, {}, {}
+    data, label_sets, outputs, made_by = {"splits": {}}, {}, {}, {}
     copies, missing, linked, played, roots = {}, set(), set(), set(), set()
     for split in splits or store_splits(store):
         with open_split(store, split) as f:
@@ -105,7 +106,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
                 if splits:  # asked for by name
                     raise no_map(store, split)
                 continue
-            label_sets[split] = schema.read_label_names(f)
+            label_sets[split], made_by[split] = schema.read_label_names(f), map_model(f)
             if str(f.attrs.get("input_layout", "")) == "folders":  # every audio file is read
                 roots.update(f[schema.SOURCE_FOLDER].attrs[schema.LIST_NAMES])
             names = f[schema.NAMES].asstr()[:]
@@ -152,6 +153,7 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     opens = DEFAULT_SPLIT if DEFAULT_SPLIT in data["splits"] else next(iter(data["splits"]))
     data["open"] = opens  # the page opens on the split `tsne` maps unless told
     data["families"] = families = list(one_label_set(store, label_sets))
+    warn_of_mixed_models(store, made_by)
     data["colors"] = label_colors(len(families))  # and the legend: the store's labels
     for split, (predicted, columns) in outputs.items():  # a label of the model's alone: added
         families += [name for name in columns if name not in families]

@@ -2,6 +2,7 @@
 default)."""
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -17,7 +18,9 @@ from featurestore.store import (StoreError, no_splits, open_split, require_store
 from training.images import cut_labels, image_path, literal_text, save_figure
 
 from .placements import placed_on_maps
-from .tsne import map_coords, no_map
+from .tsne import map_coords, map_model, no_map
+
+log = logging.getLogger(__name__)
 
 __all__ = ["plot_map", "label_colors", "family_colors", "one_label_set"]
 
@@ -38,6 +41,17 @@ def label_colors(n: int) -> List[str]:
 def family_colors() -> List[str]:
     """:func:`label_colors` of NSynth's 11 families."""
     return label_colors(len(FAMILIES))
+
+
+def warn_of_mixed_models(store, made_by: Dict[str, str]):
+    """Warn where the maps drawn side by side (``made_by``: split -> its map's
+    :func:`~analysis.tsne.map_model`, '' for one of spectra) were made from different models'
+    embeddings: after a model was trained again and only some splits embedded, say."""
+    if len(set(made_by.values())) > 1:
+        log.warning("%s: its maps come from different models' embeddings (%s): embed every "
+                    "split with one model and run tsne again to compare them", store,
+                    ", ".join(f"{split}: {sha[:8] or 'spectra'}" for split, sha in
+                              made_by.items()))
 
 
 def one_label_set(store, label_sets: Dict[str, Tuple[str, ...]]) -> Tuple[str, ...]:
@@ -92,19 +106,20 @@ def plot_map(store, out, splits: Optional[Sequence[str]] = None) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    panels, label_sets = [], {}
+    panels, label_sets, made_by = [], {}, {}
     for split in dict.fromkeys(splits or store_splits(store)):  # each once
         with open_split(store, split) as f:
             if schema.TSNE in f:
                 panels.append((split, map_coords(f), f[schema.LABELS][:],
                                dict(f[schema.TSNE].attrs)))
-                label_sets[split] = schema.read_label_names(f)
+                label_sets[split], made_by[split] = schema.read_label_names(f), map_model(f)
             elif splits:  # asked for by name
                 raise no_map(store, split)
     if not panels:
         raise no_splits(store) if not store_splits(store) else StoreError(
             f"{store}: no split has a /tsne map yet (run 'timbremap tsne')")
     names = one_label_set(store, label_sets)
+    warn_of_mixed_models(store, made_by)
     colors = label_colors(len(names))  # a label's colour is the same whichever are shown
     shown = sorted(set().union(*(np.unique(labels).tolist() for _, _, labels, _ in panels)))
     on_panels = {split for split, *_ in panels}

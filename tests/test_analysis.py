@@ -538,6 +538,24 @@ def test_plot_is_a_png_with_nothing_cut_off(mapped, tmp_path, splits):
         assert edge.min() > 0.95
 
 
+def test_maps_of_two_models_drawn_side_by_side_are_warned_of(mapped, tmp_path, caplog):
+    from analysis.tsne import EMBEDDINGS_MODEL
+    store = shutil.copytree(mapped[0], tmp_path / "store")
+    plot_map(store, tmp_path / "one.png")
+    assert "different models" not in caplog.text  # both maps of one model's embeddings
+    with h5py.File(store / "train.h5") as f:
+        sha = f["tsne"].attrs[EMBEDDINGS_MODEL]
+    with h5py.File(store / "test.h5", "r+") as f:  # as a model trained again embedded it
+        f["tsne"].attrs[EMBEDDINGS_MODEL] = f["embeddings"].attrs["model_sha1"] = "0" * 40
+    plot_map(store, tmp_path / "two.png")
+    write_map(store, tmp_path / "map")
+    said = (f"{store}: its maps come from different models' embeddings (train: {sha[:8]}, test: "
+            f"00000000): embed every split with one model and run tsne again")
+    assert caplog.text.count(said) == 2  # plot and map
+    plot_map(store, tmp_path / "test.png", splits=["test"])  # one map alone: nothing to say
+    assert caplog.text.count(said) == 2
+
+
 def test_two_programs_writing_one_picture_or_map_at_once_never_clash(mapped, tmp_path):
     from featurestore.files import exclusive_lock, replaced
     (tmp_path / "page").mkdir()
