@@ -25,7 +25,7 @@ import numpy as np
 
 from featurestore import schema
 from featurestore.errors import InputError, check_split_names
-from featurestore.files import (atomic_write_text, check_folder_path, check_writable_in,
+from featurestore.files import (check_folder_path, check_writable_in,
                                 copy_file, exclusive_lock, real_path, replaced)
 from featurestore.rows import AUDIO_SUFFIXES
 from featurestore.store import StoreError, no_splits, open_split, require_store, store_splits
@@ -201,14 +201,18 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
     text = re.sub(r"__(DATA|TITLE)__", lambda m: values[m.group(1)], template)
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir, lambda: InputError(  # one writer: its copies and its page
-            f"{out_dir}: another program (a map?) is writing into this folder; wait for it to "
-            f"finish")):
+            f"{out_dir}: another program is writing into this folder (a map; or the build or "
+            f"train whose folder it is); wait for it to finish")):
         ours = page.is_file()  # an earlier map's (check_map_folder): its copies are its own
         for copy, source in copies.items():
             copy.parent.mkdir(parents=True, exist_ok=True)
             _copy_sound(source, copy)
-        atomic_write_text(page, text)
-        if ours and not missing:  # a copy of a sound no longer there may be all that is left
+        with replaced(page, shared=True) as tmp:  # shared: where no lock can be taken
+            tmp.write_text(text, encoding="utf-8")
+        if ours and missing:  # a copy of a sound no longer there may be all that is left
+            log.info("%s: the sounds an earlier map copied are kept, as some of this map's "
+                     "are missing", out_dir)
+        elif ours:
             removed = _remove_old_copies(out_dir, {real_path(path) for path in played},
                                          [*store_splits(store), "placed"])
             if removed:

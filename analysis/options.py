@@ -370,8 +370,8 @@ def _map(add_command):
                    help="only these splits (default: all with a map)")
     p.add_argument("--copy-audio", action="store_true",
                    help="copy the notes' and placed sounds' audio next to the page (default: "
-                        "link to it); an earlier map's copies the page does not play are "
-                        "removed, unless some of its sounds are missing")
+                        "link to it); an earlier map's copies the new page does not play are "
+                        "removed, unless some of the new map's sounds are missing")
 
 
 def _demo(add_command):

@@ -77,8 +77,7 @@ def placements(store, model_dir, files: Sequence, *, split: Optional[str] = None
             other = f[schema.EMBEDDINGS].attrs.get("model", "") if schema.EMBEDDINGS in f else ""
             raise StoreError(f"{split_path(store, split)}: its map was made from the "
                              f"embeddings of {trained.other_model(other)}, not of "
-                             f"{trained.path}'s; embed and map again with this one (or place "
-                             f"with that model, where it is kept)")
+                             f"{trained.path}'s; embed and map again with this one")
         stored = StoredMap().fit(f)
         mapped, labels = f[schema.TSNE][:], f[schema.LABELS][:]
         names = f[schema.NAMES].asstr()[:]

@@ -44,14 +44,15 @@ def family_colors() -> List[str]:
 
 
 def warn_of_mixed_models(store, made_by: Dict[str, str]):
-    """Warn where the maps drawn side by side (``made_by``: split -> its map's
-    :func:`~analysis.tsne.map_model`, '' for one of spectra) were made from different models'
-    embeddings: after a model was trained again and only some splits embedded, say."""
-    if len(set(made_by.values())) > 1:
+    """Warn where the maps of embeddings drawn side by side (``made_by``: split -> its map's
+    :func:`~analysis.tsne.map_model`; '' for a map of spectra, left out) were made from
+    different models' embeddings: after a model was trained again and only some splits
+    embedded, say."""
+    models = {split: sha for split, sha in made_by.items() if sha}
+    if len(set(models.values())) > 1:
         log.warning("%s: its maps come from different models' embeddings (%s): embed every "
                     "split with one model and run tsne again to compare them", store,
-                    ", ".join(f"{split}: {sha[:8] or 'spectra'}" for split, sha in
-                              made_by.items()))
+                    ", ".join(f"{split}: {sha[:8]}" for split, sha in models.items()))
 
 
 def one_label_set(store, label_sets: Dict[str, Tuple[str, ...]]) -> Tuple[str, ...]:

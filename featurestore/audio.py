@@ -42,8 +42,7 @@ import numpy as np
 
 from .audiocheck import (DECODE_ERRORS, MAX_CHANNELS, MAX_PEAK, MIN_SAMPLE_RATE, AudioError,
                          check_complete, check_file, check_format, check_peak, error_text,
-                         no_samples, open_sound)
-from .headers import mpeg_length_tagged
+                         length_guessed, no_samples, open_sound)
 from .offsets import frames_needed, lead_frames, left_out
 from .params import MAX_SAMPLE_RATE, FeatureParams
 
@@ -130,7 +129,7 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
     with open_sound(path) as fh:
         sr, channels, frames = fh.samplerate, fh.channels, fh.frames
         start, want = needed(sr, channels)
-        known = 0 <= frames < _UNKNOWN_LENGTH
+        known = 0 <= frames < _UNKNOWN_LENGTH and not length_guessed(path, fh)
         pcm16 = fh.subtype == "PCM_16"
         dtype = "int16" if pcm16 else "float32"
         # libsndfile's MPEG decoder (1.2) gives other samples where a read call starts than
@@ -191,11 +190,11 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
         check_complete(path, decoded, error_text(error))
         raise AudioError(path, f"damaged: decoding stopped after {decoded} frames "
                                f"({error_text(error)})")
-    if filled < len(mono):  # the file ended before the clip, or short of the frames counted
-        if known and not (mpeg and not mpeg_length_tagged(path)):  # no tag: a size's guess
-            raise AudioError(path, f"truncated: its header declares {frames} frames, decoding "
-                                   f"ended after {start + filled}")
-        frames, known = start + filled, True  # all it holds
+    if known and filled < len(mono):  # short of what libsndfile counted (an MP3's Xing tag)
+        raise AudioError(path, f"truncated: its header declares {frames} frames, decoding "
+                               f"ended after {start + filled}")
+    if filled < len(mono):  # the file ended before the clip: that is all it holds
+        frames, known = start + filled, True
     if known:
         check_complete(path, frames)
     return _Decoded(mono[:filled], sr, channels, frames if known else None,

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import TimbremapError
-from .headers import declared_frames
+from .headers import declared_frames, mpeg_length_tagged
 from .params import MAX_SAMPLE_RATE
 
 __all__ = ["AudioError", "DECODE_ERRORS", "MAX_CHANNELS", "MAX_PEAK", "MIN_SAMPLE_RATE",
            "check_complete", "check_file", "check_format", "check_peak", "error_text",
-           "no_samples", "open_sound"]
+           "length_guessed", "no_samples", "open_sound"]
 
 
 class AudioError(TimbremapError, ValueError):
@@ -60,6 +60,13 @@ def open_sound(path):
         raise RuntimeError("a .raw name, read as samples without a header: nothing gives "
                            "their rate, channels or encoding; convert it to WAV or FLAC, or "
                            "rename it if it has a header") from None
+
+
+def length_guessed(path, fh) -> bool:
+    """Whether libsndfile's count of the frames of ``fh``, open on ``path``, is a guess from
+    the file's size: an MP3 without a Xing or Info tag (:func:`~featurestore.headers.
+    mpeg_length_tagged`), which libsndfile reads only that far, whatever it holds."""
+    return fh.format == "MP3" and not mpeg_length_tagged(path)
 
 
 def error_text(err: Exception) -> str:

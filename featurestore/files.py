@@ -46,9 +46,9 @@ def temporary(path, suffix: str = "") -> Path:
 
 def _own_temporary(path: Path, suffix: str) -> Path:
     """A new empty file beside ``path`` no other program writes: :func:`temporary`'s name with
-    a random part (``.NAME.1a2b.partial``), made with the mode ``open`` gives."""
+    a random part (``.NAME.1a2b3c4d.partial``), made with the mode ``open`` gives."""
     while True:
-        tmp = path.with_name(f".{path.name}.{os.urandom(2).hex()}.partial{suffix}")
+        tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.partial{suffix}")
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             return tmp
@@ -73,7 +73,8 @@ def replaced(path, suffix: str = "", *, durable: bool = False,
         Write the new file to the disk (``fsync``) before the rename, and the rename after
         it, so that a power cut too leaves the old file or the new one.
     shared : bool
-        ``path`` is an output that two programs may write at once, with no lock (a picture):
+        ``path`` is an output that two programs may write at once, with no lock (a picture;
+        a map's page where the file system takes no lock):
         each writes a temporary name of its own, and the last rename wins (a ``kill -9``
         leaves its temporary file). Otherwise the name is :func:`temporary`'s, whatever is
         there removed first (a kill's leftover, or a link, whose target is never written).

@@ -10,8 +10,8 @@ chunk's block size (uncompressed PCM, float, A-law and mu-law) of a RIFF/RIFX WA
 one (whose ``ds64`` chunk holds the size) and of a Sony Wave64 file, the AIFF/AIFC ``COMM``
 chunk's frame count, FLAC's STREAMINFO total samples. Sizes that mean "unknown" (a WAV
 streamed with ``0xFFFFFFFF``, a FLAC with 0 total samples) and every other format give
-``None``: nothing declared, nothing to check. An MP3 declares its length in a Xing, Info or
-VBRI tag in its first frame, where it has one (:func:`mpeg_length_tagged`); without it,
+``None``: nothing declared, nothing to check. An MP3 declares its length in a Xing or Info
+tag in its first frame, where it has one (:func:`mpeg_length_tagged`); without it,
 libsndfile's count of its frames is a guess from the file's size.
 """
 from __future__ import annotations
@@ -71,8 +71,10 @@ def declared_frames(path) -> Optional[int]:
 
 
 def mpeg_length_tagged(path) -> bool:
-    """Whether the first MPEG frame of ``path`` (after an ID3v2 tag) holds a Xing, Info or
-    VBRI tag, which gives the stream's frame count; ``False`` where it cannot be read."""
+    """Whether the first MPEG frame of ``path`` (after an ID3v2 tag) holds a Xing or Info tag
+    with its count of frames, where libsndfile's decoder (mpg123) reads it: after the frame's
+    header and side information. Without one, libsndfile's count of an MP3's frames is a
+    guess from the file's size, and it reads no further. ``False`` where it cannot be read."""
     try:
         with open(path, "rb") as fh:
             start = fh.read(10)
@@ -83,10 +85,14 @@ def mpeg_length_tagged(path) -> bool:
             head = start + fh.read(4096)
     except OSError:
         return False
-    sync = next((k for k in range(len(head) - 1)
-                 if head[k] == 0xFF and head[k + 1] & 0xE0 == 0xE0), None)
-    frame = head[sync:sync + 200] if sync is not None else b""  # the tag lies within it
-    return any(tag in frame for tag in (b"Xing", b"Info", b"VBRI"))
+    k = next((k for k in range(len(head) - 3)
+              if head[k] == 0xFF and head[k + 1] & 0xE0 == 0xE0), None)
+    if k is None:
+        return False
+    mpeg1, mono = (head[k + 1] >> 3) & 3 == 3, head[k + 3] >> 6 == 3
+    tag = k + 4 + ((17 if mono else 32) if mpeg1 else (9 if mono else 17))  # the side info's
+    flags = head[tag + 4:tag + 8]
+    return head[tag:tag + 4] in (b"Xing", b"Info") and len(flags) == 4 and bool(flags[3] & 1)
 
 
 class _Head:

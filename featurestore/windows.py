@@ -1,5 +1,5 @@
 """Recordings longer than a clip, cut into windows: where each window starts
-(:func:`window_offsets`), how long a file is without decoding it (:func:`audio_seconds`), a
+(:func:`window_offsets`), how long a file is from its header (:func:`audio_seconds`), a
 build's notes as one note a window (:func:`windowed_notes`), and the features of each window of
 a file (:func:`file_windows`), read one window at a time, so what a recording costs in memory is
 a clip, however long it is.
@@ -21,10 +21,9 @@ import numpy as np
 import soundfile as sf
 
 from .audiocheck import (DECODE_ERRORS, AudioError, check_complete, check_file, check_format,
-                         error_text, open_sound)
+                         error_text, length_guessed, open_sound)
 from .audio import READ_SECONDS
 from .features import Workspace, note_features
-from .headers import mpeg_length_tagged
 from .notes import Notes
 from .offsets import MIN_HOP, check_hop, window_offsets
 from .params import FeatureParams
@@ -34,7 +33,8 @@ __all__ = ["Window", "window_offsets", "audio_seconds", "file_windows", "check_h
 
 def audio_seconds(path, clip: Optional[float] = None) -> float:
     """A recording's length in seconds, from its header, checked: its last frame is read (so a
-    header that claims more than the file holds is refused, not cut into windows). A file
+    header that claims more than the file holds is refused, not cut into windows); an MP3 whose
+    header gives no count of its frames is decoded to count them. A file
     longer than ``clip`` seconds (any, without it) in an encoding that cannot be read from an
     offset (GSM 6.10, G.721) is refused: its windows could not be read.
 
@@ -59,7 +59,7 @@ def audio_seconds(path, clip: Optional[float] = None) -> float:
                 raise AudioError(path, f"its encoding ({fh.subtype_info}) cannot be read from "
                                        f"an offset, so it cannot be cut into windows (convert "
                                        f"it, to FLAC for one)")
-            if fh.format == "MP3" and not mpeg_length_tagged(path):  # a guess from its size
+            if length_guessed(path, fh):  # from its size: far over, with cover art
                 frames = _frames_read_through(path, fh)
             elif 0 < frames < 2 ** 62 and fh.seekable():
                 _check_last_frame(path, fh, frames)
@@ -72,19 +72,22 @@ def audio_seconds(path, clip: Optional[float] = None) -> float:
 
 
 def _frames_read_through(path: Path, fh: sf.SoundFile) -> int:
-    """The frames of ``fh`` counted by decoding them all (an MP3 without a tag that counts
-    them: cut into windows, all of it is read anyway), within :data:`READ_SECONDS`."""
+    """The frames of ``fh`` counted by decoding them (an MP3 without a tag that counts them:
+    cut into windows, all of it is read anyway), as far as libsndfile reads, within
+    :data:`READ_SECONDS`."""
     frames, deadline = 0, time.monotonic() + READ_SECONDS
-    try:
-        while got := len(fh.read(2 ** 16, dtype="float32")):  # blocks() pads to the count
-            frames += got
-            if time.monotonic() > deadline:
-                raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for "
-                                       f"{frames} frames; given up")
-    except DECODE_ERRORS as err:
-        raise AudioError(path, f"damaged: decoding stopped after {frames} frames "
-                               f"({error_text(err)})") from None
-    return frames
+    while True:
+        try:
+            got = len(fh.read(2 ** 16, dtype="float32"))  # blocks() pads to the count
+        except DECODE_ERRORS as err:
+            raise AudioError(path, f"damaged: decoding stopped after {frames} frames "
+                                   f"({error_text(err)})") from None
+        if not got:
+            return frames
+        frames += got
+        if time.monotonic() > deadline:
+            raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for {frames} "
+                                   f"frames; given up")
 
 
 def _check_last_frame(path: Path, fh: sf.SoundFile, frames: int):

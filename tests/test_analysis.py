@@ -553,15 +553,19 @@ def test_maps_of_two_models_drawn_side_by_side_are_warned_of(mapped, tmp_path, c
             f"00000000): embed every split with one model and run tsne again")
     assert caplog.text.count(said) == 2  # plot and map
     plot_map(store, tmp_path / "test.png", splits=["test"])  # one map alone: nothing to say
-    assert caplog.text.count(said) == 2
+    with h5py.File(store / "test.h5", "r+") as f:  # a map of spectra: no model's at all
+        f["tsne"].attrs["source"] = "spectra"
+    plot_map(store, tmp_path / "spectra.png")
+    assert caplog.text.count("different models") == 2
 
 
 def test_two_programs_writing_one_picture_or_map_at_once_never_clash(mapped, tmp_path):
     from featurestore.files import exclusive_lock, replaced
     (tmp_path / "page").mkdir()
     with exclusive_lock(tmp_path / "page", RuntimeError):  # a map being written there
-        with pytest.raises(InputError, match=r"page: another program \(a map\?\) is writing "
-                                             r"into this folder; wait for it to finish"):
+        with pytest.raises(InputError, match=r"page: another program is writing into this "
+                                             r"folder \(a map; or the build or train whose "
+                                             r"folder it is\); wait for it to finish"):
             write_map(mapped[0], tmp_path / "page", copy_audio=True)
     assert os.listdir(tmp_path / "page") == []  # nothing copied, nothing written
     out = tmp_path / "map.png"

@@ -1273,6 +1273,11 @@ def test_a_full_disk_says_whether_an_epoch_was_kept(tone_store, tmp_path, monkey
                                          r"again, once there is room$"):
         train(tone_store, model, config, verbose=0)
     assert not model.exists()  # the folder it made, removed: the same command starts it
+    from training.modeldir import resume_hint
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.keras").write_bytes(b"")  # a finished run's, before --overwrite cleared it
+    assert resume_hint(tone_store, model) == f"the model in {model} is as it was"
 
 
 def test_an_interrupted_predict_json_prints_a_closed_array_of_the_files_done(

@@ -301,12 +301,15 @@ def latest_backup(folder: Path) -> Optional[Tuple[int, Path]]:
 def resume_hint(store, model_dir) -> str:
     """What a run stopped before it finished left in ``model_dir``, and the command that goes
     on with it: ``2 finished epochs kept: 'timbremap train STORE MODEL --resume' continues the
-    run``, ``no epoch had finished: ... starts it again``, or that it had not started (read
-    without Keras, which may be half imported)."""
+    run``, ``no epoch had finished: ... starts it again``, that it had not started, or that
+    the model a finished run left is as it was (read without Keras, which may be half
+    imported)."""
     model_dir = Path(model_dir)
     if not (model_dir / CONFIG_FILE).is_file():
         return "the run had not started: run the same command again"
     done = latest_backup(model_dir / BACKUP_DIR)
+    if done is None and (model_dir / MODEL_FILE).is_file():  # --overwrite, stopped before it
+        return f"the model in {model_dir} is as it was"
     command = f"'timbremap train {shell_path(store)} {shell_path(model_dir)} --resume'"
     return (f"{counted(done[0], 'finished epoch')} kept: {command} continues the run" if done
             else f"no epoch had finished: {command} starts it again")
