@@ -209,12 +209,9 @@ def write_map(store, out_dir, splits: Optional[Sequence[str]] = None, *,
             _copy_sound(source, copy)
         with replaced(page, shared=True) as tmp:  # shared: where no lock can be taken
             tmp.write_text(text, encoding="utf-8")
-        if ours and missing:  # a copy of a sound no longer there may be all that is left
-            log.info("%s: the sounds an earlier map copied are kept, as some of this map's "
-                     "are missing", out_dir)
-        elif ours:
+        if ours:  # a copy of a sound no longer there may be all that is left of it: kept
             removed = _remove_old_copies(out_dir, {real_path(path) for path in played},
-                                         [*store_splits(store), "placed"])
+                                         [*store_splits(store), "placed"], missing)
             if removed:
                 log.info("%s: %d sound(s) an earlier map copied, which this page does not "
                          "play, removed", out_dir, removed)
@@ -228,19 +225,28 @@ def _copy_sound(source: Path, copy: Path):
         copy_file(source, tmp)
 
 
-def _remove_old_copies(out_dir: Path, played: set, folders: Sequence[str]) -> int:
+def _remove_old_copies(out_dir: Path, played: set, folders: Sequence[str],
+                       missing: set) -> int:
     """Remove the sounds an earlier map copied next to its page (``audio/FOLDER/NNNNN-NAME``,
-    FOLDER a split or ``placed``) that the new page does not play (``played``, resolved), and
+    FOLDER a split or ``placed``) that the new page does not play (``played``, resolved), but
+    for copies of ``missing`` sounds (named as one: a copy may be all that is left of it), and
     a folder they leave empty; anything else stays. Returns how many were removed."""
     audio, removed = out_dir / "audio", 0
     if audio.is_symlink() or not audio.is_dir():
         return removed
+    gone = {(path.suffix, path.stem) for path in missing}
+
+    def of_missing(name: str) -> bool:  # its stem, or the start of it a long name was cut to
+        stem, suffix = os.path.splitext(name.split("-", 1)[-1])
+        return (suffix, stem) in gone or len(os.fsencode(name)) >= COPY_BYTES - 8 and any(
+            suffix == end and whole.startswith(stem) for end, whole in gone)
     for folder in (audio / name for name in folders):
         if folder.is_symlink() or not folder.is_dir():
             continue
         old = [path for path in folder.iterdir() if (COPY_NAME.fullmatch(path.name) or
                                                      PART_NAME.fullmatch(path.name))
-               and not path.is_symlink() and path.is_file() and real_path(path) not in played]
+               and not path.is_symlink() and path.is_file() and real_path(path) not in played
+               and not of_missing(path.name)]
         for path in old:
             path.unlink()
         removed += len(old)

@@ -371,7 +371,7 @@ def _map(add_command):
     p.add_argument("--copy-audio", action="store_true",
                    help="copy the notes' and placed sounds' audio next to the page (default: "
                         "link to it); an earlier map's copies the new page does not play are "
-                        "removed, unless some of the new map's sounds are missing")
+                        "removed, but for copies of sounds that are missing")
 
 
 def _demo(add_command):
