@@ -129,8 +129,8 @@ def kept(split: str, path: Path, read: Inputs, params: FeatureParams, attrs: dic
         log.warning("%s: kept, but it was built from %s and is now given %s; use --overwrite "
                     "to rebuild", path, ", ".join(folders), ", ".join(given))
     elif digest is not None and digest != inputs_digest(read.splits[split][0]):
-        log.warning("%s: kept, but %s changed since it was built; use --overwrite to rebuild",
-                    path, read.where(split))
+        log.warning("%s: kept, but %s changed since it was built; build --add adds the notes "
+                    "it does not hold, --overwrite rebuilds it", path, read.where(split))
     else:
         log.info("%s: finished split kept (build --overwrite rebuilds it)", path)
     if Path(f"{path}.partial").is_file():  # left by a stopped build --overwrite or --add

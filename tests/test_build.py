@@ -376,7 +376,8 @@ def test_kept_split_reports_what_it_holds_and_warns_when_its_inputs_changed(bad_
     write_note(bad_root / "train", "stereo", np.zeros((SR, 2), np.float32))  # re-recorded
     assert build_store(bad_root, out, jobs=1, progress=False, splits=["train"])[0].status == \
         "kept"
-    assert "changed since it was built" in caplog.text
+    assert "changed since it was built; build --add adds the notes it does not hold, " \
+           "--overwrite rebuilds it" in caplog.text
 
 
 def test_train_split_without_a_usable_note_is_an_error(tmp_path):
