@@ -47,8 +47,8 @@ from .offsets import frames_needed, lead_frames, left_out
 from .params import MAX_SAMPLE_RATE, FeatureParams
 
 __all__ = ["AudioError", "MAX_CHANNELS", "MAX_PEAK", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE",
-           "READ_SECONDS", "check_complete", "check_file", "check_format", "frames_needed",
-           "load_audio"]
+           "READ_SECONDS", "check_complete", "check_file", "check_format", "check_reading_time",
+           "frames_needed", "load_audio", "reading_deadline"]
 
 
 #: Wall-clock seconds one file's reading may take before it is given up.
@@ -76,6 +76,19 @@ class _Decoded(NamedTuple):
     #: where ``data`` was mixed to mono as it was read, the largest magnitude of any channel of
     #: each frame (``(frames,)``): mixed silence of channels that were not silent cancelled out
     level: Optional[np.ndarray] = None
+
+
+def reading_deadline() -> float:
+    """When a read begun now is given up: :data:`READ_SECONDS` on (``time.monotonic()``)."""
+    return time.monotonic() + READ_SECONDS
+
+
+def check_reading_time(path: Path, deadline: float, frames: int):
+    """Raise :class:`AudioError` once ``deadline`` (:func:`reading_deadline`) has passed,
+    saying how many ``frames`` were read by then."""
+    if time.monotonic() > deadline:
+        raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for {frames} "
+                               f"frames; given up")
 
 
 def _scaled(pcm: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
@@ -106,7 +119,7 @@ def _read(path: Path, params: FeatureParams, out: Optional[np.ndarray] = None,
         check_complete(path, frames)
         return _Decoded(_scaled(pcm, out), sr, pcm.shape[1], frames, None, lead)
     try:
-        return _read_blocks(path, needed, time.monotonic() + READ_SECONDS)._replace(lead=lead)
+        return _read_blocks(path, needed, reading_deadline())._replace(lead=lead)
     except AudioError:
         raise
     except DECODE_ERRORS as sf_error:  # libsndfile cannot open or decode it
@@ -170,9 +183,7 @@ def _read_blocks(path: Path, needed, deadline: float) -> _Decoded:
             else:
                 part[:] = block[:, 0]
             filled += len(block)
-            if time.monotonic() > deadline:
-                raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for "
-                                       f"{filled} frames; given up")
+            check_reading_time(path, deadline, filled)
         # stopped at the clip's end (a format libsndfile cannot seek in, GSM 6.10 or G.721,
         # cannot be checked so: only a read of every frame would tell)
         if error is None and known and start + filled < frames and fh.seekable():
@@ -241,9 +252,7 @@ def _audioread_clip(path: Path, offset: float, params: FeatureParams, deadline: 
             at += len(block)
             if at >= end:
                 break
-            if time.monotonic() > deadline:
-                raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for "
-                                       f"{at // channels} frames; given up")
+            check_reading_time(path, deadline, at // channels)
     data = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return data[:len(data) // channels * channels].reshape(-1, channels), sr, lead
 
@@ -256,7 +265,7 @@ def _read_other(path: Path, params: FeatureParams, sf_reason: str, offset: float
     """:func:`_read` through audioread's decoders, for files libsndfile does not open (m4a
     through ffmpeg, a WAV with a chunk it refuses): only the clip's duration and its margin
     from ``offset`` are decoded."""
-    deadline = time.monotonic() + READ_SECONDS
+    deadline = reading_deadline()
     try:
         data, sr, lead = _audioread_clip(path, offset, params, deadline)
     except AudioError:

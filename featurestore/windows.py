@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import time
 from pathlib import Path
 from typing import Iterator, List, NamedTuple, Optional, Tuple
 
@@ -22,7 +21,7 @@ import soundfile as sf
 
 from .audiocheck import (DECODE_ERRORS, AudioError, check_complete, check_file, check_format,
                          error_text, length_guessed, open_sound)
-from .audio import READ_SECONDS
+from .audio import check_reading_time, reading_deadline
 from .features import Workspace, note_features
 from .notes import Notes
 from .offsets import MIN_HOP, check_hop, window_offsets
@@ -74,8 +73,8 @@ def audio_seconds(path, clip: Optional[float] = None) -> float:
 def _frames_read_through(path: Path, fh: sf.SoundFile) -> int:
     """The frames of ``fh`` counted by decoding them (an MP3 without a tag that counts them:
     cut into windows, all of it is read anyway), as far as libsndfile reads, within
-    :data:`READ_SECONDS`."""
-    frames, deadline = 0, time.monotonic() + READ_SECONDS
+    :data:`~featurestore.audio.READ_SECONDS`."""
+    frames, deadline = 0, reading_deadline()
     while True:
         try:
             got = len(fh.read(2 ** 16, dtype="float32"))  # blocks() pads to the count
@@ -85,9 +84,7 @@ def _frames_read_through(path: Path, fh: sf.SoundFile) -> int:
         if not got:
             return frames
         frames += got
-        if time.monotonic() > deadline:
-            raise AudioError(path, f"reading took more than {READ_SECONDS:g} s for {frames} "
-                                   f"frames; given up")
+        check_reading_time(path, deadline, frames)
 
 
 def _check_last_frame(path: Path, fh: sf.SoundFile, frames: int):

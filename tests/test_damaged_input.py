@@ -130,7 +130,7 @@ def test_a_header_of_any_sizes_declares_a_count_or_nothing_never_raises(tmp_path
 
 
 def test_an_mp3_without_a_tag_of_its_length_is_as_long_as_it_decodes(tmp_path, monkeypatch):
-    from featurestore import windows
+    from featurestore import audio
     sf.write(tmp_path / "x.mp3", tone(10, seconds=3.0), SR)
     data = bytearray((tmp_path / "x.mp3").read_bytes())
     for tag in (b"Xing", b"Info"):  # the first frame's count of frames, blanked
@@ -154,7 +154,7 @@ def test_an_mp3_without_a_tag_of_its_length_is_as_long_as_it_decodes(tmp_path, m
     tagged[at + 7] &= 0xFE  # a tag without its count of frames: libsndfile guesses, as mpg123
     (tmp_path / "uncounted.mp3").write_bytes(bytes(tagged))
     assert not mpeg_length_tagged(tmp_path / "uncounted.mp3")
-    monkeypatch.setattr(windows, "READ_SECONDS", -1.0)  # a count by decoding that takes long
+    monkeypatch.setattr(audio, "READ_SECONDS", -1.0)  # a count by decoding that takes long
     with pytest.raises(AudioError, match=r"art.mp3: reading took more than -1 s for \d+ frames; "
                                          r"given up$"):
         audio_seconds(tmp_path / "art.mp3")
